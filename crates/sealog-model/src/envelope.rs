@@ -1,0 +1,230 @@
+//! The event envelope (CloudEvents 1.0 structured mode plus Sealog's attributes) and its
+//! validation. An event that passes has every attribute the log indexes in a known shape.
+
+use serde_json::{Map, Value};
+
+use crate::limits::{ATTRIBUTE_BYTES_MAX, DEPTH_MAX};
+
+/// Top-level names the server adds to a record; an event may not carry them itself.
+pub const SERVER_FIELDS: [&str; 3] = ["ingested_at", "record_id", "seq"];
+
+/// The kinds of principal an event may be attributed to.
+pub const ACTOR_TYPES: [&str; 4] = ["human", "system", "agent", "service"];
+
+/// A validated view of one event's envelope attributes, borrowed from the parsed JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    pub id: &'a str,
+    pub source: &'a str,
+    pub event_type: &'a str,
+    pub time: &'a str,
+    pub time_nanos: i64,
+    pub tenant: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub actor_type: Option<&'a str>,
+    pub actor_id: Option<&'a str>,
+    pub supersedes: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+/// Why an event's envelope was refused: the field (a JSON pointer) and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct EnvelopeError {
+    pub field: String,
+    pub message: String,
+}
+
+impl EnvelopeError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        EnvelopeError { field: field.into(), message: message.into() }
+    }
+}
+
+impl<'a> Envelope<'a> {
+    /// Validates a parsed event. Checks the whole value's depth first so later code may recurse.
+    pub fn parse(value: &'a Value) -> Result<Self, EnvelopeError> {
+        check_depth(value)?;
+        let obj = value.as_object().ok_or_else(|| EnvelopeError::new("", "an event must be a JSON object"))?;
+        for name in SERVER_FIELDS {
+            if obj.contains_key(name) {
+                return Err(EnvelopeError::new(format!("/{name}"), "is set by the server and may not be sent"));
+            }
+        }
+        if let Some(v) = obj.get("specversion") {
+            if v.as_str() != Some("1.0") {
+                return Err(EnvelopeError::new("/specversion", "must be \"1.0\" when present"));
+            }
+        }
+        let id = required_str(obj, "id")?;
+        let source = required_str(obj, "source")?;
+        let event_type = required_str(obj, "type")?;
+        let time = required_str(obj, "time")?;
+        let time_nanos = crate::time::parse_rfc3339(time).map_err(|m| EnvelopeError::new("/time", m))?;
+        match obj.get("data") {
+            None => return Err(EnvelopeError::new("/data", "is required")),
+            Some(Value::Object(_)) => {}
+            Some(_) => return Err(EnvelopeError::new("/data", "must be a JSON object")),
+        }
+        let (actor_type, actor_id) = actor(obj)?;
+        let supersedes = optional_str(obj, "supersedes")?;
+        if let Some(s) = supersedes {
+            if crate::record::RecordId::parse(s).is_none() {
+                return Err(EnvelopeError::new("/supersedes", "must be a record id (\"sha256:\" and 64 lowercase hex digits)"));
+            }
+        }
+        Ok(Envelope {
+            id,
+            source,
+            event_type,
+            time,
+            time_nanos,
+            tenant: optional_str(obj, "tenant")?,
+            subject: optional_str(obj, "subject")?,
+            actor_type,
+            actor_id,
+            supersedes,
+            reason: optional_text(obj, "reason")?,
+        })
+    }
+
+    /// The idempotency and supersession scope. Packs may derive it; by default it is the tenant.
+    pub fn default_scope(&self) -> &'a str {
+        self.tenant.unwrap_or("")
+    }
+}
+
+fn check_attribute(name: &str, s: &str) -> Result<(), EnvelopeError> {
+    if s.is_empty() {
+        return Err(EnvelopeError::new(format!("/{name}"), "must not be empty"));
+    }
+    if s.len() > ATTRIBUTE_BYTES_MAX {
+        return Err(EnvelopeError::new(format!("/{name}"), format!("is longer than {ATTRIBUTE_BYTES_MAX} bytes")));
+    }
+    Ok(())
+}
+
+fn required_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, EnvelopeError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Err(EnvelopeError::new(format!("/{name}"), "is required")),
+        Some(Value::String(s)) => check_attribute(name, s).map(|()| s.as_str()),
+        Some(_) => Err(EnvelopeError::new(format!("/{name}"), "must be a string")),
+    }
+}
+
+fn optional_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, EnvelopeError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => check_attribute(name, s).map(|()| Some(s.as_str())),
+        Some(_) => Err(EnvelopeError::new(format!("/{name}"), "must be a string or null")),
+    }
+}
+
+/// Like `optional_str` but free text: no length limit beyond the event's own.
+fn optional_text<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, EnvelopeError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(EnvelopeError::new(format!("/{name}"), "must be a string or null")),
+    }
+}
+
+type Actor<'a> = (Option<&'a str>, Option<&'a str>);
+
+fn actor<'a>(obj: &'a Map<String, Value>) -> Result<Actor<'a>, EnvelopeError> {
+    let actor = match obj.get("actor") {
+        None | Some(Value::Null) => return Ok((None, None)),
+        Some(Value::Object(a)) => a,
+        Some(_) => return Err(EnvelopeError::new("/actor", "must be an object {\"type\",\"id\"} or null")),
+    };
+    let kind = match actor.get("type") {
+        Some(Value::String(t)) if ACTOR_TYPES.contains(&t.as_str()) => t.as_str(),
+        Some(Value::String(t)) => {
+            return Err(EnvelopeError::new("/actor/type", format!("\"{t}\" is not one of {}", ACTOR_TYPES.join(", "))));
+        }
+        None | Some(Value::Null) => return Err(EnvelopeError::new("/actor/type", "is required in an actor")),
+        Some(_) => return Err(EnvelopeError::new("/actor/type", "must be a string")),
+    };
+    let id = match actor.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            check_attribute("actor/id", s)?;
+            Some(s.as_str())
+        }
+        Some(_) => return Err(EnvelopeError::new("/actor/id", "must be a string or null")),
+    };
+    Ok((Some(kind), id))
+}
+
+/// Refuses values nested deeper than `DEPTH_MAX`, without recursion so hostile input cannot
+/// exhaust the stack here.
+fn check_depth(value: &Value) -> Result<(), EnvelopeError> {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        if depth > DEPTH_MAX {
+            return Err(EnvelopeError::new("", format!("nesting deeper than {DEPTH_MAX} levels")));
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn good() -> Value {
+        json!({"specversion":"1.0","id":"e1","source":"s","type":"t.x","time":"2026-01-03T12:34:56.123Z",
+               "tenant":"acme","subject":"sub","actor":{"type":"human","id":"u1"},"data":{"a":1}})
+    }
+
+    fn err(mut edit: impl FnMut(&mut Map<String, Value>)) -> EnvelopeError {
+        let mut v = good();
+        edit(v.as_object_mut().unwrap());
+        Envelope::parse(&v).unwrap_err()
+    }
+
+    #[test]
+    fn accepts_a_complete_event() {
+        let v = good();
+        let e = Envelope::parse(&v).unwrap();
+        assert_eq!((e.id, e.source, e.event_type, e.tenant, e.actor_id), ("e1", "s", "t.x", Some("acme"), Some("u1")));
+        assert_eq!(e.default_scope(), "acme");
+    }
+
+    #[test]
+    fn names_the_field_that_is_wrong() {
+        for f in ["id", "source", "type", "time", "data"] {
+            assert_eq!(err(|o| drop(o.remove(f))).field, format!("/{f}"), "{f}");
+        }
+        assert_eq!(err(|o| drop(o.insert("id".into(), json!(7)))).message, "must be a string");
+        assert_eq!(err(|o| drop(o.insert("id".into(), json!("")))).message, "must not be empty");
+        assert_eq!(err(|o| drop(o.insert("time".into(), json!("soon")))).field, "/time");
+        assert_eq!(err(|o| drop(o.insert("data".into(), json!("x")))).field, "/data");
+        assert_eq!(err(|o| drop(o.insert("specversion".into(), json!("0.3")))).field, "/specversion");
+        assert_eq!(err(|o| drop(o.insert("actor".into(), json!({"type":"robot"})))).field, "/actor/type");
+        assert_eq!(err(|o| drop(o.insert("actor".into(), json!({"id":"x"})))).field, "/actor/type");
+        assert_eq!(err(|o| drop(o.insert("supersedes".into(), json!("abc")))).field, "/supersedes");
+        assert_eq!(err(|o| drop(o.insert("seq".into(), json!(1)))).field, "/seq");
+        assert_eq!(err(|o| drop(o.insert("tenant".into(), json!("x".repeat(2000))))).field, "/tenant");
+    }
+
+    #[test]
+    fn refuses_deep_nesting_at_the_limit() {
+        let mut v = json!(1);
+        for _ in 0..DEPTH_MAX - 1 {
+            v = json!([v]);
+        }
+        let mut ok = good();
+        ok["data"] = json!({ "x": v.clone() });
+        assert!(Envelope::parse(&ok).is_err(), "event, data and 63 arrays make 65 levels");
+        ok["data"] = json!({ "x": v[0].clone() });
+        assert!(Envelope::parse(&ok).is_ok(), "64 levels are allowed");
+    }
+}

@@ -1,0 +1,27 @@
+//! The store's errors. `Corrupted` is its own kind: it means the files disagree with
+//! themselves, never that the caller did something wrong.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("data directory {dir} is in use by another sealog process{holder}")]
+    Locked { dir: PathBuf, holder: String },
+    #[error("corrupted log: {0}")]
+    Corrupted(String),
+    #[error("the store stopped accepting writes after an I/O failure: {0}")]
+    Poisoned(String),
+    #[error("the store is closed")]
+    Closed,
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+impl StoreError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io { path: path.to_path_buf(), source }
+    }
+}

@@ -1,0 +1,140 @@
+//! The newest records' index entries, in memory until there are enough to write a run.
+
+use std::collections::HashMap;
+
+use sealog_model::Posting;
+
+use super::run::{POST_WIDTH, RID_WIDTH, TIME_WIDTH, time_key};
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Default)]
+pub(crate) struct Memtable {
+    pub(crate) first: u64,
+    pub(crate) end: u64,
+    rid: HashMap<[u8; 32], u64>,
+    /// Per posting: first and last link of its chain in `links`, so postings stay in seq
+    /// order without one allocation per key.
+    heads: HashMap<Posting, (u32, u32)>,
+    links: Vec<(u64, u32)>,
+    time: Vec<(i64, u64)>,
+    /// Each record's postings, so membership is O(postings per record), not O(chain).
+    record_postings: Vec<Posting>,
+    record_starts: Vec<u32>,
+}
+
+impl Memtable {
+    pub(crate) fn new(first: u64) -> Self {
+        Memtable { first, end: first, ..Default::default() }
+    }
+
+    pub(crate) fn records(&self) -> u64 {
+        self.end - self.first
+    }
+
+    pub(crate) fn insert(&mut self, seq: u64, rid: [u8; 32], postings: &[Posting], event_ns: i64) {
+        assert_eq!(seq, self.end, "index entries must arrive in seq order");
+        self.end += 1;
+        self.rid.insert(rid, seq);
+        self.time.push((event_ns, seq));
+        self.record_starts.push(u32::try_from(self.record_postings.len()).expect("a memtable is far below 4G postings"));
+        self.record_postings.extend_from_slice(postings);
+        for p in postings {
+            let at = u32::try_from(self.links.len()).expect("a memtable holds far fewer than 4G postings");
+            self.links.push((seq, NONE));
+            match self.heads.get_mut(p) {
+                Some((_, last)) => {
+                    // A record may list the same posting twice (tenant == scope): keep it once.
+                    if self.links[*last as usize].0 == seq {
+                        self.links.pop();
+                        continue;
+                    }
+                    self.links[*last as usize].1 = at;
+                    *last = at;
+                }
+                None => {
+                    self.heads.insert(*p, (at, at));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Option<u64> {
+        self.rid.get(rid).copied()
+    }
+
+    fn chain(&self, key: &Posting) -> impl Iterator<Item = u64> + '_ {
+        let mut at = self.heads.get(key).map_or(NONE, |h| h.0);
+        std::iter::from_fn(move || {
+            if at == NONE {
+                return None;
+            }
+            let (seq, next) = self.links[at as usize];
+            at = next;
+            Some(seq)
+        })
+    }
+
+    pub(crate) fn postings(&self, key: &Posting, from: u64, limit: usize, out: &mut Vec<u64>) {
+        for seq in self.chain(key).filter(|&s| s >= from) {
+            if out.len() >= limit {
+                break;
+            }
+            out.push(seq);
+        }
+    }
+
+    pub(crate) fn contains(&self, key: &Posting, seq: u64) -> bool {
+        let Some(i) = seq.checked_sub(self.first).filter(|&i| i < self.records()) else {
+            return false;
+        };
+        let start = self.record_starts[i as usize] as usize;
+        let stop = self.record_starts.get(i as usize + 1).map_or(self.record_postings.len(), |&s| s as usize);
+        self.record_postings[start..stop].contains(key)
+    }
+
+    pub(crate) fn count(&self, key: &Posting) -> u64 {
+        self.chain(key).count() as u64
+    }
+
+    pub(crate) fn time_range(&self, from: i64, to: i64, out: &mut Vec<u64>) {
+        out.extend(self.time.iter().filter(|(t, _)| (from..to).contains(t)).map(|&(_, s)| s));
+    }
+
+    /// The sorted table contents of a run holding exactly these entries.
+    pub(crate) fn sorted_tables(&self) -> (Vec<[u8; RID_WIDTH]>, Vec<[u8; POST_WIDTH]>, Vec<[u8; TIME_WIDTH]>) {
+        let mut rid: Vec<[u8; RID_WIDTH]> = self
+            .rid
+            .iter()
+            .map(|(r, s)| {
+                let mut e = [0u8; RID_WIDTH];
+                e[..32].copy_from_slice(r);
+                e[32..].copy_from_slice(&s.to_be_bytes());
+                e
+            })
+            .collect();
+        rid.sort_unstable();
+        let mut post = Vec::with_capacity(self.links.len());
+        for key in self.heads.keys() {
+            for seq in self.chain(key) {
+                let mut e = [0u8; POST_WIDTH];
+                e[..16].copy_from_slice(key);
+                e[16..].copy_from_slice(&seq.to_be_bytes());
+                post.push(e);
+            }
+        }
+        post.sort_unstable();
+        let mut time: Vec<[u8; TIME_WIDTH]> = self
+            .time
+            .iter()
+            .map(|&(t, s)| {
+                let mut e = [0u8; TIME_WIDTH];
+                e[..8].copy_from_slice(&time_key(t));
+                e[8..].copy_from_slice(&s.to_be_bytes());
+                e
+            })
+            .collect();
+        time.sort_unstable();
+        (rid, post, time)
+    }
+}

@@ -1,0 +1,179 @@
+//! The single writer: takes every request waiting in the queue, commits them as one group
+//! (one write, one fsync), then answers each. While it syncs, the next group gathers.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use sealog_model::PreparedEvent;
+
+use crate::positions::Position;
+use crate::segment::{self, ActiveSegment};
+use crate::{Config, Durability, Outcome, Shared, StoreError};
+
+pub(crate) struct Request {
+    pub(crate) events: Vec<PreparedEvent>,
+    pub(crate) reply: SyncSender<Result<Vec<Outcome>, StoreError>>,
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    config: Config,
+    active: Option<ActiveSegment>,
+    next_seq: u64,
+    last_ingest_ns: i64,
+    frames: Vec<u8>,
+    record: Vec<u8>,
+}
+
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    active: ActiveSegment,
+    config: Config,
+    rx: Receiver<Request>,
+) -> Result<JoinHandle<()>, StoreError> {
+    let next_seq = shared.committed.load(Ordering::Acquire);
+    let last_ingest_ns = match next_seq {
+        0 => i64::MIN,
+        n => shared.positions.get(n - 1)?.ingested_ns,
+    };
+    let mut w = Writer { shared, config, active: Some(active), next_seq, last_ingest_ns, frames: Vec::new(), record: Vec::new() };
+    std::thread::Builder::new()
+        .name("sealog-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut group = vec![first];
+                let mut events = group[0].events.len();
+                while events < w.config.batch_events_max {
+                    match rx.try_recv() {
+                        Ok(r) => {
+                            events += r.events.len();
+                            group.push(r);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                w.commit(group);
+            }
+        })
+        .map_err(|e| StoreError::Poisoned(format!("cannot start the writer thread: {e}")))
+}
+
+impl Writer {
+    fn commit(&mut self, group: Vec<Request>) {
+        let result = self.poisoned().and_then(|()| self.write_group(&group));
+        match result {
+            Ok(mut outcomes) => {
+                for r in group.into_iter().rev() {
+                    let mine = outcomes.split_off(outcomes.len() - r.events.len());
+                    let _ = r.reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for r in group {
+                    let _ = r.reply.send(Err(StoreError::Poisoned(message.clone())));
+                }
+            }
+        }
+    }
+
+    fn poisoned(&self) -> Result<(), StoreError> {
+        match &*self.shared.poisoned.lock().expect("poison lock") {
+            Some(why) => Err(StoreError::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// After a failed write or fsync the file's state is unknown (a failed fsync may have
+    /// dropped dirty pages), so the store refuses further writes until it is reopened and
+    /// recovery has re-read what is really on disk.
+    fn poison(&self, e: StoreError) -> StoreError {
+        *self.shared.poisoned.lock().expect("poison lock") = Some(e.to_string());
+        e
+    }
+
+    fn write_group(&mut self, group: &[Request]) -> Result<Vec<Outcome>, StoreError> {
+        if self.active.as_ref().is_some_and(|a| a.len >= self.config.segment_bytes_max) {
+            self.roll().map_err(|e| self.poison(e))?;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        // Ingest time never decreases along the log, even if the clock steps back; the text
+        // form has microseconds, so the number is truncated to match it.
+        let ingested_ns = (now / 1000 * 1000).max(self.last_ingest_ns);
+        let ingested_at = sealog_model::time::format_micros(ingested_ns);
+
+        let active = self.active.as_mut().expect("an active segment");
+        let base = active.len;
+        let mut outcomes = Vec::with_capacity(group.iter().map(|r| r.events.len()).sum());
+        let mut fresh: Vec<&PreparedEvent> = Vec::new();
+        let mut positions = Vec::new();
+        let mut in_group: HashMap<[u8; 32], u64> = HashMap::new();
+        self.frames.clear();
+        {
+            let index = self.shared.index.read().expect("index lock");
+            for ev in group.iter().flat_map(|r| &r.events) {
+                let rid = ev.record_id;
+                if let Some(seq) = in_group.get(&rid.0).copied().or_else(|| index.lookup_rid(&rid.0)) {
+                    outcomes.push(Outcome::Duplicate { seq, record_id: rid });
+                    continue;
+                }
+                let seq = self.next_seq + fresh.len() as u64;
+                positions.push(Position { offset: base + self.frames.len() as u64, ingested_ns, event_ns: ev.event_time_nanos });
+                self.record.clear();
+                ev.write_record(seq, &ingested_at, &mut self.record);
+                segment::encode_frame(&self.record, &mut self.frames);
+                in_group.insert(rid.0, seq);
+                fresh.push(ev);
+                outcomes.push(Outcome::Appended { seq, record_id: rid });
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(outcomes);
+        }
+        let path = active.path.clone();
+        let io = |e| StoreError::io(&path, e);
+        let written = active.write(&self.frames).map_err(io);
+        let synced = written.and_then(|()| match self.config.durability {
+            Durability::Fsync => active.sync().map_err(io),
+            Durability::Os => Ok(()),
+        });
+        synced.map_err(|e| self.poison(e))?;
+        let stats = &self.shared.stats;
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.committed_events.fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        if self.config.durability == Durability::Fsync {
+            stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+
+        self.shared.positions.append(&positions).map_err(|e| self.poison(e))?;
+        let mut index = self.shared.index.write().expect("index lock");
+        for (i, ev) in fresh.iter().enumerate() {
+            index.insert(self.next_seq + i as u64, ev);
+        }
+        self.next_seq += fresh.len() as u64;
+        self.last_ingest_ns = ingested_ns;
+        self.shared.committed.store(self.next_seq, Ordering::Release);
+        if index.needs_flush() {
+            self.shared.positions.sync().and_then(|()| index.flush()).map_err(|e| self.poison(e))?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Seals the active segment and starts the next one at `next_seq`.
+    fn roll(&mut self) -> Result<(), StoreError> {
+        let old = self.active.take().expect("an active segment");
+        let dir = self.shared.log_dir.clone();
+        old.seal()?;
+        let new = ActiveSegment::create(&dir, self.next_seq)?;
+        let read = File::open(&new.path).map_err(|e| StoreError::io(&new.path, e))?;
+        self.shared.segments.write().expect("segments lock").push((self.next_seq, Arc::new(read)));
+        self.active = Some(new);
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! `sealog append`: read events, prepare them on all cores, append them in order.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sealog_model::input::{self, InputError};
+use sealog_model::record::{PrepareError, PreparedEvent};
+use sealog_store::{Outcome, Store};
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// File to read, or `-` (the default) for standard input.
+    #[arg(default_value = "-")]
+    file: PathBuf,
+}
+
+/// Events prepared and appended together; bounds memory for large NDJSON input.
+const CHUNK_EVENTS: usize = 4096;
+/// Input up to this size is read whole, so a pretty-printed object or an array works.
+const WHOLE_INPUT_BYTES_MAX: usize = 64 << 20;
+
+pub(crate) fn run(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
+    let reader: Box<dyn Read> = if args.file.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?)
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut head = Vec::new();
+    (&mut reader).take(WHOLE_INPUT_BYTES_MAX as u64 + 1).read_to_end(&mut head)?;
+    let out = &mut io::stdout().lock();
+    let mut refused = 0usize;
+    let starts_array = head.trim_ascii_start().first() == Some(&b'[');
+    if head.len() <= WHOLE_INPUT_BYTES_MAX || starts_array {
+        if starts_array {
+            reader.read_to_end(&mut head)?;
+        }
+        let events = input::split(&head).map_err(|e| anyhow::anyhow!("input refused: {e}"))?;
+        for chunk in events.chunks(CHUNK_EVENTS) {
+            refused += append_chunk(store, chunk, out)?;
+        }
+    } else {
+        // Large NDJSON: stream it line by line.
+        let mut lines = head.as_slice().chain(reader).split(b'\n');
+        loop {
+            let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(CHUNK_EVENTS);
+            for line in lines.by_ref() {
+                let line = line?;
+                if !line.trim_ascii().is_empty() {
+                    chunk.push(line);
+                }
+                if chunk.len() == CHUNK_EVENTS {
+                    break;
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let raws: Vec<input::RawEvent<'_>> = chunk.iter().map(|l| Ok(l.trim_ascii())).collect();
+            refused += append_chunk(store, &raws, out)?;
+        }
+    }
+    out.flush()?;
+    Ok(if refused > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Prepares events on every core, appends the good ones in one call, and prints one result
+/// per event in input order. Returns how many were refused.
+fn append_chunk(store: &Store, raws: &[input::RawEvent<'_>], out: &mut impl Write) -> anyhow::Result<usize> {
+    let prepared = prepare_parallel(raws);
+    let good: Vec<PreparedEvent> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+    let mut outcomes = store.append(good)?.into_iter();
+    let mut refused = 0;
+    for p in prepared {
+        let line = match p {
+            Ok(_) => outcome_json(&outcomes.next().expect("one outcome per appended event")),
+            Err(e) => {
+                refused += 1;
+                rejection_json(&e)
+            }
+        };
+        writeln!(out, "{line}")?;
+    }
+    Ok(refused)
+}
+
+pub(crate) fn prepare_parallel(raws: &[input::RawEvent<'_>]) -> Vec<Result<PreparedEvent, PrepareError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let per = raws.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = raws
+            .chunks(per)
+            .map(|c| s.spawn(move || c.iter().map(prepare_one).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("prepare thread")).collect()
+    })
+}
+
+fn prepare_one(raw: &Result<&[u8], InputError>) -> Result<PreparedEvent, PrepareError> {
+    match raw {
+        Ok(bytes) => PreparedEvent::from_bytes(bytes),
+        Err(e) => Err(PrepareError::Input(e.clone())),
+    }
+}
+
+pub(crate) fn outcome_json(o: &Outcome) -> serde_json::Value {
+    match o {
+        Outcome::Appended { seq, record_id } => json!({"status":"appended","seq":seq,"record_id":record_id.to_string()}),
+        Outcome::Duplicate { seq, record_id } => json!({"status":"duplicate","seq":seq,"record_id":record_id.to_string()}),
+    }
+}
+
+pub(crate) fn rejection_json(e: &PrepareError) -> serde_json::Value {
+    let mut error = json!({"code": e.code(), "message": e.to_string()});
+    if let Some(f) = e.field() {
+        error["field"] = json!(f);
+    }
+    json!({"status":"rejected","error":error})
+}

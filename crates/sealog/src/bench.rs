@@ -1,0 +1,211 @@
+//! `sealog bench …`: throughput and latency figures. Benchmarks report; they never assert.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use sealog_model::PreparedEvent;
+use sealog_store::{Config, Durability, Store};
+use serde_json::json;
+
+#[derive(clap::Subcommand)]
+pub(crate) enum Bench {
+    /// Durable bulk ingest of realistic ~600-byte decision-log events.
+    Ingest(IngestArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct IngestArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Events per append call.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Threads generating, preparing and appending.
+    #[arg(long, default_value_t = 2)]
+    producers: usize,
+    /// Directory for the benchmark's store (default: a fresh temporary directory, removed after).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seed for the deterministic generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+pub(crate) fn run(b: &Bench, durability: Durability) -> anyhow::Result<std::process::ExitCode> {
+    match b {
+        Bench::Ingest(a) => ingest(a, durability)?,
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A small deterministic generator (xorshift64*), so every engine and run sees the same data.
+pub(crate) struct Gen(u64);
+
+impl Gen {
+    pub(crate) fn new(seed: u64) -> Self {
+        Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Decision-log event number `i`: about 600 bytes of JSON, shaped like the seed's record.
+pub(crate) fn decision_event(i: u64, g: &mut Gen) -> serde_json::Value {
+    const OUTCOMES: [&str; 4] = ["APPROVE", "DECLINE", "REVIEW", "STEP_UP"];
+    const MODES: [&str; 3] = ["NORMAL", "DEGRADED_1", "DEGRADED_2"];
+    let r = g.next();
+    let run = r % 64;
+    let secs = 1_767_400_000 + i / 50;
+    let t = sealog_model::time::format_micros((secs as i64) * 1_000_000_000 + (r % 1_000_000) as i64 * 1000);
+    json!({
+        "specversion": "1.0",
+        "id": format!("evt_txn_{i:012}"),
+        "source": "decision-fabric",
+        "type": "decision-log.audit_decision_record",
+        "time": t,
+        "tenant": format!("run_{run:04}"),
+        "subject": format!("evt_txn_{i:012}"),
+        "actor": {"type": "system", "id": format!("df-{}", r % 8)},
+        "data": {
+            "context_pins": {"scenario_id": "scn_baseline_v1", "run_id": format!("run_{run:04}"),
+                              "manifest_fingerprint": format!("mf_{:08x}", run * 7919), "parameter_hash": "ph_4b1d7a9c"},
+            "decision_id": format!("evt_txn_{i:012}"),
+            "event": {"event_ref": format!("eb://admitted_events/partition={}/offset={}", r % 4, i), "event_type": "transaction_event"},
+            "degrade": {"mode": MODES[(r >> 8) as usize % 3], "triggers": []},
+            "features": {
+                "feature_keys_used": [{"key_type": "account", "key_id": format!("e_account_{:06x}", (r >> 16) % 100_000)}],
+                "feature_snapshot_hash": format!("fsh_{:016x}", g.next()),
+                "group_versions_used": [{"group_name": "txn_velocity", "group_version": "1.0"}]
+            },
+            "decision": {"decision_outcome": OUTCOMES[(r >> 24) as usize % 4],
+                          "actions": [{"action_type": "APPROVE_TRANSACTION", "idempotency_key": format!("{:016x}", g.next())}]},
+            "df_provenance": {"df_policy_ref": "df_policy_v0", "timings": {"started_at_utc": t, "ended_at_utc": t}}
+        }
+    })
+}
+
+fn rss() -> (u64, u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:") / 1024, field("RssAnon:") / 1024, field("RssFile:") / 1024)
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile_dir()?;
+            tmp.clone()
+        }
+    };
+    let store = Store::open(&dir, Config { durability, ..Config::default() })?;
+    let start_len = store.len();
+    let next = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let prepare_ns = AtomicU64::new(0);
+    let append_ns = AtomicU64::new(0);
+    let begin = Instant::now();
+    let report_every = (a.events / 10).max(1);
+    let reported = AtomicU64::new(0);
+    eprintln!("bench ingest: {} events, batch {}, {} producers, durability {durability:?}, dir {}", a.events, a.batch, a.producers, dir.display());
+    std::thread::scope(|s| {
+        for _ in 0..a.producers {
+            let (store, next, bytes, prepare_ns, append_ns, reported) = (&store, &next, &bytes, &prepare_ns, &append_ns, &reported);
+            s.spawn(move || -> anyhow::Result<()> {
+                loop {
+                    let first = next.fetch_add(a.batch as u64, Ordering::Relaxed);
+                    if first >= a.events {
+                        return Ok(());
+                    }
+                    let last = (first + a.batch as u64).min(a.events);
+                    let t0 = Instant::now();
+                    let batch: Vec<PreparedEvent> = (first..last)
+                        .map(|i| {
+                            // Seeded per event, so the data does not depend on how producers interleave.
+                            let mut g = Gen::new(a.seed ^ i.wrapping_mul(0x9E37_79B9));
+                            PreparedEvent::from_value(&decision_event(i, &mut g)).expect("generated events are valid")
+                        })
+                        .collect();
+                    let n: u64 = batch.iter().map(|e| e.canonical.len() as u64 + 120).sum();
+                    let t1 = Instant::now();
+                    store.append(batch)?;
+                    let t2 = Instant::now();
+                    bytes.fetch_add(n, Ordering::Relaxed);
+                    prepare_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
+                    append_ns.fetch_add((t2 - t1).as_nanos() as u64, Ordering::Relaxed);
+                    let step = last / report_every;
+                    if reported.fetch_max(step, Ordering::Relaxed) < step {
+                        let (rss, anon, file) = rss();
+                        let secs = begin.elapsed().as_secs_f64();
+                        eprintln!("  {last:>10} events  {:>9.0} ev/s  RSS {rss} MiB (anon {anon}, file {file})", last as f64 / secs);
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = begin.elapsed();
+    let stats = store.stats();
+    let commits = stats.commits.load(Ordering::Relaxed).max(1);
+    let committed = stats.committed_events.load(Ordering::Relaxed);
+    let fsyncs = stats.fsyncs.load(Ordering::Relaxed);
+    let (rss, anon, file) = rss();
+    let appended = store.len() - start_len;
+    store.close()?;
+    let on_disk = dir_bytes(&dir);
+    let secs = elapsed.as_secs_f64();
+    let mib = bytes.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
+    let summary = json!({
+        "bench": "ingest",
+        "events": a.events,
+        "appended": appended,
+        "seconds": secs,
+        "events_per_s": (a.events as f64 / secs).round(),
+        "record_mib_per_s": (mib / secs * 10.0).round() / 10.0,
+        "commits": commits,
+        "fsyncs": fsyncs,
+        "mean_commit_events": committed / commits,
+        "producer_prepare_s": prepare_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        "producer_append_wait_s": append_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        "rss_mib": rss, "rss_anon_mib": anon, "rss_file_mib": file,
+        "bytes_on_disk_per_record": on_disk / appended.max(1),
+        "durability": format!("{durability:?}"),
+    });
+    println!("{summary}");
+    if a.dir.is_none() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    let dir = base.join(format!("sealog-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

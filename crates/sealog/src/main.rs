@@ -1,0 +1,101 @@
+//! `sealog`: the command-line front end. Every command that lists records prints NDJSON.
+//!
+//! Exit codes: 0 success; 1 the command ran but something it was given was refused or not
+//! found (each refusal is printed); 2 the command could not run (bad usage, store error).
+
+mod append;
+mod bench;
+mod demo;
+mod read;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sealog_store::{Config, Durability, Store};
+
+#[derive(Parser)]
+#[command(name = "sealog", version, about = "An append-only, tamper-evident audit log")]
+struct Cli {
+    /// Data directory of the embedded store; created on first use.
+    #[arg(long, global = true, default_value = "./sealog-data")]
+    data: PathBuf,
+    /// When appends are acknowledged: `fsync` (durable, the default) or `os` (UNSAFE: a
+    /// machine crash may lose acknowledged records).
+    #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Fsync)]
+    durability: DurabilityArg,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    Fsync,
+    Os,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest events: one JSON object, a JSON array, or NDJSON; one result line per event.
+    Append(append::Args),
+    /// One record by record_id (`sha256:…`) or seq.
+    Get { id: String },
+    /// Records matching every filter, in seq order.
+    Query(read::QueryArgs),
+    /// Ingest the example events shipped with Sealog and read them back.
+    Demo,
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sealog: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn open(cli: &Cli) -> anyhow::Result<Store> {
+    let durability = match cli.durability {
+        DurabilityArg::Fsync => Durability::Fsync,
+        DurabilityArg::Os => {
+            eprintln!("sealog: WARNING: --durability os: appends are acknowledged before they are on disk; a machine crash can lose them");
+            Durability::Os
+        }
+    };
+    let store = Store::open(&cli.data, Config { durability, ..Config::default() })?;
+    if let Some(cut) = &store.recovery().cut {
+        eprintln!(
+            "sealog: recovered: cut a torn tail of {} bytes at offset {} of {} ({})",
+            cut.bytes,
+            cut.offset,
+            cut.segment.display(),
+            cut.reason
+        );
+    }
+    Ok(store)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Append(args) => append::run(&open(&cli)?, args),
+        Command::Get { id } => read::get(&open(&cli)?, id),
+        Command::Query(args) => read::query(&open(&cli)?, args),
+        Command::Demo => demo::run(&open(&cli)?),
+        Command::Bench(b) => bench::run(b, cli.durability_for_bench()),
+    }
+}
+
+impl Cli {
+    fn durability_for_bench(&self) -> Durability {
+        match self.durability {
+            DurabilityArg::Fsync => Durability::Fsync,
+            DurabilityArg::Os => Durability::Os,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! `sealog get` and `sealog query`.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use sealog_model::RecordId;
+use sealog_model::record::BUILTIN_AXES;
+use sealog_store::{Query, Store};
+
+pub(crate) fn get(store: &Store, id: &str) -> anyhow::Result<ExitCode> {
+    let seq = match (id.parse::<u64>(), RecordId::parse(id)) {
+        (Ok(seq), _) => Some(seq),
+        (_, Some(rid)) => store.seq_of(&rid),
+        _ => bail!("{id:?} is neither a seq nor a record id (sha256: and 64 lowercase hex digits)"),
+    };
+    match seq.map(|s| store.get(s)).transpose()?.flatten() {
+        Some(bytes) => {
+            let mut out = io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.write_all(b"\n")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("sealog: no record {id}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub(crate) struct QueryArgs {
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long)]
+    subject: Option<String>,
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    #[arg(long)]
+    source: Option<String>,
+    /// Actor id.
+    #[arg(long)]
+    actor: Option<String>,
+    /// Event id (the producer's `id`).
+    #[arg(long)]
+    id: Option<String>,
+    /// NAME=VALUE on an indexed axis; repeatable.
+    #[arg(long = "axis", value_name = "NAME=VALUE")]
+    axes: Vec<String>,
+    /// Event time at or after (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<String>,
+    /// Event time before.
+    #[arg(long)]
+    to: Option<String>,
+    /// Ingest time at or after.
+    #[arg(long)]
+    ingested_from: Option<String>,
+    /// Ingest time before.
+    #[arg(long)]
+    ingested_to: Option<String>,
+    /// The log as it was at a time (RFC 3339) or a tree size (a number).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Continue after this seq (the cursor printed for the previous page).
+    #[arg(long)]
+    after: Option<u64>,
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+}
+
+fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
+    v.as_deref()
+        .map(|t| sealog_model::time::parse_bound(t).map_err(|m| anyhow::anyhow!("--{name} {t:?}: {m}")))
+        .transpose()
+}
+
+pub(crate) fn query(store: &Store, a: &QueryArgs) -> anyhow::Result<ExitCode> {
+    let mut equals = Vec::new();
+    for (axis, v) in [
+        ("scope", &a.scope),
+        ("tenant", &a.tenant),
+        ("subject", &a.subject),
+        ("type", &a.event_type),
+        ("source", &a.source),
+        ("actor", &a.actor),
+        ("id", &a.id),
+    ] {
+        if let Some(v) = v {
+            equals.push((axis.to_string(), v.clone()));
+        }
+    }
+    for pair in &a.axes {
+        let (name, value) = pair.split_once('=').with_context(|| format!("--axis {pair:?}: expected NAME=VALUE"))?;
+        if !BUILTIN_AXES.contains(&name) {
+            bail!("--axis {name:?}: unknown axis; indexed axes are {}", BUILTIN_AXES.join(", "));
+        }
+        equals.push((name.to_string(), value.to_string()));
+    }
+    let as_of_size = match a.as_of.as_deref() {
+        None => None,
+        Some(s) => match s.parse::<u64>() {
+            Ok(size) => Some(size),
+            Err(_) => Some(store.size_at(time_arg("as-of", &a.as_of)?.expect("present"))?),
+        },
+    };
+    let q = Query {
+        equals,
+        event_from: time_arg("from", &a.from)?,
+        event_to: time_arg("to", &a.to)?,
+        ingest_from: time_arg("ingested-from", &a.ingested_from)?,
+        ingest_to: time_arg("ingested-to", &a.ingested_to)?,
+        after: a.after,
+        as_of_size,
+        limit: a.limit,
+    };
+    let page = store.query(&q)?;
+    let mut out = io::stdout().lock();
+    for (_, bytes) in &page.records {
+        out.write_all(bytes)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    if let Some(after) = page.next_after {
+        eprintln!("sealog: more records: continue with --after {after}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
