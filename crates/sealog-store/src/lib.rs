@@ -82,6 +82,13 @@ pub struct Stats {
     pub commits: AtomicU64,
     pub committed_events: AtomicU64,
     pub fsyncs: AtomicU64,
+    /// Writer time by phase, nanoseconds: framing (dedupe, record text, checksums), write(2),
+    /// fsync, index insert, and index flushes.
+    pub frame_ns: AtomicU64,
+    pub write_ns: AtomicU64,
+    pub sync_ns: AtomicU64,
+    pub index_ns: AtomicU64,
+    pub flush_ns: AtomicU64,
 }
 
 pub(crate) struct Shared {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use sealog_model::PreparedEvent;
 
@@ -108,6 +109,7 @@ impl Writer {
         let ingested_ns = (now / 1000 * 1000).max(self.last_ingest_ns);
         let ingested_at = sealog_model::time::format_micros(ingested_ns);
 
+        let t_frame = Instant::now();
         let active = self.active.as_mut().expect("an active segment");
         let base = active.len;
         let mut outcomes = Vec::with_capacity(group.iter().map(|r| r.events.len()).sum());
@@ -138,12 +140,15 @@ impl Writer {
         }
         let path = active.path.clone();
         let io = |e| StoreError::io(&path, e);
+        let t_write = Instant::now();
         let written = active.write(&self.frames).map_err(io);
+        let t_sync = Instant::now();
         let synced = written.and_then(|()| match self.config.durability {
             Durability::Fsync => active.sync().map_err(io),
             Durability::Os => Ok(()),
         });
         synced.map_err(|e| self.poison(e))?;
+        let t_index = Instant::now();
         let stats = &self.shared.stats;
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.committed_events.fetch_add(fresh.len() as u64, Ordering::Relaxed);
@@ -159,9 +164,16 @@ impl Writer {
         self.next_seq += fresh.len() as u64;
         self.last_ingest_ns = ingested_ns;
         self.shared.committed.store(self.next_seq, Ordering::Release);
+        let t_flush = Instant::now();
         if index.needs_flush() {
             self.shared.positions.sync().and_then(|()| index.flush()).map_err(|e| self.poison(e))?;
         }
+        let ns = |a: Instant, b: Instant| (b - a).as_nanos() as u64;
+        stats.frame_ns.fetch_add(ns(t_frame, t_write), Ordering::Relaxed);
+        stats.write_ns.fetch_add(ns(t_write, t_sync), Ordering::Relaxed);
+        stats.sync_ns.fetch_add(ns(t_sync, t_index), Ordering::Relaxed);
+        stats.index_ns.fetch_add(ns(t_index, t_flush), Ordering::Relaxed);
+        stats.flush_ns.fetch_add(ns(t_flush, Instant::now()), Ordering::Relaxed);
         Ok(outcomes)
     }
 

@@ -54,39 +54,38 @@ impl Gen {
     }
 }
 
-/// Decision-log event number `i`: about 600 bytes of JSON, shaped like the seed's record.
-pub(crate) fn decision_event(i: u64, g: &mut Gen) -> serde_json::Value {
+/// Decision-log event number `i` as the bytes a producer would send: about 600 bytes of
+/// JSON shaped like the seed's record, with keys in producer order (not canonical).
+pub(crate) fn decision_event(i: u64, g: &mut Gen) -> String {
     const OUTCOMES: [&str; 4] = ["APPROVE", "DECLINE", "REVIEW", "STEP_UP"];
     const MODES: [&str; 3] = ["NORMAL", "DEGRADED_1", "DEGRADED_2"];
     let r = g.next();
     let run = r % 64;
     let secs = 1_767_400_000 + i / 50;
     let t = sealog_model::time::format_micros((secs as i64) * 1_000_000_000 + (r % 1_000_000) as i64 * 1000);
-    json!({
-        "specversion": "1.0",
-        "id": format!("evt_txn_{i:012}"),
-        "source": "decision-fabric",
-        "type": "decision-log.audit_decision_record",
-        "time": t,
-        "tenant": format!("run_{run:04}"),
-        "subject": format!("evt_txn_{i:012}"),
-        "actor": {"type": "system", "id": format!("df-{}", r % 8)},
-        "data": {
-            "context_pins": {"scenario_id": "scn_baseline_v1", "run_id": format!("run_{run:04}"),
-                              "manifest_fingerprint": format!("mf_{:08x}", run * 7919), "parameter_hash": "ph_4b1d7a9c"},
-            "decision_id": format!("evt_txn_{i:012}"),
-            "event": {"event_ref": format!("eb://admitted_events/partition={}/offset={}", r % 4, i), "event_type": "transaction_event"},
-            "degrade": {"mode": MODES[(r >> 8) as usize % 3], "triggers": []},
-            "features": {
-                "feature_keys_used": [{"key_type": "account", "key_id": format!("e_account_{:06x}", (r >> 16) % 100_000)}],
-                "feature_snapshot_hash": format!("fsh_{:016x}", g.next()),
-                "group_versions_used": [{"group_name": "txn_velocity", "group_version": "1.0"}]
-            },
-            "decision": {"decision_outcome": OUTCOMES[(r >> 24) as usize % 4],
-                          "actions": [{"action_type": "APPROVE_TRANSACTION", "idempotency_key": format!("{:016x}", g.next())}]},
-            "df_provenance": {"df_policy_ref": "df_policy_v0", "timings": {"started_at_utc": t, "ended_at_utc": t}}
-        }
-    })
+    format!(
+        concat!(
+            r#"{{"specversion":"1.0","id":"evt_txn_{i:012}","source":"decision-fabric","type":"decision-log.audit_decision_record","#,
+            r#""time":"{t}","tenant":"run_{run:04}","subject":"evt_txn_{i:012}","actor":{{"type":"system","id":"df-{df}"}},"#,
+            r#""data":{{"context_pins":{{"scenario_id":"scn_baseline_v1","run_id":"run_{run:04}","manifest_fingerprint":"mf_{mf:08x}","parameter_hash":"ph_4b1d7a9c"}},"#,
+            r#""decision_id":"evt_txn_{i:012}","event":{{"event_ref":"eb://admitted_events/partition={part}/offset={i}","event_type":"transaction_event"}},"#,
+            r#""degrade":{{"mode":"{mode}","triggers":[]}},"features":{{"feature_keys_used":[{{"key_type":"account","key_id":"e_account_{acct:06x}"}}],"#,
+            r#""feature_snapshot_hash":"fsh_{fsh:016x}","group_versions_used":[{{"group_name":"txn_velocity","group_version":"1.0"}}]}},"#,
+            r#""decision":{{"decision_outcome":"{outcome}","actions":[{{"action_type":"APPROVE_TRANSACTION","idempotency_key":"{idem:016x}"}}]}},"#,
+            r#""df_provenance":{{"df_policy_ref":"df_policy_v0","timings":{{"started_at_utc":"{t}","ended_at_utc":"{t}"}}}}}}}}"#
+        ),
+        i = i,
+        t = t,
+        run = run,
+        df = r % 8,
+        mf = run * 7919,
+        part = r % 4,
+        mode = MODES[(r >> 8) as usize % 3],
+        acct = (r >> 16) % 100_000,
+        fsh = g.next(),
+        outcome = OUTCOMES[(r >> 24) as usize % 4],
+        idem = g.next(),
+    )
 }
 
 fn rss() -> (u64, u64, u64) {
@@ -149,7 +148,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
                         .map(|i| {
                             // Seeded per event, so the data does not depend on how producers interleave.
                             let mut g = Gen::new(a.seed ^ i.wrapping_mul(0x9E37_79B9));
-                            PreparedEvent::from_value(&decision_event(i, &mut g)).expect("generated events are valid")
+                            PreparedEvent::from_bytes(decision_event(i, &mut g).as_bytes()).expect("generated events are valid")
                         })
                         .collect();
                     let n: u64 = batch.iter().map(|e| e.canonical.len() as u64 + 120).sum();
@@ -174,6 +173,9 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     let commits = stats.commits.load(Ordering::Relaxed).max(1);
     let committed = stats.committed_events.load(Ordering::Relaxed);
     let fsyncs = stats.fsyncs.load(Ordering::Relaxed);
+    let phase = |c: &AtomicU64| (c.load(Ordering::Relaxed) as f64 / 1e7).round() / 100.0;
+    let writer_s = json!({"frame": phase(&stats.frame_ns), "write": phase(&stats.write_ns), "fsync": phase(&stats.sync_ns),
+                          "index": phase(&stats.index_ns), "index_flush": phase(&stats.flush_ns)});
     let (rss, anon, file) = rss();
     let appended = store.len() - start_len;
     store.close()?;
@@ -189,6 +191,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         "record_mib_per_s": (mib / secs * 10.0).round() / 10.0,
         "commits": commits,
         "fsyncs": fsyncs,
+        "writer_seconds": writer_s,
         "mean_commit_events": committed / commits,
         "producer_prepare_s": prepare_ns.load(Ordering::Relaxed) as f64 / 1e9,
         "producer_append_wait_s": append_ns.load(Ordering::Relaxed) as f64 / 1e9,
