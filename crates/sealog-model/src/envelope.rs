@@ -37,7 +37,10 @@ pub struct EnvelopeError {
 
 impl EnvelopeError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        EnvelopeError { field: field.into(), message: message.into() }
+        EnvelopeError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -45,22 +48,32 @@ impl<'a> Envelope<'a> {
     /// Validates a parsed event. Checks the whole value's depth first so later code may recurse.
     pub fn parse(value: &'a Value) -> Result<Self, EnvelopeError> {
         check_depth(value)?;
-        let obj = value.as_object().ok_or_else(|| EnvelopeError::new("", "an event must be a JSON object"))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| EnvelopeError::new("", "an event must be a JSON object"))?;
         for name in SERVER_FIELDS {
             if obj.contains_key(name) {
-                return Err(EnvelopeError::new(format!("/{name}"), "is set by the server and may not be sent"));
+                return Err(EnvelopeError::new(
+                    format!("/{name}"),
+                    "is set by the server and may not be sent",
+                ));
             }
         }
-        if let Some(v) = obj.get("specversion") {
-            if v.as_str() != Some("1.0") {
-                return Err(EnvelopeError::new("/specversion", "must be \"1.0\" when present"));
-            }
+        if obj
+            .get("specversion")
+            .is_some_and(|v| v.as_str() != Some("1.0"))
+        {
+            return Err(EnvelopeError::new(
+                "/specversion",
+                "must be \"1.0\" when present",
+            ));
         }
         let id = required_str(obj, "id")?;
         let source = required_str(obj, "source")?;
         let event_type = required_str(obj, "type")?;
         let time = required_str(obj, "time")?;
-        let time_nanos = crate::time::parse_rfc3339(time).map_err(|m| EnvelopeError::new("/time", m))?;
+        let time_nanos =
+            crate::time::parse_rfc3339(time).map_err(|m| EnvelopeError::new("/time", m))?;
         match obj.get("data") {
             None => return Err(EnvelopeError::new("/data", "is required")),
             Some(Value::Object(_)) => {}
@@ -68,10 +81,11 @@ impl<'a> Envelope<'a> {
         }
         let (actor_type, actor_id) = actor(obj)?;
         let supersedes = optional_str(obj, "supersedes")?;
-        if let Some(s) = supersedes {
-            if crate::record::RecordId::parse(s).is_none() {
-                return Err(EnvelopeError::new("/supersedes", "must be a record id (\"sha256:\" and 64 lowercase hex digits)"));
-            }
+        if supersedes.is_some_and(|s| crate::record::RecordId::parse(s).is_none()) {
+            return Err(EnvelopeError::new(
+                "/supersedes",
+                "must be a record id (\"sha256:\" and 64 lowercase hex digits)",
+            ));
         }
         Ok(Envelope {
             id,
@@ -99,7 +113,10 @@ fn check_attribute(name: &str, s: &str) -> Result<(), EnvelopeError> {
         return Err(EnvelopeError::new(format!("/{name}"), "must not be empty"));
     }
     if s.len() > ATTRIBUTE_BYTES_MAX {
-        return Err(EnvelopeError::new(format!("/{name}"), format!("is longer than {ATTRIBUTE_BYTES_MAX} bytes")));
+        return Err(EnvelopeError::new(
+            format!("/{name}"),
+            format!("is longer than {ATTRIBUTE_BYTES_MAX} bytes"),
+        ));
     }
     Ok(())
 }
@@ -112,20 +129,32 @@ fn required_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, 
     }
 }
 
-fn optional_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, EnvelopeError> {
+fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, EnvelopeError> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => check_attribute(name, s).map(|()| Some(s.as_str())),
-        Some(_) => Err(EnvelopeError::new(format!("/{name}"), "must be a string or null")),
+        Some(_) => Err(EnvelopeError::new(
+            format!("/{name}"),
+            "must be a string or null",
+        )),
     }
 }
 
 /// Like `optional_str` but free text: no length limit beyond the event's own.
-fn optional_text<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, EnvelopeError> {
+fn optional_text<'a>(
+    obj: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, EnvelopeError> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(EnvelopeError::new(format!("/{name}"), "must be a string or null")),
+        Some(_) => Err(EnvelopeError::new(
+            format!("/{name}"),
+            "must be a string or null",
+        )),
     }
 }
 
@@ -135,14 +164,24 @@ fn actor<'a>(obj: &'a Map<String, Value>) -> Result<Actor<'a>, EnvelopeError> {
     let actor = match obj.get("actor") {
         None | Some(Value::Null) => return Ok((None, None)),
         Some(Value::Object(a)) => a,
-        Some(_) => return Err(EnvelopeError::new("/actor", "must be an object {\"type\",\"id\"} or null")),
+        Some(_) => {
+            return Err(EnvelopeError::new(
+                "/actor",
+                "must be an object {\"type\",\"id\"} or null",
+            ));
+        }
     };
     let kind = match actor.get("type") {
         Some(Value::String(t)) if ACTOR_TYPES.contains(&t.as_str()) => t.as_str(),
         Some(Value::String(t)) => {
-            return Err(EnvelopeError::new("/actor/type", format!("\"{t}\" is not one of {}", ACTOR_TYPES.join(", "))));
+            return Err(EnvelopeError::new(
+                "/actor/type",
+                format!("\"{t}\" is not one of {}", ACTOR_TYPES.join(", ")),
+            ));
         }
-        None | Some(Value::Null) => return Err(EnvelopeError::new("/actor/type", "is required in an actor")),
+        None | Some(Value::Null) => {
+            return Err(EnvelopeError::new("/actor/type", "is required in an actor"));
+        }
         Some(_) => return Err(EnvelopeError::new("/actor/type", "must be a string")),
     };
     let id = match actor.get("id") {
@@ -167,7 +206,10 @@ fn check_depth(value: &Value) -> Result<(), EnvelopeError> {
             _ => continue,
         };
         if depth > DEPTH_MAX {
-            return Err(EnvelopeError::new("", format!("nesting deeper than {DEPTH_MAX} levels")));
+            return Err(EnvelopeError::new(
+                "",
+                format!("nesting deeper than {DEPTH_MAX} levels"),
+            ));
         }
         stack.extend(children.map(|c| (c, depth + 1)));
     }
@@ -194,7 +236,10 @@ mod tests {
     fn accepts_a_complete_event() {
         let v = good();
         let e = Envelope::parse(&v).unwrap();
-        assert_eq!((e.id, e.source, e.event_type, e.tenant, e.actor_id), ("e1", "s", "t.x", Some("acme"), Some("u1")));
+        assert_eq!(
+            (e.id, e.source, e.event_type, e.tenant, e.actor_id),
+            ("e1", "s", "t.x", Some("acme"), Some("u1"))
+        );
         assert_eq!(e.default_scope(), "acme");
     }
 
@@ -203,16 +248,46 @@ mod tests {
         for f in ["id", "source", "type", "time", "data"] {
             assert_eq!(err(|o| drop(o.remove(f))).field, format!("/{f}"), "{f}");
         }
-        assert_eq!(err(|o| drop(o.insert("id".into(), json!(7)))).message, "must be a string");
-        assert_eq!(err(|o| drop(o.insert("id".into(), json!("")))).message, "must not be empty");
-        assert_eq!(err(|o| drop(o.insert("time".into(), json!("soon")))).field, "/time");
-        assert_eq!(err(|o| drop(o.insert("data".into(), json!("x")))).field, "/data");
-        assert_eq!(err(|o| drop(o.insert("specversion".into(), json!("0.3")))).field, "/specversion");
-        assert_eq!(err(|o| drop(o.insert("actor".into(), json!({"type":"robot"})))).field, "/actor/type");
-        assert_eq!(err(|o| drop(o.insert("actor".into(), json!({"id":"x"})))).field, "/actor/type");
-        assert_eq!(err(|o| drop(o.insert("supersedes".into(), json!("abc")))).field, "/supersedes");
-        assert_eq!(err(|o| drop(o.insert("seq".into(), json!(1)))).field, "/seq");
-        assert_eq!(err(|o| drop(o.insert("tenant".into(), json!("x".repeat(2000))))).field, "/tenant");
+        assert_eq!(
+            err(|o| drop(o.insert("id".into(), json!(7)))).message,
+            "must be a string"
+        );
+        assert_eq!(
+            err(|o| drop(o.insert("id".into(), json!("")))).message,
+            "must not be empty"
+        );
+        assert_eq!(
+            err(|o| drop(o.insert("time".into(), json!("soon")))).field,
+            "/time"
+        );
+        assert_eq!(
+            err(|o| drop(o.insert("data".into(), json!("x")))).field,
+            "/data"
+        );
+        assert_eq!(
+            err(|o| drop(o.insert("specversion".into(), json!("0.3")))).field,
+            "/specversion"
+        );
+        assert_eq!(
+            err(|o| drop(o.insert("actor".into(), json!({"type":"robot"})))).field,
+            "/actor/type"
+        );
+        assert_eq!(
+            err(|o| drop(o.insert("actor".into(), json!({"id":"x"})))).field,
+            "/actor/type"
+        );
+        assert_eq!(
+            err(|o| drop(o.insert("supersedes".into(), json!("abc")))).field,
+            "/supersedes"
+        );
+        assert_eq!(
+            err(|o| drop(o.insert("seq".into(), json!(1)))).field,
+            "/seq"
+        );
+        assert_eq!(
+            err(|o| drop(o.insert("tenant".into(), json!("x".repeat(2000))))).field,
+            "/tenant"
+        );
     }
 
     #[test]
@@ -223,7 +298,10 @@ mod tests {
         }
         let mut ok = good();
         ok["data"] = json!({ "x": v.clone() });
-        assert!(Envelope::parse(&ok).is_err(), "event, data and 63 arrays make 65 levels");
+        assert!(
+            Envelope::parse(&ok).is_err(),
+            "event, data and 63 arrays make 65 levels"
+        );
         ok["data"] = json!({ "x": v[0].clone() });
         assert!(Envelope::parse(&ok).is_ok(), "64 levels are allowed");
     }

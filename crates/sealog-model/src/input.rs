@@ -46,25 +46,41 @@ pub fn split(input: &[u8]) -> Result<Vec<RawEvent<'_>>, InputError> {
         return Err(InputError::Empty);
     }
     if trimmed[0] == b'[' {
-        let text = std::str::from_utf8(trimmed).map_err(|e| InputError::InvalidUtf8 { offset: e.valid_up_to() })?;
-        let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| InputError::NotJson(e.to_string()))?;
+        let text = std::str::from_utf8(trimmed).map_err(|e| InputError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        let items: Vec<&RawValue> =
+            serde_json::from_str(text).map_err(|e| InputError::NotJson(e.to_string()))?;
         if items.is_empty() {
             return Err(InputError::Empty);
         }
-        return Ok(items.into_iter().map(|raw| check_size(raw.get().as_bytes())).collect());
+        return Ok(items
+            .into_iter()
+            .map(|raw| check_size(raw.get().as_bytes()))
+            .collect());
     }
     // A single (possibly pretty-printed) object spans lines, so try it whole first.
-    if trimmed[0] == b'{' && trimmed.len() <= EVENT_BYTES_MAX && serde_json::from_slice::<&RawValue>(trimmed).is_ok() {
+    if trimmed[0] == b'{'
+        && trimmed.len() <= EVENT_BYTES_MAX
+        && serde_json::from_slice::<&RawValue>(trimmed).is_ok()
+    {
         return Ok(vec![Ok(trimmed)]);
     }
-    let events: Vec<RawEvent<'_>> =
-        trimmed.split(|&b| b == b'\n').map(<[u8]>::trim_ascii).filter(|l| !l.is_empty()).map(check_size).collect();
+    let events: Vec<RawEvent<'_>> = trimmed
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.is_empty())
+        .map(check_size)
+        .collect();
     Ok(events)
 }
 
 fn check_size(raw: &[u8]) -> RawEvent<'_> {
     if raw.len() > EVENT_BYTES_MAX {
-        return Err(InputError::TooLarge { size: raw.len(), limit: EVENT_BYTES_MAX });
+        return Err(InputError::TooLarge {
+            size: raw.len(),
+            limit: EVENT_BYTES_MAX,
+        });
     }
     Ok(raw)
 }
@@ -72,7 +88,9 @@ fn check_size(raw: &[u8]) -> RawEvent<'_> {
 /// Parses one event's bytes into JSON, with UTF-8 checked first for a precise message.
 pub fn parse_event(raw: &[u8]) -> Result<Value, InputError> {
     check_size(raw)?;
-    std::str::from_utf8(raw).map_err(|e| InputError::InvalidUtf8 { offset: e.valid_up_to() })?;
+    std::str::from_utf8(raw).map_err(|e| InputError::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })?;
     serde_json::from_slice(raw).map_err(|e| InputError::NotJson(e.to_string()))
 }
 
@@ -82,22 +100,37 @@ mod tests {
 
     #[test]
     fn accepts_object_array_and_ndjson() {
-        assert_eq!(split(b" {\"a\":\n 1}\n").unwrap(), vec![Ok(&b"{\"a\":\n 1}"[..])]);
+        assert_eq!(
+            split(b" {\"a\":\n 1}\n").unwrap(),
+            vec![Ok(&b"{\"a\":\n 1}"[..])]
+        );
         let a = split(b"[{\"a\":1}, {\"b\":2}]").unwrap();
         assert_eq!(a, vec![Ok(&b"{\"a\":1}"[..]), Ok(&b"{\"b\":2}"[..])]);
         let n = split(b"{\"a\":1}\n\n{\"b\":2}\r\n{oops\n").unwrap();
         assert_eq!(n.len(), 3);
         assert!(n[2].is_ok(), "syntax is checked by parse_event, per line");
-        assert!(matches!(parse_event(n[2].as_ref().unwrap()), Err(InputError::NotJson(_))));
+        assert!(matches!(
+            parse_event(n[2].as_ref().unwrap()),
+            Err(InputError::NotJson(_))
+        ));
     }
 
     #[test]
     fn refuses_what_is_not_events() {
         assert_eq!(split(b"  \n ").unwrap_err(), InputError::Empty);
         assert_eq!(split(b"[]").unwrap_err(), InputError::Empty);
-        assert!(matches!(split(b"[{\"a\":1},").unwrap_err(), InputError::NotJson(_)));
-        assert!(matches!(parse_event(b"{\"a\":\"\xff\"}"), Err(InputError::InvalidUtf8 { offset: 6 })));
+        assert!(matches!(
+            split(b"[{\"a\":1},").unwrap_err(),
+            InputError::NotJson(_)
+        ));
+        assert!(matches!(
+            parse_event(b"{\"a\":\"\xff\"}"),
+            Err(InputError::InvalidUtf8 { offset: 6 })
+        ));
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(EVENT_BYTES_MAX));
-        assert!(matches!(split(big.as_bytes()).unwrap()[0], Err(InputError::TooLarge { .. })));
+        assert!(matches!(
+            split(big.as_bytes()).unwrap()[0],
+            Err(InputError::TooLarge { .. })
+        ));
     }
 }

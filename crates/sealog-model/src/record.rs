@@ -61,7 +61,9 @@ pub fn posting(axis: &str, value: &str) -> Posting {
 }
 
 /// The axes every record is indexed on, by envelope attribute.
-pub const BUILTIN_AXES: [&str; 7] = ["scope", "tenant", "subject", "type", "source", "actor", "id"];
+pub const BUILTIN_AXES: [&str; 7] = [
+    "scope", "tenant", "subject", "type", "source", "actor", "id",
+];
 
 /// Why an event could not be prepared for the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,7 +90,9 @@ impl PrepareError {
     pub fn field(&self) -> Option<&str> {
         match self {
             PrepareError::Envelope(e) => Some(&e.field),
-            PrepareError::Canonical(JcsError::UnsafeInteger(_, p) | JcsError::NonFinite(_, p)) => Some(p),
+            PrepareError::Canonical(JcsError::UnsafeInteger(_, p) | JcsError::NonFinite(_, p)) => {
+                Some(p)
+            }
             _ => None,
         }
     }
@@ -120,7 +124,9 @@ impl PreparedEvent {
 
     pub fn from_value(value: &Value) -> Result<Self, PrepareError> {
         let env = Envelope::parse(value)?;
-        let obj = value.as_object().expect("the envelope checked it is an object");
+        let obj = value
+            .as_object()
+            .expect("the envelope checked it is an object");
         let mut keys: Vec<&String> = obj.keys().collect();
         keys.sort_by(|a, b| jcs::cmp_keys(a, b));
         let mut canonical = Vec::with_capacity(512);
@@ -172,7 +178,10 @@ impl PreparedEvent {
         let end = self.canonical.len() - 1;
         let member = |i: usize| {
             let start = self.member_starts[i] as usize;
-            let stop = self.member_starts.get(i + 1).map_or(end, |&s| s as usize - 1);
+            let stop = self
+                .member_starts
+                .get(i + 1)
+                .map_or(end, |&s| s as usize - 1);
             &self.canonical[start..stop]
         };
         out.push(b'{');
@@ -249,7 +258,10 @@ mod tests {
 
     #[test]
     fn record_is_the_canonical_form_of_event_plus_server_fields() {
-        for v in [ev(), json!({"id":"e","source":"s","type":"t","time":"2026-01-03T12:34:56Z","data":{},"zzz":1,"aaa":0})] {
+        for v in [
+            ev(),
+            json!({"id":"e","source":"s","type":"t","time":"2026-01-03T12:34:56Z","data":{},"zzz":1,"aaa":0}),
+        ] {
             let p = PreparedEvent::from_value(&v).unwrap();
             let mut rec = Vec::new();
             p.write_record(41, "2026-11-23T00:00:00.000001Z", &mut rec);
@@ -257,11 +269,17 @@ mod tests {
             full["seq"] = json!(41);
             full["record_id"] = json!(p.record_id.to_string());
             full["ingested_at"] = json!("2026-11-23T00:00:00.000001Z");
-            assert_eq!(String::from_utf8(rec.clone()).unwrap(), String::from_utf8(jcs::to_vec(&full).unwrap()).unwrap());
+            assert_eq!(
+                String::from_utf8(rec.clone()).unwrap(),
+                String::from_utf8(jcs::to_vec(&full).unwrap()).unwrap()
+            );
             let parsed: Value = serde_json::from_slice(&rec).unwrap();
             let (seq, id, _, event) = split_record(&parsed).unwrap();
             assert_eq!((seq, id), (41, p.record_id));
-            assert_eq!(RecordId::of_canonical(&jcs::to_vec(&event).unwrap()), p.record_id);
+            assert_eq!(
+                RecordId::of_canonical(&jcs::to_vec(&event).unwrap()),
+                p.record_id
+            );
         }
     }
 

@@ -5,14 +5,16 @@ use time::format_description::well_known::Rfc3339;
 
 /// Parses an RFC 3339 timestamp (any offset, any sub-second precision up to nanoseconds).
 pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
-    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("not an RFC 3339 timestamp ({e})"))?;
+    let t = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 timestamp ({e})"))?;
     i64::try_from(t.unix_timestamp_nanos()).map_err(|_| "timestamp out of range".to_string())
 }
 
 /// Formats nanoseconds since the epoch as UTC with microsecond precision and a fixed width,
 /// so that the text sorts like the number.
 pub fn format_micros(nanos: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).expect("i64 nanoseconds are always in range");
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .expect("i64 nanoseconds are always in range");
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
         t.year(),
@@ -41,15 +43,30 @@ mod tests {
     fn round_trips_microseconds_and_keeps_offsets() {
         let n = parse_rfc3339("2026-01-03T12:34:56.123456Z").unwrap();
         assert_eq!(format_micros(n), "2026-01-03T12:34:56.123456Z");
-        assert_eq!(parse_rfc3339("2026-01-03T14:34:56.123456+02:00").unwrap(), n);
-        assert_eq!(parse_rfc3339("2026-01-03T12:34:56.000000001Z").unwrap() % 1000, 1);
+        assert_eq!(
+            parse_rfc3339("2026-01-03T14:34:56.123456+02:00").unwrap(),
+            n
+        );
+        assert_eq!(
+            parse_rfc3339("2026-01-03T12:34:56.000000001Z").unwrap() % 1000,
+            1
+        );
     }
 
     #[test]
     fn refuses_what_is_not_rfc3339() {
-        for bad in ["", "2026-01-03", "2026-13-03T12:34:56Z", "yesterday", "2026-01-03T12:34:56"] {
+        for bad in [
+            "",
+            "2026-01-03",
+            "2026-13-03T12:34:56Z",
+            "yesterday",
+            "2026-01-03T12:34:56",
+        ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_bound("2026-01-03").unwrap(), parse_rfc3339("2026-01-03T00:00:00Z").unwrap());
+        assert_eq!(
+            parse_bound("2026-01-03").unwrap(),
+            parse_rfc3339("2026-01-03T00:00:00Z").unwrap()
+        );
     }
 }

@@ -1,0 +1,292 @@
+//! RFC 8785 JSON Canonicalization Scheme.
+//!
+//! Record identity is a hash over these bytes, so two producers that mean the same JSON value
+//! must get the same bytes here, whatever whitespace, escapes or member order they sent.
+//!
+//! One deliberate deviation from the RFC: integers beyond ±(2^53-1) are refused rather than
+//! rounded to the nearest double, because a hash over a silently altered value would seal
+//! something the producer never sent.
+
+use std::cmp::Ordering;
+
+use serde_json::{Number, Value};
+
+/// Why a value has no canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JcsError {
+    /// An integer outside ±(2^53 - 1): JSON numbers are IEEE doubles in RFC 8785, so such a
+    /// value would silently change on canonicalization; Sealog refuses it (producers must send
+    /// big ids as strings). Holds the number as written and the RFC 6901 JSON pointer of the
+    /// value, e.g. "/data/amount".
+    #[error(
+        "number {0} at {1} is outside the exactly representable integer range ±(2^53-1); send it as a string"
+    )]
+    UnsafeInteger(String, String),
+    /// A NaN or an infinity, which JSON cannot express. Holds the number and its JSON pointer.
+    #[error("number {0} at {1} is not finite")]
+    NonFinite(String, String),
+}
+
+/// MAX_SAFE_INTEGER = 2^53 - 1
+pub const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
+
+/// Appends the canonical form of `value` to `out`.
+///
+/// On error `out` holds a partial, meaningless prefix of the output.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    // An explicit stack instead of recursion: input depth is limited by callers, but this module
+    // must not be the place where a hostile document overflows the thread's stack.
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut pending = Some(value);
+    loop {
+        if let Some(value) = pending.take() {
+            match value {
+                Value::Null => out.extend_from_slice(b"null"),
+                Value::Bool(true) => out.extend_from_slice(b"true"),
+                Value::Bool(false) => out.extend_from_slice(b"false"),
+                Value::Number(n) => match checked_f64(n) {
+                    Ok(f) => write_f64(f, out),
+                    Err(error) => return Err(error(n.to_string(), pointer(&stack))),
+                },
+                Value::String(s) => write_string(s, out),
+                Value::Array(items) => {
+                    out.push(b'[');
+                    stack.push(Frame::Array { items, next: 0 });
+                }
+                Value::Object(map) => {
+                    let mut members: Vec<(&str, &Value)> =
+                        map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                    // The map's own order is UTF-8 byte order (or insertion order, should some
+                    // crate in the build enable serde_json's `preserve_order`); neither can be
+                    // trusted. Already-sorted input costs one linear pass.
+                    members.sort_unstable_by(|a, b| cmp_keys(a.0, b.0));
+                    out.push(b'{');
+                    stack.push(Frame::Object { members, next: 0 });
+                }
+            }
+        }
+        let Some(frame) = stack.last_mut() else {
+            return Ok(());
+        };
+        match frame {
+            Frame::Array { items, next } => match items.get(*next) {
+                Some(item) => {
+                    if *next > 0 {
+                        out.push(b',');
+                    }
+                    *next += 1;
+                    pending = Some(item);
+                }
+                None => {
+                    out.push(b']');
+                    stack.pop();
+                }
+            },
+            Frame::Object { members, next } => match members.get(*next) {
+                Some(&(key, item)) => {
+                    if *next > 0 {
+                        out.push(b',');
+                    }
+                    *next += 1;
+                    write_string(key, out);
+                    out.push(b':');
+                    pending = Some(item);
+                }
+                None => {
+                    out.push(b'}');
+                    stack.pop();
+                }
+            },
+        }
+    }
+}
+
+/// Convenience: canonical bytes.
+pub fn to_vec(value: &Value) -> Result<Vec<u8>, JcsError> {
+    let mut out = Vec::new();
+    write_value(value, &mut out)?;
+    Ok(out)
+}
+
+/// Appends a JSON string literal per RFC 8785 §3.2.2.2 (escape only ", \\, and U+0000..U+001F;
+/// \b \t \n \f \r short forms, other controls \u00XX lowercase hex; everything else literal
+/// UTF-8).
+pub fn write_string(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    // Every byte that needs escaping is ASCII, so splitting the UTF-8 around it is safe and the
+    // untouched runs in between can be copied wholesale.
+    let mut run_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            b'\t' => b't',
+            b'\n' => b'n',
+            0x0c => b'f',
+            b'\r' => b'r',
+            0x00..=0x1f => 0,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run_start..i]);
+        run_start = i + 1;
+        if short == 0 {
+            let (hi, lo) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
+        } else {
+            out.extend_from_slice(&[b'\\', short]);
+        }
+    }
+    out.extend_from_slice(&bytes[run_start..]);
+    out.push(b'"');
+}
+
+/// Appends a number per ECMAScript Number.prototype.toString (RFC 8785 §3.2.2.3), via ryu-js.
+/// Integers (i64/u64) beyond MAX_SAFE_INTEGER are an error; f64 that are integral print without
+/// ".0"; -0 prints "0".
+///
+/// `pointer` is only used to locate the value in an error.
+pub fn write_number(n: &Number, pointer: &str, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    let f = checked_f64(n).map_err(|error| error(n.to_string(), pointer.to_owned()))?;
+    write_f64(f, out);
+    Ok(())
+}
+
+/// Orders object member names by their UTF-16 code units (RFC 8785 §3.2.3), NOT by UTF-8 bytes.
+pub fn cmp_keys(a: &str, b: &str) -> Ordering {
+    // Only the first differing character decides, and it is compared as UTF-16 would see it,
+    // so no key is ever re-encoded as a whole.
+    match a.chars().zip(b.chars()).find(|(x, y)| x != y) {
+        Some((x, y)) => utf16_rank(x).cmp(&utf16_rank(y)),
+        // One is a prefix of the other (or they are equal): shorter first, in any encoding.
+        None => a.len().cmp(&b.len()),
+    }
+}
+
+/// A character's place in UTF-16 code unit order.
+///
+/// That order is code point order except for one block: U+E000..U+FFFF are single code units
+/// above the surrogates (0xD800..0xDBFF) that begin every character from U+10000 on, so they
+/// sort after all of those. Moving the block past U+10FFFF gives the same order in one number.
+fn utf16_rank(c: char) -> u32 {
+    let code_point = u32::from(c);
+    if (0xe000..=0xffff).contains(&code_point) {
+        code_point + u32::from(char::MAX) + 1
+    } else {
+        code_point
+    }
+}
+
+/// One open container in [`write_value`], with the index of the next child to write.
+enum Frame<'a> {
+    Array {
+        items: &'a [Value],
+        next: usize,
+    },
+    Object {
+        members: Vec<(&'a str, &'a Value)>,
+        next: usize,
+    },
+}
+
+/// The number as the double RFC 8785 formats, or the constructor of the error explaining why
+/// there is none. Safe integers convert to doubles exactly, so one formatter serves every number.
+fn checked_f64(n: &Number) -> Result<f64, fn(String, String) -> JcsError> {
+    let (f, integer_magnitude) = if let Some(u) = n.as_u64() {
+        (u as f64, Some(u))
+    } else if let Some(i) = n.as_i64() {
+        (i as f64, Some(i.unsigned_abs()))
+    } else {
+        (n.as_f64().unwrap_or(f64::NAN), None)
+    };
+    // A double that is integral and past 2^53 but below 1e21 prints as plain digits, which
+    // parse back as an unsafe integer: refusing it too keeps every canonical text re-readable.
+    let integral_unsafe_double = integer_magnitude.is_none()
+        && f.fract() == 0.0
+        && f.abs() > MAX_SAFE_INTEGER as f64
+        && f.abs() < 1e21;
+    match integer_magnitude {
+        Some(magnitude) if magnitude > MAX_SAFE_INTEGER => Err(JcsError::UnsafeInteger),
+        _ if integral_unsafe_double => Err(JcsError::UnsafeInteger),
+        // serde_json never holds a non-finite number, but that is its invariant, not ours.
+        _ if !f.is_finite() => Err(JcsError::NonFinite),
+        _ => Ok(f),
+    }
+}
+
+fn write_f64(f: f64, out: &mut Vec<u8>) {
+    out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
+}
+
+/// The RFC 6901 pointer of the child each open container is currently writing.
+fn pointer(stack: &[Frame<'_>]) -> String {
+    let mut pointer = String::new();
+    for frame in stack {
+        pointer.push('/');
+        match frame {
+            Frame::Array { next, .. } => pointer.push_str(&(next - 1).to_string()),
+            Frame::Object { members, next } => {
+                for c in members[next - 1].0.chars() {
+                    match c {
+                        '~' => pointer.push_str("~0"),
+                        '/' => pointer.push_str("~1"),
+                        _ => pointer.push(c),
+                    }
+                }
+            }
+        }
+    }
+    pointer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(s: &str) -> String {
+        let mut out = Vec::new();
+        write_string(s, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_only_what_rfc8785_requires() {
+        assert_eq!(string("\u{8}\t\n\u{c}\r"), r#""\b\t\n\f\r""#);
+        assert_eq!(
+            string("\u{0}\u{1}\u{b}\u{1f}"),
+            r#""\u0000\u0001\u000b\u001f""#
+        );
+        assert_eq!(string("\"\\/"), r#""\"\\/""#);
+        assert_eq!(
+            string("\u{7f}\u{80}\u{2028}\u{fffd}😂"),
+            "\"\u{7f}\u{80}\u{2028}\u{fffd}😂\""
+        );
+    }
+
+    #[test]
+    fn keys_order_by_utf16_not_utf8() {
+        // U+1F602 is D83D DE02 in UTF-16, so it sorts before U+FB33 despite its larger UTF-8.
+        assert_eq!(cmp_keys("😂", "\u{fb33}"), Ordering::Less);
+        assert_eq!("😂".cmp("\u{fb33}"), Ordering::Greater);
+        assert_eq!(cmp_keys("😂", "\u{d7ff}"), Ordering::Greater);
+        assert_eq!(cmp_keys("\u{1f602}", "\u{1f603}"), Ordering::Less);
+        assert_eq!(cmp_keys("\u{1f602}", "\u{10_0000}"), Ordering::Less);
+        assert_eq!(cmp_keys("\u{e000}", "\u{10e000}"), Ordering::Greater);
+        assert_eq!(cmp_keys("\u{ffff}", "\u{10ffff}"), Ordering::Greater);
+        assert_eq!(cmp_keys("a", "ab"), Ordering::Less);
+        assert_eq!(cmp_keys("", ""), Ordering::Equal);
+    }
+
+    #[test]
+    fn pointer_escapes_tilde_and_slash() {
+        let value = serde_json::json!({"a": [{"b/c~": 9_007_199_254_740_992u64}]});
+        let err = to_vec(&value).unwrap_err();
+        assert_eq!(
+            err,
+            JcsError::UnsafeInteger("9007199254740992".into(), "/a/0/b~1c~0".into())
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! Properties of canonicalization over random JSON values.
+//!
+//! `serde_json_canonicalizer` serves as an independent oracle. It agrees with Sealog on every
+//! value generated here: the two differ only on integers beyond ±(2^53-1), which the oracle
+//! rounds and Sealog refuses (covered in `jcs_errors.rs`), so those are never generated.
+
+use std::cmp::Ordering;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use sealog_model::jcs::{self, MAX_SAFE_INTEGER};
+use serde_json::{Map, Number, Value};
+
+/// Characters chosen to hit every rule: escapes, the UTF-16 vs UTF-8 ordering trap (U+E000..U+FFFF
+/// against the astral planes), JSON pointer escapes and plain ASCII.
+fn interesting_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        4 => proptest::char::range('a', 'e'),
+        1 => proptest::char::range('\u{0}', '\u{1f}'),
+        1 => prop::sample::select(vec!['"', '\\', '/', '~', '\u{7f}', ' ']),
+        1 => proptest::char::range('\u{80}', '\u{d7ff}'),
+        2 => proptest::char::range('\u{e000}', '\u{ffff}'),
+        2 => proptest::char::range('\u{10000}', '\u{10ffff}'),
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::collection::vec(interesting_char(), 0..6).prop_map(String::from_iter),
+        1 => any::<String>(),
+    ]
+}
+
+fn safe_integer() -> impl Strategy<Value = Number> {
+    let max = MAX_SAFE_INTEGER as i64;
+    prop_oneof![
+        (-max..=max).prop_map(Number::from),
+        (0..=MAX_SAFE_INTEGER).prop_map(Number::from),
+        (-1000_i64..1000).prop_map(Number::from),
+        prop::sample::select(vec![0, 1, -1, max, -max]).prop_map(Number::from),
+    ]
+}
+
+/// Whether a double is accepted: integral doubles above 2^53
+/// and below 1e21 would print as plain integer literals that read back as unsafe integers, so
+/// they are refused (pinned in `jcs_errors.rs`).
+fn reparses_as_itself(f: f64) -> bool {
+    !(f.fract() == 0.0 && f.abs() > MAX_SAFE_INTEGER as f64 && f.abs() < 1e21)
+}
+
+fn finite_double() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<u64>().prop_map(f64::from_bits),
+        (-1_000_000_i64..1_000_000, 0..8_i32).prop_map(|(m, e)| m as f64 / 10_f64.powi(e)),
+        prop::sample::select(vec![
+            0.0,
+            -0.0,
+            1e21,
+            1e-7,
+            1e-6,
+            5e-324,
+            f64::MAX,
+            f64::MIN
+        ]),
+    ]
+    .prop_filter("finite", |f| f.is_finite())
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
+    let double = finite_double()
+        // Integral doubles past 2^53 are refused (they would re-read as unsafe integers).
+        .prop_filter("refused", |&f| reparses_as_itself(f))
+        .prop_map(|f| Value::Number(Number::from_f64(f).unwrap()));
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        safe_integer().prop_map(Value::Number),
+        double,
+        text().prop_map(Value::String),
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    scalar().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((text(), inner), 0..6)
+                .prop_map(|members| Value::Object(members.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+fn canonical(value: &Value) -> Vec<u8> {
+    jcs::to_vec(value).expect("generated values are all canonicalizable")
+}
+
+/// Tiny deterministic generator so that one proptest-chosen seed drives all layout choices.
+struct Layout(u64);
+
+impl Layout {
+    fn next(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % bound as u64) as usize
+    }
+
+    fn space(&mut self, out: &mut String) {
+        for _ in 0..self.next(3) {
+            out.push([' ', '\t', '\n', '\r'][self.next(4)]);
+        }
+    }
+
+    /// Writes `value` as valid JSON text in a random but equivalent spelling: members shuffled,
+    /// whitespace sprinkled, characters escaped where they need not be.
+    fn render(&mut self, value: &Value, out: &mut String) {
+        self.space(out);
+        match value {
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    self.render(item, out);
+                }
+                self.space(out);
+                out.push(']');
+            }
+            Value::Object(map) => {
+                let mut members: Vec<_> = map.iter().collect();
+                for i in (1..members.len()).rev() {
+                    members.swap(i, self.next(i + 1));
+                }
+                out.push('{');
+                for (i, (key, item)) in members.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    self.space(out);
+                    self.string(key, out);
+                    self.space(out);
+                    out.push(':');
+                    self.render(item, out);
+                }
+                self.space(out);
+                out.push('}');
+            }
+            Value::String(s) => self.string(s, out),
+            other => out.push_str(&other.to_string()),
+        }
+        self.space(out);
+    }
+
+    fn string(&mut self, s: &str, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            match (c, self.next(3)) {
+                ('/', 0) => out.push_str("\\/"),
+                ('"' | '\\' | '\u{0}'..='\u{1f}', _) | (_, 0) => {
+                    let mut units = [0; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04X}"));
+                    }
+                }
+                _ => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+}
+
+/// JSON pointers of every scalar inside `value`.
+fn scalar_pointers(value: &Value, at: String, found: &mut Vec<String>) {
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                scalar_pointers(item, format!("{at}/{i}"), found);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let key = key.replace('~', "~0").replace('/', "~1");
+                scalar_pointers(item, format!("{at}/{key}"), found);
+            }
+        }
+        _ => found.push(at),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn jcs_matches_the_oracle(value in json_value()) {
+        let oracle = serde_json_canonicalizer::to_vec(&value).unwrap();
+        prop_assert_eq!(
+            String::from_utf8(canonical(&value)).unwrap(),
+            String::from_utf8(oracle).unwrap()
+        );
+    }
+
+    #[test]
+    fn jcs_is_idempotent(value in json_value()) {
+        let once = canonical(&value);
+        let reparsed: Value = serde_json::from_slice(&once).unwrap();
+        prop_assert_eq!(canonical(&reparsed), once);
+    }
+
+    #[test]
+    fn jcs_ignores_member_order_whitespace_and_escapes(
+        value in json_value(),
+        seed in any::<u64>(),
+    ) {
+        let mut text = String::new();
+        Layout(seed).render(&value, &mut text);
+        let reparsed: Value = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(canonical(&reparsed), canonical(&value), "{}", text);
+    }
+
+    #[test]
+    fn jcs_changing_any_scalar_changes_the_bytes(
+        value in json_value(),
+        which in any::<Index>(),
+        replacement in scalar(),
+    ) {
+        let mut pointers = Vec::new();
+        scalar_pointers(&value, String::new(), &mut pointers);
+        prop_assume!(!pointers.is_empty(), "only empty containers");
+        let pointer = which.get(&pointers);
+        let original = value.pointer(pointer).unwrap();
+        // 3.0 and 3 are different `Value`s but the same JSON number.
+        prop_assume!(canonical(original) != canonical(&replacement));
+
+        let mut changed = value.clone();
+        *changed.pointer_mut(pointer).unwrap() = replacement;
+        prop_assert_ne!(canonical(&changed), canonical(&value));
+    }
+
+    #[test]
+    fn jcs_cmp_keys_is_utf16_code_unit_order(a in text(), b in text()) {
+        let expected = a.encode_utf16().cmp(b.encode_utf16());
+        prop_assert_eq!(jcs::cmp_keys(&a, &b), expected);
+        prop_assert_eq!(jcs::cmp_keys(&b, &a), expected.reverse());
+        prop_assert_eq!(jcs::cmp_keys(&a, &a), Ordering::Equal);
+    }
+}
