@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("data directory {dir} is in use by another sealog process{holder}")]
     Locked { dir: PathBuf, holder: String },
     #[error("corrupted log: {0}")]
@@ -22,6 +25,9 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        StoreError::Io { path: path.to_path_buf(), source }
+        StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! *Invariant*: a record is acknowledged only after its frame is durable (or, with
 //! `Durability::Os`, written), and no code path rewrites or deletes a committed frame.
 
+mod checkpoints;
 mod error;
 mod index;
 mod lock;
@@ -15,6 +16,8 @@ mod positions;
 mod query;
 mod recovery;
 pub mod segment;
+mod tree;
+pub mod verify;
 mod writer;
 
 use std::fs::File;
@@ -23,9 +26,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use sealog_model::{PreparedEvent, RecordId};
 
+pub use checkpoints::{SignedCheckpoint, open_checkpoint, read_log as read_checkpoint_log};
 pub use error::StoreError;
 pub use query::{LIMIT_MAX, Page, Query};
 pub use recovery::{Cut, Recovery};
@@ -53,11 +58,20 @@ pub struct Config {
     /// Records indexed in memory before they are written as an index run: bounds memory
     /// and the replay after a crash.
     pub memtable_records_max: u64,
+    /// How often the writer signs a checkpoint while appends arrive; one is always signed
+    /// on close. Zero signs one per commit.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { durability: Durability::Fsync, segment_bytes_max: 256 << 20, batch_events_max: 16_384, memtable_records_max: 131_072 }
+        Config {
+            durability: Durability::Fsync,
+            segment_bytes_max: 256 << 20,
+            batch_events_max: 16_384,
+            memtable_records_max: 131_072,
+            checkpoint_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -101,6 +115,23 @@ pub(crate) struct Shared {
     pub(crate) committed: AtomicU64,
     pub(crate) poisoned: Mutex<Option<String>>,
     pub(crate) stats: Stats,
+    pub(crate) tree: tree::TreeFiles,
+    pub(crate) checkpoints: checkpoints::Checkpoints,
+}
+
+impl Shared {
+    /// Writes the index memtable as a run. Everything the manifest will vouch for — positions
+    /// and tree nodes up to the index's end — is made durable first.
+    pub(crate) fn flush_index(&self, index: &mut Index) -> Result<(), StoreError> {
+        self.positions.sync()?;
+        self.tree.sync()?;
+        index.flush()
+    }
+
+    pub(crate) fn root(&self, size: u64) -> Result<sealog_merkle::Hash, StoreError> {
+        sealog_merkle::root(size, &self.tree)
+            .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))
+    }
 }
 
 pub struct Store {
@@ -117,11 +148,18 @@ impl Store {
     pub fn open(dir: &Path, config: Config) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         let lock = lock::acquire(dir)?;
-        let (shared, active, recovery) = recovery::recover(dir, config.memtable_records_max)?;
+        let (shared, active, tree, recovery) = recovery::recover(dir, config.memtable_records_max)?;
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::sync_channel(1024);
-        let writer = writer::spawn(shared.clone(), active, config, rx)?;
-        Ok(Store { shared, tx: Some(tx), writer: Some(writer), recovery, dir: dir.to_path_buf(), _lock: lock })
+        let writer = writer::spawn(shared.clone(), active, tree, config, rx)?;
+        Ok(Store {
+            shared,
+            tx: Some(tx),
+            writer: Some(writer),
+            recovery,
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -154,7 +192,8 @@ impl Store {
         }
         let (reply, rx) = mpsc::sync_channel(1);
         let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
-        tx.send(writer::Request { events, reply }).map_err(|_| StoreError::Closed)?;
+        tx.send(writer::Request { events, reply })
+            .map_err(|_| StoreError::Closed)?;
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 
@@ -169,17 +208,117 @@ impl Store {
     }
 
     pub fn seq_of(&self, id: &RecordId) -> Option<u64> {
-        let seq = self.shared.index.read().expect("index lock").lookup_rid(&id.0)?;
+        let seq = self
+            .shared
+            .index
+            .read()
+            .expect("index lock")
+            .lookup_rid(&id.0)?;
         (seq < self.len()).then_some(seq)
     }
 
     /// The size the log had at time `t` (ns): the records ingested at or before it.
     pub fn size_at(&self, t: i64) -> Result<u64, StoreError> {
-        self.shared.positions.first_ingested_at_or_after(t.saturating_add(1), self.len())
+        self.shared
+            .positions
+            .first_ingested_at_or_after(t.saturating_add(1), self.len())
     }
 
     pub fn query(&self, q: &Query) -> Result<Page, StoreError> {
         query::run(&self.shared, q)
+    }
+
+    /// The verifier key of this log's checkpoints, in C2SP note format.
+    pub fn verifier_key(&self) -> String {
+        self.shared.checkpoints.verifier().to_vkey()
+    }
+
+    /// The newest signed checkpoint, signing one first if the log has grown past it.
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, StoreError> {
+        let size = self.len();
+        if let Some(latest) = self.shared.checkpoints.latest().filter(|l| l.size >= size) {
+            return Ok(latest);
+        }
+        self.shared
+            .checkpoints
+            .publish(size, self.shared.root(size)?)
+    }
+
+    /// The tree head for any size up to the log's.
+    pub fn root(&self, size: u64) -> Result<sealog_merkle::Hash, StoreError> {
+        self.check_size(size)?;
+        self.shared.root(size)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), StoreError> {
+        if size > self.len() {
+            return Err(StoreError::InvalidArgument(format!(
+                "tree size {size} is larger than the log ({})",
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// RFC 9162 inclusion proof of record `seq` in the tree of `size` leaves.
+    pub fn inclusion_proof(
+        &self,
+        seq: u64,
+        size: u64,
+    ) -> Result<Vec<sealog_merkle::Hash>, StoreError> {
+        self.check_size(size)?;
+        sealog_merkle::inclusion_proof(seq, size, &self.shared.tree)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+    }
+
+    /// RFC 9162 consistency proof between tree sizes `old` and `new`.
+    pub fn consistency_proof(
+        &self,
+        old: u64,
+        new: u64,
+    ) -> Result<Vec<sealog_merkle::Hash>, StoreError> {
+        self.check_size(new)?;
+        sealog_merkle::consistency_proof(old, new, &self.shared.tree)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+    }
+
+    /// A C2SP tlog-tiles hash tile: `width` hashes of tree level `8·level` from `256·index`,
+    /// for the tree of the latest checkpoint.
+    pub fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
+        let size = self.shared.checkpoints.latest().map_or(0, |c| c.size);
+        if sealog_merkle::tiles::tile_width(level, index, size) != Some(width) {
+            return Err(StoreError::InvalidArgument(format!(
+                "no tile {level}/{index} of width {width} in a tree of {size}"
+            )));
+        }
+        self.shared
+            .tree
+            .read_range(usize::from(level) * 8, index * 256, u64::from(width))
+    }
+
+    /// A C2SP tlog-tiles entry bundle: records `256·index ..` (`width` of them), each
+    /// prefixed by its length as a big-endian u16.
+    pub fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
+        let size = self.shared.checkpoints.latest().map_or(0, |c| c.size);
+        if sealog_merkle::tiles::tile_width(0, index, size) != Some(width) {
+            return Err(StoreError::InvalidArgument(format!(
+                "no entry bundle {index} of width {width} in a tree of {size}"
+            )));
+        }
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for seq in index * 256..index * 256 + u64::from(width) {
+            query::read_record(&self.shared, seq, &mut buf)?;
+            let len = u16::try_from(buf.len()).map_err(|_| {
+                StoreError::InvalidArgument(format!(
+                    "record {seq} is {} bytes, too long for a tlog-tiles entry bundle",
+                    buf.len()
+                ))
+            })?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&buf);
+        }
+        Ok(out)
     }
 
     /// Stops the writer after it has committed everything sent, and writes the index so the
@@ -191,13 +330,16 @@ impl Store {
     fn shutdown(&mut self) -> Result<(), StoreError> {
         drop(self.tx.take());
         if let Some(w) = self.writer.take() {
-            w.join().map_err(|_| StoreError::Poisoned("the writer thread panicked".into()))?;
+            w.join()
+                .map_err(|_| StoreError::Poisoned("the writer thread panicked".into()))?;
         }
         if self.shared.poisoned.lock().expect("poison lock").is_some() {
             return Ok(());
         }
-        self.shared.positions.sync()?;
-        self.shared.index.write().expect("index lock").flush()
+        let mut index = self.shared.index.write().expect("index lock");
+        self.shared.flush_index(&mut index)?;
+        drop(index);
+        self.checkpoint().map(drop)
     }
 }
 

@@ -23,7 +23,10 @@ pub(crate) fn acquire(dir: &Path) -> Result<File, StoreError> {
             "" => String::new(),
             p => format!(" (pid {p})"),
         };
-        return Err(StoreError::Locked { dir: dir.to_path_buf(), holder });
+        return Err(StoreError::Locked {
+            dir: dir.to_path_buf(),
+            holder,
+        });
     }
     let stamp = |f: &mut File| -> std::io::Result<()> {
         f.set_len(0)?;

@@ -49,7 +49,13 @@ pub(crate) struct Positions {
 impl Positions {
     /// Opens the file keeping only the first `trusted` entries.
     pub(crate) fn open(path: &Path, trusted: u64) -> Result<Self, StoreError> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| StoreError::io(path, e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| StoreError::io(path, e))?;
         let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
         if len < trusted * ENTRY_BYTES {
             return Err(StoreError::Corrupted(format!(
@@ -58,8 +64,13 @@ impl Positions {
                 len / ENTRY_BYTES
             )));
         }
-        file.set_len(trusted * ENTRY_BYTES).map_err(|e| StoreError::io(path, e))?;
-        Ok(Positions { path: path.to_path_buf(), file, count: AtomicU64::new(trusted) })
+        file.set_len(trusted * ENTRY_BYTES)
+            .map_err(|e| StoreError::io(path, e))?;
+        Ok(Positions {
+            path: path.to_path_buf(),
+            file,
+            count: AtomicU64::new(trusted),
+        })
     }
 
     pub(crate) fn count(&self) -> u64 {
@@ -73,19 +84,26 @@ impl Positions {
             e.encode(&mut buf);
         }
         let count = self.count();
-        self.file.write_all_at(&buf, count * ENTRY_BYTES).map_err(|e| StoreError::io(&self.path, e))?;
-        self.count.store(count + entries.len() as u64, Ordering::Release);
+        self.file
+            .write_all_at(&buf, count * ENTRY_BYTES)
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.count
+            .store(count + entries.len() as u64, Ordering::Release);
         Ok(())
     }
 
     pub(crate) fn sync(&self) -> Result<(), StoreError> {
-        self.file.sync_data().map_err(|e| StoreError::io(&self.path, e))
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io(&self.path, e))
     }
 
     pub(crate) fn get(&self, seq: u64) -> Result<Position, StoreError> {
         debug_assert!(seq < self.count(), "position {seq} is not written yet");
         let mut b = [0u8; ENTRY_BYTES as usize];
-        self.file.read_exact_at(&mut b, seq * ENTRY_BYTES).map_err(|e| StoreError::io(&self.path, e))?;
+        self.file
+            .read_exact_at(&mut b, seq * ENTRY_BYTES)
+            .map_err(|e| StoreError::io(&self.path, e))?;
         Ok(Position::decode(&b))
     }
 

@@ -49,7 +49,9 @@ pub(crate) fn read_record(shared: &Shared, seq: u64, buf: &mut Vec<u8>) -> Resul
 
 pub(crate) fn run(shared: &Shared, q: &Query) -> Result<Page, StoreError> {
     if q.limit == 0 || q.limit > LIMIT_MAX {
-        return Err(StoreError::InvalidArgument(format!("limit must be between 1 and {LIMIT_MAX}")));
+        return Err(StoreError::InvalidArgument(format!(
+            "limit must be between 1 and {LIMIT_MAX}"
+        )));
     }
     let committed = shared.committed.load(Ordering::Acquire);
     let end = q.as_of_size.map_or(committed, |s| s.min(committed));
@@ -62,7 +64,11 @@ pub(crate) fn run(shared: &Shared, q: &Query) -> Result<Page, StoreError> {
     if let Some(t) = q.ingest_to {
         end = end.min(shared.positions.first_ingested_at_or_after(t, end)?);
     }
-    let keys: Vec<Posting> = q.equals.iter().map(|(a, v)| sealog_model::record::posting(a, v)).collect();
+    let keys: Vec<Posting> = q
+        .equals
+        .iter()
+        .map(|(a, v)| sealog_model::record::posting(a, v))
+        .collect();
     let in_window = |seq: u64| -> Result<bool, StoreError> {
         if q.event_from.is_none() && q.event_to.is_none() {
             return Ok(true);
@@ -90,8 +96,15 @@ pub(crate) fn run(shared: &Shared, q: &Query) -> Result<Page, StoreError> {
             cursor = last + 1;
         }
     } else if q.event_from.is_some() || q.event_to.is_some() {
-        let all = index.time_range(q.event_from.unwrap_or(i64::MIN), q.event_to.unwrap_or(i64::MAX));
-        seqs.extend(all.into_iter().filter(|s| (from..end).contains(s)).take(q.limit + 1));
+        let all = index.time_range(
+            q.event_from.unwrap_or(i64::MIN),
+            q.event_to.unwrap_or(i64::MAX),
+        );
+        seqs.extend(
+            all.into_iter()
+                .filter(|s| (from..end).contains(s))
+                .take(q.limit + 1),
+        );
     } else {
         seqs.extend((from..end).take(q.limit + 1));
     }
@@ -105,6 +118,13 @@ pub(crate) fn run(shared: &Shared, q: &Query) -> Result<Page, StoreError> {
         read_record(shared, seq, &mut buf)?;
         records.push((seq, buf));
     }
-    let next_after = if more { records.last().map(|r| r.0) } else { None };
-    Ok(Page { records, next_after })
+    let next_after = if more {
+        records.last().map(|r| r.0)
+    } else {
+        None
+    };
+    Ok(Page {
+        records,
+        next_after,
+    })
 }

@@ -15,10 +15,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use sealog_model::PreparedEvent;
 use sealog_model::record::split_record;
 
+use crate::checkpoints::{Checkpoints, load_or_create_signer};
 use crate::index::Index;
 use crate::positions::{Position, Positions};
 use crate::segment::{self, ActiveSegment, BadFrame, FRAME_HEADER_BYTES, HEADER_BYTES};
-use crate::{Shared, StoreError, Stats};
+use crate::tree::{Tree, TreeFiles};
+use crate::{Shared, Stats, StoreError};
 
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,32 +41,54 @@ pub struct Cut {
     pub reason: String,
 }
 
-pub(crate) fn recover(dir: &Path, memtable_records_max: u64) -> Result<(Shared, ActiveSegment, Recovery), StoreError> {
+pub(crate) fn recover(
+    dir: &Path,
+    memtable_records_max: u64,
+) -> Result<(Shared, ActiveSegment, Tree, Recovery), StoreError> {
     let log_dir = dir.join("log");
     let index_dir = dir.join("index");
+    let tree_dir = dir.join("tree");
     std::fs::create_dir_all(&log_dir).map_err(|e| StoreError::io(&log_dir, e))?;
+    let checkpoints = Checkpoints::open(dir, load_or_create_signer(&dir.join("keys"))?)?;
     let positions_path = index_dir.join("positions");
-    let (mut index, positions) = match Index::open(&index_dir, memtable_records_max).and_then(|i| {
+    let derived = Index::open(&index_dir, memtable_records_max).and_then(|i| {
         let p = Positions::open(&positions_path, i.durable_end())?;
-        Ok((i, p))
-    }) {
-        Ok(ip) => ip,
-        // The index is derived: if it cannot be read, rebuild it from the log.
-        Err(StoreError::Corrupted(_)) => (Index::reset(&index_dir, memtable_records_max)?, Positions::open(&positions_path, 0)?),
+        let t = TreeFiles::open(&tree_dir, i.durable_end())?;
+        Ok((i, p, t))
+    });
+    let (mut index, positions, tree_files) = match derived {
+        Ok(ipt) => ipt,
+        // Indexes and tree are derived: if they cannot be read, rebuild them from the log.
+        Err(StoreError::Corrupted(_)) => {
+            TreeFiles::reset(&tree_dir)?;
+            (
+                Index::reset(&index_dir, memtable_records_max)?,
+                Positions::open(&positions_path, 0)?,
+                TreeFiles::open(&tree_dir, 0)?,
+            )
+        }
         Err(e) => return Err(e),
     };
+    let mut tree = Tree::load(&tree_files, index.end())?;
 
     let mut segments = segment::list(&log_dir)?;
     if segments.is_empty() {
         if index.end() > 0 {
-            return Err(StoreError::Corrupted(format!("the index covers {} records but {} has no segments", index.end(), log_dir.display())));
+            return Err(StoreError::Corrupted(format!(
+                "the index covers {} records but {} has no segments",
+                index.end(),
+                log_dir.display()
+            )));
         }
         let active = ActiveSegment::create(&log_dir, 0)?;
         segments.push((0, active.path.clone()));
         drop(active);
     }
     if segments[0].0 != 0 {
-        return Err(StoreError::Corrupted(format!("the first segment starts at seq {}, not 0", segments[0].0)));
+        return Err(StoreError::Corrupted(format!(
+            "the first segment starts at seq {}, not 0",
+            segments[0].0
+        )));
     }
 
     // Resume after the last record the index knows, or from the start.
@@ -76,8 +100,14 @@ pub(crate) fn recover(dir: &Path, memtable_records_max: u64) -> Result<(Shared, 
             let i = segments.partition_point(|(first, _)| *first <= n - 1) - 1;
             let file = File::open(&segments[i].1).map_err(|e| StoreError::io(&segments[i].1, e))?;
             let mut buf = Vec::new();
-            segment::read_frame_at(&file, p.offset, &mut buf)
-                .map_err(|e| StoreError::Corrupted(format!("{} at offset {}: indexed record {} is unreadable: {e:?}", segments[i].1.display(), p.offset, n - 1)))?;
+            segment::read_frame_at(&file, p.offset, &mut buf).map_err(|e| {
+                StoreError::Corrupted(format!(
+                    "{} at offset {}: indexed record {} is unreadable: {e:?}",
+                    segments[i].1.display(),
+                    p.offset,
+                    n - 1
+                ))
+            })?;
             (i, p.offset + FRAME_HEADER_BYTES + buf.len() as u64)
         }
     };
@@ -90,7 +120,10 @@ pub(crate) fn recover(dir: &Path, memtable_records_max: u64) -> Result<(Shared, 
         let file_len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
         if offset == HEADER_BYTES {
             if first != seq {
-                return Err(StoreError::Corrupted(format!("{} should start at seq {seq}", path.display())));
+                return Err(StoreError::Corrupted(format!(
+                    "{} should start at seq {seq}",
+                    path.display()
+                )));
             }
             let mut header = [0u8; HEADER_BYTES as usize];
             let got = read_up_to(&mut file, &mut header).map_err(|e| StoreError::io(&path, e))?;
@@ -103,17 +136,23 @@ pub(crate) fn recover(dir: &Path, memtable_records_max: u64) -> Result<(Shared, 
                 segments.push((seq, active.path.clone()));
                 continue;
             }
-            segment::check_header(&header, first).map_err(|m| StoreError::Corrupted(format!("{}: {m}", path.display())))?;
+            segment::check_header(&header, first)
+                .map_err(|m| StoreError::Corrupted(format!("{}: {m}", path.display())))?;
         }
         let mut reader = BufReader::with_capacity(1 << 20, file);
-        reader.seek(SeekFrom::Start(offset)).map_err(|e| StoreError::io(&path, e))?;
+        reader
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| StoreError::io(&path, e))?;
         let mut payload = Vec::new();
         loop {
             match next_frame(&mut reader, &mut payload).map_err(|e| StoreError::io(&path, e))? {
                 Frame::End => break,
                 Frame::Bad(why) => {
                     if !last {
-                        return Err(StoreError::Corrupted(format!("{} at offset {offset} (seq {seq}): {why} in a sealed segment", path.display())));
+                        return Err(StoreError::Corrupted(format!(
+                            "{} at offset {offset} (seq {seq}): {why} in a sealed segment",
+                            path.display()
+                        )));
                     }
                     if let Some(at) = whole_frame_after(&path, offset)? {
                         return Err(StoreError::Corrupted(format!(
@@ -122,9 +161,19 @@ pub(crate) fn recover(dir: &Path, memtable_records_max: u64) -> Result<(Shared, 
                         )));
                     }
                     let bytes = file_len - offset;
-                    let f = OpenOptions::new().write(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
-                    f.set_len(offset).and_then(|()| f.sync_all()).map_err(|e| StoreError::io(&path, e))?;
-                    recovery.cut = Some(Cut { segment: path.clone(), offset, bytes, reason: why.to_string() });
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| StoreError::io(&path, e))?;
+                    f.set_len(offset)
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| StoreError::io(&path, e))?;
+                    recovery.cut = Some(Cut {
+                        segment: path.clone(),
+                        offset,
+                        bytes,
+                        reason: why.to_string(),
+                    });
                     break;
                 }
                 Frame::Whole => {
@@ -132,8 +181,10 @@ pub(crate) fn recover(dir: &Path, memtable_records_max: u64) -> Result<(Shared, 
                     positions.append(&[position])?;
                     let ev = batch.pop().expect("reindex pushed one event");
                     index.insert(seq, &ev);
+                    tree.append(&tree_files, std::iter::once(payload.as_slice()))?;
                     if index.needs_flush() {
                         positions.sync()?;
+                        tree_files.sync()?;
                         index.flush()?;
                     }
                     offset += FRAME_HEADER_BYTES + payload.len() as u64;
@@ -149,11 +200,31 @@ pub(crate) fn recover(dir: &Path, memtable_records_max: u64) -> Result<(Shared, 
         offset = HEADER_BYTES;
     }
     recovery.records = seq;
+    // The log must still hold everything a signed checkpoint vouched for, unchanged.
+    if let Some(cp) = checkpoints.latest() {
+        if cp.size > seq {
+            return Err(StoreError::Corrupted(format!(
+                "the log has {seq} records but a signed checkpoint covers {}",
+                cp.size
+            )));
+        }
+        let root = sealog_merkle::root(cp.size, &tree_files)
+            .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))?;
+        if root != cp.root {
+            return Err(StoreError::Corrupted(format!(
+                "the tree of size {} does not match the signed checkpoint of that size",
+                cp.size
+            )));
+        }
+    }
     let (first, path) = segments.last().expect("at least one segment").clone();
     let active = ActiveSegment::open(path, first, offset)?;
     let mut readers = Vec::with_capacity(segments.len());
     for (first, path) in &segments {
-        readers.push((*first, Arc::new(File::open(path).map_err(|e| StoreError::io(path, e))?)));
+        readers.push((
+            *first,
+            Arc::new(File::open(path).map_err(|e| StoreError::io(path, e))?),
+        ));
     }
     let shared = Shared {
         log_dir,
@@ -163,8 +234,10 @@ pub(crate) fn recover(dir: &Path, memtable_records_max: u64) -> Result<(Shared, 
         committed: AtomicU64::new(seq),
         poisoned: Mutex::new(None),
         stats: Stats::default(),
+        tree: tree_files,
+        checkpoints,
     };
-    Ok((shared, active, recovery))
+    Ok((shared, active, tree, recovery))
 }
 
 enum Frame {
@@ -209,24 +282,47 @@ fn next_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> std::io::Result<Frame
 fn whole_frame_after(path: &Path, offset: u64) -> Result<Option<u64>, StoreError> {
     let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
     let start = offset as usize + 1;
-    Ok((start..bytes.len()).find(|&i| segment::decode_frame(&bytes[i..]).is_ok()).map(|i| i as u64))
+    Ok((start..bytes.len())
+        .find(|&i| segment::decode_frame(&bytes[i..]).is_ok())
+        .map(|i| i as u64))
 }
 
 /// Rebuilds one record's index entries from its stored bytes, checking that the bytes are
 /// the record they claim to be.
-fn reindex(payload: &[u8], seq: u64, offset: u64, path: &Path, out: &mut Vec<PreparedEvent>) -> Result<Position, StoreError> {
-    let bad = |m: String| StoreError::Corrupted(format!("{} at offset {offset} (seq {seq}): {m}", path.display()));
-    let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| bad(format!("record is not JSON: {e}")))?;
-    let (stored_seq, id, ingested_at, event) = split_record(&value).ok_or_else(|| bad("record lacks its server fields".into()))?;
+fn reindex(
+    payload: &[u8],
+    seq: u64,
+    offset: u64,
+    path: &Path,
+    out: &mut Vec<PreparedEvent>,
+) -> Result<Position, StoreError> {
+    let bad = |m: String| {
+        StoreError::Corrupted(format!(
+            "{} at offset {offset} (seq {seq}): {m}",
+            path.display()
+        ))
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| bad(format!("record is not JSON: {e}")))?;
+    let (stored_seq, id, ingested_at, event) =
+        split_record(&value).ok_or_else(|| bad("record lacks its server fields".into()))?;
     if stored_seq != seq {
         return Err(bad(format!("record says seq {stored_seq}")));
     }
     let ingested_ns = sealog_model::time::parse_rfc3339(ingested_at).map_err(bad)?;
-    let ev = PreparedEvent::from_value(&event).map_err(|e| bad(format!("stored event is invalid: {e}")))?;
+    let ev = PreparedEvent::from_value(&event)
+        .map_err(|e| bad(format!("stored event is invalid: {e}")))?;
     if ev.record_id != id {
-        return Err(bad(format!("record_id {id} does not match its content ({})", ev.record_id)));
+        return Err(bad(format!(
+            "record_id {id} does not match its content ({})",
+            ev.record_id
+        )));
     }
-    let position = Position { offset, ingested_ns, event_ns: ev.event_time_nanos };
+    let position = Position {
+        offset,
+        ingested_ns,
+        event_ns: ev.event_time_nanos,
+    };
     out.push(ev);
     Ok(position)
 }

@@ -54,7 +54,10 @@ pub fn frame_crc(payload: &[u8]) -> u32 {
 
 /// Appends one frame for `payload` to `buf`.
 pub fn encode_frame(payload: &[u8], buf: &mut Vec<u8>) {
-    assert!(payload.len() as u64 <= u64::from(FRAME_PAYLOAD_BYTES_MAX), "record larger than a frame may be");
+    assert!(
+        payload.len() as u64 <= u64::from(FRAME_PAYLOAD_BYTES_MAX),
+        "record larger than a frame may be"
+    );
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buf.extend_from_slice(&frame_crc(payload).to_le_bytes());
     buf.extend_from_slice(payload);
@@ -116,7 +119,9 @@ pub fn check_header(bytes: &[u8], first_seq: u64) -> Result<(), String> {
     }
     let named = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
     if named != first_seq {
-        return Err(format!("header says first seq {named}, file name says {first_seq}"));
+        return Err(format!(
+            "header says first seq {named}, file name says {first_seq}"
+        ));
     }
     Ok(())
 }
@@ -140,15 +145,30 @@ impl ActiveSegment {
             .create_new(true)
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
-        file.write_all(&encode_header(first_seq)).map_err(|e| StoreError::io(&path, e))?;
+        file.write_all(&encode_header(first_seq))
+            .map_err(|e| StoreError::io(&path, e))?;
         file.sync_all().map_err(|e| StoreError::io(&path, e))?;
         sync_dir(dir)?;
-        Ok(ActiveSegment { first_seq, path, file, len: HEADER_BYTES })
+        Ok(ActiveSegment {
+            first_seq,
+            path,
+            file,
+            len: HEADER_BYTES,
+        })
     }
 
     pub fn open(path: PathBuf, first_seq: u64, len: u64) -> Result<Self, StoreError> {
-        let file = OpenOptions::new().read(true).append(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
-        Ok(ActiveSegment { first_seq, path, file, len })
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        Ok(ActiveSegment {
+            first_seq,
+            path,
+            file,
+            len,
+        })
     }
 
     /// Writes whole frames. Durability is the caller's `sync` to choose.
@@ -164,26 +184,33 @@ impl ActiveSegment {
 
     /// Makes the segment durable and read-only: committed bytes are never rewritten.
     pub fn seal(self) -> Result<(), StoreError> {
-        self.file.sync_all().map_err(|e| StoreError::io(&self.path, e))?;
-        fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444)).map_err(|e| StoreError::io(&self.path, e))
+        self.file
+            .sync_all()
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444))
+            .map_err(|e| StoreError::io(&self.path, e))
     }
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
 }
 
 /// Reads one frame's payload at `offset` of `file`.
 pub fn read_frame_at(file: &File, offset: u64, buf: &mut Vec<u8>) -> Result<(), ReadFrameError> {
     let mut head = [0u8; FRAME_HEADER_BYTES as usize];
-    file.read_exact_at(&mut head, offset).map_err(ReadFrameError::Io)?;
+    file.read_exact_at(&mut head, offset)
+        .map_err(ReadFrameError::Io)?;
     let len = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes"));
     if len == 0 || len > FRAME_PAYLOAD_BYTES_MAX {
         return Err(ReadFrameError::Bad(BadFrame::Length(len)));
     }
     buf.clear();
     buf.resize(len as usize, 0);
-    file.read_exact_at(buf, offset + FRAME_HEADER_BYTES).map_err(ReadFrameError::Io)?;
+    file.read_exact_at(buf, offset + FRAME_HEADER_BYTES)
+        .map_err(ReadFrameError::Io)?;
     let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
     if frame_crc(buf) != crc {
         return Err(ReadFrameError::Bad(BadFrame::Checksum));
@@ -208,13 +235,23 @@ mod tests {
         let (p, n) = decode_frame(&buf).unwrap();
         assert_eq!((p, n), (&b"{\"seq\":0}"[..], buf.len()));
         for cut in 0..buf.len() {
-            assert_eq!(decode_frame(&buf[..cut]).unwrap_err(), if cut < 8 { BadFrame::Short } else { BadFrame::Short });
+            assert_eq!(
+                decode_frame(&buf[..cut]).unwrap_err(),
+                if cut < 8 {
+                    BadFrame::Short
+                } else {
+                    BadFrame::Short
+                }
+            );
         }
         for i in 0..buf.len() {
             for bit in 0..8 {
                 let mut b = buf.clone();
                 b[i] ^= 1 << bit;
-                assert!(decode_frame(&b).is_err(), "flip at byte {i} bit {bit} went unnoticed");
+                assert!(
+                    decode_frame(&b).is_err(),
+                    "flip at byte {i} bit {bit} went unnoticed"
+                );
             }
         }
     }

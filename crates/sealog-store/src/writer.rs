@@ -13,6 +13,7 @@ use sealog_model::PreparedEvent;
 
 use crate::positions::Position;
 use crate::segment::{self, ActiveSegment};
+use crate::tree::Tree;
 use crate::{Config, Durability, Outcome, Shared, StoreError};
 
 pub(crate) struct Request {
@@ -28,11 +29,14 @@ struct Writer {
     last_ingest_ns: i64,
     frames: Vec<u8>,
     record: Vec<u8>,
+    tree: Tree,
+    last_checkpoint: Instant,
 }
 
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     active: ActiveSegment,
+    tree: Tree,
     config: Config,
     rx: Receiver<Request>,
 ) -> Result<JoinHandle<()>, StoreError> {
@@ -41,7 +45,17 @@ pub(crate) fn spawn(
         0 => i64::MIN,
         n => shared.positions.get(n - 1)?.ingested_ns,
     };
-    let mut w = Writer { shared, config, active: Some(active), next_seq, last_ingest_ns, frames: Vec::new(), record: Vec::new() };
+    let mut w = Writer {
+        shared,
+        config,
+        active: Some(active),
+        next_seq,
+        last_ingest_ns,
+        frames: Vec::new(),
+        record: Vec::new(),
+        tree,
+        last_checkpoint: Instant::now(),
+    };
     std::thread::Builder::new()
         .name("sealog-writer".into())
         .spawn(move || {
@@ -98,7 +112,11 @@ impl Writer {
     }
 
     fn write_group(&mut self, group: &[Request]) -> Result<Vec<Outcome>, StoreError> {
-        if self.active.as_ref().is_some_and(|a| a.len >= self.config.segment_bytes_max) {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.len >= self.config.segment_bytes_max)
+        {
             self.roll().map_err(|e| self.poison(e))?;
         }
         let now = std::time::SystemTime::now()
@@ -115,24 +133,41 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(group.iter().map(|r| r.events.len()).sum());
         let mut fresh: Vec<&PreparedEvent> = Vec::new();
         let mut positions = Vec::new();
+        let mut spans = Vec::new();
         let mut in_group: HashMap<[u8; 32], u64> = HashMap::new();
         self.frames.clear();
         {
             let index = self.shared.index.read().expect("index lock");
             for ev in group.iter().flat_map(|r| &r.events) {
                 let rid = ev.record_id;
-                if let Some(seq) = in_group.get(&rid.0).copied().or_else(|| index.lookup_rid(&rid.0)) {
-                    outcomes.push(Outcome::Duplicate { seq, record_id: rid });
+                if let Some(seq) = in_group
+                    .get(&rid.0)
+                    .copied()
+                    .or_else(|| index.lookup_rid(&rid.0))
+                {
+                    outcomes.push(Outcome::Duplicate {
+                        seq,
+                        record_id: rid,
+                    });
                     continue;
                 }
                 let seq = self.next_seq + fresh.len() as u64;
-                positions.push(Position { offset: base + self.frames.len() as u64, ingested_ns, event_ns: ev.event_time_nanos });
+                positions.push(Position {
+                    offset: base + self.frames.len() as u64,
+                    ingested_ns,
+                    event_ns: ev.event_time_nanos,
+                });
                 self.record.clear();
                 ev.write_record(seq, &ingested_at, &mut self.record);
+                let start = self.frames.len() + segment::FRAME_HEADER_BYTES as usize;
                 segment::encode_frame(&self.record, &mut self.frames);
+                spans.push(start..self.frames.len());
                 in_group.insert(rid.0, seq);
                 fresh.push(ev);
-                outcomes.push(Outcome::Appended { seq, record_id: rid });
+                outcomes.push(Outcome::Appended {
+                    seq,
+                    record_id: rid,
+                });
             }
         }
         if fresh.is_empty() {
@@ -151,29 +186,62 @@ impl Writer {
         let t_index = Instant::now();
         let stats = &self.shared.stats;
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats.committed_events.fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        stats
+            .committed_events
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
         if self.config.durability == Durability::Fsync {
             stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
 
-        self.shared.positions.append(&positions).map_err(|e| self.poison(e))?;
+        self.shared
+            .positions
+            .append(&positions)
+            .map_err(|e| self.poison(e))?;
+        let frames = &self.frames;
+        let appended = self
+            .tree
+            .append(&self.shared.tree, spans.iter().map(|r| &frames[r.clone()]));
+        appended.map_err(|e| self.poison(e))?;
         let mut index = self.shared.index.write().expect("index lock");
         for (i, ev) in fresh.iter().enumerate() {
             index.insert(self.next_seq + i as u64, ev);
         }
         self.next_seq += fresh.len() as u64;
         self.last_ingest_ns = ingested_ns;
-        self.shared.committed.store(self.next_seq, Ordering::Release);
+        self.shared
+            .committed
+            .store(self.next_seq, Ordering::Release);
         let t_flush = Instant::now();
         if index.needs_flush() {
-            self.shared.positions.sync().and_then(|()| index.flush()).map_err(|e| self.poison(e))?;
+            self.shared
+                .flush_index(&mut index)
+                .map_err(|e| self.poison(e))?;
+        }
+        drop(index);
+        if self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+            let (size, root) = (self.tree.frontier.size(), self.tree.frontier.root());
+            self.shared
+                .checkpoints
+                .publish(size, root)
+                .map_err(|e| self.poison(e))?;
+            self.last_checkpoint = Instant::now();
         }
         let ns = |a: Instant, b: Instant| (b - a).as_nanos() as u64;
-        stats.frame_ns.fetch_add(ns(t_frame, t_write), Ordering::Relaxed);
-        stats.write_ns.fetch_add(ns(t_write, t_sync), Ordering::Relaxed);
-        stats.sync_ns.fetch_add(ns(t_sync, t_index), Ordering::Relaxed);
-        stats.index_ns.fetch_add(ns(t_index, t_flush), Ordering::Relaxed);
-        stats.flush_ns.fetch_add(ns(t_flush, Instant::now()), Ordering::Relaxed);
+        stats
+            .frame_ns
+            .fetch_add(ns(t_frame, t_write), Ordering::Relaxed);
+        stats
+            .write_ns
+            .fetch_add(ns(t_write, t_sync), Ordering::Relaxed);
+        stats
+            .sync_ns
+            .fetch_add(ns(t_sync, t_index), Ordering::Relaxed);
+        stats
+            .index_ns
+            .fetch_add(ns(t_index, t_flush), Ordering::Relaxed);
+        stats
+            .flush_ns
+            .fetch_add(ns(t_flush, Instant::now()), Ordering::Relaxed);
         Ok(outcomes)
     }
 
@@ -184,7 +252,11 @@ impl Writer {
         old.seal()?;
         let new = ActiveSegment::create(&dir, self.next_seq)?;
         let read = File::open(&new.path).map_err(|e| StoreError::io(&new.path, e))?;
-        self.shared.segments.write().expect("segments lock").push((self.next_seq, Arc::new(read)));
+        self.shared
+            .segments
+            .write()
+            .expect("segments lock")
+            .push((self.next_seq, Arc::new(read)));
         self.active = Some(new);
         Ok(())
     }

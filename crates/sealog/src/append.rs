@@ -26,11 +26,15 @@ pub(crate) fn run(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
     let reader: Box<dyn Read> = if args.file.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
-        Box::new(File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?)
+        Box::new(
+            File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?,
+        )
     };
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut head = Vec::new();
-    (&mut reader).take(WHOLE_INPUT_BYTES_MAX as u64 + 1).read_to_end(&mut head)?;
+    (&mut reader)
+        .take(WHOLE_INPUT_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut head)?;
     let out = &mut io::stdout().lock();
     let mut refused = 0usize;
     let starts_array = head.trim_ascii_start().first() == Some(&b'[');
@@ -64,14 +68,25 @@ pub(crate) fn run(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(if refused > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if refused > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Prepares events on every core, appends the good ones in one call, and prints one result
 /// per event in input order. Returns how many were refused.
-fn append_chunk(store: &Store, raws: &[input::RawEvent<'_>], out: &mut impl Write) -> anyhow::Result<usize> {
+fn append_chunk(
+    store: &Store,
+    raws: &[input::RawEvent<'_>],
+    out: &mut impl Write,
+) -> anyhow::Result<usize> {
     let prepared = prepare_parallel(raws);
-    let good: Vec<PreparedEvent> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+    let good: Vec<PreparedEvent> = prepared
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
     let mut outcomes = store.append(good)?.into_iter();
     let mut refused = 0;
     for p in prepared {
@@ -87,15 +102,22 @@ fn append_chunk(store: &Store, raws: &[input::RawEvent<'_>], out: &mut impl Writ
     Ok(refused)
 }
 
-pub(crate) fn prepare_parallel(raws: &[input::RawEvent<'_>]) -> Vec<Result<PreparedEvent, PrepareError>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+pub(crate) fn prepare_parallel(
+    raws: &[input::RawEvent<'_>],
+) -> Vec<Result<PreparedEvent, PrepareError>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     let per = raws.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = raws
             .chunks(per)
             .map(|c| s.spawn(move || c.iter().map(prepare_one).collect::<Vec<_>>()))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("prepare thread")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("prepare thread"))
+            .collect()
     })
 }
 
@@ -108,8 +130,12 @@ fn prepare_one(raw: &Result<&[u8], InputError>) -> Result<PreparedEvent, Prepare
 
 pub(crate) fn outcome_json(o: &Outcome) -> serde_json::Value {
     match o {
-        Outcome::Appended { seq, record_id } => json!({"status":"appended","seq":seq,"record_id":record_id.to_string()}),
-        Outcome::Duplicate { seq, record_id } => json!({"status":"duplicate","seq":seq,"record_id":record_id.to_string()}),
+        Outcome::Appended { seq, record_id } => {
+            json!({"status":"appended","seq":seq,"record_id":record_id.to_string()})
+        }
+        Outcome::Duplicate { seq, record_id } => {
+            json!({"status":"duplicate","seq":seq,"record_id":record_id.to_string()})
+        }
     }
 }
 

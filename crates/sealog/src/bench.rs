@@ -62,7 +62,9 @@ pub(crate) fn decision_event(i: u64, g: &mut Gen) -> String {
     let r = g.next();
     let run = r % 64;
     let secs = 1_767_400_000 + i / 50;
-    let t = sealog_model::time::format_micros((secs as i64) * 1_000_000_000 + (r % 1_000_000) as i64 * 1000);
+    let t = sealog_model::time::format_micros(
+        (secs as i64) * 1_000_000_000 + (r % 1_000_000) as i64 * 1000,
+    );
     format!(
         concat!(
             r#"{{"specversion":"1.0","id":"evt_txn_{i:012}","source":"decision-fabric","type":"decision-log.audit_decision_record","#,
@@ -97,7 +99,11 @@ fn rss() -> (u64, u64, u64) {
             .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:") / 1024, field("RssAnon:") / 1024, field("RssFile:") / 1024)
+    (
+        field("VmRSS:") / 1024,
+        field("RssAnon:") / 1024,
+        field("RssFile:") / 1024,
+    )
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
@@ -123,7 +129,13 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
             tmp.clone()
         }
     };
-    let store = Store::open(&dir, Config { durability, ..Config::default() })?;
+    let store = Store::open(
+        &dir,
+        Config {
+            durability,
+            ..Config::default()
+        },
+    )?;
     let start_len = store.len();
     let next = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
@@ -132,10 +144,17 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     let begin = Instant::now();
     let report_every = (a.events / 10).max(1);
     let reported = AtomicU64::new(0);
-    eprintln!("bench ingest: {} events, batch {}, {} producers, durability {durability:?}, dir {}", a.events, a.batch, a.producers, dir.display());
+    eprintln!(
+        "bench ingest: {} events, batch {}, {} producers, durability {durability:?}, dir {}",
+        a.events,
+        a.batch,
+        a.producers,
+        dir.display()
+    );
     std::thread::scope(|s| {
         for _ in 0..a.producers {
-            let (store, next, bytes, prepare_ns, append_ns, reported) = (&store, &next, &bytes, &prepare_ns, &append_ns, &reported);
+            let (store, next, bytes, prepare_ns, append_ns, reported) =
+                (&store, &next, &bytes, &prepare_ns, &append_ns, &reported);
             s.spawn(move || -> anyhow::Result<()> {
                 loop {
                     let first = next.fetch_add(a.batch as u64, Ordering::Relaxed);
@@ -208,7 +227,11 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-    let dir = base.join(format!("sealog-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos()));
+    let dir = base.join(format!(
+        "sealog-bench-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

@@ -7,6 +7,7 @@ mod append;
 mod bench;
 mod demo;
 mod read;
+mod tlog;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sealog_store::{Config, Durability, Store};
 
 #[derive(Parser)]
-#[command(name = "sealog", version, about = "An append-only, tamper-evident audit log")]
+#[command(
+    name = "sealog",
+    version,
+    about = "An append-only, tamper-evident audit log"
+)]
 struct Cli {
     /// Data directory of the embedded store; created on first use.
     #[arg(long, global = true, default_value = "./sealog-data")]
@@ -42,6 +47,24 @@ enum Command {
     Get { id: String },
     /// Records matching every filter, in seq order.
     Query(read::QueryArgs),
+    /// The latest signed checkpoint (a C2SP signed note), signing one if the log grew.
+    Checkpoint {
+        /// Print the verifier key instead (C2SP note verifier-key format).
+        #[arg(long)]
+        key: bool,
+    },
+    /// Inclusion and consistency proofs, as JSON.
+    #[command(subcommand)]
+    Prove(tlog::Prove),
+    /// Rebuild everything from the files and check it against the signed checkpoints.
+    Verify {
+        /// A checkpoint note saved earlier: prove the log only grew since.
+        #[arg(long)]
+        since: Option<PathBuf>,
+        /// The verifier key to trust (default: the data directory's own keys/log.pub).
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Ingest the example events shipped with Sealog and read them back.
     Demo,
     /// Benchmarks.
@@ -64,11 +87,19 @@ fn open(cli: &Cli) -> anyhow::Result<Store> {
     let durability = match cli.durability {
         DurabilityArg::Fsync => Durability::Fsync,
         DurabilityArg::Os => {
-            eprintln!("sealog: WARNING: --durability os: appends are acknowledged before they are on disk; a machine crash can lose them");
+            eprintln!(
+                "sealog: WARNING: --durability os: appends are acknowledged before they are on disk; a machine crash can lose them"
+            );
             Durability::Os
         }
     };
-    let store = Store::open(&cli.data, Config { durability, ..Config::default() })?;
+    let store = Store::open(
+        &cli.data,
+        Config {
+            durability,
+            ..Config::default()
+        },
+    )?;
     if let Some(cut) = &store.recovery().cut {
         eprintln!(
             "sealog: recovered: cut a torn tail of {} bytes at offset {} of {} ({})",
@@ -86,6 +117,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Append(args) => append::run(&open(&cli)?, args),
         Command::Get { id } => read::get(&open(&cli)?, id),
         Command::Query(args) => read::query(&open(&cli)?, args),
+        Command::Checkpoint { key } => tlog::checkpoint(&open(&cli)?, *key),
+        Command::Prove(p) => tlog::prove(&open(&cli)?, p),
+        Command::Verify { since, key } => tlog::verify(&cli.data, since.as_ref(), key.as_ref()),
         Command::Demo => demo::run(&open(&cli)?),
         Command::Bench(b) => bench::run(b, cli.durability_for_bench()),
     }

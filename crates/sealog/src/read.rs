@@ -73,7 +73,9 @@ pub(crate) struct QueryArgs {
 
 fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
     v.as_deref()
-        .map(|t| sealog_model::time::parse_bound(t).map_err(|m| anyhow::anyhow!("--{name} {t:?}: {m}")))
+        .map(|t| {
+            sealog_model::time::parse_bound(t).map_err(|m| anyhow::anyhow!("--{name} {t:?}: {m}"))
+        })
         .transpose()
 }
 
@@ -93,9 +95,14 @@ pub(crate) fn query(store: &Store, a: &QueryArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for pair in &a.axes {
-        let (name, value) = pair.split_once('=').with_context(|| format!("--axis {pair:?}: expected NAME=VALUE"))?;
+        let (name, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--axis {pair:?}: expected NAME=VALUE"))?;
         if !BUILTIN_AXES.contains(&name) {
-            bail!("--axis {name:?}: unknown axis; indexed axes are {}", BUILTIN_AXES.join(", "));
+            bail!(
+                "--axis {name:?}: unknown axis; indexed axes are {}",
+                BUILTIN_AXES.join(", ")
+            );
         }
         equals.push((name.to_string(), value.to_string()));
     }

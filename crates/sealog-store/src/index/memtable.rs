@@ -25,7 +25,11 @@ pub(crate) struct Memtable {
 
 impl Memtable {
     pub(crate) fn new(first: u64) -> Self {
-        Memtable { first, end: first, ..Default::default() }
+        Memtable {
+            first,
+            end: first,
+            ..Default::default()
+        }
     }
 
     pub(crate) fn records(&self) -> u64 {
@@ -37,10 +41,13 @@ impl Memtable {
         self.end += 1;
         self.rid.insert(rid, seq);
         self.time.push((event_ns, seq));
-        self.record_starts.push(u32::try_from(self.record_postings.len()).expect("a memtable is far below 4G postings"));
+        self.record_starts.push(
+            u32::try_from(self.record_postings.len()).expect("a memtable is far below 4G postings"),
+        );
         self.record_postings.extend_from_slice(postings);
         for p in postings {
-            let at = u32::try_from(self.links.len()).expect("a memtable holds far fewer than 4G postings");
+            let at = u32::try_from(self.links.len())
+                .expect("a memtable holds far fewer than 4G postings");
             self.links.push((seq, NONE));
             match self.heads.get_mut(p) {
                 Some((_, last)) => {
@@ -89,7 +96,10 @@ impl Memtable {
             return false;
         };
         let start = self.record_starts[i as usize] as usize;
-        let stop = self.record_starts.get(i as usize + 1).map_or(self.record_postings.len(), |&s| s as usize);
+        let stop = self
+            .record_starts
+            .get(i as usize + 1)
+            .map_or(self.record_postings.len(), |&s| s as usize);
         self.record_postings[start..stop].contains(key)
     }
 
@@ -98,11 +108,22 @@ impl Memtable {
     }
 
     pub(crate) fn time_range(&self, from: i64, to: i64, out: &mut Vec<u64>) {
-        out.extend(self.time.iter().filter(|(t, _)| (from..to).contains(t)).map(|&(_, s)| s));
+        out.extend(
+            self.time
+                .iter()
+                .filter(|(t, _)| (from..to).contains(t))
+                .map(|&(_, s)| s),
+        );
     }
 
     /// The sorted table contents of a run holding exactly these entries.
-    pub(crate) fn sorted_tables(&self) -> (Vec<[u8; RID_WIDTH]>, Vec<[u8; POST_WIDTH]>, Vec<[u8; TIME_WIDTH]>) {
+    pub(crate) fn sorted_tables(
+        &self,
+    ) -> (
+        Vec<[u8; RID_WIDTH]>,
+        Vec<[u8; POST_WIDTH]>,
+        Vec<[u8; TIME_WIDTH]>,
+    ) {
         let mut rid: Vec<[u8; RID_WIDTH]> = self
             .rid
             .iter()

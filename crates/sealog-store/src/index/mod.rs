@@ -38,14 +38,28 @@ impl Index {
             Ok(text) => {
                 let mut lines = text.lines();
                 if lines.next() != Some(MANIFEST_HEADER) {
-                    return Err(StoreError::Corrupted(format!("{}: unknown header", manifest.display())));
+                    return Err(StoreError::Corrupted(format!(
+                        "{}: unknown header",
+                        manifest.display()
+                    )));
                 }
                 for line in lines {
-                    let f: Vec<u64> = line.split(' ').skip(1).map(str::parse).collect::<Result<_, _>>().map_err(|_| {
-                        StoreError::Corrupted(format!("{}: bad line {line:?}", manifest.display()))
-                    })?;
+                    let f: Vec<u64> = line
+                        .split(' ')
+                        .skip(1)
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| {
+                            StoreError::Corrupted(format!(
+                                "{}: bad line {line:?}",
+                                manifest.display()
+                            ))
+                        })?;
                     let [first, end, a, b, c] = f[..] else {
-                        return Err(StoreError::Corrupted(format!("{}: bad line {line:?}", manifest.display())));
+                        return Err(StoreError::Corrupted(format!(
+                            "{}: bad line {line:?}",
+                            manifest.display()
+                        )));
                     };
                     runs.push(Run::open(dir, first, end, [a, b, c])?);
                 }
@@ -56,10 +70,18 @@ impl Index {
         let end = runs.last().map_or(0, |r: &Run| r.end);
         for w in runs.windows(2) {
             if w[0].end != w[1].first {
-                return Err(StoreError::Corrupted(format!("{}: runs are not contiguous", manifest.display())));
+                return Err(StoreError::Corrupted(format!(
+                    "{}: runs are not contiguous",
+                    manifest.display()
+                )));
             }
         }
-        Ok(Index { dir: dir.to_path_buf(), memtable_records_max, runs, mem: Memtable::new(end) })
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            memtable_records_max,
+            runs,
+            mem: Memtable::new(end),
+        })
     }
 
     /// Forgets everything, for a rebuild from the log.
@@ -80,7 +102,12 @@ impl Index {
     }
 
     pub(crate) fn insert(&mut self, seq: u64, event: &PreparedEvent) {
-        self.mem.insert(seq, event.record_id.0, &event.postings, event.event_time_nanos);
+        self.mem.insert(
+            seq,
+            event.record_id.0,
+            &event.postings,
+            event.event_time_nanos,
+        );
     }
 
     pub(crate) fn needs_flush(&self) -> bool {
@@ -88,7 +115,9 @@ impl Index {
     }
 
     pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Option<u64> {
-        self.mem.lookup_rid(rid).or_else(|| self.runs.iter().rev().find_map(|r| r.lookup_rid(rid)))
+        self.mem
+            .lookup_rid(rid)
+            .or_else(|| self.runs.iter().rev().find_map(|r| r.lookup_rid(rid)))
     }
 
     /// Up to `limit` seqs in `[from, below)` with `key`, ascending.
@@ -170,7 +199,9 @@ impl Index {
         }
         let tmp = self.dir.join("MANIFEST.tmp");
         fs::write(&tmp, text).map_err(|e| StoreError::io(&tmp, e))?;
-        fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(&tmp, e))?;
+        fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::io(&tmp, e))?;
         let manifest = self.dir.join("MANIFEST");
         fs::rename(&tmp, &manifest).map_err(|e| StoreError::io(&manifest, e))?;
         crate::segment::sync_dir(&self.dir)
@@ -213,7 +244,9 @@ fn remove_unnamed_runs(dir: &Path, keep: &[(u64, u64)]) -> Result<(), StoreError
         let entry = entry.map_err(|e| StoreError::io(dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(stem) = name.strip_prefix("run-").and_then(|n| n.split('.').next()) else { continue };
+        let Some(stem) = name.strip_prefix("run-").and_then(|n| n.split('.').next()) else {
+            continue;
+        };
         let named = stem
             .split_once('-')
             .and_then(|(f, e)| Some((f.parse::<u64>().ok()?, e.parse::<u64>().ok()?)))

@@ -35,12 +35,19 @@ impl Table {
         let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
         let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
         if len != entries * width as u64 {
-            return Err(StoreError::Corrupted(format!("{} is {len} bytes, expected {} entries of {width}", path.display(), entries)));
+            return Err(StoreError::Corrupted(format!(
+                "{} is {len} bytes, expected {} entries of {width}",
+                path.display(),
+                entries
+            )));
         }
         if len == 0 {
             return Ok(Table { map: None, width });
         }
-        Ok(Table { map: Some(map_read_only(&file, path)?), width })
+        Ok(Table {
+            map: Some(map_read_only(&file, path)?),
+            width,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -84,15 +91,21 @@ fn map_read_only(file: &File, path: &Path) -> Result<Mmap, StoreError> {
 }
 
 /// Writes sorted fixed-width entries to a new file and makes it durable.
-pub(crate) fn write_table(path: &Path, entries: impl Iterator<Item = impl AsRef<[u8]>>) -> Result<u64, StoreError> {
+pub(crate) fn write_table(
+    path: &Path,
+    entries: impl Iterator<Item = impl AsRef<[u8]>>,
+) -> Result<u64, StoreError> {
     let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let mut n = 0u64;
     for e in entries {
-        w.write_all(e.as_ref()).map_err(|e| StoreError::io(path, e))?;
+        w.write_all(e.as_ref())
+            .map_err(|e| StoreError::io(path, e))?;
         n += 1;
     }
-    let file = w.into_inner().map_err(|e| StoreError::io(path, e.into_error()))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| StoreError::io(path, e.into_error()))?;
     file.sync_all().map_err(|e| StoreError::io(path, e))?;
     Ok(n)
 }
@@ -111,7 +124,12 @@ pub(crate) fn stem(dir: &Path, first: u64, end: u64) -> PathBuf {
 }
 
 impl Run {
-    pub(crate) fn open(dir: &Path, first: u64, end: u64, counts: [u64; 3]) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        dir: &Path,
+        first: u64,
+        end: u64,
+        counts: [u64; 3],
+    ) -> Result<Self, StoreError> {
         let s = stem(dir, first, end);
         Ok(Run {
             first,
@@ -123,7 +141,11 @@ impl Run {
     }
 
     pub(crate) fn counts(&self) -> [u64; 3] {
-        [self.rid.len() as u64, self.post.len() as u64, self.time.len() as u64]
+        [
+            self.rid.len() as u64,
+            self.post.len() as u64,
+            self.time.len() as u64,
+        ]
     }
 
     pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Option<u64> {

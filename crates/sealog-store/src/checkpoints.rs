@@ -1,0 +1,220 @@
+//! The log's signing key and its signed checkpoints.
+//!
+//! `keys/log.key` holds the C2SP signer key (mode 0600), created at init; `keys/log.pub` the
+//! verifier key. Every published checkpoint is appended, framed like a segment record, to
+//! `checkpoints/log` and fsynced — they are kept, so anyone can later prove the log only
+//! grew — and the newest is also `checkpoints/latest`, the tlog-tiles `checkpoint` file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sealog_merkle::Hash;
+use sealog_merkle::checkpoint::Checkpoint;
+use sealog_merkle::note::{self, Signer, Verifier};
+
+use crate::error::StoreError;
+use crate::segment;
+
+/// A checkpoint as published: its parsed body and the whole signed note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+}
+
+pub(crate) struct Checkpoints {
+    dir: PathBuf,
+    signer: Signer,
+    log: Mutex<File>,
+    latest: Mutex<Option<SignedCheckpoint>>,
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b)
+        .map_err(|e| StoreError::Poisoned(format!("no randomness for key generation: {e}")))?;
+    Ok(b)
+}
+
+/// Loads the signer, creating the key pair on first use.
+pub(crate) fn load_or_create_signer(keys: &Path) -> Result<Signer, StoreError> {
+    fs::create_dir_all(keys).map_err(|e| StoreError::io(keys, e))?;
+    let path = keys.join("log.key");
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let mode = fs::metadata(&path)
+                .map_err(|e| StoreError::io(&path, e))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(StoreError::InvalidArgument(format!(
+                    "{} is readable by others (mode {:o}); chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                )));
+            }
+            Signer::parse(text.trim())
+                .map_err(|e| StoreError::Corrupted(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let origin = format!("sealog.local/{}", hex_lower(&random_bytes::<8>()?));
+            let signer = Signer::from_seed(&origin, random_bytes::<32>()?)
+                .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+            let tmp = keys.join("log.key.tmp");
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| StoreError::io(&tmp, e))?;
+            writeln!(f, "{}", signer.to_skey())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| StoreError::io(&tmp, e))?;
+            fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
+            let public = keys.join("log.pub");
+            fs::write(&public, format!("{}\n", signer.verifier().to_vkey()))
+                .map_err(|e| StoreError::io(&public, e))?;
+            segment::sync_dir(keys)?;
+            Ok(signer)
+        }
+        Err(e) => Err(StoreError::io(&path, e)),
+    }
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Reads every checkpoint note in a checkpoint log, in order. A torn last frame (a crash
+/// while publishing) ends the list; it is reported as the byte offset where it starts.
+pub fn read_log(path: &Path) -> Result<(Vec<String>, Option<u64>), StoreError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
+        Err(e) => return Err(StoreError::io(path, e)),
+    };
+    let mut notes = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        match segment::decode_frame(&bytes[at..]) {
+            Ok((payload, n)) => {
+                let text = String::from_utf8(payload.to_vec()).map_err(|_| {
+                    StoreError::Corrupted(format!(
+                        "{} at offset {at}: checkpoint is not UTF-8",
+                        path.display()
+                    ))
+                })?;
+                notes.push(text);
+                at += n;
+            }
+            Err(_) => return Ok((notes, Some(at as u64))),
+        }
+    }
+    Ok((notes, None))
+}
+
+/// Parses and verifies one note with `verifier`.
+pub fn open_checkpoint(note_text: &str, verifier: &Verifier) -> Result<SignedCheckpoint, String> {
+    let opened = note::open(note_text, &[verifier]).map_err(|e| format!("signature: {e}"))?;
+    let cp = Checkpoint::parse(&opened.text).map_err(|e| format!("checkpoint body: {e}"))?;
+    if cp.origin != verifier.name() {
+        return Err(format!(
+            "origin {:?} is not this log's ({:?})",
+            cp.origin,
+            verifier.name()
+        ));
+    }
+    Ok(SignedCheckpoint {
+        size: cp.size,
+        root: cp.root,
+        note: note_text.to_string(),
+    })
+}
+
+impl Checkpoints {
+    pub(crate) fn open(dir: &Path, signer: Signer) -> Result<Self, StoreError> {
+        let cp_dir = dir.join("checkpoints");
+        fs::create_dir_all(&cp_dir).map_err(|e| StoreError::io(&cp_dir, e))?;
+        let path = cp_dir.join("log");
+        let (notes, torn) = read_log(&path)?;
+        let verifier = signer.verifier();
+        let latest = match notes.last() {
+            Some(n) => Some(open_checkpoint(n, &verifier).map_err(|m| {
+                StoreError::Corrupted(format!("{}: last checkpoint: {m}", path.display()))
+            })?),
+            None => None,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        if let Some(at) = torn {
+            file.set_len(at)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        Ok(Checkpoints {
+            dir: cp_dir,
+            signer,
+            log: Mutex::new(file),
+            latest: Mutex::new(latest),
+        })
+    }
+
+    pub(crate) fn verifier(&self) -> Verifier {
+        self.signer.verifier()
+    }
+
+    pub(crate) fn latest(&self) -> Option<SignedCheckpoint> {
+        self.latest.lock().expect("checkpoint lock").clone()
+    }
+
+    /// Signs and durably records a checkpoint for a tree of `size` leaves with `root`.
+    /// Callers publish only sizes whose records are durable.
+    pub(crate) fn publish(&self, size: u64, root: Hash) -> Result<SignedCheckpoint, StoreError> {
+        let mut latest = self.latest.lock().expect("checkpoint lock");
+        if let Some(l) = latest.as_ref().filter(|l| l.size >= size) {
+            // Another publisher got there first; checkpoints only move forward.
+            assert!(
+                l.size > size || l.root == root,
+                "two roots for one tree size"
+            );
+            return Ok(l.clone());
+        }
+        let body = Checkpoint {
+            origin: self.signer.name().to_string(),
+            size,
+            root,
+            extensions: Vec::new(),
+        }
+        .to_body();
+        let note_text = note::sign(&body, &[&self.signer])
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let mut frame = Vec::with_capacity(note_text.len() + 8);
+        segment::encode_frame(note_text.as_bytes(), &mut frame);
+        let path = self.dir.join("log");
+        {
+            let mut log = self.log.lock().expect("checkpoint log lock");
+            log.write_all(&frame)
+                .and_then(|()| log.sync_data())
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        let tmp = self.dir.join("latest.tmp");
+        fs::write(&tmp, &note_text).map_err(|e| StoreError::io(&tmp, e))?;
+        fs::rename(&tmp, self.dir.join("latest")).map_err(|e| StoreError::io(&tmp, e))?;
+        let signed = SignedCheckpoint {
+            size,
+            root,
+            note: note_text,
+        };
+        *latest = Some(signed.clone());
+        Ok(signed)
+    }
+}

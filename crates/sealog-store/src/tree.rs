@@ -1,0 +1,193 @@
+//! The Merkle tree's stored nodes: one append-only file per level, node `i` of level `l` at
+//! byte `32·i` of `tree/level-<l>`. A level-`8L` file is also the C2SP tile level `L`, so
+//! tiles are served as byte ranges. Derived from the log like the indexes: written without
+//! fsync at commit, synced with them, and re-integrated from the log after a crash.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use sealog_merkle::{Frontier, HASH_SIZE, Hash, NodeReader, ReadError};
+
+use crate::error::StoreError;
+
+/// Levels a tree of up to 2^63 leaves can have.
+const LEVELS_MAX: usize = 64;
+
+pub(crate) struct TreeFiles {
+    dir: PathBuf,
+    levels: RwLock<Vec<File>>,
+}
+
+impl TreeFiles {
+    /// Opens the level files, keeping exactly the nodes of a tree of `trusted` leaves.
+    pub(crate) fn open(dir: &Path, trusted: u64) -> Result<Self, StoreError> {
+        fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        let files = TreeFiles {
+            dir: dir.to_path_buf(),
+            levels: RwLock::new(Vec::new()),
+        };
+        for level in 0..LEVELS_MAX {
+            let nodes = trusted >> level;
+            let path = files.path(level);
+            if nodes == 0 && !path.exists() {
+                break;
+            }
+            let file = files.ensure(level)?;
+            let len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+            if len < nodes * HASH_SIZE as u64 {
+                return Err(StoreError::Corrupted(format!(
+                    "{} holds {} nodes, the index promises {nodes}",
+                    path.display(),
+                    len / 32
+                )));
+            }
+            file.set_len(nodes * HASH_SIZE as u64)
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        Ok(files)
+    }
+
+    /// Opens whatever level files exist, read-only, truncating nothing (for verification).
+    pub(crate) fn read_only(dir: &Path) -> Self {
+        let mut levels = Vec::new();
+        while let Ok(f) = File::open(dir.join(format!("level-{:02}", levels.len()))) {
+            levels.push(f);
+        }
+        TreeFiles {
+            dir: dir.to_path_buf(),
+            levels: RwLock::new(levels),
+        }
+    }
+
+    /// Deletes every level file, for a rebuild from the log.
+    pub(crate) fn reset(dir: &Path) -> Result<(), StoreError> {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(dir, e)),
+        }
+    }
+
+    fn path(&self, level: usize) -> PathBuf {
+        self.dir.join(format!("level-{level:02}"))
+    }
+
+    fn ensure(&self, level: usize) -> Result<File, StoreError> {
+        let mut levels = self.levels.write().expect("tree lock");
+        while levels.len() <= level {
+            let path = self.path(levels.len());
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| StoreError::io(&path, e))?;
+            levels.push(f);
+        }
+        levels[level]
+            .try_clone()
+            .map_err(|e| StoreError::io(&self.path(level), e))
+    }
+
+    /// Writes nodes that the frontier reported, grouped per level into one write each.
+    pub(crate) fn write_nodes(&self, nodes: &[(u8, u64, Hash)]) -> Result<(), StoreError> {
+        let mut by_level: Vec<(u64, Vec<u8>)> = Vec::new();
+        for &(level, index, hash) in nodes {
+            let l = level as usize;
+            if by_level.len() <= l {
+                by_level.resize_with(l + 1, || (u64::MAX, Vec::new()));
+            }
+            let (first, buf) = &mut by_level[l];
+            if buf.is_empty() {
+                *first = index;
+            }
+            debug_assert_eq!(
+                *first + (buf.len() / HASH_SIZE) as u64,
+                index,
+                "nodes of a level arrive in order"
+            );
+            buf.extend_from_slice(&hash);
+        }
+        for (level, (first, buf)) in by_level.iter().enumerate() {
+            if buf.is_empty() {
+                continue;
+            }
+            let f = self.ensure(level)?;
+            f.write_all_at(buf, first * HASH_SIZE as u64)
+                .map_err(|e| StoreError::io(&self.path(level), e))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        for (level, f) in self.levels.read().expect("tree lock").iter().enumerate() {
+            f.sync_data()
+                .map_err(|e| StoreError::io(&self.path(level), e))?;
+        }
+        Ok(())
+    }
+
+    /// `count` consecutive nodes of `level` from `first`, as raw bytes (a tile's body).
+    pub(crate) fn read_range(
+        &self,
+        level: usize,
+        first: u64,
+        count: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let levels = self.levels.read().expect("tree lock");
+        let f = levels
+            .get(level)
+            .ok_or_else(|| StoreError::InvalidArgument(format!("no tree level {level}")))?;
+        let mut buf = vec![0u8; (count as usize) * HASH_SIZE];
+        f.read_exact_at(&mut buf, first * HASH_SIZE as u64)
+            .map_err(|e| StoreError::io(&self.path(level), e))?;
+        Ok(buf)
+    }
+}
+
+impl NodeReader for TreeFiles {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, ReadError> {
+        let levels = self.levels.read().expect("tree lock");
+        let f = levels
+            .get(level as usize)
+            .ok_or(ReadError::Missing { level, index })?;
+        let mut h = [0u8; HASH_SIZE];
+        f.read_exact_at(&mut h, index * HASH_SIZE as u64)
+            .map_err(|_| ReadError::Missing { level, index })?;
+        Ok(h)
+    }
+}
+
+/// The writer's side of the tree: the stored nodes plus the right edge in memory.
+pub(crate) struct Tree {
+    pub(crate) frontier: Frontier,
+    scratch: Vec<(u8, u64, Hash)>,
+}
+
+impl Tree {
+    pub(crate) fn load(files: &TreeFiles, size: u64) -> Result<Self, StoreError> {
+        let frontier = Frontier::load(size, files)
+            .map_err(|e| StoreError::Corrupted(format!("tree nodes for size {size}: {e}")))?;
+        Ok(Tree {
+            frontier,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Integrates leaves (record bytes, in seq order) and stores the nodes they complete.
+    pub(crate) fn append<'a>(
+        &mut self,
+        files: &TreeFiles,
+        records: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<(), StoreError> {
+        self.scratch.clear();
+        for r in records {
+            self.frontier
+                .push_into(sealog_merkle::leaf_hash(r), &mut self.scratch);
+        }
+        files.write_nodes(&self.scratch)
+    }
+}
