@@ -97,7 +97,7 @@ pub(crate) fn recover(
         0 => (0, HEADER_BYTES),
         n => {
             let p = positions.get(n - 1)?;
-            let i = segments.partition_point(|(first, _)| *first <= n - 1) - 1;
+            let i = segments.partition_point(|(first, _)| *first < n) - 1;
             let file = File::open(&segments[i].1).map_err(|e| StoreError::io(&segments[i].1, e))?;
             let mut buf = Vec::new();
             segment::read_frame_at(&file, p.offset, &mut buf).map_err(|e| {

@@ -237,11 +237,8 @@ mod tests {
         for cut in 0..buf.len() {
             assert_eq!(
                 decode_frame(&buf[..cut]).unwrap_err(),
-                if cut < 8 {
-                    BadFrame::Short
-                } else {
-                    BadFrame::Short
-                }
+                BadFrame::Short,
+                "cut at {cut}"
             );
         }
         for i in 0..buf.len() {

@@ -173,8 +173,10 @@ pub fn verify(dir: &Path, opts: &Options<'_>) -> Result<Report, Failure> {
             frontier.push_into(leaf, &mut nodes);
             if let Some(tree) = &stored_tree {
                 for &(level, index, hash) in &nodes {
-                    if let Ok(stored) = tree.node(level, index) {
-                        if stored != hash {
+                    if let Ok(stored) = tree.node(level, index)
+                        && stored != hash
+                    {
+                        {
                             return fail(
                                 format!("{}/level-{level:02} node {index}", tree_dir.display()),
                                 format!(
@@ -215,7 +217,10 @@ pub fn verify(dir: &Path, opts: &Options<'_>) -> Result<Report, Failure> {
 }
 
 /// (offset, payload range) of every frame; any damaged frame is an error at its offset.
-fn split_frames(data: &[u8]) -> Result<Vec<(u64, std::ops::Range<usize>)>, (u64, String)> {
+/// A frame's offset in its segment and its payload's byte range.
+type FrameSpan = (u64, std::ops::Range<usize>);
+
+fn split_frames(data: &[u8]) -> Result<Vec<FrameSpan>, (u64, String)> {
     let mut out = Vec::new();
     let mut at = HEADER_BYTES as usize;
     while at < data.len() {

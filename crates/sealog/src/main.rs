@@ -46,7 +46,7 @@ enum Command {
     /// One record by record_id (`sha256:…`) or seq.
     Get { id: String },
     /// Records matching every filter, in seq order.
-    Query(read::QueryArgs),
+    Query(Box<read::QueryArgs>),
     /// The latest signed checkpoint (a C2SP signed note), signing one if the log grew.
     Checkpoint {
         /// Print the verifier key instead (C2SP note verifier-key format).

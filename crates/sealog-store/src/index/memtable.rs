@@ -8,6 +8,13 @@ use super::run::{POST_WIDTH, RID_WIDTH, TIME_WIDTH, time_key};
 
 const NONE: u32 = u32::MAX;
 
+/// The three tables of a run, each sorted: record ids, postings, event times.
+pub(crate) type SortedTables = (
+    Vec<[u8; RID_WIDTH]>,
+    Vec<[u8; POST_WIDTH]>,
+    Vec<[u8; TIME_WIDTH]>,
+);
+
 #[derive(Default)]
 pub(crate) struct Memtable {
     pub(crate) first: u64,
@@ -117,13 +124,7 @@ impl Memtable {
     }
 
     /// The sorted table contents of a run holding exactly these entries.
-    pub(crate) fn sorted_tables(
-        &self,
-    ) -> (
-        Vec<[u8; RID_WIDTH]>,
-        Vec<[u8; POST_WIDTH]>,
-        Vec<[u8; TIME_WIDTH]>,
-    ) {
+    pub(crate) fn sorted_tables(&self) -> SortedTables {
         let mut rid: Vec<[u8; RID_WIDTH]> = self
             .rid
             .iter()
