@@ -12,6 +12,19 @@ use serde_json::json;
 pub(crate) enum Bench {
     /// Durable bulk ingest of realistic ~600-byte decision-log events.
     Ingest(IngestArgs),
+    /// Inclusion-proof latency on an existing store: produce from the disk-backed tree, and verify.
+    Proofs(ProofArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ProofArgs {
+    /// The store to read (e.g. one left by `bench ingest --dir`).
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 100_000)]
+    samples: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -35,6 +48,7 @@ pub(crate) struct IngestArgs {
 pub(crate) fn run(b: &Bench, durability: Durability) -> anyhow::Result<std::process::ExitCode> {
     match b {
         Bench::Ingest(a) => ingest(a, durability)?,
+        Bench::Proofs(a) => proofs(a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -69,12 +83,10 @@ pub(crate) fn decision_event(i: u64, g: &mut Gen) -> String {
         concat!(
             r#"{{"specversion":"1.0","id":"evt_txn_{i:012}","source":"decision-fabric","type":"decision-log.audit_decision_record","#,
             r#""time":"{t}","tenant":"run_{run:04}","subject":"evt_txn_{i:012}","actor":{{"type":"system","id":"df-{df}"}},"#,
-            r#""data":{{"context_pins":{{"scenario_id":"scn_baseline_v1","run_id":"run_{run:04}","manifest_fingerprint":"mf_{mf:08x}","parameter_hash":"ph_4b1d7a9c"}},"#,
-            r#""decision_id":"evt_txn_{i:012}","event":{{"event_ref":"eb://admitted_events/partition={part}/offset={i}","event_type":"transaction_event"}},"#,
-            r#""degrade":{{"mode":"{mode}","triggers":[]}},"features":{{"feature_keys_used":[{{"key_type":"account","key_id":"e_account_{acct:06x}"}}],"#,
-            r#""feature_snapshot_hash":"fsh_{fsh:016x}","group_versions_used":[{{"group_name":"txn_velocity","group_version":"1.0"}}]}},"#,
-            r#""decision":{{"decision_outcome":"{outcome}","actions":[{{"action_type":"APPROVE_TRANSACTION","idempotency_key":"{idem:016x}"}}]}},"#,
-            r#""df_provenance":{{"df_policy_ref":"df_policy_v0","timings":{{"started_at_utc":"{t}","ended_at_utc":"{t}"}}}}}}}}"#
+            r#""data":{{"context_pins":{{"run_id":"run_{run:04}","manifest_fingerprint":"mf_{mf:08x}"}},"#,
+            r#""event":{{"event_ref":"eb://admitted_events/{part}/{i}"}},"degrade":{{"mode":"{mode}"}},"#,
+            r#""features":{{"feature_keys_used":[{{"key_type":"account","key_id":"e_{acct:06x}"}}],"feature_snapshot_hash":"fsh_{fsh:016x}"}},"#,
+            r#""decision":{{"decision_outcome":"{outcome}","actions":[{{"action_type":"APPROVE","idempotency_key":"{idem:016x}"}}]}}}}}}"#
         ),
         i = i,
         t = t,
@@ -222,6 +234,51 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     if a.dir.is_none() {
         std::fs::remove_dir_all(&dir)?;
     }
+    Ok(())
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+}
+
+fn proofs(a: &ProofArgs) -> anyhow::Result<()> {
+    let store = Store::open(&a.dir, Config::default())?;
+    let cp = store.checkpoint()?;
+    let (size, root) = (cp.size, cp.root);
+    anyhow::ensure!(size > 0, "the store at {} is empty", a.dir.display());
+    let mut g = Gen::new(a.seed);
+    let mut produce = Vec::with_capacity(a.samples as usize);
+    let mut check = Vec::with_capacity(a.samples as usize);
+    let mut record = Vec::new();
+    for _ in 0..a.samples {
+        let seq = g.next() % size;
+        record.clear();
+        record.extend(store.get(seq)?.expect("seq below size"));
+        let t0 = Instant::now();
+        let proof = store.inclusion_proof(seq, size)?;
+        let t1 = Instant::now();
+        sealog_merkle::verify_inclusion(
+            &sealog_merkle::leaf_hash(&record),
+            seq,
+            size,
+            &root,
+            &proof,
+        )
+        .map_err(|e| anyhow::anyhow!("proof of {seq} failed: {e}"))?;
+        let t2 = Instant::now();
+        produce.push((t1 - t0).as_nanos() as u64);
+        check.push((t2 - t1).as_nanos() as u64);
+    }
+    produce.sort_unstable();
+    check.sort_unstable();
+    println!(
+        "{}",
+        json!({
+            "bench": "proofs", "tree_size": size, "samples": a.samples,
+            "produce_us": {"p50": percentile(&produce, 0.5), "p99": percentile(&produce, 0.99), "max": percentile(&produce, 1.0)},
+            "verify_us": {"p50": percentile(&check, 0.5), "p99": percentile(&check, 0.99)},
+        })
+    );
     Ok(())
 }
 
