@@ -59,20 +59,23 @@ pub fn split(input: &[u8]) -> Result<Vec<RawEvent<'_>>, InputError> {
             .map(|raw| check_size(raw.get().as_bytes()))
             .collect());
     }
-    // A single (possibly pretty-printed) object spans lines, so try it whole first.
-    if trimmed[0] == b'{'
-        && trimmed.len() <= EVENT_BYTES_MAX
-        && serde_json::from_slice::<&RawValue>(trimmed).is_ok()
-    {
-        return Ok(vec![Ok(trimmed)]);
+    // One (possibly pretty-printed) object spans lines, so try it whole first. Input is NDJSON
+    // only if some line is a JSON value on its own; otherwise it is one event, which gets one
+    // result (e.g. `TOO_LARGE` or `INVALID_UTF8`), never one refusal per line.
+    if trimmed[0] == b'{' && serde_json::from_slice::<&RawValue>(trimmed).is_ok() {
+        return Ok(vec![check_size(trimmed)]);
     }
-    let events: Vec<RawEvent<'_>> = trimmed
-        .split(|&b| b == b'\n')
-        .map(<[u8]>::trim_ascii)
-        .filter(|l| !l.is_empty())
-        .map(check_size)
-        .collect();
-    Ok(events)
+    let lines = || {
+        trimmed
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::trim_ascii)
+            .filter(|l| !l.is_empty())
+    };
+    let line_is_a_value = |l: &&[u8]| serde_json::from_slice::<&RawValue>(l).is_ok();
+    if trimmed[0] == b'{' && !lines().any(|l| line_is_a_value(&l)) {
+        return Ok(vec![check_size(trimmed)]);
+    }
+    Ok(lines().map(check_size).collect())
 }
 
 fn check_size(raw: &[u8]) -> RawEvent<'_> {

@@ -115,9 +115,13 @@ pub(crate) fn recover(
     let mut batch = Vec::new();
     loop {
         let (first, path) = segments[seg_i].clone();
-        let last = seg_i + 1 == segments.len();
         let mut file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
-        let file_len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+        let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
+        let file_len = meta.len();
+        // A read-only segment was sealed: whole and fsynced, so never a torn tail, even when
+        // a crash came before its successor was created.
+        let sealed = meta.permissions().readonly();
+        let last = seg_i + 1 == segments.len() && !sealed;
         if offset == HEADER_BYTES {
             if first != seq {
                 return Err(StoreError::Corrupted(format!(
@@ -152,6 +156,13 @@ pub(crate) fn recover(
                         return Err(StoreError::Corrupted(format!(
                             "{} at offset {offset} (seq {seq}): {why} in a sealed segment",
                             path.display()
+                        )));
+                    }
+                    if let Some(cp) = checkpoints.latest().filter(|cp| cp.size > seq) {
+                        return Err(StoreError::Corrupted(format!(
+                            "{} at offset {offset} (seq {seq}): {why}, yet a signed checkpoint covers {} records: this is damage, not a torn write",
+                            path.display(),
+                            cp.size
                         )));
                     }
                     if let Some(at) = whole_frame_after(&path, offset)? {
@@ -193,7 +204,7 @@ pub(crate) fn recover(
                 }
             }
         }
-        if last {
+        if seg_i + 1 == segments.len() {
             break;
         }
         seg_i += 1;
@@ -218,7 +229,17 @@ pub(crate) fn recover(
         }
     }
     let (first, path) = segments.last().expect("at least one segment").clone();
-    let active = ActiveSegment::open(path, first, offset)?;
+    let sealed = std::fs::metadata(&path)
+        .map_err(|e| StoreError::io(&path, e))?
+        .permissions()
+        .readonly();
+    let active = if sealed {
+        let next = ActiveSegment::create(&log_dir, seq)?;
+        segments.push((seq, next.path.clone()));
+        next
+    } else {
+        ActiveSegment::open(path, first, offset)?
+    };
     let mut readers = Vec::with_capacity(segments.len());
     for (first, path) in &segments {
         readers.push((

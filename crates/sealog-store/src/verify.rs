@@ -158,8 +158,8 @@ pub fn verify(dir: &Path, opts: &Options<'_>) -> Result<Report, Failure> {
             );
         }
         segment::check_header(&data, *first).or_else(|m| fail(path.display().to_string(), m))?;
-        let frames =
-            split_frames(&data).or_else(|(offset, why)| fail(loc(offset, frontier.size()), why))?;
+        let frames = split_frames(&data)
+            .or_else(|(offset, whole, why)| fail(loc(offset, frontier.size() + whole), why))?;
         if frames.is_empty() && i + 1 < segments.len() {
             return fail(
                 path.display().to_string(),
@@ -216,11 +216,12 @@ pub fn verify(dir: &Path, opts: &Options<'_>) -> Result<Report, Failure> {
     })
 }
 
-/// (offset, payload range) of every frame; any damaged frame is an error at its offset.
 /// A frame's offset in its segment and its payload's byte range.
 type FrameSpan = (u64, std::ops::Range<usize>);
 
-fn split_frames(data: &[u8]) -> Result<Vec<FrameSpan>, (u64, String)> {
+/// Every frame of a segment; a damaged one is an error giving its offset and how many whole
+/// frames came before it.
+fn split_frames(data: &[u8]) -> Result<Vec<FrameSpan>, (u64, u64, String)> {
     let mut out = Vec::new();
     let mut at = HEADER_BYTES as usize;
     while at < data.len() {
@@ -229,7 +230,7 @@ fn split_frames(data: &[u8]) -> Result<Vec<FrameSpan>, (u64, String)> {
                 out.push((at as u64, at + 8..at + 8 + payload.len()));
                 at += n;
             }
-            Err(why) => return Err((at as u64, why.to_string())),
+            Err(why) => return Err((at as u64, out.len() as u64, why.to_string())),
         }
     }
     Ok(out)

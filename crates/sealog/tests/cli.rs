@@ -1,0 +1,836 @@
+//! The `sealog` binary end to end: input forms, result lines, exit codes, reads, and the
+//! refusals a producer sees for input that is not a valid event.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+const MIB: usize = 1 << 20;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sealog"));
+    c.arg("--data").arg(dir).args(args);
+    c
+}
+
+fn sealog(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = command(dir, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.to_vec();
+    // Fed from a thread so a child that answers before reading everything cannot deadlock.
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    Run {
+        code: out
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("sealog {args:?} died: {:?}", out.status)),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn ok(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let run = sealog(dir, args, stdin);
+    assert_eq!(run.code, 0, "sealog {args:?}: {}", run.stderr);
+    run
+}
+
+fn event(id: &str) -> Value {
+    json!({"specversion": "1.0", "id": id, "source": "cli-tests", "type": "test.cli",
+           "time": "2026-01-03T12:34:56.123Z", "tenant": "acme", "subject": "s1",
+           "actor": {"type": "human", "id": "alice"}, "data": {"n": 1, "text": "ünïcode ✓"}})
+}
+
+fn ndjson(events: &[Value]) -> Vec<u8> {
+    events
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn record_id(v: &Value) -> String {
+    sealog_model::PreparedEvent::from_value(v)
+        .unwrap()
+        .record_id
+        .to_string()
+}
+
+fn assert_appended(line: &Value, seq: u64, ev: &Value) {
+    assert_eq!(
+        line,
+        &json!({"status": "appended", "seq": seq, "record_id": record_id(ev)})
+    );
+}
+
+/// Every record in the store, through `query`, paging if needed.
+fn all_records(dir: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut args = vec!["query", "--limit", "10000"];
+        if let Some(a) = &after {
+            args.extend(["--after", a]);
+        }
+        let run = ok(dir, &args, b"");
+        out.extend(run.lines());
+        match run.stderr.split("continue with --after ").nth(1) {
+            Some(rest) => after = Some(rest.trim().to_string()),
+            None => return out,
+        }
+    }
+}
+
+fn ids(records: &[Value]) -> Vec<&str> {
+    records.iter().map(|r| r["id"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn append_takes_an_object_a_pretty_object_an_array_and_ndjson_from_stdin_or_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let evs: Vec<Value> = (0..7).map(|i| event(&format!("form-{i}"))).collect();
+
+    let run = ok(&data, &["append"], evs[0].to_string().as_bytes());
+    assert_eq!(run.lines().len(), 1);
+    assert_appended(&run.lines()[0], 0, &evs[0]);
+
+    let pretty = serde_json::to_string_pretty(&evs[1]).unwrap();
+    assert!(pretty.lines().count() > 5);
+    let run = ok(&data, &["append", "-"], pretty.as_bytes());
+    assert_eq!(run.lines().len(), 1, "a pretty-printed object is one event");
+    assert_appended(&run.lines()[0], 1, &evs[1]);
+
+    let array = serde_json::to_string_pretty(&json!([evs[2], evs[3]])).unwrap();
+    let run = ok(&data, &["append"], array.as_bytes());
+    assert_eq!(run.lines().len(), 2);
+    assert_appended(&run.lines()[0], 2, &evs[2]);
+    assert_appended(&run.lines()[1], 3, &evs[3]);
+
+    // NDJSON from a file, with blank lines and CRLF endings.
+    let file = dir.path().join("events.ndjson");
+    let text = format!("{}\r\n\n   \n{}\n{}", evs[4], evs[5], evs[6]);
+    std::fs::write(&file, text).unwrap();
+    let run = ok(&data, &["append", file.to_str().unwrap()], b"");
+    let lines = run.lines();
+    assert_eq!(lines.len(), 3);
+    for (k, i) in (4..7).enumerate() {
+        assert_appended(&lines[k], i as u64, &evs[i]);
+    }
+    assert_eq!(run.stderr, "");
+
+    let records = all_records(&data);
+    assert_eq!(
+        ids(&records),
+        (0..7).map(|i| format!("form-{i}")).collect::<Vec<_>>()
+    );
+    for (seq, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], json!(seq));
+        assert_eq!(r["record_id"], json!(record_id(&evs[seq])));
+        assert_eq!(r["data"], evs[seq]["data"]);
+    }
+}
+
+#[test]
+fn appending_the_same_events_again_answers_duplicate_with_the_original_seqs() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs: Vec<Value> = (0..4).map(|i| event(&format!("dup-{i}"))).collect();
+    ok(dir.path(), &["append"], &ndjson(&evs));
+    // Another order, another formatting, one new event in the middle.
+    let mut again: Vec<Value> = evs.iter().rev().cloned().collect();
+    again.insert(2, event("dup-new"));
+    let text: String = again
+        .iter()
+        .map(|e| {
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(e).unwrap().replace('\n', "")
+            )
+        })
+        .collect();
+    let run = ok(dir.path(), &["append"], text.as_bytes());
+    let lines = run.lines();
+    let want = [
+        (3, "duplicate"),
+        (2, "duplicate"),
+        (4, "appended"),
+        (1, "duplicate"),
+        (0, "duplicate"),
+    ];
+    for ((line, ev), (seq, status)) in lines.iter().zip(&again).zip(want) {
+        assert_eq!(
+            line,
+            &json!({"status": status, "seq": seq, "record_id": record_id(ev)})
+        );
+    }
+    assert_eq!(all_records(dir.path()).len(), 5);
+}
+
+#[test]
+fn get_finds_a_record_by_seq_and_by_record_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs: Vec<Value> = (0..3).map(|i| event(&format!("get-{i}"))).collect();
+    ok(dir.path(), &["append"], &ndjson(&evs));
+    for (seq, ev) in evs.iter().enumerate() {
+        let by_seq = ok(dir.path(), &["get", &seq.to_string()], b"");
+        let by_id = ok(dir.path(), &["get", &record_id(ev)], b"");
+        assert_eq!(by_seq.stdout, by_id.stdout);
+        assert_eq!(by_seq.stdout.lines().count(), 1);
+        let rec = &by_seq.lines()[0];
+        assert_eq!(rec["seq"], json!(seq));
+        assert_eq!(rec["record_id"], json!(record_id(ev)));
+        let mut event = rec.clone();
+        for f in ["seq", "record_id", "ingested_at"] {
+            event.as_object_mut().unwrap().remove(f);
+        }
+        assert_eq!(&event, ev);
+    }
+
+    let missing = sealog(dir.path(), &["get", "3"], b"");
+    assert_eq!((missing.code, missing.stdout.as_str()), (1, ""));
+    assert!(missing.stderr.contains("no record 3"), "{}", missing.stderr);
+    let absent_id = record_id(&event("never-appended"));
+    let missing = sealog(dir.path(), &["get", &absent_id], b"");
+    assert_eq!((missing.code, missing.stdout.as_str()), (1, ""));
+    for bad in [
+        "sha256:abc",
+        "SHA256:00",
+        "seven",
+        &absent_id.to_uppercase(),
+    ] {
+        let run = sealog(dir.path(), &["get", bad], b"");
+        assert_eq!(run.code, 2, "get {bad}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("neither a seq nor a record id"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn query_filters_on_every_axis_and_on_time_and_pages_with_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut evs = Vec::new();
+    for i in 0..30 {
+        let mut e = event(&format!("q-{i}"));
+        e["tenant"] = json!(format!("tenant-{}", i % 3));
+        e["subject"] = json!(format!("subj-{}", i % 5));
+        e["type"] = json!(if i % 2 == 0 { "test.even" } else { "test.odd" });
+        e["source"] = json!(if i < 10 { "early" } else { "late" });
+        e["actor"] = json!({"type": "human", "id": format!("user-{}", i % 4)});
+        e["time"] = json!(format!("2026-01-{:02}T10:00:00Z", i + 1));
+        evs.push(e);
+    }
+    ok(dir.path(), &["append"], &ndjson(&evs));
+    let query = |args: &[&str]| -> Vec<u64> {
+        let mut full = vec!["query"];
+        full.extend_from_slice(args);
+        ok(dir.path(), &full, b"")
+            .lines()
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let model =
+        |f: &dyn Fn(usize) -> bool| -> Vec<u64> { (0..30).filter(|&i| f(i as usize)).collect() };
+
+    assert_eq!(query(&[]), model(&|_| true));
+    assert_eq!(query(&["--tenant", "tenant-1"]), model(&|i| i % 3 == 1));
+    assert_eq!(query(&["--scope", "tenant-2"]), model(&|i| i % 3 == 2));
+    assert_eq!(query(&["--subject", "subj-4"]), model(&|i| i % 5 == 4));
+    assert_eq!(query(&["--type", "test.odd"]), model(&|i| i % 2 == 1));
+    assert_eq!(query(&["--source", "early"]), model(&|i| i < 10));
+    assert_eq!(query(&["--actor", "user-3"]), model(&|i| i % 4 == 3));
+    assert_eq!(query(&["--id", "q-17"]), [17]);
+    assert_eq!(
+        query(&["--axis", "subject=subj-0", "--type", "test.even"]),
+        model(&|i| i % 10 == 0)
+    );
+    assert_eq!(
+        query(&["--tenant", "tenant-0", "--actor", "user-0"]),
+        model(&|i| i % 12 == 0)
+    );
+    assert_eq!(query(&["--tenant", "nobody"]), Vec::<u64>::new());
+    // Event time: --from inclusive, --to exclusive; a bare date is its midnight UTC.
+    assert_eq!(
+        query(&[
+            "--from",
+            "2026-01-05T10:00:00Z",
+            "--to",
+            "2026-01-08T10:00:00Z"
+        ]),
+        [4, 5, 6]
+    );
+    assert_eq!(query(&["--from", "2026-01-29"]), [28, 29]);
+    assert_eq!(
+        query(&["--to", "2026-01-03T10:00:00.000001Z", "--type", "test.even"]),
+        [0, 2]
+    );
+    assert_eq!(query(&["--as-of", "4"]), [0, 1, 2, 3]);
+    assert_eq!(query(&["--as-of", "12", "--subject", "subj-1"]), [1, 6, 11]);
+    assert_eq!(query(&["--after", "25"]), [26, 27, 28, 29]);
+    assert_eq!(query(&["--ingested-from", "2000-01-01"]), model(&|_| true));
+    assert_eq!(query(&["--ingested-to", "2000-01-01"]), Vec::<u64>::new());
+
+    // A page that is full says how to continue; the last one says nothing.
+    let page = ok(
+        dir.path(),
+        &["query", "--type", "test.even", "--limit", "4"],
+        b"",
+    );
+    assert_eq!(page.lines().len(), 4);
+    assert!(
+        page.stderr
+            .contains("more records: continue with --after 6"),
+        "{}",
+        page.stderr
+    );
+    assert_eq!(
+        query(&["--type", "test.even", "--limit", "4", "--after", "6"]),
+        [8, 10, 12, 14]
+    );
+    let last = ok(
+        dir.path(),
+        &["query", "--type", "test.even", "--after", "20"],
+        b"",
+    );
+    assert_eq!(last.lines().len(), 4);
+    assert_eq!(last.stderr, "");
+
+    for bad in [
+        &["query", "--axis", "colour=red"][..],
+        &["query", "--axis", "no-equals-sign"],
+        &["query", "--from", "yesterday"],
+        &["query", "--limit", "0"],
+        &["query", "--limit", "10001"],
+    ] {
+        let run = sealog(dir.path(), bad, b"");
+        assert_eq!(run.code, 2, "{bad:?}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with("sealog: error:"),
+            "{bad:?}: {}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "");
+    }
+}
+
+/// One input line and the refusal it must get.
+struct Bad {
+    what: &'static str,
+    line: Vec<u8>,
+    code: &'static str,
+    field: Option<String>,
+}
+
+fn bad_json(what: &'static str, v: &Value, code: &'static str, field: &str) -> Bad {
+    Bad {
+        what,
+        line: v.to_string().into_bytes(),
+        code,
+        field: Some(field.to_string()),
+    }
+}
+
+fn without(field: &str) -> Value {
+    let mut v = event(&format!("missing-{field}"));
+    v.as_object_mut().unwrap().remove(field);
+    v
+}
+
+fn with(field: &str, value: Value) -> Value {
+    let mut v = event(&format!("bad-{field}"));
+    v[field] = value;
+    v
+}
+
+fn nested(depth: usize) -> Value {
+    // The event is level 1 and `data` level 2; the rest are arrays.
+    let mut v = json!(1);
+    for _ in 0..depth - 2 {
+        v = json!([v]);
+    }
+    let mut e = event(&format!("depth-{depth}"));
+    e["data"] = json!({ "deep": v });
+    e
+}
+
+/// An event whose `id` holds a byte that is not UTF-8 (Latin-1 `é`).
+const LATIN1_ID: &[u8] =
+    b"{\"id\":\"caf\xe9\",\"source\":\"s\",\"type\":\"t\",\"time\":\"2026-01-03T12:34:56Z\",\"data\":{}}";
+
+fn bad_events() -> Vec<Bad> {
+    let mut big = event("big");
+    big["data"]["pad"] = json!("x".repeat(MIB));
+    let unsafe_int = with("data", json!({"n": 9_007_199_254_740_993u64}));
+    let unsafe_in_array = with("data", json!({"a": [0, 1, -9_007_199_254_740_993i64]}));
+    let refused = |what, line: Vec<u8>, code| Bad {
+        what,
+        line,
+        code,
+        field: None,
+    };
+    let mut bad = vec![
+        refused("not JSON", br#"{"id": "x", oops"#.to_vec(), "NOT_JSON"),
+        refused(
+            "trailing garbage",
+            format!("{} x", event("t")).into_bytes(),
+            "NOT_JSON",
+        ),
+        refused(
+            "invalid UTF-8 in a string",
+            LATIN1_ID.to_vec(),
+            "INVALID_UTF8",
+        ),
+        refused("over 1 MiB", big.to_string().into_bytes(), "TOO_LARGE"),
+        bad_json("65 levels deep", &nested(65), "INVALID_ENVELOPE", ""),
+        bad_json(
+            "a string, not an object",
+            &json!("just text"),
+            "INVALID_ENVELOPE",
+            "",
+        ),
+        bad_json(
+            "an array line",
+            &json!([event("in-array")]),
+            "INVALID_ENVELOPE",
+            "",
+        ),
+        bad_json("2^53+1", &unsafe_int, "UNREPRESENTABLE_NUMBER", "/data/n"),
+        bad_json(
+            "-(2^53+1) in an array",
+            &unsafe_in_array,
+            "UNREPRESENTABLE_NUMBER",
+            "/data/a/2",
+        ),
+    ];
+    for f in ["id", "source", "type", "time", "data"] {
+        bad.push(bad_json(
+            "a required field missing",
+            &without(f),
+            "INVALID_ENVELOPE",
+            &format!("/{f}"),
+        ));
+    }
+    for (what, field, value, pointer) in [
+        ("id a number", "id", json!(7), "/id"),
+        ("id empty", "id", json!(""), "/id"),
+        ("id null", "id", Value::Null, "/id"),
+        ("source an array", "source", json!(["s"]), "/source"),
+        ("type an object", "type", json!({}), "/type"),
+        ("time not RFC 3339", "time", json!("yesterday"), "/time"),
+        (
+            "time without zone",
+            "time",
+            json!("2026-01-03T12:34:56"),
+            "/time",
+        ),
+        ("time a number", "time", json!(1_767_225_600), "/time"),
+        ("data a string", "data", json!("x"), "/data"),
+        ("data an array", "data", json!([1]), "/data"),
+        ("tenant a number", "tenant", json!(5), "/tenant"),
+        ("subject an object", "subject", json!({}), "/subject"),
+        ("actor a string", "actor", json!("bob"), "/actor"),
+        (
+            "actor type unknown",
+            "actor",
+            json!({"type": "robot", "id": "r2"}),
+            "/actor/type",
+        ),
+        (
+            "actor id a number",
+            "actor",
+            json!({"type": "human", "id": 5}),
+            "/actor/id",
+        ),
+        (
+            "specversion other",
+            "specversion",
+            json!("0.3"),
+            "/specversion",
+        ),
+        (
+            "supersedes not an id",
+            "supersedes",
+            json!("abc"),
+            "/supersedes",
+        ),
+        ("reserved seq", "seq", json!(0), "/seq"),
+        (
+            "reserved record_id",
+            "record_id",
+            json!("sha256:00"),
+            "/record_id",
+        ),
+        (
+            "reserved ingested_at",
+            "ingested_at",
+            json!("2026-01-03T12:34:56Z"),
+            "/ingested_at",
+        ),
+    ] {
+        bad.push(bad_json(
+            what,
+            &with(field, value),
+            "INVALID_ENVELOPE",
+            pointer,
+        ));
+    }
+    bad
+}
+
+#[test]
+fn each_bad_event_gets_a_precise_refusal_and_the_good_ones_beside_it_are_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = bad_events();
+    // Good and bad interleaved: every refusal sits between two events that must be stored.
+    let mut input = Vec::new();
+    let mut good = Vec::new();
+    for (i, b) in bad.iter().enumerate() {
+        let g = event(&format!("good-{i}"));
+        input.extend_from_slice(format!("{g}\n").as_bytes());
+        good.push(g);
+        input.extend_from_slice(&b.line);
+        input.push(b'\n');
+    }
+    let last = event("good-last");
+    input.extend_from_slice(format!("{last}\n").as_bytes());
+    good.push(last);
+
+    let run = sealog(dir.path(), &["append"], &input);
+    assert_eq!(run.code, 1, "some were refused: {}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 2 * bad.len() + 1, "one result per event");
+    for (i, b) in bad.iter().enumerate() {
+        assert_appended(&lines[2 * i], i as u64, &good[i]);
+        let line = &lines[2 * i + 1];
+        assert_eq!(line["status"], "rejected", "{}: {line}", b.what);
+        assert_eq!(line["error"]["code"], b.code, "{}: {line}", b.what);
+        assert_eq!(
+            line["error"].get("field").and_then(Value::as_str),
+            b.field.as_deref(),
+            "{}: {line}",
+            b.what
+        );
+        let message = line["error"]["message"].as_str().unwrap_or("");
+        assert!(!message.is_empty(), "{}: {line}", b.what);
+        assert_eq!(
+            line.as_object().unwrap().len(),
+            2,
+            "{}: a refusal carries no seq or id: {line}",
+            b.what
+        );
+    }
+    assert_appended(&lines[2 * bad.len()], bad.len() as u64, &good[bad.len()]);
+    let deep = lines
+        .iter()
+        .find(|l| {
+            l["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("nesting"))
+        })
+        .unwrap();
+    assert!(
+        deep["error"]["message"].as_str().unwrap().contains("64"),
+        "{deep}"
+    );
+
+    // The log holds the good events and nothing else, at dense seqs.
+    let records = all_records(dir.path());
+    let want: Vec<String> = good
+        .iter()
+        .map(|g| g["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids(&records), want);
+    for (seq, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], json!(seq));
+    }
+    let beyond = sealog(dir.path(), &["get", &good.len().to_string()], b"");
+    assert_eq!(beyond.code, 1);
+    for id in ["big", "depth-65", "bad-seq", "missing-data"] {
+        assert_eq!(
+            ok(dir.path(), &["query", "--id", id], b"").stdout,
+            "",
+            "{id} was stored"
+        );
+    }
+}
+
+#[test]
+fn an_event_of_exactly_1_mib_is_accepted_and_one_byte_more_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // An event whose JSON text is exactly `size` bytes, and the length of its padding.
+    let sized = |id: &str, size: usize| -> (String, usize) {
+        let mut e = event(id);
+        e["data"]["pad"] = json!("");
+        let pad = size - e.to_string().len();
+        e["data"]["pad"] = json!("y".repeat(pad));
+        let text = e.to_string();
+        assert_eq!(text.len(), size);
+        (text, pad)
+    };
+    let (at_limit, pad) = sized("at-limit", MIB);
+    let (over_limit, _) = sized("over-limit", MIB + 1);
+    let run = sealog(
+        dir.path(),
+        &["append"],
+        format!("{at_limit}\n{over_limit}\n").as_bytes(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines[0]["status"], "appended", "{}", lines[0]);
+    assert_eq!(lines[1]["error"]["code"], "TOO_LARGE", "{}", lines[1]);
+    let stored = ok(dir.path(), &["get", "0"], b"").lines();
+    assert_eq!(stored[0]["data"]["pad"].as_str().map(str::len), Some(pad));
+    assert_eq!(ids(&all_records(dir.path())), ["at-limit"]);
+}
+
+/// Nesting far past the limit must be refused like any other bad event, not overflow a
+/// stack or abort the process.
+#[test]
+fn absurdly_deep_nesting_is_refused_without_crashing() {
+    let dir = tempfile::tempdir().unwrap();
+    let depth = 100_000;
+    let mut e = event("deep");
+    e["data"] = json!({"d": "NESTED"});
+    let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let line = e.to_string().replace("\"NESTED\"", &nested);
+    let input = format!("{}\n{line}\n{}\n", event("before"), event("after"));
+    let run = sealog(dir.path(), &["append"], input.as_bytes());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["status"], "rejected");
+    assert_eq!(ids(&all_records(dir.path())), ["before", "after"]);
+}
+
+/// A pretty-printed object is one event (see the test of input forms); when it is over the
+/// size limit or holds invalid UTF-8 it must still get one refusal, not one per line.
+#[test]
+fn a_bad_pretty_printed_object_gets_exactly_one_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut big = event("big-pretty");
+    big["data"]["pad"] = json!((0..1100).map(|i| format!("{i:0>1000}")).collect::<Vec<_>>());
+    let big = serde_json::to_string_pretty(&big).unwrap();
+    assert!(big.len() > MIB && big.lines().count() > 1000);
+    // The same Latin-1 event spread over lines, as a pretty-printer would.
+    let bad_utf8 = LATIN1_ID
+        .split(|&b| b == b',')
+        .collect::<Vec<_>>()
+        .join(&b",\n"[..]);
+    for (input, code) in [
+        (big.as_bytes(), "TOO_LARGE"),
+        (&bad_utf8[..], "INVALID_UTF8"),
+    ] {
+        let run = sealog(dir.path(), &["append"], input);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        let lines = run.lines();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{code}: one event, one result; got {}",
+            lines.len()
+        );
+        assert_eq!(lines[0]["error"]["code"], code);
+    }
+    assert_eq!(all_records(dir.path()).len(), 0);
+}
+
+#[test]
+fn input_without_events_is_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for input in [&b""[..], b"  \n\t\r\n", b"[]", b" [ ] "] {
+        let run = sealog(dir.path(), &["append"], input);
+        assert_eq!(run.code, 2, "{input:?}");
+        assert_eq!(run.stdout, "");
+        assert!(
+            run.stderr.contains("no events"),
+            "{input:?}: {}",
+            run.stderr
+        );
+    }
+    let empty_file = dir.path().join("empty.ndjson");
+    std::fs::write(&empty_file, "").unwrap();
+    let run = sealog(dir.path(), &["append", empty_file.to_str().unwrap()], b"");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no events"), "{}", run.stderr);
+
+    let missing = dir.path().join("no-such-file.ndjson");
+    let run = sealog(dir.path(), &["append", missing.to_str().unwrap()], b"");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no-such-file.ndjson"), "{}", run.stderr);
+    assert_eq!(all_records(dir.path()).len(), 0);
+}
+
+/// An array that is not valid JSON as a whole has no lines to resynchronise on.
+#[test]
+fn a_malformed_array_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!("[{}, {}", event("a"), event("b"));
+    let run = sealog(dir.path(), &["append"], input.as_bytes());
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("not valid JSON"), "{}", run.stderr);
+    assert_eq!(all_records(dir.path()).len(), 0);
+}
+
+fn wait_for_lock_holder(dir: &Path, child: &Child) {
+    let lock = dir.join("LOCK");
+    for _ in 0..2000 {
+        if std::fs::read_to_string(&lock).is_ok_and(|pid| pid.trim() == child.id().to_string()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("the first sealog never took the lock");
+}
+
+#[test]
+fn a_data_dir_in_use_by_another_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The holder has the store open and waits for its input.
+    let mut holder = command(dir.path(), &["append", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock_holder(dir.path(), &holder);
+    for args in [&["append"][..], &["get", "0"], &["query"]] {
+        let run = sealog(dir.path(), args, event("second").to_string().as_bytes());
+        assert_eq!(run.code, 2, "{args:?}");
+        assert!(run.stderr.contains("in use"), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("pid {}", holder.id())),
+            "{}",
+            run.stderr
+        );
+    }
+    let mut stdin = holder.stdin.take().unwrap();
+    stdin
+        .write_all(event("first").to_string().as_bytes())
+        .unwrap();
+    drop(stdin);
+    let out = holder.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ids(&all_records(dir.path())), ["first"]);
+}
+
+#[test]
+fn durability_os_says_so_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ok(
+        dir.path(),
+        &["--durability", "os", "append"],
+        event("os").to_string().as_bytes(),
+    );
+    assert!(run.stderr.contains("WARNING"), "{}", run.stderr);
+    assert_eq!(run.lines()[0]["status"], "appended");
+    let run = ok(
+        dir.path(),
+        &["append"],
+        event("fsync").to_string().as_bytes(),
+    );
+    assert!(!run.stderr.contains("WARNING"), "{}", run.stderr);
+    assert_eq!(ids(&all_records(dir.path())), ["os", "fsync"]);
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_reported_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs: Vec<Value> = (0..3).map(|i| event(&format!("tail-{i}"))).collect();
+    ok(dir.path(), &["append"], &ndjson(&evs));
+    let seg = dir.path().join("log").join(format!("{:020}.seg", 0));
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // Half a frame header: what a crash in the middle of a write leaves.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&[0x51, 0x02, 0, 0, 9])
+        .unwrap();
+    let run = ok(dir.path(), &["get", "2"], b"");
+    let want = format!(
+        "sealog: recovered: cut a torn tail of 5 bytes at offset {len} of {}",
+        seg.display()
+    );
+    assert!(run.stderr.contains(&want), "{}", run.stderr);
+    assert_eq!(run.lines()[0]["id"], "tail-2");
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+    let run = ok(
+        dir.path(),
+        &["append"],
+        event("tail-3").to_string().as_bytes(),
+    );
+    assert_eq!(run.stderr, "", "the second open finds nothing to repair");
+    assert_eq!(run.lines()[0]["seq"], 3);
+}
+
+#[test]
+fn demo_ingests_the_examples_once_and_reads_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ok(dir.path(), &["demo"], b"");
+    let examples = include_str!("../../../examples/events.ndjson")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    assert!(
+        run.stdout.contains(&format!(
+            "first ingest: {examples} events → {examples} appended, 0 duplicates"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "{examples} events → 0 appended, {examples} duplicates"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("log size: {examples} records")),
+        "{}",
+        run.stdout
+    );
+    let again = ok(dir.path(), &["demo"], b"");
+    assert!(
+        again
+            .stdout
+            .contains(&format!("first ingest: {examples} events → 0 appended")),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(all_records(dir.path()).len(), examples);
+}

@@ -1,0 +1,579 @@
+//! SIGKILL the real binary while it appends, then prove from what is left on disk that
+//! every acknowledged record survived intact at its seq, that the log has no holes and no
+//! foreign records, and that the store takes new appends. Trials continue in the same data
+//! directory for a while, so each recovery also recovers from the previous one.
+//!
+//! Trial `t` draws its choices from seed `base + t`; a failure prints the base and the trial
+//! count to replay the same sequence with `SEALOG_CRASH_SEED` and `SEALOG_CRASH_TRIALS` (the
+//! kill lands where the scheduler puts it, so a replay repeats the choices, not the timing).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sealog_model::PreparedEvent;
+use sealog_store::{Config, Outcome, Store};
+use serde_json::{Value, json};
+
+const SEED_BASE: u64 = 0x5EA1_0C4A_5400_0000;
+/// Trials that share one data directory before a fresh one starts.
+const TRIALS_PER_DIR: usize = 5;
+/// Target size of one event's JSON text.
+const EVENT_BYTES: usize = 600;
+
+/// SplitMix64: small, deterministic, good enough to spread choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn range(&mut self, lo: u64, hi_inclusive: u64) -> u64 {
+        lo + self.below(hi_inclusive - lo + 1)
+    }
+}
+
+fn trials() -> usize {
+    if let Some(n) = std::env::var("SEALOG_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    match std::env::var("CI") {
+        Ok(v) if !v.is_empty() && v != "false" && v != "0" => 50,
+        _ => 10,
+    }
+}
+
+fn seed_base() -> u64 {
+    std::env::var("SEALOG_CRASH_SEED")
+        .ok()
+        .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(SEED_BASE)
+}
+
+/// Prints how to replay the trials up to a failing one.
+struct ReplayHint {
+    base: u64,
+    trial: usize,
+}
+
+impl Drop for ReplayHint {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "crash trial {} (seed {:#x}) failed: replay with SEALOG_CRASH_SEED={:#x} SEALOG_CRASH_TRIALS={}",
+                self.trial,
+                self.base.wrapping_add(self.trial as u64),
+                self.base,
+                self.trial + 1
+            );
+        }
+    }
+}
+
+/// One event sent to the binary: its unique producer id and its JSON text.
+#[derive(Clone)]
+struct Input {
+    id: String,
+    line: String,
+}
+
+/// One unique event of about `EVENT_BYTES`, with text and numbers that canonicalization
+/// must carry through unchanged.
+fn event(seed: u64, i: usize, rng: &mut Rng) -> Input {
+    let numbers = [
+        "0.1",
+        "1e21",
+        "123456789012.25",
+        "5e-324",
+        "-7",
+        "9007199254740991",
+    ];
+    let id = format!("crash-{seed:x}-{i:06}");
+    let head = format!(
+        concat!(
+            r#"{{"specversion":"1.0","id":"{}","source":"crash-test","type":"crash.kind{}","#,
+            r#""time":"2026-0{}-{:02}T{:02}:{:02}:{:02}.{:03}Z","tenant":"tenant-{}","subject":"subj-{}","#,
+            r#""actor":{{"type":"agent","id":"agent-{}"}},"data":{{"i":{},"x":{},"note":"Grüße ✓ \u00e9\n","pad":""#
+        ),
+        id,
+        rng.below(4),
+        rng.range(1, 9),
+        rng.range(1, 28),
+        rng.below(24),
+        rng.below(60),
+        rng.below(60),
+        rng.below(1000),
+        rng.below(7),
+        rng.below(100),
+        rng.below(5),
+        i,
+        numbers[rng.below(numbers.len() as u64) as usize],
+    );
+    let pad_len = EVENT_BYTES.saturating_sub(head.len() + 3);
+    let pad: String = (0..pad_len)
+        .map(|_| char::from(b"0123456789abcdef"[rng.below(16) as usize]))
+        .collect();
+    Input {
+        line: format!("{head}{pad}\"}}}}"),
+        id,
+    }
+}
+
+/// What the test knows about one data directory: every record it has verified, by seq.
+#[derive(Default)]
+struct Known {
+    records: Vec<Vec<u8>>,
+    rid_of_seq: Vec<String>,
+    /// Producer ids are unique per event here, so they name records too.
+    seq_of_id: HashMap<String, u64>,
+    rids: HashSet<String>,
+}
+
+impl Known {
+    fn add(&mut self, bytes: Vec<u8>) -> Value {
+        let seq = self.records.len() as u64;
+        let (rid, event) = check_record(&bytes, seq);
+        let id = event["id"].as_str().unwrap().to_string();
+        assert!(
+            self.rids.insert(rid.clone()),
+            "record {seq} has the content of an earlier record"
+        );
+        assert!(
+            self.seq_of_id.insert(id, seq).is_none(),
+            "record {seq} repeats an event id"
+        );
+        self.rid_of_seq.push(rid);
+        self.records.push(bytes);
+        event
+    }
+}
+
+/// The result lines a killed append printed, whole lines only.
+struct Crashed {
+    lines: Vec<Value>,
+    killed: bool,
+    stderr: String,
+}
+
+fn spawn_append(dir: &Path, os_durability: bool) -> Child {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sealog"));
+    c.arg("--data").arg(dir);
+    if os_durability {
+        c.args(["--durability", "os"]);
+    }
+    c.args(["append", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+enum KillAt {
+    /// Milliseconds after the spawn.
+    Delay(u64),
+    /// After this many result lines were read, plus a few milliseconds.
+    Lines(usize, u64),
+}
+
+fn run_and_kill(dir: &Path, input: Vec<u8>, os_durability: bool, kill_at: &KillAt) -> Crashed {
+    let started = Instant::now();
+    let mut child = spawn_append(dir, os_durability);
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // A killed child closes the pipe; the write error that follows is expected.
+        for chunk in input.chunks(64 << 10) {
+            if stdin.write_all(chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (lines, count) = (lines.clone(), count.clone());
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    // A line cut off by the kill was never printed whole: not an acknowledgement.
+                    Ok(_) if line.last() != Some(&b'\n') => return,
+                    Ok(_) => {
+                        let v: Value = serde_json::from_slice(&line).unwrap_or_else(|e| {
+                            panic!("bad result line ({e}): {}", String::from_utf8_lossy(&line))
+                        });
+                        lines.lock().unwrap().push(v);
+                        count.fetch_add(1, Ordering::Release);
+                    }
+                }
+            }
+        })
+    };
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = started + Duration::from_secs(20);
+    let extra = match *kill_at {
+        KillAt::Delay(ms) => ms,
+        KillAt::Lines(n, ms) => {
+            while count.load(Ordering::Acquire) < n && Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            ms
+        }
+    };
+    std::thread::sleep(Duration::from_millis(extra));
+    // Child::kill sends SIGKILL on Unix: no handler runs, nothing is flushed or closed.
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    writer.join().unwrap();
+    reader.join().unwrap();
+    let stderr = errors.join().unwrap();
+    let killed = status.signal() == Some(libc::SIGKILL);
+    if !killed {
+        assert!(
+            status.success(),
+            "append ended on its own but failed: {status:?}: {stderr}"
+        );
+    }
+    let lines = std::mem::take(&mut *lines.lock().unwrap());
+    Crashed {
+        lines,
+        killed,
+        stderr,
+    }
+}
+
+/// Checks one stored record by itself: it names its seq, and its content hashes to its id.
+fn check_record(bytes: &[u8], seq: u64) -> (String, Value) {
+    let rec: Value =
+        serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("record {seq} is not JSON: {e}"));
+    assert_eq!(
+        rec["seq"].as_u64(),
+        Some(seq),
+        "record {seq} names another seq"
+    );
+    let rid = rec["record_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("record {seq} has no record_id"))
+        .to_string();
+    assert!(
+        rec["ingested_at"].is_string(),
+        "record {seq} has no ingested_at"
+    );
+    let mut event = rec.as_object().unwrap().clone();
+    for f in ["seq", "record_id", "ingested_at"] {
+        event.remove(f);
+    }
+    let event = Value::Object(event);
+    let recomputed = PreparedEvent::from_value(&event)
+        .unwrap_or_else(|e| panic!("record {seq}'s event is invalid: {e}"));
+    assert_eq!(
+        recomputed.record_id.to_string(),
+        rid,
+        "record {seq}'s content does not match its record_id"
+    );
+    (rid, event)
+}
+
+/// Reads the records past what is known: through the library, or through `sealog query`
+/// so that the binary does the recovery. Returns them and the log's length.
+fn read_new(dir: &Path, from: u64, via_binary: bool) -> (Vec<Vec<u8>>, String) {
+    if !via_binary {
+        let store = Store::open(dir, Config::default())
+            .unwrap_or_else(|e| panic!("reopen after the kill: {e}"));
+        let new = (from..store.len())
+            .map(|s| store.get(s).unwrap().unwrap())
+            .collect();
+        store.close().unwrap();
+        return (new, String::new());
+    }
+    let mut new = Vec::new();
+    let mut first_stderr = None;
+    let mut after = from.checked_sub(1);
+    loop {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sealog"));
+        c.arg("--data").arg(dir).args(["query", "--limit", "10000"]);
+        if let Some(a) = after {
+            c.args(["--after", &a.to_string()]);
+        }
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(out.status.success(), "query after the kill: {stderr}");
+        new.extend(
+            out.stdout
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+        let more = stderr
+            .split("continue with --after ")
+            .nth(1)
+            .map(|s| s.trim().parse::<u64>().unwrap());
+        first_stderr.get_or_insert(stderr);
+        match more {
+            Some(a) => after = Some(a),
+            None => return (new, first_stderr.unwrap_or_default()),
+        }
+    }
+}
+
+fn append_one_more(dir: &Path, event: &str, via_binary: bool) -> Value {
+    if via_binary {
+        let out = Command::new(env!("CARGO_BIN_EXE_sealog"))
+            .arg("--data")
+            .arg(dir)
+            .args(["append", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(event.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "append after recovery: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return serde_json::from_slice(&out.stdout).unwrap();
+    }
+    let store = Store::open(dir, Config::default()).unwrap();
+    let out = store
+        .append(vec![PreparedEvent::from_bytes(event.as_bytes()).unwrap()])
+        .unwrap();
+    store.close().unwrap();
+    match out[0] {
+        Outcome::Appended { seq, record_id } => {
+            json!({"status": "appended", "seq": seq, "record_id": record_id.to_string()})
+        }
+        Outcome::Duplicate { .. } => panic!("a fresh event was a duplicate"),
+    }
+}
+
+/// After the kill: everything known is still there, the new records are whole and are a
+/// prefix of the events not stored before, in input order, and every acknowledgement
+/// the reader saw points at the record it names.
+fn verify(dir: &Path, known: &mut Known, inputs: &[Input], crashed: &Crashed, via_binary: bool) {
+    let before = known.records.len() as u64;
+    let (new, stderr) = read_new(dir, before, via_binary);
+    if let Some(rest) = stderr
+        .split("sealog: recovered: cut a torn tail of ")
+        .nth(1)
+    {
+        assert!(
+            rest.contains(&dir.join("log").display().to_string()),
+            "{stderr}"
+        );
+    }
+
+    // Records stored before this trial were verified then; spot-check they are unchanged.
+    if before > 0 {
+        let store = Store::open(dir, Config::default()).unwrap();
+        for seq in (0..before).step_by(499).chain([before - 1]) {
+            assert_eq!(
+                store.get(seq).unwrap().as_ref(),
+                Some(&known.records[seq as usize]),
+                "old record {seq} changed"
+            );
+        }
+    }
+
+    let fresh: Vec<&Input> = inputs
+        .iter()
+        .filter(|i| !known.seq_of_id.contains_key(&i.id))
+        .take(new.len())
+        .collect();
+    assert_eq!(
+        fresh.len(),
+        new.len(),
+        "more new records than new events were sent"
+    );
+    for (bytes, input) in new.into_iter().zip(fresh) {
+        let seq = known.records.len();
+        let event = known.add(bytes);
+        let sent: Value = serde_json::from_str(&input.line).unwrap();
+        assert_eq!(
+            event, sent,
+            "record {seq} is not event {}: the log has a hole or a foreign record",
+            input.id
+        );
+    }
+
+    // Each whole result line is for the input event at its position and names the seq
+    // where that event now is.
+    for (i, line) in crashed.lines.iter().enumerate() {
+        let status = line["status"].as_str().unwrap();
+        assert!(
+            status == "appended" || status == "duplicate",
+            "line {i}: {line}"
+        );
+        let seq = line["seq"].as_u64().unwrap();
+        assert_eq!(
+            known.seq_of_id.get(&inputs[i].id),
+            Some(&seq),
+            "acknowledged event {} ({status} at {seq}) is lost or moved",
+            inputs[i].id
+        );
+        assert_eq!(
+            line["record_id"].as_str(),
+            Some(known.rid_of_seq[seq as usize].as_str()),
+            "line {i}: {line}"
+        );
+        if status == "appended" {
+            assert!(
+                seq >= before,
+                "line {i} claims a new append at old seq {seq}"
+            );
+        } else {
+            assert!(
+                seq < before,
+                "line {i}: a duplicate of a record of this very run at {seq}"
+            );
+        }
+    }
+    if !crashed.killed {
+        assert_eq!(
+            crashed.lines.len(),
+            inputs.len(),
+            "a run that finished answers every event"
+        );
+    }
+}
+
+fn check_all(dir: &Path, known: &Known) {
+    let store = Store::open(dir, Config::default()).unwrap();
+    assert_eq!(store.len(), known.records.len() as u64);
+    assert_eq!(
+        store.recovery().cut,
+        None,
+        "a cleanly closed store has nothing to cut"
+    );
+    for (seq, bytes) in known.records.iter().enumerate() {
+        assert_eq!(
+            store.get(seq as u64).unwrap().as_ref(),
+            Some(bytes),
+            "record {seq} changed"
+        );
+    }
+}
+
+#[test]
+fn sigkill_during_append_loses_no_acknowledged_record() {
+    let base = seed_base();
+    let mut dir = tempfile::tempdir().unwrap();
+    let mut known = Known::default();
+    let mut previous: Vec<Input> = Vec::new();
+    let (mut killed, mut mid_stream, mut acked) = (0, 0, 0);
+    for trial in 0..trials() {
+        let seed = base.wrapping_add(trial as u64);
+        let _hint = ReplayHint { base, trial };
+        if trial > 0 && trial % TRIALS_PER_DIR == 0 {
+            check_all(dir.path(), &known);
+            dir = tempfile::tempdir().unwrap();
+            known = Known::default();
+            previous.clear();
+        }
+        let mut rng = Rng(seed);
+        let array = rng.below(4) == 0;
+        let n = if array {
+            5000
+        } else {
+            rng.range(300, 5000) as usize
+        };
+        // Some events of the previous trial again: stored ones must answer duplicate with
+        // their seq, ones the kill lost are appended now.
+        let again = previous.len().min(rng.below(40) as usize);
+        let mut inputs: Vec<Input> = previous[..again].to_vec();
+        inputs.extend((0..n).map(|i| event(seed, i, &mut rng)));
+        let body = if array {
+            let lines: Vec<&str> = inputs.iter().map(|i| i.line.as_str()).collect();
+            format!("[\n{}\n]\n", lines.join(",\n")).into_bytes()
+        } else {
+            inputs
+                .iter()
+                .flat_map(|i| [i.line.as_bytes(), &b"\n"[..]])
+                .flatten()
+                .copied()
+                .collect()
+        };
+        // The binary answers in chunks: a kill after some answers lands while it prints
+        // them or commits the next chunk; after the last answer, while it closes the store.
+        let kill_at = match rng.below(8) {
+            0..=2 => KillAt::Lines(rng.range(1, inputs.len() as u64) as usize, rng.below(3)),
+            3 => KillAt::Lines(inputs.len(), rng.below(3)),
+            _ => KillAt::Delay(rng.range(2, 300)),
+        };
+        let os_durability = rng.below(4) == 0;
+        let via_binary = trial % 3 == 2;
+
+        let crashed = run_and_kill(dir.path(), body, os_durability, &kill_at);
+        assert!(
+            !crashed.stderr.contains("panicked"),
+            "the binary panicked: {}",
+            crashed.stderr
+        );
+        killed += usize::from(crashed.killed);
+        mid_stream += usize::from(
+            crashed.killed && !crashed.lines.is_empty() && crashed.lines.len() < inputs.len(),
+        );
+        acked += crashed.lines.len();
+        verify(dir.path(), &mut known, &inputs, &crashed, via_binary);
+
+        // An index no trial's input reaches, so the id is new.
+        let next = event(seed, 999_999, &mut rng);
+        let line = append_one_more(dir.path(), &next.line, via_binary);
+        let seq = known.records.len() as u64;
+        assert_eq!(line["status"], "appended", "{line}");
+        assert_eq!(
+            line["seq"].as_u64(),
+            Some(seq),
+            "the next append takes the next seq"
+        );
+        let store = Store::open(dir.path(), Config::default()).unwrap();
+        let bytes = store.get(seq).unwrap().unwrap();
+        drop(store);
+        assert_eq!(known.add(bytes)["id"].as_str(), Some(next.id.as_str()));
+        assert_eq!(
+            line["record_id"].as_str(),
+            Some(known.rid_of_seq[seq as usize].as_str())
+        );
+        previous = inputs;
+    }
+    check_all(dir.path(), &known);
+    // A kill that never lands while the process runs would prove nothing.
+    assert!(killed > 0 || trials() < 5, "no run was killed");
+    eprintln!(
+        "{} trials: {killed} killed, {mid_stream} of them between acknowledgements; \
+         {acked} acknowledgements checked",
+        trials()
+    );
+}
