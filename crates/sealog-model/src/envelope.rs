@@ -1,8 +1,7 @@
 //! The event envelope (CloudEvents 1.0 structured mode plus Sealog's attributes) and its
 //! validation. An event that passes has every attribute the log indexes in a known shape.
 
-use serde_json::{Map, Value};
-
+use crate::json::Json;
 use crate::limits::{ATTRIBUTE_BYTES_MAX, DEPTH_MAX};
 
 /// Top-level names the server adds to a record; an event may not carry them itself.
@@ -46,13 +45,22 @@ impl EnvelopeError {
 
 impl<'a> Envelope<'a> {
     /// Validates a parsed event. Checks the whole value's depth first so later code may recurse.
-    pub fn parse(value: &'a Value) -> Result<Self, EnvelopeError> {
+    pub fn parse(value: &'a Json<'a>) -> Result<Self, EnvelopeError> {
+        Self::parse_object(value, true)
+    }
+
+    /// Like `parse`; a stored record carries the server fields, so they may be allowed.
+    pub fn parse_object(
+        value: &'a Json<'a>,
+        refuse_server_fields: bool,
+    ) -> Result<Self, EnvelopeError> {
         check_depth(value)?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| EnvelopeError::new("", "an event must be a JSON object"))?;
-        for name in SERVER_FIELDS {
-            if obj.contains_key(name) {
+        let Json::Object(_) = value else {
+            return Err(EnvelopeError::new("", "an event must be a JSON object"));
+        };
+        let obj = value;
+        for name in SERVER_FIELDS.into_iter().filter(|_| refuse_server_fields) {
+            if obj.get(name).is_some() {
                 return Err(EnvelopeError::new(
                     format!("/{name}"),
                     "is set by the server and may not be sent",
@@ -76,7 +84,7 @@ impl<'a> Envelope<'a> {
             crate::time::parse_rfc3339(time).map_err(|m| EnvelopeError::new("/time", m))?;
         match obj.get("data") {
             None => return Err(EnvelopeError::new("/data", "is required")),
-            Some(Value::Object(_)) => {}
+            Some(Json::Object(_)) => {}
             Some(_) => return Err(EnvelopeError::new("/data", "must be a JSON object")),
         }
         let (actor_type, actor_id) = actor(obj)?;
@@ -121,21 +129,18 @@ fn check_attribute(name: &str, s: &str) -> Result<(), EnvelopeError> {
     Ok(())
 }
 
-fn required_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, EnvelopeError> {
+fn required_str<'a>(obj: &'a Json<'a>, name: &str) -> Result<&'a str, EnvelopeError> {
     match obj.get(name) {
-        None | Some(Value::Null) => Err(EnvelopeError::new(format!("/{name}"), "is required")),
-        Some(Value::String(s)) => check_attribute(name, s).map(|()| s.as_str()),
+        None | Some(Json::Null) => Err(EnvelopeError::new(format!("/{name}"), "is required")),
+        Some(Json::String(s)) => check_attribute(name, s).map(|()| s.as_ref()),
         Some(_) => Err(EnvelopeError::new(format!("/{name}"), "must be a string")),
     }
 }
 
-fn optional_str<'a>(
-    obj: &'a Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'a str>, EnvelopeError> {
+fn optional_str<'a>(obj: &'a Json<'a>, name: &str) -> Result<Option<&'a str>, EnvelopeError> {
     match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => check_attribute(name, s).map(|()| Some(s.as_str())),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => check_attribute(name, s).map(|()| Some(s.as_ref())),
         Some(_) => Err(EnvelopeError::new(
             format!("/{name}"),
             "must be a string or null",
@@ -144,13 +149,10 @@ fn optional_str<'a>(
 }
 
 /// Like `optional_str` but free text: no length limit beyond the event's own.
-fn optional_text<'a>(
-    obj: &'a Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'a str>, EnvelopeError> {
+fn optional_text<'a>(obj: &'a Json<'a>, name: &str) -> Result<Option<&'a str>, EnvelopeError> {
     match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s.as_ref())),
         Some(_) => Err(EnvelopeError::new(
             format!("/{name}"),
             "must be a string or null",
@@ -160,10 +162,10 @@ fn optional_text<'a>(
 
 type Actor<'a> = (Option<&'a str>, Option<&'a str>);
 
-fn actor<'a>(obj: &'a Map<String, Value>) -> Result<Actor<'a>, EnvelopeError> {
+fn actor<'a>(obj: &'a Json<'a>) -> Result<Actor<'a>, EnvelopeError> {
     let actor = match obj.get("actor") {
-        None | Some(Value::Null) => return Ok((None, None)),
-        Some(Value::Object(a)) => a,
+        None | Some(Json::Null) => return Ok((None, None)),
+        Some(a @ Json::Object(_)) => a,
         Some(_) => {
             return Err(EnvelopeError::new(
                 "/actor",
@@ -172,23 +174,23 @@ fn actor<'a>(obj: &'a Map<String, Value>) -> Result<Actor<'a>, EnvelopeError> {
         }
     };
     let kind = match actor.get("type") {
-        Some(Value::String(t)) if ACTOR_TYPES.contains(&t.as_str()) => t.as_str(),
-        Some(Value::String(t)) => {
+        Some(Json::String(t)) if ACTOR_TYPES.contains(&t.as_ref()) => t.as_ref(),
+        Some(Json::String(t)) => {
             return Err(EnvelopeError::new(
                 "/actor/type",
                 format!("\"{t}\" is not one of {}", ACTOR_TYPES.join(", ")),
             ));
         }
-        None | Some(Value::Null) => {
+        None | Some(Json::Null) => {
             return Err(EnvelopeError::new("/actor/type", "is required in an actor"));
         }
         Some(_) => return Err(EnvelopeError::new("/actor/type", "must be a string")),
     };
     let id = match actor.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => {
             check_attribute("actor/id", s)?;
-            Some(s.as_str())
+            Some(s.as_ref())
         }
         Some(_) => return Err(EnvelopeError::new("/actor/id", "must be a string or null")),
     };
@@ -197,21 +199,21 @@ fn actor<'a>(obj: &'a Map<String, Value>) -> Result<Actor<'a>, EnvelopeError> {
 
 /// Refuses values nested deeper than `DEPTH_MAX`, without recursion so hostile input cannot
 /// exhaust the stack here.
-fn check_depth(value: &Value) -> Result<(), EnvelopeError> {
-    let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
+fn check_depth(value: &Json<'_>) -> Result<(), EnvelopeError> {
+    let mut stack: Vec<(&Json<'_>, usize)> = vec![(value, 1)];
     while let Some((v, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match v {
-            Value::Array(a) => Box::new(a.iter()),
-            Value::Object(o) => Box::new(o.values()),
-            _ => continue,
-        };
-        if depth > DEPTH_MAX {
+        let is_container = matches!(v, Json::Array(_) | Json::Object(_));
+        if is_container && depth > DEPTH_MAX {
             return Err(EnvelopeError::new(
                 "",
                 format!("nesting deeper than {DEPTH_MAX} levels"),
             ));
         }
-        stack.extend(children.map(|c| (c, depth + 1)));
+        match v {
+            Json::Array(a) => stack.extend(a.iter().map(|c| (c, depth + 1))),
+            Json::Object(o) => stack.extend(o.iter().map(|(_, c)| (c, depth + 1))),
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -219,7 +221,11 @@ fn check_depth(value: &Value) -> Result<(), EnvelopeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
+
+    fn parse(v: &Value) -> Result<(), EnvelopeError> {
+        Envelope::parse(&Json::from_value(v)).map(drop)
+    }
 
     fn good() -> Value {
         json!({"specversion":"1.0","id":"e1","source":"s","type":"t.x","time":"2026-01-03T12:34:56.123Z",
@@ -229,13 +235,14 @@ mod tests {
     fn err(mut edit: impl FnMut(&mut Map<String, Value>)) -> EnvelopeError {
         let mut v = good();
         edit(v.as_object_mut().unwrap());
-        Envelope::parse(&v).unwrap_err()
+        parse(&v).unwrap_err()
     }
 
     #[test]
     fn accepts_a_complete_event() {
         let v = good();
-        let e = Envelope::parse(&v).unwrap();
+        let j = Json::from_value(&v);
+        let e = Envelope::parse(&j).unwrap();
         assert_eq!(
             (e.id, e.source, e.event_type, e.tenant, e.actor_id),
             ("e1", "s", "t.x", Some("acme"), Some("u1"))
@@ -299,10 +306,10 @@ mod tests {
         let mut ok = good();
         ok["data"] = json!({ "x": v.clone() });
         assert!(
-            Envelope::parse(&ok).is_err(),
+            parse(&ok).is_err(),
             "event, data and 63 arrays make 65 levels"
         );
         ok["data"] = json!({ "x": v[0].clone() });
-        assert!(Envelope::parse(&ok).is_ok(), "64 levels are allowed");
+        assert!(parse(&ok).is_ok(), "64 levels are allowed");
     }
 }

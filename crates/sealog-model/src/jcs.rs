@@ -11,6 +11,8 @@ use std::cmp::Ordering;
 
 use serde_json::{Number, Value};
 
+use crate::json::Json;
+
 /// Why a value has no canonical form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -26,6 +28,10 @@ pub enum JcsError {
     /// A NaN or an infinity, which JSON cannot express. Holds the number and its JSON pointer.
     #[error("number {0} at {1} is not finite")]
     NonFinite(String, String),
+    /// An object that names the same member twice: parsers disagree on which one counts, so
+    /// such a value has no single meaning to seal. Holds the JSON pointer of the member.
+    #[error("member {0} appears more than once")]
+    DuplicateKey(String),
 }
 
 /// MAX_SAFE_INTEGER = 2^53 - 1
@@ -35,32 +41,89 @@ pub const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
 ///
 /// On error `out` holds a partial, meaningless prefix of the output.
 pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    write_node(value, out)
+}
+
+/// Appends the canonical form of a borrowed tree to `out`.
+///
+/// On error `out` holds a partial, meaningless prefix of the output.
+pub fn write_json(value: &Json<'_>, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    write_node(value, out)
+}
+
+/// One node of a JSON tree, as the canonicalizer sees it; lets one writer serve both
+/// `serde_json::Value` and the ingest path's borrowed [`Json`].
+pub trait Node: Sized {
+    fn view(&self) -> View<'_, Self>;
+}
+
+pub enum View<'a, N> {
+    Null,
+    Bool(bool),
+    Number(&'a Number),
+    String(&'a str),
+    Array(&'a [N]),
+    /// Members as stored; the writer sorts them and refuses duplicates.
+    Object(Vec<(&'a str, &'a N)>),
+}
+
+impl Node for Value {
+    fn view(&self) -> View<'_, Self> {
+        match self {
+            Value::Null => View::Null,
+            Value::Bool(b) => View::Bool(*b),
+            Value::Number(n) => View::Number(n),
+            Value::String(s) => View::String(s),
+            Value::Array(a) => View::Array(a),
+            Value::Object(m) => View::Object(m.iter().map(|(k, v)| (k.as_str(), v)).collect()),
+        }
+    }
+}
+
+impl Node for Json<'_> {
+    fn view(&self) -> View<'_, Self> {
+        match self {
+            Json::Null => View::Null,
+            Json::Bool(b) => View::Bool(*b),
+            Json::Number(n) => View::Number(n),
+            Json::String(s) => View::String(s),
+            Json::Array(a) => View::Array(a),
+            Json::Object(m) => View::Object(m.iter().map(|(k, v)| (k.as_ref(), v)).collect()),
+        }
+    }
+}
+
+fn write_node<N: Node>(value: &N, out: &mut Vec<u8>) -> Result<(), JcsError> {
     // An explicit stack instead of recursion: input depth is limited by callers, but this module
     // must not be the place where a hostile document overflows the thread's stack.
-    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut stack: Vec<Frame<'_, N>> = Vec::new();
     let mut pending = Some(value);
     loop {
         if let Some(value) = pending.take() {
-            match value {
-                Value::Null => out.extend_from_slice(b"null"),
-                Value::Bool(true) => out.extend_from_slice(b"true"),
-                Value::Bool(false) => out.extend_from_slice(b"false"),
-                Value::Number(n) => match checked_f64(n) {
+            match value.view() {
+                View::Null => out.extend_from_slice(b"null"),
+                View::Bool(true) => out.extend_from_slice(b"true"),
+                View::Bool(false) => out.extend_from_slice(b"false"),
+                View::Number(n) => match checked_f64(n) {
                     Ok(f) => write_f64(f, out),
                     Err(error) => return Err(error(n.to_string(), pointer(&stack))),
                 },
-                Value::String(s) => write_string(s, out),
-                Value::Array(items) => {
+                View::String(s) => write_string(s, out),
+                View::Array(items) => {
                     out.push(b'[');
                     stack.push(Frame::Array { items, next: 0 });
                 }
-                Value::Object(map) => {
-                    let mut members: Vec<(&str, &Value)> =
-                        map.iter().map(|(k, v)| (k.as_str(), v)).collect();
-                    // The map's own order is UTF-8 byte order (or insertion order, should some
-                    // crate in the build enable serde_json's `preserve_order`); neither can be
-                    // trusted. Already-sorted input costs one linear pass.
+                View::Object(mut members) => {
+                    // A map's own order (UTF-8 bytes, insertion, or as sent) cannot be trusted.
+                    // Already-sorted input costs one linear pass.
                     members.sort_unstable_by(|a, b| cmp_keys(a.0, b.0));
+                    if let Some(i) = members.windows(2).position(|w| w[0].0 == w[1].0) {
+                        stack.push(Frame::Object {
+                            members,
+                            next: i + 1,
+                        });
+                        return Err(JcsError::DuplicateKey(pointer(&stack)));
+                    }
                     out.push(b'{');
                     stack.push(Frame::Object { members, next: 0 });
                 }
@@ -180,14 +243,14 @@ fn utf16_rank(c: char) -> u32 {
     }
 }
 
-/// One open container in [`write_value`], with the index of the next child to write.
-enum Frame<'a> {
+/// One open container in [`write_node`], with the index of the next child to write.
+enum Frame<'a, N> {
     Array {
-        items: &'a [Value],
+        items: &'a [N],
         next: usize,
     },
     Object {
-        members: Vec<(&'a str, &'a Value)>,
+        members: Vec<(&'a str, &'a N)>,
         next: usize,
     },
 }
@@ -222,7 +285,7 @@ fn write_f64(f: f64, out: &mut Vec<u8>) {
 }
 
 /// The RFC 6901 pointer of the child each open container is currently writing.
-fn pointer(stack: &[Frame<'_>]) -> String {
+fn pointer<N>(stack: &[Frame<'_, N>]) -> String {
     let mut pointer = String::new();
     for frame in stack {
         pointer.push('/');

@@ -5,6 +5,7 @@
 pub mod envelope;
 pub mod input;
 pub mod jcs;
+pub mod json;
 pub mod limits;
 pub mod record;
 pub mod time;

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::input::{self, InputError};
 use crate::jcs::{self, JcsError};
+use crate::json::Json;
 
 /// `sha256:` + hex(SHA-256(JCS(event))).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,6 +83,7 @@ impl PrepareError {
         match self {
             PrepareError::Input(e) => e.code(),
             PrepareError::Envelope(_) => "INVALID_ENVELOPE",
+            PrepareError::Canonical(JcsError::DuplicateKey(_)) => "DUPLICATE_KEY",
             PrepareError::Canonical(_) => "UNREPRESENTABLE_NUMBER",
         }
     }
@@ -90,9 +92,11 @@ impl PrepareError {
     pub fn field(&self) -> Option<&str> {
         match self {
             PrepareError::Envelope(e) => Some(&e.field),
-            PrepareError::Canonical(JcsError::UnsafeInteger(_, p) | JcsError::NonFinite(_, p)) => {
-                Some(p)
-            }
+            PrepareError::Canonical(
+                JcsError::UnsafeInteger(_, p)
+                | JcsError::NonFinite(_, p)
+                | JcsError::DuplicateKey(p),
+            ) => Some(p),
             _ => None,
         }
     }
@@ -118,32 +122,77 @@ pub struct PreparedEvent {
 impl PreparedEvent {
     /// Parses, validates and canonicalizes one event's raw bytes.
     pub fn from_bytes(raw: &[u8]) -> Result<Self, PrepareError> {
-        let value = input::parse_event(raw)?;
-        Self::from_value(&value)
+        input::check_event_bytes(raw)?;
+        let json = Json::parse(raw)
+            .map_err(|e| PrepareError::Input(InputError::NotJson(e.to_string())))?;
+        Self::from_json(&json)
     }
 
     pub fn from_value(value: &Value) -> Result<Self, PrepareError> {
-        let env = Envelope::parse(value)?;
-        let obj = value
-            .as_object()
-            .expect("the envelope checked it is an object");
-        let mut keys: Vec<&String> = obj.keys().collect();
-        keys.sort_by(|a, b| jcs::cmp_keys(a, b));
-        let mut canonical = Vec::with_capacity(512);
-        let mut member_starts = Vec::with_capacity(keys.len());
+        Self::from_json(&Json::from_value(value))
+    }
+
+    pub fn from_json(value: &Json<'_>) -> Result<Self, PrepareError> {
+        Self::build(value, false)
+    }
+
+    /// Re-derives a stored record's event: the record minus its server fields. Returns the
+    /// prepared event with the record's seq, stored `record_id` and `ingested_at`, for the
+    /// caller to check against what it expects.
+    pub fn from_record<'a>(record: &'a Json<'a>) -> Result<(Self, u64, RecordId, &'a str), String> {
+        let seq = record
+            .get("seq")
+            .and_then(Json::as_u64)
+            .ok_or("record lacks a numeric seq")?;
+        let id = record
+            .get("record_id")
+            .and_then(Json::as_str)
+            .and_then(RecordId::parse)
+            .ok_or("record lacks a valid record_id")?;
+        let ingested_at = record
+            .get("ingested_at")
+            .and_then(Json::as_str)
+            .ok_or("record lacks ingested_at")?;
+        let ev = Self::build(record, true).map_err(|e| format!("stored event is invalid: {e}"))?;
+        Ok((ev, seq, id, ingested_at))
+    }
+
+    fn build(value: &Json<'_>, is_record: bool) -> Result<Self, PrepareError> {
+        let env = Envelope::parse_object(value, !is_record)?;
+        let Json::Object(members) = value else {
+            unreachable!("the envelope checked it is an object")
+        };
+        let server = crate::envelope::SERVER_FIELDS;
+        let mut sorted: Vec<(&str, &Json<'_>)> = members
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v))
+            .filter(|(k, _)| !is_record || !server.contains(k))
+            .collect();
+        sorted.sort_unstable_by(|a, b| jcs::cmp_keys(a.0, b.0));
+        if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(PrepareError::Canonical(JcsError::DuplicateKey(pointer_of(
+                w[0].0,
+            ))));
+        }
+        let mut canonical = Vec::with_capacity(1024);
+        let mut member_starts = Vec::with_capacity(sorted.len());
         canonical.push(b'{');
-        for (i, k) in keys.iter().enumerate() {
+        for (i, (k, v)) in sorted.iter().enumerate() {
             if i > 0 {
                 canonical.push(b',');
             }
             member_starts.push(u32::try_from(canonical.len()).expect("events are far below 4 GiB"));
             jcs::write_string(k, &mut canonical);
             canonical.push(b':');
-            jcs::write_value(&obj[k.as_str()], &mut canonical).map_err(|e| relocate(e, k))?;
+            jcs::write_json(v, &mut canonical).map_err(|e| relocate(e, k))?;
         }
         canonical.push(b'}');
-        let server_slots = crate::envelope::SERVER_FIELDS
-            .map(|f| keys.iter().filter(|k| jcs::cmp_keys(k, f).is_lt()).count() as u32);
+        let server_slots = server.map(|f| {
+            sorted
+                .iter()
+                .filter(|(k, _)| jcs::cmp_keys(k, f).is_lt())
+                .count() as u32
+        });
         let scope = env.default_scope().to_string();
         let mut postings = Vec::with_capacity(BUILTIN_AXES.len());
         postings.push(posting("scope", &scope));
@@ -224,27 +273,18 @@ impl PreparedEvent {
     }
 }
 
+fn pointer_of(key: &str) -> String {
+    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
 /// Prefixes an error's pointer with the top-level member it was found under.
 fn relocate(e: JcsError, key: &str) -> JcsError {
-    let prefix = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+    let prefix = pointer_of(key);
     match e {
         JcsError::UnsafeInteger(n, p) => JcsError::UnsafeInteger(n, prefix + &p),
         JcsError::NonFinite(n, p) => JcsError::NonFinite(n, prefix + &p),
+        JcsError::DuplicateKey(p) => JcsError::DuplicateKey(prefix + &p),
     }
-}
-
-/// Splits a stored record back into its server fields and the event it was made from.
-/// Used by verification: the event's canonical hash must equal the stored `record_id`.
-pub fn split_record(record: &Value) -> Option<(u64, RecordId, &str, Value)> {
-    let obj = record.as_object()?;
-    let seq = obj.get("seq")?.as_u64()?;
-    let id = RecordId::parse(obj.get("record_id")?.as_str()?)?;
-    let ingested_at = obj.get("ingested_at")?.as_str()?;
-    let mut event = obj.clone();
-    for f in crate::envelope::SERVER_FIELDS {
-        event.remove(f);
-    }
-    Some((seq, id, ingested_at, Value::Object(event)))
 }
 
 #[cfg(test)]
@@ -273,12 +313,15 @@ mod tests {
                 String::from_utf8(rec.clone()).unwrap(),
                 String::from_utf8(jcs::to_vec(&full).unwrap()).unwrap()
             );
-            let parsed: Value = serde_json::from_slice(&rec).unwrap();
-            let (seq, id, _, event) = split_record(&parsed).unwrap();
-            assert_eq!((seq, id), (41, p.record_id));
+            let parsed = Json::parse(&rec).unwrap();
+            let (again, seq, id, at) = PreparedEvent::from_record(&parsed).unwrap();
             assert_eq!(
-                RecordId::of_canonical(&jcs::to_vec(&event).unwrap()),
-                p.record_id
+                (seq, id, at),
+                (41, p.record_id, "2026-11-23T00:00:00.000001Z")
+            );
+            assert_eq!(
+                again, p,
+                "a record re-derives exactly the event it was made from"
             );
         }
     }
@@ -297,6 +340,15 @@ mod tests {
         assert_eq!(RecordId::parse(&id.to_string().to_uppercase()), None);
         assert_eq!(RecordId::parse("sha256:abc"), None);
         assert_eq!(RecordId::parse(&id.to_string()[7..]), None);
+    }
+
+    #[test]
+    fn duplicate_members_are_refused_not_resolved() {
+        let top = PreparedEvent::from_bytes(br#"{"id":"e","id":"f","source":"s","type":"t","time":"2026-01-03T12:34:56Z","data":{}}"#);
+        assert_eq!(top.unwrap_err().field(), Some("/id"));
+        let deep = PreparedEvent::from_bytes(br#"{"id":"e","source":"s","type":"t","time":"2026-01-03T12:34:56Z","data":{"a":{"b":1,"b":2}}}"#);
+        let e = deep.unwrap_err();
+        assert_eq!((e.code(), e.field()), ("DUPLICATE_KEY", Some("/data/a/b")));
     }
 
     #[test]

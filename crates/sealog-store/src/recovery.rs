@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use sealog_model::PreparedEvent;
-use sealog_model::record::split_record;
+use sealog_model::json::Json;
 
 use crate::checkpoints::{Checkpoints, load_or_create_signer};
 use crate::index::Index;
@@ -323,16 +323,12 @@ fn reindex(
             path.display()
         ))
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(payload).map_err(|e| bad(format!("record is not JSON: {e}")))?;
-    let (stored_seq, id, ingested_at, event) =
-        split_record(&value).ok_or_else(|| bad("record lacks its server fields".into()))?;
+    let value = Json::parse(payload).map_err(|e| bad(format!("record is not JSON: {e}")))?;
+    let (ev, stored_seq, id, ingested_at) = PreparedEvent::from_record(&value).map_err(bad)?;
     if stored_seq != seq {
         return Err(bad(format!("record says seq {stored_seq}")));
     }
     let ingested_ns = sealog_model::time::parse_rfc3339(ingested_at).map_err(bad)?;
-    let ev = PreparedEvent::from_value(&event)
-        .map_err(|e| bad(format!("stored event is invalid: {e}")))?;
     if ev.record_id != id {
         return Err(bad(format!(
             "record_id {id} does not match its content ({})",

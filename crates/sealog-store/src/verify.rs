@@ -12,7 +12,7 @@ use std::path::Path;
 
 use sealog_merkle::note::Verifier;
 use sealog_merkle::{Frontier, Hash, NodeReader};
-use sealog_model::record::split_record;
+use sealog_model::json::Json;
 use sealog_model::{PreparedEvent, jcs};
 
 use crate::checkpoints::{SignedCheckpoint, open_checkpoint, read_log};
@@ -278,22 +278,19 @@ fn check_records(
 }
 
 fn check_record(payload: &[u8], seq: u64) -> Result<Hash, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(payload).map_err(|e| format!("record is not JSON: {e}"))?;
-    let canonical =
-        jcs::to_vec(&value).map_err(|e| format!("record cannot be canonicalized: {e}"))?;
+    let value = Json::parse(payload).map_err(|e| format!("record is not JSON: {e}"))?;
+    let mut canonical = Vec::with_capacity(payload.len());
+    jcs::write_json(&value, &mut canonical)
+        .map_err(|e| format!("record cannot be canonicalized: {e}"))?;
     if canonical != payload {
         return Err("record bytes are not in canonical (RFC 8785) form".into());
     }
-    let (stored_seq, id, _, event) =
-        split_record(&value).ok_or("record lacks its server fields")?;
+    let (ev, stored_seq, id, _) = PreparedEvent::from_record(&value)?;
     if stored_seq != seq {
         return Err(format!(
             "record says seq {stored_seq}: records were reordered, removed or inserted"
         ));
     }
-    let ev =
-        PreparedEvent::from_value(&event).map_err(|e| format!("stored event is invalid: {e}"))?;
     if ev.record_id != id {
         return Err(format!(
             "record_id {id} does not match the record's content ({})",
