@@ -97,7 +97,8 @@ pub struct Stats {
     pub committed_events: AtomicU64,
     pub fsyncs: AtomicU64,
     /// Writer time by phase, nanoseconds: framing (dedupe, record text, checksums), write(2),
-    /// fsync, index insert, and index flushes.
+    /// fsync, index and tree (insert, freeze, checkpoints); and the background flusher's time
+    /// writing and merging index runs.
     pub frame_ns: AtomicU64,
     pub write_ns: AtomicU64,
     pub sync_ns: AtomicU64,

@@ -29,6 +29,9 @@ pub struct Report {
     pub verifier: String,
     /// The old checkpoint `--since` proved the log extends, if one was given.
     pub since_size: Option<u64>,
+    /// Records the newest signed checkpoint covers; those after it are not yet signed (a
+    /// crash before the next checkpoint, or checkpoints removed: `--since` tells which).
+    pub signed_records: u64,
 }
 
 /// The first thing found wrong, and where.
@@ -90,6 +93,16 @@ pub fn verify(dir: &Path, opts: &Options<'_>) -> Result<Report, Failure> {
             );
         }
         checkpoints.push(cp);
+    }
+    // `latest` is what tlog clients fetch; it must be the newest note of the log.
+    let latest_path = dir.join("checkpoints/latest");
+    if let Ok(latest) = fs::read_to_string(&latest_path)
+        && notes.last() != Some(&latest)
+    {
+        return fail(
+            latest_path.display().to_string(),
+            "differs from the newest checkpoint in checkpoints/log",
+        );
     }
     let since = match &opts.since {
         None => None,
@@ -213,6 +226,7 @@ pub fn verify(dir: &Path, opts: &Options<'_>) -> Result<Report, Failure> {
         root: frontier.root(),
         verifier: verifier.to_vkey(),
         since_size: since.map(|s| s.size),
+        signed_records: checkpoints.last().map_or(0, |c| c.size),
     })
 }
 

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sealog_model::PreparedEvent;
 
+use crate::index::{self, Memtable, Run};
 use crate::positions::Position;
 use crate::segment::{self, ActiveSegment};
 use crate::tree::Tree;
@@ -31,6 +32,33 @@ struct Writer {
     record: Vec<u8>,
     tree: Tree,
     last_checkpoint: Instant,
+    flush_tx: Option<Sender<FlushJob>>,
+    flushed_rx: Option<Receiver<()>>,
+}
+
+type FlushJob = (Arc<Memtable>, Vec<Arc<Run>>);
+
+/// Writes frozen memtables as runs off the writer's thread. Positions and tree nodes are
+/// synced before the manifest names the new runs, as the manifest vouches for them too.
+fn flusher(shared: &Shared, jobs: &Receiver<FlushJob>, done: &SyncSender<()>) {
+    while let Ok((frozen, runs)) = jobs.recv() {
+        let t0 = Instant::now();
+        let dir = shared.index.read().expect("index lock").dir().to_path_buf();
+        let result = index::build_runs(&dir, runs, &frozen).and_then(|flushed| {
+            shared.positions.sync()?;
+            shared.tree.sync()?;
+            let text = shared.index.write().expect("index lock").install(flushed);
+            index::write_manifest(&dir, &text)
+        });
+        if let Err(e) = result {
+            *shared.poisoned.lock().expect("poison lock") = Some(format!("index flush: {e}"));
+        }
+        shared
+            .stats
+            .flush_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let _ = done.try_send(());
+    }
 }
 
 pub(crate) fn spawn(
@@ -55,10 +83,21 @@ pub(crate) fn spawn(
         record: Vec::new(),
         tree,
         last_checkpoint: Instant::now(),
+        flush_tx: None,
+        flushed_rx: None,
     };
+    let (flush_tx, flush_rx) = mpsc::channel::<FlushJob>();
+    let (flushed_tx, flushed_rx) = mpsc::sync_channel::<()>(1);
+    w.flush_tx = Some(flush_tx);
+    w.flushed_rx = Some(flushed_rx);
+    let flusher_shared = w.shared.clone();
     std::thread::Builder::new()
         .name("sealog-writer".into())
         .spawn(move || {
+            let flusher = std::thread::Builder::new()
+                .name("sealog-flusher".into())
+                .spawn(move || flusher(&flusher_shared, &flush_rx, &flushed_tx))
+                .expect("cannot start the index flusher thread");
             while let Ok(first) = rx.recv() {
                 let mut group = vec![first];
                 let mut events = group[0].events.len();
@@ -73,6 +112,9 @@ pub(crate) fn spawn(
                 }
                 w.commit(group);
             }
+            // Let the flusher finish what it holds before the store's final flush.
+            drop(w.flush_tx.take());
+            let _ = flusher.join();
         })
         .map_err(|e| StoreError::Poisoned(format!("cannot start the writer thread: {e}")))
 }
@@ -213,9 +255,23 @@ impl Writer {
             .store(self.next_seq, Ordering::Release);
         let t_flush = Instant::now();
         if index.needs_flush() {
-            self.shared
-                .flush_index(&mut index)
-                .map_err(|e| self.poison(e))?;
+            // Only if the flusher is a whole memtable behind does the writer wait for it.
+            while index.has_frozen() {
+                drop(index);
+                self.poisoned()?;
+                let _ = self
+                    .flushed_rx
+                    .as_ref()
+                    .expect("flusher channel")
+                    .recv_timeout(Duration::from_millis(50));
+                index = self.shared.index.write().expect("index lock");
+            }
+            if let Some(job) = index.freeze() {
+                let sent = self.flush_tx.as_ref().expect("flusher channel").send(job);
+                sent.map_err(|_| {
+                    self.poison(StoreError::Poisoned("the index flusher stopped".into()))
+                })?;
+            }
         }
         drop(index);
         if self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {

@@ -622,3 +622,38 @@ fn proofs_outside_the_log_are_refused() {
     assert_eq!(store.consistency_proof(5, 5).unwrap(), Vec::<Hash>::new());
     assert_eq!(store.root(0).unwrap(), sealog_merkle::empty_root());
 }
+
+/// `checkpoints/latest` is what tlog clients fetch: an older (or foreign) note there must
+/// not pass verification, and records after the newest checkpoint are reported unsigned.
+#[test]
+fn verify_checks_the_latest_file_and_counts_unsigned_records() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let store = open(dir, manual_checkpoints());
+    fill(&store, 0, 50);
+    let first = store.checkpoint().unwrap();
+    fill(&store, 50, 80);
+    store.close().unwrap();
+
+    let report = sealog_store::verify::verify(dir, &Default::default()).unwrap();
+    assert_eq!(
+        (report.records, report.signed_records),
+        (80, 80),
+        "close signs a checkpoint"
+    );
+
+    let latest = dir.join("checkpoints/latest");
+    let newest = fs::read_to_string(&latest).unwrap();
+    fs::write(&latest, &first.note).unwrap();
+    let failure = sealog_store::verify::verify(dir, &Default::default()).unwrap_err();
+    assert_eq!(failure.location, latest.display().to_string());
+    fs::write(&latest, newest).unwrap();
+
+    // Without the checkpoint log the records are intact but nothing vouches for them.
+    fs::remove_dir_all(dir.join("checkpoints")).unwrap();
+    let report = sealog_store::verify::verify(dir, &Default::default()).unwrap();
+    assert_eq!(
+        (report.records, report.signed_records, report.checkpoints),
+        (80, 0, 0)
+    );
+}

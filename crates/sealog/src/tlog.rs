@@ -98,9 +98,16 @@ pub(crate) fn verify(
                 json!({
                     "status": "intact", "records": r.records, "segments": r.segments, "checkpoints": r.checkpoints,
                     "root": B64.encode(r.root), "verifier": r.verifier, "since_size": r.since_size,
+                    "signed_records": r.signed_records, "unsigned_records": r.records - r.signed_records,
                     "bytes": r.bytes, "seconds": secs, "mib_per_s": r.bytes as f64 / 1048576.0 / secs.max(1e-9),
                 })
             );
+            if r.signed_records < r.records {
+                eprintln!(
+                    "sealog: note: {} records after the newest signed checkpoint are intact but not yet signed",
+                    r.records - r.signed_records
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(f) => {

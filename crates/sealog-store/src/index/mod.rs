@@ -6,26 +6,39 @@
 //! Runs are merged like a binary counter, so there are O(log n) of them and each entry is
 //! rewritten O(log n) times. `MANIFEST` names the runs and how many records they cover; it
 //! is replaced atomically after the runs it names are durable.
+//!
+//! A full memtable is frozen (still readable) and written as a run by a background flusher,
+//! so the writer never waits for sorting, writing or merging unless the flusher falls a
+//! whole memtable behind.
 
 mod memtable;
 mod run;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sealog_model::{Posting, PreparedEvent};
 
 use crate::error::StoreError;
-use memtable::Memtable;
-use run::Run;
+pub(crate) use memtable::Memtable;
+pub(crate) use run::Run;
 
 const MANIFEST_HEADER: &str = "sealog-index 1";
 
 pub(crate) struct Index {
     dir: PathBuf,
     memtable_records_max: u64,
-    runs: Vec<Run>,
+    runs: Vec<Arc<Run>>,
+    /// A full memtable being written as a run; covers the seqs just below `mem`'s.
+    frozen: Option<Arc<Memtable>>,
     mem: Memtable,
+}
+
+/// The runs that replace an index's runs once a frozen memtable is written, built without
+/// holding the index lock.
+pub(crate) struct Flushed {
+    runs: Vec<Arc<Run>>,
 }
 
 impl Index {
@@ -61,13 +74,13 @@ impl Index {
                             manifest.display()
                         )));
                     };
-                    runs.push(Run::open(dir, first, end, [a, b, c])?);
+                    runs.push(Arc::new(Run::open(dir, first, end, [a, b, c])?));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::io(&manifest, e)),
         }
-        let end = runs.last().map_or(0, |r: &Run| r.end);
+        let end = runs.last().map_or(0, |r: &Arc<Run>| r.end);
         for w in runs.windows(2) {
             if w[0].end != w[1].first {
                 return Err(StoreError::Corrupted(format!(
@@ -80,6 +93,7 @@ impl Index {
             dir: dir.to_path_buf(),
             memtable_records_max,
             runs,
+            frozen: None,
             mem: Memtable::new(end),
         })
     }
@@ -93,7 +107,7 @@ impl Index {
 
     /// Records covered by durable runs.
     pub(crate) fn durable_end(&self) -> u64 {
-        self.mem.first
+        self.runs.last().map_or(0, |r| r.end)
     }
 
     /// Records covered in all.
@@ -114,9 +128,44 @@ impl Index {
         self.mem.records() >= self.memtable_records_max
     }
 
+    pub(crate) fn has_frozen(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// Freezes the memtable for a flusher; `None` when it is empty or one is still frozen.
+    pub(crate) fn freeze(&mut self) -> Option<(Arc<Memtable>, Vec<Arc<Run>>)> {
+        if self.frozen.is_some() || self.mem.records() == 0 {
+            return None;
+        }
+        let end = self.mem.end;
+        let frozen = Arc::new(std::mem::replace(&mut self.mem, Memtable::new(end)));
+        self.frozen = Some(frozen.clone());
+        Some((frozen, self.runs.clone()))
+    }
+
+    /// Swaps in the runs a flush built and forgets the frozen memtable they now hold; returns
+    /// the manifest text naming them, for the caller to write outside the lock.
+    pub(crate) fn install(&mut self, flushed: Flushed) -> String {
+        self.runs = flushed.runs;
+        self.frozen = None;
+        let mut text = format!("{MANIFEST_HEADER}\n");
+        for r in &self.runs {
+            let [a, b, c] = r.counts();
+            text.push_str(&format!("run {} {} {a} {b} {c}\n", r.first, r.end));
+        }
+        text
+    }
+
+    fn layers(&self) -> impl Iterator<Item = &Memtable> {
+        self.frozen
+            .as_deref()
+            .into_iter()
+            .chain(std::iter::once(&self.mem))
+    }
+
     pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Option<u64> {
-        self.mem
-            .lookup_rid(rid)
+        self.layers()
+            .find_map(|m| m.lookup_rid(rid))
             .or_else(|| self.runs.iter().rev().find_map(|r| r.lookup_rid(rid)))
     }
 
@@ -129,16 +178,18 @@ impl Index {
                 break;
             }
         }
-        if out.len() < limit {
-            self.mem.postings(key, from, limit, &mut out);
+        for m in self.layers() {
+            if out.len() < limit {
+                m.postings(key, from, limit, &mut out);
+            }
         }
         out.retain(|&s| s < below);
         out
     }
 
     pub(crate) fn contains(&self, key: &Posting, seq: u64) -> bool {
-        if seq >= self.mem.first {
-            return self.mem.contains(key, seq);
+        if let Some(m) = self.layers().find(|m| (m.first..m.end).contains(&seq)) {
+            return m.contains(key, seq);
         }
         let i = self.runs.partition_point(|r| r.end <= seq);
         self.runs.get(i).is_some_and(|r| r.contains(key, seq))
@@ -146,7 +197,8 @@ impl Index {
 
     /// How many records carry `key`: O(runs × log n), used to pick the rarest key to scan.
     pub(crate) fn count(&self, key: &Posting) -> u64 {
-        self.runs.iter().map(|r| r.count(key)).sum::<u64>() + self.mem.count(key)
+        self.runs.iter().map(|r| r.count(key)).sum::<u64>()
+            + self.layers().map(|m| m.count(key)).sum::<u64>()
     }
 
     /// Seqs whose event time is in `[from, to)`, ascending.
@@ -155,57 +207,81 @@ impl Index {
         for r in &self.runs {
             r.time_range(from, to, &mut out);
         }
-        self.mem.time_range(from, to, &mut out);
+        for m in self.layers() {
+            m.time_range(from, to, &mut out);
+        }
         out.sort_unstable();
         out
     }
 
-    /// Writes the memtable as a run, makes it durable, names it in the manifest, and merges
-    /// runs of similar size. The caller must have made `positions` durable up to `end()`.
-    pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
-        if self.mem.records() == 0 {
-            return Ok(());
-        }
-        let (first, end) = (self.mem.first, self.mem.end);
-        let (rid, post, time) = self.mem.sorted_tables();
-        let s = run::stem(&self.dir, first, end);
-        let counts = [
-            run::write_table(&s.with_extension("rid"), rid.iter())?,
-            run::write_table(&s.with_extension("post"), post.iter())?,
-            run::write_table(&s.with_extension("time"), time.iter())?,
-        ];
-        self.runs.push(Run::open(&self.dir, first, end, counts)?);
-        self.mem = Memtable::new(end);
-        while self.runs.len() >= 2 {
-            let n = self.runs.len();
-            let (older, newer) = (&self.runs[n - 2], &self.runs[n - 1]);
-            if older.end - older.first > 2 * (newer.end - newer.first) {
-                break;
-            }
-            let merged = merge(&self.dir, older, newer)?;
-            self.runs.truncate(n - 2);
-            self.runs.push(merged);
-        }
-        self.write_manifest()?;
-        let keep: Vec<(u64, u64)> = self.runs.iter().map(|r| (r.first, r.end)).collect();
-        remove_unnamed_runs(&self.dir, &keep)
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    fn write_manifest(&self) -> Result<(), StoreError> {
-        let mut text = format!("{MANIFEST_HEADER}\n");
-        for r in &self.runs {
-            let [a, b, c] = r.counts();
-            text.push_str(&format!("run {} {} {a} {b} {c}\n", r.first, r.end));
-        }
-        let tmp = self.dir.join("MANIFEST.tmp");
-        fs::write(&tmp, text).map_err(|e| StoreError::io(&tmp, e))?;
-        fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| StoreError::io(&tmp, e))?;
-        let manifest = self.dir.join("MANIFEST");
-        fs::rename(&tmp, &manifest).map_err(|e| StoreError::io(&manifest, e))?;
-        crate::segment::sync_dir(&self.dir)
+    /// Writes the whole memtable as a run right now (recovery and close). The caller must
+    /// have made positions and tree nodes durable up to `end()`.
+    pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
+        debug_assert!(
+            self.frozen.is_none(),
+            "no flusher runs beside a synchronous flush"
+        );
+        let Some((frozen, runs)) = self.freeze() else {
+            return Ok(());
+        };
+        let flushed = build_runs(&self.dir, runs, &frozen)?;
+        let text = self.install(flushed);
+        write_manifest(&self.dir, &text)
     }
+}
+
+/// Writes `frozen` as a run after `runs`, then merges runs of similar size like a binary
+/// counter. Touches only new files: the runs given stay valid until the result is installed.
+pub(crate) fn build_runs(
+    dir: &Path,
+    mut runs: Vec<Arc<Run>>,
+    frozen: &Memtable,
+) -> Result<Flushed, StoreError> {
+    let (first, end) = (frozen.first, frozen.end);
+    let (rid, post, time) = frozen.sorted_tables();
+    let s = run::stem(dir, first, end);
+    let counts = [
+        run::write_table(&s.with_extension("rid"), rid.iter())?,
+        run::write_table(&s.with_extension("post"), post.iter())?,
+        run::write_table(&s.with_extension("time"), time.iter())?,
+    ];
+    runs.push(Arc::new(Run::open(dir, first, end, counts)?));
+    while runs.len() >= 2 {
+        let n = runs.len();
+        let (older, newer) = (&runs[n - 2], &runs[n - 1]);
+        if older.end - older.first > 2 * (newer.end - newer.first) {
+            break;
+        }
+        let merged = merge(dir, older, newer)?;
+        runs.truncate(n - 2);
+        runs.push(Arc::new(merged));
+    }
+    Ok(Flushed { runs })
+}
+
+/// Replaces `MANIFEST` atomically, then deletes run files it does not name.
+pub(crate) fn write_manifest(dir: &Path, text: &str) -> Result<(), StoreError> {
+    let tmp = dir.join("MANIFEST.tmp");
+    fs::write(&tmp, text).map_err(|e| StoreError::io(&tmp, e))?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    let manifest = dir.join("MANIFEST");
+    fs::rename(&tmp, &manifest).map_err(|e| StoreError::io(&manifest, e))?;
+    crate::segment::sync_dir(dir)?;
+    let keep: Vec<(u64, u64)> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(' ').skip(1).map(|x| x.parse::<u64>().ok());
+            Some((f.next()??, f.next()??))
+        })
+        .collect();
+    remove_unnamed_runs(dir, &keep)
 }
 
 fn merge(dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
