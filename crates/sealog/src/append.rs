@@ -15,6 +15,8 @@ pub(crate) struct Args {
     /// File to read, or `-` (the default) for standard input.
     #[arg(default_value = "-")]
     file: PathBuf,
+    #[command(flatten)]
+    pub(crate) remote: crate::client::Remote,
 }
 
 /// Events prepared and appended together; bounds memory for large NDJSON input.
@@ -22,14 +24,23 @@ const CHUNK_EVENTS: usize = 4096;
 /// Input up to this size is read whole, so a pretty-printed object or an array works.
 const WHOLE_INPUT_BYTES_MAX: usize = 64 << 20;
 
-pub(crate) fn run(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
-    let reader: Box<dyn Read> = if args.file.as_os_str() == "-" {
+fn open_input(args: &Args) -> anyhow::Result<Box<dyn Read>> {
+    Ok(if args.file.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
         Box::new(
             File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?,
         )
-    };
+    })
+}
+
+/// Client mode: the same input and output, through a server.
+pub(crate) fn run_client(client: &crate::client::Client, args: &Args) -> anyhow::Result<ExitCode> {
+    crate::client::append(client, &mut open_input(args)?)
+}
+
+pub(crate) fn run(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
+    let reader = open_input(args)?;
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut head = Vec::new();
     (&mut reader)

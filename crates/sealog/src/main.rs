@@ -5,8 +5,11 @@
 
 mod append;
 mod bench;
+mod client;
 mod demo;
+mod keys;
 mod read;
+mod serve;
 mod tlog;
 
 use std::path::PathBuf;
@@ -44,7 +47,11 @@ enum Command {
     /// Ingest events: one JSON object, a JSON array, or NDJSON; one result line per event.
     Append(append::Args),
     /// One record by record_id (`sha256:…`) or seq.
-    Get { id: String },
+    Get {
+        id: String,
+        #[command(flatten)]
+        remote: client::Remote,
+    },
     /// Records matching every filter, in seq order.
     Query(Box<read::QueryArgs>),
     /// The latest signed checkpoint (a C2SP signed note), signing one if the log grew.
@@ -65,6 +72,11 @@ enum Command {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Serve the HTTP API over this data directory.
+    Serve(serve::Args),
+    /// Manage API keys (works while the server runs).
+    #[command(subcommand)]
+    Keys(keys::Keys),
     /// Ingest the example events shipped with Sealog and read them back.
     Demo,
     /// Benchmarks.
@@ -114,12 +126,26 @@ fn open(cli: &Cli) -> anyhow::Result<Store> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
+        Command::Append(args) if args.remote.url.is_some() => {
+            return append::run_client(&args.remote.client()?, args);
+        }
+        Command::Get { id, remote } if remote.url.is_some() => {
+            return client::get(&remote.client()?, id);
+        }
+        Command::Query(args) if args.remote.url.is_some() => {
+            return client::query(&args.remote.client()?, &args.to_params());
+        }
+        _ => {}
+    }
+    match &cli.command {
         Command::Append(args) => append::run(&open(&cli)?, args),
-        Command::Get { id } => read::get(&open(&cli)?, id),
+        Command::Get { id, .. } => read::get(&open(&cli)?, id),
         Command::Query(args) => read::query(&open(&cli)?, args),
         Command::Checkpoint { key } => tlog::checkpoint(&open(&cli)?, *key),
         Command::Prove(p) => tlog::prove(&open(&cli)?, p),
         Command::Verify { since, key } => tlog::verify(&cli.data, since.as_ref(), key.as_ref()),
+        Command::Serve(args) => serve::run(open(&cli)?, args),
+        Command::Keys(k) => keys::run(&cli.data, k),
         Command::Demo => demo::run(&open(&cli)?),
         Command::Bench(b) => bench::run(b, cli.durability_for_bench()),
     }

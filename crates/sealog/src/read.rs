@@ -67,8 +67,13 @@ pub(crate) struct QueryArgs {
     /// Continue after this seq (the cursor printed for the previous page).
     #[arg(long)]
     after: Option<u64>,
+    /// Client mode: the cursor printed for the previous page.
+    #[arg(long)]
+    cursor: Option<String>,
     #[arg(long, default_value_t = 1000)]
     limit: usize,
+    #[command(flatten)]
+    pub(crate) remote: crate::client::Remote,
 }
 
 fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
@@ -79,7 +84,45 @@ fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
         .transpose()
 }
 
+impl QueryArgs {
+    /// The filters as `GET /v1/records` parameters, for client mode.
+    pub(crate) fn to_params(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        for (name, v) in [
+            ("scope", &self.scope),
+            ("tenant", &self.tenant),
+            ("subject", &self.subject),
+            ("type", &self.event_type),
+            ("source", &self.source),
+            ("actor", &self.actor),
+            ("id", &self.id),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("ingested_from", &self.ingested_from),
+            ("ingested_to", &self.ingested_to),
+            ("as_of", &self.as_of),
+            ("cursor", &self.cursor),
+        ] {
+            if let Some(v) = v {
+                p.push((name.to_string(), v.clone()));
+            }
+        }
+        for pair in &self.axes {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            p.push((format!("axis.{name}"), value.to_string()));
+        }
+        if let Some(a) = self.after {
+            p.push(("after".into(), a.to_string()));
+        }
+        p.push(("limit".into(), self.limit.to_string()));
+        p
+    }
+}
+
 pub(crate) fn query(store: &Store, a: &QueryArgs) -> anyhow::Result<ExitCode> {
+    if a.cursor.is_some() {
+        bail!("--cursor continues a query against a server (--url); here use --after");
+    }
     let mut equals = Vec::new();
     for (axis, v) in [
         ("scope", &a.scope),

@@ -1,0 +1,183 @@
+//! `audit.access` and `audit.key_*` records: the log's own account of who read what, who
+//! was refused, and how the keys changed.
+//!
+//! An access record is appended through the same batched queue as any event and the read
+//! is answered only once it is durable: a read that cannot be recorded is not served.
+//!
+//! *Invariant*: an access record holds only what the caller sent and what it was told, and
+//! carries the caller's own tenant, so reading one never reveals anything about another
+//! tenant — a cross-tenant attempt is recorded exactly as the `not_found` its caller saw.
+
+use std::borrow::Cow;
+
+use sealog_model::PreparedEvent;
+use serde_json::{Value, json};
+
+use crate::auth::{Action, Principal};
+use crate::error::ApiError;
+use crate::keys::KeyRecord;
+use crate::state::AppState;
+
+/// The `source` of every record the server writes about itself.
+pub(crate) const SOURCE: &str = "sealog-server";
+/// Event types only the server may write; a client's event with this prefix is refused.
+pub(crate) const RESERVED_TYPE_PREFIX: &str = "audit.";
+/// Longest text copied from a request into an access record.
+const TEXT_BYTES_MAX: usize = 512;
+
+/// One access to record.
+pub(crate) struct Access {
+    pub action: Cow<'static, str>,
+    pub resource: Value,
+    pub outcome: &'static str,
+    pub status: u16,
+    /// Records returned, for reads that return several.
+    pub count: Option<usize>,
+    pub message: Option<String>,
+}
+
+impl Access {
+    pub(crate) fn of(
+        action: Action,
+        resource: Value,
+        result: Result<Option<usize>, &ApiError>,
+    ) -> Self {
+        match result {
+            Ok(count) => Access {
+                action: action.name().into(),
+                resource,
+                outcome: "allowed",
+                status: 200,
+                count,
+                message: None,
+            },
+            Err(e) => Access {
+                action: action.name().into(),
+                resource,
+                outcome: e.outcome(),
+                status: e.status.as_u16(),
+                count: None,
+                message: Some(e.message.clone()),
+            },
+        }
+    }
+}
+
+/// Text from a request, cut to a bounded length at a character boundary.
+pub(crate) fn clip(text: &str) -> String {
+    if text.len() <= TEXT_BYTES_MAX {
+        return text.to_string();
+    }
+    let mut end = TEXT_BYTES_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn actor(principal: Option<&Principal>) -> Value {
+    match principal {
+        Some(p) if p.key_id == "open" => json!({"type": "system", "id": "open-mode"}),
+        Some(p) => json!({"type": "service", "id": p.key_id}),
+        None => json!({"type": "service", "id": "unauthenticated"}),
+    }
+}
+
+impl AppState {
+    /// Appends an access record and waits until it is durable.
+    pub(crate) async fn record_access(
+        &self,
+        principal: Option<&Principal>,
+        key_id_hint: Option<&str>,
+        request_id: &str,
+        access: Access,
+    ) -> Result<(), ApiError> {
+        let mut event = json!({
+            "specversion": "1.0",
+            "id": format!("access:{request_id}"),
+            "source": SOURCE,
+            "type": "audit.access",
+            "time": crate::keys::now_text(),
+            "actor": actor(principal),
+            "data": {
+                "principal": principal.map(Principal::to_json),
+                "action": access.action,
+                "resource": access.resource,
+                "outcome": access.outcome,
+                "status": access.status,
+                "request_id": request_id,
+            },
+        });
+        if let Some(t) = principal.and_then(|p| p.tenant.as_deref()) {
+            event["tenant"] = json!(t);
+        }
+        if let Some(n) = access.count {
+            event["data"]["count"] = json!(n);
+        }
+        if let Some(m) = access.message {
+            event["data"]["message"] = json!(clip(&m));
+        }
+        if let Some(k) = key_id_hint {
+            event["data"]["presented_key_id"] = json!(k);
+        }
+        let prepared = PreparedEvent::from_value(&event).map_err(ApiError::internal)?;
+        metrics::counter!("sealog_access_records_total", "outcome" => access.outcome).increment(1);
+        self.append(vec![prepared]).await.map(drop)
+    }
+
+    /// Turns key-file changes into records. Each record's content is fixed by the key file
+    /// alone, so recording the same history twice appends nothing new: the log dedupes it.
+    pub(crate) async fn record_key_changes(&self) -> Result<(), ApiError> {
+        let mut recorded = self.keys_recorded.lock().await;
+        let current = self.keys.keys();
+        if *recorded == current {
+            return Ok(());
+        }
+        let mut events = Vec::new();
+        for k in &current {
+            if recorded.contains(k) {
+                continue;
+            }
+            events.push(key_event(k, "created").map_err(ApiError::internal)?);
+            if k.is_revoked() {
+                events.push(key_event(k, "revoked").map_err(ApiError::internal)?);
+            }
+        }
+        self.append(events).await?;
+        *recorded = current;
+        Ok(())
+    }
+}
+
+fn key_event(
+    k: &KeyRecord,
+    what: &str,
+) -> Result<PreparedEvent, sealog_model::record::PrepareError> {
+    let (time, by) = match what {
+        "revoked" => (
+            k.revoked_at.clone().unwrap_or_default(),
+            k.revoked_by.clone().unwrap_or_default(),
+        ),
+        _ => (k.created_at.clone(), k.created_by.clone()),
+    };
+    let mut event = json!({
+        "specversion": "1.0",
+        "id": format!("{}:{what}", k.id),
+        "source": SOURCE,
+        "type": format!("audit.key_{what}"),
+        "time": time,
+        "actor": {"type": "service", "id": by},
+        "subject": k.id,
+        "data": {
+            "key_id": k.id,
+            "roles": k.roles,
+            "tenant": k.tenant,
+            "data_subject": k.data_subject,
+            "label": k.label,
+        },
+    });
+    if let Some(t) = &k.tenant {
+        event["tenant"] = json!(t);
+    }
+    PreparedEvent::from_value(&event)
+}

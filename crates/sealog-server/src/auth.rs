@@ -1,0 +1,347 @@
+//! Who is asking and what they may do: bearer keys looked up by hash, roles, tenant scope.
+//!
+//! The key file is re-read whenever it changes on disk (checked on every request by its
+//! inode, size and modification time), so `sealog keys create|revoke` takes effect on the
+//! next request without a restart.
+//!
+//! *Invariant*: the server runs in open mode (no authentication) only while the key file has
+//! never held a key. Once it has seen one, it requires keys until it stops, whatever later
+//! happens to the file; an unreadable or damaged file keeps the previous keys rather than
+//! opening the server.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Value, json};
+
+use crate::keys::{self, KeyRecord, Role};
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's public id, or `open` in open mode.
+    pub key_id: String,
+    pub roles: Vec<Role>,
+    /// `None`: every tenant, including records that have none.
+    pub tenant: Option<String>,
+    /// For the subject role: the one data subject whose records it may read.
+    pub data_subject: Option<String>,
+}
+
+/// What a route does, for the role check and the access record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Append,
+    GetRecord,
+    QueryRecords,
+    ProveInclusion,
+    ProveConsistency,
+    Checkpoint,
+    HashTile,
+    EntryBundle,
+    Metrics,
+    KeysCreate,
+    KeysList,
+    KeysRevoke,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Append => "events.append",
+            Action::GetRecord => "records.get",
+            Action::QueryRecords => "records.query",
+            Action::ProveInclusion => "proofs.inclusion",
+            Action::ProveConsistency => "proofs.consistency",
+            Action::Checkpoint => "checkpoint.get",
+            Action::HashTile => "tiles.hashes",
+            Action::EntryBundle => "tiles.entries",
+            Action::Metrics => "metrics.get",
+            Action::KeysCreate => "keys.create",
+            Action::KeysList => "keys.list",
+            Action::KeysRevoke => "keys.revoke",
+        }
+    }
+
+    /// Roles that may perform the action (admin may do everything).
+    fn roles(self) -> &'static [Role] {
+        use Role::*;
+        match self {
+            Action::Append => &[Writer],
+            Action::GetRecord | Action::QueryRecords => &[Reader, Auditor, Subject],
+            Action::ProveInclusion
+            | Action::ProveConsistency
+            | Action::Checkpoint
+            | Action::HashTile
+            | Action::EntryBundle
+            | Action::Metrics => &[Auditor],
+            Action::KeysCreate | Action::KeysList | Action::KeysRevoke => &[],
+        }
+    }
+
+    /// Actions that expose every tenant's data or volume at once, so a tenant-scoped key may
+    /// not perform them whatever its role.
+    fn needs_every_tenant(self) -> bool {
+        matches!(self, Action::EntryBundle | Action::Metrics)
+    }
+}
+
+impl Principal {
+    pub fn open() -> Self {
+        Principal {
+            key_id: "open".into(),
+            roles: vec![Role::Admin],
+            tenant: None,
+            data_subject: None,
+        }
+    }
+
+    pub fn may(&self, action: Action) -> bool {
+        let role_ok = self
+            .roles
+            .iter()
+            .any(|r| *r == Role::Admin || action.roles().contains(r));
+        role_ok && !(action.needs_every_tenant() && self.tenant.is_some())
+    }
+
+    /// Whether a record with these attributes is within this principal's reach.
+    pub fn sees(&self, tenant: Option<&str>, subject: Option<&str>) -> bool {
+        let tenant_ok = match &self.tenant {
+            None => true,
+            Some(t) => tenant == Some(t.as_str()),
+        };
+        let subject_ok = match &self.data_subject {
+            None => true,
+            Some(s) => subject == Some(s.as_str()),
+        };
+        tenant_ok && subject_ok
+    }
+
+    /// The equality filters every query of this principal carries.
+    pub fn forced_filters(&self) -> Vec<(String, String)> {
+        let mut f = Vec::new();
+        if let Some(t) = &self.tenant {
+            f.push(("tenant".to_string(), t.clone()));
+        }
+        if let Some(s) = &self.data_subject {
+            f.push(("subject".to_string(), s.clone()));
+        }
+        f
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "key_id": self.key_id,
+            "roles": self.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            "tenant": self.tenant,
+            "data_subject": self.data_subject,
+        })
+    }
+}
+
+/// Why a request could not be authenticated; the message is safe to show the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AuthFailure {
+    pub message: &'static str,
+    /// The key's id when the caller presented a known (revoked) key.
+    pub key_id: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileSig {
+    ino: u64,
+    len: u64,
+    mtime_ns: i64,
+}
+
+struct Snapshot {
+    sig: Option<FileSig>,
+    by_hash: HashMap<[u8; 32], Arc<KeyRecord>>,
+    keys: Vec<KeyRecord>,
+}
+
+/// The server's view of the key file.
+pub(crate) struct KeyRing {
+    data_dir: PathBuf,
+    snapshot: RwLock<Arc<Snapshot>>,
+    auth_required: AtomicBool,
+}
+
+impl KeyRing {
+    pub(crate) fn load(data_dir: PathBuf) -> Result<Self, keys::KeyError> {
+        let ring = KeyRing {
+            data_dir,
+            snapshot: RwLock::new(Arc::new(Snapshot {
+                sig: None,
+                by_hash: HashMap::new(),
+                keys: Vec::new(),
+            })),
+            auth_required: AtomicBool::new(false),
+        };
+        ring.reload()?;
+        Ok(ring)
+    }
+
+    pub(crate) fn open_mode(&self) -> bool {
+        !self.auth_required.load(Ordering::Acquire)
+    }
+
+    fn sig(&self) -> Option<FileSig> {
+        let m = std::fs::metadata(keys::file_path(&self.data_dir)).ok()?;
+        Some(FileSig {
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        })
+    }
+
+    /// Re-reads the file if it changed; returns whether it did.
+    pub(crate) fn refresh(&self) -> bool {
+        let current = self.snapshot.read().expect("key ring lock").sig;
+        if self.sig() == current {
+            return false;
+        }
+        match self.reload() {
+            Ok(changed) => changed,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the key file; keeping the keys loaded before");
+                false
+            }
+        }
+    }
+
+    fn reload(&self) -> Result<bool, keys::KeyError> {
+        // The signature is taken before reading, so a change racing the read is seen next time.
+        let sig = self.sig();
+        let path = keys::file_path(&self.data_dir);
+        let list = keys::parse_file(&path)?;
+        let mut by_hash = HashMap::with_capacity(list.len());
+        for k in &list {
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(&k.sha256, &mut digest).map_err(|_| {
+                keys::KeyError::Corrupted {
+                    path: path.clone(),
+                    message: format!("key {} has a malformed sha256", k.id),
+                }
+            })?;
+            by_hash.insert(digest, Arc::new(k.clone()));
+        }
+        if !list.is_empty() {
+            self.auth_required.store(true, Ordering::Release);
+        }
+        let mut snap = self.snapshot.write().expect("key ring lock");
+        let changed = snap.keys != list;
+        *snap = Arc::new(Snapshot {
+            sig,
+            by_hash,
+            keys: list,
+        });
+        Ok(changed)
+    }
+
+    /// Every key ever created, in creation order.
+    pub(crate) fn keys(&self) -> Vec<KeyRecord> {
+        self.snapshot.read().expect("key ring lock").keys.clone()
+    }
+
+    /// Resolves an `Authorization` header value (or its absence) to a principal.
+    pub(crate) fn authenticate(&self, header: Option<&[u8]>) -> Result<Principal, AuthFailure> {
+        self.refresh();
+        let fail = |message| AuthFailure {
+            message,
+            key_id: None,
+        };
+        if self.open_mode() {
+            return Ok(Principal::open());
+        }
+        let header = header.ok_or(fail("an API key is required: Authorization: Bearer KEY"))?;
+        let text = std::str::from_utf8(header)
+            .map_err(|_| fail("the Authorization header is not valid text"))?;
+        let (scheme, secret) = text
+            .split_once(' ')
+            .ok_or(fail("the Authorization header must be: Bearer KEY"))?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(fail("the Authorization header must be: Bearer KEY"));
+        }
+        let digest = keys::hash_secret(secret.trim());
+        let snap = self.snapshot.read().expect("key ring lock").clone();
+        let key = snap.by_hash.get(&digest).ok_or(fail("unknown API key"))?;
+        if key.is_revoked() {
+            return Err(AuthFailure {
+                message: "this API key has been revoked",
+                key_id: Some(key.id.clone()),
+            });
+        }
+        Ok(Principal {
+            key_id: key.id.clone(),
+            roles: key.roles.clone(),
+            tenant: key.tenant.clone(),
+            data_subject: key.data_subject.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(roles: &[Role], tenant: Option<&str>) -> Principal {
+        Principal {
+            key_id: "k".into(),
+            roles: roles.to_vec(),
+            tenant: tenant.map(str::to_string),
+            data_subject: None,
+        }
+    }
+
+    #[test]
+    fn tenant_keys_never_see_other_or_unscoped_records() {
+        let a = p(&[Role::Admin], Some("a"));
+        assert!(a.sees(Some("a"), None));
+        assert!(!a.sees(Some("b"), None));
+        assert!(
+            !a.sees(None, None),
+            "records without a tenant are not any tenant's"
+        );
+        assert!(p(&[Role::Reader], None).sees(None, None));
+    }
+
+    #[test]
+    fn tenant_scoped_keys_cannot_read_the_whole_log() {
+        assert!(p(&[Role::Auditor], None).may(Action::EntryBundle));
+        assert!(!p(&[Role::Auditor], Some("a")).may(Action::EntryBundle));
+        assert!(!p(&[Role::Admin], Some("a")).may(Action::Metrics));
+        assert!(p(&[Role::Admin], Some("a")).may(Action::KeysCreate));
+        assert!(!p(&[Role::Writer], None).may(Action::GetRecord));
+        assert!(!p(&[Role::Reader], None).may(Action::Append));
+    }
+
+    #[test]
+    fn open_mode_ends_with_the_first_key_and_never_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::load(dir.path().to_path_buf()).unwrap();
+        assert!(ring.open_mode());
+        assert_eq!(ring.authenticate(None), Ok(Principal::open()));
+        let spec = keys::KeySpec {
+            roles: vec![Role::Reader],
+            ..Default::default()
+        };
+        let k = keys::create(dir.path(), spec, "test").unwrap();
+        let bearer = format!("Bearer {}", k.secret);
+        assert_eq!(
+            ring.authenticate(Some(bearer.as_bytes())).unwrap().key_id,
+            k.record.id
+        );
+        assert!(ring.authenticate(None).is_err());
+        keys::revoke(dir.path(), &k.record.id, "test", None).unwrap();
+        assert!(ring.authenticate(Some(bearer.as_bytes())).is_err());
+        std::fs::remove_file(keys::file_path(dir.path())).unwrap();
+        assert!(
+            ring.authenticate(None).is_err(),
+            "a deleted file does not open the server"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! Per-request plumbing: request ids, the tracing span, metrics, authentication, and the
+//! rule that every error body is `{"error":{"code","message"}}` whoever produced it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::access::{Access, clip};
+use crate::auth::{Action, Principal};
+use crate::error::{ApiError, code_for_status};
+use crate::state::AppState;
+
+/// The id of one request: in the `x-request-id` response header, the logs and access records.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub String);
+
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(0);
+
+fn new_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 6];
+        let _ = getrandom::fill(&mut b);
+        hex::encode(b)
+    });
+    format!(
+        "{prefix}-{:08x}",
+        NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A bounded label for metrics and logs: the route, never the raw path.
+pub(crate) fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/events" => "/v1/events",
+        "/v1/records" => "/v1/records",
+        "/v1/proofs/inclusion" => "/v1/proofs/inclusion",
+        "/v1/proofs/consistency" => "/v1/proofs/consistency",
+        "/v1/keys" => "/v1/keys",
+        "/checkpoint" => "/checkpoint",
+        "/metrics" => "/metrics",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/openapi.json" => "/openapi.json",
+        p if p.starts_with("/v1/records/") => "/v1/records/{id}",
+        p if p.starts_with("/v1/keys/") => "/v1/keys/{id}",
+        p if p.starts_with("/tile/entries/") => "/tile/entries/{n}",
+        p if p.starts_with("/tile/") => "/tile/{l}/{n}",
+        _ => "other",
+    }
+}
+
+/// Outermost middleware: assigns the request id, opens the span, records the metrics, and
+/// rewrites any error response that is not already our JSON shape.
+pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
+    let id = new_request_id();
+    let route = route_label(req.uri().path());
+    let method = req.method().clone();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", id = %id, method = %method, route = route);
+    let started = Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    let resp = normalize_error(resp).await;
+    let status = resp.status();
+    let secs = started.elapsed().as_secs_f64();
+    metrics::counter!("sealog_http_requests_total", "route" => route, "status" => status.as_u16().to_string())
+        .increment(1);
+    metrics::histogram!("sealog_http_request_seconds", "route" => route).record(secs);
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), seconds = secs, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), seconds = secs, "request");
+        }
+    });
+    let mut resp = resp;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+async fn normalize_error(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        clip(&text)
+    };
+    let mut out = ApiError::new(status, code_for_status(status), message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name == header::ALLOW || name == header::RETRY_AFTER {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// An authenticated request: handlers that take it run only for a known principal, and
+/// every refusal on the way is recorded.
+pub(crate) struct Ctx {
+    pub state: Arc<AppState>,
+    pub principal: Principal,
+    pub request_id: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map_or_else(new_request_id, |r| r.0.clone());
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        match state.keys.authenticate(header) {
+            Ok(principal) => Ok(Ctx {
+                state: state.clone(),
+                principal,
+                request_id,
+            }),
+            Err(f) => {
+                metrics::counter!("sealog_auth_failures_total").increment(1);
+                let err = ApiError::unauthorized(f.message);
+                let access = Access {
+                    action: format!("{} {}", parts.method, route_label(parts.uri.path())).into(),
+                    resource: json!({"path": clip(parts.uri.path())}),
+                    outcome: "denied",
+                    status: 401,
+                    count: None,
+                    message: Some(f.message.to_string()),
+                };
+                state
+                    .record_access(None, f.key_id.as_deref(), &request_id, access)
+                    .await?;
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// Refuses (and records) an action the principal's roles do not allow.
+    pub(crate) async fn authorize(&self, action: Action, resource: &Value) -> Result<(), ApiError> {
+        if self.principal.may(action) {
+            return Ok(());
+        }
+        let err = ApiError::forbidden(format!(
+            "this key's roles do not allow {}{}",
+            action.name(),
+            if self.principal.tenant.is_some() {
+                " for a tenant-scoped key"
+            } else {
+                ""
+            }
+        ));
+        self.record(Access::of(action, resource.clone(), Err(&err)))
+            .await?;
+        Err(err)
+    }
+
+    pub(crate) async fn record(&self, access: Access) -> Result<(), ApiError> {
+        self.state
+            .record_access(Some(&self.principal), None, &self.request_id, access)
+            .await
+    }
+
+    /// Records a read's outcome, then passes the result on; a read whose access record
+    /// cannot be written is not served.
+    pub(crate) async fn recorded<T>(
+        &self,
+        action: Action,
+        resource: Value,
+        result: Result<T, ApiError>,
+        count: impl Fn(&T) -> Option<usize>,
+    ) -> Result<T, ApiError> {
+        let access = Access::of(action, resource, result.as_ref().map(&count));
+        self.record(access).await?;
+        result
+    }
+}
+
+/// Runs a blocking store call off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// A response with a raw JSON body we built ourselves.
+pub(crate) fn json_bytes(status: axum::http::StatusCode, bytes: Vec<u8>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(bytes),
+    )
+        .into_response()
+}

@@ -1,0 +1,143 @@
+//! The one error type of the API. Every failure reaches the client as
+//! `{"error":{"code","message"}}` with a fitting status; internal errors are logged here and
+//! reach the client only as a generic message.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    retry_after_s: Option<u32>,
+    /// Members added beside `error`, e.g. the per-event results of a refused append.
+    extra: Option<(&'static str, Value)>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after_s: None,
+            extra: None,
+        }
+    }
+
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    pub(crate) fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// Backpressure or a store that cannot take writes: the client should retry later.
+    pub(crate) fn unavailable(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after_s: u32,
+    ) -> Self {
+        ApiError {
+            retry_after_s: Some(retry_after_s),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+
+    /// A fault of ours: logged with its detail, shown to the client without it.
+    pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error; the server log has the details",
+        )
+    }
+
+    pub(crate) fn with(mut self, name: &'static str, value: Value) -> Self {
+        self.extra = Some((name, value));
+        self
+    }
+
+    /// A short label for the access record.
+    pub(crate) fn outcome(&self) -> &'static str {
+        match self.status.as_u16() {
+            401 | 403 => "denied",
+            404 => "not_found",
+            400..=499 => "invalid",
+            _ => "failed",
+        }
+    }
+}
+
+impl From<sealog_store::StoreError> for ApiError {
+    fn from(e: sealog_store::StoreError) -> Self {
+        use sealog_store::StoreError as E;
+        match e {
+            E::InvalidArgument(m) => ApiError::unprocessable("INVALID_ARGUMENT", m),
+            E::Poisoned(_) | E::Closed => {
+                tracing::error!(error = %e, "store unavailable");
+                ApiError::unavailable(
+                    "STORE_UNAVAILABLE",
+                    "the store cannot take writes; it needs a restart (see the server log)",
+                    30,
+                )
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some((name, value)) = self.extra {
+            body[name] = value;
+        }
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sealog\""),
+            );
+        }
+        resp
+    }
+}
+
+/// The error code a bare status gets when something other than our handlers answered
+/// (the router's 404 and 405, body-limit rejections).
+pub(crate) fn code_for_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "BAD_REQUEST",
+        404 => "NOT_FOUND",
+        405 => "METHOD_NOT_ALLOWED",
+        408 => "REQUEST_TIMEOUT",
+        413 => "TOO_LARGE",
+        415 => "UNSUPPORTED_MEDIA_TYPE",
+        422 => "UNPROCESSABLE",
+        431 => "HEADERS_TOO_LARGE",
+        503 => "UNAVAILABLE",
+        401..=499 => "CLIENT_ERROR",
+        _ => "INTERNAL",
+    }
+}

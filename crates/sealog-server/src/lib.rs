@@ -1,0 +1,28 @@
+//! Sealog's HTTP server: the v1 API over an embedded store, API keys with roles and tenant
+//! scope, access auditing, Prometheus metrics, TLS.
+//!
+//! *Boundary*: this is the only crate that knows HTTP. It reaches the data directory only
+//! through `sealog-store`, except for the key file (`DATA/access/keys`), which it owns.
+//!
+//! *Invariant*: a response that reports an append, or that carries records, is sent only
+//! after the appended events — or the read's own `audit.access` record — are durable.
+
+mod access;
+mod auth;
+mod context;
+mod error;
+mod ingest;
+pub mod keys;
+mod logging;
+mod metrics;
+mod openapi;
+mod params;
+mod routes;
+mod server;
+mod state;
+
+pub use auth::Principal;
+pub use logging::{LogFormat, init_logging};
+pub use openapi::document_json as openapi_json;
+pub use server::{Server, ServerConfig, ServerError, TlsFiles};
+pub use state::Limits;

@@ -1,0 +1,128 @@
+//! Prometheus metrics (PRODUCT.md §13). Counters and histograms are recorded where things
+//! happen; gauges read from the store are refreshed when `/metrics` is scraped.
+
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::state::AppState;
+
+const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.125, 0.25, 1.0, 5.0,
+];
+const BATCH_BUCKETS: [f64; 10] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0,
+];
+
+/// Installs the process-wide recorder once and returns its handle.
+pub(crate) fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS_S)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Suffix("_events".into()), &BATCH_BUCKETS)
+                })
+                .expect("bucket lists are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder (a host program's) wins; ours then renders nothing new.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "sealog_ingest_events_total",
+        "Events by ingest result: appended, duplicate, rejected"
+    );
+    describe_counter!(
+        "sealog_input_refused_total",
+        "Input refused before it became an event, by code"
+    );
+    describe_histogram!(
+        "sealog_append_seconds",
+        "From queueing an append to its durable outcome"
+    );
+    describe_histogram!(
+        "sealog_append_batch_events",
+        "Events per combined append call"
+    );
+    describe_histogram!("sealog_query_seconds", "Read latency by endpoint");
+    describe_histogram!(
+        "sealog_http_request_seconds",
+        "HTTP request latency by route"
+    );
+    describe_counter!(
+        "sealog_http_requests_total",
+        "HTTP requests by route and status"
+    );
+    describe_counter!(
+        "sealog_access_records_total",
+        "audit.access records by outcome"
+    );
+    describe_counter!(
+        "sealog_auth_failures_total",
+        "Requests refused for a missing, unknown or revoked key"
+    );
+    describe_counter!(
+        "sealog_backpressure_total",
+        "Appends refused because the queue was full or closing"
+    );
+    describe_gauge!("sealog_tree_size", "Records in the log");
+    describe_gauge!(
+        "sealog_checkpoint_size",
+        "Tree size of the newest signed checkpoint"
+    );
+    describe_gauge!(
+        "sealog_checkpoint_age_seconds",
+        "Seconds since the newest checkpoint was written"
+    );
+    describe_gauge!(
+        "sealog_store_commits",
+        "Group commits since the store opened"
+    );
+    describe_gauge!(
+        "sealog_store_committed_events",
+        "Events committed since the store opened"
+    );
+    describe_gauge!("sealog_store_fsyncs", "fsyncs since the store opened");
+    describe_gauge!(
+        "sealog_append_queue_requests",
+        "Append requests waiting for a thread"
+    );
+    describe_gauge!(
+        "sealog_open_mode",
+        "1 while no API key exists and requests are not authenticated"
+    );
+}
+
+pub(crate) fn refresh_gauges(state: &AppState) {
+    let store = &state.store;
+    metrics::gauge!("sealog_tree_size").set(store.len() as f64);
+    let stats = store.stats();
+    metrics::gauge!("sealog_store_commits").set(stats.commits.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("sealog_store_committed_events")
+        .set(stats.committed_events.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("sealog_store_fsyncs").set(stats.fsyncs.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("sealog_append_queue_requests").set(state.appender.queued() as f64);
+    metrics::gauge!("sealog_open_mode").set(if state.keys.open_mode() { 1.0 } else { 0.0 });
+    // The newest checkpoint as published on disk (docs/format.md: checkpoints/latest).
+    let latest = state.data_dir.join("checkpoints").join("latest");
+    if let Ok(meta) = std::fs::metadata(&latest)
+        && let Ok(age) = meta.modified().map(|m| m.elapsed().unwrap_or_default())
+    {
+        metrics::gauge!("sealog_checkpoint_age_seconds").set(age.as_secs_f64());
+    }
+    if let Ok(note) = std::fs::read_to_string(&latest)
+        && let Some(size) = note.lines().nth(1).and_then(|l| l.parse::<u64>().ok())
+    {
+        metrics::gauge!("sealog_checkpoint_size").set(size as f64);
+    }
+}

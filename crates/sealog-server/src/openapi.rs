@@ -1,0 +1,245 @@
+//! The OpenAPI 3.1 description, generated from the handlers' annotations and the response
+//! types below; the router is built from the same list, so a route cannot exist without
+//! its description. `openapi.json` beside this crate's manifest is the checked-in copy, and a
+//! test fails when it differs from what the code generates.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::routing::get;
+use serde::Serialize;
+use utoipa::openapi::OpenApi as Doc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::keys::Role;
+use crate::routes::{events, keys, ops, records, tlog};
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// Stable, machine-readable.
+    pub code: String,
+    pub message: String,
+}
+
+/// One event's result.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AppendResult {
+    /// `appended`, `duplicate` or `rejected`.
+    pub status: String,
+    pub seq: Option<u64>,
+    pub record_id: Option<String>,
+    /// For `rejected`: code, message and, when there is one, the JSON pointer `field`.
+    pub error: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AppendResults {
+    pub results: Vec<AppendResult>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordsPage {
+    /// Records in seq order, each RFC 8785 JSON of the event plus seq, record_id, ingested_at.
+    pub records: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next page; null when there are no more.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InclusionProof {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// Base64 root hash of the tree of `tree_size` leaves.
+    pub root: String,
+    /// Base64 RFC 9162 leaf hash of the record.
+    pub leaf_hash: String,
+    /// Base64 audit path.
+    pub hashes: Vec<String>,
+    /// The signed checkpoint note, when `tree_size` is the latest checkpoint's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub from_root: String,
+    pub to_root: String,
+    pub hashes: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct KeyInfo {
+    pub id: String,
+    pub roles: Vec<Role>,
+    pub tenant: Option<String>,
+    pub data_subject: Option<String>,
+    pub label: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub revoked_at: Option<String>,
+    pub revoked_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct KeyCreated {
+    /// The secret: send as `Authorization: Bearer KEY`. Shown once, stored only as a hash.
+    pub key: String,
+    #[serde(flatten)]
+    pub info: KeyInfo,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// `keys`, or `open` while no API key exists.
+    pub auth: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    pub records: u64,
+    pub uptime_s: u64,
+    pub reasons: Vec<String>,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut Doc) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key from `sealog keys create`; not needed in open mode (no key exists yet)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sealog",
+        description = "An append-only, tamper-evident audit log. Every error body is {\"error\":{\"code\",\"message\"}}.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(tlog::tile),
+    components(schemas(ErrorBody, ErrorDetail, Role)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "events", description = "Ingest"),
+        (name = "records", description = "Canonical records within the key's reach"),
+        (name = "proofs", description = "RFC 9162 proofs"),
+        (name = "tlog", description = "C2SP tlog-checkpoint and tlog-tiles"),
+        (name = "keys", description = "API keys (admin)"),
+        (name = "ops", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The routes and their description, from one list. `public_metrics` serves `/metrics`
+/// without a key.
+pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
+    let mut version = ApiDoc::openapi();
+    version.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let (router, doc) = OpenApiRouter::with_openapi(version)
+        .routes(routes!(events::append))
+        .routes(routes!(records::query_records))
+        .routes(routes!(records::get_record))
+        .routes(routes!(tlog::inclusion))
+        .routes(routes!(tlog::consistency))
+        .routes(routes!(tlog::checkpoint))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::openapi))
+        .split_for_parts();
+    let metrics = if public_metrics {
+        get(ops::metrics_public)
+    } else {
+        get(ops::metrics)
+    };
+    let router = router
+        .route("/tile/{*path}", get(tlog::tile))
+        .route("/metrics", metrics);
+    let mut doc = doc;
+    // `/metrics` is routed by hand (its handler depends on configuration); describe it too.
+    let (_, metrics_doc) = OpenApiRouter::<Arc<AppState>>::new()
+        .routes(routes!(ops::metrics))
+        .split_for_parts();
+    doc.merge(metrics_doc);
+    (router, doc)
+}
+
+/// The description as served at `/openapi.json` and checked in as `openapi.json`.
+pub fn document_json() -> String {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut text = api(false)
+            .1
+            .to_pretty_json()
+            .expect("the description serializes");
+        text.push('\n');
+        text
+    })
+    .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regenerate with `UPDATE_OPENAPI=1 cargo test -p sealog-server openapi`.
+    #[test]
+    fn checked_in_openapi_matches_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+        let generated = super::document_json();
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "{} is stale: run UPDATE_OPENAPI=1 cargo test -p sealog-server openapi",
+            path.display()
+        );
+        let v: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        assert_eq!(v["openapi"], "3.1.0");
+        for p in [
+            "/v1/events",
+            "/v1/records",
+            "/v1/records/{id}",
+            "/v1/proofs/inclusion",
+            "/checkpoint",
+            "/tile/{path}",
+            "/metrics",
+            "/v1/keys/{id}",
+        ] {
+            assert!(v["paths"].get(p).is_some(), "{p} is not described");
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! `POST /v1/events`: one object, an array, or NDJSON; one result per event, in order.
+
+use std::borrow::Cow;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use http_body_util::BodyExt;
+use sealog_model::PreparedEvent;
+use sealog_model::input::{self, InputError};
+use sealog_model::record::PrepareError;
+use sealog_store::Outcome;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::{Access, RESERVED_TYPE_PREFIX};
+use crate::auth::{Action, Principal};
+use crate::context::{Ctx, blocking, json_bytes};
+use crate::error::ApiError;
+use crate::state::Limits;
+
+/// Bodies larger than this are prepared on a blocking thread rather than an async worker.
+const INLINE_PREPARE_BYTES_MAX: usize = 256 << 10;
+
+/// Media types a body may be sent as; the shape (object, array, NDJSON) is read from the body.
+const MEDIA_TYPES: [&str; 5] = [
+    "application/json",
+    "application/cloudevents+json",
+    "application/cloudevents-batch+json",
+    "application/x-ndjson",
+    "application/ndjson",
+];
+
+/// The two envelope attributes the append policy looks at.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    tenant: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+}
+
+#[utoipa::path(
+    post, path = "/v1/events", tag = "events",
+    request_body(description = "One event object, a JSON array of events, or NDJSON (one event per line)",
+        content((Value = "application/json"), (String = "application/x-ndjson"), (Value = "application/cloudevents+json"), (Value = "application/cloudevents-batch+json"))),
+    responses(
+        (status = 200, description = "One result per event, in request order; acknowledged results are durable", body = crate::openapi::AppendResults),
+        (status = 400, description = "The body holds no events (not JSON, empty, invalid UTF-8)", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, description = "The key may not append, or every event was outside its tenant", body = crate::openapi::ErrorBody),
+        (status = 408, body = crate::openapi::ErrorBody), (status = 413, description = "Body over the limit, or every event over 1 MiB", body = crate::openapi::ErrorBody),
+        (status = 415, body = crate::openapi::ErrorBody), (status = 422, description = "Every event was refused; `results` says why, per event", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Backpressure or shutdown; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn append(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    ctx.authorize(Action::Append, &json!({})).await?;
+    check_media_type(&headers)?;
+    let bytes = read_body(body, &headers, &ctx.state.limits).await?;
+    let principal = ctx.principal.clone();
+    let prepared = if bytes.len() > INLINE_PREPARE_BYTES_MAX {
+        blocking(move || prepare_all(&bytes, &principal)).await?
+    } else {
+        prepare_all(&bytes, &principal)?
+    };
+    let good: Vec<PreparedEvent> = prepared
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let accepted = good.len();
+    let mut outcomes = ctx.state.append(good).await?.into_iter();
+    let mut results = Vec::with_capacity(prepared.len());
+    let mut denied = Vec::new();
+    let mut codes = Vec::new();
+    for (i, p) in prepared.into_iter().enumerate() {
+        let r = match p {
+            Ok(_) => {
+                let o = outcomes.next().expect("one outcome per appended event");
+                let status = match o {
+                    Outcome::Appended { .. } => "appended",
+                    Outcome::Duplicate { .. } => "duplicate",
+                };
+                metrics::counter!("sealog_ingest_events_total", "status" => status).increment(1);
+                outcome_json(&o)
+            }
+            Err(refusal) => {
+                metrics::counter!("sealog_ingest_events_total", "status" => "rejected")
+                    .increment(1);
+                metrics::counter!("sealog_input_refused_total", "code" => refusal.code)
+                    .increment(1);
+                if refusal.denied {
+                    denied.push(i);
+                }
+                codes.push(refusal.code);
+                refusal.to_json()
+            }
+        };
+        results.push(r);
+    }
+    if !denied.is_empty() {
+        let err = ApiError::forbidden("events outside this key's tenant, or of a reserved type");
+        ctx.record(Access::of(
+            Action::Append,
+            json!({"denied_events": denied}),
+            Err(&err),
+        ))
+        .await?;
+    }
+    let body = json!({ "results": results });
+    if accepted > 0 {
+        return Ok(json_bytes(
+            StatusCode::OK,
+            serde_json::to_vec(&body).expect("results serialize"),
+        ));
+    }
+    let err = if codes.iter().all(|c| *c == "TOO_LARGE") {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TOO_LARGE",
+            "every event is over the size limit",
+        )
+    } else if denied.len() == codes.len() {
+        ApiError::forbidden("every event is outside this key's tenant or of a reserved type")
+    } else {
+        ApiError::unprocessable("NO_VALID_EVENTS", "every event was refused; see results")
+    };
+    Err(err.with("results", body["results"].clone()))
+}
+
+fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let unsupported = |why: &str| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("{why}; send one of {}", MEDIA_TYPES.join(", ")),
+        )
+    };
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .ok_or_else(|| unsupported("no Content-Type"))?
+        .to_str()
+        .map_err(|_| unsupported("the Content-Type is not text"))?;
+    let mut parts = ct.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    if !MEDIA_TYPES.contains(&essence.as_str()) {
+        return Err(unsupported(&format!(
+            "Content-Type {:?} is not accepted",
+            crate::access::clip(&essence)
+        )));
+    }
+    for param in parts {
+        let (k, v) = param.split_once('=').unwrap_or((param, ""));
+        if k.trim().eq_ignore_ascii_case("charset")
+            && !v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        {
+            return Err(unsupported("only the UTF-8 charset is accepted"));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the whole body within the size and time limits.
+pub(crate) async fn read_body(
+    mut body: Body,
+    headers: &HeaderMap,
+    limits: &Limits,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TOO_LARGE",
+            format!(
+                "the body is over the limit of {} bytes; split it into several requests",
+                limits.body_bytes_max
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.body_bytes_max as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError::bad_request("BAD_BODY", format!("the body could not be read: {e}"))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > limits.body_bytes_max {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limits.body_timeout, read).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                format!(
+                    "the body did not arrive within {} s",
+                    limits.body_timeout.as_secs_f64()
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Why one event was not appended.
+struct Refusal {
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+    /// Refused by access control rather than for its content.
+    denied: bool,
+}
+
+impl Refusal {
+    fn to_json(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(f) = &self.field {
+            error["field"] = json!(f);
+        }
+        json!({"status": "rejected", "error": error})
+    }
+}
+
+impl From<PrepareError> for Refusal {
+    fn from(e: PrepareError) -> Self {
+        Refusal {
+            code: e.code(),
+            message: e.to_string(),
+            field: e.field().map(str::to_string),
+            denied: false,
+        }
+    }
+}
+
+fn prepare_all(
+    bytes: &[u8],
+    principal: &Principal,
+) -> Result<Vec<Result<PreparedEvent, Refusal>>, ApiError> {
+    let raws = input::split(bytes).map_err(|e| {
+        let status = match e {
+            InputError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        metrics::counter!("sealog_input_refused_total", "code" => e.code()).increment(1);
+        ApiError::new(status, e.code(), format!("the body holds no events: {e}"))
+    })?;
+    Ok(raws
+        .into_iter()
+        .map(|raw| {
+            let raw = raw.map_err(|e| Refusal::from(PrepareError::Input(e)))?;
+            let event = PreparedEvent::from_bytes(raw)?;
+            check_policy(raw, principal)?;
+            Ok(event)
+        })
+        .collect())
+}
+
+/// What a key may write: only its own tenant's events, never the server's own record types.
+fn check_policy(raw: &[u8], principal: &Principal) -> Result<(), Refusal> {
+    let head: Head<'_> = serde_json::from_slice(raw).map_err(|e| Refusal {
+        code: "INVALID_ENVELOPE",
+        message: e.to_string(),
+        field: None,
+        denied: false,
+    })?;
+    if head
+        .kind
+        .as_deref()
+        .is_some_and(|t| t.starts_with(RESERVED_TYPE_PREFIX))
+    {
+        return Err(Refusal {
+            code: "RESERVED_TYPE",
+            message: format!(
+                "event types starting with {RESERVED_TYPE_PREFIX:?} are written only by the server"
+            ),
+            field: Some("/type".into()),
+            denied: true,
+        });
+    }
+    if let Some(own) = &principal.tenant
+        && head.tenant.as_deref() != Some(own.as_str())
+    {
+        return Err(Refusal {
+            code: "FORBIDDEN_TENANT",
+            message: format!("this key writes only events with \"tenant\": {own:?}"),
+            field: Some("/tenant".into()),
+            denied: true,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn outcome_json(o: &Outcome) -> Value {
+    match o {
+        Outcome::Appended { seq, record_id } => {
+            json!({"status":"appended","seq":seq,"record_id":record_id.to_string()})
+        }
+        Outcome::Duplicate { seq, record_id } => {
+            json!({"status":"duplicate","seq":seq,"record_id":record_id.to_string()})
+        }
+    }
+}

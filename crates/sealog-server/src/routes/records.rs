@@ -1,0 +1,331 @@
+//! `GET /v1/records/{id}` and `GET /v1/records?…`: canonical records within the caller's reach.
+//!
+//! *Invariant*: a tenant- or subject-scoped key's queries always carry its scope as equality
+//! filters, and every record is checked against the scope again before it leaves; a record
+//! out of reach answers exactly like one that does not exist.
+
+use std::borrow::Cow;
+
+use axum::extract::{Path, RawQuery};
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sealog_model::RecordId;
+use sealog_model::record::BUILTIN_AXES;
+use sealog_store::{LIMIT_MAX, Query};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Action, Principal};
+use crate::context::{Ctx, blocking, json_bytes};
+use crate::error::ApiError;
+use crate::params::{Params, parse_u64};
+
+/// The attributes that decide who may see a stored record.
+#[derive(Deserialize)]
+struct Reach<'a> {
+    #[serde(borrow, default)]
+    tenant: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    subject: Option<Cow<'a, str>>,
+}
+
+pub(crate) fn visible(principal: &Principal, record: &[u8]) -> bool {
+    if principal.tenant.is_none() && principal.data_subject.is_none() {
+        return true;
+    }
+    match serde_json::from_slice::<Reach<'_>>(record) {
+        Ok(r) => principal.sees(r.tenant.as_deref(), r.subject.as_deref()),
+        Err(_) => false,
+    }
+}
+
+fn no_record(id: &str) -> ApiError {
+    ApiError::not_found(format!("no record {}", crate::access::clip(id)))
+}
+
+/// Resolves `{id}` (a seq or a record id) to a seq.
+fn parse_id(id: &str) -> Result<Result<u64, RecordId>, ApiError> {
+    if let Some(seq) = parse_u64(id) {
+        return Ok(Ok(seq));
+    }
+    RecordId::parse(id).map(Err).ok_or_else(|| {
+        ApiError::bad_request(
+            "BAD_RECORD_ID",
+            "a record is named by its seq (digits) or record_id (sha256: and 64 lowercase hex digits)",
+        )
+    })
+}
+
+#[utoipa::path(
+    get, path = "/v1/records/{id}", tag = "records",
+    params(("id" = String, Path, description = "seq (digits) or record_id (`sha256:` + 64 lowercase hex)")),
+    responses(
+        (status = 200, description = "The record: RFC 8785 JSON of the event plus seq, record_id, ingested_at", body = Object),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 404, description = "No such record within this key's reach", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get_record(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let resource = json!({"record": crate::access::clip(&id)});
+    ctx.authorize(Action::GetRecord, &resource).await?;
+    let result = read_one(&ctx, &id).await;
+    let bytes = ctx
+        .recorded(Action::GetRecord, resource, result, |_| Some(1))
+        .await?;
+    Ok(json_bytes(StatusCode::OK, bytes))
+}
+
+async fn read_one(ctx: &Ctx, id: &str) -> Result<Vec<u8>, ApiError> {
+    let which = parse_id(id)?;
+    let store = ctx.state.store.clone();
+    let principal = ctx.principal.clone();
+    let started = std::time::Instant::now();
+    let found = blocking(move || {
+        let seq = match which {
+            Ok(seq) => Some(seq),
+            Err(rid) => store.seq_of(&rid),
+        };
+        let record = seq.map(|s| store.get(s)).transpose()?.flatten();
+        Ok(record.filter(|r| visible(&principal, r)))
+    })
+    .await?;
+    metrics::histogram!("sealog_query_seconds", "endpoint" => "records.get")
+        .record(started.elapsed().as_secs_f64());
+    found.ok_or_else(|| no_record(id))
+}
+
+const QUERY_PARAMS: [&str; 17] = [
+    "scope",
+    "tenant",
+    "subject",
+    "type",
+    "source",
+    "actor",
+    "id",
+    "axis.",
+    "from",
+    "to",
+    "ingested_from",
+    "ingested_to",
+    "view",
+    "as_of",
+    "cursor",
+    "limit",
+    "after",
+];
+
+#[utoipa::path(
+    get, path = "/v1/records", tag = "records",
+    params(
+        ("scope" = Option<String>, Query), ("tenant" = Option<String>, Query), ("subject" = Option<String>, Query),
+        ("type" = Option<String>, Query), ("source" = Option<String>, Query), ("actor" = Option<String>, Query, description = "actor id"),
+        ("id" = Option<String>, Query, description = "the producer's event id"),
+        ("axis.NAME" = Option<String>, Query, description = "equality on an indexed axis: scope, tenant, subject, type, source, actor, id"),
+        ("from" = Option<String>, Query, description = "event time at or after (RFC 3339 or YYYY-MM-DD)"),
+        ("to" = Option<String>, Query, description = "event time before"),
+        ("ingested_from" = Option<String>, Query), ("ingested_to" = Option<String>, Query),
+        ("view" = Option<String>, Query, description = "`history` (the only view until packs define `current`)"),
+        ("as_of" = Option<String>, Query, description = "the log as it was at a time (RFC 3339) or a tree size (digits)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u64>, Query, description = "records per page, 1 to 10000 (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "Matching records in seq order", body = crate::openapi::RecordsPage),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn query_records(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let parsed = Params::parse(raw.as_deref(), &QUERY_PARAMS);
+    let resource = match &parsed {
+        Ok(p) => json!({"filter": p.to_json()}),
+        Err(_) => json!({"query": crate::access::clip(raw.as_deref().unwrap_or(""))}),
+    };
+    ctx.authorize(Action::QueryRecords, &resource).await?;
+    let result = match parsed {
+        Ok(p) => run_query(&ctx, &p).await,
+        Err(e) => Err(e),
+    };
+    let body = ctx
+        .recorded(Action::QueryRecords, resource, result, |r| Some(r.1))
+        .await?;
+    Ok(json_bytes(StatusCode::OK, body.0))
+}
+
+fn time_param(p: &Params, name: &str) -> Result<Option<i64>, ApiError> {
+    p.get(name)
+        .map(|t| {
+            sealog_model::time::parse_bound(t)
+                .map_err(|m| ApiError::bad_request("BAD_PARAMETER", format!("{name}: {m}")))
+        })
+        .transpose()
+}
+
+/// Returns the response body and the number of records in it.
+async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> {
+    let mut equals: Vec<(String, String)> = Vec::new();
+    for (k, v) in p.iter() {
+        let axis = match k.strip_prefix("axis.") {
+            Some(name) if BUILTIN_AXES.contains(&name) => name,
+            Some(name) => {
+                return Err(ApiError::bad_request(
+                    "UNKNOWN_AXIS",
+                    format!(
+                        "unknown axis {:?}; indexed axes are {}",
+                        crate::access::clip(name),
+                        BUILTIN_AXES.join(", ")
+                    ),
+                ));
+            }
+            None if BUILTIN_AXES.contains(&k) => k,
+            None => continue,
+        };
+        equals.push((axis.to_string(), v.to_string()));
+    }
+    for f in ctx.principal.forced_filters() {
+        if !equals.contains(&f) {
+            equals.push(f);
+        }
+    }
+    equals.sort();
+    if let Some(view) = p.get("view")
+        && view != "history"
+    {
+        return Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            "view must be history (current views arrive with packs)",
+        ));
+    }
+    let limit = match p.u64("limit")? {
+        None => ctx.state.limits.query_limit_default,
+        Some(n) if (1..=LIMIT_MAX as u64).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "BAD_PARAMETER",
+                format!("limit must be between 1 and {LIMIT_MAX}"),
+            ));
+        }
+    };
+    let mut q = Query {
+        equals,
+        event_from: time_param(p, "from")?,
+        event_to: time_param(p, "to")?,
+        ingest_from: time_param(p, "ingested_from")?,
+        ingest_to: time_param(p, "ingested_to")?,
+        after: None,
+        as_of_size: None,
+        limit,
+    };
+    let store = ctx.state.store.clone();
+    let as_of = p.get("as_of").map(str::to_string);
+    let cursor = p.get("cursor").map(str::to_string);
+    let after = p.u64("after")?;
+    if after.is_some() && cursor.is_some() {
+        return Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            "give either cursor or after, not both",
+        ));
+    }
+    let principal = ctx.principal.clone();
+    let started = std::time::Instant::now();
+    let out = blocking(move || {
+        q.as_of_size = match as_of.as_deref() {
+            None => None,
+            Some(s) => match parse_u64(s) {
+                Some(size) => Some(size),
+                None => {
+                    let t = sealog_model::time::parse_bound(s).map_err(|m| {
+                        ApiError::bad_request("BAD_PARAMETER", format!("as_of: {m}"))
+                    })?;
+                    Some(store.size_at(t)?)
+                }
+            },
+        };
+        let digest = query_digest(&q);
+        q.after = match cursor {
+            Some(c) => Some(decode_cursor(&c, &digest)?),
+            None => after,
+        };
+        let page = store.query(&q)?;
+        let mut body =
+            Vec::with_capacity(page.records.iter().map(|r| r.1.len() + 1).sum::<usize>() + 64);
+        body.extend_from_slice(b"{\"records\":[");
+        let mut n = 0;
+        for (seq, bytes) in &page.records {
+            if !visible(&principal, bytes) {
+                tracing::error!(
+                    seq,
+                    "a query candidate outside the caller's scope was dropped"
+                );
+                continue;
+            }
+            if n > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(bytes);
+            n += 1;
+        }
+        body.extend_from_slice(b"],\"next_cursor\":");
+        match page.next_after {
+            Some(a) => {
+                body.push(b'"');
+                body.extend_from_slice(encode_cursor(a, &digest).as_bytes());
+                body.push(b'"');
+            }
+            None => body.extend_from_slice(b"null"),
+        }
+        body.push(b'}');
+        Ok((body, n))
+    })
+    .await;
+    metrics::histogram!("sealog_query_seconds", "endpoint" => "records.query")
+        .record(started.elapsed().as_secs_f64());
+    out
+}
+
+const CURSOR_VERSION: u8 = 1;
+
+/// Binds a cursor to the query it continues (scope filters included), so a cursor from one
+/// query cannot be replayed against another.
+fn query_digest(q: &Query) -> [u8; 8] {
+    let mut h = Sha256::new();
+    for (a, v) in &q.equals {
+        h.update(a.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    for t in [q.event_from, q.event_to, q.ingest_from, q.ingest_to] {
+        h.update(t.map_or([0xff; 8], i64::to_be_bytes));
+    }
+    h.update(q.as_of_size.map_or([0xff; 8], u64::to_be_bytes));
+    let d = h.finalize();
+    d[..8].try_into().expect("8 bytes")
+}
+
+fn encode_cursor(after: u64, digest: &[u8; 8]) -> String {
+    let mut b = Vec::with_capacity(17);
+    b.push(CURSOR_VERSION);
+    b.extend_from_slice(&after.to_be_bytes());
+    b.extend_from_slice(digest);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+fn decode_cursor(text: &str, digest: &[u8; 8]) -> Result<u64, ApiError> {
+    let bad = |m: &str| ApiError::bad_request("BAD_CURSOR", m.to_string());
+    let b = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| bad("the cursor is not one this server issued"))?;
+    if b.len() != 17 || b[0] != CURSOR_VERSION {
+        return Err(bad("the cursor is not one this server issued"));
+    }
+    if &b[9..17] != digest {
+        return Err(bad("the cursor belongs to a different query"));
+    }
+    Ok(u64::from_be_bytes(b[1..9].try_into().expect("8 bytes")))
+}

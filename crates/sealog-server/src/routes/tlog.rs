@@ -1,0 +1,215 @@
+//! Proofs, the signed checkpoint and the C2SP tlog-tiles read layout.
+//!
+//! Hashes, tree sizes and checkpoints are log-wide and reveal no record's content, so a
+//! tenant-scoped auditor may fetch them; an inclusion proof names one record and is given
+//! only for a record within the caller's reach; entry bundles hold every tenant's records
+//! and are served only to keys without a tenant scope.
+
+use axum::extract::{Path, RawQuery};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use sealog_merkle::tiles::{self, TilePath};
+use serde_json::json;
+
+use crate::auth::Action;
+use crate::context::{Ctx, blocking};
+use crate::error::ApiError;
+use crate::openapi::{ConsistencyProof, InclusionProof};
+use crate::params::Params;
+use crate::routes::records::visible;
+
+#[utoipa::path(
+    get, path = "/v1/proofs/inclusion", tag = "proofs",
+    params(("seq" = u64, Query, description = "the record's seq"),
+           ("size" = Option<u64>, Query, description = "tree size (default: the latest checkpoint's)")),
+    responses(
+        (status = 200, description = "RFC 9162 inclusion proof; `checkpoint` is the signed note when `size` is the latest checkpoint's", body = InclusionProof),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+        (status = 422, description = "seq not below size, or size beyond the log", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn inclusion(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let parsed = Params::parse(raw.as_deref(), &["seq", "size"]);
+    let resource = match &parsed {
+        Ok(p) => p.to_json(),
+        Err(_) => json!({"query": crate::access::clip(raw.as_deref().unwrap_or(""))}),
+    };
+    ctx.authorize(Action::ProveInclusion, &resource).await?;
+    let result = match parsed {
+        Ok(p) => prove_inclusion(&ctx, &p).await,
+        Err(e) => Err(e),
+    };
+    let proof = ctx
+        .recorded(Action::ProveInclusion, resource, result, |_| Some(1))
+        .await?;
+    Ok(axum::Json(proof).into_response())
+}
+
+async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiError> {
+    let seq = p
+        .u64("seq")?
+        .ok_or_else(|| ApiError::bad_request("BAD_PARAMETER", "seq is required"))?;
+    let size = p.u64("size")?;
+    let store = ctx.state.store.clone();
+    let principal = ctx.principal.clone();
+    blocking(move || {
+        let not_found = || ApiError::not_found(format!("no record {seq}"));
+        let record = store.get(seq)?.ok_or_else(not_found)?;
+        if !visible(&principal, &record) {
+            return Err(not_found());
+        }
+        let latest = store.checkpoint()?;
+        let size = size.unwrap_or(latest.size);
+        if seq >= size {
+            return Err(ApiError::unprocessable(
+                "INVALID_ARGUMENT",
+                format!("record {seq} is not in a tree of size {size}"),
+            ));
+        }
+        let hashes = store.inclusion_proof(seq, size)?;
+        Ok(InclusionProof {
+            leaf_index: seq,
+            tree_size: size,
+            root: B64.encode(store.root(size)?),
+            leaf_hash: B64.encode(sealog_merkle::leaf_hash(&record)),
+            hashes: hashes.iter().map(|h| B64.encode(h)).collect(),
+            checkpoint: (size == latest.size).then_some(latest.note),
+        })
+    })
+    .await
+}
+
+#[utoipa::path(
+    get, path = "/v1/proofs/consistency", tag = "proofs",
+    params(("from" = u64, Query, description = "older tree size (at least 1)"),
+           ("to" = Option<u64>, Query, description = "newer tree size (default: the latest checkpoint's)")),
+    responses(
+        (status = 200, description = "RFC 9162 consistency proof", body = ConsistencyProof),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn consistency(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let p = Params::parse(raw.as_deref(), &["from", "to"]);
+    let resource = p.as_ref().map(Params::to_json).unwrap_or_default();
+    ctx.authorize(Action::ProveConsistency, &resource).await?;
+    let p = p?;
+    let from = p
+        .u64("from")?
+        .ok_or_else(|| ApiError::bad_request("BAD_PARAMETER", "from is required"))?;
+    let to = p.u64("to")?;
+    let store = ctx.state.store.clone();
+    let proof = blocking(move || {
+        let to = match to {
+            Some(t) => t,
+            None => store.checkpoint()?.size,
+        };
+        if from == 0 || from > to {
+            return Err(ApiError::unprocessable(
+                "INVALID_ARGUMENT",
+                format!("need 1 <= from <= to, got from {from}, to {to}"),
+            ));
+        }
+        let hashes = store.consistency_proof(from, to)?;
+        Ok(ConsistencyProof {
+            from,
+            to,
+            from_root: B64.encode(store.root(from)?),
+            to_root: B64.encode(store.root(to)?),
+            hashes: hashes.iter().map(|h| B64.encode(h)).collect(),
+        })
+    })
+    .await?;
+    Ok(axum::Json(proof).into_response())
+}
+
+#[utoipa::path(
+    get, path = "/checkpoint", tag = "tlog",
+    responses(
+        (status = 200, description = "The latest signed checkpoint: a C2SP tlog-checkpoint in a signed note", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn checkpoint(ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.authorize(Action::Checkpoint, &json!({})).await?;
+    let store = ctx.state.store.clone();
+    let cp = blocking(move || Ok(store.checkpoint()?)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        cp.note,
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    get, path = "/tile/{path}", tag = "tlog",
+    params(("path" = String, Path, description = "C2SP tlog-tiles path: `L/N[.p/W]` for hashes, `entries/N[.p/W]` for entry bundles")),
+    responses(
+        (status = 200, description = "The tile's bytes", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, description = "Entry bundles need a key without a tenant scope", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such tile in the latest checkpoint's tree", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn tile(ctx: Ctx, Path(rest): Path<String>) -> Result<Response, ApiError> {
+    let path = format!("tile/{rest}");
+    let parsed = tiles::parse_tile_path(&path)
+        .map_err(|e| ApiError::bad_request("BAD_TILE_PATH", e.to_string()));
+    let resource = json!({"tile": crate::access::clip(&path)});
+    let action = match parsed {
+        Ok(TilePath::Entries { .. }) => Action::EntryBundle,
+        _ => Action::HashTile,
+    };
+    ctx.authorize(action, &resource).await?;
+    let store = ctx.state.store.clone();
+    let read = |t: TilePath| {
+        blocking(move || {
+            let out = match t {
+                TilePath::Hashes {
+                    level,
+                    index,
+                    width,
+                } => store.tile(level, index, width),
+                TilePath::Entries { index, width } => store.entry_bundle(index, width),
+            };
+            out.map_err(|e| match e {
+                sealog_store::StoreError::InvalidArgument(m) => ApiError::not_found(m),
+                other => other.into(),
+            })
+        })
+    };
+    let result = match parsed {
+        Ok(t) => read(t).await,
+        Err(e) => Err(e),
+    };
+    let bytes = if action == Action::EntryBundle {
+        ctx.recorded(action, resource, result, |_| None).await?
+    } else {
+        result?
+    };
+    let full = !path.contains(".p/");
+    let cache = if full {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,281 @@
+//! Accepting connections: HTTP/1.1 over TCP or TLS, bounded connections, header and
+//! handshake timeouts, and a graceful stop that drains in-flight requests (and with them
+//! every queued append) before the store is closed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use sealog_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+use crate::auth::KeyRing;
+use crate::ingest::Appender;
+use crate::state::{AppState, Limits};
+
+/// How often the key file is checked for changes to record, when no request did it first.
+const KEY_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub limits: Limits,
+    /// Time a client has to send a request's headers (and, with TLS, to finish the handshake).
+    pub header_timeout: Duration,
+    pub connections_max: usize,
+    /// Threads that hand combined appends to the store.
+    pub append_threads: usize,
+    /// Append requests that may wait before new ones are refused with 503.
+    pub append_queue_max: usize,
+    pub tls: Option<TlsFiles>,
+    /// Serve `/metrics` without a key.
+    pub public_metrics: bool,
+    /// How long a stop waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            limits: Limits::default(),
+            header_timeout: Duration::from_secs(10),
+            connections_max: 4096,
+            append_threads: 4,
+            append_queue_max: 8192,
+            tls: None,
+            public_metrics: false,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Store(#[from] sealog_store::StoreError),
+    #[error("recording key changes at start: {0}")]
+    Audit(String),
+}
+
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    config: ServerConfig,
+}
+
+impl Server {
+    /// Binds the address and loads the keys; nothing is served until [`Server::run`].
+    pub async fn bind(config: ServerConfig, store: Store) -> Result<Self, ServerError> {
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let data_dir = store.dir().to_path_buf();
+        let keys = KeyRing::load(data_dir.clone())?;
+        let store = Arc::new(store);
+        let appender = Appender::start(
+            store.clone(),
+            config.append_threads,
+            config.append_queue_max,
+        );
+        let state = Arc::new(AppState {
+            store,
+            appender,
+            keys,
+            limits: config.limits.clone(),
+            metrics: crate::metrics::install(),
+            data_dir,
+            started: Instant::now(),
+            shutting_down: Default::default(),
+            store_failure: Default::default(),
+            keys_recorded: Default::default(),
+        });
+        let (router, _) = crate::openapi::api(config.public_metrics);
+        let router = router
+            .fallback(|| async { crate::error::ApiError::not_found("no such route") })
+            .layer(axum::middleware::from_fn(crate::context::observe))
+            .with_state(state.clone());
+        Ok(Server {
+            listener,
+            state,
+            router,
+            tls,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// True while no API key exists: every request is served as admin.
+    pub fn open_mode(&self) -> bool {
+        self.state.keys.open_mode()
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves until `shutdown` completes, then drains and closes the store.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Server {
+            listener,
+            state,
+            router,
+            tls,
+            config,
+        } = self;
+        state
+            .record_key_changes()
+            .await
+            .map_err(|e| ServerError::Audit(e.message))?;
+        let watcher = tokio::spawn(watch_keys(state.clone()));
+        let graceful = GracefulShutdown::new();
+        let slots = Arc::new(Semaphore::new(config.connections_max));
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors or a connection reset before accept: keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                metrics::counter!("sealog_connections_refused_total").increment(1);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(router.clone());
+            let mut http = http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(config.header_timeout)
+                .keep_alive(true);
+            let watch = graceful.watcher();
+            let tls = tls.clone();
+            let handshake_timeout = config.header_timeout;
+            tokio::spawn(async move {
+                let _slot = slot;
+                match tls {
+                    None => {
+                        let conn = http.serve_connection(TokioIo::new(stream), service);
+                        let _ = watch.watch(conn).await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(Ok(stream)) =
+                            tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                        else {
+                            return;
+                        };
+                        let conn = http.serve_connection(TokioIo::new(stream), service);
+                        let _ = watch.watch(conn).await;
+                    }
+                }
+            });
+        }
+        tracing::info!("stopping: no new connections; draining in-flight requests");
+        state.shutting_down.store(true, Ordering::Release);
+        drop(listener);
+        watcher.abort();
+        if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections were still open after the grace period");
+        }
+        drop(router);
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || st.appender.close())
+            .await
+            .map_err(|e| ServerError::Audit(e.to_string()))?;
+        match Arc::try_unwrap(state) {
+            Ok(state) => match Arc::try_unwrap(state.store) {
+                Ok(store) => tokio::task::spawn_blocking(move || store.close())
+                    .await
+                    .map_err(|e| ServerError::Audit(e.to_string()))??,
+                Err(_) => tracing::warn!("the store is still shared; it closes when released"),
+            },
+            Err(_) => tracing::warn!("requests are still running; the store closes when they end"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn watch_keys(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(KEY_WATCH_INTERVAL);
+    loop {
+        tick.tick().await;
+        state.keys.refresh();
+        if let Err(e) = state.record_key_changes().await {
+            tracing::error!(error = %e.message, "cannot record key changes yet");
+        }
+    }
+}
+
+fn load_tls(files: &TlsFiles) -> Result<TlsAcceptor, ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", files.cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServerError::Tls(format!(
+            "{}: no certificate found",
+            files.cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", files.key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

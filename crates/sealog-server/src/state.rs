@@ -1,0 +1,95 @@
+//! What every handler shares: the store, the append queue, the keys, the limits.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use sealog_model::PreparedEvent;
+use sealog_store::{Outcome, Store};
+
+use crate::auth::KeyRing;
+use crate::error::ApiError;
+use crate::ingest::{Appender, Refused};
+
+/// Request limits, each named and configurable.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body (a bulk append); one event is still at most 1 MiB.
+    pub body_bytes_max: usize,
+    /// How long a client may take to send its body.
+    pub body_timeout: Duration,
+    /// Records a query returns when it does not say.
+    pub query_limit_default: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes_max: 32 << 20,
+            body_timeout: Duration::from_secs(30),
+            query_limit_default: 100,
+        }
+    }
+}
+
+pub(crate) struct AppState {
+    pub store: Arc<Store>,
+    pub appender: Appender,
+    pub keys: KeyRing,
+    pub limits: Limits,
+    pub metrics: PrometheusHandle,
+    pub data_dir: PathBuf,
+    pub started: Instant,
+    pub shutting_down: AtomicBool,
+    /// Set when an append failed: the store refuses writes until restarted.
+    pub store_failure: Mutex<Option<String>>,
+    /// The key records already turned into `audit.key_*` records.
+    pub(crate) keys_recorded: tokio::sync::Mutex<Vec<crate::keys::KeyRecord>>,
+}
+
+impl AppState {
+    /// Appends events and waits until they are durable.
+    pub(crate) async fn append(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> Result<Vec<Outcome>, ApiError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rx = self.appender.submit(events).map_err(|r| {
+            metrics::counter!("sealog_backpressure_total").increment(1);
+            match r {
+                Refused::Busy => ApiError::unavailable(
+                    "BUSY",
+                    "the append queue is full; retry after the indicated delay",
+                    1,
+                ),
+                Refused::Closed => {
+                    ApiError::unavailable("SHUTTING_DOWN", "the server is shutting down", 5)
+                }
+            }
+        })?;
+        match rx.await {
+            Ok(Ok(outcomes)) => Ok(outcomes),
+            Ok(Err(e)) => {
+                *self.store_failure.lock().expect("failure lock") = Some(e.to_string());
+                Err(e.into())
+            }
+            Err(_) => Err(ApiError::unavailable(
+                "SHUTTING_DOWN",
+                "the server is shutting down",
+                5,
+            )),
+        }
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn store_failure(&self) -> Option<String> {
+        self.store_failure.lock().expect("failure lock").clone()
+    }
+}

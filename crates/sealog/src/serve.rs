@@ -1,0 +1,125 @@
+//! `sealog serve`: the HTTP server over the data directory's store.
+//!
+//! The first line on standard output is `listening on http://ADDR` (or `https://`), so a
+//! supervisor or a test can start it on port 0 and learn the port. Logs go to standard error.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sealog_server::{LogFormat, Server, ServerConfig, TlsFiles};
+use sealog_store::Store;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// PEM certificate chain; with --tls-key, serve HTTPS (rustls).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogArg::Text)]
+    log_format: LogArg,
+    /// Largest request body in bytes (one event is at most 1 MiB regardless).
+    #[arg(long, default_value_t = 32 << 20)]
+    body_bytes_max: usize,
+    /// Seconds a client has to send a request body.
+    #[arg(long, default_value_t = 30.0)]
+    body_timeout_s: f64,
+    /// Seconds a client has to send request headers (and finish a TLS handshake).
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout_s: f64,
+    /// Open connections at most; more are closed at once.
+    #[arg(long, default_value_t = 4096)]
+    connections_max: usize,
+    /// Append requests that may wait; more get 503 with Retry-After.
+    #[arg(long, default_value_t = 8192)]
+    append_queue_max: usize,
+    /// Threads handing combined appends to the store.
+    #[arg(long, default_value_t = 4)]
+    append_threads: usize,
+    /// Serve /metrics without an API key.
+    #[arg(long)]
+    public_metrics: bool,
+    /// Seconds a stop waits for in-flight requests.
+    #[arg(long, default_value_t = 30.0)]
+    shutdown_grace_s: f64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogArg {
+    Text,
+    Json,
+}
+
+fn secs(s: f64, name: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| anyhow::anyhow!("--{name} must be a non-negative number of seconds"))
+}
+
+pub(crate) fn run(store: Store, a: &Args) -> anyhow::Result<ExitCode> {
+    sealog_server::init_logging(match a.log_format {
+        LogArg::Text => LogFormat::Text,
+        LogArg::Json => LogFormat::Json,
+    });
+    let config = ServerConfig {
+        listen: a.listen,
+        limits: sealog_server::Limits {
+            body_bytes_max: a.body_bytes_max,
+            body_timeout: secs(a.body_timeout_s, "body-timeout-s")?,
+            ..Default::default()
+        },
+        header_timeout: secs(a.header_timeout_s, "header-timeout-s")?,
+        connections_max: a.connections_max,
+        append_threads: a.append_threads,
+        append_queue_max: a.append_queue_max,
+        tls: match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+        public_metrics: a.public_metrics,
+        shutdown_grace: secs(a.shutdown_grace_s, "shutdown-grace-s")?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sealog-http")
+        .build()?;
+    runtime.block_on(async move {
+        let server = Server::bind(config, store).await?;
+        let scheme = if server.is_tls() { "https" } else { "http" };
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on {scheme}://{}", server.local_addr())?;
+            out.flush()?;
+        }
+        tracing::info!(addr = %server.local_addr(), tls = server.is_tls(), "listening");
+        if server.open_mode() {
+            let msg = "OPEN MODE: no API key exists, so every request is served as admin without authentication; create a key with `sealog keys create --role admin` to require keys";
+            tracing::warn!("{msg}");
+            eprintln!("sealog: WARNING: {msg}");
+        }
+        server.run(stop_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}
