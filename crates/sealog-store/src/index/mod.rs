@@ -249,6 +249,7 @@ pub(crate) fn build_runs(
         run::write_table(&s.with_extension("post"), post.iter())?,
         run::write_table(&s.with_extension("time"), time.iter())?,
     ];
+    Run::write_bloom(dir, first, end, rid.iter(), counts[0])?;
     runs.push(Arc::new(Run::open(dir, first, end, counts)?));
     while runs.len() >= 2 {
         let n = runs.len();
@@ -285,6 +286,14 @@ pub(crate) fn write_manifest(dir: &Path, text: &str) -> Result<(), StoreError> {
 }
 
 fn merge(dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
+    let rids = merge_sorted(&a.rid, &b.rid).map(|e| &e[..32]);
+    Run::write_bloom(
+        dir,
+        a.first,
+        b.end,
+        rids,
+        (a.rid.len() + b.rid.len()) as u64,
+    )?;
     let s = run::stem(dir, a.first, b.end);
     let counts = [
         run::write_table(&s.with_extension("rid"), merge_sorted(&a.rid, &b.rid))?,
