@@ -129,8 +129,11 @@ impl AppState {
     /// alone, so recording the same history twice appends nothing new: the log dedupes it.
     pub(crate) async fn record_key_changes(&self) -> Result<(), ApiError> {
         let mut recorded = self.keys_recorded.lock().await;
+        let generation = self.keys.generation();
         let current = self.keys.keys();
         if *recorded == current {
+            self.keys_recorded_generation
+                .store(generation, std::sync::atomic::Ordering::Release);
             return Ok(());
         }
         let mut events = Vec::new();
@@ -145,6 +148,8 @@ impl AppState {
         }
         self.append(events).await?;
         *recorded = current;
+        self.keys_recorded_generation
+            .store(generation, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 }

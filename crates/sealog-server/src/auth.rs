@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
@@ -168,6 +168,8 @@ pub(crate) struct KeyRing {
     data_dir: PathBuf,
     snapshot: RwLock<Arc<Snapshot>>,
     auth_required: AtomicBool,
+    /// Bumped whenever the loaded keys change.
+    generation: AtomicU64,
 }
 
 impl KeyRing {
@@ -180,6 +182,7 @@ impl KeyRing {
                 keys: Vec::new(),
             })),
             auth_required: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         };
         ring.reload()?;
         Ok(ring)
@@ -234,12 +237,20 @@ impl KeyRing {
         }
         let mut snap = self.snapshot.write().expect("key ring lock");
         let changed = snap.keys != list;
+        if changed {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         *snap = Arc::new(Snapshot {
             sig,
             by_hash,
             keys: list,
         });
         Ok(changed)
+    }
+
+    /// Changes whenever the loaded keys change.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Every key ever created, in creation order.

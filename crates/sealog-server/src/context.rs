@@ -140,7 +140,12 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
             .headers
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes);
-        match state.keys.authenticate(header) {
+        let authenticated = state.keys.authenticate(header);
+        // A key change seen by this request is in the log before the request is served.
+        if state.keys.generation() != state.keys_recorded_generation.load(Ordering::Acquire) {
+            state.record_key_changes().await?;
+        }
+        match authenticated {
             Ok(principal) => Ok(Ctx {
                 state: state.clone(),
                 principal,

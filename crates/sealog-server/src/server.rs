@@ -123,6 +123,7 @@ impl Server {
             shutting_down: Default::default(),
             store_failure: Default::default(),
             keys_recorded: Default::default(),
+            keys_recorded_generation: Default::default(),
         });
         let (router, _) = crate::openapi::api(config.public_metrics);
         let router = router
@@ -226,6 +227,10 @@ impl Server {
             tracing::warn!("some connections were still open after the grace period");
         }
         drop(router);
+        state.keys.refresh();
+        if let Err(e) = state.record_key_changes().await {
+            tracing::error!(error = %e.message, "cannot record the last key changes; the next start will");
+        }
         let st = state.clone();
         tokio::task::spawn_blocking(move || st.appender.close())
             .await

@@ -47,6 +47,8 @@ pub(crate) struct AppState {
     pub store_failure: Mutex<Option<String>>,
     /// The key records already turned into `audit.key_*` records.
     pub(crate) keys_recorded: tokio::sync::Mutex<Vec<crate::keys::KeyRecord>>,
+    /// The key ring generation `keys_recorded` reflects.
+    pub(crate) keys_recorded_generation: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {

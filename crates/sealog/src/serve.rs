@@ -94,7 +94,14 @@ pub(crate) fn run(store: Store, a: &Args) -> anyhow::Result<ExitCode> {
         .thread_name("sealog-http")
         .build()?;
     runtime.block_on(async move {
+        // Handlers first: a stop requested as soon as the address is printed must be graceful.
+        let stop = stop_signal()?;
         let server = Server::bind(config, store).await?;
+        if server.open_mode() {
+            let msg = "OPEN MODE: no API key exists, so every request is served as admin without authentication; create a key with `sealog keys create --role admin` to require keys";
+            tracing::warn!("{msg}");
+            eprintln!("sealog: WARNING: {msg}");
+        }
         let scheme = if server.is_tls() { "https" } else { "http" };
         {
             let mut out = std::io::stdout().lock();
@@ -102,24 +109,21 @@ pub(crate) fn run(store: Store, a: &Args) -> anyhow::Result<ExitCode> {
             out.flush()?;
         }
         tracing::info!(addr = %server.local_addr(), tls = server.is_tls(), "listening");
-        if server.open_mode() {
-            let msg = "OPEN MODE: no API key exists, so every request is served as admin without authentication; create a key with `sealog keys create --role admin` to require keys";
-            tracing::warn!("{msg}");
-            eprintln!("sealog: WARNING: {msg}");
-        }
-        server.run(stop_signal()).await?;
+        server.run(stop).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM or SIGINT.
-async fn stop_signal() {
+/// Resolves on SIGTERM or SIGINT; the handlers are installed when this is called.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
+    })
 }
