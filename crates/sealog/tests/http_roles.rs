@@ -1,0 +1,184 @@
+//! Every role (and tenant-scoped variant, and no key at all) against every route: allowed
+//! routes answer, denied ones answer 403 (401 without a key), and every refusal is recorded
+//! as an `audit.access` record with outcome `denied`.
+
+mod http_support;
+
+use http_support::*;
+use serde_json::json;
+
+struct Who {
+    name: &'static str,
+    key: Option<String>,
+}
+
+#[test]
+fn role_by_route_matrix() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let mut who: Vec<Who> = Vec::new();
+    for (name, roles, tenant, subject) in [
+        ("writer", "writer", None, None),
+        ("reader", "reader", None, None),
+        ("auditor", "auditor", None, None),
+        ("admin", "admin", None, None),
+        ("writer@a", "writer", Some("a"), None),
+        ("reader@a", "reader", Some("a"), None),
+        ("auditor@a", "auditor", Some("a"), None),
+        ("admin@a", "admin", Some("a"), None),
+        ("subject@a", "subject", Some("a"), Some("s1")),
+    ] {
+        let (key, _) = create_key(&data, &[roles], tenant, subject);
+        who.push(Who {
+            name,
+            key: Some(key),
+        });
+    }
+    who.push(Who {
+        name: "none",
+        key: None,
+    });
+    let srv = Server::start(&data);
+    let admin = who[3].key.clone().unwrap();
+    let seeded = srv
+        .post_json(
+            "/v1/events",
+            Some(&admin),
+            &event("seed", Some("a"), "s1", "t"),
+        )
+        .json();
+    let seq = seeded["results"][0]["seq"].as_u64().unwrap();
+
+    let event_body = event("m", Some("a"), "s1", "t").to_string();
+    let key_body = json!({"roles": ["reader"], "tenant": "a"}).to_string();
+    // (method, path, body, roles allowed); `*` = every caller, keyless included.
+    let routes: Vec<(&str, String, Option<&str>, &[&str])> = vec![
+        (
+            "POST",
+            "/v1/events".into(),
+            Some(event_body.as_str()),
+            &["writer", "admin", "writer@a", "admin@a"],
+        ),
+        (
+            "GET",
+            format!("/v1/records/{seq}"),
+            None,
+            &[
+                "reader",
+                "auditor",
+                "admin",
+                "reader@a",
+                "auditor@a",
+                "admin@a",
+                "subject@a",
+            ],
+        ),
+        (
+            "GET",
+            "/v1/records?limit=5".into(),
+            None,
+            &[
+                "reader",
+                "auditor",
+                "admin",
+                "reader@a",
+                "auditor@a",
+                "admin@a",
+                "subject@a",
+            ],
+        ),
+        (
+            "GET",
+            format!("/v1/proofs/inclusion?seq={seq}"),
+            None,
+            &["auditor", "admin", "auditor@a", "admin@a"],
+        ),
+        (
+            "GET",
+            "/v1/proofs/consistency?from=1".into(),
+            None,
+            &["auditor", "admin", "auditor@a", "admin@a"],
+        ),
+        (
+            "GET",
+            "/checkpoint".into(),
+            None,
+            &["auditor", "admin", "auditor@a", "admin@a"],
+        ),
+        (
+            "GET",
+            "/tile/0/000.p/1".into(),
+            None,
+            &["auditor", "admin", "auditor@a", "admin@a"],
+        ),
+        (
+            "GET",
+            "/tile/entries/000.p/1".into(),
+            None,
+            &["auditor", "admin"],
+        ),
+        ("GET", "/metrics".into(), None, &["auditor", "admin"]),
+        ("GET", "/v1/keys".into(), None, &["admin", "admin@a"]),
+        (
+            "POST",
+            "/v1/keys".into(),
+            Some(key_body.as_str()),
+            &["admin", "admin@a"],
+        ),
+        (
+            "DELETE",
+            "/v1/keys/key_0000000000000000".into(),
+            None,
+            &["admin", "admin@a"],
+        ),
+        ("GET", "/healthz".into(), None, &["*"]),
+        ("GET", "/readyz".into(), None, &["*"]),
+        ("GET", "/openapi.json".into(), None, &["*"]),
+    ];
+    let mut denials = 0;
+    for (method, path, body, allowed) in &routes {
+        for w in &who {
+            let r = srv.req(
+                method,
+                path,
+                w.key.as_deref(),
+                body.map(|b| ("application/json", b.as_bytes())),
+            );
+            let may = allowed.contains(&"*") || allowed.contains(&w.name);
+            let ctx = format!("{} {method} {path} -> {} {}", w.name, r.status, r.text());
+            if may {
+                // Allowed: anything but an auth refusal (a missing tile or key is a 404).
+                assert!(
+                    ![401, 403].contains(&r.status) && r.status < 500,
+                    "should be allowed: {ctx}"
+                );
+            } else if w.key.is_none() {
+                assert_eq!(
+                    (r.status, r.code()),
+                    (401, "UNAUTHENTICATED".to_string()),
+                    "{ctx}"
+                );
+                denials += 1;
+            } else {
+                assert_eq!(
+                    (r.status, r.code()),
+                    (403, "FORBIDDEN".to_string()),
+                    "{ctx}"
+                );
+                denials += 1;
+            }
+        }
+    }
+    srv.stop();
+    let denied: Vec<_> = all_records(&data)
+        .into_iter()
+        .filter(|r| r["type"] == "audit.access" && r["data"]["outcome"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), denials, "every refusal is recorded once");
+    assert!(
+        denied
+            .iter()
+            .all(|r| r["data"]["status"] == 401 || r["data"]["status"] == 403)
+    );
+    assert_verifies(&data);
+}
