@@ -24,6 +24,8 @@ use crate::auth::KeyRing;
 use crate::ingest::Appender;
 use crate::state::{AppState, Limits};
 
+/// The most a request's head (request line and headers) may take: hyper answers 431 past it.
+const HEADER_BYTES_MAX: usize = 64 << 10;
 /// How often the key file is checked for changes to record, when no request did it first.
 const KEY_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -193,6 +195,7 @@ impl Server {
             let mut http = http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(config.header_timeout)
+                .max_buf_size(HEADER_BYTES_MAX)
                 .keep_alive(true);
             let watch = graceful.watcher();
             let tls = tls.clone();
