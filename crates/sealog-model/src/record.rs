@@ -133,13 +133,17 @@ impl PreparedEvent {
     }
 
     pub fn from_json(value: &Json<'_>) -> Result<Self, PrepareError> {
-        Self::build(value, false)
+        Self::build(value, false, true)
     }
 
     /// Re-derives a stored record's event: the record minus its server fields. Returns the
     /// prepared event with the record's seq, stored `record_id` and `ingested_at`, for the
-    /// caller to check against what it expects.
-    pub fn from_record<'a>(record: &'a Json<'a>) -> Result<(Self, u64, RecordId, &'a str), String> {
+    /// caller to check against what it expects. Without `index`, postings are left empty
+    /// (verification needs none).
+    pub fn from_record<'a>(
+        record: &'a Json<'a>,
+        index: bool,
+    ) -> Result<(Self, u64, RecordId, &'a str), String> {
         let seq = record
             .get("seq")
             .and_then(Json::as_u64)
@@ -153,11 +157,12 @@ impl PreparedEvent {
             .get("ingested_at")
             .and_then(Json::as_str)
             .ok_or("record lacks ingested_at")?;
-        let ev = Self::build(record, true).map_err(|e| format!("stored event is invalid: {e}"))?;
+        let ev = Self::build(record, true, index)
+            .map_err(|e| format!("stored event is invalid: {e}"))?;
         Ok((ev, seq, id, ingested_at))
     }
 
-    fn build(value: &Json<'_>, is_record: bool) -> Result<Self, PrepareError> {
+    fn build(value: &Json<'_>, is_record: bool, index: bool) -> Result<Self, PrepareError> {
         let env = Envelope::parse_object(value, !is_record)?;
         let Json::Object(members) = value else {
             unreachable!("the envelope checked it is an object")
@@ -195,18 +200,20 @@ impl PreparedEvent {
         });
         let scope = env.default_scope().to_string();
         let mut postings = Vec::with_capacity(BUILTIN_AXES.len());
-        postings.push(posting("scope", &scope));
-        for (axis, value) in [
-            ("tenant", env.tenant),
-            ("subject", env.subject),
-            ("type", Some(env.event_type)),
-            ("source", Some(env.source)),
-            ("actor", env.actor_id),
-            ("id", Some(env.id)),
-        ] {
-            if let Some(v) = value {
-                postings.push(posting(axis, v));
-            }
+        if index {
+            postings.push(posting("scope", &scope));
+            let axes = [
+                ("tenant", env.tenant),
+                ("subject", env.subject),
+                ("type", Some(env.event_type)),
+                ("source", Some(env.source)),
+                ("actor", env.actor_id),
+                ("id", Some(env.id)),
+            ];
+            postings.extend(
+                axes.into_iter()
+                    .filter_map(|(axis, v)| Some(posting(axis, v?))),
+            );
         }
         Ok(PreparedEvent {
             record_id: RecordId::of_canonical(&canonical),
@@ -314,7 +321,7 @@ mod tests {
                 String::from_utf8(jcs::to_vec(&full).unwrap()).unwrap()
             );
             let parsed = Json::parse(&rec).unwrap();
-            let (again, seq, id, at) = PreparedEvent::from_record(&parsed).unwrap();
+            let (again, seq, id, at) = PreparedEvent::from_record(&parsed, true).unwrap();
             assert_eq!(
                 (seq, id, at),
                 (41, p.record_id, "2026-11-23T00:00:00.000001Z")

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        // Not `source`: the message already carries it, and a source would print it twice.
+        cause: std::io::Error,
     },
     #[error("data directory {dir} is in use by another sealog process{holder}")]
     Locked { dir: PathBuf, holder: String },
@@ -27,7 +28,7 @@ impl StoreError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         StoreError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     }
 }

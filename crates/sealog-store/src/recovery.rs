@@ -324,7 +324,8 @@ fn reindex(
         ))
     };
     let value = Json::parse(payload).map_err(|e| bad(format!("record is not JSON: {e}")))?;
-    let (ev, stored_seq, id, ingested_at) = PreparedEvent::from_record(&value).map_err(bad)?;
+    let (ev, stored_seq, id, ingested_at) =
+        PreparedEvent::from_record(&value, true).map_err(bad)?;
     if stored_seq != seq {
         return Err(bad(format!("record says seq {stored_seq}")));
     }

@@ -13,7 +13,7 @@ use std::path::Path;
 use sealog_merkle::note::Verifier;
 use sealog_merkle::{Frontier, Hash, NodeReader};
 use sealog_model::json::Json;
-use sealog_model::{PreparedEvent, jcs};
+use sealog_model::PreparedEvent;
 
 use crate::checkpoints::{SignedCheckpoint, open_checkpoint, read_log};
 use crate::segment::{self, HEADER_BYTES};
@@ -293,17 +293,19 @@ fn check_records(
 
 fn check_record(payload: &[u8], seq: u64) -> Result<Hash, String> {
     let value = Json::parse(payload).map_err(|e| format!("record is not JSON: {e}"))?;
-    let mut canonical = Vec::with_capacity(payload.len());
-    jcs::write_json(&value, &mut canonical)
-        .map_err(|e| format!("record cannot be canonicalized: {e}"))?;
-    if canonical != payload {
-        return Err("record bytes are not in canonical (RFC 8785) form".into());
-    }
-    let (ev, stored_seq, id, _) = PreparedEvent::from_record(&value)?;
+    let (ev, stored_seq, id, ingested_at) = PreparedEvent::from_record(&value, false)?;
     if stored_seq != seq {
         return Err(format!(
             "record says seq {stored_seq}: records were reordered, removed or inserted"
         ));
+    }
+    // Re-making the record from its re-canonicalized event and its own server fields must
+    // give back exactly the stored bytes: this checks that they are canonical (RFC 8785)
+    // without canonicalizing the whole record a second time.
+    let mut remade = Vec::with_capacity(payload.len());
+    ev.write_record(stored_seq, ingested_at, &mut remade);
+    if remade != payload && ev.record_id == id {
+        return Err("record bytes are not in canonical (RFC 8785) form".into());
     }
     if ev.record_id != id {
         return Err(format!(

@@ -196,8 +196,26 @@ impl Run {
             rid: Table::open(&s.with_extension("rid"), RID_WIDTH, counts[0])?,
             post: Table::open(&s.with_extension("post"), POST_WIDTH, counts[1])?,
             time: Table::open(&s.with_extension("time"), TIME_WIDTH, counts[2])?,
-            bloom: Bloom::read(&s.with_extension("bloom"), counts[0])?,
+            bloom: Bloom::read(&s.with_extension("bloom"), counts[0])
+                .or_else(|_| Self::rebuild_bloom(dir, first, end, counts[0]))?,
         })
+    }
+
+    /// A missing or damaged filter is derived data: rebuild it from the run's own ids.
+    fn rebuild_bloom(dir: &Path, first: u64, end: u64, keys: u64) -> Result<Bloom, StoreError> {
+        let rid = Table::open(
+            &stem(dir, first, end).with_extension("rid"),
+            RID_WIDTH,
+            keys,
+        )?;
+        Self::write_bloom(
+            dir,
+            first,
+            end,
+            (0..rid.len()).map(|i| &rid.entry(i)[..32]),
+            keys,
+        )?;
+        Bloom::read(&stem(dir, first, end).with_extension("bloom"), keys)
     }
 
     /// Writes the Bloom filter file of a run whose tables were just written; must come
@@ -302,8 +320,13 @@ mod tests {
             b.insert(&rid(i));
         }
         assert!((0..10_000).all(|i| b.may_contain(&rid(i))));
-        let strangers = (10_000..110_000).filter(|&i| b.may_contain(&rid(i))).count();
-        assert!(strangers < 3_000, "{strangers} false positives in 100k: the filter is not doing its job");
+        let strangers = (10_000..110_000)
+            .filter(|&i| b.may_contain(&rid(i)))
+            .count();
+        assert!(
+            strangers < 3_000,
+            "{strangers} false positives in 100k: the filter is not doing its job"
+        );
         let empty = Bloom::for_keys(0);
         assert!(!empty.may_contain(&rid(1)));
     }
