@@ -141,7 +141,7 @@ pub struct Store {
     writer: Option<JoinHandle<()>>,
     recovery: Recovery,
     dir: PathBuf,
-    _lock: File,
+    _lock: lock::DirLock,
 }
 
 impl Store {

@@ -1,38 +1,93 @@
 //! One process per data directory: an exclusive advisory lock on `LOCK`, released by the
 //! kernel when the process dies, so a crash never leaves a stale lock behind.
+//!
+//! A `flock` belongs to the open file, and a child process forked by any thread of ours holds
+//! a copy of every descriptor until it execs. So if the lock is held and `LOCK` names this
+//! very process while no store of ours has the directory open, the holder is such a
+//! short-lived copy: wait for it rather than report the directory busy.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 
-pub(crate) fn acquire(dir: &Path) -> Result<File, StoreError> {
-    let path = dir.join("LOCK");
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| StoreError::io(&path, e))?;
-    if file.try_lock().is_err() {
-        let mut pid = String::new();
-        let _ = file.read_to_string(&mut pid);
-        let holder = match pid.trim() {
-            "" => String::new(),
-            p => format!(" (pid {p})"),
-        };
-        return Err(StoreError::Locked {
-            dir: dir.to_path_buf(),
-            holder,
-        });
+/// Directories this process has open, by canonical path.
+static OPEN: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// How long to wait out a descriptor inherited by a child that has not exec'd yet.
+const INHERITED_WAIT_MAX: Duration = Duration::from_secs(5);
+
+pub(crate) struct DirLock {
+    _file: File,
+    key: PathBuf,
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        if let Some(open) = OPEN.lock().expect("lock registry").as_mut() {
+            open.remove(&self.key);
+        }
     }
-    let stamp = |f: &mut File| -> std::io::Result<()> {
-        f.set_len(0)?;
-        f.rewind()?;
-        write!(f, "{}", std::process::id())
+}
+
+pub(crate) fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
+    let key = dir.canonicalize().map_err(|e| StoreError::io(dir, e))?;
+    let path = dir.join("LOCK");
+    let locked = |holder: String| StoreError::Locked {
+        dir: dir.to_path_buf(),
+        holder,
     };
-    stamp(&mut file).map_err(|e| StoreError::io(&path, e))?;
-    Ok(file)
+    {
+        let mut open = OPEN.lock().expect("lock registry");
+        if !open.get_or_insert_with(HashSet::new).insert(key.clone()) {
+            return Err(locked(format!(
+                " (pid {}, this process)",
+                std::process::id()
+            )));
+        }
+    }
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        let started = Instant::now();
+        while file.try_lock().is_err() {
+            let mut pid = String::new();
+            let _ = file.rewind().and_then(|()| file.read_to_string(&mut pid));
+            let ours = pid.trim() == std::process::id().to_string();
+            if !ours || started.elapsed() > INHERITED_WAIT_MAX {
+                return Err(locked(match pid.trim() {
+                    "" => String::new(),
+                    p => format!(" (pid {p})"),
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stamp = |f: &mut File| -> std::io::Result<()> {
+            f.set_len(0)?;
+            f.rewind()?;
+            write!(f, "{}", std::process::id())
+        };
+        stamp(&mut file).map_err(|e| StoreError::io(&path, e))?;
+        Ok(file)
+    })();
+    match result {
+        Ok(file) => Ok(DirLock { _file: file, key }),
+        Err(e) => {
+            OPEN.lock()
+                .expect("lock registry")
+                .as_mut()
+                .expect("registered above")
+                .remove(&key);
+            Err(e)
+        }
+    }
 }

@@ -12,8 +12,8 @@ use std::path::Path;
 
 use sealog_merkle::note::Verifier;
 use sealog_merkle::{Frontier, Hash, NodeReader};
-use sealog_model::json::Json;
 use sealog_model::PreparedEvent;
+use sealog_model::json::Json;
 
 use crate::checkpoints::{SignedCheckpoint, open_checkpoint, read_log};
 use crate::segment::{self, HEADER_BYTES};
