@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -27,6 +28,7 @@ pub(crate) fn time_key(ns: i64) -> [u8; 8] {
 
 pub(crate) struct Table {
     map: Option<Mmap>,
+    file: File,
     width: usize,
 }
 
@@ -41,13 +43,32 @@ impl Table {
                 entries
             )));
         }
-        if len == 0 {
-            return Ok(Table { map: None, width });
+        let map = if len == 0 {
+            None
+        } else {
+            Some(map_read_only(&file, path)?)
+        };
+        Ok(Table { map, file, width })
+    }
+
+    /// Finds the entry starting with `key` by reading the file rather than the map. Used for
+    /// lookups the Bloom filter lets through (about 1% of them for new ids): faulting their
+    /// random pages into the map would grow the resident set with the log.
+    pub(crate) fn find_by_reading(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut entry = vec![0u8; self.width];
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            self.file
+                .read_exact_at(&mut entry, (mid * self.width) as u64)
+                .ok()?;
+            match entry[..key.len()].cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(entry),
+            }
         }
-        Ok(Table {
-            map: Some(map_read_only(&file, path)?),
-            width,
-        })
+        None
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -246,8 +267,8 @@ impl Run {
         if !self.bloom.may_contain(rid) {
             return None;
         }
-        let i = self.rid.lower_bound(rid);
-        (i < self.rid.len() && &self.rid.entry(i)[..32] == rid).then(|| self.rid.seq_at(i))
+        let entry = self.rid.find_by_reading(rid)?;
+        Some(u64::from_be_bytes(entry[32..].try_into().expect("8 bytes")))
     }
 
     /// Seqs of `key` greater than or equal to `from`, ascending, appended to `out` until it holds `limit`.
