@@ -132,6 +132,47 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// This machine's own limits, measured in the same run as the figures they bound: fsync
+/// latency (4 KiB appends, each fdatasync'd), sequential write bandwidth with a final
+/// fdatasync, and single-core SHA-256 on 600-byte inputs (the Merkle leaf path).
+pub(crate) fn machine(dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    use std::io::Write;
+    let path = dir.join("machine-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let block = vec![0x5au8; 4096];
+    let mut syncs = Vec::with_capacity(200);
+    for _ in 0..200 {
+        f.write_all(&block)?;
+        let t = Instant::now();
+        f.sync_data()?;
+        syncs.push(t.elapsed().as_nanos() as u64);
+    }
+    syncs.sort_unstable();
+    let mib = vec![0xa5u8; 1 << 20];
+    let t = Instant::now();
+    for _ in 0..256 {
+        f.write_all(&mib)?;
+    }
+    f.sync_data()?;
+    let write_mib_s = 256.0 / t.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    let input = [0x42u8; 600];
+    let rounds = 400_000u64;
+    let t = Instant::now();
+    for i in 0..rounds {
+        std::hint::black_box(sealog_merkle::leaf_hash(std::hint::black_box(
+            &input[..600 - (i % 2) as usize],
+        )));
+    }
+    let sha_mib_s = (rounds * 600) as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64();
+    Ok(json!({
+        "fsync_ms": {"p50": percentile(&syncs, 0.5) / 1000.0, "p99": percentile(&syncs, 0.99) / 1000.0},
+        "seq_write_fsync_mib_s": write_mib_s.round(),
+        "sha256_600b_mib_s_per_core": sha_mib_s.round(),
+    }))
+}
+
 fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     let tmp;
     let dir = match &a.dir {
@@ -141,6 +182,9 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
             tmp.clone()
         }
     };
+    std::fs::create_dir_all(&dir)?;
+    let machine = machine(&dir)?;
+    eprintln!("machine: {machine}");
     let store = Store::open(
         &dir,
         Config {
@@ -229,6 +273,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         "rss_mib": rss, "rss_anon_mib": anon, "rss_file_mib": file,
         "bytes_on_disk_per_record": on_disk / appended.max(1),
         "durability": format!("{durability:?}"),
+        "machine": machine,
     });
     println!("{summary}");
     if a.dir.is_none() {

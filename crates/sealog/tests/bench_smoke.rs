@@ -1,0 +1,54 @@
+//! The benchmarks run at a tiny size so they keep working; nothing here looks at timings.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealog"))
+        .args(args)
+        .output()
+        .expect("run sealog");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("summary is JSON")
+}
+
+#[test]
+fn ingest_and_proof_benchmarks_run_and_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bench");
+    let dir = dir.to_str().unwrap();
+    let ingest = run(&[
+        "bench", "ingest", "--events", "3000", "--batch", "250", "--dir", dir,
+    ]);
+    assert_eq!(ingest["appended"], 3000, "{ingest}");
+    assert_eq!(ingest["durability"], "Fsync");
+    assert!(
+        ingest["commits"].as_u64().unwrap() >= 3000 / 250 / 2,
+        "{ingest}"
+    );
+    assert!(ingest["machine"]["fsync_ms"]["p50"].is_number(), "{ingest}");
+    // The same seed gives the same events: a second run over the same store appends nothing.
+    let again = run(&[
+        "bench", "ingest", "--events", "3000", "--batch", "250", "--dir", dir,
+    ]);
+    assert_eq!(again["appended"], 0, "{again}");
+    let proofs = run(&["bench", "proofs", "--dir", dir, "--samples", "500"]);
+    assert_eq!(
+        (proofs["tree_size"].as_u64(), proofs["samples"].as_u64()),
+        (Some(3000), Some(500)),
+        "{proofs}"
+    );
+    let verify = Command::new(env!("CARGO_BIN_EXE_sealog"))
+        .args(["--data", dir, "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
