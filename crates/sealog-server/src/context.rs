@@ -66,27 +66,41 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
     let route = route_label(req.uri().path());
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", id = %id, method = %method, route = route);
+    // Debug level: at the default `info` a span per request would cost more than routing it.
+    let span = tracing::debug_span!("request", id = %id, method = %method, route = route);
     let started = Instant::now();
     let resp = next.run(req).instrument(span.clone()).await;
     let resp = normalize_error(resp).await;
     let status = resp.status();
     let secs = started.elapsed().as_secs_f64();
-    metrics::counter!("sealog_http_requests_total", "route" => route, "status" => status.as_u16().to_string())
+    metrics::counter!("sealog_http_requests_total", "route" => route, "status" => status_label(status.as_u16()))
         .increment(1);
     metrics::histogram!("sealog_http_request_seconds", "route" => route).record(secs);
-    span.in_scope(|| {
-        if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), seconds = secs, "request failed");
-        } else {
-            tracing::debug!(status = status.as_u16(), seconds = secs, "request");
-        }
-    });
+    if status.is_server_error() {
+        tracing::warn!(id = %id, route, status = status.as_u16(), seconds = secs, "request failed");
+    } else {
+        span.in_scope(|| tracing::debug!(status = status.as_u16(), seconds = secs, "request"));
+    }
     let mut resp = resp;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// The common statuses as static labels, so the hot path allocates nothing for them.
+fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
+    match status {
+        200 => "200".into(),
+        201 => "201".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        403 => "403".into(),
+        404 => "404".into(),
+        422 => "422".into(),
+        503 => "503".into(),
+        other => other.to_string().into(),
+    }
 }
 
 async fn normalize_error(resp: Response) -> Response {

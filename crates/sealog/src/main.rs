@@ -5,6 +5,7 @@
 
 mod append;
 mod bench;
+mod bench_http;
 mod client;
 mod demo;
 mod keys;
@@ -81,7 +82,15 @@ enum Command {
     Demo,
     /// Benchmarks.
     #[command(subcommand)]
-    Bench(bench::Bench),
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Load generator against the real server on loopback: single-event and bulk appends, queries.
+    Http(bench_http::HttpArgs),
+    #[command(flatten)]
+    Store(bench::Bench),
 }
 
 fn main() -> ExitCode {
@@ -147,7 +156,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(open(&cli)?, args),
         Command::Keys(k) => keys::run(&cli.data, k),
         Command::Demo => demo::run(&open(&cli)?),
-        Command::Bench(b) => bench::run(b, cli.durability_for_bench()),
+        Command::Bench(BenchCmd::Http(a)) => {
+            bench_http::run(a, cli.durability_for_bench() == Durability::Os)
+        }
+        Command::Bench(BenchCmd::Store(b)) => bench::run(b, cli.durability_for_bench()),
     }
 }
 

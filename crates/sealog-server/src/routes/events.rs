@@ -1,16 +1,14 @@
 //! `POST /v1/events`: one object, an array, or NDJSON; one result per event, in order.
 
-use std::borrow::Cow;
-
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use http_body_util::BodyExt;
 use sealog_model::PreparedEvent;
 use sealog_model::input::{self, InputError};
+use sealog_model::json::Json;
 use sealog_model::record::PrepareError;
 use sealog_store::Outcome;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::{Access, RESERVED_TYPE_PREFIX};
@@ -31,15 +29,6 @@ const MEDIA_TYPES: [&str; 5] = [
     "application/ndjson",
 ];
 
-/// The two envelope attributes the append policy looks at.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow, default)]
-    tenant: Option<Cow<'a, str>>,
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-}
-
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
     request_body(description = "One event object, a JSON array of events, or NDJSON (one event per line)",
@@ -55,7 +44,7 @@ struct Head<'a> {
     security(("bearer" = []))
 )]
 pub(crate) async fn append(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    ctx.authorize(Action::Append, &json!({})).await?;
+    ctx.authorize(Action::Append, &Value::Null).await?;
     check_media_type(&headers)?;
     let bytes = read_body(body, &headers, &ctx.state.limits).await?;
     let principal = ctx.principal.clone();
@@ -260,26 +249,23 @@ fn prepare_all(
         .into_iter()
         .map(|raw| {
             let raw = raw.map_err(|e| Refusal::from(PrepareError::Input(e)))?;
-            let event = PreparedEvent::from_bytes(raw)?;
-            check_policy(raw, principal)?;
+            // One parse serves both the model and the policy check.
+            input::check_event_bytes(raw).map_err(|e| Refusal::from(PrepareError::Input(e)))?;
+            let json = Json::parse(raw).map_err(|e| {
+                Refusal::from(PrepareError::Input(InputError::NotJson(e.to_string())))
+            })?;
+            let event = PreparedEvent::from_json(&json)?;
+            check_policy(&json, principal)?;
             Ok(event)
         })
         .collect())
 }
 
 /// What a key may write: only its own tenant's events, never the server's own record types.
-fn check_policy(raw: &[u8], principal: &Principal) -> Result<(), Refusal> {
-    let head: Head<'_> = serde_json::from_slice(raw).map_err(|e| Refusal {
-        code: "INVALID_ENVELOPE",
-        message: e.to_string(),
-        field: None,
-        denied: false,
-    })?;
-    if head
-        .kind
-        .as_deref()
-        .is_some_and(|t| t.starts_with(RESERVED_TYPE_PREFIX))
-    {
+fn check_policy(event: &Json<'_>, principal: &Principal) -> Result<(), Refusal> {
+    let kind = event.get("type").and_then(Json::as_str);
+    let tenant = event.get("tenant").and_then(Json::as_str);
+    if kind.is_some_and(|t| t.starts_with(RESERVED_TYPE_PREFIX)) {
         return Err(Refusal {
             code: "RESERVED_TYPE",
             message: format!(
@@ -290,7 +276,7 @@ fn check_policy(raw: &[u8], principal: &Principal) -> Result<(), Refusal> {
         });
     }
     if let Some(own) = &principal.tenant
-        && head.tenant.as_deref() != Some(own.as_str())
+        && tenant != Some(own.as_str())
     {
         return Err(Refusal {
             code: "FORBIDDEN_TENANT",

@@ -1,0 +1,378 @@
+//! `sealog bench http`: a load generator against the real server on loopback. It starts
+//! `sealog serve` on a fresh directory (or uses `--url`), then measures single-event appends
+//! at several client counts, bulk NDJSON appends, and subject / axis queries once the log
+//! holds `--query-records` records. Every figure is printed as one JSON line, with an fsync
+//! measured in the same run beside it. Benchmarks report; they never assert.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use crate::bench::{Gen, decision_event};
+
+#[derive(clap::Args)]
+pub(crate) struct HttpArgs {
+    /// Client counts for the single-event append phase.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+    clients: Vec<usize>,
+    /// Seconds per client count.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Events per bulk NDJSON request.
+    #[arg(long, default_value_t = 1000)]
+    bulk_batch: usize,
+    /// Concurrent bulk clients.
+    #[arg(long, default_value_t = 2)]
+    bulk_clients: usize,
+    /// Records in the log before the query phase (bulk-loaded if fewer).
+    #[arg(long, default_value_t = 1_000_000)]
+    query_records: u64,
+    /// Queries of each kind.
+    #[arg(long, default_value_t = 20_000)]
+    query_samples: u64,
+    /// Directory for the server's store (default: a fresh temporary directory, removed after).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Use a running server instead of starting one (with --key).
+    #[arg(long, requires = "key")]
+    url: Option<String>,
+    /// API key for --url.
+    #[arg(long, env = "SEALOG_KEY", hide_env_values = true)]
+    key: Option<String>,
+}
+
+/// A keep-alive HTTP/1.1 connection, minimal on purpose so the client costs little CPU.
+struct Conn {
+    stream: BufReader<TcpStream>,
+    auth: String,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr, key: &str) -> anyhow::Result<Self> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        Ok(Conn {
+            stream: BufReader::with_capacity(1 << 16, s),
+            auth: format!("Bearer {key}"),
+        })
+    }
+
+    /// Sends one request and reads the whole answer; returns the status and the body.
+    fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        ct: &str,
+        body: &[u8],
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {}\r\n",
+            self.auth
+        )
+        .into_bytes();
+        if !body.is_empty() {
+            req.extend_from_slice(
+                format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", body.len()).as_bytes(),
+            );
+        }
+        req.extend_from_slice(b"\r\n");
+        req.extend_from_slice(body);
+        self.stream.get_mut().write_all(&req)?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line)?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {line:?}"))?;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line)?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse()?;
+            }
+        }
+        let mut out = vec![0u8; len];
+        self.stream.read_exact(&mut out)?;
+        Ok((status, out))
+    }
+}
+
+struct Spawned {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(dir: &Path, durability_os: bool) -> anyhow::Result<Spawned> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("--data").arg(dir);
+    if durability_os {
+        cmd.args(["--durability", "os"]);
+    }
+    let mut child = cmd
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("server stdout")?).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .rsplit("://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .with_context(|| format!("the server printed {line:?}"))?;
+    Ok(Spawned { child, addr })
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    f64::from(sorted[((sorted.len() - 1) as f64 * p).round() as usize]) / 1000.0
+}
+
+/// Median fdatasync of a 4 KiB write on the benchmark's filesystem, in milliseconds.
+fn fsync_ms(dir: &Path) -> anyhow::Result<f64> {
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let mut t = Vec::new();
+    for _ in 0..100 {
+        f.write_all(&[7u8; 4096])?;
+        let t0 = Instant::now();
+        f.sync_data()?;
+        t.push(t0.elapsed().as_micros() as u32);
+    }
+    std::fs::remove_file(&path)?;
+    t.sort_unstable();
+    Ok(pct(&t, 0.5))
+}
+
+fn event_bytes(i: u64) -> String {
+    let mut g = Gen::new(0xB0B ^ i.wrapping_mul(0x9E37_79B9));
+    decision_event(i, &mut g)
+}
+
+pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::process::ExitCode> {
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = std::env::temp_dir().join(format!("sealog-bench-http-{}", std::process::id()));
+            tmp.clone()
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    let spawned;
+    let (addr, key) = if let Some(url) = &a.url {
+        let addr: SocketAddr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .with_context(|| format!("--url {url:?}: expected http://IP:PORT"))?;
+        (addr, a.key.clone().unwrap_or_default())
+    } else {
+        let key = sealog_server::keys::create(
+            &dir,
+            sealog_server::keys::KeySpec {
+                roles: vec![sealog_server::keys::Role::Admin],
+                label: Some("bench".into()),
+                ..Default::default()
+            },
+            "bench",
+        )?
+        .secret;
+        spawned = spawn_server(&dir, durability_os)?;
+        (spawned.addr, key)
+    };
+    let fsync = fsync_ms(&dir)?;
+    eprintln!(
+        "bench http: server at {addr}, dir {}, fsync p50 {fsync:.3} ms",
+        dir.display()
+    );
+    let next = AtomicU64::new(0);
+
+    // Single-event appends.
+    for &clients in &a.clients {
+        let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
+        let begin = Instant::now();
+        let lat: Vec<Vec<u32>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..clients)
+                .map(|_| {
+                    let (key, next) = (&key, &next);
+                    s.spawn(move || -> anyhow::Result<Vec<u32>> {
+                        let mut c = Conn::open(addr, key)?;
+                        let mut lat = Vec::new();
+                        while Instant::now() < deadline {
+                            let body = event_bytes(next.fetch_add(1, Ordering::Relaxed));
+                            let t0 = Instant::now();
+                            let (status, out) =
+                                c.call("POST", "/v1/events", "application/json", body.as_bytes())?;
+                            if status != 200 {
+                                bail!(
+                                    "append answered {status}: {}",
+                                    String::from_utf8_lossy(&out)
+                                );
+                            }
+                            lat.push(t0.elapsed().as_micros() as u32);
+                        }
+                        Ok(lat)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("client thread"))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
+        let secs = begin.elapsed().as_secs_f64();
+        let mut all: Vec<u32> = lat.into_iter().flatten().collect();
+        all.sort_unstable();
+        println!(
+            "{}",
+            json!({"bench": "http.append.single", "clients": clients, "events": all.len(), "seconds": secs,
+                   "events_per_s": (all.len() as f64 / secs).round(), "p50_ms": pct(&all, 0.5), "p99_ms": pct(&all, 0.99),
+                   "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync})
+        );
+    }
+
+    // Bulk NDJSON appends until the log holds the records the query phase needs.
+    let (_, ready) = Conn::open(addr, &key)?.call("GET", "/readyz", "", b"")?;
+    let have = serde_json::from_slice::<serde_json::Value>(&ready)?["records"]
+        .as_u64()
+        .unwrap_or(0);
+    let bulk_target = a
+        .query_records
+        .saturating_sub(have)
+        .max(a.bulk_batch as u64 * 20);
+    let start_i = next.fetch_add(bulk_target, Ordering::Relaxed);
+    let taken = AtomicU64::new(0);
+    let begin = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..a.bulk_clients)
+            .map(|_| {
+                let (key, taken) = (&key, &taken);
+                s.spawn(move || -> anyhow::Result<()> {
+                    let mut c = Conn::open(addr, key)?;
+                    loop {
+                        let first = taken.fetch_add(a.bulk_batch as u64, Ordering::Relaxed);
+                        if first >= bulk_target {
+                            return Ok(());
+                        }
+                        let last = (first + a.bulk_batch as u64).min(bulk_target);
+                        let mut body = String::with_capacity(a.bulk_batch * 700);
+                        for i in first..last {
+                            body.push_str(&event_bytes(start_i + i));
+                            body.push('\n');
+                        }
+                        let (status, out) = c.call(
+                            "POST",
+                            "/v1/events",
+                            "application/x-ndjson",
+                            body.as_bytes(),
+                        )?;
+                        if status != 200 {
+                            bail!(
+                                "bulk append answered {status}: {}",
+                                String::from_utf8_lossy(&out)
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("bulk thread")?;
+        }
+        Ok(())
+    })?;
+    let secs = begin.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"bench": "http.append.bulk", "clients": a.bulk_clients, "batch": a.bulk_batch, "events": bulk_target,
+               "seconds": secs, "events_per_s": (bulk_target as f64 / secs).round()})
+    );
+
+    // Queries: one subject (one record), and an axis page, over the loaded log.
+    let loaded = start_i + bulk_target;
+    let mut g = Gen::new(7);
+    for (kind, clients) in [
+        ("subject", 1usize),
+        ("axis", 1),
+        ("subject", 16),
+        ("axis", 16),
+    ] {
+        let per = a.query_samples / clients as u64;
+        let begin = Instant::now();
+        let lat: Vec<Vec<u32>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..clients)
+                .map(|c| {
+                    let key = &key;
+                    let seed = g.next() ^ c as u64;
+                    s.spawn(move || -> anyhow::Result<Vec<u32>> {
+                        let mut g = Gen::new(seed);
+                        let mut conn = Conn::open(addr, key)?;
+                        let mut lat = Vec::with_capacity(per as usize);
+                        for _ in 0..per {
+                            let i = start_i + g.next() % (loaded - start_i);
+                            let path = match kind {
+                                "subject" => {
+                                    format!("/v1/records?subject=evt_txn_{i:012}&limit=10")
+                                }
+                                _ => format!(
+                                    "/v1/records?axis.tenant=run_{:04}&axis.actor=df-{}&limit=10",
+                                    g.next() % 64,
+                                    g.next() % 8
+                                ),
+                            };
+                            let t0 = Instant::now();
+                            let (status, out) = conn.call("GET", &path, "", b"")?;
+                            if status != 200 {
+                                bail!("query answered {status}: {}", String::from_utf8_lossy(&out));
+                            }
+                            lat.push(t0.elapsed().as_micros() as u32);
+                        }
+                        Ok(lat)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("query thread"))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
+        let secs = begin.elapsed().as_secs_f64();
+        let mut all: Vec<u32> = lat.into_iter().flatten().collect();
+        all.sort_unstable();
+        println!(
+            "{}",
+            json!({"bench": format!("http.query.{kind}"), "clients": clients, "records_in_log": loaded, "queries": all.len(),
+                   "queries_per_s": (all.len() as f64 / secs).round(), "p50_ms": pct(&all, 0.5), "p99_ms": pct(&all, 0.99),
+                   "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync,
+                   "note": "each query waits for its own audit.access record to be durable (group commit)"})
+        );
+    }
+    if a.dir.is_none() && a.url.is_none() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
