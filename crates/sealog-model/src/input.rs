@@ -89,18 +89,17 @@ fn check_size(raw: &[u8]) -> RawEvent<'_> {
 }
 
 /// Checks one event's size and UTF-8 before parsing, for precise messages.
-pub fn check_event_bytes(raw: &[u8]) -> Result<(), InputError> {
+pub fn check_event_bytes(raw: &[u8]) -> Result<&str, InputError> {
     check_size(raw)?;
     std::str::from_utf8(raw).map_err(|e| InputError::InvalidUtf8 {
         offset: e.valid_up_to(),
-    })?;
-    Ok(())
+    })
 }
 
 /// Parses one event's bytes into JSON, with size and UTF-8 checked first.
 pub fn parse_event(raw: &[u8]) -> Result<Value, InputError> {
-    check_event_bytes(raw)?;
-    serde_json::from_slice(raw).map_err(|e| InputError::NotJson(e.to_string()))
+    let text = check_event_bytes(raw)?;
+    serde_json::from_str(text).map_err(|e| InputError::NotJson(e.to_string()))
 }
 
 #[cfg(test)]

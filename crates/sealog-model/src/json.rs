@@ -25,6 +25,11 @@ impl<'a> Json<'a> {
         serde_json::from_slice(bytes)
     }
 
+    /// Parses text already known to be UTF-8, without checking it again.
+    pub fn parse_str(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
     /// Borrows a `serde_json::Value` as a tree of this kind.
     pub fn from_value(v: &'a Value) -> Self {
         match v {

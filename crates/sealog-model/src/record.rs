@@ -122,8 +122,8 @@ pub struct PreparedEvent {
 impl PreparedEvent {
     /// Parses, validates and canonicalizes one event's raw bytes.
     pub fn from_bytes(raw: &[u8]) -> Result<Self, PrepareError> {
-        input::check_event_bytes(raw)?;
-        let json = Json::parse(raw)
+        let text = input::check_event_bytes(raw)?;
+        let json = Json::parse_str(text)
             .map_err(|e| PrepareError::Input(InputError::NotJson(e.to_string())))?;
         Self::from_json(&json)
     }
@@ -262,7 +262,11 @@ impl PreparedEvent {
                 }
                 "record_id" => {
                     out.extend_from_slice(b"\"record_id\":\"");
-                    out.extend_from_slice(self.record_id.to_string().as_bytes());
+                    let mut hex = [0u8; 64];
+                    hex::encode_to_slice(self.record_id.0, &mut hex)
+                        .expect("64 hex digits for 32 bytes");
+                    out.extend_from_slice(RecordId::PREFIX.as_bytes());
+                    out.extend_from_slice(&hex);
                     out.push(b'"');
                 }
                 _ => {
