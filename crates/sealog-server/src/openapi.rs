@@ -117,7 +117,6 @@ pub(crate) struct Ready {
     pub auth: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
-    pub records: u64,
     pub uptime_s: u64,
     pub reasons: Vec<String>,
 }

@@ -256,9 +256,11 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
     }
 
     // Bulk NDJSON appends until the log holds the records the query phase needs.
-    let (_, ready) = Conn::open(addr, &key)?.call("GET", "/readyz", "", b"")?;
-    let have = serde_json::from_slice::<serde_json::Value>(&ready)?["records"]
-        .as_u64()
+    let (_, note) = Conn::open(addr, &key)?.call("GET", "/checkpoint", "", b"")?;
+    let have: u64 = String::from_utf8_lossy(&note)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
         .unwrap_or(0);
     let bulk_target = a
         .query_records

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::access::Access;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
@@ -92,9 +93,11 @@ pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
         .map_err(|e| ApiError::bad_request("BAD_JSON", format!("the key spec: {e}")))?;
     let tenant = match (&ctx.principal.tenant, req.tenant) {
         (Some(own), Some(t)) if *own != t => {
-            return Err(ApiError::forbidden(
-                "a tenant admin creates keys only for its own tenant",
-            ));
+            let err = ApiError::forbidden("a tenant admin creates keys only for its own tenant");
+            let resource = json!({"tenant": crate::access::clip(&t)});
+            ctx.record(Access::of(Action::KeysCreate, resource, Err(&err)))
+                .await?;
+            return Err(err);
         }
         (Some(own), _) => Some(own.clone()),
         (None, t) => t,

@@ -40,7 +40,6 @@ pub(crate) async fn readyz(State(state): Shared) -> Response {
         warning: open.then(|| {
             "OPEN MODE: no API key exists, every request is served as admin; create one with `sealog keys create`".to_string()
         }),
-        records: state.store.len(),
         uptime_s: state.started.elapsed().as_secs(),
         reasons,
     };
