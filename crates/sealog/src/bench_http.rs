@@ -144,6 +144,108 @@ fn spawn_server(dir: &Path, durability_os: bool) -> anyhow::Result<Spawned> {
     Ok(Spawned { child, addr })
 }
 
+/// Runs `clients` keep-alive connections on one thread (so the load generator itself costs
+/// little CPU and few context switches); each sends `next(n)` while `more(n)` holds, `n` being
+/// its own request count. Returns every request's latency in microseconds.
+fn async_clients(
+    addr: SocketAddr,
+    key: &str,
+    clients: usize,
+    next: impl Fn(u64) -> (&'static str, String, String) + Sync,
+    more: impl Fn(u64) -> bool + Sync,
+) -> anyhow::Result<Vec<u32>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let auth = format!("Bearer {key}");
+    let (next, more, auth) = (&next, &more, &auth);
+    let one = |_: usize| async move {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let mut s = tokio::io::BufReader::with_capacity(1 << 16, s);
+        let mut lat = Vec::new();
+        let mut line = String::new();
+        let mut n = 0u64;
+        while more(n) {
+            let (method, path, body) = next(n);
+            n += 1;
+            let mut req =
+                format!("{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {auth}\r\n");
+            if !body.is_empty() {
+                req.push_str(&format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                    body.len()
+                ));
+            }
+            req.push_str("\r\n");
+            req.push_str(&body);
+            let t0 = Instant::now();
+            s.get_mut().write_all(req.as_bytes()).await?;
+            line.clear();
+            s.read_line(&mut line).await?;
+            let status = line.split(' ').nth(1).unwrap_or("").to_string();
+            let mut len = 0usize;
+            loop {
+                line.clear();
+                s.read_line(&mut line).await?;
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    len = v.trim().parse()?;
+                }
+            }
+            let mut out = vec![0u8; len];
+            s.read_exact(&mut out).await?;
+            if status != "200" {
+                bail!(
+                    "{method} {path} answered {status}: {}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+            lat.push(t0.elapsed().as_micros() as u32);
+        }
+        anyhow::Ok(lat)
+    };
+    rt.block_on(async {
+        let all = futures_join_all((0..clients).map(one).collect()).await;
+        let mut out = Vec::new();
+        for r in all {
+            out.extend(r?);
+        }
+        Ok(out)
+    })
+}
+
+/// Polls every future to completion on the current task.
+async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..futs.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
+}
+
 fn pct(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -215,37 +317,19 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
     for &clients in &a.clients {
         let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
         let begin = Instant::now();
-        let lat: Vec<Vec<u32>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..clients)
-                .map(|_| {
-                    let (key, next) = (&key, &next);
-                    s.spawn(move || -> anyhow::Result<Vec<u32>> {
-                        let mut c = Conn::open(addr, key)?;
-                        let mut lat = Vec::new();
-                        while Instant::now() < deadline {
-                            let body = event_bytes(next.fetch_add(1, Ordering::Relaxed));
-                            let t0 = Instant::now();
-                            let (status, out) =
-                                c.call("POST", "/v1/events", "application/json", body.as_bytes())?;
-                            if status != 200 {
-                                bail!(
-                                    "append answered {status}: {}",
-                                    String::from_utf8_lossy(&out)
-                                );
-                            }
-                            lat.push(t0.elapsed().as_micros() as u32);
-                        }
-                        Ok(lat)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("client thread"))
-                .collect::<anyhow::Result<Vec<_>>>()
-        })?;
+        let counter = &next;
+        let lat = async_clients(
+            addr,
+            &key,
+            clients,
+            move |_| {
+                let body = event_bytes(counter.fetch_add(1, Ordering::Relaxed));
+                ("POST", "/v1/events".to_string(), body)
+            },
+            move |_| Instant::now() < deadline,
+        )?;
         let secs = begin.elapsed().as_secs_f64();
-        let mut all: Vec<u32> = lat.into_iter().flatten().collect();
+        let mut all = lat;
         all.sort_unstable();
         println!(
             "{}",
