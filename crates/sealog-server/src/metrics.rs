@@ -94,6 +94,10 @@ fn describe() {
     );
     describe_gauge!("sealog_store_fsyncs", "fsyncs since the store opened");
     describe_gauge!(
+        "sealog_store_fsync_seconds",
+        "Time the writer spent in fsync since the store opened"
+    );
+    describe_gauge!(
         "sealog_append_queue_requests",
         "Append requests waiting for a thread"
     );
@@ -111,6 +115,8 @@ pub(crate) fn refresh_gauges(state: &AppState) {
     metrics::gauge!("sealog_store_committed_events")
         .set(stats.committed_events.load(Ordering::Relaxed) as f64);
     metrics::gauge!("sealog_store_fsyncs").set(stats.fsyncs.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("sealog_store_fsync_seconds")
+        .set(stats.sync_ns.load(Ordering::Relaxed) as f64 / 1e9);
     metrics::gauge!("sealog_append_queue_requests").set(state.appender.queued() as f64);
     metrics::gauge!("sealog_open_mode").set(if state.keys.open_mode() { 1.0 } else { 0.0 });
     // The newest checkpoint as published on disk (docs/format.md: checkpoints/latest).

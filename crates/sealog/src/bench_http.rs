@@ -246,6 +246,23 @@ async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output
         .collect()
 }
 
+/// The store's fsync count and total fsync seconds, from `/metrics`.
+fn store_fsyncs(addr: SocketAddr, key: &str) -> (f64, f64) {
+    let text = Conn::open(addr, key)
+        .and_then(|mut c| c.call("GET", "/metrics", "", b""))
+        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("sealog_store_fsyncs"),
+        value("sealog_store_fsync_seconds"),
+    )
+}
+
 fn pct(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -316,6 +333,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
     // Single-event appends.
     for &clients in &a.clients {
         let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
+        let (fsyncs0, fsync_s0) = store_fsyncs(addr, &key);
         let begin = Instant::now();
         let counter = &next;
         let lat = async_clients(
@@ -329,13 +347,16 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
             move |_| Instant::now() < deadline,
         )?;
         let secs = begin.elapsed().as_secs_f64();
+        let (fsyncs1, fsync_s1) = store_fsyncs(addr, &key);
+        let store_fsync_ms = (fsync_s1 - fsync_s0) * 1e3 / (fsyncs1 - fsyncs0).max(1.0);
         let mut all = lat;
         all.sort_unstable();
         println!(
             "{}",
             json!({"bench": "http.append.single", "clients": clients, "events": all.len(), "seconds": secs,
                    "events_per_s": (all.len() as f64 / secs).round(), "p50_ms": pct(&all, 0.5), "p99_ms": pct(&all, 0.99),
-                   "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync})
+                   "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync, "store_fsyncs": fsyncs1 - fsyncs0,
+                   "store_fsync_mean_ms": (store_fsync_ms * 1000.0).round() / 1000.0})
         );
     }
 
