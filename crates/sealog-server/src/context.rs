@@ -137,6 +137,40 @@ pub(crate) struct Ctx {
     pub state: Arc<AppState>,
     pub principal: Principal,
     pub request_id: String,
+    /// Holds one of the key's in-flight slots until the request ends.
+    _slot: Slot,
+}
+
+/// One of a key's in-flight request slots, given back when dropped.
+struct Slot(Arc<AtomicU64>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Takes an in-flight slot for the key, or refuses with 429 when it has none left, so one
+/// busy client cannot take every connection's worth of work from the others.
+fn take_slot(state: &AppState, key_id: &str) -> Result<Slot, ApiError> {
+    let counter = {
+        let mut map = state.inflight.lock().expect("in-flight lock");
+        map.entry(key_id.to_string()).or_default().clone()
+    };
+    if counter.fetch_add(1, Ordering::AcqRel) >= state.key_inflight_max as u64 {
+        counter.fetch_sub(1, Ordering::AcqRel);
+        metrics::counter!("sealog_throttled_total").increment(1);
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            format!(
+                "this key already has {} requests in flight; retry after the indicated delay",
+                state.key_inflight_max
+            ),
+        )
+        .retry_after(1));
+    }
+    Ok(Slot(counter))
 }
 
 impl FromRequestParts<Arc<AppState>> for Ctx {
@@ -161,6 +195,7 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
         }
         match authenticated {
             Ok(principal) => Ok(Ctx {
+                _slot: take_slot(state, &principal.key_id)?,
                 state: state.clone(),
                 principal,
                 request_id,

@@ -69,6 +69,11 @@ impl ApiError {
         )
     }
 
+    pub(crate) fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
     pub(crate) fn with(mut self, name: &'static str, value: Value) -> Self {
         self.extra = Some((name, value));
         self
@@ -132,6 +137,7 @@ pub(crate) fn code_for_status(status: StatusCode) -> &'static str {
         404 => "NOT_FOUND",
         405 => "METHOD_NOT_ALLOWED",
         408 => "REQUEST_TIMEOUT",
+        429 => "TOO_MANY_REQUESTS",
         413 => "TOO_LARGE",
         415 => "UNSUPPORTED_MEDIA_TYPE",
         422 => "UNPROCESSABLE",

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     /// Append requests that may wait before new ones are refused with 503.
     pub append_queue_max: usize,
     pub tls: Option<TlsFiles>,
+    /// Requests one key may have in flight; more get 429 with `Retry-After`.
+    pub key_inflight_max: usize,
     /// Serve `/metrics` without a key.
     pub public_metrics: bool,
     /// How long a stop waits for in-flight requests.
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             append_threads: 4,
             append_queue_max: 8192,
             tls: None,
+            key_inflight_max: 1024,
             public_metrics: false,
             shutdown_grace: Duration::from_secs(30),
         }
@@ -126,6 +129,8 @@ impl Server {
             store_failure: Default::default(),
             keys_recorded: Default::default(),
             keys_recorded_generation: Default::default(),
+            inflight: Default::default(),
+            key_inflight_max: config.key_inflight_max,
         });
         let (router, _) = crate::openapi::api(config.public_metrics);
         let router = router

@@ -47,6 +47,10 @@ pub(crate) struct AppState {
     pub store_failure: Mutex<Option<String>>,
     /// The key records already turned into `audit.key_*` records.
     pub(crate) keys_recorded: tokio::sync::Mutex<Vec<crate::keys::KeyRecord>>,
+    /// Requests in flight per key id, and the most one key may have.
+    pub(crate) inflight:
+        Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+    pub(crate) key_inflight_max: usize,
     /// The key ring generation `keys_recorded` reflects.
     pub(crate) keys_recorded_generation: std::sync::atomic::AtomicU64,
 }

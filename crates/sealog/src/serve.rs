@@ -44,6 +44,9 @@ pub(crate) struct Args {
     /// Threads handing combined appends to the store.
     #[arg(long, default_value_t = 4)]
     append_threads: usize,
+    /// Requests one API key may have in flight; more get 429 with Retry-After.
+    #[arg(long, default_value_t = 1024)]
+    key_inflight_max: usize,
     /// Serve /metrics without an API key.
     #[arg(long)]
     public_metrics: bool,
@@ -86,6 +89,7 @@ pub(crate) fn run(store: Store, a: &Args) -> anyhow::Result<ExitCode> {
             }),
             _ => None,
         },
+        key_inflight_max: a.key_inflight_max.max(1),
         public_metrics: a.public_metrics,
         shutdown_grace: secs(a.shutdown_grace_s, "shutdown-grace-s")?,
     };

@@ -559,3 +559,42 @@ fn https_with_rustls_when_a_certificate_is_given() {
     assert_eq!(resp.json()["status"], "ready");
     srv.stop();
 }
+
+#[test]
+fn one_key_cannot_hold_more_than_its_in_flight_slots() {
+    use std::io::{Read, Write};
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let (key, _) = create_key(&data, &["admin"], None, None);
+    let (other, _) = create_key(&data, &["reader"], None, None);
+    let srv = Server::start_with(&data, &["--key-inflight-max", "1", "--body-timeout-s", "2"]);
+    // A request whose body never finishes holds the key's only slot.
+    let mut stalled = std::net::TcpStream::connect(srv.addr).unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{"
+    );
+    stalled.write_all(head.as_bytes()).unwrap();
+    let throttled = (0..200)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            srv.get("/v1/records?limit=1", Some(&key))
+        })
+        .find(|r| r.status == 429)
+        .expect("a second request of the same key is throttled");
+    assert_eq!(throttled.code(), "TOO_MANY_REQUESTS");
+    assert_eq!(throttled.header("retry-after"), Some("1"));
+    assert_eq!(
+        srv.get("/v1/records?limit=1", Some(&other)).status,
+        200,
+        "other keys are not affected"
+    );
+    let mut out = Vec::new();
+    let _ = stalled.read_to_end(&mut out);
+    assert_eq!(parse_response(&out).unwrap().status, 408);
+    assert_eq!(
+        srv.get("/v1/records?limit=1", Some(&key)).status,
+        200,
+        "the slot is given back"
+    );
+    srv.stop();
+}
