@@ -9,6 +9,13 @@ use super::run::{POST_WIDTH, RID_WIDTH, TIME_WIDTH, time_key};
 
 const NONE: u32 = u32::MAX;
 
+#[derive(Clone, Copy)]
+struct Chain {
+    first: u32,
+    last: u32,
+    len: u32,
+}
+
 /// Keys here are already uniform hashes (record ids, postings), so their first eight bytes
 /// are as good a hash as any and far cheaper than SipHash. Collisions cost speed, not
 /// correctness; an adversary would need SHA-256 preimages to aim them.
@@ -44,9 +51,9 @@ pub(crate) struct Memtable {
     pub(crate) first: u64,
     pub(crate) end: u64,
     rid: Prefixed<[u8; 32], u64>,
-    /// Per posting: first and last link of its chain in `links`, so postings stay in seq
-    /// order without one allocation per key.
-    heads: Prefixed<Posting, (u32, u32)>,
+    /// Per posting: first and last link of its chain in `links` (so postings stay in seq
+    /// order without one allocation per key) and its length (so counting is O(1)).
+    heads: Prefixed<Posting, Chain>,
     links: Vec<(u64, u32)>,
     time: Vec<(i64, u64)>,
     /// Each record's postings, so membership is O(postings per record), not O(chain).
@@ -81,17 +88,25 @@ impl Memtable {
                 .expect("a memtable holds far fewer than 4G postings");
             self.links.push((seq, NONE));
             match self.heads.get_mut(p) {
-                Some((_, last)) => {
+                Some(chain) => {
                     // A record may list the same posting twice (tenant == scope): keep it once.
-                    if self.links[*last as usize].0 == seq {
+                    if self.links[chain.last as usize].0 == seq {
                         self.links.pop();
                         continue;
                     }
-                    self.links[*last as usize].1 = at;
-                    *last = at;
+                    self.links[chain.last as usize].1 = at;
+                    chain.last = at;
+                    chain.len += 1;
                 }
                 None => {
-                    self.heads.insert(*p, (at, at));
+                    self.heads.insert(
+                        *p,
+                        Chain {
+                            first: at,
+                            last: at,
+                            len: 1,
+                        },
+                    );
                 }
             }
         }
@@ -102,7 +117,7 @@ impl Memtable {
     }
 
     fn chain(&self, key: &Posting) -> impl Iterator<Item = u64> + '_ {
-        let mut at = self.heads.get(key).map_or(NONE, |h| h.0);
+        let mut at = self.heads.get(key).map_or(NONE, |h| h.first);
         std::iter::from_fn(move || {
             if at == NONE {
                 return None;
@@ -135,7 +150,7 @@ impl Memtable {
     }
 
     pub(crate) fn count(&self, key: &Posting) -> u64 {
-        self.chain(key).count() as u64
+        self.heads.get(key).map_or(0, |c| u64::from(c.len))
     }
 
     pub(crate) fn time_range(&self, from: i64, to: i64, out: &mut Vec<u64>) {
