@@ -113,17 +113,15 @@ pub fn read_log(path: &Path) -> Result<(Vec<String>, Option<u64>), StoreError> {
                 at += n;
             }
             // Only a last frame can be torn; damage with whole frames after it is refused.
-            Err(why) => {
-                match (at + 1..bytes.len()).find(|&i| segment::decode_frame(&bytes[i..]).is_ok()) {
-                    None => return Ok((notes, Some(at as u64))),
-                    Some(next) => {
-                        return Err(StoreError::Corrupted(format!(
-                            "{} at offset {at}: {why}, yet a whole checkpoint follows at offset {next}",
-                            path.display()
-                        )));
-                    }
+            Err(why) => match segment::whole_frame_after(&bytes, at) {
+                None => return Ok((notes, Some(at as u64))),
+                Some(next) => {
+                    return Err(StoreError::Corrupted(format!(
+                        "{} at offset {at}: {why}, yet a whole checkpoint follows at offset {next}",
+                        path.display()
+                    )));
                 }
-            }
+            },
         }
     }
     Ok((notes, None))

@@ -120,15 +120,19 @@ pub(crate) struct Shared {
     pub(crate) checkpoints: checkpoints::Checkpoints,
 }
 
-impl Shared {
-    /// Writes the index memtable as a run. Everything the manifest will vouch for — positions
-    /// and tree nodes up to the index's end — is made durable first.
-    pub(crate) fn flush_index(&self, index: &mut Index) -> Result<(), StoreError> {
-        self.positions.sync()?;
-        self.tree.sync()?;
-        index.flush()
-    }
+/// Writes the index memtable as a run. Everything the manifest will vouch for — positions
+/// and tree nodes up to the index's end — is made durable first.
+pub(crate) fn flush_durably(
+    positions: &Positions,
+    tree: &tree::TreeFiles,
+    index: &mut Index,
+) -> Result<(), StoreError> {
+    positions.sync()?;
+    tree.sync()?;
+    index.flush()
+}
 
+impl Shared {
     pub(crate) fn root(&self, size: u64) -> Result<sealog_merkle::Hash, StoreError> {
         sealog_merkle::root(size, &self.tree)
             .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))
@@ -328,17 +332,19 @@ impl Store {
         self.shutdown()
     }
 
+    /// Runs once: `close` and then `Drop` both call it, and the second has nothing to do.
     fn shutdown(&mut self) -> Result<(), StoreError> {
         drop(self.tx.take());
-        if let Some(w) = self.writer.take() {
-            w.join()
-                .map_err(|_| StoreError::Poisoned("the writer thread panicked".into()))?;
-        }
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        w.join()
+            .map_err(|_| StoreError::Poisoned("the writer thread panicked".into()))?;
         if self.shared.poisoned.lock().expect("poison lock").is_some() {
             return Ok(());
         }
         let mut index = self.shared.index.write().expect("index lock");
-        self.shared.flush_index(&mut index)?;
+        flush_durably(&self.shared.positions, &self.shared.tree, &mut index)?;
         drop(index);
         self.checkpoint().map(drop)
     }

@@ -165,7 +165,8 @@ pub(crate) fn recover(
                             cp.size
                         )));
                     }
-                    if let Some(at) = whole_frame_after(&path, offset)? {
+                    let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+                    if let Some(at) = segment::whole_frame_after(&bytes, offset as usize) {
                         return Err(StoreError::Corrupted(format!(
                             "{} at offset {offset} (seq {seq}): {why}, yet a whole frame follows at offset {at}: this is damage, not a torn write",
                             path.display()
@@ -194,9 +195,7 @@ pub(crate) fn recover(
                     index.insert(seq, &ev);
                     tree.append(&tree_files, std::iter::once(payload.as_slice()))?;
                     if index.needs_flush() {
-                        positions.sync()?;
-                        tree_files.sync()?;
-                        index.flush()?;
+                        crate::flush_durably(&positions, &tree_files, &mut index)?;
                     }
                     offset += FRAME_HEADER_BYTES + payload.len() as u64;
                     seq += 1;
@@ -297,15 +296,6 @@ fn next_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> std::io::Result<Frame
         return Ok(Frame::Bad(BadFrame::Checksum));
     }
     Ok(Frame::Whole)
-}
-
-/// Looks for any whole frame starting after `offset`; used to tell damage from a torn tail.
-fn whole_frame_after(path: &Path, offset: u64) -> Result<Option<u64>, StoreError> {
-    let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
-    let start = offset as usize + 1;
-    Ok((start..bytes.len())
-        .find(|&i| segment::decode_frame(&bytes[i..]).is_ok())
-        .map(|i| i as u64))
 }
 
 /// Rebuilds one record's index entries from its stored bytes, checking that the bytes are

@@ -105,6 +105,12 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(&[u8], usize), BadFrame> {
     Ok((payload, end))
 }
 
+/// The offset of the first whole frame that starts after `offset` in `bytes`, if any. A bad
+/// frame with a whole one after it is damage, not a torn write: only a tail can be torn.
+pub fn whole_frame_after(bytes: &[u8], offset: usize) -> Option<usize> {
+    (offset + 1..bytes.len()).find(|&i| decode_frame(&bytes[i..]).is_ok())
+}
+
 pub fn encode_header(first_seq: u64) -> [u8; HEADER_BYTES as usize] {
     let mut h = [0u8; HEADER_BYTES as usize];
     h[..8].copy_from_slice(MAGIC);

@@ -130,7 +130,7 @@ pub fn verify(dir: &Path, opts: &Options<'_>) -> Result<Report, Failure> {
     let mut next_expected = 0usize;
 
     let tree_dir = dir.join("tree");
-    let stored_tree = TreeFiles::open_read_only(&tree_dir);
+    let stored_tree = tree_dir.is_dir().then(|| TreeFiles::read_only(&tree_dir));
     let log_dir = dir.join("log");
     let segments =
         segment::list(&log_dir).or_else(|e| fail(log_dir.display().to_string(), e.to_string()))?;
@@ -314,11 +314,4 @@ fn check_record(payload: &[u8], seq: u64) -> Result<Hash, String> {
         ));
     }
     Ok(sealog_merkle::leaf_hash(payload))
-}
-
-impl TreeFiles {
-    /// The stored tree for reading only, if there is one.
-    fn open_read_only(dir: &Path) -> Option<Self> {
-        dir.is_dir().then(|| TreeFiles::read_only(dir))
-    }
 }
