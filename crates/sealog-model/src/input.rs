@@ -2,7 +2,6 @@
 //! NDJSON (one object per line). Each event keeps its own raw bytes so that size, UTF-8 and
 //! syntax errors are reported per event and one bad line never hides the others.
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::limits::EVENT_BYTES_MAX;
@@ -96,12 +95,6 @@ pub fn check_event_bytes(raw: &[u8]) -> Result<&str, InputError> {
     })
 }
 
-/// Parses one event's bytes into JSON, with size and UTF-8 checked first.
-pub fn parse_event(raw: &[u8]) -> Result<Value, InputError> {
-    let text = check_event_bytes(raw)?;
-    serde_json::from_str(text).map_err(|e| InputError::NotJson(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,10 +109,13 @@ mod tests {
         assert_eq!(a, vec![Ok(&b"{\"a\":1}"[..]), Ok(&b"{\"b\":2}"[..])]);
         let n = split(b"{\"a\":1}\n\n{\"b\":2}\r\n{oops\n").unwrap();
         assert_eq!(n.len(), 3);
-        assert!(n[2].is_ok(), "syntax is checked by parse_event, per line");
+        assert!(
+            n[2].is_ok(),
+            "syntax is checked when the event is prepared, per line"
+        );
         assert!(matches!(
-            parse_event(n[2].as_ref().unwrap()),
-            Err(InputError::NotJson(_))
+            crate::PreparedEvent::from_bytes(n[2].as_ref().unwrap()),
+            Err(crate::record::PrepareError::Input(InputError::NotJson(_)))
         ));
     }
 
@@ -132,7 +128,7 @@ mod tests {
             InputError::NotJson(_)
         ));
         assert!(matches!(
-            parse_event(b"{\"a\":\"\xff\"}"),
+            check_event_bytes(b"{\"a\":\"\xff\"}"),
             Err(InputError::InvalidUtf8 { offset: 6 })
         ));
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(EVENT_BYTES_MAX));
