@@ -34,7 +34,13 @@ pub(crate) struct Table {
 
 impl Table {
     pub(crate) fn open(path: &Path, width: usize, entries: u64) -> Result<Self, StoreError> {
-        let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+        // A run is derived data: one that is missing is rebuilt from the log, like a damaged one.
+        let file = File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                StoreError::Corrupted(format!("{} is missing", path.display()))
+            }
+            _ => StoreError::io(path, e),
+        })?;
         let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
         if len != entries * width as u64 {
             return Err(StoreError::Corrupted(format!(
