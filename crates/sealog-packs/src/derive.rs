@@ -1,0 +1,40 @@
+//! Derivation of scope, subject, axes and supersedes target: a pure function of the event, so
+//! the same facts come out of a fresh event and of its stored record.
+
+use sealog_model::Derived;
+
+use crate::pointer::Node;
+use crate::rules::TypeRules;
+
+impl TypeRules {
+    pub(crate) fn derive<N: Node>(&self, event: &N) -> Derived {
+        let text = |p: &Option<crate::pointer::Pointer>| {
+            p.as_ref().and_then(|p| p.get(event)).and_then(Node::text)
+        };
+        let mut axes = Vec::new();
+        for axis in &self.axes {
+            for node in axis.pointer.values(event) {
+                let value = if axis.join.is_empty() {
+                    node.text()
+                } else {
+                    axis.join
+                        .iter()
+                        .map(|j| j.get(node).and_then(Node::text))
+                        .collect::<Option<Vec<_>>>()
+                        .map(|parts| parts.join(":"))
+                };
+                axes.extend(value.map(|v| (axis.name.clone(), v)));
+            }
+        }
+        // Postings are a set: element order in the body must not change what is indexed.
+        axes.sort();
+        axes.dedup();
+        Derived {
+            scope: text(&self.scope),
+            subject: text(&self.subject),
+            axes,
+            unique_per_subject: self.unique_per_subject,
+            supersedes: text(&self.supersedes),
+        }
+    }
+}

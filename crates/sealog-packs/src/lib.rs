@@ -1,0 +1,216 @@
+//! Event-type packs: what each event type must, may and must not carry, how it is normalized
+//! before hashing, which subject, scope and axes it files under, and how it changes its
+//! subject's state. Packs are data (a manifest plus JSON Schemas); five are built in, one per
+//! seed design, and users add theirs as directories.
+//!
+//! Boundary: no I/O beyond reading pack directories at load; checks and derivation are pure
+//! functions of the event.
+
+mod builtin;
+mod check;
+mod derive;
+mod error;
+mod manifest;
+mod pointer;
+mod reason;
+mod rules;
+mod state;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use sealog_model::json::Json;
+use sealog_model::{Derived, Deriver, Envelope};
+use serde_json::Value;
+
+pub use error::PackError;
+pub use reason::{Quarantine, ReasonCode, Violation};
+pub use rules::BUILTIN_AXES;
+
+use rules::TypeRules;
+
+/// A loaded set of packs. Cloning is cheap (shared, immutable).
+#[derive(Clone)]
+pub struct Packs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Pack names in load order, each with its type names.
+    packs: Vec<(String, Vec<String>)>,
+    types: HashMap<String, Arc<TypeRules>>,
+}
+
+impl std::fmt::Debug for Packs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packs")
+            .field("packs", &self.inner.packs)
+            .finish()
+    }
+}
+
+impl Packs {
+    /// The five built-in packs, compiled in. Compiled once per process.
+    pub fn builtin() -> Packs {
+        static BUILTIN: OnceLock<Packs> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                let mut inner = Inner {
+                    packs: Vec::new(),
+                    types: HashMap::new(),
+                };
+                for pack in builtin::PACKS {
+                    let read = |name: &str| pack.file(name);
+                    let compiled = rules::compile_pack(pack.dir, pack.manifest, &read)
+                        .and_then(|c| inner.add(c, pack.dir));
+                    if let Err(e) = compiled {
+                        panic!("built-in pack is broken: {e}");
+                    }
+                }
+                Packs {
+                    inner: Arc::new(inner),
+                }
+            })
+            .clone()
+    }
+
+    /// The built-in packs plus one user pack per directory (`manifest.json` + schemas).
+    pub fn load(user_pack_dirs: &[&Path]) -> Result<Packs, PackError> {
+        let builtin = Self::builtin();
+        let mut inner = Inner {
+            packs: builtin.inner.packs.clone(),
+            types: builtin.inner.types.clone(),
+        };
+        for dir in user_pack_dirs {
+            let label = dir.display().to_string();
+            let manifest = std::fs::read_to_string(dir.join("manifest.json"))
+                .map_err(|e| PackError::new(&label, "manifest.json", "file", e.to_string()))?;
+            let read = |name: &str| {
+                std::fs::read_to_string(dir.join(name)).map_err(|e| format!("cannot read: {e}"))
+            };
+            let compiled = rules::compile_pack(&label, &manifest, &read)?;
+            inner.add(compiled, &label)?;
+        }
+        Ok(Packs {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub fn pack_names(&self) -> Vec<&str> {
+        self.inner.packs.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// The event types one pack declares, sorted.
+    pub fn pack_types(&self, pack: &str) -> Vec<&str> {
+        self.inner
+            .packs
+            .iter()
+            .find(|(n, _)| n == pack)
+            .map(|(_, t)| t.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn declares(&self, event_type: &str) -> bool {
+        self.inner.types.contains_key(event_type)
+    }
+
+    /// The pack that declares an event type.
+    pub fn pack_of(&self, event_type: &str) -> Option<&str> {
+        self.rules(event_type).map(|r| r.pack.as_str())
+    }
+
+    /// A type's description from its manifest, for help texts.
+    pub fn describe(&self, event_type: &str) -> Option<&str> {
+        self.rules(event_type)?.description.as_deref()
+    }
+
+    /// Ingest checks after the envelope, in this order: pack lookup (UNKNOWN_EVENT_TYPE) →
+    /// forbidden fields → completeness (required fields, actor if required) → JSON Schema and
+    /// the manifest's constraints → normalization (defaults, then declared arrays sorted in
+    /// place). The caller has already validated the envelope.
+    pub fn check(&self, event: &mut Value) -> Result<(), Quarantine> {
+        let ty = event.get("type").and_then(Value::as_str).unwrap_or("");
+        match self.inner.types.get(ty) {
+            None => Err(Quarantine::new(ReasonCode::UnknownEventType)),
+            Some(rules) => rules.check(event),
+        }
+    }
+
+    /// Rebuilds a subject's state from its canonical records (full stored records in seq
+    /// order, superseded ones already removed). See the crate README for the shape.
+    pub fn fold_state(&self, records: &[Value]) -> Value {
+        state::fold(self, records)
+    }
+
+    /// Every declared axis as (pack, event type, axis name), sorted and without repeats.
+    pub fn axes(&self) -> Vec<(String, String, String)> {
+        let mut out: Vec<_> = self
+            .inner
+            .types
+            .values()
+            .flat_map(|r| {
+                r.axes
+                    .iter()
+                    .map(|a| (r.pack.clone(), r.name.clone(), a.name.clone()))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Pointers of the personal fields an event type declares (`*` for every element), for
+    /// per-data-subject encryption and erasure.
+    pub fn personal_fields(&self, event_type: &str) -> Vec<&str> {
+        self.rules(event_type)
+            .map(|r| r.personal.iter().map(|p| p.text.as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    fn rules(&self, event_type: &str) -> Option<&TypeRules> {
+        self.inner.types.get(event_type).map(|r| &**r)
+    }
+}
+
+impl Inner {
+    fn add(
+        &mut self,
+        (pack, types): (String, Vec<TypeRules>),
+        label: &str,
+    ) -> Result<(), PackError> {
+        if self.packs.iter().any(|(n, _)| *n == pack) {
+            return Err(PackError::new(
+                label,
+                "manifest.json",
+                "pack",
+                format!("a pack named \"{pack}\" is already loaded"),
+            ));
+        }
+        let mut names = Vec::with_capacity(types.len());
+        for rules in &types {
+            if let Some(other) = self.types.get(&rules.name) {
+                return Err(PackError::new(
+                    &pack,
+                    "manifest.json",
+                    format!("types.\"{}\"", rules.name),
+                    format!("type already declared by pack \"{}\"", other.pack),
+                ));
+            }
+            names.push(rules.name.clone());
+        }
+        for rules in types {
+            self.types.insert(rules.name.clone(), Arc::new(rules));
+        }
+        self.packs.push((pack, names));
+        Ok(())
+    }
+}
+
+impl Deriver for Packs {
+    fn derive(&self, event: &Json<'_>, envelope: &Envelope<'_>) -> Derived {
+        self.rules(envelope.event_type)
+            .map(|r| r.derive(event))
+            .unwrap_or_default()
+    }
+}

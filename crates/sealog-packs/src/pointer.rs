@@ -1,0 +1,352 @@
+//! RFC 6901 JSON pointers, extended with `*` for "every element of this array", resolved the
+//! same way over the ingest path's borrowed tree and over `serde_json::Value`.
+//!
+//! A bare `*` token is always the wildcard: a pack cannot address a member literally named
+//! `*`. That costs nothing real and keeps one token meaning one thing.
+
+use std::borrow::Cow;
+
+use sealog_model::json::Json;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Segment {
+    Key(String),
+    Each,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Pointer {
+    pub(crate) text: String,
+    pub(crate) segments: Vec<Segment>,
+}
+
+impl Pointer {
+    /// Parses a pointer; the empty pointer (the whole value) is allowed only when `relative`.
+    pub(crate) fn parse(text: &str, relative: bool) -> Result<Self, String> {
+        if text.is_empty() {
+            return if relative {
+                Ok(Pointer {
+                    text: String::new(),
+                    segments: Vec::new(),
+                })
+            } else {
+                Err("the empty pointer names the whole event; name a member".into())
+            };
+        }
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err(format!(
+                "\"{text}\" is not a JSON pointer: it must start with '/'"
+            ));
+        };
+        let mut segments = Vec::new();
+        for token in rest.split('/') {
+            if token == "*" {
+                segments.push(Segment::Each);
+                continue;
+            }
+            let mut key = String::with_capacity(token.len());
+            let mut chars = token.chars();
+            while let Some(c) = chars.next() {
+                match (c, c == '~') {
+                    (_, false) => key.push(c),
+                    (_, true) => match chars.next() {
+                        Some('0') => key.push('~'),
+                        Some('1') => key.push('/'),
+                        _ => {
+                            return Err(format!(
+                                "\"{text}\": '~' must be followed by 0 or 1 (RFC 6901)"
+                            ));
+                        }
+                    },
+                }
+            }
+            segments.push(Segment::Key(key));
+        }
+        Ok(Pointer {
+            text: text.to_string(),
+            segments,
+        })
+    }
+
+    pub(crate) fn has_wildcard(&self) -> bool {
+        self.segments.contains(&Segment::Each)
+    }
+
+    pub(crate) fn first_key(&self) -> Option<&str> {
+        match self.segments.first() {
+            Some(Segment::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Every place this pointer reaches in `root`, with its concrete path; `None` where a
+    /// concrete member is absent. Wildcards over absent or non-array values reach nothing, so a
+    /// per-element rule says nothing about an array that is not there.
+    pub(crate) fn visit<'a, N: Node>(
+        &self,
+        root: &'a N,
+        f: &mut dyn FnMut(&[Cow<'_, str>], Option<&'a N>),
+    ) {
+        let mut path = Vec::with_capacity(self.segments.len());
+        walk(root, &self.segments, &mut path, f);
+    }
+
+    /// The values this pointer reaches, in document order.
+    pub(crate) fn values<'a, N: Node>(&self, root: &'a N) -> Vec<&'a N> {
+        let mut out = Vec::new();
+        self.visit(root, &mut |_, v| out.extend(v));
+        out
+    }
+
+    /// The single value of a wildcard-free pointer.
+    pub(crate) fn get<'a, N: Node>(&self, root: &'a N) -> Option<&'a N> {
+        let mut node = root;
+        for seg in &self.segments {
+            match seg {
+                Segment::Key(k) => node = node.child(k)?,
+                Segment::Each => return None,
+            }
+        }
+        Some(node)
+    }
+
+    /// Applies `f` to every value this pointer reaches in a mutable tree.
+    pub(crate) fn for_each_mut(&self, root: &mut Value, f: &mut dyn FnMut(&mut Value)) {
+        walk_mut(root, &self.segments, f);
+    }
+}
+
+fn walk<'a, 'p, N: Node>(
+    node: &'a N,
+    segments: &'p [Segment],
+    path: &mut Vec<Cow<'p, str>>,
+    f: &mut dyn FnMut(&[Cow<'_, str>], Option<&'a N>),
+) {
+    let Some((seg, rest)) = segments.split_first() else {
+        f(path, Some(node));
+        return;
+    };
+    match seg {
+        Segment::Key(k) => {
+            path.push(Cow::Borrowed(k));
+            match node.child(k) {
+                Some(child) => walk(child, rest, path, f),
+                None => {
+                    // Name the whole concrete path below, so a missing parent reads as the
+                    // field itself being missing.
+                    let depth = path.len();
+                    for s in rest {
+                        match s {
+                            Segment::Key(k) => path.push(Cow::Borrowed(k)),
+                            Segment::Each => break,
+                        }
+                    }
+                    if !rest.contains(&Segment::Each) {
+                        f(path, None);
+                    }
+                    path.truncate(depth);
+                }
+            }
+            path.pop();
+        }
+        Segment::Each => {
+            for (i, child) in node.elements().iter().enumerate() {
+                path.push(Cow::Owned(i.to_string()));
+                walk(child, rest, path, f);
+                path.pop();
+            }
+        }
+    }
+}
+
+fn walk_mut(node: &mut Value, segments: &[Segment], f: &mut dyn FnMut(&mut Value)) {
+    let Some((seg, rest)) = segments.split_first() else {
+        f(node);
+        return;
+    };
+    match (seg, node) {
+        (Segment::Key(k), Value::Object(m)) => {
+            if let Some(child) = m.get_mut(k.as_str()) {
+                walk_mut(child, rest, f);
+            }
+        }
+        (Segment::Key(k), Value::Array(items)) => {
+            if let Some(child) = index(k).and_then(|i| items.get_mut(i)) {
+                walk_mut(child, rest, f);
+            }
+        }
+        (Segment::Each, Value::Array(items)) => {
+            for child in items {
+                walk_mut(child, rest, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An array index token as RFC 6901 spells it: digits, no leading zero.
+fn index(token: &str) -> Option<usize> {
+    let ok = token == "0" || (!token.starts_with('0') && token.bytes().all(|b| b.is_ascii_digit()));
+    if ok { token.parse().ok() } else { None }
+}
+
+/// An RFC 6901 pointer for a concrete path.
+pub(crate) fn to_pointer(path: &[Cow<'_, str>]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        out.push('/');
+        out.push_str(&seg.replace('~', "~0").replace('/', "~1"));
+    }
+    out
+}
+
+/// The dotted form quarantine evidence uses: `data.features.feature_snapshot_hash`.
+pub(crate) fn to_dotted(path: &[Cow<'_, str>]) -> String {
+    path.join(".")
+}
+
+/// A JSON tree the packs can read: lets one implementation serve the borrowed ingest tree
+/// (`derive`) and `serde_json::Value` (`check`, `fold_state`).
+pub(crate) trait Node: Sized {
+    fn child(&self, key: &str) -> Option<&Self>;
+    fn elements(&self) -> &[Self];
+    fn is_null(&self) -> bool;
+    /// Strings as they are, every other non-null value as its RFC 8785 text.
+    fn text(&self) -> Option<String>;
+}
+
+impl Node for Value {
+    fn child(&self, key: &str) -> Option<&Self> {
+        match self {
+            Value::Object(m) => m.get(key),
+            Value::Array(items) => items.get(index(key)?),
+            _ => None,
+        }
+    }
+    fn elements(&self) -> &[Self] {
+        self.as_array().map_or(&[], Vec::as_slice)
+    }
+    fn is_null(&self) -> bool {
+        Value::is_null(self)
+    }
+    fn text(&self) -> Option<String> {
+        match self {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(canonical_text(other)),
+        }
+    }
+}
+
+impl Node for Json<'_> {
+    fn child(&self, key: &str) -> Option<&Self> {
+        match self {
+            Json::Array(items) => items.get(index(key)?),
+            _ => self.get(key),
+        }
+    }
+    fn elements(&self) -> &[Self] {
+        match self {
+            Json::Array(items) => items,
+            _ => &[],
+        }
+    }
+    fn is_null(&self) -> bool {
+        Json::is_null(self)
+    }
+    fn text(&self) -> Option<String> {
+        match self {
+            Json::Null => None,
+            Json::String(s) => Some(s.to_string()),
+            other => {
+                let mut out = Vec::new();
+                match sealog_model::jcs::write_json(other, &mut out) {
+                    Ok(()) => Some(String::from_utf8(out).expect("RFC 8785 output is UTF-8")),
+                    // Uncanonicalizable values never reach the log; any stable text will do.
+                    Err(_) => Some(format!("{other:?}")),
+                }
+            }
+        }
+    }
+}
+
+/// RFC 8785 bytes of a value; values with no canonical form (refused later by the model)
+/// fall back to serde's text, which is still a total, deterministic order.
+pub(crate) fn canonical_bytes(v: &Value) -> Vec<u8> {
+    sealog_model::jcs::to_vec(v).unwrap_or_else(|_| v.to_string().into_bytes())
+}
+
+pub(crate) fn canonical_text(v: &Value) -> String {
+    String::from_utf8(canonical_bytes(v)).expect("JSON text is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_escapes_and_wildcards() {
+        let p = Pointer::parse("/a~1b/*/c~0d", false).unwrap();
+        assert_eq!(
+            p.segments,
+            vec![
+                Segment::Key("a/b".into()),
+                Segment::Each,
+                Segment::Key("c~d".into())
+            ]
+        );
+        assert!(Pointer::parse("a/b", false).is_err());
+        assert!(Pointer::parse("/a~2", false).is_err());
+        assert!(Pointer::parse("", false).is_err());
+        assert!(Pointer::parse("", true).unwrap().segments.is_empty());
+    }
+
+    #[test]
+    fn visits_concrete_paths_and_reports_absent_leaves() {
+        let v = json!({"a": [{"b": 1}, {"c": 2}], "x": null});
+        let p = Pointer::parse("/a/*/b", false).unwrap();
+        let mut seen = Vec::new();
+        p.visit(&v, &mut |path, val| {
+            seen.push((to_dotted(path), val.cloned()))
+        });
+        assert_eq!(
+            seen,
+            vec![
+                ("a.0.b".to_string(), Some(json!(1))),
+                ("a.1.b".into(), None)
+            ]
+        );
+        let deep = Pointer::parse("/missing/inner", false).unwrap();
+        let mut seen = Vec::new();
+        deep.visit(&v, &mut |path, val| {
+            seen.push((to_pointer(path), val.is_some()))
+        });
+        assert_eq!(seen, vec![("/missing/inner".to_string(), false)]);
+        let none = Pointer::parse("/missing/*/b", false).unwrap();
+        let mut count = 0;
+        none.visit(&v, &mut |_, _| count += 1);
+        assert_eq!(count, 0, "a wildcard over an absent array reaches nothing");
+    }
+
+    #[test]
+    fn borrowed_and_owned_trees_agree() {
+        let v = json!({"k": [{"t": "a", "n": 1.5}, {"t": "b", "n": {"z": 1, "a": [true]}}]});
+        let j = Json::from_value(&v);
+        for text in ["/k/*/t", "/k/*/n", "/k"] {
+            let p = Pointer::parse(text, false).unwrap();
+            let a: Vec<_> = p.values(&v).into_iter().map(Node::text).collect();
+            let b: Vec<_> = p.values(&j).into_iter().map(Node::text).collect();
+            assert_eq!(a, b, "{text}");
+        }
+        assert_eq!(
+            Pointer::parse("/k/1/n", false)
+                .unwrap()
+                .get(&v)
+                .unwrap()
+                .text(),
+            Some(r#"{"a":[true],"z":1}"#.into())
+        );
+    }
+}

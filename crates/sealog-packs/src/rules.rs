@@ -1,0 +1,406 @@
+//! A pack's manifest compiled into rules: pointers parsed, schema compiled, every declaration
+//! checked once at load so ingest never meets a malformed rule.
+
+use serde_json::Value;
+
+use crate::error::PackError;
+use crate::manifest::{Manifest, Op, TypeDecl};
+use crate::pointer::{Pointer, Segment};
+
+/// Index axes the store derives from the envelope itself; a pack declaring one would split
+/// or shadow its postings.
+pub const BUILTIN_AXES: [&str; 10] = [
+    "scope",
+    "tenant",
+    "subject",
+    "type",
+    "source",
+    "actor",
+    "id",
+    "chain",
+    "supersedes",
+    "reason",
+];
+
+pub(crate) struct TypeRules {
+    pub(crate) pack: String,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) validator: jsonschema::Validator,
+    pub(crate) actor_required: bool,
+    pub(crate) actor_types: Option<Vec<String>>,
+    pub(crate) required: Vec<Pointer>,
+    pub(crate) required_when: Vec<(Condition, Vec<Pointer>)>,
+    pub(crate) forbidden: Vec<Pointer>,
+    pub(crate) equal: Vec<Vec<Pointer>>,
+    pub(crate) distinct: Vec<Vec<Pointer>>,
+    /// Deepest arrays first, so an outer sort's tie-break sees inner arrays already in order.
+    pub(crate) sorts: Vec<(Pointer, Vec<Pointer>)>,
+    pub(crate) defaults: Vec<(Pointer, String, Value)>,
+    pub(crate) subject: Option<Pointer>,
+    pub(crate) scope: Option<Pointer>,
+    pub(crate) supersedes: Option<Pointer>,
+    pub(crate) unique_per_subject: bool,
+    pub(crate) axes: Vec<Axis>,
+    pub(crate) personal: Vec<Pointer>,
+    pub(crate) state: StateRule,
+}
+
+pub(crate) struct Condition {
+    pub(crate) pointer: Pointer,
+    pub(crate) equals: Option<Value>,
+    pub(crate) not_equals: Option<Value>,
+}
+
+impl Condition {
+    pub(crate) fn holds(&self, event: &Value) -> bool {
+        let v = self.pointer.get(event);
+        match (&self.equals, &self.not_equals) {
+            (Some(e), _) => v == Some(e),
+            (_, Some(n)) => v != Some(n),
+            (None, None) => unreachable!("checked at load: one of equals / not_equals"),
+        }
+    }
+}
+
+pub(crate) struct Axis {
+    pub(crate) name: String,
+    pub(crate) pointer: Pointer,
+    pub(crate) join: Vec<Pointer>,
+}
+
+pub(crate) struct StateRule {
+    pub(crate) op: Op,
+    pub(crate) set: Vec<(String, Pointer)>,
+    pub(crate) unset: Vec<String>,
+    pub(crate) expect: Vec<(String, Pointer)>,
+}
+
+/// Reads a pack's schema files: from the binary for built-ins, from its directory otherwise.
+pub(crate) type ReadFile<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
+const MANIFEST: &str = "manifest.json";
+const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
+
+/// Compiles one pack. `label` names it in errors until its manifest says its name.
+pub(crate) fn compile_pack(
+    label: &str,
+    manifest_text: &str,
+    read: ReadFile<'_>,
+) -> Result<(String, Vec<TypeRules>), PackError> {
+    let manifest: Manifest = serde_json::from_str(manifest_text)
+        .map_err(|e| PackError::new(label, MANIFEST, json_location(&e), json_message(&e)))?;
+    let pack = manifest.pack.clone();
+    let err = |at: String, msg: String| PackError::new(&pack, MANIFEST, at, msg);
+    if pack.is_empty()
+        || !pack
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(err(
+            "pack".into(),
+            format!("\"{pack}\" is not a pack name (lowercase letters, digits, '-', '_')"),
+        ));
+    }
+    let _ = (&manifest.version, &manifest.description);
+    if manifest.types.is_empty() {
+        return Err(err(
+            "types".into(),
+            "a pack declares at least one type".into(),
+        ));
+    }
+    let mut types = Vec::with_capacity(manifest.types.len());
+    for (name, decl) in &manifest.types {
+        let at = format!("types.\"{name}\"");
+        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err(
+                at,
+                "a type name is non-empty and has no whitespace".into(),
+            ));
+        }
+        types.push(
+            compile_type(&pack, name, decl, read, &at).map_err(|e| match e {
+                Located::Manifest(at, msg) => err(at, msg),
+                Located::Pack(e) => e,
+            })?,
+        );
+    }
+    Ok((pack, types))
+}
+
+enum Located {
+    Manifest(String, String),
+    Pack(PackError),
+}
+
+fn compile_type(
+    pack: &str,
+    name: &str,
+    decl: &TypeDecl,
+    read: ReadFile<'_>,
+    at: &str,
+) -> Result<TypeRules, Located> {
+    let bad = |field: String, msg: String| Located::Manifest(format!("{at}.{field}"), msg);
+    let ptr = |field: String, text: &str, wildcard: bool| -> Result<Pointer, Located> {
+        let p = Pointer::parse(text, false).map_err(|m| bad(field.clone(), m))?;
+        if !wildcard && p.has_wildcard() {
+            return Err(bad(field, format!("\"{text}\": '*' is not allowed here")));
+        }
+        if let Some(first) = p.first_key()
+            && sealog_model::envelope::SERVER_FIELDS.contains(&first)
+        {
+            return Err(bad(
+                field,
+                format!("\"{text}\" points into /{first}, which the server sets"),
+            ));
+        }
+        Ok(p)
+    };
+    let rel = |field: String, text: &str| -> Result<Pointer, Located> {
+        let p = Pointer::parse(text, true).map_err(|m| bad(field.clone(), m))?;
+        if p.has_wildcard() {
+            return Err(bad(field, format!("\"{text}\": '*' is not allowed here")));
+        }
+        Ok(p)
+    };
+    let list = |field: &str, items: &[String], wildcard: bool| -> Result<Vec<Pointer>, Located> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ptr(format!("{field}[{i}]"), t, wildcard))
+            .collect()
+    };
+
+    let validator =
+        compile_schema(pack, &decl.schema, read, &format!("{at}.schema")).map_err(Located::Pack)?;
+
+    if let Some(types) = &decl.actor_types {
+        for (i, t) in types.iter().enumerate() {
+            if !sealog_model::envelope::ACTOR_TYPES.contains(&t.as_str()) {
+                return Err(bad(
+                    format!("actor_types[{i}]"),
+                    format!(
+                        "\"{t}\" is not an actor type ({})",
+                        sealog_model::envelope::ACTOR_TYPES.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+
+    let mut required_when = Vec::new();
+    for (i, rw) in decl.required_when.iter().enumerate() {
+        let field = format!("required_when[{i}]");
+        if rw.when.equals.is_some() == rw.when.not_equals.is_some() {
+            return Err(bad(
+                format!("{field}.when"),
+                "give exactly one of equals / not_equals (a non-null JSON value)".into(),
+            ));
+        }
+        let cond = Condition {
+            pointer: ptr(format!("{field}.when.pointer"), &rw.when.pointer, false)?,
+            equals: rw.when.equals.clone(),
+            not_equals: rw.when.not_equals.clone(),
+        };
+        required_when.push((
+            cond,
+            list(&format!("{field}.required"), &rw.required, true)?,
+        ));
+    }
+
+    let groups = |field: &str, groups: &[Vec<String>]| -> Result<Vec<Vec<Pointer>>, Located> {
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                if g.len() < 2 {
+                    return Err(bad(
+                        format!("{field}[{i}]"),
+                        "a group compares at least two pointers".into(),
+                    ));
+                }
+                list(&format!("{field}[{i}]"), g, false)
+            })
+            .collect()
+    };
+
+    let mut sorts = Vec::new();
+    for (i, s) in decl.normalize.sort.iter().enumerate() {
+        let field = format!("normalize.sort[{i}]");
+        let array = ptr(format!("{field}.array"), &s.array, true)?;
+        let by =
+            s.by.iter()
+                .enumerate()
+                .map(|(j, t)| rel(format!("{field}.by[{j}]"), t))
+                .collect::<Result<Vec<_>, _>>()?;
+        sorts.push((array, by));
+    }
+    sorts.sort_by_key(|(p, _)| std::cmp::Reverse(p.segments.len()));
+
+    let mut defaults = Vec::new();
+    for (i, d) in decl.normalize.defaults.iter().enumerate() {
+        let field = format!("normalize.defaults[{i}].pointer");
+        let mut p = ptr(field.clone(), &d.pointer, true)?;
+        let Some(Segment::Key(key)) = p.segments.pop() else {
+            return Err(bad(field, "a default names a member, not '*'".into()));
+        };
+        defaults.push((p, key, d.value.clone()));
+    }
+
+    let mut axes: Vec<Axis> = Vec::new();
+    for (i, a) in decl.axes.iter().enumerate() {
+        let field = format!("axes[{i}]");
+        let valid = !a.name.is_empty()
+            && a.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            return Err(bad(
+                format!("{field}.name"),
+                format!(
+                    "\"{}\" is not an axis name (letters, digits, '_', '-', '.')",
+                    a.name
+                ),
+            ));
+        }
+        if BUILTIN_AXES.contains(&a.name.as_str()) {
+            return Err(bad(
+                format!("{field}.name"),
+                format!(
+                    "\"{}\" is a built-in axis and cannot be declared by a pack",
+                    a.name
+                ),
+            ));
+        }
+        let axis = Axis {
+            name: a.name.clone(),
+            pointer: ptr(format!("{field}.pointer"), &a.pointer, true)?,
+            join: a
+                .join
+                .iter()
+                .enumerate()
+                .map(|(j, t)| rel(format!("{field}.join[{j}]"), t))
+                .collect::<Result<_, _>>()?,
+        };
+        if axes
+            .iter()
+            .any(|x| x.name == axis.name && x.pointer == axis.pointer && x.join == axis.join)
+        {
+            return Err(bad(field, format!("axis \"{}\" is declared twice", a.name)));
+        }
+        axes.push(axis);
+    }
+
+    let state = &decl.state;
+    let changes = !state.set.is_empty() || !state.unset.is_empty();
+    if changes && matches!(state.op, Op::Observe | Op::Delete) {
+        return Err(bad(
+            "state".into(),
+            format!(
+                "op \"{}\" changes no fields; set/unset need create or update",
+                state.op.as_str()
+            ),
+        ));
+    }
+    let fields = |field: &str, m: &std::collections::BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| Ok((k.clone(), ptr(format!("state.{field}.{k}"), v, false)?)))
+            .collect::<Result<Vec<_>, Located>>()
+    };
+
+    Ok(TypeRules {
+        pack: pack.to_string(),
+        name: name.to_string(),
+        description: decl.description.clone(),
+        validator,
+        actor_required: decl.actor_required,
+        actor_types: decl.actor_types.clone(),
+        required: list("required", &decl.required, true)?,
+        required_when,
+        forbidden: list("forbidden", &decl.forbidden, true)?,
+        equal: groups("equal", &decl.equal)?,
+        distinct: groups("distinct", &decl.distinct)?,
+        sorts,
+        defaults,
+        subject: decl
+            .subject
+            .as_deref()
+            .map(|t| ptr("subject".into(), t, false))
+            .transpose()?,
+        scope: decl
+            .scope
+            .as_deref()
+            .map(|t| ptr("scope".into(), t, false))
+            .transpose()?,
+        supersedes: decl
+            .supersedes
+            .as_deref()
+            .map(|t| ptr("supersedes".into(), t, false))
+            .transpose()?,
+        unique_per_subject: decl.unique_per_subject,
+        axes,
+        personal: list("personal", &decl.personal, true)?,
+        state: StateRule {
+            op: state.op,
+            set: fields("set", &state.set)?,
+            unset: state.unset.clone(),
+            expect: fields("expect", &state.expect)?,
+        },
+    })
+}
+
+fn compile_schema(
+    pack: &str,
+    file: &str,
+    read: ReadFile<'_>,
+    manifest_at: &str,
+) -> Result<jsonschema::Validator, PackError> {
+    let plain = !file.is_empty()
+        && !file.contains(['/', '\\'])
+        && file != "."
+        && file != ".."
+        && file.ends_with(".json");
+    if !plain {
+        return Err(PackError::new(
+            pack,
+            MANIFEST,
+            manifest_at,
+            format!("\"{file}\" must be a .json file name inside the pack directory"),
+        ));
+    }
+    let text = read(file).map_err(|m| PackError::new(pack, file, "file", m))?;
+    let schema: Value = serde_json::from_str(&text)
+        .map_err(|e| PackError::new(pack, file, json_location(&e), json_message(&e)))?;
+    match schema.get("$schema") {
+        None => {}
+        Some(Value::String(s)) if s.trim_end_matches('#') == DRAFT_2020_12 => {}
+        Some(_) => {
+            return Err(PackError::new(
+                pack,
+                file,
+                "/$schema",
+                format!("packs use JSON Schema 2020-12 (\"{DRAFT_2020_12}\")"),
+            ));
+        }
+    }
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|e| {
+            let at = e.instance_path().to_string();
+            let at = if at.is_empty() { "/".to_string() } else { at };
+            PackError::new(pack, file, at, format!("invalid schema: {e}"))
+        })
+}
+
+fn json_location(e: &serde_json::Error) -> String {
+    format!("line {} column {}", e.line(), e.column())
+}
+
+/// serde_json's message without the position it appends, which the location already gives.
+fn json_message(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    full.strip_suffix(&suffix).unwrap_or(&full).to_string()
+}
