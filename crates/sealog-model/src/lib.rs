@@ -11,4 +11,4 @@ pub mod record;
 pub mod time;
 
 pub use envelope::{Envelope, EnvelopeError};
-pub use record::{Posting, PreparedEvent, RecordId};
+pub use record::{Derived, Deriver, EnvelopeOnly, Posting, PreparedEvent, RecordId};

@@ -66,6 +66,58 @@ pub const BUILTIN_AXES: [&str; 7] = [
     "scope", "tenant", "subject", "type", "source", "actor", "id",
 ];
 
+/// What an event type's pack derives from an event beyond its envelope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Derived {
+    /// The idempotency and supersession scope; `None` means the default, the tenant (or "").
+    pub scope: Option<String>,
+    /// The subject, used when the envelope gives none.
+    pub subject: Option<String>,
+    /// Pack-declared axes as (axis name, value); each becomes an index posting.
+    pub axes: Vec<(String, String)>,
+    /// A second record for the same (tenant, scope, subject) must name what it supersedes.
+    pub unique_per_subject: bool,
+    /// A supersedes target the body carries (decision-log's `supersedes_audit_record_id`),
+    /// used when the envelope's `supersedes` is absent.
+    pub supersedes: Option<String>,
+}
+
+/// Derives pack facts from an event or a stored record (whose server fields it ignores).
+/// It must be a pure function of the event: the index is rebuilt from the log with it.
+pub trait Deriver: Send + Sync {
+    fn derive(&self, event: &Json<'_>, envelope: &Envelope<'_>) -> Derived;
+
+    /// Names the derivation: when it changes, indexes built with the old one are rebuilt.
+    fn fingerprint(&self) -> String {
+        "envelope-only".to_string()
+    }
+}
+
+/// Envelope-only derivation: scope = tenant, no extra axes.
+pub struct EnvelopeOnly;
+
+impl Deriver for EnvelopeOnly {
+    fn derive(&self, _: &Json<'_>, _: &Envelope<'_>) -> Derived {
+        Derived::default()
+    }
+}
+
+/// Posting of the (tenant, scope, subject) triple a supersedes chain lives in.
+pub fn chain_posting(tenant: Option<&str>, scope: &str, subject: &str) -> Posting {
+    let mut key = String::with_capacity(scope.len() + subject.len() + 32);
+    key.push_str(tenant.unwrap_or(""));
+    key.push('\0');
+    key.push_str(scope);
+    key.push('\0');
+    key.push_str(subject);
+    posting("chain", &key)
+}
+
+/// Posting that marks a record as the correction of `target`.
+pub fn supersedes_posting(target: &RecordId) -> Posting {
+    posting("supersedes", &target.to_string())
+}
+
 /// Why an event could not be prepared for the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -117,6 +169,9 @@ pub struct PreparedEvent {
     /// For each server field, how many event members sort before it.
     server_slots: [u32; 3],
     pub postings: Vec<Posting>,
+    /// The (tenant, scope, subject) chain this record belongs to, when it has a subject.
+    pub chain: Option<Posting>,
+    pub unique_per_subject: bool,
 }
 
 impl PreparedEvent {
@@ -133,7 +188,12 @@ impl PreparedEvent {
     }
 
     pub fn from_json(value: &Json<'_>) -> Result<Self, PrepareError> {
-        Self::build(value, false, true)
+        Self::build(value, false, Some(&EnvelopeOnly))
+    }
+
+    /// Like `from_json`, with a pack's derivation of scope, subject and axes.
+    pub fn from_json_with(value: &Json<'_>, deriver: &dyn Deriver) -> Result<Self, PrepareError> {
+        Self::build(value, false, Some(deriver))
     }
 
     /// Re-derives a stored record's event: the record minus its server fields. Returns the
@@ -143,6 +203,15 @@ impl PreparedEvent {
     pub fn from_record<'a>(
         record: &'a Json<'a>,
         index: bool,
+    ) -> Result<(Self, u64, RecordId, &'a str), String> {
+        let deriver: Option<&dyn Deriver> = if index { Some(&EnvelopeOnly) } else { None };
+        Self::from_record_with(record, deriver)
+    }
+
+    /// `from_record` with the derivation the log was written with (`None`: no postings).
+    pub fn from_record_with<'a>(
+        record: &'a Json<'a>,
+        deriver: Option<&dyn Deriver>,
     ) -> Result<(Self, u64, RecordId, &'a str), String> {
         let seq = record
             .get("seq")
@@ -157,13 +226,18 @@ impl PreparedEvent {
             .get("ingested_at")
             .and_then(Json::as_str)
             .ok_or("record lacks ingested_at")?;
-        let ev = Self::build(record, true, index)
+        let ev = Self::build(record, true, deriver)
             .map_err(|e| format!("stored event is invalid: {e}"))?;
         Ok((ev, seq, id, ingested_at))
     }
 
-    fn build(value: &Json<'_>, is_record: bool, index: bool) -> Result<Self, PrepareError> {
+    fn build(
+        value: &Json<'_>,
+        is_record: bool,
+        deriver: Option<&dyn Deriver>,
+    ) -> Result<Self, PrepareError> {
         let env = Envelope::parse_object(value, !is_record)?;
+        let derived = deriver.map(|d| d.derive(value, &env)).unwrap_or_default();
         let Json::Object(members) = value else {
             unreachable!("the envelope checked it is an object")
         };
@@ -198,13 +272,23 @@ impl PreparedEvent {
                 .filter(|(k, _)| jcs::cmp_keys(k, f).is_lt())
                 .count() as u32
         });
-        let scope = env.default_scope().to_string();
-        let mut postings = Vec::with_capacity(BUILTIN_AXES.len());
-        if index {
+        let scope = derived
+            .scope
+            .unwrap_or_else(|| env.default_scope().to_string());
+        let subject = env.subject.map(str::to_string).or(derived.subject);
+        let supersedes = env
+            .supersedes
+            .or(derived.supersedes.as_deref())
+            .and_then(RecordId::parse);
+        let chain = subject
+            .as_deref()
+            .map(|s| chain_posting(env.tenant, &scope, s));
+        let mut postings = Vec::with_capacity(BUILTIN_AXES.len() + derived.axes.len() + 2);
+        if deriver.is_some() {
             postings.push(posting("scope", &scope));
             let axes = [
                 ("tenant", env.tenant),
-                ("subject", env.subject),
+                ("subject", subject.as_deref()),
                 ("type", Some(env.event_type)),
                 ("source", Some(env.source)),
                 ("actor", env.actor_id),
@@ -214,17 +298,24 @@ impl PreparedEvent {
                 axes.into_iter()
                     .filter_map(|(axis, v)| Some(posting(axis, v?))),
             );
+            postings.extend(derived.axes.iter().map(|(a, v)| posting(a, v)));
+            postings.extend(chain);
+            postings.extend(supersedes.as_ref().map(supersedes_posting));
+            postings.sort_unstable();
+            postings.dedup();
         }
         Ok(PreparedEvent {
             record_id: RecordId::of_canonical(&canonical),
             scope,
-            subject: env.subject.map(str::to_string),
-            supersedes: env.supersedes.and_then(RecordId::parse),
+            subject,
+            supersedes,
             event_time_nanos: env.time_nanos,
             canonical,
             member_starts,
             server_slots,
             postings,
+            chain,
+            unique_per_subject: derived.unique_per_subject,
         })
     }
 

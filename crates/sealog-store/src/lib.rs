@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use sealog_model::{PreparedEvent, RecordId};
+use sealog_model::{Deriver, PreparedEvent, RecordId};
 
 pub use checkpoints::{SignedCheckpoint, open_checkpoint, read_log as read_checkpoint_log};
 pub use error::StoreError;
@@ -48,7 +48,7 @@ pub enum Durability {
     Os,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub durability: Durability,
     /// A segment is sealed once it has grown past this many bytes.
@@ -61,6 +61,22 @@ pub struct Config {
     /// How often the writer signs a checkpoint while appends arrive; one is always signed
     /// on close. Zero signs one per commit.
     pub checkpoint_interval: Duration,
+    /// How scope, subject and axes are derived from an event, when writing and when
+    /// rebuilding indexes from the log.
+    pub deriver: Arc<dyn Deriver>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("durability", &self.durability)
+            .field("segment_bytes_max", &self.segment_bytes_max)
+            .field("batch_events_max", &self.batch_events_max)
+            .field("memtable_records_max", &self.memtable_records_max)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("deriver", &self.deriver.fingerprint())
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -71,6 +87,7 @@ impl Default for Config {
             batch_events_max: 16_384,
             memtable_records_max: 131_072,
             checkpoint_interval: Duration::from_secs(1),
+            deriver: Arc::new(sealog_model::EnvelopeOnly),
         }
     }
 }
@@ -78,14 +95,71 @@ impl Default for Config {
 /// The result of appending one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    Appended { seq: u64, record_id: RecordId },
-    Duplicate { seq: u64, record_id: RecordId },
+    Appended {
+        seq: u64,
+        record_id: RecordId,
+    },
+    Duplicate {
+        seq: u64,
+        record_id: RecordId,
+    },
+    /// Not appended: the event breaks the supersedes rules against the log as it stood.
+    Refused {
+        record_id: RecordId,
+        refusal: ChainRefusal,
+    },
+}
+
+/// Why a correction (or a would-be second record of a unique subject) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainRefusal {
+    /// A second record for a `unique_per_subject` subject that does not name what it
+    /// supersedes; `existing` is the seq of the subject's first record.
+    MissingLink { existing: u64 },
+    /// The named target does not exist, or is in another tenant, scope or subject.
+    InvalidLink { why: &'static str },
+    /// The named target was already superseded, by the record at seq `by`.
+    StaleLink { by: u64 },
+}
+
+impl ChainRefusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChainRefusal::MissingLink { .. } => "MISSING_SUPERSEDES_LINK",
+            ChainRefusal::InvalidLink { .. } => "INVALID_SUPERSEDES_LINK",
+            ChainRefusal::StaleLink { .. } => "STALE_SUPERSEDES_LINK",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ChainRefusal::MissingLink { existing } => format!(
+                "this subject already has a record (seq {existing}); a different record for it must name the one it supersedes"
+            ),
+            ChainRefusal::InvalidLink { why } => (*why).to_string(),
+            ChainRefusal::StaleLink { by } => {
+                format!(
+                    "the target was already superseded, by seq {by}; supersede the head of the chain"
+                )
+            }
+        }
+    }
 }
 
 impl Outcome {
-    pub fn seq(&self) -> u64 {
+    /// The record's seq in the log, unless it was refused.
+    pub fn seq(&self) -> Option<u64> {
         match self {
-            Outcome::Appended { seq, .. } | Outcome::Duplicate { seq, .. } => *seq,
+            Outcome::Appended { seq, .. } | Outcome::Duplicate { seq, .. } => Some(*seq),
+            Outcome::Refused { .. } => None,
+        }
+    }
+
+    pub fn record_id(&self) -> RecordId {
+        match self {
+            Outcome::Appended { record_id, .. }
+            | Outcome::Duplicate { record_id, .. }
+            | Outcome::Refused { record_id, .. } => *record_id,
         }
     }
 }
@@ -153,7 +227,8 @@ impl Store {
     pub fn open(dir: &Path, config: Config) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         let lock = lock::acquire(dir)?;
-        let (shared, active, tree, recovery) = recovery::recover(dir, config.memtable_records_max)?;
+        let (shared, active, tree, recovery) =
+            recovery::recover(dir, config.memtable_records_max, &*config.deriver)?;
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::sync_channel(1024);
         let writer = writer::spawn(shared.clone(), active, tree, config, rx)?;

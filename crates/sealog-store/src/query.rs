@@ -26,6 +26,8 @@ pub struct Query {
     pub after: Option<u64>,
     /// Only the log as it was at this size (records `0..size`).
     pub as_of_size: Option<u64>,
+    /// The current view: only records no record (within `as_of_size`) supersedes.
+    pub current_only: bool,
     pub limit: usize,
 }
 
@@ -79,6 +81,17 @@ pub(crate) fn run(shared: &Shared, q: &Query) -> Result<Page, StoreError> {
 
     let mut seqs = Vec::with_capacity(q.limit + 1);
     let index = shared.index.read().expect("index lock");
+    let mut buf = Vec::new();
+    let mut current = |seq: u64| -> Result<bool, StoreError> {
+        if !q.current_only {
+            return Ok(true);
+        }
+        read_record(shared, seq, &mut buf)?;
+        let rid = record_id_of(&buf)
+            .ok_or_else(|| StoreError::Corrupted(format!("record {seq} has no record_id")))?;
+        let key = sealog_model::record::supersedes_posting(&rid);
+        Ok(index.postings(&key, 0, end, 1).is_empty())
+    };
     if let Some(rarest) = keys.iter().min_by_key(|k| index.count(k)) {
         // Walk the rarest key's postings, checking the others by membership.
         let mut cursor = from;
@@ -86,7 +99,10 @@ pub(crate) fn run(shared: &Shared, q: &Query) -> Result<Page, StoreError> {
             let chunk = index.postings(rarest, cursor, end, 1024);
             let Some(&last) = chunk.last() else { break };
             for seq in chunk {
-                if keys.iter().all(|k| k == rarest || index.contains(k, seq)) && in_window(seq)? {
+                if keys.iter().all(|k| k == rarest || index.contains(k, seq))
+                    && in_window(seq)?
+                    && current(seq)?
+                {
                     seqs.push(seq);
                     if seqs.len() > q.limit {
                         break 'pages;
@@ -100,13 +116,23 @@ pub(crate) fn run(shared: &Shared, q: &Query) -> Result<Page, StoreError> {
             q.event_from.unwrap_or(i64::MIN),
             q.event_to.unwrap_or(i64::MAX),
         );
-        seqs.extend(
-            all.into_iter()
-                .filter(|s| (from..end).contains(s))
-                .take(q.limit + 1),
-        );
+        for seq in all.into_iter().filter(|s| (from..end).contains(s)) {
+            if seqs.len() > q.limit {
+                break;
+            }
+            if current(seq)? {
+                seqs.push(seq);
+            }
+        }
     } else {
-        seqs.extend((from..end).take(q.limit + 1));
+        for seq in from..end {
+            if seqs.len() > q.limit {
+                break;
+            }
+            if current(seq)? {
+                seqs.push(seq);
+            }
+        }
     }
     drop(index);
 
@@ -127,4 +153,11 @@ pub(crate) fn run(shared: &Shared, q: &Query) -> Result<Page, StoreError> {
         records,
         next_after,
     })
+}
+
+/// The `record_id` of a stored record. Records are canonical JSON whose top-level members
+/// are sorted, so the top-level `record_id` is found by parsing, not by searching bytes.
+fn record_id_of(record: &[u8]) -> Option<sealog_model::RecordId> {
+    let json = sealog_model::json::Json::parse(record).ok()?;
+    sealog_model::RecordId::parse(json.get("record_id")?.as_str()?)
 }

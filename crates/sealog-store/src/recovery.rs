@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
-use sealog_model::PreparedEvent;
 use sealog_model::json::Json;
+use sealog_model::{Deriver, PreparedEvent};
 
 use crate::checkpoints::{Checkpoints, load_or_create_signer};
 use crate::index::Index;
@@ -44,6 +44,7 @@ pub struct Cut {
 pub(crate) fn recover(
     dir: &Path,
     memtable_records_max: u64,
+    deriver: &dyn Deriver,
 ) -> Result<(Shared, ActiveSegment, Tree, Recovery), StoreError> {
     let log_dir = dir.join("log");
     let index_dir = dir.join("index");
@@ -51,11 +52,25 @@ pub(crate) fn recover(
     std::fs::create_dir_all(&log_dir).map_err(|e| StoreError::io(&log_dir, e))?;
     let checkpoints = Checkpoints::open(dir, load_or_create_signer(&dir.join("keys"))?)?;
     let positions_path = index_dir.join("positions");
-    let derived = Index::open(&index_dir, memtable_records_max).and_then(|i| {
-        let p = Positions::open(&positions_path, i.durable_end())?;
-        let t = TreeFiles::open(&tree_dir, i.durable_end())?;
-        Ok((i, p, t))
-    });
+    // Postings depend on the derivation (the packs): built with another, the index is stale.
+    let fingerprint_path = index_dir.join("DERIVER");
+    let fingerprint = deriver.fingerprint();
+    let current = std::fs::read_to_string(&fingerprint_path).ok();
+    let stale = || -> Result<(), StoreError> {
+        match &current {
+            Some(f) if *f != fingerprint => Err(StoreError::Corrupted(
+                "the index was built with other packs".into(),
+            )),
+            _ => Ok(()),
+        }
+    };
+    let derived = stale()
+        .and_then(|()| Index::open(&index_dir, memtable_records_max))
+        .and_then(|i| {
+            let p = Positions::open(&positions_path, i.durable_end())?;
+            let t = TreeFiles::open(&tree_dir, i.durable_end())?;
+            Ok((i, p, t))
+        });
     let (mut index, positions, tree_files) = match derived {
         Ok(ipt) => ipt,
         // Indexes and tree are derived: if they cannot be read, rebuild them from the log.
@@ -69,6 +84,9 @@ pub(crate) fn recover(
         }
         Err(e) => return Err(e),
     };
+    if current.as_deref() != Some(fingerprint.as_str()) {
+        segment::write_atomic(&fingerprint_path, fingerprint.as_bytes())?;
+    }
     let mut tree = Tree::load(&tree_files, index.end())?;
 
     let mut segments = segment::list(&log_dir)?;
@@ -189,7 +207,7 @@ pub(crate) fn recover(
                     break;
                 }
                 Frame::Whole => {
-                    let position = reindex(&payload, seq, offset, &path, &mut batch)?;
+                    let position = reindex(&payload, seq, offset, &path, deriver, &mut batch)?;
                     positions.append(&[position])?;
                     let ev = batch.pop().expect("reindex pushed one event");
                     index.insert(seq, &ev);
@@ -305,6 +323,7 @@ fn reindex(
     seq: u64,
     offset: u64,
     path: &Path,
+    deriver: &dyn Deriver,
     out: &mut Vec<PreparedEvent>,
 ) -> Result<Position, StoreError> {
     let bad = |m: String| {
@@ -315,7 +334,7 @@ fn reindex(
     };
     let value = Json::parse(payload).map_err(|e| bad(format!("record is not JSON: {e}")))?;
     let (ev, stored_seq, id, ingested_at) =
-        PreparedEvent::from_record(&value, true).map_err(bad)?;
+        PreparedEvent::from_record_with(&value, Some(deriver)).map_err(bad)?;
     if stored_seq != seq {
         return Err(bad(format!("record says seq {stored_seq}")));
     }

@@ -9,13 +9,14 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sealog_model::PreparedEvent;
+use sealog_model::{Posting, PreparedEvent, RecordId};
 
+use crate::index::Index;
 use crate::index::{self, Memtable, Run};
 use crate::positions::Position;
 use crate::segment::{self, ActiveSegment};
 use crate::tree::Tree;
-use crate::{Config, Durability, Outcome, Shared, StoreError};
+use crate::{ChainRefusal, Config, Durability, Outcome, Shared, StoreError};
 
 pub(crate) struct Request {
     pub(crate) events: Vec<PreparedEvent>,
@@ -177,6 +178,7 @@ impl Writer {
         let mut positions = Vec::new();
         let mut spans = Vec::new();
         let mut in_group: HashMap<[u8; 32], u64> = HashMap::new();
+        let mut chains = GroupChains::default();
         self.frames.clear();
         {
             let index = self.shared.index.read().expect("index lock");
@@ -194,6 +196,14 @@ impl Writer {
                     continue;
                 }
                 let seq = self.next_seq + fresh.len() as u64;
+                if let Some(refusal) = chains.check(ev, &index, self.next_seq) {
+                    outcomes.push(Outcome::Refused {
+                        record_id: rid,
+                        refusal,
+                    });
+                    continue;
+                }
+                chains.admit(ev, seq);
                 positions.push(Position {
                     offset: base + self.frames.len() as u64,
                     ingested_ns,
@@ -315,5 +325,78 @@ impl Writer {
             .push((self.next_seq, Arc::new(read)));
         self.active = Some(new);
         Ok(())
+    }
+}
+
+/// The supersedes rules, decided here on the writer's thread so that racing corrections and
+/// duplicates of a subject see one order: exactly one of them wins. Records admitted earlier
+/// in the same group count as if already in the log.
+#[derive(Default)]
+struct GroupChains {
+    /// Admitted this group: record id → (seq, chain).
+    records: HashMap<[u8; 32], (u64, Option<Posting>)>,
+    /// Targets superseded this group → the superseding seq.
+    superseded: HashMap<[u8; 32], u64>,
+    /// Chains that gained their first record this group → that seq.
+    started: HashMap<Posting, u64>,
+}
+
+impl GroupChains {
+    fn check(&self, ev: &PreparedEvent, index: &Index, end: u64) -> Option<ChainRefusal> {
+        match ev.supersedes {
+            Some(target) => self.check_link(ev, &target, index, end),
+            None if ev.unique_per_subject => {
+                let chain = ev.chain?;
+                let existing = self
+                    .started
+                    .get(&chain)
+                    .copied()
+                    .or_else(|| index.postings(&chain, 0, end, 1).first().copied())?;
+                Some(ChainRefusal::MissingLink { existing })
+            }
+            None => None,
+        }
+    }
+
+    fn check_link(
+        &self,
+        ev: &PreparedEvent,
+        target: &RecordId,
+        index: &Index,
+        end: u64,
+    ) -> Option<ChainRefusal> {
+        let invalid = |why| Some(ChainRefusal::InvalidLink { why });
+        let in_group = self.records.get(&target.0).copied();
+        let Some(seq) = in_group
+            .map(|(seq, _)| seq)
+            .or_else(|| index.lookup_rid(&target.0).filter(|&s| s < end))
+        else {
+            return invalid("the superseded record does not exist in the log");
+        };
+        let Some(chain) = ev.chain else {
+            return invalid("a correction must have a subject");
+        };
+        let same_chain = match in_group {
+            Some((_, target_chain)) => target_chain == Some(chain),
+            None => index.contains(&chain, seq),
+        };
+        if !same_chain {
+            return invalid("the superseded record belongs to another tenant, scope or subject");
+        }
+        let by = self.superseded.get(&target.0).copied().or_else(|| {
+            let key = sealog_model::record::supersedes_posting(target);
+            index.postings(&key, 0, end, 1).first().copied()
+        });
+        by.map(|by| ChainRefusal::StaleLink { by })
+    }
+
+    fn admit(&mut self, ev: &PreparedEvent, seq: u64) {
+        self.records.insert(ev.record_id.0, (seq, ev.chain));
+        if let Some(target) = ev.supersedes {
+            self.superseded.insert(target.0, seq);
+        }
+        if let Some(chain) = ev.chain {
+            self.started.entry(chain).or_insert(seq);
+        }
     }
 }

@@ -147,6 +147,10 @@ pub(crate) fn outcome_json(o: &Outcome) -> serde_json::Value {
         Outcome::Duplicate { seq, record_id } => {
             json!({"status":"duplicate","seq":seq,"record_id":record_id.to_string()})
         }
+        Outcome::Refused { record_id, refusal } => {
+            json!({"status":"refused","record_id":record_id.to_string(),
+                   "error":{"code":refusal.code(),"message":refusal.message()}})
+        }
     }
 }
 

@@ -164,6 +164,7 @@ pub(crate) fn query(store: &Store, a: &QueryArgs) -> anyhow::Result<ExitCode> {
         ingest_to: time_arg("ingested-to", &a.ingested_to)?,
         after: a.after,
         as_of_size,
+        current_only: false,
         limit: a.limit,
     };
     let page = store.query(&q)?;

@@ -375,7 +375,7 @@ fn append_one_more(dir: &Path, event: &str, via_binary: bool) -> Value {
         Outcome::Appended { seq, record_id } => {
             json!({"status": "appended", "seq": seq, "record_id": record_id.to_string()})
         }
-        Outcome::Duplicate { .. } => panic!("a fresh event was a duplicate"),
+        other => panic!("a fresh event was not appended: {other:?}"),
     }
 }
 

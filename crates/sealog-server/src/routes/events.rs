@@ -69,6 +69,7 @@ pub(crate) async fn append(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
                 let status = match o {
                     Outcome::Appended { .. } => "appended",
                     Outcome::Duplicate { .. } => "duplicate",
+                    Outcome::Refused { .. } => "refused",
                 };
                 metrics::counter!("sealog_ingest_events_total", "status" => status).increment(1);
                 outcome_json(&o)
@@ -295,6 +296,10 @@ pub(crate) fn outcome_json(o: &Outcome) -> Value {
         }
         Outcome::Duplicate { seq, record_id } => {
             json!({"status":"duplicate","seq":seq,"record_id":record_id.to_string()})
+        }
+        Outcome::Refused { record_id, refusal } => {
+            json!({"status":"refused","record_id":record_id.to_string(),
+                   "error":{"code":refusal.code(),"message":refusal.message()}})
         }
     }
 }

@@ -219,6 +219,7 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
         ingest_to: time_param(p, "ingested_to")?,
         after: None,
         as_of_size: None,
+        current_only: false,
         limit,
     };
     let store = ctx.state.store.clone();

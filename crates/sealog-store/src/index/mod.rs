@@ -266,14 +266,7 @@ pub(crate) fn build_runs(
 
 /// Replaces `MANIFEST` atomically, then deletes run files it does not name.
 pub(crate) fn write_manifest(dir: &Path, text: &str) -> Result<(), StoreError> {
-    let tmp = dir.join("MANIFEST.tmp");
-    fs::write(&tmp, text).map_err(|e| StoreError::io(&tmp, e))?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| StoreError::io(&tmp, e))?;
-    let manifest = dir.join("MANIFEST");
-    fs::rename(&tmp, &manifest).map_err(|e| StoreError::io(&manifest, e))?;
-    crate::segment::sync_dir(dir)?;
+    crate::segment::write_atomic(&dir.join("MANIFEST"), text.as_bytes())?;
     let keep: Vec<(u64, u64)> = text
         .lines()
         .skip(1)

@@ -1,0 +1,166 @@
+//! Quarantine records: what the quarantine log stores for an ingest that could not become
+//! canonical. Each is itself an event (type `sealog.quarantine`) in a second append-only log
+//! with its own Merkle tree, so it is as tamper-evident as the canonical log and queryable by
+//! the same index: by event id, tenant, subject, and the reason and event-type axes.
+//!
+//! *Invariant*: a quarantine record never carries the content it was quarantined for — only
+//! correlation attributes, the reason, paths, and `payload_ref`. For FORBIDDEN_FIELD not even
+//! the payload is kept.
+
+use serde_json::{Map, Value, json};
+
+use sealog_model::json::Json;
+use sealog_model::limits::ATTRIBUTE_BYTES_MAX;
+use sealog_model::{Derived, Deriver, Envelope};
+
+/// The event type of quarantine records.
+pub const QUARANTINE_TYPE: &str = "sealog.quarantine";
+
+/// The correlation attributes a quarantine record keeps of the event it stands for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Correlation {
+    pub id: String,
+    pub event_type: String,
+    pub source: String,
+    pub time: String,
+    pub tenant: Option<String>,
+    pub subject: Option<String>,
+    pub scope: Option<String>,
+    pub actor: Option<Value>,
+}
+
+impl Correlation {
+    pub(crate) fn of(env: &Envelope<'_>, event: &Json<'_>, derived: &Derived) -> Self {
+        Correlation {
+            id: env.id.to_string(),
+            event_type: env.event_type.to_string(),
+            source: env.source.to_string(),
+            time: env.time.to_string(),
+            tenant: env.tenant.map(str::to_string),
+            subject: env
+                .subject
+                .map(str::to_string)
+                .or_else(|| derived.subject.clone()),
+            scope: derived
+                .scope
+                .clone()
+                .or_else(|| env.tenant.map(str::to_string)),
+            actor: event.get("actor").map(json_to_value),
+        }
+    }
+}
+
+/// Why an event was quarantined, with the evidence the result and the record carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub reason_code: &'static str,
+    pub message: Option<String>,
+    pub missing_fields: Vec<String>,
+    pub violations: Vec<(String, String)>,
+    pub forbidden_fields: Vec<String>,
+}
+
+impl Finding {
+    /// The reason and evidence as JSON members (for results and records alike).
+    pub fn members(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("reason_code".into(), json!(self.reason_code));
+        if let Some(msg) = &self.message {
+            m.insert("message".into(), json!(msg));
+        }
+        if !self.missing_fields.is_empty() {
+            m.insert("missing_fields".into(), json!(self.missing_fields));
+        }
+        if !self.violations.is_empty() {
+            let v: Vec<Value> = self
+                .violations
+                .iter()
+                .map(|(p, m)| json!({"pointer": p, "message": m}))
+                .collect();
+            m.insert("violations".into(), Value::Array(v));
+        }
+        if !self.forbidden_fields.is_empty() {
+            m.insert("forbidden_fields".into(), json!(self.forbidden_fields));
+        }
+        m
+    }
+}
+
+/// The quarantine record's event for a finding about the event `corr` describes.
+pub(crate) fn record_event(
+    corr: &Correlation,
+    finding: &Finding,
+    payload_ref: Option<&str>,
+) -> Value {
+    let mut data = finding.members();
+    data.insert("event_type".into(), json!(corr.event_type));
+    if let Some(scope) = &corr.scope {
+        data.insert("scope".into(), json!(scope));
+    }
+    data.insert(
+        "payload_ref".into(),
+        payload_ref.map_or(Value::Null, |r| json!(r)),
+    );
+    let mut ev = json!({
+        "specversion": "1.0",
+        "id": corr.id,
+        "source": corr.source,
+        "type": QUARANTINE_TYPE,
+        "time": corr.time,
+    });
+    if let Some(t) = &corr.tenant {
+        ev["tenant"] = json!(t);
+    }
+    match &corr.subject {
+        // A derived subject may exceed the envelope's attribute limit: keep it in the body.
+        Some(s) if s.len() <= ATTRIBUTE_BYTES_MAX && !s.is_empty() => ev["subject"] = json!(s),
+        Some(s) => {
+            data.insert("subject".into(), json!(s));
+        }
+        None => {}
+    }
+    if let Some(actor) = corr.actor.as_ref().filter(|a| a.is_object()) {
+        ev["actor"] = actor.clone();
+    }
+    ev["data"] = Value::Object(data);
+    ev
+}
+
+/// Indexes quarantine records by reason code and by the quarantined event's type.
+pub(crate) struct QuarantineAxes;
+
+impl Deriver for QuarantineAxes {
+    fn derive(&self, event: &Json<'_>, _: &Envelope<'_>) -> Derived {
+        let data = event.get("data");
+        let axes = [("reason", "reason_code"), ("event_type", "event_type")]
+            .into_iter()
+            .filter_map(|(axis, field)| {
+                let v = data?.get(field)?.as_str()?;
+                Some((axis.to_string(), v.to_string()))
+            })
+            .collect();
+        Derived {
+            axes,
+            ..Derived::default()
+        }
+    }
+
+    fn fingerprint(&self) -> String {
+        "quarantine-axes-v1".to_string()
+    }
+}
+
+pub(crate) fn json_to_value(j: &Json<'_>) -> Value {
+    match j {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => Value::Number(n.clone()),
+        Json::String(s) => Value::String(s.to_string()),
+        Json::Array(a) => Value::Array(a.iter().map(json_to_value).collect()),
+        Json::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.to_string(), json_to_value(v)))
+                .collect(),
+        ),
+    }
+}
