@@ -9,6 +9,9 @@ use std::borrow::Cow;
 use sealog_model::json::Json;
 use serde_json::Value;
 
+/// Called with each concrete path a pointer reaches and the value there (`None`: absent).
+pub(crate) type Visitor<'f, 'a, N> = dyn FnMut(&[Cow<'_, str>], Option<&'a N>) + 'f;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Segment {
     Key(String),
@@ -83,11 +86,7 @@ impl Pointer {
     /// Every place this pointer reaches in `root`, with its concrete path; `None` where a
     /// concrete member is absent. Wildcards over absent or non-array values reach nothing, so a
     /// per-element rule says nothing about an array that is not there.
-    pub(crate) fn visit<'a, N: Node>(
-        &self,
-        root: &'a N,
-        f: &mut dyn FnMut(&[Cow<'_, str>], Option<&'a N>),
-    ) {
+    pub(crate) fn visit<'a, N: Node>(&self, root: &'a N, f: &mut Visitor<'_, 'a, N>) {
         let mut path = Vec::with_capacity(self.segments.len());
         walk(root, &self.segments, &mut path, f);
     }
@@ -121,7 +120,7 @@ fn walk<'a, 'p, N: Node>(
     node: &'a N,
     segments: &'p [Segment],
     path: &mut Vec<Cow<'p, str>>,
-    f: &mut dyn FnMut(&[Cow<'_, str>], Option<&'a N>),
+    f: &mut Visitor<'_, 'a, N>,
 ) {
     let Some((seg, rest)) = segments.split_first() else {
         f(path, Some(node));

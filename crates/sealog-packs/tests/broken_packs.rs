@@ -1,0 +1,241 @@
+//! User packs that cannot be loaded say which pack, which file and where.
+
+mod common;
+
+use std::path::Path;
+
+use sealog_packs::{PackError, Packs, ReasonCode};
+use serde_json::{Value, json};
+
+const SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["n"],"properties":{"n":{"type":"integer"}}}"#;
+
+fn manifest(ty: Value) -> Value {
+    json!({"pack": "acme", "types": {"acme.thing": ty}})
+}
+
+fn write_pack(dir: &Path, manifest: &Value, schema: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_string_pretty(manifest).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("thing.schema.json"), schema).unwrap();
+}
+
+fn load(manifest: &Value, schema: &str) -> Result<Packs, PackError> {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("acme");
+    write_pack(&dir, manifest, schema);
+    Packs::load(&[&dir])
+}
+
+fn good() -> Value {
+    json!({"schema": "thing.schema.json", "subject": "/data/id", "required": ["/data/n"],
+           "axes": [{"name": "n", "pointer": "/data/n"}], "state": {"op": "create", "set": {"n": "/data/n"}}})
+}
+
+#[test]
+fn a_good_user_pack_loads_beside_the_builtins_and_checks_events() {
+    let packs = load(&manifest(good()), SCHEMA).unwrap();
+    assert!(packs.pack_names().contains(&"acme"));
+    assert!(packs.pack_names().contains(&"decision-log"));
+    assert!(packs.declares("acme.thing"));
+    let mut ok = json!({"id": "1", "source": "s", "type": "acme.thing", "time": "2026-01-01T00:00:00Z", "data": {"id": "x", "n": 3}});
+    packs.check(&mut ok).unwrap();
+    let mut bad = ok.clone();
+    bad["data"]["n"] = json!("three");
+    let q = packs.check(&mut bad).unwrap_err();
+    assert_eq!(
+        (q.reason, q.violations[0].pointer.as_str()),
+        (ReasonCode::SchemaViolation, "/data/n")
+    );
+    assert!(
+        packs
+            .axes()
+            .contains(&("acme".into(), "acme.thing".into(), "n".into()))
+    );
+}
+
+fn expect_error(manifest: Value, schema: &str, file: &str, at: &str, words: &str) {
+    let e = load(&manifest, schema).expect_err("must not load");
+    let text = e.to_string();
+    assert_eq!(e.file, file, "{text}");
+    assert!(e.at.contains(at), "at {at:?}: {text}");
+    assert!(text.contains(words), "{words:?}: {text}");
+    assert!(text.contains("acme"), "names the pack: {text}");
+}
+
+#[test]
+fn a_misspelt_rule_is_an_error_with_its_line() {
+    let mut ty = good();
+    ty["requried"] = json!(["/data/n"]);
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "line",
+        "unknown field `requried`",
+    );
+}
+
+#[test]
+fn bad_pointers_are_located() {
+    let mut ty = good();
+    ty["required"] = json!(["/data/n", "data/m"]);
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "types.\"acme.thing\".required[1]",
+        "must start with '/'",
+    );
+    let mut ty = good();
+    ty["forbidden"] = json!(["/data/a~2b"]);
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "forbidden[0]",
+        "'~' must be followed by 0 or 1",
+    );
+    let mut ty = good();
+    ty["subject"] = json!("/data/items/*/id");
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "subject",
+        "'*' is not allowed here",
+    );
+    let mut ty = good();
+    ty["axes"] = json!([{"name": "seq", "pointer": "/seq"}]);
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "axes[0].pointer",
+        "which the server sets",
+    );
+}
+
+#[test]
+fn axis_names_may_not_shadow_builtin_axes() {
+    for name in sealog_packs::BUILTIN_AXES {
+        let mut ty = good();
+        ty["axes"] = json!([{"name": name, "pointer": "/data/n"}]);
+        expect_error(
+            manifest(ty),
+            SCHEMA,
+            "manifest.json",
+            "axes[0].name",
+            "built-in axis",
+        );
+    }
+}
+
+#[test]
+fn broken_schemas_are_reported_in_their_own_file() {
+    expect_error(
+        manifest(good()),
+        "{\"type\": \"object\",\n \"properties\": }",
+        "thing.schema.json",
+        "line 2",
+        "expected value",
+    );
+    expect_error(
+        manifest(good()),
+        r#"{"type": "objekt"}"#,
+        "thing.schema.json",
+        "/",
+        "invalid schema",
+    );
+    expect_error(
+        manifest(good()),
+        r#"{"$schema": "http://json-schema.org/draft-07/schema#"}"#,
+        "thing.schema.json",
+        "/$schema",
+        "2020-12",
+    );
+    let mut ty = good();
+    ty["schema"] = json!("../elsewhere.json");
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "schema",
+        "file name inside the pack",
+    );
+    let mut ty = good();
+    ty["schema"] = json!("absent.schema.json");
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "absent.schema.json",
+        "file",
+        "cannot read",
+    );
+}
+
+#[test]
+fn types_and_packs_are_unique_across_packs() {
+    let m = json!({"pack": "acme", "types": {"decision-log.audit_decision_record": good()}});
+    expect_error(
+        m,
+        SCHEMA,
+        "manifest.json",
+        "types.\"decision-log.audit_decision_record\"",
+        "already declared by pack \"decision-log\"",
+    );
+    let m = json!({"pack": "coordination", "types": {"acme.other": good()}});
+    let e = load(&m, SCHEMA).unwrap_err();
+    assert!(e.to_string().contains("already loaded"), "{e}");
+}
+
+#[test]
+fn contradictory_rules_are_refused() {
+    let mut ty = good();
+    ty["state"] = json!({"op": "observe", "set": {"n": "/data/n"}});
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "state",
+        "changes no fields",
+    );
+    let mut ty = good();
+    ty["required_when"] = json!([{"when": {"pointer": "/data/n"}, "required": ["/data/m"]}]);
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "required_when[0].when",
+        "exactly one of",
+    );
+    let mut ty = good();
+    ty["actor_types"] = json!(["robot"]);
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "actor_types[0]",
+        "not an actor type",
+    );
+    let mut ty = good();
+    ty["equal"] = json!([["/data/n"]]);
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "equal[0]",
+        "at least two",
+    );
+}
+
+#[test]
+fn a_missing_manifest_names_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = Packs::load(&[tmp.path()]).unwrap_err();
+    assert_eq!(e.file, "manifest.json");
+    assert!(e.pack.contains(&tmp.path().display().to_string()), "{e}");
+}
