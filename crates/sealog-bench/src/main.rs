@@ -1,0 +1,136 @@
+//! `sealog-bench`: runs the comparison and writes `report.md` and `report.json`.
+//! PostgreSQL is reached through `--pg` (a running, durable server; `scripts/bench-compare`
+//! starts a throw-away one); SQLite and Sealog write under `--work`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sealog_bench::{EngineSpec, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "sealog-bench",
+    about = "Sealog side by side with PostgreSQL and SQLite"
+)]
+struct Cli {
+    /// Decision-log events of the bulk ingest.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// 100-byte key/value-like entries.
+    #[arg(long, default_value_t = 1_000_000)]
+    entries: u64,
+    /// Events (and entries) per batch.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Threads appending batches at once, for every engine.
+    #[arg(long, default_value_t = 2)]
+    producers: usize,
+    /// Concurrent writers of the single-event levels.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    writers: Vec<usize>,
+    /// Most events of one single-event level.
+    #[arg(long, default_value_t = 50_000)]
+    single_events: u64,
+    /// Most seconds of one single-event level.
+    #[arg(long, default_value_t = 10.0)]
+    single_seconds: f64,
+    /// Queries of each shape.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Width of the time-window query, seconds.
+    #[arg(long, default_value_t = 300)]
+    window_secs: i64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// PostgreSQL connection (libpq key=value form); without it PostgreSQL is left out.
+    #[arg(long)]
+    pg: Option<String>,
+    /// Leave SQLite out.
+    #[arg(long)]
+    no_sqlite: bool,
+    /// Leave Sealog out.
+    #[arg(long)]
+    no_sealog: bool,
+    /// Where Sealog and SQLite write (must not exist yet; removed after the run).
+    #[arg(long)]
+    work: PathBuf,
+    /// Where `report.md` and `report.json` go.
+    #[arg(long, default_value = "target/bench-compare")]
+    out: PathBuf,
+    /// The command to print as the way to reproduce this run (default: this one).
+    #[arg(long)]
+    command: Option<String>,
+    /// Keep the Sealog and SQLite data after the run.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sealog-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(
+        !cli.work.exists(),
+        "--work {} exists; give a directory that does not",
+        cli.work.display()
+    );
+    std::fs::create_dir_all(&cli.work)?;
+    let options = Options {
+        events: cli.events,
+        entries: cli.entries,
+        batch: cli.batch,
+        producers: cli.producers,
+        single_writers: cli.writers.clone(),
+        single_events: cli.single_events,
+        single_seconds: cli.single_seconds,
+        queries: cli.queries,
+        window_secs: cli.window_secs,
+        seed: cli.seed,
+        // A twentieth of the bulk load, at most ten batches, for the ingest-method trial.
+        tune_batches: (cli.events / cli.batch.max(1) as u64 / 20).clamp(1, 10) as usize,
+        ..Options::default()
+    };
+    let mut engines = Vec::new();
+    if !cli.no_sealog {
+        engines.push(EngineSpec::Sealog(cli.work.join("sealog")));
+    }
+    match &cli.pg {
+        Some(conninfo) => engines.push(EngineSpec::Postgres(conninfo.clone())),
+        None => eprintln!("sealog-bench: no --pg given: PostgreSQL is left out of this run"),
+    }
+    if !cli.no_sqlite {
+        engines.push(EngineSpec::Sqlite(cli.work.join("sqlite")));
+    }
+    let command = cli
+        .command
+        .clone()
+        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
+    let report = sealog_bench::compare(&options, &engines, &cli.work, &command);
+    if !cli.keep {
+        std::fs::remove_dir_all(&cli.work)?;
+    }
+    let report = report?;
+    std::fs::create_dir_all(&cli.out)?;
+    let md = report.markdown(3);
+    std::fs::write(cli.out.join("report.md"), &md)?;
+    std::fs::write(
+        cli.out.join("report.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    println!("{md}");
+    eprintln!(
+        "sealog-bench: wrote {} and {}",
+        cli.out.join("report.md").display(),
+        cli.out.join("report.json").display()
+    );
+    Ok(())
+}

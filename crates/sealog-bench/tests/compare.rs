@@ -1,0 +1,282 @@
+//! The whole comparison at a tiny size — a real throw-away PostgreSQL cluster started here,
+//! real SQLite and Sealog in temporary directories — and the report checked for
+//! completeness and sanity. No timing is asserted.
+//!
+//! Without PostgreSQL's server binaries the PostgreSQL part is skipped with a loud message,
+//! except under `CI=true`, where CI installs them and their absence fails the test.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sealog_bench::{EngineSpec, Options, Report};
+
+/// A cluster started by `scripts/pg-cluster`, stopped and deleted on drop (even on panic).
+struct Cluster {
+    script: PathBuf,
+    dir: PathBuf,
+    conninfo: String,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let status = Command::new(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("could not stop the test cluster in {}", self.dir.display());
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn postgres_installed() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.flatten().any(|v| v.path().join("bin/initdb").exists()))
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts a cluster, or returns `None` (loudly) when PostgreSQL is not installed outside CI.
+fn start_cluster() -> Option<Cluster> {
+    if !postgres_installed() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but PostgreSQL's server binaries are missing (/usr/lib/postgresql/*/bin): \
+             CI must install them (apt-get install -y postgresql)"
+        );
+        eprintln!(
+            "\n**********************************************************************\n\
+             PostgreSQL is not installed: the PostgreSQL part of this comparison is\n\
+             SKIPPED. Install the Debian package `postgresql` to run it.\n\
+             **********************************************************************\n"
+        );
+        return None;
+    }
+    let script = repo_root().join("scripts/pg-cluster");
+    // Under /tmp and world-traversable: as root the cluster runs as the `postgres` user.
+    let tmp = tempfile::Builder::new()
+        .prefix("sealog-bench-test-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let mut perms = std::fs::metadata(tmp.path())
+        .expect("temp dir")
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(tmp.path(), perms).expect("chmod temp dir");
+    let mut last = String::new();
+    for attempt in 0..3 {
+        let dir = tmp.path().join(format!("pg{attempt}"));
+        let out = Command::new(&script)
+            .arg("start")
+            .arg(&dir)
+            .arg(free_port().to_string())
+            .output()
+            .expect("run scripts/pg-cluster");
+        if out.status.success() {
+            return Some(Cluster {
+                script,
+                dir,
+                conninfo: String::from_utf8(out.stdout).unwrap().trim().to_string(),
+                _tmp: tmp,
+            });
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        let _ = Command::new(&script).arg("stop").arg(&dir).status();
+    }
+    panic!("scripts/pg-cluster could not start a cluster:\n{last}");
+}
+
+fn tiny() -> Options {
+    Options {
+        events: 2000,
+        batch: 1000,
+        producers: 2,
+        entries: 200,
+        single_writers: vec![1, 16, 64],
+        single_events: 128,
+        single_seconds: 10.0,
+        queries: 10,
+        query_limit: 100,
+        window_secs: 300,
+        tune_batches: 1,
+        // Two chunks of generated events, so the chunking is exercised too.
+        chunk: 1000,
+        seed: 7,
+    }
+}
+
+#[test]
+fn tiny_comparison_gives_a_complete_and_sane_report() {
+    let cluster = start_cluster();
+    let work = tempfile::tempdir().unwrap();
+    let mut engines = vec![EngineSpec::Sealog(work.path().join("sealog"))];
+    if let Some(c) = &cluster {
+        engines.push(EngineSpec::Postgres(c.conninfo.clone()));
+    }
+    engines.push(EngineSpec::Sqlite(work.path().join("sqlite")));
+    let o = tiny();
+    let report = sealog_bench::compare(&o, &engines, work.path(), "test").unwrap();
+    check(&report, &o, cluster.is_some());
+}
+
+fn check(report: &Report, o: &Options, with_pg: bool) {
+    let names: Vec<&str> = report.engines.iter().map(|e| e.name.as_str()).collect();
+    let mut expected = vec!["sealog"];
+    if with_pg {
+        expected.push("postgres");
+    }
+    expected.push("sqlite");
+    assert_eq!(names, expected);
+    assert!(report.machine.seq_write_fsync_mib_s > 0.0);
+    assert!(report.machine.sha256_mib_s_per_core > 0.0);
+    assert!(report.event_bytes_mean > 500.0);
+
+    for e in &report.engines {
+        let n = &e.name;
+        assert_eq!(e.bulk.items, o.events, "{n}");
+        assert_eq!(e.bulk.added, o.events, "{n}: every bulk event is new");
+        assert!(e.bulk.per_s > 0.0, "{n}");
+        assert_eq!(
+            e.dedupe_readded, 0,
+            "{n}: re-ingesting a batch adds nothing"
+        );
+        assert!(e.bytes_on_disk > 0 && e.bytes_per_record > 0.0, "{n}");
+        assert_eq!(e.single.len(), o.single_writers.len(), "{n}");
+        for s in &e.single {
+            assert!(s.events > 0, "{n}: {} writers appended nothing", s.writers);
+            assert_eq!(s.added, s.events, "{n}: single events are all new");
+            assert!(s.p50_ms > 0.0 && s.p99_ms >= s.p50_ms, "{n}");
+        }
+        assert_eq!(e.events_stored, e.events_expected, "{n}: events counted");
+        assert_eq!(
+            e.events_expected,
+            o.events + e.single.iter().map(|s| s.events).sum::<u64>(),
+            "{n}"
+        );
+        assert_eq!(e.entries.added, o.entries, "{n}");
+        assert_eq!(e.entries_stored, o.entries, "{n}: entries counted");
+        assert_eq!(e.queries.len(), 4, "{n}");
+        for q in &e.queries {
+            match (q.p50_us, &q.note) {
+                (Some(p50), None) => {
+                    assert_eq!(q.samples, o.queries, "{n} {}", q.shape);
+                    assert!(q.p99_us.unwrap() >= p50, "{n} {}", q.shape);
+                    assert!(
+                        q.hits >= o.queries as u64,
+                        "{n} {}: each target exists",
+                        q.shape
+                    );
+                }
+                (None, Some(note)) => {
+                    assert_eq!(n, "sealog", "only Sealog may lack an index");
+                    assert_eq!(q.shape, "feature_key");
+                    assert!(note.contains("not indexed"), "{note}");
+                }
+                other => panic!("{n} {}: {other:?}", q.shape),
+            }
+        }
+        assert!(
+            e.tamper.update.is_ok(),
+            "{n} let an UPDATE through: {:?}",
+            e.tamper
+        );
+        assert!(
+            e.tamper.delete.is_ok(),
+            "{n} let a DELETE through: {:?}",
+            e.tamper
+        );
+    }
+    // The immutability triggers themselves refused (their own messages), not some other error.
+    for e in report.engines.iter().filter(|e| e.name != "sealog") {
+        let update = e.tamper.update.as_ref().unwrap();
+        let delete = e.tamper.delete.as_ref().unwrap();
+        assert!(update.contains("UPDATE refused"), "{}: {update}", e.name);
+        assert!(delete.contains("DELETE refused"), "{}: {delete}", e.name);
+    }
+    // Every engine answers every measured query shape with the same number of records.
+    for shape in sealog_bench::run::SHAPES {
+        let hits: Vec<(String, u64)> = report
+            .engines
+            .iter()
+            .filter_map(|e| {
+                let q = e.queries.iter().find(|q| q.shape == shape)?;
+                q.p50_us.map(|_| (e.name.clone(), q.hits))
+            })
+            .collect();
+        assert!(
+            hits.windows(2).all(|w| w[0].1 == w[1].1),
+            "{shape}: {hits:?}"
+        );
+    }
+
+    // The table has every figure for every engine, or says why not.
+    for f in &report.figures {
+        for name in &expected {
+            assert!(
+                f.value(name).is_some() || f.notes.iter().any(|(e, _)| e == name),
+                "{}: no value or reason for {name}",
+                f.name
+            );
+        }
+        for peer in expected.iter().filter(|n| **n != "sealog") {
+            if f.value("sealog").is_some() {
+                assert!(
+                    f.advantage(peer).is_some(),
+                    "{}: no ratio to {peer}",
+                    f.name
+                );
+            }
+        }
+    }
+    assert_eq!(report.machine_fractions.len(), 3);
+    assert!(
+        report
+            .machine_fractions
+            .iter()
+            .all(|f| f.fraction.is_some())
+    );
+    assert_eq!(report.targets.len(), 10);
+    let unmeasured: Vec<&str> = report
+        .targets
+        .iter()
+        .filter(|t| t.met.is_none())
+        .map(|t| t.name.as_str())
+        .collect();
+    if with_pg {
+        assert_eq!(
+            unmeasured,
+            ["query by feature key: Sealog p99 vs PostgreSQL p50"],
+            "only the unindexed axis lacks a verdict"
+        );
+    }
+
+    let md = report.markdown(3);
+    for needle in [
+        "### Figures",
+        "### Targets",
+        "### Machine limits",
+        "sealog",
+        "sqlite",
+    ] {
+        assert!(md.contains(needle), "markdown lacks {needle}");
+    }
+    if with_pg {
+        assert!(md.contains("| postgres |"));
+    }
+    let json: serde_json::Value = serde_json::to_value(report).unwrap();
+    assert_eq!(json["engines"].as_array().unwrap().len(), expected.len());
+    assert!(json["machine"]["fsync_ms_p50"].as_f64().unwrap() > 0.0);
+}
