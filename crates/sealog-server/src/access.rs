@@ -20,8 +20,9 @@ use crate::state::AppState;
 
 /// The `source` of every record the server writes about itself.
 pub(crate) const SOURCE: &str = "sealog-server";
-/// Event types only the server may write; a client's event with this prefix is refused.
-pub(crate) const RESERVED_TYPE_PREFIX: &str = "audit.";
+/// Event types only the server may write (its access and key records, the quarantine log's
+/// records); a client's event with one of these prefixes is refused.
+pub(crate) const RESERVED_TYPE_PREFIXES: [&str; 2] = ["audit.", "sealog."];
 /// Longest text copied from a request into an access record.
 const TEXT_BYTES_MAX: usize = 512;
 

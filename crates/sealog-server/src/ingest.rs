@@ -1,29 +1,55 @@
-//! Between the async handlers and the store's blocking `append`: a bounded queue and a few
-//! threads that each take every request waiting, append them as one call and answer each.
+//! Between the async handlers and the ledger's blocking `commit`: a bounded queue and a few
+//! threads that each take every request waiting, commit them as one call and answer each.
 //!
-//! The store's writer already shares one fsync among concurrent calls; these threads keep
-//! several combined calls in flight so that while one group syncs the next one gathers,
-//! without one OS thread per HTTP request. A full queue is refused at once (503 with
-//! `Retry-After`) instead of growing without bound.
+//! Two kinds of work share the queue: clients' events, already prepared by the ledger
+//! (`Ledger::commit`: dedupe, supersedes rules, quarantine), and the server's own records
+//! (`audit.*`), which go straight to the canonical store. The store's writer already shares
+//! one fsync among concurrent calls; these threads keep several combined calls in flight so
+//! that while one group syncs the next one gathers, without one OS thread per HTTP request.
+//! A full queue is refused at once (503 with `Retry-After`) instead of growing without bound.
 //!
-//! *Invariant*: a reply is sent only with the store's outcomes, i.e. once the events are
-//! durable; closing drains everything already queued before the threads exit.
+//! *Invariant*: a reply is sent only with the ledger's results, i.e. once what they report
+//! is durable; closing drains everything already queued before the threads exit.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use sealog_ledger::{IngestResult, Ledger, Prepared};
 use sealog_model::PreparedEvent;
-use sealog_store::{Outcome, Store, StoreError};
+use sealog_store::{Outcome, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 /// Events one combined call may gather from several requests (a single request may exceed it).
 const GATHER_EVENTS_MAX: usize = 8192;
 
-type Reply = oneshot::Sender<Result<Vec<Outcome>, StoreError>>;
+/// What one request hands over.
+pub(crate) enum Work {
+    /// Clients' events, prepared by the ledger.
+    Ingest(Vec<Prepared>),
+    /// The server's own records, for the canonical store as they are.
+    Internal(Vec<PreparedEvent>),
+}
+
+impl Work {
+    fn len(&self) -> usize {
+        match self {
+            Work::Ingest(v) => v.len(),
+            Work::Internal(v) => v.len(),
+        }
+    }
+}
+
+/// The answer to one request, in the shape of its work.
+pub(crate) enum Done {
+    Ingest(Vec<IngestResult>),
+    Internal(Vec<Outcome>),
+}
+
+type Reply = oneshot::Sender<Result<Done, StoreError>>;
 
 struct Job {
-    events: Vec<PreparedEvent>,
+    work: Work,
     reply: Reply,
     queued: Instant,
 }
@@ -43,15 +69,15 @@ pub(crate) struct Appender {
 }
 
 impl Appender {
-    pub(crate) fn start(store: Arc<Store>, threads: usize, queue_requests_max: usize) -> Self {
+    pub(crate) fn start(ledger: Arc<Ledger>, threads: usize, queue_requests_max: usize) -> Self {
         let (tx, rx) = mpsc::channel::<Job>(queue_requests_max.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let handles = (0..threads.max(1))
             .map(|i| {
-                let (store, rx) = (store.clone(), rx.clone());
+                let (ledger, rx) = (ledger.clone(), rx.clone());
                 std::thread::Builder::new()
                     .name(format!("sealog-append-{i}"))
-                    .spawn(move || run(&store, &rx))
+                    .spawn(move || run(&ledger, &rx))
                     .expect("spawn an append thread")
             })
             .collect();
@@ -61,16 +87,16 @@ impl Appender {
         }
     }
 
-    /// Queues events; the receiver yields their outcomes once durable.
+    /// Queues work; the receiver yields its results once durable.
     pub(crate) fn submit(
         &self,
-        events: Vec<PreparedEvent>,
-    ) -> Result<oneshot::Receiver<Result<Vec<Outcome>, StoreError>>, Refused> {
+        work: Work,
+    ) -> Result<oneshot::Receiver<Result<Done, StoreError>>, Refused> {
         let (reply, rx) = oneshot::channel();
         let guard = self.tx.read().expect("appender lock");
         let tx = guard.as_ref().ok_or(Refused::Closed)?;
         let job = Job {
-            events,
+            work,
             reply,
             queued: Instant::now(),
         };
@@ -100,19 +126,19 @@ impl Appender {
     }
 }
 
-fn run(store: &Store, rx: &Mutex<mpsc::Receiver<Job>>) {
+fn run(ledger: &Ledger, rx: &Mutex<mpsc::Receiver<Job>>) {
     loop {
         let jobs = {
             let mut rx = rx.lock().expect("append queue lock");
             let Some(first) = rx.blocking_recv() else {
                 return;
             };
-            let mut events = first.events.len();
+            let mut events = first.work.len();
             let mut jobs = vec![first];
             while events < GATHER_EVENTS_MAX {
                 match rx.try_recv() {
                     Ok(j) => {
-                        events += j.events.len();
+                        events += j.work.len();
                         jobs.push(j);
                     }
                     Err(_) => break,
@@ -120,31 +146,55 @@ fn run(store: &Store, rx: &Mutex<mpsc::Receiver<Job>>) {
             }
             jobs
         };
-        let sizes: Vec<usize> = jobs.iter().map(|j| j.events.len()).collect();
-        let total: usize = sizes.iter().sum();
-        let mut all = Vec::with_capacity(total);
-        let mut replies = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            all.extend(j.events);
-            replies.push((j.reply, j.queued));
-        }
+        let total: usize = jobs.iter().map(|j| j.work.len()).sum();
         metrics::histogram!("sealog_append_batch_events").record(total as f64);
-        match store.append(all) {
-            Ok(outcomes) => {
-                let mut it = outcomes.into_iter();
-                for ((reply, queued), n) in replies.into_iter().zip(sizes) {
-                    let mine: Vec<Outcome> = it.by_ref().take(n).collect();
-                    metrics::histogram!("sealog_append_seconds")
-                        .record(queued.elapsed().as_secs_f64());
-                    let _ = reply.send(Ok(mine));
+        let mut ingest = (Vec::new(), Vec::new());
+        let mut internal = (Vec::new(), Vec::new());
+        for j in jobs {
+            match j.work {
+                Work::Ingest(v) => {
+                    ingest.1.push((j.reply, j.queued, v.len()));
+                    ingest.0.extend(v);
+                }
+                Work::Internal(v) => {
+                    internal.1.push((j.reply, j.queued, v.len()));
+                    internal.0.extend(v);
                 }
             }
-            Err(e) => {
-                let message = e.to_string();
-                tracing::error!(error = %message, "append failed");
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(StoreError::Poisoned(message.clone())));
-                }
+        }
+        if !ingest.1.is_empty() {
+            answer(ledger.commit(ingest.0), ingest.1, Done::Ingest);
+        }
+        if !internal.1.is_empty() {
+            answer(
+                ledger.store().append(internal.0),
+                internal.1,
+                Done::Internal,
+            );
+        }
+    }
+}
+
+/// Splits one combined call's results among the requests it served, in order.
+fn answer<T>(
+    results: Result<Vec<T>, StoreError>,
+    replies: Vec<(Reply, Instant, usize)>,
+    done: fn(Vec<T>) -> Done,
+) {
+    match results {
+        Ok(results) => {
+            let mut it = results.into_iter();
+            for (reply, queued, n) in replies {
+                let mine: Vec<T> = it.by_ref().take(n).collect();
+                metrics::histogram!("sealog_append_seconds").record(queued.elapsed().as_secs_f64());
+                let _ = reply.send(Ok(done(mine)));
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            tracing::error!(error = %message, "append failed");
+            for (reply, _, _) in replies {
+                let _ = reply.send(Err(StoreError::Poisoned(message.clone())));
             }
         }
     }

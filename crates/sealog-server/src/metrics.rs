@@ -108,7 +108,7 @@ fn describe() {
 }
 
 pub(crate) fn refresh_gauges(state: &AppState) {
-    let store = &state.store;
+    let store = state.ledger.store();
     metrics::gauge!("sealog_tree_size").set(store.len() as f64);
     let stats = store.stats();
     metrics::gauge!("sealog_store_commits").set(stats.commits.load(Ordering::Relaxed) as f64);

@@ -1,6 +1,6 @@
 //! Accepting connections: HTTP/1.1 over TCP or TLS, bounded connections, header and
 //! handshake timeouts, and a graceful stop that drains in-flight requests (and with them
-//! every queued append) before the store is closed.
+//! every queued append) before the ledger (both logs) is closed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use sealog_store::Store;
+use sealog_ledger::Ledger;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -100,7 +100,7 @@ pub struct Server {
 
 impl Server {
     /// Binds the address and loads the keys; nothing is served until [`Server::run`].
-    pub async fn bind(config: ServerConfig, store: Store) -> Result<Self, ServerError> {
+    pub async fn bind(config: ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let listener =
             TcpListener::bind(config.listen)
@@ -109,16 +109,16 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
-        let data_dir = store.dir().to_path_buf();
+        let data_dir = ledger.dir().to_path_buf();
         let keys = KeyRing::load(data_dir.clone())?;
-        let store = Arc::new(store);
+        let ledger = Arc::new(ledger);
         let appender = Appender::start(
-            store.clone(),
+            ledger.clone(),
             config.append_threads,
             config.append_queue_max,
         );
         let state = Arc::new(AppState {
-            store,
+            ledger,
             appender,
             keys,
             limits: config.limits.clone(),
@@ -161,7 +161,7 @@ impl Server {
         self.tls.is_some()
     }
 
-    /// Serves until `shutdown` completes, then drains and closes the store.
+    /// Serves until `shutdown` completes, then drains and closes the ledger.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let Server {
             listener,
@@ -244,13 +244,15 @@ impl Server {
             .await
             .map_err(|e| ServerError::Audit(e.to_string()))?;
         match Arc::try_unwrap(state) {
-            Ok(state) => match Arc::try_unwrap(state.store) {
-                Ok(store) => tokio::task::spawn_blocking(move || store.close())
+            Ok(state) => match Arc::try_unwrap(state.ledger) {
+                Ok(ledger) => tokio::task::spawn_blocking(move || ledger.close())
                     .await
                     .map_err(|e| ServerError::Audit(e.to_string()))??,
-                Err(_) => tracing::warn!("the store is still shared; it closes when released"),
+                Err(_) => tracing::warn!("the ledger is still shared; it closes when released"),
             },
-            Err(_) => tracing::warn!("requests are still running; the store closes when they end"),
+            Err(_) => {
+                tracing::warn!("requests are still running; the ledger closes when they end")
+            }
         }
         tracing::info!("stopped");
         Ok(())

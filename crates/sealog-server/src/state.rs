@@ -1,4 +1,4 @@
-//! What every handler shares: the store, the append queue, the keys, the limits.
+//! What every handler shares: the ledger, the append queue, the keys, the limits.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use sealog_ledger::{IngestResult, Ledger, Prepared};
 use sealog_model::PreparedEvent;
-use sealog_store::{Outcome, Store};
+use sealog_store::Outcome;
 
 use crate::auth::KeyRing;
 use crate::error::ApiError;
-use crate::ingest::{Appender, Refused};
+use crate::ingest::{Appender, Done, Refused, Work};
 
 /// Request limits, each named and configurable.
 #[derive(Debug, Clone)]
@@ -35,7 +36,7 @@ impl Default for Limits {
 }
 
 pub(crate) struct AppState {
-    pub store: Arc<Store>,
+    pub ledger: Arc<Ledger>,
     pub appender: Appender,
     pub keys: KeyRing,
     pub limits: Limits,
@@ -56,7 +57,7 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// Appends events and waits until they are durable.
+    /// Appends the server's own records to the canonical log and waits until they are durable.
     pub(crate) async fn append(
         &self,
         events: Vec<PreparedEvent>,
@@ -64,7 +65,30 @@ impl AppState {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let rx = self.appender.submit(events).map_err(|r| {
+        match self.submit(Work::Internal(events)).await? {
+            Done::Internal(outcomes) => Ok(outcomes),
+            Done::Ingest(_) => Err(ApiError::internal("an append answered with ingest results")),
+        }
+    }
+
+    /// Commits prepared client events through the ledger and waits until they are durable.
+    pub(crate) async fn ingest(
+        &self,
+        prepared: Vec<Prepared>,
+    ) -> Result<Vec<IngestResult>, ApiError> {
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.submit(Work::Ingest(prepared)).await? {
+            Done::Ingest(results) => Ok(results),
+            Done::Internal(_) => Err(ApiError::internal(
+                "an ingest answered with append outcomes",
+            )),
+        }
+    }
+
+    async fn submit(&self, work: Work) -> Result<Done, ApiError> {
+        let rx = self.appender.submit(work).map_err(|r| {
             metrics::counter!("sealog_backpressure_total").increment(1);
             match r {
                 Refused::Busy => ApiError::unavailable(
@@ -78,7 +102,7 @@ impl AppState {
             }
         })?;
         match rx.await {
-            Ok(Ok(outcomes)) => Ok(outcomes),
+            Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => {
                 *self.store_failure.lock().expect("failure lock") = Some(e.to_string());
                 Err(e.into())

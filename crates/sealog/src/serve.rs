@@ -1,4 +1,5 @@
-//! `sealog serve`: the HTTP server over the data directory's store.
+//! `sealog serve`: the HTTP server over the data directory's ledger (canonical and
+//! quarantine logs).
 //!
 //! The first line on standard output is `listening on http://ADDR` (or `https://`), so a
 //! supervisor or a test can start it on port 0 and learn the port. Logs go to standard error.
@@ -9,8 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use sealog_ledger::Ledger;
 use sealog_server::{LogFormat, Server, ServerConfig, TlsFiles};
-use sealog_store::Store;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -41,7 +42,7 @@ pub(crate) struct Args {
     /// Append requests that may wait; more get 503 with Retry-After.
     #[arg(long, default_value_t = 8192)]
     append_queue_max: usize,
-    /// Threads handing combined appends to the store.
+    /// Threads handing combined appends to the ledger.
     #[arg(long, default_value_t = 4)]
     append_threads: usize,
     /// Requests one API key may have in flight; more get 429 with Retry-After.
@@ -66,7 +67,7 @@ fn secs(s: f64, name: &str) -> anyhow::Result<Duration> {
         .map_err(|_| anyhow::anyhow!("--{name} must be a non-negative number of seconds"))
 }
 
-pub(crate) fn run(store: Store, a: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
     sealog_server::init_logging(match a.log_format {
         LogArg::Text => LogFormat::Text,
         LogArg::Json => LogFormat::Json,
@@ -100,7 +101,7 @@ pub(crate) fn run(store: Store, a: &Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         // Handlers first: a stop requested as soon as the address is printed must be graceful.
         let stop = stop_signal()?;
-        let server = Server::bind(config, store).await?;
+        let server = Server::bind(config, ledger).await?;
         if server.open_mode() {
             let msg = "OPEN MODE: no API key exists, so every request is served as admin without authentication; create a key with `sealog keys create --role admin` to require keys";
             tracing::warn!("{msg}");

@@ -4,14 +4,13 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use http_body_util::BodyExt;
-use sealog_model::PreparedEvent;
+use sealog_ledger::{Ledger, Prepared};
 use sealog_model::input::{self, InputError};
 use sealog_model::json::Json;
 use sealog_model::record::PrepareError;
-use sealog_store::Outcome;
 use serde_json::{Value, json};
 
-use crate::access::{Access, RESERVED_TYPE_PREFIX};
+use crate::access::{Access, RESERVED_TYPE_PREFIXES};
 use crate::auth::{Action, Principal};
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
@@ -48,33 +47,36 @@ pub(crate) async fn append(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
     check_media_type(&headers)?;
     let bytes = read_body(body, &headers, &ctx.state.limits).await?;
     let principal = ctx.principal.clone();
+    let ledger = ctx.state.ledger.clone();
     let prepared = if bytes.len() > INLINE_PREPARE_BYTES_MAX {
-        blocking(move || prepare_all(&bytes, &principal)).await?
+        blocking(move || prepare_all(&ledger, &bytes, &principal)).await?
     } else {
-        prepare_all(&bytes, &principal)?
+        prepare_all(&ledger, &bytes, &principal)?
     };
-    let good: Vec<PreparedEvent> = prepared
-        .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
-        .collect();
+    // The ledger counts what it commits; refusals before it are counted below.
+    let mut good = Vec::new();
+    let mut refusals = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        match p {
+            Ok(p) => {
+                good.push(p);
+                refusals.push(None);
+            }
+            Err(r) => refusals.push(Some(r)),
+        }
+    }
     let accepted = good.len();
-    let mut outcomes = ctx.state.append(good).await?.into_iter();
-    let mut results = Vec::with_capacity(prepared.len());
+    let mut committed = ctx.state.ingest(good).await?.into_iter();
+    let mut results = Vec::with_capacity(refusals.len());
     let mut denied = Vec::new();
     let mut codes = Vec::new();
-    for (i, p) in prepared.into_iter().enumerate() {
+    for (i, p) in refusals.into_iter().enumerate() {
         let r = match p {
-            Ok(_) => {
-                let o = outcomes.next().expect("one outcome per appended event");
-                let status = match o {
-                    Outcome::Appended { .. } => "appended",
-                    Outcome::Duplicate { .. } => "duplicate",
-                    Outcome::Refused { .. } => "refused",
-                };
-                metrics::counter!("sealog_ingest_events_total", "status" => status).increment(1);
-                outcome_json(&o)
-            }
-            Err(refusal) => {
+            None => committed
+                .next()
+                .expect("one result per committed event")
+                .to_json(),
+            Some(refusal) => {
                 metrics::counter!("sealog_ingest_events_total", "status" => "rejected")
                     .increment(1);
                 metrics::counter!("sealog_input_refused_total", "code" => refusal.code)
@@ -234,10 +236,13 @@ impl From<PrepareError> for Refusal {
     }
 }
 
+/// Splits the body and prepares each event through the ledger; events the key may not
+/// write, and input that is not an event, are refused here and never reach the ledger.
 fn prepare_all(
+    ledger: &Ledger,
     bytes: &[u8],
     principal: &Principal,
-) -> Result<Vec<Result<PreparedEvent, Refusal>>, ApiError> {
+) -> Result<Vec<Result<Prepared, Refusal>>, ApiError> {
     let raws = input::split(bytes).map_err(|e| {
         let status = match e {
             InputError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -250,14 +255,16 @@ fn prepare_all(
         .into_iter()
         .map(|raw| {
             let raw = raw.map_err(|e| Refusal::from(PrepareError::Input(e)))?;
-            // One parse serves both the model and the policy check.
-            input::check_event_bytes(raw).map_err(|e| Refusal::from(PrepareError::Input(e)))?;
+            let prepared = match ledger.prepare(raw) {
+                Prepared::Rejected(e) => return Err(Refusal::from(e)),
+                p => p,
+            };
+            // The ledger accepted the bytes as an event, so they parse.
             let json = Json::parse(raw).map_err(|e| {
                 Refusal::from(PrepareError::Input(InputError::NotJson(e.to_string())))
             })?;
-            let event = PreparedEvent::from_json(&json)?;
             check_policy(&json, principal)?;
-            Ok(event)
+            Ok(prepared)
         })
         .collect())
 }
@@ -266,11 +273,12 @@ fn prepare_all(
 fn check_policy(event: &Json<'_>, principal: &Principal) -> Result<(), Refusal> {
     let kind = event.get("type").and_then(Json::as_str);
     let tenant = event.get("tenant").and_then(Json::as_str);
-    if kind.is_some_and(|t| t.starts_with(RESERVED_TYPE_PREFIX)) {
+    if kind.is_some_and(|t| RESERVED_TYPE_PREFIXES.iter().any(|p| t.starts_with(p))) {
         return Err(Refusal {
             code: "RESERVED_TYPE",
             message: format!(
-                "event types starting with {RESERVED_TYPE_PREFIX:?} are written only by the server"
+                "event types starting with {} are written only by the server",
+                RESERVED_TYPE_PREFIXES.join(" or ")
             ),
             field: Some("/type".into()),
             denied: true,
@@ -287,19 +295,4 @@ fn check_policy(event: &Json<'_>, principal: &Principal) -> Result<(), Refusal> 
         });
     }
     Ok(())
-}
-
-pub(crate) fn outcome_json(o: &Outcome) -> Value {
-    match o {
-        Outcome::Appended { seq, record_id } => {
-            json!({"status":"appended","seq":seq,"record_id":record_id.to_string()})
-        }
-        Outcome::Duplicate { seq, record_id } => {
-            json!({"status":"duplicate","seq":seq,"record_id":record_id.to_string()})
-        }
-        Outcome::Refused { record_id, refusal } => {
-            json!({"status":"refused","record_id":record_id.to_string(),
-                   "error":{"code":refusal.code(),"message":refusal.message()}})
-        }
-    }
 }

@@ -81,10 +81,11 @@ pub(crate) async fn get_record(ctx: Ctx, Path(id): Path<String>) -> Result<Respo
 
 async fn read_one(ctx: &Ctx, id: &str) -> Result<Vec<u8>, ApiError> {
     let which = parse_id(id)?;
-    let store = ctx.state.store.clone();
+    let ledger = ctx.state.ledger.clone();
     let principal = ctx.principal.clone();
     let started = std::time::Instant::now();
     let found = blocking(move || {
+        let store = ledger.store();
         let seq = match which {
             Ok(seq) => Some(seq),
             Err(rid) => store.seq_of(&rid),
@@ -222,7 +223,7 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
         current_only: false,
         limit,
     };
-    let store = ctx.state.store.clone();
+    let ledger = ctx.state.ledger.clone();
     let as_of = p.get("as_of").map(str::to_string);
     let cursor = p.get("cursor").map(str::to_string);
     let after = p.u64("after")?;
@@ -235,6 +236,7 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
     let principal = ctx.principal.clone();
     let started = std::time::Instant::now();
     let out = blocking(move || {
+        let store = ledger.store();
         q.as_of_size = match as_of.as_deref() {
             None => None,
             Some(s) => match parse_u64(s) {

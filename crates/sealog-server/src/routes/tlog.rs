@@ -54,9 +54,10 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
         .u64("seq")?
         .ok_or_else(|| ApiError::bad_request("BAD_PARAMETER", "seq is required"))?;
     let size = p.u64("size")?;
-    let store = ctx.state.store.clone();
+    let ledger = ctx.state.ledger.clone();
     let principal = ctx.principal.clone();
     blocking(move || {
+        let store = ledger.store();
         let not_found = || ApiError::not_found(format!("no record {seq}"));
         let record = store.get(seq)?.ok_or_else(not_found)?;
         if !visible(&principal, &record) {
@@ -103,8 +104,9 @@ pub(crate) async fn consistency(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Res
         .u64("from")?
         .ok_or_else(|| ApiError::bad_request("BAD_PARAMETER", "from is required"))?;
     let to = p.u64("to")?;
-    let store = ctx.state.store.clone();
+    let ledger = ctx.state.ledger.clone();
     let proof = blocking(move || {
+        let store = ledger.store();
         let to = match to {
             Some(t) => t,
             None => store.checkpoint()?.size,
@@ -138,8 +140,8 @@ pub(crate) async fn consistency(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Res
 )]
 pub(crate) async fn checkpoint(ctx: Ctx) -> Result<Response, ApiError> {
     ctx.authorize(Action::Checkpoint, &json!({})).await?;
-    let store = ctx.state.store.clone();
-    let cp = blocking(move || Ok(store.checkpoint()?)).await?;
+    let ledger = ctx.state.ledger.clone();
+    let cp = blocking(move || Ok(ledger.store().checkpoint()?)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -171,9 +173,10 @@ pub(crate) async fn tile(ctx: Ctx, Path(rest): Path<String>) -> Result<Response,
         _ => Action::HashTile,
     };
     ctx.authorize(action, &resource).await?;
-    let store = ctx.state.store.clone();
+    let ledger = ctx.state.ledger.clone();
     let read = |t: TilePath| {
         blocking(move || {
+            let store = ledger.store();
             let out = match t {
                 TilePath::Hashes {
                     level,
