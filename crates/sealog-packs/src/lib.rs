@@ -29,6 +29,7 @@ pub use reason::{Quarantine, ReasonCode, Violation};
 pub use rules::BUILTIN_AXES;
 
 use rules::TypeRules;
+use sha2::{Digest, Sha256};
 
 /// A loaded set of packs. Cloning is cheap (shared, immutable).
 #[derive(Clone)]
@@ -40,6 +41,8 @@ struct Inner {
     /// Pack names in load order, each with its type names.
     packs: Vec<(String, Vec<String>)>,
     types: HashMap<String, Arc<TypeRules>>,
+    /// Each pack's manifest text, by pack name: what derivation depends on.
+    manifests: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Packs {
@@ -59,11 +62,12 @@ impl Packs {
                 let mut inner = Inner {
                     packs: Vec::new(),
                     types: HashMap::new(),
+                    manifests: Vec::new(),
                 };
                 for pack in builtin::PACKS {
                     let read = |name: &str| pack.file(name);
                     let compiled = rules::compile_pack(pack.dir, pack.manifest, &read)
-                        .and_then(|c| inner.add(c, pack.dir));
+                        .and_then(|c| inner.add(c, pack.dir, pack.manifest));
                     if let Err(e) = compiled {
                         panic!("built-in pack is broken: {e}");
                     }
@@ -81,6 +85,7 @@ impl Packs {
         let mut inner = Inner {
             packs: builtin.inner.packs.clone(),
             types: builtin.inner.types.clone(),
+            manifests: builtin.inner.manifests.clone(),
         };
         for dir in user_pack_dirs {
             let label = dir.display().to_string();
@@ -90,7 +95,7 @@ impl Packs {
                 std::fs::read_to_string(dir.join(name)).map_err(|e| format!("cannot read: {e}"))
             };
             let compiled = rules::compile_pack(&label, &manifest, &read)?;
-            inner.add(compiled, &label)?;
+            inner.add(compiled, &label, &manifest)?;
         }
         Ok(Packs {
             inner: Arc::new(inner),
@@ -178,6 +183,7 @@ impl Inner {
         &mut self,
         (pack, types): (String, Vec<TypeRules>),
         label: &str,
+        manifest: &str,
     ) -> Result<(), PackError> {
         if self.packs.iter().any(|(n, _)| *n == pack) {
             return Err(PackError::new(
@@ -202,6 +208,7 @@ impl Inner {
         for rules in types {
             self.types.insert(rules.name.clone(), Arc::new(rules));
         }
+        self.manifests.push((pack.clone(), manifest.to_string()));
         self.packs.push((pack, names));
         Ok(())
     }
@@ -212,5 +219,20 @@ impl Deriver for Packs {
         self.rules(envelope.event_type)
             .map(|r| r.derive(event))
             .unwrap_or_default()
+    }
+
+    /// Derivation depends on the manifests (subject, scope, axes), not on the schemas: a
+    /// changed manifest makes the store rebuild its indexes.
+    fn fingerprint(&self) -> String {
+        let mut manifests: Vec<&(String, String)> = self.inner.manifests.iter().collect();
+        manifests.sort();
+        let mut h = Sha256::new();
+        for (name, text) in manifests {
+            for part in [name.as_bytes(), text.as_bytes()] {
+                h.update((part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+        }
+        format!("packs-sha256:{}", hex::encode(h.finalize()))
     }
 }

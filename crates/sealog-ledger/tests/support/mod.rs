@@ -1,0 +1,115 @@
+//! Shared by the ledger's tests: a ledger in a temp dir with the built-in packs, the
+//! example events shipped in `examples/events.ndjson`, and decision records built from them.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use sealog_ledger::{IngestResult, Ledger, LedgerConfig, Undeclared, View};
+use sealog_packs::Packs;
+use sealog_store::{Config, Durability, Query};
+use serde_json::{Value, json};
+
+pub const EXAMPLES: &str = include_str!("../../../../examples/events.ndjson");
+
+pub fn open(dir: &Path) -> Ledger {
+    Ledger::open(
+        dir,
+        LedgerConfig {
+            store: Config {
+                durability: Durability::Os,
+                memtable_records_max: 64,
+                ..Config::default()
+            },
+            packs: Packs::builtin(),
+            undeclared: Undeclared::Quarantine,
+        },
+    )
+    .unwrap()
+}
+
+/// The n-th example event of a type.
+pub fn example(event_type: &str, n: usize) -> Value {
+    EXAMPLES
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == event_type)
+        .nth(n)
+        .unwrap_or_else(|| panic!("no example {n} of {event_type}"))
+}
+
+/// A complete decision record (Appendix A.1 shape) for decision `d` of run `run`.
+pub fn decision(d: &str, run: &str) -> Value {
+    let mut e = example("decision-log.audit_decision_record", 0);
+    e["id"] = json!(d);
+    e["subject"] = json!(d);
+    e["tenant"] = json!(run);
+    let data = &mut e["data"];
+    for k in ["decision_id", "request_id", "event_id"] {
+        data[k] = json!(d);
+    }
+    data["context_pins"]["run_id"] = json!(run);
+    e
+}
+
+pub fn ingest(ledger: &Ledger, events: &[Value]) -> Vec<IngestResult> {
+    let raws: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| serde_json::to_vec(e).unwrap())
+        .collect();
+    ingest_raw(ledger, &raws)
+}
+
+pub fn ingest_raw(ledger: &Ledger, raws: &[Vec<u8>]) -> Vec<IngestResult> {
+    let raws: Vec<_> = raws.iter().map(|r| Ok(r.as_slice())).collect();
+    let out = ledger.ingest(&raws).unwrap();
+    assert_eq!(out.len(), raws.len(), "one result per event");
+    out
+}
+
+pub fn one(ledger: &Ledger, event: &Value) -> Value {
+    ingest(ledger, std::slice::from_ref(event))[0].to_json()
+}
+
+/// Records matching `equals`, as JSON, through a view.
+pub fn records(ledger: &Ledger, equals: &[(&str, &str)], view: View) -> Vec<Value> {
+    let q = Query {
+        equals: equals
+            .iter()
+            .map(|(a, v)| (a.to_string(), v.to_string()))
+            .collect(),
+        limit: 10_000,
+        ..Query::default()
+    };
+    ledger
+        .query(&q, view)
+        .unwrap()
+        .records
+        .iter()
+        .map(|(_, b)| serde_json::from_slice(b).unwrap())
+        .collect()
+}
+
+pub fn quarantine(ledger: &Ledger, equals: &[(&str, &str)]) -> Vec<Value> {
+    let q = Query {
+        equals: equals
+            .iter()
+            .map(|(a, v)| (a.to_string(), v.to_string()))
+            .collect(),
+        limit: 10_000,
+        ..Query::default()
+    };
+    ledger
+        .quarantine_query(&q)
+        .unwrap()
+        .records
+        .iter()
+        .map(|(_, b)| serde_json::from_slice(b).unwrap())
+        .collect()
+}
+
+pub fn rid(result: &Value) -> String {
+    result["record_id"]
+        .as_str()
+        .expect("a record_id")
+        .to_string()
+}
