@@ -9,9 +9,9 @@ use sealog_packs::Packs;
 use sealog_store::{Config, Durability, Query};
 use serde_json::{Value, json};
 
-pub const EXAMPLES: &str = include_str!("../../../../examples/events.ndjson");
+pub(crate) const EXAMPLES: &str = include_str!("../../../../examples/events.ndjson");
 
-pub fn open(dir: &Path) -> Ledger {
+pub(crate) fn open(dir: &Path) -> Ledger {
     Ledger::open(
         dir,
         LedgerConfig {
@@ -28,7 +28,7 @@ pub fn open(dir: &Path) -> Ledger {
 }
 
 /// The n-th example event of a type.
-pub fn example(event_type: &str, n: usize) -> Value {
+pub(crate) fn example(event_type: &str, n: usize) -> Value {
     EXAMPLES
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -38,7 +38,7 @@ pub fn example(event_type: &str, n: usize) -> Value {
 }
 
 /// A complete decision record (Appendix A.1 shape) for decision `d` of run `run`.
-pub fn decision(d: &str, run: &str) -> Value {
+pub(crate) fn decision(d: &str, run: &str) -> Value {
     let mut e = example("decision-log.audit_decision_record", 0);
     e["id"] = json!(d);
     e["subject"] = json!(d);
@@ -51,7 +51,7 @@ pub fn decision(d: &str, run: &str) -> Value {
     e
 }
 
-pub fn ingest(ledger: &Ledger, events: &[Value]) -> Vec<IngestResult> {
+pub(crate) fn ingest(ledger: &Ledger, events: &[Value]) -> Vec<IngestResult> {
     let raws: Vec<Vec<u8>> = events
         .iter()
         .map(|e| serde_json::to_vec(e).unwrap())
@@ -59,19 +59,19 @@ pub fn ingest(ledger: &Ledger, events: &[Value]) -> Vec<IngestResult> {
     ingest_raw(ledger, &raws)
 }
 
-pub fn ingest_raw(ledger: &Ledger, raws: &[Vec<u8>]) -> Vec<IngestResult> {
+pub(crate) fn ingest_raw(ledger: &Ledger, raws: &[Vec<u8>]) -> Vec<IngestResult> {
     let raws: Vec<_> = raws.iter().map(|r| Ok(r.as_slice())).collect();
     let out = ledger.ingest(&raws).unwrap();
     assert_eq!(out.len(), raws.len(), "one result per event");
     out
 }
 
-pub fn one(ledger: &Ledger, event: &Value) -> Value {
+pub(crate) fn one(ledger: &Ledger, event: &Value) -> Value {
     ingest(ledger, std::slice::from_ref(event))[0].to_json()
 }
 
 /// Records matching `equals`, as JSON, through a view.
-pub fn records(ledger: &Ledger, equals: &[(&str, &str)], view: View) -> Vec<Value> {
+pub(crate) fn records(ledger: &Ledger, equals: &[(&str, &str)], view: View) -> Vec<Value> {
     let q = Query {
         equals: equals
             .iter()
@@ -89,7 +89,7 @@ pub fn records(ledger: &Ledger, equals: &[(&str, &str)], view: View) -> Vec<Valu
         .collect()
 }
 
-pub fn quarantine(ledger: &Ledger, equals: &[(&str, &str)]) -> Vec<Value> {
+pub(crate) fn quarantine(ledger: &Ledger, equals: &[(&str, &str)]) -> Vec<Value> {
     let q = Query {
         equals: equals
             .iter()
@@ -107,7 +107,7 @@ pub fn quarantine(ledger: &Ledger, equals: &[(&str, &str)]) -> Vec<Value> {
         .collect()
 }
 
-pub fn rid(result: &Value) -> String {
+pub(crate) fn rid(result: &Value) -> String {
     result["record_id"]
         .as_str()
         .expect("a record_id")
