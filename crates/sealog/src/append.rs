@@ -5,10 +5,9 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sealog_model::input::{self, InputError};
-use sealog_model::record::{PrepareError, PreparedEvent};
-use sealog_store::{Outcome, Store};
-use serde_json::json;
+use sealog_ledger::{IngestResult, Ledger, Prepared};
+use sealog_model::input;
+use sealog_model::record::PrepareError;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -39,7 +38,7 @@ pub(crate) fn run_client(client: &crate::client::Client, args: &Args) -> anyhow:
     crate::client::append(client, &mut open_input(args)?)
 }
 
-pub(crate) fn run(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(ledger: &Ledger, args: &Args) -> anyhow::Result<ExitCode> {
     let reader = open_input(args)?;
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut head = Vec::new();
@@ -55,7 +54,7 @@ pub(crate) fn run(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
         }
         let events = input::split(&head).map_err(|e| anyhow::anyhow!("input refused: {e}"))?;
         for chunk in events.chunks(CHUNK_EVENTS) {
-            refused += append_chunk(store, chunk, out)?;
+            refused += append_chunk(ledger, chunk, out)?;
         }
     } else {
         // Large NDJSON: stream it line by line.
@@ -75,7 +74,7 @@ pub(crate) fn run(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
                 break;
             }
             let raws: Vec<input::RawEvent<'_>> = chunk.iter().map(|l| Ok(l.trim_ascii())).collect();
-            refused += append_chunk(store, &raws, out)?;
+            refused += append_chunk(ledger, &raws, out)?;
         }
     }
     out.flush()?;
@@ -86,36 +85,29 @@ pub(crate) fn run(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prepares events on every core, appends the good ones in one call, and prints one result
-/// per event in input order. Returns how many were refused.
+/// Prepares events on every core, commits them in one call, and prints one result per
+/// event in input order. Returns how many were not stored canonically (rejected or
+/// quarantined).
 fn append_chunk(
-    store: &Store,
+    ledger: &Ledger,
     raws: &[input::RawEvent<'_>],
     out: &mut impl Write,
 ) -> anyhow::Result<usize> {
-    let prepared = prepare_parallel(raws);
-    let good: Vec<PreparedEvent> = prepared
-        .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
-        .collect();
-    let mut outcomes = store.append(good)?.into_iter();
+    let results = ledger.commit(prepare_parallel(ledger, raws))?;
     let mut refused = 0;
-    for p in prepared {
-        let line = match p {
-            Ok(_) => outcome_json(&outcomes.next().expect("one outcome per appended event")),
-            Err(e) => {
-                refused += 1;
-                rejection_json(&e)
-            }
-        };
-        writeln!(out, "{line}")?;
+    for r in &results {
+        if matches!(
+            r,
+            IngestResult::Rejected(_) | IngestResult::Quarantined { .. }
+        ) {
+            refused += 1;
+        }
+        writeln!(out, "{}", r.to_json())?;
     }
     Ok(refused)
 }
 
-pub(crate) fn prepare_parallel(
-    raws: &[input::RawEvent<'_>],
-) -> Vec<Result<PreparedEvent, PrepareError>> {
+pub(crate) fn prepare_parallel(ledger: &Ledger, raws: &[input::RawEvent<'_>]) -> Vec<Prepared> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
@@ -123,41 +115,20 @@ pub(crate) fn prepare_parallel(
     std::thread::scope(|s| {
         let handles: Vec<_> = raws
             .chunks(per)
-            .map(|c| s.spawn(move || c.iter().map(prepare_one).collect::<Vec<_>>()))
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|raw| match raw {
+                            Ok(bytes) => ledger.prepare(bytes),
+                            Err(e) => Prepared::Rejected(PrepareError::Input(e.clone())),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("prepare thread"))
             .collect()
     })
-}
-
-fn prepare_one(raw: &Result<&[u8], InputError>) -> Result<PreparedEvent, PrepareError> {
-    match raw {
-        Ok(bytes) => PreparedEvent::from_bytes(bytes),
-        Err(e) => Err(PrepareError::Input(e.clone())),
-    }
-}
-
-pub(crate) fn outcome_json(o: &Outcome) -> serde_json::Value {
-    match o {
-        Outcome::Appended { seq, record_id } => {
-            json!({"status":"appended","seq":seq,"record_id":record_id.to_string()})
-        }
-        Outcome::Duplicate { seq, record_id } => {
-            json!({"status":"duplicate","seq":seq,"record_id":record_id.to_string()})
-        }
-        Outcome::Refused { record_id, refusal } => {
-            json!({"status":"refused","record_id":record_id.to_string(),
-                   "error":{"code":refusal.code(),"message":refusal.message()}})
-        }
-    }
-}
-
-pub(crate) fn rejection_json(e: &PrepareError) -> serde_json::Value {
-    let mut error = json!({"code": e.code(), "message": e.to_string()});
-    if let Some(f) = e.field() {
-        error["field"] = json!(f);
-    }
-    json!({"status":"rejected","error":error})
 }

@@ -1,34 +1,58 @@
-//! `sealog demo`: the main job end to end on the shipped examples.
+//! `sealog demo`: the main job end to end on the shipped examples — one or more events of
+//! every built-in pack, a duplicate round, a quarantined event, a correction, views and state.
 
 use std::process::ExitCode;
 
+use sealog_ledger::{IngestResult, Ledger, View};
 use sealog_model::input;
-use sealog_store::{Outcome, Query, Store};
+use sealog_store::Query;
 
 const EXAMPLES: &str = include_str!("../../../examples/events.ndjson");
 
-pub(crate) fn run(store: &Store) -> anyhow::Result<ExitCode> {
-    println!("Sealog demo — data directory {}", store.dir().display());
+pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
+    println!("Sealog demo — data directory {}", ledger.dir().display());
     let raws = input::split(EXAMPLES.as_bytes())?;
     for round in ["first ingest", "same events again (idempotent)"] {
-        let prepared = crate::append::prepare_parallel(&raws)
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
-        let outcomes = store.append(prepared)?;
-        let appended = outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Appended { .. }))
-            .count();
+        let results = ledger.commit(crate::append::prepare_parallel(ledger, &raws))?;
+        let count = |status: &str| results.iter().filter(|r| r.status() == status).count();
         println!(
-            "{round}: {} events → {appended} appended, {} duplicates",
-            outcomes.len(),
-            outcomes.len() - appended
+            "{round}: {} events → {} appended, {} duplicates, {} quarantined, {} rejected",
+            results.len(),
+            count("appended"),
+            count("duplicate"),
+            count("quarantined"),
+            count("rejected")
         );
+        for r in &results {
+            if let IngestResult::Quarantined { .. } | IngestResult::Rejected(_) = r {
+                println!("  {}", r.to_json());
+            }
+        }
     }
-    println!("log size: {} records", store.len());
+    // An incomplete decision record: quarantined with the fields it lacks.
+    let first = raws[0].as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut incomplete: serde_json::Value = serde_json::from_slice(first)?;
+    incomplete["id"] = "evt_txn_demo_incomplete".into();
+    for k in ["decision_id", "request_id", "event_id"] {
+        incomplete["data"][k] = "evt_txn_demo_incomplete".into();
+    }
+    incomplete["subject"] = "evt_txn_demo_incomplete".into();
+    if let Some(f) = incomplete["data"]["features"].as_object_mut() {
+        f.remove("feature_snapshot_hash");
+    }
+    let bytes = serde_json::to_vec(&incomplete)?;
+    let r = ledger.ingest(&[Ok(bytes.as_slice())])?;
+    println!("an incomplete decision record: {}", r[0].to_json());
+
+    println!(
+        "log size: {} records; quarantine log: {} records",
+        ledger.store().len(),
+        ledger.quarantine_store().len()
+    );
     for (axis, value) in [
         ("subject", "conv-881"),
         ("type", "decision-log.audit_decision_record"),
+        ("feature_keys_used", "account:e_account_7c31d9"),
         ("tenant", "shop-za"),
     ] {
         let q = Query {
@@ -36,9 +60,14 @@ pub(crate) fn run(store: &Store) -> anyhow::Result<ExitCode> {
             limit: 100,
             ..Query::default()
         };
-        let page = store.query(&q)?;
-        println!("query {axis}={value}: {} records", page.records.len());
-        for (seq, bytes) in page.records.iter().take(3) {
+        let history = ledger.query(&q, View::History)?;
+        let current = ledger.query(&q, View::Current)?;
+        println!(
+            "query {axis}={value}: {} records ({} current)",
+            history.records.len(),
+            current.records.len()
+        );
+        for (seq, bytes) in history.records.iter().take(3) {
             let v: serde_json::Value = serde_json::from_slice(bytes)?;
             println!(
                 "  seq {seq} {} {} at {} ({})",
@@ -46,5 +75,10 @@ pub(crate) fn run(store: &Store) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let state = ledger.state("chunk-7", None, None, None)?;
+    println!(
+        "state of chunk-7: {} after {} events",
+        state["status"], state["version"]
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sealog_store::{Config, Durability, Store};
+use sealog_ledger::{Ledger, LedgerConfig, Undeclared};
+use sealog_packs::Packs;
+use sealog_store::{Config, Durability};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +35,19 @@ struct Cli {
     /// machine crash may lose acknowledged records).
     #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Fsync)]
     durability: DurabilityArg,
+    /// A directory holding one user pack (manifest.json and its schemas), loaded beside the
+    /// built-in packs. Repeatable.
+    #[arg(long = "packs", global = true, value_name = "DIR")]
+    packs: Vec<PathBuf>,
+    /// Append events of types no pack declares after envelope checks only, instead of
+    /// quarantining them as UNKNOWN_EVENT_TYPE.
+    #[arg(
+        long,
+        global = true,
+        env = "SEALOG_ACCEPT_UNDECLARED_TYPES",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    accept_undeclared_types: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +70,10 @@ enum Command {
     },
     /// Records matching every filter, in seq order.
     Query(Box<read::QueryArgs>),
+    /// A subject's state rebuilt from its records (as of a time or tree size).
+    State(read::StateArgs),
+    /// Quarantine records: events that could not become canonical, and why.
+    Quarantine(read::QuarantineArgs),
     /// The latest signed checkpoint (a C2SP signed note), signing one if the log grew.
     Checkpoint {
         /// Print the verifier key instead (C2SP note verifier-key format).
@@ -104,7 +123,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn open(cli: &Cli) -> anyhow::Result<Store> {
+fn open(cli: &Cli) -> anyhow::Result<Ledger> {
     let durability = match cli.durability {
         DurabilityArg::Fsync => Durability::Fsync,
         DurabilityArg::Os => {
@@ -114,23 +133,38 @@ fn open(cli: &Cli) -> anyhow::Result<Store> {
             Durability::Os
         }
     };
-    let store = Store::open(
+    let dirs: Vec<&std::path::Path> = cli.packs.iter().map(PathBuf::as_path).collect();
+    let packs = Packs::load(&dirs).map_err(|e| anyhow::anyhow!("packs: {e}"))?;
+    let ledger = Ledger::open(
         &cli.data,
-        Config {
-            durability,
-            ..Config::default()
+        LedgerConfig {
+            store: Config {
+                durability,
+                ..Config::default()
+            },
+            packs,
+            undeclared: if cli.accept_undeclared_types {
+                Undeclared::Accept
+            } else {
+                Undeclared::Quarantine
+            },
         },
     )?;
-    if let Some(cut) = &store.recovery().cut {
-        eprintln!(
-            "sealog: recovered: cut a torn tail of {} bytes at offset {} of {} ({})",
-            cut.bytes,
-            cut.offset,
-            cut.segment.display(),
-            cut.reason
-        );
+    for (log, store) in [
+        ("", ledger.store()),
+        (" (quarantine log)", ledger.quarantine_store()),
+    ] {
+        if let Some(cut) = &store.recovery().cut {
+            eprintln!(
+                "sealog: recovered{log}: cut a torn tail of {} bytes at offset {} of {} ({})",
+                cut.bytes,
+                cut.offset,
+                cut.segment.display(),
+                cut.reason
+            );
+        }
     }
-    Ok(store)
+    Ok(ledger)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -148,10 +182,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match &cli.command {
         Command::Append(args) => append::run(&open(&cli)?, args),
-        Command::Get { id, .. } => read::get(&open(&cli)?, id),
+        Command::Get { id, .. } => read::get(open(&cli)?.store(), id),
         Command::Query(args) => read::query(&open(&cli)?, args),
-        Command::Checkpoint { key } => tlog::checkpoint(&open(&cli)?, *key),
-        Command::Prove(p) => tlog::prove(&open(&cli)?, p),
+        Command::State(args) => read::state(&open(&cli)?, args),
+        Command::Quarantine(args) => read::quarantine(&open(&cli)?, args),
+        Command::Checkpoint { key } => tlog::checkpoint(open(&cli)?.store(), *key),
+        Command::Prove(p) => tlog::prove(open(&cli)?.store(), p),
         Command::Verify { since, key } => tlog::verify(&cli.data, since.as_ref(), key.as_ref()),
         Command::Serve(args) => serve::run(open(&cli)?, args),
         Command::Keys(k) => keys::run(&cli.data, k),

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use sealog_model::RecordId;
 use sealog_model::record::BUILTIN_AXES;
-use sealog_store::{Query, Store};
+use sealog_ledger::{Ledger, View};
+use sealog_packs::ReasonCode;
+use sealog_store::{Page, Query, Store};
 
 pub(crate) fn get(store: &Store, id: &str) -> anyhow::Result<ExitCode> {
     let seq = match (id.parse::<u64>(), RecordId::parse(id)) {
@@ -70,10 +72,19 @@ pub(crate) struct QueryArgs {
     /// Client mode: the cursor printed for the previous page.
     #[arg(long)]
     cursor: Option<String>,
+    /// `history`: every record; `current`: per subject, only the head of its supersedes chain.
+    #[arg(long, value_enum, default_value_t = ViewArg::History)]
+    view: ViewArg,
     #[arg(long, default_value_t = 1000)]
     limit: usize,
     #[command(flatten)]
     pub(crate) remote: crate::client::Remote,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ViewArg {
+    History,
+    Current,
 }
 
 fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
@@ -114,12 +125,16 @@ impl QueryArgs {
         if let Some(a) = self.after {
             p.push(("after".into(), a.to_string()));
         }
+        if self.view == ViewArg::Current {
+            p.push(("view".into(), "current".into()));
+        }
         p.push(("limit".into(), self.limit.to_string()));
         p
     }
 }
 
-pub(crate) fn query(store: &Store, a: &QueryArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn query(ledger: &Ledger, a: &QueryArgs) -> anyhow::Result<ExitCode> {
+    let store = ledger.store();
     if a.cursor.is_some() {
         bail!("--cursor continues a query against a server (--url); here use --after");
     }
@@ -141,21 +156,19 @@ pub(crate) fn query(store: &Store, a: &QueryArgs) -> anyhow::Result<ExitCode> {
         let (name, value) = pair
             .split_once('=')
             .with_context(|| format!("--axis {pair:?}: expected NAME=VALUE"))?;
-        if !BUILTIN_AXES.contains(&name) {
+        let mut known: Vec<String> = BUILTIN_AXES.iter().map(|a| a.to_string()).collect();
+        known.extend(ledger.packs().axes().into_iter().map(|(_, _, axis)| axis));
+        known.sort();
+        known.dedup();
+        if !known.iter().any(|k| k == name) {
             bail!(
                 "--axis {name:?}: unknown axis; indexed axes are {}",
-                BUILTIN_AXES.join(", ")
+                known.join(", ")
             );
         }
         equals.push((name.to_string(), value.to_string()));
     }
-    let as_of_size = match a.as_of.as_deref() {
-        None => None,
-        Some(s) => match s.parse::<u64>() {
-            Ok(size) => Some(size),
-            Err(_) => Some(store.size_at(time_arg("as-of", &a.as_of)?.expect("present"))?),
-        },
-    };
+    let as_of_size = as_of_size(store, a.as_of.as_deref())?;
     let q = Query {
         equals,
         event_from: time_arg("from", &a.from)?,
@@ -167,7 +180,26 @@ pub(crate) fn query(store: &Store, a: &QueryArgs) -> anyhow::Result<ExitCode> {
         current_only: false,
         limit: a.limit,
     };
-    let page = store.query(&q)?;
+    let view = match a.view {
+        ViewArg::History => View::History,
+        ViewArg::Current => View::Current,
+    };
+    print_page(&ledger.query(&q, view)?)
+}
+
+fn as_of_size(store: &Store, as_of: Option<&str>) -> anyhow::Result<Option<u64>> {
+    Ok(match as_of {
+        None => None,
+        Some(s) => match s.parse::<u64>() {
+            Ok(size) => Some(size),
+            Err(_) => Some(store.size_at(
+                time_arg("as-of", &Some(s.to_string()))?.expect("present"),
+            )?),
+        },
+    })
+}
+
+fn print_page(page: &Page) -> anyhow::Result<ExitCode> {
     let mut out = io::stdout().lock();
     for (_, bytes) in &page.records {
         out.write_all(bytes)?;
@@ -178,4 +210,89 @@ pub(crate) fn query(store: &Store, a: &QueryArgs) -> anyhow::Result<ExitCode> {
         eprintln!("sealog: more records: continue with --after {after}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub(crate) struct QuarantineArgs {
+    /// A reason code: INCOMPLETE_PROVENANCE, SCHEMA_VIOLATION, UNKNOWN_EVENT_TYPE,
+    /// FORBIDDEN_FIELD, MISSING_SUPERSEDES_LINK, INVALID_SUPERSEDES_LINK, STALE_SUPERSEDES_LINK.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Quarantined at or after (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<String>,
+    /// Quarantined before.
+    #[arg(long)]
+    to: Option<String>,
+    /// The quarantined event's id.
+    #[arg(long)]
+    id: Option<String>,
+    #[arg(long)]
+    subject: Option<String>,
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The quarantined event's type.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Continue after this seq of the quarantine log.
+    #[arg(long)]
+    after: Option<u64>,
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+}
+
+pub(crate) fn quarantine(ledger: &Ledger, a: &QuarantineArgs) -> anyhow::Result<ExitCode> {
+    if let Some(r) = &a.reason
+        && ReasonCode::parse(r).is_none()
+    {
+        let codes: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
+        bail!("--reason {r:?}: unknown reason code; one of {}", codes.join(", "));
+    }
+    let mut equals = Vec::new();
+    for (axis, v) in [
+        ("reason", &a.reason),
+        ("id", &a.id),
+        ("subject", &a.subject),
+        ("tenant", &a.tenant),
+        ("event_type", &a.event_type),
+    ] {
+        if let Some(v) = v {
+            equals.push((axis.to_string(), v.clone()));
+        }
+    }
+    let q = Query {
+        equals,
+        ingest_from: time_arg("from", &a.from)?,
+        ingest_to: time_arg("to", &a.to)?,
+        after: a.after,
+        limit: a.limit,
+        ..Query::default()
+    };
+    print_page(&ledger.quarantine_query(&q)?)
+}
+
+#[derive(clap::Args)]
+pub(crate) struct StateArgs {
+    #[arg(long)]
+    subject: String,
+    /// Needed when the subject has records in more than one scope.
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The state as it was at a time (RFC 3339) or a tree size (a number).
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+pub(crate) fn state(ledger: &Ledger, a: &StateArgs) -> anyhow::Result<ExitCode> {
+    let size = as_of_size(ledger.store(), a.as_of.as_deref())?;
+    let state = ledger.state(&a.subject, a.scope.as_deref(), a.tenant.as_deref(), size)?;
+    let absent = state["status"] == "absent";
+    println!("{state}");
+    Ok(if absent {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
