@@ -4,13 +4,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use sealog_ledger::{Ledger, LedgerConfig, Undeclared};
 use sealog_model::PreparedEvent;
 use sealog_store::{Config, Durability, Store};
 use serde_json::json;
 
 #[derive(clap::Subcommand)]
 pub(crate) enum Bench {
-    /// Durable bulk ingest of realistic ~600-byte decision-log events.
+    /// Durable bulk ingest of complete decision-log records (~1 KiB), raw or through the packs.
     Ingest(IngestArgs),
     /// Inclusion-proof latency on an existing store: produce from the disk-backed tree, and verify.
     Proofs(ProofArgs),
@@ -43,6 +44,28 @@ pub(crate) struct IngestArgs {
     /// Seed for the deterministic generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Ingest through the packs (decision-log validation, quarantine) instead of appending
+    /// prepared events to the store directly.
+    #[arg(long)]
+    validate: bool,
+    /// With --validate: the percentage of events that lack a required field, to be quarantined.
+    #[arg(long, default_value_t = 10, requires = "validate")]
+    incomplete_percent: u64,
+}
+
+/// Where the benchmark's events go: straight into the store, or through the ledger.
+enum Sink {
+    Raw(Store),
+    Validated(Ledger),
+}
+
+impl Sink {
+    fn store(&self) -> &Store {
+        match self {
+            Sink::Raw(s) => s,
+            Sink::Validated(l) => l.store(),
+        }
+    }
 }
 
 pub(crate) fn run(b: &Bench, durability: Durability) -> anyhow::Result<std::process::ExitCode> {
@@ -68,9 +91,11 @@ impl Gen {
     }
 }
 
-/// Decision-log event number `i` as the bytes a producer would send: about 600 bytes of
-/// JSON shaped like the seed's record, with keys in producer order (not canonical).
-pub(crate) fn decision_event(i: u64, g: &mut Gen) -> String {
+/// Decision-log event number `i` as the bytes a producer would send: a complete record of
+/// seed 002 §5.4 (every required block, ~1 KiB; no complete record fits in 600 bytes), with
+/// keys in producer order (not canonical). With `complete = false` the OFP snapshot hash is
+/// missing, so the decision-log pack quarantines it (INCOMPLETE_PROVENANCE).
+pub(crate) fn decision_event(i: u64, g: &mut Gen, complete: bool) -> String {
     const OUTCOMES: [&str; 4] = ["APPROVE", "DECLINE", "REVIEW", "STEP_UP"];
     const MODES: [&str; 3] = ["NORMAL", "DEGRADED_1", "DEGRADED_2"];
     let r = g.next();
@@ -79,24 +104,41 @@ pub(crate) fn decision_event(i: u64, g: &mut Gen) -> String {
     let t = sealog_model::time::format_micros(
         (secs as i64) * 1_000_000_000 + (r % 1_000_000) as i64 * 1000,
     );
+    let fsh = if complete {
+        format!(r#""feature_snapshot_hash":"fsh_{:016x}","#, g.next())
+    } else {
+        String::new()
+    };
     format!(
         concat!(
             r#"{{"specversion":"1.0","id":"evt_txn_{i:012}","source":"decision-fabric","type":"decision-log.audit_decision_record","#,
             r#""time":"{t}","tenant":"run_{run:04}","subject":"evt_txn_{i:012}","actor":{{"type":"system","id":"df-{df}"}},"#,
-            r#""data":{{"context_pins":{{"run_id":"run_{run:04}","manifest_fingerprint":"mf_{mf:08x}"}},"#,
-            r#""event":{{"event_ref":"eb://admitted_events/{part}/{i}"}},"degrade":{{"mode":"{mode}"}},"#,
-            r#""features":{{"feature_keys_used":[{{"key_type":"account","key_id":"e_{acct:06x}"}}],"feature_snapshot_hash":"fsh_{fsh:016x}"}},"#,
-            r#""decision":{{"decision_outcome":"{outcome}","actions":[{{"action_type":"APPROVE","idempotency_key":"{idem:016x}"}}]}}}}}}"#
+            r#""data":{{"kind":"audit_decision_record","contract_version":"dla_public_contracts_v0","context_pins":{{"scenario_id":"scn_{scn}","run_id":"run_{run:04}","manifest_fingerprint":"mf_{mf:08x}","parameter_hash":"ph_{ph:08x}"}},"#,
+            r#""decision_id":"evt_txn_{i:012}","request_id":"evt_txn_{i:012}","event_id":"evt_txn_{i:012}","#,
+            r#""event":{{"event_ref":"eb://admitted_events/{part}/{i}","event_time_utc":"{t}","event_type":"transaction_event"}},"#,
+            r#""degrade":{{"mode":"{mode}","capabilities_mask":{{"allow_ieg":false,"allowed_feature_groups":["*"],"allow_model_primary":true,"allow_model_stage2":true,"allow_fallback_heuristics":true,"action_posture":"NORMAL"}},"triggers":[]}},"#,
+            r#""features":{{"feature_keys_used":[{{"key_type":"account","key_id":"e_{acct:06x}"}},{{"key_type":"device","key_id":"d_{dev:06x}"}}],{fsh}"#,
+            r#""group_versions_used":[{{"group_name":"txn_velocity","group_version":"1.0"}}],"#,
+            r#""freshness":[{{"group_name":"txn_velocity","group_version":"1.0","ttl_seconds":600,"age_seconds":{age},"stale":false}}],"#,
+            r#""input_basis":{{"stream_name":"admitted_events","watermark_basis":{{"partition_{part}":{i}}}}}}},"#,
+            r#""ieg":{{"used":false,"reason":"DISALLOWED"}},"#,
+            r#""decision":{{"decision_outcome":"{outcome}","actions":[{{"action_type":"{outcome}_TRANSACTION","idempotency_key":"{idem:016x}"}}]}},"#,
+            r#""df_provenance":{{"df_policy_ref":"df_policy_v0","stage_summary":[{{"stage":"stage0_guardrails","status":"ran"}}],"#,
+            r#""timings":{{"started_at_utc":"{t}","ended_at_utc":"{t}"}}}}}}}}"#
         ),
         i = i,
         t = t,
         run = run,
+        scn = run % 3,
         df = r % 8,
         mf = run * 7919,
+        ph = run * 104_729,
         part = r % 4,
         mode = MODES[(r >> 8) as usize % 3],
         acct = (r >> 16) % 100_000,
-        fsh = g.next(),
+        dev = (r >> 40) % 100_000,
+        fsh = fsh,
+        age = (r >> 32) % 600,
         outcome = OUTCOMES[(r >> 24) as usize % 4],
         idem = g.next(),
     )
@@ -185,14 +227,24 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let machine = machine(&dir)?;
     eprintln!("machine: {machine}");
-    let store = Store::open(
-        &dir,
-        Config {
-            durability,
-            ..Config::default()
-        },
-    )?;
-    let start_len = store.len();
+    let config = Config {
+        durability,
+        ..Config::default()
+    };
+    let sink = if a.validate {
+        Sink::Validated(Ledger::open(
+            &dir,
+            LedgerConfig {
+                store: config,
+                packs: sealog_packs::Packs::builtin(),
+                undeclared: Undeclared::Quarantine,
+            },
+        )?)
+    } else {
+        Sink::Raw(Store::open(&dir, config)?)
+    };
+    let start_len = sink.store().len();
+    let quarantined = AtomicU64::new(0);
     let next = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let prepare_ns = AtomicU64::new(0);
@@ -201,16 +253,28 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     let report_every = (a.events / 10).max(1);
     let reported = AtomicU64::new(0);
     eprintln!(
-        "bench ingest: {} events, batch {}, {} producers, durability {durability:?}, dir {}",
+        "bench ingest: {} events, batch {}, {} producers, durability {durability:?}, {}, dir {}",
         a.events,
         a.batch,
         a.producers,
+        if a.validate {
+            format!("validated by the packs, {}% incomplete", a.incomplete_percent)
+        } else {
+            "raw appends (no pack validation)".to_string()
+        },
         dir.display()
     );
     std::thread::scope(|s| {
         for _ in 0..a.producers {
-            let (store, next, bytes, prepare_ns, append_ns, reported) =
-                (&store, &next, &bytes, &prepare_ns, &append_ns, &reported);
+            let (sink, next, bytes, prepare_ns, append_ns, reported, quarantined) = (
+                &sink,
+                &next,
+                &bytes,
+                &prepare_ns,
+                &append_ns,
+                &reported,
+                &quarantined,
+            );
             s.spawn(move || -> anyhow::Result<()> {
                 loop {
                     let first = next.fetch_add(a.batch as u64, Ordering::Relaxed);
@@ -219,16 +283,37 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
                     }
                     let last = (first + a.batch as u64).min(a.events);
                     let t0 = Instant::now();
-                    let batch: Vec<PreparedEvent> = (first..last)
+                    let raws: Vec<String> = (first..last)
                         .map(|i| {
                             // Seeded per event, so the data does not depend on how producers interleave.
                             let mut g = Gen::new(a.seed ^ i.wrapping_mul(0x9E37_79B9));
-                            PreparedEvent::from_bytes(decision_event(i, &mut g).as_bytes()).expect("generated events are valid")
+                            let complete = !a.validate || (i * 7919) % 100 >= a.incomplete_percent;
+                            decision_event(i, &mut g, complete)
                         })
                         .collect();
-                    let n: u64 = batch.iter().map(|e| e.canonical.len() as u64 + 120).sum();
-                    let t1 = Instant::now();
-                    store.append(batch)?;
+                    let n: u64 = raws.iter().map(|e| e.len() as u64 + 120).sum();
+                    let t1;
+                    match sink {
+                        Sink::Raw(store) => {
+                            let batch: Vec<PreparedEvent> = raws
+                                .iter()
+                                .map(|r| PreparedEvent::from_bytes(r.as_bytes()).expect("generated events are valid"))
+                                .collect();
+                            t1 = Instant::now();
+                            store.append(batch)?;
+                        }
+                        Sink::Validated(ledger) => {
+                            let prepared = raws.iter().map(|r| ledger.prepare(r.as_bytes())).collect();
+                            t1 = Instant::now();
+                            let results = ledger.commit(prepared)?;
+                            let q = results.iter().filter(|r| r.status() == "quarantined").count();
+                            anyhow::ensure!(
+                                results.iter().all(|r| matches!(r.status(), "appended" | "quarantined" | "duplicate")),
+                                "a generated event was rejected"
+                            );
+                            quarantined.fetch_add(q as u64, Ordering::Relaxed);
+                        }
+                    }
                     let t2 = Instant::now();
                     bytes.fetch_add(n, Ordering::Relaxed);
                     prepare_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
@@ -244,7 +329,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         }
     });
     let elapsed = begin.elapsed();
-    let stats = store.stats();
+    let stats = sink.store().stats();
     let commits = stats.commits.load(Ordering::Relaxed).max(1);
     let committed = stats.committed_events.load(Ordering::Relaxed);
     let fsyncs = stats.fsyncs.load(Ordering::Relaxed);
@@ -252,8 +337,11 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     let writer_s = json!({"frame": phase(&stats.frame_ns), "write": phase(&stats.write_ns), "fsync": phase(&stats.sync_ns),
                           "index": phase(&stats.index_ns), "index_flush": phase(&stats.flush_ns)});
     let (rss, anon, file) = rss();
-    let appended = store.len() - start_len;
-    store.close()?;
+    let appended = sink.store().len() - start_len;
+    match sink {
+        Sink::Raw(store) => store.close()?,
+        Sink::Validated(ledger) => ledger.close()?,
+    }
     let on_disk = dir_bytes(&dir);
     let secs = elapsed.as_secs_f64();
     let mib = bytes.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
@@ -261,6 +349,8 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         "bench": "ingest",
         "events": a.events,
         "appended": appended,
+        "quarantined": quarantined.load(Ordering::Relaxed),
+        "validated": a.validate,
         "seconds": secs,
         "events_per_s": (a.events as f64 / secs).round(),
         "record_mib_per_s": (mib / secs * 10.0).round() / 10.0,
@@ -336,4 +426,27 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_decision_records_pass_the_decision_log_pack_unless_made_incomplete() {
+        let packs = sealog_packs::Packs::builtin();
+        for i in 0..200 {
+            for complete in [true, false] {
+                let text = decision_event(i, &mut Gen::new(i + 1), complete);
+                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let checked = packs.check(&mut v);
+                if complete {
+                    assert!(checked.is_ok(), "{text}: {checked:?}");
+                } else {
+                    let q = checked.unwrap_err();
+                    assert_eq!(q.missing_fields, ["data.features.feature_snapshot_hash"]);
+                }
+            }
+        }
+    }
 }

@@ -288,7 +288,7 @@ fn fsync_ms(dir: &Path) -> anyhow::Result<f64> {
 
 fn event_bytes(i: u64) -> String {
     let mut g = Gen::new(0xB0B ^ i.wrapping_mul(0x9E37_79B9));
-    decision_event(i, &mut g)
+    decision_event(i, &mut g, true)
 }
 
 pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::process::ExitCode> {

@@ -4,6 +4,7 @@ use std::process::Command;
 
 fn run(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_sealog"))
+        .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
         .args(args)
         .output()
         .expect("run sealog");
@@ -43,6 +44,7 @@ fn ingest_and_proof_benchmarks_run_and_report() {
         "{proofs}"
     );
     let verify = Command::new(env!("CARGO_BIN_EXE_sealog"))
+        .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
         .args(["--data", dir, "verify"])
         .output()
         .unwrap();

@@ -174,6 +174,7 @@ struct Crashed {
 
 fn spawn_append(dir: &Path, os_durability: bool) -> Child {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sealog"));
+    c.env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1");
     c.arg("--data").arg(dir);
     if os_durability {
         c.args(["--durability", "os"]);
@@ -319,6 +320,7 @@ fn read_new(dir: &Path, from: u64, via_binary: bool) -> (Vec<Vec<u8>>, String) {
     let mut after = from.checked_sub(1);
     loop {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sealog"));
+        c.env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1");
         c.arg("--data").arg(dir).args(["query", "--limit", "10000"]);
         if let Some(a) = after {
             c.args(["--after", &a.to_string()]);
@@ -347,6 +349,7 @@ fn read_new(dir: &Path, from: u64, via_binary: bool) -> (Vec<Vec<u8>>, String) {
 fn append_one_more(dir: &Path, event: &str, via_binary: bool) -> Value {
     if via_binary {
         let out = Command::new(env!("CARGO_BIN_EXE_sealog"))
+            .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
             .arg("--data")
             .arg(dir)
             .args(["append", "-"])

@@ -270,6 +270,7 @@ fn open_checkpoint(note: &str, key: &VerifierKey) -> Result<Checkpoint, String> 
 
 fn sealog<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sealog"))
+        .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
         .arg("--data")
         .arg(dir)
         .args(args)
@@ -331,7 +332,7 @@ fn event(i: usize) -> Value {
     json!({
         "id": format!("evt-{i:05}"),
         "source": "proof-test",
-        "type": "knowledge.chunk_modified",
+        "type": "proofs.chunk_modified",
         "time": format!("2026-02-{:02}T08:{:02}:00.{:06}Z", 1 + i % 28, i % 60, i * 13),
         "tenant": "kb",
         "subject": format!("chunk-{}", i % 11),

@@ -83,7 +83,7 @@ fn event(history: &str, i: u64) -> Value {
         "specversion": "1.0",
         "id": format!("{history}-{i:06}"),
         "source": "shop/checkout",
-        "type": "comms.order",
+        "type": "tamper.order",
         "time": format!(
             "2026-01-{:02}T{:02}:{:02}:{:02}.{:03}Z",
             1 + i % 28, i % 24, i % 60, (i * 7) % 60, i % 1000
@@ -345,6 +345,7 @@ fn rebuild_tree_files(dir: &Path) {
 
 fn sealog(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sealog"))
+        .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
         .arg("--data")
         .arg(dir)
         .args(args)
