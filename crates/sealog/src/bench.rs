@@ -56,7 +56,7 @@ pub(crate) struct IngestArgs {
 /// Where the benchmark's events go: straight into the store, or through the ledger.
 enum Sink {
     Raw(Store),
-    Validated(Ledger),
+    Validated(Box<Ledger>),
 }
 
 impl Sink {
@@ -232,14 +232,14 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         ..Config::default()
     };
     let sink = if a.validate {
-        Sink::Validated(Ledger::open(
+        Sink::Validated(Box::new(Ledger::open(
             &dir,
             LedgerConfig {
                 store: config,
                 packs: sealog_packs::Packs::builtin(),
                 undeclared: Undeclared::Quarantine,
             },
-        )?)
+        )?))
     } else {
         Sink::Raw(Store::open(&dir, config)?)
     };
@@ -258,7 +258,10 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         a.batch,
         a.producers,
         if a.validate {
-            format!("validated by the packs, {}% incomplete", a.incomplete_percent)
+            format!(
+                "validated by the packs, {}% incomplete",
+                a.incomplete_percent
+            )
         } else {
             "raw appends (no pack validation)".to_string()
         },

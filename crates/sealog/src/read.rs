@@ -4,9 +4,9 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use sealog_ledger::{Ledger, View};
 use sealog_model::RecordId;
 use sealog_model::record::BUILTIN_AXES;
-use sealog_ledger::{Ledger, View};
 use sealog_packs::ReasonCode;
 use sealog_store::{Page, Query, Store};
 
@@ -192,9 +192,9 @@ fn as_of_size(store: &Store, as_of: Option<&str>) -> anyhow::Result<Option<u64>>
         None => None,
         Some(s) => match s.parse::<u64>() {
             Ok(size) => Some(size),
-            Err(_) => Some(store.size_at(
-                time_arg("as-of", &Some(s.to_string()))?.expect("present"),
-            )?),
+            Err(_) => {
+                Some(store.size_at(time_arg("as-of", &Some(s.to_string()))?.expect("present"))?)
+            }
         },
     })
 }
@@ -246,7 +246,10 @@ pub(crate) fn quarantine(ledger: &Ledger, a: &QuarantineArgs) -> anyhow::Result<
         && ReasonCode::parse(r).is_none()
     {
         let codes: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
-        bail!("--reason {r:?}: unknown reason code; one of {}", codes.join(", "));
+        bail!(
+            "--reason {r:?}: unknown reason code; one of {}",
+            codes.join(", ")
+        );
     }
     let mut equals = Vec::new();
     for (axis, v) in [

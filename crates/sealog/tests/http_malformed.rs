@@ -176,7 +176,8 @@ fn corpus(key: &str) -> Vec<Case> {
         "as_of=-1",
         "as_of=abc",
         "as_of=2026-02-30",
-        "view=current",
+        "view=latest",
+        "view=CURRENT",
         "view=",
         "cursor=garbage",
         "cursor=AAAA",
@@ -193,10 +194,51 @@ fn corpus(key: &str) -> Vec<Case> {
         "=1",
         "ingested_from=nope",
         "type=a&type=b",
+        "view=current&view=history",
     ] {
         add(
             format!("query {q}"),
             get(&format!("/v1/records?{q}")),
+            false,
+        );
+    }
+    for q in [
+        "reason=NOPE",
+        "reason=",
+        "reason=incomplete_provenance",
+        "reason=INCOMPLETE_PROVENANCE&reason=SCHEMA_VIOLATION",
+        "from=yesterday",
+        "to=2026-13-01",
+        "limit=0",
+        "cursor=garbage",
+        "view=current",
+        "as_of=3",
+        "bogus=1",
+        "id=%ff",
+    ] {
+        add(
+            format!("quarantine {q}"),
+            get(&format!("/v1/quarantine?{q}")),
+            false,
+        );
+    }
+    for q in [
+        "as_of=abc",
+        "as_of=-1",
+        "scope=a&scope=b",
+        "view=current",
+        "x=1",
+    ] {
+        add(
+            format!("state {q}"),
+            get(&format!("/v1/subjects/s1/state?{q}")),
+            false,
+        );
+    }
+    for r in ["abc", "sha256:XYZ", "sha256:00", "blob:%2F%2Fx"] {
+        add(
+            format!("payload {r}"),
+            get(&format!("/v1/quarantine/payloads/{r}")),
             false,
         );
     }
