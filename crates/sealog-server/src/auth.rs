@@ -37,6 +37,9 @@ pub enum Action {
     Append,
     GetRecord,
     QueryRecords,
+    GetState,
+    QueryQuarantine,
+    GetQuarantinePayload,
     ProveInclusion,
     ProveConsistency,
     Checkpoint,
@@ -54,6 +57,9 @@ impl Action {
             Action::Append => "events.append",
             Action::GetRecord => "records.get",
             Action::QueryRecords => "records.query",
+            Action::GetState => "subjects.state",
+            Action::QueryQuarantine => "quarantine.query",
+            Action::GetQuarantinePayload => "quarantine.payload",
             Action::ProveInclusion => "proofs.inclusion",
             Action::ProveConsistency => "proofs.consistency",
             Action::Checkpoint => "checkpoint.get",
@@ -71,7 +77,10 @@ impl Action {
         use Role::*;
         match self {
             Action::Append => &[Writer],
-            Action::GetRecord | Action::QueryRecords => &[Reader, Auditor, Subject],
+            Action::GetRecord | Action::QueryRecords | Action::GetState => {
+                &[Reader, Auditor, Subject]
+            }
+            Action::QueryQuarantine | Action::GetQuarantinePayload => &[Auditor],
             Action::ProveInclusion
             | Action::ProveConsistency
             | Action::Checkpoint

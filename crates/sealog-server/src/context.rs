@@ -43,6 +43,7 @@ pub(crate) fn route_label(path: &str) -> &'static str {
     match path {
         "/v1/events" => "/v1/events",
         "/v1/records" => "/v1/records",
+        "/v1/quarantine" => "/v1/quarantine",
         "/v1/proofs/inclusion" => "/v1/proofs/inclusion",
         "/v1/proofs/consistency" => "/v1/proofs/consistency",
         "/v1/keys" => "/v1/keys",
@@ -53,6 +54,8 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         "/openapi.json" => "/openapi.json",
         p if p.starts_with("/v1/records/") => "/v1/records/{id}",
         p if p.starts_with("/v1/keys/") => "/v1/keys/{id}",
+        p if p.starts_with("/v1/quarantine/payloads/") => "/v1/quarantine/payloads/{payload_ref}",
+        p if p.starts_with("/v1/subjects/") => "/v1/subjects/{subject}/state",
         p if p.starts_with("/tile/entries/") => "/tile/entries/{n}",
         p if p.starts_with("/tile/") => "/tile/{l}/{n}",
         _ => "other",

@@ -1,8 +1,8 @@
-//! Sealog's HTTP server: the v1 API over an embedded store, API keys with roles and tenant
-//! scope, access auditing, Prometheus metrics, TLS.
+//! Sealog's HTTP server: the v1 API over an embedded ledger (canonical log, quarantine log,
+//! packs), API keys with roles and tenant scope, access auditing, Prometheus metrics, TLS.
 //!
 //! *Boundary*: this is the only crate that knows HTTP. It reaches the data directory only
-//! through `sealog-store`, except for the key file (`DATA/access/keys`), which it owns.
+//! through `sealog-ledger`, except for the key file (`DATA/access/keys`), which it owns.
 //!
 //! *Invariant*: a response that reports an append, or that carries records, is sent only
 //! after the appended events — or the read's own `audit.access` record — are durable.

@@ -40,7 +40,11 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         "sealog_ingest_events_total",
-        "Events by ingest result: appended, duplicate, rejected"
+        "Events by ingest result: appended, duplicate, quarantined, rejected"
+    );
+    describe_counter!(
+        "sealog_quarantine_total",
+        "Events quarantined, by reason code"
     );
     describe_counter!(
         "sealog_input_refused_total",

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::keys::Role;
-use crate::routes::{events, keys, ops, records, tlog};
+use crate::routes::{events, keys, ops, quarantine, records, subjects, tlog};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -33,10 +33,22 @@ pub(crate) struct ErrorDetail {
 /// One event's result.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct AppendResult {
-    /// `appended`, `duplicate` or `rejected`.
+    /// `appended`, `duplicate`, `quarantined` or `rejected`.
     pub status: String,
     pub seq: Option<u64>,
     pub record_id: Option<String>,
+    /// For `quarantined`: the quarantine record's id.
+    pub quarantine_id: Option<String>,
+    /// For `quarantined`: INCOMPLETE_PROVENANCE, SCHEMA_VIOLATION, UNKNOWN_EVENT_TYPE,
+    /// FORBIDDEN_FIELD, MISSING_SUPERSEDES_LINK, INVALID_SUPERSEDES_LINK or
+    /// STALE_SUPERSEDES_LINK.
+    pub reason_code: Option<String>,
+    /// For INCOMPLETE_PROVENANCE: the absent fields as dotted paths.
+    pub missing_fields: Option<Vec<String>>,
+    /// For SCHEMA_VIOLATION: `{pointer, message}` per violation.
+    pub violations: Option<Vec<serde_json::Value>>,
+    /// For FORBIDDEN_FIELD: the paths of the forbidden fields (their content is stored nowhere).
+    pub forbidden_fields: Option<Vec<String>>,
     /// For `rejected`: code, message and, when there is one, the JSON pointer `field`.
     pub error: Option<serde_json::Value>,
 }
@@ -152,7 +164,8 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     tags(
         (name = "events", description = "Ingest"),
-        (name = "records", description = "Canonical records within the key's reach"),
+        (name = "records", description = "Canonical records and subjects' rebuilt state within the key's reach"),
+        (name = "quarantine", description = "Events that could not become canonical, with their reason (auditor)"),
         (name = "proofs", description = "RFC 9162 proofs"),
         (name = "tlog", description = "C2SP tlog-checkpoint and tlog-tiles"),
         (name = "keys", description = "API keys (admin)"),
@@ -170,6 +183,9 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(events::append))
         .routes(routes!(records::query_records))
         .routes(routes!(records::get_record))
+        .routes(routes!(subjects::state))
+        .routes(routes!(quarantine::query))
+        .routes(routes!(quarantine::payload))
         .routes(routes!(tlog::inclusion))
         .routes(routes!(tlog::consistency))
         .routes(routes!(tlog::checkpoint))
@@ -232,6 +248,9 @@ mod tests {
             "/v1/events",
             "/v1/records",
             "/v1/records/{id}",
+            "/v1/subjects/{subject}/state",
+            "/v1/quarantine",
+            "/v1/quarantine/payloads/{payload_ref}",
             "/v1/proofs/inclusion",
             "/checkpoint",
             "/tile/{path}",

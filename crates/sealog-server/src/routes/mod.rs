@@ -3,5 +3,7 @@
 pub(crate) mod events;
 pub(crate) mod keys;
 pub(crate) mod ops;
+pub(crate) mod quarantine;
 pub(crate) mod records;
+pub(crate) mod subjects;
 pub(crate) mod tlog;

@@ -1,4 +1,5 @@
-//! `GET /v1/records/{id}` and `GET /v1/records?…`: canonical records within the caller's reach.
+//! `GET /v1/records/{id}` and `GET /v1/records?…`: canonical records within the caller's reach,
+//! through the history or the current view; and the paging shared with the quarantine log.
 //!
 //! *Invariant*: a tenant- or subject-scoped key's queries always carry its scope as equality
 //! filters, and every record is checked against the scope again before it leaves; a record
@@ -11,9 +12,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sealog_ledger::View;
 use sealog_model::RecordId;
 use sealog_model::record::BUILTIN_AXES;
-use sealog_store::{LIMIT_MAX, Query};
+use sealog_store::{LIMIT_MAX, Query, Store};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -125,11 +127,11 @@ const QUERY_PARAMS: [&str; 17] = [
         ("scope" = Option<String>, Query), ("tenant" = Option<String>, Query), ("subject" = Option<String>, Query),
         ("type" = Option<String>, Query), ("source" = Option<String>, Query), ("actor" = Option<String>, Query, description = "actor id"),
         ("id" = Option<String>, Query, description = "the producer's event id"),
-        ("axis.NAME" = Option<String>, Query, description = "equality on an indexed axis: scope, tenant, subject, type, source, actor, id"),
+        ("axis.NAME" = Option<String>, Query, description = "equality on an indexed axis: scope, tenant, subject, type, source, actor, id, or an axis a pack declares (e.g. `axis.feature_keys_used=account:e_1`, `axis.degrade_mode=NORMAL`)"),
         ("from" = Option<String>, Query, description = "event time at or after (RFC 3339 or YYYY-MM-DD)"),
         ("to" = Option<String>, Query, description = "event time before"),
         ("ingested_from" = Option<String>, Query), ("ingested_to" = Option<String>, Query),
-        ("view" = Option<String>, Query, description = "`history` (the only view until packs define `current`)"),
+        ("view" = Option<String>, Query, description = "`history` (default): every record in append order; `current`: per supersedes chain only its head (as of `as_of`)"),
         ("as_of" = Option<String>, Query, description = "the log as it was at a time (RFC 3339) or a tree size (digits)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("limit" = Option<u64>, Query, description = "records per page, 1 to 10000 (default 100)"),
@@ -158,7 +160,7 @@ pub(crate) async fn query_records(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<R
     Ok(json_bytes(StatusCode::OK, body.0))
 }
 
-fn time_param(p: &Params, name: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn time_param(p: &Params, name: &str) -> Result<Option<i64>, ApiError> {
     p.get(name)
         .map(|t| {
             sealog_model::time::parse_bound(t)
@@ -169,17 +171,30 @@ fn time_param(p: &Params, name: &str) -> Result<Option<i64>, ApiError> {
 
 /// Returns the response body and the number of records in it.
 async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> {
+    let pack_axes: Vec<String> = ctx
+        .state
+        .ledger
+        .packs()
+        .axes()
+        .into_iter()
+        .map(|(_, _, name)| name)
+        .collect();
+    let known = |name: &str| BUILTIN_AXES.contains(&name) || pack_axes.iter().any(|a| a == name);
     let mut equals: Vec<(String, String)> = Vec::new();
     for (k, v) in p.iter() {
         let axis = match k.strip_prefix("axis.") {
-            Some(name) if BUILTIN_AXES.contains(&name) => name,
+            Some(name) if known(name) => name,
             Some(name) => {
+                let mut names: Vec<&str> = BUILTIN_AXES.to_vec();
+                names.extend(pack_axes.iter().map(String::as_str));
+                names.sort_unstable();
+                names.dedup();
                 return Err(ApiError::bad_request(
                     "UNKNOWN_AXIS",
                     format!(
                         "unknown axis {:?}; indexed axes are {}",
                         crate::access::clip(name),
-                        BUILTIN_AXES.join(", ")
+                        names.join(", ")
                     ),
                 ));
             }
@@ -188,21 +203,82 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
         };
         equals.push((axis.to_string(), v.to_string()));
     }
-    for f in ctx.principal.forced_filters() {
-        if !equals.contains(&f) {
-            equals.push(f);
+    let view = match p.get("view") {
+        None | Some("history") => View::History,
+        Some("current") => View::Current,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "BAD_PARAMETER",
+                format!(
+                    "view must be history or current, not {:?}",
+                    crate::access::clip(other)
+                ),
+            ));
+        }
+    };
+    let q = Query {
+        equals,
+        event_from: time_param(p, "from")?,
+        event_to: time_param(p, "to")?,
+        ingest_from: time_param(p, "ingested_from")?,
+        ingest_to: time_param(p, "ingested_to")?,
+        ..Query::default()
+    };
+    run_paged(ctx, p, q, Log::Canonical(view), "records.query").await
+}
+
+/// Which log a paged query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Log {
+    Canonical(View),
+    Quarantine,
+}
+
+impl Log {
+    /// Part of the cursor's binding: a cursor of one log or view is refused by another.
+    fn tag(self) -> u8 {
+        match self {
+            Log::Canonical(View::History) => 0,
+            Log::Canonical(View::Current) => 1,
+            Log::Quarantine => 2,
         }
     }
-    equals.sort();
-    if let Some(view) = p.get("view")
-        && view != "history"
-    {
-        return Err(ApiError::bad_request(
-            "BAD_PARAMETER",
-            "view must be history (current views arrive with packs)",
-        ));
+}
+
+/// A tree size from `as_of`: digits are a size, anything else a time (RFC 3339 or a date)
+/// whose size is the canonical log's at that time.
+pub(crate) fn as_of_size(store: &Store, text: &str) -> Result<u64, ApiError> {
+    match parse_u64(text) {
+        Some(size) => Ok(size),
+        None => {
+            let t = sealog_model::time::parse_bound(text).map_err(|m| {
+                ApiError::bad_request(
+                    "BAD_PARAMETER",
+                    format!("as_of: {m}; give an RFC 3339 time or a tree size (digits)"),
+                )
+            })?;
+            Ok(store.size_at(t)?)
+        }
     }
-    let limit = match p.u64("limit")? {
+}
+
+/// Runs a query page by page: adds the principal's forced scope, applies `limit`, `as_of`
+/// (canonical log only), `cursor`/`after`, re-checks every record's reach, and answers
+/// `{"records":[…],"next_cursor":…}` with the number of records in it.
+pub(crate) async fn run_paged(
+    ctx: &Ctx,
+    p: &Params,
+    mut q: Query,
+    log: Log,
+    endpoint: &'static str,
+) -> Result<(Vec<u8>, usize), ApiError> {
+    for f in ctx.principal.forced_filters() {
+        if !q.equals.contains(&f) {
+            q.equals.push(f);
+        }
+    }
+    q.equals.sort();
+    q.limit = match p.u64("limit")? {
         None => ctx.state.limits.query_limit_default,
         Some(n) if (1..=LIMIT_MAX as u64).contains(&n) => n as usize,
         Some(_) => {
@@ -211,17 +287,6 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
                 format!("limit must be between 1 and {LIMIT_MAX}"),
             ));
         }
-    };
-    let mut q = Query {
-        equals,
-        event_from: time_param(p, "from")?,
-        event_to: time_param(p, "to")?,
-        ingest_from: time_param(p, "ingested_from")?,
-        ingest_to: time_param(p, "ingested_to")?,
-        after: None,
-        as_of_size: None,
-        current_only: false,
-        limit,
     };
     let ledger = ctx.state.ledger.clone();
     let as_of = p.get("as_of").map(str::to_string);
@@ -236,25 +301,16 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
     let principal = ctx.principal.clone();
     let started = std::time::Instant::now();
     let out = blocking(move || {
-        let store = ledger.store();
-        q.as_of_size = match as_of.as_deref() {
-            None => None,
-            Some(s) => match parse_u64(s) {
-                Some(size) => Some(size),
-                None => {
-                    let t = sealog_model::time::parse_bound(s).map_err(|m| {
-                        ApiError::bad_request("BAD_PARAMETER", format!("as_of: {m}"))
-                    })?;
-                    Some(store.size_at(t)?)
-                }
-            },
-        };
-        let digest = query_digest(&q);
+        q.as_of_size = as_of.map(|s| as_of_size(ledger.store(), &s)).transpose()?;
+        let digest = query_digest(&q, log);
         q.after = match cursor {
             Some(c) => Some(decode_cursor(&c, &digest)?),
             None => after,
         };
-        let page = store.query(&q)?;
+        let page = match log {
+            Log::Canonical(view) => ledger.query(&q, view)?,
+            Log::Quarantine => ledger.quarantine_query(&q)?,
+        };
         let mut body =
             Vec::with_capacity(page.records.iter().map(|r| r.1.len() + 1).sum::<usize>() + 64);
         body.extend_from_slice(b"{\"records\":[");
@@ -286,17 +342,18 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
         Ok((body, n))
     })
     .await;
-    metrics::histogram!("sealog_query_seconds", "endpoint" => "records.query")
+    metrics::histogram!("sealog_query_seconds", "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
     out
 }
 
-const CURSOR_VERSION: u8 = 1;
+const CURSOR_VERSION: u8 = 2;
 
 /// Binds a cursor to the query it continues (scope filters included), so a cursor from one
 /// query cannot be replayed against another.
-fn query_digest(q: &Query) -> [u8; 8] {
+fn query_digest(q: &Query, log: Log) -> [u8; 8] {
     let mut h = Sha256::new();
+    h.update([log.tag()]);
     for (a, v) in &q.equals {
         h.update(a.as_bytes());
         h.update([0]);
