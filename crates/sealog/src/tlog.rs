@@ -88,10 +88,32 @@ pub(crate) fn verify(
         since: since_text,
         progress: Some(&progress),
     };
-    let result = verify::verify(dir, &opts);
+    let result = verify::verify(dir, &opts).and_then(|r| {
+        // The quarantine log is a log of its own, with its own key and checkpoints.
+        let qdir = dir.join("quarantine");
+        if !qdir.join("log").exists() {
+            return Ok((r, None));
+        }
+        let q_opts = verify::Options {
+            key: None,
+            since: None,
+            progress: Some(&progress),
+        };
+        match verify::verify(&qdir, &q_opts) {
+            Ok(q) => Ok((r, Some(q))),
+            Err(mut f) => {
+                f.location = format!("quarantine log: {}", f.location);
+                Err(f)
+            }
+        }
+    });
     eprintln!();
     match result {
-        Ok(r) => {
+        Ok((r, quarantine)) => {
+            let quarantine = quarantine.map(|q| {
+                json!({"records": q.records, "signed_records": q.signed_records,
+                       "root": B64.encode(q.root), "verifier": q.verifier, "checkpoints": q.checkpoints})
+            });
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "{}",
@@ -100,6 +122,7 @@ pub(crate) fn verify(
                     "root": B64.encode(r.root), "verifier": r.verifier, "since_size": r.since_size,
                     "signed_records": r.signed_records, "unsigned_records": r.records - r.signed_records,
                     "bytes": r.bytes, "seconds": secs, "mib_per_s": r.bytes as f64 / 1048576.0 / secs.max(1e-9),
+                    "quarantine": quarantine,
                 })
             );
             if r.signed_records < r.records {

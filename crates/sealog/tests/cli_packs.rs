@@ -271,3 +271,48 @@ fn user_packs_load_from_a_directory_and_broken_packs_are_named() {
         missing.stderr
     );
 }
+
+#[test]
+fn verify_covers_the_quarantine_log_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = example("knowledge.chunk_created");
+    bad.as_object_mut().unwrap().remove("actor");
+    let input = format!("{}\n{bad}\n", example("coordination.decision"));
+    assert_eq!(sealog(dir.path(), &["append"], input.as_bytes()).code, 1);
+    let ok = sealog(dir.path(), &["verify"], b"");
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let report: Value = serde_json::from_str(ok.stdout.trim()).unwrap();
+    assert_eq!(report["records"], 1);
+    assert_eq!(report["quarantine"]["records"], 1, "{report}");
+
+    // Flip one byte inside the quarantine record's reason code.
+    let seg_dir = dir.path().join("quarantine").join("log");
+    let seg = std::fs::read_dir(&seg_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes
+        .windows(b"INCOMPLETE".len())
+        .position(|w| w == b"INCOMPLETE")
+        .expect("the reason code is in the segment");
+    bytes[at] = b'J';
+    let mut perms = std::fs::metadata(&seg).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&seg, perms).unwrap();
+    std::fs::write(&seg, &bytes).unwrap();
+    let damaged = sealog(dir.path(), &["verify"], b"");
+    assert_eq!(damaged.code, 1, "{}", damaged.stdout);
+    let report: Value = serde_json::from_str(damaged.stdout.trim()).unwrap();
+    assert_eq!(report["status"], "damaged");
+    assert!(
+        report["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("quarantine log"),
+        "{report}"
+    );
+}
