@@ -41,7 +41,7 @@ pub fn compare(
     let mut results = Vec::new();
     for spec in engines {
         let mut engine = spec.open()?;
-        let result = run::run_engine(&mut *engine, options);
+        let result = run::run_engine(&mut *engine, options, work);
         engine.close()?;
         results.push(result?);
     }

@@ -31,15 +31,7 @@ pub fn probe(dir: &Path) -> std::io::Result<Machine> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join("machine-probe");
     let mut f = std::fs::File::create(&path)?;
-    let block = vec![0x5au8; 4096];
-    let mut syncs = Vec::with_capacity(FSYNC_SAMPLES);
-    for _ in 0..FSYNC_SAMPLES {
-        f.write_all(&block)?;
-        let t = Instant::now();
-        f.sync_data()?;
-        syncs.push(t.elapsed().as_nanos() as u64);
-    }
-    syncs.sort_unstable();
+    let syncs = fsync_samples(&mut f, FSYNC_SAMPLES)?;
     let mib = vec![0xa5u8; 1 << 20];
     let t = Instant::now();
     for _ in 0..SEQ_WRITE_MIB {
@@ -65,6 +57,35 @@ pub fn probe(dir: &Path) -> std::io::Result<Machine> {
         seq_write_fsync_mib_s: seq_write_fsync_mib_s.round(),
         sha256_mib_s_per_core: sha256_mib_s_per_core.round(),
     })
+}
+
+/// `samples` fdatasync latencies of 4 KiB appends to `f`, nanoseconds, sorted.
+fn fsync_samples(f: &mut std::fs::File, samples: usize) -> std::io::Result<Vec<u64>> {
+    let block = vec![0x5au8; 4096];
+    let mut syncs = Vec::with_capacity(samples);
+    for _ in 0..samples.max(1) {
+        f.write_all(&block)?;
+        let t = Instant::now();
+        f.sync_data()?;
+        syncs.push(t.elapsed().as_nanos() as u64);
+    }
+    syncs.sort_unstable();
+    Ok(syncs)
+}
+
+/// fdatasync latency of a 4 KiB append in `dir` right now (`samples` of them), milliseconds (p50, p99): the
+/// disk's fsync cost drifts over minutes on shared machines, so phases that are bound by it
+/// get a measurement of their own.
+pub fn fsync_latency_ms(dir: &Path, samples: usize) -> std::io::Result<(f64, f64)> {
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let syncs = fsync_samples(&mut f, samples)?;
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok((
+        nearest_rank(&syncs, 0.5) as f64 / 1e6,
+        nearest_rank(&syncs, 0.99) as f64 / 1e6,
+    ))
 }
 
 /// The `p` quantile of sorted samples (nearest rank); 0 for none.

@@ -40,6 +40,8 @@ pub struct Options {
     pub tune_batches: usize,
     /// Events generated ahead of the timed ingest (memory bound).
     pub chunk: usize,
+    /// fdatasync'd 4 KiB appends of each engine's own fsync-latency measurements.
+    pub fsync_samples: usize,
     pub seed: u64,
 }
 
@@ -58,6 +60,7 @@ impl Default for Options {
             window_secs: 300,
             tune_batches: 10,
             chunk: 100_000,
+            fsync_samples: crate::machine::FSYNC_SAMPLES,
             seed: 1,
         }
     }
@@ -135,6 +138,10 @@ pub struct SingleFigure {
 pub struct EngineReport {
     pub name: String,
     pub setup: String,
+    /// fdatasync latency of a 4 KiB append (p50, p99, ms) measured just before the bulk
+    /// ingest and just before the single-event levels.
+    pub fsync_ms_before_bulk: (f64, f64),
+    pub fsync_ms_before_single: (f64, f64),
     pub bulk: Throughput,
     /// New records when the first batch was ingested a second time (dedupe: must be 0).
     pub dedupe_readded: u64,
@@ -158,7 +165,12 @@ fn log(engine: &str, what: impl std::fmt::Display) {
 }
 
 /// Runs every workload against one engine.
-pub fn run_engine(engine: &mut dyn Engine, o: &Options) -> anyhow::Result<EngineReport> {
+/// `probe_dir` is on the file system the engine writes to; fsync latency is measured there.
+pub fn run_engine(
+    engine: &mut dyn Engine,
+    o: &Options,
+    probe_dir: &std::path::Path,
+) -> anyhow::Result<EngineReport> {
     let name = engine.name().to_string();
     anyhow::ensure!(
         o.batch > 0 && o.producers > 0,
@@ -183,6 +195,7 @@ pub fn run_engine(engine: &mut dyn Engine, o: &Options) -> anyhow::Result<Engine
     }
     log(&name, engine.setup());
 
+    let fsync_ms_before_bulk = crate::machine::fsync_latency_ms(probe_dir, o.fsync_samples)?;
     let bulk = bulk_ingest(&*engine, o)?;
     log(
         &name,
@@ -207,8 +220,12 @@ pub fn run_engine(engine: &mut dyn Engine, o: &Options) -> anyhow::Result<Engine
         format!("{bytes_on_disk} bytes on disk, {bytes_per_record} per record"),
     );
 
+    if o.events > 0 {
+        // Untimed, with targets of their own: every engine's caches meet the queries warm.
+        query_all(&*engine, o, o.queries.div_ceil(10), 0x3A3A)?;
+    }
     let queries = if o.events > 0 {
-        query_all(&*engine, o)?
+        query_all(&*engine, o, o.queries, 0)?
     } else {
         Vec::new()
     };
@@ -231,6 +248,14 @@ pub fn run_engine(engine: &mut dyn Engine, o: &Options) -> anyhow::Result<Engine
 
     let mut single = Vec::new();
     engine.warm(o.single_writers.iter().copied().max().unwrap_or(0))?;
+    let fsync_ms_before_single = crate::machine::fsync_latency_ms(probe_dir, o.fsync_samples)?;
+    log(
+        &name,
+        format!(
+            "fdatasync p50 {:.3} ms before bulk, {:.3} ms before single-event levels",
+            fsync_ms_before_bulk.0, fsync_ms_before_single.0
+        ),
+    );
     for (level, &writers) in o.single_writers.iter().enumerate() {
         let f = single_events(&*engine, o, level as u64, writers)?;
         log(
@@ -257,6 +282,8 @@ pub fn run_engine(engine: &mut dyn Engine, o: &Options) -> anyhow::Result<Engine
     Ok(EngineReport {
         setup: engine.setup(),
         name,
+        fsync_ms_before_bulk,
+        fsync_ms_before_single,
         events_expected: bulk.added + single.iter().map(|s| s.added).sum::<u64>(),
         entries_expected: entries.added,
         bulk,
@@ -284,7 +311,9 @@ fn on_producers(
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..producers)
             .map(|_| {
-                s.spawn(|| -> anyhow::Result<()> {
+                // Named, so that a profile tells the producers from the generator.
+                let named = std::thread::Builder::new().name("producer".into());
+                named.spawn_scoped(s, || -> anyhow::Result<()> {
                     loop {
                         let b = next.fetch_add(1, Ordering::Relaxed) as usize;
                         if b >= batches {
@@ -294,7 +323,7 @@ fn on_producers(
                     }
                 })
             })
-            .collect();
+            .collect::<std::io::Result<_>>()?;
         handles
             .into_iter()
             .try_for_each(|h| h.join().expect("producer thread panicked"))
@@ -369,7 +398,8 @@ fn single_events(
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..writers)
             .map(|_| {
-                s.spawn(|| -> anyhow::Result<()> {
+                let named = std::thread::Builder::new().name("single-writer".into());
+                named.spawn_scoped(s, || -> anyhow::Result<()> {
                     let mut mine = Vec::new();
                     loop {
                         let k = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -385,7 +415,7 @@ fn single_events(
                     Ok(())
                 })
             })
-            .collect();
+            .collect::<std::io::Result<_>>()?;
         handles
             .into_iter()
             .try_for_each(|h| h.join().expect("writer thread panicked"))
@@ -406,14 +436,20 @@ fn single_events(
     })
 }
 
-fn query_all(engine: &dyn Engine, o: &Options) -> anyhow::Result<Vec<QueryFigure>> {
+/// `samples` queries of each shape; `salt` picks their targets.
+fn query_all(
+    engine: &dyn Engine,
+    o: &Options,
+    samples: usize,
+    salt: u64,
+) -> anyhow::Result<Vec<QueryFigure>> {
     let mut out = Vec::new();
     for (s, shape) in SHAPES.into_iter().enumerate() {
-        let mut g = workload::Gen::new(o.seed ^ (0xC0FFEE + s as u64));
-        let mut lat = Vec::with_capacity(o.queries);
+        let mut g = workload::Gen::new(o.seed ^ salt ^ (0xC0FFEE + s as u64));
+        let mut lat = Vec::with_capacity(samples);
         let mut hits = 0u64;
         let mut note = None;
-        for _ in 0..o.queries {
+        for _ in 0..samples {
             let i = g.below(o.events);
             let ev = workload::decision_event(o.seed, i);
             let found = match shape {

@@ -106,7 +106,7 @@ fn tiny() -> Options {
         producers: 2,
         entries: 200,
         single_writers: vec![1, 16, 64],
-        single_events: 128,
+        single_events: 64,
         single_seconds: 10.0,
         queries: 10,
         query_limit: 100,
@@ -114,6 +114,7 @@ fn tiny() -> Options {
         tune_batches: 1,
         // Two chunks of generated events, so the chunking is exercised too.
         chunk: 1000,
+        fsync_samples: 10,
         seed: 7,
     }
 }
