@@ -409,7 +409,7 @@ pub fn prepare(packs: &Packs, undeclared: Undeclared, raw: &[u8]) -> Prepared {
             Err(e) => rejected(e),
         };
     }
-    let mut value = match strict_value(&json, &mut String::new()) {
+    let mut value = match strict_value(&json) {
         Ok(v) => v,
         Err(pointer) => return rejected(PrepareError::Canonical(JcsError::DuplicateKey(pointer))),
     };
@@ -443,33 +443,66 @@ pub fn prepare(packs: &Packs, undeclared: Undeclared, raw: &[u8]) -> Prepared {
 
 /// Converts to a `serde_json::Value` for the schema checks, refusing duplicate member names
 /// (which a map would silently resolve) with the pointer of the first duplicate.
-fn strict_value(j: &Json<'_>, pointer: &mut String) -> Result<Value, String> {
+fn strict_value(j: &Json<'_>) -> Result<Value, String> {
+    let mut path = Vec::new();
+    strict_value_at(j, &mut path).map_err(|()| {
+        path.iter()
+            .map(|seg| match seg {
+                Seg::Key(k) => format!("/{}", k.replace('~', "~0").replace('/', "~1")),
+                Seg::Index(i) => format!("/{i}"),
+            })
+            .collect()
+    })
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// On a duplicate, returns with `path` holding the duplicate's location; the pointer text is
+/// built only then, not for every member.
+fn strict_value_at<'a>(j: &'a Json<'_>, path: &mut Vec<Seg<'a>>) -> Result<Value, ()> {
     Ok(match j {
         Json::Object(members) => {
-            let mut map = serde_json::Map::with_capacity(members.len());
+            let mut map = serde_json::Map::new();
             for (k, v) in members {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                let v = strict_value(v, pointer)?;
+                path.push(Seg::Key(k));
+                let v = strict_value_at(v, path)?;
                 if map.insert(k.to_string(), v).is_some() {
-                    return Err(pointer.clone());
+                    return Err(());
                 }
-                pointer.truncate(len);
+                path.pop();
             }
             Value::Object(map)
         }
         Json::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, v) in items.iter().enumerate() {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&i.to_string());
-                out.push(strict_value(v, pointer)?);
-                pointer.truncate(len);
+                path.push(Seg::Index(i));
+                out.push(strict_value_at(v, path)?);
+                path.pop();
             }
             Value::Array(out)
         }
         other => quarantine::json_to_value(other),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_members_are_refused_with_their_pointer_before_any_pack_check() {
+        let packs = Packs::builtin();
+        let raw = br#"{"id":"k","source":"s","type":"knowledge.chunk_created","time":"2026-01-03T12:00:00Z","data":{"a":{"x/y":[1,{"b":1,"b":2}]}}}"#;
+        match prepare(&packs, Undeclared::Quarantine, raw) {
+            Prepared::Rejected(e) => {
+                assert_eq!(e.code(), "DUPLICATE_KEY");
+                assert_eq!(e.field(), Some("/data/a/x~1y/1/b"));
+            }
+            _ => panic!("a duplicate member must be refused"),
+        }
+    }
 }
