@@ -37,8 +37,12 @@ fn current(store: &Store, subject: &str, as_of: Option<u64>) -> Vec<u64> {
         limit: 100,
         ..Query::default()
     };
+    seqs(store, &q)
+}
+
+fn seqs(store: &Store, q: &Query) -> Vec<u64> {
     store
-        .query(&q)
+        .query(q)
         .unwrap()
         .records
         .iter()
@@ -170,15 +174,7 @@ fn current_view_without_filters_and_by_time_hides_superseded_records() {
     let b = ev("b", "t", "s", Some(a.record_id));
     let z = ev("z", "t", "z", None);
     store.append(vec![a, b, z]).unwrap();
-    let all = |q: Query| -> Vec<u64> {
-        store
-            .query(&q)
-            .unwrap()
-            .records
-            .iter()
-            .map(|r| r.0)
-            .collect()
-    };
+    let all = |q: Query| seqs(&store, &q);
     let base = Query {
         limit: 10,
         current_only: true,

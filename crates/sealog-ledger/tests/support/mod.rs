@@ -72,36 +72,27 @@ pub(crate) fn one(ledger: &Ledger, event: &Value) -> Value {
 
 /// Records matching `equals`, as JSON, through a view.
 pub(crate) fn records(ledger: &Ledger, equals: &[(&str, &str)], view: View) -> Vec<Value> {
-    let q = Query {
-        equals: equals
-            .iter()
-            .map(|(a, v)| (a.to_string(), v.to_string()))
-            .collect(),
-        limit: 10_000,
-        ..Query::default()
-    };
-    ledger
-        .query(&q, view)
-        .unwrap()
-        .records
-        .iter()
-        .map(|(_, b)| serde_json::from_slice(b).unwrap())
-        .collect()
+    values(ledger.query(&matching(equals), view).unwrap())
 }
 
+/// Quarantine records matching `equals`, as JSON.
 pub(crate) fn quarantine(ledger: &Ledger, equals: &[(&str, &str)]) -> Vec<Value> {
-    let q = Query {
+    values(ledger.quarantine_query(&matching(equals)).unwrap())
+}
+
+fn matching(equals: &[(&str, &str)]) -> Query {
+    Query {
         equals: equals
             .iter()
             .map(|(a, v)| (a.to_string(), v.to_string()))
             .collect(),
         limit: 10_000,
         ..Query::default()
-    };
-    ledger
-        .quarantine_query(&q)
-        .unwrap()
-        .records
+    }
+}
+
+fn values(page: sealog_store::Page) -> Vec<Value> {
+    page.records
         .iter()
         .map(|(_, b)| serde_json::from_slice(b).unwrap())
         .collect()
