@@ -10,6 +10,7 @@
 mod payloads;
 pub mod quarantine;
 mod state;
+mod strict;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -395,23 +396,24 @@ pub fn prepare(packs: &Packs, undeclared: Undeclared, raw: &[u8]) -> Prepared {
         Ok(t) => t,
         Err(e) => return rejected(e.into()),
     };
-    let json = match Json::parse_str(text) {
-        Ok(j) => j,
-        Err(e) => return rejected(InputError::NotJson(e.to_string()).into()),
-    };
-    let env = match Envelope::parse(&json) {
-        Ok(env) => env,
-        Err(e) => return rejected(e.into()),
-    };
-    if !packs.declares(env.event_type) && undeclared == Undeclared::Accept {
-        return match PreparedEvent::from_json_with(&json, packs) {
-            Ok(ev) => Prepared::Event(ev),
-            Err(e) => rejected(e),
-        };
-    }
-    let mut value = match strict_value(&json) {
+    let mut value = match strict::parse(text) {
         Ok(v) => v,
-        Err(pointer) => return rejected(PrepareError::Canonical(JcsError::DuplicateKey(pointer))),
+        Err(strict::StrictError::NotJson(m)) => return rejected(InputError::NotJson(m).into()),
+        Err(strict::StrictError::Duplicate) => return rejected(locate_duplicate(text)),
+    };
+    let declared = {
+        let json = Json::from_value(&value);
+        let env = match Envelope::parse(&json) {
+            Ok(env) => env,
+            Err(e) => return rejected(e.into()),
+        };
+        if !packs.declares(env.event_type) && undeclared == Undeclared::Accept {
+            return match PreparedEvent::from_json_with(&json, packs) {
+                Ok(ev) => Prepared::Event(ev),
+                Err(e) => rejected(e),
+            };
+        }
+        packs.declares(env.event_type)
     };
     match packs.check(&mut value) {
         Ok(()) => match PreparedEvent::from_json_with(&Json::from_value(&value), packs) {
@@ -419,7 +421,14 @@ pub fn prepare(packs: &Packs, undeclared: Undeclared, raw: &[u8]) -> Prepared {
             Err(e) => rejected(e),
         },
         Err(q) => {
-            let derived = packs.derive(&json, &env);
+            // A failed check leaves the event as it was sent (normalization runs last).
+            let json = Json::from_value(&value);
+            let env = Envelope::parse(&json).expect("checked above");
+            let derived = if declared {
+                packs.derive(&json, &env)
+            } else {
+                sealog_model::Derived::default()
+            };
             let forbidden = q.reason == ReasonCode::ForbiddenField;
             Prepared::Quarantine {
                 correlation: Correlation::of(&env, &json, &derived),
@@ -439,6 +448,15 @@ pub fn prepare(packs: &Packs, undeclared: Undeclared, raw: &[u8]) -> Prepared {
             }
         }
     }
+}
+
+/// The duplicate member's pointer, from a second, slower parse that keeps every member.
+fn locate_duplicate(text: &str) -> PrepareError {
+    let pointer = Json::parse_str(text)
+        .ok()
+        .and_then(|json| strict_value(&json).err())
+        .unwrap_or_default();
+    PrepareError::Canonical(JcsError::DuplicateKey(pointer))
 }
 
 /// Converts to a `serde_json::Value` for the schema checks, refusing duplicate member names
