@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// fsync'd 4 KiB appends measured for the latency figure.
 pub const FSYNC_SAMPLES: usize = 200;
@@ -14,7 +14,7 @@ pub const SEQ_WRITE_MIB: usize = 256;
 /// Inputs hashed for the SHA-256 figure.
 pub const SHA_ROUNDS: u64 = 400_000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cores: usize,
     /// fdatasync of a 4 KiB append, milliseconds.

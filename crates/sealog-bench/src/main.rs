@@ -53,8 +53,11 @@ struct Cli {
     #[arg(long)]
     no_sealog: bool,
     /// Where Sealog and SQLite write (must not exist yet; removed after the run).
-    #[arg(long)]
-    work: PathBuf,
+    #[arg(long, required_unless_present = "render")]
+    work: Option<PathBuf>,
+    /// Run nothing: render the markdown of an earlier run's `report.json`.
+    #[arg(long, value_name = "REPORT_JSON")]
+    render: Option<PathBuf>,
     /// Where `report.md` and `report.json` go.
     #[arg(long, default_value = "target/bench-compare")]
     out: PathBuf,
@@ -78,12 +81,32 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(path) = &cli.render {
+        let r: sealog_bench::Report = serde_json::from_slice(&std::fs::read(path)?)?;
+        // Figures and targets derived again from the measurements, as this version derives them.
+        let report = sealog_bench::Report::new(
+            r.date,
+            r.command,
+            r.load_before,
+            r.load_after,
+            r.options,
+            r.machine,
+            r.event_bytes_mean,
+            r.engines,
+        );
+        println!("{}", report.markdown(3));
+        return Ok(());
+    }
+    let work = cli
+        .work
+        .clone()
+        .expect("clap requires --work without --render");
     anyhow::ensure!(
-        !cli.work.exists(),
+        !work.exists(),
         "--work {} exists; give a directory that does not",
-        cli.work.display()
+        work.display()
     );
-    std::fs::create_dir_all(&cli.work)?;
+    std::fs::create_dir_all(&work)?;
     let options = Options {
         events: cli.events,
         entries: cli.entries,
@@ -101,22 +124,22 @@ fn run() -> anyhow::Result<()> {
     };
     let mut engines = Vec::new();
     if !cli.no_sealog {
-        engines.push(EngineSpec::Sealog(cli.work.join("sealog")));
+        engines.push(EngineSpec::Sealog(work.join("sealog")));
     }
     match &cli.pg {
         Some(conninfo) => engines.push(EngineSpec::Postgres(conninfo.clone())),
         None => eprintln!("sealog-bench: no --pg given: PostgreSQL is left out of this run"),
     }
     if !cli.no_sqlite {
-        engines.push(EngineSpec::Sqlite(cli.work.join("sqlite")));
+        engines.push(EngineSpec::Sqlite(work.join("sqlite")));
     }
     let command = cli
         .command
         .clone()
         .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
-    let report = sealog_bench::compare(&options, &engines, &cli.work, &command);
+    let report = sealog_bench::compare(&options, &engines, &work, &command);
     if !cli.keep {
-        std::fs::remove_dir_all(&cli.work)?;
+        std::fs::remove_dir_all(&work)?;
     }
     let report = report?;
     std::fs::create_dir_all(&cli.out)?;

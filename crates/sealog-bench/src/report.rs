@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
 use crate::run::{EngineReport, Options};
@@ -11,7 +11,7 @@ use crate::run::{EngineReport, Options};
 /// Every query's p99 in the report is held against this peer's p50.
 const QUERY_PEER: &str = "postgres";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub date: String,
     pub command: String,
@@ -29,7 +29,7 @@ pub struct Report {
 }
 
 /// One row of the comparison table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figure {
     pub name: String,
     pub unit: String,
@@ -57,7 +57,7 @@ impl Figure {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fraction {
     pub limit: String,
     pub machine: String,
@@ -65,7 +65,7 @@ pub struct Fraction {
     pub fraction: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
     pub name: String,
     pub target: String,
@@ -142,7 +142,8 @@ impl Report {
         add(
             format!(
                 "bulk ingest, {} events in batches of {}",
-                options.events, options.batch
+                fmt_num(options.events as f64),
+                fmt_num(options.batch as f64)
             ),
             "events/s",
             true,
@@ -182,7 +183,11 @@ impl Report {
             );
         }
         add(
-            format!("100-byte entries in batches of {}", options.batch),
+            format!(
+                "100-byte entries, {} in batches of {}",
+                fmt_num(options.entries as f64),
+                fmt_num(options.batch as f64)
+            ),
             "entries/s",
             true,
             &|e| Ok(e.entries.per_s),
@@ -220,14 +225,14 @@ impl Report {
                 vec![
                     Fraction {
                         limit: "sequential write + fdatasync".into(),
-                        machine: format!("{} MiB/s", machine.seq_write_fsync_mib_s),
+                        machine: format!("{} MiB/s", fmt_num(machine.seq_write_fsync_mib_s)),
                         sealog: format!("bulk ingest {} MiB/s", s.bulk.mib_s),
                         fraction: (machine.seq_write_fsync_mib_s > 0.0)
                             .then(|| round_sig(s.bulk.mib_s / machine.seq_write_fsync_mib_s)),
                     },
                     Fraction {
                         limit: "SHA-256 of 600-byte inputs, one core".into(),
-                        machine: format!("{} MiB/s", machine.sha256_mib_s_per_core),
+                        machine: format!("{} MiB/s", fmt_num(machine.sha256_mib_s_per_core)),
                         sealog: format!(
                             "bulk ingest {} MiB/s on {} producers",
                             s.bulk.mib_s, options.producers
@@ -297,7 +302,7 @@ impl Report {
         targets.push(Target {
             name: format!("100-byte entries on {} cores", machine.cores),
             target: "≥ 500,000 entries/s (immudb's 1.2M/s on 4 cores, per core)".into(),
-            measured: entries.map_or("n/a".into(), |e| format!("{e} entries/s")),
+            measured: entries.map_or("n/a".into(), |e| format!("{} entries/s", fmt_num(e))),
             met: entries.map(|e| e >= 500_000.0),
             ratio_to_target: entries.map(|e| round_sig(e / 500_000.0)),
         });
@@ -314,9 +319,12 @@ impl Report {
             });
             targets.push(Target {
                 name: format!("query by {label}: Sealog p99 vs PostgreSQL p50"),
-                target: format!("≤ {}", peer_p50.map_or("n/a".into(), |v| format!("{v} µs"))),
+                target: format!(
+                    "≤ {}",
+                    peer_p50.map_or("n/a".into(), |v| format!("{} µs", fmt_num(v)))
+                ),
                 measured: match (p99, note) {
-                    (Some(v), _) => format!("{v} µs"),
+                    (Some(v), _) => format!("{} µs", fmt_num(v)),
                     (None, Some(n)) => n,
                     (None, None) => "n/a".into(),
                 },
@@ -332,8 +340,8 @@ impl Report {
         let p_bytes = bytes.and_then(|f| f.value("postgres"));
         targets.push(Target {
             name: "bytes per record on disk vs PostgreSQL".into(),
-            target: format!("≤ {}", p_bytes.map_or("n/a".into(), |v| format!("{v}"))),
-            measured: s_bytes.map_or("n/a".into(), |v| format!("{v}")),
+            target: format!("≤ {}", p_bytes.map_or("n/a".into(), fmt_num)),
+            measured: s_bytes.map_or("n/a".into(), fmt_num),
             met: s_bytes.zip(p_bytes).map(|(s, p)| s <= p),
             ratio_to_target: s_bytes
                 .zip(p_bytes)
@@ -366,16 +374,16 @@ impl Report {
         let _ = writeln!(m, "```sh\n{}\n```\n", self.command);
         let _ = writeln!(
             m,
-            "Run on {} with {} cores; {} at the start, {} at the end. Events average {:.0} bytes \
+            "Finished {} on {} cores; {} at the start, {} at the end. Events average {} bytes \
              as produced; {} events, {} entries, single-event levels of up to {} events or {} s, \
              {} queries per shape (limit {}, time windows of {} s), {} producer threads, seed {}.\n",
             self.date,
             self.machine.cores,
             self.load_before,
             self.load_after,
-            self.event_bytes_mean,
-            o.events,
-            o.entries,
+            fmt_num(self.event_bytes_mean),
+            fmt_num(o.events as f64),
+            fmt_num(o.entries as f64),
             o.single_events,
             o.single_seconds,
             o.queries,
@@ -473,10 +481,10 @@ impl Report {
                 m,
                 "| {} | {} / {} | {} / {} | {} | {} | {} | {:.2} / {:.2} ms |",
                 e.name,
-                e.events_stored,
-                e.events_expected,
-                e.entries_stored,
-                e.entries_expected,
+                fmt_num(e.events_stored as f64),
+                fmt_num(e.events_expected as f64),
+                fmt_num(e.entries_stored as f64),
+                fmt_num(e.entries_expected as f64),
                 e.dedupe_readded,
                 refusal(&e.tamper.update),
                 refusal(&e.tamper.delete),

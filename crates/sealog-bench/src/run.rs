@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engines::{Engine, Hits, Tamper};
 use crate::machine::nearest_rank;
@@ -14,7 +14,7 @@ use crate::workload::{self, SINGLE_BASE, SINGLE_LEVEL_SPAN};
 
 /// What to run. Every size is a parameter so the same code runs at full size and, in the
 /// test suite, at a tiny one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Options {
     /// Decision-log events of the bulk ingest.
     pub events: u64,
@@ -86,7 +86,7 @@ impl EngineSpec {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Throughput {
     /// Items offered.
     pub items: u64,
@@ -111,7 +111,7 @@ impl Throughput {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueryFigure {
     pub shape: String,
     /// `None` when the engine has no index for the shape; `note` says why.
@@ -123,7 +123,7 @@ pub struct QueryFigure {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SingleFigure {
     pub writers: usize,
     pub events: u64,
@@ -134,7 +134,7 @@ pub struct SingleFigure {
     pub p99_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineReport {
     pub name: String,
     pub setup: String,

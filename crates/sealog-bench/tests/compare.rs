@@ -280,4 +280,17 @@ fn check(report: &Report, o: &Options, with_pg: bool) {
     let json: serde_json::Value = serde_json::to_value(report).unwrap();
     assert_eq!(json["engines"].as_array().unwrap().len(), expected.len());
     assert!(json["machine"]["fsync_ms_p50"].as_f64().unwrap() > 0.0);
+    // `--render` rebuilds the same report from the JSON alone.
+    let back: Report = serde_json::from_value(json).unwrap();
+    let again = Report::new(
+        back.date,
+        back.command,
+        back.load_before,
+        back.load_after,
+        back.options,
+        back.machine,
+        back.event_bytes_mean,
+        back.engines,
+    );
+    assert_eq!(again.markdown(3), md);
 }

@@ -26,7 +26,7 @@ pub enum Hits {
 }
 
 /// What an engine did with an attempt to change or remove a stored record.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tamper {
     /// `Ok(why)` when the update was refused, `Err(what happened)` when it went through.
     pub update: Result<String, String>,
