@@ -113,7 +113,7 @@ pub fn decision_event(seed: u64, i: u64) -> DecisionEvent {
         .map(|(t, id)| format!(r#"{{"key_type":"{t}","key_id":"{id}"}}"#))
         .collect();
     let ieg = if (r >> 50).is_multiple_of(4) {
-        r#"{"used":false,"reason":"not_required_by_policy"}"#.to_string()
+        r#"{"used":false,"reason":"NOT_REQUIRED"}"#.to_string()
     } else {
         format!(
             r#"{{"used":true,"graph_version":{{"graph_version":"gv_run_{run:04}_{gv:06}","stream_name":"admitted_events","watermark_basis":{{"partition_{part}":{offset}}}}}}}"#,

@@ -181,11 +181,6 @@ fn check(report: &Report, o: &Options, with_pg: bool) {
                         q.shape
                     );
                 }
-                (None, Some(note)) => {
-                    assert_eq!(n, "sealog", "only Sealog may lack an index");
-                    assert_eq!(q.shape, "feature_key");
-                    assert!(note.contains("not indexed"), "{note}");
-                }
                 other => panic!("{n} {}: {other:?}", q.shape),
             }
         }
@@ -257,10 +252,9 @@ fn check(report: &Report, o: &Options, with_pg: bool) {
         .map(|t| t.name.as_str())
         .collect();
     if with_pg {
-        assert_eq!(
-            unmeasured,
-            ["query by feature key: Sealog p99 vs PostgreSQL p50"],
-            "only the unindexed axis lacks a verdict"
+        assert!(
+            unmeasured.is_empty(),
+            "every target has a verdict: {unmeasured:?}"
         );
     }
 

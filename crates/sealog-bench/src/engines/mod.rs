@@ -21,8 +21,6 @@ pub mod sqlite;
 pub enum Hits {
     /// Records returned.
     Found(usize),
-    /// The engine has no index for this query shape (yet); nothing was measured.
-    NotIndexed(&'static str),
 }
 
 /// What an engine did with an attempt to change or remove a stored record.

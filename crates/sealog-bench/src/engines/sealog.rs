@@ -1,8 +1,12 @@
-//! Sealog embedded: the store in-process, durable by default (every commit fdatasync'd).
+//! Sealog embedded, in-process and durable (every commit fdatasync'd). Events go through the
+//! ledger as in production: the decision-log pack validates, normalizes and indexes them
+//! (its axes included), dedupe and the supersedes rules apply. The 100-byte entries have no
+//! pack; they are appended to a store directly, like immudb's key/value entries.
 //! Everything this comparison knows about Sealog's API lives in this file.
 
 use std::path::{Path, PathBuf};
 
+use sealog_ledger::{IngestResult, Ledger, LedgerConfig, Undeclared, View};
 use sealog_model::{PreparedEvent, RecordId};
 use sealog_store::{Config, Outcome, Query, Store};
 
@@ -12,7 +16,7 @@ use crate::workload::Entry;
 pub struct Sealog {
     dir: PathBuf,
     /// `None` only while `settle` reopens it.
-    events: Option<Store>,
+    events: Option<Ledger>,
     entries: Store,
     config: Config,
 }
@@ -25,7 +29,7 @@ impl Sealog {
             config.durability == sealog_store::Durability::Fsync,
             "the comparison runs Sealog durable"
         );
-        let events = Store::open(&dir.join("events"), config.clone())?;
+        let events = open_ledger(&dir.join("events"), &config)?;
         let entries = Store::open(&dir.join("entries"), config.clone())?;
         Ok(Sealog {
             dir: dir.to_path_buf(),
@@ -35,9 +39,42 @@ impl Sealog {
         })
     }
 
-    fn events(&self) -> &Store {
-        self.events.as_ref().expect("the events store is open")
+    fn ledger(&self) -> &Ledger {
+        self.events.as_ref().expect("the events ledger is open")
     }
+
+    fn events(&self) -> &Store {
+        self.ledger().store()
+    }
+}
+
+fn open_ledger(dir: &Path, config: &Config) -> anyhow::Result<Ledger> {
+    Ok(Ledger::open(
+        dir,
+        LedgerConfig {
+            store: config.clone(),
+            packs: sealog_packs::Packs::builtin(),
+            undeclared: Undeclared::Quarantine,
+        },
+    )?)
+}
+
+/// Appends through the ledger; the workload's events are all valid, so anything not
+/// appended or a duplicate is a failure of the benchmark, not a figure.
+fn ingest(ledger: &Ledger, events: &[String]) -> anyhow::Result<u64> {
+    let prepared = events
+        .iter()
+        .map(|e| ledger.prepare(e.as_bytes()))
+        .collect();
+    let mut appended = 0;
+    for r in ledger.commit(prepared)? {
+        match r {
+            IngestResult::Appended { .. } => appended += 1,
+            IngestResult::Duplicate { .. } => {}
+            other => anyhow::bail!("a workload event was not accepted: {}", other.to_json()),
+        }
+    }
+    Ok(appended)
 }
 
 fn prepare(text: &str) -> anyhow::Result<PreparedEvent> {
@@ -67,23 +104,21 @@ impl Engine for Sealog {
 
     fn setup(&self) -> String {
         format!(
-            "embedded store, durability {:?} (fdatasync per group commit), every event parsed, \
-             validated, canonicalized (RFC 8785), hashed, indexed on its envelope axes and added \
-             to the Merkle tree",
+            "embedded ledger, durability {:?} (fdatasync per group commit); every event parsed, \
+             checked by the decision-log pack (completeness, forbidden fields, JSON Schema), \
+             normalized, canonicalized (RFC 8785), hashed, deduplicated, indexed on its envelope \
+             and pack axes (feature_keys_used among them) and added to the Merkle tree; the \
+             100-byte entries are appended to a store directly (no pack)",
             self.config.durability
         )
     }
 
     fn append_batch(&self, events: &[String]) -> anyhow::Result<u64> {
-        let batch = events
-            .iter()
-            .map(|e| prepare(e))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(new_records(&self.events().append(batch)?))
+        ingest(self.ledger(), events)
     }
 
     fn append_one(&self, event: &str) -> anyhow::Result<bool> {
-        Ok(new_records(&self.events().append(vec![prepare(event)?])?) == 1)
+        Ok(ingest(self.ledger(), std::slice::from_ref(&event.to_string()))? == 1)
     }
 
     fn append_entries(&self, entries: &[Entry]) -> anyhow::Result<u64> {
@@ -95,7 +130,10 @@ impl Engine for Sealog {
     }
 
     fn record_id(&self, event: &str) -> anyhow::Result<Vec<u8>> {
-        Ok(prepare(event)?.record_id.0.to_vec())
+        match self.ledger().prepare(event.as_bytes()) {
+            sealog_ledger::Prepared::Event(ev) => Ok(ev.record_id.0.to_vec()),
+            _ => anyhow::bail!("a workload event does not pass its pack"),
+        }
     }
 
     fn get(&self, record_id: &[u8]) -> anyhow::Result<bool> {
@@ -107,26 +145,26 @@ impl Engine for Sealog {
         })
     }
 
-    /// The subject's history through the built-in `subject` axis. The decision-log "current
-    /// view" (the head of each correction chain) needs the pack's supersession rules; this
-    /// workload writes no corrections, so history and current view hold the same records.
+    /// The decision's current view: the head of its supersedes chain (the workload writes no
+    /// corrections, so it is the one record).
     fn subject_history(&self, subject: &str, limit: usize) -> anyhow::Result<Hits> {
-        query(
-            self.events(),
-            vec![("subject".into(), subject.into())],
+        let q = Query {
+            equals: vec![("subject".into(), subject.into())],
             limit,
-        )
+            ..Query::default()
+        };
+        Ok(Hits::Found(
+            self.ledger().query(&q, View::Current)?.records.len(),
+        ))
     }
 
-    /// `feature_keys_used` is a pack-declared axis and the store indexes only the envelope's
-    /// axes so far: answering would mean scanning the log, which is not what this measures.
-    fn by_feature_key(
-        &self,
-        _key_type: &str,
-        _key_id: &str,
-        _limit: usize,
-    ) -> anyhow::Result<Hits> {
-        Ok(Hits::NotIndexed("n/a (not indexed yet)"))
+    /// The decision-log pack's `feature_keys_used` axis (`key_type:key_id`).
+    fn by_feature_key(&self, key_type: &str, key_id: &str, limit: usize) -> anyhow::Result<Hits> {
+        query(
+            self.events(),
+            vec![("feature_keys_used".into(), format!("{key_type}:{key_id}"))],
+            limit,
+        )
     }
 
     fn time_window(&self, from_ns: i64, to_ns: i64, limit: usize) -> anyhow::Result<Hits> {
@@ -143,15 +181,15 @@ impl Engine for Sealog {
         Ok((self.events().len(), self.entries.len()))
     }
 
-    /// Closes the events store (writing its index memtable as a run, as on any shutdown)
+    /// Closes the events ledger (writing its index memtables as runs, as on any shutdown)
     /// and reopens it.
     fn settle(&mut self) -> anyhow::Result<u64> {
-        if let Some(store) = self.events.take() {
-            store.close()?;
+        if let Some(ledger) = self.events.take() {
+            ledger.close()?;
         }
         let dir = self.dir.join("events");
         let bytes = super::dir_bytes(&dir);
-        self.events = Some(Store::open(&dir, self.config.clone())?);
+        self.events = Some(open_ledger(&dir, &self.config)?);
         Ok(bytes)
     }
 
@@ -165,8 +203,8 @@ impl Engine for Sealog {
     }
 
     fn close(mut self: Box<Self>) -> anyhow::Result<()> {
-        if let Some(store) = self.events.take() {
-            store.close()?;
+        if let Some(ledger) = self.events.take() {
+            ledger.close()?;
         }
         self.entries.close()?;
         Ok(())
