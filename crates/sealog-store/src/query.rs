@@ -79,70 +79,79 @@ pub(crate) fn run(shared: &Shared, q: &Query) -> Result<Page, StoreError> {
         Ok(q.event_from.is_none_or(|f| t >= f) && q.event_to.is_none_or(|e| t < e))
     };
 
-    let mut seqs = Vec::with_capacity(q.limit + 1);
+    // Each hit with its bytes when the current view already had to read them.
+    let mut hits: Vec<(u64, Option<Vec<u8>>)> = Vec::with_capacity(q.limit + 1);
     let index = shared.index.read().expect("index lock");
-    let mut buf = Vec::new();
-    let mut current = |seq: u64| -> Result<bool, StoreError> {
+    // `None`: not in the view; `Some(bytes)`: in it, with the record if it was read.
+    let current = |seq: u64| -> Result<Option<Option<Vec<u8>>>, StoreError> {
         if !q.current_only {
-            return Ok(true);
+            return Ok(Some(None));
         }
+        let mut buf = Vec::new();
         read_record(shared, seq, &mut buf)?;
         let rid = record_id_of(&buf)
             .ok_or_else(|| StoreError::Corrupted(format!("record {seq} has no record_id")))?;
         let key = sealog_model::record::supersedes_posting(&rid);
-        Ok(index.postings(&key, 0, end, 1).is_empty())
+        Ok(index
+            .postings(&key, 0, end, 1)
+            .is_empty()
+            .then_some(Some(buf)))
     };
     if let Some(rarest) = keys.iter().min_by_key(|k| index.count(k)) {
         // Walk the rarest key's postings, checking the others by membership.
         let mut cursor = from;
-        'pages: while seqs.len() <= q.limit && cursor < end {
+        'pages: while hits.len() <= q.limit && cursor < end {
             let chunk = index.postings(rarest, cursor, end, 1024);
             let Some(&last) = chunk.last() else { break };
             for seq in chunk {
-                if keys.iter().all(|k| k == rarest || index.contains(k, seq))
-                    && in_window(seq)?
-                    && current(seq)?
+                if !(keys.iter().all(|k| k == rarest || index.contains(k, seq)) && in_window(seq)?)
                 {
-                    seqs.push(seq);
-                    if seqs.len() > q.limit {
+                    continue;
+                }
+                if let Some(bytes) = current(seq)? {
+                    hits.push((seq, bytes));
+                    if hits.len() > q.limit {
                         break 'pages;
                     }
                 }
             }
             cursor = last + 1;
         }
-    } else if q.event_from.is_some() || q.event_to.is_some() {
-        let all = index.time_range(
-            q.event_from.unwrap_or(i64::MIN),
-            q.event_to.unwrap_or(i64::MAX),
-        );
-        for seq in all.into_iter().filter(|s| (from..end).contains(s)) {
-            if seqs.len() > q.limit {
-                break;
-            }
-            if current(seq)? {
-                seqs.push(seq);
-            }
-        }
     } else {
-        for seq in from..end {
-            if seqs.len() > q.limit {
+        let candidates: Box<dyn Iterator<Item = u64>> =
+            if q.event_from.is_some() || q.event_to.is_some() {
+                let all = index.time_range(
+                    q.event_from.unwrap_or(i64::MIN),
+                    q.event_to.unwrap_or(i64::MAX),
+                );
+                Box::new(all.into_iter().filter(|s| (from..end).contains(s)))
+            } else {
+                Box::new(from..end)
+            };
+        for seq in candidates {
+            if hits.len() > q.limit {
                 break;
             }
-            if current(seq)? {
-                seqs.push(seq);
+            if let Some(bytes) = current(seq)? {
+                hits.push((seq, bytes));
             }
         }
     }
     drop(index);
 
-    let more = seqs.len() > q.limit;
-    seqs.truncate(q.limit);
-    let mut records = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        let mut buf = Vec::new();
-        read_record(shared, seq, &mut buf)?;
-        records.push((seq, buf));
+    let more = hits.len() > q.limit;
+    hits.truncate(q.limit);
+    let mut records = Vec::with_capacity(hits.len());
+    for (seq, bytes) in hits {
+        let bytes = match bytes {
+            Some(b) => b,
+            None => {
+                let mut buf = Vec::new();
+                read_record(shared, seq, &mut buf)?;
+                buf
+            }
+        };
+        records.push((seq, bytes));
     }
     let next_after = if more {
         records.last().map(|r| r.0)

@@ -177,18 +177,13 @@ impl Writer {
         let mut fresh: Vec<&PreparedEvent> = Vec::new();
         let mut positions = Vec::new();
         let mut spans = Vec::new();
-        let mut in_group: HashMap<[u8; 32], u64> = HashMap::new();
         let mut chains = GroupChains::default();
         self.frames.clear();
         {
             let index = self.shared.index.read().expect("index lock");
             for ev in group.iter().flat_map(|r| &r.events) {
                 let rid = ev.record_id;
-                if let Some(seq) = in_group
-                    .get(&rid.0)
-                    .copied()
-                    .or_else(|| index.lookup_rid(&rid.0))
-                {
+                if let Some(seq) = chains.seq_of(&rid).or_else(|| index.lookup_rid(&rid.0)) {
                     outcomes.push(Outcome::Duplicate {
                         seq,
                         record_id: rid,
@@ -214,7 +209,6 @@ impl Writer {
                 let start = self.frames.len() + segment::FRAME_HEADER_BYTES as usize;
                 segment::encode_frame(&self.record, &mut self.frames);
                 spans.push(start..self.frames.len());
-                in_group.insert(rid.0, seq);
                 fresh.push(ev);
                 outcomes.push(Outcome::Appended {
                     seq,
@@ -328,9 +322,10 @@ impl Writer {
     }
 }
 
-/// The supersedes rules, decided here on the writer's thread so that racing corrections and
-/// duplicates of a subject see one order: exactly one of them wins. Records admitted earlier
-/// in the same group count as if already in the log.
+/// The records a group has admitted so far, for dedupe and for the supersedes rules, decided
+/// here on the writer's thread so that racing corrections and duplicates of a subject see one
+/// order: exactly one of them wins. Records admitted earlier in the same group count as if
+/// already in the log.
 #[derive(Default)]
 struct GroupChains {
     /// Admitted this group: record id → (seq, chain).
@@ -342,6 +337,10 @@ struct GroupChains {
 }
 
 impl GroupChains {
+    fn seq_of(&self, rid: &RecordId) -> Option<u64> {
+        self.records.get(&rid.0).map(|&(seq, _)| seq)
+    }
+
     fn check(&self, ev: &PreparedEvent, index: &Index, end: u64) -> Option<ChainRefusal> {
         match ev.supersedes {
             Some(target) => self.check_link(ev, &target, index, end),
