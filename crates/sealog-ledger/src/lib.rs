@@ -259,7 +259,7 @@ impl Ledger {
         let mut results = Vec::with_capacity(slots.len());
         let mut quarantined = quarantined
             .into_iter()
-            .map(|(_, f, _)| f)
+            .map(|(_, f, _)| Some(f))
             .collect::<Vec<_>>();
         for slot in slots {
             let result = match slot {
@@ -272,13 +272,17 @@ impl Ledger {
                     }
                     (Outcome::Refused { .. }, Some(q)) => IngestResult::Quarantined {
                         quarantine_id: q_ids[q],
-                        finding: std::mem::replace(&mut quarantined[q], empty_finding()),
+                        finding: quarantined[q]
+                            .take()
+                            .expect("each quarantine slot is answered once"),
                     },
                     (Outcome::Refused { .. }, None) => unreachable!("refusals are quarantined"),
                 },
                 Slot::Quarantine(q) => IngestResult::Quarantined {
                     quarantine_id: q_ids[q],
-                    finding: std::mem::replace(&mut quarantined[q], empty_finding()),
+                    finding: quarantined[q]
+                        .take()
+                        .expect("each quarantine slot is answered once"),
                 },
                 Slot::Rejected(e) => IngestResult::Rejected(e),
             };
@@ -373,16 +377,6 @@ enum Slot {
     Rejected(PrepareError),
 }
 
-fn empty_finding() -> Finding {
-    Finding {
-        reason_code: "",
-        message: None,
-        missing_fields: Vec::new(),
-        violations: Vec::new(),
-        forbidden_fields: Vec::new(),
-    }
-}
-
 fn correlation_of_canonical(packs: &Packs, canonical: &[u8]) -> Correlation {
     let json = Json::parse(canonical).expect("a prepared event's canonical bytes are JSON");
     let env = Envelope::parse(&json).expect("a prepared event's envelope is valid");
@@ -407,13 +401,14 @@ pub fn prepare(packs: &Packs, undeclared: Undeclared, raw: &[u8]) -> Prepared {
             Ok(env) => env,
             Err(e) => return rejected(e.into()),
         };
-        if !packs.declares(env.event_type) && undeclared == Undeclared::Accept {
+        let declared = packs.declares(env.event_type);
+        if !declared && undeclared == Undeclared::Accept {
             return match PreparedEvent::from_json_with(&json, packs) {
                 Ok(ev) => Prepared::Event(ev),
                 Err(e) => rejected(e),
             };
         }
-        packs.declares(env.event_type)
+        declared
     };
     match packs.check(&mut value) {
         Ok(()) => match PreparedEvent::from_json_with(&Json::from_value(&value), packs) {
@@ -454,57 +449,36 @@ pub fn prepare(packs: &Packs, undeclared: Undeclared, raw: &[u8]) -> Prepared {
 fn locate_duplicate(text: &str) -> PrepareError {
     let pointer = Json::parse_str(text)
         .ok()
-        .and_then(|json| strict_value(&json).err())
+        .and_then(|json| duplicate_pointer(&json, &mut String::new()))
         .unwrap_or_default();
     PrepareError::Canonical(JcsError::DuplicateKey(pointer))
 }
 
-/// Converts to a `serde_json::Value` for the schema checks, refusing duplicate member names
-/// (which a map would silently resolve) with the pointer of the first duplicate.
-fn strict_value(j: &Json<'_>) -> Result<Value, String> {
-    let mut path = Vec::new();
-    strict_value_at(j, &mut path).map_err(|()| {
-        path.iter()
-            .map(|seg| match seg {
-                Seg::Key(k) => format!("/{}", k.replace('~', "~0").replace('/', "~1")),
-                Seg::Index(i) => format!("/{i}"),
-            })
-            .collect()
-    })
-}
-
-enum Seg<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-/// On a duplicate, returns with `path` holding the duplicate's location; the pointer text is
-/// built only then, not for every member.
-fn strict_value_at<'a>(j: &'a Json<'_>, path: &mut Vec<Seg<'a>>) -> Result<Value, ()> {
-    Ok(match j {
+/// The pointer of the first member whose name repeats in its object.
+fn duplicate_pointer(j: &Json<'_>, path: &mut String) -> Option<String> {
+    let len = path.len();
+    let found = match j {
         Json::Object(members) => {
-            let mut map = serde_json::Map::new();
-            for (k, v) in members {
-                path.push(Seg::Key(k));
-                let v = strict_value_at(v, path)?;
-                if map.insert(k.to_string(), v).is_some() {
-                    return Err(());
+            let mut seen = std::collections::HashSet::new();
+            members.iter().find_map(|(k, v)| {
+                path.truncate(len);
+                path.push('/');
+                path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                if !seen.insert(k.as_ref()) {
+                    return Some(path.clone());
                 }
-                path.pop();
-            }
-            Value::Object(map)
+                duplicate_pointer(v, path)
+            })
         }
-        Json::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, v) in items.iter().enumerate() {
-                path.push(Seg::Index(i));
-                out.push(strict_value_at(v, path)?);
-                path.pop();
-            }
-            Value::Array(out)
-        }
-        other => quarantine::json_to_value(other),
-    })
+        Json::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            path.truncate(len);
+            path.push_str(&format!("/{i}"));
+            duplicate_pointer(v, path)
+        }),
+        _ => None,
+    };
+    path.truncate(len);
+    found
 }
 
 #[cfg(test)]
