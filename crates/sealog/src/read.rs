@@ -87,6 +87,14 @@ pub(crate) enum ViewArg {
     Current,
 }
 
+/// The (axis, value) equalities of the filters that were given.
+fn given(filters: &[(&str, &Option<String>)]) -> Vec<(String, String)> {
+    filters
+        .iter()
+        .filter_map(|(axis, v)| Some((axis.to_string(), (*v).clone()?)))
+        .collect()
+}
+
 fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
     v.as_deref()
         .map(|t| {
@@ -138,8 +146,7 @@ pub(crate) fn query(ledger: &Ledger, a: &QueryArgs) -> anyhow::Result<ExitCode> 
     if a.cursor.is_some() {
         bail!("--cursor continues a query against a server (--url); here use --after");
     }
-    let mut equals = Vec::new();
-    for (axis, v) in [
+    let mut equals = given(&[
         ("scope", &a.scope),
         ("tenant", &a.tenant),
         ("subject", &a.subject),
@@ -147,11 +154,7 @@ pub(crate) fn query(ledger: &Ledger, a: &QueryArgs) -> anyhow::Result<ExitCode> 
         ("source", &a.source),
         ("actor", &a.actor),
         ("id", &a.id),
-    ] {
-        if let Some(v) = v {
-            equals.push((axis.to_string(), v.clone()));
-        }
-    }
+    ]);
     for pair in &a.axes {
         let (name, value) = pair
             .split_once('=')
@@ -251,18 +254,13 @@ pub(crate) fn quarantine(ledger: &Ledger, a: &QuarantineArgs) -> anyhow::Result<
             codes.join(", ")
         );
     }
-    let mut equals = Vec::new();
-    for (axis, v) in [
+    let equals = given(&[
         ("reason", &a.reason),
         ("id", &a.id),
         ("subject", &a.subject),
         ("tenant", &a.tenant),
         ("event_type", &a.event_type),
-    ] {
-        if let Some(v) = v {
-            equals.push((axis.to_string(), v.clone()));
-        }
-    }
+    ]);
     let q = Query {
         equals,
         ingest_from: time_arg("from", &a.from)?,
