@@ -239,9 +239,15 @@ mod tests {
                 a.time_ns
             );
             assert_eq!(event_time_ns(3, i), a.time_ns);
-            sealog_model::PreparedEvent::from_bytes(a.text.as_bytes())
-                .expect("Sealog accepts the envelope");
+            accepted(&a.text);
         }
+    }
+
+    /// Sealog takes it as an event: one JSON object with a valid envelope and a canonical form.
+    fn accepted(text: &str) {
+        let tree = sealog_model::json::Json::parse(text.as_bytes()).expect("JSON");
+        sealog_model::Envelope::parse(&tree).expect("a valid envelope");
+        sealog_model::Canonical::of_event(&tree).expect("a canonical form");
     }
 
     #[test]
@@ -250,8 +256,7 @@ mod tests {
             let e = entry(1, i);
             assert_eq!(e.key.len() + e.value.len(), ENTRY_BYTES);
             assert_eq!(e, entry(1, i));
-            sealog_model::PreparedEvent::from_bytes(e.text.as_bytes())
-                .expect("Sealog accepts the entry");
+            accepted(&e.text);
         }
     }
 }

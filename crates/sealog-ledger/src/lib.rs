@@ -1,32 +1,55 @@
-//! Sealog's ingest semantics over the embedded store: every event goes through
-//! envelope → pack lookup → forbidden fields → completeness → schema → normalization →
-//! `record_id` → dedupe → supersedes rules → append, and gets exactly one result, in order.
-//! Events that cannot become canonical go to the quarantine log, a second store with its
-//! own Merkle tree, with their reason; their raw bytes go to a restricted payload area.
+//! Sealog's ledger: the one door to a data directory. Every event — a producer's, or one of
+//! Sealog's own `audit.*` records — goes in through [`Ledger::prepare`] and [`Ledger::commit`]:
 //!
-//! *Invariants*: nothing reaches the canonical log without passing its type's pack; a result
-//! is returned only once what it reports is durable; a forbidden payload is written nowhere.
+//! who may write it → envelope → pack (forbidden fields → completeness → schema →
+//! normalization) → `record_id` and index keys → dedupe → supersedes rules → append,
+//!
+//! and gets exactly one result, in order. Events that cannot become canonical go to the
+//! quarantine log, a second log with its own Merkle tree, with their reason; their raw bytes
+//! go to a restricted payload area. Reads, views, rebuilt state, proofs, tiles, checkpoints
+//! and verification come out through the same type.
+//!
+//! *Invariants*: nothing reaches the canonical log without passing its type's pack; an event
+//! is parsed once; a result is returned only once what it reports is durable; a forbidden
+//! payload is written nowhere; only Sealog's own code paths write `audit.*` / `sealog.*`.
 
+mod keys;
 mod payloads;
+mod prepare;
 pub mod quarantine;
+mod query;
+mod result;
+mod rules;
 mod state;
-mod strict;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use sealog_model::input::{self, InputError};
-use sealog_model::jcs::JcsError;
+use sealog_merkle::Hash;
+use sealog_model::input::RawEvent;
 use sealog_model::json::Json;
-use sealog_model::record::PrepareError;
-use sealog_model::{Deriver, Envelope, PreparedEvent, RecordId};
-use sealog_packs::{Packs, ReasonCode};
-use sealog_store::{Config, Outcome, Page, Query, Store, StoreError};
+use sealog_model::{Canonical, Envelope, Layout, PrepareError, RecordId};
+use sealog_store::{Entry, LogWrite, Outcome, Store};
 
+pub use prepare::{Prepared, RESERVED_TYPE_PREFIXES};
 pub use quarantine::{Correlation, Finding, QUARANTINE_TYPE};
+pub use query::{Query, View};
+pub use result::{IngestResult, Rejection};
+pub use rules::{ChainRefusal, Claim};
+pub use sealog_model::{Layout as DataLayout, LogLayout};
+pub use sealog_packs::axes::ENVELOPE_AXES;
+pub use sealog_packs::{PackError, Packs, ReasonCode};
+pub use sealog_store::verify::{Failure as VerifyFailure, Report as VerifyReport};
+pub use sealog_store::{
+    Config as StoreConfig, Cut, Durability, LIMIT_MAX, Page, Recovery, SignedCheckpoint, Stats,
+    StoreError as Error,
+};
 pub use state::StateError;
+
+use keys::{CanonicalKeys, QuarantineKeys};
+use rules::{CanonicalRules, Dedupe};
 
 /// How the ledger treats event types no pack declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,166 +62,200 @@ pub enum Undeclared {
 }
 
 pub struct LedgerConfig {
-    /// The canonical store's settings; the quarantine log shares them. The deriver is set
-    /// by the ledger (the packs).
-    pub store: Config,
+    /// How both logs' engines run.
+    pub store: StoreConfig,
     pub packs: Packs,
     pub undeclared: Undeclared,
 }
 
-/// One event after preparation, before it is appended anywhere.
-pub enum Prepared {
-    /// Passed its pack: for the canonical log (the supersedes rules are still to come).
-    Event(PreparedEvent),
-    /// Failed its pack: for the quarantine log, with the raw bytes as evidence (unless the
-    /// reason is a forbidden field).
-    Quarantine {
-        correlation: Correlation,
-        finding: Finding,
-        payload: Option<Vec<u8>>,
-    },
-    /// Not an event at all (or an invalid envelope): refused, nothing stored.
-    Rejected(PrepareError),
+/// Who is writing an event, which decides what it may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author<'a> {
+    /// A producer, limited to one tenant's events when `tenant` is set. Never writes the
+    /// reserved types.
+    Producer { tenant: Option<&'a str> },
+    /// Sealog's own code paths (the server, the CLI): only the reserved types of the `audit`
+    /// pack.
+    Sealog,
 }
 
-/// The one result each event gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IngestResult {
-    Appended {
-        seq: u64,
-        record_id: RecordId,
-    },
-    Duplicate {
-        seq: u64,
-        record_id: RecordId,
-    },
-    Quarantined {
-        quarantine_id: RecordId,
-        finding: Finding,
-    },
-    Rejected(PrepareError),
-}
+impl Author<'_> {
+    /// Any producer, with no tenant limit (the local CLI, an unscoped key).
+    pub const ANYONE: Author<'static> = Author::Producer { tenant: None };
 
-impl IngestResult {
-    pub fn to_json(&self) -> Value {
+    fn is_producer(&self) -> bool {
+        matches!(self, Author::Producer { .. })
+    }
+
+    /// Checked first, on the parsed tree, before the envelope or any pack work.
+    fn may_write(&self, tree: &Json<'_>) -> Result<(), Rejection> {
+        let kind = tree.get("type").and_then(Json::as_str);
+        let reserved =
+            kind.is_some_and(|t| RESERVED_TYPE_PREFIXES.iter().any(|p| t.starts_with(p)));
         match self {
-            IngestResult::Appended { seq, record_id } => {
-                json!({"status": "appended", "seq": seq, "record_id": record_id.to_string()})
-            }
-            IngestResult::Duplicate { seq, record_id } => {
-                json!({"status": "duplicate", "seq": seq, "record_id": record_id.to_string()})
-            }
-            IngestResult::Quarantined {
-                quarantine_id,
-                finding,
-            } => {
-                let mut m = serde_json::Map::new();
-                m.insert("status".into(), json!("quarantined"));
-                m.insert("quarantine_id".into(), json!(quarantine_id.to_string()));
-                m.extend(finding.members());
-                Value::Object(m)
-            }
-            IngestResult::Rejected(e) => {
-                let mut error = json!({"code": e.code(), "message": e.to_string()});
-                if let Some(f) = e.field() {
-                    error["field"] = json!(f);
+            Author::Producer { .. } if reserved => Err(Rejection::denied(
+                "RESERVED_TYPE",
+                format!(
+                    "event types starting with {} are written only by Sealog itself",
+                    RESERVED_TYPE_PREFIXES.join(" or ")
+                ),
+                "/type",
+            )),
+            Author::Producer { tenant: Some(own) } => {
+                let tenant = tree.get("tenant").and_then(Json::as_str);
+                if tenant == Some(own) {
+                    Ok(())
+                } else {
+                    Err(Rejection::denied(
+                        "FORBIDDEN_TENANT",
+                        format!("this key writes only events with \"tenant\": {own:?}"),
+                        "/tenant",
+                    ))
                 }
-                json!({"status": "rejected", "error": error})
             }
-        }
-    }
-
-    pub fn status(&self) -> &'static str {
-        match self {
-            IngestResult::Appended { .. } => "appended",
-            IngestResult::Duplicate { .. } => "duplicate",
-            IngestResult::Quarantined { .. } => "quarantined",
-            IngestResult::Rejected(_) => "rejected",
+            Author::Producer { tenant: None } => Ok(()),
+            Author::Sealog if reserved => Ok(()),
+            Author::Sealog => Err(Rejection::denied(
+                "NOT_RESERVED_TYPE",
+                "Sealog's own records are of the audit pack's types".into(),
+                "/type",
+            )),
         }
     }
 }
 
-/// Which records a query sees of each supersedes chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum View {
-    /// Every canonical record, in append order.
-    #[default]
-    History,
-    /// Per chain, only its head: records nothing (as of the query's size) supersedes.
-    Current,
+/// How a ledger opens its data directory.
+#[derive(Clone, Copy)]
+enum Access {
+    Write,
+    ReadOnly,
 }
+
+type CanonicalLog = Box<dyn LogWrite<CanonicalRules>>;
+type QuarantineLog = Box<dyn LogWrite<Dedupe>>;
 
 pub struct Ledger {
-    canonical: Store,
-    quarantine: Store,
+    canonical: CanonicalLog,
+    quarantine: QuarantineLog,
     payloads: payloads::Payloads,
-    packs: Arc<Packs>,
+    packs: Packs,
     undeclared: Undeclared,
-    dir: PathBuf,
+    layout: Layout,
 }
 
 impl Ledger {
-    /// Opens (creating on first use) the ledger in `dir`: the canonical store there, the
-    /// quarantine log in `dir/quarantine`.
-    pub fn open(dir: &Path, config: LedgerConfig) -> Result<Self, StoreError> {
-        let packs = Arc::new(config.packs);
-        let canonical = Store::open(
-            dir,
-            Config {
-                deriver: packs.clone(),
-                ..config.store.clone()
-            },
-        )?;
-        let qdir = dir.join("quarantine");
-        let quarantine = Store::open(
-            &qdir,
-            Config {
-                deriver: Arc::new(quarantine::QuarantineAxes),
-                ..config.store
-            },
-        )?;
-        let payloads = payloads::Payloads::open(&qdir.join("payloads"))?;
+    /// Opens (creating on first use) the ledger in `dir`, recovering both logs from any
+    /// crash. Holds both logs' locks until closed.
+    pub fn open(dir: &Path, config: LedgerConfig) -> Result<Self, Error> {
+        Self::open_as(dir, config, Access::Write)
+    }
+
+    /// Opens the ledger in `dir` for reading beside the process that writes it: takes no
+    /// lock, changes no file, and sees what that process had made durable. Appends fail.
+    pub fn open_read_only(dir: &Path, config: LedgerConfig) -> Result<Self, Error> {
+        Self::open_as(dir, config, Access::ReadOnly)
+    }
+
+    fn open_as(dir: &Path, config: LedgerConfig, access: Access) -> Result<Self, Error> {
+        let layout = Layout::new(dir);
+        let canonical_keys = Arc::new(CanonicalKeys(config.packs.clone()));
+        let (canonical, quarantine, payloads): (CanonicalLog, QuarantineLog, _) = match access {
+            Access::Write => (
+                Box::new(Store::open(
+                    &layout.canonical(),
+                    config.store.clone(),
+                    canonical_keys,
+                    CanonicalRules,
+                )?),
+                Box::new(Store::open(
+                    &layout.quarantine(),
+                    config.store,
+                    Arc::new(QuarantineKeys),
+                    Dedupe,
+                )?),
+                payloads::Payloads::open(&layout.quarantine_payloads())?,
+            ),
+            Access::ReadOnly => (
+                Box::new(Store::<CanonicalRules>::open_read_only(
+                    &layout.canonical(),
+                    &config.store,
+                    canonical_keys,
+                )?),
+                Box::new(Store::<Dedupe>::open_read_only(
+                    &layout.quarantine(),
+                    &config.store,
+                    Arc::new(QuarantineKeys),
+                )?),
+                payloads::Payloads::open_read_only(&layout.quarantine_payloads()),
+            ),
+        };
         Ok(Ledger {
             canonical,
             quarantine,
             payloads,
-            packs,
+            packs: config.packs,
             undeclared: config.undeclared,
-            dir: dir.to_path_buf(),
+            layout,
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Whether another process holds the data directory (so it can be read only).
+    pub fn is_locked_elsewhere(e: &Error) -> bool {
+        sealog_store::is_locked_elsewhere(e)
     }
 
-    /// The canonical log: reads, proofs, checkpoints and appends of Sealog's own records.
-    pub fn store(&self) -> &Store {
-        &self.canonical
-    }
-
-    /// The quarantine log, with its own tree and checkpoints.
-    pub fn quarantine_store(&self) -> &Store {
-        &self.quarantine
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     pub fn packs(&self) -> &Packs {
         &self.packs
     }
 
-    /// Runs every check that needs no other record. Pure and thread-safe: callers prepare
-    /// in parallel, then `commit` in input order.
-    pub fn prepare(&self, raw: &[u8]) -> Prepared {
-        prepare(&self.packs, self.undeclared, raw)
+    /// Every axis a query may name.
+    pub fn axis_names(&self) -> Vec<String> {
+        self.packs.axis_names()
+    }
+
+    /// What opening found and repaired: the canonical log's, then the quarantine log's.
+    pub fn recovery(&self) -> (Recovery, Recovery) {
+        (self.canonical.recovery(), self.quarantine.recovery())
+    }
+
+    /// The canonical log's figures, then the quarantine log's.
+    pub fn stats(&self) -> (Stats, Stats) {
+        (self.canonical.stats(), self.quarantine.stats())
+    }
+
+    fn pipeline(&self) -> prepare::Pipeline<'_> {
+        prepare::Pipeline {
+            packs: &self.packs,
+            undeclared: self.undeclared,
+        }
+    }
+
+    /// Runs every check that needs no other record, on one parse of `raw`. Pure and
+    /// thread-safe: callers prepare in parallel, then `commit` in input order.
+    pub fn prepare(&self, raw: &[u8], author: &Author<'_>) -> Prepared {
+        self.pipeline().raw(raw, author)
+    }
+
+    /// Like `prepare`, for an event Sealog built itself as a value.
+    pub fn prepare_value(&self, event: &Value, author: &Author<'_>) -> Prepared {
+        self.pipeline().value(event, author)
     }
 
     /// Prepares and commits, one result per raw event in order.
-    pub fn ingest(&self, raws: &[input::RawEvent<'_>]) -> Result<Vec<IngestResult>, StoreError> {
+    pub fn ingest(
+        &self,
+        raws: &[RawEvent<'_>],
+        author: &Author<'_>,
+    ) -> Result<Vec<IngestResult>, Error> {
         let prepared = raws
             .iter()
             .map(|r| match r {
-                Ok(bytes) => self.prepare(bytes),
-                Err(e) => Prepared::Rejected(PrepareError::Input(e.clone())),
+                Ok(bytes) => self.prepare(bytes, author),
+                Err(e) => Prepared::Rejected(PrepareError::Input(e.clone()).into()),
             })
             .collect();
         self.commit(prepared)
@@ -207,21 +264,15 @@ impl Ledger {
     /// Appends prepared events: canonical ones first (the writer applies dedupe and the
     /// supersedes rules), then every quarantine record (payloads synced before them), and
     /// answers once all of it is durable.
-    pub fn commit(&self, prepared: Vec<Prepared>) -> Result<Vec<IngestResult>, StoreError> {
-        let mut events = Vec::new();
-        // Only events the supersedes rules may refuse need keeping for their evidence.
-        let mut at_risk: Vec<Option<Vec<u8>>> = Vec::new();
+    pub fn commit(&self, prepared: Vec<Prepared>) -> Result<Vec<IngestResult>, Error> {
+        let mut entries = Vec::new();
         let mut slots = Vec::with_capacity(prepared.len());
-        let mut quarantined = Vec::new();
+        let mut quarantined: Vec<Quarantined> = Vec::new();
         for p in prepared {
             match p {
-                Prepared::Event(ev) => {
-                    slots.push(Slot::Canonical(events.len()));
-                    at_risk.push(
-                        (ev.supersedes.is_some() || ev.unique_per_subject)
-                            .then(|| ev.canonical.clone()),
-                    );
-                    events.push(ev);
+                Prepared::Event(entry) => {
+                    slots.push(Slot::Canonical(entries.len()));
+                    entries.push(*entry);
                 }
                 Prepared::Quarantine {
                     correlation,
@@ -231,16 +282,27 @@ impl Ledger {
                     slots.push(Slot::Quarantine(quarantined.len()));
                     quarantined.push((correlation, finding, payload));
                 }
-                Prepared::Rejected(e) => slots.push(Slot::Rejected(e)),
+                Prepared::Rejected(r) => slots.push(Slot::Rejected(r)),
             }
         }
-        let outcomes = self.canonical.append(events)?;
-        let mut canonical_slots = Vec::with_capacity(outcomes.len());
-        for (outcome, evidence) in outcomes.iter().zip(at_risk) {
-            match outcome {
-                Outcome::Refused { refusal, .. } => {
-                    let canonical = evidence.expect("only at-risk events are refused");
-                    let correlation = correlation_of_canonical(&self.packs, &canonical);
+        let outcomes = self.canonical.append(entries)?;
+        // Each canonical outcome: the seq, or the quarantine slot of its refusal.
+        let mut canonical: Vec<Result<IngestResult, usize>> = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            canonical.push(match outcome {
+                Outcome::Appended { seq, id } => Ok(IngestResult::Appended {
+                    seq,
+                    record_id: RecordId(id),
+                }),
+                Outcome::Duplicate { seq, id } => Ok(IngestResult::Duplicate {
+                    seq,
+                    record_id: RecordId(id),
+                }),
+                Outcome::Refused { refusal, entry } => {
+                    let correlation = entry
+                        .claim
+                        .correlation
+                        .expect("only events with a correlation can be refused");
                     let finding = Finding {
                         reason_code: refusal.code(),
                         message: Some(refusal.message()),
@@ -248,43 +310,30 @@ impl Ledger {
                         violations: Vec::new(),
                         forbidden_fields: Vec::new(),
                     };
-                    canonical_slots.push(Some(quarantined.len()));
-                    quarantined.push((correlation, finding, Some(canonical)));
+                    quarantined.push((correlation, finding, Some(entry.event.into_bytes())));
+                    Err(quarantined.len() - 1)
                 }
-                _ => canonical_slots.push(None),
-            }
+            });
         }
 
         let q_ids = self.append_quarantine(&quarantined)?;
+        let mut findings: Vec<Option<Finding>> =
+            quarantined.into_iter().map(|(_, f, _)| Some(f)).collect();
+        let mut take = |q: usize| IngestResult::Quarantined {
+            quarantine_id: q_ids[q],
+            finding: findings[q]
+                .take()
+                .expect("each quarantine slot is answered once"),
+        };
         let mut results = Vec::with_capacity(slots.len());
-        let mut quarantined = quarantined
-            .into_iter()
-            .map(|(_, f, _)| Some(f))
-            .collect::<Vec<_>>();
         for slot in slots {
             let result = match slot {
-                Slot::Canonical(i) => match (outcomes[i], canonical_slots[i]) {
-                    (Outcome::Appended { seq, record_id }, _) => {
-                        IngestResult::Appended { seq, record_id }
-                    }
-                    (Outcome::Duplicate { seq, record_id }, _) => {
-                        IngestResult::Duplicate { seq, record_id }
-                    }
-                    (Outcome::Refused { .. }, Some(q)) => IngestResult::Quarantined {
-                        quarantine_id: q_ids[q],
-                        finding: quarantined[q]
-                            .take()
-                            .expect("each quarantine slot is answered once"),
-                    },
-                    (Outcome::Refused { .. }, None) => unreachable!("refusals are quarantined"),
+                Slot::Canonical(i) => match &canonical[i] {
+                    Ok(r) => r.clone(),
+                    Err(q) => take(*q),
                 },
-                Slot::Quarantine(q) => IngestResult::Quarantined {
-                    quarantine_id: q_ids[q],
-                    finding: quarantined[q]
-                        .take()
-                        .expect("each quarantine slot is answered once"),
-                },
-                Slot::Rejected(e) => IngestResult::Rejected(e),
+                Slot::Quarantine(q) => take(q),
+                Slot::Rejected(r) => IngestResult::Rejected(r),
             };
             metrics::counter!("sealog_ingest_events_total", "status" => result.status())
                 .increment(1);
@@ -297,53 +346,92 @@ impl Ledger {
         Ok(results)
     }
 
-    fn append_quarantine(
-        &self,
-        entries: &[(Correlation, Finding, Option<Vec<u8>>)],
-    ) -> Result<Vec<RecordId>, StoreError> {
+    fn append_quarantine(&self, entries: &[Quarantined]) -> Result<Vec<RecordId>, Error> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
         self.payloads
             .append_all(entries.iter().filter_map(|(_, _, p)| p.as_deref()))?;
-        let events = entries
+        let records = entries
             .iter()
             .map(|(corr, finding, payload)| {
                 let reference = payload.as_deref().map(payloads::payload_ref);
                 let ev = quarantine::record_event(corr, finding, reference.as_deref());
-                PreparedEvent::from_json_with(&Json::from_value(&ev), &quarantine::QuarantineAxes)
-                    .map_err(|e| {
-                        StoreError::InvalidArgument(format!(
-                            "cannot form the quarantine record for event {}: {e}",
-                            corr.id
-                        ))
-                    })
+                self.quarantine_entry(&ev).map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "cannot form the quarantine record for event {}: {e}",
+                        corr.id
+                    ))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(self
             .quarantine
-            .append(events)?
+            .append(records)?
             .iter()
-            .map(Outcome::record_id)
+            .map(|o| match o {
+                Outcome::Appended { id, .. } | Outcome::Duplicate { id, .. } => RecordId(*id),
+                Outcome::Refused { refusal, .. } => match *refusal {},
+            })
             .collect())
     }
 
-    /// Canonical records, through a view.
-    pub fn query(&self, q: &Query, view: View) -> Result<Page, StoreError> {
-        let q = Query {
-            current_only: view == View::Current,
-            ..q.clone()
-        };
-        self.canonical.query(&q)
+    /// A quarantine record's entry: Sealog's own event, checked by the `audit` pack.
+    fn quarantine_entry(&self, event: &Value) -> Result<Entry<()>, String> {
+        let mut tree = Json::from_value(event);
+        self.packs
+            .check(QUARANTINE_TYPE, &mut tree)
+            .map_err(|q| format!("{} {:?}", q.reason, q.violations))?;
+        let env = Envelope::parse(&tree).map_err(|e| e.to_string())?;
+        Ok(Entry {
+            event: Canonical::of_event(&tree).map_err(|e| e.to_string())?,
+            keys: QuarantineKeys::of(&env, &tree),
+            event_ns: env.time_nanos,
+            claim: (),
+        })
     }
 
-    /// Quarantine records; `equals` may use `reason`, `event_type`, `id`, `tenant`, `subject`.
-    pub fn quarantine_query(&self, q: &Query) -> Result<Page, StoreError> {
-        self.quarantine.query(q)
+    /// Records in the canonical log.
+    pub fn len(&self) -> u64 {
+        self.canonical.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records in the quarantine log.
+    pub fn quarantine_len(&self) -> u64 {
+        self.quarantine.len()
+    }
+
+    /// One canonical record by seq.
+    pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.canonical.get(seq)
+    }
+
+    pub fn seq_of(&self, id: &RecordId) -> Result<Option<u64>, Error> {
+        self.canonical.seq_of(&id.0)
+    }
+
+    /// The canonical log's size at an ingest time (ns).
+    pub fn size_at(&self, t: i64) -> Result<u64, Error> {
+        self.canonical.size_at(t)
+    }
+
+    /// Canonical records matching a query, through its view.
+    pub fn query(&self, q: &Query) -> Result<Page, Error> {
+        query::canonical(&*self.canonical, q)
+    }
+
+    /// Quarantine records; `equals` may use `reason`, `event_type`, `id`, `tenant`,
+    /// `subject`, `type`, `source`, `actor`; windows are on quarantine ingest time.
+    pub fn quarantine_query(&self, q: &Query) -> Result<Page, Error> {
+        query::quarantine(&*self.quarantine, q)
     }
 
     /// The raw payload a quarantine record's `payload_ref` names (restricted evidence).
-    pub fn quarantine_payload(&self, payload_ref: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn quarantine_payload(&self, payload_ref: &str) -> Result<Option<Vec<u8>>, Error> {
         self.payloads.get(payload_ref)
     }
 
@@ -358,8 +446,72 @@ impl Ledger {
         state::rebuild(self, subject, scope, tenant, as_of_size)
     }
 
+    /// The newest signed checkpoint of the canonical log, signing one first if the log has
+    /// grown past it (read-only: the newest there is).
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, Error> {
+        self.canonical.checkpoint()
+    }
+
+    pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.canonical.latest_checkpoint()
+    }
+
+    /// The canonical log's verifier key (C2SP note format).
+    pub fn verifier_key(&self) -> String {
+        self.canonical.verifier_key()
+    }
+
+    pub fn root(&self, size: u64) -> Result<Hash, Error> {
+        self.canonical.root(size)
+    }
+
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, Error> {
+        self.canonical.inclusion_proof(seq, size)
+    }
+
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, Error> {
+        self.canonical.consistency_proof(old, new)
+    }
+
+    /// A C2SP tlog-tiles hash tile of the canonical log.
+    pub fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, Error> {
+        self.canonical.tile(level, index, width)
+    }
+
+    /// A C2SP tlog-tiles entry bundle of the canonical log.
+    pub fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, Error> {
+        self.canonical.entry_bundle(index, width)
+    }
+
+    /// Rebuilds everything in a data directory from its files and checks it against the
+    /// signed checkpoints, offline: the canonical log (with `opts`), then the quarantine log
+    /// (with its own key). Needs no opening and takes no lock.
+    pub fn verify(
+        dir: &Path,
+        opts: &sealog_store::verify::Options<'_>,
+    ) -> Result<(VerifyReport, Option<VerifyReport>), VerifyFailure> {
+        let layout = Layout::new(dir);
+        let canonical = sealog_store::verify::verify(&layout.canonical(), opts)?;
+        let q = layout.quarantine();
+        if !q.segments().exists() {
+            return Ok((canonical, None));
+        }
+        let q_opts = sealog_store::verify::Options {
+            key: None,
+            since: None,
+            progress: opts.progress,
+        };
+        match sealog_store::verify::verify(&q, &q_opts) {
+            Ok(r) => Ok((canonical, Some(r))),
+            Err(mut f) => {
+                f.location = format!("quarantine log: {}", f.location);
+                Err(f)
+            }
+        }
+    }
+
     /// Closes both logs, signing a final checkpoint of each.
-    pub fn close(self) -> Result<(), StoreError> {
+    pub fn close(self) -> Result<(), Error> {
         let Ledger {
             canonical,
             quarantine,
@@ -371,130 +523,12 @@ impl Ledger {
     }
 }
 
+pub use sealog_store::verify::Options as VerifyOptions;
+
+type Quarantined = (Box<Correlation>, Finding, Option<Vec<u8>>);
+
 enum Slot {
     Canonical(usize),
     Quarantine(usize),
-    Rejected(PrepareError),
-}
-
-fn correlation_of_canonical(packs: &Packs, canonical: &[u8]) -> Correlation {
-    let json = Json::parse(canonical).expect("a prepared event's canonical bytes are JSON");
-    let env = Envelope::parse(&json).expect("a prepared event's envelope is valid");
-    Correlation::of(&env, &json, &packs.derive(&json, &env))
-}
-
-/// The checks that need no other record, in the pipeline's order.
-pub fn prepare(packs: &Packs, undeclared: Undeclared, raw: &[u8]) -> Prepared {
-    let rejected = |e: PrepareError| Prepared::Rejected(e);
-    let text = match input::check_event_bytes(raw) {
-        Ok(t) => t,
-        Err(e) => return rejected(e.into()),
-    };
-    let mut value = match strict::parse(text) {
-        Ok(v) => v,
-        Err(strict::StrictError::NotJson(m)) => return rejected(InputError::NotJson(m).into()),
-        Err(strict::StrictError::Duplicate) => return rejected(locate_duplicate(text)),
-    };
-    let declared = {
-        let json = Json::from_value(&value);
-        let env = match Envelope::parse(&json) {
-            Ok(env) => env,
-            Err(e) => return rejected(e.into()),
-        };
-        let declared = packs.declares(env.event_type);
-        if !declared && undeclared == Undeclared::Accept {
-            return match PreparedEvent::from_json_with(&json, packs) {
-                Ok(ev) => Prepared::Event(ev),
-                Err(e) => rejected(e),
-            };
-        }
-        declared
-    };
-    match packs.check(&mut value) {
-        Ok(()) => match PreparedEvent::from_json_with(&Json::from_value(&value), packs) {
-            Ok(ev) => Prepared::Event(ev),
-            Err(e) => rejected(e),
-        },
-        Err(q) => {
-            // A failed check leaves the event as it was sent (normalization runs last).
-            let json = Json::from_value(&value);
-            let env = Envelope::parse(&json).expect("checked above");
-            let derived = if declared {
-                packs.derive(&json, &env)
-            } else {
-                sealog_model::Derived::default()
-            };
-            let forbidden = q.reason == ReasonCode::ForbiddenField;
-            Prepared::Quarantine {
-                correlation: Correlation::of(&env, &json, &derived),
-                finding: Finding {
-                    reason_code: q.reason.as_str(),
-                    message: None,
-                    missing_fields: q.missing_fields,
-                    violations: q
-                        .violations
-                        .into_iter()
-                        .map(|v| (v.pointer, v.message))
-                        .collect(),
-                    forbidden_fields: q.forbidden_fields,
-                },
-                // The payload holds the forbidden content: it is not kept anywhere.
-                payload: (!forbidden).then(|| raw.to_vec()),
-            }
-        }
-    }
-}
-
-/// The duplicate member's pointer, from a second, slower parse that keeps every member.
-fn locate_duplicate(text: &str) -> PrepareError {
-    let pointer = Json::parse_str(text)
-        .ok()
-        .and_then(|json| duplicate_pointer(&json, &mut String::new()))
-        .unwrap_or_default();
-    PrepareError::Canonical(JcsError::DuplicateKey(pointer))
-}
-
-/// The pointer of the first member whose name repeats in its object.
-fn duplicate_pointer(j: &Json<'_>, path: &mut String) -> Option<String> {
-    let len = path.len();
-    let found = match j {
-        Json::Object(members) => {
-            let mut seen = std::collections::HashSet::new();
-            members.iter().find_map(|(k, v)| {
-                path.truncate(len);
-                path.push('/');
-                path.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                if !seen.insert(k.as_ref()) {
-                    return Some(path.clone());
-                }
-                duplicate_pointer(v, path)
-            })
-        }
-        Json::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
-            path.truncate(len);
-            path.push_str(&format!("/{i}"));
-            duplicate_pointer(v, path)
-        }),
-        _ => None,
-    };
-    path.truncate(len);
-    found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn duplicate_members_are_refused_with_their_pointer_before_any_pack_check() {
-        let packs = Packs::builtin();
-        let raw = br#"{"id":"k","source":"s","type":"knowledge.chunk_created","time":"2026-01-03T12:00:00Z","data":{"a":{"x/y":[1,{"b":1,"b":2}]}}}"#;
-        match prepare(&packs, Undeclared::Quarantine, raw) {
-            Prepared::Rejected(e) => {
-                assert_eq!(e.code(), "DUPLICATE_KEY");
-                assert_eq!(e.field(), Some("/data/a/x~1y/1/b"));
-            }
-            _ => panic!("a duplicate member must be refused"),
-        }
-    }
+    Rejected(Rejection),
 }

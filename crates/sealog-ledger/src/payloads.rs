@@ -20,7 +20,8 @@ const HEAD_BYTES: usize = 4 + 32;
 
 pub(crate) struct Payloads {
     path: PathBuf,
-    file: Mutex<File>,
+    /// The file open for appending; `None` when opened read-only beside the writer.
+    file: Option<Mutex<File>>,
 }
 
 /// The reference a quarantine record keeps for a payload.
@@ -48,8 +49,16 @@ impl Payloads {
         }
         Ok(Payloads {
             path: path.to_path_buf(),
-            file: Mutex::new(file),
+            file: Some(Mutex::new(file)),
         })
+    }
+
+    /// For reading beside the writer: nothing is cut or appended.
+    pub(crate) fn open_read_only(path: &Path) -> Self {
+        Payloads {
+            path: path.to_path_buf(),
+            file: None,
+        }
     }
 
     /// Appends payloads and makes them durable with one sync.
@@ -67,7 +76,12 @@ impl Payloads {
         if buf.is_empty() {
             return Ok(());
         }
-        let mut file = self.file.lock().expect("payloads lock");
+        let mut file = self
+            .file
+            .as_ref()
+            .ok_or(StoreError::ReadOnly)?
+            .lock()
+            .expect("payloads lock");
         file.write_all(&buf)
             .and_then(|()| file.sync_data())
             .map_err(|e| StoreError::io(&self.path, e))
@@ -82,8 +96,12 @@ impl Payloads {
         else {
             return Ok(None);
         };
-        let _guard = self.file.lock().expect("payloads lock");
-        let bytes = std::fs::read(&self.path).map_err(|e| StoreError::io(&self.path, e))?;
+        let _guard = self.file.as_ref().map(|f| f.lock().expect("payloads lock"));
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(&self.path, e)),
+        };
         let mut at = 0;
         while let Some((hash, body)) = frame_at(&bytes, at) {
             if hash == want.as_slice() {

@@ -9,9 +9,10 @@
 
 use serde_json::{Map, Value, json};
 
+use sealog_model::Envelope;
 use sealog_model::json::Json;
 use sealog_model::limits::ATTRIBUTE_BYTES_MAX;
-use sealog_model::{Derived, Deriver, Envelope};
+use sealog_packs::Derived;
 
 /// The event type of quarantine records.
 pub const QUARANTINE_TYPE: &str = "sealog.quarantine";
@@ -45,7 +46,7 @@ impl Correlation {
                 .scope
                 .clone()
                 .or_else(|| env.tenant.map(str::to_string)),
-            actor: event.get("actor").map(json_to_value),
+            actor: event.get("actor").map(Json::to_value),
         }
     }
 }
@@ -124,43 +125,4 @@ pub(crate) fn record_event(
     }
     ev["data"] = Value::Object(data);
     ev
-}
-
-/// Indexes quarantine records by reason code and by the quarantined event's type.
-pub(crate) struct QuarantineAxes;
-
-impl Deriver for QuarantineAxes {
-    fn derive(&self, event: &Json<'_>, _: &Envelope<'_>) -> Derived {
-        let data = event.get("data");
-        let axes = [("reason", "reason_code"), ("event_type", "event_type")]
-            .into_iter()
-            .filter_map(|(axis, field)| {
-                let v = data?.get(field)?.as_str()?;
-                Some((axis.to_string(), v.to_string()))
-            })
-            .collect();
-        Derived {
-            axes,
-            ..Derived::default()
-        }
-    }
-
-    fn fingerprint(&self) -> String {
-        "quarantine-axes-v1".to_string()
-    }
-}
-
-pub(crate) fn json_to_value(j: &Json<'_>) -> Value {
-    match j {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => Value::Number(n.clone()),
-        Json::String(s) => Value::String(s.to_string()),
-        Json::Array(a) => Value::Array(a.iter().map(json_to_value).collect()),
-        Json::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.to_string(), json_to_value(v)))
-                .collect(),
-        ),
-    }
 }

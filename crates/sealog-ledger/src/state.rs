@@ -6,11 +6,11 @@ use std::fmt;
 
 use serde_json::Value;
 
+use sealog_model::Envelope;
 use sealog_model::json::Json;
-use sealog_model::{Deriver, Envelope};
-use sealog_store::{LIMIT_MAX, Query, StoreError};
+use sealog_store::{LIMIT_MAX, StoreError};
 
-use crate::{Ledger, View};
+use crate::{Ledger, Query, View};
 
 #[derive(Debug)]
 pub enum StateError {
@@ -48,10 +48,11 @@ pub(crate) fn rebuild(
     tenant: Option<&str>,
     as_of_size: Option<u64>,
 ) -> Result<Value, StateError> {
-    let size = as_of_size.map_or(ledger.store().len(), |s| s.min(ledger.store().len()));
+    let size = as_of_size.map_or(ledger.len(), |s| s.min(ledger.len()));
     let mut q = Query {
         equals: vec![("subject".into(), subject.into())],
         as_of_size: Some(size),
+        view: View::Current,
         limit: LIMIT_MAX,
         ..Query::default()
     };
@@ -64,7 +65,7 @@ pub(crate) fn rebuild(
     let mut records = Vec::new();
     let mut scopes: Vec<String> = Vec::new();
     loop {
-        let page = ledger.query(&q, View::Current)?;
+        let page = ledger.query(&q)?;
         for (seq, bytes) in &page.records {
             let json = Json::parse(bytes)
                 .map_err(|e| StoreError::Corrupted(format!("record {seq}: {e}")))?;

@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 
-use sealog_ledger::{IngestResult, View};
+use sealog_ledger::{IngestResult, Ledger, Undeclared, VerifyOptions, View};
 use serde_json::{Value, json};
 use support::*;
 
@@ -67,7 +67,7 @@ fn every_reason_code_from_one_table() {
         assert_eq!(q[0]["record_id"], r["quarantine_id"]);
         assert_eq!(q[0]["data"]["event_type"], ev["type"]);
     }
-    assert_eq!(ledger.store().len(), 2, "nothing of the table is canonical");
+    assert_eq!(ledger.len(), 2, "nothing of the table is canonical");
     // Quarantine records are append-only and dedupe like events: the same failure again is
     // the same quarantine record.
     let again = one(&ledger, &table[0].1);
@@ -75,10 +75,18 @@ fn every_reason_code_from_one_table() {
         again["quarantine_id"],
         quarantine(&ledger, &[("reason", table[0].0)])[0]["record_id"]
     );
-    assert_eq!(ledger.quarantine_store().len(), table.len() as u64);
-    // The quarantine log has its own tree and signed checkpoints.
-    let cp = ledger.quarantine_store().checkpoint().unwrap();
-    assert_eq!(cp.size, table.len() as u64);
+    assert_eq!(ledger.quarantine_len(), table.len() as u64);
+    // The quarantine log has its own tree and signed checkpoints, verified apart.
+    ledger.close().unwrap();
+    let (canonical, quarantine) = Ledger::verify(dir.path(), &VerifyOptions::default()).unwrap();
+    assert_eq!((canonical.records, canonical.signed_records), (2, 2));
+    let quarantine = quarantine.expect("a quarantine log");
+    let n = table.len() as u64;
+    assert_eq!((quarantine.records, quarantine.signed_records), (n, n));
+    assert_ne!(
+        quarantine.verifier, canonical.verifier,
+        "each log has its own key"
+    );
 }
 
 #[test]
@@ -111,7 +119,7 @@ fn racing_first_records_of_one_decision_have_exactly_one_winner() {
             other => panic!("unexpected {other}: {r}"),
         }
     }
-    assert_eq!(ledger.store().len(), 1);
+    assert_eq!(ledger.len(), 1);
     assert_eq!(
         records(&ledger, &[("decision_id", "d-race")], View::Current).len(),
         1
@@ -179,21 +187,23 @@ fn ten_thousand_mixed_events_each_get_exactly_one_result_and_nothing_is_lost() {
     assert_eq!(counts[&("good", "appended")], 6000, "{counts:?}");
     assert_eq!(counts.len(), 5, "no other outcome: {counts:?}");
 
-    let check = |ledger: &sealog_ledger::Ledger| {
-        assert_eq!(ledger.store().len(), 6000);
-        assert_eq!(ledger.quarantine_store().len(), 2000);
+    let check = |ledger: &Ledger| {
+        assert_eq!(ledger.len(), 6000);
+        assert_eq!(ledger.quarantine_len(), 2000);
         for (r, raw) in results.iter().zip(&raws) {
             match r {
                 IngestResult::Appended { seq, record_id } => {
                     let rec: Value =
-                        serde_json::from_slice(&ledger.store().get(*seq).unwrap().unwrap())
-                            .unwrap();
+                        serde_json::from_slice(&ledger.get(*seq).unwrap().unwrap()).unwrap();
                     assert_eq!(rec["record_id"], json!(record_id.to_string()));
                     let sent: Value = serde_json::from_slice(raw).unwrap();
                     assert_eq!(rec["id"], sent["id"]);
                 }
                 IngestResult::Quarantined { quarantine_id, .. } => {
-                    assert!(ledger.quarantine_store().seq_of(quarantine_id).is_some());
+                    let sent: Value = serde_json::from_slice(raw).unwrap();
+                    let found = quarantine(ledger, &[("id", sent["id"].as_str().unwrap())]);
+                    let ids: Vec<&Value> = found.iter().map(|q| &q["record_id"]).collect();
+                    assert_eq!(ids, [&json!(quarantine_id.to_string())]);
                 }
                 _ => {}
             }
@@ -213,15 +223,7 @@ fn undeclared_types_are_accepted_only_when_asked() {
         let ledger = open(dir.path());
         assert_eq!(one(&ledger, &ev)["reason_code"], "UNKNOWN_EVENT_TYPE");
     }
-    let ledger = sealog_ledger::Ledger::open(
-        dir.path(),
-        sealog_ledger::LedgerConfig {
-            store: sealog_store::Config::default(),
-            packs: sealog_packs::Packs::builtin(),
-            undeclared: sealog_ledger::Undeclared::Accept,
-        },
-    )
-    .unwrap();
+    let ledger = open_with(dir.path(), Undeclared::Accept);
     assert_eq!(one(&ledger, &ev)["status"], "appended");
     // Declared types still go through their pack.
     let mut bad = decision("d", "r");
@@ -254,15 +256,7 @@ fn a_user_pack_adds_types_and_axes_and_reindexes_old_records() {
     };
     let open_with_pack = || {
         let packs = sealog_packs::Packs::load(&[packs_dir.path()]).unwrap();
-        sealog_ledger::Ledger::open(
-            dir.path(),
-            sealog_ledger::LedgerConfig {
-                store: sealog_store::Config::default(),
-                packs,
-                undeclared: sealog_ledger::Undeclared::Quarantine,
-            },
-        )
-        .unwrap()
+        Ledger::open(dir.path(), config(packs, Undeclared::Quarantine)).unwrap()
     };
     write_pack("/data/why");
     let refund = json!({"id": "r1", "source": "shop", "type": "shop.refund", "time": "2026-01-03T12:00:00Z",

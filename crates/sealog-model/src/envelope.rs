@@ -55,6 +55,17 @@ impl<'a> Envelope<'a> {
         refuse_server_fields: bool,
     ) -> Result<Self, EnvelopeError> {
         check_depth(value)?;
+        Self::read(value, refuse_server_fields)
+    }
+
+    /// The attributes of an event whose envelope `parse` has already checked, read again
+    /// after the event's body was normalized (which never touches them); the depth of the
+    /// whole value is not walked again.
+    pub fn fields(value: &'a Json<'a>) -> Result<Self, EnvelopeError> {
+        Self::read(value, true)
+    }
+
+    fn read(value: &'a Json<'a>, refuse_server_fields: bool) -> Result<Self, EnvelopeError> {
         let Json::Object(_) = value else {
             return Err(EnvelopeError::new("", "an event must be a JSON object"));
         };

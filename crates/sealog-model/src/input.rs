@@ -59,9 +59,10 @@ pub fn split(input: &[u8]) -> Result<Vec<RawEvent<'_>>, InputError> {
             .collect());
     }
     // One (possibly pretty-printed) object spans lines, so try it whole first. Input is NDJSON
-    // only if some line is a JSON value on its own; otherwise it is one event, which gets one
-    // result (e.g. `TOO_LARGE` or `INVALID_UTF8`), never one refusal per line.
-    if trimmed[0] == b'{' && serde_json::from_slice::<&RawValue>(trimmed).is_ok() {
+    // only if some line is an object or array on its own; otherwise it is one event, which
+    // gets one result (e.g. `TOO_LARGE` or `INVALID_UTF8`), never one refusal per line. Both
+    // are decided by where brackets close, without parsing: each event is parsed once, later.
+    if trimmed[0] == b'{' && closes_at_end(trimmed) {
         return Ok(vec![check_size(trimmed)]);
     }
     let lines = || {
@@ -70,8 +71,7 @@ pub fn split(input: &[u8]) -> Result<Vec<RawEvent<'_>>, InputError> {
             .map(<[u8]>::trim_ascii)
             .filter(|l| !l.is_empty())
     };
-    let line_is_a_value = |l: &&[u8]| serde_json::from_slice::<&RawValue>(l).is_ok();
-    if trimmed[0] == b'{' && !lines().any(|l| line_is_a_value(&l)) {
+    if trimmed[0] == b'{' && !lines().any(closes_on_its_line) {
         return Ok(vec![check_size(trimmed)]);
     }
     Ok(lines().map(check_size).collect())
@@ -95,6 +95,92 @@ pub fn check_event_bytes(raw: &[u8]) -> Result<&str, InputError> {
     })
 }
 
+/// Finds where top-level objects and arrays end in a stream of bytes, without parsing them:
+/// it tracks only strings, escapes and bracket depth. Streaming input (`sealog append -`) is
+/// cut into events with it; each event is then parsed once, where its errors are reported.
+#[derive(Debug, Clone, Default)]
+pub struct Scanner {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+/// What one byte did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Outside any object or array (whitespace, or stray bytes a later parse refuses).
+    Outside,
+    /// Inside an object or array that goes on.
+    Inside,
+    /// The closing bracket of a top-level object or array.
+    End,
+}
+
+impl Scanner {
+    pub fn new() -> Self {
+        Scanner::default()
+    }
+
+    pub fn step(&mut self, b: u8) -> Step {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+            return if self.depth == 0 {
+                Step::Outside
+            } else {
+                Step::Inside
+            };
+        }
+        match b {
+            b'"' => {
+                self.in_string = true;
+                if self.depth == 0 {
+                    Step::Outside
+                } else {
+                    Step::Inside
+                }
+            }
+            b'{' | b'[' => {
+                self.depth += 1;
+                Step::Inside
+            }
+            b'}' | b']' if self.depth > 0 => {
+                self.depth -= 1;
+                if self.depth == 0 {
+                    Step::End
+                } else {
+                    Step::Inside
+                }
+            }
+            _ if self.depth > 0 => Step::Inside,
+            _ => Step::Outside,
+        }
+    }
+
+    /// Whether an object or array is open.
+    pub fn is_open(&self) -> bool {
+        self.depth > 0 || self.in_string
+    }
+}
+
+/// Whether `line` (trimmed) is one object or array that closes at its last byte, as one
+/// NDJSON line is. It is still parsed later; this only decides how input is cut.
+pub fn closes_on_its_line(line: &[u8]) -> bool {
+    let line = line.trim_ascii();
+    matches!(line.first(), Some(b'{' | b'[')) && closes_at_end(line)
+}
+
+/// Whether the first object or array in `text` (trimmed) closes at its last byte.
+fn closes_at_end(text: &[u8]) -> bool {
+    let mut s = Scanner::new();
+    text.iter().position(|&b| s.step(b) == Step::End) == Some(text.len() - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,9 +200,29 @@ mod tests {
             "syntax is checked when the event is prepared, per line"
         );
         assert!(matches!(
-            crate::PreparedEvent::from_bytes(n[2].as_ref().unwrap()),
-            Err(crate::record::PrepareError::Input(InputError::NotJson(_)))
+            crate::json::Json::parse(n[2].as_ref().unwrap()),
+            Err(crate::json::ParseError::NotJson(_))
         ));
+    }
+
+    #[test]
+    fn the_scanner_finds_where_values_close() {
+        assert!(closes_on_its_line(br#" {"a":"}{","b":[1,{"c":"\\\""}]} "#));
+        assert!(closes_on_its_line(b"[1,2]"));
+        assert!(!closes_on_its_line(b"{\"a\":"));
+        assert!(!closes_on_its_line(b"{\"a\":1} {\"b\":2}"));
+        assert!(!closes_on_its_line(b"{oops"));
+        assert!(!closes_on_its_line(b"42"));
+        let mut s = Scanner::new();
+        let text = b"{\"a\":\n [1]}\n";
+        let ends: Vec<usize> = text
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| s.step(**b) == Step::End)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(ends, [10]);
+        assert!(!s.is_open());
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! A borrowed JSON tree: strings without escapes point into the input, objects keep their
-//! members in a `Vec` as sent (duplicates included, so canonicalization can refuse them
-//! instead of silently keeping one). Parsing into it allocates far less than
-//! `serde_json::Value`, which matters on the ingest path.
+//! The one tree an event is parsed into: strings without escapes point into the input,
+//! objects keep their members in a `Vec` in the order sent. Parsing is strict: a member name
+//! that repeats in its object is refused here, with its RFC 6901 pointer, so no later step
+//! ever has to decide which of two values counts. Every later step — the envelope, the pack
+//! checks and normalization, canonicalization, derivation — reads (or edits) this tree.
 
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -19,37 +21,117 @@ pub enum Json<'a> {
     Object(Vec<(Cow<'a, str>, Json<'a>)>),
 }
 
+/// Why text is not one strict JSON value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    #[error("not valid JSON: {0}")]
+    NotJson(String),
+    /// A member name repeats in its object: parsers disagree on which one counts, so such
+    /// a value has no single meaning to seal. Holds the pointer of the second occurrence.
+    #[error("member {0} appears more than once")]
+    DuplicateMember(String),
+}
+
+thread_local! {
+    /// Trees built on this thread (text parses and conversions from `Value`): how the
+    /// ingest path proves it parses each event once.
+    static TREES_BUILT: Cell<u64> = const { Cell::new(0) };
+    /// While a duplicate member unwinds the parse: its path, innermost first.
+    static DUPLICATE_PATH: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// How many trees this thread has built so far (see [`Json::parse`], [`Json::from_value`]).
+pub fn trees_built_on_this_thread() -> u64 {
+    TREES_BUILT.with(Cell::get)
+}
+
+fn count_tree() {
+    TREES_BUILT.with(|c| c.set(c.get() + 1));
+}
+
+const DUPLICATE: &str = "duplicate member name";
+
 impl<'a> Json<'a> {
-    /// Parses JSON text (which must be valid UTF-8; serde_json checks it).
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Parses JSON text strictly (see the module docs). serde_json checks UTF-8.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ParseError> {
+        count_tree();
+        DUPLICATE_PATH.with(|d| d.borrow_mut().take());
+        serde_json::from_slice(bytes).map_err(located)
     }
 
     /// Parses text already known to be UTF-8, without checking it again.
-    pub fn parse_str(text: &'a str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+    pub fn parse_str(text: &'a str) -> Result<Self, ParseError> {
+        count_tree();
+        DUPLICATE_PATH.with(|d| d.borrow_mut().take());
+        serde_json::from_str(text).map_err(located)
     }
 
-    /// Borrows a `serde_json::Value` as a tree of this kind.
+    /// Borrows a `serde_json::Value` as a tree of this kind (a `Value` cannot hold a
+    /// duplicate member, so nothing is checked).
     pub fn from_value(v: &'a Value) -> Self {
+        count_tree();
+        Self::borrow_value(v)
+    }
+
+    fn borrow_value(v: &'a Value) -> Self {
         match v {
             Value::Null => Json::Null,
             Value::Bool(b) => Json::Bool(*b),
             Value::Number(n) => Json::Number(n.clone()),
             Value::String(s) => Json::String(Cow::Borrowed(s)),
-            Value::Array(a) => Json::Array(a.iter().map(Json::from_value).collect()),
+            Value::Array(a) => Json::Array(a.iter().map(Self::borrow_value).collect()),
             Value::Object(o) => Json::Object(
                 o.iter()
-                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from_value(v)))
+                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Self::borrow_value(v)))
                     .collect(),
             ),
         }
     }
 
-    /// The first member named `key`, for objects.
+    /// An owned tree of a `Value` (a pack's default, inserted into an event).
+    pub fn owned(v: &Value) -> Json<'static> {
+        match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => Json::Number(n.clone()),
+            Value::String(s) => Json::String(Cow::Owned(s.clone())),
+            Value::Array(a) => Json::Array(a.iter().map(Json::owned).collect()),
+            Value::Object(o) => Json::Object(
+                o.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), Json::owned(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// This tree as a `serde_json::Value`, for the one library that needs one (JSON Schema).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => Value::Number(n.clone()),
+            Json::String(s) => Value::String(s.to_string()),
+            Json::Array(a) => Value::Array(a.iter().map(Json::to_value).collect()),
+            Json::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The member named `key`, for objects.
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         match self {
             Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Json<'a>> {
+        match self {
+            Json::Object(members) => members.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -71,6 +153,50 @@ impl<'a> Json<'a> {
     pub fn is_null(&self) -> bool {
         matches!(self, Json::Null)
     }
+
+    /// Equal as JSON values: member order does not matter, numbers compare as serde_json's.
+    pub fn same_value(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Json::Null, Value::Null) => true,
+            (Json::Bool(a), Value::Bool(b)) => a == b,
+            (Json::Number(a), Value::Number(b)) => a == b,
+            (Json::String(a), Value::String(b)) => a == b,
+            (Json::Array(a), Value::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_value(y))
+            }
+            (Json::Object(a), Value::Object(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .all(|(k, v)| b.get(k.as_ref()).is_some_and(|w| v.same_value(w)))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Turns a serde_json error into ours, with the pointer of a duplicate member if that was
+/// the cause.
+fn located(e: serde_json::Error) -> ParseError {
+    match DUPLICATE_PATH.with(|d| d.borrow_mut().take()) {
+        Some(path) => {
+            let mut pointer = String::new();
+            for token in path.iter().rev() {
+                pointer.push('/');
+                pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
+            }
+            ParseError::DuplicateMember(pointer)
+        }
+        None => ParseError::NotJson(e.to_string()),
+    }
+}
+
+/// On the way out of a failed parse, adds this level's token to a duplicate's path.
+fn unwinding(token: impl FnOnce() -> String) {
+    DUPLICATE_PATH.with(|d| {
+        if let Some(path) = d.borrow_mut().as_mut() {
+            path.push(token());
+        }
+    });
 }
 
 impl<'de> Deserialize<'de> for Json<'de> {
@@ -115,18 +241,43 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
+        loop {
+            match seq.next_element() {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => break,
+                Err(e) => {
+                    let i = items.len();
+                    unwinding(|| i.to_string());
+                    return Err(e);
+                }
+            }
         }
         Ok(Json::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        let mut members: Vec<(Cow<'de, str>, Json<'de>)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
         while let Some(Key(k)) = map.next_key()? {
-            members.push((k, map.next_value()?));
+            if repeats(&members, &k) {
+                DUPLICATE_PATH.with(|d| *d.borrow_mut() = Some(vec![k.to_string()]));
+                return Err(de::Error::custom(DUPLICATE));
+            }
+            match map.next_value() {
+                Ok(v) => members.push((k, v)),
+                Err(e) => {
+                    unwinding(|| k.to_string());
+                    return Err(e);
+                }
+            }
         }
         Ok(Json::Object(members))
     }
+}
+
+/// Whether `key` is already a member. Objects are small: a linear scan beats hashing until
+/// they are not.
+fn repeats(members: &[(Cow<'_, str>, Json<'_>)], key: &str) -> bool {
+    members.iter().any(|(k, _)| k == key)
 }
 
 /// An object key, borrowed from the input when it has no escapes.
@@ -159,15 +310,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn borrows_plain_strings_and_keeps_duplicates() {
-        let text = br#"{"a":"plain","b":"esc\u0041ped","a":[1,-2,2.5,null,true]}"#;
+    fn borrows_plain_strings() {
+        let text = br#"{"a":"plain","b":"esc\u0041ped","c":[1,-2,2.5,null,true]}"#;
         let j = Json::parse(text).unwrap();
         let Json::Object(m) = &j else { panic!() };
-        assert_eq!(
-            m.len(),
-            3,
-            "duplicates are kept for the canonicalizer to refuse"
-        );
         assert!(matches!(&m[0].1, Json::String(Cow::Borrowed("plain"))));
         assert!(matches!(&m[1].1, Json::String(Cow::Owned(s)) if s == "escAped"));
         assert_eq!(j.get("a"), Some(&Json::String(Cow::Borrowed("plain"))));
@@ -175,16 +321,53 @@ mod tests {
 
     #[test]
     fn agrees_with_serde_json_value() {
-        let text = br#"{"x":[1,{"y":"z\n"},-0.5e3,false],"k":null}"#;
-        let v: Value = serde_json::from_slice(text).unwrap();
-        let mut from_v = Json::from_value(&v);
-        let mut parsed = Json::parse(text).unwrap();
-        // Value's map is ordered by key; compare member sets, not order.
-        for j in [&mut from_v, &mut parsed] {
-            if let Json::Object(m) = j {
-                m.sort_by(|a, b| a.0.cmp(&b.0));
-            }
+        for text in [
+            r#"{"x":[1,{"y":"z\n"},-0.5e3,false],"k":null}"#,
+            r#"{"a":[1,-2,3.5,1e300,18446744073709551615,-9223372036854775808],"e":"\u00e9\ud83d\ude00"}"#,
+            r#"[{"x":0.1},{"x":2.5e-10}]"#,
+            r#""just a string""#,
+        ] {
+            let v: Value = serde_json::from_str(text).unwrap();
+            let parsed = Json::parse(text.as_bytes()).unwrap();
+            assert!(parsed.same_value(&v), "{text}");
+            assert_eq!(parsed.to_value(), v, "{text}");
         }
-        assert_eq!(from_v, parsed);
+    }
+
+    #[test]
+    fn duplicate_members_are_refused_with_their_pointer() {
+        let cases = [
+            (r#"{"id":"e","id":"f"}"#, "/id"),
+            (r#"{"a":{"b":1,"b":2}}"#, "/a/b"),
+            (r#"{"d":{"x/y":[1,{"b":1,"b":2}]}}"#, "/d/x~1y/1/b"),
+            (r#"{"d":[[{"~":0,"~":1}]]}"#, "/d/0/0/~0"),
+        ];
+        for (text, pointer) in cases {
+            assert_eq!(
+                Json::parse(text.as_bytes()),
+                Err(ParseError::DuplicateMember(pointer.into())),
+                "{text}"
+            );
+        }
+        // A failure that is not a duplicate leaves no path behind for the next parse.
+        assert!(matches!(
+            Json::parse(br#"{"a":[1,2"#),
+            Err(ParseError::NotJson(_))
+        ));
+        assert!(matches!(
+            Json::parse(br#"{"a":1}x"#),
+            Err(ParseError::NotJson(_))
+        ));
+        assert!(Json::parse(br#"{"a":1,"b":{"a":1}}"#).is_ok());
+    }
+
+    #[test]
+    fn counts_the_trees_it_builds() {
+        let before = trees_built_on_this_thread();
+        let v = serde_json::json!({"a": 1});
+        let _ = Json::parse(b"{}").unwrap();
+        let _ = Json::from_value(&v);
+        let _ = Json::parse(b"{").unwrap_err();
+        assert_eq!(trees_built_on_this_thread() - before, 3);
     }
 }

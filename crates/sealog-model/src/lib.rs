@@ -1,14 +1,18 @@
-//! Sealog's data model: the event envelope, RFC 8785 canonical JSON and record identity.
+//! Sealog's data model: the event envelope, the strict JSON tree every event is parsed into
+//! once, RFC 8785 canonical JSON, record identity and the record format, the layout of a
+//! data directory.
 //!
-//! Nothing here touches the outside world: every function is a pure transformation of bytes,
-//! so it can fail only on bad input.
+//! Nothing here touches the outside world: every function is a pure transformation of bytes
+//! (or of paths), so it can fail only on bad input.
 pub mod envelope;
 pub mod input;
 pub mod jcs;
 pub mod json;
+pub mod layout;
 pub mod limits;
 pub mod record;
 pub mod time;
 
 pub use envelope::{Envelope, EnvelopeError};
-pub use record::{Derived, Deriver, EnvelopeOnly, Posting, PreparedEvent, RecordId};
+pub use layout::{Layout, LogLayout};
+pub use record::{Canonical, PrepareError, RecordId};

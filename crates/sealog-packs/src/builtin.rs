@@ -69,6 +69,27 @@ pub(crate) const PACKS: &[BuiltinPack] = &[
             "user_access.schema.json",
         ]
     ),
+    pack!(
+        "audit",
+        [
+            "access.schema.json",
+            "alert_delivered.schema.json",
+            "check_run.schema.json",
+            "conflict.schema.json",
+            "conflict_resolved.schema.json",
+            "export.schema.json",
+            "export_approved.schema.json",
+            "hold_placed.schema.json",
+            "hold_released.schema.json",
+            "key_created.schema.json",
+            "key_revoked.schema.json",
+            "legal_erasure.schema.json",
+            "log_key_rotated.schema.json",
+            "payload_deleted.schema.json",
+            "quarantine.schema.json",
+            "retention_applied.schema.json",
+        ]
+    ),
 ];
 
 #[cfg(test)]

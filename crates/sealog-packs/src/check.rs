@@ -2,14 +2,16 @@
 //! completeness, schema and constraints, then normalization. Each stage sees only events
 //! that passed the one before, so evidence is about one kind of failure.
 
-use serde_json::Value;
+use std::borrow::Cow;
+
+use sealog_model::json::Json;
 
 use crate::pointer::{Node, canonical_bytes, to_dotted, to_pointer};
 use crate::reason::{Quarantine, ReasonCode, Violation};
 use crate::rules::TypeRules;
 
 impl TypeRules {
-    pub(crate) fn check(&self, event: &mut Value) -> Result<(), Quarantine> {
+    pub(crate) fn check(&self, event: &mut Json<'_>) -> Result<(), Quarantine> {
         let forbidden = self.forbidden_present(event);
         if !forbidden.is_empty() {
             let mut q = Quarantine::new(ReasonCode::ForbiddenField);
@@ -33,7 +35,7 @@ impl TypeRules {
     }
 
     /// Present means the member exists, even as null: the rule is about the field's place.
-    fn forbidden_present(&self, event: &Value) -> Vec<String> {
+    fn forbidden_present(&self, event: &Json<'_>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for p in &self.forbidden {
             p.visit(event, &mut |path, v| {
@@ -46,11 +48,11 @@ impl TypeRules {
         out
     }
 
-    fn missing(&self, event: &Value) -> Vec<String> {
+    fn missing(&self, event: &Json<'_>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         if self.actor_required {
             let id = event.get("actor").and_then(|a| a.get("id"));
-            if id.is_none_or(Value::is_null) {
+            if id.is_none_or(Json::is_null) {
                 out.push("actor.id".into());
             }
         }
@@ -79,12 +81,15 @@ impl TypeRules {
         out
     }
 
-    fn violations(&self, event: &Value) -> Vec<Violation> {
+    fn violations(&self, event: &Json<'_>) -> Vec<Violation> {
         let mut out = Vec::new();
-        let data = event.get("data").unwrap_or(&Value::Null);
-        // Most events are valid: the boolean check allocates nothing; errors are collected
+        // The schema library reads serde_json values: the body is converted here, at the one
+        // call that needs it, and nowhere else. Most events are valid: errors are collected
         // only for the ones that fail.
-        let errors = (!self.validator.is_valid(data)).then(|| self.validator.iter_errors(data));
+        let data = event
+            .get("data")
+            .map_or(serde_json::Value::Null, Json::to_value);
+        let errors = (!self.validator.is_valid(&data)).then(|| self.validator.iter_errors(&data));
         for e in errors.into_iter().flatten() {
             out.push(Violation {
                 pointer: format!("/data{}", e.instance_path()),
@@ -94,7 +99,10 @@ impl TypeRules {
         }
         if let (Some(allowed), Some(t)) = (
             &self.actor_types,
-            event.pointer("/actor/type").and_then(Value::as_str),
+            event
+                .get("actor")
+                .and_then(|a| a.get("type"))
+                .and_then(Json::as_str),
         ) && !allowed.iter().any(|a| a == t)
         {
             out.push(Violation {
@@ -135,8 +143,7 @@ impl TypeRules {
                 seen.push((&p.text, bytes));
             }
         }
-        if let (Some(p), Some(given)) =
-            (&self.subject, event.get("subject").and_then(Value::as_str))
+        if let (Some(p), Some(given)) = (&self.subject, event.get("subject").and_then(Json::as_str))
             && let Some(derived) = p.get(event).and_then(Node::text)
             && derived != given
         {
@@ -154,7 +161,7 @@ impl TypeRules {
                     message: "must be a record id (\"sha256:\" and 64 lowercase hex digits)".into(),
                 }),
                 Some(_) => {
-                    let envelope = event.get("supersedes").and_then(Value::as_str);
+                    let envelope = event.get("supersedes").and_then(Json::as_str);
                     if envelope.is_some_and(|e| Some(e) != body.as_str()) {
                         out.push(Violation {
                             pointer: p.text.clone(),
@@ -169,19 +176,19 @@ impl TypeRules {
         out
     }
 
-    fn normalize(&self, event: &mut Value) {
+    fn normalize(&self, event: &mut Json<'_>) {
         for (parent, key, value) in &self.defaults {
             parent.for_each_mut(event, &mut |v| {
-                if let Value::Object(m) = v
-                    && !m.contains_key(key)
+                if let Json::Object(m) = v
+                    && !m.iter().any(|(k, _)| k == key)
                 {
-                    m.insert(key.clone(), value.clone());
+                    m.push((Cow::Owned(key.clone()), Json::owned(value)));
                 }
             });
         }
         for (array, by) in &self.sorts {
             array.for_each_mut(event, &mut |v| {
-                if let Value::Array(items) = v {
+                if let Json::Array(items) = v {
                     sort_elements(items, by);
                 }
             });
@@ -191,12 +198,12 @@ impl TypeRules {
 
 /// Sorts by the declared keys' RFC 8785 bytes (absent or null first), then by the whole
 /// element's RFC 8785 bytes, so every permutation of the same elements lands in one order.
-pub(crate) fn sort_elements(items: &mut Vec<Value>, by: &[crate::pointer::Pointer]) {
+pub(crate) fn sort_elements<'a>(items: &mut Vec<Json<'a>>, by: &[crate::pointer::Pointer]) {
     if items.len() < 2 {
         return;
     }
-    type Keyed = (Vec<Option<Vec<u8>>>, Vec<u8>, Value);
-    let mut keyed: Vec<Keyed> = items
+    type Keyed<'a> = (Vec<Option<Vec<u8>>>, Vec<u8>, Json<'a>);
+    let mut keyed: Vec<Keyed<'a>> = items
         .drain(..)
         .map(|item| {
             let keys = by

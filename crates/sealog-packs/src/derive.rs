@@ -1,7 +1,7 @@
 //! Derivation of scope, subject, axes and supersedes target: a pure function of the event, so
 //! the same facts come out of a fresh event and of its stored record.
 
-use sealog_model::Derived;
+use crate::Derived;
 
 use crate::pointer::Node;
 use crate::rules::TypeRules;

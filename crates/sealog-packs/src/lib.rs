@@ -6,6 +6,7 @@
 //! Boundary: no I/O beyond reading pack directories at load; checks and derivation are pure
 //! functions of the event.
 
+pub mod axes;
 mod builtin;
 mod check;
 mod derive;
@@ -20,13 +21,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use sealog_model::Envelope;
 use sealog_model::json::Json;
-use sealog_model::{Derived, Deriver, Envelope};
 use serde_json::Value;
 
 pub use error::PackError;
 pub use reason::{Quarantine, ReasonCode, Violation};
-pub use rules::BUILTIN_AXES;
 
 use rules::TypeRules;
 use sha2::{Digest, Sha256};
@@ -54,7 +54,8 @@ impl std::fmt::Debug for Packs {
 }
 
 impl Packs {
-    /// The five built-in packs, compiled in. Compiled once per process.
+    /// The six built-in packs (one per seed, and `audit` for Sealog's own records), compiled
+    /// in. Compiled once per process.
     pub fn builtin() -> Packs {
         static BUILTIN: OnceLock<Packs> = OnceLock::new();
         BUILTIN
@@ -133,13 +134,45 @@ impl Packs {
     /// Ingest checks after the envelope, in this order: pack lookup (UNKNOWN_EVENT_TYPE) →
     /// forbidden fields → completeness (required fields, actor if required) → JSON Schema and
     /// the manifest's constraints → normalization (defaults, then declared arrays sorted in
-    /// place). The caller has already validated the envelope.
-    pub fn check(&self, event: &mut Value) -> Result<(), Quarantine> {
-        let ty = event.get("type").and_then(Value::as_str).unwrap_or("");
-        match self.inner.types.get(ty) {
+    /// place). The caller has already validated the envelope; `event_type` is its type.
+    pub fn check(&self, event_type: &str, event: &mut Json<'_>) -> Result<(), Quarantine> {
+        match self.inner.types.get(event_type) {
             None => Err(Quarantine::new(ReasonCode::UnknownEventType)),
             Some(rules) => rules.check(event),
         }
+    }
+
+    /// What an event's pack derives from it beyond its envelope: scope, subject, axes and
+    /// supersedes target. A pure function of the event, so a fresh event and its stored
+    /// record give the same; nothing for a type no pack declares.
+    pub fn derive(&self, event: &Json<'_>, envelope: &Envelope<'_>) -> Derived {
+        self.rules(envelope.event_type)
+            .map(|r| r.derive(event))
+            .unwrap_or_default()
+    }
+
+    /// Every axis a query may name: the envelope's and every pack's, sorted, no repeats.
+    pub fn axis_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = axes::ENVELOPE_AXES.iter().map(|a| a.to_string()).collect();
+        names.extend(self.axes().into_iter().map(|(_, _, name)| name));
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Names the derivation: it depends on the manifests (subject, scope, axes), not on the
+    /// schemas, so a changed manifest makes the index be rebuilt.
+    pub fn fingerprint(&self) -> String {
+        let mut manifests: Vec<&(String, String)> = self.inner.manifests.iter().collect();
+        manifests.sort();
+        let mut h = Sha256::new();
+        for (name, text) in manifests {
+            for part in [name.as_bytes(), text.as_bytes()] {
+                h.update((part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+        }
+        format!("packs-sha256:{}", hex::encode(h.finalize()))
     }
 
     /// Rebuilds a subject's state from its canonical records (full stored records in seq
@@ -214,25 +247,18 @@ impl Inner {
     }
 }
 
-impl Deriver for Packs {
-    fn derive(&self, event: &Json<'_>, envelope: &Envelope<'_>) -> Derived {
-        self.rules(envelope.event_type)
-            .map(|r| r.derive(event))
-            .unwrap_or_default()
-    }
-
-    /// Derivation depends on the manifests (subject, scope, axes), not on the schemas: a
-    /// changed manifest makes the store rebuild its indexes.
-    fn fingerprint(&self) -> String {
-        let mut manifests: Vec<&(String, String)> = self.inner.manifests.iter().collect();
-        manifests.sort();
-        let mut h = Sha256::new();
-        for (name, text) in manifests {
-            for part in [name.as_bytes(), text.as_bytes()] {
-                h.update((part.len() as u64).to_le_bytes());
-                h.update(part);
-            }
-        }
-        format!("packs-sha256:{}", hex::encode(h.finalize()))
-    }
+/// What a pack derives from an event beyond its envelope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Derived {
+    /// The idempotency and supersession scope; `None` means the default, the tenant (or "").
+    pub scope: Option<String>,
+    /// The subject, used when the envelope gives none.
+    pub subject: Option<String>,
+    /// Pack-declared axes as (axis name, value), sorted, no repeats.
+    pub axes: Vec<(String, String)>,
+    /// A second record for the same (tenant, scope, subject) must name what it supersedes.
+    pub unique_per_subject: bool,
+    /// A supersedes target the body carries (decision-log's `supersedes_audit_record_id`),
+    /// used when the envelope's `supersedes` is absent.
+    pub supersedes: Option<String>,
 }

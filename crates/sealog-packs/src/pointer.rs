@@ -110,8 +110,8 @@ impl Pointer {
         Some(node)
     }
 
-    /// Applies `f` to every value this pointer reaches in a mutable tree.
-    pub(crate) fn for_each_mut(&self, root: &mut Value, f: &mut dyn FnMut(&mut Value)) {
+    /// Applies `f` to every value this pointer reaches in the event's tree.
+    pub(crate) fn for_each_mut<'a>(&self, root: &mut Json<'a>, f: &mut dyn FnMut(&mut Json<'a>)) {
         walk_mut(root, &self.segments, f);
     }
 }
@@ -159,23 +159,23 @@ fn walk<'a, 'p, N: Node>(
     }
 }
 
-fn walk_mut(node: &mut Value, segments: &[Segment], f: &mut dyn FnMut(&mut Value)) {
+fn walk_mut<'a>(node: &mut Json<'a>, segments: &[Segment], f: &mut dyn FnMut(&mut Json<'a>)) {
     let Some((seg, rest)) = segments.split_first() else {
         f(node);
         return;
     };
     match (seg, node) {
-        (Segment::Key(k), Value::Object(m)) => {
-            if let Some(child) = m.get_mut(k.as_str()) {
+        (Segment::Key(k), obj @ Json::Object(_)) => {
+            if let Some(child) = obj.get_mut(k) {
                 walk_mut(child, rest, f);
             }
         }
-        (Segment::Key(k), Value::Array(items)) => {
+        (Segment::Key(k), Json::Array(items)) => {
             if let Some(child) = index(k).and_then(|i| items.get_mut(i)) {
                 walk_mut(child, rest, f);
             }
         }
-        (Segment::Each, Value::Array(items)) => {
+        (Segment::Each, Json::Array(items)) => {
             for child in items {
                 walk_mut(child, rest, f);
             }
@@ -205,8 +205,8 @@ pub(crate) fn to_dotted(path: &[Cow<'_, str>]) -> String {
     path.join(".")
 }
 
-/// A JSON tree the packs can read: lets one implementation serve the borrowed ingest tree
-/// (`derive`) and `serde_json::Value` (`check`, `fold_state`).
+/// A JSON tree the packs can read: lets one implementation serve the event's tree (checks,
+/// normalization, derivation) and `serde_json::Value` (stored records folded into state).
 pub(crate) trait Node: Sized {
     fn child(&self, key: &str) -> Option<&Self>;
     fn elements(&self) -> &[Self];
@@ -258,26 +258,26 @@ impl Node for Json<'_> {
         match self {
             Json::Null => None,
             Json::String(s) => Some(s.to_string()),
-            other => {
-                let mut out = Vec::new();
-                match sealog_model::jcs::write_json(other, &mut out) {
-                    Ok(()) => Some(String::from_utf8(out).expect("RFC 8785 output is UTF-8")),
-                    // Uncanonicalizable values never reach the log; any stable text will do.
-                    Err(_) => Some(format!("{other:?}")),
-                }
-            }
+            // Uncanonicalizable values never reach the log; any stable text will do.
+            other => Some(String::from_utf8_lossy(&canonical_bytes(other)).into_owned()),
         }
     }
 }
 
 /// RFC 8785 bytes of a value; values with no canonical form (refused later by the model)
-/// fall back to serde's text, which is still a total, deterministic order.
-pub(crate) fn canonical_bytes(v: &Value) -> Vec<u8> {
-    sealog_model::jcs::to_vec(v).unwrap_or_else(|_| v.to_string().into_bytes())
+/// fall back to their debug text, which is still a total, deterministic order.
+pub(crate) fn canonical_bytes(v: &Json<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    match sealog_model::jcs::write_json(v, &mut out) {
+        Ok(()) => out,
+        Err(_) => format!("{v:?}").into_bytes(),
+    }
 }
 
-pub(crate) fn canonical_text(v: &Value) -> String {
-    String::from_utf8(canonical_bytes(v)).expect("JSON text is UTF-8")
+fn canonical_text(v: &Value) -> String {
+    sealog_model::jcs::to_vec(v)
+        .map(|b| String::from_utf8(b).expect("RFC 8785 output is UTF-8"))
+        .unwrap_or_else(|_| v.to_string())
 }
 
 #[cfg(test)]

@@ -1,26 +1,12 @@
 //! A pack's manifest compiled into rules: pointers parsed, schema compiled, every declaration
 //! checked once at load so ingest never meets a malformed rule.
 
+use sealog_model::json::Json;
 use serde_json::Value;
 
 use crate::error::PackError;
 use crate::manifest::{Manifest, Op, TypeDecl};
 use crate::pointer::{Pointer, Segment};
-
-/// Index axes the store derives from the envelope itself; a pack declaring one would split
-/// or shadow its postings.
-pub const BUILTIN_AXES: [&str; 10] = [
-    "scope",
-    "tenant",
-    "subject",
-    "type",
-    "source",
-    "actor",
-    "id",
-    "chain",
-    "supersedes",
-    "reason",
-];
 
 pub(crate) struct TypeRules {
     pub(crate) pack: String,
@@ -53,11 +39,12 @@ pub(crate) struct Condition {
 }
 
 impl Condition {
-    pub(crate) fn holds(&self, event: &Value) -> bool {
+    pub(crate) fn holds(&self, event: &Json<'_>) -> bool {
         let v = self.pointer.get(event);
+        let equals = |w: &Value| v.is_some_and(|v| v.same_value(w));
         match (&self.equals, &self.not_equals) {
-            (Some(e), _) => v == Some(e),
-            (_, Some(n)) => v != Some(n),
+            (Some(e), _) => equals(e),
+            (_, Some(n)) => !equals(n),
             (None, None) => unreachable!("checked at load: one of equals / not_equals"),
         }
     }
@@ -224,10 +211,19 @@ fn compile_type(
             .collect()
     };
 
+    // Normalization edits only the body: the envelope, checked before it, stays as sent.
+    let under_data = |p: &Pointer, at: String| match p.first_key() {
+        Some("data") if p.segments.len() > 1 => Ok(()),
+        _ => Err(bad(
+            at,
+            format!("\"{}\": normalization applies only under /data", p.text),
+        )),
+    };
     let mut sorts = Vec::new();
     for (i, s) in decl.normalize.sort.iter().enumerate() {
         let field = format!("normalize.sort[{i}]");
         let array = ptr(format!("{field}.array"), &s.array, true)?;
+        under_data(&array, format!("{field}.array"))?;
         let by =
             s.by.iter()
                 .enumerate()
@@ -241,6 +237,7 @@ fn compile_type(
     for (i, d) in decl.normalize.defaults.iter().enumerate() {
         let field = format!("normalize.defaults[{i}].pointer");
         let mut p = ptr(field.clone(), &d.pointer, true)?;
+        under_data(&p, field.clone())?;
         let Some(Segment::Key(key)) = p.segments.pop() else {
             return Err(bad(field, "a default names a member, not '*'".into()));
         };
@@ -263,7 +260,7 @@ fn compile_type(
                 ),
             ));
         }
-        if BUILTIN_AXES.contains(&a.name.as_str()) {
+        if crate::axes::is_reserved(&a.name) {
             return Err(bad(
                 format!("{field}.name"),
                 format!(

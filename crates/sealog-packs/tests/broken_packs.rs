@@ -41,11 +41,11 @@ fn a_good_user_pack_loads_beside_the_builtins_and_checks_events() {
     assert!(packs.pack_names().contains(&"acme"));
     assert!(packs.pack_names().contains(&"decision-log"));
     assert!(packs.declares("acme.thing"));
-    let mut ok = json!({"id": "1", "source": "s", "type": "acme.thing", "time": "2026-01-01T00:00:00Z", "data": {"id": "x", "n": 3}});
-    packs.check(&mut ok).unwrap();
+    let ok = json!({"id": "1", "source": "s", "type": "acme.thing", "time": "2026-01-01T00:00:00Z", "data": {"id": "x", "n": 3}});
+    common::check_with(&packs, &ok).unwrap();
     let mut bad = ok.clone();
     bad["data"]["n"] = json!("three");
-    let q = packs.check(&mut bad).unwrap_err();
+    let q = common::check_with(&packs, &bad).unwrap_err();
     assert_eq!(
         (q.reason, q.violations[0].pointer.as_str()),
         (ReasonCode::SchemaViolation, "/data/n")
@@ -121,7 +121,12 @@ fn bad_pointers_are_located() {
 
 #[test]
 fn axis_names_may_not_shadow_builtin_axes() {
-    for name in sealog_packs::BUILTIN_AXES {
+    let reserved =
+        sealog_packs::axes::ENVELOPE_AXES
+            .into_iter()
+            .chain(["chain", "supersedes", "reason"]);
+    for name in reserved {
+        assert!(sealog_packs::axes::is_reserved(name));
         let mut ty = good();
         ty["axes"] = json!([{"name": name, "pointer": "/data/n"}]);
         expect_error(
@@ -130,6 +135,31 @@ fn axis_names_may_not_shadow_builtin_axes() {
             "manifest.json",
             "axes[0].name",
             "built-in axis",
+        );
+    }
+}
+
+#[test]
+fn normalization_may_touch_only_the_body() {
+    for (what, rule) in [
+        ("sort", json!({"sort": [{"array": "/actor", "by": []}]})),
+        (
+            "defaults",
+            json!({"defaults": [{"pointer": "/subject", "value": "x"}]}),
+        ),
+        (
+            "defaults",
+            json!({"defaults": [{"pointer": "/data", "value": {}}]}),
+        ),
+    ] {
+        let mut ty = good();
+        ty["normalize"] = rule;
+        expect_error(
+            manifest(ty),
+            SCHEMA,
+            "manifest.json",
+            &format!("normalize.{what}[0]"),
+            "only under /data",
         );
     }
 }

@@ -1,8 +1,6 @@
 mod common;
 
-use common::{check, examples, packs};
-use sealog_model::PreparedEvent;
-use sealog_model::json::Json;
+use common::{canonical, check, examples, packs};
 
 #[test]
 fn every_example_passes_its_pack_and_prepares() {
@@ -10,8 +8,7 @@ fn every_example_passes_its_pack_and_prepares() {
     assert!((10..=20).contains(&events.len()));
     for e in &events {
         let normalized = check(e).unwrap_or_else(|q| panic!("{}: {q}", e["id"]));
-        PreparedEvent::from_json_with(&Json::from_value(&normalized), &packs())
-            .unwrap_or_else(|err| panic!("{}: {err}", e["id"]));
+        canonical(&normalized);
     }
 }
 
@@ -25,7 +22,12 @@ fn the_examples_cover_every_built_in_pack() {
         .collect();
     covered.sort();
     covered.dedup();
-    let mut all = p.pack_names();
+    // `audit` holds Sealog's own record types, which producers may not send.
+    let mut all: Vec<&str> = p
+        .pack_names()
+        .into_iter()
+        .filter(|n| *n != "audit")
+        .collect();
     all.sort();
     assert_eq!(covered, all);
 }

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use sealog_model::PreparedEvent;
+use sealog_ledger::{Author, IngestResult, Prepared};
 use serde_json::{Value, json};
 
 use crate::auth::{Action, Principal};
@@ -20,9 +20,6 @@ use crate::state::AppState;
 
 /// The `source` of every record the server writes about itself.
 pub(crate) const SOURCE: &str = "sealog-server";
-/// Event types only the server may write (its access and key records, the quarantine log's
-/// records); a client's event with one of these prefixes is refused.
-pub(crate) const RESERVED_TYPE_PREFIXES: [&str; 2] = ["audit.", "sealog."];
 /// Longest text copied from a request into an access record.
 const TEXT_BYTES_MAX: usize = 512;
 
@@ -121,9 +118,30 @@ impl AppState {
         if let Some(k) = key_id_hint {
             event["data"]["presented_key_id"] = json!(k);
         }
-        let prepared = PreparedEvent::from_value(&event).map_err(ApiError::internal)?;
         metrics::counter!("sealog_access_records_total", "outcome" => access.outcome).increment(1);
-        self.append(vec![prepared]).await.map(drop)
+        self.record_own(vec![event]).await
+    }
+
+    /// Appends the server's own records through the ledger (the `audit` pack checks them)
+    /// and waits until they are durable. One that does not become canonical is a bug here:
+    /// the request fails rather than go unrecorded.
+    pub(crate) async fn record_own(&self, events: Vec<Value>) -> Result<(), ApiError> {
+        let prepared: Vec<Prepared> = events
+            .iter()
+            .map(|e| self.ledger.prepare_value(e, &Author::Sealog))
+            .collect();
+        for r in self.ingest(prepared).await? {
+            match r {
+                IngestResult::Appended { .. } | IngestResult::Duplicate { .. } => {}
+                other => {
+                    return Err(ApiError::internal(format!(
+                        "the server's own record was not accepted: {}",
+                        other.to_json()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Turns key-file changes into records. Each record's content is fixed by the key file
@@ -142,12 +160,12 @@ impl AppState {
             if recorded.contains(k) {
                 continue;
             }
-            events.push(key_event(k, "created").map_err(ApiError::internal)?);
+            events.push(key_event(k, "created"));
             if k.is_revoked() {
-                events.push(key_event(k, "revoked").map_err(ApiError::internal)?);
+                events.push(key_event(k, "revoked"));
             }
         }
-        self.append(events).await?;
+        self.record_own(events).await?;
         *recorded = current;
         self.keys_recorded_generation
             .store(generation, std::sync::atomic::Ordering::Release);
@@ -155,10 +173,7 @@ impl AppState {
     }
 }
 
-fn key_event(
-    k: &KeyRecord,
-    what: &str,
-) -> Result<PreparedEvent, sealog_model::record::PrepareError> {
+fn key_event(k: &KeyRecord, what: &str) -> Value {
     let (time, by) = match what {
         "revoked" => (
             k.revoked_at.clone().unwrap_or_default(),
@@ -185,5 +200,5 @@ fn key_event(
     if let Some(t) = &k.tenant {
         event["tenant"] = json!(t);
     }
-    PreparedEvent::from_value(&event)
+    event
 }

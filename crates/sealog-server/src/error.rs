@@ -90,9 +90,9 @@ impl ApiError {
     }
 }
 
-impl From<sealog_store::StoreError> for ApiError {
-    fn from(e: sealog_store::StoreError) -> Self {
-        use sealog_store::StoreError as E;
+impl From<sealog_ledger::Error> for ApiError {
+    fn from(e: sealog_ledger::Error) -> Self {
+        use sealog_ledger::Error as E;
         match e {
             E::InvalidArgument(m) => ApiError::unprocessable("INVALID_ARGUMENT", m),
             E::Poisoned(_) | E::Closed => {

@@ -1,11 +1,11 @@
 //! Between the async handlers and the ledger's blocking `commit`: a bounded queue and a few
 //! threads that each take every request waiting, commit them as one call and answer each.
 //!
-//! Two kinds of work share the queue: clients' events, already prepared by the ledger
-//! (`Ledger::commit`: dedupe, supersedes rules, quarantine), and the server's own records
-//! (`audit.*`), which go straight to the canonical store. The store's writer already shares
-//! one fsync among concurrent calls; these threads keep several combined calls in flight so
-//! that while one group syncs the next one gathers, without one OS thread per HTTP request.
+//! Clients' events and the server's own records (`audit.*`) alike arrive prepared by the
+//! ledger and are committed through it (dedupe, supersedes rules, quarantine). The store's
+//! writer already shares one fsync among concurrent calls; these threads keep several
+//! combined calls in flight so that while one group syncs the next one gathers, without one
+//! OS thread per HTTP request.
 //! A full queue is refused at once (503 with `Retry-After`) instead of growing without bound.
 //!
 //! *Invariant*: a reply is sent only with the ledger's results, i.e. once what they report
@@ -15,41 +15,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use sealog_ledger::{IngestResult, Ledger, Prepared};
-use sealog_model::PreparedEvent;
-use sealog_store::{Outcome, StoreError};
+use sealog_ledger::{Error, IngestResult, Ledger, Prepared};
 use tokio::sync::{mpsc, oneshot};
 
 /// Events one combined call may gather from several requests (a single request may exceed it).
 const GATHER_EVENTS_MAX: usize = 8192;
 
-/// What one request hands over.
-pub(crate) enum Work {
-    /// Clients' events, prepared by the ledger.
-    Ingest(Vec<Prepared>),
-    /// The server's own records, for the canonical store as they are.
-    Internal(Vec<PreparedEvent>),
-}
-
-impl Work {
-    fn len(&self) -> usize {
-        match self {
-            Work::Ingest(v) => v.len(),
-            Work::Internal(v) => v.len(),
-        }
-    }
-}
-
-/// The answer to one request, in the shape of its work.
-pub(crate) enum Done {
-    Ingest(Vec<IngestResult>),
-    Internal(Vec<Outcome>),
-}
-
-type Reply = oneshot::Sender<Result<Done, StoreError>>;
+type Reply = oneshot::Sender<Result<Vec<IngestResult>, Error>>;
 
 struct Job {
-    work: Work,
+    work: Vec<Prepared>,
     reply: Reply,
     queued: Instant,
 }
@@ -90,8 +65,8 @@ impl Appender {
     /// Queues work; the receiver yields its results once durable.
     pub(crate) fn submit(
         &self,
-        work: Work,
-    ) -> Result<oneshot::Receiver<Result<Done, StoreError>>, Refused> {
+        work: Vec<Prepared>,
+    ) -> Result<oneshot::Receiver<Result<Vec<IngestResult>, Error>>, Refused> {
         let (reply, rx) = oneshot::channel();
         let guard = self.tx.read().expect("appender lock");
         let tx = guard.as_ref().ok_or(Refused::Closed)?;
@@ -148,53 +123,32 @@ fn run(ledger: &Ledger, rx: &Mutex<mpsc::Receiver<Job>>) {
         };
         let total: usize = jobs.iter().map(|j| j.work.len()).sum();
         metrics::histogram!("sealog_append_batch_events").record(total as f64);
-        let mut ingest = (Vec::new(), Vec::new());
-        let mut internal = (Vec::new(), Vec::new());
+        let mut prepared = Vec::with_capacity(total);
+        let mut replies = Vec::with_capacity(jobs.len());
         for j in jobs {
-            match j.work {
-                Work::Ingest(v) => {
-                    ingest.1.push((j.reply, j.queued, v.len()));
-                    ingest.0.extend(v);
-                }
-                Work::Internal(v) => {
-                    internal.1.push((j.reply, j.queued, v.len()));
-                    internal.0.extend(v);
-                }
-            }
+            replies.push((j.reply, j.queued, j.work.len()));
+            prepared.extend(j.work);
         }
-        if !ingest.1.is_empty() {
-            answer(ledger.commit(ingest.0), ingest.1, Done::Ingest);
-        }
-        if !internal.1.is_empty() {
-            answer(
-                ledger.store().append(internal.0),
-                internal.1,
-                Done::Internal,
-            );
-        }
+        answer(ledger.commit(prepared), replies);
     }
 }
 
 /// Splits one combined call's results among the requests it served, in order.
-fn answer<T>(
-    results: Result<Vec<T>, StoreError>,
-    replies: Vec<(Reply, Instant, usize)>,
-    done: fn(Vec<T>) -> Done,
-) {
+fn answer(results: Result<Vec<IngestResult>, Error>, replies: Vec<(Reply, Instant, usize)>) {
     match results {
         Ok(results) => {
             let mut it = results.into_iter();
             for (reply, queued, n) in replies {
-                let mine: Vec<T> = it.by_ref().take(n).collect();
+                let mine: Vec<IngestResult> = it.by_ref().take(n).collect();
                 metrics::histogram!("sealog_append_seconds").record(queued.elapsed().as_secs_f64());
-                let _ = reply.send(Ok(done(mine)));
+                let _ = reply.send(Ok(mine));
             }
         }
         Err(e) => {
             let message = e.to_string();
             tracing::error!(error = %message, "append failed");
             for (reply, _, _) in replies {
-                let _ = reply.send(Err(StoreError::Poisoned(message.clone())));
+                let _ = reply.send(Err(Error::Poisoned(message.clone())));
             }
         }
     }

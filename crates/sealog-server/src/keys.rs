@@ -203,7 +203,7 @@ struct FileBody {
 
 /// `DATA/access/keys`.
 pub fn file_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("access").join("keys")
+    sealog_ledger::DataLayout::new(data_dir).access_keys()
 }
 
 /// Every key ever created, revoked ones included, in creation order.
@@ -308,9 +308,10 @@ fn update<T>(
     data_dir: &Path,
     change: impl FnOnce(&mut Vec<KeyRecord>) -> Result<T, KeyError>,
 ) -> Result<T, KeyError> {
-    let dir = data_dir.join("access");
+    let layout = sealog_ledger::DataLayout::new(data_dir);
+    let dir = layout.access();
     fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let lock_path = dir.join("keys.lock");
+    let lock_path = layout.access_keys_lock();
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)

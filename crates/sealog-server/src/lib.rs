@@ -24,5 +24,5 @@ mod state;
 pub use auth::Principal;
 pub use logging::{LogFormat, init_logging};
 pub use openapi::document_json as openapi_json;
-pub use server::{Server, ServerConfig, ServerError, TlsFiles};
+pub use server::{App, Server, ServerConfig, ServerError, TlsFiles};
 pub use state::Limits;

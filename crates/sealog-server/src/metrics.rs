@@ -2,7 +2,6 @@
 //! happen; gauges read from the store are refreshed when `/metrics` is scraped.
 
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -112,27 +111,19 @@ fn describe() {
 }
 
 pub(crate) fn refresh_gauges(state: &AppState) {
-    let store = state.ledger.store();
-    metrics::gauge!("sealog_tree_size").set(store.len() as f64);
-    let stats = store.stats();
-    metrics::gauge!("sealog_store_commits").set(stats.commits.load(Ordering::Relaxed) as f64);
-    metrics::gauge!("sealog_store_committed_events")
-        .set(stats.committed_events.load(Ordering::Relaxed) as f64);
-    metrics::gauge!("sealog_store_fsyncs").set(stats.fsyncs.load(Ordering::Relaxed) as f64);
-    metrics::gauge!("sealog_store_fsync_seconds")
-        .set(stats.sync_ns.load(Ordering::Relaxed) as f64 / 1e9);
+    let (stats, _) = state.ledger.stats();
+    metrics::gauge!("sealog_tree_size").set(stats.records as f64);
+    metrics::gauge!("sealog_store_commits").set(stats.commits as f64);
+    metrics::gauge!("sealog_store_committed_events").set(stats.committed_events as f64);
+    metrics::gauge!("sealog_store_fsyncs").set(stats.fsyncs as f64);
+    metrics::gauge!("sealog_store_fsync_seconds").set(stats.sync_ns as f64 / 1e9);
     metrics::gauge!("sealog_append_queue_requests").set(state.appender.queued() as f64);
     metrics::gauge!("sealog_open_mode").set(if state.keys.open_mode() { 1.0 } else { 0.0 });
-    // The newest checkpoint as published on disk (docs/format.md: checkpoints/latest).
-    let latest = state.data_dir.join("checkpoints").join("latest");
-    if let Ok(meta) = std::fs::metadata(&latest)
-        && let Ok(age) = meta.modified().map(|m| m.elapsed().unwrap_or_default())
-    {
+    if let Some(at) = stats.checkpoint_at {
+        let age = at.elapsed().unwrap_or_default();
         metrics::gauge!("sealog_checkpoint_age_seconds").set(age.as_secs_f64());
     }
-    if let Ok(note) = std::fs::read_to_string(&latest)
-        && let Some(size) = note.lines().nth(1).and_then(|l| l.parse::<u64>().ok())
-    {
+    if let Some(size) = stats.checkpoint_size {
         metrics::gauge!("sealog_checkpoint_size").set(size as f64);
     }
 }

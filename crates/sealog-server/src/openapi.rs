@@ -189,6 +189,7 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(tlog::inclusion))
         .routes(routes!(tlog::consistency))
         .routes(routes!(tlog::checkpoint))
+        .routes(routes!(tlog::verifier_key))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::revoke))
         .routes(routes!(ops::healthz))

@@ -85,32 +85,39 @@ pub enum ServerError {
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
-    Store(#[from] sealog_store::StoreError),
+    Store(#[from] sealog_ledger::Error),
     #[error("recording key changes at start: {0}")]
     Audit(String),
 }
 
 pub struct Server {
     listener: TcpListener,
-    state: Arc<AppState>,
-    router: Router,
+    app: App,
     tls: Option<TlsAcceptor>,
     config: ServerConfig,
 }
 
-impl Server {
-    /// Binds the address and loads the keys; nothing is served until [`Server::run`].
-    pub async fn bind(config: ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
-        let tls = config.tls.as_ref().map(load_tls).transpose()?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let data_dir = ledger.dir().to_path_buf();
-        let keys = KeyRing::load(data_dir.clone())?;
+/// The whole HTTP API over a ledger, without a socket: what a [`Server`] serves, and what
+/// tests drive in process (`tower::ServiceExt::oneshot` on [`App::router`]).
+pub struct App {
+    state: Arc<AppState>,
+    router: Router,
+}
+
+impl App {
+    /// Loads the keys and records any key change not yet in the log.
+    pub async fn new(config: &ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
+        let app = Self::build(config, ledger)?;
+        app.state
+            .record_key_changes()
+            .await
+            .map_err(|e| ServerError::Audit(e.message))?;
+        Ok(app)
+    }
+
+    fn build(config: &ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
+        let layout = ledger.layout().clone();
+        let keys = KeyRing::load(layout.root().to_path_buf())?;
         let ledger = Arc::new(ledger);
         let appender = Appender::start(
             ledger.clone(),
@@ -123,7 +130,7 @@ impl Server {
             keys,
             limits: config.limits.clone(),
             metrics: crate::metrics::install(),
-            data_dir,
+            layout,
             started: Instant::now(),
             shutting_down: Default::default(),
             store_failure: Default::default(),
@@ -137,10 +144,58 @@ impl Server {
             .fallback(|| async { crate::error::ApiError::not_found("no such route") })
             .layer(axum::middleware::from_fn(crate::context::observe))
             .with_state(state.clone());
+        Ok(App { state, router })
+    }
+
+    /// The routes, ready to serve requests.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Stops taking appends, commits what is queued, records the last key changes and
+    /// closes the ledger. Requests still running keep it open until they end.
+    pub async fn close(self) -> Result<(), ServerError> {
+        let App { state, router } = self;
+        state.shutting_down.store(true, Ordering::Release);
+        drop(router);
+        state.keys.refresh();
+        if let Err(e) = state.record_key_changes().await {
+            tracing::error!(error = %e.message, "cannot record the last key changes; the next start will");
+        }
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || st.appender.close())
+            .await
+            .map_err(|e| ServerError::Audit(e.to_string()))?;
+        match Arc::try_unwrap(state) {
+            Ok(state) => match Arc::try_unwrap(state.ledger) {
+                Ok(ledger) => tokio::task::spawn_blocking(move || ledger.close())
+                    .await
+                    .map_err(|e| ServerError::Audit(e.to_string()))??,
+                Err(_) => tracing::warn!("the ledger is still shared; it closes when released"),
+            },
+            Err(_) => {
+                tracing::warn!("requests are still running; the ledger closes when they end")
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Server {
+    /// Binds the address and loads the keys; nothing is served until [`Server::run`].
+    pub async fn bind(config: ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let app = App::build(&config, ledger)?;
         Ok(Server {
             listener,
-            state,
-            router,
+            app,
             tls,
             config,
         })
@@ -154,7 +209,7 @@ impl Server {
 
     /// True while no API key exists: every request is served as admin.
     pub fn open_mode(&self) -> bool {
-        self.state.keys.open_mode()
+        self.app.state.keys.open_mode()
     }
 
     pub fn is_tls(&self) -> bool {
@@ -165,11 +220,11 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let Server {
             listener,
-            state,
-            router,
+            app,
             tls,
             config,
         } = self;
+        let (state, router) = (app.state.clone(), app.router.clone());
         state
             .record_key_changes()
             .await
@@ -228,32 +283,16 @@ impl Server {
         state.shutting_down.store(true, Ordering::Release);
         drop(listener);
         watcher.abort();
+        // Awaited so the watcher's share of the state is gone before the ledger closes.
+        let _ = watcher.await;
         if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
             .await
             .is_err()
         {
             tracing::warn!("some connections were still open after the grace period");
         }
-        drop(router);
-        state.keys.refresh();
-        if let Err(e) = state.record_key_changes().await {
-            tracing::error!(error = %e.message, "cannot record the last key changes; the next start will");
-        }
-        let st = state.clone();
-        tokio::task::spawn_blocking(move || st.appender.close())
-            .await
-            .map_err(|e| ServerError::Audit(e.to_string()))?;
-        match Arc::try_unwrap(state) {
-            Ok(state) => match Arc::try_unwrap(state.ledger) {
-                Ok(ledger) => tokio::task::spawn_blocking(move || ledger.close())
-                    .await
-                    .map_err(|e| ServerError::Audit(e.to_string()))??,
-                Err(_) => tracing::warn!("the ledger is still shared; it closes when released"),
-            },
-            Err(_) => {
-                tracing::warn!("requests are still running; the ledger closes when they end")
-            }
-        }
+        drop((router, state));
+        app.close().await?;
         tracing::info!("stopped");
         Ok(())
     }

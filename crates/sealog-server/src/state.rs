@@ -1,18 +1,15 @@
 //! What every handler shares: the ledger, the append queue, the keys, the limits.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use sealog_ledger::{IngestResult, Ledger, Prepared};
-use sealog_model::PreparedEvent;
-use sealog_store::Outcome;
+use sealog_ledger::{DataLayout, IngestResult, Ledger, Prepared};
 
 use crate::auth::KeyRing;
 use crate::error::ApiError;
-use crate::ingest::{Appender, Done, Refused, Work};
+use crate::ingest::{Appender, Refused};
 
 /// Request limits, each named and configurable.
 #[derive(Debug, Clone)]
@@ -41,7 +38,7 @@ pub(crate) struct AppState {
     pub keys: KeyRing,
     pub limits: Limits,
     pub metrics: PrometheusHandle,
-    pub data_dir: PathBuf,
+    pub layout: DataLayout,
     pub started: Instant,
     pub shutting_down: AtomicBool,
     /// Set when an append failed: the store refuses writes until restarted.
@@ -57,21 +54,8 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// Appends the server's own records to the canonical log and waits until they are durable.
-    pub(crate) async fn append(
-        &self,
-        events: Vec<PreparedEvent>,
-    ) -> Result<Vec<Outcome>, ApiError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        match self.submit(Work::Internal(events)).await? {
-            Done::Internal(outcomes) => Ok(outcomes),
-            Done::Ingest(_) => Err(ApiError::internal("an append answered with ingest results")),
-        }
-    }
-
-    /// Commits prepared client events through the ledger and waits until they are durable.
+    /// Commits prepared events — clients', or the server's own records — through the ledger
+    /// and waits until they are durable.
     pub(crate) async fn ingest(
         &self,
         prepared: Vec<Prepared>,
@@ -79,15 +63,10 @@ impl AppState {
         if prepared.is_empty() {
             return Ok(Vec::new());
         }
-        match self.submit(Work::Ingest(prepared)).await? {
-            Done::Ingest(results) => Ok(results),
-            Done::Internal(_) => Err(ApiError::internal(
-                "an ingest answered with append outcomes",
-            )),
-        }
+        self.submit(prepared).await
     }
 
-    async fn submit(&self, work: Work) -> Result<Done, ApiError> {
+    async fn submit(&self, work: Vec<Prepared>) -> Result<Vec<IngestResult>, ApiError> {
         let rx = self.appender.submit(work).map_err(|r| {
             metrics::counter!("sealog_backpressure_total").increment(1);
             match r {

@@ -8,8 +8,11 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
+use std::time::SystemTime;
+
+use sealog_model::LogLayout;
 
 use sealog_merkle::Hash;
 use sealog_merkle::checkpoint::Checkpoint;
@@ -27,10 +30,13 @@ pub struct SignedCheckpoint {
 }
 
 pub(crate) struct Checkpoints {
-    dir: PathBuf,
-    signer: Signer,
-    log: Mutex<File>,
-    latest: Mutex<Option<SignedCheckpoint>>,
+    layout: LogLayout,
+    verifier: Verifier,
+    /// The signer and the checkpoint log open for appending; `None` when opened read-only.
+    writer: Option<(Signer, Mutex<File>)>,
+    /// The newest checkpoint and when it was signed (or, for one found on open, the time its
+    /// file was last written).
+    latest: Mutex<Option<(SignedCheckpoint, SystemTime)>>,
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
@@ -41,9 +47,10 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
 }
 
 /// Loads the signer, creating the key pair on first use.
-pub(crate) fn load_or_create_signer(keys: &Path) -> Result<Signer, StoreError> {
+pub(crate) fn load_or_create_signer(layout: &LogLayout) -> Result<Signer, StoreError> {
+    let keys = &layout.keys();
     fs::create_dir_all(keys).map_err(|e| StoreError::io(keys, e))?;
-    let path = keys.join("log.key");
+    let path = layout.signer_key();
     match fs::read_to_string(&path) {
         Ok(text) => {
             let mode = fs::metadata(&path)
@@ -76,7 +83,7 @@ pub(crate) fn load_or_create_signer(keys: &Path) -> Result<Signer, StoreError> {
                 .and_then(|()| f.sync_all())
                 .map_err(|e| StoreError::io(&tmp, e))?;
             fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
-            let public = keys.join("log.pub");
+            let public = layout.verifier_key();
             fs::write(&public, format!("{}\n", signer.verifier().to_vkey()))
                 .map_err(|e| StoreError::io(&public, e))?;
             segment::sync_dir(keys)?;
@@ -146,18 +153,12 @@ pub fn open_checkpoint(note_text: &str, verifier: &Verifier) -> Result<SignedChe
 }
 
 impl Checkpoints {
-    pub(crate) fn open(dir: &Path, signer: Signer) -> Result<Self, StoreError> {
-        let cp_dir = dir.join("checkpoints");
+    pub(crate) fn open(layout: &LogLayout, signer: Signer) -> Result<Self, StoreError> {
+        let cp_dir = layout.checkpoints();
         fs::create_dir_all(&cp_dir).map_err(|e| StoreError::io(&cp_dir, e))?;
-        let path = cp_dir.join("log");
-        let (notes, torn) = read_log(&path)?;
+        let path = layout.checkpoint_log();
         let verifier = signer.verifier();
-        let latest = match notes.last() {
-            Some(n) => Some(open_checkpoint(n, &verifier).map_err(|m| {
-                StoreError::Corrupted(format!("{}: last checkpoint: {m}", path.display()))
-            })?),
-            None => None,
-        };
+        let (latest, torn) = Self::read_latest(layout, &verifier)?;
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -170,26 +171,69 @@ impl Checkpoints {
                 .map_err(|e| StoreError::io(&path, e))?;
         }
         Ok(Checkpoints {
-            dir: cp_dir,
-            signer,
-            log: Mutex::new(file),
+            layout: layout.clone(),
+            verifier,
+            writer: Some((signer, Mutex::new(file))),
             latest: Mutex::new(latest),
         })
     }
 
+    /// The checkpoints as they are, for reading beside the writer: nothing is signed or cut.
+    pub(crate) fn read_only(layout: &LogLayout) -> Result<Self, StoreError> {
+        let path = layout.verifier_key();
+        let text = fs::read_to_string(&path).map_err(|e| StoreError::io(&path, e))?;
+        let verifier = Verifier::parse(text.trim())
+            .map_err(|e| StoreError::Corrupted(format!("{}: {e}", path.display())))?;
+        let (latest, _) = Self::read_latest(layout, &verifier)?;
+        Ok(Checkpoints {
+            layout: layout.clone(),
+            verifier,
+            writer: None,
+            latest: Mutex::new(latest),
+        })
+    }
+
+    /// The newest checkpoint in the log (checked), and where a torn last frame starts.
+    #[allow(clippy::type_complexity)]
+    fn read_latest(
+        layout: &LogLayout,
+        verifier: &Verifier,
+    ) -> Result<(Option<(SignedCheckpoint, SystemTime)>, Option<u64>), StoreError> {
+        let path = layout.checkpoint_log();
+        let (notes, torn) = read_log(&path)?;
+        let latest = match notes.last() {
+            Some(n) => {
+                let cp = open_checkpoint(n, verifier).map_err(|m| {
+                    StoreError::Corrupted(format!("{}: last checkpoint: {m}", path.display()))
+                })?;
+                let at = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .unwrap_or_else(|_| SystemTime::now());
+                Some((cp, at))
+            }
+            None => None,
+        };
+        Ok((latest, torn))
+    }
+
     pub(crate) fn verifier(&self) -> Verifier {
-        self.signer.verifier()
+        self.verifier.clone()
     }
 
     pub(crate) fn latest(&self) -> Option<SignedCheckpoint> {
+        self.latest_with_time().map(|(cp, _)| cp)
+    }
+
+    pub(crate) fn latest_with_time(&self) -> Option<(SignedCheckpoint, SystemTime)> {
         self.latest.lock().expect("checkpoint lock").clone()
     }
 
     /// Signs and durably records a checkpoint for a tree of `size` leaves with `root`.
     /// Callers publish only sizes whose records are durable.
     pub(crate) fn publish(&self, size: u64, root: Hash) -> Result<SignedCheckpoint, StoreError> {
+        let (signer, log) = self.writer.as_ref().ok_or(StoreError::ReadOnly)?;
         let mut latest = self.latest.lock().expect("checkpoint lock");
-        if let Some(l) = latest.as_ref().filter(|l| l.size >= size) {
+        if let Some((l, _)) = latest.as_ref().filter(|(l, _)| l.size >= size) {
             // Another publisher got there first; checkpoints only move forward.
             assert!(
                 l.size > size || l.root == root,
@@ -198,32 +242,33 @@ impl Checkpoints {
             return Ok(l.clone());
         }
         let body = Checkpoint {
-            origin: self.signer.name().to_string(),
+            origin: signer.name().to_string(),
             size,
             root,
             extensions: Vec::new(),
         }
         .to_body();
-        let note_text = note::sign(&body, &[&self.signer])
-            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let note_text =
+            note::sign(&body, &[signer]).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         let mut frame = Vec::with_capacity(note_text.len() + 8);
         segment::encode_frame(note_text.as_bytes(), &mut frame);
-        let path = self.dir.join("log");
+        let path = self.layout.checkpoint_log();
         {
-            let mut log = self.log.lock().expect("checkpoint log lock");
+            let mut log = log.lock().expect("checkpoint log lock");
             log.write_all(&frame)
                 .and_then(|()| log.sync_data())
                 .map_err(|e| StoreError::io(&path, e))?;
         }
-        let tmp = self.dir.join("latest.tmp");
+        let latest_path = self.layout.latest_checkpoint();
+        let tmp = latest_path.with_extension("tmp");
         fs::write(&tmp, &note_text).map_err(|e| StoreError::io(&tmp, e))?;
-        fs::rename(&tmp, self.dir.join("latest")).map_err(|e| StoreError::io(&tmp, e))?;
+        fs::rename(&tmp, &latest_path).map_err(|e| StoreError::io(&tmp, e))?;
         let signed = SignedCheckpoint {
             size,
             root,
             note: note_text,
         };
-        *latest = Some(signed.clone());
+        *latest = Some((signed.clone(), SystemTime::now()));
         Ok(signed)
     }
 }

@@ -20,6 +20,8 @@ pub enum StoreError {
     Poisoned(String),
     #[error("the store is closed")]
     Closed,
+    #[error("the store is open read-only (another process writes it)")]
+    ReadOnly,
     #[error("{0}")]
     InvalidArgument(String),
 }

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sealog_model::LogLayout;
+
 use crate::error::StoreError;
 
 /// Directories this process has open, by canonical path.
@@ -22,21 +24,41 @@ static OPEN: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
 const INHERITED_WAIT_MAX: Duration = Duration::from_secs(5);
 
 pub(crate) struct DirLock {
-    _file: File,
+    file: File,
     key: PathBuf,
 }
 
 impl Drop for DirLock {
     fn drop(&mut self) {
+        // The pid goes with the lock: a closed log must not look as if its last writer (which
+        // may still run, or whose pid may be reused) were writing it.
+        let _ = self.file.set_len(0);
         if let Some(open) = OPEN.lock().expect("lock registry").as_mut() {
             open.remove(&self.key);
         }
     }
 }
 
-pub(crate) fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
+/// Whether a live process holds the log's lock (the pid it wrote there still runs). Used only
+/// to decide how much of a log is settled enough to verify; it takes no lock itself.
+pub(crate) fn writer_alive(layout: &LogLayout) -> bool {
+    let Ok(pid) = std::fs::read_to_string(layout.lock()) else {
+        return false;
+    };
+    let pid = pid.trim();
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    // Probing the lock itself could make a writer starting at that instant fail to take it;
+    // a stale pid that happens to run again only makes verification stop at the last count
+    // a writer published, which is still a proof of that prefix.
+    Path::new("/proc").join(pid).exists()
+}
+
+pub(crate) fn acquire(layout: &LogLayout) -> Result<DirLock, StoreError> {
+    let dir = layout.root();
     let key = dir.canonicalize().map_err(|e| StoreError::io(dir, e))?;
-    let path = dir.join("LOCK");
+    let path = layout.lock();
     let locked = |holder: String| StoreError::Locked {
         dir: dir.to_path_buf(),
         holder,
@@ -80,7 +102,7 @@ pub(crate) fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
         Ok(file)
     })();
     match result {
-        Ok(file) => Ok(DirLock { _file: file, key }),
+        Ok(file) => Ok(DirLock { file, key }),
         Err(e) => {
             OPEN.lock()
                 .expect("lock registry")

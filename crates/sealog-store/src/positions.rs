@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::StoreError;
@@ -41,9 +42,12 @@ impl Position {
 
 pub(crate) struct Positions {
     path: PathBuf,
-    file: File,
+    /// `None` only for a read-only opening of a log whose file was never written.
+    file: Option<File>,
     /// Entries readers may use: every one below this is written.
     count: AtomicU64,
+    /// Opened read-only: entries from `trusted` on are kept here, not written.
+    memory: Option<(u64, RwLock<Vec<Position>>)>,
 }
 
 impl Positions {
@@ -68,9 +72,32 @@ impl Positions {
             .map_err(|e| StoreError::io(path, e))?;
         Ok(Positions {
             path: path.to_path_buf(),
+            file: Some(file),
+            count: AtomicU64::new(trusted),
+            memory: None,
+        })
+    }
+
+    /// Opens the file read-only beside its writer, trusting the first `trusted` entries;
+    /// later ones are appended in memory.
+    pub(crate) fn read_only(path: &Path, trusted: u64) -> Result<Self, StoreError> {
+        let file = match File::open(path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && trusted == 0 => None,
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        Ok(Positions {
+            path: path.to_path_buf(),
             file,
             count: AtomicU64::new(trusted),
+            memory: Some((trusted, RwLock::new(Vec::new()))),
         })
+    }
+
+    fn file(&self) -> Result<&File, StoreError> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupted(format!("{} is missing", self.path.display())))
     }
 
     pub(crate) fn count(&self) -> u64 {
@@ -79,12 +106,20 @@ impl Positions {
 
     /// Appends entries for the seqs starting at `count()`. Only the writer calls this.
     pub(crate) fn append(&self, entries: &[Position]) -> Result<(), StoreError> {
+        if let Some((_, tail)) = &self.memory {
+            tail.write()
+                .expect("positions lock")
+                .extend_from_slice(entries);
+            self.count
+                .fetch_add(entries.len() as u64, Ordering::Release);
+            return Ok(());
+        }
         let mut buf = Vec::with_capacity(entries.len() * ENTRY_BYTES as usize);
         for e in entries {
             e.encode(&mut buf);
         }
         let count = self.count();
-        self.file
+        self.file()?
             .write_all_at(&buf, count * ENTRY_BYTES)
             .map_err(|e| StoreError::io(&self.path, e))?;
         self.count
@@ -93,15 +128,27 @@ impl Positions {
     }
 
     pub(crate) fn sync(&self) -> Result<(), StoreError> {
-        self.file
+        if self.memory.is_some() {
+            return Ok(());
+        }
+        self.file()?
             .sync_data()
             .map_err(|e| StoreError::io(&self.path, e))
     }
 
     pub(crate) fn get(&self, seq: u64) -> Result<Position, StoreError> {
         debug_assert!(seq < self.count(), "position {seq} is not written yet");
+        if let Some((base, tail)) = &self.memory
+            && seq >= *base
+        {
+            let tail = tail.read().expect("positions lock");
+            return tail
+                .get((seq - base) as usize)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupted(format!("no position for record {seq}")));
+        }
         let mut b = [0u8; ENTRY_BYTES as usize];
-        self.file
+        self.file()?
             .read_exact_at(&mut b, seq * ENTRY_BYTES)
             .map_err(|e| StoreError::io(&self.path, e))?;
         Ok(Position::decode(&b))

@@ -12,15 +12,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
-use sealog_model::json::Json;
-use sealog_model::{Deriver, PreparedEvent};
+use sealog_model::LogLayout;
+use sealog_model::record::read_stored;
 
 use crate::checkpoints::{Checkpoints, load_or_create_signer};
+use crate::contract::Indexer;
 use crate::index::Index;
 use crate::positions::{Position, Positions};
 use crate::segment::{self, ActiveSegment, BadFrame, FRAME_HEADER_BYTES, HEADER_BYTES};
 use crate::tree::{Tree, TreeFiles};
-use crate::{Shared, Stats, StoreError};
+use crate::{Counters, Shared, StoreError};
 
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,19 +43,19 @@ pub struct Cut {
 }
 
 pub(crate) fn recover(
-    dir: &Path,
+    layout: &LogLayout,
     memtable_records_max: u64,
-    deriver: &dyn Deriver,
+    indexer: &dyn Indexer,
 ) -> Result<(Shared, ActiveSegment, Tree, Recovery), StoreError> {
-    let log_dir = dir.join("log");
-    let index_dir = dir.join("index");
-    let tree_dir = dir.join("tree");
+    let log_dir = layout.segments();
+    let index_dir = layout.index();
+    let tree_dir = layout.tree();
     std::fs::create_dir_all(&log_dir).map_err(|e| StoreError::io(&log_dir, e))?;
-    let checkpoints = Checkpoints::open(dir, load_or_create_signer(&dir.join("keys"))?)?;
-    let positions_path = index_dir.join("positions");
-    // Postings depend on the derivation (the packs): built with another, the index is stale.
-    let fingerprint_path = index_dir.join("DERIVER");
-    let fingerprint = deriver.fingerprint();
+    let checkpoints = Checkpoints::open(layout, load_or_create_signer(layout)?)?;
+    let positions_path = layout.positions();
+    // Keys depend on the derivation (the packs): built with another, the index is stale.
+    let fingerprint_path = layout.index_fingerprint();
+    let fingerprint = indexer.fingerprint();
     let current = std::fs::read_to_string(&fingerprint_path).ok();
     let stale = || -> Result<(), StoreError> {
         match &current {
@@ -71,7 +72,7 @@ pub(crate) fn recover(
             let t = TreeFiles::open(&tree_dir, i.durable_end())?;
             Ok((i, p, t))
         });
-    let (mut index, positions, tree_files) = match derived {
+    let (index, positions, tree_files) = match derived {
         Ok(ipt) => ipt,
         // Indexes and tree are derived: if they cannot be read, rebuild them from the log.
         Err(StoreError::Corrupted(_)) => {
@@ -87,7 +88,7 @@ pub(crate) fn recover(
     if current.as_deref() != Some(fingerprint.as_str()) {
         segment::write_atomic(&fingerprint_path, fingerprint.as_bytes())?;
     }
-    let mut tree = Tree::load(&tree_files, index.end())?;
+    let tree = Tree::load(&tree_files, index.end())?;
 
     let mut segments = segment::list(&log_dir)?;
     if segments.is_empty() {
@@ -102,149 +103,18 @@ pub(crate) fn recover(
         segments.push((0, active.path.clone()));
         drop(active);
     }
-    if segments[0].0 != 0 {
-        return Err(StoreError::Corrupted(format!(
-            "the first segment starts at seq {}, not 0",
-            segments[0].0
-        )));
-    }
-
-    // Resume after the last record the index knows, or from the start.
-    let mut seq = index.end();
-    let (mut seg_i, mut offset) = match seq {
-        0 => (0, HEADER_BYTES),
-        n => {
-            let p = positions.get(n - 1)?;
-            let i = segments.partition_point(|(first, _)| *first < n) - 1;
-            let file = File::open(&segments[i].1).map_err(|e| StoreError::io(&segments[i].1, e))?;
-            let mut buf = Vec::new();
-            segment::read_frame_at(&file, p.offset, &mut buf).map_err(|e| {
-                StoreError::Corrupted(format!(
-                    "{} at offset {}: indexed record {} is unreadable: {e:?}",
-                    segments[i].1.display(),
-                    p.offset,
-                    n - 1
-                ))
-            })?;
-            (i, p.offset + FRAME_HEADER_BYTES + buf.len() as u64)
-        }
+    let mut replay = Replay {
+        mode: Mode::Repair,
+        indexer,
+        checkpoints,
+        index,
+        positions,
+        tree_files,
+        tree,
+        horizon: u64::MAX,
     };
-    let mut recovery = Recovery::default();
-    let mut batch = Vec::new();
-    loop {
-        let (first, path) = segments[seg_i].clone();
-        let mut file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
-        let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
-        let file_len = meta.len();
-        // A read-only segment was sealed: whole and fsynced, so never a torn tail, even when
-        // a crash came before its successor was created.
-        let sealed = meta.permissions().readonly();
-        let last = seg_i + 1 == segments.len() && !sealed;
-        if offset == HEADER_BYTES {
-            if first != seq {
-                return Err(StoreError::Corrupted(format!(
-                    "{} should start at seq {seq}",
-                    path.display()
-                )));
-            }
-            let mut header = [0u8; HEADER_BYTES as usize];
-            let got = read_up_to(&mut file, &mut header).map_err(|e| StoreError::io(&path, e))?;
-            if got < HEADER_BYTES as usize && last && file_len < HEADER_BYTES {
-                // Created but its header never reached the disk: no record can be in it.
-                drop(file);
-                std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-                segments.pop();
-                let active = ActiveSegment::create(&log_dir, seq)?;
-                segments.push((seq, active.path.clone()));
-                continue;
-            }
-            segment::check_header(&header, first)
-                .map_err(|m| StoreError::Corrupted(format!("{}: {m}", path.display())))?;
-        }
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        reader
-            .seek(SeekFrom::Start(offset))
-            .map_err(|e| StoreError::io(&path, e))?;
-        let mut payload = Vec::new();
-        loop {
-            match next_frame(&mut reader, &mut payload).map_err(|e| StoreError::io(&path, e))? {
-                Frame::End => break,
-                Frame::Bad(why) => {
-                    if !last {
-                        return Err(StoreError::Corrupted(format!(
-                            "{} at offset {offset} (seq {seq}): {why} in a sealed segment",
-                            path.display()
-                        )));
-                    }
-                    if let Some(cp) = checkpoints.latest().filter(|cp| cp.size > seq) {
-                        return Err(StoreError::Corrupted(format!(
-                            "{} at offset {offset} (seq {seq}): {why}, yet a signed checkpoint covers {} records: this is damage, not a torn write",
-                            path.display(),
-                            cp.size
-                        )));
-                    }
-                    let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-                    if let Some(at) = segment::whole_frame_after(&bytes, offset as usize) {
-                        return Err(StoreError::Corrupted(format!(
-                            "{} at offset {offset} (seq {seq}): {why}, yet a whole frame follows at offset {at}: this is damage, not a torn write",
-                            path.display()
-                        )));
-                    }
-                    let bytes = file_len - offset;
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .map_err(|e| StoreError::io(&path, e))?;
-                    f.set_len(offset)
-                        .and_then(|()| f.sync_all())
-                        .map_err(|e| StoreError::io(&path, e))?;
-                    recovery.cut = Some(Cut {
-                        segment: path.clone(),
-                        offset,
-                        bytes,
-                        reason: why.to_string(),
-                    });
-                    break;
-                }
-                Frame::Whole => {
-                    let position = reindex(&payload, seq, offset, &path, deriver, &mut batch)?;
-                    positions.append(&[position])?;
-                    let ev = batch.pop().expect("reindex pushed one event");
-                    index.insert(seq, &ev);
-                    tree.append(&tree_files, std::iter::once(payload.as_slice()))?;
-                    if index.needs_flush() {
-                        crate::flush_durably(&positions, &tree_files, &mut index)?;
-                    }
-                    offset += FRAME_HEADER_BYTES + payload.len() as u64;
-                    seq += 1;
-                    recovery.replayed += 1;
-                }
-            }
-        }
-        if seg_i + 1 == segments.len() {
-            break;
-        }
-        seg_i += 1;
-        offset = HEADER_BYTES;
-    }
-    recovery.records = seq;
-    // The log must still hold everything a signed checkpoint vouched for, unchanged.
-    if let Some(cp) = checkpoints.latest() {
-        if cp.size > seq {
-            return Err(StoreError::Corrupted(format!(
-                "the log has {seq} records but a signed checkpoint covers {}",
-                cp.size
-            )));
-        }
-        let root = sealog_merkle::root(cp.size, &tree_files)
-            .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))?;
-        if root != cp.root {
-            return Err(StoreError::Corrupted(format!(
-                "the tree of size {} does not match the signed checkpoint of that size",
-                cp.size
-            )));
-        }
-    }
+    let (seq, offset, recovery) = replay.run(&mut segments, &log_dir)?;
+    replay.check_checkpoint(seq)?;
     let (first, path) = segments.last().expect("at least one segment").clone();
     let sealed = std::fs::metadata(&path)
         .map_err(|e| StoreError::io(&path, e))?
@@ -257,25 +127,353 @@ pub(crate) fn recover(
     } else {
         ActiveSegment::open(path, first, offset)?
     };
-    let mut readers = Vec::with_capacity(segments.len());
-    for (first, path) in &segments {
-        readers.push((
-            *first,
-            Arc::new(File::open(path).map_err(|e| StoreError::io(path, e))?),
-        ));
-    }
-    let shared = Shared {
-        log_dir,
-        index: RwLock::new(index),
-        positions,
-        segments: RwLock::new(readers),
-        committed: AtomicU64::new(seq),
-        poisoned: Mutex::new(None),
-        stats: Stats::default(),
-        tree: tree_files,
-        checkpoints,
-    };
+    let (shared, tree) = replay.into_shared(layout, &segments, seq)?;
     Ok((shared, active, tree, recovery))
+}
+
+/// Opens a log for reading beside its writer (or without one), changing nothing on disk.
+/// The index runs, positions and tree nodes the index manifest vouches for are used as
+/// they are; the records after them, up to what the writer has said is durable, are
+/// re-indexed in memory.
+pub(crate) fn read_only(
+    layout: &LogLayout,
+    memtable_records_max: u64,
+    indexer: &dyn Indexer,
+) -> Result<(Shared, Recovery), StoreError> {
+    let log_dir = layout.segments();
+    if !log_dir.is_dir() {
+        return Err(StoreError::InvalidArgument(format!(
+            "{} holds no log",
+            layout.root().display()
+        )));
+    }
+    // Checkpoints first, then the durable count: a checkpoint is signed only after the count
+    // that covers it was written, so the count read after it is never below it.
+    let checkpoints = Checkpoints::read_only(layout)?;
+    let horizon = match std::fs::read(layout.durable()) {
+        Ok(b) if b.len() >= 8 => u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+        _ => u64::MAX,
+    };
+    let fingerprint = std::fs::read_to_string(layout.index_fingerprint()).ok();
+    let index_dir = layout.index();
+    let usable = fingerprint.as_deref() == Some(indexer.fingerprint().as_str());
+    let derived = if usable {
+        Index::open_read_only(&index_dir, memtable_records_max).and_then(|i| {
+            let end = i.durable_end();
+            let p = Positions::read_only(&layout.positions(), end)?;
+            Ok((i, p, end))
+        })
+    } else {
+        Err(StoreError::Corrupted(
+            "the index was built with other packs".into(),
+        ))
+    };
+    let (index, positions) = match derived {
+        Ok((i, p, _)) => (i, p),
+        Err(StoreError::Corrupted(_)) => (
+            Index::empty(&index_dir, memtable_records_max),
+            Positions::read_only(&layout.positions(), 0)?,
+        ),
+        Err(e) => return Err(e),
+    };
+    let tree_files = TreeFiles::read_only_with_memory(&layout.tree());
+    let tree = Tree::load(&tree_files, index.end())?;
+    let mut segments = segment::list(&log_dir)?;
+    if segments.is_empty() {
+        return Err(StoreError::InvalidArgument(format!(
+            "{} holds no log",
+            layout.root().display()
+        )));
+    }
+    let mut replay = Replay {
+        mode: Mode::ReadOnly,
+        indexer,
+        checkpoints,
+        index,
+        positions,
+        tree_files,
+        tree,
+        horizon,
+    };
+    let (seq, _, recovery) = replay.run(&mut segments, &log_dir)?;
+    replay.check_checkpoint(seq)?;
+    let (shared, _) = replay.into_shared(layout, &segments, seq)?;
+    Ok((shared, recovery))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The writer's own opening: cut a torn tail, write what is rebuilt.
+    Repair,
+    /// Beside the writer: stop at the horizon or at the first frame that is not whole, write
+    /// nothing.
+    ReadOnly,
+}
+
+/// Brings the derived state up to the log by reading the records after what it covers.
+struct Replay<'a> {
+    mode: Mode,
+    indexer: &'a dyn Indexer,
+    checkpoints: Checkpoints,
+    index: Index,
+    positions: Positions,
+    tree_files: TreeFiles,
+    tree: Tree,
+    /// Read no record at or past this seq.
+    horizon: u64,
+}
+
+impl Replay<'_> {
+    /// The log must still hold everything a signed checkpoint vouched for, unchanged.
+    fn check_checkpoint(&self, records: u64) -> Result<(), StoreError> {
+        if let Some(cp) = self.checkpoints.latest() {
+            if cp.size > records {
+                return Err(StoreError::Corrupted(format!(
+                    "the log has {records} records but a signed checkpoint covers {}",
+                    cp.size
+                )));
+            }
+            let root = sealog_merkle::root(cp.size, &self.tree_files)
+                .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))?;
+            if root != cp.root {
+                return Err(StoreError::Corrupted(format!(
+                    "the tree of size {} does not match the signed checkpoint of that size",
+                    cp.size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the rebuilt state over to the store, with a read handle on every segment.
+    fn into_shared(
+        self,
+        layout: &LogLayout,
+        segments: &[(u64, PathBuf)],
+        records: u64,
+    ) -> Result<(Shared, Tree), StoreError> {
+        let mut readers = Vec::with_capacity(segments.len());
+        for (first, path) in segments {
+            readers.push((
+                *first,
+                Arc::new(File::open(path).map_err(|e| StoreError::io(path, e))?),
+            ));
+        }
+        let shared = Shared {
+            layout: layout.clone(),
+            index: RwLock::new(self.index),
+            positions: self.positions,
+            segments: RwLock::new(readers),
+            committed: AtomicU64::new(records),
+            poisoned: Mutex::new(None),
+            counters: Counters::default(),
+            tree: self.tree_files,
+            checkpoints: self.checkpoints,
+        };
+        Ok((shared, self.tree))
+    }
+
+    /// Returns the records in the log, the end offset of the last segment's whole frames,
+    /// and what was found.
+    fn run(
+        &mut self,
+        segments: &mut Vec<(u64, PathBuf)>,
+        log_dir: &Path,
+    ) -> Result<(u64, u64, Recovery), StoreError> {
+        if segments[0].0 != 0 {
+            return Err(StoreError::Corrupted(format!(
+                "the first segment starts at seq {}, not 0",
+                segments[0].0
+            )));
+        }
+        let repair = self.mode == Mode::Repair;
+        // Resume after the last record the index knows, or from the start.
+        let mut seq = self.index.end();
+        let (mut seg_i, mut offset) = match seq {
+            0 => (0, HEADER_BYTES),
+            n => {
+                let p = self.positions.get(n - 1)?;
+                let i = segments.partition_point(|(first, _)| *first < n) - 1;
+                let file =
+                    File::open(&segments[i].1).map_err(|e| StoreError::io(&segments[i].1, e))?;
+                let mut buf = Vec::new();
+                segment::read_frame_at(&file, p.offset, &mut buf).map_err(|e| {
+                    StoreError::Corrupted(format!(
+                        "{} at offset {}: indexed record {} is unreadable: {e:?}",
+                        segments[i].1.display(),
+                        p.offset,
+                        n - 1
+                    ))
+                })?;
+                (i, p.offset + FRAME_HEADER_BYTES + buf.len() as u64)
+            }
+        };
+        let mut recovery = Recovery::default();
+        'segments: loop {
+            let (first, path) = segments[seg_i].clone();
+            let mut file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+            let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
+            let file_len = meta.len();
+            // A read-only segment was sealed: whole and fsynced, so never a torn tail, even
+            // when a crash came before its successor was created.
+            let sealed = meta.permissions().readonly();
+            let last = seg_i + 1 == segments.len() && !sealed;
+            if offset == HEADER_BYTES && seq < self.horizon {
+                if first != seq {
+                    return Err(StoreError::Corrupted(format!(
+                        "{} should start at seq {seq}",
+                        path.display()
+                    )));
+                }
+                let mut header = [0u8; HEADER_BYTES as usize];
+                let got =
+                    read_up_to(&mut file, &mut header).map_err(|e| StoreError::io(&path, e))?;
+                if got < HEADER_BYTES as usize && last && file_len < HEADER_BYTES {
+                    if !repair {
+                        // Being created by the writer right now: no record in it yet.
+                        break 'segments;
+                    }
+                    // Created but its header never reached the disk: no record can be in it.
+                    drop(file);
+                    std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                    segments.pop();
+                    let active = ActiveSegment::create(log_dir, seq)?;
+                    segments.push((seq, active.path.clone()));
+                    continue;
+                }
+                segment::check_header(&header, first)
+                    .map_err(|m| StoreError::Corrupted(format!("{}: {m}", path.display())))?;
+            }
+            let mut reader = BufReader::with_capacity(1 << 20, file);
+            reader
+                .seek(SeekFrom::Start(offset))
+                .map_err(|e| StoreError::io(&path, e))?;
+            let mut payload = Vec::new();
+            while seq < self.horizon {
+                match next_frame(&mut reader, &mut payload).map_err(|e| StoreError::io(&path, e))? {
+                    Frame::End => break,
+                    Frame::Bad(why) => {
+                        if !last {
+                            return Err(StoreError::Corrupted(format!(
+                                "{} at offset {offset} (seq {seq}): {why} in a sealed segment",
+                                path.display()
+                            )));
+                        }
+                        if let Some(cp) = self.checkpoints.latest().filter(|cp| cp.size > seq) {
+                            return Err(StoreError::Corrupted(format!(
+                                "{} at offset {offset} (seq {seq}): {why}, yet a signed checkpoint covers {} records: this is damage, not a torn write",
+                                path.display(),
+                                cp.size
+                            )));
+                        }
+                        if !repair {
+                            // A frame the writer is writing now, or a torn tail it will cut
+                            // when it next opens: either way not durable.
+                            if self.horizon != u64::MAX {
+                                return Err(StoreError::Corrupted(format!(
+                                    "{} at offset {offset} (seq {seq}): {why}, yet the writer reported {} records durable",
+                                    path.display(),
+                                    self.horizon
+                                )));
+                            }
+                            break;
+                        }
+                        recovery.cut = Some(cut_torn_tail(&path, offset, file_len, why)?);
+                        break;
+                    }
+                    Frame::Whole => {
+                        self.replay_one(&payload, seq, offset, &path)?;
+                        offset += FRAME_HEADER_BYTES + payload.len() as u64;
+                        seq += 1;
+                        recovery.replayed += 1;
+                    }
+                }
+            }
+            if seg_i + 1 == segments.len() || seq >= self.horizon {
+                break;
+            }
+            seg_i += 1;
+            offset = HEADER_BYTES;
+        }
+        if !repair && self.horizon != u64::MAX && seq < self.horizon {
+            return Err(StoreError::Corrupted(format!(
+                "the writer reported {} records durable but the log holds {seq}",
+                self.horizon
+            )));
+        }
+        recovery.records = seq;
+        Ok((seq, offset, recovery))
+    }
+
+    fn replay_one(
+        &mut self,
+        payload: &[u8],
+        seq: u64,
+        offset: u64,
+        path: &Path,
+    ) -> Result<(), StoreError> {
+        let bad = |m: String| {
+            StoreError::Corrupted(format!(
+                "{} at offset {offset} (seq {seq}): {m}",
+                path.display()
+            ))
+        };
+        let (stored_seq, id, ingested_ns, event_ns, keys) = read_stored(payload, |s| {
+            (
+                s.seq,
+                s.record_id.0,
+                s.ingested_ns,
+                s.envelope.time_nanos,
+                self.indexer.keys(s),
+            )
+        })
+        .map_err(bad)?;
+        if stored_seq != seq {
+            return Err(bad(format!("record says seq {stored_seq}")));
+        }
+        self.positions.append(&[Position {
+            offset,
+            ingested_ns,
+            event_ns,
+        }])?;
+        self.index.insert(seq, &id, &keys, event_ns);
+        self.tree
+            .append(&self.tree_files, std::iter::once(payload))?;
+        if self.mode == Mode::Repair && self.index.needs_flush() {
+            crate::flush_durably(&self.positions, &self.tree_files, &mut self.index)?;
+        }
+        Ok(())
+    }
+}
+
+/// Cuts a torn tail of the active segment back to its last whole frame, unless whole
+/// frames follow the bad one (then it is damage, refused).
+fn cut_torn_tail(
+    path: &Path,
+    offset: u64,
+    file_len: u64,
+    why: BadFrame,
+) -> Result<Cut, StoreError> {
+    let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    if let Some(at) = segment::whole_frame_after(&bytes, offset as usize) {
+        return Err(StoreError::Corrupted(format!(
+            "{} at offset {offset}: {why}, yet a whole frame follows at offset {at}: this is damage, not a torn write",
+            path.display()
+        )));
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io(path, e))?;
+    f.set_len(offset)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| StoreError::io(path, e))?;
+    Ok(Cut {
+        segment: path.to_path_buf(),
+        offset,
+        bytes: file_len - offset,
+        reason: why.to_string(),
+    })
 }
 
 enum Frame {
@@ -314,42 +512,4 @@ fn next_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> std::io::Result<Frame
         return Ok(Frame::Bad(BadFrame::Checksum));
     }
     Ok(Frame::Whole)
-}
-
-/// Rebuilds one record's index entries from its stored bytes, checking that the bytes are
-/// the record they claim to be.
-fn reindex(
-    payload: &[u8],
-    seq: u64,
-    offset: u64,
-    path: &Path,
-    deriver: &dyn Deriver,
-    out: &mut Vec<PreparedEvent>,
-) -> Result<Position, StoreError> {
-    let bad = |m: String| {
-        StoreError::Corrupted(format!(
-            "{} at offset {offset} (seq {seq}): {m}",
-            path.display()
-        ))
-    };
-    let value = Json::parse(payload).map_err(|e| bad(format!("record is not JSON: {e}")))?;
-    let (ev, stored_seq, id, ingested_at) =
-        PreparedEvent::from_record_with(&value, Some(deriver)).map_err(bad)?;
-    if stored_seq != seq {
-        return Err(bad(format!("record says seq {stored_seq}")));
-    }
-    let ingested_ns = sealog_model::time::parse_rfc3339(ingested_at).map_err(bad)?;
-    if ev.record_id != id {
-        return Err(bad(format!(
-            "record_id {id} does not match its content ({})",
-            ev.record_id
-        )));
-    }
-    let position = Position {
-        offset,
-        ingested_ns,
-        event_ns: ev.event_time_nanos,
-    };
-    out.push(ev);
-    Ok(position)
 }

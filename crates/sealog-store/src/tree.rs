@@ -3,6 +3,7 @@
 //! tiles are served as byte ranges. Derived from the log like the indexes: written without
 //! fsync at commit, synced with them, and re-integrated from the log after a crash.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ const LEVELS_MAX: usize = 64;
 pub(crate) struct TreeFiles {
     dir: PathBuf,
     levels: RwLock<Vec<File>>,
+    /// Opened read-only beside the writer: nodes integrated here are kept in memory.
+    overlay: Option<RwLock<HashMap<(u8, u64), Hash>>>,
 }
 
 impl TreeFiles {
@@ -27,6 +30,7 @@ impl TreeFiles {
         let files = TreeFiles {
             dir: dir.to_path_buf(),
             levels: RwLock::new(Vec::new()),
+            overlay: None,
         };
         for level in 0..LEVELS_MAX {
             let nodes = trusted >> level;
@@ -58,6 +62,16 @@ impl TreeFiles {
         TreeFiles {
             dir: dir.to_path_buf(),
             levels: RwLock::new(levels),
+            overlay: None,
+        }
+    }
+
+    /// Like `read_only`, but nodes written later are kept in memory: for reading beside the
+    /// writer, whose files are trusted only up to what its index manifest vouches for.
+    pub(crate) fn read_only_with_memory(dir: &Path) -> Self {
+        TreeFiles {
+            overlay: Some(RwLock::new(HashMap::new())),
+            ..Self::read_only(dir)
         }
     }
 
@@ -94,6 +108,11 @@ impl TreeFiles {
 
     /// Writes nodes that the frontier reported, grouped per level into one write each.
     pub(crate) fn write_nodes(&self, nodes: &[(u8, u64, Hash)]) -> Result<(), StoreError> {
+        if let Some(overlay) = &self.overlay {
+            let mut overlay = overlay.write().expect("tree lock");
+            overlay.extend(nodes.iter().map(|&(l, i, h)| ((l, i), h)));
+            return Ok(());
+        }
         let mut by_level: Vec<(u64, Vec<u8>)> = Vec::new();
         for &(level, index, hash) in nodes {
             let l = level as usize;
@@ -123,6 +142,9 @@ impl TreeFiles {
     }
 
     pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        if self.overlay.is_some() {
+            return Ok(());
+        }
         for (level, f) in self.levels.read().expect("tree lock").iter().enumerate() {
             f.sync_data()
                 .map_err(|e| StoreError::io(&self.path(level), e))?;
@@ -137,6 +159,16 @@ impl TreeFiles {
         first: u64,
         count: u64,
     ) -> Result<Vec<u8>, StoreError> {
+        if self.overlay.is_some() {
+            let mut out = Vec::with_capacity(count as usize * HASH_SIZE);
+            for i in first..first + count {
+                let h = self.node(level as u8, i).map_err(|_| {
+                    StoreError::InvalidArgument(format!("no tree node {level}/{i}"))
+                })?;
+                out.extend_from_slice(&h);
+            }
+            return Ok(out);
+        }
         let levels = self.levels.read().expect("tree lock");
         let f = levels
             .get(level)
@@ -150,6 +182,13 @@ impl TreeFiles {
 
 impl NodeReader for TreeFiles {
     fn node(&self, level: u8, index: u64) -> Result<Hash, ReadError> {
+        if let Some(h) = self
+            .overlay
+            .as_ref()
+            .and_then(|o| o.read().expect("tree lock").get(&(level, index)).copied())
+        {
+            return Ok(h);
+        }
         let levels = self.levels.read().expect("tree lock");
         let f = levels
             .get(level as usize)

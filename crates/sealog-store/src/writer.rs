@@ -1,31 +1,36 @@
-//! The single writer: takes every request waiting in the queue, commits them as one group
-//! (one write, one fsync), then answers each. While it syncs, the next group gathers.
+//! The single writer: takes every request waiting in the queue, runs the admission rule on
+//! each entry in order, commits the admitted ones as one group (one write, one fsync), then
+//! answers each request. While it syncs, the next group gathers.
 
-use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sealog_model::{Posting, PreparedEvent, RecordId};
-
+use crate::contract::{Admission, Entry, Id, Key, LogView, Outcome, Outcomes, Verdict};
 use crate::index::Index;
 use crate::index::{self, Memtable, Run};
 use crate::positions::Position;
 use crate::segment::{self, ActiveSegment};
 use crate::tree::Tree;
-use crate::{ChainRefusal, Config, Durability, Outcome, Shared, StoreError};
+use crate::{Config, Durability, Shared, StoreError};
 
-pub(crate) struct Request {
-    pub(crate) events: Vec<PreparedEvent>,
-    pub(crate) reply: SyncSender<Result<Vec<Outcome>, StoreError>>,
+type Reply<A> = SyncSender<Result<Outcomes<A>, StoreError>>;
+
+pub(crate) struct Request<A: Admission> {
+    pub(crate) entries: Vec<Entry<A::Claim>>,
+    pub(crate) reply: Reply<A>,
 }
 
-struct Writer {
+struct Writer<A: Admission> {
     shared: Arc<Shared>,
     config: Config,
+    admission: A,
+    /// Where the writer says how many records are durable, for readers beside it.
+    durable: File,
     active: Option<ActiveSegment>,
     next_seq: u64,
     last_ingest_ns: i64,
@@ -55,28 +60,41 @@ fn flusher(shared: &Shared, jobs: &Receiver<FlushJob>, done: &SyncSender<()>) {
             *shared.poisoned.lock().expect("poison lock") = Some(format!("index flush: {e}"));
         }
         shared
-            .stats
+            .counters
             .flush_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let _ = done.try_send(());
     }
 }
 
-pub(crate) fn spawn(
+pub(crate) fn spawn<A: Admission>(
     shared: Arc<Shared>,
     active: ActiveSegment,
     tree: Tree,
     config: Config,
-    rx: Receiver<Request>,
+    admission: A,
+    rx: Receiver<Request<A>>,
 ) -> Result<JoinHandle<()>, StoreError> {
     let next_seq = shared.committed.load(Ordering::Acquire);
     let last_ingest_ns = match next_seq {
         0 => i64::MIN,
         n => shared.positions.get(n - 1)?.ingested_ns,
     };
+    let path = shared.layout.durable();
+    let durable = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    durable
+        .write_all_at(&next_seq.to_le_bytes(), 0)
+        .map_err(|e| StoreError::io(&path, e))?;
     let mut w = Writer {
         shared,
         config,
+        admission,
+        durable,
         active: Some(active),
         next_seq,
         last_ingest_ns,
@@ -101,11 +119,11 @@ pub(crate) fn spawn(
                 .expect("cannot start the index flusher thread");
             while let Ok(first) = rx.recv() {
                 let mut group = vec![first];
-                let mut events = group[0].events.len();
+                let mut events = group[0].entries.len();
                 while events < w.config.batch_events_max {
                     match rx.try_recv() {
                         Ok(r) => {
-                            events += r.events.len();
+                            events += r.entries.len();
                             group.push(r);
                         }
                         Err(_) => break,
@@ -120,14 +138,30 @@ pub(crate) fn spawn(
         .map_err(|e| StoreError::Poisoned(format!("cannot start the writer thread: {e}")))
 }
 
-impl Writer {
-    fn commit(&mut self, group: Vec<Request>) {
+impl<A: Admission> Writer<A> {
+    fn commit(&mut self, group: Vec<Request<A>>) {
         let result = self.poisoned().and_then(|()| self.write_group(&group));
         match result {
-            Ok(mut outcomes) => {
-                for r in group.into_iter().rev() {
-                    let mine = outcomes.split_off(outcomes.len() - r.events.len());
-                    let _ = r.reply.send(Ok(mine));
+            Ok(verdicts) => {
+                let mut verdicts = verdicts.into_iter();
+                for r in group {
+                    let outcomes = r
+                        .entries
+                        .into_iter()
+                        .zip(verdicts.by_ref())
+                        .map(|(entry, v)| match v {
+                            Decided::Appended(seq) => Outcome::Appended {
+                                seq,
+                                id: entry.id(),
+                            },
+                            Decided::Duplicate(seq) => Outcome::Duplicate {
+                                seq,
+                                id: entry.id(),
+                            },
+                            Decided::Refused(refusal) => Outcome::Refused { refusal, entry },
+                        })
+                        .collect();
+                    let _ = r.reply.send(Ok(outcomes));
                 }
             }
             Err(e) => {
@@ -154,7 +188,10 @@ impl Writer {
         e
     }
 
-    fn write_group(&mut self, group: &[Request]) -> Result<Vec<Outcome>, StoreError> {
+    fn write_group(
+        &mut self,
+        group: &[Request<A>],
+    ) -> Result<Vec<Decided<A::Refusal>>, StoreError> {
         if self
             .active
             .as_ref()
@@ -173,51 +210,49 @@ impl Writer {
         let t_frame = Instant::now();
         let active = self.active.as_mut().expect("an active segment");
         let base = active.len;
-        let mut outcomes = Vec::with_capacity(group.iter().map(|r| r.events.len()).sum());
-        let mut fresh: Vec<&PreparedEvent> = Vec::new();
+        let mut decided = Vec::with_capacity(group.iter().map(|r| r.entries.len()).sum());
+        let mut fresh: Vec<&Entry<A::Claim>> = Vec::new();
         let mut positions = Vec::new();
         let mut spans = Vec::new();
-        let mut chains = GroupChains::default();
+        let mut rule_group = A::Group::default();
         self.frames.clear();
         {
             let index = self.shared.index.read().expect("index lock");
-            for ev in group.iter().flat_map(|r| &r.events) {
-                let rid = ev.record_id;
-                if let Some(seq) = chains.seq_of(&rid).or_else(|| index.lookup_rid(&rid.0)) {
-                    outcomes.push(Outcome::Duplicate {
-                        seq,
-                        record_id: rid,
-                    });
-                    continue;
-                }
+            let view = Committed {
+                index: &index,
+                end: self.next_seq,
+            };
+            for entry in group.iter().flat_map(|r| &r.entries) {
                 let seq = self.next_seq + fresh.len() as u64;
-                if let Some(refusal) = chains.check(ev, &index, self.next_seq) {
-                    outcomes.push(Outcome::Refused {
-                        record_id: rid,
-                        refusal,
-                    });
-                    continue;
+                match self.admission.admit(&mut rule_group, entry, seq, &view)? {
+                    Verdict::Admit => {}
+                    Verdict::Duplicate(seq) => {
+                        decided.push(Decided::Duplicate(seq));
+                        continue;
+                    }
+                    Verdict::Refuse(r) => {
+                        decided.push(Decided::Refused(r));
+                        continue;
+                    }
                 }
-                chains.admit(ev, seq);
                 positions.push(Position {
                     offset: base + self.frames.len() as u64,
                     ingested_ns,
-                    event_ns: ev.event_time_nanos,
+                    event_ns: entry.event_ns,
                 });
                 self.record.clear();
-                ev.write_record(seq, &ingested_at, &mut self.record);
+                entry
+                    .event
+                    .write_record(seq, &ingested_at, &mut self.record);
                 let start = self.frames.len() + segment::FRAME_HEADER_BYTES as usize;
                 segment::encode_frame(&self.record, &mut self.frames);
                 spans.push(start..self.frames.len());
-                fresh.push(ev);
-                outcomes.push(Outcome::Appended {
-                    seq,
-                    record_id: rid,
-                });
+                fresh.push(entry);
+                decided.push(Decided::Appended(seq));
             }
         }
         if fresh.is_empty() {
-            return Ok(outcomes);
+            return Ok(decided);
         }
         let path = active.path.clone();
         let io = |e| StoreError::io(&path, e);
@@ -230,14 +265,19 @@ impl Writer {
         });
         synced.map_err(|e| self.poison(e))?;
         let t_index = Instant::now();
-        let stats = &self.shared.stats;
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats
+        let counters = &self.shared.counters;
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters
             .committed_events
             .fetch_add(fresh.len() as u64, Ordering::Relaxed);
         if self.config.durability == Durability::Fsync {
-            stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
+        let end = self.next_seq + fresh.len() as u64;
+        let durable_path = self.shared.layout.durable();
+        self.durable
+            .write_all_at(&end.to_le_bytes(), 0)
+            .map_err(|e| self.poison(StoreError::io(&durable_path, e)))?;
 
         self.shared
             .positions
@@ -249,10 +289,15 @@ impl Writer {
             .append(&self.shared.tree, spans.iter().map(|r| &frames[r.clone()]));
         appended.map_err(|e| self.poison(e))?;
         let mut index = self.shared.index.write().expect("index lock");
-        for (i, ev) in fresh.iter().enumerate() {
-            index.insert(self.next_seq + i as u64, ev);
+        for (i, entry) in fresh.iter().enumerate() {
+            index.insert(
+                self.next_seq + i as u64,
+                &entry.id(),
+                &entry.keys,
+                entry.event_ns,
+            );
         }
-        self.next_seq += fresh.len() as u64;
+        self.next_seq = end;
         self.last_ingest_ns = ingested_ns;
         self.shared
             .committed
@@ -287,28 +332,28 @@ impl Writer {
             self.last_checkpoint = Instant::now();
         }
         let ns = |a: Instant, b: Instant| (b - a).as_nanos() as u64;
-        stats
+        counters
             .frame_ns
             .fetch_add(ns(t_frame, t_write), Ordering::Relaxed);
-        stats
+        counters
             .write_ns
             .fetch_add(ns(t_write, t_sync), Ordering::Relaxed);
-        stats
+        counters
             .sync_ns
             .fetch_add(ns(t_sync, t_index), Ordering::Relaxed);
-        stats
+        counters
             .index_ns
             .fetch_add(ns(t_index, t_flush), Ordering::Relaxed);
-        stats
+        counters
             .flush_ns
             .fetch_add(ns(t_flush, Instant::now()), Ordering::Relaxed);
-        Ok(outcomes)
+        Ok(decided)
     }
 
     /// Seals the active segment and starts the next one at `next_seq`.
     fn roll(&mut self) -> Result<(), StoreError> {
         let old = self.active.take().expect("an active segment");
-        let dir = self.shared.log_dir.clone();
+        let dir = self.shared.layout.segments();
         old.seal()?;
         let new = ActiveSegment::create(&dir, self.next_seq)?;
         let read = File::open(&new.path).map_err(|e| StoreError::io(&new.path, e))?;
@@ -322,80 +367,29 @@ impl Writer {
     }
 }
 
-/// The records a group has admitted so far, for dedupe and for the supersedes rules, decided
-/// here on the writer's thread so that racing corrections and duplicates of a subject see one
-/// order: exactly one of them wins. Records admitted earlier in the same group count as if
-/// already in the log.
-#[derive(Default)]
-struct GroupChains {
-    /// Admitted this group: record id → (seq, chain).
-    records: HashMap<[u8; 32], (u64, Option<Posting>)>,
-    /// Targets superseded this group → the superseding seq.
-    superseded: HashMap<[u8; 32], u64>,
-    /// Chains that gained their first record this group → that seq.
-    started: HashMap<Posting, u64>,
+/// What the writer decided for one entry.
+enum Decided<R> {
+    Appended(u64),
+    Duplicate(u64),
+    Refused(R),
 }
 
-impl GroupChains {
-    fn seq_of(&self, rid: &RecordId) -> Option<u64> {
-        self.records.get(&rid.0).map(|&(seq, _)| seq)
+/// The log as committed before the group being decided, for the admission rule.
+struct Committed<'a> {
+    index: &'a Index,
+    end: u64,
+}
+
+impl LogView for Committed<'_> {
+    fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {
+        Ok(self.index.lookup_rid(id).filter(|&s| s < self.end))
     }
 
-    fn check(&self, ev: &PreparedEvent, index: &Index, end: u64) -> Option<ChainRefusal> {
-        match ev.supersedes {
-            Some(target) => self.check_link(ev, &target, index, end),
-            None if ev.unique_per_subject => {
-                let chain = ev.chain?;
-                let existing = self
-                    .started
-                    .get(&chain)
-                    .copied()
-                    .or_else(|| index.postings(&chain, 0, end, 1).first().copied())?;
-                Some(ChainRefusal::MissingLink { existing })
-            }
-            None => None,
-        }
+    fn first_with(&self, key: &Key) -> Result<Option<u64>, StoreError> {
+        Ok(self.index.postings(key, 0, self.end, 1).first().copied())
     }
 
-    fn check_link(
-        &self,
-        ev: &PreparedEvent,
-        target: &RecordId,
-        index: &Index,
-        end: u64,
-    ) -> Option<ChainRefusal> {
-        let invalid = |why| Some(ChainRefusal::InvalidLink { why });
-        let in_group = self.records.get(&target.0).copied();
-        let Some(seq) = in_group
-            .map(|(seq, _)| seq)
-            .or_else(|| index.lookup_rid(&target.0).filter(|&s| s < end))
-        else {
-            return invalid("the superseded record does not exist in the log");
-        };
-        let Some(chain) = ev.chain else {
-            return invalid("a correction must have a subject");
-        };
-        let same_chain = match in_group {
-            Some((_, target_chain)) => target_chain == Some(chain),
-            None => index.contains(&chain, seq),
-        };
-        if !same_chain {
-            return invalid("the superseded record belongs to another tenant, scope or subject");
-        }
-        let by = self.superseded.get(&target.0).copied().or_else(|| {
-            let key = sealog_model::record::supersedes_posting(target);
-            index.postings(&key, 0, end, 1).first().copied()
-        });
-        by.map(|by| ChainRefusal::StaleLink { by })
-    }
-
-    fn admit(&mut self, ev: &PreparedEvent, seq: u64) {
-        self.records.insert(ev.record_id.0, (seq, ev.chain));
-        if let Some(target) = ev.supersedes {
-            self.superseded.insert(target.0, seq);
-        }
-        if let Some(chain) = ev.chain {
-            self.started.entry(chain).or_insert(seq);
-        }
+    fn has(&self, key: &Key, seq: u64) -> Result<bool, StoreError> {
+        Ok(seq < self.end && self.index.contains(key, seq))
     }
 }

@@ -1,6 +1,10 @@
 //! The store through its public API and its files: round trips, idempotency under
-//! concurrency, every query shape against a naive model, segment rolling, crash recovery
+//! concurrency, every scan shape against a naive model, segment rolling, crash recovery
 //! (torn tails, torn segment headers), damage that must be refused, and the process lock.
+//!
+//! The store knows nothing of events, so these tests bring their own indexer (keys on the
+//! envelope's attributes, the way a caller would find records) and the conformance suite's
+//! admission rule (`Unique`: dedupe by record id).
 //!
 //! A crash is simulated by copying a live data directory while no append is in flight: the
 //! copy holds exactly what the disk held at that moment (acknowledged frames, the index as
@@ -8,22 +12,85 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
-use sealog_model::{PreparedEvent, RecordId};
-use sealog_store::{Config, Cut, Durability, LIMIT_MAX, Outcome, Query, Store, StoreError};
+use sealog_model::json::Json;
+use sealog_model::record::{Stored, read_stored};
+use sealog_model::{Canonical, Envelope, LogLayout};
+use sealog_store::conformance::{Unique, key};
+use sealog_store::{
+    Config, Cut, Durability, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead, LogWrite, Outcome, Scan,
+    Store, StoreError,
+};
+use sealog_testkit::Rng;
+use sealog_testkit::files::{append_bytes, copy_dir, flip_byte, truncate};
+use sealog_testkit::format::{FRAME_HEADER_BYTES, HEADER_BYTES, frames};
 use serde_json::{Value, json};
 
-const HEADER_BYTES: u64 = 16;
-const FRAME_HEADER_BYTES: usize = 8;
 /// 2026-01-01T00:00:00Z in Unix seconds.
 const JAN_2026: i64 = 1_767_225_600;
 
-fn prepared(v: &Value) -> PreparedEvent {
-    PreparedEvent::from_value(v).unwrap_or_else(|e| panic!("test event {v} is invalid: {e}"))
+type TestStore = Store<Unique>;
+type TestOutcome = Outcome<Option<Key>, u64>;
+
+// ---------------------------------------------------------------------------------------
+// Events, entries and keys.
+
+/// The envelope attributes these tests find records by; the scope is the tenant, "" without.
+const AXES: [&str; 7] = [
+    "scope", "tenant", "subject", "type", "source", "actor", "id",
+];
+
+fn envelope_axes<'a>(env: &Envelope<'a>) -> [(&'static str, Option<&'a str>); 7] {
+    [
+        ("scope", Some(env.tenant.unwrap_or(""))),
+        ("tenant", env.tenant),
+        ("subject", env.subject),
+        ("type", Some(env.event_type)),
+        ("source", Some(env.source)),
+        ("actor", env.actor_id),
+        ("id", Some(env.id)),
+    ]
+}
+
+fn envelope_keys(env: &Envelope<'_>) -> Vec<Key> {
+    let mut keys: Vec<Key> = envelope_axes(env)
+        .into_iter()
+        .filter_map(|(a, v)| Some(key(a, v?)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Keys a stored record again exactly as [`entry_text`] keyed its event.
+struct EnvelopeKeys;
+
+impl Indexer for EnvelopeKeys {
+    fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key> {
+        envelope_keys(stored.envelope)
+    }
+
+    fn fingerprint(&self) -> String {
+        "store-tests-envelope-keys-1".into()
+    }
+}
+
+fn entry_text(text: &str) -> Entry<Option<Key>> {
+    let tree = Json::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let env = Envelope::parse(&tree).unwrap_or_else(|e| panic!("test event {text}: {e}"));
+    Entry {
+        event: Canonical::of_event(&tree).unwrap(),
+        keys: envelope_keys(&env),
+        event_ns: env.time_nanos,
+        claim: None,
+    }
+}
+
+fn entry(v: &Value) -> Entry<Option<Key>> {
+    entry_text(&v.to_string())
 }
 
 fn simple(id: &str) -> Value {
@@ -31,8 +98,25 @@ fn simple(id: &str) -> Value {
            "tenant": "acme", "data": {"n": 1, "text": "héllo ✓"}})
 }
 
-fn open(dir: &Path, config: Config) -> Store {
-    Store::open(dir, config).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
+fn open_with(dir: &Path, config: Config, indexer: Arc<dyn Indexer>) -> TestStore {
+    Store::open(&LogLayout::new(dir), config, indexer, Unique)
+        .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
+}
+
+fn open(dir: &Path, config: Config) -> TestStore {
+    open_with(dir, config, Arc::new(EnvelopeKeys))
+}
+
+/// Closes cleanly: commits, makes the derived files durable and signs a final checkpoint.
+fn close(store: TestStore) {
+    store.close().unwrap();
+}
+
+fn open_err(dir: &Path) -> String {
+    match Store::open(&LogLayout::new(dir), fast(), Arc::new(EnvelopeKeys), Unique) {
+        Ok(s) => panic!("open succeeded with {} records", s.len()),
+        Err(e) => e.to_string(),
+    }
 }
 
 fn fast() -> Config {
@@ -42,25 +126,33 @@ fn fast() -> Config {
     }
 }
 
-fn app(seq: u64, record_id: RecordId) -> Outcome {
-    Outcome::Appended { seq, record_id }
+fn append(store: &TestStore, events: &[Value]) -> Vec<TestOutcome> {
+    store.append(events.iter().map(entry).collect()).unwrap()
 }
 
-fn dup(seq: u64, record_id: RecordId) -> Outcome {
-    Outcome::Duplicate { seq, record_id }
-}
-
-fn appended(outcomes: &[Outcome]) -> Vec<u64> {
+/// What an outcome says, comparable: ("appended" | "duplicate", seq, id).
+fn said(outcomes: &[TestOutcome]) -> Vec<(&'static str, u64, Id)> {
     outcomes
         .iter()
         .map(|o| match o {
-            Outcome::Appended { seq, .. } => *seq,
-            _ => panic!("expected appended, got {o:?}"),
+            Outcome::Appended { seq, id } => ("appended", *seq, *id),
+            Outcome::Duplicate { seq, id } => ("duplicate", *seq, *id),
+            Outcome::Refused { refusal, .. } => panic!("refused with {refusal}"),
         })
         .collect()
 }
 
-fn record(store: &Store, seq: u64) -> Value {
+fn appended(outcomes: &[TestOutcome]) -> Vec<u64> {
+    said(outcomes)
+        .into_iter()
+        .map(|(what, seq, _)| {
+            assert_eq!(what, "appended", "seq {seq}");
+            seq
+        })
+        .collect()
+}
+
+fn record(store: &TestStore, seq: u64) -> Value {
     let bytes = store
         .get(seq)
         .unwrap()
@@ -77,32 +169,69 @@ fn event_of(record: &Value) -> Value {
     Value::Object(ev)
 }
 
-fn every(q: Query) -> Query {
-    Query {
+fn ingested_ns(store: &TestStore, seq: u64) -> i64 {
+    read_stored(&store.get(seq).unwrap().unwrap(), |s| s.ingested_ns).unwrap()
+}
+
+/// A scan of every record carrying all of `equals`.
+fn scan(equals: &[(&str, &str)]) -> Scan {
+    Scan {
+        keys: equals.iter().map(|(a, v)| key(a, v)).collect(),
         limit: LIMIT_MAX,
-        ..q
+        ..Scan::default()
     }
 }
 
-fn axis(axis: &str, value: &str) -> Query {
-    every(Query {
-        equals: vec![(axis.into(), value.into())],
-        ..Query::default()
-    })
+fn seqs(store: &TestStore, s: &Scan) -> Vec<u64> {
+    store.scan(s).unwrap().records.iter().map(|r| r.0).collect()
 }
 
-fn seqs(store: &Store, q: &Query) -> Vec<u64> {
-    store
-        .query(q)
-        .unwrap()
-        .records
-        .iter()
-        .map(|r| r.0)
+/// Runs `s` page by page with `limit` until the store says there is no more.
+fn paged(store: &TestStore, s: &Scan, limit: usize) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut s = Scan { limit, ..s.clone() };
+    loop {
+        let page = store.scan(&s).unwrap();
+        assert!(page.records.len() <= limit);
+        out.extend(page.records.iter().map(|r| r.0));
+        match page.next_after {
+            Some(after) => {
+                assert_eq!(page.records.len(), limit, "only a full page promises more");
+                assert_eq!(
+                    Some(after),
+                    page.records.last().map(|r| r.0),
+                    "the cursor is the last seq"
+                );
+                s.after = Some(after);
+            }
+            None => return out,
+        }
+    }
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    sealog_testkit::format::segments(&dir.join("log"))
+        .into_iter()
+        .map(|(_, p)| p)
         .collect()
 }
 
+/// The byte spans of a segment's frames from `from`, which must run to its very end.
+fn whole_frames(bytes: &[u8], from: u64) -> Vec<(u64, u64)> {
+    let spans: Vec<(u64, u64)> = frames(bytes, from as usize)
+        .into_iter()
+        .map(|r| (r.start, r.end))
+        .collect();
+    let end = spans.last().map_or(from, |s| s.1);
+    assert_eq!(end, bytes.len() as u64, "bytes after the last whole frame");
+    spans
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trips, duplicates, concurrency.
+
 #[test]
-fn append_get_seq_of_and_query_round_trip() {
+fn append_get_seq_of_and_scan_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Config::default());
     assert!(store.is_empty());
@@ -114,35 +243,38 @@ fn append_get_seq_of_and_query_round_trip() {
     );
 
     let events = [simple("a"), simple("b"), simple("c")];
-    let outcomes = store.append(events.iter().map(prepared).collect()).unwrap();
+    let outcomes = append(&store, &events);
     assert_eq!(appended(&outcomes), [0, 1, 2]);
     assert_eq!(store.len(), 3);
-    for (seq, (ev, outcome)) in events.iter().zip(&outcomes).enumerate() {
+    for (seq, (ev, (_, _, id))) in events.iter().zip(said(&outcomes)).enumerate() {
         let seq = seq as u64;
-        let Outcome::Appended { record_id, .. } = outcome else {
-            unreachable!()
-        };
-        assert_eq!(*record_id, prepared(ev).record_id);
-        assert_eq!(store.seq_of(record_id), Some(seq));
+        let rid = entry(ev).event.record_id;
+        assert_eq!(id, rid.0);
+        assert_eq!(store.seq_of(&id).unwrap(), Some(seq));
         let rec = record(&store, seq);
         assert_eq!(rec["seq"], json!(seq));
-        assert_eq!(rec["record_id"], json!(record_id.to_string()));
+        assert_eq!(rec["record_id"], json!(rid.to_string()));
         assert_eq!(
             event_of(&rec),
             *ev,
             "the record is the event plus server fields"
         );
         // The stored text is canonical, so it hashes back to its own id.
-        assert_eq!(prepared(&event_of(&rec)).record_id, *record_id);
+        assert_eq!(entry(&event_of(&rec)).id(), id);
+        let bytes = store.get(seq).unwrap().unwrap();
+        assert_eq!(read_stored(&bytes, |s| s.seq), Ok(seq));
     }
     assert_eq!(store.get(3).unwrap(), None);
     assert_eq!(store.get(u64::MAX).unwrap(), None);
-    assert_eq!(store.seq_of(&RecordId([7; 32])), None);
+    assert_eq!(store.seq_of(&[7; 32]).unwrap(), None);
 
-    assert_eq!(seqs(&store, &axis("id", "b")), [1]);
-    assert_eq!(seqs(&store, &axis("tenant", "acme")), [0, 1, 2]);
-    assert_eq!(seqs(&store, &axis("tenant", "other")), Vec::<u64>::new());
-    let page = store.query(&axis("id", "c")).unwrap();
+    assert_eq!(seqs(&store, &scan(&[("id", "b")])), [1]);
+    assert_eq!(seqs(&store, &scan(&[("tenant", "acme")])), [0, 1, 2]);
+    assert_eq!(
+        seqs(&store, &scan(&[("tenant", "other")])),
+        Vec::<u64>::new()
+    );
+    let page = store.scan(&scan(&[("id", "c")])).unwrap();
     assert_eq!(page.records, vec![(2, store.get(2).unwrap().unwrap())]);
     assert_eq!(page.next_after, None);
 }
@@ -152,33 +284,23 @@ fn ingest_time_never_decreases_along_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), fast());
     for i in 0..50 {
-        store
-            .append(vec![prepared(&simple(&format!("e{i}")))])
-            .unwrap();
+        append(&store, &[simple(&format!("e{i}"))]);
     }
-    let times: Vec<i64> = (0..50)
-        .map(|s| {
-            let text = record(&store, s)["ingested_at"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            sealog_model::time::parse_rfc3339(&text).unwrap()
-        })
-        .collect();
+    let times: Vec<i64> = (0..50).map(|s| ingested_ns(&store, s)).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     assert_eq!(store.size_at(times[49]).unwrap(), 50);
     assert_eq!(store.size_at(times[0] - 1).unwrap(), 0);
 }
 
 #[test]
-fn queries_refuse_limits_out_of_range() {
+fn scans_refuse_limits_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), fast());
     for limit in [0, LIMIT_MAX + 1] {
         let err = store
-            .query(&Query {
+            .scan(&Scan {
                 limit,
-                ..Query::default()
+                ..Scan::default()
             })
             .unwrap_err();
         assert!(
@@ -194,43 +316,55 @@ fn duplicates_answer_with_the_original_seq_in_a_batch_across_batches_and_across_
     let a = simple("a");
     let b = simple("b");
     // Same content, other key order and whitespace: the same record.
-    let a_again: Value = serde_json::from_str(&format!(
+    let a_again = format!(
         "{{ \"data\": {{\"text\":\"héllo ✓\",\"n\":1.0}}, \"tenant\":\"acme\", \"time\":\"{}\", \
          \"type\":\"test.simple\", \"source\":\"tests\", \"id\":\"a\" }}",
         a["time"].as_str().unwrap()
-    ))
-    .unwrap();
-    let rid_a = prepared(&a).record_id;
-    let rid_b = prepared(&b).record_id;
-    assert_eq!(prepared(&a_again).record_id, rid_a);
+    );
+    let rid_a = entry(&a).id();
+    let rid_b = entry(&b).id();
+    assert_eq!(entry_text(&a_again).id(), rid_a);
     {
         let store = open(dir.path(), Config::default());
         let out = store
-            .append(vec![prepared(&a), prepared(&a_again), prepared(&b)])
+            .append(vec![entry(&a), entry_text(&a_again), entry(&b)])
             .unwrap();
-        assert_eq!(out, [app(0, rid_a), dup(0, rid_a), app(1, rid_b)]);
-        let out = store.append(vec![prepared(&b), prepared(&a)]).unwrap();
-        assert_eq!(out, [dup(1, rid_b), dup(0, rid_a)]);
+        assert_eq!(
+            said(&out),
+            [
+                ("appended", 0, rid_a),
+                ("duplicate", 0, rid_a),
+                ("appended", 1, rid_b)
+            ]
+        );
+        let out = append(&store, &[b.clone(), a.clone()]);
+        assert_eq!(
+            said(&out),
+            [("duplicate", 1, rid_b), ("duplicate", 0, rid_a)]
+        );
         assert_eq!(store.len(), 2);
-        store.close().unwrap();
+        close(store);
     }
     let store = open(dir.path(), Config::default());
     assert_eq!(store.len(), 2);
     let c = simple("c");
     let out = store
-        .append(vec![prepared(&a_again), prepared(&c), prepared(&b)])
+        .append(vec![entry_text(&a_again), entry(&c), entry(&b)])
         .unwrap();
     assert_eq!(
-        out,
-        [dup(0, rid_a), app(2, prepared(&c).record_id), dup(1, rid_b)]
+        said(&out),
+        [
+            ("duplicate", 0, rid_a),
+            ("appended", 2, entry(&c).id()),
+            ("duplicate", 1, rid_b)
+        ]
     );
     assert_eq!(store.len(), 3);
 
-    // Another tenant is another scope: the same body there is a new record.
+    // Another tenant is another event: the same body there is a new record.
     let mut other = a.clone();
     other["tenant"] = json!("globex");
-    let out = store.append(vec![prepared(&other)]).unwrap();
-    assert_eq!(appended(&out), [3]);
+    assert_eq!(appended(&append(&store, &[other])), [3]);
 }
 
 #[test]
@@ -260,20 +394,17 @@ fn concurrent_appends_of_the_same_events_store_each_exactly_once() {
                     order.reverse();
                 }
                 let batch = [1, 3, 7, 16, 50, 128, 500, EVENTS][t];
-                let prepared: Vec<PreparedEvent> =
-                    order.iter().map(|&i| prepared(&events[i])).collect();
+                let entries: Vec<_> = order.iter().map(|&i| entry(&events[i])).collect();
                 start.wait();
                 let mut seen = Vec::with_capacity(EVENTS);
-                for (chunk, idx) in prepared.chunks(batch).zip(order.chunks(batch)) {
+                for (chunk, idx) in entries.chunks(batch).zip(order.chunks(batch)) {
                     let out = store.append(chunk.to_vec()).unwrap();
                     assert_eq!(out.len(), chunk.len());
-                    for ((o, ev), &i) in out.iter().zip(chunk).zip(idx) {
-                        assert_eq!(
-                            o.record_id(),
-                            ev.record_id,
-                            "outcomes come back in request order"
-                        );
-                        seen.push((i, *o));
+                    for ((what, seq, id), (e, &i)) in
+                        said(&out).into_iter().zip(chunk.iter().zip(idx))
+                    {
+                        assert_eq!(id, e.id(), "outcomes come back in request order");
+                        seen.push((i, what, seq));
                     }
                 }
                 seen
@@ -283,11 +414,10 @@ fn concurrent_appends_of_the_same_events_store_each_exactly_once() {
     let mut seq_of_event: HashMap<usize, u64> = HashMap::new();
     let mut appends: HashMap<usize, usize> = HashMap::new();
     for t in threads {
-        for (i, o) in t.join().unwrap() {
-            let seq = o.seq().expect("no supersedes rules apply here");
+        for (i, what, seq) in t.join().unwrap() {
             let first = *seq_of_event.entry(i).or_insert(seq);
             assert_eq!(first, seq, "event {i} was given two seqs");
-            if matches!(o, Outcome::Appended { .. }) {
+            if what == "appended" {
                 *appends.entry(i).or_default() += 1;
             }
         }
@@ -304,12 +434,12 @@ fn concurrent_appends_of_the_same_events_store_each_exactly_once() {
     for (&i, &seq) in &seq_of_event {
         let rec = record(&store, seq);
         assert_eq!(rec["id"], json!(format!("c{i}")));
-        assert_eq!(store.seq_of(&prepared(&events[i]).record_id), Some(seq));
+        assert_eq!(store.seq_of(&entry(&events[i]).id()).unwrap(), Some(seq));
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// Queries against a model.
+// Scans against a model.
 
 /// One generated event and what the model needs to know about it.
 #[derive(Clone)]
@@ -327,7 +457,6 @@ struct Ev {
 impl Ev {
     fn axis(&self, axis: &str) -> Option<&str> {
         match axis {
-            // The scope defaults to the tenant, and to "" without one.
             "scope" => Some(self.tenant.as_deref().unwrap_or("")),
             "tenant" => self.tenant.as_deref(),
             "subject" => self.subject.as_deref(),
@@ -337,23 +466,6 @@ impl Ev {
             "id" => Some(&self.id),
             other => panic!("no axis {other}"),
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -432,22 +544,42 @@ fn gen_event(i: usize, rng: &mut Rng) -> Ev {
     }
 }
 
+/// A scan as the model reads it: (axis, value) equalities and the scan's other bounds.
+#[derive(Debug, Clone, Default)]
+struct Shape {
+    equals: Vec<(String, String)>,
+    bounds: Scan,
+}
+
+impl Shape {
+    fn scan(&self, limit: usize) -> Scan {
+        Scan {
+            keys: self.equals.iter().map(|(a, v)| key(a, v)).collect(),
+            limit,
+            ..self.bounds.clone()
+        }
+    }
+}
+
 struct Model {
     events: Vec<Ev>,
     ingested_ns: Vec<i64>,
 }
 
 impl Model {
-    fn answer(&self, q: &Query) -> Vec<u64> {
-        let end = q.as_of_size.map_or(self.events.len() as u64, |s| {
-            s.min(self.events.len() as u64)
-        });
+    fn answer(&self, shape: &Shape) -> Vec<u64> {
+        let q = &shape.bounds;
+        let n = self.events.len() as u64;
+        let end = q.below.map_or(n, |s| s.min(n));
         (0..end)
             .filter(|&s| q.after.is_none_or(|a| s > a))
             .filter(|&s| {
                 let ev = &self.events[s as usize];
                 let t = self.ingested_ns[s as usize];
-                q.equals.iter().all(|(a, v)| ev.axis(a) == Some(v.as_str()))
+                shape
+                    .equals
+                    .iter()
+                    .all(|(a, v)| ev.axis(a) == Some(v.as_str()))
                     && q.event_from.is_none_or(|f| ev.time_ns >= f)
                     && q.event_to.is_none_or(|e| ev.time_ns < e)
                     && q.ingest_from.is_none_or(|f| t >= f)
@@ -457,34 +589,25 @@ impl Model {
     }
 }
 
-/// Runs `q` page by page with `limit` until the store says there is no more.
-fn paged(store: &Store, q: &Query, limit: usize) -> Vec<u64> {
-    let mut out = Vec::new();
-    let mut q = Query { limit, ..q.clone() };
-    loop {
-        let page = store.query(&q).unwrap();
-        assert!(page.records.len() <= limit);
-        out.extend(page.records.iter().map(|r| r.0));
-        match page.next_after {
-            Some(after) => {
-                assert_eq!(page.records.len(), limit, "only a full page promises more");
-                assert_eq!(
-                    Some(after),
-                    page.records.last().map(|r| r.0),
-                    "the cursor is the last seq"
-                );
-                q.after = Some(after);
-            }
-            None => return out,
-        }
+fn eq(pairs: &[(&str, &str)]) -> Shape {
+    Shape {
+        equals: pairs
+            .iter()
+            .map(|(a, v)| (a.to_string(), v.to_string()))
+            .collect(),
+        ..Shape::default()
     }
 }
 
-fn shapes(model: &Model) -> Vec<Query> {
+fn with(shape: Shape, bounds: Scan) -> Shape {
+    Shape { bounds, ..shape }
+}
+
+fn shapes(model: &Model) -> Vec<Shape> {
     let ev = |s: usize| &model.events[s];
     let n = model.events.len();
-    let mut shapes = vec![Query::default()];
-    for a in sealog_model::record::BUILTIN_AXES {
+    let mut shapes = vec![Shape::default()];
+    for a in AXES {
         let mut values: Vec<String> = [0, 17, n / 2, n - 1]
             .iter()
             .filter_map(|&s| ev(s).axis(a).map(str::to_string))
@@ -492,19 +615,9 @@ fn shapes(model: &Model) -> Vec<Query> {
         values.push("no-such-value".into());
         values.dedup();
         for v in values {
-            shapes.push(Query {
-                equals: vec![(a.into(), v)],
-                ..Query::default()
-            });
+            shapes.push(eq(&[(a, &v)]));
         }
     }
-    let eq = |pairs: &[(&str, &str)]| Query {
-        equals: pairs
-            .iter()
-            .map(|(a, v)| (a.to_string(), v.to_string()))
-            .collect(),
-        ..Query::default()
-    };
     shapes.extend([
         eq(&[("tenant", "tenant-1"), ("type", "type.created")]),
         eq(&[("subject", "subj-3"), ("source", "svc-2")]),
@@ -524,108 +637,93 @@ fn shapes(model: &Model) -> Vec<Query> {
     // Event-time windows, with bounds on exact event times to pin [from, to).
     let (t1, t2) = (ev(100).time_ns, ev(n - 200).time_ns);
     let (lo, hi) = (t1.min(t2), t1.max(t2));
-    let window = |from: Option<i64>, to: Option<i64>| Query {
+    let window = |from: Option<i64>, to: Option<i64>| Scan {
         event_from: from,
         event_to: to,
-        ..Query::default()
+        ..Scan::default()
     };
+    let all = Shape::default;
     shapes.extend([
-        window(Some(lo), Some(hi)),
-        window(Some(lo), None),
-        window(None, Some(hi)),
-        window(Some(hi), Some(hi)),
-        window(Some(hi), Some(hi + 1)),
-        window(Some(i64::MIN), Some(i64::MAX)),
-        Query {
-            equals: vec![("type".into(), "type.created".into())],
-            ..window(Some(lo), Some(hi))
-        },
-        Query {
-            equals: vec![("tenant".into(), "tenant-4".into())],
-            ..window(None, Some(hi))
-        },
+        with(all(), window(Some(lo), Some(hi))),
+        with(all(), window(Some(lo), None)),
+        with(all(), window(None, Some(hi))),
+        with(all(), window(Some(hi), Some(hi))),
+        with(all(), window(Some(hi), Some(hi + 1))),
+        with(all(), window(Some(i64::MIN), Some(i64::MAX))),
+        with(eq(&[("type", "type.created")]), window(Some(lo), Some(hi))),
+        with(eq(&[("tenant", "tenant-4")]), window(None, Some(hi))),
     ]);
     // Equality keys with windows whose bounds are the matching record's own event time.
     for k in [100, n - 200] {
         let t = ev(k).time_ns;
-        let own = |a: &str| (a.to_string(), ev(k).axis(a).unwrap().to_string());
         for a in ["id", "type", "scope"] {
-            shapes.push(Query {
-                equals: vec![own(a)],
-                ..window(None, Some(t))
-            });
-            shapes.push(Query {
-                equals: vec![own(a)],
-                ..window(Some(t), Some(t + 1))
-            });
-            shapes.push(Query {
-                equals: vec![own(a)],
-                ..window(Some(t + 1), None)
-            });
+            let own = eq(&[(a, ev(k).axis(a).unwrap())]);
+            shapes.push(with(own.clone(), window(None, Some(t))));
+            shapes.push(with(own.clone(), window(Some(t), Some(t + 1))));
+            shapes.push(with(own, window(Some(t + 1), None)));
         }
     }
     // Ingest-time windows from the ingest times the records really got.
     let (i1, i2) = (model.ingested_ns[n / 4], model.ingested_ns[3 * n / 4]);
-    let ingest = |from: Option<i64>, to: Option<i64>| Query {
+    let ingest = |from: Option<i64>, to: Option<i64>| Scan {
         ingest_from: from,
         ingest_to: to,
-        ..Query::default()
+        ..Scan::default()
     };
     shapes.extend([
-        ingest(Some(i1), Some(i2)),
-        ingest(Some(i1), None),
-        ingest(None, Some(i2)),
-        ingest(Some(i2), Some(i1)),
-        ingest(Some(i2 + 1), None),
-        Query {
-            equals: vec![("source".into(), "svc-1".into())],
-            ..ingest(Some(i1), Some(i2))
-        },
-        Query {
-            event_from: Some(lo),
-            ..ingest(None, Some(i2))
-        },
+        with(all(), ingest(Some(i1), Some(i2))),
+        with(all(), ingest(Some(i1), None)),
+        with(all(), ingest(None, Some(i2))),
+        with(all(), ingest(Some(i2), Some(i1))),
+        with(all(), ingest(Some(i2 + 1), None)),
+        with(eq(&[("source", "svc-1")]), ingest(Some(i1), Some(i2))),
+        with(
+            all(),
+            Scan {
+                event_from: Some(lo),
+                ..ingest(None, Some(i2))
+            },
+        ),
     ]);
     // The log as it was, and cursors.
     for size in [0, 1, 999, n as u64 - 1, n as u64, 10 * n as u64] {
-        shapes.push(Query {
-            as_of_size: Some(size),
-            ..Query::default()
-        });
-        shapes.push(Query {
-            as_of_size: Some(size),
-            ..eq(&[("source", "svc-0")])
-        });
+        let below = Scan {
+            below: Some(size),
+            ..Scan::default()
+        };
+        shapes.push(with(all(), below.clone()));
+        shapes.push(with(eq(&[("source", "svc-0")]), below));
     }
     for after in [0, 1499, n as u64 - 2, n as u64 - 1, u64::MAX] {
-        shapes.push(Query {
+        let after = Scan {
             after: Some(after),
-            ..Query::default()
-        });
-        shapes.push(Query {
-            after: Some(after),
-            ..eq(&[("tenant", "tenant-0")])
-        });
+            ..Scan::default()
+        };
+        shapes.push(with(all(), after.clone()));
+        shapes.push(with(eq(&[("tenant", "tenant-0")]), after));
     }
-    shapes.push(Query {
-        after: Some(300),
-        as_of_size: Some(2000),
-        event_from: Some(lo),
-        ..eq(&[("type", "type.modified")])
-    });
+    shapes.push(with(
+        eq(&[("type", "type.modified")]),
+        Scan {
+            after: Some(300),
+            below: Some(2000),
+            event_from: Some(lo),
+            ..Scan::default()
+        },
+    ));
     shapes
 }
 
-fn check_queries(store: &Store, model: &Model, stage: &str) {
+fn check_scans(store: &TestStore, model: &Model, stage: &str) {
     assert_eq!(store.len(), model.events.len() as u64, "{stage}");
-    for q in shapes(model) {
-        let want = model.answer(&q);
-        let page = store.query(&every(q.clone())).unwrap();
+    for shape in shapes(model) {
+        let want = model.answer(&shape);
+        let page = store.scan(&shape.scan(LIMIT_MAX)).unwrap();
         let got: Vec<u64> = page.records.iter().map(|r| r.0).collect();
-        assert_eq!(got, want, "{stage}: {q:?}");
+        assert_eq!(got, want, "{stage}: {shape:?}");
         assert_eq!(
             page.next_after, None,
-            "{stage}: everything fit in one page: {q:?}"
+            "{stage}: everything fit in one page: {shape:?}"
         );
         for (seq, bytes) in &page.records {
             let rec: Value = serde_json::from_slice(bytes).unwrap();
@@ -634,22 +732,23 @@ fn check_queries(store: &Store, model: &Model, stage: &str) {
         }
         let limit = if want.len() <= 40 { 1 } else { 97 };
         assert_eq!(
-            paged(store, &q, limit),
+            paged(store, &shape.scan(limit), limit),
             want,
-            "{stage}: paged by {limit}: {q:?}"
+            "{stage}: paged by {limit}: {shape:?}"
         );
     }
 }
 
 #[test]
-fn every_query_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuild() {
+fn every_scan_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuild() {
     const N: usize = 2500;
+    const SEED: u64 = 0x5EA1_0600;
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         memtable_records_max: 100,
         ..fast()
     };
-    let mut rng = Rng(0x5EA1_0600);
+    let mut rng = Rng::new(SEED);
     let events: Vec<Ev> = (0..N).map(|i| gen_event(i, &mut rng)).collect();
     let store = open(dir.path(), config.clone());
     let mut next = 0;
@@ -657,12 +756,7 @@ fn every_query_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuil
     while next < N {
         let end = (next + batch).min(N);
         let out = store
-            .append(
-                events[next..end]
-                    .iter()
-                    .map(|e| prepared(&e.json))
-                    .collect(),
-            )
+            .append(events[next..end].iter().map(|e| entry(&e.json)).collect())
             .unwrap();
         assert_eq!(
             appended(&out),
@@ -671,29 +765,25 @@ fn every_query_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuil
         next = end;
         batch = batch % 37 + 1;
     }
-    let ingested_ns = (0..N as u64)
-        .map(|s| {
-            sealog_model::time::parse_rfc3339(record(&store, s)["ingested_at"].as_str().unwrap())
-                .unwrap()
-        })
-        .collect();
+    let ingested = (0..N as u64).map(|s| ingested_ns(&store, s)).collect();
     let model = Model {
         events,
-        ingested_ns,
+        ingested_ns: ingested,
     };
-    check_queries(&store, &model, "live");
+    let stage = |what: &str| format!("{what} (events from seed {SEED:#x})");
+    check_scans(&store, &model, &stage("live"));
 
     // What a crash now would leave: the index as last flushed, the rest replayed from the log.
     let crashed = tempfile::tempdir().unwrap();
     copy_dir(dir.path(), crashed.path());
-    store.close().unwrap();
+    close(store);
     let store = open(crashed.path(), config.clone());
     let replayed = store.recovery().replayed;
     assert!(
         replayed < 100 + 37,
         "the index covered all but the memtable, yet {replayed} were replayed"
     );
-    check_queries(&store, &model, "after a crash");
+    check_scans(&store, &model, &stage("after a crash"));
     drop(store);
 
     let store = open(dir.path(), config.clone());
@@ -703,8 +793,8 @@ fn every_query_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuil
         "a clean close leaves nothing to replay"
     );
     assert_eq!(store.recovery().records, N as u64);
-    check_queries(&store, &model, "reopened");
-    store.close().unwrap();
+    check_scans(&store, &model, &stage("reopened"));
+    close(store);
 
     fs::remove_dir_all(dir.path().join("index")).unwrap();
     let store = open(dir.path(), config);
@@ -714,97 +804,112 @@ fn every_query_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuil
         "the whole index is rebuilt from the log"
     );
     assert_eq!(store.recovery().cut, None);
-    check_queries(&store, &model, "index rebuilt");
+    check_scans(&store, &model, &stage("index rebuilt"));
     for e in model.events.iter().step_by(97) {
-        let rid = prepared(&e.json).record_id;
+        let seq = store.seq_of(&entry(&e.json).id()).unwrap();
         assert_eq!(
-            store
-                .seq_of(&rid)
-                .map(|s| model.events[s as usize].id.clone()),
+            seq.map(|s| model.events[s as usize].id.clone()),
             Some(e.id.clone())
         );
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Files.
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            // `fs::copy` keeps the mode: sealed segments stay read-only, the key stays private.
-            // The store's background flusher may delete a merged-away index run between the
-            // listing and the copy; a crash at that moment would not have it either.
-            match fs::copy(entry.path(), &target) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => panic!("copy {}: {e}", entry.path().display()),
-            }
+/// A tiny memtable makes a run every few records and merges them again and again; every
+/// merge must keep each tenant's postings, under both the scope and the tenant key.
+#[test]
+fn postings_survive_many_small_flushes_and_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        memtable_records_max: 7,
+        ..fast()
+    };
+    let mut store = open(dir.path(), config.clone());
+    let mut by_tenant: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for i in 0..60u64 {
+        let mut ev = simple(&format!("m{i}"));
+        let tenant = format!("t{}", i % 4);
+        ev["tenant"] = json!(tenant);
+        let seq = append(&store, &[ev])[0].seq().unwrap();
+        by_tenant.entry(tenant).or_default().push(seq);
+    }
+    for round in ["live", "reopened"] {
+        for (tenant, want) in &by_tenant {
+            assert_eq!(&seqs(&store, &scan(&[("scope", tenant)])), want, "{round}");
+            assert_eq!(&seqs(&store, &scan(&[("tenant", tenant)])), want, "{round}");
+            assert_eq!(
+                &paged(&store, &scan(&[("tenant", tenant)]), 4),
+                want,
+                "{round}"
+            );
         }
+        close(store);
+        store = open(dir.path(), config.clone());
+        assert_eq!(store.recovery().replayed, 0);
     }
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = fs::read_dir(dir.join("log"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+/// Keys every record by one axis, named at construction, on the value of its `data.v`.
+struct AxisFromV(&'static str);
+
+impl Indexer for AxisFromV {
+    fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key> {
+        let v = stored.record.get("data").and_then(|d| d.get("v"));
+        v.and_then(Json::as_str)
+            .map(|v| key(self.0, v))
+            .into_iter()
+            .collect()
+    }
+
+    fn fingerprint(&self) -> String {
+        format!("axis-from-v:{}", self.0)
+    }
+}
+
+#[test]
+fn reopening_with_another_indexer_rebuilds_the_index_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        memtable_records_max: 4,
+        ..fast()
+    };
+    let keyed_by =
+        |axis: &'static str| open_with(dir.path(), config.clone(), Arc::new(AxisFromV(axis)));
+    let hits = |store: &TestStore, axis: &str, v: &str| seqs(store, &scan(&[(axis, v)])).len();
+    let store = keyed_by("old");
+    let entries: Vec<_> = (0..10)
+        .map(|i| {
+            let ev = json!({"id": format!("e{i}"), "source": "s", "type": "t",
+                            "time": "2026-01-03T12:00:00Z", "data": {"v": "x"}});
+            Entry {
+                keys: vec![key("old", "x")],
+                ..entry(&ev)
+            }
+        })
         .collect();
-    out.sort();
-    out
+    appended(&store.append(entries).unwrap());
+    assert_eq!(hits(&store, "old", "x"), 10);
+    close(store);
+
+    let store = keyed_by("new");
+    assert_eq!(store.recovery().replayed, 10, "every record is keyed again");
+    assert_eq!(
+        hits(&store, "new", "x"),
+        10,
+        "the new key covers old records"
+    );
+    assert_eq!(
+        hits(&store, "old", "x"),
+        0,
+        "keys of the old indexer are gone"
+    );
+    close(store);
+    let store = keyed_by("new");
+    assert_eq!(store.recovery().replayed, 0, "the rebuilt index is kept");
+    assert_eq!(hits(&store, "new", "x"), 10);
 }
 
-/// Frame starts and ends in a segment's bytes, read by the documented layout.
-fn frame_spans(bytes: &[u8], from: usize) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let mut at = from;
-    while at + FRAME_HEADER_BYTES <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        let end = at + FRAME_HEADER_BYTES + len;
-        assert!(len > 0 && end <= bytes.len(), "not a whole frame at {at}");
-        spans.push((at, end));
-        at = end;
-    }
-    assert_eq!(at, bytes.len(), "trailing bytes after the last frame");
-    spans
-}
-
-fn make_writable(path: &Path) -> u32 {
-    let mode = fs::metadata(path).unwrap().permissions().mode();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
-    mode
-}
-
-fn append_bytes(path: &Path, bytes: &[u8]) {
-    let mode = make_writable(path);
-    fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(bytes)
-        .unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn flip_byte(path: &Path, at: usize) {
-    let mode = make_writable(path);
-    let mut bytes = fs::read(path).unwrap();
-    bytes[at] ^= 0x20;
-    fs::write(path, bytes).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn open_err(dir: &Path) -> String {
-    match Store::open(dir, fast()) {
-        Ok(s) => panic!("open succeeded with {} records", s.len()),
-        Err(e) => e.to_string(),
-    }
-}
+// ---------------------------------------------------------------------------------------
+// Segments.
 
 #[test]
 fn segments_roll_are_sealed_read_only_and_read_back_after_reopen() {
@@ -817,11 +922,10 @@ fn segments_roll_are_sealed_read_only_and_read_back_after_reopen() {
     {
         let store = open(dir.path(), config.clone());
         for chunk in ids.chunks(5) {
-            store
-                .append(chunk.iter().map(|id| prepared(&simple(id))).collect())
-                .unwrap();
+            let events: Vec<Value> = chunk.iter().map(|id| simple(id)).collect();
+            append(&store, &events);
         }
-        store.close().unwrap();
+        close(store);
     }
     let segs = segments(dir.path());
     assert!(segs.len() > 20, "only {} segments", segs.len());
@@ -840,13 +944,13 @@ fn segments_roll_are_sealed_read_only_and_read_back_after_reopen() {
             path.file_name().unwrap().to_str().unwrap(),
             format!("{first:020}.seg")
         );
-        let frames = frame_spans(&bytes, HEADER_BYTES as usize);
-        for (k, (start, end)) in frames.iter().enumerate() {
-            let rec: Value =
-                serde_json::from_slice(&bytes[start + FRAME_HEADER_BYTES..*end]).unwrap();
+        let spans = whole_frames(&bytes, HEADER_BYTES);
+        for (k, (start, end)) in spans.iter().enumerate() {
+            let payload = &bytes[(start + FRAME_HEADER_BYTES) as usize..*end as usize];
+            let rec: Value = serde_json::from_slice(payload).unwrap();
             assert_eq!(rec["seq"], json!(first + k as u64));
         }
-        next_seq += frames.len() as u64;
+        next_seq += spans.len() as u64;
         let mode = fs::metadata(path).unwrap().permissions().mode() & 0o777;
         if i + 1 < segs.len() {
             assert_eq!(mode, 0o444, "{} is sealed", path.display());
@@ -869,13 +973,10 @@ fn segments_roll_are_sealed_read_only_and_read_back_after_reopen() {
         assert_eq!(record(&store, seq as u64)["id"], json!(id));
     }
     assert_eq!(
-        paged(&store, &Query::default(), 33),
+        paged(&store, &Scan::default(), 33),
         (0..400).collect::<Vec<_>>()
     );
-    let out = store
-        .append(vec![prepared(&simple("after-reopen"))])
-        .unwrap();
-    assert_eq!(appended(&out), [400]);
+    assert_eq!(appended(&append(&store, &[simple("after-reopen")])), [400]);
     assert_eq!(record(&store, 400)["id"], json!("after-reopen"));
 }
 
@@ -900,22 +1001,19 @@ fn a_crash_right_after_sealing_leaves_a_store_that_opens() {
                 .len()
                 < 4096
         {
-            store
-                .append(vec![prepared(&simple(&format!("s{n}")))])
-                .unwrap();
+            append(&store, &[simple(&format!("s{n}"))]);
             n += 1;
         }
-        store.close().unwrap();
+        close(store);
     }
     let last = segments(dir.path()).pop().unwrap();
     fs::set_permissions(&last, fs::Permissions::from_mode(0o444)).unwrap();
     let sealed_bytes = fs::read(&last).unwrap();
     let store = open(dir.path(), config);
     assert_eq!(store.len(), n);
-    let out = store.append(vec![prepared(&simple("next"))]).unwrap();
-    assert_eq!(appended(&out), [n]);
+    assert_eq!(appended(&append(&store, &[simple("next")])), [n]);
     assert_eq!(record(&store, n)["id"], json!("next"));
-    store.close().unwrap();
+    close(store);
     assert_eq!(
         fs::read(&last).unwrap(),
         sealed_bytes,
@@ -927,6 +1025,9 @@ fn a_crash_right_after_sealing_leaves_a_store_that_opens() {
         "the next record went into a new segment"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Crash recovery.
 
 /// A live store of `base` records copied as it stands (the state a crash would find), and
 /// the frame bytes of three more records the live store then committed one at a time: a
@@ -950,11 +1051,9 @@ fn torn_setup(config: &Config) -> TornSetup {
     let snapshot = tempfile::tempdir().unwrap();
     let base = 40u64;
     let store = open(live.path(), config.clone());
-    let events: Vec<PreparedEvent> = (0..base)
-        .map(|i| prepared(&simple(&format!("base{i}"))))
-        .collect();
+    let events: Vec<Value> = (0..base).map(|i| simple(&format!("base{i}"))).collect();
     for chunk in events.chunks(8) {
-        store.append(chunk.to_vec()).unwrap();
+        append(&store, chunk);
     }
     copy_dir(live.path(), snapshot.path());
     let seg = segments(snapshot.path()).pop().unwrap();
@@ -962,15 +1061,18 @@ fn torn_setup(config: &Config) -> TornSetup {
     for i in 0..3 {
         let mut ev = simple(&format!("torn{i}"));
         ev["data"]["pad"] = json!("p".repeat(100 * (i + 1)));
-        store.append(vec![prepared(&ev)]).unwrap();
+        append(&store, &[ev]);
     }
     let records = (0..base + 3)
         .map(|s| store.get(s).unwrap().unwrap())
         .collect();
-    store.close().unwrap();
+    close(store);
     let live_seg = live.path().join("log").join(seg.file_name().unwrap());
     let tail = fs::read(live_seg).unwrap()[base_len as usize..].to_vec();
-    let ends: Vec<usize> = frame_spans(&tail, 0).iter().map(|s| s.1).collect();
+    let ends: Vec<usize> = whole_frames(&tail, 0)
+        .iter()
+        .map(|s| s.1 as usize)
+        .collect();
     assert_eq!(
         ends.len(),
         3,
@@ -988,16 +1090,8 @@ fn torn_setup(config: &Config) -> TornSetup {
     }
 }
 
-fn garbage(n: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed);
-    (0..n).map(|_| rng.next() as u8).collect()
-}
-
-fn check_torn_tail(setup: &TornSetup, config: &Config, written: usize, junk: &[u8]) {
-    let what = format!(
-        "{written} bytes of the new frames then {} bytes of junk",
-        junk.len()
-    );
+fn check_torn_tail(setup: &TornSetup, config: &Config, written: usize, junk: &[u8], what: &str) {
+    let what = format!("{written} bytes of the new frames then {what}");
     let dir = tempfile::tempdir().unwrap();
     copy_dir(setup.snapshot.path(), dir.path());
     let seg = dir.path().join("log").join(&setup.segment_name);
@@ -1043,13 +1137,12 @@ fn check_torn_tail(setup: &TornSetup, config: &Config, written: usize, junk: &[u
     }
     assert_eq!(store.get(expected).unwrap(), None, "{what}");
     let fresh = simple("after-recovery");
-    let out = store.append(vec![prepared(&fresh)]).unwrap();
     assert_eq!(
-        appended(&out),
+        appended(&append(&store, std::slice::from_ref(&fresh))),
         [expected],
         "{what}: the next append takes the next seq"
     );
-    store.close().unwrap();
+    close(store);
 
     let store = open(dir.path(), config.clone());
     assert_eq!(
@@ -1064,7 +1157,7 @@ fn check_torn_tail(setup: &TornSetup, config: &Config, written: usize, junk: &[u
         "{what}"
     );
     assert_eq!(
-        store.seq_of(&prepared(&fresh).record_id),
+        store.seq_of(&entry(&fresh).id()).unwrap(),
         Some(expected),
         "{what}"
     );
@@ -1088,18 +1181,20 @@ fn a_torn_tail_is_cut_back_to_the_last_whole_frame() {
             vec![0, e1 / 2, e1 - 1, e1, (e1 + e2) / 2, e2 - 1, e2, e3 - 1, e3];
         // Every length that ends inside a frame header, and just past one.
         for start in [0, e1, e2] {
-            cuts.extend((1..=FRAME_HEADER_BYTES + 1).map(|k| start + k));
+            cuts.extend((1..=FRAME_HEADER_BYTES as usize + 1).map(|k| start + k));
         }
         cuts.sort_unstable();
         cuts.dedup();
         for &written in &cuts {
-            check_torn_tail(&setup, &config, written, &[]);
+            check_torn_tail(&setup, &config, written, &[], "nothing");
         }
-        for (i, &written) in [0, e1 + 3, e2, e3 - 1, e3].iter().enumerate() {
-            check_torn_tail(&setup, &config, written, &[0; 7]);
-            check_torn_tail(&setup, &config, written, &[0; 4096]);
-            check_torn_tail(&setup, &config, written, &[0xff; 8]);
-            check_torn_tail(&setup, &config, written, &garbage(300, i as u64));
+        for (seed, &written) in [0, e1 + 3, e2, e3 - 1, e3].iter().enumerate() {
+            check_torn_tail(&setup, &config, written, &[0; 7], "7 zeros");
+            check_torn_tail(&setup, &config, written, &[0; 4096], "4096 zeros");
+            check_torn_tail(&setup, &config, written, &[0xff; 8], "8 bytes 0xff");
+            let junk = Rng::new(seed as u64).bytes(300);
+            let what = format!("300 random bytes of seed {seed}");
+            check_torn_tail(&setup, &config, written, &junk, &what);
         }
     }
 }
@@ -1115,9 +1210,7 @@ fn a_new_segment_with_a_torn_header_is_replaced() {
         let live = tempfile::tempdir().unwrap();
         let store = open(live.path(), config.clone());
         for i in 0..30 {
-            store
-                .append(vec![prepared(&simple(&format!("h{i}")))])
-                .unwrap();
+            append(&store, &[simple(&format!("h{i}"))]);
         }
         let dir = tempfile::tempdir().unwrap();
         copy_dir(live.path(), dir.path());
@@ -1132,12 +1225,11 @@ fn a_new_segment_with_a_torn_header_is_replaced() {
         for seq in 0..30 {
             assert_eq!(record(&store, seq)["id"], json!(format!("h{seq}")));
         }
-        let out = store.append(vec![prepared(&simple("next"))]).unwrap();
-        assert_eq!(appended(&out), [30]);
-        store.close().unwrap();
+        assert_eq!(appended(&append(&store, &[simple("next")])), [30]);
+        close(store);
         let bytes = fs::read(&torn).unwrap();
         assert_eq!(
-            &bytes[..16],
+            &bytes[..HEADER_BYTES as usize],
             &header[..],
             "the segment was recreated with its header"
         );
@@ -1150,11 +1242,9 @@ fn a_new_segment_with_a_torn_header_is_replaced() {
 fn closed_store(dir: &Path, config: &Config, n: usize) {
     let store = open(dir, config.clone());
     for i in 0..n {
-        store
-            .append(vec![prepared(&simple(&format!("d{i}")))])
-            .unwrap();
+        append(&store, &[simple(&format!("d{i}"))]);
     }
-    store.close().unwrap();
+    close(store);
 }
 
 /// A bad frame with whole frames after it is damage, not a torn write: cutting there would
@@ -1175,7 +1265,7 @@ fn damage_before_whole_frames_in_the_active_segment_is_refused_not_cut() {
         fs::remove_dir_all(dir.path().join("index")).unwrap();
         let seg = segments(dir.path()).pop().unwrap();
         let before = fs::read(&seg).unwrap();
-        let (start, _) = frame_spans(&before, HEADER_BYTES as usize)[5];
+        let (start, _) = whole_frames(&before, HEADER_BYTES)[5];
         flip_byte(&seg, start + at_in_frame);
 
         let message = open_err(dir.path());
@@ -1188,8 +1278,8 @@ fn damage_before_whole_frames_in_the_active_segment_is_refused_not_cut() {
             "{what}: {message}"
         );
         assert_eq!(
-            fs::metadata(&seg).unwrap().len(),
-            before.len() as u64,
+            fs::read(&seg).unwrap().len(),
+            before.len(),
             "{what}: nothing was cut"
         );
 
@@ -1217,9 +1307,9 @@ fn damage_in_a_sealed_segment_is_refused() {
     assert!(segs.len() >= 3);
     let sealed = &segs[1];
     let bytes = fs::read(sealed).unwrap();
-    let frames = frame_spans(&bytes, HEADER_BYTES as usize);
+    let spans = whole_frames(&bytes, HEADER_BYTES);
     // Even the last frame of a sealed segment: it was fsynced before the next one began.
-    for (start, end) in [frames[2], frames[frames.len() - 1]] {
+    for (start, end) in [spans[2], spans[spans.len() - 1]] {
         flip_byte(sealed, end - 3);
         let message = open_err(dir.path());
         assert!(message.contains(&sealed.display().to_string()), "{message}");
@@ -1239,7 +1329,7 @@ fn damage_under_the_index_fails_the_read_of_that_record_only() {
     closed_store(dir.path(), &config, 30);
     let seg = segments(dir.path()).pop().unwrap();
     let bytes = fs::read(&seg).unwrap();
-    let (start, _) = frame_spans(&bytes, HEADER_BYTES as usize)[7];
+    let (start, _) = whole_frames(&bytes, HEADER_BYTES)[7];
     flip_byte(&seg, start + FRAME_HEADER_BYTES + 3);
     let store = open(dir.path(), config);
     assert_eq!(store.len(), 30);
@@ -1248,7 +1338,7 @@ fn damage_under_the_index_fails_the_read_of_that_record_only() {
         "{:?}",
         store.get(7)
     );
-    assert!(store.query(&axis("id", "d7")).is_err());
+    assert!(store.scan(&scan(&[("id", "d7")])).is_err());
     assert_eq!(record(&store, 6)["id"], json!("d6"));
     assert_eq!(record(&store, 8)["id"], json!("d8"));
 }
@@ -1262,12 +1352,7 @@ fn a_clean_log_that_lost_acknowledged_records_is_refused() {
     closed_store(dir.path(), &config, 20);
     let seg = segments(dir.path()).pop().unwrap();
     let len = fs::metadata(&seg).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .set_len(len - 1)
-        .unwrap();
+    truncate(&seg, len - 1);
     let message = open_err(dir.path());
     assert!(message.contains("corrupted"), "{message}");
     assert_eq!(
@@ -1281,10 +1366,15 @@ fn a_clean_log_that_lost_acknowledged_records_is_refused() {
 fn a_second_open_of_the_same_directory_is_refused_while_the_first_is_open() {
     let dir = tempfile::tempdir().unwrap();
     let first = open(dir.path(), Config::default());
-    first.append(vec![prepared(&simple("x"))]).unwrap();
-    let err = Store::open(dir.path(), Config::default())
-        .map(|_| ())
-        .unwrap_err();
+    append(&first, &[simple("x")]);
+    let err = Store::open(
+        &LogLayout::new(dir.path()),
+        Config::default(),
+        Arc::new(EnvelopeKeys),
+        Unique,
+    )
+    .map(|_| ())
+    .unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
@@ -1296,40 +1386,9 @@ fn a_second_open_of_the_same_directory_is_refused_while_the_first_is_open() {
         "{message}"
     );
     // The refused open disturbed nothing.
-    let out = first.append(vec![prepared(&simple("y"))]).unwrap();
-    assert_eq!(appended(&out), [1]);
-    first.close().unwrap();
+    assert_eq!(appended(&append(&first, &[simple("y")])), [1]);
+    close(first);
 
     let second = open(dir.path(), Config::default());
     assert_eq!(second.len(), 2);
-}
-
-/// A tiny memtable makes a run every few records and merges them again and again; every
-/// merge must keep each tenant's postings, under both the scope and the tenant axis.
-#[test]
-fn postings_survive_many_small_flushes_and_merges() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        memtable_records_max: 7,
-        ..fast()
-    };
-    let mut store = open(dir.path(), config.clone());
-    let mut by_tenant: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for i in 0..60u64 {
-        let mut ev = simple(&format!("m{i}"));
-        let tenant = format!("t{}", i % 4);
-        ev["tenant"] = json!(tenant);
-        let seq = store.append(vec![prepared(&ev)]).unwrap()[0].seq().unwrap();
-        by_tenant.entry(tenant).or_default().push(seq);
-    }
-    for round in ["live", "reopened"] {
-        for (tenant, want) in &by_tenant {
-            assert_eq!(&seqs(&store, &axis("scope", tenant)), want, "{round}");
-            assert_eq!(&seqs(&store, &axis("tenant", tenant)), want, "{round}");
-            assert_eq!(&paged(&store, &axis("tenant", tenant), 4), want, "{round}");
-        }
-        store.close().unwrap();
-        store = open(dir.path(), config.clone());
-        assert_eq!(store.recovery().replayed, 0);
-    }
 }

@@ -8,29 +8,39 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sealog_merkle::note::Verifier;
 use sealog_merkle::tiles::tile_width;
 use sealog_merkle::{Frontier, Hash, NodeReader, ReadError};
-use sealog_model::PreparedEvent;
-use sealog_store::{Config, Durability, Store, StoreError, open_checkpoint, read_checkpoint_log};
-use serde_json::json;
+use sealog_model::LogLayout;
+use sealog_store::conformance::{TestKeys, Unique, entry};
+use sealog_store::{
+    Config, Durability, Entry, Key, LogRead, LogWrite, Store, StoreError, open_checkpoint,
+    read_checkpoint_log,
+};
+use sealog_testkit::files::{copy_dir, truncate};
 use tempfile::TempDir;
 
-fn event(i: u64) -> PreparedEvent {
-    let v = json!({
-        "id": format!("tree-{i:05}"),
-        "source": "tree-tests",
-        "type": "coordination.decision",
-        "time": format!("2026-03-01T10:{:02}:{:02}.{:03}Z", (i / 60) % 60, i % 60, i % 1000),
-        "tenant": format!("t{}", i % 3),
-        "subject": format!("envelope-{}", i % 41),
-        "actor": {"type": "system", "id": "router"},
-        "data": {"envelope_id": format!("env-{i}"), "decision": if i.is_multiple_of(2) { "allow" } else { "deny" },
-                 "weight": i * 3, "why": "policy 7 – Grenzwert überschritten"},
-    });
-    PreparedEvent::from_value(&v).expect("test event is valid")
+type TestStore = Store<Unique>;
+
+fn event(i: u64) -> Entry<Option<Key>> {
+    let decision = if i.is_multiple_of(2) { "allow" } else { "deny" };
+    entry(
+        &serde_json::json!({
+            "id": format!("tree-{i:05}"),
+            "source": "tree-tests",
+            "type": "coordination.decision",
+            "time": format!("2026-03-01T10:{:02}:{:02}.{:03}Z", (i / 60) % 60, i % 60, i % 1000),
+            "tenant": format!("t{}", i % 3),
+            "subject": format!("envelope-{}", i % 41),
+            "actor": {"type": "system", "id": "router"},
+            "data": {"envelope_id": format!("env-{i}"), "decision": decision,
+                     "weight": i * 3, "why": "policy 7 – Grenzwert überschritten"},
+        })
+        .to_string(),
+    )
 }
 
 fn config(checkpoint_interval: Duration) -> Config {
@@ -48,12 +58,20 @@ fn manual_checkpoints() -> Config {
     config(Duration::from_secs(24 * 3600))
 }
 
-fn open(dir: &Path, config: Config) -> Store {
-    Store::open(dir, config).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
+fn try_open(dir: &Path, config: Config) -> Result<TestStore, StoreError> {
+    Store::open(&LogLayout::new(dir), config, Arc::new(TestKeys), Unique)
+}
+
+fn open(dir: &Path, config: Config) -> TestStore {
+    try_open(dir, config).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
+}
+
+fn close(store: TestStore) {
+    store.close().unwrap();
 }
 
 /// Appends events `from..to` in commits of uneven sizes; returns how many commits it took.
-fn fill(store: &Store, from: u64, to: u64) -> usize {
+fn fill(store: &TestStore, from: u64, to: u64) -> usize {
     let mut next = from;
     let mut commits = 0;
     let mut k = 0;
@@ -92,7 +110,7 @@ impl MemTree {
         MemTree { levels }
     }
 
-    fn of_store(store: &Store) -> Self {
+    fn of_store(store: &TestStore) -> Self {
         Self::of_leaves(&leaf_hashes(store))
     }
 
@@ -111,7 +129,7 @@ impl NodeReader for MemTree {
     }
 }
 
-fn leaf_hashes(store: &Store) -> Vec<Hash> {
+fn leaf_hashes(store: &TestStore) -> Vec<Hash> {
     (0..store.len())
         .map(|seq| sealog_merkle::leaf_hash(&store.get(seq).unwrap().unwrap()))
         .collect()
@@ -139,7 +157,7 @@ struct Observed {
     consistency: Vec<(u64, u64, Vec<Hash>)>,
 }
 
-fn observe(store: &Store) -> Observed {
+fn observe(store: &TestStore) -> Observed {
     let len = store.len();
     let sizes = interesting_sizes(len);
     let mut inclusion = Vec::new();
@@ -164,7 +182,7 @@ fn observe(store: &Store) -> Observed {
 }
 
 /// Checks what the store serves against the tree rebuilt from its records.
-fn check_against_reference(store: &Store, seen: &Observed) {
+fn check_against_reference(store: &TestStore, seen: &Observed) {
     let reference = MemTree::of_store(store);
     let leaves = &reference.levels[0];
     for (size, root) in seen.roots.iter().enumerate() {
@@ -208,9 +226,8 @@ fn level_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn truncate_by(path: &Path, bytes: u64) {
-    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
-    let len = f.metadata().unwrap().len();
-    f.set_len(len - bytes).unwrap();
+    let len = fs::metadata(path).unwrap().len();
+    truncate(path, len - bytes);
 }
 
 const RECORDS: u64 = 1_000;
@@ -219,12 +236,12 @@ const RECORDS: u64 = 1_000;
 fn closed_store(dir: &Path) -> Observed {
     let store = open(dir, config(Duration::ZERO));
     fill(&store, 0, RECORDS / 2);
-    store.close().unwrap();
+    close(store);
     let store = open(dir, config(Duration::ZERO));
     fill(&store, RECORDS / 2, RECORDS);
     let seen = observe(&store);
     check_against_reference(&store, &seen);
-    store.close().unwrap();
+    close(store);
     seen
 }
 
@@ -257,7 +274,7 @@ fn a_tree_rebuilt_from_the_log_equals_the_original() {
     let after = observe(&store);
     assert_eq!(after, before);
     check_against_reference(&store, &after);
-    store.close().unwrap();
+    close(store);
     assert_eq!(
         level_files(tmp.path()),
         files_before,
@@ -316,29 +333,10 @@ fn a_tree_shorter_than_the_index_promised_is_rebuilt_on_open() {
             &before.roots[..],
             "{ctx}"
         );
-        store.close().unwrap();
+        close(store);
         let files_after = level_files(tmp.path());
         for ((name, old), (_, new)) in files_before.iter().zip(&files_after) {
             assert!(new.starts_with(old), "{ctx}: {name} lost or changed nodes");
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            // The store's background flusher may delete a merged-away index run between the
-            // listing and the copy; a crash at that moment would not have it either.
-            match fs::copy(entry.path(), &target) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => panic!("copy {}: {e}", entry.path().display()),
-            }
         }
     }
 }
@@ -374,9 +372,9 @@ fn a_crash_between_index_flushes_loses_no_tree_node() {
         let after = observe(&reopened);
         assert_eq!(after, before, "{ctx}");
         check_against_reference(&reopened, &after);
-        reopened.close().unwrap();
+        close(reopened);
     }
-    store.close().unwrap();
+    close(store);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -496,7 +494,7 @@ fn every_checkpoint_is_kept_signed_and_consistent_with_the_next() {
     let store = open(dir, config(Duration::ZERO));
     let commits = fill(&store, 0, 400);
     let verifier_key = store.verifier_key();
-    store.close().unwrap();
+    close(store);
     let (first_notes, torn) = read_checkpoint_log(&cp_log).unwrap();
     assert_eq!(torn, None);
     assert_eq!(first_notes.len(), commits, "one checkpoint per commit");
@@ -555,7 +553,7 @@ fn every_checkpoint_is_kept_signed_and_consistent_with_the_next() {
     let other_key = open(other.path(), config(Duration::ZERO)).verifier_key();
     let other_verifier = Verifier::parse(&other_key).unwrap();
     assert!(open_checkpoint(&latest.note, &other_verifier).is_err());
-    store.close().unwrap();
+    close(store);
 }
 
 #[test]
@@ -572,7 +570,7 @@ fn checkpoint_signs_only_when_the_log_grew() {
     fill(&store, 10, 11);
     let second = store.checkpoint().unwrap();
     assert_eq!(second.size, 11);
-    store.close().unwrap();
+    close(store);
     let (notes, _) = read_checkpoint_log(&tmp.path().join("checkpoints/log")).unwrap();
     assert_eq!(
         notes,
@@ -588,7 +586,7 @@ fn the_signing_key_is_private_and_a_readable_one_is_refused() {
     let store = open(tmp.path(), config(Duration::ZERO));
     fill(&store, 0, 5);
     let vkey = store.verifier_key();
-    store.close().unwrap();
+    close(store);
     assert_eq!(
         fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
@@ -596,7 +594,7 @@ fn the_signing_key_is_private_and_a_readable_one_is_refused() {
 
     for mode in [0o640, 0o604, 0o644, 0o660, 0o606, 0o610, 0o601] {
         fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
-        match Store::open(tmp.path(), config(Duration::ZERO)) {
+        match try_open(tmp.path(), config(Duration::ZERO)) {
             Ok(_) => panic!("opened with keys/log.key mode {mode:o}"),
             Err(e) => assert!(
                 matches!(e, StoreError::InvalidArgument(_)) && e.to_string().contains("chmod 600"),
@@ -609,7 +607,7 @@ fn the_signing_key_is_private_and_a_readable_one_is_refused() {
         fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
         let store = open(tmp.path(), config(Duration::ZERO));
         assert_eq!(store.verifier_key(), vkey, "mode {mode:o}");
-        store.close().unwrap();
+        close(store);
     }
 }
 
@@ -639,9 +637,9 @@ fn verify_checks_the_latest_file_and_counts_unsigned_records() {
     fill(&store, 0, 50);
     let first = store.checkpoint().unwrap();
     fill(&store, 50, 80);
-    store.close().unwrap();
+    close(store);
 
-    let report = sealog_store::verify::verify(dir, &Default::default()).unwrap();
+    let report = sealog_store::verify::verify(&LogLayout::new(dir), &Default::default()).unwrap();
     assert_eq!(
         (report.records, report.signed_records),
         (80, 80),
@@ -651,13 +649,14 @@ fn verify_checks_the_latest_file_and_counts_unsigned_records() {
     let latest = dir.join("checkpoints/latest");
     let newest = fs::read_to_string(&latest).unwrap();
     fs::write(&latest, &first.note).unwrap();
-    let failure = sealog_store::verify::verify(dir, &Default::default()).unwrap_err();
+    let failure =
+        sealog_store::verify::verify(&LogLayout::new(dir), &Default::default()).unwrap_err();
     assert_eq!(failure.location, latest.display().to_string());
     fs::write(&latest, newest).unwrap();
 
     // Without the checkpoint log the records are intact but nothing vouches for them.
     fs::remove_dir_all(dir.join("checkpoints")).unwrap();
-    let report = sealog_store::verify::verify(dir, &Default::default()).unwrap();
+    let report = sealog_store::verify::verify(&LogLayout::new(dir), &Default::default()).unwrap();
     assert_eq!(
         (report.records, report.signed_records, report.checkpoints),
         (80, 0, 0)

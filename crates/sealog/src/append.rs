@@ -1,13 +1,22 @@
-//! `sealog append`: read events, prepare them on all cores, append them in order.
+//! `sealog append`: read events as they arrive, prepare each group on all cores, append it,
+//! and print its results as soon as they are durable, in input order.
+//!
+//! A reader thread cuts the input into events (`stream`) and hands them over a bounded
+//! channel, so memory stays bounded however long the input. A group closes when it is full
+//! or when no event has come for a moment, so a slow producer (`tail -F`) sees each event
+//! appended within that moment, and a file is appended in full groups.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-use sealog_ledger::{IngestResult, Ledger, Prepared};
-use sealog_model::input;
-use sealog_model::record::PrepareError;
+use sealog_ledger::{Author, IngestResult, Ledger, Prepared, Rejection};
+use sealog_model::PrepareError;
+
+use crate::stream::{Events, Item};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -18,66 +27,116 @@ pub(crate) struct Args {
     pub(crate) remote: crate::client::Remote,
 }
 
-/// Events prepared and appended together; bounds memory for large NDJSON input.
-const CHUNK_EVENTS: usize = 4096;
-/// Input up to this size is read whole, so a pretty-printed object or an array works.
-const WHOLE_INPUT_BYTES_MAX: usize = 64 << 20;
+/// Events one group may hold: bounds the memory and the work of one commit.
+const GROUP_EVENTS_MAX: usize = 4096;
+/// Bytes one group may hold.
+const GROUP_BYTES_MAX: usize = 16 << 20;
+/// How long a group waits for more events after its first before it is appended anyway.
+const GROUP_WAIT: Duration = Duration::from_millis(5);
+/// Events cut but not yet in a group: what the reader may run ahead.
+const READ_AHEAD_EVENTS: usize = 256;
 
-fn open_input(args: &Args) -> anyhow::Result<Box<dyn Read>> {
-    Ok(if args.file.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
+enum Input {
+    Event(Item),
+    /// Reading failed: the events before it are appended, then the command fails.
+    Failed(io::Error),
+}
+
+/// Starts the reader thread over the file or standard input.
+fn read_events(args: &Args) -> anyhow::Result<Receiver<Input>> {
+    let source: Box<dyn io::Read + Send> = if args.file.as_os_str() == "-" {
+        Box::new(io::stdin())
     } else {
         Box::new(
             File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?,
         )
-    })
+    };
+    let (tx, rx) = mpsc::sync_channel(READ_AHEAD_EVENTS);
+    std::thread::Builder::new()
+        .name("sealog-read".into())
+        .spawn(move || {
+            let mut events = Events::new(BufReader::with_capacity(1 << 20, source));
+            loop {
+                let next = match events.next_event() {
+                    Ok(Some(item)) => Input::Event(item),
+                    Ok(None) => return,
+                    Err(e) => Input::Failed(e),
+                };
+                let failed = matches!(next, Input::Failed(_));
+                if tx.send(next).is_err() || failed {
+                    return;
+                }
+            }
+        })?;
+    Ok(rx)
 }
 
-/// Client mode: the same input and output, through a server.
-pub(crate) fn run_client(client: &crate::client::Client, args: &Args) -> anyhow::Result<ExitCode> {
-    crate::client::append(client, &mut open_input(args)?)
+/// The next group: waits for its first event, then takes what comes within `GROUP_WAIT`.
+/// `None` when the input has ended.
+fn next_group(rx: &Receiver<Input>) -> Option<(Vec<Item>, Option<io::Error>)> {
+    let mut group = Vec::new();
+    let mut bytes = 0usize;
+    let mut next = Some(rx.recv().ok()?);
+    let deadline = Instant::now() + GROUP_WAIT;
+    while let Some(input) = next.take() {
+        match input {
+            Input::Event(item) => {
+                bytes += item.as_ref().map_or(0, Vec::len);
+                group.push(item);
+            }
+            Input::Failed(e) => return Some((group, Some(e))),
+        }
+        if group.len() >= GROUP_EVENTS_MAX || bytes >= GROUP_BYTES_MAX {
+            break;
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(input) => next = Some(input),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    Some((group, None))
 }
 
 pub(crate) fn run(ledger: &Ledger, args: &Args) -> anyhow::Result<ExitCode> {
-    let reader = open_input(args)?;
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut head = Vec::new();
-    (&mut reader)
-        .take(WHOLE_INPUT_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut head)?;
+    drive(args, |group| {
+        let results = ledger.commit(prepare_parallel(ledger, group))?;
+        Ok(results.iter().map(IngestResult::to_json).collect())
+    })
+}
+
+/// Client mode: the same input and output, through a server, a group per request.
+pub(crate) fn run_client(client: &crate::client::Client, args: &Args) -> anyhow::Result<ExitCode> {
+    drive(args, |group| crate::client::append_group(client, group))
+}
+
+/// Reads the input group by group, appends each with `append`, and prints its results once
+/// `append` returns (so every line printed reports something durable). Exit code 1 when
+/// any event was not stored canonically.
+fn drive(
+    args: &Args,
+    mut append: impl FnMut(&[Item]) -> anyhow::Result<Vec<serde_json::Value>>,
+) -> anyhow::Result<ExitCode> {
+    let rx = read_events(args)?;
     let out = &mut io::stdout().lock();
     let mut refused = 0usize;
-    let starts_array = head.trim_ascii_start().first() == Some(&b'[');
-    if head.len() <= WHOLE_INPUT_BYTES_MAX || starts_array {
-        if starts_array {
-            reader.read_to_end(&mut head)?;
-        }
-        let events = input::split(&head).map_err(|e| anyhow::anyhow!("input refused: {e}"))?;
-        for chunk in events.chunks(CHUNK_EVENTS) {
-            refused += append_chunk(ledger, chunk, out)?;
-        }
-    } else {
-        // Large NDJSON: stream it line by line.
-        let mut lines = head.as_slice().chain(reader).split(b'\n');
-        loop {
-            let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(CHUNK_EVENTS);
-            for line in lines.by_ref() {
-                let line = line?;
-                if !line.trim_ascii().is_empty() {
-                    chunk.push(line);
-                }
-                if chunk.len() == CHUNK_EVENTS {
-                    break;
-                }
+    let mut any = false;
+    while let Some((group, failed)) = next_group(&rx) {
+        any |= !group.is_empty();
+        for r in append(&group)? {
+            if r["status"] != "appended" && r["status"] != "duplicate" {
+                refused += 1;
             }
-            if chunk.is_empty() {
-                break;
-            }
-            let raws: Vec<input::RawEvent<'_>> = chunk.iter().map(|l| Ok(l.trim_ascii())).collect();
-            refused += append_chunk(ledger, &raws, out)?;
+            writeln!(out, "{r}")?;
+        }
+        out.flush()?;
+        if let Some(e) = failed {
+            anyhow::bail!("reading the input: {e}");
         }
     }
-    out.flush()?;
+    if !any {
+        anyhow::bail!("input refused: the input holds no events");
+    }
     Ok(if refused > 0 {
         ExitCode::from(1)
     } else {
@@ -85,46 +144,23 @@ pub(crate) fn run(ledger: &Ledger, args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prepares events on every core, commits them in one call, and prints one result per
-/// event in input order. Returns how many were not stored canonically (rejected or
-/// quarantined).
-fn append_chunk(
-    ledger: &Ledger,
-    raws: &[input::RawEvent<'_>],
-    out: &mut impl Write,
-) -> anyhow::Result<usize> {
-    let results = ledger.commit(prepare_parallel(ledger, raws))?;
-    let mut refused = 0;
-    for r in &results {
-        if matches!(
-            r,
-            IngestResult::Rejected(_) | IngestResult::Quarantined { .. }
-        ) {
-            refused += 1;
-        }
-        writeln!(out, "{}", r.to_json())?;
-    }
-    Ok(refused)
-}
-
-pub(crate) fn prepare_parallel(ledger: &Ledger, raws: &[input::RawEvent<'_>]) -> Vec<Prepared> {
+/// Prepares events on every core, in input order.
+pub(crate) fn prepare_parallel(ledger: &Ledger, items: &[Item]) -> Vec<Prepared> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    let per = raws.len().div_ceil(threads).max(1);
+    let per = items.len().div_ceil(threads).max(1);
+    let prepare = |item: &Item| match item {
+        Ok(bytes) => ledger.prepare(bytes, &Author::ANYONE),
+        Err(e) => Prepared::Rejected(Rejection::from(PrepareError::Input(e.clone()))),
+    };
+    if items.len() <= 64 {
+        return items.iter().map(prepare).collect();
+    }
     std::thread::scope(|s| {
-        let handles: Vec<_> = raws
+        let handles: Vec<_> = items
             .chunks(per)
-            .map(|c| {
-                s.spawn(move || {
-                    c.iter()
-                        .map(|raw| match raw {
-                            Ok(bytes) => ledger.prepare(bytes),
-                            Err(e) => Prepared::Rejected(PrepareError::Input(e.clone())),
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|c| s.spawn(move || c.iter().map(prepare).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()

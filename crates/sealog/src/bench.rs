@@ -4,9 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use sealog_ledger::{Ledger, LedgerConfig, Undeclared};
-use sealog_model::PreparedEvent;
-use sealog_store::{Config, Durability, Store};
+use sealog_ledger::{Author, Durability, Ledger, LedgerConfig, StoreConfig, Undeclared};
 use serde_json::json;
 
 #[derive(clap::Subcommand)]
@@ -44,28 +42,13 @@ pub(crate) struct IngestArgs {
     /// Seed for the deterministic generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Ingest through the packs (decision-log validation, quarantine) instead of appending
-    /// prepared events to the store directly.
+    /// Ingest through the decision-log pack (validation, quarantine) instead of as an
+    /// undeclared type that passes envelope checks only.
     #[arg(long)]
     validate: bool,
     /// With --validate: the percentage of events that lack a required field, to be quarantined.
     #[arg(long, default_value_t = 10, requires = "validate")]
     incomplete_percent: u64,
-}
-
-/// Where the benchmark's events go: straight into the store, or through the ledger.
-enum Sink {
-    Raw(Store),
-    Validated(Box<Ledger>),
-}
-
-impl Sink {
-    fn store(&self) -> &Store {
-        match self {
-            Sink::Raw(s) => s,
-            Sink::Validated(l) => l.store(),
-        }
-    }
 }
 
 pub(crate) fn run(b: &Bench, durability: Durability) -> anyhow::Result<std::process::ExitCode> {
@@ -96,6 +79,15 @@ impl Gen {
 /// keys in producer order (not canonical). With `complete = false` the OFP snapshot hash is
 /// missing, so the decision-log pack quarantines it (INCOMPLETE_PROVENANCE).
 pub(crate) fn decision_event(i: u64, g: &mut Gen, complete: bool) -> String {
+    typed_decision_event(DECISION_TYPE, i, g, complete)
+}
+
+/// The decision-log pack's type.
+const DECISION_TYPE: &str = "decision-log.audit_decision_record";
+/// The same record as a type no pack declares: appended after envelope checks alone.
+const UNDECLARED_TYPE: &str = "bench.undeclared_decision";
+
+fn typed_decision_event(event_type: &str, i: u64, g: &mut Gen, complete: bool) -> String {
     const OUTCOMES: [&str; 4] = ["APPROVE", "DECLINE", "REVIEW", "STEP_UP"];
     const MODES: [&str; 3] = ["NORMAL", "DEGRADED_1", "DEGRADED_2"];
     let r = g.next();
@@ -111,7 +103,7 @@ pub(crate) fn decision_event(i: u64, g: &mut Gen, complete: bool) -> String {
     };
     format!(
         concat!(
-            r#"{{"specversion":"1.0","id":"evt_txn_{i:012}","source":"decision-fabric","type":"decision-log.audit_decision_record","#,
+            r#"{{"specversion":"1.0","id":"evt_txn_{i:012}","source":"decision-fabric","type":"{event_type}","#,
             r#""time":"{t}","tenant":"run_{run:04}","subject":"evt_txn_{i:012}","actor":{{"type":"system","id":"df-{df}"}},"#,
             r#""data":{{"kind":"audit_decision_record","contract_version":"dla_public_contracts_v0","context_pins":{{"scenario_id":"scn_{scn}","run_id":"run_{run:04}","manifest_fingerprint":"mf_{mf:08x}","parameter_hash":"ph_{ph:08x}"}},"#,
             r#""decision_id":"evt_txn_{i:012}","request_id":"evt_txn_{i:012}","event_id":"evt_txn_{i:012}","#,
@@ -127,6 +119,7 @@ pub(crate) fn decision_event(i: u64, g: &mut Gen, complete: bool) -> String {
             r#""timings":{{"started_at_utc":"{t}","ended_at_utc":"{t}"}}}}}}}}"#
         ),
         i = i,
+        event_type = event_type,
         t = t,
         run = run,
         scn = run % 3,
@@ -227,23 +220,22 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let machine = machine(&dir)?;
     eprintln!("machine: {machine}");
-    let config = Config {
-        durability,
-        ..Config::default()
-    };
-    let sink = if a.validate {
-        Sink::Validated(Box::new(Ledger::open(
-            &dir,
-            LedgerConfig {
-                store: config,
-                packs: sealog_packs::Packs::builtin(),
-                undeclared: Undeclared::Quarantine,
+    let ledger = Ledger::open(
+        &dir,
+        LedgerConfig {
+            store: StoreConfig {
+                durability,
+                ..StoreConfig::default()
             },
-        )?))
-    } else {
-        Sink::Raw(Store::open(&dir, config)?)
-    };
-    let start_len = sink.store().len();
+            packs: sealog_ledger::Packs::builtin(),
+            undeclared: if a.validate {
+                Undeclared::Quarantine
+            } else {
+                Undeclared::Accept
+            },
+        },
+    )?;
+    let start_len = ledger.len();
     let quarantined = AtomicU64::new(0);
     let next = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
@@ -263,14 +255,14 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
                 a.incomplete_percent
             )
         } else {
-            "raw appends (no pack validation)".to_string()
+            "an undeclared type: envelope checks only, no pack".to_string()
         },
         dir.display()
     );
     std::thread::scope(|s| {
         for _ in 0..a.producers {
-            let (sink, next, bytes, prepare_ns, append_ns, reported, quarantined) = (
-                &sink,
+            let (ledger, next, bytes, prepare_ns, append_ns, reported, quarantined) = (
+                &ledger,
                 &next,
                 &bytes,
                 &prepare_ns,
@@ -291,32 +283,24 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
                             // Seeded per event, so the data does not depend on how producers interleave.
                             let mut g = Gen::new(a.seed ^ i.wrapping_mul(0x9E37_79B9));
                             let complete = !a.validate || (i * 7919) % 100 >= a.incomplete_percent;
-                            decision_event(i, &mut g, complete)
+                            let ty = if a.validate { DECISION_TYPE } else { UNDECLARED_TYPE };
+                            typed_decision_event(ty, i, &mut g, complete)
                         })
                         .collect();
                     let n: u64 = raws.iter().map(|e| e.len() as u64 + 120).sum();
-                    let t1;
-                    match sink {
-                        Sink::Raw(store) => {
-                            let batch: Vec<PreparedEvent> = raws
-                                .iter()
-                                .map(|r| PreparedEvent::from_bytes(r.as_bytes()).expect("generated events are valid"))
-                                .collect();
-                            t1 = Instant::now();
-                            store.append(batch)?;
-                        }
-                        Sink::Validated(ledger) => {
-                            let prepared = raws.iter().map(|r| ledger.prepare(r.as_bytes())).collect();
-                            t1 = Instant::now();
-                            let results = ledger.commit(prepared)?;
-                            let q = results.iter().filter(|r| r.status() == "quarantined").count();
-                            anyhow::ensure!(
-                                results.iter().all(|r| matches!(r.status(), "appended" | "quarantined" | "duplicate")),
-                                "a generated event was rejected"
-                            );
-                            quarantined.fetch_add(q as u64, Ordering::Relaxed);
-                        }
-                    }
+                    let prepared = raws
+                        .iter()
+                        .map(|r| ledger.prepare(r.as_bytes(), &Author::ANYONE))
+                        .collect();
+                    let t1 = Instant::now();
+                    let results = ledger.commit(prepared)?;
+                    let q = results.iter().filter(|r| r.status() == "quarantined").count();
+                    anyhow::ensure!(
+                        results.iter().all(|r| matches!(r.status(), "appended" | "quarantined" | "duplicate")),
+                        "a generated event was rejected: {:?}",
+                        results.iter().find(|r| r.status() == "rejected")
+                    );
+                    quarantined.fetch_add(q as u64, Ordering::Relaxed);
                     let t2 = Instant::now();
                     bytes.fetch_add(n, Ordering::Relaxed);
                     prepare_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
@@ -332,19 +316,16 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         }
     });
     let elapsed = begin.elapsed();
-    let stats = sink.store().stats();
-    let commits = stats.commits.load(Ordering::Relaxed).max(1);
-    let committed = stats.committed_events.load(Ordering::Relaxed);
-    let fsyncs = stats.fsyncs.load(Ordering::Relaxed);
-    let phase = |c: &AtomicU64| (c.load(Ordering::Relaxed) as f64 / 1e7).round() / 100.0;
-    let writer_s = json!({"frame": phase(&stats.frame_ns), "write": phase(&stats.write_ns), "fsync": phase(&stats.sync_ns),
-                          "index": phase(&stats.index_ns), "index_flush": phase(&stats.flush_ns)});
+    let (stats, _) = ledger.stats();
+    let commits = stats.commits.max(1);
+    let committed = stats.committed_events;
+    let fsyncs = stats.fsyncs;
+    let phase = |ns: u64| (ns as f64 / 1e7).round() / 100.0;
+    let writer_s = json!({"frame": phase(stats.frame_ns), "write": phase(stats.write_ns), "fsync": phase(stats.sync_ns),
+                          "index": phase(stats.index_ns), "index_flush": phase(stats.flush_ns)});
     let (rss, anon, file) = rss();
-    let appended = sink.store().len() - start_len;
-    match sink {
-        Sink::Raw(store) => store.close()?,
-        Sink::Validated(ledger) => ledger.close()?,
-    }
+    let appended = ledger.len() - start_len;
+    ledger.close()?;
     let on_disk = dir_bytes(&dir);
     let secs = elapsed.as_secs_f64();
     let mib = bytes.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
@@ -380,7 +361,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn proofs(a: &ProofArgs) -> anyhow::Result<()> {
-    let store = Store::open(&a.dir, Config::default())?;
+    let store = crate::open_for_reading(&a.dir, sealog_ledger::Packs::builtin())?;
     let cp = store.checkpoint()?;
     let (size, root) = (cp.size, cp.root);
     anyhow::ensure!(size > 0, "the store at {} is empty", a.dir.display());
@@ -437,12 +418,12 @@ mod tests {
 
     #[test]
     fn generated_decision_records_pass_the_decision_log_pack_unless_made_incomplete() {
-        let packs = sealog_packs::Packs::builtin();
+        let packs = sealog_ledger::Packs::builtin();
         for i in 0..200 {
             for complete in [true, false] {
                 let text = decision_event(i, &mut Gen::new(i + 1), complete);
-                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let checked = packs.check(&mut v);
+                let mut tree = sealog_model::json::Json::parse(text.as_bytes()).unwrap();
+                let checked = packs.check(DECISION_TYPE, &mut tree);
                 if complete {
                     assert!(checked.is_ok(), "{text}: {checked:?}");
                 } else {

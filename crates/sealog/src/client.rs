@@ -1,27 +1,36 @@
-//! Client mode: `--url URL --key KEY` sends `append`, `get` and `query` to a server and
-//! prints exactly what the embedded mode prints (records byte for byte, the same result
-//! lines, the same exit codes).
+//! Client mode: `--url URL --key KEY` sends a command to a server instead of opening a data
+//! directory, and prints exactly what the embedded mode prints (records byte for byte, the
+//! same result lines, the same exit codes): `append`, `get`, `query`, `state`, `quarantine`,
+//! `checkpoint`, `prove`, and `verify`, which rebuilds the tree from the server's entry
+//! bundles.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use sealog_ledger::VerifyFailure;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// Bodies up to this size go in one request; larger NDJSON is sent in pieces of about half.
+/// Bodies up to this size go in one request.
 const REQUEST_BYTES_MAX: usize = 16 << 20;
 
 /// `--url` and `--key` of the commands that can talk to a server.
 #[derive(clap::Args)]
 pub(crate) struct Remote {
     /// Client mode: send this command to the server at URL instead of opening --data.
-    #[arg(long, env = "SEALOG_URL")]
+    #[arg(long, env = "SEALOG_URL", global = true)]
     pub(crate) url: Option<String>,
     /// Client mode: the API key (prefer the SEALOG_KEY environment variable: arguments are
     /// visible to other users of the machine).
-    #[arg(long, env = "SEALOG_KEY", hide_env_values = true, requires = "url")]
+    #[arg(
+        long,
+        env = "SEALOG_KEY",
+        hide_env_values = true,
+        requires = "url",
+        global = true
+    )]
     pub(crate) key: Option<String>,
 }
 
@@ -96,6 +105,24 @@ impl Client {
         Self::finish(resp)
     }
 
+    /// A text resource (a checkpoint, a key): its body on 200, the server's message otherwise.
+    pub(crate) fn text(&self, path: &str) -> anyhow::Result<String> {
+        let reply = self.get(path)?;
+        if reply.status != 200 {
+            return Err(fail(&reply));
+        }
+        String::from_utf8(reply.body).context("the server's answer is not UTF-8")
+    }
+
+    /// Raw bytes (a tile, an entry bundle).
+    pub(crate) fn bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let reply = self.get(path)?;
+        if reply.status != 200 {
+            return Err(fail(&reply));
+        }
+        Ok(reply.body)
+    }
+
     pub(crate) fn post(
         &self,
         path: &str,
@@ -110,6 +137,11 @@ impl Client {
         let resp = req.send(body).with_context(|| format!("POST {url}"))?;
         Self::finish(resp)
     }
+}
+
+/// Percent-encodes a path segment.
+pub(crate) fn path_segment(s: &str) -> String {
+    encode(s)
 }
 
 /// Percent-encodes a query component.
@@ -129,57 +161,75 @@ fn fail(reply: &Reply) -> anyhow::Error {
     anyhow::anyhow!("the server answered {}: {}", reply.status, reply.message())
 }
 
-/// `sealog append` against a server.
-pub(crate) fn append(client: &Client, input: &mut dyn Read) -> anyhow::Result<ExitCode> {
-    let mut all = Vec::new();
-    input.read_to_end(&mut all)?;
-    let pieces: Vec<&[u8]> = if all.len() <= REQUEST_BYTES_MAX {
-        vec![&all]
-    } else {
-        split_lines(&all, REQUEST_BYTES_MAX / 2)
+/// One group of `sealog append` against a server: one result per event, in order. Events
+/// on one line go together as NDJSON; a multi-line event goes alone, as JSON; input that is
+/// not an event is answered here exactly as the server would.
+pub(crate) fn append_group(
+    client: &Client,
+    group: &[crate::stream::Item],
+) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::with_capacity(group.len());
+    let mut batch: Vec<u8> = Vec::new();
+    let mut batched = 0usize;
+    let flush = |batch: &mut Vec<u8>, batched: &mut usize, out: &mut Vec<Value>| {
+        if *batched > 0 {
+            out.extend(post_events(
+                client,
+                "application/x-ndjson",
+                batch,
+                *batched,
+            )?);
+            batch.clear();
+            *batched = 0;
+        }
+        anyhow::Ok(())
     };
-    let mut out = std::io::stdout().lock();
-    let mut refused = 0;
-    for piece in pieces {
-        let reply = client.post("/v1/events", "application/x-ndjson", piece)?;
-        let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-        let Some(results) = body["results"].as_array() else {
-            if reply.status == 400 || reply.status == 413 {
-                bail!("input refused: {}", reply.message());
+    for item in group {
+        match item {
+            Ok(bytes)
+                if !bytes.contains(&b'\n') && batch.len() + bytes.len() < REQUEST_BYTES_MAX =>
+            {
+                batch.extend_from_slice(bytes);
+                batch.push(b'\n');
+                batched += 1;
             }
-            return Err(fail(&reply));
-        };
-        for r in results {
-            if r["status"] == "rejected" {
-                refused += 1;
+            Ok(bytes) => {
+                flush(&mut batch, &mut batched, &mut out)?;
+                out.extend(post_events(client, "application/json", bytes, 1)?);
             }
-            writeln!(out, "{r}")?;
+            Err(e) => {
+                flush(&mut batch, &mut batched, &mut out)?;
+                let r =
+                    sealog_ledger::Rejection::from(sealog_model::PrepareError::Input(e.clone()));
+                out.push(r.to_json());
+            }
         }
     }
-    out.flush()?;
-    Ok(if refused > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    flush(&mut batch, &mut batched, &mut out)?;
+    Ok(out)
 }
 
-/// Cuts NDJSON into pieces of about `target` bytes at line ends.
-fn split_lines(all: &[u8], target: usize) -> Vec<&[u8]> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    while start < all.len() {
-        let mut end = (start + target).min(all.len());
-        if end < all.len() {
-            end = all[end..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(all.len(), |p| end + p + 1);
+/// Posts events and returns the server's `n` results.
+fn post_events(
+    client: &Client,
+    content_type: &str,
+    body: &[u8],
+    n: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let reply = client.post("/v1/events", content_type, body)?;
+    let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    let Some(results) = body["results"].as_array() else {
+        if reply.status == 400 || reply.status == 413 {
+            bail!("input refused: {}", reply.message());
         }
-        pieces.push(&all[start..end]);
-        start = end;
-    }
-    pieces
+        return Err(fail(&reply));
+    };
+    anyhow::ensure!(
+        results.len() == n,
+        "the server answered {} results for {n} events",
+        results.len()
+    );
+    Ok(results.clone())
 }
 
 /// `sealog get` against a server.
@@ -207,17 +257,31 @@ struct Page<'a> {
     next_cursor: Option<String>,
 }
 
-/// `sealog query` against a server; `params` are the query's filters.
-pub(crate) fn query(client: &Client, params: &[(String, String)]) -> anyhow::Result<ExitCode> {
-    let qs: Vec<String> = params
+fn query_string(params: &[(String, String)]) -> String {
+    params
         .iter()
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect();
-    let reply = client.get(&format!("/v1/records?{}", qs.join("&")))?;
-    if reply.status != 200 {
-        return Err(fail(&reply));
-    }
-    let page: Page<'_> = serde_json::from_slice(&reply.body).context("the server's page")?;
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `sealog query` against a server; `params` are the query's filters.
+pub(crate) fn query(client: &Client, params: &[(String, String)]) -> anyhow::Result<ExitCode> {
+    print_records(client, "/v1/records", params)
+}
+
+/// `sealog quarantine` against a server.
+pub(crate) fn quarantine(client: &Client, params: &[(String, String)]) -> anyhow::Result<ExitCode> {
+    print_records(client, "/v1/quarantine", params)
+}
+
+fn print_records(
+    client: &Client,
+    path: &str,
+    params: &[(String, String)],
+) -> anyhow::Result<ExitCode> {
+    let body = client.bytes(&format!("{path}?{}", query_string(params)))?;
+    let page: Page<'_> = serde_json::from_slice(&body).context("the server's page")?;
     let mut out = std::io::stdout().lock();
     for r in &page.records {
         out.write_all(r.get().as_bytes())?;
@@ -230,14 +294,164 @@ pub(crate) fn query(client: &Client, params: &[(String, String)]) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
+/// `sealog state` against a server.
+pub(crate) fn state(
+    client: &Client,
+    path: &str,
+    params: &[(String, String)],
+) -> anyhow::Result<ExitCode> {
+    let body = client.bytes(&format!("{path}?{}", query_string(params)))?;
+    let state: Value = serde_json::from_slice(&body).context("the server's state")?;
+    println!("{state}");
+    Ok(if state["status"] == "absent" {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `sealog checkpoint [--verifier-key]` against a server.
+pub(crate) fn checkpoint(client: &Client, key: bool) -> anyhow::Result<ExitCode> {
+    if key {
+        print!("{}", client.text("/checkpoint/key")?);
+    } else {
+        print!("{}", client.text("/checkpoint")?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sealog prove …` against a server: the proof as the server gives it.
+pub(crate) fn prove(client: &Client, p: &crate::tlog::Prove) -> anyhow::Result<ExitCode> {
+    let path = match *p {
+        crate::tlog::Prove::Inclusion { seq, size } => match size {
+            Some(size) => format!("/v1/proofs/inclusion?seq={seq}&size={size}"),
+            None => format!("/v1/proofs/inclusion?seq={seq}"),
+        },
+        crate::tlog::Prove::Consistency { old, new } => {
+            format!("/v1/proofs/consistency?from={old}&to={new}")
+        }
+    };
+    let proof: Value = serde_json::from_str(&client.text(&path)?).context("the server's proof")?;
+    println!("{proof}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a remote verification checked.
+pub(crate) struct RemoteReport {
+    pub(crate) records: u64,
+    pub(crate) root: sealog_merkle::Hash,
+    pub(crate) verifier: String,
+    pub(crate) since_size: Option<u64>,
+}
+
+/// Checks the server's checkpoint signature with `key`, then re-reads every record of its
+/// tree from the C2SP entry bundles, checks each (canonical form, `record_id`, seq), rebuilds
+/// the tree and compares its root with the checkpoint's, and with `since`'s on the way.
+pub(crate) fn verify_tree(
+    client: &Client,
+    key: &str,
+    since: Option<&str>,
+    progress: &dyn Fn(u64, u64),
+) -> Result<RemoteReport, VerifyFailure> {
+    use sealog_merkle::checkpoint::Checkpoint;
+    use sealog_merkle::note::{self, Verifier};
+    let failed = |location: &str, message: String| VerifyFailure {
+        location: location.to_string(),
+        message,
+    };
+    let verifier = Verifier::parse(key).map_err(|e| failed("verifier key", e.to_string()))?;
+    let open = |text: &str, what: &str| -> Result<Checkpoint, VerifyFailure> {
+        let opened =
+            note::open(text, &[&verifier]).map_err(|e| failed(what, format!("signature: {e}")))?;
+        Checkpoint::parse(&opened.text).map_err(|e| failed(what, format!("checkpoint body: {e}")))
+    };
+    let note_text = client
+        .text("/checkpoint")
+        .map_err(|e| failed("/checkpoint", format!("{e:#}")))?;
+    let cp = open(&note_text, "the server's checkpoint")?;
+    let since = since.map(|t| open(t, "--since checkpoint")).transpose()?;
+    if let Some(s) = &since
+        && s.size > cp.size
+    {
+        return Err(failed(
+            "the server's checkpoint",
+            format!(
+                "size {} is smaller than the --since checkpoint's {}: the log was rewound",
+                cp.size, s.size
+            ),
+        ));
+    }
+    let mut frontier = sealog_merkle::Frontier::new();
+    let mut bytes_total = 0u64;
+    let mut index = 0u64;
+    while frontier.size() < cp.size {
+        let width = (cp.size - index * 256).min(256) as u16;
+        let path = format!("/{}", sealog_merkle::tiles::entries_path(index, width));
+        let bundle = client
+            .bytes(&path)
+            .map_err(|e| failed(&path, format!("{e:#}")))?;
+        bytes_total += bundle.len() as u64;
+        let mut at = 0usize;
+        for k in 0..u64::from(width) {
+            let seq = index * 256 + k;
+            let len = bundle
+                .get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+                .ok_or_else(|| failed(&path, format!("entry {k} is cut short")))?;
+            let record = bundle
+                .get(at + 2..at + 2 + len)
+                .ok_or_else(|| failed(&path, format!("entry {k} is cut short")))?;
+            at += 2 + len;
+            let stored_seq = sealog_model::record::read_stored(record, |s| s.seq)
+                .map_err(|m| failed(&format!("record {seq}"), m))?;
+            if stored_seq != seq {
+                return Err(failed(
+                    &format!("record {seq}"),
+                    format!(
+                        "record says seq {stored_seq}: records were reordered, removed or inserted"
+                    ),
+                ));
+            }
+            frontier.push(sealog_merkle::leaf_hash(record));
+            if let Some(s) = since.as_ref().filter(|s| s.size == frontier.size())
+                && frontier.root() != s.root
+            {
+                return Err(failed(
+                    &format!("record {seq}"),
+                    format!(
+                        "the tree of size {} does not match the --since checkpoint: history was changed",
+                        s.size
+                    ),
+                ));
+            }
+        }
+        if at != bundle.len() {
+            return Err(failed(&path, "bytes after the last entry".into()));
+        }
+        progress(frontier.size(), bytes_total);
+        index += 1;
+    }
+    if frontier.root() != cp.root {
+        return Err(failed(
+            "the server's checkpoint",
+            format!(
+                "the tree rebuilt from {} records does not match the signed root",
+                cp.size
+            ),
+        ));
+    }
+    Ok(RemoteReport {
+        records: cp.size,
+        root: cp.root,
+        verifier: verifier.to_vkey(),
+        since_size: since.map(|s| s.size),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
-    fn split_lines_cuts_only_at_line_ends() {
-        let text = b"{\"a\":1}\n{\"b\":22}\n{\"c\":333}\n";
-        let pieces = super::split_lines(text, 5);
-        assert_eq!(pieces.concat(), text.to_vec());
-        assert!(pieces.iter().all(|p| p.ends_with(b"\n")));
+    fn components_are_percent_encoded() {
         assert_eq!(super::encode("a b/é"), "a%20b%2F%C3%A9");
     }
 }

@@ -3,17 +3,21 @@
 
 use std::process::ExitCode;
 
-use sealog_ledger::{IngestResult, Ledger, View};
+use sealog_ledger::{Author, IngestResult, Ledger, Query, View};
 use sealog_model::input;
-use sealog_store::Query;
 
 const EXAMPLES: &str = include_str!("../../../examples/events.ndjson");
 
 pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
-    println!("Sealog demo — data directory {}", ledger.dir().display());
+    println!(
+        "Sealog demo — data directory {}",
+        ledger.layout().root().display()
+    );
     let raws = input::split(EXAMPLES.as_bytes())?;
     for round in ["first ingest", "same events again (idempotent)"] {
-        let results = ledger.commit(crate::append::prepare_parallel(ledger, &raws))?;
+        let items: Vec<crate::stream::Item> =
+            raws.iter().map(|r| r.clone().map(<[u8]>::to_vec)).collect();
+        let results = ledger.commit(crate::append::prepare_parallel(ledger, &items))?;
         let count = |status: &str| results.iter().filter(|r| r.status() == status).count();
         println!(
             "{round}: {} events → {} appended, {} duplicates, {} quarantined, {} rejected",
@@ -41,13 +45,13 @@ pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
         f.remove("feature_snapshot_hash");
     }
     let bytes = serde_json::to_vec(&incomplete)?;
-    let r = ledger.ingest(&[Ok(bytes.as_slice())])?;
+    let r = ledger.ingest(&[Ok(bytes.as_slice())], &Author::ANYONE)?;
     println!("an incomplete decision record: {}", r[0].to_json());
 
     println!(
         "log size: {} records; quarantine log: {} records",
-        ledger.store().len(),
-        ledger.quarantine_store().len()
+        ledger.len(),
+        ledger.quarantine_len()
     );
     for (axis, value) in [
         ("subject", "conv-881"),
@@ -60,8 +64,11 @@ pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
             limit: 100,
             ..Query::default()
         };
-        let history = ledger.query(&q, View::History)?;
-        let current = ledger.query(&q, View::Current)?;
+        let history = ledger.query(&q)?;
+        let current = ledger.query(&Query {
+            view: View::Current,
+            ..q
+        })?;
         println!(
             "query {axis}={value}: {} records ({} current)",
             history.records.len(),

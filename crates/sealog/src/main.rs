@@ -11,15 +11,15 @@ mod demo;
 mod keys;
 mod read;
 mod serve;
+mod stream;
 mod tlog;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sealog_ledger::{Ledger, LedgerConfig, Undeclared};
-use sealog_packs::Packs;
-use sealog_store::{Config, Durability};
+use sealog_ledger::Packs;
+use sealog_ledger::{Durability, Ledger, LedgerConfig, StoreConfig, Undeclared};
 
 #[derive(Parser)]
 #[command(
@@ -52,7 +52,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DurabilityArg {
     Fsync,
     Os,
@@ -76,22 +76,18 @@ enum Command {
     Quarantine(read::QuarantineArgs),
     /// The latest signed checkpoint (a C2SP signed note), signing one if the log grew.
     Checkpoint {
-        /// Print the verifier key instead (C2SP note verifier-key format).
-        #[arg(long)]
+        /// Print the verifier key instead (C2SP note verifier-key format). Not `--key`, which
+        /// is the API key of client mode.
+        #[arg(id = "print_verifier_key", long = "verifier-key")]
         key: bool,
+        #[command(flatten)]
+        remote: client::Remote,
     },
     /// Inclusion and consistency proofs, as JSON.
-    #[command(subcommand)]
-    Prove(tlog::Prove),
-    /// Rebuild everything from the files and check it against the signed checkpoints.
-    Verify {
-        /// A checkpoint note saved earlier: prove the log only grew since.
-        #[arg(long)]
-        since: Option<PathBuf>,
-        /// The verifier key to trust (default: the data directory's own keys/log.pub).
-        #[arg(long)]
-        key: Option<String>,
-    },
+    Prove(tlog::ProveArgs),
+    /// Rebuild everything from the files (or, with --url, from the server's entry bundles)
+    /// and check it against the signed checkpoints.
+    Verify(tlog::VerifyArgs),
     /// Serve the HTTP API over this data directory.
     Serve(serve::Args),
     /// Manage API keys (works while the server runs).
@@ -123,38 +119,46 @@ fn main() -> ExitCode {
     }
 }
 
-fn open(cli: &Cli) -> anyhow::Result<Ledger> {
-    let durability = match cli.durability {
+fn durability(cli: &Cli) -> Durability {
+    match cli.durability {
         DurabilityArg::Fsync => Durability::Fsync,
-        DurabilityArg::Os => {
-            eprintln!(
-                "sealog: WARNING: --durability os: appends are acknowledged before they are on disk; a machine crash can lose them"
-            );
-            Durability::Os
-        }
-    };
+        DurabilityArg::Os => Durability::Os,
+    }
+}
+
+fn config(cli: &Cli) -> anyhow::Result<LedgerConfig> {
     let dirs: Vec<&std::path::Path> = cli.packs.iter().map(PathBuf::as_path).collect();
     let packs = Packs::load(&dirs).map_err(|e| anyhow::anyhow!("packs: {e}"))?;
-    let ledger = Ledger::open(
-        &cli.data,
-        LedgerConfig {
-            store: Config {
-                durability,
-                ..Config::default()
-            },
-            packs,
-            undeclared: if cli.accept_undeclared_types {
-                Undeclared::Accept
-            } else {
-                Undeclared::Quarantine
-            },
+    Ok(LedgerConfig {
+        store: StoreConfig {
+            durability: durability(cli),
+            ..StoreConfig::default()
         },
-    )?;
-    for (log, store) in [
-        ("", ledger.store()),
-        (" (quarantine log)", ledger.quarantine_store()),
-    ] {
-        if let Some(cut) = &store.recovery().cut {
+        packs,
+        undeclared: if cli.accept_undeclared_types {
+            Undeclared::Accept
+        } else {
+            Undeclared::Quarantine
+        },
+    })
+}
+
+/// Opens the data directory to write it.
+fn open(cli: &Cli) -> anyhow::Result<Ledger> {
+    if cli.durability == DurabilityArg::Os {
+        eprintln!(
+            "sealog: WARNING: --durability os: appends are acknowledged before they are on disk; a machine crash can lose them"
+        );
+    }
+    let ledger = Ledger::open(&cli.data, config(cli)?)?;
+    report_recovery(&ledger);
+    Ok(ledger)
+}
+
+fn report_recovery(ledger: &Ledger) {
+    let (canonical, quarantine) = ledger.recovery();
+    for (log, recovery) in [("", canonical), (" (quarantine log)", quarantine)] {
+        if let Some(cut) = &recovery.cut {
             eprintln!(
                 "sealog: recovered{log}: cut a torn tail of {} bytes at offset {} of {} ({})",
                 cut.bytes,
@@ -164,46 +168,88 @@ fn open(cli: &Cli) -> anyhow::Result<Ledger> {
             );
         }
     }
-    Ok(ledger)
+}
+
+/// Opens the data directory to read it: as its writer when no other process holds it (so
+/// a crash is recovered), read-only beside the process that does (a running server).
+fn open_to_read(cli: &Cli) -> anyhow::Result<Ledger> {
+    match Ledger::open(&cli.data, config(cli)?) {
+        Ok(ledger) => {
+            report_recovery(&ledger);
+            Ok(ledger)
+        }
+        Err(e) if Ledger::is_locked_elsewhere(&e) => {
+            eprintln!("sealog: note: {e}; reading what it has made durable, read-only");
+            Ledger::open_read_only(&cli.data, config(cli)?).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}; to read through the server instead, run the same command with --url URL --key KEY"
+                )
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// For `bench proofs`: reads a data directory the way the read commands do.
+pub(crate) fn open_for_reading(dir: &std::path::Path, packs: Packs) -> anyhow::Result<Ledger> {
+    let config = || LedgerConfig {
+        store: StoreConfig::default(),
+        packs: packs.clone(),
+        undeclared: Undeclared::Quarantine,
+    };
+    match Ledger::open(dir, config()) {
+        Ok(l) => Ok(l),
+        Err(e) if Ledger::is_locked_elsewhere(&e) => Ok(Ledger::open_read_only(dir, config())?),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match &cli.command {
-        Command::Append(args) if args.remote.url.is_some() => {
-            return append::run_client(&args.remote.client()?, args);
-        }
-        Command::Get { id, remote } if remote.url.is_some() => {
-            return client::get(&remote.client()?, id);
-        }
-        Command::Query(args) if args.remote.url.is_some() => {
-            return client::query(&args.remote.client()?, &args.to_params());
-        }
-        _ => {}
+    if let Some(code) = run_remote(&cli)? {
+        return Ok(code);
     }
     match &cli.command {
         Command::Append(args) => append::run(&open(&cli)?, args),
-        Command::Get { id, .. } => read::get(open(&cli)?.store(), id),
-        Command::Query(args) => read::query(&open(&cli)?, args),
-        Command::State(args) => read::state(&open(&cli)?, args),
-        Command::Quarantine(args) => read::quarantine(&open(&cli)?, args),
-        Command::Checkpoint { key } => tlog::checkpoint(open(&cli)?.store(), *key),
-        Command::Prove(p) => tlog::prove(open(&cli)?.store(), p),
-        Command::Verify { since, key } => tlog::verify(&cli.data, since.as_ref(), key.as_ref()),
+        Command::Get { id, .. } => read::get(&open_to_read(&cli)?, id),
+        Command::Query(args) => read::query(&open_to_read(&cli)?, args),
+        Command::State(args) => read::state(&open_to_read(&cli)?, args),
+        Command::Quarantine(args) => read::quarantine(&open_to_read(&cli)?, args),
+        Command::Checkpoint { key, .. } => tlog::checkpoint(&open_to_read(&cli)?, *key),
+        Command::Prove(p) => tlog::prove(&open_to_read(&cli)?, &p.which),
+        Command::Verify(args) => tlog::verify(&cli.data, args),
         Command::Serve(args) => serve::run(open(&cli)?, args),
         Command::Keys(k) => keys::run(&cli.data, k),
         Command::Demo => demo::run(&open(&cli)?),
-        Command::Bench(BenchCmd::Http(a)) => {
-            bench_http::run(a, cli.durability_for_bench() == Durability::Os)
-        }
-        Command::Bench(BenchCmd::Store(b)) => bench::run(b, cli.durability_for_bench()),
+        Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
+        Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
     }
 }
 
-impl Cli {
-    fn durability_for_bench(&self) -> Durability {
-        match self.durability {
-            DurabilityArg::Fsync => Durability::Fsync,
-            DurabilityArg::Os => Durability::Os,
+/// Client mode: a command given `--url` talks to a server instead of opening `--data`.
+fn run_remote(cli: &Cli) -> anyhow::Result<Option<ExitCode>> {
+    let code = match &cli.command {
+        Command::Append(a) if a.remote.url.is_some() => append::run_client(&a.remote.client()?, a)?,
+        Command::Get { id, remote } if remote.url.is_some() => client::get(&remote.client()?, id)?,
+        Command::Query(a) if a.remote.url.is_some() => {
+            client::query(&a.remote.client()?, &a.to_params())?
         }
-    }
+        Command::State(a) if a.remote.url.is_some() => {
+            let (path, params) = a.to_request();
+            client::state(&a.remote.client()?, &path, &params)?
+        }
+        Command::Quarantine(a) if a.remote.url.is_some() => {
+            client::quarantine(&a.remote.client()?, &a.to_params())?
+        }
+        Command::Checkpoint { key, remote } if remote.url.is_some() => {
+            client::checkpoint(&remote.client()?, *key)?
+        }
+        Command::Prove(p) if p.remote.url.is_some() => {
+            client::prove(&p.remote.client()?, &p.which)?
+        }
+        Command::Verify(a) if a.remote.url.is_some() => {
+            tlog::verify_remote(&a.remote.client()?, a)?
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(code))
 }

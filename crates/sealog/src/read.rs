@@ -4,19 +4,17 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use sealog_ledger::{Ledger, View};
+use sealog_ledger::ReasonCode;
+use sealog_ledger::{Ledger, Page, Query, View};
 use sealog_model::RecordId;
-use sealog_model::record::BUILTIN_AXES;
-use sealog_packs::ReasonCode;
-use sealog_store::{Page, Query, Store};
 
-pub(crate) fn get(store: &Store, id: &str) -> anyhow::Result<ExitCode> {
+pub(crate) fn get(ledger: &Ledger, id: &str) -> anyhow::Result<ExitCode> {
     let seq = match (id.parse::<u64>(), RecordId::parse(id)) {
         (Ok(seq), _) => Some(seq),
-        (_, Some(rid)) => store.seq_of(&rid),
+        (_, Some(rid)) => ledger.seq_of(&rid)?,
         _ => bail!("{id:?} is neither a seq nor a record id (sha256: and 64 lowercase hex digits)"),
     };
-    match seq.map(|s| store.get(s)).transpose()?.flatten() {
+    match seq.map(|s| ledger.get(s)).transpose()?.flatten() {
         Some(bytes) => {
             let mut out = io::stdout().lock();
             out.write_all(&bytes)?;
@@ -142,7 +140,6 @@ impl QueryArgs {
 }
 
 pub(crate) fn query(ledger: &Ledger, a: &QueryArgs) -> anyhow::Result<ExitCode> {
-    let store = ledger.store();
     if a.cursor.is_some() {
         bail!("--cursor continues a query against a server (--url); here use --after");
     }
@@ -159,10 +156,7 @@ pub(crate) fn query(ledger: &Ledger, a: &QueryArgs) -> anyhow::Result<ExitCode> 
         let (name, value) = pair
             .split_once('=')
             .with_context(|| format!("--axis {pair:?}: expected NAME=VALUE"))?;
-        let mut known: Vec<String> = BUILTIN_AXES.iter().map(|a| a.to_string()).collect();
-        known.extend(ledger.packs().axes().into_iter().map(|(_, _, axis)| axis));
-        known.sort();
-        known.dedup();
+        let known = ledger.axis_names();
         if !known.iter().any(|k| k == name) {
             bail!(
                 "--axis {name:?}: unknown axis; indexed axes are {}",
@@ -171,7 +165,11 @@ pub(crate) fn query(ledger: &Ledger, a: &QueryArgs) -> anyhow::Result<ExitCode> 
         }
         equals.push((name.to_string(), value.to_string()));
     }
-    let as_of_size = as_of_size(store, a.as_of.as_deref())?;
+    let as_of_size = as_of_size(ledger, a.as_of.as_deref())?;
+    let view = match a.view {
+        ViewArg::History => View::History,
+        ViewArg::Current => View::Current,
+    };
     let q = Query {
         equals,
         event_from: time_arg("from", &a.from)?,
@@ -180,23 +178,19 @@ pub(crate) fn query(ledger: &Ledger, a: &QueryArgs) -> anyhow::Result<ExitCode> 
         ingest_to: time_arg("ingested-to", &a.ingested_to)?,
         after: a.after,
         as_of_size,
-        current_only: false,
+        view,
         limit: a.limit,
     };
-    let view = match a.view {
-        ViewArg::History => View::History,
-        ViewArg::Current => View::Current,
-    };
-    print_page(&ledger.query(&q, view)?)
+    print_page(&ledger.query(&q)?)
 }
 
-fn as_of_size(store: &Store, as_of: Option<&str>) -> anyhow::Result<Option<u64>> {
+fn as_of_size(ledger: &Ledger, as_of: Option<&str>) -> anyhow::Result<Option<u64>> {
     Ok(match as_of {
         None => None,
         Some(s) => match s.parse::<u64>() {
             Ok(size) => Some(size),
             Err(_) => {
-                Some(store.size_at(time_arg("as-of", &Some(s.to_string()))?.expect("present"))?)
+                Some(ledger.size_at(time_arg("as-of", &Some(s.to_string()))?.expect("present"))?)
             }
         },
     })
@@ -240,11 +234,43 @@ pub(crate) struct QuarantineArgs {
     /// Continue after this seq of the quarantine log.
     #[arg(long)]
     after: Option<u64>,
+    /// Client mode: the cursor printed for the previous page.
+    #[arg(long)]
+    cursor: Option<String>,
     #[arg(long, default_value_t = 1000)]
     limit: usize,
+    #[command(flatten)]
+    pub(crate) remote: crate::client::Remote,
+}
+
+impl QuarantineArgs {
+    /// The filters as `GET /v1/quarantine` parameters, for client mode.
+    pub(crate) fn to_params(&self) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = [
+            ("reason", &self.reason),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("id", &self.id),
+            ("subject", &self.subject),
+            ("tenant", &self.tenant),
+            ("type", &self.event_type),
+            ("cursor", &self.cursor),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| Some((name.to_string(), v.clone()?)))
+        .collect();
+        if let Some(a) = self.after {
+            p.push(("after".into(), a.to_string()));
+        }
+        p.push(("limit".into(), self.limit.to_string()));
+        p
+    }
 }
 
 pub(crate) fn quarantine(ledger: &Ledger, a: &QuarantineArgs) -> anyhow::Result<ExitCode> {
+    if a.cursor.is_some() {
+        bail!("--cursor continues a query against a server (--url); here use --after");
+    }
     if let Some(r) = &a.reason
         && ReasonCode::parse(r).is_none()
     {
@@ -284,10 +310,29 @@ pub(crate) struct StateArgs {
     /// The state as it was at a time (RFC 3339) or a tree size (a number).
     #[arg(long)]
     as_of: Option<String>,
+    #[command(flatten)]
+    pub(crate) remote: crate::client::Remote,
+}
+
+impl StateArgs {
+    /// The subject's state route and its parameters, for client mode.
+    pub(crate) fn to_request(&self) -> (String, Vec<(String, String)>) {
+        let params = [("scope", &self.scope), ("as_of", &self.as_of)]
+            .into_iter()
+            .filter_map(|(name, v)| Some((name.to_string(), v.clone()?)))
+            .collect();
+        (
+            format!(
+                "/v1/subjects/{}/state",
+                crate::client::path_segment(&self.subject)
+            ),
+            params,
+        )
+    }
 }
 
 pub(crate) fn state(ledger: &Ledger, a: &StateArgs) -> anyhow::Result<ExitCode> {
-    let size = as_of_size(ledger.store(), a.as_of.as_deref())?;
+    let size = as_of_size(ledger, a.as_of.as_deref())?;
     let state = ledger.state(&a.subject, a.scope.as_deref(), a.tenant.as_deref(), size)?;
     let absent = state["status"] == "absent";
     println!("{state}");

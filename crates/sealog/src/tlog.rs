@@ -7,11 +7,50 @@ use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use sealog_ledger::{Ledger, VerifyFailure, VerifyOptions};
 use sealog_merkle::Hash;
-use sealog_store::{Store, verify};
 use serde_json::json;
 
-#[derive(clap::Subcommand)]
+#[derive(clap::Args)]
+pub(crate) struct ProveArgs {
+    #[command(subcommand)]
+    pub(crate) which: Prove,
+    #[command(flatten)]
+    pub(crate) remote: crate::client::Remote,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// A checkpoint note saved earlier: prove the log only grew since.
+    #[arg(long)]
+    pub(crate) since: Option<PathBuf>,
+    /// The verifier key to trust, or a file holding it (default: the data directory's own
+    /// keys/log.pub; with --url, the key the server reports, which proves nothing about the
+    /// server itself).
+    #[arg(long, value_name = "VKEY")]
+    pub(crate) verifier_key: Option<String>,
+    /// Fail when records after the newest signed checkpoint are not yet vouched for.
+    #[arg(long)]
+    pub(crate) strict: bool,
+    #[command(flatten)]
+    pub(crate) remote: crate::client::Remote,
+}
+
+impl VerifyArgs {
+    /// The verifier key given, read from its file when it names one.
+    fn verifier_key(&self) -> anyhow::Result<Option<String>> {
+        self.verifier_key
+            .as_deref()
+            .map(|k| match std::fs::read_to_string(k) {
+                Ok(text) => Ok(text.trim().to_string()),
+                Err(_) if k.contains('+') => Ok(k.to_string()),
+                Err(e) => Err(anyhow::anyhow!("--verifier-key {k:?}: {e}")),
+            })
+            .transpose()
+    }
+}
+
+#[derive(Clone, Copy, clap::Subcommand)]
 pub(crate) enum Prove {
     /// Inclusion proof of record SEQ in the tree of --size leaves (default: the latest checkpoint).
     Inclusion {
@@ -27,7 +66,7 @@ fn b64_all(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|h| B64.encode(h)).collect()
 }
 
-pub(crate) fn checkpoint(store: &Store, key: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn checkpoint(store: &Ledger, key: bool) -> anyhow::Result<ExitCode> {
     if key {
         println!("{}", store.verifier_key());
     } else {
@@ -36,7 +75,7 @@ pub(crate) fn checkpoint(store: &Store, key: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn prove(store: &Store, p: &Prove) -> anyhow::Result<ExitCode> {
+pub(crate) fn prove(store: &Ledger, p: &Prove) -> anyhow::Result<ExitCode> {
     let latest = store.checkpoint()?;
     let out = match *p {
         Prove::Inclusion { seq, size } => {
@@ -67,14 +106,9 @@ pub(crate) fn prove(store: &Store, p: &Prove) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn verify(
-    dir: &Path,
-    since: Option<&PathBuf>,
-    key: Option<&String>,
-) -> anyhow::Result<ExitCode> {
-    let since_text = since.map(std::fs::read_to_string).transpose()?;
+fn progress() -> impl Fn(u64, u64) {
     let started = Instant::now();
-    let progress = |records: u64, bytes: u64| {
+    move |records: u64, bytes: u64| {
         let secs = started.elapsed().as_secs_f64().max(1e-9);
         eprint!(
             "\rverify: {records} records, {:.0} MiB, {:.0} MiB/s ",
@@ -82,31 +116,19 @@ pub(crate) fn verify(
             bytes as f64 / 1048576.0 / secs
         );
         let _ = std::io::stderr().flush();
-    };
-    let opts = verify::Options {
-        key: key.cloned(),
+    }
+}
+
+pub(crate) fn verify(dir: &Path, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let since_text = a.since.as_ref().map(std::fs::read_to_string).transpose()?;
+    let started = Instant::now();
+    let progress = progress();
+    let opts = VerifyOptions {
+        key: a.verifier_key()?,
         since: since_text,
         progress: Some(&progress),
     };
-    let result = verify::verify(dir, &opts).and_then(|r| {
-        // The quarantine log is a log of its own, with its own key and checkpoints.
-        let qdir = dir.join("quarantine");
-        if !qdir.join("log").exists() {
-            return Ok((r, None));
-        }
-        let q_opts = verify::Options {
-            key: None,
-            since: None,
-            progress: Some(&progress),
-        };
-        match verify::verify(&qdir, &q_opts) {
-            Ok(q) => Ok((r, Some(q))),
-            Err(mut f) => {
-                f.location = format!("quarantine log: {}", f.location);
-                Err(f)
-            }
-        }
-    });
+    let result = Ledger::verify(dir, &opts);
     eprintln!();
     match result {
         Ok((r, quarantine)) => {
@@ -121,25 +143,79 @@ pub(crate) fn verify(
                     "status": "intact", "records": r.records, "segments": r.segments, "checkpoints": r.checkpoints,
                     "root": B64.encode(r.root), "verifier": r.verifier, "since_size": r.since_size,
                     "signed_records": r.signed_records, "unsigned_records": r.records - r.signed_records,
+                    "writer_durable": r.writer_durable,
                     "bytes": r.bytes, "seconds": secs, "mib_per_s": r.bytes as f64 / 1048576.0 / secs.max(1e-9),
                     "quarantine": quarantine,
                 })
             );
-            if r.signed_records < r.records {
+            if let Some(n) = r.writer_durable {
                 eprintln!(
-                    "sealog: note: {} records after the newest signed checkpoint are intact but not yet signed",
-                    r.records - r.signed_records
+                    "sealog: note: a process is writing this log; verified the {n} records it had made durable"
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(unvouched(r.records - r.signed_records, a.strict))
         }
-        Err(f) => {
+        Err(f) => Ok(damaged(&f)),
+    }
+}
+
+/// The first thing found wrong, on both outputs; exit code 1.
+fn damaged(f: &VerifyFailure) -> ExitCode {
+    println!(
+        "{}",
+        json!({"status": "damaged", "location": f.location, "message": f.message})
+    );
+    eprintln!("sealog: verify FAILED at {}: {}", f.location, f.message);
+    ExitCode::from(1)
+}
+
+/// Records after the newest checkpoint are intact but not vouched for: a note, or with
+/// `--strict` a failure.
+fn unvouched(records: u64, strict: bool) -> ExitCode {
+    if records == 0 {
+        return ExitCode::SUCCESS;
+    }
+    if strict {
+        eprintln!(
+            "sealog: verify FAILED (--strict): {records} records after the newest signed checkpoint are not vouched for"
+        );
+        return ExitCode::from(1);
+    }
+    eprintln!(
+        "sealog: note: {records} records after the newest signed checkpoint are intact but not yet signed"
+    );
+    ExitCode::SUCCESS
+}
+
+/// `sealog verify --url`: checks the server's signed checkpoint, then rebuilds its whole tree
+/// from the entry bundles it serves (every record re-read and re-hashed, as offline) and
+/// compares roots; with `--since`, also that the tree only grew.
+pub(crate) fn verify_remote(
+    client: &crate::client::Client,
+    a: &VerifyArgs,
+) -> anyhow::Result<ExitCode> {
+    let since = a.since.as_ref().map(std::fs::read_to_string).transpose()?;
+    let key = match a.verifier_key()? {
+        Some(k) => k,
+        None => {
+            eprintln!(
+                "sealog: note: no --verifier-key: checking against the key the server reports, which proves consistency, not who signed"
+            );
+            client.text("/checkpoint/key")?.trim().to_string()
+        }
+    };
+    let progress = progress();
+    let result = crate::client::verify_tree(client, &key, since.as_deref(), &progress);
+    eprintln!();
+    match result {
+        Ok(r) => {
             println!(
                 "{}",
-                json!({"status": "damaged", "location": f.location, "message": f.message})
+                json!({"status": "intact", "records": r.records, "root": B64.encode(r.root),
+                       "verifier": r.verifier, "since_size": r.since_size, "source": "server"})
             );
-            eprintln!("sealog: verify FAILED at {}: {}", f.location, f.message);
-            Ok(ExitCode::from(1))
+            Ok(ExitCode::SUCCESS)
         }
+        Err(f) => Ok(damaged(&f)),
     }
 }

@@ -1,25 +1,22 @@
 //! The benchmarks run at a tiny size so they keep working; nothing here looks at timings.
 
-use std::process::Command;
+use std::path::Path;
 
+use sealog_testkit::Cli;
+
+/// Runs a benchmark (which takes its own `--dir`) and returns its summary line.
 fn run(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_sealog"))
-        .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
-        .args(args)
-        .output()
-        .expect("run sealog");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("summary is JSON")
+    // `--data` is not what a benchmark reads; it names a directory that is never created.
+    let unused = sealog_testkit::tempdir();
+    let cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), &unused.path().join("unused"));
+    let out = cli.ok(args, b"");
+    serde_json::from_str(out.stdout.lines().last().expect("a summary line"))
+        .expect("summary is JSON")
 }
 
 #[test]
 fn ingest_and_proof_benchmarks_run_and_report() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sealog_testkit::tempdir();
     let dir = tmp.path().join("bench");
     let dir = dir.to_str().unwrap();
     let ingest = run(&[
@@ -43,14 +40,5 @@ fn ingest_and_proof_benchmarks_run_and_report() {
         (Some(3000), Some(500)),
         "{proofs}"
     );
-    let verify = Command::new(env!("CARGO_BIN_EXE_sealog"))
-        .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
-        .args(["--data", dir, "verify"])
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), Path::new(dir)).assert_verifies();
 }

@@ -3,82 +3,31 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
+use sealog_model::Canonical;
+use sealog_model::json::Json;
+use sealog_testkit::events::ndjson;
+use sealog_testkit::{Cli, wait_for};
 use serde_json::{Value, json};
 
 const MIB: usize = 1 << 20;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn lines(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-}
-
-fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sealog"));
-    c.env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1");
-    c.arg("--data").arg(dir).args(args);
-    c
-}
-
-fn sealog(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = command(dir, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let bytes = stdin.to_vec();
-    // Fed from a thread so a child that answers before reading everything cannot deadlock.
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&bytes);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    Run {
-        code: out
-            .status
-            .code()
-            .unwrap_or_else(|| panic!("sealog {args:?} died: {:?}", out.status)),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-fn ok(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    let run = sealog(dir, args, stdin);
-    assert_eq!(run.code, 0, "sealog {args:?}: {}", run.stderr);
-    run
+/// The binary on `dir`, accepting the ad-hoc event types these tests use.
+fn cli(dir: &Path) -> Cli {
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared()
 }
 
 fn event(id: &str) -> Value {
-    json!({"specversion": "1.0", "id": id, "source": "cli-tests", "type": "test.cli",
-           "time": "2026-01-03T12:34:56.123Z", "tenant": "acme", "subject": "s1",
-           "actor": {"type": "human", "id": "alice"}, "data": {"n": 1, "text": "ünïcode ✓"}})
-}
-
-fn ndjson(events: &[Value]) -> Vec<u8> {
-    events
-        .iter()
-        .map(|e| format!("{e}\n"))
-        .collect::<String>()
-        .into_bytes()
+    let mut e = sealog_testkit::events::event(id, Some("acme"), "s1", "test.cli");
+    e["source"] = json!("cli-tests");
+    e["actor"]["id"] = json!("alice");
+    e["data"] = json!({"n": 1, "text": "ünïcode ✓"});
+    e
 }
 
 fn record_id(v: &Value) -> String {
-    sealog_model::PreparedEvent::from_value(v)
-        .unwrap()
+    Canonical::of_event(&Json::from_value(v))
+        .expect("a test event has a canonical form")
         .record_id
         .to_string()
 }
@@ -90,46 +39,28 @@ fn assert_appended(line: &Value, seq: u64, ev: &Value) {
     );
 }
 
-/// Every record in the store, through `query`, paging if needed.
-fn all_records(dir: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut args = vec!["query", "--limit", "10000"];
-        if let Some(a) = &after {
-            args.extend(["--after", a]);
-        }
-        let run = ok(dir, &args, b"");
-        out.extend(run.lines());
-        match run.stderr.split("continue with --after ").nth(1) {
-            Some(rest) => after = Some(rest.trim().to_string()),
-            None => return out,
-        }
-    }
-}
-
 fn ids(records: &[Value]) -> Vec<&str> {
     records.iter().map(|r| r["id"].as_str().unwrap()).collect()
 }
 
 #[test]
 fn append_takes_an_object_a_pretty_object_an_array_and_ndjson_from_stdin_or_a_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let data = dir.path().join("data");
     let evs: Vec<Value> = (0..7).map(|i| event(&format!("form-{i}"))).collect();
 
-    let run = ok(&data, &["append"], evs[0].to_string().as_bytes());
+    let run = cli(&data).ok(&["append"], evs[0].to_string().as_bytes());
     assert_eq!(run.lines().len(), 1);
     assert_appended(&run.lines()[0], 0, &evs[0]);
 
     let pretty = serde_json::to_string_pretty(&evs[1]).unwrap();
     assert!(pretty.lines().count() > 5);
-    let run = ok(&data, &["append", "-"], pretty.as_bytes());
+    let run = cli(&data).ok(&["append", "-"], pretty.as_bytes());
     assert_eq!(run.lines().len(), 1, "a pretty-printed object is one event");
     assert_appended(&run.lines()[0], 1, &evs[1]);
 
     let array = serde_json::to_string_pretty(&json!([evs[2], evs[3]])).unwrap();
-    let run = ok(&data, &["append"], array.as_bytes());
+    let run = cli(&data).ok(&["append"], array.as_bytes());
     assert_eq!(run.lines().len(), 2);
     assert_appended(&run.lines()[0], 2, &evs[2]);
     assert_appended(&run.lines()[1], 3, &evs[3]);
@@ -138,7 +69,7 @@ fn append_takes_an_object_a_pretty_object_an_array_and_ndjson_from_stdin_or_a_fi
     let file = dir.path().join("events.ndjson");
     let text = format!("{}\r\n\n   \n{}\n{}", evs[4], evs[5], evs[6]);
     std::fs::write(&file, text).unwrap();
-    let run = ok(&data, &["append", file.to_str().unwrap()], b"");
+    let run = cli(&data).ok(&["append", file.to_str().unwrap()], b"");
     let lines = run.lines();
     assert_eq!(lines.len(), 3);
     for (k, i) in (4..7).enumerate() {
@@ -146,7 +77,7 @@ fn append_takes_an_object_a_pretty_object_an_array_and_ndjson_from_stdin_or_a_fi
     }
     assert_eq!(run.stderr, "");
 
-    let records = all_records(&data);
+    let records = cli(&data).all_records();
     assert_eq!(
         ids(&records),
         (0..7).map(|i| format!("form-{i}")).collect::<Vec<_>>()
@@ -160,9 +91,9 @@ fn append_takes_an_object_a_pretty_object_an_array_and_ndjson_from_stdin_or_a_fi
 
 #[test]
 fn appending_the_same_events_again_answers_duplicate_with_the_original_seqs() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let evs: Vec<Value> = (0..4).map(|i| event(&format!("dup-{i}"))).collect();
-    ok(dir.path(), &["append"], &ndjson(&evs));
+    cli(dir.path()).ok(&["append"], &ndjson(&evs));
     // Another order, another formatting, one new event in the middle.
     let mut again: Vec<Value> = evs.iter().rev().cloned().collect();
     again.insert(2, event("dup-new"));
@@ -175,7 +106,7 @@ fn appending_the_same_events_again_answers_duplicate_with_the_original_seqs() {
             )
         })
         .collect();
-    let run = ok(dir.path(), &["append"], text.as_bytes());
+    let run = cli(dir.path()).ok(&["append"], text.as_bytes());
     let lines = run.lines();
     let want = [
         (3, "duplicate"),
@@ -190,17 +121,17 @@ fn appending_the_same_events_again_answers_duplicate_with_the_original_seqs() {
             &json!({"status": status, "seq": seq, "record_id": record_id(ev)})
         );
     }
-    assert_eq!(all_records(dir.path()).len(), 5);
+    assert_eq!(cli(dir.path()).all_records().len(), 5);
 }
 
 #[test]
 fn get_finds_a_record_by_seq_and_by_record_id() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let evs: Vec<Value> = (0..3).map(|i| event(&format!("get-{i}"))).collect();
-    ok(dir.path(), &["append"], &ndjson(&evs));
+    cli(dir.path()).ok(&["append"], &ndjson(&evs));
     for (seq, ev) in evs.iter().enumerate() {
-        let by_seq = ok(dir.path(), &["get", &seq.to_string()], b"");
-        let by_id = ok(dir.path(), &["get", &record_id(ev)], b"");
+        let by_seq = cli(dir.path()).ok(&["get", &seq.to_string()], b"");
+        let by_id = cli(dir.path()).ok(&["get", &record_id(ev)], b"");
         assert_eq!(by_seq.stdout, by_id.stdout);
         assert_eq!(by_seq.stdout.lines().count(), 1);
         let rec = &by_seq.lines()[0];
@@ -213,11 +144,11 @@ fn get_finds_a_record_by_seq_and_by_record_id() {
         assert_eq!(&event, ev);
     }
 
-    let missing = sealog(dir.path(), &["get", "3"], b"");
+    let missing = cli(dir.path()).run(&["get", "3"], b"");
     assert_eq!((missing.code, missing.stdout.as_str()), (1, ""));
     assert!(missing.stderr.contains("no record 3"), "{}", missing.stderr);
     let absent_id = record_id(&event("never-appended"));
-    let missing = sealog(dir.path(), &["get", &absent_id], b"");
+    let missing = cli(dir.path()).run(&["get", &absent_id], b"");
     assert_eq!((missing.code, missing.stdout.as_str()), (1, ""));
     for bad in [
         "sha256:abc",
@@ -225,7 +156,7 @@ fn get_finds_a_record_by_seq_and_by_record_id() {
         "seven",
         &absent_id.to_uppercase(),
     ] {
-        let run = sealog(dir.path(), &["get", bad], b"");
+        let run = cli(dir.path()).run(&["get", bad], b"");
         assert_eq!(run.code, 2, "get {bad}: {}", run.stderr);
         assert!(
             run.stderr.contains("neither a seq nor a record id"),
@@ -237,7 +168,7 @@ fn get_finds_a_record_by_seq_and_by_record_id() {
 
 #[test]
 fn query_filters_on_every_axis_and_on_time_and_pages_with_after() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let mut evs = Vec::new();
     for i in 0..30 {
         let mut e = event(&format!("q-{i}"));
@@ -249,11 +180,12 @@ fn query_filters_on_every_axis_and_on_time_and_pages_with_after() {
         e["time"] = json!(format!("2026-01-{:02}T10:00:00Z", i + 1));
         evs.push(e);
     }
-    ok(dir.path(), &["append"], &ndjson(&evs));
+    cli(dir.path()).ok(&["append"], &ndjson(&evs));
     let query = |args: &[&str]| -> Vec<u64> {
         let mut full = vec!["query"];
         full.extend_from_slice(args);
-        ok(dir.path(), &full, b"")
+        cli(dir.path())
+            .ok(&full, b"")
             .lines()
             .iter()
             .map(|r| r["seq"].as_u64().unwrap())
@@ -301,11 +233,7 @@ fn query_filters_on_every_axis_and_on_time_and_pages_with_after() {
     assert_eq!(query(&["--ingested-to", "2000-01-01"]), Vec::<u64>::new());
 
     // A page that is full says how to continue; the last one says nothing.
-    let page = ok(
-        dir.path(),
-        &["query", "--type", "test.even", "--limit", "4"],
-        b"",
-    );
+    let page = cli(dir.path()).ok(&["query", "--type", "test.even", "--limit", "4"], b"");
     assert_eq!(page.lines().len(), 4);
     assert!(
         page.stderr
@@ -317,11 +245,7 @@ fn query_filters_on_every_axis_and_on_time_and_pages_with_after() {
         query(&["--type", "test.even", "--limit", "4", "--after", "6"]),
         [8, 10, 12, 14]
     );
-    let last = ok(
-        dir.path(),
-        &["query", "--type", "test.even", "--after", "20"],
-        b"",
-    );
+    let last = cli(dir.path()).ok(&["query", "--type", "test.even", "--after", "20"], b"");
     assert_eq!(last.lines().len(), 4);
     assert_eq!(last.stderr, "");
 
@@ -332,7 +256,7 @@ fn query_filters_on_every_axis_and_on_time_and_pages_with_after() {
         &["query", "--limit", "0"],
         &["query", "--limit", "10001"],
     ] {
-        let run = sealog(dir.path(), bad, b"");
+        let run = cli(dir.path()).run(bad, b"");
         assert_eq!(run.code, 2, "{bad:?}: {}", run.stderr);
         assert!(
             run.stderr.starts_with("sealog: error:"),
@@ -509,7 +433,7 @@ fn bad_events() -> Vec<Bad> {
 
 #[test]
 fn each_bad_event_gets_a_precise_refusal_and_the_good_ones_beside_it_are_appended() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let bad = bad_events();
     // Good and bad interleaved: every refusal sits between two events that must be stored.
     let mut input = Vec::new();
@@ -525,7 +449,7 @@ fn each_bad_event_gets_a_precise_refusal_and_the_good_ones_beside_it_are_appende
     input.extend_from_slice(format!("{last}\n").as_bytes());
     good.push(last);
 
-    let run = sealog(dir.path(), &["append"], &input);
+    let run = cli(dir.path()).run(&["append"], &input);
     assert_eq!(run.code, 1, "some were refused: {}", run.stderr);
     let lines = run.lines();
     assert_eq!(lines.len(), 2 * bad.len() + 1, "one result per event");
@@ -564,7 +488,7 @@ fn each_bad_event_gets_a_precise_refusal_and_the_good_ones_beside_it_are_appende
     );
 
     // The log holds the good events and nothing else, at dense seqs.
-    let records = all_records(dir.path());
+    let records = cli(dir.path()).all_records();
     let want: Vec<String> = good
         .iter()
         .map(|g| g["id"].as_str().unwrap().to_string())
@@ -573,11 +497,11 @@ fn each_bad_event_gets_a_precise_refusal_and_the_good_ones_beside_it_are_appende
     for (seq, r) in records.iter().enumerate() {
         assert_eq!(r["seq"], json!(seq));
     }
-    let beyond = sealog(dir.path(), &["get", &good.len().to_string()], b"");
+    let beyond = cli(dir.path()).run(&["get", &good.len().to_string()], b"");
     assert_eq!(beyond.code, 1);
     for id in ["big", "depth-65", "bad-seq", "missing-data"] {
         assert_eq!(
-            ok(dir.path(), &["query", "--id", id], b"").stdout,
+            cli(dir.path()).ok(&["query", "--id", id], b"").stdout,
             "",
             "{id} was stored"
         );
@@ -586,7 +510,7 @@ fn each_bad_event_gets_a_precise_refusal_and_the_good_ones_beside_it_are_appende
 
 #[test]
 fn an_event_of_exactly_1_mib_is_accepted_and_one_byte_more_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     // An event whose JSON text is exactly `size` bytes, and the length of its padding.
     let sized = |id: &str, size: usize| -> (String, usize) {
         let mut e = event(id);
@@ -599,8 +523,7 @@ fn an_event_of_exactly_1_mib_is_accepted_and_one_byte_more_is_refused() {
     };
     let (at_limit, pad) = sized("at-limit", MIB);
     let (over_limit, _) = sized("over-limit", MIB + 1);
-    let run = sealog(
-        dir.path(),
+    let run = cli(dir.path()).run(
         &["append"],
         format!("{at_limit}\n{over_limit}\n").as_bytes(),
     );
@@ -608,35 +531,35 @@ fn an_event_of_exactly_1_mib_is_accepted_and_one_byte_more_is_refused() {
     let lines = run.lines();
     assert_eq!(lines[0]["status"], "appended", "{}", lines[0]);
     assert_eq!(lines[1]["error"]["code"], "TOO_LARGE", "{}", lines[1]);
-    let stored = ok(dir.path(), &["get", "0"], b"").lines();
+    let stored = cli(dir.path()).ok(&["get", "0"], b"").lines();
     assert_eq!(stored[0]["data"]["pad"].as_str().map(str::len), Some(pad));
-    assert_eq!(ids(&all_records(dir.path())), ["at-limit"]);
+    assert_eq!(ids(&cli(dir.path()).all_records()), ["at-limit"]);
 }
 
 /// Nesting far past the limit must be refused like any other bad event, not overflow a
 /// stack or abort the process.
 #[test]
 fn absurdly_deep_nesting_is_refused_without_crashing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let depth = 100_000;
     let mut e = event("deep");
     e["data"] = json!({"d": "NESTED"});
     let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
     let line = e.to_string().replace("\"NESTED\"", &nested);
     let input = format!("{}\n{line}\n{}\n", event("before"), event("after"));
-    let run = sealog(dir.path(), &["append"], input.as_bytes());
+    let run = cli(dir.path()).run(&["append"], input.as_bytes());
     assert_eq!(run.code, 1, "{}", run.stderr);
     let lines = run.lines();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[1]["status"], "rejected");
-    assert_eq!(ids(&all_records(dir.path())), ["before", "after"]);
+    assert_eq!(ids(&cli(dir.path()).all_records()), ["before", "after"]);
 }
 
 /// A pretty-printed object is one event (see the test of input forms); when it is over the
 /// size limit or holds invalid UTF-8 it must still get one refusal, not one per line.
 #[test]
 fn a_bad_pretty_printed_object_gets_exactly_one_refusal() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let mut big = event("big-pretty");
     big["data"]["pad"] = json!((0..1100).map(|i| format!("{i:0>1000}")).collect::<Vec<_>>());
     let big = serde_json::to_string_pretty(&big).unwrap();
@@ -650,7 +573,7 @@ fn a_bad_pretty_printed_object_gets_exactly_one_refusal() {
         (big.as_bytes(), "TOO_LARGE"),
         (&bad_utf8[..], "INVALID_UTF8"),
     ] {
-        let run = sealog(dir.path(), &["append"], input);
+        let run = cli(dir.path()).run(&["append"], input);
         assert_eq!(run.code, 1, "{}", run.stderr);
         let lines = run.lines();
         assert_eq!(
@@ -661,14 +584,14 @@ fn a_bad_pretty_printed_object_gets_exactly_one_refusal() {
         );
         assert_eq!(lines[0]["error"]["code"], code);
     }
-    assert_eq!(all_records(dir.path()).len(), 0);
+    assert_eq!(cli(dir.path()).all_records().len(), 0);
 }
 
 #[test]
 fn input_without_events_is_refused_with_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     for input in [&b""[..], b"  \n\t\r\n", b"[]", b" [ ] "] {
-        let run = sealog(dir.path(), &["append"], input);
+        let run = cli(dir.path()).run(&["append"], input);
         assert_eq!(run.code, 2, "{input:?}");
         assert_eq!(run.stdout, "");
         assert!(
@@ -679,64 +602,76 @@ fn input_without_events_is_refused_with_exit_2() {
     }
     let empty_file = dir.path().join("empty.ndjson");
     std::fs::write(&empty_file, "").unwrap();
-    let run = sealog(dir.path(), &["append", empty_file.to_str().unwrap()], b"");
+    let run = cli(dir.path()).run(&["append", empty_file.to_str().unwrap()], b"");
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("no events"), "{}", run.stderr);
 
     let missing = dir.path().join("no-such-file.ndjson");
-    let run = sealog(dir.path(), &["append", missing.to_str().unwrap()], b"");
+    let run = cli(dir.path()).run(&["append", missing.to_str().unwrap()], b"");
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("no-such-file.ndjson"), "{}", run.stderr);
-    assert_eq!(all_records(dir.path()).len(), 0);
+    assert_eq!(cli(dir.path()).all_records().len(), 0);
 }
 
-/// An array that is not valid JSON as a whole has no lines to resynchronise on.
+/// Input is cut into events as it arrives, so an array cut off inside an element has
+/// already handed over the whole elements before it: they are appended, and only the
+/// unfinished element is refused. (Before input was streamed, the whole array was refused
+/// and nothing appended.)
 #[test]
-fn a_malformed_array_is_refused_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = format!("[{}, {}", event("a"), event("b"));
-    let run = sealog(dir.path(), &["append"], input.as_bytes());
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("not valid JSON"), "{}", run.stderr);
-    assert_eq!(all_records(dir.path()).len(), 0);
+fn an_array_cut_off_inside_an_element_appends_the_whole_elements_and_refuses_the_cut_one() {
+    let dir = sealog_testkit::tempdir();
+    let cli = cli(dir.path());
+    let whole = [event("a"), event("b")];
+    let cut = event("c").to_string();
+    let input = format!("[{}, {}, {}", whole[0], whole[1], &cut[..cut.len() / 2]);
+    let run = cli.run(&["append"], input.as_bytes());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 3, "one result per element: {}", run.stdout);
+    assert_appended(&lines[0], 0, &whole[0]);
+    assert_appended(&lines[1], 1, &whole[1]);
+    assert_eq!(lines[2]["status"], "rejected", "{}", lines[2]);
+    assert_eq!(lines[2]["error"]["code"], "NOT_JSON", "{}", lines[2]);
+    assert_eq!(ids(&cli.all_records()), ["a", "b"]);
 }
 
-fn wait_for_lock_holder(dir: &Path, child: &Child) {
-    let lock = dir.join("LOCK");
-    for _ in 0..2000 {
-        if std::fs::read_to_string(&lock).is_ok_and(|pid| pid.trim() == child.id().to_string()) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    panic!("the first sealog never took the lock");
-}
-
+/// One process writes a data directory. A second writer is refused and told who holds it;
+/// readers open it read-only beside the holder and see what it has made durable.
 #[test]
-fn a_data_dir_in_use_by_another_process_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    // The holder has the store open and waits for its input.
-    let mut holder = command(dir.path(), &["append", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_lock_holder(dir.path(), &holder);
-    for args in [&["append"][..], &["get", "0"], &["query"]] {
-        let run = sealog(dir.path(), args, event("second").to_string().as_bytes());
-        assert_eq!(run.code, 2, "{args:?}");
-        assert!(run.stderr.contains("in use"), "{args:?}: {}", run.stderr);
-        assert!(
-            run.stderr.contains(&format!("pid {}", holder.id())),
-            "{}",
-            run.stderr
-        );
-    }
+fn a_second_writer_is_refused_while_readers_read_beside_the_holder() {
+    let dir = sealog_testkit::tempdir();
+    let cli = cli(dir.path());
+    // The holder has the ledger open and waits for its input.
+    let mut holder = cli.spawn(&["append", "-"]);
+    let lock = dir.path().join("LOCK");
+    wait_for(30, "the holder to take the lock", || {
+        std::fs::read_to_string(&lock)
+            .is_ok_and(|pid| pid.trim() == holder.id().to_string())
+            .then_some(())
+    });
+    let run = cli.run(&["append"], event("second").to_string().as_bytes());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("in use"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("pid {}", holder.id())),
+        "{}",
+        run.stderr
+    );
+
+    // The holder's input stays open: it must append without waiting for the end of it.
     let mut stdin = holder.stdin.take().unwrap();
-    stdin
-        .write_all(event("first").to_string().as_bytes())
-        .unwrap();
+    writeln!(stdin, "{}", event("first")).unwrap();
+    stdin.flush().unwrap();
+    let got = wait_for(60, "the holder's record to be readable beside it", || {
+        let run = cli.run(&["get", "0"], b"");
+        (run.code == 0).then_some(run)
+    });
+    assert!(got.stderr.contains("read-only"), "{}", got.stderr);
+    assert_eq!(got.lines()[0]["id"], "first");
+    let listed = cli.ok(&["query"], b"");
+    assert!(listed.stderr.contains("read-only"), "{}", listed.stderr);
+    assert_eq!(ids(&listed.lines()), ["first"]);
+
     drop(stdin);
     let out = holder.wait_with_output().unwrap();
     assert!(
@@ -744,43 +679,38 @@ fn a_data_dir_in_use_by_another_process_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(ids(&all_records(dir.path())), ["first"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "the holder answered its one event"
+    );
+    assert_eq!(ids(&cli.all_records()), ["first"]);
 }
 
 #[test]
 fn durability_os_says_so_loudly() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = ok(
-        dir.path(),
+    let dir = sealog_testkit::tempdir();
+    let run = cli(dir.path()).ok(
         &["--durability", "os", "append"],
         event("os").to_string().as_bytes(),
     );
     assert!(run.stderr.contains("WARNING"), "{}", run.stderr);
     assert_eq!(run.lines()[0]["status"], "appended");
-    let run = ok(
-        dir.path(),
-        &["append"],
-        event("fsync").to_string().as_bytes(),
-    );
+    let run = cli(dir.path()).ok(&["append"], event("fsync").to_string().as_bytes());
     assert!(!run.stderr.contains("WARNING"), "{}", run.stderr);
-    assert_eq!(ids(&all_records(dir.path())), ["os", "fsync"]);
+    assert_eq!(ids(&cli(dir.path()).all_records()), ["os", "fsync"]);
 }
 
 #[test]
 fn a_torn_tail_is_cut_and_reported_on_the_next_open() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let evs: Vec<Value> = (0..3).map(|i| event(&format!("tail-{i}"))).collect();
-    ok(dir.path(), &["append"], &ndjson(&evs));
+    cli(dir.path()).ok(&["append"], &ndjson(&evs));
     let seg = dir.path().join("log").join(format!("{:020}.seg", 0));
     let len = std::fs::metadata(&seg).unwrap().len();
     // Half a frame header: what a crash in the middle of a write leaves.
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&seg)
-        .unwrap()
-        .write_all(&[0x51, 0x02, 0, 0, 9])
-        .unwrap();
-    let run = ok(dir.path(), &["get", "2"], b"");
+    sealog_testkit::files::append_bytes(&seg, &[0x51, 0x02, 0, 0, 9]);
+    let run = cli(dir.path()).ok(&["get", "2"], b"");
     let want = format!(
         "sealog: recovered: cut a torn tail of 5 bytes at offset {len} of {}",
         seg.display()
@@ -788,19 +718,15 @@ fn a_torn_tail_is_cut_and_reported_on_the_next_open() {
     assert!(run.stderr.contains(&want), "{}", run.stderr);
     assert_eq!(run.lines()[0]["id"], "tail-2");
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
-    let run = ok(
-        dir.path(),
-        &["append"],
-        event("tail-3").to_string().as_bytes(),
-    );
+    let run = cli(dir.path()).ok(&["append"], event("tail-3").to_string().as_bytes());
     assert_eq!(run.stderr, "", "the second open finds nothing to repair");
     assert_eq!(run.lines()[0]["seq"], 3);
 }
 
 #[test]
 fn demo_ingests_the_examples_once_and_reads_them_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = ok(dir.path(), &["demo"], b"");
+    let dir = sealog_testkit::tempdir();
+    let run = cli(dir.path()).ok(&["demo"], b"");
     let examples = include_str!("../../../examples/events.ndjson")
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -825,7 +751,7 @@ fn demo_ingests_the_examples_once_and_reads_them_back() {
         "{}",
         run.stdout
     );
-    let again = ok(dir.path(), &["demo"], b"");
+    let again = cli(dir.path()).ok(&["demo"], b"");
     assert!(
         again
             .stdout
@@ -833,5 +759,5 @@ fn demo_ingests_the_examples_once_and_reads_them_back() {
         "{}",
         again.stdout
     );
-    assert_eq!(all_records(dir.path()).len(), examples);
+    assert_eq!(cli(dir.path()).all_records().len(), examples);
 }

@@ -2,65 +2,20 @@
 //! quarantine`, `sealog state`, `query --view` and pack axes, user packs with `--packs`, and
 //! clear errors for bad packs and bad arguments. No undeclared types are accepted here.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
+use sealog_testkit::events::example;
+use sealog_testkit::{Cli, Run};
 use serde_json::{Value, json};
 
-const EXAMPLES: &str = include_str!("../../../examples/events.ndjson");
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn lines(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-}
-
+/// The binary on `dir` with the packs in force: undeclared types are quarantined.
 fn sealog(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealog"))
-        .env_remove("SEALOG_ACCEPT_UNDECLARED_TYPES")
-        .arg("--data")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let bytes = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&bytes);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    Run {
-        code: out.status.code().expect("exited"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-fn example(event_type: &str) -> Value {
-    EXAMPLES
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|e| e["type"] == event_type)
-        .unwrap()
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).run(args, stdin)
 }
 
 #[test]
 fn append_reports_quarantine_per_event_and_exits_1() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let good = example("knowledge.chunk_created");
     let mut anonymous = good.clone();
     anonymous.as_object_mut().unwrap().remove("actor");
@@ -110,7 +65,7 @@ fn append_reports_quarantine_per_event_and_exits_1() {
 
 #[test]
 fn views_axes_and_state_from_the_command_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let d = example("decision-log.audit_decision_record");
     let first = sealog(dir.path(), &["append"], d.to_string().as_bytes()).lines();
     let mut fix = d.clone();
@@ -215,8 +170,8 @@ fn views_axes_and_state_from_the_command_line() {
 
 #[test]
 fn user_packs_load_from_a_directory_and_broken_packs_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let pack = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
+    let pack = sealog_testkit::tempdir();
     std::fs::write(
         pack.path().join("manifest.json"),
         json!({"pack": "hr", "types": {"hr.leave_approved": {
@@ -274,7 +229,7 @@ fn user_packs_load_from_a_directory_and_broken_packs_are_named() {
 
 #[test]
 fn verify_covers_the_quarantine_log_too() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sealog_testkit::tempdir();
     let mut bad = example("knowledge.chunk_created");
     bad.as_object_mut().unwrap().remove("actor");
     let input = format!("{}\n{bad}\n", example("coordination.decision"));
@@ -286,24 +241,17 @@ fn verify_covers_the_quarantine_log_too() {
     assert_eq!(report["quarantine"]["records"], 1, "{report}");
 
     // Flip one byte inside the quarantine record's reason code.
-    let seg_dir = dir.path().join("quarantine").join("log");
-    let seg = std::fs::read_dir(&seg_dir)
+    let segments = sealog_testkit::format::segments(&dir.path().join("quarantine").join("log"));
+    let seg = &segments
+        .first()
+        .expect("the quarantine log has a segment")
+        .1;
+    let at = std::fs::read(seg)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut bytes = std::fs::read(&seg).unwrap();
-    let at = bytes
         .windows(b"INCOMPLETE".len())
         .position(|w| w == b"INCOMPLETE")
         .expect("the reason code is in the segment");
-    bytes[at] = b'J';
-    let mut perms = std::fs::metadata(&seg).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&seg, perms).unwrap();
-    std::fs::write(&seg, &bytes).unwrap();
+    sealog_testkit::files::flip_byte(seg, at as u64);
     let damaged = sealog(dir.path(), &["verify"], b"");
     assert_eq!(damaged.code, 1, "{}", damaged.stdout);
     let report: Value = serde_json::from_str(damaged.stdout.trim()).unwrap();

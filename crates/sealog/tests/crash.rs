@@ -8,17 +8,17 @@
 //! kill lands where the scheduler puts it, so a replay repeats the choices, not the timing).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sealog_model::PreparedEvent;
-use sealog_store::{Config, Outcome, Store};
-use serde_json::{Value, json};
+use sealog_ledger::{Author, Ledger, LedgerConfig, Packs, StoreConfig, Undeclared};
+use sealog_model::Canonical;
+use sealog_model::json::Json;
+use sealog_testkit::cli::result_lines;
+use sealog_testkit::{Cli, Rng, wait_for};
+use serde_json::Value;
 
 const SEED_BASE: u64 = 0x5EA1_0C4A_5400_0000;
 /// Trials that share one data directory before a fresh one starts.
@@ -26,25 +26,24 @@ const TRIALS_PER_DIR: usize = 5;
 /// Target size of one event's JSON text.
 const EVENT_BYTES: usize = 600;
 
-/// SplitMix64: small, deterministic, good enough to spread choices.
-struct Rng(u64);
+/// Uniform in `lo..=hi`.
+fn range(rng: &mut Rng, lo: u64, hi: u64) -> u64 {
+    lo + rng.below(hi - lo + 1)
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+fn cli(dir: &Path) -> Cli {
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared()
+}
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn range(&mut self, lo: u64, hi_inclusive: u64) -> u64 {
-        lo + self.below(hi_inclusive - lo + 1)
-    }
+/// Opens the data directory in this process, as its writer, so that the library does the
+/// recovery.
+fn open_ledger(dir: &Path) -> Ledger {
+    let config = LedgerConfig {
+        store: StoreConfig::default(),
+        packs: Packs::builtin(),
+        undeclared: Undeclared::Accept,
+    };
+    Ledger::open(dir, config).unwrap_or_else(|e| panic!("reopen after the kill: {e}"))
 }
 
 fn trials() -> usize {
@@ -114,8 +113,8 @@ fn event(seed: u64, i: usize, rng: &mut Rng) -> Input {
         ),
         id,
         rng.below(4),
-        rng.range(1, 9),
-        rng.range(1, 28),
+        range(rng, 1, 9),
+        range(rng, 1, 28),
         rng.below(24),
         rng.below(60),
         rng.below(60),
@@ -172,20 +171,6 @@ struct Crashed {
     stderr: String,
 }
 
-fn spawn_append(dir: &Path, os_durability: bool) -> Child {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sealog"));
-    c.env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1");
-    c.arg("--data").arg(dir);
-    if os_durability {
-        c.args(["--durability", "os"]);
-    }
-    c.args(["append", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c.spawn().unwrap()
-}
-
 enum KillAt {
     /// Milliseconds after the spawn.
     Delay(u64),
@@ -194,8 +179,11 @@ enum KillAt {
 }
 
 fn run_and_kill(dir: &Path, input: Vec<u8>, os_durability: bool, kill_at: &KillAt) -> Crashed {
-    let started = Instant::now();
-    let mut child = spawn_append(dir, os_durability);
+    let mut args = vec!["append", "-"];
+    if os_durability {
+        args.splice(0..0, ["--durability", "os"]);
+    }
+    let mut child = cli(dir).spawn(&args);
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -207,54 +195,32 @@ fn run_and_kill(dir: &Path, input: Vec<u8>, os_durability: bool, kill_at: &KillA
             }
         }
     });
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let count = Arc::new(AtomicUsize::new(0));
-    let reader = {
-        let (lines, count) = (lines.clone(), count.clone());
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => return,
-                    // A line cut off by the kill was never printed whole: not an acknowledgement.
-                    Ok(_) if line.last() != Some(&b'\n') => return,
-                    Ok(_) => {
-                        let v: Value = serde_json::from_slice(&line).unwrap_or_else(|e| {
-                            panic!("bad result line ({e}): {}", String::from_utf8_lossy(&line))
-                        });
-                        lines.lock().unwrap().push(v);
-                        count.fetch_add(1, Ordering::Release);
-                    }
-                }
-            }
-        })
-    };
+    let (printed, reader) = result_lines(stdout);
+    let mut lines = Vec::new();
     let errors = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let deadline = started + Duration::from_secs(20);
     let extra = match *kill_at {
         KillAt::Delay(ms) => ms,
         KillAt::Lines(n, ms) => {
-            while count.load(Ordering::Acquire) < n && Instant::now() < deadline {
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
+            wait_for(120, "the result lines to kill after", || {
+                lines.extend(printed.try_iter());
+                let ended = child.try_wait().unwrap().is_some();
+                (ended || lines.len() >= n).then_some(())
+            });
             ms
         }
     };
+    // Not a wait for anything: where the kill lands is the trial's random choice.
     std::thread::sleep(Duration::from_millis(extra));
     // Child::kill sends SIGKILL on Unix: no handler runs, nothing is flushed or closed.
     let _ = child.kill();
     let status = child.wait().unwrap();
     writer.join().unwrap();
     reader.join().unwrap();
+    lines.extend(printed.try_iter());
     let stderr = errors.join().unwrap();
     let killed = status.signal() == Some(libc::SIGKILL);
     if !killed {
@@ -263,7 +229,6 @@ fn run_and_kill(dir: &Path, input: Vec<u8>, os_durability: bool, kill_at: &KillA
             "append ended on its own but failed: {status:?}: {stderr}"
         );
     }
-    let lines = std::mem::take(&mut *lines.lock().unwrap());
     Crashed {
         lines,
         killed,
@@ -293,8 +258,8 @@ fn check_record(bytes: &[u8], seq: u64) -> (String, Value) {
         event.remove(f);
     }
     let event = Value::Object(event);
-    let recomputed = PreparedEvent::from_value(&event)
-        .unwrap_or_else(|e| panic!("record {seq}'s event is invalid: {e}"));
+    let recomputed = Canonical::of_event(&Json::from_value(&event))
+        .unwrap_or_else(|e| panic!("record {seq}'s event has no canonical form: {e}"));
     assert_eq!(
         recomputed.record_id.to_string(),
         rid,
@@ -307,38 +272,36 @@ fn check_record(bytes: &[u8], seq: u64) -> (String, Value) {
 /// so that the binary does the recovery. Returns them and the log's length.
 fn read_new(dir: &Path, from: u64, via_binary: bool) -> (Vec<Vec<u8>>, String) {
     if !via_binary {
-        let store = Store::open(dir, Config::default())
-            .unwrap_or_else(|e| panic!("reopen after the kill: {e}"));
-        let new = (from..store.len())
-            .map(|s| store.get(s).unwrap().unwrap())
+        let ledger = open_ledger(dir);
+        let new = (from..ledger.len())
+            .map(|s| ledger.get(s).unwrap().unwrap())
             .collect();
-        store.close().unwrap();
+        ledger.close().unwrap();
         return (new, String::new());
     }
     let mut new = Vec::new();
     let mut first_stderr = None;
     let mut after = from.checked_sub(1);
     loop {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sealog"));
-        c.env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1");
-        c.arg("--data").arg(dir).args(["query", "--limit", "10000"]);
-        if let Some(a) = after {
-            c.args(["--after", &a.to_string()]);
+        let after_arg = after.map(|a| a.to_string());
+        let mut args = vec!["query", "--limit", "10000"];
+        if let Some(a) = &after_arg {
+            args.extend(["--after", a]);
         }
-        let out = c.output().unwrap();
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(out.status.success(), "query after the kill: {stderr}");
+        let run = cli(dir).run(&args, b"");
+        assert_eq!(run.code, 0, "query after the kill: {}", run.stderr);
         new.extend(
-            out.stdout
-                .split(|&b| b == b'\n')
+            run.stdout
+                .lines()
                 .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
+                .map(|l| l.as_bytes().to_vec()),
         );
-        let more = stderr
+        let more = run
+            .stderr
             .split("continue with --after ")
             .nth(1)
             .map(|s| s.trim().parse::<u64>().unwrap());
-        first_stderr.get_or_insert(stderr);
+        first_stderr.get_or_insert(run.stderr);
         match more {
             Some(a) => after = Some(a),
             None => return (new, first_stderr.unwrap_or_default()),
@@ -348,38 +311,16 @@ fn read_new(dir: &Path, from: u64, via_binary: bool) -> (Vec<Vec<u8>>, String) {
 
 fn append_one_more(dir: &Path, event: &str, via_binary: bool) -> Value {
     if via_binary {
-        let out = Command::new(env!("CARGO_BIN_EXE_sealog"))
-            .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
-            .arg("--data")
-            .arg(dir)
-            .args(["append", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                c.stdin.take().unwrap().write_all(event.as_bytes())?;
-                c.wait_with_output()
-            })
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "append after recovery: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return serde_json::from_slice(&out.stdout).unwrap();
+        let run = cli(dir).run(&["append", "-"], event.as_bytes());
+        assert_eq!(run.code, 0, "append after recovery: {}", run.stderr);
+        return serde_json::from_str(&run.stdout).unwrap();
     }
-    let store = Store::open(dir, Config::default()).unwrap();
-    let out = store
-        .append(vec![PreparedEvent::from_bytes(event.as_bytes()).unwrap()])
+    let ledger = open_ledger(dir);
+    let out = ledger
+        .ingest(&[Ok(event.as_bytes())], &Author::ANYONE)
         .unwrap();
-    store.close().unwrap();
-    match out[0] {
-        Outcome::Appended { seq, record_id } => {
-            json!({"status": "appended", "seq": seq, "record_id": record_id.to_string()})
-        }
-        other => panic!("a fresh event was not appended: {other:?}"),
-    }
+    ledger.close().unwrap();
+    out[0].to_json()
 }
 
 /// After the kill: everything known is still there, the new records are whole and are a
@@ -400,10 +341,10 @@ fn verify(dir: &Path, known: &mut Known, inputs: &[Input], crashed: &Crashed, vi
 
     // Records stored before this trial were verified then; spot-check they are unchanged.
     if before > 0 {
-        let store = Store::open(dir, Config::default()).unwrap();
+        let ledger = open_ledger(dir);
         for seq in (0..before).step_by(499).chain([before - 1]) {
             assert_eq!(
-                store.get(seq).unwrap().as_ref(),
+                ledger.get(seq).unwrap().as_ref(),
                 Some(&known.records[seq as usize]),
                 "old record {seq} changed"
             );
@@ -473,16 +414,16 @@ fn verify(dir: &Path, known: &mut Known, inputs: &[Input], crashed: &Crashed, vi
 }
 
 fn check_all(dir: &Path, known: &Known) {
-    let store = Store::open(dir, Config::default()).unwrap();
-    assert_eq!(store.len(), known.records.len() as u64);
+    let ledger = open_ledger(dir);
+    assert_eq!(ledger.len(), known.records.len() as u64);
     assert_eq!(
-        store.recovery().cut,
+        ledger.recovery().0.cut,
         None,
         "a cleanly closed store has nothing to cut"
     );
     for (seq, bytes) in known.records.iter().enumerate() {
         assert_eq!(
-            store.get(seq as u64).unwrap().as_ref(),
+            ledger.get(seq as u64).unwrap().as_ref(),
             Some(bytes),
             "record {seq} changed"
         );
@@ -492,7 +433,7 @@ fn check_all(dir: &Path, known: &Known) {
 #[test]
 fn sigkill_during_append_loses_no_acknowledged_record() {
     let base = seed_base();
-    let mut dir = tempfile::tempdir().unwrap();
+    let mut dir = sealog_testkit::tempdir();
     let mut known = Known::default();
     let mut previous: Vec<Input> = Vec::new();
     let (mut killed, mut mid_stream, mut acked) = (0, 0, 0);
@@ -501,16 +442,16 @@ fn sigkill_during_append_loses_no_acknowledged_record() {
         let _hint = ReplayHint { base, trial };
         if trial > 0 && trial % TRIALS_PER_DIR == 0 {
             check_all(dir.path(), &known);
-            dir = tempfile::tempdir().unwrap();
+            dir = sealog_testkit::tempdir();
             known = Known::default();
             previous.clear();
         }
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let array = rng.below(4) == 0;
         let n = if array {
             5000
         } else {
-            rng.range(300, 5000) as usize
+            range(&mut rng, 300, 5000) as usize
         };
         // Some events of the previous trial again: stored ones must answer duplicate with
         // their seq, ones the kill lost are appended now.
@@ -531,9 +472,12 @@ fn sigkill_during_append_loses_no_acknowledged_record() {
         // The binary answers in chunks: a kill after some answers lands while it prints
         // them or commits the next chunk; after the last answer, while it closes the store.
         let kill_at = match rng.below(8) {
-            0..=2 => KillAt::Lines(rng.range(1, inputs.len() as u64) as usize, rng.below(3)),
+            0..=2 => KillAt::Lines(
+                range(&mut rng, 1, inputs.len() as u64) as usize,
+                rng.below(3),
+            ),
             3 => KillAt::Lines(inputs.len(), rng.below(3)),
-            _ => KillAt::Delay(rng.range(2, 300)),
+            _ => KillAt::Delay(range(&mut rng, 2, 300)),
         };
         let os_durability = rng.below(4) == 0;
         let via_binary = trial % 3 == 2;
@@ -561,9 +505,9 @@ fn sigkill_during_append_loses_no_acknowledged_record() {
             Some(seq),
             "the next append takes the next seq"
         );
-        let store = Store::open(dir.path(), Config::default()).unwrap();
-        let bytes = store.get(seq).unwrap().unwrap();
-        drop(store);
+        let ledger = open_ledger(dir.path());
+        let bytes = ledger.get(seq).unwrap().unwrap();
+        ledger.close().unwrap();
         assert_eq!(known.add(bytes)["id"].as_str(), Some(next.id.as_str()));
         assert_eq!(
             line["record_id"].as_str(),

@@ -10,11 +10,11 @@
 use std::fs;
 use std::ops::Range;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, VerifyingKey};
+use sealog_testkit::{Cli, Run};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -268,30 +268,24 @@ fn open_checkpoint(note: &str, key: &VerifierKey) -> Result<Checkpoint, String> 
 // ---------------------------------------------------------------------------------------------
 // The log under test
 
-fn sealog<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sealog"))
-        .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
-        .arg("--data")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run sealog")
+fn sealog(dir: &Path, args: &[&str]) -> Run {
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), dir)
+        .accepting_undeclared()
+        .run(args, b"")
 }
 
-fn ok(out: Output, what: &str) -> Vec<u8> {
+fn ok(run: Run, what: &str) -> Vec<u8> {
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{what}: exit {:?}, stderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        run.code, 0,
+        "{what}: exit {}, stderr: {}",
+        run.code, run.stderr
     );
-    out.stdout
+    run.stdout.into_bytes()
 }
 
-fn json_of<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Value {
-    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
-    let stdout = ok(sealog(dir, args), &shown.join(" "));
+fn json_of<S: AsRef<str>>(dir: &Path, args: &[S]) -> Value {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let stdout = ok(sealog(dir, &args), &args.join(" "));
     serde_json::from_slice(&stdout).expect("JSON")
 }
 
@@ -311,9 +305,9 @@ fn hashes_of(v: &Value) -> Vec<Hash> {
 const RUNS: [usize; 7] = [1, 1, 3, 59, 100, 92, 44];
 const SIZES: [usize; 7] = [1, 2, 5, 64, 164, 256, 300];
 
-/// Copies of the data directory that answer requests side by side: each command opens the
-/// store, which allows one process per directory, and most of its time is spent waiting on
-/// the disk.
+/// Copies of the data directory that answer requests side by side, most of each command's
+/// time being spent waiting on the disk: on a copy of its own, each opens the log as its only
+/// writer, as a command run alone does.
 const WORKERS: usize = 4;
 
 struct Log {
@@ -358,11 +352,12 @@ impl Log {
             let note = String::from_utf8(ok(sealog(&dir, &["checkpoint"]), "checkpoint")).unwrap();
             notes.push(note);
         }
-        let vkey = String::from_utf8(ok(sealog(&dir, &["checkpoint", "--key"]), "key")).unwrap();
+        let vkey =
+            String::from_utf8(ok(sealog(&dir, &["checkpoint", "--verifier-key"]), "key")).unwrap();
         assert_eq!(
             vkey,
             fs::read_to_string(dir.join("keys/log.pub")).unwrap(),
-            "`checkpoint --key` prints the data directory's verifier key"
+            "`checkpoint --verifier-key` prints the data directory's verifier key"
         );
         let key = parse_vkey(&vkey);
         let listed = ok(sealog(&dir, &["query", "--limit", "1000"]), "query");
@@ -376,7 +371,7 @@ impl Log {
         let copies = (0..WORKERS)
             .map(|w| {
                 let copy = tmp.path().join(format!("copy-{w}"));
-                copy_dir(&dir, &copy);
+                sealog_testkit::files::copy_dir(&dir, &copy);
                 copy
             })
             .collect();
@@ -445,19 +440,6 @@ fn consistency_args(old: usize, new: usize) -> Vec<String> {
         old.to_string(),
         new.to_string(),
     ]
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,14 +525,8 @@ fn checkpoints_are_signed_notes_over_the_independently_computed_tree() {
 
     // Every checkpoint kept in `checkpoints/log` (frames of `len:u32le crc:u32le note`)
     // verifies too, the ones printed are among them, and the newest is `checkpoints/latest`.
-    let kept_bytes = fs::read(log.dir.join("checkpoints/log")).unwrap();
-    let mut kept = Vec::new();
-    let mut at = 0;
-    while at < kept_bytes.len() {
-        let len = u32::from_le_bytes(kept_bytes[at..at + 4].try_into().unwrap()) as usize;
-        kept.push(String::from_utf8(kept_bytes[at + 8..at + 8 + len].to_vec()).unwrap());
-        at += 8 + len;
-    }
+    let (kept, torn) = sealog_testkit::format::checkpoint_notes(&log.dir.join("checkpoints/log"));
+    assert_eq!(torn, None, "checkpoints/log ends in a whole frame");
     for note in &kept {
         let cp = open_checkpoint(note, &log.key).unwrap_or_else(|e| panic!("{e}: {note}"));
         assert_eq!(cp.root, mth(&log.leaves[..cp.size as usize]), "{note}");
@@ -913,12 +889,7 @@ fn requests_for_proofs_that_cannot_exist_are_refused() {
         vec!["prove", "consistency", "0", "5"],
     ] {
         let out = sealog(&log.dir, &args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: stdout {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_eq!(out.code, 2, "{args:?}: stdout {}", out.stdout);
         assert!(out.stdout.is_empty(), "{args:?} printed a proof");
         assert!(!out.stderr.is_empty(), "{args:?} says nothing about why");
     }

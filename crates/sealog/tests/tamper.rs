@@ -10,16 +10,19 @@
 
 use std::fs;
 use std::ops::Range;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
+use sealog_ledger::{
+    Author, Durability, IngestResult, Ledger, LedgerConfig, Packs, StoreConfig, Undeclared,
+};
 use sealog_merkle::Frontier;
 use sealog_merkle::note::{Signer, Verifier};
-use sealog_model::{PreparedEvent, jcs};
-use sealog_store::segment::{self, HEADER_BYTES};
-use sealog_store::{Config, Durability, Store};
+use sealog_model::json::Json;
+use sealog_model::{Canonical, jcs};
+use sealog_testkit::files::{copy_dir, make_writable, truncate};
+use sealog_testkit::format::{HEADER_BYTES, encode_frame, frames};
+use sealog_testkit::{Cli, Rng, Run};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -31,26 +34,9 @@ const DEFAULT_SEED: u64 = 0x5ea1_0600_7a3e_0001;
 // ---------------------------------------------------------------------------------------------
 // Deterministic randomness
 
-/// SplitMix64: tiny and deterministic, so a failing trial can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0);
-        self.next() % n
-    }
-
-    fn index(&mut self, n: usize) -> usize {
-        self.below(n as u64) as usize
-    }
+/// Uniform in `0..n`, as an index.
+fn index(rng: &mut Rng, n: usize) -> usize {
+    rng.below(n as u64) as usize
 }
 
 fn seed() -> u64 {
@@ -102,83 +88,59 @@ fn event(history: &str, i: u64) -> Value {
     })
 }
 
-fn prepared(history: &str, range: Range<u64>) -> Vec<PreparedEvent> {
-    range
-        .map(|i| PreparedEvent::from_value(&event(history, i)).expect("test event is valid"))
-        .collect()
-}
-
-fn config() -> Config {
-    Config {
-        // What reaches the files is the same either way; skipping fsync keeps setup quick.
-        durability: Durability::Os,
-        segment_bytes_max: SEGMENT_BYTES_MAX,
-        // A checkpoint per commit: many signed tree heads along the log.
-        checkpoint_interval: Duration::ZERO,
-        ..Config::default()
+fn config() -> LedgerConfig {
+    LedgerConfig {
+        store: StoreConfig {
+            // What reaches the files is the same either way; skipping fsync keeps setup quick.
+            durability: Durability::Os,
+            segment_bytes_max: SEGMENT_BYTES_MAX,
+            // A checkpoint per commit: many signed tree heads along the log.
+            checkpoint_interval: Duration::ZERO,
+            ..StoreConfig::default()
+        },
+        packs: Packs::builtin(),
+        undeclared: Undeclared::Accept,
     }
 }
 
-/// Appends events `range` of `history` in commits of random sizes, over two store sessions.
+/// Appends events `range` of `history` in commits of random sizes, over two ledger sessions.
 fn build_log(dir: &Path, history: &str, range: Range<u64>, rng: &mut Rng) {
     let middle = range.start + (range.end - range.start) / 2;
     for session in [range.start..middle, middle..range.end] {
-        let store = Store::open(dir, config()).expect("open store");
+        let ledger = Ledger::open(dir, config()).expect("open the ledger");
         let mut next = session.start;
         while next < session.end {
             let n = (1 + rng.below(120)).min(session.end - next);
-            let outcomes = store
-                .append(prepared(history, next..next + n))
-                .expect("append");
+            let texts: Vec<String> = (next..next + n)
+                .map(|i| event(history, i).to_string())
+                .collect();
+            let raws: Vec<_> = texts.iter().map(|t| Ok(t.as_bytes())).collect();
+            let results = ledger.ingest(&raws, &Author::ANYONE).expect("append");
             assert!(
-                outcomes
+                results
                     .iter()
-                    .all(|o| matches!(o, sealog_store::Outcome::Appended { .. }))
+                    .all(|r| matches!(r, IngestResult::Appended { .. })),
+                "{results:?}"
             );
             next += n;
         }
-        store.close().expect("close store");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
+        ledger.close().expect("close the ledger");
     }
 }
 
 /// Sealed segments are read-only (0444); the tests stand for an attacker or a failing disk,
 /// neither of which respects that.
-fn make_writable(path: &Path) {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
-}
-
 fn write_file(path: &Path, bytes: &[u8]) {
     make_writable(path);
     fs::write(path, bytes).unwrap();
 }
 
+/// Flips one bit, where the test kit's `flip_byte` flips all eight: a checksum must catch
+/// the smallest change.
 fn flip(path: &Path, offset: u64, bit: u64) {
     let mut bytes = fs::read(path).unwrap();
     bytes[offset as usize] ^= 1 << bit;
     write_file(path, &bytes);
-}
-
-fn truncate(path: &Path, len: u64) {
-    make_writable(path);
-    fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_len(len)
-        .unwrap();
 }
 
 /// A log built once per test and left untouched; trials damage copies of it.
@@ -194,7 +156,7 @@ impl Fixture {
         eprintln!("tamper seed {seed:#x} (replay with SEALOG_TAMPER_SEED={seed:#x})");
         let tmp = TempDir::new().unwrap();
         let pristine = tmp.path().join("pristine");
-        build_log(&pristine, "genuine", 0..RECORDS, &mut Rng(seed));
+        build_log(&pristine, "genuine", 0..RECORDS, &mut Rng::new(seed));
         let fx = Fixture {
             tmp,
             pristine,
@@ -260,27 +222,22 @@ impl Segment {
     }
 }
 
-fn frames(bytes: &[u8], start: usize) -> Vec<Range<u64>> {
-    let mut out = Vec::new();
-    let mut at = start;
-    while at < bytes.len() {
-        let (_, n) = segment::decode_frame(&bytes[at..]).expect("pristine frame");
-        out.push(at as u64..(at + n) as u64);
-        at += n;
-    }
-    out
-}
-
 fn segments(dir: &Path) -> Vec<Segment> {
-    segment::list(&dir.join("log"))
-        .unwrap()
+    sealog_testkit::format::segments(&dir.join("log"))
         .into_iter()
         .map(|(first_seq, path)| {
             let bytes = fs::read(&path).unwrap();
+            let frames = frames(&bytes, HEADER_BYTES as usize);
+            assert_eq!(
+                frames.last().map_or(HEADER_BYTES, |f| f.end),
+                bytes.len() as u64,
+                "{} is whole frames",
+                path.display()
+            );
             Segment {
                 first_seq,
                 len: bytes.len() as u64,
-                frames: frames(&bytes, HEADER_BYTES as usize),
+                frames,
                 path,
             }
         })
@@ -302,7 +259,7 @@ fn locate(dir: &Path, seq: u64) -> (PathBuf, Range<u64>) {
 
 /// Tree sizes of the signed checkpoints, in the order `checkpoints/log` holds them.
 fn checkpoint_sizes(dir: &Path) -> Vec<u64> {
-    let (notes, torn) = sealog_store::read_checkpoint_log(&dir.join("checkpoints/log")).unwrap();
+    let (notes, torn) = sealog_testkit::format::checkpoint_notes(&dir.join("checkpoints/log"));
     assert_eq!(torn, None);
     notes
         .iter()
@@ -343,33 +300,27 @@ fn rebuild_tree_files(dir: &Path) {
 // ---------------------------------------------------------------------------------------------
 // Running the binary
 
-fn sealog(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sealog"))
-        .env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1")
-        .arg("--data")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run sealog")
+fn sealog(dir: &Path, args: &[&str]) -> Run {
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), dir)
+        .accepting_undeclared()
+        .run(args, b"")
 }
 
-fn describe(out: &Output) -> String {
+fn describe(out: &Run) -> String {
     format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "exit {}\nstdout: {}\nstderr: {}",
+        out.code, out.stdout, out.stderr
     )
 }
 
-fn verify_out(dir: &Path, extra: &[&str]) -> Output {
+fn verify_out(dir: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["verify"];
     args.extend_from_slice(extra);
     sealog(dir, &args)
 }
 
-fn json_line(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
+fn json_line(out: &Run) -> Value {
+    serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("verify printed no JSON ({e}): {}", describe(out)))
 }
 
@@ -377,8 +328,8 @@ fn json_line(out: &Output) -> Value {
 fn intact(dir: &Path, extra: &[&str]) -> Value {
     let out = verify_out(dir, extra);
     assert_eq!(
-        out.status.code(),
-        Some(0),
+        out.code,
+        0,
         "verify of an intact log failed: {}",
         describe(&out)
     );
@@ -391,8 +342,8 @@ fn intact(dir: &Path, extra: &[&str]) -> Value {
 fn damaged(dir: &Path, extra: &[&str], ctx: &str) -> (String, String) {
     let out = verify_out(dir, extra);
     assert_eq!(
-        out.status.code(),
-        Some(1),
+        out.code,
+        1,
         "{ctx}: verify did not report damage: {}",
         describe(&out)
     );
@@ -424,10 +375,10 @@ fn is_frame_damage(message: &str) -> bool {
 #[test]
 fn every_flipped_bit_in_a_segment_is_found_at_its_frame() {
     let fx = Fixture::new();
-    let mut rng = Rng(fx.seed ^ 0x5e6);
+    let mut rng = Rng::new(fx.seed ^ 0x5e6);
     let segs = segments(&fx.pristine);
     for trial in 0..trials(40, 300) {
-        let s = &segs[rng.index(segs.len())];
+        let s = &segs[index(&mut rng, segs.len())];
         let offset = rng.below(s.len);
         let bit = rng.below(8);
         let ctx = format!(
@@ -468,7 +419,7 @@ fn every_flipped_bit_in_a_segment_is_found_at_its_frame() {
 #[test]
 fn every_flipped_bit_in_a_tree_level_file_names_the_node() {
     let fx = Fixture::new();
-    let mut rng = Rng(fx.seed ^ 0x7ee);
+    let mut rng = Rng::new(fx.seed ^ 0x7ee);
     let mut levels: Vec<(String, u64)> = fs::read_dir(fx.pristine.join("tree"))
         .unwrap()
         .map(|e| {
@@ -482,7 +433,7 @@ fn every_flipped_bit_in_a_tree_level_file_names_the_node() {
     levels.sort();
     assert!(levels.len() >= 11, "a 3,000-leaf tree has 12 levels");
     for trial in 0..trials(20, 100) {
-        let (name, len) = &levels[rng.index(levels.len())];
+        let (name, len) = &levels[index(&mut rng, levels.len())];
         let offset = rng.below(*len);
         let bit = rng.below(8);
         let ctx = format!(
@@ -509,7 +460,7 @@ fn every_flipped_bit_in_a_tree_level_file_names_the_node() {
 #[test]
 fn every_flipped_bit_in_the_checkpoint_log_names_the_frame() {
     let fx = Fixture::new();
-    let mut rng = Rng(fx.seed ^ 0xc4e);
+    let mut rng = Rng::new(fx.seed ^ 0xc4e);
     let bytes = fs::read(fx.pristine.join("checkpoints/log")).unwrap();
     let notes = frames(&bytes, 0);
     for trial in 0..trials(20, 150) {
@@ -618,11 +569,11 @@ fn a_deleted_record_is_found_where_it_was() {
 #[test]
 fn swapped_records_are_found_at_the_first_of_them() {
     let fx = Fixture::new();
-    let mut rng = Rng(fx.seed ^ 0x5a9);
+    let mut rng = Rng::new(fx.seed ^ 0x5a9);
     let segs = segments(&fx.pristine);
     for trial in 0..trials(4, 20) {
-        let s = &segs[rng.index(segs.len())];
-        let k = rng.index(s.frames.len() - 1);
+        let s = &segs[index(&mut rng, segs.len())];
+        let k = index(&mut rng, s.frames.len() - 1);
         let (a, b) = (s.frames[k].clone(), s.frames[k + 1].clone());
         let ctx = format!(
             "seed {:#x} trial {trial}: swap frames {k} and {} of {}",
@@ -813,7 +764,7 @@ fn rewrite_record(dir: &Path, seq: u64, edit: impl FnOnce(&[u8]) -> Vec<u8>) -> 
     let (path, frame) = locate(dir, seq);
     let bytes = fs::read(&path).unwrap();
     let mut rewritten = bytes[..frame.start as usize].to_vec();
-    segment::encode_frame(&edit(&payload(&bytes, &frame)), &mut rewritten);
+    encode_frame(&edit(&payload(&bytes, &frame)), &mut rewritten);
     rewritten.extend_from_slice(&bytes[frame.end as usize..]);
     write_file(&path, &rewritten);
     (path, frame.start)
@@ -847,7 +798,9 @@ fn forge_record(dir: &Path, seq: u64) {
                 })
                 .collect();
             change_event(record);
-            let forged_id = PreparedEvent::from_value(record).unwrap().record_id;
+            let forged_id = Canonical::of_event(&Json::from_value(record))
+                .unwrap()
+                .record_id;
             for (k, v) in server {
                 record[k.as_str()] = v;
             }
@@ -992,8 +945,10 @@ fn a_consistent_forgery_is_caught_by_the_signed_checkpoints() {
         "{message}"
     );
 
-    // The store itself refuses to serve a history its own checkpoints contradict.
-    let err = Store::open(&dir, config()).err().expect("open must refuse");
+    // The ledger itself refuses to serve a history its own checkpoints contradict.
+    let err = Ledger::open(&dir, config())
+        .err()
+        .expect("open must refuse");
     assert!(
         err.to_string()
             .contains("does not match the signed checkpoint"),
@@ -1011,11 +966,11 @@ fn a_forgery_re_signed_with_the_log_key_is_caught_by_an_old_checkpoint() {
     let dir = fx.copy("forgery-re-signed");
     forge_record(&dir, RECORDS / 3);
     // Whoever holds keys/log.key can sign anything: drop the checkpoints and derived files,
-    // and let the store sign a fresh checkpoint over the forged history.
+    // and let the ledger sign a fresh checkpoint over the forged history.
     for sub in ["checkpoints", "index", "tree"] {
         fs::remove_dir_all(dir.join(sub)).unwrap();
     }
-    Store::open(&dir, config()).unwrap().close().unwrap();
+    Ledger::open(&dir, config()).unwrap().close().unwrap();
     let report = intact(&dir, &[]);
     assert_eq!(report["records"], RECORDS);
 
@@ -1054,7 +1009,7 @@ fn forged_checkpoints_are_refused() {
     let tampered = lines.join("\n");
     let dir = fx.copy("checkpoint-root-changed");
     let mut bytes = cp_bytes[..notes[k].start as usize].to_vec();
-    segment::encode_frame(tampered.as_bytes(), &mut bytes);
+    encode_frame(tampered.as_bytes(), &mut bytes);
     bytes.extend_from_slice(&cp_bytes[notes[k].end as usize..]);
     write_file(&dir.join("checkpoints/log"), &bytes);
     let (location, message) = damaged(&dir, &[], "checkpoint with a changed root");
@@ -1073,7 +1028,7 @@ fn forged_checkpoints_are_refused() {
     let forged = sealog_merkle::note::sign(&body, &[&impostor]).unwrap();
     let dir = fx.copy("checkpoint-by-impostor");
     let mut bytes = cp_bytes.clone();
-    segment::encode_frame(forged.as_bytes(), &mut bytes);
+    encode_frame(forged.as_bytes(), &mut bytes);
     write_file(&dir.join("checkpoints/log"), &bytes);
     let (location, message) = damaged(&dir, &[], "checkpoint signed by another key");
     assert_eq!(
@@ -1149,11 +1104,11 @@ fn since_proves_the_genuine_log_only_grew() {
     for (n, range) in [(1, 0..40), (2, 40..41), (3, 41..300)] {
         events_file(&more, &format!("later-{n}"), range);
         let out = sealog(&dir, &["append", &shown(&more)]);
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        assert_eq!(out.code, 0, "{}", describe(&out));
     }
     for extra in [
         vec!["--since", old.to_str().unwrap()],
-        vec!["--since", old.to_str().unwrap(), "--key", old_key],
+        vec!["--since", old.to_str().unwrap(), "--verifier-key", old_key],
     ] {
         let report = intact(&dir, &extra);
         assert_eq!(report["since_size"], RECORDS);
@@ -1172,7 +1127,12 @@ fn a_history_rewritten_under_a_new_key_fails_since_and_the_old_key() {
 
     let dir = fx.copy("rewritten-new-key");
     wipe(&dir, &["keys", "checkpoints", "log", "tree", "index"]);
-    build_log(&dir, "rewritten", 0..RECORDS + 100, &mut Rng(fx.seed ^ 0x1));
+    build_log(
+        &dir,
+        "rewritten",
+        0..RECORDS + 100,
+        &mut Rng::new(fx.seed ^ 0x1),
+    );
     let new_key = fs::read_to_string(dir.join("keys/log.pub")).unwrap();
     assert_ne!(new_key.trim(), old_key);
     // On its own, the rewritten log is a perfectly good log.
@@ -1182,7 +1142,11 @@ fn a_history_rewritten_under_a_new_key_fails_since_and_the_old_key() {
     assert_eq!(location, "--since checkpoint");
     assert!(message.contains("was the log re-keyed?"), "{message}");
 
-    let (location, message) = damaged(&dir, &["--key", old_key], "--key of the old log");
+    let (location, message) = damaged(
+        &dir,
+        &["--verifier-key", old_key],
+        "--verifier-key of the old log",
+    );
     assert_eq!(
         location,
         format!("{} checkpoint #0", shown(&dir.join("checkpoints/log")))
@@ -1191,8 +1155,8 @@ fn a_history_rewritten_under_a_new_key_fails_since_and_the_old_key() {
 
     let (location, _) = damaged(
         &dir,
-        &["--since", &old_arg, "--key", old_key],
-        "--since and --key of the old log",
+        &["--since", &old_arg, "--verifier-key", old_key],
+        "--since and --verifier-key of the old log",
     );
     assert_eq!(
         location,
@@ -1210,7 +1174,12 @@ fn a_history_rewritten_under_the_same_key_fails_since() {
     // Longer than before: the old tree head is passed and does not match.
     let dir = fx.copy("rewritten-same-key-longer");
     wipe(&dir, &["checkpoints", "log", "tree", "index"]);
-    build_log(&dir, "rewritten", 0..RECORDS + 100, &mut Rng(fx.seed ^ 0x2));
+    build_log(
+        &dir,
+        "rewritten",
+        0..RECORDS + 100,
+        &mut Rng::new(fx.seed ^ 0x2),
+    );
     intact(&dir, &[]);
     let (path, frame) = locate(&dir, RECORDS - 1);
     let (location, message) = damaged(&dir, &["--since", &old_arg], "rewritten, same key");
@@ -1233,14 +1202,19 @@ fn a_history_rewritten_under_the_same_key_fails_since() {
     // The same events ingested again: only their ingest times differ, and that is enough.
     let dir = fx.copy("rewritten-same-events");
     wipe(&dir, &["checkpoints", "log", "tree", "index"]);
-    build_log(&dir, "genuine", 0..RECORDS, &mut Rng(fx.seed));
+    build_log(&dir, "genuine", 0..RECORDS, &mut Rng::new(fx.seed));
     intact(&dir, &[]);
     damaged(&dir, &["--since", &old_arg], "same events re-ingested");
 
     // Shorter than before: the old checkpoint covers records that are gone.
     let dir = fx.copy("rewritten-same-key-shorter");
     wipe(&dir, &["checkpoints", "log", "tree", "index"]);
-    build_log(&dir, "rewritten", 0..RECORDS / 2, &mut Rng(fx.seed ^ 0x3));
+    build_log(
+        &dir,
+        "rewritten",
+        0..RECORDS / 2,
+        &mut Rng::new(fx.seed ^ 0x3),
+    );
     intact(&dir, &[]);
     let (location, message) = damaged(&dir, &["--since", &old_arg], "shorter rewrite");
     assert_eq!(
@@ -1319,7 +1293,7 @@ fn opening_the_store_never_cuts_a_record_a_checkpoint_covers() {
     fs::remove_dir_all(dir.join("index")).unwrap();
     let before = fs::read(&path).unwrap();
     let out = sealog(&dir, &["get", "0"]);
-    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_ne!(out.code, 0, "{}", describe(&out));
     assert_eq!(
         fs::read(&path).unwrap().len(),
         before.len(),

@@ -1,14 +1,16 @@
 //! Sealog embedded, in-process and durable (every commit fdatasync'd). Events go through the
 //! ledger as in production: the decision-log pack validates, normalizes and indexes them
 //! (its axes included), dedupe and the supersedes rules apply. The 100-byte entries have no
-//! pack; they are appended to a store directly, like immudb's key/value entries.
-//! Everything this comparison knows about Sealog's API lives in this file.
+//! pack; they go to a second ledger that accepts undeclared types after envelope checks
+//! alone, like immudb's key/value entries. Everything this comparison knows about Sealog's
+//! API lives in this file.
 
 use std::path::{Path, PathBuf};
 
-use sealog_ledger::{IngestResult, Ledger, LedgerConfig, Undeclared, View};
-use sealog_model::{PreparedEvent, RecordId};
-use sealog_store::{Config, Outcome, Query, Store};
+use sealog_ledger::{
+    Author, IngestResult, Ledger, LedgerConfig, Query, StoreConfig as Config, Undeclared, View,
+};
+use sealog_model::RecordId;
 
 use super::{Engine, Hits, Tamper};
 use crate::workload::Entry;
@@ -17,7 +19,7 @@ pub struct Sealog {
     dir: PathBuf,
     /// `None` only while `settle` reopens it.
     events: Option<Ledger>,
-    entries: Store,
+    entries: Ledger,
     config: Config,
 }
 
@@ -26,11 +28,11 @@ impl Sealog {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         let config = Config::default();
         anyhow::ensure!(
-            config.durability == sealog_store::Durability::Fsync,
+            config.durability == sealog_ledger::Durability::Fsync,
             "the comparison runs Sealog durable"
         );
-        let events = open_ledger(&dir.join("events"), &config)?;
-        let entries = Store::open(&dir.join("entries"), config.clone())?;
+        let events = open_ledger(&dir.join("events"), &config, Undeclared::Quarantine)?;
+        let entries = open_ledger(&dir.join("entries"), &config, Undeclared::Accept)?;
         Ok(Sealog {
             dir: dir.to_path_buf(),
             events: Some(events),
@@ -42,19 +44,15 @@ impl Sealog {
     fn ledger(&self) -> &Ledger {
         self.events.as_ref().expect("the events ledger is open")
     }
-
-    fn events(&self) -> &Store {
-        self.ledger().store()
-    }
 }
 
-fn open_ledger(dir: &Path, config: &Config) -> anyhow::Result<Ledger> {
+fn open_ledger(dir: &Path, config: &Config, undeclared: Undeclared) -> anyhow::Result<Ledger> {
     Ok(Ledger::open(
         dir,
         LedgerConfig {
             store: config.clone(),
-            packs: sealog_packs::Packs::builtin(),
-            undeclared: Undeclared::Quarantine,
+            packs: sealog_ledger::Packs::builtin(),
+            undeclared,
         },
     )?)
 }
@@ -64,7 +62,7 @@ fn open_ledger(dir: &Path, config: &Config) -> anyhow::Result<Ledger> {
 fn ingest(ledger: &Ledger, events: &[String]) -> anyhow::Result<u64> {
     let prepared = events
         .iter()
-        .map(|e| ledger.prepare(e.as_bytes()))
+        .map(|e| ledger.prepare(e.as_bytes(), &Author::ANYONE))
         .collect();
     let mut appended = 0;
     for r in ledger.commit(prepared)? {
@@ -77,19 +75,8 @@ fn ingest(ledger: &Ledger, events: &[String]) -> anyhow::Result<u64> {
     Ok(appended)
 }
 
-fn prepare(text: &str) -> anyhow::Result<PreparedEvent> {
-    PreparedEvent::from_bytes(text.as_bytes()).map_err(|e| anyhow::anyhow!("refused: {e}"))
-}
-
-fn new_records(outcomes: &[Outcome]) -> u64 {
-    outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Appended { .. }))
-        .count() as u64
-}
-
-fn query(store: &Store, equals: Vec<(String, String)>, limit: usize) -> anyhow::Result<Hits> {
-    let page = store.query(&Query {
+fn query(ledger: &Ledger, equals: Vec<(String, String)>, limit: usize) -> anyhow::Result<Hits> {
+    let page = ledger.query(&Query {
         equals,
         limit,
         ..Query::default()
@@ -108,7 +95,7 @@ impl Engine for Sealog {
              checked by the decision-log pack (completeness, forbidden fields, JSON Schema), \
              normalized, canonicalized (RFC 8785), hashed, deduplicated, indexed on its envelope \
              and pack axes (feature_keys_used among them) and added to the Merkle tree; the \
-             100-byte entries are appended to a store directly (no pack)",
+             100-byte entries go to a second ledger as an undeclared type (envelope checks, no pack)",
             self.config.durability
         )
     }
@@ -122,25 +109,22 @@ impl Engine for Sealog {
     }
 
     fn append_entries(&self, entries: &[Entry]) -> anyhow::Result<u64> {
-        let batch = entries
-            .iter()
-            .map(|e| prepare(&e.text))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(new_records(&self.entries.append(batch)?))
+        let texts: Vec<String> = entries.iter().map(|e| e.text.clone()).collect();
+        ingest(&self.entries, &texts)
     }
 
     fn record_id(&self, event: &str) -> anyhow::Result<Vec<u8>> {
-        match self.ledger().prepare(event.as_bytes()) {
-            sealog_ledger::Prepared::Event(ev) => Ok(ev.record_id.0.to_vec()),
+        match self.ledger().prepare(event.as_bytes(), &Author::ANYONE) {
+            sealog_ledger::Prepared::Event(ev) => Ok(ev.id().to_vec()),
             _ => anyhow::bail!("a workload event does not pass its pack"),
         }
     }
 
     fn get(&self, record_id: &[u8]) -> anyhow::Result<bool> {
         let id = RecordId(record_id.try_into()?);
-        let store = self.events();
-        Ok(match store.seq_of(&id) {
-            Some(seq) => store.get(seq)?.is_some(),
+        let ledger = self.ledger();
+        Ok(match ledger.seq_of(&id)? {
+            Some(seq) => ledger.get(seq)?.is_some(),
             None => false,
         })
     }
@@ -150,25 +134,24 @@ impl Engine for Sealog {
     fn subject_history(&self, subject: &str, limit: usize) -> anyhow::Result<Hits> {
         let q = Query {
             equals: vec![("subject".into(), subject.into())],
+            view: View::Current,
             limit,
             ..Query::default()
         };
-        Ok(Hits::Found(
-            self.ledger().query(&q, View::Current)?.records.len(),
-        ))
+        Ok(Hits::Found(self.ledger().query(&q)?.records.len()))
     }
 
     /// The decision-log pack's `feature_keys_used` axis (`key_type:key_id`).
     fn by_feature_key(&self, key_type: &str, key_id: &str, limit: usize) -> anyhow::Result<Hits> {
         query(
-            self.events(),
+            self.ledger(),
             vec![("feature_keys_used".into(), format!("{key_type}:{key_id}"))],
             limit,
         )
     }
 
     fn time_window(&self, from_ns: i64, to_ns: i64, limit: usize) -> anyhow::Result<Hits> {
-        let page = self.events().query(&Query {
+        let page = self.ledger().query(&Query {
             event_from: Some(from_ns),
             event_to: Some(to_ns),
             limit,
@@ -178,7 +161,7 @@ impl Engine for Sealog {
     }
 
     fn counts(&self) -> anyhow::Result<(u64, u64)> {
-        Ok((self.events().len(), self.entries.len()))
+        Ok((self.ledger().len(), self.entries.len()))
     }
 
     /// Closes the events ledger (writing its index memtables as runs, as on any shutdown)
@@ -189,7 +172,7 @@ impl Engine for Sealog {
         }
         let dir = self.dir.join("events");
         let bytes = super::dir_bytes(&dir);
-        self.events = Some(open_ledger(&dir, &self.config)?);
+        self.events = Some(open_ledger(&dir, &self.config, Undeclared::Quarantine)?);
         Ok(bytes)
     }
 

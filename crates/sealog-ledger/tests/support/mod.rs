@@ -4,34 +4,39 @@
 
 use std::path::Path;
 
-use sealog_ledger::{IngestResult, Ledger, LedgerConfig, Undeclared, View};
+use sealog_ledger::{
+    Author, Durability, IngestResult, Ledger, LedgerConfig, Page, Query, StoreConfig, Undeclared,
+    View,
+};
 use sealog_packs::Packs;
-use sealog_store::{Config, Durability, Query};
 use serde_json::{Value, json};
 
-pub(crate) const EXAMPLES: &str = include_str!("../../../../examples/events.ndjson");
-
-pub(crate) fn open(dir: &Path) -> Ledger {
-    Ledger::open(
-        dir,
-        LedgerConfig {
-            store: Config {
-                durability: Durability::Os,
-                memtable_records_max: 64,
-                ..Config::default()
-            },
-            packs: Packs::builtin(),
-            undeclared: Undeclared::Quarantine,
+pub(crate) fn config(packs: Packs, undeclared: Undeclared) -> LedgerConfig {
+    LedgerConfig {
+        store: StoreConfig {
+            durability: Durability::Os,
+            memtable_records_max: 64,
+            ..StoreConfig::default()
         },
-    )
-    .unwrap()
+        packs,
+        undeclared,
+    }
+}
+
+/// A ledger with the built-in packs that quarantines undeclared types.
+pub(crate) fn open(dir: &Path) -> Ledger {
+    open_with(dir, Undeclared::Quarantine)
+}
+
+pub(crate) fn open_with(dir: &Path, undeclared: Undeclared) -> Ledger {
+    Ledger::open(dir, config(Packs::builtin(), undeclared))
+        .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
 }
 
 /// The n-th example event of a type.
 pub(crate) fn example(event_type: &str, n: usize) -> Value {
-    EXAMPLES
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    sealog_testkit::events::examples()
+        .into_iter()
         .filter(|e| e["type"] == event_type)
         .nth(n)
         .unwrap_or_else(|| panic!("no example {n} of {event_type}"))
@@ -52,16 +57,28 @@ pub(crate) fn decision(d: &str, run: &str) -> Value {
 }
 
 pub(crate) fn ingest(ledger: &Ledger, events: &[Value]) -> Vec<IngestResult> {
+    ingest_as(ledger, events, &Author::ANYONE)
+}
+
+pub(crate) fn ingest_as(
+    ledger: &Ledger,
+    events: &[Value],
+    author: &Author<'_>,
+) -> Vec<IngestResult> {
     let raws: Vec<Vec<u8>> = events
         .iter()
         .map(|e| serde_json::to_vec(e).unwrap())
         .collect();
-    ingest_raw(ledger, &raws)
+    ingest_raw_as(ledger, &raws, author)
 }
 
 pub(crate) fn ingest_raw(ledger: &Ledger, raws: &[Vec<u8>]) -> Vec<IngestResult> {
+    ingest_raw_as(ledger, raws, &Author::ANYONE)
+}
+
+fn ingest_raw_as(ledger: &Ledger, raws: &[Vec<u8>], author: &Author<'_>) -> Vec<IngestResult> {
     let raws: Vec<_> = raws.iter().map(|r| Ok(r.as_slice())).collect();
-    let out = ledger.ingest(&raws).unwrap();
+    let out = ledger.ingest(&raws, author).unwrap();
     assert_eq!(out.len(), raws.len(), "one result per event");
     out
 }
@@ -70,32 +87,42 @@ pub(crate) fn one(ledger: &Ledger, event: &Value) -> Value {
     ingest(ledger, std::slice::from_ref(event))[0].to_json()
 }
 
-/// Records matching `equals`, as JSON, through a view.
-pub(crate) fn records(ledger: &Ledger, equals: &[(&str, &str)], view: View) -> Vec<Value> {
-    values(ledger.query(&matching(equals), view).unwrap())
-}
-
-/// Quarantine records matching `equals`, as JSON.
-pub(crate) fn quarantine(ledger: &Ledger, equals: &[(&str, &str)]) -> Vec<Value> {
-    values(ledger.quarantine_query(&matching(equals)).unwrap())
-}
-
-fn matching(equals: &[(&str, &str)]) -> Query {
+/// Every record (or the first 10,000) matching `equals`, through a view.
+pub(crate) fn matching(equals: &[(&str, &str)], view: View) -> Query {
     Query {
         equals: equals
             .iter()
             .map(|(a, v)| (a.to_string(), v.to_string()))
             .collect(),
+        view,
         limit: 10_000,
         ..Query::default()
     }
 }
 
-fn values(page: sealog_store::Page) -> Vec<Value> {
+/// Records matching `equals`, as JSON, through a view.
+pub(crate) fn records(ledger: &Ledger, equals: &[(&str, &str)], view: View) -> Vec<Value> {
+    values(ledger.query(&matching(equals, view)).unwrap())
+}
+
+/// Quarantine records matching `equals`, as JSON.
+pub(crate) fn quarantine(ledger: &Ledger, equals: &[(&str, &str)]) -> Vec<Value> {
+    values(
+        ledger
+            .quarantine_query(&matching(equals, View::History))
+            .unwrap(),
+    )
+}
+
+pub(crate) fn values(page: Page) -> Vec<Value> {
     page.records
         .iter()
         .map(|(_, b)| serde_json::from_slice(b).unwrap())
         .collect()
+}
+
+pub(crate) fn seqs(page: Page) -> Vec<u64> {
+    page.records.iter().map(|r| r.0).collect()
 }
 
 pub(crate) fn rid(result: &Value) -> String {

@@ -1,6 +1,8 @@
 #![allow(dead_code, unreachable_pub)]
 
-use sealog_packs::{Packs, Quarantine, ReasonCode};
+use sealog_model::json::Json;
+use sealog_model::{Canonical, Envelope};
+use sealog_packs::{Derived, Packs, Quarantine, ReasonCode};
 use serde_json::{Value, json};
 
 pub fn packs() -> Packs {
@@ -57,9 +59,27 @@ pub fn example(ty: &str) -> Value {
         .unwrap_or_else(|| panic!("no example of {ty}"))
 }
 
+/// Runs the pack checks on an event's tree; on success, the normalized event.
 pub fn check(event: &Value) -> Result<Value, Quarantine> {
-    let mut e = event.clone();
-    packs().check(&mut e).map(|()| e)
+    check_with(&packs(), event)
+}
+
+pub fn check_with(packs: &Packs, event: &Value) -> Result<Value, Quarantine> {
+    let mut tree = Json::from_value(event);
+    let ty = event["type"].as_str().unwrap_or_default();
+    packs.check(ty, &mut tree).map(|()| tree.to_value())
+}
+
+/// The canonical form of an event that passed its pack.
+pub fn canonical(normalized: &Value) -> Canonical {
+    Canonical::of_event(&Json::from_value(normalized)).expect("a canonical form")
+}
+
+/// What the packs derive from an event.
+pub fn derive(event: &Value) -> Derived {
+    let j = Json::from_value(event);
+    let env = Envelope::parse(&j).unwrap();
+    packs().derive(&j, &env)
 }
 
 pub fn reason(event: &Value) -> Option<ReasonCode> {

@@ -4,13 +4,12 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use http_body_util::BodyExt;
-use sealog_ledger::{Ledger, Prepared};
+use sealog_ledger::{Author, Ledger, Prepared, Rejection};
+use sealog_model::PrepareError;
 use sealog_model::input::{self, InputError};
-use sealog_model::json::Json;
-use sealog_model::record::PrepareError;
 use serde_json::{Value, json};
 
-use crate::access::{Access, RESERVED_TYPE_PREFIXES};
+use crate::access::Access;
 use crate::auth::{Action, Principal};
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
@@ -206,43 +205,14 @@ pub(crate) async fn read_body(
     Ok(out)
 }
 
-/// Why one event was not appended.
-struct Refusal {
-    code: &'static str,
-    message: String,
-    field: Option<String>,
-    /// Refused by access control rather than for its content.
-    denied: bool,
-}
-
-impl Refusal {
-    fn to_json(&self) -> Value {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(f) = &self.field {
-            error["field"] = json!(f);
-        }
-        json!({"status": "rejected", "error": error})
-    }
-}
-
-impl From<PrepareError> for Refusal {
-    fn from(e: PrepareError) -> Self {
-        Refusal {
-            code: e.code(),
-            message: e.to_string(),
-            field: e.field().map(str::to_string),
-            denied: false,
-        }
-    }
-}
-
-/// Splits the body and prepares each event through the ledger; events the key may not
-/// write, and input that is not an event, are refused here and never reach the ledger.
+/// Splits the body and prepares each event through the ledger, as a producer limited to
+/// the key's tenant; input that is not an event, and events the key may not write, are
+/// refused there and never reach the log.
 fn prepare_all(
     ledger: &Ledger,
     bytes: &[u8],
     principal: &Principal,
-) -> Result<Vec<Result<Prepared, Refusal>>, ApiError> {
+) -> Result<Vec<Result<Prepared, Rejection>>, ApiError> {
     let raws = input::split(bytes).map_err(|e| {
         let status = match e {
             InputError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -251,48 +221,17 @@ fn prepare_all(
         metrics::counter!("sealog_input_refused_total", "code" => e.code()).increment(1);
         ApiError::new(status, e.code(), format!("the body holds no events: {e}"))
     })?;
+    let author = Author::Producer {
+        tenant: principal.tenant.as_deref(),
+    };
     Ok(raws
         .into_iter()
         .map(|raw| {
-            let raw = raw.map_err(|e| Refusal::from(PrepareError::Input(e)))?;
-            let prepared = match ledger.prepare(raw) {
-                Prepared::Rejected(e) => return Err(Refusal::from(e)),
-                p => p,
-            };
-            // The ledger accepted the bytes as an event, so they parse.
-            let json = Json::parse(raw).map_err(|e| {
-                Refusal::from(PrepareError::Input(InputError::NotJson(e.to_string())))
-            })?;
-            check_policy(&json, principal)?;
-            Ok(prepared)
+            let raw = raw.map_err(|e| Rejection::from(PrepareError::Input(e)))?;
+            match ledger.prepare(raw, &author) {
+                Prepared::Rejected(r) => Err(r),
+                p => Ok(p),
+            }
         })
         .collect())
-}
-
-/// What a key may write: only its own tenant's events, never the server's own record types.
-fn check_policy(event: &Json<'_>, principal: &Principal) -> Result<(), Refusal> {
-    let kind = event.get("type").and_then(Json::as_str);
-    let tenant = event.get("tenant").and_then(Json::as_str);
-    if kind.is_some_and(|t| RESERVED_TYPE_PREFIXES.iter().any(|p| t.starts_with(p))) {
-        return Err(Refusal {
-            code: "RESERVED_TYPE",
-            message: format!(
-                "event types starting with {} are written only by the server",
-                RESERVED_TYPE_PREFIXES.join(" or ")
-            ),
-            field: Some("/type".into()),
-            denied: true,
-        });
-    }
-    if let Some(own) = &principal.tenant
-        && tenant != Some(own.as_str())
-    {
-        return Err(Refusal {
-            code: "FORBIDDEN_TENANT",
-            message: format!("this key writes only events with \"tenant\": {own:?}"),
-            field: Some("/tenant".into()),
-            denied: true,
-        });
-    }
-    Ok(())
 }

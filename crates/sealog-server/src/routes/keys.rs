@@ -108,7 +108,7 @@ pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
         data_subject: req.data_subject,
         label: req.label,
     };
-    let dir = ctx.state.data_dir.clone();
+    let dir = ctx.state.layout.root().to_path_buf();
     let by = ctx.principal.key_id.clone();
     let new = blocking(move || keys::create(&dir, spec, &by).map_err(key_error)).await?;
     ctx.state.keys.refresh();
@@ -158,7 +158,7 @@ pub(crate) async fn revoke(ctx: Ctx, Path(id): Path<String>) -> Result<Response,
         &json!({"key": crate::access::clip(&id)}),
     )
     .await?;
-    let dir = ctx.state.data_dir.clone();
+    let dir = ctx.state.layout.root().to_path_buf();
     let by = ctx.principal.key_id.clone();
     let tenant = ctx.principal.tenant.clone();
     let record =

@@ -9,8 +9,8 @@
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::Response;
-use sealog_packs::ReasonCode;
-use sealog_store::{LIMIT_MAX, Query};
+use sealog_ledger::ReasonCode;
+use sealog_ledger::{LIMIT_MAX, Query};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,8 +20,8 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::routes::records::{Log, run_paged, time_param};
 
-const QUERY_PARAMS: [&str; 9] = [
-    "reason", "from", "to", "id", "subject", "type", "tenant", "cursor", "limit",
+const QUERY_PARAMS: [&str; 10] = [
+    "reason", "from", "to", "id", "subject", "type", "tenant", "cursor", "after", "limit",
 ];
 
 #[utoipa::path(
@@ -34,6 +34,7 @@ const QUERY_PARAMS: [&str; 9] = [
         ("subject" = Option<String>, Query), ("type" = Option<String>, Query, description = "the quarantined event's type"),
         ("tenant" = Option<String>, Query, description = "a tenant-scoped key always reads its own tenant only"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("after" = Option<u64>, Query, description = "only records after this seq of the quarantine log (instead of cursor)"),
         ("limit" = Option<u64>, Query, description = "records per page, 1 to 10000 (default 100)"),
     ),
     responses(

@@ -12,10 +12,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sealog_ledger::View;
+use sealog_ledger::{ENVELOPE_AXES, LIMIT_MAX, Ledger, Query, View};
 use sealog_model::RecordId;
-use sealog_model::record::BUILTIN_AXES;
-use sealog_store::{LIMIT_MAX, Query, Store};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -87,12 +85,11 @@ async fn read_one(ctx: &Ctx, id: &str) -> Result<Vec<u8>, ApiError> {
     let principal = ctx.principal.clone();
     let started = std::time::Instant::now();
     let found = blocking(move || {
-        let store = ledger.store();
         let seq = match which {
             Ok(seq) => Some(seq),
-            Err(rid) => store.seq_of(&rid),
+            Err(rid) => ledger.seq_of(&rid)?,
         };
-        let record = seq.map(|s| store.get(s)).transpose()?.flatten();
+        let record = seq.map(|s| ledger.get(s)).transpose()?.flatten();
         Ok(record.filter(|r| visible(&principal, r)))
     })
     .await?;
@@ -171,24 +168,13 @@ pub(crate) fn time_param(p: &Params, name: &str) -> Result<Option<i64>, ApiError
 
 /// Returns the response body and the number of records in it.
 async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> {
-    let pack_axes: Vec<String> = ctx
-        .state
-        .ledger
-        .packs()
-        .axes()
-        .into_iter()
-        .map(|(_, _, name)| name)
-        .collect();
-    let known = |name: &str| BUILTIN_AXES.contains(&name) || pack_axes.iter().any(|a| a == name);
+    let names = ctx.state.ledger.axis_names();
+    let known = |name: &str| names.iter().any(|a| a == name);
     let mut equals: Vec<(String, String)> = Vec::new();
     for (k, v) in p.iter() {
         let axis = match k.strip_prefix("axis.") {
             Some(name) if known(name) => name,
             Some(name) => {
-                let mut names: Vec<&str> = BUILTIN_AXES.to_vec();
-                names.extend(pack_axes.iter().map(String::as_str));
-                names.sort_unstable();
-                names.dedup();
                 return Err(ApiError::bad_request(
                     "UNKNOWN_AXIS",
                     format!(
@@ -198,7 +184,7 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
                     ),
                 ));
             }
-            None if BUILTIN_AXES.contains(&k) => k,
+            None if ENVELOPE_AXES.contains(&k) => k,
             None => continue,
         };
         equals.push((axis.to_string(), v.to_string()));
@@ -222,6 +208,7 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
         event_to: time_param(p, "to")?,
         ingest_from: time_param(p, "ingested_from")?,
         ingest_to: time_param(p, "ingested_to")?,
+        view,
         ..Query::default()
     };
     run_paged(ctx, p, q, Log::Canonical(view), "records.query").await
@@ -247,7 +234,7 @@ impl Log {
 
 /// A tree size from `as_of`: digits are a size, anything else a time (RFC 3339 or a date)
 /// whose size is the canonical log's at that time.
-pub(crate) fn as_of_size(store: &Store, text: &str) -> Result<u64, ApiError> {
+pub(crate) fn as_of_size(ledger: &Ledger, text: &str) -> Result<u64, ApiError> {
     match parse_u64(text) {
         Some(size) => Ok(size),
         None => {
@@ -257,7 +244,7 @@ pub(crate) fn as_of_size(store: &Store, text: &str) -> Result<u64, ApiError> {
                     format!("as_of: {m}; give an RFC 3339 time or a tree size (digits)"),
                 )
             })?;
-            Ok(store.size_at(t)?)
+            Ok(ledger.size_at(t)?)
         }
     }
 }
@@ -301,14 +288,14 @@ pub(crate) async fn run_paged(
     let principal = ctx.principal.clone();
     let started = std::time::Instant::now();
     let out = blocking(move || {
-        q.as_of_size = as_of.map(|s| as_of_size(ledger.store(), &s)).transpose()?;
+        q.as_of_size = as_of.map(|s| as_of_size(&ledger, &s)).transpose()?;
         let digest = query_digest(&q, log);
         q.after = match cursor {
             Some(c) => Some(decode_cursor(&c, &digest)?),
             None => after,
         };
         let page = match log {
-            Log::Canonical(view) => ledger.query(&q, view)?,
+            Log::Canonical(_) => ledger.query(&q)?,
             Log::Quarantine => ledger.quarantine_query(&q)?,
         };
         let mut body =

@@ -75,7 +75,7 @@ async fn rebuild(ctx: &Ctx, subject: &str, p: &Params) -> Result<Value, ApiError
     let tenant = ctx.principal.tenant.clone();
     let started = std::time::Instant::now();
     let out = blocking(move || {
-        let size = as_of.map(|s| as_of_size(ledger.store(), &s)).transpose()?;
+        let size = as_of.map(|s| as_of_size(&ledger, &s)).transpose()?;
         ledger
             .state(&subject, scope.as_deref(), tenant.as_deref(), size)
             .map_err(|e| {

@@ -57,7 +57,7 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
     let ledger = ctx.state.ledger.clone();
     let principal = ctx.principal.clone();
     blocking(move || {
-        let store = ledger.store();
+        let store = &ledger;
         let not_found = || ApiError::not_found(format!("no record {seq}"));
         let record = store.get(seq)?.ok_or_else(not_found)?;
         if !visible(&principal, &record) {
@@ -106,7 +106,7 @@ pub(crate) async fn consistency(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Res
     let to = p.u64("to")?;
     let ledger = ctx.state.ledger.clone();
     let proof = blocking(move || {
-        let store = ledger.store();
+        let store = &ledger;
         let to = match to {
             Some(t) => t,
             None => store.checkpoint()?.size,
@@ -141,13 +141,31 @@ pub(crate) async fn consistency(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Res
 pub(crate) async fn checkpoint(ctx: Ctx) -> Result<Response, ApiError> {
     ctx.authorize(Action::Checkpoint, &json!({})).await?;
     let ledger = ctx.state.ledger.clone();
-    let cp = blocking(move || Ok(ledger.store().checkpoint()?)).await?;
+    let cp = blocking(move || Ok(ledger.checkpoint()?)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         cp.note,
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    get, path = "/checkpoint/key", tag = "tlog",
+    responses(
+        (status = 200, description = "The log's checkpoint verifier key, in C2SP note verifier-key format. Clients that want trust from outside the server get it another way; this serves operators and tooling.", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn verifier_key(ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.authorize(Action::Checkpoint, &json!({})).await?;
+    let key = ctx.state.ledger.verifier_key();
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{key}\n"),
     )
         .into_response())
 }
@@ -176,7 +194,7 @@ pub(crate) async fn tile(ctx: Ctx, Path(rest): Path<String>) -> Result<Response,
     let ledger = ctx.state.ledger.clone();
     let read = |t: TilePath| {
         blocking(move || {
-            let store = ledger.store();
+            let store = &ledger;
             let out = match t {
                 TilePath::Hashes {
                     level,
@@ -186,7 +204,7 @@ pub(crate) async fn tile(ctx: Ctx, Path(rest): Path<String>) -> Result<Response,
                 TilePath::Entries { index, width } => store.entry_bundle(index, width),
             };
             out.map_err(|e| match e {
-                sealog_store::StoreError::InvalidArgument(m) => ApiError::not_found(m),
+                sealog_ledger::Error::InvalidArgument(m) => ApiError::not_found(m),
                 other => other.into(),
             })
         })

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use sealog_model::Posting;
+use crate::contract::Key as Posting;
 
 use super::run::{POST_WIDTH, RID_WIDTH, TIME_WIDTH, time_key};
 
@@ -77,7 +77,8 @@ impl Memtable {
     pub(crate) fn insert(&mut self, seq: u64, rid: [u8; 32], postings: &[Posting], event_ns: i64) {
         assert_eq!(seq, self.end, "index entries must arrive in seq order");
         self.end += 1;
-        self.rid.insert(rid, seq);
+        // The lowest seq answers for an id, in every layer.
+        self.rid.entry(rid).or_insert(seq);
         self.time.push((event_ns, seq));
         self.record_starts.push(
             u32::try_from(self.record_postings.len()).expect("a memtable is far below 4G postings"),

@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sealog_model::{Posting, PreparedEvent};
+use crate::contract::{Id, Key};
 
 use crate::error::StoreError;
 pub(crate) use memtable::Memtable;
@@ -45,6 +45,44 @@ impl Index {
     /// Opens the index; it covers records `0..end()` (runs only: the memtable starts empty).
     pub(crate) fn open(dir: &Path, memtable_records_max: u64) -> Result<Self, StoreError> {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        Self::load(dir, memtable_records_max)
+    }
+
+    /// Opens the runs as the manifest names them now, beside a writer that may replace them:
+    /// a run merged away between reading the manifest and opening it means reading again.
+    pub(crate) fn open_read_only(
+        dir: &Path,
+        memtable_records_max: u64,
+    ) -> Result<Self, StoreError> {
+        if !dir.is_dir() {
+            return Ok(Self::empty(dir, memtable_records_max));
+        }
+        let mut tries = 0;
+        loop {
+            match Self::load(dir, memtable_records_max) {
+                Err(StoreError::Io { cause, .. })
+                    if cause.kind() == std::io::ErrorKind::NotFound && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::yield_now();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// An index of nothing, for a read-only rebuild in memory.
+    pub(crate) fn empty(dir: &Path, memtable_records_max: u64) -> Self {
+        Index {
+            dir: dir.to_path_buf(),
+            memtable_records_max,
+            runs: Vec::new(),
+            frozen: None,
+            mem: Memtable::new(0),
+        }
+    }
+
+    fn load(dir: &Path, memtable_records_max: u64) -> Result<Self, StoreError> {
         let manifest = dir.join("MANIFEST");
         let mut runs = Vec::new();
         match fs::read_to_string(&manifest) {
@@ -115,13 +153,8 @@ impl Index {
         self.mem.end
     }
 
-    pub(crate) fn insert(&mut self, seq: u64, event: &PreparedEvent) {
-        self.mem.insert(
-            seq,
-            event.record_id.0,
-            &event.postings,
-            event.event_time_nanos,
-        );
+    pub(crate) fn insert(&mut self, seq: u64, id: &Id, keys: &[Key], event_ns: i64) {
+        self.mem.insert(seq, *id, keys, event_ns);
     }
 
     pub(crate) fn needs_flush(&self) -> bool {
@@ -163,14 +196,16 @@ impl Index {
             .chain(std::iter::once(&self.mem))
     }
 
+    /// The lowest seq of a record with this id: layers are searched oldest first.
     pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Option<u64> {
-        self.layers()
-            .find_map(|m| m.lookup_rid(rid))
-            .or_else(|| self.runs.iter().rev().find_map(|r| r.lookup_rid(rid)))
+        self.runs
+            .iter()
+            .find_map(|r| r.lookup_rid(rid))
+            .or_else(|| self.layers().find_map(|m| m.lookup_rid(rid)))
     }
 
     /// Up to `limit` seqs in `[from, below)` with `key`, ascending.
-    pub(crate) fn postings(&self, key: &Posting, from: u64, below: u64, limit: usize) -> Vec<u64> {
+    pub(crate) fn postings(&self, key: &Key, from: u64, below: u64, limit: usize) -> Vec<u64> {
         let mut out = Vec::new();
         for r in self.runs.iter().filter(|r| r.end > from && r.first < below) {
             r.postings(key, from, limit, &mut out);
@@ -187,7 +222,7 @@ impl Index {
         out
     }
 
-    pub(crate) fn contains(&self, key: &Posting, seq: u64) -> bool {
+    pub(crate) fn contains(&self, key: &Key, seq: u64) -> bool {
         if let Some(m) = self.layers().find(|m| (m.first..m.end).contains(&seq)) {
             return m.contains(key, seq);
         }
@@ -196,7 +231,7 @@ impl Index {
     }
 
     /// How many records carry `key`: O(runs × log n), used to pick the rarest key to scan.
-    pub(crate) fn count(&self, key: &Posting) -> u64 {
+    pub(crate) fn count(&self, key: &Key) -> u64 {
         self.runs.iter().map(|r| r.count(key)).sum::<u64>()
             + self.layers().map(|m| m.count(key)).sum::<u64>()
     }

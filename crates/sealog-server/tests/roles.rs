@@ -2,22 +2,39 @@
 //! routes answer, denied ones answer 403 (401 without a key), and every refusal is recorded
 //! as an `audit.access` record with outcome `denied`.
 
-mod http_support;
+mod support;
 
-use http_support::*;
+use sealog_testkit::Api;
+use sealog_testkit::events::event;
+use sealog_testkit::{InProcess, tempdir};
 use serde_json::json;
+use support::{assert_verifies, offline_records};
 
 struct Who {
     name: &'static str,
     key: Option<String>,
 }
 
+const READERS: &[&str] = &[
+    "reader",
+    "auditor",
+    "admin",
+    "reader@a",
+    "auditor@a",
+    "admin@a",
+    "subject@a",
+];
+const AUDITORS: &[&str] = &["auditor", "admin", "auditor@a", "admin@a"];
+const UNSCOPED_AUDITORS: &[&str] = &["auditor", "admin"];
+const ADMINS: &[&str] = &["admin", "admin@a"];
+const EVERYONE: &[&str] = &["*"];
+
 #[test]
-fn role_by_route_matrix() {
+fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
     let dir = tempdir();
-    let data = dir.path().join("data");
+    let app = InProcess::start(dir.path());
     let mut who: Vec<Who> = Vec::new();
-    for (name, roles, tenant, subject) in [
+    for (name, role, tenant, subject) in [
         ("writer", "writer", None, None),
         ("reader", "reader", None, None),
         ("auditor", "auditor", None, None),
@@ -28,7 +45,7 @@ fn role_by_route_matrix() {
         ("admin@a", "admin", Some("a"), None),
         ("subject@a", "subject", Some("a"), Some("s1")),
     ] {
-        let (key, _) = create_key(&data, &[roles], tenant, subject);
+        let (key, _) = app.create_key(&[role], tenant, subject);
         who.push(Who {
             name,
             key: Some(key),
@@ -38,20 +55,20 @@ fn role_by_route_matrix() {
         name: "none",
         key: None,
     });
-    let srv = Server::start(&data);
-    let admin = who[3].key.clone().unwrap();
-    let seeded = srv
+    let admin = who[3].key.clone().expect("the admin key");
+    let seeded = app
         .post_json(
             "/v1/events",
             Some(&admin),
             &event("seed", Some("a"), "s1", "t"),
         )
         .json();
-    let seq = seeded["results"][0]["seq"].as_u64().unwrap();
+    let seq = seeded["results"][0]["seq"].as_u64().expect("a seq");
 
     let event_body = event("m", Some("a"), "s1", "t").to_string();
     let key_body = json!({"roles": ["reader"], "tenant": "a"}).to_string();
-    // (method, path, body, roles allowed); `*` = every caller, keyless included.
+    let payload = format!("/v1/quarantine/payloads/sha256:{}", "0".repeat(64));
+    // (method, path, body, who may); `*` = every caller, keyless included.
     let routes: Vec<(&str, String, Option<&str>, &[&str])> = vec![
         (
             "POST",
@@ -59,48 +76,9 @@ fn role_by_route_matrix() {
             Some(event_body.as_str()),
             &["writer", "admin", "writer@a", "admin@a"],
         ),
-        (
-            "GET",
-            format!("/v1/records/{seq}"),
-            None,
-            &[
-                "reader",
-                "auditor",
-                "admin",
-                "reader@a",
-                "auditor@a",
-                "admin@a",
-                "subject@a",
-            ],
-        ),
-        (
-            "GET",
-            "/v1/records?limit=5".into(),
-            None,
-            &[
-                "reader",
-                "auditor",
-                "admin",
-                "reader@a",
-                "auditor@a",
-                "admin@a",
-                "subject@a",
-            ],
-        ),
-        (
-            "GET",
-            "/v1/subjects/s1/state".into(),
-            None,
-            &[
-                "reader",
-                "auditor",
-                "admin",
-                "reader@a",
-                "auditor@a",
-                "admin@a",
-                "subject@a",
-            ],
-        ),
+        ("GET", format!("/v1/records/{seq}"), None, READERS),
+        ("GET", "/v1/records?limit=5".into(), None, READERS),
+        ("GET", "/v1/subjects/s1/state".into(), None, READERS),
         (
             "GET",
             "/v1/subjects/s2/state".into(),
@@ -114,70 +92,47 @@ fn role_by_route_matrix() {
                 "admin@a",
             ],
         ),
-        (
-            "GET",
-            "/v1/quarantine?limit=5".into(),
-            None,
-            &["auditor", "admin", "auditor@a", "admin@a"],
-        ),
-        (
-            "GET",
-            format!("/v1/quarantine/payloads/sha256:{}", "0".repeat(64)),
-            None,
-            &["auditor", "admin", "auditor@a", "admin@a"],
-        ),
+        ("GET", "/v1/quarantine?limit=5".into(), None, AUDITORS),
+        ("GET", "/v1/quarantine?after=0".into(), None, AUDITORS),
+        ("GET", payload, None, AUDITORS),
         (
             "GET",
             format!("/v1/proofs/inclusion?seq={seq}"),
             None,
-            &["auditor", "admin", "auditor@a", "admin@a"],
+            AUDITORS,
         ),
         (
             "GET",
             "/v1/proofs/consistency?from=1".into(),
             None,
-            &["auditor", "admin", "auditor@a", "admin@a"],
+            AUDITORS,
         ),
-        (
-            "GET",
-            "/checkpoint".into(),
-            None,
-            &["auditor", "admin", "auditor@a", "admin@a"],
-        ),
-        (
-            "GET",
-            "/tile/0/000.p/1".into(),
-            None,
-            &["auditor", "admin", "auditor@a", "admin@a"],
-        ),
+        ("GET", "/checkpoint".into(), None, AUDITORS),
+        ("GET", "/checkpoint/key".into(), None, AUDITORS),
+        ("GET", "/tile/0/000.p/1".into(), None, AUDITORS),
         (
             "GET",
             "/tile/entries/000.p/1".into(),
             None,
-            &["auditor", "admin"],
+            UNSCOPED_AUDITORS,
         ),
-        ("GET", "/metrics".into(), None, &["auditor", "admin"]),
-        ("GET", "/v1/keys".into(), None, &["admin", "admin@a"]),
-        (
-            "POST",
-            "/v1/keys".into(),
-            Some(key_body.as_str()),
-            &["admin", "admin@a"],
-        ),
+        ("GET", "/metrics".into(), None, UNSCOPED_AUDITORS),
+        ("GET", "/v1/keys".into(), None, ADMINS),
+        ("POST", "/v1/keys".into(), Some(key_body.as_str()), ADMINS),
         (
             "DELETE",
             "/v1/keys/key_0000000000000000".into(),
             None,
-            &["admin", "admin@a"],
+            ADMINS,
         ),
-        ("GET", "/healthz".into(), None, &["*"]),
-        ("GET", "/readyz".into(), None, &["*"]),
-        ("GET", "/openapi.json".into(), None, &["*"]),
+        ("GET", "/healthz".into(), None, EVERYONE),
+        ("GET", "/readyz".into(), None, EVERYONE),
+        ("GET", "/openapi.json".into(), None, EVERYONE),
     ];
     let mut denials = 0;
     for (method, path, body, allowed) in &routes {
         for w in &who {
-            let r = srv.req(
+            let r = app.req(
                 method,
                 path,
                 w.key.as_deref(),
@@ -208,8 +163,8 @@ fn role_by_route_matrix() {
             }
         }
     }
-    srv.stop();
-    let denied: Vec<_> = all_records(&data)
+    app.stop();
+    let denied: Vec<_> = offline_records(dir.path())
         .into_iter()
         .filter(|r| r["type"] == "audit.access" && r["data"]["outcome"] == "denied")
         .collect();
@@ -219,5 +174,5 @@ fn role_by_route_matrix() {
             .iter()
             .all(|r| r["data"]["status"] == 401 || r["data"]["status"] == 403)
     );
-    assert_verifies(&data);
+    assert_verifies(dir.path());
 }

@@ -1,0 +1,185 @@
+//! Admission: which prepared events the log takes, decided by the store at its one
+//! serialization point (the writer's thread) against the log plus the group being committed,
+//! so racing duplicates and corrections see one order: exactly one of them wins.
+//!
+//! In order: a record already in the log (or earlier in the group) is a duplicate; a
+//! correction must name a record of its own chain that nothing has superseded yet; a second
+//! record of a `unique_per_subject` subject must name what it supersedes.
+
+use std::collections::HashMap;
+
+use sealog_model::RecordId;
+use sealog_store::{Admission, Entry, Id, Key, LogView, StoreError, Verdict};
+
+use crate::quarantine::Correlation;
+
+/// What an event asks of the supersedes rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claim {
+    /// The record it corrects.
+    pub(crate) supersedes: Option<RecordId>,
+    /// The (tenant, scope, subject) chain it belongs to, when it has a subject.
+    pub(crate) chain: Option<Key>,
+    /// A second record of the chain must name what it supersedes.
+    pub(crate) unique_per_subject: bool,
+    /// Kept for the events the rules may refuse (corrections, unique subjects), so that a
+    /// refusal is quarantined without reading the event again.
+    pub(crate) correlation: Option<Box<Correlation>>,
+}
+
+/// Why a correction (or a would-be second record of a unique subject) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainRefusal {
+    /// A second record for a `unique_per_subject` subject that does not name what it
+    /// supersedes; `existing` is the seq of the subject's first record.
+    MissingLink { existing: u64 },
+    /// The named target does not exist, or is in another tenant, scope or subject.
+    InvalidLink { why: &'static str },
+    /// The named target was already superseded, by the record at seq `by`.
+    StaleLink { by: u64 },
+}
+
+impl ChainRefusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChainRefusal::MissingLink { .. } => "MISSING_SUPERSEDES_LINK",
+            ChainRefusal::InvalidLink { .. } => "INVALID_SUPERSEDES_LINK",
+            ChainRefusal::StaleLink { .. } => "STALE_SUPERSEDES_LINK",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ChainRefusal::MissingLink { existing } => format!(
+                "this subject already has a record (seq {existing}); a different record for it must name the one it supersedes"
+            ),
+            ChainRefusal::InvalidLink { why } => (*why).to_string(),
+            ChainRefusal::StaleLink { by } => format!(
+                "the target was already superseded, by seq {by}; supersede the head of the chain"
+            ),
+        }
+    }
+}
+
+/// The canonical log's rules.
+pub(crate) struct CanonicalRules;
+
+/// What a group has admitted so far: such records count as if already in the log.
+#[derive(Default)]
+pub(crate) struct GroupChains {
+    /// Admitted this group: record id → (seq, chain).
+    records: HashMap<Id, (u64, Option<Key>)>,
+    /// Targets superseded this group → the superseding seq.
+    superseded: HashMap<Id, u64>,
+    /// Chains that gained their first record this group → that seq.
+    started: HashMap<Key, u64>,
+}
+
+impl Admission for CanonicalRules {
+    type Claim = Claim;
+    type Refusal = ChainRefusal;
+    type Group = GroupChains;
+
+    fn admit(
+        &self,
+        group: &mut GroupChains,
+        entry: &Entry<Claim>,
+        seq: u64,
+        log: &dyn LogView,
+    ) -> Result<Verdict<ChainRefusal>, StoreError> {
+        let id = entry.id();
+        if let Some(&(s, _)) = group.records.get(&id) {
+            return Ok(Verdict::Duplicate(s));
+        }
+        if let Some(s) = log.seq_of(&id)? {
+            return Ok(Verdict::Duplicate(s));
+        }
+        let claim = &entry.claim;
+        let refusal = match claim.supersedes {
+            Some(target) => group.check_link(claim, &target, log)?,
+            None if claim.unique_per_subject => match claim.chain {
+                Some(chain) => {
+                    let existing = match group.started.get(&chain) {
+                        Some(&s) => Some(s),
+                        None => log.first_with(&chain)?,
+                    };
+                    existing.map(|existing| ChainRefusal::MissingLink { existing })
+                }
+                None => None,
+            },
+            None => None,
+        };
+        if let Some(r) = refusal {
+            return Ok(Verdict::Refuse(r));
+        }
+        group.records.insert(id, (seq, claim.chain));
+        if let Some(target) = claim.supersedes {
+            group.superseded.insert(target.0, seq);
+        }
+        if let Some(chain) = claim.chain {
+            group.started.entry(chain).or_insert(seq);
+        }
+        Ok(Verdict::Admit)
+    }
+}
+
+impl GroupChains {
+    fn check_link(
+        &self,
+        claim: &Claim,
+        target: &RecordId,
+        log: &dyn LogView,
+    ) -> Result<Option<ChainRefusal>, StoreError> {
+        let invalid = |why| Ok(Some(ChainRefusal::InvalidLink { why }));
+        let in_group = self.records.get(&target.0).copied();
+        let seq = match in_group {
+            Some((seq, _)) => Some(seq),
+            None => log.seq_of(&target.0)?,
+        };
+        let Some(seq) = seq else {
+            return invalid("the superseded record does not exist in the log");
+        };
+        let Some(chain) = claim.chain else {
+            return invalid("a correction must have a subject");
+        };
+        let same_chain = match in_group {
+            Some((_, target_chain)) => target_chain == Some(chain),
+            None => log.has(&chain, seq)?,
+        };
+        if !same_chain {
+            return invalid("the superseded record belongs to another tenant, scope or subject");
+        }
+        let by = match self.superseded.get(&target.0) {
+            Some(&by) => Some(by),
+            None => log.first_with(&crate::keys::supersedes(target))?,
+        };
+        Ok(by.map(|by| ChainRefusal::StaleLink { by }))
+    }
+}
+
+/// The quarantine log's rule: the same finding about the same event is one record.
+pub(crate) struct Dedupe;
+
+impl Admission for Dedupe {
+    type Claim = ();
+    type Refusal = std::convert::Infallible;
+    type Group = HashMap<Id, u64>;
+
+    fn admit(
+        &self,
+        group: &mut HashMap<Id, u64>,
+        entry: &Entry<()>,
+        seq: u64,
+        log: &dyn LogView,
+    ) -> Result<Verdict<Self::Refusal>, StoreError> {
+        let id = entry.id();
+        if let Some(&s) = group.get(&id) {
+            return Ok(Verdict::Duplicate(s));
+        }
+        if let Some(s) = log.seq_of(&id)? {
+            return Ok(Verdict::Duplicate(s));
+        }
+        group.insert(id, seq);
+        Ok(Verdict::Admit)
+    }
+}

@@ -1,0 +1,38 @@
+//! The one list of index axes every record has from its envelope, and the names no pack may
+//! declare for an axis of its own.
+
+use sealog_model::Envelope;
+
+/// Axes every canonical record is indexed on, from its envelope (scope and subject as the
+/// pack derived them).
+pub const ENVELOPE_AXES: [&str; 7] = [
+    "scope", "tenant", "subject", "type", "source", "actor", "id",
+];
+
+/// Names the ledger keys records by for its own rules, and the quarantine log's reason.
+const RULE_AXES: [&str; 3] = ["chain", "supersedes", "reason"];
+
+/// Whether a pack may not declare an axis of this name: it would split or shadow the
+/// envelope's postings or the ledger's own.
+pub fn is_reserved(name: &str) -> bool {
+    ENVELOPE_AXES.contains(&name) || RULE_AXES.contains(&name)
+}
+
+/// The envelope's (axis, value) pairs, with the scope and subject the pack derived.
+pub fn envelope_axes<'a>(
+    env: &Envelope<'a>,
+    scope: &'a str,
+    subject: Option<&'a str>,
+) -> impl Iterator<Item = (&'static str, &'a str)> {
+    [
+        ("scope", Some(scope)),
+        ("tenant", env.tenant),
+        ("subject", subject),
+        ("type", Some(env.event_type)),
+        ("source", Some(env.source)),
+        ("actor", env.actor_id),
+        ("id", Some(env.id)),
+    ]
+    .into_iter()
+    .filter_map(|(axis, v)| Some((axis, v?)))
+}

@@ -1,0 +1,573 @@
+//! The storage conformance suite: what every backend must do, as functions any backend's
+//! tests call with a way to open it. Each check takes `open`, which opens the same, initially
+//! empty log every time it is called (a fresh directory or database per check), and panics
+//! with what it found when the backend breaks the contract in `contract`.
+//!
+//! The suite brings its own admission rule ([`Unique`]: dedupe by id, and at most one record
+//! per unique key) and indexer ([`TestKeys`]), so that it tests the backend, not the ledger.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Barrier};
+
+use sealog_merkle::note::{self, Verifier};
+use sealog_merkle::{Frontier, leaf_hash, verify_consistency, verify_inclusion};
+use sealog_model::json::Json;
+use sealog_model::record::{Stored, read_stored};
+use sealog_model::{Canonical, Envelope};
+use sha2::{Digest, Sha256};
+
+use crate::contract::{
+    Admission, Entry, Id, Indexer, Key, LIMIT_MAX, LogView, LogWrite, Outcome, Scan, Verdict,
+};
+use crate::{StoreError, open_checkpoint};
+
+/// Opens the log under test (the same one on every call).
+pub type Open<'a> = &'a dyn Fn() -> Box<dyn LogWrite<Unique>>;
+
+/// One check of the suite.
+pub type Check = fn(Open<'_>);
+
+/// Every check, by name.
+pub const CHECKS: &[(&str, Check)] = &[
+    (
+        "appends_get_dense_seqs_and_read_back",
+        appends_get_dense_seqs_and_read_back,
+    ),
+    (
+        "admission_sees_one_order_within_and_across_groups",
+        admission_sees_one_order_within_and_across_groups,
+    ),
+    (
+        "racing_appends_have_exactly_one_winner",
+        racing_appends_have_exactly_one_winner,
+    ),
+    ("scans_agree_with_a_model", scans_agree_with_a_model),
+    (
+        "reopening_keeps_everything_and_continues",
+        reopening_keeps_everything_and_continues,
+    ),
+    (
+        "proofs_and_checkpoints_verify",
+        proofs_and_checkpoints_verify,
+    ),
+    ("bad_arguments_are_refused", bad_arguments_are_refused),
+];
+
+/// A key as the suite computes it: (axis, value) hashed.
+pub fn key(axis: &str, value: &str) -> Key {
+    let d = Sha256::new()
+        .chain_update(axis.as_bytes())
+        .chain_update([0])
+        .chain_update(value.as_bytes())
+        .finalize();
+    d[..16].try_into().expect("16 bytes")
+}
+
+/// The suite's admission rule: an entry whose id is in the log (or earlier in its group) is
+/// a duplicate; an entry claiming a unique key another record already carries is refused
+/// with that record's seq.
+pub struct Unique;
+
+#[derive(Default)]
+pub struct UniqueGroup {
+    ids: HashMap<Id, u64>,
+    claimed: HashMap<Key, u64>,
+}
+
+impl Admission for Unique {
+    type Claim = Option<Key>;
+    type Refusal = u64;
+    type Group = UniqueGroup;
+
+    fn admit(
+        &self,
+        group: &mut UniqueGroup,
+        entry: &Entry<Option<Key>>,
+        seq: u64,
+        log: &dyn LogView,
+    ) -> Result<Verdict<u64>, StoreError> {
+        let id = entry.id();
+        if let Some(&s) = group.ids.get(&id) {
+            return Ok(Verdict::Duplicate(s));
+        }
+        if let Some(s) = log.seq_of(&id)? {
+            return Ok(Verdict::Duplicate(s));
+        }
+        if let Some(k) = entry.claim {
+            if let Some(&s) = group.claimed.get(&k) {
+                return Ok(Verdict::Refuse(s));
+            }
+            if let Some(s) = log.first_with(&k)? {
+                debug_assert!(log.has(&k, s)?, "first_with and has agree");
+                return Ok(Verdict::Refuse(s));
+            }
+            group.claimed.insert(k, seq);
+        }
+        group.ids.insert(id, seq);
+        Ok(Verdict::Admit)
+    }
+}
+
+/// The suite's indexer: a record is found by its tenant, type and subject, and by its
+/// `data.unique` when it has one.
+pub struct TestKeys;
+
+impl TestKeys {
+    fn keys_of(env: &Envelope<'_>, event: &Json<'_>) -> Vec<Key> {
+        let mut keys = vec![key("type", env.event_type)];
+        keys.extend(env.tenant.map(|t| key("tenant", t)));
+        keys.extend(env.subject.map(|s| key("subject", s)));
+        let unique = event.get("data").and_then(|d| d.get("unique"));
+        keys.extend(unique.and_then(Json::as_str).map(|u| key("unique", u)));
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+impl Indexer for TestKeys {
+    fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key> {
+        Self::keys_of(stored.envelope, stored.record)
+    }
+
+    fn fingerprint(&self) -> String {
+        "conformance-test-keys-1".into()
+    }
+}
+
+/// An entry for an event given as JSON text; its claim is its `data.unique` key.
+pub fn entry(text: &str) -> Entry<Option<Key>> {
+    let tree = Json::parse(text.as_bytes()).expect("a test event is JSON");
+    let env = Envelope::parse(&tree).expect("a test event has a valid envelope");
+    let keys = TestKeys::keys_of(&env, &tree);
+    let unique = tree
+        .get("data")
+        .and_then(|d| d.get("unique"))
+        .and_then(Json::as_str)
+        .map(|u| key("unique", u));
+    Entry {
+        event: Canonical::of_event(&tree).expect("a test event is canonical"),
+        keys,
+        event_ns: env.time_nanos,
+        claim: unique,
+    }
+}
+
+/// Test event `n`: tenant, subject and time vary with `n`; `unique` optional.
+pub fn event(n: u64, tenant: &str, subject: &str, unique: Option<&str>) -> String {
+    let unique = unique.map_or(String::new(), |u| format!(r#","unique":"{u}""#));
+    format!(
+        r#"{{"id":"e{n}","source":"conformance","type":"test.t{}","time":"2026-01-{:02}T00:00:{:02}Z","tenant":"{tenant}","subject":"{subject}","data":{{"n":{n}{unique}}}}}"#,
+        n % 3,
+        1 + n % 28,
+        n % 60
+    )
+}
+
+fn appended<C, R: std::fmt::Debug>(outcomes: &[Outcome<C, R>]) -> Vec<u64> {
+    outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Appended { seq, .. } => *seq,
+            Outcome::Duplicate { seq, .. } => panic!("expected appended, got duplicate of {seq}"),
+            Outcome::Refused { refusal, .. } => {
+                panic!("expected appended, got refused {refusal:?}")
+            }
+        })
+        .collect()
+}
+
+/// The facts a stored record states about itself (checked against its content).
+fn stored_facts(bytes: &[u8]) -> (u64, Id, i64) {
+    read_stored(bytes, |s| (s.seq, s.record_id.0, s.ingested_ns))
+        .unwrap_or_else(|e| panic!("a stored record does not read back: {e}"))
+}
+
+pub fn appends_get_dense_seqs_and_read_back(open: Open<'_>) {
+    let log = open();
+    assert!(log.is_empty());
+    assert!(
+        log.append(Vec::new()).unwrap().is_empty(),
+        "an empty append is a no-op"
+    );
+    let texts: Vec<String> = (0..5).map(|n| event(n, "acme", "s", None)).collect();
+    let entries: Vec<_> = texts.iter().map(|t| entry(t)).collect();
+    let ids: Vec<Id> = entries.iter().map(Entry::id).collect();
+    let outcomes = log.append(entries.clone()).unwrap();
+    assert_eq!(appended(&outcomes), [0, 1, 2, 3, 4]);
+    assert_eq!(log.len(), 5);
+    let mut last_ingested = i64::MIN;
+    for (seq, (e, id)) in entries.iter().zip(&ids).enumerate() {
+        let bytes = log
+            .get(seq as u64)
+            .unwrap()
+            .expect("an appended record reads back");
+        let (stored_seq, stored_id, ingested_ns) = stored_facts(&bytes);
+        assert_eq!((stored_seq, &stored_id), (seq as u64, id));
+        assert!(ingested_ns >= last_ingested, "ingest time never decreases");
+        last_ingested = ingested_ns;
+        let ingested_at = read_stored(&bytes, |s| s.ingested_at.to_string()).unwrap();
+        let mut expected = Vec::new();
+        e.event
+            .write_record(seq as u64, &ingested_at, &mut expected);
+        assert_eq!(
+            bytes, expected,
+            "the record is the event with its server fields"
+        );
+        assert_eq!(log.seq_of(id).unwrap(), Some(seq as u64));
+    }
+    assert_eq!(log.get(5).unwrap(), None);
+    assert_eq!(log.seq_of(&[7; 32]).unwrap(), None);
+    assert_eq!(log.size_at(i64::MAX).unwrap(), 5);
+    assert_eq!(log.size_at(last_ingested - 1).unwrap(), 0);
+    assert_eq!(log.size_at(last_ingested).unwrap(), 5);
+    log.close().unwrap();
+}
+
+pub fn admission_sees_one_order_within_and_across_groups(open: Open<'_>) {
+    let log = open();
+    let a = entry(&event(1, "acme", "s", Some("u1")));
+    let b = entry(&event(2, "acme", "s", Some("u1")));
+    let c = entry(&event(3, "acme", "s", None));
+    let out = log
+        .append(vec![a.clone(), a.clone(), b.clone(), c.clone()])
+        .unwrap();
+    assert!(
+        matches!(out[0], Outcome::Appended { seq: 0, .. }),
+        "{:?}",
+        out[0]
+    );
+    assert!(
+        matches!(out[1], Outcome::Duplicate { seq: 0, .. }),
+        "{:?}",
+        out[1]
+    );
+    match &out[2] {
+        Outcome::Refused { refusal, entry } => {
+            assert_eq!(*refusal, 0, "refused with the seq holding the key");
+            assert_eq!(entry.id(), b.id(), "the refused entry is handed back");
+        }
+        other => panic!("expected refused, got {other:?}"),
+    }
+    assert!(
+        matches!(out[3], Outcome::Appended { seq: 1, .. }),
+        "a refusal takes no seq: {:?}",
+        out[3]
+    );
+    let again = log.append(vec![c, b, a]).unwrap();
+    assert!(matches!(again[0], Outcome::Duplicate { seq: 1, .. }));
+    assert!(matches!(again[1], Outcome::Refused { refusal: 0, .. }));
+    assert!(matches!(again[2], Outcome::Duplicate { seq: 0, .. }));
+    assert_eq!(log.len(), 2);
+    log.close().unwrap();
+}
+
+pub fn racing_appends_have_exactly_one_winner(open: Open<'_>) {
+    let log: Arc<dyn LogWrite<Unique>> = Arc::from(open());
+    let threads = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads as u64)
+        .map(|t| {
+            let (log, barrier) = (log.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut outcomes = Vec::new();
+                // Each thread: the same 50 shared events, and its own claim on one key.
+                for n in 0..50 {
+                    let shared = entry(&event(n, "acme", "shared", None));
+                    let mine = entry(&event(1000 + t * 100 + n, "acme", "mine", Some("the-one")));
+                    outcomes.extend(log.append(vec![shared, mine]).unwrap());
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut shared_seqs: BTreeMap<Id, Vec<u64>> = BTreeMap::new();
+    let mut refused_with = Vec::new();
+    for h in handles {
+        for (i, o) in h.join().unwrap().into_iter().enumerate() {
+            match (i % 2, o) {
+                (0, Outcome::Appended { seq, id } | Outcome::Duplicate { seq, id }) => {
+                    shared_seqs.entry(id).or_default().push(seq)
+                }
+                (1, Outcome::Appended { seq, .. }) => winners.push(seq),
+                (1, Outcome::Refused { refusal, .. }) => refused_with.push(refusal),
+                (_, other) => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one claim on a key wins: {winners:?}"
+    );
+    assert!(refused_with.iter().all(|s| *s == winners[0]));
+    assert_eq!(shared_seqs.len(), 50);
+    for (id, seqs) in &shared_seqs {
+        assert!(
+            seqs.iter().all(|s| *s == seqs[0]),
+            "one seq per id: {seqs:?}"
+        );
+        assert_eq!(log.seq_of(id).unwrap(), Some(seqs[0]));
+    }
+    assert_eq!(
+        log.len(),
+        51,
+        "seqs are dense: 50 shared records and one winner"
+    );
+    for seq in 0..51 {
+        assert_eq!(stored_facts(&log.get(seq).unwrap().unwrap()).0, seq);
+    }
+}
+
+/// A small deterministic generator (xorshift64*), seeded, so every run sees the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// (seq, tenant, subject, type, event time) of a record the model holds.
+type ModelRow = (u64, String, String, String, i64);
+
+pub fn scans_agree_with_a_model(open: Open<'_>) {
+    let log = open();
+    const SEED: u64 = 0x5EA1_0600_0000_0001;
+    let mut rng = Rng(SEED);
+    let mut model: Vec<ModelRow> = Vec::new();
+    let mut n = 0u64;
+    for _batch in 0..12 {
+        let mut entries = Vec::new();
+        for _ in 0..1 + rng.below(60) {
+            let tenant = format!("t{}", rng.below(4));
+            let subject = format!("s{}", rng.below(9));
+            let text = event(n, &tenant, &subject, None);
+            let e = entry(&text);
+            model.push((n, tenant, subject, format!("test.t{}", n % 3), e.event_ns));
+            entries.push(e);
+            n += 1;
+        }
+        appended(&log.append(entries).unwrap());
+    }
+    let total = model.len() as u64;
+    let mut scans: Vec<(Scan, Vec<u64>)> = Vec::new();
+    let all = |f: &dyn Fn(&ModelRow) -> bool| -> Vec<u64> {
+        model.iter().filter(|r| f(r)).map(|r| r.0).collect()
+    };
+    let base = Scan {
+        limit: LIMIT_MAX,
+        ..Scan::default()
+    };
+    scans.push((base.clone(), all(&|_| true)));
+    for t in 0..4 {
+        let tenant = format!("t{t}");
+        let s = Scan {
+            keys: vec![key("tenant", &tenant)],
+            ..base.clone()
+        };
+        scans.push((s, all(&|r| r.1 == tenant)));
+        for sub in [0, 3, 8] {
+            let subject = format!("s{sub}");
+            let s = Scan {
+                keys: vec![key("tenant", &tenant), key("subject", &subject)],
+                ..base.clone()
+            };
+            let (tn, sb) = (tenant.clone(), subject.clone());
+            scans.push((s, all(&|r| r.1 == tn && r.2 == sb)));
+        }
+    }
+    let (from, to) = (model[total as usize / 4].4, model[total as usize / 2].4);
+    let s = Scan {
+        keys: vec![key("type", "test.t1")],
+        event_from: Some(from),
+        event_to: Some(to),
+        ..base.clone()
+    };
+    scans.push((s, all(&|r| r.3 == "test.t1" && r.4 >= from && r.4 < to)));
+    let s = Scan {
+        event_from: Some(from),
+        event_to: Some(to),
+        ..base.clone()
+    };
+    scans.push((s, all(&|r| r.4 >= from && r.4 < to)));
+    let below = total / 3;
+    let s = Scan {
+        keys: vec![key("tenant", "t1")],
+        after: Some(5),
+        below: Some(below),
+        ..base.clone()
+    };
+    scans.push((s, all(&|r| r.1 == "t1" && r.0 > 5 && r.0 < below)));
+    let s = Scan {
+        keys: vec![key("tenant", "nobody")],
+        ..base.clone()
+    };
+    scans.push((s, Vec::new()));
+    for (scan, expected) in &scans {
+        for limit in [1, 7, LIMIT_MAX] {
+            let mut got = Vec::new();
+            let mut s = Scan {
+                limit,
+                ..scan.clone()
+            };
+            loop {
+                let page = log.scan(&s).unwrap();
+                assert!(page.records.len() <= limit);
+                for (seq, bytes) in &page.records {
+                    assert_eq!(
+                        stored_facts(bytes).0,
+                        *seq,
+                        "a page holds its records' bytes"
+                    );
+                    got.push(*seq);
+                }
+                match page.next_after {
+                    Some(a) => s.after = Some(a),
+                    None => break,
+                }
+            }
+            assert_eq!(
+                &got, expected,
+                "scan {scan:?} paged by {limit} (model seed {SEED:#x})"
+            );
+        }
+    }
+    for t in 0..4 {
+        let tenant = format!("t{t}");
+        let first = model.iter().find(|r| r.1 == tenant).map(|r| r.0);
+        assert_eq!(
+            log.first_with(&key("tenant", &tenant), total).unwrap(),
+            first
+        );
+        if let Some(f) = first {
+            assert_eq!(log.first_with(&key("tenant", &tenant), f).unwrap(), None);
+        }
+    }
+    log.close().unwrap();
+}
+
+pub fn reopening_keeps_everything_and_continues(open: Open<'_>) {
+    let log = open();
+    let first: Vec<_> = (0..40)
+        .map(|n| entry(&event(n, "acme", "s", None)))
+        .collect();
+    appended(&log.append(first.clone()).unwrap());
+    let records: Vec<Vec<u8>> = (0..40).map(|s| log.get(s).unwrap().unwrap()).collect();
+    let root = log.root(40).unwrap();
+    log.close().unwrap();
+
+    let log = open();
+    assert_eq!(log.len(), 40);
+    let cp = log
+        .latest_checkpoint()
+        .expect("closing signs a final checkpoint");
+    assert_eq!((cp.size, cp.root), (40, root));
+    for (seq, r) in records.iter().enumerate() {
+        assert_eq!(&log.get(seq as u64).unwrap().unwrap(), r);
+    }
+    let again = log.append(first.clone()).unwrap();
+    assert!(
+        again
+            .iter()
+            .enumerate()
+            .all(|(i, o)| o.seq() == Some(i as u64))
+    );
+    assert_eq!(log.len(), 40, "nothing appended twice across a reopen");
+    let more: Vec<_> = (40..50)
+        .map(|n| entry(&event(n, "acme", "s", None)))
+        .collect();
+    assert_eq!(
+        appended(&log.append(more).unwrap()),
+        (40..50).collect::<Vec<_>>()
+    );
+    let page = log
+        .scan(&Scan {
+            keys: vec![key("tenant", "acme")],
+            limit: LIMIT_MAX,
+            ..Scan::default()
+        })
+        .unwrap();
+    assert_eq!(page.records.len(), 50, "the index spans the reopen");
+    log.close().unwrap();
+}
+
+pub fn proofs_and_checkpoints_verify(open: Open<'_>) {
+    let log = open();
+    let mut frontier = Frontier::new();
+    let mut roots = vec![sealog_merkle::empty_root()];
+    let mut leaves = Vec::new();
+    for batch in 0..6u64 {
+        let entries: Vec<_> = (0..1 + batch * 7)
+            .map(|i| entry(&event(batch * 100 + i, "acme", "p", None)))
+            .collect();
+        appended(&log.append(entries).unwrap());
+        while frontier.size() < log.len() {
+            let leaf = leaf_hash(&log.get(frontier.size()).unwrap().unwrap());
+            leaves.push(leaf);
+            frontier.push(leaf);
+            roots.push(frontier.root());
+        }
+    }
+    let size = log.len();
+    let verifier = Verifier::parse(&log.verifier_key()).expect("a C2SP verifier key");
+    let cp = log.checkpoint().unwrap();
+    assert_eq!(cp.size, size, "a checkpoint covers the whole log");
+    assert_eq!(cp.root, roots[size as usize]);
+    note::open(&cp.note, &[&verifier]).expect("the checkpoint is signed by the log's key");
+    assert_eq!(open_checkpoint(&cp.note, &verifier).unwrap(), cp);
+    for s in 1..=size {
+        assert_eq!(log.root(s).unwrap(), roots[s as usize], "root of size {s}");
+    }
+    for s in [1, 2, 5, size / 2, size] {
+        for i in [0, s / 2, s - 1] {
+            let proof = log.inclusion_proof(i, s).unwrap();
+            verify_inclusion(&leaves[i as usize], i, s, &roots[s as usize], &proof)
+                .unwrap_or_else(|e| panic!("inclusion of {i} in {s}: {e}"));
+        }
+    }
+    for old in [1, 3, size / 2] {
+        let proof = log.consistency_proof(old, size).unwrap();
+        verify_consistency(
+            old,
+            size,
+            &roots[old as usize],
+            &roots[size as usize],
+            &proof,
+        )
+        .unwrap_or_else(|e| panic!("consistency {old} → {size}: {e}"));
+    }
+    log.close().unwrap();
+}
+
+pub fn bad_arguments_are_refused(open: Open<'_>) {
+    let log = open();
+    appended(
+        &log.append(vec![entry(&event(1, "acme", "s", None))])
+            .unwrap(),
+    );
+    for limit in [0, LIMIT_MAX + 1] {
+        let err = log
+            .scan(&Scan {
+                limit,
+                ..Scan::default()
+            })
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidArgument(_)), "{err}");
+    }
+    assert!(matches!(log.root(2), Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(
+        log.inclusion_proof(0, 2),
+        Err(StoreError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        log.consistency_proof(1, 2),
+        Err(StoreError::InvalidArgument(_))
+    ));
+    log.close().unwrap();
+}

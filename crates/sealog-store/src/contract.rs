@@ -1,0 +1,231 @@
+//! The storage contract: what a log backend offers the ledger, split into a read side and a
+//! write side. The embedded [`Store`](crate::Store) implements it; a second backend (a
+//! database) implements the same traits and runs the same conformance suite
+//! (`conformance`, behind the `conformance` feature).
+//!
+//! A backend knows nothing of events beyond their canonical bytes: it stores records, keeps
+//! them in a Merkle tree with signed checkpoints, and indexes them under opaque keys its
+//! caller computes. Which records may be appended — dedupe, supersedes chains, uniqueness —
+//! is decided by the caller's [`Admission`], which the backend runs at its own serialization
+//! point so that racing appends see one order.
+
+use std::time::SystemTime;
+
+use sealog_merkle::Hash;
+use sealog_model::Canonical;
+use sealog_model::record::Stored;
+
+use crate::StoreError;
+use crate::checkpoints::SignedCheckpoint;
+use crate::recovery::Recovery;
+
+/// An equality index key: a hash its caller computes (of an axis and a value, say). Fixed
+/// width keeps index runs flat arrays; a collision can only add candidates, which callers
+/// re-check against the record.
+pub type Key = [u8; 16];
+
+/// A record's identity: its `record_id`, the SHA-256 of its event's canonical bytes.
+pub type Id = [u8; 32];
+
+/// Largest page a scan may ask for.
+pub const LIMIT_MAX: usize = 10_000;
+
+/// One event to append, with everything the backend needs computed by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<C> {
+    /// The event's canonical bytes and `record_id`; the backend adds `seq`, `record_id` and
+    /// `ingested_at` to make the record.
+    pub event: Canonical,
+    /// The keys the record is found by, sorted, without repeats.
+    pub keys: Vec<Key>,
+    /// The event's own time, nanoseconds since the epoch, for event-time windows.
+    pub event_ns: i64,
+    /// What the caller's admission rule needs to decide this entry; the backend never looks.
+    pub claim: C,
+}
+
+impl<C> Entry<C> {
+    pub fn id(&self) -> Id {
+        self.event.record_id.0
+    }
+}
+
+/// What an admission rule may ask about the log as committed before the group it decides
+/// (entries earlier in the same group are the rule's own to remember, in its `Group`).
+pub trait LogView {
+    /// The seq of the record with this id.
+    fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError>;
+    /// The lowest seq of a record indexed under `key`.
+    fn first_with(&self, key: &Key) -> Result<Option<u64>, StoreError>;
+    /// Whether record `seq` is indexed under `key`.
+    fn has(&self, key: &Key, seq: u64) -> Result<bool, StoreError>;
+}
+
+/// An admission rule's answer for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict<R> {
+    /// Append it, at the seq it was offered.
+    Admit,
+    /// Do not append: the record at this seq already is it.
+    Duplicate(u64),
+    /// Do not append, for the rule's reason.
+    Refuse(R),
+}
+
+/// Decides, entry by entry and in the one order the backend commits in, what is appended.
+///
+/// *Contract*: `admit` is called for every entry of every append, on one serialization point
+/// of the backend (the embedded store's writer thread; a database's ingest transaction holding
+/// the sequence lock), in the order the records would get their seqs. `seq` is the seq the
+/// entry gets if admitted. `log` answers about records committed before the current group;
+/// entries admitted earlier in the group are not in it, so a rule that must see them notes
+/// them in `group`, which starts as `Default` for each group.
+pub trait Admission: Send + Sync + 'static {
+    type Claim: Send + 'static;
+    type Refusal: Send + 'static;
+    type Group: Default;
+
+    fn admit(
+        &self,
+        group: &mut Self::Group,
+        entry: &Entry<Self::Claim>,
+        seq: u64,
+        log: &dyn LogView,
+    ) -> Result<Verdict<Self::Refusal>, StoreError>;
+}
+
+/// What became of one entry.
+#[derive(Debug)]
+pub enum Outcome<C, R> {
+    Appended {
+        seq: u64,
+        id: Id,
+    },
+    Duplicate {
+        seq: u64,
+        id: Id,
+    },
+    /// Not appended; the entry is handed back (its bytes may be wanted as evidence).
+    Refused {
+        refusal: R,
+        entry: Entry<C>,
+    },
+}
+
+/// The outcomes of one append under admission rule `A`.
+pub type Outcomes<A> = Vec<Outcome<<A as Admission>::Claim, <A as Admission>::Refusal>>;
+
+impl<C, R> Outcome<C, R> {
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Outcome::Appended { seq, .. } | Outcome::Duplicate { seq, .. } => Some(*seq),
+            Outcome::Refused { .. } => None,
+        }
+    }
+}
+
+/// Computes a stored record's keys again, when an index is rebuilt from the log. It must
+/// give exactly the keys the record was appended with.
+pub trait Indexer: Send + Sync + 'static {
+    fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key>;
+    /// Names the derivation: when it changes, indexes built with the old one are rebuilt.
+    fn fingerprint(&self) -> String;
+}
+
+/// Records matching every key and window, in seq order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Keys a record must all carry.
+    pub keys: Vec<Key>,
+    /// Event time window `[from, to)`, nanoseconds.
+    pub event_from: Option<i64>,
+    pub event_to: Option<i64>,
+    /// Ingest time window `[from, to)`, nanoseconds.
+    pub ingest_from: Option<i64>,
+    pub ingest_to: Option<i64>,
+    /// Only records with seq greater than this (the previous page's cursor).
+    pub after: Option<u64>,
+    /// Only records below this seq (the log as it was at this size).
+    pub below: Option<u64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub records: Vec<(u64, Vec<u8>)>,
+    /// The cursor for the next page, when there may be one.
+    pub next_after: Option<u64>,
+}
+
+/// Figures a benchmark or the metrics endpoint reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub records: u64,
+    pub commits: u64,
+    pub committed_events: u64,
+    pub fsyncs: u64,
+    /// Writer time by phase, nanoseconds: framing, write(2), fsync, index and tree; and the
+    /// background flusher's time writing and merging index runs.
+    pub frame_ns: u64,
+    pub write_ns: u64,
+    pub sync_ns: u64,
+    pub index_ns: u64,
+    pub flush_ns: u64,
+    /// The newest signed checkpoint's size and when it was signed (or found, on open).
+    pub checkpoint_size: Option<u64>,
+    pub checkpoint_at: Option<SystemTime>,
+}
+
+/// The read side.
+///
+/// *Contract*: every read sees a prefix of the log that is durable (acknowledged appends),
+/// and a read never returns a record that is not in the log; `len` never decreases while the
+/// backend is open. Proofs and tiles are for tree sizes up to `len` (tiles: up to the newest
+/// checkpoint), and verify with `sealog-merkle` against that size's root.
+pub trait LogRead: Send + Sync {
+    /// Records in the log.
+    fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// One record's bytes by seq.
+    fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError>;
+    /// The lowest seq below `below` of a record indexed under `key`.
+    fn first_with(&self, key: &Key, below: u64) -> Result<Option<u64>, StoreError>;
+    /// Index-backed: O(log n) per index layer plus the records touched, never a scan of the log.
+    fn scan(&self, scan: &Scan) -> Result<Page, StoreError>;
+    /// The size the log had at time `t` (ns): the records ingested at or before it.
+    fn size_at(&self, t: i64) -> Result<u64, StoreError>;
+    /// The tree head for any size up to the log's.
+    fn root(&self, size: u64) -> Result<Hash, StoreError>;
+    fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError>;
+    /// The newest signed checkpoint, signing one first if the log has grown past it and this
+    /// side may sign (a read-only opening returns the newest there is).
+    fn checkpoint(&self) -> Result<SignedCheckpoint, StoreError>;
+    fn latest_checkpoint(&self) -> Option<SignedCheckpoint>;
+    /// The verifier key of this log's checkpoints, in C2SP note format.
+    fn verifier_key(&self) -> String;
+    /// A C2SP tlog-tiles hash tile of the newest checkpoint's tree.
+    fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, StoreError>;
+    /// A C2SP tlog-tiles entry bundle of the newest checkpoint's tree.
+    fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, StoreError>;
+    fn stats(&self) -> Stats;
+    /// What opening found and repaired.
+    fn recovery(&self) -> Recovery;
+}
+
+/// The write side.
+///
+/// *Contract*: `append` answers once every appended record of the call is durable (or, with
+/// `Durability::Os`, written), with one outcome per entry in order. Seqs are dense and
+/// assigned in commit order; ingest time never decreases along the log; admitted records
+/// are decided by the backend's [`Admission`] at its serialization point. Concurrent calls
+/// are safe and may share a commit. After an I/O failure the backend refuses writes until
+/// reopened. `close` commits what was sent, makes the derived state durable and signs a
+/// final checkpoint.
+pub trait LogWrite<A: Admission>: LogRead {
+    fn append(&self, entries: Vec<Entry<A::Claim>>) -> Result<Outcomes<A>, StoreError>;
+    fn close(self: Box<Self>) -> Result<(), StoreError>;
+}

@@ -1,0 +1,207 @@
+//! The real `sealog` binary, run on a data directory.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+
+/// How to run the binary: its path (a test's `env!("CARGO_BIN_EXE_sealog")`), the data
+/// directory, and whether undeclared event types are accepted.
+#[derive(Debug, Clone)]
+pub struct Cli {
+    pub bin: PathBuf,
+    pub dir: PathBuf,
+    /// `SEALOG_ACCEPT_UNDECLARED_TYPES=1`: for tests about the log rather than the packs.
+    pub accept_undeclared: bool,
+}
+
+/// What one run printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Standard output as NDJSON.
+    pub fn lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    /// Standard output as one JSON value.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl Cli {
+    pub fn new(bin: impl Into<PathBuf>, dir: &Path) -> Self {
+        Cli {
+            bin: bin.into(),
+            dir: dir.to_path_buf(),
+            accept_undeclared: false,
+        }
+    }
+
+    /// For tests about the log, whose events are of ad-hoc types.
+    pub fn accepting_undeclared(mut self) -> Self {
+        self.accept_undeclared = true;
+        self
+    }
+
+    /// The command, ready to spawn: `--data DIR` and the arguments, with the environment
+    /// cleared of anything a developer's shell could add.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.env_remove("SEALOG_URL").env_remove("SEALOG_KEY");
+        if self.accept_undeclared {
+            c.env("SEALOG_ACCEPT_UNDECLARED_TYPES", "1");
+        } else {
+            c.env_remove("SEALOG_ACCEPT_UNDECLARED_TYPES");
+        }
+        c.arg("--data").arg(&self.dir).args(args);
+        c
+    }
+
+    /// Runs to the end with `stdin` as input.
+    pub fn run(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sealog");
+        let mut input = child.stdin.take().expect("stdin");
+        let bytes = stdin.to_vec();
+        // Fed from a thread so a child that answers before reading everything cannot
+        // deadlock.
+        let feeder = std::thread::spawn(move || {
+            let _ = input.write_all(&bytes);
+        });
+        let out = child.wait_with_output().expect("wait for sealog");
+        feeder.join().expect("the feeder thread");
+        Run {
+            code: out
+                .status
+                .code()
+                .unwrap_or_else(|| panic!("sealog {args:?} died: {:?}", out.status)),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and expects exit code 0.
+    pub fn ok(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let run = self.run(args, stdin);
+        assert_eq!(run.code, 0, "sealog {args:?}: {}", run.stderr);
+        run
+    }
+
+    /// Starts a run whose input and output the test drives itself.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sealog")
+    }
+
+    /// Every canonical record, read with `sealog query` page by page.
+    pub fn all_records(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after: Option<u64> = None;
+        loop {
+            let mut args = vec!["query".to_string(), "--limit".into(), "10000".into()];
+            if let Some(a) = after {
+                args.extend(["--after".into(), a.to_string()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let page = self.ok(&args, b"").lines();
+            let Some(last) = page.last() else { break };
+            after = last["seq"].as_u64();
+            let full = page.len() == 10000;
+            out.extend(page);
+            if !full {
+                break;
+            }
+        }
+        out
+    }
+
+    /// `sealog verify` passes on the directory.
+    pub fn assert_verifies(&self) {
+        let run = self.run(&["verify"], b"");
+        assert_eq!(run.code, 0, "verify failed: {} {}", run.stdout, run.stderr);
+    }
+
+    /// Creates a key with `sealog keys create`; returns (secret, id).
+    pub fn create_key(
+        &self,
+        roles: &[&str],
+        tenant: Option<&str>,
+        data_subject: Option<&str>,
+    ) -> (String, String) {
+        let mut args = vec!["keys", "create"];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        if let Some(t) = tenant {
+            args.extend(["--tenant", t]);
+        }
+        if let Some(s) = data_subject {
+            args.extend(["--data-subject", s]);
+        }
+        let v = self.ok(&args, b"").json();
+        (
+            v["key"].as_str().expect("the secret").to_string(),
+            v["id"].as_str().expect("the id").to_string(),
+        )
+    }
+}
+
+/// The whole result lines a child prints, as it prints them, read by a thread. A line cut off
+/// by a kill was never printed whole (so acknowledged nothing) and is dropped; the channel
+/// closes when the output does.
+pub fn result_lines(out: ChildStdout) -> (Receiver<Value>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line.last() != Some(&b'\n') => return,
+                Ok(_) => {
+                    let v: Value = serde_json::from_slice(&line).unwrap_or_else(|e| {
+                        panic!("not a JSON line ({e}): {}", String::from_utf8_lossy(&line))
+                    });
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    (rx, reader)
+}
+
+/// Sends a signal to a process (SIGKILL for crash tests, SIGTERM for a graceful stop).
+#[allow(unsafe_code)]
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}

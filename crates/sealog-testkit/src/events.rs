@@ -1,0 +1,43 @@
+//! Events for tests that are about the log, not about a pack.
+
+use serde_json::{Value, json};
+
+/// A valid event of an ad-hoc type (accepted only with `--accept-undeclared-types`).
+pub fn event(id: &str, tenant: Option<&str>, subject: &str, kind: &str) -> Value {
+    let mut e = json!({
+        "specversion": "1.0", "id": id, "source": "test", "type": kind,
+        "time": "2026-01-03T12:34:56.123Z", "subject": subject,
+        "actor": {"type": "human", "id": "u1"}, "data": {"n": id},
+    });
+    if let Some(t) = tenant {
+        e["tenant"] = json!(t);
+    }
+    e
+}
+
+/// NDJSON text of some events.
+pub fn ndjson(events: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in events {
+        out.extend_from_slice(e.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The example events shipped with Sealog: valid events of every built-in pack.
+pub fn examples() -> Vec<Value> {
+    include_str!("../../../examples/events.ndjson")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("an example is JSON"))
+        .collect()
+}
+
+/// The first example event of a type: a valid baseline to change.
+pub fn example(kind: &str) -> Value {
+    examples()
+        .into_iter()
+        .find(|e| e["type"] == kind)
+        .unwrap_or_else(|| panic!("no example of {kind}"))
+}

@@ -1,0 +1,465 @@
+//! End-to-end tests of the real `sealog serve` process, for what only a process and a socket
+//! show: requests malformed below the HTTP API (raw bytes, broken framing, bytes that are not
+//! text in headers, oversized heads and bodies read from the socket), slow clients and the
+//! header and body timeouts, a key's in-flight slots held by a stalled socket, TLS, the
+//! open-mode warning on standard error, and client mode (`--url`) of `append`, `get` and
+//! `query`. Routes, roles and errors are tested in process in `sealog-server`'s tests;
+//! stopping the process under load is in `http_crash.rs`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use sealog_testkit::Api;
+use sealog_testkit::events::{event, ndjson};
+use sealog_testkit::http::{parse_response, raw};
+use sealog_testkit::{Cli, ServerProcess, tempdir, wait_for};
+
+/// The binary on `dir`, accepting the ad-hoc event types these tests use.
+fn cli(dir: &Path) -> Cli {
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared()
+}
+
+#[test]
+fn a_server_without_keys_warns_of_open_mode_on_standard_error() {
+    let dir = tempdir();
+    let cli = cli(&dir.path().join("data"));
+    let srv = ServerProcess::start(&cli, &[]);
+    assert!(srv.log_text().contains("OPEN MODE"), "{}", srv.log_text());
+    assert_eq!(srv.get("/readyz", None).json()["auth"], "open");
+    srv.stop();
+    cli.create_key(&["admin"], None, None);
+    let srv = ServerProcess::start(&cli, &[]);
+    assert_eq!(srv.get("/readyz", None).json()["auth"], "keys");
+    assert!(!srv.log_text().contains("OPEN MODE"), "{}", srv.log_text());
+    srv.stop();
+}
+
+/// The body limit in this test, small so that oversized bodies are cheap to send.
+const BODY_MAX: usize = 256 << 10;
+
+struct Case {
+    name: &'static str,
+    bytes: Vec<u8>,
+    /// The status of the answer, when the answer is certain to be that one.
+    status: Option<u16>,
+    /// A closed connection without an answer is acceptable: not HTTP at all, or a request
+    /// the server stops reading before its end (closing on unread bytes resets the
+    /// connection, which may discard the answer before the client reads it).
+    may_close: bool,
+}
+
+fn corpus(key: &str) -> Vec<Case> {
+    let auth = format!("Authorization: Bearer {key}\r\n");
+    let post = |headers: &str, body: &[u8]| {
+        let mut b = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{auth}{headers}\r\n"
+        )
+        .into_bytes();
+        b.extend_from_slice(body);
+        b
+    };
+    let get = |headers: &str| {
+        format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n")
+            .into_bytes()
+    };
+    let line = |request_line: &str| {
+        format!("{request_line}\r\nHost: t\r\nConnection: close\r\n\r\n").into_bytes()
+    };
+    let json = "Content-Type: application/json\r\n";
+    let mut chunked_over = Vec::new();
+    for _ in 0..40 {
+        chunked_over
+            .extend_from_slice(format!("{:x}\r\n{}\r\n", 10_000, "x".repeat(10_000)).as_bytes());
+    }
+    chunked_over.extend_from_slice(b"0\r\n\r\n");
+    // A Latin-1 byte in the media type, and bytes that are not UTF-8 in the key.
+    let mut non_ascii = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{auth}Content-Type: appl"
+    )
+    .into_bytes();
+    non_ascii.extend_from_slice(b"\xe9cation/json\r\nContent-Length: 2\r\n\r\n{}");
+    let non_utf8_auth = b"GET /v1/records HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer \xff\xfe\r\n\r\n".to_vec();
+    let many: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let case = |name, bytes, status, may_close| Case {
+        name,
+        bytes,
+        status,
+        may_close,
+    };
+    vec![
+        // Header values that are not text reach the handlers as bytes, and are refused there.
+        case("non-ascii content type", non_ascii, Some(415), false),
+        case("non-utf8 auth", non_utf8_auth, Some(401), false),
+        // Heads over the limits, or not HTTP.
+        case(
+            "huge header",
+            get(&format!("X-Big: {}\r\n", "h".repeat(200_000))),
+            Some(431),
+            true,
+        ),
+        case("300 headers", get(&many), Some(431), false),
+        case(
+            "bad header name",
+            get("Bad Header: x\r\n"),
+            Some(400),
+            false,
+        ),
+        case("header without colon", get("nocolon\r\n"), Some(400), false),
+        case(
+            "bad request line",
+            b"GARBAGE\r\n\r\n".to_vec(),
+            Some(400),
+            false,
+        ),
+        case(
+            "binary garbage",
+            (0..=255u8).cycle().take(4096).collect(),
+            Some(400),
+            true,
+        ),
+        case(
+            "http/0.9",
+            b"GET /healthz\r\n\r\n".to_vec(),
+            Some(400),
+            false,
+        ),
+        case(
+            "lowercase method",
+            line("get /healthz HTTP/1.1"),
+            Some(405),
+            false,
+        ),
+        case(
+            "absolute uri elsewhere",
+            line("GET http://example.invalid/v1/records HTTP/1.1"),
+            None,
+            false,
+        ),
+        case(
+            "nul in path",
+            line("GET /v1/records/\x00 HTTP/1.1"),
+            Some(400),
+            false,
+        ),
+        case(
+            "space in path",
+            line("GET /v1/rec ords HTTP/1.1"),
+            Some(400),
+            false,
+        ),
+        // Broken framing.
+        case(
+            "non-numeric length",
+            post(&format!("{json}Content-Length: ten\r\n"), b"{}"),
+            Some(400),
+            false,
+        ),
+        case(
+            "two lengths",
+            post(
+                &format!("{json}Content-Length: 2\r\nContent-Length: 3\r\n"),
+                b"{}",
+            ),
+            Some(400),
+            false,
+        ),
+        case(
+            "length and chunked",
+            post(
+                &format!("{json}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n"),
+                b"0\r\n\r\n",
+            ),
+            None,
+            false,
+        ),
+        case(
+            "bad chunk size",
+            post(
+                &format!("{json}Transfer-Encoding: chunked\r\n"),
+                b"zz\r\n{}\r\n0\r\n\r\n",
+            ),
+            Some(400),
+            false,
+        ),
+        // Bodies over the limit, as declared or as read from the socket.
+        case(
+            "declared huge body",
+            post(&format!("{json}Content-Length: 10000000000\r\n"), b"{"),
+            Some(413),
+            true,
+        ),
+        case(
+            "body one byte over",
+            post(
+                &format!("{json}Content-Length: {}\r\n", BODY_MAX + 1),
+                &vec![b' '; BODY_MAX + 1],
+            ),
+            Some(413),
+            true,
+        ),
+        case(
+            "chunked body over the limit",
+            post(
+                "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n",
+                &chunked_over,
+            ),
+            Some(413),
+            true,
+        ),
+    ]
+}
+
+#[test]
+fn protocol_level_malformed_requests_get_4xx_or_a_closed_connection_and_nothing_is_stored() {
+    let dir = tempdir();
+    let cli = cli(&dir.path().join("data"));
+    let (key, _) = cli.create_key(&["admin"], None, None);
+    let body_max = BODY_MAX.to_string();
+    let srv = ServerProcess::start(
+        &cli,
+        &[
+            "--body-bytes-max",
+            &body_max,
+            "--body-timeout-s",
+            "1",
+            "--header-timeout-s",
+            "1",
+        ],
+    );
+    for case in corpus(&key) {
+        match raw(srv.addr, &case.bytes) {
+            Some(r) => {
+                assert!(
+                    (400..500).contains(&r.status)
+                        && case.status.is_none_or(|want| want == r.status),
+                    "{}: got {} {}",
+                    case.name,
+                    r.status,
+                    r.text()
+                );
+                if r.header("content-type")
+                    .is_some_and(|c| c.starts_with("application/json"))
+                {
+                    assert!(!r.code().is_empty(), "{}: {}", case.name, r.text());
+                }
+            }
+            None => assert!(
+                case.may_close,
+                "{}: connection closed without an answer",
+                case.name
+            ),
+        }
+        assert_eq!(
+            srv.get("/healthz", None).status,
+            200,
+            "still serving after {}",
+            case.name
+        );
+    }
+
+    // Slow clients: headers that never finish are cut off; a body that stalls gets 408.
+    let mut slow = TcpStream::connect(srv.addr).expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        .expect("a partial head");
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("a read timeout");
+    let mut out = Vec::new();
+    let _ = slow.read_to_end(&mut out);
+    assert!(parse_response(&out).is_none_or(|r| (400..500).contains(&r.status)));
+    let mut stall = TcpStream::connect(srv.addr).expect("connect");
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 500\r\nConnection: close\r\n\r\n{{\"id\":"
+    );
+    stall.write_all(head.as_bytes()).expect("a partial body");
+    stall
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("a read timeout");
+    let mut out = Vec::new();
+    let _ = stall.read_to_end(&mut out);
+    let r = parse_response(&out).expect("a stalled body is answered");
+    assert_eq!((r.status, r.code()), (408, "REQUEST_TIMEOUT".to_string()));
+    // Many idle connections at once do not stop others from being served.
+    let idle: Vec<TcpStream> = (0..50)
+        .map(|_| TcpStream::connect(srv.addr).expect("connect"))
+        .collect();
+    assert_eq!(srv.get("/healthz", None).status, 200);
+    drop(idle);
+
+    // Nothing malformed was stored: besides the server's own records, only one good event.
+    let ok = srv.post_json(
+        "/v1/events",
+        Some(&key),
+        &event("fine", Some("t"), "s", "t"),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    srv.stop();
+    let stored: Vec<String> = cli
+        .all_records()
+        .iter()
+        .filter(|r| r["source"] != "sealog-server")
+        .map(|r| r["id"].to_string())
+        .collect();
+    assert_eq!(stored, ["\"fine\""], "only the good event was stored");
+    cli.assert_verifies();
+}
+
+#[test]
+fn one_key_cannot_hold_more_than_its_in_flight_slots() {
+    let dir = tempdir();
+    let cli = cli(&dir.path().join("data"));
+    let (key, _) = cli.create_key(&["admin"], None, None);
+    let (other, _) = cli.create_key(&["reader"], None, None);
+    // The body timeout is long so that the slot stays held however slowly the polls below run;
+    // the slot is given back by closing the connection instead.
+    let srv = ServerProcess::start(
+        &cli,
+        &["--key-inflight-max", "1", "--body-timeout-s", "120"],
+    );
+    // A request whose body never finishes holds the key's only slot.
+    let mut stalled = TcpStream::connect(srv.addr).expect("connect");
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{"
+    );
+    stalled.write_all(head.as_bytes()).expect("a partial body");
+    let throttled = wait_for(10, "a second request of the key to be throttled", || {
+        let r = srv.get("/v1/records?limit=1", Some(&key));
+        (r.status == 429).then_some(r)
+    });
+    assert_eq!(throttled.code(), "TOO_MANY_REQUESTS");
+    assert_eq!(throttled.header("retry-after"), Some("1"));
+    assert_eq!(
+        srv.get("/v1/records?limit=1", Some(&other)).status,
+        200,
+        "other keys are not affected"
+    );
+    drop(stalled);
+    wait_for(
+        30,
+        "the slot to be given back when its request ends",
+        || (srv.get("/v1/records?limit=1", Some(&key)).status == 200).then_some(()),
+    );
+    srv.stop();
+}
+
+#[test]
+fn https_with_rustls_when_a_certificate_is_given() {
+    let dir = tempdir();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write the certificate");
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write the key");
+    let srv = ServerProcess::start(
+        &cli(&dir.path().join("data")),
+        &[
+            "--tls-cert",
+            cert_path.to_str().expect("a UTF-8 path"),
+            "--tls-key",
+            key_path.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    // Plain HTTP to a TLS port gets no HTTP answer.
+    assert!(
+        raw(
+            srv.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .is_none()
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("a root");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+    let conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("a connection");
+    let sock = TcpStream::connect(srv.addr).expect("connect");
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("a request over TLS");
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out);
+    let resp = parse_response(&out).expect("an HTTPS answer");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["status"], "ready");
+    srv.stop();
+}
+
+#[test]
+fn client_mode_prints_what_embedded_mode_prints() {
+    let dir = tempdir();
+    let (local, remote) = (
+        cli(&dir.path().join("local")),
+        cli(&dir.path().join("remote")),
+    );
+    // Client mode never opens a data directory: this one must not appear.
+    let client = cli(&dir.path().join("client"));
+    let events: Vec<_> = (0..20)
+        .map(|i| {
+            event(
+                &format!("c{i}"),
+                Some("acme"),
+                &format!("s{}", i % 4),
+                "t.c",
+            )
+        })
+        .collect();
+    let mut text = ndjson(&events);
+    text.extend_from_slice(b"{\"id\":\"broken\"}\n");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, &text).expect("write the input");
+    let input = input.to_str().expect("a UTF-8 path");
+    // The server records its key as seq 0; give the embedded log one record too, so seqs match.
+    let (key, _) = remote.create_key(&["admin"], None, None);
+    local.ok(
+        &["append"],
+        event("filler", None, "x", "t").to_string().as_bytes(),
+    );
+    let embedded = local.run(&["append", input], b"");
+    let srv = ServerProcess::start(&remote, &[]);
+    let url = srv.url();
+    let over_http = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--url", &url]);
+        client
+            .command(&a)
+            .env("SEALOG_KEY", &key)
+            .output()
+            .expect("run the client")
+    };
+    let appended = over_http(&["append", input]);
+    assert_eq!(appended.status.code(), Some(embedded.code));
+    assert_eq!(String::from_utf8_lossy(&appended.stdout), embedded.stdout);
+    let got = over_http(&["get", "3"]);
+    assert_eq!(got.status.code(), Some(0));
+    assert_eq!(over_http(&["get", "99999"]).status.code(), Some(1));
+    let query = ["query", "--subject", "s1", "--type", "t.c", "--limit", "3"];
+    let q = over_http(&query);
+    assert!(
+        String::from_utf8_lossy(&q.stderr).contains("--cursor"),
+        "a next page is announced"
+    );
+    let unauthenticated = client
+        .command(&["get", "3", "--url", &url])
+        .output()
+        .expect("run the client");
+    assert_eq!(unauthenticated.status.code(), Some(2));
+    srv.stop();
+    assert!(!client.dir.exists(), "client mode opened a data directory");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        remote.ok(&["get", "3"], b"").stdout,
+        "records are printed byte for byte"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&q.stdout),
+        remote.ok(&query, b"").stdout
+    );
+}
