@@ -105,7 +105,8 @@ impl<'a> Json<'a> {
         }
     }
 
-    /// This tree as a `serde_json::Value`, for the one library that needs one (JSON Schema).
+    /// This tree as a `serde_json::Value`, for the cold paths that want one (describing a
+    /// schema violation, the actor a quarantine record keeps).
     pub fn to_value(&self) -> Value {
         match self {
             Json::Null => Value::Null,

@@ -9,6 +9,7 @@ use sealog_model::json::Json;
 use crate::pointer::{Node, canonical_bytes, to_dotted, to_pointer};
 use crate::reason::{Quarantine, ReasonCode, Violation};
 use crate::rules::TypeRules;
+use crate::schema::TreeNode;
 
 impl TypeRules {
     pub(crate) fn check(&self, event: &mut Json<'_>) -> Result<(), Quarantine> {
@@ -82,14 +83,12 @@ impl TypeRules {
     }
 
     fn violations(&self, event: &Json<'_>) -> Vec<Violation> {
+        static NULL: Json<'static> = Json::Null;
         let mut out = Vec::new();
-        // The schema library reads serde_json values: the body is converted here, at the one
-        // call that needs it, and nowhere else. Most events are valid: errors are collected
+        // The schema reads the event's own tree. Most events are valid: errors are collected
         // only for the ones that fail.
-        let data = event
-            .get("data")
-            .map_or(serde_json::Value::Null, Json::to_value);
-        let errors = (!self.validator.is_valid(&data)).then(|| self.validator.iter_errors(&data));
+        let data = TreeNode::of(event.get("data").unwrap_or(&NULL));
+        let errors = (!self.validator.is_valid(data)).then(|| self.validator.iter_errors(data));
         for e in errors.into_iter().flatten() {
             out.push(Violation {
                 pointer: format!("/data{}", e.instance_path()),

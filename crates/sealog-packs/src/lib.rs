@@ -15,6 +15,7 @@ mod manifest;
 mod pointer;
 mod reason;
 mod rules;
+mod schema;
 mod state;
 
 use std::collections::HashMap;

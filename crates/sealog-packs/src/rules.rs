@@ -12,7 +12,7 @@ pub(crate) struct TypeRules {
     pub(crate) pack: String,
     pub(crate) name: String,
     pub(crate) description: Option<String>,
-    pub(crate) validator: jsonschema::Validator,
+    pub(crate) validator: crate::schema::Validator,
     pub(crate) actor_required: bool,
     pub(crate) actor_types: Option<Vec<String>>,
     pub(crate) required: Vec<Pointer>,
@@ -351,7 +351,7 @@ fn compile_schema(
     file: &str,
     read: ReadFile<'_>,
     manifest_at: &str,
-) -> Result<jsonschema::Validator, PackError> {
+) -> Result<crate::schema::Validator, PackError> {
     let plain = !file.is_empty()
         && !file.contains(['/', '\\'])
         && file != "."
@@ -380,15 +380,11 @@ fn compile_schema(
             ));
         }
     }
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .should_validate_formats(true)
-        .build(&schema)
-        .map_err(|e| {
-            let at = e.instance_path().to_string();
-            let at = if at.is_empty() { "/".to_string() } else { at };
-            PackError::new(pack, file, at, format!("invalid schema: {e}"))
-        })
+    crate::schema::compile(&schema).map_err(|e| {
+        let at = e.instance_path().to_string();
+        let at = if at.is_empty() { "/".to_string() } else { at };
+        PackError::new(pack, file, at, format!("invalid schema: {e}"))
+    })
 }
 
 fn json_location(e: &serde_json::Error) -> String {
