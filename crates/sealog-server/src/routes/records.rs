@@ -98,25 +98,27 @@ async fn read_one(ctx: &Ctx, id: &str) -> Result<Vec<u8>, ApiError> {
     found.ok_or_else(|| no_record(id))
 }
 
-const QUERY_PARAMS: [&str; 17] = [
-    "scope",
-    "tenant",
-    "subject",
-    "type",
-    "source",
-    "actor",
-    "id",
-    "axis.",
-    "from",
-    "to",
-    "ingested_from",
-    "ingested_to",
-    "view",
-    "as_of",
-    "cursor",
-    "limit",
-    "after",
-];
+/// The parameters `GET /v1/records` takes: each envelope axis by its own name, `axis.NAME`
+/// for any axis, and the windows, view and paging.
+fn query_params() -> &'static [&'static str] {
+    static PARAMS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    PARAMS.get_or_init(|| {
+        let mut p = ENVELOPE_AXES.to_vec();
+        p.extend([
+            "axis.",
+            "from",
+            "to",
+            "ingested_from",
+            "ingested_to",
+            "view",
+            "as_of",
+            "cursor",
+            "limit",
+            "after",
+        ]);
+        p
+    })
+}
 
 #[utoipa::path(
     get, path = "/v1/records", tag = "records",
@@ -141,7 +143,7 @@ const QUERY_PARAMS: [&str; 17] = [
     security(("bearer" = []))
 )]
 pub(crate) async fn query_records(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
-    let parsed = Params::parse(raw.as_deref(), &QUERY_PARAMS);
+    let parsed = Params::parse(raw.as_deref(), query_params());
     let resource = match &parsed {
         Ok(p) => json!({"filter": p.to_json()}),
         Err(_) => json!({"query": crate::access::clip(raw.as_deref().unwrap_or(""))}),
