@@ -6,12 +6,12 @@
 mod support;
 
 use std::path::Path;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 
 use sealog_ledger::{ChainRefusal, IngestResult, Ledger, LedgerConfig, Query, Undeclared, View};
 use sealog_model::RecordId;
 use serde_json::{Value, json};
-use support::{config, ingest, seqs};
+use support::{config, ingest, race, seqs};
 
 fn ev(id: &str, tenant: &str, subject: &str, supersedes: Option<RecordId>) -> Value {
     ev_at(id, tenant, subject, supersedes, "2026-01-03T12:00:00Z")
@@ -152,20 +152,12 @@ fn racing_corrections_of_one_head_have_exactly_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(open(dir.path()));
     let (_, head) = appended(&ingest(&ledger, &[ev("h", "t", "race", None)])[0]);
+    // Each thread also resends its correction: a duplicate, never a second winner.
     let threads = 8;
-    let barrier = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|i| {
-            let (ledger, barrier) = (ledger.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                let fix = ev(&format!("fix{i}"), "t", "race", Some(head));
-                barrier.wait();
-                // Each thread also resends its correction: a duplicate, never a second winner.
-                ingest(&ledger, &[fix.clone(), fix])
-            })
-        })
-        .collect();
-    let results: Vec<Vec<IngestResult>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let results = race(&ledger, threads, move |i| {
+        let fix = ev(&format!("fix{i}"), "t", "race", Some(head));
+        vec![fix.clone(), fix]
+    });
     let winners: Vec<&Vec<IngestResult>> = results
         .iter()
         .filter(|r| matches!(r[0], IngestResult::Appended { .. }))

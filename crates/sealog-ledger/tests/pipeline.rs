@@ -4,7 +4,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 
 use sealog_ledger::{IngestResult, Ledger, Undeclared, VerifyOptions, View};
 use serde_json::{Value, json};
@@ -93,20 +93,14 @@ fn every_reason_code_from_one_table() {
 fn racing_first_records_of_one_decision_have_exactly_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(open(dir.path()));
-    let threads = 8;
-    let barrier = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|i| {
-            let (ledger, barrier) = (ledger.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                let mut e = decision("d-race", "run_1");
-                e["data"]["decision"]["decision_outcome"] = json!(format!("OUTCOME_{}", i % 4));
-                barrier.wait();
-                ingest(&ledger, &[e])[0].to_json()
-            })
-        })
-        .collect();
-    let out: Vec<Value> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let out: Vec<Value> = race(&ledger, 8, |i| {
+        let mut e = decision("d-race", "run_1");
+        e["data"]["decision"]["decision_outcome"] = json!(format!("OUTCOME_{}", i % 4));
+        vec![e]
+    })
+    .iter()
+    .map(|r| r[0].to_json())
+    .collect();
     let appended: Vec<&Value> = out.iter().filter(|r| r["status"] == "appended").collect();
     assert_eq!(appended.len(), 1, "{out:?}");
     let winner = appended[0];

@@ -1,6 +1,6 @@
 //! Shared by the ledger's tests: a ledger in a temp dir with the built-in packs, the
 //! example events shipped in `examples/events.ndjson`, and decision records built from them.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
 
@@ -130,4 +130,26 @@ pub(crate) fn rid(result: &Value) -> String {
         .as_str()
         .expect("a record_id")
         .to_string()
+}
+
+/// Ingests `events(i)` from `threads` threads released together; each thread's results, in
+/// thread order. The ledger's admission rules must give these racing appends one order.
+pub fn race(
+    ledger: &std::sync::Arc<Ledger>,
+    threads: usize,
+    events: impl Fn(usize) -> Vec<Value> + Send + Sync + 'static,
+) -> Vec<Vec<IngestResult>> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let events = std::sync::Arc::new(events);
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let (ledger, barrier, events) = (ledger.clone(), barrier.clone(), events.clone());
+            std::thread::spawn(move || {
+                let batch = events(i);
+                barrier.wait();
+                ingest(&ledger, &batch)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
