@@ -5,7 +5,10 @@
 //!
 //! One deliberate deviation from the RFC: integers beyond ±(2^53-1) are refused rather than
 //! rounded to the nearest double, because a hash over a silently altered value would seal
-//! something the producer never sent.
+//! something the producer never sent. For the same reason the parser
+//! ([`crate::json::Json::parse`]) refuses any number literal this module would not write back
+//! as the value sent (more digits than a double keeps, overflow, underflow), before a tree
+//! exists: a value already held as a double cannot tell how it was spelled.
 
 use std::cmp::Ordering;
 
@@ -103,7 +106,7 @@ fn write_node<N: Node>(value: &N, out: &mut Vec<u8>) -> Result<(), JcsError> {
                 View::Bool(false) => out.extend_from_slice(b"false"),
                 View::Number(n) => match checked_f64(n) {
                     Ok(f) => write_f64(f, out),
-                    Err(error) => return Err(error(n.to_string(), pointer(&stack))),
+                    Err(why) => return Err(why.at(n.to_string(), pointer(&stack))),
                 },
                 View::String(s) => write_string(s, out),
                 View::Array(items) => {
@@ -207,7 +210,7 @@ pub fn write_string(s: &str, out: &mut Vec<u8>) {
 ///
 /// `pointer` is only used to locate the value in an error.
 pub fn write_number(n: &Number, pointer: &str, out: &mut Vec<u8>) -> Result<(), JcsError> {
-    let f = checked_f64(n).map_err(|error| error(n.to_string(), pointer.to_owned()))?;
+    let f = checked_f64(n).map_err(|why| why.at(n.to_string(), pointer.to_owned()))?;
     write_f64(f, out);
     Ok(())
 }
@@ -249,9 +252,26 @@ enum Frame<'a, N> {
     },
 }
 
-/// The number as the double RFC 8785 formats, or the constructor of the error explaining why
-/// there is none. Safe integers convert to doubles exactly, so one formatter serves every number.
-fn checked_f64(n: &Number) -> Result<f64, fn(String, String) -> JcsError> {
+/// Why a number has no canonical form, before it is located.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unformattable {
+    UnsafeInteger,
+    NonFinite,
+}
+
+impl Unformattable {
+    fn at(self, number: String, pointer: String) -> JcsError {
+        match self {
+            Unformattable::UnsafeInteger => JcsError::UnsafeInteger(number, pointer),
+            Unformattable::NonFinite => JcsError::NonFinite(number, pointer),
+        }
+    }
+}
+
+/// The number as the double RFC 8785 formats, or why there is none. Safe integers convert to
+/// doubles exactly, so one formatter serves every number. The parser applies the same rule to
+/// every literal it reads, so a tree parsed from text never fails here.
+pub(crate) fn checked_f64(n: &Number) -> Result<f64, Unformattable> {
     let (f, integer_magnitude) = if let Some(u) = n.as_u64() {
         (u as f64, Some(u))
     } else if let Some(i) = n.as_i64() {
@@ -266,10 +286,10 @@ fn checked_f64(n: &Number) -> Result<f64, fn(String, String) -> JcsError> {
         && f.abs() > MAX_SAFE_INTEGER as f64
         && f.abs() < 1e21;
     match integer_magnitude {
-        Some(magnitude) if magnitude > MAX_SAFE_INTEGER => Err(JcsError::UnsafeInteger),
-        _ if integral_unsafe_double => Err(JcsError::UnsafeInteger),
+        Some(magnitude) if magnitude > MAX_SAFE_INTEGER => Err(Unformattable::UnsafeInteger),
+        _ if integral_unsafe_double => Err(Unformattable::UnsafeInteger),
         // serde_json never holds a non-finite number, but that is its invariant, not ours.
-        _ if !f.is_finite() => Err(JcsError::NonFinite),
+        _ if !f.is_finite() => Err(Unformattable::NonFinite),
         _ => Ok(f),
     }
 }

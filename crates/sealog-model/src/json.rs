@@ -1,8 +1,11 @@
 //! The one tree an event is parsed into: strings without escapes point into the input,
 //! objects keep their members in a `Vec` in the order sent. Parsing is strict: a member name
 //! that repeats in its object is refused here, with its RFC 6901 pointer, so no later step
-//! ever has to decide which of two values counts. Every later step — the envelope, the pack
-//! checks and normalization, canonicalization, derivation — reads (or edits) this tree.
+//! ever has to decide which of two values counts. A number literal that RFC 8785 would not
+//! write back as the value sent is refused here too, with its pointer, so no later step ever
+//! sees a number other than the one sent (the rule is in the `literals` module). Every later
+//! step — the envelope, the pack checks and normalization, canonicalization, derivation —
+//! reads (or edits) this tree.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -10,6 +13,9 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
+
+use crate::jcs::MAX_SAFE_INTEGER;
+use crate::literals;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json<'a> {
@@ -31,6 +37,32 @@ pub enum ParseError {
     /// a value has no single meaning to seal. Holds the pointer of the second occurrence.
     #[error("member {0} appears more than once")]
     DuplicateMember(String),
+    /// A number RFC 8785 would not write back as the value sent, so the record would seal a
+    /// number its producer never sent. Holds the RFC 6901 pointer of the value and the
+    /// literal as written.
+    #[error("number {literal} at {pointer} {problem}; send it as a string")]
+    UnrepresentableNumber {
+        pointer: String,
+        literal: String,
+        problem: NumberProblem,
+    },
+}
+
+/// How a number literal differs from what RFC 8785 would write for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NumberProblem {
+    #[error("is outside the exactly representable integer range ±(2^53-1)")]
+    UnsafeInteger,
+    #[error("is beyond the range of an IEEE double")]
+    Overflow,
+    /// Not zero, yet it reads as zero or as a subnormal double with fewer digits. Holds
+    /// what RFC 8785 would write.
+    #[error("is too small for an IEEE double: it would be sealed as {sealed_as}")]
+    Underflow { sealed_as: String },
+    /// More precise than a double. Holds what RFC 8785 would write.
+    #[error("has more digits than an IEEE double keeps: it would be sealed as {sealed_as}")]
+    PrecisionLoss { sealed_as: String },
 }
 
 thread_local! {
@@ -39,6 +71,10 @@ thread_local! {
     static TREES_BUILT: Cell<u64> = const { Cell::new(0) };
     /// While a duplicate member unwinds the parse: its path, innermost first.
     static DUPLICATE_PATH: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    /// Numbers of the parse under way that may not be what their literal says: doubles, and
+    /// integers beyond ±(2^53-1). An integer within that range was read exactly, so an event
+    /// with none of the others needs no look at its literals.
+    static NUMBERS_TO_CHECK: Cell<usize> = const { Cell::new(0) };
 }
 
 /// How many trees this thread has built so far (see [`Json::parse`], [`Json::from_value`]).
@@ -50,21 +86,41 @@ fn count_tree() {
     TREES_BUILT.with(|c| c.set(c.get() + 1));
 }
 
+/// Clears what an earlier, failed parse may have left behind.
+fn begin_parse() {
+    count_tree();
+    DUPLICATE_PATH.with(|d| d.borrow_mut().take());
+    NUMBERS_TO_CHECK.with(|c| c.set(0));
+}
+
+fn number_to_check() {
+    NUMBERS_TO_CHECK.with(|c| c.set(c.get() + 1));
+}
+
+/// The tree parsed from `text`, once each of its numbers is known to be what was sent.
+fn checked_numbers<'a>(text: &[u8], tree: Json<'a>) -> Result<Json<'a>, ParseError> {
+    let suspects = NUMBERS_TO_CHECK.with(|c| c.replace(0));
+    if suspects > 0 {
+        literals::check_tree(text, &tree, suspects)?;
+    }
+    Ok(tree)
+}
+
 const DUPLICATE: &str = "duplicate member name";
 
 impl<'a> Json<'a> {
     /// Parses JSON text strictly (see the module docs). serde_json checks UTF-8.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ParseError> {
-        count_tree();
-        DUPLICATE_PATH.with(|d| d.borrow_mut().take());
-        serde_json::from_slice(bytes).map_err(located)
+        begin_parse();
+        let tree = serde_json::from_slice(bytes).map_err(|e| located(e, bytes))?;
+        checked_numbers(bytes, tree)
     }
 
     /// Parses text already known to be UTF-8, without checking it again.
     pub fn parse_str(text: &'a str) -> Result<Self, ParseError> {
-        count_tree();
-        DUPLICATE_PATH.with(|d| d.borrow_mut().take());
-        serde_json::from_str(text).map_err(located)
+        begin_parse();
+        let tree = serde_json::from_str(text).map_err(|e| located(e, text.as_bytes()))?;
+        checked_numbers(text.as_bytes(), tree)
     }
 
     /// Borrows a `serde_json::Value` as a tree of this kind (a `Value` cannot hold a
@@ -175,9 +231,9 @@ impl<'a> Json<'a> {
     }
 }
 
-/// Turns a serde_json error into ours, with the pointer of a duplicate member if that was
-/// the cause.
-fn located(e: serde_json::Error) -> ParseError {
+/// Turns serde_json's refusal of `text` into ours, with the pointer of a duplicate member or
+/// of a number beyond a double's range if that was the cause.
+fn located(e: serde_json::Error, text: &[u8]) -> ParseError {
     match DUPLICATE_PATH.with(|d| d.borrow_mut().take()) {
         Some(path) => {
             let mut pointer = String::new();
@@ -187,8 +243,24 @@ fn located(e: serde_json::Error) -> ParseError {
             }
             ParseError::DuplicateMember(pointer)
         }
-        None => ParseError::NotJson(e.to_string()),
+        None => literals::overflow_before(text, error_offset(&e, text))
+            .unwrap_or_else(|| ParseError::NotJson(e.to_string())),
     }
+}
+
+/// The byte offset of serde_json's error position (a 1-based line, and a column counted in
+/// bytes within it).
+pub(crate) fn error_offset(e: &serde_json::Error, text: &[u8]) -> usize {
+    let line_start = match e.line() {
+        0 | 1 => 0,
+        line => text
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .nth(line - 2)
+            .map_or(text.len(), |(i, _)| i + 1),
+    };
+    (line_start + e.column()).min(text.len())
 }
 
 /// On the way out of a failed parse, adds this level's token to a duplicate's path.
@@ -221,12 +293,19 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Bool(b))
     }
     fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        if n > MAX_SAFE_INTEGER {
+            number_to_check();
+        }
         Ok(Json::Number(n.into()))
     }
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        if n.unsigned_abs() > MAX_SAFE_INTEGER {
+            number_to_check();
+        }
         Ok(Json::Number(n.into()))
     }
     fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+        number_to_check();
         Number::from_f64(n)
             .map(Json::Number)
             .ok_or_else(|| E::custom("number is not finite"))
@@ -324,7 +403,7 @@ mod tests {
     fn agrees_with_serde_json_value() {
         for text in [
             r#"{"x":[1,{"y":"z\n"},-0.5e3,false],"k":null}"#,
-            r#"{"a":[1,-2,3.5,1e300,18446744073709551615,-9223372036854775808],"e":"\u00e9\ud83d\ude00"}"#,
+            r#"{"a":[1,-2,3.5,1e300,9007199254740991,-9007199254740991],"e":"\u00e9\ud83d\ude00"}"#,
             r#"[{"x":0.1},{"x":2.5e-10}]"#,
             r#""just a string""#,
         ] {
@@ -360,6 +439,29 @@ mod tests {
             Err(ParseError::NotJson(_))
         ));
         assert!(Json::parse(br#"{"a":1,"b":{"a":1}}"#).is_ok());
+    }
+
+    #[test]
+    fn a_refused_number_is_one_tree_and_leaves_nothing_behind() {
+        let before = trees_built_on_this_thread();
+        for text in [
+            &br#"{"a":[0.5,1e400]}"#[..],
+            br#"{"a":[0.5,0.10000000000000001]}"#,
+        ] {
+            assert!(matches!(
+                Json::parse(text),
+                Err(ParseError::UnrepresentableNumber { .. })
+            ));
+        }
+        assert_eq!(trees_built_on_this_thread() - before, 2);
+        // The numbers a failed parse counted are not looked for in the next text (a debug
+        // build asserts that the counts agree).
+        assert!(matches!(
+            Json::parse(b"[0.5, 0.25, 9007199254740993"),
+            Err(ParseError::NotJson(_))
+        ));
+        let next = Json::parse(b"[0.5]").unwrap();
+        assert_eq!(next.to_value(), serde_json::json!([0.5]));
     }
 
     #[test]

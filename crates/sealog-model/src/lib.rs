@@ -10,6 +10,7 @@ pub mod jcs;
 pub mod json;
 pub mod layout;
 pub mod limits;
+mod literals;
 pub mod record;
 pub mod time;
 

@@ -66,6 +66,9 @@ impl PrepareError {
         match self {
             PrepareError::Input(e) => e.code(),
             PrepareError::Parse(ParseError::DuplicateMember(_)) => "DUPLICATE_KEY",
+            PrepareError::Parse(ParseError::UnrepresentableNumber { .. }) => {
+                "UNREPRESENTABLE_NUMBER"
+            }
             PrepareError::Parse(_) => "NOT_JSON",
             PrepareError::Envelope(_) => "INVALID_ENVELOPE",
             PrepareError::Canonical(_) => "UNREPRESENTABLE_NUMBER",
@@ -76,7 +79,10 @@ impl PrepareError {
     pub fn field(&self) -> Option<&str> {
         match self {
             PrepareError::Envelope(e) => Some(&e.field),
-            PrepareError::Parse(ParseError::DuplicateMember(p)) => Some(p),
+            PrepareError::Parse(
+                ParseError::DuplicateMember(p)
+                | ParseError::UnrepresentableNumber { pointer: p, .. },
+            ) => Some(p),
             PrepareError::Canonical(JcsError::UnsafeInteger(_, p) | JcsError::NonFinite(_, p)) => {
                 Some(p)
             }
