@@ -6,8 +6,10 @@
 //!
 //! *Invariant*: the server runs in open mode (no authentication) only while the key file has
 //! never held a key. Once it has seen one, it requires keys until it stops, whatever later
-//! happens to the file; an unreadable or damaged file keeps the previous keys rather than
-//! opening the server.
+//! happens to the file; an unreadable or damaged file, or one that would widen a loaded key
+//! (see `key_history`), keeps the previous keys rather than opening the server. Across
+//! restarts the log carries the same rule: a start refuses a key file the log's key records
+//! contradict (`App::new`).
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -177,6 +179,10 @@ pub(crate) struct KeyRing {
     data_dir: PathBuf,
     snapshot: RwLock<Arc<Snapshot>>,
     auth_required: AtomicBool,
+    /// A version of the file that was refused, not read again until it changes.
+    refused: std::sync::Mutex<Option<FileSig>>,
+    /// The log's key records and every key loaded since: no later version may widen them.
+    history: std::sync::Mutex<crate::key_history::History>,
     /// Bumped whenever the loaded keys change.
     generation: AtomicU64,
 }
@@ -191,6 +197,8 @@ impl KeyRing {
                 keys: Vec::new(),
             })),
             auth_required: AtomicBool::new(false),
+            refused: Default::default(),
+            history: Default::default(),
             generation: AtomicU64::new(0),
         };
         ring.reload()?;
@@ -212,14 +220,18 @@ impl KeyRing {
 
     /// Re-reads the file if it changed; returns whether it did.
     pub(crate) fn refresh(&self) -> bool {
-        let current = self.snapshot.read().expect("key ring lock").sig;
-        if self.sig() == current {
+        let loaded = self.snapshot.read().expect("key ring lock").sig;
+        let sig = self.sig();
+        let refused = *self.refused.lock().expect("key ring lock");
+        if sig == loaded || (sig.is_some() && sig == refused) {
             return false;
         }
         match self.reload() {
             Ok(changed) => changed,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the key file; keeping the keys loaded before");
+                // Logged once per version of the file, not on every request.
+                tracing::error!(error = %e, "refusing this version of the key file; keeping the keys loaded before");
+                *self.refused.lock().expect("key ring lock") = sig;
                 false
             }
         }
@@ -230,6 +242,15 @@ impl KeyRing {
         let sig = self.sig();
         let path = keys::file_path(&self.data_dir);
         let list = keys::parse_file(&path)?;
+        let mut history = self.history.lock().expect("key ring lock");
+        if let Some(why) = history.widened_by(&list) {
+            return Err(keys::KeyError::Corrupted {
+                path,
+                message: format!("it grants more than the keys loaded or recorded before: {why}"),
+            });
+        }
+        history.absorb(&list);
+        drop(history);
         let mut by_hash = HashMap::with_capacity(list.len());
         for k in &list {
             let mut digest = [0u8; 32];
@@ -255,6 +276,11 @@ impl KeyRing {
             keys: list,
         });
         Ok(changed)
+    }
+
+    /// Adds the log's key records to what later versions of the file are checked against.
+    pub(crate) fn remember(&self, log: crate::key_history::History) {
+        self.history.lock().expect("key ring lock").merge(log);
     }
 
     /// Changes whenever the loaded keys change.

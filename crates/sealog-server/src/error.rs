@@ -13,7 +13,14 @@ pub(crate) struct ApiError {
     pub message: String,
     retry_after_s: Option<u32>,
     /// Members added beside `error`, e.g. the per-event results of a refused append.
-    extra: Option<(&'static str, Value)>,
+    extra: Option<(&'static str, Extra)>,
+}
+
+#[derive(Debug)]
+enum Extra {
+    Value(Value),
+    /// JSON text built by the server itself (a large list of results, kept as bytes).
+    Json(Vec<u8>),
 }
 
 impl ApiError {
@@ -75,7 +82,13 @@ impl ApiError {
     }
 
     pub(crate) fn with(mut self, name: &'static str, value: Value) -> Self {
-        self.extra = Some((name, value));
+        self.extra = Some((name, Extra::Value(value)));
+        self
+    }
+
+    /// Like `with`, for a member already serialized: `json` must be one JSON value.
+    pub(crate) fn with_json(mut self, name: &'static str, json: Vec<u8>) -> Self {
+        self.extra = Some((name, Extra::Json(json)));
         self
     }
 
@@ -108,18 +121,41 @@ impl From<sealog_ledger::Error> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The status and the JSON body, for a handler that sends them itself (a body that
+    /// holds a reservation of the memory budget). A member added with `with_json` is moved
+    /// into the body, not copied: its buffer becomes the body.
+    pub(crate) fn into_json(self) -> (StatusCode, Vec<u8>) {
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        let text = match self.extra {
+            None => serde_json::to_vec(&body),
+            Some((name, Extra::Value(value))) => {
+                body[name] = value;
+                serde_json::to_vec(&body)
+            }
+            Some((name, Extra::Json(mut json))) => {
+                let mut text = serde_json::to_vec(&body).expect("an error body serializes");
+                text.pop(); // the closing brace, to add a member
+                text.extend_from_slice(format!(",{}:", Value::from(name)).as_bytes());
+                json.splice(0..0, text);
+                json.push(b'}');
+                Ok(json)
+            }
+        };
+        (self.status, text.expect("an error body serializes"))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": {"code": self.code, "message": self.message}});
-        if let Some((name, value)) = self.extra {
-            body[name] = value;
-        }
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(s) = self.retry_after_s {
+        let retry_after_s = self.retry_after_s;
+        let (status, text) = self.into_json();
+        let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], text).into_response();
+        if let Some(s) = retry_after_s {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"sealog\""),

@@ -82,6 +82,31 @@ impl Appender {
         Ok(rx)
     }
 
+    /// Queues work, waiting for room when the queue is full: for the later slices of a large
+    /// body, whose first slice was already let in (and committed) and whose reservation of
+    /// the memory budget is already held.
+    pub(crate) async fn submit_waiting(
+        &self,
+        work: Vec<Prepared>,
+    ) -> Result<oneshot::Receiver<Result<Vec<IngestResult>, Error>>, Refused> {
+        let (reply, rx) = oneshot::channel();
+        // A clone, so the lock is not held across the wait; it is dropped once sent, so a
+        // close still ends the threads when the queue drains.
+        let tx = self
+            .tx
+            .read()
+            .expect("appender lock")
+            .clone()
+            .ok_or(Refused::Closed)?;
+        let job = Job {
+            work,
+            reply,
+            queued: Instant::now(),
+        };
+        tx.send(job).await.map_err(|_| Refused::Closed)?;
+        Ok(rx)
+    }
+
     /// Requests waiting for a thread.
     pub(crate) fn queued(&self) -> usize {
         self.tx

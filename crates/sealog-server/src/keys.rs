@@ -221,13 +221,55 @@ pub(crate) fn parse_file(path: &Path) -> Result<Vec<KeyRecord>, KeyError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
+    let damaged = |message: String| KeyError::Corrupted {
+        path: path.to_path_buf(),
+        message,
+    };
     if body.format != FORMAT {
-        return Err(KeyError::Corrupted {
-            path: path.to_path_buf(),
-            message: format!("unknown format {:?}", body.format),
-        });
+        return Err(damaged(format!("unknown format {:?}", body.format)));
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut hashes = std::collections::HashSet::new();
+    for k in &body.keys {
+        k.check()
+            .map_err(|m| damaged(format!("key {:?}: {m}", k.id)))?;
+        if !ids.insert(&k.id) || !hashes.insert(&k.sha256) {
+            return Err(damaged(format!("key {:?} appears twice", k.id)));
+        }
     }
     Ok(body.keys)
+}
+
+impl KeyRecord {
+    /// What every stored key must satisfy: a SHA-256 and the id derived from it (so a hash
+    /// cannot be swapped under a known id), roles and scope as `KeySpec::validate` allows,
+    /// and a revocation that is whole.
+    fn check(&self) -> Result<(), String> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&self.sha256, &mut digest)
+            .map_err(|_| "its sha256 is not 64 hex digits".to_string())?;
+        if self.id != key_id(&digest) {
+            return Err(format!(
+                "its id does not match its sha256 (expected {})",
+                key_id(&digest)
+            ));
+        }
+        KeySpec {
+            roles: self.roles.clone(),
+            tenant: self.tenant.clone(),
+            data_subject: self.data_subject.clone(),
+            label: self.label.clone(),
+        }
+        .validate()
+        .map_err(|e| e.to_string())?;
+        if self.revoked_at.is_some() != self.revoked_by.is_some() {
+            return Err("revoked_at and revoked_by must be both set or both absent".into());
+        }
+        if self.created_at.is_empty() || self.created_by.is_empty() {
+            return Err("created_at and created_by must be set".into());
+        }
+        Ok(())
+    }
 }
 
 /// Creates a key and records it; returns the secret, which is not kept anywhere.
@@ -388,6 +430,45 @@ mod tests {
             revoke(dir.path(), &k.record.id, "x", Some("a")),
             Err(KeyError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_key_record_that_fails_its_checks_makes_the_file_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        create(dir.path(), spec(&[Role::Reader], None, None), "cli").unwrap();
+        create(dir.path(), spec(&[Role::Writer], None, None), "cli").unwrap();
+        let path = file_path(dir.path());
+        let good: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let other_hash = good["keys"][1]["sha256"].clone();
+        let damaged = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = good.clone();
+            edit(&mut v);
+            fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+            assert!(
+                matches!(load(dir.path()), Err(KeyError::Corrupted { .. })),
+                "{name}"
+            );
+        };
+        damaged("hash swapped", &|v| {
+            v["keys"][0]["sha256"] = other_hash.clone();
+        });
+        damaged("hash not hex", &|v| v["keys"][0]["sha256"] = "zz".into());
+        damaged("no role", &|v| {
+            v["keys"][0]["roles"] = serde_json::json!([])
+        });
+        damaged("subject with reader", &|v| {
+            v["keys"][0]["roles"] = serde_json::json!(["reader", "subject"]);
+        });
+        damaged("half revoked", &|v| {
+            v["keys"][0]["revoked_at"] = "2026-01-01T00:00:00Z".into();
+        });
+        damaged("twice", &|v| {
+            let k = v["keys"][0].clone();
+            v["keys"].as_array_mut().unwrap().push(k);
+        });
+        damaged("empty tenant", &|v| v["keys"][0]["tenant"] = "".into());
+        fs::write(&path, serde_json::to_vec(&good).unwrap()).unwrap();
+        assert_eq!(load(dir.path()).unwrap().len(), 2);
     }
 
     #[test]

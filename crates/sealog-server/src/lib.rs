@@ -9,9 +9,11 @@
 
 mod access;
 mod auth;
+mod budget;
 mod context;
 mod error;
 mod ingest;
+mod key_history;
 pub mod keys;
 mod logging;
 mod metrics;

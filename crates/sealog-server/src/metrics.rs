@@ -105,6 +105,14 @@ fn describe() {
         "Append requests waiting for a thread"
     );
     describe_gauge!(
+        "sealog_request_buffered_bytes",
+        "Bytes of request bodies (and their events' results) reserved in memory now, against --buffered-bytes-max"
+    );
+    describe_counter!(
+        "sealog_buffer_refused_total",
+        "Requests refused with 503 because the memory budget of request bodies was full"
+    );
+    describe_gauge!(
         "sealog_open_mode",
         "1 while no API key exists and requests are not authenticated"
     );
@@ -118,6 +126,7 @@ pub(crate) fn refresh_gauges(state: &AppState) {
     metrics::gauge!("sealog_store_fsyncs").set(stats.fsyncs as f64);
     metrics::gauge!("sealog_store_fsync_seconds").set(stats.sync_ns as f64 / 1e9);
     metrics::gauge!("sealog_append_queue_requests").set(state.appender.queued() as f64);
+    metrics::gauge!("sealog_request_buffered_bytes").set(state.budget.used() as f64);
     metrics::gauge!("sealog_open_mode").set(if state.keys.open_mode() { 1.0 } else { 0.0 });
     if let Some(at) = stats.checkpoint_at {
         let age = at.elapsed().unwrap_or_default();

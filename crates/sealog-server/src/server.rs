@@ -28,6 +28,10 @@ use crate::state::{AppState, Limits};
 const HEADER_BYTES_MAX: usize = 64 << 10;
 /// How often the key file is checked for changes to record, when no request did it first.
 const KEY_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often freed memory may be given back to the system, after large requests.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+/// Ticks after a large request on which freed memory is given back.
+const TRIMS_AFTER_LARGE_REQUEST: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -88,6 +92,9 @@ pub enum ServerError {
     Store(#[from] sealog_ledger::Error),
     #[error("recording key changes at start: {0}")]
     Audit(String),
+    /// The key file is missing, damaged or contradicts the log's key records.
+    #[error("{0}")]
+    KeyFile(String),
 }
 
 pub struct Server {
@@ -117,7 +124,15 @@ impl App {
 
     fn build(config: &ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
         let layout = ledger.layout().clone();
-        let keys = KeyRing::load(layout.root().to_path_buf())?;
+        let root = layout.root().to_path_buf();
+        let keys = KeyRing::load(root.clone())
+            .map_err(|e| ServerError::KeyFile(crate::key_history::damaged(&e, &root)))?;
+        let (history, warnings) = crate::key_history::check_at_start(&ledger, &keys.keys(), &root)
+            .map_err(ServerError::KeyFile)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        keys.remember(history);
         let ledger = Arc::new(ledger);
         let appender = Appender::start(
             ledger.clone(),
@@ -129,6 +144,7 @@ impl App {
             appender,
             keys,
             limits: config.limits.clone(),
+            budget: crate::budget::Budget::new(config.limits.buffered_bytes_max),
             metrics: crate::metrics::install(),
             layout,
             started: Instant::now(),
@@ -230,6 +246,7 @@ impl Server {
             .await
             .map_err(|e| ServerError::Audit(e.message))?;
         let watcher = tokio::spawn(watch_keys(state.clone()));
+        let trimmer = tokio::spawn(return_free_memory(state.budget.clone()));
         let graceful = GracefulShutdown::new();
         let slots = Arc::new(Semaphore::new(config.connections_max));
         tokio::pin!(shutdown);
@@ -283,6 +300,7 @@ impl Server {
         state.shutting_down.store(true, Ordering::Release);
         drop(listener);
         watcher.abort();
+        trimmer.abort();
         // Awaited so the watcher's share of the state is gone before the ledger closes.
         let _ = watcher.await;
         if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
@@ -305,6 +323,24 @@ async fn watch_keys(state: Arc<AppState>) {
         state.keys.refresh();
         if let Err(e) = state.record_key_changes().await {
             tracing::error!(error = %e.message, "cannot record key changes yet");
+        }
+    }
+}
+
+/// Gives freed memory back to the system after large requests, at most once a second (see
+/// [`crate::budget::return_free_memory`] for why it is needed): on the next few ticks after
+/// one ended, as work it caused (the store's flushes, answers still being sent) frees more.
+async fn return_free_memory(budget: Arc<crate::budget::Budget>) {
+    let mut tick = tokio::time::interval(TRIM_INTERVAL);
+    let mut due = 0;
+    loop {
+        tick.tick().await;
+        if budget.take_trim_request() {
+            due = TRIMS_AFTER_LARGE_REQUEST;
+        }
+        if due > 0 {
+            due -= 1;
+            let _ = tokio::task::spawn_blocking(crate::budget::return_free_memory).await;
         }
     }
 }

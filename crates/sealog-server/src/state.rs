@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sealog_ledger::{DataLayout, IngestResult, Ledger, Prepared};
 
 use crate::auth::KeyRing;
+use crate::budget::Budget;
 use crate::error::ApiError;
 use crate::ingest::{Appender, Refused};
 
@@ -16,6 +17,10 @@ use crate::ingest::{Appender, Refused};
 pub struct Limits {
     /// Largest request body (a bulk append); one event is still at most 1 MiB.
     pub body_bytes_max: usize,
+    /// Request body bytes all requests together may hold in memory (with a share per event
+    /// of an append, see the README); a request that would go past it gets 503 with
+    /// `Retry-After` instead of being read.
+    pub buffered_bytes_max: usize,
     /// How long a client may take to send its body.
     pub body_timeout: Duration,
     /// Records a query returns when it does not say.
@@ -26,6 +31,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             body_bytes_max: 32 << 20,
+            buffered_bytes_max: 256 << 20,
             body_timeout: Duration::from_secs(30),
             query_limit_default: 100,
         }
@@ -37,6 +43,8 @@ pub(crate) struct AppState {
     pub appender: Appender,
     pub keys: KeyRing,
     pub limits: Limits,
+    /// The bytes of request bodies held in memory, against `limits.buffered_bytes_max`.
+    pub budget: Arc<Budget>,
     pub metrics: PrometheusHandle,
     pub layout: DataLayout,
     pub started: Instant,
@@ -60,14 +68,25 @@ impl AppState {
         &self,
         prepared: Vec<Prepared>,
     ) -> Result<Vec<IngestResult>, ApiError> {
+        self.ingest_with(prepared, false).await
+    }
+
+    /// Like `ingest`; with `wait`, a full queue is waited out rather than refused (for the
+    /// later slices of a body whose first slice was already committed).
+    pub(crate) async fn ingest_with(
+        &self,
+        prepared: Vec<Prepared>,
+        wait: bool,
+    ) -> Result<Vec<IngestResult>, ApiError> {
         if prepared.is_empty() {
             return Ok(Vec::new());
         }
-        self.submit(prepared).await
-    }
-
-    async fn submit(&self, work: Vec<Prepared>) -> Result<Vec<IngestResult>, ApiError> {
-        let rx = self.appender.submit(work).map_err(|r| {
+        let queued = if wait {
+            self.appender.submit_waiting(prepared).await
+        } else {
+            self.appender.submit(prepared)
+        };
+        let rx = queued.map_err(|r| {
             metrics::counter!("sealog_backpressure_total").increment(1);
             match r {
                 Refused::Busy => ApiError::unavailable(

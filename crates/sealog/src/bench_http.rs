@@ -1,8 +1,10 @@
 //! `sealog bench http`: a load generator against the real server on loopback. It starts
 //! `sealog serve` on a fresh directory (or uses `--url`), then measures single-event appends
 //! at several client counts, bulk NDJSON appends, and subject / axis queries once the log
-//! holds `--query-records` records. Every figure is printed as one JSON line, with an fsync
-//! measured in the same run beside it. Benchmarks report; they never assert.
+//! holds `--query-records` records; last, a memory attack (one huge array, then several huge
+//! bodies at once) against a fresh server, reporting its resident memory before, at peak and
+//! 3 s after. Every figure is printed as one JSON line, with an fsync measured in the same run
+//! beside it. Benchmarks report; they never assert.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -45,6 +47,20 @@ pub(crate) struct HttpArgs {
     /// API key for --url.
     #[arg(long, env = "SEALOG_KEY", hide_env_values = true)]
     key: Option<String>,
+    /// Events in the memory attack's single JSON array (383 bytes each: 60 000 make 23 MB);
+    /// 0 skips the attack.
+    #[arg(long, default_value_t = 60_000)]
+    attack_events: usize,
+    /// Bodies the memory attack then sends at once.
+    #[arg(long, default_value_t = 6)]
+    attack_clients: usize,
+    /// Bytes of each of those bodies.
+    #[arg(long, default_value_t = 22_500_000)]
+    attack_body_bytes: usize,
+    /// An argument for every `sealog serve` the benchmark starts (repeat it), e.g.
+    /// `--serve-arg=--buffered-bytes-max=67108864`.
+    #[arg(long, allow_hyphen_values = true)]
+    serve_arg: Vec<String>,
 }
 
 /// A keep-alive HTTP/1.1 connection, minimal on purpose so the client costs little CPU.
@@ -122,7 +138,7 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn_server(dir: &Path, durability_os: bool) -> anyhow::Result<Spawned> {
+fn spawn_server(dir: &Path, durability_os: bool, extra: &[String]) -> anyhow::Result<Spawned> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("--data").arg(dir);
     if durability_os {
@@ -130,6 +146,7 @@ fn spawn_server(dir: &Path, durability_os: bool) -> anyhow::Result<Spawned> {
     }
     let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -320,7 +337,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
             "bench",
         )?
         .secret;
-        spawned = spawn_server(&dir, durability_os)?;
+        spawned = spawn_server(&dir, durability_os, &a.serve_arg)?;
         (spawned.addr, key)
     };
     let fsync = fsync_ms(&dir)?;
@@ -478,8 +495,138 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
                    "note": "each query waits for its own audit.access record to be durable (group commit)"})
         );
     }
+    if a.attack_events > 0 {
+        let target = match &a.url {
+            Some(_) => Target::Running { addr, key },
+            None => Target::Fresh {
+                dir: dir.join("attack"),
+                durability_os,
+            },
+        };
+        println!("{}", memory_attack(a, target)?);
+    }
     if a.dir.is_none() && a.url.is_none() {
         std::fs::remove_dir_all(&dir)?;
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The size of each event of the memory attack: 60 000 of them make a 23 MB array.
+const ATTACK_EVENT_BYTES: usize = 383;
+
+/// A valid event (of the conversation-linking pack) of exactly [`ATTACK_EVENT_BYTES`] bytes.
+fn attack_event(i: u64) -> String {
+    let head = format!(
+        concat!(
+            r#"{{"specversion":"1.0","id":"mem-{i:09}","source":"bench-attack","type":"conversation.customer_resolved","#,
+            r#""time":"2026-02-01T09:00:00Z","tenant":"instructor-42","subject":"conv-{i:09}","actor":{{"type":"system"}},"#,
+            r#""data":{{"conversation_id":"conv-{i:09}","instructor_id":"instructor-42","new_customer_id":"cust-17","context":{{"pad":""#
+        ),
+        i = i
+    );
+    let tail = r#""}}}"#;
+    let pad = ATTACK_EVENT_BYTES.saturating_sub(head.len() + tail.len());
+    format!("{head}{}{tail}", "x".repeat(pad))
+}
+
+/// A JSON array of the attack events `first..first + n`.
+fn attack_body(first: u64, n: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(n * (ATTACK_EVENT_BYTES + 1) + 2);
+    body.push(b'[');
+    for i in 0..n as u64 {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(attack_event(first + i).as_bytes());
+    }
+    body.push(b']');
+    body
+}
+
+/// A field of `/proc/PID/status` in MiB (`VmRSS`, `VmHWM`).
+fn proc_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kb / 1024.0 * 10.0).round() / 10.0)
+}
+
+enum Target {
+    /// A server of its own, so its memory is the attack's alone and can be read from /proc.
+    Fresh { dir: PathBuf, durability_os: bool },
+    /// `--url`: its memory is not ours to read.
+    Running { addr: SocketAddr, key: String },
+}
+
+/// One huge array of small events, then several huge bodies at once, from one writer key,
+/// as a tamper campaign sent them: the server's resident memory before, at its peak after
+/// each step (the kernel's high-water mark), and 3 s after the last answer.
+fn memory_attack(a: &HttpArgs, target: Target) -> anyhow::Result<serde_json::Value> {
+    let spawned;
+    let (addr, key, pid) = match target {
+        Target::Fresh { dir, durability_os } => {
+            std::fs::create_dir_all(&dir)?;
+            let key = sealog_server::keys::create(
+                &dir,
+                sealog_server::keys::KeySpec {
+                    roles: vec![sealog_server::keys::Role::Writer],
+                    label: Some("bench-attack".into()),
+                    ..Default::default()
+                },
+                "bench",
+            )?
+            .secret;
+            spawned = spawn_server(&dir, durability_os, &a.serve_arg)?;
+            (spawned.addr, key, Some(spawned.child.id()))
+        }
+        Target::Running { addr, key } => (addr, key, None),
+    };
+    let per_body = (a.attack_body_bytes / (ATTACK_EVENT_BYTES + 1)).max(1);
+    let single = attack_body(0, a.attack_events);
+    let bodies: Vec<Vec<u8>> = (0..a.attack_clients)
+        .map(|c| attack_body((a.attack_events + c * per_body) as u64, per_body))
+        .collect();
+    let mib = |field| pid.and_then(|p| proc_mib(p, field));
+    // A status, or 0 when the server closed the connection without answering.
+    let send = |body: &[u8]| -> u16 {
+        Conn::open(addr, &key)
+            .and_then(|mut c| c.call("POST", "/v1/events", "application/json", body))
+            .map_or(0, |(status, _)| status)
+    };
+    let before = mib("VmRSS");
+    let begin = Instant::now();
+    let first = send(&single);
+    let peak_single = mib("VmHWM");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = bodies.iter().map(|b| s.spawn(|| send(b))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("attack thread"))
+            .collect()
+    });
+    let secs = begin.elapsed().as_secs_f64();
+    let peak = mib("VmHWM");
+    let at_end = mib("VmRSS");
+    // A benchmark measures what is left after a while; 3 s is the campaign's figure.
+    std::thread::sleep(Duration::from_secs(3));
+    let after = mib("VmRSS");
+    let mut counts = std::collections::BTreeMap::new();
+    for s in &statuses {
+        *counts.entry(s.to_string()).or_insert(0u32) += 1;
+    }
+    Ok(
+        json!({"bench": "http.attack.memory", "single_events": a.attack_events,
+              "single_body_mb": single.len() as f64 / 1e6, "single_status": first,
+              "clients": a.attack_clients, "body_mb": bodies.first().map_or(0.0, |b| b.len() as f64 / 1e6),
+              "statuses": counts, "seconds": secs,
+              "rss_before_mib": before, "rss_peak_single_mib": peak_single, "rss_peak_mib": peak,
+              "rss_at_end_mib": at_end, "rss_after_3s_mib": after,
+              "note": "status 0: closed without an answer; RSS is null against --url"}),
+    )
 }

@@ -30,6 +30,11 @@ pub(crate) struct Args {
     /// Largest request body in bytes (one event is at most 1 MiB regardless).
     #[arg(long, default_value_t = 32 << 20)]
     body_bytes_max: usize,
+    /// Bytes of request bodies the server holds in memory at once, all requests together
+    /// (each append also reserves 256 bytes per event for its result); a request past it gets
+    /// 503 with Retry-After instead of being read. A body larger than this is refused (413).
+    #[arg(long, default_value_t = 256 << 20)]
+    buffered_bytes_max: usize,
     /// Seconds a client has to send a request body.
     #[arg(long, default_value_t = 30.0)]
     body_timeout_s: f64,
@@ -72,10 +77,14 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
         LogArg::Text => LogFormat::Text,
         LogArg::Json => LogFormat::Json,
     });
+    if a.buffered_bytes_max == 0 {
+        anyhow::bail!("--buffered-bytes-max must be positive: no request body could be read");
+    }
     let config = ServerConfig {
         listen: a.listen,
         limits: sealog_server::Limits {
             body_bytes_max: a.body_bytes_max,
+            buffered_bytes_max: a.buffered_bytes_max,
             body_timeout: secs(a.body_timeout_s, "body-timeout-s")?,
             ..Default::default()
         },

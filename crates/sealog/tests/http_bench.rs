@@ -17,7 +17,9 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
             "--bulk-batch",
             "10",
         ])
-        .args(["--query-records", "300", "--query-samples", "32", "--dir"])
+        .args(["--query-records", "300", "--query-samples", "32"])
+        .args(["--attack-events", "200", "--attack-clients", "2"])
+        .args(["--attack-body-bytes", "40000", "--dir"])
         .arg(dir.path().join("bench"))
         .env_remove("SEALOG_KEY")
         .output()
@@ -42,13 +44,20 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
             "http.query.subject",
             "http.query.axis",
             "http.query.subject",
-            "http.query.axis"
+            "http.query.axis",
+            "http.attack.memory"
         ]
     );
-    assert!(
-        lines
-            .iter()
-            .all(|l| l["p99_ms"].as_f64().is_some() || l["bench"] == "http.append.bulk")
-    );
+    let attack = &lines[7];
+    assert_eq!(attack["single_status"], 200, "{attack}");
+    assert_eq!(attack["statuses"]["200"], 2, "{attack}");
+    for figure in ["rss_before_mib", "rss_peak_mib", "rss_after_3s_mib"] {
+        assert!(
+            attack[figure].as_f64().is_some_and(|m| m > 0.0),
+            "{figure}: {attack}"
+        );
+    }
+    assert!(lines.iter().all(|l| l["p99_ms"].as_f64().is_some()
+        || ["http.append.bulk", "http.attack.memory"].contains(&l["bench"].as_str().unwrap())));
     assert!(lines[2]["events"].as_u64().unwrap() >= 200);
 }

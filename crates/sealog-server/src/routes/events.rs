@@ -1,9 +1,12 @@
 //! `POST /v1/events`: one object, an array, or NDJSON; one result per event, in order.
 
-use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
-use http_body_util::BodyExt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full};
 use sealog_ledger::{Author, Ledger, Prepared, Rejection};
 use sealog_model::PrepareError;
 use sealog_model::input::{self, InputError};
@@ -11,9 +14,10 @@ use serde_json::{Value, json};
 
 use crate::access::Access;
 use crate::auth::{Action, Principal};
-use crate::context::{Ctx, blocking, json_bytes};
+use crate::budget::{EVENT_OVERHEAD_BYTES, Reservation};
+use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
-use crate::state::Limits;
+use crate::state::AppState;
 
 /// Bodies larger than this are prepared on a blocking thread rather than an async worker.
 const INLINE_PREPARE_BYTES_MAX: usize = 256 << 10;
@@ -35,88 +39,236 @@ const MEDIA_TYPES: [&str; 5] = [
         (status = 200, description = "One result per event, in request order; acknowledged results are durable", body = crate::openapi::AppendResults),
         (status = 400, description = "The body holds no events (not JSON, empty, invalid UTF-8)", body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, description = "The key may not append, or every event was outside its tenant", body = crate::openapi::ErrorBody),
-        (status = 408, body = crate::openapi::ErrorBody), (status = 413, description = "Body over the limit, or every event over 1 MiB", body = crate::openapi::ErrorBody),
+        (status = 408, body = crate::openapi::ErrorBody), (status = 413, description = "Body over the limit, more events than the memory budget could hold, or every event over 1 MiB", body = crate::openapi::ErrorBody),
         (status = 415, body = crate::openapi::ErrorBody), (status = 422, description = "Every event was refused; `results` says why, per event", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Backpressure or shutdown; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Backpressure (the append queue or the memory budget of request bodies is full) or shutdown; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn append(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     ctx.authorize(Action::Append, &Value::Null).await?;
     check_media_type(&headers)?;
-    let bytes = read_body(body, &headers, &ctx.state.limits).await?;
-    let principal = ctx.principal.clone();
-    let ledger = ctx.state.ledger.clone();
-    let prepared = if bytes.len() > INLINE_PREPARE_BYTES_MAX {
-        blocking(move || prepare_all(&ledger, &bytes, &principal)).await?
+    let (bytes, reservation) = read_body(body, &headers, &ctx.state).await?;
+    let body = Arc::new(bytes);
+    // Counting and splitting read the whole body: off the async workers when it is large.
+    let (reservation, raws) = if body.len() > INLINE_PREPARE_BYTES_MAX {
+        let b = body.clone();
+        blocking(move || split_within(&b, reservation)).await?
     } else {
-        prepare_all(&ledger, &bytes, &principal)?
+        split_within(&body, reservation)?
     };
-    // The ledger counts what it commits; refusals before it are counted below.
-    let mut good = Vec::new();
-    let mut refusals = Vec::with_capacity(prepared.len());
-    for p in prepared {
-        match p {
-            Ok(p) => {
-                good.push(p);
-                refusals.push(None);
-            }
-            Err(r) => refusals.push(Some(r)),
-        }
-    }
-    let accepted = good.len();
-    let mut committed = ctx.state.ingest(good).await?.into_iter();
-    let mut results = Vec::with_capacity(refusals.len());
-    let mut denied = Vec::new();
-    let mut codes = Vec::new();
-    for (i, p) in refusals.into_iter().enumerate() {
-        let r = match p {
-            None => committed
-                .next()
-                .expect("one result per committed event")
-                .to_json(),
-            Some(refusal) => {
-                metrics::counter!("sealog_ingest_events_total", "status" => "rejected")
-                    .increment(1);
-                metrics::counter!("sealog_input_refused_total", "code" => refusal.code)
-                    .increment(1);
-                if refusal.denied {
-                    denied.push(i);
-                }
-                codes.push(refusal.code);
-                refusal.to_json()
-            }
+    let raws = Arc::new(raws);
+    let mut out = Results::with_capacity(raws.len());
+    let mut start = 0;
+    while start < raws.len() {
+        let end = slice_end(&raws, start);
+        let slice_bytes: usize = raws[start..end]
+            .iter()
+            .map(|r| r.as_ref().map_or(0, |r| r.len()))
+            .sum();
+        let prepare = {
+            let (ledger, body, raws) = (ctx.state.ledger.clone(), body.clone(), raws.clone());
+            let principal = ctx.principal.clone();
+            move || Ok(prepare_slice(&ledger, &body, &raws[start..end], &principal))
         };
-        results.push(r);
+        let prepared = if slice_bytes > INLINE_PREPARE_BYTES_MAX {
+            blocking(prepare).await?
+        } else {
+            prepare()?
+        };
+        out.commit(&ctx, prepared, start).await?;
+        start = end;
     }
-    if !denied.is_empty() {
+    drop((raws, body));
+    if !out.denied.is_empty() {
         let err = ApiError::forbidden("events outside this key's tenant, or of a reserved type");
-        ctx.record(Access::of(
-            Action::Append,
-            json!({"denied_events": denied}),
-            Err(&err),
-        ))
-        .await?;
+        let mut resource = json!({"denied_events": out.denied});
+        if out.denied_count > out.denied.len() {
+            resource["denied_count"] = json!(out.denied_count);
+        }
+        ctx.record(Access::of(Action::Append, resource, Err(&err)))
+            .await?;
     }
-    let body = json!({ "results": results });
+    let Results {
+        json: mut results,
+        accepted,
+        refused,
+        too_large,
+        denied_count,
+        ..
+    } = out;
+    results.push(b']');
     if accepted > 0 {
-        return Ok(json_bytes(
-            StatusCode::OK,
-            serde_json::to_vec(&body).expect("results serialize"),
-        ));
+        results.push(b'}');
+        return Ok(held_json(StatusCode::OK, results, reservation));
     }
-    let err = if codes.iter().all(|c| *c == "TOO_LARGE") {
+    // The error body carries the results array alone, beside `error`.
+    results.drain(..RESULTS_PREFIX.len() - 1);
+    let err = if too_large == refused {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "TOO_LARGE",
             "every event is over the size limit",
         )
-    } else if denied.len() == codes.len() {
+    } else if denied_count == refused {
         ApiError::forbidden("every event is outside this key's tenant or of a reserved type")
     } else {
         ApiError::unprocessable("NO_VALID_EVENTS", "every event was refused; see results")
     };
-    Err(err.with("results", body["results"].clone()))
+    let (status, body) = err.with_json("results", results).into_json();
+    Ok(held_json(status, body, reservation))
+}
+
+/// A body is prepared and committed in slices of at most this many events and bytes, so a
+/// request holds at most one slice of prepared events at a time: each holds its canonical
+/// bytes, index keys and claims, several times its raw size (about 3 KiB for an event of
+/// 400 bytes), so a slice takes a few MiB. A slice is one commit of its own (one fsync
+/// shared with whatever else is queued), which is why it is not smaller.
+const SLICE_EVENTS_MAX: usize = 1024;
+const SLICE_BYTES_MAX: usize = 1 << 20;
+
+/// How the body of a successful append begins; the results follow.
+const RESULTS_PREFIX: &[u8] = b"{\"results\":[";
+
+/// Indices of refused events an access record lists; past it, only their count.
+const DENIED_LISTED_MAX: usize = 1000;
+
+/// Where the body's events are (byte ranges), or why a part of it is not an event.
+type RawRange = Result<Range<usize>, InputError>;
+
+/// The end of the slice that starts at `start`: one event at least, then as many as fit.
+fn slice_end(raws: &[RawRange], start: usize) -> usize {
+    let mut bytes = 0;
+    let mut end = start;
+    while end < raws.len() && end - start < SLICE_EVENTS_MAX {
+        let len = raws[end].as_ref().map_or(0, |r| r.len());
+        if end > start && bytes + len > SLICE_BYTES_MAX {
+            break;
+        }
+        bytes += len;
+        end += 1;
+    }
+    end
+}
+
+/// The results of one body as they are committed slice by slice: serialized at once (a
+/// JSON array, in request order), with what the final answer needs to know.
+struct Results {
+    json: Vec<u8>,
+    events: usize,
+    accepted: usize,
+    refused: usize,
+    too_large: usize,
+    denied: Vec<usize>,
+    denied_count: usize,
+    /// Whether some slice was committed: later ones then wait for room in the queue
+    /// rather than being refused.
+    committed: bool,
+}
+
+impl Results {
+    fn with_capacity(events: usize) -> Self {
+        // An appended event's result takes about 120 bytes.
+        let mut json = Vec::with_capacity(events.saturating_mul(128).min(64 << 20));
+        json.extend_from_slice(RESULTS_PREFIX);
+        Results {
+            json,
+            events: 0,
+            accepted: 0,
+            refused: 0,
+            too_large: 0,
+            denied: Vec::new(),
+            denied_count: 0,
+            committed: false,
+        }
+    }
+
+    fn push(&mut self, result: &Value) {
+        if self.events > 0 {
+            self.json.push(b',');
+        }
+        serde_json::to_writer(&mut self.json, result).expect("a result serializes");
+        self.events += 1;
+    }
+
+    /// Commits one slice's prepared events (those the ledger did not refuse) and adds every
+    /// result of the slice, in order, once they are durable. `first` is the index of the
+    /// slice's first event in the body.
+    async fn commit(
+        &mut self,
+        ctx: &Ctx,
+        prepared: Vec<Result<Prepared, Rejection>>,
+        first: usize,
+    ) -> Result<(), ApiError> {
+        // The ledger counts what it commits; refusals before it are counted here.
+        let mut good = Vec::new();
+        let mut refusals = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            match p {
+                Ok(p) => {
+                    good.push(p);
+                    refusals.push(None);
+                }
+                Err(r) => refusals.push(Some(r)),
+            }
+        }
+        let committed = !good.is_empty();
+        self.accepted += good.len();
+        let mut results = ctx
+            .state
+            .ingest_with(good, self.committed)
+            .await?
+            .into_iter();
+        self.committed |= committed;
+        for (i, r) in refusals.into_iter().enumerate() {
+            match r {
+                None => {
+                    let r = results.next().expect("one result per committed event");
+                    self.push(&r.to_json());
+                }
+                Some(refusal) => {
+                    metrics::counter!("sealog_ingest_events_total", "status" => "rejected")
+                        .increment(1);
+                    metrics::counter!("sealog_input_refused_total", "code" => refusal.code)
+                        .increment(1);
+                    self.refused += 1;
+                    if refusal.code == "TOO_LARGE" {
+                        self.too_large += 1;
+                    }
+                    if refusal.denied {
+                        self.denied_count += 1;
+                        if self.denied.len() < DENIED_LISTED_MAX {
+                            self.denied.push(first + i);
+                        }
+                    }
+                    self.push(&refusal.to_json());
+                }
+            }
+        }
+        debug_assert!(results.next().is_none(), "one result per committed event");
+        Ok(())
+    }
+}
+
+/// A JSON response whose body keeps its share of the memory budget until it is sent.
+fn held_json(status: StatusCode, mut json: Vec<u8>, mut reservation: Reservation) -> Response {
+    json.shrink_to_fit();
+    let len = json.len();
+    reservation.shrink_to(len);
+    let body = Full::new(Bytes::from(json)).map_frame(move |frame| {
+        // Owned by the body: given back when hyper drops it, once sent or abandoned.
+        let _held = reservation.bytes();
+        frame
+    });
+    let mut resp = (status, Body::new(body)).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // The mapped body does not tell its length; the header does (no chunked encoding).
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
 }
 
 fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -151,69 +303,171 @@ fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Reads the whole body within the size and time limits.
+/// Reads the whole body within the size and time limits, and within the memory budget:
+/// the returned reservation holds the body's bytes until dropped. A body the budget has no
+/// room for is not buffered: it is read and thrown away (so the client, which is still
+/// sending it, gets the answer rather than a reset connection) and answered 503.
 pub(crate) async fn read_body(
     mut body: Body,
     headers: &HeaderMap,
-    limits: &Limits,
-) -> Result<Vec<u8>, ApiError> {
+    state: &AppState,
+) -> Result<(Vec<u8>, Reservation), ApiError> {
+    let limits = &state.limits;
+    // A body larger than the whole budget could never be read: it is too large, not early.
+    let max = limits.body_bytes_max.min(state.budget.cap());
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "TOO_LARGE",
-            format!(
-                "the body is over the limit of {} bytes; split it into several requests",
-                limits.body_bytes_max
-            ),
+            format!("the body is over the limit of {max} bytes; split it into several requests"),
         )
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.body_bytes_max as u64) {
+    if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
-    let read = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                ApiError::bad_request("BAD_BODY", format!("the body could not be read: {e}"))
-            })?;
-            if let Ok(data) = frame.into_data() {
-                if out.len() + data.len() > limits.body_bytes_max {
-                    return Err(too_large());
-                }
-                out.extend_from_slice(&data);
-            }
-        }
-        Ok(())
+    let deadline = tokio::time::Instant::now() + limits.body_timeout;
+    let timed_out = || {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            format!(
+                "the body did not arrive within {} s",
+                limits.body_timeout.as_secs_f64()
+            ),
+        )
     };
-    match tokio::time::timeout(limits.body_timeout, read).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "REQUEST_TIMEOUT",
-                format!(
-                    "the body did not arrive within {} s",
-                    limits.body_timeout.as_secs_f64()
-                ),
-            ));
-        }
+    let mut reservation = state.budget.empty();
+    let declared = declared.map_or(0, |n| n as usize);
+    if !reservation.grow(declared) {
+        return Err(refuse_unread(body, headers, max, deadline, state).await);
     }
-    Ok(out)
+    let mut out = Vec::with_capacity(declared);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(timed_out()),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map_err(|e| {
+                ApiError::bad_request("BAD_BODY", format!("the body could not be read: {e}"))
+            })?,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let len = out.len() + data.len();
+        if len > max {
+            return Err(too_large());
+        }
+        if len > out.capacity() {
+            // Without a Content-Length (or past it): grow by doubling, reserving first.
+            let cap = len.max(out.capacity() * 2).min(max);
+            if !reservation.grow(cap.saturating_sub(reservation.bytes())) {
+                drop((out, reservation));
+                return Err(refuse_unread(body, headers, max, deadline, state).await);
+            }
+            out.reserve_exact(cap - out.len());
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok((out, reservation))
 }
 
-/// Splits the body and prepares each event through the ledger, as a producer limited to
-/// the key's tenant; input that is not an event, and events the key may not write, are
-/// refused there and never reach the log.
-fn prepare_all(
-    ledger: &Ledger,
-    bytes: &[u8],
-    principal: &Principal,
-) -> Result<Vec<Result<Prepared, Rejection>>, ApiError> {
-    let raws = input::split(bytes).map_err(|e| {
+/// The 503 for a body the budget has no room for, once the rest of it has been read and
+/// thrown away (at most `max` bytes, until `deadline`) — unless the client waits for a
+/// `100 Continue` before sending it, in which case it is not asked for.
+async fn refuse_unread(
+    mut body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    deadline: tokio::time::Instant,
+    state: &AppState,
+) -> ApiError {
+    if !headers.contains_key(header::EXPECT) {
+        let mut seen = 0usize;
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > max {
+                break;
+            }
+        }
+    }
+    busy(state.budget.cap())
+}
+
+/// Backpressure from the memory budget.
+fn busy(cap: usize) -> ApiError {
+    metrics::counter!("sealog_buffer_refused_total").increment(1);
+    ApiError::unavailable(
+        "BUSY",
+        format!(
+            "the server already holds its limit of {cap} bytes of request bodies; retry after the indicated delay"
+        ),
+        1,
+    )
+}
+
+/// An upper bound of the events [`input::split`] finds in `body`, found without allocating:
+/// the items of a top-level array, or else the lines that are not blank.
+fn count_events(body: &[u8]) -> usize {
+    let body = body.trim_ascii();
+    if body.first() != Some(&b'[') {
+        return body
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.trim_ascii().is_empty())
+            .count()
+            .max(1);
+    }
+    let (mut depth, mut in_string, mut escaped, mut commas) = (0usize, false, false, 0usize);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => commas += 1,
+            _ => {}
+        }
+    }
+    commas + 1
+}
+
+/// Reserves each event's share of the budget, then splits the body into its events' ranges.
+/// A body whose events could never fit the budget is too large; one that does not fit now
+/// waits its turn (503).
+fn split_within(
+    body: &[u8],
+    mut reservation: Reservation,
+) -> Result<(Reservation, Vec<RawRange>), ApiError> {
+    let events = count_events(body);
+    let share = events.saturating_mul(EVENT_OVERHEAD_BYTES);
+    let cap = reservation.cap();
+    if body.len().saturating_add(share) > cap {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TOO_LARGE",
+            format!(
+                "the body holds up to {events} events; with {EVENT_OVERHEAD_BYTES} bytes for \
+                 each one's result that is more than the {cap} bytes the server holds for \
+                 requests at once; split it into several requests"
+            ),
+        ));
+    }
+    if !reservation.grow(share) {
+        return Err(busy(cap));
+    }
+    let base = body.as_ptr() as usize;
+    let raws = input::split(body).map_err(|e| {
         let status = match e {
             InputError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
@@ -221,17 +475,40 @@ fn prepare_all(
         metrics::counter!("sealog_input_refused_total", "code" => e.code()).increment(1);
         ApiError::new(status, e.code(), format!("the body holds no events: {e}"))
     })?;
+    let ranges = raws
+        .into_iter()
+        .map(|raw| {
+            raw.map(|event| {
+                // Each event is a part of the body: its place, to find it again.
+                let at = event.as_ptr() as usize - base;
+                at..at + event.len()
+            })
+        })
+        .collect();
+    Ok((reservation, ranges))
+}
+
+/// Prepares one slice of the body's events through the ledger, as a producer limited to the
+/// key's tenant; input that is not an event, and events the key may not write, are refused
+/// there and never reach the log.
+fn prepare_slice(
+    ledger: &Ledger,
+    body: &[u8],
+    raws: &[RawRange],
+    principal: &Principal,
+) -> Vec<Result<Prepared, Rejection>> {
     let author = Author::Producer {
         tenant: principal.tenant.as_deref(),
     };
-    Ok(raws
-        .into_iter()
+    raws.iter()
         .map(|raw| {
-            let raw = raw.map_err(|e| Rejection::from(PrepareError::Input(e)))?;
-            match ledger.prepare(raw, &author) {
+            let range = raw
+                .clone()
+                .map_err(|e| Rejection::from(PrepareError::Input(e)))?;
+            match ledger.prepare(&body[range], &author) {
                 Prepared::Rejected(r) => Err(r),
                 p => Ok(p),
             }
         })
-        .collect())
+        .collect()
 }

@@ -64,8 +64,10 @@ impl From<&KeyRecord> for KeyInfo {
     responses(
         (status = 201, description = "The new key; its secret is shown only here", body = KeyCreated),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 408, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
         (status = 422, body = crate::openapi::ErrorBody),
+        (status = 503, description = "The memory budget of request bodies is full; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -88,7 +90,8 @@ pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
             "send the key spec as application/json",
         ));
     }
-    let bytes = crate::routes::events::read_body(body, &headers, &ctx.state.limits).await?;
+    let (bytes, _reservation) =
+        crate::routes::events::read_body(body, &headers, &ctx.state).await?;
     let req: CreateKey = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("BAD_JSON", format!("the key spec: {e}")))?;
     let tenant = match (&ctx.principal.tenant, req.tenant) {

@@ -130,6 +130,8 @@ pub(crate) fn assert_verifies(dir: &Path) {
         key: None,
         since: None,
         progress: None,
+        packs: None,
+        full: false,
     };
     let (canonical, quarantine) =
         Ledger::verify(dir, &opts).unwrap_or_else(|f| panic!("verify failed: {f}"));
