@@ -95,7 +95,13 @@ impl QuarantineKeys {
             .map(|(a, v)| key(a, v))
             .collect();
         let data = record.get("data");
-        for (axis, field) in [("reason", "reason_code"), ("event_type", "event_type")] {
+        // `payload_ref` lets a reader tell "no such payload" from "a payload a record names
+        // is gone".
+        for (axis, field) in [
+            ("reason", "reason_code"),
+            ("event_type", "event_type"),
+            ("payload_ref", "payload_ref"),
+        ] {
             if let Some(v) = data.and_then(|d| d.get(field)).and_then(Json::as_str) {
                 keys.push(key(axis, v));
             }
@@ -112,6 +118,6 @@ impl Indexer for QuarantineKeys {
     }
 
     fn fingerprint(&self) -> String {
-        "quarantine-keys-v2".to_string()
+        "quarantine-keys-v3".to_string()
     }
 }

@@ -21,6 +21,7 @@ mod query;
 mod result;
 mod rules;
 mod state;
+mod verify;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use sealog_merkle::Hash;
 use sealog_model::input::RawEvent;
 use sealog_model::json::Json;
 use sealog_model::{Canonical, Envelope, Layout, PrepareError, RecordId};
-use sealog_store::{Entry, LogWrite, Outcome, Store};
+use sealog_store::{Entry, LogRead, LogWrite, Outcome, Store};
 
 pub use prepare::{Prepared, RESERVED_TYPE_PREFIXES};
 pub use quarantine::{Correlation, Finding, QUARANTINE_TYPE};
@@ -47,6 +48,7 @@ pub use sealog_store::{
     StoreError as Error,
 };
 pub use state::StateError;
+pub use verify::VerifyOptions;
 
 use keys::{CanonicalKeys, QuarantineKeys};
 use rules::{CanonicalRules, Dedupe};
@@ -159,22 +161,26 @@ impl Ledger {
     fn open_as(dir: &Path, config: LedgerConfig, access: Access) -> Result<Self, Error> {
         let layout = Layout::new(dir);
         let canonical_keys = Arc::new(CanonicalKeys(config.packs.clone()));
+        let payloads_path = layout.quarantine_payloads();
         let (canonical, quarantine, payloads): (CanonicalLog, QuarantineLog, _) = match access {
-            Access::Write => (
-                Box::new(Store::open(
+            Access::Write => {
+                let canonical = Store::open(
                     &layout.canonical(),
                     config.store.clone(),
                     canonical_keys,
                     CanonicalRules,
-                )?),
-                Box::new(Store::open(
+                )?;
+                let quarantine = Store::open(
                     &layout.quarantine(),
                     config.store,
                     Arc::new(QuarantineKeys),
                     Dedupe,
-                )?),
-                payloads::Payloads::open(&layout.quarantine_payloads())?,
-            ),
+                )?;
+                let payloads = payloads::Payloads::open(&payloads_path, &|r| {
+                    payload_named(&quarantine, r).map(|s| s.is_some())
+                })?;
+                (Box::new(canonical), Box::new(quarantine), payloads)
+            }
             Access::ReadOnly => (
                 Box::new(Store::<CanonicalRules>::open_read_only(
                     &layout.canonical(),
@@ -186,7 +192,7 @@ impl Ledger {
                     &config.store,
                     Arc::new(QuarantineKeys),
                 )?),
-                payloads::Payloads::open_read_only(&layout.quarantine_payloads()),
+                payloads::Payloads::open_read_only(&payloads_path),
             ),
         };
         Ok(Ledger {
@@ -202,6 +208,11 @@ impl Ledger {
     /// Whether another process holds the data directory (so it can be read only).
     pub fn is_locked_elsewhere(e: &Error) -> bool {
         sealog_store::is_locked_elsewhere(e)
+    }
+
+    /// Whether the directory's signing key is missing (so it can be read only).
+    pub fn lacks_signing_key(e: &Error) -> bool {
+        matches!(e, Error::NoSigningKey(_))
     }
 
     pub fn layout(&self) -> &Layout {
@@ -431,8 +442,19 @@ impl Ledger {
     }
 
     /// The raw payload a quarantine record's `payload_ref` names (restricted evidence).
+    /// `None` only when no quarantine record names it: a named payload that is gone is
+    /// damage, answered as an error.
     pub fn quarantine_payload(&self, payload_ref: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.payloads.get(payload_ref)
+        if let Some(bytes) = self.payloads.get(payload_ref)? {
+            return Ok(Some(bytes));
+        }
+        match payload_named(&*self.quarantine, payload_ref)? {
+            Some(seq) => Err(Error::Corrupted(format!(
+                "quarantine record {seq} names payload {payload_ref}, but {} does not hold it: evidence was lost (run `sealog verify`)",
+                self.layout.quarantine_payloads().display()
+            ))),
+            None => Ok(None),
+        }
     }
 
     /// A subject's state rebuilt from its canonical records as of a log size.
@@ -484,30 +506,13 @@ impl Ledger {
     }
 
     /// Rebuilds everything in a data directory from its files and checks it against the
-    /// signed checkpoints, offline: the canonical log (with `opts`), then the quarantine log
-    /// (with its own key). Needs no opening and takes no lock.
+    /// signed checkpoints, offline: the canonical log, then the quarantine log (with its own
+    /// key) and the payloads its records name. Needs no opening and takes no lock.
     pub fn verify(
         dir: &Path,
-        opts: &sealog_store::verify::Options<'_>,
+        opts: &VerifyOptions<'_>,
     ) -> Result<(VerifyReport, Option<VerifyReport>), VerifyFailure> {
-        let layout = Layout::new(dir);
-        let canonical = sealog_store::verify::verify(&layout.canonical(), opts)?;
-        let q = layout.quarantine();
-        if !q.segments().exists() {
-            return Ok((canonical, None));
-        }
-        let q_opts = sealog_store::verify::Options {
-            key: None,
-            since: None,
-            progress: opts.progress,
-        };
-        match sealog_store::verify::verify(&q, &q_opts) {
-            Ok(r) => Ok((canonical, Some(r))),
-            Err(mut f) => {
-                f.location = format!("quarantine log: {}", f.location);
-                Err(f)
-            }
-        }
+        verify::verify(dir, opts)
     }
 
     /// Closes both logs, signing a final checkpoint of each.
@@ -523,9 +528,20 @@ impl Ledger {
     }
 }
 
-pub use sealog_store::verify::Options as VerifyOptions;
-
 type Quarantined = (Box<Correlation>, Finding, Option<Vec<u8>>);
+
+/// The quarantine record that names a payload, if one does.
+fn payload_named(quarantine: &dyn LogRead, payload_ref: &str) -> Result<Option<u64>, Error> {
+    let q = Query {
+        equals: vec![("payload_ref".into(), payload_ref.into())],
+        limit: 1,
+        ..Query::default()
+    };
+    Ok(query::quarantine(quarantine, &q)?
+        .records
+        .first()
+        .map(|(seq, _)| *seq))
+}
 
 enum Slot {
     Canonical(usize),

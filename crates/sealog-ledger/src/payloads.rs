@@ -4,7 +4,9 @@
 //! the quarantine records that point into it are appended.
 //!
 //! *Invariant*: a `payload_ref` in a durable quarantine record names a durable frame here.
-//! A torn tail (a crash mid-batch) is cut on open: no record can point into it.
+//! A torn tail (a crash mid-batch: the file ends inside a frame) is cut on open: no record
+//! can point into it. A whole frame whose bytes no longer match their hash is damage: it is
+//! refused on open and answered as an error when read, never cut or taken for "absent".
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -30,7 +32,13 @@ pub(crate) fn payload_ref(bytes: &[u8]) -> String {
 }
 
 impl Payloads {
-    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens the area for appending, cutting a torn tail (a crash mid-batch) unless the
+    /// payload it starts is one a quarantine record names (`named`): that is damage, and the
+    /// file is refused as it is.
+    pub(crate) fn open(
+        path: &Path,
+        named: &dyn Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<Self, StoreError> {
         let io = |e| StoreError::io(path, e);
         let mut file = OpenOptions::new()
             .read(true)
@@ -41,8 +49,20 @@ impl Payloads {
             .map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
-        let whole = whole_prefix(&bytes);
+        let whole = frames(&bytes)
+            .map_err(|at| damaged(path, at))?
+            .last()
+            .map_or(0, |f| f.end);
         if whole < bytes.len() {
+            if let Some(head) = bytes.get(whole + 4..whole + HEAD_BYTES) {
+                let reference = format!("sha256:{}", hex::encode(head));
+                if named(&reference)? {
+                    return Err(StoreError::Corrupted(format!(
+                        "{} ends inside payload {reference} at offset {whole}, which a quarantine record names: the evidence was cut, not torn (run `sealog verify`)",
+                        path.display()
+                    )));
+                }
+            }
             file.set_len(whole as u64)
                 .and_then(|()| file.sync_all())
                 .map_err(io)?;
@@ -102,32 +122,69 @@ impl Payloads {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::io(&self.path, e)),
         };
-        let mut at = 0;
-        while let Some((hash, body)) = frame_at(&bytes, at) {
-            if hash == want.as_slice() {
-                return Ok(Some(body.to_vec()));
-            }
-            at += HEAD_BYTES + body.len();
-        }
-        Ok(None)
+        let found = frames(&bytes)
+            .map_err(|at| damaged(&self.path, at))?
+            .into_iter()
+            .find(|f| f.hash == want.as_slice())
+            .map(|f| bytes[f.body].to_vec());
+        Ok(found)
+    }
+
+    /// The `payload_ref` of every whole payload here, each checked against its hash (for
+    /// verification), and the offset of a torn tail if the file ends inside a payload.
+    pub(crate) fn refs(&self) -> Result<(Vec<String>, Option<usize>), StoreError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
+            Err(e) => return Err(StoreError::io(&self.path, e)),
+        };
+        let frames = frames(&bytes).map_err(|at| damaged(&self.path, at))?;
+        let whole = frames.last().map_or(0, |f| f.end);
+        let refs = frames
+            .iter()
+            .map(|f| format!("sha256:{}", hex::encode(f.hash)))
+            .collect();
+        Ok((refs, (whole < bytes.len()).then_some(whole)))
     }
 }
 
-fn frame_at(bytes: &[u8], at: usize) -> Option<(&[u8], &[u8])> {
-    let head = bytes.get(at..at + HEAD_BYTES)?;
-    let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
-    let body = bytes.get(at + HEAD_BYTES..at + HEAD_BYTES + len)?;
-    let hash = &head[4..];
-    (Sha256::digest(body).as_slice() == hash).then_some((hash, body))
+fn damaged(path: &Path, at: usize) -> StoreError {
+    StoreError::Corrupted(format!(
+        "{} at offset {at}: a payload no longer matches its hash",
+        path.display()
+    ))
 }
 
-/// Length of the longest prefix made of whole, intact frames.
-fn whole_prefix(bytes: &[u8]) -> usize {
+/// One whole frame: its hash and where its bytes are.
+struct Frame {
+    hash: [u8; 32],
+    body: std::ops::Range<usize>,
+    end: usize,
+}
+
+/// The whole frames of the file, in order, stopping where it ends inside one (a torn
+/// tail); a whole frame that fails its hash is damage, reported with its offset.
+fn frames(bytes: &[u8]) -> Result<Vec<Frame>, usize> {
+    let mut out = Vec::new();
     let mut at = 0;
-    while let Some((_, body)) = frame_at(bytes, at) {
-        at += HEAD_BYTES + body.len();
+    while let Some(head) = bytes.get(at..at + HEAD_BYTES) {
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let body = at + HEAD_BYTES..at + HEAD_BYTES + len;
+        let Some(content) = bytes.get(body.clone()) else {
+            break;
+        };
+        let hash: [u8; 32] = head[4..].try_into().expect("32 bytes");
+        if Sha256::digest(content).as_slice() != hash {
+            return Err(at);
+        }
+        out.push(Frame {
+            hash,
+            end: body.end,
+            body,
+        });
+        at = out.last().expect("just pushed").end;
     }
-    at
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -138,7 +195,7 @@ mod tests {
     fn a_torn_tail_is_cut_and_whole_frames_stay_readable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("payloads");
-        let p = Payloads::open(&path).unwrap();
+        let p = Payloads::open(&path, &|_| Ok(false)).unwrap();
         p.append_all([&b"first"[..], b"second"].into_iter())
             .unwrap();
         drop(p);
@@ -146,7 +203,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[9, 0, 0, 0, 1, 2, 3]).unwrap();
         drop(f);
-        let p = Payloads::open(&path).unwrap();
+        let p = Payloads::open(&path, &|_| Ok(false)).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
         assert_eq!(
             p.get(&payload_ref(b"second")).unwrap().as_deref(),
@@ -160,5 +217,35 @@ mod tests {
             0o600,
             "payloads are readable by the owner only"
         );
+    }
+
+    #[test]
+    fn a_damaged_payload_is_refused_on_open_and_an_error_when_read_never_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payloads");
+        let p = Payloads::open(&path, &|_| Ok(false)).unwrap();
+        p.append_all([&b"first"[..], b"second", b"third"].into_iter())
+            .unwrap();
+        drop(p);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second = HEAD_BYTES + b"first".len() + HEAD_BYTES;
+        bytes[second] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Payloads::open(&path, &|_| Ok(false))
+            .err()
+            .expect("damage is not cut");
+        assert!(
+            err.to_string().contains("no longer matches its hash"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "nothing was cut: the evidence after the damage is still there"
+        );
+        let reader = Payloads::open_read_only(&path);
+        let err = reader.get(&payload_ref(b"third")).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupted(_)), "{err}");
+        assert!(reader.refs().is_err());
     }
 }

@@ -17,5 +17,8 @@ pub mod tiles;
 pub use error::{ProofError, ReadError, VerifyError};
 pub use frontier::Frontier;
 pub use hash::{HASH_SIZE, Hash, empty_root, leaf_hash, node_hash};
-pub use proof::{consistency_proof, inclusion_proof, verify_consistency, verify_inclusion};
+pub use proof::{
+    consistency_proof, inclusion_proof, subtree_proof, verify_consistency, verify_inclusion,
+    verify_subtree,
+};
 pub use tree::{NodeReader, root};

@@ -38,6 +38,46 @@ pub fn inclusion_proof(
     Ok(proof)
 }
 
+/// Audit path of the perfect subtree at `level` and `index` (the node over leaves
+/// `index << level ..(index + 1) << level`, all below `size`) in the tree of `size`
+/// leaves: the part of any of its leaves' inclusion proofs above it.
+pub fn subtree_proof(
+    level: u8,
+    index: u64,
+    size: u64,
+    r: &impl NodeReader,
+) -> Result<Vec<Hash>, ProofError> {
+    let first = index << level;
+    if (index + 1) << level > size {
+        return Err(ProofError::IndexOutOfRange { index: first, size });
+    }
+    let mut proof = inclusion_proof(first, size, r)?;
+    proof.drain(..usize::from(level));
+    Ok(proof)
+}
+
+/// Checks that `proof` shows `node` as the perfect subtree at `level` and `index` of the
+/// tree of `size` leaves with head `root`. Above `level`, that tree is the tree over its
+/// nodes at `level` (the last one possibly partial): RFC 9162 splits a tree at the largest
+/// power of two below its size, which for any size beyond one subtree is a whole number of
+/// subtrees, so the node is a leaf of that smaller tree.
+pub fn verify_subtree(
+    node: &Hash,
+    level: u8,
+    index: u64,
+    size: u64,
+    root: &Hash,
+    proof: &[Hash],
+) -> Result<(), VerifyError> {
+    if (index + 1) << level > size {
+        return Err(VerifyError::IndexOutOfRange {
+            index: index << level,
+            size,
+        });
+    }
+    verify_inclusion(node, index, size.div_ceil(1 << level), root, proof)
+}
+
 /// Proof that the tree of the first `old` leaves is a prefix of the tree of the first
 /// `new` leaves (RFC 9162 §2.1.4.1).
 ///

@@ -6,7 +6,8 @@ use common::{MemTree, leaves, mth, path, read_bound};
 use proptest::prelude::*;
 use sealog_merkle::{
     Frontier, Hash, NodeReader, ProofError, ReadError, VerifyError, consistency_proof, empty_root,
-    inclusion_proof, leaf_hash, node_hash, root, verify_consistency, verify_inclusion,
+    inclusion_proof, leaf_hash, node_hash, root, subtree_proof, verify_consistency,
+    verify_inclusion, verify_subtree,
 };
 
 const MAX: usize = 600;
@@ -385,4 +386,44 @@ fn frontier_fills_up_to_u64_max() {
 fn frontier_push_past_u64_max_panics() {
     let mut f = Frontier::load(u64::MAX, &Uniform::new()).unwrap();
     f.push(leaf_hash(b""));
+}
+
+/// Every perfect subtree of every tree up to a size: its proof verifies against the root,
+/// and a changed node, index, level or root does not.
+#[test]
+fn every_perfect_subtree_proves_against_the_root_and_nothing_else_does() {
+    const SIZES: usize = 140;
+    let leaves = leaves(SIZES);
+    let tree = MemTree::from_leaves(&leaves);
+    for size in 1..=SIZES as u64 {
+        let head = mth(&leaves[..size as usize]);
+        for level in 0..8u8 {
+            for index in 0..(size >> level) {
+                let span = (index << level) as usize..((index + 1) << level) as usize;
+                let node = mth(&leaves[span]);
+                let proof = subtree_proof(level, index, size, &tree).unwrap();
+                verify_subtree(&node, level, index, size, &head, &proof)
+                    .unwrap_or_else(|e| panic!("{level}/{index} in {size}: {e}"));
+                assert!(
+                    verify_subtree(&flip(&node, 3), level, index, size, &head, &proof).is_err()
+                );
+                assert!(
+                    verify_subtree(&node, level, index, size, &flip(&head, 0), &proof).is_err()
+                );
+                if index > 0 {
+                    assert!(verify_subtree(&node, level, index - 1, size, &head, &proof).is_err());
+                }
+                if level > 0 && size > 1 << level {
+                    let lower = verify_subtree(&node, level - 1, index * 2, size, &head, &proof);
+                    assert!(
+                        lower.is_err(),
+                        "{level}/{index} in {size} passed one level down"
+                    );
+                }
+            }
+            let beyond = size >> level;
+            assert!(subtree_proof(level, beyond, size, &tree).is_err());
+            assert!(verify_subtree(&head, level, beyond, size, &head, &[]).is_err());
+        }
+    }
 }

@@ -50,6 +50,12 @@ impl LogLayout {
         self.index().join("DURABLE")
     }
 
+    /// Left by a writer that found a derived file damaged while reading it: the next opening
+    /// rebuilds every derived file from the log. Holds the reason.
+    pub fn rebuild_marker(&self) -> PathBuf {
+        self.index().join("REBUILD")
+    }
+
     /// Fingerprint of the derivation (packs) the index keys were computed with.
     pub fn index_fingerprint(&self) -> PathBuf {
         self.index().join("DERIVER")

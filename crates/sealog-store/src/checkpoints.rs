@@ -37,6 +37,8 @@ pub(crate) struct Checkpoints {
     /// The newest checkpoint and when it was signed (or, for one found on open, the time its
     /// file was last written).
     latest: Mutex<Option<(SignedCheckpoint, SystemTime)>>,
+    /// Opening found `checkpoints/latest` missing or stale and wrote it again.
+    pub(crate) restored_latest: bool,
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
@@ -46,13 +48,17 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
     Ok(b)
 }
 
-/// Loads the signer, creating the key pair on first use.
+/// Loads the signer, creating the key pair on first use only: a log that has a public key or
+/// signed checkpoints never gets a new pair in place of a missing or damaged private key,
+/// since that would overwrite the key every checkpoint so far was signed with.
 pub(crate) fn load_or_create_signer(layout: &LogLayout) -> Result<Signer, StoreError> {
     let keys = &layout.keys();
     fs::create_dir_all(keys).map_err(|e| StoreError::io(keys, e))?;
     let path = layout.signer_key();
-    match fs::read_to_string(&path) {
-        Ok(text) => {
+    let public = layout.verifier_key();
+    let restore = "restore keys/ from a backup of this data directory";
+    match fs::read(&path) {
+        Ok(bytes) => {
             let mode = fs::metadata(&path)
                 .map_err(|e| StoreError::io(&path, e))?
                 .permissions()
@@ -64,10 +70,42 @@ pub(crate) fn load_or_create_signer(layout: &LogLayout) -> Result<Signer, StoreE
                     mode & 0o777
                 )));
             }
-            Signer::parse(text.trim())
-                .map_err(|e| StoreError::Corrupted(format!("{}: {e}", path.display())))
+            let damaged = |why: String| {
+                StoreError::Corrupted(format!("{} is damaged ({why}); {restore}", path.display()))
+            };
+            let text = String::from_utf8(bytes).map_err(|_| damaged("not text".into()))?;
+            let signer = Signer::parse(text.trim()).map_err(|e| damaged(e.to_string()))?;
+            // Both files exactly as written: a change of any byte is damage.
+            if text != format!("{}\n", signer.to_skey()) {
+                return Err(damaged("not exactly the key as written".into()));
+            }
+            match fs::read_to_string(&public) {
+                Ok(vkey) if vkey != format!("{}\n", signer.verifier().to_vkey()) => {
+                    Err(StoreError::Corrupted(format!(
+                        "{} does not match {}: one of them was changed; {restore}",
+                        path.display(),
+                        public.display()
+                    )))
+                }
+                _ => Ok(signer),
+            }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let signed = fs::metadata(layout.checkpoint_log()).is_ok_and(|m| m.len() > 0);
+            let evidence: Vec<&str> = [
+                (public.exists(), "keys/log.pub"),
+                (signed, "signed checkpoints"),
+            ]
+            .into_iter()
+            .filter_map(|(present, what)| present.then_some(what))
+            .collect();
+            if !evidence.is_empty() {
+                return Err(StoreError::NoSigningKey(format!(
+                    "{} is missing, but this log already has a key ({}): a new one would orphan every checkpoint signed so far; {restore}",
+                    path.display(),
+                    evidence.join(" and ")
+                )));
+            }
             let origin = format!("sealog.local/{}", hex_lower(&random_bytes::<8>()?));
             let signer = Signer::from_seed(&origin, random_bytes::<32>()?)
                 .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
@@ -83,7 +121,6 @@ pub(crate) fn load_or_create_signer(layout: &LogLayout) -> Result<Signer, StoreE
                 .and_then(|()| f.sync_all())
                 .map_err(|e| StoreError::io(&tmp, e))?;
             fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
-            let public = layout.verifier_key();
             fs::write(&public, format!("{}\n", signer.verifier().to_vkey()))
                 .map_err(|e| StoreError::io(&public, e))?;
             segment::sync_dir(keys)?;
@@ -159,6 +196,9 @@ impl Checkpoints {
         let path = layout.checkpoint_log();
         let verifier = signer.verifier();
         let (latest, torn) = Self::read_latest(layout, &verifier)?;
+        if let Some(at) = torn {
+            Self::check_torn(layout, latest.as_ref().map(|(cp, _)| cp), at)?;
+        }
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -170,12 +210,86 @@ impl Checkpoints {
                 .and_then(|()| file.sync_all())
                 .map_err(|e| StoreError::io(&path, e))?;
         }
+        Self::check_latest_not_newer(layout, &verifier, latest.as_ref().map(|(cp, _)| cp))?;
+        let restored_latest = match &latest {
+            Some((cp, _)) => Self::restore_latest(layout, cp)?,
+            None => false,
+        };
         Ok(Checkpoints {
+            restored_latest,
             layout: layout.clone(),
             verifier,
             writer: Some((signer, Mutex::new(file))),
             latest: Mutex::new(latest),
         })
+    }
+
+    /// `checkpoints/latest` is written after the log: a signed note there newer than the
+    /// log's newest means the log lost checkpoints, and serving the older one as the newest
+    /// would be a wrong answer.
+    fn check_latest_not_newer(
+        layout: &LogLayout,
+        verifier: &Verifier,
+        newest: Option<&SignedCheckpoint>,
+    ) -> Result<(), StoreError> {
+        let Ok(text) = fs::read_to_string(layout.latest_checkpoint()) else {
+            return Ok(());
+        };
+        match open_checkpoint(&text, verifier) {
+            Ok(cp)
+                if newest.is_none_or(|n| {
+                    cp.size > n.size || (cp.size == n.size && cp.root != n.root)
+                }) =>
+            {
+                Err(StoreError::Corrupted(format!(
+                    "{} lost checkpoints: {} holds a signed checkpoint of size {} that it does not (run `sealog verify`)",
+                    layout.checkpoint_log().display(),
+                    layout.latest_checkpoint().display(),
+                    cp.size
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `checkpoints/latest` is a copy of the newest note for clients to fetch: one that is
+    /// missing or differs is written again from the log.
+    fn restore_latest(layout: &LogLayout, newest: &SignedCheckpoint) -> Result<bool, StoreError> {
+        let path = layout.latest_checkpoint();
+        if fs::read(&path).ok().as_deref() == Some(newest.note.as_bytes()) {
+            return Ok(false);
+        }
+        segment::write_atomic(&path, newest.note.as_bytes())?;
+        Ok(true)
+    }
+
+    /// A bad last frame of the checkpoint log is a torn write only if `checkpoints/latest`
+    /// still holds the checkpoint before it: `latest` is replaced only after a new frame is
+    /// whole and synced. Anything else means a whole checkpoint was damaged: cutting it would
+    /// erase a signed statement someone may hold, so the log is refused instead.
+    fn check_torn(
+        layout: &LogLayout,
+        last_whole: Option<&SignedCheckpoint>,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        let latest = match fs::read(layout.latest_checkpoint()) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StoreError::io(&layout.latest_checkpoint(), e)),
+        };
+        let torn = match (last_whole, &latest) {
+            (None, None) => true,
+            (Some(cp), Some(bytes)) => cp.note.as_bytes() == bytes.as_slice(),
+            _ => false,
+        };
+        if torn {
+            return Ok(());
+        }
+        Err(StoreError::Corrupted(format!(
+            "{} at offset {at}: the last checkpoint frame is damaged, yet {} shows it was written whole",
+            layout.checkpoint_log().display(),
+            layout.latest_checkpoint().display()
+        )))
     }
 
     /// The checkpoints as they are, for reading beside the writer: nothing is signed or cut.
@@ -185,11 +299,13 @@ impl Checkpoints {
         let verifier = Verifier::parse(text.trim())
             .map_err(|e| StoreError::Corrupted(format!("{}: {e}", path.display())))?;
         let (latest, _) = Self::read_latest(layout, &verifier)?;
+        Self::check_latest_not_newer(layout, &verifier, latest.as_ref().map(|(cp, _)| cp))?;
         Ok(Checkpoints {
             layout: layout.clone(),
             verifier,
             writer: None,
             latest: Mutex::new(latest),
+            restored_latest: false,
         })
     }
 
@@ -218,6 +334,10 @@ impl Checkpoints {
 
     pub(crate) fn verifier(&self) -> Verifier {
         self.verifier.clone()
+    }
+
+    pub(crate) fn log_path(&self) -> std::path::PathBuf {
+        self.layout.checkpoint_log()
     }
 
     pub(crate) fn latest(&self) -> Option<SignedCheckpoint> {

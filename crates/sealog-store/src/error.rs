@@ -24,6 +24,10 @@ pub enum StoreError {
     ReadOnly,
     #[error("{0}")]
     InvalidArgument(String),
+    /// The log has a key but its private half is not here (a backup restored without
+    /// secrets): it can be read and verified, not written.
+    #[error("{0}")]
+    NoSigningKey(String),
 }
 
 impl StoreError {

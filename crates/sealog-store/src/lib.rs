@@ -17,6 +17,7 @@ mod checkpoints;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod contract;
+mod durable;
 mod error;
 mod index;
 mod lock;
@@ -110,6 +111,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) tree: tree::TreeFiles,
     pub(crate) checkpoints: checkpoints::Checkpoints,
+    /// Opened by the writer (not read-only beside it).
+    pub(crate) writable: bool,
 }
 
 /// Writes the index memtable as a run. Everything the manifest will vouch for — positions
@@ -128,6 +131,112 @@ impl Shared {
     pub(crate) fn root(&self, size: u64) -> Result<sealog_merkle::Hash, StoreError> {
         sealog_merkle::root(size, &self.tree)
             .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))
+    }
+
+    /// What a read that found damage does before answering the error: in the writer, it
+    /// stops writes (nothing derived can be trusted until the next opening) and leaves the
+    /// marker that makes that opening rebuild every derived file from the log.
+    pub(crate) fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Corrupted(why)) = &result
+            && self.writable
+        {
+            let _ = std::fs::write(self.layout.rebuild_marker(), why.as_bytes());
+            let mut poisoned = self.poisoned.lock().expect("poison lock");
+            if poisoned.is_none() {
+                *poisoned = Some(format!(
+                    "a derived file is damaged ({why}); reopen the data directory (restart the server) to rebuild it from the log"
+                ));
+            }
+        }
+        result
+    }
+
+    /// The nodes of a tile of the newest checkpoint's tree (for an entry bundle, its
+    /// records' leaf hashes), checked against its signed root before they leave: grouped
+    /// into the fewest perfect subtrees, each proven with an audit path.
+    fn check_tile(
+        &self,
+        level: u8,
+        index: u64,
+        nodes: Vec<sealog_merkle::Hash>,
+    ) -> Result<(), StoreError> {
+        let Some(cp) = self.checkpoints.latest() else {
+            return Ok(());
+        };
+        let mut at = 0usize;
+        while at < nodes.len() {
+            // The largest power of two that fits what is left and is aligned where it starts.
+            let fits = (nodes.len() - at).ilog2();
+            let k = if at == 0 {
+                fits
+            } else {
+                fits.min(at.trailing_zeros())
+            };
+            let mut group = nodes[at..at + (1 << k)].to_vec();
+            while group.len() > 1 {
+                group = group
+                    .chunks_exact(2)
+                    .map(|p| sealog_merkle::node_hash(&p[0], &p[1]))
+                    .collect();
+            }
+            let node_level = level * 8 + k as u8;
+            let node_index = (index * 256 + at as u64) >> k;
+            let proof = sealog_merkle::subtree_proof(node_level, node_index, cp.size, &self.tree)
+                .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))?;
+            sealog_merkle::verify_subtree(&group[0], node_level, node_index, cp.size, &cp.root, &proof)
+                .map_err(|e| {
+                    StoreError::Corrupted(format!(
+                        "tile {level}/{index} does not agree with the signed checkpoint of size {} ({e}): the stored tree is damaged",
+                        cp.size
+                    ))
+                })?;
+            at += 1 << k;
+        }
+        Ok(())
+    }
+
+    /// The root of the tree of `size` leaves, checked against the newest signed checkpoint:
+    /// its own root at that size, or a consistency proof between the two. Stored nodes that
+    /// no longer agree with the signature are an error, never a root handed out.
+    pub(crate) fn trusted_root(&self, size: u64) -> Result<sealog_merkle::Hash, StoreError> {
+        let computed = self.root(size)?;
+        let Some(cp) = self.checkpoints.latest() else {
+            return Ok(computed);
+        };
+        let disagree = |what: &str| {
+            StoreError::Corrupted(format!(
+                "the stored tree of size {size} {what} the signed checkpoint of size {}",
+                cp.size
+            ))
+        };
+        let proof = |old: u64, new: u64| {
+            sealog_merkle::consistency_proof(old, new, &self.tree)
+                .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))
+        };
+        use std::cmp::Ordering::*;
+        match size.cmp(&cp.size) {
+            _ if size == 0 => {}
+            Equal if computed != cp.root => return Err(disagree("does not match")),
+            Equal => {}
+            Less => sealog_merkle::verify_consistency(
+                size,
+                cp.size,
+                &computed,
+                &cp.root,
+                &proof(size, cp.size)?,
+            )
+            .map_err(|_| disagree("is not a prefix of"))?,
+            Greater if cp.size > 0 => sealog_merkle::verify_consistency(
+                cp.size,
+                size,
+                &cp.root,
+                &computed,
+                &proof(cp.size, size)?,
+            )
+            .map_err(|_| disagree("does not extend"))?,
+            Greater => {}
+        }
+        Ok(computed)
     }
 }
 
@@ -227,20 +336,7 @@ impl<A: Admission> Store<A> {
             return Ok(());
         }
         let mut index = self.shared.index.write().expect("index lock");
-        flush_durably(&self.shared.positions, &self.shared.tree, &mut index)?;
-        drop(index);
-        let size = self.len();
-        if self
-            .shared
-            .checkpoints
-            .latest()
-            .is_none_or(|l| l.size < size)
-        {
-            self.shared
-                .checkpoints
-                .publish(size, self.shared.root(size)?)?;
-        }
-        Ok(())
+        flush_durably(&self.shared.positions, &self.shared.tree, &mut index)
     }
 }
 
@@ -260,50 +356,93 @@ impl<A: Admission> LogRead for Store<A> {
             return Ok(None);
         }
         let mut buf = Vec::new();
-        query::read_record(&self.shared, seq, &mut buf)?;
+        self.shared
+            .noted(query::read_record(&self.shared, seq, &mut buf))?;
         Ok(Some(buf))
     }
 
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {
-        let seq = self.shared.index.read().expect("index lock").lookup_rid(id);
+        let seq = self
+            .shared
+            .noted(self.shared.index.read().expect("index lock").lookup_rid(id))?;
         Ok(seq.filter(|&s| s < self.len()))
     }
 
     fn first_with(&self, key: &Key, below: u64) -> Result<Option<u64>, StoreError> {
         let below = below.min(self.len());
         let index = self.shared.index.read().expect("index lock");
-        Ok(index.postings(key, 0, below, 1).first().copied())
+        let found = self.shared.noted(index.postings(key, 0, below, 1))?;
+        Ok(found.first().copied())
     }
 
     fn scan(&self, scan: &Scan) -> Result<Page, StoreError> {
-        query::run(&self.shared, scan)
+        self.shared.noted(query::run(&self.shared, scan))
     }
 
     fn size_at(&self, t: i64) -> Result<u64, StoreError> {
-        self.shared
-            .positions
-            .first_ingested_at_or_after(t.saturating_add(1), self.len())
+        self.shared.noted(
+            self.shared
+                .positions
+                .first_ingested_at_or_after(t.saturating_add(1), self.len()),
+        )
     }
 
     fn root(&self, size: u64) -> Result<sealog_merkle::Hash, StoreError> {
         self.check_size(size)?;
-        self.shared.root(size)
+        self.shared.noted(self.shared.trusted_root(size))
     }
 
+    /// Checked before it leaves: the proof must take the record's own leaf hash to the root
+    /// the signed checkpoint vouches for.
     fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<sealog_merkle::Hash>, StoreError> {
         self.check_size(size)?;
-        sealog_merkle::inclusion_proof(seq, size, &self.shared.tree)
-            .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+        let proof = sealog_merkle::inclusion_proof(seq, size, &self.shared.tree)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let checked = (|| {
+            let mut record = Vec::new();
+            query::read_record(&self.shared, seq, &mut record)?;
+            let root = self.shared.trusted_root(size)?;
+            sealog_merkle::verify_inclusion(
+                &sealog_merkle::leaf_hash(&record),
+                seq,
+                size,
+                &root,
+                &proof,
+            )
+            .map_err(|e| {
+                StoreError::Corrupted(format!(
+                    "the stored tree gives a wrong inclusion proof of record {seq} in size {size}: {e}"
+                ))
+            })
+        })();
+        self.shared.noted(checked)?;
+        Ok(proof)
     }
 
+    /// Checked before it leaves, against the trusted roots of both sizes.
     fn consistency_proof(
         &self,
         old: u64,
         new: u64,
     ) -> Result<Vec<sealog_merkle::Hash>, StoreError> {
         self.check_size(new)?;
-        sealog_merkle::consistency_proof(old, new, &self.shared.tree)
-            .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+        let proof = sealog_merkle::consistency_proof(old, new, &self.shared.tree)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        if old > 0 {
+            let checked = (|| {
+                let (a, b) = (
+                    self.shared.trusted_root(old)?,
+                    self.shared.trusted_root(new)?,
+                );
+                sealog_merkle::verify_consistency(old, new, &a, &b, &proof).map_err(|e| {
+                    StoreError::Corrupted(format!(
+                        "the stored tree gives a wrong consistency proof from {old} to {new}: {e}"
+                    ))
+                })
+            })();
+            self.shared.noted(checked)?;
+        }
+        Ok(proof)
     }
 
     fn checkpoint(&self) -> Result<SignedCheckpoint, StoreError> {
@@ -312,17 +451,26 @@ impl<A: Admission> LogRead for Store<A> {
         if let Some(l) = latest.as_ref().filter(|l| l.size >= size) {
             return Ok(l.clone());
         }
-        if !self.is_writable() {
+        let Some(tx) = self.tx.as_ref() else {
             // Read beside a writer: the newest it signed vouches for what it has made durable.
             return latest.ok_or_else(|| {
                 StoreError::InvalidArgument(
                     "the log has no signed checkpoint yet; the process that writes it signs one within a second of its next append, and on close".into(),
                 )
             });
-        }
+        };
+        let (reply, rx) = mpsc::sync_channel(1);
+        tx.send(writer::Request {
+            entries: Vec::new(),
+            sign: true,
+            reply,
+        })
+        .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)??;
         self.shared
             .checkpoints
-            .publish(size, self.shared.root(size)?)
+            .latest()
+            .ok_or_else(|| StoreError::Poisoned("the writer signed no checkpoint".into()))
     }
 
     fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
@@ -340,9 +488,17 @@ impl<A: Admission> LogRead for Store<A> {
                 "no tile {level}/{index} of width {width} in a tree of {size}"
             )));
         }
+        let tile =
+            self.shared
+                .tree
+                .read_range(usize::from(level) * 8, index * 256, u64::from(width))?;
+        let nodes: Vec<sealog_merkle::Hash> = tile
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect();
         self.shared
-            .tree
-            .read_range(usize::from(level) * 8, index * 256, u64::from(width))
+            .noted(self.shared.check_tile(level, index, nodes))?;
+        Ok(tile)
     }
 
     fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
@@ -354,6 +510,7 @@ impl<A: Admission> LogRead for Store<A> {
         }
         let mut out = Vec::new();
         let mut buf = Vec::new();
+        let mut leaves = Vec::with_capacity(usize::from(width));
         for seq in index * 256..index * 256 + u64::from(width) {
             query::read_record(&self.shared, seq, &mut buf)?;
             let len = u16::try_from(buf.len()).map_err(|_| {
@@ -364,7 +521,10 @@ impl<A: Admission> LogRead for Store<A> {
             })?;
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&buf);
+            leaves.push(sealog_merkle::leaf_hash(&buf));
         }
+        self.shared
+            .noted(self.shared.check_tile(0, index, leaves))?;
         Ok(out)
     }
 
@@ -402,8 +562,12 @@ impl<A: Admission> LogWrite<A> for Store<A> {
         }
         let tx = self.tx.as_ref().ok_or(StoreError::ReadOnly)?;
         let (reply, rx) = mpsc::sync_channel(1);
-        tx.send(writer::Request { entries, reply })
-            .map_err(|_| StoreError::Closed)?;
+        tx.send(writer::Request {
+            entries,
+            sign: false,
+            reply,
+        })
+        .map_err(|_| StoreError::Closed)?;
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 

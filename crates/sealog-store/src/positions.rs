@@ -1,10 +1,13 @@
 //! Where each record is: a flat file of fixed-width entries indexed by seq.
 //!
 //! ```text
-//! entry(seq) = offset_in_segment:u64le ingested_at_ns:i64le event_time_ns:i64le   (24 bytes)
+//! entry(seq) = offset_in_segment:u64le ingested_at_ns:i64le event_time_ns:i64le
+//!              crc32c(seq:u64le ‖ the 24 bytes before):u32le  reserved:u32 = 0   (32 bytes)
 //! ```
 //! Derived from the log and rebuilt from it after a crash; only the prefix covered by the
-//! index manifest is trusted on open, since it is fsynced before the manifest names it.
+//! index manifest is trusted on open, since it is fsynced before the manifest names it. Each
+//! entry is checked when it is read: its checksum covers its own seq, so a changed entry,
+//! or two entries swapped, is an error where it is read, never a record taken for another.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -14,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::StoreError;
 
-pub(crate) const ENTRY_BYTES: u64 = 24;
+pub(crate) const ENTRY_BYTES: u64 = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Position {
@@ -24,20 +27,37 @@ pub(crate) struct Position {
 }
 
 impl Position {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, seq: u64, out: &mut Vec<u8>) {
+        let start = out.len();
         out.extend_from_slice(&self.offset.to_le_bytes());
         out.extend_from_slice(&self.ingested_ns.to_le_bytes());
         out.extend_from_slice(&self.event_ns.to_le_bytes());
+        let crc = entry_crc(seq, &out[start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
     }
 
-    fn decode(b: &[u8; ENTRY_BYTES as usize]) -> Self {
+    /// The entry of `seq`, if its checksum holds and its reserved bytes are clear.
+    fn decode(seq: u64, b: &[u8; ENTRY_BYTES as usize]) -> Option<Self> {
         let word = |i: usize| <[u8; 8]>::try_from(&b[i * 8..i * 8 + 8]).expect("8 bytes");
-        Position {
+        let crc = u32::from_le_bytes(b[24..28].try_into().expect("4 bytes"));
+        let reserved_clear = b[28..] == [0; 4];
+        (reserved_clear && entry_crc(seq, &b[..24]) == crc).then(|| Position {
             offset: u64::from_le_bytes(word(0)),
             ingested_ns: i64::from_le_bytes(word(1)),
             event_ns: i64::from_le_bytes(word(2)),
-        }
+        })
     }
+}
+
+/// The entry of `seq` read from raw bytes, if it is whole and its checksum holds.
+pub(crate) fn decode_entry(seq: u64, bytes: &[u8]) -> Option<Position> {
+    let b: &[u8; ENTRY_BYTES as usize] = bytes.try_into().ok()?;
+    Position::decode(seq, b)
+}
+
+fn entry_crc(seq: u64, fields: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&seq.to_le_bytes()), fields)
 }
 
 pub(crate) struct Positions {
@@ -114,11 +134,11 @@ impl Positions {
                 .fetch_add(entries.len() as u64, Ordering::Release);
             return Ok(());
         }
-        let mut buf = Vec::with_capacity(entries.len() * ENTRY_BYTES as usize);
-        for e in entries {
-            e.encode(&mut buf);
-        }
         let count = self.count();
+        let mut buf = Vec::with_capacity(entries.len() * ENTRY_BYTES as usize);
+        for (i, e) in entries.iter().enumerate() {
+            e.encode(count + i as u64, &mut buf);
+        }
         self.file()?
             .write_all_at(&buf, count * ENTRY_BYTES)
             .map_err(|e| StoreError::io(&self.path, e))?;
@@ -151,7 +171,12 @@ impl Positions {
         self.file()?
             .read_exact_at(&mut b, seq * ENTRY_BYTES)
             .map_err(|e| StoreError::io(&self.path, e))?;
-        Ok(Position::decode(&b))
+        Position::decode(seq, &b).ok_or_else(|| {
+            StoreError::Corrupted(format!(
+                "{} entry {seq} does not match its checksum",
+                self.path.display()
+            ))
+        })
     }
 
     /// The first seq below `end` whose ingest time is at or after `t`: ingest times never

@@ -7,16 +7,37 @@ use std::sync::atomic::Ordering;
 use crate::contract::{LIMIT_MAX, Page, Scan};
 use crate::segment;
 use crate::{Shared, StoreError};
+use sealog_merkle::NodeReader;
 
+/// Reads record `seq` and checks it before anyone sees it: its frame's checksum, and that it
+/// hashes to the tree's leaf `seq` (so a record edited with its checksum fixed, or one read
+/// through a wrong position, is an error here, not an answer).
 pub(crate) fn read_record(shared: &Shared, seq: u64, buf: &mut Vec<u8>) -> Result<(), StoreError> {
     let pos = shared.positions.get(seq)?;
-    let file = {
+    let (first, file) = {
         let segs = shared.segments.read().expect("segments lock");
         let i = segs.partition_point(|(first, _)| *first <= seq) - 1;
-        segs[i].1.clone()
+        (segs[i].0, segs[i].1.clone())
     };
-    segment::read_frame_at(&file, pos.offset, buf)
-        .map_err(|e| StoreError::Corrupted(format!("record {seq} at offset {}: {e:?}", pos.offset)))
+    let segment = shared.layout.segments().join(segment::file_name(first));
+    segment::read_frame_at(&file, pos.offset, buf).map_err(|e| {
+        StoreError::Corrupted(format!(
+            "{} at offset {} (record {seq}): {e:?}",
+            segment.display(),
+            pos.offset
+        ))
+    })?;
+    let leaf = shared.tree.node(0, seq).map_err(|e| {
+        StoreError::Corrupted(format!("the tree has no leaf for record {seq}: {e}"))
+    })?;
+    if sealog_merkle::leaf_hash(buf) != leaf {
+        return Err(StoreError::Corrupted(format!(
+            "record {seq} (read from {} at offset {}) does not hash to the tree's leaf {seq}: the record, its position or the tree was changed; `sealog verify` locates it",
+            segment.display(),
+            pos.offset
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
@@ -46,14 +67,25 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
 
     let mut hits: Vec<u64> = Vec::with_capacity(q.limit + 1);
     let index = shared.index.read().expect("index lock");
-    if let Some(rarest) = keys.iter().min_by_key(|k| index.count(k)) {
+    let mut counted = Vec::with_capacity(keys.len());
+    for k in keys {
+        counted.push((index.count(k)?, k));
+    }
+    if let Some(&(_, rarest)) = counted.iter().min_by_key(|(n, _)| *n) {
         // Walk the rarest key's postings, checking the others by membership.
         let mut cursor = from;
         'pages: while hits.len() <= q.limit && cursor < end {
-            let chunk = index.postings(rarest, cursor, end, 1024);
+            let chunk = index.postings(rarest, cursor, end, 1024)?;
             let Some(&last) = chunk.last() else { break };
             for seq in chunk {
-                if keys.iter().all(|k| k == rarest || index.contains(k, seq)) && in_window(seq)? {
+                let mut all = true;
+                for k in keys.iter().filter(|k| *k != rarest) {
+                    if !index.contains(k, seq)? {
+                        all = false;
+                        break;
+                    }
+                }
+                if all && in_window(seq)? {
                     hits.push(seq);
                     if hits.len() > q.limit {
                         break 'pages;
@@ -66,7 +98,7 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
         let all = index.time_range(
             q.event_from.unwrap_or(i64::MIN),
             q.event_to.unwrap_or(i64::MAX),
-        );
+        )?;
         hits.extend(
             all.into_iter()
                 .filter(|s| (from..end).contains(s))

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use sealog_model::LogLayout;
 use sealog_model::record::read_stored;
 
-use crate::checkpoints::{Checkpoints, load_or_create_signer};
+use crate::checkpoints::{Checkpoints, SignedCheckpoint, load_or_create_signer};
 use crate::contract::Indexer;
 use crate::index::Index;
 use crate::positions::{Position, Positions};
@@ -32,6 +32,9 @@ pub struct Recovery {
     pub replayed: u64,
     /// A torn tail that was cut away, if any.
     pub cut: Option<Cut>,
+    /// Why the derived files (index, positions, tree) were rebuilt from the log, if they were:
+    /// found damaged, of another version, built with other packs, or marked by a reader.
+    pub rebuilt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,23 +68,46 @@ pub(crate) fn recover(
             _ => Ok(()),
         }
     };
-    let derived = stale()
-        .and_then(|()| Index::open(&index_dir, memtable_records_max))
-        .and_then(|i| {
-            let p = Positions::open(&positions_path, i.durable_end())?;
-            let t = TreeFiles::open(&tree_dir, i.durable_end())?;
-            Ok((i, p, t))
-        });
+    // A reader that found damage left this: nothing derived is trusted then.
+    let marker = layout.rebuild_marker();
+    let marked = std::fs::read_to_string(&marker).ok();
+    let derived = match &marked {
+        Some(why) => Err(StoreError::Corrupted(format!(
+            "damage found while reading: {why}"
+        ))),
+        None => stale(),
+    }
+    .and_then(|()| Index::open(&index_dir, memtable_records_max))
+    .and_then(|i| {
+        let p = Positions::open(&positions_path, i.durable_end())?;
+        let t = TreeFiles::open(&tree_dir, i.durable_end())?;
+        Ok((i, p, t))
+    });
+    let mut rebuilt = None;
     let (index, positions, tree_files) = match derived {
         Ok(ipt) => ipt,
-        // Indexes and tree are derived: if they cannot be read, rebuild them from the log.
-        Err(StoreError::Corrupted(_)) => {
+        // Indexes and tree are derived: if they cannot be trusted, rebuild them from the log,
+        // once the log is known to be what the signed checkpoint vouches for. A log that is
+        // not keeps every file as it is: the stored tree still shows where it was changed.
+        Err(StoreError::Corrupted(why)) => {
+            if let Some(cp) = checkpoints.latest()
+                && let Err(changed) = log_matches(&log_dir, &cp)
+            {
+                return Err(StoreError::Corrupted(format!(
+                    "{why}; and {changed}: nothing was rebuilt (run `sealog verify` to find where)"
+                )));
+            }
             TreeFiles::reset(&tree_dir)?;
-            (
+            let reset = (
                 Index::reset(&index_dir, memtable_records_max)?,
                 Positions::open(&positions_path, 0)?,
                 TreeFiles::open(&tree_dir, 0)?,
-            )
+            );
+            if marked.is_some() {
+                std::fs::remove_file(&marker).map_err(|e| StoreError::io(&marker, e))?;
+            }
+            rebuilt = Some(why);
+            reset
         }
         Err(e) => return Err(e),
     };
@@ -113,8 +139,42 @@ pub(crate) fn recover(
         tree,
         horizon: u64::MAX,
     };
-    let (seq, offset, recovery) = replay.run(&mut segments, &log_dir)?;
-    replay.check_checkpoint(seq)?;
+    let (seq, offset, mut recovery) = replay.run(&mut segments, &log_dir)?;
+    recovery.rebuilt = rebuilt;
+    let mut noted = |note: &str| {
+        recovery.rebuilt = Some(match recovery.rebuilt.take() {
+            Some(why) => format!("{why}; {note}"),
+            None => note.to_string(),
+        });
+    };
+    if replay.checkpoints.restored_latest {
+        noted(
+            "checkpoints/latest did not hold the newest checkpoint: written again from checkpoints/log",
+        );
+    }
+    let durable = std::fs::read(layout.durable()).ok();
+    if seq > 0
+        && durable
+            .as_deref()
+            .and_then(crate::durable::decode)
+            .is_none()
+    {
+        noted("index/DURABLE was missing or damaged: written again");
+    }
+    replay.check_size(seq)?;
+    if let Err(why) = replay.check_root() {
+        // The stored tree is derived: it may be the damaged one. Rebuild it from the log once
+        // and check again; a log whose rebuilt tree still disagrees was changed.
+        if recovery.rebuilt.is_none() {
+            drop(replay);
+            segment::write_atomic(&marker, why.as_bytes())?;
+            return recover(layout, memtable_records_max, indexer);
+        }
+        return Err(StoreError::Corrupted(format!(
+            "{why}, rebuilt from the log: records were changed (run `sealog verify` to find where)"
+        )));
+    }
+    replay.sign_creation(seq)?;
     let (first, path) = segments.last().expect("at least one segment").clone();
     let sealed = std::fs::metadata(&path)
         .map_err(|e| StoreError::io(&path, e))?
@@ -150,10 +210,10 @@ pub(crate) fn read_only(
     // Checkpoints first, then the durable count: a checkpoint is signed only after the count
     // that covers it was written, so the count read after it is never below it.
     let checkpoints = Checkpoints::read_only(layout)?;
-    let horizon = match std::fs::read(layout.durable()) {
-        Ok(b) if b.len() >= 8 => u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-        _ => u64::MAX,
-    };
+    let horizon = std::fs::read(layout.durable())
+        .ok()
+        .and_then(|b| crate::durable::decode(&b))
+        .unwrap_or(u64::MAX);
     let fingerprint = std::fs::read_to_string(layout.index_fingerprint()).ok();
     let index_dir = layout.index();
     let usable = fingerprint.as_deref() == Some(indexer.fingerprint().as_str());
@@ -196,7 +256,12 @@ pub(crate) fn read_only(
         horizon,
     };
     let (seq, _, recovery) = replay.run(&mut segments, &log_dir)?;
-    replay.check_checkpoint(seq)?;
+    replay.check_size(seq)?;
+    replay.check_root().map_err(|why| {
+        StoreError::Corrupted(format!(
+            "{why}: the tree files or the log are damaged (run `sealog verify` to find which)"
+        ))
+    })?;
     let (shared, _) = replay.into_shared(layout, &segments, seq)?;
     Ok((shared, recovery))
 }
@@ -224,23 +289,42 @@ struct Replay<'a> {
 }
 
 impl Replay<'_> {
-    /// The log must still hold everything a signed checkpoint vouched for, unchanged.
-    fn check_checkpoint(&self, records: u64) -> Result<(), StoreError> {
-        if let Some(cp) = self.checkpoints.latest() {
-            if cp.size > records {
-                return Err(StoreError::Corrupted(format!(
-                    "the log has {records} records but a signed checkpoint covers {}",
-                    cp.size
-                )));
-            }
-            let root = sealog_merkle::root(cp.size, &self.tree_files)
-                .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))?;
-            if root != cp.root {
-                return Err(StoreError::Corrupted(format!(
-                    "the tree of size {} does not match the signed checkpoint of that size",
-                    cp.size
-                )));
-            }
+    /// The log must still hold everything a signed checkpoint vouched for, and a log with
+    /// records has been signed at least once (at its creation).
+    fn check_size(&self, records: u64) -> Result<(), StoreError> {
+        match self.checkpoints.latest() {
+            Some(cp) if cp.size > records => Err(StoreError::Corrupted(format!(
+                "the log has {records} records but a signed checkpoint covers {}",
+                cp.size
+            ))),
+            None if records > 0 => Err(StoreError::Corrupted(format!(
+                "the log holds {records} records but {} holds no signed checkpoint: the checkpoints were removed",
+                self.checkpoints.log_path().display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The stored tree's root at the newest checkpoint's size is the signed one.
+    fn check_root(&self) -> Result<(), String> {
+        let Some(cp) = self.checkpoints.latest() else {
+            return Ok(());
+        };
+        match sealog_merkle::root(cp.size, &self.tree_files) {
+            Ok(root) if root == cp.root => Ok(()),
+            Ok(_) => Err(format!(
+                "the tree of size {} does not match the signed checkpoint of that size",
+                cp.size
+            )),
+            Err(e) => Err(format!("the tree of size {} cannot be read: {e}", cp.size)),
+        }
+    }
+
+    /// A new log signs its empty tree, so that a log holding records without any checkpoint
+    /// is known to have lost them.
+    fn sign_creation(&self, records: u64) -> Result<(), StoreError> {
+        if records == 0 && self.checkpoints.latest().is_none() {
+            self.checkpoints.publish(0, sealog_merkle::empty_root())?;
         }
         Ok(())
     }
@@ -269,6 +353,7 @@ impl Replay<'_> {
             counters: Counters::default(),
             tree: self.tree_files,
             checkpoints: self.checkpoints,
+            writable: self.mode == Mode::Repair,
         };
         Ok((shared, self.tree))
     }
@@ -512,4 +597,41 @@ fn next_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> std::io::Result<Frame
         return Ok(Frame::Bad(BadFrame::Checksum));
     }
     Ok(Frame::Whole)
+}
+
+/// Whether the log's first `cp.size` records hash to the checkpoint's root: a streaming
+/// pass over the segments, writing nothing.
+fn log_matches(log_dir: &Path, cp: &SignedCheckpoint) -> Result<(), String> {
+    let mut frontier = sealog_merkle::Frontier::new();
+    let segments = segment::list(log_dir).map_err(|e| e.to_string())?;
+    'segments: for (_, path) in &segments {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut at = segment::HEADER_BYTES as usize;
+        while frontier.size() < cp.size && at < bytes.len() {
+            match segment::decode_frame(&bytes[at..]) {
+                Ok((payload, n)) => {
+                    frontier.push(sealog_merkle::leaf_hash(payload));
+                    at += n;
+                }
+                Err(_) => break 'segments,
+            }
+        }
+        if frontier.size() == cp.size {
+            break;
+        }
+    }
+    if frontier.size() < cp.size {
+        return Err(format!(
+            "the log holds {} whole records but a signed checkpoint covers {}",
+            frontier.size(),
+            cp.size
+        ));
+    }
+    if frontier.root() != cp.root {
+        return Err(format!(
+            "the log's first {} records do not hash to the signed checkpoint of that size: records were changed",
+            cp.size
+        ));
+    }
+    Ok(())
 }

@@ -1,22 +1,38 @@
-//! Offline verification: rebuild everything from the files and check it against the signed
-//! checkpoints. Needs nothing but the data directory (and, for an adversarial audit, a
-//! verifier key and an old checkpoint kept somewhere else).
+//! Offline verification: rebuild everything from the files and check every file of a log
+//! against the log and the signed checkpoints. Needs nothing but the data directory (and, for
+//! an adversarial audit, a verifier key and an old checkpoint kept somewhere else).
 //!
-//! Every record is re-read, its checksum checked, re-parsed, re-canonicalized (the stored
-//! bytes must be exactly the RFC 8785 form), its `record_id` recomputed from its event, its
-//! seq checked against its position; every tree node is recomputed and compared with the
-//! stored one; every checkpoint's signature and root is checked against the rebuilt tree.
+//! - **Segments**: every record is re-read, its checksum checked, re-parsed, re-canonicalized
+//!   (the stored bytes must be exactly the RFC 8785 form), its `record_id` recomputed from its
+//!   event, its seq checked against its place; no `record_id` appears twice.
+//! - **Tree**: every stored node is recomputed and compared; every checkpoint's signature and
+//!   root is checked against the rebuilt tree; `checkpoints/latest` is the newest note.
+//! - **Keys**: the verifier key parses, the private key (if present) is owner-only and is the
+//!   verifier key's pair.
+//! - **Positions**: every entry the index manifest vouches for has its checksum and names its
+//!   record's frame, ingest time and event time.
+//! - **Index**: the manifest's checksum, every run's sums and every block of its tables, its
+//!   Bloom filter; and its agreement with the log: each record's id, keys and time are where
+//!   they belong, for a sample of records (every record with `full`), and with `full` the runs
+//!   hold nothing else.
+//! - **Hints**: `index/DURABLE` and `index/DERIVER` are well formed; a rebuild marker is noted.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
-use sealog_merkle::note::Verifier;
+use sealog_merkle::note::{Signer, Verifier};
 use sealog_merkle::{Frontier, Hash, NodeReader};
 use sealog_model::LogLayout;
-use sealog_model::record::read_stored;
+use sealog_model::record::{Stored, read_stored};
 
 use crate::checkpoints::{SignedCheckpoint, open_checkpoint, read_log};
+use crate::contract::{Id, Indexer, Key};
+use crate::index::Index;
 use crate::segment::{self, HEADER_BYTES};
 use crate::tree::TreeFiles;
+
+/// Records whose index entries are checked when not `full`: spread over the log.
+const SAMPLE_RECORDS: u64 = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -34,6 +50,8 @@ pub struct Report {
     /// Set when a process was writing the log: verification stopped at the records it had
     /// made durable, since frames after them may be half-written at this very moment.
     pub writer_durable: Option<u64>,
+    /// Each kind of file and what was checked of it.
+    pub files: Vec<(String, String)>,
 }
 
 /// The first thing found wrong, and where.
@@ -59,65 +77,18 @@ pub struct Options<'a> {
     pub since: Option<String>,
     /// Called now and then with (records, bytes) checked so far.
     pub progress: Option<&'a dyn Fn(u64, u64)>,
+    /// Recomputes each record's index keys, to check the index agrees with the log; without
+    /// one the index is checked for damage only.
+    pub indexer: Option<&'a dyn Indexer>,
+    /// Check the index's agreement with every record (not a sample), and that it holds
+    /// nothing else.
+    pub full: bool,
 }
 
 pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure> {
-    let key_text = match &opts.key {
-        Some(k) => k.clone(),
-        None => {
-            let p = layout.verifier_key();
-            fs::read_to_string(&p).or_else(|e| fail(p.display().to_string(), e.to_string()))?
-        }
-    };
-    let verifier =
-        Verifier::parse(key_text.trim()).or_else(|e| fail("verifier key", e.to_string()))?;
-
-    let cp_path = layout.checkpoint_log();
-    let (notes, torn) =
-        read_log(&cp_path).or_else(|e| fail(cp_path.display().to_string(), e.to_string()))?;
-    if let Some(at) = torn {
-        return fail(
-            format!("{} at offset {at}", cp_path.display()),
-            "damaged checkpoint frame",
-        );
-    }
-    let mut checkpoints: Vec<SignedCheckpoint> = Vec::with_capacity(notes.len());
-    for (i, n) in notes.iter().enumerate() {
-        let cp = open_checkpoint(n, &verifier)
-            .or_else(|m| fail(format!("{} checkpoint #{i}", cp_path.display()), m))?;
-        if let Some(prev) = checkpoints.last().filter(|p| p.size > cp.size) {
-            return fail(
-                format!("{} checkpoint #{i}", cp_path.display()),
-                format!(
-                    "size {} is smaller than the previous {}",
-                    cp.size, prev.size
-                ),
-            );
-        }
-        checkpoints.push(cp);
-    }
-    // `latest` is what tlog clients fetch; it must be the newest note of the log.
-    let latest_path = layout.latest_checkpoint();
-    if let Ok(latest) = fs::read_to_string(&latest_path)
-        && notes.last() != Some(&latest)
-    {
-        return fail(
-            latest_path.display().to_string(),
-            "differs from the newest checkpoint in checkpoints/log",
-        );
-    }
-    let since = match &opts.since {
-        None => None,
-        Some(text) => Some(open_checkpoint(text, &verifier).or_else(|m| {
-            fail(
-                "--since checkpoint",
-                format!(
-                    "{m} (the log's key is {}; was the log re-keyed?)",
-                    verifier.to_vkey()
-                ),
-            )
-        })?),
-    };
+    let mut files = Vec::new();
+    let verifier = check_keys(layout, opts, &mut files)?;
+    let (checkpoints, since) = check_checkpoints(layout, opts, &verifier, &mut files)?;
 
     // Expected roots, by tree size, to compare as the rebuilt tree passes each size.
     let mut expected: Vec<(u64, Hash, String)> = checkpoints
@@ -131,12 +102,20 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
     expected.sort_by_key(|e| e.0);
     let mut next_expected = 0usize;
     // Read after the checkpoints: every checkpoint was signed below the count read here.
+    let durable = fs::read(layout.durable()).ok();
+    let durable_count = durable.as_deref().and_then(crate::durable::decode);
+    if durable.is_some() && durable_count.is_none() {
+        return fail(
+            layout.durable().display().to_string(),
+            "damaged: no valid count",
+        );
+    }
     let writer_durable = crate::lock::writer_alive(layout)
-        .then(|| fs::read(layout.durable()).ok())
-        .flatten()
-        .and_then(|b| Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?)));
+        .then_some(durable_count)
+        .flatten();
     let horizon = writer_durable.unwrap_or(u64::MAX);
 
+    let derived = Derived::open(layout, opts, &mut files).map_err(|f| rebuild(layout, f))?;
     let tree_dir = layout.tree();
     let stored_tree = tree_dir.is_dir().then(|| TreeFiles::read_only(&tree_dir));
     let log_dir = layout.segments();
@@ -145,6 +124,11 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
     let mut frontier = Frontier::new();
     let mut nodes = Vec::new();
     let mut bytes_total = 0u64;
+    let mut ids: Vec<(Id, u64)> = Vec::new();
+    // The first disagreement between a record and a derived file. It is the derived file's
+    // fault only if the log still matches the signed checkpoints; if the log does not, it
+    // shows which record was changed.
+    let mut deferred: Option<(String, Failure)> = None;
     let check_roots = |frontier: &Frontier,
                        next: &mut usize,
                        loc: &dyn Fn() -> String|
@@ -191,45 +175,124 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
                 "a sealed segment holds no records",
             );
         }
-        let leaves = check_records(&data, &frames, frontier.size())
-            .or_else(|(k, why)| fail(loc(frames[k].0, frontier.size() + k as u64), why))?;
-        for (k, leaf) in leaves.into_iter().enumerate() {
+        let sample = derived.sample();
+        let records = check_records(
+            &data,
+            &frames,
+            frontier.size(),
+            &|seq| sample.wants(seq),
+            opts.indexer,
+        )
+        .or_else(|(k, why)| fail(loc(frames[k].0, frontier.size() + k as u64), why))?;
+        for (k, record) in records.into_iter().enumerate() {
+            let seq = frontier.size();
+            let here = || loc(frames[k].0, seq);
+            if deferred.is_none()
+                && let Err(f) = derived.check_record(seq, frames[k].0, &record)
+            {
+                deferred = Some((here(), f));
+            }
+            ids.push((record.id, seq));
             nodes.clear();
-            frontier.push_into(leaf, &mut nodes);
-            if let Some(tree) = &stored_tree {
+            frontier.push_into(record.leaf, &mut nodes);
+            if let Some(tree) = stored_tree.as_ref().filter(|_| deferred.is_none()) {
                 for &(level, index, hash) in &nodes {
-                    if let Ok(stored) = tree.node(level, index)
-                        && stored != hash
-                    {
-                        {
-                            return fail(
-                                format!("{}/level-{level:02} node {index}", tree_dir.display()),
-                                format!(
-                                    "stored tree node differs from the one rebuilt from the log (seq {})",
-                                    frontier.size() - 1
-                                ),
-                            );
-                        }
-                    }
+                    let why = match tree.node(level, index) {
+                        Ok(stored) if stored == hash => continue,
+                        Ok(_) => "stored tree node differs from the one rebuilt from the log",
+                        // Nodes past what the index vouches for may not be written yet.
+                        Err(_) if (index + 1) << level > derived.end => continue,
+                        Err(_) => "stored tree node is missing or unreadable",
+                    };
+                    let at = format!("{}/level-{level:02} node {index}", tree_dir.display());
+                    deferred = Some((
+                        here(),
+                        Failure {
+                            location: at,
+                            message: format!("{why} (seq {seq})"),
+                        },
+                    ));
+                    break;
                 }
             }
-            check_roots(&frontier, &mut next_expected, &|| {
-                loc(frames[k].0, frontier.size() - 1)
-            })?;
+            check_roots(&frontier, &mut next_expected, &here)
+                .map_err(|f| attribute(f, deferred.take()))?;
         }
         if let Some(p) = opts.progress {
             p(frontier.size(), bytes_total);
         }
     }
     if let Some((size, _, what)) = expected.get(next_expected) {
+        return Err(attribute(
+            Failure {
+                location: format!("{} (end of log)", log_dir.display()),
+                message: format!(
+                    "the log holds {} records but {what} covers {size}: records were removed",
+                    frontier.size()
+                ),
+            },
+            deferred,
+        ));
+    }
+    if checkpoints.is_empty() && frontier.size() > 0 {
         return fail(
-            format!("{} (end of log)", log_dir.display()),
+            layout.checkpoint_log().display().to_string(),
             format!(
-                "the log holds {} records but {what} covers {size}: records were removed",
+                "holds no signed checkpoint but the log holds {} records (a log is signed when it is created): the checkpoints were removed",
                 frontier.size()
             ),
         );
     }
+    files.push((
+        "log/*.seg".into(),
+        format!(
+            "{} segments, {} records: frames, canonical form, record ids, seqs",
+            segments.len(),
+            frontier.size()
+        ),
+    ));
+    check_unique(&mut ids, layout)?;
+    files.push(("record ids".into(), "no record_id appears twice".into()));
+    if let Some((_, f)) = deferred {
+        return Err(rebuild(layout, f));
+    }
+    if stored_tree.is_some() {
+        files.push((
+            "tree/level-NN".into(),
+            "every stored node equals the one rebuilt from the log".into(),
+        ));
+    }
+    if writer_durable.is_none()
+        && let Some(n) = durable_count
+        && n > frontier.size()
+    {
+        return fail(
+            layout.durable().display().to_string(),
+            format!(
+                "says {n} records are durable but the log holds {}",
+                frontier.size()
+            ),
+        );
+    }
+    if durable_count.is_none() && frontier.size() > 0 {
+        return fail(
+            layout.durable().display().to_string(),
+            format!(
+                "missing, yet the log holds {} records (a writer writes it before its first record)",
+                frontier.size()
+            ),
+        );
+    }
+    files.push((
+        "index/DURABLE".into(),
+        match durable_count {
+            Some(n) => format!("a checked count ({n}) within the log"),
+            None => "absent (no record written yet)".into(),
+        },
+    ));
+    derived
+        .finish(frontier.size(), &mut files)
+        .map_err(|f| rebuild(layout, f))?;
     Ok(Report {
         records: frontier.size(),
         bytes: bytes_total,
@@ -240,7 +303,480 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         since_size: since.map(|s| s.size),
         signed_records: checkpoints.last().map_or(0, |c| c.size),
         writer_durable,
+        files,
     })
+}
+
+/// The verifier key to trust, and the data directory's own key files checked against it.
+fn check_keys(
+    layout: &LogLayout,
+    opts: &Options<'_>,
+    files: &mut Vec<(String, String)>,
+) -> Result<Verifier, Failure> {
+    let public = layout.verifier_key();
+    let own = fs::read(&public).ok();
+    let key_text = match (&opts.key, &own) {
+        (Some(k), _) => k.clone(),
+        (None, Some(bytes)) => String::from_utf8(bytes.clone())
+            .or_else(|_| fail(public.display().to_string(), "not text"))?,
+        (None, None) => return fail(public.display().to_string(), "missing"),
+    };
+    let key_location = match &opts.key {
+        Some(_) => "--verifier-key".to_string(),
+        None => public.display().to_string(),
+    };
+    let verifier = Verifier::parse(key_text.trim())
+        .or_else(|e| fail(key_location.clone(), format!("not a verifier key: {e}")))?;
+    if opts.key.is_none() && own.as_deref() != Some(format!("{}\n", verifier.to_vkey()).as_bytes())
+    {
+        return fail(
+            key_location,
+            "damaged: not exactly the verifier key as written",
+        );
+    }
+    let own_matches = own
+        .as_deref()
+        .map(|b| std::str::from_utf8(b).map(str::trim) == Ok(verifier.to_vkey().as_str()));
+    let private = layout.signer_key();
+    let mut checked = "the verifier key parses".to_string();
+    if let Ok(bytes) = fs::read(&private) {
+        let at = private.display().to_string();
+        let mode = fs::metadata(&private)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        if mode & 0o077 != 0 {
+            return fail(at, format!("readable by others (mode {mode:o})"));
+        }
+        let signer = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|t| Signer::parse(t.trim()).ok());
+        let Some(signer) = signer.filter(|s| bytes == format!("{}\n", s.to_skey()).as_bytes())
+        else {
+            return fail(at, "damaged: not exactly a signer key as written");
+        };
+        if own.is_some() && opts.key.is_none() && signer.verifier().to_vkey() != verifier.to_vkey()
+        {
+            // The one that still signs the checkpoints is the one left alone.
+            let signs_checkpoints = read_log(&layout.checkpoint_log())
+                .ok()
+                .and_then(|(notes, _)| notes.last().cloned())
+                .is_some_and(|n| open_checkpoint(&n, &signer.verifier()).is_ok());
+            if signs_checkpoints {
+                return fail(
+                    public.display().to_string(),
+                    format!(
+                        "is not the verifier key of {}, which signed the checkpoints: it was replaced",
+                        private.display()
+                    ),
+                );
+            }
+            return fail(at, format!("is not the pair of {}", public.display()));
+        }
+        checked.push_str("; keys/log.key is owner-only and");
+        checked.push_str(if signer.verifier().to_vkey() == verifier.to_vkey() {
+            " its pair"
+        } else {
+            " not this key's pair (a trusted key from outside was given)"
+        });
+    }
+    if own_matches == Some(false) && opts.key.is_some() {
+        checked.push_str("; keys/log.pub differs from the trusted key");
+    }
+    files.push(("keys/".into(), checked));
+    Ok(verifier)
+}
+
+/// Every checkpoint of the series, checked; and the `--since` one.
+fn check_checkpoints(
+    layout: &LogLayout,
+    opts: &Options<'_>,
+    verifier: &Verifier,
+    files: &mut Vec<(String, String)>,
+) -> Result<(Vec<SignedCheckpoint>, Option<SignedCheckpoint>), Failure> {
+    let cp_path = layout.checkpoint_log();
+    let (notes, torn) =
+        read_log(&cp_path).or_else(|e| fail(cp_path.display().to_string(), e.to_string()))?;
+    if let Some(at) = torn {
+        return fail(
+            format!("{} at offset {at}", cp_path.display()),
+            "damaged checkpoint frame",
+        );
+    }
+    let mut checkpoints: Vec<SignedCheckpoint> = Vec::with_capacity(notes.len());
+    for (i, n) in notes.iter().enumerate() {
+        let cp = open_checkpoint(n, verifier)
+            .or_else(|m| fail(format!("{} checkpoint #{i}", cp_path.display()), m))?;
+        if let Some(prev) = checkpoints.last().filter(|p| p.size > cp.size) {
+            return fail(
+                format!("{} checkpoint #{i}", cp_path.display()),
+                format!(
+                    "size {} is smaller than the previous {}",
+                    cp.size, prev.size
+                ),
+            );
+        }
+        checkpoints.push(cp);
+    }
+    // `latest` is what tlog clients fetch; it must be the newest note of the log, byte for byte.
+    let latest_path = layout.latest_checkpoint();
+    match fs::read(&latest_path) {
+        Ok(latest) if notes.last().map(String::as_bytes) != Some(latest.as_slice()) => {
+            // A valid note newer than the log's newest means the log lost checkpoints.
+            let newer = std::str::from_utf8(&latest)
+                .ok()
+                .and_then(|t| open_checkpoint(t, verifier).ok())
+                .filter(|cp| checkpoints.last().is_none_or(|last| cp.size > last.size));
+            if let Some(cp) = newer {
+                return fail(
+                    cp_path.display().to_string(),
+                    format!(
+                        "lost checkpoints: checkpoints/latest holds a signed checkpoint of size {} newer than any here",
+                        cp.size
+                    ),
+                );
+            }
+            return fail(
+                latest_path.display().to_string(),
+                "differs from the newest checkpoint in checkpoints/log",
+            );
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound || !notes.is_empty() => {
+            return fail(latest_path.display().to_string(), e.to_string());
+        }
+        _ => {}
+    }
+    files.push((
+        "checkpoints/".into(),
+        format!(
+            "{} signed checkpoints, each signature and size; latest is the newest",
+            checkpoints.len()
+        ),
+    ));
+    let since = match &opts.since {
+        None => None,
+        Some(text) => Some(open_checkpoint(text, verifier).or_else(|m| {
+            fail(
+                "--since checkpoint",
+                format!(
+                    "{m} (the log's key is {}; was the log re-keyed?)",
+                    verifier.to_vkey()
+                ),
+            )
+        })?),
+    };
+    Ok((checkpoints, since))
+}
+
+/// A failure of the log against a signed checkpoint, located at the first record a derived
+/// file disagreed with, if one did: the stored tree and index were made from the log as it
+/// was, so that record is where it changed.
+fn attribute(f: Failure, deferred: Option<(String, Failure)>) -> Failure {
+    match deferred {
+        None => f,
+        Some((record, d)) => Failure {
+            location: record,
+            message: format!(
+                "{}; this is the first record the files derived from the log disagree with ({}: {}): it was changed, or records before it were",
+                f.message, d.location, d.message
+            ),
+        },
+    }
+}
+
+/// A derived file found wrong is marked for rebuilding (`index/REBUILD`): the next opening
+/// rebuilds the index, positions and tree from the log instead of trusting them.
+fn rebuild(layout: &LogLayout, mut f: Failure) -> Failure {
+    let marker = layout.rebuild_marker();
+    let note = match fs::write(&marker, f.to_string()) {
+        Ok(()) => "derived from the log: the next opening rebuilds it".to_string(),
+        Err(e) => format!(
+            "derived from the log; could not mark it for rebuilding ({}: {e})",
+            marker.display()
+        ),
+    };
+    f.message = format!("{} ({note})", f.message);
+    f
+}
+
+/// A `record_id` that appears twice breaks dedupe: its second record was appended as new.
+fn check_unique(ids: &mut [(Id, u64)], layout: &LogLayout) -> Result<(), Failure> {
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0].0 == w[1].0) {
+        return fail(
+            format!("{} (seq {})", layout.segments().display(), w[1].1),
+            format!(
+                "record_id sha256:{} appears at seq {} and again at seq {}: a duplicate was appended",
+                hex_of(&w[0].0),
+                w[0].1,
+                w[1].1
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// What verification knows of one record, from its bytes.
+struct RecordFacts {
+    id: Id,
+    leaf: Hash,
+    ingested_ns: i64,
+    event_ns: i64,
+    /// Its index keys, for the records whose index entries are checked.
+    keys: Option<Vec<Key>>,
+}
+
+#[derive(Clone, Copy)]
+struct Sample {
+    checked: bool,
+    end: u64,
+    full: bool,
+}
+
+impl Sample {
+    fn wants(self, seq: u64) -> bool {
+        self.checked
+            && seq < self.end
+            && (self.full || seq.is_multiple_of((self.end / SAMPLE_RECORDS).max(1)))
+    }
+}
+
+/// The derived files of a log, opened as they are, to be checked against its records.
+struct Derived<'a> {
+    layout: &'a LogLayout,
+    opts: &'a Options<'a>,
+    /// Entries the manifest vouches for (records `0..end`).
+    end: u64,
+    index: Option<Index>,
+    positions: Option<Vec<u8>>,
+    /// Keys recomputed for checked records, total, to compare with the runs' entries.
+    keys_seen: std::cell::Cell<u64>,
+    /// The index's fingerprint is the indexer's (else its keys are another derivation's).
+    same_derivation: bool,
+}
+
+impl<'a> Derived<'a> {
+    fn open(
+        layout: &'a LogLayout,
+        opts: &'a Options<'a>,
+        files: &mut Vec<(String, String)>,
+    ) -> Result<Self, Failure> {
+        let dir = layout.index();
+        let manifest = dir.join("MANIFEST");
+        let index = match fs::read(&manifest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return fail(manifest.display().to_string(), e.to_string()),
+            Ok(bytes) => {
+                crate::index::parse_manifest(&bytes)
+                    .or_else(|why| fail(manifest.display().to_string(), why))?;
+                let index = Index::open_read_only(&dir, 1)
+                    .or_else(|e| fail(dir.display().to_string(), e.to_string()))?;
+                for run in index.runs() {
+                    run.check_all()
+                        .or_else(|e| fail(dir.display().to_string(), e.to_string()))?;
+                }
+                Some(index)
+            }
+        };
+        let end = index.as_ref().map_or(0, Index::durable_end);
+        let positions = match fs::read(layout.positions()) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return fail(layout.positions().display().to_string(), e.to_string()),
+        };
+        let need = end * crate::positions::ENTRY_BYTES;
+        if positions.as_ref().map_or(0, |p| p.len() as u64) < need {
+            return fail(
+                layout.positions().display().to_string(),
+                format!("holds fewer entries than the index manifest vouches for ({end})"),
+            );
+        }
+        let fingerprint = fs::read_to_string(layout.index_fingerprint()).ok();
+        let same_derivation = match (opts.indexer, &fingerprint) {
+            (Some(ix), Some(f)) => *f == ix.fingerprint(),
+            _ => false,
+        };
+        if let Ok(why) = fs::read_to_string(layout.rebuild_marker()) {
+            files.push((
+                "index/REBUILD".into(),
+                format!("a reader found damage ({why}); the next opening rebuilds the index"),
+            ));
+        }
+        Ok(Derived {
+            layout,
+            opts,
+            end,
+            index,
+            positions,
+            keys_seen: std::cell::Cell::new(0),
+            same_derivation,
+        })
+    }
+
+    /// Which records' index entries are checked (so their keys are wanted).
+    fn sample(&self) -> Sample {
+        Sample {
+            checked: self.index.is_some() && self.same_derivation,
+            end: self.end,
+            full: self.opts.full,
+        }
+    }
+
+    /// Record `seq` at `offset` against its position and, when checked, its index entries.
+    fn check_record(&self, seq: u64, offset: u64, r: &RecordFacts) -> Result<(), Failure> {
+        if seq >= self.end {
+            return Ok(());
+        }
+        let positions = self.positions.as_deref().expect("checked in open");
+        let at = (seq * crate::positions::ENTRY_BYTES) as usize;
+        let entry = &positions[at..at + crate::positions::ENTRY_BYTES as usize];
+        let loc = || {
+            format!(
+                "{} entry {seq} (byte {at})",
+                self.layout.positions().display()
+            )
+        };
+        let Some(p) = crate::positions::decode_entry(seq, entry) else {
+            return fail(loc(), "does not match its checksum");
+        };
+        if (p.offset, p.ingested_ns, p.event_ns) != (offset, r.ingested_ns, r.event_ns) {
+            return fail(
+                loc(),
+                format!(
+                    "says offset {}, ingested {}, event time {}; the record is at {offset}, ingested {}, event time {}",
+                    p.offset, p.ingested_ns, p.event_ns, r.ingested_ns, r.event_ns
+                ),
+            );
+        }
+        let (Some(index), Some(keys)) = (&self.index, &r.keys) else {
+            return Ok(());
+        };
+        let dir = self.layout.index().display().to_string();
+        let at_index = |e: crate::StoreError| Failure {
+            location: dir.clone(),
+            message: e.to_string(),
+        };
+        let found = index.lookup_rid(&r.id).map_err(at_index)?;
+        if found.is_none_or(|s| s > seq) {
+            return fail(
+                dir,
+                format!(
+                    "record {seq}'s id sha256:{} is not in the index (dedupe would append it again)",
+                    hex_of(&r.id)
+                ),
+            );
+        }
+        for k in keys {
+            if !index.contains(k, seq).map_err(at_index)? {
+                return fail(
+                    dir,
+                    format!(
+                        "record {seq} is missing from a key it carries ({})",
+                        hex_of(k)
+                    ),
+                );
+            }
+        }
+        let run = index
+            .runs()
+            .iter()
+            .find(|run| (run.first..run.end).contains(&seq));
+        if !run
+            .map_or(Ok(false), |run| run.has_time(r.event_ns, seq))
+            .map_err(at_index)?
+        {
+            return fail(
+                dir,
+                format!("record {seq} is missing from the event-time index"),
+            );
+        }
+        for run in index
+            .runs()
+            .iter()
+            .filter(|run| (run.first..run.end).contains(&seq))
+        {
+            if !run.bloom_admits(&r.id) {
+                return fail(
+                    dir,
+                    format!(
+                        "the Bloom filter of run {}..{} does not admit record {seq}",
+                        run.first, run.end
+                    ),
+                );
+            }
+        }
+        self.keys_seen.set(self.keys_seen.get() + keys.len() as u64);
+        Ok(())
+    }
+
+    /// The summary lines, and with `full` that the runs hold nothing but the log's entries.
+    fn finish(&self, records: u64, files: &mut Vec<(String, String)>) -> Result<(), Failure> {
+        let dir = self.layout.index().display().to_string();
+        if records < self.end {
+            return fail(
+                dir,
+                format!(
+                    "the index manifest vouches for {} records but the log holds {records}",
+                    self.end
+                ),
+            );
+        }
+        files.push((
+            "index/positions".into(),
+            format!(
+                "{} entries: checksums, offsets, ingest and event times against the records",
+                self.end
+            ),
+        ));
+        let Some(index) = &self.index else {
+            files.push((
+                "index/".into(),
+                "no runs yet (rebuilt from the log on open)".into(),
+            ));
+            return Ok(());
+        };
+        if self.opts.full && self.same_derivation {
+            let (mut posts, mut rids, mut times) = (0u64, 0u64, 0u64);
+            for run in index.runs() {
+                posts += run.post.len() as u64;
+                rids += run.rid.len() as u64;
+                times += run.time.len() as u64;
+            }
+            if posts != self.keys_seen.get() || times != self.end || rids != self.end {
+                return fail(
+                    dir,
+                    format!(
+                        "the runs hold {posts} key entries, {rids} ids and {times} times for {} records carrying {} keys: the index holds entries the log does not",
+                        self.end,
+                        self.keys_seen.get()
+                    ),
+                );
+            }
+        }
+        let agreement = match (self.same_derivation, self.opts.full) {
+            (false, _) => {
+                "built with other packs or checked without them: damage only (rebuilt on open)"
+                    .to_string()
+            }
+            (true, true) => "every record's id, keys and time, and nothing else".to_string(),
+            (true, false) => format!(
+                "a sample of {} records' ids, keys and times (every record with --full)",
+                self.end.min(SAMPLE_RECORDS)
+            ),
+        };
+        files.push((
+            "index/MANIFEST, run-*".into(),
+            format!(
+                "{} runs over {} records: manifest checksum, every block and Bloom filter; agreement with the log: {agreement}",
+                index.runs().len(),
+                self.end
+            ),
+        ));
+        Ok(())
+    }
 }
 
 /// A frame's offset in its segment and its payload's byte range.
@@ -263,18 +799,20 @@ fn split_frames(data: &[u8], max: u64) -> Result<Vec<FrameSpan>, (u64, u64, Stri
     Ok(out)
 }
 
-/// Checks each record (in parallel) and returns its leaf hash; on failure, the index of the
-/// first bad record and why.
+/// Checks each record (in parallel) and returns what verification needs of it; on failure,
+/// the index of the first bad record and why.
 fn check_records(
     data: &[u8],
     frames: &[(u64, std::ops::Range<usize>)],
     first_seq: u64,
-) -> Result<Vec<Hash>, (usize, String)> {
+    wants_keys: &(dyn Fn(u64) -> bool + Sync),
+    indexer: Option<&dyn Indexer>,
+) -> Result<Vec<RecordFacts>, (usize, String)> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(16);
     let per = frames.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<Hash>, (usize, String)>> = std::thread::scope(|s| {
+    let results: Vec<Result<Vec<RecordFacts>, (usize, String)>> = std::thread::scope(|s| {
         let handles: Vec<_> = frames
             .chunks(per)
             .enumerate()
@@ -285,10 +823,11 @@ fn check_records(
                         .enumerate()
                         .map(|(k, (_, range))| {
                             let i = c * per + k;
-                            check_record(&data[range.clone()], first_seq + i as u64)
-                                .map_err(|m| (i, m))
+                            let seq = first_seq + i as u64;
+                            let keys = indexer.filter(|_| wants_keys(seq));
+                            check_record(&data[range.clone()], seq, keys).map_err(|m| (i, m))
                         })
-                        .collect::<Result<Vec<Hash>, _>>()
+                        .collect::<Result<Vec<RecordFacts>, _>>()
                 })
             })
             .collect();
@@ -297,19 +836,65 @@ fn check_records(
             .map(|h| h.join().expect("verify thread"))
             .collect()
     });
-    let mut leaves = Vec::with_capacity(frames.len());
+    let mut records = Vec::with_capacity(frames.len());
     for r in results {
-        leaves.extend(r?);
+        records.extend(r?);
     }
-    Ok(leaves)
+    Ok(records)
 }
 
-fn check_record(payload: &[u8], seq: u64) -> Result<Hash, String> {
-    let stored_seq = read_stored(payload, |s| s.seq)?;
+fn check_record(
+    payload: &[u8],
+    seq: u64,
+    indexer: Option<&dyn Indexer>,
+) -> Result<RecordFacts, String> {
+    let (stored_seq, id, ingested_ns, event_ns, keys) = read_stored(payload, |s| {
+        (
+            s.seq,
+            s.record_id.0,
+            s.ingested_ns,
+            s.envelope.time_nanos,
+            indexer.map(|ix| ix.keys(s)),
+        )
+    })?;
     if stored_seq != seq {
         return Err(format!(
             "record says seq {stored_seq}: records were reordered, removed or inserted"
         ));
     }
-    Ok(sealog_merkle::leaf_hash(payload))
+    Ok(RecordFacts {
+        id,
+        leaf: sealog_merkle::leaf_hash(payload),
+        ingested_ns,
+        event_ns,
+        keys,
+    })
+}
+
+/// Hands each of the first `count` records of a log to `f`, checked as `verify` checks
+/// them, for callers that check their own files against a log (the ledger's quarantine
+/// payloads against the quarantine records that name them).
+pub fn for_each_record(
+    layout: &LogLayout,
+    count: u64,
+    mut f: impl FnMut(&Stored<'_, '_>) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let log_dir = layout.segments();
+    let mut seen = 0u64;
+    for (_, path) in
+        segment::list(&log_dir).or_else(|e| fail(log_dir.display().to_string(), e.to_string()))?
+    {
+        let data = fs::read(&path).or_else(|e| fail(path.display().to_string(), e.to_string()))?;
+        for (offset, range) in split_frames(&data, count - seen)
+            .or_else(|(at, _, why)| fail(format!("{} at offset {at}", path.display()), why))?
+        {
+            read_stored(&data[range], &mut f)
+                .or_else(|m| fail(format!("{} at offset {offset}", path.display()), m))??;
+            seen += 1;
+        }
+        if seen == count {
+            break;
+        }
+    }
+    Ok(())
 }

@@ -22,6 +22,9 @@ type Reply<A> = SyncSender<Result<Outcomes<A>, StoreError>>;
 
 pub(crate) struct Request<A: Admission> {
     pub(crate) entries: Vec<Entry<A::Claim>>,
+    /// Sign a checkpoint of everything committed once this group is: only the writer's own
+    /// frontier is trusted to give the root it signs, not the tree files.
+    pub(crate) sign: bool,
     pub(crate) reply: Reply<A>,
 }
 
@@ -87,9 +90,12 @@ pub(crate) fn spawn<A: Admission>(
         .truncate(false)
         .open(&path)
         .map_err(|e| StoreError::io(&path, e))?;
+    // Synced once here, so a log with records always has the file (verify holds it to that).
     durable
-        .write_all_at(&next_seq.to_le_bytes(), 0)
+        .write_all_at(&crate::durable::encode(next_seq), 0)
+        .and_then(|()| durable.sync_all())
         .map_err(|e| StoreError::io(&path, e))?;
+    crate::segment::sync_dir(&shared.layout.index())?;
     let mut w = Writer {
         shared,
         config,
@@ -131,6 +137,10 @@ pub(crate) fn spawn<A: Admission>(
                 }
                 w.commit(group);
             }
+            // A clean close signs a final checkpoint of everything committed.
+            if w.poisoned().is_ok() {
+                let _ = w.sign_if_grown();
+            }
             // Let the flusher finish what it holds before the store's final flush.
             drop(w.flush_tx.take());
             let _ = flusher.join();
@@ -139,8 +149,36 @@ pub(crate) fn spawn<A: Admission>(
 }
 
 impl<A: Admission> Writer<A> {
+    /// Signs a checkpoint of the frontier when the newest one is smaller.
+    fn sign_if_grown(&mut self) -> Result<(), StoreError> {
+        let size = self.tree.frontier.size();
+        if self
+            .shared
+            .checkpoints
+            .latest()
+            .is_none_or(|l| l.size < size)
+        {
+            let root = self.tree.frontier.root();
+            self.shared
+                .checkpoints
+                .publish(size, root)
+                .map_err(|e| self.poison(e))?;
+            self.last_checkpoint = Instant::now();
+        }
+        Ok(())
+    }
+
     fn commit(&mut self, group: Vec<Request<A>>) {
-        let result = self.poisoned().and_then(|()| self.write_group(&group));
+        let sign = group.iter().any(|r| r.sign);
+        let result = self
+            .poisoned()
+            .and_then(|()| self.write_group(&group))
+            .and_then(|verdicts| {
+                if sign {
+                    self.sign_if_grown()?;
+                }
+                Ok(verdicts)
+            });
         match result {
             Ok(verdicts) => {
                 let mut verdicts = verdicts.into_iter();
@@ -224,7 +262,9 @@ impl<A: Admission> Writer<A> {
             };
             for entry in group.iter().flat_map(|r| &r.entries) {
                 let seq = self.next_seq + fresh.len() as u64;
-                match self.admission.admit(&mut rule_group, entry, seq, &view)? {
+                // A rule's answer rests on the index: damage found there stops writes.
+                let verdict = self.admission.admit(&mut rule_group, entry, seq, &view);
+                match self.shared.noted(verdict)? {
                     Verdict::Admit => {}
                     Verdict::Duplicate(seq) => {
                         decided.push(Decided::Duplicate(seq));
@@ -276,7 +316,7 @@ impl<A: Admission> Writer<A> {
         let end = self.next_seq + fresh.len() as u64;
         let durable_path = self.shared.layout.durable();
         self.durable
-            .write_all_at(&end.to_le_bytes(), 0)
+            .write_all_at(&crate::durable::encode(end), 0)
             .map_err(|e| self.poison(StoreError::io(&durable_path, e)))?;
 
         self.shared
@@ -382,14 +422,14 @@ struct Committed<'a> {
 
 impl LogView for Committed<'_> {
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {
-        Ok(self.index.lookup_rid(id).filter(|&s| s < self.end))
+        Ok(self.index.lookup_rid(id)?.filter(|&s| s < self.end))
     }
 
     fn first_with(&self, key: &Key) -> Result<Option<u64>, StoreError> {
-        Ok(self.index.postings(key, 0, self.end, 1).first().copied())
+        Ok(self.index.postings(key, 0, self.end, 1)?.first().copied())
     }
 
     fn has(&self, key: &Key, seq: u64) -> Result<bool, StoreError> {
-        Ok(seq < self.end && self.index.contains(key, seq))
+        Ok(seq < self.end && self.index.contains(key, seq)?)
     }
 }

@@ -312,7 +312,10 @@ fn a_tree_shorter_than_the_index_promised_is_rebuilt_on_open() {
         for note in &notes {
             let cp = open_checkpoint(note, &verifier).unwrap();
             assert_eq!(store.root(cp.size).unwrap(), cp.root, "{ctx}");
-            for seq in [0, cp.size / 2, cp.size - 1] {
+            for seq in [0, cp.size / 2, cp.size.saturating_sub(1)]
+                .into_iter()
+                .filter(|&s| s < cp.size)
+            {
                 sealog_merkle::verify_inclusion(
                     &sealog_merkle::leaf_hash(&store.get(seq).unwrap().unwrap()),
                     seq,
@@ -497,7 +500,11 @@ fn every_checkpoint_is_kept_signed_and_consistent_with_the_next() {
     close(store);
     let (first_notes, torn) = read_checkpoint_log(&cp_log).unwrap();
     assert_eq!(torn, None);
-    assert_eq!(first_notes.len(), commits, "one checkpoint per commit");
+    assert_eq!(
+        first_notes.len(),
+        commits + 1,
+        "the creation's and one checkpoint per commit"
+    );
 
     let store = open(dir, config(Duration::ZERO));
     assert_eq!(
@@ -530,7 +537,11 @@ fn every_checkpoint_is_kept_signed_and_consistent_with_the_next() {
         );
         assert_eq!(store.root(cp.size).unwrap(), cp.root);
     }
-    for pair in checkpoints.windows(2) {
+    assert_eq!(
+        checkpoints[0].size, 0,
+        "the creation's checkpoint signs the empty tree"
+    );
+    for pair in checkpoints[1..].windows(2) {
         let (old, new) = (&pair[0], &pair[1]);
         assert!(old.size < new.size, "{} then {}", old.size, new.size);
         let proof = store.consistency_proof(old.size, new.size).unwrap();
@@ -572,9 +583,12 @@ fn checkpoint_signs_only_when_the_log_grew() {
     assert_eq!(second.size, 11);
     close(store);
     let (notes, _) = read_checkpoint_log(&tmp.path().join("checkpoints/log")).unwrap();
+    let key = fs::read_to_string(tmp.path().join("keys/log.pub")).unwrap();
+    let creation = open_checkpoint(&notes[0], &Verifier::parse(key.trim()).unwrap()).unwrap();
+    assert_eq!(creation.size, 0, "a new log signs its empty tree");
     assert_eq!(
-        notes,
-        vec![first.note, second.note],
+        notes[1..],
+        [first.note, second.note],
         "close had nothing to add"
     );
 }
@@ -654,11 +668,20 @@ fn verify_checks_the_latest_file_and_counts_unsigned_records() {
     assert_eq!(failure.location, latest.display().to_string());
     fs::write(&latest, newest).unwrap();
 
-    // Without the checkpoint log the records are intact but nothing vouches for them.
+    // A log is signed when it is created: records without any checkpoint lost them.
     fs::remove_dir_all(dir.join("checkpoints")).unwrap();
-    let report = sealog_store::verify::verify(&LogLayout::new(dir), &Default::default()).unwrap();
+    let failure =
+        sealog_store::verify::verify(&LogLayout::new(dir), &Default::default()).unwrap_err();
     assert_eq!(
-        (report.records, report.signed_records, report.checkpoints),
-        (80, 0, 0)
+        failure.location,
+        dir.join("checkpoints/log").display().to_string()
+    );
+    assert!(failure.message.contains("removed"), "{failure}");
+    let refused = try_open(dir, config(Duration::ZERO))
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().contains("checkpoints were removed"),
+        "opening does not start a new series over them: {refused}"
     );
 }

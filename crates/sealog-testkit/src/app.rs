@@ -14,6 +14,19 @@ use tower::ServiceExt;
 
 use crate::http::{Api, Resp};
 
+/// The ledger as `sealog serve` opens it, with the built-in packs.
+pub fn open_ledger(dir: &Path, undeclared: Undeclared) -> Ledger {
+    Ledger::open(
+        dir,
+        LedgerConfig {
+            store: StoreConfig::default(),
+            packs: Packs::builtin(),
+            undeclared,
+        },
+    )
+    .expect("open the ledger")
+}
+
 pub struct InProcess {
     runtime: tokio::runtime::Runtime,
     app: Option<App>,
@@ -39,15 +52,7 @@ impl InProcess {
             .enable_all()
             .build()
             .expect("a runtime");
-        let ledger = Ledger::open(
-            dir,
-            LedgerConfig {
-                store: StoreConfig::default(),
-                packs: Packs::builtin(),
-                undeclared,
-            },
-        )
-        .expect("open the ledger");
+        let ledger = open_ledger(dir, undeclared);
         let app = runtime
             .block_on(App::new(&config, ledger))
             .expect("build the app");

@@ -9,6 +9,10 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use sealog_model::json::Json;
+use sealog_model::{Canonical, jcs};
+use serde_json::{Value, json};
+
 pub const HEADER_BYTES: u64 = 16;
 pub const FRAME_HEADER_BYTES: u64 = 8;
 
@@ -74,4 +78,32 @@ pub fn checkpoint_notes(path: &Path) -> (Vec<String>, Option<u64>) {
         }
     }
     (notes, None)
+}
+
+/// A stored record whose event `edit` changed, made whole again as a forger would: the
+/// changed event's `record_id`, the server fields kept, canonical bytes.
+pub fn forge(payload: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut record: Value = serde_json::from_slice(payload).expect("a stored record");
+    let server: Vec<(&str, Value)> = ["seq", "record_id", "ingested_at"]
+        .into_iter()
+        .map(|f| {
+            (
+                f,
+                record
+                    .as_object_mut()
+                    .expect("an object")
+                    .remove(f)
+                    .expect("a server field"),
+            )
+        })
+        .collect();
+    edit(&mut record);
+    let id = Canonical::of_event(&Json::from_value(&record))
+        .expect("a valid event")
+        .record_id;
+    for (k, v) in server {
+        record[k] = v;
+    }
+    record["record_id"] = json!(id.to_string());
+    jcs::to_vec(&record).expect("canonical JSON")
 }

@@ -167,6 +167,11 @@ fn report_recovery(ledger: &Ledger) {
                 cut.reason
             );
         }
+        if let Some(why) = &recovery.rebuilt {
+            eprintln!(
+                "sealog: recovered{log}: rebuilt from the log what was derived from it: {why}"
+            );
+        }
     }
 }
 
@@ -185,6 +190,10 @@ fn open_to_read(cli: &Cli) -> anyhow::Result<Ledger> {
                     "{e}; to read through the server instead, run the same command with --url URL --key KEY"
                 )
             })
+        }
+        Err(e) if Ledger::lacks_signing_key(&e) => {
+            eprintln!("sealog: note: {e}; reading it read-only");
+            Ok(Ledger::open_read_only(&cli.data, config(cli)?)?)
         }
         Err(e) => Err(e.into()),
     }
@@ -216,7 +225,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quarantine(args) => read::quarantine(&open_to_read(&cli)?, args),
         Command::Checkpoint { key, .. } => tlog::checkpoint(&open_to_read(&cli)?, *key),
         Command::Prove(p) => tlog::prove(&open_to_read(&cli)?, &p.which),
-        Command::Verify(args) => tlog::verify(&cli.data, args),
+        Command::Verify(args) => tlog::verify(&cli.data, &config(&cli)?.packs, args),
         Command::Serve(args) => serve::run(open(&cli)?, args),
         Command::Keys(k) => keys::run(&cli.data, k),
         Command::Demo => demo::run(&open(&cli)?),

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sealog_ledger::{Ledger, VerifyFailure, VerifyOptions};
+use sealog_ledger::{Ledger, Packs, VerifyFailure, VerifyOptions};
 use sealog_merkle::Hash;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[derive(clap::Args)]
 pub(crate) struct ProveArgs {
@@ -32,6 +32,10 @@ pub(crate) struct VerifyArgs {
     /// Fail when records after the newest signed checkpoint are not yet vouched for.
     #[arg(long)]
     pub(crate) strict: bool,
+    /// Check every record's index entries (not a sample of them) and that the index holds
+    /// nothing the log does not.
+    #[arg(long)]
+    pub(crate) full: bool,
     #[command(flatten)]
     pub(crate) remote: crate::client::Remote,
 }
@@ -119,7 +123,7 @@ fn progress() -> impl Fn(u64, u64) {
     }
 }
 
-pub(crate) fn verify(dir: &Path, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn verify(dir: &Path, packs: &Packs, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let since_text = a.since.as_ref().map(std::fs::read_to_string).transpose()?;
     let started = Instant::now();
     let progress = progress();
@@ -127,14 +131,20 @@ pub(crate) fn verify(dir: &Path, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         key: a.verifier_key()?,
         since: since_text,
         progress: Some(&progress),
+        packs: Some(packs),
+        full: a.full,
     };
     let result = Ledger::verify(dir, &opts);
     eprintln!();
     match result {
-        Ok((r, quarantine)) => {
-            let quarantine = quarantine.map(|q| {
+        Ok((r, q)) => {
+            let checked = |files: &[(String, String)]| -> serde_json::Map<String, Value> {
+                files.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
+            };
+            let quarantine = q.as_ref().map(|q| {
                 json!({"records": q.records, "signed_records": q.signed_records,
-                       "root": B64.encode(q.root), "verifier": q.verifier, "checkpoints": q.checkpoints})
+                       "root": B64.encode(q.root), "verifier": q.verifier, "checkpoints": q.checkpoints,
+                       "checked": checked(&q.files)})
             });
             let secs = started.elapsed().as_secs_f64();
             println!(
@@ -145,9 +155,15 @@ pub(crate) fn verify(dir: &Path, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
                     "signed_records": r.signed_records, "unsigned_records": r.records - r.signed_records,
                     "writer_durable": r.writer_durable,
                     "bytes": r.bytes, "seconds": secs, "mib_per_s": r.bytes as f64 / 1048576.0 / secs.max(1e-9),
-                    "quarantine": quarantine,
+                    "quarantine": quarantine, "full": a.full, "checked": checked(&r.files),
                 })
             );
+            for (kind, what) in &r.files {
+                eprintln!("sealog: checked {kind}: {what}");
+            }
+            for (kind, what) in q.iter().flat_map(|q| &q.files) {
+                eprintln!("sealog: checked quarantine {kind}: {what}");
+            }
             if let Some(n) = r.writer_durable {
                 eprintln!(
                     "sealog: note: a process is writing this log; verified the {n} records it had made durable"

@@ -4,8 +4,10 @@
 //!
 //! Shape: a memtable for the newest records plus immutable sorted runs on disk (see `run`).
 //! Runs are merged like a binary counter, so there are O(log n) of them and each entry is
-//! rewritten O(log n) times. `MANIFEST` names the runs and how many records they cover; it
-//! is replaced atomically after the runs it names are durable.
+//! rewritten O(log n) times. `MANIFEST` names the runs and ends with its own CRC-32C; it is
+//! replaced atomically after the runs it names are durable. Every run carries checksums of
+//! its blocks (see `run`): a damaged index answers an error where it is read, and a store
+//! that opens it finds the damage and rebuilds the index from the log.
 //!
 //! A full memtable is frozen (still readable) and written as a run by a background flusher,
 //! so the writer never waits for sorting, writing or merging unless the flusher falls a
@@ -24,7 +26,9 @@ use crate::error::StoreError;
 pub(crate) use memtable::Memtable;
 pub(crate) use run::Run;
 
-const MANIFEST_HEADER: &str = "sealog-index 1";
+/// Version 2: runs have sums files, the manifest ends with its CRC; an index of an earlier
+/// version is rebuilt from the log.
+const MANIFEST_HEADER: &str = "sealog-index 2";
 
 pub(crate) struct Index {
     dir: PathBuf,
@@ -85,34 +89,12 @@ impl Index {
     fn load(dir: &Path, memtable_records_max: u64) -> Result<Self, StoreError> {
         let manifest = dir.join("MANIFEST");
         let mut runs = Vec::new();
-        match fs::read_to_string(&manifest) {
-            Ok(text) => {
-                let mut lines = text.lines();
-                if lines.next() != Some(MANIFEST_HEADER) {
-                    return Err(StoreError::Corrupted(format!(
-                        "{}: unknown header",
-                        manifest.display()
-                    )));
-                }
-                for line in lines {
-                    let f: Vec<u64> = line
-                        .split(' ')
-                        .skip(1)
-                        .map(str::parse)
-                        .collect::<Result<_, _>>()
-                        .map_err(|_| {
-                            StoreError::Corrupted(format!(
-                                "{}: bad line {line:?}",
-                                manifest.display()
-                            ))
-                        })?;
-                    let [first, end, a, b, c] = f[..] else {
-                        return Err(StoreError::Corrupted(format!(
-                            "{}: bad line {line:?}",
-                            manifest.display()
-                        )));
-                    };
-                    runs.push(Arc::new(Run::open(dir, first, end, [a, b, c])?));
+        match fs::read(&manifest) {
+            Ok(bytes) => {
+                for (first, end) in parse_manifest(&bytes).map_err(|why| {
+                    StoreError::Corrupted(format!("{}: {why}", manifest.display()))
+                })? {
+                    runs.push(Arc::new(Run::open(dir, first, end)?));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -183,9 +165,9 @@ impl Index {
         self.frozen = None;
         let mut text = format!("{MANIFEST_HEADER}\n");
         for r in &self.runs {
-            let [a, b, c] = r.counts();
-            text.push_str(&format!("run {} {} {a} {b} {c}\n", r.first, r.end));
+            text.push_str(&format!("run {} {}\n", r.first, r.end));
         }
+        text.push_str(&format!("crc {:08x}\n", crc32c::crc32c(text.as_bytes())));
         text
     }
 
@@ -197,18 +179,26 @@ impl Index {
     }
 
     /// The lowest seq of a record with this id: layers are searched oldest first.
-    pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Option<u64> {
-        self.runs
-            .iter()
-            .find_map(|r| r.lookup_rid(rid))
-            .or_else(|| self.layers().find_map(|m| m.lookup_rid(rid)))
+    pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        for r in &self.runs {
+            if let Some(seq) = r.lookup_rid(rid)? {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(self.layers().find_map(|m| m.lookup_rid(rid)))
     }
 
     /// Up to `limit` seqs in `[from, below)` with `key`, ascending.
-    pub(crate) fn postings(&self, key: &Key, from: u64, below: u64, limit: usize) -> Vec<u64> {
+    pub(crate) fn postings(
+        &self,
+        key: &Key,
+        from: u64,
+        below: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::new();
         for r in self.runs.iter().filter(|r| r.end > from && r.first < below) {
-            r.postings(key, from, limit, &mut out);
+            r.postings(key, from, limit, &mut out)?;
             if out.len() >= limit {
                 break;
             }
@@ -219,34 +209,45 @@ impl Index {
             }
         }
         out.retain(|&s| s < below);
-        out
+        Ok(out)
     }
 
-    pub(crate) fn contains(&self, key: &Key, seq: u64) -> bool {
+    pub(crate) fn contains(&self, key: &Key, seq: u64) -> Result<bool, StoreError> {
         if let Some(m) = self.layers().find(|m| (m.first..m.end).contains(&seq)) {
-            return m.contains(key, seq);
+            return Ok(m.contains(key, seq));
         }
         let i = self.runs.partition_point(|r| r.end <= seq);
-        self.runs.get(i).is_some_and(|r| r.contains(key, seq))
+        match self.runs.get(i) {
+            Some(r) => r.contains(key, seq),
+            None => Ok(false),
+        }
     }
 
     /// How many records carry `key`: O(runs × log n), used to pick the rarest key to scan.
-    pub(crate) fn count(&self, key: &Key) -> u64 {
-        self.runs.iter().map(|r| r.count(key)).sum::<u64>()
-            + self.layers().map(|m| m.count(key)).sum::<u64>()
+    pub(crate) fn count(&self, key: &Key) -> Result<u64, StoreError> {
+        let mut n = self.layers().map(|m| m.count(key)).sum::<u64>();
+        for r in &self.runs {
+            n += r.count(key)?;
+        }
+        Ok(n)
     }
 
     /// Seqs whose event time is in `[from, to)`, ascending.
-    pub(crate) fn time_range(&self, from: i64, to: i64) -> Vec<u64> {
+    pub(crate) fn time_range(&self, from: i64, to: i64) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::new();
         for r in &self.runs {
-            r.time_range(from, to, &mut out);
+            r.time_range(from, to, &mut out)?;
         }
         for m in self.layers() {
             m.time_range(from, to, &mut out);
         }
         out.sort_unstable();
-        out
+        Ok(out)
+    }
+
+    /// The runs, for verification.
+    pub(crate) fn runs(&self) -> &[Arc<Run>] {
+        &self.runs
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -279,13 +280,13 @@ pub(crate) fn build_runs(
     let (first, end) = (frozen.first, frozen.end);
     let (rid, post, time) = frozen.sorted_tables();
     let s = run::stem(dir, first, end);
-    let counts = [
-        run::write_table(&s.with_extension("rid"), rid.iter())?,
-        run::write_table(&s.with_extension("post"), post.iter())?,
-        run::write_table(&s.with_extension("time"), time.iter())?,
+    let sums = [
+        run::write_table(&s.with_extension("rid"), rid.iter().map(Ok))?,
+        run::write_table(&s.with_extension("post"), post.iter().map(Ok))?,
+        run::write_table(&s.with_extension("time"), time.iter().map(Ok))?,
     ];
-    Run::write_bloom(dir, first, end, rid.iter(), counts[0])?;
-    runs.push(Arc::new(Run::open(dir, first, end, counts)?));
+    Run::write_bloom_and_sums(dir, first, end, rid.iter().map(|e| &e[..32]), sums)?;
+    runs.push(Arc::new(Run::open(dir, first, end)?));
     while runs.len() >= 2 {
         let n = runs.len();
         let (older, newer) = (&runs[n - 2], &runs[n - 1]);
@@ -302,43 +303,84 @@ pub(crate) fn build_runs(
 /// Replaces `MANIFEST` atomically, then deletes run files it does not name.
 pub(crate) fn write_manifest(dir: &Path, text: &str) -> Result<(), StoreError> {
     crate::segment::write_atomic(&dir.join("MANIFEST"), text.as_bytes())?;
-    let keep: Vec<(u64, u64)> = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split(' ').skip(1).map(|x| x.parse::<u64>().ok());
-            Some((f.next()??, f.next()??))
-        })
-        .collect();
+    let keep = parse_manifest(text.as_bytes())
+        .map_err(|why| StoreError::Corrupted(format!("the manifest just made: {why}")))?;
     remove_unnamed_runs(dir, &keep)
 }
 
+/// The runs a manifest names, as (first, end), after checking its header and its CRC.
+pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not text".to_string())?;
+    // Exactly as written, to the last byte: any change is damage.
+    let whole = text
+        .strip_suffix('\n')
+        .ok_or("cut short (no final newline)")?;
+    let body_end = whole.rfind('\n').map_or(0, |i| i + 1);
+    let (body, last) = text.split_at(body_end);
+    let crc = last
+        .strip_prefix("crc ")
+        .and_then(|h| h.strip_suffix('\n'))
+        .filter(|h| {
+            h.len() == 8
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .ok_or("no checksum line")?;
+    if crc32c::crc32c(body.as_bytes()) != crc {
+        return Err("does not match its checksum".into());
+    }
+    let mut lines = body.lines();
+    if lines.next() != Some(MANIFEST_HEADER) {
+        return Err(format!("not a {MANIFEST_HEADER} manifest"));
+    }
+    lines
+        .map(|line| {
+            let mut f = line.strip_prefix("run ").ok_or("bad line")?.split(' ');
+            let mut num = || {
+                f.next()
+                    .and_then(|x| x.parse::<u64>().ok())
+                    .ok_or("bad line")
+            };
+            let run = (num()?, num()?);
+            match f.next() {
+                None => Ok(run),
+                Some(_) => Err("bad line"),
+            }
+        })
+        .collect::<Result<_, &str>>()
+        .map_err(str::to_string)
+}
+
+/// Merges two adjacent runs into one; every entry read is checked on the way.
 fn merge(dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
-    let rids = merge_sorted(&a.rid, &b.rid).map(|e| &e[..32]);
-    Run::write_bloom(
-        dir,
-        a.first,
-        b.end,
-        rids,
-        (a.rid.len() + b.rid.len()) as u64,
-    )?;
     let s = run::stem(dir, a.first, b.end);
-    let counts = [
+    let sums = [
         run::write_table(&s.with_extension("rid"), merge_sorted(&a.rid, &b.rid))?,
         run::write_table(&s.with_extension("post"), merge_sorted(&a.post, &b.post))?,
         run::write_table(&s.with_extension("time"), merge_sorted(&a.time, &b.time))?,
     ];
-    Run::open(dir, a.first, b.end, counts)
+    let rids = merge_sorted(&a.rid, &b.rid)
+        .map(|e| e.map(|e| e[..32].to_vec()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Run::write_bloom_and_sums(dir, a.first, b.end, rids.iter(), sums)?;
+    Run::open(dir, a.first, b.end)
 }
 
-fn merge_sorted<'a>(a: &'a run::Table, b: &'a run::Table) -> impl Iterator<Item = &'a [u8]> + 'a {
+fn merge_sorted<'a>(
+    a: &'a run::Table,
+    b: &'a run::Table,
+) -> impl Iterator<Item = Result<&'a [u8], StoreError>> + 'a {
     let (mut i, mut j) = (0, 0);
     std::iter::from_fn(move || {
         let take_a = match (i < a.len(), j < b.len()) {
             (false, false) => return None,
             (true, false) => true,
             (false, true) => false,
-            (true, true) => a.entry(i) <= b.entry(j),
+            (true, true) => match (a.entry(i), b.entry(j)) {
+                (Ok(x), Ok(y)) => x <= y,
+                (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
+            },
         };
         if take_a {
             i += 1;

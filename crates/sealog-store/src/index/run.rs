@@ -6,12 +6,20 @@
 //! .rid   entry = record_id[32] seq:u64be             sorted by record_id
 //! .post  entry = posting[16]   seq:u64be             sorted by (posting, seq)
 //! .time  entry = event_ns:u64be(sign flipped) seq:u64be   sorted by (time, seq)
+//! .sum   "SEALSUM1" (entries:u64le blocks:u64le crc32c:u32le per 4 KiB block)×3
+//!        bloom_crc:u32le crc:u32le
 //! ```
+//!
+//! Nothing here is trusted as it lies on disk: every 4 KiB block of a table is checked
+//! against its CRC-32C the first time a read touches it, and the Bloom filter and the sums
+//! file are checked when the run is opened. A block that fails is an error where it is read,
+//! never an entry taken as it is.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::Mmap;
 
@@ -21,19 +29,54 @@ pub(crate) const RID_WIDTH: usize = 40;
 pub(crate) const POST_WIDTH: usize = 24;
 pub(crate) const TIME_WIDTH: usize = 16;
 
+/// Bytes covered by one checksum of a table.
+const BLOCK_BYTES: usize = 4096;
+const SUM_MAGIC: &[u8; 8] = b"SEALSUM1";
+
 /// Maps signed nanoseconds onto unsigned ones with the same order.
 pub(crate) fn time_key(ns: i64) -> [u8; 8] {
     ((ns as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// A table's entry count and the CRC-32C of each of its blocks, as written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct TableSum {
+    pub(crate) entries: u64,
+    blocks: Vec<u32>,
+}
+
+/// Which blocks have been checked, so each is checked once.
+struct Checked(Vec<AtomicU64>);
+
+impl Checked {
+    fn new(blocks: usize) -> Self {
+        Checked(
+            (0..blocks.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        )
+    }
+
+    fn has(&self, b: usize) -> bool {
+        self.0[b / 64].load(Ordering::Relaxed) & (1 << (b % 64)) != 0
+    }
+
+    fn mark(&self, b: usize) {
+        self.0[b / 64].fetch_or(1 << (b % 64), Ordering::Relaxed);
+    }
+}
+
 pub(crate) struct Table {
     map: Option<Mmap>,
     file: File,
+    path: PathBuf,
     width: usize,
+    sum: TableSum,
+    checked: Checked,
 }
 
 impl Table {
-    pub(crate) fn open(path: &Path, width: usize, entries: u64) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path, width: usize, sum: TableSum) -> Result<Self, StoreError> {
         // A run is derived data: one that is missing is rebuilt from the log, like a damaged one.
         let file = File::open(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
@@ -42,11 +85,13 @@ impl Table {
             _ => StoreError::io(path, e),
         })?;
         let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
-        if len != entries * width as u64 {
+        if len != sum.entries * width as u64
+            || sum.blocks.len() != (len as usize).div_ceil(BLOCK_BYTES)
+        {
             return Err(StoreError::Corrupted(format!(
-                "{} is {len} bytes, expected {} entries of {width}",
+                "{} is {len} bytes, its sums describe {} entries of {width}",
                 path.display(),
-                entries
+                sum.entries
             )));
         }
         let map = if len == 0 {
@@ -54,87 +99,228 @@ impl Table {
         } else {
             Some(map_read_only(&file, path)?)
         };
-        Ok(Table { map, file, width })
+        let checked = Checked::new(sum.blocks.len());
+        Ok(Table {
+            map,
+            file,
+            path: path.to_path_buf(),
+            width,
+            sum,
+            checked,
+        })
+    }
+
+    fn damaged(&self, block: usize) -> StoreError {
+        StoreError::Corrupted(format!(
+            "{} block {block} (bytes {}..) does not match its checksum",
+            self.path.display(),
+            block * BLOCK_BYTES
+        ))
+    }
+
+    /// Checks the blocks holding bytes `range` of the mapped table, once each.
+    fn check(&self, range: std::ops::Range<usize>) -> Result<(), StoreError> {
+        let bytes = self.bytes();
+        for b in range.start / BLOCK_BYTES..range.end.div_ceil(BLOCK_BYTES) {
+            if self.checked.has(b) {
+                continue;
+            }
+            let block = &bytes[b * BLOCK_BYTES..((b + 1) * BLOCK_BYTES).min(bytes.len())];
+            if crc32c::crc32c(block) != self.sum.blocks[b] {
+                return Err(self.damaged(b));
+            }
+            self.checked.mark(b);
+        }
+        Ok(())
+    }
+
+    /// Checks every block (for verification).
+    pub(crate) fn check_all(&self) -> Result<(), StoreError> {
+        self.check(0..self.bytes().len())
     }
 
     /// Finds the entry starting with `key` by reading the file rather than the map. Used for
     /// lookups the Bloom filter lets through (about 1% of them for new ids): faulting their
-    /// random pages into the map would grow the resident set with the log.
-    pub(crate) fn find_by_reading(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let mut entry = vec![0u8; self.width];
+    /// random pages into the map would grow the resident set with the log. Each block read is
+    /// checked as it is read.
+    pub(crate) fn find_by_reading(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut block = vec![0u8; BLOCK_BYTES + self.width];
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            self.file
-                .read_exact_at(&mut entry, (mid * self.width) as u64)
-                .ok()?;
+            let at = mid * self.width;
+            let entry = self.read_entry(at, &mut block)?;
             match entry[..key.len()].cmp(key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(entry),
+                std::cmp::Ordering::Equal => return Ok(Some(entry.to_vec())),
             }
         }
-        None
+        Ok(None)
+    }
+
+    /// The entry at byte `at`, read with the whole blocks it lies in (checked unless they
+    /// were already).
+    fn read_entry<'b>(&self, at: usize, buf: &'b mut Vec<u8>) -> Result<&'b [u8], StoreError> {
+        let first = at / BLOCK_BYTES;
+        let last = (at + self.width - 1) / BLOCK_BYTES;
+        let start = first * BLOCK_BYTES;
+        let stop = ((last + 1) * BLOCK_BYTES).min(self.len() * self.width);
+        buf.resize(stop - start, 0);
+        self.file
+            .read_exact_at(buf, start as u64)
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        for b in first..=last {
+            if self.checked.has(b) {
+                continue;
+            }
+            let from = (b - first) * BLOCK_BYTES;
+            let block = &buf[from..(from + BLOCK_BYTES).min(buf.len())];
+            if crc32c::crc32c(block) != self.sum.blocks[b] {
+                return Err(self.damaged(b));
+            }
+            self.checked.mark(b);
+        }
+        Ok(&buf[at - start..at - start + self.width])
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.bytes().len() / self.width
+        self.sum.entries as usize
     }
 
     fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
 
-    pub(crate) fn entry(&self, i: usize) -> &[u8] {
-        &self.bytes()[i * self.width..(i + 1) * self.width]
+    pub(crate) fn entry(&self, i: usize) -> Result<&[u8], StoreError> {
+        let range = i * self.width..(i + 1) * self.width;
+        self.check(range.clone())?;
+        Ok(&self.bytes()[range])
     }
 
     /// Index of the first entry whose leading bytes are `>= key`.
-    pub(crate) fn lower_bound(&self, key: &[u8]) -> usize {
+    pub(crate) fn lower_bound(&self, key: &[u8]) -> Result<usize, StoreError> {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if &self.entry(mid)[..key.len()] < key {
+            if &self.entry(mid)?[..key.len()] < key {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        lo
+        Ok(lo)
     }
 
-    pub(crate) fn seq_at(&self, i: usize) -> u64 {
-        let e = self.entry(i);
-        u64::from_be_bytes(e[self.width - 8..].try_into().expect("8 bytes"))
+    pub(crate) fn seq_at(&self, i: usize) -> Result<u64, StoreError> {
+        let e = self.entry(i)?;
+        Ok(u64::from_be_bytes(
+            e[self.width - 8..].try_into().expect("8 bytes"),
+        ))
     }
 }
 
 #[allow(unsafe_code)]
 fn map_read_only(file: &File, path: &Path) -> Result<Mmap, StoreError> {
     // SAFETY: run files are written once, fsynced, and never modified afterwards; they live in
-    // a directory this process holds the exclusive lock on. Another process truncating one
-    // would be tampering, which the log's own verification is there to find.
+    // a directory this process holds the exclusive lock on (or, read-only beside the writer,
+    // that only its writer changes, and only by deleting whole runs it no longer names).
+    // Another process rewriting one would be tampering, which the block checksums find.
     unsafe { Mmap::map(file) }.map_err(|e| StoreError::io(path, e))
 }
 
-/// Writes sorted fixed-width entries to a new file and makes it durable.
-pub(crate) fn write_table(
+/// Writes sorted fixed-width entries to a new file, makes it durable, and returns its sums.
+pub(crate) fn write_table<E: AsRef<[u8]>>(
     path: &Path,
-    entries: impl Iterator<Item = impl AsRef<[u8]>>,
-) -> Result<u64, StoreError> {
+    entries: impl Iterator<Item = Result<E, StoreError>>,
+) -> Result<TableSum, StoreError> {
     let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    let mut n = 0u64;
+    let mut sum = TableSum::default();
+    let mut block = Vec::with_capacity(BLOCK_BYTES);
     for e in entries {
-        w.write_all(e.as_ref())
-            .map_err(|e| StoreError::io(path, e))?;
-        n += 1;
+        let e = e?;
+        let e = e.as_ref();
+        w.write_all(e).map_err(|err| StoreError::io(path, err))?;
+        sum.entries += 1;
+        let mut rest = e;
+        while !rest.is_empty() {
+            let take = (BLOCK_BYTES - block.len()).min(rest.len());
+            block.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if block.len() == BLOCK_BYTES {
+                sum.blocks.push(crc32c::crc32c(&block));
+                block.clear();
+            }
+        }
+    }
+    if !block.is_empty() {
+        sum.blocks.push(crc32c::crc32c(&block));
     }
     let file = w
         .into_inner()
         .map_err(|e| StoreError::io(path, e.into_error()))?;
     file.sync_all().map_err(|e| StoreError::io(path, e))?;
-    Ok(n)
+    Ok(sum)
+}
+
+/// Everything a run's `.sum` file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct RunSums {
+    pub(crate) tables: [TableSum; 3],
+    pub(crate) bloom: u32,
+}
+
+impl RunSums {
+    pub(crate) fn write(&self, path: &Path) -> Result<(), StoreError> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(SUM_MAGIC);
+        for t in &self.tables {
+            out.extend_from_slice(&t.entries.to_le_bytes());
+            out.extend_from_slice(&(t.blocks.len() as u64).to_le_bytes());
+            for c in &t.blocks {
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&self.bloom.to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&out).to_le_bytes());
+        let mut f = File::create(path).map_err(|e| StoreError::io(path, e))?;
+        f.write_all(&out)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| StoreError::io(path, e))
+    }
+
+    pub(crate) fn read(path: &Path) -> Result<Self, StoreError> {
+        let bad = |why: &str| StoreError::Corrupted(format!("{}: {why}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => bad("missing"),
+            _ => StoreError::io(path, e),
+        })?;
+        if bytes.len() < SUM_MAGIC.len() + 8 || &bytes[..8] != SUM_MAGIC {
+            return Err(bad("not a sums file"));
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - 4);
+        if crc32c::crc32c(body) != u32::from_le_bytes(tail.try_into().expect("4 bytes")) {
+            return Err(bad("does not match its checksum"));
+        }
+        let mut at = SUM_MAGIC.len();
+        let mut word = |n: usize| -> Result<&[u8], StoreError> {
+            let w = body.get(at..at + n).ok_or_else(|| bad("cut short"))?;
+            at += n;
+            Ok(w)
+        };
+        let mut sums = RunSums::default();
+        for t in &mut sums.tables {
+            t.entries = u64::from_le_bytes(word(8)?.try_into().expect("8 bytes"));
+            let blocks = u64::from_le_bytes(word(8)?.try_into().expect("8 bytes"));
+            for _ in 0..blocks {
+                t.blocks
+                    .push(u32::from_le_bytes(word(4)?.try_into().expect("4 bytes")));
+            }
+        }
+        sums.bloom = u32::from_le_bytes(word(4)?.try_into().expect("4 bytes"));
+        Ok(sums)
+    }
 }
 
 /// One run: the three tables for records `first..end`.
@@ -182,14 +368,20 @@ impl Bloom {
         Self::probes(rid, self.words.len()).all(|bit| self.words[bit / 64] & (1 << (bit % 64)) != 0)
     }
 
-    fn read(path: &Path, keys: u64) -> Result<Self, StoreError> {
-        let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    /// Reads a filter written for `keys` ids, checked against its sum: a cleared bit would
+    /// make an id look absent, and dedupe would append it again.
+    fn read(path: &Path, keys: u64, crc: u32) -> Result<Self, StoreError> {
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                StoreError::Corrupted(format!("{} is missing", path.display()))
+            }
+            _ => StoreError::io(path, e),
+        })?;
         let expected = Bloom::for_keys(keys).words.len() * 8;
-        if bytes.len() != expected {
+        if bytes.len() != expected || crc32c::crc32c(&bytes) != crc {
             return Err(StoreError::Corrupted(format!(
-                "{} is {} bytes, expected {expected}",
-                path.display(),
-                bytes.len()
+                "{} does not match its checksum",
+                path.display()
             )));
         }
         Ok(Bloom {
@@ -200,8 +392,14 @@ impl Bloom {
         })
     }
 
-    fn write(&self, path: &Path) -> Result<(), StoreError> {
-        write_table(path, self.words.iter().map(|w| w.to_le_bytes())).map(drop)
+    /// Writes the filter and returns the CRC-32C of its bytes.
+    fn write(&self, path: &Path) -> Result<u32, StoreError> {
+        let bytes: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut f = File::create(path).map_err(|e| StoreError::io(path, e))?;
+        f.write_all(&bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| StoreError::io(path, e))?;
+        Ok(crc32c::crc32c(&bytes))
     }
 }
 
@@ -210,112 +408,124 @@ pub(crate) fn stem(dir: &Path, first: u64, end: u64) -> PathBuf {
 }
 
 impl Run {
-    pub(crate) fn open(
-        dir: &Path,
-        first: u64,
-        end: u64,
-        counts: [u64; 3],
-    ) -> Result<Self, StoreError> {
+    /// Opens a run whose files were written and named in the manifest; its sums file and
+    /// Bloom filter are checked now, its tables block by block as they are read.
+    pub(crate) fn open(dir: &Path, first: u64, end: u64) -> Result<Self, StoreError> {
         let s = stem(dir, first, end);
+        let sums = RunSums::read(&s.with_extension("sum"))?;
+        let [rid, post, time] = sums.tables;
+        let keys = rid.entries;
         Ok(Run {
             first,
             end,
-            rid: Table::open(&s.with_extension("rid"), RID_WIDTH, counts[0])?,
-            post: Table::open(&s.with_extension("post"), POST_WIDTH, counts[1])?,
-            time: Table::open(&s.with_extension("time"), TIME_WIDTH, counts[2])?,
-            bloom: Bloom::read(&s.with_extension("bloom"), counts[0])
-                .or_else(|_| Self::rebuild_bloom(dir, first, end, counts[0]))?,
+            rid: Table::open(&s.with_extension("rid"), RID_WIDTH, rid)?,
+            post: Table::open(&s.with_extension("post"), POST_WIDTH, post)?,
+            time: Table::open(&s.with_extension("time"), TIME_WIDTH, time)?,
+            bloom: Bloom::read(&s.with_extension("bloom"), keys, sums.bloom)?,
         })
     }
 
-    /// A missing or damaged filter is derived data: rebuild it from the run's own ids.
-    fn rebuild_bloom(dir: &Path, first: u64, end: u64, keys: u64) -> Result<Bloom, StoreError> {
-        let rid = Table::open(
-            &stem(dir, first, end).with_extension("rid"),
-            RID_WIDTH,
-            keys,
-        )?;
-        Self::write_bloom(
-            dir,
-            first,
-            end,
-            (0..rid.len()).map(|i| &rid.entry(i)[..32]),
-            keys,
-        )?;
-        Bloom::read(&stem(dir, first, end).with_extension("bloom"), keys)
-    }
-
-    /// Writes the Bloom filter file of a run whose tables were just written; must come
-    /// before `open`.
-    pub(crate) fn write_bloom(
+    /// Writes the Bloom filter of a run whose tables were just written, then its sums file;
+    /// both before `open`.
+    pub(crate) fn write_bloom_and_sums(
         dir: &Path,
         first: u64,
         end: u64,
         rids: impl Iterator<Item = impl AsRef<[u8]>>,
-        keys: u64,
+        tables: [TableSum; 3],
     ) -> Result<(), StoreError> {
-        let mut bloom = Bloom::for_keys(keys);
+        let mut bloom = Bloom::for_keys(tables[0].entries);
         for r in rids {
             bloom.insert(r.as_ref());
         }
-        bloom.write(&stem(dir, first, end).with_extension("bloom"))
+        let s = stem(dir, first, end);
+        let bloom = bloom.write(&s.with_extension("bloom"))?;
+        RunSums { tables, bloom }.write(&s.with_extension("sum"))
     }
 
-    pub(crate) fn counts(&self) -> [u64; 3] {
-        [
-            self.rid.len() as u64,
-            self.post.len() as u64,
-            self.time.len() as u64,
-        ]
+    /// Checks every block of every table (for verification).
+    pub(crate) fn check_all(&self) -> Result<(), StoreError> {
+        self.rid.check_all()?;
+        self.post.check_all()?;
+        self.time.check_all()
     }
 
-    pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Option<u64> {
+    pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         if !self.bloom.may_contain(rid) {
-            return None;
+            return Ok(None);
         }
-        let entry = self.rid.find_by_reading(rid)?;
-        Some(u64::from_be_bytes(entry[32..].try_into().expect("8 bytes")))
+        Ok(self
+            .rid
+            .find_by_reading(rid)?
+            .map(|entry| u64::from_be_bytes(entry[32..].try_into().expect("8 bytes"))))
+    }
+
+    /// Whether the filter admits `rid` (verification: every id of the run must pass).
+    pub(crate) fn bloom_admits(&self, rid: &[u8]) -> bool {
+        self.bloom.may_contain(rid)
     }
 
     /// Seqs of `key` greater than or equal to `from`, ascending, appended to `out` until it holds `limit`.
-    pub(crate) fn postings(&self, key: &[u8; 16], from: u64, limit: usize, out: &mut Vec<u64>) {
+    pub(crate) fn postings(
+        &self,
+        key: &[u8; 16],
+        from: u64,
+        limit: usize,
+        out: &mut Vec<u64>,
+    ) -> Result<(), StoreError> {
         let mut probe = [0u8; POST_WIDTH];
         probe[..16].copy_from_slice(key);
         probe[16..].copy_from_slice(&from.to_be_bytes());
-        let mut i = self.post.lower_bound(&probe);
-        while i < self.post.len() && out.len() < limit && &self.post.entry(i)[..16] == key {
-            out.push(self.post.seq_at(i));
+        let mut i = self.post.lower_bound(&probe)?;
+        while i < self.post.len() && out.len() < limit && &self.post.entry(i)?[..16] == key {
+            out.push(self.post.seq_at(i)?);
             i += 1;
         }
+        Ok(())
     }
 
-    pub(crate) fn contains(&self, key: &[u8; 16], seq: u64) -> bool {
+    pub(crate) fn contains(&self, key: &[u8; 16], seq: u64) -> Result<bool, StoreError> {
         let mut probe = [0u8; POST_WIDTH];
         probe[..16].copy_from_slice(key);
         probe[16..].copy_from_slice(&seq.to_be_bytes());
-        let i = self.post.lower_bound(&probe);
-        i < self.post.len() && self.post.entry(i) == probe
+        let i = self.post.lower_bound(&probe)?;
+        Ok(i < self.post.len() && self.post.entry(i)? == probe)
     }
 
-    pub(crate) fn count(&self, key: &[u8; 16]) -> u64 {
-        let lo = self.post.lower_bound(key);
+    /// Whether the event-time table holds record `seq` at time `ns`.
+    pub(crate) fn has_time(&self, ns: i64, seq: u64) -> Result<bool, StoreError> {
+        let mut probe = [0u8; TIME_WIDTH];
+        probe[..8].copy_from_slice(&time_key(ns));
+        probe[8..].copy_from_slice(&seq.to_be_bytes());
+        let i = self.time.lower_bound(&probe)?;
+        Ok(i < self.time.len() && self.time.entry(i)? == probe)
+    }
+
+    pub(crate) fn count(&self, key: &[u8; 16]) -> Result<u64, StoreError> {
+        let lo = self.post.lower_bound(key)?;
         let mut next = *key;
         // The first key after `key`: increment it as a big-endian number.
         let hi = match increment(&mut next) {
-            true => self.post.lower_bound(&next),
+            true => self.post.lower_bound(&next)?,
             false => self.post.len(),
         };
-        (hi - lo) as u64
+        Ok((hi - lo) as u64)
     }
 
     /// Seqs whose event time is in `[from, to)`.
-    pub(crate) fn time_range(&self, from: i64, to: i64, out: &mut Vec<u64>) {
-        let mut i = self.time.lower_bound(&time_key(from));
+    pub(crate) fn time_range(
+        &self,
+        from: i64,
+        to: i64,
+        out: &mut Vec<u64>,
+    ) -> Result<(), StoreError> {
+        let mut i = self.time.lower_bound(&time_key(from))?;
         let stop = time_key(to);
-        while i < self.time.len() && self.time.entry(i)[..8] < stop[..] {
-            out.push(self.time.seq_at(i));
+        while i < self.time.len() && self.time.entry(i)?[..8] < stop[..] {
+            out.push(self.time.seq_at(i)?);
             i += 1;
         }
+        Ok(())
     }
 }
 

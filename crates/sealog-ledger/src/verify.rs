@@ -1,0 +1,139 @@
+//! Offline verification of a whole data directory: both logs with every file derived from
+//! them (the engine's checks, with the ledger's indexers so each index is checked against the
+//! keys its log's records carry), and the quarantine payloads against the quarantine records
+//! that name them: evidence a record promises is there, whole.
+
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use sealog_model::Layout;
+use sealog_model::json::Json;
+use sealog_packs::Packs;
+use sealog_store::Indexer;
+use sealog_store::verify::{Failure, Options, Report, for_each_record};
+
+use crate::keys::{CanonicalKeys, QuarantineKeys};
+use crate::payloads::Payloads;
+
+#[derive(Default)]
+pub struct VerifyOptions<'a> {
+    /// The verifier key to trust; by default `keys/log.pub` of the directory itself.
+    pub key: Option<String>,
+    /// A checkpoint note saved earlier: the canonical log must extend it.
+    pub since: Option<String>,
+    /// Called now and then with (records, bytes) checked so far.
+    pub progress: Option<&'a dyn Fn(u64, u64)>,
+    /// The packs the index was built with (default: the built-in ones). An index built with
+    /// other packs is checked for damage only; opening rebuilds it anyway.
+    pub packs: Option<&'a Packs>,
+    /// Check every record's index entries, not a sample, and that the index holds nothing
+    /// else.
+    pub full: bool,
+}
+
+pub(crate) fn verify(
+    dir: &Path,
+    opts: &VerifyOptions<'_>,
+) -> Result<(Report, Option<Report>), Failure> {
+    let layout = Layout::new(dir);
+    let builtin;
+    let packs = match opts.packs {
+        Some(p) => p,
+        None => {
+            builtin = Packs::builtin();
+            &builtin
+        }
+    };
+    let canonical_keys = CanonicalKeys(packs.clone());
+    let canonical = sealog_store::verify::verify(
+        &layout.canonical(),
+        &Options {
+            key: opts.key.clone(),
+            since: opts.since.clone(),
+            progress: opts.progress,
+            indexer: Some(&canonical_keys as &dyn Indexer),
+            full: opts.full,
+        },
+    )?;
+    let q = layout.quarantine();
+    if !q.segments().exists() {
+        return Ok((canonical, None));
+    }
+    let in_quarantine = |mut f: Failure| {
+        f.location = format!("quarantine log: {}", f.location);
+        f
+    };
+    let mut quarantine = sealog_store::verify::verify(
+        &q,
+        &Options {
+            progress: opts.progress,
+            indexer: Some(&QuarantineKeys as &dyn Indexer),
+            full: opts.full,
+            ..Options::default()
+        },
+    )
+    .map_err(in_quarantine)?;
+    let summary = check_payloads(&layout, &quarantine)?;
+    quarantine
+        .files
+        .push(("quarantine/payloads".into(), summary));
+    Ok((canonical, Some(quarantine)))
+}
+
+/// Every payload is whole and matches its hash, the file is owner-only, and every
+/// `payload_ref` a verified quarantine record holds names a payload that is here.
+fn check_payloads(layout: &Layout, quarantine: &Report) -> Result<String, Failure> {
+    let path = layout.quarantine_payloads();
+    let at = path.display().to_string();
+    let failure = |message: String| Failure {
+        location: at.clone(),
+        message,
+    };
+    if let Ok(meta) = std::fs::metadata(&path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(failure(format!("readable by others (mode {mode:o})")));
+        }
+    }
+    let (refs, torn) = Payloads::open_read_only(&path)
+        .refs()
+        .map_err(|e| failure(e.to_string()))?;
+    // A writer appends payloads before the records naming them: a tail it is writing now
+    // is not damage.
+    if let Some(offset) = torn.filter(|_| quarantine.writer_durable.is_none()) {
+        return Err(failure(format!(
+            "ends inside a payload at offset {offset}: cut or truncated"
+        )));
+    }
+    let refs: HashSet<String> = refs.into_iter().collect();
+    let mut named = 0u64;
+    for_each_record(&layout.quarantine(), quarantine.records, |stored| {
+        let reference = stored
+            .record
+            .get("data")
+            .and_then(|d| d.get("payload_ref"))
+            .and_then(Json::as_str);
+        let Some(reference) = reference else {
+            return Ok(());
+        };
+        named += 1;
+        if refs.contains(reference) {
+            return Ok(());
+        }
+        Err(failure(format!(
+            "quarantine record {} names payload {reference}, which is not here: evidence was lost",
+            stored.seq
+        )))
+    })
+    .map_err(|mut f| {
+        if f.location != at {
+            f.location = format!("quarantine log: {}", f.location);
+        }
+        f
+    })?;
+    Ok(format!(
+        "{} payloads, each whole and matching its hash; all {named} the quarantine records name are here",
+        refs.len()
+    ))
+}
