@@ -18,10 +18,9 @@ use sealog_ledger::{
 };
 use sealog_merkle::Frontier;
 use sealog_merkle::note::{Signer, Verifier};
-use sealog_model::json::Json;
-use sealog_model::{Canonical, jcs};
+use sealog_model::jcs;
 use sealog_testkit::files::{copy_dir, make_writable, truncate};
-use sealog_testkit::format::{HEADER_BYTES, encode_frame, frames};
+use sealog_testkit::format::{HEADER_BYTES, encode_frame, forge, frames};
 use sealog_testkit::{Cli, Rng, Run};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -269,6 +268,33 @@ fn checkpoint_sizes(dir: &Path) -> Vec<u64> {
 
 fn payload(bytes: &[u8], frame: &Range<u64>) -> Vec<u8> {
     bytes[frame.start as usize + 8..frame.end as usize].to_vec()
+}
+
+/// Signs a checkpoint of the log as it now is with the log's own key and makes it the only
+/// one, as the holder of `keys/log.key` covering a forgery would.
+fn re_sign(dir: &Path) {
+    let mut frontier = Frontier::new();
+    for s in segments(dir) {
+        let bytes = fs::read(&s.path).unwrap();
+        for f in &s.frames {
+            frontier.push(sealog_merkle::leaf_hash(&payload(&bytes, f)));
+        }
+    }
+    let key = fs::read_to_string(dir.join("keys/log.key")).unwrap();
+    let signer = Signer::parse(key.trim()).unwrap();
+    let body = sealog_merkle::checkpoint::Checkpoint {
+        origin: signer.name().to_string(),
+        size: frontier.size(),
+        root: frontier.root(),
+        extensions: Vec::new(),
+    }
+    .to_body();
+    let note = sealog_merkle::note::sign(&body, &[&signer]).unwrap();
+    let mut log = Vec::new();
+    encode_frame(note.as_bytes(), &mut log);
+    fs::create_dir_all(dir.join("checkpoints")).unwrap();
+    fs::write(dir.join("checkpoints/log"), log).unwrap();
+    fs::write(dir.join("checkpoints/latest"), note).unwrap();
 }
 
 /// Rewrites every tree level file from the log, as an attacker covering a forgery would.
@@ -787,26 +813,11 @@ fn change_event(record: &mut Value) {
 fn forge_record(dir: &Path, seq: u64) {
     let (path, frame) = locate(dir, seq);
     rewrite_record(dir, seq, |old| {
-        let forged = edit_json(old, |record| {
-            let server: Vec<(String, Value)> = ["seq", "record_id", "ingested_at"]
-                .iter()
-                .map(|f| {
-                    (
-                        f.to_string(),
-                        record.as_object_mut().unwrap().remove(*f).unwrap(),
-                    )
-                })
-                .collect();
-            change_event(record);
-            let forged_id = Canonical::of_event(&Json::from_value(record))
-                .unwrap()
-                .record_id;
-            for (k, v) in server {
-                record[k.as_str()] = v;
-            }
-            assert_ne!(record["record_id"], json!(forged_id.to_string()));
-            record["record_id"] = json!(forged_id.to_string());
-        });
+        let forged = forge(old, change_event);
+        assert_ne!(
+            serde_json::from_slice::<Value>(&forged).unwrap()["record_id"],
+            serde_json::from_slice::<Value>(old).unwrap()["record_id"]
+        );
         assert_ne!(
             forged.len() as u64 + 8,
             frame.end - frame.start,
@@ -858,30 +869,40 @@ fn records_edited_behind_a_valid_checksum_are_caught() {
         "{message}"
     );
 
-    // A consistent record (new id) with the stored tree left as it was: the leaf disagrees.
+    // A consistent record (new id) with the stored tree left as it was: the log no longer
+    // matches the next checkpoint, and the stored tree shows which record changed.
     let dir = fx.copy("edit-with-new-id");
+    let (path, offset) = locate(&dir, seq);
     forge_record(&dir, seq);
     let (location, message) = damaged(&dir, &[], "forged record, tree untouched");
-    assert_eq!(
-        location,
-        format!("{}/level-00 node {seq}", shown(&dir.join("tree")))
+    assert_eq!(location, at_record(&path, offset.start));
+    assert!(message.contains("does not match checkpoint #"), "{message}");
+    assert!(
+        message.contains("derived from the log disagree"),
+        "{message}"
     );
-    assert!(message.contains("stored tree node differs"), "{message}");
 
     // `ingested_at` is outside the record_id, so only the tree and the checkpoints protect it.
     let dir = fx.copy("edit-ingested-at");
-    rewrite_record(&dir, seq, |old| {
+    let (path, offset) = rewrite_record(&dir, seq, |old| {
         edit_json(old, |r| {
             r["ingested_at"] = json!("2020-01-01T00:00:00.000000Z")
         })
     });
-    let (location, _) = damaged(&dir, &[], "ingested_at changed, tree untouched");
-    assert_eq!(
-        location,
-        format!("{}/level-00 node {seq}", shown(&dir.join("tree")))
+    let (location, message) = damaged(&dir, &[], "ingested_at changed, tree untouched");
+    assert_eq!(location, at_record(&path, offset));
+    assert!(
+        message.contains("derived from the log disagree"),
+        "{message}"
     );
+    // With the tree rebuilt over the change, the positions still remember the old time.
     rebuild_tree_files(&dir);
     let (location, message) = damaged(&dir, &[], "ingested_at changed, tree rebuilt");
+    assert_eq!(location, at_record(&path, offset));
+    assert!(message.contains("ingested"), "{message}");
+    // With every derived file gone, only the signed checkpoints can tell, at the next one.
+    fs::remove_dir_all(dir.join("index")).unwrap();
+    let (location, message) = damaged(&dir, &[], "ingested_at changed, derived files rebuilt");
     let size = checkpoint_sizes(&dir)
         .into_iter()
         .find(|&c| c > seq)
@@ -912,13 +933,17 @@ fn a_consistent_forgery_is_caught_by_the_signed_checkpoints() {
     rebuild_tree_files(&dir);
     fs::remove_dir_all(dir.join("index")).unwrap();
 
-    // Without its checkpoints the forged log is self-consistent: nothing but the signatures
-    // can tell.
+    // Without its checkpoints the forged log is self-consistent, but a log is signed when it
+    // is created: records without any checkpoint have lost them.
     let unsigned = fx.tmp.path().join("forgery-without-checkpoints");
     copy_dir(&dir, &unsigned);
     fs::remove_dir_all(unsigned.join("checkpoints")).unwrap();
-    let report = intact(&unsigned, &[]);
-    assert_eq!(report["checkpoints"], 0);
+    let (location, message) = damaged(&unsigned, &[], "forgery, checkpoints removed");
+    assert_eq!(location, shown(&unsigned.join("checkpoints/log")));
+    assert!(
+        message.contains("the checkpoints were removed"),
+        "{message}"
+    );
 
     let (i, size) = sizes
         .iter()
@@ -949,11 +974,7 @@ fn a_consistent_forgery_is_caught_by_the_signed_checkpoints() {
     let err = Ledger::open(&dir, config())
         .err()
         .expect("open must refuse");
-    assert!(
-        err.to_string()
-            .contains("does not match the signed checkpoint"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("records were changed"), "{err}");
 }
 
 #[test]
@@ -966,10 +987,11 @@ fn a_forgery_re_signed_with_the_log_key_is_caught_by_an_old_checkpoint() {
     let dir = fx.copy("forgery-re-signed");
     forge_record(&dir, RECORDS / 3);
     // Whoever holds keys/log.key can sign anything: drop the checkpoints and derived files,
-    // and let the ledger sign a fresh checkpoint over the forged history.
+    // sign the forged history's tree with the log's key, and let the ledger rebuild the rest.
     for sub in ["checkpoints", "index", "tree"] {
         fs::remove_dir_all(dir.join(sub)).unwrap();
     }
+    re_sign(&dir);
     Ledger::open(&dir, config()).unwrap().close().unwrap();
     let report = intact(&dir, &[]);
     assert_eq!(report["records"], RECORDS);
@@ -1066,7 +1088,12 @@ fn forged_checkpoints_are_refused() {
         &dir.join("keys/log.pub"),
         format!("{}\n", impostor.verifier().to_vkey()).as_bytes(),
     );
-    let (location, _) = damaged(&dir, &[], "swapped verifier key");
+    let (location, message) = damaged(&dir, &[], "swapped verifier key");
+    assert_eq!(location, shown(&dir.join("keys/log.pub")));
+    assert!(message.contains("it was replaced"), "{message}");
+    // Without the signing key to tell, no checkpoint is the log's any more.
+    fs::remove_file(dir.join("keys/log.key")).unwrap();
+    let (location, _) = damaged(&dir, &[], "swapped verifier key, no signing key");
     assert_eq!(
         location,
         format!("{} checkpoint #0", shown(&dir.join("checkpoints/log")))
