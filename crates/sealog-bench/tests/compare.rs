@@ -3,7 +3,7 @@
 //! completeness and sanity. No timing is asserted.
 //!
 //! Without PostgreSQL's server binaries the PostgreSQL part is skipped with a loud message,
-//! except under `CI=true`, where CI installs them and their absence fails the test.
+//! except under CI (`sealog_testkit::under_ci`), where CI installs them and their absence fails the test.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -51,17 +51,9 @@ fn free_port() -> u16 {
 /// Starts a cluster, or returns `None` (loudly) when PostgreSQL is not installed outside CI.
 fn start_cluster() -> Option<Cluster> {
     if !postgres_installed() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but PostgreSQL's server binaries are missing (/usr/lib/postgresql/*/bin): \
-             CI must install them (apt-get install -y postgresql)"
-        );
-        eprintln!(
-            "\n**********************************************************************\n\
-             PostgreSQL is not installed: the PostgreSQL part of this comparison is\n\
-             SKIPPED. Install the Debian package `postgresql` to run it.\n\
-             **********************************************************************\n"
+        sealog_testkit::missing(
+            "PostgreSQL's server (/usr/lib/postgresql/*/bin)",
+            "apt-get install -y postgresql",
         );
         return None;
     }

@@ -15,6 +15,28 @@ pub use cli::{Cli, Run};
 pub use http::{Api, Resp, ServerProcess};
 pub use rng::Rng;
 
+/// Whether the tests run under CI: `CI` set to anything but empty, `false` or `0`. The one
+/// predicate every test uses; `.ci/run` sets `CI=true`. Under CI a missing server or tool
+/// fails its test instead of skipping it.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "false" | "0"))
+}
+
+/// Called when `what` (a server or tool a test needs) is missing: under CI the test fails,
+/// naming how CI must install it; elsewhere it prints a loud banner and the caller skips.
+pub fn missing(what: &str, install: &str) {
+    assert!(
+        !under_ci(),
+        "CI is set but {what} is missing: CI must install it ({install})"
+    );
+    eprintln!(
+        "\n**********************************************************************\n\
+         {what} is missing: this test is SKIPPED.\n\
+         Install it ({install}) or run scripts/test, which does.\n\
+         **********************************************************************\n"
+    );
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary directory")

@@ -53,9 +53,10 @@ fn trials() -> usize {
     {
         return n;
     }
-    match std::env::var("CI") {
-        Ok(v) if !v.is_empty() && v != "false" && v != "0" => 50,
-        _ => 10,
+    if sealog_testkit::under_ci() {
+        50
+    } else {
+        10
     }
 }
 

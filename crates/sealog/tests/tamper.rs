@@ -51,7 +51,7 @@ fn seed() -> u64 {
 }
 
 fn trials(local: usize, ci: usize) -> usize {
-    if std::env::var_os("CI").is_some() {
+    if sealog_testkit::under_ci() {
         ci
     } else {
         local
