@@ -17,7 +17,7 @@ pub mod workload;
 
 use std::path::Path;
 
-pub use engines::{Engine, Hits, Tamper};
+pub use engines::{Attempt, Engine, Hits, Tamper};
 pub use report::Report;
 pub use run::{EngineSpec, Options};
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engines::Attempt;
 use crate::machine::Machine;
 use crate::run::{EngineReport, Options};
 
@@ -473,9 +474,10 @@ impl Report {
         );
         let _ = writeln!(m, "|---|---|---|---|---|---|---|");
         for e in &self.engines {
-            let refusal = |r: &Result<String, String>| match r {
-                Ok(why) => format!("refused ({})", why.replace('|', "/")),
-                Err(what) => format!("**allowed** ({what})"),
+            let refusal = |a: &Attempt| match a {
+                Attempt::Refused(why) => format!("refused ({})", why.replace('|', "/")),
+                Attempt::Allowed(what) => format!("**allowed** ({})", what.replace('|', "/")),
+                Attempt::NotApplicable(why) => format!("n/a ({})", why.replace('|', "/")),
             };
             let _ = writeln!(
                 m,

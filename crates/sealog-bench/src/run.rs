@@ -279,6 +279,10 @@ pub fn run_engine(
 
     let (events_stored, entries_stored) = engine.counts()?;
     let tamper = engine.tamper()?;
+    log(
+        &name,
+        format!("UPDATE: {:?}; DELETE: {:?}", tamper.update, tamper.delete),
+    );
     Ok(EngineReport {
         setup: engine.setup(),
         name,

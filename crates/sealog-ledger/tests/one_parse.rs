@@ -303,7 +303,9 @@ fn producers_never_write_sealogs_own_types() {
             tenant: Some("acme"),
         },
     ] {
-        for (event, result) in events.iter().zip(ingest_as(&ledger, &events, &author)) {
+        let results = ingest_as(&ledger, &events, &author);
+        assert_eq!(results.len(), events.len(), "one result per event");
+        for (event, result) in events.iter().zip(results) {
             let IngestResult::Rejected(r) = result else {
                 panic!("{author:?} wrote {}: {}", event["type"], result.to_json())
             };

@@ -3,38 +3,109 @@
 
 mod common;
 
-use common::{canonical, check, derive, example, examples, packs};
+use common::{canonical, check, example, examples, packs};
 use proptest::prelude::*;
 use sealog_model::json::Json;
 use sealog_model::{Canonical, Envelope};
-use serde_json::{Map, Value, json};
+use sealog_packs::Derived;
+use serde_json::{Value, json};
 
 fn prepared(event: &Value) -> Canonical {
-    canonical(&check(event).unwrap())
+    prepared_text(&event.to_string()).0
 }
 
-/// Rebuilds every object with its members in a shuffled order (as a producer might send them).
-fn shuffle_members(v: &Value, seed: &mut u64) -> Value {
+/// An event as the packs meet it: text parsed into the tree that keeps members as sent,
+/// checked and normalized in that tree, then canonicalized and derived from.
+fn prepared_text(text: &str) -> (Canonical, Derived) {
+    let mut tree = Json::parse_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let ty = tree.get("type").and_then(Json::as_str).unwrap().to_string();
+    packs()
+        .check(&ty, &mut tree)
+        .unwrap_or_else(|q| panic!("{q:?}: {text}"));
+    let derived = packs().derive(&tree, &Envelope::parse(&tree).unwrap());
+    (Canonical::of_event(&tree).unwrap(), derived)
+}
+
+/// A small seeded generator, so one proptest-chosen seed drives every member order.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize % n
+    }
+}
+
+/// `v` as JSON text with every object's members in a shuffled order and some whitespace, as
+/// a producer might send it. Written as text because a `serde_json::Map` sorts its members
+/// (no `preserve_order` here): any `Value` would hand the sorted order on again.
+fn shuffled_text(v: &Value, rng: &mut Lcg, out: &mut String) {
+    out.push_str(&" \n\t"[..rng.below(3)]);
     match v {
         Value::Object(m) => {
             let mut members: Vec<_> = m.iter().collect();
             for i in (1..members.len()).rev() {
-                *seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                members.swap(i, (*seed >> 33) as usize % (i + 1));
+                members.swap(i, rng.below(i + 1));
             }
-            let mut out = Map::new();
-            for (k, v) in members {
-                out.insert(k.clone(), shuffle_members(v, seed));
+            out.push('{');
+            for (i, (k, v)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(k.as_str()).to_string());
+                out.push(':');
+                shuffled_text(v, rng, out);
             }
-            Value::Object(out)
+            out.push('}');
         }
         Value::Array(items) => {
-            Value::Array(items.iter().map(|i| shuffle_members(i, seed)).collect())
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                shuffled_text(item, rng, out);
+            }
+            out.push(']');
         }
-        other => other.clone(),
+        other => out.push_str(&other.to_string()),
     }
+}
+
+fn shuffled(v: &Value, seed: u64) -> String {
+    let mut out = String::new();
+    shuffled_text(v, &mut Lcg(seed), &mut out);
+    out
+}
+
+/// Pointers of the objects whose members the parsed tree holds out of sorted order.
+fn unsorted_objects(tree: &Json<'_>, at: &str, found: &mut Vec<String>) {
+    match tree {
+        Json::Object(members) => {
+            if members.windows(2).any(|w| w[0].0 > w[1].0) {
+                found.push(at.to_string());
+            }
+            for (k, v) in members {
+                let k = k.replace('~', "~0").replace('/', "~1");
+                unsorted_objects(v, &format!("{at}/{k}"), found);
+            }
+        }
+        Json::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                unsorted_objects(v, &format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn unsorted(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    unsorted_objects(&Json::parse_str(text).unwrap(), "", &mut found);
+    found
 }
 
 fn permute(items: &mut [Value], order: &[usize]) {
@@ -79,21 +150,25 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let base = rich_decision();
-        let mut shuffled = base.clone();
+        let mut shuffled_arrays = base.clone();
         {
-            let d = &mut shuffled["data"];
+            let d = &mut shuffled_arrays["data"];
             permute(d["features"]["feature_keys_used"].as_array_mut().unwrap(), &keys);
             permute(d["features"]["group_versions_used"].as_array_mut().unwrap(), &groups);
             permute(d["decision"]["actions"].as_array_mut().unwrap(), &actions);
             permute(d["df_provenance"]["stage_summary"].as_array_mut().unwrap(), &stages);
         }
-        let mut seed = seed;
-        let shuffled = shuffle_members(&shuffled, &mut seed);
-        let (a, b) = (prepared(&base), prepared(&shuffled));
-        prop_assert_eq!(a.bytes(), b.bytes());
+        let text = shuffled(&shuffled_arrays, seed);
+        // Dozens of objects, several with many members: all of them sorted by chance is
+        // practically impossible, and would leave the property untested.
+        prop_assert!(!unsorted(&text).is_empty(), "members came out sorted: {}", text);
+        let ((a, da), (b, db)) = (prepared_text(&base.to_string()), prepared_text(&text));
+        prop_assert_eq!(
+            String::from_utf8_lossy(a.bytes()),
+            String::from_utf8_lossy(b.bytes())
+        );
         prop_assert_eq!(a.record_id, b.record_id);
-        let (na, nb) = (check(&base).unwrap(), check(&shuffled).unwrap());
-        prop_assert_eq!(derive(&na), derive(&nb));
+        prop_assert_eq!(da, db);
     }
 
     #[test]
@@ -116,6 +191,31 @@ proptest! {
             permute(ev["field_changes"].as_array_mut().unwrap(), &inner);
         }
         prop_assert_eq!(prepared(&base).record_id, prepared(&shuffled).record_id);
+    }
+}
+
+/// The member-order property above is only as strong as its texts: they must reach the packs
+/// with members out of sorted order, at the top level and deep inside `data`.
+#[test]
+fn shuffled_texts_present_other_member_orders_at_every_level() {
+    let base = rich_decision();
+    let levels = ["", "/data", "/data/features", "/data/decision/actions/0"];
+    let mut seen: Vec<&str> = Vec::new();
+    const SEEDS: std::ops::Range<u64> = 0..16;
+    eprintln!("member-order seeds {SEEDS:?} (fixed: the run is the same every time)");
+    for seed in SEEDS {
+        let text = shuffled(&base, seed);
+        assert_ne!(text, base.to_string());
+        let found = unsorted(&text);
+        seen.extend(levels.iter().filter(|l| found.iter().any(|f| f == *l)));
+        assert_eq!(
+            prepared_text(&text).0.record_id,
+            prepared(&base).record_id,
+            "seed {seed}: {text}"
+        );
+    }
+    for level in levels {
+        assert!(seen.contains(&level), "no seed reordered {level:?}");
     }
 }
 

@@ -229,12 +229,25 @@ pub fn document_json() -> String {
 
 #[cfg(test)]
 mod tests {
+    /// `sealog_testkit::under_ci`'s predicate (a unit test of this crate cannot use the
+    /// testkit, which depends on it): `CI` set to anything but empty, `false` or `0`.
+    fn under_ci() -> bool {
+        std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "false" | "0"))
+    }
+
     /// Regenerate with `UPDATE_OPENAPI=1 cargo test -p sealog-server openapi`.
     #[test]
     fn checked_in_openapi_matches_the_code() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
         let generated = super::document_json();
         if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            // Regenerating makes the comparison below pass whatever the file said, so CI,
+            // which must catch a stale file, never does it.
+            assert!(
+                !under_ci(),
+                "UPDATE_OPENAPI is set under CI: the check of {} would pass whatever it says",
+                path.display()
+            );
             std::fs::write(&path, &generated).unwrap();
         }
         let checked_in = std::fs::read_to_string(&path).unwrap_or_default();

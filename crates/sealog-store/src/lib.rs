@@ -72,6 +72,13 @@ pub struct Config {
     /// How often the writer signs a checkpoint while appends arrive; one is always signed
     /// on close. Zero signs one per commit.
     pub checkpoint_interval: Duration,
+    /// For fault tests only: the Nth fsync of the active segment on the commit path of this
+    /// opening (counting from 1) reports an I/O error after it ran, once, as a failing disk
+    /// would. No operating system fails an fsync on demand, and what the store does after one
+    /// (poisoned until reopened, nothing acknowledged) needs a test.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fail_segment_sync: Option<u64>,
 }
 
 impl Default for Config {
@@ -82,6 +89,8 @@ impl Default for Config {
             batch_events_max: 16_384,
             memtable_records_max: 131_072,
             checkpoint_interval: Duration::from_secs(1),
+            #[cfg(feature = "fault-injection")]
+            fail_segment_sync: None,
         }
     }
 }

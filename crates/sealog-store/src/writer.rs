@@ -203,7 +203,12 @@ impl<A: Admission> Writer<A> {
                 }
             }
             Err(e) => {
-                let message = e.to_string();
+                // A store poisoned earlier already says why: wrapping that again would
+                // repeat "stopped accepting writes" once more for every refused append.
+                let message = match e {
+                    StoreError::Poisoned(why) => why,
+                    e => e.to_string(),
+                };
                 for r in group {
                     let _ = r.reply.send(Err(StoreError::Poisoned(message.clone())));
                 }
@@ -302,6 +307,21 @@ impl<A: Admission> Writer<A> {
         let synced = written.and_then(|()| match self.config.durability {
             Durability::Fsync => active.sync().map_err(io),
             Durability::Os => Ok(()),
+        });
+        #[cfg(feature = "fault-injection")]
+        let synced = synced.and_then(|()| {
+            let nth = self.shared.counters.fsyncs.load(Ordering::Relaxed) + 1;
+            let fsynced = self.config.durability == Durability::Fsync;
+            match self
+                .config
+                .fail_segment_sync
+                .take_if(|n| *n == nth && fsynced)
+            {
+                Some(n) => Err(io(std::io::Error::other(format!(
+                    "injected failure of fsync {n}"
+                )))),
+                None => Ok(()),
+            }
         });
         synced.map_err(|e| self.poison(e))?;
         let t_index = Instant::now();

@@ -3,7 +3,7 @@
 //! runs cover and those after them, across segments — proves them like the writer would,
 //! and neither appends, signs nor changes a byte of any file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use sealog_store::{
     Config, Durability, Entry, Indexer, Key, LIMIT_MAX, LogRead, LogWrite, Outcome, Scan, Store,
     StoreError, open_checkpoint,
 };
-use sealog_testkit::files::all_files;
+use sealog_testkit::files::{all_files, settled_index_end};
 use sealog_testkit::{tempdir, wait_for};
 
 type TestStore = Store<Unique>;
@@ -65,36 +65,6 @@ fn append_one_by_one(writer: &TestStore, from: u64, to: u64) {
             "{out:?}"
         );
     }
-}
-
-/// Where the index runs `index/MANIFEST` names end, once the run files in `index/` are
-/// exactly those it names (both as `docs/format.md` describes them): a flush is then done.
-fn settled_index_end(layout: &LogLayout) -> Option<u64> {
-    let manifest = std::fs::read_to_string(layout.index().join("MANIFEST")).ok()?;
-    let mut lines = manifest.lines();
-    assert_eq!(lines.next(), Some("sealog-index 2"));
-    let named: BTreeSet<String> = lines
-        .filter(|l| l.starts_with("run "))
-        .map(|l| {
-            let f: Vec<u64> = l.split(' ').skip(1).map(|x| x.parse().unwrap()).collect();
-            format!("run-{:020}-{:020}", f[0], f[1])
-        })
-        .collect();
-    let on_disk: BTreeSet<String> = all_files(&layout.index())
-        .iter()
-        .filter_map(|p| {
-            p.file_name()?
-                .to_str()?
-                .strip_prefix("run-")
-                .map(str::to_string)
-        })
-        .map(|name| format!("run-{}", name.split('.').next().unwrap()))
-        .collect();
-    if named != on_disk {
-        return None;
-    }
-    let last = named.last()?;
-    Some(last.rsplit('-').next()?.parse().unwrap())
 }
 
 /// Every file under `dir` and its bytes.

@@ -12,7 +12,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
@@ -24,9 +25,12 @@ use sealog_store::{
     Config, Cut, Durability, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead, LogWrite, Outcome, Scan,
     Store, StoreError,
 };
-use sealog_testkit::Rng;
-use sealog_testkit::files::{append_bytes, copy_dir, flip_byte, truncate};
+use sealog_testkit::files::{
+    NOBODY, append_bytes, chown_tree, copy_dir, current_exe_for_another_user, flip_byte,
+    opens_for_writing, settled_index_end, truncate,
+};
 use sealog_testkit::format::{FRAME_HEADER_BYTES, HEADER_BYTES, frames};
+use sealog_testkit::{Rng, wait_for};
 use serde_json::{Value, json};
 
 /// 2026-01-01T00:00:00Z in Unix seconds.
@@ -315,12 +319,23 @@ fn duplicates_answer_with_the_original_seq_in_a_batch_across_batches_and_across_
     let dir = tempfile::tempdir().unwrap();
     let a = simple("a");
     let b = simple("b");
-    // Same content, other key order and whitespace: the same record.
+    // Same content, other member order (top level and nested), whitespace, escapes and
+    // number spelling: the same record. It stays text up to the parse that keeps members as
+    // sent; a `Value` would have sorted them again.
     let a_again = format!(
-        "{{ \"data\": {{\"text\":\"héllo ✓\",\"n\":1.0}}, \"tenant\":\"acme\", \"time\":\"{}\", \
-         \"type\":\"test.simple\", \"source\":\"tests\", \"id\":\"a\" }}",
+        "{{ \"type\":\"test.simple\", \"id\":\"a\",\n \"data\": {{\"text\":\"h\\u00e9llo ✓\", \"n\":1.0}}, \
+         \"time\":\"{}\", \"source\":\"tests\", \"tenant\":\"acme\" }}",
         a["time"].as_str().unwrap()
     );
+    let mut spelled = a.clone();
+    spelled["data"]["n"] = json!(1.0);
+    assert_eq!(serde_json::from_str::<Value>(&a_again).unwrap(), spelled);
+    assert_eq!(
+        sealog_testkit::shuffle::unsorted_objects(&a_again),
+        ["", "/data"],
+        "the text presents other member orders than a `Value` would"
+    );
+    assert!(sealog_testkit::shuffle::unsorted_objects(&a.to_string()).is_empty());
     let rid_a = entry(&a).id();
     let rid_b = entry(&b).id();
     assert_eq!(entry_text(&a_again).id(), rid_a);
@@ -739,16 +754,29 @@ fn check_scans(store: &TestStore, model: &Model, stage: &str) {
     }
 }
 
+/// The events' seed: fixed, printed, and replaced by `SEALOG_STORE_SEED` to replay another.
+fn scan_seed() -> u64 {
+    let seed = std::env::var("SEALOG_STORE_SEED").map_or(0x5EA1_0600, |s| {
+        let s = s.trim();
+        s.strip_prefix("0x")
+            .map_or_else(|| s.parse(), |hex| u64::from_str_radix(hex, 16))
+            .expect("SEALOG_STORE_SEED must be a u64 (decimal or 0x-hex)")
+    });
+    eprintln!("scan model seed {seed:#x} (replay with SEALOG_STORE_SEED={seed:#x})");
+    seed
+}
+
 #[test]
 fn every_scan_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuild() {
     const N: usize = 2500;
-    const SEED: u64 = 0x5EA1_0600;
+    const MEMTABLE: u64 = 100;
+    let seed = scan_seed();
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
-        memtable_records_max: 100,
+        memtable_records_max: MEMTABLE,
         ..fast()
     };
-    let mut rng = Rng::new(SEED);
+    let mut rng = Rng::new(seed);
     let events: Vec<Ev> = (0..N).map(|i| gen_event(i, &mut rng)).collect();
     let store = open(dir.path(), config.clone());
     let mut next = 0;
@@ -770,18 +798,29 @@ fn every_scan_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuild
         events,
         ingested_ns: ingested,
     };
-    let stage = |what: &str| format!("{what} (events from seed {SEED:#x})");
+    let stage = |what: &str| format!("{what} (events from seed {seed:#x})");
     check_scans(&store, &model, &stage("live"));
 
     // What a crash now would leave: the index as last flushed, the rest replayed from the log.
+    // A commit that fills the memtable hands it to the background flusher, so once that has
+    // written its run, fewer than a memtable's records are left out of the index; until then
+    // the copy could catch a flush or merge half done.
+    let indexed = wait_for(30, "the index flush of the last full memtable", || {
+        settled_index_end(&LogLayout::new(dir.path())).filter(|&end| N as u64 - end < MEMTABLE)
+    });
     let crashed = tempfile::tempdir().unwrap();
     copy_dir(dir.path(), crashed.path());
     close(store);
+    assert_eq!(
+        settled_index_end(&LogLayout::new(crashed.path())),
+        Some(indexed),
+        "the copy holds the index as it was flushed"
+    );
     let store = open(crashed.path(), config.clone());
-    let replayed = store.recovery().replayed;
-    assert!(
-        replayed < 100 + 37,
-        "the index covered all but the memtable, yet {replayed} were replayed"
+    assert_eq!(
+        store.recovery().replayed,
+        N as u64 - indexed,
+        "the index covered the first {indexed} records: only the rest are replayed"
     );
     check_scans(&store, &model, &stage("after a crash"));
     drop(store);
@@ -980,16 +1019,31 @@ fn segments_roll_are_sealed_read_only_and_read_back_after_reopen() {
     assert_eq!(record(&store, 400)["id"], json!("after-reopen"));
 }
 
+/// The data directory and record count [`a_crash_right_after_sealing_leaves_a_store_that_opens`]
+/// hands to itself run as `nobody`.
+const SEALED_DIR_ENV: &str = "SEALOG_TEST_SEALED_DIR";
+const SEALED_RECORDS_ENV: &str = "SEALOG_TEST_SEALED_RECORDS";
+
 /// A crash between sealing a full segment and creating the next leaves a full, read-only
-/// last segment. Nothing is damaged, so opening must work without writing to it. Root may
-/// open a 0o444 file for writing, so this fails only when run as another user.
+/// last segment. Nothing is damaged, so opening must work without writing to it, or even
+/// opening it for writing: the 0o444 mode makes that an error. Root may open a 0o444 file
+/// for writing, so when the test runs as root the opening and the append are made by this
+/// test binary run again as `nobody`, whom the mode binds.
 #[test]
 fn a_crash_right_after_sealing_leaves_a_store_that_opens() {
-    let dir = tempfile::tempdir().unwrap();
     let config = Config {
         segment_bytes_max: 4096,
         ..fast()
     };
+    if let (Ok(dir), Ok(n)) = (
+        std::env::var(SEALED_DIR_ENV),
+        std::env::var(SEALED_RECORDS_ENV),
+    ) {
+        open_beside_a_sealed_last_segment(Path::new(&dir), config, n.parse().unwrap());
+        println!("opened and appended as uid {}", process_uid());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
     let mut n = 0;
     {
         let store = open(dir.path(), config.clone());
@@ -1009,11 +1063,31 @@ fn a_crash_right_after_sealing_leaves_a_store_that_opens() {
     let last = segments(dir.path()).pop().unwrap();
     fs::set_permissions(&last, fs::Permissions::from_mode(0o444)).unwrap();
     let sealed_bytes = fs::read(&last).unwrap();
-    let store = open(dir.path(), config);
-    assert_eq!(store.len(), n);
-    assert_eq!(appended(&append(&store, &[simple("next")])), [n]);
-    assert_eq!(record(&store, n)["id"], json!("next"));
-    close(store);
+    if opens_for_writing(&last) {
+        chown_tree(dir.path(), NOBODY, NOBODY);
+        let test = "a_crash_right_after_sealing_leaves_a_store_that_opens";
+        let (_exe_dir, exe) = current_exe_for_another_user();
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(SEALED_DIR_ENV, dir.path())
+            .env(SEALED_RECORDS_ENV, n.to_string())
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .unwrap_or_else(|e| panic!("run this test again as nobody (uid {NOBODY}): {e}"));
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "as nobody: {said}");
+        assert!(
+            said.contains(&format!("opened and appended as uid {NOBODY}")),
+            "the run as nobody did not reach the store: {said}"
+        );
+    } else {
+        open_beside_a_sealed_last_segment(dir.path(), config, n);
+    }
     assert_eq!(
         fs::read(&last).unwrap(),
         sealed_bytes,
@@ -1024,6 +1098,26 @@ fn a_crash_right_after_sealing_leaves_a_store_that_opens() {
         3,
         "the next record went into a new segment"
     );
+}
+
+/// Opens a store whose last segment is sealed, as a user the segment's mode binds, and
+/// appends to it.
+fn open_beside_a_sealed_last_segment(dir: &Path, config: Config, n: u64) {
+    let last = segments(dir).pop().unwrap();
+    assert!(
+        !opens_for_writing(&last),
+        "this user may write a 0o444 file, so the mode proves nothing here"
+    );
+    let store = open(dir, config);
+    assert_eq!(store.len(), n);
+    assert_eq!(appended(&append(&store, &[simple("next")])), [n]);
+    assert_eq!(record(&store, n)["id"], json!("next"));
+    close(store);
+}
+
+/// The effective uid this process runs as: the owner of its `/proc/self`.
+fn process_uid() -> u32 {
+    fs::metadata("/proc/self").unwrap().uid()
 }
 
 // ---------------------------------------------------------------------------------------

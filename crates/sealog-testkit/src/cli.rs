@@ -1,12 +1,18 @@
 //! The real `sealog` binary, run on a data directory.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::Value;
+
+/// How long [`Cli::run`] lets one command run: far beyond what any command of the tests takes
+/// on a loaded machine, so that only a hang reaches it, and a hang fails its test instead of
+/// stopping the suite.
+pub const RUN_SECS_MAX: u64 = 600;
 
 /// How to run the binary: its path (a test's `env!("CARGO_BIN_EXE_sealog")`), the data
 /// directory, and whether undeclared event types are accepted.
@@ -72,32 +78,16 @@ impl Cli {
         c
     }
 
-    /// Runs to the end with `stdin` as input.
+    /// Runs to the end with `stdin` as input; a run that has not ended after [`RUN_SECS_MAX`]
+    /// is killed and fails the test.
     pub fn run(&self, args: &[&str], stdin: &[u8]) -> Run {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sealog");
-        let mut input = child.stdin.take().expect("stdin");
-        let bytes = stdin.to_vec();
-        // Fed from a thread so a child that answers before reading everything cannot
-        // deadlock.
-        let feeder = std::thread::spawn(move || {
-            let _ = input.write_all(&bytes);
-        });
-        let out = child.wait_with_output().expect("wait for sealog");
-        feeder.join().expect("the feeder thread");
-        Run {
-            code: out
-                .status
-                .code()
-                .unwrap_or_else(|| panic!("sealog {args:?} died: {:?}", out.status)),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.run_within(args, stdin, Duration::from_secs(RUN_SECS_MAX))
+    }
+
+    /// Runs to the end with `stdin` as input; a run that has not ended `within` is killed and
+    /// fails the test.
+    pub fn run_within(&self, args: &[&str], stdin: &[u8], within: Duration) -> Run {
+        run_command(self.command(args), stdin, within)
     }
 
     /// Runs and expects exit code 0.
@@ -167,6 +157,66 @@ impl Cli {
             v["key"].as_str().expect("the secret").to_string(),
             v["id"].as_str().expect("the id").to_string(),
         )
+    }
+}
+
+/// Runs a command to the end with `stdin` as input and its output captured. A command that
+/// has not ended `within` is killed (SIGKILL) and fails the test, with what it printed so far.
+pub fn run_command(mut command: Command, stdin: &[u8], within: Duration) -> Run {
+    let shown = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {shown}: {e}"));
+    let pid = child.id();
+    let mut input = child.stdin.take().expect("stdin");
+    let bytes = stdin.to_vec();
+    // Fed from a thread so a child that answers before reading everything cannot deadlock.
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = r.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    // The wait runs on its own thread so this one can give up on it at the deadline.
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let (status, hung) = match rx.recv_timeout(within) {
+        Ok(status) => (status, false),
+        Err(RecvTimeoutError::Timeout) => {
+            signal(pid, libc::SIGKILL);
+            (rx.recv().expect("the waiter thread"), true)
+        }
+        Err(RecvTimeoutError::Disconnected) => panic!("the waiter thread of {shown} died"),
+    };
+    let status = status.unwrap_or_else(|e| panic!("wait for {shown}: {e}"));
+    waiter.join().expect("the waiter thread");
+    feeder.join().expect("the feeder thread");
+    let (stdout, stderr) = (
+        stdout.join().expect("the stdout reader"),
+        stderr.join().expect("the stderr reader"),
+    );
+    assert!(
+        !hung,
+        "{shown} did not end within {} s and was killed; stdout: {stdout}\nstderr: {stderr}",
+        within.as_secs_f64()
+    );
+    Run {
+        code: status
+            .code()
+            .unwrap_or_else(|| panic!("{shown} died: {status:?}; stderr: {stderr}")),
+        stdout,
+        stderr,
     }
 }
 

@@ -1,12 +1,19 @@
 //! File surgery: what a crash or an attacker leaves behind, done by hand to a copy.
 
+use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use sealog_model::LogLayout;
+
 /// Copies a data directory, even while a store writes it: a file the store removes
 /// mid-copy (an index run merged away) is skipped, as a crash at that moment would lose it.
+///
+/// A copy taken while the background index flush runs may hold a manifest whose runs were
+/// merged away before the copy reached them, which no crash leaves behind; a test that needs
+/// a crash state waits for [`settled_index_end`] first.
 pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create the copy");
     let Ok(entries) = fs::read_dir(from) else {
@@ -31,6 +38,48 @@ pub fn copy_dir(from: &Path, to: &Path) {
             Err(e) => panic!("copy {}: {e}", entry.path().display()),
         }
     }
+}
+
+/// The uid and gid a test drops to when a file's mode must bind it: `nobody`'s.
+pub const NOBODY: u32 = 65_534;
+
+/// Whether this process may open `path` for writing. A mode without write permission binds
+/// every user but root (and holders of `CAP_DAC_OVERRIDE`), so a test that relies on it
+/// checks this first.
+pub fn opens_for_writing(path: &Path) -> bool {
+    OpenOptions::new().write(true).open(path).is_ok()
+}
+
+/// Hands `dir` and everything under it to `uid`:`gid`, for a child process run as that user.
+pub fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", dir.display()));
+    for entry in fs::read_dir(dir).expect("read the directory").flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            chown_tree(&entry.path(), uid, gid);
+        } else {
+            std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid))
+                .unwrap_or_else(|e| panic!("chown {}: {e}", entry.path().display()));
+        }
+    }
+}
+
+/// The running test binary, where another user can run it: hard-linked (or, across file
+/// systems, copied) into a temporary directory anyone may enter, since the checkout may sit
+/// where only its owner may go (`/root`). The directory must outlive the child.
+pub fn current_exe_for_another_user() -> (tempfile::TempDir, std::path::PathBuf) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = tempfile::Builder::new()
+        .prefix("sealog-test-exe-")
+        .tempdir_in(std::env::temp_dir())
+        .expect("a temporary directory");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let linked = dir.path().join(exe.file_name().expect("a file name"));
+    if fs::hard_link(&exe, &linked).is_err() {
+        fs::copy(&exe, &linked).expect("copy the test binary");
+        fs::set_permissions(&linked, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    (dir, linked)
 }
 
 /// Makes a (sealed, read-only) file writable so a test can damage it; returns its old mode.
@@ -87,4 +136,36 @@ pub fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out.sort();
     out
+}
+
+/// Where the index runs that `index/MANIFEST` names end, once the run files in `index/` are
+/// exactly those it names (both as `docs/format.md` describes them): the background flush
+/// is then done, and the writer writes no index file until its next commit. `None` while a
+/// flush or merge is under way, and before the first run.
+pub fn settled_index_end(layout: &LogLayout) -> Option<u64> {
+    let manifest = fs::read_to_string(layout.index().join("MANIFEST")).ok()?;
+    let mut lines = manifest.lines();
+    assert_eq!(lines.next(), Some("sealog-index 2"), "{manifest}");
+    let named: BTreeSet<(u64, u64)> = lines
+        .filter_map(|l| l.strip_prefix("run "))
+        .map(|l| {
+            let f: Vec<u64> = l
+                .split(' ')
+                .map(|x| x.parse().unwrap_or_else(|_| panic!("manifest line {l:?}")))
+                .collect();
+            (f[0], f[1])
+        })
+        .collect();
+    let on_disk: BTreeSet<(u64, u64)> = all_files(&layout.index())
+        .iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.strip_prefix("run-")?;
+            let (first, end) = name.split('.').next()?.split_once('-')?;
+            Some((first.parse().ok()?, end.parse().ok()?))
+        })
+        .collect();
+    if named != on_disk {
+        return None;
+    }
+    named.last().map(|&(_, end)| end)
 }

@@ -9,6 +9,8 @@ pub mod files;
 pub mod format;
 pub mod http;
 pub mod rng;
+pub mod shuffle;
+pub mod tree;
 
 pub use app::InProcess;
 pub use cli::{Cli, Run};

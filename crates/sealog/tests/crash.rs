@@ -3,6 +3,12 @@
 //! foreign records, and that the store takes new appends. Trials continue in the same data
 //! directory for a while, so each recovery also recovers from the previous one.
 //!
+//! A SIGKILL keeps the page cache, so these trials cannot tell a synced record from one that
+//! was only written: `--durability os` trials check recovery, not durability, and the order
+//! of write, sync and acknowledgement is checked from the system calls in `fsync_order.rs`.
+//! The run fails if no durable trial was killed while appends were in flight, or if no
+//! acknowledgement was checked, for either way of reading the log back.
+//!
 //! Trial `t` draws its choices from seed `base + t`; a failure prints the base and the trial
 //! count to replay the same sequence with `SEALOG_CRASH_SEED` and `SEALOG_CRASH_TRIALS` (the
 //! kill lands where the scheduler puts it, so a replay repeats the choices, not the timing).
@@ -53,11 +59,7 @@ fn trials() -> usize {
     {
         return n;
     }
-    if sealog_testkit::under_ci() {
-        50
-    } else {
-        10
-    }
+    if sealog_testkit::under_ci() { 50 } else { 10 }
 }
 
 fn seed_base() -> u64 {
@@ -172,6 +174,7 @@ struct Crashed {
     stderr: String,
 }
 
+#[derive(Clone, Copy)]
 enum KillAt {
     /// Milliseconds after the spawn.
     Delay(u64),
@@ -305,9 +308,24 @@ fn read_new(dir: &Path, from: u64, via_binary: bool) -> (Vec<Vec<u8>>, String) {
         first_stderr.get_or_insert(run.stderr);
         match more {
             Some(a) => after = Some(a),
-            None => return (new, first_stderr.unwrap_or_default()),
+            None => break,
         }
     }
+    // A read through the binary is itself recorded (an `audit.access` record appended after
+    // what it printed): those records are part of the log too.
+    let ledger = open_ledger(dir);
+    new.extend((from + new.len() as u64..ledger.len()).map(|s| ledger.get(s).unwrap().unwrap()));
+    ledger.close().unwrap();
+    (new, first_stderr.unwrap_or_default())
+}
+
+/// Whether a stored record is one of Sealog's own (the `audit` pack's types, which producers
+/// may not write), rather than one of the events the test sent.
+fn is_own(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|r| r["type"].as_str().map(|t| t.starts_with("audit.")))
+        .unwrap_or(false)
 }
 
 fn append_one_more(dir: &Path, event: &str, via_binary: bool) -> Value {
@@ -326,8 +344,14 @@ fn append_one_more(dir: &Path, event: &str, via_binary: bool) -> Value {
 
 /// After the kill: everything known is still there, the new records are whole and are a
 /// prefix of the events not stored before, in input order, and every acknowledgement
-/// the reader saw points at the record it names.
-fn verify(dir: &Path, known: &mut Known, inputs: &[Input], crashed: &Crashed, via_binary: bool) {
+/// the reader saw points at the record it names. Returns how many acknowledgements it checked.
+fn verify(
+    dir: &Path,
+    known: &mut Known,
+    inputs: &[Input],
+    crashed: &Crashed,
+    via_binary: bool,
+) -> usize {
     let before = known.records.len() as u64;
     let (new, stderr) = read_new(dir, before, via_binary);
     if let Some(rest) = stderr
@@ -352,6 +376,11 @@ fn verify(dir: &Path, known: &mut Known, inputs: &[Input], crashed: &Crashed, vi
         }
     }
 
+    // The reads after the kill may have recorded themselves after the recovered records; no
+    // such record may come before any of them.
+    let own = new.iter().rev().take_while(|b| is_own(b)).count();
+    let mut new = new;
+    let own_records = new.split_off(new.len() - own);
     let fresh: Vec<&Input> = inputs
         .iter()
         .filter(|i| !known.seq_of_id.contains_key(&i.id))
@@ -371,6 +400,10 @@ fn verify(dir: &Path, known: &mut Known, inputs: &[Input], crashed: &Crashed, vi
             "record {seq} is not event {}: the log has a hole or a foreign record",
             input.id
         );
+    }
+
+    for bytes in own_records {
+        known.add(bytes);
     }
 
     // Each whole result line is for the input event at its position and names the seq
@@ -412,6 +445,7 @@ fn verify(dir: &Path, known: &mut Known, inputs: &[Input], crashed: &Crashed, vi
             "a run that finished answers every event"
         );
     }
+    crashed.lines.len()
 }
 
 fn check_all(dir: &Path, known: &Known) {
@@ -431,14 +465,83 @@ fn check_all(dir: &Path, known: &Known) {
     }
 }
 
+/// What one trial does.
+struct Plan {
+    array: bool,
+    /// New events in the input.
+    n: usize,
+    kill_at: KillAt,
+    os_durability: bool,
+    via_binary: bool,
+    /// Chosen, not drawn: see [`plan`].
+    forced: bool,
+}
+
+/// The trial's choices. Each way of reading the log back (the library, the binary) has its
+/// first trial chosen rather than drawn: durable, NDJSON, thousands of events, killed after
+/// the first quarter of them is acknowledged — so that even the shortest run kills durable
+/// appends in flight and checks acknowledgements on both paths, whatever the draws are.
+fn plan(trial: usize, rng: &mut Rng) -> Plan {
+    let via_binary = trial % 3 == 2;
+    if trial == 0 || trial == 2 {
+        return Plan {
+            array: false,
+            n: 5000,
+            kill_at: KillAt::Lines(range(rng, 1, 1250) as usize, rng.below(3)),
+            os_durability: false,
+            via_binary,
+            forced: true,
+        };
+    }
+    let array = rng.below(4) == 0;
+    let n = if array {
+        5000
+    } else {
+        range(rng, 300, 5000) as usize
+    };
+    // The binary answers in chunks: a kill after some answers lands while it prints them or
+    // commits the next chunk; after the last answer, while it closes the store. `Lines`
+    // bounds are fixed up once the input's length is known.
+    let kill_at = match rng.below(8) {
+        0..=2 => KillAt::Lines(range(rng, 1, n as u64) as usize, rng.below(3)),
+        3 => KillAt::Lines(usize::MAX, rng.below(3)),
+        _ => KillAt::Delay(range(rng, 2, 300)),
+    };
+    Plan {
+        array,
+        n,
+        kill_at,
+        os_durability: rng.below(4) == 0,
+        via_binary,
+        forced: false,
+    }
+}
+
+/// What the trials of one kind did: trials, kills, kills that landed between
+/// acknowledgements with more input still to answer, acknowledgements checked.
+#[derive(Default, Debug)]
+struct Tally {
+    trials: usize,
+    forced: usize,
+    killed: usize,
+    mid_stream: usize,
+    acked: usize,
+}
+
 #[test]
 fn sigkill_during_append_loses_no_acknowledged_record() {
     let base = seed_base();
+    let runs = trials();
+    eprintln!(
+        "crash trials: {runs} from seed {base:#x}; replay with SEALOG_CRASH_SEED={base:#x} \
+         SEALOG_CRASH_TRIALS={runs}"
+    );
     let mut dir = sealog_testkit::tempdir();
     let mut known = Known::default();
     let mut previous: Vec<Input> = Vec::new();
-    let (mut killed, mut mid_stream, mut acked) = (0, 0, 0);
-    for trial in 0..trials() {
+    // By (fsync durability, read back through the binary).
+    let mut tally: HashMap<(bool, bool), Tally> = HashMap::new();
+    for trial in 0..runs {
         let seed = base.wrapping_add(trial as u64);
         let _hint = ReplayHint { base, trial };
         if trial > 0 && trial % TRIALS_PER_DIR == 0 {
@@ -448,18 +551,13 @@ fn sigkill_during_append_loses_no_acknowledged_record() {
             previous.clear();
         }
         let mut rng = Rng::new(seed);
-        let array = rng.below(4) == 0;
-        let n = if array {
-            5000
-        } else {
-            range(&mut rng, 300, 5000) as usize
-        };
+        let plan = plan(trial, &mut rng);
         // Some events of the previous trial again: stored ones must answer duplicate with
         // their seq, ones the kill lost are appended now.
         let again = previous.len().min(rng.below(40) as usize);
         let mut inputs: Vec<Input> = previous[..again].to_vec();
-        inputs.extend((0..n).map(|i| event(seed, i, &mut rng)));
-        let body = if array {
+        inputs.extend((0..plan.n).map(|i| event(seed, i, &mut rng)));
+        let body = if plan.array {
             let lines: Vec<&str> = inputs.iter().map(|i| i.line.as_str()).collect();
             format!("[\n{}\n]\n", lines.join(",\n")).into_bytes()
         } else {
@@ -470,35 +568,32 @@ fn sigkill_during_append_loses_no_acknowledged_record() {
                 .copied()
                 .collect()
         };
-        // The binary answers in chunks: a kill after some answers lands while it prints
-        // them or commits the next chunk; after the last answer, while it closes the store.
-        let kill_at = match rng.below(8) {
-            0..=2 => KillAt::Lines(
-                range(&mut rng, 1, inputs.len() as u64) as usize,
-                rng.below(3),
-            ),
-            3 => KillAt::Lines(inputs.len(), rng.below(3)),
-            _ => KillAt::Delay(range(&mut rng, 2, 300)),
+        let kill_at = match plan.kill_at {
+            KillAt::Lines(n, ms) => KillAt::Lines(n.min(inputs.len()), ms),
+            delay => delay,
         };
-        let os_durability = rng.below(4) == 0;
-        let via_binary = trial % 3 == 2;
 
-        let crashed = run_and_kill(dir.path(), body, os_durability, &kill_at);
+        let crashed = run_and_kill(dir.path(), body, plan.os_durability, &kill_at);
         assert!(
             !crashed.stderr.contains("panicked"),
             "the binary panicked: {}",
             crashed.stderr
         );
-        killed += usize::from(crashed.killed);
-        mid_stream += usize::from(
+        let checked = verify(dir.path(), &mut known, &inputs, &crashed, plan.via_binary);
+        let t = tally
+            .entry((!plan.os_durability, plan.via_binary))
+            .or_default();
+        t.trials += 1;
+        t.forced += usize::from(plan.forced);
+        t.killed += usize::from(crashed.killed);
+        t.mid_stream += usize::from(
             crashed.killed && !crashed.lines.is_empty() && crashed.lines.len() < inputs.len(),
         );
-        acked += crashed.lines.len();
-        verify(dir.path(), &mut known, &inputs, &crashed, via_binary);
+        t.acked += checked;
 
         // An index no trial's input reaches, so the id is new.
         let next = event(seed, 999_999, &mut rng);
-        let line = append_one_more(dir.path(), &next.line, via_binary);
+        let line = append_one_more(dir.path(), &next.line, plan.via_binary);
         let seq = known.records.len() as u64;
         assert_eq!(line["status"], "appended", "{line}");
         assert_eq!(
@@ -517,11 +612,31 @@ fn sigkill_during_append_loses_no_acknowledged_record() {
         previous = inputs;
     }
     check_all(dir.path(), &known);
-    // A kill that never lands while the process runs would prove nothing.
-    assert!(killed > 0 || trials() < 5, "no run was killed");
-    eprintln!(
-        "{} trials: {killed} killed, {mid_stream} of them between acknowledgements; \
-         {acked} acknowledgements checked",
-        trials()
-    );
+    let mut kinds: Vec<_> = tally.iter().collect();
+    kinds.sort_by_key(|(k, _)| **k);
+    for ((fsync, via_binary), t) in &kinds {
+        eprintln!(
+            "durability {}, read back by the {}: {t:?}",
+            if *fsync { "fsync" } else { "os" },
+            if *via_binary { "binary" } else { "library" },
+        );
+    }
+    // A trial proves something about durable appends only if it was killed while appends
+    // were in flight, after some were acknowledged, and those acknowledgements were checked.
+    // `--durability os` trials check recovery only: a SIGKILL keeps the page cache, so what
+    // they wrote survives whether or not it was synced (fsync_order.rs checks the syncs).
+    for ((fsync, via_binary), t) in &kinds {
+        if !*fsync || t.forced == 0 {
+            continue;
+        }
+        let reader = if *via_binary { "binary" } else { "library" };
+        assert!(
+            t.mid_stream > 0,
+            "no durable trial read back by the {reader} was killed between acknowledgements: {t:?}"
+        );
+        assert!(
+            t.acked > 0,
+            "no acknowledgement of a durable trial read back by the {reader} was checked: {t:?}"
+        );
+    }
 }

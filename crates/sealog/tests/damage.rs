@@ -351,6 +351,13 @@ impl Plan {
             return Vec::new();
         };
         let mut wrong = Vec::new();
+        if results.len() != self.resend.len() {
+            wrong.push(format!(
+                "re-sending {} events answered {} results",
+                self.resend.len(),
+                results.len()
+            ));
+        }
         for (&i, r) in self.resend.iter().zip(results) {
             match r {
                 IngestResult::Duplicate { seq, .. } if seq == i => {}
@@ -410,6 +417,7 @@ fn wrong_answers(truth: &Answers, got: &Answers) -> Vec<String> {
 
 /// Answers that are errors or differ from the truth.
 fn not_right(truth: &Answers, got: &Answers) -> Vec<String> {
+    assert_eq!(truth.len(), got.len());
     truth
         .iter()
         .zip(got)

@@ -26,9 +26,33 @@ pub enum Hits {
 /// What an engine did with an attempt to change or remove a stored record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tamper {
-    /// `Ok(why)` when the update was refused, `Err(what happened)` when it went through.
-    pub update: Result<String, String>,
-    pub delete: Result<String, String>,
+    pub update: Attempt,
+    pub delete: Attempt,
+}
+
+/// How one attempt to change or remove a stored record ended.
+///
+/// The first two keep the names reports written before `NotApplicable` existed used for
+/// them (they were a `Result`), so `--render` still reads those reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Attempt {
+    /// The engine refused the statement: its own words.
+    #[serde(rename = "Ok")]
+    Refused(String),
+    /// It went through, or an edit went unnoticed: what happened.
+    #[serde(rename = "Err")]
+    Allowed(String),
+    /// The engine has no such operation: what the nearest attempts came to, each of which
+    /// was made and checked.
+    NotApplicable(String),
+}
+
+impl Attempt {
+    /// The record was not changed or removed (refused, or there is no way to do it that
+    /// goes unnoticed).
+    pub fn held(&self) -> bool {
+        !matches!(self, Attempt::Allowed(_))
+    }
 }
 
 pub trait Engine: Send + Sync {
@@ -82,8 +106,9 @@ pub trait Engine: Send + Sync {
     /// store including every index.
     fn settle(&mut self) -> anyhow::Result<u64>;
 
-    /// Tries to change, then to delete, one stored event.
-    fn tamper(&self) -> anyhow::Result<Tamper>;
+    /// Tries to change, then to delete, one stored event. Called once, after everything
+    /// else was measured.
+    fn tamper(&mut self) -> anyhow::Result<Tamper>;
 
     fn close(self: Box<Self>) -> anyhow::Result<()>;
 }
@@ -169,6 +194,24 @@ pub(crate) fn dir_bytes(dir: &std::path::Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_read_reports_written_when_they_were_a_result() {
+        let old: Tamper = serde_json::from_str(
+            r#"{"update":{"Ok":"refused"},"delete":{"Err":"1 row(s) changed"}}"#,
+        )
+        .unwrap();
+        assert_eq!(old.update, Attempt::Refused("refused".into()));
+        assert_eq!(old.delete, Attempt::Allowed("1 row(s) changed".into()));
+        assert!(old.update.held() && !old.delete.held());
+        let na = Tamper {
+            update: Attempt::NotApplicable("no update operation exists".into()),
+            delete: Attempt::Refused("DELETE refused".into()),
+        };
+        let back: Tamper = serde_json::from_value(serde_json::to_value(&na).unwrap()).unwrap();
+        assert_eq!(back, na);
+        assert!(na.update.held());
+    }
 
     #[test]
     fn columns_of_a_decision_event() {

@@ -20,7 +20,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, GenericClient, NoTls, Statement, Transaction};
 
-use super::{Columns, Engine, Hits, Tamper, columns};
+use super::{Attempt, Columns, Engine, Hits, Tamper, columns};
 use crate::workload::Entry;
 
 /// The schema the comparison owns (dropped and created afresh on open).
@@ -629,13 +629,14 @@ impl Engine for Postgres {
         })
     }
 
-    fn tamper(&self) -> anyhow::Result<Tamper> {
+    fn tamper(&mut self) -> anyhow::Result<Tamper> {
         self.with_conn(async |c| {
             let outcome = async |sql: &str| match c.client.execute(sql, &[]).await {
-                Err(e) => Ok::<_, anyhow::Error>(Ok(e
-                    .as_db_error()
-                    .map_or_else(|| e.to_string(), |d| d.message().to_string()))),
-                Ok(n) => Ok(Err(format!("{n} row(s) changed"))),
+                Err(e) => Ok::<_, anyhow::Error>(Attempt::Refused(
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+                )),
+                Ok(n) => Ok(Attempt::Allowed(format!("{n} row(s) changed"))),
             };
             let update =
                 outcome("UPDATE events SET body = '{}' WHERE seq = (SELECT min(seq) FROM events)")

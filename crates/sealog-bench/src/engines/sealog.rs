@@ -5,14 +5,19 @@
 //! alone, like immudb's key/value entries. Everything this comparison knows about Sealog's
 //! API lives in this file.
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sealog_ledger::{
-    Author, IngestResult, Ledger, LedgerConfig, Query, StoreConfig as Config, Undeclared, View,
+    Author, DataLayout, IngestResult, Ledger, LedgerConfig, Query, StoreConfig as Config,
+    Undeclared, VerifyOptions, View,
 };
-use sealog_model::RecordId;
+use sealog_model::json::Json;
+use sealog_model::{Canonical, RecordId};
+use serde_json::Value;
 
-use super::{Engine, Hits, Tamper};
+use super::{Attempt, Engine, Hits, Tamper};
 use crate::workload::Entry;
 
 pub struct Sealog {
@@ -73,6 +78,121 @@ fn ingest(ledger: &Ledger, events: &[String]) -> anyhow::Result<u64> {
         }
     }
     Ok(appended)
+}
+
+fn ingest_one(ledger: &Ledger, event: &str) -> anyhow::Result<IngestResult> {
+    let prepared = vec![ledger.prepare(event.as_bytes(), &Author::ANYONE)];
+    ledger
+        .commit(prepared)?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no result for one event"))
+}
+
+/// The event a stored record was made from (its server fields left out), with one value
+/// changed that its pack leaves free, so the event stays valid: what someone rewriting the
+/// record would send.
+fn changed_event(record: &[u8]) -> anyhow::Result<Value> {
+    let mut event: Value = serde_json::from_slice(record)?;
+    let members = event
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("a record is a JSON object"))?;
+    for server_field in ["seq", "record_id", "ingested_at"] {
+        members.remove(server_field);
+    }
+    let policy = event
+        .pointer_mut("/data/df_provenance/df_policy_ref")
+        .ok_or_else(|| anyhow::anyhow!("the first record is not a decision-log event"))?;
+    *policy = Value::from("df_policy_rewritten");
+    Ok(event)
+}
+
+/// The first segment file's frame layout (docs/format.md): a 16-byte header, then frames of
+/// `len u32 LE | crc32c(len LE ‖ payload) u32 LE | payload`.
+const SEGMENT_HEADER_BYTES: usize = 16;
+const FRAME_HEADER_BYTES: usize = 8;
+
+fn frame_crc(payload: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in (payload.len() as u32).to_le_bytes().iter().chain(payload) {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0x82F6_3B78 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&frame_crc(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Rewrites seq 0 in its segment file as `event` — the record made whole again as a forger
+/// would make it: the new event's `record_id`, the same seq and ingest time, canonical bytes,
+/// a valid frame checksum — then cuts it out instead, running `verify` after each; puts the
+/// file back as it was in any case. Returns verify's refusal of each (`None`: it passed).
+fn edit_first_record(
+    dir: &Path,
+    original: &[u8],
+    event: &Value,
+) -> anyhow::Result<(Option<String>, Option<String>)> {
+    let segment = DataLayout::new(dir)
+        .canonical()
+        .segments()
+        .join(format!("{:020}.seg", 0));
+    let bytes = std::fs::read(&segment)?;
+    let payload_at = SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES;
+    let frame_end = payload_at + original.len();
+    anyhow::ensure!(
+        bytes.get(..8) == Some(&b"SEALOGS1"[..])
+            && bytes.get(SEGMENT_HEADER_BYTES..frame_end) == Some(&frame(original)[..]),
+        "{} does not start with seq 0's frame as docs/format.md describes it",
+        segment.display()
+    );
+    let ingested_at = serde_json::from_slice::<Value>(original)?["ingested_at"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("a record has its ingest time"))?;
+    let canonical = Canonical::of_event(&Json::from_value(event))
+        .map_err(|e| anyhow::anyhow!("the changed event has no canonical form: {e}"))?;
+    let mut forged = Vec::new();
+    canonical.write_record(0, &ingested_at, &mut forged);
+
+    let head = &bytes[..SEGMENT_HEADER_BYTES];
+    let rest = &bytes[frame_end..];
+    let rewritten = [head, &frame(&forged), rest].concat();
+    let removed = [head, rest].concat();
+
+    let mode = std::fs::metadata(&segment)?.permissions().mode();
+    // Sealed segments are read-only; whoever edits the file has to lift that first.
+    std::fs::set_permissions(&segment, Permissions::from_mode(mode | 0o200))?;
+    let outcome = (|| -> anyhow::Result<_> {
+        std::fs::write(&segment, &rewritten)?;
+        let rewrite = refused_at_seq_0(dir)?;
+        std::fs::write(&segment, &removed)?;
+        Ok((rewrite, refused_at_seq_0(dir)?))
+    })();
+    let restored = std::fs::write(&segment, &bytes)
+        .and_then(|()| std::fs::set_permissions(&segment, Permissions::from_mode(mode)));
+    restored?;
+    outcome
+}
+
+/// What `verify` says of the data directory: `None` if it passes, its refusal if it names
+/// seq 0, and an error if it refuses something else (then the edit is not what it found).
+fn refused_at_seq_0(dir: &Path) -> anyhow::Result<Option<String>> {
+    match Ledger::verify(dir, &VerifyOptions::default()) {
+        Ok(_) => Ok(None),
+        Err(f) if f.location.ends_with("(seq 0)") => {
+            // Its first clause: the rest names files of this machine.
+            let what = f.message.split("; ").next().unwrap_or(&f.message);
+            Ok(Some(what.to_string()))
+        }
+        Err(f) => anyhow::bail!("verify refused something other than the edit of seq 0: {f}"),
+    }
 }
 
 fn query(ledger: &Ledger, equals: Vec<(String, String)>, limit: usize) -> anyhow::Result<Hits> {
@@ -176,13 +296,57 @@ impl Engine for Sealog {
         Ok(bytes)
     }
 
-    fn tamper(&self) -> anyhow::Result<Tamper> {
-        let why = "no update or delete operation exists; committed frames are never rewritten"
-            .to_string();
-        Ok(Tamper {
-            update: Ok(why.clone()),
-            delete: Ok(why),
-        })
+    /// Sealog has no UPDATE or DELETE, so each is reported as not applicable, with what the
+    /// nearest real attempts came to: the first record's event sent again with other content
+    /// (the only way in), and the record rewritten or cut out of its segment file (the way
+    /// around), each followed by `verify`. The file is put back as it was afterwards.
+    fn tamper(&mut self) -> anyhow::Result<Tamper> {
+        let ledger = self.ledger();
+        let original = ledger
+            .get(0)?
+            .ok_or_else(|| anyhow::anyhow!("the events log is empty"))?;
+        let event = changed_event(&original)?;
+        let answer = match ingest_one(ledger, &event.to_string())? {
+            IngestResult::Appended { seq, .. } => format!("was appended as seq {seq}"),
+            IngestResult::Duplicate { seq, .. } => format!("was a duplicate of seq {seq}"),
+            IngestResult::Quarantined { finding, .. } => {
+                format!("was quarantined {}", finding.reason_code)
+            }
+            IngestResult::Rejected(r) => format!("was rejected {}", r.code),
+        };
+        let stored = ledger
+            .get(0)?
+            .ok_or_else(|| anyhow::anyhow!("seq 0 is gone"))?;
+
+        // The way around the ledger: the files themselves, with no process holding them.
+        if let Some(ledger) = self.events.take() {
+            ledger.close()?;
+        }
+        let dir = self.dir.join("events");
+        let edits = edit_first_record(&dir, &stored, &event);
+        self.events = Some(open_ledger(&dir, &self.config, Undeclared::Quarantine)?);
+        let (rewritten, removed) = edits?;
+        let update = match rewritten {
+            _ if stored != original => Attempt::Allowed(format!(
+                "seq 0 sent again with other content {answer}, and seq 0 changed"
+            )),
+            Some(refusal) => Attempt::NotApplicable(format!(
+                "no update operation exists; seq 0 sent again with other content {answer}, \
+                 seq 0 unchanged; seq 0 rewritten in its segment file with a matching record_id \
+                 and frame checksum is refused by verify: {refusal}"
+            )),
+            None => {
+                Attempt::Allowed("seq 0 rewritten in its segment file passed verify".to_string())
+            }
+        };
+        let delete = match removed {
+            Some(refusal) => Attempt::NotApplicable(format!(
+                "no delete operation exists; seq 0 cut out of its segment file is refused by \
+                 verify: {refusal}"
+            )),
+            None => Attempt::Allowed("seq 0 cut out of its segment file passed verify".to_string()),
+        };
+        Ok(Tamper { update, delete })
     }
 
     fn close(mut self: Box<Self>) -> anyhow::Result<()> {

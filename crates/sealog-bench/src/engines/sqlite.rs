@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Engine, Hits, Tamper, columns};
+use super::{Attempt, Engine, Hits, Tamper, columns};
 use crate::workload::Entry;
 
 pub struct Sqlite {
@@ -288,12 +288,12 @@ impl Engine for Sqlite {
         Ok(bytes)
     }
 
-    fn tamper(&self) -> anyhow::Result<Tamper> {
+    fn tamper(&mut self) -> anyhow::Result<Tamper> {
         let conn = self.conn();
         let seq: i64 = conn.query_row("SELECT min(seq) FROM events", [], |r| r.get(0))?;
         let outcome = |sql: &str| match conn.execute(sql, [seq]) {
-            Err(e) => Ok(e.to_string()),
-            Ok(n) => Err(format!("{n} row(s) changed")),
+            Err(e) => Attempt::Refused(e.to_string()),
+            Ok(n) => Attempt::Allowed(format!("{n} row(s) changed")),
         };
         Ok(Tamper {
             update: outcome("UPDATE events SET body = '{}' WHERE seq = ?1"),
