@@ -36,6 +36,11 @@ pub(crate) fn supersedes(target: &RecordId) -> Key {
     key("supersedes", &target.to_string())
 }
 
+/// The key every correction carries, so a view can walk the corrections alone.
+pub(crate) fn correction() -> Key {
+    key("correction", "")
+}
+
 /// Everything the ledger derives from an event to index it and to apply its rules.
 pub(crate) struct EventKeys {
     pub(crate) keys: Vec<Key>,
@@ -57,10 +62,15 @@ impl EventKeys {
             .and_then(RecordId::parse);
         let chain = subject.as_deref().map(|s| chain(env.tenant, &scope, s));
         let mut keys = Vec::with_capacity(axes::ENVELOPE_AXES.len() + derived.axes.len() + 2);
-        keys.extend(axes::envelope_axes(env, &scope, subject.as_deref()).map(|(a, v)| key(a, v)));
+        let data_subject = derived.data_subject.as_deref();
+        keys.extend(
+            axes::envelope_axes(env, &scope, subject.as_deref(), data_subject)
+                .map(|(a, v)| key(a, v)),
+        );
         keys.extend(derived.axes.iter().map(|(a, v)| key(a, v)));
         keys.extend(chain);
         keys.extend(supersedes.as_ref().map(self::supersedes));
+        keys.extend(supersedes.is_some().then(correction));
         keys.sort_unstable();
         keys.dedup();
         EventKeys {
@@ -80,8 +90,9 @@ impl Indexer for CanonicalKeys {
         EventKeys::of(stored.envelope, derived).keys
     }
 
+    /// The packs' manifests and the version of the keys the ledger adds to theirs.
     fn fingerprint(&self) -> String {
-        self.0.fingerprint()
+        format!("{}+ledger-keys-2", self.0.fingerprint())
     }
 }
 
@@ -91,7 +102,9 @@ pub(crate) struct QuarantineKeys;
 impl QuarantineKeys {
     pub(crate) fn of(env: &Envelope<'_>, record: &Json<'_>) -> Vec<Key> {
         let scope = env.default_scope();
-        let mut keys: Vec<Key> = axes::envelope_axes(env, scope, env.subject)
+        // No data subject: a quarantined event never passed the pack that would establish it,
+        // so a data-subject key's forced filter finds nothing here.
+        let mut keys: Vec<Key> = axes::envelope_axes(env, scope, env.subject, None)
             .map(|(a, v)| key(a, v))
             .collect();
         let data = record.get("data");
@@ -119,5 +132,94 @@ impl Indexer for QuarantineKeys {
 
     fn fingerprint(&self) -> String {
         "quarantine-keys-v3".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use sealog_packs::Packs;
+    use sealog_store::Indexer;
+    use serde_json::json;
+
+    use super::CanonicalKeys;
+    use crate::{Author, Durability, Ledger, LedgerConfig, Query, StoreConfig, Undeclared};
+
+    /// A user pack of one type whose data subject, when declared, is `/data/patient`.
+    fn visits(dir: &Path, data_subject: Option<&str>) -> Packs {
+        std::fs::create_dir_all(dir).unwrap();
+        let manifest = json!({"pack": "clinic", "types": {"clinic.visit": {
+            "schema": "visit.schema.json", "subject": "/data/visit_id",
+            "data_subject": data_subject}}});
+        std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+        std::fs::write(dir.join("visit.schema.json"), r#"{"type":"object"}"#).unwrap();
+        Packs::load(&[dir]).unwrap()
+    }
+
+    fn open(dir: &Path, packs: Packs) -> Ledger {
+        let store = StoreConfig {
+            durability: Durability::Os,
+            ..StoreConfig::default()
+        };
+        let config = LedgerConfig {
+            store,
+            packs,
+            undeclared: Undeclared::Quarantine,
+        };
+        Ledger::open(dir, config).unwrap()
+    }
+
+    fn seqs_of(ledger: &Ledger, patient: &str) -> Vec<u64> {
+        let q = Query {
+            equals: vec![("data_subject".into(), patient.into())],
+            limit: 100,
+            ..Query::default()
+        };
+        let page = ledger.query(&q).unwrap();
+        page.records.iter().map(|(seq, _)| *seq).collect()
+    }
+
+    #[test]
+    fn declaring_a_data_subject_rebuilds_an_index_built_without_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, pack) = (tmp.path().join("data"), tmp.path().join("clinic"));
+        let before = visits(&pack, None);
+        let ledger = open(&data, before.clone());
+        let events: Vec<Vec<u8>> = ["p-1", "p-2", "p-1"]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                json!({"id": format!("v{i}"), "source": "clinic", "type": "clinic.visit",
+                       "time": "2026-01-01T00:00:00Z", "tenant": "t",
+                       "data": {"visit_id": format!("v{i}"), "patient": p}})
+                .to_string()
+                .into_bytes()
+            })
+            .collect();
+        let raws: Vec<_> = events.iter().map(|e| Ok(e.as_slice())).collect();
+        let results = ledger.ingest(&raws, &Author::ANYONE).unwrap();
+        assert!(
+            results.iter().all(|r| r.to_json()["status"] == "appended"),
+            "{results:?}"
+        );
+        assert_eq!(seqs_of(&ledger, "p-1"), Vec::<u64>::new());
+        ledger.close().unwrap();
+
+        let same = open(&data, before.clone());
+        assert_eq!(same.recovery().0.rebuilt, None, "same packs, same index");
+        same.close().unwrap();
+
+        let after = visits(&pack, Some("/data/patient"));
+        assert_ne!(
+            CanonicalKeys(before).fingerprint(),
+            CanonicalKeys(after.clone()).fingerprint()
+        );
+        let ledger = open(&data, after);
+        let why = ledger.recovery().0.rebuilt.expect("the index is rebuilt");
+        assert!(why.contains("other packs"), "{why}");
+        assert_eq!(seqs_of(&ledger, "p-1"), vec![0, 2]);
+        assert_eq!(seqs_of(&ledger, "p-2"), vec![1]);
+        ledger.close().unwrap();
     }
 }

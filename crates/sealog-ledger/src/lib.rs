@@ -13,6 +13,7 @@
 //! is parsed once; a result is returned only once what it reports is durable; a forbidden
 //! payload is written nowhere; only Sealog's own code paths write `audit.*` / `sealog.*`.
 
+mod facts;
 mod keys;
 mod payloads;
 mod prepare;
@@ -47,7 +48,7 @@ pub use sealog_store::{
     Config as StoreConfig, Cut, Durability, LIMIT_MAX, Page, Recovery, SignedCheckpoint, Stats,
     StoreError as Error,
 };
-pub use state::StateError;
+pub use state::{StateError, StateQuery};
 pub use verify::VerifyOptions;
 
 use keys::{CanonicalKeys, QuarantineKeys};
@@ -432,7 +433,7 @@ impl Ledger {
 
     /// Canonical records matching a query, through its view.
     pub fn query(&self, q: &Query) -> Result<Page, Error> {
-        query::canonical(&*self.canonical, q)
+        query::canonical(&*self.canonical, &self.packs, q)
     }
 
     /// Quarantine records; `equals` may use `reason`, `event_type`, `id`, `tenant`,
@@ -457,15 +458,9 @@ impl Ledger {
         }
     }
 
-    /// A subject's state rebuilt from its canonical records as of a log size.
-    pub fn state(
-        &self,
-        subject: &str,
-        scope: Option<&str>,
-        tenant: Option<&str>,
-        as_of_size: Option<u64>,
-    ) -> Result<Value, StateError> {
-        state::rebuild(self, subject, scope, tenant, as_of_size)
+    /// A subject's state rebuilt from its canonical records, on both clocks.
+    pub fn state(&self, q: &StateQuery) -> Result<Value, StateError> {
+        state::rebuild(self, q)
     }
 
     /// The newest signed checkpoint of the canonical log, signing one first if the log has

@@ -1,10 +1,16 @@
 //! Queries by axis and window, through a view: the store scans its index under the keys
 //! the axes hash to; the current view then drops every record a later one supersedes (as of
 //! the query's size), page by page, so it too costs the records it touches.
+//!
+//! Two clocks: `as_of_size` cuts the log (what it knew), `valid_at` the world by the events'
+//! own time. On the event-time clock a record counts from its own time, and a chain's head
+//! from the time its chain starts (a correction restates its target's moment).
 
 use sealog_model::RecordId;
+use sealog_packs::Packs;
 use sealog_store::{LIMIT_MAX, LogRead, Page, Scan, StoreError};
 
+use crate::facts::{Facts, chain_start};
 use crate::keys;
 
 /// Which records a query sees of each supersedes chain.
@@ -31,6 +37,10 @@ pub struct Query {
     pub after: Option<u64>,
     /// Only the log as it was at this size (records `0..size`).
     pub as_of_size: Option<u64>,
+    /// Only the world as the events describe it at this event time (ns): history, the
+    /// records whose time is at or before it; current, the chain heads whose chain starts at
+    /// or before it.
+    pub valid_at: Option<i64>,
     pub view: View,
     pub limit: usize,
 }
@@ -54,19 +64,64 @@ pub(crate) fn quarantine(log: &dyn LogRead, q: &Query) -> Result<Page, StoreErro
     log.scan(&q.scan())
 }
 
-pub(crate) fn canonical(log: &dyn LogRead, q: &Query) -> Result<Page, StoreError> {
-    let scan = q.scan();
-    if q.view == View::History {
-        return log.scan(&scan);
-    }
-    if q.limit == 0 || q.limit > LIMIT_MAX {
+/// The end of an event-time window that keeps what happened at or before `t`.
+fn until(to: Option<i64>, t: i64) -> Option<i64> {
+    let end = t.saturating_add(1);
+    Some(to.map_or(end, |to| to.min(end)))
+}
+
+pub(crate) fn canonical(log: &dyn LogRead, packs: &Packs, q: &Query) -> Result<Page, StoreError> {
+    let mut scan = q.scan();
+    if q.view == View::History || q.limit == 0 || q.limit > LIMIT_MAX {
+        if let Some(t) = q.valid_at {
+            scan.event_to = until(scan.event_to, t);
+        }
         return log.scan(&scan);
     }
     let end = q.as_of_size.map_or(log.len(), |s| s.min(log.len()));
-    let mut hits: Vec<(u64, Vec<u8>)> = Vec::with_capacity(q.limit + 1);
+    scan.below = Some(end);
+    let Some(t) = q.valid_at else {
+        let hits = heads(log, scan, end, q.limit, |_, _| Ok(true))?;
+        return Ok(page_of(hits, q.limit));
+    };
+    // Heads of chains that start by `t`: among records of their own time by `t` (a
+    // correction there must still start by `t`), and among corrections dated later, whose
+    // chains may start earlier. The two windows are disjoint; both are index walks.
+    let starts_by = |seq: u64, bytes: &[u8]| -> Result<bool, StoreError> {
+        let f = Facts::of(packs, seq, bytes)?;
+        Ok(f.supersedes.is_none() || chain_start(log, packs, &f)? <= t)
+    };
+    let on_time = Scan {
+        event_to: until(scan.event_to, t),
+        ..scan.clone()
+    };
+    let mut later = Scan {
+        event_from: Some(scan.event_from.map_or(t, |f| f.max(t)).saturating_add(1)),
+        ..scan
+    };
+    later.keys.push(keys::correction());
+    later.keys.sort_unstable();
+    let mut hits = heads(log, on_time, end, q.limit, starts_by)?;
+    hits.extend(heads(log, later, end, q.limit, |seq, bytes| {
+        let f = Facts::of(packs, seq, bytes)?;
+        Ok(f.supersedes.is_some() && chain_start(log, packs, &f)? <= t)
+    })?);
+    hits.sort_unstable_by_key(|h| h.0);
+    Ok(page_of(hits, q.limit))
+}
+
+/// Up to `limit + 1` records of `scan` that nothing below `end` supersedes and `keep` keeps,
+/// in seq order: one more than a page, to know whether another follows.
+fn heads(
+    log: &dyn LogRead,
+    scan: Scan,
+    end: u64,
+    limit: usize,
+    keep: impl Fn(u64, &[u8]) -> Result<bool, StoreError>,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let mut hits: Vec<(u64, Vec<u8>)> = Vec::with_capacity(limit + 1);
     let mut s = Scan {
-        below: Some(end),
-        limit: (q.limit + 1).clamp(64, LIMIT_MAX),
+        limit: (limit + 1).clamp(64, LIMIT_MAX),
         ..scan
     };
     loop {
@@ -75,25 +130,28 @@ pub(crate) fn canonical(log: &dyn LogRead, q: &Query) -> Result<Page, StoreError
             let id = record_id_of(&bytes).ok_or_else(|| {
                 StoreError::Corrupted(format!("record {seq} has no readable record_id"))
             })?;
-            if log.first_with(&keys::supersedes(&id), end)?.is_none() {
+            if log.first_with(&keys::supersedes(&id), end)?.is_none() && keep(seq, &bytes)? {
                 hits.push((seq, bytes));
-                if hits.len() > q.limit {
-                    break;
+                if hits.len() > limit {
+                    return Ok(hits);
                 }
             }
         }
         match page.next_after {
-            Some(a) if hits.len() <= q.limit => s.after = Some(a),
-            _ => break,
+            Some(a) => s.after = Some(a),
+            None => return Ok(hits),
         }
     }
-    let more = hits.len() > q.limit;
-    hits.truncate(q.limit);
+}
+
+fn page_of(mut hits: Vec<(u64, Vec<u8>)>, limit: usize) -> Page {
+    let more = hits.len() > limit;
+    hits.truncate(limit);
     let next_after = if more { hits.last().map(|r| r.0) } else { None };
-    Ok(Page {
+    Page {
         records: hits,
         next_after,
-    })
+    }
 }
 
 /// The `record_id` of a stored record. Its members are sorted, but a body may hold the same

@@ -1,16 +1,33 @@
 //! A subject's state rebuilt from its events (event sourcing): the current view of its
-//! records as of a log size, folded by the packs' state rules. Nothing is materialized, so
-//! the state at any past size is exactly what the log said then.
+//! records as of a log size, folded by the packs' state rules in the order things happened
+//! (event time; a correction at its chain's start; ties by seq). Nothing is materialized, so
+//! the state on either clock is exactly what the log said: `as_of_size` cuts what the log
+//! knew, `valid_at` what had happened. A record whose time is earlier than a record already
+//! logged for the subject arrived late; the state names it.
 
 use std::fmt;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use sealog_model::Envelope;
-use sealog_model::json::Json;
 use sealog_store::{LIMIT_MAX, StoreError};
 
-use crate::{Ledger, Query, View};
+use crate::facts::{Facts, chain_start};
+use crate::{Ledger, Query, View, keys};
+
+/// Whose state, on which clocks, under which filters.
+#[derive(Debug, Clone, Default)]
+pub struct StateQuery {
+    pub subject: String,
+    /// Needed when the subject has records in more than one scope.
+    pub scope: Option<String>,
+    /// (axis, value) pairs every folded record must match: a caller's reach (tenant, data
+    /// subject).
+    pub filters: Vec<(String, String)>,
+    /// What the log knew: records `0..size`.
+    pub as_of_size: Option<u64>,
+    /// What had happened: chains that start at or before this event time (ns).
+    pub valid_at: Option<i64>,
+}
 
 #[derive(Debug)]
 pub enum StateError {
@@ -41,51 +58,42 @@ impl From<StoreError> for StateError {
     }
 }
 
-pub(crate) fn rebuild(
-    ledger: &Ledger,
-    subject: &str,
-    scope: Option<&str>,
-    tenant: Option<&str>,
-    as_of_size: Option<u64>,
-) -> Result<Value, StateError> {
-    let size = as_of_size.map_or(ledger.len(), |s| s.min(ledger.len()));
+struct Folded {
+    seq: u64,
+    facts: Facts,
+    record: Value,
+}
+
+pub(crate) fn rebuild(ledger: &Ledger, sq: &StateQuery) -> Result<Value, StateError> {
+    let size = sq.as_of_size.map_or(ledger.len(), |s| s.min(ledger.len()));
     let mut q = Query {
-        equals: vec![("subject".into(), subject.into())],
+        equals: vec![("subject".into(), sq.subject.clone())],
         as_of_size: Some(size),
-        view: View::Current,
+        view: View::History,
         limit: LIMIT_MAX,
         ..Query::default()
     };
-    if let Some(s) = scope {
-        q.equals.push(("scope".into(), s.into()));
+    if let Some(s) = &sq.scope {
+        q.equals.push(("scope".into(), s.clone()));
     }
-    if let Some(t) = tenant {
-        q.equals.push(("tenant".into(), t.into()));
-    }
-    let mut records = Vec::new();
+    q.equals.extend(sq.filters.iter().cloned());
+    let mut records: Vec<Folded> = Vec::new();
     let mut scopes: Vec<String> = Vec::new();
     loop {
         let page = ledger.query(&q)?;
-        for (seq, bytes) in &page.records {
-            let json = Json::parse(bytes)
-                .map_err(|e| StoreError::Corrupted(format!("record {seq}: {e}")))?;
-            let env = Envelope::parse_object(&json, false)
-                .map_err(|e| StoreError::Corrupted(format!("record {seq}: {e}")))?;
-            // Postings are hashes: re-check the subject so a collision cannot leak in.
-            let derived = ledger.packs().derive(&json, &env);
-            if env.subject.or(derived.subject.as_deref()) != Some(subject) {
+        for (seq, bytes) in page.records {
+            let facts = Facts::of(ledger.packs(), seq, &bytes)?;
+            // Postings are hashes: re-check the subject and the caller's reach so a collision
+            // cannot leak a record in.
+            if facts.subject.as_deref() != Some(sq.subject.as_str()) || !within(&facts, sq) {
                 continue;
             }
-            let record_scope = derived
-                .scope
-                .unwrap_or_else(|| env.default_scope().to_string());
-            if !scopes.contains(&record_scope) {
-                scopes.push(record_scope);
+            if !scopes.contains(&facts.scope) {
+                scopes.push(facts.scope.clone());
             }
-            records.push(
-                serde_json::from_slice::<Value>(bytes)
-                    .map_err(|e| StoreError::Corrupted(format!("record {seq}: {e}")))?,
-            );
+            let record = serde_json::from_slice::<Value>(&bytes)
+                .map_err(|e| StoreError::Corrupted(format!("record {seq}: {e}")))?;
+            records.push(Folded { seq, facts, record });
         }
         match page.next_after {
             Some(after) => q.after = Some(after),
@@ -95,12 +103,67 @@ pub(crate) fn rebuild(
     if scopes.len() > 1 {
         return Err(StateError::AmbiguousScope(scopes));
     }
-    let mut state = ledger.packs().fold_state(&records);
+    let late = arrived_late(&records);
+    // The current view as of `size`, each head placed at its chain's start.
+    let mut heads: Vec<(i64, &Folded)> = Vec::new();
+    for r in &records {
+        if ledger
+            .canonical
+            .first_with(&keys::supersedes(&r.facts.record_id), size)?
+            .is_some()
+        {
+            continue;
+        }
+        let start = match &r.facts.supersedes {
+            None => r.facts.time_ns,
+            Some(_) => chain_start(&*ledger.canonical, ledger.packs(), &r.facts)?,
+        };
+        if sq.valid_at.is_none_or(|t| start <= t) {
+            heads.push((start, r));
+        }
+    }
+    heads.sort_by_key(|(start, r)| (*start, r.seq));
+    let folded: Vec<Value> = heads.iter().map(|(_, r)| r.record.clone()).collect();
+    let mut state = ledger.packs().fold_state(&folded);
     if let Value::Object(m) = &mut state {
-        m.insert("subject".into(), Value::String(subject.into()));
-        let scope = scope.map(str::to_string).or_else(|| scopes.pop());
+        m.insert("subject".into(), Value::String(sq.subject.clone()));
+        let scope = sq.scope.clone().or_else(|| scopes.pop());
         m.insert("scope".into(), scope.map_or(Value::Null, Value::String));
         m.insert("as_of_size".into(), Value::from(size));
+        m.insert(
+            "valid_at".into(),
+            sq.valid_at
+                .map_or(Value::Null, |t| sealog_model::time::format_micros(t).into()),
+        );
+        m.insert("arrived_late".into(), Value::Array(late));
     }
     Ok(state)
+}
+
+/// Whether a record holds the tenant and data subject the query's filters name.
+fn within(facts: &Facts, sq: &StateQuery) -> bool {
+    sq.filters.iter().all(|(axis, value)| match axis.as_str() {
+        "tenant" => facts.tenant.as_deref() == Some(value.as_str()),
+        "data_subject" => facts.data_subject.as_deref() == Some(value.as_str()),
+        _ => true,
+    })
+}
+
+/// The records whose event time is earlier than that of a record logged before them for the
+/// subject, each with the latest such record: history that was back-filled or delayed.
+fn arrived_late(records: &[Folded]) -> Vec<Value> {
+    let mut latest: Option<&Folded> = None;
+    let mut late = Vec::new();
+    for r in records {
+        match latest {
+            Some(l) if r.facts.time_ns < l.facts.time_ns => late.push(json!({
+                "seq": r.seq,
+                "record_id": r.facts.record_id.to_string(),
+                "time": r.record.get("time"),
+                "after": {"seq": l.seq, "time": l.record.get("time")},
+            })),
+            _ => latest = Some(r),
+        }
+    }
+    late
 }

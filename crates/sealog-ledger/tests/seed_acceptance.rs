@@ -4,7 +4,9 @@
 
 mod support;
 
-use sealog_ledger::{Query, View};
+use sealog_ledger::{Query, StateQuery, View};
+use sealog_testkit::Rng;
+use sealog_testkit::shuffle::{self, Whitespace};
 use serde_json::{Value, json};
 use support::*;
 
@@ -43,26 +45,48 @@ fn dla_dod_1_canonical_write_is_append_only() {
 fn dla_dod_2_duplicate_ingest_is_a_no_op() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path());
-    let ev = decision("evt_txn_1", "run_1");
+    let mut ev = decision("evt_txn_1", "run_1");
+    // Three distinct keys, so that a permutation is a different array as sent.
+    ev["data"]["features"]["feature_keys_used"] = json!([
+        {"key_type": "device", "key_id": "e_device_91aa02"},
+        {"key_type": "account", "key_id": "e_account_7c31d9"},
+        {"key_type": "account", "key_id": "e_account_0a0a0a"}
+    ]);
     let first = one(&ledger, &ev);
-    // The same payload with members reordered and feature keys permuted: same audit_record_id.
-    let mut reordered: Value = serde_json::from_str(&ev.to_string()).unwrap();
-    if let Some(keys) = reordered["data"]["features"]["feature_keys_used"].as_array_mut() {
-        keys.reverse();
+    assert_eq!(status(&first), "appended", "{first}");
+
+    // The same payload with feature keys permuted (DLA §7.3 sorts them before hashing) and
+    // members reordered at every level, sent as text: same audit_record_id.
+    let mut permuted = ev.clone();
+    let keys = permuted["data"]["features"]["feature_keys_used"]
+        .as_array_mut()
+        .expect("the event declares feature keys");
+    keys.rotate_left(1);
+    assert_ne!(
+        permuted["data"]["features"]["feature_keys_used"],
+        ev["data"]["features"]["feature_keys_used"]
+    );
+    let mut rng = Rng::new(shuffle::seed("SEALOG_DOD2_SEED", 0x5EA1_D0D2_0000_0001));
+    let text = shuffle::shuffled(&permuted, &mut rng, Whitespace::Any);
+    let unsorted = shuffle::unsorted_objects(&text);
+    for level in ["", "/data", "/data/features/feature_keys_used/0"] {
+        assert!(
+            unsorted.iter().any(|u| u == level),
+            "{level:?} is in sorted order, as a `Value` would present it: {text}"
+        );
     }
-    let text = reordered.to_string().replace("{\"", "{ \"");
-    let again = ingest_raw(&ledger, &[text.into_bytes()])[0].to_json();
-    assert_eq!(status(&again), "duplicate");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), permuted);
+    let again = ingest_raw(&ledger, &[text.clone().into_bytes()])[0].to_json();
+    assert_eq!(status(&again), "duplicate", "{again} for {text}");
     assert_eq!(again["seq"], first["seq"]);
     assert_eq!(again["record_id"], first["record_id"]);
     assert_eq!(ledger.len(), 1);
     drop(ledger);
     let ledger = open(dir.path());
-    assert_eq!(
-        status(&one(&ledger, &ev)),
-        "duplicate",
-        "also after reopening"
-    );
+    let after = ingest_raw(&ledger, &[text.into_bytes()])[0].to_json();
+    assert_eq!(status(&after), "duplicate", "also after reopening");
+    assert_eq!(after["seq"], first["seq"]);
+    assert_eq!(status(&one(&ledger, &ev)), "duplicate");
     assert_eq!(ledger.len(), 1);
 }
 
@@ -363,18 +387,18 @@ fn cm25_no_audit_record_mutates_domain_state_and_no_link_exists_without_one() {
     one(&ledger, &resolved);
     // A resolution is observational: it does not create a link.
     let state = ledger
-        .state("conv-881", None, Some("instructor-42"), None)
+        .state(&state_of("conv-881", Some("instructor-42"), None))
         .unwrap();
     assert_ne!(state["state"]["customer_id"], json!("cust-17"), "{state}");
     one(&ledger, &example("conversation.customer_linked", 0));
     let state = ledger
-        .state("conv-881", None, Some("instructor-42"), None)
+        .state(&state_of("conv-881", Some("instructor-42"), None))
         .unwrap();
     assert_eq!(state["state"]["customer_id"], "cust-17", "{state}");
     let relinked = example("conversation.customer_relinked", 0);
     one(&ledger, &relinked);
     let state = ledger
-        .state("conv-881", None, Some("instructor-42"), None)
+        .state(&state_of("conv-881", Some("instructor-42"), None))
         .unwrap();
     assert_eq!(
         state["state"]["customer_id"],
@@ -468,7 +492,7 @@ fn c005_delete_chunk_creates_a_tombstone_and_history_is_preserved() {
     for k in kinds {
         assert_eq!(status(&one(&ledger, &example(k, 0))), "appended");
     }
-    let state = ledger.state("chunk-7", None, None, None).unwrap();
+    let state = ledger.state(&state_of("chunk-7", None, None)).unwrap();
     assert_eq!(state["status"], "deleted", "{state}");
     assert!(state["tombstone"].is_object(), "{state}");
     assert_eq!(state["tombstone"]["reason"], "Superseded by chunk-9");
@@ -501,15 +525,17 @@ fn c005_query_chunk_at_an_earlier_time_returns_its_historical_state() {
     );
     one(&ledger, &example("knowledge.chunk_modified", 0));
     one(&ledger, &example("knowledge.chunk_deleted", 0));
-    let now = ledger.state("chunk-7", None, None, None).unwrap();
+    let now = ledger.state(&state_of("chunk-7", None, None)).unwrap();
     assert_eq!(now["status"], "deleted");
     // As of the moment the chunk was created: ingest time → log size → state.
     let size = ledger.size_at(created_at).unwrap();
     assert_eq!(size, 1);
-    let then = ledger.state("chunk-7", None, None, Some(size)).unwrap();
+    let then = ledger
+        .state(&state_of("chunk-7", None, Some(size)))
+        .unwrap();
     assert_eq!(then["status"], "active", "{then}");
     assert_eq!(then["state"]["contentHash"], "sha256:5f1d0c", "{then}");
-    let between = ledger.state("chunk-7", None, None, Some(2)).unwrap();
+    let between = ledger.state(&state_of("chunk-7", None, Some(2))).unwrap();
     assert_eq!(
         between["state"]["contentHash"], "sha256:9a0e44",
         "{between}"
@@ -558,6 +584,7 @@ fn c4_ac_a5_replay_produces_no_duplicate_audits() {
     ];
     let first = ingest(&ledger, &decisions);
     let replay = ingest(&ledger, &decisions);
+    assert_eq!(first.len(), replay.len(), "one result per event");
     for (a, b) in first.iter().zip(&replay) {
         assert_eq!(b.status(), "duplicate");
         assert_eq!(a.to_json()["seq"], b.to_json()["seq"]);
@@ -569,4 +596,16 @@ fn c4_ac_a5_replay_produces_no_duplicate_audits() {
     let mut invalid = decisions[0].clone();
     invalid["data"]["audit_id"] = json!("not-a-uuid");
     assert_eq!(one(&ledger, &invalid)["reason_code"], "SCHEMA_VIOLATION");
+}
+
+/// A subject's state, as one tenant sees it, as of a log size.
+fn state_of(subject: &str, tenant: Option<&str>, as_of_size: Option<u64>) -> StateQuery {
+    StateQuery {
+        subject: subject.into(),
+        filters: tenant
+            .map(|t| vec![("tenant".to_string(), t.to_string())])
+            .unwrap_or_default(),
+        as_of_size,
+        ..StateQuery::default()
+    }
 }

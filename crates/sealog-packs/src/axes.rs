@@ -3,14 +3,21 @@
 
 use sealog_model::Envelope;
 
-/// Axes every canonical record is indexed on, from its envelope (scope and subject as the
-/// pack derived them).
-pub const ENVELOPE_AXES: [&str; 7] = [
-    "scope", "tenant", "subject", "type", "source", "actor", "id",
+/// Axes every canonical record is indexed on, from its envelope (scope, subject and data
+/// subject as the pack derived them).
+pub const ENVELOPE_AXES: [&str; 8] = [
+    "scope",
+    "tenant",
+    "subject",
+    "data_subject",
+    "type",
+    "source",
+    "actor",
+    "id",
 ];
 
 /// Names the ledger keys records by for its own rules, and the quarantine log's reason.
-const RULE_AXES: [&str; 3] = ["chain", "supersedes", "reason"];
+const RULE_AXES: [&str; 4] = ["chain", "supersedes", "correction", "reason"];
 
 /// Whether a pack may not declare an axis of this name: it would split or shadow the
 /// envelope's postings or the ledger's own.
@@ -18,16 +25,19 @@ pub fn is_reserved(name: &str) -> bool {
     ENVELOPE_AXES.contains(&name) || RULE_AXES.contains(&name)
 }
 
-/// The envelope's (axis, value) pairs, with the scope and subject the pack derived.
+/// The envelope's (axis, value) pairs, with the scope, subject and data subject the pack
+/// derived.
 pub fn envelope_axes<'a>(
     env: &Envelope<'a>,
     scope: &'a str,
     subject: Option<&'a str>,
+    data_subject: Option<&'a str>,
 ) -> impl Iterator<Item = (&'static str, &'a str)> {
     [
         ("scope", Some(scope)),
         ("tenant", env.tenant),
         ("subject", subject),
+        ("data_subject", data_subject),
         ("type", Some(env.event_type)),
         ("source", Some(env.source)),
         ("actor", env.actor_id),

@@ -1,5 +1,5 @@
-//! Derivation of scope, subject, axes and supersedes target: a pure function of the event, so
-//! the same facts come out of a fresh event and of its stored record.
+//! Derivation of scope, subject, data subject, axes and supersedes target: a pure function of
+//! the event, so the same facts come out of a fresh event and of its stored record.
 
 use crate::Derived;
 
@@ -7,6 +7,13 @@ use crate::pointer::Node;
 use crate::rules::TypeRules;
 
 impl TypeRules {
+    pub(crate) fn data_subject<N: Node>(&self, event: &N) -> Option<String> {
+        self.data_subject
+            .as_ref()
+            .and_then(|p| p.get(event))
+            .and_then(Node::text)
+    }
+
     pub(crate) fn derive<N: Node>(&self, event: &N) -> Derived {
         let text = |p: &Option<crate::pointer::Pointer>| {
             p.as_ref().and_then(|p| p.get(event)).and_then(Node::text)
@@ -32,6 +39,7 @@ impl TypeRules {
         Derived {
             scope: text(&self.scope),
             subject: text(&self.subject),
+            data_subject: self.data_subject(event),
             axes,
             unique_per_subject: self.unique_per_subject,
             supersedes: text(&self.supersedes),

@@ -1,7 +1,7 @@
 //! Event-type packs: what each event type must, may and must not carry, how it is normalized
 //! before hashing, which subject, scope and axes it files under, and how it changes its
-//! subject's state. Packs are data (a manifest plus JSON Schemas); five are built in, one per
-//! seed design, and users add theirs as directories.
+//! subject's state. Packs are data (a manifest plus JSON Schemas); six are built in, one per
+//! seed design and `audit` for Sealog's own records, and users add theirs as directories.
 //!
 //! Boundary: no I/O beyond reading pack directories at load; checks and derivation are pure
 //! functions of the event.
@@ -143,13 +143,28 @@ impl Packs {
         }
     }
 
-    /// What an event's pack derives from it beyond its envelope: scope, subject, axes and
-    /// supersedes target. A pure function of the event, so a fresh event and its stored
-    /// record give the same; nothing for a type no pack declares.
+    /// What an event's pack derives from it beyond its envelope: scope, subject, data
+    /// subject, axes and supersedes target. A pure function of the event, so a fresh event
+    /// and its stored record give the same; nothing for a type no pack declares.
     pub fn derive(&self, event: &Json<'_>, envelope: &Envelope<'_>) -> Derived {
         self.rules(envelope.event_type)
             .map(|r| r.derive(event))
             .unwrap_or_default()
+    }
+
+    /// The data subject an event's pack declares for it (PRODUCT §8, §9): whose personal
+    /// data it is, the person a subject-role key stands for. `None` for a type that declares
+    /// none, a type no pack declares, or an event whose pointer finds nothing.
+    pub fn data_subject(&self, event: &Json<'_>, envelope: &Envelope<'_>) -> Option<String> {
+        self.rules(envelope.event_type)?.data_subject(event)
+    }
+
+    /// The pointer an event type's data subject is read from, as its manifest spells it.
+    pub fn data_subject_pointer(&self, event_type: &str) -> Option<&str> {
+        self.rules(event_type)?
+            .data_subject
+            .as_ref()
+            .map(|p| p.text.as_str())
     }
 
     /// Every axis a query may name: the envelope's and every pack's, sorted, no repeats.
@@ -255,6 +270,9 @@ pub struct Derived {
     pub scope: Option<String>,
     /// The subject, used when the envelope gives none.
     pub subject: Option<String>,
+    /// Whose personal data the record is, from the type's `data_subject` pointer; the
+    /// envelope has no say in it.
+    pub data_subject: Option<String>,
     /// Pack-declared axes as (axis name, value), sorted, no repeats.
     pub axes: Vec<(String, String)>,
     /// A second record for the same (tenant, scope, subject) must name what it supersedes.

@@ -43,6 +43,10 @@ pub(crate) struct TypeDecl {
     pub(crate) subject: Option<String>,
     #[serde(default)]
     pub(crate) scope: Option<String>,
+    /// Whose personal data the record is (the person a subject-role key stands for); null or
+    /// absent: nobody's.
+    #[serde(default)]
+    pub(crate) data_subject: Option<String>,
     #[serde(default)]
     pub(crate) supersedes: Option<String>,
     #[serde(default)]

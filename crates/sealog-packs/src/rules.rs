@@ -25,6 +25,7 @@ pub(crate) struct TypeRules {
     pub(crate) defaults: Vec<(Pointer, String, Value)>,
     pub(crate) subject: Option<Pointer>,
     pub(crate) scope: Option<Pointer>,
+    pub(crate) data_subject: Option<Pointer>,
     pub(crate) supersedes: Option<Pointer>,
     pub(crate) unique_per_subject: bool,
     pub(crate) axes: Vec<Axis>,
@@ -328,6 +329,11 @@ fn compile_type(
             .scope
             .as_deref()
             .map(|t| ptr("scope".into(), t, false))
+            .transpose()?,
+        data_subject: decl
+            .data_subject
+            .as_deref()
+            .map(|t| ptr("data_subject".into(), t, false))
             .transpose()?,
         supersedes: decl
             .supersedes

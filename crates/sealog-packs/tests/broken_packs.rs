@@ -121,10 +121,12 @@ fn bad_pointers_are_located() {
 
 #[test]
 fn axis_names_may_not_shadow_builtin_axes() {
-    let reserved =
-        sealog_packs::axes::ENVELOPE_AXES
-            .into_iter()
-            .chain(["chain", "supersedes", "reason"]);
+    let reserved = sealog_packs::axes::ENVELOPE_AXES.into_iter().chain([
+        "chain",
+        "supersedes",
+        "correction",
+        "reason",
+    ]);
     for name in reserved {
         assert!(sealog_packs::axes::is_reserved(name));
         let mut ty = good();

@@ -11,12 +11,17 @@
 //! restarts the log carries the same rule: a start refuses a key file the log's key records
 //! contradict (`App::new`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use sealog_ledger::Packs;
+use sealog_model::Envelope;
+use sealog_model::json::Json;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::keys::{self, KeyRecord, Role};
@@ -118,27 +123,59 @@ impl Principal {
         role_ok && !(action.needs_every_tenant() && self.tenant.is_some())
     }
 
-    /// Whether a record with these attributes is within this principal's reach.
-    pub fn sees(&self, tenant: Option<&str>, subject: Option<&str>) -> bool {
+    /// Whether a record with this tenant and this pack-derived data subject is within this
+    /// principal's reach. A subject-role key reaches only records whose data subject is its
+    /// own: the customer, never the envelope `subject` (an email id, an order id).
+    pub fn sees(&self, tenant: Option<&str>, data_subject: Option<&str>) -> bool {
         let tenant_ok = match &self.tenant {
             None => true,
             Some(t) => tenant == Some(t.as_str()),
         };
         let subject_ok = match &self.data_subject {
             None => true,
-            Some(s) => subject == Some(s.as_str()),
+            Some(s) => data_subject == Some(s.as_str()),
         };
         tenant_ok && subject_ok
     }
 
-    /// The equality filters every query of this principal carries.
+    /// Whether a stored record (canonical or quarantine) is within this principal's reach,
+    /// read from the record itself: index postings are hashes, so what a query or a seq
+    /// lookup found is checked again before it leaves. The data subject is derived by the
+    /// record's pack exactly as its index keys were; a record that does not read back as an
+    /// event is out of everyone's reach but an unscoped key's.
+    pub fn sees_record(&self, packs: &Packs, record: &[u8]) -> bool {
+        if self.tenant.is_none() && self.data_subject.is_none() {
+            return true;
+        }
+        if self.data_subject.is_none() {
+            // Only the tenant matters: read that one member rather than the whole record.
+            #[derive(Deserialize)]
+            struct Tenant<'a> {
+                #[serde(borrow, default)]
+                tenant: Option<Cow<'a, str>>,
+            }
+            return serde_json::from_slice::<Tenant<'_>>(record)
+                .is_ok_and(|r| self.sees(r.tenant.as_deref(), None));
+        }
+        let Ok(json) = Json::parse(record) else {
+            return false;
+        };
+        let Ok(env) = Envelope::parse_object(&json, false) else {
+            return false;
+        };
+        let data_subject = packs.data_subject(&json, &env);
+        self.sees(env.tenant, data_subject.as_deref())
+    }
+
+    /// The equality filters every query of this principal carries: its tenant, and for the
+    /// subject role its data subject on the `data_subject` axis the packs derive.
     pub fn forced_filters(&self) -> Vec<(String, String)> {
         let mut f = Vec::new();
         if let Some(t) = &self.tenant {
             f.push(("tenant".to_string(), t.clone()));
         }
         if let Some(s) = &self.data_subject {
-            f.push(("subject".to_string(), s.clone()));
+            f.push(("data_subject".to_string(), s.clone()));
         }
         f
     }
@@ -353,6 +390,69 @@ mod tests {
             "records without a tenant are not any tenant's"
         );
         assert!(p(&[Role::Reader], None).sees(None, None));
+    }
+
+    fn subject_key(tenant: Option<&str>, data_subject: &str) -> Principal {
+        Principal {
+            data_subject: Some(data_subject.into()),
+            ..p(&[Role::Subject], tenant)
+        }
+    }
+
+    /// A stored comms record: an email to `customer`, whose envelope subject is the email.
+    fn email(tenant: &str, customer: &str) -> Vec<u8> {
+        json!({"specversion": "1.0", "id": "m1", "source": "mailer", "type": "comms.email",
+               "time": "2026-04-10T07:30:00Z", "tenant": tenant, "subject": "<a1@shop>",
+               "data": {"email_id": "<a1@shop>", "event_type": "delivered",
+                        "recipient_details": {"customer_id": customer}},
+               "seq": 3, "record_id": format!("sha256:{}", "a".repeat(64)),
+               "ingested_at": "2026-04-10T07:30:01Z"})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_subject_key_reaches_the_records_whose_data_subject_is_its_own() {
+        let packs = Packs::builtin();
+        let a = subject_key(Some("shop"), "cust-a");
+        assert!(a.sees_record(&packs, &email("shop", "cust-a")));
+        assert!(!a.sees_record(&packs, &email("shop", "cust-b")));
+        assert!(
+            !a.sees_record(&packs, &email("other", "cust-a")),
+            "the tenant still holds"
+        );
+        assert!(
+            !subject_key(Some("shop"), "<a1@shop>").sees_record(&packs, &email("shop", "cust-a")),
+            "the envelope subject is not the data subject"
+        );
+        assert!(subject_key(None, "cust-a").sees_record(&packs, &email("shop", "cust-a")));
+        assert!(p(&[Role::Reader], Some("shop")).sees_record(&packs, &email("shop", "cust-b")));
+        assert!(!p(&[Role::Reader], Some("x")).sees_record(&packs, &email("shop", "cust-b")));
+        assert!(!a.sees_record(&packs, b"not a record"));
+        assert_eq!(
+            a.forced_filters(),
+            [
+                ("tenant".to_string(), "shop".to_string()),
+                ("data_subject".to_string(), "cust-a".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn no_quarantine_record_is_any_data_subjects() {
+        // A quarantined email of cust-a: its correlation names the email, never the customer.
+        let record = json!({"specversion": "1.0", "id": "m1", "source": "mailer",
+            "type": "sealog.quarantine", "time": "2026-04-10T07:30:00Z", "tenant": "shop",
+            "subject": "cust-a", "actor": {"type": "service", "id": "sealog"},
+            "data": {"reason_code": "SCHEMA_VIOLATION", "event_type": "comms.email",
+                     "scope": "shop", "payload_ref": null, "customer_id": "cust-a"},
+            "seq": 0, "record_id": format!("sha256:{}", "b".repeat(64)),
+            "ingested_at": "2026-04-10T07:30:01Z"})
+        .to_string()
+        .into_bytes();
+        let packs = Packs::builtin();
+        assert!(!subject_key(Some("shop"), "cust-a").sees_record(&packs, &record));
+        assert!(p(&[Role::Auditor], Some("shop")).sees_record(&packs, &record));
     }
 
     #[test]

@@ -331,7 +331,16 @@ pub(crate) fn prove(client: &Client, p: &crate::tlog::Prove) -> anyhow::Result<E
             format!("/v1/proofs/consistency?from={old}&to={new}")
         }
     };
-    let proof: Value = serde_json::from_str(&client.text(&path)?).context("the server's proof")?;
+    let reply = client.get(&path)?;
+    // Not in the log, or not in that tree: refused, as the local command answers.
+    if reply.status == 404 || reply.status == 422 {
+        eprintln!("sealog: {}", reply.message());
+        return Ok(ExitCode::from(1));
+    }
+    if reply.status != 200 {
+        return Err(fail(&reply));
+    }
+    let proof: Value = serde_json::from_slice(&reply.body).context("the server's proof")?;
     println!("{proof}");
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use sealog_ledger::{Author, IngestResult, Ledger, Query, View};
+use sealog_ledger::{Author, IngestResult, Ledger, Query, StateQuery, View};
 use sealog_model::input;
 
 const EXAMPLES: &str = include_str!("../../../examples/events.ndjson");
@@ -74,7 +74,7 @@ pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
             history.records.len(),
             current.records.len()
         );
-        for (seq, bytes) in history.records.iter().take(3) {
+        for (seq, bytes) in &history.records {
             let v: serde_json::Value = serde_json::from_slice(bytes)?;
             println!(
                 "  seq {seq} {} {} at {} ({})",
@@ -82,10 +82,21 @@ pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let state = ledger.state("chunk-7", None, None, None)?;
-    println!(
-        "state of chunk-7: {} after {} events",
-        state["status"], state["version"]
-    );
+    // The examples happened in March 2026 but were ingested now: the event-time clock
+    // travels to what had happened then, the ingest-time clock to what the log knew.
+    for (when, valid_at) in [("now", None), ("valid at 2026-03-04", Some("2026-03-04"))] {
+        let state = ledger.state(&StateQuery {
+            subject: "chunk-7".into(),
+            valid_at: valid_at
+                .map(sealog_model::time::parse_bound)
+                .transpose()
+                .map_err(|m| anyhow::anyhow!("{m}"))?,
+            ..StateQuery::default()
+        })?;
+        println!(
+            "state of chunk-7 {when}: {} after {} events",
+            state["status"], state["version"]
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the command ran but something it was given was refused or not
 //! found (each refusal is printed); 2 the command could not run (bad usage, store error).
 
+mod access;
 mod append;
 mod bench;
 mod bench_http;
@@ -177,29 +178,38 @@ fn report_recovery(ledger: &Ledger) {
 
 /// Opens the data directory to read it: as its writer when no other process holds it (so
 /// a crash is recovered), read-only beside the process that does (a running server).
-fn open_to_read(cli: &Cli) -> anyhow::Result<Ledger> {
+/// Opens a data directory for a read command. Reads are recorded (`audit.access`) when the
+/// directory can be written; beside a running server, or without the log's signing key, it
+/// opens read-only and the reads say they were not recorded.
+fn open_to_read(cli: &Cli) -> anyhow::Result<access::Reader> {
     match Ledger::open(&cli.data, config(cli)?) {
         Ok(ledger) => {
             report_recovery(&ledger);
-            Ok(ledger)
+            Ok(access::Reader::recording(ledger))
         }
         Err(e) if Ledger::is_locked_elsewhere(&e) => {
             eprintln!("sealog: note: {e}; reading what it has made durable, read-only");
-            Ledger::open_read_only(&cli.data, config(cli)?).map_err(|e| {
+            let ledger = Ledger::open_read_only(&cli.data, config(cli)?).map_err(|e| {
                 anyhow::anyhow!(
                     "{e}; to read through the server instead, run the same command with --url URL --key KEY"
                 )
-            })
+            })?;
+            Ok(access::Reader::unrecorded(
+                ledger,
+                "the data directory is held by a running server",
+            ))
         }
         Err(e) if Ledger::lacks_signing_key(&e) => {
             eprintln!("sealog: note: {e}; reading it read-only");
-            Ok(Ledger::open_read_only(&cli.data, config(cli)?)?)
+            Ok(access::Reader::unrecorded(
+                Ledger::open_read_only(&cli.data, config(cli)?)?,
+                "the log cannot be written without its signing key",
+            ))
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// For `bench proofs`: reads a data directory the way the read commands do.
 pub(crate) fn open_for_reading(dir: &std::path::Path, packs: Packs) -> anyhow::Result<Ledger> {
     let config = || LedgerConfig {
         store: StoreConfig::default(),
@@ -223,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => read::query(&open_to_read(&cli)?, args),
         Command::State(args) => read::state(&open_to_read(&cli)?, args),
         Command::Quarantine(args) => read::quarantine(&open_to_read(&cli)?, args),
-        Command::Checkpoint { key, .. } => tlog::checkpoint(&open_to_read(&cli)?, *key),
+        Command::Checkpoint { key, .. } => tlog::checkpoint(&open_to_read(&cli)?.ledger, *key),
         Command::Prove(p) => tlog::prove(&open_to_read(&cli)?, &p.which),
         Command::Verify(args) => tlog::verify(&cli.data, &config(&cli)?.packs, args),
         Command::Serve(args) => serve::run(open(&cli)?, args),

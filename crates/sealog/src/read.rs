@@ -5,16 +5,26 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use sealog_ledger::ReasonCode;
-use sealog_ledger::{Ledger, Page, Query, View};
+use sealog_ledger::{Ledger, Page, Query, StateQuery, View};
 use sealog_model::RecordId;
+use serde_json::json;
 
-pub(crate) fn get(ledger: &Ledger, id: &str) -> anyhow::Result<ExitCode> {
+use crate::access::{Outcome, Reader};
+
+pub(crate) fn get(reader: &Reader, id: &str) -> anyhow::Result<ExitCode> {
+    let ledger = &reader.ledger;
     let seq = match (id.parse::<u64>(), RecordId::parse(id)) {
         (Ok(seq), _) => Some(seq),
         (_, Some(rid)) => ledger.seq_of(&rid)?,
         _ => bail!("{id:?} is neither a seq nor a record id (sha256: and 64 lowercase hex digits)"),
     };
-    match seq.map(|s| ledger.get(s)).transpose()?.flatten() {
+    let found = seq.map(|s| ledger.get(s)).transpose()?.flatten();
+    let outcome = match &found {
+        Some(_) => Outcome::Allowed(1),
+        None => Outcome::NotFound,
+    };
+    reader.record("records.get", json!({ "id": id }), &outcome)?;
+    match found {
         Some(bytes) => {
             let mut out = io::stdout().lock();
             out.write_all(&bytes)?;
@@ -61,9 +71,15 @@ pub(crate) struct QueryArgs {
     /// Ingest time before.
     #[arg(long)]
     ingested_to: Option<String>,
-    /// The log as it was at a time (RFC 3339) or a tree size (a number).
+    /// What the log knew: the log as it was at an ingest time (RFC 3339) or a tree size (a
+    /// number).
     #[arg(long)]
     as_of: Option<String>,
+    /// What had happened: records whose event time is at or before this time (RFC 3339 or
+    /// YYYY-MM-DD); with `--view current`, the chain heads whose chain starts by then (a
+    /// correction counts from its target's time).
+    #[arg(long)]
+    valid_at: Option<String>,
     /// Continue after this seq (the cursor printed for the previous page).
     #[arg(long)]
     after: Option<u64>,
@@ -118,6 +134,7 @@ impl QueryArgs {
             ("ingested_from", &self.ingested_from),
             ("ingested_to", &self.ingested_to),
             ("as_of", &self.as_of),
+            ("valid_at", &self.valid_at),
             ("cursor", &self.cursor),
         ] {
             if let Some(v) = v {
@@ -139,7 +156,8 @@ impl QueryArgs {
     }
 }
 
-pub(crate) fn query(ledger: &Ledger, a: &QueryArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn query(reader: &Reader, a: &QueryArgs) -> anyhow::Result<ExitCode> {
+    let ledger = &reader.ledger;
     if a.cursor.is_some() {
         bail!("--cursor continues a query against a server (--url); here use --after");
     }
@@ -178,10 +196,26 @@ pub(crate) fn query(ledger: &Ledger, a: &QueryArgs) -> anyhow::Result<ExitCode> 
         ingest_to: time_arg("ingested-to", &a.ingested_to)?,
         after: a.after,
         as_of_size,
+        valid_at: time_arg("valid-at", &a.valid_at)?,
         view,
         limit: a.limit,
     };
-    print_page(&ledger.query(&q)?)
+    let page = ledger.query(&q)?;
+    reader.record(
+        "records.query",
+        json!({ "filter": filter_json(&a.to_params()) }),
+        &Outcome::Allowed(page.records.len()),
+    )?;
+    print_page(&page)
+}
+
+/// The filters a read was given, as its access record states them.
+fn filter_json(params: &[(String, String)]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in params {
+        m.insert(k.clone(), json!(v));
+    }
+    serde_json::Value::Object(m)
 }
 
 fn as_of_size(ledger: &Ledger, as_of: Option<&str>) -> anyhow::Result<Option<u64>> {
@@ -267,7 +301,8 @@ impl QuarantineArgs {
     }
 }
 
-pub(crate) fn quarantine(ledger: &Ledger, a: &QuarantineArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn quarantine(reader: &Reader, a: &QuarantineArgs) -> anyhow::Result<ExitCode> {
+    let ledger = &reader.ledger;
     if a.cursor.is_some() {
         bail!("--cursor continues a query against a server (--url); here use --after");
     }
@@ -295,7 +330,13 @@ pub(crate) fn quarantine(ledger: &Ledger, a: &QuarantineArgs) -> anyhow::Result<
         limit: a.limit,
         ..Query::default()
     };
-    print_page(&ledger.quarantine_query(&q)?)
+    let page = ledger.quarantine_query(&q)?;
+    reader.record(
+        "quarantine.query",
+        json!({ "filter": filter_json(&a.to_params()) }),
+        &Outcome::Allowed(page.records.len()),
+    )?;
+    print_page(&page)
 }
 
 #[derive(clap::Args)]
@@ -307,9 +348,14 @@ pub(crate) struct StateArgs {
     scope: Option<String>,
     #[arg(long)]
     tenant: Option<String>,
-    /// The state as it was at a time (RFC 3339) or a tree size (a number).
+    /// What the log knew: the state as the log had it at an ingest time (RFC 3339) or a tree
+    /// size (a number).
     #[arg(long)]
     as_of: Option<String>,
+    /// What had happened: the state as of this event time (RFC 3339 or YYYY-MM-DD), folding
+    /// the records whose chain starts by then.
+    #[arg(long)]
+    valid_at: Option<String>,
     #[command(flatten)]
     pub(crate) remote: crate::client::Remote,
 }
@@ -317,10 +363,14 @@ pub(crate) struct StateArgs {
 impl StateArgs {
     /// The subject's state route and its parameters, for client mode.
     pub(crate) fn to_request(&self) -> (String, Vec<(String, String)>) {
-        let params = [("scope", &self.scope), ("as_of", &self.as_of)]
-            .into_iter()
-            .filter_map(|(name, v)| Some((name.to_string(), v.clone()?)))
-            .collect();
+        let params = [
+            ("scope", &self.scope),
+            ("as_of", &self.as_of),
+            ("valid_at", &self.valid_at),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| Some((name.to_string(), v.clone()?)))
+        .collect();
         (
             format!(
                 "/v1/subjects/{}/state",
@@ -331,10 +381,22 @@ impl StateArgs {
     }
 }
 
-pub(crate) fn state(ledger: &Ledger, a: &StateArgs) -> anyhow::Result<ExitCode> {
-    let size = as_of_size(ledger, a.as_of.as_deref())?;
-    let state = ledger.state(&a.subject, a.scope.as_deref(), a.tenant.as_deref(), size)?;
+pub(crate) fn state(reader: &Reader, a: &StateArgs) -> anyhow::Result<ExitCode> {
+    let ledger = &reader.ledger;
+    let state = ledger.state(&StateQuery {
+        subject: a.subject.clone(),
+        scope: a.scope.clone(),
+        filters: given(&[("tenant", &a.tenant)]),
+        as_of_size: as_of_size(ledger, a.as_of.as_deref())?,
+        valid_at: time_arg("valid-at", &a.valid_at)?,
+    })?;
     let absent = state["status"] == "absent";
+    let (_, params) = a.to_request();
+    reader.record(
+        "subjects.state",
+        json!({ "subject": a.subject, "filter": filter_json(&params) }),
+        &Outcome::Allowed(1),
+    )?;
     println!("{state}");
     Ok(if absent {
         ExitCode::from(1)

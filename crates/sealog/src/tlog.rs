@@ -1,5 +1,6 @@
 //! `sealog checkpoint`, `sealog prove …`, `sealog verify`.
 
+use crate::access::{Outcome, Reader};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,11 +80,37 @@ pub(crate) fn checkpoint(store: &Ledger, key: bool) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn prove(store: &Ledger, p: &Prove) -> anyhow::Result<ExitCode> {
+pub(crate) fn prove(reader: &Reader, p: &Prove) -> anyhow::Result<ExitCode> {
+    let store = &reader.ledger;
     let latest = store.checkpoint()?;
+    let len = store.len();
+    let (action, resource) = match *p {
+        Prove::Inclusion { seq, size } => ("proofs.inclusion", json!({"seq": seq, "size": size})),
+        Prove::Consistency { old, new } => ("proofs.consistency", json!({"from": old, "to": new})),
+    };
+    let refuse = |outcome: Outcome, why: String| -> anyhow::Result<ExitCode> {
+        reader.record(action, resource.clone(), &outcome)?;
+        eprintln!("sealog: {why}");
+        Ok(ExitCode::from(1))
+    };
     let out = match *p {
         Prove::Inclusion { seq, size } => {
             let size = size.unwrap_or(latest.size);
+            if size > len {
+                return refuse(
+                    Outcome::NotFound,
+                    format!("no tree of size {size}: the log holds {len} records"),
+                );
+            }
+            if seq >= len {
+                return refuse(Outcome::NotFound, format!("no record {seq}"));
+            }
+            if seq >= size {
+                return refuse(
+                    Outcome::Invalid,
+                    format!("record {seq} is not in the tree of size {size}"),
+                );
+            }
             let hashes = store.inclusion_proof(seq, size)?;
             let leaf = store
                 .get(seq)?
@@ -99,6 +126,18 @@ pub(crate) fn prove(store: &Ledger, p: &Prove) -> anyhow::Result<ExitCode> {
             v
         }
         Prove::Consistency { old, new } => {
+            if old == 0 || old > new {
+                return refuse(
+                    Outcome::Invalid,
+                    format!("no consistency proof from size {old} to {new}: need 1 <= old <= new"),
+                );
+            }
+            if new > len {
+                return refuse(
+                    Outcome::NotFound,
+                    format!("no tree of size {new}: the log holds {len} records"),
+                );
+            }
             let hashes = store.consistency_proof(old, new)?;
             json!({
                 "from": old, "to": new, "from_root": B64.encode(store.root(old)?), "to_root": B64.encode(store.root(new)?),
@@ -106,6 +145,7 @@ pub(crate) fn prove(store: &Ledger, p: &Prove) -> anyhow::Result<ExitCode> {
             })
         }
     };
+    reader.record(action, resource, &Outcome::Allowed(1))?;
     println!("{out}");
     Ok(ExitCode::SUCCESS)
 }

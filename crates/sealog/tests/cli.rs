@@ -39,8 +39,14 @@ fn assert_appended(line: &Value, seq: u64, ev: &Value) {
     );
 }
 
+/// The ids of the test's own records: every local read appends an `audit.access` record of
+/// its own, which is not one of them.
 fn ids(records: &[Value]) -> Vec<&str> {
-    records.iter().map(|r| r["id"].as_str().unwrap()).collect()
+    records
+        .iter()
+        .filter(|r| r["type"] != "audit.access")
+        .map(|r| r["id"].as_str().unwrap())
+        .collect()
 }
 
 #[test]
@@ -115,6 +121,13 @@ fn appending_the_same_events_again_answers_duplicate_with_the_original_seqs() {
         (1, "duplicate"),
         (0, "duplicate"),
     ];
+    assert_eq!(again.len(), want.len());
+    assert_eq!(
+        lines.len(),
+        again.len(),
+        "one result per event: {}",
+        run.stdout
+    );
     for ((line, ev), (seq, status)) in lines.iter().zip(&again).zip(want) {
         assert_eq!(
             line,
@@ -144,9 +157,15 @@ fn get_finds_a_record_by_seq_and_by_record_id() {
         assert_eq!(&event, ev);
     }
 
-    let missing = cli(dir.path()).run(&["get", "3"], b"");
+    // Each get above appended its access record; past those there is nothing.
+    let past = 3 + 2 * 3;
+    let missing = cli(dir.path()).run(&["get", &past.to_string()], b"");
     assert_eq!((missing.code, missing.stdout.as_str()), (1, ""));
-    assert!(missing.stderr.contains("no record 3"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains(&format!("no record {past}")),
+        "{}",
+        missing.stderr
+    );
     let absent_id = record_id(&event("never-appended"));
     let missing = cli(dir.path()).run(&["get", &absent_id], b"");
     assert_eq!((missing.code, missing.stdout.as_str()), (1, ""));
@@ -188,6 +207,7 @@ fn query_filters_on_every_axis_and_on_time_and_pages_with_after() {
             .ok(&full, b"")
             .lines()
             .iter()
+            .filter(|r| r["type"] != "audit.access")
             .map(|r| r["seq"].as_u64().unwrap())
             .collect()
     };
@@ -234,6 +254,7 @@ fn query_filters_on_every_axis_and_on_time_and_pages_with_after() {
 
     // A page that is full says how to continue; the last one says nothing.
     let page = cli(dir.path()).ok(&["query", "--type", "test.even", "--limit", "4"], b"");
+    // (The type axis keeps the reads' own access records out of these pages.)
     assert_eq!(page.lines().len(), 4);
     assert!(
         page.stderr
@@ -494,11 +515,14 @@ fn each_bad_event_gets_a_precise_refusal_and_the_good_ones_beside_it_are_appende
         .map(|g| g["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids(&records), want);
+    // The good events were appended before any read, at dense seqs; after them come only
+    // the reads' own access records.
     for (seq, r) in records.iter().enumerate() {
         assert_eq!(r["seq"], json!(seq));
+        if seq >= good.len() {
+            assert_eq!(r["type"], "audit.access", "{r}");
+        }
     }
-    let beyond = cli(dir.path()).run(&["get", &good.len().to_string()], b"");
-    assert_eq!(beyond.code, 1);
     for id in ["big", "depth-65", "bad-seq", "missing-data"] {
         assert_eq!(
             cli(dir.path()).ok(&["query", "--id", id], b"").stdout,
@@ -717,47 +741,230 @@ fn a_torn_tail_is_cut_and_reported_on_the_next_open() {
     );
     assert!(run.stderr.contains(&want), "{}", run.stderr);
     assert_eq!(run.lines()[0]["id"], "tail-2");
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
     let run = cli(dir.path()).ok(&["append"], event("tail-3").to_string().as_bytes());
     assert_eq!(run.stderr, "", "the second open finds nothing to repair");
-    assert_eq!(run.lines()[0]["seq"], 3);
+    // Where the torn bytes were, the read's access record (seq 3) was appended whole.
+    assert_eq!(run.lines()[0]["seq"], 4);
+    let access = &cli(dir.path()).ok(&["get", "3"], b"").lines()[0];
+    assert_eq!(access["type"], "audit.access", "{access}");
+    assert_eq!(access["data"]["resource"]["id"], "2", "{access}");
+    cli(dir.path()).assert_verifies();
+}
+
+/// What README.md says of the demo, word for word (line breaks aside): its first command, and
+/// the paragraph after it. The test checks each clause against what the demo prints and what
+/// the data directory then holds, so the README cannot change without this test, nor the demo
+/// without the README.
+const README_DEMO_COMMAND: &str = "cargo run --release -p sealog -- demo \
+    # build, ingest the shipped example events, read them back";
+const README_DEMO_PROMISE: &str = "The demo writes to `./sealog-data`: it ingests one or more \
+    events of every built-in pack, sends them again (every one answers `duplicate`), \
+    quarantines an incomplete decision record, queries by pack axes in the history and \
+    current views, and rebuilds a deleted chunk's state.";
+
+/// One `query AXIS=VALUE: H records (C current)` paragraph of the demo's output, with the seqs
+/// of the records it lists.
+#[derive(Debug)]
+struct DemoQuery {
+    axis: String,
+    value: String,
+    history: usize,
+    current: usize,
+    seqs: Vec<u64>,
+}
+
+fn demo_queries(stdout: &str) -> Vec<DemoQuery> {
+    let mut out: Vec<DemoQuery> = Vec::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("query ") {
+            let (term, counts) = rest.split_once(": ").expect("query AXIS=VALUE: …");
+            let (axis, value) = term.split_once('=').expect("AXIS=VALUE");
+            let (history, current) = counts
+                .strip_suffix(" current)")
+                .and_then(|c| c.split_once(" records ("))
+                .unwrap_or_else(|| panic!("not `H records (C current)`: {line}"));
+            out.push(DemoQuery {
+                axis: axis.into(),
+                value: value.into(),
+                history: history.parse().unwrap(),
+                current: current.parse().unwrap(),
+                seqs: Vec::new(),
+            });
+        } else if let Some(rest) = line.strip_prefix("  seq ")
+            && let Some(q) = out.last_mut()
+        {
+            q.seqs
+                .push(rest.split(' ').next().unwrap().parse().unwrap());
+        }
+    }
+    out
+}
+
+/// The counts after `→` of each `… N events → …` line: one per round of ingest.
+fn demo_rounds(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(" → "))
+        .map(|(_, counts)| counts)
+        .collect()
 }
 
 #[test]
 fn demo_ingests_the_examples_once_and_reads_them_back() {
-    let dir = sealog_testkit::tempdir();
-    let run = cli(dir.path()).ok(&["demo"], b"");
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let readme = words(include_str!("../../../README.md"));
+    for promise in [README_DEMO_COMMAND, README_DEMO_PROMISE] {
+        assert!(
+            readme.contains(&words(promise)),
+            "README.md no longer says {promise:?}: check the demo against what it says now, here"
+        );
+    }
     let examples = include_str!("../../../examples/events.ndjson")
         .lines()
         .filter(|l| !l.trim().is_empty())
         .count();
+
+    // Run as the README runs it: no `--data`, in a directory of its own.
+    let cwd = sealog_testkit::tempdir();
+    let bin = env!("CARGO_BIN_EXE_sealog");
+    let demo = || {
+        let mut c = std::process::Command::new(bin);
+        c.current_dir(cwd.path())
+            .env_remove("SEALOG_URL")
+            .env_remove("SEALOG_KEY")
+            .env_remove("SEALOG_ACCEPT_UNDECLARED_TYPES")
+            .arg("demo");
+        let run = sealog_testkit::cli::run_command(
+            c,
+            b"",
+            std::time::Duration::from_secs(sealog_testkit::cli::RUN_SECS_MAX),
+        );
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        run
+    };
+    let run = demo();
+    let out = &run.stdout;
+
+    // "writes to ./sealog-data"
+    let data = cwd.path().join("sealog-data");
+    let log = Cli::new(bin, &data);
+    let packs = sealog_ledger::Packs::builtin();
+    // The producers' events: reading may add Sealog's own records (the `audit` pack's), which
+    // are not the demo's.
+    let events = || -> Vec<Value> {
+        log.all_records()
+            .into_iter()
+            .filter(|r| packs.pack_of(r["type"].as_str().unwrap()) != Some("audit"))
+            .collect()
+    };
+    let records = events();
+    assert_eq!(records.len(), examples, "{out}");
     assert!(
-        run.stdout.contains(&format!(
-            "first ingest: {examples} events → {examples} appended, 0 duplicates"
-        )),
-        "{}",
-        run.stdout
+        out.lines().next().unwrap_or("").ends_with(" ./sealog-data"),
+        "the demo names the directory it writes: {out}"
     );
-    assert!(
-        run.stdout.contains(&format!(
-            "{examples} events → 0 appended, {examples} duplicates"
-        )),
-        "{}",
-        run.stdout
+
+    // "ingests one or more events of every built-in pack, sends them again (every one
+    // answers `duplicate`)"
+    assert_eq!(
+        demo_rounds(out),
+        [
+            format!("{examples} appended, 0 duplicates, 0 quarantined, 0 rejected"),
+            format!("0 appended, {examples} duplicates, 0 quarantined, 0 rejected"),
+        ],
+        "{out}"
     );
-    assert!(
-        run.stdout
-            .contains(&format!("log size: {examples} records")),
-        "{}",
-        run.stdout
+    let stored: std::collections::BTreeSet<&str> = records
+        .iter()
+        .map(|r| {
+            let kind = r["type"].as_str().unwrap();
+            packs
+                .pack_of(kind)
+                .unwrap_or_else(|| panic!("{kind} is of no built-in pack"))
+        })
+        .collect();
+    // `audit` declares Sealog's own records, which producers may not send.
+    let producers: std::collections::BTreeSet<&str> = packs
+        .pack_names()
+        .into_iter()
+        .filter(|p| *p != "audit")
+        .collect();
+    assert_eq!(stored, producers, "a record of every built-in pack");
+
+    // "quarantines an incomplete decision record"
+    let incomplete: Value = out
+        .lines()
+        .find_map(|l| l.strip_prefix("an incomplete decision record: "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .unwrap_or_else(|| panic!("no incomplete decision record: {out}"));
+    assert_eq!(incomplete["status"], "quarantined", "{incomplete}");
+    assert_eq!(
+        incomplete["reason_code"], "INCOMPLETE_PROVENANCE",
+        "{incomplete}"
     );
-    let again = cli(dir.path()).ok(&["demo"], b"");
+    let quarantined = log.ok(&["quarantine"], b"").lines();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert_eq!(quarantined[0]["record_id"], incomplete["quarantine_id"]);
+    assert_eq!(
+        quarantined[0]["data"]["event_type"],
+        "decision-log.audit_decision_record"
+    );
+    assert_eq!(
+        quarantined[0]["data"]["missing_fields"],
+        incomplete["missing_fields"]
+    );
+
+    // "queries by pack axes in the history and current views": each count and each record it
+    // lists is what `sealog query` answers.
+    let queries = demo_queries(out);
     assert!(
-        again
-            .stdout
-            .contains(&format!("first ingest: {examples} events → 0 appended")),
+        queries
+            .iter()
+            .any(|q| !sealog_ledger::ENVELOPE_AXES.contains(&q.axis.as_str())),
+        "no query by a pack axis: {queries:?}"
+    );
+    for q in &queries {
+        let term = format!("{}={}", q.axis, q.value);
+        let seqs = |view: &str| -> Vec<u64> {
+            log.ok(
+                &["query", "--axis", &term, "--view", view, "--limit", "1000"],
+                b"",
+            )
+            .lines()
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect()
+        };
+        let history = seqs("history");
+        assert!(!history.is_empty(), "{term} finds nothing");
+        assert_eq!(q.history, history.len(), "{term}: {out}");
+        assert_eq!(q.seqs, history, "{term}: the records it lists");
+        assert_eq!(q.current, seqs("current").len(), "{term}: {out}");
+    }
+
+    // "rebuilds a deleted chunk's state"
+    let (subject, status, version) = out
+        .lines()
+        .find_map(|l| {
+            let (head, tail) = l.strip_prefix("state of ")?.split_once(": ")?;
+            let (status, version) = tail.strip_suffix(" events")?.split_once(" after ")?;
+            let subject = head.split(' ').next()?;
+            Some((subject, status, version.parse::<u64>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no state: {out}"));
+    assert_eq!(status, "\"deleted\"", "{out}");
+    let state = log.ok(&["state", "--subject", subject], b"").json();
+    assert_eq!(state["status"], "deleted", "{state}");
+    assert_eq!(state["version"], version, "{state}");
+
+    // The same demo again on the same directory adds nothing.
+    let again = demo();
+    assert_eq!(
+        demo_rounds(&again.stdout)[0],
+        format!("0 appended, {examples} duplicates, 0 quarantined, 0 rejected"),
         "{}",
         again.stdout
     );
-    assert_eq!(cli(dir.path()).all_records().len(), examples);
+    assert_eq!(events().len(), examples);
+    assert_eq!(log.ok(&["quarantine"], b"").lines().len(), 1);
 }

@@ -311,6 +311,9 @@ const SIZES: [usize; 7] = [1, 2, 5, 64, 164, 256, 300];
 const WORKERS: usize = 4;
 
 struct Log {
+    /// A writer holding each directory, so every read here opens it read-only and the log
+    /// stays exactly as built: a read a writer could record would append its access record.
+    holders: Vec<std::process::Child>,
     _tmp: TempDir,
     dir: std::path::PathBuf,
     copies: Vec<std::path::PathBuf>,
@@ -333,6 +336,28 @@ fn event(i: usize) -> Value {
         "actor": {"type": "agent", "id": "curator"},
         "data": {"revision": i, "text": format!("paragraph {i} – ünïcødé and \"quotes\"")},
     })
+}
+
+/// A writer (`sealog append -` with its input left open) holding `dir`'s lock.
+fn hold(dir: &Path) -> std::process::Child {
+    let cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared();
+    let child = cli.spawn(&["append", "-"]);
+    let lock = dir.join("LOCK");
+    sealog_testkit::wait_for(60, "the holder to take the lock", || {
+        fs::read_to_string(&lock)
+            .is_ok_and(|pid| pid.trim() == child.id().to_string())
+            .then_some(())
+    });
+    child
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        for h in &mut self.holders {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    }
 }
 
 impl Log {
@@ -360,6 +385,17 @@ impl Log {
             "`checkpoint --verifier-key` prints the data directory's verifier key"
         );
         let key = parse_vkey(&vkey);
+        let copies: Vec<std::path::PathBuf> = (0..WORKERS)
+            .map(|w| {
+                let copy = tmp.path().join(format!("copy-{w}"));
+                sealog_testkit::files::copy_dir(&dir, &copy);
+                copy
+            })
+            .collect();
+        let holders = std::iter::once(&dir)
+            .chain(&copies)
+            .map(|d| hold(d))
+            .collect();
         let listed = ok(sealog(&dir, &["query", "--limit", "1000"]), "query");
         let records: Vec<Vec<u8>> = listed
             .split(|b| *b == b'\n')
@@ -368,14 +404,8 @@ impl Log {
             .collect();
         assert_eq!(records.len(), next);
         let leaves = records.iter().map(|r| leaf_hash(r)).collect();
-        let copies = (0..WORKERS)
-            .map(|w| {
-                let copy = tmp.path().join(format!("copy-{w}"));
-                sealog_testkit::files::copy_dir(&dir, &copy);
-                copy
-            })
-            .collect();
         Log {
+            holders,
             _tmp: tmp,
             dir,
             copies,
@@ -404,7 +434,7 @@ impl Log {
     /// Runs every request, spread over the copies, and returns the answers in request order.
     fn run_all(&self, requests: &[Vec<String>]) -> Vec<Value> {
         let per = requests.len().div_ceil(WORKERS).max(1);
-        std::thread::scope(|s| {
+        let answers: Vec<Value> = std::thread::scope(|s| {
             let workers: Vec<_> = requests
                 .chunks(per)
                 .zip(&self.copies)
@@ -421,7 +451,9 @@ impl Log {
                 .into_iter()
                 .flat_map(|w| w.join().expect("worker"))
                 .collect()
-        })
+        });
+        assert_eq!(answers.len(), requests.len(), "one answer per request");
+        answers
     }
 }
 
@@ -889,7 +921,7 @@ fn requests_for_proofs_that_cannot_exist_are_refused() {
         vec!["prove", "consistency", "0", "5"],
     ] {
         let out = sealog(&log.dir, &args);
-        assert_eq!(out.code, 2, "{args:?}: stdout {}", out.stdout);
+        assert_eq!(out.code, 1, "{args:?}: stdout {}", out.stdout);
         assert!(out.stdout.is_empty(), "{args:?} printed a proof");
         assert!(!out.stderr.is_empty(), "{args:?} says nothing about why");
     }

@@ -4,7 +4,10 @@
 //!
 //! *Invariant*: a tenant-scoped key sees only its tenant's quarantine records, and a payload
 //! only when one of those records names it; anything else answers like a payload that does
-//! not exist.
+//! not exist. A key bound to a data subject sees no quarantine record at all: a quarantined
+//! event never passed the pack that would establish whose it is, so the quarantine log is not
+//! keyed by data subject (its forced `data_subject` filter matches nothing) and no quarantine
+//! record derives one. The subject role is refused these routes outright (the role table).
 
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;

@@ -5,16 +5,13 @@
 //! filters, and every record is checked against the scope again before it leaves; a record
 //! out of reach answers exactly like one that does not exist.
 
-use std::borrow::Cow;
-
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sealog_ledger::{ENVELOPE_AXES, LIMIT_MAX, Ledger, Query, View};
+use sealog_ledger::{ENVELOPE_AXES, LIMIT_MAX, Ledger, Packs, Query, View};
 use sealog_model::RecordId;
-use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -23,23 +20,10 @@ use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
 use crate::params::{Params, parse_u64};
 
-/// The attributes that decide who may see a stored record.
-#[derive(Deserialize)]
-struct Reach<'a> {
-    #[serde(borrow, default)]
-    tenant: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    subject: Option<Cow<'a, str>>,
-}
-
-pub(crate) fn visible(principal: &Principal, record: &[u8]) -> bool {
-    if principal.tenant.is_none() && principal.data_subject.is_none() {
-        return true;
-    }
-    match serde_json::from_slice::<Reach<'_>>(record) {
-        Ok(r) => principal.sees(r.tenant.as_deref(), r.subject.as_deref()),
-        Err(_) => false,
-    }
+/// Whether a stored record is within the principal's reach (its tenant, and for the subject
+/// role the data subject its pack derives).
+pub(crate) fn visible(principal: &Principal, packs: &Packs, record: &[u8]) -> bool {
+    principal.sees_record(packs, record)
 }
 
 fn no_record(id: &str) -> ApiError {
@@ -90,7 +74,7 @@ async fn read_one(ctx: &Ctx, id: &str) -> Result<Vec<u8>, ApiError> {
             Err(rid) => ledger.seq_of(&rid)?,
         };
         let record = seq.map(|s| ledger.get(s)).transpose()?.flatten();
-        Ok(record.filter(|r| visible(&principal, r)))
+        Ok(record.filter(|r| visible(&principal, ledger.packs(), r)))
     })
     .await?;
     metrics::histogram!("sealog_query_seconds", "endpoint" => "records.get")
@@ -112,6 +96,7 @@ fn query_params() -> &'static [&'static str] {
             "ingested_to",
             "view",
             "as_of",
+            "valid_at",
             "cursor",
             "limit",
             "after",
@@ -126,12 +111,14 @@ fn query_params() -> &'static [&'static str] {
         ("scope" = Option<String>, Query), ("tenant" = Option<String>, Query), ("subject" = Option<String>, Query),
         ("type" = Option<String>, Query), ("source" = Option<String>, Query), ("actor" = Option<String>, Query, description = "actor id"),
         ("id" = Option<String>, Query, description = "the producer's event id"),
-        ("axis.NAME" = Option<String>, Query, description = "equality on an indexed axis: scope, tenant, subject, type, source, actor, id, or an axis a pack declares (e.g. `axis.feature_keys_used=account:e_1`, `axis.degrade_mode=NORMAL`)"),
+        ("data_subject" = Option<String>, Query, description = "whose personal data the record is, as its pack declares it (a customer id)"),
+        ("axis.NAME" = Option<String>, Query, description = "equality on an indexed axis: scope, tenant, subject, data_subject, type, source, actor, id, or an axis a pack declares (e.g. `axis.feature_keys_used=account:e_1`, `axis.degrade_mode=NORMAL`)"),
         ("from" = Option<String>, Query, description = "event time at or after (RFC 3339 or YYYY-MM-DD)"),
         ("to" = Option<String>, Query, description = "event time before"),
         ("ingested_from" = Option<String>, Query), ("ingested_to" = Option<String>, Query),
         ("view" = Option<String>, Query, description = "`history` (default): every record in append order; `current`: per supersedes chain only its head (as of `as_of`)"),
-        ("as_of" = Option<String>, Query, description = "the log as it was at a time (RFC 3339) or a tree size (digits)"),
+        ("as_of" = Option<String>, Query, description = "what the log knew: the log as it was at an ingest time (RFC 3339) or a tree size (digits)"),
+        ("valid_at" = Option<String>, Query, description = "what had happened: the world as the events' own times describe it at this event time (RFC 3339 or YYYY-MM-DD); history: records whose time is at or before it; current: chain heads whose chain starts at or before it (a correction counts from its target's time)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("limit" = Option<u64>, Query, description = "records per page, 1 to 10000 (default 100)"),
     ),
@@ -210,6 +197,7 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
         event_to: time_param(p, "to")?,
         ingest_from: time_param(p, "ingested_from")?,
         ingest_to: time_param(p, "ingested_to")?,
+        valid_at: time_param(p, "valid_at")?,
         view,
         ..Query::default()
     };
@@ -305,7 +293,7 @@ pub(crate) async fn run_paged(
         body.extend_from_slice(b"{\"records\":[");
         let mut n = 0;
         for (seq, bytes) in &page.records {
-            if !visible(&principal, bytes) {
+            if !visible(&principal, ledger.packs(), bytes) {
                 tracing::error!(
                     seq,
                     "a query candidate outside the caller's scope was dropped"
@@ -353,6 +341,7 @@ fn query_digest(q: &Query, log: Log) -> [u8; 8] {
         h.update(t.map_or([0xff; 8], i64::to_be_bytes));
     }
     h.update(q.as_of_size.map_or([0xff; 8], u64::to_be_bytes));
+    h.update(q.valid_at.map_or([0xff; 8], i64::to_be_bytes));
     let d = h.finalize();
     d[..8].try_into().expect("8 bytes")
 }

@@ -1,34 +1,36 @@
 //! `GET /v1/subjects/{subject}/state`: a subject's state rebuilt from its canonical records
-//! (the current view, folded by its packs' state rules), now or as of a past log size.
+//! (the current view, folded by its packs' state rules in event-time order), on both clocks:
+//! `as_of` (what the log knew) and `valid_at` (what had happened).
 //!
-//! *Invariant*: the rebuild reads only the caller's tenant (a tenant-scoped key's tenant is
-//! passed to the ledger as a filter), and a subject-role key reads only its own data subject.
+//! *Invariant*: the rebuild folds only records within the caller's reach: the principal's
+//! forced filters (tenant, data subject) are passed to the ledger and hold for every record.
 
 use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::Response;
-use sealog_ledger::StateError;
+use sealog_ledger::{StateError, StateQuery};
 use serde_json::{Value, json};
 
 use crate::auth::Action;
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::routes::records::as_of_size;
+use crate::routes::records::{as_of_size, time_param};
 
-const STATE_PARAMS: [&str; 2] = ["scope", "as_of"];
+const STATE_PARAMS: [&str; 3] = ["scope", "as_of", "valid_at"];
 
 #[utoipa::path(
     get, path = "/v1/subjects/{subject}/state", tag = "records",
     params(
         ("subject" = String, Path, description = "the subject (a pack's subject, e.g. a chunk id, a decision id, a conversation id)"),
         ("scope" = Option<String>, Query, description = "the scope, required when the subject has records in several scopes"),
-        ("as_of" = Option<String>, Query, description = "the state as it was at a time (RFC 3339) or a tree size (digits)"),
+        ("as_of" = Option<String>, Query, description = "what the log knew: the state as the log had it at an ingest time (RFC 3339) or a tree size (digits)"),
+        ("valid_at" = Option<String>, Query, description = "what had happened: the state as of this event time (RFC 3339 or YYYY-MM-DD); a correction counts from its target's time"),
     ),
     responses(
-        (status = 200, description = "The rebuilt state: the packs' fold of the subject's current records (a delete yields a tombstone), with subject, scope and as_of_size", body = Object),
+        (status = 200, description = "The rebuilt state: the packs' fold of the subject's current records in event-time order (ties by seq; a delete yields a tombstone), with subject, scope, as_of_size, valid_at and arrived_late (records whose time is earlier than a record logged before them)", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key may not read records, or (subject role) this is not its data subject", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key may not read records", body = crate::openapi::ErrorBody),
         (status = 409, description = "`AMBIGUOUS_SCOPE`: the subject has records in several scopes; name one with `scope` (the scopes are listed in `scopes`)", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
@@ -61,23 +63,23 @@ pub(crate) async fn state(
 }
 
 async fn rebuild(ctx: &Ctx, subject: &str, p: &Params) -> Result<Value, ApiError> {
-    if let Some(own) = &ctx.principal.data_subject
-        && own != subject
-    {
-        return Err(ApiError::forbidden(
-            "this key reads only its own data subject's state",
-        ));
-    }
     let ledger = ctx.state.ledger.clone();
     let subject = subject.to_string();
     let scope = p.get("scope").map(str::to_string);
     let as_of = p.get("as_of").map(str::to_string);
-    let tenant = ctx.principal.tenant.clone();
+    let valid_at = time_param(p, "valid_at")?;
+    let filters = ctx.principal.forced_filters();
     let started = std::time::Instant::now();
     let out = blocking(move || {
-        let size = as_of.map(|s| as_of_size(&ledger, &s)).transpose()?;
+        let as_of_size = as_of.map(|s| as_of_size(&ledger, &s)).transpose()?;
         ledger
-            .state(&subject, scope.as_deref(), tenant.as_deref(), size)
+            .state(&StateQuery {
+                subject,
+                scope,
+                filters,
+                as_of_size,
+                valid_at,
+            })
             .map_err(|e| {
                 let message = e.to_string();
                 match e {

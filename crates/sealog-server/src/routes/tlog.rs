@@ -2,8 +2,11 @@
 //!
 //! Hashes, tree sizes and checkpoints are log-wide and reveal no record's content, so a
 //! tenant-scoped auditor may fetch them; an inclusion proof names one record and is given
-//! only for a record within the caller's reach; entry bundles hold every tenant's records
-//! and are served only to keys without a tenant scope.
+//! only for a record within the caller's reach (its tenant, and, for a key bound to a data
+//! subject, that subject's own records), answering for any other exactly as for a seq the
+//! log does not have; entry bundles hold every tenant's records and are served only to keys
+//! without a tenant scope. The subject role gets none of these (the role table): a
+//! customer's key reads its own records, not the log's structure.
 
 use axum::extract::{Path, RawQuery};
 use axum::http::{StatusCode, header};
@@ -60,7 +63,7 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
         let store = &ledger;
         let not_found = || ApiError::not_found(format!("no record {seq}"));
         let record = store.get(seq)?.ok_or_else(not_found)?;
-        if !visible(&principal, &record) {
+        if !visible(&principal, store.packs(), &record) {
             return Err(not_found());
         }
         let latest = store.checkpoint()?;

@@ -1,0 +1,84 @@
+//! What a view needs of a stored record besides its bytes: its event time, the record it
+//! corrects, and the moment its supersedes chain speaks for. A correction restates what its
+//! target should have said, so on the event-time clock it counts from its target's time, back
+//! to the first record of the chain.
+
+use sealog_model::json::Json;
+use sealog_model::{Envelope, RecordId};
+use sealog_packs::Packs;
+use sealog_store::{LogRead, StoreError};
+
+pub(crate) struct Facts {
+    pub(crate) record_id: RecordId,
+    pub(crate) time_ns: i64,
+    pub(crate) tenant: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) data_subject: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) supersedes: Option<RecordId>,
+}
+
+fn corrupted(seq: u64, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupted(format!("record {seq}: {why}"))
+}
+
+impl Facts {
+    pub(crate) fn of(packs: &Packs, seq: u64, bytes: &[u8]) -> Result<Self, StoreError> {
+        let json = Json::parse(bytes).map_err(|e| corrupted(seq, e))?;
+        let env = Envelope::parse_object(&json, false).map_err(|e| corrupted(seq, e))?;
+        let record_id = json
+            .get("record_id")
+            .and_then(Json::as_str)
+            .and_then(RecordId::parse)
+            .ok_or_else(|| corrupted(seq, "no readable record_id"))?;
+        let derived = packs.derive(&json, &env);
+        Ok(Facts {
+            record_id,
+            time_ns: env.time_nanos,
+            tenant: env.tenant.map(str::to_string),
+            subject: env.subject.map(str::to_string).or(derived.subject),
+            data_subject: derived.data_subject,
+            scope: derived
+                .scope
+                .unwrap_or_else(|| env.default_scope().to_string()),
+            supersedes: env
+                .supersedes
+                .or(derived.supersedes.as_deref())
+                .and_then(RecordId::parse),
+        })
+    }
+}
+
+/// The event time a record's chain starts at: its own, or, for a correction, its target's
+/// chain start. Targets precede their corrections in the log, so the walk ends.
+pub(crate) fn chain_start(
+    log: &dyn LogRead,
+    packs: &Packs,
+    facts: &Facts,
+) -> Result<i64, StoreError> {
+    let mut time = facts.time_ns;
+    let mut target = facts.supersedes;
+    let mut below = u64::MAX;
+    while let Some(id) = target {
+        let seq = log.seq_of(&id.0)?.ok_or_else(|| {
+            StoreError::Corrupted(format!(
+                "{} corrects {id}, which is not in the log",
+                facts.record_id
+            ))
+        })?;
+        if seq >= below {
+            return Err(corrupted(
+                seq,
+                "a supersedes chain that does not go back in the log",
+            ));
+        }
+        below = seq;
+        let bytes = log
+            .get(seq)?
+            .ok_or_else(|| corrupted(seq, "indexed but not readable"))?;
+        let f = Facts::of(packs, seq, &bytes)?;
+        time = f.time_ns;
+        target = f.supersedes;
+    }
+    Ok(time)
+}

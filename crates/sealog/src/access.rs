@@ -1,0 +1,139 @@
+//! Reads on a data directory are recorded like the server's: each `get`, `query`, `state`,
+//! `quarantine` and `prove` appends an `audit.access` record naming the local user (uid and
+//! name) before it prints anything, so what was read and by whom is in the log it was read
+//! from. A read that cannot be recorded is not served. Opened read-only (beside a running
+//! server, or without the signing key) the log cannot be written: the command says the read
+//! was not recorded and how to have it recorded.
+
+use std::cell::Cell;
+
+use anyhow::{Context, bail};
+use sealog_ledger::{Author, IngestResult, Ledger};
+use serde_json::{Value, json};
+
+/// The `source` of every record the CLI writes about itself.
+const SOURCE: &str = "sealog-cli";
+
+/// A ledger opened for reading, and whether its reads can be recorded.
+pub(crate) struct Reader {
+    pub(crate) ledger: Ledger,
+    /// Why reads on this opening go unrecorded, if they do.
+    unrecorded: Option<String>,
+    warned: Cell<bool>,
+}
+
+/// What a read found, as its access record states it.
+pub(crate) enum Outcome {
+    /// Served, with the number of records (or proofs) it returned.
+    Allowed(usize),
+    /// What was asked for is not in the log.
+    NotFound,
+    /// The request could not be answered as asked (a proof outside the tree).
+    Invalid,
+}
+
+impl Reader {
+    pub(crate) fn recording(ledger: Ledger) -> Self {
+        Reader {
+            ledger,
+            unrecorded: None,
+            warned: Cell::new(false),
+        }
+    }
+
+    pub(crate) fn unrecorded(ledger: Ledger, why: impl Into<String>) -> Self {
+        Reader {
+            ledger,
+            unrecorded: Some(why.into()),
+            warned: Cell::new(false),
+        }
+    }
+
+    /// Appends the access record of a read and waits until it is durable; call it before
+    /// printing what was read.
+    pub(crate) fn record(
+        &self,
+        action: &str,
+        resource: Value,
+        outcome: &Outcome,
+    ) -> anyhow::Result<()> {
+        if let Some(why) = &self.unrecorded {
+            if !self.warned.replace(true) {
+                eprintln!(
+                    "sealog: note: this read was not recorded in the log ({why}); to have reads recorded, read through the server: --url URL --key KEY"
+                );
+            }
+            return Ok(());
+        }
+        let (name, outcome, status, count) = match outcome {
+            Outcome::Allowed(n) => ("allowed", "allowed", 200, Some(*n)),
+            Outcome::NotFound => ("not_found", "not_found", 404, None),
+            Outcome::Invalid => ("invalid", "invalid", 422, None),
+        };
+        let user = local_user();
+        let now = now_nanos();
+        let request_id = format!("cli-{}-{now}", std::process::id());
+        let mut event = json!({
+            "specversion": "1.0",
+            "id": format!("access:{request_id}"),
+            "source": SOURCE,
+            "type": "audit.access",
+            "time": sealog_model::time::format_micros(now),
+            "actor": {"type": "human", "id": format!("local:{}", user.1)},
+            "data": {
+                "principal": null,
+                "channel": "cli",
+                "local_user": {"uid": user.0, "name": user.1},
+                "action": action,
+                "resource": resource,
+                "outcome": outcome,
+                "status": status,
+                "request_id": request_id,
+            },
+        });
+        if let Some(n) = count {
+            event["data"]["count"] = json!(n);
+        }
+        let prepared = self.ledger.prepare_value(&event, &Author::Sealog);
+        let results = self
+            .ledger
+            .commit(vec![prepared])
+            .context("the read could not be recorded, so it is not served")?;
+        match results.first() {
+            Some(IngestResult::Appended { .. } | IngestResult::Duplicate { .. }) => Ok(()),
+            other => bail!(
+                "the read's access record ({name}) was not accepted, so the read is not served: {}",
+                other.map_or_else(|| "no result".to_string(), |r| r.to_json().to_string())
+            ),
+        }
+    }
+}
+
+fn now_nanos() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The effective user: uid and login name (the uid again when it has no name).
+#[allow(unsafe_code)]
+fn local_user() -> (u32, String) {
+    // SAFETY: geteuid cannot fail and touches no memory of ours.
+    let uid = unsafe { libc::geteuid() };
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live memory of the stated size; `found` is either null
+    // or points at `pwd`, whose strings point into `buf`, both alive below.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    let name = if rc == 0 && !found.is_null() && !pwd.pw_name.is_null() {
+        // SAFETY: getpwuid_r wrote a NUL-terminated name into `buf`.
+        unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        uid.to_string()
+    };
+    (uid, name)
+}
