@@ -8,10 +8,10 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use sealog_ledger::{ChainRefusal, IngestResult, Ledger, LedgerConfig, Query, Undeclared, View};
+use sealog_ledger::{ChainRefusal, IngestResult, Ledger, Query, Undeclared, View};
 use sealog_model::RecordId;
 use serde_json::{Value, json};
-use support::{config, ingest, race, seqs};
+use support::{ingest, race, seqs};
 
 fn ev(id: &str, tenant: &str, subject: &str, supersedes: Option<RecordId>) -> Value {
     ev_at(id, tenant, subject, supersedes, "2026-01-03T12:00:00Z")
@@ -28,15 +28,7 @@ fn ev_at(id: &str, tenant: &str, subject: &str, supersedes: Option<RecordId>, ti
 
 /// Index runs every few records, so the rules read the log through runs and memtable alike.
 fn open(dir: &Path) -> Ledger {
-    let config = config(sealog_packs::Packs::builtin(), Undeclared::Accept);
-    let config = LedgerConfig {
-        store: sealog_ledger::StoreConfig {
-            memtable_records_max: 4,
-            ..config.store
-        },
-        ..config
-    };
-    Ledger::open(dir, config).unwrap()
+    support::open_small(dir, Undeclared::Accept)
 }
 
 fn appended(r: &IngestResult) -> (u64, RecordId) {

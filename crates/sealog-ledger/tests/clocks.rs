@@ -8,12 +8,12 @@ mod support;
 
 use std::path::Path;
 
-use sealog_ledger::{IngestResult, Ledger, LedgerConfig, Query, StateQuery, Undeclared, View};
+use sealog_ledger::{IngestResult, Ledger, Query, StateQuery, Undeclared, View};
 use sealog_model::RecordId;
 use sealog_model::time::parse_rfc3339;
 use sealog_testkit::Rng;
 use serde_json::{Value, json};
-use support::{config, example, ingest, seqs};
+use support::{example, ingest, seqs};
 
 fn t(text: &str) -> i64 {
     parse_rfc3339(text).unwrap()
@@ -25,15 +25,7 @@ fn day(d: u32) -> String {
 
 /// Index runs every few records, so queries read runs and the memtable alike.
 fn open(dir: &Path, undeclared: Undeclared) -> Ledger {
-    let config = config(sealog_packs::Packs::builtin(), undeclared);
-    let config = LedgerConfig {
-        store: sealog_ledger::StoreConfig {
-            memtable_records_max: 4,
-            ..config.store
-        },
-        ..config
-    };
-    Ledger::open(dir, config).unwrap()
+    support::open_small(dir, undeclared)
 }
 
 fn appended(r: &IngestResult) -> (u64, RecordId) {

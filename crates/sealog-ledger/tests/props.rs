@@ -20,7 +20,6 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::RngSeed;
 use sealog_ledger::{
     Author, Durability, IngestResult, Ledger, LedgerConfig, Packs, Query, StoreConfig, Undeclared,
     VerifyOptions, View,
@@ -38,19 +37,7 @@ const DAY_NS: i64 = 86_400_000_000_000;
 const MISSING: RecordId = RecordId([7; 32]);
 
 fn config() -> ProptestConfig {
-    let mut c = ProptestConfig {
-        cases: 96,
-        max_shrink_iters: 512,
-        ..ProptestConfig::default()
-    };
-    match std::env::var("PROPTEST_RNG_SEED") {
-        Ok(seed) => eprintln!("cases from PROPTEST_RNG_SEED={seed}"),
-        Err(_) => {
-            c.rng_seed = RngSeed::Fixed(SEED);
-            eprintln!("cases from seed {SEED}: PROPTEST_RNG_SEED={SEED} replays them");
-        }
-    }
-    c
+    sealog_testkit::props::config(96, SEED)
 }
 
 /// An event, by the few things that vary; equal events have one record id.

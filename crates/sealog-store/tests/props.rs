@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::RngSeed;
 use sealog_merkle::note::Verifier;
 use sealog_merkle::{Hash, empty_root, leaf_hash, verify_consistency, verify_inclusion};
 use sealog_model::LogLayout;
@@ -37,19 +36,7 @@ const JAN_2026_NS: i64 = 1_767_225_600_000_000_000;
 const DAY_NS: i64 = 86_400_000_000_000;
 
 fn config() -> ProptestConfig {
-    let mut c = ProptestConfig {
-        cases: 128,
-        max_shrink_iters: 512,
-        ..ProptestConfig::default()
-    };
-    match std::env::var("PROPTEST_RNG_SEED") {
-        Ok(seed) => eprintln!("cases from PROPTEST_RNG_SEED={seed}"),
-        Err(_) => {
-            c.rng_seed = RngSeed::Fixed(SEED);
-            eprintln!("cases from seed {SEED}: PROPTEST_RNG_SEED={SEED} replays them");
-        }
-    }
-    c
+    sealog_testkit::props::config(128, SEED)
 }
 
 /// An event, by the few things that vary. Equal specs are the same event (the same

@@ -8,6 +8,7 @@ pub mod events;
 pub mod files;
 pub mod format;
 pub mod http;
+pub mod props;
 pub mod rng;
 pub mod shuffle;
 pub mod tree;

@@ -33,6 +33,14 @@ pub(crate) fn open_with(dir: &Path, undeclared: Undeclared) -> Ledger {
         .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
 }
 
+/// A ledger whose memtable holds four records, so reads and rules cross index runs and the
+/// memtable alike.
+pub(crate) fn open_small(dir: &Path, undeclared: Undeclared) -> Ledger {
+    let mut config = config(Packs::builtin(), undeclared);
+    config.store.memtable_records_max = 4;
+    Ledger::open(dir, config).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
+}
+
 /// The n-th example event of a type.
 pub(crate) fn example(event_type: &str, n: usize) -> Value {
     sealog_testkit::events::examples()
