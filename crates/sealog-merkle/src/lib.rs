@@ -6,6 +6,7 @@
 mod error;
 mod frontier;
 mod hash;
+mod multiproof;
 mod proof;
 mod text;
 mod tree;
@@ -17,6 +18,7 @@ pub mod tiles;
 pub use error::{ProofError, ReadError, VerifyError};
 pub use frontier::Frontier;
 pub use hash::{HASH_SIZE, Hash, empty_root, leaf_hash, node_hash};
+pub use multiproof::{multiproof, root_from_multiproof, verify_multiproof};
 pub use proof::{
     consistency_proof, inclusion_proof, subtree_proof, verify_consistency, verify_inclusion,
     verify_subtree,
