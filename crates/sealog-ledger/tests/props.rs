@@ -24,8 +24,8 @@ use sealog_ledger::{
     Author, Durability, IngestResult, Ledger, LedgerConfig, Packs, Query, StoreConfig, Undeclared,
     VerifyOptions, View,
 };
+use sealog_merkle::Hash;
 use sealog_merkle::note::{self, Verifier};
-use sealog_merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 use sealog_model::RecordId;
 use serde_json::Value;
 
@@ -455,16 +455,15 @@ fn check_proofs(ledger: &Ledger, model: &Model, a: &Index, b: &Index, c: &Index)
         return;
     }
     let size = 1 + a.index(len as usize) as u64;
-    let root = model.root(size);
-    assert_eq!(ledger.root(size).unwrap(), root, "root of size {size}");
-    let i = b.index(size as usize) as u64;
-    let proof = ledger.inclusion_proof(i, size).unwrap();
-    verify_inclusion(&leaf_hash(&model.bytes[i as usize]), i, size, &root, &proof)
-        .unwrap_or_else(|e| panic!("inclusion of {i} in {size}: {e}"));
+    let index = b.index(size as usize) as u64;
     let old = 1 + c.index(size as usize) as u64;
-    let proof = ledger.consistency_proof(old, size).unwrap();
-    verify_consistency(old, size, &model.root(old), &root, &proof)
-        .unwrap_or_else(|e| panic!("consistency {old} → {size}: {e}"));
+    sealog_testkit::tree::check_proofs(
+        &model.bytes,
+        (size, index, old),
+        |s| ledger.root(s),
+        |i, s| ledger.inclusion_proof(i, s),
+        |o, s| ledger.consistency_proof(o, s),
+    );
 }
 
 fn check_all(ledger: &Ledger, model: &Model) {

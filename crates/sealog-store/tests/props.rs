@@ -21,7 +21,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use sealog_merkle::note::Verifier;
-use sealog_merkle::{Hash, empty_root, leaf_hash, verify_consistency, verify_inclusion};
+use sealog_merkle::{Hash, empty_root};
 use sealog_model::LogLayout;
 use sealog_model::record::read_stored;
 use sealog_store::conformance::{TestKeys, Unique, entry, key};
@@ -404,16 +404,15 @@ fn check_proofs(store: &TestStore, model: &Model, a: &Index, b: &Index, c: &Inde
         return;
     }
     let size = 1 + a.index(len as usize) as u64;
-    let root = model.root(size);
-    assert_eq!(store.root(size).unwrap(), root, "root of size {size}");
-    let i = b.index(size as usize) as u64;
-    let proof = store.inclusion_proof(i, size).unwrap();
-    verify_inclusion(&leaf_hash(&model.bytes[i as usize]), i, size, &root, &proof)
-        .unwrap_or_else(|e| panic!("inclusion of {i} in {size}: {e}"));
+    let index = b.index(size as usize) as u64;
     let old = 1 + c.index(size as usize) as u64;
-    let proof = store.consistency_proof(old, size).unwrap();
-    verify_consistency(old, size, &model.root(old), &root, &proof)
-        .unwrap_or_else(|e| panic!("consistency {old} → {size}: {e}"));
+    sealog_testkit::tree::check_proofs(
+        &model.bytes,
+        (size, index, old),
+        |s| store.root(s),
+        |i, s| store.inclusion_proof(i, s),
+        |o, s| store.consistency_proof(o, s),
+    );
 }
 
 fn check_checkpoint(store: &TestStore, model: &Model) {

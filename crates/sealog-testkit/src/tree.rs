@@ -35,3 +35,26 @@ pub fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
         }
     }
 }
+
+/// A log's tree checked against the model of its `records`: the head at `size`, the
+/// inclusion proof of leaf `index` in it, and the consistency proof from size `old` to it,
+/// each produced by the log (`root`, `inclusion`, `consistency`) and verified with
+/// `sealog-merkle`'s verifiers against the model's heads.
+pub fn check_proofs<R: AsRef<[u8]>, E: std::fmt::Debug>(
+    records: &[R],
+    (size, index, old): (u64, u64, u64),
+    root: impl Fn(u64) -> Result<[u8; 32], E>,
+    inclusion: impl Fn(u64, u64) -> Result<Vec<[u8; 32]>, E>,
+    consistency: impl Fn(u64, u64) -> Result<Vec<[u8; 32]>, E>,
+) {
+    let head = root_of(&records[..size as usize]);
+    assert_eq!(root(size).unwrap(), head, "root of size {size}");
+    let proof = inclusion(index, size).unwrap();
+    let leaf = sealog_merkle::leaf_hash(records[index as usize].as_ref());
+    sealog_merkle::verify_inclusion(&leaf, index, size, &head, &proof)
+        .unwrap_or_else(|e| panic!("inclusion of {index} in {size}: {e}"));
+    let proof = consistency(old, size).unwrap();
+    let old_head = root_of(&records[..old as usize]);
+    sealog_merkle::verify_consistency(old, size, &old_head, &head, &proof)
+        .unwrap_or_else(|e| panic!("consistency {old} → {size}: {e}"));
+}
