@@ -11,6 +11,7 @@ use sealog_store::{LogRead, StoreError};
 pub(crate) struct Facts {
     pub(crate) record_id: RecordId,
     pub(crate) time_ns: i64,
+    pub(crate) event_type: String,
     pub(crate) tenant: Option<String>,
     pub(crate) subject: Option<String>,
     pub(crate) data_subject: Option<String>,
@@ -35,6 +36,7 @@ impl Facts {
         Ok(Facts {
             record_id,
             time_ns: env.time_nanos,
+            event_type: env.event_type.to_string(),
             tenant: env.tenant.map(str::to_string),
             subject: env.subject.map(str::to_string).or(derived.subject),
             data_subject: derived.data_subject,

@@ -21,6 +21,7 @@ pub mod quarantine;
 mod query;
 mod result;
 mod rules;
+mod slice;
 mod state;
 mod verify;
 
@@ -48,6 +49,7 @@ pub use sealog_store::{
     Config as StoreConfig, Cut, Durability, LIMIT_MAX, Page, Recovery, SignedCheckpoint, Stats,
     StoreError as Error,
 };
+pub use slice::{Located, Selection, Slice, locate, satisfies};
 pub use state::{StateError, StateQuery};
 pub use verify::VerifyOptions;
 
@@ -471,6 +473,22 @@ impl Ledger {
 
     pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
         self.canonical.latest_checkpoint()
+    }
+
+    /// Every stored signed checkpoint of the canonical log, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, Error> {
+        self.canonical.checkpoints()
+    }
+
+    /// An export's records in export order, and the checkpoint that proves them.
+    pub fn slice(&self, sel: &Selection) -> Result<Slice, Error> {
+        slice::select(&*self.canonical, &self.packs, sel)
+    }
+
+    /// One proof of the records at `seqs` (strictly increasing) in the tree of `size`; its
+    /// caller checks it against the signed root with the leaves it read.
+    pub fn multiproof(&self, seqs: &[u64], size: u64) -> Result<Vec<Hash>, Error> {
+        self.canonical.multiproof(seqs, size)
     }
 
     /// The canonical log's verifier key (C2SP note format).

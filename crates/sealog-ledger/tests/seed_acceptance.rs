@@ -4,7 +4,7 @@
 
 mod support;
 
-use sealog_ledger::{Query, StateQuery, View};
+use sealog_ledger::{Query, Selection, StateQuery, View};
 use sealog_testkit::Rng;
 use sealog_testkit::shuffle::{self, Whitespace};
 use serde_json::{Value, json};
@@ -323,36 +323,65 @@ fn dla_dod_7_privacy_posture_is_enforced() {
 }
 
 #[test]
-fn dla_dod_8_selection_is_deterministic_for_the_same_parameters() {
-    // Export files are a later capability; the selection they rest on is checked here:
-    // pins + window + filters give the same records in the same order, every time.
+fn dla_dod_8_deterministic_export_slices() {
+    // An export's slice: pins + window + filters select the same records in the same order
+    // — event time, then subject (the decision id), then seq — every time, and after the log
+    // has grown, when cut at the same size. The files made from it are checked byte for
+    // byte in `sealog-export`'s tests of the same name.
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path());
     let events: Vec<Value> = (0..40)
         .map(|i| {
-            let mut e = decision(&format!("evt_{i}"), "run_1");
-            e["time"] = json!(format!("2026-01-03T12:{:02}:00Z", 39 - i));
+            let mut e = decision(&format!("evt_{:02}", 39 - i), "run_1");
+            // Pairs of decisions share an event time, so the subject breaks the tie.
+            e["time"] = json!(format!("2026-01-03T12:{:02}:00Z", (39 - i) / 2));
             e
         })
         .collect();
     ingest(&ledger, &events);
-    let select = |ledger: &sealog_ledger::Ledger| {
-        let q = Query {
+    let size = ledger.len();
+    ledger.checkpoint().unwrap();
+    let selection = Selection {
+        query: Query {
             event_from: Some(sealog_model::time::parse_rfc3339("2026-01-03T12:05:00Z").unwrap()),
-            event_to: Some(sealog_model::time::parse_rfc3339("2026-01-03T12:30:00Z").unwrap()),
-            limit: 1000,
+            event_to: Some(sealog_model::time::parse_rfc3339("2026-01-03T12:15:00Z").unwrap()),
             ..matching(
                 &[("run_id", "run_1"), ("degrade_mode", "NORMAL")],
                 View::Current,
             )
-        };
-        ledger.query(&q).unwrap().records
+        },
+        as_of: Some(size),
+        checkpoint: None,
     };
-    let a = select(&ledger);
-    assert_eq!(a.len(), 25);
-    assert_eq!(a, select(&ledger));
+    let slice = ledger.slice(&selection).unwrap();
+    let ids: Vec<String> = slice
+        .order
+        .iter()
+        .map(|&seq| {
+            let r: Value = serde_json::from_slice(&ledger.get(seq).unwrap().unwrap()).unwrap();
+            assert!(r["record_id"].is_string() && r["data"]["context_pins"].is_object());
+            r["subject"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let want: Vec<String> = (10..30).map(|i| format!("evt_{i:02}")).collect();
+    assert_eq!(ids, want, "by event time, then decision id");
+    assert_eq!(slice.checkpoint.size, size);
+
+    ingest(&ledger, &[decision("evt_late", "run_1")]);
+    ledger.checkpoint().unwrap();
+    let again = ledger.slice(&selection).unwrap();
+    assert_eq!(
+        again.order, slice.order,
+        "the same slice after the log grew"
+    );
+    assert_eq!(
+        again.checkpoint, slice.checkpoint,
+        "proven by the same checkpoint"
+    );
     drop(ledger);
-    assert_eq!(a, select(&open(dir.path())), "the same after reopening");
+    let reopened = open(dir.path()).slice(&selection).unwrap();
+    assert_eq!(reopened.order, slice.order, "the same after reopening");
+    assert_eq!(reopened.checkpoint, slice.checkpoint);
 }
 
 // ---- CM-2.5 (seed 000) §9 ----

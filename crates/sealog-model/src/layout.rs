@@ -124,6 +124,12 @@ impl Layout {
         self.root.join("quarantine").join("payloads")
     }
 
+    /// Exports made through the server, one directory each (owner-only), kept until they
+    /// expire.
+    pub fn exports(&self) -> PathBuf {
+        self.root.join("exports")
+    }
+
     pub fn access(&self) -> PathBuf {
         self.root.join("access")
     }

@@ -27,6 +27,14 @@ pub fn format_micros(nanos: i64) -> String {
     )
 }
 
+/// Formats nanoseconds since the epoch as UTC with nanosecond precision: exact, so that
+/// parsing it gives the same number back.
+pub fn format_nanos(nanos: i64) -> String {
+    let micros = format_micros(nanos);
+    let sub = nanos.rem_euclid(1000);
+    format!("{}{sub:03}Z", &micros[..micros.len() - 1])
+}
+
 /// Parses a query bound: an RFC 3339 timestamp, or a bare date (`2026-01-03`, meaning its midnight UTC).
 pub fn parse_bound(text: &str) -> Result<i64, String> {
     if text.len() == 10 {
@@ -38,6 +46,18 @@ pub fn parse_bound(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nanoseconds_round_trip_exactly() {
+        for n in [0, 1, -1, 1_767_225_600_123_456_789, -86_400_000_000_001] {
+            let text = format_nanos(n);
+            assert_eq!(parse_rfc3339(&text).unwrap(), n, "{text}");
+        }
+        assert_eq!(
+            format_nanos(1_000_000_001),
+            "1970-01-01T00:00:01.000000001Z"
+        );
+    }
 
     #[test]
     fn round_trips_microseconds_and_keeps_offsets() {

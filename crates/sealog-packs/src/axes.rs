@@ -33,15 +33,39 @@ pub fn envelope_axes<'a>(
     subject: Option<&'a str>,
     data_subject: Option<&'a str>,
 ) -> impl Iterator<Item = (&'static str, &'a str)> {
+    envelope_axes_of(
+        scope,
+        env.tenant,
+        subject,
+        data_subject,
+        env.event_type,
+        env.source,
+        env.actor_id,
+        env.id,
+    )
+}
+
+/// [`envelope_axes`] from the values themselves, for a record already read apart.
+#[allow(clippy::too_many_arguments)]
+pub fn envelope_axes_of<'a>(
+    scope: &'a str,
+    tenant: Option<&'a str>,
+    subject: Option<&'a str>,
+    data_subject: Option<&'a str>,
+    event_type: &'a str,
+    source: &'a str,
+    actor_id: Option<&'a str>,
+    id: &'a str,
+) -> impl Iterator<Item = (&'static str, &'a str)> {
     [
         ("scope", Some(scope)),
-        ("tenant", env.tenant),
+        ("tenant", tenant),
         ("subject", subject),
         ("data_subject", data_subject),
-        ("type", Some(env.event_type)),
-        ("source", Some(env.source)),
-        ("actor", env.actor_id),
-        ("id", Some(env.id)),
+        ("type", Some(event_type)),
+        ("source", Some(source)),
+        ("actor", actor_id),
+        ("id", Some(id)),
     ]
     .into_iter()
     .filter_map(|(axis, v)| Some((axis, v?)))

@@ -132,6 +132,12 @@ impl Packs {
         self.rules(event_type)?.description.as_deref()
     }
 
+    /// A type's JSON Schema: its file name in its pack and its text, as the pack holds it.
+    pub fn schema(&self, event_type: &str) -> Option<(&str, &str)> {
+        let (file, text) = &self.rules(event_type)?.schema;
+        Some((file, text))
+    }
+
     /// Ingest checks after the envelope, in this order: pack lookup (UNKNOWN_EVENT_TYPE) →
     /// forbidden fields → completeness (required fields, actor if required) → JSON Schema and
     /// the manifest's constraints → normalization (defaults, then declared arrays sorted in

@@ -13,6 +13,8 @@ pub(crate) struct TypeRules {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
     pub(crate) validator: crate::schema::Validator,
+    /// The schema's file name in its pack and its text, as read.
+    pub(crate) schema: (String, String),
     pub(crate) actor_required: bool,
     pub(crate) actor_types: Option<Vec<String>>,
     pub(crate) required: Vec<Pointer>,
@@ -159,7 +161,7 @@ fn compile_type(
             .collect()
     };
 
-    let validator =
+    let (validator, schema_text) =
         compile_schema(pack, &decl.schema, read, &format!("{at}.schema")).map_err(Located::Pack)?;
 
     if let Some(types) = &decl.actor_types {
@@ -311,6 +313,7 @@ fn compile_type(
         name: name.to_string(),
         description: decl.description.clone(),
         validator,
+        schema: (decl.schema.clone(), schema_text),
         actor_required: decl.actor_required,
         actor_types: decl.actor_types.clone(),
         required: list("required", &decl.required, true)?,
@@ -357,7 +360,7 @@ fn compile_schema(
     file: &str,
     read: ReadFile<'_>,
     manifest_at: &str,
-) -> Result<crate::schema::Validator, PackError> {
+) -> Result<(crate::schema::Validator, String), PackError> {
     let plain = !file.is_empty()
         && !file.contains(['/', '\\'])
         && file != "."
@@ -386,11 +389,12 @@ fn compile_schema(
             ));
         }
     }
-    crate::schema::compile(&schema).map_err(|e| {
+    let validator = crate::schema::compile(&schema).map_err(|e| {
         let at = e.instance_path().to_string();
         let at = if at.is_empty() { "/".to_string() } else { at };
         PackError::new(pack, file, at, format!("invalid schema: {e}"))
-    })
+    })?;
+    Ok((validator, text))
 }
 
 fn json_location(e: &serde_json::Error) -> String {

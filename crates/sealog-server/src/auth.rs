@@ -56,6 +56,9 @@ pub enum Action {
     KeysCreate,
     KeysList,
     KeysRevoke,
+    ExportCreate,
+    ExportRead,
+    ExportApprove,
 }
 
 impl Action {
@@ -76,6 +79,9 @@ impl Action {
             Action::KeysCreate => "keys.create",
             Action::KeysList => "keys.list",
             Action::KeysRevoke => "keys.revoke",
+            Action::ExportCreate => "exports.create",
+            Action::ExportRead => "exports.read",
+            Action::ExportApprove => "exports.approve",
         }
     }
 
@@ -94,7 +100,11 @@ impl Action {
             | Action::HashTile
             | Action::EntryBundle
             | Action::Metrics => &[Auditor],
-            Action::KeysCreate | Action::KeysList | Action::KeysRevoke => &[],
+            // A subject key exports its own records only (its forced filter), like it reads.
+            Action::ExportCreate | Action::ExportRead => &[Auditor, Subject],
+            Action::KeysCreate | Action::KeysList | Action::KeysRevoke | Action::ExportApprove => {
+                &[]
+            }
         }
     }
 

@@ -52,6 +52,8 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/openapi.json" => "/openapi.json",
+        "/v1/exports" => "/v1/exports",
+        p if p.starts_with("/v1/exports/") => "/v1/exports/{id}",
         p if p.starts_with("/v1/records/") => "/v1/records/{id}",
         p if p.starts_with("/v1/keys/") => "/v1/keys/{id}",
         p if p.starts_with("/v1/quarantine/payloads/") => "/v1/quarantine/payloads/{payload_ref}",

@@ -12,6 +12,7 @@ mod auth;
 mod budget;
 mod context;
 mod error;
+mod exports;
 mod ingest;
 mod key_history;
 pub mod keys;
@@ -24,6 +25,7 @@ mod server;
 mod state;
 
 pub use auth::Principal;
+pub use exports::ExportConfig;
 pub use logging::{LogFormat, init_logging};
 pub use openapi::document_json as openapi_json;
 pub use server::{App, Server, ServerConfig, ServerError, TlsFiles};

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::keys::Role;
-use crate::routes::{events, keys, ops, quarantine, records, subjects, tlog};
+use crate::routes::{events, exports, keys, ops, quarantine, records, subjects, tlog};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -169,6 +169,7 @@ impl Modify for BearerAuth {
         (name = "proofs", description = "RFC 9162 proofs"),
         (name = "tlog", description = "C2SP tlog-checkpoint and tlog-tiles"),
         (name = "keys", description = "API keys (admin)"),
+        (name = "exports", description = "Deterministic, self-proving exports and evidence bundles (auditor, admin; a subject key of its own records)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -192,6 +193,12 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(tlog::verifier_key))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::revoke))
+        .routes(routes!(exports::create))
+        .routes(routes!(exports::file))
+        .routes(routes!(exports::status))
+        .routes(routes!(exports::manifest))
+        .routes(routes!(exports::named_file))
+        .routes(routes!(exports::approve))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::openapi))

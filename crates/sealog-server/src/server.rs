@@ -51,6 +51,7 @@ pub struct ServerConfig {
     pub public_metrics: bool,
     /// How long a stop waits for in-flight requests.
     pub shutdown_grace: Duration,
+    pub exports: crate::exports::ExportConfig,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +67,7 @@ impl Default for ServerConfig {
             key_inflight_max: 1024,
             public_metrics: false,
             shutdown_grace: Duration::from_secs(30),
+            exports: Default::default(),
         }
     }
 }
@@ -95,6 +97,8 @@ pub enum ServerError {
     /// The key file is missing, damaged or contradicts the log's key records.
     #[error("{0}")]
     KeyFile(String),
+    #[error("exports directory: {0}")]
+    Exports(String),
 }
 
 pub struct Server {
@@ -139,7 +143,11 @@ impl App {
             config.append_threads,
             config.append_queue_max,
         );
+        let exports_dir = layout.exports();
+        let exports = crate::exports::Exports::open(exports_dir.clone(), config.exports.clone())
+            .map_err(|e| ServerError::Exports(format!("{}: {e}", exports_dir.display())))?;
         let state = Arc::new(AppState {
+            exports,
             ledger,
             appender,
             keys,

@@ -47,6 +47,7 @@ pub(crate) struct AppState {
     pub budget: Arc<Budget>,
     pub metrics: PrometheusHandle,
     pub layout: DataLayout,
+    pub exports: crate::exports::Exports,
     pub started: Instant,
     pub shutting_down: AtomicBool,
     /// Set when an append failed: the store refuses writes until restarted.

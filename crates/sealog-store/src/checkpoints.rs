@@ -332,6 +332,21 @@ impl Checkpoints {
         Ok((latest, torn))
     }
 
+    /// Every checkpoint in the log, oldest first, each opened with this log's verifier.
+    pub(crate) fn all(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let path = self.layout.checkpoint_log();
+        let (notes, _) = read_log(&path)?;
+        notes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                open_checkpoint(n, &self.verifier).map_err(|m| {
+                    StoreError::Corrupted(format!("{}: checkpoint {i}: {m}", path.display()))
+                })
+            })
+            .collect()
+    }
+
     pub(crate) fn verifier(&self) -> Verifier {
         self.verifier.clone()
     }

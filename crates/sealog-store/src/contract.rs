@@ -201,10 +201,18 @@ pub trait LogRead: Send + Sync {
     fn root(&self, size: u64) -> Result<Hash, StoreError>;
     fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
     fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError>;
+    /// One proof for the records at `seqs` (strictly increasing) in the tree of `size`
+    /// (`sealog_merkle::multiproof`). Unlike the proofs above it is not checked here: that
+    /// needs every record's leaf hash, which its caller computes as it reads them, and it
+    /// checks the proof against the signed root before anything leaves.
+    fn multiproof(&self, seqs: &[u64], size: u64) -> Result<Vec<Hash>, StoreError>;
     /// The newest signed checkpoint, signing one first if the log has grown past it and this
     /// side may sign (a read-only opening returns the newest there is).
     fn checkpoint(&self) -> Result<SignedCheckpoint, StoreError>;
     fn latest_checkpoint(&self) -> Option<SignedCheckpoint>;
+    /// Every stored signed checkpoint up to the log's size, oldest first, each checked
+    /// against this log's verifier key.
+    fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
     /// The verifier key of this log's checkpoints, in C2SP note format.
     fn verifier_key(&self) -> String;
     /// A C2SP tlog-tiles hash tile of the newest checkpoint's tree.

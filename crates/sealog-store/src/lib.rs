@@ -428,6 +428,13 @@ impl<A: Admission> LogRead for Store<A> {
         Ok(proof)
     }
 
+    fn multiproof(&self, seqs: &[u64], size: u64) -> Result<Vec<sealog_merkle::Hash>, StoreError> {
+        self.check_size(size)?;
+        let proof = sealog_merkle::multiproof(seqs, size, &self.shared.tree)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        Ok(proof)
+    }
+
     /// Checked before it leaves, against the trusted roots of both sizes.
     fn consistency_proof(
         &self,
@@ -484,6 +491,11 @@ impl<A: Admission> LogRead for Store<A> {
 
     fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
         self.shared.checkpoints.latest()
+    }
+
+    fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let all = self.shared.noted(self.shared.checkpoints.all())?;
+        Ok(all.into_iter().filter(|c| c.size <= self.len()).collect())
     }
 
     fn verifier_key(&self) -> String {

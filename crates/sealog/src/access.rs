@@ -109,6 +109,58 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// Appends the `audit.export` record of an export made here and waits until it is
+    /// durable; call it before the export gets its name.
+    pub(crate) fn record_export(
+        &self,
+        export_id: &str,
+        format: &str,
+        details: Value,
+        count: usize,
+    ) -> anyhow::Result<()> {
+        if let Some(why) = &self.unrecorded {
+            eprintln!(
+                "sealog: note: this export was not recorded in the log ({why}); to have it recorded, export through the server: --url URL --key KEY"
+            );
+            return Ok(());
+        }
+        let user = local_user();
+        let now = now_nanos();
+        let mut data = json!({
+            "export_id": export_id,
+            "format": format,
+            "count": count,
+            "channel": "cli",
+            "local_user": {"uid": user.0, "name": user.1},
+        });
+        if let (Value::Object(d), Value::Object(extra)) = (&mut data, details) {
+            d.extend(extra);
+        }
+        let event = json!({
+            "specversion": "1.0",
+            "id": format!("export:cli-{}-{now}", std::process::id()),
+            "source": SOURCE,
+            "type": "audit.export",
+            "time": sealog_model::time::format_micros(now),
+            "actor": {"type": "human", "id": format!("local:{}", user.1)},
+            "data": data,
+        });
+        let prepared = self.ledger.prepare_value(&event, &Author::Sealog);
+        let results = self
+            .ledger
+            .commit(vec![prepared])
+            .context("the export could not be recorded, so it is not given its name")?;
+        match results.first() {
+            Some(IngestResult::Appended { .. } | IngestResult::Duplicate { .. }) => Ok(()),
+            other => bail!(
+                "the export's audit record was not accepted, so the export is not given its name: {}",
+                other.map_or_else(|| "no result".to_string(), |r| r.to_json().to_string())
+            ),
+        }
+    }
+}
+
 fn now_nanos() -> i64 {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -123,6 +123,32 @@ impl Client {
         Ok(reply.body)
     }
 
+    /// Streams a resource into `dest` (written aside, then renamed), never holding it whole.
+    pub(crate) fn download(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<()> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.agent.get(&url);
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.call().with_context(|| format!("GET {url}"))?;
+        if resp.status().as_u16() != 200 {
+            return Err(fail(&Self::finish(resp)?));
+        }
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dest.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+        let result = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            let mut body = resp.into_body();
+            std::io::copy(&mut body.with_config().limit(u64::MAX).reader(), &mut file)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, dest)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.with_context(|| format!("GET {url} into {}", dest.display()))
+    }
+
     pub(crate) fn post(
         &self,
         path: &str,

@@ -9,6 +9,7 @@ mod bench;
 mod bench_http;
 mod client;
 mod demo;
+mod export;
 mod keys;
 mod read;
 mod serve;
@@ -18,6 +19,7 @@ mod tlog;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
 use sealog_ledger::Packs;
 use sealog_ledger::{Durability, Ledger, LedgerConfig, StoreConfig, Undeclared};
@@ -84,6 +86,11 @@ enum Command {
         #[command(flatten)]
         remote: client::Remote,
     },
+    /// A deterministic export of the records a selection holds, with its manifest and proof
+    /// (or, with --bundle, one subject's evidence bundle).
+    Export(Box<export::Args>),
+    /// Check an export offline: its file, its records, their proof and the signed checkpoint.
+    VerifyExport(export::VerifyArgs),
     /// Inclusion and consistency proofs, as JSON.
     Prove(tlog::ProveArgs),
     /// Rebuild everything from the files (or, with --url, from the server's entry bundles)
@@ -236,11 +243,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Checkpoint { key, .. } => tlog::checkpoint(&open_to_read(&cli)?.ledger, *key),
         Command::Prove(p) => tlog::prove(&open_to_read(&cli)?, &p.which),
         Command::Verify(args) => tlog::verify(&cli.data, &config(&cli)?.packs, args),
+        Command::Export(args) if args.action.is_some() => {
+            bail!("`sealog export approve` approves an export made through a server: give --url")
+        }
+        Command::Export(args) => export::run(&open_to_read(&cli)?, args),
+        Command::VerifyExport(args) => export::verify(&config(&cli)?.packs, args),
         Command::Serve(args) => serve::run(open(&cli)?, args),
         Command::Keys(k) => keys::run(&cli.data, k),
         Command::Demo => demo::run(&open(&cli)?),
         Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
+    }
+}
+
+fn remote_of(a: &export::Args) -> &client::Remote {
+    match &a.action {
+        Some(export::Action::Approve { remote, .. }) => remote,
+        None => &a.remote,
     }
 }
 
@@ -264,6 +283,10 @@ fn run_remote(cli: &Cli) -> anyhow::Result<Option<ExitCode>> {
         }
         Command::Prove(p) if p.remote.url.is_some() => {
             client::prove(&p.remote.client()?, &p.which)?
+        }
+        Command::Export(a) if a.remote.url.is_some() => export::run_client(&a.remote.client()?, a)?,
+        Command::Export(a) if matches!(&a.action, Some(export::Action::Approve { remote, .. }) if remote.url.is_some()) => {
+            export::run_client(&remote_of(a).client()?, a)?
         }
         Command::Verify(a) if a.remote.url.is_some() => {
             tlog::verify_remote(&a.remote.client()?, a)?

@@ -109,7 +109,7 @@ fn given(filters: &[(&str, &Option<String>)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
+pub(crate) fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
     v.as_deref()
         .map(|t| {
             sealog_model::time::parse_bound(t).map_err(|m| anyhow::anyhow!("--{name} {t:?}: {m}"))
@@ -218,7 +218,7 @@ fn filter_json(params: &[(String, String)]) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-fn as_of_size(ledger: &Ledger, as_of: Option<&str>) -> anyhow::Result<Option<u64>> {
+pub(crate) fn as_of_size(ledger: &Ledger, as_of: Option<&str>) -> anyhow::Result<Option<u64>> {
     Ok(match as_of {
         None => None,
         Some(s) => match s.parse::<u64>() {

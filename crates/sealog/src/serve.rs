@@ -59,6 +59,16 @@ pub(crate) struct Args {
     /// Seconds a stop waits for in-flight requests.
     #[arg(long, default_value_t = 30.0)]
     shutdown_grace_s: f64,
+    /// Exports of more records than this wait until an admin other than the one who asked
+    /// approves them (POST /v1/exports/{id}/approve, `sealog export approve ID`).
+    #[arg(long, default_value_t = 1_000_000)]
+    export_approval_above: u64,
+    /// Exports of more records than this run in the background (answered 202, with progress).
+    #[arg(long, default_value_t = 10_000)]
+    export_background_above: u64,
+    /// Hours an export made through the server is kept before its files are removed.
+    #[arg(long, default_value_t = 24.0)]
+    export_ttl_hours: f64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -102,6 +112,11 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
         key_inflight_max: a.key_inflight_max.max(1),
         public_metrics: a.public_metrics,
         shutdown_grace: secs(a.shutdown_grace_s, "shutdown-grace-s")?,
+        exports: sealog_server::ExportConfig {
+            approval_above: a.export_approval_above,
+            background_above: a.export_background_above,
+            ttl: secs(a.export_ttl_hours * 3600.0, "export-ttl-hours")?,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -42,17 +42,19 @@ pub(crate) struct VerifyArgs {
 }
 
 impl VerifyArgs {
-    /// The verifier key given, read from its file when it names one.
     fn verifier_key(&self) -> anyhow::Result<Option<String>> {
-        self.verifier_key
-            .as_deref()
-            .map(|k| match std::fs::read_to_string(k) {
-                Ok(text) => Ok(text.trim().to_string()),
-                Err(_) if k.contains('+') => Ok(k.to_string()),
-                Err(e) => Err(anyhow::anyhow!("--verifier-key {k:?}: {e}")),
-            })
-            .transpose()
+        read_verifier_key(self.verifier_key.as_deref())
     }
+}
+
+/// A `--verifier-key` argument: the key itself, or a file holding it.
+pub(crate) fn read_verifier_key(arg: Option<&str>) -> anyhow::Result<Option<String>> {
+    arg.map(|k| match std::fs::read_to_string(k) {
+        Ok(text) => Ok(text.trim().to_string()),
+        Err(_) if k.contains('+') => Ok(k.to_string()),
+        Err(e) => Err(anyhow::anyhow!("--verifier-key {k:?}: {e}")),
+    })
+    .transpose()
 }
 
 #[derive(Clone, Copy, clap::Subcommand)]

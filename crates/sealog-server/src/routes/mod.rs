@@ -1,6 +1,7 @@
 //! The handlers, one module per resource.
 
 pub(crate) mod events;
+pub(crate) mod exports;
 pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod quarantine;

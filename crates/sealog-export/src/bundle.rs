@@ -1,0 +1,123 @@
+//! Evidence bundles: one resource's or one person's whole history, with everything a third
+//! party needs to check it offline.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sealog_ledger::{Ledger, Query, Selection, View};
+
+use crate::error::Error;
+use crate::manifest::{Format, Manifest};
+use crate::write::{Request, export};
+
+/// What a bundle holds.
+#[derive(Debug, Clone)]
+pub struct BundleReport {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub schemas: Vec<String>,
+}
+
+const README: &str = include_str!("bundle_readme.md");
+
+/// Writes the bundle of the records that have `axis = value` (`subject` or
+/// `data_subject`), history view, into `dir`, which must not exist or be empty. The bundle
+/// is made in a directory beside it and renamed into place whole, after `before_commit`
+/// has accepted its manifest (the caller records the export there).
+pub fn bundle(
+    ledger: &Ledger,
+    axis: &str,
+    value: &str,
+    extra: &Query,
+    must_have: Vec<(String, String)>,
+    final_dir: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+    before_commit: &mut dyn FnMut(&Manifest) -> Result<(), Error>,
+) -> Result<BundleReport, Error> {
+    match fs::read_dir(final_dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::Exists(final_dir.to_path_buf()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(final_dir, e)),
+    }
+    let name = final_dir.file_name().unwrap_or_default().to_string_lossy();
+    let partial =
+        PartialDir(final_dir.with_file_name(format!(".{name}.{}.partial", std::process::id())));
+    let dir = partial.0.as_path();
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut query = extra.clone();
+    query.equals.push((axis.to_string(), value.to_string()));
+    query.view = View::History;
+    let req = Request {
+        selection: Selection {
+            query,
+            ..Selection::default()
+        },
+        format: Format::Jsonl,
+        out: dir.join("records.jsonl"),
+        force: false,
+        must_have,
+    };
+    let manifest = export(ledger, &req, progress)?;
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        fs::write(&p, text)
+            .and_then(|()| fs::File::open(&p)?.sync_all())
+            .map_err(|e| Error::io(&p, e))
+    };
+    write("checkpoint", &manifest.checkpoint)?;
+    write("log.pub", &format!("{}\n", manifest.verifier_key.trim()))?;
+    write("README.md", README)?;
+    let types = types_of(ledger, &req.out)?;
+    let schemas_dir = dir.join("schemas");
+    fs::create_dir_all(&schemas_dir).map_err(|e| Error::io(&schemas_dir, e))?;
+    let mut schemas = Vec::new();
+    for t in types {
+        if let Some((_, text)) = ledger.packs().schema(&t) {
+            let name = format!("{t}.schema.json");
+            let p = schemas_dir.join(&name);
+            fs::write(&p, text)
+                .and_then(|()| fs::File::open(&p)?.sync_all())
+                .map_err(|e| Error::io(&p, e))?;
+            schemas.push(name);
+        }
+    }
+    before_commit(&manifest)?;
+    if final_dir.exists() {
+        fs::remove_dir(final_dir).map_err(|e| Error::io(final_dir, e))?;
+    }
+    fs::rename(dir, final_dir).map_err(|e| Error::io(final_dir, e))?;
+    std::mem::forget(partial);
+    crate::files::sync_dir(crate::files::dir_of(final_dir))?;
+    Ok(BundleReport {
+        dir: final_dir.to_path_buf(),
+        manifest,
+        schemas,
+    })
+}
+
+/// A bundle being made: removed unless it was renamed into place.
+struct PartialDir(PathBuf);
+
+impl Drop for PartialDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The event types of the records in a JSONL export, sorted.
+fn types_of(ledger: &Ledger, file: &Path) -> Result<Vec<String>, Error> {
+    let text = fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let mut types: Vec<String> = text
+        .lines()
+        .map(|l| sealog_ledger::locate(ledger.packs(), l.as_bytes()).map(|r| r.event_type))
+        .collect::<Result<_, _>>()
+        .map_err(Error::Corrupted)?;
+    types.sort();
+    types.dedup();
+    Ok(types)
+}

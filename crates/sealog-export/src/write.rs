@@ -1,0 +1,200 @@
+//! Writing an export: the slice's records in order into the format's file, the multiproof
+//! checked against the signed root with the leaves just written, then the proof and the
+//! manifest; all three aside, synced, and renamed into place with the manifest last.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use sealog_ledger::{Ledger, Selection};
+use sealog_merkle::{Hash, leaf_hash, root_from_multiproof};
+
+use crate::error::Error;
+use crate::files::{Aside, Hashing, dir_of, sha256_hex, sync_dir};
+use crate::manifest::{self, COMPLETENESS, Filters, Format, Manifest, ORDER, ProofRef};
+use crate::{manifest_path, parquet_file, proof, proof_path};
+
+/// What to export and where.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub selection: Selection,
+    pub format: Format,
+    pub out: PathBuf,
+    /// Replace an existing export of that name.
+    pub force: bool,
+    /// (axis, value) pairs every record must have, checked on each record as it is written
+    /// (a tenant's or a data subject's reach), beside the index walk that selected them.
+    pub must_have: Vec<(String, String)>,
+}
+
+/// Where records go, in export order.
+pub(crate) trait Sink {
+    fn push(&mut self, bytes: &[u8]) -> Result<(), Error>;
+    /// Flushes everything; the file, its size and its SHA-256.
+    fn finish(self: Box<Self>) -> Result<(File, u64, String), Error>;
+}
+
+struct Jsonl {
+    out: Hashing<BufWriter<File>>,
+    path: PathBuf,
+}
+
+impl Sink for Jsonl {
+    fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.out
+            .write_all(bytes)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn finish(self: Box<Self>) -> Result<(File, u64, String), Error> {
+        let Jsonl { out, path } = *self;
+        let (bytes, digest) = (out.bytes, out.digest());
+        let file = out
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
+        Ok((file, bytes, digest))
+    }
+}
+
+/// An export written and synced under temporary names: [`Pending::commit`] gives it its
+/// names (the manifest last); dropped instead, it leaves nothing behind.
+pub struct Pending {
+    pub manifest: Manifest,
+    files: [Aside; 3],
+    dir: PathBuf,
+}
+
+impl Pending {
+    pub fn commit(self) -> Result<Manifest, Error> {
+        let Pending {
+            manifest,
+            files,
+            dir,
+        } = self;
+        for f in files {
+            f.commit()?;
+        }
+        sync_dir(&dir)?;
+        Ok(manifest)
+    }
+}
+
+/// Writes an export and gives it its names; `progress(done, total)` is called as records
+/// are written.
+pub fn export(
+    ledger: &Ledger,
+    req: &Request,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Manifest, Error> {
+    prepare(ledger, req, progress)?.commit()
+}
+
+/// Writes an export under temporary names. Nothing appears under `out` (or its proof and
+/// manifest names) unless the [`Pending`] is committed.
+pub fn prepare(
+    ledger: &Ledger,
+    req: &Request,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Pending, Error> {
+    let out = &req.out;
+    let (proof_file, manifest_file) = (proof_path(out), manifest_path(out));
+    if !req.force {
+        for p in [out, &proof_file, &manifest_file] {
+            if p.symlink_metadata().is_ok() {
+                return Err(Error::Exists(p.clone()));
+            }
+        }
+    }
+    let dir = dir_of(out);
+    if !dir.is_dir() {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    let slice = ledger.slice(&req.selection)?;
+    let total = slice.order.len() as u64;
+
+    let (data, file) = Aside::create(out)?;
+    let mut sink: Box<dyn Sink> = match req.format {
+        Format::Jsonl => Box::new(Jsonl {
+            out: Hashing::new(BufWriter::with_capacity(1 << 20, file)),
+            path: data.tmp().to_path_buf(),
+        }),
+        Format::Parquet => Box::new(parquet_file::Writer::new(
+            file,
+            data.tmp(),
+            ledger.packs(),
+            &slice.types,
+        )?),
+    };
+    let mut leaves: Vec<(u64, Hash)> = Vec::with_capacity(slice.order.len());
+    for (i, &seq) in slice.order.iter().enumerate() {
+        let bytes = ledger
+            .get(seq)?
+            .ok_or_else(|| Error::Corrupted(format!("record {seq} was selected but is gone")))?;
+        if !req.must_have.is_empty() {
+            let r = sealog_ledger::locate(ledger.packs(), &bytes).map_err(Error::Corrupted)?;
+            if let Some((a, v)) = req.must_have.iter().find(|(a, v)| !r.has(a, v)) {
+                return Err(Error::Corrupted(format!(
+                    "record {seq} was selected but does not have {a} = {v:?}"
+                )));
+            }
+        }
+        sink.push(&bytes)?;
+        leaves.push((seq, leaf_hash(&bytes)));
+        if i % 4096 == 4095 {
+            progress(i as u64 + 1, total);
+        }
+    }
+    let (file, bytes, sha256) = sink.finish()?;
+    file.sync_all().map_err(|e| Error::io(data.tmp(), e))?;
+    drop(file);
+    progress(total, total);
+
+    let cp = &slice.checkpoint;
+    leaves.sort_unstable_by_key(|l| l.0);
+    let (seqs, hashes): (Vec<u64>, Vec<Hash>) = leaves.into_iter().unzip();
+    let multiproof = ledger.multiproof(&seqs, cp.size)?;
+    let root = root_from_multiproof(&seqs, &hashes, cp.size, &multiproof)
+        .map_err(|e| Error::Corrupted(format!("the log's tree gives a bad proof: {e}")))?;
+    if root != cp.root {
+        return Err(Error::Corrupted(format!(
+            "the records read do not hash to the signed root of tree size {}: the log was changed after it was signed (run `sealog verify`)",
+            cp.size
+        )));
+    }
+    let proof_bytes = proof::write(&multiproof);
+    let manifest = Manifest {
+        sealog_export: manifest::VERSION,
+        format: req.format,
+        bytes,
+        count: total,
+        sha256,
+        order: ORDER.to_string(),
+        filters: Filters::of(&req.selection.query, slice.cut),
+        tree_size: cp.size,
+        checkpoint: cp.note.clone(),
+        verifier_key: ledger.verifier_key(),
+        proof: ProofRef {
+            file: manifest::PROOF_FILE.to_string(),
+            kind: proof::KIND.to_string(),
+            hashes: multiproof.len() as u64,
+            sha256: sha256_hex(&proof_bytes),
+        },
+        packs: ledger.packs().fingerprint(),
+        completeness: COMPLETENESS.to_string(),
+        sealog_version: env!("CARGO_PKG_VERSION").to_string(),
+        manifest_sha256: String::new(),
+    }
+    .sealed();
+    let proof_aside = Aside::whole(&proof_file, &proof_bytes)?;
+    let manifest_aside = Aside::whole(&manifest_file, &manifest.to_bytes())?;
+    Ok(Pending {
+        manifest,
+        files: [data, proof_aside, manifest_aside],
+        dir: dir.to_path_buf(),
+    })
+}

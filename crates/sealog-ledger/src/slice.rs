@@ -1,0 +1,223 @@
+//! Export slices: which records a selection holds, in the order an export writes them, and
+//! the signed checkpoint that proves them. The order is a pure function of the records —
+//! (event time, subject, seq) — and the checkpoint is chosen from those stored, so the same
+//! selection gives the same slice however much the log has grown since.
+//!
+//! What a record is found by is re-derived from its own bytes by [`locate`], the same
+//! function the index keys come from, so an offline check of an export agrees with the
+//! query that made it.
+
+use sealog_merkle::note::Verifier;
+use sealog_model::record::read_stored;
+use sealog_packs::{Packs, axes};
+use sealog_store::{LIMIT_MAX, LogRead, SignedCheckpoint, StoreError, open_checkpoint};
+
+use crate::facts::Facts;
+use crate::query::{self, Query, View};
+
+/// An export's selection: the filters and view of a query (its paging fields are ignored),
+/// where the log is cut, and which checkpoint proves it.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub query: Query,
+    /// Cut the log at this tree size (records `0..as_of`).
+    pub as_of: Option<u64>,
+    /// The signed note of the checkpoint to prove against, instead of a stored one.
+    pub checkpoint: Option<String>,
+}
+
+/// The records of a selection in export order, and what proves them.
+#[derive(Debug, Clone)]
+pub struct Slice {
+    pub checkpoint: SignedCheckpoint,
+    /// The log was cut here: every record in the slice has a seq below it.
+    pub cut: u64,
+    /// Seqs in export order: by (event time, subject, seq).
+    pub order: Vec<u64>,
+    /// The event types of its records, sorted.
+    pub types: Vec<String>,
+}
+
+pub(crate) fn select(
+    log: &dyn LogRead,
+    packs: &Packs,
+    sel: &Selection,
+) -> Result<Slice, StoreError> {
+    let checkpoint = choose_checkpoint(log, sel)?;
+    let cut = sel.as_of.unwrap_or(checkpoint.size);
+    if cut > checkpoint.size {
+        return Err(StoreError::InvalidArgument(format!(
+            "--as-of {cut} is past the checkpoint's tree size {}",
+            checkpoint.size
+        )));
+    }
+    let mut q = Query {
+        as_of_size: Some(cut),
+        after: None,
+        limit: LIMIT_MAX,
+        ingest_from: None,
+        ingest_to: None,
+        ..sel.query.clone()
+    };
+    let mut keyed: Vec<(i64, Option<String>, u64)> = Vec::new();
+    let mut types = std::collections::BTreeSet::new();
+    loop {
+        let page = query::canonical(log, packs, &q)?;
+        for (seq, bytes) in &page.records {
+            let f = Facts::of(packs, *seq, bytes)?;
+            if !types.contains(&f.event_type) {
+                types.insert(f.event_type.clone());
+            }
+            keyed.push((f.time_ns, f.subject, *seq));
+        }
+        match page.next_after {
+            Some(a) => q.after = Some(a),
+            None => break,
+        }
+    }
+    keyed.sort_unstable();
+    Ok(Slice {
+        checkpoint,
+        cut,
+        order: keyed.into_iter().map(|(_, _, seq)| seq).collect(),
+        types: types.into_iter().collect(),
+    })
+}
+
+/// The one named (it must be this log's and agree with it), the oldest stored one that
+/// covers the cut, or the newest (signed now if the log grew past it and this side may sign).
+fn choose_checkpoint(log: &dyn LogRead, sel: &Selection) -> Result<SignedCheckpoint, StoreError> {
+    if let Some(note) = &sel.checkpoint {
+        let verifier = Verifier::parse(&log.verifier_key())
+            .map_err(|e| StoreError::Corrupted(format!("this log's verifier key: {e}")))?;
+        let cp = open_checkpoint(note, &verifier).map_err(|m| {
+            StoreError::InvalidArgument(format!("the checkpoint given is not this log's: {m}"))
+        })?;
+        if cp.size > log.len() {
+            return Err(StoreError::InvalidArgument(format!(
+                "the checkpoint given has tree size {}, but the log holds {} records",
+                cp.size,
+                log.len()
+            )));
+        }
+        if log.root(cp.size)? != cp.root {
+            return Err(StoreError::Corrupted(format!(
+                "the checkpoint given is signed by this log's key, but its root at size {} is not the log's: the log or the checkpoint was rewritten",
+                cp.size
+            )));
+        }
+        return Ok(cp);
+    }
+    if let Some(size) = sel.as_of {
+        if size > log.len() {
+            return Err(StoreError::InvalidArgument(format!(
+                "--as-of {size} is past the end of the log ({} records)",
+                log.len()
+            )));
+        }
+        if let Some(cp) = log.checkpoints()?.into_iter().find(|c| c.size >= size) {
+            return Ok(cp);
+        }
+    }
+    let cp = log.checkpoint()?;
+    match sel.as_of {
+        Some(size) if cp.size < size => Err(StoreError::InvalidArgument(format!(
+            "no signed checkpoint covers tree size {size} yet (the newest is of {}); the process that writes the log signs one within a second of its next append",
+            cp.size
+        ))),
+        _ => Ok(cp),
+    }
+}
+
+/// What a stored record is found by, read from its bytes alone after checking them: that
+/// they are the canonical record of their own event and that `record_id` is its hash.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub seq: u64,
+    pub record_id: String,
+    pub id: String,
+    pub event_type: String,
+    pub source: String,
+    pub time_ns: i64,
+    pub ingested_ns: i64,
+    pub tenant: Option<String>,
+    pub scope: String,
+    pub subject: Option<String>,
+    pub data_subject: Option<String>,
+    pub actor_type: Option<String>,
+    pub actor_id: Option<String>,
+    pub supersedes: Option<String>,
+    /// The packs' axes as (name, value), sorted.
+    pub axes: Vec<(String, String)>,
+}
+
+impl Located {
+    /// Whether the record has `value` on `axis` (an envelope axis or a pack's): the pairs
+    /// its index keys are made of.
+    pub fn has(&self, axis: &str, value: &str) -> bool {
+        let mut envelope = axes::envelope_axes_of(
+            &self.scope,
+            self.tenant.as_deref(),
+            self.subject.as_deref(),
+            self.data_subject.as_deref(),
+            &self.event_type,
+            &self.source,
+            self.actor_id.as_deref(),
+            &self.id,
+        );
+        envelope.any(|(a, v)| a == axis && v == value)
+            || self.axes.iter().any(|(a, v)| a == axis && v == value)
+    }
+}
+
+/// Reads a record back as [`Located`]; an error says why its bytes are not a sound record.
+pub fn locate(packs: &Packs, bytes: &[u8]) -> Result<Located, String> {
+    read_stored(bytes, |s| {
+        let env = s.envelope;
+        let derived = packs.derive(s.record, env);
+        let own = |v: Option<&str>| v.map(str::to_string);
+        let subject = own(env.subject).or_else(|| derived.subject.clone());
+        let scope = derived
+            .scope
+            .clone()
+            .unwrap_or_else(|| env.default_scope().to_string());
+        let supersedes = env.supersedes.map(str::to_string).or(derived.supersedes);
+        Located {
+            seq: s.seq,
+            record_id: s.record_id.to_string(),
+            id: env.id.to_string(),
+            event_type: env.event_type.to_string(),
+            source: env.source.to_string(),
+            time_ns: env.time_nanos,
+            ingested_ns: s.ingested_ns,
+            tenant: own(env.tenant),
+            scope,
+            subject,
+            data_subject: derived.data_subject,
+            actor_type: own(env.actor_type),
+            actor_id: own(env.actor_id),
+            supersedes,
+            axes: derived.axes,
+        }
+    })
+}
+
+/// Whether a located record satisfies a selection's filters as far as the record itself
+/// can tell: axes, the event-time window, the cut and, in the history view, `valid_at`.
+/// What depends on other records (that nothing supersedes a current-view record, where a
+/// correction's chain starts) is not decidable from the record alone.
+pub fn satisfies(r: &Located, q: &Query, cut: u64) -> Result<(), String> {
+    if r.seq >= cut {
+        return Err(format!("seq {} is not below the cut {cut}", r.seq));
+    }
+    if let Some((a, v)) = q.equals.iter().find(|(a, v)| !r.has(a, v)) {
+        return Err(format!("it does not have {a} = {v:?}"));
+    }
+    if q.event_from.is_some_and(|f| r.time_ns < f) || q.event_to.is_some_and(|t| r.time_ns >= t) {
+        return Err("its event time is outside the window".into());
+    }
+    if q.view == View::History && q.valid_at.is_some_and(|t| r.time_ns > t) {
+        return Err("its event time is after valid_at".into());
+    }
+    Ok(())
+}
