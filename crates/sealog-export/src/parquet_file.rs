@@ -1,7 +1,7 @@
 //! The Parquet form: one row per record, typed columns for the envelope and for the axes the
 //! packs declare for the exported types (`axis.NAME`, a list of strings), and the canonical
 //! record text in `record`, so every row can be re-hashed and its typed columns re-derived.
-//! Writer properties are fixed (zstd level 3, row groups of 16,384 rows, Sealog's own
+//! Writer properties are fixed (zstd level 3, row groups of 4,096 rows, Sealog's own
 //! `created_by`), so the same records give the same bytes.
 
 use std::collections::BTreeSet;
@@ -45,7 +45,7 @@ pub const COLUMNS: [&str; 15] = [
 
 const AXIS_PREFIX: &str = "axis.";
 const ROWS_PER_BATCH: usize = 4096;
-const ROWS_PER_GROUP: usize = 16_384;
+const ROWS_PER_GROUP: usize = 4096;
 
 /// The `axis.NAME` columns an export of these event types has: every axis their packs declare.
 pub(crate) fn axis_names(packs: &Packs, types: &BTreeSet<String>) -> Vec<String> {

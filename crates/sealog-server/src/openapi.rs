@@ -159,7 +159,7 @@ impl Modify for BearerAuth {
         description = "An append-only, tamper-evident audit log. Every error body is {\"error\":{\"code\",\"message\"}}.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    paths(tlog::tile),
+    paths(tlog::tile, exports::named_file),
     components(schemas(ErrorBody, ErrorDetail, Role)),
     modifiers(&BearerAuth),
     tags(
@@ -197,7 +197,6 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(exports::file))
         .routes(routes!(exports::status))
         .routes(routes!(exports::manifest))
-        .routes(routes!(exports::named_file))
         .routes(routes!(exports::approve))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -210,6 +209,7 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
     };
     let router = router
         .route("/tile/{*path}", get(tlog::tile))
+        .route("/v1/exports/{id}/files/{*name}", get(exports::named_file))
         .route("/metrics", metrics);
     let mut doc = doc;
     // `/metrics` is routed by hand (its handler depends on configuration); describe it too.
@@ -277,6 +277,12 @@ mod tests {
             "/tile/{path}",
             "/metrics",
             "/v1/keys/{id}",
+            "/v1/exports",
+            "/v1/exports/{id}",
+            "/v1/exports/{id}/status",
+            "/v1/exports/{id}/manifest",
+            "/v1/exports/{id}/files/{name}",
+            "/v1/exports/{id}/approve",
         ] {
             assert!(v["paths"].get(p).is_some(), "{p} is not described");
         }

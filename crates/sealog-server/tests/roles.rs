@@ -28,6 +28,7 @@ const AUDITORS: &[&str] = &["auditor", "admin", "auditor@a", "admin@a"];
 const UNSCOPED_AUDITORS: &[&str] = &["auditor", "admin"];
 const ADMINS: &[&str] = &["admin", "admin@a"];
 const EVERYONE: &[&str] = &["*"];
+const EXPORTERS: &[&str] = &["auditor", "admin", "auditor@a", "admin@a", "subject@a"];
 
 #[test]
 fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
@@ -114,6 +115,27 @@ fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
             None,
             ADMINS,
         ),
+        (
+            "POST",
+            "/v1/exports".into(),
+            Some(r#"{"format":"jsonl","filters":{"type":"t"}}"#),
+            EXPORTERS,
+        ),
+        ("GET", "/v1/exports/exp_none/status".into(), None, EXPORTERS),
+        ("GET", "/v1/exports/exp_none".into(), None, EXPORTERS),
+        (
+            "GET",
+            "/v1/exports/exp_none/manifest".into(),
+            None,
+            EXPORTERS,
+        ),
+        (
+            "GET",
+            "/v1/exports/exp_none/files/x".into(),
+            None,
+            EXPORTERS,
+        ),
+        ("POST", "/v1/exports/exp_none/approve".into(), None, ADMINS),
         ("GET", "/healthz".into(), None, EVERYONE),
         ("GET", "/readyz".into(), None, EVERYONE),
         ("GET", "/openapi.json".into(), None, EVERYONE),
