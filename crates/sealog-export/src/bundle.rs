@@ -20,20 +20,29 @@ pub struct BundleReport {
 
 const README: &str = include_str!("bundle_readme.md");
 
-/// Writes the bundle of the records that have `axis = value` (`subject` or
-/// `data_subject`), history view, into `dir`, which must not exist or be empty. The bundle
-/// is made in a directory beside it and renamed into place whole, after `before_commit`
-/// has accepted its manifest (the caller records the export there).
+/// What a bundle holds: the records that have `axis = value` (`subject` or
+/// `data_subject`) and `extra`'s filters, history view, into `dir`.
+#[derive(Debug, Clone)]
+pub struct BundleRequest {
+    pub axis: String,
+    pub value: String,
+    pub extra: Query,
+    /// The caller's reach, checked on every record (see [`Request::must_have`]).
+    pub must_have: Vec<(String, String)>,
+    /// Must not exist, or be empty.
+    pub dir: PathBuf,
+}
+
+/// Writes a bundle. It is made in a directory beside its own and renamed into place whole,
+/// after `before_commit` has accepted its manifest (the caller records the export there).
 pub fn bundle(
     ledger: &Ledger,
-    axis: &str,
-    value: &str,
-    extra: &Query,
-    must_have: Vec<(String, String)>,
-    final_dir: &Path,
+    req: &BundleRequest,
     progress: &mut dyn FnMut(u64, u64),
     before_commit: &mut dyn FnMut(&Manifest) -> Result<(), Error>,
 ) -> Result<BundleReport, Error> {
+    let (axis, value, extra, final_dir) = (&req.axis, &req.value, &req.extra, &req.dir);
+    let must_have = req.must_have.clone();
     match fs::read_dir(final_dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -50,7 +59,7 @@ pub fn bundle(
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut query = extra.clone();
-    query.equals.push((axis.to_string(), value.to_string()));
+    query.equals.push((axis.clone(), value.clone()));
     query.view = View::History;
     let req = Request {
         selection: Selection {
@@ -94,7 +103,7 @@ pub fn bundle(
     std::mem::forget(partial);
     crate::files::sync_dir(crate::files::dir_of(final_dir))?;
     Ok(BundleReport {
-        dir: final_dir.to_path_buf(),
+        dir: final_dir.clone(),
         manifest,
         schemas,
     })

@@ -23,7 +23,7 @@ mod proof;
 mod verify;
 mod write;
 
-pub use bundle::{BundleReport, bundle};
+pub use bundle::{BundleReport, BundleRequest, bundle};
 pub use error::Error;
 pub use manifest::{COMPLETENESS, Filters, Format, Manifest, ProofRef};
 pub use parquet_file::{COLUMNS, record_texts};

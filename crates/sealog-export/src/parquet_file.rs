@@ -220,8 +220,11 @@ impl Writer {
 }
 
 impl Sink for Writer {
-    fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let r = locate(&self.packs, bytes).map_err(Error::Corrupted)?;
+    fn push(&mut self, bytes: &[u8], located: Option<Located>) -> Result<(), Error> {
+        let r = match located {
+            Some(r) => r,
+            None => locate(&self.packs, bytes).map_err(Error::Corrupted)?,
+        };
         let text = std::str::from_utf8(bytes)
             .map_err(|_| Error::Corrupted(format!("record {} is not UTF-8", r.seq)))?;
         self.rows.push(&r, text);

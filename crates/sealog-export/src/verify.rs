@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -174,53 +174,180 @@ struct Checker<'a> {
     types: BTreeSet<String>,
 }
 
+/// What one record contributes once checked on its own: its order key, type and leaf.
+struct Row {
+    time_ns: i64,
+    subject: Option<String>,
+    seq: u64,
+    event_type: String,
+    leaf: Hash,
+}
+
+/// Checks record number `n` on its own: canonical, its own `record_id`, within the filters.
+fn check_one(
+    packs: &Packs,
+    query: &Query,
+    cut: u64,
+    n: u64,
+    bytes: &[u8],
+) -> Result<(Row, Located), String> {
+    let r = locate(packs, bytes).map_err(|e| format!("record {n}: {e}"))?;
+    satisfies(&r, query, cut)
+        .map_err(|e| format!("record {n} (seq {}) is outside the filters: {e}", r.seq))?;
+    let row = Row {
+        time_ns: r.time_ns,
+        subject: r.subject.clone(),
+        seq: r.seq,
+        event_type: r.event_type.clone(),
+        leaf: leaf_hash(bytes),
+    };
+    Ok((row, r))
+}
+
 impl Checker<'_> {
     fn check(&mut self, bytes: &[u8]) -> Result<Located, String> {
+        let n = self.leaves.len() as u64 + 1;
+        let (row, r) = check_one(self.packs, &self.query, self.cut, n, bytes)?;
+        self.absorb(row)?;
+        Ok(r)
+    }
+
+    /// Takes the next record's row, in file order: the order between records, the types
+    /// seen, the leaves for the proof.
+    fn absorb(&mut self, row: Row) -> Result<(), String> {
         let n = self.leaves.len() + 1;
-        let r = locate(self.packs, bytes).map_err(|e| format!("record {n}: {e}"))?;
-        satisfies(&r, &self.query, self.cut)
-            .map_err(|e| format!("record {n} (seq {}) is outside the filters: {e}", r.seq))?;
-        let key = (r.time_ns, r.subject.clone(), r.seq);
+        let key = (row.time_ns, row.subject, row.seq);
         if self.prev.as_ref().is_some_and(|p| *p >= key) {
             return Err(format!(
                 "record {n} (seq {}) is out of order (event time, subject, seq)",
-                r.seq
+                row.seq
             ));
         }
         self.prev = Some(key);
-        if !self.types.contains(&r.event_type) {
-            self.types.insert(r.event_type.clone());
+        if !self.types.contains(&row.event_type) {
+            self.types.insert(row.event_type);
         }
-        self.leaves.push((r.seq, leaf_hash(bytes)));
-        Ok(r)
+        self.leaves.push((row.seq, row.leaf));
+        Ok(())
     }
 }
 
+/// Lines checked per batch handed to a worker.
+const BATCH_BYTES: usize = 1 << 20;
+/// Threads checking records, beside the one reading and hashing the file.
+const WORKERS: usize = 2;
+
+/// Reads a JSONL export in batches of whole lines, hashing it as it goes; workers check the
+/// records of each batch on their own, and this thread takes their rows back in file order.
 fn jsonl(path: &Path, checker: &mut Checker<'_>) -> Result<(u64, String), Failure> {
-    let file = File::open(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
-    let mut input = BufReader::with_capacity(1 << 20, file);
-    let mut sha = Sha256::new();
-    let mut bytes = 0u64;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
-        if n == 0 {
-            break;
+    let mut file = File::open(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    let io = |e: std::io::Error| Failure(format!("{}: {e}", path.display()));
+    let (packs, query, cut) = (checker.packs, checker.query.clone(), checker.cut);
+    let query = &query;
+    std::thread::scope(|scope| -> Result<(u64, String), Failure> {
+        let mut to = Vec::with_capacity(WORKERS);
+        let mut from = Vec::with_capacity(WORKERS);
+        for _ in 0..WORKERS {
+            let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(2);
+            let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Result<Vec<Row>, String>>(2);
+            scope.spawn(move || {
+                for (first, batch) in batch_rx {
+                    // A batch is whole lines, each ended by a newline.
+                    let body = &batch[..batch.len() - 1];
+                    let mut at = 0;
+                    let lines = std::iter::from_fn(|| {
+                        (at <= body.len()).then(|| {
+                            let end =
+                                memchr::memchr(b'\n', &body[at..]).map_or(body.len(), |i| at + i);
+                            let line = &body[at..end];
+                            at = end + 1;
+                            line
+                        })
+                    });
+                    let rows = lines
+                        .enumerate()
+                        .map(|(k, line)| {
+                            check_one(packs, query, cut, first + k as u64, line).map(|r| r.0)
+                        })
+                        .collect::<Result<Vec<Row>, String>>();
+                    if rows_tx.send(rows).is_err() {
+                        break;
+                    }
+                }
+            });
+            to.push(batch_tx);
+            from.push(rows_rx);
         }
-        sha.update(&line);
-        bytes += n as u64;
-        let Some(record) = line.strip_suffix(b"\n") else {
-            return fail(format!(
-                "record {}: the file ends inside it",
-                checker.leaves.len() + 1
-            ));
+        let mut sha = Sha256::new();
+        let mut bytes = 0u64;
+        let (mut sent, mut received) = (0usize, 0usize);
+        let mut next_record = 1u64;
+        let mut carry: Vec<u8> = Vec::new();
+        let take = |received: &mut usize, checker: &mut Checker<'_>| -> Result<(), Failure> {
+            let rows = from[*received % WORKERS]
+                .recv()
+                .map_err(|_| Failure("a checking thread stopped".into()))?
+                .map_err(Failure)?;
+            *received += 1;
+            for row in rows {
+                checker.absorb(row).map_err(Failure)?;
+            }
+            Ok(())
         };
-        checker.check(record).map_err(Failure)?;
+        loop {
+            let mut buf = std::mem::take(&mut carry);
+            let start = buf.len();
+            buf.resize(start + BATCH_BYTES, 0);
+            let n = read_full(&mut file, &mut buf[start..]).map_err(io)?;
+            buf.truncate(start + n);
+            sha.update(&buf[start..]);
+            bytes += n as u64;
+            let eof = n == 0;
+            let whole = match memchr::memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None if eof && !buf.is_empty() => {
+                    return Err(Failure(format!(
+                        "record {next_record}: the file ends inside it"
+                    )));
+                }
+                None if eof => break,
+                None => {
+                    carry = buf;
+                    continue;
+                }
+            };
+            carry = buf.split_off(whole);
+            let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+            if sent - received == 2 * WORKERS {
+                take(&mut received, checker)?;
+            }
+            to[sent % WORKERS]
+                .send((next_record, buf))
+                .map_err(|_| Failure("a checking thread stopped".into()))?;
+            sent += 1;
+            next_record += lines;
+            if eof && carry.is_empty() {
+                break;
+            }
+        }
+        drop(to);
+        while received < sent {
+            take(&mut received, checker)?;
+        }
+        Ok((bytes, hex::encode(sha.finalize())))
+    })
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
     }
-    Ok((bytes, hex::encode(sha.finalize())))
+    Ok(n)
 }
 
 fn hash_file(path: &Path) -> Result<(u64, String), Failure> {

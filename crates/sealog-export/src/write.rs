@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use sealog_ledger::{Ledger, Selection};
-use sealog_merkle::{Hash, leaf_hash, root_from_multiproof};
+use sealog_ledger::{Ledger, Located, Packs, Selection};
+use sealog_merkle::{Hash, root_from_multiproof};
 
 use crate::error::Error;
 use crate::files::{Aside, Hashing, dir_of, sha256_hex, sync_dir};
@@ -29,7 +29,8 @@ pub struct Request {
 
 /// Where records go, in export order.
 pub(crate) trait Sink {
-    fn push(&mut self, bytes: &[u8]) -> Result<(), Error>;
+    /// One record; `located` when the reader has already read it apart.
+    fn push(&mut self, bytes: &[u8], located: Option<Located>) -> Result<(), Error>;
     /// Flushes everything; the file, its size and its SHA-256.
     fn finish(self: Box<Self>) -> Result<(File, u64, String), Error>;
 }
@@ -40,7 +41,7 @@ struct Jsonl {
 }
 
 impl Sink for Jsonl {
-    fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    fn push(&mut self, bytes: &[u8], _: Option<Located>) -> Result<(), Error> {
         self.out
             .write_all(bytes)
             .and_then(|()| self.out.write_all(b"\n"))
@@ -56,6 +57,28 @@ impl Sink for Jsonl {
             .map_err(|e| Error::io(&path, e.into_error()))?;
         Ok((file, bytes, digest))
     }
+}
+
+/// Threads reading an export's records, beside the one writing them.
+const READERS: usize = 2;
+
+/// Bytes written between syncs of a growing export file.
+const SYNC_EVERY: usize = 64 << 20;
+
+/// A record as the reading side hands it over: seq, bytes, leaf hash, and its facts when
+/// the writer needs them.
+type Read = (u64, Vec<u8>, Hash, Option<Located>);
+
+fn read_one(ledger: &Ledger, packs: &Packs, seq: u64, read_apart: bool) -> Result<Read, Error> {
+    let (bytes, leaf) = ledger
+        .get_with_leaf(seq)?
+        .ok_or_else(|| Error::Corrupted(format!("record {seq} was selected but is gone")))?;
+    let located = if read_apart {
+        Some(sealog_ledger::locate(packs, &bytes).map_err(Error::Corrupted)?)
+    } else {
+        None
+    };
+    Ok((seq, bytes, leaf, located))
 }
 
 /// An export written and synced under temporary names: [`Pending::commit`] gives it its
@@ -118,6 +141,7 @@ pub fn prepare(
     let total = slice.order.len() as u64;
 
     let (data, file) = Aside::create(out)?;
+    let syncing = file.try_clone().map_err(|e| Error::io(data.tmp(), e))?;
     let mut sink: Box<dyn Sink> = match req.format {
         Format::Jsonl => Box::new(Jsonl {
             out: Hashing::new(BufWriter::with_capacity(1 << 20, file)),
@@ -130,24 +154,64 @@ pub fn prepare(
             &slice.types,
         )?),
     };
-    let mut leaves: Vec<(u64, Hash)> = Vec::with_capacity(slice.order.len());
-    for (i, &seq) in slice.order.iter().enumerate() {
-        let bytes = ledger
-            .get(seq)?
-            .ok_or_else(|| Error::Corrupted(format!("record {seq} was selected but is gone")))?;
-        if !req.must_have.is_empty() {
-            let r = sealog_ledger::locate(ledger.packs(), &bytes).map_err(Error::Corrupted)?;
-            if let Some((a, v)) = req.must_have.iter().find(|(a, v)| !r.has(a, v)) {
+    // One thread reads the records (the store checks each against its leaf) and hashes
+    // them; this one writes and hashes the file. What the writer needs of a record's
+    // content (Parquet's columns, the caller's reach) is read apart on the reading side.
+    let read_apart = req.format == Format::Parquet || !req.must_have.is_empty();
+    let packs = ledger.packs();
+    let order = &slice.order;
+    let mut leaves: Vec<(u64, Hash)> = Vec::with_capacity(order.len());
+    std::thread::scope(|scope| -> Result<(), Error> {
+        // Readers take every READERS-th record; this thread takes their output in turn.
+        let mut from_readers = Vec::with_capacity(READERS);
+        for r in 0..READERS {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Read, Error>>(128);
+            from_readers.push(rx);
+            scope.spawn(move || {
+                for &seq in order.iter().skip(r).step_by(READERS) {
+                    let item = read_one(ledger, packs, seq, read_apart);
+                    let failed = item.is_err();
+                    if tx.send(item).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        // Written data is synced as it grows, beside the writing, so the sync before the
+        // rename has little left to do.
+        let (tick, ticks) = std::sync::mpsc::sync_channel::<()>(1);
+        scope.spawn(move || {
+            for () in ticks {
+                let _ = syncing.sync_data();
+            }
+        });
+        let mut unsynced = 0usize;
+        let in_order = (0..order.len()).map_while(|i| from_readers[i % READERS].recv().ok());
+        for (i, item) in in_order.enumerate() {
+            let (seq, bytes, leaf, located) = item?;
+            let outside = located
+                .as_ref()
+                .and_then(|r| req.must_have.iter().find(|(a, v)| !r.has(a, v)));
+            if let Some((a, v)) = outside {
                 return Err(Error::Corrupted(format!(
                     "record {seq} was selected but does not have {a} = {v:?}"
                 )));
             }
+            sink.push(&bytes, located)?;
+            unsynced += bytes.len() + 1;
+            if unsynced >= SYNC_EVERY {
+                let _ = tick.try_send(());
+                unsynced = 0;
+            }
+            leaves.push((seq, leaf));
+            if i % 4096 == 4095 {
+                progress(i as u64 + 1, total);
+            }
         }
-        sink.push(&bytes)?;
-        leaves.push((seq, leaf_hash(&bytes)));
-        if i % 4096 == 4095 {
-            progress(i as u64 + 1, total);
-        }
+        Ok(())
+    })?;
+    if leaves.len() != order.len() {
+        return Err(Error::Corrupted("the records were not all read".into()));
     }
     let (file, bytes, sha256) = sink.finish()?;
     file.sync_all().map_err(|e| Error::io(data.tmp(), e))?;

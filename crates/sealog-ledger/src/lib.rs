@@ -424,6 +424,12 @@ impl Ledger {
         self.canonical.get(seq)
     }
 
+    /// One canonical record and its leaf hash (of exactly those bytes, checked against the
+    /// tree as it is read).
+    pub fn get_with_leaf(&self, seq: u64) -> Result<Option<(Vec<u8>, Hash)>, Error> {
+        self.canonical.get_with_leaf(seq)
+    }
+
     pub fn seq_of(&self, id: &RecordId) -> Result<Option<u64>, Error> {
         self.canonical.seq_of(&id.0)
     }

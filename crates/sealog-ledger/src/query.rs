@@ -56,6 +56,7 @@ impl Query {
             after: self.after,
             below: self.as_of_size,
             limit: self.limit,
+            skip_leaf_check: false,
         }
     }
 }
@@ -71,7 +72,19 @@ fn until(to: Option<i64>, t: i64) -> Option<i64> {
 }
 
 pub(crate) fn canonical(log: &dyn LogRead, packs: &Packs, q: &Query) -> Result<Page, StoreError> {
+    canonical_reading(log, packs, q, false)
+}
+
+/// [`canonical`]; with `unchecked`, records are read without comparing each with the stored
+/// tree, for a caller that proves every record it keeps by reading it again.
+pub(crate) fn canonical_reading(
+    log: &dyn LogRead,
+    packs: &Packs,
+    q: &Query,
+    unchecked: bool,
+) -> Result<Page, StoreError> {
     let mut scan = q.scan();
+    scan.skip_leaf_check = unchecked;
     if q.view == View::History || q.limit == 0 || q.limit > LIMIT_MAX {
         if let Some(t) = q.valid_at {
             scan.event_to = until(scan.event_to, t);

@@ -59,22 +59,44 @@ pub(crate) fn select(
         ingest_to: None,
         ..sel.query.clone()
     };
-    let mut keyed: Vec<(i64, Option<String>, u64)> = Vec::new();
-    let mut types = std::collections::BTreeSet::new();
-    loop {
-        let page = query::canonical(log, packs, &q)?;
-        for (seq, bytes) in &page.records {
-            let f = Facts::of(packs, *seq, bytes)?;
-            if !types.contains(&f.event_type) {
-                types.insert(f.event_type.clone());
+    // The index walk reads pages; a second thread reads each page's order keys while the
+    // next page is read.
+    let (keyed, types) = std::thread::scope(|scope| -> Result<_, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, Vec<u8>)>>(1);
+        let keys = scope.spawn(move || -> Result<_, StoreError> {
+            let mut keyed: Vec<(i64, Option<String>, u64)> = Vec::new();
+            let mut types = std::collections::BTreeSet::new();
+            for page in rx {
+                for (seq, bytes) in &page {
+                    let (time_ns, subject, event_type) = order_key(packs, *seq, bytes)?;
+                    if !types.contains(&event_type) {
+                        types.insert(event_type);
+                    }
+                    keyed.push((time_ns, subject, *seq));
+                }
             }
-            keyed.push((f.time_ns, f.subject, *seq));
-        }
-        match page.next_after {
-            Some(a) => q.after = Some(a),
-            None => break,
-        }
-    }
+            Ok((keyed, types))
+        });
+        let walked = (|| -> Result<(), StoreError> {
+            loop {
+                // Unchecked: every record kept is read again, and proven, as it is written.
+                let page = query::canonical_reading(log, packs, &q, true)?;
+                let next = page.next_after;
+                if tx.send(page.records).is_err() {
+                    return Ok(());
+                }
+                match next {
+                    Some(a) => q.after = Some(a),
+                    None => return Ok(()),
+                }
+            }
+        })();
+        drop(tx);
+        let read = keys.join().expect("the order-key thread does not panic");
+        walked?;
+        read
+    })?;
+    let mut keyed = keyed;
     keyed.sort_unstable();
     Ok(Slice {
         checkpoint,
@@ -82,6 +104,38 @@ pub(crate) fn select(
         order: keyed.into_iter().map(|(_, _, seq)| seq).collect(),
         types: types.into_iter().collect(),
     })
+}
+
+/// What a record is ordered by — event time, subject — and its type. Read from the few
+/// members it takes; the whole event is parsed only when its pack derives the subject from
+/// the body.
+fn order_key(
+    packs: &Packs,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<(i64, Option<String>, String), StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        time: std::borrow::Cow<'a, str>,
+        #[serde(borrow, rename = "type")]
+        event_type: std::borrow::Cow<'a, str>,
+        #[serde(borrow, default)]
+        subject: Option<std::borrow::Cow<'a, str>>,
+    }
+    let head: Head<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupted(format!("record {seq}: {e}")))?;
+    if head.subject.is_none() && packs.derives_subject(&head.event_type) {
+        let f = Facts::of(packs, seq, bytes)?;
+        return Ok((f.time_ns, f.subject, f.event_type));
+    }
+    let time_ns = sealog_model::time::parse_rfc3339(&head.time)
+        .map_err(|e| StoreError::Corrupted(format!("record {seq}: time: {e}")))?;
+    Ok((
+        time_ns,
+        head.subject.map(|s| s.into_owned()),
+        head.event_type.into_owned(),
+    ))
 }
 
 /// The one named (it must be this log's and agree with it), the oldest stored one that

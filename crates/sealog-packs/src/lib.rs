@@ -132,6 +132,12 @@ impl Packs {
         self.rules(event_type)?.description.as_deref()
     }
 
+    /// Whether a type's pack derives a subject from the body (used when the envelope has
+    /// none).
+    pub fn derives_subject(&self, event_type: &str) -> bool {
+        self.rules(event_type).is_some_and(|r| r.subject.is_some())
+    }
+
     /// A type's JSON Schema: its file name in its pack and its text, as the pack holds it.
     pub fn schema(&self, event_type: &str) -> Option<(&str, &str)> {
         let (file, text) = &self.rules(event_type)?.schema;

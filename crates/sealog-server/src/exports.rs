@@ -289,7 +289,7 @@ fn write(state: &Arc<AppState>, job: &Arc<Job>, request_id: &str) -> Result<Mani
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&dir)
+        .create(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let ledger = &state.ledger;
     let written = &job.written;
@@ -318,18 +318,16 @@ fn write(state: &Arc<AppState>, job: &Arc<Job>, request_id: &str) -> Result<Mani
             let (axis, value) = job.bundle_of.clone().unwrap_or_default();
             let mut extra = job.selection.query.clone();
             extra.equals.retain(|(a, v)| !(a == &axis && v == &value));
-            sealog_export::bundle(
-                ledger,
-                &axis,
-                &value,
-                &extra,
-                job.reach.clone(),
-                &dir.join("bundle"),
-                &mut progress,
-                &mut record,
-            )
-            .map(|r| r.manifest)
-            .map_err(|e| e.to_string())
+            let req = sealog_export::BundleRequest {
+                axis,
+                value,
+                extra,
+                must_have: job.reach.clone(),
+                dir: dir.join("bundle"),
+            };
+            sealog_export::bundle(ledger, &req, &mut progress, &mut record)
+                .map(|r| r.manifest)
+                .map_err(|e| e.to_string())
         }
     }
 }

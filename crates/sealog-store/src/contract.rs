@@ -148,6 +148,10 @@ pub struct Scan {
     /// Only records below this seq (the log as it was at this size).
     pub below: Option<u64>,
     pub limit: usize,
+    /// Read the records without comparing each with the stored tree's leaf: only for a
+    /// caller that reads every record it keeps again through a checked or proven read (an
+    /// export's ordering pass).
+    pub skip_leaf_check: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +194,15 @@ pub trait LogRead: Send + Sync {
     }
     /// One record's bytes by seq.
     fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// One record's bytes and its leaf hash (RFC 9162, of exactly those bytes), *not*
+    /// compared with the stored tree: for a caller that proves every record it reads against
+    /// a signed root itself (an export checks its multiproof before it names its file).
+    fn get_with_leaf(&self, seq: u64) -> Result<Option<(Vec<u8>, Hash)>, StoreError> {
+        Ok(self.get(seq)?.map(|b| {
+            let leaf = sealog_merkle::leaf_hash(&b);
+            (b, leaf)
+        }))
+    }
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError>;
     /// The lowest seq below `below` of a record indexed under `key`.
     fn first_with(&self, key: &Key, below: u64) -> Result<Option<u64>, StoreError>;

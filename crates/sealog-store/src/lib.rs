@@ -370,6 +370,20 @@ impl<A: Admission> LogRead for Store<A> {
         Ok(Some(buf))
     }
 
+    fn get_with_leaf(
+        &self,
+        seq: u64,
+    ) -> Result<Option<(Vec<u8>, sealog_merkle::Hash)>, StoreError> {
+        if seq >= self.len() {
+            return Ok(None);
+        }
+        let mut buf = Vec::new();
+        self.shared
+            .noted(query::read_frame(&self.shared, seq, &mut buf))?;
+        let leaf = sealog_merkle::leaf_hash(&buf);
+        Ok(Some((buf, leaf)))
+    }
+
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {
         let seq = self
             .shared

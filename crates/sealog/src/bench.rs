@@ -13,6 +13,22 @@ pub(crate) enum Bench {
     Ingest(IngestArgs),
     /// Inclusion-proof latency on an existing store: produce from the disk-backed tree, and verify.
     Proofs(ProofArgs),
+    /// Export throughput on an existing store: JSONL and Parquet export, then `verify-export`
+    /// of each, in MB/s of the export file.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The store to export (e.g. one left by `bench ingest --dir`).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Where the export files go (default: a fresh temporary directory, removed after).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Export only records of this type (default: all).
+    #[arg(long = "type")]
+    event_type: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -55,6 +71,7 @@ pub(crate) fn run(b: &Bench, durability: Durability) -> anyhow::Result<std::proc
     match b {
         Bench::Ingest(a) => ingest(a, durability)?,
         Bench::Proofs(a) => proofs(a)?,
+        Bench::Export(a) => export(a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -358,6 +375,59 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+}
+
+fn export(a: &ExportArgs) -> anyhow::Result<()> {
+    use sealog_export::{Format, Request};
+    let store = crate::open_for_reading(&a.dir, sealog_ledger::Packs::builtin())?;
+    let out_dir = match &a.out {
+        Some(d) => d.clone(),
+        None => tempfile_dir()?,
+    };
+    std::fs::create_dir_all(&out_dir)?;
+    let query = sealog_ledger::Query {
+        equals: a
+            .event_type
+            .iter()
+            .map(|t| ("type".to_string(), t.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    for format in [Format::Jsonl, Format::Parquet] {
+        let out = out_dir.join(format!("bench.{}", format.name()));
+        let req = Request {
+            selection: sealog_ledger::Selection {
+                query: query.clone(),
+                ..Default::default()
+            },
+            format,
+            out: out.clone(),
+            force: true,
+            must_have: Vec::new(),
+        };
+        let t0 = Instant::now();
+        let m = sealog_export::export(&store, &req, &mut |_, _| {})?;
+        let export_s = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let v = sealog_export::verify(&sealog_export::manifest_path(&out), None, store.packs())
+            .map_err(|f| anyhow::anyhow!("verify-export: {}", f.0))?;
+        let verify_s = t1.elapsed().as_secs_f64();
+        let mb = m.bytes as f64 / 1e6;
+        println!(
+            "{}",
+            json!({
+                "bench": "export", "format": format.name(), "records": m.count, "bytes": m.bytes,
+                "export_s": export_s, "export_mb_per_s": mb / export_s,
+                "export_records_per_s": m.count as f64 / export_s,
+                "verify_s": verify_s, "verify_mb_per_s": mb / verify_s,
+                "verify_records_per_s": v.count as f64 / verify_s,
+            })
+        );
+    }
+    if a.out.is_none() {
+        std::fs::remove_dir_all(&out_dir)?;
+    }
+    Ok(())
 }
 
 fn proofs(a: &ProofArgs) -> anyhow::Result<()> {

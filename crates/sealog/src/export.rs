@@ -220,16 +220,16 @@ pub(crate) fn run(reader: &Reader, a: &Args) -> anyhow::Result<ExitCode> {
         };
         let mut extra = sel.query.clone();
         extra.equals.retain(|(a, _)| a != axis);
-        let report = sealog_export::bundle(
-            &reader.ledger,
-            axis,
-            value,
-            &extra,
-            Vec::new(),
-            dir,
-            &mut progress(),
-            &mut |m| record(m, "bundle"),
-        )?;
+        let req = sealog_export::BundleRequest {
+            axis: axis.to_string(),
+            value: value.clone(),
+            extra,
+            must_have: Vec::new(),
+            dir: dir.clone(),
+        };
+        let report = sealog_export::bundle(&reader.ledger, &req, &mut progress(), &mut |m| {
+            record(m, "bundle")
+        })?;
         println!(
             "{}",
             json!({"bundle": report.dir, "count": report.manifest.count,

@@ -367,8 +367,8 @@ fn an_export_through_a_server_is_made_there_and_downloaded() {
     );
 }
 
-/// Peak resident memory of one child process, from `wait4`.
-#[allow(unsafe_code)]
+/// Peak resident memory of one child process, from `wait4` (which also reaps it).
+#[allow(unsafe_code, clippy::zombie_processes)]
 fn peak_rss_kib(mut command: std::process::Command) -> (i32, i64) {
     let child = command
         .stdout(std::process::Stdio::null())

@@ -88,7 +88,11 @@ fn every_worked_example_in_the_readme_answers_what_it_shows() {
     );
     for ex in &examples {
         let args: Vec<&str> = ex.args.iter().map(String::as_str).collect();
-        let run = cli.run(&args, b"");
+        // Files the examples write (an export) land beside the data directory.
+        let mut command = cli.command(&args);
+        command.current_dir(dir.path());
+        let run =
+            sealog_testkit::cli::run_command(command, b"", std::time::Duration::from_secs(300));
         assert!(
             run.code == 0 || run.code == 1,
             "sealog {}: exit {}: {}",
