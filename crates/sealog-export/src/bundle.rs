@@ -2,13 +2,13 @@
 //! party needs to check it offline.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sealog_ledger::{Ledger, Query, Selection, View};
 
 use crate::error::Error;
 use crate::manifest::{Format, Manifest};
-use crate::write::{Request, export};
+use crate::write::{Request, prepare};
 
 /// What a bundle holds.
 #[derive(Debug, Clone)]
@@ -71,7 +71,9 @@ pub fn bundle(
         force: false,
         must_have,
     };
-    let manifest = export(ledger, &req, progress)?;
+    let pending = prepare(ledger, &req, progress)?;
+    let types = pending.types.clone();
+    let manifest = pending.commit()?;
     let write = |name: &str, text: &str| {
         let p = dir.join(name);
         fs::write(&p, text)
@@ -81,7 +83,6 @@ pub fn bundle(
     write("checkpoint", &manifest.checkpoint)?;
     write("log.pub", &format!("{}\n", manifest.verifier_key.trim()))?;
     write("README.md", README)?;
-    let types = types_of(ledger, &req.out)?;
     let schemas_dir = dir.join("schemas");
     fs::create_dir_all(&schemas_dir).map_err(|e| Error::io(&schemas_dir, e))?;
     let mut schemas = Vec::new();
@@ -116,17 +117,4 @@ impl Drop for PartialDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-/// The event types of the records in a JSONL export, sorted.
-fn types_of(ledger: &Ledger, file: &Path) -> Result<Vec<String>, Error> {
-    let text = fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-    let mut types: Vec<String> = text
-        .lines()
-        .map(|l| sealog_ledger::locate(ledger.packs(), l.as_bytes()).map(|r| r.event_type))
-        .collect::<Result<_, _>>()
-        .map_err(Error::Corrupted)?;
-    types.sort();
-    types.dedup();
-    Ok(types)
 }

@@ -85,6 +85,8 @@ fn read_one(ledger: &Ledger, packs: &Packs, seq: u64, read_apart: bool) -> Resul
 /// names (the manifest last); dropped instead, it leaves nothing behind.
 pub struct Pending {
     pub manifest: Manifest,
+    /// The event types of its records, sorted.
+    pub types: Vec<String>,
     files: [Aside; 3],
     dir: PathBuf,
 }
@@ -95,6 +97,7 @@ impl Pending {
             manifest,
             files,
             dir,
+            ..
         } = self;
         for f in files {
             f.commit()?;
@@ -258,6 +261,7 @@ pub fn prepare(
     let manifest_aside = Aside::whole(&manifest_file, &manifest.to_bytes())?;
     Ok(Pending {
         manifest,
+        types: slice.types,
         files: [data, proof_aside, manifest_aside],
         dir: dir.to_path_buf(),
     })

@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use sealog_export::{Format, Manifest, Request};
-use sealog_ledger::{Packs, Query, Selection, View};
+use sealog_ledger::{Packs, Query, Selection};
 use serde_json::json;
 
 use crate::access::Reader;
-use crate::read::{ViewArg, as_of_size, time_arg};
+use crate::read::{ViewArg, as_of_size, axis_pairs, given, time_arg};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -141,7 +141,7 @@ impl Filters {
 
     fn selection(&self, reader: &Reader) -> anyhow::Result<Selection> {
         let ledger = &reader.ledger;
-        let mut equals: Vec<(String, String)> = [
+        let mut equals = given(&[
             ("scope", &self.scope),
             ("tenant", &self.tenant),
             ("subject", &self.subject),
@@ -149,23 +149,8 @@ impl Filters {
             ("type", &self.event_type),
             ("source", &self.source),
             ("actor", &self.actor),
-        ]
-        .into_iter()
-        .filter_map(|(a, v)| Some((a.to_string(), v.clone()?)))
-        .collect();
-        let known = ledger.axis_names();
-        for pair in &self.axes {
-            let (name, value) = pair
-                .split_once('=')
-                .with_context(|| format!("--axis {pair:?}: expected NAME=VALUE"))?;
-            if !known.iter().any(|k| k == name) {
-                bail!(
-                    "--axis {name:?}: unknown axis; indexed axes are {}",
-                    known.join(", ")
-                );
-            }
-            equals.push((name.to_string(), value.to_string()));
-        }
+        ]);
+        equals.extend(axis_pairs(ledger, &self.axes)?);
         let checkpoint = self
             .checkpoint
             .as_ref()
@@ -179,10 +164,7 @@ impl Filters {
                 event_from: time_arg("from", &self.from)?,
                 event_to: time_arg("to", &self.to)?,
                 valid_at: time_arg("valid-at", &self.valid_at)?,
-                view: match self.view {
-                    ViewArg::History => View::History,
-                    ViewArg::Current => View::Current,
-                },
+                view: self.view.into(),
                 ..Query::default()
             },
             as_of: as_of_size(ledger, self.as_of.as_deref())?,

@@ -101,8 +101,39 @@ pub(crate) enum ViewArg {
     Current,
 }
 
+impl From<ViewArg> for View {
+    fn from(v: ViewArg) -> View {
+        match v {
+            ViewArg::History => View::History,
+            ViewArg::Current => View::Current,
+        }
+    }
+}
+
+/// `--axis NAME=VALUE` arguments as (axis, value) pairs, each axis one the ledger indexes.
+pub(crate) fn axis_pairs(
+    ledger: &Ledger,
+    axes: &[String],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let known = ledger.axis_names();
+    axes.iter()
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--axis {pair:?}: expected NAME=VALUE"))?;
+            if !known.iter().any(|k| k == name) {
+                bail!(
+                    "--axis {name:?}: unknown axis; indexed axes are {}",
+                    known.join(", ")
+                );
+            }
+            Ok((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
 /// The (axis, value) equalities of the filters that were given.
-fn given(filters: &[(&str, &Option<String>)]) -> Vec<(String, String)> {
+pub(crate) fn given(filters: &[(&str, &Option<String>)]) -> Vec<(String, String)> {
     filters
         .iter()
         .filter_map(|(axis, v)| Some((axis.to_string(), (*v).clone()?)))
@@ -170,24 +201,9 @@ pub(crate) fn query(reader: &Reader, a: &QueryArgs) -> anyhow::Result<ExitCode> 
         ("actor", &a.actor),
         ("id", &a.id),
     ]);
-    for pair in &a.axes {
-        let (name, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--axis {pair:?}: expected NAME=VALUE"))?;
-        let known = ledger.axis_names();
-        if !known.iter().any(|k| k == name) {
-            bail!(
-                "--axis {name:?}: unknown axis; indexed axes are {}",
-                known.join(", ")
-            );
-        }
-        equals.push((name.to_string(), value.to_string()));
-    }
+    equals.extend(axis_pairs(ledger, &a.axes)?);
     let as_of_size = as_of_size(ledger, a.as_of.as_deref())?;
-    let view = match a.view {
-        ViewArg::History => View::History,
-        ViewArg::Current => View::Current,
-    };
+    let view = a.view.into();
     let q = Query {
         equals,
         event_from: time_arg("from", &a.from)?,
