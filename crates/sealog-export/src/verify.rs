@@ -9,7 +9,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use sealog_ledger::{Located, Packs, Query, locate, satisfies};
+use sealog_ledger::{Located, Packs, Query, Unplaced, locate, place, satisfies};
 use sealog_merkle::checkpoint::Checkpoint;
 use sealog_merkle::note::{self, Verifier};
 use sealog_merkle::{Hash, leaf_hash, root_from_multiproof};
@@ -184,31 +184,37 @@ struct Row {
 }
 
 /// Checks record number `n` on its own: canonical, its own `record_id`, within the filters.
-fn check_one(
-    packs: &Packs,
-    query: &Query,
-    cut: u64,
-    n: u64,
-    bytes: &[u8],
-) -> Result<(Row, Located), String> {
-    let r = locate(packs, bytes).map_err(|e| format!("record {n}: {e}"))?;
-    satisfies(&r, query, cut)
-        .map_err(|e| format!("record {n} (seq {}) is outside the filters: {e}", r.seq))?;
-    let row = Row {
-        time_ns: r.time_ns,
-        subject: r.subject.clone(),
-        seq: r.seq,
-        event_type: r.event_type.clone(),
+fn check_one(packs: &Packs, query: &Query, cut: u64, n: u64, bytes: &[u8]) -> Result<Row, String> {
+    let p = place(packs, bytes, query, cut).map_err(|e| match e {
+        Unplaced::Unsound(e) => format!("record {n}: {e}"),
+        Unplaced::Outside { seq, why } => {
+            format!("record {n} (seq {seq}) is outside the filters: {why}")
+        }
+    })?;
+    Ok(Row {
+        time_ns: p.time_ns,
+        subject: p.subject,
+        seq: p.seq,
+        event_type: p.event_type,
         leaf: leaf_hash(bytes),
-    };
-    Ok((row, r))
+    })
 }
 
 impl Checker<'_> {
+    /// Checks the next record of a Parquet file, whose columns are compared with what the
+    /// record itself says: all of it is read.
     fn check(&mut self, bytes: &[u8]) -> Result<Located, String> {
         let n = self.leaves.len() as u64 + 1;
-        let (row, r) = check_one(self.packs, &self.query, self.cut, n, bytes)?;
-        self.absorb(row)?;
+        let r = locate(self.packs, bytes).map_err(|e| format!("record {n}: {e}"))?;
+        satisfies(&r, &self.query, self.cut)
+            .map_err(|e| format!("record {n} (seq {}) is outside the filters: {e}", r.seq))?;
+        self.absorb(Row {
+            time_ns: r.time_ns,
+            subject: r.subject.clone(),
+            seq: r.seq,
+            event_type: r.event_type.clone(),
+            leaf: leaf_hash(bytes),
+        })?;
         Ok(r)
     }
 
@@ -232,6 +238,9 @@ impl Checker<'_> {
     }
 }
 
+/// A worker's answer for a batch: its rows, and the batch back to be filled again.
+type Checked = (Result<Vec<Row>, String>, Vec<u8>);
+
 /// Lines checked per batch handed to a worker.
 const BATCH_BYTES: usize = 1 << 20;
 /// Threads checking records, beside the one reading and hashing the file.
@@ -249,7 +258,7 @@ fn jsonl(path: &Path, checker: &mut Checker<'_>) -> Result<(u64, String), Failur
         let mut from = Vec::with_capacity(WORKERS);
         for _ in 0..WORKERS {
             let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(2);
-            let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Result<Vec<Row>, String>>(2);
+            let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Checked>(2);
             scope.spawn(move || {
                 for (first, batch) in batch_rx {
                     // A batch is whole lines, each ended by a newline.
@@ -266,11 +275,9 @@ fn jsonl(path: &Path, checker: &mut Checker<'_>) -> Result<(u64, String), Failur
                     });
                     let rows = lines
                         .enumerate()
-                        .map(|(k, line)| {
-                            check_one(packs, query, cut, first + k as u64, line).map(|r| r.0)
-                        })
+                        .map(|(k, line)| check_one(packs, query, cut, first + k as u64, line))
                         .collect::<Result<Vec<Row>, String>>();
-                    if rows_tx.send(rows).is_err() {
+                    if rows_tx.send((rows, batch)).is_err() {
                         break;
                     }
                 }
@@ -282,24 +289,34 @@ fn jsonl(path: &Path, checker: &mut Checker<'_>) -> Result<(u64, String), Failur
         let mut bytes = 0u64;
         let (mut sent, mut received) = (0usize, 0usize);
         let mut next_record = 1u64;
+        // The part of a line read past a batch's last newline, for the next batch.
         let mut carry: Vec<u8> = Vec::new();
-        let take = |received: &mut usize, checker: &mut Checker<'_>| -> Result<(), Failure> {
-            let rows = from[*received % WORKERS]
+        // Batches come back from the workers to be filled again.
+        let mut spare: Vec<Vec<u8>> = Vec::new();
+        let take = |received: &mut usize,
+                    checker: &mut Checker<'_>,
+                    spare: &mut Vec<Vec<u8>>|
+         -> Result<(), Failure> {
+            let (rows, batch) = from[*received % WORKERS]
                 .recv()
-                .map_err(|_| Failure("a checking thread stopped".into()))?
-                .map_err(Failure)?;
+                .map_err(|_| Failure("a checking thread stopped".into()))?;
             *received += 1;
-            for row in rows {
+            spare.push(batch);
+            for row in rows.map_err(Failure)? {
                 checker.absorb(row).map_err(Failure)?;
             }
             Ok(())
         };
         loop {
-            let mut buf = std::mem::take(&mut carry);
+            let mut buf = spare.pop().unwrap_or_default();
+            buf.clear();
+            buf.reserve(carry.len() + BATCH_BYTES);
+            buf.extend_from_slice(&carry);
             let start = buf.len();
-            buf.resize(start + BATCH_BYTES, 0);
-            let n = read_full(&mut file, &mut buf[start..]).map_err(io)?;
-            buf.truncate(start + n);
+            let n = (&mut file)
+                .take(BATCH_BYTES as u64)
+                .read_to_end(&mut buf)
+                .map_err(io)?;
             sha.update(&buf[start..]);
             bytes += n as u64;
             let eof = n == 0;
@@ -316,10 +333,12 @@ fn jsonl(path: &Path, checker: &mut Checker<'_>) -> Result<(u64, String), Failur
                     continue;
                 }
             };
-            carry = buf.split_off(whole);
+            carry.clear();
+            carry.extend_from_slice(&buf[whole..]);
+            buf.truncate(whole);
             let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
             if sent - received == 2 * WORKERS {
-                take(&mut received, checker)?;
+                take(&mut received, checker, &mut spare)?;
             }
             to[sent % WORKERS]
                 .send((next_record, buf))
@@ -332,22 +351,10 @@ fn jsonl(path: &Path, checker: &mut Checker<'_>) -> Result<(u64, String), Failur
         }
         drop(to);
         while received < sent {
-            take(&mut received, checker)?;
+            take(&mut received, checker, &mut spare)?;
         }
         Ok((bytes, hex::encode(sha.finalize())))
     })
-}
-
-/// Reads until `buf` is full or the file ends; the bytes read.
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 fn hash_file(path: &Path) -> Result<(u64, String), Failure> {

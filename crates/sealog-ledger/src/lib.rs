@@ -49,7 +49,7 @@ pub use sealog_store::{
     Config as StoreConfig, Cut, Durability, LIMIT_MAX, Page, Recovery, SignedCheckpoint, Stats,
     StoreError as Error,
 };
-pub use slice::{Located, Selection, Slice, locate, satisfies};
+pub use slice::{Located, Placed, Selection, Slice, Unplaced, locate, place, satisfies};
 pub use state::{StateError, StateQuery};
 pub use verify::VerifyOptions;
 

@@ -8,7 +8,8 @@
 //! query that made it.
 
 use sealog_merkle::note::Verifier;
-use sealog_model::record::read_stored;
+use sealog_model::Envelope;
+use sealog_model::record::{read_stored, read_stored_head};
 use sealog_packs::{Packs, axes};
 use sealog_store::{LogRead, SignedCheckpoint, StoreError, open_checkpoint};
 
@@ -297,17 +298,113 @@ pub fn locate(packs: &Packs, bytes: &[u8]) -> Result<Located, String> {
 /// What depends on other records (that nothing supersedes a current-view record, where a
 /// correction's chain starts) is not decidable from the record alone.
 pub fn satisfies(r: &Located, q: &Query, cut: u64) -> Result<(), String> {
-    if r.seq >= cut {
-        return Err(format!("seq {} is not below the cut {cut}", r.seq));
-    }
     if let Some((a, v)) = q.equals.iter().find(|(a, v)| !r.has(a, v)) {
         return Err(format!("it does not have {a} = {v:?}"));
     }
-    if q.event_from.is_some_and(|f| r.time_ns < f) || q.event_to.is_some_and(|t| r.time_ns >= t) {
+    within(r.seq, r.time_ns, q, cut)
+}
+
+/// The filters that need no axis: the cut, the event-time window and `valid_at`.
+fn within(seq: u64, time_ns: i64, q: &Query, cut: u64) -> Result<(), String> {
+    if seq >= cut {
+        return Err(format!("seq {seq} is not below the cut {cut}"));
+    }
+    if q.event_from.is_some_and(|f| time_ns < f) || q.event_to.is_some_and(|t| time_ns >= t) {
         return Err("its event time is outside the window".into());
     }
-    if q.view == View::History && q.valid_at.is_some_and(|t| r.time_ns > t) {
+    if q.view == View::History && q.valid_at.is_some_and(|t| time_ns > t) {
         return Err("its event time is after valid_at".into());
     }
     Ok(())
+}
+
+/// A record's place in an export's order, once read as [`locate`] reads it and checked as
+/// [`satisfies`] checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub seq: u64,
+    pub time_ns: i64,
+    pub subject: Option<String>,
+    pub event_type: String,
+}
+
+/// Why a record has no place: its bytes are not a sound record, or it is outside the filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unplaced {
+    Unsound(String),
+    Outside { seq: u64, why: String },
+}
+
+/// [`locate`] then [`satisfies`], keeping only the record's place. Every byte is checked all
+/// the same, but the body is built only when something depends on what the packs derive from
+/// it: a filter on an axis the envelope alone does not give, or a subject it does not give.
+pub fn place(packs: &Packs, bytes: &[u8], q: &Query, cut: u64) -> Result<Placed, Unplaced> {
+    let from_head = read_stored_head(bytes, |s| {
+        let env = s.envelope;
+        if env.subject.is_none() && packs.derives_subject(env.event_type) {
+            return None;
+        }
+        let mut missing = None;
+        for (a, v) in &q.equals {
+            match envelope_value(env, a) {
+                None => return None,
+                Some(got) if got != Some(v.as_str()) && missing.is_none() => {
+                    missing = Some(format!("it does not have {a} = {v:?}"));
+                }
+                Some(_) => {}
+            }
+        }
+        let placed = Placed {
+            seq: s.seq,
+            time_ns: env.time_nanos,
+            subject: env.subject.map(str::to_string),
+            event_type: env.event_type.to_string(),
+        };
+        Some((placed, missing))
+    })
+    .map_err(Unplaced::Unsound)?;
+    let (placed, missing) = match from_head {
+        Some(found) => found,
+        None => {
+            let r = locate(packs, bytes).map_err(Unplaced::Unsound)?;
+            let missing = q
+                .equals
+                .iter()
+                .find(|(a, v)| !r.has(a, v))
+                .map(|(a, v)| format!("it does not have {a} = {v:?}"));
+            let placed = Placed {
+                seq: r.seq,
+                time_ns: r.time_ns,
+                subject: r.subject,
+                event_type: r.event_type,
+            };
+            (placed, missing)
+        }
+    };
+    if let Some(why) = missing {
+        return Err(Unplaced::Outside {
+            seq: placed.seq,
+            why,
+        });
+    }
+    within(placed.seq, placed.time_ns, q, cut).map_err(|why| Unplaced::Outside {
+        seq: placed.seq,
+        why,
+    })?;
+    Ok(placed)
+}
+
+/// An axis's value on a record when its envelope alone gives it; `None` for the axes the
+/// packs may derive from the body (scope, data subject, a subject the envelope lacks, and
+/// every pack axis).
+fn envelope_value<'a>(env: &Envelope<'a>, axis: &str) -> Option<Option<&'a str>> {
+    match axis {
+        "tenant" => Some(env.tenant),
+        "type" => Some(Some(env.event_type)),
+        "source" => Some(Some(env.source)),
+        "actor" => Some(env.actor_id),
+        "id" => Some(Some(env.id)),
+        "subject" if env.subject.is_some() => Some(env.subject),
+        _ => None,
+    }
 }

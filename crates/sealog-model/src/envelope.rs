@@ -58,6 +58,15 @@ impl<'a> Envelope<'a> {
         Self::read(value, refuse_server_fields)
     }
 
+    /// The envelope of a stored record (server fields allowed), whose nesting depth — the
+    /// most containers open at once — was measured while its text was read.
+    pub fn of_record(value: &'a Json<'a>, depth: usize) -> Result<Self, EnvelopeError> {
+        if depth > DEPTH_MAX {
+            return Err(too_deep());
+        }
+        Self::read(value, false)
+    }
+
     /// The attributes of an event whose envelope `parse` has already checked, read again
     /// after the event's body was normalized (which never touches them); the depth of the
     /// whole value is not walked again.
@@ -210,15 +219,16 @@ fn actor<'a>(obj: &'a Json<'a>) -> Result<Actor<'a>, EnvelopeError> {
 
 /// Refuses values nested deeper than `DEPTH_MAX`, without recursion so hostile input cannot
 /// exhaust the stack here.
+fn too_deep() -> EnvelopeError {
+    EnvelopeError::new("", format!("nesting deeper than {DEPTH_MAX} levels"))
+}
+
 fn check_depth(value: &Json<'_>) -> Result<(), EnvelopeError> {
     let mut stack: Vec<(&Json<'_>, usize)> = vec![(value, 1)];
     while let Some((v, depth)) = stack.pop() {
         let is_container = matches!(v, Json::Array(_) | Json::Object(_));
         if is_container && depth > DEPTH_MAX {
-            return Err(EnvelopeError::new(
-                "",
-                format!("nesting deeper than {DEPTH_MAX} levels"),
-            ));
+            return Err(too_deep());
         }
         match v {
             Json::Array(a) => stack.extend(a.iter().map(|c| (c, depth + 1))),

@@ -217,6 +217,14 @@ pub fn write_number(n: &Number, pointer: &str, out: &mut Vec<u8>) -> Result<(), 
 
 /// Orders object member names by their UTF-16 code units (RFC 8785 §3.2.3), NOT by UTF-8 bytes.
 pub fn cmp_keys(a: &str, b: &str) -> Ordering {
+    // Where the first differing byte is ASCII in both, the characters before it are the
+    // same and it is a character of its own in each: byte order is UTF-16 order there.
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).position(|(p, q)| p != q) {
+        None => return x.len().cmp(&y.len()),
+        Some(i) if x[i].is_ascii() && y[i].is_ascii() => return x[i].cmp(&y[i]),
+        Some(_) => {}
+    }
     // Only the first differing character decides, and it is compared as UTF-16 would see it,
     // so no key is ever re-encoded as a whole.
     match a.chars().zip(b.chars()).find(|(x, y)| x != y) {

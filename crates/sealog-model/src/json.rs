@@ -82,7 +82,7 @@ pub fn trees_built_on_this_thread() -> u64 {
     TREES_BUILT.with(Cell::get)
 }
 
-fn count_tree() {
+pub(crate) fn count_tree() {
     TREES_BUILT.with(|c| c.set(c.get() + 1));
 }
 

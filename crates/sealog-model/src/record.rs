@@ -6,6 +6,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+use crate::canonical_text::{self, CanonicalObject};
 use crate::envelope::{Envelope, EnvelopeError, SERVER_FIELDS};
 use crate::input::InputError;
 use crate::jcs::{self, JcsError};
@@ -14,6 +15,21 @@ use crate::json::{Json, ParseError};
 /// `sha256:` + hex(SHA-256(JCS(event))).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordId(pub [u8; 32]);
+
+/// Each byte's value as a lowercase hex digit, or 0x10 when it is none.
+static LOWER_HEX: [u8; 256] = {
+    let mut table = [0x10u8; 256];
+    let mut d = 0;
+    while d < 10 {
+        table[b'0' as usize + d] = d as u8;
+        d += 1;
+    }
+    while d < 16 {
+        table[b'a' as usize + d - 10] = d as u8;
+        d += 1;
+    }
+    table
+};
 
 impl RecordId {
     pub const PREFIX: &'static str = "sha256:";
@@ -24,13 +40,23 @@ impl RecordId {
 
     /// Parses the textual form; only lowercase hex is accepted so that each id has one spelling.
     pub fn parse(text: &str) -> Option<Self> {
-        let hex_part = text.strip_prefix(Self::PREFIX)?;
-        if hex_part.len() != 64 || hex_part.bytes().any(|b| b.is_ascii_uppercase()) {
+        let hex_part = text.strip_prefix(Self::PREFIX)?.as_bytes();
+        if hex_part.len() != 64 {
             return None;
         }
+        // Ids are read back with every record: a table and one check at the end, rather
+        // than a branch on each digit.
         let mut out = [0u8; 32];
-        hex::decode_to_slice(hex_part, &mut out).ok()?;
-        Some(RecordId(out))
+        let mut invalid = 0u8;
+        for (byte, pair) in out.iter_mut().zip(hex_part.chunks_exact(2)) {
+            let (hi, lo) = (
+                LOWER_HEX[usize::from(pair[0])],
+                LOWER_HEX[usize::from(pair[1])],
+            );
+            invalid |= (hi | lo) & 0x10;
+            *byte = hi << 4 | (lo & 0x0f);
+        }
+        (invalid == 0).then_some(RecordId(out))
     }
 }
 
@@ -107,24 +133,15 @@ impl Canonical {
     /// The canonical form of an event whose envelope was checked (an object without server
     /// fields, no member repeated).
     pub fn of_event(event: &Json<'_>) -> Result<Self, JcsError> {
-        Self::build(event, false)
+        Self::build(event)
     }
 
-    /// The canonical form of the event a stored record was made from (its server fields
-    /// left out).
-    fn of_record(record: &Json<'_>) -> Result<Self, JcsError> {
-        Self::build(record, true)
-    }
-
-    fn build(value: &Json<'_>, is_record: bool) -> Result<Self, JcsError> {
+    fn build(value: &Json<'_>) -> Result<Self, JcsError> {
         let Json::Object(members) = value else {
             unreachable!("the envelope checked that an event is an object")
         };
-        let mut sorted: Vec<(&str, &Json<'_>)> = members
-            .iter()
-            .map(|(k, v)| (k.as_ref(), v))
-            .filter(|(k, _)| !is_record || !SERVER_FIELDS.contains(k))
-            .collect();
+        let mut sorted: Vec<(&str, &Json<'_>)> =
+            members.iter().map(|(k, v)| (k.as_ref(), v)).collect();
         sorted.sort_unstable_by(|a, b| jcs::cmp_keys(a.0, b.0));
         let mut bytes = Vec::with_capacity(1024);
         let mut member_starts = Vec::with_capacity(sorted.len());
@@ -231,10 +248,33 @@ pub struct Stored<'a, 'j> {
     pub ingested_ns: i64,
 }
 
-/// Reads a stored record back: parses it, checks that its bytes are the canonical record of
-/// its own event and that its `record_id` is that event's hash, then hands its facts to `f`.
+/// Reads a stored record back: checks that its bytes are canonical (RFC 8785) while parsing
+/// them, and that its `record_id` is the hash of its event, then hands its facts to `f`.
 pub fn read_stored<T>(payload: &[u8], f: impl FnOnce(&Stored<'_, '_>) -> T) -> Result<T, String> {
-    let record = Json::parse(payload).map_err(|e| format!("record is not JSON: {e}"))?;
+    read(payload, None, f)
+}
+
+/// Like [`read_stored`], with every byte checked and the id checked against the content,
+/// for readers that need the envelope and server fields but not the body: `data` is not
+/// built, and `record` holds it as an empty object. Nothing may be derived from it.
+pub fn read_stored_head<T>(
+    payload: &[u8],
+    f: impl FnOnce(&Stored<'_, '_>) -> T,
+) -> Result<T, String> {
+    read(payload, Some("data"), f)
+}
+
+fn read<T>(
+    payload: &[u8],
+    left: Option<&str>,
+    f: impl FnOnce(&Stored<'_, '_>) -> T,
+) -> Result<T, String> {
+    let CanonicalObject {
+        tree: record,
+        members: spans,
+        depth,
+    } = canonical_text::parse_object_leaving(payload, left)
+        .map_err(|e| format!("record bytes are not in canonical (RFC 8785) form: {e}"))?;
     let seq = record
         .get("seq")
         .and_then(Json::as_u64)
@@ -249,23 +289,33 @@ pub fn read_stored<T>(payload: &[u8], f: impl FnOnce(&Stored<'_, '_>) -> T) -> R
         .and_then(Json::as_str)
         .ok_or("record lacks ingested_at")?;
     let ingested_ns = crate::time::parse_rfc3339(ingested_at)?;
-    let envelope = Envelope::parse_object(&record, false)
-        .map_err(|e| format!("stored event is invalid: {e}"))?;
-    let event =
-        Canonical::of_record(&record).map_err(|e| format!("stored event is invalid: {e}"))?;
-    if event.record_id != record_id {
-        return Err(format!(
-            "record_id {record_id} does not match the record's content ({})",
-            event.record_id
-        ));
+    let envelope =
+        Envelope::of_record(&record, depth).map_err(|e| format!("stored event is invalid: {e}"))?;
+    // The text is canonical, so the event's canonical text is the record's with the server
+    // fields' members cut out: hashed in place, never written again.
+    let mut event = Sha256::new();
+    event.update(b"{");
+    let mut first = true;
+    for span in spans {
+        // A member's text starts with its name in quotes; no server field's name has escapes.
+        let is_server = SERVER_FIELDS.iter().any(|f| {
+            payload[span.start + 1..].starts_with(f.as_bytes())
+                && payload.get(span.start + 1 + f.len()) == Some(&b'"')
+        });
+        if is_server {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
+            event.update(b",");
+        }
+        event.update(&payload[span]);
     }
-    // Re-making the record from its re-canonicalized event and its own server fields must
-    // give back exactly the stored bytes: this checks that they are canonical (RFC 8785)
-    // without canonicalizing the whole record a second time.
-    let mut remade = Vec::with_capacity(payload.len());
-    event.write_record(seq, ingested_at, &mut remade);
-    if remade != payload {
-        return Err("record bytes are not in canonical (RFC 8785) form".into());
+    event.update(b"}");
+    let content_id = RecordId(event.finalize().into());
+    if content_id != record_id {
+        return Err(format!(
+            "record_id {record_id} does not match the record's content ({content_id})"
+        ));
     }
     Ok(f(&Stored {
         record: &record,

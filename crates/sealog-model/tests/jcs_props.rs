@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use sealog_model::canonical_text;
 use sealog_model::jcs::{self, MAX_SAFE_INTEGER};
 use sealog_model::json::Json;
 use serde_json::{Map, Number, Value};
@@ -331,5 +332,166 @@ proptest! {
         prop_assert_eq!(jcs::cmp_keys(&a, &b), expected);
         prop_assert_eq!(jcs::cmp_keys(&b, &a), expected.reverse());
         prop_assert_eq!(jcs::cmp_keys(&a, &a), Ordering::Equal);
+    }
+}
+
+/// What reading canonical text must accept, decided the long way: parse it, canonicalize the
+/// tree again and compare. `canonical_text` must agree on every text, and build the same tree.
+fn canonical_the_long_way(text: &[u8]) -> Option<Json<'_>> {
+    let tree = Json::parse(text).ok()?;
+    let mut out = Vec::new();
+    jcs::write_json(&tree, &mut out).ok()?;
+    (matches!(tree, Json::Object(_)) && out == text).then_some(tree)
+}
+
+fn agrees_with_the_long_way(text: &[u8]) -> Result<(), TestCaseError> {
+    let quick = canonical_text::parse_object(text);
+    let long = canonical_the_long_way(text);
+    match (&quick, &long) {
+        (Ok(q), Some(l)) => prop_assert_eq!(&q.tree, l),
+        (Err(_), None) => {}
+        _ => prop_assert!(
+            false,
+            "one pass says {:?}, the long way {}: {:?}",
+            quick.as_ref().map(|_| ()),
+            if long.is_some() { "accepts" } else { "refuses" },
+            String::from_utf8_lossy(text)
+        ),
+    }
+    if let Ok(q) = quick {
+        // Each member span is the member's own canonical text.
+        let Json::Object(members) = &q.tree else {
+            unreachable!()
+        };
+        prop_assert_eq!(members.len(), q.members.len());
+        for ((name, value), span) in members.iter().zip(&q.members) {
+            let mut own = Vec::new();
+            jcs::write_string(name, &mut own);
+            own.push(b':');
+            jcs::write_json(value, &mut own).unwrap();
+            prop_assert_eq!(&text[span.clone()], &own[..]);
+        }
+    }
+    Ok(())
+}
+
+/// Bytes that make or break JSON syntax and RFC 8785 form, for mutating canonical text.
+fn mutation_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        3 => prop::sample::select(b"{}[],:\"\\ 0123456789-+.eEtfnulsrbu/\t\n".to_vec()),
+        1 => any::<u8>(),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Replace(Index, u8),
+    Insert(Index, u8),
+    Remove(Index),
+    SwapAdjacent(Index),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<Index>(), mutation_byte()).prop_map(|(i, b)| Mutation::Replace(i, b)),
+        (any::<Index>(), mutation_byte()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        any::<Index>().prop_map(Mutation::Remove),
+        any::<Index>().prop_map(Mutation::SwapAdjacent),
+    ]
+}
+
+fn mutate(text: &mut Vec<u8>, m: &Mutation) {
+    if text.is_empty() {
+        return;
+    }
+    match m {
+        Mutation::Replace(i, b) => *i.get_mut(text) = *b,
+        Mutation::Insert(i, b) => {
+            let at = i.index(text.len() + 1);
+            text.insert(at, *b);
+        }
+        Mutation::Remove(i) => {
+            text.remove(i.index(text.len()));
+        }
+        Mutation::SwapAdjacent(i) => {
+            let at = i.index(text.len());
+            if at + 1 < text.len() {
+                text.swap(at, at + 1);
+            }
+        }
+    }
+}
+
+fn object_value() -> impl Strategy<Value = Value> {
+    prop::collection::vec((text(), json_value()), 0..6)
+        .prop_map(|members| Value::Object(members.into_iter().collect::<Map<_, _>>()))
+}
+
+#[test]
+fn reading_canonical_text_agrees_on_chosen_texts() {
+    let deep = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+    let texts = [
+        r#"{}"#.to_string(),
+        r#"{"a":-0}"#.into(),
+        r#"{"a":0}"#.into(),
+        r#"{"a":1.0}"#.into(),
+        r#"{"a":1e21}"#.into(),
+        r#"{"a":1e+21}"#.into(),
+        r#"{"a":5e-324}"#.into(),
+        r#"{"a":1e-7}"#.into(),
+        r#"{"a":0.000001}"#.into(),
+        r#"{"a":9007199254740991}"#.into(),
+        r#"{"a":-9007199254740991}"#.into(),
+        r#"{"a":9007199254740992}"#.into(),
+        r#"{"a":00}"#.into(),
+        r#"{"a":"\u001f\b"}"#.into(),
+        r#"{"a":"\u0008"}"#.into(),
+        r#"{"a":"\u001F"}"#.into(),
+        r#"{"a":"\/"}"#.into(),
+        r#"{"a":"\u0041"}"#.into(),
+        "{\"a\":\"\u{7f}\u{2028}\"}".into(),
+        "{\"\u{10000}\":1,\"\u{e000}\":2}".into(),
+        "{\"\u{e000}\":2,\"\u{10000}\":1}".into(),
+        r#"{"a":1,"a":1}"#.into(),
+        r#"{"a":1,"b":2} "#.into(),
+        r#"{"a":tru}"#.into(),
+        r#"[1]"#.into(),
+        deep(126),
+        deep(127),
+        deep(128),
+    ];
+    for text in &texts {
+        agrees_with_the_long_way(text.as_bytes()).unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn reading_canonical_text_accepts_canonical_objects(value in object_value()) {
+        let text = canonical(&value);
+        prop_assert!(canonical_text::parse_object(&text).is_ok());
+        agrees_with_the_long_way(&text)?;
+    }
+
+    #[test]
+    fn reading_canonical_text_agrees_on_other_spellings(value in object_value(), seed in any::<u64>()) {
+        let mut text = String::new();
+        Layout(seed).render(&value, &mut text);
+        agrees_with_the_long_way(text.as_bytes())?;
+        agrees_with_the_long_way(serde_json::to_string(&value).unwrap().as_bytes())?;
+    }
+
+    #[test]
+    fn reading_canonical_text_agrees_on_mutated_canonical_text(
+        value in object_value(),
+        mutations in prop::collection::vec(mutation(), 1..3),
+    ) {
+        let mut text = canonical(&value);
+        for m in &mutations {
+            mutate(&mut text, m);
+        }
+        agrees_with_the_long_way(&text)?;
     }
 }

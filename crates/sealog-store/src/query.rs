@@ -14,6 +14,16 @@ use sealog_merkle::NodeReader;
 /// through a wrong position, is an error here, not an answer).
 pub(crate) fn read_record(shared: &Shared, seq: u64, buf: &mut Vec<u8>) -> Result<(), StoreError> {
     let (segment, offset) = read_frame(shared, seq, buf)?;
+    check_leaf(shared, seq, buf, &segment, offset)
+}
+
+fn check_leaf(
+    shared: &Shared,
+    seq: u64,
+    buf: &[u8],
+    segment: &std::path::Path,
+    offset: u64,
+) -> Result<(), StoreError> {
     let leaf = shared.tree.node(0, seq).map_err(|e| {
         StoreError::Corrupted(format!("the tree has no leaf for record {seq}: {e}"))
     })?;
@@ -122,14 +132,24 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
     let more = hits.len() > q.limit;
     hits.truncate(q.limit);
     let mut records = Vec::with_capacity(hits.len());
-    for seq in hits {
-        let mut buf = Vec::new();
-        if q.skip_leaf_check {
-            read_frame(shared, seq, &mut buf)?;
-        } else {
-            read_record(shared, seq, &mut buf)?;
+    let mut rest = &hits[..];
+    while !rest.is_empty() {
+        let run = consecutive_in_one_segment(shared, rest);
+        let (now, later) = rest.split_at(run);
+        rest = later;
+        if run > 1 && read_run(shared, now, q.skip_leaf_check, &mut records)? {
+            continue;
         }
-        records.push((seq, buf));
+        // One at a time, so that a damaged frame is reported as the record it is.
+        for &seq in now {
+            let mut buf = Vec::new();
+            if q.skip_leaf_check {
+                read_frame(shared, seq, &mut buf)?;
+            } else {
+                read_record(shared, seq, &mut buf)?;
+            }
+            records.push((seq, buf));
+        }
     }
     let next_after = if more {
         records.last().map(|r| r.0)
@@ -140,4 +160,78 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
         records,
         next_after,
     })
+}
+
+/// How many of `seqs`, from the first, are consecutive and in the first one's segment.
+fn consecutive_in_one_segment(shared: &Shared, seqs: &[u64]) -> usize {
+    let segs = shared.segments.read().expect("segments lock");
+    let i = segs.partition_point(|(first, _)| *first <= seqs[0]) - 1;
+    let segment_end = segs.get(i + 1).map_or(u64::MAX, |s| s.0);
+    1 + seqs
+        .windows(2)
+        .take_while(|w| w[1] == w[0] + 1 && w[1] < segment_end)
+        .count()
+}
+
+/// Reads a run of consecutive records of one segment, all but the last with one read: their
+/// frames lie back to back, from the first's position to the last's. Each frame's checksum
+/// is checked, and with `checked` its hash against the tree's leaf. `false`, with nothing
+/// read, when the frames do not fill that span exactly; the caller then reads each alone.
+fn read_run(
+    shared: &Shared,
+    seqs: &[u64],
+    skip_leaf_check: bool,
+    out: &mut Vec<(u64, Vec<u8>)>,
+) -> Result<bool, StoreError> {
+    let (first, last) = (seqs[0], seqs[seqs.len() - 1]);
+    let (start, end) = (
+        shared.positions.get(first)?.offset,
+        shared.positions.get(last)?.offset,
+    );
+    if end <= start {
+        return Ok(false);
+    }
+    let (seg_first, file) = {
+        let segs = shared.segments.read().expect("segments lock");
+        let i = segs.partition_point(|(f, _)| *f <= first) - 1;
+        (segs[i].0, segs[i].1.clone())
+    };
+    let segment = shared.layout.segments().join(segment::file_name(seg_first));
+    let mut span = vec![0u8; (end - start) as usize];
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(&mut span, start)
+            .map_err(|e| StoreError::io(&segment, e))?;
+    }
+    let mut frames = Vec::with_capacity(seqs.len());
+    let mut at = 0usize;
+    for &seq in &seqs[..seqs.len() - 1] {
+        let Ok((payload, n)) = segment::decode_frame(&span[at..]) else {
+            return Ok(false);
+        };
+        frames.push((seq, start + at as u64, payload));
+        at += n;
+    }
+    if at != span.len() {
+        return Ok(false);
+    }
+    let before = out.len();
+    for (seq, offset, payload) in frames {
+        if !skip_leaf_check {
+            check_leaf(shared, seq, payload, &segment, offset)?;
+        }
+        out.push((seq, payload.to_vec()));
+    }
+    let mut buf = Vec::new();
+    let read = if skip_leaf_check {
+        read_frame(shared, last, &mut buf).map(drop)
+    } else {
+        read_record(shared, last, &mut buf)
+    };
+    if let Err(e) = read {
+        out.truncate(before);
+        return Err(e);
+    }
+    out.push((last, buf));
+    Ok(true)
 }

@@ -1437,6 +1437,53 @@ fn damage_under_the_index_fails_the_read_of_that_record_only() {
     assert_eq!(record(&store, 8)["id"], json!("d8"));
 }
 
+/// A scan reads a run of consecutive records with one read; damage inside the run still
+/// fails the scan naming that record, checked against the tree or not, and the records
+/// around it still read whole.
+#[test]
+fn a_run_read_at_once_still_finds_damage_in_its_middle() {
+    let config = fast();
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), &config, 30);
+    let all = |skip_leaf_check: bool, after: Option<u64>, below: Option<u64>| Scan {
+        limit: LIMIT_MAX,
+        skip_leaf_check,
+        after,
+        below,
+        ..Scan::default()
+    };
+    {
+        let store = open(dir.path(), config.clone());
+        for skip in [false, true] {
+            let page = store.scan(&all(skip, None, None)).unwrap();
+            assert_eq!(page.records.len(), 30);
+            for (seq, bytes) in &page.records {
+                assert_eq!(bytes, &store.get(*seq).unwrap().unwrap(), "record {seq}");
+            }
+        }
+        close(store);
+    }
+    let seg = segments(dir.path()).pop().unwrap();
+    let bytes = fs::read(&seg).unwrap();
+    let (start, _) = whole_frames(&bytes, HEADER_BYTES)[12];
+    flip_byte(&seg, start + FRAME_HEADER_BYTES + 3);
+    let store = open(dir.path(), config);
+    for skip in [false, true] {
+        let err = store.scan(&all(skip, None, None)).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupted(m) if m.contains("record 12")),
+            "{err:?}"
+        );
+        let before = store.scan(&all(skip, None, Some(12))).unwrap();
+        assert_eq!(before.records.len(), 12);
+        let after = store.scan(&all(skip, Some(12), None)).unwrap();
+        assert_eq!(
+            after.records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            (13..30).collect::<Vec<_>>()
+        );
+    }
+}
+
 /// Records the index vouches for were acknowledged; a log that no longer holds them is
 /// damaged, and opening refuses rather than silently cutting them away.
 #[test]
