@@ -69,16 +69,30 @@ const SYNC_EVERY: usize = 64 << 20;
 /// the writer needs them.
 type Read = (u64, Vec<u8>, Hash, Option<Located>);
 
-fn read_one(ledger: &Ledger, packs: &Packs, seq: u64, read_apart: bool) -> Result<Read, Error> {
-    let (bytes, leaf) = ledger
-        .get_with_leaf(seq)?
-        .ok_or_else(|| Error::Corrupted(format!("record {seq} was selected but is gone")))?;
-    let located = if read_apart {
-        Some(sealog_ledger::locate(packs, &bytes).map_err(Error::Corrupted)?)
-    } else {
-        None
-    };
-    Ok((seq, bytes, leaf, located))
+/// Records handed to a reader at a time: the store reads those close together at once.
+const CHUNK: usize = 256;
+
+fn read_chunk(
+    ledger: &Ledger,
+    packs: &Packs,
+    seqs: &[u64],
+    read_apart: bool,
+) -> Result<Vec<Read>, Error> {
+    let records = ledger.get_many_with_leaves(seqs)?;
+    seqs.iter()
+        .zip(records)
+        .map(|(&seq, record)| {
+            let (bytes, leaf) = record.ok_or_else(|| {
+                Error::Corrupted(format!("record {seq} was selected but is gone"))
+            })?;
+            let located = if read_apart {
+                Some(sealog_ledger::locate(packs, &bytes).map_err(Error::Corrupted)?)
+            } else {
+                None
+            };
+            Ok((seq, bytes, leaf, located))
+        })
+        .collect()
 }
 
 /// An export written and synced under temporary names: [`Pending::commit`] gives it its
@@ -157,22 +171,24 @@ pub fn prepare(
             &slice.types,
         )?),
     };
-    // One thread reads the records (the store checks each against its leaf) and hashes
-    // them; this one writes and hashes the file. What the writer needs of a record's
-    // content (Parquet's columns, the caller's reach) is read apart on the reading side.
+    // Reader threads read the records and hash each into its leaf (proven together against
+    // the signed root below); this one writes and hashes the file. What the writer needs of
+    // a record's content (Parquet's columns, the caller's reach) is read apart on the
+    // reading side.
     let read_apart = req.format == Format::Parquet || !req.must_have.is_empty();
     let packs = ledger.packs();
     let order = &slice.order;
     let mut leaves: Vec<(u64, Hash)> = Vec::with_capacity(order.len());
     std::thread::scope(|scope| -> Result<(), Error> {
-        // Readers take every READERS-th record; this thread takes their output in turn.
+        // Readers take every READERS-th chunk of the order; this thread takes their output
+        // in turn.
         let mut from_readers = Vec::with_capacity(READERS);
         for r in 0..READERS {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Read, Error>>(128);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Read>, Error>>(2);
             from_readers.push(rx);
             scope.spawn(move || {
-                for &seq in order.iter().skip(r).step_by(READERS) {
-                    let item = read_one(ledger, packs, seq, read_apart);
+                for chunk in order.chunks(CHUNK).skip(r).step_by(READERS) {
+                    let item = read_chunk(ledger, packs, chunk, read_apart);
                     let failed = item.is_err();
                     if tx.send(item).is_err() || failed {
                         break;
@@ -189,9 +205,20 @@ pub fn prepare(
             }
         });
         let mut unsynced = 0usize;
-        let in_order = (0..order.len()).map_while(|i| from_readers[i % READERS].recv().ok());
-        for (i, item) in in_order.enumerate() {
-            let (seq, bytes, leaf, located) = item?;
+        let chunks = order.len().div_ceil(CHUNK);
+        let mut in_order = Vec::new().into_iter();
+        let mut next_chunk = 0;
+        for i in 0..order.len() {
+            if in_order.len() == 0 && next_chunk < chunks {
+                let Ok(chunk) = from_readers[next_chunk % READERS].recv() else {
+                    break;
+                };
+                in_order = chunk?.into_iter();
+                next_chunk += 1;
+            }
+            let Some((seq, bytes, leaf, located)) = in_order.next() else {
+                break;
+            };
             let outside = located
                 .as_ref()
                 .and_then(|r| req.must_have.iter().find(|(a, v)| !r.has(a, v)));

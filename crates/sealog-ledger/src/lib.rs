@@ -34,7 +34,7 @@ use sealog_merkle::Hash;
 use sealog_model::input::RawEvent;
 use sealog_model::json::Json;
 use sealog_model::{Canonical, Envelope, Layout, PrepareError, RecordId};
-use sealog_store::{Entry, LogRead, LogWrite, Outcome, Store};
+use sealog_store::{Entry, LogRead, LogWrite, Outcome, Store, WithLeaf};
 
 pub use prepare::{Prepared, RESERVED_TYPE_PREFIXES};
 pub use quarantine::{Correlation, Finding, QUARANTINE_TYPE};
@@ -424,10 +424,15 @@ impl Ledger {
         self.canonical.get(seq)
     }
 
-    /// One canonical record and its leaf hash (of exactly those bytes, checked against the
-    /// tree as it is read).
+    /// One canonical record and its leaf hash, of exactly those bytes, *not* compared with
+    /// the stored tree: for a caller that proves what it reads against a signed root.
     pub fn get_with_leaf(&self, seq: u64) -> Result<Option<(Vec<u8>, Hash)>, Error> {
         self.canonical.get_with_leaf(seq)
+    }
+
+    /// [`Ledger::get_with_leaf`] for each of `seqs`, in the order given, read together.
+    pub fn get_many_with_leaves(&self, seqs: &[u64]) -> Result<Vec<Option<WithLeaf>>, Error> {
+        self.canonical.get_many_with_leaves(seqs)
     }
 
     pub fn seq_of(&self, id: &RecordId) -> Result<Option<u64>, Error> {

@@ -180,6 +180,9 @@ pub struct Stats {
     pub checkpoint_at: Option<SystemTime>,
 }
 
+/// A record's bytes and its leaf hash, of exactly those bytes.
+pub type WithLeaf = (Vec<u8>, Hash);
+
 /// The read side.
 ///
 /// *Contract*: every read sees a prefix of the log that is durable (acknowledged appends),
@@ -202,6 +205,12 @@ pub trait LogRead: Send + Sync {
             let leaf = sealog_merkle::leaf_hash(&b);
             (b, leaf)
         }))
+    }
+    /// [`LogRead::get_with_leaf`] for each of `seqs`, in the order given (`None` where the
+    /// log holds no such record): for a caller reading many records at once, which a store
+    /// may read together.
+    fn get_many_with_leaves(&self, seqs: &[u64]) -> Result<Vec<Option<WithLeaf>>, StoreError> {
+        seqs.iter().map(|&s| self.get_with_leaf(s)).collect()
     }
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError>;
     /// The lowest seq below `below` of a record indexed under `key`.

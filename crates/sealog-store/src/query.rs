@@ -235,3 +235,53 @@ fn read_run(
     out.push((last, buf));
     Ok(true)
 }
+
+/// Seqs this close together are read together, the records between them with them: copying
+/// a few unwanted records costs less than a read of its own for each wanted one.
+const GAP: u64 = 4;
+
+/// The frames of `seqs` (checksums checked, not compared with the tree), in the order given;
+/// `None` for a seq not committed. Wanted seqs that lie close together in one segment are
+/// read with one read.
+pub(crate) fn read_many(shared: &Shared, seqs: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    let committed = shared.committed.load(Ordering::Acquire);
+    let mut by_seq: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i] < committed).collect();
+    by_seq.sort_unstable_by_key(|&i| seqs[i]);
+    let mut out: Vec<Option<Vec<u8>>> = vec![None; seqs.len()];
+    let mut rest = &by_seq[..];
+    while let Some(&i) = rest.first() {
+        let first = seqs[i];
+        let segment_end = {
+            let segs = shared.segments.read().expect("segments lock");
+            let k = segs.partition_point(|(f, _)| *f <= first);
+            segs.get(k).map_or(u64::MAX, |s| s.0)
+        };
+        let near = 1 + rest
+            .windows(2)
+            .take_while(|w| seqs[w[1]] - seqs[w[0]] <= GAP && seqs[w[1]] < segment_end)
+            .count();
+        let (group, later) = rest.split_at(near);
+        rest = later;
+        let last = seqs[group[near - 1]];
+        let mut run = Vec::new();
+        if last > first {
+            let all: Vec<u64> = (first..=last).collect();
+            if !read_run(shared, &all, true, &mut run)? {
+                run.clear();
+            }
+        }
+        for (w, &i) in group.iter().enumerate() {
+            let seq = seqs[i];
+            out[i] = if w > 0 && seqs[group[w - 1]] == seq {
+                out[group[w - 1]].clone()
+            } else if run.is_empty() {
+                let mut buf = Vec::new();
+                read_frame(shared, seq, &mut buf)?;
+                Some(buf)
+            } else {
+                Some(std::mem::take(&mut run[(seq - first) as usize].1))
+            };
+        }
+    }
+    Ok(out)
+}

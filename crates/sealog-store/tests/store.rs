@@ -1437,6 +1437,46 @@ fn damage_under_the_index_fails_the_read_of_that_record_only() {
     assert_eq!(record(&store, 8)["id"], json!("d8"));
 }
 
+/// Many records asked at once, in any order, with repeats and seqs past the end, come back
+/// as each would alone, read across segments; damage among them fails the read.
+#[test]
+fn many_records_read_together_are_each_what_it_is_alone() {
+    let config = Config {
+        segment_bytes_max: 4096,
+        ..fast()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), &config, 60);
+    assert!(
+        segments(dir.path()).len() > 3,
+        "the records span several segments"
+    );
+    let store = open(dir.path(), config.clone());
+    let mut rng = Rng::new(0x5ea1_0901);
+    let mut asked: Vec<u64> = (0..60).collect();
+    for i in (1..asked.len()).rev() {
+        asked.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    asked.extend([7, 7, 59, 60, 1000, 0]);
+    asked.sort_by_key(|s| s / 5);
+    let together = store.get_many_with_leaves(&asked).unwrap();
+    assert_eq!(together.len(), asked.len());
+    for (seq, got) in asked.iter().zip(&together) {
+        assert_eq!(got, &store.get_with_leaf(*seq).unwrap(), "record {seq}");
+        assert_eq!(got.is_some(), *seq < 60);
+    }
+    close(store);
+    let seg = segments(dir.path())[1].clone();
+    let bytes = fs::read(&seg).unwrap();
+    let (start, _) = whole_frames(&bytes, HEADER_BYTES)[1];
+    flip_byte(&seg, start + FRAME_HEADER_BYTES + 3);
+    let store = open(dir.path(), config);
+    assert!(matches!(
+        store.get_many_with_leaves(&asked),
+        Err(StoreError::Corrupted(_))
+    ));
+}
+
 /// A scan reads a run of consecutive records with one read; damage inside the run still
 /// fails the scan naming that record, checked against the tree or not, and the records
 /// around it still read whole.
