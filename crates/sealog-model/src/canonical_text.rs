@@ -236,9 +236,14 @@ impl<'a> Reader<'a> {
         while more {
             let start = self.at;
             let name = self.member_name(before.as_ref())?;
-            let left = top.as_ref().and_then(|t| t.left).is_some_and(|l| {
-                l.as_bytes() == &self.bytes[name.content.clone()] && self.peek() == Some(b'{')
-            });
+            let left = self.peek() == Some(b'{')
+                && top.as_ref().and_then(|t| t.left).is_some_and(|l| {
+                    if name.escaped {
+                        self.unescape(&name) == l
+                    } else {
+                        l.as_bytes() == &self.bytes[name.content.clone()]
+                    }
+                });
             let value = if left {
                 self.check_value()?;
                 Json::Object(Vec::new())

@@ -358,6 +358,31 @@ fn agrees_with_the_long_way(text: &[u8]) -> Result<(), TestCaseError> {
             String::from_utf8_lossy(text)
         ),
     }
+    // Leaving a member's object value unbuilt checks it all the same: the same answer, the
+    // same spans and depth, and the tree with that value as an empty object.
+    let names: Vec<String> = match Json::parse(text) {
+        Ok(Json::Object(members)) => members.iter().map(|(k, _)| k.to_string()).collect(),
+        _ => vec![],
+    };
+    for left in names.iter().map(String::as_str).chain(["a", ""]) {
+        let leaving = canonical_text::parse_object_leaving(text, Some(left));
+        prop_assert_eq!(
+            leaving.is_ok(),
+            quick.is_ok(),
+            "leaving {:?} of {:?}",
+            left,
+            String::from_utf8_lossy(text)
+        );
+        if let (Ok(l), Ok(q)) = (&leaving, &quick) {
+            prop_assert_eq!(&l.members, &q.members);
+            prop_assert_eq!(l.depth, q.depth);
+            let mut expected = q.tree.clone();
+            if let Some(v @ Json::Object(_)) = expected.get_mut(left) {
+                *v = Json::Object(Vec::new());
+            }
+            prop_assert_eq!(&l.tree, &expected);
+        }
+    }
     if let Ok(q) = quick {
         // Each member span is the member's own canonical text.
         let Json::Object(members) = &q.tree else {
