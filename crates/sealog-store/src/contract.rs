@@ -183,6 +183,12 @@ pub struct Stats {
 /// A record's bytes and its leaf hash, of exactly those bytes.
 pub type WithLeaf = (Vec<u8>, Hash);
 
+/// A record's bytes with their leaf hash (RFC 9162).
+pub fn with_leaf(bytes: Vec<u8>) -> WithLeaf {
+    let leaf = sealog_merkle::leaf_hash(&bytes);
+    (bytes, leaf)
+}
+
 /// The read side.
 ///
 /// *Contract*: every read sees a prefix of the log that is durable (acknowledged appends),
@@ -200,11 +206,8 @@ pub trait LogRead: Send + Sync {
     /// One record's bytes and its leaf hash (RFC 9162, of exactly those bytes), *not*
     /// compared with the stored tree: for a caller that proves every record it reads against
     /// a signed root itself (an export checks its multiproof before it names its file).
-    fn get_with_leaf(&self, seq: u64) -> Result<Option<(Vec<u8>, Hash)>, StoreError> {
-        Ok(self.get(seq)?.map(|b| {
-            let leaf = sealog_merkle::leaf_hash(&b);
-            (b, leaf)
-        }))
+    fn get_with_leaf(&self, seq: u64) -> Result<Option<WithLeaf>, StoreError> {
+        Ok(self.get(seq)?.map(with_leaf))
     }
     /// [`LogRead::get_with_leaf`] for each of `seqs`, in the order given (`None` where the
     /// log holds no such record): for a caller reading many records at once, which a store

@@ -40,7 +40,7 @@ use sealog_model::LogLayout;
 pub use checkpoints::{SignedCheckpoint, open_checkpoint, read_log as read_checkpoint_log};
 pub use contract::{
     Admission, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead, LogView, LogWrite, Outcome, Outcomes,
-    Page, Scan, Stats, Verdict, WithLeaf,
+    Page, Scan, Stats, Verdict, WithLeaf, with_leaf,
 };
 pub use error::StoreError;
 pub use recovery::{Cut, Recovery};
@@ -370,31 +370,15 @@ impl<A: Admission> LogRead for Store<A> {
         Ok(Some(buf))
     }
 
-    fn get_with_leaf(
-        &self,
-        seq: u64,
-    ) -> Result<Option<(Vec<u8>, sealog_merkle::Hash)>, StoreError> {
-        if seq >= self.len() {
-            return Ok(None);
-        }
-        let mut buf = Vec::new();
-        self.shared
-            .noted(query::read_frame(&self.shared, seq, &mut buf))?;
-        let leaf = sealog_merkle::leaf_hash(&buf);
-        Ok(Some((buf, leaf)))
+    fn get_with_leaf(&self, seq: u64) -> Result<Option<WithLeaf>, StoreError> {
+        Ok(self.get_many_with_leaves(&[seq])?.pop().flatten())
     }
 
     fn get_many_with_leaves(&self, seqs: &[u64]) -> Result<Vec<Option<WithLeaf>>, StoreError> {
-        let records = self.shared.noted(query::read_many(&self.shared, seqs))?;
-        Ok(records
-            .into_iter()
-            .map(|r| {
-                r.map(|b| {
-                    let leaf = sealog_merkle::leaf_hash(&b);
-                    (b, leaf)
-                })
-            })
-            .collect())
+        let records = self
+            .shared
+            .noted(query::read_many(&self.shared, seqs, true))?;
+        Ok(records.into_iter().map(|r| r.map(with_leaf)).collect())
     }
 
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {

@@ -44,13 +44,9 @@ pub(crate) fn read_frame(
     buf: &mut Vec<u8>,
 ) -> Result<(std::path::PathBuf, u64), StoreError> {
     let pos = shared.positions.get(seq)?;
-    let (first, file) = {
-        let segs = shared.segments.read().expect("segments lock");
-        let i = segs.partition_point(|(first, _)| *first <= seq) - 1;
-        (segs[i].0, segs[i].1.clone())
-    };
-    let segment = shared.layout.segments().join(segment::file_name(first));
-    segment::read_frame_at(&file, pos.offset, buf).map_err(|e| {
+    let seg = segment_of(shared, seq);
+    let segment = seg.path(shared);
+    segment::read_frame_at(&seg.file, pos.offset, buf).map_err(|e| {
         StoreError::Corrupted(format!(
             "{} at offset {} (record {seq}): {e:?}",
             segment.display(),
@@ -58,6 +54,44 @@ pub(crate) fn read_frame(
         ))
     })?;
     Ok((segment, pos.offset))
+}
+
+/// One record read alone: its frame, and unless `skip_leaf_check` its hash against the
+/// tree's leaf.
+fn read_one(shared: &Shared, seq: u64, skip_leaf_check: bool) -> Result<Vec<u8>, StoreError> {
+    let mut buf = Vec::new();
+    if skip_leaf_check {
+        read_frame(shared, seq, &mut buf)?;
+    } else {
+        read_record(shared, seq, &mut buf)?;
+    }
+    Ok(buf)
+}
+
+/// The segment holding a record: its first seq, the first seq past it, its file.
+struct SegmentOf {
+    first: u64,
+    end: u64,
+    file: std::sync::Arc<std::fs::File>,
+}
+
+impl SegmentOf {
+    fn path(&self, shared: &Shared) -> std::path::PathBuf {
+        shared
+            .layout
+            .segments()
+            .join(segment::file_name(self.first))
+    }
+}
+
+fn segment_of(shared: &Shared, seq: u64) -> SegmentOf {
+    let segs = shared.segments.read().expect("segments lock");
+    let i = segs.partition_point(|(first, _)| *first <= seq) - 1;
+    SegmentOf {
+        first: segs[i].0,
+        end: segs.get(i + 1).map_or(u64::MAX, |s| s.0),
+        file: segs[i].1.clone(),
+    }
 }
 
 pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
@@ -131,26 +165,15 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
 
     let more = hits.len() > q.limit;
     hits.truncate(q.limit);
-    let mut records = Vec::with_capacity(hits.len());
-    let mut rest = &hits[..];
-    while !rest.is_empty() {
-        let run = consecutive_in_one_segment(shared, rest);
-        let (now, later) = rest.split_at(run);
-        rest = later;
-        if run > 1 && read_run(shared, now, q.skip_leaf_check, &mut records)? {
-            continue;
-        }
-        // One at a time, so that a damaged frame is reported as the record it is.
-        for &seq in now {
-            let mut buf = Vec::new();
-            if q.skip_leaf_check {
-                read_frame(shared, seq, &mut buf)?;
-            } else {
-                read_record(shared, seq, &mut buf)?;
-            }
-            records.push((seq, buf));
-        }
-    }
+    let records = hits
+        .iter()
+        .zip(read_many(shared, &hits, q.skip_leaf_check)?)
+        .map(|(&seq, bytes)| {
+            bytes
+                .map(|b| (seq, b))
+                .ok_or_else(|| StoreError::Corrupted(format!("record {seq} is not committed")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let next_after = if more {
         records.last().map(|r| r.0)
     } else {
@@ -162,88 +185,63 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
     })
 }
 
-/// How many of `seqs`, from the first, are consecutive and in the first one's segment.
-fn consecutive_in_one_segment(shared: &Shared, seqs: &[u64]) -> usize {
-    let segs = shared.segments.read().expect("segments lock");
-    let i = segs.partition_point(|(first, _)| *first <= seqs[0]) - 1;
-    let segment_end = segs.get(i + 1).map_or(u64::MAX, |s| s.0);
-    1 + seqs
-        .windows(2)
-        .take_while(|w| w[1] == w[0] + 1 && w[1] < segment_end)
-        .count()
-}
+/// A frame's offset in its segment and its payload.
+type Framed = (u64, Vec<u8>);
 
-/// Reads a run of consecutive records of one segment, all but the last with one read: their
-/// frames lie back to back, from the first's position to the last's. Each frame's checksum
-/// is checked, and with `checked` its hash against the tree's leaf. `false`, with nothing
-/// read, when the frames do not fill that span exactly; the caller then reads each alone.
-fn read_run(
+/// The frames of records `first..=last` of one segment, with their offsets, checksums
+/// checked: all but the last with one read, since they lie back to back from the first's
+/// position to the last's. `None`, with nothing kept, when they do not; the caller then
+/// reads each alone, so that a damaged frame is reported as the record it is.
+fn read_span(
     shared: &Shared,
-    seqs: &[u64],
-    skip_leaf_check: bool,
-    out: &mut Vec<(u64, Vec<u8>)>,
-) -> Result<bool, StoreError> {
-    let (first, last) = (seqs[0], seqs[seqs.len() - 1]);
+    seg: &SegmentOf,
+    first: u64,
+    last: u64,
+) -> Result<Option<Vec<Framed>>, StoreError> {
     let (start, end) = (
         shared.positions.get(first)?.offset,
         shared.positions.get(last)?.offset,
     );
     if end <= start {
-        return Ok(false);
+        return Ok(None);
     }
-    let (seg_first, file) = {
-        let segs = shared.segments.read().expect("segments lock");
-        let i = segs.partition_point(|(f, _)| *f <= first) - 1;
-        (segs[i].0, segs[i].1.clone())
-    };
-    let segment = shared.layout.segments().join(segment::file_name(seg_first));
     let mut span = vec![0u8; (end - start) as usize];
     {
         use std::os::unix::fs::FileExt;
-        file.read_exact_at(&mut span, start)
-            .map_err(|e| StoreError::io(&segment, e))?;
+        seg.file
+            .read_exact_at(&mut span, start)
+            .map_err(|e| StoreError::io(&seg.path(shared), e))?;
     }
-    let mut frames = Vec::with_capacity(seqs.len());
+    let mut frames = Vec::with_capacity((last - first + 1) as usize);
     let mut at = 0usize;
-    for &seq in &seqs[..seqs.len() - 1] {
+    for _ in first..last {
         let Ok((payload, n)) = segment::decode_frame(&span[at..]) else {
-            return Ok(false);
+            return Ok(None);
         };
-        frames.push((seq, start + at as u64, payload));
+        frames.push((start + at as u64, payload.to_vec()));
         at += n;
     }
-    if at != span.len() {
-        return Ok(false);
+    let mut tail = Vec::new();
+    if at != span.len() || segment::read_frame_at(&seg.file, end, &mut tail).is_err() {
+        return Ok(None);
     }
-    let before = out.len();
-    for (seq, offset, payload) in frames {
-        if !skip_leaf_check {
-            check_leaf(shared, seq, payload, &segment, offset)?;
-        }
-        out.push((seq, payload.to_vec()));
-    }
-    let mut buf = Vec::new();
-    let read = if skip_leaf_check {
-        read_frame(shared, last, &mut buf).map(drop)
-    } else {
-        read_record(shared, last, &mut buf)
-    };
-    if let Err(e) = read {
-        out.truncate(before);
-        return Err(e);
-    }
-    out.push((last, buf));
-    Ok(true)
+    frames.push((end, tail));
+    Ok(Some(frames))
 }
 
 /// Seqs this close together are read together, the records between them with them: copying
 /// a few unwanted records costs less than a read of its own for each wanted one.
 const GAP: u64 = 4;
 
-/// The frames of `seqs` (checksums checked, not compared with the tree), in the order given;
-/// `None` for a seq not committed. Wanted seqs that lie close together in one segment are
-/// read with one read.
-pub(crate) fn read_many(shared: &Shared, seqs: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+/// The frames of `seqs` (checksums checked, and unless `skip_leaf_check` each hash against
+/// the tree's leaf), in the order given; `None` for a seq not committed. Wanted seqs that lie
+/// close together in one segment are read with one read; the records read between them are
+/// only framed, never checked, so damage there fails no read that did not ask for them.
+pub(crate) fn read_many(
+    shared: &Shared,
+    seqs: &[u64],
+    skip_leaf_check: bool,
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
     let committed = shared.committed.load(Ordering::Acquire);
     let mut by_seq: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i] < committed).collect();
     by_seq.sort_unstable_by_key(|&i| seqs[i]);
@@ -251,36 +249,32 @@ pub(crate) fn read_many(shared: &Shared, seqs: &[u64]) -> Result<Vec<Option<Vec<
     let mut rest = &by_seq[..];
     while let Some(&i) = rest.first() {
         let first = seqs[i];
-        let segment_end = {
-            let segs = shared.segments.read().expect("segments lock");
-            let k = segs.partition_point(|(f, _)| *f <= first);
-            segs.get(k).map_or(u64::MAX, |s| s.0)
-        };
+        let seg = segment_of(shared, first);
         let near = 1 + rest
             .windows(2)
-            .take_while(|w| seqs[w[1]] - seqs[w[0]] <= GAP && seqs[w[1]] < segment_end)
+            .take_while(|w| seqs[w[1]] - seqs[w[0]] <= GAP && seqs[w[1]] < seg.end)
             .count();
         let (group, later) = rest.split_at(near);
         rest = later;
         let last = seqs[group[near - 1]];
-        let mut run = Vec::new();
-        if last > first {
-            let all: Vec<u64> = (first..=last).collect();
-            if !read_run(shared, &all, true, &mut run)? {
-                run.clear();
-            }
-        }
+        let mut span = if last > first {
+            read_span(shared, &seg, first, last)?
+        } else {
+            None
+        };
         for (w, &i) in group.iter().enumerate() {
             let seq = seqs[i];
-            out[i] = if w > 0 && seqs[group[w - 1]] == seq {
-                out[group[w - 1]].clone()
-            } else if run.is_empty() {
-                let mut buf = Vec::new();
-                read_frame(shared, seq, &mut buf)?;
-                Some(buf)
+            out[i] = Some(if w > 0 && seqs[group[w - 1]] == seq {
+                out[group[w - 1]].clone().expect("read just before")
+            } else if let Some(frames) = span.as_mut() {
+                let (offset, bytes) = std::mem::take(&mut frames[(seq - first) as usize]);
+                if !skip_leaf_check {
+                    check_leaf(shared, seq, &bytes, &seg.path(shared), offset)?;
+                }
+                bytes
             } else {
-                Some(std::mem::take(&mut run[(seq - first) as usize].1))
-            };
+                read_one(shared, seq, skip_leaf_check)?
+            });
         }
     }
     Ok(out)
