@@ -121,8 +121,13 @@ pub(crate) fn load_or_create_signer(layout: &LogLayout) -> Result<Signer, StoreE
                 .and_then(|()| f.sync_all())
                 .map_err(|e| StoreError::io(&tmp, e))?;
             fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
-            fs::write(&public, format!("{}\n", signer.verifier().to_vkey()))
-                .map_err(|e| StoreError::io(&public, e))?;
+            // Aside and renamed like the key: a crash leaves the public key whole or absent,
+            // never a partial file that would read as a changed one.
+            let public_tmp = keys.join("log.pub.tmp");
+            fs::write(&public_tmp, format!("{}\n", signer.verifier().to_vkey()))
+                .and_then(|()| File::open(&public_tmp)?.sync_all())
+                .map_err(|e| StoreError::io(&public_tmp, e))?;
+            fs::rename(&public_tmp, &public).map_err(|e| StoreError::io(&public, e))?;
             segment::sync_dir(keys)?;
             Ok(signer)
         }
