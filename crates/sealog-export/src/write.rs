@@ -154,7 +154,14 @@ pub fn prepare(
             dir.display()
         )));
     }
-    let slice = ledger.slice(&req.selection)?;
+    // A person is named by pseudonym in the manifest too, as the records' index has them.
+    let mut query = req.selection.query.clone();
+    ledger.pseudonymise_query(&mut query);
+    let selection = Selection {
+        query,
+        ..req.selection.clone()
+    };
+    let slice = ledger.slice(&selection)?;
     let total = slice.order.len() as u64;
 
     let (data, file) = Aside::create(out)?;
@@ -268,7 +275,7 @@ pub fn prepare(
         count: total,
         sha256,
         order: ORDER.to_string(),
-        filters: Filters::of(&req.selection.query, slice.cut),
+        filters: Filters::of(&selection.query, slice.cut),
         tree_size: cp.size,
         checkpoint: cp.note.clone(),
         verifier_key: ledger.verifier_key(),

@@ -3,9 +3,9 @@
 //! target should have said, so on the event-time clock it counts from its target's time, back
 //! to the first record of the chain.
 
+use crate::keys::Deriver;
 use sealog_model::json::Json;
 use sealog_model::{Envelope, RecordId};
-use sealog_packs::Packs;
 use sealog_store::{LogRead, StoreError};
 
 pub(crate) struct Facts {
@@ -24,7 +24,7 @@ fn corrupted(seq: u64, why: impl std::fmt::Display) -> StoreError {
 }
 
 impl Facts {
-    pub(crate) fn of(packs: &Packs, seq: u64, bytes: &[u8]) -> Result<Self, StoreError> {
+    pub(crate) fn of(packs: &Deriver, seq: u64, bytes: &[u8]) -> Result<Self, StoreError> {
         let json = Json::parse(bytes).map_err(|e| corrupted(seq, e))?;
         let env = Envelope::parse_object(&json, false).map_err(|e| corrupted(seq, e))?;
         let record_id = json
@@ -55,7 +55,7 @@ impl Facts {
 /// chain start. Targets precede their corrections in the log, so the walk ends.
 pub(crate) fn chain_start(
     log: &dyn LogRead,
-    packs: &Packs,
+    packs: &Deriver,
     facts: &Facts,
 ) -> Result<i64, StoreError> {
     let mut time = facts.time_ns;

@@ -2,6 +2,9 @@
 //! keys. The same functions key a fresh event on its way in and a stored record when an
 //! index is rebuilt from the log, so the two can never disagree.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use sealog_model::record::Stored;
 use sealog_model::{Envelope, RecordId};
 use sealog_packs::{Derived, Packs, axes};
@@ -9,6 +12,42 @@ use sealog_store::{Indexer, Key};
 use sha2::{Digest, Sha256};
 
 use sealog_model::json::Json;
+
+use crate::privacy::{self, Privacy};
+
+/// The packs with the keys that turn what they derive into what is indexed (pseudonyms and
+/// keyed hashes for personal values): every derivation of a record goes through here.
+#[derive(Clone)]
+pub(crate) struct Deriver {
+    pub(crate) packs: Packs,
+    /// `None` only where no data directory is at hand (an export checked offline).
+    pub(crate) privacy: Option<Arc<Privacy>>,
+}
+
+impl Deref for Deriver {
+    type Target = Packs;
+    fn deref(&self) -> &Packs {
+        &self.packs
+    }
+}
+
+impl Deriver {
+    pub(crate) fn derive(&self, event: &Json<'_>, env: &Envelope<'_>) -> Derived {
+        let mut d = self.packs.derive(event, env);
+        privacy::key_derived(self.privacy.as_deref(), &mut d, self.packs.personal_axes());
+        d
+    }
+}
+
+/// The key of the records sealed for a data subject (pseudonym) in a tenant: what erasure
+/// counts, and what tells a subject the log already knows from a new one.
+pub(crate) fn sealed_for(tenant: Option<&str>, pseudonym: &str) -> Key {
+    let mut k = String::with_capacity(pseudonym.len() + 32);
+    k.push_str(tenant.unwrap_or(""));
+    k.push('\0');
+    k.push_str(pseudonym);
+    key("sealed_for", &k)
+}
 
 /// The key of an (axis, value) pair.
 pub(crate) fn key(axis: &str, value: &str) -> Key {
@@ -51,7 +90,7 @@ pub(crate) struct EventKeys {
 impl EventKeys {
     /// Keys of an event (or a stored record's event) from its envelope and what its pack
     /// derived.
-    pub(crate) fn of(env: &Envelope<'_>, derived: Derived) -> Self {
+    pub(crate) fn of(env: &Envelope<'_>, derived: Derived, sealed: bool) -> Self {
         let scope = derived
             .scope
             .unwrap_or_else(|| env.default_scope().to_string());
@@ -68,6 +107,9 @@ impl EventKeys {
                 .map(|(a, v)| key(a, v)),
         );
         keys.extend(derived.axes.iter().map(|(a, v)| key(a, v)));
+        if sealed && let Some(ds) = data_subject {
+            keys.push(sealed_for(env.tenant, ds));
+        }
         keys.extend(chain);
         keys.extend(supersedes.as_ref().map(self::supersedes));
         keys.extend(supersedes.is_some().then(correction));
@@ -82,17 +124,26 @@ impl EventKeys {
 }
 
 /// Keys the canonical log's records with the packs, when its index is rebuilt.
-pub(crate) struct CanonicalKeys(pub(crate) Packs);
+pub(crate) struct CanonicalKeys(pub(crate) Deriver);
 
 impl Indexer for CanonicalKeys {
     fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key> {
         let derived = self.0.derive(stored.record, stored.envelope);
-        EventKeys::of(stored.envelope, derived).keys
+        let sealed = self
+            .0
+            .carries_personal(stored.envelope.event_type, stored.record);
+        EventKeys::of(stored.envelope, derived, sealed).keys
     }
 
-    /// The packs' manifests and the version of the keys the ledger adds to theirs.
+    /// The packs' manifests, the version of the keys the ledger adds to theirs, and which
+    /// keyed hash names data subjects.
     fn fingerprint(&self) -> String {
-        format!("{}+ledger-keys-2", self.0.fingerprint())
+        let keyed = self
+            .0
+            .privacy
+            .as_ref()
+            .map_or_else(String::new, |p| p.fingerprint());
+        format!("{}+ledger-keys-3+{keyed}", self.0.packs.fingerprint())
     }
 }
 
@@ -119,6 +170,10 @@ impl QuarantineKeys {
                 keys.push(key(axis, v));
             }
         }
+        let ps = data
+            .and_then(|d| d.get("data_subject_pseudonym"))
+            .and_then(Json::as_str);
+        keys.extend(ps.map(|ps| sealed_for(env.tenant, ps)));
         keys.sort_unstable();
         keys.dedup();
         keys
@@ -131,7 +186,7 @@ impl Indexer for QuarantineKeys {
     }
 
     fn fingerprint(&self) -> String {
-        "quarantine-keys-v3".to_string()
+        "quarantine-keys-v4".to_string()
     }
 }
 
@@ -143,7 +198,7 @@ mod tests {
     use sealog_store::Indexer;
     use serde_json::json;
 
-    use super::CanonicalKeys;
+    use super::{CanonicalKeys, Deriver};
     use crate::{Author, Durability, Ledger, LedgerConfig, Query, StoreConfig, Undeclared};
 
     /// A user pack of one type whose data subject, when declared, is `/data/patient`.
@@ -212,8 +267,16 @@ mod tests {
 
         let after = visits(&pack, Some("/data/patient"));
         assert_ne!(
-            CanonicalKeys(before).fingerprint(),
-            CanonicalKeys(after.clone()).fingerprint()
+            CanonicalKeys(Deriver {
+                packs: before,
+                privacy: None
+            })
+            .fingerprint(),
+            CanonicalKeys(Deriver {
+                packs: after.clone(),
+                privacy: None
+            })
+            .fingerprint()
         );
         let ledger = open(&data, after);
         let why = ledger.recovery().0.rebuilt.expect("the index is rebuilt");

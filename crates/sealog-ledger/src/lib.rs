@@ -16,7 +16,9 @@
 mod facts;
 mod keys;
 mod payloads;
+mod personal;
 mod prepare;
+mod privacy;
 pub mod quarantine;
 mod query;
 mod result;
@@ -36,7 +38,9 @@ use sealog_model::json::Json;
 use sealog_model::{Canonical, Envelope, Layout, PrepareError, RecordId};
 use sealog_store::{Entry, LogRead, LogWrite, Outcome, Store, WithLeaf};
 
+pub use personal::{EraseError, Erased, Erasure, LEGAL_ERASURE_TYPE};
 pub use prepare::{Prepared, RESERVED_TYPE_PREFIXES};
+pub use privacy::{PSEUDONYM_PREFIX, SEALED_PREFIX, Sight, marker};
 pub use quarantine::{Correlation, Finding, QUARANTINE_TYPE};
 pub use query::{Query, View};
 pub use result::{IngestResult, Rejection};
@@ -53,8 +57,15 @@ pub use slice::{Located, Placed, Selection, Slice, Unplaced, locate, place, sati
 pub use state::{StateError, StateQuery};
 pub use verify::VerifyOptions;
 
-use keys::{CanonicalKeys, QuarantineKeys};
+use keys::{CanonicalKeys, Deriver, QuarantineKeys};
+use privacy::Privacy;
 use rules::{CanonicalRules, Dedupe};
+
+/// The pseudonym that names `data_subject` in the data directory `dir` (PRODUCT §8): what
+/// Sealog writes wherever it would name a person, without opening the log.
+pub fn pseudonym_in(dir: &Path, data_subject: &str) -> Result<String, Error> {
+    privacy::pseudonym_in(&Layout::new(dir), data_subject)
+}
 
 /// How the ledger treats event types no pack declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,7 +154,8 @@ pub struct Ledger {
     canonical: CanonicalLog,
     quarantine: QuarantineLog,
     payloads: payloads::Payloads,
-    packs: Packs,
+    deriver: Deriver,
+    privacy: Arc<Privacy>,
     undeclared: Undeclared,
     layout: Layout,
 }
@@ -163,7 +175,12 @@ impl Ledger {
 
     fn open_as(dir: &Path, config: LedgerConfig, access: Access) -> Result<Self, Error> {
         let layout = Layout::new(dir);
-        let canonical_keys = Arc::new(CanonicalKeys(config.packs.clone()));
+        let privacy = Arc::new(Privacy::open(&layout, matches!(access, Access::Write))?);
+        let deriver = Deriver {
+            packs: config.packs,
+            privacy: Some(privacy.clone()),
+        };
+        let canonical_keys = Arc::new(CanonicalKeys(deriver.clone()));
         let payloads_path = layout.quarantine_payloads();
         let (canonical, quarantine, payloads): (CanonicalLog, QuarantineLog, _) = match access {
             Access::Write => {
@@ -198,14 +215,19 @@ impl Ledger {
                 payloads::Payloads::open_read_only(&payloads_path),
             ),
         };
-        Ok(Ledger {
+        let ledger = Ledger {
             canonical,
             quarantine,
             payloads,
-            packs: config.packs,
+            deriver,
+            privacy,
             undeclared: config.undeclared,
             layout,
-        })
+        };
+        if matches!(access, Access::Write) {
+            ledger.finish_erasures()?;
+        }
+        Ok(ledger)
     }
 
     /// Whether another process holds the data directory (so it can be read only).
@@ -223,12 +245,16 @@ impl Ledger {
     }
 
     pub fn packs(&self) -> &Packs {
-        &self.packs
+        &self.deriver.packs
+    }
+
+    pub(crate) fn deriver(&self) -> &Deriver {
+        &self.deriver
     }
 
     /// Every axis a query may name.
     pub fn axis_names(&self) -> Vec<String> {
-        self.packs.axis_names()
+        self.deriver.axis_names()
     }
 
     /// What opening found and repaired: the canonical log's, then the quarantine log's.
@@ -243,13 +269,16 @@ impl Ledger {
 
     fn pipeline(&self) -> prepare::Pipeline<'_> {
         prepare::Pipeline {
-            packs: &self.packs,
+            deriver: &self.deriver,
+            privacy: &self.privacy,
+            canonical: &*self.canonical,
             undeclared: self.undeclared,
         }
     }
 
-    /// Runs every check that needs no other record, on one parse of `raw`. Pure and
-    /// thread-safe: callers prepare in parallel, then `commit` in input order.
+    /// Runs every check that needs no other record, on one parse of `raw`, and seals its
+    /// personal values (making its data subject's key on first use). Thread-safe: callers
+    /// prepare in parallel, then `commit` in input order.
     pub fn prepare(&self, raw: &[u8], author: &Author<'_>) -> Prepared {
         self.pipeline().raw(raw, author)
     }
@@ -279,6 +308,8 @@ impl Ledger {
     /// supersedes rules), then every quarantine record (payloads synced before them), and
     /// answers once all of it is durable.
     pub fn commit(&self, prepared: Vec<Prepared>) -> Result<Vec<IngestResult>, Error> {
+        // Keys made while these were prepared are durable before anything sealed under them.
+        self.privacy.sync()?;
         let mut entries = Vec::new();
         let mut slots = Vec::with_capacity(prepared.len());
         let mut quarantined: Vec<Quarantined> = Vec::new();
@@ -393,7 +424,7 @@ impl Ledger {
     /// A quarantine record's entry: Sealog's own event, checked by the `audit` pack.
     fn quarantine_entry(&self, event: &Value) -> Result<Entry<()>, String> {
         let mut tree = Json::from_value(event);
-        self.packs
+        self.deriver
             .check(QUARANTINE_TYPE, &mut tree)
             .map_err(|q| format!("{} {:?}", q.reason, q.violations))?;
         let env = Envelope::parse(&tree).map_err(|e| e.to_string())?;
@@ -446,7 +477,16 @@ impl Ledger {
 
     /// Canonical records matching a query, through its view.
     pub fn query(&self, q: &Query) -> Result<Page, Error> {
-        query::canonical(&*self.canonical, &self.packs, q)
+        let mut q = q.clone();
+        let personal = self.pseudonymise_filters(&mut q.equals);
+        let mut page = query::canonical(&*self.canonical, &self.deriver, &q)?;
+        if personal {
+            // The index still holds an erased subject's keyed hashes; what was erased is
+            // found by none of them.
+            page.records
+                .retain(|(_, bytes)| !self.sealed_for_erased(bytes));
+        }
+        Ok(page)
     }
 
     /// Quarantine records; `equals` may use `reason`, `event_type`, `id`, `tenant`,
@@ -493,7 +533,9 @@ impl Ledger {
 
     /// An export's records in export order, and the checkpoint that proves them.
     pub fn slice(&self, sel: &Selection) -> Result<Slice, Error> {
-        slice::select(&*self.canonical, &self.packs, sel)
+        let mut sel = sel.clone();
+        self.pseudonymise_filters(&mut sel.query.equals);
+        slice::select(&*self.canonical, &self.deriver, &sel)
     }
 
     /// One proof of the records at `seqs` (strictly increasing) in the tree of `size`; its

@@ -10,11 +10,12 @@
 use sealog_model::input::check_event_bytes;
 use sealog_model::json::Json;
 use sealog_model::{Canonical, Envelope, PrepareError};
-use sealog_packs::{Derived, Packs, ReasonCode};
-use sealog_store::Entry;
+use sealog_packs::{Derived, ReasonCode};
+use sealog_store::{Entry, LogRead, StoreError};
 use serde_json::Value;
 
-use crate::keys::EventKeys;
+use crate::keys::{Deriver, EventKeys, sealed_for};
+use crate::privacy::{Privacy, Unsealable};
 use crate::quarantine::{Correlation, Finding};
 use crate::result::Rejection;
 use crate::rules::Claim;
@@ -42,7 +43,10 @@ pub enum Prepared {
 }
 
 pub(crate) struct Pipeline<'a> {
-    pub(crate) packs: &'a Packs,
+    pub(crate) deriver: &'a Deriver,
+    pub(crate) privacy: &'a Privacy,
+    /// Read to tell a data subject the log already knows from a new one.
+    pub(crate) canonical: &'a dyn LogRead,
     pub(crate) undeclared: Undeclared,
 }
 
@@ -73,35 +77,60 @@ impl Pipeline<'_> {
             Ok(env) => env,
             Err(e) => return Prepared::Rejected(PrepareError::from(e).into()),
         };
-        let declared = self.packs.declares(env.event_type);
+        let declared = self.deriver.declares(env.event_type);
         if !declared && self.undeclared == Undeclared::Accept && author.is_producer() {
-            return entry(tree, &env, Derived::default());
+            return entry(tree, &env, Derived::default(), false);
         }
         // The pack edits the tree, so the envelope's view of it ends here and is read again
         // after normalization (which never touches it).
         let event_type = env.event_type.to_string();
-        match self.packs.check(&event_type, tree) {
+        match self.deriver.check(&event_type, tree) {
             Ok(()) => {
-                let env = Envelope::fields(tree).expect("checked above; normalization keeps it");
-                let derived = self.packs.derive(tree, &env);
-                entry(tree, &env, derived)
+                let sealed = self.deriver.carries_personal(&event_type, tree);
+                if sealed && let Err(refused) = self.seal(&event_type, tree) {
+                    return *refused;
+                }
+                let env = Envelope::fields(tree).expect("checked above; sealing keeps it");
+                let derived = self.deriver.derive(tree, &env);
+                entry(tree, &env, derived, sealed)
             }
             Err(q) => {
                 // A failed check leaves the event as it was sent (normalization runs last).
                 let env = Envelope::fields(tree).expect("checked above");
                 let derived = if declared {
-                    self.packs.derive(tree, &env)
+                    self.deriver.derive(tree, &env)
                 } else {
                     Derived::default()
                 };
                 let forbidden = q.reason == ReasonCode::ForbiddenField;
-                // The payload holds the forbidden content: it is kept nowhere.
-                let payload = (!forbidden).then(|| match raw {
+                let raw_bytes = || match raw {
                     Some(r) => r.to_vec(),
                     None => tree.to_value().to_string().into_bytes(),
-                });
+                };
+                // The payload holds the forbidden content: it is kept nowhere. One with
+                // personal values is kept sealed for its data subject, or not at all.
+                let payload = if forbidden {
+                    None
+                } else if self.deriver.carries_personal(&event_type, tree) {
+                    self.deriver
+                        .packs
+                        .data_subject(tree, &env)
+                        .and_then(|subject| {
+                            self.privacy
+                                .seal_payload(env.tenant, &subject, &raw_bytes(), &|ps| {
+                                    self.knows(env.tenant, ps)
+                                })
+                                .ok()
+                        })
+                } else {
+                    Some(raw_bytes())
+                };
+                let mut correlation = Correlation::of(&env, tree, &derived);
+                if payload.is_none() || !self.deriver.carries_personal(&event_type, tree) {
+                    correlation.data_subject = None;
+                }
                 Prepared::Quarantine {
-                    correlation: Box::new(Correlation::of(&env, tree, &derived)),
+                    correlation: Box::new(correlation),
                     finding: Finding {
                         reason_code: q.reason.as_str(),
                         message: None,
@@ -118,10 +147,77 @@ impl Pipeline<'_> {
             }
         }
     }
+
+    /// Whether the log holds a record sealed for `pseudonym` in `tenant`.
+    fn knows(&self, tenant: Option<&str>, pseudonym: &str) -> Result<bool, StoreError> {
+        let key = sealed_for(tenant, pseudonym);
+        Ok(self
+            .canonical
+            .first_with(&key, self.canonical.len())?
+            .is_some())
+    }
+
+    /// Seals the personal values of an event that passed its pack; what it answers instead
+    /// when they cannot be sealed.
+    fn seal(&self, event_type: &str, tree: &mut Json<'_>) -> Result<(), Box<Prepared>> {
+        let env = Envelope::fields(tree).expect("checked above");
+        let subject = self
+            .deriver
+            .packs
+            .data_subject(tree, &env)
+            .expect("the pack requires the data subject of personal values");
+        let tenant = env.tenant.map(str::to_string);
+        let refused = |reason: Unsealable, tree: &Json<'_>| {
+            let env = Envelope::fields(tree).expect("checked above");
+            match reason {
+                // Kept nowhere, like forbidden content: holding it would bring back in clear
+                // what the erasure destroyed.
+                Unsealable::Erased => Prepared::Quarantine {
+                    correlation: Box::new(Correlation::of(
+                        &env,
+                        tree,
+                        &self.deriver.derive(tree, &env),
+                    )),
+                    finding: Finding {
+                        reason_code: ReasonCode::DataSubjectErased.as_str(),
+                        message: Some(
+                            "this event's data subject was erased: its personal fields are not kept"
+                                .into(),
+                        ),
+                        missing_fields: Vec::new(),
+                        violations: Vec::new(),
+                        forbidden_fields: Vec::new(),
+                    },
+                    payload: None,
+                },
+                Unsealable::Lost => Prepared::Rejected(Rejection {
+                    code: "SUBJECT_KEY_MISSING",
+                    message: "the log holds records sealed for this event's data subject, but the key store has no key for them: restore privacy/subject-keys and the master key from backup".into(),
+                    field: self.deriver.data_subject_pointer(event_type).map(str::to_string),
+                    denied: false,
+                }),
+                Unsealable::Failed(e) => Prepared::Rejected(Rejection {
+                    code: "KEY_STORE_FAILED",
+                    message: format!("the data subject's key could not be made durable: {e}"),
+                    field: None,
+                    denied: false,
+                }),
+            }
+        };
+        let sealed = self.privacy.seal_event(
+            &self.deriver.packs,
+            event_type,
+            tree,
+            tenant.as_deref(),
+            &subject,
+            &|ps| self.knows(tenant.as_deref(), ps),
+        );
+        sealed.map_err(|r| Box::new(refused(r, tree)))
+    }
 }
 
 /// The entry for an event that passed its pack (or, accepted undeclared, its envelope).
-fn entry(tree: &Json<'_>, env: &Envelope<'_>, derived: Derived) -> Prepared {
+fn entry(tree: &Json<'_>, env: &Envelope<'_>, derived: Derived, sealed: bool) -> Prepared {
     let event = match Canonical::of_event(tree) {
         Ok(c) => c,
         Err(e) => return Prepared::Rejected(PrepareError::from(e).into()),
@@ -129,7 +225,7 @@ fn entry(tree: &Json<'_>, env: &Envelope<'_>, derived: Derived) -> Prepared {
     let unique_per_subject = derived.unique_per_subject;
     let at_risk = unique_per_subject || env.supersedes.is_some() || derived.supersedes.is_some();
     let correlation = at_risk.then(|| Box::new(Correlation::of(env, tree, &derived)));
-    let keyed = EventKeys::of(env, derived);
+    let keyed = EventKeys::of(env, derived, sealed);
     let claim = Claim {
         supersedes: keyed.supersedes,
         chain: keyed.chain,

@@ -28,6 +28,9 @@ pub struct Correlation {
     pub subject: Option<String>,
     pub scope: Option<String>,
     pub actor: Option<Value>,
+    /// The data subject's pseudonym, when the payload is sealed for them (so an erasure
+    /// finds it) or they were erased.
+    pub data_subject: Option<String>,
 }
 
 impl Correlation {
@@ -47,6 +50,7 @@ impl Correlation {
                 .clone()
                 .or_else(|| env.tenant.map(str::to_string)),
             actor: event.get("actor").map(Json::to_value),
+            data_subject: derived.data_subject.clone(),
         }
     }
 }
@@ -97,6 +101,9 @@ pub(crate) fn record_event(
     data.insert("event_type".into(), json!(corr.event_type));
     if let Some(scope) = &corr.scope {
         data.insert("scope".into(), json!(scope));
+    }
+    if let Some(ps) = &corr.data_subject {
+        data.insert("data_subject_pseudonym".into(), json!(ps));
     }
     data.insert(
         "payload_ref".into(),

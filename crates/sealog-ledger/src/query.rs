@@ -6,8 +6,8 @@
 //! own time. On the event-time clock a record counts from its own time, and a chain's head
 //! from the time its chain starts (a correction restates its target's moment).
 
+use crate::keys::Deriver;
 use sealog_model::RecordId;
-use sealog_packs::Packs;
 use sealog_store::{LIMIT_MAX, LogRead, Page, Scan, StoreError};
 
 use crate::facts::{Facts, chain_start};
@@ -71,7 +71,7 @@ fn until(to: Option<i64>, t: i64) -> Option<i64> {
     Some(to.map_or(end, |to| to.min(end)))
 }
 
-pub(crate) fn canonical(log: &dyn LogRead, packs: &Packs, q: &Query) -> Result<Page, StoreError> {
+pub(crate) fn canonical(log: &dyn LogRead, packs: &Deriver, q: &Query) -> Result<Page, StoreError> {
     canonical_reading(log, packs, q, false)
 }
 
@@ -79,7 +79,7 @@ pub(crate) fn canonical(log: &dyn LogRead, packs: &Packs, q: &Query) -> Result<P
 /// tree, for a caller that proves every record it keeps by reading it again.
 pub(crate) fn canonical_reading(
     log: &dyn LogRead,
-    packs: &Packs,
+    packs: &Deriver,
     q: &Query,
     unchecked: bool,
 ) -> Result<Page, StoreError> {

@@ -11,6 +11,8 @@ use sealog_merkle::note::Verifier;
 use sealog_model::Envelope;
 use sealog_model::record::{read_stored, read_stored_head};
 use sealog_packs::{Packs, axes};
+
+use crate::keys::Deriver;
 use sealog_store::{LogRead, SignedCheckpoint, StoreError, open_checkpoint};
 
 use crate::facts::Facts;
@@ -45,7 +47,7 @@ const PAGE: usize = 2048;
 
 pub(crate) fn select(
     log: &dyn LogRead,
-    packs: &Packs,
+    packs: &Deriver,
     sel: &Selection,
 ) -> Result<Slice, StoreError> {
     let checkpoint = choose_checkpoint(log, sel)?;
@@ -118,7 +120,7 @@ pub(crate) fn select(
 /// subjects again: memory for subjects is that of the largest such run, not of the slice.
 fn order_ties_by_subject(
     log: &dyn LogRead,
-    packs: &Packs,
+    packs: &Deriver,
     keyed: &mut [(i64, u64)],
 ) -> Result<(), StoreError> {
     let mut i = 0;
@@ -147,7 +149,7 @@ fn order_ties_by_subject(
 /// members it takes; the whole event is parsed only when its pack derives the subject from
 /// the body.
 fn order_key(
-    packs: &Packs,
+    packs: &Deriver,
     seq: u64,
     bytes: &[u8],
 ) -> Result<(i64, Option<String>, String), StoreError> {
@@ -265,7 +267,9 @@ impl Located {
 pub fn locate(packs: &Packs, bytes: &[u8]) -> Result<Located, String> {
     read_stored(bytes, |s| {
         let env = s.envelope;
-        let derived = packs.derive(s.record, env);
+        let mut derived = packs.derive(s.record, env);
+        // Offline: a sealed data subject names its own pseudonym, as the index has it.
+        crate::privacy::key_derived(None, &mut derived, packs.personal_axes());
         let own = |v: Option<&str>| v.map(str::to_string);
         let subject = own(env.subject).or_else(|| derived.subject.clone());
         let scope = derived

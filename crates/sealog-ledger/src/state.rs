@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sealog_store::{LIMIT_MAX, StoreError};
 
 use crate::facts::{Facts, chain_start};
+use crate::privacy::{Sight, Tokens};
 use crate::{Ledger, Query, View, keys};
 
 /// Whose state, on which clocks, under which filters.
@@ -27,6 +28,8 @@ pub struct StateQuery {
     pub as_of_size: Option<u64>,
     /// What had happened: chains that start at or before this event time (ns).
     pub valid_at: Option<i64>,
+    /// What the caller may see of personal values (the server sets it per key).
+    pub sight: Sight,
 }
 
 #[derive(Debug)]
@@ -65,6 +68,9 @@ struct Folded {
 }
 
 pub(crate) fn rebuild(ledger: &Ledger, sq: &StateQuery) -> Result<Value, StateError> {
+    let mut sq = sq.clone();
+    ledger.pseudonymise_filters(&mut sq.filters);
+    let sq = &sq;
     let size = sq.as_of_size.map_or(ledger.len(), |s| s.min(ledger.len()));
     let mut q = Query {
         equals: vec![("subject".into(), sq.subject.clone())],
@@ -82,7 +88,7 @@ pub(crate) fn rebuild(ledger: &Ledger, sq: &StateQuery) -> Result<Value, StateEr
     loop {
         let page = ledger.query(&q)?;
         for (seq, bytes) in page.records {
-            let facts = Facts::of(ledger.packs(), seq, &bytes)?;
+            let facts = Facts::of(ledger.deriver(), seq, &bytes)?;
             // Postings are hashes: re-check the subject and the caller's reach so a collision
             // cannot leak a record in.
             if facts.subject.as_deref() != Some(sq.subject.as_str()) || !within(&facts, sq) {
@@ -116,15 +122,26 @@ pub(crate) fn rebuild(ledger: &Ledger, sq: &StateQuery) -> Result<Value, StateEr
         }
         let start = match &r.facts.supersedes {
             None => r.facts.time_ns,
-            Some(_) => chain_start(&*ledger.canonical, ledger.packs(), &r.facts)?,
+            Some(_) => chain_start(&*ledger.canonical, ledger.deriver(), &r.facts)?,
         };
         if sq.valid_at.is_none_or(|t| start <= t) {
             heads.push((start, r));
         }
     }
     heads.sort_by_key(|(start, r)| (*start, r.seq));
-    let folded: Vec<Value> = heads.iter().map(|(_, r)| r.record.clone()).collect();
+    // State rules compare personal values by what they say, not by whose key sealed them.
+    let mut tokens = Tokens::new();
+    let folded: Vec<Value> = heads
+        .iter()
+        .map(|(_, r)| {
+            let mut v = r.record.clone();
+            let tenant = r.facts.tenant.as_deref().unwrap_or("");
+            ledger.privacy.tokenize(&mut v, tenant, &mut tokens);
+            v
+        })
+        .collect();
     let mut state = ledger.packs().fold_state(&folded);
+    ledger.privacy.untokenize(&mut state, &tokens, &sq.sight);
     if let Value::Object(m) = &mut state {
         m.insert("subject".into(), Value::String(sq.subject.clone()));
         let scope = sq.scope.clone().or_else(|| scopes.pop());

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use sealog_model::Layout;
 use sealog_model::json::Json;
@@ -13,8 +14,9 @@ use sealog_packs::Packs;
 use sealog_store::Indexer;
 use sealog_store::verify::{Failure, Options, Report, for_each_record};
 
-use crate::keys::{CanonicalKeys, QuarantineKeys};
+use crate::keys::{CanonicalKeys, Deriver, QuarantineKeys};
 use crate::payloads::Payloads;
+use crate::privacy::Privacy;
 
 #[derive(Default)]
 pub struct VerifyOptions<'a> {
@@ -45,8 +47,14 @@ pub(crate) fn verify(
             &builtin
         }
     };
-    let canonical_keys = CanonicalKeys(packs.clone());
-    let canonical = sealog_store::verify::verify(
+    // The keys the index was keyed with; without the master key the index is checked for
+    // damage only (its fingerprint names another keyed hash).
+    let privacy = Privacy::open(&layout, false).ok().map(Arc::new);
+    let canonical_keys = CanonicalKeys(Deriver {
+        packs: packs.clone(),
+        privacy,
+    });
+    let mut canonical = sealog_store::verify::verify(
         &layout.canonical(),
         &Options {
             key: opts.key.clone(),
@@ -56,6 +64,17 @@ pub(crate) fn verify(
             full: opts.full,
         },
     )?;
+    let (privacy, summary) = crate::privacy::check(&layout, canonical.writer_durable.is_some())
+        .map_err(|(location, message)| Failure { location, message })?;
+    canonical
+        .files
+        .push(("privacy/subject-keys".into(), summary));
+    if opts.full {
+        let summary = check_sealed(&layout, &canonical, packs, &privacy)?;
+        canonical
+            .files
+            .push(("privacy (sealed records)".into(), summary));
+    }
     let q = layout.quarantine();
     if !q.segments().exists() {
         return Ok((canonical, None));
@@ -79,6 +98,45 @@ pub(crate) fn verify(
         .files
         .push(("quarantine/payloads".into(), summary));
     Ok((canonical, Some(quarantine)))
+}
+
+/// Every record with sealed values names a data subject the key store knows (live or
+/// erased): a key lost with a restored or cut key store is found here, not at read time.
+fn check_sealed(
+    layout: &Layout,
+    canonical: &Report,
+    packs: &Packs,
+    privacy: &Privacy,
+) -> Result<String, Failure> {
+    let deriver = Deriver {
+        packs: packs.clone(),
+        privacy: None,
+    };
+    let mut sealed = 0u64;
+    for_each_record(&layout.canonical(), canonical.records, |stored| {
+        let env = stored.envelope;
+        if !packs.carries_personal(env.event_type, stored.record) {
+            return Ok(());
+        }
+        let derived = deriver.derive(stored.record, env);
+        let Some(ps) = derived.data_subject else {
+            return Ok(());
+        };
+        sealed += 1;
+        if privacy.knows_subject(env.tenant.unwrap_or(""), &ps) {
+            return Ok(());
+        }
+        Err(Failure {
+            location: layout.subject_keys().display().to_string(),
+            message: format!(
+                "record {} is sealed for data subject {ps}, whose key is not here: keys were lost (restore them from backup)",
+                stored.seq
+            ),
+        })
+    })?;
+    Ok(format!(
+        "{sealed} records with personal fields, each sealed for a data subject the key store names"
+    ))
 }
 
 /// Every payload is whole and matches its hash, the file is owner-only, and every

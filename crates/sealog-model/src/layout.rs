@@ -6,6 +6,8 @@
 //!   quarantine/               the quarantine log (a LogLayout of its own)
 //!   quarantine/payloads       raw bytes of quarantined events (owner-only)
 //!   access/keys               API keys (hashes, roles, scope); access/keys.lock
+//!   privacy/subject-keys      data subjects' keys, wrapped by the master key (owner-only)
+//!   privacy/master.key        the master key, when none is given by the environment
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -142,5 +144,21 @@ impl Layout {
     /// Serializes writers of the key file.
     pub fn access_keys_lock(&self) -> PathBuf {
         self.access().join("keys.lock")
+    }
+
+    /// Personal data's keys: the master key (when the environment gives none) and the data
+    /// subjects' keys it wraps.
+    pub fn privacy(&self) -> PathBuf {
+        self.root.join("privacy")
+    }
+
+    /// Every data subject's key, wrapped by the master key (mode 0600).
+    pub fn subject_keys(&self) -> PathBuf {
+        self.privacy().join("subject-keys")
+    }
+
+    /// The master key made on first use when `SEALOG_MASTER_KEY_FILE` names none (mode 0600).
+    pub fn master_key(&self) -> PathBuf {
+        self.privacy().join("master.key")
     }
 }

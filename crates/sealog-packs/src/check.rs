@@ -65,6 +65,13 @@ impl TypeRules {
             });
         };
         self.required.iter().for_each(&mut absent);
+        // Personal values are sealed under their data subject's key: without one there is
+        // nobody to seal them for.
+        if let Some(ds) = &self.data_subject
+            && self.carries_personal(event)
+        {
+            absent(ds);
+        }
         for (cond, required) in &self.required_when {
             if cond.holds(event) {
                 required.iter().for_each(&mut absent);
@@ -80,6 +87,18 @@ impl TypeRules {
         let mut seen = std::collections::HashSet::new();
         out.retain(|m| seen.insert(m.clone()));
         out
+    }
+
+    /// Whether the event holds a value (not null) in any of its type's personal fields.
+    pub(crate) fn carries_personal<N: Node>(&self, event: &N) -> bool {
+        let mut found = false;
+        for p in &self.personal {
+            p.visit(event, &mut |_, v| found |= v.is_some_and(|v| !v.is_null()));
+            if found {
+                return true;
+            }
+        }
+        false
     }
 
     fn violations(&self, event: &Json<'_>) -> Vec<Violation> {

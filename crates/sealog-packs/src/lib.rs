@@ -18,7 +18,7 @@ mod rules;
 mod schema;
 mod state;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -44,6 +44,7 @@ struct Inner {
     types: HashMap<String, Arc<TypeRules>>,
     /// Each pack's manifest text, by pack name: what derivation depends on.
     manifests: Vec<(String, String)>,
+    personal_axes: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Packs {
@@ -65,6 +66,7 @@ impl Packs {
                     packs: Vec::new(),
                     types: HashMap::new(),
                     manifests: Vec::new(),
+                    personal_axes: BTreeSet::new(),
                 };
                 for pack in builtin::PACKS {
                     let read = |name: &str| pack.file(name);
@@ -88,6 +90,7 @@ impl Packs {
             packs: builtin.inner.packs.clone(),
             types: builtin.inner.types.clone(),
             manifests: builtin.inner.manifests.clone(),
+            personal_axes: builtin.inner.personal_axes.clone(),
         };
         for dir in user_pack_dirs {
             let label = dir.display().to_string();
@@ -234,6 +237,39 @@ impl Packs {
             .unwrap_or_default()
     }
 
+    /// Whether an event holds a value in one of its type's personal fields.
+    pub fn carries_personal(&self, event_type: &str, event: &Json<'_>) -> bool {
+        self.rules(event_type)
+            .is_some_and(|r| r.carries_personal(event))
+    }
+
+    /// Applies `f` to every personal value (not null) an event holds, in place, saying
+    /// whether an axis of the type reads that field (so its sealed form must let it be
+    /// found by a keyed hash of the value).
+    pub fn for_each_personal<'a>(
+        &self,
+        event_type: &str,
+        event: &mut Json<'a>,
+        f: &mut dyn FnMut(&mut Json<'a>, bool),
+    ) {
+        if let Some(r) = self.rules(event_type) {
+            for p in &r.personal {
+                let indexed = r.axes.iter().any(|a| a.pointer == *p);
+                p.for_each_mut(event, &mut |v| {
+                    if !v.is_null() {
+                        f(v, indexed)
+                    }
+                });
+            }
+        }
+    }
+
+    /// Axes with a value from a personal field in some type: they index a keyed hash of the
+    /// value, never the value, whichever type a record is of.
+    pub fn personal_axes(&self) -> &BTreeSet<String> {
+        &self.inner.personal_axes
+    }
+
     fn rules(&self, event_type: &str) -> Option<&TypeRules> {
         self.inner.types.get(event_type).map(|r| &**r)
     }
@@ -267,6 +303,11 @@ impl Inner {
             names.push(rules.name.clone());
         }
         for rules in types {
+            for a in &rules.axes {
+                if rules.is_personal(&a.pointer) {
+                    self.personal_axes.insert(a.name.clone());
+                }
+            }
             self.types.insert(rules.name.clone(), Arc::new(rules));
         }
         self.manifests.push((pack.clone(), manifest.to_string()));

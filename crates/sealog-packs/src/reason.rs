@@ -13,10 +13,13 @@ pub enum ReasonCode {
     MissingSupersedesLink,
     InvalidSupersedesLink,
     StaleSupersedesLink,
+    /// The event's data subject was erased: sealing its personal values would need a key
+    /// nobody may make again.
+    DataSubjectErased,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 7] = [
+    pub const ALL: [ReasonCode; 8] = [
         ReasonCode::IncompleteProvenance,
         ReasonCode::SchemaViolation,
         ReasonCode::UnknownEventType,
@@ -24,6 +27,7 @@ impl ReasonCode {
         ReasonCode::MissingSupersedesLink,
         ReasonCode::InvalidSupersedesLink,
         ReasonCode::StaleSupersedesLink,
+        ReasonCode::DataSubjectErased,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -35,6 +39,7 @@ impl ReasonCode {
             ReasonCode::MissingSupersedesLink => "MISSING_SUPERSEDES_LINK",
             ReasonCode::InvalidSupersedesLink => "INVALID_SUPERSEDES_LINK",
             ReasonCode::StaleSupersedesLink => "STALE_SUPERSEDES_LINK",
+            ReasonCode::DataSubjectErased => "DATA_SUBJECT_ERASED",
         }
     }
 
@@ -107,8 +112,9 @@ mod tests {
             assert_eq!(ReasonCode::parse(c.as_str()), Some(c));
         }
         let mut names: Vec<_> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 7);
+        assert_eq!(names.len(), ReasonCode::ALL.len());
         assert_eq!(ReasonCode::parse("incomplete_provenance"), None);
     }
 }

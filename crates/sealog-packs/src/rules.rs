@@ -308,7 +308,7 @@ fn compile_type(
             .collect::<Result<Vec<_>, Located>>()
     };
 
-    Ok(TypeRules {
+    let mut rules = TypeRules {
         pack: pack.to_string(),
         name: name.to_string(),
         description: decl.description.clone(),
@@ -352,7 +352,49 @@ fn compile_type(
             unset: state.unset.clone(),
             expect: fields("expect", &state.expect)?,
         },
-    })
+    };
+    // Who the record is about is itself personal: sealed like the fields it names, it is
+    // still known without any key, from the pseudonym its sealed form carries.
+    if let Some(ds) = &rules.data_subject
+        && !rules.is_personal(ds)
+    {
+        rules.personal.push(ds.clone());
+    }
+    // A personal value is sealed under its data subject's key, so it needs one; and what a
+    // record is keyed by (subject, scope, supersedes) must read the same after erasure.
+    if !rules.personal.is_empty() && rules.data_subject.is_none() {
+        return Err(bad(
+            "personal".into(),
+            "a type with personal fields must declare its data_subject".into(),
+        ));
+    }
+    for (field, p) in [
+        ("subject", &rules.subject),
+        ("scope", &rules.scope),
+        ("supersedes", &rules.supersedes),
+    ] {
+        if let Some(p) = p
+            && rules.is_personal(p)
+        {
+            return Err(bad(
+                field.into(),
+                format!(
+                    "\"{}\" is a personal field: it cannot be the {field}",
+                    p.text
+                ),
+            ));
+        }
+    }
+    Ok(rules)
+}
+
+impl TypeRules {
+    /// Whether `p` names a personal field or lies inside one.
+    pub(crate) fn is_personal(&self, p: &Pointer) -> bool {
+        self.personal
+            .iter()
+            .any(|q| p.segments.starts_with(&q.segments))
+    }
 }
 
 fn compile_schema(

@@ -229,7 +229,7 @@ fn a_user_pack_declares_a_data_subject_like_a_subject() {
     let fingerprint = |p: &Packs| p.fingerprint();
     assert_ne!(
         fingerprint(&packs),
-        fingerprint(&user_pack(json!("/data/visit_id")).unwrap()),
+        fingerprint(&user_pack(json!("/data/owner")).unwrap()),
         "where the data subject is read from is part of what the index depends on"
     );
     assert_ne!(

@@ -73,7 +73,7 @@ pub(crate) fn clip(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
-fn actor(principal: Option<&Principal>) -> Value {
+pub(crate) fn actor(principal: Option<&Principal>) -> Value {
     match principal {
         Some(p) if p.key_id == "open" => json!({"type": "system", "id": "open-mode"}),
         Some(p) => json!({"type": "service", "id": p.key_id}),

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use sealog_ledger::Packs;
+use sealog_ledger::{Ledger, Sight};
 use sealog_model::Envelope;
 use sealog_model::json::Json;
 use serde::Deserialize;
@@ -59,6 +59,7 @@ pub enum Action {
     ExportCreate,
     ExportRead,
     ExportApprove,
+    Erase,
 }
 
 impl Action {
@@ -82,6 +83,7 @@ impl Action {
             Action::ExportCreate => "exports.create",
             Action::ExportRead => "exports.read",
             Action::ExportApprove => "exports.approve",
+            Action::Erase => "erasures.create",
         }
     }
 
@@ -102,9 +104,11 @@ impl Action {
             | Action::Metrics => &[Auditor],
             // A subject key exports its own records only (its forced filter), like it reads.
             Action::ExportCreate | Action::ExportRead => &[Auditor, Subject],
-            Action::KeysCreate | Action::KeysList | Action::KeysRevoke | Action::ExportApprove => {
-                &[]
-            }
+            Action::KeysCreate
+            | Action::KeysList
+            | Action::KeysRevoke
+            | Action::ExportApprove
+            | Action::Erase => &[],
         }
     }
 
@@ -150,10 +154,10 @@ impl Principal {
 
     /// Whether a stored record (canonical or quarantine) is within this principal's reach,
     /// read from the record itself: index postings are hashes, so what a query or a seq
-    /// lookup found is checked again before it leaves. The data subject is derived by the
-    /// record's pack exactly as its index keys were; a record that does not read back as an
+    /// lookup found is checked again before it leaves. The data subject is the pseudonym the
+    /// ledger derives exactly as its index keys were; a record that does not read back as an
     /// event is out of everyone's reach but an unscoped key's.
-    pub fn sees_record(&self, packs: &Packs, record: &[u8]) -> bool {
+    pub fn sees_record(&self, ledger: &Ledger, record: &[u8]) -> bool {
         if self.tenant.is_none() && self.data_subject.is_none() {
             return true;
         }
@@ -173,8 +177,26 @@ impl Principal {
         let Ok(env) = Envelope::parse_object(&json, false) else {
             return false;
         };
-        let data_subject = packs.data_subject(&json, &env);
-        self.sees(env.tenant, data_subject.as_deref())
+        let data_subject = ledger.data_subject_of(record);
+        let own = self.data_subject.as_deref().map(|s| ledger.pseudonym(s));
+        let tenant_ok = self.tenant.is_none() || env.tenant == self.tenant.as_deref();
+        tenant_ok && own.is_some() && data_subject == own
+    }
+
+    /// What this principal may see of personal values (PRODUCT §8): admins and auditors
+    /// read them, a subject-role key only its own, everyone else a marker.
+    pub fn sight(&self, ledger: &Ledger) -> Sight {
+        if self
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Admin | Role::Auditor))
+        {
+            Sight::All
+        } else if let Some(s) = &self.data_subject {
+            Sight::Own(ledger.pseudonym(s))
+        } else {
+            Sight::Nothing
+        }
     }
 
     /// The equality filters every query of this principal carries: its tenant, and for the
@@ -409,42 +431,79 @@ mod tests {
         }
     }
 
-    /// A stored comms record: an email to `customer`, whose envelope subject is the email.
-    fn email(tenant: &str, customer: &str) -> Vec<u8> {
-        json!({"specversion": "1.0", "id": "m1", "source": "mailer", "type": "comms.email",
-               "time": "2026-04-10T07:30:00Z", "tenant": tenant, "subject": "<a1@shop>",
-               "data": {"email_id": "<a1@shop>", "event_type": "delivered",
-                        "recipient_details": {"customer_id": customer}},
-               "seq": 3, "record_id": format!("sha256:{}", "a".repeat(64)),
-               "ingested_at": "2026-04-10T07:30:01Z"})
-        .to_string()
-        .into_bytes()
+    /// A ledger holding an email to each (tenant, customer), and their stored records in
+    /// that order; the envelope subject of each is the email.
+    fn emails(dir: &std::path::Path, to: &[(&str, &str)]) -> (Ledger, Vec<Vec<u8>>) {
+        let config = sealog_ledger::LedgerConfig {
+            store: sealog_ledger::StoreConfig {
+                durability: sealog_ledger::Durability::Os,
+                ..sealog_ledger::StoreConfig::default()
+            },
+            packs: sealog_ledger::Packs::builtin(),
+            undeclared: sealog_ledger::Undeclared::Quarantine,
+        };
+        let ledger = Ledger::open(dir, config).unwrap();
+        let events: Vec<Vec<u8>> = to
+            .iter()
+            .enumerate()
+            .map(|(i, (tenant, customer))| {
+                json!({"specversion": "1.0", "id": format!("m{i}"), "source": "mailer",
+                       "type": "comms.email", "time": "2026-04-10T07:30:00Z", "tenant": tenant,
+                       "subject": "<a1@shop>",
+                       "data": {"email_id": "<a1@shop>", "event_type": "delivered",
+                                "recipient_details": {"customer_id": customer}}})
+                .to_string()
+                .into_bytes()
+            })
+            .collect();
+        let raws: Vec<_> = events.iter().map(|e| Ok(e.as_slice())).collect();
+        let results = ledger
+            .ingest(&raws, &sealog_ledger::Author::ANYONE)
+            .unwrap();
+        let records = results
+            .iter()
+            .map(|r| ledger.get(r.seq().expect("appended")).unwrap().unwrap())
+            .collect();
+        (ledger, records)
     }
 
     #[test]
     fn a_subject_key_reaches_the_records_whose_data_subject_is_its_own() {
-        let packs = Packs::builtin();
-        let a = subject_key(Some("shop"), "cust-a");
-        assert!(a.sees_record(&packs, &email("shop", "cust-a")));
-        assert!(!a.sees_record(&packs, &email("shop", "cust-b")));
-        assert!(
-            !a.sees_record(&packs, &email("other", "cust-a")),
-            "the tenant still holds"
+        let tmp = tempfile::tempdir().unwrap();
+        let (ledger, r) = emails(
+            tmp.path(),
+            &[("shop", "cust-a"), ("shop", "cust-b"), ("other", "cust-a")],
         );
+        let a = subject_key(Some("shop"), "cust-a");
+        assert!(a.sees_record(&ledger, &r[0]));
+        assert!(!a.sees_record(&ledger, &r[1]));
+        assert!(!a.sees_record(&ledger, &r[2]), "the tenant still holds");
         assert!(
-            !subject_key(Some("shop"), "<a1@shop>").sees_record(&packs, &email("shop", "cust-a")),
+            !subject_key(Some("shop"), "<a1@shop>").sees_record(&ledger, &r[0]),
             "the envelope subject is not the data subject"
         );
-        assert!(subject_key(None, "cust-a").sees_record(&packs, &email("shop", "cust-a")));
-        assert!(p(&[Role::Reader], Some("shop")).sees_record(&packs, &email("shop", "cust-b")));
-        assert!(!p(&[Role::Reader], Some("x")).sees_record(&packs, &email("shop", "cust-b")));
-        assert!(!a.sees_record(&packs, b"not a record"));
+        assert!(subject_key(None, "cust-a").sees_record(&ledger, &r[0]));
+        assert!(subject_key(None, "cust-a").sees_record(&ledger, &r[2]));
+        let pseudonymous = subject_key(Some("shop"), &ledger.pseudonym("cust-a"));
+        assert!(
+            pseudonymous.sees_record(&ledger, &r[0]),
+            "a key holds the pseudonym"
+        );
+        assert!(p(&[Role::Reader], Some("shop")).sees_record(&ledger, &r[1]));
+        assert!(!p(&[Role::Reader], Some("x")).sees_record(&ledger, &r[1]));
+        assert!(!a.sees_record(&ledger, b"not a record"));
         assert_eq!(
             a.forced_filters(),
             [
                 ("tenant".to_string(), "shop".to_string()),
                 ("data_subject".to_string(), "cust-a".to_string())
             ]
+        );
+        assert_eq!(a.sight(&ledger), Sight::Own(ledger.pseudonym("cust-a")));
+        assert_eq!(p(&[Role::Auditor], None).sight(&ledger), Sight::All);
+        assert_eq!(
+            p(&[Role::Reader, Role::Writer], None).sight(&ledger),
+            Sight::Nothing
         );
     }
 
@@ -460,9 +519,10 @@ mod tests {
             "ingested_at": "2026-04-10T07:30:01Z"})
         .to_string()
         .into_bytes();
-        let packs = Packs::builtin();
-        assert!(!subject_key(Some("shop"), "cust-a").sees_record(&packs, &record));
-        assert!(p(&[Role::Auditor], Some("shop")).sees_record(&packs, &record));
+        let tmp = tempfile::tempdir().unwrap();
+        let (ledger, _) = emails(tmp.path(), &[]);
+        assert!(!subject_key(Some("shop"), "cust-a").sees_record(&ledger, &record));
+        assert!(p(&[Role::Auditor], Some("shop")).sees_record(&ledger, &record));
     }
 
     #[test]

@@ -275,6 +275,13 @@ impl KeyRecord {
 /// Creates a key and records it; returns the secret, which is not kept anywhere.
 pub fn create(data_dir: &Path, mut spec: KeySpec, created_by: &str) -> Result<NewKey, KeyError> {
     spec.validate()?;
+    // The key file and the key's records name the person by pseudonym only.
+    if let Some(s) = &spec.data_subject {
+        spec.data_subject = Some(
+            sealog_ledger::pseudonym_in(data_dir, s)
+                .map_err(|e| KeyError::Invalid(format!("the data subject's pseudonym: {e}")))?,
+        );
+    }
     update(data_dir, |keys| {
         let (secret, digest) = loop {
             let mut raw = [0u8; 32];

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::keys::Role;
-use crate::routes::{events, exports, keys, ops, quarantine, records, subjects, tlog};
+use crate::routes::{erasures, events, exports, keys, ops, quarantine, records, subjects, tlog};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -198,6 +198,7 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(exports::status))
         .routes(routes!(exports::manifest))
         .routes(routes!(exports::approve))
+        .routes(routes!(erasures::erase))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::openapi))

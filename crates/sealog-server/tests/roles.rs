@@ -136,6 +136,13 @@ fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
             EXPORTERS,
         ),
         ("POST", "/v1/exports/exp_none/approve".into(), None, ADMINS),
+        // Nobody by that name: an admin is answered 404, everyone else refused first.
+        (
+            "POST",
+            "/v1/erasures".into(),
+            Some(r#"{"data_subject":"nobody","reason":"test"}"#),
+            ADMINS,
+        ),
         ("GET", "/healthz".into(), None, EVERYONE),
         ("GET", "/readyz".into(), None, EVERYONE),
         ("GET", "/openapi.json".into(), None, EVERYONE),

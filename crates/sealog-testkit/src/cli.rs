@@ -112,7 +112,12 @@ impl Cli {
         let mut out = Vec::new();
         let mut after: Option<u64> = None;
         loop {
-            let mut args = vec!["query".to_string(), "--limit".into(), "10000".into()];
+            let mut args = vec![
+                "query".to_string(),
+                "--sealed".into(),
+                "--limit".into(),
+                "10000".into(),
+            ];
             if let Some(a) = after {
                 args.extend(["--after".into(), a.to_string()]);
             }

@@ -161,7 +161,7 @@ impl Reader {
     }
 }
 
-fn now_nanos() -> i64 {
+pub(crate) fn now_nanos() -> i64 {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -170,7 +170,7 @@ fn now_nanos() -> i64 {
 
 /// The effective user: uid and login name (the uid again when it has no name).
 #[allow(unsafe_code)]
-fn local_user() -> (u32, String) {
+pub(crate) fn local_user() -> (u32, String) {
     // SAFETY: geteuid cannot fail and touches no memory of ours.
     let uid = unsafe { libc::geteuid() };
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };

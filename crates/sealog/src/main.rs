@@ -9,6 +9,7 @@ mod bench;
 mod bench_http;
 mod client;
 mod demo;
+mod erase;
 mod export;
 mod keys;
 mod read;
@@ -68,6 +69,10 @@ enum Command {
     /// One record by record_id (`sha256:…`) or seq.
     Get {
         id: String,
+        /// Print the record exactly as stored (personal values sealed): the bytes its proof
+        /// covers.
+        #[arg(long)]
+        sealed: bool,
         #[command(flatten)]
         remote: client::Remote,
     },
@@ -98,6 +103,9 @@ enum Command {
     Verify(tlog::VerifyArgs),
     /// Serve the HTTP API over this data directory.
     Serve(serve::Args),
+    /// Erase a data subject: destroy their key, so their personal fields read as erased
+    /// while every record and proof stays (admin; with --url, through the server).
+    Erase(erase::Args),
     /// Manage API keys (works while the server runs).
     #[command(subcommand)]
     Keys(keys::Keys),
@@ -236,7 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match &cli.command {
         Command::Append(args) => append::run(&open(&cli)?, args),
-        Command::Get { id, .. } => read::get(&open_to_read(&cli)?, id),
+        Command::Get { id, sealed, .. } => read::get(&open_to_read(&cli)?, id, *sealed),
         Command::Query(args) => read::query(&open_to_read(&cli)?, args),
         Command::State(args) => read::state(&open_to_read(&cli)?, args),
         Command::Quarantine(args) => read::quarantine(&open_to_read(&cli)?, args),
@@ -250,6 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyExport(args) => export::verify(&config(&cli)?.packs, args),
         Command::Serve(args) => serve::run(open(&cli)?, args),
         Command::Keys(k) => keys::run(&cli.data, k),
+        Command::Erase(a) => erase::run(&open(&cli)?, a),
         Command::Demo => demo::run(&open(&cli)?),
         Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
@@ -267,7 +276,9 @@ fn remote_of(a: &export::Args) -> &client::Remote {
 fn run_remote(cli: &Cli) -> anyhow::Result<Option<ExitCode>> {
     let code = match &cli.command {
         Command::Append(a) if a.remote.url.is_some() => append::run_client(&a.remote.client()?, a)?,
-        Command::Get { id, remote } if remote.url.is_some() => client::get(&remote.client()?, id)?,
+        Command::Get { id, remote, .. } if remote.url.is_some() => {
+            client::get(&remote.client()?, id)?
+        }
         Command::Query(a) if a.remote.url.is_some() => {
             client::query(&a.remote.client()?, &a.to_params())?
         }
@@ -288,6 +299,7 @@ fn run_remote(cli: &Cli) -> anyhow::Result<Option<ExitCode>> {
         Command::Export(a) if matches!(&a.action, Some(export::Action::Approve { remote, .. }) if remote.url.is_some()) => {
             export::run_client(&remote_of(a).client()?, a)?
         }
+        Command::Erase(a) if a.remote.url.is_some() => erase::run_client(&a.remote.client()?, a)?,
         Command::Verify(a) if a.remote.url.is_some() => {
             tlog::verify_remote(&a.remote.client()?, a)?
         }

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use sealog_ledger::ReasonCode;
-use sealog_ledger::{Ledger, Page, Query, StateQuery, View};
+use sealog_ledger::{Ledger, Page, Query, Sight, StateQuery, View};
 use sealog_model::RecordId;
 use serde_json::json;
 
 use crate::access::{Outcome, Reader};
 
-pub(crate) fn get(reader: &Reader, id: &str) -> anyhow::Result<ExitCode> {
+pub(crate) fn get(reader: &Reader, id: &str, sealed: bool) -> anyhow::Result<ExitCode> {
     let ledger = &reader.ledger;
     let seq = match (id.parse::<u64>(), RecordId::parse(id)) {
         (Ok(seq), _) => Some(seq),
@@ -27,7 +27,7 @@ pub(crate) fn get(reader: &Reader, id: &str) -> anyhow::Result<ExitCode> {
     match found {
         Some(bytes) => {
             let mut out = io::stdout().lock();
-            out.write_all(&bytes)?;
+            out.write_all(&shown(ledger, &bytes, sealed))?;
             out.write_all(b"\n")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -91,6 +91,9 @@ pub(crate) struct QueryArgs {
     view: ViewArg,
     #[arg(long, default_value_t = 1000)]
     limit: usize,
+    /// Print records exactly as stored (personal values sealed): the bytes their proofs cover.
+    #[arg(long)]
+    sealed: bool,
     #[command(flatten)]
     pub(crate) remote: crate::client::Remote,
 }
@@ -219,17 +222,19 @@ pub(crate) fn query(reader: &Reader, a: &QueryArgs) -> anyhow::Result<ExitCode> 
     let page = ledger.query(&q)?;
     reader.record(
         "records.query",
-        json!({ "filter": filter_json(&a.to_params()) }),
+        json!({ "filter": filter_json(ledger, &a.to_params()) }),
         &Outcome::Allowed(page.records.len()),
     )?;
-    print_page(&page)
+    print_page(ledger, &page, a.sealed)
 }
 
-/// The filters a read was given, as its access record states them.
-fn filter_json(params: &[(String, String)]) -> serde_json::Value {
+/// The filters a read was given, as its access record states them: a personal filter by its
+/// keyed hash, so the record names no person.
+fn filter_json(ledger: &Ledger, params: &[(String, String)]) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     for (k, v) in params {
-        m.insert(k.clone(), json!(v));
+        let axis = k.strip_prefix("axis.").unwrap_or(k);
+        m.insert(k.clone(), json!(ledger.filter_value(axis, v)));
     }
     serde_json::Value::Object(m)
 }
@@ -246,10 +251,20 @@ pub(crate) fn as_of_size(ledger: &Ledger, as_of: Option<&str>) -> anyhow::Result
     })
 }
 
-fn print_page(page: &Page) -> anyhow::Result<ExitCode> {
+/// A record as an admin reads it (the local CLI acts as admin): personal values opened, or,
+/// `sealed`, exactly as stored.
+fn shown<'a>(ledger: &Ledger, bytes: &'a [u8], sealed: bool) -> std::borrow::Cow<'a, [u8]> {
+    if sealed {
+        std::borrow::Cow::Borrowed(bytes)
+    } else {
+        ledger.reveal(bytes, &Sight::All)
+    }
+}
+
+fn print_page(ledger: &Ledger, page: &Page, sealed: bool) -> anyhow::Result<ExitCode> {
     let mut out = io::stdout().lock();
     for (_, bytes) in &page.records {
-        out.write_all(bytes)?;
+        out.write_all(&shown(ledger, bytes, sealed))?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
@@ -349,10 +364,10 @@ pub(crate) fn quarantine(reader: &Reader, a: &QuarantineArgs) -> anyhow::Result<
     let page = ledger.quarantine_query(&q)?;
     reader.record(
         "quarantine.query",
-        json!({ "filter": filter_json(&a.to_params()) }),
+        json!({ "filter": filter_json(ledger, &a.to_params()) }),
         &Outcome::Allowed(page.records.len()),
     )?;
-    print_page(&page)
+    print_page(ledger, &page, true)
 }
 
 #[derive(clap::Args)]
@@ -405,12 +420,13 @@ pub(crate) fn state(reader: &Reader, a: &StateArgs) -> anyhow::Result<ExitCode> 
         filters: given(&[("tenant", &a.tenant)]),
         as_of_size: as_of_size(ledger, a.as_of.as_deref())?,
         valid_at: time_arg("valid-at", &a.valid_at)?,
+        sight: Sight::All,
     })?;
     let absent = state["status"] == "absent";
     let (_, params) = a.to_request();
     reader.record(
         "subjects.state",
-        json!({ "subject": a.subject, "filter": filter_json(&params) }),
+        json!({ "subject": a.subject, "filter": filter_json(ledger, &params) }),
         &Outcome::Allowed(1),
     )?;
     println!("{state}");

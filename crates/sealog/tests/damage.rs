@@ -469,6 +469,8 @@ enum Kind {
     VerifierKey,
     SignerKey,
     Payloads,
+    MasterKey,
+    SubjectKeys,
 }
 
 /// What a trial must see, beyond "no wrong answer" (which holds for every trial).
@@ -510,6 +512,8 @@ impl Kind {
             ("keys", "log.pub") => Kind::VerifierKey,
             ("keys", "log.key") => Kind::SignerKey,
             ("quarantine", "payloads") => Kind::Payloads,
+            ("privacy", "master.key") => Kind::MasterKey,
+            ("privacy", "subject-keys") => Kind::SubjectKeys,
             // Locks are not data.
             (_, "LOCK") => return None,
             _ => panic!("a file of no known kind: {}", rel.display()),
@@ -526,7 +530,12 @@ impl Kind {
             // opening rebuilds everything derived from the log.
             (Manifest, Damage::Delete) => Expect::Rebuilt,
             (SignerKey, Damage::Delete) => Expect::NoWriter,
-            (Segment | CheckpointLog | VerifierKey | SignerKey | Payloads, _) => Expect::Found,
+            // Secrets and the keys that open personal data: nothing can rebuild them.
+            (
+                Segment | CheckpointLog | VerifierKey | SignerKey | Payloads | MasterKey
+                | SubjectKeys,
+                _,
+            ) => Expect::Found,
             _ => Expect::FoundAndRebuilt,
         }
     }

@@ -154,6 +154,7 @@ async fn read_payload(ctx: &Ctx, reference: String) -> Result<Vec<u8>, ApiError>
     let not_found = || ApiError::not_found(format!("no payload {reference}"));
     let ledger = ctx.state.ledger.clone();
     let forced = ctx.principal.forced_filters();
+    let principal = ctx.principal.clone();
     let wanted = reference.clone();
     let found = blocking(move || {
         // A scoped key must reach a quarantine record that names the payload. There is no
@@ -188,7 +189,10 @@ async fn read_payload(ctx: &Ctx, reference: String) -> Result<Vec<u8>, ApiError>
                 return Ok(None);
             }
         }
-        Ok(ledger.quarantine_payload(&wanted)?)
+        let sight = principal.sight(&ledger);
+        Ok(ledger
+            .quarantine_payload(&wanted)?
+            .and_then(|bytes| ledger.reveal_payload(bytes, &sight)))
     })
     .await?;
     found.ok_or_else(not_found)

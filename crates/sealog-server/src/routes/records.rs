@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sealog_ledger::{ENVELOPE_AXES, LIMIT_MAX, Ledger, Packs, Query, View};
+use sealog_ledger::{ENVELOPE_AXES, LIMIT_MAX, Ledger, Query, View};
 use sealog_model::RecordId;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -22,8 +22,8 @@ use crate::params::{Params, parse_u64};
 
 /// Whether a stored record is within the principal's reach (its tenant, and for the subject
 /// role the data subject its pack derives).
-pub(crate) fn visible(principal: &Principal, packs: &Packs, record: &[u8]) -> bool {
-    principal.sees_record(packs, record)
+pub(crate) fn visible(principal: &Principal, ledger: &Ledger, record: &[u8]) -> bool {
+    principal.sees_record(ledger, record)
 }
 
 fn no_record(id: &str) -> ApiError {
@@ -74,7 +74,10 @@ async fn read_one(ctx: &Ctx, id: &str) -> Result<Vec<u8>, ApiError> {
             Err(rid) => ledger.seq_of(&rid)?,
         };
         let record = seq.map(|s| ledger.get(s)).transpose()?.flatten();
-        Ok(record.filter(|r| visible(&principal, ledger.packs(), r)))
+        let sight = principal.sight(&ledger);
+        Ok(record
+            .filter(|r| visible(&principal, &ledger, r))
+            .map(|r| ledger.reveal(&r, &sight).into_owned()))
     })
     .await?;
     metrics::histogram!("sealog_query_seconds", "endpoint" => "records.get")
@@ -132,7 +135,7 @@ fn query_params() -> &'static [&'static str] {
 pub(crate) async fn query_records(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let parsed = Params::parse(raw.as_deref(), query_params());
     let resource = match &parsed {
-        Ok(p) => json!({"filter": p.to_json()}),
+        Ok(p) => json!({"filter": echoed(&ctx.state.ledger, p)}),
         Err(_) => json!({"query": crate::access::clip(raw.as_deref().unwrap_or(""))}),
     };
     ctx.authorize(Action::QueryRecords, &resource).await?;
@@ -144,6 +147,23 @@ pub(crate) async fn query_records(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<R
         .recorded(Action::QueryRecords, resource, result, |r| Some(r.1))
         .await?;
     Ok(json_bytes(StatusCode::OK, body.0))
+}
+
+/// The query as its access record states it: personal filters by their keyed hash, so the
+/// record names no person.
+pub(crate) fn echoed(ledger: &Ledger, p: &Params) -> serde_json::Value {
+    let mut v = p.to_json();
+    if let Some(m) = v.as_object_mut() {
+        for (name, value) in m.iter_mut() {
+            let axis = name.strip_prefix("axis.").unwrap_or(name);
+            if let Some(text) = value.as_str()
+                && ledger.is_personal_axis(axis)
+            {
+                *value = ledger.filter_value(axis, text).into();
+            }
+        }
+    }
+    v
 }
 
 pub(crate) fn time_param(p: &Params, name: &str) -> Result<Option<i64>, ApiError> {
@@ -292,8 +312,9 @@ pub(crate) async fn run_paged(
             Vec::with_capacity(page.records.iter().map(|r| r.1.len() + 1).sum::<usize>() + 64);
         body.extend_from_slice(b"{\"records\":[");
         let mut n = 0;
+        let sight = principal.sight(&ledger);
         for (seq, bytes) in &page.records {
-            if !visible(&principal, ledger.packs(), bytes) {
+            if !visible(&principal, &ledger, bytes) {
                 tracing::error!(
                     seq,
                     "a query candidate outside the caller's scope was dropped"
@@ -303,7 +324,7 @@ pub(crate) async fn run_paged(
             if n > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(bytes);
+            body.extend_from_slice(&ledger.reveal(bytes, &sight));
             n += 1;
         }
         body.extend_from_slice(b"],\"next_cursor\":");

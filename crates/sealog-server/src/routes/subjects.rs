@@ -69,6 +69,7 @@ async fn rebuild(ctx: &Ctx, subject: &str, p: &Params) -> Result<Value, ApiError
     let as_of = p.get("as_of").map(str::to_string);
     let valid_at = time_param(p, "valid_at")?;
     let filters = ctx.principal.forced_filters();
+    let principal = ctx.principal.clone();
     let started = std::time::Instant::now();
     let out = blocking(move || {
         let as_of_size = as_of.map(|s| as_of_size(&ledger, &s)).transpose()?;
@@ -79,6 +80,7 @@ async fn rebuild(ctx: &Ctx, subject: &str, p: &Params) -> Result<Value, ApiError
                 filters,
                 as_of_size,
                 valid_at,
+                sight: principal.sight(&ledger),
             })
             .map_err(|e| {
                 let message = e.to_string();

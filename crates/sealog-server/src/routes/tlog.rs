@@ -63,7 +63,7 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
         let store = &ledger;
         let not_found = || ApiError::not_found(format!("no record {seq}"));
         let record = store.get(seq)?.ok_or_else(not_found)?;
-        if !visible(&principal, store.packs(), &record) {
+        if !visible(&principal, store, &record) {
             return Err(not_found());
         }
         let latest = store.checkpoint()?;

@@ -1,0 +1,307 @@
+//! What the ledger does with personal data beyond sealing it on the way in: names data
+//! subjects by pseudonym, shows sealed values to whoever may see them, and erases a data
+//! subject by destroying their key (crypto-shredding), with an `audit.legal_erasure` record
+//! that is durable before the key is gone.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::{Value, json};
+
+use sealog_model::RecordId;
+use sealog_store::{LIMIT_MAX, LogRead, Scan};
+
+use crate::facts::Facts;
+use crate::keys::sealed_for;
+use crate::privacy::{SEALED_PREFIX, Sight, pseudonym_bytes};
+use crate::{Author, Error, IngestResult, Ledger, Query, View};
+
+/// The event type of an erasure's record.
+pub const LEGAL_ERASURE_TYPE: &str = "audit.legal_erasure";
+
+/// An erasure as asked for.
+#[derive(Debug, Clone)]
+pub struct Erasure<'a> {
+    /// The data subject as producers name it (a customer id), or its pseudonym.
+    pub data_subject: &'a str,
+    /// Only this tenant's key; every tenant's when `None`.
+    pub tenant: Option<&'a str>,
+    pub reason: &'a str,
+    /// Who asked (the record's `actor`).
+    pub actor: Value,
+    /// When (RFC 3339): the record's `time`.
+    pub time: String,
+    /// The record's `source`.
+    pub source: &'a str,
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    pub pseudonym: String,
+    pub tenants: Vec<String>,
+    /// Records sealed for the subject: they stay, and read as erased.
+    pub records: u64,
+    /// The `audit.legal_erasure` record.
+    pub seq: u64,
+    pub record_id: RecordId,
+}
+
+#[derive(Debug)]
+pub enum EraseError {
+    /// No key was ever made for this data subject (in this tenant): nothing is sealed for
+    /// them here.
+    Unknown(String),
+    /// Every key of this data subject (in this tenant) is already destroyed.
+    AlreadyErased(String),
+    /// The record could not be formed or was refused.
+    Refused(String),
+    Store(Error),
+}
+
+impl fmt::Display for EraseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EraseError::Unknown(ps) => write!(
+                f,
+                "no personal data is sealed for data subject {ps} here: nothing to erase"
+            ),
+            EraseError::AlreadyErased(ps) => {
+                write!(f, "data subject {ps} is already erased: nothing changed")
+            }
+            EraseError::Refused(why) => write!(f, "the erasure record was refused: {why}"),
+            EraseError::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for EraseError {}
+
+impl From<Error> for EraseError {
+    fn from(e: Error) -> Self {
+        EraseError::Store(e)
+    }
+}
+
+impl Ledger {
+    /// The pseudonym that stands for a data subject in everything Sealog writes about them
+    /// (a pseudonym given is kept as it is).
+    pub fn pseudonym(&self, data_subject: &str) -> String {
+        if pseudonym_bytes(data_subject).is_some() {
+            data_subject.to_string()
+        } else {
+            self.privacy.pseudonym(data_subject)
+        }
+    }
+
+    /// Whether an axis holds keyed hashes: the data subject and every personal axis.
+    pub fn is_personal_axis(&self, axis: &str) -> bool {
+        axis == "data_subject" || self.deriver.personal_axes().contains(axis)
+    }
+
+    /// A filter's value as the index holds it: pseudonymised on a personal axis.
+    pub fn filter_value(&self, axis: &str, value: &str) -> String {
+        if self.is_personal_axis(axis) {
+            self.pseudonym(value)
+        } else {
+            value.to_string()
+        }
+    }
+
+    /// A query as the index answers it: values on personal axes pseudonymised.
+    pub fn pseudonymise_query(&self, q: &mut Query) {
+        self.pseudonymise_filters(&mut q.equals);
+    }
+
+    /// Pseudonymises the values of personal axes in place; whether there was one.
+    pub(crate) fn pseudonymise_filters(&self, equals: &mut [(String, String)]) -> bool {
+        let mut any = false;
+        for (axis, value) in equals.iter_mut() {
+            if self.is_personal_axis(axis) {
+                *value = self.pseudonym(value);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Whether a record's data subject was erased in its tenant.
+    pub(crate) fn sealed_for_erased(&self, bytes: &[u8]) -> bool {
+        match Facts::of(&self.deriver, 0, bytes) {
+            Ok(f) => f.data_subject.as_deref().is_some_and(|ps| {
+                self.privacy
+                    .is_erased(f.tenant.as_deref().unwrap_or(""), ps)
+            }),
+            Err(_) => false,
+        }
+    }
+
+    /// The pseudonym of a stored record's data subject, as its pack declares it.
+    pub fn data_subject_of(&self, record: &[u8]) -> Option<String> {
+        Facts::of(&self.deriver, 0, record).ok()?.data_subject
+    }
+
+    /// A stored record as `sight` may see it: each sealed value replaced by its plain value
+    /// or a marker (`{"$personal": "hidden" | "erased" | "unavailable"}`). A record with no
+    /// sealed value comes back as it is stored, byte for byte; one with any is rewritten and
+    /// no longer hashes to its leaf (the stored form is what proofs cover).
+    pub fn reveal<'b>(&self, record: &'b [u8], sight: &Sight) -> Cow<'b, [u8]> {
+        let needle = format!("\"{SEALED_PREFIX}");
+        if memchr::memmem::find(record, needle.as_bytes()).is_none() {
+            return Cow::Borrowed(record);
+        }
+        let Ok(mut v) = serde_json::from_slice::<Value>(record) else {
+            return Cow::Borrowed(record);
+        };
+        let tenant = v.get("tenant").and_then(Value::as_str).map(str::to_string);
+        self.privacy.reveal(&mut v, tenant.as_deref(), sight);
+        Cow::Owned(serde_json::to_vec(&v).expect("a JSON value serializes"))
+    }
+
+    /// [`Ledger::reveal`] for a value already parsed (a state, a record in a larger answer)
+    /// of `tenant`.
+    pub fn reveal_value(&self, v: &mut Value, tenant: Option<&str>, sight: &Sight) {
+        self.privacy.reveal(v, tenant, sight);
+    }
+
+    /// A quarantine payload as `sight` may see it: a sealed payload opened for those who may
+    /// see its data subject's personal data; `None` for others, or when its key is gone.
+    pub fn reveal_payload(&self, bytes: Vec<u8>, sight: &Sight) -> Option<Vec<u8>> {
+        let ps = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|t| t.strip_prefix(SEALED_PREFIX))
+            .and_then(|r| r.split_once(':'))
+            .map(|(ps, _)| format!("{}{ps}", crate::privacy::PSEUDONYM_PREFIX));
+        let Some(opened) = self.privacy.open_payload(&bytes) else {
+            return Some(bytes);
+        };
+        let allowed = match sight {
+            Sight::All => true,
+            Sight::Own(own) => ps.as_deref() == Some(own.as_str()),
+            Sight::Nothing => false,
+        };
+        if allowed { opened.ok() } else { None }
+    }
+
+    /// Erases a data subject: appends the `audit.legal_erasure` record (durable), then
+    /// destroys their key in each tenant. Records stay, verify, and read as erased.
+    pub fn erase(&self, e: &Erasure<'_>) -> Result<Erased, EraseError> {
+        let ps = self.pseudonym(e.data_subject);
+        let (tenants, erased_before) = self.privacy.live_keys(&ps, e.tenant);
+        if tenants.is_empty() {
+            return Err(if erased_before {
+                EraseError::AlreadyErased(ps)
+            } else {
+                EraseError::Unknown(ps)
+            });
+        }
+        let mut records = 0u64;
+        for t in &tenants {
+            records += self.count(&*self.canonical, &sealed_for(tenant_of(t), &ps))?;
+        }
+        let mut event = json!({
+            "specversion": "1.0",
+            "id": format!("erasure:{ps}:{}:{}", e.tenant.unwrap_or("*"), e.time),
+            "source": e.source,
+            "type": LEGAL_ERASURE_TYPE,
+            "time": e.time,
+            "actor": e.actor,
+            "data": {
+                "data_subject_pseudonym": ps,
+                "reason": e.reason,
+                "records_affected": records,
+                "tenants": tenants,
+            },
+        });
+        if let Some(t) = e.tenant {
+            event["tenant"] = json!(t);
+        }
+        let prepared = self.prepare_value(&event, &Author::Sealog);
+        let result = self
+            .commit(vec![prepared])?
+            .pop()
+            .expect("one result per event");
+        let (seq, record_id) = match result {
+            IngestResult::Appended { seq, record_id }
+            | IngestResult::Duplicate { seq, record_id } => (seq, record_id),
+            other => return Err(EraseError::Refused(other.to_json().to_string())),
+        };
+        self.privacy.erase(&ps, &tenants)?;
+        metrics::counter!("sealog_erasures_total").increment(1);
+        Ok(Erased {
+            pseudonym: ps,
+            tenants,
+            records,
+            seq,
+            record_id,
+        })
+    }
+
+    /// Finishes erasures whose record is durable but whose keys a crash left in place.
+    pub(crate) fn finish_erasures(&self) -> Result<(), Error> {
+        let mut q = Query {
+            equals: vec![("type".into(), LEGAL_ERASURE_TYPE.into())],
+            view: View::History,
+            limit: LIMIT_MAX,
+            ..Query::default()
+        };
+        loop {
+            let page = crate::query::canonical(&*self.canonical, &self.deriver, &q)?;
+            for (_, bytes) in &page.records {
+                let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
+                    continue;
+                };
+                let data = &v["data"];
+                let Some(ps) = data["data_subject_pseudonym"].as_str() else {
+                    continue;
+                };
+                let tenants: Vec<String> = data["tenants"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|t| t.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let (live, _) = self.privacy.live_keys(ps, None);
+                let left: Vec<String> = tenants.into_iter().filter(|t| live.contains(t)).collect();
+                if !left.is_empty() {
+                    self.privacy.erase(ps, &left)?;
+                }
+            }
+            match page.next_after {
+                Some(a) => q.after = Some(a),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// How many records carry `key`.
+    fn count(&self, log: &dyn LogRead, key: &sealog_store::Key) -> Result<u64, Error> {
+        let mut scan = Scan {
+            keys: vec![*key],
+            event_from: None,
+            event_to: None,
+            ingest_from: None,
+            ingest_to: None,
+            after: None,
+            below: None,
+            limit: LIMIT_MAX,
+            skip_leaf_check: true,
+        };
+        let mut n = 0;
+        loop {
+            let page = log.scan(&scan)?;
+            n += page.records.len() as u64;
+            match page.next_after {
+                Some(a) => scan.after = Some(a),
+                None => return Ok(n),
+            }
+        }
+    }
+}
+
+/// A key store's tenant ("" for events with none) as an envelope names it.
+fn tenant_of(t: &str) -> Option<&str> {
+    (!t.is_empty()).then_some(t)
+}

@@ -1,0 +1,291 @@
+//! The data subjects' keys: one owner-only file, a header that names the master key it was
+//! made under, then checksummed frames, each a subject's key wrapped by the master key or the
+//! mark that the subject was erased.
+//!
+//! ```text
+//! header: "SEALOG SUBJECT KEYS 1\n" | check: 16 B (a MAC of the master key)
+//! frame:  len: u32 LE | crc32c(body): u32 LE | body
+//! body:   kind: u8 (1 key, 2 erased) | pseudonym: 16 B | tenant len: u16 LE | tenant
+//!         | wrapped key: 80 B (kind 1 only; AES-SIV of the 64-byte key)
+//! ```
+//!
+//! New keys are appended and synced before any record sealed under them is written. Erasure
+//! rewrites the file without the subject's key (written aside, synced, renamed, the directory
+//! synced), so the key's bytes are in no file the store keeps; what the disk does with freed
+//! blocks is in docs/format.md.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use sealog_store::StoreError;
+
+const MAGIC: &[u8] = b"SEALOG SUBJECT KEYS 1\n";
+const HEADER_BYTES: usize = MAGIC.len() + 16;
+const KIND_KEY: u8 = 1;
+const KIND_ERASED: u8 = 2;
+pub(crate) const WRAPPED_BYTES: usize = 80;
+
+/// A subject's key as the store keeps it.
+#[derive(Clone)]
+pub(crate) enum Slot {
+    /// Wrapped by the master key.
+    Live([u8; WRAPPED_BYTES]),
+    Erased,
+}
+
+/// (tenant, pseudonym): keys are per tenant and data subject.
+pub(crate) type SubjectId = (String, [u8; 16]);
+
+pub(crate) struct KeyStore {
+    path: PathBuf,
+    /// Open for appending; `None` when read beside the writer.
+    file: Option<File>,
+    slots: HashMap<SubjectId, Slot>,
+    /// Frames written since the last sync.
+    dirty: bool,
+    /// The file's length when last read (readers reload when it changes).
+    read_len: u64,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |e| StoreError::io(path, e)
+}
+
+fn corrupted(path: &Path, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupted(format!("{}: {why}", path.display()))
+}
+
+impl KeyStore {
+    /// Opens the store, creating it (empty, under `check`) when `writable` and absent.
+    pub(crate) fn open(path: &Path, check: &[u8; 16], writable: bool) -> Result<Self, StoreError> {
+        let mut store = KeyStore {
+            path: path.to_path_buf(),
+            file: None,
+            slots: HashMap::new(),
+            dirty: false,
+            read_len: 0,
+        };
+        if !path.exists() {
+            if writable {
+                store.rewrite(check)?;
+            }
+            return Ok(store);
+        }
+        let whole = store.load(check)?;
+        if writable {
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(path)
+                .map_err(io(path))?;
+            if (whole as u64) < store.read_len {
+                // A torn tail: a key whose frame was never synced, so no record was sealed
+                // under it.
+                file.set_len(whole as u64)
+                    .and_then(|()| file.sync_all())
+                    .map_err(io(path))?;
+                store.read_len = whole as u64;
+            }
+            store.file = Some(file);
+        }
+        Ok(store)
+    }
+
+    /// Reads every frame; answers where the whole frames end.
+    fn load(&mut self, check: &[u8; 16]) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let mut bytes = Vec::new();
+        File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(io(&path))?;
+        self.read_len = bytes.len() as u64;
+        if bytes.len() < HEADER_BYTES || !bytes.starts_with(MAGIC) {
+            return Err(corrupted(&path, "not a subject key store"));
+        }
+        if bytes[MAGIC.len()..HEADER_BYTES] != check[..] {
+            return Err(StoreError::InvalidArgument(format!(
+                "{}: the master key given is not the one these subject keys were made under (set SEALOG_MASTER_KEY_FILE to the right one)",
+                path.display()
+            )));
+        }
+        let mut at = HEADER_BYTES;
+        self.slots.clear();
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
+            let sum = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4"));
+            let Some(body) = bytes.get(at + 8..at + 8 + len) else {
+                break;
+            };
+            if crc32c::crc32c(body) != sum {
+                return Err(corrupted(
+                    &path,
+                    format!("frame at {at} fails its checksum"),
+                ));
+            }
+            let (id, slot) = decode(body)
+                .ok_or_else(|| corrupted(&path, format!("frame at {at} is not a subject key")))?;
+            self.slots.insert(id, slot);
+            at += 8 + len;
+        }
+        Ok(at)
+    }
+
+    /// Reads the store for `verify`: how many subjects it names (live, erased) and, when
+    /// the file ends inside a frame, where the whole frames end.
+    pub(crate) fn inspect(
+        path: &Path,
+        check: &[u8; 16],
+    ) -> Result<(usize, usize, Option<usize>), StoreError> {
+        let mut store = KeyStore {
+            path: path.to_path_buf(),
+            file: None,
+            slots: HashMap::new(),
+            dirty: false,
+            read_len: 0,
+        };
+        let whole = store.load(check)?;
+        let torn = ((whole as u64) < store.read_len).then_some(whole);
+        let live = store
+            .slots
+            .values()
+            .filter(|s| matches!(s, Slot::Live(_)))
+            .count();
+        Ok((live, store.slots.len() - live, torn))
+    }
+
+    /// For a reader beside the writer: picks up keys made since it last looked.
+    pub(crate) fn refresh(&mut self, check: &[u8; 16]) -> Result<(), StoreError> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        let len = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if len != self.read_len && len > 0 {
+            self.load(check)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn get(&self, id: &SubjectId) -> Option<&Slot> {
+        self.slots.get(id)
+    }
+
+    pub(crate) fn subjects(&self) -> impl Iterator<Item = (&SubjectId, &Slot)> {
+        self.slots.iter()
+    }
+
+    /// Appends a new key; durable at the next [`KeyStore::sync`].
+    pub(crate) fn insert(
+        &mut self,
+        id: SubjectId,
+        wrapped: [u8; WRAPPED_BYTES],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let file = self.file.as_mut().ok_or(StoreError::ReadOnly)?;
+        file.write_all(&frame(&id, &Slot::Live(wrapped)))
+            .map_err(io(&path))?;
+        self.slots.insert(id, Slot::Live(wrapped));
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub(crate) fn sync(&mut self) -> Result<(), StoreError> {
+        if self.dirty {
+            let path = self.path.clone();
+            if let Some(f) = &self.file {
+                f.sync_data().map_err(io(&path))?;
+            }
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Marks the subjects erased and rewrites the file without their keys.
+    pub(crate) fn erase(&mut self, ids: &[SubjectId], check: &[u8; 16]) -> Result<(), StoreError> {
+        if self.file.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        for id in ids {
+            self.slots.insert(id.clone(), Slot::Erased);
+        }
+        self.rewrite(check)
+    }
+
+    /// Writes every slot to a new file beside the old one and puts it in its place.
+    fn rewrite(&mut self, check: &[u8; 16]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let dir = path.parent().expect("the key store lives in a directory");
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let aside = path.with_extension("new");
+        let mut bytes = Vec::with_capacity(HEADER_BYTES + self.slots.len() * 128);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(check);
+        let mut ids: Vec<&SubjectId> = self.slots.keys().collect();
+        ids.sort();
+        for id in ids {
+            bytes.extend_from_slice(&frame(id, &self.slots[id]));
+        }
+        {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&aside)
+                .map_err(io(&aside))?;
+            f.write_all(&bytes)
+                .and_then(|()| f.sync_all())
+                .map_err(io(&aside))?;
+        }
+        fs::rename(&aside, &path).map_err(io(&path))?;
+        sealog_store::segment::sync_dir(dir)?;
+        self.file = Some(
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&path)
+                .map_err(io(&path))?,
+        );
+        self.read_len = bytes.len() as u64;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+fn frame(id: &SubjectId, slot: &Slot) -> Vec<u8> {
+    let (tenant, ps) = id;
+    let mut body = Vec::with_capacity(1 + 16 + 2 + tenant.len() + WRAPPED_BYTES);
+    body.push(match slot {
+        Slot::Live(_) => KIND_KEY,
+        Slot::Erased => KIND_ERASED,
+    });
+    body.extend_from_slice(ps);
+    body.extend_from_slice(&(tenant.len() as u16).to_le_bytes());
+    body.extend_from_slice(tenant.as_bytes());
+    if let Slot::Live(w) = slot {
+        body.extend_from_slice(w);
+    }
+    let mut out = Vec::with_capacity(8 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn decode(body: &[u8]) -> Option<(SubjectId, Slot)> {
+    let kind = *body.first()?;
+    let ps: [u8; 16] = body.get(1..17)?.try_into().ok()?;
+    let tlen = u16::from_le_bytes(body.get(17..19)?.try_into().ok()?) as usize;
+    let tenant = std::str::from_utf8(body.get(19..19 + tlen)?)
+        .ok()?
+        .to_string();
+    let rest = body.get(19 + tlen..)?;
+    let slot = match (kind, rest.len()) {
+        (KIND_KEY, WRAPPED_BYTES) => Slot::Live(rest.try_into().ok()?),
+        (KIND_ERASED, 0) => Slot::Erased,
+        _ => return None,
+    };
+    Some(((tenant, ps), slot))
+}

@@ -1,0 +1,660 @@
+//! Personal fields (PRODUCT §8). Before an event is hashed, each value in a field its pack
+//! declares personal is replaced by a sealed form under its data subject's key:
+//!
+//! ```text
+//! "sealed:v1:" <pseudonym: 32 hex> ":" base64url(AES-SIV(subject key, ad, JCS(value)))
+//!     [":" <keyed hash of the value: 32 hex>]      (only in a field an axis reads)
+//! ad = ["sealog sealed value v1", tenant, pseudonym]
+//! ```
+//!
+//! AES-SIV is deterministic: the same event gives the same sealed bytes and the same
+//! `record_id`, so ingest stays idempotent; and misuse-resistant: no nonce to repeat. The
+//! pseudonym is a keyed hash of the data subject (HMAC-SHA-256 under a key derived from the
+//! master key), so the data subject is known from a stored record without its key, and
+//! everything Sealog keeps about a person (index keys, its own records, API keys) names that
+//! pseudonym, never the person. Erasure destroys the subject's key: every sealed value of
+//! theirs reads as erased from then on, while the bytes every proof covers stay as they were.
+
+mod keystore;
+
+use std::collections::BTreeSet;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use aes_siv::aead::KeyInit;
+use aes_siv::siv::Aes256Siv;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use sealog_model::Layout;
+use sealog_model::json::Json;
+use sealog_packs::Derived;
+use sealog_store::StoreError;
+
+use keystore::{KeyStore, Slot, SubjectId, WRAPPED_BYTES};
+
+/// What every sealed value starts with.
+pub const SEALED_PREFIX: &str = "sealed:v1:";
+/// What every pseudonym starts with.
+pub const PSEUDONYM_PREFIX: &str = "ps:";
+const SUBJECT_KEY_BYTES: usize = 64;
+
+type SubjectKey = [u8; SUBJECT_KEY_BYTES];
+
+/// What each token of a folded state stands for: (tenant, sealed value).
+pub(crate) type Tokens = std::collections::HashMap<String, (String, String)>;
+
+/// What a reader may see of personal values (PRODUCT §9: admins and auditors see them, a
+/// subject-role key only its own, everyone else a marker).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Sight {
+    /// Sealog's own trusted callers (the local CLI acts as admin) unless they say otherwise.
+    #[default]
+    All,
+    /// Only the values sealed for this pseudonym.
+    Own(String),
+    Nothing,
+}
+
+/// Why a personal value could not be sealed.
+#[derive(Debug)]
+pub(crate) enum Unsealable {
+    /// The data subject was erased: their key is gone and is never made again.
+    Erased,
+    /// The log holds records sealed for this subject but the key store has no key for them
+    /// (a key store lost or restored from an older backup): a new key would split the
+    /// subject's records in two, so none is made.
+    Lost,
+    Failed(StoreError),
+}
+
+/// What opening a sealed value found.
+pub(crate) enum Opened {
+    Value(Value),
+    Erased,
+    /// No key for it here (not this log's, or made after a reader last looked).
+    Unknown,
+}
+
+pub(crate) struct Privacy {
+    pseudonym_key: [u8; 32],
+    wrap_key: [u8; 64],
+    check: [u8; 16],
+    keys: Mutex<KeyStore>,
+}
+
+fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+    for p in parts {
+        m.update(&(p.len() as u64).to_le_bytes());
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+fn random<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b)
+        .map_err(|e| StoreError::Poisoned(format!("no randomness for a key: {e}")))?;
+    Ok(b)
+}
+
+fn siv(key: &[u8]) -> Aes256Siv {
+    Aes256Siv::new_from_slice(key).expect("AES-SIV-256 takes a 64-byte key")
+}
+
+/// The master key: `SEALOG_MASTER_KEY` (64 hex digits), else the file `SEALOG_MASTER_KEY_FILE`
+/// names, else the data directory's own, made on the first writable opening of a directory
+/// that has no subject keys yet (a directory that has them never gets a new master key).
+fn master_key(layout: &Layout, writable: bool) -> Result<[u8; 32], StoreError> {
+    // Exactly as written (64 digits and a newline), so damage to the file is never read
+    // past as whitespace.
+    let parse = |text: &str, from: &str| -> Result<[u8; 32], StoreError> {
+        let digits = text.strip_suffix('\n').unwrap_or(text);
+        let bytes = hex::decode(digits).ok().filter(|b| b.len() == 32);
+        bytes
+            .map(|b| b.try_into().expect("32 bytes"))
+            .ok_or_else(|| {
+                StoreError::InvalidArgument(format!(
+                    "{from}: a master key is 64 hexadecimal digits (32 bytes)"
+                ))
+            })
+    };
+    if let Ok(text) = std::env::var("SEALOG_MASTER_KEY") {
+        return parse(text.trim(), "SEALOG_MASTER_KEY");
+    }
+    let (path, given) = match std::env::var_os("SEALOG_MASTER_KEY_FILE") {
+        Some(p) => (std::path::PathBuf::from(p), true),
+        None => (layout.master_key(), false),
+    };
+    match fs::read_to_string(&path) {
+        Ok(text) => parse(&text, &path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if given || !writable || layout.subject_keys().exists() {
+                return Err(StoreError::InvalidArgument(format!(
+                    "no master key at {}: the data subjects' keys cannot be opened without it (restore it, or set SEALOG_MASTER_KEY_FILE)",
+                    path.display()
+                )));
+            }
+            let key = random::<32>()?;
+            write_new(&path, format!("{}\n", hex::encode(key)).as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(StoreError::io(&path, e)),
+    }
+}
+
+/// Writes a new owner-only file aside and renames it into place, durably.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().expect("a file in a directory");
+    fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    let aside = path.with_extension("new");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&aside)
+        .map_err(|e| StoreError::io(&aside, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| StoreError::io(&aside, e))?;
+    fs::rename(&aside, path).map_err(|e| StoreError::io(path, e))?;
+    sealog_store::segment::sync_dir(dir)
+}
+
+/// The pseudonym's 16 bytes from its text form (`ps:` + 32 hex digits).
+pub(crate) fn pseudonym_bytes(text: &str) -> Option<[u8; 16]> {
+    let hex_part = text.strip_prefix(PSEUDONYM_PREFIX)?;
+    let b = hex::decode(hex_part).ok()?;
+    b.try_into().ok()
+}
+
+fn pseudonym_text(ps: &[u8; 16]) -> String {
+    format!("{PSEUDONYM_PREFIX}{}", hex::encode(ps))
+}
+
+/// The pseudonym and ciphertext of a sealed value.
+fn parse_sealed(s: &str) -> Option<([u8; 16], &str)> {
+    let rest = s.strip_prefix(SEALED_PREFIX)?;
+    let (ps, body) = rest.split_once(':')?;
+    let ps: [u8; 16] = hex::decode(ps).ok()?.try_into().ok()?;
+    let body = body.split_once(':').map_or(body, |(ct, _)| ct);
+    Some((ps, body))
+}
+
+/// The keyed hash a sealed value in an indexed field carries, as a pseudonym.
+fn sealed_hash(s: &str) -> Option<String> {
+    let rest = s.strip_prefix(SEALED_PREFIX)?;
+    let (_, hash) = rest.split_once(':')?.1.split_once(':')?;
+    let b: [u8; 16] = hex::decode(hash).ok()?.try_into().ok()?;
+    Some(pseudonym_text(&b))
+}
+
+/// The pseudonym of `value` under a data directory's master key (made there if the directory
+/// has none yet), for code that names data subjects without opening the log.
+pub(crate) fn pseudonym_in(layout: &Layout, value: &str) -> Result<String, StoreError> {
+    if pseudonym_bytes(value).is_some() {
+        return Ok(value.to_string());
+    }
+    let master = master_key(layout, true)?;
+    let key = mac(&master, &[b"sealog pseudonym v1"]);
+    let ps: [u8; 16] = mac(&key, &[value.as_bytes()])[..16]
+        .try_into()
+        .expect("16 bytes");
+    Ok(pseudonym_text(&ps))
+}
+
+const VALUE_AD: &[u8] = b"sealog sealed value v1";
+const KEY_AD: &[u8] = b"sealog subject key v1";
+
+/// What `verify` found of the privacy files, or the file and what is wrong with it.
+pub(crate) fn check(
+    layout: &Layout,
+    writer_active: bool,
+) -> Result<(Privacy, String), (String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let keys_path = layout.subject_keys();
+    for path in [layout.master_key(), keys_path.clone()] {
+        if let Ok(meta) = fs::metadata(&path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            return Err((
+                path.display().to_string(),
+                format!(
+                    "readable by others (mode {:o})",
+                    meta.permissions().mode() & 0o777
+                ),
+            ));
+        }
+    }
+    let given = std::env::var_os("SEALOG_MASTER_KEY").is_some()
+        || std::env::var_os("SEALOG_MASTER_KEY_FILE").is_some();
+    let master_at = if given {
+        "the master key given by the environment".to_string()
+    } else {
+        layout.master_key().display().to_string()
+    };
+    let privacy = Privacy::open(layout, false).map_err(|e| (master_at.clone(), e.to_string()))?;
+    if !keys_path.exists() {
+        return Err((
+            keys_path.display().to_string(),
+            "missing: the data subjects' keys are gone (restore them from backup)".into(),
+        ));
+    }
+    let at = keys_path.display().to_string();
+    let (live, erased, torn) = KeyStore::inspect(&keys_path, &privacy.check).map_err(|e| {
+        let message = e.to_string();
+        if message.contains("not the one these subject keys were made under") {
+            (master_at.clone(), message)
+        } else {
+            (at.clone(), message)
+        }
+    })?;
+    if let Some(offset) = torn.filter(|_| !writer_active) {
+        return Err((
+            at,
+            format!("ends inside a key at offset {offset}: cut or truncated"),
+        ));
+    }
+    Ok((
+        privacy,
+        format!("{live} data subjects' keys and {erased} erased, under the master key"),
+    ))
+}
+
+impl Privacy {
+    /// Whether the key store names (tenant, pseudonym), live or erased.
+    pub(crate) fn knows_subject(&self, tenant: &str, ps: &str) -> bool {
+        pseudonym_bytes(ps).is_some_and(|b| self.slot(&(tenant.to_string(), b)).is_some())
+    }
+
+    pub(crate) fn open(layout: &Layout, writable: bool) -> Result<Self, StoreError> {
+        let master = master_key(layout, writable)?;
+        let pseudonym_key = mac(&master, &[b"sealog pseudonym v1"]);
+        let mut wrap_key = [0u8; 64];
+        wrap_key[..32].copy_from_slice(&mac(&master, &[b"sealog wrap v1", b"0"]));
+        wrap_key[32..].copy_from_slice(&mac(&master, &[b"sealog wrap v1", b"1"]));
+        let check: [u8; 16] = mac(&master, &[b"sealog master check v1"])[..16]
+            .try_into()
+            .expect("16 bytes");
+        let keys = KeyStore::open(&layout.subject_keys(), &check, writable)?;
+        Ok(Privacy {
+            pseudonym_key,
+            wrap_key,
+            check,
+            keys: Mutex::new(keys),
+        })
+    }
+
+    /// Names the keyed hash, so an index keyed under another master key is rebuilt.
+    pub(crate) fn fingerprint(&self) -> String {
+        hex::encode(&mac(&self.pseudonym_key, &[b"fingerprint"])[..8])
+    }
+
+    fn pseudonym_raw(&self, value: &str) -> [u8; 16] {
+        mac(&self.pseudonym_key, &[value.as_bytes()])[..16]
+            .try_into()
+            .expect("16 bytes")
+    }
+
+    /// The keyed hash that stands for a data subject (or a personal axis value) everywhere
+    /// Sealog names it: `ps:` and 32 hex digits.
+    pub(crate) fn pseudonym(&self, value: &str) -> String {
+        pseudonym_text(&self.pseudonym_raw(value))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyStore> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key of (tenant, pseudonym), made on its first use — under the key store's lock,
+    /// so racing first uses get one key — unless the log already `knows` the subject.
+    fn key_for(
+        &self,
+        tenant: &str,
+        ps: [u8; 16],
+        knows: &dyn Fn() -> Result<bool, StoreError>,
+    ) -> Result<SubjectKey, Unsealable> {
+        let id: SubjectId = (tenant.to_string(), ps);
+        let mut keys = self.lock();
+        match keys.get(&id) {
+            Some(Slot::Live(w)) => return self.unwrap_key(&id, w).ok_or(Unsealable::Lost),
+            Some(Slot::Erased) => return Err(Unsealable::Erased),
+            None => {}
+        }
+        if knows().map_err(Unsealable::Failed)? {
+            return Err(Unsealable::Lost);
+        }
+        let key = random::<SUBJECT_KEY_BYTES>().map_err(Unsealable::Failed)?;
+        let wrapped: [u8; WRAPPED_BYTES] = siv(&self.wrap_key)
+            .encrypt([KEY_AD, id.0.as_bytes(), &id.1], &key)
+            .expect("AES-SIV seals any length")
+            .try_into()
+            .expect("64 bytes and a 16-byte tag");
+        keys.insert(id, wrapped).map_err(Unsealable::Failed)?;
+        Ok(key)
+    }
+
+    fn unwrap_key(&self, id: &SubjectId, wrapped: &[u8; WRAPPED_BYTES]) -> Option<SubjectKey> {
+        let key = siv(&self.wrap_key)
+            .decrypt([KEY_AD, id.0.as_bytes(), &id.1], wrapped)
+            .ok()?;
+        key.try_into().ok()
+    }
+
+    /// Makes the keys made since the last call durable: called before the records sealed
+    /// under them are appended.
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        self.lock().sync()
+    }
+
+    /// Seals every personal value of `event` for the data subject `subject` (its plain
+    /// value, as the pack read it).
+    pub(crate) fn seal_event(
+        &self,
+        packs: &sealog_packs::Packs,
+        event_type: &str,
+        event: &mut Json<'_>,
+        tenant: Option<&str>,
+        subject: &str,
+        knows: &dyn Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<(), Unsealable> {
+        let tenant = tenant.unwrap_or("");
+        let ps = self.pseudonym_raw(subject);
+        let ps_text = pseudonym_text(&ps);
+        let key = self.key_for(tenant, ps, &|| knows(&ps_text))?;
+        let mut cipher = siv(&key);
+        let ps_hex = hex::encode(ps);
+        packs.for_each_personal(event_type, event, &mut |v, indexed| {
+            let mut plain = Vec::new();
+            if sealog_model::jcs::write_json(v, &mut plain).is_err() {
+                // A value with no canonical form is refused when the record is formed; keep
+                // it from being sealed so the refusal names the right thing.
+                return;
+            }
+            let mut sealed = seal_with(&mut cipher, tenant, &ps_hex, &plain);
+            if indexed {
+                // What an axis finds the value by, readable without the subject's key, so
+                // the index is the same function of the record before and after erasure.
+                let text = match v {
+                    Json::String(s) => s.to_string(),
+                    _ => String::from_utf8(plain).expect("RFC 8785 output is UTF-8"),
+                };
+                sealed.push(':');
+                sealed.push_str(&hex::encode(self.pseudonym_raw(&text)));
+            }
+            *v = Json::String(sealed.into());
+        });
+        Ok(())
+    }
+
+    /// Seals a quarantined event's raw bytes for its data subject, so the payload area holds
+    /// no personal value in clear either.
+    pub(crate) fn seal_payload(
+        &self,
+        tenant: Option<&str>,
+        subject: &str,
+        raw: &[u8],
+        knows: &dyn Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<Vec<u8>, Unsealable> {
+        let tenant = tenant.unwrap_or("");
+        let ps = self.pseudonym_raw(subject);
+        let ps_text = pseudonym_text(&ps);
+        let key = self.key_for(tenant, ps, &|| knows(&ps_text))?;
+        Ok(seal_with(&mut siv(&key), tenant, &hex::encode(ps), raw).into_bytes())
+    }
+
+    /// Opens a sealed value of a record of `tenant`.
+    pub(crate) fn open_sealed(&self, tenant: &str, sealed: &str) -> Option<(String, Opened)> {
+        let (ps, body) = parse_sealed(sealed)?;
+        let id: SubjectId = (tenant.to_string(), ps);
+        let opened = match self.slot(&id) {
+            Some(Slot::Erased) => Opened::Erased,
+            None => Opened::Unknown,
+            Some(Slot::Live(w)) => match self.unwrap_key(&id, &w).and_then(|key| {
+                let ct = URL_SAFE_NO_PAD.decode(body).ok()?;
+                siv(&key)
+                    .decrypt([VALUE_AD, tenant.as_bytes(), &ps], &ct)
+                    .ok()
+            }) {
+                Some(plain) => match serde_json::from_slice(&plain) {
+                    Ok(v) => Opened::Value(v),
+                    // A quarantine payload is raw bytes, not one value.
+                    Err(_) => {
+                        Opened::Value(Value::String(String::from_utf8_lossy(&plain).into_owned()))
+                    }
+                },
+                None => Opened::Unknown,
+            },
+        };
+        Some((pseudonym_text(&ps), opened))
+    }
+
+    /// A quarantine payload as it was sent, when it was sealed (`None` when it was not):
+    /// opened with whichever tenant's key of its data subject authenticates it.
+    pub(crate) fn open_payload(&self, bytes: &[u8]) -> Option<Result<Vec<u8>, Opened>> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (ps, body) = parse_sealed(text)?;
+        let Ok(ct) = URL_SAFE_NO_PAD.decode(body) else {
+            return Some(Err(Opened::Unknown));
+        };
+        let mut keys = self.lock();
+        let _ = keys.refresh(&self.check);
+        let mut erased = false;
+        for ((tenant, p), slot) in keys.subjects() {
+            if *p != ps {
+                continue;
+            }
+            match slot {
+                Slot::Erased => erased = true,
+                Slot::Live(w) => {
+                    let id = (tenant.clone(), ps);
+                    let opened = self.unwrap_key(&id, w).and_then(|key| {
+                        siv(&key)
+                            .decrypt([VALUE_AD, tenant.as_bytes(), &ps], &ct)
+                            .ok()
+                    });
+                    if let Some(plain) = opened {
+                        return Some(Ok(plain));
+                    }
+                }
+            }
+        }
+        Some(Err(if erased {
+            Opened::Erased
+        } else {
+            Opened::Unknown
+        }))
+    }
+
+    fn slot(&self, id: &SubjectId) -> Option<Slot> {
+        let mut keys = self.lock();
+        if keys.get(id).is_none() {
+            // A reader beside the writer may not have seen the key yet.
+            let _ = keys.refresh(&self.check);
+        }
+        keys.get(id).cloned()
+    }
+
+    /// Whether the data subject's key under `tenant` was destroyed.
+    pub(crate) fn is_erased(&self, tenant: &str, ps: &str) -> bool {
+        pseudonym_bytes(ps)
+            .is_some_and(|b| matches!(self.slot(&(tenant.to_string(), b)), Some(Slot::Erased)))
+    }
+
+    /// Every (tenant, pseudonym) with a live key for the data subject `ps`, in `tenant` when
+    /// given; and whether any was already erased.
+    pub(crate) fn live_keys(&self, ps: &str, tenant: Option<&str>) -> (Vec<String>, bool) {
+        let Some(b) = pseudonym_bytes(ps) else {
+            return (Vec::new(), false);
+        };
+        let keys = self.lock();
+        let mut live = Vec::new();
+        let mut erased = false;
+        for ((t, p), slot) in keys.subjects() {
+            if *p != b || tenant.is_some_and(|want| want != t) {
+                continue;
+            }
+            match slot {
+                Slot::Live(_) => live.push(t.clone()),
+                Slot::Erased => erased = true,
+            }
+        }
+        live.sort();
+        (live, erased)
+    }
+
+    /// Destroys the keys of `ps` in each of `tenants` (crypto-shredding), durably.
+    pub(crate) fn erase(&self, ps: &str, tenants: &[String]) -> Result<(), StoreError> {
+        let b = pseudonym_bytes(ps)
+            .ok_or_else(|| StoreError::InvalidArgument(format!("{ps} is not a pseudonym")))?;
+        let ids: Vec<SubjectId> = tenants.iter().map(|t| (t.clone(), b)).collect();
+        self.lock().erase(&ids, &self.check)
+    }
+
+    /// Replaces each sealed value in `v` (a record, a state, any JSON of `tenant`'s) with
+    /// what `sight` may see: its plain value, or a marker.
+    pub(crate) fn reveal(&self, v: &mut Value, tenant: Option<&str>, sight: &Sight) {
+        match v {
+            Value::String(s) if s.starts_with(SEALED_PREFIX) => {
+                if let Some(shown) = self.shown(s, tenant.unwrap_or(""), sight) {
+                    *v = shown;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.reveal(i, tenant, sight)),
+            Value::Object(m) => m.values_mut().for_each(|i| self.reveal(i, tenant, sight)),
+            _ => {}
+        }
+    }
+
+    /// Replaces each sealed value of a record of `tenant` with a token that is the same for
+    /// the same plain value whoever's key sealed it, so state rules compare what the values
+    /// say; `seen` remembers what each token stands for. Values that cannot be opened keep
+    /// their sealed form (equal to nothing else).
+    pub(crate) fn tokenize(&self, v: &mut Value, tenant: &str, seen: &mut Tokens) {
+        match v {
+            Value::String(s) if s.starts_with(SEALED_PREFIX) => {
+                if let Some((_, Opened::Value(plain))) = self.open_sealed(tenant, s) {
+                    let token = format!("\u{1}{}", self.pseudonym(&plain_text(&plain)));
+                    let sealed = std::mem::replace(s, token.clone());
+                    seen.entry(token).or_insert((tenant.to_string(), sealed));
+                } else {
+                    seen.entry(s.clone())
+                        .or_insert_with(|| (tenant.to_string(), s.clone()));
+                }
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|i| self.tokenize(i, tenant, seen)),
+            Value::Object(m) => m.values_mut().for_each(|i| self.tokenize(i, tenant, seen)),
+            _ => {}
+        }
+    }
+
+    /// Puts back what [`Privacy::tokenize`] took, as `sight` may see it.
+    pub(crate) fn untokenize(&self, v: &mut Value, seen: &Tokens, sight: &Sight) {
+        match v {
+            Value::String(s) => {
+                if let Some((tenant, sealed)) = seen.get(s.as_str()) {
+                    *v = self
+                        .shown(sealed, tenant, sight)
+                        .unwrap_or_else(|| marker("unavailable"));
+                }
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|i| self.untokenize(i, seen, sight)),
+            Value::Object(m) => m.values_mut().for_each(|i| self.untokenize(i, seen, sight)),
+            _ => {}
+        }
+    }
+
+    fn shown(&self, sealed: &str, tenant: &str, sight: &Sight) -> Option<Value> {
+        let (ps, _) = parse_sealed(sealed)?;
+        let allowed = match sight {
+            Sight::All => true,
+            Sight::Own(own) => pseudonym_bytes(own) == Some(ps),
+            Sight::Nothing => false,
+        };
+        if !allowed {
+            return Some(marker("hidden"));
+        }
+        Some(match self.open_sealed(tenant, sealed)?.1 {
+            Opened::Value(v) => v,
+            Opened::Erased => marker("erased"),
+            Opened::Unknown => marker("unavailable"),
+        })
+    }
+}
+
+/// Replaces what a pack derived from a (sealed) record with what Sealog indexes: the data
+/// subject's pseudonym, and for a personal axis the keyed hash of its plain value. A fresh
+/// event is derived after sealing, so both come out of this one function; a sealed value
+/// says both itself, so no key is opened (`privacy` is `None` for an export checked
+/// offline, where only a value left in clear cannot be hashed).
+pub(crate) fn key_derived(
+    privacy: Option<&Privacy>,
+    derived: &mut Derived,
+    personal_axes: &BTreeSet<String>,
+) {
+    let raw = derived.data_subject.take();
+    let subject = raw.as_deref().map(|r| match (privacy, parse_sealed(r)) {
+        (_, Some((ps, _))) => pseudonym_text(&ps),
+        (Some(p), None) => p.pseudonym(r),
+        (None, None) => r.to_string(),
+    });
+    if !personal_axes.is_empty() {
+        let axes = std::mem::take(&mut derived.axes);
+        for (name, value) in axes {
+            if !personal_axes.contains(&name) {
+                derived.axes.push((name, value));
+                continue;
+            }
+            // Never opened here: what a record is found by must not change when its
+            // subject's key is destroyed (a query drops erased subjects' records instead).
+            let keyed = if raw.as_deref() == Some(value.as_str()) {
+                subject.clone()
+            } else if value.starts_with(SEALED_PREFIX) {
+                sealed_hash(&value)
+            } else {
+                privacy.map(|p| p.pseudonym(&value))
+            };
+            derived.axes.extend(keyed.map(|k| (name, k)));
+        }
+        derived.axes.sort();
+        derived.axes.dedup();
+    }
+    derived.data_subject = subject;
+}
+
+/// What a reader sees in place of a personal value it may not see (`hidden`), whose key was
+/// destroyed (`erased`), or that this log cannot open (`unavailable`).
+pub fn marker(why: &str) -> Value {
+    serde_json::json!({ "$personal": why })
+}
+
+fn seal_with(cipher: &mut Aes256Siv, tenant: &str, ps_hex: &str, plain: &[u8]) -> String {
+    let ps = hex::decode(ps_hex).expect("hex we wrote");
+    let ct = cipher
+        .encrypt([VALUE_AD, tenant.as_bytes(), &ps], plain)
+        .expect("AES-SIV seals any length");
+    format!("{SEALED_PREFIX}{ps_hex}:{}", URL_SAFE_NO_PAD.encode(ct))
+}
+
+/// The text a personal axis value is hashed from: a string itself, anything else its
+/// canonical JSON (as a pack's axis reads it).
+fn plain_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => sealog_model::jcs::to_vec(other)
+            .map(|b| String::from_utf8(b).expect("UTF-8"))
+            .unwrap_or_else(|_| other.to_string()),
+    }
+}

@@ -1,0 +1,169 @@
+//! `POST /v1/erasures`: a data subject erased by destroying their key (PRODUCT §8), admin
+//! only; a tenant admin erases within its own tenant. The `audit.legal_erasure` record names
+//! the subject by pseudonym and is durable before the key is destroyed.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sealog_ledger::{EraseError, Erasure};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::access::Access;
+use crate::auth::Action;
+use crate::context::{Ctx, blocking};
+use crate::error::ApiError;
+
+/// An erasure names one person and a reason: anything longer is not one.
+const ERASURE_BYTES_MAX: usize = 64 << 10;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EraseRequest {
+    /// The data subject as producers name them (a customer id), or their pseudonym (`ps:…`).
+    #[schema(min_length = 1)]
+    data_subject: String,
+    /// Only the subject's key in this tenant; every tenant's when absent (a tenant admin's
+    /// own tenant).
+    #[serde(default)]
+    tenant: Option<String>,
+    /// Why: kept in the `audit.legal_erasure` record.
+    #[schema(min_length = 1)]
+    reason: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Erased {
+    status: &'static str,
+    data_subject_pseudonym: String,
+    tenants: Vec<String>,
+    /// Records sealed for the subject: they stay, verify, and read as erased.
+    records_affected: u64,
+    /// The `audit.legal_erasure` record.
+    seq: u64,
+    record_id: String,
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+}
+
+#[utoipa::path(
+    post, path = "/v1/erasures", tag = "privacy", request_body = EraseRequest,
+    responses(
+        (status = 201, description = "The subject's key is destroyed; the erasure record is durable", body = Erased),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody),
+        (status = 404, description = "No personal data is sealed for this data subject here", body = crate::openapi::ErrorBody),
+        (status = 408, body = crate::openapi::ErrorBody),
+        (status = 409, description = "The data subject is already erased: nothing changed", body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 503, description = "The memory budget of request bodies is full; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    ctx.authorize(Action::Erase, &json!({})).await?;
+    if !is_json(&headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the erasure as application/json",
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TOO_LARGE",
+            format!("an erasure request is at most {ERASURE_BYTES_MAX} bytes"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > ERASURE_BYTES_MAX) {
+        return Err(too_large());
+    }
+    let (bytes, _reservation) =
+        crate::routes::events::read_body(body, &headers, &ctx.state).await?;
+    if bytes.len() > ERASURE_BYTES_MAX {
+        return Err(too_large());
+    }
+    let req: EraseRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("BAD_JSON", format!("the erasure: {e}")))?;
+    if req.data_subject.trim().is_empty() || req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            "data_subject and reason must not be empty",
+        ));
+    }
+    let ledger = ctx.state.ledger.clone();
+    let pseudonym = ledger.pseudonym(&req.data_subject);
+    let tenant = match (&ctx.principal.tenant, req.tenant) {
+        (Some(own), Some(t)) if *own != t => {
+            let err = ApiError::forbidden("a tenant admin erases only within its own tenant");
+            let resource =
+                json!({"data_subject_pseudonym": pseudonym, "tenant": crate::access::clip(&t)});
+            ctx.record(Access::of(Action::Erase, resource, Err(&err)))
+                .await?;
+            return Err(err);
+        }
+        (Some(own), _) => Some(own.clone()),
+        (None, t) => t,
+    };
+    let actor = crate::access::actor(Some(&ctx.principal));
+    let reason = req.reason;
+    let subject = pseudonym.clone();
+    let t = tenant.clone();
+    let done = blocking(move || {
+        let erasure = Erasure {
+            data_subject: &subject,
+            tenant: t.as_deref(),
+            reason: &reason,
+            actor,
+            time: crate::keys::now_text(),
+            source: "sealog-server",
+        };
+        ledger.erase(&erasure).map_err(|e| match e {
+            EraseError::Unknown(_) => ApiError::not_found(e.to_string()),
+            EraseError::AlreadyErased(_) => {
+                ApiError::new(StatusCode::CONFLICT, "ALREADY_ERASED", e.to_string())
+            }
+            EraseError::Store(s) => s.into(),
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERASURE_FAILED",
+                other.to_string(),
+            ),
+        })
+    })
+    .await;
+    let done = match done {
+        Ok(d) => d,
+        Err(err) => {
+            let resource = json!({"data_subject_pseudonym": pseudonym, "tenant": tenant});
+            ctx.record(Access::of(Action::Erase, resource, Err(&err)))
+                .await?;
+            return Err(err);
+        }
+    };
+    let body = Erased {
+        status: "erased",
+        data_subject_pseudonym: done.pseudonym,
+        tenants: done.tenants,
+        records_affected: done.records,
+        seq: done.seq,
+        record_id: done.record_id.to_string(),
+    };
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}

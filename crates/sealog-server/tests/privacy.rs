@@ -1,0 +1,235 @@
+//! Personal data over HTTP (PRODUCT §8, §9): who reads personal fields in clear (admins,
+//! auditors, the data subject's own key) and who sees a marker (readers, writers), erasure
+//! through `POST /v1/erasures` with its role matrix and bad requests, and what stays true
+//! after it: records, proofs and `verify`, and no customer id in clear anywhere — not in the
+//! records Sealog writes about reads, keys and erasures, not in any file.
+
+mod support;
+
+use std::path::Path;
+
+use sealog_testkit::events::examples;
+use sealog_testkit::{Api, InProcess, tempdir};
+use serde_json::{Value, json};
+use support::{assert_verifies, offline_records, post_one};
+
+const CUSTOMER: &str = "cust-private-9031";
+const NAME: &str = "Ayanda Privatename";
+
+fn email(id: &str, tenant: &str, customer: &str) -> Value {
+    let mut e = examples()
+        .into_iter()
+        .find(|e| e["id"] == "comms-email-1")
+        .expect("the email example");
+    e["id"] = json!(id);
+    e["tenant"] = json!(tenant);
+    e["data"]["email_id"] = json!(format!("<{id}@shop.example>"));
+    e["data"]["recipient_details"]["customer_id"] = json!(customer);
+    e["data"]["recipient_details"]["name"] = json!(NAME);
+    e
+}
+
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn personal_fields_are_read_in_clear_only_by_those_allowed_and_erased_through_the_api() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    let (admin, _) = app.create_key(&["admin"], None, None);
+    let (writer, _) = app.create_key(&["writer"], None, None);
+    let (reader, _) = app.create_key(&["reader"], None, None);
+    let (auditor, _) = app.create_key(&["auditor"], None, None);
+    let (tenant_admin, _) = app.create_key(&["admin"], Some("shop-za"), None);
+    let (other_admin, _) = app.create_key(&["admin"], Some("shop-ke"), None);
+    let (own, _) = app.create_key(&["subject"], Some("shop-za"), Some(CUSTOMER));
+    let (stranger, _) = app.create_key(&["subject"], Some("shop-za"), Some("cust-other"));
+
+    let r = post_one(&app, Some(&writer), &email("m-1", "shop-za", CUSTOMER));
+    assert_eq!(r["status"], "appended", "{r}");
+    let seq = r["seq"].as_u64().unwrap();
+    let other = post_one(&app, Some(&writer), &email("m-2", "shop-za", "cust-other"));
+    assert_eq!(other["status"], "appended", "{other}");
+
+    // Who reads what.
+    let name_as = |key: &str| -> (u16, Value) {
+        let resp = app.get(&format!("/v1/records/{seq}"), Some(key));
+        let v = if resp.status == 200 {
+            resp.json()
+        } else {
+            Value::Null
+        };
+        (resp.status, v["data"]["recipient_details"]["name"].clone())
+    };
+    assert_eq!(name_as(&admin), (200, json!(NAME)));
+    assert_eq!(name_as(&auditor), (200, json!(NAME)));
+    assert_eq!(name_as(&own), (200, json!(NAME)));
+    assert_eq!(name_as(&reader), (200, json!({"$personal": "hidden"})));
+    assert_eq!(
+        name_as(&stranger).0,
+        404,
+        "another customer's record is not theirs"
+    );
+    let listed = app
+        .get("/v1/records?type=comms.email", Some(&reader))
+        .json();
+    let names: Vec<&Value> = listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["data"]["recipient_details"]["customer_id"])
+        .collect();
+    assert_eq!(names, [&json!({"$personal": "hidden"}); 2], "{listed}");
+    // A query by the customer: found by the keyed hash, echoed by it in the access record.
+    let found = app
+        .get(
+            &format!("/v1/records?data_subject={CUSTOMER}"),
+            Some(&auditor),
+        )
+        .json();
+    assert_eq!(found["records"].as_array().unwrap().len(), 1, "{found}");
+    let found = app
+        .get(
+            &format!("/v1/records?axis.customer_id={CUSTOMER}"),
+            Some(&auditor),
+        )
+        .json();
+    assert_eq!(found["records"].as_array().unwrap().len(), 1, "{found}");
+
+    // Erasure: admins only, a tenant admin in its own tenant only.
+    let body = |s: &str| json!({"data_subject": s, "reason": "POPIA s24 request 88"});
+    for key in [&writer, &reader, &auditor, &own] {
+        let r = app.post_json("/v1/erasures", Some(key), &body(CUSTOMER));
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "FORBIDDEN".into()),
+            "{}",
+            r.text()
+        );
+    }
+    let r = app.post_json("/v1/erasures", None, &body(CUSTOMER));
+    assert_eq!(r.status, 401, "{}", r.text());
+    let mut cross = body(CUSTOMER);
+    cross["tenant"] = json!("shop-za");
+    let r = app.post_json("/v1/erasures", Some(&other_admin), &cross);
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Bad requests change nothing.
+    for (content_type, bytes, status) in [
+        ("text/plain", body(CUSTOMER).to_string().into_bytes(), 415),
+        ("application/json", b"{not json".to_vec(), 400),
+        (
+            "application/json",
+            br#"{"data_subject": "x"}"#.to_vec(),
+            400,
+        ),
+        (
+            "application/json",
+            br#"{"data_subject": "", "reason": "r"}"#.to_vec(),
+            400,
+        ),
+        (
+            "application/json",
+            br#"{"data_subject": "x", "reason": "r", "extra": 1}"#.to_vec(),
+            400,
+        ),
+        ("application/json", vec![b' '; 3 << 20], 413),
+    ] {
+        let r = app.req(
+            "POST",
+            "/v1/erasures",
+            Some(&admin),
+            Some((content_type, &bytes)),
+        );
+        assert_eq!(r.status, status, "{content_type}: {}", r.text());
+    }
+    assert_eq!(
+        name_as(&auditor),
+        (200, json!(NAME)),
+        "nothing was erased yet"
+    );
+    let r = app.post_json("/v1/erasures", Some(&admin), &body("cust-never-seen"));
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    let done = app.post_json("/v1/erasures", Some(&tenant_admin), &body(CUSTOMER));
+    assert_eq!(done.status, 201, "{}", done.text());
+    let done = done.json();
+    assert_eq!(done["records_affected"], 1, "{done}");
+    assert_eq!(done["tenants"], json!(["shop-za"]));
+    let again = app.post_json("/v1/erasures", Some(&admin), &body(CUSTOMER));
+    assert_eq!(
+        (again.status, again.code()),
+        (409, "ALREADY_ERASED".into()),
+        "{}",
+        again.text()
+    );
+
+    // The record is still there and reads as erased, for everyone allowed to read it.
+    assert_eq!(name_as(&auditor), (200, json!({"$personal": "erased"})));
+    assert_eq!(name_as(&own), (200, json!({"$personal": "erased"})));
+    let found = app
+        .get(
+            &format!("/v1/records?data_subject={CUSTOMER}"),
+            Some(&auditor),
+        )
+        .json();
+    assert_eq!(found["records"], json!([]), "found by nothing: {found}");
+    // The other customer is untouched.
+    let other_seq = other["seq"].as_u64().unwrap();
+    let theirs = app
+        .get(&format!("/v1/records/{other_seq}"), Some(&stranger))
+        .json();
+    assert_eq!(
+        theirs["data"]["recipient_details"]["customer_id"],
+        "cust-other"
+    );
+    // Re-sent after erasure: refused into quarantine, the personal values kept nowhere.
+    let resent = post_one(&app, Some(&writer), &email("m-1", "shop-za", CUSTOMER));
+    assert_eq!(resent["reason_code"], "DATA_SUBJECT_ERASED", "{resent}");
+    app.stop();
+
+    assert_verifies(dir.path());
+    let records = offline_records(dir.path());
+    let erasure = records
+        .iter()
+        .find(|r| r["type"] == "audit.legal_erasure")
+        .expect("the erasure record");
+    assert_eq!(
+        erasure["data"]["data_subject_pseudonym"],
+        done["data_subject_pseudonym"]
+    );
+    assert_eq!(erasure["tenant"], "shop-za");
+    assert_eq!(erasure["data"]["reason"], "POPIA s24 request 88");
+    // Key records, access records (their echoed filters) and the erasure record name the
+    // customer by pseudonym only; no file holds the customer id or the name in clear.
+    for needle in [CUSTOMER, NAME] {
+        let found = files_holding(dir.path(), needle);
+        assert!(found.is_empty(), "{needle:?} is in clear in {found:?}");
+    }
+    let key_records: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "audit.key_created" && !r["data"]["data_subject"].is_null())
+        .collect();
+    assert_eq!(key_records.len(), 2);
+    assert!(
+        key_records.iter().all(|r| r["data"]["data_subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("ps:")),
+        "{key_records:?}"
+    );
+}

@@ -1,0 +1,142 @@
+//! `sealog erase` through the real binary, locally and through a real `sealog serve`: the
+//! person's fields read as erased, every record and the whole log still verify, a second
+//! erasure changes nothing and says so, and bad invocations are refused with nothing written.
+
+use sealog_testkit::events::examples;
+use sealog_testkit::{Cli, ServerProcess, tempdir};
+use serde_json::{Value, json};
+
+fn email(id: &str, customer: &str) -> Value {
+    let mut e = examples()
+        .into_iter()
+        .find(|e| e["id"] == "comms-email-1")
+        .expect("the email example");
+    e["id"] = json!(id);
+    e["data"]["email_id"] = json!(format!("<{id}@shop.example>"));
+    e["data"]["recipient_details"]["customer_id"] = json!(customer);
+    e
+}
+
+fn cli(dir: &std::path::Path) -> Cli {
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), dir)
+}
+
+#[test]
+fn erase_destroys_one_persons_key_and_the_log_still_verifies() {
+    let dir = tempdir();
+    let log = cli(dir.path());
+    let input = format!("{}\n{}\n", email("m-1", "cust-1"), email("m-2", "cust-2"));
+    log.ok(&["append"], input.as_bytes());
+    let before = log.all_records();
+    // Every read appends its access record: count what is not one.
+    let written = || {
+        log.all_records()
+            .iter()
+            .filter(|r| r["type"] != "audit.access")
+            .count()
+    };
+
+    // Refused invocations write nothing.
+    let n = written();
+    for args in [
+        vec!["erase", "--data-subject", "cust-1"],
+        vec!["erase", "--data-subject", "cust-1", "--reason", " "],
+        vec!["erase", "--data-subject", "", "--reason", "r"],
+    ] {
+        let r = log.run(&args, b"");
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+    }
+    let r = log.run(&["erase", "--data-subject", "cust-9", "--reason", "r"], b"");
+    assert_eq!(r.code, 1, "nobody by that name: {}", r.stderr);
+    assert!(r.stderr.contains("nothing to erase"), "{}", r.stderr);
+    assert_eq!(written(), n);
+
+    let done = log
+        .ok(
+            &[
+                "erase",
+                "--data-subject",
+                "cust-1",
+                "--reason",
+                "GDPR Art. 17, request 117",
+            ],
+            b"",
+        )
+        .json();
+    assert_eq!(done["status"], "erased", "{done}");
+    assert_eq!(done["records_affected"], 1);
+    let ps = done["data_subject_pseudonym"].as_str().unwrap();
+    assert!(ps.starts_with("ps:"), "{done}");
+
+    let again = log.run(
+        &["erase", "--data-subject", "cust-1", "--reason", "again"],
+        b"",
+    );
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(again.stderr.contains("already erased"), "{}", again.stderr);
+
+    // What was there is there, byte for byte; it reads as erased; the log verifies.
+    let after = log.all_records();
+    assert_eq!(&after[..before.len()], &before[..]);
+    let opened = log.ok(&["get", "0"], b"").json();
+    assert_eq!(
+        opened["data"]["recipient_details"]["customer_id"],
+        json!({"$personal": "erased"})
+    );
+    let other = log.ok(&["get", "1"], b"").json();
+    assert_eq!(other["data"]["recipient_details"]["customer_id"], "cust-2");
+    let erasure = log
+        .ok(&["query", "--type", "audit.legal_erasure"], b"")
+        .lines();
+    assert_eq!(erasure.len(), 1);
+    assert_eq!(erasure[0]["data"]["data_subject_pseudonym"], ps);
+    assert!(
+        erasure[0]["actor"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("local:")
+    );
+    log.assert_verifies();
+
+    // Through a server, as an admin: the second customer.
+    let server = ServerProcess::start(&log, &[]);
+    let (admin, _) = log.create_key(&["admin"], None, None);
+    let remote = log.ok(
+        &[
+            "erase",
+            "--data-subject",
+            "cust-2",
+            "--reason",
+            "request 118",
+            "--url",
+            &server.url(),
+            "--key",
+            &admin,
+        ],
+        b"",
+    );
+    assert_eq!(remote.json()["records_affected"], 1, "{}", remote.stdout);
+    let again = log.run(
+        &[
+            "erase",
+            "--data-subject",
+            "cust-2",
+            "--reason",
+            "request 118",
+            "--url",
+            &server.url(),
+            "--key",
+            &admin,
+        ],
+        b"",
+    );
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(again.stderr.contains("409"), "{}", again.stderr);
+    server.stop();
+    let other = log.ok(&["get", "1"], b"").json();
+    assert_eq!(
+        other["data"]["recipient_details"]["customer_id"],
+        json!({"$personal": "erased"})
+    );
+    log.assert_verifies();
+}
