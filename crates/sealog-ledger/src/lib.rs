@@ -14,6 +14,7 @@
 //! payload is written nowhere; only Sealog's own code paths write `audit.*` / `sealog.*`.
 
 mod facts;
+mod holds;
 mod keys;
 mod payloads;
 mod personal;
@@ -38,7 +39,8 @@ use sealog_model::json::Json;
 use sealog_model::{Canonical, Envelope, Layout, PrepareError, RecordId};
 use sealog_store::{Entry, LogRead, LogWrite, Outcome, Store, WithLeaf};
 
-pub use personal::{EraseError, Erased, Erasure, LEGAL_ERASURE_TYPE};
+pub use holds::{HOLD_PLACED_TYPE, HOLD_RELEASED_TYPE, Hold, HoldAct, HoldError, HoldScope};
+pub use personal::{EraseError, Erased, Erasure, LEGAL_ERASURE_TYPE, PAYLOAD_DELETED_TYPE};
 pub use prepare::{Prepared, RESERVED_TYPE_PREFIXES};
 pub use privacy::{PSEUDONYM_PREFIX, SEALED_PREFIX, Sight, marker};
 pub use quarantine::{Correlation, Finding, QUARANTINE_TYPE};
@@ -496,13 +498,15 @@ impl Ledger {
     }
 
     /// The raw payload a quarantine record's `payload_ref` names (restricted evidence).
-    /// `None` only when no quarantine record names it: a named payload that is gone is
-    /// damage, answered as an error.
+    /// `None` when no quarantine record names it, or an `audit.payload_deleted` record says
+    /// it was deleted (with its data subject's erasure): any other named payload that is gone
+    /// is damage, answered as an error.
     pub fn quarantine_payload(&self, payload_ref: &str) -> Result<Option<Vec<u8>>, Error> {
         if let Some(bytes) = self.payloads.get(payload_ref)? {
             return Ok(Some(bytes));
         }
         match payload_named(&*self.quarantine, payload_ref)? {
+            Some(_) if self.payload_deleted(payload_ref)? => Ok(None),
             Some(seq) => Err(Error::Corrupted(format!(
                 "quarantine record {seq} names payload {payload_ref}, but {} does not hold it: evidence was lost (run `sealog verify`)",
                 self.layout.quarantine_payloads().display()

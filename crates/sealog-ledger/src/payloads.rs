@@ -107,6 +107,62 @@ impl Payloads {
             .map_err(|e| StoreError::io(&self.path, e))
     }
 
+    /// Deletes the payloads `references` name (an erased data subject's): the file is
+    /// rewritten without them aside, synced and renamed into place, so a crash leaves the old
+    /// file or the new one. Answers how many were here.
+    pub(crate) fn remove(&self, references: &[String]) -> Result<usize, StoreError> {
+        let wanted: Vec<Vec<u8>> = references
+            .iter()
+            .filter_map(|r| r.strip_prefix("sha256:").and_then(|h| hex::decode(h).ok()))
+            .collect();
+        let mut file = self
+            .file
+            .as_ref()
+            .ok_or(StoreError::ReadOnly)?
+            .lock()
+            .expect("payloads lock");
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(StoreError::io(&self.path, e)),
+        };
+        let frames = frames(&bytes).map_err(|at| damaged(&self.path, at))?;
+        let mut kept = Vec::with_capacity(bytes.len());
+        let mut removed = 0;
+        let mut start = 0;
+        for f in &frames {
+            if wanted.iter().any(|w| w.as_slice() == f.hash) {
+                removed += 1;
+            } else {
+                kept.extend_from_slice(&bytes[start..f.end]);
+            }
+            start = f.end;
+        }
+        if removed == 0 {
+            return Ok(0);
+        }
+        let aside = self.path.with_extension("new");
+        let io = |e| StoreError::io(&aside, e);
+        let mut new = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&aside)
+            .map_err(io)?;
+        new.write_all(&kept)
+            .and_then(|()| new.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&aside, &self.path).map_err(|e| StoreError::io(&self.path, e))?;
+        sealog_store::segment::sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+        *file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        Ok(removed)
+    }
+
     /// The payload a `payload_ref` names, if it is here. A scan: this is evidence lookup for
     /// an auditor, not a hot path.
     pub(crate) fn get(&self, reference: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -18,6 +18,8 @@ use crate::{Author, Error, IngestResult, Ledger, Query, View};
 
 /// The event type of an erasure's record.
 pub const LEGAL_ERASURE_TYPE: &str = "audit.legal_erasure";
+/// The event type of the record of quarantine payloads deleted with an erasure.
+pub const PAYLOAD_DELETED_TYPE: &str = "audit.payload_deleted";
 
 /// An erasure as asked for.
 #[derive(Debug, Clone)]
@@ -42,6 +44,9 @@ pub struct Erased {
     pub tenants: Vec<String>,
     /// Records sealed for the subject: they stay, and read as erased.
     pub records: u64,
+    /// The subject's quarantine payloads, deleted (their `audit.payload_deleted` record
+    /// durable first).
+    pub payloads_deleted: Vec<String>,
     /// The `audit.legal_erasure` record.
     pub seq: u64,
     pub record_id: RecordId,
@@ -54,6 +59,8 @@ pub enum EraseError {
     Unknown(String),
     /// Every key of this data subject (in this tenant) is already destroyed.
     AlreadyErased(String),
+    /// A legal hold in force covers the subject: nothing was erased.
+    Held(Box<crate::Hold>),
     /// The record could not be formed or was refused.
     Refused(String),
     Store(Error),
@@ -69,6 +76,11 @@ impl fmt::Display for EraseError {
             EraseError::AlreadyErased(ps) => {
                 write!(f, "data subject {ps} is already erased: nothing changed")
             }
+            EraseError::Held(h) => write!(
+                f,
+                "legal hold {} ({}) covers this data subject: nothing was erased until it is released",
+                h.hold_id, h.reason
+            ),
             EraseError::Refused(why) => write!(f, "the erasure record was refused: {why}"),
             EraseError::Store(e) => e.fmt(f),
         }
@@ -169,9 +181,7 @@ impl Ledger {
     pub fn reveal_payload(&self, bytes: Vec<u8>, sight: &Sight) -> Option<Vec<u8>> {
         let ps = std::str::from_utf8(&bytes)
             .ok()
-            .and_then(|t| t.strip_prefix(SEALED_PREFIX))
-            .and_then(|r| r.split_once(':'))
-            .map(|(ps, _)| format!("{}{ps}", crate::privacy::PSEUDONYM_PREFIX));
+            .and_then(crate::privacy::sealed_pseudonym);
         let Some(opened) = self.privacy.open_payload(&bytes) else {
             return Some(bytes);
         };
@@ -195,10 +205,18 @@ impl Ledger {
                 EraseError::Unknown(ps)
             });
         }
-        let mut records = 0u64;
-        for t in &tenants {
-            records += self.count(&*self.canonical, &sealed_for(tenant_of(t), &ps))?;
+        if let Some(hold) = self.hold_on(&tenants, &ps)? {
+            return Err(EraseError::Held(Box::new(hold)));
         }
+        let mut records = 0u64;
+        let mut payloads = Vec::new();
+        for t in &tenants {
+            let key = sealed_for(tenant_of(t), &ps);
+            records += self.count(&*self.canonical, &key)?;
+            payloads.extend(self.payloads_sealed_for(&key)?);
+        }
+        payloads.sort();
+        payloads.dedup();
         let mut event = json!({
             "specversion": "1.0",
             "id": format!("erasure:{ps}:{}:{}", e.tenant.unwrap_or("*"), e.time),
@@ -210,35 +228,132 @@ impl Ledger {
                 "data_subject_pseudonym": ps,
                 "reason": e.reason,
                 "records_affected": records,
+                "quarantine_payloads_deleted": payloads.len(),
                 "tenants": tenants,
             },
         });
         if let Some(t) = e.tenant {
             event["tenant"] = json!(t);
         }
-        let prepared = self.prepare_value(&event, &Author::Sealog);
-        let result = self
-            .commit(vec![prepared])?
-            .pop()
-            .expect("one result per event");
-        let (seq, record_id) = match result {
-            IngestResult::Appended { seq, record_id }
-            | IngestResult::Duplicate { seq, record_id } => (seq, record_id),
-            other => return Err(EraseError::Refused(other.to_json().to_string())),
-        };
+        let (seq, record_id) = self.record_own(&event)?;
         self.privacy.erase(&ps, &tenants)?;
+        if !payloads.is_empty() {
+            // Recorded first: a payload a quarantine record names is gone only when a record
+            // says why.
+            let mut deleted = json!({
+                "specversion": "1.0",
+                "id": format!("payloads-deleted:{ps}:{}:{}", e.tenant.unwrap_or("*"), e.time),
+                "source": e.source,
+                "type": PAYLOAD_DELETED_TYPE,
+                "time": e.time,
+                "actor": e.actor,
+                "data": {
+                    "payload_refs": payloads,
+                    "reason": format!("erasure of data subject {ps}"),
+                    "data_subject_pseudonym": ps,
+                },
+            });
+            if let Some(t) = e.tenant {
+                deleted["tenant"] = json!(t);
+            }
+            self.record_own(&deleted)?;
+            self.payloads.remove(&payloads)?;
+        }
         metrics::counter!("sealog_erasures_total").increment(1);
         Ok(Erased {
             pseudonym: ps,
             tenants,
             records,
+            payloads_deleted: payloads,
             seq,
             record_id,
         })
     }
 
-    /// Finishes erasures whose record is durable but whose keys a crash left in place.
+    /// Appends one of Sealog's own records and waits until it is durable.
+    fn record_own(&self, event: &Value) -> Result<(u64, RecordId), EraseError> {
+        let prepared = self.prepare_value(event, &Author::Sealog);
+        match self
+            .commit(vec![prepared])?
+            .pop()
+            .expect("one result per event")
+        {
+            IngestResult::Appended { seq, record_id }
+            | IngestResult::Duplicate { seq, record_id } => Ok((seq, record_id)),
+            other => Err(EraseError::Refused(other.to_json().to_string())),
+        }
+    }
+
+    /// The payload refs of the quarantine records sealed for a (tenant, subject) key.
+    fn payloads_sealed_for(&self, key: &sealog_store::Key) -> Result<Vec<String>, Error> {
+        let mut scan = scan_of(key);
+        let mut refs = Vec::new();
+        loop {
+            let page = self.quarantine.scan(&scan)?;
+            for (_, bytes) in &page.records {
+                let v: Value = serde_json::from_slice(bytes)
+                    .map_err(|e| Error::Corrupted(format!("a quarantine record: {e}")))?;
+                if let Some(r) = v["data"]["payload_ref"].as_str() {
+                    refs.push(r.to_string());
+                }
+            }
+            match page.next_after {
+                Some(a) => scan.after = Some(a),
+                None => return Ok(refs),
+            }
+        }
+    }
+
+    /// Whether an `audit.payload_deleted` record names the payload.
+    pub(crate) fn payload_deleted(&self, payload_ref: &str) -> Result<bool, Error> {
+        let q = Query {
+            equals: vec![
+                ("type".into(), PAYLOAD_DELETED_TYPE.into()),
+                ("payload_ref".into(), payload_ref.into()),
+            ],
+            limit: 1,
+            ..Query::default()
+        };
+        let page = crate::query::canonical(&*self.canonical, &self.deriver, &q)?;
+        Ok(page.records.iter().any(|(_, bytes)| {
+            serde_json::from_slice::<Value>(bytes).is_ok_and(|v| {
+                v["data"]["payload_refs"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|r| r == payload_ref))
+            })
+        }))
+    }
+
+    /// Finishes erasures a crash interrupted: keys an erasure record names that are still
+    /// here are destroyed, payloads a deletion record names that are still here deleted.
     pub(crate) fn finish_erasures(&self) -> Result<(), Error> {
+        self.finish_key_destruction()?;
+        let mut q = Query {
+            equals: vec![("type".into(), PAYLOAD_DELETED_TYPE.into())],
+            limit: LIMIT_MAX,
+            ..Query::default()
+        };
+        loop {
+            let page = crate::query::canonical(&*self.canonical, &self.deriver, &q)?;
+            let mut refs = Vec::new();
+            for (_, bytes) in &page.records {
+                if let Ok(v) = serde_json::from_slice::<Value>(bytes)
+                    && let Some(a) = v["data"]["payload_refs"].as_array()
+                {
+                    refs.extend(a.iter().filter_map(|r| r.as_str().map(str::to_string)));
+                }
+            }
+            if !refs.is_empty() {
+                self.payloads.remove(&refs)?;
+            }
+            match page.next_after {
+                Some(a) => q.after = Some(a),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn finish_key_destruction(&self) -> Result<(), Error> {
         let mut q = Query {
             equals: vec![("type".into(), LEGAL_ERASURE_TYPE.into())],
             view: View::History,
@@ -278,17 +393,7 @@ impl Ledger {
 
     /// How many records carry `key`.
     fn count(&self, log: &dyn LogRead, key: &sealog_store::Key) -> Result<u64, Error> {
-        let mut scan = Scan {
-            keys: vec![*key],
-            event_from: None,
-            event_to: None,
-            ingest_from: None,
-            ingest_to: None,
-            after: None,
-            below: None,
-            limit: LIMIT_MAX,
-            skip_leaf_check: true,
-        };
+        let mut scan = scan_of(key);
         let mut n = 0;
         loop {
             let page = log.scan(&scan)?;
@@ -298,6 +403,21 @@ impl Ledger {
                 None => return Ok(n),
             }
         }
+    }
+}
+
+/// Every record carrying `key`, page by page.
+fn scan_of(key: &sealog_store::Key) -> Scan {
+    Scan {
+        keys: vec![*key],
+        event_from: None,
+        event_to: None,
+        ingest_from: None,
+        ingest_to: None,
+        after: None,
+        below: None,
+        limit: LIMIT_MAX,
+        skip_leaf_check: true,
     }
 }
 

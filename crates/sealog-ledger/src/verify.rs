@@ -93,7 +93,7 @@ pub(crate) fn verify(
         },
     )
     .map_err(in_quarantine)?;
-    let summary = check_payloads(&layout, &quarantine)?;
+    let summary = check_payloads(&layout, &quarantine, canonical.records)?;
     quarantine
         .files
         .push(("quarantine/payloads".into(), summary));
@@ -141,7 +141,11 @@ fn check_sealed(
 
 /// Every payload is whole and matches its hash, the file is owner-only, and every
 /// `payload_ref` a verified quarantine record holds names a payload that is here.
-fn check_payloads(layout: &Layout, quarantine: &Report) -> Result<String, Failure> {
+fn check_payloads(
+    layout: &Layout,
+    quarantine: &Report,
+    canonical_records: u64,
+) -> Result<String, Failure> {
     let path = layout.quarantine_payloads();
     let at = path.display().to_string();
     let failure = |message: String| Failure {
@@ -166,6 +170,7 @@ fn check_payloads(layout: &Layout, quarantine: &Report) -> Result<String, Failur
     }
     let refs: HashSet<String> = refs.into_iter().collect();
     let mut named = 0u64;
+    let mut missing: Vec<(u64, String)> = Vec::new();
     for_each_record(&layout.quarantine(), quarantine.records, |stored| {
         let reference = stored
             .record
@@ -176,13 +181,10 @@ fn check_payloads(layout: &Layout, quarantine: &Report) -> Result<String, Failur
             return Ok(());
         };
         named += 1;
-        if refs.contains(reference) {
-            return Ok(());
+        if !refs.contains(reference) {
+            missing.push((stored.seq, reference.to_string()));
         }
-        Err(failure(format!(
-            "quarantine record {} names payload {reference}, which is not here: evidence was lost",
-            stored.seq
-        )))
+        Ok(())
     })
     .map_err(|mut f| {
         if f.location != at {
@@ -190,8 +192,33 @@ fn check_payloads(layout: &Layout, quarantine: &Report) -> Result<String, Failur
         }
         f
     })?;
+    if missing.is_empty() {
+        return Ok(format!(
+            "{} payloads, each whole and matching its hash; all {named} the quarantine records name are here",
+            refs.len()
+        ));
+    }
+    // Gone is sound only where an erasure's deletion record says so.
+    let mut deleted: HashSet<String> = HashSet::new();
+    for_each_record(&layout.canonical(), canonical_records, |stored| {
+        if stored.envelope.event_type == crate::PAYLOAD_DELETED_TYPE
+            && let Some(Json::Array(items)) = stored
+                .record
+                .get("data")
+                .and_then(|d| d.get("payload_refs"))
+        {
+            deleted.extend(items.iter().filter_map(Json::as_str).map(str::to_string));
+        }
+        Ok(())
+    })?;
+    if let Some((seq, reference)) = missing.iter().find(|(_, r)| !deleted.contains(r)) {
+        return Err(failure(format!(
+            "quarantine record {seq} names payload {reference}, which is not here: evidence was lost"
+        )));
+    }
     Ok(format!(
-        "{} payloads, each whole and matching its hash; all {named} the quarantine records name are here",
-        refs.len()
+        "{} payloads, each whole and matching its hash; of the {named} the quarantine records name, {} were deleted with their data subject's erasure (recorded) and the rest are here",
+        refs.len(),
+        missing.len()
     ))
 }

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sealog_ledger::{
-    Author, EraseError, Erasure, IngestResult, Ledger, Query, Sight, StateQuery, VerifyOptions,
+    Author, EraseError, Erasure, HoldAct, HoldError, HoldScope, IngestResult, Ledger, Query, Sight,
+    StateQuery, VerifyOptions,
 };
 use sealog_merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use serde_json::{Value, json};
@@ -152,6 +153,31 @@ fn no_personal_value_is_on_disk_in_clear_before_or_after_erasure() {
     let r = one(&ledger, &nobody).to_json();
     assert_eq!(r["reason_code"], "INCOMPLETE_PROVENANCE", "{r}");
     assert_eq!(r["missing_fields"], json!(["data.customer_id"]), "{r}");
+    let record = |id: &str| -> Value {
+        let q = Query {
+            equals: vec![("id".into(), id.into())],
+            limit: 1,
+            ..Query::default()
+        };
+        serde_json::from_slice(&ledger.quarantine_query(&q).unwrap().records[0].1).unwrap()
+    };
+    assert_eq!(
+        record("c-3")["data"]["payload_ref"],
+        Value::Null,
+        "not kept"
+    );
+    // The sealed payload opens for those who may see the subject's personal data.
+    let sealed_ref = record("c-2")["data"]["payload_ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bytes = ledger.quarantine_payload(&sealed_ref).unwrap().unwrap();
+    let opened = ledger.reveal_payload(bytes.clone(), &Sight::All).unwrap();
+    let sent: Value = serde_json::from_slice(&opened).unwrap();
+    assert_eq!(sent, bad, "the payload is the event as it was sent");
+    assert_eq!(ledger.reveal_payload(bytes.clone(), &Sight::Nothing), None);
+    let own = Sight::Own(ledger.pseudonym(customer));
+    assert!(ledger.reveal_payload(bytes, &own).is_some());
     // An index rebuilt from the log, tree files and a signed checkpoint are all there.
     ledger.checkpoint().unwrap();
     ledger.close().unwrap();
@@ -341,7 +367,7 @@ fn gdpr_erasure_keeps_every_record_and_every_proof_made_before() {
     assert_eq!(v["data"]["data_subject_pseudonym"], done.pseudonym);
     assert_eq!(v["data"]["records_affected"], 3);
     assert_eq!(v["actor"]["id"], "dpo-1");
-    // The quarantined payload of the subject is unreadable.
+    // The subject's quarantined payload is deleted, and the deletion recorded first.
     let reference = quarantined["quarantine_id"].as_str().unwrap();
     let page = ledger
         .quarantine_query(&Query {
@@ -356,8 +382,13 @@ fn gdpr_erasure_keeps_every_record_and_every_proof_made_before() {
         "{qr} {reference}"
     );
     let payload_ref = qr["data"]["payload_ref"].as_str().unwrap();
-    let bytes = ledger.quarantine_payload(payload_ref).unwrap().unwrap();
-    assert_eq!(ledger.reveal_payload(bytes, &Sight::All), None);
+    assert_eq!(done.payloads_deleted, [payload_ref]);
+    assert_eq!(ledger.quarantine_payload(payload_ref).unwrap(), None);
+    let deleted = by_customer(&ledger, "type", "audit.payload_deleted");
+    assert_eq!(deleted.len(), 1);
+    let d: Value = serde_json::from_slice(&ledger.get(deleted[0]).unwrap().unwrap()).unwrap();
+    assert_eq!(d["data"]["payload_refs"], json!([payload_ref]));
+    assert!(deleted[0] > done.seq, "after the erasure record");
 
     // Erasing twice answers clearly and changes nothing.
     let len = ledger.len();
@@ -497,4 +528,123 @@ fn an_erasure_record_whose_key_a_crash_left_is_finished_on_open() {
         json!({"$personal": "erased"}),
         "finished on open"
     );
+
+    // A deletion record whose payloads a crash left: deleted on the next opening.
+    let mut bad = email("e-2", "cust-2");
+    bad["data"]["event_type"] = json!("teleported");
+    let q = one(&ledger, &bad).to_json();
+    assert_eq!(q["status"], "quarantined", "{q}");
+    let page = ledger
+        .quarantine_query(&Query {
+            equals: vec![("id".into(), "e-2".into())],
+            limit: 1,
+            ..Query::default()
+        })
+        .unwrap();
+    let qr: Value = serde_json::from_slice(&page.records[0].1).unwrap();
+    let payload_ref = qr["data"]["payload_ref"].as_str().unwrap().to_string();
+    assert!(ledger.quarantine_payload(&payload_ref).unwrap().is_some());
+    let event = json!({"specversion": "1.0", "id": "deleted-crashed", "source": "sealog-test",
+        "type": "audit.payload_deleted", "time": "2026-05-01T12:00:00Z",
+        "actor": {"type": "human", "id": "dpo-1"},
+        "data": {"payload_refs": [payload_ref], "reason": "erasure"}});
+    let prepared = ledger.prepare_value(&event, &Author::Sealog);
+    assert_eq!(
+        ledger.commit(vec![prepared]).unwrap()[0].to_json()["status"],
+        "appended"
+    );
+    ledger.close().unwrap();
+    let ledger = open(tmp.path());
+    assert_eq!(ledger.quarantine_payload(&payload_ref).unwrap(), None);
+    ledger.close().unwrap();
+    Ledger::verify(tmp.path(), &VerifyOptions::default()).unwrap_or_else(|f| panic!("{f:?}"));
+}
+
+fn act(reason: &str) -> HoldAct<'_> {
+    HoldAct {
+        reason,
+        actor: json!({"type": "human", "id": "counsel-1"}),
+        time: "2026-05-02T09:00:00Z".into(),
+        source: "sealog-test",
+    }
+}
+
+#[test]
+fn a_legal_hold_keeps_a_subject_from_erasure_until_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    appended(&one(&ledger, &email("e-1", "cust-1")));
+    let mut elsewhere = email("e-2", "cust-1");
+    elsewhere["tenant"] = json!("shop-ke");
+    appended(&one(&ledger, &elsewhere));
+
+    // Nothing to hold, no reason: refused, nothing written.
+    let len = ledger.len();
+    assert!(matches!(
+        ledger.place_hold(&HoldScope::default(), &act("matter 7")),
+        Err(HoldError::Invalid(_))
+    ));
+    let subject = HoldScope {
+        data_subject: Some("cust-1"),
+        ..HoldScope::default()
+    };
+    assert!(matches!(
+        ledger.place_hold(&subject, &act(" ")),
+        Err(HoldError::Invalid(_))
+    ));
+    assert_eq!(ledger.len(), len);
+
+    let hold = ledger
+        .place_hold(&subject, &act("litigation 2026-7"))
+        .unwrap();
+    assert_eq!(
+        hold.data_subject_pseudonym.as_deref(),
+        Some(ledger.pseudonym("cust-1").as_str())
+    );
+    assert_eq!(ledger.holds(false).unwrap(), std::slice::from_ref(&hold));
+    match ledger.erase(&erasure("cust-1", None)) {
+        Err(e @ EraseError::Held(_)) => assert!(e.to_string().contains(&hold.hold_id), "{e}"),
+        other => panic!("expected the hold to refuse it, got {other:?}"),
+    }
+    // A tenant's hold covers its tenant only.
+    let tenant = HoldScope {
+        tenant: Some("shop-ke"),
+        ..HoldScope::default()
+    };
+    let ke = ledger
+        .place_hold(&tenant, &act("regulator inquiry KE-3"))
+        .unwrap();
+    let released = ledger
+        .release_holds(Some(&hold.hold_id), &HoldScope::default(), &act("settled"))
+        .unwrap();
+    assert_eq!(released.len(), 1);
+    assert!(matches!(
+        ledger.release_holds(Some(&hold.hold_id), &HoldScope::default(), &act("again")),
+        Err(HoldError::NotFound(_))
+    ));
+    match ledger.erase(&erasure("cust-1", Some("shop-ke"))) {
+        Err(EraseError::Held(h)) => assert_eq!(h.hold_id, ke.hold_id),
+        other => panic!("expected the tenant hold, got {other:?}"),
+    }
+    let done = ledger.erase(&erasure("cust-1", Some("shop-za"))).unwrap();
+    assert_eq!(done.tenants, ["shop-za"]);
+    // Released by scope; the history keeps both.
+    assert_eq!(
+        ledger
+            .release_holds(None, &tenant, &act("closed"))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(ledger.holds(false).unwrap().is_empty());
+    let all = ledger.holds(true).unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|h| h.released_seq.is_some()));
+    let done = ledger.erase(&erasure("cust-1", None)).unwrap();
+    assert_eq!(done.tenants, ["shop-ke"]);
+    let types: Vec<u64> = by_customer(&ledger, "type", "audit.hold_placed");
+    assert_eq!(types.len(), 2);
+    ledger.close().unwrap();
+    let ledger = open(tmp.path());
+    assert_eq!(ledger.holds(true).unwrap(), all, "read back from the log");
 }

@@ -60,6 +60,8 @@ pub enum Action {
     ExportRead,
     ExportApprove,
     Erase,
+    HoldsChange,
+    HoldsList,
 }
 
 impl Action {
@@ -84,6 +86,8 @@ impl Action {
             Action::ExportRead => "exports.read",
             Action::ExportApprove => "exports.approve",
             Action::Erase => "erasures.create",
+            Action::HoldsChange => "holds.change",
+            Action::HoldsList => "holds.list",
         }
     }
 
@@ -108,7 +112,9 @@ impl Action {
             | Action::KeysList
             | Action::KeysRevoke
             | Action::ExportApprove
-            | Action::Erase => &[],
+            | Action::Erase
+            | Action::HoldsChange => &[],
+            Action::HoldsList => &[Auditor],
         }
     }
 

@@ -15,7 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::keys::Role;
-use crate::routes::{erasures, events, exports, keys, ops, quarantine, records, subjects, tlog};
+use crate::routes::{
+    erasures, events, exports, holds, keys, ops, quarantine, records, subjects, tlog,
+};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -199,6 +201,8 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(exports::manifest))
         .routes(routes!(exports::approve))
         .routes(routes!(erasures::erase))
+        .routes(routes!(holds::place, holds::list))
+        .routes(routes!(holds::release))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::openapi))

@@ -165,6 +165,64 @@ fn personal_fields_are_read_in_clear_only_by_those_allowed_and_erased_through_th
     let r = app.post_json("/v1/erasures", Some(&admin), &body("cust-never-seen"));
     assert_eq!(r.status, 404, "{}", r.text());
 
+    // A legal hold keeps the customer from erasure until it is released.
+    let hold = app.post_json(
+        "/v1/holds",
+        Some(&tenant_admin),
+        &json!({"data_subject": CUSTOMER, "reason": "litigation 2026-7"}),
+    );
+    assert_eq!(hold.status, 201, "{}", hold.text());
+    let hold = hold.json();
+    assert_eq!(
+        hold["tenant"], "shop-za",
+        "a tenant admin's hold is in its tenant"
+    );
+    let r = app.post_json(
+        "/v1/holds",
+        Some(&other_admin),
+        &json!({"tenant": "shop-za", "reason": "not theirs"}),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = app.post_json(
+        "/v1/holds",
+        Some(&admin),
+        &json!({"reason": "nothing named"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let held = app.post_json("/v1/erasures", Some(&admin), &body(CUSTOMER));
+    assert_eq!(
+        (held.status, held.code()),
+        (409, "LEGAL_HOLD".into()),
+        "{}",
+        held.text()
+    );
+    assert_eq!(held.json()["hold_id"], hold["hold_id"]);
+    let listed = app.get("/v1/holds", Some(&auditor)).json();
+    assert_eq!(listed["holds"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        app.get("/v1/holds", Some(&other_admin)).json()["holds"],
+        json!([])
+    );
+    let r = app.post_json(
+        "/v1/holds/release",
+        Some(&other_admin),
+        &json!({"hold_id": hold["hold_id"], "reason": "not theirs"}),
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = app.post_json(
+        "/v1/holds/release",
+        Some(&admin),
+        &json!({"hold_id": hold["hold_id"], "reason": "settled"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        app.get("/v1/holds", Some(&admin)).json()["holds"],
+        json!([])
+    );
+    let all = app.get("/v1/holds?all=true", Some(&admin)).json();
+    assert_eq!(all["holds"].as_array().unwrap().len(), 1, "{all}");
+    assert_eq!(app.get("/v1/holds?all=maybe", Some(&admin)).status, 400);
+
     let done = app.post_json("/v1/erasures", Some(&tenant_admin), &body(CUSTOMER));
     assert_eq!(done.status, 201, "{}", done.text());
     let done = done.json();

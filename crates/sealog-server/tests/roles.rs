@@ -136,6 +136,20 @@ fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
             EXPORTERS,
         ),
         ("POST", "/v1/exports/exp_none/approve".into(), None, ADMINS),
+        (
+            "POST",
+            "/v1/holds".into(),
+            Some(r#"{"tenant":"a","reason":"matter 1"}"#),
+            ADMINS,
+        ),
+        ("GET", "/v1/holds".into(), None, AUDITORS),
+        // No such hold: an admin is answered 404, everyone else refused first.
+        (
+            "POST",
+            "/v1/holds/release".into(),
+            Some(r#"{"hold_id":"hold_none","reason":"done"}"#),
+            ADMINS,
+        ),
         // Nobody by that name: an admin is answered 404, everyone else refused first.
         (
             "POST",

@@ -63,7 +63,7 @@ pub(crate) fn run(ledger: &Ledger, a: &Args) -> anyhow::Result<ExitCode> {
             }));
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ (EraseError::AlreadyErased(_) | EraseError::Unknown(_))) => {
+        Err(e @ (EraseError::AlreadyErased(_) | EraseError::Unknown(_) | EraseError::Held(_))) => {
             eprintln!("sealog: {e}");
             Ok(ExitCode::from(1))
         }

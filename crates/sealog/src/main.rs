@@ -11,6 +11,7 @@ mod client;
 mod demo;
 mod erase;
 mod export;
+mod hold;
 mod keys;
 mod read;
 mod serve;
@@ -106,6 +107,10 @@ enum Command {
     /// Erase a data subject: destroy their key, so their personal fields read as erased
     /// while every record and proof stays (admin; with --url, through the server).
     Erase(erase::Args),
+    /// Legal holds: a tenant or a data subject kept from erasure while a matter is open
+    /// (admin; with --url, through the server).
+    #[command(subcommand)]
+    Hold(hold::Hold),
     /// Manage API keys (works while the server runs).
     #[command(subcommand)]
     Keys(keys::Keys),
@@ -259,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(open(&cli)?, args),
         Command::Keys(k) => keys::run(&cli.data, k),
         Command::Erase(a) => erase::run(&open(&cli)?, a),
+        Command::Hold(h) => hold::run(&open(&cli)?, h),
         Command::Demo => demo::run(&open(&cli)?),
         Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
@@ -300,6 +306,7 @@ fn run_remote(cli: &Cli) -> anyhow::Result<Option<ExitCode>> {
             export::run_client(&remote_of(a).client()?, a)?
         }
         Command::Erase(a) if a.remote.url.is_some() => erase::run_client(&a.remote.client()?, a)?,
+        Command::Hold(h) if h.remote().url.is_some() => hold::run_client(&h.remote().client()?, h)?,
         Command::Verify(a) if a.remote.url.is_some() => {
             tlog::verify_remote(&a.remote.client()?, a)?
         }

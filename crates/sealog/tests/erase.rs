@@ -51,6 +51,62 @@ fn erase_destroys_one_persons_key_and_the_log_still_verifies() {
     assert!(r.stderr.contains("nothing to erase"), "{}", r.stderr);
     assert_eq!(written(), n);
 
+    // A legal hold refuses the erasure until it is released.
+    let hold = log
+        .ok(
+            &[
+                "hold",
+                "place",
+                "--data-subject",
+                "cust-1",
+                "--reason",
+                "litigation 7",
+            ],
+            b"",
+        )
+        .json();
+    let held = log.run(&["erase", "--data-subject", "cust-1", "--reason", "r"], b"");
+    assert_eq!(held.code, 1, "{}", held.stderr);
+    assert!(
+        held.stderr.contains(hold["hold_id"].as_str().unwrap()),
+        "{}",
+        held.stderr
+    );
+    assert_eq!(
+        log.ok(&["hold", "list"], b"").lines(),
+        std::slice::from_ref(&hold)
+    );
+    let r = log.run(&["hold", "place", "--reason", "nothing named"], b"");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let released = log
+        .ok(
+            &[
+                "hold",
+                "release",
+                "--id",
+                hold["hold_id"].as_str().unwrap(),
+                "--reason",
+                "settled",
+            ],
+            b"",
+        )
+        .lines();
+    assert_eq!(released.len(), 1);
+    let r = log.run(
+        &[
+            "hold",
+            "release",
+            "--data-subject",
+            "cust-1",
+            "--reason",
+            "again",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(log.ok(&["hold", "list"], b"").lines().is_empty());
+    assert_eq!(log.ok(&["hold", "list", "--all"], b"").lines().len(), 1);
+
     let done = log
         .ok(
             &[
@@ -101,6 +157,43 @@ fn erase_destroys_one_persons_key_and_the_log_still_verifies() {
     // Through a server, as an admin: the second customer.
     let server = ServerProcess::start(&log, &[]);
     let (admin, _) = log.create_key(&["admin"], None, None);
+    let url = server.url();
+    let placed = log
+        .ok(
+            &[
+                "hold", "place", "--tenant", "shop-za", "--reason", "inquiry", "--url", &url,
+                "--key", &admin,
+            ],
+            b"",
+        )
+        .json();
+    assert!(
+        placed["hold_id"].as_str().unwrap().starts_with("hold_"),
+        "{placed}"
+    );
+    let held = log.run(
+        &[
+            "erase",
+            "--data-subject",
+            "cust-2",
+            "--reason",
+            "r",
+            "--url",
+            &url,
+            "--key",
+            &admin,
+        ],
+        b"",
+    );
+    assert_eq!(held.code, 1, "{}", held.stderr);
+    assert!(held.stderr.contains("409"), "{}", held.stderr);
+    log.ok(
+        &[
+            "hold", "release", "--tenant", "shop-za", "--reason", "closed", "--url", &url, "--key",
+            &admin,
+        ],
+        b"",
+    );
     let remote = log.ok(
         &[
             "erase",

@@ -2,9 +2,10 @@
 //! declares personal is replaced by a sealed form under its data subject's key:
 //!
 //! ```text
-//! "sealed:v1:" <pseudonym: 32 hex> ":" base64url(AES-SIV(subject key, ad, JCS(value)))
-//!     [":" <keyed hash of the value: 32 hex>]      (only in a field an axis reads)
-//! ad = ["sealog sealed value v1", tenant, pseudonym]
+//! "sealed:v1:" base64url(pseudonym) ":" base64url(AES-SIV(subject key, [ad], JCS(value)))
+//!     [":" base64url(keyed hash of the value)]   (in a field an axis reads, unless the value
+//!                                                  is the data subject, named already)
+//! ad = "sealog sealed value v1" 0x00 tenant 0x00 pseudonym
 //! ```
 //!
 //! AES-SIV is deterministic: the same event gives the same sealed bytes and the same
@@ -17,7 +18,7 @@
 
 mod keystore;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -87,6 +88,8 @@ pub(crate) struct Privacy {
     wrap_key: [u8; 64],
     check: [u8; 16],
     keys: Mutex<KeyStore>,
+    /// Subject keys already unwrapped: unwrapping is an AES-SIV operation per event otherwise.
+    opened: Mutex<HashMap<SubjectId, SubjectKey>>,
 }
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -184,16 +187,21 @@ fn pseudonym_text(ps: &[u8; 16]) -> String {
 fn parse_sealed(s: &str) -> Option<([u8; 16], &str)> {
     let rest = s.strip_prefix(SEALED_PREFIX)?;
     let (ps, body) = rest.split_once(':')?;
-    let ps: [u8; 16] = hex::decode(ps).ok()?.try_into().ok()?;
+    let ps: [u8; 16] = URL_SAFE_NO_PAD.decode(ps).ok()?.try_into().ok()?;
     let body = body.split_once(':').map_or(body, |(ct, _)| ct);
     Some((ps, body))
+}
+
+/// The pseudonym a sealed value (or sealed payload) names, as `ps:` text.
+pub(crate) fn sealed_pseudonym(s: &str) -> Option<String> {
+    parse_sealed(s).map(|(ps, _)| pseudonym_text(&ps))
 }
 
 /// The keyed hash a sealed value in an indexed field carries, as a pseudonym.
 fn sealed_hash(s: &str) -> Option<String> {
     let rest = s.strip_prefix(SEALED_PREFIX)?;
     let (_, hash) = rest.split_once(':')?.1.split_once(':')?;
-    let b: [u8; 16] = hex::decode(hash).ok()?.try_into().ok()?;
+    let b: [u8; 16] = URL_SAFE_NO_PAD.decode(hash).ok()?.try_into().ok()?;
     Some(pseudonym_text(&b))
 }
 
@@ -212,6 +220,17 @@ pub(crate) fn pseudonym_in(layout: &Layout, value: &str) -> Result<String, Store
 }
 
 const VALUE_AD: &[u8] = b"sealog sealed value v1";
+
+/// The one associated-data header of a sealed value: what it is, whose, in which tenant.
+fn value_ad(tenant: &str, ps: &[u8; 16]) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(VALUE_AD.len() + tenant.len() + 18);
+    ad.extend_from_slice(VALUE_AD);
+    ad.push(0);
+    ad.extend_from_slice(tenant.as_bytes());
+    ad.push(0);
+    ad.extend_from_slice(ps);
+    ad
+}
 const KEY_AD: &[u8] = b"sealog subject key v1";
 
 /// What `verify` found of the privacy files, or the file and what is wrong with it.
@@ -290,6 +309,7 @@ impl Privacy {
             wrap_key,
             check,
             keys: Mutex::new(keys),
+            opened: Mutex::new(HashMap::new()),
         })
     }
 
@@ -343,10 +363,17 @@ impl Privacy {
     }
 
     fn unwrap_key(&self, id: &SubjectId, wrapped: &[u8; WRAPPED_BYTES]) -> Option<SubjectKey> {
-        let key = siv(&self.wrap_key)
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = opened.get(id) {
+            return Some(*k);
+        }
+        let key: SubjectKey = siv(&self.wrap_key)
             .decrypt([KEY_AD, id.0.as_bytes(), &id.1], wrapped)
+            .ok()?
+            .try_into()
             .ok()?;
-        key.try_into().ok()
+        opened.insert(id.clone(), key);
+        Some(key)
     }
 
     /// Makes the keys made since the last call durable: called before the records sealed
@@ -371,24 +398,29 @@ impl Privacy {
         let ps_text = pseudonym_text(&ps);
         let key = self.key_for(tenant, ps, &|| knows(&ps_text))?;
         let mut cipher = siv(&key);
-        let ps_hex = hex::encode(ps);
+        let ad = value_ad(tenant, &ps);
+        let ps_b64 = URL_SAFE_NO_PAD.encode(ps);
+        let mut plain = Vec::new();
         packs.for_each_personal(event_type, event, &mut |v, indexed| {
-            let mut plain = Vec::new();
+            plain.clear();
             if sealog_model::jcs::write_json(v, &mut plain).is_err() {
                 // A value with no canonical form is refused when the record is formed; keep
                 // it from being sealed so the refusal names the right thing.
                 return;
             }
-            let mut sealed = seal_with(&mut cipher, tenant, &ps_hex, &plain);
+            let mut sealed = seal_with(&mut cipher, &ad, &ps_b64, &plain);
             if indexed {
-                // What an axis finds the value by, readable without the subject's key, so
-                // the index is the same function of the record before and after erasure.
-                let text = match v {
+                let text = match &*v {
                     Json::String(s) => s.to_string(),
-                    _ => String::from_utf8(plain).expect("RFC 8785 output is UTF-8"),
+                    _ => String::from_utf8(plain.clone()).expect("RFC 8785 output is UTF-8"),
                 };
-                sealed.push(':');
-                sealed.push_str(&hex::encode(self.pseudonym_raw(&text)));
+                // What an axis finds the value by, readable without the subject's key, so
+                // the index is the same function of the record before and after erasure; the
+                // data subject's own value is found by the pseudonym it already carries.
+                if text != subject {
+                    sealed.push(':');
+                    sealed.push_str(&URL_SAFE_NO_PAD.encode(self.pseudonym_raw(&text)));
+                }
             }
             *v = Json::String(sealed.into());
         });
@@ -408,7 +440,8 @@ impl Privacy {
         let ps = self.pseudonym_raw(subject);
         let ps_text = pseudonym_text(&ps);
         let key = self.key_for(tenant, ps, &|| knows(&ps_text))?;
-        Ok(seal_with(&mut siv(&key), tenant, &hex::encode(ps), raw).into_bytes())
+        let ad = value_ad(tenant, &ps);
+        Ok(seal_with(&mut siv(&key), &ad, &URL_SAFE_NO_PAD.encode(ps), raw).into_bytes())
     }
 
     /// Opens a sealed value of a record of `tenant`.
@@ -421,7 +454,7 @@ impl Privacy {
             Some(Slot::Live(w)) => match self.unwrap_key(&id, &w).and_then(|key| {
                 let ct = URL_SAFE_NO_PAD.decode(body).ok()?;
                 siv(&key)
-                    .decrypt([VALUE_AD, tenant.as_bytes(), &ps], &ct)
+                    .decrypt([value_ad(tenant, &ps).as_slice()], &ct)
                     .ok()
             }) {
                 Some(plain) => match serde_json::from_slice(&plain) {
@@ -458,7 +491,7 @@ impl Privacy {
                     let id = (tenant.clone(), ps);
                     let opened = self.unwrap_key(&id, w).and_then(|key| {
                         siv(&key)
-                            .decrypt([VALUE_AD, tenant.as_bytes(), &ps], &ct)
+                            .decrypt([value_ad(tenant, &ps).as_slice()], &ct)
                             .ok()
                     });
                     if let Some(plain) = opened {
@@ -516,7 +549,13 @@ impl Privacy {
         let b = pseudonym_bytes(ps)
             .ok_or_else(|| StoreError::InvalidArgument(format!("{ps} is not a pseudonym")))?;
         let ids: Vec<SubjectId> = tenants.iter().map(|t| (t.clone(), b)).collect();
-        self.lock().erase(&ids, &self.check)
+        let mut keys = self.lock();
+        keys.erase(&ids, &self.check)?;
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &ids {
+            opened.remove(id);
+        }
+        Ok(())
     }
 
     /// Replaces each sealed value in `v` (a record, a state, any JSON of `tenant`'s) with
@@ -640,12 +679,11 @@ pub fn marker(why: &str) -> Value {
     serde_json::json!({ "$personal": why })
 }
 
-fn seal_with(cipher: &mut Aes256Siv, tenant: &str, ps_hex: &str, plain: &[u8]) -> String {
-    let ps = hex::decode(ps_hex).expect("hex we wrote");
+fn seal_with(cipher: &mut Aes256Siv, ad: &[u8], ps_b64: &str, plain: &[u8]) -> String {
     let ct = cipher
-        .encrypt([VALUE_AD, tenant.as_bytes(), &ps], plain)
+        .encrypt([ad], plain)
         .expect("AES-SIV seals any length");
-    format!("{SEALED_PREFIX}{ps_hex}:{}", URL_SAFE_NO_PAD.encode(ct))
+    format!("{SEALED_PREFIX}{ps_b64}:{}", URL_SAFE_NO_PAD.encode(ct))
 }
 
 /// The text a personal axis value is hashed from: a string itself, anything else its

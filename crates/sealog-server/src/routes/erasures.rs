@@ -44,7 +44,7 @@ pub(crate) struct Erased {
     record_id: String,
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -65,7 +65,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         (status = 403, body = crate::openapi::ErrorBody),
         (status = 404, description = "No personal data is sealed for this data subject here", body = crate::openapi::ErrorBody),
         (status = 408, body = crate::openapi::ErrorBody),
-        (status = 409, description = "The data subject is already erased: nothing changed", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The data subject is already erased (`ALREADY_ERASED`), or a legal hold covers them (`LEGAL_HOLD`, naming `hold_id`): nothing changed", body = crate::openapi::ErrorBody),
         (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
         (status = 503, description = "The memory budget of request bodies is full; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
     ),
@@ -138,6 +138,11 @@ pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
             EraseError::Unknown(_) => ApiError::not_found(e.to_string()),
             EraseError::AlreadyErased(_) => {
                 ApiError::new(StatusCode::CONFLICT, "ALREADY_ERASED", e.to_string())
+            }
+            EraseError::Held(ref h) => {
+                let id = h.hold_id.clone();
+                ApiError::new(StatusCode::CONFLICT, "LEGAL_HOLD", e.to_string())
+                    .with("hold_id", json!(id))
             }
             EraseError::Store(s) => s.into(),
             other => ApiError::new(

@@ -3,6 +3,7 @@
 pub(crate) mod erasures;
 pub(crate) mod events;
 pub(crate) mod exports;
+pub(crate) mod holds;
 pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod quarantine;

@@ -1,0 +1,256 @@
+//! Legal holds (PRODUCT §8): a tenant or a data subject kept from erasure (and, once it
+//! exists, from retention) while a matter is open. Holds are records — `audit.hold_placed`,
+//! `audit.hold_released` — so which holds stood when is in the log itself; the holds in
+//! force are read back from it, never kept anywhere else.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use sealog_store::LIMIT_MAX;
+
+use crate::{Author, Error, IngestResult, Ledger, Query};
+
+pub const HOLD_PLACED_TYPE: &str = "audit.hold_placed";
+pub const HOLD_RELEASED_TYPE: &str = "audit.hold_released";
+
+/// What a hold covers: a whole tenant, or a data subject (in one tenant or all).
+#[derive(Debug, Clone, Default)]
+pub struct HoldScope<'a> {
+    pub tenant: Option<&'a str>,
+    /// As producers name them, or their pseudonym.
+    pub data_subject: Option<&'a str>,
+}
+
+/// Who asks, why, when: what every hold record carries.
+#[derive(Debug, Clone)]
+pub struct HoldAct<'a> {
+    pub reason: &'a str,
+    pub actor: Value,
+    /// RFC 3339.
+    pub time: String,
+    pub source: &'a str,
+}
+
+/// A hold as its records state it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hold {
+    pub hold_id: String,
+    pub tenant: Option<String>,
+    pub data_subject_pseudonym: Option<String>,
+    pub reason: String,
+    pub placed_seq: u64,
+    pub placed_at: String,
+    /// The seq of its release, when released.
+    pub released_seq: Option<u64>,
+}
+
+impl Hold {
+    /// Whether it keeps the data subject `ps` in any of `tenants` from erasure.
+    fn covers(&self, tenants: &[String], ps: &str) -> bool {
+        let tenant_ok = self.tenant.as_ref().is_none_or(|t| tenants.contains(t));
+        let subject_ok = self
+            .data_subject_pseudonym
+            .as_deref()
+            .is_none_or(|p| p == ps);
+        tenant_ok && subject_ok
+    }
+}
+
+#[derive(Debug)]
+pub enum HoldError {
+    /// Neither or both of tenant / data subject, or an empty reason.
+    Invalid(String),
+    /// No hold in force matches.
+    NotFound(String),
+    Refused(String),
+    Store(Error),
+}
+
+impl fmt::Display for HoldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HoldError::Invalid(m) | HoldError::NotFound(m) => f.write_str(m),
+            HoldError::Refused(m) => write!(f, "the hold record was refused: {m}"),
+            HoldError::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for HoldError {}
+
+impl From<Error> for HoldError {
+    fn from(e: Error) -> Self {
+        HoldError::Store(e)
+    }
+}
+
+impl Ledger {
+    /// Places a hold; answers it as recorded.
+    pub fn place_hold(&self, scope: &HoldScope<'_>, act: &HoldAct<'_>) -> Result<Hold, HoldError> {
+        if act.reason.trim().is_empty() {
+            return Err(HoldError::Invalid("a hold needs a reason".into()));
+        }
+        if scope.tenant.is_none() && scope.data_subject.is_none() {
+            return Err(HoldError::Invalid(
+                "a hold covers a tenant or a data subject: name one".into(),
+            ));
+        }
+        let mut raw = [0u8; 8];
+        getrandom::fill(&mut raw)
+            .map_err(|e| HoldError::Store(Error::Poisoned(format!("no randomness: {e}"))))?;
+        let hold_id = format!("hold_{}", hex::encode(raw));
+        let ps = scope.data_subject.map(|s| self.pseudonym(s));
+        let mut event = json!({
+            "specversion": "1.0",
+            "id": format!("hold-placed:{hold_id}"),
+            "source": act.source,
+            "type": HOLD_PLACED_TYPE,
+            "time": act.time,
+            "actor": act.actor,
+            "data": {
+                "hold_id": hold_id,
+                "tenant": scope.tenant,
+                "data_subject_pseudonym": ps,
+                "reason": act.reason,
+            },
+        });
+        if let Some(t) = scope.tenant {
+            event["tenant"] = json!(t);
+        }
+        let seq = self.record_hold(&event)?;
+        Ok(Hold {
+            hold_id,
+            tenant: scope.tenant.map(str::to_string),
+            data_subject_pseudonym: ps,
+            reason: act.reason.to_string(),
+            placed_seq: seq,
+            placed_at: act.time.clone(),
+            released_seq: None,
+        })
+    }
+
+    /// Releases the holds in force with id `hold_id`, or else those on exactly `scope`.
+    pub fn release_holds(
+        &self,
+        hold_id: Option<&str>,
+        scope: &HoldScope<'_>,
+        act: &HoldAct<'_>,
+    ) -> Result<Vec<Hold>, HoldError> {
+        if act.reason.trim().is_empty() {
+            return Err(HoldError::Invalid("a release needs a reason".into()));
+        }
+        let ps = scope.data_subject.map(|s| self.pseudonym(s));
+        let wanted: Vec<Hold> = self
+            .holds(false)?
+            .into_iter()
+            .filter(|h| match hold_id {
+                Some(id) => h.hold_id == id,
+                None => {
+                    h.tenant.as_deref() == scope.tenant
+                        && h.data_subject_pseudonym.as_deref() == ps.as_deref()
+                }
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Err(HoldError::NotFound(
+                "no hold in force matches: nothing was released".into(),
+            ));
+        }
+        let mut released = Vec::with_capacity(wanted.len());
+        for mut h in wanted {
+            let mut event = json!({
+                "specversion": "1.0",
+                "id": format!("hold-released:{}", h.hold_id),
+                "source": act.source,
+                "type": HOLD_RELEASED_TYPE,
+                "time": act.time,
+                "actor": act.actor,
+                "data": {
+                    "hold_id": h.hold_id,
+                    "tenant": h.tenant,
+                    "data_subject_pseudonym": h.data_subject_pseudonym,
+                    "reason": act.reason,
+                },
+            });
+            if let Some(t) = &h.tenant {
+                event["tenant"] = json!(t);
+            }
+            h.released_seq = Some(self.record_hold(&event)?);
+            released.push(h);
+        }
+        Ok(released)
+    }
+
+    /// Every hold, oldest first; only those in force unless `all`.
+    pub fn holds(&self, all: bool) -> Result<Vec<Hold>, Error> {
+        let mut released = std::collections::HashMap::new();
+        for (seq, v) in self.records_of(HOLD_RELEASED_TYPE)? {
+            if let Some(id) = v["data"]["hold_id"].as_str() {
+                released.insert(id.to_string(), seq);
+            }
+        }
+        let mut out = Vec::new();
+        for (seq, v) in self.records_of(HOLD_PLACED_TYPE)? {
+            let d = &v["data"];
+            let Some(id) = d["hold_id"].as_str() else {
+                continue;
+            };
+            let hold = Hold {
+                hold_id: id.to_string(),
+                tenant: d["tenant"].as_str().map(str::to_string),
+                data_subject_pseudonym: d["data_subject_pseudonym"].as_str().map(str::to_string),
+                reason: d["reason"].as_str().unwrap_or_default().to_string(),
+                placed_seq: seq,
+                placed_at: v["time"].as_str().unwrap_or_default().to_string(),
+                released_seq: released.get(id).copied(),
+            };
+            if all || hold.released_seq.is_none() {
+                out.push(hold);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first hold in force that keeps `ps` in any of `tenants` from erasure.
+    pub(crate) fn hold_on(&self, tenants: &[String], ps: &str) -> Result<Option<Hold>, Error> {
+        Ok(self
+            .holds(false)?
+            .into_iter()
+            .find(|h| h.covers(tenants, ps)))
+    }
+
+    fn records_of(&self, event_type: &str) -> Result<Vec<(u64, Value)>, Error> {
+        let mut q = Query {
+            equals: vec![("type".into(), event_type.into())],
+            limit: LIMIT_MAX,
+            ..Query::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = crate::query::canonical(&*self.canonical, &self.deriver, &q)?;
+            for (seq, bytes) in page.records {
+                let v = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Corrupted(format!("record {seq}: {e}")))?;
+                out.push((seq, v));
+            }
+            match page.next_after {
+                Some(a) => q.after = Some(a),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    fn record_hold(&self, event: &Value) -> Result<u64, HoldError> {
+        let prepared = self.prepare_value(event, &Author::Sealog);
+        match self
+            .commit(vec![prepared])?
+            .pop()
+            .expect("one result per event")
+        {
+            IngestResult::Appended { seq, .. } | IngestResult::Duplicate { seq, .. } => Ok(seq),
+            other => Err(HoldError::Refused(other.to_json().to_string())),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Legal holds over HTTP (PRODUCT §8): `POST /v1/holds` places one on a tenant or a data
+//! subject, `POST /v1/holds/release` releases it, `GET /v1/holds` lists them. Placing and
+//! releasing are an admin's (a tenant admin's within its own tenant); listing is an auditor's
+//! too. Holds are records; what is answered is read back from the log.
+
+use axum::body::Body;
+use axum::extract::RawQuery;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sealog_ledger::{Hold, HoldAct, HoldError, HoldScope};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Action;
+use crate::context::{Ctx, blocking};
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::routes::erasures::is_json;
+
+/// A hold request is a few names and a reason.
+const HOLD_BYTES_MAX: usize = 64 << 10;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HoldRequest {
+    /// The tenant the hold covers (a whole tenant, or the data subject within it).
+    #[serde(default)]
+    tenant: Option<String>,
+    /// The data subject the hold covers, as producers name them, or their pseudonym.
+    #[serde(default)]
+    data_subject: Option<String>,
+    /// For a release: the hold to release (else every hold in force on exactly this scope).
+    #[serde(default)]
+    hold_id: Option<String>,
+    /// Why: the matter, the order.
+    #[schema(min_length = 1)]
+    reason: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct HoldList {
+    #[schema(value_type = Vec<Object>)]
+    holds: Vec<Hold>,
+}
+
+async fn read(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Result<HoldRequest, ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the hold as application/json",
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TOO_LARGE",
+            format!("a hold request is at most {HOLD_BYTES_MAX} bytes"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > HOLD_BYTES_MAX) {
+        return Err(too_large());
+    }
+    let (bytes, _reservation) = crate::routes::events::read_body(body, headers, &ctx.state).await?;
+    if bytes.len() > HOLD_BYTES_MAX {
+        return Err(too_large());
+    }
+    let mut req: HoldRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("BAD_JSON", format!("the hold: {e}")))?;
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            "reason must not be empty",
+        ));
+    }
+    // A tenant admin holds only within its own tenant.
+    match (&ctx.principal.tenant, &req.tenant) {
+        (Some(own), Some(t)) if own != t => {
+            return Err(ApiError::forbidden(
+                "a tenant admin places and releases holds only within its own tenant",
+            ));
+        }
+        (Some(own), None) => req.tenant = Some(own.clone()),
+        _ => {}
+    }
+    Ok(req)
+}
+
+fn hold_error(e: HoldError) -> ApiError {
+    match e {
+        HoldError::Invalid(m) => ApiError::bad_request("BAD_PARAMETER", m),
+        HoldError::NotFound(m) => ApiError::not_found(m),
+        HoldError::Store(s) => s.into(),
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "HOLD_FAILED",
+            other.to_string(),
+        ),
+    }
+}
+
+fn act<'a>(ctx: &Ctx, reason: &'a str) -> HoldAct<'a> {
+    HoldAct {
+        reason,
+        actor: crate::access::actor(Some(&ctx.principal)),
+        time: crate::keys::now_text(),
+        source: "sealog-server",
+    }
+}
+
+#[utoipa::path(
+    post, path = "/v1/holds", tag = "privacy", request_body = HoldRequest,
+    responses(
+        (status = 201, description = "The hold, in force until released", body = Object),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 408, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 503, description = "The memory budget of request bodies is full; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn place(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    ctx.authorize(Action::HoldsChange, &json!({})).await?;
+    let req = read(&ctx, &headers, body).await?;
+    if req.hold_id.is_some() {
+        return Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            "hold_id names a hold to release: a new hold gets its own",
+        ));
+    }
+    let ledger = ctx.state.ledger.clone();
+    let act = act(&ctx, "");
+    let hold = blocking(move || {
+        let scope = HoldScope {
+            tenant: req.tenant.as_deref(),
+            data_subject: req.data_subject.as_deref(),
+        };
+        let act = HoldAct {
+            reason: &req.reason,
+            ..act
+        };
+        ledger.place_hold(&scope, &act).map_err(hold_error)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(hold)).into_response())
+}
+
+#[utoipa::path(
+    post, path = "/v1/holds/release", tag = "privacy", request_body = HoldRequest,
+    responses(
+        (status = 200, description = "The holds released", body = HoldList),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody),
+        (status = 404, description = "No hold in force matches", body = crate::openapi::ErrorBody),
+        (status = 408, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 503, description = "The memory budget of request bodies is full; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn release(
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    ctx.authorize(Action::HoldsChange, &json!({})).await?;
+    let req = read(&ctx, &headers, body).await?;
+    let ledger = ctx.state.ledger.clone();
+    let scoped = ctx.principal.tenant.clone();
+    let act = act(&ctx, "");
+    let holds = blocking(move || {
+        // A tenant admin releases only its own tenant's holds, by id too.
+        if let (Some(own), Some(id)) = (&scoped, &req.hold_id) {
+            let theirs = ledger
+                .holds(false)?
+                .into_iter()
+                .any(|h| h.hold_id == *id && h.tenant.as_deref() == Some(own.as_str()));
+            if !theirs {
+                return Err(ApiError::not_found("no hold in force matches"));
+            }
+        }
+        let scope = HoldScope {
+            tenant: req.tenant.as_deref(),
+            data_subject: req.data_subject.as_deref(),
+        };
+        let act = HoldAct {
+            reason: &req.reason,
+            ..act
+        };
+        ledger
+            .release_holds(req.hold_id.as_deref(), &scope, &act)
+            .map_err(hold_error)
+    })
+    .await?;
+    Ok((StatusCode::OK, axum::Json(HoldList { holds })).into_response())
+}
+
+#[utoipa::path(
+    get, path = "/v1/holds", tag = "privacy",
+    params(("all" = Option<bool>, Query, description = "`true`: released holds too")),
+    responses(
+        (status = 200, description = "Holds in force (or all), oldest first", body = HoldList),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    ctx.authorize(Action::HoldsList, &json!({})).await?;
+    let p = Params::parse(raw.as_deref(), &["all"])?;
+    let all = match p.get("all") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "BAD_PARAMETER",
+                "all is true or false",
+            ));
+        }
+    };
+    let ledger = ctx.state.ledger.clone();
+    let scoped = ctx.principal.tenant.clone();
+    let holds = blocking(move || {
+        let mut holds = ledger.holds(all)?;
+        if let Some(own) = scoped {
+            holds.retain(|h| h.tenant.as_deref() == Some(own.as_str()));
+        }
+        Ok::<_, ApiError>(holds)
+    })
+    .await?;
+    Ok((StatusCode::OK, axum::Json(HoldList { holds })).into_response())
+}
