@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use sealog_store::LIMIT_MAX;
 
-use crate::{Author, Error, IngestResult, Ledger, Query};
+use crate::own::Act;
+use crate::{Error, Ledger, Query};
 
 pub const HOLD_PLACED_TYPE: &str = "audit.hold_placed";
 pub const HOLD_RELEASED_TYPE: &str = "audit.hold_released";
@@ -27,10 +28,7 @@ pub struct HoldScope<'a> {
 #[derive(Debug, Clone)]
 pub struct HoldAct<'a> {
     pub reason: &'a str,
-    pub actor: Value,
-    /// RFC 3339.
-    pub time: String,
-    pub source: &'a str,
+    pub act: Act<'a>,
 }
 
 /// A hold as its records state it.
@@ -102,31 +100,26 @@ impl Ledger {
             .map_err(|e| HoldError::Store(Error::Poisoned(format!("no randomness: {e}"))))?;
         let hold_id = format!("hold_{}", hex::encode(raw));
         let ps = scope.data_subject.map(|s| self.pseudonym(s));
-        let mut event = json!({
-            "specversion": "1.0",
-            "id": format!("hold-placed:{hold_id}"),
-            "source": act.source,
-            "type": HOLD_PLACED_TYPE,
-            "time": act.time,
-            "actor": act.actor,
-            "data": {
-                "hold_id": hold_id,
-                "tenant": scope.tenant,
-                "data_subject_pseudonym": ps,
-                "reason": act.reason,
-            },
+        let data = json!({
+            "hold_id": hold_id,
+            "tenant": scope.tenant,
+            "data_subject_pseudonym": ps,
+            "reason": act.reason,
         });
-        if let Some(t) = scope.tenant {
-            event["tenant"] = json!(t);
-        }
-        let seq = self.record_hold(&event)?;
+        let seq = self.record_hold(
+            format!("hold-placed:{hold_id}"),
+            HOLD_PLACED_TYPE,
+            act,
+            scope.tenant,
+            data,
+        )?;
         Ok(Hold {
             hold_id,
             tenant: scope.tenant.map(str::to_string),
             data_subject_pseudonym: ps,
             reason: act.reason.to_string(),
             placed_seq: seq,
-            placed_at: act.time.clone(),
+            placed_at: act.act.time.clone(),
             released_seq: None,
         })
     }
@@ -160,24 +153,16 @@ impl Ledger {
         }
         let mut released = Vec::with_capacity(wanted.len());
         for mut h in wanted {
-            let mut event = json!({
-                "specversion": "1.0",
-                "id": format!("hold-released:{}", h.hold_id),
-                "source": act.source,
-                "type": HOLD_RELEASED_TYPE,
-                "time": act.time,
-                "actor": act.actor,
-                "data": {
-                    "hold_id": h.hold_id,
-                    "tenant": h.tenant,
-                    "data_subject_pseudonym": h.data_subject_pseudonym,
-                    "reason": act.reason,
-                },
+            let data = json!({
+                "hold_id": h.hold_id,
+                "tenant": h.tenant,
+                "data_subject_pseudonym": h.data_subject_pseudonym,
+                "reason": act.reason,
             });
-            if let Some(t) = &h.tenant {
-                event["tenant"] = json!(t);
-            }
-            h.released_seq = Some(self.record_hold(&event)?);
+            let id = format!("hold-released:{}", h.hold_id);
+            let tenant = h.tenant.clone();
+            h.released_seq =
+                Some(self.record_hold(id, HOLD_RELEASED_TYPE, act, tenant.as_deref(), data)?);
             released.push(h);
         }
         Ok(released)
@@ -242,15 +227,15 @@ impl Ledger {
         }
     }
 
-    fn record_hold(&self, event: &Value) -> Result<u64, HoldError> {
-        let prepared = self.prepare_value(event, &Author::Sealog);
-        match self
-            .commit(vec![prepared])?
-            .pop()
-            .expect("one result per event")
-        {
-            IngestResult::Appended { seq, .. } | IngestResult::Duplicate { seq, .. } => Ok(seq),
-            other => Err(HoldError::Refused(other.to_json().to_string())),
-        }
+    fn record_hold(
+        &self,
+        id: String,
+        event_type: &str,
+        act: &HoldAct<'_>,
+        tenant: Option<&str>,
+        data: Value,
+    ) -> Result<u64, HoldError> {
+        let appended = self.append_own(id, event_type, &act.act, tenant, data)?;
+        appended.map(|(seq, _)| seq).map_err(HoldError::Refused)
     }
 }

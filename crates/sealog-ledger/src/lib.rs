@@ -16,6 +16,7 @@
 mod facts;
 mod holds;
 mod keys;
+mod own;
 mod payloads;
 mod personal;
 mod prepare;
@@ -40,6 +41,7 @@ use sealog_model::{Canonical, Envelope, Layout, PrepareError, RecordId};
 use sealog_store::{Entry, LogRead, LogWrite, Outcome, Store, WithLeaf};
 
 pub use holds::{HOLD_PLACED_TYPE, HOLD_RELEASED_TYPE, Hold, HoldAct, HoldError, HoldScope};
+pub use own::Act;
 pub use personal::{EraseError, Erased, Erasure, LEGAL_ERASURE_TYPE, PAYLOAD_DELETED_TYPE};
 pub use prepare::{Prepared, RESERVED_TYPE_PREFIXES};
 pub use privacy::{PSEUDONYM_PREFIX, SEALED_PREFIX, Sight, marker};

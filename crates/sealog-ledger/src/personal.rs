@@ -13,8 +13,9 @@ use sealog_store::{LIMIT_MAX, LogRead, Scan};
 
 use crate::facts::Facts;
 use crate::keys::sealed_for;
+use crate::own::Act;
 use crate::privacy::{SEALED_PREFIX, Sight, pseudonym_bytes};
-use crate::{Author, Error, IngestResult, Ledger, Query, View};
+use crate::{Error, Ledger, Query, View};
 
 /// The event type of an erasure's record.
 pub const LEGAL_ERASURE_TYPE: &str = "audit.legal_erasure";
@@ -29,12 +30,7 @@ pub struct Erasure<'a> {
     /// Only this tenant's key; every tenant's when `None`.
     pub tenant: Option<&'a str>,
     pub reason: &'a str,
-    /// Who asked (the record's `actor`).
-    pub actor: Value,
-    /// When (RFC 3339): the record's `time`.
-    pub time: String,
-    /// The record's `source`.
-    pub source: &'a str,
+    pub act: Act<'a>,
 }
 
 /// What an erasure did.
@@ -217,46 +213,39 @@ impl Ledger {
         }
         payloads.sort();
         payloads.dedup();
-        let mut event = json!({
-            "specversion": "1.0",
-            "id": format!("erasure:{ps}:{}:{}", e.tenant.unwrap_or("*"), e.time),
-            "source": e.source,
-            "type": LEGAL_ERASURE_TYPE,
-            "time": e.time,
-            "actor": e.actor,
-            "data": {
-                "data_subject_pseudonym": ps,
-                "reason": e.reason,
-                "records_affected": records,
-                "quarantine_payloads_deleted": payloads.len(),
-                "tenants": tenants,
-            },
+        let scope = e.tenant.unwrap_or("*");
+        let data = json!({
+            "data_subject_pseudonym": ps,
+            "reason": e.reason,
+            "records_affected": records,
+            "quarantine_payloads_deleted": payloads.len(),
+            "tenants": tenants,
         });
-        if let Some(t) = e.tenant {
-            event["tenant"] = json!(t);
-        }
-        let (seq, record_id) = self.record_own(&event)?;
+        let erasure = self.append_own(
+            format!("erasure:{ps}:{scope}:{}", e.act.time),
+            LEGAL_ERASURE_TYPE,
+            &e.act,
+            e.tenant,
+            data,
+        )?;
+        let (seq, record_id) = erasure.map_err(EraseError::Refused)?;
         self.privacy.erase(&ps, &tenants)?;
         if !payloads.is_empty() {
             // Recorded first: a payload a quarantine record names is gone only when a record
             // says why.
-            let mut deleted = json!({
-                "specversion": "1.0",
-                "id": format!("payloads-deleted:{ps}:{}:{}", e.tenant.unwrap_or("*"), e.time),
-                "source": e.source,
-                "type": PAYLOAD_DELETED_TYPE,
-                "time": e.time,
-                "actor": e.actor,
-                "data": {
-                    "payload_refs": payloads,
-                    "reason": format!("erasure of data subject {ps}"),
-                    "data_subject_pseudonym": ps,
-                },
+            let data = json!({
+                "payload_refs": payloads,
+                "reason": format!("erasure of data subject {ps}"),
+                "data_subject_pseudonym": ps,
             });
-            if let Some(t) = e.tenant {
-                deleted["tenant"] = json!(t);
-            }
-            self.record_own(&deleted)?;
+            self.append_own(
+                format!("payloads-deleted:{ps}:{scope}:{}", e.act.time),
+                PAYLOAD_DELETED_TYPE,
+                &e.act,
+                e.tenant,
+                data,
+            )?
+            .map_err(EraseError::Refused)?;
             self.payloads.remove(&payloads)?;
         }
         metrics::counter!("sealog_erasures_total").increment(1);
@@ -268,20 +257,6 @@ impl Ledger {
             seq,
             record_id,
         })
-    }
-
-    /// Appends one of Sealog's own records and waits until it is durable.
-    fn record_own(&self, event: &Value) -> Result<(u64, RecordId), EraseError> {
-        let prepared = self.prepare_value(event, &Author::Sealog);
-        match self
-            .commit(vec![prepared])?
-            .pop()
-            .expect("one result per event")
-        {
-            IngestResult::Appended { seq, record_id }
-            | IngestResult::Duplicate { seq, record_id } => Ok((seq, record_id)),
-            other => Err(EraseError::Refused(other.to_json().to_string())),
-        }
     }
 
     /// The payload refs of the quarantine records sealed for a (tenant, subject) key.

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sealog_ledger::{
-    Author, EraseError, Erasure, HoldAct, HoldError, HoldScope, IngestResult, Ledger, Query, Sight,
-    StateQuery, VerifyOptions,
+    Act, Author, EraseError, Erasure, HoldAct, HoldError, HoldScope, IngestResult, Ledger, Query,
+    Sight, StateQuery, VerifyOptions,
 };
 use sealog_merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use serde_json::{Value, json};
@@ -105,9 +105,11 @@ fn erasure<'a>(subject: &'a str, tenant: Option<&'a str>) -> Erasure<'a> {
         data_subject: subject,
         tenant,
         reason: "GDPR Art. 17 request 2026-117",
-        actor: json!({"type": "human", "id": "dpo-1"}),
-        time: "2026-05-01T12:00:00Z".into(),
-        source: "sealog-test",
+        act: Act {
+            actor: json!({"type": "human", "id": "dpo-1"}),
+            time: "2026-05-01T12:00:00Z".into(),
+            source: "sealog-test",
+        },
     }
 }
 
@@ -563,9 +565,11 @@ fn an_erasure_record_whose_key_a_crash_left_is_finished_on_open() {
 fn act(reason: &str) -> HoldAct<'_> {
     HoldAct {
         reason,
-        actor: json!({"type": "human", "id": "counsel-1"}),
-        time: "2026-05-02T09:00:00Z".into(),
-        source: "sealog-test",
+        act: Act {
+            actor: json!({"type": "human", "id": "counsel-1"}),
+            time: "2026-05-02T09:00:00Z".into(),
+            source: "sealog-test",
+        },
     }
 }
 

@@ -73,6 +73,16 @@ pub(crate) fn clip(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
+/// A principal acting through the server, now: who and when Sealog's own records of an act
+/// (an erasure, a hold) name.
+pub(crate) fn act_of(principal: &Principal) -> sealog_ledger::Act<'static> {
+    sealog_ledger::Act {
+        actor: actor(Some(principal)),
+        time: crate::keys::now_text(),
+        source: "sealog-server",
+    }
+}
+
 pub(crate) fn actor(principal: Option<&Principal>) -> Value {
     match principal {
         Some(p) if p.key_id == "open" => json!({"type": "system", "id": "open-mode"}),

@@ -161,6 +161,17 @@ impl Reader {
     }
 }
 
+/// The local user acting through the CLI, now: who and when Sealog's own records of an act
+/// name.
+pub(crate) fn local_act() -> sealog_ledger::Act<'static> {
+    let user = local_user();
+    sealog_ledger::Act {
+        actor: json!({"type": "human", "id": format!("local:{}", user.1)}),
+        time: sealog_model::time::format_micros(now_nanos()),
+        source: SOURCE,
+    }
+}
+
 pub(crate) fn now_nanos() -> i64 {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -8,7 +8,7 @@ use anyhow::bail;
 use sealog_ledger::{EraseError, Erasure, Ledger};
 use serde_json::json;
 
-use crate::access::{local_user, now_nanos};
+use crate::access::local_act;
 use crate::client;
 
 #[derive(clap::Args)]
@@ -42,14 +42,11 @@ fn print(v: &serde_json::Value) {
 
 pub(crate) fn run(ledger: &Ledger, a: &Args) -> anyhow::Result<ExitCode> {
     check(a)?;
-    let user = local_user();
     let erasure = Erasure {
         data_subject: &a.data_subject,
         tenant: a.tenant.as_deref(),
         reason: &a.reason,
-        actor: json!({"type": "human", "id": format!("local:{}", user.1)}),
-        time: sealog_model::time::format_micros(now_nanos()),
-        source: "sealog-cli",
+        act: local_act(),
     };
     match ledger.erase(&erasure) {
         Ok(done) => {

@@ -8,7 +8,7 @@ use anyhow::bail;
 use sealog_ledger::{HoldAct, HoldError, HoldScope, Ledger};
 use serde_json::json;
 
-use crate::access::{local_user, now_nanos};
+use crate::access::local_act;
 use crate::client;
 
 #[derive(clap::Subcommand)]
@@ -63,12 +63,9 @@ impl Hold {
 }
 
 fn act(reason: &str) -> HoldAct<'_> {
-    let user = local_user();
     HoldAct {
         reason,
-        actor: json!({"type": "human", "id": format!("local:{}", user.1)}),
-        time: sealog_model::time::format_micros(now_nanos()),
-        source: "sealog-cli",
+        act: local_act(),
     }
 }
 

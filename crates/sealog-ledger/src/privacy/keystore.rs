@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sealog_store::StoreError;
@@ -59,15 +58,20 @@ fn corrupted(path: &Path, why: impl std::fmt::Display) -> StoreError {
 }
 
 impl KeyStore {
-    /// Opens the store, creating it (empty, under `check`) when `writable` and absent.
-    pub(crate) fn open(path: &Path, check: &[u8; 16], writable: bool) -> Result<Self, StoreError> {
-        let mut store = KeyStore {
+    /// A store of nothing yet read, at `path`.
+    fn at(path: &Path) -> Self {
+        KeyStore {
             path: path.to_path_buf(),
             file: None,
             slots: HashMap::new(),
             dirty: false,
             read_len: 0,
-        };
+        }
+    }
+
+    /// Opens the store, creating it (empty, under `check`) when `writable` and absent.
+    pub(crate) fn open(path: &Path, check: &[u8; 16], writable: bool) -> Result<Self, StoreError> {
+        let mut store = KeyStore::at(path);
         if !path.exists() {
             if writable {
                 store.rewrite(check)?;
@@ -139,13 +143,7 @@ impl KeyStore {
         path: &Path,
         check: &[u8; 16],
     ) -> Result<(usize, usize, Option<usize>), StoreError> {
-        let mut store = KeyStore {
-            path: path.to_path_buf(),
-            file: None,
-            slots: HashMap::new(),
-            dirty: false,
-            read_len: 0,
-        };
+        let mut store = KeyStore::at(path);
         let whole = store.load(check)?;
         let torn = ((whole as u64) < store.read_len).then_some(whole);
         let live = store
@@ -216,9 +214,6 @@ impl KeyStore {
     /// Writes every slot to a new file beside the old one and puts it in its place.
     fn rewrite(&mut self, check: &[u8; 16]) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let dir = path.parent().expect("the key store lives in a directory");
-        fs::create_dir_all(dir).map_err(io(dir))?;
-        let aside = path.with_extension("new");
         let mut bytes = Vec::with_capacity(HEADER_BYTES + self.slots.len() * 128);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(check);
@@ -227,20 +222,7 @@ impl KeyStore {
         for id in ids {
             bytes.extend_from_slice(&frame(id, &self.slots[id]));
         }
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&aside)
-                .map_err(io(&aside))?;
-            f.write_all(&bytes)
-                .and_then(|()| f.sync_all())
-                .map_err(io(&aside))?;
-        }
-        fs::rename(&aside, &path).map_err(io(&path))?;
-        sealog_store::segment::sync_dir(dir)?;
+        super::write_new(&path, &bytes)?;
         self.file = Some(
             OpenOptions::new()
                 .read(true)

@@ -14,9 +14,6 @@ use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
 
-/// An erasure names one person and a reason: anything longer is not one.
-const ERASURE_BYTES_MAX: usize = 64 << 10;
-
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EraseRequest {
@@ -44,19 +41,6 @@ pub(crate) struct Erased {
     record_id: String,
 }
 
-pub(crate) fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        })
-}
-
 #[utoipa::path(
     post, path = "/v1/erasures", tag = "privacy", request_body = EraseRequest,
     responses(
@@ -73,34 +57,8 @@ pub(crate) fn is_json(headers: &HeaderMap) -> bool {
 )]
 pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     ctx.authorize(Action::Erase, &json!({})).await?;
-    if !is_json(&headers) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "send the erasure as application/json",
-        ));
-    }
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "TOO_LARGE",
-            format!("an erasure request is at most {ERASURE_BYTES_MAX} bytes"),
-        )
-    };
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > ERASURE_BYTES_MAX) {
-        return Err(too_large());
-    }
-    let (bytes, _reservation) =
-        crate::routes::events::read_body(body, &headers, &ctx.state).await?;
-    if bytes.len() > ERASURE_BYTES_MAX {
-        return Err(too_large());
-    }
-    let req: EraseRequest = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("BAD_JSON", format!("the erasure: {e}")))?;
+    let req: EraseRequest =
+        crate::routes::small_json::read(&ctx, &headers, body, "erasure").await?;
     if req.data_subject.trim().is_empty() || req.reason.trim().is_empty() {
         return Err(ApiError::bad_request(
             "BAD_PARAMETER",
@@ -121,7 +79,7 @@ pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
         (Some(own), _) => Some(own.clone()),
         (None, t) => t,
     };
-    let actor = crate::access::actor(Some(&ctx.principal));
+    let act = crate::access::act_of(&ctx.principal);
     let reason = req.reason;
     let subject = pseudonym.clone();
     let t = tenant.clone();
@@ -130,9 +88,7 @@ pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
             data_subject: &subject,
             tenant: t.as_deref(),
             reason: &reason,
-            actor,
-            time: crate::keys::now_text(),
-            source: "sealog-server",
+            act,
         };
         ledger.erase(&erasure).map_err(|e| match e {
             EraseError::Unknown(_) => ApiError::not_found(e.to_string()),

@@ -15,10 +15,6 @@ use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::routes::erasures::is_json;
-
-/// A hold request is a few names and a reason.
-const HOLD_BYTES_MAX: usize = 64 << 10;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,33 +40,7 @@ pub(crate) struct HoldList {
 }
 
 async fn read(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Result<HoldRequest, ApiError> {
-    if !is_json(headers) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "send the hold as application/json",
-        ));
-    }
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "TOO_LARGE",
-            format!("a hold request is at most {HOLD_BYTES_MAX} bytes"),
-        )
-    };
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > HOLD_BYTES_MAX) {
-        return Err(too_large());
-    }
-    let (bytes, _reservation) = crate::routes::events::read_body(body, headers, &ctx.state).await?;
-    if bytes.len() > HOLD_BYTES_MAX {
-        return Err(too_large());
-    }
-    let mut req: HoldRequest = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("BAD_JSON", format!("the hold: {e}")))?;
+    let mut req: HoldRequest = crate::routes::small_json::read(ctx, headers, body, "hold").await?;
     if req.reason.trim().is_empty() {
         return Err(ApiError::bad_request(
             "BAD_PARAMETER",
@@ -103,15 +73,6 @@ fn hold_error(e: HoldError) -> ApiError {
     }
 }
 
-fn act<'a>(ctx: &Ctx, reason: &'a str) -> HoldAct<'a> {
-    HoldAct {
-        reason,
-        actor: crate::access::actor(Some(&ctx.principal)),
-        time: crate::keys::now_text(),
-        source: "sealog-server",
-    }
-}
-
 #[utoipa::path(
     post, path = "/v1/holds", tag = "privacy", request_body = HoldRequest,
     responses(
@@ -133,7 +94,7 @@ pub(crate) async fn place(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
         ));
     }
     let ledger = ctx.state.ledger.clone();
-    let act = act(&ctx, "");
+    let act = crate::access::act_of(&ctx.principal);
     let hold = blocking(move || {
         let scope = HoldScope {
             tenant: req.tenant.as_deref(),
@@ -141,7 +102,7 @@ pub(crate) async fn place(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
         };
         let act = HoldAct {
             reason: &req.reason,
-            ..act
+            act,
         };
         ledger.place_hold(&scope, &act).map_err(hold_error)
     })
@@ -171,7 +132,7 @@ pub(crate) async fn release(
     let req = read(&ctx, &headers, body).await?;
     let ledger = ctx.state.ledger.clone();
     let scoped = ctx.principal.tenant.clone();
-    let act = act(&ctx, "");
+    let act = crate::access::act_of(&ctx.principal);
     let holds = blocking(move || {
         // A tenant admin releases only its own tenant's holds, by id too.
         if let (Some(own), Some(id)) = (&scoped, &req.hold_id) {
@@ -189,7 +150,7 @@ pub(crate) async fn release(
         };
         let act = HoldAct {
             reason: &req.reason,
-            ..act
+            act,
         };
         ledger
             .release_holds(req.hold_id.as_deref(), &scope, &act)

@@ -73,16 +73,7 @@ impl From<&KeyRecord> for KeyInfo {
 )]
 pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     ctx.authorize(Action::KeysCreate, &json!({})).await?;
-    let is_json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        });
+    let is_json = crate::routes::small_json::is_json(&headers);
     if !is_json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

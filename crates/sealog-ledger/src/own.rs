@@ -1,0 +1,56 @@
+//! Sealog's own records of what someone asked of the ledger (an erasure, a hold): the same
+//! envelope for each — who, when, from which tool, in which tenant — appended and durable
+//! before the act they record takes effect.
+
+use serde_json::{Value, json};
+
+use crate::{Author, Error, IngestResult, Ledger, RecordId};
+
+/// Who asked, when, and through what.
+#[derive(Debug, Clone)]
+pub struct Act<'a> {
+    /// The record's `actor` (`{"type", "id"}`).
+    pub actor: Value,
+    /// RFC 3339: the record's `time`.
+    pub time: String,
+    /// The record's `source` (`sealog-cli`, `sealog-server`).
+    pub source: &'a str,
+}
+
+impl Ledger {
+    /// Appends one of Sealog's own records and waits until it is durable; `Err(why)` inside
+    /// when its pack refused it.
+    pub(crate) fn append_own(
+        &self,
+        id: String,
+        event_type: &str,
+        act: &Act<'_>,
+        tenant: Option<&str>,
+        data: Value,
+    ) -> Result<Result<(u64, RecordId), String>, Error> {
+        let mut event = json!({
+            "specversion": "1.0",
+            "id": id,
+            "source": act.source,
+            "type": event_type,
+            "time": act.time,
+            "actor": act.actor,
+            "data": data,
+        });
+        if let Some(t) = tenant {
+            event["tenant"] = json!(t);
+        }
+        let prepared = self.prepare_value(&event, &Author::Sealog);
+        Ok(
+            match self
+                .commit(vec![prepared])?
+                .pop()
+                .expect("one result per event")
+            {
+                IngestResult::Appended { seq, record_id }
+                | IngestResult::Duplicate { seq, record_id } => Ok((seq, record_id)),
+                other => Err(other.to_json().to_string()),
+            },
+        )
+    }
+}
