@@ -95,6 +95,50 @@ fn personal_fields_are_read_in_clear_only_by_those_allowed_and_erased_through_th
         .map(|r| &r["data"]["recipient_details"]["customer_id"])
         .collect();
     assert_eq!(names, [&json!({"$personal": "hidden"}); 2], "{listed}");
+    // As stored: the bytes the proof covers, for those who may see personal data anyway.
+    let stored = app.get(&format!("/v1/records/{seq}?form=sealed"), Some(&auditor));
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    let sealed = stored.json();
+    let id = sealed["data"]["recipient_details"]["customer_id"]
+        .as_str()
+        .unwrap();
+    assert!(id.starts_with("sealed:v1:"), "{sealed}");
+    let proof = app
+        .get(&format!("/v1/proofs/inclusion?seq={seq}"), Some(&auditor))
+        .json();
+    let b64 = |v: &Value| -> sealog_merkle::Hash {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let hashes: Vec<sealog_merkle::Hash> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(b64)
+        .collect();
+    sealog_merkle::verify_inclusion(
+        &sealog_merkle::leaf_hash(&stored.body),
+        seq,
+        proof["tree_size"].as_u64().unwrap(),
+        &b64(&proof["root"]),
+        &hashes,
+    )
+    .expect("the stored form is the leaf");
+    let listed = app
+        .get("/v1/records?type=comms.email&form=sealed", Some(&admin))
+        .json();
+    assert_eq!(listed["records"][0], sealed);
+    for key in [&reader, &own] {
+        let r = app.get(&format!("/v1/records/{seq}?form=sealed"), Some(key));
+        assert_eq!(r.status, 403, "{}", r.text());
+    }
+    let r = app.get(&format!("/v1/records/{seq}?form=raw"), Some(&auditor));
+    assert_eq!(r.status, 400, "{}", r.text());
+
     // A query by the customer: found by the keyed hash, echoed by it in the access record.
     let found = app
         .get(

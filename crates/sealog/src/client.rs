@@ -259,8 +259,9 @@ fn post_events(
 }
 
 /// `sealog get` against a server.
-pub(crate) fn get(client: &Client, id: &str) -> anyhow::Result<ExitCode> {
-    let reply = client.get(&format!("/v1/records/{}", encode(id)))?;
+pub(crate) fn get(client: &Client, id: &str, sealed: bool) -> anyhow::Result<ExitCode> {
+    let form = if sealed { "?form=sealed" } else { "" };
+    let reply = client.get(&format!("/v1/records/{}{form}", encode(id)))?;
     match reply.status {
         200 => {
             let mut out = std::io::stdout().lock();

@@ -282,8 +282,8 @@ fn remote_of(a: &export::Args) -> &client::Remote {
 fn run_remote(cli: &Cli) -> anyhow::Result<Option<ExitCode>> {
     let code = match &cli.command {
         Command::Append(a) if a.remote.url.is_some() => append::run_client(&a.remote.client()?, a)?,
-        Command::Get { id, remote, .. } if remote.url.is_some() => {
-            client::get(&remote.client()?, id)?
+        Command::Get { id, sealed, remote } if remote.url.is_some() => {
+            client::get(&remote.client()?, id, *sealed)?
         }
         Command::Query(a) if a.remote.url.is_some() => {
             client::query(&a.remote.client()?, &a.to_params())?

@@ -186,6 +186,9 @@ impl QueryArgs {
             p.push(("view".into(), "current".into()));
         }
         p.push(("limit".into(), self.limit.to_string()));
+        if self.sealed {
+            p.push(("form".into(), "sealed".into()));
+        }
         p
     }
 }

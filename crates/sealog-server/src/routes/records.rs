@@ -10,11 +10,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sealog_ledger::{ENVELOPE_AXES, LIMIT_MAX, Ledger, Query, View};
+use sealog_ledger::{ENVELOPE_AXES, LIMIT_MAX, Ledger, Query, Sight, View};
 use sealog_model::RecordId;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::access::Access;
 use crate::auth::{Action, Principal};
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
@@ -43,9 +44,43 @@ fn parse_id(id: &str) -> Result<Result<u64, RecordId>, ApiError> {
     })
 }
 
+/// Whether the caller asked for records as stored (`form=sealed`: the bytes proofs cover,
+/// personal values sealed) rather than opened as its role may see them (`form=opened`, the
+/// default). The stored form is for those who may see personal data anyway (auditors,
+/// admins): it names data subjects by pseudonym, which a reader is not shown.
+async fn stored_form(
+    ctx: &Ctx,
+    p: &Params,
+    action: Action,
+    resource: &Value,
+) -> Result<bool, ApiError> {
+    match p.get("form") {
+        None | Some("opened") => Ok(false),
+        Some("sealed") if ctx.principal.sight(&ctx.state.ledger) == Sight::All => Ok(true),
+        Some("sealed") => {
+            let err = ApiError::forbidden(
+                "records as stored (form=sealed) are for keys that may see personal data: auditor or admin",
+            );
+            ctx.record(Access::of(action, resource.clone(), Err(&err)))
+                .await?;
+            Err(err)
+        }
+        Some(other) => Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            format!(
+                "form must be opened or sealed, not {:?}",
+                crate::access::clip(other)
+            ),
+        )),
+    }
+}
+
 #[utoipa::path(
     get, path = "/v1/records/{id}", tag = "records",
-    params(("id" = String, Path, description = "seq (digits) or record_id (`sha256:` + 64 lowercase hex)")),
+    params(
+        ("id" = String, Path, description = "seq (digits) or record_id (`sha256:` + 64 lowercase hex)"),
+        ("form" = Option<String>, Query, description = "`opened` (default): personal values as this key may see them; `sealed`: exactly as stored, the bytes the record's proof covers (auditor, admin)"),
+    ),
     responses(
         (status = 200, description = "The record: RFC 8785 JSON of the event plus seq, record_id, ingested_at", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
@@ -53,17 +88,23 @@ fn parse_id(id: &str) -> Result<Result<u64, RecordId>, ApiError> {
     ),
     security(("bearer" = []))
 )]
-pub(crate) async fn get_record(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_record(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let resource = json!({"record": crate::access::clip(&id)});
     ctx.authorize(Action::GetRecord, &resource).await?;
-    let result = read_one(&ctx, &id).await;
+    let p = Params::parse(raw.as_deref(), &["form"])?;
+    let sealed = stored_form(&ctx, &p, Action::GetRecord, &resource).await?;
+    let result = read_one(&ctx, &id, sealed).await;
     let bytes = ctx
         .recorded(Action::GetRecord, resource, result, |_| Some(1))
         .await?;
     Ok(json_bytes(StatusCode::OK, bytes))
 }
 
-async fn read_one(ctx: &Ctx, id: &str) -> Result<Vec<u8>, ApiError> {
+async fn read_one(ctx: &Ctx, id: &str, sealed: bool) -> Result<Vec<u8>, ApiError> {
     let which = parse_id(id)?;
     let ledger = ctx.state.ledger.clone();
     let principal = ctx.principal.clone();
@@ -75,9 +116,13 @@ async fn read_one(ctx: &Ctx, id: &str) -> Result<Vec<u8>, ApiError> {
         };
         let record = seq.map(|s| ledger.get(s)).transpose()?.flatten();
         let sight = principal.sight(&ledger);
-        Ok(record
-            .filter(|r| visible(&principal, &ledger, r))
-            .map(|r| ledger.reveal(&r, &sight).into_owned()))
+        Ok(record.filter(|r| visible(&principal, &ledger, r)).map(|r| {
+            if sealed {
+                r
+            } else {
+                ledger.reveal(&r, &sight).into_owned()
+            }
+        }))
     })
     .await?;
     metrics::histogram!("sealog_query_seconds", "endpoint" => "records.get")
@@ -103,6 +148,7 @@ fn query_params() -> &'static [&'static str] {
             "cursor",
             "limit",
             "after",
+            "form",
         ]);
         p
     })
@@ -114,6 +160,7 @@ fn query_params() -> &'static [&'static str] {
         ("scope" = Option<String>, Query), ("tenant" = Option<String>, Query), ("subject" = Option<String>, Query),
         ("type" = Option<String>, Query), ("source" = Option<String>, Query), ("actor" = Option<String>, Query, description = "actor id"),
         ("id" = Option<String>, Query, description = "the producer's event id"),
+        ("form" = Option<String>, Query, description = "`opened` (default): personal values as this key may see them; `sealed`: exactly as stored, the bytes each record's proof covers (auditor, admin)"),
         ("data_subject" = Option<String>, Query, description = "whose personal data the record is, as its pack declares it (a customer id)"),
         ("axis.NAME" = Option<String>, Query, description = "equality on an indexed axis: scope, tenant, subject, data_subject, type, source, actor, id, or an axis a pack declares (e.g. `axis.feature_keys_used=account:e_1`, `axis.degrade_mode=NORMAL`)"),
         ("from" = Option<String>, Query, description = "event time at or after (RFC 3339 or YYYY-MM-DD)"),
@@ -140,7 +187,10 @@ pub(crate) async fn query_records(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<R
     };
     ctx.authorize(Action::QueryRecords, &resource).await?;
     let result = match parsed {
-        Ok(p) => run_query(&ctx, &p).await,
+        Ok(p) => match stored_form(&ctx, &p, Action::QueryRecords, &resource).await {
+            Ok(sealed) => run_query(&ctx, &p, sealed).await,
+            Err(e) => return Err(e),
+        },
         Err(e) => Err(e),
     };
     let body = ctx
@@ -176,7 +226,7 @@ pub(crate) fn time_param(p: &Params, name: &str) -> Result<Option<i64>, ApiError
 }
 
 /// Returns the response body and the number of records in it.
-async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> {
+async fn run_query(ctx: &Ctx, p: &Params, sealed: bool) -> Result<(Vec<u8>, usize), ApiError> {
     let names = ctx.state.ledger.axis_names();
     let known = |name: &str| names.iter().any(|a| a == name);
     let mut equals: Vec<(String, String)> = Vec::new();
@@ -221,7 +271,7 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
         view,
         ..Query::default()
     };
-    run_paged(ctx, p, q, Log::Canonical(view), "records.query").await
+    run_paged(ctx, p, q, Log::Canonical(view), sealed, "records.query").await
 }
 
 /// Which log a paged query reads.
@@ -267,6 +317,7 @@ pub(crate) async fn run_paged(
     p: &Params,
     mut q: Query,
     log: Log,
+    sealed: bool,
     endpoint: &'static str,
 ) -> Result<(Vec<u8>, usize), ApiError> {
     for f in ctx.principal.forced_filters() {
@@ -324,7 +375,11 @@ pub(crate) async fn run_paged(
             if n > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(&ledger.reveal(bytes, &sight));
+            if sealed {
+                body.extend_from_slice(bytes);
+            } else {
+                body.extend_from_slice(&ledger.reveal(bytes, &sight));
+            }
             n += 1;
         }
         body.extend_from_slice(b"],\"next_cursor\":");
