@@ -139,6 +139,35 @@ fn personal_fields_are_read_in_clear_only_by_those_allowed_and_erased_through_th
     let r = app.get(&format!("/v1/records/{seq}?form=raw"), Some(&auditor));
     assert_eq!(r.status, 400, "{}", r.text());
 
+    // Subject access: the customer exports their own records; the file is the sealed, proven
+    // form, and streamed opened it holds their values in clear and nobody else's.
+    let exported = app.post_json(
+        "/v1/exports",
+        Some(&own),
+        &json!({"format": "jsonl", "filters": {}}),
+    );
+    assert_eq!(exported.status, 201, "{}", exported.text());
+    let export_id = exported.json()["id"].as_str().unwrap().to_string();
+    let file = app.get(&format!("/v1/exports/{export_id}"), Some(&own));
+    assert_eq!(file.status, 200, "{}", file.text());
+    assert!(!file.text().contains(NAME) && file.text().contains("sealed:v1:"));
+    let opened = app.get(&format!("/v1/exports/{export_id}?form=opened"), Some(&own));
+    assert_eq!(opened.status, 200, "{}", opened.text());
+    assert_eq!(opened.header("x-sealog-form"), Some("opened"));
+    let lines: Vec<Value> = opened
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["data"]["recipient_details"]["name"], NAME);
+    assert_eq!(
+        lines[0]["data"]["recipient_details"]["customer_id"],
+        CUSTOMER
+    );
+    let r = app.get(&format!("/v1/exports/{export_id}?form=raw"), Some(&own));
+    assert_eq!(r.status, 400, "{}", r.text());
+
     // A query by the customer: found by the keyed hash, echoed by it in the access record.
     let found = app
         .get(

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 use axum::body::{Body, Bytes};
-use axum::extract::Path;
+use axum::extract::{Path, RawQuery};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -331,17 +331,104 @@ pub(crate) async fn manifest(ctx: Ctx, Path(id): Path<String>) -> Result<Respons
 
 #[utoipa::path(
     get, path = "/v1/exports/{id}", tag = "exports",
-    params(("id" = String, Path, description = "the export's id")),
+    params(
+        ("id" = String, Path, description = "the export's id"),
+        ("form" = Option<String>, Query, description = "`sealed` (default): the file as exported, personal values sealed, what the manifest and proof check; `opened` (JSONL only): each record with personal values as this key may see them — a subject key its own — not the proven file"),
+    ),
     responses(
-        (status = 200, description = "The export file, streamed (JSONL or Parquet; a bundle's records.jsonl), with `content-length` and its SHA-256 in `x-sealog-sha256`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The export file, streamed (JSONL or Parquet; a bundle's records.jsonl), with `content-length` and its SHA-256 in `x-sealog-sha256`; opened, chunked, with `x-sealog-form: opened`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
         (status = 404, body = crate::openapi::ErrorBody),
         (status = 409, description = "`EXPORT_NOT_READY`", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub(crate) async fn file(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
-    serve(&ctx, &id, |j| j.main_file().to_string(), "file").await
+pub(crate) async fn file(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = crate::params::Params::parse(raw.as_deref(), &["form"])?;
+    match p.get("form") {
+        None | Some("sealed") => serve(&ctx, &id, |j| j.main_file().to_string(), "file").await,
+        Some("opened") => serve_opened(&ctx, &id).await,
+        Some(other) => Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            format!("form must be sealed or opened, not {:?}", clip(other)),
+        )),
+    }
+}
+
+/// The export's records with their personal values as the caller may see them, line by line
+/// (PRODUCT §8: opened only while streamed to a principal allowed to see them; the file kept
+/// holds them sealed, as its proof covers them).
+async fn serve_opened(ctx: &Ctx, id: &str) -> Result<Response, ApiError> {
+    let mut resource = json!({"export_id": clip(id), "part": "file", "form": "opened"});
+    ctx.authorize(Action::ExportRead, &resource).await?;
+    let found = find(ctx, id).and_then(|job| {
+        let name = job.main_file().to_string();
+        resource["file"] = json!(clip(&name));
+        match job.state() {
+            JobState::Done(m) if name.ends_with(".jsonl") => exports::file_path(&job, &name)
+                .map(|p| (p, m.count))
+                .ok_or_else(|| ApiError::not_found(format!("export {id} has no file"))),
+            JobState::Done(_) => Err(ApiError::bad_request(
+                "BAD_PARAMETER",
+                "form=opened streams JSONL records; this export is Parquet",
+            )),
+            _ => Err(exports::not_ready(&job)),
+        }
+    });
+    let (path, _) = ctx
+        .recorded(Action::ExportRead, resource, found, |f| Some(f.1 as usize))
+        .await?;
+    let file = std::fs::File::open(&path).map_err(ApiError::internal)?;
+    let ledger = ctx.state.ledger.clone();
+    let sight = ctx.principal.sight(&ledger);
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::with_capacity(256 << 10, file).split(b'\n');
+        let mut chunk = Vec::with_capacity(256 << 10);
+        loop {
+            let line = lines.next();
+            let done = line.is_none();
+            match line {
+                Some(Ok(l)) => {
+                    chunk.extend_from_slice(&ledger.reveal(&l, &sight));
+                    chunk.push(b'\n');
+                }
+                Some(Err(e)) => {
+                    tx.abort(e);
+                    return;
+                }
+                None => {}
+            }
+            if (done && !chunk.is_empty()) || chunk.len() >= 256 << 10 {
+                let data = Bytes::from(std::mem::take(&mut chunk));
+                if runtime.block_on(tx.send_data(data)).is_err() {
+                    return;
+                }
+            }
+            if done {
+                return;
+            }
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (
+                header::HeaderName::from_static("x-sealog-form"),
+                "opened".to_string(),
+            ),
+        ],
+        Body::new(body),
+    )
+        .into_response())
 }
 
 #[utoipa::path(
