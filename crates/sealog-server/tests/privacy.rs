@@ -167,6 +167,23 @@ fn personal_fields_are_read_in_clear_only_by_those_allowed_and_erased_through_th
     );
     let r = app.get(&format!("/v1/exports/{export_id}?form=raw"), Some(&own));
     assert_eq!(r.status, 400, "{}", r.text());
+    // An auditor's bundle of the customer: its files and its audit.export record name them
+    // by pseudonym (the search of every file at the end covers DATA/exports too).
+    let bundle = app.post_json(
+        "/v1/exports",
+        Some(&auditor),
+        &json!({"format": "bundle", "filters": {"data_subject": CUSTOMER}}),
+    );
+    assert_eq!(bundle.status, 201, "{}", bundle.text());
+    let bundle = bundle.json();
+    assert_eq!(bundle["count"], 1, "{bundle}");
+    assert!(
+        bundle["filters"]["data_subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("ps:"),
+        "{bundle}"
+    );
 
     // A query by the customer: found by the keyed hash, echoed by it in the access record.
     let found = app

@@ -156,7 +156,7 @@ pub(crate) async fn create(ctx: Ctx, body: Bytes) -> Result<Response, ApiError> 
         .map_err(|e| bad(format!("the body is not an export request: {e}")));
     let resource = match &parsed {
         Ok(r) => {
-            json!({"format": format!("{:?}", r.format).to_lowercase(), "filters": clip(&String::from_utf8_lossy(&body))})
+            json!({"format": format!("{:?}", r.format).to_lowercase(), "filters": filters_json(&ctx.state.ledger, &r.filters)})
         }
         Err(_) => json!({"body": clip(&String::from_utf8_lossy(&body))}),
     };
@@ -212,7 +212,8 @@ async fn start(
         dir: ctx.state.exports.job_dir(&id),
         id,
         kind,
-        filters: serde_json::to_value(filters_json(&req.filters)).unwrap_or_default(),
+        filters: serde_json::to_value(filters_json(&ctx.state.ledger, &req.filters))
+            .unwrap_or_default(),
         selection: sel,
         bundle_of,
         reach,
@@ -252,7 +253,8 @@ async fn launch(
     }
 }
 
-fn filters_json(f: &ExportFilters) -> Value {
+/// The filters as the export's records and status state them: a person by pseudonym.
+fn filters_json(ledger: &sealog_ledger::Ledger, f: &ExportFilters) -> Value {
     let mut m = serde_json::Map::new();
     for (name, v) in [
         ("scope", &f.scope),
@@ -269,11 +271,16 @@ fn filters_json(f: &ExportFilters) -> Value {
         ("as_of", &f.as_of),
     ] {
         if let Some(v) = v {
-            m.insert(name.into(), json!(clip(v)));
+            m.insert(name.into(), json!(clip(&ledger.filter_value(name, v))));
         }
     }
     if !f.axes.is_empty() {
-        m.insert("axes".into(), json!(f.axes));
+        let axes: BTreeMap<&String, String> = f
+            .axes
+            .iter()
+            .map(|(name, v)| (name, ledger.filter_value(name, v)))
+            .collect();
+        m.insert("axes".into(), json!(axes));
     }
     if f.checkpoint.is_some() {
         m.insert("checkpoint".into(), json!(true));
