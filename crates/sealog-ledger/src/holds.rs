@@ -8,10 +8,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use sealog_store::LIMIT_MAX;
-
 use crate::own::Act;
-use crate::{Error, Ledger, Query};
+use crate::{Error, Ledger};
 
 pub const HOLD_PLACED_TYPE: &str = "audit.hold_placed";
 pub const HOLD_RELEASED_TYPE: &str = "audit.hold_released";
@@ -204,27 +202,6 @@ impl Ledger {
             .holds(false)?
             .into_iter()
             .find(|h| h.covers(tenants, ps)))
-    }
-
-    fn records_of(&self, event_type: &str) -> Result<Vec<(u64, Value)>, Error> {
-        let mut q = Query {
-            equals: vec![("type".into(), event_type.into())],
-            limit: LIMIT_MAX,
-            ..Query::default()
-        };
-        let mut out = Vec::new();
-        loop {
-            let page = crate::query::canonical(&*self.canonical, &self.deriver, &q)?;
-            for (seq, bytes) in page.records {
-                let v = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Corrupted(format!("record {seq}: {e}")))?;
-                out.push((seq, v));
-            }
-            match page.next_after {
-                Some(a) => q.after = Some(a),
-                None => return Ok(out),
-            }
-        }
     }
 
     fn record_hold(

@@ -13,6 +13,7 @@
 //! is parsed once; a result is returned only once what it reports is durable; a forbidden
 //! payload is written nowhere; only Sealog's own code paths write `audit.*` / `sealog.*`.
 
+mod aside;
 mod facts;
 mod holds;
 mod keys;
@@ -44,7 +45,7 @@ pub use holds::{HOLD_PLACED_TYPE, HOLD_RELEASED_TYPE, Hold, HoldAct, HoldError, 
 pub use own::Act;
 pub use personal::{EraseError, Erased, Erasure, LEGAL_ERASURE_TYPE, PAYLOAD_DELETED_TYPE};
 pub use prepare::{Prepared, RESERVED_TYPE_PREFIXES};
-pub use privacy::{PSEUDONYM_PREFIX, SEALED_PREFIX, Sight, marker};
+pub use privacy::Sight;
 pub use quarantine::{Correlation, Finding, QUARANTINE_TYPE};
 pub use query::{Query, View};
 pub use result::{IngestResult, Rejection};

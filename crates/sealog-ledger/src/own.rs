@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::{Author, Error, IngestResult, Ledger, RecordId};
+use sealog_store::LIMIT_MAX;
+
+use crate::{Author, Error, IngestResult, Ledger, Query, RecordId};
 
 /// Who asked, when, and through what.
 #[derive(Debug, Clone)]
@@ -52,5 +54,27 @@ impl Ledger {
                 other => Err(other.to_json().to_string()),
             },
         )
+    }
+
+    /// Every record of one of Sealog's own types, oldest first, parsed.
+    pub(crate) fn records_of(&self, event_type: &str) -> Result<Vec<(u64, Value)>, Error> {
+        let mut q = Query {
+            equals: vec![("type".into(), event_type.into())],
+            limit: LIMIT_MAX,
+            ..Query::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = crate::query::canonical(&*self.canonical, &self.deriver, &q)?;
+            for (seq, bytes) in page.records {
+                let v = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Corrupted(format!("record {seq}: {e}")))?;
+                out.push((seq, v));
+            }
+            match page.next_after {
+                Some(a) => q.after = Some(a),
+                None => return Ok(out),
+            }
+        }
     }
 }

@@ -81,6 +81,16 @@ impl Payloads {
         }
     }
 
+    /// The file open for appending, locked: only the writer has one.
+    fn appender(&self) -> Result<std::sync::MutexGuard<'_, File>, StoreError> {
+        Ok(self
+            .file
+            .as_ref()
+            .ok_or(StoreError::ReadOnly)?
+            .lock()
+            .expect("payloads lock"))
+    }
+
     /// Appends payloads and makes them durable with one sync.
     pub(crate) fn append_all<'a>(
         &self,
@@ -96,12 +106,7 @@ impl Payloads {
         if buf.is_empty() {
             return Ok(());
         }
-        let mut file = self
-            .file
-            .as_ref()
-            .ok_or(StoreError::ReadOnly)?
-            .lock()
-            .expect("payloads lock");
+        let mut file = self.appender()?;
         file.write_all(&buf)
             .and_then(|()| file.sync_data())
             .map_err(|e| StoreError::io(&self.path, e))
@@ -115,12 +120,7 @@ impl Payloads {
             .iter()
             .filter_map(|r| r.strip_prefix("sha256:").and_then(|h| hex::decode(h).ok()))
             .collect();
-        let mut file = self
-            .file
-            .as_ref()
-            .ok_or(StoreError::ReadOnly)?
-            .lock()
-            .expect("payloads lock");
+        let mut file = self.appender()?;
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -141,20 +141,7 @@ impl Payloads {
         if removed == 0 {
             return Ok(0);
         }
-        let aside = self.path.with_extension("new");
-        let io = |e| StoreError::io(&aside, e);
-        let mut new = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&aside)
-            .map_err(io)?;
-        new.write_all(&kept)
-            .and_then(|()| new.sync_all())
-            .map_err(io)?;
-        std::fs::rename(&aside, &self.path).map_err(|e| StoreError::io(&self.path, e))?;
-        sealog_store::segment::sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+        crate::aside::replace(&self.path, &kept)?;
         *file = OpenOptions::new()
             .read(true)
             .append(true)

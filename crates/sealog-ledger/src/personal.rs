@@ -15,7 +15,7 @@ use crate::facts::Facts;
 use crate::keys::sealed_for;
 use crate::own::Act;
 use crate::privacy::{SEALED_PREFIX, Sight, pseudonym_bytes};
-use crate::{Error, Ledger, Query, View};
+use crate::{Error, Ledger, Query};
 
 /// The event type of an erasure's record.
 pub const LEGAL_ERASURE_TYPE: &str = "audit.legal_erasure";
@@ -125,10 +125,8 @@ impl Ledger {
     pub(crate) fn pseudonymise_filters(&self, equals: &mut [(String, String)]) -> bool {
         let mut any = false;
         for (axis, value) in equals.iter_mut() {
-            if self.is_personal_axis(axis) {
-                *value = self.pseudonym(value);
-                any = true;
-            }
+            any |= self.is_personal_axis(axis);
+            *value = self.filter_value(axis, value);
         }
         any
     }
@@ -166,27 +164,13 @@ impl Ledger {
         Cow::Owned(serde_json::to_vec(&v).expect("a JSON value serializes"))
     }
 
-    /// [`Ledger::reveal`] for a value already parsed (a state, a record in a larger answer)
-    /// of `tenant`.
-    pub fn reveal_value(&self, v: &mut Value, tenant: Option<&str>, sight: &Sight) {
-        self.privacy.reveal(v, tenant, sight);
-    }
-
     /// A quarantine payload as `sight` may see it: a sealed payload opened for those who may
     /// see its data subject's personal data; `None` for others, or when its key is gone.
     pub fn reveal_payload(&self, bytes: Vec<u8>, sight: &Sight) -> Option<Vec<u8>> {
-        let ps = std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(crate::privacy::sealed_pseudonym);
-        let Some(opened) = self.privacy.open_payload(&bytes) else {
-            return Some(bytes);
-        };
-        let allowed = match sight {
-            Sight::All => true,
-            Sight::Own(own) => ps.as_deref() == Some(own.as_str()),
-            Sight::Nothing => false,
-        };
-        if allowed { opened.ok() } else { None }
+        match self.privacy.open_payload(&bytes, sight) {
+            None => Some(bytes),
+            Some(opened) => opened.ok(),
+        }
     }
 
     /// Erases a data subject: appends the `audit.legal_erasure` record (durable), then
@@ -302,68 +286,29 @@ impl Ledger {
     /// Finishes erasures a crash interrupted: keys an erasure record names that are still
     /// here are destroyed, payloads a deletion record names that are still here deleted.
     pub(crate) fn finish_erasures(&self) -> Result<(), Error> {
-        self.finish_key_destruction()?;
-        let mut q = Query {
-            equals: vec![("type".into(), PAYLOAD_DELETED_TYPE.into())],
-            limit: LIMIT_MAX,
-            ..Query::default()
-        };
-        loop {
-            let page = crate::query::canonical(&*self.canonical, &self.deriver, &q)?;
-            let mut refs = Vec::new();
-            for (_, bytes) in &page.records {
-                if let Ok(v) = serde_json::from_slice::<Value>(bytes)
-                    && let Some(a) = v["data"]["payload_refs"].as_array()
-                {
-                    refs.extend(a.iter().filter_map(|r| r.as_str().map(str::to_string)));
-                }
-            }
-            if !refs.is_empty() {
-                self.payloads.remove(&refs)?;
-            }
-            match page.next_after {
-                Some(a) => q.after = Some(a),
-                None => return Ok(()),
+        for (_, v) in self.records_of(LEGAL_ERASURE_TYPE)? {
+            let data = &v["data"];
+            let Some(ps) = data["data_subject_pseudonym"].as_str() else {
+                continue;
+            };
+            let (live, _) = self.privacy.live_keys(ps, None);
+            let left: Vec<String> = strings(&data["tenants"])
+                .into_iter()
+                .filter(|t| live.contains(t))
+                .collect();
+            if !left.is_empty() {
+                self.privacy.erase(ps, &left)?;
             }
         }
-    }
-
-    fn finish_key_destruction(&self) -> Result<(), Error> {
-        let mut q = Query {
-            equals: vec![("type".into(), LEGAL_ERASURE_TYPE.into())],
-            view: View::History,
-            limit: LIMIT_MAX,
-            ..Query::default()
-        };
-        loop {
-            let page = crate::query::canonical(&*self.canonical, &self.deriver, &q)?;
-            for (_, bytes) in &page.records {
-                let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
-                    continue;
-                };
-                let data = &v["data"];
-                let Some(ps) = data["data_subject_pseudonym"].as_str() else {
-                    continue;
-                };
-                let tenants: Vec<String> = data["tenants"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|t| t.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let (live, _) = self.privacy.live_keys(ps, None);
-                let left: Vec<String> = tenants.into_iter().filter(|t| live.contains(t)).collect();
-                if !left.is_empty() {
-                    self.privacy.erase(ps, &left)?;
-                }
-            }
-            match page.next_after {
-                Some(a) => q.after = Some(a),
-                None => return Ok(()),
-            }
+        let refs: Vec<String> = self
+            .records_of(PAYLOAD_DELETED_TYPE)?
+            .iter()
+            .flat_map(|(_, v)| strings(&v["data"]["payload_refs"]))
+            .collect();
+        if !refs.is_empty() {
+            self.payloads.remove(&refs)?;
         }
+        Ok(())
     }
 
     /// How many records carry `key`.
@@ -394,6 +339,17 @@ fn scan_of(key: &sealog_store::Key) -> Scan {
         limit: LIMIT_MAX,
         skip_leaf_check: true,
     }
+}
+
+/// The strings of a JSON array (none when it is not one).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A key store's tenant ("" for events with none) as an envelope names it.

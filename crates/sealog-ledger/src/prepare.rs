@@ -103,6 +103,7 @@ impl Pipeline<'_> {
                     Derived::default()
                 };
                 let forbidden = q.reason == ReasonCode::ForbiddenField;
+                let personal = self.deriver.carries_personal(&event_type, tree);
                 let raw_bytes = || match raw {
                     Some(r) => r.to_vec(),
                     None => tree.to_value().to_string().into_bytes(),
@@ -111,7 +112,7 @@ impl Pipeline<'_> {
                 // personal values is kept sealed for its data subject, or not at all.
                 let payload = if forbidden {
                     None
-                } else if self.deriver.carries_personal(&event_type, tree) {
+                } else if personal {
                     self.deriver
                         .packs
                         .data_subject(tree, &env)
@@ -126,7 +127,7 @@ impl Pipeline<'_> {
                     Some(raw_bytes())
                 };
                 let mut correlation = Correlation::of(&env, tree, &derived);
-                if payload.is_none() || !self.deriver.carries_personal(&event_type, tree) {
+                if payload.is_none() || !personal {
                     correlation.data_subject = None;
                 }
                 Prepared::Quarantine {

@@ -14,6 +14,7 @@ use sealog_ledger::{
     Sight, StateQuery, VerifyOptions,
 };
 use sealog_merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use sealog_testkit::files::files_holding;
 use serde_json::{Value, json};
 use support::{example, open};
 
@@ -72,25 +73,6 @@ fn appended(r: &IngestResult) -> u64 {
         IngestResult::Appended { seq, .. } => *seq,
         other => panic!("expected appended, got {}", other.to_json()),
     }
-}
-
-/// Every file under `dir` that holds `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path)
-                && memchr::memmem::find(&bytes, needle.as_bytes()).is_some()
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
 }
 
 fn assert_nowhere_in_clear(dir: &Path) {

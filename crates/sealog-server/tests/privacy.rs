@@ -6,9 +6,8 @@
 
 mod support;
 
-use std::path::Path;
-
 use sealog_testkit::events::examples;
+use sealog_testkit::files::files_holding;
 use sealog_testkit::{Api, InProcess, tempdir};
 use serde_json::{Value, json};
 use support::{assert_verifies, offline_records, post_one};
@@ -27,24 +26,6 @@ fn email(id: &str, tenant: &str, customer: &str) -> Value {
     e["data"]["recipient_details"]["customer_id"] = json!(customer);
     e["data"]["recipient_details"]["name"] = json!(NAME);
     e
-}
-
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if std::fs::read(&path)
-                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
 }
 
 #[test]

@@ -120,6 +120,19 @@ pub fn append_bytes(path: &Path, bytes: &[u8]) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod back");
 }
 
+/// Every file under `dir` whose bytes hold `needle` anywhere.
+pub fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    all_files(dir)
+        .into_iter()
+        .filter(|p| {
+            fs::read(p).is_ok_and(|b| {
+                b.windows(needle.len().max(1))
+                    .any(|w| w == needle.as_bytes())
+            })
+        })
+        .collect()
+}
+
 /// Every regular file under `dir`, sorted.
 pub fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

@@ -158,71 +158,39 @@ fn erase_destroys_one_persons_key_and_the_log_still_verifies() {
     let server = ServerProcess::start(&log, &[]);
     let (admin, _) = log.create_key(&["admin"], None, None);
     let url = server.url();
-    let placed = log
-        .ok(
-            &[
-                "hold", "place", "--tenant", "shop-za", "--reason", "inquiry", "--url", &url,
-                "--key", &admin,
-            ],
-            b"",
-        )
-        .json();
+    // The same command, through the server as the admin.
+    let remote = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--url", url.as_str(), "--key", admin.as_str()]);
+        log.run(&all, b"")
+    };
+    let placed = remote(&[
+        "hold", "place", "--tenant", "shop-za", "--reason", "inquiry",
+    ]);
+    assert_eq!(placed.code, 0, "{}", placed.stderr);
+    let placed = placed.json();
     assert!(
         placed["hold_id"].as_str().unwrap().starts_with("hold_"),
         "{placed}"
     );
-    let held = log.run(
-        &[
-            "erase",
-            "--data-subject",
-            "cust-2",
-            "--reason",
-            "r",
-            "--url",
-            &url,
-            "--key",
-            &admin,
-        ],
-        b"",
-    );
+    let held = remote(&["erase", "--data-subject", "cust-2", "--reason", "r"]);
     assert_eq!(held.code, 1, "{}", held.stderr);
     assert!(held.stderr.contains("409"), "{}", held.stderr);
-    log.ok(
-        &[
-            "hold", "release", "--tenant", "shop-za", "--reason", "closed", "--url", &url, "--key",
-            &admin,
-        ],
-        b"",
-    );
-    let remote = log.ok(
-        &[
-            "erase",
-            "--data-subject",
-            "cust-2",
-            "--reason",
-            "request 118",
-            "--url",
-            &server.url(),
-            "--key",
-            &admin,
-        ],
-        b"",
-    );
-    assert_eq!(remote.json()["records_affected"], 1, "{}", remote.stdout);
-    let again = log.run(
-        &[
-            "erase",
-            "--data-subject",
-            "cust-2",
-            "--reason",
-            "request 118",
-            "--url",
-            &server.url(),
-            "--key",
-            &admin,
-        ],
-        b"",
-    );
+    let released = remote(&[
+        "hold", "release", "--tenant", "shop-za", "--reason", "closed",
+    ]);
+    assert_eq!(released.code, 0, "{}", released.stderr);
+    let erase = [
+        "erase",
+        "--data-subject",
+        "cust-2",
+        "--reason",
+        "request 118",
+    ];
+    let done = remote(&erase);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(done.json()["records_affected"], 1, "{}", done.stdout);
+    let again = remote(&erase);
     assert_eq!(again.code, 1, "{}", again.stderr);
     assert!(again.stderr.contains("409"), "{}", again.stderr);
     server.stop();

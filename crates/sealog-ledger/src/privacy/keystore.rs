@@ -222,7 +222,7 @@ impl KeyStore {
         for id in ids {
             bytes.extend_from_slice(&frame(id, &self.slots[id]));
         }
-        super::write_new(&path, &bytes)?;
+        crate::aside::replace(&path, &bytes)?;
         self.file = Some(
             OpenOptions::new()
                 .read(true)

@@ -19,10 +19,7 @@
 mod keystore;
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::fs;
 use std::sync::Mutex;
 
 use aes_siv::aead::KeyInit;
@@ -41,9 +38,9 @@ use sealog_store::StoreError;
 use keystore::{KeyStore, Slot, SubjectId, WRAPPED_BYTES};
 
 /// What every sealed value starts with.
-pub const SEALED_PREFIX: &str = "sealed:v1:";
+pub(crate) const SEALED_PREFIX: &str = "sealed:v1:";
 /// What every pseudonym starts with.
-pub const PSEUDONYM_PREFIX: &str = "ps:";
+pub(crate) const PSEUDONYM_PREFIX: &str = "ps:";
 const SUBJECT_KEY_BYTES: usize = 64;
 
 type SubjectKey = [u8; SUBJECT_KEY_BYTES];
@@ -61,6 +58,17 @@ pub enum Sight {
     /// Only the values sealed for this pseudonym.
     Own(String),
     Nothing,
+}
+
+impl Sight {
+    /// Whether this sight opens values sealed for the pseudonym `ps`.
+    fn sees(&self, ps: &[u8; 16]) -> bool {
+        match self {
+            Sight::All => true,
+            Sight::Own(own) => pseudonym_bytes(own).as_ref() == Some(ps),
+            Sight::Nothing => false,
+        }
+    }
 }
 
 /// Why a personal value could not be sealed.
@@ -146,30 +154,11 @@ fn master_key(layout: &Layout, writable: bool) -> Result<[u8; 32], StoreError> {
                 )));
             }
             let key = random::<32>()?;
-            write_new(&path, format!("{}\n", hex::encode(key)).as_bytes())?;
+            crate::aside::replace(&path, format!("{}\n", hex::encode(key)).as_bytes())?;
             Ok(key)
         }
         Err(e) => Err(StoreError::io(&path, e)),
     }
-}
-
-/// Writes a new owner-only file aside and renames it into place, durably.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().expect("a file in a directory");
-    fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-    let aside = path.with_extension("new");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&aside)
-        .map_err(|e| StoreError::io(&aside, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| StoreError::io(&aside, e))?;
-    fs::rename(&aside, path).map_err(|e| StoreError::io(path, e))?;
-    sealog_store::segment::sync_dir(dir)
 }
 
 /// The pseudonym's 16 bytes from its text form (`ps:` + 32 hex digits).
@@ -192,11 +181,6 @@ fn parse_sealed(s: &str) -> Option<([u8; 16], &str)> {
     Some((ps, body))
 }
 
-/// The pseudonym a sealed value (or sealed payload) names, as `ps:` text.
-pub(crate) fn sealed_pseudonym(s: &str) -> Option<String> {
-    parse_sealed(s).map(|(ps, _)| pseudonym_text(&ps))
-}
-
 /// The keyed hash a sealed value in an indexed field carries, as a pseudonym.
 fn sealed_hash(s: &str) -> Option<String> {
     let rest = s.strip_prefix(SEALED_PREFIX)?;
@@ -211,12 +195,20 @@ pub(crate) fn pseudonym_in(layout: &Layout, value: &str) -> Result<String, Store
     if pseudonym_bytes(value).is_some() {
         return Ok(value.to_string());
     }
-    let master = master_key(layout, true)?;
-    let key = mac(&master, &[b"sealog pseudonym v1"]);
-    let ps: [u8; 16] = mac(&key, &[value.as_bytes()])[..16]
+    let key = pseudonym_key(&master_key(layout, true)?);
+    Ok(pseudonym_text(&keyed_hash(&key, value)))
+}
+
+/// The key of the keyed hash that names data subjects, from the master key.
+fn pseudonym_key(master: &[u8; 32]) -> [u8; 32] {
+    mac(master, &[b"sealog pseudonym v1"])
+}
+
+/// A value's keyed hash: a data subject's pseudonym, or what a personal axis indexes.
+fn keyed_hash(key: &[u8; 32], value: &str) -> [u8; 16] {
+    mac(key, &[value.as_bytes()])[..16]
         .try_into()
-        .expect("16 bytes");
-    Ok(pseudonym_text(&ps))
+        .expect("16 bytes")
 }
 
 const VALUE_AD: &[u8] = b"sealog sealed value v1";
@@ -296,7 +288,7 @@ impl Privacy {
 
     pub(crate) fn open(layout: &Layout, writable: bool) -> Result<Self, StoreError> {
         let master = master_key(layout, writable)?;
-        let pseudonym_key = mac(&master, &[b"sealog pseudonym v1"]);
+        let pseudonym_key = pseudonym_key(&master);
         let mut wrap_key = [0u8; 64];
         wrap_key[..32].copy_from_slice(&mac(&master, &[b"sealog wrap v1", b"0"]));
         wrap_key[32..].copy_from_slice(&mac(&master, &[b"sealog wrap v1", b"1"]));
@@ -319,9 +311,7 @@ impl Privacy {
     }
 
     fn pseudonym_raw(&self, value: &str) -> [u8; 16] {
-        mac(&self.pseudonym_key, &[value.as_bytes()])[..16]
-            .try_into()
-            .expect("16 bytes")
+        keyed_hash(&self.pseudonym_key, value)
     }
 
     /// The keyed hash that stands for a data subject (or a personal axis value) everywhere
@@ -393,13 +383,7 @@ impl Privacy {
         subject: &str,
         knows: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<(), Unsealable> {
-        let tenant = tenant.unwrap_or("");
-        let ps = self.pseudonym_raw(subject);
-        let ps_text = pseudonym_text(&ps);
-        let key = self.key_for(tenant, ps, &|| knows(&ps_text))?;
-        let mut cipher = siv(&key);
-        let ad = value_ad(tenant, &ps);
-        let ps_b64 = URL_SAFE_NO_PAD.encode(ps);
+        let mut s = self.sealer(tenant, subject, knows)?;
         let mut plain = Vec::new();
         packs.for_each_personal(event_type, event, &mut |v, indexed| {
             plain.clear();
@@ -408,7 +392,7 @@ impl Privacy {
                 // it from being sealed so the refusal names the right thing.
                 return;
             }
-            let mut sealed = seal_with(&mut cipher, &ad, &ps_b64, &plain);
+            let mut sealed = s.seal(&plain);
             if indexed {
                 let text = match &*v {
                     Json::String(s) => s.to_string(),
@@ -436,48 +420,75 @@ impl Privacy {
         raw: &[u8],
         knows: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<Vec<u8>, Unsealable> {
+        Ok(self.sealer(tenant, subject, knows)?.seal(raw).into_bytes())
+    }
+
+    /// What seals for the data subject `subject` (its plain value) in `tenant`, with its key
+    /// made on first use.
+    fn sealer(
+        &self,
+        tenant: Option<&str>,
+        subject: &str,
+        knows: &dyn Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<Sealer, Unsealable> {
         let tenant = tenant.unwrap_or("");
         let ps = self.pseudonym_raw(subject);
         let ps_text = pseudonym_text(&ps);
         let key = self.key_for(tenant, ps, &|| knows(&ps_text))?;
-        let ad = value_ad(tenant, &ps);
-        Ok(seal_with(&mut siv(&key), &ad, &URL_SAFE_NO_PAD.encode(ps), raw).into_bytes())
+        Ok(Sealer {
+            cipher: siv(&key),
+            ad: value_ad(tenant, &ps),
+            ps_b64: URL_SAFE_NO_PAD.encode(ps),
+        })
+    }
+
+    /// The plain bytes a sealed body (base64) holds, under the key of `id`.
+    fn open_with(
+        &self,
+        id: &SubjectId,
+        wrapped: &[u8; WRAPPED_BYTES],
+        body: &str,
+    ) -> Option<Vec<u8>> {
+        let key = self.unwrap_key(id, wrapped)?;
+        let ct = URL_SAFE_NO_PAD.decode(body).ok()?;
+        siv(&key)
+            .decrypt([value_ad(&id.0, &id.1).as_slice()], &ct)
+            .ok()
     }
 
     /// Opens a sealed value of a record of `tenant`.
-    pub(crate) fn open_sealed(&self, tenant: &str, sealed: &str) -> Option<(String, Opened)> {
+    pub(crate) fn open_sealed(&self, tenant: &str, sealed: &str) -> Option<Opened> {
         let (ps, body) = parse_sealed(sealed)?;
         let id: SubjectId = (tenant.to_string(), ps);
-        let opened = match self.slot(&id) {
+        Some(match self.slot(&id) {
             Some(Slot::Erased) => Opened::Erased,
             None => Opened::Unknown,
-            Some(Slot::Live(w)) => match self.unwrap_key(&id, &w).and_then(|key| {
-                let ct = URL_SAFE_NO_PAD.decode(body).ok()?;
-                siv(&key)
-                    .decrypt([value_ad(tenant, &ps).as_slice()], &ct)
-                    .ok()
-            }) {
+            Some(Slot::Live(w)) => match self.open_with(&id, &w, body) {
                 Some(plain) => match serde_json::from_slice(&plain) {
                     Ok(v) => Opened::Value(v),
-                    // A quarantine payload is raw bytes, not one value.
+                    // Sealed raw bytes (a quarantine payload's form) copied into a field.
                     Err(_) => {
                         Opened::Value(Value::String(String::from_utf8_lossy(&plain).into_owned()))
                     }
                 },
                 None => Opened::Unknown,
             },
-        };
-        Some((pseudonym_text(&ps), opened))
+        })
     }
 
     /// A quarantine payload as it was sent, when it was sealed (`None` when it was not):
-    /// opened with whichever tenant's key of its data subject authenticates it.
-    pub(crate) fn open_payload(&self, bytes: &[u8]) -> Option<Result<Vec<u8>, Opened>> {
+    /// opened with whichever tenant's key of its data subject authenticates it, if `sight`
+    /// may see that subject's values (`Err(None)` when it may not).
+    pub(crate) fn open_payload(
+        &self,
+        bytes: &[u8],
+        sight: &Sight,
+    ) -> Option<Result<Vec<u8>, Option<Opened>>> {
         let text = std::str::from_utf8(bytes).ok()?;
         let (ps, body) = parse_sealed(text)?;
-        let Ok(ct) = URL_SAFE_NO_PAD.decode(body) else {
-            return Some(Err(Opened::Unknown));
-        };
+        if !sight.sees(&ps) {
+            return Some(Err(None));
+        }
         let mut keys = self.lock();
         let _ = keys.refresh(&self.check);
         let mut erased = false;
@@ -488,23 +499,17 @@ impl Privacy {
             match slot {
                 Slot::Erased => erased = true,
                 Slot::Live(w) => {
-                    let id = (tenant.clone(), ps);
-                    let opened = self.unwrap_key(&id, w).and_then(|key| {
-                        siv(&key)
-                            .decrypt([value_ad(tenant, &ps).as_slice()], &ct)
-                            .ok()
-                    });
-                    if let Some(plain) = opened {
+                    if let Some(plain) = self.open_with(&(tenant.clone(), ps), w, body) {
                         return Some(Ok(plain));
                     }
                 }
             }
         }
-        Some(Err(if erased {
+        Some(Err(Some(if erased {
             Opened::Erased
         } else {
             Opened::Unknown
-        }))
+        })))
     }
 
     fn slot(&self, id: &SubjectId) -> Option<Slot> {
@@ -580,7 +585,7 @@ impl Privacy {
     pub(crate) fn tokenize(&self, v: &mut Value, tenant: &str, seen: &mut Tokens) {
         match v {
             Value::String(s) if s.starts_with(SEALED_PREFIX) => {
-                if let Some((_, Opened::Value(plain))) = self.open_sealed(tenant, s) {
+                if let Some(Opened::Value(plain)) = self.open_sealed(tenant, s) {
                     let token = format!("\u{1}{}", self.pseudonym(&plain_text(&plain)));
                     let sealed = std::mem::replace(s, token.clone());
                     seen.entry(token).or_insert((tenant.to_string(), sealed));
@@ -617,15 +622,10 @@ impl Privacy {
 
     fn shown(&self, sealed: &str, tenant: &str, sight: &Sight) -> Option<Value> {
         let (ps, _) = parse_sealed(sealed)?;
-        let allowed = match sight {
-            Sight::All => true,
-            Sight::Own(own) => pseudonym_bytes(own) == Some(ps),
-            Sight::Nothing => false,
-        };
-        if !allowed {
+        if !sight.sees(&ps) {
             return Some(marker("hidden"));
         }
-        Some(match self.open_sealed(tenant, sealed)?.1 {
+        Some(match self.open_sealed(tenant, sealed)? {
             Opened::Value(v) => v,
             Opened::Erased => marker("erased"),
             Opened::Unknown => marker("unavailable"),
@@ -675,15 +675,29 @@ pub(crate) fn key_derived(
 
 /// What a reader sees in place of a personal value it may not see (`hidden`), whose key was
 /// destroyed (`erased`), or that this log cannot open (`unavailable`).
-pub fn marker(why: &str) -> Value {
+pub(crate) fn marker(why: &str) -> Value {
     serde_json::json!({ "$personal": why })
 }
 
-fn seal_with(cipher: &mut Aes256Siv, ad: &[u8], ps_b64: &str, plain: &[u8]) -> String {
-    let ct = cipher
-        .encrypt([ad], plain)
-        .expect("AES-SIV seals any length");
-    format!("{SEALED_PREFIX}{ps_b64}:{}", URL_SAFE_NO_PAD.encode(ct))
+/// Seals for one data subject in one tenant.
+struct Sealer {
+    cipher: Aes256Siv,
+    ad: Vec<u8>,
+    ps_b64: String,
+}
+
+impl Sealer {
+    fn seal(&mut self, plain: &[u8]) -> String {
+        let ct = self
+            .cipher
+            .encrypt([self.ad.as_slice()], plain)
+            .expect("AES-SIV seals any length");
+        format!(
+            "{SEALED_PREFIX}{}:{}",
+            self.ps_b64,
+            URL_SAFE_NO_PAD.encode(ct)
+        )
+    }
 }
 
 /// The text a personal axis value is hashed from: a string itself, anything else its

@@ -33,6 +33,15 @@ pub(crate) struct HoldRequest {
     reason: String,
 }
 
+impl HoldRequest {
+    fn scope(&self) -> HoldScope<'_> {
+        HoldScope {
+            tenant: self.tenant.as_deref(),
+            data_subject: self.data_subject.as_deref(),
+        }
+    }
+}
+
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct HoldList {
     #[schema(value_type = Vec<Object>)]
@@ -96,10 +105,7 @@ pub(crate) async fn place(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
     let ledger = ctx.state.ledger.clone();
     let act = crate::access::act_of(&ctx.principal);
     let hold = blocking(move || {
-        let scope = HoldScope {
-            tenant: req.tenant.as_deref(),
-            data_subject: req.data_subject.as_deref(),
-        };
+        let scope = req.scope();
         let act = HoldAct {
             reason: &req.reason,
             act,
@@ -144,10 +150,7 @@ pub(crate) async fn release(
                 return Err(ApiError::not_found("no hold in force matches"));
             }
         }
-        let scope = HoldScope {
-            tenant: req.tenant.as_deref(),
-            data_subject: req.data_subject.as_deref(),
-        };
+        let scope = req.scope();
         let act = HoldAct {
             reason: &req.reason,
             act,
