@@ -44,7 +44,7 @@ pub struct Hold {
 
 impl Hold {
     /// Whether it keeps the data subject `ps` in any of `tenants` from erasure.
-    fn covers(&self, tenants: &[String], ps: &str) -> bool {
+    pub(crate) fn covers(&self, tenants: &[String], ps: &str) -> bool {
         let tenant_ok = self.tenant.as_ref().is_none_or(|t| tenants.contains(t));
         let subject_ok = self
             .data_subject_pseudonym

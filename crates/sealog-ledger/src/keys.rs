@@ -135,6 +135,17 @@ impl Indexer for CanonicalKeys {
         EventKeys::of(stored.envelope, derived, sealed).keys
     }
 
+    /// A pruned correction still marks its target as superseded.
+    fn stub_keys(&self, stub: &sealog_store::Stub) -> Vec<Key> {
+        let mut keys: Vec<Key> = stub
+            .link
+            .iter()
+            .flat_map(|l| [supersedes(&RecordId(*l)), correction()])
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// The packs' manifests, the version of the keys the ledger adds to theirs, and which
     /// keyed hash names data subjects.
     fn fingerprint(&self) -> String {

@@ -25,6 +25,7 @@ mod privacy;
 pub mod quarantine;
 mod query;
 mod result;
+mod retention;
 mod rules;
 mod slice;
 mod state;
@@ -49,6 +50,7 @@ pub use privacy::Sight;
 pub use quarantine::{Correlation, Finding, QUARANTINE_TYPE};
 pub use query::{Query, View};
 pub use result::{IngestResult, Rejection};
+pub use retention::{Due, RETENTION_APPLIED_TYPE, RetentionReport};
 pub use rules::{ChainRefusal, Claim};
 pub use sealog_model::{Layout as DataLayout, LogLayout};
 pub use sealog_packs::axes::ENVELOPE_AXES;
@@ -231,6 +233,7 @@ impl Ledger {
         };
         if matches!(access, Access::Write) {
             ledger.finish_erasures()?;
+            ledger.finish_retention()?;
         }
         Ok(ledger)
     }

@@ -14,9 +14,13 @@ use sealog_packs::Packs;
 use sealog_store::Indexer;
 use sealog_store::verify::{Failure, Options, Report, for_each_record};
 
+use sealog_store::Stub;
+use serde_json::Value;
+
 use crate::keys::{CanonicalKeys, Deriver, QuarantineKeys};
 use crate::payloads::Payloads;
 use crate::privacy::Privacy;
+use crate::retention::{RETENTION_APPLIED_TYPE, seqs_of, stubs_digest};
 
 #[derive(Default)]
 pub struct VerifyOptions<'a> {
@@ -77,6 +81,8 @@ pub(crate) fn verify(
     }
     let q = layout.quarantine();
     if !q.segments().exists() {
+        let summary = check_retention(&layout, &canonical, None)?;
+        canonical.files.push(("retention stubs".into(), summary));
         return Ok((canonical, None));
     }
     let in_quarantine = |mut f: Failure| {
@@ -97,7 +103,93 @@ pub(crate) fn verify(
     quarantine
         .files
         .push(("quarantine/payloads".into(), summary));
+    let summary = check_retention(&layout, &canonical, Some(&quarantine))?;
+    canonical.files.push(("retention stubs".into(), summary));
     Ok((canonical, Some(quarantine)))
+}
+
+/// Every stub either log holds was pruned by a signed `audit.retention_applied` record: its
+/// seq lies in the record's ranges, the record is under a signed checkpoint, and once all of
+/// a record's seqs are stubs, they keep exactly what its digest says. A stub nothing
+/// authorizes is a record removed, not pruned.
+fn check_retention(
+    layout: &Layout,
+    canonical: &Report,
+    quarantine: Option<&Report>,
+) -> Result<String, Failure> {
+    let quarantine_stubs: &[Stub] = quarantine.map_or(&[], |r| &r.stubs);
+    let total = canonical.stubs.len() + quarantine_stubs.len();
+    if total == 0 {
+        return Ok("no record was pruned".into());
+    }
+    // (seq, ranges, digest) of each retention record, for each log.
+    let mut records: Vec<(u64, Value)> = Vec::new();
+    for_each_record(&layout.canonical(), canonical.records, |stored| {
+        if stored.envelope.event_type == RETENTION_APPLIED_TYPE {
+            let data = stored
+                .record
+                .get("data")
+                .map_or(Value::Null, |d| d.to_value());
+            records.push((stored.seq, data));
+        }
+        Ok(())
+    })?;
+    let mut unfinished = 0;
+    for (log, found, path) in [
+        ("", &canonical.stubs[..], None),
+        ("quarantine", quarantine_stubs, Some("quarantine")),
+    ] {
+        let at = |s: &Stub| match path {
+            Some(p) => format!("{p} log: record {}", s.seq),
+            None => format!("record {}", s.seq),
+        };
+        let mut by_seq: std::collections::HashMap<u64, &Stub> =
+            found.iter().map(|s| (s.seq, s)).collect();
+        for (seq, data) in &records {
+            let part = if log.is_empty() { data } else { &data[log] };
+            let wanted = seqs_of(&part["ranges"]);
+            let covered: Vec<&Stub> = wanted.iter().filter_map(|s| by_seq.remove(s)).collect();
+            if covered.is_empty() && !wanted.is_empty() {
+                unfinished += 1;
+                continue;
+            }
+            if *seq >= canonical.signed_records {
+                return Err(Failure {
+                    location: at(covered[0]),
+                    message: format!(
+                        "pruned by retention record {seq}, which no signed checkpoint covers"
+                    ),
+                });
+            }
+            if covered.len() < wanted.len() {
+                unfinished += 1;
+                continue;
+            }
+            let digest = stubs_digest(covered.iter().map(|s| (s.seq, s.id, s.link)));
+            if part["stubs_sha256"].as_str() != Some(digest.as_str()) {
+                return Err(Failure {
+                    location: format!("retention record {seq}"),
+                    message: "the stubs of the records it pruned do not keep what its digest says: a stub was changed".into(),
+                });
+            }
+        }
+        if let Some(s) = by_seq.values().min_by_key(|s| s.seq) {
+            return Err(Failure {
+                location: at(s),
+                message: "a stub that no signed retention record accounts for: the record was removed, not pruned".into(),
+            });
+        }
+    }
+    let mut summary = format!(
+        "{total} stubs, each pruned by one of {} signed retention records and matching its digest",
+        records.len()
+    );
+    if unfinished > 0 {
+        summary.push_str(&format!(
+            "; {unfinished} applications not finished yet (the next writable opening finishes them)"
+        ));
+    }
+    Ok(summary)
 }
 
 /// Every record with sealed values names a data subject the key store knows (live or

@@ -58,6 +58,12 @@ impl LogLayout {
         self.index().join("REBUILD")
     }
 
+    /// Left by retention: the index still holds the pruned records' keys until the next
+    /// opening rebuilds it from the log, where a stub gives only the keys it keeps.
+    pub fn pruned_marker(&self) -> PathBuf {
+        self.index().join("PRUNED")
+    }
+
     /// Fingerprint of the derivation (packs) the index keys were computed with.
     pub fn index_fingerprint(&self) -> PathBuf {
         self.index().join("DERIVER")

@@ -43,9 +43,151 @@ pub fn parse_bound(text: &str) -> Result<i64, String> {
     parse_rfc3339(text)
 }
 
+/// An ISO 8601 duration (`P7Y`, `P6M`, `P30D`, `PT72H`, `P1Y2M3DT4H5M6S`, `P2W`): calendar
+/// years and months, and exact days and seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub months: u32,
+    pub days: u32,
+    pub seconds: u64,
+}
+
+impl Period {
+    pub fn parse(text: &str) -> Result<Period, String> {
+        let bad = || format!("\"{text}\" is not an ISO 8601 duration such as P7Y, P90D or PT72H");
+        let rest = text.strip_prefix('P').ok_or_else(bad)?;
+        let (date, time) = match rest.split_once('T') {
+            Some((d, t)) if !t.is_empty() => (d, Some(t)),
+            Some(_) => return Err(bad()),
+            None => (rest, None),
+        };
+        let mut p = Period {
+            months: 0,
+            days: 0,
+            seconds: 0,
+        };
+        let mut any = false;
+        let mut parts = |s: &str, units: &[(char, u64)], time: bool| -> Result<(), String> {
+            let mut num = String::new();
+            let mut next = 0;
+            for c in s.chars() {
+                if c.is_ascii_digit() {
+                    num.push(c);
+                    continue;
+                }
+                let at = units[next..]
+                    .iter()
+                    .position(|(u, _)| *u == c)
+                    .ok_or_else(bad)?;
+                next += at + 1;
+                let n: u64 = num.parse().map_err(|_| bad())?;
+                let n = n.checked_mul(units[next - 1].1).ok_or_else(bad)?;
+                num.clear();
+                any = true;
+                match (time, c) {
+                    (false, 'Y' | 'M') => {
+                        p.months = p
+                            .months
+                            .checked_add(u32::try_from(n).map_err(|_| bad())?)
+                            .ok_or_else(bad)?
+                    }
+                    (false, _) => {
+                        p.days = p
+                            .days
+                            .checked_add(u32::try_from(n).map_err(|_| bad())?)
+                            .ok_or_else(bad)?
+                    }
+                    (true, _) => p.seconds = p.seconds.checked_add(n).ok_or_else(bad)?,
+                }
+            }
+            if num.is_empty() { Ok(()) } else { Err(bad()) }
+        };
+        parts(date, &[('Y', 12), ('M', 1), ('W', 7), ('D', 1)], false)?;
+        if let Some(t) = time {
+            parts(t, &[('H', 3600), ('M', 60), ('S', 1)], true)?;
+        }
+        if !any {
+            return Err(bad());
+        }
+        Ok(p)
+    }
+
+    /// The instant this period before `now` (ns): months back on the calendar (the 31st of a
+    /// shorter month is its last day), then days and seconds.
+    pub fn before(&self, now: i64) -> i64 {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now))
+            .expect("i64 nanoseconds are always in range");
+        let total = t.year() * 12 + (i32::from(u8::from(t.month())) - 1) - self.months as i32;
+        let (year, month0) = (total.div_euclid(12), total.rem_euclid(12));
+        let month = time::Month::try_from(month0 as u8 + 1).expect("a month");
+        let day = t.day().min(month.length(year));
+        let date = time::Date::from_calendar_date(year, month, day);
+        let moved = match date {
+            Ok(d) => t.replace_date(d),
+            Err(_) => return i64::MIN,
+        };
+        let nanos = moved.unix_timestamp_nanos()
+            - i128::from(self.days) * 86_400_000_000_000
+            - i128::from(self.seconds) * 1_000_000_000;
+        i64::try_from(nanos).unwrap_or(i64::MIN)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_durations_parse_and_count_back_on_the_calendar() {
+        let p = Period::parse("P7Y").unwrap();
+        assert_eq!(
+            p,
+            Period {
+                months: 84,
+                days: 0,
+                seconds: 0
+            }
+        );
+        assert_eq!(
+            Period::parse("P1Y2M3W4DT5H6M7S").unwrap(),
+            Period {
+                months: 14,
+                days: 25,
+                seconds: 5 * 3600 + 6 * 60 + 7
+            }
+        );
+        assert_eq!(Period::parse("PT72H").unwrap().seconds, 72 * 3600);
+        for bad in [
+            "",
+            "P",
+            "7Y",
+            "PT",
+            "P1H",
+            "P1M1Y",
+            "PY",
+            "P1.5Y",
+            "P-1D",
+            "P99999999999Y",
+        ] {
+            assert!(Period::parse(bad).is_err(), "{bad}");
+        }
+        let now = parse_rfc3339("2026-03-31T12:00:00Z").unwrap();
+        assert_eq!(format_micros(p.before(now)), "2019-03-31T12:00:00.000000Z");
+        let month = Period::parse("P1M").unwrap();
+        assert_eq!(
+            format_micros(month.before(now)),
+            "2026-02-28T12:00:00.000000Z"
+        );
+        let leap = parse_rfc3339("2024-02-29T00:00:00Z").unwrap();
+        assert_eq!(
+            format_micros(Period::parse("P1Y").unwrap().before(leap)),
+            "2023-02-28T00:00:00.000000Z"
+        );
+        assert_eq!(
+            format_micros(Period::parse("P30DT1S").unwrap().before(now)),
+            "2026-03-01T11:59:59.000000Z"
+        );
+    }
 
     #[test]
     fn nanoseconds_round_trip_exactly() {

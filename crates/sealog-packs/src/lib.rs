@@ -18,7 +18,7 @@ mod rules;
 mod schema;
 mod state;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -28,6 +28,7 @@ use serde_json::Value;
 
 pub use error::PackError;
 pub use reason::{Quarantine, ReasonCode, Violation};
+pub use rules::{DEFAULT_RETENTION, Retention};
 
 use rules::TypeRules;
 use sha2::{Digest, Sha256};
@@ -262,6 +263,34 @@ impl Packs {
                 });
             }
         }
+    }
+
+    /// How long records of `event_type` are kept (seven years for a type no pack declares).
+    pub fn retention(&self, event_type: &str) -> Retention {
+        self.rules(event_type)
+            .map_or_else(Retention::default_period, |r| r.retention.clone())
+    }
+
+    /// How long quarantine records about `event_type` are kept.
+    pub fn quarantine_retention(&self, event_type: &str) -> Retention {
+        self.rules(event_type)
+            .map_or_else(Retention::default_period, |r| {
+                r.quarantine_retention.clone()
+            })
+    }
+
+    /// Every declared type's (retention, quarantine retention), by type.
+    pub fn retention_policy(&self) -> BTreeMap<String, (Retention, Retention)> {
+        self.inner
+            .types
+            .iter()
+            .map(|(t, r)| {
+                (
+                    t.clone(),
+                    (r.retention.clone(), r.quarantine_retention.clone()),
+                )
+            })
+            .collect()
     }
 
     /// Axes with a value from a personal field in some type: they index a keyed hash of the

@@ -14,6 +14,13 @@ pub(crate) struct Manifest {
     pub(crate) version: Option<String>,
     #[serde(default)]
     pub(crate) description: Option<String>,
+    /// How long its types' records are kept, by ingest time (ISO 8601 duration, or
+    /// "forever"); a type may say otherwise. Seven years when absent.
+    #[serde(default)]
+    pub(crate) retention: Option<String>,
+    /// How long quarantine records of its types are kept; the type's retention when absent.
+    #[serde(default)]
+    pub(crate) quarantine_retention: Option<String>,
     pub(crate) types: BTreeMap<String, TypeDecl>,
 }
 
@@ -55,6 +62,8 @@ pub(crate) struct TypeDecl {
     pub(crate) axes: Vec<AxisDecl>,
     #[serde(default)]
     pub(crate) personal: Vec<String>,
+    #[serde(default)]
+    pub(crate) retention: Option<String>,
     #[serde(default)]
     pub(crate) state: StateDecl,
 }

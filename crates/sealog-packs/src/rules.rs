@@ -32,7 +32,51 @@ pub(crate) struct TypeRules {
     pub(crate) unique_per_subject: bool,
     pub(crate) axes: Vec<Axis>,
     pub(crate) personal: Vec<Pointer>,
+    pub(crate) retention: Retention,
+    pub(crate) quarantine_retention: Retention,
     pub(crate) state: StateRule,
+}
+
+/// How long a type's records are kept, by ingest time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retention {
+    /// Never pruned (Sealog's own records that later proofs rest on).
+    Forever,
+    /// Pruned once older than this; the text as the manifest gave it.
+    For(sealog_model::time::Period, String),
+}
+
+/// Seven years: seed 003 INV-C005-06's default.
+pub const DEFAULT_RETENTION: &str = "P7Y";
+
+impl Retention {
+    pub(crate) fn parse(text: &str) -> Result<Retention, String> {
+        if text == "forever" {
+            return Ok(Retention::Forever);
+        }
+        let p =
+            sealog_model::time::Period::parse(text).map_err(|m| format!("{m}, or \"forever\""))?;
+        Ok(Retention::For(p, text.to_string()))
+    }
+
+    pub fn default_period() -> Retention {
+        Retention::parse(DEFAULT_RETENTION).expect("the default parses")
+    }
+
+    /// Records ingested before this instant are due at `now` (ns); `None`: never.
+    pub fn cutoff(&self, now: i64) -> Option<i64> {
+        match self {
+            Retention::Forever => None,
+            Retention::For(p, _) => Some(p.before(now)),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        match self {
+            Retention::Forever => "forever",
+            Retention::For(_, t) => t,
+        }
+    }
 }
 
 pub(crate) struct Condition {
@@ -108,8 +152,27 @@ pub(crate) fn compile_pack(
                 "a type name is non-empty and has no whitespace".into(),
             ));
         }
+        let retention = |at: &str, text: Option<&str>, or: Retention| match text {
+            None => Ok(or),
+            Some(t) => Retention::parse(t).map_err(|m| err(at.into(), m)),
+        };
+        let pack_retention = retention(
+            "retention",
+            manifest.retention.as_deref(),
+            Retention::default_period(),
+        )?;
+        let own = retention(
+            &format!("{at}.retention"),
+            decl.retention.as_deref(),
+            pack_retention,
+        )?;
+        let quarantine = retention(
+            "quarantine_retention",
+            manifest.quarantine_retention.as_deref(),
+            own.clone(),
+        )?;
         types.push(
-            compile_type(&pack, name, decl, read, &at).map_err(|e| match e {
+            compile_type(&pack, name, decl, read, &at, (own, quarantine)).map_err(|e| match e {
                 Located::Manifest(at, msg) => err(at, msg),
                 Located::Pack(e) => e,
             })?,
@@ -129,6 +192,7 @@ fn compile_type(
     decl: &TypeDecl,
     read: ReadFile<'_>,
     at: &str,
+    (retention, quarantine_retention): (Retention, Retention),
 ) -> Result<TypeRules, Located> {
     let bad = |field: String, msg: String| Located::Manifest(format!("{at}.{field}"), msg);
     let ptr = |field: String, text: &str, wildcard: bool| -> Result<Pointer, Located> {
@@ -346,6 +410,8 @@ fn compile_type(
         unique_per_subject: decl.unique_per_subject,
         axes,
         personal: list("personal", &decl.personal, true)?,
+        retention,
+        quarantine_retention,
         state: StateRule {
             op: state.op,
             set: fields("set", &state.set)?,

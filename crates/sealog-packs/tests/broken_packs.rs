@@ -67,6 +67,46 @@ fn expect_error(manifest: Value, schema: &str, file: &str, at: &str, words: &str
 }
 
 #[test]
+fn retention_is_seven_years_unless_a_pack_or_type_says_otherwise_and_a_bad_one_is_located() {
+    let packs = load(&manifest(good()), SCHEMA).unwrap();
+    assert_eq!(packs.retention("acme.thing").text(), "P7Y");
+    assert_eq!(packs.retention("nobody.declared").text(), "P7Y");
+    assert_eq!(packs.retention("audit.retention_applied").text(), "forever");
+    assert_eq!(packs.retention("audit.access").text(), "P7Y");
+    assert_eq!(packs.quarantine_retention("comms.email").text(), "P1Y");
+    assert_eq!(packs.retention("comms.email").text(), "P7Y");
+    let mut m = manifest(good());
+    m["retention"] = json!("P6Y");
+    m["quarantine_retention"] = json!("P90D");
+    let packs = load(&m, SCHEMA).unwrap();
+    assert_eq!(packs.retention("acme.thing").text(), "P6Y");
+    assert_eq!(packs.quarantine_retention("acme.thing").text(), "P90D");
+    let mut ty = good();
+    ty["retention"] = json!("PT72H");
+    let packs = load(&manifest(ty), SCHEMA).unwrap();
+    assert_eq!(packs.retention("acme.thing").text(), "PT72H");
+    assert_eq!(packs.quarantine_retention("acme.thing").text(), "PT72H");
+    let mut ty = good();
+    ty["retention"] = json!("7 years");
+    expect_error(
+        manifest(ty),
+        SCHEMA,
+        "manifest.json",
+        "types.\"acme.thing\".retention",
+        "not an ISO 8601 duration",
+    );
+    let mut m = manifest(good());
+    m["quarantine_retention"] = json!("P");
+    expect_error(
+        m,
+        SCHEMA,
+        "manifest.json",
+        "quarantine_retention",
+        "ISO 8601",
+    );
+}
+
+#[test]
 fn a_misspelt_rule_is_an_error_with_its_line() {
     let mut ty = good();
     ty["requried"] = json!(["/data/n"]);

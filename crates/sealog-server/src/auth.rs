@@ -62,6 +62,8 @@ pub enum Action {
     Erase,
     HoldsChange,
     HoldsList,
+    RetentionStatus,
+    RetentionApply,
 }
 
 impl Action {
@@ -88,6 +90,8 @@ impl Action {
             Action::Erase => "erasures.create",
             Action::HoldsChange => "holds.change",
             Action::HoldsList => "holds.list",
+            Action::RetentionStatus => "retention.status",
+            Action::RetentionApply => "retention.apply",
         }
     }
 
@@ -113,7 +117,9 @@ impl Action {
             | Action::KeysRevoke
             | Action::ExportApprove
             | Action::Erase
-            | Action::HoldsChange => &[],
+            | Action::HoldsChange
+            | Action::RetentionStatus
+            | Action::RetentionApply => &[],
             Action::HoldsList => &[Auditor],
         }
     }
@@ -121,7 +127,13 @@ impl Action {
     /// Actions that expose every tenant's data or volume at once, so a tenant-scoped key may
     /// not perform them whatever its role.
     fn needs_every_tenant(self) -> bool {
-        matches!(self, Action::EntryBundle | Action::Metrics)
+        matches!(
+            self,
+            Action::EntryBundle
+                | Action::Metrics
+                | Action::RetentionStatus
+                | Action::RetentionApply
+        )
     }
 }
 

@@ -116,6 +116,18 @@ impl From<sealog_ledger::Error> for ApiError {
                     30,
                 )
             }
+            E::Pruned(stub) => ApiError::new(
+                StatusCode::GONE,
+                "PRUNED_BY_RETENTION",
+                format!(
+                    "record {} was pruned by retention: its stub keeps its leaf hash (so its proofs hold) and its id, not its body",
+                    stub.seq
+                ),
+            )
+            .with(
+                "pruned",
+                json!({"seq": stub.seq, "record_id": format!("sha256:{}", hex::encode(stub.id))}),
+            ),
             other => ApiError::internal(other),
         }
     }

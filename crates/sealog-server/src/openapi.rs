@@ -16,13 +16,44 @@ use utoipa_axum::routes;
 
 use crate::keys::Role;
 use crate::routes::{
-    erasures, events, exports, holds, keys, ops, quarantine, records, subjects, tlog,
+    erasures, events, exports, holds, keys, ops, quarantine, records, retention, subjects, tlog,
 };
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorBody {
     pub error: ErrorDetail,
+}
+
+/// What retention found due (by log and type), and what an application did.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RetentionReportBody {
+    #[schema(format = DateTime)]
+    pub now: String,
+    pub dry_run: bool,
+    pub due: Vec<RetentionDue>,
+    /// Canonical records pruned (in a dry run: that would be).
+    pub pruned: u64,
+    pub quarantine_pruned: u64,
+    /// Records past their retention that a legal hold keeps.
+    pub held: u64,
+    pub payloads_deleted: u64,
+    /// The `audit.retention_applied` record (absent in a dry run).
+    pub seq: Option<u64>,
+    pub record_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RetentionDue {
+    /// `canonical` or `quarantine`.
+    pub log: String,
+    pub event_type: String,
+    /// ISO 8601 duration, or `forever`.
+    pub retention: String,
+    pub records: u64,
+    pub held: u64,
+    #[schema(format = DateTime)]
+    pub oldest_ingested_at: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -203,6 +234,8 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(erasures::erase))
         .routes(routes!(holds::place, holds::list))
         .routes(routes!(holds::release))
+        .routes(routes!(retention::status))
+        .routes(routes!(retention::apply))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::openapi))

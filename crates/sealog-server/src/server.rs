@@ -52,6 +52,9 @@ pub struct ServerConfig {
     /// How long a stop waits for in-flight requests.
     pub shutdown_grace: Duration,
     pub exports: crate::exports::ExportConfig,
+    /// Apply retention this often (never when `None`, the default: pruning is an operator's
+    /// decision).
+    pub retention_every: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +71,7 @@ impl Default for ServerConfig {
             public_metrics: false,
             shutdown_grace: Duration::from_secs(30),
             exports: Default::default(),
+            retention_every: None,
         }
     }
 }
@@ -255,6 +259,9 @@ impl Server {
             .map_err(|e| ServerError::Audit(e.message))?;
         let watcher = tokio::spawn(watch_keys(state.clone()));
         let trimmer = tokio::spawn(return_free_memory(state.budget.clone()));
+        let retention = config
+            .retention_every
+            .map(|every| tokio::spawn(apply_retention(state.clone(), every)));
         let graceful = GracefulShutdown::new();
         let slots = Arc::new(Semaphore::new(config.connections_max));
         tokio::pin!(shutdown);
@@ -309,8 +316,12 @@ impl Server {
         drop(listener);
         watcher.abort();
         trimmer.abort();
-        // Awaited so the watcher's share of the state is gone before the ledger closes.
+        // Awaited so their shares of the state are gone before the ledger closes.
         let _ = watcher.await;
+        if let Some(r) = retention {
+            r.abort();
+            let _ = r.await;
+        }
         if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
             .await
             .is_err()
@@ -331,6 +342,38 @@ async fn watch_keys(state: Arc<AppState>) {
         state.keys.refresh();
         if let Err(e) = state.record_key_changes().await {
             tracing::error!(error = %e.message, "cannot record key changes yet");
+        }
+    }
+}
+
+/// Applies retention every `every`, measured by the server's clock, as the server's own act.
+async fn apply_retention(state: Arc<AppState>, every: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        let ledger = state.ledger.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64);
+            let act = sealog_ledger::Act {
+                actor: serde_json::json!({"type": "system", "id": "retention-schedule"}),
+                time: crate::keys::now_text(),
+                source: "sealog-server",
+            };
+            ledger.apply_retention(now, false, &act)
+        })
+        .await;
+        match done {
+            Ok(Ok(r)) => tracing::info!(
+                pruned = r.pruned,
+                quarantine_pruned = r.quarantine_pruned,
+                held = r.held,
+                seq = r.seq,
+                "retention applied"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention could not be applied"),
+            Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
     }
 }

@@ -362,3 +362,79 @@ fn personal_fields_are_read_in_clear_only_by_those_allowed_and_erased_through_th
         "{key_records:?}"
     );
 }
+
+/// Retention through the API: admin only, a dry run changes nothing, a pruned record is
+/// answered 410 with its id while its inclusion proof still verifies, and verify passes.
+#[test]
+fn retention_through_the_api_prunes_to_stubs_that_keep_their_proofs() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    let (admin, _) = app.create_key(&["admin"], None, None);
+    let (auditor, _) = app.create_key(&["auditor"], None, None);
+    let r = post_one(&app, Some(&admin), &email("m-old", "shop-za", CUSTOMER));
+    let seq = r["seq"].as_u64().unwrap();
+    let later = "2099-01-01T00:00:00Z";
+
+    let status = app.get(&format!("/v1/retention?now={later}"), Some(&admin));
+    assert_eq!(status.status, 200, "{}", status.text());
+    let due = status.json();
+    assert_eq!(due["pruned"], 1, "{due}");
+    assert_eq!(due["due"][0]["event_type"], "comms.email", "{due}");
+    for bad in [
+        "/v1/retention?now=tomorrow",
+        "/v1/retention?when=2099-01-01T00:00:00Z",
+    ] {
+        let r = app.get(bad, Some(&admin));
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    for body in [
+        json!({"now": "not a time"}),
+        json!({"dry_run": "yes"}),
+        json!({"prune": true}),
+    ] {
+        let r = app.post_json("/v1/retention/apply", Some(&admin), &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+    }
+    let dry = app.post_json(
+        "/v1/retention/apply",
+        Some(&admin),
+        &json!({"now": later, "dry_run": true}),
+    );
+    assert_eq!(
+        (dry.status, dry.json()["seq"].clone()),
+        (200, Value::Null),
+        "{}",
+        dry.text()
+    );
+    assert_eq!(
+        app.get(&format!("/v1/records/{seq}"), Some(&auditor))
+            .status,
+        200
+    );
+
+    let done = app.post_json("/v1/retention/apply", Some(&admin), &json!({"now": later}));
+    assert_eq!(done.status, 200, "{}", done.text());
+    let done = done.json();
+    // The email, and the record of the auditor's read (access records keep seven years too).
+    assert_eq!(done["pruned"], 2, "{done}");
+    assert!(done["seq"].is_u64(), "{done}");
+    let gone = app.get(&format!("/v1/records/{seq}"), Some(&auditor));
+    assert_eq!(
+        (gone.status, gone.code()),
+        (410, "PRUNED_BY_RETENTION".to_string()),
+        "{}",
+        gone.text()
+    );
+    assert_eq!(
+        gone.json()["pruned"]["record_id"],
+        r["record_id"],
+        "{}",
+        gone.text()
+    );
+    assert_eq!(gone.json()["pruned"]["seq"], seq, "{}", gone.text());
+    let proof = app.get(&format!("/v1/proofs/inclusion?seq={seq}"), Some(&auditor));
+    assert_eq!(proof.status, 200, "{}", proof.text());
+    app.stop();
+    assert_verifies(dir.path());
+    assert!(files_holding(dir.path(), "m-old@shop.example").is_empty());
+}

@@ -27,6 +27,7 @@ const READERS: &[&str] = &[
 const AUDITORS: &[&str] = &["auditor", "admin", "auditor@a", "admin@a"];
 const UNSCOPED_AUDITORS: &[&str] = &["auditor", "admin"];
 const ADMINS: &[&str] = &["admin", "admin@a"];
+const UNSCOPED_ADMINS: &[&str] = &["admin"];
 const EVERYONE: &[&str] = &["*"];
 const EXPORTERS: &[&str] = &["auditor", "admin", "auditor@a", "admin@a", "subject@a"];
 
@@ -156,6 +157,14 @@ fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
             "/v1/erasures".into(),
             Some(r#"{"data_subject":"nobody","reason":"test"}"#),
             ADMINS,
+        ),
+        // Retention crosses tenants: an admin of every tenant only.
+        ("GET", "/v1/retention".into(), None, UNSCOPED_ADMINS),
+        (
+            "POST",
+            "/v1/retention/apply".into(),
+            Some(r#"{"dry_run":true}"#),
+            UNSCOPED_ADMINS,
         ),
         ("GET", "/healthz".into(), None, EVERYONE),
         ("GET", "/readyz".into(), None, EVERYONE),

@@ -51,6 +51,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         proofs_and_checkpoints_verify,
     ),
     ("bad_arguments_are_refused", bad_arguments_are_refused),
+    (
+        "pruning_keeps_every_proof_and_hides_only_the_pruned",
+        pruning_keeps_every_proof_and_hides_only_the_pruned,
+    ),
 ];
 
 /// A key as the suite computes it: (axis, value) hashed.
@@ -128,6 +132,13 @@ impl TestKeys {
 impl Indexer for TestKeys {
     fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key> {
         Self::keys_of(stored.envelope, stored.record)
+    }
+
+    fn stub_keys(&self, stub: &crate::Stub) -> Vec<Key> {
+        stub.link
+            .map(|l| key("link", &format!("{l:?}")))
+            .into_iter()
+            .collect()
     }
 
     fn fingerprint(&self) -> String {
@@ -569,5 +580,100 @@ pub fn bad_arguments_are_refused(open: Open<'_>) {
         log.consistency_proof(1, 2),
         Err(StoreError::InvalidArgument(_))
     ));
+    log.close().unwrap();
+}
+
+/// Retention's rewrite: pruned records read as pruned and leave scans, everything else reads
+/// as before, every proof made before still verifies (and new ones of pruned leaves too), a
+/// second prune changes nothing, and all of it holds across a reopen.
+pub fn pruning_keeps_every_proof_and_hides_only_the_pruned(open: Open<'_>) {
+    let log = open();
+    let entries: Vec<_> = (0..30)
+        .map(|n| entry(&event(n, "acme", "s", None)))
+        .collect();
+    let ids: Vec<Id> = entries.iter().map(Entry::id).collect();
+    appended(&log.append(entries).unwrap());
+    let records: Vec<Vec<u8>> = (0..30).map(|s| log.get(s).unwrap().unwrap()).collect();
+    let before = log.checkpoint().unwrap();
+    let proofs: Vec<_> = (0..30)
+        .map(|s| log.inclusion_proof(s, 30).unwrap())
+        .collect();
+    let pruned = [0u64, 3, 4, 17, 29];
+    let link = [9u8; 32];
+    let prune: Vec<_> = pruned
+        .iter()
+        .map(|&s| (s, (s == 17).then_some(link)))
+        .collect();
+    assert_eq!(log.prune(&prune).unwrap(), pruned.len() as u64);
+    assert_eq!(
+        log.prune(&prune).unwrap(),
+        0,
+        "pruning twice changes nothing"
+    );
+    let more: Vec<_> = (30..35)
+        .map(|n| entry(&event(n, "acme", "s", None)))
+        .collect();
+    appended(&log.append(more).unwrap());
+
+    let check = |log: &dyn LogWrite<Unique>, when: &str| {
+        for seq in 0..30u64 {
+            let got = log.get(seq);
+            if pruned.contains(&seq) {
+                match got {
+                    Err(StoreError::Pruned(stub)) => {
+                        assert_eq!((stub.seq, stub.id), (seq, ids[seq as usize]), "{when}");
+                        assert_eq!(stub.link, (seq == 17).then_some(link), "{when}");
+                    }
+                    other => panic!("{when}: pruned record {seq} read as {other:?}"),
+                }
+                assert_eq!(
+                    log.seq_of(&ids[seq as usize]).unwrap(),
+                    Some(seq),
+                    "{when}: a pruned record's id still dedupes"
+                );
+            } else {
+                assert_eq!(
+                    log.get(seq).unwrap().unwrap(),
+                    records[seq as usize],
+                    "{when}: record {seq}"
+                );
+            }
+            let leaf = leaf_hash(&records[seq as usize]);
+            verify_inclusion(&leaf, seq, 30, &before.root, &proofs[seq as usize])
+                .unwrap_or_else(|e| panic!("{when}: a proof made before of {seq}: {e}"));
+            let fresh = log.inclusion_proof(seq, 30).unwrap();
+            verify_inclusion(&leaf, seq, 30, &before.root, &fresh)
+                .unwrap_or_else(|e| panic!("{when}: a proof made after of {seq}: {e}"));
+        }
+        assert_eq!(log.root(30).unwrap(), before.root, "{when}");
+        let now = log.checkpoint().unwrap();
+        let proof = log.consistency_proof(30, now.size).unwrap();
+        verify_consistency(30, now.size, &before.root, &now.root, &proof)
+            .unwrap_or_else(|e| panic!("{when}: consistency from before: {e}"));
+        let page = log
+            .scan(&Scan {
+                keys: vec![key("tenant", "acme")],
+                limit: LIMIT_MAX,
+                ..Scan::default()
+            })
+            .unwrap();
+        let seqs: Vec<u64> = page.records.iter().map(|r| r.0).collect();
+        let kept: Vec<u64> = (0..35).filter(|s| !pruned.contains(s)).collect();
+        assert_eq!(seqs, kept, "{when}: a scan passes over pruned records");
+        let many = log.get_many_with_leaves(&[1, 2]).unwrap();
+        assert_eq!(many.len(), 2);
+        assert!(
+            matches!(log.get_many_with_leaves(&[1, 3]), Err(StoreError::Pruned(s)) if s.seq == 3),
+            "{when}"
+        );
+        assert!(
+            log.prune(&[(99, None)]).is_err(),
+            "{when}: a seq past the log is refused"
+        );
+    };
+    check(&*log, "after pruning");
+    log.close().unwrap();
+    let log = open();
+    check(&*log, "after reopening");
     log.close().unwrap();
 }

@@ -17,7 +17,9 @@ use sealog_model::record::Stored;
 
 use crate::StoreError;
 use crate::checkpoints::SignedCheckpoint;
+use crate::prune::Prune;
 use crate::recovery::Recovery;
+use crate::segment::Stub;
 
 /// An equality index key: a hash its caller computes (of an axis and a value, say). Fixed
 /// width keeps index runs flat arrays; a collision can only add candidates, which callers
@@ -128,6 +130,11 @@ impl<C, R> Outcome<C, R> {
 /// give exactly the keys the record was appended with.
 pub trait Indexer: Send + Sync + 'static {
     fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key>;
+    /// The keys a pruned record keeps: those its stub's link implies (for the ledger, the
+    /// record it supersedes), so what the log still says about other records holds.
+    fn stub_keys(&self, _stub: &Stub) -> Vec<Key> {
+        Vec::new()
+    }
     /// Names the derivation: when it changes, indexes built with the old one are rebuilt.
     fn fingerprint(&self) -> String;
 }
@@ -201,7 +208,7 @@ pub trait LogRead: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// One record's bytes by seq.
+    /// One record's bytes by seq ([`StoreError::Pruned`] if retention pruned it).
     fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// One record's bytes and its leaf hash (RFC 9162, of exactly those bytes), *not*
     /// compared with the stored tree: for a caller that proves every record it reads against
@@ -260,5 +267,11 @@ pub trait LogRead: Send + Sync {
 /// final checkpoint.
 pub trait LogWrite<A: Admission>: LogRead {
     fn append(&self, entries: Vec<Entry<A::Claim>>) -> Result<Outcomes<A>, StoreError>;
+    /// Retention: replaces each record named with a stub keeping its seq, leaf hash, id,
+    /// times and the link given, so every proof of the tree still holds and no other record
+    /// moves; returns how many were records until now (pruning twice changes nothing).
+    /// Reads of a pruned record answer [`StoreError::Pruned`]; scans skip it. Crash-safe: a
+    /// crash leaves each rewritten unit (a segment, a row) old or new, never torn.
+    fn prune(&self, records: &[Prune]) -> Result<u64, StoreError>;
     fn close(self: Box<Self>) -> Result<(), StoreError>;
 }

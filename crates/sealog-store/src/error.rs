@@ -24,10 +24,18 @@ pub enum StoreError {
     ReadOnly,
     #[error("{0}")]
     InvalidArgument(String),
+    /// The record was pruned by retention: its stub (here) keeps its leaf hash, id, times
+    /// and link, not its body.
+    #[error("record {} (sha256:{}) was pruned by retention", .0.seq, hex(&.0.id))]
+    Pruned(Box<crate::segment::Stub>),
     /// The log has a key but its private half is not here (a backup restored without
     /// secrets): it can be read and verified, not written.
     #[error("{0}")]
     NoSigningKey(String),
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl StoreError {

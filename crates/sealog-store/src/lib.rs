@@ -11,7 +11,9 @@
 //! proves, indexes and verifies.
 //!
 //! *Invariant*: a record is acknowledged only after its frame is durable (or, with
-//! `Durability::Os`, written), and no code path rewrites or deletes a committed frame.
+//! `Durability::Os`, written), and no code path rewrites or deletes a committed frame but
+//! retention's, which replaces a pruned record with a stub of the same length that keeps its
+//! leaf hash (`prune`).
 
 mod checkpoints;
 #[cfg(feature = "conformance")]
@@ -22,6 +24,7 @@ mod error;
 mod index;
 mod lock;
 mod positions;
+mod prune;
 mod query;
 mod recovery;
 pub mod segment;
@@ -43,7 +46,9 @@ pub use contract::{
     Page, Scan, Stats, Verdict, WithLeaf, with_leaf,
 };
 pub use error::StoreError;
+pub use prune::Prune;
 pub use recovery::{Cut, Recovery};
+pub use segment::Stub;
 
 use index::Index;
 use positions::Positions;
@@ -117,6 +122,8 @@ pub(crate) struct Shared {
     /// Records visible to readers: every seq below is durable, indexed and positioned.
     pub(crate) committed: AtomicU64,
     pub(crate) poisoned: Mutex<Option<String>>,
+    /// Held while retention rewrites segments: one rewrite at a time.
+    pub(crate) pruning: Mutex<()>,
     pub(crate) counters: Counters,
     pub(crate) tree: tree::TreeFiles,
     pub(crate) checkpoints: checkpoints::Checkpoints,
@@ -378,7 +385,10 @@ impl<A: Admission> LogRead for Store<A> {
         let records = self
             .shared
             .noted(query::read_many(&self.shared, seqs, true))?;
-        Ok(records.into_iter().map(|r| r.map(with_leaf)).collect())
+        records
+            .into_iter()
+            .map(|r| r.transpose().map(|b| b.map(with_leaf)))
+            .collect()
     }
 
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {
@@ -420,10 +430,22 @@ impl<A: Admission> LogRead for Store<A> {
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         let checked = (|| {
             let mut record = Vec::new();
-            query::read_record(&self.shared, seq, &mut record)?;
+            let leaf = match query::read_record(&self.shared, seq, &mut record) {
+                Ok(()) => sealog_merkle::leaf_hash(&record),
+                // Its stub was just checked to keep the tree's leaf: a pruned record is
+                // still proven.
+                Err(StoreError::Pruned(_)) => {
+                    use sealog_merkle::NodeReader;
+                    self.shared
+                        .tree
+                        .node(0, seq)
+                        .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))?
+                }
+                Err(e) => return Err(e),
+            };
             let root = self.shared.trusted_root(size)?;
             sealog_merkle::verify_inclusion(
-                &sealog_merkle::leaf_hash(&record),
+                &leaf,
                 seq,
                 size,
                 &root,
@@ -490,6 +512,7 @@ impl<A: Admission> LogRead for Store<A> {
         tx.send(writer::Request {
             entries: Vec::new(),
             sign: true,
+            roll: false,
             reply,
         })
         .map_err(|_| StoreError::Closed)?;
@@ -597,10 +620,37 @@ impl<A: Admission> LogWrite<A> for Store<A> {
         tx.send(writer::Request {
             entries,
             sign: false,
+            roll: false,
             reply,
         })
         .map_err(|_| StoreError::Closed)?;
         rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn prune(&self, records: &[Prune]) -> Result<u64, StoreError> {
+        let tx = self.tx.as_ref().ok_or(StoreError::ReadOnly)?;
+        let newest = records.iter().map(|r| r.0).max();
+        let active = self
+            .shared
+            .segments
+            .read()
+            .expect("segments lock")
+            .last()
+            .map_or(0, |s| s.0);
+        if newest.is_some_and(|s| s >= active) {
+            // Seal the segment being appended to, so what it holds may be rewritten.
+            let (reply, rx) = mpsc::sync_channel(1);
+            tx.send(writer::Request {
+                entries: Vec::new(),
+                sign: true,
+                roll: true,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+            rx.recv().map_err(|_| StoreError::Closed)??;
+        }
+        let pruned = prune::prune(&self.shared, records, self.len());
+        self.shared.noted(pruned)
     }
 
     fn close(self: Box<Self>) -> Result<(), StoreError> {

@@ -17,6 +17,8 @@ pub(crate) fn read_record(shared: &Shared, seq: u64, buf: &mut Vec<u8>) -> Resul
     check_leaf(shared, seq, buf, &segment, offset)
 }
 
+/// A pruned record's stub is checked as a record is (its kept leaf hash against the tree's)
+/// and answered as [`StoreError::Pruned`].
 fn check_leaf(
     shared: &Shared,
     seq: u64,
@@ -27,6 +29,18 @@ fn check_leaf(
     let leaf = shared.tree.node(0, seq).map_err(|e| {
         StoreError::Corrupted(format!("the tree has no leaf for record {seq}: {e}"))
     })?;
+    if let Some(stub) = segment::Stub::decode(buf) {
+        let stub = stub.map_err(|m| {
+            StoreError::Corrupted(format!("{} at offset {offset}: {m}", segment.display()))
+        })?;
+        if stub.leaf != leaf || stub.seq != seq {
+            return Err(StoreError::Corrupted(format!(
+                "the stub of pruned record {seq} (in {} at offset {offset}) does not keep the tree's leaf {seq}; `sealog verify` locates it",
+                segment.display(),
+            )));
+        }
+        return Err(StoreError::Pruned(Box::new(stub)));
+    }
     if sealog_merkle::leaf_hash(buf) != leaf {
         return Err(StoreError::Corrupted(format!(
             "record {seq} (read from {} at offset {offset}) does not hash to the tree's leaf {seq}: the record, its position or the tree was changed; `sealog verify` locates it",
@@ -62,6 +76,9 @@ fn read_one(shared: &Shared, seq: u64, skip_leaf_check: bool) -> Result<Vec<u8>,
     let mut buf = Vec::new();
     if skip_leaf_check {
         read_frame(shared, seq, &mut buf)?;
+        if let Some(Ok(stub)) = segment::Stub::decode(&buf) {
+            return Err(StoreError::Pruned(Box::new(stub)));
+        }
     } else {
         read_record(shared, seq, &mut buf)?;
     }
@@ -165,20 +182,23 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
 
     let more = hits.len() > q.limit;
     hits.truncate(q.limit);
-    let records = hits
+    let mut records = Vec::with_capacity(hits.len());
+    // A pruned record is no longer a record: a scan passes over its stub.
+    for (&seq, read) in hits
         .iter()
         .zip(read_many(shared, &hits, q.skip_leaf_check)?)
-        .map(|(&seq, bytes)| {
-            bytes
-                .map(|b| (seq, b))
-                .ok_or_else(|| StoreError::Corrupted(format!("record {seq} is not committed")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let next_after = if more {
-        records.last().map(|r| r.0)
-    } else {
-        None
-    };
+    {
+        match read {
+            Some(Ok(bytes)) => records.push((seq, bytes)),
+            Some(Err(_pruned)) => {}
+            None => {
+                return Err(StoreError::Corrupted(format!(
+                    "record {seq} is not committed"
+                )));
+            }
+        }
+    }
+    let next_after = if more { hits.last().copied() } else { None };
     Ok(Page {
         records,
         next_after,
@@ -233,19 +253,40 @@ fn read_span(
 /// a few unwanted records costs less than a read of its own for each wanted one.
 const GAP: u64 = 4;
 
+/// A record's bytes, or the error that says retention pruned it.
+pub(crate) type Read = Result<Vec<u8>, StoreError>;
+
+/// Keeps [`StoreError::Pruned`] as an answer for its seq; any other error is the read's.
+fn answer(read: Result<Vec<u8>, StoreError>) -> Result<Read, StoreError> {
+    match read {
+        Err(e @ StoreError::Pruned(_)) => Ok(Err(e)),
+        Err(e) => Err(e),
+        Ok(bytes) => Ok(Ok(bytes)),
+    }
+}
+
+fn copy(read: &Read) -> Read {
+    match read {
+        Ok(b) => Ok(b.clone()),
+        Err(StoreError::Pruned(stub)) => Err(StoreError::Pruned(stub.clone())),
+        Err(e) => unreachable!("only a pruned record is an answer: {e}"),
+    }
+}
+
 /// The frames of `seqs` (checksums checked, and unless `skip_leaf_check` each hash against
-/// the tree's leaf), in the order given; `None` for a seq not committed. Wanted seqs that lie
-/// close together in one segment are read with one read; the records read between them are
-/// only framed, never checked, so damage there fails no read that did not ask for them.
+/// the tree's leaf), in the order given; `None` for a seq not committed, `Some(Err(Pruned))`
+/// for a pruned one. Wanted seqs that lie close together in one segment are read with one
+/// read; the records read between them are only framed, never checked, so damage there
+/// fails no read that did not ask for them.
 pub(crate) fn read_many(
     shared: &Shared,
     seqs: &[u64],
     skip_leaf_check: bool,
-) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+) -> Result<Vec<Option<Read>>, StoreError> {
     let committed = shared.committed.load(Ordering::Acquire);
     let mut by_seq: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i] < committed).collect();
     by_seq.sort_unstable_by_key(|&i| seqs[i]);
-    let mut out: Vec<Option<Vec<u8>>> = vec![None; seqs.len()];
+    let mut out: Vec<Option<Read>> = (0..seqs.len()).map(|_| None).collect();
     let mut rest = &by_seq[..];
     while let Some(&i) = rest.first() {
         let first = seqs[i];
@@ -265,15 +306,20 @@ pub(crate) fn read_many(
         for (w, &i) in group.iter().enumerate() {
             let seq = seqs[i];
             out[i] = Some(if w > 0 && seqs[group[w - 1]] == seq {
-                out[group[w - 1]].clone().expect("read just before")
+                copy(out[group[w - 1]].as_ref().expect("read just before"))
             } else if let Some(frames) = span.as_mut() {
                 let (offset, bytes) = std::mem::take(&mut frames[(seq - first) as usize]);
-                if !skip_leaf_check {
-                    check_leaf(shared, seq, &bytes, &seg.path(shared), offset)?;
-                }
-                bytes
+                let checked = if skip_leaf_check {
+                    match segment::Stub::decode(&bytes) {
+                        Some(Ok(stub)) => Err(StoreError::Pruned(Box::new(stub))),
+                        _ => Ok(()),
+                    }
+                } else {
+                    check_leaf(shared, seq, &bytes, &seg.path(shared), offset)
+                };
+                answer(checked.map(|()| bytes))?
             } else {
-                read_one(shared, seq, skip_leaf_check)?
+                answer(read_one(shared, seq, skip_leaf_check))?
             });
         }
     }

@@ -19,7 +19,7 @@ use crate::checkpoints::{Checkpoints, SignedCheckpoint, load_or_create_signer};
 use crate::contract::Indexer;
 use crate::index::Index;
 use crate::positions::{Position, Positions};
-use crate::segment::{self, ActiveSegment, BadFrame, FRAME_HEADER_BYTES, HEADER_BYTES};
+use crate::segment::{self, ActiveSegment, BadFrame, FRAME_HEADER_BYTES, HEADER_BYTES, Stub};
 use crate::tree::{Tree, TreeFiles};
 use crate::{Counters, Shared, StoreError};
 
@@ -71,11 +71,17 @@ pub(crate) fn recover(
     // A reader that found damage left this: nothing derived is trusted then.
     let marker = layout.rebuild_marker();
     let marked = std::fs::read_to_string(&marker).ok();
-    let derived = match &marked {
-        Some(why) => Err(StoreError::Corrupted(format!(
+    let pruned_marker = layout.pruned_marker();
+    let pruned = std::fs::read_to_string(&pruned_marker).ok();
+    crate::prune::remove_leftovers(&log_dir)?;
+    let derived = match (&marked, &pruned) {
+        (Some(why), _) => Err(StoreError::Corrupted(format!(
             "damage found while reading: {why}"
         ))),
-        None => stale(),
+        (None, Some(why)) => Err(StoreError::Corrupted(format!(
+            "{why}: their keys leave the index"
+        ))),
+        (None, None) => stale(),
     }
     .and_then(|()| Index::open(&index_dir, memtable_records_max))
     .and_then(|i| {
@@ -103,8 +109,10 @@ pub(crate) fn recover(
                 Positions::open(&positions_path, 0)?,
                 TreeFiles::open(&tree_dir, 0)?,
             );
-            if marked.is_some() {
-                std::fs::remove_file(&marker).map_err(|e| StoreError::io(&marker, e))?;
+            for (was, path) in [(&marked, &marker), (&pruned, &pruned_marker)] {
+                if was.is_some() {
+                    std::fs::remove_file(path).map_err(|e| StoreError::io(path, e))?;
+                }
             }
             rebuilt = Some(why);
             reset
@@ -350,6 +358,7 @@ impl Replay<'_> {
             segments: RwLock::new(readers),
             committed: AtomicU64::new(records),
             poisoned: Mutex::new(None),
+            pruning: Mutex::new(()),
             counters: Counters::default(),
             tree: self.tree_files,
             checkpoints: self.checkpoints,
@@ -503,16 +512,34 @@ impl Replay<'_> {
                 path.display()
             ))
         };
-        let (stored_seq, id, ingested_ns, event_ns, keys) = read_stored(payload, |s| {
-            (
-                s.seq,
-                s.record_id.0,
-                s.ingested_ns,
-                s.envelope.time_nanos,
-                self.indexer.keys(s),
-            )
-        })
-        .map_err(bad)?;
+        let (stored_seq, id, ingested_ns, event_ns, keys, leaf) = match Stub::decode(payload) {
+            Some(stub) => {
+                let stub = stub.map_err(bad)?;
+                let keys = self.indexer.stub_keys(&stub);
+                (
+                    stub.seq,
+                    stub.id,
+                    stub.ingested_ns,
+                    stub.event_ns,
+                    keys,
+                    stub.leaf,
+                )
+            }
+            None => {
+                let (seq, id, ingested_ns, event_ns, keys) = read_stored(payload, |s| {
+                    (
+                        s.seq,
+                        s.record_id.0,
+                        s.ingested_ns,
+                        s.envelope.time_nanos,
+                        self.indexer.keys(s),
+                    )
+                })
+                .map_err(bad)?;
+                let leaf = sealog_merkle::leaf_hash(payload);
+                (seq, id, ingested_ns, event_ns, keys, leaf)
+            }
+        };
         if stored_seq != seq {
             return Err(bad(format!("record says seq {stored_seq}")));
         }
@@ -522,8 +549,7 @@ impl Replay<'_> {
             event_ns,
         }])?;
         self.index.insert(seq, &id, &keys, event_ns);
-        self.tree
-            .append(&self.tree_files, std::iter::once(payload))?;
+        self.tree.append(&self.tree_files, std::iter::once(leaf))?;
         if self.mode == Mode::Repair && self.index.needs_flush() {
             crate::flush_durably(&self.positions, &self.tree_files, &mut self.index)?;
         }
@@ -610,7 +636,7 @@ fn log_matches(log_dir: &Path, cp: &SignedCheckpoint) -> Result<(), String> {
         while frontier.size() < cp.size && at < bytes.len() {
             match segment::decode_frame(&bytes[at..]) {
                 Ok((payload, n)) => {
-                    frontier.push(sealog_merkle::leaf_hash(payload));
+                    frontier.push(segment::leaf_of(payload)?);
                     at += n;
                 }
                 Err(_) => break 'segments,

@@ -8,6 +8,17 @@
 //! ```
 //! Frames are only ever appended. A segment is sealed (fsynced, made read-only) when the next
 //! one starts; only the last segment can have a torn tail.
+//!
+//! Retention is the one sanctioned rewrite of a sealed segment: it replaces a pruned record's
+//! payload with a [`Stub`] of exactly the same length, so no frame moves and every position
+//! stays true.
+//!
+//! ```text
+//! stub     = 0x00 "PRUNED1" seq:u64le leaf[32] record_id[32] ingested_ns:i64le
+//!            event_ns:i64le has_link:u8 link[32] 0x00*        (as long as the record was)
+//! ```
+//! A record is canonical JSON and starts with `{`, so the first byte tells them apart; the
+//! frame's checksum covers the stub and its zero padding.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -130,6 +141,89 @@ pub fn check_header(bytes: &[u8], first_seq: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+pub const STUB_MAGIC: &[u8; 8] = b"\0PRUNED1";
+/// A stub's length before its padding.
+pub const STUB_BYTES: usize = 8 + 8 + 32 + 32 + 8 + 8 + 1 + 32;
+
+/// What retention leaves of a pruned record: enough to keep proving the tree (its leaf
+/// hash), deduplicating (its id) and following its caller's link (for the ledger, the
+/// record it superseded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stub {
+    pub seq: u64,
+    pub leaf: [u8; 32],
+    pub id: [u8; 32],
+    pub ingested_ns: i64,
+    pub event_ns: i64,
+    pub link: Option<[u8; 32]>,
+}
+
+impl Stub {
+    /// The stub padded to `len` bytes, the length of the record it replaces; `None` if the
+    /// record is shorter than a stub (no record is: it carries its id in hex and more).
+    pub fn encode(&self, len: usize) -> Option<Vec<u8>> {
+        if len < STUB_BYTES {
+            return None;
+        }
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(STUB_MAGIC);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.leaf);
+        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&self.ingested_ns.to_le_bytes());
+        out.extend_from_slice(&self.event_ns.to_le_bytes());
+        out.push(u8::from(self.link.is_some()));
+        out.extend_from_slice(&self.link.unwrap_or([0; 32]));
+        out.resize(len, 0);
+        Some(out)
+    }
+
+    /// `None` if `payload` is not a stub (a record); otherwise the stub, or why it is not a
+    /// well-formed one.
+    pub fn decode(payload: &[u8]) -> Option<Result<Stub, String>> {
+        if !payload.starts_with(STUB_MAGIC) {
+            return None;
+        }
+        Some(Self::parse(payload))
+    }
+
+    fn parse(p: &[u8]) -> Result<Stub, String> {
+        if p.len() < STUB_BYTES {
+            return Err(format!(
+                "a pruned record's stub of {} bytes is cut short",
+                p.len()
+            ));
+        }
+        let word = |at: usize| <[u8; 8]>::try_from(&p[at..at + 8]).expect("8 bytes");
+        let hash = |at: usize| <[u8; 32]>::try_from(&p[at..at + 32]).expect("32 bytes");
+        let link = match p[96] {
+            0 if p[97..STUB_BYTES] == [0; 32] => None,
+            1 => Some(hash(97)),
+            _ => return Err("a pruned record's stub has a malformed link".into()),
+        };
+        if p[STUB_BYTES..].iter().any(|&b| b != 0) {
+            return Err("a pruned record's stub has bytes after it that are not padding".into());
+        }
+        Ok(Stub {
+            seq: u64::from_le_bytes(word(8)),
+            leaf: hash(16),
+            id: hash(48),
+            ingested_ns: i64::from_le_bytes(word(80)),
+            event_ns: i64::from_le_bytes(word(88)),
+            link,
+        })
+    }
+}
+
+/// The Merkle leaf hash a frame's payload stands for: a record's own, or the one its stub
+/// keeps.
+pub fn leaf_of(payload: &[u8]) -> Result<[u8; 32], String> {
+    match Stub::decode(payload) {
+        None => Ok(sealog_merkle::leaf_hash(payload)),
+        Some(stub) => stub.map(|s| s.leaf),
+    }
 }
 
 /// The one segment being appended to.
@@ -270,6 +364,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_stub_round_trips_keeps_its_length_and_refuses_damage() {
+        let stub = Stub {
+            seq: 7,
+            leaf: [1; 32],
+            id: [2; 32],
+            ingested_ns: 3,
+            event_ns: -4,
+            link: Some([5; 32]),
+        };
+        let bytes = stub.encode(300).unwrap();
+        assert_eq!(bytes.len(), 300);
+        assert_eq!(Stub::decode(&bytes), Some(Ok(stub)));
+        assert_eq!(leaf_of(&bytes), Ok([1; 32]));
+        assert_eq!(stub.encode(STUB_BYTES - 1), None);
+        let unlinked = Stub { link: None, ..stub };
+        assert_eq!(
+            Stub::decode(&unlinked.encode(STUB_BYTES).unwrap()),
+            Some(Ok(unlinked))
+        );
+        let mut padded = bytes.clone();
+        padded[299] = 1;
+        assert!(matches!(Stub::decode(&padded), Some(Err(_))));
+        let mut flag = bytes;
+        flag[96] = 2;
+        assert!(matches!(Stub::decode(&flag), Some(Err(_))));
+        assert_eq!(Stub::decode(b"{\"seq\":0}"), None);
+        assert_eq!(leaf_of(b"{}"), Ok(sealog_merkle::leaf_hash(b"{}")));
     }
 
     #[test]

@@ -216,16 +216,15 @@ impl Tree {
         })
     }
 
-    /// Integrates leaves (record bytes, in seq order) and stores the nodes they complete.
-    pub(crate) fn append<'a>(
+    /// Integrates leaf hashes (in seq order) and stores the nodes they complete.
+    pub(crate) fn append(
         &mut self,
         files: &TreeFiles,
-        records: impl Iterator<Item = &'a [u8]>,
+        leaves: impl Iterator<Item = Hash>,
     ) -> Result<(), StoreError> {
         self.scratch.clear();
-        for r in records {
-            self.frontier
-                .push_into(sealog_merkle::leaf_hash(r), &mut self.scratch);
+        for leaf in leaves {
+            self.frontier.push_into(leaf, &mut self.scratch);
         }
         files.write_nodes(&self.scratch)
     }

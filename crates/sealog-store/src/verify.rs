@@ -52,6 +52,9 @@ pub struct Report {
     pub writer_durable: Option<u64>,
     /// Each kind of file and what was checked of it.
     pub files: Vec<(String, String)>,
+    /// The stubs retention left, in seq order: well formed and keeping the tree's leaves
+    /// (which pruning is authorized is the caller's to decide).
+    pub stubs: Vec<crate::segment::Stub>,
 }
 
 /// The first thing found wrong, and where.
@@ -125,6 +128,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
     let mut nodes = Vec::new();
     let mut bytes_total = 0u64;
     let mut ids: Vec<(Id, u64)> = Vec::new();
+    let mut stubs = Vec::new();
     // The first disagreement between a record and a derived file. It is the derived file's
     // fault only if the log still matches the signed checkpoints; if the log does not, it
     // shows which record was changed.
@@ -193,6 +197,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
                 deferred = Some((here(), f));
             }
             ids.push((record.id, seq));
+            stubs.extend(record.stub);
             nodes.clear();
             frontier.push_into(record.leaf, &mut nodes);
             if let Some(tree) = stored_tree.as_ref().filter(|_| deferred.is_none()) {
@@ -304,6 +309,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         signed_records: checkpoints.last().map_or(0, |c| c.size),
         writer_durable,
         files,
+        stubs,
     })
 }
 
@@ -527,6 +533,8 @@ struct RecordFacts {
     event_ns: i64,
     /// Its index keys, for the records whose index entries are checked.
     keys: Option<Vec<Key>>,
+    /// Set when retention pruned it.
+    stub: Option<crate::segment::Stub>,
 }
 
 #[derive(Clone, Copy)]
@@ -556,6 +564,9 @@ struct Derived<'a> {
     keys_seen: std::cell::Cell<u64>,
     /// The index's fingerprint is the indexer's (else its keys are another derivation's).
     same_derivation: bool,
+    /// Retention pruned records since the index was built: it may hold more keys than the
+    /// stubs keep.
+    pruned_since_built: bool,
 }
 
 impl<'a> Derived<'a> {
@@ -605,6 +616,13 @@ impl<'a> Derived<'a> {
                 format!("a reader found damage ({why}); the next opening rebuilds the index"),
             ));
         }
+        let pruned_since_built = layout.pruned_marker().exists();
+        if pruned_since_built {
+            files.push((
+                "index/PRUNED".into(),
+                "retention pruned records since the index was built: it still holds their keys, which the next opening drops".into(),
+            ));
+        }
         Ok(Derived {
             layout,
             opts,
@@ -613,6 +631,7 @@ impl<'a> Derived<'a> {
             positions,
             keys_seen: std::cell::Cell::new(0),
             same_derivation,
+            pruned_since_built,
         })
     }
 
@@ -745,7 +764,12 @@ impl<'a> Derived<'a> {
                 rids += run.rid.len() as u64;
                 times += run.time.len() as u64;
             }
-            if posts != self.keys_seen.get() || times != self.end || rids != self.end {
+            let extra_keys = if self.pruned_since_built {
+                posts < self.keys_seen.get()
+            } else {
+                posts != self.keys_seen.get()
+            };
+            if extra_keys || times != self.end || rids != self.end {
                 return fail(
                     dir,
                     format!(
@@ -848,6 +872,23 @@ fn check_record(
     seq: u64,
     indexer: Option<&dyn Indexer>,
 ) -> Result<RecordFacts, String> {
+    if let Some(stub) = crate::segment::Stub::decode(payload) {
+        let stub = stub?;
+        if stub.seq != seq {
+            return Err(format!(
+                "a pruned record's stub says seq {}: records were reordered, removed or inserted",
+                stub.seq
+            ));
+        }
+        return Ok(RecordFacts {
+            id: stub.id,
+            leaf: stub.leaf,
+            ingested_ns: stub.ingested_ns,
+            event_ns: stub.event_ns,
+            keys: indexer.map(|ix| ix.stub_keys(&stub)),
+            stub: Some(stub),
+        });
+    }
     let (stored_seq, id, ingested_ns, event_ns, keys) = read_stored(payload, |s| {
         (
             s.seq,
@@ -868,6 +909,7 @@ fn check_record(
         ingested_ns,
         event_ns,
         keys,
+        stub: None,
     })
 }
 
@@ -888,9 +930,12 @@ pub fn for_each_record(
         for (offset, range) in split_frames(&data, count - seen)
             .or_else(|(at, _, why)| fail(format!("{} at offset {at}", path.display()), why))?
         {
+            seen += 1;
+            if crate::segment::Stub::decode(&data[range.clone()]).is_some() {
+                continue;
+            }
             read_stored(&data[range], &mut f)
                 .or_else(|m| fail(format!("{} at offset {offset}", path.display()), m))??;
-            seen += 1;
         }
         if seen == count {
             break;

@@ -25,6 +25,9 @@ pub(crate) struct Request<A: Admission> {
     /// Sign a checkpoint of everything committed once this group is: only the writer's own
     /// frontier is trusted to give the root it signs, not the tree files.
     pub(crate) sign: bool,
+    /// Seal the active segment once this group is committed (if it holds a record), so
+    /// retention may rewrite what it held.
+    pub(crate) roll: bool,
     pub(crate) reply: Reply<A>,
 }
 
@@ -170,12 +173,21 @@ impl<A: Admission> Writer<A> {
 
     fn commit(&mut self, group: Vec<Request<A>>) {
         let sign = group.iter().any(|r| r.sign);
+        let roll = group.iter().any(|r| r.roll);
         let result = self
             .poisoned()
             .and_then(|()| self.write_group(&group))
             .and_then(|verdicts| {
                 if sign {
                     self.sign_if_grown()?;
+                }
+                if roll
+                    && self
+                        .active
+                        .as_ref()
+                        .is_some_and(|a| a.len > crate::segment::HEADER_BYTES)
+                {
+                    self.roll().map_err(|e| self.poison(e))?;
                 }
                 Ok(verdicts)
             });
@@ -344,9 +356,12 @@ impl<A: Admission> Writer<A> {
             .append(&positions)
             .map_err(|e| self.poison(e))?;
         let frames = &self.frames;
-        let appended = self
-            .tree
-            .append(&self.shared.tree, spans.iter().map(|r| &frames[r.clone()]));
+        let appended = self.tree.append(
+            &self.shared.tree,
+            spans
+                .iter()
+                .map(|r| sealog_merkle::leaf_hash(&frames[r.clone()])),
+        );
         appended.map_err(|e| self.poison(e))?;
         let mut index = self.shared.index.write().expect("index lock");
         for (i, entry) in fresh.iter().enumerate() {

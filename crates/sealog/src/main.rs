@@ -14,6 +14,7 @@ mod export;
 mod hold;
 mod keys;
 mod read;
+mod retention;
 mod serve;
 mod stream;
 mod tlog;
@@ -111,6 +112,10 @@ enum Command {
     /// (admin; with --url, through the server).
     #[command(subcommand)]
     Hold(hold::Hold),
+    /// Retention: what is past its type's period, and pruning it to stubs that keep every
+    /// proof (admin; with --url, through the server).
+    #[command(subcommand)]
+    Retention(retention::Retention),
     /// Manage API keys (works while the server runs).
     #[command(subcommand)]
     Keys(keys::Keys),
@@ -265,6 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(k) => keys::run(&cli.data, k),
         Command::Erase(a) => erase::run(&open(&cli)?, a),
         Command::Hold(h) => hold::run(&open(&cli)?, h),
+        Command::Retention(r) => retention::run(&open(&cli)?, r),
         Command::Demo => demo::run(&open(&cli)?),
         Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
@@ -307,6 +313,9 @@ fn run_remote(cli: &Cli) -> anyhow::Result<Option<ExitCode>> {
         }
         Command::Erase(a) if a.remote.url.is_some() => erase::run_client(&a.remote.client()?, a)?,
         Command::Hold(h) if h.remote().url.is_some() => hold::run_client(&h.remote().client()?, h)?,
+        Command::Retention(r) if r.remote().url.is_some() => {
+            retention::run_client(&r.remote().client()?, r)?
+        }
         Command::Verify(a) if a.remote.url.is_some() => {
             tlog::verify_remote(&a.remote.client()?, a)?
         }

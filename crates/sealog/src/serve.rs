@@ -69,6 +69,23 @@ pub(crate) struct Args {
     /// Hours an export made through the server is kept before its files are removed.
     #[arg(long, default_value_t = 24.0)]
     export_ttl_hours: f64,
+    /// Apply retention this often (ISO 8601 duration in days, hours, minutes or seconds:
+    /// `P1D`, `PT6H`); never without it.
+    #[arg(long, value_name = "DURATION")]
+    retention_every: Option<String>,
+}
+
+/// A schedule's period: days and seconds only, since a month has no fixed length.
+fn every(text: &str) -> anyhow::Result<Duration> {
+    let p = sealog_model::time::Period::parse(text).map_err(anyhow::Error::msg)?;
+    if p.months != 0 {
+        anyhow::bail!("--retention-every {text}: give days, hours, minutes or seconds (P1D, PT6H)");
+    }
+    let secs = u64::from(p.days) * 86_400 + p.seconds;
+    if secs == 0 {
+        anyhow::bail!("--retention-every {text}: must be longer than zero");
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -117,6 +134,7 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
             background_above: a.export_background_above,
             ttl: secs(a.export_ttl_hours * 3600.0, "export-ttl-hours")?,
         },
+        retention_every: a.retention_every.as_deref().map(every).transpose()?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -201,3 +201,121 @@ fn erase_destroys_one_persons_key_and_the_log_still_verifies() {
     );
     log.assert_verifies();
 }
+
+/// `sealog retention status|apply` through the real binary, locally and through a server:
+/// status changes nothing, a dry run neither, applying prunes the expired records to stubs
+/// (a read of one says so), the log verifies, and a bad `--now` is refused.
+#[test]
+fn retention_prunes_what_is_due_locally_and_through_a_server() {
+    let dir = tempdir();
+    let log = cli(dir.path());
+    let input = format!("{}\n{}\n", email("m-1", "cust-1"), email("m-2", "cust-2"));
+    log.ok(&["append"], input.as_bytes());
+    let later = "2099-01-01T00:00:00Z";
+    let bad = log.run(&["retention", "status", "--now", "next year"], b"");
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--now"), "{}", bad.stderr);
+    let status = log.ok(&["retention", "status", "--now", later], b"").json();
+    assert_eq!(status["pruned"], 2, "{status}");
+    let early = log.ok(&["retention", "status"], b"").json();
+    assert_eq!(early["pruned"], 0, "nothing is due today: {early}");
+    let dry = log
+        .ok(&["retention", "apply", "--now", later, "--dry-run"], b"")
+        .json();
+    assert_eq!(
+        (dry["pruned"].clone(), dry["seq"].clone()),
+        (json!(2), Value::Null)
+    );
+    log.ok(&["get", "0"], b"");
+
+    let done = log.ok(&["retention", "apply", "--now", later], b"").json();
+    // The two emails, and the record of the read just before.
+    assert_eq!(done["pruned"], 3, "{done}");
+    let gone = log.run(&["get", "0"], b"");
+    assert_ne!(gone.code, 0);
+    assert!(
+        gone.stderr.contains("pruned by retention"),
+        "{}",
+        gone.stderr
+    );
+    log.assert_verifies();
+
+    // Through a server: the reads recorded since are due at a later instant still.
+    let server = ServerProcess::start(&log, &[]);
+    let (admin, _) = log.create_key(&["admin"], None, None);
+    let url = server.url();
+    let remote = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--url", url.as_str(), "--key", admin.as_str()]);
+        log.run(&all, b"")
+    };
+    let far = "2199-01-01T00:00:00Z";
+    let mut append = vec!["append", "--url", url.as_str(), "--key", admin.as_str()];
+    append.push("-");
+    let sent = log.run(&append, format!("{}\n", email("m-3", "cust-3")).as_bytes());
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let status = remote(&["retention", "status", "--now", far]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let due = status.json()["pruned"].as_u64().unwrap();
+    assert!(due > 0, "{}", status.stdout);
+    let applied = remote(&["retention", "apply", "--now", far]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert_eq!(
+        applied.json()["pruned"].as_u64(),
+        Some(due),
+        "{}",
+        applied.stdout
+    );
+    let bad = remote(&["retention", "apply", "--now", "someday"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    server.stop();
+    log.assert_verifies();
+
+    // On a schedule, only when asked: each run is a retention record, by the server itself.
+    for bad in ["P1M", "PT0S", "daily"] {
+        let r = log.run(&["serve", "--retention-every", bad], b"");
+        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("--retention-every") || r.stderr.contains("ISO 8601"),
+            "{}",
+            r.stderr
+        );
+    }
+    let applied = |log: &sealog_testkit::Cli| -> Vec<Value> {
+        log.all_records()
+            .into_iter()
+            .filter(|r| r["type"] == "audit.retention_applied")
+            .collect()
+    };
+    let before = applied(&log).len();
+    let server = ServerProcess::start(&log, &["--retention-every", "PT1S"]);
+    let url = server.url();
+    let scheduled = sealog_testkit::wait_for(30, "a scheduled retention run", || {
+        let r = log.run(
+            &[
+                "query",
+                "--type",
+                "audit.retention_applied",
+                "--url",
+                url.as_str(),
+                "--key",
+                admin.as_str(),
+            ],
+            b"",
+        );
+        let lines: Vec<Value> = r
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (lines.len() > before).then_some(lines)
+    });
+    server.stop();
+    let last = scheduled.last().unwrap();
+    assert_eq!(last["actor"]["id"], "retention-schedule", "{last}");
+    assert_eq!(
+        last["data"]["pruned"], 0,
+        "nothing is due by the real clock: {last}"
+    );
+    log.assert_verifies();
+}

@@ -8,6 +8,7 @@ pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod quarantine;
 pub(crate) mod records;
+pub(crate) mod retention;
 pub(crate) mod small_json;
 pub(crate) mod subjects;
 pub(crate) mod tlog;

@@ -62,10 +62,23 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
     blocking(move || {
         let store = &ledger;
         let not_found = || ApiError::not_found(format!("no record {seq}"));
-        let record = store.get(seq)?.ok_or_else(not_found)?;
-        if !visible(&principal, store, &record) {
-            return Err(not_found());
-        }
+        // A pruned record's stub keeps its leaf but not whose it was: only a key of every
+        // tenant may have its proof.
+        let leaf = match store.get(seq) {
+            Err(sealog_ledger::Error::Pruned(stub))
+                if principal.tenant.is_none() && principal.data_subject.is_none() =>
+            {
+                stub.leaf
+            }
+            Err(sealog_ledger::Error::Pruned(_)) => return Err(not_found()),
+            other => {
+                let record = other?.ok_or_else(not_found)?;
+                if !visible(&principal, store, &record) {
+                    return Err(not_found());
+                }
+                sealog_merkle::leaf_hash(&record)
+            }
+        };
         let latest = store.checkpoint()?;
         let size = size.unwrap_or(latest.size);
         if seq >= size {
@@ -79,7 +92,7 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
             leaf_index: seq,
             tree_size: size,
             root: B64.encode(store.root(size)?),
-            leaf_hash: B64.encode(sealog_merkle::leaf_hash(&record)),
+            leaf_hash: B64.encode(leaf),
             hashes: hashes.iter().map(|h| B64.encode(h)).collect(),
             checkpoint: (size == latest.size).then_some(latest.note),
         })

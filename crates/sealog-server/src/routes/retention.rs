@@ -1,0 +1,83 @@
+//! Retention over HTTP (PRODUCT §8): `GET /v1/retention` shows what is due, `POST
+//! /v1/retention/apply` prunes it (or, `dry_run`, says what it would). An admin's over every
+//! tenant: retention crosses tenants, so a tenant-scoped key may not run it.
+
+use axum::body::Body;
+use axum::extract::RawQuery;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Action;
+use crate::context::{Ctx, blocking};
+use crate::error::ApiError;
+use crate::params::Params;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApplyRequest {
+    /// The instant retention is measured at (RFC 3339); the server's clock when absent.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    now: Option<String>,
+    /// Only say what would be pruned.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn now_of(text: Option<&str>) -> Result<i64, ApiError> {
+    match text {
+        None => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64)),
+        Some(t) => sealog_model::time::parse_rfc3339(t)
+            .map_err(|m| ApiError::bad_request("BAD_PARAMETER", format!("now: {m}"))),
+    }
+}
+
+#[utoipa::path(
+    get, path = "/v1/retention", tag = "privacy",
+    params(("now" = Option<String>, Query, format = DateTime, description = "Measure at this instant (RFC 3339); the server's clock when absent")),
+    responses(
+        (status = 200, description = "What is due, by log and type, and what holds keep", body = crate::openapi::RetentionReportBody),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn status(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    ctx.authorize(Action::RetentionStatus, &json!({})).await?;
+    let p = Params::parse(raw.as_deref(), &["now"])?;
+    let now = now_of(p.get("now"))?;
+    let ledger = ctx.state.ledger.clone();
+    let report = blocking(move || ledger.retention_status(now).map_err(ApiError::from)).await?;
+    Ok((StatusCode::OK, axum::Json(report)).into_response())
+}
+
+#[utoipa::path(
+    post, path = "/v1/retention/apply", tag = "privacy", request_body = ApplyRequest,
+    responses(
+        (status = 200, description = "Retention applied (or, dry run, what it would prune); the `audit.retention_applied` record is durable and signed", body = crate::openapi::RetentionReportBody),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 408, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 503, description = "The memory budget of request bodies is full; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn apply(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    ctx.authorize(Action::RetentionApply, &json!({})).await?;
+    let req: ApplyRequest =
+        crate::routes::small_json::read(&ctx, &headers, body, "retention").await?;
+    let now = now_of(req.now.as_deref())?;
+    let ledger = ctx.state.ledger.clone();
+    let act = crate::access::act_of(&ctx.principal);
+    let report = blocking(move || {
+        ledger
+            .apply_retention(now, req.dry_run, &act)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok((StatusCode::OK, axum::Json(report)).into_response())
+}

@@ -1,0 +1,199 @@
+//! Retention's rewrite of sealed segments: the one sanctioned change to committed bytes.
+//!
+//! A pruned record's payload becomes a [`Stub`] of the same length, so no frame moves, no
+//! position changes and the tree is untouched. Each segment is rewritten aside
+//! (`<segment>.prune`), synced, read back and checked frame by frame against the stored
+//! tree, made read-only, and only then renamed over the old one; a crash at any step leaves
+//! the old segment or the new, whole, and the next opening deletes a leftover. The index
+//! keeps the pruned records' keys until the next opening rebuilds it (`index/PRUNED`).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sealog_merkle::NodeReader;
+use sealog_model::record::read_stored;
+
+use crate::contract::Id;
+use crate::segment::{self, HEADER_BYTES, Stub};
+use crate::{Shared, StoreError};
+
+const LEFTOVER: &str = ".prune";
+
+/// A record to prune and the caller's link to keep in its stub.
+pub type Prune = (u64, Option<Id>);
+
+fn aside(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(LEFTOVER);
+    PathBuf::from(name)
+}
+
+/// Deletes what a rewrite interrupted by a crash left beside the segments.
+pub(crate) fn remove_leftovers(log_dir: &Path) -> Result<(), StoreError> {
+    let Ok(entries) = fs::read_dir(log_dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| StoreError::io(log_dir, e))?.path();
+        if path.to_str().is_some_and(|p| p.ends_with(LEFTOVER)) {
+            fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Prunes `records` (every one in a sealed segment, below `end`); returns how many were
+/// records until now (a stub already there is left as it is).
+pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64, StoreError> {
+    let _one_at_a_time = shared.pruning.lock().expect("prune lock");
+    let segments: Vec<(u64, Arc<File>)> = shared.segments.read().expect("segments lock").clone();
+    let mut by_segment: BTreeMap<usize, BTreeMap<u64, Option<Id>>> = BTreeMap::new();
+    for &(seq, link) in records {
+        if seq >= end {
+            return Err(StoreError::InvalidArgument(format!(
+                "record {seq} is not in the log ({end} records)"
+            )));
+        }
+        let i = segments.partition_point(|(first, _)| *first <= seq) - 1;
+        if i + 1 == segments.len() {
+            return Err(StoreError::InvalidArgument(format!(
+                "record {seq} is in the segment being appended to; only sealed segments are rewritten"
+            )));
+        }
+        by_segment.entry(i).or_default().insert(seq, link);
+    }
+    let mut pruned = 0;
+    for (i, wanted) in by_segment {
+        let first = segments[i].0;
+        let path = shared.layout.segments().join(segment::file_name(first));
+        let (bytes, n) = rewrite(shared, &path, first, &wanted)?;
+        if n == 0 {
+            continue;
+        }
+        replace(&path, &bytes, |at| check(shared, at, first))?;
+        let file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+        shared.segments.write().expect("segments lock")[i].1 = Arc::new(file);
+        pruned += n;
+    }
+    if pruned > 0 {
+        let marker = shared.layout.pruned_marker();
+        segment::write_atomic(
+            &marker,
+            b"retention pruned records after this index was built",
+        )?;
+    }
+    Ok(pruned)
+}
+
+/// The segment's bytes with `wanted` records replaced by stubs, and how many were.
+fn rewrite(
+    shared: &Shared,
+    path: &Path,
+    first: u64,
+    wanted: &BTreeMap<u64, Option<Id>>,
+) -> Result<(Vec<u8>, u64), StoreError> {
+    let mut bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    segment::check_header(&bytes, first)
+        .map_err(|m| StoreError::Corrupted(format!("{}: {m}", path.display())))?;
+    let mut at = HEADER_BYTES as usize;
+    let mut seq = first;
+    let mut n = 0;
+    let bad = |at: usize, seq: u64, m: String| {
+        StoreError::Corrupted(format!(
+            "{} at offset {at} (seq {seq}): {m}; nothing was pruned there",
+            path.display()
+        ))
+    };
+    while at < bytes.len() {
+        let (payload, len) =
+            segment::decode_frame(&bytes[at..]).map_err(|e| bad(at, seq, e.to_string()))?;
+        if let Some(link) = wanted.get(&seq)
+            && Stub::decode(payload).is_none()
+        {
+            let leaf = sealog_merkle::leaf_hash(payload);
+            let in_tree = tree_leaf(shared, seq)?;
+            if leaf != in_tree {
+                return Err(bad(at, seq, "the record does not hash to its leaf".into()));
+            }
+            let (stored_seq, id, ingested_ns, event_ns) = read_stored(payload, |s| {
+                (s.seq, s.record_id.0, s.ingested_ns, s.envelope.time_nanos)
+            })
+            .map_err(|m| bad(at, seq, m))?;
+            if stored_seq != seq {
+                return Err(bad(at, seq, format!("the record says seq {stored_seq}")));
+            }
+            let stub = Stub {
+                seq,
+                leaf,
+                id,
+                ingested_ns,
+                event_ns,
+                link: *link,
+            }
+            .encode(payload.len())
+            .ok_or_else(|| bad(at, seq, "the record is shorter than a stub".into()))?;
+            let mut frame = Vec::with_capacity(len);
+            segment::encode_frame(&stub, &mut frame);
+            bytes[at..at + len].copy_from_slice(&frame);
+            n += 1;
+        }
+        at += len;
+        seq += 1;
+    }
+    Ok((bytes, n))
+}
+
+fn tree_leaf(shared: &Shared, seq: u64) -> Result<[u8; 32], StoreError> {
+    shared
+        .tree
+        .node(0, seq)
+        .map_err(|e| StoreError::Corrupted(format!("the tree has no leaf for record {seq}: {e}")))
+}
+
+/// Every frame of a rewritten segment, read back from the disk, against the stored tree.
+fn check(shared: &Shared, bytes: &[u8], first: u64) -> Result<(), StoreError> {
+    let mut at = HEADER_BYTES as usize;
+    let mut seq = first;
+    while at < bytes.len() {
+        let fault = |m: String| {
+            StoreError::Corrupted(format!(
+                "the rewritten segment {first} read back wrong at offset {at} (seq {seq}): {m}"
+            ))
+        };
+        let (payload, len) =
+            segment::decode_frame(&bytes[at..]).map_err(|e| fault(e.to_string()))?;
+        if segment::leaf_of(payload).map_err(fault)? != tree_leaf(shared, seq)? {
+            return Err(fault("it does not hash to its leaf".into()));
+        }
+        at += len;
+        seq += 1;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` aside, syncs and reads them back through `check`, makes the file
+/// read-only, and renames it over `path`: a crash leaves one whole version.
+fn replace(
+    path: &Path,
+    bytes: &[u8],
+    check: impl Fn(&[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tmp = aside(path);
+    let _ = fs::remove_file(&tmp);
+    fs::write(&tmp, bytes).map_err(|e| StoreError::io(&tmp, e))?;
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    let back = fs::read(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    if let Err(e) = check(&back) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
+    segment::sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
