@@ -1573,3 +1573,75 @@ fn a_second_open_of_the_same_directory_is_refused_while_the_first_is_open() {
     let second = open(dir.path(), Config::default());
     assert_eq!(second.len(), 2);
 }
+
+// ---------------------------------------------------------------------------------------
+// Retention's stubs.
+
+/// A stub changed on disk is damage like a changed record: its kept leaf no longer matches
+/// the tree, so a read and `verify` refuse it, never answer from it.
+#[test]
+fn a_changed_stub_is_found_by_reads_and_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let store = open(
+        dir,
+        Config {
+            segment_bytes_max: 2048,
+            ..fast()
+        },
+    );
+    let events: Vec<Value> = (0..20).map(|i| simple(&format!("s-{i}"))).collect();
+    appended(&append(&store, &events));
+    assert_eq!(store.prune(&[(1, None), (2, Some([7; 32]))]).unwrap(), 2);
+    let verify = |dir: &Path| {
+        sealog_store::verify::verify(
+            &LogLayout::new(dir),
+            &sealog_store::verify::Options {
+                indexer: Some(&EnvelopeKeys),
+                full: true,
+                ..Default::default()
+            },
+        )
+    };
+    close(store);
+    let report = verify(dir).unwrap();
+    assert_eq!(
+        report
+            .stubs
+            .iter()
+            .map(|s| (s.seq, s.link))
+            .collect::<Vec<_>>(),
+        [(1, None), (2, Some([7; 32]))]
+    );
+    assert!(
+        report.files.iter().any(|(f, _)| f == "index/PRUNED"),
+        "{:?}",
+        report.files
+    );
+    // Reopening rebuilds the index without the pruned records' keys: verify agrees in full.
+    close(open(dir, fast()));
+    let report = verify(dir).unwrap();
+    assert!(!report.files.iter().any(|(f, _)| f == "index/PRUNED"));
+
+    // The stub of record 1 keeps a different leaf, its frame checksum made right again.
+    let seg = dir.join("log").join("00000000000000000000.seg");
+    let mut bytes = fs::read(&seg).unwrap();
+    let r = frames(&bytes, HEADER_BYTES as usize)[1].clone();
+    let payload_at = (r.start + FRAME_HEADER_BYTES) as usize;
+    bytes[payload_at + 16] ^= 1;
+    let mut frame = Vec::new();
+    sealog_testkit::format::encode_frame(&bytes[payload_at..r.end as usize], &mut frame);
+    bytes[r.start as usize..r.end as usize].copy_from_slice(&frame);
+    sealog_testkit::files::make_writable(&seg);
+    fs::write(&seg, &bytes).unwrap();
+    let e = verify(dir).expect_err("a changed stub is found");
+    assert!(e.to_string().contains("history was changed"), "{e}");
+    let store = open(dir, fast());
+    match store.get(1) {
+        Err(StoreError::Corrupted(why)) => {
+            assert!(why.contains("does not keep the tree's leaf"), "{why}")
+        }
+        other => panic!("a changed stub was answered: {other:?}"),
+    }
+    assert!(matches!(store.get(2), Err(StoreError::Pruned(s)) if s.seq == 2));
+}
