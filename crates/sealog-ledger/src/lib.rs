@@ -504,15 +504,16 @@ impl Ledger {
     }
 
     /// The raw payload a quarantine record's `payload_ref` names (restricted evidence).
-    /// `None` when no quarantine record names it, or an `audit.payload_deleted` record says
-    /// it was deleted (with its data subject's erasure): any other named payload that is gone
-    /// is damage, answered as an error.
+    /// `None` when no quarantine record names it, an `audit.payload_deleted` record says it
+    /// was deleted (with its data subject's erasure), or a retention record prunes the
+    /// record: any other named payload that is gone is damage, answered as an error.
     pub fn quarantine_payload(&self, payload_ref: &str) -> Result<Option<Vec<u8>>, Error> {
         if let Some(bytes) = self.payloads.get(payload_ref)? {
             return Ok(Some(bytes));
         }
         match payload_named(&*self.quarantine, payload_ref)? {
             Some(_) if self.payload_deleted(payload_ref)? => Ok(None),
+            Some(seq) if self.retention_prunes_quarantine(seq)? => Ok(None),
             Some(seq) => Err(Error::Corrupted(format!(
                 "quarantine record {seq} names payload {payload_ref}, but {} does not hold it: evidence was lost (run `sealog verify`)",
                 self.layout.quarantine_payloads().display()

@@ -112,11 +112,12 @@ impl Payloads {
             .map_err(|e| StoreError::io(&self.path, e))
     }
 
-    /// Deletes the payloads `references` name (an erased data subject's): the file is
+    /// Deletes the payloads `references` name (an erased data subject's, or those of the
+    /// quarantine records retention prunes): the file is
     /// rewritten without them aside, synced and renamed into place, so a crash leaves the old
     /// file or the new one. Answers how many were here.
     pub(crate) fn remove(&self, references: &[String]) -> Result<usize, StoreError> {
-        let wanted: Vec<Vec<u8>> = references
+        let wanted: std::collections::HashSet<Vec<u8>> = references
             .iter()
             .filter_map(|r| r.strip_prefix("sha256:").and_then(|h| hex::decode(h).ok()))
             .collect();
@@ -131,7 +132,7 @@ impl Payloads {
         let mut removed = 0;
         let mut start = 0;
         for f in &frames {
-            if wanted.iter().any(|w| w.as_slice() == f.hash) {
+            if wanted.contains(&f.hash[..]) {
                 removed += 1;
             } else {
                 kept.extend_from_slice(&bytes[start..f.end]);

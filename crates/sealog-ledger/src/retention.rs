@@ -17,7 +17,7 @@ use sealog_store::{LIMIT_MAX, LogRead, Prune, Scan, StoreError};
 use crate::facts::Facts;
 use crate::holds::Hold;
 use crate::own::Act;
-use crate::{Error, Ledger, PAYLOAD_DELETED_TYPE};
+use crate::{Error, Ledger};
 
 pub const RETENTION_APPLIED_TYPE: &str = "audit.retention_applied";
 
@@ -172,8 +172,8 @@ impl Ledger {
     }
 
     /// Prunes what is due at `now`: appends the `audit.retention_applied` record, signs a
-    /// checkpoint over it, deletes the pruned quarantine records' payloads (recorded first),
-    /// then rewrites the segments. A dry run only reports.
+    /// checkpoint over it, deletes the payloads of the quarantine records it prunes, then
+    /// rewrites the segments. A dry run only reports.
     pub fn apply_retention(
         &self,
         now: i64,
@@ -220,23 +220,10 @@ impl Ledger {
                 StoreError::Corrupted(format!("the retention record was refused: {why}"))
             })?;
         self.canonical.checkpoint()?;
-        if !quarantine.payloads.is_empty() {
-            let data = json!({
-                "payload_refs": quarantine.payloads,
-                "reason": format!("retention applied by record {seq}"),
-            });
-            self.append_own(
-                format!("payloads-deleted:retention:{seq}"),
-                PAYLOAD_DELETED_TYPE,
-                act,
-                None,
-                data,
-            )?
-            .map_err(|why| {
-                StoreError::Corrupted(format!("the payload deletion record was refused: {why}"))
-            })?;
-            self.payloads.remove(&quarantine.payloads)?;
-        }
+        // The payloads go before their records: a quarantine record that names a payload
+        // which is gone is sound once a signed retention record prunes it, while a payload
+        // no record names any more could not be found to be deleted.
+        self.payloads.remove(&quarantine.payloads)?;
         self.canonical.prune(&canonical.prune)?;
         self.quarantine.prune(&quarantine.prune)?;
         metrics::counter!("sealog_retention_pruned_total")
@@ -322,6 +309,15 @@ impl Ledger {
         Ok((canonical, quarantine))
     }
 
+    /// Whether the newest retention record prunes quarantine record `seq` (whose payload it
+    /// deleted first).
+    pub(crate) fn retention_prunes_quarantine(&self, seq: u64) -> Result<bool, Error> {
+        Ok(self
+            .records_of(RETENTION_APPLIED_TYPE)?
+            .last()
+            .is_some_and(|(_, v)| seqs_of(&v["data"]["quarantine"]["ranges"]).contains(&seq)))
+    }
+
     /// Finishes the newest retention application if a crash came between its record and its
     /// rewrite: the seqs it names that are still records are pruned now.
     pub(crate) fn finish_retention(&self) -> Result<(), Error> {
@@ -353,6 +349,16 @@ impl Ledger {
         }
         let quarantine = seqs_of(&data["quarantine"]["ranges"]);
         if unfinished(&*self.quarantine, &quarantine)? {
+            let mut payloads = Vec::new();
+            for &seq in &quarantine {
+                if let Ok(Some(bytes)) = self.quarantine.get(seq)
+                    && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+                    && let Some(r) = v["data"]["payload_ref"].as_str()
+                {
+                    payloads.push(r.to_string());
+                }
+            }
+            self.payloads.remove(&payloads)?;
             let prune: Vec<Prune> = quarantine.iter().map(|&s| (s, None)).collect();
             self.quarantine.prune(&prune)?;
         }

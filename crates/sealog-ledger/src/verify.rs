@@ -290,26 +290,35 @@ fn check_payloads(
             refs.len()
         ));
     }
-    // Gone is sound only where an erasure's deletion record says so.
+    // Gone is sound only where an erasure's deletion record says so, or where a signed
+    // retention record prunes the quarantine record (its payload goes first; a crash before
+    // the rewrite is finished on the next opening).
     let mut deleted: HashSet<String> = HashSet::new();
+    let mut retained: HashSet<u64> = HashSet::new();
     for_each_record(&layout.canonical(), canonical_records, |stored| {
+        let data = stored.record.get("data");
         if stored.envelope.event_type == crate::PAYLOAD_DELETED_TYPE
-            && let Some(Json::Array(items)) = stored
-                .record
-                .get("data")
-                .and_then(|d| d.get("payload_refs"))
+            && let Some(Json::Array(items)) = data.and_then(|d| d.get("payload_refs"))
         {
             deleted.extend(items.iter().filter_map(Json::as_str).map(str::to_string));
         }
+        if stored.envelope.event_type == RETENTION_APPLIED_TYPE
+            && let Some(q) = data.and_then(|d| d.get("quarantine"))
+        {
+            retained.extend(seqs_of(&q.to_value()["ranges"]));
+        }
         Ok(())
     })?;
-    if let Some((seq, reference)) = missing.iter().find(|(_, r)| !deleted.contains(r)) {
+    if let Some((seq, reference)) = missing
+        .iter()
+        .find(|(seq, r)| !deleted.contains(r) && !retained.contains(seq))
+    {
         return Err(failure(format!(
             "quarantine record {seq} names payload {reference}, which is not here: evidence was lost"
         )));
     }
     Ok(format!(
-        "{} payloads, each whole and matching its hash; of the {named} the quarantine records name, {} were deleted with their data subject's erasure (recorded) and the rest are here",
+        "{} payloads, each whole and matching its hash; of the {named} the quarantine records name, {} were deleted with their data subject's erasure or by retention (recorded) and the rest are here",
         refs.len(),
         missing.len()
     ))

@@ -18,12 +18,28 @@ pub(crate) fn get(reader: &Reader, id: &str, sealed: bool) -> anyhow::Result<Exi
         (_, Some(rid)) => ledger.seq_of(&rid)?,
         _ => bail!("{id:?} is neither a seq nor a record id (sha256: and 64 lowercase hex digits)"),
     };
-    let found = seq.map(|s| ledger.get(s)).transpose()?.flatten();
+    // A record retention pruned is gone like an absent one, and says so.
+    let mut pruned = None;
+    let found = match seq.map(|s| ledger.get(s)).transpose() {
+        Err(sealog_ledger::Error::Pruned(stub)) => {
+            pruned = Some(stub);
+            None
+        }
+        other => other?.flatten(),
+    };
     let outcome = match &found {
         Some(_) => Outcome::Allowed(1),
         None => Outcome::NotFound,
     };
     reader.record("records.get", json!({ "id": id }), &outcome)?;
+    if let Some(stub) = pruned {
+        eprintln!(
+            "sealog: record {} (sha256:{}) was pruned by retention: its stub keeps its leaf hash, so its proofs still verify",
+            stub.seq,
+            hex::encode(stub.id)
+        );
+        return Ok(ExitCode::from(1));
+    }
     match found {
         Some(bytes) => {
             let mut out = io::stdout().lock();

@@ -232,7 +232,7 @@ fn retention_prunes_what_is_due_locally_and_through_a_server() {
     // The two emails, and the record of the read just before.
     assert_eq!(done["pruned"], 3, "{done}");
     let gone = log.run(&["get", "0"], b"");
-    assert_ne!(gone.code, 0);
+    assert_eq!(gone.code, 1, "{}", gone.stderr);
     assert!(
         gone.stderr.contains("pruned by retention"),
         "{}",
