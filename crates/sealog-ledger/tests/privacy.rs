@@ -10,13 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sealog_ledger::{
-    Act, Author, EraseError, Erasure, HoldAct, HoldError, HoldScope, IngestResult, Ledger, Query,
-    Sight, StateQuery, VerifyOptions,
+    Act, Author, EraseError, Erasure, HoldAct, HoldError, HoldScope, Ledger, Query, Sight,
+    StateQuery, VerifyOptions,
 };
 use sealog_merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use sealog_testkit::files::files_holding;
 use serde_json::{Value, json};
-use support::{example, open};
+use support::{appended_seq, example, open, result_of};
 
 /// Values of one customer that must be in no file of the data directory in clear.
 const SECRETS: [&str; 6] = [
@@ -59,22 +59,6 @@ fn order(id: &str, customer: &str) -> Value {
                  "shipping_audit": {"shipping_address": SECRETS[4]}}})
 }
 
-fn one(ledger: &Ledger, event: &Value) -> IngestResult {
-    let bytes = event.to_string().into_bytes();
-    ledger
-        .ingest(&[Ok(bytes.as_slice())], &Author::ANYONE)
-        .unwrap()
-        .pop()
-        .unwrap()
-}
-
-fn appended(r: &IngestResult) -> u64 {
-    match r {
-        IngestResult::Appended { seq, .. } => *seq,
-        other => panic!("expected appended, got {}", other.to_json()),
-    }
-}
-
 fn assert_nowhere_in_clear(dir: &Path) {
     for s in SECRETS {
         let found = files_holding(dir, s);
@@ -115,13 +99,13 @@ fn no_personal_value_is_on_disk_in_clear_before_or_after_erasure() {
     let tmp = tempfile::tempdir().unwrap();
     let ledger = open(tmp.path());
     let customer = SECRETS[0];
-    appended(&one(&ledger, &email("e-1", customer)));
-    appended(&one(&ledger, &call("c-1", customer)));
-    appended(&one(&ledger, &order("o-1", customer)));
+    appended_seq(&result_of(&ledger, &email("e-1", customer)));
+    appended_seq(&result_of(&ledger, &call("c-1", customer)));
+    appended_seq(&result_of(&ledger, &order("o-1", customer)));
     // Quarantined with its personal values: the payload is kept, sealed.
     let mut bad = call("c-2", customer);
     bad["data"]["call_direction"] = json!("sideways");
-    let q = one(&ledger, &bad);
+    let q = result_of(&ledger, &bad);
     assert_eq!(
         q.to_json()["reason_code"],
         "SCHEMA_VIOLATION",
@@ -134,7 +118,7 @@ fn no_personal_value_is_on_disk_in_clear_before_or_after_erasure() {
         .as_object_mut()
         .unwrap()
         .remove("customer_id");
-    let r = one(&ledger, &nobody).to_json();
+    let r = result_of(&ledger, &nobody).to_json();
     assert_eq!(r["reason_code"], "INCOMPLETE_PROVENANCE", "{r}");
     assert_eq!(r["missing_fields"], json!(["data.customer_id"]), "{r}");
     let record = |id: &str| -> Value {
@@ -201,9 +185,9 @@ fn no_personal_value_is_on_disk_in_clear_before_or_after_erasure() {
 fn the_same_event_seals_to_the_same_record_and_dedupes() {
     let tmp = tempfile::tempdir().unwrap();
     let ledger = open(tmp.path());
-    let first = one(&ledger, &email("e-1", "cust-1"));
-    let seq = appended(&first);
-    let again = one(&ledger, &email("e-1", "cust-1"));
+    let first = result_of(&ledger, &email("e-1", "cust-1"));
+    let seq = appended_seq(&first);
+    let again = result_of(&ledger, &email("e-1", "cust-1"));
     assert_eq!(
         again.to_json()["status"],
         "duplicate",
@@ -212,13 +196,13 @@ fn the_same_event_seals_to_the_same_record_and_dedupes() {
     );
     assert_eq!(again.seq(), Some(seq));
     // The same values for another customer are sealed under another key.
-    let other = one(&ledger, &email("e-1", "cust-2")).to_json();
+    let other = result_of(&ledger, &email("e-1", "cust-2")).to_json();
     assert_eq!(other["status"], "appended");
     assert_ne!(other["record_id"], first.to_json()["record_id"]);
     // And in another data directory (another master key) too: nothing links them.
     let tmp2 = tempfile::tempdir().unwrap();
     let elsewhere = open(tmp2.path());
-    let there = one(&elsewhere, &email("e-1", "cust-1")).to_json();
+    let there = result_of(&elsewhere, &email("e-1", "cust-1")).to_json();
     assert_ne!(there["record_id"], first.to_json()["record_id"]);
 }
 
@@ -236,7 +220,7 @@ fn racing_first_uses_of_a_data_subject_get_one_key() {
                 } else {
                     format!("e-{i}")
                 };
-                one(&ledger, &email(&id, "cust-new")).to_json()
+                result_of(&ledger, &email(&id, "cust-new")).to_json()
             })
         })
         .collect();
@@ -265,14 +249,14 @@ fn gdpr_erasure_keeps_every_record_and_every_proof_made_before() {
     let ledger = open(tmp.path());
     let customer = "cust-erase-1";
     let mut seqs = vec![
-        appended(&one(&ledger, &email("e-1", customer))),
-        appended(&one(&ledger, &call("c-1", customer))),
-        appended(&one(&ledger, &order("o-1", customer))),
+        appended_seq(&result_of(&ledger, &email("e-1", customer))),
+        appended_seq(&result_of(&ledger, &call("c-1", customer))),
+        appended_seq(&result_of(&ledger, &order("o-1", customer))),
     ];
-    let kept = appended(&one(&ledger, &email("e-2", "cust-kept")));
+    let kept = appended_seq(&result_of(&ledger, &email("e-2", "cust-kept")));
     let mut bad = call("c-2", customer);
     bad["data"]["call_direction"] = json!("sideways");
-    let quarantined = one(&ledger, &bad).to_json();
+    let quarantined = result_of(&ledger, &bad).to_json();
     let before = ledger.checkpoint().unwrap();
     let root = ledger.root(before.size).unwrap();
     let proofs: Vec<_> = seqs
@@ -386,10 +370,10 @@ fn gdpr_erasure_keeps_every_record_and_every_proof_made_before() {
         other => panic!("expected unknown, got {other:?}"),
     }
     // Re-ingesting the subject's event never brings the plaintext back under a new key.
-    let again = one(&ledger, &email("e-9", customer)).to_json();
+    let again = result_of(&ledger, &email("e-9", customer)).to_json();
     assert_eq!(again["status"], "quarantined", "{again}");
     assert_eq!(again["reason_code"], "DATA_SUBJECT_ERASED", "{again}");
-    let replay = one(&ledger, &email("e-1", customer)).to_json();
+    let replay = result_of(&ledger, &email("e-1", customer)).to_json();
     assert_eq!(replay["reason_code"], "DATA_SUBJECT_ERASED", "{replay}");
     seqs.push(done.seq);
 
@@ -415,10 +399,10 @@ fn assert_nowhere_in_clear_of(dir: &Path, value: &str) {
 fn erasure_in_one_tenant_leaves_the_subjects_other_tenants() {
     let tmp = tempfile::tempdir().unwrap();
     let ledger = open(tmp.path());
-    let here = appended(&one(&ledger, &email("e-1", "cust-1")));
+    let here = appended_seq(&result_of(&ledger, &email("e-1", "cust-1")));
     let mut elsewhere = email("e-2", "cust-1");
     elsewhere["tenant"] = json!("shop-ke");
-    let there = appended(&one(&ledger, &elsewhere));
+    let there = appended_seq(&result_of(&ledger, &elsewhere));
     let done = ledger.erase(&erasure("cust-1", Some("shop-ke"))).unwrap();
     assert_eq!(done.tenants, ["shop-ke"]);
     assert_eq!(done.records, 1);
@@ -445,18 +429,18 @@ fn erasure_in_one_tenant_leaves_the_subjects_other_tenants() {
 fn a_lost_key_store_never_mints_new_keys_for_subjects_the_log_knows() {
     let tmp = tempfile::tempdir().unwrap();
     let ledger = open(tmp.path());
-    appended(&one(&ledger, &email("e-1", "cust-1")));
+    appended_seq(&result_of(&ledger, &email("e-1", "cust-1")));
     ledger.close().unwrap();
     let keys = tmp.path().join("privacy").join("subject-keys");
     std::fs::remove_file(&keys).unwrap();
 
     let ledger = open(tmp.path());
-    let r = one(&ledger, &email("e-2", "cust-1")).to_json();
+    let r = result_of(&ledger, &email("e-2", "cust-1")).to_json();
     assert_eq!(r["status"], "rejected", "{r}");
     assert_eq!(r["error"]["code"], "SUBJECT_KEY_MISSING", "{r}");
     // A subject the log never knew still gets a key.
     assert_eq!(
-        one(&ledger, &email("e-3", "cust-2")).to_json()["status"],
+        result_of(&ledger, &email("e-3", "cust-2")).to_json()["status"],
         "appended"
     );
     // The old record's values are unreadable, not mistaken for anything.
@@ -483,7 +467,7 @@ fn a_lost_key_store_never_mints_new_keys_for_subjects_the_log_knows() {
 fn an_erasure_record_whose_key_a_crash_left_is_finished_on_open() {
     let tmp = tempfile::tempdir().unwrap();
     let ledger = open(tmp.path());
-    appended(&one(&ledger, &email("e-1", "cust-1")));
+    appended_seq(&result_of(&ledger, &email("e-1", "cust-1")));
     // The record of an erasure, as if the process died before destroying the key.
     let ps = ledger.pseudonym("cust-1");
     let event = json!({"specversion": "1.0", "id": "erasure-crashed", "source": "sealog-test",
@@ -516,7 +500,7 @@ fn an_erasure_record_whose_key_a_crash_left_is_finished_on_open() {
     // A deletion record whose payloads a crash left: deleted on the next opening.
     let mut bad = email("e-2", "cust-2");
     bad["data"]["event_type"] = json!("teleported");
-    let q = one(&ledger, &bad).to_json();
+    let q = result_of(&ledger, &bad).to_json();
     assert_eq!(q["status"], "quarantined", "{q}");
     let page = ledger
         .quarantine_query(&Query {
@@ -559,10 +543,10 @@ fn act(reason: &str) -> HoldAct<'_> {
 fn a_legal_hold_keeps_a_subject_from_erasure_until_released() {
     let tmp = tempfile::tempdir().unwrap();
     let ledger = open(tmp.path());
-    appended(&one(&ledger, &email("e-1", "cust-1")));
+    appended_seq(&result_of(&ledger, &email("e-1", "cust-1")));
     let mut elsewhere = email("e-2", "cust-1");
     elsewhere["tenant"] = json!("shop-ke");
-    appended(&one(&ledger, &elsewhere));
+    appended_seq(&result_of(&ledger, &elsewhere));
 
     // Nothing to hold, no reason: refused, nothing written.
     let len = ledger.len();

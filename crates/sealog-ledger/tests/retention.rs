@@ -9,14 +9,14 @@ mod support;
 use std::path::Path;
 
 use sealog_ledger::{
-    Act, Author, Error, HoldAct, HoldScope, IngestResult, Ledger, Query, RETENTION_APPLIED_TYPE,
+    Act, Error, HoldAct, HoldScope, IngestResult, Ledger, Query, RETENTION_APPLIED_TYPE,
     VerifyOptions,
 };
 use sealog_merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use sealog_testkit::files::files_holding;
 use sealog_testkit::format;
 use serde_json::{Value, json};
-use support::{decision, example, open};
+use support::{appended_seq, decision, example, open, result_of};
 
 const DAY: i64 = 86_400_000_000_000;
 const YEAR: i64 = 365 * DAY;
@@ -33,22 +33,6 @@ fn act() -> Act<'static> {
         actor: json!({"type": "human", "id": "records-officer"}),
         time: "2033-12-01T00:00:00Z".into(),
         source: "sealog-test",
-    }
-}
-
-fn one(ledger: &Ledger, event: &Value) -> IngestResult {
-    let bytes = event.to_string().into_bytes();
-    ledger
-        .ingest(&[Ok(bytes.as_slice())], &Author::ANYONE)
-        .unwrap()
-        .pop()
-        .unwrap()
-}
-
-fn appended(r: &IngestResult) -> u64 {
-    match r {
-        IngestResult::Appended { seq, .. } => *seq,
-        other => panic!("expected appended, got {}", other.to_json()),
     }
 }
 
@@ -92,13 +76,13 @@ fn is_pruned(ledger: &Ledger, seq: u64) -> bool {
 fn fill(ledger: &Ledger) -> Vec<u64> {
     let mut seqs = Vec::new();
     for d in 0..6 {
-        seqs.push(appended(&one(
+        seqs.push(appended_seq(&result_of(
             ledger,
             &decision(&format!("dec-retained-{d}"), "run-1"),
         )));
     }
     for (i, c) in ["cust-1", "cust-2", "cust-1"].iter().enumerate() {
-        seqs.push(appended(&one(
+        seqs.push(appended_seq(&result_of(
             ledger,
             &email(&format!("m-{i}"), c, "shop-za"),
         )));
@@ -176,7 +160,7 @@ fn inv_c005_06_seven_years_by_default_then_pruned_with_every_proof_still_valid()
     };
     check(&ledger, "after applying");
     // The same event again is still the record it was: its id stays in the stub.
-    match one(&ledger, &decision("dec-retained-0", "run-1")) {
+    match result_of(&ledger, &decision("dec-retained-0", "run-1")) {
         IngestResult::Duplicate { seq, .. } => assert_eq!(seq, seqs[0]),
         other => panic!(
             "expected a duplicate of the pruned record, got {}",
@@ -220,7 +204,7 @@ fn verify_tells_pruning_from_tampering() {
         .apply_retention(now() + 8 * YEAR, false, &act())
         .unwrap();
     // A record appended after, kept.
-    let kept = appended(&one(&ledger, &decision("dec-kept", "run-2")));
+    let kept = appended_seq(&result_of(&ledger, &decision("dec-kept", "run-2")));
     ledger.checkpoint().unwrap();
     drop(ledger);
     verify_full(tmp.path()).unwrap();
@@ -287,8 +271,8 @@ fn verify_tells_pruning_from_tampering() {
 fn a_hold_keeps_its_records_from_retention_until_released() {
     let tmp = tempfile::tempdir().unwrap();
     let ledger = open(tmp.path());
-    let za = appended(&one(&ledger, &email("m-za", "cust-1", "shop-za")));
-    let ke = appended(&one(&ledger, &email("m-ke", "cust-2", "shop-ke")));
+    let za = appended_seq(&result_of(&ledger, &email("m-za", "cust-1", "shop-za")));
+    let ke = appended_seq(&result_of(&ledger, &email("m-ke", "cust-2", "shop-ke")));
     let hold = ledger
         .place_hold(
             &HoldScope {
@@ -336,11 +320,11 @@ fn a_hold_keeps_its_records_from_retention_until_released() {
 fn quarantine_retention_differs_and_takes_the_payloads() {
     let tmp = tempfile::tempdir().unwrap();
     let ledger = open(tmp.path());
-    appended(&one(&ledger, &email("m-ok", "cust-1", "shop-za")));
+    appended_seq(&result_of(&ledger, &email("m-ok", "cust-1", "shop-za")));
     let mut bad = email("m-bad", "cust-1", "shop-za");
     bad["data"].as_object_mut().unwrap().remove("email_id");
     assert!(matches!(
-        one(&ledger, &bad),
+        result_of(&ledger, &bad),
         IngestResult::Quarantined { .. }
     ));
     let q = ledger
@@ -386,9 +370,9 @@ fn quarantine_retention_differs_and_takes_the_payloads() {
 
     // Uninterrupted.
     let ledger = open(tmp.path());
-    let kept = appended(&one(&ledger, &email("m-ok", "cust-1", "shop-za")));
+    let kept = appended_seq(&result_of(&ledger, &email("m-ok", "cust-1", "shop-za")));
     assert!(matches!(
-        one(&ledger, &bad),
+        result_of(&ledger, &bad),
         IngestResult::Quarantined { .. }
     ));
     let applied = ledger.apply_retention(later, false, &act()).unwrap();

@@ -508,15 +508,7 @@ impl<A: Admission> LogRead for Store<A> {
                 )
             });
         };
-        let (reply, rx) = mpsc::sync_channel(1);
-        tx.send(writer::Request {
-            entries: Vec::new(),
-            sign: true,
-            roll: false,
-            reply,
-        })
-        .map_err(|_| StoreError::Closed)?;
-        rx.recv().map_err(|_| StoreError::Closed)??;
+        ask_writer(tx, false)?;
         self.shared
             .checkpoints
             .latest()
@@ -639,15 +631,7 @@ impl<A: Admission> LogWrite<A> for Store<A> {
             .map_or(0, |s| s.0);
         if newest.is_some_and(|s| s >= active) {
             // Seal the segment being appended to, so what it holds may be rewritten.
-            let (reply, rx) = mpsc::sync_channel(1);
-            tx.send(writer::Request {
-                entries: Vec::new(),
-                sign: true,
-                roll: true,
-                reply,
-            })
-            .map_err(|_| StoreError::Closed)?;
-            rx.recv().map_err(|_| StoreError::Closed)??;
+            ask_writer(tx, true)?;
         }
         let pruned = prune::prune(&self.shared, records, self.len());
         self.shared.noted(pruned)
@@ -656,6 +640,24 @@ impl<A: Admission> LogWrite<A> for Store<A> {
     fn close(self: Box<Self>) -> Result<(), StoreError> {
         Store::close(*self)
     }
+}
+
+/// Has the writer sign a checkpoint of everything committed (and, with `roll`, seal the
+/// segment being appended to), and waits until it has.
+fn ask_writer<A: Admission>(
+    tx: &SyncSender<writer::Request<A>>,
+    roll: bool,
+) -> Result<(), StoreError> {
+    let (reply, rx) = mpsc::sync_channel(1);
+    tx.send(writer::Request {
+        entries: Vec::new(),
+        sign: true,
+        roll,
+        reply,
+    })
+    .map_err(|_| StoreError::Closed)?;
+    rx.recv().map_err(|_| StoreError::Closed)??;
+    Ok(())
 }
 
 /// Opens read-only if another process holds the directory, for reads beside a server.

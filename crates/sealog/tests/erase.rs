@@ -21,6 +21,13 @@ fn cli(dir: &std::path::Path) -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_sealog"), dir)
 }
 
+/// The command, through the server at `url` with `key`.
+fn through(log: &Cli, url: &str, key: &str, args: &[&str]) -> sealog_testkit::cli::Run {
+    let mut all = args.to_vec();
+    all.extend(["--url", url, "--key", key]);
+    log.run(&all, b"")
+}
+
 #[test]
 fn erase_destroys_one_persons_key_and_the_log_still_verifies() {
     let dir = tempdir();
@@ -159,11 +166,7 @@ fn erase_destroys_one_persons_key_and_the_log_still_verifies() {
     let (admin, _) = log.create_key(&["admin"], None, None);
     let url = server.url();
     // The same command, through the server as the admin.
-    let remote = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--url", url.as_str(), "--key", admin.as_str()]);
-        log.run(&all, b"")
-    };
+    let remote = |args: &[&str]| through(&log, &url, &admin, args);
     let placed = remote(&[
         "hold", "place", "--tenant", "shop-za", "--reason", "inquiry",
     ]);
@@ -244,11 +247,7 @@ fn retention_prunes_what_is_due_locally_and_through_a_server() {
     let server = ServerProcess::start(&log, &[]);
     let (admin, _) = log.create_key(&["admin"], None, None);
     let url = server.url();
-    let remote = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--url", url.as_str(), "--key", admin.as_str()]);
-        log.run(&all, b"")
-    };
+    let remote = |args: &[&str]| through(&log, &url, &admin, args);
     let far = "2199-01-01T00:00:00Z";
     let mut append = vec!["append", "--url", url.as_str(), "--key", admin.as_str()];
     append.push("-");

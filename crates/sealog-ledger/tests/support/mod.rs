@@ -91,6 +91,19 @@ fn ingest_raw_as(ledger: &Ledger, raws: &[Vec<u8>], author: &Author<'_>) -> Vec<
     out
 }
 
+/// What became of one event, ingested alone.
+pub(crate) fn result_of(ledger: &Ledger, event: &Value) -> IngestResult {
+    ingest(ledger, std::slice::from_ref(event)).pop().unwrap()
+}
+
+/// The seq of an event that must have been appended.
+pub(crate) fn appended_seq(r: &IngestResult) -> u64 {
+    match r {
+        IngestResult::Appended { seq, .. } => *seq,
+        other => panic!("expected appended, got {}", other.to_json()),
+    }
+}
+
 pub(crate) fn one(ledger: &Ledger, event: &Value) -> Value {
     ingest(ledger, std::slice::from_ref(event))[0].to_json()
 }
