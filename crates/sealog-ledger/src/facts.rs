@@ -75,9 +75,15 @@ pub(crate) fn chain_start(
             ));
         }
         below = seq;
-        let bytes = log
-            .get(seq)?
-            .ok_or_else(|| corrupted(seq, "indexed but not readable"))?;
+        let bytes = match log.get(seq) {
+            // A pruned target's stub keeps its event time and the link to its own target.
+            Err(StoreError::Pruned(stub)) => {
+                time = stub.event_ns;
+                target = stub.link.map(RecordId);
+                continue;
+            }
+            other => other?.ok_or_else(|| corrupted(seq, "indexed but not readable"))?,
+        };
         let f = Facts::of(packs, seq, &bytes)?;
         time = f.time_ns;
         target = f.supersedes;

@@ -135,12 +135,14 @@ impl Indexer for CanonicalKeys {
         EventKeys::of(stored.envelope, derived, sealed).keys
     }
 
-    /// A pruned correction still marks its target as superseded.
+    /// A pruned correction still marks its target as superseded, and a pruned record stays in
+    /// its supersedes chain (its stub's key).
     fn stub_keys(&self, stub: &sealog_store::Stub) -> Vec<Key> {
         let mut keys: Vec<Key> = stub
             .link
             .iter()
             .flat_map(|l| [supersedes(&RecordId(*l)), correction()])
+            .chain(stub.key)
             .collect();
         keys.sort_unstable();
         keys

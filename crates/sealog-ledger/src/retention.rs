@@ -85,22 +85,25 @@ impl Plan {
             self.prune
                 .iter()
                 .zip(&self.ids)
-                .map(|(&(seq, link), id)| (seq, *id, link)),
+                .map(|(p, id)| (p.seq, *id, p.link, p.key)),
         )
     }
 }
 
+/// What a stub keeps of its record: seq, id, link and key.
+pub(crate) type Kept = (u64, [u8; 32], Option<[u8; 32]>, Option<[u8; 16]>);
+
 /// The digest an `audit.retention_applied` record keeps of its stubs: for each pruned record
-/// in seq order, its seq, id and link (`verify` recomputes it from the stubs).
-pub(crate) fn stubs_digest(
-    stubs: impl Iterator<Item = (u64, [u8; 32], Option<[u8; 32]>)>,
-) -> String {
+/// in seq order, its seq, id, link and key (`verify` recomputes it from the stubs).
+pub(crate) fn stubs_digest(stubs: impl Iterator<Item = Kept>) -> String {
     let mut h = Sha256::new();
-    for (seq, id, link) in stubs {
+    for (seq, id, link, key) in stubs {
         h.update(seq.to_le_bytes());
         h.update(id);
         h.update([u8::from(link.is_some())]);
         h.update(link.unwrap_or([0; 32]));
+        h.update([u8::from(key.is_some())]);
+        h.update(key.unwrap_or([0; 16]));
     }
     hex::encode(h.finalize())
 }
@@ -197,12 +200,12 @@ impl Ledger {
         let data = json!({
             "now": out.now,
             "policy": policy,
-            "ranges": ranges(canonical.prune.iter().map(|p| p.0)),
+            "ranges": ranges(canonical.prune.iter().map(|p| p.seq)),
             "pruned": canonical.prune.len(),
             "stubs_sha256": digest,
             "held": canonical.held + quarantine.held,
             "quarantine": {
-                "ranges": ranges(quarantine.prune.iter().map(|p| p.0)),
+                "ranges": ranges(quarantine.prune.iter().map(|p| p.seq)),
                 "pruned": quarantine.prune.len(),
                 "stubs_sha256": quarantine.digest(),
                 "payloads_deleted": quarantine.payloads.len(),
@@ -268,7 +271,7 @@ impl Ledger {
                     held,
                 );
                 if !held {
-                    canonical.prune.push((seq, facts.supersedes.map(|r| r.0)));
+                    canonical.prune.push(pruned(seq, &facts));
                     canonical.ids.push(facts.record_id.0);
                 }
                 Ok(())
@@ -297,7 +300,7 @@ impl Ledger {
                                 "quarantine record {seq} has no record_id"
                             ))
                         })?;
-                    quarantine.prune.push((seq, None));
+                    quarantine.prune.push(unlinked(seq));
                     quarantine.ids.push(id.0);
                     if let Some(r) = v["data"]["payload_ref"].as_str() {
                         quarantine.payloads.push(r.to_string());
@@ -339,7 +342,7 @@ impl Ledger {
                 match self.canonical.get(seq) {
                     Ok(Some(bytes)) => {
                         let facts = Facts::of(&self.deriver, seq, &bytes)?;
-                        prune.push((seq, facts.supersedes.map(|r| r.0)));
+                        prune.push(pruned(seq, &facts));
                     }
                     Ok(None) | Err(StoreError::Pruned(_)) => {}
                     Err(e) => return Err(e),
@@ -359,10 +362,32 @@ impl Ledger {
                 }
             }
             self.payloads.remove(&payloads)?;
-            let prune: Vec<Prune> = quarantine.iter().map(|&s| (s, None)).collect();
+            let prune: Vec<Prune> = quarantine.iter().map(|&s| unlinked(s)).collect();
             self.quarantine.prune(&prune)?;
         }
         Ok(())
+    }
+}
+
+/// What a pruned canonical record's stub keeps: the record it corrects, and its supersedes
+/// chain, so a later correction of it is still judged in its chain.
+fn pruned(seq: u64, facts: &Facts) -> Prune {
+    Prune {
+        seq,
+        link: facts.supersedes.map(|r| r.0),
+        key: facts
+            .subject
+            .as_deref()
+            .map(|s| crate::keys::chain(facts.tenant.as_deref(), &facts.scope, s)),
+    }
+}
+
+/// A pruned quarantine record's stub keeps nothing of its caller's.
+fn unlinked(seq: u64) -> Prune {
+    Prune {
+        seq,
+        link: None,
+        key: None,
     }
 }
 

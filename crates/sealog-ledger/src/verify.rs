@@ -165,7 +165,7 @@ fn check_retention(
                 unfinished += 1;
                 continue;
             }
-            let digest = stubs_digest(covered.iter().map(|s| (s.seq, s.id, s.link)));
+            let digest = stubs_digest(covered.iter().map(|s| (s.seq, s.id, s.link, s.key)));
             if part["stubs_sha256"].as_str() != Some(digest.as_str()) {
                 return Err(Failure {
                     location: format!("retention record {seq}"),

@@ -438,3 +438,97 @@ fn a_retention_record_whose_rewrite_a_crash_stopped_is_finished_on_open() {
     assert!(!leftover.exists());
     assert!(is_pruned(&ledger, seqs[0]));
 }
+
+/// A correction kept while the record it corrects is pruned (seed 002 §12.3: references
+/// resolvable during retention): the pruned original stays superseded (its stub keeps the
+/// link), the correction stays current, its chain still starts at the original's event time
+/// on the valid-time clock, and correcting the original again is still a stale link.
+#[test]
+fn a_kept_correction_of_a_pruned_record_still_resolves_its_chain() {
+    use sealog_ledger::{Undeclared, View};
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = support::open_with(tmp.path(), Undeclared::Accept);
+    let ev = |id: &str, time: &str, supersedes: Option<&str>| {
+        let mut v = json!({"id": id, "source": "tests", "type": "test.chain", "time": time,
+                           "tenant": "t", "subject": "loan-7", "data": {"v": id}});
+        if let Some(s) = supersedes {
+            v["supersedes"] = json!(s);
+        }
+        v
+    };
+    let original = result_of(&ledger, &ev("a", "2026-01-01T00:00:00Z", None));
+    let (seq0, rid0) = match &original {
+        IngestResult::Appended { seq, record_id } => (*seq, record_id.to_string()),
+        other => panic!("{}", other.to_json()),
+    };
+    let t0 = ingested(&ledger, seq0);
+    // Ingested strictly later, so a cutoff falls between the two.
+    sealog_testkit::wait_for(5, "the clock to pass the original's ingest time", || {
+        (now() / 1000 > t0 / 1000).then_some(())
+    });
+    let fix = appended_seq(&result_of(
+        &ledger,
+        &ev("b", "2026-03-01T00:00:00Z", Some(&rid0)),
+    ));
+    let t1 = ingested(&ledger, fix);
+    // Seven calendar years after the correction's ingest: the cutoff is that instant, which
+    // the original precedes and the correction does not.
+    let mid = sealog_model::time::format_micros(t1);
+    let year: i32 = mid[..4].parse().unwrap();
+    let now = sealog_model::time::parse_rfc3339(&format!("{}{}", year + 7, &mid[4..])).unwrap();
+    let applied = ledger.apply_retention(now, false, &act()).unwrap();
+    assert_eq!(applied.pruned, 1, "{applied:?}");
+    assert!(is_pruned(&ledger, seq0));
+    assert!(!is_pruned(&ledger, fix));
+
+    let check = |ledger: &Ledger, when: &str| {
+        let q = Query {
+            equals: vec![("subject".into(), "loan-7".into())],
+            view: View::Current,
+            limit: 10,
+            ..Query::default()
+        };
+        let current: Vec<u64> = ledger
+            .query(&q)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(current, [fix], "{when}");
+        // On the valid-time clock the correction counts from its chain's start, the pruned
+        // original's event time, which its stub keeps.
+        let q = Query {
+            equals: vec![("subject".into(), "loan-7".into())],
+            view: View::Current,
+            valid_at: Some(sealog_model::time::parse_rfc3339("2026-02-01T00:00:00Z").unwrap()),
+            limit: 10,
+            ..Query::default()
+        };
+        let then: Vec<u64> = ledger
+            .query(&q)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(then, [fix], "{when}: valid in February through its chain");
+        match result_of(ledger, &ev("c", "2026-04-01T00:00:00Z", Some(&rid0))) {
+            IngestResult::Quarantined { finding, .. } => {
+                assert_eq!(finding.reason_code, "STALE_SUPERSEDES_LINK", "{when}")
+            }
+            other => panic!("{when}: {}", other.to_json()),
+        }
+    };
+    check(&ledger, "after pruning");
+    drop(ledger);
+    let ledger = support::open_with(tmp.path(), Undeclared::Accept);
+    check(&ledger, "after the index is rebuilt from the stubs");
+    drop(ledger);
+    verify_full(tmp.path()).unwrap();
+}
+
+fn ingested(ledger: &Ledger, seq: u64) -> i64 {
+    let v: Value = serde_json::from_slice(&ledger.get(seq).unwrap().unwrap()).unwrap();
+    sealog_model::time::parse_rfc3339(v["ingested_at"].as_str().unwrap()).unwrap()
+}

@@ -135,10 +135,14 @@ impl Indexer for TestKeys {
     }
 
     fn stub_keys(&self, stub: &crate::Stub) -> Vec<Key> {
-        stub.link
+        let mut keys: Vec<Key> = stub
+            .link
             .map(|l| key("link", &format!("{l:?}")))
             .into_iter()
-            .collect()
+            .chain(stub.key)
+            .collect();
+        keys.sort_unstable();
+        keys
     }
 
     fn fingerprint(&self) -> String {
@@ -602,7 +606,12 @@ pub fn pruning_keeps_every_proof_and_hides_only_the_pruned(open: Open<'_>) {
     let link = [9u8; 32];
     let prune: Vec<_> = pruned
         .iter()
-        .map(|&s| (s, (s == 17).then_some(link)))
+        .map(|&seq| crate::Prune {
+            seq,
+            link: (seq == 17).then_some(link),
+            // Pruned records stay found by one key their caller keeps.
+            key: (seq == 4).then(|| key("tenant", "acme")),
+        })
         .collect();
     assert_eq!(log.prune(&prune).unwrap(), pruned.len() as u64);
     assert_eq!(
@@ -623,6 +632,7 @@ pub fn pruning_keeps_every_proof_and_hides_only_the_pruned(open: Open<'_>) {
                     Err(StoreError::Pruned(stub)) => {
                         assert_eq!((stub.seq, stub.id), (seq, ids[seq as usize]), "{when}");
                         assert_eq!(stub.link, (seq == 17).then_some(link), "{when}");
+                        assert_eq!(stub.key.is_some(), seq == 4, "{when}");
                     }
                     other => panic!("{when}: pruned record {seq} read as {other:?}"),
                 }
@@ -667,7 +677,12 @@ pub fn pruning_keeps_every_proof_and_hides_only_the_pruned(open: Open<'_>) {
             "{when}"
         );
         assert!(
-            log.prune(&[(99, None)]).is_err(),
+            log.prune(&[crate::Prune {
+                seq: 99,
+                link: None,
+                key: None
+            }])
+            .is_err(),
             "{when}: a seq past the log is refused"
         );
     };

@@ -621,7 +621,7 @@ impl<A: Admission> LogWrite<A> for Store<A> {
 
     fn prune(&self, records: &[Prune]) -> Result<u64, StoreError> {
         let tx = self.tx.as_ref().ok_or(StoreError::ReadOnly)?;
-        let newest = records.iter().map(|r| r.0).max();
+        let newest = records.iter().map(|r| r.seq).max();
         let active = self
             .shared
             .segments

@@ -16,14 +16,21 @@ use std::sync::Arc;
 use sealog_merkle::NodeReader;
 use sealog_model::record::read_stored;
 
-use crate::contract::Id;
+use crate::contract::{Id, Key};
 use crate::segment::{self, HEADER_BYTES, Stub};
 use crate::{Shared, StoreError};
 
 const LEFTOVER: &str = ".prune";
 
-/// A record to prune and the caller's link to keep in its stub.
-pub type Prune = (u64, Option<Id>);
+/// A record to prune, and what of its caller's its stub keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prune {
+    pub seq: u64,
+    /// The record it links to (for the ledger, the one it superseded).
+    pub link: Option<Id>,
+    /// One key it stays found by (for the ledger, its supersedes chain).
+    pub key: Option<Key>,
+}
 
 fn aside(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -50,8 +57,9 @@ pub(crate) fn remove_leftovers(log_dir: &Path) -> Result<(), StoreError> {
 pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64, StoreError> {
     let _one_at_a_time = shared.pruning.lock().expect("prune lock");
     let segments: Vec<(u64, Arc<File>)> = shared.segments.read().expect("segments lock").clone();
-    let mut by_segment: BTreeMap<usize, BTreeMap<u64, Option<Id>>> = BTreeMap::new();
-    for &(seq, link) in records {
+    let mut by_segment: BTreeMap<usize, BTreeMap<u64, Prune>> = BTreeMap::new();
+    for p in records {
+        let seq = p.seq;
         if seq >= end {
             return Err(StoreError::InvalidArgument(format!(
                 "record {seq} is not in the log ({end} records)"
@@ -63,7 +71,7 @@ pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64,
                 "record {seq} is in the segment being appended to; only sealed segments are rewritten"
             )));
         }
-        by_segment.entry(i).or_default().insert(seq, link);
+        by_segment.entry(i).or_default().insert(seq, *p);
     }
     let mut pruned = 0;
     for (i, wanted) in by_segment {
@@ -93,7 +101,7 @@ fn rewrite(
     shared: &Shared,
     path: &Path,
     first: u64,
-    wanted: &BTreeMap<u64, Option<Id>>,
+    wanted: &BTreeMap<u64, Prune>,
 ) -> Result<(Vec<u8>, u64), StoreError> {
     let mut bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
     segment::check_header(&bytes, first)
@@ -110,7 +118,7 @@ fn rewrite(
     while at < bytes.len() {
         let (payload, len) =
             segment::decode_frame(&bytes[at..]).map_err(|e| bad(at, seq, e.to_string()))?;
-        if let Some(link) = wanted.get(&seq)
+        if let Some(p) = wanted.get(&seq)
             && Stub::decode(payload).is_none()
         {
             let leaf = sealog_merkle::leaf_hash(payload);
@@ -131,7 +139,8 @@ fn rewrite(
                 id,
                 ingested_ns,
                 event_ns,
-                link: *link,
+                link: p.link,
+                key: p.key,
             }
             .encode(payload.len())
             .ok_or_else(|| bad(at, seq, "the record is shorter than a stub".into()))?;

@@ -15,7 +15,8 @@
 //!
 //! ```text
 //! stub     = 0x00 "PRUNED1" seq:u64le leaf[32] record_id[32] ingested_ns:i64le
-//!            event_ns:i64le has_link:u8 link[32] 0x00*        (as long as the record was)
+//!            event_ns:i64le has_link:u8 link[32] has_key:u8 key[16]
+//!            0x00*                                             (as long as the record was)
 //! ```
 //! A record is canonical JSON and starts with `{`, so the first byte tells them apart; the
 //! frame's checksum covers the stub and its zero padding.
@@ -145,11 +146,12 @@ pub fn check_header(bytes: &[u8], first_seq: u64) -> Result<(), String> {
 
 pub const STUB_MAGIC: &[u8; 8] = b"\0PRUNED1";
 /// A stub's length before its padding.
-pub const STUB_BYTES: usize = 8 + 8 + 32 + 32 + 8 + 8 + 1 + 32;
+pub const STUB_BYTES: usize = 8 + 8 + 32 + 32 + 8 + 8 + 1 + 32 + 1 + 16;
 
 /// What retention leaves of a pruned record: enough to keep proving the tree (its leaf
-/// hash), deduplicating (its id) and following its caller's link (for the ledger, the
-/// record it superseded).
+/// hash), deduplicating (its id), following its caller's link (for the ledger, the record it
+/// superseded) and finding it by one key its caller keeps (for the ledger, its supersedes
+/// chain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stub {
     pub seq: u64,
@@ -158,6 +160,7 @@ pub struct Stub {
     pub ingested_ns: i64,
     pub event_ns: i64,
     pub link: Option<[u8; 32]>,
+    pub key: Option<[u8; 16]>,
 }
 
 impl Stub {
@@ -176,6 +179,8 @@ impl Stub {
         out.extend_from_slice(&self.event_ns.to_le_bytes());
         out.push(u8::from(self.link.is_some()));
         out.extend_from_slice(&self.link.unwrap_or([0; 32]));
+        out.push(u8::from(self.key.is_some()));
+        out.extend_from_slice(&self.key.unwrap_or([0; 16]));
         out.resize(len, 0);
         Some(out)
     }
@@ -199,9 +204,14 @@ impl Stub {
         let word = |at: usize| <[u8; 8]>::try_from(&p[at..at + 8]).expect("8 bytes");
         let hash = |at: usize| <[u8; 32]>::try_from(&p[at..at + 32]).expect("32 bytes");
         let link = match p[96] {
-            0 if p[97..STUB_BYTES] == [0; 32] => None,
+            0 if p[97..129] == [0; 32] => None,
             1 => Some(hash(97)),
             _ => return Err("a pruned record's stub has a malformed link".into()),
+        };
+        let key = match p[129] {
+            0 if p[130..STUB_BYTES] == [0; 16] => None,
+            1 => Some(<[u8; 16]>::try_from(&p[130..STUB_BYTES]).expect("16 bytes")),
+            _ => return Err("a pruned record's stub has a malformed key".into()),
         };
         if p[STUB_BYTES..].iter().any(|&b| b != 0) {
             return Err("a pruned record's stub has bytes after it that are not padding".into());
@@ -213,6 +223,7 @@ impl Stub {
             ingested_ns: i64::from_le_bytes(word(80)),
             event_ns: i64::from_le_bytes(word(88)),
             link,
+            key,
         })
     }
 }
@@ -375,13 +386,18 @@ mod tests {
             ingested_ns: 3,
             event_ns: -4,
             link: Some([5; 32]),
+            key: Some([6; 16]),
         };
         let bytes = stub.encode(300).unwrap();
         assert_eq!(bytes.len(), 300);
         assert_eq!(Stub::decode(&bytes), Some(Ok(stub)));
         assert_eq!(leaf_of(&bytes), Ok([1; 32]));
         assert_eq!(stub.encode(STUB_BYTES - 1), None);
-        let unlinked = Stub { link: None, ..stub };
+        let unlinked = Stub {
+            link: None,
+            key: None,
+            ..stub
+        };
         assert_eq!(
             Stub::decode(&unlinked.encode(STUB_BYTES).unwrap()),
             Some(Ok(unlinked))
@@ -389,9 +405,15 @@ mod tests {
         let mut padded = bytes.clone();
         padded[299] = 1;
         assert!(matches!(Stub::decode(&padded), Some(Err(_))));
-        let mut flag = bytes;
+        let mut flag = bytes.clone();
         flag[96] = 2;
         assert!(matches!(Stub::decode(&flag), Some(Err(_))));
+        let mut flag = bytes;
+        flag[129] = 0;
+        assert!(
+            matches!(Stub::decode(&flag), Some(Err(_))),
+            "a key after a cleared flag"
+        );
         assert_eq!(Stub::decode(b"{\"seq\":0}"), None);
         assert_eq!(leaf_of(b"{}"), Ok(sealog_merkle::leaf_hash(b"{}")));
     }

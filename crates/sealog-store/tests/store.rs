@@ -1592,7 +1592,17 @@ fn a_changed_stub_is_found_by_reads_and_verify() {
     );
     let events: Vec<Value> = (0..20).map(|i| simple(&format!("s-{i}"))).collect();
     appended(&append(&store, &events));
-    assert_eq!(store.prune(&[(1, None), (2, Some([7; 32]))]).unwrap(), 2);
+    let prune = |seq, link| sealog_store::Prune {
+        seq,
+        link,
+        key: None,
+    };
+    assert_eq!(
+        store
+            .prune(&[prune(1, None), prune(2, Some([7; 32]))])
+            .unwrap(),
+        2
+    );
     let verify = |dir: &Path| {
         sealog_store::verify::verify(
             &LogLayout::new(dir),

@@ -28,9 +28,9 @@ pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// A pruned record's stub as `docs/format.md` gives it, padded to `len` bytes:
-/// `0x00 "PRUNED1" seq:u64le leaf[32] record_id[32] ingested_ns:i64le event_ns:i64le
-/// has_link:u8 link[32] 0x00*`.
+/// A pruned record's stub as `docs/format.md` gives it, with no link and no key, padded to
+/// `len` bytes: `0x00 "PRUNED1" seq:u64le leaf[32] record_id[32] ingested_ns:i64le
+/// event_ns:i64le has_link:u8 link[32] has_key:u8 key[16] 0x00*`.
 pub fn stub(seq: u64, leaf: [u8; 32], id: [u8; 32], times: (i64, i64), len: usize) -> Vec<u8> {
     let mut out = b"\0PRUNED1".to_vec();
     out.extend_from_slice(&seq.to_le_bytes());
@@ -38,7 +38,7 @@ pub fn stub(seq: u64, leaf: [u8; 32], id: [u8; 32], times: (i64, i64), len: usiz
     out.extend_from_slice(&id);
     out.extend_from_slice(&times.0.to_le_bytes());
     out.extend_from_slice(&times.1.to_le_bytes());
-    out.extend_from_slice(&[0; 33]);
+    out.extend_from_slice(&[0; 33 + 17]);
     out.resize(len, 0);
     out
 }
