@@ -49,6 +49,9 @@ pub struct RetentionReport {
     /// The `audit.retention_applied` record, once appended.
     pub seq: Option<u64>,
     pub record_id: Option<String>,
+    /// More is due than one application prunes (its record would list too many ranges):
+    /// apply again for the rest.
+    pub more: bool,
 }
 
 /// The records of one log that are due and not held.
@@ -60,9 +63,30 @@ struct Plan {
     payloads: Vec<String>,
     due: BTreeMap<String, Due>,
     held: u64,
+    /// Runs of consecutive seqs in `prune`: what the retention record lists.
+    ranges: usize,
+    /// Due records left for the next application, past `RANGES_MAX`.
+    more: bool,
 }
 
+/// Seq ranges one application prunes in each log at most: the retention record lists them,
+/// and an event is at most 1 MiB (records due interleaved with held ones make many ranges).
+const RANGES_MAX: usize = 16_384;
+
 impl Plan {
+    /// Takes a due record unless its range would pass `RANGES_MAX`.
+    fn take(&mut self, p: Prune, id: [u8; 32], payload: Option<&str>) {
+        let new_range = self.prune.last().is_none_or(|l| l.seq + 1 != p.seq);
+        if new_range && self.ranges == RANGES_MAX {
+            self.more = true;
+            return;
+        }
+        self.ranges += usize::from(new_range);
+        self.prune.push(p);
+        self.ids.push(id);
+        self.payloads.extend(payload.map(str::to_string));
+    }
+
     fn note(&mut self, log: &'static str, ty: &str, retention: &str, ingested_ns: i64, held: bool) {
         let d = self.due.entry(ty.to_string()).or_insert_with(|| Due {
             log,
@@ -271,8 +295,7 @@ impl Ledger {
                     held,
                 );
                 if !held {
-                    canonical.prune.push(pruned(seq, &facts));
-                    canonical.ids.push(facts.record_id.0);
+                    canonical.take(pruned(seq, &facts), facts.record_id.0, None);
                 }
                 Ok(())
             })?;
@@ -300,11 +323,7 @@ impl Ledger {
                                 "quarantine record {seq} has no record_id"
                             ))
                         })?;
-                    quarantine.prune.push(unlinked(seq));
-                    quarantine.ids.push(id.0);
-                    if let Some(r) = v["data"]["payload_ref"].as_str() {
-                        quarantine.payloads.push(r.to_string());
-                    }
+                    quarantine.take(unlinked(seq), id.0, v["data"]["payload_ref"].as_str());
                 }
                 Ok(())
             })?;
@@ -407,12 +426,37 @@ fn report(now: i64, dry_run: bool, canonical: &Plan, quarantine: &Plan) -> Reten
         payloads_deleted: quarantine.payloads.len() as u64,
         seq: None,
         record_id: None,
+        more: canonical.more || quarantine.more,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_application_lists_at_most_ranges_max_ranges() {
+        let mut plan = Plan::default();
+        // Every other seq due: each its own range.
+        for seq in (0..2 * RANGES_MAX as u64 + 10).step_by(2) {
+            plan.take(super::unlinked(seq), [0; 32], Some("p"));
+        }
+        assert_eq!(
+            (plan.prune.len(), plan.ranges, plan.more),
+            (RANGES_MAX, RANGES_MAX, true)
+        );
+        assert_eq!(ranges(plan.prune.iter().map(|p| p.seq)).len(), RANGES_MAX);
+        assert_eq!(plan.payloads.len(), RANGES_MAX);
+        // A seq that extends the last range is still taken.
+        let last = plan.prune.last().unwrap().seq;
+        plan.take(super::unlinked(last + 1), [0; 32], None);
+        assert_eq!(plan.prune.len(), RANGES_MAX + 1);
+        let data = json!({"ranges": ranges(plan.prune.iter().map(|p| p.seq))});
+        assert!(
+            data.to_string().len() < 512 << 10,
+            "the list fits a record twice over"
+        );
+    }
 
     #[test]
     fn seqs_compress_to_ranges_and_back() {

@@ -41,6 +41,8 @@ pub(crate) struct RetentionReportBody {
     /// The `audit.retention_applied` record (absent in a dry run).
     pub seq: Option<u64>,
     pub record_id: Option<String>,
+    /// More is due than one application prunes: apply again for the rest.
+    pub more: bool,
 }
 
 #[derive(Serialize, ToSchema)]
