@@ -353,12 +353,10 @@ async fn apply_retention(state: Arc<AppState>, every: Duration) {
         tick.tick().await;
         let ledger = state.ledger.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64);
+            let now = crate::keys::now_nanos();
             let act = sealog_ledger::Act {
                 actor: serde_json::json!({"type": "system", "id": "retention-schedule"}),
-                time: crate::keys::now_text(),
+                time: sealog_model::time::format_micros(now),
                 source: "sealog-server",
             };
             ledger.apply_retention(now, false, &act)

@@ -45,9 +45,7 @@ impl Retention {
 
 fn instant(now: Option<&str>) -> anyhow::Result<i64> {
     match now {
-        None => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos() as i64),
+        None => Ok(crate::access::now_nanos()),
         Some(t) => sealog_model::time::parse_rfc3339(t)
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("--now {t}")),

@@ -28,9 +28,7 @@ pub(crate) struct ApplyRequest {
 
 fn now_of(text: Option<&str>) -> Result<i64, ApiError> {
     match text {
-        None => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64)),
+        None => Ok(crate::keys::now_nanos()),
         Some(t) => sealog_model::time::parse_rfc3339(t)
             .map_err(|m| ApiError::bad_request("BAD_PARAMETER", format!("now: {m}"))),
     }
