@@ -149,13 +149,15 @@ fn check_retention(
             let part = if log.is_empty() { data } else { &data[log] };
             let wanted = seqs_of(&part["ranges"]);
             let covered: Vec<&Stub> = wanted.iter().filter_map(|s| by_seq.remove(s)).collect();
-            if covered.is_empty() && !wanted.is_empty() {
-                unfinished += 1;
+            // An application that pruned nothing authorizes nothing; one whose stubs are not
+            // written yet is finished by the next writable opening.
+            let Some(first) = covered.first() else {
+                unfinished += usize::from(!wanted.is_empty());
                 continue;
-            }
+            };
             if *seq >= canonical.signed_records {
                 return Err(Failure {
-                    location: at(covered[0]),
+                    location: at(first),
                     message: format!(
                         "pruned by retention record {seq}, which no signed checkpoint covers"
                     ),
