@@ -197,9 +197,13 @@ impl Ledger {
                     canonical_keys,
                     CanonicalRules,
                 )?;
+                // The quarantine log keeps its own key in its directory.
                 let quarantine = Store::open(
                     &layout.quarantine(),
-                    config.store,
+                    StoreConfig {
+                        signing_key: None,
+                        ..config.store
+                    },
                     Arc::new(QuarantineKeys),
                     Dedupe,
                 )?;
@@ -540,6 +544,16 @@ impl Ledger {
     /// Every stored signed checkpoint of the canonical log, oldest first.
     pub fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, Error> {
         self.canonical.checkpoints()
+    }
+
+    /// Every checkpoint of the canonical log kept with witnesses' cosignatures, oldest first.
+    pub fn cosigned(&self) -> Result<Vec<String>, Error> {
+        self.canonical.cosigned()
+    }
+
+    /// Keeps a checkpoint of the canonical log with the cosignatures witnesses returned.
+    pub fn add_cosigned(&self, note: &str) -> Result<(), Error> {
+        self.canonical.add_cosigned(note)
     }
 
     /// An export's records in export order, and the checkpoint that proves them.

@@ -28,6 +28,13 @@ pub struct VerifyOptions<'a> {
     pub key: Option<String>,
     /// A checkpoint note saved earlier: the canonical log must extend it.
     pub since: Option<String>,
+    /// More checkpoint notes kept outside the data directory: the canonical log must extend
+    /// each; their cosignatures count for `witnesses`.
+    pub trusted: Vec<String>,
+    /// Witnesses whose cosignatures the canonical log needs, and how many of them (default:
+    /// all).
+    pub witnesses: Vec<sealog_merkle::cosignature::CosignatureVerifier>,
+    pub witness_quorum: Option<usize>,
     /// Called now and then with (records, bytes) checked so far.
     pub progress: Option<&'a dyn Fn(u64, u64)>,
     /// The packs the index was built with (default: the built-in ones). An index built with
@@ -63,6 +70,9 @@ pub(crate) fn verify(
         &Options {
             key: opts.key.clone(),
             since: opts.since.clone(),
+            trusted: opts.trusted.clone(),
+            witnesses: opts.witnesses.clone(),
+            witness_quorum: opts.witness_quorum,
             progress: opts.progress,
             indexer: Some(&canonical_keys as &dyn Indexer),
             full: opts.full,

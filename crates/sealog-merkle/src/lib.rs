@@ -12,8 +12,10 @@ mod text;
 mod tree;
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod note;
 pub mod tiles;
+pub mod witness;
 
 pub use error::{ProofError, ReadError, VerifyError};
 pub use frontier::Frontier;

@@ -22,7 +22,7 @@ use crate::text::has_forbidden_control;
 /// Signature type byte of Ed25519 in key ids and key strings.
 const ALG_ED25519: u8 = 0x01;
 /// U+2014 EM DASH and a space: the start of every signature line.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 /// The spec asks verifiers to accept at least 16 signatures and to cap the number, so
 /// a hostile note cannot make verification arbitrarily expensive.
 pub const MAX_SIGNATURES: usize = 100;
@@ -104,14 +104,14 @@ impl fmt::Debug for Signer {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name
             .chars()
             .any(|c| c == '+' || c.is_whitespace() || c < ' ')
 }
 
-fn check_name(name: &str) -> Result<(), NoteError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NoteError> {
     if valid_name(name) {
         Ok(())
     } else {
@@ -140,27 +140,66 @@ fn parse_key_id(s: &str) -> Result<u32, NoteError> {
         .map_err(|_| NoteError::MalformedKey("key id must be 8 lowercase hex digits"))
 }
 
+/// `PRIVATE+KEY+<name>+<hex key id>+<material>` as (name, key id, material). The base64
+/// material may itself contain '+', so it is everything after the fourth separator.
+pub(crate) fn split_skey(skey: &str) -> Result<(&str, u32, &str), NoteError> {
+    let parts: Vec<&str> = skey.splitn(5, '+').collect();
+    let [private, key, name, id, material] = parts[..] else {
+        return Err(NoteError::MalformedKey(
+            "signer key must have 5 '+'-separated parts",
+        ));
+    };
+    if private != "PRIVATE" || key != "KEY" {
+        return Err(NoteError::MalformedKey(
+            "signer key must start with PRIVATE+KEY+",
+        ));
+    }
+    check_name(name)?;
+    Ok((name, parse_key_id(id)?, material))
+}
+
+/// `<name>+<hex key id>+<material>` as (name, key id, material).
+pub(crate) fn split_vkey(vkey: &str) -> Result<(&str, u32, &str), NoteError> {
+    let parts: Vec<&str> = vkey.splitn(3, '+').collect();
+    let [name, id, material] = parts[..] else {
+        return Err(NoteError::MalformedKey(
+            "verifier key must have 3 '+'-separated parts",
+        ));
+    };
+    check_name(name)?;
+    Ok((name, parse_key_id(id)?, material))
+}
+
 /// Decodes `base64(0x01 || 32 bytes)`.
 fn parse_key_material(s: &str) -> Result<[u8; 32], NoteError> {
+    parse_typed_key(s, ALG_ED25519)
+}
+
+/// Decodes `base64(alg || 32 bytes)`.
+pub(crate) fn parse_typed_key(s: &str, alg_wanted: u8) -> Result<[u8; 32], NoteError> {
     let bytes = STANDARD
         .decode(s)
         .map_err(|_| NoteError::MalformedKey("key material is not valid base64"))?;
     match bytes.split_first() {
         None => Err(NoteError::MalformedKey("key material is empty")),
-        Some((&ALG_ED25519, rest)) => <[u8; 32]>::try_from(rest)
+        Some((&alg, rest)) if alg == alg_wanted => <[u8; 32]>::try_from(rest)
             .map_err(|_| NoteError::MalformedKey("Ed25519 key must be 32 bytes")),
         Some((&alg, _)) => Err(NoteError::UnsupportedKeyType(alg)),
     }
 }
 
 fn encode_key_material(key: &[u8; 32]) -> String {
+    encode_typed_key(key, ALG_ED25519)
+}
+
+pub(crate) fn encode_typed_key(key: &[u8; 32], alg: u8) -> String {
     let mut buf = [0u8; 33];
-    buf[0] = ALG_ED25519;
+    buf[0] = alg;
     buf[1..].copy_from_slice(key);
     STANDARD.encode(buf)
 }
 
-fn check_key_id(given: u32, computed: u32) -> Result<(), NoteError> {
+pub(crate) fn check_key_id(given: u32, computed: u32) -> Result<(), NoteError> {
     if given == computed {
         Ok(())
     } else {
@@ -183,21 +222,7 @@ impl Signer {
 
     /// Parses `PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 || seed)>`.
     pub fn parse(skey: &str) -> Result<Self, NoteError> {
-        // The base64 key material may itself contain '+', so it is everything after the
-        // fourth separator.
-        let parts: Vec<&str> = skey.splitn(5, '+').collect();
-        let [private, key, name, id, material] = parts[..] else {
-            return Err(NoteError::MalformedKey(
-                "signer key must have 5 '+'-separated parts",
-            ));
-        };
-        if private != "PRIVATE" || key != "KEY" {
-            return Err(NoteError::MalformedKey(
-                "signer key must start with PRIVATE+KEY+",
-            ));
-        }
-        check_name(name)?;
-        let given = parse_key_id(id)?;
+        let (name, given, material) = split_skey(skey)?;
         let signer = Self::from_seed(name, parse_key_material(material)?)?;
         check_key_id(given, signer.key_id)?;
         Ok(signer)
@@ -234,15 +259,7 @@ impl Signer {
 impl Verifier {
     /// Parses `<name>+<hex key id>+<base64(0x01 || public key)>`.
     pub fn parse(vkey: &str) -> Result<Self, NoteError> {
-        // The base64 key material may itself contain '+'.
-        let parts: Vec<&str> = vkey.splitn(3, '+').collect();
-        let [name, id, material] = parts[..] else {
-            return Err(NoteError::MalformedKey(
-                "verifier key must have 3 '+'-separated parts",
-            ));
-        };
-        check_name(name)?;
-        let given = parse_key_id(id)?;
+        let (name, given, material) = split_vkey(vkey)?;
         let key = VerifyingKey::from_bytes(&parse_key_material(material)?)
             .map_err(|_| NoteError::InvalidPublicKey)?;
         check_key_id(given, key_id(name, &key))?;

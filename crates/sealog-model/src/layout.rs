@@ -101,6 +101,11 @@ impl LogLayout {
     pub fn latest_checkpoint(&self) -> PathBuf {
         self.checkpoints().join("latest")
     }
+
+    /// Checkpoints with the cosignatures witnesses gave them, framed.
+    pub fn cosigned_log(&self) -> PathBuf {
+        self.checkpoints().join("cosigned")
+    }
 }
 
 /// A data directory: the canonical log at its root, the quarantine log beside it, the

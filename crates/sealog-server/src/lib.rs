@@ -23,6 +23,7 @@ mod params;
 mod routes;
 mod server;
 mod state;
+pub mod witness;
 
 pub use auth::Principal;
 pub use exports::ExportConfig;

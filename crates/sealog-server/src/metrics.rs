@@ -135,4 +135,13 @@ pub(crate) fn refresh_gauges(state: &AppState) {
     if let Some(size) = stats.checkpoint_size {
         metrics::gauge!("sealog_checkpoint_size").set(size as f64);
     }
+    if let Some(w) = state.witnessing() {
+        metrics::gauge!("sealog_checkpoint_unwitnessed_records")
+            .set(w["unwitnessed_records"].as_f64().unwrap_or(0.0));
+        for p in w["witnesses"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap_or_default().to_string();
+            metrics::gauge!("sealog_witness_failures", "witness" => name)
+                .set(p["failures"].as_f64().unwrap_or(0.0));
+        }
+    }
 }

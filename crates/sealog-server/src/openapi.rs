@@ -166,6 +166,12 @@ pub(crate) struct Ready {
     pub warning: Option<String>,
     pub uptime_s: u64,
     pub reasons: Vec<String>,
+    /// With witnesses: each one's newest cosigned size and last error, the quorum and the
+    /// newest final checkpoint's size. A witness that is down delays finality; it never
+    /// makes the server unready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub witnessing: Option<serde_json::Value>,
 }
 
 struct BearerAuth;

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     /// Apply retention this often (never when `None`, the default: pruning is an operator's
     /// decision).
     pub retention_every: Option<Duration>,
+    /// Witnesses each new checkpoint is submitted to, and how many cosignatures make it final.
+    pub witnesses: crate::witness::WitnessConfig,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +74,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             exports: Default::default(),
             retention_every: None,
+            witnesses: Default::default(),
         }
     }
 }
@@ -103,6 +106,8 @@ pub enum ServerError {
     KeyFile(String),
     #[error("exports directory: {0}")]
     Exports(String),
+    #[error("witnesses: {0}")]
+    Witness(String),
 }
 
 pub struct Server {
@@ -150,7 +155,16 @@ impl App {
         let exports_dir = layout.exports();
         let exports = crate::exports::Exports::open(exports_dir.clone(), config.exports.clone())
             .map_err(|e| ServerError::Exports(format!("{}: {e}", exports_dir.display())))?;
+        let witness = if config.witnesses.peers.is_empty() {
+            None
+        } else {
+            let status = crate::witness::WitnessStatus::load(&config.witnesses, &ledger)
+                .map_err(ServerError::Witness)?;
+            Some(Arc::new(std::sync::Mutex::new(status)))
+        };
         let state = Arc::new(AppState {
+            witness,
+            witness_config: config.witnesses.clone(),
             exports,
             ledger,
             appender,
@@ -262,6 +276,14 @@ impl Server {
         let retention = config
             .retention_every
             .map(|every| tokio::spawn(apply_retention(state.clone(), every)));
+        let witnessing = match &state.witness {
+            Some(status) => crate::witness::run_submitter(
+                state.witness_config.clone(),
+                state.ledger.clone(),
+                status.clone(),
+            ),
+            None => Vec::new(),
+        };
         let graceful = GracefulShutdown::new();
         let slots = Arc::new(Semaphore::new(config.connections_max));
         tokio::pin!(shutdown);
@@ -321,6 +343,10 @@ impl Server {
         if let Some(r) = retention {
             r.abort();
             let _ = r.await;
+        }
+        for w in witnessing {
+            w.abort();
+            let _ = w.await;
         }
         if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
             .await

@@ -40,6 +40,9 @@ impl Default for Limits {
 
 pub(crate) struct AppState {
     pub ledger: Arc<Ledger>,
+    /// Witnessing, when the server was started with witnesses.
+    pub witness: Option<Arc<Mutex<crate::witness::WitnessStatus>>>,
+    pub witness_config: crate::witness::WitnessConfig,
     pub appender: Appender,
     pub keys: KeyRing,
     pub limits: Limits,
@@ -63,6 +66,23 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
+    /// What `/readyz` shows of witnessing: each witness, the quorum, the final size and the
+    /// signed records not yet final.
+    pub(crate) fn witnessing(&self) -> Option<serde_json::Value> {
+        let status = self
+            .witness
+            .as_ref()?
+            .lock()
+            .expect("witness status")
+            .clone();
+        let signed = self.ledger.latest_checkpoint().map_or(0, |c| c.size);
+        let mut v = serde_json::to_value(&status).ok()?;
+        v["signed_size"] = serde_json::json!(signed);
+        v["unwitnessed_records"] =
+            serde_json::json!(signed.saturating_sub(status.final_size.unwrap_or(0)));
+        Some(v)
+    }
+
     /// Commits prepared events — clients', or the server's own records — through the ledger
     /// and waits until they are durable.
     pub(crate) async fn ingest(

@@ -4,6 +4,8 @@
 //! verifier key. Every published checkpoint is appended, framed like a segment record, to
 //! `checkpoints/log` and fsynced — they are kept, so anyone can later prove the log only
 //! grew — and the newest is also `checkpoints/latest`, the tlog-tiles `checkpoint` file.
+//! `checkpoints/cosigned` keeps, framed the same way, checkpoints of the series with the
+//! cosignatures witnesses returned for them (C2SP tlog-cosignature).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -39,6 +41,8 @@ pub(crate) struct Checkpoints {
     latest: Mutex<Option<(SignedCheckpoint, SystemTime)>>,
     /// Opening found `checkpoints/latest` missing or stale and wrote it again.
     pub(crate) restored_latest: bool,
+    /// Serializes appends to `checkpoints/cosigned`.
+    cosigned_lock: Mutex<()>,
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
@@ -51,12 +55,18 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
 /// Loads the signer, creating the key pair on first use only: a log that has a public key or
 /// signed checkpoints never gets a new pair in place of a missing or damaged private key,
 /// since that would overwrite the key every checkpoint so far was signed with.
-pub(crate) fn load_or_create_signer(layout: &LogLayout) -> Result<Signer, StoreError> {
+pub(crate) fn load_or_create_signer(
+    layout: &LogLayout,
+    outside: Option<&Path>,
+) -> Result<Signer, StoreError> {
     let keys = &layout.keys();
     fs::create_dir_all(keys).map_err(|e| StoreError::io(keys, e))?;
+    if let Some(path) = outside {
+        return load_outside(layout, path);
+    }
     let path = layout.signer_key();
     let public = layout.verifier_key();
-    let restore = "restore keys/ from a backup of this data directory";
+    let restore = "restore keys/ from a backup of this data directory, or give the key kept elsewhere (--signing-key FILE)";
     match fs::read(&path) {
         Ok(bytes) => {
             let mode = fs::metadata(&path)
@@ -133,6 +143,57 @@ pub(crate) fn load_or_create_signer(layout: &LogLayout) -> Result<Signer, StoreE
         }
         Err(e) => Err(StoreError::io(&path, e)),
     }
+}
+
+/// The signing key from a file outside the data directory: owner-only, the pair of
+/// `keys/log.pub` (written from it for a new log), and never beside a different
+/// `keys/log.key`.
+fn load_outside(layout: &LogLayout, path: &Path) -> Result<Signer, StoreError> {
+    let meta = fs::metadata(path).map_err(|e| StoreError::io(path, e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(StoreError::InvalidArgument(format!(
+            "{} is readable by others (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    let text = fs::read_to_string(path).map_err(|e| StoreError::io(path, e))?;
+    let signer = Signer::parse(text.trim()).map_err(|e| {
+        StoreError::InvalidArgument(format!("{}: not a signer key: {e}", path.display()))
+    })?;
+    let vkey = format!("{}\n", signer.verifier().to_vkey());
+    let public = layout.verifier_key();
+    match fs::read_to_string(&public) {
+        Ok(have) if have != vkey => {
+            return Err(StoreError::InvalidArgument(format!(
+                "{} is not the signing key of this log: {} names {}",
+                path.display(),
+                public.display(),
+                have.trim()
+            )));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if fs::metadata(layout.checkpoint_log()).is_ok_and(|m| m.len() > 0) {
+                return Err(StoreError::Corrupted(format!(
+                    "{} is missing, yet the log has signed checkpoints; restore keys/ from a backup",
+                    public.display()
+                )));
+            }
+            segment::write_atomic(&public, vkey.as_bytes())?;
+        }
+        Err(e) => return Err(StoreError::io(&public, e)),
+    }
+    if let Ok(inside) = fs::read_to_string(layout.signer_key())
+        && inside.trim() != signer.to_skey()
+    {
+        return Err(StoreError::InvalidArgument(format!(
+            "{} differs from the signing key given ({})",
+            layout.signer_key().display(),
+            path.display()
+        )));
+    }
+    Ok(signer)
 }
 
 fn hex_lower(b: &[u8]) -> String {
@@ -220,12 +281,14 @@ impl Checkpoints {
             Some((cp, _)) => Self::restore_latest(layout, cp)?,
             None => false,
         };
+        Self::cut_torn_cosigned(layout)?;
         Ok(Checkpoints {
             restored_latest,
             layout: layout.clone(),
             verifier,
             writer: Some((signer, Mutex::new(file))),
             latest: Mutex::new(latest),
+            cosigned_lock: Mutex::new(()),
         })
     }
 
@@ -311,6 +374,7 @@ impl Checkpoints {
             writer: None,
             latest: Mutex::new(latest),
             restored_latest: false,
+            cosigned_lock: Mutex::new(()),
         })
     }
 
@@ -350,6 +414,57 @@ impl Checkpoints {
                 })
             })
             .collect()
+    }
+
+    /// A torn last frame of `checkpoints/cosigned` was never acknowledged: cut it.
+    fn cut_torn_cosigned(layout: &LogLayout) -> Result<(), StoreError> {
+        let path = layout.cosigned_log();
+        if let (_, Some(at)) = read_log(&path)? {
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(at).and_then(|()| f.sync_all()))
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Every cosigned checkpoint kept, oldest first, each a note this log signed.
+    pub(crate) fn cosigned(&self) -> Result<Vec<String>, StoreError> {
+        let path = self.layout.cosigned_log();
+        let (notes, _) = read_log(&path)?;
+        for (i, n) in notes.iter().enumerate() {
+            open_checkpoint(n, &self.verifier).map_err(|m| {
+                StoreError::Corrupted(format!("{}: cosigned checkpoint {i}: {m}", path.display()))
+            })?;
+        }
+        Ok(notes)
+    }
+
+    /// Keeps `note`, a checkpoint of this log with cosignatures added, durably. The caller
+    /// has checked that the checkpoint is one of this log's tree.
+    pub(crate) fn add_cosigned(&self, note_text: &str) -> Result<SignedCheckpoint, StoreError> {
+        if self.writer.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        let cp = open_checkpoint(note_text, &self.verifier).map_err(StoreError::InvalidArgument)?;
+        let mut frame = Vec::with_capacity(note_text.len() + 8);
+        segment::encode_frame(note_text.as_bytes(), &mut frame);
+        let path = self.layout.cosigned_log();
+        let _one = self.cosigned_lock.lock().expect("cosigned lock");
+        let mut f = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        let created = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
+        f.write_all(&frame)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| StoreError::io(&path, e))?;
+        if created {
+            segment::sync_dir(&self.layout.checkpoints())?;
+        }
+        Ok(cp)
     }
 
     pub(crate) fn verifier(&self) -> Verifier {

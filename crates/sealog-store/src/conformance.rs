@@ -55,6 +55,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "pruning_keeps_every_proof_and_hides_only_the_pruned",
         pruning_keeps_every_proof_and_hides_only_the_pruned,
     ),
+    (
+        "cosigned_checkpoints_are_kept_only_for_this_tree",
+        cosigned_checkpoints_are_kept_only_for_this_tree,
+    ),
 ];
 
 /// A key as the suite computes it: (axis, value) hashed.
@@ -557,6 +561,36 @@ pub fn proofs_and_checkpoints_verify(open: Open<'_>) {
         )
         .unwrap_or_else(|e| panic!("consistency {old} → {size}: {e}"));
     }
+    log.close().unwrap();
+}
+
+/// A checkpoint with witnesses' cosignatures is kept across a reopen, in order; one this log
+/// did not sign, or whose root is not its tree's, is refused.
+pub fn cosigned_checkpoints_are_kept_only_for_this_tree(open: Open<'_>) {
+    let log = open();
+    let entries: Vec<_> = (0..9)
+        .map(|n| entry(&event(n, "acme", "c", None)))
+        .collect();
+    appended(&log.append(entries).unwrap());
+    let cp = log.checkpoint().unwrap();
+    let witness = sealog_merkle::cosignature::Cosigner::from_seed("w.example/1", [5; 32]).unwrap();
+    let (text, _) = sealog_merkle::cosignature::split_note(&cp.note).unwrap();
+    let cosigned =
+        sealog_merkle::cosignature::add_signatures(&cp.note, &witness.cosign(text, 1_700_000_000));
+    log.add_cosigned(&cosigned).unwrap();
+    assert_eq!(log.cosigned().unwrap(), vec![cosigned.clone()]);
+    // Another log's checkpoint of another tree: refused, nothing kept.
+    let stranger =
+        note::Signer::from_seed(log.verifier_key().split('+').next().unwrap(), [9; 32]).unwrap();
+    let origin = text.lines().next().unwrap();
+    let forged_body = format!("{origin}\n9\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+    let forged = note::sign(&forged_body, &[&stranger]).unwrap();
+    assert!(log.add_cosigned(&forged).is_err());
+    let own_key = Verifier::parse(&log.verifier_key()).unwrap();
+    assert!(note::open(&forged, &[&own_key]).is_err());
+    log.close().unwrap();
+    let log = open();
+    assert_eq!(log.cosigned().unwrap(), vec![cosigned]);
     log.close().unwrap();
 }
 

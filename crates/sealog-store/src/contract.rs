@@ -245,6 +245,9 @@ pub trait LogRead: Send + Sync {
     /// Every stored signed checkpoint up to the log's size, oldest first, each checked
     /// against this log's verifier key.
     fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// Every checkpoint kept with witnesses' cosignatures ([`LogWrite::add_cosigned`]),
+    /// oldest first, as signed notes (the log's signature and the cosignatures).
+    fn cosigned(&self) -> Result<Vec<String>, StoreError>;
     /// The verifier key of this log's checkpoints, in C2SP note format.
     fn verifier_key(&self) -> String;
     /// A C2SP tlog-tiles hash tile of the newest checkpoint's tree.
@@ -273,5 +276,9 @@ pub trait LogWrite<A: Admission>: LogRead {
     /// Reads of a pruned record answer [`StoreError::Pruned`]; scans skip it. Crash-safe: a
     /// crash leaves each rewritten unit (a segment, a row) old or new, never torn.
     fn prune(&self, records: &[Prune]) -> Result<u64, StoreError>;
+    /// Keeps a checkpoint of this log's tree together with the cosignatures witnesses gave
+    /// it, durably, for [`LogRead::cosigned`] and `verify`. Refuses a note this log did not
+    /// sign or whose root is not its tree's at that size.
+    fn add_cosigned(&self, note: &str) -> Result<(), StoreError>;
     fn close(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -77,6 +77,10 @@ pub struct Config {
     /// How often the writer signs a checkpoint while appends arrive; one is always signed
     /// on close. Zero signs one per commit.
     pub checkpoint_interval: Duration,
+    /// The log's signing key kept outside its directory (a file in the C2SP signer-key form,
+    /// owner-only): the data directory then needs only `keys/log.pub`, so the data and the key
+    /// can be held by different people.
+    pub signing_key: Option<std::path::PathBuf>,
     /// For fault tests only: the Nth fsync of the active segment on the commit path of this
     /// opening (counting from 1) reports an I/O error after it ran, once, as a failing disk
     /// would. No operating system fails an fsync on demand, and what the store does after one
@@ -94,6 +98,7 @@ impl Default for Config {
             batch_events_max: 16_384,
             memtable_records_max: 131_072,
             checkpoint_interval: Duration::from_secs(1),
+            signing_key: None,
             #[cfg(feature = "fault-injection")]
             fail_segment_sync: None,
         }
@@ -278,8 +283,7 @@ impl<A: Admission> Store<A> {
         let dir = layout.root();
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         let lock = lock::acquire(layout)?;
-        let (shared, active, tree, recovery) =
-            recovery::recover(layout, config.memtable_records_max, &*indexer)?;
+        let (shared, active, tree, recovery) = recovery::recover(layout, &config, &*indexer)?;
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::sync_channel(1024);
         let writer = writer::spawn(shared.clone(), active, tree, config, admission, rx)?;
@@ -528,6 +532,10 @@ impl<A: Admission> LogRead for Store<A> {
         self.shared.checkpoints.verifier().to_vkey()
     }
 
+    fn cosigned(&self) -> Result<Vec<String>, StoreError> {
+        self.shared.noted(self.shared.checkpoints.cosigned())
+    }
+
     fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
         let size = self.tiled_size();
         if sealog_merkle::tiles::tile_width(level, index, size) != Some(width) {
@@ -617,6 +625,23 @@ impl<A: Admission> LogWrite<A> for Store<A> {
         })
         .map_err(|_| StoreError::Closed)?;
         rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn add_cosigned(&self, note: &str) -> Result<(), StoreError> {
+        if self.tx.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        let verifier = self.shared.checkpoints.verifier();
+        let cp =
+            checkpoints::open_checkpoint(note, &verifier).map_err(StoreError::InvalidArgument)?;
+        if cp.size > self.len() || self.shared.trusted_root(cp.size)? != cp.root {
+            return Err(StoreError::InvalidArgument(format!(
+                "the cosigned checkpoint of size {} is not one of this log's tree",
+                cp.size
+            )));
+        }
+        self.shared.checkpoints.add_cosigned(note)?;
+        Ok(())
     }
 
     fn prune(&self, records: &[Prune]) -> Result<u64, StoreError> {

@@ -4,7 +4,10 @@
 //! A `flock` belongs to the open file, and a child process forked by any thread of ours holds
 //! a copy of every descriptor until it execs. So if the lock is held and `LOCK` names this
 //! very process while no store of ours has the directory open, the holder is such a
-//! short-lived copy: wait for it rather than report the directory busy.
+//! short-lived copy: wait for it rather than report the directory busy. So is a held lock on
+//! an empty `LOCK`: closing empties it before the descriptor goes, so a copy forked just
+//! before a close holds it with no pid in it (another process taking the lock leaves it
+//! empty only until it writes its pid, which the wait then reads).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -84,9 +87,10 @@ pub(crate) fn acquire(layout: &LogLayout) -> Result<DirLock, StoreError> {
         while file.try_lock().is_err() {
             let mut pid = String::new();
             let _ = file.rewind().and_then(|()| file.read_to_string(&mut pid));
-            let ours = pid.trim() == std::process::id().to_string();
+            let pid = pid.trim();
+            let ours = pid.is_empty() || pid == std::process::id().to_string();
             if !ours || started.elapsed() > INHERITED_WAIT_MAX {
-                return Err(locked(match pid.trim() {
+                return Err(locked(match pid {
                     "" => String::new(),
                     p => format!(" (pid {p})"),
                 }));

@@ -47,14 +47,18 @@ pub struct Cut {
 
 pub(crate) fn recover(
     layout: &LogLayout,
-    memtable_records_max: u64,
+    config: &crate::Config,
     indexer: &dyn Indexer,
 ) -> Result<(Shared, ActiveSegment, Tree, Recovery), StoreError> {
+    let memtable_records_max = config.memtable_records_max;
     let log_dir = layout.segments();
     let index_dir = layout.index();
     let tree_dir = layout.tree();
     std::fs::create_dir_all(&log_dir).map_err(|e| StoreError::io(&log_dir, e))?;
-    let checkpoints = Checkpoints::open(layout, load_or_create_signer(layout)?)?;
+    let checkpoints = Checkpoints::open(
+        layout,
+        load_or_create_signer(layout, config.signing_key.as_deref())?,
+    )?;
     let positions_path = layout.positions();
     // Keys depend on the derivation (the packs): built with another, the index is stale.
     let fingerprint_path = layout.index_fingerprint();
@@ -176,7 +180,7 @@ pub(crate) fn recover(
         if recovery.rebuilt.is_none() {
             drop(replay);
             segment::write_atomic(&marker, why.as_bytes())?;
-            return recover(layout, memtable_records_max, indexer);
+            return recover(layout, config, indexer);
         }
         return Err(StoreError::Corrupted(format!(
             "{why}, rebuilt from the log: records were changed (run `sealog verify` to find where)"

@@ -20,6 +20,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use sealog_merkle::cosignature::{CosignatureVerifier, split_note};
 use sealog_merkle::note::{Signer, Verifier};
 use sealog_merkle::{Frontier, Hash, NodeReader};
 use sealog_model::LogLayout;
@@ -55,6 +56,11 @@ pub struct Report {
     /// The stubs retention left, in seq order: well formed and keeping the tree's leaves
     /// (which pruning is authorized is the caller's to decide).
     pub stubs: Vec<crate::segment::Stub>,
+    /// Checkpoints kept with witnesses' cosignatures.
+    pub cosigned: usize,
+    /// With witnesses to require: the records a quorum of them cosigned; those after are an
+    /// unwitnessed tail.
+    pub witnessed_records: Option<u64>,
 }
 
 /// The first thing found wrong, and where.
@@ -78,6 +84,13 @@ pub struct Options<'a> {
     pub key: Option<String>,
     /// A checkpoint note saved earlier: the log must extend it.
     pub since: Option<String>,
+    /// More checkpoint notes kept outside the data directory (possibly cosigned): the log
+    /// must extend each.
+    pub trusted: Vec<String>,
+    /// Witnesses whose cosignatures are required, and how many of them must have cosigned
+    /// (default: all).
+    pub witnesses: Vec<CosignatureVerifier>,
+    pub witness_quorum: Option<usize>,
     /// Called now and then with (records, bytes) checked so far.
     pub progress: Option<&'a dyn Fn(u64, u64)>,
     /// Recomputes each record's index keys, to check the index agrees with the log; without
@@ -101,6 +114,10 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         .collect();
     if let Some(s) = &since {
         expected.push((s.size, s.root, "--since checkpoint".into()));
+    }
+    let vouching = vouching_notes(layout, opts, &verifier, &mut files)?;
+    for (label, cp, _) in &vouching {
+        expected.push((cp.size, cp.root, label.clone()));
     }
     expected.sort_by_key(|e| e.0);
     let mut next_expected = 0usize;
@@ -298,7 +315,13 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
     derived
         .finish(frontier.size(), &mut files)
         .map_err(|f| rebuild(layout, f))?;
+    let witnessed_records = witnessed(opts, &vouching, frontier.size(), &mut files)?;
     Ok(Report {
+        cosigned: vouching
+            .iter()
+            .filter(|(l, _, _)| l.starts_with("checkpoints/cosigned"))
+            .count(),
+        witnessed_records,
         records: frontier.size(),
         bytes: bytes_total,
         segments: segments.len(),
@@ -471,6 +494,119 @@ fn check_checkpoints(
         })?),
     };
     Ok((checkpoints, since))
+}
+
+/// The cosigned checkpoints kept in the directory and the trusted ones given: each signed by
+/// this log, as (label, checkpoint, note). Their roots are checked against the rebuilt tree
+/// like the series'.
+fn vouching_notes(
+    layout: &LogLayout,
+    opts: &Options<'_>,
+    verifier: &Verifier,
+    files: &mut Vec<(String, String)>,
+) -> Result<Vec<(String, SignedCheckpoint, String)>, Failure> {
+    let path = layout.cosigned_log();
+    let (notes, torn) =
+        read_log(&path).or_else(|e| fail(path.display().to_string(), e.to_string()))?;
+    let mut out = Vec::new();
+    for (i, n) in notes.into_iter().enumerate() {
+        let label = format!("checkpoints/cosigned #{i}");
+        let cp = open_checkpoint(&n, verifier).or_else(|m| fail(label.clone(), m))?;
+        out.push((label, cp, n));
+    }
+    if !out.is_empty() || torn.is_some() {
+        files.push((
+            "checkpoints/cosigned".into(),
+            format!(
+                "{} checkpoints with witnesses' cosignatures, each signed by this log{}",
+                out.len(),
+                if torn.is_some() {
+                    "; a torn last frame (never acknowledged) is ignored"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    for (i, n) in opts.trusted.iter().enumerate() {
+        let label = format!("--trusted checkpoint #{}", i + 1);
+        let cp = open_checkpoint(n, verifier).or_else(|m| {
+            fail(
+                label.clone(),
+                format!(
+                    "{m} (the log's key is {}; was the log re-keyed?)",
+                    verifier.to_vkey()
+                ),
+            )
+        })?;
+        out.push((label, cp, n.clone()));
+    }
+    Ok(out)
+}
+
+/// With witnesses required: each one's newest cosigned checkpoint (among those kept and
+/// trusted, all already matched against the tree), and the size a quorum of them vouch for.
+fn witnessed(
+    opts: &Options<'_>,
+    vouching: &[(String, SignedCheckpoint, String)],
+    records: u64,
+    files: &mut Vec<(String, String)>,
+) -> Result<Option<u64>, Failure> {
+    if opts.witnesses.is_empty() {
+        return Ok(None);
+    }
+    let quorum = opts.witness_quorum.unwrap_or(opts.witnesses.len());
+    if quorum == 0 || quorum > opts.witnesses.len() {
+        return fail(
+            "--witness-quorum",
+            format!(
+                "must be between 1 and the {} witnesses given",
+                opts.witnesses.len()
+            ),
+        );
+    }
+    let mut sizes = Vec::new();
+    for w in &opts.witnesses {
+        let mut newest: Option<u64> = None;
+        for (label, cp, note) in vouching {
+            let (text, _) = split_note(note).or_else(|e| fail(label.clone(), e.to_string()))?;
+            let found = w
+                .find(text, note)
+                .or_else(|e| fail(label.clone(), format!("witness {}: {e}", w.name())))?;
+            if found.is_some() && newest.is_none_or(|n| cp.size > n) {
+                newest = Some(cp.size);
+            }
+        }
+        sizes.push((w.name().to_string(), newest));
+    }
+    let mut cosigned: Vec<u64> = sizes.iter().filter_map(|(_, s)| *s).collect();
+    cosigned.sort_unstable_by(|a, b| b.cmp(a));
+    let witnessed = cosigned.get(quorum - 1).copied();
+    let named = sizes
+        .iter()
+        .map(|(n, s)| match s {
+            Some(s) => format!("{n}: {s}"),
+            None => format!("{n}: nothing"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(witnessed) = witnessed else {
+        return fail(
+            "witnesses",
+            format!(
+                "no checkpoint of this log is cosigned by {quorum} of the {} witnesses required ({named})",
+                opts.witnesses.len()
+            ),
+        );
+    };
+    files.push((
+        "witnesses".into(),
+        format!(
+            "{quorum} of {} witnesses cosigned the tree up to {witnessed} of {records} records ({named})",
+            opts.witnesses.len()
+        ),
+    ));
+    Ok(Some(witnessed))
 }
 
 /// A failure of the log against a signed checkpoint, located at the first record a derived

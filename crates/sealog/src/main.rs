@@ -18,6 +18,7 @@ mod retention;
 mod serve;
 mod stream;
 mod tlog;
+mod witness;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,10 @@ struct Cli {
         value_parser = clap::builder::FalseyValueParser::new()
     )]
     accept_undeclared_types: bool,
+    /// The log's signing key, kept outside the data directory (which then needs only
+    /// keys/log.pub): the data and the key can be held by different people.
+    #[arg(long, global = true, env = "SEALOG_SIGNING_KEY", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -119,6 +124,9 @@ enum Command {
     /// Manage API keys (works while the server runs).
     #[command(subcommand)]
     Keys(keys::Keys),
+    /// Run a witness (C2SP tlog-witness) that cosigns other logs' checkpoints, or print its key.
+    #[command(subcommand)]
+    Witness(witness::Witness),
     /// Ingest the example events shipped with Sealog and read them back.
     Demo,
     /// Benchmarks.
@@ -158,6 +166,7 @@ fn config(cli: &Cli) -> anyhow::Result<LedgerConfig> {
     Ok(LedgerConfig {
         store: StoreConfig {
             durability: durability(cli),
+            signing_key: cli.signing_key.clone(),
             ..StoreConfig::default()
         },
         packs,
@@ -271,6 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Erase(a) => erase::run(&open(&cli)?, a),
         Command::Hold(h) => hold::run(&open(&cli)?, h),
         Command::Retention(r) => retention::run(&open(&cli)?, r),
+        Command::Witness(w) => witness::run(w),
         Command::Demo => demo::run(&open(&cli)?),
         Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),

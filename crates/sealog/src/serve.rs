@@ -73,6 +73,26 @@ pub(crate) struct Args {
     /// `P1D`, `PT6H`); never without it.
     #[arg(long, value_name = "DURATION")]
     retention_every: Option<String>,
+    /// A witness to submit each new checkpoint to (C2SP tlog-witness): its URL prefix and
+    /// its cosignature verifier key (or a file holding it). Repeatable.
+    #[arg(long = "witness", value_name = "URL=VKEY")]
+    witnesses: Vec<String>,
+    /// Cosignatures that make a checkpoint final, the one `/checkpoint` serves (default: every
+    /// witness given).
+    #[arg(long, value_name = "N")]
+    witness_quorum: Option<usize>,
+}
+
+fn witnesses(a: &Args) -> anyhow::Result<sealog_server::witness::WitnessConfig> {
+    let peers = crate::witness::peers(&a.witnesses)?;
+    let quorum = a.witness_quorum.unwrap_or(0);
+    if a.witness_quorum.is_some() && (quorum == 0 || quorum > peers.len()) {
+        anyhow::bail!(
+            "--witness-quorum {quorum}: give between 1 and the {} witnesses given",
+            peers.len()
+        );
+    }
+    Ok(sealog_server::witness::WitnessConfig { peers, quorum })
 }
 
 /// A schedule's period: days and seconds only, since a month has no fixed length.
@@ -135,6 +155,7 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
             ttl: secs(a.export_ttl_hours * 3600.0, "export-ttl-hours")?,
         },
         retention_every: a.retention_every.as_deref().map(every).transpose()?,
+        witnesses: witnesses(a)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -163,7 +184,7 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Resolves on SIGTERM or SIGINT; the handlers are installed when this is called.
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

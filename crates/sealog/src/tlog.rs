@@ -30,7 +30,19 @@ pub(crate) struct VerifyArgs {
     /// server itself).
     #[arg(long, value_name = "VKEY")]
     pub(crate) verifier_key: Option<String>,
-    /// Fail when records after the newest signed checkpoint are not yet vouched for.
+    /// Checkpoint notes kept outside the data directory (a client's, or cosigned ones): the
+    /// log must extend each. Their cosignatures count for --witness.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub(crate) trusted: Vec<PathBuf>,
+    /// Require cosignatures by this witness (its cosignature verifier key, or a file holding
+    /// it), on checkpoints kept in checkpoints/cosigned or given with --trusted. Repeatable.
+    #[arg(long = "witness", value_name = "VKEY")]
+    pub(crate) witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned (default: all).
+    #[arg(long, value_name = "N")]
+    pub(crate) witness_quorum: Option<usize>,
+    /// Fail when records after the newest signed checkpoint (or, with --witness, the newest
+    /// witnessed one) are not yet vouched for.
     #[arg(long)]
     pub(crate) strict: bool,
     /// Check every record's index entries (not a sample of them) and that the index holds
@@ -169,9 +181,21 @@ pub(crate) fn verify(dir: &Path, packs: &Packs, a: &VerifyArgs) -> anyhow::Resul
     let since_text = a.since.as_ref().map(std::fs::read_to_string).transpose()?;
     let started = Instant::now();
     let progress = progress();
+    let trusted = a
+        .trusted
+        .iter()
+        .map(|p| {
+            anyhow::Context::with_context(std::fs::read_to_string(p), || {
+                format!("--trusted {}", p.display())
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let opts = VerifyOptions {
         key: a.verifier_key()?,
         since: since_text,
+        trusted,
+        witnesses: crate::witness::verifiers(&a.witnesses)?,
+        witness_quorum: a.witness_quorum,
         progress: Some(&progress),
         packs: Some(packs),
         full: a.full,
@@ -195,7 +219,8 @@ pub(crate) fn verify(dir: &Path, packs: &Packs, a: &VerifyArgs) -> anyhow::Resul
                     "status": "intact", "records": r.records, "segments": r.segments, "checkpoints": r.checkpoints,
                     "root": B64.encode(r.root), "verifier": r.verifier, "since_size": r.since_size,
                     "signed_records": r.signed_records, "unsigned_records": r.records - r.signed_records,
-                    "writer_durable": r.writer_durable,
+                    "writer_durable": r.writer_durable, "cosigned": r.cosigned,
+                    "witnessed_records": r.witnessed_records,
                     "bytes": r.bytes, "seconds": secs, "mib_per_s": r.bytes as f64 / 1048576.0 / secs.max(1e-9),
                     "quarantine": quarantine, "full": a.full, "checked": checked(&r.files),
                 })
@@ -209,6 +234,18 @@ pub(crate) fn verify(dir: &Path, packs: &Packs, a: &VerifyArgs) -> anyhow::Resul
             if let Some(n) = r.writer_durable {
                 eprintln!(
                     "sealog: note: a process is writing this log; verified the {n} records it had made durable"
+                );
+            }
+            if let Some(w) = r.witnessed_records.filter(|w| *w < r.records) {
+                let tail = r.records - w;
+                if a.strict {
+                    eprintln!(
+                        "sealog: verify FAILED (--strict): {tail} records after the newest witnessed checkpoint are not cosigned"
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+                eprintln!(
+                    "sealog: note: {tail} records after the newest witnessed checkpoint are intact but not yet cosigned"
                 );
             }
             Ok(unvouched(r.records - r.signed_records, a.strict))
@@ -252,6 +289,11 @@ pub(crate) fn verify_remote(
     client: &crate::client::Client,
     a: &VerifyArgs,
 ) -> anyhow::Result<ExitCode> {
+    if !a.trusted.is_empty() || !a.witnesses.is_empty() {
+        anyhow::bail!(
+            "--trusted and --witness check a data directory: run verify where the log is (--data), or fetch /checkpoint and check it with --trusted there"
+        );
+    }
     let since = a.since.as_ref().map(std::fs::read_to_string).transpose()?;
     let key = match a.verifier_key()? {
         Some(k) => k,

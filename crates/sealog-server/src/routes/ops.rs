@@ -42,6 +42,7 @@ pub(crate) async fn readyz(State(state): Shared) -> Response {
         }),
         uptime_s: state.started.elapsed().as_secs(),
         reasons,
+        witnessing: state.witnessing(),
     };
     let status = if body.status == "ready" {
         StatusCode::OK

@@ -149,21 +149,37 @@ pub(crate) async fn consistency(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Res
 #[utoipa::path(
     get, path = "/checkpoint", tag = "tlog",
     responses(
-        (status = 200, description = "The latest signed checkpoint: a C2SP tlog-checkpoint in a signed note", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 200, description = "The latest signed checkpoint: a C2SP tlog-checkpoint in a signed note. With witnesses (`serve --witness`), the newest final one: cosigned by the quorum, with their C2SP tlog-cosignature lines", body = String, content_type = "text/plain; charset=utf-8"),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 503, description = "With witnesses: no checkpoint has reached the quorum yet (`WITNESS_PENDING`, with `Retry-After`)", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn checkpoint(ctx: Ctx) -> Result<Response, ApiError> {
     ctx.authorize(Action::Checkpoint, &json!({})).await?;
-    let ledger = ctx.state.ledger.clone();
-    let cp = blocking(move || Ok(ledger.checkpoint()?)).await?;
+    let note = match &ctx.state.witness {
+        Some(status) => {
+            let final_note = status.lock().expect("witness status").final_note.clone();
+            final_note.ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "WITNESS_PENDING",
+                    "no checkpoint has been cosigned by the witness quorum yet; see /readyz",
+                )
+                .retry_after(1)
+            })?
+        }
+        None => {
+            let ledger = ctx.state.ledger.clone();
+            blocking(move || Ok(ledger.checkpoint()?)).await?.note
+        }
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        cp.note,
+        note,
     )
         .into_response())
 }

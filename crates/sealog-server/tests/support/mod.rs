@@ -126,13 +126,7 @@ pub(crate) fn offline_records(dir: &Path) -> Vec<Value> {
 /// Both logs of a stopped app's directory verify offline against their signed checkpoints,
 /// and the last checkpoint covers every record: a clean stop signs what it committed.
 pub(crate) fn assert_verifies(dir: &Path) {
-    let opts = VerifyOptions {
-        key: None,
-        since: None,
-        progress: None,
-        packs: None,
-        full: false,
-    };
+    let opts = VerifyOptions::default();
     let (canonical, quarantine) =
         Ledger::verify(dir, &opts).unwrap_or_else(|f| panic!("verify failed: {f}"));
     assert_eq!(canonical.signed_records, canonical.records);
