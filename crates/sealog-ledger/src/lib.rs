@@ -17,6 +17,7 @@ mod aside;
 mod facts;
 mod holds;
 mod keys;
+mod log_key;
 mod own;
 mod payloads;
 mod personal;
@@ -43,6 +44,7 @@ use sealog_model::{Canonical, Envelope, Layout, PrepareError, RecordId};
 use sealog_store::{Entry, LogRead, LogWrite, Outcome, Store, WithLeaf};
 
 pub use holds::{HOLD_PLACED_TYPE, HOLD_RELEASED_TYPE, Hold, HoldAct, HoldError, HoldScope};
+pub use log_key::{KeyRotation, LOG_KEY_ROTATED_TYPE};
 pub use own::Act;
 pub use personal::{EraseError, Erased, Erasure, LEGAL_ERASURE_TYPE, PAYLOAD_DELETED_TYPE};
 pub use prepare::{Prepared, RESERVED_TYPE_PREFIXES};
@@ -238,6 +240,7 @@ impl Ledger {
         if matches!(access, Access::Write) {
             ledger.finish_erasures()?;
             ledger.finish_retention()?;
+            ledger.finish_key_rotation()?;
         }
         Ok(ledger)
     }

@@ -78,6 +78,8 @@ pub(crate) fn verify(
             full: opts.full,
         },
     )?;
+    let summary = check_key_changes(&layout, &canonical)?;
+    canonical.files.push(("key rotations".into(), summary));
     let (privacy, summary) = crate::privacy::check(&layout, canonical.writer_durable.is_some())
         .map_err(|(location, message)| Failure { location, message })?;
     canonical
@@ -116,6 +118,68 @@ pub(crate) fn verify(
     let summary = check_retention(&layout, &canonical, Some(&quarantine))?;
     canonical.files.push(("retention stubs".into(), summary));
     Ok((canonical, Some(quarantine)))
+}
+
+/// Every change of the signing key the checkpoints show was announced by an
+/// `audit.log_key_rotated` record naming both keys, inside the tree the checkpoint both keys
+/// signed; and every such record under a checkpoint is followed by its change, but the newest
+/// when its hand-over has not happened yet (the next opening does it).
+fn check_key_changes(layout: &Layout, canonical: &Report) -> Result<String, Failure> {
+    let mut records: Vec<(u64, String, String)> = Vec::new();
+    for_each_record(&layout.canonical(), canonical.records, |stored| {
+        if stored.envelope.event_type == crate::LOG_KEY_ROTATED_TYPE {
+            let data = stored
+                .record
+                .get("data")
+                .map_or(Value::Null, |d| d.to_value());
+            let key = |k: &str| data[k].as_str().unwrap_or_default().to_string();
+            records.push((stored.seq, key("old_verifier_key"), key("new_verifier_key")));
+        }
+        Ok(())
+    })?;
+    for change in &canonical.key_changes {
+        let announced = records.iter().any(|(seq, old, new)| {
+            *seq < change.at_size && *old == change.old_key && *new == change.new_key
+        });
+        if !announced {
+            return Err(Failure {
+                location: format!("checkpoint of size {}", change.at_size),
+                message: format!(
+                    "the signing key changes from {} to {} with no audit.log_key_rotated record announcing it",
+                    change.old_key, change.new_key
+                ),
+            });
+        }
+    }
+    let mut pending = 0;
+    for (i, (seq, old, new)) in records.iter().enumerate() {
+        let followed = canonical
+            .key_changes
+            .iter()
+            .any(|c| c.old_key == *old && c.new_key == *new && *seq < c.at_size);
+        if followed {
+            continue;
+        }
+        if i + 1 == records.len() && *old == canonical.verifier {
+            pending += 1;
+            continue;
+        }
+        return Err(Failure {
+            location: format!("record {seq}"),
+            message: format!(
+                "audit.log_key_rotated hands signing to {new}, but no checkpoint signed by both keys follows it"
+            ),
+        });
+    }
+    Ok(match (canonical.key_changes.len(), pending) {
+        (0, 0) => "the log's key never changed".into(),
+        (n, 0) => format!(
+            "{n} key rotation(s), each announced by a record under a checkpoint both keys signed"
+        ),
+        (n, _) => format!(
+            "{n} key rotation(s) announced and done; the newest announced is not handed over yet (the next opening does it)"
+        ),
+    })
 }
 
 /// Every stub either log holds was pruned by a signed `audit.retention_applied` record: its

@@ -88,6 +88,11 @@ impl LogLayout {
         self.keys().join("log.pub")
     }
 
+    /// The log's former verifier keys, one per line, oldest first (a key rotation appends).
+    pub fn retired_keys(&self) -> PathBuf {
+        self.keys().join("retired")
+    }
+
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoints")
     }

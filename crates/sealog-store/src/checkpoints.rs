@@ -11,7 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
 
 use sealog_model::LogLayout;
@@ -33,9 +33,14 @@ pub struct SignedCheckpoint {
 
 pub(crate) struct Checkpoints {
     layout: LogLayout,
-    verifier: Verifier,
+    /// The key in force: it signs every new checkpoint.
+    verifier: RwLock<Verifier>,
+    /// The log's former keys (`keys/retired`), oldest first: they signed older checkpoints.
+    retired: RwLock<Vec<Verifier>>,
     /// The signer and the checkpoint log open for appending; `None` when opened read-only.
-    writer: Option<(Signer, Mutex<File>)>,
+    writer: Option<(Mutex<Signer>, Mutex<File>)>,
+    /// Where the private key lives: `keys/log.key`, or the file given from outside.
+    key_path: std::path::PathBuf,
     /// The newest checkpoint and when it was signed (or, for one found on open, the time its
     /// file was last written).
     latest: Mutex<Option<(SignedCheckpoint, SystemTime)>>,
@@ -90,6 +95,14 @@ pub(crate) fn load_or_create_signer(
                 return Err(damaged("not exactly the key as written".into()));
             }
             match fs::read_to_string(&public) {
+                Ok(vkey) if rotated_out(layout, &vkey)? => {
+                    // A rotation stopped between the private and the public key.
+                    segment::write_atomic(
+                        &public,
+                        format!("{}\n", signer.verifier().to_vkey()).as_bytes(),
+                    )?;
+                    Ok(signer)
+                }
                 Ok(vkey) if vkey != format!("{}\n", signer.verifier().to_vkey()) => {
                     Err(StoreError::Corrupted(format!(
                         "{} does not match {}: one of them was changed; {restore}",
@@ -119,18 +132,7 @@ pub(crate) fn load_or_create_signer(
             let origin = format!("sealog.local/{}", hex_lower(&random_bytes::<8>()?));
             let signer = Signer::from_seed(&origin, random_bytes::<32>()?)
                 .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-            let tmp = keys.join("log.key.tmp");
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| StoreError::io(&tmp, e))?;
-            writeln!(f, "{}", signer.to_skey())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| StoreError::io(&tmp, e))?;
-            fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
+            write_signer(&signer, &path)?;
             // Aside and renamed like the key: a crash leaves the public key whole or absent,
             // never a partial file that would read as a changed one.
             let public_tmp = keys.join("log.pub.tmp");
@@ -164,6 +166,9 @@ fn load_outside(layout: &LogLayout, path: &Path) -> Result<Signer, StoreError> {
     let vkey = format!("{}\n", signer.verifier().to_vkey());
     let public = layout.verifier_key();
     match fs::read_to_string(&public) {
+        Ok(have) if rotated_out(layout, &have)? => {
+            segment::write_atomic(&public, vkey.as_bytes())?;
+        }
         Ok(have) if have != vkey => {
             return Err(StoreError::InvalidArgument(format!(
                 "{} is not the signing key of this log: {} names {}",
@@ -194,6 +199,33 @@ fn load_outside(layout: &LogLayout, path: &Path) -> Result<Signer, StoreError> {
         )));
     }
     Ok(signer)
+}
+
+/// A signer key file, owner-only from its creation, written aside, synced and renamed into
+/// place (the caller syncs the directory).
+fn write_signer(signer: &Signer, path: &Path) -> Result<(), StoreError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    writeln!(f, "{}", signer.to_skey())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))
+}
+
+/// `keys/log.pub` names the key a rotation retired last: the rotation renamed the new private
+/// key into place and stopped before rewriting the public one.
+fn rotated_out(layout: &LogLayout, public_text: &str) -> Result<bool, StoreError> {
+    Ok(read_retired(layout)?
+        .last()
+        .is_some_and(|r| r.to_vkey() == public_text.trim()))
 }
 
 fn hex_lower(b: &[u8]) -> String {
@@ -256,7 +288,11 @@ pub fn open_checkpoint(note_text: &str, verifier: &Verifier) -> Result<SignedChe
 }
 
 impl Checkpoints {
-    pub(crate) fn open(layout: &LogLayout, signer: Signer) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        layout: &LogLayout,
+        signer: Signer,
+        key_path: std::path::PathBuf,
+    ) -> Result<Self, StoreError> {
         let cp_dir = layout.checkpoints();
         fs::create_dir_all(&cp_dir).map_err(|e| StoreError::io(&cp_dir, e))?;
         let path = layout.checkpoint_log();
@@ -285,8 +321,10 @@ impl Checkpoints {
         Ok(Checkpoints {
             restored_latest,
             layout: layout.clone(),
-            verifier,
-            writer: Some((signer, Mutex::new(file))),
+            verifier: RwLock::new(verifier),
+            retired: RwLock::new(read_retired(layout)?),
+            key_path,
+            writer: Some((Mutex::new(signer), Mutex::new(file))),
             latest: Mutex::new(latest),
             cosigned_lock: Mutex::new(()),
         })
@@ -370,7 +408,9 @@ impl Checkpoints {
         Self::check_latest_not_newer(layout, &verifier, latest.as_ref().map(|(cp, _)| cp))?;
         Ok(Checkpoints {
             layout: layout.clone(),
-            verifier,
+            verifier: RwLock::new(verifier),
+            retired: RwLock::new(read_retired(layout)?),
+            key_path: layout.signer_key(),
             writer: None,
             latest: Mutex::new(latest),
             restored_latest: false,
@@ -409,7 +449,7 @@ impl Checkpoints {
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                open_checkpoint(n, &self.verifier).map_err(|m| {
+                self.open_known(n).map_err(|m| {
                     StoreError::Corrupted(format!("{}: checkpoint {i}: {m}", path.display()))
                 })
             })
@@ -434,7 +474,7 @@ impl Checkpoints {
         let path = self.layout.cosigned_log();
         let (notes, _) = read_log(&path)?;
         for (i, n) in notes.iter().enumerate() {
-            open_checkpoint(n, &self.verifier).map_err(|m| {
+            self.open_known(n).map_err(|m| {
                 StoreError::Corrupted(format!("{}: cosigned checkpoint {i}: {m}", path.display()))
             })?;
         }
@@ -447,7 +487,9 @@ impl Checkpoints {
         if self.writer.is_none() {
             return Err(StoreError::ReadOnly);
         }
-        let cp = open_checkpoint(note_text, &self.verifier).map_err(StoreError::InvalidArgument)?;
+        let cp = self
+            .open_known(note_text)
+            .map_err(StoreError::InvalidArgument)?;
         let mut frame = Vec::with_capacity(note_text.len() + 8);
         segment::encode_frame(note_text.as_bytes(), &mut frame);
         let path = self.layout.cosigned_log();
@@ -468,7 +510,149 @@ impl Checkpoints {
     }
 
     pub(crate) fn verifier(&self) -> Verifier {
-        self.verifier.clone()
+        self.verifier.read().expect("key lock").clone()
+    }
+
+    /// Opens a note signed by the key in force or a former one.
+    pub(crate) fn open_known(&self, note_text: &str) -> Result<SignedCheckpoint, String> {
+        let current = self.verifier();
+        let retired = self.retired.read().expect("key lock");
+        let mut first_err = None;
+        for v in std::iter::once(&current).chain(retired.iter().rev()) {
+            match open_checkpoint(note_text, v) {
+                Ok(cp) => return Ok(cp),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.expect("at least the key in force"))
+    }
+
+    fn next_key_path(&self) -> std::path::PathBuf {
+        let mut p = self.key_path.as_os_str().to_owned();
+        p.push(".next");
+        p.into()
+    }
+
+    /// The key a rotation prepared and did not finish, if any.
+    pub(crate) fn pending_rotation(&self) -> Result<Option<Signer>, StoreError> {
+        let path = self.next_key_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => Signer::parse(text.trim())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupted(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Makes the next key (same origin), durable beside the current one, before anything
+    /// names it; a prepared one is reused.
+    pub(crate) fn prepare_rotation(&self) -> Result<Signer, StoreError> {
+        if self.writer.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        if let Some(next) = self.pending_rotation()? {
+            return Ok(next);
+        }
+        let origin = self.verifier().name().to_string();
+        let next = Signer::from_seed(&origin, random_bytes::<32>()?)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let path = self.next_key_path();
+        write_signer(&next, &path)?;
+        segment::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        Ok(next)
+    }
+
+    /// Forgets a prepared key that no record names.
+    pub(crate) fn abandon_rotation(&self) -> Result<(), StoreError> {
+        let path = self.next_key_path();
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Hands signing to the prepared key: the old key is listed as retired, a checkpoint of
+    /// the newest tree head is signed by both, and only then do the key files name the new
+    /// key. Each step is skipped when a crashed earlier run did it. The caller has had the
+    /// newest checkpoint cover the record that announces the new key.
+    pub(crate) fn finish_rotation(&self) -> Result<Verifier, StoreError> {
+        let (signer, log) = self.writer.as_ref().ok_or(StoreError::ReadOnly)?;
+        let next = self
+            .pending_rotation()?
+            .ok_or_else(|| StoreError::InvalidArgument("no key rotation is prepared".into()))?;
+        let mut latest = self.latest.lock().expect("checkpoint lock");
+        let mut signer = signer.lock().expect("signer lock");
+        let old = signer.verifier();
+        let retired_path = self.layout.retired_keys();
+        let listed = read_retired(&self.layout)?;
+        if listed.last() != Some(&old) {
+            let mut f = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&retired_path)
+                .map_err(|e| StoreError::io(&retired_path, e))?;
+            writeln!(f, "{}", old.to_vkey())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| StoreError::io(&retired_path, e))?;
+            segment::sync_dir(&self.layout.keys())?;
+        }
+        let (cp, _) = latest
+            .clone()
+            .ok_or_else(|| StoreError::Poisoned("no checkpoint to hand over with".into()))?;
+        if open_checkpoint(&cp.note, &next.verifier()).is_err() {
+            let body = Checkpoint {
+                origin: signer.name().to_string(),
+                size: cp.size,
+                root: cp.root,
+                extensions: Vec::new(),
+            }
+            .to_body();
+            let note_text = note::sign(&body, &[&*signer, &next])
+                .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+            self.append_note(log, &note_text)?;
+            *latest = Some((
+                SignedCheckpoint {
+                    size: cp.size,
+                    root: cp.root,
+                    note: note_text,
+                },
+                SystemTime::now(),
+            ));
+        }
+        // The private key first: a crash before the public key is rewritten leaves a
+        // `log.pub` naming the retired key, which the next opening rewrites.
+        fs::rename(self.next_key_path(), &self.key_path)
+            .map_err(|e| StoreError::io(&self.key_path, e))?;
+        segment::sync_dir(self.key_path.parent().unwrap_or(Path::new(".")))?;
+        segment::write_atomic(
+            &self.layout.verifier_key(),
+            format!("{}\n", next.verifier().to_vkey()).as_bytes(),
+        )?;
+        self.retired.write().expect("key lock").push(old.clone());
+        *self.verifier.write().expect("key lock") = next.verifier();
+        *signer = next;
+        Ok(old)
+    }
+
+    /// Appends a signed note to the checkpoint log, synced, and makes it `latest`.
+    fn append_note(&self, log: &Mutex<File>, note_text: &str) -> Result<(), StoreError> {
+        let mut frame = Vec::with_capacity(note_text.len() + 8);
+        segment::encode_frame(note_text.as_bytes(), &mut frame);
+        let path = self.layout.checkpoint_log();
+        {
+            let mut log = log.lock().expect("checkpoint log lock");
+            log.write_all(&frame)
+                .and_then(|()| log.sync_data())
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        let latest_path = self.layout.latest_checkpoint();
+        let tmp = latest_path.with_extension("tmp");
+        fs::write(&tmp, note_text).map_err(|e| StoreError::io(&tmp, e))?;
+        fs::rename(&tmp, &latest_path).map_err(|e| StoreError::io(&tmp, e))
     }
 
     pub(crate) fn log_path(&self) -> std::path::PathBuf {
@@ -496,6 +680,7 @@ impl Checkpoints {
             );
             return Ok(l.clone());
         }
+        let signer = signer.lock().expect("signer lock");
         let body = Checkpoint {
             origin: signer.name().to_string(),
             size,
@@ -503,21 +688,9 @@ impl Checkpoints {
             extensions: Vec::new(),
         }
         .to_body();
-        let note_text =
-            note::sign(&body, &[signer]).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        let mut frame = Vec::with_capacity(note_text.len() + 8);
-        segment::encode_frame(note_text.as_bytes(), &mut frame);
-        let path = self.layout.checkpoint_log();
-        {
-            let mut log = log.lock().expect("checkpoint log lock");
-            log.write_all(&frame)
-                .and_then(|()| log.sync_data())
-                .map_err(|e| StoreError::io(&path, e))?;
-        }
-        let latest_path = self.layout.latest_checkpoint();
-        let tmp = latest_path.with_extension("tmp");
-        fs::write(&tmp, &note_text).map_err(|e| StoreError::io(&tmp, e))?;
-        fs::rename(&tmp, &latest_path).map_err(|e| StoreError::io(&tmp, e))?;
+        let note_text = note::sign(&body, &[&*signer])
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        self.append_note(log, &note_text)?;
         let signed = SignedCheckpoint {
             size,
             root,
@@ -526,4 +699,21 @@ impl Checkpoints {
         *latest = Some((signed.clone(), SystemTime::now()));
         Ok(signed)
     }
+}
+
+/// The log's former verifier keys, oldest first.
+pub(crate) fn read_retired(layout: &LogLayout) -> Result<Vec<Verifier>, StoreError> {
+    let path = layout.retired_keys();
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io(&path, e)),
+    };
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            Verifier::parse(l)
+                .map_err(|e| StoreError::Corrupted(format!("{}: {e}", path.display())))
+        })
+        .collect()
 }

@@ -280,5 +280,16 @@ pub trait LogWrite<A: Admission>: LogRead {
     /// it, durably, for [`LogRead::cosigned`] and `verify`. Refuses a note this log did not
     /// sign or whose root is not its tree's at that size.
     fn add_cosigned(&self, note: &str) -> Result<(), StoreError>;
+    /// Key rotation, step one: makes the next signing key (same origin) and keeps it durably
+    /// beside the current one; returns its verifier key. A prepared key is reused.
+    fn prepare_key_rotation(&self) -> Result<String, StoreError>;
+    /// Step two, once a record naming the new key is durable: signs a checkpoint of
+    /// everything committed with both keys, then signs with the new key only. Returns the
+    /// retired verifier key. Crash-safe: each step is done once, and rerunning finishes it.
+    fn finish_key_rotation(&self) -> Result<String, StoreError>;
+    /// Forgets a prepared key no record names.
+    fn abandon_key_rotation(&self) -> Result<(), StoreError>;
+    /// The verifier key of a prepared, unfinished rotation.
+    fn pending_key_rotation(&self) -> Result<Option<String>, StoreError>;
     fn close(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -644,6 +644,37 @@ impl<A: Admission> LogWrite<A> for Store<A> {
         Ok(())
     }
 
+    fn prepare_key_rotation(&self) -> Result<String, StoreError> {
+        if self.tx.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        let next = self.shared.checkpoints.prepare_rotation()?;
+        Ok(next.verifier().to_vkey())
+    }
+
+    fn finish_key_rotation(&self) -> Result<String, StoreError> {
+        let tx = self.tx.as_ref().ok_or(StoreError::ReadOnly)?;
+        // The checkpoint both keys sign covers everything committed, the record too.
+        ask_writer(tx, false)?;
+        let old = self.shared.checkpoints.finish_rotation()?;
+        Ok(old.to_vkey())
+    }
+
+    fn abandon_key_rotation(&self) -> Result<(), StoreError> {
+        if self.tx.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        self.shared.checkpoints.abandon_rotation()
+    }
+
+    fn pending_key_rotation(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .shared
+            .checkpoints
+            .pending_rotation()?
+            .map(|s| s.verifier().to_vkey()))
+    }
+
     fn prune(&self, records: &[Prune]) -> Result<u64, StoreError> {
         let tx = self.tx.as_ref().ok_or(StoreError::ReadOnly)?;
         let newest = records.iter().map(|r| r.seq).max();

@@ -58,6 +58,10 @@ pub(crate) fn recover(
     let checkpoints = Checkpoints::open(
         layout,
         load_or_create_signer(layout, config.signing_key.as_deref())?,
+        config
+            .signing_key
+            .clone()
+            .unwrap_or_else(|| layout.signer_key()),
     )?;
     let positions_path = layout.positions();
     // Keys depend on the derivation (the packs): built with another, the index is stale.

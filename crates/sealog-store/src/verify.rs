@@ -58,9 +58,20 @@ pub struct Report {
     pub stubs: Vec<crate::segment::Stub>,
     /// Checkpoints kept with witnesses' cosignatures.
     pub cosigned: usize,
+    /// Where the signing key changed: a checkpoint signed by the old key and the new one,
+    /// after which only the new one signs (the caller checks a record announced it).
+    pub key_changes: Vec<KeyChange>,
     /// With witnesses to require: the records a quorum of them cosigned; those after are an
     /// unwitnessed tail.
     pub witnessed_records: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChange {
+    /// The size of the checkpoint both keys signed.
+    pub at_size: u64,
+    pub old_key: String,
+    pub new_key: String,
 }
 
 /// The first thing found wrong, and where.
@@ -104,7 +115,8 @@ pub struct Options<'a> {
 pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure> {
     let mut files = Vec::new();
     let verifier = check_keys(layout, opts, &mut files)?;
-    let (checkpoints, since) = check_checkpoints(layout, opts, &verifier, &mut files)?;
+    let known = known_keys(layout, &verifier)?;
+    let (checkpoints, since, key_changes) = check_checkpoints(layout, opts, &known, &mut files)?;
 
     // Expected roots, by tree size, to compare as the rebuilt tree passes each size.
     let mut expected: Vec<(u64, Hash, String)> = checkpoints
@@ -115,8 +127,19 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
     if let Some(s) = &since {
         expected.push((s.size, s.root, "--since checkpoint".into()));
     }
-    let vouching = vouching_notes(layout, opts, &verifier, &mut files)?;
+    let vouching = vouching_notes(layout, opts, &known, &mut files)?;
+    let newest_signed = checkpoints.last().map_or(0, |c| c.size);
     for (label, cp, _) in &vouching {
+        // Kept cosignatures of a checkpoint the series no longer reaches: it was cut back.
+        if label.starts_with("checkpoints/cosigned") && cp.size > newest_signed {
+            return fail(
+                layout.checkpoint_log().display().to_string(),
+                format!(
+                    "the series was rewound: {label} is a checkpoint of size {} that witnesses cosigned, newer than any here ({newest_signed})",
+                    cp.size
+                ),
+            );
+        }
         expected.push((cp.size, cp.root, label.clone()));
     }
     expected.sort_by_key(|e| e.0);
@@ -322,6 +345,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
             .filter(|(l, _, _)| l.starts_with("checkpoints/cosigned"))
             .count(),
         witnessed_records,
+        key_changes,
         records: frontier.size(),
         bytes: bytes_total,
         segments: segments.len(),
@@ -415,13 +439,147 @@ fn check_keys(
     Ok(verifier)
 }
 
-/// Every checkpoint of the series, checked; and the `--since` one.
+/// The trusted key first, then every other key this log names (`keys/log.pub`, the retired
+/// ones): a key other than the trusted one counts only where a chain of checkpoints signed by
+/// both hands over to it.
+fn known_keys(layout: &LogLayout, trusted: &Verifier) -> Result<Vec<Verifier>, Failure> {
+    let mut keys = vec![trusted.clone()];
+    let retired = crate::checkpoints::read_retired(layout)
+        .or_else(|e| fail(layout.retired_keys().display().to_string(), e.to_string()))?;
+    let own = fs::read_to_string(layout.verifier_key())
+        .ok()
+        .and_then(|t| Verifier::parse(t.trim()).ok());
+    for k in retired.into_iter().chain(own) {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    Ok(keys)
+}
+
+/// The note opened with whichever known key signed it.
+fn open_any(note_text: &str, keys: &[Verifier]) -> Result<SignedCheckpoint, String> {
+    let mut first = None;
+    for k in keys {
+        match open_checkpoint(note_text, k) {
+            Ok(cp) => return Ok(cp),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Err(first.unwrap_or_else(|| "no key".into()))
+}
+
+/// Which of `keys` sign each note.
+fn signers_of(notes: &[String], keys: &[Verifier]) -> Vec<Vec<usize>> {
+    notes
+        .iter()
+        .map(|n| {
+            (0..keys.len())
+                .filter(|&k| open_checkpoint(n, &keys[k]).is_ok())
+                .collect()
+        })
+        .collect()
+}
+
+/// Follows the key in force through the series from the trusted key (`keys[0]`): from the
+/// newest checkpoint back when it signs that one, else from the oldest forward. The key
+/// changes only at a checkpoint signed by both the key before and the key after.
+fn key_chain(
+    sizes: &[u64],
+    signers: &[Vec<usize>],
+    keys: &[Verifier],
+) -> Result<Vec<KeyChange>, (usize, String)> {
+    let n = signers.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let change = |i: usize, old: usize, new: usize| KeyChange {
+        at_size: sizes[i],
+        old_key: keys[old].to_vkey(),
+        new_key: keys[new].to_vkey(),
+    };
+    let other = |i: usize, j: usize, cur: usize| {
+        signers[i]
+            .iter()
+            .copied()
+            .find(|k| *k != cur && signers[j].contains(k))
+    };
+    let mut changes = Vec::new();
+    if signers[n - 1].contains(&0) {
+        let mut cur = 0;
+        for i in (0..n).rev() {
+            if !signers[i].contains(&cur) {
+                return Err((
+                    i,
+                    format!(
+                        "not signed by {}, the key in force there",
+                        keys[cur].to_vkey()
+                    ),
+                ));
+            }
+            if i > 0 && !signers[i - 1].contains(&cur) {
+                let Some(k) = other(i, i - 1, cur) else {
+                    return Err((
+                        i - 1,
+                        "signed by another key, with no checkpoint signed by both to hand over"
+                            .into(),
+                    ));
+                };
+                changes.push(change(i, k, cur));
+                cur = k;
+            }
+        }
+        changes.reverse();
+    } else if signers[0].contains(&0) {
+        let mut cur = 0;
+        for i in 0..n {
+            if !signers[i].contains(&cur) {
+                return Err((
+                    i,
+                    format!(
+                        "not signed by {}, the key in force there",
+                        keys[cur].to_vkey()
+                    ),
+                ));
+            }
+            if i + 1 < n && !signers[i + 1].contains(&cur) {
+                let Some(k) = other(i, i + 1, cur) else {
+                    return Err((
+                        i + 1,
+                        "signed by another key, with no checkpoint signed by both to hand over"
+                            .into(),
+                    ));
+                };
+                changes.push(change(i, cur, k));
+                cur = k;
+            }
+        }
+    } else {
+        return Err((
+            n - 1,
+            "the trusted key signs neither the newest checkpoint nor the first".into(),
+        ));
+    }
+    Ok(changes)
+}
+
+/// Every checkpoint of the series, checked; the `--since` one; and where the key changed.
+#[allow(clippy::type_complexity)]
 fn check_checkpoints(
     layout: &LogLayout,
     opts: &Options<'_>,
-    verifier: &Verifier,
+    keys: &[Verifier],
     files: &mut Vec<(String, String)>,
-) -> Result<(Vec<SignedCheckpoint>, Option<SignedCheckpoint>), Failure> {
+) -> Result<
+    (
+        Vec<SignedCheckpoint>,
+        Option<SignedCheckpoint>,
+        Vec<KeyChange>,
+    ),
+    Failure,
+> {
     let cp_path = layout.checkpoint_log();
     let (notes, torn) =
         read_log(&cp_path).or_else(|e| fail(cp_path.display().to_string(), e.to_string()))?;
@@ -433,7 +591,7 @@ fn check_checkpoints(
     }
     let mut checkpoints: Vec<SignedCheckpoint> = Vec::with_capacity(notes.len());
     for (i, n) in notes.iter().enumerate() {
-        let cp = open_checkpoint(n, verifier)
+        let cp = open_any(n, keys)
             .or_else(|m| fail(format!("{} checkpoint #{i}", cp_path.display()), m))?;
         if let Some(prev) = checkpoints.last().filter(|p| p.size > cp.size) {
             return fail(
@@ -446,6 +604,9 @@ fn check_checkpoints(
         }
         checkpoints.push(cp);
     }
+    let sizes: Vec<u64> = checkpoints.iter().map(|c| c.size).collect();
+    let key_changes = key_chain(&sizes, &signers_of(&notes, keys), keys)
+        .or_else(|(i, m)| fail(format!("{} checkpoint #{i}", cp_path.display()), m))?;
     // `latest` is what tlog clients fetch; it must be the newest note of the log, byte for byte.
     let latest_path = layout.latest_checkpoint();
     match fs::read(&latest_path) {
@@ -453,7 +614,7 @@ fn check_checkpoints(
             // A valid note newer than the log's newest means the log lost checkpoints.
             let newer = std::str::from_utf8(&latest)
                 .ok()
-                .and_then(|t| open_checkpoint(t, verifier).ok())
+                .and_then(|t| open_any(t, keys).ok())
                 .filter(|cp| checkpoints.last().is_none_or(|last| cp.size > last.size));
             if let Some(cp) = newer {
                 return fail(
@@ -477,23 +638,27 @@ fn check_checkpoints(
     files.push((
         "checkpoints/".into(),
         format!(
-            "{} signed checkpoints, each signature and size; latest is the newest",
-            checkpoints.len()
+            "{} signed checkpoints, each signature and size, by the key in force{}; latest is the newest",
+            checkpoints.len(),
+            match key_changes.len() {
+                0 => String::new(),
+                n => format!(" ({n} key rotation(s), each under a checkpoint both keys signed)"),
+            }
         ),
     ));
     let since = match &opts.since {
         None => None,
-        Some(text) => Some(open_checkpoint(text, verifier).or_else(|m| {
+        Some(text) => Some(open_any(text, keys).or_else(|m| {
             fail(
                 "--since checkpoint",
                 format!(
                     "{m} (the log's key is {}; was the log re-keyed?)",
-                    verifier.to_vkey()
+                    keys[0].to_vkey()
                 ),
             )
         })?),
     };
-    Ok((checkpoints, since))
+    Ok((checkpoints, since, key_changes))
 }
 
 /// The cosigned checkpoints kept in the directory and the trusted ones given: each signed by
@@ -502,7 +667,7 @@ fn check_checkpoints(
 fn vouching_notes(
     layout: &LogLayout,
     opts: &Options<'_>,
-    verifier: &Verifier,
+    keys: &[Verifier],
     files: &mut Vec<(String, String)>,
 ) -> Result<Vec<(String, SignedCheckpoint, String)>, Failure> {
     let path = layout.cosigned_log();
@@ -511,7 +676,7 @@ fn vouching_notes(
     let mut out = Vec::new();
     for (i, n) in notes.into_iter().enumerate() {
         let label = format!("checkpoints/cosigned #{i}");
-        let cp = open_checkpoint(&n, verifier).or_else(|m| fail(label.clone(), m))?;
+        let cp = open_any(&n, keys).or_else(|m| fail(label.clone(), m))?;
         out.push((label, cp, n));
     }
     if !out.is_empty() || torn.is_some() {
@@ -530,12 +695,12 @@ fn vouching_notes(
     }
     for (i, n) in opts.trusted.iter().enumerate() {
         let label = format!("--trusted checkpoint #{}", i + 1);
-        let cp = open_checkpoint(n, verifier).or_else(|m| {
+        let cp = open_any(n, keys).or_else(|m| {
             fail(
                 label.clone(),
                 format!(
                     "{m} (the log's key is {}; was the log re-keyed?)",
-                    verifier.to_vkey()
+                    keys[0].to_vkey()
                 ),
             )
         })?;

@@ -29,6 +29,11 @@ pub(crate) enum Keys {
     List,
     /// Revoke a key by id (`key_…`); it stops working on the server's next request.
     Revoke { id: String },
+    /// Rotate the log's signing key (not an API key): an `audit.log_key_rotated` record names
+    /// the old and new verifier keys, a checkpoint both keys sign covers it, and only the new
+    /// key signs after. Witnesses need the new key too (`witness serve --log ORIGIN=NEWKEY`).
+    /// Stop the server first: it needs the data directory to itself.
+    RotateLog,
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -78,6 +83,7 @@ pub(crate) fn run(data: &std::path::Path, k: &Keys) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
+        Keys::RotateLog => unreachable!("opened with the ledger in main"),
         Keys::Revoke { id } => match keys::revoke(data, id, "cli", None) {
             Ok(k) => {
                 println!("{}", info(&k));
@@ -90,4 +96,19 @@ pub(crate) fn run(data: &std::path::Path, k: &Keys) -> anyhow::Result<ExitCode> 
             Err(e) => Err(e.into()),
         },
     }
+}
+
+/// `sealog keys rotate-log`.
+pub(crate) fn rotate_log(ledger: &sealog_ledger::Ledger) -> anyhow::Result<ExitCode> {
+    let r = ledger.rotate_log_key(&crate::access::local_act())?;
+    println!(
+        "{}",
+        json!({"old_verifier_key": r.old_key, "new_verifier_key": r.new_key,
+               "seq": r.seq, "checkpoint_size": r.checkpoint_size})
+    );
+    eprintln!(
+        "sealog: the log now signs with {}; give it to every witness and verifier (`witness serve --log ORIGIN=VKEY`, `verify --verifier-key`)",
+        r.new_key
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -276,6 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(&open_to_read(&cli)?, args),
         Command::VerifyExport(args) => export::verify(&config(&cli)?.packs, args),
         Command::Serve(args) => serve::run(open(&cli)?, args),
+        Command::Keys(keys::Keys::RotateLog) => keys::rotate_log(&open(&cli)?),
         Command::Keys(k) => keys::run(&cli.data, k),
         Command::Erase(a) => erase::run(&open(&cli)?, a),
         Command::Hold(h) => hold::run(&open(&cli)?, h),

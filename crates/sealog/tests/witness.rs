@@ -178,7 +178,7 @@ fn events(history: &str, range: std::ops::Range<u64>) -> Vec<Value> {
 fn a_witness_cosigns_each_checkpoint_and_verify_requires_it() {
     let Setup {
         tmp,
-        data: _,
+        data,
         c,
         vkey,
         origin,
@@ -269,6 +269,23 @@ fn a_witness_cosigns_each_checkpoint_and_verify_requires_it() {
     let report = ok.json();
     assert!(report["witnessed_records"].as_u64() >= Some(30), "{report}");
     assert!(report["cosigned"].as_u64() >= Some(2), "{report}");
+    // The series cut back to its first checkpoint (and `latest` with it): the kept
+    // cosignatures show it was rewound.
+    let rewound = tmp_copy(&data);
+    let log_path = rewound.join("checkpoints/log");
+    let (notes, _) = sealog_testkit::format::checkpoint_notes(&log_path);
+    let mut first = Vec::new();
+    sealog_testkit::format::encode_frame(notes[0].as_bytes(), &mut first);
+    std::fs::write(&log_path, first).unwrap();
+    std::fs::write(rewound.join("checkpoints/latest"), &notes[0]).unwrap();
+    let cut = cli(&rewound).run(&["verify"], b"");
+    assert_eq!(cut.code, 1, "{}", cut.stderr);
+    assert!(
+        cut.stderr.contains("the series was rewound"),
+        "{}",
+        cut.stderr
+    );
+    std::fs::remove_dir_all(&rewound).unwrap();
     // A witness that never cosigned this log: refused, whatever the checkpoints say.
     let stranger = cli(&tmp.path().join("stranger"))
         .ok(
@@ -538,4 +555,190 @@ fn the_signing_key_can_live_outside_the_data_directory() {
         std::fs::read_to_string(other.join("keys/log.pub")).unwrap()
     );
     f.ok(&["verify"], b"");
+}
+
+/// `sealog keys rotate-log`: a record names both keys, a checkpoint both keys sign covers
+/// it, only the new key signs after; verify follows the chain from either key, a witness
+/// that knows both keys keeps cosigning, and a key change no record announced is refused.
+#[test]
+fn the_log_key_rotates_under_a_checkpoint_both_keys_sign() {
+    let Setup {
+        tmp: _tmp,
+        data,
+        c,
+        vkey: old,
+        origin,
+        wstate,
+    } = Setup::new();
+    let witness = start_witness(&wstate, "127.0.0.1:0", &[format!("{origin}={old}")]);
+    let server = serve_with(&c, &witness);
+    post(&server, &events("rotating", 0..5));
+    wait_witnessing(&server, "5 records cosigned", |w| {
+        final_covers(w) && w["final_size"].as_u64() >= Some(5)
+    });
+    server.stop();
+
+    let rotated = c.ok(&["keys", "rotate-log"], b"").json();
+    assert_eq!(rotated["old_verifier_key"], old.as_str());
+    let new = rotated["new_verifier_key"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        origin_of(&new),
+        origin,
+        "the origin stays: witnesses keep their state"
+    );
+    assert_eq!(log_key(&c), new);
+    let record = c.ok(&["get", &rotated["seq"].to_string()], b"").json();
+    assert_eq!(record["type"], "audit.log_key_rotated");
+    assert_eq!(record["data"]["new_verifier_key"], new.as_str());
+    c.ok(&["append"], &ndjson(&events("rotating", 5..8)));
+
+    // The checkpoint both keys signed, and only the new key after it.
+    let (notes, _) = sealog_testkit::format::checkpoint_notes(&data.join("checkpoints/log"));
+    let old_v = sealog_merkle::note::Verifier::parse(&old).unwrap();
+    let new_v = sealog_merkle::note::Verifier::parse(&new).unwrap();
+    let signed_by =
+        |n: &str, v: &sealog_merkle::note::Verifier| sealog_merkle::note::open(n, &[v]).is_ok();
+    let bridge = notes
+        .iter()
+        .position(|n| signed_by(n, &old_v) && signed_by(n, &new_v))
+        .expect("a checkpoint signed by both keys");
+    assert!(
+        notes[..bridge]
+            .iter()
+            .all(|n| signed_by(n, &old_v) && !signed_by(n, &new_v))
+    );
+    assert!(
+        notes[bridge + 1..]
+            .iter()
+            .all(|n| signed_by(n, &new_v) && !signed_by(n, &old_v))
+    );
+    assert!(bridge + 1 < notes.len());
+    // Verify follows the chain from the key kept in the directory, the old key or the new.
+    for key in [None, Some(&old), Some(&new)] {
+        let mut args = vec!["verify", "--strict"];
+        if let Some(k) = key {
+            args.extend(["--verifier-key", k.as_str()]);
+        }
+        let run = c.ok(&args, b"");
+        assert!(
+            run.stderr.contains("1 key rotation(s), each announced"),
+            "{}",
+            run.stderr
+        );
+    }
+    // The witness, told the new key as well, goes on cosigning the same origin.
+    witness.process.stop();
+    let witness = start_witness(
+        &wstate,
+        "127.0.0.1:0",
+        &[format!("{origin}={old}"), format!("{origin}={new}")],
+    );
+    let server = serve_with(&c, &witness);
+    post(&server, &events("rotating", 8..10));
+    let w = wait_witnessing(&server, "cosigned under the new key", |w| {
+        final_covers(w) && w["final_size"].as_u64() >= Some(10)
+    });
+    assert_eq!(w["witnesses"][0]["failures"], 0, "{w}");
+    server.stop();
+    witness.process.stop();
+    c.ok(&["verify", "--witness", &witness.key], b"");
+
+    // An operator with the directory hands signing to a key of their own, with a checkpoint
+    // both keys sign but no record: refused.
+    let forged = tmp_copy(&data);
+    let current = sealog_merkle::note::Signer::parse(
+        std::fs::read_to_string(forged.join("keys/log.key"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let theirs = sealog_merkle::note::Signer::from_seed(&origin, [0x42; 32]).unwrap();
+    let latest = std::fs::read_to_string(forged.join("checkpoints/latest")).unwrap();
+    let body = &latest[..=latest.find("\n\n").unwrap()];
+    let both = sealog_merkle::note::sign(body, &[&current, &theirs]).unwrap();
+    let only_theirs = sealog_merkle::note::sign(body, &[&theirs]).unwrap();
+    let mut frame = Vec::new();
+    sealog_testkit::format::encode_frame(both.as_bytes(), &mut frame);
+    sealog_testkit::format::encode_frame(only_theirs.as_bytes(), &mut frame);
+    let log_path = forged.join("checkpoints/log");
+    let mut bytes = std::fs::read(&log_path).unwrap();
+    bytes.extend_from_slice(&frame);
+    std::fs::write(&log_path, bytes).unwrap();
+    std::fs::write(forged.join("checkpoints/latest"), &only_theirs).unwrap();
+    let retired = forged.join("keys/retired");
+    let mut list = std::fs::read_to_string(&retired).unwrap();
+    list.push_str(&format!("{}\n", current.verifier().to_vkey()));
+    std::fs::write(&retired, list).unwrap();
+    std::fs::write(
+        forged.join("keys/log.pub"),
+        format!("{}\n", theirs.verifier().to_vkey()),
+    )
+    .unwrap();
+    std::fs::remove_file(forged.join("keys/log.key")).unwrap();
+    let refused = cli(&forged).run(&["verify"], b"");
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("no audit.log_key_rotated record announcing it"),
+        "{}",
+        refused.stderr
+    );
+    // Trusting the genuine key, the checkpoint only their key signed is refused.
+    let from_new = cli(&forged).run(&["verify", "--verifier-key", &new], b"");
+    assert_eq!(from_new.code, 1, "{}", from_new.stderr);
+    assert!(
+        from_new.stderr.contains("the trusted key signs neither"),
+        "{}",
+        from_new.stderr
+    );
+}
+
+/// A copy of a data directory beside it.
+fn tmp_copy(data: &Path) -> std::path::PathBuf {
+    let to = data.with_extension("forged");
+    let status = std::process::Command::new("cp")
+        .args(["-a", data.to_str().unwrap(), to.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    to
+}
+
+/// Two Sealog installations witness each other: each runs a witness for the other's log.
+#[test]
+fn two_installations_witness_each_other() {
+    let a = Setup::new();
+    let b = Setup::new();
+    // A's operator witnesses B's log, and B's operator A's.
+    let wa = start_witness(
+        &a.wstate,
+        "127.0.0.1:0",
+        &[format!("{}={}", b.origin, b.vkey)],
+    );
+    let wb = start_witness(
+        &b.wstate,
+        "127.0.0.1:0",
+        &[format!("{}={}", a.origin, a.vkey)],
+    );
+    let sa = serve_with(&a.c, &wb);
+    let sb = serve_with(&b.c, &wa);
+    post(&sa, &events("a", 0..4));
+    post(&sb, &events("b", 0..6));
+    for (server, n) in [(&sa, 4), (&sb, 6)] {
+        wait_witnessing(server, "cosigned by the other's witness", |w| {
+            final_covers(w) && w["final_size"].as_u64() >= Some(n)
+        });
+    }
+    check_cosignature_independently(&sa.req("GET", "/checkpoint", None, None).text(), &wb.key);
+    check_cosignature_independently(&sb.req("GET", "/checkpoint", None, None).text(), &wa.key);
+    sa.stop();
+    sb.stop();
+    a.c.ok(&["verify", "--witness", &wb.key], b"");
+    b.c.ok(&["verify", "--witness", &wa.key], b"");
+    // Each witness follows only the log it was given.
+    assert_eq!(a.c.run(&["verify", "--witness", &wa.key], b"").code, 1);
+    wa.process.stop();
+    wb.process.stop();
 }
