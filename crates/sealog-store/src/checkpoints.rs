@@ -490,22 +490,15 @@ impl Checkpoints {
         let cp = self
             .open_known(note_text)
             .map_err(StoreError::InvalidArgument)?;
-        let mut frame = Vec::with_capacity(note_text.len() + 8);
-        segment::encode_frame(note_text.as_bytes(), &mut frame);
         let path = self.layout.cosigned_log();
         let _one = self.cosigned_lock.lock().expect("cosigned lock");
-        let mut f = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, e))?;
-        let created = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
-        f.write_all(&frame)
-            .and_then(|()| f.sync_data())
-            .map_err(|e| StoreError::io(&path, e))?;
-        if created {
-            segment::sync_dir(&self.layout.checkpoints())?;
+        let (mut notes, _) = read_log(&path)?;
+        notes.push(note_text.to_string());
+        let mut bytes = Vec::new();
+        for n in newest_per_cosigner(&notes, &cp) {
+            segment::encode_frame(n.as_bytes(), &mut bytes);
         }
+        segment::write_atomic(&path, &bytes)?;
         Ok(cp)
     }
 
@@ -699,6 +692,38 @@ impl Checkpoints {
         *latest = Some((signed.clone(), SystemTime::now()));
         Ok(signed)
     }
+}
+
+/// The notes worth keeping: for each cosigner (a signature line not by the log), the newest
+/// checkpoint it cosigned, as the latest note holding its line at that size (which holds every
+/// line gathered for it by then). Older ones say nothing a newer one by the same cosigner does
+/// not, since a witness cosigns only what extends what it cosigned before.
+fn newest_per_cosigner<'a>(notes: &'a [String], log: &SignedCheckpoint) -> Vec<&'a String> {
+    let origin = log.note.split('\n').next().unwrap_or_default();
+    let mut newest: std::collections::HashMap<&str, (u64, usize)> = Default::default();
+    for (i, n) in notes.iter().enumerate() {
+        let Ok((_, lines)) = sealog_merkle::cosignature::split_note(n) else {
+            continue;
+        };
+        let size: u64 = n
+            .split('\n')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        for line in lines {
+            let Some(name) = line
+                .strip_prefix("\u{2014} ")
+                .and_then(|l| l.split(' ').next())
+            else {
+                continue;
+            };
+            if name != origin && newest.get(name).is_none_or(|(s, _)| size >= *s) {
+                newest.insert(name, (size, i));
+            }
+        }
+    }
+    let keep: std::collections::BTreeSet<usize> = newest.values().map(|(_, i)| *i).collect();
+    keep.into_iter().map(|i| &notes[i]).collect()
 }
 
 /// The log's former verifier keys, oldest first.

@@ -564,8 +564,8 @@ pub fn proofs_and_checkpoints_verify(open: Open<'_>) {
     log.close().unwrap();
 }
 
-/// A checkpoint with witnesses' cosignatures is kept across a reopen, in order; one this log
-/// did not sign, or whose root is not its tree's, is refused.
+/// A checkpoint with witnesses' cosignatures is kept across a reopen, the newest each witness
+/// cosigned; one this log did not sign, or whose root is not its tree's, is refused.
 pub fn cosigned_checkpoints_are_kept_only_for_this_tree(open: Open<'_>) {
     let log = open();
     let entries: Vec<_> = (0..9)
@@ -588,9 +588,31 @@ pub fn cosigned_checkpoints_are_kept_only_for_this_tree(open: Open<'_>) {
     assert!(log.add_cosigned(&forged).is_err());
     let own_key = Verifier::parse(&log.verifier_key()).unwrap();
     assert!(note::open(&forged, &[&own_key]).is_err());
+    // A newer checkpoint cosigned by the same witness replaces the older; another witness's
+    // cosignature of the older one keeps that one too.
+    let more: Vec<_> = (9..12)
+        .map(|n| entry(&event(n, "acme", "c", None)))
+        .collect();
+    appended(&log.append(more).unwrap());
+    let cp2 = log.checkpoint().unwrap();
+    let (text2, _) = sealog_merkle::cosignature::split_note(&cp2.note).unwrap();
+    let newer = sealog_merkle::cosignature::add_signatures(
+        &cp2.note,
+        &witness.cosign(text2, 1_700_000_001),
+    );
+    log.add_cosigned(&newer).unwrap();
+    assert_eq!(log.cosigned().unwrap(), vec![newer.clone()]);
+    let other = sealog_merkle::cosignature::Cosigner::from_seed("w.example/2", [6; 32]).unwrap();
+    let by_other =
+        sealog_merkle::cosignature::add_signatures(&cp.note, &other.cosign(text, 1_700_000_002));
+    log.add_cosigned(&by_other).unwrap();
+    assert_eq!(
+        log.cosigned().unwrap(),
+        vec![newer.clone(), by_other.clone()]
+    );
     log.close().unwrap();
     let log = open();
-    assert_eq!(log.cosigned().unwrap(), vec![cosigned]);
+    assert_eq!(log.cosigned().unwrap(), vec![newer, by_other]);
     log.close().unwrap();
 }
 

@@ -245,8 +245,9 @@ pub trait LogRead: Send + Sync {
     /// Every stored signed checkpoint up to the log's size, oldest first, each checked
     /// against this log's verifier key.
     fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
-    /// Every checkpoint kept with witnesses' cosignatures ([`LogWrite::add_cosigned`]),
-    /// oldest first, as signed notes (the log's signature and the cosignatures).
+    /// The checkpoints kept with witnesses' cosignatures ([`LogWrite::add_cosigned`]): for each
+    /// cosigner the newest it cosigned, oldest first, as signed notes (the log's signature and
+    /// the cosignatures).
     fn cosigned(&self) -> Result<Vec<String>, StoreError>;
     /// The verifier key of this log's checkpoints, in C2SP note format.
     fn verifier_key(&self) -> String;
@@ -277,7 +278,8 @@ pub trait LogWrite<A: Admission>: LogRead {
     /// crash leaves each rewritten unit (a segment, a row) old or new, never torn.
     fn prune(&self, records: &[Prune]) -> Result<u64, StoreError>;
     /// Keeps a checkpoint of this log's tree together with the cosignatures witnesses gave
-    /// it, durably, for [`LogRead::cosigned`] and `verify`. Refuses a note this log did not
+    /// it, durably, for [`LogRead::cosigned`] and `verify`; what a cosigner's newer checkpoint
+    /// supersedes is dropped in the same atomic write. Refuses a note this log did not
     /// sign or whose root is not its tree's at that size.
     fn add_cosigned(&self, note: &str) -> Result<(), StoreError>;
     /// Key rotation, step one: makes the next signing key (same origin) and keeps it durably
