@@ -556,6 +556,14 @@ fn key_chain(
                 cur = k;
             }
         }
+    } else if signers.iter().all(|s| !s.contains(&0)) {
+        return Err((
+            0,
+            format!(
+                "signature: not by the trusted key {}, and no checkpoint here is",
+                keys[0].to_vkey()
+            ),
+        ));
     } else {
         return Err((
             n - 1,

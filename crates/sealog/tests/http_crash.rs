@@ -43,7 +43,16 @@ fn append(addr: SocketAddr, key: Option<&str>, body: &[u8]) -> Outcome {
     let within = Duration::from_secs(ANSWER_SECS_MAX);
     let mut s = match TcpStream::connect_timeout(&addr, within) {
         Ok(s) => s,
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Outcome::Refused,
+        // Reset while connecting: the stopping server closed its listener with this
+        // connection still in the kernel's queue; nothing was sent.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+            ) =>
+        {
+            return Outcome::Refused;
+        }
         Err(e) => panic!("connect to the server: {e}"),
     };
     let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
