@@ -10,8 +10,7 @@
 //! history the server turns into `audit.key_created` / `audit.key_revoked` records.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -378,21 +377,7 @@ fn update<T>(
     };
     let mut text = serde_json::to_vec_pretty(&body).expect("key records serialize");
     text.push(b'\n');
-    let tmp = dir.join("keys.tmp");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(&text)
-        .and_then(|()| f.sync_all())
-        .map_err(io(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(&dir))?;
+    crate::aside::replace(&path, &text).map_err(|(p, e)| io(&p)(e))?;
     drop(lock);
     Ok(out)
 }

@@ -8,6 +8,7 @@
 //! after the appended events — or the read's own `audit.access` record — are durable.
 
 mod access;
+mod aside;
 mod auth;
 mod budget;
 mod context;

@@ -269,6 +269,23 @@ pub fn read_log(path: &Path) -> Result<(Vec<String>, Option<u64>), StoreError> {
     Ok((notes, None))
 }
 
+/// Opens a note with the first of `keys` that signed it; else the first key's reason.
+pub(crate) fn open_any<'a>(
+    note_text: &str,
+    keys: impl IntoIterator<Item = &'a Verifier>,
+) -> Result<SignedCheckpoint, String> {
+    let mut first_err = None;
+    for k in keys {
+        match open_checkpoint(note_text, k) {
+            Ok(cp) => return Ok(cp),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| "no key".into()))
+}
+
 /// Parses and verifies one note with `verifier`.
 pub fn open_checkpoint(note_text: &str, verifier: &Verifier) -> Result<SignedCheckpoint, String> {
     let opened = note::open(note_text, &[verifier]).map_err(|e| format!("signature: {e}"))?;
@@ -317,7 +334,6 @@ impl Checkpoints {
             Some((cp, _)) => Self::restore_latest(layout, cp)?,
             None => false,
         };
-        Self::cut_torn_cosigned(layout)?;
         Ok(Checkpoints {
             restored_latest,
             layout: layout.clone(),
@@ -456,23 +472,17 @@ impl Checkpoints {
             .collect()
     }
 
-    /// A torn last frame of `checkpoints/cosigned` was never acknowledged: cut it.
-    fn cut_torn_cosigned(layout: &LogLayout) -> Result<(), StoreError> {
-        let path = layout.cosigned_log();
-        if let (_, Some(at)) = read_log(&path)? {
-            OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .and_then(|f| f.set_len(at).and_then(|()| f.sync_all()))
-                .map_err(|e| StoreError::io(&path, e))?;
-        }
-        Ok(())
-    }
-
-    /// Every cosigned checkpoint kept, oldest first, each a note this log signed.
+    /// Every cosigned checkpoint kept, oldest first, each a note this log signed. The file is
+    /// only ever replaced whole, so a bad frame in it is damage, not a crash's leftover.
     pub(crate) fn cosigned(&self) -> Result<Vec<String>, StoreError> {
         let path = self.layout.cosigned_log();
-        let (notes, _) = read_log(&path)?;
+        let (notes, torn) = read_log(&path)?;
+        if let Some(at) = torn {
+            return Err(StoreError::Corrupted(format!(
+                "{} at offset {at}: a damaged frame in a file only ever replaced whole",
+                path.display()
+            )));
+        }
         for (i, n) in notes.iter().enumerate() {
             self.open_known(n).map_err(|m| {
                 StoreError::Corrupted(format!("{}: cosigned checkpoint {i}: {m}", path.display()))
@@ -481,25 +491,23 @@ impl Checkpoints {
         Ok(notes)
     }
 
-    /// Keeps `note`, a checkpoint of this log with cosignatures added, durably. The caller
-    /// has checked that the checkpoint is one of this log's tree.
-    pub(crate) fn add_cosigned(&self, note_text: &str) -> Result<SignedCheckpoint, StoreError> {
-        if self.writer.is_none() {
-            return Err(StoreError::ReadOnly);
-        }
-        let cp = self
-            .open_known(note_text)
-            .map_err(StoreError::InvalidArgument)?;
-        let path = self.layout.cosigned_log();
+    /// Keeps `note_text` (the checkpoint `cp`, opened by the caller, who has checked it is one
+    /// of this log's tree) with the cosignatures it carries, durably, dropping what a
+    /// cosigner's newer checkpoint supersedes.
+    pub(crate) fn add_cosigned(
+        &self,
+        note_text: &str,
+        cp: &SignedCheckpoint,
+    ) -> Result<(), StoreError> {
         let _one = self.cosigned_lock.lock().expect("cosigned lock");
-        let (mut notes, _) = read_log(&path)?;
+        let mut notes = self.cosigned()?;
         notes.push(note_text.to_string());
+        let origin = cp.note.split('\n').next().unwrap_or_default();
         let mut bytes = Vec::new();
-        for n in newest_per_cosigner(&notes, &cp) {
+        for n in newest_per_cosigner(&notes, origin) {
             segment::encode_frame(n.as_bytes(), &mut bytes);
         }
-        segment::write_atomic(&path, &bytes)?;
-        Ok(cp)
+        segment::write_atomic(&self.layout.cosigned_log(), &bytes)
     }
 
     pub(crate) fn verifier(&self) -> Verifier {
@@ -510,16 +518,10 @@ impl Checkpoints {
     pub(crate) fn open_known(&self, note_text: &str) -> Result<SignedCheckpoint, String> {
         let current = self.verifier();
         let retired = self.retired.read().expect("key lock");
-        let mut first_err = None;
-        for v in std::iter::once(&current).chain(retired.iter().rev()) {
-            match open_checkpoint(note_text, v) {
-                Ok(cp) => return Ok(cp),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        Err(first_err.expect("at least the key in force"))
+        open_any(
+            note_text,
+            std::iter::once(&current).chain(retired.iter().rev()),
+        )
     }
 
     fn next_key_path(&self) -> std::path::PathBuf {
@@ -698,8 +700,7 @@ impl Checkpoints {
 /// checkpoint it cosigned, as the latest note holding its line at that size (which holds every
 /// line gathered for it by then). Older ones say nothing a newer one by the same cosigner does
 /// not, since a witness cosigns only what extends what it cosigned before.
-fn newest_per_cosigner<'a>(notes: &'a [String], log: &SignedCheckpoint) -> Vec<&'a String> {
-    let origin = log.note.split('\n').next().unwrap_or_default();
+fn newest_per_cosigner<'a>(notes: &'a [String], origin: &str) -> Vec<&'a String> {
     let mut newest: std::collections::HashMap<&str, (u64, usize)> = Default::default();
     for (i, n) in notes.iter().enumerate() {
         let Ok((_, lines)) = sealog_merkle::cosignature::split_note(n) else {

@@ -631,17 +631,18 @@ impl<A: Admission> LogWrite<A> for Store<A> {
         if self.tx.is_none() {
             return Err(StoreError::ReadOnly);
         }
-        let verifier = self.shared.checkpoints.verifier();
-        let cp =
-            checkpoints::open_checkpoint(note, &verifier).map_err(StoreError::InvalidArgument)?;
+        let cp = self
+            .shared
+            .checkpoints
+            .open_known(note)
+            .map_err(StoreError::InvalidArgument)?;
         if cp.size > self.len() || self.shared.trusted_root(cp.size)? != cp.root {
             return Err(StoreError::InvalidArgument(format!(
                 "the cosigned checkpoint of size {} is not one of this log's tree",
                 cp.size
             )));
         }
-        self.shared.checkpoints.add_cosigned(note)?;
-        Ok(())
+        self.shared.checkpoints.add_cosigned(note, &cp)
     }
 
     fn prepare_key_rotation(&self) -> Result<String, StoreError> {

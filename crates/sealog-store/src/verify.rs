@@ -26,7 +26,7 @@ use sealog_merkle::{Frontier, Hash, NodeReader};
 use sealog_model::LogLayout;
 use sealog_model::record::{Stored, read_stored};
 
-use crate::checkpoints::{SignedCheckpoint, open_checkpoint, read_log};
+use crate::checkpoints::{SignedCheckpoint, open_any, open_checkpoint, read_log};
 use crate::contract::{Id, Indexer, Key};
 use crate::index::Index;
 use crate::segment::{self, HEADER_BYTES};
@@ -457,30 +457,25 @@ fn known_keys(layout: &LogLayout, trusted: &Verifier) -> Result<Vec<Verifier>, F
     Ok(keys)
 }
 
-/// The note opened with whichever known key signed it.
-fn open_any(note_text: &str, keys: &[Verifier]) -> Result<SignedCheckpoint, String> {
-    let mut first = None;
-    for k in keys {
-        match open_checkpoint(note_text, k) {
-            Ok(cp) => return Ok(cp),
+/// The note opened, and which of `keys` sign it: each key's signature is checked once.
+fn open_by(note_text: &str, keys: &[Verifier]) -> Result<(SignedCheckpoint, Vec<usize>), String> {
+    let mut opened = None;
+    let mut first_err = None;
+    let mut by = Vec::new();
+    for (k, key) in keys.iter().enumerate() {
+        match open_checkpoint(note_text, key) {
+            Ok(cp) => {
+                opened.get_or_insert(cp);
+                by.push(k);
+            }
             Err(e) => {
-                first.get_or_insert(e);
+                first_err.get_or_insert(e);
             }
         }
     }
-    Err(first.unwrap_or_else(|| "no key".into()))
-}
-
-/// Which of `keys` sign each note.
-fn signers_of(notes: &[String], keys: &[Verifier]) -> Vec<Vec<usize>> {
-    notes
-        .iter()
-        .map(|n| {
-            (0..keys.len())
-                .filter(|&k| open_checkpoint(n, &keys[k]).is_ok())
-                .collect()
-        })
-        .collect()
+    opened
+        .map(|cp| (cp, by))
+        .ok_or_else(|| first_err.unwrap_or_else(|| "no key".into()))
 }
 
 /// Follows the key in force through the series from the trusted key (`keys[0]`): from the
@@ -598,9 +593,11 @@ fn check_checkpoints(
         );
     }
     let mut checkpoints: Vec<SignedCheckpoint> = Vec::with_capacity(notes.len());
+    let mut signers = Vec::with_capacity(notes.len());
     for (i, n) in notes.iter().enumerate() {
-        let cp = open_any(n, keys)
+        let (cp, by) = open_by(n, keys)
             .or_else(|m| fail(format!("{} checkpoint #{i}", cp_path.display()), m))?;
+        signers.push(by);
         if let Some(prev) = checkpoints.last().filter(|p| p.size > cp.size) {
             return fail(
                 format!("{} checkpoint #{i}", cp_path.display()),
@@ -613,7 +610,7 @@ fn check_checkpoints(
         checkpoints.push(cp);
     }
     let sizes: Vec<u64> = checkpoints.iter().map(|c| c.size).collect();
-    let key_changes = key_chain(&sizes, &signers_of(&notes, keys), keys)
+    let key_changes = key_chain(&sizes, &signers, keys)
         .or_else(|(i, m)| fail(format!("{} checkpoint #{i}", cp_path.display()), m))?;
     // `latest` is what tlog clients fetch; it must be the newest note of the log, byte for byte.
     let latest_path = layout.latest_checkpoint();
@@ -681,23 +678,25 @@ fn vouching_notes(
     let path = layout.cosigned_log();
     let (notes, torn) =
         read_log(&path).or_else(|e| fail(path.display().to_string(), e.to_string()))?;
+    if let Some(at) = torn {
+        // The file is only ever replaced whole: a bad frame is damage, not a crash.
+        return fail(
+            format!("{} at offset {at}", path.display()),
+            "damaged cosigned checkpoint frame",
+        );
+    }
     let mut out = Vec::new();
     for (i, n) in notes.into_iter().enumerate() {
         let label = format!("checkpoints/cosigned #{i}");
         let cp = open_any(&n, keys).or_else(|m| fail(label.clone(), m))?;
         out.push((label, cp, n));
     }
-    if !out.is_empty() || torn.is_some() {
+    if !out.is_empty() {
         files.push((
             "checkpoints/cosigned".into(),
             format!(
-                "{} checkpoints with witnesses' cosignatures, each signed by this log{}",
-                out.len(),
-                if torn.is_some() {
-                    "; a torn last frame (never acknowledged) is ignored"
-                } else {
-                    ""
-                }
+                "{} checkpoints with witnesses' cosignatures, each signed by this log",
+                out.len()
             ),
         ));
     }

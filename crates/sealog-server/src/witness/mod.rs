@@ -7,7 +7,7 @@ mod submit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -50,9 +50,7 @@ async fn add_checkpoint(State(w): State<Arc<WitnessState>>, body: Bytes) -> Resp
         Ok(r) => r,
         Err(m) => return text(StatusCode::BAD_REQUEST, format!("{m}\n")),
     };
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::keys::now_nanos().max(0) as u64 / 1_000_000_000;
     let answer = tokio::task::spawn_blocking(move || w.add_checkpoint(&req, now)).await;
     match answer {
         Ok(Ok(lines)) => text(StatusCode::OK, lines),

@@ -10,9 +10,8 @@
 //! the lock, so two racing requests can never roll the state back.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -83,29 +82,15 @@ pub fn load_or_create_key(dir: &Path, name: Option<&str>) -> Result<Cosigner, Wi
             };
             let key = Cosigner::from_seed(&name, seed)
                 .map_err(|e| WitnessError(format!("witness name: {e}")))?;
-            let tmp = dir.join("witness.key.tmp");
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| io(&tmp, e))?;
-            writeln!(f, "{}", key.to_skey())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| io(&tmp, e))?;
-            fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-            sync_dir(dir)?;
+            replace(&path, format!("{}\n", key.to_skey()).as_bytes())?;
             Ok(key)
         }
         Err(e) => Err(io(&path, e)),
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), WitnessError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(dir, e))
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), WitnessError> {
+    crate::aside::replace(path, bytes).map_err(|(p, e)| io(&p, e))
 }
 
 fn origin_file(dir: &Path, origin: &str) -> PathBuf {
@@ -171,20 +156,11 @@ impl WitnessState {
         let (text, cp) = witness::check(req, keys, last.get(origin).copied())?;
         let path = origin_file(&self.dir, origin);
         if last.get(origin) != Some(&(cp.size, cp.root)) {
-            write_aside(&path, text.as_bytes()).map_err(AddError::Store)?;
+            replace(&path, text.as_bytes()).map_err(AddError::Store)?;
             last.insert(cp.origin.clone(), (cp.size, cp.root));
         }
         Ok(self.cosigner.cosign(&text, now))
     }
-}
-
-fn write_aside(path: &Path, bytes: &[u8]) -> Result<(), WitnessError> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)
-        .and_then(|()| File::open(&tmp)?.sync_all())
-        .map_err(|e| io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io(path, e))?;
-    sync_dir(path.parent().expect("a file in logs/"))
 }
 
 /// A refusal the spec names, or a failure to store.

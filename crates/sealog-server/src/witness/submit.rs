@@ -98,12 +98,19 @@ impl WitnessStatus {
                     peer.cosigned_size = Some(size);
                 }
             }
-            if by.len() >= status.quorum && status.final_size.is_none_or(|s| size >= s) {
-                status.final_size = Some(size);
-                status.final_note = Some(note);
-            }
+            status.offer(size, note, by.len());
         }
         Ok(status)
+    }
+
+    /// A kept note that `cosigned_by` of the configured witnesses cosigned becomes the final
+    /// checkpoint once that is a quorum, unless a larger one already is.
+    fn offer(&mut self, size: u64, note: String, cosigned_by: usize) {
+        if cosigned_by >= self.quorum && self.final_size.is_none_or(|f| size >= f) {
+            self.final_size = Some(size);
+            self.final_note = Some(note);
+            metrics::gauge!("sealog_checkpoint_final_size").set(size as f64);
+        }
     }
 }
 
@@ -371,10 +378,6 @@ async fn keep(
     if s.pending.as_ref().is_none_or(|(size, _)| *size <= cp.size) {
         s.pending = Some((cp.size, note.clone()));
     }
-    if by.len() >= s.quorum && s.final_size.is_none_or(|f| cp.size >= f) {
-        s.final_size = Some(cp.size);
-        s.final_note = Some(note);
-        metrics::gauge!("sealog_checkpoint_final_size").set(cp.size as f64);
-    }
+    s.offer(cp.size, note, by.len());
     Ok(())
 }
