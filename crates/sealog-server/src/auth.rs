@@ -104,12 +104,12 @@ impl Action {
                 &[Reader, Auditor, Subject]
             }
             Action::QueryQuarantine | Action::GetQuarantinePayload => &[Auditor],
-            Action::ProveInclusion
-            | Action::ProveConsistency
-            | Action::Checkpoint
-            | Action::HashTile
-            | Action::EntryBundle
-            | Action::Metrics => &[Auditor],
+            // A writer verifies what it wrote (PRODUCT §9): the checkpoints, how they grew,
+            // and the inclusion of a record it names by record_id (the route enforces that).
+            Action::ProveInclusion | Action::ProveConsistency | Action::Checkpoint => {
+                &[Auditor, Writer]
+            }
+            Action::HashTile | Action::EntryBundle | Action::Metrics => &[Auditor],
             // A subject key exports its own records only (its forced filter), like it reads.
             Action::ExportCreate | Action::ExportRead => &[Auditor, Subject],
             Action::KeysCreate
@@ -199,6 +199,14 @@ impl Principal {
         let own = self.data_subject.as_deref().map(|s| ledger.pseudonym(s));
         let tenant_ok = self.tenant.is_none() || env.tenant == self.tenant.as_deref();
         tenant_ok && own.is_some() && data_subject == own
+    }
+
+    /// Whether this principal may have the proof of any record in its reach, named by seq
+    /// (auditors, admins); a writer has only those of records it names by record_id.
+    pub fn proves_any_record(&self) -> bool {
+        self.roles
+            .iter()
+            .any(|r| matches!(r, Role::Admin | Role::Auditor))
     }
 
     /// What this principal may see of personal values (PRODUCT §8): admins and auditors
@@ -550,6 +558,9 @@ mod tests {
         assert!(!p(&[Role::Admin], Some("a")).may(Action::Metrics));
         assert!(p(&[Role::Admin], Some("a")).may(Action::KeysCreate));
         assert!(!p(&[Role::Writer], None).may(Action::GetRecord));
+        assert!(p(&[Role::Writer], None).may(Action::Checkpoint));
+        assert!(!p(&[Role::Writer], None).proves_any_record());
+        assert!(p(&[Role::Writer, Role::Auditor], None).proves_any_record());
         assert!(!p(&[Role::Reader], None).may(Action::Append));
     }
 

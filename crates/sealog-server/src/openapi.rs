@@ -114,6 +114,10 @@ pub(crate) struct InclusionProof {
     /// The signed checkpoint note, when `tree_size` is the latest checkpoint's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// Base64 of the record as stored (the bytes `leaf_hash` covers), when it was named by
+    /// record_id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -353,8 +353,10 @@ fn checkpoint_key_verifies_the_served_checkpoint_and_is_guarded_like_it() {
         .verifier();
     assert!(note::open(&cp, &[&stranger]).is_err());
 
-    // Refused exactly where the checkpoint is.
-    for who in [Some(writer.as_str()), Some(&reader), Some(&subject), None] {
+    // Refused exactly where the checkpoint is; a writer reads both, to verify what it wrote.
+    assert_eq!(app.get("/checkpoint", Some(&writer)).status, 200);
+    assert_eq!(app.get("/checkpoint/key", Some(&writer)).status, 200);
+    for who in [Some(reader.as_str()), Some(&subject), None] {
         let a = app.get("/checkpoint", who);
         let b = app.get("/checkpoint/key", who);
         assert!([401, 403].contains(&a.status), "{}", a.text());

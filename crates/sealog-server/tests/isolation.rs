@@ -217,6 +217,25 @@ fn no_tenant_ever_sees_another_tenants_records() {
                     }
                     _ => assert_eq!(resp.status, 403),
                 }
+                // Named by record_id, a writer too has the proof of a record in its reach,
+                // with the record as stored; out of reach it does not exist.
+                let id = r["record_id"].as_str().expect("a record id");
+                let resp = app.get(
+                    &format!("/v1/proofs/inclusion?record_id={id}"),
+                    Some(&k.secret),
+                );
+                track(&resp, &mut request_ids);
+                match (k.role, in_reach(k, r)) {
+                    ("auditor" | "writer", true) => {
+                        assert_eq!(resp.status, 200, "{}", resp.text());
+                        assert_eq!(resp.json()["leaf_index"], r["seq"]);
+                        assert!(resp.json()["record"].is_string());
+                    }
+                    ("auditor" | "writer", false) => {
+                        assert_eq!((resp.status, resp.code()), (404, "NOT_FOUND".into()))
+                    }
+                    _ => assert_eq!(resp.status, 403),
+                }
             }
             // Whole-log reads and foreign cursors.
             _ => {

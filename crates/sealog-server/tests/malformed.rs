@@ -248,6 +248,11 @@ fn corpus(key: &str) -> Vec<Case> {
         "seq=0&size=99999999",
         "seq=1&seq=2",
         "seq=0&bogus=1",
+        "record_id=abc",
+        "record_id=sha256:00",
+        "record_id=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "seq=0&record_id=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "record_id=a&record_id=b",
     ] {
         get(
             format!("inclusion {q}"),

@@ -26,6 +26,16 @@ const READERS: &[&str] = &[
 ];
 const AUDITORS: &[&str] = &["auditor", "admin", "auditor@a", "admin@a"];
 const UNSCOPED_AUDITORS: &[&str] = &["auditor", "admin"];
+/// Who may check the log's growth and a record it names by record_id (a writer verifies what
+/// it wrote).
+const VERIFIERS: &[&str] = &[
+    "writer",
+    "auditor",
+    "admin",
+    "writer@a",
+    "auditor@a",
+    "admin@a",
+];
 const ADMINS: &[&str] = &["admin", "admin@a"];
 const UNSCOPED_ADMINS: &[&str] = &["admin"];
 const EVERYONE: &[&str] = &["*"];
@@ -66,6 +76,10 @@ fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
         )
         .json();
     let seq = seeded["results"][0]["seq"].as_u64().expect("a seq");
+    let record_id = seeded["results"][0]["record_id"]
+        .as_str()
+        .expect("a record id")
+        .to_string();
 
     let event_body = event("m", Some("a"), "s1", "t").to_string();
     let key_body = json!({"roles": ["reader"], "tenant": "a"}).to_string();
@@ -96,10 +110,16 @@ fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
             "GET",
             "/v1/proofs/consistency?from=1".into(),
             None,
-            AUDITORS,
+            VERIFIERS,
         ),
-        ("GET", "/checkpoint".into(), None, AUDITORS),
-        ("GET", "/checkpoint/key".into(), None, AUDITORS),
+        (
+            "GET",
+            format!("/v1/proofs/inclusion?record_id={record_id}"),
+            None,
+            VERIFIERS,
+        ),
+        ("GET", "/checkpoint".into(), None, VERIFIERS),
+        ("GET", "/checkpoint/key".into(), None, VERIFIERS),
         ("GET", "/tile/0/000.p/1".into(), None, AUDITORS),
         (
             "GET",

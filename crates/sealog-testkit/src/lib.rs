@@ -9,6 +9,7 @@ pub mod files;
 pub mod format;
 pub mod http;
 pub mod props;
+pub mod proxy;
 pub mod rng;
 pub mod shuffle;
 pub mod tree;

@@ -6,8 +6,8 @@
 //! 3 s after. Every figure is printed as one JSON line, with an fsync measured in the same run
 //! beside it. Benchmarks report; they never assert.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,20 +63,16 @@ pub(crate) struct HttpArgs {
     serve_arg: Vec<String>,
 }
 
-/// A keep-alive HTTP/1.1 connection, minimal on purpose so the client costs little CPU.
-struct Conn {
-    stream: BufReader<TcpStream>,
-    auth: String,
-}
+/// A keep-alive connection through the client the CLI uses (sealog-client).
+struct Conn(sealog_client::Client);
 
 impl Conn {
     fn open(addr: SocketAddr, key: &str) -> anyhow::Result<Self> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        Ok(Conn {
-            stream: BufReader::with_capacity(1 << 16, s),
-            auth: format!("Bearer {key}"),
-        })
+        Ok(Conn(sealog_client::Client::new(
+            &format!("http://{addr}"),
+            Some(key),
+            None,
+        )?))
     }
 
     /// Sends one request and reads the whole answer; returns the status and the body.
@@ -87,48 +83,17 @@ impl Conn {
         ct: &str,
         body: &[u8],
     ) -> anyhow::Result<(u16, Vec<u8>)> {
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {}\r\n",
-            self.auth
-        )
-        .into_bytes();
-        if !body.is_empty() {
-            req.extend_from_slice(
-                format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", body.len()).as_bytes(),
-            );
-        }
-        req.extend_from_slice(b"\r\n");
-        req.extend_from_slice(body);
-        self.stream.get_mut().write_all(&req)?;
-        let mut line = String::new();
-        self.stream.read_line(&mut line)?;
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad status line {line:?}"))?;
-        let mut len = 0usize;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line)?;
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse()?;
-            }
-        }
-        let mut out = vec![0u8; len];
-        self.stream.read_exact(&mut out)?;
-        Ok((status, out))
+        let reply = match method {
+            "GET" => self.0.get(path)?,
+            _ => self.0.post(path, ct, body)?,
+        };
+        Ok((reply.status, reply.body))
     }
 }
 
-struct Spawned {
+pub(crate) struct Spawned {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Spawned {
@@ -136,6 +101,26 @@ impl Drop for Spawned {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A key of `role` in `dir`, then `sealog serve` on it: the server and the key's secret.
+pub(crate) fn serve_with_key(
+    dir: &Path,
+    role: sealog_server::keys::Role,
+    durability_os: bool,
+    extra: &[String],
+) -> anyhow::Result<(Spawned, String)> {
+    let key = sealog_server::keys::create(
+        dir,
+        sealog_server::keys::KeySpec {
+            roles: vec![role],
+            label: Some("bench".into()),
+            ..Default::default()
+        },
+        "bench",
+    )?
+    .secret;
+    Ok((spawn_server(dir, durability_os, extra)?, key))
 }
 
 fn spawn_server(dir: &Path, durability_os: bool, extra: &[String]) -> anyhow::Result<Spawned> {
@@ -327,17 +312,13 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
             .with_context(|| format!("--url {url:?}: expected http://IP:PORT"))?;
         (addr, a.key.clone().unwrap_or_default())
     } else {
-        let key = sealog_server::keys::create(
+        let key;
+        (spawned, key) = serve_with_key(
             &dir,
-            sealog_server::keys::KeySpec {
-                roles: vec![sealog_server::keys::Role::Admin],
-                label: Some("bench".into()),
-                ..Default::default()
-            },
-            "bench",
-        )?
-        .secret;
-        spawned = spawn_server(&dir, durability_os, &a.serve_arg)?;
+            sealog_server::keys::Role::Admin,
+            durability_os,
+            &a.serve_arg,
+        )?;
         (spawned.addr, key)
     };
     let fsync = fsync_ms(&dir)?;

@@ -6,6 +6,7 @@
 mod access;
 mod append;
 mod bench;
+mod bench_client;
 mod bench_http;
 mod client;
 mod demo;
@@ -138,6 +139,9 @@ enum Command {
 enum BenchCmd {
     /// Load generator against the real server on loopback: single-event and bulk appends, queries.
     Http(bench_http::HttpArgs),
+    /// The Rust client against the real server: emit() latency, one emitter's throughput, and
+    /// the server's bulk HTTP ingest of the same events beside it.
+    Client(bench_client::ClientArgs),
     #[command(flatten)]
     Store(bench::Bench),
 }
@@ -284,6 +288,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Witness(w) => witness::run(w),
         Command::Demo => demo::run(&open(&cli)?),
         Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
+        Command::Bench(BenchCmd::Client(a)) => {
+            bench_client::run(a, durability(&cli) == Durability::Os)
+        }
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
     }
 }

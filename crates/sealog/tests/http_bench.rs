@@ -6,34 +6,28 @@ use std::process::Command;
 #[test]
 fn bench_http_runs_every_phase_at_a_tiny_size() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sealog"))
-        .args([
-            "bench",
-            "http",
-            "--clients",
-            "1,4",
-            "--seconds",
-            "0.2",
-            "--bulk-batch",
-            "10",
-        ])
-        .args(["--query-records", "300", "--query-samples", "32"])
-        .args(["--attack-events", "200", "--attack-clients", "2"])
-        .args(["--attack-body-bytes", "40000", "--dir"])
-        .arg(dir.path().join("bench"))
-        .env_remove("SEALOG_KEY")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let bench_dir = dir.path().join("bench");
+    let lines = bench(&[
+        "http",
+        "--clients",
+        "1,4",
+        "--seconds",
+        "0.2",
+        "--bulk-batch",
+        "10",
+        "--query-records",
+        "300",
+        "--query-samples",
+        "32",
+        "--attack-events",
+        "200",
+        "--attack-clients",
+        "2",
+        "--attack-body-bytes",
+        "40000",
+        "--dir",
+        bench_dir.to_str().unwrap(),
+    ]);
     let phases: Vec<&str> = lines.iter().map(|l| l["bench"].as_str().unwrap()).collect();
     assert_eq!(
         phases,
@@ -60,4 +54,37 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
     assert!(lines.iter().all(|l| l["p99_ms"].as_f64().is_some()
         || ["http.append.bulk", "http.attack.memory"].contains(&l["bench"].as_str().unwrap())));
     assert!(lines[2]["events"].as_u64().unwrap() >= 200);
+}
+
+/// Runs `sealog bench ARGS…` and returns the JSON lines it printed.
+fn bench(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealog"))
+        .arg("bench")
+        .args(args)
+        .env_remove("SEALOG_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn bench_client_reports_the_emitter_beside_the_server_at_a_tiny_size() {
+    for kind in ["decision", "coordination"] {
+        let lines = bench(&["client", "--events", "300", "--batch", "50", "--kind", kind]);
+        let phases: Vec<&str> = lines.iter().map(|l| l["bench"].as_str().unwrap()).collect();
+        assert_eq!(phases, ["client.server_bulk_http", "client.emit"]);
+        assert_eq!(
+            lines[1]["acknowledged"], 300,
+            "{kind}: every event answered"
+        );
+    }
 }

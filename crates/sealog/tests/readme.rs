@@ -39,13 +39,14 @@ fn projection(jq: &str) -> Vec<Vec<String>> {
 
 fn examples(text: &str) -> Vec<Example> {
     let mut out: Vec<Example> = Vec::new();
-    let mut in_block = false;
+    // The fence's language while inside a block: shell blocks hold the worked examples.
+    let mut block: Option<&str> = None;
     for line in text.lines() {
-        if line.starts_with("```") {
-            in_block = !in_block;
+        if let Some(lang) = line.strip_prefix("```") {
+            block = if block.is_some() { None } else { Some(lang) };
             continue;
         }
-        if !in_block {
+        if !matches!(block, Some("" | "sh")) {
             continue;
         }
         if let Some(command) = line.strip_prefix("$ sealog ") {

@@ -22,13 +22,15 @@ use crate::error::ApiError;
 use crate::openapi::{ConsistencyProof, InclusionProof};
 use crate::params::Params;
 use crate::routes::records::visible;
+use sealog_model::RecordId;
 
 #[utoipa::path(
     get, path = "/v1/proofs/inclusion", tag = "proofs",
-    params(("seq" = u64, Query, description = "the record's seq"),
+    params(("seq" = Option<u64>, Query, description = "the record's seq (auditor, admin)"),
+           ("record_id" = Option<String>, Query, description = "or its record_id (`sha256:` and 64 hex digits): the answer then carries the record as stored, so the caller checks it is the record named; a writer key names records this way"),
            ("size" = Option<u64>, Query, description = "tree size (default: the latest checkpoint's)")),
     responses(
-        (status = 200, description = "RFC 9162 inclusion proof; `checkpoint` is the signed note when `size` is the latest checkpoint's", body = InclusionProof),
+        (status = 200, description = "RFC 9162 inclusion proof; `checkpoint` is the signed note when `size` is the latest checkpoint's; `record` when asked by record_id", body = InclusionProof),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
         (status = 422, description = "seq not below size, or size beyond the log", body = crate::openapi::ErrorBody),
@@ -36,7 +38,7 @@ use crate::routes::records::visible;
     security(("bearer" = []))
 )]
 pub(crate) async fn inclusion(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
-    let parsed = Params::parse(raw.as_deref(), &["seq", "size"]);
+    let parsed = Params::parse(raw.as_deref(), &["seq", "record_id", "size"]);
     let resource = match &parsed {
         Ok(p) => p.to_json(),
         Err(_) => json!({"query": crate::access::clip(raw.as_deref().unwrap_or(""))}),
@@ -53,15 +55,47 @@ pub(crate) async fn inclusion(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Respo
 }
 
 async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiError> {
-    let seq = p
-        .u64("seq")?
-        .ok_or_else(|| ApiError::bad_request("BAD_PARAMETER", "seq is required"))?;
+    let by_id = match p.get("record_id") {
+        Some(id) => Some(RecordId::parse(id).ok_or_else(|| {
+            ApiError::bad_request(
+                "BAD_RECORD_ID",
+                "record_id is sha256: and 64 lowercase hex digits",
+            )
+        })?),
+        None => None,
+    };
+    let seq = p.u64("seq")?;
+    if seq.is_some() == by_id.is_some() {
+        return Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            "name the record by seq or by record_id (one of them)",
+        ));
+    }
+    if by_id.is_none() && !ctx.principal.proves_any_record() {
+        return Err(ApiError::forbidden(
+            "this key has the proofs of the records it names by record_id, not by seq",
+        ));
+    }
     let size = p.u64("size")?;
     let ledger = ctx.state.ledger.clone();
     let principal = ctx.principal.clone();
     blocking(move || {
         let store = &ledger;
-        let not_found = || ApiError::not_found(format!("no record {seq}"));
+        let named = by_id.as_ref().map(ToString::to_string);
+        let seq = match (seq, &by_id) {
+            (Some(seq), _) => seq,
+            (None, Some(id)) => store.seq_of(id)?.ok_or_else(|| {
+                ApiError::not_found(format!("no record {}", named.as_deref().unwrap_or("")))
+            })?,
+            (None, None) => unreachable!("one of seq and record_id, checked above"),
+        };
+        let not_found = || {
+            ApiError::not_found(format!(
+                "no record {}",
+                named.clone().unwrap_or_else(|| seq.to_string())
+            ))
+        };
+        let mut served = None;
         // A pruned record's stub keeps its leaf but not whose it was: only a key of every
         // tenant may have its proof.
         let leaf = match store.get(seq) {
@@ -76,7 +110,11 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
                 if !visible(&principal, store, &record) {
                     return Err(not_found());
                 }
-                sealog_merkle::leaf_hash(&record)
+                let leaf = sealog_merkle::leaf_hash(&record);
+                if by_id.is_some() {
+                    served = Some(B64.encode(&record));
+                }
+                leaf
             }
         };
         let latest = store.checkpoint()?;
@@ -95,6 +133,7 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
             leaf_hash: B64.encode(leaf),
             hashes: hashes.iter().map(|h| B64.encode(h)).collect(),
             checkpoint: (size == latest.size).then_some(latest.note),
+            record: served,
         })
     })
     .await
