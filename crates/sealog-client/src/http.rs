@@ -110,8 +110,22 @@ impl Client {
 
     /// `POST path` with a body, the answer whatever its status.
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Reply, Error> {
+        self.post_with(path, content_type, body, &[])
+    }
+
+    /// `POST path` with a body and more headers, the answer whatever its status.
+    pub fn post_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, Error> {
         let url = format!("{}{path}", self.base);
         let mut req = self.agent.post(&url).header("Content-Type", content_type);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }

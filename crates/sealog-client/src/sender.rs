@@ -8,11 +8,17 @@
 //! attempt replays the spool's oldest batch; once the spool is empty the queue is sent again.
 //! A durable request never waits out a backoff: it makes the attempt at once, and fails if
 //! the server still does not answer.
+//!
+//! When a second batch is ready behind the first, both go at once as consecutive requests of
+//! an ordered stream (the server's `Sealog-Stream`): the server prepares the second while it
+//! commits the first, and commits it after, so emission order holds at the throughput of two
+//! connections.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::Error;
 use crate::emitter::{Ack, Item, Queue, Shared, add};
@@ -29,6 +35,7 @@ pub(crate) fn run(s: &Shared) {
     let mut down_until: Option<Instant> = None;
     let first_backoff = s.config.retry_delay.max(Duration::from_millis(100)) * 2;
     let mut backoff = first_backoff;
+    let mut stream = Stream::new();
     loop {
         let mut q = s.queue.lock().unwrap();
         if q.abandoned {
@@ -38,7 +45,7 @@ pub(crate) fn run(s: &Shared) {
         if q.closing {
             let rest: Vec<Item> = q.items.drain(..).collect();
             park(s, &rest);
-            fail_durables(s, rest, || Error::Closed);
+            fail_durables(s, &rest, || Error::Closed);
             settle_mark(s, &mut q);
             return;
         }
@@ -76,7 +83,7 @@ pub(crate) fn run(s: &Shared) {
                     let mut q = s.queue.lock().unwrap();
                     let rest: Vec<Item> = q.items.drain(..).collect();
                     park(s, &rest);
-                    fail_durables(s, rest, || Error::Unavailable(why.clone()));
+                    fail_durables(s, &rest, || Error::Unavailable(why.clone()));
                     settle_mark(s, &mut q);
                 }
             }
@@ -94,11 +101,33 @@ pub(crate) fn run(s: &Shared) {
                 continue;
             }
         }
-        let items = Arc::new(take_batch(s, &mut q, spool_head));
+        let mut all = take_batch(s, &mut q, spool_head);
+        let mut bounds = vec![0, all.len()];
+        // More batches ready behind the first: they go at once as consecutive requests of an
+        // ordered stream, so the server prepares each while it commits the one before.
+        while spool_head.is_none()
+            && bounds.len() <= PIPELINE_DEPTH
+            && !q.items.is_empty()
+            && (q.items.len() >= s.config.batch_max_events || q.flushing > 0 || durable_waiting)
+        {
+            all.extend(take_batch(s, &mut q, None));
+            bounds.push(all.len());
+        }
+        let items = Arc::new(all);
         q.inflight = Some(items.clone());
         drop(q);
         let events: Vec<(u64, &[u8])> = items.iter().map(|i| (i.n, i.bytes.as_slice())).collect();
-        let outcome = deliver(s, &events, true);
+        let ranges: Vec<std::ops::Range<usize>> = bounds.windows(2).map(|w| w[0]..w[1]).collect();
+        let outcomes: Vec<_> = if ranges.len() > 1 {
+            let parts: Vec<&[(u64, &[u8])]> = ranges.iter().map(|r| &events[r.clone()]).collect();
+            ranges
+                .iter()
+                .cloned()
+                .zip(deliver_ordered(s, &parts, &mut stream))
+                .collect()
+        } else {
+            vec![(0..events.len(), deliver(s, &events, true))]
+        };
         drop(events);
         let mut q = s.queue.lock().unwrap();
         q.inflight = None;
@@ -113,29 +142,128 @@ pub(crate) fn run(s: &Shared) {
                 })
                 .collect()
         });
-        if q.abandoned {
-            // `close` spooled these already; answer the durable callers and stop.
+        let abandoned = q.abandoned;
+        let mut failed = None;
+        for (range, outcome) in outcomes {
+            let part = &items[range];
             match outcome {
-                Ok(results) => settle(s, &items, &results, false),
-                Err(why) => fail_durables(s, items, || Error::Unavailable(why.clone())),
+                Ok(results) => settle(s, part, &results, false),
+                Err(why) => {
+                    if !abandoned {
+                        // `close` spooled them already when it gave up on this thread.
+                        tracing::warn!(error = %why, events = part.len(), "audit events could not be sent; spooled");
+                        park(s, part);
+                    }
+                    fail_durables(s, part, || Error::Unavailable(why.clone()));
+                    failed = Some(why);
+                }
             }
+        }
+        if abandoned {
             return;
         }
-        match outcome {
-            Ok(results) => {
-                settle(s, &items, &results, false);
-                down_until = None;
-                backoff = first_backoff;
-            }
-            Err(why) => {
-                tracing::warn!(error = %why, events = items.len(), "audit events could not be sent; spooled");
-                down_until = Some(Instant::now() + backoff);
-                backoff = (backoff * 2).min(s.config.backoff_max);
-                park(s, &items);
-                fail_durables(s, items, || Error::Unavailable(why.clone()));
-            }
+        if failed.is_some() {
+            down_until = Some(Instant::now() + backoff);
+            backoff = (backoff * 2).min(s.config.backoff_max);
+        } else {
+            down_until = None;
+            backoff = first_backoff;
         }
         settle_mark(s, &mut q);
+    }
+}
+
+/// An ordered stream of requests (the server's `Sealog-Stream`): a fresh id after any failure.
+struct Stream {
+    id: String,
+    next: u64,
+}
+
+impl Stream {
+    fn new() -> Self {
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut h = sha2::Sha256::new();
+        h.update(std::process::id().to_le_bytes());
+        h.update(
+            COUNT
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .to_le_bytes(),
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        h.update(now.as_nanos().to_le_bytes());
+        let d = h.finalize();
+        Stream {
+            id: d[..16].iter().map(|b| format!("{b:02x}")).collect(),
+            next: 1,
+        }
+    }
+}
+
+/// Batches sent at once by the pipelined path, at most.
+const PIPELINE_DEPTH: usize = 4;
+
+/// Sends batches at once as consecutive requests of an ordered stream: the server commits
+/// each only after the one before. On any failure the rest goes the plain way (one retry
+/// after `retry_delay`) on a new stream, in order: a batch answered at once stands (the server
+/// committed it after all before it); one that failed behind a batch that failed for good is
+/// given up with it.
+fn deliver_ordered(
+    s: &Shared,
+    parts: &[&[(u64, &[u8])]],
+    stream: &mut Stream,
+) -> Vec<Result<Vec<Value>, String>> {
+    let first = stream.next;
+    stream.next += parts.len() as u64;
+    let id = stream.id.clone();
+    let at_once: Vec<Result<Vec<Value>, Failure>> = std::thread::scope(|sc| {
+        let helpers: Vec<_> = parts[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let id = &id;
+                sc.spawn(move || post(s, part, Some((id, first + 1 + i as u64))))
+            })
+            .collect();
+        let mut out = vec![post(s, parts[0], Some((&id, first)))];
+        out.extend(
+            helpers
+                .into_iter()
+                .map(|h| h.join().expect("a sender helper thread")),
+        );
+        out
+    });
+    if at_once.iter().any(Result::is_err) {
+        *stream = Stream::new();
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    let mut lost = false;
+    for (part, r) in parts.iter().zip(at_once) {
+        let r = match r {
+            Ok(r) => Ok(r),
+            Err(_) if lost => Err("not sent: a batch before it failed".to_string()),
+            Err(f) => again(s, part, f),
+        };
+        lost |= r.is_err();
+        out.push(r);
+    }
+    out
+}
+
+/// The one retry of a request that failed, or its halves when it was too large.
+fn again(s: &Shared, events: &[(u64, &[u8])], first: Failure) -> Result<Vec<Value>, String> {
+    match first {
+        Failure::TooLarge => split(s, events, true),
+        Failure::Transient(why) => {
+            std::thread::sleep(s.config.retry_delay);
+            add(&s.counters.retried, events.len() as u64);
+            match post(s, events, None) {
+                Ok(r) => Ok(r),
+                Err(Failure::TooLarge) => split(s, events, false),
+                Err(Failure::Transient(again)) => Err(format!("{why}; then, retried: {again}")),
+            }
+        }
     }
 }
 
@@ -167,8 +295,8 @@ fn park(s: &Shared, items: &[Item]) {
     s.spool_items(&keep);
 }
 
-fn fail_durables(s: &Shared, items: Vec<Item>, err: impl Fn() -> Error) {
-    for slot in items.into_iter().filter_map(|i| i.durable) {
+fn fail_durables(s: &Shared, items: &[Item], err: impl Fn() -> Error) {
+    for slot in items.iter().filter_map(|i| i.durable.as_ref()) {
         add(&s.counters.durable_failed, 1);
         slot.fill(Err(err()));
     }
@@ -276,18 +404,10 @@ fn report_damage(s: &Shared, spool: &mut crate::spool::Spool) {
 /// Sends events and returns one result per event. With `retry`, a failed request is tried
 /// once more after `retry_delay`. A body over the server's limit is sent in halves.
 fn deliver(s: &Shared, events: &[(u64, &[u8])], retry: bool) -> Result<Vec<Value>, String> {
-    match post(s, events) {
+    match post(s, events, None) {
         Ok(r) => Ok(r),
         Err(Failure::TooLarge) => split(s, events, retry),
-        Err(Failure::Transient(why)) if retry => {
-            std::thread::sleep(s.config.retry_delay);
-            add(&s.counters.retried, events.len() as u64);
-            match post(s, events) {
-                Ok(r) => Ok(r),
-                Err(Failure::TooLarge) => split(s, events, false),
-                Err(Failure::Transient(again)) => Err(format!("{why}; then, retried: {again}")),
-            }
-        }
+        Err(f) if retry => again(s, events, f),
         Err(Failure::Transient(why)) => Err(why),
     }
 }
@@ -304,7 +424,11 @@ fn split(s: &Shared, events: &[(u64, &[u8])], retry: bool) -> Result<Vec<Value>,
     Ok(out)
 }
 
-fn post(s: &Shared, events: &[(u64, &[u8])]) -> Result<Vec<Value>, Failure> {
+fn post(
+    s: &Shared,
+    events: &[(u64, &[u8])],
+    stream: Option<(&str, u64)>,
+) -> Result<Vec<Value>, Failure> {
     let mut body = Vec::with_capacity(events.iter().map(|(_, b)| b.len() + 1).sum());
     for (_, b) in events {
         body.extend_from_slice(b);
@@ -317,7 +441,15 @@ fn post(s: &Shared, events: &[(u64, &[u8])]) -> Result<Vec<Value>, Failure> {
         add(&c.failures, 1);
         Failure::Transient(why)
     };
-    let reply = match s.client.post("/v1/events", "application/x-ndjson", &body) {
+    let place = stream.map(|(id, n)| format!("{id}/{n}"));
+    let headers: Vec<(&str, &str)> = place
+        .iter()
+        .map(|p| ("Sealog-Stream", p.as_str()))
+        .collect();
+    let reply = match s
+        .client
+        .post_with("/v1/events", "application/x-ndjson", &body, &headers)
+    {
         Ok(r) => r,
         Err(e) => return Err(fail(e.to_string())),
     };

@@ -24,6 +24,7 @@ mod params;
 mod routes;
 mod server;
 mod state;
+mod streams;
 pub mod witness;
 
 pub use auth::Principal;

@@ -180,6 +180,7 @@ impl App {
             keys_recorded_generation: Default::default(),
             inflight: Default::default(),
             key_inflight_max: config.key_inflight_max,
+            streams: Default::default(),
         });
         let (router, _) = crate::openapi::api(config.public_metrics);
         let router = router

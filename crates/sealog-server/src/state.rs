@@ -25,6 +25,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Records a query returns when it does not say.
     pub query_limit_default: usize,
+    /// How long an append of an ordered stream waits for the request before it.
+    pub stream_wait: Duration,
 }
 
 impl Default for Limits {
@@ -34,6 +36,7 @@ impl Default for Limits {
             buffered_bytes_max: 256 << 20,
             body_timeout: Duration::from_secs(30),
             query_limit_default: 100,
+            stream_wait: Duration::from_secs(10),
         }
     }
 }
@@ -61,6 +64,8 @@ pub(crate) struct AppState {
     pub(crate) inflight:
         Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
     pub(crate) key_inflight_max: usize,
+    /// Ordered append streams (`Sealog-Stream`).
+    pub(crate) streams: crate::streams::Streams,
     /// The key ring generation `keys_recorded` reflects.
     pub(crate) keys_recorded_generation: std::sync::atomic::AtomicU64,
 }

@@ -531,3 +531,59 @@ fn c4_ac_a6_audit_failure_is_non_blocking() {
     assert!(s.failure_rate() > 0.01, "alert threshold crossed: {s:?}");
     assert_eq!(s.dropped, 0);
 }
+
+/// The server side of the pipelined sender: `Sealog-Stream: ID/n` commits request n after
+/// request n − 1 whatever order they arrive in, and a failed request fails the rest of its
+/// stream with nothing committed.
+#[test]
+fn an_ordered_stream_commits_in_the_order_it_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = cli(&tmp.path().join("data"));
+    let server = serve(&c, "127.0.0.1:0");
+    let addr = server.addr;
+    let post = move |place: &str, ids: &[&str], ct: &str| {
+        let body =
+            sealog_testkit::events::ndjson(&ids.iter().map(|i| event(i)).collect::<Vec<_>>());
+        sealog_testkit::http::request(
+            addr,
+            "POST",
+            "/v1/events",
+            &[
+                ("Content-Type".into(), ct.into()),
+                ("Sealog-Stream".into(), place.into()),
+            ],
+            Some(&body),
+        )
+    };
+    // The second request is sent first; it waits for the first.
+    let second =
+        std::thread::spawn(move || post("s1/2", &["second-a", "second-b"], "application/x-ndjson"));
+    let first = post("s1/1", &["first-a", "first-b"], "application/x-ndjson");
+    assert_eq!(first.status, 200, "{}", first.text());
+    let second = second.join().unwrap();
+    assert_eq!(second.status, 200, "{}", second.text());
+    // A request refused before its turn fails those after it: nothing of theirs is committed.
+    let refused = post("s2/1", &["never-1"], "text/plain");
+    assert_eq!(refused.status, 415);
+    let after = post("s2/2", &["never-2"], "application/x-ndjson");
+    assert_eq!(
+        (after.status, after.code()),
+        (409, "STREAM_ORDER".to_string()),
+        "{}",
+        after.text()
+    );
+    let malformed = post("s3/0", &["never-3"], "application/x-ndjson");
+    assert_eq!(
+        (malformed.status, malformed.code()),
+        (400, "BAD_STREAM".to_string())
+    );
+    server.stop();
+    let seqs = seqs_by_id(&c);
+    let at = |id: &str| seqs[id][0];
+    assert!(
+        at("first-a") < at("first-b")
+            && at("first-b") < at("second-a")
+            && at("second-a") < at("second-b")
+    );
+    assert!(!seqs.keys().any(|k| k.starts_with("never")), "{seqs:?}");
+}

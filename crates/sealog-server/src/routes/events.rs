@@ -33,6 +33,7 @@ const MEDIA_TYPES: [&str; 5] = [
 
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
+    params(("Sealog-Stream" = Option<String>, Header, description = "`<stream id>/<n>`: this request is the n-th of an ordered stream (n from 1) and is committed only after request n − 1 of the stream was; prepared beside it. A refused request fails the rest of its stream (409 STREAM_ORDER): start a new one")),
     request_body(description = "One event object, a JSON array of events, or NDJSON (one event per line)",
         content((Value = "application/json"), (String = "application/x-ndjson"), (Value = "application/cloudevents+json"), (Value = "application/cloudevents-batch+json"))),
     responses(
@@ -40,15 +41,33 @@ const MEDIA_TYPES: [&str; 5] = [
         (status = 400, description = "The body holds no events (not JSON, empty, invalid UTF-8)", body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, description = "The key may not append, or every event was outside its tenant", body = crate::openapi::ErrorBody),
         (status = 408, body = crate::openapi::ErrorBody), (status = 413, description = "Body over the limit, more events than the memory budget could hold, or every event over 1 MiB", body = crate::openapi::ErrorBody),
+        (status = 409, description = "An ordered stream's request whose predecessor failed or did not come in time; nothing was committed", body = crate::openapi::ErrorBody),
         (status = 415, body = crate::openapi::ErrorBody), (status = 422, description = "Every event was refused; `results` says why, per event", body = crate::openapi::ErrorBody),
         (status = 503, description = "Backpressure (the append queue or the memory budget of request bodies is full) or shutdown; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn append(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let place = crate::streams::place(&headers)?;
+    let answer = append_in_place(&ctx, &headers, body, place.clone()).await;
+    if answer.is_err()
+        && let Some(place) = place
+    {
+        // Refused before its turn: the stream's later requests must not commit either.
+        ctx.state.streams.fail(&place);
+    }
+    answer
+}
+
+async fn append_in_place(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    body: Body,
+    place: Option<crate::streams::Place>,
+) -> Result<Response, ApiError> {
     ctx.authorize(Action::Append, &Value::Null).await?;
-    check_media_type(&headers)?;
-    let (bytes, reservation) = read_body(body, &headers, &ctx.state).await?;
+    check_media_type(headers)?;
+    let (bytes, reservation) = read_body(body, headers, &ctx.state).await?;
     let body = Arc::new(bytes);
     // Counting and splitting read the whole body: off the async workers when it is large.
     let (reservation, raws) = if body.len() > INLINE_PREPARE_BYTES_MAX {
@@ -59,6 +78,7 @@ pub(crate) async fn append(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
     };
     let raws = Arc::new(raws);
     let mut out = Results::with_capacity(raws.len());
+    let mut turn = None;
     let mut start = 0;
     while start < raws.len() {
         let end = slice_end(&raws, start);
@@ -76,8 +96,20 @@ pub(crate) async fn append(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
         } else {
             prepare()?
         };
-        out.commit(&ctx, prepared, start).await?;
+        if let Some(place) = place.clone().filter(|_| turn.is_none()) {
+            // Prepared beside the stream's previous request; committed after it.
+            turn = Some(
+                ctx.state
+                    .streams
+                    .turn(place, ctx.state.limits.stream_wait)
+                    .await?,
+            );
+        }
+        out.commit(ctx, prepared, start).await?;
         start = end;
+    }
+    if let Some(t) = turn {
+        t.committed();
     }
     drop((raws, body));
     if !out.denied.is_empty() {
