@@ -246,7 +246,7 @@ pub(crate) struct Queue {
     pub(crate) abandoned: bool,
     /// The events of the request in flight (shared with the sender, spooled by `close` if
     /// the sender is stuck in the network).
-    pub(crate) inflight: Option<Arc<Vec<Item>>>,
+    pub(crate) inflight: Vec<Arc<Vec<Item>>>,
     /// Every event numbered below this has been answered.
     pub(crate) settled_below: u64,
 }
@@ -465,10 +465,11 @@ impl Emitter {
                 // The sender is stuck in a request: spool its events (a duplicate, if the
                 // request does land, is harmless) and leave it behind.
                 q.abandoned = true;
-                let inflight = q.inflight.take().unwrap_or_default();
+                let inflight = std::mem::take(&mut q.inflight);
                 let rest: Vec<Item> = q.items.drain(..).collect();
                 let keep: Vec<(u64, &[u8])> = inflight
                     .iter()
+                    .flat_map(|b| b.iter())
                     .chain(&rest)
                     .filter(|i| i.durable.is_none())
                     .map(|i| (i.n, i.bytes.as_slice()))

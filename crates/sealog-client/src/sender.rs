@@ -31,7 +31,8 @@ enum Failure {
     TooLarge,
 }
 
-pub(crate) fn run(s: &Shared) {
+pub(crate) fn run(shared: &Arc<Shared>) {
+    let s = shared.as_ref();
     let mut down_until: Option<Instant> = None;
     let first_backoff = s.config.retry_delay.max(Duration::from_millis(100)) * 2;
     let mut backoff = first_backoff;
@@ -101,68 +102,24 @@ pub(crate) fn run(s: &Shared) {
                 continue;
             }
         }
-        let mut all = take_batch(s, &mut q, spool_head);
-        let mut bounds = vec![0, all.len()];
-        // More batches ready behind the first: they go at once as consecutive requests of an
-        // ordered stream, so the server prepares each while it commits the one before.
-        while spool_head.is_none()
-            && bounds.len() <= PIPELINE_DEPTH
-            && !q.items.is_empty()
-            && (q.items.len() >= s.config.batch_max_events || q.flushing > 0 || durable_waiting)
-        {
-            all.extend(take_batch(s, &mut q, None));
-            bounds.push(all.len());
-        }
-        let items = Arc::new(all);
-        q.inflight = Some(items.clone());
-        drop(q);
-        let events: Vec<(u64, &[u8])> = items.iter().map(|i| (i.n, i.bytes.as_slice())).collect();
-        let ranges: Vec<std::ops::Range<usize>> = bounds.windows(2).map(|w| w[0]..w[1]).collect();
-        let outcomes: Vec<_> = if ranges.len() > 1 {
-            let parts: Vec<&[(u64, &[u8])]> = ranges.iter().map(|r| &events[r.clone()]).collect();
-            ranges
-                .iter()
-                .cloned()
-                .zip(deliver_ordered(s, &parts, &mut stream))
-                .collect()
+        let outcome = if spool_head.is_none() && q.items.len() > s.config.batch_max_events {
+            // A backlog: a window of requests on an ordered stream.
+            drop(q);
+            pipeline(shared, &mut stream)
         } else {
-            vec![(0..events.len(), deliver(s, &events, true))]
+            let items = Arc::new(take_batch(s, &mut q, spool_head));
+            q.inflight.push(items.clone());
+            drop(q);
+            let events = events_of(&items);
+            let outcome = deliver(s, &events, true);
+            drop(events);
+            finish(s, &items, outcome)
         };
-        drop(events);
         let mut q = s.queue.lock().unwrap();
-        q.inflight = None;
-        // Only this thread still holds the batch (`close` took what it spooled by reference).
-        let items = Arc::try_unwrap(items).unwrap_or_else(|shared| {
-            shared
-                .iter()
-                .map(|i| Item {
-                    n: i.n,
-                    bytes: Vec::new(),
-                    durable: i.durable.clone(),
-                })
-                .collect()
-        });
-        let abandoned = q.abandoned;
-        let mut failed = None;
-        for (range, outcome) in outcomes {
-            let part = &items[range];
-            match outcome {
-                Ok(results) => settle(s, part, &results, false),
-                Err(why) => {
-                    if !abandoned {
-                        // `close` spooled them already when it gave up on this thread.
-                        tracing::warn!(error = %why, events = part.len(), "audit events could not be sent; spooled");
-                        park(s, part);
-                    }
-                    fail_durables(s, part, || Error::Unavailable(why.clone()));
-                    failed = Some(why);
-                }
-            }
-        }
-        if abandoned {
+        if q.abandoned {
             return;
         }
-        if failed.is_some() {
+        if outcome.is_err() {
             down_until = Some(Instant::now() + backoff);
             backoff = (backoff * 2).min(s.config.backoff_max);
         } else {
@@ -170,6 +127,152 @@ pub(crate) fn run(s: &Shared) {
             backoff = first_backoff;
         }
         settle_mark(s, &mut q);
+    }
+}
+
+fn events_of(items: &[Item]) -> Vec<(u64, &[u8])> {
+    items.iter().map(|i| (i.n, i.bytes.as_slice())).collect()
+}
+
+/// Settles a batch that left the queue: its answers, or its failure (spooled, unless `close`
+/// spooled it already; its durable callers answered).
+fn finish(
+    s: &Shared,
+    items: &Arc<Vec<Item>>,
+    outcome: Result<Vec<Value>, String>,
+) -> Result<(), String> {
+    let mut q = s.queue.lock().unwrap();
+    q.inflight.retain(|b| !Arc::ptr_eq(b, items));
+    let abandoned = q.abandoned;
+    drop(q);
+    match outcome {
+        Ok(results) => {
+            settle(s, items, &results, false);
+            Ok(())
+        }
+        Err(why) => {
+            if !abandoned {
+                tracing::warn!(error = %why, events = items.len(), "audit events could not be sent; spooled");
+                park(s, items);
+            }
+            fail_durables(s, items, || Error::Unavailable(why.clone()));
+            Err(why)
+        }
+    }
+}
+
+/// Requests in flight, oldest first: their batches and the threads awaiting their answers.
+type Window = std::collections::VecDeque<(
+    Arc<Vec<Item>>,
+    std::thread::JoinHandle<Result<Vec<Value>, Failure>>,
+)>;
+
+/// Batches sent at once on an ordered stream, at most.
+const PIPELINE_DEPTH: usize = 4;
+
+/// Sends the backlog as a window of up to [`PIPELINE_DEPTH`] consecutive requests of an
+/// ordered stream (the server's `Sealog-Stream`): the server commits each only after the one
+/// before, and prepares it meanwhile; as the oldest is answered, the next batch goes. On a
+/// failure the window is drained in order: a request answered stands (the server committed
+/// it after all before it), the failed one gets its one retry, and those behind a batch that
+/// failed for good are given up with it; the stream is replaced.
+fn pipeline(shared: &Arc<Shared>, stream: &mut Stream) -> Result<(), String> {
+    type Sent = (
+        Arc<Vec<Item>>,
+        std::thread::JoinHandle<Result<Vec<Value>, Failure>>,
+    );
+    let s = shared.as_ref();
+    let mut window: std::collections::VecDeque<Sent> = std::collections::VecDeque::new();
+    loop {
+        {
+            let mut q = s.queue.lock().unwrap();
+            while window.len() < PIPELINE_DEPTH && !q.closing && !q.abandoned {
+                let ready = q.items.len() >= s.config.batch_max_events
+                    || (!q.items.is_empty()
+                        && (q.flushing > 0 || q.items.iter().any(|i| i.durable.is_some())));
+                if !ready {
+                    break;
+                }
+                let spool_head = s.spool.lock().unwrap().head_n();
+                let batch = take_batch(s, &mut q, spool_head);
+                if batch.is_empty() {
+                    break;
+                }
+                let items = Arc::new(batch);
+                q.inflight.push(items.clone());
+                let place = (stream.id.clone(), stream.next);
+                stream.next += 1;
+                let (sh, it) = (shared.clone(), items.clone());
+                let sent = std::thread::Builder::new()
+                    .name("sealog-emitter-send".into())
+                    .spawn(move || post(&sh, &events_of(&it), Some((&place.0, place.1))));
+                match sent {
+                    Ok(handle) => window.push_back((items, handle)),
+                    Err(e) => {
+                        drop(q);
+                        let why = format!("starting a sender thread: {e}");
+                        return finish(s, &items, Err(why)).and(drain(s, window, stream));
+                    }
+                }
+            }
+        }
+        let Some((items, handle)) = window.pop_front() else {
+            return Ok(());
+        };
+        match handle.join().expect("a sender thread") {
+            Ok(results) => {
+                finish(s, &items, Ok(results))?;
+                let mut q = s.queue.lock().unwrap();
+                settle_mark(s, &mut q);
+            }
+            Err(f) => {
+                *stream = Stream::new();
+                let events = events_of(&items);
+                let first = again(s, &events, f);
+                drop(events);
+                let failed = first.is_err();
+                let first = finish(s, &items, first);
+                if failed {
+                    give_up(s, window);
+                    return first;
+                }
+                return drain(s, window, stream);
+            }
+        }
+    }
+}
+
+/// The rest of a window after a failure, in order, each with its one retry.
+fn drain(s: &Shared, window: Window, stream: &mut Stream) -> Result<(), String> {
+    *stream = Stream::new();
+    let mut window = window;
+    while let Some((items, handle)) = window.pop_front() {
+        let outcome = match handle.join().expect("a sender thread") {
+            Ok(r) => Ok(r),
+            Err(f) => {
+                let events = events_of(&items);
+                let r = again(s, &events, f);
+                drop(events);
+                r
+            }
+        };
+        if let Err(why) = finish(s, &items, outcome) {
+            give_up(s, window);
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
+/// Requests behind a batch that failed for good: answered ones stand, the others go to the
+/// spool after it.
+fn give_up(s: &Shared, window: Window) {
+    for (items, handle) in window {
+        let outcome = handle
+            .join()
+            .expect("a sender thread")
+            .map_err(|_| "not sent: a batch before it failed".to_string());
+        let _ = finish(s, &items, outcome);
     }
 }
 
@@ -199,56 +302,6 @@ impl Stream {
             next: 1,
         }
     }
-}
-
-/// Batches sent at once by the pipelined path, at most.
-const PIPELINE_DEPTH: usize = 4;
-
-/// Sends batches at once as consecutive requests of an ordered stream: the server commits
-/// each only after the one before. On any failure the rest goes the plain way (one retry
-/// after `retry_delay`) on a new stream, in order: a batch answered at once stands (the server
-/// committed it after all before it); one that failed behind a batch that failed for good is
-/// given up with it.
-fn deliver_ordered(
-    s: &Shared,
-    parts: &[&[(u64, &[u8])]],
-    stream: &mut Stream,
-) -> Vec<Result<Vec<Value>, String>> {
-    let first = stream.next;
-    stream.next += parts.len() as u64;
-    let id = stream.id.clone();
-    let at_once: Vec<Result<Vec<Value>, Failure>> = std::thread::scope(|sc| {
-        let helpers: Vec<_> = parts[1..]
-            .iter()
-            .enumerate()
-            .map(|(i, part)| {
-                let id = &id;
-                sc.spawn(move || post(s, part, Some((id, first + 1 + i as u64))))
-            })
-            .collect();
-        let mut out = vec![post(s, parts[0], Some((&id, first)))];
-        out.extend(
-            helpers
-                .into_iter()
-                .map(|h| h.join().expect("a sender helper thread")),
-        );
-        out
-    });
-    if at_once.iter().any(Result::is_err) {
-        *stream = Stream::new();
-    }
-    let mut out = Vec::with_capacity(parts.len());
-    let mut lost = false;
-    for (part, r) in parts.iter().zip(at_once) {
-        let r = match r {
-            Ok(r) => Ok(r),
-            Err(_) if lost => Err("not sent: a batch before it failed".to_string()),
-            Err(f) => again(s, part, f),
-        };
-        lost |= r.is_err();
-        out.push(r);
-    }
-    out
 }
 
 /// The one retry of a request that failed, or its halves when it was too large.
@@ -308,7 +361,7 @@ fn settle_mark(s: &Shared, q: &mut Queue) {
     if let Some(i) = q.items.front() {
         low = low.min(i.n);
     }
-    if let Some(i) = q.inflight.as_ref().and_then(|b| b.first()) {
+    if let Some(i) = q.inflight.first().and_then(|b| b.first()) {
         low = low.min(i.n);
     }
     if let Some(h) = s.spool.lock().unwrap().head_n() {
