@@ -111,7 +111,9 @@ class Emitter:
         self._flushing = 0
         self._closing = False
         self._settled_below = 0
+        self._inflight = []
         self._inflight_from = None
+        self._abandoned = False
         if self._spool.pending:
             log.info("replaying %d events from the audit spool %s", self._spool.pending, spool_dir)
         self._thread = threading.Thread(target=self._run, name="sealog-emitter", daemon=True)
@@ -211,12 +213,9 @@ class Emitter:
                 self._abandoned = True
                 rest = list(self._queue)
                 self._queue.clear()
-                keep = sorted(list(getattr(self, "_inflight", [])) + [(n, d) for n, d, s in rest if s is None])
+                keep = sorted(self._inflight + [(n, d) for n, d, s in rest if s is None])
                 self._spool_items(keep)
-                for _, _, s in rest:
-                    if s is not None:
-                        self._add("durable_failed")
-                        s.fill(Closed("the emitter is closed"))
+                self._fail_durables(rest, Closed("the emitter is closed"))
             log.warning("the audit sender did not stop in time: its events were spooled")
         else:
             with self._spool_lock:
@@ -237,8 +236,6 @@ class Emitter:
         self.close(5.0)
 
     # -- the sender's side --------------------------------------------------------------
-
-    _abandoned = False
 
     def _spool_items(self, items):
         if not items:

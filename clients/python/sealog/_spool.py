@@ -168,46 +168,49 @@ class Spool:
                     os.close(d)
         return written
 
-    def _peek(self, pos):
-        best = None
-        for first, f in self.files.items():
-            at = pos.setdefault(first, f.read_at)
-            while True:
-                kind, value, damaged = f.read(at)
-                if damaged:
-                    self.damage_found += 1
-                if kind == "skip":
-                    if f.read_at == at:
-                        f.read_at = value
-                    at = pos[first] = value
-                    continue
-                if kind == "frame":
-                    n, payload, end = value
-                    if best is None or n < best[0]:
-                        best = (n, payload, first, end)
-                break
-        return best
+    def _frame_from(self, first, at):
+        """The first good frame of a file at or after ``at``: (n, payload, end), or None.
+        Damage on the way is stepped over (counted once); damage with nothing unreplayed
+        before it is passed for good."""
+        f = self.files[first]
+        while True:
+            kind, value, damaged = f.read(at)
+            if damaged:
+                self.damage_found += 1
+            if kind == "skip":
+                if f.read_at == at:
+                    f.read_at = value
+                at = value
+            elif kind == "frame":
+                return value
+            else:
+                return None
 
     def head_n(self):
         self._drop_consumed()
-        b = self._peek({})
-        return None if b is None else b[0]
+        heads = [self._frame_from(k, f.read_at) for k, f in list(self.files.items())]
+        return min((h[0] for h in heads if h is not None), default=None)
 
     def read_batch(self, below, max_events, max_bytes):
-        """The oldest events with n below ``below``: a list of (n, payload, file, end)."""
-        pos = {}
+        """The oldest events with n below ``below``: a list of (n, payload, file, end); the
+        files' next frames merged, each file read again only when its frame was taken."""
+        heads = {}
+        for k, f in list(self.files.items()):
+            h = self._frame_from(k, f.read_at)
+            if h is not None:
+                heads[k] = h
         out = []
         size = 0
-        while len(out) < max_events:
-            b = self._peek(pos)
-            if b is None:
-                break
-            n, payload, first, end = b
+        while len(out) < max_events and heads:
+            first = min(heads, key=lambda k: heads[k][0])
+            n, payload, end = heads.pop(first)
             if (below is not None and n >= below) or (out and size + len(payload) > max_bytes):
                 break
             size += len(payload) + 1
-            pos[first] = end
-            out.append(b)
+            nxt = self._frame_from(first, end)
+            if nxt is not None:
+                heads[first] = nxt
+            out.append((n, payload, first, end))
         return out
 
     def consume(self, frames):

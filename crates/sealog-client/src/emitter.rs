@@ -332,7 +332,6 @@ impl Emitter {
             client,
             queue: Mutex::new(Queue {
                 next_n: opened.next_n,
-                settled_below: 0,
                 ..Queue::default()
             }),
             work: Condvar::new(),
@@ -467,20 +466,16 @@ impl Emitter {
                 q.abandoned = true;
                 let inflight = std::mem::take(&mut q.inflight);
                 let rest: Vec<Item> = q.items.drain(..).collect();
-                let keep: Vec<(u64, &[u8])> = inflight
+                let mut keep: Vec<(u64, &[u8])> = inflight
                     .iter()
                     .flat_map(|b| b.iter())
                     .chain(&rest)
                     .filter(|i| i.durable.is_none())
                     .map(|i| (i.n, i.bytes.as_slice()))
                     .collect();
-                let mut keep = keep;
                 keep.sort_by_key(|(n, _)| *n);
                 self.shared.spool_items(&keep);
-                for i in rest.iter().filter_map(|i| i.durable.as_ref()) {
-                    add(&self.shared.counters.durable_failed, 1);
-                    i.fill(Err(Error::Closed));
-                }
+                crate::sender::fail_durables(&self.shared, &rest, || Error::Closed);
                 tracing::warn!("the audit sender did not stop in time: its events were spooled");
                 return;
             }

@@ -48,10 +48,15 @@ impl Reply {
         if self.status == 200 {
             Ok(self.body)
         } else {
-            Err(Error::Status {
-                status: self.status,
-                message: self.message(),
-            })
+            Err(self.error())
+        }
+    }
+
+    /// This answer as an error: its status and the server's message.
+    pub fn error(&self) -> Error {
+        Error::Status {
+            status: self.status,
+            message: self.message(),
         }
     }
 }
@@ -151,7 +156,7 @@ impl Client {
     pub fn download(&self, path: &str, dest: &Path) -> Result<(), Error> {
         let resp = self.call_get(path)?;
         if resp.status().as_u16() != 200 {
-            return Err(Self::read(resp, path)?.ok().unwrap_err());
+            return Err(Self::read(resp, path)?.error());
         }
         let name = dest.file_name().unwrap_or_default().to_string_lossy();
         let tmp = dest.with_file_name(format!(".{name}.{}.partial", std::process::id()));

@@ -161,11 +161,11 @@ fn finish(
     }
 }
 
+/// A request's answer, as its thread brought it.
+type Answer = Result<Vec<Value>, Failure>;
+
 /// Requests in flight, oldest first: their batches and the threads awaiting their answers.
-type Window = std::collections::VecDeque<(
-    Arc<Vec<Item>>,
-    std::thread::JoinHandle<Result<Vec<Value>, Failure>>,
-)>;
+type Window = std::collections::VecDeque<(Arc<Vec<Item>>, std::thread::JoinHandle<Answer>)>;
 
 /// Batches sent at once on an ordered stream, at most.
 const PIPELINE_DEPTH: usize = 4;
@@ -177,12 +177,8 @@ const PIPELINE_DEPTH: usize = 4;
 /// it after all before it), the failed one gets its one retry, and those behind a batch that
 /// failed for good are given up with it; the stream is replaced.
 fn pipeline(shared: &Arc<Shared>, stream: &mut Stream) -> Result<(), String> {
-    type Sent = (
-        Arc<Vec<Item>>,
-        std::thread::JoinHandle<Result<Vec<Value>, Failure>>,
-    );
     let s = shared.as_ref();
-    let mut window: std::collections::VecDeque<Sent> = std::collections::VecDeque::new();
+    let mut window = Window::new();
     loop {
         {
             let mut q = s.queue.lock().unwrap();
@@ -210,8 +206,11 @@ fn pipeline(shared: &Arc<Shared>, stream: &mut Stream) -> Result<(), String> {
                     Ok(handle) => window.push_back((items, handle)),
                     Err(e) => {
                         drop(q);
+                        // The older requests first, then this one, never sent, after them.
+                        let before = drain(s, None, window, stream);
                         let why = format!("starting a sender thread: {e}");
-                        return finish(s, &items, Err(why)).and(drain(s, window, stream));
+                        let this = finish(s, &items, Err(why));
+                        return before.and(this);
                     }
                 }
             }
@@ -225,43 +224,36 @@ fn pipeline(shared: &Arc<Shared>, stream: &mut Stream) -> Result<(), String> {
                 let mut q = s.queue.lock().unwrap();
                 settle_mark(s, &mut q);
             }
-            Err(f) => {
-                *stream = Stream::new();
-                let events = events_of(&items);
-                let first = again(s, &events, f);
-                drop(events);
-                let failed = first.is_err();
-                let first = finish(s, &items, first);
-                if failed {
-                    give_up(s, window);
-                    return first;
-                }
-                return drain(s, window, stream);
-            }
+            Err(f) => return drain(s, Some((items, Err(f))), window, stream),
         }
     }
 }
 
-/// The rest of a window after a failure, in order, each with its one retry.
-fn drain(s: &Shared, window: Window, stream: &mut Stream) -> Result<(), String> {
+/// The rest of a window after a failure (`first`, already answered, then those still in
+/// flight), in order: an answered request stands, a failed one gets its one retry, and those
+/// behind one that failed for good are given up with it. What follows uses a new stream.
+fn drain(
+    s: &Shared,
+    first: Option<(Arc<Vec<Item>>, Answer)>,
+    mut window: Window,
+    stream: &mut Stream,
+) -> Result<(), String> {
     *stream = Stream::new();
-    let mut window = window;
-    while let Some((items, handle)) = window.pop_front() {
-        let outcome = match handle.join().expect("a sender thread") {
-            Ok(r) => Ok(r),
-            Err(f) => {
-                let events = events_of(&items);
-                let r = again(s, &events, f);
-                drop(events);
-                r
-            }
+    let mut next = first;
+    loop {
+        let (items, answer) = match next.take() {
+            Some(answered) => answered,
+            None => match window.pop_front() {
+                Some((items, handle)) => (items, handle.join().expect("a sender thread")),
+                None => return Ok(()),
+            },
         };
+        let outcome = answer.or_else(|f| again(s, &events_of(&items), f));
         if let Err(why) = finish(s, &items, outcome) {
             give_up(s, window);
             return Err(why);
         }
     }
-    Ok(())
 }
 
 /// Requests behind a batch that failed for good: answered ones stand, the others go to the
@@ -348,7 +340,7 @@ fn park(s: &Shared, items: &[Item]) {
     s.spool_items(&keep);
 }
 
-fn fail_durables(s: &Shared, items: &[Item], err: impl Fn() -> Error) {
+pub(crate) fn fail_durables(s: &Shared, items: &[Item], err: impl Fn() -> Error) {
     for slot in items.iter().filter_map(|i| i.durable.as_ref()) {
         add(&s.counters.durable_failed, 1);
         slot.fill(Err(err()));
@@ -412,7 +404,7 @@ fn count(s: &Shared, n: u64, ack: &Result<Ack, Error>, replayed: bool) {
 
 /// Replays the spool's oldest batch (below `below`): one attempt.
 fn replay(s: &Shared, below: Option<u64>) -> Result<(), String> {
-    let (frames, _) = {
+    let frames = {
         let mut spool = s.spool.lock().unwrap();
         let read = spool.read_batch(below, s.config.batch_max_events, s.config.batch_max_bytes);
         report_damage(s, &mut spool);

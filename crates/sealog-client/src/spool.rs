@@ -91,6 +91,17 @@ enum Read {
 }
 
 impl SpoolFile {
+    fn new(path: PathBuf, file: File, size: u64, read_at: u64, first: u64) -> Self {
+        SpoolFile {
+            path,
+            file,
+            size,
+            read_at,
+            last_n: first,
+            skips: BTreeMap::new(),
+        }
+    }
+
     fn header_at(&self, at: u64) -> Option<(u64, u32, [u8; 8])> {
         if at + HEADER_BYTES > self.size {
             return None;
@@ -182,9 +193,6 @@ pub(crate) struct Spool {
     pub(crate) damage_found: u64,
 }
 
-/// Where a tentative read stands in each file.
-pub(crate) type Positions = BTreeMap<u64, u64>;
-
 impl Spool {
     /// Opens (creating) the spool in `dir`, taking its lock, and reads what it holds.
     pub(crate) fn open(dir: &Path, cap: u64, sync: SpoolSync) -> std::io::Result<Opened> {
@@ -218,17 +226,7 @@ impl Spool {
             let size = file.metadata()?.len();
             bytes += size;
             let read_at = cursor.get(&first).copied().unwrap_or(0).min(size);
-            files.insert(
-                first,
-                SpoolFile {
-                    path,
-                    file,
-                    size,
-                    read_at,
-                    last_n: first,
-                    skips: BTreeMap::new(),
-                },
-            );
+            files.insert(first, SpoolFile::new(path, file, size, read_at, first));
         }
         let mut spool = Spool {
             dir: dir.to_path_buf(),
@@ -323,17 +321,8 @@ impl Spool {
             .append(true)
             .create_new(true)
             .open(&path)?;
-        self.files.insert(
-            first,
-            SpoolFile {
-                path,
-                file,
-                size: 0,
-                read_at: 0,
-                last_n: first,
-                skips: BTreeMap::new(),
-            },
-        );
+        self.files
+            .insert(first, SpoolFile::new(path, file, 0, 0, first));
         self.tail = Some(first);
         Ok(())
     }
@@ -341,66 +330,64 @@ impl Spool {
     /// The emission number of the oldest event waiting, if any.
     pub(crate) fn head_n(&mut self) -> Option<u64> {
         self.drop_consumed();
-        let mut pos = self.positions();
-        self.peek_next(&mut pos).map(|(n, _, _, _)| n)
+        let keys: Vec<u64> = self.files.keys().copied().collect();
+        keys.into_iter()
+            .filter_map(|k| self.frame_from(k, self.files[&k].read_at))
+            .map(|(n, _, _)| n)
+            .min()
     }
 
-    pub(crate) fn positions(&self) -> Positions {
-        self.files.iter().map(|(k, f)| (*k, f.read_at)).collect()
-    }
-
-    /// The oldest event at `pos` across all files, without moving `pos`: its `n`, payload,
-    /// file and end offset. Damage on the way is stepped over (and counted once).
-    fn peek_next(&mut self, pos: &mut Positions) -> Option<(u64, Vec<u8>, u64, u64)> {
-        let mut best: Option<(u64, Vec<u8>, u64, u64)> = None;
-        for (k, f) in self.files.iter_mut() {
-            let at = pos.entry(*k).or_insert(f.read_at);
-            loop {
-                let (read, damaged) = f.read(*at);
-                self.damage_found += u64::from(damaged);
-                match read {
-                    Read::Skip(next) => {
-                        // Damage with nothing unreplayed before it is passed for good.
-                        if f.read_at == *at {
-                            f.read_at = next;
-                        }
-                        *at = next;
+    /// The first good frame of file `k` at or after `at`: its `n`, payload and end offset.
+    /// Damage on the way is stepped over (and counted once); damage with nothing unreplayed
+    /// before it is passed for good.
+    fn frame_from(&mut self, k: u64, mut at: u64) -> Option<(u64, Vec<u8>, u64)> {
+        let f = self.files.get_mut(&k)?;
+        loop {
+            let (read, damaged) = f.read(at);
+            self.damage_found += u64::from(damaged);
+            match read {
+                Read::Skip(next) => {
+                    if f.read_at == at {
+                        f.read_at = next;
                     }
-                    Read::End => break,
-                    Read::Frame(n, payload, end) => {
-                        if best.as_ref().is_none_or(|b| n < b.0) {
-                            best = Some((n, payload, *k, end));
-                        }
-                        break;
-                    }
+                    at = next;
                 }
+                Read::End => return None,
+                Read::Frame(n, payload, end) => return Some((n, payload, end)),
             }
         }
-        best
     }
 
     /// Up to `max_events` / `max_bytes` of the oldest events with `n` below `below`, in `n`
-    /// order, without consuming them.
+    /// order, without consuming them: the files' next frames merged, each file read again
+    /// only when its frame was taken.
     pub(crate) fn read_batch(
         &mut self,
         below: Option<u64>,
         max_events: usize,
         max_bytes: usize,
-    ) -> (Vec<Frame>, Positions) {
-        let mut pos = self.positions();
+    ) -> Vec<Frame> {
+        let keys: Vec<u64> = self.files.keys().copied().collect();
+        let mut heads: BTreeMap<u64, (u64, Vec<u8>, u64)> = keys
+            .into_iter()
+            .filter_map(|k| Some((k, self.frame_from(k, self.files[&k].read_at)?)))
+            .collect();
         let mut out = Vec::new();
         let mut bytes = 0;
         while out.len() < max_events {
-            let Some((n, payload, file, end)) = self.peek_next(&mut pos) else {
+            let Some(file) = heads.iter().min_by_key(|(_, h)| h.0).map(|(k, _)| *k) else {
                 break;
             };
+            let (n, payload, end) = heads.remove(&file).expect("the chosen head");
             if below.is_some_and(|b| n >= b)
                 || (!out.is_empty() && bytes + payload.len() > max_bytes)
             {
                 break;
             }
             bytes += payload.len() + 1;
-            pos.insert(file, end);
+            if let Some(next) = self.frame_from(file, end) {
+                heads.insert(file, next);
+            }
             out.push(Frame {
                 n,
                 payload,
@@ -408,10 +395,10 @@ impl Spool {
                 end,
             });
         }
-        (out, pos)
+        out
     }
 
-    /// Marks everything before `pos` replayed: remembered in `cursor`; files wholly replayed
+    /// Marks `frames` replayed: remembered in `cursor`; files wholly replayed
     /// are deleted.
     pub(crate) fn consume(&mut self, frames: &[Frame]) -> std::io::Result<()> {
         for f in frames {
@@ -475,7 +462,7 @@ mod tests {
     fn drain(s: &mut Spool) -> Vec<u64> {
         let mut all = Vec::new();
         loop {
-            let (frames, _) = s.read_batch(None, 3, usize::MAX);
+            let frames = s.read_batch(None, 3, usize::MAX);
             if frames.is_empty() {
                 return all;
             }
@@ -508,7 +495,7 @@ mod tests {
         {
             let mut s = open(d.path()).spool;
             s.append(&[(1, b"a"), (2, b"b"), (3, b"c")]).unwrap();
-            let (frames, _) = s.read_batch(None, 2, usize::MAX);
+            let frames = s.read_batch(None, 2, usize::MAX);
             s.consume(&frames).unwrap();
         }
         let o = open(d.path());

@@ -101,8 +101,10 @@ fn bulk(
 }
 
 pub(crate) fn run(a: &ClientArgs, durability_os: bool) -> anyhow::Result<std::process::ExitCode> {
-    let tmp = tempfile_dir(&a.dir)?;
-    let dir = tmp.0.clone();
+    let dir = a.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("sealog-bench-client-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let (server, key) = crate::bench_http::serve_with_key(
         &dir,
         sealog_server::keys::Role::Writer,
@@ -164,28 +166,8 @@ pub(crate) fn run(a: &ClientArgs, durability_os: bool) -> anyhow::Result<std::pr
                "failures": stats.failures})
     );
     drop(server);
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// The given directory, or a fresh one removed when the guard drops.
-struct Guard(PathBuf, bool);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.1 {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    if a.dir.is_none() {
+        std::fs::remove_dir_all(&dir)?;
     }
-}
-
-fn tempfile_dir(dir: &Option<PathBuf>) -> anyhow::Result<Guard> {
-    let (path, remove) = match dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("sealog-bench-client-{}", std::process::id())),
-            true,
-        ),
-    };
-    std::fs::create_dir_all(&path).with_context(|| path.display().to_string())?;
-    Ok(Guard(path, remove))
+    Ok(std::process::ExitCode::SUCCESS)
 }

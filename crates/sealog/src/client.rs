@@ -43,15 +43,11 @@ impl Remote {
     }
 }
 
-pub(crate) use sealog_client::{Client, Reply, encode};
+pub(crate) use sealog_client::{Client, encode};
 
 /// Percent-encodes a path segment.
 pub(crate) fn path_segment(s: &str) -> String {
     encode(s)
-}
-
-fn fail(reply: &Reply) -> anyhow::Error {
-    anyhow::anyhow!("the server answered {}: {}", reply.status, reply.message())
 }
 
 /// One group of `sealog append` against a server: one result per event, in order. Events
@@ -115,7 +111,7 @@ fn post_events(
         if reply.status == 400 || reply.status == 413 {
             bail!("input refused: {}", reply.message());
         }
-        return Err(fail(&reply));
+        return Err(reply.error().into());
     };
     anyhow::ensure!(
         results.len() == n,
@@ -140,7 +136,7 @@ pub(crate) fn get(client: &Client, id: &str, sealed: bool) -> anyhow::Result<Exi
             eprintln!("sealog: no record {id}");
             Ok(ExitCode::from(1))
         }
-        _ => Err(fail(&reply)),
+        _ => Err(reply.error().into()),
     }
 }
 
@@ -224,7 +220,7 @@ pub(crate) fn prove(client: &Client, p: &crate::tlog::Prove) -> anyhow::Result<E
         return Ok(ExitCode::from(1));
     }
     if reply.status != 200 {
-        return Err(fail(&reply));
+        return Err(reply.error().into());
     }
     let proof: Value = serde_json::from_slice(&reply.body).context("the server's proof")?;
     println!("{proof}");

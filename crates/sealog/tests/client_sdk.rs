@@ -78,11 +78,26 @@ fn writer_key(c: &Cli) -> String {
     c.create_key(&["writer"], None, None).0
 }
 
-#[test]
-fn a_stalled_then_killed_server_blocks_no_emit_and_loses_no_event() {
+/// A fresh data directory (undeclared types accepted) and a writer key for it.
+fn log_with_writer() -> (tempfile::TempDir, Cli, String) {
     let tmp = tempfile::tempdir().unwrap();
     let c = cli(&tmp.path().join("data"));
     let key = writer_key(&c);
+    (tmp, c, key)
+}
+
+/// An emitter with the tests' configuration.
+fn start_emitter(url: &str, key: &str, spool: &Path) -> Emitter {
+    Emitter::new(config(url, key, spool)).unwrap()
+}
+
+fn http_client(url: &str, key: &str) -> Client {
+    Client::new(url, Some(key), Some(Duration::from_secs(30))).unwrap()
+}
+
+#[test]
+fn a_stalled_then_killed_server_blocks_no_emit_and_loses_no_event() {
+    let (tmp, c, key) = log_with_writer();
     let server = serve(&c, "127.0.0.1:0");
     let addr: SocketAddr = server.addr;
     let mut cfg = config(&server.url(), &key, &tmp.path().join("spool"));
@@ -164,9 +179,7 @@ fn a_stalled_then_killed_server_blocks_no_emit_and_loses_no_event() {
 
 #[test]
 fn server_errors_and_throttling_get_one_retry_then_the_spool() {
-    let tmp = tempfile::tempdir().unwrap();
-    let c = cli(&tmp.path().join("data"));
-    let key = writer_key(&c);
+    let (tmp, c, key) = log_with_writer();
     let server = serve(&c, "127.0.0.1:0");
     for (k, status) in [500u16, 503, 429].into_iter().enumerate() {
         let proxy = FaultProxy::start(server.addr, Mode::Answer(status));
@@ -189,12 +202,7 @@ fn server_errors_and_throttling_get_one_retry_then_the_spool() {
         // The server answers again: a new emitter on the spool replays it.
         drop(emitter);
         proxy.set(Mode::Forward);
-        let emitter = Emitter::new(config(
-            &proxy.url(),
-            &key,
-            &tmp.path().join(format!("spool-{k}")),
-        ))
-        .unwrap();
+        let emitter = start_emitter(&proxy.url(), &key, &tmp.path().join(format!("spool-{k}")));
         assert!(emitter.flush(DEADLINE), "{status}: {:?}", emitter.stats());
         let s = emitter.close(DEADLINE);
         assert_eq!((s.replayed, s.appended), (10, 10), "{status}: {s:?}");
@@ -207,9 +215,7 @@ fn server_errors_and_throttling_get_one_retry_then_the_spool() {
 
 #[test]
 fn c4_ac_a5_replay_mode_sends_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let c = cli(&tmp.path().join("data"));
-    let key = writer_key(&c);
+    let (tmp, c, key) = log_with_writer();
     let server = serve(&c, "127.0.0.1:0");
     let proxy = FaultProxy::start(server.addr, Mode::Forward);
     let mut cfg = config(&proxy.url(), &key, &tmp.path().join("spool"));
@@ -237,12 +243,10 @@ fn c4_ac_a5_replay_mode_sends_nothing() {
 
 #[test]
 fn emit_durable_fails_closed_and_verifies_what_it_wrote() {
-    let tmp = tempfile::tempdir().unwrap();
-    let c = cli(&tmp.path().join("data"));
-    let key = writer_key(&c);
+    let (tmp, c, key) = log_with_writer();
 
     // The server is down: an error, and nothing claimed (not spooled either).
-    let emitter = Emitter::new(config(&dead_url(), &key, &tmp.path().join("spool-down"))).unwrap();
+    let emitter = start_emitter(&dead_url(), &key, &tmp.path().join("spool-down"));
     let err = emitter.emit_durable(event("must-not-pass")).wait(DEADLINE);
     assert!(matches!(err, Err(Error::Unavailable(_))), "{err:?}");
     let s = emitter.close(Duration::from_secs(5));
@@ -254,7 +258,7 @@ fn emit_durable_fails_closed_and_verifies_what_it_wrote() {
 
     // The server is up: the durable answer, then the writer key proves its record.
     let server = serve(&c, "127.0.0.1:0");
-    let emitter = Emitter::new(config(&server.url(), &key, &tmp.path().join("spool-up"))).unwrap();
+    let emitter = start_emitter(&server.url(), &key, &tmp.path().join("spool-up"));
     emitter.emit(event("first"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -281,7 +285,7 @@ fn emit_durable_fails_closed_and_verifies_what_it_wrote() {
         matches!(refused, Err(Error::Rejected { .. })),
         "{refused:?}"
     );
-    let client = Client::new(&server.url(), Some(&key), Some(Duration::from_secs(30))).unwrap();
+    let client = http_client(&server.url(), &key);
     let vkey = client.text("/checkpoint/key").unwrap();
     let verifier = LogVerifier::new(client.clone(), vkey.trim(), None).unwrap();
     let proved = verifier.verify_inclusion(&record_id).unwrap();
@@ -308,11 +312,9 @@ fn emit_durable_fails_closed_and_verifies_what_it_wrote() {
 
 #[test]
 fn a_damaged_spool_frame_is_skipped_and_reported_and_the_rest_replayed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let c = cli(&tmp.path().join("data"));
-    let key = writer_key(&c);
+    let (tmp, c, key) = log_with_writer();
     let spool = tmp.path().join("spool");
-    let emitter = Emitter::new(config(&dead_url(), &key, &spool)).unwrap();
+    let emitter = start_emitter(&dead_url(), &key, &spool);
     for i in 0..20 {
         emitter.emit(event(&format!("d-{i:02}")));
     }
@@ -337,7 +339,7 @@ fn a_damaged_spool_frame_is_skipped_and_reported_and_the_rest_replayed() {
     std::fs::write(&file, bytes).unwrap();
 
     let server = serve(&c, "127.0.0.1:0");
-    let emitter = Emitter::new(config(&server.url(), &key, &spool)).unwrap();
+    let emitter = start_emitter(&server.url(), &key, &spool);
     assert!(emitter.flush(DEADLINE));
     let s = emitter.close(DEADLINE);
     assert_eq!((s.spool_damaged, s.replayed), (1, 19), "{s:?}");
@@ -349,9 +351,7 @@ fn a_damaged_spool_frame_is_skipped_and_reported_and_the_rest_replayed() {
 
 #[test]
 fn a_correction_spooled_with_its_target_never_overtakes_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let c = cli(&tmp.path().join("data"));
-    let key = writer_key(&c);
+    let (tmp, c, key) = log_with_writer();
     let spool = tmp.path().join("spool");
     let server = serve(&c, "127.0.0.1:0");
     let proxy = FaultProxy::start(server.addr, Mode::Answer(503));
@@ -417,8 +417,8 @@ fn a_server_that_forks_its_log_is_caught() {
     a.ok(&["append", "-"], &only("a", 3));
     b.ok(&["append", "-"], &only("b", 3));
     let (sa, sb) = (serve(&a, "127.0.0.1:0"), serve(&b, "127.0.0.1:0"));
-    let client_a = Client::new(&sa.url(), Some(&key), Some(Duration::from_secs(30))).unwrap();
-    let client_b = Client::new(&sb.url(), Some(&key), Some(Duration::from_secs(30))).unwrap();
+    let client_a = http_client(&sa.url(), &key);
+    let client_b = http_client(&sb.url(), &key);
     let vkey = client_a.text("/checkpoint/key").unwrap();
     assert_eq!(
         vkey,
@@ -439,7 +439,7 @@ fn a_server_that_forks_its_log_is_caught() {
     drop(sb);
     b.ok(&["append", "-"], &only("b-more", 2));
     let sb = serve(&b, "127.0.0.1:0");
-    let client_b = Client::new(&sb.url(), Some(&key), Some(Duration::from_secs(30))).unwrap();
+    let client_b = http_client(&sb.url(), &key);
     let vb = LogVerifier::new(client_b, vkey.trim(), Some(&state)).unwrap();
     assert_eq!(
         vb.trusted(),
@@ -458,7 +458,7 @@ fn a_server_that_forks_its_log_is_caught() {
     drop(sa);
     a.ok(&["append", "-"], &only("a-more", 2));
     let sa = serve(&a, "127.0.0.1:0");
-    let client_a = Client::new(&sa.url(), Some(&key), Some(Duration::from_secs(30))).unwrap();
+    let client_a = http_client(&sa.url(), &key);
     let va = LogVerifier::new(client_a, vkey.trim(), Some(&state)).unwrap();
     assert_eq!(va.refresh().unwrap().size, trusted_size + 2);
     sa.stop();
@@ -475,7 +475,7 @@ fn cm_2_5_audit_failures_never_block_core_flows() {
     let key = writer_key(&c);
     let server = serve(&c, "127.0.0.1:0");
     let proxy = FaultProxy::start(server.addr, Mode::Answer(503));
-    let emitter = Emitter::new(config(&proxy.url(), &key, &tmp.path().join("spool"))).unwrap();
+    let emitter = start_emitter(&proxy.url(), &key, &tmp.path().join("spool"));
     let flow: Vec<Value> = sealog_testkit::events::examples()
         .into_iter()
         .filter(|e| {
@@ -513,7 +513,7 @@ fn cm_2_5_audit_failures_never_block_core_flows() {
 #[test]
 fn c4_ac_a6_audit_failure_is_non_blocking() {
     let tmp = tempfile::tempdir().unwrap();
-    let emitter = Emitter::new(config(&dead_url(), "k", &tmp.path().join("spool"))).unwrap();
+    let emitter = start_emitter(&dead_url(), "k", &tmp.path().join("spool"));
     let decision = sealog_testkit::events::example("coordination.decision");
     let mut decisions = 0;
     for i in 0..1_000 {

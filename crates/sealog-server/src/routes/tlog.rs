@@ -81,19 +81,15 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
     let principal = ctx.principal.clone();
     blocking(move || {
         let store = &ledger;
-        let named = by_id.as_ref().map(ToString::to_string);
-        let seq = match (seq, &by_id) {
-            (Some(seq), _) => seq,
-            (None, Some(id)) => store.seq_of(id)?.ok_or_else(|| {
-                ApiError::not_found(format!("no record {}", named.as_deref().unwrap_or("")))
-            })?,
-            (None, None) => unreachable!("one of seq and record_id, checked above"),
+        let no_record =
+            |named: &dyn std::fmt::Display| ApiError::not_found(format!("no record {named}"));
+        let seq = match (&by_id, seq) {
+            (Some(id), _) => store.seq_of(id)?.ok_or_else(|| no_record(id))?,
+            (None, seq) => seq.expect("one of seq and record_id, checked above"),
         };
-        let not_found = || {
-            ApiError::not_found(format!(
-                "no record {}",
-                named.clone().unwrap_or_else(|| seq.to_string())
-            ))
+        let not_found = || match &by_id {
+            Some(id) => no_record(id),
+            None => no_record(&seq),
         };
         let mut served = None;
         // A pruned record's stub keeps its leaf but not whose it was: only a key of every
