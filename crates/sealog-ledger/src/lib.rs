@@ -45,7 +45,7 @@ use sealog_store::{Entry, LogRead, LogWrite, Outcome, Store, WithLeaf};
 
 pub use holds::{HOLD_PLACED_TYPE, HOLD_RELEASED_TYPE, Hold, HoldAct, HoldError, HoldScope};
 pub use log_key::{KeyRotation, LOG_KEY_ROTATED_TYPE};
-pub use own::Act;
+pub use own::{Act, OwnResult};
 pub use personal::{EraseError, Erased, Erasure, LEGAL_ERASURE_TYPE, PAYLOAD_DELETED_TYPE};
 pub use prepare::{Prepared, RESERVED_TYPE_PREFIXES};
 pub use privacy::Sight;

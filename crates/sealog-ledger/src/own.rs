@@ -8,6 +8,9 @@ use sealog_store::LIMIT_MAX;
 
 use crate::{Author, Error, IngestResult, Ledger, Query, RecordId};
 
+/// One of Sealog's own records appended, or why its pack refused it.
+pub type OwnResult = Result<(u64, RecordId), String>;
+
 /// Who asked, when, and through what.
 #[derive(Debug, Clone)]
 pub struct Act<'a> {
@@ -22,38 +25,57 @@ pub struct Act<'a> {
 impl Ledger {
     /// Appends one of Sealog's own records and waits until it is durable; `Err(why)` inside
     /// when its pack refused it.
-    pub(crate) fn append_own(
+    pub fn append_own(
         &self,
         id: String,
         event_type: &str,
         act: &Act<'_>,
         tenant: Option<&str>,
         data: Value,
-    ) -> Result<Result<(u64, RecordId), String>, Error> {
-        let mut event = json!({
-            "specversion": "1.0",
-            "id": id,
-            "source": act.source,
-            "type": event_type,
-            "time": act.time,
-            "actor": act.actor,
-            "data": data,
-        });
-        if let Some(t) = tenant {
-            event["tenant"] = json!(t);
-        }
-        let prepared = self.prepare_value(&event, &Author::Sealog);
-        Ok(
-            match self
-                .commit(vec![prepared])?
-                .pop()
-                .expect("one result per event")
-            {
+    ) -> Result<OwnResult, Error> {
+        Ok(self
+            .append_own_many(
+                act,
+                vec![(id, event_type.to_string(), tenant.map(str::to_string), data)],
+            )?
+            .pop()
+            .expect("one result per event"))
+    }
+
+    /// Appends several of Sealog's own records (id, type, tenant, data) by one act in one
+    /// group, and waits until they are durable: one result each, in order.
+    pub fn append_own_many(
+        &self,
+        act: &Act<'_>,
+        records: Vec<(String, String, Option<String>, Value)>,
+    ) -> Result<Vec<OwnResult>, Error> {
+        let prepared = records
+            .into_iter()
+            .map(|(id, event_type, tenant, data)| {
+                let mut event = json!({
+                    "specversion": "1.0",
+                    "id": id,
+                    "source": act.source,
+                    "type": event_type,
+                    "time": act.time,
+                    "actor": act.actor,
+                    "data": data,
+                });
+                if let Some(t) = tenant {
+                    event["tenant"] = json!(t);
+                }
+                self.prepare_value(&event, &Author::Sealog)
+            })
+            .collect();
+        Ok(self
+            .commit(prepared)?
+            .into_iter()
+            .map(|r| match r {
                 IngestResult::Appended { seq, record_id }
                 | IngestResult::Duplicate { seq, record_id } => Ok((seq, record_id)),
                 other => Err(other.to_json().to_string()),
-            },
-        )
+            })
+            .collect())
     }
 
     /// Every record of one of Sealog's own types, oldest first, parsed.

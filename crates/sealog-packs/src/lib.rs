@@ -9,6 +9,7 @@
 pub mod axes;
 mod builtin;
 mod check;
+mod consistency;
 mod derive;
 mod error;
 mod manifest;
@@ -26,6 +27,10 @@ use sealog_model::Envelope;
 use sealog_model::json::Json;
 use serde_json::Value;
 
+pub use consistency::{
+    ANOMALY_KINDS, CheckKind, CheckRule, Criticality, CriticalityBy, Done, FieldPointer,
+    ReconcileSide, Resolve,
+};
 pub use error::PackError;
 pub use reason::{Quarantine, ReasonCode, Violation};
 pub use rules::{DEFAULT_RETENTION, Retention};
@@ -46,6 +51,8 @@ struct Inner {
     /// Each pack's manifest text, by pack name: what derivation depends on.
     manifests: Vec<(String, String)>,
     personal_axes: BTreeSet<String>,
+    /// Every pack's consistency rules, in load order.
+    checks: Vec<Arc<CheckRule>>,
 }
 
 impl std::fmt::Debug for Packs {
@@ -68,6 +75,7 @@ impl Packs {
                     types: HashMap::new(),
                     manifests: Vec::new(),
                     personal_axes: BTreeSet::new(),
+                    checks: Vec::new(),
                 };
                 for pack in builtin::PACKS {
                     let read = |name: &str| pack.file(name);
@@ -92,6 +100,7 @@ impl Packs {
             types: builtin.inner.types.clone(),
             manifests: builtin.inner.manifests.clone(),
             personal_axes: builtin.inner.personal_axes.clone(),
+            checks: builtin.inner.checks.clone(),
         };
         for dir in user_pack_dirs {
             let label = dir.display().to_string();
@@ -213,6 +222,29 @@ impl Packs {
         state::fold(self, records)
     }
 
+    /// Every pack's consistency rules, in load order.
+    pub fn checks(&self) -> &[Arc<CheckRule>] {
+        &self.inner.checks
+    }
+
+    /// The state fields a type's records set (its pack's `state.set`), for rules that read
+    /// a subject's state.
+    pub fn state_fields(&self, event_type: &str) -> Vec<&str> {
+        self.rules(event_type)
+            .map(|r| r.state.set.iter().map(|(f, _)| f.as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The state field a type's `state.set` fills from the pointer spelt `pointer`.
+    pub fn state_field_of(&self, event_type: &str, pointer: &str) -> Option<&str> {
+        self.rules(event_type)?
+            .state
+            .set
+            .iter()
+            .find(|(_, p)| p.text == pointer)
+            .map(|(f, _)| f.as_str())
+    }
+
     /// Every declared axis as (pack, event type, axis name), sorted and without repeats.
     pub fn axes(&self) -> Vec<(String, String, String)> {
         let mut out: Vec<_> = self
@@ -307,7 +339,11 @@ impl Packs {
 impl Inner {
     fn add(
         &mut self,
-        (pack, types): (String, Vec<TypeRules>),
+        rules::Compiled {
+            pack,
+            types,
+            checks,
+        }: rules::Compiled,
         label: &str,
         manifest: &str,
     ) -> Result<(), PackError> {
@@ -339,6 +375,18 @@ impl Inner {
             }
             self.types.insert(rules.name.clone(), Arc::new(rules));
         }
+        if let Some(c) = checks
+            .iter()
+            .find(|c| self.checks.iter().any(|o| o.name == c.name))
+        {
+            return Err(PackError::new(
+                &pack,
+                "manifest.json",
+                "checks",
+                format!("rule \"{}\" is already declared by another pack", c.name),
+            ));
+        }
+        self.checks.extend(checks.into_iter().map(Arc::new));
         self.manifests.push((pack.clone(), manifest.to_string()));
         self.packs.push((pack, names));
         Ok(())

@@ -22,6 +22,81 @@ pub(crate) struct Manifest {
     #[serde(default)]
     pub(crate) quarantine_retention: Option<String>,
     pub(crate) types: BTreeMap<String, TypeDecl>,
+    /// Consistency rules over the records of its types (`sealog check`).
+    #[serde(default)]
+    pub(crate) checks: Vec<CheckDecl>,
+}
+
+/// One consistency rule as a manifest spells it. Which members a rule may carry depends on
+/// its `kind`; the compiler refuses the others, so a rule never silently ignores a member.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckDecl {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) criticality: String,
+    pub(crate) message: String,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+    #[serde(default)]
+    pub(crate) types: Vec<String>,
+    #[serde(default)]
+    pub(crate) anomalies: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) pointers: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) targets: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) edges: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) axis: Option<String>,
+    #[serde(default)]
+    pub(crate) key: Option<String>,
+    #[serde(default)]
+    pub(crate) value: Option<String>,
+    #[serde(default)]
+    pub(crate) within: Option<String>,
+    #[serde(default)]
+    pub(crate) threshold: Option<u64>,
+    #[serde(default)]
+    pub(crate) percent: Option<f64>,
+    #[serde(default)]
+    pub(crate) done: Option<DoneDecl>,
+    #[serde(default)]
+    pub(crate) criticality_by: Option<CriticalityBy>,
+    #[serde(default)]
+    pub(crate) resolve: Option<ResolveDecl>,
+    #[serde(default)]
+    pub(crate) side: Option<String>,
+}
+
+/// When an obligation counts as met: a field of the subject's state equals a value, or
+/// holds any value at all.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DoneDecl {
+    pub(crate) field: String,
+    #[serde(default)]
+    pub(crate) equals: Option<Value>,
+}
+
+/// A finding's criticality from a field of the subjects' state (the highest wins).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CriticalityBy {
+    pub(crate) field: String,
+    pub(crate) values: BTreeMap<String, String>,
+}
+
+/// Seed 003 §5.3's automatic resolution: higher authority, then more recent, then human over
+/// agent, else escalate; the loser is marked by a relationship record from this template.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResolveDecl {
+    pub(crate) authority: String,
+    pub(crate) authority_order: Vec<String>,
+    pub(crate) principal_type: String,
+    pub(crate) superseded_by: Value,
 }
 
 #[derive(Debug, Deserialize)]

@@ -121,7 +121,7 @@ pub(crate) fn compile_pack(
     label: &str,
     manifest_text: &str,
     read: ReadFile<'_>,
-) -> Result<(String, Vec<TypeRules>), PackError> {
+) -> Result<Compiled, PackError> {
     let manifest: Manifest = serde_json::from_str(manifest_text)
         .map_err(|e| PackError::new(label, MANIFEST, json_location(&e), json_message(&e)))?;
     let pack = manifest.pack.clone();
@@ -178,7 +178,27 @@ pub(crate) fn compile_pack(
             })?,
         );
     }
-    Ok((pack, types))
+    let axes_of = |t: &str| -> Vec<String> {
+        types
+            .iter()
+            .find(|r| r.name == t)
+            .map(|r| r.axes.iter().map(|a| a.name.clone()).collect())
+            .unwrap_or_default()
+    };
+    let checks = crate::consistency::compile(&pack, &manifest, &axes_of)
+        .map_err(|(at, msg)| err(at, msg))?;
+    Ok(Compiled {
+        pack,
+        types,
+        checks,
+    })
+}
+
+/// One pack, compiled.
+pub(crate) struct Compiled {
+    pub(crate) pack: String,
+    pub(crate) types: Vec<TypeRules>,
+    pub(crate) checks: Vec<crate::consistency::CheckRule>,
 }
 
 enum Located {

@@ -53,15 +53,19 @@ pub(crate) fn fold(packs: &Packs, records: &[Value]) -> Value {
         let ty = record.get("type").and_then(Value::as_str).unwrap_or("");
         let rules = packs.rules(ty);
         let op = rules.map_or(Op::Observe, |r| r.state.op);
-        let mut anomaly = |message: String| {
+        let mut anomaly = |kind: &str, message: String| {
             let mut m = citation(record);
             m.remove("actor");
             m.remove("time");
+            m.insert("kind".into(), Value::String(kind.into()));
             m.insert("message".into(), Value::String(message));
             anomalies.push(Value::Object(m));
         };
         if rules.is_none() {
-            anomaly(format!("type \"{ty}\" is not declared by any loaded pack"));
+            anomaly(
+                "undeclared",
+                format!("type \"{ty}\" is not declared by any loaded pack"),
+            );
         }
         let mut entry = citation(record);
         entry.insert("type".into(), Value::String(ty.into()));
@@ -74,19 +78,35 @@ pub(crate) fn fold(packs: &Packs, records: &[Value]) -> Value {
             let actual = state.get(field);
             if expected != actual {
                 let show = |v: Option<&Value>| v.and_then(Node::text).unwrap_or("nothing".into());
-                anomaly(format!(
-                    "expects {field} = {} (from {}) but the state holds {}",
-                    show(expected),
-                    pointer.text,
-                    show(actual)
-                ));
+                // An expectation unmet because there is nothing to meet it is about the
+                // subject's existence, not its value.
+                let kind = match status {
+                    Status::Active => "expect",
+                    Status::Deleted => "deleted",
+                    Status::Absent | Status::Observed if actual.is_none() => "unknown",
+                    Status::Absent | Status::Observed => "expect",
+                };
+                anomaly(
+                    kind,
+                    format!(
+                        "expects {field} = {} (from {}) but the state holds {}",
+                        show(expected),
+                        pointer.text,
+                        show(actual)
+                    ),
+                );
             }
         }
         match (op, status) {
-            (Op::Create, Status::Active) => anomaly("created while already active".into()),
-            (Op::Update, Status::Deleted) => anomaly("updated after its deletion".into()),
+            (Op::Create, Status::Active) => {
+                anomaly("recreated", "created while already active".into())
+            }
+            (Op::Update, Status::Deleted) => {
+                anomaly("deleted", "updated after its deletion".into())
+            }
+            (Op::Delete, Status::Deleted) => anomaly("deleted", "deleted while deleted".into()),
             (Op::Delete, s) if s != Status::Active => {
-                anomaly(format!("deleted while {}", s.as_str()))
+                anomaly("unknown", format!("deleted while {}", s.as_str()))
             }
             _ => {}
         }

@@ -311,3 +311,110 @@ fn a_missing_manifest_names_the_directory() {
     assert_eq!(e.file, "manifest.json");
     assert!(e.pack.contains(&tmp.path().display().to_string()), "{e}");
 }
+
+fn with_check(check: Value) -> Value {
+    let mut m = manifest(good());
+    m["checks"] = json!([check]);
+    m
+}
+
+#[test]
+fn a_user_packs_check_rules_load_and_a_bad_one_is_located() {
+    let rule = json!({"name": "acme.lost", "kind": "state", "criticality": "high",
+        "message": "lost", "types": ["acme.thing"], "anomalies": ["expect"]});
+    let packs = load(&with_check(rule.clone()), SCHEMA).unwrap();
+    let r = packs
+        .checks()
+        .iter()
+        .find(|r| r.name == "acme.lost")
+        .unwrap();
+    assert_eq!(
+        (r.pack.as_str(), r.criticality.as_str(), r.kind.name()),
+        ("acme", "high", "state")
+    );
+    assert!(
+        packs
+            .checks()
+            .iter()
+            .any(|r| r.name == "knowledge.contradiction")
+    );
+    let bad = |patch: Value, at: &str, words: &str| {
+        let mut r = rule.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                r.as_object_mut().unwrap().remove(k);
+            } else {
+                r[k] = v.clone();
+            }
+        }
+        expect_error(with_check(r), SCHEMA, "manifest.json", at, words);
+    };
+    bad(
+        json!({"kind": "vibes"}),
+        "checks[0].kind",
+        "not a rule kind",
+    );
+    bad(
+        json!({"criticality": "severe"}),
+        "checks[0].criticality",
+        "not a criticality",
+    );
+    bad(
+        json!({"types": ["other.thing"]}),
+        "checks[0].types",
+        "not declared by this pack",
+    );
+    bad(json!({"name": "other.lost"}), "checks[0].name", "namespace");
+    bad(
+        json!({"anomalies": ["weird"]}),
+        "checks[0].anomalies",
+        "not an anomaly kind",
+    );
+    bad(
+        json!({"within": "P1D"}),
+        "checks[0].within",
+        "does not take",
+    );
+    bad(
+        json!({"message": " "}),
+        "checks[0].message",
+        "says what it found",
+    );
+    bad(
+        json!({"kind": "stale", "anomalies": null, "within": "P1M"}),
+        "checks[0].within",
+        "fixed duration",
+    );
+    bad(
+        json!({"kind": "deadline", "anomalies": null, "within": "P1D"}),
+        "checks[0].done",
+        "says when it is met",
+    );
+    bad(
+        json!({"kind": "contradiction", "anomalies": null, "axis": "nope", "key": "n", "value": "n"}),
+        "checks[0].axis",
+        "must be an axis",
+    );
+    bad(
+        json!({"kind": "denied_burst", "anomalies": null, "types": null, "within": "PT5M", "threshold": 1}),
+        "checks[0].threshold",
+        "at least 2",
+    );
+    let mut twice = manifest(good());
+    twice["checks"] = json!([rule.clone(), rule]);
+    expect_error(
+        twice,
+        SCHEMA,
+        "manifest.json",
+        "checks[1].name",
+        "declared twice",
+    );
+    let mut unknown = with_check(json!({}));
+    unknown["checks"][0] = json!({"name": "acme.x", "kind": "state", "criticality": "low",
+        "message": "m", "types": ["acme.thing"], "anomalies": ["expect"], "severity": 3});
+    let e = load(&unknown, SCHEMA).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown field `severity`") && e.contains("line"),
+        "{e}"
+    );
+}

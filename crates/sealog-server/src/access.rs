@@ -18,6 +18,14 @@ use crate::error::ApiError;
 use crate::keys::KeyRecord;
 use crate::state::AppState;
 
+/// Most data subjects an access record names: a read of more is named by its first ones and
+/// its count (the burst rules measure reads spread across reads, not one bulk read).
+pub(crate) const DATA_SUBJECTS_MAX: usize = 1000;
+
+/// The client's address, as the connection's acceptor saw it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub std::net::IpAddr);
+
 /// The `source` of every record the server writes about itself.
 pub(crate) const SOURCE: &str = "sealog-server";
 /// Longest text copied from a request into an access record.
@@ -32,6 +40,8 @@ pub(crate) struct Access {
     /// Records returned, for reads that return several.
     pub count: Option<usize>,
     pub message: Option<String>,
+    /// Pseudonyms of the data subjects whose records a read returned.
+    pub data_subjects: Vec<String>,
 }
 
 impl Access {
@@ -48,6 +58,7 @@ impl Access {
                 status: 200,
                 count,
                 message: None,
+                data_subjects: Vec::new(),
             },
             Err(e) => Access {
                 action: action.name().into(),
@@ -56,6 +67,7 @@ impl Access {
                 status: e.status.as_u16(),
                 count: None,
                 message: Some(e.message.clone()),
+                data_subjects: Vec::new(),
             },
         }
     }
@@ -96,7 +108,7 @@ impl AppState {
     pub(crate) async fn record_access(
         &self,
         principal: Option<&Principal>,
-        key_id_hint: Option<&str>,
+        (key_id_hint, peer): (Option<&str>, Option<std::net::IpAddr>),
         request_id: &str,
         access: Access,
     ) -> Result<(), ApiError> {
@@ -127,6 +139,12 @@ impl AppState {
         }
         if let Some(k) = key_id_hint {
             event["data"]["presented_key_id"] = json!(k);
+        }
+        if let Some(ip) = peer {
+            event["data"]["source_address"] = json!(ip.to_string());
+        }
+        if !access.data_subjects.is_empty() {
+            event["data"]["data_subjects"] = json!(access.data_subjects);
         }
         metrics::counter!("sealog_access_records_total", "outcome" => access.outcome).increment(1);
         self.record_own(vec![event]).await

@@ -64,6 +64,9 @@ pub enum Action {
     HoldsList,
     RetentionStatus,
     RetentionApply,
+    ConflictsList,
+    ConflictsResolve,
+    ChecksRun,
 }
 
 impl Action {
@@ -92,6 +95,9 @@ impl Action {
             Action::HoldsList => "holds.list",
             Action::RetentionStatus => "retention.status",
             Action::RetentionApply => "retention.apply",
+            Action::ConflictsList => "conflicts.list",
+            Action::ConflictsResolve => "conflicts.resolve",
+            Action::ChecksRun => "checks.run",
         }
     }
 
@@ -121,6 +127,10 @@ impl Action {
             | Action::RetentionStatus
             | Action::RetentionApply => &[],
             Action::HoldsList => &[Auditor],
+            // Seed 003 §5.3: a reviewer settles what the checks found; running them is an
+            // operator's.
+            Action::ConflictsList | Action::ConflictsResolve => &[Auditor],
+            Action::ChecksRun => &[],
         }
     }
 
@@ -133,6 +143,7 @@ impl Action {
                 | Action::Metrics
                 | Action::RetentionStatus
                 | Action::RetentionApply
+                | Action::ChecksRun
         )
     }
 }

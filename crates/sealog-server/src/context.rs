@@ -142,6 +142,8 @@ pub(crate) struct Ctx {
     pub state: Arc<AppState>,
     pub principal: Principal,
     pub request_id: String,
+    /// The client's address, when the request came over a connection.
+    pub peer: Option<std::net::IpAddr>,
     /// Holds one of the key's in-flight slots until the request ends.
     _slot: Slot,
 }
@@ -193,6 +195,7 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
             .headers
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes);
+        let peer = parts.extensions.get::<crate::access::Peer>().map(|p| p.0);
         let authenticated = state.keys.authenticate(header);
         // A key change seen by this request is in the log before the request is served.
         if state.keys.generation() != state.keys_recorded_generation.load(Ordering::Acquire) {
@@ -204,6 +207,7 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
                 state: state.clone(),
                 principal,
                 request_id,
+                peer,
             }),
             Err(f) => {
                 metrics::counter!("sealog_auth_failures_total").increment(1);
@@ -215,9 +219,10 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
                     status: 401,
                     count: None,
                     message: Some(f.message.to_string()),
+                    data_subjects: Vec::new(),
                 };
                 state
-                    .record_access(None, f.key_id.as_deref(), &request_id, access)
+                    .record_access(None, (f.key_id.as_deref(), peer), &request_id, access)
                     .await?;
                 Err(err)
             }
@@ -247,7 +252,12 @@ impl Ctx {
 
     pub(crate) async fn record(&self, access: Access) -> Result<(), ApiError> {
         self.state
-            .record_access(Some(&self.principal), None, &self.request_id, access)
+            .record_access(
+                Some(&self.principal),
+                (None, self.peer),
+                &self.request_id,
+                access,
+            )
             .await
     }
 

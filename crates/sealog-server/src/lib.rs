@@ -11,6 +11,7 @@ mod access;
 mod aside;
 mod auth;
 mod budget;
+mod checks;
 mod context;
 mod error;
 mod exports;
@@ -28,6 +29,7 @@ mod streams;
 pub mod witness;
 
 pub use auth::Principal;
+pub use checks::CheckConfig;
 pub use exports::ExportConfig;
 pub use logging::{LogFormat, init_logging};
 pub use openapi::document_json as openapi_json;

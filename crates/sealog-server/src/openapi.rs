@@ -16,7 +16,8 @@ use utoipa_axum::routes;
 
 use crate::keys::Role;
 use crate::routes::{
-    erasures, events, exports, holds, keys, ops, quarantine, records, retention, subjects, tlog,
+    conflicts, erasures, events, exports, holds, keys, ops, quarantine, records, retention,
+    subjects, tlog,
 };
 use crate::state::AppState;
 
@@ -215,6 +216,7 @@ impl Modify for BearerAuth {
         (name = "tlog", description = "C2SP tlog-checkpoint and tlog-tiles"),
         (name = "keys", description = "API keys (admin)"),
         (name = "exports", description = "Deterministic, self-proving exports and evidence bundles (auditor, admin; a subject key of its own records)"),
+        (name = "checks", description = "Consistency checks and the conflicts they found (auditor, admin)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -248,6 +250,9 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(holds::release))
         .routes(routes!(retention::status))
         .routes(routes!(retention::apply))
+        .routes(routes!(conflicts::list))
+        .routes(routes!(conflicts::resolve))
+        .routes(routes!(conflicts::run_checks))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::openapi))

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub retention_every: Option<Duration>,
     /// Witnesses each new checkpoint is submitted to, and how many cosignatures make it final.
     pub witnesses: crate::witness::WitnessConfig,
+    /// Consistency checks: their schedule and alerts.
+    pub checks: crate::checks::CheckConfig,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +77,7 @@ impl Default for ServerConfig {
             exports: Default::default(),
             retention_every: None,
             witnesses: Default::default(),
+            checks: Default::default(),
         }
     }
 }
@@ -181,6 +184,7 @@ impl App {
             inflight: Default::default(),
             key_inflight_max: config.key_inflight_max,
             streams: Default::default(),
+            checks: crate::checks::Checks::new(config.checks.clone()),
         });
         let (router, _) = crate::openapi::api(config.public_metrics);
         let router = router
@@ -277,6 +281,10 @@ impl Server {
         let retention = config
             .retention_every
             .map(|every| tokio::spawn(apply_retention(state.clone(), every)));
+        let checking = config
+            .checks
+            .every
+            .map(|every| tokio::spawn(crate::checks::schedule(state.clone(), every)));
         let witnessing = match &state.witness {
             Some(status) => crate::witness::run_submitter(
                 state.witness_config.clone(),
@@ -289,7 +297,7 @@ impl Server {
         let slots = Arc::new(Semaphore::new(config.connections_max));
         tokio::pin!(shutdown);
         loop {
-            let (stream, _peer) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
@@ -306,7 +314,11 @@ impl Server {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(router.clone());
+            let service = TowerToHyperService::new(
+                router
+                    .clone()
+                    .layer(axum::Extension(crate::access::Peer(peer.ip()))),
+            );
             let mut http = http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(config.header_timeout)
@@ -344,6 +356,10 @@ impl Server {
         if let Some(r) = retention {
             r.abort();
             let _ = r.await;
+        }
+        if let Some(c) = checking {
+            c.abort();
+            let _ = c.await;
         }
         for w in witnessing {
             w.abort();

@@ -66,6 +66,7 @@ pub(crate) struct AppState {
     pub(crate) key_inflight_max: usize,
     /// Ordered append streams (`Sealog-Stream`).
     pub(crate) streams: crate::streams::Streams,
+    pub(crate) checks: crate::checks::Checks,
     /// The key ring generation `keys_recorded` reflects.
     pub(crate) keys_recorded_generation: std::sync::atomic::AtomicU64,
 }

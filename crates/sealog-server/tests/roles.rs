@@ -186,6 +186,17 @@ fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
             Some(r#"{"dry_run":true}"#),
             UNSCOPED_ADMINS,
         ),
+        ("GET", "/v1/conflicts".into(), None, AUDITORS),
+        ("GET", "/v1/conflicts?status=open".into(), None, AUDITORS),
+        // No such conflict: an auditor is answered 404, everyone else refused first.
+        (
+            "POST",
+            "/v1/conflicts/cf-none/resolve".into(),
+            Some(r#"{"resolution":"dismissed","reason":"not one"}"#),
+            AUDITORS,
+        ),
+        // Checks read every tenant's records: an admin of every tenant only.
+        ("POST", "/v1/checks".into(), Some("{}"), UNSCOPED_ADMINS),
         ("GET", "/healthz".into(), None, EVERYONE),
         ("GET", "/readyz".into(), None, EVERYONE),
         ("GET", "/openapi.json".into(), None, EVERYONE),

@@ -6,8 +6,10 @@
 mod access;
 mod append;
 mod bench;
+mod bench_check;
 mod bench_client;
 mod bench_http;
+mod check;
 mod client;
 mod demo;
 mod erase;
@@ -114,6 +116,11 @@ enum Command {
     /// Erase a data subject: destroy their key, so their personal fields read as erased
     /// while every record and proof stays (admin; with --url, through the server).
     Erase(erase::Args),
+    /// Consistency checks: integrity against the signed checkpoints and every pack's rules;
+    /// findings as NDJSON, new ones recorded as conflicts (with --url, run by the server).
+    Check(Box<check::Args>),
+    /// The conflicts the checks found, as NDJSON; `resolve ID` settles one.
+    Conflicts(check::ConflictsArgs),
     /// Legal holds: a tenant or a data subject kept from erasure while a matter is open
     /// (admin; with --url, through the server).
     #[command(subcommand)]
@@ -142,6 +149,9 @@ enum BenchCmd {
     /// The Rust client against the real server: emit() latency, one emitter's throughput, and
     /// the server's bulk HTTP ingest of the same events beside it.
     Client(bench_client::ClientArgs),
+    /// Consistency checks over a store of the built-in packs' records: a full run, then an
+    /// incremental one over what was added since, in records per second.
+    Check(bench_check::CheckArgs),
     #[command(flatten)]
     Store(bench::Bench),
 }
@@ -284,6 +294,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(k) => keys::run(&cli.data, k),
         Command::Erase(a) => erase::run(&open(&cli)?, a),
         Command::Hold(h) => hold::run(&open(&cli)?, h),
+        Command::Check(a) => check::run(&open(&cli)?, a),
+        Command::Conflicts(a) if a.writes() => {
+            check::conflicts(|| Ok(access::Reader::recording(open(&cli)?)), a)
+        }
+        Command::Conflicts(a) => check::conflicts(|| open_to_read(&cli), a),
         Command::Retention(r) => retention::run(&open(&cli)?, r),
         Command::Witness(w) => witness::run(w),
         Command::Demo => demo::run(&open(&cli)?),
@@ -291,6 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCmd::Client(a)) => {
             bench_client::run(a, durability(&cli) == Durability::Os)
         }
+        Command::Bench(BenchCmd::Check(a)) => bench_check::run(a, durability(&cli)),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
     }
 }
@@ -331,6 +347,10 @@ fn run_remote(cli: &Cli) -> anyhow::Result<Option<ExitCode>> {
         }
         Command::Erase(a) if a.remote.url.is_some() => erase::run_client(&a.remote.client()?, a)?,
         Command::Hold(h) if h.remote().url.is_some() => hold::run_client(&h.remote().client()?, h)?,
+        Command::Check(a) if a.remote.url.is_some() => check::run_client(&a.remote.client()?, a)?,
+        Command::Conflicts(a) if a.remote().url.is_some() => {
+            check::conflicts_client(&a.remote().client()?, a)?
+        }
         Command::Retention(r) if r.remote().url.is_some() => {
             retention::run_client(&r.remote().client()?, r)?
         }

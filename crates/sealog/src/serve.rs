@@ -81,6 +81,17 @@ pub(crate) struct Args {
     /// witness given).
     #[arg(long, value_name = "N")]
     witness_quorum: Option<usize>,
+    /// Run the consistency checks this often (ISO 8601 duration: `PT1H`, `PT15M`), or `off`;
+    /// the first run is one period after the start.
+    #[arg(long, value_name = "DURATION", default_value = "PT1H")]
+    check_every: String,
+    /// POST an alert (JSON) here for each new finding at or above --alert-on; each delivery,
+    /// retried, is recorded.
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
+    /// The lowest criticality alerted: critical, high, medium, low or info.
+    #[arg(long, value_name = "CRITICALITY", default_value = "high")]
+    alert_on: String,
 }
 
 fn witnesses(a: &Args) -> anyhow::Result<sealog_server::witness::WitnessConfig> {
@@ -96,16 +107,36 @@ fn witnesses(a: &Args) -> anyhow::Result<sealog_server::witness::WitnessConfig> 
 }
 
 /// A schedule's period: days and seconds only, since a month has no fixed length.
-fn every(text: &str) -> anyhow::Result<Duration> {
-    let p = sealog_model::time::Period::parse(text).map_err(anyhow::Error::msg)?;
+fn every(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    let p =
+        sealog_model::time::Period::parse(text).map_err(|m| anyhow::anyhow!("--{flag}: {m}"))?;
     if p.months != 0 {
-        anyhow::bail!("--retention-every {text}: give days, hours, minutes or seconds (P1D, PT6H)");
+        anyhow::bail!("--{flag} {text}: give days, hours, minutes or seconds (P1D, PT6H)");
     }
     let secs = u64::from(p.days) * 86_400 + p.seconds;
     if secs == 0 {
-        anyhow::bail!("--retention-every {text}: must be longer than zero");
+        anyhow::bail!("--{flag} {text}: must be longer than zero");
     }
     Ok(Duration::from_secs(secs))
+}
+
+fn checks(a: &Args) -> anyhow::Result<sealog_server::CheckConfig> {
+    let alert_on = sealog_check::Criticality::parse(&a.alert_on)
+        .map_err(|m| anyhow::anyhow!("--alert-on: {m}"))?;
+    if let Some(url) = &a.alert_webhook
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        anyhow::bail!("--alert-webhook {url}: give an http:// or https:// URL");
+    }
+    Ok(sealog_server::CheckConfig {
+        every: match a.check_every.as_str() {
+            "off" => None,
+            text => Some(every("check-every", text)?),
+        },
+        webhook: a.alert_webhook.clone(),
+        alert_on,
+        ..Default::default()
+    })
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -154,7 +185,12 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
             background_above: a.export_background_above,
             ttl: secs(a.export_ttl_hours * 3600.0, "export-ttl-hours")?,
         },
-        retention_every: a.retention_every.as_deref().map(every).transpose()?,
+        retention_every: a
+            .retention_every
+            .as_deref()
+            .map(|t| every("retention-every", t))
+            .transpose()?,
+        checks: checks(a)?,
         witnesses: witnesses(a)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -42,3 +42,31 @@ fn ingest_and_proof_benchmarks_run_and_report() {
     );
     Cli::new(env!("CARGO_BIN_EXE_sealog"), Path::new(dir)).assert_verifies();
 }
+
+#[test]
+fn the_check_benchmark_runs_full_and_incremental() {
+    let tmp = sealog_testkit::tempdir();
+    let dir = tmp.path().join("bench");
+    let report = run(&[
+        "bench",
+        "check",
+        "--records",
+        "3000",
+        "--new-records",
+        "300",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(report["full"]["records"], 3000, "{report}");
+    assert_eq!(report["full"]["integrity"], true, "{report}");
+    assert!(report["full"]["findings"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["incremental"]["records"].as_u64().unwrap() >= 300,
+        "{report}"
+    );
+    assert!(
+        report["incremental"]["records"].as_u64().unwrap() < 3000,
+        "{report}"
+    );
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), &dir).assert_verifies();
+}

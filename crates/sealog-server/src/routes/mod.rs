@@ -1,5 +1,6 @@
 //! The handlers, one module per resource.
 
+pub(crate) mod conflicts;
 pub(crate) mod erasures;
 pub(crate) mod events;
 pub(crate) mod exports;

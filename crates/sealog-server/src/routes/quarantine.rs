@@ -97,7 +97,9 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
         ingest_to: time_param(p, "to")?,
         ..Query::default()
     };
-    run_paged(ctx, p, q, Log::Quarantine, true, "quarantine.query").await
+    run_paged(ctx, p, q, Log::Quarantine, true, "quarantine.query")
+        .await
+        .map(|(body, n, _)| (body, n))
 }
 
 /// The part of a quarantine record that names its payload.

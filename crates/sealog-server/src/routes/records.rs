@@ -15,7 +15,7 @@ use sealog_model::RecordId;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::access::Access;
+use crate::access::{Access, DATA_SUBJECTS_MAX};
 use crate::auth::{Action, Principal};
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
@@ -98,13 +98,24 @@ pub(crate) async fn get_record(
     let p = Params::parse(raw.as_deref(), &["form"])?;
     let sealed = stored_form(&ctx, &p, Action::GetRecord, &resource).await?;
     let result = read_one(&ctx, &id, sealed).await;
-    let bytes = ctx
-        .recorded(Action::GetRecord, resource, result, |_| Some(1))
-        .await?;
-    Ok(json_bytes(StatusCode::OK, bytes))
+    let mut access = Access::of(
+        Action::GetRecord,
+        resource,
+        result.as_ref().map(|_| Some(1)),
+    );
+    if let Ok((_, Some(subject))) = &result {
+        access.data_subjects.push(subject.clone());
+    }
+    ctx.record(access).await?;
+    Ok(json_bytes(StatusCode::OK, result?.0))
 }
 
-async fn read_one(ctx: &Ctx, id: &str, sealed: bool) -> Result<Vec<u8>, ApiError> {
+/// The record as the caller may see it, and the pseudonym of its data subject.
+async fn read_one(
+    ctx: &Ctx,
+    id: &str,
+    sealed: bool,
+) -> Result<(Vec<u8>, Option<String>), ApiError> {
     let which = parse_id(id)?;
     let ledger = ctx.state.ledger.clone();
     let principal = ctx.principal.clone();
@@ -117,10 +128,11 @@ async fn read_one(ctx: &Ctx, id: &str, sealed: bool) -> Result<Vec<u8>, ApiError
         let record = seq.map(|s| ledger.get(s)).transpose()?.flatten();
         let sight = principal.sight(&ledger);
         Ok(record.filter(|r| visible(&principal, &ledger, r)).map(|r| {
+            let subject = ledger.data_subject_of(&r);
             if sealed {
-                r
+                (r, subject)
             } else {
-                ledger.reveal(&r, &sight).into_owned()
+                (ledger.reveal(&r, &sight).into_owned(), subject)
             }
         }))
     })
@@ -193,10 +205,16 @@ pub(crate) async fn query_records(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<R
         },
         Err(e) => Err(e),
     };
-    let body = ctx
-        .recorded(Action::QueryRecords, resource, result, |r| Some(r.1))
-        .await?;
-    Ok(json_bytes(StatusCode::OK, body.0))
+    let mut access = Access::of(
+        Action::QueryRecords,
+        resource,
+        result.as_ref().map(|r| Some(r.1)),
+    );
+    if let Ok((_, _, subjects)) = &result {
+        access.data_subjects.clone_from(subjects);
+    }
+    ctx.record(access).await?;
+    Ok(json_bytes(StatusCode::OK, result?.0))
 }
 
 /// The query as its access record states it: personal filters by their keyed hash, so the
@@ -226,7 +244,11 @@ pub(crate) fn time_param(p: &Params, name: &str) -> Result<Option<i64>, ApiError
 }
 
 /// Returns the response body and the number of records in it.
-async fn run_query(ctx: &Ctx, p: &Params, sealed: bool) -> Result<(Vec<u8>, usize), ApiError> {
+async fn run_query(
+    ctx: &Ctx,
+    p: &Params,
+    sealed: bool,
+) -> Result<(Vec<u8>, usize, Vec<String>), ApiError> {
     let names = ctx.state.ledger.axis_names();
     let known = |name: &str| names.iter().any(|a| a == name);
     let mut equals: Vec<(String, String)> = Vec::new();
@@ -319,7 +341,7 @@ pub(crate) async fn run_paged(
     log: Log,
     sealed: bool,
     endpoint: &'static str,
-) -> Result<(Vec<u8>, usize), ApiError> {
+) -> Result<(Vec<u8>, usize, Vec<String>), ApiError> {
     for f in ctx.principal.forced_filters() {
         if !q.equals.contains(&f) {
             q.equals.push(f);
@@ -363,6 +385,7 @@ pub(crate) async fn run_paged(
             Vec::with_capacity(page.records.iter().map(|r| r.1.len() + 1).sum::<usize>() + 64);
         body.extend_from_slice(b"{\"records\":[");
         let mut n = 0;
+        let mut subjects = std::collections::BTreeSet::new();
         let sight = principal.sight(&ledger);
         for (seq, bytes) in &page.records {
             if !visible(&principal, &ledger, bytes) {
@@ -374,6 +397,9 @@ pub(crate) async fn run_paged(
             }
             if n > 0 {
                 body.push(b',');
+            }
+            if matches!(log, Log::Canonical(_)) && subjects.len() < DATA_SUBJECTS_MAX {
+                subjects.extend(ledger.data_subject_of(bytes));
             }
             if sealed {
                 body.extend_from_slice(bytes);
@@ -392,7 +418,7 @@ pub(crate) async fn run_paged(
             None => body.extend_from_slice(b"null"),
         }
         body.push(b'}');
-        Ok((body, n))
+        Ok((body, n, subjects.into_iter().collect()))
     })
     .await;
     metrics::histogram!("sealog_query_seconds", "endpoint" => endpoint)

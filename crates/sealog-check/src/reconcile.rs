@@ -1,0 +1,154 @@
+//! Reconciliation with the domain (seed 000 §9: "no customer link exists without a
+//! corresponding audit record"): a snapshot of the domain's links, one JSON object per line,
+//! against the subjects' current audited state, both ways.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use sealog_packs::{CheckRule, ReconcileSide};
+
+use crate::CheckError;
+use crate::finding::Finding;
+use crate::run::Window;
+use crate::subjects::{Reader, SubjectKey, subjects_of};
+
+/// One line of a domain snapshot.
+#[derive(Debug, Clone)]
+pub struct DomainRow {
+    /// 1-based, for messages.
+    pub line: usize,
+    pub fields: Map<String, Value>,
+}
+
+/// The longest line a snapshot may have.
+const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// Parses a snapshot: NDJSON objects; blank lines are skipped, anything else is an error
+/// that names its line.
+pub fn parse_domain(text: &str) -> Result<Vec<DomainRow>, CheckError> {
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.len() > LINE_BYTES_MAX {
+            return Err(CheckError::Invalid(format!(
+                "line {line_no}: longer than {LINE_BYTES_MAX} bytes"
+            )));
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(fields)) => rows.push(DomainRow {
+                line: line_no,
+                fields,
+            }),
+            Ok(_) => {
+                return Err(CheckError::Invalid(format!(
+                    "line {line_no}: a domain row is a JSON object"
+                )));
+            }
+            Err(e) => {
+                return Err(CheckError::Invalid(format!(
+                    "line {line_no}: not JSON ({e})"
+                )));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// (tenant, subject) → (its link, the line naming it).
+type Links = BTreeMap<(Option<String>, String), (Option<String>, usize)>;
+
+/// The domain's links by (tenant, subject); a subject named twice with different links is
+/// an error.
+fn domain_links(rows: &[DomainRow], key: &str, value: &str) -> Result<Links, CheckError> {
+    let mut links = BTreeMap::new();
+    for row in rows {
+        let Some(subject) = text(row.fields.get(key)) else {
+            return Err(CheckError::Invalid(format!(
+                "line {}: no \"{key}\"",
+                row.line
+            )));
+        };
+        let tenant = text(row.fields.get("tenant"));
+        let link = text(row.fields.get(value));
+        if let Some((other, line)) =
+            links.insert((tenant, subject.clone()), (link.clone(), row.line))
+            && other != link
+        {
+            return Err(CheckError::Invalid(format!(
+                "line {}: \"{subject}\" is linked differently on line {line}",
+                row.line
+            )));
+        }
+    }
+    Ok(links)
+}
+
+pub(crate) fn evaluate(
+    rule: &CheckRule,
+    (side, key, value): (ReconcileSide, &str, &str),
+    rows: &[DomainRow],
+    r: &Reader<'_>,
+    w: &Window<'_>,
+) -> Result<Vec<Finding>, CheckError> {
+    let domain = domain_links(rows, key, value)?;
+    let mut audited: BTreeMap<(Option<String>, String), (SubjectKey, Option<String>)> =
+        BTreeMap::new();
+    for s in w.only(subjects_of(&r.of_types(&rule.types, 0, None)?)) {
+        let link = r.state(&s)?.text(value);
+        audited.insert((s.tenant.clone(), s.subject.clone()), (s, link));
+    }
+    let mut out = Vec::new();
+    let mut finding = |at: &SubjectKey, evidence: Vec<_>| {
+        out.push(Finding::new(
+            rule,
+            at,
+            vec![at.subject.clone()],
+            evidence,
+            None,
+        ));
+    };
+    match side {
+        ReconcileSide::Domain => {
+            for ((tenant, subject), (link, _)) in &domain {
+                if w.subject.is_some_and(|s| s != subject) {
+                    continue;
+                }
+                let Some(link) = link else { continue };
+                match audited.get(&(tenant.clone(), subject.clone())) {
+                    Some((_, Some(a))) if a == link => {}
+                    Some((at, _)) => finding(at, r.state(at)?.latest().into_iter().collect()),
+                    None => finding(
+                        &SubjectKey {
+                            tenant: tenant.clone(),
+                            scope: tenant.clone().unwrap_or_default(),
+                            subject: subject.clone(),
+                        },
+                        Vec::new(),
+                    ),
+                }
+            }
+        }
+        ReconcileSide::Audit => {
+            for ((tenant, subject), (at, link)) in &audited {
+                let Some(link) = link else { continue };
+                match domain.get(&(tenant.clone(), subject.clone())) {
+                    Some((Some(d), _)) if d == link => {}
+                    _ => finding(at, r.state(at)?.latest().into_iter().collect()),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
