@@ -80,15 +80,17 @@ impl Measure {
     }
 }
 
-/// Over one outcome's access records: for each key, the new records at which the window
-/// ending there (`within`, by event time) measures at least `threshold` while the window
-/// ending at the key's previous record did not.
-fn windowed(
+/// Over one outcome's access records (`denied`: refusals counted; `allowed`: the distinct
+/// data subjects read): for each key, the new records at which the window ending there
+/// (`within`, by event time) measures at least `threshold` while the window ending at the
+/// key's previous record did not.
+pub(crate) fn windowed(
     rule: &CheckRule,
-    (outcome, within, threshold, distinct): (&str, i64, u64, bool),
+    (outcome, within, threshold): (&str, i64, u64),
     r: &Reader<'_>,
     w: &Window<'_>,
 ) -> Result<Vec<Finding>, CheckError> {
+    let distinct = outcome == "allowed";
     let select = |from, window| {
         r.records(
             vec![
@@ -106,10 +108,19 @@ fn windowed(
     // The windows of the new records, and of the record before each, reach back at most
     // two windows from the earliest new record.
     let back = earliest.saturating_sub(within.saturating_mul(2));
+    // Read through the event-time index: the window's records, not the key's whole history.
     let mut by_key: BTreeMap<String, Vec<(Located, Value)>> = BTreeMap::new();
-    for rec in select(0, Some((back, i64::MAX)))? {
-        by_key.entry(who(&rec.1)).or_default().push(rec);
-    }
+    r.visit(Vec::new(), 0, Some((back, i64::MAX)), &mut |l, bytes| {
+        if l.event_type != ACCESS {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| CheckError::Corrupted(format!("record {}: {e}", l.seq)))?;
+        if v["data"]["outcome"] == outcome {
+            by_key.entry(who(&v)).or_default().push((l, v));
+        }
+        Ok(())
+    })?;
     let mut out = Vec::new();
     for (key, mut records) in by_key {
         if w.subject.is_some_and(|s| s != key) {
@@ -146,26 +157,6 @@ fn windowed(
         }
     }
     Ok(out)
-}
-
-pub(crate) fn denied_burst(
-    rule: &CheckRule,
-    within: i64,
-    threshold: u64,
-    r: &Reader<'_>,
-    w: &Window<'_>,
-) -> Result<Vec<Finding>, CheckError> {
-    windowed(rule, ("denied", within, threshold, false), r, w)
-}
-
-pub(crate) fn read_spread(
-    rule: &CheckRule,
-    within: i64,
-    threshold: u64,
-    r: &Reader<'_>,
-    w: &Window<'_>,
-) -> Result<Vec<Finding>, CheckError> {
-    windowed(rule, ("allowed", within, threshold, true), r, w)
 }
 
 /// A key's request from an address none of its earlier requests came from (its very first

@@ -119,6 +119,16 @@ impl Conflict {
         self.record["data"]["rule"].as_str().unwrap_or("")
     }
 
+    /// The subjects the conflict is about.
+    pub fn subjects(&self) -> Vec<String> {
+        self.record["data"]["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    }
+
     pub fn status(&self) -> Status {
         match self
             .resolutions
@@ -334,13 +344,23 @@ fn automatic(standings: &[Standing]) -> (Resolution, Option<&Standing>) {
     (Resolution::Escalate, None)
 }
 
-fn resolve_of(ledger: &Ledger, rule: &str) -> Option<std::sync::Arc<CheckRule>> {
+/// The rule named `rule`, if it declares resolution rules.
+fn resolving(ledger: &Ledger, rule: &str) -> Option<std::sync::Arc<CheckRule>> {
     ledger
         .packs()
         .checks()
         .iter()
-        .find(|r| r.name == rule)
+        .find(|r| r.name == rule && declared(r).is_some())
         .cloned()
+}
+
+fn declared(rule: &CheckRule) -> Option<&Resolve> {
+    match &rule.kind {
+        CheckKind::Claims {
+            resolve: Some(res), ..
+        } => Some(res),
+        _ => None,
+    }
 }
 
 /// Fills the rule's relationship template for one loser and appends it.
@@ -398,11 +418,12 @@ fn supersede(
     }
 }
 
-/// Appends the resolution record (and, for a winner, the losers' SUPERSEDED_BY records).
+/// Appends the resolution record (and, for a winner, the losers' SUPERSEDED_BY records from
+/// the rule's template).
 fn settle(
     ledger: &Ledger,
     c: &Conflict,
-    (resolution, winner, automatic): (Resolution, Option<&str>, bool),
+    (resolution, winner, automatic): (Resolution, Option<(&Resolve, &str)>, bool),
     reason: &str,
     (act, principal): (&Act<'_>, (&str, &str)),
 ) -> Result<Value, CheckError> {
@@ -412,27 +433,8 @@ fn settle(
         "reason": reason,
         "automatic": automatic,
     });
-    if let Some(w) = winner {
-        let rule = resolve_of(ledger, c.rule());
-        let Some(resolve) = rule.as_ref().and_then(|r| match &r.kind {
-            CheckKind::Claims {
-                resolve: Some(res), ..
-            } => Some(res),
-            _ => None,
-        }) else {
-            return Err(CheckError::Invalid(format!(
-                "rule {} declares no resolution rules",
-                c.rule()
-            )));
-        };
-        let losers: Vec<String> = c.record["data"]["subjects"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter(|s| *s != w)
-            .map(str::to_string)
-            .collect();
+    if let Some((resolve, w)) = winner {
+        let losers: Vec<String> = c.subjects().into_iter().filter(|s| s != w).collect();
         let mut records = Vec::new();
         for loser in &losers {
             records.push(supersede(
@@ -448,16 +450,10 @@ fn settle(
     }
     let id = format!("{}:resolved:{}", c.id(), c.resolutions.len());
     match ledger.append_own(id, RESOLVED_TYPE, act, c.tenant.as_deref(), data)? {
-        Ok((seq, record_id)) => {
-            let mut out = ledger
-                .get(seq)?
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .unwrap_or(Value::Null);
-            if out.is_null() {
-                out = json!({"seq": seq, "record_id": record_id.to_string()});
-            }
-            Ok(out)
-        }
+        Ok((seq, record_id)) => Ok(ledger
+            .get(seq)?
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .unwrap_or_else(|| json!({"seq": seq, "record_id": record_id.to_string()}))),
         Err(why) => Err(CheckError::Refused(why)),
     }
 }
@@ -483,46 +479,37 @@ pub fn resolve(
         )));
     }
     let by = act.actor["id"].as_str().unwrap_or("unknown").to_string();
-    let winner = match resolution {
+    let rule = match resolution {
         Resolution::Escalate | Resolution::Dismissed => None,
-        by_rule => {
-            let rule = resolve_of(ledger, c.rule());
-            let Some(res) = rule.as_ref().and_then(|r| match &r.kind {
-                CheckKind::Claims {
-                    resolve: Some(res), ..
-                } => Some(res),
-                _ => None,
-            }) else {
-                return Err(CheckError::Invalid(format!(
-                    "rule {} declares no resolution rules: resolve conflict {id} as escalate or dismissed",
-                    c.rule()
-                )));
-            };
-            let subjects: Vec<String> = c.record["data"]["subjects"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect();
+        _ => Some(resolving(ledger, c.rule()).ok_or_else(|| {
+            CheckError::Invalid(format!(
+                "rule {} declares no resolution rules: resolve conflict {id} as escalate or dismissed",
+                c.rule()
+            ))
+        })?),
+    };
+    let winner = match rule.as_deref().and_then(declared) {
+        None => None,
+        Some(res) => {
             let at = SubjectKey {
                 tenant: c.tenant.clone(),
                 scope: c.record["data"]["scope"].as_str().unwrap_or("").to_string(),
                 subject: String::new(),
             };
             let reader = Reader::new(ledger, ledger.len());
-            let standings = standings(&reader, res, &at, &subjects)?;
-            Some(
-                winner_by(&standings, by_rule)
-                    .map_err(CheckError::Invalid)?
-                    .subject
-                    .clone(),
-            )
+            let standings = standings(&reader, res, &at, &c.subjects())?;
+            let w = winner_by(&standings, resolution).map_err(CheckError::Invalid)?;
+            Some((res, w.subject.clone()))
         }
     };
     settle(
         ledger,
         &c,
-        (resolution, winner.as_deref(), false),
+        (
+            resolution,
+            winner.as_ref().map(|(res, w)| (*res, w.as_str())),
+            false,
+        ),
         reason,
         (act, ("human", &by)),
     )
@@ -565,7 +552,11 @@ pub(crate) fn auto_resolve(
     settle(
         ledger,
         &c,
-        (resolution, winner.map(|w| w.subject.as_str()), true),
+        (
+            resolution,
+            winner.map(|w| (resolve, w.subject.as_str())),
+            true,
+        ),
         &reason,
         (act, ("system", "sealog-check")),
     )?;

@@ -11,7 +11,7 @@ use sealog_packs::{CheckRule, ReconcileSide};
 use crate::CheckError;
 use crate::finding::Finding;
 use crate::run::Window;
-use crate::subjects::{Reader, SubjectKey, subjects_of};
+use crate::subjects::{Reader, SubjectKey};
 
 /// One line of a domain snapshot.
 #[derive(Debug, Clone)]
@@ -105,7 +105,7 @@ pub(crate) fn evaluate(
     let domain = domain_links(rows, key, value)?;
     let mut audited: BTreeMap<(Option<String>, String), (SubjectKey, Option<String>)> =
         BTreeMap::new();
-    for s in w.only(subjects_of(&r.of_types(&rule.types, 0, None)?)) {
+    for s in w.only(r.subjects(&rule.types, 0, None)?) {
         let link = r.state(&s)?.text(value);
         audited.insert((s.tenant.clone(), s.subject.clone()), (s, link));
     }

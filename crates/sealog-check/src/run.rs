@@ -274,11 +274,11 @@ pub fn run(ledger: &Ledger, opts: &RunOptions<'_>) -> Result<RunReport, CheckErr
             CheckKind::DeniedBurst {
                 within_ns,
                 threshold,
-            } => access::denied_burst(rule, *within_ns, *threshold, &reader, &w)?,
+            } => access::windowed(rule, ("denied", *within_ns, *threshold), &reader, &w)?,
             CheckKind::ReadSpread {
                 within_ns,
                 threshold,
-            } => access::read_spread(rule, *within_ns, *threshold, &reader, &w)?,
+            } => access::windowed(rule, ("allowed", *within_ns, *threshold), &reader, &w)?,
             CheckKind::NewSource => access::new_source(rule, &reader, &w)?,
             CheckKind::FailureRate {
                 within_ns,

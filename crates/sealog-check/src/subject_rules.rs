@@ -9,7 +9,7 @@ use sealog_packs::{CheckKind, CheckRule};
 use crate::CheckError;
 use crate::finding::Finding;
 use crate::run::Window;
-use crate::subjects::{Reader, State, SubjectKey, subjects_of};
+use crate::subjects::{Reader, State, SubjectKey};
 
 /// State rules, together: each subject the window's records of any of their types touch is
 /// rebuilt once, and each rule takes the anomalies of its kinds at a record of its types.
@@ -25,7 +25,7 @@ pub(crate) fn state(
     types.sort();
     types.dedup();
     let mut out = Vec::new();
-    for key in w.only(subjects_of(&r.of_types(&types, w.from, None)?)) {
+    for key in w.only(r.subjects(&types, w.from, None)?) {
         let state = r.state(&key)?;
         for (kind, at) in state.anomalies() {
             for (rule, anomalies) in rules {
@@ -95,10 +95,8 @@ pub(crate) fn reference(
 ) -> Result<Vec<Finding>, CheckError> {
     let fields = pointer_fields(rule, r);
     let mut referrers: BTreeSet<SubjectKey> =
-        subjects_of(&r.of_types(&rule.types, w.from, None)?)
-            .into_iter()
-            .collect();
-    for target in subjects_of(&r.of_types(targets, w.from, None)?) {
+        r.subjects(&rule.types, w.from, None)?.into_iter().collect();
+    for target in r.subjects(targets, w.from, None)? {
         referrers.extend(r.subjects_with(axis, &target.subject, &target)?);
     }
     let mut out = Vec::new();

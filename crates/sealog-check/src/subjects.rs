@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use sealog_ledger::{LIMIT_MAX, Ledger, Located, Query, Sight, StateQuery, View};
+use sealog_ledger::{Ledger, Located, Query, Sight, StateQuery, View};
 
 use crate::CheckError;
 
@@ -135,7 +135,13 @@ impl State {
     }
 }
 
-/// Most states kept at once: enough for a run's working set, bounded for a large log.
+/// What [`Reader::visit`] calls with each record: where it is, and its bytes.
+pub(crate) type Visitor<'f> = dyn FnMut(Located, &[u8]) -> Result<(), CheckError> + 'f;
+
+/// Records read per page.
+const PAGE: usize = 4096;
+
+/// States per cache generation: enough for a run's working set, bounded for a large log.
 const STATES_CACHED: usize = 50_000;
 
 /// The log as a run sees it: records `0..size`.
@@ -145,7 +151,34 @@ pub(crate) struct Reader<'a> {
     /// What the states show of personal values: nothing, unless a rule compares them with
     /// values from outside the log (reconciliation). The folds compare them either way.
     sight: Sight,
-    states: std::cell::RefCell<HashMap<SubjectKey, Arc<State>>>,
+    states: std::cell::RefCell<Cache>,
+}
+
+/// Rebuilt states, kept in two generations: when the young one is full it becomes the old
+/// one (the previous old one is dropped) and a state found in the old one is taken back, so
+/// what a run keeps touching stays while memory stays bounded.
+#[derive(Default)]
+struct Cache {
+    young: HashMap<SubjectKey, Arc<State>>,
+    old: HashMap<SubjectKey, Arc<State>>,
+}
+
+impl Cache {
+    fn get(&mut self, key: &SubjectKey) -> Option<Arc<State>> {
+        if let Some(s) = self.young.get(key) {
+            return Some(s.clone());
+        }
+        let s = self.old.remove(key)?;
+        self.put(key.clone(), s.clone());
+        Some(s)
+    }
+
+    fn put(&mut self, key: SubjectKey, state: Arc<State>) {
+        if self.young.len() >= STATES_CACHED {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key, state);
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -166,14 +199,15 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Records matching `equals` with seq in `from..size` and, when given, event time in
-    /// `[t0, t1)`, by seq.
-    pub(crate) fn records(
+    /// Calls `f` with each record matching `equals` with seq in `from..size` and, when
+    /// given, event time in `[t0, t1)`, by seq, one page in memory at a time.
+    pub(crate) fn visit(
         &self,
         equals: Vec<(String, String)>,
         from: u64,
         event_window: Option<(i64, i64)>,
-    ) -> Result<Vec<(Located, Value)>, CheckError> {
+        f: &mut Visitor<'_>,
+    ) -> Result<(), CheckError> {
         let mut q = Query {
             equals,
             after: from.checked_sub(1),
@@ -181,24 +215,90 @@ impl<'a> Reader<'a> {
             event_from: event_window.map(|w| w.0),
             event_to: event_window.map(|w| w.1),
             view: View::History,
-            limit: LIMIT_MAX,
+            limit: PAGE,
             ..Query::default()
         };
-        let mut out = Vec::new();
         loop {
             let page = self.ledger.query(&q)?;
-            for (seq, bytes) in page.records {
-                let located = sealog_ledger::locate(self.ledger.packs(), &bytes)
+            for (seq, bytes) in &page.records {
+                let located = sealog_ledger::locate(self.ledger.packs(), bytes)
                     .map_err(|m| CheckError::Corrupted(format!("record {seq}: {m}")))?;
-                let value = serde_json::from_slice(&bytes)
-                    .map_err(|e| CheckError::Corrupted(format!("record {seq}: {e}")))?;
-                out.push((located, value));
+                f(located, bytes)?;
             }
             match page.next_after {
                 Some(a) => q.after = Some(a),
-                None => return Ok(out),
+                None => return Ok(()),
             }
         }
+    }
+
+    /// Records matching `equals` (see [`Reader::visit`]), parsed: for windows known to be
+    /// small (an access rule's look-back).
+    pub(crate) fn records(
+        &self,
+        equals: Vec<(String, String)>,
+        from: u64,
+        event_window: Option<(i64, i64)>,
+    ) -> Result<Vec<(Located, Value)>, CheckError> {
+        let mut out = Vec::new();
+        self.visit(equals, from, event_window, &mut |located, bytes| {
+            let value = serde_json::from_slice(bytes)
+                .map_err(|e| CheckError::Corrupted(format!("record {}: {e}", located.seq)))?;
+            out.push((located, value));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The distinct subjects of the records of `types` with seq in `from..size` (and event
+    /// time in the window, when given), in seq order of their first such record.
+    pub(crate) fn subjects(
+        &self,
+        types: &[String],
+        from: u64,
+        event_window: Option<(i64, i64)>,
+    ) -> Result<Vec<SubjectKey>, CheckError> {
+        let mut found: Vec<(u64, SubjectKey)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for t in types {
+            self.visit(
+                vec![("type".into(), t.clone())],
+                from,
+                event_window,
+                &mut |l, _| {
+                    if let Some(k) = SubjectKey::of(&l)
+                        && seen.insert(k.clone())
+                    {
+                        found.push((l.seq, k));
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        found.sort_by_key(|(seq, _)| *seq);
+        Ok(found.into_iter().map(|(_, k)| k).collect())
+    }
+
+    /// The distinct subjects of the records of `types` whose event time is in `[t0, t1)`,
+    /// in seq order: read through the event-time index, so it costs the records in the
+    /// window, not the types' whole history.
+    pub(crate) fn subjects_by_time(
+        &self,
+        types: &[String],
+        window: (i64, i64),
+    ) -> Result<Vec<SubjectKey>, CheckError> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        self.visit(Vec::new(), 0, Some(window), &mut |l, _| {
+            if types.contains(&l.event_type)
+                && let Some(k) = SubjectKey::of(&l)
+                && seen.insert(k.clone())
+            {
+                out.push(k);
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Whether a record below seq `below` matches `equals`.
@@ -216,21 +316,6 @@ impl<'a> Reader<'a> {
         Ok(!self.ledger.query(&q)?.records.is_empty())
     }
 
-    /// Records of `types` with seq in `from..size`.
-    pub(crate) fn of_types(
-        &self,
-        types: &[String],
-        from: u64,
-        event_window: Option<(i64, i64)>,
-    ) -> Result<Vec<(Located, Value)>, CheckError> {
-        let mut out = Vec::new();
-        for t in types {
-            out.extend(self.records(vec![("type".into(), t.clone())], from, event_window)?);
-        }
-        out.sort_by_key(|(l, _)| l.seq);
-        Ok(out)
-    }
-
     /// The subjects with a record indexed under `axis = value`, in `at`'s tenant and scope.
     pub(crate) fn subjects_with(
         &self,
@@ -238,25 +323,28 @@ impl<'a> Reader<'a> {
         value: &str,
         at: &SubjectKey,
     ) -> Result<BTreeSet<SubjectKey>, CheckError> {
-        Ok(self
-            .records(vec![(axis.to_string(), value.to_string())], 0, None)?
-            .into_iter()
-            .filter_map(|(l, _)| SubjectKey::of(&l))
-            .filter(|k| k.tenant == at.tenant && k.scope == at.scope)
-            .collect())
+        let mut out = BTreeSet::new();
+        self.visit(
+            vec![(axis.to_string(), value.to_string())],
+            0,
+            None,
+            &mut |l, _| {
+                out.extend(
+                    SubjectKey::of(&l).filter(|k| k.tenant == at.tenant && k.scope == at.scope),
+                );
+                Ok(())
+            },
+        )?;
+        Ok(out)
     }
 
     /// A subject's state as of the run's size.
     pub(crate) fn state(&self, key: &SubjectKey) -> Result<Arc<State>, CheckError> {
-        if let Some(s) = self.states.borrow().get(key) {
-            return Ok(s.clone());
+        if let Some(s) = self.states.borrow_mut().get(key) {
+            return Ok(s);
         }
         let s = Arc::new(State(self.rebuild(key, None)?));
-        let mut cache = self.states.borrow_mut();
-        if cache.len() >= STATES_CACHED {
-            cache.clear();
-        }
-        cache.insert(key.clone(), s.clone());
+        self.states.borrow_mut().put(key.clone(), s.clone());
         Ok(s)
     }
 
@@ -279,14 +367,4 @@ impl<'a> Reader<'a> {
             sight: self.sight.clone(),
         })?)
     }
-}
-
-/// The distinct subjects of some records, in seq order of their first record.
-pub(crate) fn subjects_of(records: &[(Located, Value)]) -> Vec<SubjectKey> {
-    let mut seen = BTreeSet::new();
-    records
-        .iter()
-        .filter_map(|(l, _)| SubjectKey::of(l))
-        .filter(|k| seen.insert(k.clone()))
-        .collect()
 }

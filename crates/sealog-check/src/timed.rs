@@ -14,7 +14,7 @@ use crate::CheckError;
 use crate::finding::Finding;
 use crate::run::Window;
 use crate::subject_rules::{exists, pointer_fields, referred};
-use crate::subjects::{Reader, State, SubjectKey, subjects_of};
+use crate::subjects::{Reader, State, SubjectKey};
 
 /// The subjects with a record of `types` whose window (`within` from its event time) closed
 /// since the last run, or a record new in this run.
@@ -25,18 +25,19 @@ fn due(
     w: &Window<'_>,
 ) -> Result<Vec<SubjectKey>, CheckError> {
     let closed = w.now.saturating_sub(within);
-    let mut records = r.of_types(types, w.from, None)?;
+    let mut subjects = r.subjects(types, w.from, None)?;
     match w.previous_now {
         Some(prev) if w.from > 0 => {
             let opened = prev.saturating_sub(within);
             if opened < closed {
-                records.extend(r.of_types(types, 0, Some((opened, closed)))?);
+                subjects.extend(r.subjects_by_time(types, (opened, closed))?);
             }
         }
-        _ => records.extend(r.of_types(types, 0, None)?),
+        _ => subjects.extend(r.subjects(types, 0, None)?),
     }
-    records.sort_by_key(|(l, _)| l.seq);
-    Ok(w.only(subjects_of(&records)))
+    let mut seen = std::collections::HashSet::new();
+    subjects.retain(|k| seen.insert(k.clone()));
+    Ok(w.only(subjects))
 }
 
 fn met(state: &State, done: &Done) -> bool {
@@ -123,7 +124,7 @@ pub(crate) fn orphan(
     let mut candidates: BTreeSet<SubjectKey> =
         due(&rule.types, within, r, w)?.into_iter().collect();
     // An edge changed in this run may have been a subject's last.
-    for edge in subjects_of(&r.of_types(edges, w.from, None)?) {
+    for edge in r.subjects(edges, w.from, None)? {
         let state = r.state(&edge)?;
         for f in &fields {
             if let Some(name) = state.text(f) {

@@ -9,8 +9,6 @@ use sealog_check::{Resolution, Status, conflicts, parse_domain, resolve};
 use serde_json::json;
 use support::*;
 
-const LATER: &str = "2026-12-01T00:00:00Z";
-
 #[test]
 fn contradictory_chunks_are_settled_by_authority_and_the_loser_is_superseded() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,8 +4,6 @@ mod support;
 
 use support::*;
 
-const LATER: &str = "2026-12-01T00:00:00Z";
-
 #[test]
 fn a_clean_history_has_no_findings() {
     let dir = tempfile::tempdir().unwrap();

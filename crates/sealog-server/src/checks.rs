@@ -72,7 +72,7 @@ fn now_nanos() -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-fn check_error(e: sealog_check::CheckError) -> ApiError {
+pub(crate) fn to_api(e: sealog_check::CheckError) -> ApiError {
     use sealog_check::CheckError as E;
     match e {
         E::Store(s) => s.into(),
@@ -85,10 +85,6 @@ fn check_error(e: sealog_check::CheckError) -> ApiError {
         E::Settled(m) => ApiError::new(axum::http::StatusCode::CONFLICT, "ALREADY_RESOLVED", m),
         other => ApiError::internal(other.to_string()),
     }
-}
-
-pub(crate) fn to_api(e: sealog_check::CheckError) -> ApiError {
-    check_error(e)
 }
 
 /// Runs the checks now (after any run in progress), then updates the metrics and sends the
@@ -119,7 +115,7 @@ pub(crate) async fn run_now(
         Ok(r) => r,
         Err(e) => {
             metrics::counter!("sealog_check_runs_total", "outcome" => "failed").increment(1);
-            return Err(check_error(e));
+            return Err(to_api(e));
         }
     };
     let outcome = if report.integrity.ok {
