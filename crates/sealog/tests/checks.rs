@@ -119,14 +119,20 @@ fn create_contradictory_chunks_contradiction_detected_within_1_hour() {
         let r = server.post_json("/v1/events", Some(&admin), &e);
         assert_eq!(r.json()["results"][0]["status"], "appended", "{}", r.text());
     }
-    // The scheduled check finds it: polled with a deadline, never slept for.
-    let found = wait_for(60, "the contradiction found by the scheduled check", || {
-        let r = server.get("/v1/conflicts?rule=knowledge.contradiction", Some(&auditor));
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.json()["conflicts"]
-            .as_array()
-            .and_then(|c| c.first().cloned())
-    });
+    // The scheduled check finds it: polled with a deadline, never slept for. Its settlement
+    // is a second record, appended right after the finding's.
+    let found = wait_for(
+        60,
+        "the contradiction found and settled by the scheduled check",
+        || {
+            let r = server.get("/v1/conflicts?rule=knowledge.contradiction", Some(&auditor));
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.json()["conflicts"]
+                .as_array()
+                .and_then(|c| c.first().cloned())
+                .filter(|c| c["status"] != "open")
+        },
+    );
     assert_eq!(found["subjects"], json!(["chunk-1", "chunk-2"]));
     // Locked chunks: high (seed 003 §5.4); higher authority wins (§5.3).
     assert_eq!(found["criticality"], "high");
