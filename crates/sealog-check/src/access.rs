@@ -91,17 +91,13 @@ pub(crate) fn windowed(
     w: &Window<'_>,
 ) -> Result<Vec<Finding>, CheckError> {
     let distinct = outcome == "allowed";
-    let select = |from, window| {
-        r.records(
-            vec![
-                ("type".into(), ACCESS.into()),
-                ("access_outcome".into(), outcome.into()),
-            ],
-            from,
-            window,
-        )
-    };
-    let fresh = select(w.from, None)?;
+    let fresh = r.records(
+        vec![
+            ("type".into(), ACCESS.into()),
+            ("access_outcome".into(), outcome.into()),
+        ],
+        w.from,
+    )?;
     let Some(earliest) = fresh.iter().map(|(l, _)| l.time_ns).min() else {
         return Ok(Vec::new());
     };
@@ -168,7 +164,7 @@ pub(crate) fn new_source(
 ) -> Result<Vec<Finding>, CheckError> {
     let mut out = Vec::new();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    for (l, v) in r.records(vec![("type".into(), ACCESS.into())], w.from, None)? {
+    for (l, v) in r.records(vec![("type".into(), ACCESS.into())], w.from)? {
         let (Some(key), Some(address)) = (
             v["data"]["principal"]["key_id"].as_str(),
             v["data"]["source_address"].as_str(),

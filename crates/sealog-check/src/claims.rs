@@ -27,7 +27,7 @@ pub(crate) fn evaluate(
 ) -> Result<Vec<Finding>, CheckError> {
     // Each (tenant, scope, key) is judged once, whichever of its subjects the window touched.
     let mut groups: BTreeSet<(Option<String>, String, String)> = BTreeSet::new();
-    for key in w.only(r.subjects(&rule.types, w.from, None)?) {
+    for key in w.only(r.subjects(&rule.types, w.from)?) {
         let state = r.state(&key)?;
         if let (true, Some(k)) = (state.live(), state.text(c.key)) {
             groups.insert((key.tenant.clone(), key.scope.clone(), k));

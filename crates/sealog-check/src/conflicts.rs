@@ -11,8 +11,8 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
-use sealog_ledger::{Act, Author, IngestResult, LIMIT_MAX, Ledger, Query};
-use sealog_packs::{CheckKind, CheckRule, Resolve};
+use sealog_ledger::{Act, Author, IngestResult, Ledger, Query};
+use sealog_packs::{CheckKind, CheckRule, Criticality, Resolve};
 
 use crate::CheckError;
 use crate::finding::Finding;
@@ -166,39 +166,43 @@ impl Conflict {
     }
 }
 
+/// The records matching `equals`, parsed (the record carries its own seq).
 fn all_of(ledger: &Ledger, equals: Vec<(String, String)>) -> Result<Vec<Value>, CheckError> {
-    let mut q = Query {
-        equals,
-        limit: LIMIT_MAX,
-        ..Query::default()
-    };
-    let mut out = Vec::new();
-    loop {
-        let page = ledger.query(&q)?;
-        for (seq, bytes) in page.records {
-            out.push(
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| CheckError::Corrupted(format!("record {seq}: {e}")))?,
-            );
-        }
-        match page.next_after {
-            Some(a) => q.after = Some(a),
-            None => return Ok(out),
-        }
-    }
+    Ok(ledger
+        .records_where(equals)?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
 }
 
 fn typed(t: &str) -> (String, String) {
     ("type".to_string(), t.to_string())
 }
 
-/// Every conflict, oldest first; only `tenant`'s when given, only those in `status` when
-/// given.
-pub fn conflicts(
-    ledger: &Ledger,
-    status: Option<Status>,
-    tenant: Option<&str>,
-) -> Result<Vec<Conflict>, CheckError> {
+/// Which conflicts a listing keeps; each criterion applies when given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    pub status: Option<Status>,
+    /// Only this tenant's (a tenant-scoped caller's reach).
+    pub tenant: Option<&'a str>,
+    pub rule: Option<&'a str>,
+    /// Only conflicts at least this critical.
+    pub at_least: Option<Criticality>,
+}
+
+impl Filter<'_> {
+    fn keeps(&self, c: &Conflict) -> bool {
+        self.tenant.is_none_or(|t| c.tenant.as_deref() == Some(t))
+            && self.rule.is_none_or(|r| c.rule() == r)
+            && self
+                .at_least
+                .is_none_or(|min| Criticality::parse(c.criticality()).is_ok_and(|have| have >= min))
+            && self.status.is_none_or(|s| c.status() == s)
+    }
+}
+
+/// Every conflict the filter keeps, oldest first.
+pub fn conflicts(ledger: &Ledger, filter: &Filter<'_>) -> Result<Vec<Conflict>, CheckError> {
     let mut resolutions: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for r in all_of(ledger, vec![typed(RESOLVED_TYPE)])? {
         if let Some(id) = r["data"]["conflict_id"].as_str() {
@@ -207,21 +211,17 @@ pub fn conflicts(
     }
     let mut out = Vec::new();
     for record in all_of(ledger, vec![typed(CONFLICT_TYPE)])? {
-        let t = record["tenant"].as_str().map(str::to_string);
-        if tenant.is_some_and(|want| t.as_deref() != Some(want)) {
-            continue;
-        }
         let id = record["data"]["conflict_id"]
             .as_str()
             .unwrap_or("")
             .to_string();
         let c = Conflict {
             seq: record["seq"].as_u64().unwrap_or(0),
-            tenant: t,
+            tenant: record["tenant"].as_str().map(str::to_string),
             resolutions: resolutions.remove(&id).unwrap_or_default(),
             record,
         };
-        if status.is_none_or(|s| c.status() == s) {
+        if filter.keeps(&c) {
             out.push(c);
         }
     }
@@ -354,7 +354,8 @@ fn resolving(ledger: &Ledger, rule: &str) -> Option<std::sync::Arc<CheckRule>> {
         .cloned()
 }
 
-fn declared(rule: &CheckRule) -> Option<&Resolve> {
+/// The resolution rules a rule declares, if any.
+pub(crate) fn declared(rule: &CheckRule) -> Option<&Resolve> {
     match &rule.kind {
         CheckKind::Claims {
             resolve: Some(res), ..

@@ -53,6 +53,11 @@ impl Finding {
         )
     }
 
+    /// A finding about one subject, with no key beyond it.
+    pub(crate) fn about(rule: &CheckRule, at: &SubjectKey, evidence: Vec<Cited>) -> Finding {
+        Finding::new(rule, at, vec![at.subject.clone()], evidence, None)
+    }
+
     pub(crate) fn of(
         (rule, kind, criticality, message): (&str, &str, Criticality, &str),
         at: &SubjectKey,

@@ -24,7 +24,7 @@ mod subjects;
 mod timed;
 
 pub use conflicts::{
-    CONFLICT_TYPE, Conflict, RESOLVED_TYPE, Resolution, Status, conflicts, resolve,
+    CONFLICT_TYPE, Conflict, Filter, RESOLVED_TYPE, Resolution, Status, conflicts, resolve,
 };
 pub use error::CheckError;
 pub use finding::Finding;

@@ -105,20 +105,12 @@ pub(crate) fn evaluate(
     let domain = domain_links(rows, key, value)?;
     let mut audited: BTreeMap<(Option<String>, String), (SubjectKey, Option<String>)> =
         BTreeMap::new();
-    for s in w.only(r.subjects(&rule.types, 0, None)?) {
+    for s in w.only(r.subjects(&rule.types, 0)?) {
         let link = r.state(&s)?.text(value);
         audited.insert((s.tenant.clone(), s.subject.clone()), (s, link));
     }
     let mut out = Vec::new();
-    let mut finding = |at: &SubjectKey, evidence: Vec<_>| {
-        out.push(Finding::new(
-            rule,
-            at,
-            vec![at.subject.clone()],
-            evidence,
-            None,
-        ));
-    };
+    let mut finding = |at: &SubjectKey, evidence| out.push(Finding::about(rule, at, evidence));
     match side {
         ReconcileSide::Domain => {
             for ((tenant, subject), (link, _)) in &domain {

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use sealog_ledger::{Act, Ledger, Query};
+use sealog_ledger::{Act, Ledger};
 use sealog_packs::{CheckKind, CheckRule, Criticality};
 
-use crate::conflicts::{CONFLICT_TYPE, auto_resolve, recorded};
+use crate::conflicts::{CONFLICT_TYPE, auto_resolve, declared, recorded};
 use crate::finding::Finding;
 use crate::integrity::{self, Integrity};
 use crate::reconcile::DomainRow;
@@ -117,44 +117,31 @@ struct LastRun {
 }
 
 fn last_complete(ledger: &Ledger) -> Result<Option<LastRun>, CheckError> {
-    let mut q = Query {
-        equals: vec![("type".into(), CHECK_RUN_TYPE.into())],
-        limit: sealog_ledger::LIMIT_MAX,
-        ..Query::default()
-    };
     let mut last = None;
-    loop {
-        let page = ledger.query(&q)?;
-        for (seq, bytes) in page.records {
-            let v: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| CheckError::Corrupted(format!("record {seq}: {e}")))?;
-            let d = &v["data"];
-            if d["partial"] == json!(true) || d["integrity"]["ok"] != json!(true) {
-                continue;
-            }
-            let (Some(size), Some(root), Some(at)) = (
-                d["tree_size"].as_u64(),
-                d["root"].as_str(),
-                d["checked_at"]
-                    .as_str()
-                    .and_then(|t| sealog_model::time::parse_rfc3339(t).ok()),
-            ) else {
-                return Err(CheckError::Corrupted(format!(
-                    "check run record {seq} lacks its size, root or clock"
-                )));
-            };
-            last = Some(LastRun {
-                size,
-                root: root.to_string(),
-                now: at,
-                quarantine_size: d["quarantine_size"].as_u64().unwrap_or(0),
-            });
+    for (seq, v) in ledger.records_where(vec![("type".into(), CHECK_RUN_TYPE.into())])? {
+        let d = &v["data"];
+        if d["partial"] == json!(true) || d["integrity"]["ok"] != json!(true) {
+            continue;
         }
-        match page.next_after {
-            Some(a) => q.after = Some(a),
-            None => return Ok(last),
-        }
+        let (Some(size), Some(root), Some(at)) = (
+            d["tree_size"].as_u64(),
+            d["root"].as_str(),
+            d["checked_at"]
+                .as_str()
+                .and_then(|t| sealog_model::time::parse_rfc3339(t).ok()),
+        ) else {
+            return Err(CheckError::Corrupted(format!(
+                "check run record {seq} lacks its size, root or clock"
+            )));
+        };
+        last = Some(LastRun {
+            size,
+            root: root.to_string(),
+            now: at,
+            quarantine_size: d["quarantine_size"].as_u64().unwrap_or(0),
+        });
     }
+    Ok(last)
 }
 
 pub fn run(ledger: &Ledger, opts: &RunOptions<'_>) -> Result<RunReport, CheckError> {
@@ -338,14 +325,7 @@ pub fn run(ledger: &Ledger, opts: &RunOptions<'_>) -> Result<RunReport, CheckErr
             .checks()
             .iter()
             .find(|r| r.name == findings[i].rule)
-            .and_then(|r| match &r.kind {
-                CheckKind::Claims {
-                    same: false,
-                    resolve: Some(res),
-                    ..
-                } => Some(res),
-                _ => None,
-            });
+            .and_then(|r| declared(r));
         if let Some(res) = resolve {
             let resolution = auto_resolve(ledger, res, &findings[i], &opts.act)?;
             findings[i].auto_resolution = Some(resolution.as_str().to_string());
@@ -361,22 +341,22 @@ pub fn run(ledger: &Ledger, opts: &RunOptions<'_>) -> Result<RunReport, CheckErr
         findings,
         seq: 0,
     };
-    let data = json!({
-        "run_id": run_id,
-        "from_size": from,
-        "tree_size": cp.size,
-        "quarantine_size": quarantine_size,
-        "root": integrity::root_text(&cp.root),
-        "checked_at": sealog_model::time::format_nanos(opts.now),
-        "previous_checked_at": w.previous_now.map(sealog_model::time::format_nanos),
-        "full": from == 0,
-        "partial": partial,
-        "rules": report.rules,
-        "integrity": report.integrity.to_json(),
-        "findings": report.findings.len(),
-        "new_findings": report.new_findings().count(),
-        "counts": report.counts(),
-    });
+    // The record is the summary with the rules named and what the next run starts from.
+    let mut data = report.summary();
+    let d = data.as_object_mut().expect("an object");
+    d.remove("seq");
+    d.insert("rules".into(), json!(report.rules));
+    d.insert("quarantine_size".into(), json!(quarantine_size));
+    d.insert("root".into(), json!(integrity::root_text(&cp.root)));
+    d.insert(
+        "checked_at".into(),
+        json!(sealog_model::time::format_nanos(opts.now)),
+    );
+    d.insert(
+        "previous_checked_at".into(),
+        json!(w.previous_now.map(sealog_model::time::format_nanos)),
+    );
+    d.insert("full".into(), json!(from == 0));
     let (seq, _) = ledger
         .append_own(run_id, CHECK_RUN_TYPE, &opts.act, None, data)?
         .map_err(CheckError::Refused)?;

@@ -25,18 +25,12 @@ pub(crate) fn state(
     types.sort();
     types.dedup();
     let mut out = Vec::new();
-    for key in w.only(r.subjects(&types, w.from, None)?) {
+    for key in w.only(r.subjects(&types, w.from)?) {
         let state = r.state(&key)?;
         for (kind, at) in state.anomalies() {
             for (rule, anomalies) in rules {
                 if anomalies.contains(&kind) && rule.types.contains(&at.event_type) {
-                    out.push(Finding::new(
-                        rule,
-                        &key,
-                        vec![key.subject.clone()],
-                        vec![at.clone()],
-                        None,
-                    ));
+                    out.push(Finding::about(rule, &key, vec![at.clone()]));
                 }
             }
         }
@@ -95,8 +89,8 @@ pub(crate) fn reference(
 ) -> Result<Vec<Finding>, CheckError> {
     let fields = pointer_fields(rule, r);
     let mut referrers: BTreeSet<SubjectKey> =
-        r.subjects(&rule.types, w.from, None)?.into_iter().collect();
-    for target in r.subjects(targets, w.from, None)? {
+        r.subjects(&rule.types, w.from)?.into_iter().collect();
+    for target in r.subjects(targets, w.from)? {
         referrers.extend(r.subjects_with(axis, &target.subject, &target)?);
     }
     let mut out = Vec::new();

@@ -232,16 +232,15 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Records matching `equals` (see [`Reader::visit`]), parsed: for windows known to be
-    /// small (an access rule's look-back).
+    /// Records matching `equals` with seq in `from..size`, parsed: for the few a rule reads
+    /// whole (the new access records).
     pub(crate) fn records(
         &self,
         equals: Vec<(String, String)>,
         from: u64,
-        event_window: Option<(i64, i64)>,
     ) -> Result<Vec<(Located, Value)>, CheckError> {
         let mut out = Vec::new();
-        self.visit(equals, from, event_window, &mut |located, bytes| {
+        self.visit(equals, from, None, &mut |located, bytes| {
             let value = serde_json::from_slice(bytes)
                 .map_err(|e| CheckError::Corrupted(format!("record {}: {e}", located.seq)))?;
             out.push((located, value));
@@ -250,30 +249,24 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    /// The distinct subjects of the records of `types` with seq in `from..size` (and event
-    /// time in the window, when given), in seq order of their first such record.
+    /// The distinct subjects of the records of `types` with seq in `from..size`, in seq
+    /// order of their first such record.
     pub(crate) fn subjects(
         &self,
         types: &[String],
         from: u64,
-        event_window: Option<(i64, i64)>,
     ) -> Result<Vec<SubjectKey>, CheckError> {
         let mut found: Vec<(u64, SubjectKey)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for t in types {
-            self.visit(
-                vec![("type".into(), t.clone())],
-                from,
-                event_window,
-                &mut |l, _| {
-                    if let Some(k) = SubjectKey::of(&l)
-                        && seen.insert(k.clone())
-                    {
-                        found.push((l.seq, k));
-                    }
-                    Ok(())
-                },
-            )?;
+            self.visit(vec![("type".into(), t.clone())], from, None, &mut |l, _| {
+                if let Some(k) = SubjectKey::of(&l)
+                    && seen.insert(k.clone())
+                {
+                    found.push((l.seq, k));
+                }
+                Ok(())
+            })?;
         }
         found.sort_by_key(|(seq, _)| *seq);
         Ok(found.into_iter().map(|(_, k)| k).collect())

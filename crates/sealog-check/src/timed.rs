@@ -25,7 +25,7 @@ fn due(
     w: &Window<'_>,
 ) -> Result<Vec<SubjectKey>, CheckError> {
     let closed = w.now.saturating_sub(within);
-    let mut subjects = r.subjects(types, w.from, None)?;
+    let mut subjects = r.subjects(types, w.from)?;
     match w.previous_now {
         Some(prev) if w.from > 0 => {
             let opened = prev.saturating_sub(within);
@@ -33,7 +33,7 @@ fn due(
                 subjects.extend(r.subjects_by_time(types, (opened, closed))?);
             }
         }
-        _ => subjects.extend(r.subjects(types, 0, None)?),
+        _ => subjects.extend(r.subjects(types, 0)?),
     }
     let mut seen = std::collections::HashSet::new();
     subjects.retain(|k| seen.insert(k.clone()));
@@ -73,13 +73,7 @@ pub(crate) fn deadline(
             continue;
         }
         if !met(&r.state_at(&key, deadline)?, done) {
-            out.push(Finding::new(
-                rule,
-                &key,
-                vec![key.subject.clone()],
-                vec![first],
-                None,
-            ));
+            out.push(Finding::about(rule, &key, vec![first]));
         }
     }
     Ok(out)
@@ -103,13 +97,7 @@ pub(crate) fn stale(
         if last.time_ns.saturating_add(within) > w.now {
             continue;
         }
-        out.push(Finding::new(
-            rule,
-            &key,
-            vec![key.subject.clone()],
-            vec![last],
-            None,
-        ));
+        out.push(Finding::about(rule, &key, vec![last]));
     }
     Ok(out)
 }
@@ -124,7 +112,7 @@ pub(crate) fn orphan(
     let mut candidates: BTreeSet<SubjectKey> =
         due(&rule.types, within, r, w)?.into_iter().collect();
     // An edge changed in this run may have been a subject's last.
-    for edge in r.subjects(edges, w.from, None)? {
+    for edge in r.subjects(edges, w.from)? {
         let state = r.state(&edge)?;
         for f in &fields {
             if let Some(name) = state.text(f) {
@@ -146,13 +134,7 @@ pub(crate) fn orphan(
         {
             continue;
         }
-        out.push(Finding::new(
-            rule,
-            &key,
-            vec![key.subject.clone()],
-            vec![created],
-            None,
-        ));
+        out.push(Finding::about(rule, &key, vec![created]));
     }
     Ok(out)
 }

@@ -5,9 +5,23 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use sealog_check::{Resolution, Status, conflicts, parse_domain, resolve};
+use sealog_check::{Filter, Resolution, Status, conflicts, parse_domain, resolve};
 use serde_json::json;
 use support::*;
+
+fn escalated_only() -> Filter<'static> {
+    Filter {
+        status: Some(Status::Escalated),
+        ..Filter::default()
+    }
+}
+
+fn tenant_only(tenant: &str) -> Filter<'_> {
+    Filter {
+        tenant: Some(tenant),
+        ..Filter::default()
+    }
+}
 
 #[test]
 fn contradictory_chunks_are_settled_by_authority_and_the_loser_is_superseded() {
@@ -41,7 +55,7 @@ fn contradictory_chunks_are_settled_by_authority_and_the_loser_is_superseded() {
     assert_eq!(f.key.as_deref(), Some("refund_days"));
     assert_eq!(f.auto_resolution.as_deref(), Some("authority_wins"));
     // Recorded, then settled by a record: nothing edited.
-    let all = conflicts(&ledger, None, None).unwrap();
+    let all = conflicts(&ledger, &Filter::default()).unwrap();
     let c = all.iter().find(|c| c.id() == f.conflict_id).unwrap();
     assert_eq!(c.status(), Status::Resolved);
     assert_eq!(c.record["data"]["status"], "open");
@@ -109,7 +123,7 @@ fn equal_authority_and_time_go_to_the_human_then_to_a_person() {
     assert_eq!(by_key("k").auto_resolution.as_deref(), Some("human_wins"));
     let escalated = by_key("j");
     assert_eq!(escalated.auto_resolution.as_deref(), Some("escalate"));
-    let open: Vec<_> = conflicts(&ledger, Some(Status::Escalated), None)
+    let open: Vec<_> = conflicts(&ledger, &escalated_only())
         .unwrap()
         .into_iter()
         .map(|c| c.id().to_string())
@@ -145,11 +159,7 @@ fn equal_authority_and_time_go_to_the_human_then_to_a_person() {
     )
     .unwrap_err();
     assert!(again.to_string().contains("already resolved"), "{again}");
-    assert!(
-        conflicts(&ledger, Some(Status::Escalated), None)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(conflicts(&ledger, &escalated_only()).unwrap().is_empty());
     let unknown = resolve(
         &ledger,
         "cf-nope",
@@ -170,12 +180,12 @@ fn equal_authority_and_time_go_to_the_human_then_to_a_person() {
         .is_err()
     );
     assert_eq!(
-        conflicts(&ledger, None, Some("other-tenant"))
+        conflicts(&ledger, &tenant_only("other-tenant"))
             .unwrap()
             .len(),
         0
     );
-    assert_eq!(conflicts(&ledger, None, Some("kb")).unwrap().len(), 2);
+    assert_eq!(conflicts(&ledger, &tenant_only("kb")).unwrap().len(), 2);
 }
 
 /// A history whose findings do not depend on where runs cut it.

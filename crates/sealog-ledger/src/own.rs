@@ -80,8 +80,14 @@ impl Ledger {
 
     /// Every record of one of Sealog's own types, oldest first, parsed.
     pub(crate) fn records_of(&self, event_type: &str) -> Result<Vec<(u64, Value)>, Error> {
+        self.records_where(vec![("type".into(), event_type.into())])
+    }
+
+    /// Every record matching `equals`, oldest first, parsed: for Sealog's own records,
+    /// which are few beside the log (holds, erasures, checks and their conflicts).
+    pub fn records_where(&self, equals: Vec<(String, String)>) -> Result<Vec<(u64, Value)>, Error> {
         let mut q = Query {
-            equals: vec![("type".into(), event_type.into())],
+            equals,
             limit: LIMIT_MAX,
             ..Query::default()
         };

@@ -227,14 +227,6 @@ impl Packs {
         &self.inner.checks
     }
 
-    /// The state fields a type's records set (its pack's `state.set`), for rules that read
-    /// a subject's state.
-    pub fn state_fields(&self, event_type: &str) -> Vec<&str> {
-        self.rules(event_type)
-            .map(|r| r.state.set.iter().map(|(f, _)| f.as_str()).collect())
-            .unwrap_or_default()
-    }
-
     /// The state field a type's `state.set` fills from the pointer spelt `pointer`.
     pub fn state_field_of(&self, event_type: &str, pointer: &str) -> Option<&str> {
         self.rules(event_type)?

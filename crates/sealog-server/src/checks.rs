@@ -65,13 +65,6 @@ pub(crate) struct RunRequest {
     pub(crate) full: bool,
 }
 
-fn now_nanos() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-}
-
 pub(crate) fn to_api(e: sealog_check::CheckError) -> ApiError {
     use sealog_check::CheckError as E;
     match e {
@@ -103,7 +96,7 @@ pub(crate) async fn run_now(
                 rules: request.rules,
                 subject: request.subject,
                 full: request.full,
-                now: now_nanos(),
+                now: crate::keys::now_nanos(),
                 act,
                 domain: None,
             },
@@ -150,7 +143,7 @@ pub(crate) async fn refresh_open(state: &Arc<AppState>) {
     let ledger = state.ledger.clone();
     let counted = tokio::task::spawn_blocking(move || {
         let mut counts = std::collections::BTreeMap::new();
-        for c in sealog_check::conflicts(&ledger, None, None)? {
+        for c in sealog_check::conflicts(&ledger, &sealog_check::Filter::default())? {
             if c.status() != Status::Resolved {
                 *counts.entry(c.criticality().to_string()).or_insert(0u64) += 1;
             }

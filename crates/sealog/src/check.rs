@@ -249,10 +249,14 @@ pub(crate) fn conflicts(
             Err(e) => Err(e.into()),
         };
     }
-    let listed: Vec<Value> = sealog_check::conflicts(&reader.ledger, status, None)?
-        .into_iter()
-        .filter(|c| a.rule.as_deref().is_none_or(|r| c.rule() == r))
-        .filter(|c| min.is_none_or(|m| Criticality::parse(c.criticality()).is_ok_and(|h| h >= m)))
+    let filter = sealog_check::Filter {
+        status,
+        tenant: None,
+        rule: a.rule.as_deref(),
+        at_least: min,
+    };
+    let listed: Vec<Value> = sealog_check::conflicts(&reader.ledger, &filter)?
+        .iter()
         .map(|c| c.to_json())
         .collect();
     reader.record(

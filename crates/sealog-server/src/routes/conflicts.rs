@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sealog_check::{Criticality, Resolution, Status};
+use sealog_check::{Criticality, Filter, Resolution, Status};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -60,18 +60,14 @@ pub(crate) async fn list(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, 
         let ledger = ctx.state.ledger.clone();
         let tenant = ctx.principal.tenant.clone();
         blocking(move || {
-            let all =
-                sealog_check::conflicts(&ledger, status, tenant.as_deref()).map_err(to_api)?;
-            Ok(all
-                .into_iter()
-                .filter(|c| rule.as_deref().is_none_or(|r| c.rule() == r))
-                .filter(|c| {
-                    at_least.is_none_or(|min| {
-                        Criticality::parse(c.criticality()).is_ok_and(|have| have >= min)
-                    })
-                })
-                .map(|c| c.to_json())
-                .collect::<Vec<_>>())
+            let filter = Filter {
+                status,
+                tenant: tenant.as_deref(),
+                rule: rule.as_deref(),
+                at_least,
+            };
+            let kept = sealog_check::conflicts(&ledger, &filter).map_err(to_api)?;
+            Ok(kept.iter().map(|c| c.to_json()).collect::<Vec<_>>())
         })
         .await
     }
