@@ -30,6 +30,7 @@ mod retention;
 mod rules;
 mod slice;
 mod state;
+mod tally;
 mod verify;
 
 use std::path::Path;
@@ -64,6 +65,7 @@ pub use sealog_store::{
 };
 pub use slice::{Located, Placed, Selection, Slice, Unplaced, locate, place, satisfies};
 pub use state::{StateError, StateQuery};
+pub use tally::Log;
 pub use verify::VerifyOptions;
 
 use keys::{CanonicalKeys, Deriver, QuarantineKeys};
@@ -532,6 +534,12 @@ impl Ledger {
     /// A subject's state rebuilt from its canonical records, on both clocks.
     pub fn state(&self, q: &StateQuery) -> Result<Value, StateError> {
         state::rebuild(self, q)
+    }
+
+    /// A subject's records in the order its state folds them, each with the state after it
+    /// (`steps`), and those a later record superseded: a timeline with before and after.
+    pub fn timeline(&self, q: &StateQuery) -> Result<Value, StateError> {
+        state::timeline(self, q)
     }
 
     /// The newest signed checkpoint of the canonical log, signing one first if the log has

@@ -65,9 +65,20 @@ struct Folded {
     seq: u64,
     facts: Facts,
     record: Value,
+    bytes: Vec<u8>,
 }
 
 pub(crate) fn rebuild(ledger: &Ledger, sq: &StateQuery) -> Result<Value, StateError> {
+    fold(ledger, sq, false)
+}
+
+/// The subject's records in the order the fold applies them, each with the state it left,
+/// and the records a later one superseded (which the fold skips): what a timeline shows.
+pub(crate) fn timeline(ledger: &Ledger, sq: &StateQuery) -> Result<Value, StateError> {
+    fold(ledger, sq, true)
+}
+
+fn fold(ledger: &Ledger, sq: &StateQuery, steps: bool) -> Result<Value, StateError> {
     let mut sq = sq.clone();
     ledger.pseudonymise_filters(&mut sq.filters);
     let sq = &sq;
@@ -99,7 +110,12 @@ pub(crate) fn rebuild(ledger: &Ledger, sq: &StateQuery) -> Result<Value, StateEr
             }
             let record = serde_json::from_slice::<Value>(&bytes)
                 .map_err(|e| StoreError::Corrupted(format!("record {seq}: {e}")))?;
-            records.push(Folded { seq, facts, record });
+            records.push(Folded {
+                seq,
+                facts,
+                record,
+                bytes,
+            });
         }
         match page.next_after {
             Some(after) => q.after = Some(after),
@@ -112,12 +128,16 @@ pub(crate) fn rebuild(ledger: &Ledger, sq: &StateQuery) -> Result<Value, StateEr
     let late = arrived_late(&records);
     // The current view as of `size`, each head placed at its chain's start.
     let mut heads: Vec<(i64, &Folded)> = Vec::new();
+    let mut superseded = Vec::new();
     for r in &records {
-        if ledger
+        if let Some(by) = ledger
             .canonical
             .first_with(&keys::supersedes(&r.facts.record_id), size)?
-            .is_some()
         {
+            superseded.push(
+                json!({"seq": r.seq, "record_id": r.facts.record_id.to_string(),
+                                   "superseded_by": by}),
+            );
             continue;
         }
         let start = match &r.facts.supersedes {
@@ -142,6 +162,29 @@ pub(crate) fn rebuild(ledger: &Ledger, sq: &StateQuery) -> Result<Value, StateEr
         .collect();
     let mut state = ledger.packs().fold_state(&folded);
     ledger.privacy.untokenize(&mut state, &tokens, &sq.sight);
+    if steps {
+        // Each prefix folded again: a subject's records are few, and the fold stays the one
+        // definition of what a record does to the state.
+        let steps: Vec<Value> = heads
+            .iter()
+            .enumerate()
+            .map(|(i, (_, r))| {
+                let mut after = ledger.packs().fold_state(&folded[..=i]);
+                ledger.privacy.untokenize(&mut after, &tokens, &sq.sight);
+                let record = ledger.reveal(&r.bytes, &sq.sight);
+                let record = serde_json::from_slice::<Value>(&record).unwrap_or(Value::Null);
+                json!({"seq": r.seq, "record": record,
+                       "status": after.get("status"), "state": after.get("state"),
+                       "anomalies": after.get("anomalies").and_then(|a| a.as_array())
+                           .map_or(0, Vec::len)})
+            })
+            .collect();
+        if let Value::Object(m) = &mut state {
+            m.insert("steps".into(), Value::Array(steps));
+            m.insert("superseded".into(), Value::Array(superseded));
+            m.remove("history");
+        }
+    }
     if let Value::Object(m) = &mut state {
         m.insert("subject".into(), Value::String(sq.subject.clone()));
         let scope = sq.scope.clone().or_else(|| scopes.pop());

@@ -88,6 +88,7 @@ pub(crate) const PACKS: &[BuiltinPack] = &[
             "payload_deleted.schema.json",
             "quarantine.schema.json",
             "retention_applied.schema.json",
+            "verify_run.schema.json",
         ]
     ),
 ];

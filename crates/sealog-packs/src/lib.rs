@@ -237,6 +237,24 @@ impl Packs {
             .map(|(f, _)| f.as_str())
     }
 
+    /// The values an axis of an event type can take, when its schema enumerates them (a
+    /// report counts each one from the index).
+    pub fn axis_values(&self, event_type: &str, axis: &str) -> Option<Vec<String>> {
+        let rules = self.rules(event_type)?;
+        let pointer = &rules.axes.iter().find(|a| a.name == axis)?.pointer.text;
+        let schema: serde_json::Value = serde_json::from_str(&rules.schema.1).ok()?;
+        // Schemas describe `data`; each step below it is a property.
+        let mut node = &schema;
+        for step in pointer.strip_prefix("/data/")?.split('/') {
+            node = node.get("properties")?.get(step)?;
+        }
+        let values = node.get("enum")?.as_array()?;
+        values
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Every declared axis as (pack, event type, axis name), sorted and without repeats.
     pub fn axes(&self) -> Vec<(String, String, String)> {
         let mut out: Vec<_> = self

@@ -73,6 +73,22 @@ impl Access {
     }
 }
 
+impl Access {
+    /// A refusal before any route ran (no key, an ended session, no CSRF token): named by
+    /// the request's method and route, with the path it asked for.
+    pub(crate) fn denied(action: String, path: &str, status: u16, message: &str) -> Self {
+        Access {
+            action: action.into(),
+            resource: json!({"path": clip(path)}),
+            outcome: "denied",
+            status,
+            count: None,
+            message: Some(message.to_string()),
+            data_subjects: Vec::new(),
+        }
+    }
+}
+
 /// Text from a request, cut to a bounded length at a character boundary.
 pub(crate) fn clip(text: &str) -> String {
     if text.len() <= TEXT_BYTES_MAX {

@@ -67,6 +67,12 @@ pub enum Action {
     ConflictsList,
     ConflictsResolve,
     ChecksRun,
+    SessionStart,
+    SessionEnd,
+    Reports,
+    Integrity,
+    VerifyStart,
+    Dashboard,
 }
 
 impl Action {
@@ -98,6 +104,12 @@ impl Action {
             Action::ConflictsList => "conflicts.list",
             Action::ConflictsResolve => "conflicts.resolve",
             Action::ChecksRun => "checks.run",
+            Action::SessionStart => "session.start",
+            Action::SessionEnd => "session.end",
+            Action::Reports => "reports.get",
+            Action::Integrity => "integrity.get",
+            Action::VerifyStart => "verify.start",
+            Action::Dashboard => "dashboard.get",
         }
     }
 
@@ -131,6 +143,12 @@ impl Action {
             // operator's.
             Action::ConflictsList | Action::ConflictsResolve => &[Auditor],
             Action::ChecksRun => &[],
+            // Any key may sign in to the console; it then sees what its roles allow.
+            Action::SessionStart | Action::SessionEnd => &[Writer, Reader, Auditor, Subject],
+            // PRODUCT §9: reports are the auditor's; a tenant-scoped one counts its tenant.
+            Action::Reports => &[Auditor],
+            Action::Integrity | Action::Dashboard => &[Auditor],
+            Action::VerifyStart => &[],
         }
     }
 
@@ -144,6 +162,9 @@ impl Action {
                 | Action::RetentionStatus
                 | Action::RetentionApply
                 | Action::ChecksRun
+                | Action::Integrity
+                | Action::VerifyStart
+                | Action::Dashboard
         )
     }
 }
@@ -397,6 +418,33 @@ impl KeyRing {
     /// Every key ever created, in creation order.
     pub(crate) fn keys(&self) -> Vec<KeyRecord> {
         self.snapshot.read().expect("key ring lock").keys.clone()
+    }
+
+    /// The principal of a key named by id (a session's key), if it still exists unrevoked.
+    pub(crate) fn principal_of_id(&self, key_id: &str) -> Result<Principal, AuthFailure> {
+        self.refresh();
+        if self.open_mode() {
+            return Ok(Principal::open());
+        }
+        let snap = self.snapshot.read().expect("key ring lock").clone();
+        let ended = |message| AuthFailure {
+            message,
+            key_id: Some(key_id.to_string()),
+        };
+        let key = snap
+            .keys
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or(ended("the session's key no longer exists; sign in again"))?;
+        if key.is_revoked() {
+            return Err(ended("the session's key has been revoked"));
+        }
+        Ok(Principal {
+            key_id: key.id.clone(),
+            roles: key.roles.clone(),
+            tenant: key.tenant.clone(),
+            data_subject: key.data_subject.clone(),
+        })
     }
 
     /// Resolves an `Authorization` header value (or its absence) to a principal.

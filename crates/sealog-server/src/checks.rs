@@ -46,6 +46,8 @@ impl Default for CheckConfig {
 pub(crate) struct Checks {
     pub(crate) config: CheckConfig,
     running: tokio::sync::Mutex<()>,
+    /// Unresolved conflicts by criticality, as last counted (the gauge's figures).
+    pub(crate) open: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Checks {
@@ -53,6 +55,7 @@ impl Checks {
         Checks {
             config,
             running: tokio::sync::Mutex::new(()),
+            open: Default::default(),
         }
     }
 }
@@ -156,6 +159,7 @@ pub(crate) async fn refresh_open(state: &Arc<AppState>) {
             let n = counts.get(c.as_str()).copied().unwrap_or(0);
             metrics::gauge!("sealog_conflicts_open", "criticality" => c.as_str()).set(n as f64);
         }
+        *state.checks.open.lock().expect("checks lock") = counts;
     }
 }
 

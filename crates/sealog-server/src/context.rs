@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::Instrument;
 
 use crate::access::{Access, clip};
@@ -52,6 +52,16 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/openapi.json" => "/openapi.json",
+        "/" => "/",
+        "/v1/session" => "/v1/session",
+        "/v1/integrity" => "/v1/integrity",
+        "/v1/verify" => "/v1/verify",
+        "/v1/dashboard" => "/v1/dashboard",
+        p if p.starts_with("/console/") => "/console/{name}",
+        p if p.starts_with("/v1/reports/") => "/v1/reports/{name}",
+        p if p.starts_with("/v1/subjects/") && p.ends_with("/timeline") => {
+            "/v1/subjects/{subject}/timeline"
+        }
         "/v1/exports" => "/v1/exports",
         p if p.starts_with("/v1/exports/") => "/v1/exports/{id}",
         p if p.starts_with("/v1/records/") => "/v1/records/{id}",
@@ -196,7 +206,27 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes);
         let peer = parts.extensions.get::<crate::access::Peer>().map(|p| p.0);
-        let authenticated = state.keys.authenticate(header);
+        // A bearer key wins; without one, the console's session cookie is the credential.
+        let session = match header {
+            None if !state.keys.open_mode() => crate::sessions::token_of(&parts.headers),
+            _ => None,
+        };
+        let authenticated = match &session {
+            Some(token) => match state.sessions.get(token) {
+                Some(s) => {
+                    let p = state.keys.principal_of_id(&s.key_id);
+                    if p.is_ok() && !parts.method.is_safe() {
+                        check_csrf(parts, state, &s, peer, &request_id).await?;
+                    }
+                    p
+                }
+                None => Err(crate::auth::AuthFailure {
+                    message: "the session has ended; sign in again",
+                    key_id: None,
+                }),
+            },
+            None => state.keys.authenticate(header),
+        };
         // A key change seen by this request is in the log before the request is served.
         if state.keys.generation() != state.keys_recorded_generation.load(Ordering::Acquire) {
             state.record_key_changes().await?;
@@ -212,15 +242,7 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
             Err(f) => {
                 metrics::counter!("sealog_auth_failures_total").increment(1);
                 let err = ApiError::unauthorized(f.message);
-                let access = Access {
-                    action: format!("{} {}", parts.method, route_label(parts.uri.path())).into(),
-                    resource: json!({"path": clip(parts.uri.path())}),
-                    outcome: "denied",
-                    status: 401,
-                    count: None,
-                    message: Some(f.message.to_string()),
-                    data_subjects: Vec::new(),
-                };
+                let access = Access::denied(route_action(parts), parts.uri.path(), 401, f.message);
                 state
                     .record_access(None, (f.key_id.as_deref(), peer), &request_id, access)
                     .await?;
@@ -228,6 +250,41 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
             }
         }
     }
+}
+
+/// A request refused before its route ran is named by its method and route.
+fn route_action(parts: &Parts) -> String {
+    format!("{} {}", parts.method, route_label(parts.uri.path()))
+}
+
+/// Refuses (and records) a state-changing request made with the session cookie that does not
+/// echo the session's CSRF token: a page of another site can make the browser send the
+/// cookie, but cannot read the token.
+async fn check_csrf(
+    parts: &Parts,
+    state: &Arc<AppState>,
+    session: &crate::sessions::Session,
+    peer: Option<std::net::IpAddr>,
+    request_id: &str,
+) -> Result<(), ApiError> {
+    let sent = parts
+        .headers
+        .get(crate::sessions::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if sent.is_some_and(|t| crate::sessions::same(t, &session.csrf)) {
+        return Ok(());
+    }
+    let message =
+        "a request made with the console's session must carry its CSRF token in X-CSRF-Token";
+    let access = Access::denied(route_action(parts), parts.uri.path(), 403, message);
+    state
+        .record_access(None, (Some(&session.key_id), peer), request_id, access)
+        .await?;
+    Err(ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "CSRF",
+        message,
+    ))
 }
 
 impl Ctx {

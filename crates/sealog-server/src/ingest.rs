@@ -41,24 +41,70 @@ pub(crate) enum Refused {
 pub(crate) struct Appender {
     tx: RwLock<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The latest appends' latencies, for the console's dashboard.
+    pub(crate) recent: Arc<Recent>,
+}
+
+/// The latencies of the latest appends (queued to durable), newest last: the dashboard's
+/// percentiles over the last minutes, without parsing the metrics' own text.
+#[derive(Default)]
+pub(crate) struct Recent {
+    samples: Mutex<std::collections::VecDeque<(Instant, f64)>>,
+}
+
+impl Recent {
+    const KEPT: usize = 8192;
+
+    fn record(&self, secs: f64) {
+        let mut s = self.samples.lock().expect("latency lock");
+        if s.len() == Self::KEPT {
+            s.pop_front();
+        }
+        s.push_back((Instant::now(), secs));
+    }
+
+    /// How many appends answered within `window`, and their median and 99th percentile
+    /// latency in seconds.
+    pub(crate) fn percentiles(
+        &self,
+        window: std::time::Duration,
+    ) -> (usize, Option<f64>, Option<f64>) {
+        let since = Instant::now().checked_sub(window);
+        let mut v: Vec<f64> = self
+            .samples
+            .lock()
+            .expect("latency lock")
+            .iter()
+            .filter(|(t, _)| since.is_none_or(|s| *t >= s))
+            .map(|&(_, secs)| secs)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+        };
+        (v.len(), at(0.5), at(0.99))
+    }
 }
 
 impl Appender {
     pub(crate) fn start(ledger: Arc<Ledger>, threads: usize, queue_requests_max: usize) -> Self {
         let (tx, rx) = mpsc::channel::<Job>(queue_requests_max.max(1));
         let rx = Arc::new(Mutex::new(rx));
+        let recent = Arc::new(Recent::default());
         let handles = (0..threads.max(1))
             .map(|i| {
-                let (ledger, rx) = (ledger.clone(), rx.clone());
+                let (ledger, rx, recent) = (ledger.clone(), rx.clone(), recent.clone());
                 std::thread::Builder::new()
                     .name(format!("sealog-append-{i}"))
-                    .spawn(move || run(&ledger, &rx))
+                    .spawn(move || run(&ledger, &rx, &recent))
                     .expect("spawn an append thread")
             })
             .collect();
         Appender {
             tx: RwLock::new(Some(tx)),
             threads: Mutex::new(handles),
+            recent,
         }
     }
 
@@ -126,7 +172,7 @@ impl Appender {
     }
 }
 
-fn run(ledger: &Ledger, rx: &Mutex<mpsc::Receiver<Job>>) {
+fn run(ledger: &Ledger, rx: &Mutex<mpsc::Receiver<Job>>, recent: &Recent) {
     loop {
         let jobs = {
             let mut rx = rx.lock().expect("append queue lock");
@@ -154,18 +200,24 @@ fn run(ledger: &Ledger, rx: &Mutex<mpsc::Receiver<Job>>) {
             replies.push((j.reply, j.queued, j.work.len()));
             prepared.extend(j.work);
         }
-        answer(ledger.commit(prepared), replies);
+        answer(ledger.commit(prepared), replies, recent);
     }
 }
 
 /// Splits one combined call's results among the requests it served, in order.
-fn answer(results: Result<Vec<IngestResult>, Error>, replies: Vec<(Reply, Instant, usize)>) {
+fn answer(
+    results: Result<Vec<IngestResult>, Error>,
+    replies: Vec<(Reply, Instant, usize)>,
+    recent: &Recent,
+) {
     match results {
         Ok(results) => {
             let mut it = results.into_iter();
             for (reply, queued, n) in replies {
                 let mine: Vec<IngestResult> = it.by_ref().take(n).collect();
-                metrics::histogram!("sealog_append_seconds").record(queued.elapsed().as_secs_f64());
+                let secs = queued.elapsed().as_secs_f64();
+                metrics::histogram!("sealog_append_seconds").record(secs);
+                recent.record(secs);
                 let _ = reply.send(Ok(mine));
             }
         }

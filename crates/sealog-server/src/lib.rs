@@ -24,6 +24,7 @@ mod openapi;
 mod params;
 mod routes;
 mod server;
+mod sessions;
 mod state;
 mod streams;
 pub mod witness;

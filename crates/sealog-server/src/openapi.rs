@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 
 use crate::keys::Role;
 use crate::routes::{
-    conflicts, erasures, events, exports, holds, keys, ops, quarantine, records, retention,
-    subjects, tlog,
+    conflicts, console, erasures, events, exports, holds, integrity, keys, ops, quarantine,
+    records, reports, retention, subjects, tlog,
 };
 use crate::state::AppState;
 
@@ -217,6 +217,8 @@ impl Modify for BearerAuth {
         (name = "keys", description = "API keys (admin)"),
         (name = "exports", description = "Deterministic, self-proving exports and evidence bundles (auditor, admin; a subject key of its own records)"),
         (name = "checks", description = "Consistency checks and the conflicts they found (auditor, admin)"),
+        (name = "reports", description = "Reports counted from the index over a window (auditor, admin)"),
+        (name = "console", description = "The web console's session (an API key exchanged for an HttpOnly cookie and a CSRF token), integrity panel and dashboard"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -232,6 +234,7 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(records::query_records))
         .routes(routes!(records::get_record))
         .routes(routes!(subjects::state))
+        .routes(routes!(subjects::timeline))
         .routes(routes!(quarantine::query))
         .routes(routes!(quarantine::payload))
         .routes(routes!(tlog::inclusion))
@@ -253,6 +256,15 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
         .routes(routes!(conflicts::list))
         .routes(routes!(conflicts::resolve))
         .routes(routes!(conflicts::run_checks))
+        .routes(routes!(reports::report))
+        .routes(routes!(
+            console::sign_in,
+            console::current,
+            console::sign_out
+        ))
+        .routes(routes!(integrity::integrity))
+        .routes(routes!(integrity::start_verify))
+        .routes(routes!(integrity::dashboard))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::openapi))
@@ -265,7 +277,9 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
     let router = router
         .route("/tile/{*path}", get(tlog::tile))
         .route("/v1/exports/{id}/files/{*name}", get(exports::named_file))
-        .route("/metrics", metrics);
+        .route("/metrics", metrics)
+        .route("/", get(console::index))
+        .route("/console/{name}", get(console::asset));
     let mut doc = doc;
     // `/metrics` is routed by hand (its handler depends on configuration); describe it too.
     let (_, metrics_doc) = OpenApiRouter::<Arc<AppState>>::new()

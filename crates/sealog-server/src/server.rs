@@ -185,6 +185,8 @@ impl App {
             key_inflight_max: config.key_inflight_max,
             streams: Default::default(),
             checks: crate::checks::Checks::new(config.checks.clone()),
+            sessions: crate::sessions::Sessions::new(config.tls.is_some()),
+            verifying: Default::default(),
         });
         let (router, _) = crate::openapi::api(config.public_metrics);
         let router = router
@@ -277,6 +279,11 @@ impl Server {
             .await
             .map_err(|e| ServerError::Audit(e.message))?;
         let watcher = tokio::spawn(watch_keys(state.clone()));
+        // The dashboard's open conflicts, counted once now and after every run and resolution.
+        tokio::spawn({
+            let state = state.clone();
+            async move { crate::checks::refresh_open(&state).await }
+        });
         let trimmer = tokio::spawn(return_free_memory(state.budget.clone()));
         let retention = config
             .retention_every

@@ -67,6 +67,10 @@ pub(crate) struct AppState {
     /// Ordered append streams (`Sealog-Stream`).
     pub(crate) streams: crate::streams::Streams,
     pub(crate) checks: crate::checks::Checks,
+    /// The console's signed-in sessions.
+    pub(crate) sessions: crate::sessions::Sessions,
+    /// Set while a verification the console started runs.
+    pub(crate) verifying: AtomicBool,
     /// The key ring generation `keys_recorded` reflects.
     pub(crate) keys_recorded_generation: std::sync::atomic::AtomicU64,
 }

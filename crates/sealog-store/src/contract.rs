@@ -225,6 +225,11 @@ pub trait LogRead: Send + Sync {
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError>;
     /// The lowest seq below `below` of a record indexed under `key`.
     fn first_with(&self, key: &Key, below: u64) -> Result<Option<u64>, StoreError>;
+    /// How many records in `[from, below)` are indexed under `key`, from the index alone
+    /// (no record is read): what a report counts.
+    fn count_with(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError>;
+    /// The seqs in `[from, below)` indexed under `key`, ascending, from the index alone.
+    fn seqs_with(&self, key: &Key, from: u64, below: u64) -> Result<Vec<u64>, StoreError>;
     /// Index-backed: O(log n) per index layer plus the records touched, never a scan of the log.
     fn scan(&self, scan: &Scan) -> Result<Page, StoreError>;
     /// The size the log had at time `t` (ns): the records ingested at or before it.

@@ -409,6 +409,19 @@ impl<A: Admission> LogRead for Store<A> {
         Ok(found.first().copied())
     }
 
+    fn count_with(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError> {
+        let below = below.min(self.len());
+        let index = self.shared.index.read().expect("index lock");
+        self.shared.noted(index.count_in(key, from, below))
+    }
+
+    fn seqs_with(&self, key: &Key, from: u64, below: u64) -> Result<Vec<u64>, StoreError> {
+        let below = below.min(self.len());
+        let index = self.shared.index.read().expect("index lock");
+        self.shared
+            .noted(index.postings(key, from, below, usize::MAX))
+    }
+
     fn scan(&self, scan: &Scan) -> Result<Page, StoreError> {
         self.shared.noted(query::run(&self.shared, scan))
     }

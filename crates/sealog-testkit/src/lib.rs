@@ -3,6 +3,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 pub mod app;
+pub mod browser;
 pub mod cli;
 pub mod events;
 pub mod files;

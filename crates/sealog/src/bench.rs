@@ -1,6 +1,6 @@
 //! `sealog bench …`: throughput and latency figures. Benchmarks report; they never assert.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -469,6 +469,34 @@ fn proofs(a: &ProofArgs) -> anyhow::Result<()> {
         })
     );
     Ok(())
+}
+
+/// A benchmark's store with the built-in packs, in `dir` or, when none is given, in a fresh
+/// scratch directory (returned, for the caller to remove).
+pub(crate) fn packs_store(
+    dir: Option<&Path>,
+    durability: Durability,
+) -> anyhow::Result<(sealog_ledger::Ledger, PathBuf, Option<PathBuf>)> {
+    let scratch = match dir {
+        Some(_) => None,
+        None => Some(tempfile_dir()?),
+    };
+    let dir = dir
+        .map(Path::to_path_buf)
+        .or_else(|| scratch.clone())
+        .expect("a directory");
+    let ledger = sealog_ledger::Ledger::open(
+        &dir,
+        sealog_ledger::LedgerConfig {
+            store: sealog_ledger::StoreConfig {
+                durability,
+                ..sealog_ledger::StoreConfig::default()
+            },
+            packs: sealog_ledger::Packs::builtin(),
+            undeclared: sealog_ledger::Undeclared::Quarantine,
+        },
+    )?;
+    Ok((ledger, dir, scratch))
 }
 
 pub(crate) fn tempfile_dir() -> anyhow::Result<PathBuf> {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use sealog_ledger::{Author, Durability, Ledger, LedgerConfig, Packs, StoreConfig, Undeclared};
+use sealog_ledger::{Author, Durability, Ledger};
 use serde_json::{Value, json};
 
 use crate::bench::{Gen, decision_event};
@@ -30,7 +30,7 @@ pub(crate) struct CheckArgs {
 const BASE_NS: i64 = 1_767_225_600_000_000_000;
 
 /// What the generator has made so far, so edits name the current state and mostly agree.
-struct World {
+pub(crate) struct World {
     g: Gen,
     chunks: Vec<String>,
     links: Vec<Option<String>>,
@@ -51,9 +51,19 @@ fn knowledge(i: u64, kind: &str, data: Value) -> Value {
 }
 
 impl World {
+    pub(crate) fn new(seed: u64) -> Self {
+        World {
+            g: Gen::new(seed),
+            chunks: Vec::new(),
+            links: Vec::new(),
+            popia: 0,
+            open: Vec::new(),
+        }
+    }
+
     /// Event `i`: a tenth decision records (checked by no rule: hashed only), the rest
     /// spread over the rules' types, about one in a hundred contradicting what came before.
-    fn event(&mut self, i: u64) -> Vec<u8> {
+    pub(crate) fn event(&mut self, i: u64) -> Vec<u8> {
         let r = self.g.next() % 100;
         let odd = self.g.next().is_multiple_of(100);
         let v = match r {
@@ -209,33 +219,8 @@ fn check(ledger: &Ledger, full: bool, now: i64) -> anyhow::Result<(sealog_check:
 }
 
 pub(crate) fn run(a: &CheckArgs, durability: Durability) -> anyhow::Result<std::process::ExitCode> {
-    let scratch = match &a.dir {
-        Some(_) => None,
-        None => Some(crate::bench::tempfile_dir()?),
-    };
-    let dir = a
-        .dir
-        .clone()
-        .or_else(|| scratch.clone())
-        .expect("a directory");
-    let ledger = Ledger::open(
-        &dir,
-        LedgerConfig {
-            store: StoreConfig {
-                durability,
-                ..StoreConfig::default()
-            },
-            packs: Packs::builtin(),
-            undeclared: Undeclared::Quarantine,
-        },
-    )?;
-    let mut world = World {
-        g: Gen::new(a.seed),
-        chunks: Vec::new(),
-        links: Vec::new(),
-        popia: 0,
-        open: Vec::new(),
-    };
+    let (ledger, _, scratch) = crate::bench::packs_store(a.dir.as_deref(), durability)?;
+    let mut world = World::new(a.seed);
     let started = Instant::now();
     let appended = ingest(&ledger, &mut world, 0, a.records)?;
     let ingest_s = started.elapsed().as_secs_f64();

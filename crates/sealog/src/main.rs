@@ -8,6 +8,7 @@ mod append;
 mod bench;
 mod bench_check;
 mod bench_client;
+mod bench_console;
 mod bench_http;
 mod check;
 mod client;
@@ -17,6 +18,7 @@ mod export;
 mod hold;
 mod keys;
 mod read;
+mod report;
 mod retention;
 mod serve;
 mod stream;
@@ -121,6 +123,9 @@ enum Command {
     Check(Box<check::Args>),
     /// The conflicts the checks found, as NDJSON; `resolve ID` settles one.
     Conflicts(check::ConflictsArgs),
+    /// A report over a window (daily, weekly, monthly, quarantine, coordination, popia),
+    /// counted from the index, as JSON, CSV or Markdown (with --url, from the server).
+    Report(report::Args),
     /// Legal holds: a tenant or a data subject kept from erasure while a matter is open
     /// (admin; with --url, through the server).
     #[command(subcommand)]
@@ -152,6 +157,8 @@ enum BenchCmd {
     /// Consistency checks over a store of the built-in packs' records: a full run, then an
     /// incremental one over what was added since, in records per second.
     Check(bench_check::CheckArgs),
+    /// The console's pages and reports over a store of N records, as a browser loads them.
+    Console(bench_console::ConsoleArgs),
     #[command(flatten)]
     Store(bench::Bench),
 }
@@ -299,6 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             check::conflicts(|| Ok(access::Reader::recording(open(&cli)?)), a)
         }
         Command::Conflicts(a) => check::conflicts(|| open_to_read(&cli), a),
+        Command::Report(a) => report::run(&open_to_read(&cli)?, a),
         Command::Retention(r) => retention::run(&open(&cli)?, r),
         Command::Witness(w) => witness::run(w),
         Command::Demo => demo::run(&open(&cli)?),
@@ -307,6 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bench_client::run(a, durability(&cli) == Durability::Os)
         }
         Command::Bench(BenchCmd::Check(a)) => bench_check::run(a, durability(&cli)),
+        Command::Bench(BenchCmd::Console(a)) => bench_console::run(a, durability(&cli)),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
     }
 }
@@ -351,6 +360,7 @@ fn run_remote(cli: &Cli) -> anyhow::Result<Option<ExitCode>> {
         Command::Conflicts(a) if a.remote().url.is_some() => {
             check::conflicts_client(&a.remote().client()?, a)?
         }
+        Command::Report(a) if a.remote.url.is_some() => report::run_client(&a.remote.client()?, a)?,
         Command::Retention(r) if r.remote().url.is_some() => {
             retention::run_client(&r.remote().client()?, r)?
         }

@@ -70,3 +70,36 @@ fn the_check_benchmark_runs_full_and_incremental() {
     );
     Cli::new(env!("CARGO_BIN_EXE_sealog"), &dir).assert_verifies();
 }
+
+#[test]
+fn the_console_benchmark_times_every_page_and_report() {
+    let report = run(&["bench", "console", "--records", "2000", "--repeat", "1"]);
+    assert_eq!(report["records"], 2000, "{report}");
+    for page in [
+        "records explorer (50 per page)",
+        "record with in-browser proof",
+        "subject timeline",
+        "integrity panel",
+        "dashboard refresh",
+    ] {
+        assert!(
+            report["pages"][page]["median_ms"].as_f64().is_some(),
+            "{page}: {report}"
+        );
+    }
+    for name in [
+        "daily",
+        "weekly",
+        "monthly",
+        "quarantine",
+        "coordination",
+        "popia",
+    ] {
+        assert!(
+            report["reports_one_month"][name]["median_ms"]
+                .as_f64()
+                .is_some(),
+            "{name}: {report}"
+        );
+    }
+}

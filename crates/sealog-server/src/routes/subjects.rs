@@ -40,21 +40,59 @@ pub(crate) async fn state(
     Path(subject): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let parsed = Params::parse(raw.as_deref(), &STATE_PARAMS);
-    let mut resource = json!({"subject": crate::access::clip(&subject)});
+    serve(ctx, &subject, raw.as_deref(), false).await
+}
+
+#[utoipa::path(
+    get, path = "/v1/subjects/{subject}/timeline", tag = "records",
+    params(
+        ("subject" = String, Path, description = "the subject"),
+        ("scope" = Option<String>, Query, description = "the scope, required when the subject has records in several scopes"),
+        ("as_of" = Option<String>, Query, description = "what the log knew: an ingest time (RFC 3339) or a tree size (digits)"),
+        ("valid_at" = Option<String>, Query, description = "what had happened: an event time (RFC 3339 or YYYY-MM-DD)"),
+    ),
+    responses(
+        (status = 200, description = "The subject's state as `state` rebuilds it, with `steps`: each record the fold applied, in order, with the state it left (so each step's before is the step before it), and `superseded`: the records a later one replaced", body = Object),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key may not read records", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`AMBIGUOUS_SCOPE`: name one with `scope`", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn timeline(
+    ctx: Ctx,
+    Path(subject): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    serve(ctx, &subject, raw.as_deref(), true).await
+}
+
+/// The state, or with `steps` the timeline: the same read, recorded the same way (a
+/// timeline's count is its steps).
+async fn serve(
+    ctx: Ctx,
+    subject: &str,
+    raw: Option<&str>,
+    steps: bool,
+) -> Result<Response, ApiError> {
+    let parsed = Params::parse(raw, &STATE_PARAMS);
+    let mut resource = json!({"subject": crate::access::clip(subject)});
+    if steps {
+        resource["view"] = json!("timeline");
+    }
     match &parsed {
         Ok(p) => resource["filter"] = p.to_json(),
-        Err(_) => {
-            resource["query"] = json!(crate::access::clip(raw.as_deref().unwrap_or("")));
-        }
+        Err(_) => resource["query"] = json!(crate::access::clip(raw.unwrap_or(""))),
     }
     ctx.authorize(Action::GetState, &resource).await?;
     let result = match parsed {
-        Ok(p) => rebuild(&ctx, &subject, &p).await,
+        Ok(p) => rebuild(&ctx, subject, &p, steps).await,
         Err(e) => Err(e),
     };
     let body = ctx
-        .recorded(Action::GetState, resource, result, |_| Some(1))
+        .recorded(Action::GetState, resource, result, |v| {
+            Some(v.get("steps").and_then(Value::as_array).map_or(1, Vec::len))
+        })
         .await?;
     Ok(json_bytes(
         StatusCode::OK,
@@ -62,7 +100,7 @@ pub(crate) async fn state(
     ))
 }
 
-async fn rebuild(ctx: &Ctx, subject: &str, p: &Params) -> Result<Value, ApiError> {
+async fn rebuild(ctx: &Ctx, subject: &str, p: &Params, steps: bool) -> Result<Value, ApiError> {
     let ledger = ctx.state.ledger.clone();
     let subject = subject.to_string();
     let scope = p.get("scope").map(str::to_string);
@@ -73,25 +111,29 @@ async fn rebuild(ctx: &Ctx, subject: &str, p: &Params) -> Result<Value, ApiError
     let started = std::time::Instant::now();
     let out = blocking(move || {
         let as_of_size = as_of.map(|s| as_of_size(&ledger, &s)).transpose()?;
-        ledger
-            .state(&StateQuery {
-                subject,
-                scope,
-                filters,
-                as_of_size,
-                valid_at,
-                sight: principal.sight(&ledger),
-            })
-            .map_err(|e| {
-                let message = e.to_string();
-                match e {
-                    StateError::Store(e) => e.into(),
-                    StateError::AmbiguousScope(scopes) => {
-                        ApiError::new(StatusCode::CONFLICT, "AMBIGUOUS_SCOPE", message)
-                            .with("scopes", json!(scopes))
-                    }
+        let q = StateQuery {
+            subject,
+            scope,
+            filters,
+            as_of_size,
+            valid_at,
+            sight: principal.sight(&ledger),
+        };
+        let folded = if steps {
+            ledger.timeline(&q)
+        } else {
+            ledger.state(&q)
+        };
+        folded.map_err(|e| {
+            let message = e.to_string();
+            match e {
+                StateError::Store(e) => e.into(),
+                StateError::AmbiguousScope(scopes) => {
+                    ApiError::new(StatusCode::CONFLICT, "AMBIGUOUS_SCOPE", message)
+                        .with("scopes", json!(scopes))
                 }
-            })
+            }
+        })
     })
     .await;
     metrics::histogram!("sealog_query_seconds", "endpoint" => "subjects.state")

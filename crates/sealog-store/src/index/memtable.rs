@@ -150,6 +150,12 @@ impl Memtable {
         self.record_postings[start..stop].contains(key)
     }
 
+    pub(crate) fn count_in(&self, key: &Posting, from: u64, below: u64) -> u64 {
+        self.chain(key)
+            .filter(|s| (from..below).contains(s))
+            .count() as u64
+    }
+
     pub(crate) fn count(&self, key: &Posting) -> u64 {
         self.heads.get(key).map_or(0, |c| u64::from(c.len))
     }

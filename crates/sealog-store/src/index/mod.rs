@@ -232,6 +232,18 @@ impl Index {
         Ok(n)
     }
 
+    /// How many records in `[from, below)` carry `key`, from the postings alone.
+    pub(crate) fn count_in(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for r in self.runs.iter().filter(|r| r.end > from && r.first < below) {
+            n += r.count_in(key, from, below)?;
+        }
+        for m in self.layers() {
+            n += m.count_in(key, from, below);
+        }
+        Ok(n)
+    }
+
     /// Seqs whose event time is in `[from, to)`, ascending.
     pub(crate) fn time_range(&self, from: i64, to: i64) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::new();

@@ -512,6 +512,27 @@ impl Run {
         Ok((hi - lo) as u64)
     }
 
+    /// How many records in `[from, below)` carry `key`: two binary searches.
+    pub(crate) fn count_in(
+        &self,
+        key: &[u8; 16],
+        from: u64,
+        below: u64,
+    ) -> Result<u64, StoreError> {
+        if from >= below {
+            return Ok(0);
+        }
+        let probe = |seq: u64| {
+            let mut p = [0u8; POST_WIDTH];
+            p[..16].copy_from_slice(key);
+            p[16..].copy_from_slice(&seq.to_be_bytes());
+            p
+        };
+        let lo = self.post.lower_bound(&probe(from))?;
+        let hi = self.post.lower_bound(&probe(below))?;
+        Ok((hi - lo) as u64)
+    }
+
     /// Seqs whose event time is in `[from, to)`.
     pub(crate) fn time_range(
         &self,

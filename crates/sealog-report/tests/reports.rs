@@ -1,0 +1,368 @@
+//! Reports counted from the index agree with what was appended, stay within the caller's
+//! reach, and judge POPIA requests and breaches by their deadlines.
+
+use sealog_ledger::{
+    Author, Durability, IngestResult, Ledger, LedgerConfig, Packs, StoreConfig, Undeclared,
+};
+use sealog_model::time::{format_micros, parse_rfc3339};
+use sealog_report::{Name, Report, Request, Section, build};
+use serde_json::{Value, json};
+
+const HOUR: i64 = 3_600_000_000_000;
+const DAY: i64 = 24 * HOUR;
+
+fn open(dir: &std::path::Path) -> Ledger {
+    Ledger::open(
+        dir,
+        LedgerConfig {
+            store: StoreConfig {
+                durability: Durability::Os,
+                // Small memtables: counts cross flushed index runs and the memtable.
+                memtable_records_max: 16,
+                ..StoreConfig::default()
+            },
+            packs: Packs::builtin(),
+            undeclared: Undeclared::Quarantine,
+        },
+    )
+    .unwrap()
+}
+
+fn ingest(ledger: &Ledger, events: &[Value]) -> Vec<IngestResult> {
+    let raw: Vec<Vec<u8>> = events.iter().map(|e| e.to_string().into_bytes()).collect();
+    let raws: Vec<_> = raw.iter().map(|r| Ok(r.as_slice())).collect();
+    ledger.ingest(&raws, &Author::ANYONE).unwrap()
+}
+
+fn decision(n: usize, tenant: &str, class: &str, decision: &str) -> Value {
+    let mut data = json!({
+        "envelope_id": format!("env-{n}"), "envelope_class": class, "decision": decision,
+        "reason": "test", "decision_timestamp": "2026-11-28T14:00:00Z", "tenant_id": tenant,
+    });
+    match decision {
+        "REJECTED" => data["conflicting_envelope_id"] = json!("env-0"),
+        "PREEMPTED" => data["preempting_envelope_id"] = json!("env-0"),
+        _ => {}
+    }
+    json!({"specversion": "1.0", "id": format!("d{n}"), "source": "c4", "type": "coordination.decision",
+           "time": "2026-11-28T14:00:00Z", "tenant": tenant,
+           "actor": {"type": "service", "id": "coordination-manager"}, "data": data})
+}
+
+fn now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    )
+    .unwrap()
+}
+
+fn request(name: Name, from: i64, to: i64, tenant: Option<&str>) -> Request {
+    Request {
+        name,
+        from: Some(from),
+        to: Some(to),
+        now: now(),
+        filters: tenant
+            .map(|t| vec![("tenant".to_string(), t.to_string())])
+            .unwrap_or_default(),
+    }
+}
+
+fn series<'a>(r: &'a Report, id: &str) -> &'a [sealog_report::Series] {
+    r.sections
+        .iter()
+        .find_map(|s| match s {
+            Section::Series { id: i, series, .. } if *i == id => Some(series.as_slice()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no series section {id}"))
+}
+
+fn total(r: &Report, id: &str, name: &str) -> u64 {
+    series(r, id)
+        .iter()
+        .find(|s| s.name == name)
+        .map_or(0, sealog_report::Series::total)
+}
+
+fn table<'a>(r: &'a Report, id: &str) -> &'a [Vec<Value>] {
+    r.sections
+        .iter()
+        .find_map(|s| match s {
+            Section::Table { id: i, rows, .. } if *i == id => Some(rows.as_slice()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no table section {id}"))
+}
+
+const CLASSES: [&str; 4] = ["SAFETY", "RELIABILITY", "COST", "PERFORMANCE"];
+const DECISIONS: [&str; 3] = ["APPLIED", "REJECTED", "PREEMPTED"];
+
+#[test]
+fn coordination_decisions_are_counted_by_class_and_outcome_within_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let start = now();
+    let mut events = Vec::new();
+    let mut want = std::collections::BTreeMap::new();
+    for n in 0..60 {
+        let (class, d) = (CLASSES[n % 4], DECISIONS[n % 5 % 3]);
+        let tenant = if n % 6 == 0 { "tenant-b" } else { "tenant-a" };
+        if tenant == "tenant-a" {
+            *want.entry((class, d)).or_insert(0u64) += 1;
+        }
+        events.push(decision(n, tenant, class, d));
+    }
+    // Refused by the pack: quarantined, never counted as decisions.
+    events.push(decision(99, "tenant-a", "NOT_A_CLASS", "APPLIED"));
+    for chunk in events.chunks(7) {
+        ingest(&ledger, chunk);
+    }
+    let end = now() + HOUR;
+    let r = build(
+        &ledger,
+        &request(Name::Coordination, start - DAY, end, Some("tenant-a")),
+    )
+    .unwrap();
+    for class in CLASSES {
+        let expected: u64 = DECISIONS
+            .iter()
+            .map(|d| want.get(&(class, *d)).copied().unwrap_or(0))
+            .sum();
+        assert_eq!(total(&r, "by_class", class), expected, "{class}");
+    }
+    for d in DECISIONS {
+        let expected: u64 = CLASSES
+            .iter()
+            .map(|c| want.get(&(*c, d)).copied().unwrap_or(0))
+            .sum();
+        assert_eq!(total(&r, "by_decision", d), expected, "{d}");
+    }
+    for row in table(&r, "matrix") {
+        let class = row[0].as_str().unwrap();
+        for (i, d) in DECISIONS.iter().enumerate() {
+            assert_eq!(
+                row[i + 1],
+                json!(want.get(&(class, *d)).copied().unwrap_or(0)),
+                "{class} {d}"
+            );
+        }
+    }
+    // Unscoped, tenant-b's decisions are counted too.
+    let all = build(
+        &ledger,
+        &request(Name::Coordination, start - DAY, end, None),
+    )
+    .unwrap();
+    let every: u64 = CLASSES.iter().map(|c| total(&all, "by_class", c)).sum();
+    assert_eq!(every, 60);
+    // A window before anything was ingested counts nothing.
+    let before = build(
+        &ledger,
+        &request(Name::Coordination, start - 3 * DAY, start - 2 * DAY, None),
+    )
+    .unwrap();
+    assert_eq!(
+        CLASSES
+            .iter()
+            .map(|c| total(&before, "by_class", c))
+            .sum::<u64>(),
+        0
+    );
+}
+
+#[test]
+fn daily_activity_counts_every_record_and_every_quarantined_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let start = now();
+    let mut events: Vec<Value> = (0..25)
+        .map(|n| decision(n, "tenant-a", "COST", "APPLIED"))
+        .collect();
+    for n in 0..4 {
+        events.push(decision(100 + n, "tenant-a", "BAD", "APPLIED"));
+    }
+    events.push(
+        json!({"specversion": "1.0", "id": "u1", "source": "s", "type": "no.such.type",
+                       "time": "2026-11-28T14:00:00Z", "data": {}}),
+    );
+    ingest(&ledger, &events);
+    let r = build(
+        &ledger,
+        &request(Name::Daily, start - HOUR, now() + HOUR, None),
+    )
+    .unwrap();
+    assert_eq!(r.window.period.as_str(), "hour");
+    assert_eq!(total(&r, "appended", "coordination.decision"), 25);
+    let appended: u64 = series(&r, "appended")
+        .iter()
+        .map(sealog_report::Series::total)
+        .sum();
+    assert_eq!(appended, ledger.len());
+    assert_eq!(total(&r, "quarantined", "SCHEMA_VIOLATION"), 4);
+    assert_eq!(total(&r, "quarantined", "UNKNOWN_EVENT_TYPE"), 1);
+    let quarantined: u64 = series(&r, "quarantined")
+        .iter()
+        .map(sealog_report::Series::total)
+        .sum();
+    assert_eq!(quarantined, ledger.quarantine_len());
+    assert_eq!(r.log_size, ledger.len());
+    // Every series has one value per period.
+    for s in r.sections.iter().filter_map(|s| match s {
+        Section::Series { series, .. } => Some(series),
+        Section::Table { .. } => None,
+    }) {
+        assert!(s.iter().all(|s| s.values.len() == r.window.starts.len()));
+    }
+}
+
+fn popia(id: &str, request: &str, requested: i64, completed: Option<i64>) -> Value {
+    let mut timeline = json!({"target_completion": format_micros(requested + 30 * DAY),
+                              "status": if completed.is_some() { "completed" } else { "in_progress" }});
+    if let Some(c) = completed {
+        timeline["actual_completion"] = json!(format_micros(c));
+    }
+    json!({
+        "specversion": "1.0", "id": id, "source": "shop-comms", "type": "comms.popia_request",
+        "time": format_micros(completed.unwrap_or(requested)), "tenant": "shop-za",
+        "actor": {"type": "human", "id": "agent-5"},
+        "data": {"request_id": request, "request_type": "access", "customer_id": "cust-23",
+            "request_timestamp": format_micros(requested), "request_channel": "email",
+            "verification_status": "verified", "processing_timeline": timeline},
+    })
+}
+
+fn breach(id: &str, incident: &str, discovered: i64, notified: Option<i64>) -> Value {
+    let mut e = json!({
+        "specversion": "1.0", "id": id, "source": "shop-comms", "type": "comms.breach_incident",
+        "time": format_micros(discovered), "tenant": "shop-za", "actor": {"type": "human", "id": "dpo-1"},
+        "data": {"incident_id": incident, "discovery_timestamp": format_micros(discovered),
+            "incident_type": "unauthorized_access", "affected_records": {"count": 3}},
+    });
+    if let Some(n) = notified {
+        e["data"]["notification_timeline"] = json!({"regulator_notification": format_micros(n)});
+    }
+    e
+}
+
+#[test]
+fn weekly_compliance_judges_popia_requests_and_breaches_by_their_deadlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let t = now();
+    let results = ingest(
+        &ledger,
+        &[
+            popia("p1", "req-overdue", t - 40 * DAY, None),
+            popia("p2", "req-open", t - 3 * DAY, None),
+            popia("p3", "req-done", t - 5 * DAY, None),
+            popia("p4", "req-late", t - 45 * DAY, None),
+            breach(
+                "b1",
+                "inc-in-time",
+                t - 2 * DAY,
+                Some(t - 2 * DAY + 10 * HOUR),
+            ),
+            breach("b2", "inc-overdue", t - 6 * DAY, None),
+            breach("b3", "inc-pending", t - 10 * HOUR, None),
+        ],
+    );
+    assert!(results.iter().all(|r| r.seq().is_some()), "{results:?}");
+    // Completions supersede nothing: they update the request's state.
+    let done = ingest(
+        &ledger,
+        &[
+            popia("p3b", "req-done", t - 5 * DAY, Some(t - DAY)),
+            popia("p4b", "req-late", t - 45 * DAY, Some(t - 2 * DAY)),
+        ],
+    );
+    assert!(done.iter().all(|r| r.seq().is_some()), "{done:?}");
+    let r = build(
+        &ledger,
+        &request(Name::Weekly, t - 7 * DAY, now() + HOUR, Some("shop-za")),
+    )
+    .unwrap();
+    let standing = |id: &str| -> String {
+        table(&r, "popia_requests")
+            .iter()
+            .find(|row| row[0] == json!(id))
+            .map(|row| row[6].as_str().unwrap().to_string())
+            .unwrap_or_else(|| "absent".into())
+    };
+    assert_eq!(standing("req-overdue"), "overdue");
+    assert_eq!(standing("req-open"), "open");
+    assert_eq!(standing("req-done"), "completed");
+    assert_eq!(standing("req-late"), "completed late");
+    let summary = table(&r, "popia_summary");
+    assert!(
+        summary.contains(&vec![json!("overdue"), json!(1)]),
+        "{summary:?}"
+    );
+    let breach_standing = |id: &str| -> String {
+        table(&r, "breaches")
+            .iter()
+            .find(|row| row[0] == json!(id))
+            .map(|row| row[5].as_str().unwrap().to_string())
+            .unwrap_or_else(|| "absent".into())
+    };
+    assert_eq!(breach_standing("inc-in-time"), "notified in time");
+    assert_eq!(breach_standing("inc-overdue"), "not notified, overdue");
+    assert_eq!(breach_standing("inc-pending"), "not notified yet");
+    let hours = table(&r, "breaches")
+        .iter()
+        .find(|row| row[0] == json!("inc-in-time"))
+        .unwrap()[4]
+        .clone();
+    assert_eq!(hours, json!(10.0));
+    // Another tenant's key sees none of it.
+    let other = build(
+        &ledger,
+        &request(Name::Weekly, t - 7 * DAY, now() + HOUR, Some("elsewhere")),
+    )
+    .unwrap();
+    assert!(table(&other, "popia_requests").is_empty());
+    assert!(table(&other, "breaches").is_empty());
+}
+
+#[test]
+fn csv_and_markdown_hold_every_section_and_quote_what_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let start = now();
+    ingest(&ledger, &[decision(1, "tenant-a", "SAFETY", "APPLIED")]);
+    let r = build(
+        &ledger,
+        &request(Name::Monthly, start - 30 * DAY, now() + HOUR, None),
+    )
+    .unwrap();
+    let csv = r.to_csv();
+    let first: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(first, ["section", "what", "count"]);
+    assert!(csv.contains("summary,records appended,1\r\n"), "{csv}");
+    assert!(csv.contains("appended,total,1\r\n"), "{csv}");
+    let md = r.to_markdown();
+    assert!(md.starts_with("# Monthly audit summary"));
+    assert!(md.contains("| records appended | 1 |"), "{md}");
+    let json = r.to_json();
+    assert_eq!(json["report"], "monthly");
+    assert_eq!(
+        json["periods"].as_array().unwrap().len(),
+        r.window.starts.len()
+    );
+    assert!(parse_rfc3339(json["from"].as_str().unwrap()).is_ok());
+}
+
+#[test]
+fn windows_that_cannot_be_reported_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let t = now();
+    assert!(build(&ledger, &request(Name::Daily, t, t, None)).is_err());
+    assert!(build(&ledger, &request(Name::Daily, t, t - DAY, None)).is_err());
+    assert!(build(&ledger, &request(Name::Daily, t - 500 * DAY, t, None)).is_err());
+    assert_eq!(Name::parse("weekly"), Some(Name::Weekly));
+    assert_eq!(Name::parse("yearly"), None);
+}

@@ -1,0 +1,102 @@
+//! `GET /v1/reports/{name}`: the reports of PRODUCT §12 (auditors and admins; a
+//! tenant-scoped key's report counts its tenant only), as JSON, CSV or Markdown.
+
+use axum::extract::{Path, RawQuery};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use sealog_report::{Name, Request};
+
+use crate::auth::Action;
+use crate::context::{Ctx, blocking};
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::routes::records::time_param;
+
+#[utoipa::path(
+    get, path = "/v1/reports/{name}", tag = "reports",
+    params(
+        ("name" = String, Path, description = "daily, weekly, monthly, quarantine, coordination or popia"),
+        ("from" = Option<String>, Query, description = "start of the window on the ingest clock (RFC 3339 or YYYY-MM-DD); default: the report's span before `to` (a day, a week, 30 days)"),
+        ("to" = Option<String>, Query, description = "end of the window (exclusive); default: now"),
+        ("format" = Option<String>, Query, description = "json (default), csv or md"),
+    ),
+    responses(
+        (status = 200, description = "The report: its window, periods (hours up to two days, days beyond), the log size it was counted at, and its sections (series per period, or tables)", body = Object),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 404, description = "No report of that name", body = crate::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn report(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let resource = json!({"report": crate::access::clip(&name),
+                          "query": crate::access::clip(raw.as_deref().unwrap_or(""))});
+    ctx.authorize(Action::Reports, &resource).await?;
+    let result = build(&ctx, &name, raw.as_deref()).await;
+    let resp = ctx
+        .recorded(Action::Reports, resource, result, |_| None)
+        .await?;
+    Ok(resp)
+}
+
+async fn build(ctx: &Ctx, name: &str, raw: Option<&str>) -> Result<Response, ApiError> {
+    let name = Name::parse(name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no report {name:?}: daily, weekly, monthly, quarantine, coordination or popia"
+        ))
+    })?;
+    let p = Params::parse(raw, &["from", "to", "format"])?;
+    let format = p.get("format").unwrap_or("json").to_string();
+    if !matches!(format.as_str(), "json" | "csv" | "md") {
+        return Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            "format is json, csv or md",
+        ));
+    }
+    let req = Request {
+        name,
+        from: time_param(&p, "from")?,
+        to: time_param(&p, "to")?,
+        now: crate::keys::now_nanos(),
+        // Only the tenant narrows a report: the role check keeps subject keys out.
+        filters: ctx
+            .principal
+            .tenant
+            .iter()
+            .map(|t| ("tenant".to_string(), t.clone()))
+            .collect(),
+    };
+    let ledger = ctx.state.ledger.clone();
+    let started = std::time::Instant::now();
+    let report = blocking(move || {
+        sealog_report::build(&ledger, &req).map_err(|e| match e {
+            sealog_report::ReportError::Invalid(m) => ApiError::bad_request("BAD_PARAMETER", m),
+            sealog_report::ReportError::Store(e) => e.into(),
+        })
+    })
+    .await?;
+    metrics::histogram!("sealog_query_seconds", "endpoint" => "reports")
+        .record(started.elapsed().as_secs_f64());
+    let file = format!("sealog-{}-report", name.as_str());
+    let (body, ty, ext) = match format.as_str() {
+        "csv" => (report.to_csv(), "text/csv; charset=utf-8", "csv"),
+        "md" => (report.to_markdown(), "text/markdown; charset=utf-8", "md"),
+        _ => (report.to_json().to_string(), "application/json", "json"),
+    };
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ty));
+    if ext != "json" {
+        let disposition = format!("attachment; filename=\"{file}.{ext}\"");
+        resp.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_str(&disposition).map_err(ApiError::internal)?,
+        );
+    }
+    Ok(resp)
+}
