@@ -5,92 +5,8 @@
 //! Without PostgreSQL's server binaries the PostgreSQL part is skipped with a loud message,
 //! except under CI (`sealog_testkit::under_ci`), where CI installs them and their absence fails the test.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use sealog_bench::{Attempt, EngineSpec, Options, Report};
 use sealog_ledger::{Ledger, VerifyOptions};
-
-/// A cluster started by `scripts/pg-cluster`, stopped and deleted on drop (even on panic).
-struct Cluster {
-    script: PathBuf,
-    dir: PathBuf,
-    conninfo: String,
-    _tmp: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let status = Command::new(&self.script)
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("could not stop the test cluster in {}", self.dir.display());
-        }
-    }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn postgres_installed() -> bool {
-    std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.flatten().any(|v| v.path().join("bin/initdb").exists()))
-        .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Starts a cluster, or returns `None` (loudly) when PostgreSQL is not installed outside CI.
-fn start_cluster() -> Option<Cluster> {
-    if !postgres_installed() {
-        sealog_testkit::missing(
-            "PostgreSQL's server (/usr/lib/postgresql/*/bin)",
-            "apt-get install -y postgresql",
-        );
-        return None;
-    }
-    let script = repo_root().join("scripts/pg-cluster");
-    // Under /tmp and world-traversable: as root the cluster runs as the `postgres` user.
-    let tmp = tempfile::Builder::new()
-        .prefix("sealog-bench-test-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    let mut perms = std::fs::metadata(tmp.path())
-        .expect("temp dir")
-        .permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(tmp.path(), perms).expect("chmod temp dir");
-    let mut last = String::new();
-    for attempt in 0..3 {
-        let dir = tmp.path().join(format!("pg{attempt}"));
-        let out = Command::new(&script)
-            .arg("start")
-            .arg(&dir)
-            .arg(free_port().to_string())
-            .output()
-            .expect("run scripts/pg-cluster");
-        if out.status.success() {
-            return Some(Cluster {
-                script,
-                dir,
-                conninfo: String::from_utf8(out.stdout).unwrap().trim().to_string(),
-                _tmp: tmp,
-            });
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        let _ = Command::new(&script).arg("stop").arg(&dir).status();
-    }
-    panic!("scripts/pg-cluster could not start a cluster:\n{last}");
-}
 
 fn tiny() -> Options {
     Options {
@@ -126,7 +42,7 @@ fn seed() -> u64 {
 
 #[test]
 fn tiny_comparison_gives_a_complete_and_sane_report() {
-    let cluster = start_cluster();
+    let cluster = sealog_testkit::pg::Cluster::start();
     let work = tempfile::tempdir().unwrap();
     let mut engines = vec![EngineSpec::Sealog(work.path().join("sealog"))];
     if let Some(c) = &cluster {

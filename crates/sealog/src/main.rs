@@ -17,6 +17,7 @@ mod erase;
 mod export;
 mod hold;
 mod keys;
+mod migrate;
 mod read;
 mod report;
 mod retention;
@@ -123,6 +124,9 @@ enum Command {
     Check(Box<check::Args>),
     /// The conflicts the checks found, as NDJSON; `resolve ID` settles one.
     Conflicts(check::ConflictsArgs),
+    /// Apply the PostgreSQL schema to the database --data postgresql://… names (each
+    /// migration once; idempotent) and grant the application role its rights.
+    Migrate(migrate::Args),
     /// A report over a window (daily, weekly, monthly, quarantine, coordination, popia),
     /// counted from the index, as JSON, CSV or Markdown (with --url, from the server).
     Report(report::Args),
@@ -282,6 +286,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(code) = run_remote(&cli)? {
         return Ok(code);
     }
+    let data = cli.data.to_string_lossy().into_owned();
+    if sealog_pg::is_database_url(&data) && !matches!(cli.command, Command::Migrate(_)) {
+        // Never a directory named like a URL: the database holds the schema only, so far.
+        anyhow::bail!(
+            "--data {}: this version keeps records in a data directory only; on PostgreSQL it applies the schema (`sealog migrate`)",
+            data.split('@').next_back().unwrap_or("")
+        );
+    }
     match &cli.command {
         Command::Append(args) => append::run(&open(&cli)?, args),
         Command::Get { id, sealed, .. } => read::get(&open_to_read(&cli)?, id, *sealed),
@@ -306,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             check::conflicts(|| Ok(access::Reader::recording(open(&cli)?)), a)
         }
         Command::Conflicts(a) => check::conflicts(|| open_to_read(&cli), a),
+        Command::Migrate(a) => migrate::run(&data, a),
         Command::Report(a) => report::run(&open_to_read(&cli)?, a),
         Command::Retention(r) => retention::run(&open(&cli)?, r),
         Command::Witness(w) => witness::run(w),

@@ -1,0 +1,236 @@
+//! Sealog's PostgreSQL schema: versioned migrations kept in this crate (`migrations/`),
+//! applied in order by `sealog migrate`, each once, each checked against its SHA-256 ever
+//! after, under an advisory lock so two servers starting together do not race.
+//!
+//! Roles: whoever runs the migrations owns the tables (the *owner*); the servers connect as
+//! the *application role* (`sealog_app` by default), which may read, insert, move the log's
+//! counter forward and delete only erasable rows (subject keys, quarantined payloads) — never
+//! UPDATE, DELETE or TRUNCATE a record. The append-only triggers raise for the owner too.
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::{Client, NoTls};
+
+/// The migrations, in order: (version, name, SQL).
+pub const MIGRATIONS: [(i32, &str, &str); 1] =
+    [(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+
+/// The application role's name when none is given.
+pub const APP_ROLE: &str = "sealog_app";
+
+/// Tables the application role reads and inserts into; no UPDATE, DELETE or TRUNCATE.
+const APPEND_ONLY: [&str; 6] = [
+    "sealog_records",
+    "sealog_record_ids",
+    "sealog_record_keys",
+    "sealog_tree_nodes",
+    "sealog_checkpoints",
+    "coordination_audit_records",
+];
+/// Tables whose rows erasure and retention may delete.
+const ERASABLE: [&str; 2] = ["sealog_subject_keys", "sealog_quarantine_payloads"];
+
+/// A key no other application's advisory lock is likely to use ("sealog" in ASCII).
+const LOCK_KEY: i64 = 0x7365_616c_6f67;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    #[error("PostgreSQL: {0}")]
+    Sql(String),
+    #[error(
+        "migration {version} ({name}) was applied with other contents than this version of Sealog has: the schema was changed by hand or by another version"
+    )]
+    Changed { version: i32, name: &'static str },
+    #[error(
+        "the database has migration {0}, which this version of Sealog does not know: it is older than the schema"
+    )]
+    Newer(i32),
+    #[error(
+        "invalid role name {0:?}: lowercase letters, digits and _, starting with a letter or _"
+    )]
+    BadRole(String),
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The server's own message (a trigger's, a constraint's) says more than the driver's.
+        match e.as_db_error() {
+            Some(db) => PgError::Sql(db.message().to_string()),
+            None => PgError::Sql(e.to_string()),
+        }
+    }
+}
+
+/// What `migrate` did: each migration and whether it was applied now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    pub applied: Vec<(i32, &'static str, bool)>,
+    pub app_role: String,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, PgError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PgError::Connect(e.to_string()))
+}
+
+async fn connect(conninfo: &str) -> Result<Client, PgError> {
+    let (client, connection) = tokio_postgres::connect(conninfo, NoTls)
+        .await
+        .map_err(|e| PgError::Connect(e.to_string()))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn valid_role(role: &str) -> bool {
+    let mut chars = role.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && role.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Applies every migration not applied yet, in one transaction under an advisory lock, then
+/// (again, so a new table is covered) grants the application role what it may do.
+pub fn migrate(conninfo: &str, app_role: &str) -> Result<Migrated, PgError> {
+    if !valid_role(app_role) {
+        return Err(PgError::BadRole(app_role.to_string()));
+    }
+    runtime()?.block_on(async {
+        let mut client = connect(conninfo).await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS sealog_schema_migrations (
+                version INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let rows = tx
+            .query("SELECT version, sha256 FROM sealog_schema_migrations", &[])
+            .await?;
+        let done: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        if let Some((v, _)) = done
+            .iter()
+            .find(|(v, _)| !MIGRATIONS.iter().any(|m| m.0 == *v))
+        {
+            return Err(PgError::Newer(*v));
+        }
+        let mut applied = Vec::new();
+        for (version, name, sql) in MIGRATIONS {
+            let sum = sha256_hex(sql);
+            match done.iter().find(|(v, _)| *v == version) {
+                Some((_, s)) if *s == sum => applied.push((version, name, false)),
+                Some(_) => return Err(PgError::Changed { version, name }),
+                None => {
+                    tx.batch_execute(sql).await?;
+                    tx.execute(
+                        "INSERT INTO sealog_schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+                        &[&version, &name, &sum],
+                    )
+                    .await?;
+                    applied.push((version, name, true));
+                }
+            }
+        }
+        grant(&tx, app_role).await?;
+        tx.commit().await?;
+        Ok(Migrated {
+            applied,
+            app_role: app_role.to_string(),
+        })
+    })
+}
+
+async fn grant(tx: &tokio_postgres::Transaction<'_>, role: &str) -> Result<(), PgError> {
+    let exists = tx
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+        .await?
+        .is_some();
+    let mut sql = String::new();
+    if !exists {
+        // NOLOGIN: the servers' login role is made a member of it by the DBA.
+        sql.push_str(&format!("CREATE ROLE {role} NOLOGIN;\n"));
+    }
+    let append_only = APPEND_ONLY.join(", ");
+    let erasable = ERASABLE.join(", ");
+    sql.push_str(&format!(
+        "REVOKE ALL ON {append_only}, {erasable}, sealog_log_state, sealog_schema_migrations FROM {role};
+         GRANT SELECT, INSERT ON {append_only} TO {role};
+         GRANT SELECT, INSERT, DELETE ON {erasable} TO {role};
+         GRANT SELECT, UPDATE ON sealog_log_state TO {role};
+         GRANT SELECT ON sealog_schema_migrations TO {role};"
+    ));
+    tx.batch_execute(&sql).await?;
+    Ok(())
+}
+
+/// The migrations a database lacks (checked when a server starts: it refuses to run on a
+/// schema that is behind, or was changed).
+pub fn pending(conninfo: &str) -> Result<Vec<i32>, PgError> {
+    runtime()?.block_on(async {
+        let client = connect(conninfo).await?;
+        let known = client
+            .query_opt(
+                "SELECT 1 FROM pg_tables WHERE tablename = 'sealog_schema_migrations'",
+                &[],
+            )
+            .await?
+            .is_some();
+        let done: Vec<(i32, String)> = if known {
+            client
+                .query("SELECT version, sha256 FROM sealog_schema_migrations", &[])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut missing = Vec::new();
+        for (version, name, sql) in MIGRATIONS {
+            match done.iter().find(|(v, _)| *v == version) {
+                Some((_, s)) if *s == sha256_hex(sql) => {}
+                Some(_) => return Err(PgError::Changed { version, name }),
+                None => missing.push(version),
+            }
+        }
+        Ok(missing)
+    })
+}
+
+/// Whether `--data` names a PostgreSQL database rather than a data directory.
+pub fn is_database_url(data: &str) -> bool {
+    data.starts_with("postgresql://") || data.starts_with("postgres://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_are_plain_identifiers() {
+        assert!(valid_role("sealog_app"));
+        assert!(valid_role("_x9"));
+        assert!(!valid_role("App"));
+        assert!(!valid_role("x; DROP TABLE sealog_records"));
+        assert!(!valid_role(""));
+        assert!(!valid_role(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn database_urls_are_told_from_directories() {
+        assert!(is_database_url("postgresql://u@h/db"));
+        assert!(is_database_url("postgres://h/db"));
+        assert!(!is_database_url("./sealog-data"));
+        assert!(!is_database_url("postgresql-data"));
+    }
+}
