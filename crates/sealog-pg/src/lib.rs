@@ -7,8 +7,27 @@
 //! counter forward and delete only erasable rows (subject keys, quarantined payloads) — never
 //! UPDATE, DELETE or TRUNCATE a record. The append-only triggers raise for the owner too.
 
+mod tree;
+
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, NoTls};
+
+pub use tree::LogName;
+
+/// One connection to the database, used from synchronous code (the storage contract is
+/// synchronous): its own small runtime drives the driver.
+pub struct Db {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl Db {
+    pub fn connect(conninfo: &str) -> Result<Db, PgError> {
+        let rt = runtime()?;
+        let client = rt.block_on(connect(conninfo))?;
+        Ok(Db { rt, client })
+    }
+}
 
 /// The migrations, in order: (version, name, SQL).
 pub const MIGRATIONS: [(i32, &str, &str); 1] =

@@ -1,0 +1,157 @@
+//! The Merkle tree of a log in `sealog_tree_nodes`: every perfect subtree's hash at (level,
+//! index), written once when it completes. One integrator at a time extends it (a
+//! transaction-scoped advisory lock per log, so a dead holder's lock goes with its session);
+//! every server reads roots and proofs from the same rows.
+
+use sealog_merkle::{Frontier, Hash, NodeReader, ProofError, ReadError};
+use tokio_postgres::{Client, GenericClient};
+
+use crate::{Db, PgError};
+
+/// Which of a ledger's two logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogName {
+    Canonical,
+    Quarantine,
+}
+
+impl LogName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogName::Canonical => "canonical",
+            LogName::Quarantine => "quarantine",
+        }
+    }
+
+    /// The advisory lock its integrator holds.
+    fn lock_key(self) -> i64 {
+        match self {
+            LogName::Canonical => 0x7365_616c_0001,
+            LogName::Quarantine => 0x7365_616c_0002,
+        }
+    }
+}
+
+/// Reads nodes through one client (or transaction) from async code driven by `rt`.
+struct Reader<'a, C: GenericClient> {
+    rt: &'a tokio::runtime::Runtime,
+    client: &'a C,
+    log: LogName,
+}
+
+impl<C: GenericClient + Sync> NodeReader for Reader<'_, C> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, ReadError> {
+        let idx =
+            i64::try_from(index).map_err(|_| ReadError::Other("index out of range".into()))?;
+        let row = self
+            .rt
+            .block_on(self.client.query_opt(
+                "SELECT hash FROM sealog_tree_nodes WHERE log = $1 AND level = $2 AND idx = $3",
+                &[&self.log.as_str(), &i16::from(level), &idx],
+            ))
+            .map_err(|e| ReadError::Other(e.to_string()))?
+            .ok_or(ReadError::Missing { level, index })?;
+        let bytes: Vec<u8> = row.get(0);
+        bytes
+            .try_into()
+            .map_err(|_| ReadError::Other(format!("node {level}/{index} is not 32 bytes")))
+    }
+}
+
+fn proof_error(e: ProofError) -> PgError {
+    PgError::Sql(format!("the tree: {e}"))
+}
+
+async fn tree_size(client: &impl GenericClient, log: LogName) -> Result<u64, PgError> {
+    let row = client
+        .query_one(
+            "SELECT COALESCE(MAX(idx) + 1, 0) FROM sealog_tree_nodes WHERE log = $1 AND level = 0",
+            &[&log.as_str()],
+        )
+        .await?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).expect("a size is not negative"))
+}
+
+impl Db {
+    /// The number of leaves the tree holds.
+    pub fn tree_size(&self, log: LogName) -> Result<u64, PgError> {
+        self.rt.block_on(tree_size(&self.client, log))
+    }
+
+    /// Appends leaves at the tree's right edge, with every node they complete, in one
+    /// transaction under the log's integrator lock; returns the new size. `from` is the size
+    /// the caller expects the tree to have: another integrator having moved it is an error,
+    /// never a tree with leaves out of order.
+    pub fn integrate(&mut self, log: LogName, from: u64, leaves: &[Hash]) -> Result<u64, PgError> {
+        let rt = &self.rt;
+        let tx = rt.block_on(self.client.transaction())?;
+        rt.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&log.lock_key()]))?;
+        let size = rt.block_on(tree_size(&tx, log))?;
+        if size != from {
+            return Err(PgError::Sql(format!(
+                "the {} tree has {size} leaves, not the {from} this integration extends",
+                log.as_str()
+            )));
+        }
+        let reader = Reader {
+            rt,
+            client: &tx,
+            log,
+        };
+        let mut frontier = Frontier::load(size, &reader).map_err(proof_error)?;
+        let mut nodes = Vec::with_capacity(leaves.len() * 2);
+        for leaf in leaves {
+            frontier.push_into(*leaf, &mut nodes);
+        }
+        let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.0)).collect();
+        let idxs: Vec<i64> = nodes
+            .iter()
+            .map(|n| i64::try_from(n.1).expect("a tree index fits i64"))
+            .collect();
+        let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.2.as_slice()).collect();
+        rt.block_on(tx.execute(
+            "INSERT INTO sealog_tree_nodes (log, level, idx, hash)
+             SELECT $1, l, i, h FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS u(l, i, h)",
+            &[&log.as_str(), &levels, &idxs, &hashes],
+        ))?;
+        rt.block_on(tx.commit())?;
+        Ok(frontier.size())
+    }
+
+    /// The leaf hash at `index`.
+    pub fn leaf(&self, log: LogName, index: u64) -> Result<Hash, PgError> {
+        self.reader(log)
+            .node(0, index)
+            .map_err(|e| PgError::Sql(format!("the tree: {e}")))
+    }
+
+    pub fn root(&self, log: LogName, size: u64) -> Result<Hash, PgError> {
+        sealog_merkle::root(size, &self.reader(log)).map_err(proof_error)
+    }
+
+    pub fn inclusion_proof(
+        &self,
+        log: LogName,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, PgError> {
+        sealog_merkle::inclusion_proof(index, size, &self.reader(log)).map_err(proof_error)
+    }
+
+    pub fn consistency_proof(
+        &self,
+        log: LogName,
+        old: u64,
+        new: u64,
+    ) -> Result<Vec<Hash>, PgError> {
+        sealog_merkle::consistency_proof(old, new, &self.reader(log)).map_err(proof_error)
+    }
+
+    fn reader(&self, log: LogName) -> Reader<'_, Client> {
+        Reader {
+            rt: &self.rt,
+            client: &self.client,
+            log,
+        }
+    }
+}
