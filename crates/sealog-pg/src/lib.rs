@@ -137,28 +137,17 @@ pub fn migrate(conninfo: &str, app_role: &str) -> Result<Migrated, PgError> {
             .query("SELECT version, sha256 FROM sealog_schema_migrations", &[])
             .await?;
         let done: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        if let Some((v, _)) = done
-            .iter()
-            .find(|(v, _)| !MIGRATIONS.iter().any(|m| m.0 == *v))
-        {
-            return Err(PgError::Newer(*v));
-        }
         let mut applied = Vec::new();
-        for (version, name, sql) in MIGRATIONS {
-            let sum = sha256_hex(sql);
-            match done.iter().find(|(v, _)| *v == version) {
-                Some((_, s)) if *s == sum => applied.push((version, name, false)),
-                Some(_) => return Err(PgError::Changed { version, name }),
-                None => {
-                    tx.batch_execute(sql).await?;
-                    tx.execute(
-                        "INSERT INTO sealog_schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
-                        &[&version, &name, &sum],
-                    )
-                    .await?;
-                    applied.push((version, name, true));
-                }
+        for (version, name, sql, missing) in plan(&done)? {
+            if missing {
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO sealog_schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+                    &[&version, &name, &sha256_hex(sql)],
+                )
+                .await?;
             }
+            applied.push((version, name, missing));
         }
         grant(&tx, app_role).await?;
         tx.commit().await?;
@@ -214,16 +203,34 @@ pub fn pending(conninfo: &str) -> Result<Vec<i32>, PgError> {
         } else {
             Vec::new()
         };
-        let mut missing = Vec::new();
-        for (version, name, sql) in MIGRATIONS {
-            match done.iter().find(|(v, _)| *v == version) {
-                Some((_, s)) if *s == sha256_hex(sql) => {}
-                Some(_) => return Err(PgError::Changed { version, name }),
-                None => missing.push(version),
-            }
-        }
-        Ok(missing)
+        Ok(plan(&done)?
+            .into_iter()
+            .filter(|m| m.3)
+            .map(|m| m.0)
+            .collect())
     })
+}
+
+/// Each known migration and whether the database lacks it, given the (version, SHA-256)
+/// pairs it has applied: one applied with other contents, or one this version does not
+/// know, is refused.
+fn plan(done: &[(i32, String)]) -> Result<Vec<(i32, &'static str, &'static str, bool)>, PgError> {
+    if let Some((v, _)) = done
+        .iter()
+        .find(|(v, _)| !MIGRATIONS.iter().any(|m| m.0 == *v))
+    {
+        return Err(PgError::Newer(*v));
+    }
+    MIGRATIONS
+        .iter()
+        .map(
+            |&(version, name, sql)| match done.iter().find(|(v, _)| *v == version) {
+                Some((_, sum)) if *sum == sha256_hex(sql) => Ok((version, name, sql, false)),
+                Some(_) => Err(PgError::Changed { version, name }),
+                None => Ok((version, name, sql, true)),
+            },
+        )
+        .collect()
 }
 
 /// Whether `--data` names a PostgreSQL database rather than a data directory.

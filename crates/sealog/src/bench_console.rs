@@ -162,18 +162,11 @@ pub(crate) fn run(
     for (name, paths) in &pages {
         out.insert(name.to_string(), figures(&time_page(&c, paths, a.repeat)?));
     }
-    let now = sealog_model::time::format_micros(crate::access::now_nanos());
-    let month_ago =
-        sealog_model::time::format_micros(crate::access::now_nanos() - 30 * 86_400_000_000_000);
+    let t = crate::access::now_nanos();
+    let now = sealog_model::time::format_micros(t);
+    let month_ago = sealog_model::time::format_micros(t - 30 * 86_400_000_000_000);
     let mut reports = serde_json::Map::new();
-    for name in [
-        "daily",
-        "weekly",
-        "monthly",
-        "quarantine",
-        "coordination",
-        "popia",
-    ] {
+    for name in sealog_report::Name::ALL.map(sealog_report::Name::as_str) {
         let path = format!(
             "/v1/reports/{name}?from={}&to={}",
             enc(&month_ago),
