@@ -222,6 +222,37 @@ pub fn add_signatures(note: &str, lines: &str) -> String {
     out
 }
 
+/// The notes worth keeping: for each cosigner (a signature line not by the log), the newest
+/// checkpoint it cosigned, as the latest note holding its line at that size (which holds every
+/// line gathered for it by then). Older ones say nothing a newer one by the same cosigner does
+/// not, since a witness cosigns only what extends what it cosigned before.
+pub fn newest_per_cosigner<'a>(notes: &'a [String], origin: &str) -> Vec<&'a String> {
+    let mut newest: std::collections::HashMap<&str, (u64, usize)> = Default::default();
+    for (i, n) in notes.iter().enumerate() {
+        let Ok((_, lines)) = split_note(n) else {
+            continue;
+        };
+        let size: u64 = n
+            .split('\n')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        for line in lines {
+            let Some(name) = line
+                .strip_prefix("\u{2014} ")
+                .and_then(|l| l.split(' ').next())
+            else {
+                continue;
+            };
+            if name != origin && newest.get(name).is_none_or(|(s, _)| size >= *s) {
+                newest.insert(name, (size, i));
+            }
+        }
+    }
+    let keep: std::collections::BTreeSet<usize> = newest.values().map(|(_, i)| *i).collect();
+    keep.into_iter().map(|i| &notes[i]).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

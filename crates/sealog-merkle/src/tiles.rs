@@ -168,6 +168,45 @@ pub fn tile_width(level: u8, index: u64, size: u64) -> Option<u16> {
     }
 }
 
+/// Checks a hash tile's nodes (level 0: the leaves of an entry bundle) against a signed tree
+/// of `size` with `root`: each largest aligned power-of-two run of them hashes to a subtree
+/// node, proven into `root` with nodes from `tree`. A tile that is not the signed tree's
+/// fails, naming why.
+pub fn verify_tile(
+    level: u8,
+    index: u64,
+    nodes: &[crate::Hash],
+    size: u64,
+    root: &crate::Hash,
+    tree: &impl crate::NodeReader,
+) -> Result<(), String> {
+    let mut at = 0usize;
+    while at < nodes.len() {
+        // The largest power of two that fits what is left and is aligned where it starts.
+        let fits = (nodes.len() - at).ilog2();
+        let k = if at == 0 {
+            fits
+        } else {
+            fits.min(at.trailing_zeros())
+        };
+        let mut group = nodes[at..at + (1 << k)].to_vec();
+        while group.len() > 1 {
+            group = group
+                .chunks_exact(2)
+                .map(|p| crate::node_hash(&p[0], &p[1]))
+                .collect();
+        }
+        let node_level = level * TILE_HEIGHT + k as u8;
+        let node_index = (index * TILE_WIDTH + at as u64) >> k;
+        let proof = crate::subtree_proof(node_level, node_index, size, tree)
+            .map_err(|e| format!("tree: {e}"))?;
+        crate::verify_subtree(&group[0], node_level, node_index, size, root, &proof)
+            .map_err(|e| e.to_string())?;
+        at += 1 << k;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,14 @@
 //! counter forward and delete only erasable rows (subject keys, quarantined payloads) — never
 //! UPDATE, DELETE or TRUNCATE a record. The append-only triggers raise for the owner too.
 
+mod keys;
+mod log;
 mod tree;
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, NoTls};
 
+pub use log::{PgConfig, PgLog};
 pub use tree::LogName;
 
 /// One connection to the database, used from synchronous code (the storage contract is
@@ -30,19 +33,23 @@ impl Db {
 }
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: [(i32, &str, &str); 1] =
-    [(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+pub const MIGRATIONS: [(i32, &str, &str); 2] = [
+    (1, "schema", include_str!("../migrations/0001_schema.sql")),
+    (2, "log", include_str!("../migrations/0002_log.sql")),
+];
 
 /// The application role's name when none is given.
 pub const APP_ROLE: &str = "sealog_app";
 
 /// Tables the application role reads and inserts into; no UPDATE, DELETE or TRUNCATE.
-const APPEND_ONLY: [&str; 6] = [
+const APPEND_ONLY: [&str; 8] = [
     "sealog_records",
     "sealog_record_ids",
     "sealog_record_keys",
     "sealog_tree_nodes",
     "sealog_checkpoints",
+    "sealog_log_keys",
+    "sealog_cosigned",
     "coordination_audit_records",
 ];
 /// Tables whose rows erasure and retention may delete.
@@ -75,10 +82,19 @@ impl From<tokio_postgres::Error> for PgError {
     fn from(e: tokio_postgres::Error) -> Self {
         // The server's own message (a trigger's, a constraint's) says more than the driver's.
         match e.as_db_error() {
+            Some(db) if transient(db.code()) => PgError::Connect(db.message().to_string()),
             Some(db) => PgError::Sql(db.message().to_string()),
-            None => PgError::Sql(e.to_string()),
+            None => PgError::Connect(e.to_string()),
         }
     }
+}
+
+/// An error that says the server cannot answer now, not that the request or the data is
+/// wrong: connection (08), rollback for serialization (40), resources (53), an operator's
+/// shutdown (57), a lock not available (55P03).
+pub(crate) fn transient(code: &tokio_postgres::error::SqlState) -> bool {
+    let code = code.code();
+    ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c)) || code == "55P03"
 }
 
 /// What `migrate` did: each migration and whether it was applied now.
@@ -88,6 +104,16 @@ pub struct Migrated {
     pub app_role: String,
 }
 
+/// Runs `f` to completion on `rt` from synchronous code, also when that code was itself
+/// called on a runtime's worker thread (a server's handler): the worker is handed over first.
+pub(crate) fn block_on<F: std::future::Future>(rt: &tokio::runtime::Runtime, f: F) -> F::Output {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::block_in_place(|| rt.block_on(f))
+    } else {
+        rt.block_on(f)
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, PgError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -95,7 +121,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, PgError> {
         .map_err(|e| PgError::Connect(e.to_string()))
 }
 
-async fn connect(conninfo: &str) -> Result<Client, PgError> {
+pub(crate) async fn connect(conninfo: &str) -> Result<Client, PgError> {
     let (client, connection) = tokio_postgres::connect(conninfo, NoTls)
         .await
         .map_err(|e| PgError::Connect(e.to_string()))?;
@@ -171,8 +197,10 @@ async fn grant(tx: &tokio_postgres::Transaction<'_>, role: &str) -> Result<(), P
     let append_only = APPEND_ONLY.join(", ");
     let erasable = ERASABLE.join(", ");
     sql.push_str(&format!(
-        "REVOKE ALL ON {append_only}, {erasable}, sealog_log_state, sealog_schema_migrations FROM {role};
+        "REVOKE ALL ON {append_only}, {erasable}, sealog_log_state, sealog_pruned, sealog_schema_migrations FROM {role};
          GRANT SELECT, INSERT ON {append_only} TO {role};
+         GRANT SELECT ON sealog_pruned TO {role};
+         GRANT EXECUTE ON FUNCTION sealog_prune(TEXT, BIGINT, BYTEA, BYTEA, BYTEA[]) TO {role};
          GRANT SELECT, INSERT, DELETE ON {erasable} TO {role};
          GRANT SELECT, UPDATE ON sealog_log_state TO {role};
          GRANT SELECT ON sealog_schema_migrations TO {role};"

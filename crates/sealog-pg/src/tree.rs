@@ -24,7 +24,7 @@ impl LogName {
     }
 
     /// The advisory lock its integrator holds.
-    fn lock_key(self) -> i64 {
+    pub(crate) fn lock_key(self) -> i64 {
         match self {
             LogName::Canonical => 0x7365_616c_0001,
             LogName::Quarantine => 0x7365_616c_0002,
@@ -33,24 +33,25 @@ impl LogName {
 }
 
 /// Reads nodes through one client (or transaction) from async code driven by `rt`.
-struct Reader<'a, C: GenericClient> {
-    rt: &'a tokio::runtime::Runtime,
-    client: &'a C,
-    log: LogName,
+pub(crate) struct Reader<'a, C: GenericClient> {
+    pub(crate) rt: &'a tokio::runtime::Runtime,
+    pub(crate) client: &'a C,
+    pub(crate) log: LogName,
 }
 
 impl<C: GenericClient + Sync> NodeReader for Reader<'_, C> {
     fn node(&self, level: u8, index: u64) -> Result<Hash, ReadError> {
         let idx =
             i64::try_from(index).map_err(|_| ReadError::Other("index out of range".into()))?;
-        let row = self
-            .rt
-            .block_on(self.client.query_opt(
+        let row = crate::block_on(
+            self.rt,
+            self.client.query_opt(
                 "SELECT hash FROM sealog_tree_nodes WHERE log = $1 AND level = $2 AND idx = $3",
                 &[&self.log.as_str(), &i16::from(level), &idx],
-            ))
-            .map_err(|e| ReadError::Other(e.to_string()))?
-            .ok_or(ReadError::Missing { level, index })?;
+            ),
+        )
+        .map_err(|e| ReadError::Other(e.to_string()))?
+        .ok_or(ReadError::Missing { level, index })?;
         let bytes: Vec<u8> = row.get(0);
         bytes
             .try_into()
@@ -58,11 +59,11 @@ impl<C: GenericClient + Sync> NodeReader for Reader<'_, C> {
     }
 }
 
-fn proof_error(e: ProofError) -> PgError {
+pub(crate) fn proof_error(e: ProofError) -> PgError {
     PgError::Sql(format!("the tree: {e}"))
 }
 
-async fn tree_size(client: &impl GenericClient, log: LogName) -> Result<u64, PgError> {
+pub(crate) async fn tree_size(client: &impl GenericClient, log: LogName) -> Result<u64, PgError> {
     let row = client
         .query_one(
             "SELECT COALESCE(MAX(idx) + 1, 0) FROM sealog_tree_nodes WHERE log = $1 AND level = 0",
@@ -93,27 +94,8 @@ impl Db {
                 log.as_str()
             )));
         }
-        let reader = Reader {
-            rt,
-            client: &tx,
-            log,
-        };
-        let mut frontier = Frontier::load(size, &reader).map_err(proof_error)?;
-        let mut nodes = Vec::with_capacity(leaves.len() * 2);
-        for leaf in leaves {
-            frontier.push_into(*leaf, &mut nodes);
-        }
-        let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.0)).collect();
-        let idxs: Vec<i64> = nodes
-            .iter()
-            .map(|n| i64::try_from(n.1).expect("a tree index fits i64"))
-            .collect();
-        let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.2.as_slice()).collect();
-        rt.block_on(tx.execute(
-            "INSERT INTO sealog_tree_nodes (log, level, idx, hash)
-             SELECT $1, l, i, h FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS u(l, i, h)",
-            &[&log.as_str(), &levels, &idxs, &hashes],
-        ))?;
+        let mut frontier = load_frontier(rt, &tx, log, size)?;
+        extend(rt, &tx, log, &mut frontier, leaves)?;
         rt.block_on(tx.commit())?;
         Ok(frontier.size())
     }
@@ -154,4 +136,45 @@ impl Db {
             log,
         }
     }
+}
+
+/// The tree's right edge at `size`, read through `client`.
+pub(crate) fn load_frontier<C: GenericClient + Sync>(
+    rt: &tokio::runtime::Runtime,
+    client: &C,
+    log: LogName,
+    size: u64,
+) -> Result<Frontier, PgError> {
+    let reader = Reader { rt, client, log };
+    Frontier::load(size, &reader).map_err(proof_error)
+}
+
+/// Pushes `leaves` onto `frontier` and inserts every node they complete, through `tx` (the
+/// caller holds the log's lock and commits).
+pub(crate) fn extend<C: GenericClient + Sync>(
+    rt: &tokio::runtime::Runtime,
+    tx: &C,
+    log: LogName,
+    frontier: &mut Frontier,
+    leaves: &[Hash],
+) -> Result<(), PgError> {
+    let mut nodes = Vec::with_capacity(leaves.len() * 2);
+    for leaf in leaves {
+        frontier.push_into(*leaf, &mut nodes);
+    }
+    let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.0)).collect();
+    let idxs: Vec<i64> = nodes
+        .iter()
+        .map(|n| i64::try_from(n.1).expect("a tree index fits i64"))
+        .collect();
+    let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.2.as_slice()).collect();
+    crate::block_on(
+        rt,
+        tx.execute(
+            "INSERT INTO sealog_tree_nodes (log, level, idx, hash)
+             SELECT $1, l, i, h FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS u(l, i, h)",
+            &[&log.as_str(), &levels, &idxs, &hashes],
+        ),
+    )?;
+    Ok(())
 }

@@ -5,49 +5,7 @@
 //! application role.
 
 use sealog_pg::{APP_ROLE, MIGRATIONS, PgError, migrate, pending};
-use sealog_testkit::pg::Cluster;
-use tokio_postgres::{Client, NoTls};
-
-/// A client of the test cluster on its own runtime; statements run to completion.
-struct Db {
-    rt: tokio::runtime::Runtime,
-    client: Client,
-}
-
-impl Db {
-    fn connect(conninfo: &str) -> Db {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let client = rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(conninfo, NoTls).await.unwrap();
-            tokio::spawn(conn);
-            client
-        });
-        Db { rt, client }
-    }
-
-    fn exec(&self, sql: &str) -> Result<(), String> {
-        self.rt
-            .block_on(self.client.batch_execute(sql))
-            .map_err(|e| {
-                e.as_db_error()
-                    .map_or(e.to_string(), |d| d.message().to_string())
-            })
-    }
-
-    fn strings(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let rows = self.rt.block_on(self.client.query(sql, &[])).unwrap();
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| r.get::<_, Option<String>>(i))
-                    .collect()
-            })
-            .collect()
-    }
-}
+use sealog_testkit::pg::{Cluster, Sql as Db};
 
 fn migrated() -> Option<(Cluster, Db)> {
     let cluster = Cluster::start()?;
@@ -257,7 +215,8 @@ fn migrations_apply_once_and_a_changed_one_is_refused() {
     // An empty database lacks every migration.
     db.exec("CREATE DATABASE fresh").unwrap();
     let fresh = cluster.conninfo.replace("dbname=postgres", "dbname=fresh");
-    assert_eq!(pending(&fresh).unwrap(), vec![1]);
+    let all: Vec<i32> = MIGRATIONS.iter().map(|m| m.0).collect();
+    assert_eq!(pending(&fresh).unwrap(), all);
 }
 
 const RECORD: &str = "INSERT INTO sealog_records (log, seq, record_id, ingested_at, event_ns, leaf, body)
@@ -311,7 +270,33 @@ fn records_are_append_only_for_the_owner_and_refused_to_the_application_role() {
     .unwrap();
     db.exec("DELETE FROM sealog_subject_keys WHERE pseudonym = 'p'")
         .unwrap();
+    // Retention's one sanctioned change: the application role empties a record's body
+    // through sealog_prune, which records who did it; once only.
+    let prune = "SELECT sealog_prune('canonical', 1, NULL, NULL, '{}')::text";
+    assert_eq!(db.strings(prune), vec![vec![Some("true".to_string())]]);
+    assert_eq!(db.strings(prune), vec![vec![Some("false".to_string())]]);
+    let e = db
+        .exec("SELECT sealog_prune('canonical', 7, NULL, NULL, '{}')")
+        .unwrap_err();
+    assert!(e.contains("has no record 7"), "{e}");
     db.exec("RESET ROLE").unwrap();
+    let pruned = db.strings(
+        "SELECT length(r.body)::text, p.pruned_by FROM sealog_records r
+         JOIN sealog_pruned p USING (log, seq) WHERE r.seq = 1",
+    );
+    assert_eq!(
+        pruned,
+        vec![vec![Some("0".to_string()), Some("postgres".to_string())]]
+    );
+    // The owner cannot empty a body by hand, nor change the pruned record again.
+    for sql in [
+        "UPDATE sealog_records SET body = '' WHERE seq = 0",
+        "UPDATE sealog_records SET body = '\x01' WHERE seq = 1",
+        "DELETE FROM sealog_pruned",
+    ] {
+        let e = db.exec(sql).expect_err(sql);
+        assert!(e.contains("append-only"), "{sql}: {e}");
+    }
     let count = db.strings("SELECT count(*)::text FROM sealog_records");
     assert_eq!(count, vec![vec![Some("2".to_string())]]);
 }

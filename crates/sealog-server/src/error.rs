@@ -116,6 +116,14 @@ impl From<sealog_ledger::Error> for ApiError {
                     30,
                 )
             }
+            E::Unavailable(m) => {
+                tracing::warn!(error = %m, "database unavailable");
+                ApiError::unavailable(
+                    "STORE_UNAVAILABLE",
+                    "the log's database cannot be reached now; nothing was acknowledged, so send the request again",
+                    2,
+                )
+            }
             E::Pruned(stub) => ApiError::new(
                 StatusCode::GONE,
                 "PRUNED_BY_RETENTION",

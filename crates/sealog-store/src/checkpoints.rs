@@ -504,7 +504,7 @@ impl Checkpoints {
         notes.push(note_text.to_string());
         let origin = cp.note.split('\n').next().unwrap_or_default();
         let mut bytes = Vec::new();
-        for n in newest_per_cosigner(&notes, origin) {
+        for n in sealog_merkle::cosignature::newest_per_cosigner(&notes, origin) {
             segment::encode_frame(n.as_bytes(), &mut bytes);
         }
         segment::write_atomic(&self.layout.cosigned_log(), &bytes)
@@ -694,37 +694,6 @@ impl Checkpoints {
         *latest = Some((signed.clone(), SystemTime::now()));
         Ok(signed)
     }
-}
-
-/// The notes worth keeping: for each cosigner (a signature line not by the log), the newest
-/// checkpoint it cosigned, as the latest note holding its line at that size (which holds every
-/// line gathered for it by then). Older ones say nothing a newer one by the same cosigner does
-/// not, since a witness cosigns only what extends what it cosigned before.
-fn newest_per_cosigner<'a>(notes: &'a [String], origin: &str) -> Vec<&'a String> {
-    let mut newest: std::collections::HashMap<&str, (u64, usize)> = Default::default();
-    for (i, n) in notes.iter().enumerate() {
-        let Ok((_, lines)) = sealog_merkle::cosignature::split_note(n) else {
-            continue;
-        };
-        let size: u64 = n
-            .split('\n')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        for line in lines {
-            let Some(name) = line
-                .strip_prefix("\u{2014} ")
-                .and_then(|l| l.split(' ').next())
-            else {
-                continue;
-            };
-            if name != origin && newest.get(name).is_none_or(|(s, _)| size >= *s) {
-                newest.insert(name, (size, i));
-            }
-        }
-    }
-    let keep: std::collections::BTreeSet<usize> = newest.values().map(|(_, i)| *i).collect();
-    keep.into_iter().map(|i| &notes[i]).collect()
 }
 
 /// The log's former verifier keys, oldest first.

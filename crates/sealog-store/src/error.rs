@@ -28,6 +28,10 @@ pub enum StoreError {
     /// and link, not its body.
     #[error("record {} (sha256:{}) was pruned by retention", .0.seq, hex(&.0.id))]
     Pruned(Box<crate::segment::Stub>),
+    /// The backend cannot be reached now (a database restarting, a lost connection): nothing
+    /// was acknowledged, and the same request may be sent again (appends dedupe by id).
+    #[error("the log's database is unavailable: {0}")]
+    Unavailable(String),
     /// The log has a key but its private half is not here (a backup restored without
     /// secrets): it can be read and verified, not written.
     #[error("{0}")]

@@ -184,36 +184,13 @@ impl Shared {
         let Some(cp) = self.checkpoints.latest() else {
             return Ok(());
         };
-        let mut at = 0usize;
-        while at < nodes.len() {
-            // The largest power of two that fits what is left and is aligned where it starts.
-            let fits = (nodes.len() - at).ilog2();
-            let k = if at == 0 {
-                fits
-            } else {
-                fits.min(at.trailing_zeros())
-            };
-            let mut group = nodes[at..at + (1 << k)].to_vec();
-            while group.len() > 1 {
-                group = group
-                    .chunks_exact(2)
-                    .map(|p| sealog_merkle::node_hash(&p[0], &p[1]))
-                    .collect();
-            }
-            let node_level = level * 8 + k as u8;
-            let node_index = (index * 256 + at as u64) >> k;
-            let proof = sealog_merkle::subtree_proof(node_level, node_index, cp.size, &self.tree)
-                .map_err(|e| StoreError::Corrupted(format!("tree: {e}")))?;
-            sealog_merkle::verify_subtree(&group[0], node_level, node_index, cp.size, &cp.root, &proof)
-                .map_err(|e| {
-                    StoreError::Corrupted(format!(
-                        "tile {level}/{index} does not agree with the signed checkpoint of size {} ({e}): the stored tree is damaged",
-                        cp.size
-                    ))
-                })?;
-            at += 1 << k;
-        }
-        Ok(())
+        sealog_merkle::tiles::verify_tile(level, index, &nodes, cp.size, &cp.root, &self.tree)
+            .map_err(|e| {
+                StoreError::Corrupted(format!(
+                    "tile {level}/{index} does not agree with the signed checkpoint of size {} ({e}): the stored tree is damaged",
+                    cp.size
+                ))
+            })
     }
 
     /// The root of the tree of `size` leaves, checked against the newest signed checkpoint:

@@ -65,6 +65,21 @@ impl Cluster {
         panic!("scripts/pg-cluster could not start a cluster:\n{last}");
     }
 
+    /// Stops the server (fast shutdown: sessions are cut) and starts it again on the same
+    /// data and port.
+    pub fn restart(&self) {
+        let out = Command::new(&self.script)
+            .arg("restart")
+            .arg(&self.dir)
+            .output()
+            .expect("run scripts/pg-cluster");
+        assert!(
+            out.status.success(),
+            "scripts/pg-cluster restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The database as `sealog --data` names it.
     pub fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
@@ -80,6 +95,55 @@ impl Drop for Cluster {
         if !matches!(status, Ok(s) if s.success()) {
             eprintln!("could not stop the test cluster in {}", self.dir.display());
         }
+    }
+}
+
+/// A client of a test cluster on its own runtime: statements run to completion.
+pub struct Sql {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Sql {
+    pub fn connect(conninfo: &str) -> Sql {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("connect to {conninfo}: {e}"));
+            tokio::spawn(conn);
+            client
+        });
+        Sql { rt, client }
+    }
+
+    /// Runs statements; the server's own message on failure (a trigger's, a grant's).
+    pub fn exec(&self, sql: &str) -> Result<(), String> {
+        self.rt
+            .block_on(self.client.batch_execute(sql))
+            .map_err(|e| {
+                e.as_db_error()
+                    .map_or(e.to_string(), |d| d.message().to_string())
+            })
+    }
+
+    /// Every row of a query, each column as text (`NULL` as `None`).
+    pub fn strings(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let rows = self
+            .rt
+            .block_on(self.client.simple_query(sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect()
     }
 }
 

@@ -139,3 +139,70 @@ fn the_rules_forbid_what_the_boundaries_say() {
     assert!(!rules["sealog-store"].0.contains("sealog-ledger"));
     assert!(!rules["sealog-store"].0.contains("sealog-packs"));
 }
+
+/// The database backend takes the storage contract from `sealog-store` (its traits, errors,
+/// stubs and the checkpoint opener) and nothing of the embedded engine: the two share no
+/// storage code.
+#[test]
+fn the_database_backend_uses_only_the_stores_contract() {
+    const CONTRACT: &[&str] = &[
+        "Admission",
+        "Entry",
+        "Id",
+        "Indexer",
+        "Key",
+        "LIMIT_MAX",
+        "LogRead",
+        "LogView",
+        "LogWrite",
+        "Outcome",
+        "Outcomes",
+        "Page",
+        "Scan",
+        "Stats",
+        "Verdict",
+        "WithLeaf",
+        "Prune",
+        "Recovery",
+        "SignedCheckpoint",
+        "StoreError",
+        "Stub",
+        "open_checkpoint",
+    ];
+    let rules = rules();
+    for forbidden in ["sealog-packs", "sealog-ledger"] {
+        assert!(
+            !rules["sealog-pg"].0.contains(forbidden),
+            "sealog-pg knows SQL, not events: it must not depend on {forbidden}"
+        );
+    }
+    let src = root().join("crates/sealog-pg/src");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for (i, _) in text.match_indices("sealog_store::") {
+            let rest = &text[i + "sealog_store::".len()..];
+            let used = match rest.strip_prefix('{') {
+                Some(list) => &list[..list.find('}').expect("a closed use list")],
+                None => {
+                    let end = rest
+                        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                }
+            };
+            names.extend(
+                used.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    assert!(!names.is_empty(), "sealog-pg implements the contract");
+    for name in &names {
+        assert!(
+            CONTRACT.contains(&name.as_str()),
+            "sealog-pg uses sealog_store::{name}, which is not the storage contract"
+        );
+    }
+}

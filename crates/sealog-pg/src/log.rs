@@ -1,0 +1,1561 @@
+//! A log in PostgreSQL, behind the storage contract (`sealog-store`'s `contract` module): the second
+//! backend, sharing no storage code with the embedded store and passing the same
+//! conformance suite.
+//!
+//! One serialization point for every server: each append transaction locks the log's
+//! counter row (`sealog_log_state ... FOR UPDATE`) first, so seqs are assigned in commit
+//! order, dense, and admission sees every record committed before, whichever server wrote
+//! it. The same transaction inserts the records, their ids and keys, and the tree nodes they
+//! complete, so the tree always holds exactly the committed records. Each server
+//! group-commits: a writer thread takes every request waiting and commits them as one
+//! transaction. Checkpoints are signed one at a time under a per-log advisory lock, taken
+//! with the transaction that records them (a dead holder's lock goes with its session).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use sealog_merkle::checkpoint::Checkpoint;
+use sealog_merkle::note::{self, Signer, Verifier};
+use sealog_merkle::{Frontier, Hash, leaf_hash};
+use sealog_store::{
+    Admission, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead, LogView, LogWrite, Outcome, Outcomes,
+    Page, Scan, Stats, Verdict, WithLeaf,
+};
+use sealog_store::{Prune, Recovery, SignedCheckpoint, StoreError, Stub, open_checkpoint};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient};
+
+use crate::tree::{self, LogName, Reader};
+use crate::{block_on, keys};
+
+/// How a PostgreSQL log is opened.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// libpq connection string or `postgresql://` URL.
+    pub conninfo: String,
+    pub log: LogName,
+    /// The signing key's file (C2SP signer key, owner-only), the same on every server; made
+    /// for a new log. Required to write.
+    pub signing_key: PathBuf,
+    /// How often the writer signs a checkpoint while appends arrive; one is always signed on
+    /// close.
+    pub checkpoint_interval: Duration,
+    /// Events one transaction may take.
+    pub batch_events_max: usize,
+}
+
+impl PgConfig {
+    pub fn new(conninfo: &str, log: LogName, signing_key: PathBuf) -> Self {
+        PgConfig {
+            conninfo: conninfo.to_string(),
+            log,
+            signing_key,
+            checkpoint_interval: Duration::from_secs(1),
+            batch_events_max: 16_384,
+        }
+    }
+}
+
+/// A connection that is made again when the server dropped it (a restart).
+struct Conn {
+    conninfo: String,
+    client: RwLock<Arc<Client>>,
+}
+
+impl Conn {
+    fn get(&self, rt: &tokio::runtime::Runtime) -> Result<Arc<Client>, StoreError> {
+        let current = self.client.read().expect("connection lock").clone();
+        if !current.is_closed() {
+            return Ok(current);
+        }
+        let mut slot = self.client.write().expect("connection lock");
+        if slot.is_closed() {
+            *slot = Arc::new(connect_on(rt, &self.conninfo)?);
+        }
+        Ok(slot.clone())
+    }
+}
+
+fn connect_on(rt: &tokio::runtime::Runtime, conninfo: &str) -> Result<Client, StoreError> {
+    block_on(rt, async {
+        let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+            .await
+            .map_err(unavailable)?;
+        rt.spawn(connection);
+        Ok(client)
+    })
+}
+
+/// A driver error as the contract's: the server gone or refusing for now is `Unavailable`
+/// (nothing acknowledged; retry), anything else a fault of the database's contents.
+fn unavailable(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) if !crate::transient(db.code()) => {
+            StoreError::Corrupted(format!("the database refused: {}", db.message()))
+        }
+        Some(db) => StoreError::Unavailable(db.message().to_string()),
+        None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn i64_of(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::InvalidArgument(format!("{n} is out of range")))
+}
+
+fn u64_of(n: i64) -> u64 {
+    u64::try_from(n).expect("a stored seq or size is not negative")
+}
+
+fn hash_of(bytes: &[u8], what: &str) -> Result<Hash, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupted(format!("{what} is not 32 bytes")))
+}
+
+/// Microseconds since the epoch as a `timestamptz` expression over parameter `$n`.
+fn ts(n: usize) -> String {
+    format!("('epoch'::timestamptz + ${n}::bigint * interval '1 microsecond')")
+}
+
+/// A `timestamptz` column as microseconds since the epoch.
+fn us(column: &str) -> String {
+    format!("(extract(epoch from {column}) * 1000000)::bigint")
+}
+
+/// A key row of a pruned record counts only if its stub keeps that key.
+const LIVE_KEY: &str = "NOT EXISTS (SELECT 1 FROM sealog_pruned p
+    WHERE p.log = k.log AND p.seq = k.seq AND NOT (k.key = ANY (p.kept)))";
+
+struct Shared {
+    rt: tokio::runtime::Runtime,
+    conn: Conn,
+    log: LogName,
+    signer: Option<Signer>,
+    verifier: Verifier,
+    /// The highest count of records this opening has seen committed: `len` never decreases.
+    len: AtomicU64,
+    latest: Mutex<Option<(SignedCheckpoint, SystemTime)>>,
+    commits: AtomicU64,
+    committed_events: AtomicU64,
+}
+
+/// What the writer thread is asked to do.
+enum Request<A: Admission> {
+    Append {
+        entries: Vec<Entry<A::Claim>>,
+        reply: mpsc::SyncSender<Result<Outcomes<A>, StoreError>>,
+    },
+    /// Sign a checkpoint of everything committed, unless one as large is signed.
+    Sign {
+        reply: mpsc::SyncSender<Result<SignedCheckpoint, StoreError>>,
+    },
+    Prune {
+        records: Vec<Prune>,
+        reply: mpsc::SyncSender<Result<u64, StoreError>>,
+    },
+}
+
+/// A log in PostgreSQL (see the module's documentation).
+pub struct PgLog<A: Admission> {
+    shared: Arc<Shared>,
+    tx: Option<Sender<Request<A>>>,
+    writer: Option<JoinHandle<Result<(), StoreError>>>,
+}
+
+impl<A: Admission> PgLog<A> {
+    /// Opens the log for writing: its signing key is read from `config.signing_key` (made,
+    /// with the log's first key row, for a new log) and must be the key the database names.
+    /// The empty tree is signed at creation, like the embedded store's.
+    pub fn open(
+        config: PgConfig,
+        indexer: Arc<dyn Indexer>,
+        admission: A,
+    ) -> Result<Self, StoreError> {
+        let shared = Arc::new(Shared::open(&config, true)?);
+        let (tx, rx) = mpsc::channel();
+        let writer = {
+            let shared = shared.clone();
+            let indexer = indexer.clone();
+            let conninfo = config.conninfo.clone();
+            std::thread::Builder::new()
+                .name(format!("sealog-pg-{}", config.log.as_str()))
+                .spawn(move || {
+                    Writer {
+                        shared,
+                        indexer,
+                        conninfo,
+                        client: None,
+                        frontier: None,
+                        admission,
+                        batch_events_max: config.batch_events_max.max(1),
+                        checkpoint_interval: config.checkpoint_interval,
+                    }
+                    .run(rx)
+                })
+                .map_err(|e| StoreError::Poisoned(format!("cannot start the writer: {e}")))?
+        };
+        let log = PgLog {
+            shared,
+            tx: Some(tx),
+            writer: Some(writer),
+        };
+        // A new log signs its empty tree, so that a log with records and no checkpoint is
+        // one that lost them.
+        log.ask_sign()?;
+        Ok(log)
+    }
+
+    fn ask_sign(&self) -> Result<SignedCheckpoint, StoreError> {
+        let tx = self.tx.as_ref().ok_or(StoreError::ReadOnly)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        tx.send(Request::Sign { reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Opens the log to read and verify only (no key needed): appends are refused.
+    pub fn open_read_only(config: PgConfig) -> Result<Self, StoreError> {
+        Ok(PgLog {
+            shared: Arc::new(Shared::open(&config, false)?),
+            tx: None,
+            writer: None,
+        })
+    }
+
+    fn shutdown(&mut self) -> Result<(), StoreError> {
+        drop(self.tx.take());
+        match self.writer.take() {
+            Some(w) => w
+                .join()
+                .map_err(|_| StoreError::Poisoned("the writer thread panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl<A: Admission> Drop for PgLog<A> {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+impl Shared {
+    fn open(config: &PgConfig, write: bool) -> Result<Shared, StoreError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sealog-pg-io")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Poisoned(format!("cannot start a runtime: {e}")))?;
+        let client = connect_on(&rt, &config.conninfo)?;
+        let conn = Conn {
+            conninfo: config.conninfo.clone(),
+            client: RwLock::new(Arc::new(client)),
+        };
+        let log = config.log;
+        let (signer, verifier) = Self::keys(&rt, &conn, log, &config.signing_key, write)?;
+        let shared = Shared {
+            rt,
+            conn,
+            log,
+            signer,
+            verifier,
+            len: AtomicU64::new(0),
+            latest: Mutex::new(None),
+            commits: AtomicU64::new(0),
+            committed_events: AtomicU64::new(0),
+        };
+        shared.refresh_len()?;
+        let latest = shared.latest_from_db()?;
+        if latest.is_none() && shared.len() > 0 {
+            return Err(StoreError::Corrupted(format!(
+                "the {} log has {} records but no signed checkpoint: its checkpoints were deleted",
+                log.as_str(),
+                shared.len()
+            )));
+        }
+        Ok(shared)
+    }
+
+    /// The signer (when writing) and the verifier key of the log, from the key file and the
+    /// database: a new log's first key is recorded there; a log that has one never takes
+    /// another in its place.
+    fn keys(
+        rt: &tokio::runtime::Runtime,
+        conn: &Conn,
+        log: LogName,
+        path: &std::path::Path,
+        write: bool,
+    ) -> Result<(Option<Signer>, Verifier), StoreError> {
+        let client = conn.get(rt)?;
+        let known = |client: &Client| -> Result<Option<String>, StoreError> {
+            let row = block_on(
+                rt,
+                client.query_opt(
+                    "SELECT vkey FROM sealog_log_keys WHERE log = $1 AND event IN ('created', 'finished')
+                     ORDER BY n DESC LIMIT 1",
+                    &[&log.as_str()],
+                ),
+            )
+            .map_err(unavailable)?;
+            Ok(row.map(|r| r.get(0)))
+        };
+        let parse = |vkey: &str| {
+            Verifier::parse(vkey).map_err(|e| {
+                StoreError::Corrupted(format!("the database's verifier key {vkey:?}: {e}"))
+            })
+        };
+        let on_file = keys::read_signer(path)?;
+        match (known(&client)?, on_file) {
+            (Some(vkey), Some(signer)) if signer.verifier().to_vkey() != vkey => {
+                Err(StoreError::InvalidArgument(format!(
+                    "{} is not the signing key of the {} log in this database, which names {vkey}",
+                    path.display(),
+                    log.as_str()
+                )))
+            }
+            (Some(vkey), signer) => {
+                if write && signer.is_none() {
+                    return Err(StoreError::NoSigningKey(format!(
+                        "{} is missing: the {} log in this database is signed by {vkey}; give every server that writes it the same key file",
+                        path.display(),
+                        log.as_str()
+                    )));
+                }
+                Ok((signer.filter(|_| write), parse(&vkey)?))
+            }
+            (None, _) if !write => Err(StoreError::InvalidArgument(format!(
+                "the {} log in this database has no key yet: a server opening it for writing makes one",
+                log.as_str()
+            ))),
+            (None, signer) => {
+                let signed = block_on(
+                    rt,
+                    client.query_opt(
+                        "SELECT 1 FROM sealog_checkpoints WHERE log = $1 LIMIT 1",
+                        &[&log.as_str()],
+                    ),
+                )
+                .map_err(unavailable)?;
+                if signed.is_some() {
+                    return Err(StoreError::Corrupted(format!(
+                        "the {} log has signed checkpoints but no key row: sealog_log_keys was emptied",
+                        log.as_str()
+                    )));
+                }
+                let signer = match signer {
+                    Some(s) => s,
+                    None => keys::create_signer(path)?,
+                };
+                let vkey = signer.verifier().to_vkey();
+                block_on(
+                    rt,
+                    client.execute(
+                        "INSERT INTO sealog_log_keys (log, n, event, vkey) VALUES ($1, 0, 'created', $2)
+                         ON CONFLICT DO NOTHING",
+                        &[&log.as_str(), &vkey],
+                    ),
+                )
+                .map_err(unavailable)?;
+                // Two servers making a new log at once: the first row wins.
+                match known(&client)? {
+                    Some(k) if k == vkey => Ok((Some(signer), parse(&k)?)),
+                    Some(k) => Err(StoreError::InvalidArgument(format!(
+                        "another server made the {} log's key first ({k}): give this server its key file instead of {}",
+                        log.as_str(),
+                        path.display()
+                    ))),
+                    None => Err(StoreError::Corrupted(
+                        "the key row just written is gone".into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn client(&self) -> Result<Arc<Client>, StoreError> {
+        self.conn.get(&self.rt)
+    }
+
+    fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client()?;
+        block_on(&self.rt, client.query(sql, params)).map_err(unavailable)
+    }
+
+    fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
+        let client = self.client()?;
+        block_on(&self.rt, client.query_opt(sql, params)).map_err(unavailable)
+    }
+
+    fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Reads the committed count (every server's appends) and remembers it.
+    fn refresh_len(&self) -> Result<u64, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT next_seq FROM sealog_log_state WHERE log = $1",
+                &[&self.log.as_str()],
+            )?
+            .ok_or_else(|| {
+                StoreError::Corrupted(format!(
+                    "sealog_log_state has no row for the {} log: run sealog migrate",
+                    self.log.as_str()
+                ))
+            })?;
+        let n = u64_of(row.get(0));
+        Ok(self.len.fetch_max(n, Ordering::AcqRel).max(n))
+    }
+
+    fn check_size(&self, size: u64) -> Result<u64, StoreError> {
+        let len = self.refresh_len()?;
+        if size > len {
+            return Err(StoreError::InvalidArgument(format!(
+                "tree size {size} is larger than the log ({len} records)"
+            )));
+        }
+        Ok(len)
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Reader<'_, Client>) -> Result<T, sealog_merkle::ProofError>,
+    ) -> Result<T, StoreError> {
+        let client = self.client()?;
+        let reader = Reader {
+            rt: &self.rt,
+            client: &*client,
+            log: self.log,
+        };
+        f(&reader).map_err(|e| match e {
+            sealog_merkle::ProofError::Read(sealog_merkle::ReadError::Other(m))
+                if m.contains("connection") || m.contains("closed") =>
+            {
+                StoreError::Unavailable(m)
+            }
+            other => StoreError::Corrupted(format!("the {} tree: {other}", self.log.as_str())),
+        })
+    }
+
+    fn raw_root(&self, size: u64) -> Result<Hash, StoreError> {
+        self.with_reader(|r| sealog_merkle::root(size, r))
+    }
+
+    /// The root of `size`, checked against the newest signed checkpoint (equal to its root,
+    /// or consistent with it either way).
+    fn trusted_root(&self, size: u64) -> Result<Hash, StoreError> {
+        let computed = self.raw_root(size)?;
+        let Some(cp) = self.latest_from_db()? else {
+            return Ok(computed);
+        };
+        let disagree = |what: &str| {
+            StoreError::Corrupted(format!(
+                "the stored {} tree of size {size} {what} the signed checkpoint of size {}",
+                self.log.as_str(),
+                cp.size
+            ))
+        };
+        let (old, new, old_root, new_root) = match size.cmp(&cp.size) {
+            _ if size == 0 => return Ok(computed),
+            std::cmp::Ordering::Equal if computed == cp.root => return Ok(computed),
+            std::cmp::Ordering::Equal => return Err(disagree("does not match")),
+            std::cmp::Ordering::Less => (size, cp.size, computed, cp.root),
+            std::cmp::Ordering::Greater if cp.size == 0 => return Ok(computed),
+            std::cmp::Ordering::Greater => (cp.size, size, cp.root, computed),
+        };
+        let proof = self.with_reader(|r| sealog_merkle::consistency_proof(old, new, r))?;
+        sealog_merkle::verify_consistency(old, new, &old_root, &new_root, &proof)
+            .map_err(|_| disagree("is not consistent with"))?;
+        Ok(computed)
+    }
+
+    fn verifiers(&self) -> Result<Vec<Verifier>, StoreError> {
+        let rows = self.query(
+            "SELECT vkey FROM sealog_log_keys WHERE log = $1 AND event IN ('created', 'finished') ORDER BY n",
+            &[&self.log.as_str()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let vkey: String = r.get(0);
+                Verifier::parse(&vkey)
+                    .map_err(|e| StoreError::Corrupted(format!("verifier key {vkey:?}: {e}")))
+            })
+            .collect()
+    }
+
+    fn open_note(&self, text: &str) -> Result<SignedCheckpoint, StoreError> {
+        let mut last = String::new();
+        for v in std::iter::once(self.verifier.clone()).chain(self.verifiers()?) {
+            match open_checkpoint(text, &v) {
+                Ok(cp) => return Ok(cp),
+                Err(e) => last = e,
+            }
+        }
+        Err(StoreError::Corrupted(format!(
+            "a checkpoint of the {} log is not signed by its key: {last}",
+            self.log.as_str()
+        )))
+    }
+
+    /// The newest signed checkpoint in the database, checked against the log's key.
+    fn latest_from_db(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let row = self.query_opt(
+            "SELECT note FROM sealog_checkpoints WHERE log = $1 ORDER BY size DESC LIMIT 1",
+            &[&self.log.as_str()],
+        )?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let cp = open_checkpoint(&row.get::<_, String>(0), &self.verifier).map_err(|e| {
+            StoreError::Corrupted(format!(
+                "the newest checkpoint of the {} log is not signed by its key: {e}",
+                self.log.as_str()
+            ))
+        })?;
+        let mut latest = self.latest.lock().expect("checkpoint lock");
+        if latest.as_ref().is_none_or(|(l, _)| l.size < cp.size) {
+            *latest = Some((cp.clone(), SystemTime::now()));
+        }
+        Ok(Some(cp))
+    }
+}
+
+/// An error again, for each request of a group that failed together.
+fn again(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Corrupted(m) => StoreError::Corrupted(m.clone()),
+        StoreError::InvalidArgument(m) => StoreError::InvalidArgument(m.clone()),
+        StoreError::ReadOnly => StoreError::ReadOnly,
+        other => StoreError::Poisoned(other.to_string()),
+    }
+}
+
+/// What admission may ask, answered inside the append transaction (after the counter row
+/// is locked, so every server's commits before it are visible).
+struct TxView<'a, C: GenericClient> {
+    rt: &'a tokio::runtime::Runtime,
+    tx: &'a C,
+    log: LogName,
+    /// The seqs of the group's own ids, fetched in one query (absent: not in the log).
+    prefetched: HashMap<Id, Option<u64>>,
+}
+
+impl<C: GenericClient + Sync> TxView<'_, C> {
+    fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<u64>, StoreError> {
+        let row = block_on(self.rt, self.tx.query_opt(sql, params)).map_err(unavailable)?;
+        Ok(row.map(|r| u64_of(r.get(0))))
+    }
+}
+
+impl<C: GenericClient + Sync> LogView for TxView<'_, C> {
+    fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {
+        if let Some(known) = self.prefetched.get(id) {
+            return Ok(*known);
+        }
+        self.one(
+            "SELECT seq FROM sealog_record_ids WHERE log = $1 AND record_id = $2",
+            &[&self.log.as_str(), &&id[..]],
+        )
+    }
+
+    fn first_with(&self, key: &Key) -> Result<Option<u64>, StoreError> {
+        self.one(
+            &format!(
+                "SELECT k.seq FROM sealog_record_keys k WHERE k.log = $1 AND k.key = $2 AND {LIVE_KEY}
+                 ORDER BY k.seq LIMIT 1"
+            ),
+            &[&self.log.as_str(), &&key[..]],
+        )
+    }
+
+    fn has(&self, key: &Key, seq: u64) -> Result<bool, StoreError> {
+        let found = self.one(
+            &format!(
+                "SELECT k.seq FROM sealog_record_keys k
+                 WHERE k.log = $1 AND k.key = $2 AND k.seq = $3 AND {LIVE_KEY}"
+            ),
+            &[&self.log.as_str(), &&key[..], &i64_of(seq)?],
+        )?;
+        Ok(found.is_some())
+    }
+}
+
+enum Decided<R> {
+    Appended(u64),
+    Duplicate(u64),
+    Refused(R),
+}
+
+/// The one thread of a server that writes the log: group commits, checkpoints, pruning.
+struct Writer<A: Admission> {
+    shared: Arc<Shared>,
+    indexer: Arc<dyn Indexer>,
+    conninfo: String,
+    client: Option<Client>,
+    /// The tree's right edge after this writer's last commit; loaded again when another
+    /// server has committed since (or a commit failed).
+    frontier: Option<Frontier>,
+    admission: A,
+    batch_events_max: usize,
+    checkpoint_interval: Duration,
+}
+
+impl<A: Admission> Writer<A> {
+    fn run(mut self, rx: Receiver<Request<A>>) -> Result<(), StoreError> {
+        let mut last_signed = Instant::now();
+        let mut unsigned = false;
+        loop {
+            let first = if unsigned {
+                let wait = self
+                    .checkpoint_interval
+                    .saturating_sub(last_signed.elapsed());
+                match rx.recv_timeout(wait) {
+                    Ok(r) => Some(r),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(r) => Some(r),
+                    Err(_) => break,
+                }
+            };
+            let mut appends = Vec::new();
+            let mut signs = Vec::new();
+            let mut events = 0;
+            let mut next = first;
+            while let Some(request) = next {
+                match request {
+                    Request::Append { entries, reply } => {
+                        events += entries.len();
+                        appends.push((entries, reply));
+                    }
+                    Request::Sign { reply } => signs.push(reply),
+                    Request::Prune { records, reply } => {
+                        let _ = reply.send(self.prune(&records));
+                    }
+                }
+                next = if events < self.batch_events_max {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            if !appends.is_empty() {
+                self.commit(appends);
+                unsigned = true;
+            }
+            if !signs.is_empty() || (unsigned && last_signed.elapsed() >= self.checkpoint_interval)
+            {
+                let signed = self.sign();
+                if signed.is_ok() {
+                    unsigned = false;
+                    last_signed = Instant::now();
+                }
+                for reply in signs {
+                    let _ = reply.send(signed.as_ref().map(Clone::clone).map_err(again));
+                }
+            }
+        }
+        self.sign().map(drop)
+    }
+
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        connected(&mut self.client, &self.shared.rt, &self.conninfo)
+    }
+
+    /// Commits every request of the group in one transaction and answers each.
+    fn commit(&mut self, requests: Vec<Pending<A>>) {
+        let all: Vec<&Entry<A::Claim>> = requests.iter().flat_map(|(e, _)| e).collect();
+        let decided = self.write_group(&all);
+        drop(all);
+        match decided {
+            Err(e) => {
+                self.frontier = None;
+                for (_, reply) in requests {
+                    let _ = reply.send(Err(again(&e)));
+                }
+            }
+            Ok(decided) => {
+                let mut decided = decided.into_iter();
+                for (entries, reply) in requests {
+                    let outcomes = entries
+                        .into_iter()
+                        .zip(decided.by_ref())
+                        .map(|(entry, d)| match d {
+                            Decided::Appended(seq) => Outcome::Appended {
+                                seq,
+                                id: entry.id(),
+                            },
+                            Decided::Duplicate(seq) => Outcome::Duplicate {
+                                seq,
+                                id: entry.id(),
+                            },
+                            Decided::Refused(refusal) => Outcome::Refused { refusal, entry },
+                        })
+                        .collect();
+                    let _ = reply.send(Ok(outcomes));
+                }
+            }
+        }
+    }
+
+    fn write_group(
+        &mut self,
+        entries: &[&Entry<A::Claim>],
+    ) -> Result<Vec<Decided<A::Refusal>>, StoreError> {
+        let shared = self.shared.clone();
+        let (rt, log) = (&shared.rt, shared.log);
+        let name = log.as_str();
+        let cached = self.frontier.take();
+        let client = connected(&mut self.client, rt, &self.conninfo)?;
+        let tx = block_on(rt, client.transaction()).map_err(unavailable)?;
+        let row = block_on(
+            rt,
+            tx.query_one(
+                &format!(
+                    "SELECT next_seq, {}, {} FROM sealog_log_state WHERE log = $1 FOR UPDATE",
+                    us("last_ingested_at"),
+                    us("clock_timestamp()")
+                ),
+                &[&name],
+            ),
+        )
+        .map_err(unavailable)?;
+        block_on(
+            rt,
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&log.lock_key()]),
+        )
+        .map_err(unavailable)?;
+        let next = u64_of(row.get(0));
+        let last_us: Option<i64> = row.get(1);
+        // Ingest time never decreases along the log, whichever server's clock (the
+        // database's, here) says what.
+        let ingested_us = row.get::<_, i64>(2).max(last_us.unwrap_or(i64::MIN));
+
+        let ids: Vec<&[u8]> = entries.iter().map(|e| &e.event.record_id.0[..]).collect();
+        let mut prefetched: HashMap<Id, Option<u64>> =
+            entries.iter().map(|e| (e.id(), None)).collect();
+        let rows = block_on(
+            rt,
+            tx.query(
+                "SELECT record_id, seq FROM sealog_record_ids WHERE log = $1 AND record_id = ANY($2)",
+                &[&name, &ids],
+            ),
+        )
+        .map_err(unavailable)?;
+        for r in rows {
+            let id = hash_of(r.get(0), "a record id")?;
+            prefetched.insert(id, Some(u64_of(r.get(1))));
+        }
+        let view = TxView {
+            rt,
+            tx: &tx,
+            log,
+            prefetched,
+        };
+        let mut group = A::Group::default();
+        let mut decided = Vec::with_capacity(entries.len());
+        let mut fresh: Vec<&Entry<A::Claim>> = Vec::new();
+        for entry in entries {
+            let seq = next + fresh.len() as u64;
+            match self.admission.admit(&mut group, entry, seq, &view)? {
+                Verdict::Admit => {
+                    fresh.push(entry);
+                    decided.push(Decided::Appended(seq));
+                }
+                Verdict::Duplicate(s) => decided.push(Decided::Duplicate(s)),
+                Verdict::Refuse(r) => decided.push(Decided::Refused(r)),
+            }
+        }
+        if fresh.is_empty() {
+            self.frontier = cached;
+            return Ok(decided);
+        }
+        let ingested_at = sealog_model::time::format_micros(ingested_us.saturating_mul(1000));
+        let mut seqs = Vec::with_capacity(fresh.len());
+        let mut event_ns = Vec::with_capacity(fresh.len());
+        let mut bodies = Vec::with_capacity(fresh.len());
+        let mut leaves = Vec::with_capacity(fresh.len());
+        let (mut key_rows, mut key_seqs) = (Vec::new(), Vec::new());
+        for (i, entry) in fresh.iter().enumerate() {
+            let seq = next + i as u64;
+            let mut body = Vec::with_capacity(entry.event.bytes().len() + 128);
+            entry.event.write_record(seq, &ingested_at, &mut body);
+            leaves.push(leaf_hash(&body));
+            bodies.push(body);
+            seqs.push(i64_of(seq)?);
+            event_ns.push(entry.event_ns);
+            for k in &entry.keys {
+                key_rows.push(&k[..]);
+                key_seqs.push(i64_of(seq)?);
+            }
+        }
+        let fresh_ids: Vec<&[u8]> = fresh.iter().map(|e| &e.event.record_id.0[..]).collect();
+        let leaf_bytes: Vec<&[u8]> = leaves.iter().map(|l| &l[..]).collect();
+        let body_bytes: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        let statements = async {
+            tx.execute(
+                &format!(
+                    "INSERT INTO sealog_records (log, seq, record_id, ingested_at, event_ns, leaf, body)
+                     SELECT $1, s, r, {}, e, l, b
+                     FROM unnest($3::bigint[], $4::bytea[], $5::bigint[], $6::bytea[], $7::bytea[])
+                       AS u(s, r, e, l, b)",
+                    ts(2)
+                ),
+                &[&name, &ingested_us, &seqs, &fresh_ids, &event_ns, &leaf_bytes, &body_bytes],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO sealog_record_ids (log, record_id, seq)
+                 SELECT $1, r, s FROM unnest($2::bytea[], $3::bigint[]) AS u(r, s)",
+                &[&name, &fresh_ids, &seqs],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO sealog_record_keys (log, key, seq)
+                 SELECT $1, k, s FROM unnest($2::bytea[], $3::bigint[]) AS u(k, s)",
+                &[&name, &key_rows, &key_seqs],
+            )
+            .await?;
+            Ok::<_, tokio_postgres::Error>(())
+        };
+        block_on(rt, statements).map_err(unavailable)?;
+        let mut frontier = match cached.filter(|f| f.size() == next) {
+            Some(f) => f,
+            None => tree::load_frontier(rt, &tx, log, next).map_err(pg_error)?,
+        };
+        tree::extend(rt, &tx, log, &mut frontier, &leaves).map_err(pg_error)?;
+        let end = next + fresh.len() as u64;
+        block_on(
+            rt,
+            tx.execute(
+                &format!(
+                    "UPDATE sealog_log_state SET next_seq = $2, last_ingested_at = {} WHERE log = $1",
+                    ts(3)
+                ),
+                &[&name, &i64_of(end)?, &ingested_us],
+            ),
+        )
+        .map_err(unavailable)?;
+        block_on(rt, tx.commit()).map_err(unavailable)?;
+        self.frontier = Some(frontier);
+        shared.len.fetch_max(end, Ordering::AcqRel);
+        shared.commits.fetch_add(1, Ordering::Relaxed);
+        shared
+            .committed_events
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        Ok(decided)
+    }
+
+    /// Signs a checkpoint of everything committed, one signer at a time across servers,
+    /// after checking the tree extends the newest checkpoint; returns the newest.
+    fn sign(&mut self) -> Result<SignedCheckpoint, StoreError> {
+        let shared = self.shared.clone();
+        let signer = shared.signer.as_ref().ok_or(StoreError::ReadOnly)?;
+        let (rt, log) = (&shared.rt, shared.log);
+        let name = log.as_str();
+        let client = self.client()?;
+        let tx = block_on(rt, client.transaction()).map_err(unavailable)?;
+        let signed = async {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&(log.lock_key() | 0x0100_0000_0000_0000)],
+            )
+            .await?;
+            let size = tx
+                .query_one(
+                    "SELECT next_seq FROM sealog_log_state WHERE log = $1",
+                    &[&name],
+                )
+                .await?;
+            let newest = tx
+                .query_opt(
+                    "SELECT note FROM sealog_checkpoints WHERE log = $1 ORDER BY size DESC LIMIT 1",
+                    &[&name],
+                )
+                .await?;
+            Ok::<_, tokio_postgres::Error>((u64_of(size.get(0)), newest.map(|r| r.get(0))))
+        };
+        let (size, newest): (u64, Option<String>) = block_on(rt, signed).map_err(unavailable)?;
+        let newest = newest.map(|n| shared.open_note(&n)).transpose()?;
+        if let Some(n) = newest.as_ref().filter(|n| n.size >= size) {
+            return Ok(n.clone());
+        }
+        let reader = Reader {
+            rt,
+            client: &tx,
+            log,
+        };
+        let tree_error =
+            |e: sealog_merkle::ProofError| StoreError::Corrupted(format!("the {name} tree: {e}"));
+        let root = sealog_merkle::root(size, &reader).map_err(tree_error)?;
+        if let Some(n) = newest.as_ref().filter(|n| n.size > 0) {
+            let proof =
+                sealog_merkle::consistency_proof(n.size, size, &reader).map_err(tree_error)?;
+            sealog_merkle::verify_consistency(n.size, size, &n.root, &root, &proof).map_err(
+                |_| {
+                    StoreError::Corrupted(format!(
+                        "the {name} tree of {size} does not extend the signed checkpoint of {}: refusing to sign it",
+                        n.size
+                    ))
+                },
+            )?;
+        }
+        let body = Checkpoint {
+            origin: signer.name().to_string(),
+            size,
+            root,
+            extensions: Vec::new(),
+        }
+        .to_body();
+        let note_text =
+            note::sign(&body, &[signer]).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        block_on(rt, async {
+            tx.execute(
+                "INSERT INTO sealog_checkpoints (log, size, note) VALUES ($1, $2, $3)",
+                &[&name, &i64_of(size).expect("a size fits"), &note_text],
+            )
+            .await?;
+            tx.commit().await
+        })
+        .map_err(unavailable)?;
+        let cp = SignedCheckpoint {
+            size,
+            root,
+            note: note_text,
+        };
+        *shared.latest.lock().expect("checkpoint lock") = Some((cp.clone(), SystemTime::now()));
+        Ok(cp)
+    }
+
+    /// Retention through the database's one sanctioned function, all in one transaction.
+    fn prune(&mut self, records: &[Prune]) -> Result<u64, StoreError> {
+        let shared = self.shared.clone();
+        let (rt, name) = (&shared.rt, shared.log.as_str());
+        let len = shared.refresh_len()?;
+        if let Some(p) = records.iter().find(|p| p.seq >= len) {
+            return Err(StoreError::InvalidArgument(format!(
+                "record {} is past the log ({len} records)",
+                p.seq
+            )));
+        }
+        let indexer = self.indexer.clone();
+        let client = self.client()?;
+        let tx = block_on(rt, client.transaction()).map_err(unavailable)?;
+        let mut pruned = 0;
+        for p in records {
+            let row = block_on(
+                rt,
+                tx.query_one(
+                    &format!(
+                        "SELECT leaf, record_id, {}, event_ns FROM sealog_records WHERE log = $1 AND seq = $2",
+                        us("ingested_at")
+                    ),
+                    &[&name, &i64_of(p.seq)?],
+                ),
+            )
+            .map_err(unavailable)?;
+            let stub = Stub {
+                seq: p.seq,
+                leaf: hash_of(row.get(0), "a leaf")?,
+                id: hash_of(row.get(1), "a record id")?,
+                ingested_ns: row.get::<_, i64>(2).saturating_mul(1000),
+                event_ns: row.get(3),
+                link: p.link,
+                key: p.key,
+            };
+            let kept: Vec<Vec<u8>> = indexer
+                .stub_keys(&stub)
+                .iter()
+                .map(|k| k.to_vec())
+                .collect();
+            let link = p.link.map(|l| l.to_vec());
+            let key = p.key.map(|k| k.to_vec());
+            let done = block_on(
+                rt,
+                tx.query_one(
+                    "SELECT sealog_prune($1, $2, $3, $4, $5)",
+                    &[&name, &i64_of(p.seq)?, &link, &key, &kept],
+                ),
+            )
+            .map_err(unavailable)?;
+            if done.get::<_, bool>(0) {
+                pruned += 1;
+            }
+        }
+        block_on(rt, tx.commit()).map_err(unavailable)?;
+        Ok(pruned)
+    }
+}
+
+/// The writer's connection, made again when the server dropped it.
+fn connected<'a>(
+    slot: &'a mut Option<Client>,
+    rt: &tokio::runtime::Runtime,
+    conninfo: &str,
+) -> Result<&'a mut Client, StoreError> {
+    if slot.as_ref().is_none_or(Client::is_closed) {
+        *slot = Some(connect_on(rt, conninfo)?);
+    }
+    Ok(slot.as_mut().expect("just connected"))
+}
+
+type AppendReply<A> = mpsc::SyncSender<Result<Outcomes<A>, StoreError>>;
+/// An append waiting for its group's commit.
+type Pending<A> = (Vec<Entry<<A as Admission>::Claim>>, AppendReply<A>);
+
+fn pg_error(e: crate::PgError) -> StoreError {
+    match e {
+        crate::PgError::Connect(m) => StoreError::Unavailable(m),
+        other => StoreError::Corrupted(other.to_string()),
+    }
+}
+
+/// One record row: the columns `RECORD_COLUMNS` selects.
+const RECORD_COLUMNS: &str = "r.seq, r.body, r.leaf, t.hash, p.seq IS NOT NULL, p.link, p.key,
+    r.record_id, (extract(epoch from r.ingested_at) * 1000000)::bigint, r.event_ns";
+const RECORD_JOINS: &str = "sealog_records r
+    LEFT JOIN sealog_tree_nodes t ON t.log = r.log AND t.level = 0 AND t.idx = r.seq
+    LEFT JOIN sealog_pruned p ON p.log = r.log AND p.seq = r.seq";
+
+/// A record row read back, checked: its bytes hash to its leaf and the tree's leaf is the
+/// same; a pruned record's stub keeps that leaf.
+fn record_of(row: &tokio_postgres::Row) -> Result<WithLeaf, StoreError> {
+    let seq = u64_of(row.get(0));
+    let leaf = hash_of(row.get(2), "a leaf")?;
+    let tree: Option<&[u8]> = row.get(3);
+    if tree != Some(&leaf[..]) {
+        return Err(StoreError::Corrupted(format!(
+            "record {seq}: its leaf is not the tree's leaf at {seq}"
+        )));
+    }
+    if row.get::<_, bool>(4) {
+        let link: Option<&[u8]> = row.get(5);
+        let key: Option<&[u8]> = row.get(6);
+        return Err(StoreError::Pruned(Box::new(Stub {
+            seq,
+            leaf,
+            id: hash_of(row.get(7), "a record id")?,
+            ingested_ns: row.get::<_, i64>(8).saturating_mul(1000),
+            event_ns: row.get(9),
+            link: link.map(|l| hash_of(l, "a link")).transpose()?,
+            key: key
+                .map(|k| {
+                    k.try_into()
+                        .map_err(|_| StoreError::Corrupted("a stub's key is not 16 bytes".into()))
+                })
+                .transpose()?,
+        })));
+    }
+    let body: Vec<u8> = row.get(1);
+    if leaf_hash(&body) != leaf {
+        return Err(StoreError::Corrupted(format!(
+            "record {seq}: its bytes do not hash to its leaf (the row was altered)"
+        )));
+    }
+    Ok((body, leaf))
+}
+
+/// Nanoseconds to the microseconds stored, rounding up: `ns >= from` of a stored time (a
+/// whole number of microseconds) exactly when its microseconds are at least this.
+fn micros_ceil(ns: i64) -> i64 {
+    ns.div_euclid(1000) + i64::from(ns.rem_euclid(1000) != 0)
+}
+
+impl<A: Admission> LogRead for PgLog<A> {
+    fn len(&self) -> u64 {
+        self.shared
+            .refresh_len()
+            .unwrap_or_else(|_| self.shared.len())
+    }
+
+    fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_with_leaf(seq)?.map(|(b, _)| b))
+    }
+
+    fn get_with_leaf(&self, seq: u64) -> Result<Option<WithLeaf>, StoreError> {
+        let Ok(s) = i64::try_from(seq) else {
+            return Ok(None);
+        };
+        let row = self.shared.query_opt(
+            &format!("SELECT {RECORD_COLUMNS} FROM {RECORD_JOINS} WHERE r.log = $1 AND r.seq = $2"),
+            &[&self.shared.log.as_str(), &s],
+        )?;
+        row.as_ref().map(record_of).transpose()
+    }
+
+    fn get_many_with_leaves(&self, seqs: &[u64]) -> Result<Vec<Option<WithLeaf>>, StoreError> {
+        let wanted: Vec<i64> = seqs.iter().filter_map(|&s| i64::try_from(s).ok()).collect();
+        let rows = self.shared.query(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM {RECORD_JOINS} WHERE r.log = $1 AND r.seq = ANY($2)"
+            ),
+            &[&self.shared.log.as_str(), &wanted],
+        )?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            found.insert(u64_of(row.get(0)), record_of(row)?);
+        }
+        Ok(seqs.iter().map(|s| found.remove(s)).collect())
+    }
+
+    fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {
+        let row = self.shared.query_opt(
+            "SELECT seq FROM sealog_record_ids WHERE log = $1 AND record_id = $2",
+            &[&self.shared.log.as_str(), &&id[..]],
+        )?;
+        Ok(row.map(|r| u64_of(r.get(0))))
+    }
+
+    fn first_with(&self, key: &Key, below: u64) -> Result<Option<u64>, StoreError> {
+        let row = self.shared.query_opt(
+            &format!(
+                "SELECT k.seq FROM sealog_record_keys k
+                 WHERE k.log = $1 AND k.key = $2 AND k.seq < $3 AND {LIVE_KEY}
+                 ORDER BY k.seq LIMIT 1"
+            ),
+            &[
+                &self.shared.log.as_str(),
+                &&key[..],
+                &i64::try_from(below).unwrap_or(i64::MAX),
+            ],
+        )?;
+        Ok(row.map(|r| u64_of(r.get(0))))
+    }
+
+    fn count_with(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError> {
+        let row = self.shared.query_opt(
+            &format!(
+                "SELECT count(*) FROM sealog_record_keys k
+                 WHERE k.log = $1 AND k.key = $2 AND k.seq >= $3 AND k.seq < $4 AND {LIVE_KEY}"
+            ),
+            &[
+                &self.shared.log.as_str(),
+                &&key[..],
+                &i64::try_from(from).unwrap_or(i64::MAX),
+                &i64::try_from(below).unwrap_or(i64::MAX),
+            ],
+        )?;
+        Ok(row.map_or(0, |r| u64_of(r.get(0))))
+    }
+
+    fn seqs_with(&self, key: &Key, from: u64, below: u64) -> Result<Vec<u64>, StoreError> {
+        let rows = self.shared.query(
+            &format!(
+                "SELECT k.seq FROM sealog_record_keys k
+                 WHERE k.log = $1 AND k.key = $2 AND k.seq >= $3 AND k.seq < $4 AND {LIVE_KEY}
+                 ORDER BY k.seq"
+            ),
+            &[
+                &self.shared.log.as_str(),
+                &&key[..],
+                &i64::try_from(from).unwrap_or(i64::MAX),
+                &i64::try_from(below).unwrap_or(i64::MAX),
+            ],
+        )?;
+        Ok(rows.iter().map(|r| u64_of(r.get(0))).collect())
+    }
+
+    fn scan(&self, scan: &Scan) -> Result<Page, StoreError> {
+        if scan.limit == 0 || scan.limit > LIMIT_MAX {
+            return Err(StoreError::InvalidArgument(format!(
+                "a page holds 1 to {LIMIT_MAX} records, not {}",
+                scan.limit
+            )));
+        }
+        // One consistent prefix: the records committed when the scan starts.
+        let len = self.shared.refresh_len()?;
+        let below = scan.below.map_or(len, |b| b.min(len));
+        let name = self.shared.log.as_str();
+        let after = scan.after.map_or(Ok(-1), i64_of)?;
+        let below = i64_of(below)?;
+        let limit = i64_of(scan.limit as u64)?;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name, &after, &below, &limit];
+        let mut sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM {RECORD_JOINS}
+             WHERE r.log = $1 AND r.seq > $2 AND r.seq < $3 AND p.seq IS NULL"
+        );
+        let bounds = [
+            scan.event_from,
+            scan.event_to,
+            scan.ingest_from.map(micros_ceil),
+            scan.ingest_to.map(micros_ceil),
+        ];
+        let conditions = [
+            "r.event_ns >= $N".to_string(),
+            "r.event_ns < $N".to_string(),
+            format!("r.ingested_at >= {}", ts(0)),
+            format!("r.ingested_at < {}", ts(0)),
+        ];
+        for (bound, condition) in bounds.iter().zip(&conditions) {
+            if let Some(b) = bound {
+                params.push(b);
+                let n = params.len().to_string();
+                sql.push_str(" AND ");
+                sql.push_str(
+                    &condition
+                        .replace("$N", &format!("${n}"))
+                        .replace("$0", &format!("${n}")),
+                );
+            }
+        }
+        let keys: Vec<&[u8]> = scan.keys.iter().map(|k| &k[..]).collect();
+        for k in &keys {
+            params.push(k);
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM sealog_record_keys k
+                   WHERE k.log = r.log AND k.key = ${} AND k.seq = r.seq)",
+                params.len()
+            ));
+        }
+        sql.push_str(" ORDER BY r.seq LIMIT $4");
+        let rows = self.shared.query(&sql, &params)?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq = u64_of(row.get(0));
+            let body = if scan.skip_leaf_check {
+                row.get(1)
+            } else {
+                record_of(row)?.0
+            };
+            records.push((seq, body));
+        }
+        let next_after = (records.len() == scan.limit).then(|| records.last().map(|r| r.0));
+        Ok(Page {
+            records,
+            next_after: next_after.flatten(),
+        })
+    }
+
+    fn size_at(&self, t: i64) -> Result<u64, StoreError> {
+        let len = self.shared.refresh_len()?;
+        let row = self.shared.query_opt(
+            &format!(
+                "SELECT seq FROM sealog_records WHERE log = $1 AND ingested_at <= {}
+                 ORDER BY ingested_at DESC, seq DESC LIMIT 1",
+                ts(2)
+            ),
+            &[&self.shared.log.as_str(), &t.div_euclid(1000)],
+        )?;
+        Ok(row.map_or(0, |r| (u64_of(r.get(0)) + 1).min(len)))
+    }
+
+    fn root(&self, size: u64) -> Result<Hash, StoreError> {
+        self.shared.check_size(size)?;
+        self.shared.trusted_root(size)
+    }
+
+    /// Checked before it leaves: the record's own leaf, through the proof, to a root the
+    /// newest signed checkpoint vouches for.
+    fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.shared.check_size(size)?;
+        if seq >= size {
+            return Err(StoreError::InvalidArgument(format!(
+                "record {seq} is not in a tree of {size}"
+            )));
+        }
+        let proof = self
+            .shared
+            .with_reader(|r| sealog_merkle::inclusion_proof(seq, size, r))?;
+        let leaf = match self.get_with_leaf(seq) {
+            Ok(Some((_, leaf))) => leaf,
+            Err(StoreError::Pruned(stub)) => stub.leaf,
+            Ok(None) => {
+                return Err(StoreError::Corrupted(format!(
+                    "record {seq} is missing below the log's size"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let root = self.shared.trusted_root(size)?;
+        sealog_merkle::verify_inclusion(&leaf, seq, size, &root, &proof).map_err(|e| {
+            StoreError::Corrupted(format!(
+                "the stored tree gives a wrong inclusion proof of {seq} in {size}: {e}"
+            ))
+        })?;
+        Ok(proof)
+    }
+
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
+        self.shared.check_size(new)?;
+        if old > new {
+            return Err(StoreError::InvalidArgument(format!(
+                "no consistency proof from {old} back to {new}"
+            )));
+        }
+        let proof = self
+            .shared
+            .with_reader(|r| sealog_merkle::consistency_proof(old, new, r))?;
+        if old > 0 {
+            let (a, b) = (
+                self.shared.trusted_root(old)?,
+                self.shared.trusted_root(new)?,
+            );
+            sealog_merkle::verify_consistency(old, new, &a, &b, &proof).map_err(|e| {
+                StoreError::Corrupted(format!(
+                    "the stored tree gives a wrong consistency proof from {old} to {new}: {e}"
+                ))
+            })?;
+        }
+        Ok(proof)
+    }
+
+    fn multiproof(&self, seqs: &[u64], size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.shared.check_size(size)?;
+        if seqs.windows(2).any(|w| w[0] >= w[1]) || seqs.last().is_some_and(|&s| s >= size) {
+            return Err(StoreError::InvalidArgument(format!(
+                "a multiproof needs strictly increasing seqs below {size}"
+            )));
+        }
+        self.shared
+            .with_reader(|r| sealog_merkle::multiproof(seqs, size, r))
+    }
+
+    fn checkpoint(&self) -> Result<SignedCheckpoint, StoreError> {
+        let len = self.shared.refresh_len()?;
+        let latest = self.shared.latest_from_db()?;
+        if let Some(l) = latest.as_ref().filter(|l| l.size >= len) {
+            return Ok(l.clone());
+        }
+        if self.tx.is_none() {
+            return latest.ok_or_else(|| {
+                StoreError::InvalidArgument("the log has no signed checkpoint yet".into())
+            });
+        }
+        self.ask_sign()
+    }
+
+    fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        match self.shared.latest_from_db() {
+            Ok(Some(cp)) => Some(cp),
+            _ => self
+                .shared
+                .latest
+                .lock()
+                .expect("checkpoint lock")
+                .as_ref()
+                .map(|(cp, _)| cp.clone()),
+        }
+    }
+
+    fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let len = self.shared.refresh_len()?;
+        let rows = self.shared.query(
+            "SELECT note FROM sealog_checkpoints WHERE log = $1 AND size <= $2 ORDER BY size",
+            &[&self.shared.log.as_str(), &i64_of(len)?],
+        )?;
+        rows.iter()
+            .map(|r| self.shared.open_note(&r.get::<_, String>(0)))
+            .collect()
+    }
+
+    fn cosigned(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self.shared.query(
+            "SELECT note FROM sealog_cosigned WHERE log = $1 ORDER BY n",
+            &[&self.shared.log.as_str()],
+        )?;
+        let notes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let origin = self.shared.verifier.name();
+        Ok(
+            sealog_merkle::cosignature::newest_per_cosigner(&notes, origin)
+                .into_iter()
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn verifier_key(&self) -> String {
+        self.shared.verifier.to_vkey()
+    }
+
+    fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
+        let cp = self.shared.latest_from_db()?;
+        let size = cp.as_ref().map_or(0, |c| c.size);
+        if sealog_merkle::tiles::tile_width(level, index, size) != Some(width) {
+            return Err(StoreError::InvalidArgument(format!(
+                "no tile {level}/{index} of width {width} in a tree of {size}"
+            )));
+        }
+        let first = i64_of(index * 256)?;
+        let rows = self.shared.query(
+            "SELECT hash FROM sealog_tree_nodes WHERE log = $1 AND level = $2 AND idx >= $3 AND idx < $4
+             ORDER BY idx",
+            &[
+                &self.shared.log.as_str(),
+                &(i16::from(level) * 8),
+                &first,
+                &(first + i64::from(width)),
+            ],
+        )?;
+        let nodes = rows
+            .iter()
+            .map(|r| hash_of(r.get(0), "a tree node"))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.check_tile(level, index, &nodes, cp)?;
+        Ok(nodes.concat())
+    }
+
+    fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
+        let cp = self.shared.latest_from_db()?;
+        let size = cp.as_ref().map_or(0, |c| c.size);
+        if sealog_merkle::tiles::tile_width(0, index, size) != Some(width) {
+            return Err(StoreError::InvalidArgument(format!(
+                "no entry bundle {index} of width {width} in a tree of {size}"
+            )));
+        }
+        let seqs: Vec<u64> = (index * 256..index * 256 + u64::from(width)).collect();
+        let mut out = Vec::new();
+        let mut leaves = Vec::with_capacity(seqs.len());
+        for (seq, record) in seqs.iter().zip(self.get_many_with_leaves(&seqs)?) {
+            let (body, leaf) = record.ok_or_else(|| {
+                StoreError::Corrupted(format!("record {seq} is missing below the checkpoint"))
+            })?;
+            let len = u16::try_from(body.len()).map_err(|_| {
+                StoreError::InvalidArgument(format!(
+                    "record {seq} is {} bytes, too long for a tlog-tiles entry bundle",
+                    body.len()
+                ))
+            })?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&body);
+            leaves.push(leaf);
+        }
+        self.check_tile(0, index, &leaves, cp)?;
+        Ok(out)
+    }
+
+    fn stats(&self) -> Stats {
+        let latest = self.shared.latest.lock().expect("checkpoint lock").clone();
+        Stats {
+            records: self.shared.len(),
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            committed_events: self.shared.committed_events.load(Ordering::Relaxed),
+            checkpoint_size: latest.as_ref().map(|(cp, _)| cp.size),
+            checkpoint_at: latest.map(|(_, at)| at),
+            ..Stats::default()
+        }
+    }
+
+    fn recovery(&self) -> Recovery {
+        Recovery {
+            records: self.shared.len(),
+            ..Recovery::default()
+        }
+    }
+}
+
+impl<A: Admission> PgLog<A> {
+    fn check_tile(
+        &self,
+        level: u8,
+        index: u64,
+        nodes: &[Hash],
+        cp: Option<SignedCheckpoint>,
+    ) -> Result<(), StoreError> {
+        let Some(cp) = cp else {
+            return Ok(());
+        };
+        let client = self.shared.client()?;
+        let reader = Reader {
+            rt: &self.shared.rt,
+            client: &*client,
+            log: self.shared.log,
+        };
+        sealog_merkle::tiles::verify_tile(level, index, nodes, cp.size, &cp.root, &reader).map_err(
+            |e| {
+                StoreError::Corrupted(format!(
+                    "tile {level}/{index} does not agree with the signed checkpoint of size {} ({e}): the stored tree is damaged",
+                    cp.size
+                ))
+            },
+        )
+    }
+}
+
+/// Key rotation for a log whose key several servers share is not built yet: the key file
+/// would have to change on every server at one checkpoint.
+fn no_rotation() -> StoreError {
+    StoreError::InvalidArgument(
+        "rotating the signing key of a log in PostgreSQL is not supported by this version".into(),
+    )
+}
+
+impl<A: Admission> LogWrite<A> for PgLog<A> {
+    fn append(&self, entries: Vec<Entry<A::Claim>>) -> Result<Outcomes<A>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.tx.as_ref().ok_or(StoreError::ReadOnly)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        tx.send(Request::Append { entries, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn prune(&self, records: &[Prune]) -> Result<u64, StoreError> {
+        let tx = self.tx.as_ref().ok_or(StoreError::ReadOnly)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        tx.send(Request::Prune {
+            records: records.to_vec(),
+            reply,
+        })
+        .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn add_cosigned(&self, note: &str) -> Result<(), StoreError> {
+        if self.tx.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        let cp =
+            open_checkpoint(note, &self.shared.verifier).map_err(StoreError::InvalidArgument)?;
+        let len = self.shared.refresh_len()?;
+        if cp.size > len || self.shared.trusted_root(cp.size)? != cp.root {
+            return Err(StoreError::InvalidArgument(format!(
+                "the cosigned checkpoint of size {} is not one of this log's tree",
+                cp.size
+            )));
+        }
+        self.shared.query(
+            "INSERT INTO sealog_cosigned (log, size, note) VALUES ($1, $2, $3)",
+            &[&self.shared.log.as_str(), &i64_of(cp.size)?, &note],
+        )?;
+        Ok(())
+    }
+
+    fn prepare_key_rotation(&self) -> Result<String, StoreError> {
+        Err(no_rotation())
+    }
+
+    fn finish_key_rotation(&self) -> Result<String, StoreError> {
+        Err(no_rotation())
+    }
+
+    fn abandon_key_rotation(&self) -> Result<(), StoreError> {
+        Err(no_rotation())
+    }
+
+    fn pending_key_rotation(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    fn close(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.shutdown()
+    }
+}
