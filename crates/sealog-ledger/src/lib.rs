@@ -32,6 +32,7 @@ mod slice;
 mod state;
 mod tally;
 mod verify;
+mod verify_db;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -243,6 +244,117 @@ impl Ledger {
             ledger.finish_erasures()?;
             ledger.finish_retention()?;
             ledger.finish_key_rotation()?;
+        }
+        Ok(ledger)
+    }
+
+    /// Opens (creating on first use) the ledger whose two logs are in the PostgreSQL database
+    /// `url`, migrated by `sealog migrate`. `state` is this server's own directory: the logs'
+    /// signing keys and the master key (the same files on every server of the database: the
+    /// database holds verifier keys and the master key's check only), and what the server
+    /// keeps beside the log (its API keys, exports). Several servers may open one database.
+    pub fn open_database(url: &str, state: &Path, config: LedgerConfig) -> Result<Self, Error> {
+        Self::open_database_as(url, state, config, Access::Write)
+    }
+
+    /// Opens the database to read and verify only: no key is needed and nothing is written.
+    pub fn open_database_read_only(
+        url: &str,
+        state: &Path,
+        config: LedgerConfig,
+    ) -> Result<Self, Error> {
+        Self::open_database_as(url, state, config, Access::ReadOnly)
+    }
+
+    fn open_database_as(
+        url: &str,
+        state: &Path,
+        config: LedgerConfig,
+        access: Access,
+    ) -> Result<Self, Error> {
+        let pg = |e: sealog_pg::PgError| match e {
+            sealog_pg::PgError::Connect(m) => Error::Unavailable(m),
+            other => Error::InvalidArgument(other.to_string()),
+        };
+        let pending = sealog_pg::pending(url).map_err(pg)?;
+        if !pending.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "the database lacks migration(s) {pending:?}: run `sealog migrate` with this --data first"
+            )));
+        }
+        let write = matches!(access, Access::Write);
+        if write && !state.exists() {
+            // It holds secrets: the signing keys and the master key.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state)
+                .map_err(|e| Error::io(state, e))?;
+        }
+        let layout = Layout::new(state);
+        let db = Arc::new(sealog_pg::Erasable::connect(url)?);
+        let key_file = |log: &sealog_model::LogLayout| -> Result<std::path::PathBuf, Error> {
+            let dir = log.keys();
+            if write {
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+            Ok(log.signer_key())
+        };
+        let privacy = Arc::new(Privacy::open_database(&layout, db.clone(), write)?);
+        let deriver = Deriver {
+            packs: config.packs,
+            privacy: Some(privacy.clone()),
+        };
+        let pg_config = |log: sealog_pg::LogName, key: std::path::PathBuf| sealog_pg::PgConfig {
+            checkpoint_interval: config.store.checkpoint_interval,
+            batch_events_max: config.store.batch_events_max,
+            ..sealog_pg::PgConfig::new(url, log, key)
+        };
+        let canonical_key = match &config.store.signing_key {
+            Some(k) => k.clone(),
+            None => key_file(&layout.canonical())?,
+        };
+        let canonical_config = pg_config(sealog_pg::LogName::Canonical, canonical_key);
+        let quarantine_config = pg_config(
+            sealog_pg::LogName::Quarantine,
+            key_file(&layout.quarantine())?,
+        );
+        let (canonical, quarantine): (CanonicalLog, QuarantineLog) = if write {
+            (
+                Box::new(sealog_pg::PgLog::open(
+                    canonical_config,
+                    Arc::new(CanonicalKeys(deriver.clone())),
+                    CanonicalRules,
+                )?),
+                Box::new(sealog_pg::PgLog::open(
+                    quarantine_config,
+                    Arc::new(QuarantineKeys),
+                    Dedupe,
+                )?),
+            )
+        } else {
+            (
+                Box::new(sealog_pg::PgLog::<CanonicalRules>::open_read_only(
+                    canonical_config,
+                )?),
+                Box::new(sealog_pg::PgLog::<Dedupe>::open_read_only(
+                    quarantine_config,
+                )?),
+            )
+        };
+        let ledger = Ledger {
+            canonical,
+            quarantine,
+            payloads: payloads::Payloads::database(db),
+            deriver,
+            privacy,
+            undeclared: config.undeclared,
+            layout,
+        };
+        if write {
+            ledger.finish_erasures()?;
+            ledger.finish_retention()?;
         }
         Ok(ledger)
     }
@@ -615,6 +727,38 @@ impl Ledger {
         opts: &VerifyOptions<'_>,
     ) -> Result<(VerifyReport, Option<VerifyReport>), VerifyFailure> {
         verify::verify(dir, opts)
+    }
+
+    /// Verifies a ledger in PostgreSQL (`open_database`'s `url` and `state`) through the
+    /// storage contract, both logs; no key is needed, and nothing is written.
+    pub fn verify_database(
+        url: &str,
+        state: &Path,
+        opts: &VerifyOptions<'_>,
+    ) -> Result<(VerifyReport, Option<VerifyReport>), VerifyFailure> {
+        let config = LedgerConfig {
+            store: StoreConfig::default(),
+            packs: opts.packs.cloned().unwrap_or_else(Packs::builtin),
+            undeclared: Undeclared::Quarantine,
+        };
+        let ledger =
+            Self::open_database_read_only(url, state, config).map_err(|e| VerifyFailure {
+                location: sealog_pg::redacted(url),
+                message: e.to_string(),
+            })?;
+        let canonical =
+            verify_db::verify_log(&*ledger.canonical, "canonical", opts, opts.key.as_deref())?;
+        let quarantine = verify_db::verify_log(
+            &*ledger.quarantine,
+            "quarantine",
+            &VerifyOptions {
+                since: None,
+                trusted: Vec::new(),
+                ..opts.clone()
+            },
+            None,
+        )?;
+        Ok((canonical, Some(quarantine)))
     }
 
     /// Closes both logs, signing a final checkpoint of each.

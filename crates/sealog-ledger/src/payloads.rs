@@ -24,6 +24,9 @@ pub(crate) struct Payloads {
     path: PathBuf,
     /// The file open for appending; `None` when opened read-only beside the writer.
     file: Option<Mutex<File>>,
+    /// Or the database's table, when the log is in PostgreSQL: each payload committed
+    /// there before the quarantine record that names it.
+    db: Option<std::sync::Arc<sealog_pg::Erasable>>,
 }
 
 /// The reference a quarantine record keeps for a payload.
@@ -70,7 +73,17 @@ impl Payloads {
         Ok(Payloads {
             path: path.to_path_buf(),
             file: Some(Mutex::new(file)),
+            db: None,
         })
+    }
+
+    /// The payloads in the database's `sealog_quarantine_payloads`.
+    pub(crate) fn database(db: std::sync::Arc<sealog_pg::Erasable>) -> Self {
+        Payloads {
+            path: PathBuf::from("sealog_quarantine_payloads"),
+            file: None,
+            db: Some(db),
+        }
     }
 
     /// For reading beside the writer: nothing is cut or appended.
@@ -78,6 +91,7 @@ impl Payloads {
         Payloads {
             path: path.to_path_buf(),
             file: None,
+            db: None,
         }
     }
 
@@ -96,6 +110,10 @@ impl Payloads {
         &self,
         payloads: impl Iterator<Item = &'a [u8]>,
     ) -> Result<(), StoreError> {
+        if let Some(db) = &self.db {
+            let rows: Vec<(String, &[u8])> = payloads.map(|p| (payload_ref(p), p)).collect();
+            return db.add_payloads(&rows);
+        }
         let mut buf = Vec::new();
         for p in payloads {
             let len = u32::try_from(p.len()).expect("payloads are bounded by the event limit");
@@ -117,6 +135,9 @@ impl Payloads {
     /// rewritten without them aside, synced and renamed into place, so a crash leaves the old
     /// file or the new one. Answers how many were here.
     pub(crate) fn remove(&self, references: &[String]) -> Result<usize, StoreError> {
+        if let Some(db) = &self.db {
+            return db.remove_payloads(references);
+        }
         let wanted: std::collections::HashSet<Vec<u8>> = references
             .iter()
             .filter_map(|r| r.strip_prefix("sha256:").and_then(|h| hex::decode(h).ok()))
@@ -154,6 +175,19 @@ impl Payloads {
     /// The payload a `payload_ref` names, if it is here. A scan: this is evidence lookup for
     /// an auditor, not a hot path.
     pub(crate) fn get(&self, reference: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(db) = &self.db {
+            // Checked like a frame: bytes that no longer hash to their reference are damage.
+            let found = db.payload(reference)?;
+            if found
+                .as_deref()
+                .is_some_and(|b| payload_ref(b) != reference)
+            {
+                return Err(StoreError::Corrupted(format!(
+                    "quarantine payload {reference} no longer matches its hash"
+                )));
+            }
+            return Ok(found);
+        }
         let Some(want) = reference
             .strip_prefix("sha256:")
             .and_then(|h| hex::decode(h).ok())
@@ -177,6 +211,9 @@ impl Payloads {
     /// The `payload_ref` of every whole payload here, each checked against its hash (for
     /// verification), and the offset of a torn tail if the file ends inside a payload.
     pub(crate) fn refs(&self) -> Result<(Vec<String>, Option<usize>), StoreError> {
+        if let Some(db) = &self.db {
+            return Ok((db.payload_refs()?, None));
+        }
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),

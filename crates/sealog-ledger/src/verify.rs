@@ -22,7 +22,7 @@ use crate::payloads::Payloads;
 use crate::privacy::Privacy;
 use crate::retention::{RETENTION_APPLIED_TYPE, seqs_of, stubs_digest};
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct VerifyOptions<'a> {
     /// The verifier key to trust; by default `keys/log.pub` of the directory itself.
     pub key: Option<String>,

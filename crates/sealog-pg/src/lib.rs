@@ -7,6 +7,8 @@
 //! counter forward and delete only erasable rows (subject keys, quarantined payloads) — never
 //! UPDATE, DELETE or TRUNCATE a record. The append-only triggers raise for the owner too.
 
+mod conn;
+mod erasable;
 mod keys;
 mod log;
 mod tree;
@@ -14,6 +16,7 @@ mod tree;
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, NoTls};
 
+pub use erasable::{Erasable, SubjectKey};
 pub use log::{PgConfig, PgLog};
 pub use tree::LogName;
 
@@ -33,16 +36,17 @@ impl Db {
 }
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: [(i32, &str, &str); 2] = [
+pub const MIGRATIONS: [(i32, &str, &str); 3] = [
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "log", include_str!("../migrations/0002_log.sql")),
+    (3, "privacy", include_str!("../migrations/0003_privacy.sql")),
 ];
 
 /// The application role's name when none is given.
 pub const APP_ROLE: &str = "sealog_app";
 
 /// Tables the application role reads and inserts into; no UPDATE, DELETE or TRUNCATE.
-const APPEND_ONLY: [&str; 8] = [
+const APPEND_ONLY: [&str; 10] = [
     "sealog_records",
     "sealog_record_ids",
     "sealog_record_keys",
@@ -50,6 +54,8 @@ const APPEND_ONLY: [&str; 8] = [
     "sealog_checkpoints",
     "sealog_log_keys",
     "sealog_cosigned",
+    "sealog_privacy",
+    "sealog_erased_subjects",
     "coordination_audit_records",
 ];
 /// Tables whose rows erasure and retention may delete.
@@ -261,6 +267,28 @@ fn plan(done: &[(i32, String)]) -> Result<Vec<(i32, &'static str, &'static str, 
         .collect()
 }
 
+/// A connection URL or string with its password replaced, for messages and logs.
+pub fn redacted(conninfo: &str) -> String {
+    if let Some((scheme, rest)) = conninfo.split_once("://")
+        && let Some((auth, host)) = rest.split_once('@')
+    {
+        let user = auth.split(':').next().unwrap_or_default();
+        let hidden = if auth.contains(':') { ":***" } else { "" };
+        return format!("{scheme}://{user}{hidden}@{host}");
+    }
+    conninfo
+        .split_whitespace()
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=***"
+            } else {
+                kv
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Whether `--data` names a PostgreSQL database rather than a data directory.
 pub fn is_database_url(data: &str) -> bool {
     data.starts_with("postgresql://") || data.starts_with("postgres://")
@@ -278,6 +306,19 @@ mod tests {
         assert!(!valid_role("x; DROP TABLE sealog_records"));
         assert!(!valid_role(""));
         assert!(!valid_role(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redacted("postgresql://u:secret@h:5432/db"),
+            "postgresql://u:***@h:5432/db"
+        );
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redacted("host=h user=u password=secret dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +30,7 @@ use sealog_store::{Prune, Recovery, SignedCheckpoint, StoreError, Stub, open_che
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient};
 
+use crate::conn::{Conn, connect_on, unavailable};
 use crate::tree::{self, LogName, Reader};
 use crate::{block_on, keys};
 
@@ -58,48 +59,6 @@ impl PgConfig {
             checkpoint_interval: Duration::from_secs(1),
             batch_events_max: 16_384,
         }
-    }
-}
-
-/// A connection that is made again when the server dropped it (a restart).
-struct Conn {
-    conninfo: String,
-    client: RwLock<Arc<Client>>,
-}
-
-impl Conn {
-    fn get(&self, rt: &tokio::runtime::Runtime) -> Result<Arc<Client>, StoreError> {
-        let current = self.client.read().expect("connection lock").clone();
-        if !current.is_closed() {
-            return Ok(current);
-        }
-        let mut slot = self.client.write().expect("connection lock");
-        if slot.is_closed() {
-            *slot = Arc::new(connect_on(rt, &self.conninfo)?);
-        }
-        Ok(slot.clone())
-    }
-}
-
-fn connect_on(rt: &tokio::runtime::Runtime, conninfo: &str) -> Result<Client, StoreError> {
-    block_on(rt, async {
-        let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
-            .await
-            .map_err(unavailable)?;
-        rt.spawn(connection);
-        Ok(client)
-    })
-}
-
-/// A driver error as the contract's: the server gone or refusing for now is `Unavailable`
-/// (nothing acknowledged; retry), anything else a fault of the database's contents.
-fn unavailable(e: tokio_postgres::Error) -> StoreError {
-    match e.as_db_error() {
-        Some(db) if !crate::transient(db.code()) => {
-            StoreError::Corrupted(format!("the database refused: {}", db.message()))
-        }
-        Some(db) => StoreError::Unavailable(db.message().to_string()),
-        None => StoreError::Unavailable(e.to_string()),
     }
 }
 
@@ -246,17 +205,8 @@ impl<A: Admission> Drop for PgLog<A> {
 
 impl Shared {
     fn open(config: &PgConfig, write: bool) -> Result<Shared, StoreError> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sealog-pg-io")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Poisoned(format!("cannot start a runtime: {e}")))?;
-        let client = connect_on(&rt, &config.conninfo)?;
-        let conn = Conn {
-            conninfo: config.conninfo.clone(),
-            client: RwLock::new(Arc::new(client)),
-        };
+        let rt = crate::conn::io_runtime()?;
+        let conn = Conn::open(&rt, &config.conninfo)?;
         let log = config.log;
         let (signer, verifier) = Self::keys(&rt, &conn, log, &config.signing_key, write)?;
         let shared = Shared {

@@ -225,7 +225,12 @@ fn answer(
             let message = e.to_string();
             tracing::error!(error = %message, "append failed");
             for (reply, _, _) in replies {
-                let _ = reply.send(Err(Error::Poisoned(message.clone())));
+                // A database that cannot be reached now is a retry, not a broken store.
+                let each = match &e {
+                    Error::Unavailable(m) => Error::Unavailable(m.clone()),
+                    _ => Error::Poisoned(message.clone()),
+                };
+                let _ = reply.send(Err(each));
             }
         }
     }

@@ -19,9 +19,12 @@ pub const RUN_SECS_MAX: u64 = 600;
 #[derive(Debug, Clone)]
 pub struct Cli {
     pub bin: PathBuf,
+    /// The data directory, or with `database` this server's state directory (`--state`).
     pub dir: PathBuf,
     /// `SEALOG_ACCEPT_UNDECLARED_TYPES=1`: for tests about the log rather than the packs.
     pub accept_undeclared: bool,
+    /// A PostgreSQL `--data` URL: the log is there, `dir` is the `--state` directory.
+    pub database: Option<String>,
 }
 
 /// What one run printed and how it ended.
@@ -55,6 +58,15 @@ impl Cli {
             bin: bin.into(),
             dir: dir.to_path_buf(),
             accept_undeclared: false,
+            database: None,
+        }
+    }
+
+    /// The binary on a PostgreSQL database, with `state` as its `--state` directory.
+    pub fn on_database(bin: impl Into<PathBuf>, url: &str, state: &Path) -> Self {
+        Cli {
+            database: Some(url.to_string()),
+            ..Cli::new(bin, state)
         }
     }
 
@@ -74,7 +86,13 @@ impl Cli {
         } else {
             c.env_remove("SEALOG_ACCEPT_UNDECLARED_TYPES");
         }
-        c.arg("--data").arg(&self.dir).args(args);
+        match &self.database {
+            Some(url) => c.arg("--data").arg(url).arg("--state").arg(&self.dir),
+            None => c.arg("--data").arg(&self.dir),
+        };
+        c.env_remove("SEALOG_DATA")
+            .env_remove("SEALOG_STATE")
+            .args(args);
         c
     }
 

@@ -41,9 +41,26 @@ use sealog_ledger::{Durability, Ledger, LedgerConfig, StoreConfig, Undeclared};
     about = "An append-only, tamper-evident audit log"
 )]
 struct Cli {
-    /// Data directory of the embedded store; created on first use.
-    #[arg(long, global = true, default_value = "./sealog-data")]
+    /// Data directory of the embedded store (created on first use), or a PostgreSQL database
+    /// (`postgresql://…`, migrated by `sealog migrate`) that several servers may share.
+    #[arg(
+        long,
+        global = true,
+        env = "SEALOG_DATA",
+        default_value = "./sealog-data"
+    )]
     data: PathBuf,
+    /// With a PostgreSQL --data: this server's own directory, created on first use: the logs'
+    /// signing keys and the master key (copy them to every server of the database), its API
+    /// keys and exports.
+    #[arg(
+        long,
+        global = true,
+        env = "SEALOG_STATE",
+        value_name = "DIR",
+        default_value = "./sealog-state"
+    )]
+    state: PathBuf,
     /// When appends are acknowledged: `fsync` (durable, the default) or `os` (UNSAFE: a
     /// machine crash may lose acknowledged records).
     #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Fsync)]
@@ -210,9 +227,27 @@ fn open(cli: &Cli) -> anyhow::Result<Ledger> {
             "sealog: WARNING: --durability os: appends are acknowledged before they are on disk; a machine crash can lose them"
         );
     }
-    let ledger = Ledger::open(&cli.data, config(cli)?)?;
+    let ledger = match database(cli) {
+        Some(url) => Ledger::open_database(&url, &cli.state, config(cli)?)?,
+        None => Ledger::open(&cli.data, config(cli)?)?,
+    };
     report_recovery(&ledger);
     Ok(ledger)
+}
+
+/// The database `--data` names, if it names one rather than a directory.
+fn database(cli: &Cli) -> Option<String> {
+    let data = cli.data.to_string_lossy();
+    sealog_pg::is_database_url(&data).then(|| data.into_owned())
+}
+
+/// Where the server keeps what is its own: the data directory, or `--state` beside a database.
+fn home(cli: &Cli) -> &std::path::Path {
+    if database(cli).is_some() {
+        &cli.state
+    } else {
+        &cli.data
+    }
 }
 
 fn report_recovery(ledger: &Ledger) {
@@ -241,6 +276,19 @@ fn report_recovery(ledger: &Ledger) {
 /// directory can be written; beside a running server, or without the log's signing key, it
 /// opens read-only and the reads say they were not recorded.
 fn open_to_read(cli: &Cli) -> anyhow::Result<access::Reader> {
+    if let Some(url) = database(cli) {
+        return match Ledger::open_database(&url, &cli.state, config(cli)?) {
+            Ok(ledger) => Ok(access::Reader::recording(ledger)),
+            Err(e) if Ledger::lacks_signing_key(&e) => {
+                eprintln!("sealog: note: {e}; reading it read-only");
+                Ok(access::Reader::unrecorded(
+                    Ledger::open_database_read_only(&url, &cli.state, config(cli)?)?,
+                    "the log cannot be written without its signing key",
+                ))
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
     match Ledger::open(&cli.data, config(cli)?) {
         Ok(ledger) => {
             report_recovery(&ledger);
@@ -287,11 +335,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     let data = cli.data.to_string_lossy().into_owned();
-    if sealog_pg::is_database_url(&data) && !matches!(cli.command, Command::Migrate(_)) {
-        // Never a directory named like a URL: the database holds the schema only, so far.
+    if database(&cli).is_some()
+        && matches!(
+            cli.command,
+            Command::Keys(keys::Keys::RotateLog) | Command::Demo | Command::Bench(_)
+        )
+    {
         anyhow::bail!(
-            "--data {}: this version keeps records in a data directory only; on PostgreSQL it applies the schema (`sealog migrate`)",
-            data.split('@').next_back().unwrap_or("")
+            "--data {}: this command works on a data directory only (a PostgreSQL log's key is shared by every server; rotating it is not supported yet)",
+            sealog_pg::redacted(&data)
         );
     }
     match &cli.command {
@@ -302,7 +354,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quarantine(args) => read::quarantine(&open_to_read(&cli)?, args),
         Command::Checkpoint { key, .. } => tlog::checkpoint(&open_to_read(&cli)?.ledger, *key),
         Command::Prove(p) => tlog::prove(&open_to_read(&cli)?, &p.which),
-        Command::Verify(args) => tlog::verify(&cli.data, &config(&cli)?.packs, args),
+        Command::Verify(args) => tlog::verify(
+            &tlog::Place::of(database(&cli), &cli.data, &cli.state),
+            &config(&cli)?.packs,
+            args,
+        ),
         Command::Export(args) if args.action.is_some() => {
             bail!("`sealog export approve` approves an export made through a server: give --url")
         }
@@ -310,7 +366,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyExport(args) => export::verify(&config(&cli)?.packs, args),
         Command::Serve(args) => serve::run(open(&cli)?, args),
         Command::Keys(keys::Keys::RotateLog) => keys::rotate_log(&open(&cli)?),
-        Command::Keys(k) => keys::run(&cli.data, k),
+        Command::Keys(k) => keys::run(home(&cli), k),
         Command::Erase(a) => erase::run(&open(&cli)?, a),
         Command::Hold(h) => hold::run(&open(&cli)?, h),
         Command::Check(a) => check::run(&open(&cli)?, a),

@@ -177,7 +177,22 @@ fn progress() -> impl Fn(u64, u64) {
     }
 }
 
-pub(crate) fn verify(dir: &Path, packs: &Packs, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
+/// What `verify` reads: a data directory, or a database with this server's state directory.
+pub(crate) enum Place<'a> {
+    Dir(&'a Path),
+    Database { url: String, state: &'a Path },
+}
+
+impl<'a> Place<'a> {
+    pub(crate) fn of(url: Option<String>, dir: &'a Path, state: &'a Path) -> Self {
+        match url {
+            Some(url) => Place::Database { url, state },
+            None => Place::Dir(dir),
+        }
+    }
+}
+
+pub(crate) fn verify(place: &Place<'_>, packs: &Packs, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let since_text = a.since.as_ref().map(std::fs::read_to_string).transpose()?;
     let started = Instant::now();
     let progress = progress();
@@ -200,7 +215,10 @@ pub(crate) fn verify(dir: &Path, packs: &Packs, a: &VerifyArgs) -> anyhow::Resul
         packs: Some(packs),
         full: a.full,
     };
-    let result = Ledger::verify(dir, &opts);
+    let result = match place {
+        Place::Dir(dir) => Ledger::verify(dir, &opts),
+        Place::Database { url, state } => Ledger::verify_database(url, state, &opts),
+    };
     eprintln!();
     match result {
         Ok((r, q)) => {

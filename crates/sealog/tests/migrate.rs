@@ -1,6 +1,6 @@
 //! `sealog migrate` against a real PostgreSQL (`scripts/pg-cluster`): the schema applied
-//! once and found applied after; other commands told that records stay in a data directory,
-//! never creating one named after the URL.
+//! once and found applied after; other commands refuse a database that lacks it, creating
+//! nothing, and work once it is there.
 
 use std::process::{Command, Output};
 
@@ -30,6 +30,19 @@ fn migrate_applies_the_schema_once_and_other_commands_refuse_a_database() {
     };
     let cwd = sealog_testkit::tempdir();
     let url = cluster.url();
+    let query = sealog(cwd.path(), &["--data", &url, "query"]);
+    assert_eq!(query.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&query.stderr);
+    assert!(stderr.contains("sealog migrate"), "{stderr}");
+    assert!(
+        !stderr.contains("postgres@"),
+        "the URL's user is not echoed: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "nothing is created for a database without the schema"
+    );
     let first = sealog(cwd.path(), &["--data", &url, "migrate"]);
     assert!(
         first.status.success(),
@@ -47,16 +60,13 @@ fn migrate_applies_the_schema_once_and_other_commands_refuse_a_database() {
     );
     assert_eq!(bad_role.status.code(), Some(2));
     let query = sealog(cwd.path(), &["--data", &url, "query"]);
-    assert_eq!(query.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&query.stderr);
-    assert!(stderr.contains("sealog migrate"), "{stderr}");
     assert!(
-        !stderr.contains("postgres@"),
-        "the URL's user is not echoed: {stderr}"
+        query.status.success(),
+        "{}",
+        String::from_utf8_lossy(&query.stderr)
     );
-    assert_eq!(
-        std::fs::read_dir(cwd.path()).unwrap().count(),
-        0,
+    assert!(
+        !cwd.path().join("postgresql:").exists(),
         "no directory named after the URL"
     );
     let local = sealog(cwd.path(), &["--data", "d", "migrate"]);

@@ -38,7 +38,7 @@ pub(crate) enum Slot {
 /// (tenant, pseudonym): keys are per tenant and data subject.
 pub(crate) type SubjectId = (String, [u8; 16]);
 
-pub(crate) struct KeyStore {
+pub(crate) struct FileKeys {
     path: PathBuf,
     /// Open for appending; `None` when read beside the writer.
     file: Option<File>,
@@ -57,10 +57,10 @@ fn corrupted(path: &Path, why: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupted(format!("{}: {why}", path.display()))
 }
 
-impl KeyStore {
+impl FileKeys {
     /// A store of nothing yet read, at `path`.
     fn at(path: &Path) -> Self {
-        KeyStore {
+        FileKeys {
             path: path.to_path_buf(),
             file: None,
             slots: HashMap::new(),
@@ -71,7 +71,7 @@ impl KeyStore {
 
     /// Opens the store, creating it (empty, under `check`) when `writable` and absent.
     pub(crate) fn open(path: &Path, check: &[u8; 16], writable: bool) -> Result<Self, StoreError> {
-        let mut store = KeyStore::at(path);
+        let mut store = FileKeys::at(path);
         if !path.exists() {
             if writable {
                 store.rewrite(check)?;
@@ -143,7 +143,7 @@ impl KeyStore {
         path: &Path,
         check: &[u8; 16],
     ) -> Result<(usize, usize, Option<usize>), StoreError> {
-        let mut store = KeyStore::at(path);
+        let mut store = FileKeys::at(path);
         let whole = store.load(check)?;
         let torn = ((whole as u64) < store.read_len).then_some(whole);
         let live = store
@@ -174,7 +174,7 @@ impl KeyStore {
         self.slots.iter()
     }
 
-    /// Appends a new key; durable at the next [`KeyStore::sync`].
+    /// Appends a new key; durable at the next [`FileKeys::sync`].
     pub(crate) fn insert(
         &mut self,
         id: SubjectId,
@@ -233,6 +233,157 @@ impl KeyStore {
         self.read_len = bytes.len() as u64;
         self.dirty = false;
         Ok(())
+    }
+}
+
+/// The data subjects' keys in the database several servers share (`sealog_pg::Erasable`):
+/// a key made there is committed at once; a cache of what was read, dropped whenever the
+/// count of erased subjects changes, checked at most once a second (so an erasure made on
+/// one server is in force on every other within a second).
+pub(crate) struct DbKeys {
+    db: std::sync::Arc<sealog_pg::Erasable>,
+    slots: HashMap<SubjectId, Slot>,
+    erased: u64,
+    checked: std::time::Instant,
+}
+
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl DbKeys {
+    pub(crate) fn open(db: std::sync::Arc<sealog_pg::Erasable>) -> Result<Self, StoreError> {
+        let erased = db.subject_counts()?.1;
+        Ok(DbKeys {
+            db,
+            slots: HashMap::new(),
+            erased,
+            checked: std::time::Instant::now(),
+        })
+    }
+
+    /// Drops the cache when a subject was erased since it was filled; answers whether it did.
+    fn recheck(&mut self, now: bool) -> Result<bool, StoreError> {
+        if !now && self.checked.elapsed() < RECHECK {
+            return Ok(false);
+        }
+        let erased = self.db.subject_counts()?.1;
+        self.checked = std::time::Instant::now();
+        if erased == self.erased {
+            return Ok(false);
+        }
+        self.erased = erased;
+        self.slots.clear();
+        Ok(true)
+    }
+
+    fn slot_of(key: sealog_pg::SubjectKey) -> Result<Slot, StoreError> {
+        match key {
+            sealog_pg::SubjectKey::Erased => Ok(Slot::Erased),
+            sealog_pg::SubjectKey::Wrapped(w) => w.try_into().map(Slot::Live).map_err(|_| {
+                StoreError::Corrupted("a data subject's wrapped key is not 80 bytes".into())
+            }),
+        }
+    }
+}
+
+/// Where the data subjects' keys are: a file of the data directory, or the database.
+pub(crate) enum KeyStore {
+    File(FileKeys),
+    Database(DbKeys),
+}
+
+impl KeyStore {
+    /// The key of `id`, if there is one (live or erased).
+    pub(crate) fn get(&mut self, id: &SubjectId) -> Result<Option<Slot>, StoreError> {
+        match self {
+            KeyStore::File(f) => Ok(f.get(id).cloned()),
+            KeyStore::Database(d) => {
+                d.recheck(false)?;
+                if let Some(s) = d.slots.get(id) {
+                    return Ok(Some(s.clone()));
+                }
+                let found = d.db.subject_key(&id.0, &hex::encode(id.1))?;
+                let slot = found.map(DbKeys::slot_of).transpose()?;
+                if let Some(s) = &slot {
+                    d.slots.insert(id.clone(), s.clone());
+                }
+                Ok(slot)
+            }
+        }
+    }
+
+    /// Every tenant's key of one pseudonym.
+    pub(crate) fn of_pseudonym(
+        &mut self,
+        ps: &[u8; 16],
+    ) -> Result<Vec<(String, Slot)>, StoreError> {
+        match self {
+            KeyStore::File(f) => Ok(f
+                .subjects()
+                .filter(|((_, p), _)| p == ps)
+                .map(|((t, _), s)| (t.clone(), s.clone()))
+                .collect()),
+            KeyStore::Database(d) => {
+                d.db.subject_keys_of(&hex::encode(ps))?
+                    .into_iter()
+                    .map(|(t, k)| Ok((t, DbKeys::slot_of(k)?)))
+                    .collect()
+            }
+        }
+    }
+
+    /// Keeps a new key (durable at the next [`KeyStore::sync`]); answers the key in force,
+    /// which in a database shared by several servers may be another's, made first.
+    pub(crate) fn insert(
+        &mut self,
+        id: SubjectId,
+        wrapped: [u8; WRAPPED_BYTES],
+    ) -> Result<Slot, StoreError> {
+        match self {
+            KeyStore::File(f) => {
+                f.insert(id, wrapped)?;
+                Ok(Slot::Live(wrapped))
+            }
+            KeyStore::Database(d) => {
+                let key = d.db.add_subject_key(&id.0, &hex::encode(id.1), &wrapped)?;
+                let slot = DbKeys::slot_of(key)?;
+                d.slots.insert(id, slot.clone());
+                Ok(slot)
+            }
+        }
+    }
+
+    pub(crate) fn sync(&mut self) -> Result<(), StoreError> {
+        match self {
+            KeyStore::File(f) => f.sync(),
+            // Each key was committed when it was made.
+            KeyStore::Database(_) => Ok(()),
+        }
+    }
+
+    /// Picks up keys made (and, in a database, subjects erased) elsewhere; answers whether
+    /// cached keys must be forgotten.
+    pub(crate) fn refresh(&mut self, check: &[u8; 16]) -> Result<bool, StoreError> {
+        match self {
+            KeyStore::File(f) => f.refresh(check).map(|()| false),
+            KeyStore::Database(d) => d.recheck(true),
+        }
+    }
+
+    pub(crate) fn erase(&mut self, ids: &[SubjectId], check: &[u8; 16]) -> Result<(), StoreError> {
+        match self {
+            KeyStore::File(f) => f.erase(ids, check),
+            KeyStore::Database(d) => {
+                let subjects: Vec<(String, String)> = ids
+                    .iter()
+                    .map(|(t, p)| (t.clone(), hex::encode(p)))
+                    .collect();
+                d.db.erase_subjects(&subjects)?;
+                for id in ids {
+                    d.slots.insert(id.clone(), Slot::Erased);
+                }
+                Ok(())
+            }
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use sealog_model::json::Json;
 use sealog_packs::Derived;
 use sealog_store::StoreError;
 
-use keystore::{KeyStore, Slot, SubjectId, WRAPPED_BYTES};
+use keystore::{DbKeys, FileKeys, KeyStore, Slot, SubjectId, WRAPPED_BYTES};
 
 /// What every sealed value starts with.
 pub(crate) const SEALED_PREFIX: &str = "sealed:v1:";
@@ -123,7 +123,7 @@ fn siv(key: &[u8]) -> Aes256Siv {
 /// The master key: `SEALOG_MASTER_KEY` (64 hex digits), else the file `SEALOG_MASTER_KEY_FILE`
 /// names, else the data directory's own, made on the first writable opening of a directory
 /// that has no subject keys yet (a directory that has them never gets a new master key).
-fn master_key(layout: &Layout, writable: bool) -> Result<[u8; 32], StoreError> {
+fn master_key(layout: &Layout, writable: bool, keys_exist: bool) -> Result<[u8; 32], StoreError> {
     // Exactly as written (64 digits and a newline), so damage to the file is never read
     // past as whitespace.
     let parse = |text: &str, from: &str| -> Result<[u8; 32], StoreError> {
@@ -147,7 +147,7 @@ fn master_key(layout: &Layout, writable: bool) -> Result<[u8; 32], StoreError> {
     match fs::read_to_string(&path) {
         Ok(text) => parse(&text, &path.display().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if given || !writable || layout.subject_keys().exists() {
+            if given || !writable || keys_exist {
                 return Err(StoreError::InvalidArgument(format!(
                     "no master key at {}: the data subjects' keys cannot be opened without it (restore it, or set SEALOG_MASTER_KEY_FILE)",
                     path.display()
@@ -159,6 +159,13 @@ fn master_key(layout: &Layout, writable: bool) -> Result<[u8; 32], StoreError> {
         }
         Err(e) => Err(StoreError::io(&path, e)),
     }
+}
+
+/// A MAC of the master key, kept beside the keys it wraps so another master key is refused.
+fn master_check(master: &[u8; 32]) -> [u8; 16] {
+    mac(master, &[b"sealog master check v1"])[..16]
+        .try_into()
+        .expect("16 bytes")
 }
 
 /// The pseudonym's 16 bytes from its text form (`ps:` + 32 hex digits).
@@ -195,7 +202,7 @@ pub(crate) fn pseudonym_in(layout: &Layout, value: &str) -> Result<String, Store
     if pseudonym_bytes(value).is_some() {
         return Ok(value.to_string());
     }
-    let key = pseudonym_key(&master_key(layout, true)?);
+    let key = pseudonym_key(&master_key(layout, true, layout.subject_keys().exists())?);
     Ok(pseudonym_text(&keyed_hash(&key, value)))
 }
 
@@ -260,7 +267,7 @@ pub(crate) fn check(
         ));
     }
     let at = keys_path.display().to_string();
-    let (live, erased, torn) = KeyStore::inspect(&keys_path, &privacy.check).map_err(|e| {
+    let (live, erased, torn) = FileKeys::inspect(&keys_path, &privacy.check).map_err(|e| {
         let message = e.to_string();
         if message.contains("not the one these subject keys were made under") {
             (master_at.clone(), message)
@@ -287,22 +294,51 @@ impl Privacy {
     }
 
     pub(crate) fn open(layout: &Layout, writable: bool) -> Result<Self, StoreError> {
-        let master = master_key(layout, writable)?;
-        let pseudonym_key = pseudonym_key(&master);
+        let master = master_key(layout, writable, layout.subject_keys().exists())?;
+        let check = master_check(&master);
+        let keys = FileKeys::open(&layout.subject_keys(), &check, writable)?;
+        Ok(Self::with_keys(&master, KeyStore::File(keys)))
+    }
+
+    /// Personal data with the data subjects' keys in the database several servers share; the
+    /// master key stays outside it (in `secrets`, or the environment), the same on every
+    /// server, and the database keeps only its check.
+    pub(crate) fn open_database(
+        secrets: &Layout,
+        db: std::sync::Arc<sealog_pg::Erasable>,
+        writable: bool,
+    ) -> Result<Self, StoreError> {
+        let recorded = db.master_check()?;
+        let master = master_key(secrets, writable, recorded.is_some())?;
+        let check = master_check(&master);
+        let in_force = match recorded {
+            Some(c) => c,
+            None if writable => db.record_master_check(&check)?,
+            None => check.to_vec(),
+        };
+        if in_force != check {
+            return Err(StoreError::InvalidArgument(
+                "the master key given is not the one this database's subject keys were made under (set SEALOG_MASTER_KEY_FILE to the right one)".into(),
+            ));
+        }
+        Ok(Self::with_keys(
+            &master,
+            KeyStore::Database(DbKeys::open(db)?),
+        ))
+    }
+
+    fn with_keys(master: &[u8; 32], keys: KeyStore) -> Self {
+        let pseudonym_key = pseudonym_key(master);
         let mut wrap_key = [0u8; 64];
-        wrap_key[..32].copy_from_slice(&mac(&master, &[b"sealog wrap v1", b"0"]));
-        wrap_key[32..].copy_from_slice(&mac(&master, &[b"sealog wrap v1", b"1"]));
-        let check: [u8; 16] = mac(&master, &[b"sealog master check v1"])[..16]
-            .try_into()
-            .expect("16 bytes");
-        let keys = KeyStore::open(&layout.subject_keys(), &check, writable)?;
-        Ok(Privacy {
+        wrap_key[..32].copy_from_slice(&mac(master, &[b"sealog wrap v1", b"0"]));
+        wrap_key[32..].copy_from_slice(&mac(master, &[b"sealog wrap v1", b"1"]));
+        Privacy {
             pseudonym_key,
             wrap_key,
-            check,
+            check: master_check(master),
             keys: Mutex::new(keys),
             opened: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Names the keyed hash, so an index keyed under another master key is rebuilt.
@@ -334,8 +370,8 @@ impl Privacy {
     ) -> Result<SubjectKey, Unsealable> {
         let id: SubjectId = (tenant.to_string(), ps);
         let mut keys = self.lock();
-        match keys.get(&id) {
-            Some(Slot::Live(w)) => return self.unwrap_key(&id, w).ok_or(Unsealable::Lost),
+        match keys.get(&id).map_err(Unsealable::Failed)? {
+            Some(Slot::Live(w)) => return self.unwrap_key(&id, &w).ok_or(Unsealable::Lost),
             Some(Slot::Erased) => return Err(Unsealable::Erased),
             None => {}
         }
@@ -348,8 +384,15 @@ impl Privacy {
             .expect("AES-SIV seals any length")
             .try_into()
             .expect("64 bytes and a 16-byte tag");
-        keys.insert(id, wrapped).map_err(Unsealable::Failed)?;
-        Ok(key)
+        match keys
+            .insert(id.clone(), wrapped)
+            .map_err(Unsealable::Failed)?
+        {
+            Slot::Live(w) if w == wrapped => Ok(key),
+            // Another server made the subject's key first: that one seals.
+            Slot::Live(w) => self.unwrap_key(&id, &w).ok_or(Unsealable::Lost),
+            Slot::Erased => Err(Unsealable::Erased),
+        }
     }
 
     fn unwrap_key(&self, id: &SubjectId, wrapped: &[u8; WRAPPED_BYTES]) -> Option<SubjectKey> {
@@ -490,16 +533,13 @@ impl Privacy {
             return Some(Err(None));
         }
         let mut keys = self.lock();
-        let _ = keys.refresh(&self.check);
+        self.refresh(&mut keys);
         let mut erased = false;
-        for ((tenant, p), slot) in keys.subjects() {
-            if *p != ps {
-                continue;
-            }
+        for (tenant, slot) in keys.of_pseudonym(&ps).unwrap_or_default() {
             match slot {
                 Slot::Erased => erased = true,
                 Slot::Live(w) => {
-                    if let Some(plain) = self.open_with(&(tenant.clone(), ps), w, body) {
+                    if let Some(plain) = self.open_with(&(tenant, ps), &w, body) {
                         return Some(Ok(plain));
                     }
                 }
@@ -514,11 +554,22 @@ impl Privacy {
 
     fn slot(&self, id: &SubjectId) -> Option<Slot> {
         let mut keys = self.lock();
-        if keys.get(id).is_none() {
+        if keys.get(id).ok().flatten().is_none() {
             // A reader beside the writer may not have seen the key yet.
-            let _ = keys.refresh(&self.check);
+            self.refresh(&mut keys);
         }
-        keys.get(id).cloned()
+        keys.get(id).ok().flatten()
+    }
+
+    /// Picks up what changed elsewhere; forgets the keys it had opened if a subject was
+    /// erased meanwhile.
+    fn refresh(&self, keys: &mut KeyStore) {
+        if let Ok(true) = keys.refresh(&self.check) {
+            self.opened
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
     }
 
     /// Whether the data subject's key under `tenant` was destroyed.
@@ -533,15 +584,15 @@ impl Privacy {
         let Some(b) = pseudonym_bytes(ps) else {
             return (Vec::new(), false);
         };
-        let keys = self.lock();
+        let mut keys = self.lock();
         let mut live = Vec::new();
         let mut erased = false;
-        for ((t, p), slot) in keys.subjects() {
-            if *p != b || tenant.is_some_and(|want| want != t) {
+        for (t, slot) in keys.of_pseudonym(&b).unwrap_or_default() {
+            if tenant.is_some_and(|want| want != t) {
                 continue;
             }
             match slot {
-                Slot::Live(_) => live.push(t.clone()),
+                Slot::Live(_) => live.push(t),
                 Slot::Erased => erased = true,
             }
         }
