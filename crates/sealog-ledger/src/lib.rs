@@ -30,6 +30,7 @@ mod retention;
 mod rules;
 mod slice;
 mod state;
+mod tables;
 mod tally;
 mod verify;
 mod verify_db;
@@ -562,6 +563,7 @@ impl Ledger {
             keys: QuarantineKeys::of(&env, &tree),
             event_ns: env.time_nanos,
             claim: (),
+            row: None,
         })
     }
 

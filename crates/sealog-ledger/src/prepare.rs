@@ -233,10 +233,12 @@ fn entry(tree: &Json<'_>, env: &Envelope<'_>, derived: Derived, sealed: bool) ->
         unique_per_subject,
         correlation,
     };
+    let row = crate::tables::row_of(env, tree, &event.record_id.0);
     Prepared::Event(Box::new(Entry {
         event,
         keys: keyed.keys,
         event_ns: env.time_nanos,
         claim,
+        row,
     }))
 }

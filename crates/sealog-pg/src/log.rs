@@ -26,7 +26,9 @@ use sealog_store::{
     Admission, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead, LogView, LogWrite, Outcome, Outcomes,
     Page, Scan, Stats, Verdict, WithLeaf,
 };
-use sealog_store::{Prune, Recovery, SignedCheckpoint, StoreError, Stub, open_checkpoint};
+use sealog_store::{
+    CoordinationRow, Prune, Recovery, SignedCheckpoint, StoreError, Stub, TableRow, open_checkpoint,
+};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient};
 
@@ -786,6 +788,7 @@ impl<A: Admission> Writer<A> {
             Ok::<_, tokio_postgres::Error>(())
         };
         block_on(rt, statements).map_err(unavailable)?;
+        insert_rows(rt, &tx, &fresh, ingested_us)?;
         let mut frontier = match cached.filter(|f| f.size() == next) {
             Some(f) => f,
             None => tree::load_frontier(rt, &tx, log, next).map_err(pg_error)?,
@@ -952,6 +955,66 @@ impl<A: Admission> Writer<A> {
         block_on(rt, tx.commit()).map_err(unavailable)?;
         Ok(pruned)
     }
+}
+
+/// The table rows of the records appended, in their transaction: seed 004's
+/// `coordination_audit_records`, `created_at` the records' ingest time. A row already there
+/// (its `audit_id` is derived from the record id) is left as it is.
+fn insert_rows<C: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    tx: &tokio_postgres::Transaction<'_>,
+    fresh: &[&Entry<C>],
+    ingested_us: i64,
+) -> Result<(), StoreError> {
+    let rows: Vec<&CoordinationRow> = fresh
+        .iter()
+        .filter_map(|e| e.row.as_ref().map(|TableRow::Coordination(r)| &**r))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let text =
+        |f: fn(&CoordinationRow) -> &str| -> Vec<&str> { rows.iter().map(|r| f(r)).collect() };
+    let optional = |f: fn(&CoordinationRow) -> Option<&str>| -> Vec<Option<&str>> {
+        rows.iter().map(|r| f(r)).collect()
+    };
+    let decided: Vec<i64> = rows
+        .iter()
+        .map(|r| r.decision_ns.div_euclid(1000))
+        .collect();
+    let counts: Vec<i32> = rows.iter().map(|r| r.active_envelopes_count).collect();
+    block_on(
+        rt,
+        tx.execute(
+            &format!(
+                "INSERT INTO coordination_audit_records (audit_id, envelope_id, envelope_class,
+                     decision, reason, decision_timestamp, created_at, conflicting_envelope_id,
+                     preempting_envelope_id, active_envelopes_count, tenant_id)
+                 SELECT a::uuid, e, c, d, r, 'epoch'::timestamptz + t * interval '1 microsecond',
+                     {}, ce, pe, n, tn
+                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::bigint[], $8::text[], $9::text[], $10::int4[], $11::text[])
+                   AS u(a, e, c, d, r, t, ce, pe, n, tn)
+                 ON CONFLICT (audit_id) DO NOTHING",
+                ts(1)
+            ),
+            &[
+                &ingested_us,
+                &text(|r| &r.audit_id),
+                &text(|r| &r.envelope_id),
+                &text(|r| &r.envelope_class),
+                &text(|r| &r.decision),
+                &text(|r| &r.reason),
+                &decided,
+                &optional(|r| r.conflicting_envelope_id.as_deref()),
+                &optional(|r| r.preempting_envelope_id.as_deref()),
+                &counts,
+                &optional(|r| r.tenant_id.as_deref()),
+            ],
+        ),
+    )
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 /// The writer's connection, made again when the server dropped it.

@@ -169,6 +169,7 @@ pub fn entry(text: &str) -> Entry<Option<Key>> {
         keys,
         event_ns: env.time_nanos,
         claim: unique,
+        row: None,
     }
 }
 

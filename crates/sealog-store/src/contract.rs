@@ -44,6 +44,35 @@ pub struct Entry<C> {
     pub event_ns: i64,
     /// What the caller's admission rule needs to decide this entry; the backend never looks.
     pub claim: C,
+    /// A row the record is also kept as in a table of its own, for readers that use plain
+    /// SQL: a database backend inserts it in the transaction that appends the record (never
+    /// for a duplicate or a refusal); the embedded store has no tables and ignores it.
+    pub row: Option<TableRow>,
+}
+
+/// A record as a row of a table readers query with plain SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableRow {
+    /// Seed 004's `coordination_audit_records`, column by column.
+    Coordination(Box<CoordinationRow>),
+}
+
+/// The columns of `coordination_audit_records` (seed 004 §3); `created_at` is the record's
+/// ingest time, given by the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinationRow {
+    /// A UUIDv5 of the record id: the same event never makes two rows.
+    pub audit_id: String,
+    pub envelope_id: String,
+    pub envelope_class: String,
+    pub decision: String,
+    pub reason: String,
+    /// Nanoseconds since the epoch.
+    pub decision_ns: i64,
+    pub conflicting_envelope_id: Option<String>,
+    pub preempting_envelope_id: Option<String>,
+    pub active_envelopes_count: i32,
+    pub tenant_id: Option<String>,
 }
 
 impl<C> Entry<C> {

@@ -90,6 +90,7 @@ fn entry_text(text: &str) -> Entry<Option<Key>> {
         keys: envelope_keys(&env),
         event_ns: env.time_nanos,
         claim: None,
+        row: None,
     }
 }
 

@@ -168,6 +168,8 @@ fn the_database_backend_uses_only_the_stores_contract() {
         "StoreError",
         "Stub",
         "open_checkpoint",
+        "TableRow",
+        "CoordinationRow",
     ];
     let rules = rules();
     for forbidden in ["sealog-packs", "sealog-ledger"] {

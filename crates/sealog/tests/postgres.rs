@@ -391,3 +391,93 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Seed 004 AC-A8 ("C5-S1 can read audits"): the coordination pack's records are rows of
+/// `coordination_audit_records` that a reader with plain SQL finds, written in the append's
+/// transaction with the record's ingest time, once however often the event is sent.
+#[test]
+fn ac_a8_a_plain_sql_reader_finds_the_coordination_records() {
+    let Some(cluster) = database() else {
+        return;
+    };
+    let dirs = tempdir();
+    let db = Cli::on_database(BIN, &cluster.url(), &dirs.path().join("state"));
+    let decisions: Vec<Value> = examples()
+        .into_iter()
+        .filter(|e| e["type"] == "coordination.decision")
+        .collect();
+    assert!(decisions.len() >= 2);
+    let input = ndjson(&decisions);
+    db.ok(&["append"], &input);
+    db.ok(&["append"], &input);
+    let sql = Sql::connect(&cluster.conninfo);
+    sql.exec("SET ROLE sealog_app").unwrap();
+    let rows = sql.strings(
+        "SELECT envelope_id, envelope_class, decision, reason,
+                to_char(decision_timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+                conflicting_envelope_id, preempting_envelope_id,
+                active_envelopes_count::text, tenant_id, audit_id::text
+         FROM coordination_audit_records ORDER BY decision_timestamp",
+    );
+    assert_eq!(
+        rows.len(),
+        decisions.len(),
+        "one row per record, sent twice"
+    );
+    let records = db
+        .ok(&["query", "--type", "coordination.decision"], b"")
+        .lines();
+    for (row, event) in rows.iter().zip(&decisions) {
+        let d = &event["data"];
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        assert_eq!(
+            row[..9].to_vec(),
+            vec![
+                text(&d["envelope_id"]),
+                text(&d["envelope_class"]),
+                text(&d["decision"]),
+                text(&d["reason"]),
+                text(&d["decision_timestamp"]),
+                text(&d["conflicting_envelope_id"]),
+                text(&d["preempting_envelope_id"]),
+                Some(
+                    d["active_envelopes_count"]
+                        .as_u64()
+                        .unwrap_or(0)
+                        .to_string()
+                ),
+                text(&d["tenant_id"]),
+            ],
+        );
+        let record = records
+            .iter()
+            .find(|r| r["id"] == event["id"])
+            .expect("the record");
+        let audit_id = row[9].as_deref().unwrap();
+        assert_eq!(
+            audit_id.as_bytes()[14],
+            b'5',
+            "a version 5 UUID: {audit_id}"
+        );
+        assert!(record["record_id"].as_str().unwrap().starts_with("sha256:"));
+    }
+    // The seed's reader: by envelope and by decision.
+    let preempted = sql
+        .strings("SELECT envelope_id FROM coordination_audit_records WHERE decision = 'PREEMPTED'");
+    let want: Vec<Vec<Option<String>>> = decisions
+        .iter()
+        .filter(|e| e["data"]["decision"] == "PREEMPTED")
+        .map(|e| vec![e["data"]["envelope_id"].as_str().map(str::to_string)])
+        .collect();
+    assert_eq!(preempted, want);
+    // created_at is the record's ingest time; the row cannot be changed.
+    let same = sql.strings(
+        "SELECT count(*)::text FROM coordination_audit_records c
+         JOIN sealog_records r ON r.log = 'canonical' AND r.ingested_at = c.created_at",
+    );
+    assert_ne!(same[0][0].as_deref(), Some("0"));
+    let e = sql
+        .exec("UPDATE coordination_audit_records SET reason = 'x'")
+        .unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+}
