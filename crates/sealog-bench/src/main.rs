@@ -52,6 +52,10 @@ struct Cli {
     /// Leave Sealog out.
     #[arg(long)]
     no_sealog: bool,
+    /// Also run Sealog on its PostgreSQL backend (on the --pg cluster), with one server and
+    /// with two sharing the database.
+    #[arg(long, requires = "pg")]
+    sealog_pg: bool,
     /// Where Sealog and SQLite write (must not exist yet; removed after the run).
     #[arg(long, required_unless_present = "render")]
     work: Option<PathBuf>,
@@ -125,6 +129,12 @@ fn run() -> anyhow::Result<()> {
     let mut engines = Vec::new();
     if !cli.no_sealog {
         engines.push(EngineSpec::Sealog(work.join("sealog")));
+    }
+    if let (true, Some(conninfo)) = (cli.sealog_pg, &cli.pg) {
+        for servers in [1, 2] {
+            let state = work.join(format!("sealog-pg-{servers}"));
+            engines.push(EngineSpec::SealogPg(conninfo.clone(), state, servers));
+        }
     }
     match &cli.pg {
         Some(conninfo) => engines.push(EngineSpec::Postgres(conninfo.clone())),

@@ -336,6 +336,44 @@ impl Report {
                     .map(|(s, p)| round_sig(p / s)),
             });
         }
+        // Sealog on its PostgreSQL backend (one server, two), when it ran: within 2× of the
+        // peer's best bulk load, at least 2× its INSERT per event at 64 writers, queries
+        // within 2× of the embedded store.
+        for backend in ["sealog-pg", "sealog-pg-2"] {
+            if !engines.iter().any(|e| e.name == backend) {
+                continue;
+            }
+            let mut versus = |name: String, figure: Option<&Figure>, of: &str, times: f64| {
+                let ratio = figure.and_then(|f| {
+                    let (b, o) = (f.value(backend)?, f.value(of)?);
+                    let r = if f.higher_is_better { b / o } else { o / b };
+                    (r.is_finite() && r > 0.0).then(|| round_sig(r))
+                });
+                let ask = if times >= 1.0 {
+                    format!("≥ {times}× {of}")
+                } else {
+                    format!("within {}× of {of}", round_sig(1.0 / times))
+                };
+                targets.push(Target {
+                    name: format!("{backend}: {name}"),
+                    target: ask,
+                    measured: ratio.map_or("n/a".into(), |r| format!("{r}× {of}")),
+                    met: ratio.map(|r| r >= times),
+                    ratio_to_target: ratio.map(|r| round_sig(r / times)),
+                });
+            };
+            versus("bulk ingest".into(), bulk, "postgres", 0.5);
+            versus("single-event appends, 64 writers".into(), single64, "postgres", 2.0);
+            for shape in crate::run::SHAPES {
+                let label = shape.replace('_', " ");
+                versus(
+                    format!("query by {label}, p99"),
+                    find(&format!("query by {label}, p99")),
+                    "sealog",
+                    0.5,
+                );
+            }
+        }
         let bytes = find("bytes on disk per record");
         let s_bytes = bytes.and_then(|f| f.value("sealog"));
         let p_bytes = bytes.and_then(|f| f.value("postgres"));

@@ -70,6 +70,9 @@ impl Default for Options {
 #[derive(Debug, Clone)]
 pub enum EngineSpec {
     Sealog(PathBuf),
+    /// Sealog on its PostgreSQL backend: the cluster's owner connection, a state directory for
+    /// the logs' keys, and how many servers share the database.
+    SealogPg(String, PathBuf, usize),
     Postgres(String),
     Sqlite(PathBuf),
 }
@@ -78,6 +81,9 @@ impl EngineSpec {
     pub fn open(&self) -> anyhow::Result<Box<dyn Engine>> {
         Ok(match self {
             EngineSpec::Sealog(dir) => Box::new(crate::engines::sealog::Sealog::open(dir)?),
+            EngineSpec::SealogPg(owner, state, servers) => Box::new(
+                crate::engines::sealog::SealogPg::open(owner, state, *servers)?,
+            ),
             EngineSpec::Postgres(conninfo) => {
                 Box::new(crate::engines::postgres::Postgres::open(conninfo)?)
             }

@@ -46,6 +46,10 @@ fn tiny_comparison_gives_a_complete_and_sane_report() {
     let work = tempfile::tempdir().unwrap();
     let mut engines = vec![EngineSpec::Sealog(work.path().join("sealog"))];
     if let Some(c) = &cluster {
+        for servers in [1, 2] {
+            let state = work.path().join(format!("sealog-pg-{servers}"));
+            engines.push(EngineSpec::SealogPg(c.conninfo.clone(), state, servers));
+        }
         engines.push(EngineSpec::Postgres(c.conninfo.clone()));
     }
     engines.push(EngineSpec::Sqlite(work.path().join("sqlite")));
@@ -65,7 +69,7 @@ fn check(report: &Report, o: &Options, with_pg: bool) {
     let names: Vec<&str> = report.engines.iter().map(|e| e.name.as_str()).collect();
     let mut expected = vec!["sealog"];
     if with_pg {
-        expected.push("postgres");
+        expected.extend(["sealog-pg", "sealog-pg-2", "postgres"]);
     }
     expected.push("sqlite");
     assert_eq!(names, expected);
@@ -130,6 +134,12 @@ fn check(report: &Report, o: &Options, with_pg: bool) {
             ("postgres" | "sqlite", Attempt::Refused(update), Attempt::Refused(delete)) => {
                 assert!(update.contains("UPDATE refused"), "{}: {update}", e.name);
                 assert!(delete.contains("DELETE refused"), "{}: {delete}", e.name);
+            }
+            // Sealog's own tables in PostgreSQL: its triggers refuse, even for the owner.
+            ("sealog-pg" | "sealog-pg-2", Attempt::Refused(update), Attempt::Refused(delete)) => {
+                for said in [update, delete] {
+                    assert!(said.contains("the log is append-only"), "{}: {said}", e.name);
+                }
             }
             // No such operation; the attempts that stand in for them were made: the event
             // sent again with other content is a second record of a `unique_per_subject`
@@ -198,7 +208,8 @@ fn check(report: &Report, o: &Options, with_pg: bool) {
             .iter()
             .all(|f| f.fraction.is_some())
     );
-    assert_eq!(report.targets.len(), 10);
+    // Ten for Sealog embedded; with PostgreSQL, six more for each of its backend's runs.
+    assert_eq!(report.targets.len(), if with_pg { 22 } else { 10 });
     let unmeasured: Vec<&str> = report
         .targets
         .iter()

@@ -1047,6 +1047,11 @@ const RECORD_JOINS: &str = "sealog_records r
     LEFT JOIN sealog_tree_nodes t ON t.log = r.log AND t.level = 0 AND t.idx = r.seq
     LEFT JOIN sealog_pruned p ON p.log = r.log AND p.seq = r.seq";
 
+/// [`RECORD_JOINS`] joined to a posting `k0` of the keys table.
+const RECORD_JOINS_ON_K0: &str = "sealog_records r ON r.log = k0.log AND r.seq = k0.seq
+    LEFT JOIN sealog_tree_nodes t ON t.log = r.log AND t.level = 0 AND t.idx = r.seq
+    LEFT JOIN sealog_pruned p ON p.log = r.log AND p.seq = r.seq";
+
 /// A record row read back, checked: its bytes hash to its leaf and the tree's leaf is the
 /// same; a pruned record's stub keeps that leaf.
 fn record_of(row: &tokio_postgres::Row) -> Result<WithLeaf, StoreError> {
@@ -1199,11 +1204,31 @@ impl<A: Admission> LogRead for PgLog<A> {
         let after = scan.after.map_or(Ok(-1), i64_of)?;
         let below = i64_of(below)?;
         let limit = i64_of(scan.limit as u64)?;
+        let keys: Vec<&[u8]> = scan.keys.iter().map(|k| &k[..]).collect();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name, &after, &below, &limit];
-        let mut sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM {RECORD_JOINS}
-             WHERE r.log = $1 AND r.seq > $2 AND r.seq < $3 AND p.seq IS NULL"
-        );
+        // With keys, the first key's postings drive the scan in seq order (its primary key
+        // index), never the whole log; the others are checked per posting.
+        let (mut sql, order) = match keys.first() {
+            Some(first) => {
+                params.push(first);
+                (
+                    format!(
+                        "SELECT {RECORD_COLUMNS} FROM sealog_record_keys k0
+                         JOIN {RECORD_JOINS_ON_K0}
+                         WHERE k0.log = $1 AND k0.key = $5 AND k0.seq > $2 AND k0.seq < $3
+                           AND p.seq IS NULL"
+                    ),
+                    "k0.seq",
+                )
+            }
+            None => (
+                format!(
+                    "SELECT {RECORD_COLUMNS} FROM {RECORD_JOINS}
+                     WHERE r.log = $1 AND r.seq > $2 AND r.seq < $3 AND p.seq IS NULL"
+                ),
+                "r.seq",
+            ),
+        };
         let bounds = [
             scan.event_from,
             scan.event_to,
@@ -1228,8 +1253,7 @@ impl<A: Admission> LogRead for PgLog<A> {
                 );
             }
         }
-        let keys: Vec<&[u8]> = scan.keys.iter().map(|k| &k[..]).collect();
-        for k in &keys {
+        for k in keys.iter().skip(1) {
             params.push(k);
             sql.push_str(&format!(
                 " AND EXISTS (SELECT 1 FROM sealog_record_keys k
@@ -1237,7 +1261,7 @@ impl<A: Admission> LogRead for PgLog<A> {
                 params.len()
             ));
         }
-        sql.push_str(" ORDER BY r.seq LIMIT $4");
+        sql.push_str(&format!(" ORDER BY {order} LIMIT $4"));
         let rows = self.shared.query(&sql, &params)?;
         let mut records = Vec::with_capacity(rows.len());
         for row in &rows {

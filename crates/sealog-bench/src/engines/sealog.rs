@@ -357,3 +357,243 @@ impl Engine for Sealog {
         Ok(())
     }
 }
+
+/// Sealog on its PostgreSQL backend: `servers` ledgers in this process on one database, as
+/// that many servers would be (each group-commits its own appends; the database's counter
+/// row orders them all), taking batches and single events in turn. Events and entries go
+/// to two databases of the cluster, made afresh and migrated.
+pub struct SealogPg {
+    name: &'static str,
+    owner: String,
+    state: PathBuf,
+    servers: Vec<Ledger>,
+    entries: Ledger,
+    next: std::sync::atomic::AtomicUsize,
+    config: Config,
+}
+
+const EVENTS_DB: &str = "sealog_bench_events";
+const ENTRIES_DB: &str = "sealog_bench_entries";
+
+fn with_db(conninfo: &str, db: &str) -> String {
+    format!("{conninfo} dbname={db}")
+}
+
+impl SealogPg {
+    /// `owner` is the cluster's (libpq key=value) connection as a role that may create
+    /// databases; `state` this engine's directory for the logs' keys.
+    pub fn open(owner: &str, state: &Path, servers: usize) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(owner, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            for db in [EVENTS_DB, ENTRIES_DB] {
+                // One statement each: neither may run in a transaction block.
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+                    .await?;
+                client
+                    .batch_execute(&format!("CREATE DATABASE {db}"))
+                    .await?;
+            }
+            anyhow::Ok(())
+        })?;
+        for db in [EVENTS_DB, ENTRIES_DB] {
+            sealog_pg::migrate(&with_db(owner, db), sealog_pg::APP_ROLE)?;
+        }
+        let config = Config::default();
+        let mut engine = SealogPg {
+            name: if servers > 1 {
+                "sealog-pg-2"
+            } else {
+                "sealog-pg"
+            },
+            owner: owner.to_string(),
+            state: state.to_path_buf(),
+            servers: Vec::new(),
+            entries: open_database(
+                &with_db(owner, ENTRIES_DB),
+                &state.join("entries"),
+                &config,
+                Undeclared::Accept,
+            )?,
+            next: Default::default(),
+            config,
+        };
+        engine.open_servers(servers)?;
+        Ok(engine)
+    }
+
+    fn open_servers(&mut self, servers: usize) -> anyhow::Result<()> {
+        for _ in 0..servers {
+            // Every server with the same key files, as an operator copies them.
+            self.servers.push(open_database(
+                &with_db(&self.owner, EVENTS_DB),
+                &self.state.join("events"),
+                &self.config,
+                Undeclared::Quarantine,
+            )?);
+        }
+        Ok(())
+    }
+
+    fn ledger(&self) -> &Ledger {
+        &self.servers[0]
+    }
+
+    /// The next server in turn.
+    fn writer(&self) -> &Ledger {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.servers[n % self.servers.len()]
+    }
+
+    fn sql(&self, sql: &str) -> anyhow::Result<Vec<tokio_postgres::Row>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let conninfo = with_db(&self.owner, EVENTS_DB);
+        rt.block_on(async {
+            let (client, conn) =
+                tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            Ok(client.query(sql, &[]).await?)
+        })
+    }
+}
+
+fn open_database(
+    url: &str,
+    state: &Path,
+    config: &Config,
+    undeclared: Undeclared,
+) -> anyhow::Result<Ledger> {
+    Ok(Ledger::open_database(
+        url,
+        state,
+        LedgerConfig {
+            store: config.clone(),
+            packs: sealog_ledger::Packs::builtin(),
+            undeclared,
+        },
+    )?)
+}
+
+impl Engine for SealogPg {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn setup(&self) -> String {
+        format!(
+            "the ledger as in the embedded engine, its logs in PostgreSQL (the same cluster and \
+             settings as the postgres engine): {} server(s) in this process on one database, each \
+             group-committing its appends in one transaction under the log's counter row, records, \
+             ids, index keys and tree nodes inserted in it, synchronous_commit on",
+            self.servers.len()
+        )
+    }
+
+    fn append_batch(&self, events: &[String]) -> anyhow::Result<u64> {
+        ingest(self.writer(), events)
+    }
+
+    fn append_one(&self, event: &str) -> anyhow::Result<bool> {
+        Ok(ingest(self.writer(), std::slice::from_ref(&event.to_string()))? == 1)
+    }
+
+    fn append_entries(&self, entries: &[Entry]) -> anyhow::Result<u64> {
+        let texts: Vec<String> = entries.iter().map(|e| e.text.clone()).collect();
+        ingest(&self.entries, &texts)
+    }
+
+    fn record_id(&self, event: &str) -> anyhow::Result<Vec<u8>> {
+        match self.ledger().prepare(event.as_bytes(), &Author::ANYONE) {
+            sealog_ledger::Prepared::Event(ev) => Ok(ev.id().to_vec()),
+            _ => anyhow::bail!("a workload event does not pass its pack"),
+        }
+    }
+
+    fn get(&self, record_id: &[u8]) -> anyhow::Result<bool> {
+        let id = RecordId(record_id.try_into()?);
+        let ledger = self.ledger();
+        Ok(match ledger.seq_of(&id)? {
+            Some(seq) => ledger.get(seq)?.is_some(),
+            None => false,
+        })
+    }
+
+    fn subject_history(&self, subject: &str, limit: usize) -> anyhow::Result<Hits> {
+        let q = Query {
+            equals: vec![("subject".into(), subject.into())],
+            view: View::Current,
+            limit,
+            ..Query::default()
+        };
+        Ok(Hits::Found(self.ledger().query(&q)?.records.len()))
+    }
+
+    fn by_feature_key(&self, key_type: &str, key_id: &str, limit: usize) -> anyhow::Result<Hits> {
+        query(
+            self.ledger(),
+            vec![("feature_keys_used".into(), format!("{key_type}:{key_id}"))],
+            limit,
+        )
+    }
+
+    fn time_window(&self, from_ns: i64, to_ns: i64, limit: usize) -> anyhow::Result<Hits> {
+        let page = self.ledger().query(&Query {
+            event_from: Some(from_ns),
+            event_to: Some(to_ns),
+            limit,
+            ..Query::default()
+        })?;
+        Ok(Hits::Found(page.records.len()))
+    }
+
+    fn counts(&self) -> anyhow::Result<(u64, u64)> {
+        Ok((self.ledger().len(), self.entries.len()))
+    }
+
+    /// Closes and reopens the servers; the bytes are the events database's Sealog tables
+    /// with their indexes and TOAST.
+    fn settle(&mut self) -> anyhow::Result<u64> {
+        let servers = self.servers.len();
+        for ledger in self.servers.drain(..) {
+            ledger.close()?;
+        }
+        self.open_servers(servers)?;
+        let rows = self.sql(
+            "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+             WHERE c.relkind = 'r' AND (c.relname LIKE 'sealog\\_%' OR c.relname = 'coordination_audit_records')",
+        )?;
+        Ok(u64::try_from(rows[0].get::<_, i64>(0))?)
+    }
+
+    /// The database refuses both, by its triggers, even for the owner.
+    fn tamper(&mut self) -> anyhow::Result<Tamper> {
+        let attempt = |sql: &str| match self.sql(sql) {
+            Ok(_) => Attempt::Allowed(format!("{sql} went through")),
+            Err(e) => Attempt::Refused(
+                e.downcast_ref::<tokio_postgres::Error>()
+                    .and_then(|e| e.as_db_error())
+                    .map_or(e.to_string(), |d| d.message().to_string()),
+            ),
+        };
+        Ok(Tamper {
+            update: attempt(
+                "UPDATE sealog_records SET body = body WHERE log = 'canonical' AND seq = 0",
+            ),
+            delete: attempt("DELETE FROM sealog_records WHERE log = 'canonical' AND seq = 0"),
+        })
+    }
+
+    fn close(mut self: Box<Self>) -> anyhow::Result<()> {
+        for ledger in self.servers.drain(..) {
+            ledger.close()?;
+        }
+        self.entries.close()?;
+        Ok(())
+    }
+}
