@@ -363,7 +363,12 @@ impl Report {
                 });
             };
             versus("bulk ingest".into(), bulk, "postgres", 0.5);
-            versus("single-event appends, 64 writers".into(), single64, "postgres", 2.0);
+            versus(
+                "single-event appends, 64 writers".into(),
+                single64,
+                "postgres",
+                2.0,
+            );
             for shape in crate::run::SHAPES {
                 let label = shape.replace('_', " ");
                 versus(

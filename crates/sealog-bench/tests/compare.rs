@@ -138,7 +138,11 @@ fn check(report: &Report, o: &Options, with_pg: bool) {
             // Sealog's own tables in PostgreSQL: its triggers refuse, even for the owner.
             ("sealog-pg" | "sealog-pg-2", Attempt::Refused(update), Attempt::Refused(delete)) => {
                 for said in [update, delete] {
-                    assert!(said.contains("the log is append-only"), "{}: {said}", e.name);
+                    assert!(
+                        said.contains("the log is append-only"),
+                        "{}: {said}",
+                        e.name
+                    );
                 }
             }
             // No such operation; the attempts that stand in for them were made: the event

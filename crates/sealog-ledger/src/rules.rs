@@ -121,6 +121,15 @@ impl Admission for CanonicalRules {
         }
         Ok(Verdict::Admit)
     }
+
+    fn asks(&self, entry: &Entry<Claim>) -> Vec<Key> {
+        let claim = &entry.claim;
+        match (claim.supersedes, claim.chain) {
+            (Some(target), _) => vec![crate::keys::supersedes(&target)],
+            (None, Some(chain)) if claim.unique_per_subject => vec![chain],
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl GroupChains {

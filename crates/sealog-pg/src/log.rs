@@ -151,6 +151,7 @@ impl<A: Admission> PgLog<A> {
                         indexer,
                         conninfo,
                         client: None,
+                        statements: None,
                         frontier: None,
                         admission,
                         batch_events_max: config.batch_events_max.max(1),
@@ -505,6 +506,8 @@ struct TxView<'a, C: GenericClient> {
     log: LogName,
     /// The seqs of the group's own ids, fetched in one query (absent: not in the log).
     prefetched: HashMap<Id, Option<u64>>,
+    /// `first_with` of the keys admission said it would ask about, fetched in one query.
+    first_with: HashMap<Key, Option<u64>>,
 }
 
 impl<C: GenericClient + Sync> TxView<'_, C> {
@@ -526,6 +529,9 @@ impl<C: GenericClient + Sync> LogView for TxView<'_, C> {
     }
 
     fn first_with(&self, key: &Key) -> Result<Option<u64>, StoreError> {
+        if let Some(known) = self.first_with.get(key) {
+            return Ok(*known);
+        }
         self.one(
             &format!(
                 "SELECT k.seq FROM sealog_record_keys k WHERE k.log = $1 AND k.key = $2 AND {LIVE_KEY}
@@ -553,12 +559,85 @@ enum Decided<R> {
     Refused(R),
 }
 
+/// The append transaction's statements, prepared once per connection: each then costs one
+/// message, not a parse first.
+struct Statements {
+    lock_state: tokio_postgres::Statement,
+    ids: tokio_postgres::Statement,
+    firsts: tokio_postgres::Statement,
+    records: tokio_postgres::Statement,
+    record_ids: tokio_postgres::Statement,
+    keys: tokio_postgres::Statement,
+    nodes: tokio_postgres::Statement,
+    state: tokio_postgres::Statement,
+}
+
+impl Statements {
+    fn prepare(rt: &tokio::runtime::Runtime, client: &Client) -> Result<Self, StoreError> {
+        let lock_state = format!(
+            "SELECT next_seq, {}, {} FROM sealog_log_state WHERE log = $1 FOR UPDATE",
+            us("last_ingested_at"),
+            us("clock_timestamp()")
+        );
+        let firsts = format!(
+            "SELECT k.key, min(k.seq) FROM sealog_record_keys k
+             WHERE k.log = $1 AND k.key = ANY($2) AND {LIVE_KEY} GROUP BY k.key"
+        );
+        let records = format!(
+            "INSERT INTO sealog_records (log, seq, record_id, ingested_at, event_ns, leaf, body)
+             SELECT $1, s, r, {}, e, l, b
+             FROM unnest($3::bigint[], $4::bytea[], $5::bigint[], $6::bytea[], $7::bytea[])
+               AS u(s, r, e, l, b)",
+            ts(2)
+        );
+        let state = format!(
+            "UPDATE sealog_log_state SET next_seq = $2, last_ingested_at = {} WHERE log = $1",
+            ts(3)
+        );
+        let (lock_state, ids, firsts, records, record_ids, keys, nodes, state) =
+            block_on(rt, async {
+                tokio::try_join!(
+                    client.prepare(&lock_state),
+                    client.prepare(
+                        "SELECT record_id, seq FROM sealog_record_ids
+                         WHERE log = $1 AND record_id = ANY($2)"
+                    ),
+                    client.prepare(&firsts),
+                    client.prepare(&records),
+                    client.prepare(
+                        "INSERT INTO sealog_record_ids (log, record_id, seq)
+                         SELECT $1, r, s FROM unnest($2::bytea[], $3::bigint[]) AS u(r, s)"
+                    ),
+                    client.prepare(
+                        "INSERT INTO sealog_record_keys (log, key, seq)
+                         SELECT $1, k, s FROM unnest($2::bytea[], $3::bigint[]) AS u(k, s)"
+                    ),
+                    client.prepare(tree::INSERT_NODES),
+                    client.prepare(&state),
+                )
+            })
+            .map_err(unavailable)?;
+        Ok(Statements {
+            lock_state,
+            ids,
+            firsts,
+            records,
+            record_ids,
+            keys,
+            nodes,
+            state,
+        })
+    }
+}
+
 /// The one thread of a server that writes the log: group commits, checkpoints, pruning.
 struct Writer<A: Admission> {
     shared: Arc<Shared>,
     indexer: Arc<dyn Indexer>,
     conninfo: String,
     client: Option<Client>,
+    /// Prepared on `client`; made again with it.
+    statements: Option<Statements>,
     /// The tree's right edge after this writer's last commit; loaded again when another
     /// server has committed since (or a commit failed).
     frontier: Option<Frontier>,
@@ -667,6 +746,9 @@ impl<A: Admission> Writer<A> {
         }
     }
 
+    /// One group in one transaction. Statements that do not wait on each other's answers
+    /// are sent together (the connection pipelines them; the server runs them in order), so
+    /// a group costs four round trips and the commit's WAL flush, whatever its size.
     fn write_group(
         &mut self,
         entries: &[&Entry<A::Claim>],
@@ -675,51 +757,56 @@ impl<A: Admission> Writer<A> {
         let (rt, log) = (&shared.rt, shared.log);
         let name = log.as_str();
         let cached = self.frontier.take();
+        let mut asked: Vec<Key> = entries
+            .iter()
+            .flat_map(|e| self.admission.asks(e))
+            .collect();
+        asked.sort_unstable();
+        asked.dedup();
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.statements = None;
+        }
         let client = connected(&mut self.client, rt, &self.conninfo)?;
+        if self.statements.is_none() {
+            self.statements = Some(Statements::prepare(rt, client)?);
+        }
+        let st = self.statements.as_ref().expect("just prepared");
         let tx = block_on(rt, client.transaction()).map_err(unavailable)?;
-        let row = block_on(
-            rt,
-            tx.query_one(
-                &format!(
-                    "SELECT next_seq, {}, {} FROM sealog_log_state WHERE log = $1 FOR UPDATE",
-                    us("last_ingested_at"),
-                    us("clock_timestamp()")
-                ),
-                &[&name],
-            ),
-        )
+        let ids: Vec<&[u8]> = entries.iter().map(|e| &e.event.record_id.0[..]).collect();
+        let asked_bytes: Vec<&[u8]> = asked.iter().map(|k| &k[..]).collect();
+        // The counter row first, alone: what follows runs after every earlier commit of every
+        // server, and sees it.
+        let state = block_on(rt, tx.query_one(&st.lock_state, &[&name])).map_err(unavailable)?;
+        let by_ids: [&(dyn ToSql + Sync); 2] = [&name, &ids];
+        let by_keys: [&(dyn ToSql + Sync); 2] = [&name, &asked_bytes];
+        let (known, firsts) = block_on(rt, async {
+            tokio::try_join!(tx.query(&st.ids, &by_ids), tx.query(&st.firsts, &by_keys))
+        })
         .map_err(unavailable)?;
-        block_on(
-            rt,
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&log.lock_key()]),
-        )
-        .map_err(unavailable)?;
-        let next = u64_of(row.get(0));
-        let last_us: Option<i64> = row.get(1);
+        let next = u64_of(state.get(0));
+        let last_us: Option<i64> = state.get(1);
         // Ingest time never decreases along the log, whichever server's clock (the
         // database's, here) says what.
-        let ingested_us = row.get::<_, i64>(2).max(last_us.unwrap_or(i64::MIN));
-
-        let ids: Vec<&[u8]> = entries.iter().map(|e| &e.event.record_id.0[..]).collect();
+        let ingested_us = state.get::<_, i64>(2).max(last_us.unwrap_or(i64::MIN));
         let mut prefetched: HashMap<Id, Option<u64>> =
             entries.iter().map(|e| (e.id(), None)).collect();
-        let rows = block_on(
-            rt,
-            tx.query(
-                "SELECT record_id, seq FROM sealog_record_ids WHERE log = $1 AND record_id = ANY($2)",
-                &[&name, &ids],
-            ),
-        )
-        .map_err(unavailable)?;
-        for r in rows {
-            let id = hash_of(r.get(0), "a record id")?;
-            prefetched.insert(id, Some(u64_of(r.get(1))));
+        for r in known {
+            prefetched.insert(hash_of(r.get(0), "a record id")?, Some(u64_of(r.get(1))));
+        }
+        let mut first_with: HashMap<Key, Option<u64>> = asked.iter().map(|k| (*k, None)).collect();
+        for r in firsts {
+            let key: Key = r
+                .get::<_, &[u8]>(0)
+                .try_into()
+                .map_err(|_| StoreError::Corrupted("an index key is not 16 bytes".into()))?;
+            first_with.insert(key, Some(u64_of(r.get(1))));
         }
         let view = TxView {
             rt,
             tx: &tx,
             log,
             prefetched,
+            first_with,
         };
         let mut group = A::Group::default();
         let mut decided = Vec::with_capacity(entries.len());
@@ -758,53 +845,39 @@ impl<A: Admission> Writer<A> {
                 key_seqs.push(i64_of(seq)?);
             }
         }
-        let fresh_ids: Vec<&[u8]> = fresh.iter().map(|e| &e.event.record_id.0[..]).collect();
-        let leaf_bytes: Vec<&[u8]> = leaves.iter().map(|l| &l[..]).collect();
-        let body_bytes: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-        let statements = async {
-            tx.execute(
-                &format!(
-                    "INSERT INTO sealog_records (log, seq, record_id, ingested_at, event_ns, leaf, body)
-                     SELECT $1, s, r, {}, e, l, b
-                     FROM unnest($3::bigint[], $4::bytea[], $5::bigint[], $6::bytea[], $7::bytea[])
-                       AS u(s, r, e, l, b)",
-                    ts(2)
-                ),
-                &[&name, &ingested_us, &seqs, &fresh_ids, &event_ns, &leaf_bytes, &body_bytes],
-            )
-            .await?;
-            tx.execute(
-                "INSERT INTO sealog_record_ids (log, record_id, seq)
-                 SELECT $1, r, s FROM unnest($2::bytea[], $3::bigint[]) AS u(r, s)",
-                &[&name, &fresh_ids, &seqs],
-            )
-            .await?;
-            tx.execute(
-                "INSERT INTO sealog_record_keys (log, key, seq)
-                 SELECT $1, k, s FROM unnest($2::bytea[], $3::bigint[]) AS u(k, s)",
-                &[&name, &key_rows, &key_seqs],
-            )
-            .await?;
-            Ok::<_, tokio_postgres::Error>(())
-        };
-        block_on(rt, statements).map_err(unavailable)?;
-        insert_rows(rt, &tx, &fresh, ingested_us)?;
         let mut frontier = match cached.filter(|f| f.size() == next) {
             Some(f) => f,
             None => tree::load_frontier(rt, &tx, log, next).map_err(pg_error)?,
         };
-        tree::extend(rt, &tx, log, &mut frontier, &leaves).map_err(pg_error)?;
+        let nodes = tree::Nodes::pushed(&mut frontier, &leaves);
         let end = next + fresh.len() as u64;
-        block_on(
-            rt,
-            tx.execute(
-                &format!(
-                    "UPDATE sealog_log_state SET next_seq = $2, last_ingested_at = {} WHERE log = $1",
-                    ts(3)
-                ),
-                &[&name, &i64_of(end)?, &ingested_us],
-            ),
-        )
+        let fresh_ids: Vec<&[u8]> = fresh.iter().map(|e| &e.event.record_id.0[..]).collect();
+        let leaf_bytes: Vec<&[u8]> = leaves.iter().map(|l| &l[..]).collect();
+        let body_bytes: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        let end_i64 = i64_of(end)?;
+        let rows = coordination_rows(&fresh);
+        let record_params: [&(dyn ToSql + Sync); 7] = [
+            &name,
+            &ingested_us,
+            &seqs,
+            &fresh_ids,
+            &event_ns,
+            &leaf_bytes,
+            &body_bytes,
+        ];
+        let id_params: [&(dyn ToSql + Sync); 3] = [&name, &fresh_ids, &seqs];
+        let key_params: [&(dyn ToSql + Sync); 3] = [&name, &key_rows, &key_seqs];
+        let state_params: [&(dyn ToSql + Sync); 3] = [&name, &end_i64, &ingested_us];
+        block_on(rt, async {
+            tokio::try_join!(
+                tx.execute(&st.records, &record_params),
+                tx.execute(&st.record_ids, &id_params),
+                tx.execute(&st.keys, &key_params),
+                nodes.insert(&tx, &st.nodes, log),
+                rows.insert(&tx, ingested_us),
+                tx.execute(&st.state, &state_params),
+            )
+        })
         .map_err(unavailable)?;
         block_on(rt, tx.commit()).map_err(unavailable)?;
         self.frontier = Some(frontier);
@@ -957,34 +1030,42 @@ impl<A: Admission> Writer<A> {
     }
 }
 
-/// The table rows of the records appended, in their transaction: seed 004's
+/// The table rows of the records appended, for their transaction: seed 004's
 /// `coordination_audit_records`, `created_at` the records' ingest time. A row already there
 /// (its `audit_id` is derived from the record id) is left as it is.
-fn insert_rows<C: Send + 'static>(
-    rt: &tokio::runtime::Runtime,
-    tx: &tokio_postgres::Transaction<'_>,
-    fresh: &[&Entry<C>],
-    ingested_us: i64,
-) -> Result<(), StoreError> {
-    let rows: Vec<&CoordinationRow> = fresh
-        .iter()
-        .filter_map(|e| e.row.as_ref().map(|TableRow::Coordination(r)| &**r))
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
+struct CoordinationRows<'a> {
+    rows: Vec<&'a CoordinationRow>,
+}
+
+fn coordination_rows<'a, C>(fresh: &[&'a Entry<C>]) -> CoordinationRows<'a> {
+    CoordinationRows {
+        rows: fresh
+            .iter()
+            .filter_map(|e| e.row.as_ref().map(|TableRow::Coordination(r)| &**r))
+            .collect(),
     }
-    let text =
-        |f: fn(&CoordinationRow) -> &str| -> Vec<&str> { rows.iter().map(|r| f(r)).collect() };
-    let optional = |f: fn(&CoordinationRow) -> Option<&str>| -> Vec<Option<&str>> {
-        rows.iter().map(|r| f(r)).collect()
-    };
-    let decided: Vec<i64> = rows
-        .iter()
-        .map(|r| r.decision_ns.div_euclid(1000))
-        .collect();
-    let counts: Vec<i32> = rows.iter().map(|r| r.active_envelopes_count).collect();
-    block_on(
-        rt,
+}
+
+impl CoordinationRows<'_> {
+    async fn insert(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        ingested_us: i64,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let rows = &self.rows;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let text =
+            |f: fn(&CoordinationRow) -> &str| -> Vec<&str> { rows.iter().map(|r| f(r)).collect() };
+        let optional = |f: fn(&CoordinationRow) -> Option<&str>| -> Vec<Option<&str>> {
+            rows.iter().map(|r| f(r)).collect()
+        };
+        let decided: Vec<i64> = rows
+            .iter()
+            .map(|r| r.decision_ns.div_euclid(1000))
+            .collect();
+        let counts: Vec<i32> = rows.iter().map(|r| r.active_envelopes_count).collect();
         tx.execute(
             &format!(
                 "INSERT INTO coordination_audit_records (audit_id, envelope_id, envelope_class,
@@ -1011,10 +1092,9 @@ fn insert_rows<C: Send + 'static>(
                 &counts,
                 &optional(|r| r.tenant_id.as_deref()),
             ],
-        ),
-    )
-    .map_err(unavailable)?;
-    Ok(())
+        )
+        .await
+    }
 }
 
 /// The writer's connection, made again when the server dropped it.

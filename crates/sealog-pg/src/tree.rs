@@ -86,7 +86,11 @@ impl Db {
     pub fn integrate(&mut self, log: LogName, from: u64, leaves: &[Hash]) -> Result<u64, PgError> {
         let rt = &self.rt;
         let tx = rt.block_on(self.client.transaction())?;
-        rt.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&log.lock_key()]))?;
+        // The appenders' serialization point: the log's counter row.
+        rt.block_on(tx.execute(
+            "SELECT 1 FROM sealog_log_state WHERE log = $1 FOR UPDATE",
+            &[&log.as_str()],
+        ))?;
         let size = rt.block_on(tree_size(&tx, log))?;
         if size != from {
             return Err(PgError::Sql(format!(
@@ -95,7 +99,8 @@ impl Db {
             )));
         }
         let mut frontier = load_frontier(rt, &tx, log, size)?;
-        extend(rt, &tx, log, &mut frontier, leaves)?;
+        let nodes = Nodes::pushed(&mut frontier, leaves);
+        rt.block_on(nodes.insert(&tx, INSERT_NODES, log))?;
         rt.block_on(tx.commit())?;
         Ok(frontier.size())
     }
@@ -149,32 +154,50 @@ pub(crate) fn load_frontier<C: GenericClient + Sync>(
     Frontier::load(size, &reader).map_err(proof_error)
 }
 
-/// Pushes `leaves` onto `frontier` and inserts every node they complete, through `tx` (the
-/// caller holds the log's lock and commits).
-pub(crate) fn extend<C: GenericClient + Sync>(
-    rt: &tokio::runtime::Runtime,
-    tx: &C,
-    log: LogName,
-    frontier: &mut Frontier,
-    leaves: &[Hash],
-) -> Result<(), PgError> {
-    let mut nodes = Vec::with_capacity(leaves.len() * 2);
-    for leaf in leaves {
-        frontier.push_into(*leaf, &mut nodes);
+pub(crate) const INSERT_NODES: &str = "INSERT INTO sealog_tree_nodes (log, level, idx, hash)
+    SELECT $1, l, i, h FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS u(l, i, h)";
+
+/// The nodes leaves complete, ready to insert.
+pub(crate) struct Nodes {
+    levels: Vec<i16>,
+    idxs: Vec<i64>,
+    hashes: Vec<Hash>,
+}
+
+impl Nodes {
+    /// Pushes `leaves` onto `frontier`, keeping every node they complete.
+    pub(crate) fn pushed(frontier: &mut Frontier, leaves: &[Hash]) -> Nodes {
+        let mut nodes = Vec::with_capacity(leaves.len() * 2);
+        for leaf in leaves {
+            frontier.push_into(*leaf, &mut nodes);
+        }
+        Nodes {
+            levels: nodes.iter().map(|n| i16::from(n.0)).collect(),
+            idxs: nodes
+                .iter()
+                .map(|n| i64::try_from(n.1).expect("a tree index fits i64"))
+                .collect(),
+            hashes: nodes.iter().map(|n| n.2).collect(),
+        }
     }
-    let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.0)).collect();
-    let idxs: Vec<i64> = nodes
-        .iter()
-        .map(|n| i64::try_from(n.1).expect("a tree index fits i64"))
-        .collect();
-    let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.2.as_slice()).collect();
-    crate::block_on(
-        rt,
+
+    /// Inserts them through `tx` (whose caller holds the log's lock and commits) with
+    /// [`INSERT_NODES`], prepared or not.
+    pub(crate) async fn insert<C, S>(
+        &self,
+        tx: &C,
+        statement: &S,
+        log: LogName,
+    ) -> Result<u64, tokio_postgres::Error>
+    where
+        C: GenericClient + Sync,
+        S: tokio_postgres::ToStatement + Sync + Send + ?Sized,
+    {
+        let hashes: Vec<&[u8]> = self.hashes.iter().map(|h| h.as_slice()).collect();
         tx.execute(
-            "INSERT INTO sealog_tree_nodes (log, level, idx, hash)
-             SELECT $1, l, i, h FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS u(l, i, h)",
-            &[&log.as_str(), &levels, &idxs, &hashes],
-        ),
-    )?;
-    Ok(())
+            statement,
+            &[&log.as_str(), &self.levels, &self.idxs, &hashes],
+        )
+        .await
+    }
 }

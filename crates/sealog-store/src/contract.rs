@@ -123,6 +123,13 @@ pub trait Admission: Send + Sync + 'static {
         seq: u64,
         log: &dyn LogView,
     ) -> Result<Verdict<Self::Refusal>, StoreError>;
+
+    /// The keys whose [`LogView::first_with`] deciding `entry` may ask: a backend that pays
+    /// a round trip per question fetches them for a whole group at once. A hint only: a
+    /// question not announced is answered all the same.
+    fn asks(&self, _entry: &Entry<Self::Claim>) -> Vec<Key> {
+        Vec::new()
+    }
 }
 
 /// What became of one entry.

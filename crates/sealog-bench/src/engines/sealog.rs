@@ -455,8 +455,7 @@ impl SealogPg {
             .build()?;
         let conninfo = with_db(&self.owner, EVENTS_DB);
         rt.block_on(async {
-            let (client, conn) =
-                tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
+            let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
             tokio::spawn(conn);
             Ok(client.query(sql, &[]).await?)
         })
