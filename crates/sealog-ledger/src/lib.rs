@@ -748,8 +748,14 @@ impl Ledger {
                 location: sealog_pg::redacted(url),
                 message: e.to_string(),
             })?;
-        let canonical =
-            verify_db::verify_log(&*ledger.canonical, "canonical", opts, opts.key.as_deref())?;
+        let mut retention = Vec::new();
+        let mut canonical = verify_db::verify_log(
+            &*ledger.canonical,
+            "canonical",
+            opts,
+            opts.key.as_deref(),
+            &mut |stored| retention.extend(verify::retention_record(stored)),
+        )?;
         let quarantine = verify_db::verify_log(
             &*ledger.quarantine,
             "quarantine",
@@ -759,7 +765,10 @@ impl Ledger {
                 ..opts.clone()
             },
             None,
+            &mut |_| {},
         )?;
+        let summary = verify::check_stubs(&retention, &canonical, Some(&quarantine))?;
+        canonical.files.push(("retention stubs".into(), summary));
         Ok((canonical, Some(quarantine)))
     }
 

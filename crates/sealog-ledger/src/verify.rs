@@ -191,23 +191,42 @@ fn check_retention(
     canonical: &Report,
     quarantine: Option<&Report>,
 ) -> Result<String, Failure> {
+    if canonical.stubs.is_empty() && quarantine.is_none_or(|q| q.stubs.is_empty()) {
+        return Ok("no record was pruned".into());
+    }
+    let mut records: Vec<(u64, Value)> = Vec::new();
+    for_each_record(&layout.canonical(), canonical.records, |stored| {
+        records.extend(retention_record(stored));
+        Ok(())
+    })?;
+    check_stubs(&records, canonical, quarantine)
+}
+
+/// A retention record's seq and data: the ranges it pruned and their stubs' digest.
+pub(crate) fn retention_record(
+    stored: &sealog_model::record::Stored<'_, '_>,
+) -> Option<(u64, Value)> {
+    (stored.envelope.event_type == RETENTION_APPLIED_TYPE).then(|| {
+        let data = stored
+            .record
+            .get("data")
+            .map_or(Value::Null, |d| d.to_value());
+        (stored.seq, data)
+    })
+}
+
+/// Every stub is accounted for by a signed retention record (`records`: each one's seq and
+/// data) whose digest it matches.
+pub(crate) fn check_stubs(
+    records: &[(u64, Value)],
+    canonical: &Report,
+    quarantine: Option<&Report>,
+) -> Result<String, Failure> {
     let quarantine_stubs: &[Stub] = quarantine.map_or(&[], |r| &r.stubs);
     let total = canonical.stubs.len() + quarantine_stubs.len();
     if total == 0 {
         return Ok("no record was pruned".into());
     }
-    // (seq, ranges, digest) of each retention record, for each log.
-    let mut records: Vec<(u64, Value)> = Vec::new();
-    for_each_record(&layout.canonical(), canonical.records, |stored| {
-        if stored.envelope.event_type == RETENTION_APPLIED_TYPE {
-            let data = stored
-                .record
-                .get("data")
-                .map_or(Value::Null, |d| d.to_value());
-            records.push((stored.seq, data));
-        }
-        Ok(())
-    })?;
     let mut unfinished = 0;
     for (log, found, path) in [
         ("", &canonical.stubs[..], None),
@@ -219,7 +238,7 @@ fn check_retention(
         };
         let mut by_seq: std::collections::HashMap<u64, &Stub> =
             found.iter().map(|s| (s.seq, s)).collect();
-        for (seq, data) in &records {
+        for (seq, data) in records {
             let part = if log.is_empty() { data } else { &data[log] };
             let wanted = seqs_of(&part["ranges"]);
             let covered: Vec<&Stub> = wanted.iter().filter_map(|s| by_seq.remove(s)).collect();

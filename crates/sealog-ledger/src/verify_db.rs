@@ -31,6 +31,7 @@ pub(crate) fn verify_log(
     name: &str,
     opts: &VerifyOptions<'_>,
     trusted_key: Option<&str>,
+    on_record: &mut dyn FnMut(&sealog_model::record::Stored<'_, '_>),
 ) -> Result<Report, Failure> {
     let at = |what: String| format!("{name} log: {what}");
     let stored_key = log.verifier_key();
@@ -98,8 +99,11 @@ pub(crate) fn verify_log(
         for (&s, record) in seqs.iter().zip(records) {
             let leaf = match record {
                 Ok(Some((body, leaf))) => {
-                    let stored = read_stored(&body, |r| r.seq)
-                        .map_err(|e| failure(at(format!("record {s}")), e.to_string()))?;
+                    let stored = read_stored(&body, |r| {
+                        on_record(r);
+                        r.seq
+                    })
+                    .map_err(|e| failure(at(format!("record {s}")), e.to_string()))?;
                     if stored != s {
                         return Err(failure(
                             at(format!("record {s}")),

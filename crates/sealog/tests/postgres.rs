@@ -187,14 +187,97 @@ fn every_command_gives_on_postgresql_what_it_gives_on_a_directory() {
          RESET session_replication_role;",
     )
     .unwrap();
-    let run = db.run(&["verify"], b"");
-    assert_eq!(run.code, 1, "{} {}", run.stdout, run.stderr);
-    let found: Value = serde_json::from_str(run.stdout.trim()).unwrap();
-    assert_eq!(found["status"], "damaged");
+    let damaged = |cli: &Cli| -> Value {
+        let run = cli.run(&["verify"], b"");
+        assert_eq!(run.code, 1, "{} {}", run.stdout, run.stderr);
+        let found: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        assert_eq!(found["status"], "damaged");
+        found
+    };
+    let found = damaged(&db);
     assert!(
         found["location"].as_str().unwrap().contains("record 2"),
         "{found}"
     );
+    // Put back, it verifies again: what was found was that edit.
+    sql.exec(
+        "SET session_replication_role = replica;
+         UPDATE sealog_records SET body = convert_to(replace(convert_from(body, 'UTF8'), '\"Id\"', '\"id\"'), 'UTF8')
+           WHERE log = 'canonical' AND seq = 2;
+         RESET session_replication_role;",
+    )
+    .unwrap();
+    db.assert_verifies();
+
+    // Retention through the database's sanctioned function: every stub is accounted for.
+    let applied = db
+        .ok(
+            &["retention", "apply", "--now", "2100-01-01T00:00:00Z"],
+            b"",
+        )
+        .json();
+    assert!(applied["pruned"].as_u64().unwrap() > 0, "{applied}");
+    db.assert_verifies();
+    // A stub nothing signed accounts for is a record removed, not pruned.
+    let mut late = sealog_testkit::events::example("coordination.decision");
+    late["id"] = json!("late-1");
+    db.ok(&["append"], &ndjson(&[late]));
+    let newest = sql.strings("SELECT max(seq)::text FROM sealog_records WHERE log = 'canonical'")
+        [0][0]
+        .clone()
+        .unwrap();
+    sql.exec(&format!(
+        "SET session_replication_role = replica;
+         INSERT INTO sealog_pruned (log, seq, kept, pruned_by) VALUES ('canonical', {newest}, '{{}}', 'intruder');
+         UPDATE sealog_records SET body = '' WHERE log = 'canonical' AND seq = {newest};
+         RESET session_replication_role;"
+    ))
+    .unwrap();
+    let found = damaged(&db);
+    assert!(
+        found["message"]
+            .as_str()
+            .unwrap()
+            .contains("no signed retention record accounts for"),
+        "{found}"
+    );
+}
+
+#[test]
+fn an_export_from_postgresql_proves_itself_offline() {
+    let Some(cluster) = database() else {
+        return;
+    };
+    let dirs = tempdir();
+    let local = Cli::new(BIN, &dirs.path().join("data"));
+    let db = Cli::on_database(BIN, &cluster.url(), &dirs.path().join("state"));
+    let input = ndjson(&events());
+    local.run(&["append"], &input);
+    db.run(&["append"], &input);
+    let mut counts = Vec::new();
+    for (cli, file) in [(&local, "here.jsonl"), (&db, "there.jsonl")] {
+        let out = dirs.path().join(file);
+        let made = cli
+            .ok(
+                &[
+                    "export",
+                    "--type",
+                    "coordination.decision",
+                    "--format",
+                    "jsonl",
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+                b"",
+            )
+            .json();
+        counts.push(made["count"].clone());
+        let manifest = format!("{}.manifest.json", out.display());
+        let checked = cli.run(&["verify-export", &manifest], b"");
+        assert_eq!(checked.code, 0, "{} {}", checked.stdout, checked.stderr);
+    }
+    assert_eq!(counts[0], counts[1]);
+    assert!(counts[1].as_u64().unwrap() >= 2, "{counts:?}");
 }
 
 /// The record id of the email example among the append results (same order as the input).
