@@ -25,4 +25,4 @@ pub use proof::{
     consistency_proof, inclusion_proof, subtree_proof, verify_consistency, verify_inclusion,
     verify_subtree,
 };
-pub use tree::{NodeReader, root};
+pub use tree::{NodeReader, prefix_subtrees, root};

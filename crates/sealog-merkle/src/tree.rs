@@ -27,7 +27,7 @@ pub(crate) fn split(n: u64) -> u64 {
 
 /// The perfect subtrees that make up leaves `[0, size)`, largest (leftmost) first,
 /// as (level, index).
-pub(crate) fn prefix_subtrees(size: u64) -> impl Iterator<Item = (u8, u64)> {
+pub fn prefix_subtrees(size: u64) -> impl Iterator<Item = (u8, u64)> {
     let mut start = 0u64;
     (0..64u8).rev().filter_map(move |level| {
         if size & (1 << level) == 0 {

@@ -6,8 +6,7 @@
 use sealog_store::StoreError;
 use tokio_postgres::types::ToSql;
 
-use crate::block_on;
-use crate::conn::{Conn, io_runtime, unavailable};
+use crate::conn::{Conn, io_runtime};
 
 /// A data subject's key as the database keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +32,7 @@ impl Erasable {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let client = self.conn.get(&self.rt)?;
-        block_on(&self.rt, client.query(sql, params)).map_err(unavailable)
+        self.conn.query(&self.rt, sql, params)
     }
 
     /// The check of the master key the subjects' keys are wrapped by, if one was recorded.

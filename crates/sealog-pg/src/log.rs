@@ -245,7 +245,8 @@ impl Shared {
         path: &std::path::Path,
         write: bool,
     ) -> Result<(Option<Signer>, Verifier), StoreError> {
-        let client = conn.get(rt)?;
+        let session = conn.session(rt)?;
+        let client = &session.client;
         let known = |client: &Client| -> Result<Option<String>, StoreError> {
             let row = block_on(
                 rt,
@@ -264,7 +265,7 @@ impl Shared {
             })
         };
         let on_file = keys::read_signer(path)?;
-        match (known(&client)?, on_file) {
+        match (known(client)?, on_file) {
             (Some(vkey), Some(signer)) if signer.verifier().to_vkey() != vkey => {
                 Err(StoreError::InvalidArgument(format!(
                     "{} is not the signing key of the {} log in this database, which names {vkey}",
@@ -316,7 +317,7 @@ impl Shared {
                 )
                 .map_err(unavailable)?;
                 // Two servers making a new log at once: the first row wins.
-                match known(&client)? {
+                match known(client)? {
                     Some(k) if k == vkey => Ok((Some(signer), parse(&k)?)),
                     Some(k) => Err(StoreError::InvalidArgument(format!(
                         "another server made the {} log's key first ({k}): give this server its key file instead of {}",
@@ -331,8 +332,8 @@ impl Shared {
         }
     }
 
-    fn client(&self) -> Result<Arc<Client>, StoreError> {
-        self.conn.get(&self.rt)
+    fn session(&self) -> Result<Arc<crate::conn::Session>, StoreError> {
+        self.conn.session(&self.rt)
     }
 
     fn query(
@@ -340,8 +341,7 @@ impl Shared {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let client = self.client()?;
-        block_on(&self.rt, client.query(sql, params)).map_err(unavailable)
+        self.conn.query(&self.rt, sql, params)
     }
 
     fn query_opt(
@@ -349,8 +349,14 @@ impl Shared {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<tokio_postgres::Row>, StoreError> {
-        let client = self.client()?;
-        block_on(&self.rt, client.query_opt(sql, params)).map_err(unavailable)
+        let mut rows = self.query(sql, params)?;
+        if rows.len() > 1 {
+            return Err(StoreError::Corrupted(format!(
+                "{} rows where one was expected",
+                rows.len()
+            )));
+        }
+        Ok(rows.pop())
     }
 
     fn len(&self) -> u64 {
@@ -388,11 +394,13 @@ impl Shared {
         &self,
         f: impl FnOnce(&Reader<'_, Client>) -> Result<T, sealog_merkle::ProofError>,
     ) -> Result<T, StoreError> {
-        let client = self.client()?;
+        let session = self.session()?;
+        let node = session.prepared(&self.rt, tree::NODE)?;
         let reader = Reader {
             rt: &self.rt,
-            client: &*client,
+            client: &session.client,
             log: self.log,
+            prepared: Some(&node),
         };
         f(&reader).map_err(|e| match e {
             sealog_merkle::ProofError::Read(sealog_merkle::ReadError::Other(m))
@@ -927,6 +935,7 @@ impl<A: Admission> Writer<A> {
             rt,
             client: &tx,
             log,
+            prepared: None,
         };
         let tree_error =
             |e: sealog_merkle::ProofError| StoreError::Corrupted(format!("the {name} tree: {e}"));
@@ -1588,11 +1597,13 @@ impl<A: Admission> PgLog<A> {
         let Some(cp) = cp else {
             return Ok(());
         };
-        let client = self.shared.client()?;
+        let session = self.shared.session()?;
+        let node = session.prepared(&self.shared.rt, tree::NODE)?;
         let reader = Reader {
             rt: &self.shared.rt,
-            client: &*client,
+            client: &session.client,
             log: self.shared.log,
+            prepared: Some(&node),
         };
         sealog_merkle::tiles::verify_tile(level, index, nodes, cp.size, &cp.root, &reader).map_err(
             |e| {

@@ -37,19 +37,23 @@ pub(crate) struct Reader<'a, C: GenericClient> {
     pub(crate) rt: &'a tokio::runtime::Runtime,
     pub(crate) client: &'a C,
     pub(crate) log: LogName,
+    /// [`NODE`] prepared on `client`, when it was (one round trip a node, not two).
+    pub(crate) prepared: Option<&'a tokio_postgres::Statement>,
 }
+
+pub(crate) const NODE: &str =
+    "SELECT hash FROM sealog_tree_nodes WHERE log = $1 AND level = $2 AND idx = $3";
 
 impl<C: GenericClient + Sync> NodeReader for Reader<'_, C> {
     fn node(&self, level: u8, index: u64) -> Result<Hash, ReadError> {
         let idx =
             i64::try_from(index).map_err(|_| ReadError::Other("index out of range".into()))?;
-        let row = crate::block_on(
-            self.rt,
-            self.client.query_opt(
-                "SELECT hash FROM sealog_tree_nodes WHERE log = $1 AND level = $2 AND idx = $3",
-                &[&self.log.as_str(), &i16::from(level), &idx],
-            ),
-        )
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&self.log.as_str(), &i16::from(level), &idx];
+        let row = match self.prepared {
+            Some(statement) => crate::block_on(self.rt, self.client.query_opt(statement, &params)),
+            None => crate::block_on(self.rt, self.client.query_opt(NODE, &params)),
+        }
         .map_err(|e| ReadError::Other(e.to_string()))?
         .ok_or(ReadError::Missing { level, index })?;
         let bytes: Vec<u8> = row.get(0);
@@ -139,19 +143,71 @@ impl Db {
             rt: &self.rt,
             client: &self.client,
             log,
+            prepared: None,
         }
     }
 }
 
-/// The tree's right edge at `size`, read through `client`.
+/// The tree's right edge at `size`, read through `client` in one query (a node per set bit
+/// of `size`).
 pub(crate) fn load_frontier<C: GenericClient + Sync>(
     rt: &tokio::runtime::Runtime,
     client: &C,
     log: LogName,
     size: u64,
 ) -> Result<Frontier, PgError> {
-    let reader = Reader { rt, client, log };
+    let wanted: Vec<(u8, u64)> = sealog_merkle::prefix_subtrees(size).collect();
+    let levels: Vec<i16> = wanted.iter().map(|w| i16::from(w.0)).collect();
+    let idxs: Vec<i64> = wanted
+        .iter()
+        .map(|w| i64::try_from(w.1).expect("a tree index fits i64"))
+        .collect();
+    let rows = crate::block_on(
+        rt,
+        client.query(
+            "SELECT n.level, n.idx, n.hash FROM sealog_tree_nodes n
+             JOIN unnest($2::smallint[], $3::bigint[]) AS u(l, i) ON n.level = u.l AND n.idx = u.i
+             WHERE n.log = $1",
+            &[&log.as_str(), &levels, &idxs],
+        ),
+    )?;
+    let mut known = std::collections::HashMap::with_capacity(rows.len());
+    for r in rows {
+        let hash: Vec<u8> = r.get(2);
+        let hash: Hash = hash
+            .try_into()
+            .map_err(|_| PgError::Sql("a tree node is not 32 bytes".into()))?;
+        let level = u8::try_from(r.get::<_, i16>(0)).unwrap_or(u8::MAX);
+        known.insert(
+            (level, u64::try_from(r.get::<_, i64>(1)).unwrap_or(u64::MAX)),
+            hash,
+        );
+    }
+    let reader = Known {
+        known,
+        rest: Reader {
+            rt,
+            client,
+            log,
+            prepared: None,
+        },
+    };
     Frontier::load(size, &reader).map_err(proof_error)
+}
+
+/// Nodes read ahead, and the database for any other.
+struct Known<'a, C: GenericClient> {
+    known: std::collections::HashMap<(u8, u64), Hash>,
+    rest: Reader<'a, C>,
+}
+
+impl<C: GenericClient + Sync> NodeReader for Known<'_, C> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, ReadError> {
+        match self.known.get(&(level, index)) {
+            Some(h) => Ok(*h),
+            None => self.rest.node(level, index),
+        }
+    }
 }
 
 pub(crate) const INSERT_NODES: &str = "INSERT INTO sealog_tree_nodes (log, level, idx, hash)
