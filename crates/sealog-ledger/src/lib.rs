@@ -356,6 +356,7 @@ impl Ledger {
         if write {
             ledger.finish_erasures()?;
             ledger.finish_retention()?;
+            ledger.finish_key_rotation()?;
         }
         Ok(ledger)
     }

@@ -41,6 +41,47 @@ pub(crate) fn create_signer(path: &Path) -> Result<Signer, StoreError> {
     let seed: [u8; 32] = bytes[8..].try_into().expect("32 bytes");
     let signer =
         Signer::from_seed(&origin, seed).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+    write_signer(&signer, path)?;
+    Ok(signer)
+}
+
+/// The next key of a log whose key is rotated: the same origin, a new pair, in `path`.
+pub(crate) fn create_next(origin: &str, path: &Path) -> Result<Signer, StoreError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)
+        .map_err(|e| StoreError::Poisoned(format!("no randomness for key generation: {e}")))?;
+    let signer =
+        Signer::from_seed(origin, seed).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+    write_signer(&signer, path)?;
+    Ok(signer)
+}
+
+/// Where a rotation keeps the next key until it hands over: beside the key file.
+pub(crate) fn next_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".next");
+    std::path::PathBuf::from(name)
+}
+
+/// Puts the next key in the key file's place (and syncs the directory).
+pub(crate) fn hand_over(path: &Path) -> Result<(), StoreError> {
+    let next = next_path(path);
+    fs::rename(&next, path).map_err(|e| StoreError::io(path, e))?;
+    sync_parent(path)
+}
+
+fn sync_parent(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// A signer key file, owner-only from its creation, written aside, synced and renamed into
+/// place, its directory synced.
+fn write_signer(signer: &Signer, path: &Path) -> Result<(), StoreError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
@@ -55,10 +96,5 @@ pub(crate) fn create_signer(path: &Path) -> Result<Signer, StoreError> {
         .and_then(|()| f.sync_all())
         .map_err(|e| StoreError::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| StoreError::io(dir, e))?;
-    }
-    Ok(signer)
+    sync_parent(path)
 }

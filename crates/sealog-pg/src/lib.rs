@@ -36,10 +36,15 @@ impl Db {
 }
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: [(i32, &str, &str); 3] = [
+pub const MIGRATIONS: [(i32, &str, &str); 4] = [
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "log", include_str!("../migrations/0002_log.sql")),
     (3, "privacy", include_str!("../migrations/0003_privacy.sql")),
+    (
+        4,
+        "rotation",
+        include_str!("../migrations/0004_rotation.sql"),
+    ),
 ];
 
 /// The application role's name when none is given.

@@ -96,8 +96,10 @@ struct Shared {
     rt: tokio::runtime::Runtime,
     conn: Conn,
     log: LogName,
-    signer: Option<Signer>,
-    verifier: Verifier,
+    /// The key that signs (when writing) and its verifier key; a rotation changes both.
+    signer: std::sync::RwLock<Option<Signer>>,
+    verifier: std::sync::RwLock<Verifier>,
+    key_path: PathBuf,
     /// The highest count of records this opening has seen committed: `len` never decreases.
     len: AtomicU64,
     latest: Mutex<Option<(SignedCheckpoint, SystemTime)>>,
@@ -118,6 +120,10 @@ enum Request<A: Admission> {
     Prune {
         records: Vec<Prune>,
         reply: mpsc::SyncSender<Result<u64, StoreError>>,
+    },
+    /// Hand signing over to the prepared key; answers the retired verifier key.
+    FinishRotation {
+        reply: mpsc::SyncSender<Result<String, StoreError>>,
     },
 }
 
@@ -216,8 +222,9 @@ impl Shared {
             rt,
             conn,
             log,
-            signer,
-            verifier,
+            signer: std::sync::RwLock::new(signer),
+            verifier: std::sync::RwLock::new(verifier),
+            key_path: config.signing_key.clone(),
             len: AtomicU64::new(0),
             latest: Mutex::new(None),
             commits: AtomicU64::new(0),
@@ -264,7 +271,17 @@ impl Shared {
                 StoreError::Corrupted(format!("the database's verifier key {vkey:?}: {e}"))
             })
         };
-        let on_file = keys::read_signer(path)?;
+        let mut on_file = keys::read_signer(path)?;
+        // A rotation that committed but stopped before the key file was handed over.
+        if let (Some(vkey), Some(current)) = (known(client)?, on_file.as_ref())
+            && current.verifier().to_vkey() != vkey
+            && let Some(next) = keys::read_signer(&keys::next_path(path))?
+            && next.verifier().to_vkey() == vkey
+            && write
+        {
+            keys::hand_over(path)?;
+            on_file = Some(next);
+        }
         match (known(client)?, on_file) {
             (Some(vkey), Some(signer)) if signer.verifier().to_vkey() != vkey => {
                 Err(StoreError::InvalidArgument(format!(
@@ -330,6 +347,40 @@ impl Shared {
                 }
             }
         }
+    }
+
+    fn verifier(&self) -> Verifier {
+        self.verifier.read().expect("key lock").clone()
+    }
+
+    /// The key events of this log, oldest first: (n, event, verifier key).
+    fn key_events(&self) -> Result<Vec<(i32, String, String)>, StoreError> {
+        let rows = self.query(
+            "SELECT n, event, vkey FROM sealog_log_keys WHERE log = $1 ORDER BY n",
+            &[&self.log.as_str()],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// The verifier key of a prepared, unfinished rotation.
+    fn pending_rotation(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .key_events()?
+            .pop()
+            .filter(|(_, event, _)| event == "prepared")
+            .map(|(_, _, vkey)| vkey))
+    }
+
+    fn add_key_event(&self, event: &str, vkey: &str) -> Result<(), StoreError> {
+        self.query(
+            "INSERT INTO sealog_log_keys (log, n, event, vkey)
+             SELECT $1, COALESCE(max(n), -1) + 1, $2, $3 FROM sealog_log_keys WHERE log = $1",
+            &[&self.log.as_str(), &event, &vkey],
+        )?;
+        Ok(())
     }
 
     fn session(&self) -> Result<Arc<crate::conn::Session>, StoreError> {
@@ -460,7 +511,7 @@ impl Shared {
 
     fn open_note(&self, text: &str) -> Result<SignedCheckpoint, StoreError> {
         let mut last = String::new();
-        for v in std::iter::once(self.verifier.clone()).chain(self.verifiers()?) {
+        for v in std::iter::once(self.verifier()).chain(self.verifiers()?) {
             match open_checkpoint(text, &v) {
                 Ok(cp) => return Ok(cp),
                 Err(e) => last = e,
@@ -475,13 +526,13 @@ impl Shared {
     /// The newest signed checkpoint in the database, checked against the log's key.
     fn latest_from_db(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
         let row = self.query_opt(
-            "SELECT note FROM sealog_checkpoints WHERE log = $1 ORDER BY size DESC LIMIT 1",
+            "SELECT note FROM sealog_checkpoints WHERE log = $1 ORDER BY size DESC, n DESC LIMIT 1",
             &[&self.log.as_str()],
         )?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let cp = open_checkpoint(&row.get::<_, String>(0), &self.verifier).map_err(|e| {
+        let cp = open_checkpoint(&row.get::<_, String>(0), &self.verifier()).map_err(|e| {
             StoreError::Corrupted(format!(
                 "the newest checkpoint of the {} log is not signed by its key: {e}",
                 self.log.as_str()
@@ -687,6 +738,9 @@ impl<A: Admission> Writer<A> {
                     Request::Sign { reply } => signs.push(reply),
                     Request::Prune { records, reply } => {
                         let _ = reply.send(self.prune(&records));
+                    }
+                    Request::FinishRotation { reply } => {
+                        let _ = reply.send(self.finish_rotation());
                     }
                 }
                 next = if events < self.batch_events_max {
@@ -901,7 +955,8 @@ impl<A: Admission> Writer<A> {
     /// after checking the tree extends the newest checkpoint; returns the newest.
     fn sign(&mut self) -> Result<SignedCheckpoint, StoreError> {
         let shared = self.shared.clone();
-        let signer = shared.signer.as_ref().ok_or(StoreError::ReadOnly)?;
+        let signer = shared.signer.read().expect("key lock").clone();
+        let signer = signer.as_ref().ok_or(StoreError::ReadOnly)?;
         let (rt, log) = (&shared.rt, shared.log);
         let name = log.as_str();
         let client = self.client()?;
@@ -920,13 +975,31 @@ impl<A: Admission> Writer<A> {
                 .await?;
             let newest = tx
                 .query_opt(
-                    "SELECT note FROM sealog_checkpoints WHERE log = $1 ORDER BY size DESC LIMIT 1",
+                    "SELECT note FROM sealog_checkpoints WHERE log = $1 ORDER BY size DESC, n DESC LIMIT 1",
                     &[&name],
                 )
                 .await?;
-            Ok::<_, tokio_postgres::Error>((u64_of(size.get(0)), newest.map(|r| r.get(0))))
+            let key = tx
+                .query_opt(
+                    "SELECT vkey FROM sealog_log_keys WHERE log = $1
+                       AND event IN ('created', 'finished') ORDER BY n DESC LIMIT 1",
+                    &[&name],
+                )
+                .await?;
+            Ok::<_, tokio_postgres::Error>((
+                u64_of(size.get(0)),
+                newest.map(|r| r.get(0)),
+                key.map(|r| r.get::<_, String>(0)),
+            ))
         };
-        let (size, newest): (u64, Option<String>) = block_on(rt, signed).map_err(unavailable)?;
+        let (size, newest, key): (u64, Option<String>, Option<String>) =
+            block_on(rt, signed).map_err(unavailable)?;
+        if key.as_deref() != Some(signer.verifier().to_vkey().as_str()) {
+            return Err(StoreError::InvalidArgument(format!(
+                "the {name} log's signing key was rotated by another server: give this server the new key file ({}) and restart it",
+                shared.key_path.display()
+            )));
+        }
         let newest = newest.map(|n| shared.open_note(&n)).transpose()?;
         if let Some(n) = newest.as_ref().filter(|n| n.size >= size) {
             return Ok(n.clone());
@@ -961,22 +1034,64 @@ impl<A: Admission> Writer<A> {
         .to_body();
         let note_text =
             note::sign(&body, &[signer]).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        keep_note(&shared, tx, size, root, note_text, None)
+    }
+
+    /// Hands signing over to the prepared key: the newest tree head is signed by the old
+    /// key, then by both (that note and the key's `finished` row in one transaction), and
+    /// only then does the key file name the new key. A crash after the commit is finished by
+    /// the next opening (the key file is handed over where the database names the new key).
+    fn finish_rotation(&mut self) -> Result<String, StoreError> {
+        let shared = self.shared.clone();
+        let next = keys::read_signer(&keys::next_path(&shared.key_path))?
+            .ok_or_else(|| StoreError::InvalidArgument("no key rotation is prepared".into()))?;
+        let old = shared
+            .signer
+            .read()
+            .expect("key lock")
+            .clone()
+            .ok_or(StoreError::ReadOnly)?;
+        let cp = self.sign()?;
+        let (rt, log) = (&shared.rt, shared.log);
+        let body = Checkpoint {
+            origin: old.name().to_string(),
+            size: cp.size,
+            root: cp.root,
+            extensions: Vec::new(),
+        }
+        .to_body();
+        let note_text = note::sign(&body, &[&old, &next])
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let client = self.client()?;
+        let tx = block_on(rt, client.transaction()).map_err(unavailable)?;
+        let next_key = next.verifier().to_vkey();
         block_on(rt, async {
             tx.execute(
-                "INSERT INTO sealog_checkpoints (log, size, note) VALUES ($1, $2, $3)",
-                &[&name, &i64_of(size).expect("a size fits"), &note_text],
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&(log.lock_key() | 0x0100_0000_0000_0000)],
             )
             .await?;
-            tx.commit().await
+            tx.execute(
+                "INSERT INTO sealog_log_keys (log, n, event, vkey)
+                 SELECT $1, COALESCE(max(n), -1) + 1, 'finished', $2 FROM sealog_log_keys WHERE log = $1",
+                &[&log.as_str(), &next_key],
+            )
+            .await
         })
         .map_err(unavailable)?;
-        let cp = SignedCheckpoint {
-            size,
-            root,
-            note: note_text,
-        };
-        *shared.latest.lock().expect("checkpoint lock") = Some((cp.clone(), SystemTime::now()));
-        Ok(cp)
+        let handed = keep_note(
+            &shared,
+            tx,
+            cp.size,
+            cp.root,
+            note_text,
+            Some(&shared.key_path),
+        )?;
+        *shared.signer.write().expect("key lock") = Some(next);
+        *shared.verifier.write().expect("key lock") = Verifier::parse(&next_key)
+            .map_err(|e| StoreError::Corrupted(format!("the new verifier key: {e}")))?;
+        *shared.latest.lock().expect("checkpoint lock") = Some((handed, SystemTime::now()));
+        Ok(old.verifier().to_vkey())
     }
 
     /// Retention through the database's one sanctioned function, all in one transaction.
@@ -1104,6 +1219,38 @@ impl CoordinationRows<'_> {
         )
         .await
     }
+}
+
+/// Records a signed note of the tree of `size` with `root` and commits `tx`; with
+/// `hand_over`, then puts the next key in that key file's place.
+fn keep_note(
+    shared: &Shared,
+    tx: tokio_postgres::Transaction<'_>,
+    size: u64,
+    root: Hash,
+    note_text: String,
+    hand_over: Option<&std::path::Path>,
+) -> Result<SignedCheckpoint, StoreError> {
+    let (rt, name) = (&shared.rt, shared.log.as_str());
+    block_on(rt, async {
+        tx.execute(
+            "INSERT INTO sealog_checkpoints (log, size, note) VALUES ($1, $2, $3)",
+            &[&name, &i64_of(size).expect("a size fits"), &note_text],
+        )
+        .await?;
+        tx.commit().await
+    })
+    .map_err(unavailable)?;
+    if let Some(path) = hand_over {
+        keys::hand_over(path)?;
+    }
+    let cp = SignedCheckpoint {
+        size,
+        root,
+        note: note_text,
+    };
+    *shared.latest.lock().expect("checkpoint lock") = Some((cp.clone(), SystemTime::now()));
+    Ok(cp)
 }
 
 /// The writer's connection, made again when the server dropped it.
@@ -1483,7 +1630,7 @@ impl<A: Admission> LogRead for PgLog<A> {
     fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
         let len = self.shared.refresh_len()?;
         let rows = self.shared.query(
-            "SELECT note FROM sealog_checkpoints WHERE log = $1 AND size <= $2 ORDER BY size",
+            "SELECT note FROM sealog_checkpoints WHERE log = $1 AND size <= $2 ORDER BY size, n",
             &[&self.shared.log.as_str(), &i64_of(len)?],
         )?;
         rows.iter()
@@ -1497,9 +1644,9 @@ impl<A: Admission> LogRead for PgLog<A> {
             &[&self.shared.log.as_str()],
         )?;
         let notes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        let origin = self.shared.verifier.name();
+        let verifier = self.shared.verifier();
         Ok(
-            sealog_merkle::cosignature::newest_per_cosigner(&notes, origin)
+            sealog_merkle::cosignature::newest_per_cosigner(&notes, verifier.name())
                 .into_iter()
                 .cloned()
                 .collect(),
@@ -1507,7 +1654,7 @@ impl<A: Admission> LogRead for PgLog<A> {
     }
 
     fn verifier_key(&self) -> String {
-        self.shared.verifier.to_vkey()
+        self.shared.verifier().to_vkey()
     }
 
     fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
@@ -1616,14 +1763,6 @@ impl<A: Admission> PgLog<A> {
     }
 }
 
-/// Key rotation for a log whose key several servers share is not built yet: the key file
-/// would have to change on every server at one checkpoint.
-fn no_rotation() -> StoreError {
-    StoreError::InvalidArgument(
-        "rotating the signing key of a log in PostgreSQL is not supported by this version".into(),
-    )
-}
-
 impl<A: Admission> LogWrite<A> for PgLog<A> {
     fn append(&self, entries: Vec<Entry<A::Claim>>) -> Result<Outcomes<A>, StoreError> {
         if entries.is_empty() {
@@ -1652,7 +1791,7 @@ impl<A: Admission> LogWrite<A> for PgLog<A> {
             return Err(StoreError::ReadOnly);
         }
         let cp =
-            open_checkpoint(note, &self.shared.verifier).map_err(StoreError::InvalidArgument)?;
+            open_checkpoint(note, &self.shared.verifier()).map_err(StoreError::InvalidArgument)?;
         let len = self.shared.refresh_len()?;
         if cp.size > len || self.shared.trusted_root(cp.size)? != cp.root {
             return Err(StoreError::InvalidArgument(format!(
@@ -1667,20 +1806,54 @@ impl<A: Admission> LogWrite<A> for PgLog<A> {
         Ok(())
     }
 
+    /// The next key goes to `<key file>.next` beside the key file (every other server needs
+    /// it too once the rotation is finished); the database records its verifier key.
     fn prepare_key_rotation(&self) -> Result<String, StoreError> {
-        Err(no_rotation())
+        if self.tx.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        let path = keys::next_path(&self.shared.key_path);
+        if let Some(pending) = self.shared.pending_rotation()? {
+            return match keys::read_signer(&path)? {
+                Some(next) if next.verifier().to_vkey() == pending => Ok(pending),
+                _ => Err(StoreError::InvalidArgument(format!(
+                    "a rotation to {pending} is prepared, but {} does not hold that key (another server prepared it?)",
+                    path.display()
+                ))),
+            };
+        }
+        let origin = self.shared.verifier().name().to_string();
+        let next = keys::create_next(&origin, &path)?;
+        let vkey = next.verifier().to_vkey();
+        self.shared.add_key_event("prepared", &vkey)?;
+        Ok(vkey)
     }
 
     fn finish_key_rotation(&self) -> Result<String, StoreError> {
-        Err(no_rotation())
+        let tx = self.tx.as_ref().ok_or(StoreError::ReadOnly)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        tx.send(Request::FinishRotation { reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
     }
 
     fn abandon_key_rotation(&self) -> Result<(), StoreError> {
-        Err(no_rotation())
+        if self.tx.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        if let Some(pending) = self.shared.pending_rotation()? {
+            self.shared.add_key_event("abandoned", &pending)?;
+        }
+        let path = keys::next_path(&self.shared.key_path);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
     }
 
     fn pending_key_rotation(&self) -> Result<Option<String>, StoreError> {
-        Ok(None)
+        self.shared.pending_rotation()
     }
 
     fn close(mut self: Box<Self>) -> Result<(), StoreError> {

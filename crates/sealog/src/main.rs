@@ -335,14 +335,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     let data = cli.data.to_string_lossy().into_owned();
-    if database(&cli).is_some()
-        && matches!(
-            cli.command,
-            Command::Keys(keys::Keys::RotateLog) | Command::Demo | Command::Bench(_)
-        )
-    {
+    if database(&cli).is_some() && matches!(cli.command, Command::Demo | Command::Bench(_)) {
         anyhow::bail!(
-            "--data {}: this command works on a data directory only (a PostgreSQL log's key is shared by every server; rotating it is not supported yet)",
+            "--data {}: this command works on a data directory only",
             sealog_pg::redacted(&data)
         );
     }

@@ -564,3 +564,61 @@ fn ac_a8_a_plain_sql_reader_finds_the_coordination_records() {
         .unwrap_err();
     assert!(e.contains("permission denied"), "{e}");
 }
+
+/// `sealog keys rotate-log` on a database: the newest tree head is signed by both keys, the
+/// key file and the database name the new key, appends go on and verify; a server still
+/// holding the old key file is refused, and one given the new file runs.
+#[test]
+fn a_log_key_rotation_on_postgresql_hands_over_and_verifies() {
+    let Some(cluster) = database() else {
+        return;
+    };
+    let dirs = tempdir();
+    let (a_state, b_state) = (dirs.path().join("a"), dirs.path().join("b"));
+    let a = Cli::on_database(BIN, &cluster.url(), &a_state);
+    let b = Cli::on_database(BIN, &cluster.url(), &b_state);
+    let decisions: Vec<Value> = examples()
+        .into_iter()
+        .filter(|e| e["type"] == "coordination.decision")
+        .collect();
+    a.ok(&["append"], &ndjson(&decisions[..1]));
+    copy_dir(&a_state, &b_state);
+    let rotated = a.ok(&["keys", "rotate-log"], b"").json();
+    let (old, new) = (
+        rotated["old_verifier_key"].as_str().unwrap(),
+        rotated["new_verifier_key"].as_str().unwrap(),
+    );
+    assert_ne!(old, new);
+    let key_file = std::fs::read_to_string(a_state.join("keys/log.key")).unwrap();
+    assert!(!a_state.join("keys/log.key.next").exists());
+    // Same origin, another key: the key file is the new one.
+    assert_eq!(old.split('+').next(), new.split('+').next());
+    assert_ne!(
+        key_file,
+        std::fs::read_to_string(b_state.join("keys/log.key")).unwrap()
+    );
+    a.ok(&["append"], &ndjson(&decisions[1..]));
+    let vkey = a.ok(&["checkpoint", "--verifier-key"], b"").stdout;
+    assert_eq!(vkey.trim(), new, "the log names the new key");
+    a.assert_verifies();
+    let sql = Sql::connect(&cluster.conninfo);
+    let events =
+        sql.strings("SELECT event FROM sealog_log_keys WHERE log = 'canonical' ORDER BY n");
+    assert_eq!(
+        events,
+        ["created", "prepared", "finished"]
+            .map(|e| vec![Some(e.to_string())])
+            .to_vec()
+    );
+    // The server with the old key file: refused; given the new one: it writes.
+    let stale = b.run(&["append"], &ndjson(&decisions[..1]));
+    assert_eq!(stale.code, 2, "{}", stale.stderr);
+    assert!(
+        stale.stderr.contains("is not the signing key"),
+        "{}",
+        stale.stderr
+    );
+    std::fs::write(b_state.join("keys/log.key"), &key_file).unwrap();
+    b.ok(&["append"], &ndjson(&decisions[..1]));
+    b.assert_verifies();
+}
