@@ -10,14 +10,6 @@ use sealog_store::LogWrite;
 use sealog_store::conformance::{CHECKS, TestKeys, Unique};
 use sealog_testkit::pg::{Cluster, Sql};
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "a panic without a message".into())
-}
-
 #[test]
 fn the_postgresql_backend_passes_every_conformance_check() {
     let Some(cluster) = Cluster::start() else {
@@ -51,7 +43,7 @@ fn the_postgresql_backend_passes_every_conformance_check() {
             )
         };
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| check(&open))) {
-            failures.push(format!("{name}: {}", panic_text(&*payload)));
+            failures.push(format!("{name}: {}", sealog_testkit::panic_text(&*payload)));
         }
     }
     assert!(

@@ -24,14 +24,6 @@ fn configs() -> [(&'static str, Config); 2] {
     ]
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "a panic without a message".into())
-}
-
 #[test]
 fn the_embedded_store_passes_every_conformance_check() {
     assert!(!CHECKS.is_empty());
@@ -48,7 +40,10 @@ fn the_embedded_store_passes_every_conformance_check() {
             };
             // Every check runs even after one fails, so the report names all that fail.
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| check(&open))) {
-                failures.push(format!("{name} ({config_name}): {}", panic_text(&*payload)));
+                failures.push(format!(
+                    "{name} ({config_name}): {}",
+                    sealog_testkit::panic_text(&*payload)
+                ));
             }
         }
     }

@@ -25,6 +25,14 @@ fn database() -> Option<Cluster> {
     Some(cluster)
 }
 
+/// The binary on a data directory and on the database, side by side.
+fn twins(cluster: &Cluster) -> (tempfile::TempDir, Cli, Cli) {
+    let dirs = tempdir();
+    let local = Cli::new(BIN, &dirs.path().join("data"));
+    let db = Cli::on_database(BIN, &cluster.url(), &dirs.path().join("state"));
+    (dirs, local, db)
+}
+
 /// The events of the example file, with one that its pack quarantines.
 fn events() -> Vec<Value> {
     let mut all = examples();
@@ -60,9 +68,7 @@ fn every_command_gives_on_postgresql_what_it_gives_on_a_directory() {
     let Some(cluster) = database() else {
         return;
     };
-    let dirs = tempdir();
-    let local = Cli::new(BIN, &dirs.path().join("data"));
-    let db = Cli::on_database(BIN, &cluster.url(), &dirs.path().join("state"));
+    let (_dirs, local, db) = twins(&cluster);
     let input = ndjson(&events());
     let (here, there) = (local.run(&["append"], &input), db.run(&["append"], &input));
     assert_eq!(here.code, there.code, "{}", there.stderr);
@@ -248,9 +254,7 @@ fn an_export_from_postgresql_proves_itself_offline() {
     let Some(cluster) = database() else {
         return;
     };
-    let dirs = tempdir();
-    let local = Cli::new(BIN, &dirs.path().join("data"));
-    let db = Cli::on_database(BIN, &cluster.url(), &dirs.path().join("state"));
+    let (dirs, local, db) = twins(&cluster);
     let input = ndjson(&events());
     local.run(&["append"], &input);
     db.run(&["append"], &input);

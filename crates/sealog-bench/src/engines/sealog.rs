@@ -204,6 +204,58 @@ fn query(ledger: &Ledger, equals: Vec<(String, String)>, limit: usize) -> anyhow
     Ok(Hits::Found(page.records.len()))
 }
 
+/// The reads both Sealog engines answer the same way, whatever holds the log.
+fn record_id(ledger: &Ledger, event: &str) -> anyhow::Result<Vec<u8>> {
+    match ledger.prepare(event.as_bytes(), &Author::ANYONE) {
+        sealog_ledger::Prepared::Event(ev) => Ok(ev.id().to_vec()),
+        _ => anyhow::bail!("a workload event does not pass its pack"),
+    }
+}
+
+fn get(ledger: &Ledger, record_id: &[u8]) -> anyhow::Result<bool> {
+    let id = RecordId(record_id.try_into()?);
+    Ok(match ledger.seq_of(&id)? {
+        Some(seq) => ledger.get(seq)?.is_some(),
+        None => false,
+    })
+}
+
+/// The decision's current view: the head of its supersedes chain (the workload writes no
+/// corrections, so it is the one record).
+fn subject_history(ledger: &Ledger, subject: &str, limit: usize) -> anyhow::Result<Hits> {
+    let q = Query {
+        equals: vec![("subject".into(), subject.into())],
+        view: View::Current,
+        limit,
+        ..Query::default()
+    };
+    Ok(Hits::Found(ledger.query(&q)?.records.len()))
+}
+
+/// The decision-log pack's `feature_keys_used` axis (`key_type:key_id`).
+fn by_feature_key(
+    ledger: &Ledger,
+    key_type: &str,
+    key_id: &str,
+    limit: usize,
+) -> anyhow::Result<Hits> {
+    query(
+        ledger,
+        vec![("feature_keys_used".into(), format!("{key_type}:{key_id}"))],
+        limit,
+    )
+}
+
+fn time_window(ledger: &Ledger, from_ns: i64, to_ns: i64, limit: usize) -> anyhow::Result<Hits> {
+    let page = ledger.query(&Query {
+        event_from: Some(from_ns),
+        event_to: Some(to_ns),
+        limit,
+        ..Query::default()
+    })?;
+    Ok(Hits::Found(page.records.len()))
+}
+
 impl Engine for Sealog {
     fn name(&self) -> &'static str {
         "sealog"
@@ -234,50 +286,23 @@ impl Engine for Sealog {
     }
 
     fn record_id(&self, event: &str) -> anyhow::Result<Vec<u8>> {
-        match self.ledger().prepare(event.as_bytes(), &Author::ANYONE) {
-            sealog_ledger::Prepared::Event(ev) => Ok(ev.id().to_vec()),
-            _ => anyhow::bail!("a workload event does not pass its pack"),
-        }
+        record_id(self.ledger(), event)
     }
 
     fn get(&self, record_id: &[u8]) -> anyhow::Result<bool> {
-        let id = RecordId(record_id.try_into()?);
-        let ledger = self.ledger();
-        Ok(match ledger.seq_of(&id)? {
-            Some(seq) => ledger.get(seq)?.is_some(),
-            None => false,
-        })
+        get(self.ledger(), record_id)
     }
 
-    /// The decision's current view: the head of its supersedes chain (the workload writes no
-    /// corrections, so it is the one record).
     fn subject_history(&self, subject: &str, limit: usize) -> anyhow::Result<Hits> {
-        let q = Query {
-            equals: vec![("subject".into(), subject.into())],
-            view: View::Current,
-            limit,
-            ..Query::default()
-        };
-        Ok(Hits::Found(self.ledger().query(&q)?.records.len()))
+        subject_history(self.ledger(), subject, limit)
     }
 
-    /// The decision-log pack's `feature_keys_used` axis (`key_type:key_id`).
     fn by_feature_key(&self, key_type: &str, key_id: &str, limit: usize) -> anyhow::Result<Hits> {
-        query(
-            self.ledger(),
-            vec![("feature_keys_used".into(), format!("{key_type}:{key_id}"))],
-            limit,
-        )
+        by_feature_key(self.ledger(), key_type, key_id, limit)
     }
 
     fn time_window(&self, from_ns: i64, to_ns: i64, limit: usize) -> anyhow::Result<Hits> {
-        let page = self.ledger().query(&Query {
-            event_from: Some(from_ns),
-            event_to: Some(to_ns),
-            limit,
-            ..Query::default()
-        })?;
-        Ok(Hits::Found(page.records.len()))
+        time_window(self.ledger(), from_ns, to_ns, limit)
     }
 
     fn counts(&self) -> anyhow::Result<(u64, u64)> {
@@ -508,47 +533,23 @@ impl Engine for SealogPg {
     }
 
     fn record_id(&self, event: &str) -> anyhow::Result<Vec<u8>> {
-        match self.ledger().prepare(event.as_bytes(), &Author::ANYONE) {
-            sealog_ledger::Prepared::Event(ev) => Ok(ev.id().to_vec()),
-            _ => anyhow::bail!("a workload event does not pass its pack"),
-        }
+        record_id(self.ledger(), event)
     }
 
     fn get(&self, record_id: &[u8]) -> anyhow::Result<bool> {
-        let id = RecordId(record_id.try_into()?);
-        let ledger = self.ledger();
-        Ok(match ledger.seq_of(&id)? {
-            Some(seq) => ledger.get(seq)?.is_some(),
-            None => false,
-        })
+        get(self.ledger(), record_id)
     }
 
     fn subject_history(&self, subject: &str, limit: usize) -> anyhow::Result<Hits> {
-        let q = Query {
-            equals: vec![("subject".into(), subject.into())],
-            view: View::Current,
-            limit,
-            ..Query::default()
-        };
-        Ok(Hits::Found(self.ledger().query(&q)?.records.len()))
+        subject_history(self.ledger(), subject, limit)
     }
 
     fn by_feature_key(&self, key_type: &str, key_id: &str, limit: usize) -> anyhow::Result<Hits> {
-        query(
-            self.ledger(),
-            vec![("feature_keys_used".into(), format!("{key_type}:{key_id}"))],
-            limit,
-        )
+        by_feature_key(self.ledger(), key_type, key_id, limit)
     }
 
     fn time_window(&self, from_ns: i64, to_ns: i64, limit: usize) -> anyhow::Result<Hits> {
-        let page = self.ledger().query(&Query {
-            event_from: Some(from_ns),
-            event_to: Some(to_ns),
-            limit,
-            ..Query::default()
-        })?;
-        Ok(Hits::Found(page.records.len()))
+        time_window(self.ledger(), from_ns, to_ns, limit)
     }
 
     fn counts(&self) -> anyhow::Result<(u64, u64)> {
