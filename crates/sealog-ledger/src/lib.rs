@@ -241,12 +241,7 @@ impl Ledger {
             undeclared: config.undeclared,
             layout,
         };
-        if matches!(access, Access::Write) {
-            ledger.finish_erasures()?;
-            ledger.finish_retention()?;
-            ledger.finish_key_rotation()?;
-        }
-        Ok(ledger)
+        ledger.finish_opening(access)
     }
 
     /// Opens (creating on first use) the ledger whose two logs are in the PostgreSQL database
@@ -353,12 +348,18 @@ impl Ledger {
             undeclared: config.undeclared,
             layout,
         };
-        if write {
-            ledger.finish_erasures()?;
-            ledger.finish_retention()?;
-            ledger.finish_key_rotation()?;
+        ledger.finish_opening(access)
+    }
+
+    /// What a writable opening finishes, whatever holds the logs: erasures, retention and a
+    /// key rotation a crash interrupted.
+    fn finish_opening(self, access: Access) -> Result<Self, Error> {
+        if matches!(access, Access::Write) {
+            self.finish_erasures()?;
+            self.finish_retention()?;
+            self.finish_key_rotation()?;
         }
-        Ok(ledger)
+        Ok(self)
     }
 
     /// Whether another process holds the data directory (so it can be read only).

@@ -88,6 +88,10 @@ fn us(column: &str) -> String {
     format!("(extract(epoch from {column}) * 1000000)::bigint")
 }
 
+/// The verifier key a log signs with now: its first key, or the last a rotation finished.
+const CURRENT_KEY: &str = "SELECT vkey FROM sealog_log_keys WHERE log = $1
+    AND event IN ('created', 'finished') ORDER BY n DESC LIMIT 1";
+
 /// A key row of a pruned record counts only if its stub keeps that key.
 const LIVE_KEY: &str = "NOT EXISTS (SELECT 1 FROM sealog_pruned p
     WHERE p.log = k.log AND p.seq = k.seq AND NOT (k.key = ANY (p.kept)))";
@@ -255,15 +259,8 @@ impl Shared {
         let session = conn.session(rt)?;
         let client = &session.client;
         let known = |client: &Client| -> Result<Option<String>, StoreError> {
-            let row = block_on(
-                rt,
-                client.query_opt(
-                    "SELECT vkey FROM sealog_log_keys WHERE log = $1 AND event IN ('created', 'finished')
-                     ORDER BY n DESC LIMIT 1",
-                    &[&log.as_str()],
-                ),
-            )
-            .map_err(unavailable)?;
+            let row = block_on(rt, client.query_opt(CURRENT_KEY, &[&log.as_str()]))
+                .map_err(unavailable)?;
             Ok(row.map(|r| r.get(0)))
         };
         let parse = |vkey: &str| {
@@ -441,19 +438,23 @@ impl Shared {
         Ok(len)
     }
 
-    fn with_reader<T>(
-        &self,
-        f: impl FnOnce(&Reader<'_, Client>) -> Result<T, sealog_merkle::ProofError>,
-    ) -> Result<T, StoreError> {
+    /// Runs `f` with a reader of the stored tree (node reads prepared on the connection).
+    fn with_tree<T>(&self, f: impl FnOnce(&Reader<'_, Client>) -> T) -> Result<T, StoreError> {
         let session = self.session()?;
         let node = session.prepared(&self.rt, tree::NODE)?;
-        let reader = Reader {
+        Ok(f(&Reader {
             rt: &self.rt,
             client: &session.client,
             log: self.log,
             prepared: Some(&node),
-        };
-        f(&reader).map_err(|e| match e {
+        }))
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Reader<'_, Client>) -> Result<T, sealog_merkle::ProofError>,
+    ) -> Result<T, StoreError> {
+        self.with_tree(f)?.map_err(|e| match e {
             sealog_merkle::ProofError::Read(sealog_merkle::ReadError::Other(m))
                 if m.contains("connection") || m.contains("closed") =>
             {
@@ -979,13 +980,7 @@ impl<A: Admission> Writer<A> {
                     &[&name],
                 )
                 .await?;
-            let key = tx
-                .query_opt(
-                    "SELECT vkey FROM sealog_log_keys WHERE log = $1
-                       AND event IN ('created', 'finished') ORDER BY n DESC LIMIT 1",
-                    &[&name],
-                )
-                .await?;
+            let key = tx.query_opt(CURRENT_KEY, &[&name]).await?;
             Ok::<_, tokio_postgres::Error>((
                 u64_of(size.get(0)),
                 newest.map(|r| r.get(0)),
@@ -1744,22 +1739,16 @@ impl<A: Admission> PgLog<A> {
         let Some(cp) = cp else {
             return Ok(());
         };
-        let session = self.shared.session()?;
-        let node = session.prepared(&self.shared.rt, tree::NODE)?;
-        let reader = Reader {
-            rt: &self.shared.rt,
-            client: &session.client,
-            log: self.shared.log,
-            prepared: Some(&node),
-        };
-        sealog_merkle::tiles::verify_tile(level, index, nodes, cp.size, &cp.root, &reader).map_err(
-            |e| {
+        self.shared
+            .with_tree(|reader| {
+                sealog_merkle::tiles::verify_tile(level, index, nodes, cp.size, &cp.root, reader)
+            })?
+            .map_err(|e| {
                 StoreError::Corrupted(format!(
                     "tile {level}/{index} does not agree with the signed checkpoint of size {} ({e}): the stored tree is damaged",
                     cp.size
                 ))
-            },
-        )
+            })
     }
 }
 
