@@ -304,7 +304,6 @@ impl Ledger {
         };
         let pg_config = |log: sealog_pg::LogName, key: std::path::PathBuf| sealog_pg::PgConfig {
             checkpoint_interval: config.store.checkpoint_interval,
-            batch_events_max: config.store.batch_events_max,
             ..sealog_pg::PgConfig::new(url, log, key)
         };
         let canonical_key = match &config.store.signing_key {

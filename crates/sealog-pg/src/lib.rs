@@ -36,7 +36,7 @@ impl Db {
 }
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: [(i32, &str, &str); 4] = [
+pub const MIGRATIONS: [(i32, &str, &str); 6] = [
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "log", include_str!("../migrations/0002_log.sql")),
     (3, "privacy", include_str!("../migrations/0003_privacy.sql")),
@@ -45,6 +45,12 @@ pub const MIGRATIONS: [(i32, &str, &str); 4] = [
         "rotation",
         include_str!("../migrations/0004_rotation.sql"),
     ),
+    (
+        5,
+        "key runs",
+        include_str!("../migrations/0005_key_runs.sql"),
+    ),
+    (6, "lz4", include_str!("../migrations/0006_lz4.sql")),
 ];
 
 /// The application role's name when none is given.
@@ -54,7 +60,7 @@ pub const APP_ROLE: &str = "sealog_app";
 const APPEND_ONLY: [&str; 10] = [
     "sealog_records",
     "sealog_record_ids",
-    "sealog_record_keys",
+    "sealog_key_runs",
     "sealog_tree_nodes",
     "sealog_checkpoints",
     "sealog_log_keys",

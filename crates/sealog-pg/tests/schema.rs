@@ -230,7 +230,7 @@ fn records_are_append_only_for_the_owner_and_refused_to_the_application_role() {
     db.exec(RECORD).unwrap();
     db.exec(
         "INSERT INTO sealog_checkpoints (log, size, note) VALUES ('canonical', 1, 'n');
-         INSERT INTO sealog_record_keys (log, key, seq) VALUES ('canonical', decode(repeat('ee', 16), 'hex'), 0);
+         INSERT INTO sealog_key_runs (log, key, first_seq, last_seq, seqs) VALUES ('canonical', decode(repeat('ee', 16), 'hex'), 0, 0, '{0}');
          INSERT INTO sealog_tree_nodes (log, level, idx, hash) VALUES ('canonical', 0, 0, decode(repeat('cd', 32), 'hex'))",
     )
     .unwrap();
@@ -239,7 +239,7 @@ fn records_are_append_only_for_the_owner_and_refused_to_the_application_role() {
         "DELETE FROM sealog_records",
         "TRUNCATE sealog_records",
         "UPDATE sealog_checkpoints SET note = ''",
-        "DELETE FROM sealog_record_keys",
+        "DELETE FROM sealog_key_runs",
         "TRUNCATE sealog_tree_nodes",
     ] {
         let e = db.exec(sql).expect_err(sql);
@@ -299,4 +299,55 @@ fn records_are_append_only_for_the_owner_and_refused_to_the_application_role() {
     }
     let count = db.strings("SELECT count(*)::text FROM sealog_records");
     assert_eq!(count, vec![vec![Some("2".to_string())]]);
+}
+
+#[test]
+fn postings_written_before_key_runs_become_runs_of_one_and_bodies_lz4() {
+    use sha2::{Digest, Sha256};
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let db = Db::connect(&cluster.conninfo);
+    db.exec(
+        "CREATE TABLE sealog_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+         sha256 TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .unwrap();
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 < 5) {
+        db.exec(sql).unwrap();
+        let sha = hex::encode(Sha256::digest(sql.as_bytes()));
+        db.exec(&format!(
+            "INSERT INTO sealog_schema_migrations (version, name, sha256) VALUES ({version}, '{name}', '{sha}')"
+        ))
+        .unwrap();
+    }
+    db.exec(
+        "INSERT INTO sealog_record_keys (log, key, seq) VALUES
+           ('canonical', decode(repeat('ee', 16), 'hex'), 0),
+           ('canonical', decode(repeat('ee', 16), 'hex'), 3),
+           ('quarantine', decode(repeat('ee', 16), 'hex'), 0)",
+    )
+    .unwrap();
+    assert_eq!(pending(&cluster.conninfo).unwrap(), vec![5, 6]);
+    migrate(&cluster.conninfo, APP_ROLE).unwrap();
+    let runs: Vec<String> = db
+        .strings(
+            "SELECT log || ':' || first_seq || ':' || last_seq || ':' || array_to_string(seqs, ',')
+             FROM sealog_key_runs ORDER BY log, last_seq",
+        )
+        .into_iter()
+        .flat_map(|row| row.into_iter().flatten())
+        .collect();
+    assert_eq!(
+        runs,
+        ["canonical:0:0:0", "canonical:3:3:3", "quarantine:0:0:0"]
+    );
+    let e = db.exec("SELECT 1 FROM sealog_record_keys").unwrap_err();
+    assert!(e.contains("does not exist"), "{e}");
+    // Record bodies are compressed with LZ4 (Debian's PostgreSQL has it).
+    let compression = db.strings(
+        "SELECT attcompression::text FROM pg_attribute
+         WHERE attrelid = 'sealog_records_default'::regclass AND attname = 'body'",
+    );
+    assert_eq!(compression, [[Some("l".to_string())]]);
 }

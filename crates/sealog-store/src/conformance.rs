@@ -43,6 +43,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("scans_agree_with_a_model", scans_agree_with_a_model),
     (
+        "time_windows_agree_with_a_model",
+        time_windows_agree_with_a_model,
+    ),
+    (
         "reopening_keeps_everything_and_continues",
         reopening_keeps_everything_and_continues,
     ),
@@ -482,6 +486,109 @@ pub fn scans_agree_with_a_model(open: Open<'_>) {
                 "{tenant} {from}..{below}"
             );
             assert_eq!(log.count_with(&k, from, below).unwrap(), want.len() as u64);
+        }
+    }
+    log.close().unwrap();
+}
+
+/// (seq, tenant, event_ns, ingested_ns)
+type WindowRow = (u64, String, i64, i64);
+/// Which rows of the model a window should find.
+type Wanted = Box<dyn Fn(&WindowRow) -> bool>;
+
+/// Event-time and ingest-time windows, narrow and wide (a backend may read the two
+/// differently), alone and with a key, paged: the seqs a model of the log expects.
+pub fn time_windows_agree_with_a_model(open: Open<'_>) {
+    let log = open();
+    let mut model: Vec<WindowRow> = Vec::new();
+    for batch in 0..13u64 {
+        let entries: Vec<_> = (0..200)
+            .map(|i| {
+                let n = batch * 200 + i;
+                entry(&event(n, &format!("t{}", n % 2), "s", None))
+            })
+            .collect();
+        let events: Vec<i64> = entries.iter().map(|e| e.event_ns).collect();
+        for (seq, event_ns) in appended(&log.append(entries).unwrap())
+            .into_iter()
+            .zip(events)
+        {
+            let bytes = log
+                .get(seq)
+                .unwrap()
+                .expect("an appended record reads back");
+            let (_, _, ingested_ns) = stored_facts(&bytes);
+            model.push((seq, format!("t{}", seq % 2), event_ns, ingested_ns));
+        }
+    }
+    let day = |d: i64| {
+        model
+            .iter()
+            .find(|r| r.0 == d as u64 - 1)
+            .map(|r| r.2)
+            .unwrap()
+    };
+    let ingested = |seq: usize| model[seq].3;
+    let mut windows: Vec<(Scan, Wanted)> = Vec::new();
+    // Events of day d are those with n % 28 == d - 1: a day is about 90 events, 20 days most.
+    for (from, to) in [(day(3), day(4)), (day(2), day(22)), (i64::MIN, i64::MAX)] {
+        let s = Scan {
+            event_from: Some(from),
+            event_to: Some(to),
+            ..Scan::default()
+        };
+        windows.push((s.clone(), Box::new(move |r| r.2 >= from && r.2 < to)));
+        let s = Scan {
+            keys: vec![key("tenant", "t1")],
+            ..s
+        };
+        windows.push((s, Box::new(move |r| r.1 == "t1" && r.2 >= from && r.2 < to)));
+    }
+    for (from, to) in [
+        (ingested(400), ingested(600)),
+        (ingested(200), ingested(2_400)),
+    ] {
+        let s = Scan {
+            ingest_from: Some(from),
+            ingest_to: Some(to),
+            ..Scan::default()
+        };
+        windows.push((s, Box::new(move |r| r.3 >= from && r.3 < to)));
+    }
+    let (from, to) = (day(2), day(22));
+    let (ifrom, ito) = (ingested(200), ingested(2_000));
+    let s = Scan {
+        event_from: Some(from),
+        event_to: Some(to),
+        ingest_from: Some(ifrom),
+        ingest_to: Some(ito),
+        after: Some(300),
+        below: Some(2_300),
+        ..Scan::default()
+    };
+    windows.push((
+        s,
+        Box::new(move |r| {
+            r.2 >= from && r.2 < to && r.3 >= ifrom && r.3 < ito && r.0 > 300 && r.0 < 2_300
+        }),
+    ));
+    for (scan, wanted) in &windows {
+        let expected: Vec<u64> = model.iter().filter(|r| wanted(r)).map(|r| r.0).collect();
+        for limit in [100, LIMIT_MAX] {
+            let mut got = Vec::new();
+            let mut s = Scan {
+                limit,
+                ..scan.clone()
+            };
+            loop {
+                let page = log.scan(&s).unwrap();
+                got.extend(page.records.iter().map(|r| r.0));
+                match page.next_after {
+                    Some(a) => s.after = Some(a),
+                    None => break,
+                }
+            }
+            assert_eq!(got, expected, "scan {scan:?} paged by {limit}");
         }
     }
     log.close().unwrap();
