@@ -644,6 +644,7 @@ struct Statements {
     record_ids: tokio_postgres::Statement,
     keys: tokio_postgres::Statement,
     nodes: tokio_postgres::Statement,
+    coordination: tokio_postgres::Statement,
     state: tokio_postgres::Statement,
 }
 
@@ -673,7 +674,8 @@ impl Statements {
             "UPDATE sealog_log_state SET next_seq = $2, last_ingested_at = {} WHERE log = $1",
             ts(3)
         );
-        let (lock_state, ids, firsts, records, record_ids, keys, nodes, state) =
+        let coordination = insert_coordination_rows();
+        let (lock_state, ids, firsts, records, record_ids, keys, nodes, coordination, state) =
             block_on(rt, async {
                 tokio::try_join!(
                     client.prepare(&lock_state),
@@ -694,6 +696,7 @@ impl Statements {
                          FROM unnest($2::bytea[], $3::int[], $5::int[]) AS u(k, o, e)"
                     ),
                     client.prepare(tree::INSERT_NODES),
+                    client.prepare(&coordination),
                     client.prepare(&state),
                 )
             })
@@ -706,6 +709,7 @@ impl Statements {
             record_ids,
             keys,
             nodes,
+            coordination,
             state,
         })
     }
@@ -802,6 +806,10 @@ impl<A: Admission> Writer<A> {
         match decided {
             Err(e) => {
                 self.frontier = None;
+                // The group's transaction may still be open on it: closing the connection
+                // ends it (nothing of it was committed), and the next group connects afresh.
+                self.client = None;
+                self.statements = None;
                 for (_, reply) in requests {
                     let _ = reply.send(Err(again(&e)));
                 }
@@ -855,16 +863,23 @@ impl<A: Admission> Writer<A> {
             self.statements = Some(Statements::prepare(rt, client)?);
         }
         let st = self.statements.as_ref().expect("just prepared");
-        let tx = block_on(rt, client.transaction()).map_err(unavailable)?;
+        let tx: &Client = client;
         let ids: Vec<&[u8]> = entries.iter().map(|e| &e.event.record_id.0[..]).collect();
         let asked_bytes: Vec<&[u8]> = asked.iter().map(|k| &k[..]).collect();
-        // The counter row first, alone: what follows runs after every earlier commit of every
-        // server, and sees it.
-        let state = block_on(rt, tx.query_one(&st.lock_state, &[&name])).map_err(unavailable)?;
+        let by_log: [&(dyn ToSql + Sync); 1] = [&name];
         let by_ids: [&(dyn ToSql + Sync); 2] = [&name, &ids];
         let by_keys: [&(dyn ToSql + Sync); 2] = [&name, &asked_bytes];
-        let (known, firsts) = block_on(rt, async {
-            tokio::try_join!(tx.query(&st.ids, &by_ids), tx.query(&st.firsts, &by_keys))
+        // One round trip. Every statement is prepared, so each is sent when first polled, in
+        // this order, and the server runs them in that order: the counter row is locked
+        // before the lookups start, and each lookup's snapshot (read committed: one per
+        // statement) holds every commit of every server before the lock was granted.
+        let (_, state, known, firsts) = block_on(rt, async {
+            tokio::try_join!(
+                tx.batch_execute("BEGIN"),
+                tx.query_one(&st.lock_state, &by_log),
+                tx.query(&st.ids, &by_ids),
+                tx.query(&st.firsts, &by_keys),
+            )
         })
         .map_err(unavailable)?;
         let next = u64_of(state.get(0));
@@ -887,7 +902,7 @@ impl<A: Admission> Writer<A> {
         }
         let view = TxView {
             rt,
-            tx: &tx,
+            tx,
             log,
             prefetched,
             first_with,
@@ -907,6 +922,7 @@ impl<A: Admission> Writer<A> {
             }
         }
         if fresh.is_empty() {
+            block_on(rt, tx.batch_execute("COMMIT")).map_err(unavailable)?;
             self.frontier = cached;
             return Ok(decided);
         }
@@ -930,7 +946,7 @@ impl<A: Admission> Writer<A> {
         let runs = Runs::of(postings)?;
         let mut frontier = match cached.filter(|f| f.size() == next) {
             Some(f) => f,
-            None => tree::load_frontier(rt, &tx, log, next).map_err(pg_error)?,
+            None => tree::load_frontier(rt, tx, log, next).map_err(pg_error)?,
         };
         let nodes = tree::Nodes::pushed(&mut frontier, &leaves);
         let end = next + fresh.len() as u64;
@@ -957,13 +973,15 @@ impl<A: Admission> Writer<A> {
                 tx.execute(&st.records, &record_params),
                 tx.execute(&st.record_ids, &id_params),
                 tx.execute(&st.keys, &key_params),
-                nodes.insert(&tx, &st.nodes, log),
-                rows.insert(&tx, ingested_us),
+                nodes.insert(tx, &st.nodes, log),
+                rows.insert(tx, &st.coordination, ingested_us),
                 tx.execute(&st.state, &state_params),
+                // Sent after every insert: a failed one aborts the transaction, and its error
+                // (not the ROLLBACK this then answers) is what the join returns.
+                tx.batch_execute("COMMIT"),
             )
         })
         .map_err(unavailable)?;
-        block_on(rt, tx.commit()).map_err(unavailable)?;
         self.frontier = Some(frontier);
         shared.len.fetch_max(end, Ordering::AcqRel);
         shared.commits.fetch_add(1, Ordering::Relaxed);
@@ -1232,10 +1250,29 @@ fn coordination_rows<'a, C>(fresh: &[&'a Entry<C>]) -> CoordinationRows<'a> {
     }
 }
 
+/// Seed 004's rows for the group's coordination records (`$1` their ingest time).
+fn insert_coordination_rows() -> String {
+    format!(
+        "INSERT INTO coordination_audit_records (audit_id, envelope_id, envelope_class,
+             decision, reason, decision_timestamp, created_at, conflicting_envelope_id,
+             preempting_envelope_id, active_envelopes_count, tenant_id)
+         SELECT a::uuid, e, c, d, r, 'epoch'::timestamptz + t * interval '1 microsecond',
+             {}, ce, pe, n, tn
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::bigint[], $8::text[], $9::text[], $10::int4[], $11::text[])
+           AS u(a, e, c, d, r, t, ce, pe, n, tn)
+         ON CONFLICT (audit_id) DO NOTHING",
+        ts(1)
+    )
+}
+
 impl CoordinationRows<'_> {
-    async fn insert(
+    /// Inserts them with [`insert_coordination_rows`] prepared as `statement`; sends nothing
+    /// when there are none.
+    async fn insert<C: GenericClient + Sync>(
         &self,
-        tx: &tokio_postgres::Transaction<'_>,
+        tx: &C,
+        statement: &tokio_postgres::Statement,
         ingested_us: i64,
     ) -> Result<u64, tokio_postgres::Error> {
         let rows = &self.rows;
@@ -1253,18 +1290,7 @@ impl CoordinationRows<'_> {
             .collect();
         let counts: Vec<i32> = rows.iter().map(|r| r.active_envelopes_count).collect();
         tx.execute(
-            &format!(
-                "INSERT INTO coordination_audit_records (audit_id, envelope_id, envelope_class,
-                     decision, reason, decision_timestamp, created_at, conflicting_envelope_id,
-                     preempting_envelope_id, active_envelopes_count, tenant_id)
-                 SELECT a::uuid, e, c, d, r, 'epoch'::timestamptz + t * interval '1 microsecond',
-                     {}, ce, pe, n, tn
-                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::bigint[], $8::text[], $9::text[], $10::int4[], $11::text[])
-                   AS u(a, e, c, d, r, t, ce, pe, n, tn)
-                 ON CONFLICT (audit_id) DO NOTHING",
-                ts(1)
-            ),
+            statement,
             &[
                 &ingested_us,
                 &text(|r| &r.audit_id),

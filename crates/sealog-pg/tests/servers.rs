@@ -250,3 +250,75 @@ fn a_database_restart_answers_unavailable_and_loses_nothing_acknowledged() {
     assert_eq!(cp.size, sent);
     Arc::into_inner(log).unwrap().close_now();
 }
+
+/// A group whose inserts fail part-way (here a trigger the owner added refuses one run of
+/// index keys) is neither acknowledged nor half-committed: none of its rows are there, the
+/// counter has not moved, and the next group commits on a fresh connection, dense.
+#[test]
+fn a_group_failing_part_way_leaves_nothing_and_the_next_commits() {
+    let Some(s) = setup() else {
+        return;
+    };
+    let log = open(&s.config);
+    let first: Vec<_> = (0..3)
+        .map(|n| entry(&event(n, "acme", "s", None)))
+        .collect();
+    assert_eq!(log.append(first).unwrap().len(), 3);
+    let owner = Sql::connect(&s.cluster.conninfo);
+    owner
+        .exec(
+            "CREATE FUNCTION refuse_seq_4() RETURNS TRIGGER AS $$
+             BEGIN
+                 IF 4 = ANY (NEW.seqs) THEN RAISE EXCEPTION 'refused for the test'; END IF;
+                 RETURN NEW;
+             END; $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse_seq_4 BEFORE INSERT ON sealog_key_runs
+                 FOR EACH ROW EXECUTE FUNCTION refuse_seq_4();",
+        )
+        .unwrap();
+    let group: Vec<_> = (3..6)
+        .map(|n| entry(&event(n, "acme", "s", None)))
+        .collect();
+    let e = log.append(group).unwrap_err();
+    assert!(e.to_string().contains("refused for the test"), "{e}");
+    assert_eq!(log.len(), 3);
+    let counts = owner.strings(
+        "SELECT (SELECT count(*) FROM sealog_records)::text,
+                (SELECT count(*) FROM sealog_record_ids)::text,
+                (SELECT count(*) FROM sealog_tree_nodes WHERE level = 0)::text,
+                (SELECT next_seq FROM sealog_log_state WHERE log = 'canonical')::text",
+    );
+    assert_eq!(
+        counts,
+        [[
+            Some("3".into()),
+            Some("3".into()),
+            Some("3".into()),
+            Some("3".into())
+        ]]
+    );
+    owner
+        .exec("DROP TRIGGER refuse_seq_4 ON sealog_key_runs")
+        .unwrap();
+    let again: Vec<_> = (3..6)
+        .map(|n| entry(&event(n, "acme", "s", None)))
+        .collect();
+    let seqs: Vec<u64> = log
+        .append(again)
+        .unwrap()
+        .iter()
+        .map(|o| match o {
+            Outcome::Appended { seq, .. } => *seq,
+            other => panic!("expected appended, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    let page = log
+        .scan(&sealog_store::Scan {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.records.len(), 6);
+    Box::new(log).close().unwrap();
+}
