@@ -7,8 +7,8 @@
 //! order, dense, and admission sees every record committed before, whichever server wrote
 //! it. The same transaction inserts the records, their ids and keys, and the tree nodes they
 //! complete, so the tree always holds exactly the committed records. Each server
-//! group-commits: a writer thread takes every request waiting and commits them as one
-//! transaction. Checkpoints are signed one at a time under a per-log advisory lock, taken
+//! group-commits: a writer thread takes the requests waiting, up to a bound, and commits them
+//! as one transaction. Checkpoints are signed one at a time under a per-log advisory lock, taken
 //! with the transaction that records them (a dead holder's lock goes with its session).
 
 use std::collections::HashMap;
@@ -840,7 +840,8 @@ impl<A: Admission> Writer<A> {
 
     /// One group in one transaction. Statements that do not wait on each other's answers
     /// are sent together (the connection pipelines them; the server runs them in order), so
-    /// a group costs four round trips and the commit's WAL flush, whatever its size.
+    /// a group costs two round trips and the commit's WAL flush, whatever its size (three
+    /// when the tree's right edge must be read again after another server committed).
     fn write_group(
         &mut self,
         entries: &[&Entry<A::Claim>],
