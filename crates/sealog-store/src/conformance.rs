@@ -17,7 +17,8 @@ use sealog_model::{Canonical, Envelope};
 use sha2::{Digest, Sha256};
 
 use crate::contract::{
-    Admission, Entry, Id, Indexer, Key, LIMIT_MAX, LogView, LogWrite, Outcome, Scan, Verdict,
+    Admission, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead, LogView, LogWrite, Outcome, Scan,
+    Verdict,
 };
 use crate::{StoreError, open_checkpoint};
 
@@ -435,27 +436,7 @@ pub fn scans_agree_with_a_model(open: Open<'_>) {
     scans.push((s, Vec::new()));
     for (scan, expected) in &scans {
         for limit in [1, 7, LIMIT_MAX] {
-            let mut got = Vec::new();
-            let mut s = Scan {
-                limit,
-                ..scan.clone()
-            };
-            loop {
-                let page = log.scan(&s).unwrap();
-                assert!(page.records.len() <= limit);
-                for (seq, bytes) in &page.records {
-                    assert_eq!(
-                        stored_facts(bytes).0,
-                        *seq,
-                        "a page holds its records' bytes"
-                    );
-                    got.push(*seq);
-                }
-                match page.next_after {
-                    Some(a) => s.after = Some(a),
-                    None => break,
-                }
-            }
+            let got = paged(&*log, scan, limit);
             assert_eq!(
                 &got, expected,
                 "scan {scan:?} paged by {limit} (model seed {SEED:#x})"
@@ -489,6 +470,32 @@ pub fn scans_agree_with_a_model(open: Open<'_>) {
         }
     }
     log.close().unwrap();
+}
+
+/// The seqs a scan finds, read `limit` at a time to its last page; each page no longer than
+/// the limit, each record's bytes stating its own seq.
+fn paged(log: &dyn LogRead, scan: &Scan, limit: usize) -> Vec<u64> {
+    let mut got = Vec::new();
+    let mut s = Scan {
+        limit,
+        ..scan.clone()
+    };
+    loop {
+        let page = log.scan(&s).unwrap();
+        assert!(page.records.len() <= limit);
+        for (seq, bytes) in &page.records {
+            assert_eq!(
+                stored_facts(bytes).0,
+                *seq,
+                "a page holds its records' bytes"
+            );
+            got.push(*seq);
+        }
+        match page.next_after {
+            Some(a) => s.after = Some(a),
+            None => return got,
+        }
+    }
 }
 
 /// (seq, tenant, event_ns, ingested_ns)
@@ -575,19 +582,7 @@ pub fn time_windows_agree_with_a_model(open: Open<'_>) {
     for (scan, wanted) in &windows {
         let expected: Vec<u64> = model.iter().filter(|r| wanted(r)).map(|r| r.0).collect();
         for limit in [100, LIMIT_MAX] {
-            let mut got = Vec::new();
-            let mut s = Scan {
-                limit,
-                ..scan.clone()
-            };
-            loop {
-                let page = log.scan(&s).unwrap();
-                got.extend(page.records.iter().map(|r| r.0));
-                match page.next_after {
-                    Some(a) => s.after = Some(a),
-                    None => break,
-                }
-            }
+            let got = paged(&*log, scan, limit);
             assert_eq!(got, expected, "scan {scan:?} paged by {limit}");
         }
     }
