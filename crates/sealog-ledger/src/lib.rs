@@ -755,6 +755,7 @@ impl Ledger {
             "canonical",
             opts,
             opts.key.as_deref(),
+            &CanonicalKeys(ledger.deriver.clone()),
             &mut |stored| retention.extend(verify::retention_record(stored)),
         )?;
         let quarantine = verify_db::verify_log(
@@ -766,6 +767,7 @@ impl Ledger {
                 ..opts.clone()
             },
             None,
+            &QuarantineKeys,
             &mut |_| {},
         )?;
         let summary = verify::check_stubs(&retention, &canonical, Some(&quarantine))?;

@@ -11,7 +11,7 @@ use sealog_merkle::Frontier;
 use sealog_merkle::note::Verifier;
 use sealog_model::record::read_stored;
 use sealog_store::verify::{Failure, Report};
-use sealog_store::{LogRead, StoreError, open_checkpoint};
+use sealog_store::{Indexer, LogRead, Postings, StoreError, Stub, open_checkpoint};
 
 use crate::VerifyOptions;
 
@@ -31,6 +31,7 @@ pub(crate) fn verify_log(
     name: &str,
     opts: &VerifyOptions<'_>,
     trusted_key: Option<&str>,
+    indexer: &dyn Indexer,
     on_record: &mut dyn FnMut(&sealog_model::record::Stored<'_, '_>),
 ) -> Result<Report, Failure> {
     let at = |what: String| format!("{name} log: {what}");
@@ -87,8 +88,11 @@ pub(crate) fn verify_log(
         Ok(())
     };
     check_roots(0, &frontier)?;
+    // What the index should hold, per chunk of records: the keys each record gives.
+    let mut expected: Vec<Postings> = Vec::new();
     let mut seq = 0;
     while seq < len {
+        let mut postings = Postings::default();
         let seqs: Vec<u64> = (seq..len.min(seq + CHUNK)).collect();
         let read = log.get_many_with_leaves(&seqs);
         let records: Vec<Result<Option<_>, StoreError>> = match read {
@@ -101,6 +105,9 @@ pub(crate) fn verify_log(
                 Ok(Some((body, leaf))) => {
                     let stored = read_stored(&body, |r| {
                         on_record(r);
+                        for k in indexer.keys(r) {
+                            postings.add(&k, r.seq);
+                        }
                         r.seq
                     })
                     .map_err(|e| failure(at(format!("record {s}")), e.to_string()))?;
@@ -114,6 +121,9 @@ pub(crate) fn verify_log(
                     leaf
                 }
                 Err(StoreError::Pruned(stub)) => {
+                    for k in indexer.stub_keys(&stub) {
+                        postings.add(&k, s);
+                    }
                     let leaf = stub.leaf;
                     stubs.push(*stub);
                     leaf
@@ -134,8 +144,11 @@ pub(crate) fn verify_log(
                 progress(frontier.size(), bytes);
             }
         }
+        expected.push(postings);
         seq += CHUNK;
     }
+    let index =
+        check_index(log, indexer, len, &expected).map_err(|(what, m)| failure(at(what), m))?;
     if let Some((&size, _)) = wanted.range(len + 1..).next() {
         return Err(failure(
             at(format!("checkpoint of size {size}")),
@@ -153,7 +166,7 @@ pub(crate) fn verify_log(
     }
     let signed_records = checkpoints.last().map_or(0, |c| c.size);
     let cosigned = log.cosigned().map(|c| c.len()).unwrap_or(0);
-    let files = vec![
+    let mut files = vec![
         (
             "records".to_string(),
             format!("{len} records, each hashed again against its leaf and the tree's"),
@@ -166,6 +179,7 @@ pub(crate) fn verify_log(
             ),
         ),
     ];
+    files.extend(index);
     Ok(Report {
         records: len,
         bytes,
@@ -182,4 +196,73 @@ pub(crate) fn verify_log(
         key_changes: Vec::new(),
         witnessed_records: None,
     })
+}
+
+/// The index against the keys the records give: one digest per chunk of records from the
+/// database, compared with `expected`; where a chunk differs, its records one by one, to name
+/// the first whose postings are not its keys. `None` when the backend has no such digest.
+fn check_index(
+    log: &dyn LogRead,
+    indexer: &dyn Indexer,
+    len: u64,
+    expected: &[Postings],
+) -> Result<Option<(String, String)>, (String, String)> {
+    let index = "the index (sealog_key_runs)".to_string();
+    let found = log
+        .postings_digests(0, len, CHUNK)
+        .map_err(|e| (index.clone(), e.to_string()))?;
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let Some(chunk) = (0..expected.len()).find(|&c| found.get(c) != expected.get(c)) else {
+        let count: u64 = found.iter().map(|p| p.count).sum();
+        return Ok(Some((
+            index,
+            format!("{count} postings, exactly the keys the records give"),
+        )));
+    };
+    let from = chunk as u64 * CHUNK;
+    let below = len.min(from + CHUNK);
+    let found = log
+        .postings_digests(from, below, 1)
+        .map_err(|e| (index.clone(), e.to_string()))?
+        .unwrap_or_default();
+    for (i, s) in (from..below).enumerate() {
+        let mut want = Postings::default();
+        match log.get_with_leaf(s) {
+            Ok(Some((body, _))) => {
+                read_stored(&body, |r| {
+                    for k in indexer.keys(r) {
+                        want.add(&k, s);
+                    }
+                })
+                .map_err(|e| (format!("record {s}"), e.to_string()))?;
+            }
+            Err(StoreError::Pruned(stub)) => {
+                let stub: Stub = *stub;
+                for k in indexer.stub_keys(&stub) {
+                    want.add(&k, s);
+                }
+            }
+            Ok(None) => return Err((format!("record {s}"), "missing below the log's size".into())),
+            Err(e) => return Err((format!("record {s}"), e.to_string())),
+        }
+        let got = found.get(i).copied().unwrap_or_default();
+        if got != want {
+            return Err((
+                format!("record {s}"),
+                format!(
+                    "the index does not hold exactly the keys it gives ({} postings expected, {} found)",
+                    want.count, got.count
+                ),
+            ));
+        }
+    }
+    Err((
+        index,
+        format!(
+            "records {from} to {} disagree with it as a whole",
+            below - 1
+        ),
+    ))
 }

@@ -24,7 +24,7 @@ use sealog_merkle::note::{self, Signer, Verifier};
 use sealog_merkle::{Frontier, Hash, leaf_hash};
 use sealog_store::{
     Admission, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead, LogView, LogWrite, Outcome, Outcomes,
-    Page, Scan, Stats, Verdict, WithLeaf,
+    Page, Postings, Scan, Stats, Verdict, WithLeaf,
 };
 use sealog_store::{
     CoordinationRow, Prune, Recovery, SignedCheckpoint, StoreError, Stub, TableRow, open_checkpoint,
@@ -1655,6 +1655,58 @@ impl<A: Admission> LogRead for PgLog<A> {
             records,
             next_after: next_after.flatten(),
         })
+    }
+
+    fn postings_digests(
+        &self,
+        from: u64,
+        below: u64,
+        width: u64,
+    ) -> Result<Option<Vec<Postings>>, StoreError> {
+        if width == 0 {
+            return Err(StoreError::InvalidArgument("a bucket of no seqs".into()));
+        }
+        let buckets = below.saturating_sub(from).div_ceil(width);
+        let mut digests = vec![Postings::default(); usize::try_from(buckets).unwrap_or(0)];
+        if digests.is_empty() {
+            return Ok(Some(digests));
+        }
+        // Each posting's SHA-256 split into two 64-bit lanes as `Postings::add` does; the sum
+        // of the second lane taken unsigned.
+        let rows = self.shared.query(
+            &format!(
+                "SELECT b, count(*), coalesce(bit_xor(l1), 0),
+                   coalesce(sum(l2::numeric + CASE WHEN l2 < 0 THEN 18446744073709551616 ELSE 0 END), 0)::text
+                 FROM (SELECT (s.seq - $2) / $4 AS b,
+                         ('x' || encode(substring(h FROM 1 FOR 8), 'hex'))::bit(64)::bigint AS l1,
+                         ('x' || encode(substring(h FROM 9 FOR 8), 'hex'))::bit(64)::bigint AS l2
+                       FROM (SELECT s.seq, sha256(k.key || int8send(s.seq)) AS h FROM {POSTINGS}
+                             WHERE k.log = $1 AND k.last_seq >= $2 AND k.first_seq < $3
+                               AND s.seq >= $2 AND s.seq < $3 AND {LIVE_KEY}) s) p
+                 GROUP BY b"
+            ),
+            &[
+                &self.shared.log.as_str(),
+                &i64_of(from)?,
+                &i64_of(below)?,
+                &i64_of(width)?,
+            ],
+        )?;
+        for row in rows {
+            let bucket = usize::try_from(row.get::<_, i64>(0))
+                .ok()
+                .and_then(|b| digests.get_mut(b))
+                .ok_or_else(|| StoreError::Corrupted("a posting outside its range".into()))?;
+            let sum: &str = row.get(3);
+            *bucket = Postings {
+                count: u64_of(row.get(1)),
+                xor: row.get::<_, i64>(2) as u64,
+                sum: sum
+                    .parse()
+                    .map_err(|_| StoreError::Corrupted(format!("a postings sum {sum}")))?,
+            };
+        }
+        Ok(Some(digests))
     }
 
     fn size_at(&self, t: i64) -> Result<u64, StoreError> {

@@ -299,6 +299,43 @@ pub trait LogRead: Send + Sync {
     fn stats(&self) -> Stats;
     /// What opening found and repaired.
     fn recovery(&self) -> Recovery;
+    /// Digests of the index's postings of records in `[from, below)` (a pruned record's only
+    /// where its stub keeps the key), one per `width` seqs from `from`, for `verify` to
+    /// compare with the keys the records themselves give. `None`: this backend checks its
+    /// index with its own verifier.
+    fn postings_digests(
+        &self,
+        _from: u64,
+        _below: u64,
+        _width: u64,
+    ) -> Result<Option<Vec<Postings>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// An order-free digest of a set of postings `(key, seq)`: how many, and two 64-bit lanes of
+/// each posting's SHA-256 (of the key's 16 bytes, then the seq as 8 big-endian bytes), one
+/// XORed and one summed. Two sets with the same digest hold the same postings unless someone
+/// searched for a collision; a posting missing, added or moved changes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Postings {
+    pub count: u64,
+    pub xor: u64,
+    pub sum: u128,
+}
+
+impl Postings {
+    pub fn add(&mut self, key: &Key, seq: u64) {
+        use sha2::{Digest, Sha256};
+        let h = Sha256::new()
+            .chain_update(key)
+            .chain_update(seq.to_be_bytes())
+            .finalize();
+        let lane = |i: usize| u64::from_be_bytes(h[i..i + 8].try_into().expect("8 bytes"));
+        self.count += 1;
+        self.xor ^= lane(0);
+        self.sum = self.sum.wrapping_add(u128::from(lane(8)));
+    }
 }
 
 /// The write side.

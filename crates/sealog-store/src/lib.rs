@@ -43,7 +43,7 @@ use sealog_model::LogLayout;
 pub use checkpoints::{SignedCheckpoint, open_checkpoint, read_log as read_checkpoint_log};
 pub use contract::{
     Admission, CoordinationRow, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead, LogView, LogWrite,
-    Outcome, Outcomes, Page, Scan, Stats, TableRow, Verdict, WithLeaf, with_leaf,
+    Outcome, Outcomes, Page, Postings, Scan, Stats, TableRow, Verdict, WithLeaf, with_leaf,
 };
 pub use error::StoreError;
 pub use prune::Prune;

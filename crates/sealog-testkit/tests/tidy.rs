@@ -158,6 +158,7 @@ fn the_database_backend_uses_only_the_stores_contract() {
         "Outcome",
         "Outcomes",
         "Page",
+        "Postings",
         "Scan",
         "Stats",
         "Verdict",

@@ -215,6 +215,37 @@ fn every_command_gives_on_postgresql_what_it_gives_on_a_directory() {
     .unwrap();
     db.assert_verifies();
 
+    // An index posting added or removed behind the triggers is named too: verify compares
+    // the index with the keys every record gives.
+    sql.exec(
+        "INSERT INTO sealog_key_runs (log, key, first_seq, last_seq, seqs)
+           VALUES ('canonical', decode(repeat('ab', 16), 'hex'), 3, 3, '{3}')",
+    )
+    .unwrap();
+    let found = damaged(&db);
+    assert!(
+        found["location"].as_str().unwrap().contains("record 3"),
+        "{found}"
+    );
+    sql.exec(
+        "SET session_replication_role = replica;
+         DELETE FROM sealog_key_runs WHERE key = decode(repeat('ab', 16), 'hex');
+         CREATE TABLE saved_run AS SELECT * FROM sealog_key_runs
+           WHERE log = 'canonical' AND seqs = '{1}' LIMIT 1;
+         DELETE FROM sealog_key_runs k USING saved_run s
+           WHERE k.log = s.log AND k.key = s.key AND k.last_seq = s.last_seq;
+         RESET session_replication_role;",
+    )
+    .unwrap();
+    let found = damaged(&db);
+    assert!(
+        found["location"].as_str().unwrap().contains("record 1"),
+        "{found}"
+    );
+    sql.exec("INSERT INTO sealog_key_runs SELECT * FROM saved_run; DROP TABLE saved_run")
+        .unwrap();
+    db.assert_verifies();
+
     // Retention through the database's sanctioned function: every stub is accounted for.
     let applied = db
         .ok(
