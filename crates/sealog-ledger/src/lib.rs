@@ -598,6 +598,11 @@ impl Ledger {
         self.canonical.get_many_with_leaves(seqs)
     }
 
+    /// One canonical record by its id (a pruned one is [`Error::Pruned`]).
+    pub fn get_by_id(&self, id: &RecordId) -> Result<Option<Vec<u8>>, Error> {
+        self.canonical.get_by_id(&id.0)
+    }
+
     pub fn seq_of(&self, id: &RecordId) -> Result<Option<u64>, Error> {
         self.canonical.seq_of(&id.0)
     }

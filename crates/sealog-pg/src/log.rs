@@ -1427,6 +1427,11 @@ fn micros_ceil(ns: i64) -> i64 {
     ns.div_euclid(1000) + i64::from(ns.rem_euclid(1000) != 0)
 }
 
+/// A scan's upper bound: the caller's (`$3`), within the records committed when the
+/// statement's snapshot was taken (the counter read in that snapshot, not in a round trip of
+/// its own).
+const BELOW: &str = "LEAST($3, (SELECT st.next_seq FROM sealog_log_state st WHERE st.log = $1))";
+
 /// Event windows with fewer records than this are read through the event-time index.
 const NARROW_WINDOW: i64 = 2_000;
 
@@ -1456,7 +1461,7 @@ impl<A: Admission> PgLog<A> {
         let row = self.shared.query_opt(
             &format!(
                 "SELECT count(*) FROM (SELECT 1 FROM sealog_records r
-                   WHERE r.log = $1 AND r.seq + 0 > $2 AND r.seq + 0 < $3 AND $4::bigint > 0
+                   WHERE r.log = $1 AND r.seq + 0 > $2 AND r.seq + 0 < {BELOW} AND $4::bigint > 0
                      {filters} ORDER BY r.event_ns LIMIT {NARROW_WINDOW}) w"
             ),
             params,
@@ -1498,6 +1503,14 @@ impl<A: Admission> LogRead for PgLog<A> {
             found.insert(u64_of(row.get(0)), record_of(row)?);
         }
         Ok(seqs.iter().map(|s| found.remove(s)).collect())
+    }
+
+    fn get_by_id(&self, id: &Id) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = self.shared.query_opt(
+            &records_of("(SELECT seq FROM sealog_record_ids WHERE log = $1 AND record_id = $2) w"),
+            &[&self.shared.log.as_str(), &&id[..]],
+        )?;
+        Ok(row.as_ref().map(record_of).transpose()?.map(|(b, _)| b))
     }
 
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {
@@ -1567,10 +1580,8 @@ impl<A: Admission> LogRead for PgLog<A> {
                 scan.limit
             )));
         }
-        // One consistent prefix: the records committed when the scan starts.
-        let len = self.shared.refresh_len()?;
         let mut after = scan.after.map_or(Ok(-1), i64_of)?;
-        let mut below = i64_of(scan.below.map_or(len, |b| b.min(len)))?;
+        let mut below = scan.below.map_or(Ok(i64::MAX), i64_of)?;
         // Ingest time never decreases along the log, so an ingest window is a seq range.
         if let Some(from) = scan.ingest_from {
             after = after.max(i64_of(self.ingested_before(micros_ceil(from))?)? - 1);
@@ -1605,8 +1616,8 @@ impl<A: Admission> LogRead for PgLog<A> {
                 params.push(first);
                 let driving = format!(
                     "(SELECT k.last_seq AS run, s.seq FROM {POSTINGS}
-                      WHERE k.log = $1 AND k.key = ${} AND k.last_seq > $2 AND k.first_seq < $3
-                        AND s.seq > $2 AND s.seq < $3) w",
+                      WHERE k.log = $1 AND k.key = ${} AND k.last_seq > $2 AND k.first_seq < {BELOW}
+                        AND s.seq > $2 AND s.seq < {BELOW}) w",
                     params.len()
                 );
                 (driving, event)
@@ -1617,14 +1628,14 @@ impl<A: Admission> LogRead for PgLog<A> {
             None if !event.is_empty() && self.window_is_narrow(&params, &event)? => (
                 format!(
                     "(SELECT 0 AS run, r.seq FROM sealog_records r
-                      WHERE r.log = $1 AND r.seq + 0 > $2 AND r.seq + 0 < $3{event}) w"
+                      WHERE r.log = $1 AND r.seq + 0 > $2 AND r.seq + 0 < {BELOW}{event}) w"
                 ),
                 String::new(),
             ),
             None => (
                 format!(
                     "(SELECT 0 AS run, r.seq FROM sealog_records r
-                      WHERE r.log = $1 AND r.seq > $2 AND r.seq < $3{}) w",
+                      WHERE r.log = $1 AND r.seq > $2 AND r.seq < {BELOW}{}) w",
                     event.replace("r.event_ns", "r.event_ns + 0")
                 ),
                 String::new(),

@@ -240,9 +240,11 @@ pub fn appends_get_dense_seqs_and_read_back(open: Open<'_>) {
             "the record is the event with its server fields"
         );
         assert_eq!(log.seq_of(id).unwrap(), Some(seq as u64));
+        assert_eq!(log.get_by_id(id).unwrap(), Some(bytes), "read by its id");
     }
     assert_eq!(log.get(5).unwrap(), None);
     assert_eq!(log.seq_of(&[7; 32]).unwrap(), None);
+    assert_eq!(log.get_by_id(&[7; 32]).unwrap(), None);
     assert_eq!(log.size_at(i64::MAX).unwrap(), 5);
     assert_eq!(log.size_at(last_ingested - 1).unwrap(), 0);
     assert_eq!(log.size_at(last_ingested).unwrap(), 5);
@@ -814,6 +816,10 @@ pub fn pruning_keeps_every_proof_and_hides_only_the_pruned(open: Open<'_>) {
                     log.seq_of(&ids[seq as usize]).unwrap(),
                     Some(seq),
                     "{when}: a pruned record's id still dedupes"
+                );
+                assert!(
+                    matches!(log.get_by_id(&ids[seq as usize]), Err(StoreError::Pruned(s)) if s.seq == seq),
+                    "{when}: a pruned record read by its id is its stub"
                 );
             } else {
                 assert_eq!(

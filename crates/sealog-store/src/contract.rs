@@ -259,6 +259,14 @@ pub trait LogRead: Send + Sync {
         seqs.iter().map(|&s| self.get_with_leaf(s)).collect()
     }
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError>;
+    /// One record's bytes by its id: [`LogRead::seq_of`] then [`LogRead::get`], which a
+    /// store may answer at once.
+    fn get_by_id(&self, id: &Id) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.seq_of(id)? {
+            Some(seq) => self.get(seq),
+            None => Ok(None),
+        }
+    }
     /// The lowest seq below `below` of a record indexed under `key`.
     fn first_with(&self, key: &Key, below: u64) -> Result<Option<u64>, StoreError>;
     /// How many records in `[from, below)` are indexed under `key`, from the index alone

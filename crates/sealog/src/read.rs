@@ -13,19 +13,19 @@ use crate::access::{Outcome, Reader};
 
 pub(crate) fn get(reader: &Reader, id: &str, sealed: bool) -> anyhow::Result<ExitCode> {
     let ledger = &reader.ledger;
-    let seq = match (id.parse::<u64>(), RecordId::parse(id)) {
-        (Ok(seq), _) => Some(seq),
-        (_, Some(rid)) => ledger.seq_of(&rid)?,
+    let read = match (id.parse::<u64>(), RecordId::parse(id)) {
+        (Ok(seq), _) => ledger.get(seq),
+        (_, Some(rid)) => ledger.get_by_id(&rid),
         _ => bail!("{id:?} is neither a seq nor a record id (sha256: and 64 lowercase hex digits)"),
     };
     // A record retention pruned is gone like an absent one, and says so.
     let mut pruned = None;
-    let found = match seq.map(|s| ledger.get(s)).transpose() {
+    let found = match read {
         Err(sealog_ledger::Error::Pruned(stub)) => {
             pruned = Some(stub);
             None
         }
-        other => other?.flatten(),
+        other => other?,
     };
     let outcome = match &found {
         Some(_) => Outcome::Allowed(1),

@@ -214,10 +214,7 @@ fn record_id(ledger: &Ledger, event: &str) -> anyhow::Result<Vec<u8>> {
 
 fn get(ledger: &Ledger, record_id: &[u8]) -> anyhow::Result<bool> {
     let id = RecordId(record_id.try_into()?);
-    Ok(match ledger.seq_of(&id)? {
-        Some(seq) => ledger.get(seq)?.is_some(),
-        None => false,
-    })
+    Ok(ledger.get_by_id(&id)?.is_some())
 }
 
 /// The decision's current view: the head of its supersedes chain (the workload writes no

@@ -121,11 +121,10 @@ async fn read_one(
     let principal = ctx.principal.clone();
     let started = std::time::Instant::now();
     let found = blocking(move || {
-        let seq = match which {
-            Ok(seq) => Some(seq),
-            Err(rid) => ledger.seq_of(&rid)?,
+        let record = match which {
+            Ok(seq) => ledger.get(seq)?,
+            Err(rid) => ledger.get_by_id(&rid)?,
         };
-        let record = seq.map(|s| ledger.get(s)).transpose()?.flatten();
         let sight = principal.sight(&ledger);
         Ok(record.filter(|r| visible(&principal, &ledger, r)).map(|r| {
             let subject = ledger.data_subject_of(&r);
