@@ -200,11 +200,14 @@ fn every_command_gives_on_postgresql_what_it_gives_on_a_directory() {
         assert_eq!(found["status"], "damaged");
         found
     };
-    let found = damaged(&db);
-    assert!(
-        found["location"].as_str().unwrap().contains("record 2"),
-        "{found}"
-    );
+    let damaged_at = |cli: &Cli, place: &str| {
+        let found = damaged(cli);
+        assert!(
+            found["location"].as_str().unwrap().contains(place),
+            "{place}: {found}"
+        );
+    };
+    damaged_at(&db, "record 2");
     // Put back, it verifies again: what was found was that edit.
     sql.exec(
         "SET session_replication_role = replica;
@@ -222,11 +225,7 @@ fn every_command_gives_on_postgresql_what_it_gives_on_a_directory() {
            VALUES ('canonical', decode(repeat('ab', 16), 'hex'), 3, 3, '{3}')",
     )
     .unwrap();
-    let found = damaged(&db);
-    assert!(
-        found["location"].as_str().unwrap().contains("record 3"),
-        "{found}"
-    );
+    damaged_at(&db, "record 3");
     sql.exec(
         "SET session_replication_role = replica;
          DELETE FROM sealog_key_runs WHERE key = decode(repeat('ab', 16), 'hex');
@@ -237,11 +236,7 @@ fn every_command_gives_on_postgresql_what_it_gives_on_a_directory() {
          RESET session_replication_role;",
     )
     .unwrap();
-    let found = damaged(&db);
-    assert!(
-        found["location"].as_str().unwrap().contains("record 1"),
-        "{found}"
-    );
+    damaged_at(&db, "record 1");
     sql.exec("INSERT INTO sealog_key_runs SELECT * FROM saved_run; DROP TABLE saved_run")
         .unwrap();
     db.assert_verifies();
