@@ -11,7 +11,7 @@ use sealog_merkle::Frontier;
 use sealog_merkle::note::Verifier;
 use sealog_model::record::read_stored;
 use sealog_store::verify::{Failure, Report};
-use sealog_store::{Indexer, LogRead, Postings, StoreError, Stub, open_checkpoint};
+use sealog_store::{Indexer, LogRead, Postings, StoreError, open_checkpoint};
 
 use crate::VerifyOptions;
 
@@ -105,9 +105,7 @@ pub(crate) fn verify_log(
                 Ok(Some((body, leaf))) => {
                     let stored = read_stored(&body, |r| {
                         on_record(r);
-                        for k in indexer.keys(r) {
-                            postings.add(&k, r.seq);
-                        }
+                        postings.add_all(&indexer.keys(r), r.seq);
                         r.seq
                     })
                     .map_err(|e| failure(at(format!("record {s}")), e.to_string()))?;
@@ -121,9 +119,7 @@ pub(crate) fn verify_log(
                     leaf
                 }
                 Err(StoreError::Pruned(stub)) => {
-                    for k in indexer.stub_keys(&stub) {
-                        postings.add(&k, s);
-                    }
+                    postings.add_all(&indexer.stub_keys(&stub), s);
                     let leaf = stub.leaf;
                     stubs.push(*stub);
                     leaf
@@ -231,19 +227,10 @@ fn check_index(
         let mut want = Postings::default();
         match log.get_with_leaf(s) {
             Ok(Some((body, _))) => {
-                read_stored(&body, |r| {
-                    for k in indexer.keys(r) {
-                        want.add(&k, s);
-                    }
-                })
-                .map_err(|e| (format!("record {s}"), e.to_string()))?;
+                read_stored(&body, |r| want.add_all(&indexer.keys(r), s))
+                    .map_err(|e| (format!("record {s}"), e.to_string()))?;
             }
-            Err(StoreError::Pruned(stub)) => {
-                let stub: Stub = *stub;
-                for k in indexer.stub_keys(&stub) {
-                    want.add(&k, s);
-                }
-            }
+            Err(StoreError::Pruned(stub)) => want.add_all(&indexer.stub_keys(&stub), s),
             Ok(None) => return Err((format!("record {s}"), "missing below the log's size".into())),
             Err(e) => return Err((format!("record {s}"), e.to_string())),
         }

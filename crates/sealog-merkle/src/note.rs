@@ -300,6 +300,24 @@ fn check_text(text: &str) -> Result<(), NoteError> {
     Ok(())
 }
 
+/// The checkpoint note of the tree head (`size`, `root`) of the log the first signer names,
+/// signed by every signer in order (the old key and the new one during a key rotation).
+pub fn sign_tree_head(
+    size: u64,
+    root: crate::Hash,
+    signers: &[&Signer],
+) -> Result<String, NoteError> {
+    let first = signers.first().ok_or(NoteError::NoSigners)?;
+    let body = crate::checkpoint::Checkpoint {
+        origin: first.name().to_string(),
+        size,
+        root,
+        extensions: Vec::new(),
+    }
+    .to_body();
+    sign(&body, signers)
+}
+
 /// Signs `text` with every signer and returns the note, signatures in the given order.
 pub fn sign(text: &str, signers: &[&Signer]) -> Result<String, NoteError> {
     check_text(text)?;

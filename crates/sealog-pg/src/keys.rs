@@ -32,28 +32,27 @@ pub(crate) fn read_signer(path: &Path) -> Result<Option<Signer>, StoreError> {
     })
 }
 
-/// A new key pair for a new log, written owner-only, aside, synced and renamed into place.
+/// A new key pair for a new log (a random origin), written owner-only, aside, synced and
+/// renamed into place.
 pub(crate) fn create_signer(path: &Path) -> Result<Signer, StoreError> {
-    let mut bytes = [0u8; 40];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| StoreError::Poisoned(format!("no randomness for key generation: {e}")))?;
-    let origin = format!("sealog.pg/{}", hex::encode(&bytes[..8]));
-    let seed: [u8; 32] = bytes[8..].try_into().expect("32 bytes");
-    let signer =
-        Signer::from_seed(&origin, seed).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+    let id: [u8; 8] = random()?;
+    create_next(&format!("sealog.pg/{}", hex::encode(id)), path)
+}
+
+/// A new key pair named `origin` in `path`: a new log's first key, or the next key of a log
+/// whose key is rotated (the same origin).
+pub(crate) fn create_next(origin: &str, path: &Path) -> Result<Signer, StoreError> {
+    let signer = Signer::from_seed(origin, random()?)
+        .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
     write_signer(&signer, path)?;
     Ok(signer)
 }
 
-/// The next key of a log whose key is rotated: the same origin, a new pair, in `path`.
-pub(crate) fn create_next(origin: &str, path: &Path) -> Result<Signer, StoreError> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed)
+fn random<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
         .map_err(|e| StoreError::Poisoned(format!("no randomness for key generation: {e}")))?;
-    let signer =
-        Signer::from_seed(origin, seed).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-    write_signer(&signer, path)?;
-    Ok(signer)
+    Ok(bytes)
 }
 
 /// Where a rotation keeps the next key until it hands over: beside the key file.

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use sealog_merkle::checkpoint::Checkpoint;
 use sealog_merkle::note::{self, Signer, Verifier};
 use sealog_merkle::{Frontier, Hash, leaf_hash};
 use sealog_store::{
@@ -95,6 +94,14 @@ fn us(column: &str) -> String {
 /// The verifier key a log signs with now: its first key, or the last a rotation finished.
 const CURRENT_KEY: &str = "SELECT vkey FROM sealog_log_keys WHERE log = $1
     AND event IN ('created', 'finished') ORDER BY n DESC LIMIT 1";
+
+/// The newest checkpoint note of log `$1` (of two at one size, the one kept last).
+const NEWEST_NOTE: &str =
+    "SELECT note FROM sealog_checkpoints WHERE log = $1 ORDER BY size DESC, n DESC LIMIT 1";
+
+/// Adds event `$2` of verifier key `$3` to log `$1`'s key history, numbered next.
+const ADD_KEY_EVENT: &str = "INSERT INTO sealog_log_keys (log, n, event, vkey)
+    SELECT $1, COALESCE(max(n), -1) + 1, $2, $3 FROM sealog_log_keys WHERE log = $1";
 
 /// The postings of a key: its runs `k`, each unnested into seqs `s`.
 const POSTINGS: &str = "sealog_key_runs k CROSS JOIN LATERAL unnest(k.seqs) AS s(seq)";
@@ -385,11 +392,7 @@ impl Shared {
     }
 
     fn add_key_event(&self, event: &str, vkey: &str) -> Result<(), StoreError> {
-        self.query(
-            "INSERT INTO sealog_log_keys (log, n, event, vkey)
-             SELECT $1, COALESCE(max(n), -1) + 1, $2, $3 FROM sealog_log_keys WHERE log = $1",
-            &[&self.log.as_str(), &event, &vkey],
-        )?;
+        self.query(ADD_KEY_EVENT, &[&self.log.as_str(), &event, &vkey])?;
         Ok(())
     }
 
@@ -539,10 +542,7 @@ impl Shared {
 
     /// The newest signed checkpoint in the database, checked against the log's key.
     fn latest_from_db(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
-        let row = self.query_opt(
-            "SELECT note FROM sealog_checkpoints WHERE log = $1 ORDER BY size DESC, n DESC LIMIT 1",
-            &[&self.log.as_str()],
-        )?;
+        let row = self.query_opt(NEWEST_NOTE, &[&self.log.as_str()])?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -1014,12 +1014,7 @@ impl<A: Admission> Writer<A> {
                     &[&name],
                 )
                 .await?;
-            let newest = tx
-                .query_opt(
-                    "SELECT note FROM sealog_checkpoints WHERE log = $1 ORDER BY size DESC, n DESC LIMIT 1",
-                    &[&name],
-                )
-                .await?;
+            let newest = tx.query_opt(NEWEST_NOTE, &[&name]).await?;
             let key = tx.query_opt(CURRENT_KEY, &[&name]).await?;
             Ok::<_, tokio_postgres::Error>((
                 u64_of(size.get(0)),
@@ -1060,15 +1055,8 @@ impl<A: Admission> Writer<A> {
                 },
             )?;
         }
-        let body = Checkpoint {
-            origin: signer.name().to_string(),
-            size,
-            root,
-            extensions: Vec::new(),
-        }
-        .to_body();
-        let note_text =
-            note::sign(&body, &[signer]).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let note_text = note::sign_tree_head(size, root, &[signer])
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         keep_note(&shared, tx, size, root, note_text, None)
     }
 
@@ -1088,14 +1076,7 @@ impl<A: Admission> Writer<A> {
             .ok_or(StoreError::ReadOnly)?;
         let cp = self.sign()?;
         let (rt, log) = (&shared.rt, shared.log);
-        let body = Checkpoint {
-            origin: old.name().to_string(),
-            size: cp.size,
-            root: cp.root,
-            extensions: Vec::new(),
-        }
-        .to_body();
-        let note_text = note::sign(&body, &[&old, &next])
+        let note_text = note::sign_tree_head(cp.size, cp.root, &[&old, &next])
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         let client = self.client()?;
         let tx = block_on(rt, client.transaction()).map_err(unavailable)?;
@@ -1106,12 +1087,8 @@ impl<A: Admission> Writer<A> {
                 &[&(log.lock_key() | 0x0100_0000_0000_0000)],
             )
             .await?;
-            tx.execute(
-                "INSERT INTO sealog_log_keys (log, n, event, vkey)
-                 SELECT $1, COALESCE(max(n), -1) + 1, 'finished', $2 FROM sealog_log_keys WHERE log = $1",
-                &[&log.as_str(), &next_key],
-            )
-            .await
+            tx.execute(ADD_KEY_EVENT, &[&log.as_str(), &"finished", &next_key])
+                .await
         })
         .map_err(unavailable)?;
         let handed = keep_note(

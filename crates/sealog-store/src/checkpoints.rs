@@ -599,14 +599,7 @@ impl Checkpoints {
             .clone()
             .ok_or_else(|| StoreError::Poisoned("no checkpoint to hand over with".into()))?;
         if open_checkpoint(&cp.note, &next.verifier()).is_err() {
-            let body = Checkpoint {
-                origin: signer.name().to_string(),
-                size: cp.size,
-                root: cp.root,
-                extensions: Vec::new(),
-            }
-            .to_body();
-            let note_text = note::sign(&body, &[&*signer, &next])
+            let note_text = note::sign_tree_head(cp.size, cp.root, &[&*signer, &next])
                 .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
             self.append_note(log, &note_text)?;
             *latest = Some((
@@ -676,14 +669,7 @@ impl Checkpoints {
             return Ok(l.clone());
         }
         let signer = signer.lock().expect("signer lock");
-        let body = Checkpoint {
-            origin: signer.name().to_string(),
-            size,
-            root,
-            extensions: Vec::new(),
-        }
-        .to_body();
-        let note_text = note::sign(&body, &[&*signer])
+        let note_text = note::sign_tree_head(size, root, &[&*signer])
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         self.append_note(log, &note_text)?;
         let signed = SignedCheckpoint {

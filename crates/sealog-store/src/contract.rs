@@ -344,6 +344,13 @@ impl Postings {
         self.xor ^= lane(0);
         self.sum = self.sum.wrapping_add(u128::from(lane(8)));
     }
+
+    /// [`Postings::add`] of each key under one seq.
+    pub fn add_all(&mut self, keys: &[Key], seq: u64) {
+        for k in keys {
+            self.add(k, seq);
+        }
+    }
 }
 
 /// The write side.
