@@ -81,17 +81,18 @@ pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64,
         if n == 0 {
             continue;
         }
+        if pruned == 0 {
+            // Before the first segment changes: a kill after any rewrite must still leave
+            // the marker that says the index holds keys the log no longer carries.
+            segment::write_atomic(
+                &shared.layout.pruned_marker(),
+                b"retention pruned records after this index was built",
+            )?;
+        }
         replace(&path, &bytes, |at| check(shared, at, first))?;
         let file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
         shared.segments.write().expect("segments lock")[i].1 = Arc::new(file);
         pruned += n;
-    }
-    if pruned > 0 {
-        let marker = shared.layout.pruned_marker();
-        segment::write_atomic(
-            &marker,
-            b"retention pruned records after this index was built",
-        )?;
     }
     Ok(pruned)
 }

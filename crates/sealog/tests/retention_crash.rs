@@ -141,6 +141,12 @@ fn a_retention_killed_at_any_step_leaves_whole_segments_and_is_finished_on_open(
         if killed && t % 2 == 1 {
             inside_rewrite += 1;
         }
+        // Whenever a stub is on disk the index still holds that record's keys, so the marker
+        // that says so must already be there, whichever step the kill landed on.
+        assert!(
+            stubs == 0 || dir.join("index").join("PRUNED").exists(),
+            "{ctx}: stubs on disk but no index/PRUNED marker"
+        );
 
         let ledger =
             Ledger::open(dir, config(16 << 10)).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
