@@ -74,14 +74,14 @@ class Sealog:
             after = page[-1]["seq"]
         return [r for r in rs if not r["type"].startswith("audit.")]
 
-    def serve(self, listen="127.0.0.1:0"):
-        return Server(self, listen)
+    def serve(self, listen="127.0.0.1:0", *extra):
+        return Server(self, listen, extra)
 
 
 class Server:
-    def __init__(self, sealog, listen):
+    def __init__(self, sealog, listen, extra=()):
         self.log = open(sealog.data + f".log-{time.monotonic_ns()}", "wb")
-        self.proc = subprocess.Popen([BIN, "--data", sealog.data, "serve", "--listen", listen],
+        self.proc = subprocess.Popen([BIN, "--data", sealog.data, "serve", "--listen", listen, *extra],
                                      stdout=subprocess.PIPE, stderr=self.log, env=sealog.env)
         line = []
         t = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)

@@ -14,6 +14,7 @@
 //! payload is written nowhere; only Sealog's own code paths write `audit.*` / `sealog.*`.
 
 mod aside;
+mod delivered;
 mod facts;
 mod holds;
 mod keys;
@@ -46,6 +47,7 @@ use sealog_model::json::Json;
 use sealog_model::{Canonical, Envelope, Layout, PrepareError, RecordId};
 use sealog_store::{Entry, LogRead, LogWrite, Outcome, Store, WithLeaf};
 
+pub use delivered::{Delivery, Tenancy};
 pub use holds::{HOLD_PLACED_TYPE, HOLD_RELEASED_TYPE, Hold, HoldAct, HoldError, HoldScope};
 pub use log_key::{KeyRotation, LOG_KEY_ROTATED_TYPE};
 pub use own::{Act, OwnResult};
@@ -414,6 +416,13 @@ impl Ledger {
         self.pipeline().raw(raw, author)
     }
 
+    /// Like `prepare`, for a message a bus delivered: what `prepare` would refuse is instead
+    /// quarantined (`NOT_AN_EVENT`, `TENANT_MISMATCH`), unless it is no fault of the message's
+    /// (the key store), and a correction whose target is absent may wait (`deferred`).
+    pub fn prepare_delivered(&self, raw: &[u8], delivery: &Delivery<'_>) -> Prepared {
+        self.pipeline().delivered(raw, delivery)
+    }
+
     /// Like `prepare`, for an event Sealog built itself as a value.
     pub fn prepare_value(&self, event: &Value, author: &Author<'_>) -> Prepared {
         self.pipeline().value(event, author)
@@ -474,6 +483,18 @@ impl Ledger {
                     seq,
                     record_id: RecordId(id),
                 }),
+                Outcome::Refused { refusal, entry }
+                    if refusal == ChainRefusal::AbsentTarget && entry.claim.may_wait =>
+                {
+                    Ok(IngestResult::Deferred {
+                        record_id: RecordId(entry.id()),
+                        reason_code: refusal.code(),
+                        message: format!(
+                            "{}: to be delivered again, in case its target arrives",
+                            refusal.message()
+                        ),
+                    })
+                }
                 Outcome::Refused { refusal, entry } => {
                     let correlation = entry
                         .claim
@@ -485,6 +506,7 @@ impl Ledger {
                         missing_fields: Vec::new(),
                         violations: Vec::new(),
                         forbidden_fields: Vec::new(),
+                        delivery: None,
                     };
                     quarantined.push((correlation, finding, Some(entry.event.into_bytes())));
                     Err(quarantined.len() - 1)

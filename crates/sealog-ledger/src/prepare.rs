@@ -69,7 +69,12 @@ impl Pipeline<'_> {
 
     /// `raw`, when the event came as bytes, is the quarantine evidence; otherwise the tree's
     /// own text is.
-    fn tree(&self, tree: &mut Json<'_>, author: &Author<'_>, raw: Option<&[u8]>) -> Prepared {
+    pub(crate) fn tree(
+        &self,
+        tree: &mut Json<'_>,
+        author: &Author<'_>,
+        raw: Option<&[u8]>,
+    ) -> Prepared {
         if let Err(r) = author.may_write(tree) {
             return Prepared::Rejected(r);
         }
@@ -142,6 +147,7 @@ impl Pipeline<'_> {
                             .map(|v| (v.pointer, v.message))
                             .collect(),
                         forbidden_fields: q.forbidden_fields,
+                        delivery: None,
                     },
                     payload,
                 }
@@ -188,6 +194,7 @@ impl Pipeline<'_> {
                         missing_fields: Vec::new(),
                         violations: Vec::new(),
                         forbidden_fields: Vec::new(),
+                        delivery: None,
                     },
                     payload: None,
                 },
@@ -232,6 +239,7 @@ fn entry(tree: &Json<'_>, env: &Envelope<'_>, derived: Derived, sealed: bool) ->
         chain: keyed.chain,
         unique_per_subject,
         correlation,
+        may_wait: false,
     };
     let row = crate::tables::row_of(env, tree, &event.record_id.0);
     Prepared::Event(Box::new(Entry {

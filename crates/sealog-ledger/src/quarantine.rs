@@ -63,6 +63,8 @@ pub struct Finding {
     pub missing_fields: Vec<String>,
     pub violations: Vec<(String, String)>,
     pub forbidden_fields: Vec<String>,
+    /// Where a bus had the message, and its payload's hash and size (bus input only).
+    pub delivery: Option<Value>,
 }
 
 impl Finding {
@@ -86,6 +88,9 @@ impl Finding {
         }
         if !self.forbidden_fields.is_empty() {
             m.insert("forbidden_fields".into(), json!(self.forbidden_fields));
+        }
+        if let Some(d) = &self.delivery {
+            m.insert("delivery".into(), d.clone());
         }
         m
     }

@@ -63,6 +63,13 @@ pub enum IngestResult {
         finding: Finding,
     },
     Rejected(Rejection),
+    /// A correction whose target is not in the log yet, from a sender that will deliver it
+    /// again (a bus): nothing was recorded.
+    Deferred {
+        record_id: RecordId,
+        reason_code: &'static str,
+        message: String,
+    },
 }
 
 impl IngestResult {
@@ -85,6 +92,16 @@ impl IngestResult {
                 Value::Object(m)
             }
             IngestResult::Rejected(r) => r.to_json(),
+            IngestResult::Deferred {
+                record_id,
+                reason_code,
+                message,
+            } => json!({
+                "status": "deferred",
+                "record_id": record_id.to_string(),
+                "reason_code": reason_code,
+                "message": message,
+            }),
         }
     }
 
@@ -94,6 +111,7 @@ impl IngestResult {
             IngestResult::Duplicate { .. } => "duplicate",
             IngestResult::Quarantined { .. } => "quarantined",
             IngestResult::Rejected(_) => "rejected",
+            IngestResult::Deferred { .. } => "deferred",
         }
     }
 

@@ -25,6 +25,9 @@ pub struct Claim {
     /// Kept for the events the rules may refuse (corrections, unique subjects), so that a
     /// refusal is quarantined without reading the event again.
     pub(crate) correlation: Option<Box<Correlation>>,
+    /// Its sender will deliver it again (a bus): a correction whose target is not in the
+    /// log yet is answered `deferred` instead of quarantined.
+    pub(crate) may_wait: bool,
 }
 
 /// Why a correction (or a would-be second record of a unique subject) was refused.
@@ -33,7 +36,9 @@ pub enum ChainRefusal {
     /// A second record for a `unique_per_subject` subject that does not name what it
     /// supersedes; `existing` is the seq of the subject's first record.
     MissingLink { existing: u64 },
-    /// The named target does not exist, or is in another tenant, scope or subject.
+    /// The named target is not in the log (nor earlier in the group).
+    AbsentTarget,
+    /// The named target is in another tenant, scope or subject, or the correction has none.
     InvalidLink { why: &'static str },
     /// The named target was already superseded, by the record at seq `by`.
     StaleLink { by: u64 },
@@ -43,7 +48,9 @@ impl ChainRefusal {
     pub fn code(&self) -> &'static str {
         match self {
             ChainRefusal::MissingLink { .. } => "MISSING_SUPERSEDES_LINK",
-            ChainRefusal::InvalidLink { .. } => "INVALID_SUPERSEDES_LINK",
+            ChainRefusal::AbsentTarget | ChainRefusal::InvalidLink { .. } => {
+                "INVALID_SUPERSEDES_LINK"
+            }
             ChainRefusal::StaleLink { .. } => "STALE_SUPERSEDES_LINK",
         }
     }
@@ -53,6 +60,9 @@ impl ChainRefusal {
             ChainRefusal::MissingLink { existing } => format!(
                 "this subject already has a record (seq {existing}); a different record for it must name the one it supersedes"
             ),
+            ChainRefusal::AbsentTarget => {
+                "the superseded record does not exist in the log".to_string()
+            }
             ChainRefusal::InvalidLink { why } => (*why).to_string(),
             ChainRefusal::StaleLink { by } => format!(
                 "the target was already superseded, by seq {by}; supersede the head of the chain"
@@ -146,7 +156,7 @@ impl GroupChains {
             None => log.seq_of(&target.0)?,
         };
         let Some(seq) = seq else {
-            return invalid("the superseded record does not exist in the log");
+            return Ok(Some(ChainRefusal::AbsentTarget));
         };
         let Some(chain) = claim.chain else {
             return invalid("a correction must have a subject");

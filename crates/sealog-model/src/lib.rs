@@ -5,6 +5,7 @@
 //! Nothing here touches the outside world: every function is a pure transformation of bytes
 //! (or of paths), so it can fail only on bad input.
 pub mod canonical_text;
+pub mod cloudevents;
 pub mod envelope;
 pub mod input;
 pub mod jcs;

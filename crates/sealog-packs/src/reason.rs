@@ -16,10 +16,15 @@ pub enum ReasonCode {
     /// The event's data subject was erased: sealing its personal values would need a key
     /// nobody may make again.
     DataSubjectErased,
+    /// A bus delivered something that is not an event (only its hash, size and where the bus
+    /// had it are kept).
+    NotAnEvent,
+    /// A bus delivered an event whose tenant disagrees with its subject.
+    TenantMismatch,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 8] = [
+    pub const ALL: [ReasonCode; 10] = [
         ReasonCode::IncompleteProvenance,
         ReasonCode::SchemaViolation,
         ReasonCode::UnknownEventType,
@@ -28,6 +33,8 @@ impl ReasonCode {
         ReasonCode::InvalidSupersedesLink,
         ReasonCode::StaleSupersedesLink,
         ReasonCode::DataSubjectErased,
+        ReasonCode::NotAnEvent,
+        ReasonCode::TenantMismatch,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -40,6 +47,8 @@ impl ReasonCode {
             ReasonCode::InvalidSupersedesLink => "INVALID_SUPERSEDES_LINK",
             ReasonCode::StaleSupersedesLink => "STALE_SUPERSEDES_LINK",
             ReasonCode::DataSubjectErased => "DATA_SUBJECT_ERASED",
+            ReasonCode::NotAnEvent => "NOT_AN_EVENT",
+            ReasonCode::TenantMismatch => "TENANT_MISMATCH",
         }
     }
 

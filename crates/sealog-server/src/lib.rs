@@ -1,7 +1,8 @@
 //! Sealog's HTTP server: the v1 API over an embedded ledger (canonical log, quarantine log,
-//! packs), API keys with roles and tenant scope, access auditing, Prometheus metrics, TLS.
+//! packs), API keys with roles and tenant scope, access auditing, Prometheus metrics, TLS,
+//! and ingestion from a NATS JetStream consumer through the same append queue.
 //!
-//! *Boundary*: this is the only crate that knows HTTP. It reaches the data directory only
+//! *Boundary*: this is the only crate that knows HTTP, or a bus. It reaches the data directory only
 //! through `sealog-ledger`, except for the key file (`DATA/access/keys`), which it owns.
 //!
 //! *Invariant*: a response that reports an append, or that carries records, is sent only
@@ -20,6 +21,7 @@ mod key_history;
 pub mod keys;
 mod logging;
 mod metrics;
+mod nats;
 mod openapi;
 mod params;
 mod routes;
@@ -33,6 +35,7 @@ pub use auth::Principal;
 pub use checks::CheckConfig;
 pub use exports::ExportConfig;
 pub use logging::{LogFormat, init_logging};
+pub use nats::{BusTenancy, NatsConfig, SubjectPattern};
 pub use openapi::document_json as openapi_json;
 pub use server::{App, Server, ServerConfig, ServerError, TlsFiles};
 pub use state::Limits;

@@ -177,6 +177,13 @@ pub(crate) struct Ready {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub witnessing: Option<serde_json::Value>,
+    /// With a NATS consumer: its state (`connecting`, `consuming`, `disconnected`), the
+    /// messages the bus still holds for it (`pending`), its counters since the start and its
+    /// last error. Like a witness, a bus that is down never makes the server unready: HTTP
+    /// appends go on, and the consumer resumes by itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub nats: Option<serde_json::Value>,
 }
 
 struct BearerAuth;

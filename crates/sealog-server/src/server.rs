@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub witnesses: crate::witness::WitnessConfig,
     /// Consistency checks: their schedule and alerts.
     pub checks: crate::checks::CheckConfig,
+    /// A NATS JetStream consumer to ingest from, beside HTTP.
+    pub nats: Option<crate::nats::NatsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +80,7 @@ impl Default for ServerConfig {
             retention_every: None,
             witnesses: Default::default(),
             checks: Default::default(),
+            nats: None,
         }
     }
 }
@@ -187,6 +190,10 @@ impl App {
             checks: crate::checks::Checks::new(config.checks.clone()),
             sessions: crate::sessions::Sessions::new(config.tls.is_some()),
             verifying: Default::default(),
+            bus: config
+                .nats
+                .as_ref()
+                .map(|c| Arc::new(std::sync::Mutex::new(crate::nats::BusStatus::new(c)))),
         });
         let (router, _) = crate::openapi::api(config.public_metrics);
         let router = router
@@ -300,6 +307,16 @@ impl Server {
             ),
             None => Vec::new(),
         };
+        let (stop_bus, bus_stopped) = tokio::sync::watch::channel(false);
+        let bus = match (&config.nats, &state.bus) {
+            (Some(nats), Some(status)) => Some(tokio::spawn(crate::nats::consume(
+                state.clone(),
+                nats.clone(),
+                status.clone(),
+                bus_stopped,
+            ))),
+            _ => None,
+        };
         let graceful = GracefulShutdown::new();
         let slots = Arc::new(Semaphore::new(config.connections_max));
         tokio::pin!(shutdown);
@@ -355,6 +372,15 @@ impl Server {
         }
         tracing::info!("stopping: no new connections; draining in-flight requests");
         state.shutting_down.store(true, Ordering::Release);
+        // The consumer settles the batch it has in flight before the append queue closes.
+        let _ = stop_bus.send(true);
+        if let Some(b) = bus
+            && tokio::time::timeout(config.shutdown_grace, b)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the NATS consumer was still settling after the grace period");
+        }
         drop(listener);
         watcher.abort();
         trimmer.abort();

@@ -71,6 +71,8 @@ pub(crate) struct AppState {
     pub(crate) sessions: crate::sessions::Sessions,
     /// Set while a verification the console started runs.
     pub(crate) verifying: AtomicBool,
+    /// The NATS consumer's state, when the server consumes one.
+    pub(crate) bus: Option<Arc<Mutex<crate::nats::BusStatus>>>,
     /// The key ring generation `keys_recorded` reflects.
     pub(crate) keys_recorded_generation: std::sync::atomic::AtomicU64,
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod files;
 pub mod format;
 pub mod http;
+pub mod nats;
 pub mod pg;
 pub mod props;
 pub mod proxy;

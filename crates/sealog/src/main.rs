@@ -10,6 +10,7 @@ mod bench_check;
 mod bench_client;
 mod bench_console;
 mod bench_http;
+mod bench_nats;
 mod check;
 mod client;
 mod demo;
@@ -132,7 +133,7 @@ enum Command {
     /// and check it against the signed checkpoints.
     Verify(tlog::VerifyArgs),
     /// Serve the HTTP API over this data directory.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Erase a data subject: destroy their key, so their personal fields read as erased
     /// while every record and proof stays (admin; with --url, through the server).
     Erase(erase::Args),
@@ -175,6 +176,8 @@ enum BenchCmd {
     /// The Rust client against the real server: emit() latency, one emitter's throughput, and
     /// the server's bulk HTTP ingest of the same events beside it.
     Client(bench_client::ClientArgs),
+    /// NATS JetStream ingest beside `sealog append FILE` and bulk HTTP, on the same events.
+    Nats(bench_nats::NatsArgs),
     /// Consistency checks over a store of the built-in packs' records: a full run, then an
     /// incremental one over what was added since, in records per second.
     Check(bench_check::CheckArgs),
@@ -378,6 +381,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCmd::Client(a)) => {
             bench_client::run(a, durability(&cli) == Durability::Os)
         }
+        Command::Bench(BenchCmd::Nats(a)) => bench_nats::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Check(a)) => bench_check::run(a, durability(&cli)),
         Command::Bench(BenchCmd::Console(a)) => bench_console::run(a, durability(&cli)),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),

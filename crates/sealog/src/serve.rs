@@ -92,6 +92,83 @@ pub(crate) struct Args {
     /// The lowest criticality alerted: critical, high, medium, low or info.
     #[arg(long, value_name = "CRITICALITY", default_value = "high")]
     alert_on: String,
+    /// Also ingest from NATS JetStream (`nats://HOST:PORT`): a durable pull consumer whose
+    /// messages go through the same checks and group commit as HTTP appends, each
+    /// acknowledged once durable.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// The JetStream stream consumed (created over --nats-subjects when missing).
+    #[arg(long, value_name = "NAME", default_value = "AUDIT", requires = "nats")]
+    nats_stream: String,
+    /// The subjects consumed.
+    #[arg(
+        long,
+        value_name = "SUBJECTS",
+        default_value = "audit.>",
+        requires = "nats"
+    )]
+    nats_subjects: String,
+    /// The durable consumer's name.
+    #[arg(long, value_name = "NAME", default_value = "sealog", requires = "nats")]
+    nats_consumer: String,
+    /// Every event consumed must be this tenant's; others are quarantined as TENANT_MISMATCH.
+    #[arg(
+        long,
+        value_name = "TENANT",
+        requires = "nats",
+        conflicts_with = "nats_tenant_subject"
+    )]
+    nats_tenant: Option<String>,
+    /// Which subject token names the tenant (`audit.<tenant>.>`); an event whose tenant is
+    /// not its subject's is quarantined as TENANT_MISMATCH.
+    #[arg(long, value_name = "PATTERN", requires = "nats")]
+    nats_tenant_subject: Option<String>,
+    /// Deliveries a correction whose target has not arrived gets (each after
+    /// --nats-retry-delay-s) before it is quarantined.
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "nats")]
+    nats_deliveries_max: u32,
+    /// Seconds before a deferred or failed message is delivered again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, requires = "nats")]
+    nats_retry_delay_s: f64,
+    /// Messages committed together at most.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "nats")]
+    nats_batch_max: usize,
+    /// Seconds the bus waits for an acknowledgement before delivering a message again (set
+    /// when the consumer is created; a message whose server died waits this long).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30.0,
+        requires = "nats"
+    )]
+    nats_ack_wait_s: f64,
+}
+
+fn nats(a: &Args) -> anyhow::Result<Option<sealog_server::NatsConfig>> {
+    let Some(url) = &a.nats else {
+        return Ok(None);
+    };
+    let mut c = sealog_server::NatsConfig::new(url, &a.nats_stream, &a.nats_subjects);
+    c.consumer = a.nats_consumer.clone();
+    c.tenancy = match (&a.nats_tenant, &a.nats_tenant_subject) {
+        (Some(t), _) => sealog_server::BusTenancy::Fixed(t.clone()),
+        (None, Some(p)) => sealog_server::BusTenancy::FromSubject(
+            sealog_server::SubjectPattern::parse(p)
+                .map_err(|m| anyhow::anyhow!("--nats-tenant-subject {m}"))?,
+        ),
+        (None, None) => sealog_server::BusTenancy::Any,
+    };
+    if a.nats_deliveries_max == 0 || a.nats_batch_max == 0 {
+        anyhow::bail!("--nats-deliveries-max and --nats-batch-max must be at least 1");
+    }
+    c.deliveries_max = a.nats_deliveries_max;
+    c.retry_delay = secs(a.nats_retry_delay_s, "nats-retry-delay-s")?;
+    c.batch_max = a.nats_batch_max;
+    c.ack_wait = secs(a.nats_ack_wait_s, "nats-ack-wait-s")?;
+    if c.ack_wait.is_zero() {
+        anyhow::bail!("--nats-ack-wait-s must be positive");
+    }
+    Ok(Some(c))
 }
 
 fn witnesses(a: &Args) -> anyhow::Result<sealog_server::witness::WitnessConfig> {
@@ -192,6 +269,7 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
             .transpose()?,
         checks: checks(a)?,
         witnesses: witnesses(a)?,
+        nats: nats(a)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

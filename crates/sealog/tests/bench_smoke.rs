@@ -103,3 +103,37 @@ fn the_console_benchmark_times_every_page_and_report() {
         );
     }
 }
+
+#[test]
+fn the_nats_benchmark_drains_its_stream_and_compares() {
+    // It starts a nats-server of its own: without one installed there is nothing to run.
+    let Some(bus) = sealog_testkit::nats::NatsServer::start() else {
+        return;
+    };
+    let tmp = sealog_testkit::tempdir();
+    let dir = tmp.path().join("bench");
+    let ratio = run(&[
+        "bench",
+        "nats",
+        "--events",
+        "500",
+        "--bulk-batch",
+        "100",
+        "--nats",
+        &bus.url(),
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(ratio["bench"], "nats.ratio", "{ratio}");
+    for k in ["of_append_file", "of_store_ingest", "of_http_bulk"] {
+        assert!(ratio[k].as_f64().is_some_and(|r| r > 0.0), "{ratio}");
+    }
+    // Every event published is in the bus run's log.
+    let bus_log = Cli::new(env!("CARGO_BIN_EXE_sealog"), &dir.join("bus"));
+    let records = bus_log.all_records();
+    let decisions = records
+        .iter()
+        .filter(|r| r["type"] == "decision-log.audit_decision_record")
+        .count();
+    assert_eq!(decisions, 500);
+}

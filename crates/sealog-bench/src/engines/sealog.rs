@@ -335,6 +335,7 @@ impl Engine for Sealog {
                 format!("was quarantined {}", finding.reason_code)
             }
             IngestResult::Rejected(r) => format!("was rejected {}", r.code),
+            IngestResult::Deferred { reason_code, .. } => format!("was deferred {reason_code}"),
         };
         let stored = ledger
             .get(0)?

@@ -33,6 +33,10 @@ pub(crate) async fn readyz(State(state): Shared) -> Response {
     if let Some(f) = state.store_failure() {
         reasons.push(format!("the store refuses writes: {f}"));
     }
+    let bus = state
+        .bus
+        .as_ref()
+        .map(|b| b.lock().expect("bus status").clone());
     let open = state.keys.open_mode();
     let body = Ready {
         status: if reasons.is_empty() { "ready" } else { "not_ready" }.into(),
@@ -43,6 +47,7 @@ pub(crate) async fn readyz(State(state): Shared) -> Response {
         uptime_s: state.started.elapsed().as_secs(),
         reasons,
         witnessing: state.witnessing(),
+        nats: bus.and_then(|b| serde_json::to_value(b).ok()),
     };
     let status = if body.status == "ready" {
         StatusCode::OK
