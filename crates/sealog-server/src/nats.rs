@@ -25,7 +25,7 @@ use crate::state::AppState;
 /// How long a first connection, or a stream or consumer request, may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages prepared together on one thread of the blocking pool.
-const PREPARE_CHUNK: usize = 128;
+const PREPARE_CHUNK: usize = 32;
 /// The longest wait between attempts to reach the bus again.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
