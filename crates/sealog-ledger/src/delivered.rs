@@ -98,7 +98,7 @@ impl Delivery<'_> {
     }
 
     /// A message that is not an event: named by where the bus had it.
-    fn not_an_event(&self, payload: &[u8], why: String) -> Prepared {
+    pub(crate) fn not_an_event(&self, payload: &[u8], why: String) -> Prepared {
         // The record's own envelope must be valid whatever the bus said, or the batch it is
         // in could never be committed: what does not fit an attribute stays in `delivery`.
         let source = format!("{}:{}", self.transport, self.subject);

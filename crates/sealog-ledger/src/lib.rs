@@ -423,6 +423,17 @@ impl Ledger {
         self.pipeline().delivered(raw, delivery)
     }
 
+    /// The `NOT_AN_EVENT` record of a message a bus delivered that its transport could not
+    /// even read as an event (`why`), kept like any other: the payload's hash and size only.
+    pub fn prepare_not_an_event(
+        &self,
+        raw: &[u8],
+        delivery: &Delivery<'_>,
+        why: String,
+    ) -> Prepared {
+        delivery.not_an_event(raw, why)
+    }
+
     /// Like `prepare`, for an event Sealog built itself as a value.
     pub fn prepare_value(&self, event: &Value, author: &Author<'_>) -> Prepared {
         self.pipeline().value(event, author)

@@ -466,7 +466,10 @@ fn prepare(
                     tenancy: config.tenancy_of(&i.subject),
                     may_wait: i.delivered < i64::from(config.deliveries_max),
                 };
-                ledger.prepare_delivered(&i.body, &delivery)
+                match &i.body {
+                    Ok(event) => ledger.prepare_delivered(event, &delivery),
+                    Err((raw, why)) => ledger.prepare_not_an_event(raw, &delivery, why.clone()),
+                }
             })
             .collect()
     })
@@ -474,7 +477,8 @@ fn prepare(
 
 /// What the ledger needs of one message, owned so it can cross to the blocking pool.
 struct Input {
-    body: Vec<u8>,
+    /// The event, or the message as it came and why it is not one.
+    body: Result<Vec<u8>, (Vec<u8>, String)>,
     subject: String,
     stream: String,
     stream_seq: u64,
@@ -513,9 +517,8 @@ impl Input {
 
 /// The event a message carries: its body in structured mode, or the structured event its
 /// `ce-*` headers and body map to in binary mode (headers in name order, so a redelivery maps
-/// to the same bytes). A binary message that maps to nothing is passed on as it came, to be
-/// recorded as not an event.
-fn event_bytes(m: &jetstream::Message) -> Vec<u8> {
+/// to the same bytes). A binary message that maps to nothing is the body as it came and why.
+fn event_bytes(m: &jetstream::Message) -> Result<Vec<u8>, (Vec<u8>, String)> {
     let mut headers: Vec<(&str, &str)> = m
         .headers
         .iter()
@@ -526,11 +529,11 @@ fn event_bytes(m: &jetstream::Message) -> Vec<u8> {
         })
         .collect();
     if !sealog_model::cloudevents::is_binary(headers.iter().copied()) {
-        return m.payload.to_vec();
+        return Ok(m.payload.to_vec());
     }
     headers.sort_unstable();
     sealog_model::cloudevents::structured_from_binary(headers.iter().copied(), &m.payload)
-        .unwrap_or_else(|_| m.payload.to_vec())
+        .map_err(|e| (m.payload.to_vec(), format!("CloudEvents binary mode: {e}")))
 }
 
 /// Acknowledges each message by what the ledger made of it; without results (the ledger

@@ -2,7 +2,7 @@
 //! with a temporary store, killed when dropped; and a blocking JetStream client for tests to
 //! publish with and to read a consumer's state.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -39,10 +39,7 @@ impl NatsServer {
             .prefix("sealog-nats-test-")
             .tempdir()
             .expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::pg::free_port();
         let mut server = NatsServer {
             child: None,
             port,

@@ -206,14 +206,12 @@ pub(crate) fn run(a: &NatsArgs, durability_os: bool) -> anyhow::Result<std::proc
     drop(server);
 
     // The bus: every event published first, then `serve --nats` drains the stream.
-    let own_bus;
-    let url = match &a.nats {
-        Some(u) => u.clone(),
+    // Held to the end: dropping it stops the bus the benchmark started.
+    let (_own_bus, url) = match &a.nats {
+        Some(u) => (None, u.clone()),
         None => {
             let (bus, url) = start_bus(&dir.join("nats"))?;
-            own_bus = bus;
-            let _ = &own_bus;
-            url
+            (Some(bus), url)
         }
     };
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -266,6 +266,12 @@ fn what_is_not_an_event_is_recorded_and_terminated() {
         assert!(d["payload_bytes"].is_u64());
         assert_eq!(q["data"]["payload_ref"], Value::Null);
     }
+    assert!(
+        quarantine.iter().any(|q| q["data"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ce-Bad_Name"))),
+        "the bad header is named: {quarantine:?}"
+    );
     let sizes: BTreeSet<u64> = quarantine
         .iter()
         .map(|q| q["data"]["delivery"]["payload_bytes"].as_u64().unwrap())
