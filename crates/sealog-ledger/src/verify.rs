@@ -76,9 +76,10 @@ pub(crate) fn verify(
             progress: opts.progress,
             indexer: Some(&canonical_keys as &dyn Indexer),
             full: opts.full,
+            select: Some(&|t: &str| SELECTED_TYPES.contains(&t)),
         },
     )?;
-    let summary = check_key_changes(&layout, &canonical)?;
+    let summary = check_key_changes(&canonical)?;
     canonical.files.push(("key rotations".into(), summary));
     let (privacy, summary) = crate::privacy::check(&layout, canonical.writer_durable.is_some())
         .map_err(|(location, message)| Failure { location, message })?;
@@ -93,7 +94,7 @@ pub(crate) fn verify(
     }
     let q = layout.quarantine();
     if !q.segments().exists() {
-        let summary = check_retention(&layout, &canonical, None)?;
+        let summary = check_retention(&canonical, None)?;
         canonical.files.push(("retention stubs".into(), summary));
         return Ok((canonical, None));
     }
@@ -111,22 +112,45 @@ pub(crate) fn verify(
         },
     )
     .map_err(in_quarantine)?;
-    let summary = check_payloads(&layout, &quarantine, canonical.records)?;
+    let summary = check_payloads(&layout, &quarantine, &canonical)?;
     quarantine
         .files
         .push(("quarantine/payloads".into(), summary));
-    let summary = check_retention(&layout, &canonical, Some(&quarantine))?;
+    let summary = check_retention(&canonical, Some(&quarantine))?;
     canonical.files.push(("retention stubs".into(), summary));
     Ok((canonical, Some(quarantine)))
+}
+
+/// The canonical log's records the checks below read beyond what the store checks: few, so
+/// the store hands them back from its one pass instead of the log being read again.
+const SELECTED_TYPES: [&str; 3] = [
+    crate::LOG_KEY_ROTATED_TYPE,
+    RETENTION_APPLIED_TYPE,
+    crate::PAYLOAD_DELETED_TYPE,
+];
+
+/// Each record the store verified and handed back as selected, read again to be checked
+/// further.
+fn each_selected(
+    report: &Report,
+    mut f: impl FnMut(&sealog_model::record::Stored<'_, '_>) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    for (seq, bytes) in &report.selected {
+        sealog_model::record::read_stored(bytes, &mut f).map_err(|message| Failure {
+            location: format!("record {seq}"),
+            message,
+        })??;
+    }
+    Ok(())
 }
 
 /// Every change of the signing key the checkpoints show was announced by an
 /// `audit.log_key_rotated` record naming both keys, inside the tree the checkpoint both keys
 /// signed; and every such record under a checkpoint is followed by its change, but the newest
 /// when its hand-over has not happened yet (the next opening does it).
-fn check_key_changes(layout: &Layout, canonical: &Report) -> Result<String, Failure> {
+fn check_key_changes(canonical: &Report) -> Result<String, Failure> {
     let mut records: Vec<(u64, String, String)> = Vec::new();
-    for_each_record(&layout.canonical(), canonical.records, |stored| {
+    each_selected(canonical, |stored| {
         if stored.envelope.event_type == crate::LOG_KEY_ROTATED_TYPE {
             let data = stored
                 .record
@@ -186,16 +210,12 @@ fn check_key_changes(layout: &Layout, canonical: &Report) -> Result<String, Fail
 /// seq lies in the record's ranges, the record is under a signed checkpoint, and once all of
 /// a record's seqs are stubs, they keep exactly what its digest says. A stub nothing
 /// authorizes is a record removed, not pruned.
-fn check_retention(
-    layout: &Layout,
-    canonical: &Report,
-    quarantine: Option<&Report>,
-) -> Result<String, Failure> {
+fn check_retention(canonical: &Report, quarantine: Option<&Report>) -> Result<String, Failure> {
     if canonical.stubs.is_empty() && quarantine.is_none_or(|q| q.stubs.is_empty()) {
         return Ok("no record was pruned".into());
     }
     let mut records: Vec<(u64, Value)> = Vec::new();
-    for_each_record(&layout.canonical(), canonical.records, |stored| {
+    each_selected(canonical, |stored| {
         records.extend(retention_record(stored));
         Ok(())
     })?;
@@ -331,7 +351,7 @@ fn check_sealed(
 fn check_payloads(
     layout: &Layout,
     quarantine: &Report,
-    canonical_records: u64,
+    canonical: &Report,
 ) -> Result<String, Failure> {
     let path = layout.quarantine_payloads();
     let at = path.display().to_string();
@@ -390,7 +410,7 @@ fn check_payloads(
     // the rewrite is finished on the next opening).
     let mut deleted: HashSet<String> = HashSet::new();
     let mut retained: HashSet<u64> = HashSet::new();
-    for_each_record(&layout.canonical(), canonical_records, |stored| {
+    each_selected(canonical, |stored| {
         let data = stored.record.get("data");
         if stored.envelope.event_type == crate::PAYLOAD_DELETED_TYPE
             && let Some(Json::Array(items)) = data.and_then(|d| d.get("payload_refs"))

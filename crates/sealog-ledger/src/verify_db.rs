@@ -191,6 +191,7 @@ pub(crate) fn verify_log(
         cosigned,
         key_changes: Vec::new(),
         witnessed_records: None,
+        selected: Vec::new(),
     })
 }
 

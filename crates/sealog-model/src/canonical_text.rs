@@ -89,20 +89,6 @@ struct Top<'s, 'n> {
     left: Option<&'n str>,
 }
 
-/// The bytes that end a run of plain string content: the quote, the backslash, and the
-/// controls, which RFC 8785 always escapes.
-static STOPS_A_RUN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
 /// A string's content as written, between its quotes, and whether it holds escapes.
 #[derive(Clone)]
 struct Written {
@@ -353,31 +339,9 @@ impl<'a> Reader<'a> {
         Ok(Written { content, escaped })
     }
 
-    /// Where the run of bytes from `from` that need no escaping ends: eight bytes at a time,
-    /// then a byte at a time. In each word, a byte's top bit is set in `stops` where the byte
-    /// is a quote, a backslash or below 0x20; borrows can set it spuriously only above a true
-    /// hit, so the lowest one set is the first stop.
     #[inline(always)]
     fn plain_run(&self, from: usize) -> usize {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const TOPS: u64 = 0x8080_8080_8080_8080;
-        let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
-        let mut at = from;
-        while let Some(word) = self.bytes.get(at..at + 8) {
-            let v = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-            let stops = (zero_in(v ^ (ONES * u64::from(b'"')))
-                | zero_in(v ^ (ONES * u64::from(b'\\')))
-                | (v.wrapping_sub(ONES * 0x20) & !v))
-                & TOPS;
-            if stops != 0 {
-                return at + (stops.trailing_zeros() / 8) as usize;
-            }
-            at += 8;
-        }
-        while at < self.bytes.len() && !STOPS_A_RUN[usize::from(self.bytes[at])] {
-            at += 1;
-        }
-        at
+        jcs::plain_run(self.bytes, from)
     }
 
     /// The content of a string already checked, its escapes decoded.

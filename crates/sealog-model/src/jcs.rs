@@ -178,8 +178,11 @@ pub fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     // Every byte that needs escaping is ASCII, so splitting the UTF-8 around it is safe and the
     // untouched runs in between can be copied wholesale.
-    let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut at = 0;
+    loop {
+        let stop = plain_run(bytes, at);
+        out.extend_from_slice(&bytes[at..stop]);
+        let Some(&b) = bytes.get(stop) else { break };
         let short = match b {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -188,20 +191,58 @@ pub fn write_string(s: &str, out: &mut Vec<u8>) {
             b'\n' => b'n',
             0x0c => b'f',
             b'\r' => b'r',
-            0x00..=0x1f => 0,
-            _ => continue,
+            _ => 0,
         };
-        out.extend_from_slice(&bytes[run_start..i]);
-        run_start = i + 1;
         if short == 0 {
             let (hi, lo) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
             out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
         } else {
             out.extend_from_slice(&[b'\\', short]);
         }
+        at = stop + 1;
     }
-    out.extend_from_slice(&bytes[run_start..]);
     out.push(b'"');
+}
+
+/// The bytes that end a run of plain string content: the quote, the backslash, and the
+/// controls, which RFC 8785 always escapes.
+static STOPS_A_RUN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// Where the run of bytes from `from` that need no escaping ends: eight bytes at a time, then
+/// a byte at a time. In each word, a byte's top bit is set in `stops` where the byte is a
+/// quote, a backslash or below 0x20; borrows can set it spuriously only above a true hit, so
+/// the lowest one set is the first stop.
+#[inline(always)]
+pub(crate) fn plain_run(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    let mut at = from;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let v = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let stops = (zero_in(v ^ (ONES * u64::from(b'"')))
+            | zero_in(v ^ (ONES * u64::from(b'\\')))
+            | (v.wrapping_sub(ONES * 0x20) & !v))
+            & TOPS;
+        if stops != 0 {
+            return at + (stops.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < bytes.len() && !STOPS_A_RUN[usize::from(bytes[at])] {
+        at += 1;
+    }
+    at
 }
 
 /// Appends a number per ECMAScript Number.prototype.toString (RFC 8785 §3.2.2.3), via ryu-js.

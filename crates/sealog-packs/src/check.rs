@@ -77,6 +77,9 @@ impl TypeRules {
                 required.iter().for_each(&mut absent);
             }
         }
+        if out.is_empty() {
+            return out;
+        }
         // A missing block stands for its members: listing both says the same thing twice.
         let all = out.clone();
         out.retain(|m| {

@@ -22,6 +22,9 @@ pub(crate) enum Segment {
 pub(crate) struct Pointer {
     pub(crate) text: String,
     pub(crate) segments: Vec<Segment>,
+    /// Without a wildcard, the one concrete path this pointer names: visiting it needs no
+    /// path built per event.
+    concrete: Option<Vec<Cow<'static, str>>>,
 }
 
 impl Pointer {
@@ -32,6 +35,7 @@ impl Pointer {
                 Ok(Pointer {
                     text: String::new(),
                     segments: Vec::new(),
+                    concrete: Some(Vec::new()),
                 })
             } else {
                 Err("the empty pointer names the whole event; name a member".into())
@@ -66,9 +70,17 @@ impl Pointer {
             }
             segments.push(Segment::Key(key));
         }
+        let concrete = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Key(k) => Some(Cow::Owned(k.clone())),
+                Segment::Each => None,
+            })
+            .collect();
         Ok(Pointer {
             text: text.to_string(),
             segments,
+            concrete,
         })
     }
 
@@ -87,6 +99,11 @@ impl Pointer {
     /// concrete member is absent. Wildcards over absent or non-array values reach nothing, so a
     /// per-element rule says nothing about an array that is not there.
     pub(crate) fn visit<'a, N: Node>(&self, root: &'a N, f: &mut Visitor<'_, 'a, N>) {
+        if let Some(path) = &self.concrete {
+            // An absent member anywhere along it reads as the field itself being absent.
+            f(path, self.get(root));
+            return;
+        }
         let mut path = Vec::with_capacity(self.segments.len());
         walk(root, &self.segments, &mut path, f);
     }
@@ -327,6 +344,26 @@ mod tests {
         let mut count = 0;
         none.visit(&v, &mut |_, _| count += 1);
         assert_eq!(count, 0, "a wildcard over an absent array reaches nothing");
+    }
+
+    #[test]
+    fn a_pointer_without_wildcards_visits_as_the_general_walk_does() {
+        let v = json!({"a": {"b": [10, {"c": null}]}, "s": "text", "x": null});
+        for text in [
+            "/a/b/1/c", "/a/b/0", "/a/b/2", "/a/zz/c", "/s/inner", "/x", "/x/y", "/a/b/01",
+        ] {
+            let p = Pointer::parse(text, false).unwrap();
+            assert!(p.concrete.is_some(), "{text}");
+            let mut fast = Vec::new();
+            p.visit(&v, &mut |path, val| {
+                fast.push((to_pointer(path), val.cloned()))
+            });
+            let mut general = Vec::new();
+            walk(&v, &p.segments, &mut Vec::new(), &mut |path, val| {
+                general.push((to_pointer(path), val.cloned()))
+            });
+            assert_eq!(fast, general, "{text}");
+        }
     }
 
     #[test]

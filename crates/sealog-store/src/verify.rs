@@ -24,7 +24,7 @@ use sealog_merkle::cosignature::{CosignatureVerifier, split_note};
 use sealog_merkle::note::{Signer, Verifier};
 use sealog_merkle::{Frontier, Hash, NodeReader};
 use sealog_model::LogLayout;
-use sealog_model::record::{Stored, read_stored};
+use sealog_model::record::{Stored, read_stored, read_stored_head};
 
 use crate::checkpoints::{SignedCheckpoint, open_any, open_checkpoint, read_log};
 use crate::contract::{Id, Indexer, Key};
@@ -64,6 +64,8 @@ pub struct Report {
     /// With witnesses to require: the records a quorum of them cosigned; those after are an
     /// unwitnessed tail.
     pub witnessed_records: Option<u64>,
+    /// The records [`Options::select`] picked, as checked: their seqs and bytes, in seq order.
+    pub selected: Vec<(u64, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +112,10 @@ pub struct Options<'a> {
     /// Check the index's agreement with every record (not a sample), and that it holds
     /// nothing else.
     pub full: bool,
+    /// Picks, by event type, the records handed back whole in [`Report::selected`]: rare
+    /// records the caller checks further (key rotations, retention, erasures) without reading
+    /// the log a second time.
+    pub select: Option<&'a (dyn Fn(&str) -> bool + Sync)>,
 }
 
 pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure> {
@@ -169,6 +175,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
     let mut bytes_total = 0u64;
     let mut ids: Vec<(Id, u64)> = Vec::new();
     let mut stubs = Vec::new();
+    let mut selected = Vec::new();
     // The first disagreement between a record and a derived file. It is the derived file's
     // fault only if the log still matches the signed checkpoints; if the log does not, it
     // shows which record was changed.
@@ -198,7 +205,10 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         }
         let loc =
             |offset: u64, seq: u64| format!("{} at offset {offset} (seq {seq})", path.display());
-        let data = fs::read(path).or_else(|e| fail(path.display().to_string(), e.to_string()))?;
+        let sealed = i + 1 < segments.len();
+        let data = SegmentBytes::read(path, sealed)
+            .or_else(|e| fail(path.display().to_string(), e.to_string()))?;
+        let data: &[u8] = &data;
         bytes_total += data.len() as u64;
         if *first != frontier.size() {
             return fail(
@@ -209,9 +219,9 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
                 ),
             );
         }
-        segment::check_header(&data, *first).or_else(|m| fail(path.display().to_string(), m))?;
+        segment::check_header(data, *first).or_else(|m| fail(path.display().to_string(), m))?;
         let wanted = horizon - frontier.size();
-        let frames = split_frames(&data, wanted)
+        let frames = split_frames(data, wanted)
             .or_else(|(offset, whole, why)| fail(loc(offset, frontier.size() + whole), why))?;
         if frames.is_empty() && i + 1 < segments.len() && horizon == u64::MAX {
             return fail(
@@ -221,11 +231,12 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         }
         let sample = derived.sample();
         let records = check_records(
-            &data,
+            data,
             &frames,
             frontier.size(),
             &|seq| sample.wants(seq),
             opts.indexer,
+            opts.select,
         )
         .or_else(|(k, why)| fail(loc(frames[k].0, frontier.size() + k as u64), why))?;
         for (k, record) in records.into_iter().enumerate() {
@@ -238,6 +249,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
             }
             ids.push((record.id, seq));
             stubs.extend(record.stub);
+            selected.extend(record.selected.map(|bytes| (seq, bytes)));
             nodes.clear();
             frontier.push_into(record.leaf, &mut nodes);
             if let Some(tree) = stored_tree.as_ref().filter(|_| deferred.is_none()) {
@@ -346,6 +358,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
             .count(),
         witnessed_records,
         key_changes,
+        selected,
         records: frontier.size(),
         bytes: bytes_total,
         segments: segments.len(),
@@ -843,6 +856,8 @@ struct RecordFacts {
     keys: Option<Vec<Key>>,
     /// Set when retention pruned it.
     stub: Option<crate::segment::Stub>,
+    /// Its bytes, when the caller selected its type.
+    selected: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Copy)]
@@ -1111,6 +1126,37 @@ impl<'a> Derived<'a> {
     }
 }
 
+/// A segment's bytes: a sealed segment mapped (it is read-only and only ever replaced whole,
+/// by rename, so the mapping cannot shrink under the reader), the open one read into memory
+/// (a writer beside this reader may still cut a torn tail off it).
+enum SegmentBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl SegmentBytes {
+    #[allow(unsafe_code)]
+    fn read(path: &std::path::Path, sealed: bool) -> std::io::Result<Self> {
+        if !sealed {
+            return fs::read(path).map(SegmentBytes::Read);
+        }
+        let file = fs::File::open(path)?;
+        // SAFETY: see the type's comment; a sealed segment changed in place would be
+        // tampering, which the frames' checksums and the tree find like any other.
+        unsafe { memmap2::Mmap::map(&file) }.map(SegmentBytes::Mapped)
+    }
+}
+
+impl std::ops::Deref for SegmentBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SegmentBytes::Mapped(m) => m,
+            SegmentBytes::Read(v) => v,
+        }
+    }
+}
+
 /// A frame's offset in its segment and its payload's byte range.
 type FrameSpan = (u64, std::ops::Range<usize>);
 
@@ -1139,6 +1185,7 @@ fn check_records(
     first_seq: u64,
     wants_keys: &(dyn Fn(u64) -> bool + Sync),
     indexer: Option<&dyn Indexer>,
+    select: Option<&(dyn Fn(&str) -> bool + Sync)>,
 ) -> Result<Vec<RecordFacts>, (usize, String)> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -1157,7 +1204,8 @@ fn check_records(
                             let i = c * per + k;
                             let seq = first_seq + i as u64;
                             let keys = indexer.filter(|_| wants_keys(seq));
-                            check_record(&data[range.clone()], seq, keys).map_err(|m| (i, m))
+                            check_record(&data[range.clone()], seq, keys, select)
+                                .map_err(|m| (i, m))
                         })
                         .collect::<Result<Vec<RecordFacts>, _>>()
                 })
@@ -1179,6 +1227,7 @@ fn check_record(
     payload: &[u8],
     seq: u64,
     indexer: Option<&dyn Indexer>,
+    select: Option<&(dyn Fn(&str) -> bool + Sync)>,
 ) -> Result<RecordFacts, String> {
     if let Some(stub) = crate::segment::Stub::decode(payload) {
         let stub = stub?;
@@ -1195,17 +1244,34 @@ fn check_record(
             event_ns: stub.event_ns,
             keys: indexer.map(|ix| ix.stub_keys(&stub)),
             stub: Some(stub),
+            selected: None,
         });
     }
-    let (stored_seq, id, ingested_ns, event_ns, keys) = read_stored(payload, |s| {
-        (
-            s.seq,
-            s.record_id.0,
-            s.ingested_ns,
-            s.envelope.time_nanos,
-            indexer.map(|ix| ix.keys(s)),
-        )
-    })?;
+    // Every byte is checked either way; a record's `data` is built only when its keys are
+    // to be compared with the index's.
+    let picked = |s: &Stored<'_, '_>| select.is_some_and(|f| f(s.envelope.event_type));
+    let (stored_seq, id, ingested_ns, event_ns, keys, picked) = match indexer {
+        Some(ix) => read_stored(payload, |s| {
+            (
+                s.seq,
+                s.record_id.0,
+                s.ingested_ns,
+                s.envelope.time_nanos,
+                Some(ix.keys(s)),
+                picked(s),
+            )
+        })?,
+        None => read_stored_head(payload, |s| {
+            (
+                s.seq,
+                s.record_id.0,
+                s.ingested_ns,
+                s.envelope.time_nanos,
+                None,
+                picked(s),
+            )
+        })?,
+    };
     if stored_seq != seq {
         return Err(format!(
             "record says seq {stored_seq}: records were reordered, removed or inserted"
@@ -1218,6 +1284,7 @@ fn check_record(
         event_ns,
         keys,
         stub: None,
+        selected: picked.then(|| payload.to_vec()),
     })
 }
 
@@ -1231,10 +1298,11 @@ pub fn for_each_record(
 ) -> Result<(), Failure> {
     let log_dir = layout.segments();
     let mut seen = 0u64;
-    for (_, path) in
-        segment::list(&log_dir).or_else(|e| fail(log_dir.display().to_string(), e.to_string()))?
-    {
-        let data = fs::read(&path).or_else(|e| fail(path.display().to_string(), e.to_string()))?;
+    let segments =
+        segment::list(&log_dir).or_else(|e| fail(log_dir.display().to_string(), e.to_string()))?;
+    for (i, (_, path)) in segments.iter().enumerate() {
+        let data = SegmentBytes::read(path, i + 1 < segments.len())
+            .or_else(|e| fail(path.display().to_string(), e.to_string()))?;
         for (offset, range) in split_frames(&data, count - seen)
             .or_else(|(at, _, why)| fail(format!("{} at offset {at}", path.display()), why))?
         {

@@ -185,8 +185,12 @@ impl Memtable {
         // first 16 bytes of two record ids) are astronomically rare but still settled.
         let lead = |e: &[u8; RID_WIDTH]| u128::from_be_bytes(e[..16].try_into().expect("16 bytes"));
         rid.sort_unstable_by(|a, b| lead(a).cmp(&lead(b)).then_with(|| a.cmp(b)));
+        // Each chain is already in seq order, so sorting the distinct keys sorts the table:
+        // far fewer items than entries.
+        let mut keys: Vec<&Posting> = self.heads.keys().collect();
+        keys.sort_unstable_by_key(|k| u128::from_be_bytes(**k));
         let mut post = Vec::with_capacity(self.links.len());
-        for key in self.heads.keys() {
+        for key in keys {
             for seq in self.chain(key) {
                 let mut e = [0u8; POST_WIDTH];
                 e[..16].copy_from_slice(key);
@@ -194,12 +198,6 @@ impl Memtable {
                 post.push(e);
             }
         }
-        post.sort_unstable_by_key(|e| {
-            (
-                u128::from_be_bytes(e[..16].try_into().expect("16 bytes")),
-                u64::from_be_bytes(e[16..].try_into().expect("8 bytes")),
-            )
-        });
         let mut time: Vec<[u8; TIME_WIDTH]> = self
             .time
             .iter()
