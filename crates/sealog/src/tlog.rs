@@ -1,7 +1,7 @@
 //! `sealog checkpoint`, `sealog prove …`, `sealog verify`.
 
 use crate::access::{Outcome, Reader};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -164,17 +164,57 @@ pub(crate) fn prove(reader: &Reader, p: &Prove) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn progress() -> impl Fn(u64, u64) {
+/// Progress for a person watching: on a terminal only (a log or a pipe gets the result
+/// alone), as a bar when the bytes to read are known (`total`: every log of a data
+/// directory), as counts when they are not.
+fn progress(total: Option<u64>) -> impl Fn(u64, u64) {
     let started = Instant::now();
+    let shown = std::io::stderr().is_terminal();
+    // The logs are checked one after another, each counting from zero.
+    let finished = std::cell::Cell::new((0u64, 0u64));
     move |records: u64, bytes: u64| {
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
-        eprint!(
-            "\rverify: {records} records, {:.0} MiB, {:.0} MiB/s ",
-            bytes as f64 / 1048576.0,
-            bytes as f64 / 1048576.0 / secs
-        );
+        if !shown {
+            return;
+        }
+        let (mut before, last) = finished.get();
+        if bytes < last {
+            before += last;
+        }
+        finished.set((before, bytes));
+        let done = before + bytes;
+        let mib = done as f64 / 1048576.0;
+        let rate = mib / started.elapsed().as_secs_f64().max(1e-9);
+        match total.filter(|&t| t > 0) {
+            Some(t) => {
+                let share = (done as f64 / t as f64).min(1.0);
+                let filled = (share * 30.0).round() as usize;
+                eprint!(
+                    "\rverify [{}{}] {:>3.0}% {records} records, {mib:.0} MiB, {rate:.0} MiB/s ",
+                    "#".repeat(filled),
+                    ".".repeat(30 - filled),
+                    share * 100.0
+                );
+            }
+            None => eprint!("\rverify: {records} records, {mib:.0} MiB, {rate:.0} MiB/s "),
+        }
         let _ = std::io::stderr().flush();
     }
+}
+
+/// The bytes of every log file in a data directory: what `verify` reads.
+fn log_bytes(dir: &Path) -> u64 {
+    let layout = sealog_model::Layout::new(dir);
+    [
+        layout.canonical().segments(),
+        layout.quarantine().segments(),
+    ]
+    .iter()
+    .filter_map(|d| std::fs::read_dir(d).ok())
+    .flatten()
+    .filter_map(|e| e.ok()?.metadata().ok())
+    .filter(|m| m.is_file())
+    .map(|m| m.len())
+    .sum()
 }
 
 /// What `verify` reads: a data directory, or a database with this server's state directory.
@@ -195,7 +235,11 @@ impl<'a> Place<'a> {
 pub(crate) fn verify(place: &Place<'_>, packs: &Packs, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let since_text = a.since.as_ref().map(std::fs::read_to_string).transpose()?;
     let started = Instant::now();
-    let progress = progress();
+    let total = match place {
+        Place::Dir(dir) => Some(log_bytes(dir)),
+        Place::Database { .. } => None,
+    };
+    let progress = progress(total);
     let trusted = a
         .trusted
         .iter()
@@ -219,7 +263,9 @@ pub(crate) fn verify(place: &Place<'_>, packs: &Packs, a: &VerifyArgs) -> anyhow
         Place::Dir(dir) => Ledger::verify(dir, &opts),
         Place::Database { url, state } => Ledger::verify_database(url, state, &opts),
     };
-    eprintln!();
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
     match result {
         Ok((r, q)) => {
             let checked = |files: &[(String, String)]| -> serde_json::Map<String, Value> {
@@ -322,9 +368,11 @@ pub(crate) fn verify_remote(
             client.text("/checkpoint/key")?.trim().to_string()
         }
     };
-    let progress = progress();
+    let progress = progress(None);
     let result = crate::client::verify_tree(client, &key, since.as_deref(), &progress);
-    eprintln!();
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
     match result {
         Ok(r) => {
             println!(

@@ -236,6 +236,11 @@ fn verify_covers_the_quarantine_log_too() {
     assert_eq!(sealog(dir.path(), &["append"], input.as_bytes()).code, 1);
     let ok = sealog(dir.path(), &["verify"], b"");
     assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(
+        !ok.stderr.contains('\r') && !ok.stderr.contains("verify ["),
+        "progress is drawn on a terminal only, not into a pipe: {:?}",
+        ok.stderr
+    );
     let report: Value = serde_json::from_str(ok.stdout.trim()).unwrap();
     assert_eq!(report["records"], 1);
     assert_eq!(report["quarantine"]["records"], 1, "{report}");
