@@ -4,7 +4,9 @@
 //! A reader thread cuts the input into events (`stream`) and hands them over a bounded
 //! channel, so memory stays bounded however long the input. A group closes when it is full
 //! or when no event has come for a moment, so a slow producer (`tail -F`) sees each event
-//! appended within that moment, and a file is appended in full groups.
+//! appended within that moment, and a file is appended in full groups. Each group is
+//! prepared while the one before it is appended, so the cores that prepare are not idle while
+//! the writer hashes, writes and syncs.
 
 use std::fs::File;
 use std::io::{self, BufReader, Write};
@@ -99,31 +101,62 @@ fn next_group(rx: &Receiver<Input>) -> Option<(Vec<Item>, Option<io::Error>)> {
 }
 
 pub(crate) fn run(ledger: &Ledger, args: &Args) -> anyhow::Result<ExitCode> {
-    drive(args, |group| {
-        let results = ledger.commit(prepare_parallel(ledger, group))?;
-        Ok(results.iter().map(IngestResult::to_json).collect())
-    })
+    drive(
+        args,
+        |group| prepare_parallel(ledger, &group),
+        |prepared| {
+            let results = ledger.commit(prepared)?;
+            Ok(results.iter().map(IngestResult::to_json).collect())
+        },
+    )
 }
 
 /// Client mode: the same input and output, through a server, a group per request.
 pub(crate) fn run_client(client: &crate::client::Client, args: &Args) -> anyhow::Result<ExitCode> {
-    drive(args, |group| crate::client::append_group(client, group))
+    drive(
+        args,
+        |group| group,
+        |group| crate::client::append_group(client, &group),
+    )
 }
 
-/// Reads the input group by group, appends each with `append`, and prints its results once
-/// `append` returns (so every line printed reports something durable). Exit code 1 when
-/// any event was not stored canonically.
-fn drive(
+/// Reads the input group by group, `prepare`s each on a thread of its own while the group
+/// before it is appended, appends it with `append`, and prints its results once `append`
+/// returns (so every line printed reports something durable). Exit code 1 when any event was
+/// not stored canonically.
+fn drive<P: Send>(
     args: &Args,
-    mut append: impl FnMut(&[Item]) -> anyhow::Result<Vec<serde_json::Value>>,
+    prepare: impl Fn(Vec<Item>) -> P + Sync,
+    append: impl FnMut(P) -> anyhow::Result<Vec<serde_json::Value>>,
 ) -> anyhow::Result<ExitCode> {
     let rx = read_events(args)?;
+    std::thread::scope(|s| {
+        // A rendezvous: at most one group prepared ahead of the one being appended.
+        let (tx, prepared) = mpsc::sync_channel(0);
+        let prepare = &prepare;
+        s.spawn(move || {
+            while let Some((group, failed)) = next_group(&rx) {
+                let any = !group.is_empty();
+                if tx.send((any, prepare(group), failed)).is_err() {
+                    return;
+                }
+            }
+        });
+        print_results(prepared, append)
+    })
+}
+
+/// Appends each prepared group and prints its results, in input order.
+fn print_results<P>(
+    prepared: Receiver<(bool, P, Option<io::Error>)>,
+    mut append: impl FnMut(P) -> anyhow::Result<Vec<serde_json::Value>>,
+) -> anyhow::Result<ExitCode> {
     let out = &mut io::stdout().lock();
     let mut refused = 0usize;
     let mut any = false;
-    while let Some((group, failed)) = next_group(&rx) {
-        any |= !group.is_empty();
-        for r in append(&group)? {
+    for (nonempty, group, failed) in prepared {
+        any |= nonempty;
+        for r in append(group)? {
             if r["status"] != "appended" && r["status"] != "duplicate" {
                 refused += 1;
             }

@@ -43,8 +43,9 @@ pub(crate) struct FileKeys {
     /// Open for appending; `None` when read beside the writer.
     file: Option<File>,
     slots: HashMap<SubjectId, Slot>,
-    /// Frames written since the last sync.
-    dirty: bool,
+    /// Frames of keys made since the last sync, written by it: one write and one sync for
+    /// all the keys a group of events made.
+    pending: Vec<u8>,
     /// The file's length when last read (readers reload when it changes).
     read_len: u64,
 }
@@ -64,7 +65,7 @@ impl FileKeys {
             path: path.to_path_buf(),
             file: None,
             slots: HashMap::new(),
-            dirty: false,
+            pending: Vec::new(),
             read_len: 0,
         }
     }
@@ -174,29 +175,38 @@ impl FileKeys {
         self.slots.iter()
     }
 
-    /// Appends a new key; durable at the next [`FileKeys::sync`].
+    /// Adds a new key; written and durable at the next [`FileKeys::sync`].
     pub(crate) fn insert(
         &mut self,
         id: SubjectId,
         wrapped: [u8; WRAPPED_BYTES],
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let file = self.file.as_mut().ok_or(StoreError::ReadOnly)?;
-        file.write_all(&frame(&id, &Slot::Live(wrapped)))
-            .map_err(io(&path))?;
+        if self.file.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        self.pending
+            .extend_from_slice(&frame(&id, &Slot::Live(wrapped)));
         self.slots.insert(id, Slot::Live(wrapped));
-        self.dirty = true;
         Ok(())
     }
 
     pub(crate) fn sync(&mut self) -> Result<(), StoreError> {
-        if self.dirty {
-            let path = self.path.clone();
-            if let Some(f) = &self.file {
-                f.sync_data().map_err(io(&path))?;
-            }
-            self.dirty = false;
+        if self.pending.is_empty() {
+            return Ok(());
         }
+        let path = self.path.clone();
+        let file = self.file.as_mut().ok_or(StoreError::ReadOnly)?;
+        let before = file.metadata().map_err(io(&path))?.len();
+        if let Err(e) = file
+            .write_all(&self.pending)
+            .and_then(|()| file.sync_data())
+        {
+            // Cut what a failed write left, so the next sync writes the same frames whole
+            // rather than after a torn one.
+            let _ = file.set_len(before);
+            return Err(StoreError::io(&path, e));
+        }
+        self.pending.clear();
         Ok(())
     }
 
@@ -231,7 +241,8 @@ impl FileKeys {
                 .map_err(io(&path))?,
         );
         self.read_len = bytes.len() as u64;
-        self.dirty = false;
+        // Every slot is in the new file, the pending ones too.
+        self.pending.clear();
         Ok(())
     }
 }

@@ -17,10 +17,11 @@
 //! theirs reads as erased from then on, while the bytes every proof covers stay as they were.
 
 mod keystore;
+mod siv;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aes_siv::aead::KeyInit;
 use aes_siv::siv::Aes256Siv;
@@ -36,6 +37,7 @@ use sealog_packs::Derived;
 use sealog_store::StoreError;
 
 use keystore::{DbKeys, FileKeys, KeyStore, Slot, SubjectId, WRAPPED_BYTES};
+use siv::SubjectCipher;
 
 /// What every sealed value starts with.
 pub(crate) const SEALED_PREFIX: &str = "sealed:v1:";
@@ -93,11 +95,17 @@ pub(crate) enum Opened {
 
 pub(crate) struct Privacy {
     pseudonym_key: [u8; 32],
+    /// HMAC keyed with `pseudonym_key`, copied for each hash rather than keyed again.
+    pseudonym_mac: Hmac<Sha256>,
     wrap_key: [u8; 64],
     check: [u8; 16],
     keys: Mutex<KeyStore>,
-    /// Subject keys already unwrapped: unwrapping is an AES-SIV operation per event otherwise.
-    opened: Mutex<HashMap<SubjectId, SubjectKey>>,
+    /// The key store is a file only this process changes (it holds the data directory's
+    /// writer): a key it has opened stays valid until it erases the subject itself.
+    sole_writer: bool,
+    /// Subject keys already unwrapped and made ready: unwrapping is an AES-SIV operation, and
+    /// readying two AES key schedules and a MAC, per event otherwise.
+    opened: Mutex<HashMap<SubjectId, Arc<SubjectCipher>>>,
 }
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -176,24 +184,35 @@ pub(crate) fn pseudonym_bytes(text: &str) -> Option<[u8; 16]> {
 }
 
 fn pseudonym_text(ps: &[u8; 16]) -> String {
-    format!("{PSEUDONYM_PREFIX}{}", hex::encode(ps))
+    let mut digits = [0u8; 32];
+    hex::encode_to_slice(ps, &mut digits).expect("32 digits for 16 bytes");
+    let mut text = String::with_capacity(PSEUDONYM_PREFIX.len() + 32);
+    text.push_str(PSEUDONYM_PREFIX);
+    text.push_str(std::str::from_utf8(&digits).expect("hex digits"));
+    text
 }
 
 /// The pseudonym and ciphertext of a sealed value.
 fn parse_sealed(s: &str) -> Option<([u8; 16], &str)> {
     let rest = s.strip_prefix(SEALED_PREFIX)?;
     let (ps, body) = rest.split_once(':')?;
-    let ps: [u8; 16] = URL_SAFE_NO_PAD.decode(ps).ok()?.try_into().ok()?;
+    let ps = pseudonym_b64(ps)?;
     let body = body.split_once(':').map_or(body, |(ct, _)| ct);
     Some((ps, body))
+}
+
+/// 16 bytes from their base64 form, decoded without allocating.
+fn pseudonym_b64(text: &str) -> Option<[u8; 16]> {
+    let mut out = [0u8; 18];
+    let n = URL_SAFE_NO_PAD.decode_slice(text, &mut out).ok()?;
+    (n == 16).then(|| out[..16].try_into().expect("16 bytes"))
 }
 
 /// The keyed hash a sealed value in an indexed field carries, as a pseudonym.
 fn sealed_hash(s: &str) -> Option<String> {
     let rest = s.strip_prefix(SEALED_PREFIX)?;
     let (_, hash) = rest.split_once(':')?.1.split_once(':')?;
-    let b: [u8; 16] = URL_SAFE_NO_PAD.decode(hash).ok()?.try_into().ok()?;
-    Some(pseudonym_text(&b))
+    Some(pseudonym_text(&pseudonym_b64(hash)?))
 }
 
 /// The pseudonym of `value` under a data directory's master key (made there if the directory
@@ -297,7 +316,7 @@ impl Privacy {
         let master = master_key(layout, writable, layout.subject_keys().exists())?;
         let check = master_check(&master);
         let keys = FileKeys::open(&layout.subject_keys(), &check, writable)?;
-        Ok(Self::with_keys(&master, KeyStore::File(keys)))
+        Ok(Self::with_keys(&master, KeyStore::File(keys), writable))
     }
 
     /// Personal data with the data subjects' keys in the database several servers share; the
@@ -324,19 +343,23 @@ impl Privacy {
         Ok(Self::with_keys(
             &master,
             KeyStore::Database(DbKeys::open(db)?),
+            false,
         ))
     }
 
-    fn with_keys(master: &[u8; 32], keys: KeyStore) -> Self {
+    fn with_keys(master: &[u8; 32], keys: KeyStore, sole_writer: bool) -> Self {
         let pseudonym_key = pseudonym_key(master);
         let mut wrap_key = [0u8; 64];
         wrap_key[..32].copy_from_slice(&mac(master, &[b"sealog wrap v1", b"0"]));
         wrap_key[32..].copy_from_slice(&mac(master, &[b"sealog wrap v1", b"1"]));
         Privacy {
+            pseudonym_mac: <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&pseudonym_key)
+                .expect("HMAC takes any key"),
             pseudonym_key,
             wrap_key,
             check: master_check(master),
             keys: Mutex::new(keys),
+            sole_writer,
             opened: Mutex::new(HashMap::new()),
         }
     }
@@ -347,7 +370,12 @@ impl Privacy {
     }
 
     fn pseudonym_raw(&self, value: &str) -> [u8; 16] {
-        keyed_hash(&self.pseudonym_key, value)
+        let mut m = self.pseudonym_mac.clone();
+        m.update(&(value.len() as u64).to_le_bytes());
+        m.update(value.as_bytes());
+        m.finalize().into_bytes()[..16]
+            .try_into()
+            .expect("16 bytes")
     }
 
     /// The keyed hash that stands for a data subject (or a personal axis value) everywhere
@@ -367,8 +395,19 @@ impl Privacy {
         tenant: &str,
         ps: [u8; 16],
         knows: &dyn Fn() -> Result<bool, StoreError>,
-    ) -> Result<SubjectKey, Unsealable> {
+    ) -> Result<Arc<SubjectCipher>, Unsealable> {
+        // A key opened here is dropped from `opened` when this process erases its subject;
+        // only a key store others change (several servers' database) is asked every time.
         let id: SubjectId = (tenant.to_string(), ps);
+        if self.sole_writer
+            && let Some(c) = self
+                .opened
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+        {
+            return Ok(c.clone());
+        }
         let mut keys = self.lock();
         match keys.get(&id).map_err(Unsealable::Failed)? {
             Some(Slot::Live(w)) => return self.unwrap_key(&id, &w).ok_or(Unsealable::Lost),
@@ -388,25 +427,42 @@ impl Privacy {
             .insert(id.clone(), wrapped)
             .map_err(Unsealable::Failed)?
         {
-            Slot::Live(w) if w == wrapped => Ok(key),
+            Slot::Live(w) if w == wrapped => Ok(self.ready(&id, &key)),
             // Another server made the subject's key first: that one seals.
             Slot::Live(w) => self.unwrap_key(&id, &w).ok_or(Unsealable::Lost),
             Slot::Erased => Err(Unsealable::Erased),
         }
     }
 
-    fn unwrap_key(&self, id: &SubjectId, wrapped: &[u8; WRAPPED_BYTES]) -> Option<SubjectKey> {
-        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = opened.get(id) {
-            return Some(*k);
+    fn unwrap_key(
+        &self,
+        id: &SubjectId,
+        wrapped: &[u8; WRAPPED_BYTES],
+    ) -> Option<Arc<SubjectCipher>> {
+        if let Some(c) = self
+            .opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Some(c.clone());
         }
         let key: SubjectKey = siv(&self.wrap_key)
             .decrypt([KEY_AD, id.0.as_bytes(), &id.1], wrapped)
             .ok()?
             .try_into()
             .ok()?;
-        opened.insert(id.clone(), key);
-        Some(key)
+        Some(self.ready(id, &key))
+    }
+
+    /// The subject's key made ready to seal and open, kept until the subject is erased.
+    fn ready(&self, id: &SubjectId, key: &SubjectKey) -> Arc<SubjectCipher> {
+        let cipher = Arc::new(SubjectCipher::new(key, value_ad(&id.0, &id.1)));
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), cipher.clone());
+        cipher
     }
 
     /// Makes the keys made since the last call durable: called before the records sealed
@@ -426,8 +482,10 @@ impl Privacy {
         subject: &str,
         knows: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<(), Unsealable> {
-        let mut s = self.sealer(tenant, subject, knows)?;
+        let s = self.sealer(tenant, subject, knows)?;
+        let mut sealing = s.cipher.sealing();
         let mut plain = Vec::new();
+        let mut sealed_bytes = Vec::new();
         packs.for_each_personal(event_type, event, &mut |v, indexed| {
             plain.clear();
             if sealog_model::jcs::write_json(v, &mut plain).is_err() {
@@ -435,18 +493,20 @@ impl Privacy {
                 // it from being sealed so the refusal names the right thing.
                 return;
             }
-            let mut sealed = s.seal(&plain);
+            sealed_bytes.clear();
+            sealing.seal(&plain, &mut sealed_bytes);
+            let mut sealed = sealed_text(&s.ps_b64, &sealed_bytes);
             if indexed {
                 let text = match &*v {
-                    Json::String(s) => s.to_string(),
-                    _ => String::from_utf8(plain.clone()).expect("RFC 8785 output is UTF-8"),
+                    Json::String(s) => s,
+                    _ => std::str::from_utf8(&plain).expect("RFC 8785 output is UTF-8"),
                 };
                 // What an axis finds the value by, readable without the subject's key, so
                 // the index is the same function of the record before and after erasure; the
                 // data subject's own value is found by the pseudonym it already carries.
                 if text != subject {
                     sealed.push(':');
-                    sealed.push_str(&URL_SAFE_NO_PAD.encode(self.pseudonym_raw(&text)));
+                    URL_SAFE_NO_PAD.encode_string(self.pseudonym_raw(text), &mut sealed);
                 }
             }
             *v = Json::String(sealed.into());
@@ -463,7 +523,10 @@ impl Privacy {
         raw: &[u8],
         knows: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<Vec<u8>, Unsealable> {
-        Ok(self.sealer(tenant, subject, knows)?.seal(raw).into_bytes())
+        let s = self.sealer(tenant, subject, knows)?;
+        let mut sealed = Vec::with_capacity(raw.len() + 16);
+        s.cipher.sealing().seal(raw, &mut sealed);
+        Ok(sealed_text(&s.ps_b64, &sealed).into_bytes())
     }
 
     /// What seals for the data subject `subject` (its plain value) in `tenant`, with its key
@@ -476,11 +539,9 @@ impl Privacy {
     ) -> Result<Sealer, Unsealable> {
         let tenant = tenant.unwrap_or("");
         let ps = self.pseudonym_raw(subject);
-        let ps_text = pseudonym_text(&ps);
-        let key = self.key_for(tenant, ps, &|| knows(&ps_text))?;
+        let cipher = self.key_for(tenant, ps, &|| knows(&pseudonym_text(&ps)))?;
         Ok(Sealer {
-            cipher: siv(&key),
-            ad: value_ad(tenant, &ps),
+            cipher,
             ps_b64: URL_SAFE_NO_PAD.encode(ps),
         })
     }
@@ -492,11 +553,8 @@ impl Privacy {
         wrapped: &[u8; WRAPPED_BYTES],
         body: &str,
     ) -> Option<Vec<u8>> {
-        let key = self.unwrap_key(id, wrapped)?;
-        let ct = URL_SAFE_NO_PAD.decode(body).ok()?;
-        siv(&key)
-            .decrypt([value_ad(&id.0, &id.1).as_slice()], &ct)
-            .ok()
+        let cipher = self.unwrap_key(id, wrapped)?;
+        cipher.open(&URL_SAFE_NO_PAD.decode(body).ok()?)
     }
 
     /// Opens a sealed value of a record of `tenant`.
@@ -732,23 +790,20 @@ pub(crate) fn marker(why: &str) -> Value {
 
 /// Seals for one data subject in one tenant.
 struct Sealer {
-    cipher: Aes256Siv,
-    ad: Vec<u8>,
+    cipher: Arc<SubjectCipher>,
     ps_b64: String,
 }
 
-impl Sealer {
-    fn seal(&mut self, plain: &[u8]) -> String {
-        let ct = self
-            .cipher
-            .encrypt([self.ad.as_slice()], plain)
-            .expect("AES-SIV seals any length");
-        format!(
-            "{SEALED_PREFIX}{}:{}",
-            self.ps_b64,
-            URL_SAFE_NO_PAD.encode(ct)
-        )
-    }
+/// A sealed value's text from its pseudonym (base64) and sealed bytes.
+fn sealed_text(ps_b64: &str, sealed: &[u8]) -> String {
+    // Room for the keyed hash an indexed value adds.
+    let mut out =
+        String::with_capacity(SEALED_PREFIX.len() + ps_b64.len() + sealed.len() * 4 / 3 + 28);
+    out.push_str(SEALED_PREFIX);
+    out.push_str(ps_b64);
+    out.push(':');
+    URL_SAFE_NO_PAD.encode_string(sealed, &mut out);
+    out
 }
 
 /// The text a personal axis value is hashed from: a string itself, anything else its

@@ -16,6 +16,14 @@ struct Chain {
     len: u32,
 }
 
+/// One posting entry: its record, the next entry of the same key, and the key's id.
+#[derive(Clone, Copy)]
+struct Link {
+    seq: u64,
+    next: u32,
+    id: u32,
+}
+
 /// Keys here are already uniform hashes (record ids, postings), so their first eight bytes
 /// are as good a hash as any and far cheaper than SipHash. Collisions cost speed, not
 /// correctness; an adversary would need SHA-256 preimages to aim them.
@@ -51,10 +59,13 @@ pub(crate) struct Memtable {
     pub(crate) first: u64,
     pub(crate) end: u64,
     rid: Prefixed<[u8; 32], u64>,
-    /// Per posting: first and last link of its chain in `links` (so postings stay in seq
+    /// Each distinct posting key's id: its index in `keys` and `chains`.
+    ids: Prefixed<Posting, u32>,
+    keys: Vec<Posting>,
+    /// Per key id: first and last link of its chain in `links` (so postings stay in seq
     /// order without one allocation per key) and its length (so counting is O(1)).
-    heads: Prefixed<Posting, Chain>,
-    links: Vec<(u64, u32)>,
+    chains: Vec<Chain>,
+    links: Vec<Link>,
     time: Vec<(i64, u64)>,
     /// Each record's postings, so membership is O(postings per record), not O(chain).
     record_postings: Vec<Posting>,
@@ -87,27 +98,36 @@ impl Memtable {
         for p in postings {
             let at = u32::try_from(self.links.len())
                 .expect("a memtable holds far fewer than 4G postings");
-            self.links.push((seq, NONE));
-            match self.heads.get_mut(p) {
-                Some(chain) => {
+            match self.ids.get(p) {
+                Some(&id) => {
+                    let chain = &mut self.chains[id as usize];
                     // A record may list the same posting twice (tenant == scope): keep it once.
-                    if self.links[chain.last as usize].0 == seq {
-                        self.links.pop();
+                    if self.links[chain.last as usize].seq == seq {
                         continue;
                     }
-                    self.links[chain.last as usize].1 = at;
+                    self.links[chain.last as usize].next = at;
                     chain.last = at;
                     chain.len += 1;
+                    self.links.push(Link {
+                        seq,
+                        next: NONE,
+                        id,
+                    });
                 }
                 None => {
-                    self.heads.insert(
-                        *p,
-                        Chain {
-                            first: at,
-                            last: at,
-                            len: 1,
-                        },
-                    );
+                    let id = u32::try_from(self.keys.len()).expect("far fewer than 4G keys");
+                    self.ids.insert(*p, id);
+                    self.keys.push(*p);
+                    self.chains.push(Chain {
+                        first: at,
+                        last: at,
+                        len: 1,
+                    });
+                    self.links.push(Link {
+                        seq,
+                        next: NONE,
+                        id,
+                    });
                 }
             }
         }
@@ -118,14 +138,17 @@ impl Memtable {
     }
 
     fn chain(&self, key: &Posting) -> impl Iterator<Item = u64> + '_ {
-        let mut at = self.heads.get(key).map_or(NONE, |h| h.first);
+        let mut at = self
+            .ids
+            .get(key)
+            .map_or(NONE, |&id| self.chains[id as usize].first);
         std::iter::from_fn(move || {
             if at == NONE {
                 return None;
             }
-            let (seq, next) = self.links[at as usize];
-            at = next;
-            Some(seq)
+            let link = self.links[at as usize];
+            at = link.next;
+            Some(link.seq)
         })
     }
 
@@ -157,7 +180,9 @@ impl Memtable {
     }
 
     pub(crate) fn count(&self, key: &Posting) -> u64 {
-        self.heads.get(key).map_or(0, |c| u64::from(c.len))
+        self.ids
+            .get(key)
+            .map_or(0, |&id| u64::from(self.chains[id as usize].len))
     }
 
     pub(crate) fn time_range(&self, from: i64, to: i64, out: &mut Vec<u64>) {
@@ -185,18 +210,30 @@ impl Memtable {
         // first 16 bytes of two record ids) are astronomically rare but still settled.
         let lead = |e: &[u8; RID_WIDTH]| u128::from_be_bytes(e[..16].try_into().expect("16 bytes"));
         rid.sort_unstable_by(|a, b| lead(a).cmp(&lead(b)).then_with(|| a.cmp(b)));
-        // Each chain is already in seq order, so sorting the distinct keys sorts the table:
-        // far fewer items than entries.
-        let mut keys: Vec<&Posting> = self.heads.keys().collect();
-        keys.sort_unstable_by_key(|k| u128::from_be_bytes(**k));
-        let mut post = Vec::with_capacity(self.links.len());
-        for key in keys {
-            for seq in self.chain(key) {
-                let mut e = [0u8; POST_WIDTH];
-                e[..16].copy_from_slice(key);
-                e[16..].copy_from_slice(&seq.to_be_bytes());
-                post.push(e);
-            }
+        // Links are in seq order, so placing each at its key's next free slot, with the keys'
+        // slots laid out in key order, sorts the table: the distinct keys are sorted (far
+        // fewer than entries, and by value), and the links are read in order rather than
+        // chased key by key.
+        let mut order: Vec<(u128, u32)> = self
+            .keys
+            .iter()
+            .zip(0u32..)
+            .map(|(k, id)| (u128::from_be_bytes(*k), id))
+            .collect();
+        order.sort_unstable_by_key(|&(k, _)| k);
+        let mut next = vec![0u32; self.keys.len()];
+        let mut at = 0u32;
+        for &(_, id) in &order {
+            next[id as usize] = at;
+            at += self.chains[id as usize].len;
+        }
+        let mut post = vec![[0u8; POST_WIDTH]; self.links.len()];
+        for link in &self.links {
+            let slot = &mut next[link.id as usize];
+            let e = &mut post[*slot as usize];
+            *slot += 1;
+            e[..16].copy_from_slice(&self.keys[link.id as usize]);
+            e[16..].copy_from_slice(&link.seq.to_be_bytes());
         }
         let mut time: Vec<[u8; TIME_WIDTH]> = self
             .time
