@@ -35,7 +35,8 @@ pub struct VerifyOptions<'a> {
     /// all).
     pub witnesses: Vec<sealog_merkle::cosignature::CosignatureVerifier>,
     pub witness_quorum: Option<usize>,
-    /// Called now and then with (records, bytes) checked so far.
+    /// Called now and then with (records, bytes) checked so far, over every log of the
+    /// directory together.
     pub progress: Option<&'a dyn Fn(u64, u64)>,
     /// The packs the index was built with (default: the built-in ones). An index built with
     /// other packs is checked for damage only; opening rebuilds it anyway.
@@ -65,6 +66,15 @@ pub(crate) fn verify(
         packs: packs.clone(),
         privacy,
     });
+    // The store counts each log from zero; the quarantine log's figures go on from where the
+    // canonical log's ended.
+    let canonical_done = std::cell::Cell::new((0u64, 0u64));
+    let canonical_progress = |records: u64, bytes: u64| {
+        canonical_done.set((records, bytes));
+        if let Some(p) = opts.progress {
+            p(records, bytes);
+        }
+    };
     let mut canonical = sealog_store::verify::verify(
         &layout.canonical(),
         &Options {
@@ -73,7 +83,7 @@ pub(crate) fn verify(
             trusted: opts.trusted.clone(),
             witnesses: opts.witnesses.clone(),
             witness_quorum: opts.witness_quorum,
-            progress: opts.progress,
+            progress: Some(&canonical_progress),
             indexer: Some(&canonical_keys as &dyn Indexer),
             full: opts.full,
             select: Some(&|t: &str| SELECTED_TYPES.contains(&t)),
@@ -102,10 +112,16 @@ pub(crate) fn verify(
         f.location = format!("quarantine log: {}", f.location);
         f
     };
+    let (records_before, bytes_before) = canonical_done.get();
+    let quarantine_progress = |records: u64, bytes: u64| {
+        if let Some(p) = opts.progress {
+            p(records_before + records, bytes_before + bytes);
+        }
+    };
     let mut quarantine = sealog_store::verify::verify(
         &q,
         &Options {
-            progress: opts.progress,
+            progress: Some(&quarantine_progress),
             indexer: Some(&QuarantineKeys as &dyn Indexer),
             full: opts.full,
             ..Options::default()

@@ -87,6 +87,31 @@ fn every_reason_code_from_one_table() {
         quarantine.verifier, canonical.verifier,
         "each log has its own key"
     );
+    // Progress counts both logs together: it never goes back, and it ends at every record
+    // and every byte of both logs' segments.
+    let seen = std::cell::RefCell::new(Vec::new());
+    let progress = |records: u64, bytes: u64| seen.borrow_mut().push((records, bytes));
+    let opts = VerifyOptions {
+        progress: Some(&progress),
+        ..VerifyOptions::default()
+    };
+    Ledger::verify(dir.path(), &opts).unwrap();
+    let seen = seen.into_inner();
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1),
+        "{seen:?}"
+    );
+    let layout = sealog_model::Layout::new(dir.path());
+    let segment_bytes: u64 = [
+        layout.canonical().segments(),
+        layout.quarantine().segments(),
+    ]
+    .iter()
+    .flat_map(|d| std::fs::read_dir(d).unwrap())
+    .map(|e| e.unwrap().metadata().unwrap().len())
+    .sum();
+    assert_eq!(seen.last(), Some(&(2 + n, segment_bytes)));
 }
 
 #[test]

@@ -304,6 +304,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
     };
     std::fs::create_dir_all(&dir)?;
     let spawned;
+    let mut server_pid = None;
     let (addr, key) = if let Some(url) = &a.url {
         let addr: SocketAddr = url
             .trim_start_matches("http://")
@@ -319,6 +320,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
             durability_os,
             &a.serve_arg,
         )?;
+        server_pid = Some(spawned.child.id());
         (spawned.addr, key)
     };
     let fsync = fsync_ms(&dir)?;
@@ -332,6 +334,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
     for &clients in &a.clients {
         let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
         let (fsyncs0, fsync_s0) = store_fsyncs(addr, &key);
+        let cpu0 = CpuSplit::now(server_pid);
         let begin = Instant::now();
         let counter = &next;
         let lat = async_clients(
@@ -345,6 +348,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
             move |_| Instant::now() < deadline,
         )?;
         let secs = begin.elapsed().as_secs_f64();
+        let cores = CpuSplit::now(server_pid).cores_since(&cpu0, secs);
         let (fsyncs1, fsync_s1) = store_fsyncs(addr, &key);
         let store_fsync_ms = (fsync_s1 - fsync_s0) * 1e3 / (fsyncs1 - fsyncs0).max(1.0);
         let mut all = lat;
@@ -354,7 +358,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
             json!({"bench": "http.append.single", "clients": clients, "events": all.len(), "seconds": secs,
                    "events_per_s": (all.len() as f64 / secs).round(), "p50_ms": pct(&all, 0.5), "p99_ms": pct(&all, 0.99),
                    "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync, "store_fsyncs": fsyncs1 - fsyncs0,
-                   "store_fsync_mean_ms": (store_fsync_ms * 1000.0).round() / 1000.0})
+                   "store_fsync_mean_ms": (store_fsync_ms * 1000.0).round() / 1000.0, "cores": cores})
         );
     }
 
@@ -525,6 +529,44 @@ fn attack_body(first: u64, n: usize) -> Vec<u8> {
 }
 
 /// A field of `/proc/PID/status` in MiB (`VmRSS`, `VmHWM`).
+/// CPU time used so far by this process (the load generator) and by the server, when it is
+/// a child whose /proc entry can be read.
+struct CpuSplit {
+    generator: Option<f64>,
+    server: Option<f64>,
+}
+
+impl CpuSplit {
+    fn now(server: Option<u32>) -> Self {
+        CpuSplit {
+            generator: cpu_seconds("self"),
+            server: server.and_then(|pid| cpu_seconds(&pid.to_string())),
+        }
+    }
+
+    /// How many cores each used on average over `secs` since `before` (`null` when unknown).
+    fn cores_since(&self, before: &CpuSplit, secs: f64) -> serde_json::Value {
+        let cores = |now: Option<f64>, then: Option<f64>| {
+            Some(((now? - then?) / secs * 100.0).round() / 100.0)
+        };
+        json!({"load_generator": cores(self.generator, before.generator),
+               "server": cores(self.server, before.server)})
+    }
+}
+
+/// User and system CPU seconds of a process, all its threads (`/proc/PID/stat`).
+#[allow(unsafe_code)]
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields are counted after its end.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // Fields 14 and 15 of the line (utime, stime), 11 and 12 after the name.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system and has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks / per_second as f64)
+}
+
 fn proc_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status

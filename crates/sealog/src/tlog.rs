@@ -170,18 +170,10 @@ pub(crate) fn prove(reader: &Reader, p: &Prove) -> anyhow::Result<ExitCode> {
 fn progress(total: Option<u64>) -> impl Fn(u64, u64) {
     let started = Instant::now();
     let shown = std::io::stderr().is_terminal();
-    // The logs are checked one after another, each counting from zero.
-    let finished = std::cell::Cell::new((0u64, 0u64));
-    move |records: u64, bytes: u64| {
+    move |records: u64, done: u64| {
         if !shown {
             return;
         }
-        let (mut before, last) = finished.get();
-        if bytes < last {
-            before += last;
-        }
-        finished.set((before, bytes));
-        let done = before + bytes;
         let mib = done as f64 / 1048576.0;
         let rate = mib / started.elapsed().as_secs_f64().max(1e-9);
         match total.filter(|&t| t > 0) {

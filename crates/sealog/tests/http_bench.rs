@@ -42,6 +42,16 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
             "http.attack.memory"
         ]
     );
+    // The two cores' split between the load generator (this process) and the server (its
+    // child) is reported for every single-event phase.
+    for single in &lines[..2] {
+        for side in ["load_generator", "server"] {
+            assert!(
+                single["cores"][side].as_f64().is_some_and(|c| c >= 0.0),
+                "{side}: {single}"
+            );
+        }
+    }
     let attack = &lines[7];
     assert_eq!(attack["single_status"], 200, "{attack}");
     assert_eq!(attack["statuses"]["200"], 2, "{attack}");
