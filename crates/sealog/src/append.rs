@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,8 @@ const GROUP_EVENTS_MAX: usize = 4096;
 const GROUP_BYTES_MAX: usize = 16 << 20;
 /// How long a group waits for more events after its first before it is appended anyway.
 const GROUP_WAIT: Duration = Duration::from_millis(5);
+/// How often a preparer waiting for input looks whether the appending has stopped.
+const STOP_POLL: Duration = Duration::from_millis(50);
 /// Events cut but not yet in a group: what the reader may run ahead.
 const READ_AHEAD_EVENTS: usize = 256;
 
@@ -74,11 +77,19 @@ fn read_events(args: &Args) -> anyhow::Result<Receiver<Input>> {
 }
 
 /// The next group: waits for its first event, then takes what comes within `GROUP_WAIT`.
-/// `None` when the input has ended.
-fn next_group(rx: &Receiver<Input>) -> Option<(Vec<Item>, Option<io::Error>)> {
+/// `None` when the input has ended, or when `stop` is set while it waits (the appending
+/// failed: an input that never ends must not keep the command from exiting).
+fn next_group(rx: &Receiver<Input>, stop: &AtomicBool) -> Option<(Vec<Item>, Option<io::Error>)> {
     let mut group = Vec::new();
     let mut bytes = 0usize;
-    let mut next = Some(rx.recv().ok()?);
+    let first = loop {
+        match rx.recv_timeout(STOP_POLL) {
+            Ok(input) => break input,
+            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
+            Err(_) => return None,
+        }
+    };
+    let mut next = Some(first);
     let deadline = Instant::now() + GROUP_WAIT;
     while let Some(input) = next.take() {
         match input {
@@ -130,19 +141,22 @@ fn drive<P: Send>(
     append: impl FnMut(P) -> anyhow::Result<Vec<serde_json::Value>>,
 ) -> anyhow::Result<ExitCode> {
     let rx = read_events(args)?;
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         // A rendezvous: at most one group prepared ahead of the one being appended.
         let (tx, prepared) = mpsc::sync_channel(0);
-        let prepare = &prepare;
+        let (prepare, stop) = (&prepare, &stop);
         s.spawn(move || {
-            while let Some((group, failed)) = next_group(&rx) {
+            while let Some((group, failed)) = next_group(&rx, stop) {
                 let any = !group.is_empty();
                 if tx.send((any, prepare(group), failed)).is_err() {
                     return;
                 }
             }
         });
-        print_results(prepared, append)
+        let done = print_results(prepared, append);
+        stop.store(true, Ordering::Relaxed);
+        done
     })
 }
 

@@ -307,3 +307,35 @@ fn memory_stays_bounded_however_long_the_input() {
         input_bytes >> 20
     );
 }
+
+#[test]
+fn a_closed_output_ends_the_command_while_its_input_stays_open_and_loses_nothing() {
+    let dir = sealog_testkit::tempdir();
+    let cli = cli(dir.path());
+    let mut child = cli.spawn(&["append", "-"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stderr = child.stderr.take().expect("stderr");
+    // Nobody reads the results: printing the first one fails (EPIPE).
+    drop(child.stdout.take());
+    let e = event("closed-out", None, "s1", "stream.closed");
+    stdin.write_all(&line(&e)).expect("write to sealog");
+    stdin.flush().expect("flush to sealog");
+    // The input stays open: the command must still end, with the reason, rather than wait
+    // for more input it can no longer report on.
+    let status = wait_for(RESULT_SECS, "sealog to exit", || {
+        child.try_wait().expect("try_wait")
+    });
+    let mut why = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut why).expect("stderr");
+    assert_eq!(status.code(), Some(2), "{why}");
+    assert!(why.to_lowercase().contains("pipe"), "{why}");
+    drop(stdin);
+    // The event was durable before its result was printed: it is in the log.
+    let records = cli.all_records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        records[0].to_string().contains("closed-out"),
+        "{}",
+        records[0]
+    );
+}
