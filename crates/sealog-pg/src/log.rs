@@ -969,20 +969,29 @@ impl<A: Admission> Writer<A> {
         let key_params: [&(dyn ToSql + Sync); 5] =
             [&name, &runs.keys, &runs.starts, &runs.seqs, &runs.ends];
         let state_params: [&(dyn ToSql + Sync); 3] = [&name, &end_i64, &ingested_us];
-        block_on(rt, async {
-            tokio::try_join!(
+        // Every answer is awaited, and the first failure in the order the statements ran is
+        // the one reported: a failed insert aborts the transaction, so each statement after
+        // it (and the COMMIT, answered with a rollback) fails too, and which of those answers
+        // a join would see first is not fixed.
+        let (records, record_ids, keys, tree, coordination, state, commit) = block_on(rt, async {
+            tokio::join!(
                 tx.execute(&st.records, &record_params),
                 tx.execute(&st.record_ids, &id_params),
                 tx.execute(&st.keys, &key_params),
                 nodes.insert(tx, &st.nodes, log),
                 rows.insert(tx, &st.coordination, ingested_us),
                 tx.execute(&st.state, &state_params),
-                // Sent after every insert: a failed one aborts the transaction, and its error
-                // (not the ROLLBACK this then answers) is what the join returns.
                 tx.batch_execute("COMMIT"),
             )
-        })
-        .map_err(unavailable)?;
+        });
+        records
+            .and(record_ids)
+            .and(keys)
+            .and(tree)
+            .and(coordination)
+            .and(state)
+            .and(commit.map(|()| 0))
+            .map_err(unavailable)?;
         self.frontier = Some(frontier);
         shared.len.fetch_max(end, Ordering::AcqRel);
         shared.commits.fetch_add(1, Ordering::Relaxed);
