@@ -109,7 +109,14 @@ pub(crate) struct Privacy {
 }
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut m = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+    mac_keyed(
+        <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key"),
+        parts,
+    )
+}
+
+/// [`mac`] with the HMAC already keyed: each part framed by its length.
+fn mac_keyed(mut m: Hmac<Sha256>, parts: &[&[u8]]) -> [u8; 32] {
     for p in parts {
         m.update(&(p.len() as u64).to_le_bytes());
         m.update(p);
@@ -370,10 +377,7 @@ impl Privacy {
     }
 
     fn pseudonym_raw(&self, value: &str) -> [u8; 16] {
-        let mut m = self.pseudonym_mac.clone();
-        m.update(&(value.len() as u64).to_le_bytes());
-        m.update(value.as_bytes());
-        m.finalize().into_bytes()[..16]
+        mac_keyed(self.pseudonym_mac.clone(), &[value.as_bytes()])[..16]
             .try_into()
             .expect("16 bytes")
     }
@@ -400,13 +404,9 @@ impl Privacy {
         // only a key store others change (several servers' database) is asked every time.
         let id: SubjectId = (tenant.to_string(), ps);
         if self.sole_writer
-            && let Some(c) = self
-                .opened
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&id)
+            && let Some(c) = self.already_opened(&id)
         {
-            return Ok(c.clone());
+            return Ok(c);
         }
         let mut keys = self.lock();
         match keys.get(&id).map_err(Unsealable::Failed)? {
@@ -439,13 +439,8 @@ impl Privacy {
         id: &SubjectId,
         wrapped: &[u8; WRAPPED_BYTES],
     ) -> Option<Arc<SubjectCipher>> {
-        if let Some(c) = self
-            .opened
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-        {
-            return Some(c.clone());
+        if let Some(c) = self.already_opened(id) {
+            return Some(c);
         }
         let key: SubjectKey = siv(&self.wrap_key)
             .decrypt([KEY_AD, id.0.as_bytes(), &id.1], wrapped)
@@ -453,6 +448,14 @@ impl Privacy {
             .try_into()
             .ok()?;
         Some(self.ready(id, &key))
+    }
+
+    fn already_opened(&self, id: &SubjectId) -> Option<Arc<SubjectCipher>> {
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// The subject's key made ready to seal and open, kept until the subject is erased.

@@ -98,7 +98,7 @@ impl Memtable {
         for p in postings {
             let at = u32::try_from(self.links.len())
                 .expect("a memtable holds far fewer than 4G postings");
-            match self.ids.get(p) {
+            let id = match self.ids.get(p) {
                 Some(&id) => {
                     let chain = &mut self.chains[id as usize];
                     // A record may list the same posting twice (tenant == scope): keep it once.
@@ -108,11 +108,7 @@ impl Memtable {
                     self.links[chain.last as usize].next = at;
                     chain.last = at;
                     chain.len += 1;
-                    self.links.push(Link {
-                        seq,
-                        next: NONE,
-                        id,
-                    });
+                    id
                 }
                 None => {
                     let id = u32::try_from(self.keys.len()).expect("far fewer than 4G keys");
@@ -123,13 +119,14 @@ impl Memtable {
                         last: at,
                         len: 1,
                     });
-                    self.links.push(Link {
-                        seq,
-                        next: NONE,
-                        id,
-                    });
+                    id
                 }
-            }
+            };
+            self.links.push(Link {
+                seq,
+                next: NONE,
+                id,
+            });
         }
     }
 
