@@ -52,6 +52,10 @@ struct Cli {
     /// Leave Sealog out.
     #[arg(long)]
     no_sealog: bool,
+    /// Keep Sealog's sealed segments as written instead of compressing them, to measure what
+    /// compression costs and saves.
+    #[arg(long)]
+    sealog_plain_segments: bool,
     /// Also run Sealog on its PostgreSQL backend (on the --pg cluster), with one server and
     /// with two sharing the database.
     #[arg(long, requires = "pg")]
@@ -128,7 +132,10 @@ fn run() -> anyhow::Result<()> {
     };
     let mut engines = Vec::new();
     if !cli.no_sealog {
-        engines.push(EngineSpec::Sealog(work.join("sealog")));
+        engines.push(EngineSpec::Sealog(
+            work.join("sealog"),
+            !cli.sealog_plain_segments,
+        ));
     }
     if let (true, Some(conninfo)) = (cli.sealog_pg, &cli.pg) {
         for servers in [1, 2] {

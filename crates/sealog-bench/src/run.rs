@@ -69,7 +69,8 @@ impl Default for Options {
 /// An engine to compare, and where it keeps its data.
 #[derive(Debug, Clone)]
 pub enum EngineSpec {
-    Sealog(PathBuf),
+    /// The embedded store's directory, and whether its sealed segments are compressed.
+    Sealog(PathBuf, bool),
     /// Sealog on its PostgreSQL backend: the cluster's owner connection, a state directory for
     /// the logs' keys, and how many servers share the database.
     SealogPg(String, PathBuf, usize),
@@ -80,7 +81,9 @@ pub enum EngineSpec {
 impl EngineSpec {
     pub fn open(&self) -> anyhow::Result<Box<dyn Engine>> {
         Ok(match self {
-            EngineSpec::Sealog(dir) => Box::new(crate::engines::sealog::Sealog::open(dir)?),
+            EngineSpec::Sealog(dir, compress) => {
+                Box::new(crate::engines::sealog::Sealog::open(dir, *compress)?)
+            }
             EngineSpec::SealogPg(owner, state, servers) => Box::new(
                 crate::engines::sealog::SealogPg::open(owner, state, *servers)?,
             ),

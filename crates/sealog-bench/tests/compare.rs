@@ -44,7 +44,7 @@ fn seed() -> u64 {
 fn tiny_comparison_gives_a_complete_and_sane_report() {
     let cluster = sealog_testkit::pg::Cluster::start();
     let work = tempfile::tempdir().unwrap();
-    let mut engines = vec![EngineSpec::Sealog(work.path().join("sealog"))];
+    let mut engines = vec![EngineSpec::Sealog(work.path().join("sealog"), true)];
     if let Some(c) = &cluster {
         for servers in [1, 2] {
             let state = work.path().join(format!("sealog-pg-{servers}"));

@@ -63,6 +63,9 @@ pub use sealog_model::{Layout as DataLayout, LogLayout};
 pub use sealog_packs::axes::ENVELOPE_AXES;
 pub use sealog_packs::{PackError, Packs, ReasonCode};
 pub use sealog_store::verify::{Failure as VerifyFailure, Report as VerifyReport};
+/// The compressed sealed segment's reader and writer, for tools that read or forge a
+/// segment file as docs/format.md describes it.
+pub use sealog_store::zseg;
 pub use sealog_store::{
     Config as StoreConfig, Cut, Durability, LIMIT_MAX, Page, Recovery, SignedCheckpoint, Stats,
     StoreError as Error,
@@ -398,6 +401,22 @@ impl Ledger {
     /// The canonical log's figures, then the quarantine log's.
     pub fn stats(&self) -> (Stats, Stats) {
         (self.canonical.stats(), self.quarantine.stats())
+    }
+
+    /// Waits up to `timeout` until no sealed segment of either log waits to be compressed,
+    /// for a benchmark that measures a log at rest; whether none does.
+    pub fn await_compression(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (c, q) = self.stats();
+            if c.compress_pending + q.compress_pending == 0 {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     fn pipeline(&self) -> prepare::Pipeline<'_> {

@@ -215,7 +215,7 @@ fn verify_tells_pruning_from_tampering() {
     // A kept record's byte changed, in a segment retention rewrote.
     let log = tmp.path().join("log");
     let (_, first) = format::segments(&log)[0].clone();
-    let bytes = std::fs::read(&first).unwrap();
+    let bytes = format::read_segment(&first);
     let frames = format::frames(&bytes, format::HEADER_BYTES as usize);
     let stubbed = frames.len();
     assert!(
@@ -223,10 +223,11 @@ fn verify_tells_pruning_from_tampering() {
         "the pruned records are in the first segment"
     );
     let (_, last) = format::segments(&log).last().unwrap().clone();
-    let last_bytes = std::fs::read(&last).unwrap();
+    let mut last_bytes = format::read_segment(&last);
     let last_frames = format::frames(&last_bytes, format::HEADER_BYTES as usize);
     let at = last_frames.last().unwrap().start + 40;
-    sealog_testkit::files::flip_byte(&last, at);
+    last_bytes[at as usize] ^= 0xff;
+    format::write_segment(&last, &last_bytes);
     let e = verify_full(tmp.path()).expect_err("a changed record is found");
     assert!(
         e.contains(&format!("seq {kept}")) || e.contains("changed"),
@@ -239,7 +240,7 @@ fn verify_tells_pruning_from_tampering() {
     sealog_testkit::files::copy_dir(&clean, &forged);
     let flog = forged.join("log");
     let (_, seg) = format::segments(&flog).last().unwrap().clone();
-    let mut bytes = std::fs::read(&seg).unwrap();
+    let mut bytes = format::read_segment(&seg);
     let frames = format::frames(&bytes, format::HEADER_BYTES as usize);
     let r = frames.last().unwrap().clone();
     let payload = bytes[r.start as usize + 8..r.end as usize].to_vec();
@@ -260,8 +261,7 @@ fn verify_tells_pruning_from_tampering() {
     let mut frame = Vec::new();
     format::encode_frame(&stub, &mut frame);
     bytes[r.start as usize..r.end as usize].copy_from_slice(&frame);
-    sealog_testkit::files::make_writable(&seg);
-    std::fs::write(&seg, &bytes).unwrap();
+    format::write_segment(&seg, &bytes);
     let e = verify_full(&forged).expect_err("a forged stub is found");
     assert!(e.contains("no signed retention record accounts for"), "{e}");
     assert!(e.contains(&format!("record {seq}")), "{e}");
@@ -314,6 +314,28 @@ fn a_hold_keeps_its_records_from_retention_until_released() {
     verify_full(tmp.path()).unwrap();
 }
 
+/// Makes the rewrite of a log's first segment fail, as a crash before it would leave it: a
+/// directory stands where the rewrite is written aside, whether the segment is still plain or
+/// the writer has compressed it since it was sealed.
+fn block_rewrites(log: &std::path::Path) -> [std::path::PathBuf; 2] {
+    let blockers = [
+        "00000000000000000000.seg.prune",
+        "00000000000000000000.zseg.prune",
+    ]
+    .map(|name| log.join(name));
+    for blocker in &blockers {
+        std::fs::create_dir(blocker).unwrap();
+        std::fs::write(blocker.join("x"), b"x").unwrap();
+    }
+    blockers
+}
+
+fn unblock(blockers: &[std::path::PathBuf]) {
+    for blocker in blockers {
+        std::fs::remove_dir_all(blocker).unwrap();
+    }
+}
+
 /// Quarantine keeps its own period (customer-comms: one year), and a pruned quarantine
 /// record's payload goes with it; the retention record says how many.
 #[test]
@@ -348,16 +370,12 @@ fn quarantine_retention_differs_and_takes_the_payloads() {
     // A crash after the payload is deleted and before its record is pruned (the rewrite of
     // the quarantine log fails): verify accepts the missing payload under the signed
     // retention record, and the next opening finishes the pruning.
-    let blocker = tmp
-        .path()
-        .join("quarantine/log/00000000000000000000.seg.prune");
-    std::fs::create_dir(&blocker).unwrap();
-    std::fs::write(blocker.join("x"), b"x").unwrap();
+    let blockers = block_rewrites(&tmp.path().join("quarantine/log"));
     let later = now() + YEAR + 30 * DAY;
     ledger.apply_retention(later, false, &act()).unwrap_err();
     assert!(ledger.quarantine_payload(&refs[0]).unwrap().is_none());
     drop(ledger);
-    std::fs::remove_dir_all(&blocker).unwrap();
+    unblock(&blockers);
     verify_full(tmp.path()).unwrap();
     let ledger = open(tmp.path());
     let applied = ledger.retention_status(later).unwrap();
@@ -406,19 +424,14 @@ fn a_retention_record_whose_rewrite_a_crash_stopped_is_finished_on_open() {
     let tmp = tempfile::tempdir().unwrap();
     let ledger = open(tmp.path());
     let seqs = fill(&ledger);
-    let blocker = tmp
-        .path()
-        .join("log")
-        .join("00000000000000000000.seg.prune");
-    std::fs::create_dir(&blocker).unwrap();
-    std::fs::write(blocker.join("x"), b"x").unwrap();
+    let blockers = block_rewrites(&tmp.path().join("log"));
     let later = now() + 8 * YEAR;
     let e = ledger.apply_retention(later, false, &act()).unwrap_err();
     assert!(e.to_string().contains(".prune"), "{e}");
     assert!(!is_pruned(&ledger, seqs[0]), "nothing rewritten yet");
     drop(ledger);
     // Verify between the two: the record is there, no stub yet; nothing is wrong.
-    std::fs::remove_dir_all(&blocker).unwrap();
+    unblock(&blockers);
     verify_full(tmp.path()).unwrap();
     let ledger = open(tmp.path());
     for &s in &seqs {

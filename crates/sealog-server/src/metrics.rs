@@ -97,6 +97,14 @@ fn describe() {
     );
     describe_gauge!("sealog_store_fsyncs", "fsyncs since the store opened");
     describe_gauge!(
+        "sealog_store_compressed_segments",
+        "Sealed segments compressed since the store opened"
+    );
+    describe_gauge!(
+        "sealog_store_compress_failing",
+        "1 once a compression of a sealed segment failed since the store opened (it stays plain)"
+    );
+    describe_gauge!(
         "sealog_store_fsync_seconds",
         "Time the writer spent in fsync since the store opened"
     );
@@ -125,6 +133,9 @@ pub(crate) fn refresh_gauges(state: &AppState) {
     metrics::gauge!("sealog_store_committed_events").set(stats.committed_events as f64);
     metrics::gauge!("sealog_store_fsyncs").set(stats.fsyncs as f64);
     metrics::gauge!("sealog_store_fsync_seconds").set(stats.sync_ns as f64 / 1e9);
+    metrics::gauge!("sealog_store_compressed_segments").set(stats.compressed_segments as f64);
+    metrics::gauge!("sealog_store_compress_failing")
+        .set(f64::from(u8::from(stats.compress_failed.is_some())));
     metrics::gauge!("sealog_append_queue_requests").set(state.appender.queued() as f64);
     metrics::gauge!("sealog_request_buffered_bytes").set(state.budget.used() as f64);
     metrics::gauge!("sealog_open_mode").set(if state.keys.open_mode() { 1.0 } else { 0.0 });

@@ -218,6 +218,13 @@ pub struct Stats {
     pub sync_ns: u64,
     pub index_ns: u64,
     pub flush_ns: u64,
+    /// Sealed segments compressed by this opening, the time it took, and the last failure
+    /// (the segment then stays plain, as correct as before).
+    pub compressed_segments: u64,
+    /// Sealed segments waiting for (or in) compression.
+    pub compress_pending: u64,
+    pub compress_ns: u64,
+    pub compress_failed: Option<String>,
     /// The newest signed checkpoint's size and when it was signed (or found, on open).
     pub checkpoint_size: Option<u64>,
     pub checkpoint_at: Option<SystemTime>,

@@ -31,6 +31,7 @@ pub mod segment;
 mod tree;
 pub mod verify;
 mod writer;
+pub mod zseg;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
@@ -69,6 +70,9 @@ pub struct Config {
     pub durability: Durability,
     /// A segment is sealed once it has grown past this many bytes.
     pub segment_bytes_max: u64,
+    /// Sealed segments are compressed in the background (blocks of records, each found by
+    /// seq without a search; see `zseg`). Off, they stay as they were written.
+    pub compress_sealed: bool,
     /// Events one commit may take; bounds a batch's memory and latency.
     pub batch_events_max: usize,
     /// Records indexed in memory before they are written as an index run: bounds memory
@@ -95,6 +99,7 @@ impl Default for Config {
         Config {
             durability: Durability::Fsync,
             segment_bytes_max: 256 << 20,
+            compress_sealed: true,
             batch_events_max: 16_384,
             memtable_records_max: 131_072,
             checkpoint_interval: Duration::from_secs(1),
@@ -116,6 +121,10 @@ pub(crate) struct Counters {
     pub(crate) sync_ns: AtomicU64,
     pub(crate) index_ns: AtomicU64,
     pub(crate) flush_ns: AtomicU64,
+    pub(crate) compressed_segments: AtomicU64,
+    pub(crate) compress_pending: AtomicU64,
+    pub(crate) compress_ns: AtomicU64,
+    pub(crate) compress_failed: Mutex<Option<String>>,
 }
 
 pub(crate) struct Shared {
@@ -123,7 +132,7 @@ pub(crate) struct Shared {
     pub(crate) index: RwLock<Index>,
     pub(crate) positions: Positions,
     /// (first seq, read handle) per segment, ascending.
-    pub(crate) segments: RwLock<Vec<(u64, Arc<std::fs::File>)>>,
+    pub(crate) segments: RwLock<Vec<(u64, Arc<segment::SegmentFile>)>>,
     /// Records visible to readers: every seq below is durable, indexed and positioned.
     pub(crate) committed: AtomicU64,
     pub(crate) poisoned: Mutex<Option<String>>,
@@ -590,6 +599,10 @@ impl<A: Admission> LogRead for Store<A> {
             sync_ns: load(&c.sync_ns),
             index_ns: load(&c.index_ns),
             flush_ns: load(&c.flush_ns),
+            compressed_segments: load(&c.compressed_segments),
+            compress_pending: load(&c.compress_pending),
+            compress_ns: load(&c.compress_ns),
+            compress_failed: c.compress_failed.lock().expect("counters lock").clone(),
             checkpoint_size,
             checkpoint_at,
         }

@@ -4,7 +4,8 @@
 //! position changes and the tree is untouched. Each segment is rewritten aside
 //! (`<segment>.prune`), synced, read back and checked frame by frame against the stored
 //! tree, made read-only, and only then renamed over the old one; a crash at any step leaves
-//! the old segment or the new, whole, and the next opening deletes a leftover. The index
+//! the old segment or the new, whole, and the next opening deletes a leftover. A compressed
+//! segment is rewritten compressed. The index
 //! keeps the pruned records' keys until the next opening rebuilds it (`index/PRUNED`).
 
 use std::collections::BTreeMap;
@@ -17,7 +18,7 @@ use sealog_merkle::NodeReader;
 use sealog_model::record::read_stored;
 
 use crate::contract::{Id, Key};
-use crate::segment::{self, HEADER_BYTES, Stub};
+use crate::segment::{self, HEADER_BYTES, SegmentFile, Stub};
 use crate::{Shared, StoreError};
 
 const LEFTOVER: &str = ".prune";
@@ -38,16 +39,22 @@ fn aside(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Deletes what a rewrite interrupted by a crash left beside the segments.
+/// Deletes what a rewrite or a compression interrupted by a crash left beside the
+/// segments, and a plain segment whose compressed form was renamed into place before the
+/// crash.
 pub(crate) fn remove_leftovers(log_dir: &Path) -> Result<(), StoreError> {
     let Ok(entries) = fs::read_dir(log_dir) else {
         return Ok(());
     };
     for entry in entries {
         let path = entry.map_err(|e| StoreError::io(log_dir, e))?.path();
-        if path.to_str().is_some_and(|p| p.ends_with(LEFTOVER)) {
+        let name = path.to_str().unwrap_or_default();
+        if name.ends_with(LEFTOVER) || name.ends_with(crate::zseg::PART) {
             fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
         }
+    }
+    for plain in segment::superseded(log_dir)? {
+        fs::remove_file(&plain).map_err(|e| StoreError::io(&plain, e))?;
     }
     Ok(())
 }
@@ -56,7 +63,8 @@ pub(crate) fn remove_leftovers(log_dir: &Path) -> Result<(), StoreError> {
 /// records until now (a stub already there is left as it is).
 pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64, StoreError> {
     let _one_at_a_time = shared.pruning.lock().expect("prune lock");
-    let segments: Vec<(u64, Arc<File>)> = shared.segments.read().expect("segments lock").clone();
+    let segments: Vec<(u64, Arc<SegmentFile>)> =
+        shared.segments.read().expect("segments lock").clone();
     let mut by_segment: BTreeMap<usize, BTreeMap<u64, Prune>> = BTreeMap::new();
     for p in records {
         let seq = p.seq;
@@ -75,9 +83,11 @@ pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64,
     }
     let mut pruned = 0;
     for (i, wanted) in by_segment {
-        let first = segments[i].0;
-        let path = shared.layout.segments().join(segment::file_name(first));
-        let (bytes, n) = rewrite(shared, &path, first, &wanted)?;
+        let (first, seg) = &segments[i];
+        let first = *first;
+        let path = seg.path().to_path_buf();
+        let plain = seg.plain_bytes().map_err(|e| StoreError::io(&path, e))?;
+        let (bytes, n) = rewrite(shared, &path, first, plain, &wanted)?;
         if n == 0 {
             continue;
         }
@@ -89,9 +99,30 @@ pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64,
                 b"retention pruned records after this index was built",
             )?;
         }
-        replace(&path, &bytes, |at| check(shared, at, first))?;
-        let file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
-        shared.segments.write().expect("segments lock")[i].1 = Arc::new(file);
+        // A compressed segment stays compressed: the same blocks of the rewritten bytes.
+        let compressed = segment::is_compressed(&path);
+        let on_disk = if compressed {
+            let mut out = Vec::with_capacity(bytes.len() / 2);
+            crate::zseg::write(&bytes, first, &mut out)
+                .map_err(|m| StoreError::Corrupted(format!("{}: {m}", path.display())))?;
+            out
+        } else {
+            bytes
+        };
+        replace(&path, &on_disk, |written| {
+            let back = if compressed {
+                crate::zseg::Zseg::open(written, first)?.plain()
+            } else {
+                fs::read(written)
+            };
+            check(
+                shared,
+                &back.map_err(|e| StoreError::io(written, e))?,
+                first,
+            )
+        })?;
+        shared.segments.write().expect("segments lock")[i].1 =
+            Arc::new(SegmentFile::open_path(&path, first)?);
         pruned += n;
     }
     Ok(pruned)
@@ -102,9 +133,9 @@ fn rewrite(
     shared: &Shared,
     path: &Path,
     first: u64,
+    mut bytes: Vec<u8>,
     wanted: &BTreeMap<u64, Prune>,
 ) -> Result<(Vec<u8>, u64), StoreError> {
-    let mut bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
     segment::check_header(&bytes, first)
         .map_err(|m| StoreError::Corrupted(format!("{}: {m}", path.display())))?;
     let mut at = HEADER_BYTES as usize;
@@ -184,12 +215,12 @@ fn check(shared: &Shared, bytes: &[u8], first: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Writes `bytes` aside, syncs and reads them back through `check`, makes the file
+/// Writes `bytes` aside, syncs them and has `check` read them back, makes the file
 /// read-only, and renames it over `path`: a crash leaves one whole version.
 fn replace(
     path: &Path,
     bytes: &[u8],
-    check: impl Fn(&[u8]) -> Result<(), StoreError>,
+    check: impl Fn(&Path) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let tmp = aside(path);
     let _ = fs::remove_file(&tmp);
@@ -197,8 +228,7 @@ fn replace(
     File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| StoreError::io(&tmp, e))?;
-    let back = fs::read(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-    if let Err(e) = check(&back) {
+    if let Err(e) = check(&tmp) {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }

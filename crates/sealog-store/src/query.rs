@@ -59,8 +59,8 @@ pub(crate) fn read_frame(
 ) -> Result<(std::path::PathBuf, u64), StoreError> {
     let pos = shared.positions.get(seq)?;
     let seg = segment_of(shared, seq);
-    let segment = seg.path(shared);
-    segment::read_frame_at(&seg.file, pos.offset, buf).map_err(|e| {
+    let segment = seg.file.path().to_path_buf();
+    seg.file.read_frame(seq, pos.offset, buf).map_err(|e| {
         StoreError::Corrupted(format!(
             "{} at offset {} (record {seq}): {e:?}",
             segment.display(),
@@ -87,25 +87,14 @@ fn read_one(shared: &Shared, seq: u64, skip_leaf_check: bool) -> Result<Vec<u8>,
 
 /// The segment holding a record: its first seq, the first seq past it, its file.
 struct SegmentOf {
-    first: u64,
     end: u64,
-    file: std::sync::Arc<std::fs::File>,
-}
-
-impl SegmentOf {
-    fn path(&self, shared: &Shared) -> std::path::PathBuf {
-        shared
-            .layout
-            .segments()
-            .join(segment::file_name(self.first))
-    }
+    file: std::sync::Arc<segment::SegmentFile>,
 }
 
 fn segment_of(shared: &Shared, seq: u64) -> SegmentOf {
     let segs = shared.segments.read().expect("segments lock");
     let i = segs.partition_point(|(first, _)| *first <= seq) - 1;
     SegmentOf {
-        first: segs[i].0,
         end: segs.get(i + 1).map_or(u64::MAX, |s| s.0),
         file: segs[i].1.clone(),
     }
@@ -222,15 +211,15 @@ fn read_span(
         shared.positions.get(first)?.offset,
         shared.positions.get(last)?.offset,
     );
-    if end <= start {
+    // A compressed segment's records are read one by one from its cached blocks.
+    let Some(file) = seg.file.plain_file().filter(|_| end > start) else {
         return Ok(None);
-    }
+    };
     let mut span = vec![0u8; (end - start) as usize];
     {
         use std::os::unix::fs::FileExt;
-        seg.file
-            .read_exact_at(&mut span, start)
-            .map_err(|e| StoreError::io(&seg.path(shared), e))?;
+        file.read_exact_at(&mut span, start)
+            .map_err(|e| StoreError::io(seg.file.path(), e))?;
     }
     let mut frames = Vec::with_capacity((last - first + 1) as usize);
     let mut at = 0usize;
@@ -242,7 +231,7 @@ fn read_span(
         at += n;
     }
     let mut tail = Vec::new();
-    if at != span.len() || segment::read_frame_at(&seg.file, end, &mut tail).is_err() {
+    if at != span.len() || segment::read_frame_at(file, end, &mut tail).is_err() {
         return Ok(None);
     }
     frames.push((end, tail));
@@ -315,7 +304,7 @@ pub(crate) fn read_many(
                         _ => Ok(()),
                     }
                 } else {
-                    check_leaf(shared, seq, &bytes, &seg.path(shared), offset)
+                    check_leaf(shared, seq, &bytes, seg.file.path(), offset)
                 };
                 answer(checked.map(|()| bytes))?
             } else {

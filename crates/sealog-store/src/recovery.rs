@@ -19,7 +19,9 @@ use crate::checkpoints::{Checkpoints, SignedCheckpoint, load_or_create_signer};
 use crate::contract::Indexer;
 use crate::index::Index;
 use crate::positions::{Position, Positions};
-use crate::segment::{self, ActiveSegment, BadFrame, FRAME_HEADER_BYTES, HEADER_BYTES, Stub};
+use crate::segment::{
+    self, ActiveSegment, BadFrame, FRAME_HEADER_BYTES, HEADER_BYTES, SegmentFile, Stub,
+};
 use crate::tree::{Tree, TreeFiles};
 use crate::{Counters, Shared, StoreError};
 
@@ -354,10 +356,8 @@ impl Replay<'_> {
     ) -> Result<(Shared, Tree), StoreError> {
         let mut readers = Vec::with_capacity(segments.len());
         for (first, path) in segments {
-            readers.push((
-                *first,
-                Arc::new(File::open(path).map_err(|e| StoreError::io(path, e))?),
-            ));
+            let dir = path.parent().expect("a segment is in the log directory");
+            readers.push((*first, Arc::new(SegmentFile::open(dir, *first)?)));
         }
         let shared = Shared {
             layout: layout.clone(),
@@ -396,10 +396,9 @@ impl Replay<'_> {
             n => {
                 let p = self.positions.get(n - 1)?;
                 let i = segments.partition_point(|(first, _)| *first < n) - 1;
-                let file =
-                    File::open(&segments[i].1).map_err(|e| StoreError::io(&segments[i].1, e))?;
+                let file = SegmentFile::open(log_dir, segments[i].0)?;
                 let mut buf = Vec::new();
-                segment::read_frame_at(&file, p.offset, &mut buf).map_err(|e| {
+                file.read_frame(n - 1, p.offset, &mut buf).map_err(|e| {
                     StoreError::Corrupted(format!(
                         "{} at offset {}: indexed record {} is unreadable: {e:?}",
                         segments[i].1.display(),
@@ -412,44 +411,63 @@ impl Replay<'_> {
         };
         let mut recovery = Recovery::default();
         'segments: loop {
-            let (first, path) = segments[seg_i].clone();
-            let mut file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
-            let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
-            let file_len = meta.len();
-            // A read-only segment was sealed: whole and fsynced, so never a torn tail, even
-            // when a crash came before its successor was created.
-            let sealed = meta.permissions().readonly();
-            let last = seg_i + 1 == segments.len() && !sealed;
-            if offset == HEADER_BYTES && seq < self.horizon {
-                if first != seq {
-                    return Err(StoreError::Corrupted(format!(
-                        "{} should start at seq {seq}",
-                        path.display()
-                    )));
-                }
-                let mut header = [0u8; HEADER_BYTES as usize];
-                let got =
-                    read_up_to(&mut file, &mut header).map_err(|e| StoreError::io(&path, e))?;
-                if got < HEADER_BYTES as usize && last && file_len < HEADER_BYTES {
-                    if !repair {
-                        // Being created by the writer right now: no record in it yet.
-                        break 'segments;
-                    }
-                    // Created but its header never reached the disk: no record can be in it.
-                    drop(file);
-                    std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-                    segments.pop();
-                    let active = ActiveSegment::create(log_dir, seq)?;
-                    segments.push((seq, active.path.clone()));
-                    continue;
-                }
-                segment::check_header(&header, first)
-                    .map_err(|m| StoreError::Corrupted(format!("{}: {m}", path.display())))?;
+            let (first, mut path) = segments[seg_i].clone();
+            let compressed = path.with_extension("zseg");
+            if !path.exists() && compressed.exists() {
+                // Compressed by the writer beside this reader since it was listed.
+                path = compressed;
             }
-            let mut reader = BufReader::with_capacity(1 << 20, file);
-            reader
-                .seek(SeekFrom::Start(offset))
-                .map_err(|e| StoreError::io(&path, e))?;
+            if offset == HEADER_BYTES && seq < self.horizon && first != seq {
+                return Err(StoreError::Corrupted(format!(
+                    "{} should start at seq {seq}",
+                    path.display()
+                )));
+            }
+            let zseg;
+            let (mut reader, last, file_len): (Box<dyn Read + '_>, bool, u64) =
+                if segment::is_compressed(&path) {
+                    // Sealed, and read back whole before it was renamed into place.
+                    let SegmentFile::Compressed(z) = SegmentFile::open_path(&path, first)? else {
+                        unreachable!("a .zseg opens compressed")
+                    };
+                    zseg = z;
+                    (Box::new(zseg.reader_at(offset)), false, zseg.plain_len())
+                } else {
+                    let mut file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+                    let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
+                    let file_len = meta.len();
+                    // A read-only segment was sealed: whole and fsynced, so never a torn
+                    // tail, even when a crash came before its successor was created.
+                    let sealed = meta.permissions().readonly();
+                    let last = seg_i + 1 == segments.len() && !sealed;
+                    if offset == HEADER_BYTES && seq < self.horizon {
+                        let mut header = [0u8; HEADER_BYTES as usize];
+                        let got = segment::read_up_to(&mut file, &mut header)
+                            .map_err(|e| StoreError::io(&path, e))?;
+                        if got < HEADER_BYTES as usize && last && file_len < HEADER_BYTES {
+                            if !repair {
+                                // Being created by the writer right now: no record in it yet.
+                                break 'segments;
+                            }
+                            // Created but its header never reached the disk: no record can
+                            // be in it.
+                            drop(file);
+                            std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                            segments.pop();
+                            let active = ActiveSegment::create(log_dir, seq)?;
+                            segments.push((seq, active.path.clone()));
+                            continue;
+                        }
+                        segment::check_header(&header, first).map_err(|m| {
+                            StoreError::Corrupted(format!("{}: {m}", path.display()))
+                        })?;
+                    }
+                    let mut reader = BufReader::with_capacity(1 << 20, file);
+                    reader
+                        .seek(SeekFrom::Start(offset))
+                        .map_err(|e| StoreError::io(&path, e))?;
+                    (Box::new(reader), last, file_len)
+                };
             let mut payload = Vec::new();
             while seq < self.horizon {
                 match next_frame(&mut reader, &mut payload).map_err(|e| StoreError::io(&path, e))? {
@@ -601,20 +619,9 @@ enum Frame {
     Bad(BadFrame),
 }
 
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
 fn next_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> std::io::Result<Frame> {
     let mut head = [0u8; FRAME_HEADER_BYTES as usize];
-    match read_up_to(r, &mut head)? {
+    match segment::read_up_to(r, &mut head)? {
         0 => return Ok(Frame::End),
         n if n < head.len() => return Ok(Frame::Bad(BadFrame::Short)),
         _ => {}
@@ -624,7 +631,7 @@ fn next_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> std::io::Result<Frame
         return Ok(Frame::Bad(BadFrame::Length(len)));
     }
     payload.resize(len as usize, 0);
-    if read_up_to(r, payload)? < len as usize {
+    if segment::read_up_to(r, payload)? < len as usize {
         return Ok(Frame::Bad(BadFrame::Short));
     }
     if segment::frame_crc(payload) != u32::from_le_bytes(head[4..].try_into().expect("4 bytes")) {
@@ -638,8 +645,11 @@ fn next_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> std::io::Result<Frame
 fn log_matches(log_dir: &Path, cp: &SignedCheckpoint) -> Result<(), String> {
     let mut frontier = sealog_merkle::Frontier::new();
     let segments = segment::list(log_dir).map_err(|e| e.to_string())?;
-    'segments: for (_, path) in &segments {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    'segments: for (first, path) in &segments {
+        let bytes = SegmentFile::open_path(path, *first)
+            .map_err(|e| e.to_string())?
+            .plain_bytes()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let mut at = segment::HEADER_BYTES as usize;
         while frontier.size() < cp.size && at < bytes.len() {
             match segment::decode_frame(&bytes[at..]) {

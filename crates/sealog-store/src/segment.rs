@@ -7,7 +7,8 @@
 //! payload  = the record's RFC 8785 JSON (it names its own seq)
 //! ```
 //! Frames are only ever appended. A segment is sealed (fsynced, made read-only) when the next
-//! one starts; only the last segment can have a torn tail.
+//! one starts; only the last segment can have a torn tail. A sealed segment may then be
+//! replaced by its compressed form ([`crate::zseg`]), the same bytes in blocks.
 //!
 //! Retention is the one sanctioned rewrite of a sealed segment: it replaces a pruned record's
 //! payload with a [`Stub`] of exactly the same length, so no frame moves and every position
@@ -46,17 +47,125 @@ fn parse_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The segments in a log directory, ordered by first seq.
+fn parse_compressed_name(name: &str) -> Option<u64> {
+    parse_file_name(&format!("{}.seg", name.strip_suffix(".zseg")?))
+}
+
+/// Whether `path` names a compressed segment.
+pub fn is_compressed(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "zseg")
+}
+
+/// The segments in a log directory, ordered by first seq: for a segment both plain and
+/// compressed (a crash came between the compressed one's rename and the plain one's
+/// removal), the compressed one, which was read back whole before it was renamed.
 pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
-    let mut out = Vec::new();
+    let mut out: Vec<(u64, PathBuf)> = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
         let entry = entry.map_err(|e| StoreError::io(dir, e))?;
-        if let Some(first) = entry.file_name().to_str().and_then(parse_file_name) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(first) = parse_file_name(name).or_else(|| parse_compressed_name(name)) {
             out.push((first, entry.path()));
         }
     }
+    // Plain before compressed for one seq ("seg" < "zseg"), so the compressed one stays.
     out.sort();
+    out.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
     Ok(out)
+}
+
+/// Plain segments that also have their compressed form: what a crash between the rename
+/// and the removal left.
+pub fn superseded(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut out = Vec::new();
+    for (first, path) in list(dir)? {
+        let plain = dir.join(file_name(first));
+        if is_compressed(&path) && plain.exists() {
+            out.push(plain);
+        }
+    }
+    Ok(out)
+}
+
+/// A segment as readers hold it: plain (the one being appended to, or sealed and not yet
+/// compressed) or compressed.
+pub enum SegmentFile {
+    Plain { file: File, path: PathBuf },
+    Compressed(crate::zseg::Zseg),
+}
+
+impl SegmentFile {
+    /// Opens segment `first` in `dir`, compressed if it has been: a compression finishing
+    /// between the two looks (the plain file removed) is found by the third.
+    pub fn open(dir: &Path, first: u64) -> Result<Self, StoreError> {
+        let compressed = dir.join(crate::zseg::file_name(first));
+        if compressed.exists() {
+            return Self::open_path(&compressed, first);
+        }
+        let plain = dir.join(file_name(first));
+        match File::open(&plain) {
+            Ok(file) => Ok(SegmentFile::Plain { file, path: plain }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && compressed.exists() => {
+                Self::open_path(&compressed, first)
+            }
+            Err(e) => Err(StoreError::io(&plain, e)),
+        }
+    }
+
+    /// Opens the segment file at `path`, of either kind.
+    pub fn open_path(path: &Path, first: u64) -> Result<Self, StoreError> {
+        if is_compressed(path) {
+            return crate::zseg::Zseg::open(path, first).map(SegmentFile::Compressed);
+        }
+        let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+        Ok(SegmentFile::Plain {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            SegmentFile::Plain { path, .. } => path,
+            SegmentFile::Compressed(z) => z.path(),
+        }
+    }
+
+    /// The plain file, for reads of a span of frames with one call.
+    pub fn plain_file(&self) -> Option<&File> {
+        match self {
+            SegmentFile::Plain { file, .. } => Some(file),
+            SegmentFile::Compressed(_) => None,
+        }
+    }
+
+    /// The payload of record `seq`'s frame at `offset`, its checksum checked.
+    pub fn read_frame(
+        &self,
+        seq: u64,
+        offset: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ReadFrameError> {
+        match self {
+            SegmentFile::Plain { file, .. } => read_frame_at(file, offset, buf),
+            SegmentFile::Compressed(z) => z.read_frame(seq, offset, buf),
+        }
+    }
+
+    /// The whole segment in its plain form, header included.
+    pub fn plain_bytes(&self) -> io::Result<Vec<u8>> {
+        match self {
+            SegmentFile::Plain { path, .. } => fs::read(path),
+            SegmentFile::Compressed(z) => z.plain(),
+        }
+    }
 }
 
 pub fn frame_crc(payload: &[u8]) -> u32 {
@@ -320,6 +429,18 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::io(dir, e))
+}
+
+/// Reads into `buf` until it is full or the input ends; returns how much was read.
+pub(crate) fn read_up_to(r: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// Reads one frame's payload at `offset` of `file`.

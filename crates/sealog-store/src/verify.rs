@@ -206,7 +206,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         let loc =
             |offset: u64, seq: u64| format!("{} at offset {offset} (seq {seq})", path.display());
         let sealed = i + 1 < segments.len();
-        let data = SegmentBytes::read(path, sealed)
+        let data = SegmentBytes::read(path, *first, sealed)
             .or_else(|e| fail(path.display().to_string(), e.to_string()))?;
         let data: &[u8] = &data;
         bytes_total += data.len() as u64;
@@ -301,7 +301,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         );
     }
     files.push((
-        "log/*.seg".into(),
+        "log/*.seg, log/*.zseg".into(),
         format!(
             "{} segments, {} records: frames, canonical form, record ids, seqs",
             segments.len(),
@@ -1127,8 +1127,9 @@ impl<'a> Derived<'a> {
 }
 
 /// A segment's bytes: a sealed segment mapped (it is read-only and only ever replaced whole,
-/// by rename, so the mapping cannot shrink under the reader), the open one read into memory
-/// (a writer beside this reader may still cut a torn tail off it).
+/// by rename, so the mapping cannot shrink under the reader), a compressed one decompressed
+/// (every block's checksum checked on the way), the open one read into memory (a writer
+/// beside this reader may still cut a torn tail off it).
 enum SegmentBytes {
     Mapped(memmap2::Mmap),
     Read(Vec<u8>),
@@ -1136,11 +1137,23 @@ enum SegmentBytes {
 
 impl SegmentBytes {
     #[allow(unsafe_code)]
-    fn read(path: &std::path::Path, sealed: bool) -> std::io::Result<Self> {
+    fn read(path: &std::path::Path, first: u64, sealed: bool) -> std::io::Result<Self> {
+        if segment::is_compressed(path) {
+            return crate::zseg::Zseg::open(path, first)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .plain()
+                .map(SegmentBytes::Read);
+        }
         if !sealed {
             return fs::read(path).map(SegmentBytes::Read);
         }
-        let file = fs::File::open(path)?;
+        let file = match fs::File::open(path) {
+            // Compressed by the writer since it was listed: read what replaced it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Self::read(&path.with_extension("zseg"), first, sealed);
+            }
+            opened => opened?,
+        };
         // SAFETY: see the type's comment; a sealed segment changed in place would be
         // tampering, which the frames' checksums and the tree find like any other.
         unsafe { memmap2::Mmap::map(&file) }.map(SegmentBytes::Mapped)
@@ -1300,8 +1313,8 @@ pub fn for_each_record(
     let mut seen = 0u64;
     let segments =
         segment::list(&log_dir).or_else(|e| fail(log_dir.display().to_string(), e.to_string()))?;
-    for (i, (_, path)) in segments.iter().enumerate() {
-        let data = SegmentBytes::read(path, i + 1 < segments.len())
+    for (i, (first, path)) in segments.iter().enumerate() {
+        let data = SegmentBytes::read(path, *first, i + 1 < segments.len())
             .or_else(|e| fail(path.display().to_string(), e.to_string()))?;
         for (offset, range) in split_frames(&data, count - seen)
             .or_else(|(at, _, why)| fail(format!("{} at offset {at}", path.display()), why))?

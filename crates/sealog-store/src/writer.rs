@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,8 +14,9 @@ use crate::contract::{Admission, Entry, Id, Key, LogView, Outcome, Outcomes, Ver
 use crate::index::Index;
 use crate::index::{self, Memtable, Run};
 use crate::positions::Position;
-use crate::segment::{self, ActiveSegment};
+use crate::segment::{self, ActiveSegment, SegmentFile};
 use crate::tree::Tree;
+use crate::zseg;
 use crate::{Config, Durability, Shared, StoreError};
 
 type Reply<A> = SyncSender<Result<Outcomes<A>, StoreError>>;
@@ -46,6 +47,8 @@ struct Writer<A: Admission> {
     last_checkpoint: Instant,
     flush_tx: Option<Sender<FlushJob>>,
     flushed_rx: Option<Receiver<()>>,
+    /// Sealed segments to compress, by first seq (none when compression is off).
+    compress_tx: Option<Sender<u64>>,
 }
 
 type FlushJob = (Arc<Memtable>, Vec<Arc<Run>>);
@@ -70,6 +73,79 @@ fn flusher(shared: &Shared, jobs: &Receiver<FlushJob>, done: &SyncSender<()>) {
             .flush_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let _ = done.try_send(());
+    }
+}
+
+/// Compresses sealed segments off the writer's thread, one at a time and never while
+/// retention rewrites one. A failure leaves the plain segment as it was and is reported in
+/// the store's stats; only a closing store's `stop` ends a compression half way, leaving
+/// nothing of it.
+fn compressor(shared: &Shared, jobs: &Receiver<u64>, stop: &AtomicBool) {
+    while let Ok(first) = jobs.recv() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        compress_one(shared, first, stop);
+        shared
+            .counters
+            .compress_pending
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn compress_one(shared: &Shared, first: u64, stop: &AtomicBool) {
+    let _one_at_a_time = shared.pruning.lock().expect("prune lock");
+    let plain = {
+        let segments = shared.segments.read().expect("segments lock");
+        match segments
+            .iter()
+            .find(|(f, _)| *f == first)
+            .map(|(_, s)| &**s)
+        {
+            Some(SegmentFile::Plain { path, .. }) => path.clone(),
+            _ => return,
+        }
+    };
+    let t0 = Instant::now();
+    let counters = &shared.counters;
+    let failed = |e: StoreError| {
+        *counters.compress_failed.lock().expect("counters lock") = Some(e.to_string());
+    };
+    match zseg::compress_file(&plain, first, &|| stop.load(Ordering::Relaxed)) {
+        Ok(None) => {}
+        Ok(Some((_, z))) => {
+            let mut segments = shared.segments.write().expect("segments lock");
+            if let Some(entry) = segments.iter_mut().find(|(f, _)| *f == first) {
+                entry.1 = Arc::new(SegmentFile::Compressed(z));
+            }
+            drop(segments);
+            // Readers that hold the plain file keep reading it until they let it go.
+            let removed = std::fs::remove_file(&plain)
+                .map_err(|e| StoreError::io(&plain, e))
+                .and_then(|()| segment::sync_dir(plain.parent().expect("a log directory")));
+            if let Err(e) = removed {
+                failed(e);
+            }
+            counters.compressed_segments.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => failed(e),
+    }
+    counters
+        .compress_ns
+        .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// Hands a sealed segment to the compressor.
+fn queue_compression(shared: &Shared, tx: &Sender<u64>, first: u64) {
+    shared
+        .counters
+        .compress_pending
+        .fetch_add(1, Ordering::Relaxed);
+    if tx.send(first).is_err() {
+        shared
+            .counters
+            .compress_pending
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -113,12 +189,36 @@ pub(crate) fn spawn<A: Admission>(
         last_checkpoint: Instant::now(),
         flush_tx: None,
         flushed_rx: None,
+        compress_tx: None,
     };
     let (flush_tx, flush_rx) = mpsc::channel::<FlushJob>();
     let (flushed_tx, flushed_rx) = mpsc::sync_channel::<()>(1);
     w.flush_tx = Some(flush_tx);
     w.flushed_rx = Some(flushed_rx);
     let flusher_shared = w.shared.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let compressing = if w.config.compress_sealed {
+        let (tx, jobs) = mpsc::channel::<u64>();
+        // Sealed segments an earlier opening did not get to (the last one is being written).
+        let segments = w.shared.segments.read().expect("segments lock").clone();
+        for (first, seg) in &segments[..segments.len().saturating_sub(1)] {
+            if matches!(**seg, SegmentFile::Plain { .. }) {
+                queue_compression(&w.shared, &tx, *first);
+            }
+        }
+        w.compress_tx = Some(tx);
+        let (shared, stop) = (w.shared.clone(), stop.clone());
+        Some(
+            std::thread::Builder::new()
+                .name("sealog-compressor".into())
+                .spawn(move || compressor(&shared, &jobs, &stop))
+                .map_err(|e| {
+                    StoreError::Poisoned(format!("cannot start the compressor thread: {e}"))
+                })?,
+        )
+    } else {
+        None
+    };
     std::thread::Builder::new()
         .name("sealog-writer".into())
         .spawn(move || {
@@ -147,6 +247,12 @@ pub(crate) fn spawn<A: Admission>(
             // Let the flusher finish what it holds before the store's final flush.
             drop(w.flush_tx.take());
             let _ = flusher.join();
+            // A compression under way is abandoned: the next opening starts it again.
+            stop.store(true, Ordering::Relaxed);
+            drop(w.compress_tx.take());
+            if let Some(c) = compressing {
+                let _ = c.join();
+            }
         })
         .map_err(|e| StoreError::Poisoned(format!("cannot start the writer thread: {e}")))
 }
@@ -428,16 +534,24 @@ impl<A: Admission> Writer<A> {
     /// Seals the active segment and starts the next one at `next_seq`.
     fn roll(&mut self) -> Result<(), StoreError> {
         let old = self.active.take().expect("an active segment");
+        let old_first = old.first_seq;
         let dir = self.shared.layout.segments();
         old.seal()?;
         let new = ActiveSegment::create(&dir, self.next_seq)?;
-        let read = File::open(&new.path).map_err(|e| StoreError::io(&new.path, e))?;
+        let file = File::open(&new.path).map_err(|e| StoreError::io(&new.path, e))?;
+        let read = SegmentFile::Plain {
+            file,
+            path: new.path.clone(),
+        };
         self.shared
             .segments
             .write()
             .expect("segments lock")
             .push((self.next_seq, Arc::new(read)));
         self.active = Some(new);
+        if let Some(tx) = &self.compress_tx {
+            queue_compression(&self.shared, tx, old_first);
+        }
         Ok(())
     }
 }

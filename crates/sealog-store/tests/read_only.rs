@@ -25,11 +25,15 @@ type TestStore = Store<Unique>;
 
 const MEMTABLE: u64 = 16;
 
-/// Small segments and index runs; checkpoints only when asked for, or on close.
+/// Small segments and index runs; checkpoints only when asked for, or on close. Sealed
+/// segments stay plain, so a reader is shown to change nothing on disk while the writer,
+/// once its index is flushed, changes nothing either (a reader beside a compressing writer:
+/// tests/compression.rs).
 fn config() -> Config {
     Config {
         durability: Durability::Os,
         segment_bytes_max: 4096,
+        compress_sealed: false,
         memtable_records_max: MEMTABLE,
         checkpoint_interval: Duration::from_secs(24 * 3600),
         ..Config::default()

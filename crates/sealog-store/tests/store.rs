@@ -956,6 +956,7 @@ fn segments_roll_are_sealed_read_only_and_read_back_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         segment_bytes_max: 4096,
+        compress_sealed: false,
         ..Config::default()
     };
     let ids: Vec<String> = (0..400).map(|i| format!("r{i}")).collect();
@@ -1034,6 +1035,7 @@ const SEALED_RECORDS_ENV: &str = "SEALOG_TEST_SEALED_RECORDS";
 fn a_crash_right_after_sealing_leaves_a_store_that_opens() {
     let config = Config {
         segment_bytes_max: 4096,
+        compress_sealed: false,
         ..fast()
     };
     if let (Ok(dir), Ok(n)) = (
@@ -1299,6 +1301,7 @@ fn a_torn_tail_is_cut_back_to_the_last_whole_frame() {
 fn a_new_segment_with_a_torn_header_is_replaced() {
     let config = Config {
         segment_bytes_max: 4096,
+        compress_sealed: false,
         ..fast()
     };
     for header_bytes in [0usize, 1, 8, 15] {
@@ -1393,6 +1396,7 @@ fn damage_before_whole_frames_in_the_active_segment_is_refused_not_cut() {
 fn damage_in_a_sealed_segment_is_refused() {
     let config = Config {
         segment_bytes_max: 4096,
+        compress_sealed: false,
         ..fast()
     };
     let dir = tempfile::tempdir().unwrap();
@@ -1444,6 +1448,7 @@ fn damage_under_the_index_fails_the_read_of_that_record_only() {
 fn many_records_read_together_are_each_what_it_is_alone() {
     let config = Config {
         segment_bytes_max: 4096,
+        compress_sealed: false,
         ..fast()
     };
     let dir = tempfile::tempdir().unwrap();
@@ -1584,13 +1589,12 @@ fn a_second_open_of_the_same_directory_is_refused_while_the_first_is_open() {
 fn a_changed_stub_is_found_by_reads_and_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let store = open(
-        dir,
-        Config {
-            segment_bytes_max: 2048,
-            ..fast()
-        },
-    );
+    let plain = || Config {
+        segment_bytes_max: 2048,
+        compress_sealed: false,
+        ..fast()
+    };
+    let store = open(dir, plain());
     let events: Vec<Value> = (0..20).map(|i| simple(&format!("s-{i}"))).collect();
     appended(&append(&store, &events));
     let prune = |seq, link| sealog_store::Prune {
@@ -1630,7 +1634,7 @@ fn a_changed_stub_is_found_by_reads_and_verify() {
         report.files
     );
     // Reopening rebuilds the index without the pruned records' keys: verify agrees in full.
-    close(open(dir, fast()));
+    close(open(dir, plain()));
     let report = verify(dir).unwrap();
     assert!(!report.files.iter().any(|(f, _)| f == "index/PRUNED"));
 
@@ -1647,7 +1651,7 @@ fn a_changed_stub_is_found_by_reads_and_verify() {
     fs::write(&seg, &bytes).unwrap();
     let e = verify(dir).expect_err("a changed stub is found");
     assert!(e.to_string().contains("history was changed"), "{e}");
-    let store = open(dir, fast());
+    let store = open(dir, plain());
     match store.get(1) {
         Err(StoreError::Corrupted(why)) => {
             assert!(why.contains("does not keep the tree's leaf"), "{why}")

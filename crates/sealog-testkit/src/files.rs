@@ -34,10 +34,40 @@ pub fn copy_dir(from: &Path, to: &Path) {
                     let _ = fs::set_permissions(&target, meta.permissions());
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A segment compressed while the copy was made: its compressed form was
+                // renamed into place before the plain one went, so a crash keeps one of them.
+                let compressed = entry.path().with_extension("zseg");
+                if entry.path().extension().is_some_and(|x| x == "seg")
+                    && fs::copy(&compressed, target.with_extension("zseg")).is_ok()
+                {
+                    let _ = fs::set_permissions(
+                        target.with_extension("zseg"),
+                        fs::Permissions::from_mode(0o444),
+                    );
+                }
+            }
             Err(e) => panic!("copy {}: {e}", entry.path().display()),
         }
     }
+}
+
+/// Waits until every sealed segment of both logs under `data` is compressed (each log
+/// directory holds one plain segment, the one being written).
+pub fn await_compressed(data: &Path) {
+    crate::wait_for(60, "sealed segments compressed", || {
+        [data.join("log"), data.join("quarantine").join("log")]
+            .iter()
+            .all(|log| {
+                fs::read_dir(log).map_or(true, |rd| {
+                    rd.flatten()
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                        .count()
+                        <= 1
+                })
+            })
+            .then_some(())
+    });
 }
 
 /// The uid and gid a test drops to when a file's mode must bind it: `nobody`'s.

@@ -5,6 +5,10 @@
 //! segment = "SEALOGS1" first_seq:u64le  frame*          (header: 16 bytes)
 //! frame   = len:u32le crc:u32le payload[len]            crc = crc32c(len:u32le ‖ payload)
 //! ```
+//!
+//! A sealed segment may be compressed (`.zseg`): [`read_segment`] gives its plain bytes and
+//! [`write_segment`] writes plain bytes back in the file's own form, so surgery is the same
+//! on both.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -63,19 +67,95 @@ pub fn frames(bytes: &[u8], start: usize) -> Vec<Range<u64>> {
     out
 }
 
-/// The segment files of a log directory (`DATA/log`, or `DATA/quarantine/log`), by first seq.
+/// The segment files of a log directory (`DATA/log`, or `DATA/quarantine/log`), by first
+/// seq: plain or compressed, the compressed one where both are (as the store reads them).
 pub fn segments(log_dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(log_dir)
+    let mut out: Vec<(u64, bool, PathBuf)> = std::fs::read_dir(log_dir)
         .expect("a log directory")
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let digits = name.strip_suffix(".seg")?;
-            (digits.len() == 20).then(|| Some((digits.parse().ok()?, e.path())))?
+            let (digits, compressed) = match name.strip_suffix(".zseg") {
+                Some(d) => (d, true),
+                None => (name.strip_suffix(".seg")?, false),
+            };
+            (digits.len() == 20).then(|| Some((digits.parse().ok()?, compressed, e.path())))?
         })
         .collect();
     out.sort();
-    out
+    out.reverse();
+    out.dedup_by_key(|(first, _, _)| *first);
+    out.reverse();
+    out.into_iter()
+        .map(|(first, _, path)| (first, path))
+        .collect()
+}
+
+fn is_compressed(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "zseg")
+}
+
+/// A segment's plain bytes (header and frames), decompressing a compressed one block by
+/// block through its index: `"SEALOGZ1" first_seq:u64le per_block:u32le 0:u32le`, the
+/// blocks, 28-byte index entries `plain_offset:u64le file_offset:u64le file_len:u32le
+/// plain_len:u32le crc:u32le`, and the trailer `blocks:u64le plain_len:u64le crc:u32le
+/// "SEALOGZE"`.
+pub fn read_segment(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).expect("a segment");
+    if !is_compressed(path) {
+        return bytes;
+    }
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let half = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    assert_eq!(&bytes[..8], b"SEALOGZ1", "{}", path.display());
+    let trailer = bytes.len() - 28;
+    let blocks = word(trailer) as usize;
+    let index = trailer - 28 * blocks;
+    let mut plain = b"SEALOGS1".to_vec();
+    plain.extend_from_slice(&bytes[8..16]);
+    for k in 0..blocks {
+        let e = index + 28 * k;
+        let (at, len, plain_len) = (word(e + 8) as usize, half(e + 16), half(e + 20));
+        let block = zstd::bulk::decompress(&bytes[at..at + len], plain_len).expect("a block");
+        plain.extend_from_slice(&block);
+    }
+    plain
+}
+
+/// Writes a segment's plain bytes to `path` as the file's kind has them: as they are, or
+/// compressed in blocks of 8 records with a valid index and checksums, as a forger who
+/// knows the format would.
+pub fn write_segment(path: &Path, plain: &[u8]) {
+    crate::files::make_writable(path);
+    if !is_compressed(path) {
+        std::fs::write(path, plain).unwrap();
+        return;
+    }
+    let mut out = b"SEALOGZ1".to_vec();
+    out.extend_from_slice(&plain[8..16]);
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    let head = out.clone();
+    let mut index = Vec::new();
+    let ranges = frames(plain, HEADER_BYTES as usize);
+    for group in ranges.chunks(8) {
+        let (start, end) = (group[0].start as usize, group[group.len() - 1].end as usize);
+        let block = zstd::bulk::compress(&plain[start..end], 1).unwrap();
+        index.extend_from_slice(&(start as u64).to_le_bytes());
+        index.extend_from_slice(&(out.len() as u64).to_le_bytes());
+        index.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        index.extend_from_slice(&((end - start) as u32).to_le_bytes());
+        index.extend_from_slice(&crc32c::crc32c(&block).to_le_bytes());
+        out.extend_from_slice(&block);
+    }
+    let mut words = (ranges.len().div_ceil(8) as u64).to_le_bytes().to_vec();
+    words.extend_from_slice(&(plain.len() as u64).to_le_bytes());
+    let sum = crc32c::crc32c_append(crc32c::crc32c_append(crc32c::crc32c(&head), &index), &words);
+    out.extend_from_slice(&index);
+    out.extend_from_slice(&words);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out.extend_from_slice(b"SEALOGZE");
+    std::fs::write(path, out).unwrap();
 }
 
 /// Every note in a checkpoint log (framed like records), and where a torn last frame starts.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sealog_ledger::{Author, Durability, Ledger, LedgerConfig, StoreConfig, Undeclared};
 use serde_json::json;
@@ -65,6 +65,10 @@ pub(crate) struct IngestArgs {
     /// With --validate: the percentage of events that lack a required field, to be quarantined.
     #[arg(long, default_value_t = 10, requires = "validate")]
     incomplete_percent: u64,
+    /// Keep sealed segments as they were written instead of compressing them, to measure
+    /// what compression costs ingest and saves on disk.
+    #[arg(long)]
+    plain_segments: bool,
 }
 
 pub(crate) fn run(b: &Bench, durability: Durability) -> anyhow::Result<std::process::ExitCode> {
@@ -242,6 +246,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         LedgerConfig {
             store: StoreConfig {
                 durability,
+                compress_sealed: !a.plain_segments,
                 ..StoreConfig::default()
             },
             packs: sealog_ledger::Packs::builtin(),
@@ -333,6 +338,10 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         }
     });
     let elapsed = begin.elapsed();
+    // The bytes on disk of a log at rest: every sealed segment compressed.
+    let waited = Instant::now();
+    ledger.await_compression(Duration::from_secs(300));
+    let compress_wait_s = waited.elapsed().as_secs_f64();
     let (stats, _) = ledger.stats();
     let commits = stats.commits.max(1);
     let committed = stats.committed_events;
@@ -363,6 +372,9 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         "producer_append_wait_s": append_ns.load(Ordering::Relaxed) as f64 / 1e9,
         "rss_mib": rss, "rss_anon_mib": anon, "rss_file_mib": file,
         "bytes_on_disk_per_record": on_disk / appended.max(1),
+        "compressed_segments": stats.compressed_segments,
+        "compress_s": phase(stats.compress_ns),
+        "compress_wait_after_s": (compress_wait_s * 100.0).round() / 100.0,
         "durability": format!("{durability:?}"),
         "machine": machine,
     });

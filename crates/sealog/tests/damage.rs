@@ -120,6 +120,9 @@ fn build(dir: &Path, rng: &mut Rng) {
             ingest(&ledger, &rest);
             q = QUARANTINED;
         }
+        // Sealed segments compressed before the close, so every trial starts from the same
+        // files: compressed ones and the last one plain.
+        sealog_testkit::files::await_compressed(dir);
         ledger.close().expect("close");
     }
 }
@@ -162,6 +165,13 @@ fn pristine() -> &'static Pristine {
             runs >= 2,
             "the index should have more than one run, has {runs}"
         );
+        let kinds: Vec<Kind> = files_by_kind(&dir).into_iter().map(|(k, _)| k).collect();
+        for kind in [Kind::Segment, Kind::CompressedSegment] {
+            assert!(
+                kinds.contains(&kind),
+                "the pristine directory has no {kind:?}"
+            );
+        }
         Pristine {
             _tmp: tmp,
             dir,
@@ -454,6 +464,7 @@ enum Damage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Segment,
+    CompressedSegment,
     Positions,
     RunIds,
     RunPostings,
@@ -497,6 +508,7 @@ impl Kind {
             .unwrap_or("");
         Some(match (parent, name) {
             ("log", n) if n.ends_with(".seg") => Kind::Segment,
+            ("log", n) if n.ends_with(".zseg") => Kind::CompressedSegment,
             ("index", "positions") => Kind::Positions,
             ("index", n) if n.ends_with(".rid") => Kind::RunIds,
             ("index", n) if n.ends_with(".post") => Kind::RunPostings,
@@ -532,8 +544,8 @@ impl Kind {
             (SignerKey, Damage::Delete) => Expect::NoWriter,
             // Secrets and the keys that open personal data: nothing can rebuild them.
             (
-                Segment | CheckpointLog | VerifierKey | SignerKey | Payloads | MasterKey
-                | SubjectKeys,
+                Segment | CompressedSegment | CheckpointLog | VerifierKey | SignerKey | Payloads
+                | MasterKey | SubjectKeys,
                 _,
             ) => Expect::Found,
             _ => Expect::FoundAndRebuilt,
@@ -555,6 +567,8 @@ impl Kind {
         match self {
             // Truncated and deleted segments have their own campaign (tamper.rs).
             Kind::Segment => &[Damage::Flip, Damage::Swap],
+            // A deleted one is a gap verify names by the segment after it (tamper.rs).
+            Kind::CompressedSegment => &[Damage::Flip, Damage::Swap, Damage::Truncate],
             _ => &[Damage::Flip, Damage::Truncate, Damage::Swap, Damage::Delete],
         }
     }

@@ -94,7 +94,7 @@ fn stubs_on_disk(dir: &Path) -> usize {
     format::segments(&dir.join("log"))
         .iter()
         .map(|(_, path)| {
-            let bytes = std::fs::read(path).unwrap();
+            let bytes = format::read_segment(path);
             format::frames(&bytes, format::HEADER_BYTES as usize)
                 .iter()
                 .filter(|r| bytes[r.start as usize + 8] == 0)

@@ -93,6 +93,9 @@ fn config() -> LedgerConfig {
             // What reaches the files is the same either way; skipping fsync keeps setup quick.
             durability: Durability::Os,
             segment_bytes_max: SEGMENT_BYTES_MAX,
+            // Frames are attacked where they lie, so sealed segments stay plain; damage to
+            // compressed ones is damage.rs's and the store's compression tests'.
+            compress_sealed: false,
             // A checkpoint per commit: many signed tree heads along the log.
             checkpoint_interval: Duration::ZERO,
             ..StoreConfig::default()

@@ -29,9 +29,13 @@ pub struct Sealog {
 }
 
 impl Sealog {
-    /// Opens (creating) an events store and an entries store under `dir`.
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        let config = Config::default();
+    /// Opens (creating) an events store and an entries store under `dir`, compressing
+    /// sealed segments or not.
+    pub fn open(dir: &Path, compress_sealed: bool) -> anyhow::Result<Self> {
+        let config = Config {
+            compress_sealed,
+            ..Config::default()
+        };
         anyhow::ensure!(
             config.durability == sealog_ledger::Durability::Fsync,
             "the comparison runs Sealog durable"
@@ -139,11 +143,28 @@ fn edit_first_record(
     original: &[u8],
     event: &Value,
 ) -> anyhow::Result<(Option<String>, Option<String>)> {
-    let segment = DataLayout::new(dir)
-        .canonical()
-        .segments()
-        .join(format!("{:020}.seg", 0));
-    let bytes = std::fs::read(&segment)?;
+    let segments = DataLayout::new(dir).canonical().segments();
+    let compressed = segments.join(sealog_ledger::zseg::file_name(0));
+    // Sealed, seq 0's segment is compressed: the forger edits its plain bytes and compresses
+    // them again, index and checksums valid.
+    let (segment, bytes) = if compressed.exists() {
+        let plain = sealog_ledger::zseg::Zseg::open(&compressed, 0)?.plain()?;
+        (compressed, plain)
+    } else {
+        let plain = segments.join(format!("{:020}.seg", 0));
+        let bytes = std::fs::read(&plain)?;
+        (plain, bytes)
+    };
+    let write = |plain: &[u8]| -> anyhow::Result<()> {
+        if segment.extension().is_some_and(|x| x == "zseg") {
+            let mut out = Vec::new();
+            sealog_ledger::zseg::write(plain, 0, &mut out).map_err(anyhow::Error::msg)?;
+            std::fs::write(&segment, out)?;
+        } else {
+            std::fs::write(&segment, plain)?;
+        }
+        Ok(())
+    };
     let payload_at = SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES;
     let frame_end = payload_at + original.len();
     anyhow::ensure!(
@@ -169,13 +190,14 @@ fn edit_first_record(
     let mode = std::fs::metadata(&segment)?.permissions().mode();
     // Sealed segments are read-only; whoever edits the file has to lift that first.
     std::fs::set_permissions(&segment, Permissions::from_mode(mode | 0o200))?;
+    let original_file = std::fs::read(&segment)?;
     let outcome = (|| -> anyhow::Result<_> {
-        std::fs::write(&segment, &rewritten)?;
+        write(&rewritten)?;
         let rewrite = refused_at_seq_0(dir)?;
-        std::fs::write(&segment, &removed)?;
+        write(&removed)?;
         Ok((rewrite, refused_at_seq_0(dir)?))
     })();
-    let restored = std::fs::write(&segment, &bytes)
+    let restored = std::fs::write(&segment, &original_file)
         .and_then(|()| std::fs::set_permissions(&segment, Permissions::from_mode(mode)));
     restored?;
     outcome
@@ -310,6 +332,8 @@ impl Engine for Sealog {
     /// and reopens it.
     fn settle(&mut self) -> anyhow::Result<u64> {
         if let Some(ledger) = self.events.take() {
+            // Measured at rest: every sealed segment compressed, as it is once ingest pauses.
+            ledger.await_compression(std::time::Duration::from_secs(300));
             ledger.close()?;
         }
         let dir = self.dir.join("events");

@@ -1,0 +1,666 @@
+//! Compressed sealed segments: the same bytes as the plain segment they replace, in blocks
+//! of a fixed number of records, each compressed alone so one record is read by
+//! decompressing one block.
+//!
+//! ```text
+//! zseg    = header block* index trailer
+//! header  = "SEALOGZ1" first_seq:u64le records_per_block:u32le 0:u32le        (24 bytes)
+//! block   = one zstd frame: the plain segment's frames of records_per_block records
+//! index   = (plain_offset:u64le file_offset:u64le file_len:u32le plain_len:u32le
+//!            crc32c(block):u32le) per block                                 (28 bytes each)
+//! trailer = blocks:u64le plain_len:u64le crc32c(header ‖ index ‖ the two words):u32le
+//!           "SEALOGZE"                                                       (28 bytes)
+//! ```
+//! The plain form is the segment header followed by every block's bytes, so a record keeps
+//! the offset its position names: record `seq` is in block `(seq - first_seq) /
+//! records_per_block` (one lookup, no search), at `offset - plain_offset` within it. Frames
+//! keep their checksums and the tree's leaves stay over the uncompressed record, so
+//! everything that checks a plain segment checks a compressed one the same way; the block
+//! checksums only locate damage to the compressed bytes.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::StoreError;
+use crate::segment::{self, FRAME_HEADER_BYTES, HEADER_BYTES, ReadFrameError};
+
+pub const MAGIC: &[u8; 8] = b"SEALOGZ1";
+const END_MAGIC: &[u8; 8] = b"SEALOGZE";
+const HEADER: usize = 24;
+const ENTRY: usize = 28;
+const TRAILER: usize = 28;
+/// Records per block: a record read decompresses ~15 KB; the records still compress
+/// several times over (docs/performance.md measured 4, 8 and 16).
+pub const RECORDS_PER_BLOCK: u32 = 8;
+/// Fast enough to keep up with ingest on the side; the records compress ~3× at it.
+const LEVEL: i32 = 1;
+/// Decompressed blocks kept per segment, so a scan in seq order decompresses each once.
+const CACHED_BLOCKS: usize = 4;
+
+thread_local! {
+    /// One decompression context per reading thread: making one costs more than a block.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+pub fn file_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.zseg")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Block {
+    plain_offset: u64,
+    file_offset: u64,
+    file_len: u32,
+    plain_len: u32,
+    crc: u32,
+}
+
+impl Block {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.plain_offset.to_le_bytes());
+        out.extend_from_slice(&self.file_offset.to_le_bytes());
+        out.extend_from_slice(&self.file_len.to_le_bytes());
+        out.extend_from_slice(&self.plain_len.to_le_bytes());
+        out.extend_from_slice(&self.crc.to_le_bytes());
+    }
+
+    fn decode(b: &[u8]) -> Block {
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        Block {
+            plain_offset: u64_at(0),
+            file_offset: u64_at(8),
+            file_len: u32_at(16),
+            plain_len: u32_at(20),
+            crc: u32_at(24),
+        }
+    }
+}
+
+fn header(first_seq: u64, per_block: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..16].copy_from_slice(&first_seq.to_le_bytes());
+    h[16..20].copy_from_slice(&per_block.to_le_bytes());
+    h
+}
+
+fn trailer(head: &[u8], index: &[u8], blocks: u64, plain_len: u64) -> Vec<u8> {
+    let mut words = Vec::with_capacity(TRAILER);
+    words.extend_from_slice(&blocks.to_le_bytes());
+    words.extend_from_slice(&plain_len.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c_append(crc32c::crc32c(head), index), &words);
+    words.extend_from_slice(&crc.to_le_bytes());
+    words.extend_from_slice(END_MAGIC);
+    words
+}
+
+/// Writes a compressed segment block by block.
+pub struct Encoder<W: Write> {
+    out: W,
+    head: [u8; HEADER],
+    compressor: zstd::bulk::Compressor<'static>,
+    index: Vec<u8>,
+    blocks: u64,
+    plain_offset: u64,
+    file_offset: u64,
+}
+
+impl<W: Write> Encoder<W> {
+    pub fn new(first_seq: u64, mut out: W) -> Result<Self, String> {
+        let head = header(first_seq, RECORDS_PER_BLOCK);
+        out.write_all(&head).map_err(|e| e.to_string())?;
+        Ok(Encoder {
+            out,
+            head,
+            compressor: zstd::bulk::Compressor::new(LEVEL).map_err(|e| e.to_string())?,
+            index: Vec::new(),
+            blocks: 0,
+            plain_offset: HEADER_BYTES,
+            file_offset: HEADER as u64,
+        })
+    }
+
+    /// Appends the next block: the whole frames of the next `RECORDS_PER_BLOCK` records.
+    pub fn block(&mut self, plain: &[u8]) -> Result<(), String> {
+        let bytes = self.compressor.compress(plain).map_err(|e| e.to_string())?;
+        let block = Block {
+            plain_offset: self.plain_offset,
+            file_offset: self.file_offset,
+            file_len: u32::try_from(bytes.len()).map_err(|_| "a block past 4 GiB")?,
+            plain_len: u32::try_from(plain.len()).map_err(|_| "a block past 4 GiB")?,
+            crc: crc32c::crc32c(&bytes),
+        };
+        self.out.write_all(&bytes).map_err(|e| e.to_string())?;
+        block.encode(&mut self.index);
+        self.plain_offset += plain.len() as u64;
+        self.file_offset += bytes.len() as u64;
+        self.blocks += 1;
+        Ok(())
+    }
+
+    /// Writes the index and trailer; returns the writer.
+    pub fn finish(mut self) -> Result<W, String> {
+        self.out.write_all(&self.index).map_err(|e| e.to_string())?;
+        let end = trailer(&self.head, &self.index, self.blocks, self.plain_offset);
+        self.out.write_all(&end).map_err(|e| e.to_string())?;
+        Ok(self.out)
+    }
+}
+
+/// Writes the compressed form of a plain sealed segment held in memory (`plain`, header
+/// included). Every frame must be whole: a sealed segment that is not is left for `verify`
+/// to report, never compressed.
+pub fn write(plain: &[u8], first_seq: u64, out: &mut impl Write) -> Result<(), String> {
+    segment::check_header(plain, first_seq)?;
+    let mut encoder = Encoder::new(first_seq, out)?;
+    let mut at = HEADER_BYTES as usize;
+    while at < plain.len() {
+        let start = at;
+        for _ in 0..RECORDS_PER_BLOCK {
+            if at == plain.len() {
+                break;
+            }
+            let (_, n) = segment::decode_frame(&plain[at..])
+                .map_err(|e| format!("at offset {at}: {e}; a sealed segment must be whole"))?;
+            at += n;
+        }
+        encoder.block(&plain[start..at])?;
+    }
+    encoder.finish().map(drop)
+}
+
+/// Reads the next block's frames (up to `RECORDS_PER_BLOCK` whole frames) from a plain
+/// segment into `block`; `Ok(false)` at the segment's end.
+fn next_block(src: &mut impl Read, block: &mut Vec<u8>, at: u64) -> Result<bool, String> {
+    block.clear();
+    for _ in 0..RECORDS_PER_BLOCK {
+        let mut head = [0u8; FRAME_HEADER_BYTES as usize];
+        match segment::read_up_to(src, &mut head).map_err(|e| e.to_string())? {
+            0 => break,
+            n if n < head.len() => {
+                return Err(format!(
+                    "at offset {at}: a frame cut short in a sealed segment"
+                ));
+            }
+            _ => {}
+        }
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+        if len == 0 || len > segment::FRAME_PAYLOAD_BYTES_MAX {
+            return Err(format!("at offset {at}: impossible frame length {len}"));
+        }
+        let start = block.len();
+        block.extend_from_slice(&head);
+        block.resize(start + FRAME_HEADER_BYTES as usize + len as usize, 0);
+        if segment::read_up_to(src, &mut block[start + FRAME_HEADER_BYTES as usize..])
+            .map_err(|e| e.to_string())?
+            < len as usize
+        {
+            return Err(format!(
+                "at offset {at}: a frame cut short in a sealed segment"
+            ));
+        }
+        segment::decode_frame(&block[start..])
+            .map_err(|e| format!("at offset {at}: {e}; a sealed segment must be whole"))?;
+    }
+    Ok(!block.is_empty())
+}
+
+/// An opened compressed segment: its index checked, its blocks checked as they are read.
+pub struct Zseg {
+    file: File,
+    path: PathBuf,
+    first_seq: u64,
+    per_block: u32,
+    plain_len: u64,
+    blocks: Vec<Block>,
+    cache: Mutex<Vec<(usize, Arc<Vec<u8>>)>>,
+}
+
+impl Zseg {
+    /// Opens `path`, checking its header, trailer and index against each other.
+    pub fn open(path: &Path, first_seq: u64) -> Result<Zseg, StoreError> {
+        let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+        let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
+        let bad = |m: String| StoreError::Corrupted(format!("{}: {m}", path.display()));
+        if len < (HEADER + TRAILER) as u64 {
+            return Err(bad(format!(
+                "{len} bytes is too short for a compressed segment"
+            )));
+        }
+        let mut head = [0u8; HEADER];
+        file.read_exact_at(&mut head, 0)
+            .map_err(|e| StoreError::io(path, e))?;
+        let mut tail = [0u8; TRAILER];
+        file.read_exact_at(&mut tail, len - TRAILER as u64)
+            .map_err(|e| StoreError::io(path, e))?;
+        if &head[..8] != MAGIC || &tail[20..] != END_MAGIC {
+            return Err(bad("not a compressed sealog segment (bad magic)".into()));
+        }
+        let word = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8"));
+        let named = word(&head, 8);
+        if named != first_seq {
+            return Err(bad(format!(
+                "header says first seq {named}, file name says {first_seq}"
+            )));
+        }
+        let per_block = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes"));
+        let (count, plain_len) = (word(&tail, 0), word(&tail, 8));
+        let index_bytes = count
+            .checked_mul(ENTRY as u64)
+            .filter(|&n| n <= len - (HEADER + TRAILER) as u64)
+            .ok_or_else(|| bad(format!("its trailer names {count} blocks")))?;
+        let index_at = len - TRAILER as u64 - index_bytes;
+        let mut index = vec![0u8; index_bytes as usize];
+        file.read_exact_at(&mut index, index_at)
+            .map_err(|e| StoreError::io(path, e))?;
+        let crc = u32::from_le_bytes(tail[16..20].try_into().expect("4 bytes"));
+        if trailer(&head, &index, count, plain_len)[16..20] != crc.to_le_bytes()
+            || head[20..] != [0; 4]
+            || per_block == 0
+        {
+            return Err(bad(
+                "its header, index or trailer does not match its checksum".into(),
+            ));
+        }
+        let blocks: Vec<Block> = index.chunks_exact(ENTRY).map(Block::decode).collect();
+        let (mut plain, mut at) = (HEADER_BYTES, HEADER as u64);
+        for (k, b) in blocks.iter().enumerate() {
+            if b.plain_offset != plain || b.file_offset != at || b.plain_len == 0 {
+                return Err(bad(format!("block {k} does not follow the one before it")));
+            }
+            plain += u64::from(b.plain_len);
+            at += u64::from(b.file_len);
+        }
+        if plain != plain_len || at != index_at {
+            return Err(bad("its blocks do not add up to its index".into()));
+        }
+        Ok(Zseg {
+            file,
+            path: path.to_path_buf(),
+            first_seq,
+            per_block,
+            plain_len,
+            blocks,
+            cache: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The plain segment's length.
+    pub fn plain_len(&self) -> u64 {
+        self.plain_len
+    }
+
+    fn damaged(&self, k: usize, why: &str) -> io::Error {
+        let b = &self.blocks[k];
+        let first = self.first_seq + k as u64 * u64::from(self.per_block);
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} block {k} (records {first}.., bytes {}..{} of the file): {why}",
+                self.path.display(),
+                b.file_offset,
+                b.file_offset + u64::from(b.file_len)
+            ),
+        )
+    }
+
+    /// Block `k` decompressed, its checksum checked first.
+    pub fn block(&self, k: usize) -> io::Result<Arc<Vec<u8>>> {
+        if let Some((_, hit)) = self
+            .cache
+            .lock()
+            .expect("block cache")
+            .iter()
+            .find(|(i, _)| *i == k)
+        {
+            return Ok(hit.clone());
+        }
+        let b = self.blocks[k];
+        let mut packed = vec![0u8; b.file_len as usize];
+        self.file.read_exact_at(&mut packed, b.file_offset)?;
+        if crc32c::crc32c(&packed) != b.crc {
+            return Err(self.damaged(k, "does not match its checksum"));
+        }
+        let plain = DECOMPRESSOR
+            .with(|d| {
+                let mut d = d.borrow_mut();
+                if d.is_none() {
+                    *d = Some(zstd::bulk::Decompressor::new()?);
+                }
+                d.as_mut()
+                    .expect("made just above")
+                    .decompress(&packed, b.plain_len as usize)
+            })
+            .map_err(|e| self.damaged(k, &e.to_string()))?;
+        if plain.len() != b.plain_len as usize {
+            return Err(self.damaged(k, "decompresses to another length than its index says"));
+        }
+        let plain = Arc::new(plain);
+        let mut cache = self.cache.lock().expect("block cache");
+        if cache.len() == CACHED_BLOCKS {
+            cache.remove(0);
+        }
+        cache.push((k, plain.clone()));
+        Ok(plain)
+    }
+
+    /// The frame's payload of record `seq`, at `offset` of the plain segment.
+    pub fn read_frame(
+        &self,
+        seq: u64,
+        offset: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ReadFrameError> {
+        let k = seq
+            .checked_sub(self.first_seq)
+            .map(|i| (i / u64::from(self.per_block)) as usize)
+            .filter(|&k| k < self.blocks.len())
+            .ok_or(ReadFrameError::Bad(segment::BadFrame::Short))?;
+        let b = self.blocks[k];
+        let within = offset
+            .checked_sub(b.plain_offset)
+            .filter(|&w| w + FRAME_HEADER_BYTES <= u64::from(b.plain_len))
+            .ok_or(ReadFrameError::Bad(segment::BadFrame::Short))?;
+        let block = self.block(k).map_err(ReadFrameError::Io)?;
+        let (payload, _) =
+            segment::decode_frame(&block[within as usize..]).map_err(ReadFrameError::Bad)?;
+        buf.clear();
+        buf.extend_from_slice(payload);
+        Ok(())
+    }
+
+    /// A reader of the plain segment from `offset` on, one block in memory at a time.
+    pub fn reader_at(&self, offset: u64) -> PlainReader<'_> {
+        let k = self
+            .blocks
+            .partition_point(|b| b.plain_offset + u64::from(b.plain_len) <= offset);
+        let within = self
+            .blocks
+            .get(k)
+            .map_or(0, |b| offset.saturating_sub(b.plain_offset) as usize);
+        PlainReader {
+            zseg: self,
+            next: k,
+            block: Arc::new(Vec::new()),
+            at: within,
+            skip: within,
+        }
+    }
+
+    /// The whole plain segment, header included, every block checked.
+    pub fn plain(&self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.plain_len as usize);
+        out.extend_from_slice(&segment::encode_header(self.first_seq));
+        let mut decompressor = zstd::bulk::Decompressor::new()?;
+        let mut packed = Vec::new();
+        for (k, b) in self.blocks.iter().enumerate() {
+            packed.resize(b.file_len as usize, 0);
+            self.file.read_exact_at(&mut packed, b.file_offset)?;
+            if crc32c::crc32c(&packed) != b.crc {
+                return Err(self.damaged(k, "does not match its checksum"));
+            }
+            let start = out.len();
+            out.resize(start + b.plain_len as usize, 0);
+            let n = decompressor
+                .decompress_to_buffer(&packed, &mut out[start..])
+                .map_err(|e| self.damaged(k, &e.to_string()))?;
+            if n != b.plain_len as usize {
+                return Err(self.damaged(k, "decompresses to another length than its index says"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The plain bytes of a compressed segment, read in order from some offset.
+pub struct PlainReader<'a> {
+    zseg: &'a Zseg,
+    next: usize,
+    block: Arc<Vec<u8>>,
+    at: usize,
+    /// Bytes of the first block before the starting offset.
+    skip: usize,
+}
+
+impl Read for PlainReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at >= self.block.len() {
+            if self.next >= self.zseg.blocks.len() {
+                return Ok(0);
+            }
+            self.block = self.zseg.block(self.next)?;
+            self.next += 1;
+            self.at = std::mem::take(&mut self.skip);
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Writes the compressed form of the plain segment at `plain_path` beside it, syncs it,
+/// reads it back and compares every byte with the plain segment, and only then renames it
+/// into place (read-only). The plain segment is left for the caller to remove once readers
+/// use the new one. `Ok(None)` if `stop` said stop (nothing is left behind).
+pub fn compress_file(
+    plain_path: &Path,
+    first_seq: u64,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<(PathBuf, Zseg)>, StoreError> {
+    let dir = plain_path.parent().unwrap_or(Path::new("."));
+    let target = dir.join(file_name(first_seq));
+    let part = leftover(&target);
+    let bad = |m: String| StoreError::Corrupted(format!("{}: {m}", plain_path.display()));
+    let source = File::open(plain_path).map_err(|e| StoreError::io(plain_path, e))?;
+    let result = (|| {
+        // Read in order, a block at a time: memory stays one block whatever the segment's size.
+        let mut src = io::BufReader::with_capacity(1 << 20, &source);
+        let mut head = [0u8; HEADER_BYTES as usize];
+        segment::read_up_to(&mut src, &mut head).map_err(|e| StoreError::io(plain_path, e))?;
+        segment::check_header(&head, first_seq).map_err(bad)?;
+        let file = File::create(&part).map_err(|e| StoreError::io(&part, e))?;
+        let mut encoder = Encoder::new(first_seq, BufWriter::with_capacity(1 << 20, file))
+            .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?;
+        let mut block = Vec::new();
+        let mut at = HEADER_BYTES;
+        while next_block(&mut src, &mut block, at).map_err(bad)? {
+            if stop() {
+                return Ok(None);
+            }
+            encoder
+                .block(&block)
+                .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?;
+            at += block.len() as u64;
+        }
+        let file = encoder
+            .finish()
+            .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?
+            .into_inner()
+            .map_err(|e| StoreError::io(&part, e.into_error()))?;
+        file.sync_all().map_err(|e| StoreError::io(&part, e))?;
+        drop(file);
+        // Read back from the disk and compared with the plain segment, block by block.
+        let back = Zseg::open(&part, first_seq)?;
+        let differs = || {
+            StoreError::Corrupted(format!(
+                "{} does not read back as {}",
+                part.display(),
+                plain_path.display()
+            ))
+        };
+        if back.plain_len() != at {
+            return Err(differs());
+        }
+        let mut original = Vec::new();
+        for (k, b) in back.blocks.iter().enumerate() {
+            original.resize(b.plain_len as usize, 0);
+            source
+                .read_exact_at(&mut original, b.plain_offset)
+                .map_err(|e| StoreError::io(plain_path, e))?;
+            if *back.block(k).map_err(|e| StoreError::io(&part, e))? != original {
+                return Err(differs());
+            }
+        }
+        fs::set_permissions(&part, fs::Permissions::from_mode(0o444))
+            .map_err(|e| StoreError::io(&part, e))?;
+        fs::rename(&part, &target).map_err(|e| StoreError::io(&target, e))?;
+        segment::sync_dir(dir)?;
+        Ok(Some((target.clone(), Zseg::open(&target, first_seq)?)))
+    })();
+    if !matches!(result, Ok(Some(_))) {
+        let _ = fs::remove_file(&part);
+    }
+    result
+}
+
+/// The suffix of a compression in progress, deleted on opening if a crash interrupted it.
+pub const PART: &str = ".zseg.part";
+
+fn leftover(target: &Path) -> PathBuf {
+    let mut name = target.as_os_str().to_owned();
+    name.push(".part");
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain_segment(first: u64, records: u64) -> Vec<u8> {
+        let mut out = segment::encode_header(first).to_vec();
+        for seq in first..first + records {
+            let body = format!(
+                "{{\"seq\":{seq},\"pad\":\"{}\"}}",
+                "x".repeat((seq % 50) as usize)
+            );
+            segment::encode_frame(body.as_bytes(), &mut out);
+        }
+        out
+    }
+
+    fn offsets(plain: &[u8]) -> Vec<u64> {
+        let mut at = HEADER_BYTES as usize;
+        let mut out = Vec::new();
+        while at < plain.len() {
+            out.push(at as u64);
+            at += segment::decode_frame(&plain[at..]).unwrap().1;
+        }
+        out
+    }
+
+    fn compressed(plain: &[u8], first: u64) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(first));
+        let mut out = Vec::new();
+        write(plain, first, &mut out).unwrap();
+        fs::write(&path, out).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn every_record_reads_back_by_seq_and_offset_and_the_whole_is_the_plain_segment() {
+        for records in [1, 7, 8, 9, 100] {
+            let plain = plain_segment(40, records);
+            let (_dir, path) = compressed(&plain, 40);
+            let z = Zseg::open(&path, 40).unwrap();
+            assert_eq!(z.plain().unwrap(), plain);
+            assert_eq!(z.plain_len(), plain.len() as u64);
+            let mut buf = Vec::new();
+            for (i, at) in offsets(&plain).into_iter().enumerate() {
+                let seq = 40 + i as u64;
+                z.read_frame(seq, at, &mut buf).unwrap();
+                assert_eq!(
+                    &buf[..],
+                    segment::decode_frame(&plain[at as usize..]).unwrap().0
+                );
+            }
+            assert!(
+                z.read_frame(40 + records, plain.len() as u64, &mut buf)
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_anywhere_is_refused_where_it_is_read() {
+        let plain = plain_segment(0, 40);
+        let (_dir, path) = compressed(&plain, 0);
+        let good = fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x20;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            fs::write(&path, &bad).unwrap();
+            let read = Zseg::open(&path, 0)
+                .and_then(|z| z.plain().map_err(|e| StoreError::Corrupted(e.to_string())));
+            assert!(
+                read.is_err(),
+                "flip at byte {i} of {} went unnoticed",
+                good.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_plain_reader_reads_from_any_record_to_the_end() {
+        let plain = plain_segment(0, 40);
+        let (_dir, path) = compressed(&plain, 0);
+        let z = Zseg::open(&path, 0).unwrap();
+        for at in offsets(&plain).into_iter().chain([HEADER_BYTES]) {
+            let mut got = Vec::new();
+            z.reader_at(at).read_to_end(&mut got).unwrap();
+            assert_eq!(got, &plain[at as usize..], "from offset {at}");
+        }
+    }
+
+    #[test]
+    fn a_segment_with_a_bad_frame_is_not_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plain = plain_segment(0, 30);
+        let at = offsets(&plain)[20] as usize + 12;
+        plain[at] ^= 1;
+        let path = dir.path().join(segment::file_name(0));
+        fs::write(&path, &plain).unwrap();
+        let e = compress_file(&path, 0, &|| false).map(|_| ()).unwrap_err();
+        assert!(
+            e.to_string().contains("a sealed segment must be whole"),
+            "{e}"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "nothing left beside it"
+        );
+        let mut plain = plain_segment(0, 3);
+        let last = plain.len() - 1;
+        plain[last] ^= 1;
+        assert!(write(&plain, 0, &mut Vec::new()).is_err());
+        assert!(write(&plain_segment(0, 3), 1, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn compressing_a_file_replaces_nothing_until_it_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = plain_segment(0, 50);
+        let path = dir.path().join(segment::file_name(0));
+        fs::write(&path, &plain).unwrap();
+        assert!(compress_file(&path, 0, &|| true).unwrap().is_none());
+        assert!(!dir.path().join(file_name(0)).exists());
+        assert!(!leftover(&dir.path().join(file_name(0))).exists());
+        let (at, z) = compress_file(&path, 0, &|| false).unwrap().unwrap();
+        assert_eq!(at, dir.path().join(file_name(0)));
+        assert_eq!(z.plain().unwrap(), plain);
+        assert!(fs::metadata(&at).unwrap().permissions().readonly());
+        assert!(path.exists(), "the plain segment is the caller's to remove");
+    }
+}
