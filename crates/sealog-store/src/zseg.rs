@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::StoreError;
-use crate::segment::{self, FRAME_HEADER_BYTES, HEADER_BYTES, ReadFrameError};
+use crate::segment::{
+    self, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, HEADER_BYTES, ReadFrameError,
+};
 
 pub const MAGIC: &[u8; 8] = b"SEALOGZ1";
 const END_MAGIC: &[u8; 8] = b"SEALOGZE";
@@ -35,6 +37,8 @@ const TRAILER: usize = 28;
 /// Records per block: a record read decompresses ~15 KB; the records still compress
 /// several times over (docs/performance.md measured 4, 8 and 16).
 pub const RECORDS_PER_BLOCK: u32 = 8;
+/// More records per block than any writer uses is damage, not a format.
+const PER_BLOCK_MAX: u32 = 1024;
 /// Fast enough to keep up with ingest on the side; the records compress ~3× at it.
 const LEVEL: i32 = 1;
 /// Decompressed blocks kept per segment, so a scan in seq order decompresses each once.
@@ -261,7 +265,7 @@ impl Zseg {
         let crc = u32::from_le_bytes(tail[16..20].try_into().expect("4 bytes"));
         if trailer(&head, &index, count, plain_len)[16..20] != crc.to_le_bytes()
             || head[20..] != [0; 4]
-            || per_block == 0
+            || !(1..=PER_BLOCK_MAX).contains(&per_block)
         {
             return Err(bad(
                 "its header, index or trailer does not match its checksum".into(),
@@ -272,6 +276,15 @@ impl Zseg {
         for (k, b) in blocks.iter().enumerate() {
             if b.plain_offset != plain || b.file_offset != at || b.plain_len == 0 {
                 return Err(bad(format!("block {k} does not follow the one before it")));
+            }
+            // Checked before anything is allocated for it: its frames cannot be longer.
+            let most =
+                u64::from(per_block) * (FRAME_HEADER_BYTES + u64::from(FRAME_PAYLOAD_BYTES_MAX));
+            if u64::from(b.plain_len) > most {
+                return Err(bad(format!(
+                    "block {k} claims {} bytes, more than {per_block} records can be",
+                    b.plain_len
+                )));
             }
             plain += u64::from(b.plain_len);
             at += u64::from(b.file_len);
@@ -609,6 +622,30 @@ mod tests {
                 good.len()
             );
         }
+    }
+
+    #[test]
+    fn an_index_claiming_an_impossible_block_is_refused_before_anything_is_allocated() {
+        let plain = plain_segment(0, 10);
+        let (_dir, path) = compressed(&plain, 0);
+        let mut bytes = fs::read(&path).unwrap();
+        // Block 0 claims 4 GiB, its index and trailer made consistent again.
+        let blocks = 2;
+        let index_at = bytes.len() - TRAILER - ENTRY * blocks;
+        bytes[index_at + 20..index_at + 24].copy_from_slice(&u32::MAX.to_le_bytes());
+        let index = bytes[index_at..index_at + ENTRY * blocks].to_vec();
+        let plain_len = u64::from_le_bytes(
+            bytes[bytes.len() - 20..bytes.len() - 12]
+                .try_into()
+                .unwrap(),
+        );
+        let end = trailer(&bytes[..HEADER], &index, blocks as u64, plain_len);
+        let at = bytes.len() - TRAILER;
+        bytes[at..].copy_from_slice(&end);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, &bytes).unwrap();
+        let e = Zseg::open(&path, 0).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("block 0 claims"), "{e}");
     }
 
     #[test]
