@@ -66,6 +66,11 @@ pub use sealog_store::verify::{Failure as VerifyFailure, Report as VerifyReport}
 /// The compressed sealed segment's reader and writer, for tools that read or forge a
 /// segment file as docs/format.md describes it.
 pub use sealog_store::zseg;
+
+/// The bytes `verify` reads from a log directory's segments: their uncompressed length.
+pub fn segment_bytes(log_dir: &std::path::Path) -> u64 {
+    sealog_store::segment::plain_bytes(log_dir)
+}
 pub use sealog_store::{
     Config as StoreConfig, Cut, Durability, LIMIT_MAX, Page, Recovery, SignedCheckpoint, Stats,
     StoreError as Error,

@@ -81,6 +81,21 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     Ok(out)
 }
 
+/// The uncompressed length of every segment in `dir` (what reading them all yields); a
+/// segment that cannot be opened counts as nothing.
+pub fn plain_bytes(dir: &Path) -> u64 {
+    list(dir).map_or(0, |segments| {
+        segments
+            .iter()
+            .map(|(first, path)| match SegmentFile::open_path(path, *first) {
+                Ok(SegmentFile::Compressed(z)) => z.plain_len(),
+                Ok(SegmentFile::Plain { file, .. }) => file.metadata().map_or(0, |m| m.len()),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
 /// Plain segments that also have their compressed form: what a crash between the rename
 /// and the removal left.
 pub fn superseded(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {

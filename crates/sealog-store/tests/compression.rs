@@ -143,6 +143,11 @@ fn compressed_segments_read_back_every_record_and_verify_in_full() {
 
     let report = verify(dir.path()).unwrap();
     assert_eq!(report.records, 300);
+    assert_eq!(
+        sealog_store::segment::plain_bytes(&dir.path().join("log")),
+        report.bytes,
+        "what verify reads is the segments' uncompressed length"
+    );
     let store = open(dir.path());
     assert_eq!(
         store.recovery().replayed,

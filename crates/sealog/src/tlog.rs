@@ -193,7 +193,7 @@ fn progress(total: Option<u64>) -> impl Fn(u64, u64) {
     }
 }
 
-/// The bytes of every log file in a data directory: what `verify` reads.
+/// The bytes of every log in a data directory, uncompressed: what `verify` reads.
 fn log_bytes(dir: &Path) -> u64 {
     let layout = sealog_model::Layout::new(dir);
     [
@@ -201,11 +201,7 @@ fn log_bytes(dir: &Path) -> u64 {
         layout.quarantine().segments(),
     ]
     .iter()
-    .filter_map(|d| std::fs::read_dir(d).ok())
-    .flatten()
-    .filter_map(|e| e.ok()?.metadata().ok())
-    .filter(|m| m.is_file())
-    .map(|m| m.len())
+    .map(|d| sealog_ledger::segment_bytes(d))
     .sum()
 }
 
