@@ -52,24 +52,6 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Waits until every sealed segment of both logs under `data` is compressed (each log
-/// directory holds one plain segment, the one being written).
-pub fn await_compressed(data: &Path) {
-    crate::wait_for(60, "sealed segments compressed", || {
-        [data.join("log"), data.join("quarantine").join("log")]
-            .iter()
-            .all(|log| {
-                fs::read_dir(log).map_or(true, |rd| {
-                    rd.flatten()
-                        .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
-                        .count()
-                        <= 1
-                })
-            })
-            .then_some(())
-    });
-}
-
 /// The uid and gid a test drops to when a file's mode must bind it: `nobody`'s.
 pub const NOBODY: u32 = 65_534;
 

@@ -122,7 +122,10 @@ fn build(dir: &Path, rng: &mut Rng) {
         }
         // Sealed segments compressed before the close, so every trial starts from the same
         // files: compressed ones and the last one plain.
-        sealog_testkit::files::await_compressed(dir);
+        assert!(
+            ledger.await_compression(Duration::from_secs(60)),
+            "sealed segments compressed"
+        );
         ledger.close().expect("close");
     }
 }
