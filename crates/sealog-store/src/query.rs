@@ -132,15 +132,21 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
         counted.push((index.count(k)?, k));
     }
     if let Some(&(_, rarest)) = counted.iter().min_by_key(|(n, _)| *n) {
-        // Walk the rarest key's postings, checking the others by membership.
+        // Walk the rarest key's postings, checking the others by membership, each from
+        // where its last check stopped.
+        let mut others: Vec<_> = keys
+            .iter()
+            .filter(|k| *k != rarest)
+            .map(crate::index::Membership::new)
+            .collect();
         let mut cursor = from;
         'pages: while hits.len() <= q.limit && cursor < end {
             let chunk = index.postings(rarest, cursor, end, 1024)?;
             let Some(&last) = chunk.last() else { break };
             for seq in chunk {
                 let mut all = true;
-                for k in keys.iter().filter(|k| *k != rarest) {
-                    if !index.contains(k, seq)? {
+                for m in &mut others {
+                    if !index.contains_ascending(m, seq)? {
                         all = false;
                         break;
                     }

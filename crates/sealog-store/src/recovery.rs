@@ -431,7 +431,10 @@ impl Replay<'_> {
                         unreachable!("a .zseg opens compressed")
                     };
                     zseg = z;
-                    (Box::new(zseg.reader_at(offset)), false, zseg.plain_len())
+                    let reader = zseg
+                        .reader_at(offset)
+                        .map_err(|e| StoreError::io(&path, e))?;
+                    (Box::new(reader), false, zseg.plain_len())
                 } else {
                     let mut file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
                     let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;

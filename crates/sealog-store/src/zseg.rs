@@ -85,6 +85,11 @@ impl Block {
     }
 }
 
+/// The most plain bytes a block of `per_block` records can hold.
+fn block_plain_max(per_block: u32) -> u64 {
+    u64::from(per_block) * (FRAME_HEADER_BYTES + u64::from(FRAME_PAYLOAD_BYTES_MAX))
+}
+
 fn header(first_seq: u64, per_block: u32) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
     h[..8].copy_from_slice(MAGIC);
@@ -214,16 +219,22 @@ fn next_block(src: &mut impl Read, block: &mut Vec<u8>, at: u64) -> Result<bool,
     Ok(!block.is_empty())
 }
 
-/// An opened compressed segment: its index checked, its blocks checked as they are read.
+/// An opened compressed segment: its index checked whole when opened, then read an entry at a
+/// time (an index in memory for every segment would grow the process with the log), its
+/// blocks checked as they are read.
 pub struct Zseg {
     file: File,
     path: PathBuf,
     first_seq: u64,
     per_block: u32,
     plain_len: u64,
-    blocks: Vec<Block>,
-    cache: Mutex<Vec<(usize, Arc<Vec<u8>>)>>,
+    blocks: usize,
+    index_at: u64,
+    cache: Mutex<Vec<Cached>>,
 }
+
+/// A decompressed block: its number, its index entry and its bytes.
+type Cached = (usize, Block, Arc<Vec<u8>>);
 
 impl Zseg {
     /// Opens `path`, checking its header, trailer and index against each other.
@@ -271,16 +282,13 @@ impl Zseg {
                 "its header, index or trailer does not match its checksum".into(),
             ));
         }
-        let blocks: Vec<Block> = index.chunks_exact(ENTRY).map(Block::decode).collect();
         let (mut plain, mut at) = (HEADER_BYTES, HEADER as u64);
-        for (k, b) in blocks.iter().enumerate() {
+        for (k, b) in index.chunks_exact(ENTRY).map(Block::decode).enumerate() {
             if b.plain_offset != plain || b.file_offset != at || b.plain_len == 0 {
                 return Err(bad(format!("block {k} does not follow the one before it")));
             }
             // Checked before anything is allocated for it: its frames cannot be longer.
-            let most =
-                u64::from(per_block) * (FRAME_HEADER_BYTES + u64::from(FRAME_PAYLOAD_BYTES_MAX));
-            if u64::from(b.plain_len) > most {
+            if u64::from(b.plain_len) > block_plain_max(per_block) {
                 return Err(bad(format!(
                     "block {k} claims {} bytes, more than {per_block} records can be",
                     b.plain_len
@@ -298,9 +306,43 @@ impl Zseg {
             first_seq,
             per_block,
             plain_len,
-            blocks,
+            blocks: count as usize,
+            index_at,
             cache: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Block `k`'s index entry, read from the file. The index was checked whole when the
+    /// segment was opened; an entry read later is held to the bounds any entry must keep, so
+    /// a file changed since can make a read fail (or its block's checksum, frame or leaf
+    /// check fail), never allocate past a block's size or read outside the blocks.
+    fn entry(&self, k: usize) -> io::Result<Block> {
+        if k >= self.blocks {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: no block {k}", self.path.display()),
+            ));
+        }
+        let mut raw = [0u8; ENTRY];
+        self.file
+            .read_exact_at(&mut raw, self.index_at + (k * ENTRY) as u64)?;
+        let b = Block::decode(&raw);
+        let within_file = b
+            .file_offset
+            .checked_add(u64::from(b.file_len))
+            .is_some_and(|end| b.file_offset >= HEADER as u64 && end <= self.index_at);
+        let within_plain = b
+            .plain_offset
+            .checked_add(u64::from(b.plain_len))
+            .is_some_and(|end| end <= self.plain_len);
+        if !within_file
+            || !within_plain
+            || b.plain_len == 0
+            || u64::from(b.plain_len) > block_plain_max(self.per_block)
+        {
+            return Err(self.damaged(k, &b, "its index entry was changed since it was opened"));
+        }
+        Ok(b)
     }
 
     pub fn path(&self) -> &Path {
@@ -312,8 +354,7 @@ impl Zseg {
         self.plain_len
     }
 
-    fn damaged(&self, k: usize, why: &str) -> io::Error {
-        let b = &self.blocks[k];
+    fn damaged(&self, k: usize, b: &Block, why: &str) -> io::Error {
         let first = self.first_seq + k as u64 * u64::from(self.per_block);
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -326,22 +367,22 @@ impl Zseg {
         )
     }
 
-    /// Block `k` decompressed, its checksum checked first.
-    pub fn block(&self, k: usize) -> io::Result<Arc<Vec<u8>>> {
-        if let Some((_, hit)) = self
+    /// Block `k` decompressed, its checksum checked first, with its index entry.
+    fn block(&self, k: usize) -> io::Result<(Block, Arc<Vec<u8>>)> {
+        if let Some((_, b, hit)) = self
             .cache
             .lock()
             .expect("block cache")
             .iter()
-            .find(|(i, _)| *i == k)
+            .find(|(i, _, _)| *i == k)
         {
-            return Ok(hit.clone());
+            return Ok((*b, hit.clone()));
         }
-        let b = self.blocks[k];
+        let b = self.entry(k)?;
         let mut packed = vec![0u8; b.file_len as usize];
         self.file.read_exact_at(&mut packed, b.file_offset)?;
         if crc32c::crc32c(&packed) != b.crc {
-            return Err(self.damaged(k, "does not match its checksum"));
+            return Err(self.damaged(k, &b, "does not match its checksum"));
         }
         let plain = DECOMPRESSOR
             .with(|d| {
@@ -353,17 +394,17 @@ impl Zseg {
                     .expect("made just above")
                     .decompress(&packed, b.plain_len as usize)
             })
-            .map_err(|e| self.damaged(k, &e.to_string()))?;
+            .map_err(|e| self.damaged(k, &b, &e.to_string()))?;
         if plain.len() != b.plain_len as usize {
-            return Err(self.damaged(k, "decompresses to another length than its index says"));
+            return Err(self.damaged(k, &b, "decompresses to another length than its index says"));
         }
         let plain = Arc::new(plain);
         let mut cache = self.cache.lock().expect("block cache");
         if cache.len() == CACHED_BLOCKS {
             cache.remove(0);
         }
-        cache.push((k, plain.clone()));
-        Ok(plain)
+        cache.push((k, b, plain.clone()));
+        Ok((b, plain))
     }
 
     /// The frame's payload of record `seq`, at `offset` of the plain segment.
@@ -376,14 +417,13 @@ impl Zseg {
         let k = seq
             .checked_sub(self.first_seq)
             .map(|i| (i / u64::from(self.per_block)) as usize)
-            .filter(|&k| k < self.blocks.len())
+            .filter(|&k| k < self.blocks)
             .ok_or(ReadFrameError::Bad(segment::BadFrame::Short))?;
-        let b = self.blocks[k];
+        let (b, block) = self.block(k).map_err(ReadFrameError::Io)?;
         let within = offset
             .checked_sub(b.plain_offset)
             .filter(|&w| w + FRAME_HEADER_BYTES <= u64::from(b.plain_len))
             .ok_or(ReadFrameError::Bad(segment::BadFrame::Short))?;
-        let block = self.block(k).map_err(ReadFrameError::Io)?;
         let (payload, _) =
             segment::decode_frame(&block[within as usize..]).map_err(ReadFrameError::Bad)?;
         buf.clear();
@@ -392,21 +432,29 @@ impl Zseg {
     }
 
     /// A reader of the plain segment from `offset` on, one block in memory at a time.
-    pub fn reader_at(&self, offset: u64) -> PlainReader<'_> {
-        let k = self
-            .blocks
-            .partition_point(|b| b.plain_offset + u64::from(b.plain_len) <= offset);
-        let within = self
-            .blocks
-            .get(k)
-            .map_or(0, |b| offset.saturating_sub(b.plain_offset) as usize);
-        PlainReader {
+    pub fn reader_at(&self, offset: u64) -> io::Result<PlainReader<'_>> {
+        // The first block that ends after `offset`.
+        let (mut lo, mut hi) = (0, self.blocks);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let b = self.entry(mid)?;
+            if b.plain_offset + u64::from(b.plain_len) <= offset {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let within = match lo < self.blocks {
+            true => offset.saturating_sub(self.entry(lo)?.plain_offset) as usize,
+            false => 0,
+        };
+        Ok(PlainReader {
             zseg: self,
-            next: k,
+            next: lo,
             block: Arc::new(Vec::new()),
             at: within,
             skip: within,
-        }
+        })
     }
 
     /// The whole plain segment, header included, every block checked.
@@ -415,19 +463,24 @@ impl Zseg {
         out.extend_from_slice(&segment::encode_header(self.first_seq));
         let mut decompressor = zstd::bulk::Decompressor::new()?;
         let mut packed = Vec::new();
-        for (k, b) in self.blocks.iter().enumerate() {
+        for k in 0..self.blocks {
+            let b = self.entry(k)?;
             packed.resize(b.file_len as usize, 0);
             self.file.read_exact_at(&mut packed, b.file_offset)?;
             if crc32c::crc32c(&packed) != b.crc {
-                return Err(self.damaged(k, "does not match its checksum"));
+                return Err(self.damaged(k, &b, "does not match its checksum"));
             }
             let start = out.len();
             out.resize(start + b.plain_len as usize, 0);
             let n = decompressor
                 .decompress_to_buffer(&packed, &mut out[start..])
-                .map_err(|e| self.damaged(k, &e.to_string()))?;
+                .map_err(|e| self.damaged(k, &b, &e.to_string()))?;
             if n != b.plain_len as usize {
-                return Err(self.damaged(k, "decompresses to another length than its index says"));
+                return Err(self.damaged(
+                    k,
+                    &b,
+                    "decompresses to another length than its index says",
+                ));
             }
         }
         Ok(out)
@@ -447,10 +500,10 @@ pub struct PlainReader<'a> {
 impl Read for PlainReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at >= self.block.len() {
-            if self.next >= self.zseg.blocks.len() {
+            if self.next >= self.zseg.blocks {
                 return Ok(0);
             }
-            self.block = self.zseg.block(self.next)?;
+            self.block = self.zseg.block(self.next)?.1;
             self.next += 1;
             self.at = std::mem::take(&mut self.skip);
         }
@@ -515,12 +568,13 @@ pub fn compress_file(
             return Err(differs());
         }
         let mut original = Vec::new();
-        for (k, b) in back.blocks.iter().enumerate() {
+        for k in 0..back.blocks {
+            let (b, block) = back.block(k).map_err(|e| StoreError::io(&part, e))?;
             original.resize(b.plain_len as usize, 0);
             source
                 .read_exact_at(&mut original, b.plain_offset)
                 .map_err(|e| StoreError::io(plain_path, e))?;
-            if *back.block(k).map_err(|e| StoreError::io(&part, e))? != original {
+            if *block != original {
                 return Err(differs());
             }
         }
@@ -649,13 +703,49 @@ mod tests {
     }
 
     #[test]
+    fn an_index_entry_changed_after_opening_fails_the_read_that_uses_it() {
+        let plain = plain_segment(0, 40);
+        let (_dir, path) = compressed(&plain, 0);
+        let good = fs::read(&path).unwrap();
+        let blocks = 5;
+        let index_at = good.len() - TRAILER - ENTRY * blocks;
+        let at = offsets(&plain);
+        // Block 2's entry: each field in turn made to point elsewhere or claim too much.
+        for (field, value) in [
+            (0, 1u64 << 40),
+            (8, good.len() as u64),
+            (8, 0),
+            (16, u64::from(u32::MAX)),
+            (20, u64::from(u32::MAX)),
+            (20, 0),
+            (24, 7),
+        ] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            fs::write(&path, &good).unwrap();
+            let z = Zseg::open(&path, 0).unwrap();
+            let mut bad = good.clone();
+            let e = index_at + 2 * ENTRY + field;
+            let width = if field < 16 { 8 } else { 4 };
+            bad[e..e + width].copy_from_slice(&value.to_le_bytes()[..width]);
+            fs::write(&path, &bad).unwrap();
+            let mut buf = Vec::new();
+            assert!(
+                z.read_frame(16, at[16], &mut buf).is_err(),
+                "field at {field} set to {value} went unnoticed"
+            );
+            z.read_frame(0, at[0], &mut buf).unwrap();
+            assert!(z.plain().is_err(), "field at {field} set to {value}");
+        }
+    }
+
+    #[test]
     fn the_plain_reader_reads_from_any_record_to_the_end() {
         let plain = plain_segment(0, 40);
         let (_dir, path) = compressed(&plain, 0);
         let z = Zseg::open(&path, 0).unwrap();
         for at in offsets(&plain).into_iter().chain([HEADER_BYTES]) {
             let mut got = Vec::new();
-            z.reader_at(at).read_to_end(&mut got).unwrap();
+            z.reader_at(at).unwrap().read_to_end(&mut got).unwrap();
             assert_eq!(got, &plain[at as usize..], "from offset {at}");
         }
     }

@@ -158,6 +158,32 @@ fn typed_decision_event(event_type: &str, i: u64, g: &mut Gen, complete: bool) -
     )
 }
 
+/// Counts a producer out when it stops, however it stops.
+struct Finished<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Median and highest RSS of the samples taken while each tenth of the events was appended.
+fn rss_levels(samples: &[(u64, u64)], every: u64) -> Vec<serde_json::Value> {
+    let mut tenths: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    for &(at, mib) in samples {
+        tenths.entry(at / every).or_default().push(mib);
+    }
+    tenths
+        .into_iter()
+        .filter(|(k, v)| *k < 10 && !v.is_empty())
+        .map(|(k, mut v)| {
+            v.sort_unstable();
+            json!({"events": (k + 1) * every, "median_mib": v[v.len() / 2],
+                   "max_mib": v[v.len() - 1], "samples": v.len()})
+        })
+        .collect()
+}
+
 fn rss() -> (u64, u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
@@ -266,6 +292,11 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     let begin = Instant::now();
     let report_every = (a.events / 10).max(1);
     let reported = AtomicU64::new(0);
+    // Resident memory sampled all along, not only at each tenth: a flush or merge that
+    // happens to run at a tenth's mark would otherwise be taken for the level.
+    let done = AtomicU64::new(0);
+    let live = std::sync::atomic::AtomicUsize::new(a.producers);
+    let samples = std::sync::Mutex::new(Vec::<(u64, u64)>::new());
     eprintln!(
         "bench ingest: {} events, batch {}, {} producers, durability {durability:?}, {}, dir {}",
         a.events,
@@ -282,6 +313,13 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         dir.display()
     );
     std::thread::scope(|s| {
+        s.spawn(|| {
+            while live.load(Ordering::Relaxed) > 0 {
+                let at = done.load(Ordering::Relaxed);
+                samples.lock().expect("samples").push((at, rss().0));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
         for _ in 0..a.producers {
             let (ledger, next, bytes, prepare_ns, append_ns, reported, quarantined) = (
                 &ledger,
@@ -292,7 +330,9 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
                 &reported,
                 &quarantined,
             );
+            let (done, live) = (&done, &live);
             s.spawn(move || -> anyhow::Result<()> {
+                let _finished = Finished(live);
                 loop {
                     let first = next.fetch_add(a.batch as u64, Ordering::Relaxed);
                     if first >= a.events {
@@ -323,6 +363,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
                         results.iter().find(|r| r.status() == "rejected")
                     );
                     quarantined.fetch_add(q as u64, Ordering::Relaxed);
+                    done.fetch_add(last - first, Ordering::Relaxed);
                     let t2 = Instant::now();
                     bytes.fetch_add(n, Ordering::Relaxed);
                     prepare_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
@@ -338,6 +379,13 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         }
     });
     let elapsed = begin.elapsed();
+    let rss_by_tenth = rss_levels(&samples.into_inner().expect("samples"), report_every);
+    for t in &rss_by_tenth {
+        eprintln!(
+            "  RSS up to {:>10} events: median {:>5} MiB, max {:>5} MiB over {} samples",
+            t["events"], t["median_mib"], t["max_mib"], t["samples"]
+        );
+    }
     // The bytes on disk of a log at rest: every sealed segment compressed.
     let waited = Instant::now();
     ledger.await_compression(Duration::from_secs(300));
@@ -371,6 +419,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         "producer_prepare_s": prepare_ns.load(Ordering::Relaxed) as f64 / 1e9,
         "producer_append_wait_s": append_ns.load(Ordering::Relaxed) as f64 / 1e9,
         "rss_mib": rss, "rss_anon_mib": anon, "rss_file_mib": file,
+        "rss_by_tenth": rss_by_tenth,
         "bytes_on_disk_per_record": on_disk / appended.max(1),
         "compressed_segments": stats.compressed_segments,
         "compress_s": phase(stats.compress_ns),

@@ -11,6 +11,7 @@ mod bench_client;
 mod bench_console;
 mod bench_http;
 mod bench_nats;
+mod bench_query;
 mod check;
 mod client;
 mod demo;
@@ -183,11 +184,15 @@ enum BenchCmd {
     Check(bench_check::CheckArgs),
     /// The console's pages and reports over a store of N records, as a browser loads them.
     Console(bench_console::ConsoleArgs),
+    /// Query latency in the ledger over a log left by `bench ingest --dir`: by id, subject,
+    /// one axis, two axes, an event-time second; warm, and cold with `--cold N` (root).
+    Query(bench_query::QueryArgs),
     #[command(flatten)]
     Store(bench::Bench),
 }
 
 fn main() -> ExitCode {
+    keep_large_buffers_mapped();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -195,6 +200,19 @@ fn main() -> ExitCode {
             eprintln!("sealog: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// A store allocates and frees large buffers all the time it ingests (a memtable's sorted
+/// tables, a run's Bloom filter). glibc raises its mmap threshold each time such a buffer is
+/// freed, and from then on serves them from its heaps, whose freed pages stay resident: the
+/// process's memory then grows with the log it has written. A fixed threshold keeps every
+/// buffer of 1 MiB or more in its own mapping, returned to the system when freed.
+#[allow(unsafe_code)]
+fn keep_large_buffers_mapped() {
+    // SAFETY: mallopt only sets allocator parameters, and runs before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
@@ -384,6 +402,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCmd::Nats(a)) => bench_nats::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Check(a)) => bench_check::run(a, durability(&cli)),
         Command::Bench(BenchCmd::Console(a)) => bench_console::run(a, durability(&cli)),
+        Command::Bench(BenchCmd::Query(a)) => bench_query::run(a),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
     }
 }

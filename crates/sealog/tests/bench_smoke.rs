@@ -40,6 +40,45 @@ fn ingest_and_proof_benchmarks_run_and_report() {
         (Some(3000), Some(500)),
         "{proofs}"
     );
+    assert!(
+        ingest["rss_by_tenth"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty() && t.iter().all(|l| l["max_mib"].as_u64() > Some(0))),
+        "resident memory sampled while ingesting: {ingest}"
+    );
+    let unused = sealog_testkit::tempdir();
+    let cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), &unused.path().join("unused"));
+    let out = cli.ok(&["bench", "query", "--dir", dir, "--samples", "20"], b"");
+    let kinds: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let found = |name: &str| {
+        let k = kinds
+            .iter()
+            .find(|k| k["bench"] == format!("query.{name}"))
+            .unwrap_or_else(|| panic!("no query.{name} in {kinds:?}"));
+        assert!(k["warm"]["p99_us"].is_u64(), "{k}");
+        k["warm"]["records_per_query"].as_f64().unwrap()
+    };
+    // What each kind finds follows from the generator: an id or a subject is one record, a
+    // tenant meets one actor and never the others.
+    assert_eq!(found("id"), 1.0);
+    assert_eq!(found("subject"), 1.0);
+    assert!(found("one_axis") > 0.0);
+    assert!(found("two_axes_meeting") > 0.0);
+    assert_eq!(found("two_axes_apart"), 0.0);
+    assert!(found("event_second") > 0.0);
+    let bad = cli.run(
+        &["bench", "query", "--dir", dir, "--only", "everything"],
+        b"",
+    );
+    assert!(
+        bad.code != 0 && bad.stderr.contains("not a kind of query"),
+        "{}",
+        bad.stderr
+    );
     Cli::new(env!("CARGO_BIN_EXE_sealog"), Path::new(dir)).assert_verifies();
 }
 

@@ -24,6 +24,7 @@ use crate::contract::{Id, Key};
 
 use crate::error::StoreError;
 pub(crate) use memtable::Memtable;
+use run::Bloom;
 pub(crate) use run::Run;
 
 /// Version 2: runs have sums files, the manifest ends with its CRC; an index of an earlier
@@ -37,6 +38,25 @@ pub(crate) struct Index {
     /// A full memtable being written as a run; covers the seqs just below `mem`'s.
     frozen: Option<Arc<Memtable>>,
     mem: Memtable,
+}
+
+/// Where a walk of ascending seqs stands in one key's postings: the run it last searched
+/// and its place there. Valid while the index's runs stay those it was made under (a query
+/// holds the index lock).
+pub(crate) struct Membership {
+    key: Key,
+    run: Option<usize>,
+    at: usize,
+}
+
+impl Membership {
+    pub(crate) fn new(key: &Key) -> Self {
+        Membership {
+            key: *key,
+            run: None,
+            at: 0,
+        }
+    }
 }
 
 /// The runs that replace an index's runs once a frozen memtable is written, built without
@@ -223,6 +243,30 @@ impl Index {
         }
     }
 
+    /// [`Index::contains`] for seqs asked in ascending order, each search in a run starting
+    /// where the last one stopped (`m` keeps the place).
+    pub(crate) fn contains_ascending(
+        &self,
+        m: &mut Membership,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        if let Some(mem) = self
+            .layers()
+            .find(|mem| (mem.first..mem.end).contains(&seq))
+        {
+            return Ok(mem.contains(&m.key, seq));
+        }
+        let i = self.runs.partition_point(|r| r.end <= seq);
+        let Some(r) = self.runs.get(i) else {
+            return Ok(false);
+        };
+        if m.run != Some(i) {
+            m.run = Some(i);
+            m.at = 0;
+        }
+        r.contains_from(&m.key, seq, &mut m.at)
+    }
+
     /// How many records carry `key`: O(runs × log n), used to pick the rarest key to scan.
     pub(crate) fn count(&self, key: &Key) -> Result<u64, StoreError> {
         let mut n = self.layers().map(|m| m.count(key)).sum::<u64>();
@@ -292,12 +336,16 @@ pub(crate) fn build_runs(
     let (first, end) = (frozen.first, frozen.end);
     let (rid, post, time) = frozen.sorted_tables();
     let s = run::stem(dir, first, end);
+    let mut bloom = Bloom::for_keys(rid.len() as u64);
     let sums = [
-        run::write_table(&s.with_extension("rid"), rid.iter().map(Ok))?,
+        run::write_table(
+            &s.with_extension("rid"),
+            rid.iter().inspect(|e| bloom.insert(&e[..32])).map(Ok),
+        )?,
         run::write_table(&s.with_extension("post"), post.iter().map(Ok))?,
         run::write_table(&s.with_extension("time"), time.iter().map(Ok))?,
     ];
-    Run::write_bloom_and_sums(dir, first, end, rid.iter().map(|e| &e[..32]), sums)?;
+    Run::write_bloom_and_sums(dir, first, end, &bloom, sums)?;
     runs.push(Arc::new(Run::open(dir, first, end)?));
     while runs.len() >= 2 {
         let n = runs.len();
@@ -364,18 +412,23 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
         .map_err(str::to_string)
 }
 
-/// Merges two adjacent runs into one; every entry read is checked on the way.
+/// Merges two adjacent runs into one; every entry read is checked on the way. The Bloom
+/// filter is filled as the ids stream past: holding the ids of two large runs at once would
+/// make the merge's memory grow with the log.
 fn merge(dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
     let s = run::stem(dir, a.first, b.end);
+    let mut bloom = Bloom::for_keys((a.rid.len() + b.rid.len()) as u64);
+    let rids = merge_sorted(&a.rid, &b.rid).inspect(|e| {
+        if let Ok(e) = e {
+            bloom.insert(&e[..32]);
+        }
+    });
     let sums = [
-        run::write_table(&s.with_extension("rid"), merge_sorted(&a.rid, &b.rid))?,
+        run::write_table(&s.with_extension("rid"), rids)?,
         run::write_table(&s.with_extension("post"), merge_sorted(&a.post, &b.post))?,
         run::write_table(&s.with_extension("time"), merge_sorted(&a.time, &b.time))?,
     ];
-    let rids = merge_sorted(&a.rid, &b.rid)
-        .map(|e| e.map(|e| e[..32].to_vec()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Run::write_bloom_and_sums(dir, a.first, b.end, rids.iter(), sums)?;
+    Run::write_bloom_and_sums(dir, a.first, b.end, &bloom, sums)?;
     Run::open(dir, a.first, b.end)
 }
 
@@ -423,4 +476,56 @@ fn remove_unnamed_runs(dir: &Path, keep: &[(u64, u64)]) -> Result<(), StoreError
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic generator, so a failure names its case.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn membership_asked_in_ascending_order_agrees_with_a_search_from_scratch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut index = Index::open(dir.path(), 1_000).expect("index");
+        let keys: Vec<Key> = (0..6u8).map(|k| [k; 16]).collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        // Two runs and a memtable: key k is on about one record in 2^k.
+        for seq in 0..4_500u64 {
+            let r = next(&mut state);
+            let on: Vec<Key> = keys
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| r.is_multiple_of(1 << k))
+                .map(|(_, key)| *key)
+                .collect();
+            let id = sealog_model::RecordId::of_canonical(&seq.to_le_bytes()).0;
+            index.insert(seq, &id, &on, seq as i64);
+            if index.needs_flush() {
+                index.flush().expect("flush");
+            }
+        }
+        assert!(index.runs().len() >= 2, "the walk must cross runs");
+        for key in &keys {
+            for stride in [1u64, 3, 17, 400] {
+                let mut m = Membership::new(key);
+                let mut seq = next(&mut state) % stride;
+                while seq < 4_600 {
+                    assert_eq!(
+                        index.contains_ascending(&mut m, seq).expect("ascending"),
+                        index.contains(key, seq).expect("from scratch"),
+                        "key {} seq {seq} stride {stride}",
+                        key[0]
+                    );
+                    seq += 1 + next(&mut state) % stride;
+                }
+            }
+        }
+    }
 }

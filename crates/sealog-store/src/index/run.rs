@@ -33,6 +33,14 @@ pub(crate) const TIME_WIDTH: usize = 16;
 const BLOCK_BYTES: usize = 4096;
 const SUM_MAGIC: &[u8; 8] = b"SEALSUM1";
 
+/// The posting entry of `key` at `seq`, also the probe that finds it.
+pub(crate) fn posting(key: &[u8; 16], seq: u64) -> [u8; POST_WIDTH] {
+    let mut p = [0u8; POST_WIDTH];
+    p[..16].copy_from_slice(key);
+    p[16..].copy_from_slice(&seq.to_be_bytes());
+    p
+}
+
 /// Maps signed nanoseconds onto unsigned ones with the same order.
 pub(crate) fn time_key(ns: i64) -> [u8; 8] {
     ((ns as u64) ^ (1 << 63)).to_be_bytes()
@@ -336,7 +344,7 @@ pub(crate) struct Run {
 /// A Bloom filter over a run's record ids (10 bits each, 7 probes: ~1% false positives).
 /// Almost every append asks "is this id new?", and without it each run's binary search
 /// would fault in pages of its `.rid` table, growing the resident set with the log.
-struct Bloom {
+pub(crate) struct Bloom {
     words: Vec<u64>,
 }
 
@@ -344,7 +352,7 @@ const BLOOM_BITS_PER_KEY: u64 = 10;
 const BLOOM_PROBES: u64 = 7;
 
 impl Bloom {
-    fn for_keys(n: u64) -> Self {
+    pub(crate) fn for_keys(n: u64) -> Self {
         Bloom {
             words: vec![0; (n * BLOOM_BITS_PER_KEY).div_ceil(64).max(1) as usize],
         }
@@ -358,7 +366,7 @@ impl Bloom {
         (0..BLOOM_PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
     }
 
-    fn insert(&mut self, rid: &[u8]) {
+    pub(crate) fn insert(&mut self, rid: &[u8]) {
         for bit in Self::probes(rid, self.words.len()) {
             self.words[bit / 64] |= 1 << (bit % 64);
         }
@@ -425,18 +433,19 @@ impl Run {
         })
     }
 
-    /// Writes the Bloom filter of a run whose tables were just written, then its sums file;
-    /// both before `open`.
+    /// Writes the Bloom filter of a run whose tables were just written (built over their ids
+    /// while they were), then its sums file; both before `open`.
     pub(crate) fn write_bloom_and_sums(
         dir: &Path,
         first: u64,
         end: u64,
-        rids: impl Iterator<Item = impl AsRef<[u8]>>,
+        bloom: &Bloom,
         tables: [TableSum; 3],
     ) -> Result<(), StoreError> {
-        let mut bloom = Bloom::for_keys(tables[0].entries);
-        for r in rids {
-            bloom.insert(r.as_ref());
+        if bloom.words.len() != Bloom::for_keys(tables[0].entries).words.len() {
+            return Err(StoreError::Corrupted(format!(
+                "a Bloom filter sized for another run than {first}..{end}"
+            )));
         }
         let s = stem(dir, first, end);
         let bloom = bloom.write(&s.with_extension("bloom"))?;
@@ -473,10 +482,7 @@ impl Run {
         limit: usize,
         out: &mut Vec<u64>,
     ) -> Result<(), StoreError> {
-        let mut probe = [0u8; POST_WIDTH];
-        probe[..16].copy_from_slice(key);
-        probe[16..].copy_from_slice(&from.to_be_bytes());
-        let mut i = self.post.lower_bound(&probe)?;
+        let mut i = self.post.lower_bound(&posting(key, from))?;
         while i < self.post.len() && out.len() < limit && &self.post.entry(i)?[..16] == key {
             out.push(self.post.seq_at(i)?);
             i += 1;
@@ -485,11 +491,49 @@ impl Run {
     }
 
     pub(crate) fn contains(&self, key: &[u8; 16], seq: u64) -> Result<bool, StoreError> {
-        let mut probe = [0u8; POST_WIDTH];
-        probe[..16].copy_from_slice(key);
-        probe[16..].copy_from_slice(&seq.to_be_bytes());
+        let probe = posting(key, seq);
         let i = self.post.lower_bound(&probe)?;
         Ok(i < self.post.len() && self.post.entry(i)? == probe)
+    }
+
+    /// Whether `(key, seq)` is a posting, searched forward from `*at`, which must not be past
+    /// it; `*at` is left on the first posting at or after it. Asked for ascending seqs, each
+    /// answer costs the log of the distance moved rather than of the run: intersecting two
+    /// large postings touches the pages around each candidate once.
+    pub(crate) fn contains_from(
+        &self,
+        key: &[u8; 16],
+        seq: u64,
+        at: &mut usize,
+    ) -> Result<bool, StoreError> {
+        let probe = posting(key, seq);
+        let n = self.post.len();
+        let before =
+            |i: usize| -> Result<bool, StoreError> { Ok(self.post.entry(i)? < &probe[..]) };
+        if *at < n && before(*at)? {
+            // Gallop: entries below `lo` are before the probe, the one at `hi` is not (or is
+            // past the end).
+            let (mut lo, mut step) = (*at, 1);
+            let mut hi = loop {
+                let next = lo.saturating_add(step);
+                if next >= n || !before(next)? {
+                    break next.min(n);
+                }
+                lo = next;
+                step *= 2;
+            };
+            lo += 1;
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if before(mid)? {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            *at = lo;
+        }
+        Ok(*at < n && self.post.entry(*at)? == probe)
     }
 
     /// Whether the event-time table holds record `seq` at time `ns`.
@@ -522,14 +566,8 @@ impl Run {
         if from >= below {
             return Ok(0);
         }
-        let probe = |seq: u64| {
-            let mut p = [0u8; POST_WIDTH];
-            p[..16].copy_from_slice(key);
-            p[16..].copy_from_slice(&seq.to_be_bytes());
-            p
-        };
-        let lo = self.post.lower_bound(&probe(from))?;
-        let hi = self.post.lower_bound(&probe(below))?;
+        let lo = self.post.lower_bound(&posting(key, from))?;
+        let hi = self.post.lower_bound(&posting(key, below))?;
         Ok((hi - lo) as u64)
     }
 
