@@ -394,7 +394,7 @@ impl Ledger {
     }
 
     /// Every axis a query may name.
-    pub fn axis_names(&self) -> Vec<String> {
+    pub fn axis_names(&self) -> &[String] {
         self.deriver.axis_names()
     }
 

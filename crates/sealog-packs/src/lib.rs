@@ -53,6 +53,26 @@ struct Inner {
     personal_axes: BTreeSet<String>,
     /// Every pack's consistency rules, in load order.
     checks: Vec<Arc<CheckRule>>,
+    /// Every axis a query may name, sorted: asked on every query, so made once.
+    axis_names: Vec<String>,
+}
+
+impl Inner {
+    /// The packs as loaded, with what is derived from all of them.
+    fn done(mut self) -> Packs {
+        let mut names: Vec<String> = axes::ENVELOPE_AXES.iter().map(|a| a.to_string()).collect();
+        names.extend(
+            self.types
+                .values()
+                .flat_map(|r| r.axes.iter().map(|a| a.name.clone())),
+        );
+        names.sort_unstable();
+        names.dedup();
+        self.axis_names = names;
+        Packs {
+            inner: Arc::new(self),
+        }
+    }
 }
 
 impl std::fmt::Debug for Packs {
@@ -76,6 +96,7 @@ impl Packs {
                     manifests: Vec::new(),
                     personal_axes: BTreeSet::new(),
                     checks: Vec::new(),
+                    axis_names: Vec::new(),
                 };
                 for pack in builtin::PACKS {
                     let read = |name: &str| pack.file(name);
@@ -85,9 +106,7 @@ impl Packs {
                         panic!("built-in pack is broken: {e}");
                     }
                 }
-                Packs {
-                    inner: Arc::new(inner),
-                }
+                inner.done()
             })
             .clone()
     }
@@ -101,6 +120,7 @@ impl Packs {
             manifests: builtin.inner.manifests.clone(),
             personal_axes: builtin.inner.personal_axes.clone(),
             checks: builtin.inner.checks.clone(),
+            axis_names: Vec::new(),
         };
         for dir in user_pack_dirs {
             let label = dir.display().to_string();
@@ -112,9 +132,7 @@ impl Packs {
             let compiled = rules::compile_pack(&label, &manifest, &read)?;
             inner.add(compiled, &label, &manifest)?;
         }
-        Ok(Packs {
-            inner: Arc::new(inner),
-        })
+        Ok(inner.done())
     }
 
     pub fn pack_names(&self) -> Vec<&str> {
@@ -193,12 +211,8 @@ impl Packs {
     }
 
     /// Every axis a query may name: the envelope's and every pack's, sorted, no repeats.
-    pub fn axis_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = axes::ENVELOPE_AXES.iter().map(|a| a.to_string()).collect();
-        names.extend(self.axes().into_iter().map(|(_, _, name)| name));
-        names.sort_unstable();
-        names.dedup();
-        names
+    pub fn axis_names(&self) -> &[String] {
+        &self.inner.axis_names
     }
 
     /// Names the derivation: it depends on the manifests (subject, scope, axes), not on the

@@ -127,11 +127,19 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
 
     let mut hits: Vec<u64> = Vec::with_capacity(q.limit + 1);
     let index = shared.index.read().expect("index lock");
-    let mut counted = Vec::with_capacity(keys.len());
-    for k in keys {
-        counted.push((index.count(k)?, k));
-    }
-    if let Some(&(_, rarest)) = counted.iter().min_by_key(|(n, _)| *n) {
+    // The rarest key is walked; with one key there is nothing to count.
+    let rarest = match &keys[..] {
+        [] => None,
+        [only] => Some(only),
+        _ => {
+            let mut counted = Vec::with_capacity(keys.len());
+            for k in keys {
+                counted.push((index.count(k)?, k));
+            }
+            counted.into_iter().min_by_key(|(n, _)| *n).map(|(_, k)| k)
+        }
+    };
+    if let Some(rarest) = rarest {
         // Walk the rarest key's postings, checking the others by membership, each from
         // where its last check stopped.
         let mut others: Vec<_> = keys

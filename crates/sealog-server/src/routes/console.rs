@@ -103,7 +103,7 @@ impl SessionBody {
             csrf_token: String::new(),
             expires_in: 0,
             open_mode: state.keys.open_mode(),
-            axes: state.ledger.axis_names(),
+            axes: state.ledger.axis_names().to_vec(),
             reasons: sealog_ledger::ReasonCode::ALL
                 .iter()
                 .map(|c| c.as_str())

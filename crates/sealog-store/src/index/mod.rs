@@ -250,6 +250,12 @@ impl Index {
         m: &mut Membership,
         seq: u64,
     ) -> Result<bool, StoreError> {
+        // Seqs ascend: while they stay in the run last searched, it is the one.
+        if let Some(r) = m.run.and_then(|i| self.runs.get(i))
+            && seq < r.end
+        {
+            return r.contains_from(&m.key, seq, &mut m.at);
+        }
         if let Some(mem) = self
             .layers()
             .find(|mem| (mem.first..mem.end).contains(&seq))
@@ -420,7 +426,7 @@ fn merge(dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
     let mut bloom = Bloom::for_keys((a.rid.len() + b.rid.len()) as u64);
     let rids = merge_sorted(&a.rid, &b.rid).inspect(|e| {
         if let Ok(e) = e {
-            bloom.insert(&e[..32]);
+            bloom.insert(&e.as_ref()[..32]);
         }
     });
     let sums = [
@@ -435,25 +441,27 @@ fn merge(dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
 fn merge_sorted<'a>(
     a: &'a run::Table,
     b: &'a run::Table,
-) -> impl Iterator<Item = Result<&'a [u8], StoreError>> + 'a {
-    let (mut i, mut j) = (0, 0);
+) -> impl Iterator<Item = Result<run::Entry, StoreError>> + 'a {
+    let (mut a, mut b) = (a.stream(), b.stream());
+    let mut failed = false;
     std::iter::from_fn(move || {
-        let take_a = match (i < a.len(), j < b.len()) {
-            (false, false) => return None,
-            (true, false) => true,
-            (false, true) => false,
-            (true, true) => match (a.entry(i), b.entry(j)) {
-                (Ok(x), Ok(y)) => x <= y,
-                (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
-            },
-        };
-        if take_a {
-            i += 1;
-            Some(a.entry(i - 1))
-        } else {
-            j += 1;
-            Some(b.entry(j - 1))
+        if failed {
+            return None;
         }
+        let next = (|| {
+            let take_a = match (a.peek()?, b.peek()?) {
+                (None, None) => return Ok(None),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(x), Some(y)) => x <= y,
+            };
+            let from = if take_a { &mut a } else { &mut b };
+            let entry = run::Entry::of(from.peek()?.expect("peeked just above"));
+            from.advance();
+            Ok(Some(entry))
+        })();
+        failed = next.is_err();
+        next.transpose()
     })
 }
 
