@@ -6,7 +6,7 @@
 //! write but damage, and is refused rather than cut, since cutting would drop records that
 //! were acknowledged.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -411,12 +411,9 @@ impl Replay<'_> {
         };
         let mut recovery = Recovery::default();
         'segments: loop {
-            let (first, mut path) = segments[seg_i].clone();
-            let compressed = path.with_extension("zseg");
-            if !path.exists() && compressed.exists() {
-                // Compressed by the writer beside this reader since it was listed.
-                path = compressed;
-            }
+            let (first, listed) = segments[seg_i].clone();
+            let opened = SegmentFile::open_listed(&listed, first)?;
+            let path = opened.path().to_path_buf();
             if offset == HEADER_BYTES && seq < self.horizon && first != seq {
                 return Err(StoreError::Corrupted(format!(
                     "{} should start at seq {seq}",
@@ -424,19 +421,16 @@ impl Replay<'_> {
                 )));
             }
             let zseg;
-            let (mut reader, last, file_len): (Box<dyn Read + '_>, bool, u64) =
-                if segment::is_compressed(&path) {
-                    // Sealed, and read back whole before it was renamed into place.
-                    let SegmentFile::Compressed(z) = SegmentFile::open_path(&path, first)? else {
-                        unreachable!("a .zseg opens compressed")
-                    };
+            let (mut reader, last, file_len): (Box<dyn Read + '_>, bool, u64) = match opened {
+                // Sealed, and read back whole before it was renamed into place.
+                SegmentFile::Compressed(z) => {
                     zseg = z;
                     let reader = zseg
                         .reader_at(offset)
                         .map_err(|e| StoreError::io(&path, e))?;
                     (Box::new(reader), false, zseg.plain_len())
-                } else {
-                    let mut file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+                }
+                SegmentFile::Plain { mut file, .. } => {
                     let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
                     let file_len = meta.len();
                     // A read-only segment was sealed: whole and fsynced, so never a torn
@@ -470,7 +464,8 @@ impl Replay<'_> {
                         .seek(SeekFrom::Start(offset))
                         .map_err(|e| StoreError::io(&path, e))?;
                     (Box::new(reader), last, file_len)
-                };
+                }
+            };
             let mut payload = Vec::new();
             while seq < self.horizon {
                 match next_frame(&mut reader, &mut payload).map_err(|e| StoreError::io(&path, e))? {

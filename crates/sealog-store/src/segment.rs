@@ -117,20 +117,35 @@ pub enum SegmentFile {
 }
 
 impl SegmentFile {
-    /// Opens segment `first` in `dir`, compressed if it has been: a compression finishing
-    /// between the two looks (the plain file removed) is found by the third.
+    /// Opens segment `first` in `dir`, compressed if it has been.
     pub fn open(dir: &Path, first: u64) -> Result<Self, StoreError> {
         let compressed = dir.join(crate::zseg::file_name(first));
         if compressed.exists() {
             return Self::open_path(&compressed, first);
         }
-        let plain = dir.join(file_name(first));
-        match File::open(&plain) {
-            Ok(file) => Ok(SegmentFile::Plain { file, path: plain }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && compressed.exists() => {
-                Self::open_path(&compressed, first)
+        Self::open_listed(&dir.join(file_name(first)), first)
+    }
+
+    /// Opens the segment a listing named at `path`. A plain segment the writer compressed
+    /// since (and then removed) is opened in its compressed form: every reader beside a
+    /// writer — queries, recovery, `verify` — finds it here.
+    pub fn open_listed(path: &Path, first: u64) -> Result<Self, StoreError> {
+        if is_compressed(path) {
+            return Self::open_path(path, first);
+        }
+        match File::open(path) {
+            Ok(file) => Ok(SegmentFile::Plain {
+                file,
+                path: path.to_path_buf(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let compressed = path.with_file_name(crate::zseg::file_name(first));
+                match compressed.exists() {
+                    true => Self::open_path(&compressed, first),
+                    false => Err(StoreError::io(path, e)),
+                }
             }
-            Err(e) => Err(StoreError::io(&plain, e)),
+            Err(e) => Err(StoreError::io(path, e)),
         }
     }
 

@@ -1137,26 +1137,24 @@ enum SegmentBytes {
 
 impl SegmentBytes {
     #[allow(unsafe_code)]
-    fn read(path: &std::path::Path, first: u64, sealed: bool) -> std::io::Result<Self> {
-        if segment::is_compressed(path) {
-            return crate::zseg::Zseg::open(path, first)
-                .map_err(|e| std::io::Error::other(e.to_string()))?
+    fn read(path: &std::path::Path, first: u64, sealed: bool) -> Result<Self, crate::StoreError> {
+        match segment::SegmentFile::open_listed(path, first)? {
+            segment::SegmentFile::Compressed(z) => z
                 .plain()
-                .map(SegmentBytes::Read);
-        }
-        if !sealed {
-            return fs::read(path).map(SegmentBytes::Read);
-        }
-        let file = match fs::File::open(path) {
-            // Compressed by the writer since it was listed: read what replaced it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Self::read(&path.with_extension("zseg"), first, sealed);
+                .map(SegmentBytes::Read)
+                .map_err(|e| crate::StoreError::io(z.path(), e)),
+            segment::SegmentFile::Plain { mut file, path } if !sealed => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut file, &mut bytes)
+                    .map_err(|e| crate::StoreError::io(&path, e))?;
+                Ok(SegmentBytes::Read(bytes))
             }
-            opened => opened?,
-        };
-        // SAFETY: see the type's comment; a sealed segment changed in place would be
-        // tampering, which the frames' checksums and the tree find like any other.
-        unsafe { memmap2::Mmap::map(&file) }.map(SegmentBytes::Mapped)
+            // SAFETY: see the type's comment; a sealed segment changed in place would be
+            // tampering, which the frames' checksums and the tree find like any other.
+            segment::SegmentFile::Plain { file, path } => unsafe { memmap2::Mmap::map(&file) }
+                .map(SegmentBytes::Mapped)
+                .map_err(|e| crate::StoreError::io(&path, e)),
+        }
     }
 }
 
