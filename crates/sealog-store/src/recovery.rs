@@ -644,7 +644,7 @@ fn log_matches(log_dir: &Path, cp: &SignedCheckpoint) -> Result<(), String> {
     let mut frontier = sealog_merkle::Frontier::new();
     let segments = segment::list(log_dir).map_err(|e| e.to_string())?;
     'segments: for (first, path) in &segments {
-        let bytes = SegmentFile::open_path(path, *first)
+        let bytes = SegmentFile::open_listed(path, *first)
             .map_err(|e| e.to_string())?
             .plain_bytes()
             .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -87,11 +87,13 @@ pub fn plain_bytes(dir: &Path) -> u64 {
     list(dir).map_or(0, |segments| {
         segments
             .iter()
-            .map(|(first, path)| match SegmentFile::open_path(path, *first) {
-                Ok(SegmentFile::Compressed(z)) => z.plain_len(),
-                Ok(SegmentFile::Plain { file, .. }) => file.metadata().map_or(0, |m| m.len()),
-                Err(_) => 0,
-            })
+            .map(
+                |(first, path)| match SegmentFile::open_listed(path, *first) {
+                    Ok(SegmentFile::Compressed(z)) => z.plain_len(),
+                    Ok(SegmentFile::Plain { file, .. }) => file.metadata().map_or(0, |m| m.len()),
+                    Err(_) => 0,
+                },
+            )
             .sum()
     })
 }
@@ -130,22 +132,14 @@ impl SegmentFile {
     /// since (and then removed) is opened in its compressed form: every reader beside a
     /// writer — queries, recovery, `verify` — finds it here.
     pub fn open_listed(path: &Path, first: u64) -> Result<Self, StoreError> {
-        if is_compressed(path) {
-            return Self::open_path(path, first);
-        }
-        match File::open(path) {
-            Ok(file) => Ok(SegmentFile::Plain {
-                file,
-                path: path.to_path_buf(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let compressed = path.with_file_name(crate::zseg::file_name(first));
-                match compressed.exists() {
-                    true => Self::open_path(&compressed, first),
-                    false => Err(StoreError::io(path, e)),
-                }
+        let compressed = path.with_file_name(crate::zseg::file_name(first));
+        match Self::open_path(path, first) {
+            Err(StoreError::Io { cause, .. })
+                if cause.kind() == io::ErrorKind::NotFound && compressed.exists() =>
+            {
+                Self::open_path(&compressed, first)
             }
-            Err(e) => Err(StoreError::io(path, e)),
+            opened => opened,
         }
     }
 

@@ -538,11 +538,7 @@ impl<A: Admission> Writer<A> {
         let dir = self.shared.layout.segments();
         old.seal()?;
         let new = ActiveSegment::create(&dir, self.next_seq)?;
-        let file = File::open(&new.path).map_err(|e| StoreError::io(&new.path, e))?;
-        let read = SegmentFile::Plain {
-            file,
-            path: new.path.clone(),
-        };
+        let read = SegmentFile::open_path(&new.path, self.next_seq)?;
         self.shared
             .segments
             .write()

@@ -379,25 +379,15 @@ impl Zseg {
             return Ok((*b, hit.clone()));
         }
         let b = self.entry(k)?;
-        let mut packed = vec![0u8; b.file_len as usize];
-        self.file.read_exact_at(&mut packed, b.file_offset)?;
-        if crc32c::crc32c(&packed) != b.crc {
-            return Err(self.damaged(k, &b, "does not match its checksum"));
-        }
-        let plain = DECOMPRESSOR
-            .with(|d| {
-                let mut d = d.borrow_mut();
-                if d.is_none() {
-                    *d = Some(zstd::bulk::Decompressor::new()?);
-                }
-                d.as_mut()
-                    .expect("made just above")
-                    .decompress(&packed, b.plain_len as usize)
-            })
-            .map_err(|e| self.damaged(k, &b, &e.to_string()))?;
-        if plain.len() != b.plain_len as usize {
-            return Err(self.damaged(k, &b, "decompresses to another length than its index says"));
-        }
+        let mut plain = Vec::new();
+        DECOMPRESSOR.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::new()?);
+            }
+            let d = d.as_mut().expect("made just above");
+            self.decompress_onto(k, &b, d, &mut Vec::new(), &mut plain)
+        })?;
         let plain = Arc::new(plain);
         let mut cache = self.cache.lock().expect("block cache");
         if cache.len() == CACHED_BLOCKS {
@@ -465,25 +455,36 @@ impl Zseg {
         let mut packed = Vec::new();
         for k in 0..self.blocks {
             let b = self.entry(k)?;
-            packed.resize(b.file_len as usize, 0);
-            self.file.read_exact_at(&mut packed, b.file_offset)?;
-            if crc32c::crc32c(&packed) != b.crc {
-                return Err(self.damaged(k, &b, "does not match its checksum"));
-            }
-            let start = out.len();
-            out.resize(start + b.plain_len as usize, 0);
-            let n = decompressor
-                .decompress_to_buffer(&packed, &mut out[start..])
-                .map_err(|e| self.damaged(k, &b, &e.to_string()))?;
-            if n != b.plain_len as usize {
-                return Err(self.damaged(
-                    k,
-                    &b,
-                    "decompresses to another length than its index says",
-                ));
-            }
+            self.decompress_onto(k, &b, &mut decompressor, &mut packed, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Reads block `k` (its index entry `b`) into `packed`, checks its checksum, and
+    /// appends it decompressed to `out`, which must come to exactly the length its entry
+    /// says.
+    fn decompress_onto(
+        &self,
+        k: usize,
+        b: &Block,
+        decompressor: &mut zstd::bulk::Decompressor<'_>,
+        packed: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        packed.resize(b.file_len as usize, 0);
+        self.file.read_exact_at(packed, b.file_offset)?;
+        if crc32c::crc32c(packed) != b.crc {
+            return Err(self.damaged(k, b, "does not match its checksum"));
+        }
+        let start = out.len();
+        out.resize(start + b.plain_len as usize, 0);
+        let n = decompressor
+            .decompress_to_buffer(packed, &mut out[start..])
+            .map_err(|e| self.damaged(k, b, &e.to_string()))?;
+        if n != b.plain_len as usize {
+            return Err(self.damaged(k, b, "decompresses to another length than its index says"));
+        }
+        Ok(())
     }
 }
 
@@ -582,7 +583,9 @@ pub fn compress_file(
             .map_err(|e| StoreError::io(&part, e))?;
         fs::rename(&part, &target).map_err(|e| StoreError::io(&target, e))?;
         segment::sync_dir(dir)?;
-        Ok(Some((target.clone(), Zseg::open(&target, first_seq)?)))
+        // The same file, checked whole above, now under its own name.
+        let path = target.clone();
+        Ok(Some((target.clone(), Zseg { path, ..back })))
     })();
     if !matches!(result, Ok(Some(_))) {
         let _ = fs::remove_file(&part);

@@ -585,12 +585,6 @@ impl Run {
         Ok(())
     }
 
-    pub(crate) fn contains(&self, key: &[u8; 16], seq: u64) -> Result<bool, StoreError> {
-        let probe = posting(key, seq);
-        let i = self.post.lower_bound(&probe)?;
-        Ok(i < self.post.len() && self.post.entry(i)? == probe)
-    }
-
     /// Whether `(key, seq)` is a posting, searched forward from `*at`, which must not be past
     /// it; `*at` is left on the first posting at or after it. Asked for ascending seqs, each
     /// answer costs the log of the distance moved rather than of the run: intersecting two
