@@ -434,8 +434,15 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The nearest-rank percentile `p` (0 to 1) of sorted samples; `None` when there are none.
+pub(crate) fn nearest_rank<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p).round() as usize)
+        .copied()
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+    nearest_rank(sorted, p).expect("samples") as f64 / 1000.0
 }
 
 fn export(a: &ExportArgs) -> anyhow::Result<()> {

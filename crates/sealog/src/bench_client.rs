@@ -58,10 +58,7 @@ fn events(kind: Kind, from: u64, n: u64) -> Vec<Vec<u8>> {
 }
 
 fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+    crate::bench::nearest_rank(sorted, p).map_or(0.0, |v| v as f64 / 1000.0)
 }
 
 /// Posts `events` as NDJSON batches on `clients` connections; events per second.

@@ -266,10 +266,7 @@ fn store_fsyncs(addr: SocketAddr, key: &str) -> (f64, f64) {
 }
 
 fn pct(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    f64::from(sorted[((sorted.len() - 1) as f64 * p).round() as usize]) / 1000.0
+    crate::bench::nearest_rank(sorted, p).map_or(0.0, |v| f64::from(v) / 1000.0)
 }
 
 /// Median fdatasync of a 4 KiB write on the benchmark's filesystem, in milliseconds.

@@ -226,5 +226,5 @@ fn drop_page_cache() -> anyhow::Result<()> {
 }
 
 fn pct(sorted: &[u64], p: f64) -> u64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    crate::bench::nearest_rank(sorted, p).expect("samples")
 }
