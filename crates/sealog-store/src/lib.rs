@@ -22,6 +22,7 @@ mod contract;
 mod durable;
 mod error;
 mod index;
+pub mod io;
 mod lock;
 mod positions;
 mod prune;
@@ -85,13 +86,8 @@ pub struct Config {
     /// owner-only): the data directory then needs only `keys/log.pub`, so the data and the key
     /// can be held by different people.
     pub signing_key: Option<std::path::PathBuf>,
-    /// For fault tests only: the Nth fsync of the active segment on the commit path of this
-    /// opening (counting from 1) reports an I/O error after it ran, once, as a failing disk
-    /// would. No operating system fails an fsync on demand, and what the store does after one
-    /// (poisoned until reopened, nothing acknowledged) needs a test.
-    #[cfg(feature = "fault-injection")]
-    #[doc(hidden)]
-    pub fail_segment_sync: Option<u64>,
+    /// The file operations that change the disk: the operating system's, or a test's.
+    pub io: io::Io,
 }
 
 impl Default for Config {
@@ -104,8 +100,7 @@ impl Default for Config {
             memtable_records_max: 131_072,
             checkpoint_interval: Duration::from_secs(1),
             signing_key: None,
-            #[cfg(feature = "fault-injection")]
-            fail_segment_sync: None,
+            io: io::Io::default(),
         }
     }
 }
@@ -143,6 +138,7 @@ pub(crate) struct Shared {
     pub(crate) checkpoints: checkpoints::Checkpoints,
     /// Opened by the writer (not read-only beside it).
     pub(crate) writable: bool,
+    pub(crate) io: io::Io,
 }
 
 /// Writes the index memtable as a run. Everything the manifest will vouch for — positions

@@ -16,6 +16,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::StoreError;
+use crate::io::Io;
 
 pub(crate) const ENTRY_BYTES: u64 = 32;
 
@@ -61,6 +62,7 @@ fn entry_crc(seq: u64, fields: &[u8]) -> u32 {
 }
 
 pub(crate) struct Positions {
+    io: Io,
     path: PathBuf,
     /// `None` only for a read-only opening of a log whose file was never written.
     file: Option<File>,
@@ -72,7 +74,7 @@ pub(crate) struct Positions {
 
 impl Positions {
     /// Opens the file keeping only the first `trusted` entries.
-    pub(crate) fn open(path: &Path, trusted: u64) -> Result<Self, StoreError> {
+    pub(crate) fn open(io: &Io, path: &Path, trusted: u64) -> Result<Self, StoreError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -88,9 +90,9 @@ impl Positions {
                 len / ENTRY_BYTES
             )));
         }
-        file.set_len(trusted * ENTRY_BYTES)
-            .map_err(|e| StoreError::io(path, e))?;
+        io.set_len(&file, path, trusted * ENTRY_BYTES)?;
         Ok(Positions {
+            io: io.clone(),
             path: path.to_path_buf(),
             file: Some(file),
             count: AtomicU64::new(trusted),
@@ -107,6 +109,7 @@ impl Positions {
             Err(e) => return Err(StoreError::io(path, e)),
         };
         Ok(Positions {
+            io: Io::default(),
             path: path.to_path_buf(),
             file,
             count: AtomicU64::new(trusted),
@@ -139,9 +142,8 @@ impl Positions {
         for (i, e) in entries.iter().enumerate() {
             e.encode(count + i as u64, &mut buf);
         }
-        self.file()?
-            .write_all_at(&buf, count * ENTRY_BYTES)
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.io
+            .write_at(self.file()?, &self.path, &buf, count * ENTRY_BYTES)?;
         self.count
             .store(count + entries.len() as u64, Ordering::Release);
         Ok(())
@@ -151,9 +153,7 @@ impl Positions {
         if self.memory.is_some() {
             return Ok(());
         }
-        self.file()?
-            .sync_data()
-            .map_err(|e| StoreError::io(&self.path, e))
+        self.io.sync_data(self.file()?, &self.path)
     }
 
     pub(crate) fn get(&self, seq: u64) -> Result<Position, StoreError> {

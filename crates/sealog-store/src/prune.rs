@@ -9,7 +9,7 @@
 //! keeps the pruned records' keys until the next opening rebuilds it (`index/PRUNED`).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ fn aside(path: &Path) -> PathBuf {
 /// Deletes what a rewrite or a compression interrupted by a crash left beside the
 /// segments, and a plain segment whose compressed form was renamed into place before the
 /// crash.
-pub(crate) fn remove_leftovers(log_dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn remove_leftovers(io: &crate::io::Io, log_dir: &Path) -> Result<(), StoreError> {
     let Ok(entries) = fs::read_dir(log_dir) else {
         return Ok(());
     };
@@ -50,11 +50,11 @@ pub(crate) fn remove_leftovers(log_dir: &Path) -> Result<(), StoreError> {
         let path = entry.map_err(|e| StoreError::io(log_dir, e))?.path();
         let name = path.to_str().unwrap_or_default();
         if name.ends_with(LEFTOVER) || name.ends_with(crate::zseg::PART) {
-            fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+            io.remove_file(&path)?;
         }
     }
     for plain in segment::superseded(log_dir)? {
-        fs::remove_file(&plain).map_err(|e| StoreError::io(&plain, e))?;
+        io.remove_file(&plain)?;
     }
     Ok(())
 }
@@ -94,7 +94,7 @@ pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64,
         if pruned == 0 {
             // Before the first segment changes: a kill after any rewrite must still leave
             // the marker that says the index holds keys the log no longer carries.
-            segment::write_atomic(
+            shared.io.write_atomic(
                 &shared.layout.pruned_marker(),
                 b"retention pruned records after this index was built",
             )?;
@@ -109,7 +109,7 @@ pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64,
         } else {
             bytes
         };
-        replace(&path, &on_disk, |written| {
+        replace(&shared.io, &path, &on_disk, |written| {
             let back = if compressed {
                 crate::zseg::Zseg::open(written, first)?.plain()
             } else {
@@ -218,22 +218,20 @@ fn check(shared: &Shared, bytes: &[u8], first: u64) -> Result<(), StoreError> {
 /// Writes `bytes` aside, syncs them and has `check` read them back, makes the file
 /// read-only, and renames it over `path`: a crash leaves one whole version.
 fn replace(
+    io: &crate::io::Io,
     path: &Path,
     bytes: &[u8],
     check: impl Fn(&Path) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let tmp = aside(path);
     let _ = fs::remove_file(&tmp);
-    fs::write(&tmp, bytes).map_err(|e| StoreError::io(&tmp, e))?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| StoreError::io(&tmp, e))?;
+    io.write_file(&tmp, bytes)?;
     if let Err(e) = check(&tmp) {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))
         .map_err(|e| StoreError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
-    segment::sync_dir(path.parent().unwrap_or(Path::new(".")))
+    io.rename(&tmp, path)?;
+    io.sync_dir(path.parent().unwrap_or(Path::new(".")))
 }

@@ -53,6 +53,7 @@ pub(crate) fn recover(
     indexer: &dyn Indexer,
 ) -> Result<(Shared, ActiveSegment, Tree, Recovery), StoreError> {
     let memtable_records_max = config.memtable_records_max;
+    let io = &config.io;
     let log_dir = layout.segments();
     let index_dir = layout.index();
     let tree_dir = layout.tree();
@@ -83,7 +84,7 @@ pub(crate) fn recover(
     let marked = std::fs::read_to_string(&marker).ok();
     let pruned_marker = layout.pruned_marker();
     let pruned = std::fs::read_to_string(&pruned_marker).ok();
-    crate::prune::remove_leftovers(&log_dir)?;
+    crate::prune::remove_leftovers(io, &log_dir)?;
     let derived = match (&marked, &pruned) {
         (Some(why), _) => Err(StoreError::Corrupted(format!(
             "damage found while reading: {why}"
@@ -93,10 +94,10 @@ pub(crate) fn recover(
         ))),
         (None, None) => stale(),
     }
-    .and_then(|()| Index::open(&index_dir, memtable_records_max))
+    .and_then(|()| Index::open(io, &index_dir, memtable_records_max))
     .and_then(|i| {
-        let p = Positions::open(&positions_path, i.durable_end())?;
-        let t = TreeFiles::open(&tree_dir, i.durable_end())?;
+        let p = Positions::open(io, &positions_path, i.durable_end())?;
+        let t = TreeFiles::open(io, &tree_dir, i.durable_end())?;
         Ok((i, p, t))
     });
     let mut rebuilt = None;
@@ -115,13 +116,13 @@ pub(crate) fn recover(
             }
             TreeFiles::reset(&tree_dir)?;
             let reset = (
-                Index::reset(&index_dir, memtable_records_max)?,
-                Positions::open(&positions_path, 0)?,
-                TreeFiles::open(&tree_dir, 0)?,
+                Index::reset(io, &index_dir, memtable_records_max)?,
+                Positions::open(io, &positions_path, 0)?,
+                TreeFiles::open(io, &tree_dir, 0)?,
             );
             for (was, path) in [(&marked, &marker), (&pruned, &pruned_marker)] {
                 if was.is_some() {
-                    std::fs::remove_file(path).map_err(|e| StoreError::io(path, e))?;
+                    io.remove_file(path)?;
                 }
             }
             rebuilt = Some(why);
@@ -130,7 +131,7 @@ pub(crate) fn recover(
         Err(e) => return Err(e),
     };
     if current.as_deref() != Some(fingerprint.as_str()) {
-        segment::write_atomic(&fingerprint_path, fingerprint.as_bytes())?;
+        io.write_atomic(&fingerprint_path, fingerprint.as_bytes())?;
     }
     let tree = Tree::load(&tree_files, index.end())?;
 
@@ -143,12 +144,13 @@ pub(crate) fn recover(
                 log_dir.display()
             )));
         }
-        let active = ActiveSegment::create(&log_dir, 0)?;
+        let active = ActiveSegment::create(io, &log_dir, 0)?;
         segments.push((0, active.path.clone()));
         drop(active);
     }
     let mut replay = Replay {
         mode: Mode::Repair,
+        io: io.clone(),
         indexer,
         checkpoints,
         index,
@@ -185,7 +187,7 @@ pub(crate) fn recover(
         // and check again; a log whose rebuilt tree still disagrees was changed.
         if recovery.rebuilt.is_none() {
             drop(replay);
-            segment::write_atomic(&marker, why.as_bytes())?;
+            io.write_atomic(&marker, why.as_bytes())?;
             return recover(layout, config, indexer);
         }
         return Err(StoreError::Corrupted(format!(
@@ -199,11 +201,11 @@ pub(crate) fn recover(
         .permissions()
         .readonly();
     let active = if sealed {
-        let next = ActiveSegment::create(&log_dir, seq)?;
+        let next = ActiveSegment::create(io, &log_dir, seq)?;
         segments.push((seq, next.path.clone()));
         next
     } else {
-        ActiveSegment::open(path, first, offset)?
+        ActiveSegment::open(io, path, first, offset)?
     };
     let (shared, tree) = replay.into_shared(layout, &segments, seq)?;
     Ok((shared, active, tree, recovery))
@@ -265,6 +267,7 @@ pub(crate) fn read_only(
     }
     let mut replay = Replay {
         mode: Mode::ReadOnly,
+        io: crate::io::Io::default(),
         indexer,
         checkpoints,
         index,
@@ -295,6 +298,8 @@ enum Mode {
 
 /// Brings the derived state up to the log by reading the records after what it covers.
 struct Replay<'a> {
+    /// Changes the disk only when repairing.
+    io: crate::io::Io,
     mode: Mode,
     indexer: &'a dyn Indexer,
     checkpoints: Checkpoints,
@@ -371,6 +376,7 @@ impl Replay<'_> {
             tree: self.tree_files,
             checkpoints: self.checkpoints,
             writable: self.mode == Mode::Repair,
+            io: self.io,
         };
         Ok((shared, self.tree))
     }
@@ -430,8 +436,9 @@ impl Replay<'_> {
                         .map_err(|e| StoreError::io(&path, e))?;
                     (Box::new(reader), false, zseg.plain_len())
                 }
-                SegmentFile::Plain { mut file, .. } => {
+                SegmentFile::Plain { file, .. } => {
                     let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
+                    let mut file = self.io.reader(file, &path);
                     let file_len = meta.len();
                     // A read-only segment was sealed: whole and fsynced, so never a torn
                     // tail, even when a crash came before its successor was created.
@@ -449,9 +456,9 @@ impl Replay<'_> {
                             // Created but its header never reached the disk: no record can
                             // be in it.
                             drop(file);
-                            std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                            self.io.remove_file(&path)?;
                             segments.pop();
-                            let active = ActiveSegment::create(log_dir, seq)?;
+                            let active = ActiveSegment::create(&self.io, log_dir, seq)?;
                             segments.push((seq, active.path.clone()));
                             continue;
                         }
@@ -496,7 +503,7 @@ impl Replay<'_> {
                             }
                             break;
                         }
-                        recovery.cut = Some(cut_torn_tail(&path, offset, file_len, why)?);
+                        recovery.cut = Some(cut_torn_tail(&self.io, &path, offset, file_len, why)?);
                         break;
                     }
                     Frame::Whole => {
@@ -584,6 +591,7 @@ impl Replay<'_> {
 /// Cuts a torn tail of the active segment back to its last whole frame, unless whole
 /// frames follow the bad one (then it is damage, refused).
 fn cut_torn_tail(
+    io: &crate::io::Io,
     path: &Path,
     offset: u64,
     file_len: u64,
@@ -600,9 +608,8 @@ fn cut_torn_tail(
         .write(true)
         .open(path)
         .map_err(|e| StoreError::io(path, e))?;
-    f.set_len(offset)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| StoreError::io(path, e))?;
+    io.set_len(&f, path, offset)?;
+    io.sync_all(&f, path)?;
     Ok(Cut {
         segment: path.to_path_buf(),
         offset,

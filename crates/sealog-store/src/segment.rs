@@ -23,11 +23,12 @@
 //! frame's checksum covers the stub and its zero padding.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::StoreError;
+use crate::io::Io;
 
 pub const MAGIC: &[u8; 8] = b"SEALOGS1";
 pub const HEADER_BYTES: u64 = 16;
@@ -208,6 +209,42 @@ pub fn encode_frame(payload: &[u8], buf: &mut Vec<u8>) {
     buf.extend_from_slice(payload);
 }
 
+/// Checks a group of frames about to be written at `base`: they lie end to end, each starts
+/// at the offset its position will name, and there is one per offset. The read side has its
+/// own check (every record read is compared with its leaf); this one stops a writer bug
+/// before it reaches the disk.
+pub(crate) fn check_group(
+    frames: &[u8],
+    base: u64,
+    offsets: impl ExactSizeIterator<Item = u64>,
+) -> Result<(), String> {
+    let count = offsets.len();
+    let mut at = 0usize;
+    for (i, offset) in offsets.enumerate() {
+        if base + at as u64 != offset {
+            return Err(format!(
+                "frame {i} of {count} starts at {} but its position says {offset}",
+                base + at as u64
+            ));
+        }
+        let len = frames
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .ok_or_else(|| format!("frame {i} of {count} is past the group's end"))?;
+        if len == 0 || len > FRAME_PAYLOAD_BYTES_MAX {
+            return Err(format!("frame {i} of {count} has length {len}"));
+        }
+        at += FRAME_HEADER_BYTES as usize + len as usize;
+    }
+    if at != frames.len() {
+        return Err(format!(
+            "{count} frames take {at} bytes but the group holds {}",
+            frames.len()
+        ));
+    }
+    Ok(())
+}
+
 /// What is wrong with the bytes at some offset, when they are not a whole frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadFrame {
@@ -377,31 +414,37 @@ pub struct ActiveSegment {
     pub file: File,
     /// Bytes in the file that are whole, written frames.
     pub len: u64,
+    io: Io,
 }
 
 impl ActiveSegment {
     /// Creates a new, empty segment and makes its existence durable.
-    pub fn create(dir: &Path, first_seq: u64) -> Result<Self, StoreError> {
+    pub(crate) fn create(io: &Io, dir: &Path, first_seq: u64) -> Result<Self, StoreError> {
         let path = dir.join(file_name(first_seq));
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
-        file.write_all(&encode_header(first_seq))
-            .map_err(|e| StoreError::io(&path, e))?;
-        file.sync_all().map_err(|e| StoreError::io(&path, e))?;
-        sync_dir(dir)?;
+        io.append(&file, &path, &encode_header(first_seq))?;
+        io.sync_all(&file, &path)?;
+        io.sync_dir(dir)?;
         Ok(ActiveSegment {
             first_seq,
             path,
             file,
             len: HEADER_BYTES,
+            io: io.clone(),
         })
     }
 
-    pub fn open(path: PathBuf, first_seq: u64, len: u64) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        io: &Io,
+        path: PathBuf,
+        first_seq: u64,
+        len: u64,
+    ) -> Result<Self, StoreError> {
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -412,25 +455,24 @@ impl ActiveSegment {
             path,
             file,
             len,
+            io: io.clone(),
         })
     }
 
     /// Writes whole frames. Durability is the caller's `sync` to choose.
-    pub fn write(&mut self, frames: &[u8]) -> io::Result<()> {
-        self.file.write_all(frames)?;
+    pub fn write(&mut self, frames: &[u8]) -> Result<(), StoreError> {
+        self.io.append(&self.file, &self.path, frames)?;
         self.len += frames.len() as u64;
         Ok(())
     }
 
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.io.sync_data(&self.file, &self.path)
     }
 
     /// Makes the segment durable and read-only: committed bytes are never rewritten.
     pub fn seal(self) -> Result<(), StoreError> {
-        self.file
-            .sync_all()
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.io.sync_all(&self.file, &self.path)?;
         fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444))
             .map_err(|e| StoreError::io(&self.path, e))
     }
@@ -438,21 +480,11 @@ impl ActiveSegment {
 
 /// Replaces `path` with `bytes` atomically and durably: a crash leaves the old or the new.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| StoreError::io(&tmp, e))?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| StoreError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    Io::default().write_atomic(path, bytes)
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io(dir, e))
+    Io::default().sync_dir(dir)
 }
 
 /// Reads into `buf` until it is full or the input ends; returns how much was read.
@@ -496,6 +528,47 @@ pub enum ReadFrameError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_is_checked_against_its_positions_before_it_is_written() {
+        let mut frames = Vec::new();
+        let mut offsets = Vec::new();
+        for payload in [&b"{\"a\":1}"[..], b"{\"b\":22}", b"{}"] {
+            offsets.push(100 + frames.len() as u64);
+            encode_frame(payload, &mut frames);
+        }
+        let check =
+            |frames: &[u8], offsets: &[u64]| check_group(frames, 100, offsets.iter().copied());
+        assert_eq!(check(&frames, &offsets), Ok(()));
+        let shifted: Vec<u64> = offsets.iter().map(|o| o + 1).collect();
+        assert!(
+            check(&frames, &shifted)
+                .unwrap_err()
+                .contains("frame 0 of 3 starts at 100")
+        );
+        assert!(
+            check(&frames, &offsets[..2])
+                .unwrap_err()
+                .contains("2 frames take")
+        );
+        let mut longer = frames.clone();
+        longer.push(0);
+        assert!(
+            check(&longer, &offsets)
+                .unwrap_err()
+                .contains("the group holds")
+        );
+        let mut extra = offsets.clone();
+        extra.push(100 + frames.len() as u64);
+        assert!(
+            check(&frames, &extra)
+                .unwrap_err()
+                .contains("past the group's end")
+        );
+        let mut zero = frames.clone();
+        zero[..4].copy_from_slice(&0u32.to_le_bytes());
+        assert!(check(&zero, &offsets).unwrap_err().contains("length 0"));
+    }
 
     #[test]
     fn frames_round_trip_and_every_damage_is_seen() {

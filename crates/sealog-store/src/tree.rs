@@ -12,11 +12,13 @@ use std::sync::RwLock;
 use sealog_merkle::{Frontier, HASH_SIZE, Hash, NodeReader, ReadError};
 
 use crate::error::StoreError;
+use crate::io::Io;
 
 /// Levels a tree of up to 2^63 leaves can have.
 const LEVELS_MAX: usize = 64;
 
 pub(crate) struct TreeFiles {
+    io: Io,
     dir: PathBuf,
     levels: RwLock<Vec<File>>,
     /// Opened read-only beside the writer: nodes integrated here are kept in memory.
@@ -25,9 +27,10 @@ pub(crate) struct TreeFiles {
 
 impl TreeFiles {
     /// Opens the level files, keeping exactly the nodes of a tree of `trusted` leaves.
-    pub(crate) fn open(dir: &Path, trusted: u64) -> Result<Self, StoreError> {
+    pub(crate) fn open(io: &Io, dir: &Path, trusted: u64) -> Result<Self, StoreError> {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         let files = TreeFiles {
+            io: io.clone(),
             dir: dir.to_path_buf(),
             levels: RwLock::new(Vec::new()),
             overlay: None,
@@ -47,8 +50,7 @@ impl TreeFiles {
                     len / 32
                 )));
             }
-            file.set_len(nodes * HASH_SIZE as u64)
-                .map_err(|e| StoreError::io(&path, e))?;
+            io.set_len(&file, &path, nodes * HASH_SIZE as u64)?;
         }
         Ok(files)
     }
@@ -60,6 +62,7 @@ impl TreeFiles {
             levels.push(f);
         }
         TreeFiles {
+            io: Io::default(),
             dir: dir.to_path_buf(),
             levels: RwLock::new(levels),
             overlay: None,
@@ -135,8 +138,8 @@ impl TreeFiles {
                 continue;
             }
             let f = self.ensure(level)?;
-            f.write_all_at(buf, first * HASH_SIZE as u64)
-                .map_err(|e| StoreError::io(&self.path(level), e))?;
+            self.io
+                .write_at(&f, &self.path(level), buf, first * HASH_SIZE as u64)?;
         }
         Ok(())
     }
@@ -146,8 +149,7 @@ impl TreeFiles {
             return Ok(());
         }
         for (level, f) in self.levels.read().expect("tree lock").iter().enumerate() {
-            f.sync_data()
-                .map_err(|e| StoreError::io(&self.path(level), e))?;
+            self.io.sync_data(f, &self.path(level))?;
         }
         Ok(())
     }

@@ -3,7 +3,6 @@
 //! answers each request. While it syncs, the next group gathers.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -59,11 +58,11 @@ fn flusher(shared: &Shared, jobs: &Receiver<FlushJob>, done: &SyncSender<()>) {
     while let Ok((frozen, runs)) = jobs.recv() {
         let t0 = Instant::now();
         let dir = shared.index.read().expect("index lock").dir().to_path_buf();
-        let result = index::build_runs(&dir, runs, &frozen).and_then(|flushed| {
+        let result = index::build_runs(&shared.io, &dir, runs, &frozen).and_then(|flushed| {
             shared.positions.sync()?;
             shared.tree.sync()?;
             let text = shared.index.write().expect("index lock").install(flushed);
-            index::write_manifest(&dir, &text)
+            index::write_manifest(&shared.io, &dir, &text)
         });
         if let Err(e) = result {
             *shared.poisoned.lock().expect("poison lock") = Some(format!("index flush: {e}"));
@@ -111,7 +110,7 @@ fn compress_one(shared: &Shared, first: u64, stop: &AtomicBool) {
     let failed = |e: StoreError| {
         *counters.compress_failed.lock().expect("counters lock") = Some(e.to_string());
     };
-    match zseg::compress_file(&plain, first, &|| stop.load(Ordering::Relaxed)) {
+    match zseg::compress_file(&shared.io, &plain, first, &|| stop.load(Ordering::Relaxed)) {
         Ok(None) => {}
         Ok(Some((_, z))) => {
             let mut segments = shared.segments.write().expect("segments lock");
@@ -120,9 +119,10 @@ fn compress_one(shared: &Shared, first: u64, stop: &AtomicBool) {
             }
             drop(segments);
             // Readers that hold the plain file keep reading it until they let it go.
-            let removed = std::fs::remove_file(&plain)
-                .map_err(|e| StoreError::io(&plain, e))
-                .and_then(|()| segment::sync_dir(plain.parent().expect("a log directory")));
+            let removed = shared
+                .io
+                .remove_file(&plain)
+                .and_then(|()| shared.io.sync_dir(plain.parent().expect("a log directory")));
             if let Err(e) = removed {
                 failed(e);
             }
@@ -170,11 +170,10 @@ pub(crate) fn spawn<A: Admission>(
         .open(&path)
         .map_err(|e| StoreError::io(&path, e))?;
     // Synced once here, so a log with records always has the file (verify holds it to that).
-    durable
-        .write_all_at(&crate::durable::encode(next_seq), 0)
-        .and_then(|()| durable.sync_all())
-        .map_err(|e| StoreError::io(&path, e))?;
-    crate::segment::sync_dir(&shared.layout.index())?;
+    let io = &shared.io;
+    io.write_at(&durable, &path, &crate::durable::encode(next_seq), 0)?;
+    io.sync_all(&durable, &path)?;
+    io.sync_dir(&shared.layout.index())?;
     let mut w = Writer {
         shared,
         config,
@@ -417,29 +416,26 @@ impl<A: Admission> Writer<A> {
         if fresh.is_empty() {
             return Ok(decided);
         }
-        let path = active.path.clone();
-        let io = |e| StoreError::io(&path, e);
+        segment::check_group(&self.frames, base, positions.iter().map(|p| p.offset))
+            .and_then(|()| match self.tree.frontier.size() == self.next_seq {
+                true => Ok(()),
+                false => Err(format!(
+                    "the tree holds {} leaves but the next seq is {}",
+                    self.tree.frontier.size(),
+                    self.next_seq
+                )),
+            })
+            .map_err(|why| {
+                let why = format!("a group failed its check before it was written: {why}");
+                *self.shared.poisoned.lock().expect("poison lock") = Some(why.clone());
+                StoreError::Poisoned(why)
+            })?;
         let t_write = Instant::now();
-        let written = active.write(&self.frames).map_err(io);
+        let written = active.write(&self.frames);
         let t_sync = Instant::now();
         let synced = written.and_then(|()| match self.config.durability {
-            Durability::Fsync => active.sync().map_err(io),
+            Durability::Fsync => active.sync(),
             Durability::Os => Ok(()),
-        });
-        #[cfg(feature = "fault-injection")]
-        let synced = synced.and_then(|()| {
-            let nth = self.shared.counters.fsyncs.load(Ordering::Relaxed) + 1;
-            let fsynced = self.config.durability == Durability::Fsync;
-            match self
-                .config
-                .fail_segment_sync
-                .take_if(|n| *n == nth && fsynced)
-            {
-                Some(n) => Err(io(std::io::Error::other(format!(
-                    "injected failure of fsync {n}"
-                )))),
-                None => Ok(()),
-            }
         });
         synced.map_err(|e| self.poison(e))?;
         let t_index = Instant::now();
@@ -453,9 +449,15 @@ impl<A: Admission> Writer<A> {
         }
         let end = self.next_seq + fresh.len() as u64;
         let durable_path = self.shared.layout.durable();
-        self.durable
-            .write_all_at(&crate::durable::encode(end), 0)
-            .map_err(|e| self.poison(StoreError::io(&durable_path, e)))?;
+        self.shared
+            .io
+            .write_at(
+                &self.durable,
+                &durable_path,
+                &crate::durable::encode(end),
+                0,
+            )
+            .map_err(|e| self.poison(e))?;
 
         self.shared
             .positions
@@ -537,7 +539,7 @@ impl<A: Admission> Writer<A> {
         let old_first = old.first_seq;
         let dir = self.shared.layout.segments();
         old.seal()?;
-        let new = ActiveSegment::create(&dir, self.next_seq)?;
+        let new = ActiveSegment::create(&self.shared.io, &dir, self.next_seq)?;
         let read = SegmentFile::open_path(&new.path, self.next_seq)?;
         self.shared
             .segments

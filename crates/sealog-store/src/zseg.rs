@@ -520,6 +520,7 @@ impl Read for PlainReader<'_> {
 /// into place (read-only). The plain segment is left for the caller to remove once readers
 /// use the new one. `Ok(None)` if `stop` said stop (nothing is left behind).
 pub fn compress_file(
+    sys: &crate::io::Io,
     plain_path: &Path,
     first_seq: u64,
     stop: &dyn Fn() -> bool,
@@ -536,7 +537,8 @@ pub fn compress_file(
         segment::read_up_to(&mut src, &mut head).map_err(|e| StoreError::io(plain_path, e))?;
         segment::check_header(&head, first_seq).map_err(bad)?;
         let file = File::create(&part).map_err(|e| StoreError::io(&part, e))?;
-        let mut encoder = Encoder::new(first_seq, BufWriter::with_capacity(1 << 20, file))
+        let out = BufWriter::with_capacity(1 << 20, sys.appender(&file, &part));
+        let mut encoder = Encoder::new(first_seq, out)
             .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?;
         let mut block = Vec::new();
         let mut at = HEADER_BYTES;
@@ -549,12 +551,12 @@ pub fn compress_file(
                 .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?;
             at += block.len() as u64;
         }
-        let file = encoder
+        encoder
             .finish()
             .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?
             .into_inner()
             .map_err(|e| StoreError::io(&part, e.into_error()))?;
-        file.sync_all().map_err(|e| StoreError::io(&part, e))?;
+        sys.sync_all(&file, &part)?;
         drop(file);
         // Read back from the disk and compared with the plain segment, block by block.
         let back = Zseg::open(&part, first_seq)?;
@@ -581,8 +583,8 @@ pub fn compress_file(
         }
         fs::set_permissions(&part, fs::Permissions::from_mode(0o444))
             .map_err(|e| StoreError::io(&part, e))?;
-        fs::rename(&part, &target).map_err(|e| StoreError::io(&target, e))?;
-        segment::sync_dir(dir)?;
+        sys.rename(&part, &target)?;
+        sys.sync_dir(dir)?;
         // The same file, checked whole above, now under its own name.
         let path = target.clone();
         Ok(Some((target.clone(), Zseg { path, ..back })))
@@ -761,7 +763,9 @@ mod tests {
         plain[at] ^= 1;
         let path = dir.path().join(segment::file_name(0));
         fs::write(&path, &plain).unwrap();
-        let e = compress_file(&path, 0, &|| false).map(|_| ()).unwrap_err();
+        let e = compress_file(&crate::io::Io::default(), &path, 0, &|| false)
+            .map(|_| ())
+            .unwrap_err();
         assert!(
             e.to_string().contains("a sealed segment must be whole"),
             "{e}"
@@ -784,10 +788,16 @@ mod tests {
         let plain = plain_segment(0, 50);
         let path = dir.path().join(segment::file_name(0));
         fs::write(&path, &plain).unwrap();
-        assert!(compress_file(&path, 0, &|| true).unwrap().is_none());
+        assert!(
+            compress_file(&crate::io::Io::default(), &path, 0, &|| true)
+                .unwrap()
+                .is_none()
+        );
         assert!(!dir.path().join(file_name(0)).exists());
         assert!(!leftover(&dir.path().join(file_name(0))).exists());
-        let (at, z) = compress_file(&path, 0, &|| false).unwrap().unwrap();
+        let (at, z) = compress_file(&crate::io::Io::default(), &path, 0, &|| false)
+            .unwrap()
+            .unwrap();
         assert_eq!(at, dir.path().join(file_name(0)));
         assert_eq!(z.plain().unwrap(), plain);
         assert!(fs::metadata(&at).unwrap().permissions().readonly());

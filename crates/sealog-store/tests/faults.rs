@@ -7,7 +7,7 @@
 //! rolling), then in an index run (merged runs outgrow both). The tree's level files grow by
 //! 32 bytes a record exactly like the positions file and are written just after it, so the
 //! limit can never reach them first. No system fails an fsync on demand, so a failed fsync
-//! comes from the store's `fault-injection` feature, which reports the Nth segment fsync as
+//! comes from the store's I/O seam (`io::testing::Faults`), which reports the Nth segment fsync as
 //! failed after it ran.
 //!
 //! Either way: the failed append is answered with an error, and every later one is refused
@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 use sealog_model::LogLayout;
 use sealog_store::conformance::{TestKeys, Unique, entry, event};
+use sealog_store::io::testing::{Fault, Faults, Op, Plan};
+use sealog_store::io::{Io, operating_system};
 use sealog_store::{Config, Durability, Id, LogRead, LogWrite, Outcome, Store, StoreError};
 use sealog_testkit::wait_for;
 
@@ -428,12 +430,20 @@ fn an_index_run_write_that_fails_poisons_the_store() {
 fn a_failed_segment_fsync_poisons_the_store() {
     for nth in [1u64, 5] {
         let dir = sealog_testkit::tempdir();
+        let faults = Arc::new(Faults::new(operating_system()));
         let config = Config {
             durability: Durability::Fsync,
-            fail_segment_sync: Some(nth),
+            io: Io::new(faults.clone()),
             ..Config::default()
         };
         let store = open(dir.path(), config);
+        // Counted from here: the segment's creation synced it once already.
+        faults.arm(Plan {
+            op: Op::Sync,
+            nth,
+            fault: Fault::AfterSync,
+            path_contains: Some(".seg".into()),
+        });
         let batch = |b: u64| (b * 4..b * 4 + 4).collect::<Vec<u64>>();
         let append = |b: u64| {
             let entries = batch(b).iter().map(|&n| entry(&event_text(n))).collect();
@@ -450,7 +460,7 @@ fn a_failed_segment_fsync_poisons_the_store() {
         let text = failed.to_string();
         assert!(
             matches!(failed, StoreError::Poisoned(_))
-                && text.contains(&format!("injected failure of fsync {nth}"))
+                && text.contains("Input/output error")
                 && text.contains(".seg"),
             "fsync {nth}: {text}"
         );

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use crate::contract::{Id, Key};
 
 use crate::error::StoreError;
+use crate::io::Io;
 pub(crate) use memtable::Memtable;
 use run::Bloom;
 pub(crate) use run::Run;
@@ -32,6 +33,7 @@ pub(crate) use run::Run;
 const MANIFEST_HEADER: &str = "sealog-index 2";
 
 pub(crate) struct Index {
+    io: Io,
     dir: PathBuf,
     memtable_records_max: u64,
     runs: Vec<Arc<Run>>,
@@ -67,9 +69,12 @@ pub(crate) struct Flushed {
 
 impl Index {
     /// Opens the index; it covers records `0..end()` (runs only: the memtable starts empty).
-    pub(crate) fn open(dir: &Path, memtable_records_max: u64) -> Result<Self, StoreError> {
+    pub(crate) fn open(io: &Io, dir: &Path, memtable_records_max: u64) -> Result<Self, StoreError> {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-        Self::load(dir, memtable_records_max)
+        Ok(Index {
+            io: io.clone(),
+            ..Self::load(dir, memtable_records_max)?
+        })
     }
 
     /// Opens the runs as the manifest names them now, beside a writer that may replace them:
@@ -98,6 +103,7 @@ impl Index {
     /// An index of nothing, for a read-only rebuild in memory.
     pub(crate) fn empty(dir: &Path, memtable_records_max: u64) -> Self {
         Index {
+            io: Io::default(),
             dir: dir.to_path_buf(),
             memtable_records_max,
             runs: Vec::new(),
@@ -130,6 +136,7 @@ impl Index {
             }
         }
         Ok(Index {
+            io: Io::default(),
             dir: dir.to_path_buf(),
             memtable_records_max,
             runs,
@@ -139,10 +146,14 @@ impl Index {
     }
 
     /// Forgets everything, for a rebuild from the log.
-    pub(crate) fn reset(dir: &Path, memtable_records_max: u64) -> Result<Self, StoreError> {
-        let _ = fs::remove_file(dir.join("MANIFEST"));
-        remove_unnamed_runs(dir, &[])?;
-        Index::open(dir, memtable_records_max)
+    pub(crate) fn reset(
+        io: &Io,
+        dir: &Path,
+        memtable_records_max: u64,
+    ) -> Result<Self, StoreError> {
+        let _ = io.remove_file(&dir.join("MANIFEST"));
+        remove_unnamed_runs(io, dir, &[])?;
+        Index::open(io, dir, memtable_records_max)
     }
 
     /// Records covered by durable runs.
@@ -320,15 +331,16 @@ impl Index {
         let Some((frozen, runs)) = self.freeze() else {
             return Ok(());
         };
-        let flushed = build_runs(&self.dir, runs, &frozen)?;
+        let flushed = build_runs(&self.io, &self.dir, runs, &frozen)?;
         let text = self.install(flushed);
-        write_manifest(&self.dir, &text)
+        write_manifest(&self.io, &self.dir, &text)
     }
 }
 
 /// Writes `frozen` as a run after `runs`, then merges runs of similar size like a binary
 /// counter. Touches only new files: the runs given stay valid until the result is installed.
 pub(crate) fn build_runs(
+    io: &Io,
     dir: &Path,
     mut runs: Vec<Arc<Run>>,
     frozen: &Memtable,
@@ -339,13 +351,14 @@ pub(crate) fn build_runs(
     let mut bloom = Bloom::for_keys(rid.len() as u64);
     let sums = [
         run::write_table(
+            io,
             &s.with_extension("rid"),
             rid.iter().inspect(|e| bloom.insert(&e[..32])).map(Ok),
         )?,
-        run::write_table(&s.with_extension("post"), post.iter().map(Ok))?,
-        run::write_table(&s.with_extension("time"), time.iter().map(Ok))?,
+        run::write_table(io, &s.with_extension("post"), post.iter().map(Ok))?,
+        run::write_table(io, &s.with_extension("time"), time.iter().map(Ok))?,
     ];
-    Run::write_bloom_and_sums(dir, first, end, &bloom, sums)?;
+    Run::write_bloom_and_sums(io, dir, first, end, &bloom, sums)?;
     runs.push(Arc::new(Run::open(dir, first, end)?));
     while runs.len() >= 2 {
         let n = runs.len();
@@ -353,7 +366,7 @@ pub(crate) fn build_runs(
         if older.end - older.first > 2 * (newer.end - newer.first) {
             break;
         }
-        let merged = merge(dir, older, newer)?;
+        let merged = merge(io, dir, older, newer)?;
         runs.truncate(n - 2);
         runs.push(Arc::new(merged));
     }
@@ -361,11 +374,11 @@ pub(crate) fn build_runs(
 }
 
 /// Replaces `MANIFEST` atomically, then deletes run files it does not name.
-pub(crate) fn write_manifest(dir: &Path, text: &str) -> Result<(), StoreError> {
-    crate::segment::write_atomic(&dir.join("MANIFEST"), text.as_bytes())?;
+pub(crate) fn write_manifest(io: &Io, dir: &Path, text: &str) -> Result<(), StoreError> {
+    io.write_atomic(&dir.join("MANIFEST"), text.as_bytes())?;
     let keep = parse_manifest(text.as_bytes())
         .map_err(|why| StoreError::Corrupted(format!("the manifest just made: {why}")))?;
-    remove_unnamed_runs(dir, &keep)
+    remove_unnamed_runs(io, dir, &keep)
 }
 
 /// The runs a manifest names, as (first, end), after checking its header and its CRC.
@@ -415,7 +428,7 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
 /// Merges two adjacent runs into one; every entry read is checked on the way. The Bloom
 /// filter is filled as the ids stream past: holding the ids of two large runs at once would
 /// make the merge's memory grow with the log.
-fn merge(dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
+fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
     let s = run::stem(dir, a.first, b.end);
     let mut bloom = Bloom::for_keys((a.rid.len() + b.rid.len()) as u64);
     let rids = merge_sorted(&a.rid, &b.rid).inspect(|e| {
@@ -424,11 +437,19 @@ fn merge(dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
         }
     });
     let sums = [
-        run::write_table(&s.with_extension("rid"), rids)?,
-        run::write_table(&s.with_extension("post"), merge_sorted(&a.post, &b.post))?,
-        run::write_table(&s.with_extension("time"), merge_sorted(&a.time, &b.time))?,
+        run::write_table(io, &s.with_extension("rid"), rids)?,
+        run::write_table(
+            io,
+            &s.with_extension("post"),
+            merge_sorted(&a.post, &b.post),
+        )?,
+        run::write_table(
+            io,
+            &s.with_extension("time"),
+            merge_sorted(&a.time, &b.time),
+        )?,
     ];
-    Run::write_bloom_and_sums(dir, a.first, b.end, &bloom, sums)?;
+    Run::write_bloom_and_sums(io, dir, a.first, b.end, &bloom, sums)?;
     Run::open(dir, a.first, b.end)
 }
 
@@ -461,7 +482,7 @@ fn merge_sorted<'a>(
 
 /// Deletes run files the manifest does not name: leftovers of a flush or merge that a crash
 /// interrupted, or runs a merge replaced. Index files are derived; log files are never touched.
-fn remove_unnamed_runs(dir: &Path, keep: &[(u64, u64)]) -> Result<(), StoreError> {
+fn remove_unnamed_runs(io: &Io, dir: &Path, keep: &[(u64, u64)]) -> Result<(), StoreError> {
     for entry in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
         let entry = entry.map_err(|e| StoreError::io(dir, e))?;
         let name = entry.file_name();
@@ -474,7 +495,7 @@ fn remove_unnamed_runs(dir: &Path, keep: &[(u64, u64)]) -> Result<(), StoreError
             .and_then(|(f, e)| Some((f.parse::<u64>().ok()?, e.parse::<u64>().ok()?)))
             .is_some_and(|fe| keep.contains(&fe));
         if !named {
-            fs::remove_file(entry.path()).map_err(|e| StoreError::io(&entry.path(), e))?;
+            io.remove_file(&entry.path())?;
         }
     }
     Ok(())
@@ -495,7 +516,7 @@ mod tests {
     #[test]
     fn membership_asked_in_ascending_order_agrees_with_the_postings() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut index = Index::open(dir.path(), 1_000).expect("index");
+        let mut index = Index::open(&Io::default(), dir.path(), 1_000).expect("index");
         let keys: Vec<Key> = (0..6u8).map(|k| [k; 16]).collect();
         let mut state = 0x9e37_79b9_7f4a_7c15;
         // Two runs and a memtable: key k is on about one record in 2^k.

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::Mmap;
 
 use crate::error::StoreError;
+use crate::io::Io;
 
 pub(crate) const RID_WIDTH: usize = 40;
 pub(crate) const POST_WIDTH: usize = 24;
@@ -334,11 +335,12 @@ fn map_read_only(file: &File, path: &Path) -> Result<Mmap, StoreError> {
 
 /// Writes sorted fixed-width entries to a new file, makes it durable, and returns its sums.
 pub(crate) fn write_table<E: AsRef<[u8]>>(
+    io: &Io,
     path: &Path,
     entries: impl Iterator<Item = Result<E, StoreError>>,
 ) -> Result<TableSum, StoreError> {
     let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut w = BufWriter::with_capacity(1 << 20, io.appender(&file, path));
     let mut sum = TableSum::default();
     let mut block = Vec::with_capacity(BLOCK_BYTES);
     for e in entries {
@@ -360,10 +362,9 @@ pub(crate) fn write_table<E: AsRef<[u8]>>(
     if !block.is_empty() {
         sum.blocks.push(crc32c::crc32c(&block));
     }
-    let file = w
-        .into_inner()
+    w.into_inner()
         .map_err(|e| StoreError::io(path, e.into_error()))?;
-    file.sync_all().map_err(|e| StoreError::io(path, e))?;
+    io.sync_all(&file, path)?;
     Ok(sum)
 }
 
@@ -375,7 +376,7 @@ pub(crate) struct RunSums {
 }
 
 impl RunSums {
-    pub(crate) fn write(&self, path: &Path) -> Result<(), StoreError> {
+    pub(crate) fn write(&self, io: &Io, path: &Path) -> Result<(), StoreError> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(SUM_MAGIC);
         for t in &self.tables {
@@ -387,10 +388,7 @@ impl RunSums {
         }
         out.extend_from_slice(&self.bloom.to_le_bytes());
         out.extend_from_slice(&crc32c::crc32c(&out).to_le_bytes());
-        let mut f = File::create(path).map_err(|e| StoreError::io(path, e))?;
-        f.write_all(&out)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| StoreError::io(path, e))
+        io.write_file(path, &out)
     }
 
     pub(crate) fn read(path: &Path) -> Result<Self, StoreError> {
@@ -496,12 +494,9 @@ impl Bloom {
     }
 
     /// Writes the filter and returns the CRC-32C of its bytes.
-    fn write(&self, path: &Path) -> Result<u32, StoreError> {
+    fn write(&self, io: &Io, path: &Path) -> Result<u32, StoreError> {
         let bytes: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mut f = File::create(path).map_err(|e| StoreError::io(path, e))?;
-        f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| StoreError::io(path, e))?;
+        io.write_file(path, &bytes)?;
         Ok(crc32c::crc32c(&bytes))
     }
 }
@@ -531,6 +526,7 @@ impl Run {
     /// Writes the Bloom filter of a run whose tables were just written (built over their ids
     /// while they were), then its sums file; both before `open`.
     pub(crate) fn write_bloom_and_sums(
+        io: &Io,
         dir: &Path,
         first: u64,
         end: u64,
@@ -543,8 +539,8 @@ impl Run {
             )));
         }
         let s = stem(dir, first, end);
-        let bloom = bloom.write(&s.with_extension("bloom"))?;
-        RunSums { tables, bloom }.write(&s.with_extension("sum"))
+        let bloom = bloom.write(io, &s.with_extension("bloom"))?;
+        RunSums { tables, bloom }.write(io, &s.with_extension("sum"))
     }
 
     /// Checks every block of every table (for verification).
@@ -715,7 +711,12 @@ mod tests {
         // Entries of 24 bytes straddle 4 KiB blocks; enough of them to refill the buffer.
         let n = STREAM_BYTES / POST_WIDTH * 2 + 77;
         let entry = |i: usize| posting(&[(i % 251) as u8; 16], i as u64);
-        let sum = write_table(&path, (0..n).map(|i| Ok(entry(i)))).unwrap();
+        let sum = write_table(
+            &crate::io::Io::default(),
+            &path,
+            (0..n).map(|i| Ok(entry(i))),
+        )
+        .unwrap();
         let table = Table::open(&path, POST_WIDTH, sum.clone()).unwrap();
         let mut stream = table.stream();
         for i in 0..n {
