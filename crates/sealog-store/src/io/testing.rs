@@ -411,6 +411,11 @@ impl FileSystem for Crashable {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut p = self.promised();
+        // Both keep their bytes for the names the directory still durably gives them.
+        p.track(from);
+        if to.exists() {
+            p.track(to);
+        }
         self.inner.rename(from, to)?;
         match p.live.remove(from) {
             Some(id) => p.live.insert(to.to_path_buf(), id),
@@ -421,6 +426,8 @@ impl FileSystem for Crashable {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut p = self.promised();
+        // Its bytes stay for as long as the directory durably names it.
+        p.track(path);
         self.inner.remove_file(path)?;
         p.live.remove(path);
         Ok(())
@@ -446,5 +453,90 @@ impl FileSystem for Crashable {
 
     fn read(&self, file: &File, path: &Path, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(file, path, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::operating_system;
+
+    fn image(c: &Crashable, root: &Path, seed: u64) -> tempfile::TempDir {
+        let out = tempfile::tempdir().unwrap();
+        c.crash_image(root, out.path(), seed).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_cut_keeps_only_what_syncs_promised() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        fs::write(r.join("before"), b"old").unwrap();
+        let c = Crashable::new(operating_system(), r).unwrap();
+        // Written and synced, its name never synced: gone.
+        let a = File::create(r.join("a")).unwrap();
+        c.append(&a, &r.join("a"), b"aaaa").unwrap();
+        c.sync_data(&a, &r.join("a")).unwrap();
+        let img = image(&c, r, 1);
+        assert!(!img.path().join("a").exists());
+        assert_eq!(fs::read(img.path().join("before")).unwrap(), b"old");
+        // Its name synced: there, with what was synced; a later write not yet (seed 1
+        // keeps none of the unsynced bytes).
+        c.sync_dir(r).unwrap();
+        c.append(&a, &r.join("a"), b"bbbb").unwrap();
+        let img = image(&c, r, 1);
+        assert_eq!(fs::read(img.path().join("a")).unwrap(), b"aaaa");
+        // Some seed keeps all of the unsynced bytes, some a part: never other bytes.
+        let kept: Vec<Vec<u8>> = (1..40)
+            .map(|s| fs::read(image(&c, r, s).path().join("a")).unwrap())
+            .collect();
+        assert!(
+            kept.iter()
+                .all(|k| b"aaaabbbb".starts_with(k) && k.len() >= 4)
+        );
+        assert!(kept.iter().any(|k| k.len() == 8));
+        // A rename and a removal are undone until the directory is synced.
+        c.sync_data(&a, &r.join("a")).unwrap();
+        c.rename(&r.join("a"), &r.join("b")).unwrap();
+        c.remove_file(&r.join("before")).unwrap();
+        let img = image(&c, r, 1);
+        assert_eq!(fs::read(img.path().join("a")).unwrap(), b"aaaabbbb");
+        assert!(!img.path().join("b").exists());
+        assert_eq!(fs::read(img.path().join("before")).unwrap(), b"old");
+        c.sync_dir(r).unwrap();
+        let img = image(&c, r, 1);
+        assert!(!img.path().join("a").exists() && !img.path().join("before").exists());
+        assert_eq!(fs::read(img.path().join("b")).unwrap(), b"aaaabbbb");
+    }
+
+    #[test]
+    fn the_planned_fault_fires_once_on_its_nth_matching_operation() {
+        let root = tempfile::tempdir().unwrap();
+        let f = Faults::new(operating_system());
+        let (x, y) = (root.path().join("x.seg"), root.path().join("y.run"));
+        let (fx, fy) = (File::create(&x).unwrap(), File::create(&y).unwrap());
+        f.arm(Plan {
+            op: Op::Write,
+            nth: 2,
+            fault: Fault::Torn(3),
+            path_contains: Some(".seg".into()),
+        });
+        f.append(&fy, &y, b"other").unwrap();
+        f.append(&fx, &x, b"first").unwrap();
+        let e = f.append(&fx, &x, b"second").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
+        assert_eq!(fs::read(&x).unwrap(), b"firstsec");
+        f.append(&fx, &x, b"!").unwrap();
+        assert_eq!(f.fired().len(), 1);
+        assert_eq!(f.fired()[0].path, x);
+        f.arm(Plan {
+            op: Op::Sync,
+            nth: 1,
+            fault: Fault::NoSpace,
+            path_contains: None,
+        });
+        let e = f.sync_data(&fy, &y).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        f.sync_data(&fy, &y).unwrap();
     }
 }
