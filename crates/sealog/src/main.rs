@@ -19,6 +19,7 @@ mod erase;
 mod export;
 mod hold;
 mod keys;
+mod manual;
 mod migrate;
 mod read;
 mod report;
@@ -165,6 +166,17 @@ enum Command {
     Witness(witness::Witness),
     /// Ingest the example events shipped with Sealog and read them back.
     Demo,
+    /// A shell completion script for this CLI, printed (source it, or install it where the
+    /// shell looks: see the README).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff), printed; with --dir, one page per command written there.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -395,6 +407,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(r) => retention::run(&open(&cli)?, r),
         Command::Witness(w) => witness::run(w),
         Command::Demo => demo::run(&open(&cli)?),
+        Command::Completions { shell } => manual::completions(*shell),
+        Command::Man { dir } => manual::man(dir.as_deref()),
         Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Client(a)) => {
             bench_client::run(a, durability(&cli) == Durability::Os)
