@@ -125,7 +125,7 @@ impl AppState {
         &self,
         principal: Option<&Principal>,
         (key_id_hint, peer): (Option<&str>, Option<std::net::IpAddr>),
-        request_id: &str,
+        (request_id, trace): (&str, Option<&crate::context::Trace>),
         access: Access,
     ) -> Result<(), ApiError> {
         let mut event = json!({
@@ -161,6 +161,10 @@ impl AppState {
         }
         if !access.data_subjects.is_empty() {
             event["data"]["data_subjects"] = json!(access.data_subjects);
+        }
+        if let Some(t) = trace {
+            event["data"]["trace"] =
+                json!({"trace_id": t.trace_id, "parent_id": t.parent_id, "flags": t.flags});
         }
         metrics::counter!("sealog_access_records_total", "outcome" => access.outcome).increment(1);
         self.record_own(vec![event]).await

@@ -19,9 +19,54 @@ use crate::auth::{Action, Principal};
 use crate::error::{ApiError, code_for_status};
 use crate::state::AppState;
 
-/// The id of one request: in the `x-request-id` response header, the logs and access records.
+/// The id of one request (in the `x-request-id` response header, the logs and access
+/// records), and the W3C trace context it came with, if any.
 #[derive(Debug, Clone)]
-pub(crate) struct RequestId(pub String);
+pub(crate) struct RequestId(pub String, pub Option<Trace>);
+
+/// A W3C Trace Context `traceparent` (version 00 and later): the caller's trace and span, so
+/// an access record can be found from the trace a request belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Trace {
+    pub trace_id: String,
+    pub parent_id: String,
+    pub flags: String,
+}
+
+impl Trace {
+    /// The header's trace context, or `None` when it is not a valid one (the W3C rule: an
+    /// invalid `traceparent` is ignored, never an error).
+    pub(crate) fn parse(header: &[u8]) -> Option<Trace> {
+        let text = std::str::from_utf8(header).ok()?.trim();
+        let mut parts = text.split('-');
+        let (version, trace_id, parent_id, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, n: usize| {
+            s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let zero = |s: &str| s.bytes().all(|b| b == b'0');
+        // Version 00 has exactly four fields; a later version may add more after them.
+        let valid = hex(version, 2)
+            && version != "ff"
+            && (version != "00" || parts.next().is_none())
+            && hex(trace_id, 32)
+            && !zero(trace_id)
+            && hex(parent_id, 16)
+            && !zero(parent_id)
+            && hex(flags, 2);
+        valid.then(|| Trace {
+            trace_id: trace_id.to_string(),
+            parent_id: parent_id.to_string(),
+            flags: flags.to_string(),
+        })
+    }
+
+    pub(crate) fn of(headers: &axum::http::HeaderMap) -> Option<Trace> {
+        headers
+            .get("traceparent")
+            .and_then(|v| Trace::parse(v.as_bytes()))
+    }
+}
 
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(0);
 
@@ -80,9 +125,18 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
     let id = new_request_id();
     let route = route_label(req.uri().path());
     let method = req.method().clone();
-    req.extensions_mut().insert(RequestId(id.clone()));
+    let trace = Trace::of(req.headers());
+    let trace_id = trace.as_ref().map(|t| t.trace_id.clone());
+    req.extensions_mut().insert(RequestId(id.clone(), trace));
     // Debug level: at the default `info` a span per request would cost more than routing it.
-    let span = tracing::debug_span!("request", id = %id, method = %method, route = route);
+    // Field names follow OpenTelemetry's semantic conventions.
+    let span = tracing::debug_span!(
+        "request",
+        request_id = %id,
+        "http.request.method" = %method,
+        "http.route" = route,
+        trace_id = trace_id.as_deref(),
+    );
     let started = Instant::now();
     let resp = next.run(req).instrument(span.clone()).await;
     let resp = normalize_error(resp).await;
@@ -92,9 +146,22 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!("sealog_http_request_seconds", "route" => route).record(secs);
     if status.is_server_error() {
-        tracing::warn!(id = %id, route, status = status.as_u16(), seconds = secs, "request failed");
+        tracing::warn!(
+            request_id = %id,
+            "http.route" = route,
+            "http.response.status_code" = status.as_u16(),
+            trace_id = trace_id.as_deref(),
+            seconds = secs,
+            "request failed"
+        );
     } else {
-        span.in_scope(|| tracing::debug!(status = status.as_u16(), seconds = secs, "request"));
+        span.in_scope(|| {
+            tracing::debug!(
+                "http.response.status_code" = status.as_u16(),
+                seconds = secs,
+                "request"
+            )
+        });
     }
     let mut resp = resp;
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -152,6 +219,7 @@ pub(crate) struct Ctx {
     pub state: Arc<AppState>,
     pub principal: Principal,
     pub request_id: String,
+    pub trace: Option<Trace>,
     /// The client's address, when the request came over a connection.
     pub peer: Option<std::net::IpAddr>,
     /// Holds one of the key's in-flight slots until the request ends.
@@ -197,10 +265,10 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let request_id = parts
+        let (request_id, trace) = parts
             .extensions
             .get::<RequestId>()
-            .map_or_else(new_request_id, |r| r.0.clone());
+            .map_or_else(|| (new_request_id(), None), |r| (r.0.clone(), r.1.clone()));
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -216,7 +284,7 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
                 Some(s) => {
                     let p = state.keys.principal_of_id(&s.key_id);
                     if p.is_ok() && !parts.method.is_safe() {
-                        check_csrf(parts, state, &s, peer, &request_id).await?;
+                        check_csrf(parts, state, &s, peer, (&request_id, trace.as_ref())).await?;
                     }
                     p
                 }
@@ -237,6 +305,7 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
                 state: state.clone(),
                 principal,
                 request_id,
+                trace,
                 peer,
             }),
             Err(f) => {
@@ -244,7 +313,12 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
                 let err = ApiError::unauthorized(f.message);
                 let access = Access::denied(route_action(parts), parts.uri.path(), 401, f.message);
                 state
-                    .record_access(None, (f.key_id.as_deref(), peer), &request_id, access)
+                    .record_access(
+                        None,
+                        (f.key_id.as_deref(), peer),
+                        (&request_id, trace.as_ref()),
+                        access,
+                    )
                     .await?;
                 Err(err)
             }
@@ -265,7 +339,7 @@ async fn check_csrf(
     state: &Arc<AppState>,
     session: &crate::sessions::Session,
     peer: Option<std::net::IpAddr>,
-    request_id: &str,
+    request: (&str, Option<&Trace>),
 ) -> Result<(), ApiError> {
     let sent = parts
         .headers
@@ -278,7 +352,7 @@ async fn check_csrf(
         "a request made with the console's session must carry its CSRF token in X-CSRF-Token";
     let access = Access::denied(route_action(parts), parts.uri.path(), 403, message);
     state
-        .record_access(None, (Some(&session.key_id), peer), request_id, access)
+        .record_access(None, (Some(&session.key_id), peer), request, access)
         .await?;
     Err(ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
@@ -312,7 +386,7 @@ impl Ctx {
             .record_access(
                 Some(&self.principal),
                 (None, self.peer),
-                &self.request_id,
+                (&self.request_id, self.trace.as_ref()),
                 access,
             )
             .await
@@ -350,4 +424,37 @@ pub(crate) fn json_bytes(status: axum::http::StatusCode, bytes: Vec<u8>) -> Resp
         Body::from(bytes),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Trace;
+
+    #[test]
+    fn traceparent_is_taken_only_when_valid() {
+        let ok = Trace::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(ok.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            (ok.parent_id.as_str(), ok.flags.as_str()),
+            ("00f067aa0ba902b7", "01")
+        );
+        // A later version may carry more fields after the four it shares with 00.
+        assert!(
+            Trace::parse(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x").is_some()
+        );
+        for bad in [
+            &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"[..],
+            b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            b"\xff\xfe",
+            b"",
+        ] {
+            assert_eq!(Trace::parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }

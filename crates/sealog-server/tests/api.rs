@@ -499,3 +499,50 @@ fn own_access_and_key_records_are_canonical_records_of_the_audit_pack() {
         }
     }
 }
+
+/// A request's W3C `traceparent` is carried into its access record, where the trace finds
+/// it; one that is not valid is ignored (the request is served, the record names no trace).
+#[test]
+fn a_requests_trace_context_is_in_its_access_record_and_finds_it() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traced = app.send(
+        "GET",
+        "/v1/records?limit=1",
+        &[("traceparent", &format!("00-{trace_id}-00f067aa0ba902b7-01"))],
+        None,
+    );
+    assert_eq!(traced.status, 200, "{}", traced.text());
+    let request_id = traced
+        .header("x-request-id")
+        .expect("a request id")
+        .to_string();
+    for bad in [
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        "nonsense",
+    ] {
+        let r = app.send("GET", "/v1/records?limit=1", &[("traceparent", bad)], None);
+        assert_eq!(r.status, 200, "{bad}: {}", r.text());
+    }
+    let found = all_pages(
+        &app,
+        None,
+        &format!("/v1/records?type=audit.access&axis.access_trace={trace_id}&limit=100"),
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    let data = &found[0]["data"];
+    assert_eq!(data["request_id"], request_id.as_str());
+    assert_eq!(
+        data["trace"],
+        json!({"trace_id": trace_id, "parent_id": "00f067aa0ba902b7", "flags": "01"})
+    );
+    let traced_records = all_pages(&app, None, "/v1/records?type=audit.access&limit=1000")
+        .into_iter()
+        .filter(|r| r["data"].get("trace").is_some())
+        .count();
+    assert_eq!(traced_records, 1, "invalid trace contexts are not recorded");
+}

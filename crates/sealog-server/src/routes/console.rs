@@ -128,7 +128,8 @@ pub(crate) async fn sign_in(
     peer: Option<axum::Extension<crate::access::Peer>>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let request_id = request_id.map_or_else(String::new, |r| r.0.0.clone());
+    let (request_id, trace) =
+        request_id.map_or_else(|| (String::new(), None), |r| (r.0.0.clone(), r.0.1.clone()));
     let peer = peer.map(|p| p.0.0);
     // A form of another site cannot send this content type without the browser asking first.
     let json_body = headers
@@ -156,7 +157,12 @@ pub(crate) async fn sign_in(
                 f.message,
             );
             state
-                .record_access(None, (f.key_id.as_deref(), peer), &request_id, access)
+                .record_access(
+                    None,
+                    (f.key_id.as_deref(), peer),
+                    (&request_id, trace.as_ref()),
+                    access,
+                )
                 .await?;
             return Err(ApiError::unauthorized(f.message));
         }
@@ -167,7 +173,12 @@ pub(crate) async fn sign_in(
         Ok(None),
     );
     state
-        .record_access(Some(&principal), (None, peer), &request_id, access)
+        .record_access(
+            Some(&principal),
+            (None, peer),
+            (&request_id, trace.as_ref()),
+            access,
+        )
         .await?;
     let mut body = SessionBody::new(&state, &principal);
     if body.open_mode {
