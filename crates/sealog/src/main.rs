@@ -25,6 +25,7 @@ mod read;
 mod report;
 mod retention;
 mod serve;
+mod settings;
 mod stream;
 mod tlog;
 mod witness;
@@ -85,6 +86,10 @@ struct Cli {
     /// keys/log.pub): the data and the key can be held by different people.
     #[arg(long, global = true, env = "SEALOG_SIGNING_KEY", value_name = "FILE")]
     signing_key: Option<PathBuf>,
+    /// Settings from a TOML file (`sealog init` writes a starter): below the command line and
+    /// the environment, above the defaults.
+    #[arg(long, global = true, env = "SEALOG_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -172,6 +177,12 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write a commented starter config file: every global and `serve` setting, its
+    /// default and its environment variable.
+    Init {
+        #[arg(long, value_name = "FILE", default_value = "sealog.toml")]
+        out: PathBuf,
+    },
     /// The manual page (roff), printed; with --dir, one page per command written there.
     Man {
         #[arg(long, value_name = "DIR")]
@@ -205,7 +216,13 @@ enum BenchCmd {
 
 fn main() -> ExitCode {
     keep_large_buffers_mapped();
-    let cli = Cli::parse();
+    let cli = match settings::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("sealog: error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -408,6 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Witness(w) => witness::run(w),
         Command::Demo => demo::run(&open(&cli)?),
         Command::Completions { shell } => manual::completions(*shell),
+        Command::Init { out } => settings::init(out),
         Command::Man { dir } => manual::man(dir.as_deref()),
         Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Client(a)) => {

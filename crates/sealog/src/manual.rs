@@ -4,10 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
-
 pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
-    let mut cmd = crate::Cli::command();
+    let mut cmd = crate::settings::command();
     clap_complete::generate(shell, &mut cmd, "sealog", &mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
 }
@@ -15,7 +13,7 @@ pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCod
 /// `sealog.1` to standard output; with a directory, `sealog.1` and one `sealog-CMD.1` per
 /// command and subcommand (`sealog-keys-create.1`), each listing its own options.
 pub(crate) fn man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let cmd = crate::Cli::command();
+    let cmd = crate::settings::command();
     match dir {
         None => clap_mangen::Man::new(cmd)
             .title("SEALOG")
