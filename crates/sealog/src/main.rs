@@ -177,6 +177,15 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Whether the server at --url is ready (GET /readyz): exit 0 if so, 1 if it answers
+    /// otherwise, 2 if it cannot be reached. For health checks of containers and supervisors.
+    Health {
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:7700")]
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+        timeout_s: f64,
+    },
     /// Write a commented starter config file: every global and `serve` setting, its
     /// default and its environment variable.
     Init {
@@ -426,6 +435,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => demo::run(&open(&cli)?),
         Command::Completions { shell } => manual::completions(*shell),
         Command::Init { out } => settings::init(out),
+        Command::Health { url, timeout_s } => health(url, *timeout_s),
         Command::Man { dir } => manual::man(dir.as_deref()),
         Command::Bench(BenchCmd::Http(a)) => bench_http::run(a, durability(&cli) == Durability::Os),
         Command::Bench(BenchCmd::Client(a)) => {
@@ -436,6 +446,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCmd::Console(a)) => bench_console::run(a, durability(&cli)),
         Command::Bench(BenchCmd::Query(a)) => bench_query::run(a),
         Command::Bench(BenchCmd::Store(b)) => bench::run(b, durability(&cli)),
+    }
+}
+
+fn health(url: &str, timeout_s: f64) -> anyhow::Result<ExitCode> {
+    let timeout = std::time::Duration::try_from_secs_f64(timeout_s)
+        .map_err(|e| anyhow::anyhow!("--timeout-s {timeout_s}: {e}"))?;
+    let reply = client::Client::new(url, None, Some(timeout))?.get("/readyz")?;
+    if reply.status == 200 {
+        println!("ready");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("sealog: not ready: {} {}", reply.status, reply.message());
+        Ok(ExitCode::from(1))
     }
 }
 
