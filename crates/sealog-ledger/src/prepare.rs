@@ -78,6 +78,9 @@ impl Pipeline<'_> {
         if let Err(r) = author.may_write(tree) {
             return Prepared::Rejected(r);
         }
+        if let Err(e) = sealog_model::cloudevents::normalize_data(tree) {
+            return Prepared::Rejected(PrepareError::from(e).into());
+        }
         let env = match Envelope::parse(tree) {
             Ok(env) => env,
             Err(e) => return Prepared::Rejected(PrepareError::from(e).into()),

@@ -6,8 +6,13 @@
 //! Header values are taken as given: a transport that percent-encodes them (HTTP) decodes
 //! before calling.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use serde_json::value::RawValue;
+
+use crate::envelope::EnvelopeError;
+use crate::json::Json;
 
 /// The prefix of a CloudEvents attribute's header.
 const PREFIX: &str = "ce-";
@@ -142,6 +147,56 @@ fn push_string(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(&mut *out, s).expect("a string always serializes");
 }
 
+/// Whether a media type (parameters allowed) is JSON: `application/json` or `…+json`.
+fn is_json_media(content_type: &str) -> bool {
+    let m = media_type(content_type);
+    m == "application/json" || m.ends_with("+json")
+}
+
+/// Brings a structured event's data to the one form (PRODUCT.md §2), in the tree, before its
+/// envelope is read: a `datacontenttype` of `application/json` is dropped (it is the
+/// default), and `data_base64` of a JSON `datacontenttype` is decoded into `data`; other
+/// `data_base64` stays as sent. An event carries `data` or `data_base64`, never both.
+pub fn normalize_data(tree: &mut Json<'_>) -> Result<(), EnvelopeError> {
+    let Json::Object(members) = tree else {
+        return Ok(());
+    };
+    let content_type = members
+        .iter()
+        .find(|(k, _)| k == "datacontenttype")
+        .and_then(|(_, v)| v.as_str())
+        .map(str::to_string);
+    if let Some(at) = members.iter().position(|(k, _)| k == "data_base64") {
+        let Some(encoded) = members[at].1.as_str() else {
+            return Err(EnvelopeError::new(
+                "/data_base64",
+                "must be a base64 string",
+            ));
+        };
+        if members.iter().any(|(k, _)| k == "data") {
+            return Err(EnvelopeError::new(
+                "/data_base64",
+                "an event carries data or data_base64, not both",
+            ));
+        }
+        if content_type.as_deref().is_some_and(is_json_media) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| EnvelopeError::new("/data_base64", format!("is not base64: {e}")))?;
+            let data = Json::parse(&bytes)
+                .map_err(|e| {
+                    EnvelopeError::new("/data_base64", format!("decodes to no JSON value: {e}"))
+                })?
+                .to_value();
+            members[at] = (Cow::Borrowed("data"), Json::owned(&data));
+        }
+    }
+    if content_type.is_some_and(|ct| media_type(&ct) == "application/json") {
+        members.retain(|(k, _)| k != "datacontenttype");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +296,67 @@ mod tests {
             "content-type",
             "application/cloudevents+json"
         )]));
+    }
+
+    fn normalized(event: Value) -> Result<Value, EnvelopeError> {
+        let text = event.to_string();
+        let mut tree = Json::parse(text.as_bytes()).unwrap();
+        normalize_data(&mut tree)?;
+        Ok(tree.to_value())
+    }
+
+    #[test]
+    fn data_comes_to_one_form_whichever_way_it_was_sent() {
+        let base = json!({"id": "1", "source": "s", "type": "t", "time": "2026-01-01T00:00:00Z"});
+        let with = |extra: Value| {
+            let mut e = base.clone();
+            e.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            e
+        };
+        let plain = with(json!({"data": {"a": 1}}));
+        // application/json is the default: said or not, the same event.
+        assert_eq!(
+            normalized(with(
+                json!({"data": {"a": 1}, "datacontenttype": "application/json"})
+            ))
+            .unwrap(),
+            plain
+        );
+        // JSON sent as data_base64 is decoded into data.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(br#"{"a":1}"#);
+        assert_eq!(
+            normalized(with(
+                json!({"data_base64": b64, "datacontenttype": "application/json"})
+            ))
+            .unwrap(),
+            plain
+        );
+        let cloud =
+            with(json!({"data_base64": b64, "datacontenttype": "application/cloudevents+json"}));
+        assert_eq!(normalized(cloud).unwrap()["data"], json!({"a": 1}));
+        // Other bytes stay as sent.
+        let bytes =
+            with(json!({"data_base64": "AAEC", "datacontenttype": "application/octet-stream"}));
+        assert_eq!(normalized(bytes.clone()).unwrap(), bytes);
+        for (bad, says) in [
+            (with(json!({"data": {}, "data_base64": "AAEC"})), "not both"),
+            (with(json!({"data_base64": 7})), "base64 string"),
+            (
+                with(json!({"data_base64": "!!", "datacontenttype": "application/json"})),
+                "not base64",
+            ),
+            (
+                with(json!({"data_base64": "bm90IGpzb24=", "datacontenttype": "application/json"})),
+                "no JSON value",
+            ),
+        ] {
+            let e = normalized(bad.clone()).unwrap_err();
+            assert!(
+                e.field == "/data_base64" && e.message.contains(says),
+                "{bad}: {e:?}"
+            );
+        }
     }
 }

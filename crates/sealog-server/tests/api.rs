@@ -546,3 +546,92 @@ fn a_requests_trace_context_is_in_its_access_record_and_finds_it() {
         .count();
     assert_eq!(traced_records, 1, "invalid trace contexts are not recorded");
 }
+
+/// CloudEvents binary mode over HTTP: attributes in `ce-*` headers (percent-decoded), the
+/// body of any media type is the data; the same event structured is the same record. Bad
+/// headers are refused with a reason, and nothing is stored for them.
+#[test]
+fn binary_mode_is_the_structured_event_and_bad_headers_are_refused() {
+    let dir = tempdir();
+    let app = InProcess::start_with(
+        dir.path(),
+        sealog_ledger::Undeclared::Accept,
+        Default::default(),
+    );
+    let attrs = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "bin-1"),
+        ("ce-source", "test"),
+        ("ce-type", "t.binary"),
+        ("ce-time", "2026-01-03T12:34:56.123Z"),
+        ("ce-subject", "caf%C3%A9"),
+    ];
+    let send = |extra: &[(&str, &str)], body: &[u8]| {
+        let mut h: Vec<(&str, &str)> = attrs.to_vec();
+        h.extend_from_slice(extra);
+        app.send("POST", "/v1/events", &h, Some(body))
+    };
+    let raw: Vec<u8> = (0u8..=255).collect();
+    let first = send(&[("content-type", "application/octet-stream")], &raw);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first = first.json()["results"][0].clone();
+    assert_eq!(first["status"], "appended", "{first}");
+    let structured = json!({"specversion": "1.0", "id": "bin-1", "source": "test",
+        "type": "t.binary", "time": "2026-01-03T12:34:56.123Z", "subject": "café",
+        "datacontenttype": "application/octet-stream", "data_base64": B64.encode(&raw)});
+    let again = app.req(
+        "POST",
+        "/v1/events",
+        None,
+        Some((
+            "application/cloudevents+json",
+            structured.to_string().as_bytes(),
+        )),
+    );
+    let again = again.json()["results"][0].clone();
+    assert_eq!(again["status"], "duplicate", "{again}");
+    assert_eq!(again["record_id"], first["record_id"]);
+    let record = app
+        .get(&format!("/v1/records/{}", first["seq"]), None)
+        .json();
+    assert_eq!(record["subject"], "café", "{record}");
+    assert_eq!(record["data_base64"], B64.encode(&raw));
+
+    for (extra, body, says) in [
+        (
+            &[
+                ("ce-datacontenttype", "text/plain"),
+                ("content-type", "text/plain"),
+            ][..],
+            &b"x"[..],
+            "Content-Type header says it",
+        ),
+        (
+            &[("ce-reason", "%zz"), ("content-type", "application/json")][..],
+            &b"{}"[..],
+            "percent-encoded",
+        ),
+        (
+            &[("content-type", "application/json")][..],
+            &b"{\"a\":1} trailing"[..],
+            "one JSON value",
+        ),
+        (
+            &[("content-type", "application/json")][..],
+            &b"[1]"[..],
+            "object",
+        ),
+    ] {
+        let r = send(extra, body);
+        assert!(
+            r.status == 400 || r.status == 422,
+            "{extra:?}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(r.text().contains(says), "{extra:?}: {}", r.text());
+    }
+    // Nothing was appended for them (the refusals' own access records aside).
+    let producers = all_pages(&app, None, "/v1/records?type=t.binary&limit=100");
+    assert_eq!(producers.len(), 1);
+}

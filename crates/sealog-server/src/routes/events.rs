@@ -66,8 +66,20 @@ async fn append_in_place(
     place: Option<crate::streams::Place>,
 ) -> Result<Response, ApiError> {
     ctx.authorize(Action::Append, &Value::Null).await?;
-    check_media_type(headers)?;
-    let (bytes, reservation) = read_body(body, headers, &ctx.state).await?;
+    // CloudEvents binary mode: the attributes are `ce-*` headers and the body, of any media
+    // type, is the event's data; it becomes the one structured form before anything else.
+    let binary = sealog_model::cloudevents::is_binary(
+        headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or(""))),
+    );
+    if !binary {
+        check_media_type(headers)?;
+    }
+    let (mut bytes, reservation) = read_body(body, headers, &ctx.state).await?;
+    if binary {
+        bytes = structured_of_binary(headers, &bytes)?;
+    }
     let body = Arc::new(bytes);
     // Counting and splitting read the whole body: off the async workers when it is large.
     let (reservation, raws) = if body.len() > INLINE_PREPARE_BYTES_MAX {
@@ -301,6 +313,55 @@ fn held_json(status: StatusCode, mut json: Vec<u8>, mut reservation: Reservation
     // The mapped body does not tell its length; the header does (no chunked encoding).
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     resp
+}
+
+/// The structured event of a binary-mode request. Header values are percent-decoded first,
+/// as the CloudEvents HTTP binding has them encoded.
+fn structured_of_binary(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let refused = |m: String| ApiError::bad_request("INVALID_ENVELOPE", m);
+    let mut decoded = Vec::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        let is_attribute = name.len() > 3 && name[..3].eq_ignore_ascii_case("ce-");
+        if !(is_attribute || name == "content-type") {
+            continue;
+        }
+        let text = value
+            .to_str()
+            .map_err(|_| refused(format!("header {name}: not visible ASCII")))?;
+        let text = if is_attribute {
+            percent_decode(text)
+                .ok_or_else(|| refused(format!("header {name}: not percent-encoded UTF-8")))?
+        } else {
+            text.to_string()
+        };
+        decoded.push((name, text));
+    }
+    sealog_model::cloudevents::structured_from_binary(
+        decoded.iter().map(|(k, v)| (*k, v.as_str())),
+        body,
+    )
+    .map_err(|e| refused(e.0))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
