@@ -23,7 +23,7 @@ pub use content_id::content_id;
 pub use durable::Durable;
 pub use emitter::{Ack, Config, Emitter, Event, Stats};
 pub use http::{Client, DEFAULT_TIMEOUT, Reply, encode, query_string};
-pub use spool::SpoolSync;
+pub use spool::{SpoolSync, replay_spool};
 pub use verify::{LogVerifier, TreeReport, Trusted, VerifiedRecord, verify_tree};
 
 /// What can go wrong talking to a server.

@@ -440,6 +440,24 @@ impl Spool {
     }
 }
 
+/// Every event the spool in `dir` holds, replayed as a restarted emitter replays them: merged
+/// by emission number, damage stepped over, each batch consumed before the next is read.
+/// Public (and hidden) so that the fuzz targets and their replay test drive the reader the
+/// emitter uses on bytes nobody wrote through it.
+#[doc(hidden)]
+pub fn replay_spool(dir: &Path) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+    let mut spool = Spool::open(dir, u64::MAX, SpoolSync::Os)?.spool;
+    let mut out = Vec::new();
+    loop {
+        let frames = spool.read_batch(None, 3, usize::MAX);
+        if frames.is_empty() {
+            return Ok(out);
+        }
+        out.extend(frames.iter().map(|f| (f.n, f.payload.clone())));
+        spool.consume(&frames)?;
+    }
+}
+
 fn read_cursor(path: &Path) -> BTreeMap<u64, u64> {
     std::fs::read_to_string(path)
         .unwrap_or_default()

@@ -198,7 +198,9 @@ pub fn split_note(note: &str) -> Result<(&str, Vec<&str>), NoteError> {
         return Err(NoteError::MissingFinalNewline);
     }
     let split = note.rfind("\n\n").ok_or(NoteError::MissingBlankLine)?;
-    let block = &note[split + 2..note.len() - 1];
+    // A note ending in its blank line has no signature block (and `split + 2` is past the
+    // final newline, so the block cannot be sliced as `split + 2..len - 1`).
+    let block = note[split + 2..].strip_suffix('\n').unwrap_or("");
     if block.is_empty() {
         return Err(NoteError::NoSignatures);
     }
@@ -266,6 +268,19 @@ mod tests {
         let log = Signer::from_seed("example.com/log", [1; 32]).unwrap();
         let text = "example.com/log\n5\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
         (text.to_string(), note::sign(text, &[&log]).unwrap())
+    }
+
+    #[test]
+    fn a_note_ending_in_its_blank_line_has_no_signatures() {
+        let (text, _) = checkpoint();
+        assert_eq!(
+            split_note(&format!("{text}\n")),
+            Err(NoteError::NoSignatures)
+        );
+        assert_eq!(
+            witness().verifier().find(&text, &format!("{text}\n")),
+            Err(NoteError::NoSignatures)
+        );
     }
 
     #[test]

@@ -92,23 +92,10 @@ impl InProcess {
             self.runtime.block_on(app.close()).expect("close the app");
         }
     }
-}
 
-impl Api for InProcess {
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Resp {
-        let mut req = axum::http::Request::builder().method(method).uri(path);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_vec())))
-            .expect("a request");
+    /// Sends a request built by the caller: for requests [`Api::send`]'s string arguments
+    /// cannot express, such as the fuzzer's arbitrary headers.
+    pub fn request(&self, req: axum::http::Request<Body>) -> Resp {
         let router = self.router.clone();
         self.runtime.block_on(async move {
             let resp = router.oneshot(req).await.expect("the router answers");
@@ -136,6 +123,25 @@ impl Api for InProcess {
                 body,
             }
         })
+    }
+}
+
+impl Api for InProcess {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_vec())))
+            .expect("a request");
+        self.request(req)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod events;
 pub mod files;
 pub mod format;
+pub mod fuzz;
 pub mod http;
 pub mod nats;
 pub mod pg;
