@@ -328,14 +328,23 @@ impl<A: Admission> Store<A> {
 
     /// Runs once: `close` and then `Drop` both call it, and the second has nothing to do.
     fn shutdown(&mut self) -> Result<(), StoreError> {
+        // A store poisoned before the close has said why to the append that failed; one
+        // poisoned while closing (the final checkpoint's write, fsync or rename failed) says
+        // it here, or the failure would go unreported. Read before the channel closes: the
+        // writer signs that checkpoint as soon as it sees the channel closed.
+        let poisoned_before = self.shared.poisoned.lock().expect("poison lock").is_some();
         drop(self.tx.take());
         let Some(w) = self.writer.take() else {
             return Ok(());
         };
         w.join()
             .map_err(|_| StoreError::Poisoned("the writer thread panicked".into()))?;
-        if self.shared.poisoned.lock().expect("poison lock").is_some() {
-            return Ok(());
+        if let Some(why) = self.shared.poisoned.lock().expect("poison lock").clone() {
+            return if poisoned_before {
+                Ok(())
+            } else {
+                Err(StoreError::Poisoned(why))
+            };
         }
         let mut index = self.shared.index.write().expect("index lock");
         flush_durably(&self.shared.positions, &self.shared.tree, &mut index)

@@ -401,7 +401,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         );
     }
     match &cli.command {
-        Command::Append(args) => append::run(&open(&cli)?, args),
+        Command::Append(args) => {
+            let ledger = open(&cli)?;
+            let code = append::run(&ledger, args)?;
+            // Closing signs the final checkpoint: a failure there is the command's failure
+            // too, not something to drop.
+            ledger.close()?;
+            Ok(code)
+        }
         Command::Get { id, sealed, .. } => read::get(&open_to_read(&cli)?, id, *sealed),
         Command::Query(args) => read::query(&open_to_read(&cli)?, args),
         Command::State(args) => read::state(&open_to_read(&cli)?, args),

@@ -614,6 +614,11 @@ fn sigkill_during_append_loses_no_acknowledged_record() {
     check_all(dir.path(), &known);
     let mut kinds: Vec<_> = tally.iter().collect();
     kinds.sort_by_key(|(k, _)| **k);
+    eprintln!(
+        "crash summary: {runs} trials, {} killed by SIGKILL, {} acknowledgements checked",
+        kinds.iter().map(|(_, t)| t.killed).sum::<usize>(),
+        kinds.iter().map(|(_, t)| t.acked).sum::<usize>()
+    );
     for ((fsync, via_binary), t) in &kinds {
         eprintln!(
             "durability {}, read back by the {}: {t:?}",

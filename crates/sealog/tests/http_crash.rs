@@ -9,6 +9,10 @@
 //! A client never takes silence for an answer: a request that is neither answered nor cut
 //! off within a bound fails the test, and so does a refusal or a cut-off connection before
 //! the test stopped the server.
+//!
+//! `SEALOG_HTTP_CRASH_TRIALS` sets how many SIGKILL trials run (a fresh directory every
+//! few), `SEALOG_HTTP_TERM_TRIALS` how many SIGTERM drains, and `SEALOG_HTTP_CRASH_SEED` the
+//! seed of the kill points; `scripts/campaign` runs many of both.
 
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,7 +25,10 @@ use sealog_testkit::events::event;
 use sealog_testkit::http::{parse_response, read_to_close};
 use sealog_testkit::{Api, Cli, Resp, Rng, ServerProcess, tempdir, wait_for};
 
+/// SIGKILL trials unless `SEALOG_HTTP_CRASH_TRIALS` says otherwise.
 const TRIALS: usize = 3;
+/// SIGKILL trials that share one data directory before a fresh one starts.
+const TRIALS_PER_DIR: usize = 10;
 const CLIENTS: usize = 12;
 const SEED: u64 = 97;
 /// How long one append may take to be answered or cut off: far beyond what it takes on a
@@ -142,8 +149,24 @@ fn ended(s: &mut TcpStream) -> bool {
     ended
 }
 
+/// A count from the environment variable `name`, or `default`.
+fn count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[test]
 fn sigterm_drains_in_flight_appends_and_loses_nothing_acknowledged() {
+    let trials = count("SEALOG_HTTP_TERM_TRIALS", 1);
+    for trial in 0..trials {
+        eprintln!("SIGTERM trial {trial} of {trials}");
+        sigterm_trial();
+    }
+}
+
+fn sigterm_trial() {
     const WORKERS: usize = 8;
     const HELD: usize = 3;
     let dir = tempdir();
@@ -312,13 +335,28 @@ fn seed() -> u64 {
 #[test]
 fn sigkill_during_concurrent_appends_loses_nothing_acknowledged() {
     let seed = seed();
-    eprintln!("kill points drawn from seed {seed}; replay with SEALOG_HTTP_CRASH_SEED={seed}");
-    let dir = tempdir();
-    let cli =
+    let trials = count("SEALOG_HTTP_CRASH_TRIALS", TRIALS);
+    eprintln!(
+        "{trials} kill trials, kill points drawn from seed {seed}; replay with \
+         SEALOG_HTTP_CRASH_SEED={seed} SEALOG_HTTP_CRASH_TRIALS={trials}"
+    );
+    let mut dir = tempdir();
+    let mut cli =
         Cli::new(env!("CARGO_BIN_EXE_sealog"), &dir.path().join("data")).accepting_undeclared();
     let mut rng = Rng::new(seed);
     let mut acked_total: Vec<(u64, String)> = Vec::new();
-    for trial in 0..TRIALS {
+    let mut kills = 0;
+    for trial in 0..trials {
+        if trial > 0 && trial % TRIALS_PER_DIR == 0 {
+            let srv = ServerProcess::start(&cli, &[]);
+            let r = srv.post_json("/v1/events", None, &event("after", Some("t"), "s", "t"));
+            assert_eq!(r.json()["results"][0]["status"], "appended");
+            srv.stop();
+            dir = tempdir();
+            cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), &dir.path().join("data"))
+                .accepting_undeclared();
+            acked_total.clear();
+        }
         let srv = ServerProcess::start(&cli, &[]);
         let addr = srv.addr;
         let acked: Acked = Arc::default();
@@ -357,6 +395,7 @@ fn sigkill_during_concurrent_appends_loses_nothing_acknowledged() {
         });
         gone.store(true, Ordering::SeqCst);
         signal(srv.child.id(), libc::SIGKILL);
+        kills += 1;
         for c in clients {
             c.join().expect("a client");
         }
@@ -368,4 +407,7 @@ fn sigkill_during_concurrent_appends_loses_nothing_acknowledged() {
     let r = srv.post_json("/v1/events", None, &event("after", Some("t"), "s", "t"));
     assert_eq!(r.json()["results"][0]["status"], "appended");
     srv.stop();
+    eprintln!(
+        "SIGKILL: {kills} kills of sealog serve under {CLIENTS} clients, nothing acknowledged lost"
+    );
 }

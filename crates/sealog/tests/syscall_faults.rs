@@ -1,0 +1,402 @@
+//! System calls of the real binary made to fail, one at a time, with `strace -e inject=…`:
+//! `fdatasync` and `fsync` with EIO, `write` and `pwrite64` with ENOSPC, `rename` with EIO.
+//! For each call and each `N` of a sweep, the `N`th such call of `sealog append -` fails
+//! (strace counts calls per thread, so the `N`th of every thread that makes that many). The
+//! append is fed in chunks, each answered before the next is sent, on a data directory that
+//! already holds records, so that the faults land in commits, in printing results and in
+//! closing the store.
+//!
+//! After each run: a run whose call failed ended with a non-zero exit code and an error that
+//! names the cause, and did not panic; a run that ended well answered every event; every
+//! result line it printed names a record that is in the log at that seq once the directory is
+//! opened again without faults; past them the log holds at most the events sent, in order;
+//! `sealog verify` passes; and a new append takes the next seq.
+//!
+//! The sweep runs `N` = 1..=`SEALOG_SYSCALL_FAULT_SWEEP` (default 4, and 8 under CI) for
+//! each call, stopping early for a call once a run makes fewer than `N` of them;
+//! `scripts/campaign` runs a wide sweep. Without strace the test is skipped loudly, except
+//! under CI, where it fails.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sealog_ledger::{Ledger, LedgerConfig, Packs, StoreConfig, Undeclared};
+use sealog_testkit::cli::{result_lines, run_command, signal};
+use sealog_testkit::events::{event, ndjson};
+use sealog_testkit::{Cli, tempdir, wait_for};
+use serde_json::Value;
+
+/// The calls made to fail, the error each fails with, and how the error reads.
+const FAULTS: &[(&str, &str, &str)] = &[
+    ("fdatasync", "EIO", "Input/output error"),
+    ("fsync", "EIO", "Input/output error"),
+    ("write", "ENOSPC", "No space left on device"),
+    ("pwrite64", "ENOSPC", "No space left on device"),
+    ("rename", "EIO", "Input/output error"),
+];
+/// Records in the directory before the faulted run.
+const BEFORE: usize = 5;
+/// Events per chunk, and chunks per run.
+const CHUNK: usize = 10;
+const CHUNKS: usize = 3;
+/// How long one traced run may take: far beyond what it takes on a busy machine.
+const RUN_SECS_MAX: u64 = 300;
+
+fn sweep() -> usize {
+    if let Some(n) = std::env::var("SEALOG_SYSCALL_FAULT_SWEEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    if sealog_testkit::under_ci() { 8 } else { 4 }
+}
+
+/// Whether strace is here and may trace a child; otherwise says so (failing under CI).
+fn strace_usable() -> bool {
+    let found = Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        sealog_testkit::missing("strace", "apt-get install -y strace");
+        return false;
+    }
+    let mut probe = Command::new("strace");
+    probe.args(["-f", "-qq", "-o", "/dev/null", "--", "true"]);
+    let run = run_command(probe, b"", Duration::from_secs(60));
+    if run.code != 0 {
+        eprintln!("strace cannot trace here: {}", run.stderr);
+        sealog_testkit::missing(
+            "strace (with permission to ptrace)",
+            "apt-get install -y strace",
+        );
+        return false;
+    }
+    true
+}
+
+fn cli(dir: &Path) -> Cli {
+    Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared()
+}
+
+fn id(run: &str, n: usize) -> String {
+    format!("{run}-{n:04}")
+}
+
+fn events(run: &str, from: usize, n: usize) -> Vec<Value> {
+    (from..from + n)
+        .map(|i| {
+            event(
+                &id(run, i),
+                Some("acme"),
+                &format!("s{}", i % 5),
+                "test.fault",
+            )
+        })
+        .collect()
+}
+
+fn open_ledger(dir: &Path) -> Ledger {
+    Ledger::open(
+        dir,
+        LedgerConfig {
+            store: StoreConfig::default(),
+            packs: Packs::builtin(),
+            undeclared: Undeclared::Accept,
+        },
+    )
+    .unwrap_or_else(|e| panic!("reopen without faults: {e}"))
+}
+
+/// What one faulted run did.
+struct Faulted {
+    /// The exit code; a run killed by a signal fails the test.
+    code: i32,
+    printed: Vec<Value>,
+    sent: usize,
+    stderr: String,
+    /// The trace lines of the calls that were made to fail.
+    injected: Vec<String>,
+}
+
+/// `sealog append -` under strace with the `n`th `call` of each thread failing with `errno`;
+/// with `path`, only calls on that path count and fail.
+fn run_faulted(
+    cli: &Cli,
+    trace: &Path,
+    (call, errno): (&str, &str),
+    n: usize,
+    path: Option<&Path>,
+) -> Faulted {
+    let inner = cli.command(&["append", "-"]);
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-y", "-s", "0", "-e", "signal=none"]);
+    if let Some(p) = path {
+        cmd.arg("-P").arg(p);
+    }
+    cmd.arg("-e")
+        .arg(format!("trace={call}"))
+        .arg("-e")
+        .arg(format!("inject={call}:error={errno}:when={n}"))
+        .arg("-o")
+        .arg(trace)
+        .arg("--")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start strace");
+    // Kills the traced run if the test fails before it ends.
+    struct Reap(u32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                signal(self.0, libc::SIGKILL);
+            }
+        }
+    }
+    let _reap = Reap(child.id());
+    let (lines, reader) = result_lines(child.stdout.take().expect("stdout"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut printed: Vec<Value> = Vec::new();
+    let mut sent = 0;
+    let mut status = None;
+    for c in 0..CHUNKS {
+        let chunk = events(&format!("n{n}"), c * CHUNK, CHUNK);
+        // A child that stopped reading has ended: its status says how.
+        if stdin
+            .write_all(&ndjson(&chunk))
+            .and_then(|()| stdin.flush())
+            .is_err()
+        {
+            break;
+        }
+        sent += CHUNK;
+        status = wait_for(
+            RUN_SECS_MAX,
+            "the chunk's results or the end of sealog",
+            || {
+                printed.extend(lines.try_iter());
+                if printed.len() == sent {
+                    return Some(None);
+                }
+                child.try_wait().expect("wait for strace").map(Some)
+            },
+        );
+        if status.is_some() {
+            break;
+        }
+    }
+    drop(stdin);
+    let status = status.unwrap_or_else(|| {
+        wait_for(RUN_SECS_MAX, "the faulted append to end", || {
+            child.try_wait().expect("wait for strace")
+        })
+    });
+    reader.join().expect("the result reader");
+    printed.extend(lines.try_iter());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("standard error");
+    let code = status
+        .code()
+        .unwrap_or_else(|| panic!("append under strace ended by {status:?}: {stderr}"));
+    let injected = std::fs::read_to_string(trace)
+        .expect("the trace")
+        .lines()
+        .filter(|l| l.contains("(INJECTED)"))
+        .map(str::to_string)
+        .collect();
+    Faulted {
+        code,
+        printed,
+        sent,
+        stderr,
+        injected,
+    }
+}
+
+/// Checks one faulted run against the directory it left; returns a one-line account.
+fn check(dir: &Path, cli: &Cli, f: &Faulted, cause: &str, n: usize) -> String {
+    assert!(
+        !f.stderr.contains("panicked") && !f.stderr.contains("backtrace"),
+        "the binary panicked: {}",
+        f.stderr
+    );
+    if f.injected.is_empty() {
+        assert_eq!(
+            f.code, 0,
+            "no call failed, yet the run failed: {}",
+            f.stderr
+        );
+        assert_eq!(
+            f.printed.len(),
+            f.sent,
+            "a run that ended well answers every event: {}",
+            f.stderr
+        );
+    } else {
+        assert_ne!(
+            f.code, 0,
+            "a call failed, yet the run ended well: {}",
+            f.stderr
+        );
+        assert!(
+            f.stderr.contains(cause),
+            "the error names the cause ({cause}): {}",
+            f.stderr
+        );
+    }
+    // Opened again without faults, by the library: a CLI read would append its own
+    // `audit.access` record.
+    let ledger = open_ledger(dir);
+    let have = ledger.len() as usize;
+    for (i, line) in f.printed.iter().enumerate() {
+        assert_eq!(line["status"], "appended", "{line}");
+        let seq = (BEFORE + i) as u64;
+        assert_eq!(line["seq"], seq, "results come in input order: {line}");
+        let record: Value = serde_json::from_slice(
+            &ledger
+                .get(seq)
+                .unwrap()
+                .unwrap_or_else(|| panic!("acknowledged seq {seq} is lost ({have} records)")),
+        )
+        .unwrap();
+        assert_eq!(record["record_id"], line["record_id"], "seq {seq}");
+    }
+    assert!(
+        have >= BEFORE + f.printed.len() && have <= BEFORE + f.sent,
+        "{have} records after reopening: {BEFORE} before, {} printed, {} sent",
+        f.printed.len(),
+        f.sent
+    );
+    for seq in BEFORE..have {
+        let record: Value =
+            serde_json::from_slice(&ledger.get(seq as u64).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            record["id"],
+            id(&format!("n{n}"), seq - BEFORE),
+            "record {seq} is the event sent in that place"
+        );
+    }
+    ledger.close().unwrap();
+    cli.assert_verifies();
+    let next = cli.ok(
+        &["append", "-"],
+        &ndjson(&events(&format!("after{n}"), 0, 1)),
+    );
+    let line = &next.lines()[0];
+    assert_eq!(line["status"], "appended", "{line}");
+    assert_eq!(
+        line["seq"], have as u64,
+        "the next append takes the next seq"
+    );
+    format!(
+        "exit {}, {} of {} answered, {have} records; failed: {}; said: {}",
+        f.code,
+        f.printed.len(),
+        f.sent,
+        f.injected
+            .first()
+            .map_or("nothing", |l| l.split(", ").next().unwrap_or(l)),
+        f.stderr.lines().last().unwrap_or("").trim()
+    )
+}
+
+#[test]
+fn a_failed_system_call_fails_the_append_cleanly_and_loses_nothing_acknowledged() {
+    if !strace_usable() {
+        return;
+    }
+    let sweep = sweep();
+    let (mut runs, mut injected) = (0, 0);
+    for &(call, errno, cause) in FAULTS {
+        for n in 1..=sweep {
+            let tmp = tempdir();
+            let dir = tmp.path().join("data");
+            let cli = cli(&dir);
+            cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+            let f = run_faulted(&cli, &tmp.path().join("trace"), (call, errno), n, None);
+            runs += 1;
+            let hit = !f.injected.is_empty();
+            injected += usize::from(hit);
+            let account = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                check(&dir, &cli, &f, cause, n)
+            }))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{call} failing with {errno} at call {n}: {}\nfailed calls: {:?}",
+                    sealog_testkit::panic_text(&*e),
+                    f.injected
+                )
+            });
+            eprintln!("{call}={errno} when={n}: {account}");
+            if !hit {
+                // No thread made `n` such calls: a larger `n` fails none either.
+                break;
+            }
+        }
+    }
+    eprintln!("syscall faults: {runs} runs, {injected} with a failed call, 0 failures");
+    assert!(injected > 0, "no run had a call fail");
+}
+
+/// Regression: `sealog append` dropped its ledger without closing it, and a store closed
+/// after its final checkpoint failed said nothing, so a failed fsync or rename of the
+/// closing checkpoint ended the command with exit code 0 and no message (and `verify` then
+/// failed until the next writer rewrote `checkpoints/latest`).
+#[test]
+fn append_reports_a_failed_final_checkpoint() {
+    if !strace_usable() {
+        return;
+    }
+    for (call, errno, cause, file) in [
+        ("fdatasync", "EIO", "Input/output error", "log"),
+        ("rename", "EIO", "Input/output error", "latest.tmp"),
+        ("write", "ENOSPC", "No space left on device", "latest.tmp"),
+    ] {
+        let tmp = tempdir();
+        let dir = tmp.path().join("data");
+        let cli = cli(&dir);
+        cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+        let path = dir.join("checkpoints").join(file);
+        let f = run_faulted(
+            &cli,
+            &tmp.path().join("trace"),
+            (call, errno),
+            1,
+            Some(&path),
+        );
+        assert!(
+            !f.injected.is_empty(),
+            "{call} of checkpoints/{file} never ran"
+        );
+        assert_eq!(
+            f.printed.len(),
+            f.sent,
+            "{call}: the records were durable before the checkpoint: {}",
+            f.stderr
+        );
+        assert_ne!(f.code, 0, "{call} of checkpoints/{file} failed unreported");
+        assert!(
+            f.stderr.contains(cause) && f.stderr.contains("checkpoints"),
+            "{call}: the error names the file and the cause: {}",
+            f.stderr
+        );
+        check(&dir, &cli, &f, cause, 1);
+    }
+}

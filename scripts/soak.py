@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Soak of the real `sealog serve`: single-event appends at about half of its measured
+capacity for a while, sampling the server's resident memory and open file descriptors.
+
+    scripts/soak.py --bin target/release/sealog [--seconds 3600] [--burst-seconds 15]
+                    [--clients 8] [--sample-seconds 5]
+
+1. Starts `sealog --data DIR serve --listen 127.0.0.1:0` on a fresh data directory.
+2. Capacity: `--clients` keep-alive connections append as fast as the server answers for
+   `--burst-seconds`; capacity is the acknowledged appends per second of that burst (the
+   capacity as this generator sees it: the generator shares the machine with the server).
+3. Soak: the same clients append at half of that rate, paced, for `--seconds`, while the
+   server's VmRSS (/proc/PID/status) and open descriptors (/proc/PID/fd) are sampled every
+   `--sample-seconds`.
+4. Stops the server with SIGTERM (it must exit 0), reads back with `sealog query` a sample
+   of the acknowledged appends (1%, at most 50) and the one with the highest seq, each at its
+   seq with its record id, and runs `sealog verify`.
+
+The first tenth of the soak is warm-up. It compares the median of the samples in the next
+tenth (the baseline) with the median of the last tenth and fails when RSS grew more than
+1.5x, or open descriptors more than +16, or any append was refused, or any check failed.
+Prints one `soak:` summary line; exit 0 on success, 1 on failure.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+RSS_GROWTH_MAX = 1.5
+FD_GROWTH_MAX = 16
+
+
+def event(cid, i):
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"soak-{cid}-{i}",
+            "source": "soak",
+            "type": "soak.append",
+            "time": "2026-12-02T12:00:00Z",
+            "tenant": "t",
+            "subject": f"s{i % 97}",
+            "actor": {"type": "agent", "id": f"agent-{cid}"},
+            "data": {"i": i, "note": "x" * 200},
+        }
+    ).encode()
+
+
+class Client(threading.Thread):
+    """Appends single events on one keep-alive connection, at `interval` seconds apart
+    (0: as fast as answered), until `stop` is set."""
+
+    def __init__(self, cid, addr, stop, interval=0.0, start_i=0):
+        super().__init__(daemon=True)
+        self.cid, self.addr, self.stop, self.interval = cid, addr, stop, interval
+        self.i = start_i
+        self.acked = 0
+        self.failures = []
+        # (seq, record_id) of a sample of the acknowledged appends.
+        self.sample = []
+        # The acknowledged append with the highest seq.
+        self.last = (-1, None)
+        self.rng = random.Random(cid)
+
+    def run(self):
+        host, port = self.addr.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            if self.interval:
+                now = time.monotonic()
+                if next_at > now:
+                    # Pacing the load, not waiting for anything.
+                    time.sleep(next_at - now)
+                next_at = max(next_at + self.interval, time.monotonic() - 1.0)
+            body = event(self.cid, self.i)
+            self.i += 1
+            try:
+                conn.request(
+                    "POST", "/v1/events", body, {"Content-Type": "application/json"}
+                )
+                r = conn.getresponse()
+                data = r.read()
+            except (OSError, http.client.HTTPException) as e:
+                if self.stop.is_set():
+                    return
+                self.failures.append(f"request: {e!r}")
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=60)
+                continue
+            if r.status != 200:
+                self.failures.append(f"{r.status} {data[:200]!r}")
+                continue
+            res = json.loads(data)["results"][0]
+            self.acked += 1
+            self.last = max(self.last, (res["seq"], res["record_id"]))
+            if self.rng.random() < 0.01:
+                self.sample.append((res["seq"], res["record_id"]))
+        conn.close()
+
+
+def sample(pid):
+    rss = None
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    return rss, fds
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--seconds", type=float, default=3600)
+    ap.add_argument("--burst-seconds", type=float, default=15)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--sample-seconds", type=float, default=5)
+    ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="sealog-soak-")
+    data = os.path.join(tmp, "data")
+    env = dict(os.environ, SEALOG_ACCEPT_UNDECLARED_TYPES="1")
+    for k in ("SEALOG_URL", "SEALOG_KEY", "SEALOG_DATA", "SEALOG_STATE"):
+        env.pop(k, None)
+    log = open(os.path.join(tmp, "serve.log"), "wb")
+    srv = subprocess.Popen(
+        [a.bin, "--data", data, "serve", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env=env,
+    )
+    failures = []
+    try:
+        line = srv.stdout.readline().decode().strip()
+        addr = line.rsplit("://", 1)[-1]
+        print(f"soak: serve pid {srv.pid} at {addr}, data {data}", flush=True)
+
+        # Capacity.
+        stop = threading.Event()
+        burst = [Client(c, addr, stop, start_i=0) for c in range(a.clients)]
+        t0 = time.monotonic()
+        for c in burst:
+            c.start()
+        time.sleep(a.burst_seconds)  # the burst's length, not a wait for anything
+        stop.set()
+        for c in burst:
+            c.join()
+        elapsed = time.monotonic() - t0
+        burst_acked = sum(c.acked for c in burst)
+        capacity = burst_acked / elapsed
+        for c in burst:
+            failures += [f"burst client {c.cid}: {f}" for f in c.failures]
+        rate = capacity / 2
+        print(
+            f"soak: capacity {capacity:.0f} appends/s ({burst_acked} in {elapsed:.1f} s, "
+            f"{a.clients} clients); soaking at {rate:.0f}/s for {a.seconds:.0f} s",
+            flush=True,
+        )
+
+        # Soak.
+        stop = threading.Event()
+        interval = a.clients / rate if rate > 0 else 1.0
+        soakers = [
+            Client(c, addr, stop, interval=interval, start_i=10**9)
+            for c in range(a.clients)
+        ]
+        samples = []  # (t, rss_kib, fds, acked)
+        t0 = time.monotonic()
+        for c in soakers:
+            c.start()
+        next_sample = t0
+        while True:
+            now = time.monotonic()
+            if now - t0 >= a.seconds:
+                break
+            if now >= next_sample:
+                rss, fds = sample(srv.pid)
+                acked = sum(c.acked for c in soakers)
+                samples.append((now - t0, rss, fds, acked))
+                if len(samples) % max(1, int(60 / a.sample_seconds)) == 0:
+                    print(
+                        f"soak: t={now - t0:.0f}s rss={rss} KiB fds={fds} acked={acked}",
+                        flush=True,
+                    )
+                next_sample += a.sample_seconds
+            if srv.poll() is not None:
+                failures.append(f"serve exited during the soak: {srv.returncode}")
+                break
+            time.sleep(min(0.5, max(0.0, next_sample - time.monotonic())))
+        stop.set()
+        for c in soakers:
+            c.join()
+        soak_acked = sum(c.acked for c in soakers)
+        for c in soakers:
+            failures += [f"soak client {c.cid}: {f}" for f in c.failures[:5]]
+        achieved = soak_acked / max(1e-9, samples[-1][0] if samples else 1)
+
+        # Growth, after the warm-up tenth.
+        n = len(samples)
+        tenth = max(1, n // 10)
+        base = samples[tenth : 2 * tenth]
+        last = samples[n - tenth :]
+        if n < 10:
+            failures.append(f"only {n} samples: run longer")
+            base, last = samples[:1], samples[-1:]
+        rss0 = statistics.median(s[1] for s in base)
+        rss1 = statistics.median(s[1] for s in last)
+        fd0 = statistics.median(s[2] for s in base)
+        fd1 = statistics.median(s[2] for s in last)
+        if rss1 > RSS_GROWTH_MAX * rss0:
+            failures.append(f"RSS grew from {rss0} KiB to {rss1} KiB")
+        if fd1 > fd0 + FD_GROWTH_MAX:
+            failures.append(f"open descriptors grew from {fd0} to {fd1}")
+
+        # Stop, then check what was acknowledged.
+        srv.send_signal(signal.SIGTERM)
+        code = srv.wait(timeout=300)
+        if code != 0:
+            failures.append(f"serve exited {code} after SIGTERM")
+        total_acked = burst_acked + soak_acked
+        picks = [s for c in burst + soakers for s in c.sample]
+        random.Random(7).shuffle(picks)
+        picks = picks[:50] + [max(c.last for c in burst + soakers)]
+        for seq, rid in picks:
+            q = subprocess.run(
+                [a.bin, "--data", data, "query", "--after", str(seq - 1), "--limit", "1"]
+                if seq > 0
+                else [a.bin, "--data", data, "query", "--limit", "1"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            got = json.loads(q.stdout.splitlines()[0]) if q.stdout.strip() else {}
+            if got.get("record_id") != rid or got.get("seq") != seq:
+                failures.append(f"acknowledged seq {seq} ({rid}) reads back as {got}")
+        v = subprocess.run([a.bin, "--data", data, "verify"], env=env, capture_output=True, text=True)
+        if v.returncode != 0:
+            failures.append(f"verify failed: {v.stdout[-500:]} {v.stderr[-500:]}")
+
+        print(
+            f"soak: {a.seconds:.0f} s at {achieved:.0f} appends/s (capacity {capacity:.0f}/s), "
+            f"{n} samples; RSS median {rss0:.0f} -> {rss1:.0f} KiB (limit x{RSS_GROWTH_MAX}), "
+            f"fds {fd0:.0f} -> {fd1:.0f} (limit +{FD_GROWTH_MAX}); {total_acked} acknowledged, "
+            f"{len(picks)} read back (the last one included); failures: {len(failures)}",
+            flush=True,
+        )
+        with open(os.path.join(tmp, "samples.tsv"), "w") as f:
+            f.write("t_s\trss_kib\tfds\tacked\n")
+            for s in samples:
+                f.write(f"{s[0]:.1f}\t{s[1]}\t{s[2]}\t{s[3]}\n")
+        print(f"soak: samples in {tmp}/samples.tsv", flush=True)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+    for f in failures:
+        print(f"soak: FAILURE: {f}", file=sys.stderr)
+    if not a.keep and not failures:
+        shutil.rmtree(data, ignore_errors=True)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
