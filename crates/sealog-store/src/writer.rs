@@ -110,7 +110,7 @@ fn compress_one(shared: &Shared, first: u64, stop: &AtomicBool) {
     let failed = |e: StoreError| {
         *counters.compress_failed.lock().expect("counters lock") = Some(e.to_string());
     };
-    match zseg::compress_file(&shared.io, &plain, first, &|| stop.load(Ordering::Relaxed)) {
+    match zseg::compress_with(&shared.io, &plain, first, &|| stop.load(Ordering::Relaxed)) {
         Ok(None) => {}
         Ok(Some((_, z))) => {
             let mut segments = shared.segments.write().expect("segments lock");

@@ -520,6 +520,15 @@ impl Read for PlainReader<'_> {
 /// into place (read-only). The plain segment is left for the caller to remove once readers
 /// use the new one. `Ok(None)` if `stop` said stop (nothing is left behind).
 pub fn compress_file(
+    plain_path: &Path,
+    first_seq: u64,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<(PathBuf, Zseg)>, StoreError> {
+    compress_with(&crate::io::Io::default(), plain_path, first_seq, stop)
+}
+
+/// [`compress_file`] through the store's I/O seam.
+pub(crate) fn compress_with(
     sys: &crate::io::Io,
     plain_path: &Path,
     first_seq: u64,
@@ -763,9 +772,7 @@ mod tests {
         plain[at] ^= 1;
         let path = dir.path().join(segment::file_name(0));
         fs::write(&path, &plain).unwrap();
-        let e = compress_file(&crate::io::Io::default(), &path, 0, &|| false)
-            .map(|_| ())
-            .unwrap_err();
+        let e = compress_file(&path, 0, &|| false).map(|_| ()).unwrap_err();
         assert!(
             e.to_string().contains("a sealed segment must be whole"),
             "{e}"
@@ -788,16 +795,10 @@ mod tests {
         let plain = plain_segment(0, 50);
         let path = dir.path().join(segment::file_name(0));
         fs::write(&path, &plain).unwrap();
-        assert!(
-            compress_file(&crate::io::Io::default(), &path, 0, &|| true)
-                .unwrap()
-                .is_none()
-        );
+        assert!(compress_file(&path, 0, &|| true).unwrap().is_none());
         assert!(!dir.path().join(file_name(0)).exists());
         assert!(!leftover(&dir.path().join(file_name(0))).exists());
-        let (at, z) = compress_file(&crate::io::Io::default(), &path, 0, &|| false)
-            .unwrap()
-            .unwrap();
+        let (at, z) = compress_file(&path, 0, &|| false).unwrap().unwrap();
         assert_eq!(at, dir.path().join(file_name(0)));
         assert_eq!(z.plain().unwrap(), plain);
         assert!(fs::metadata(&at).unwrap().permissions().readonly());
