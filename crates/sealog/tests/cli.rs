@@ -957,6 +957,45 @@ fn demo_ingests_the_examples_once_and_reads_them_back() {
     assert_eq!(state["status"], "deleted", "{state}");
     assert_eq!(state["version"], version, "{state}");
 
+    // What sets the log apart: its signed checkpoint (the one `sealog checkpoint` prints), an
+    // inclusion proof checked, `verify` intact, and a flipped byte in a copy found and located.
+    let line = |prefix: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?}: {out}"))
+            .to_string()
+    };
+    let note = log.ok(&["checkpoint"], b"").stdout;
+    let mut lines = note.lines();
+    let (origin, size, root) = (
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+    );
+    // Reads since the demo recorded their access, so the log may have grown past it.
+    let signed = line("signed checkpoint: ");
+    let (demo_size, rest) = signed.split_once(" records, root ").expect("size and root");
+    let (demo_root, by) = rest.split_once(", signed by ").expect("root and signer");
+    assert_eq!(by, origin, "{signed} vs {note}");
+    assert!(demo_size.parse::<u64>().unwrap() <= size.parse::<u64>().unwrap());
+    if demo_size == size {
+        assert_eq!(demo_root, root);
+    }
+    assert!(
+        line("inclusion proof of record ").ends_with(": checked"),
+        "{out}"
+    );
+    assert!(
+        line("verify ./sealog-data: ").starts_with(&format!("intact: {demo_size} records")),
+        "{out}"
+    );
+    let tampered = line("verify of a copy with byte ");
+    assert!(
+        tampered.contains("FAILED at ./sealog-data-tampered/log/") && tampered.contains("offset"),
+        "{tampered}"
+    );
+    assert!(!cwd.path().join("sealog-data-tampered").exists());
+
     // The same demo again on the same directory adds nothing.
     let again = demo();
     assert_eq!(
