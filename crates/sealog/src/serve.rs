@@ -275,6 +275,7 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .thread_name("sealog-http")
         .build()?;
+    let json_logs = matches!(a.log_format, LogArg::Json);
     runtime.block_on(async move {
         // Handlers first: a stop requested as soon as the address is printed must be graceful.
         let stop = stop_signal()?;
@@ -282,7 +283,10 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
         if server.open_mode() {
             let msg = "OPEN MODE: no API key exists, so every request is served as admin without authentication; create a key with `sealog keys create --role admin` to require keys";
             tracing::warn!("{msg}");
-            eprintln!("sealog: WARNING: {msg}");
+            // Said plainly too, unless standard error is for a collector's JSON only.
+            if !json_logs {
+                eprintln!("sealog: WARNING: {msg}");
+            }
         }
         let scheme = if server.is_tls() { "https" } else { "http" };
         {
