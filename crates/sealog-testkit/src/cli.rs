@@ -278,3 +278,29 @@ pub fn signal(pid: u32, sig: i32) {
         libc::kill(pid as i32, sig);
     }
 }
+
+/// Whether strace is here and may trace a child; otherwise says so (failing under CI).
+pub fn strace_usable() -> bool {
+    let found = Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        crate::missing("strace", "apt-get install -y strace");
+        return false;
+    }
+    let mut probe = Command::new("strace");
+    probe.args(["-f", "-qq", "-o", "/dev/null", "--", "true"]);
+    let run = run_command(probe, b"", Duration::from_secs(60));
+    if run.code != 0 {
+        eprintln!("strace cannot trace here: {}", run.stderr);
+        crate::missing(
+            "strace (with permission to ptrace)",
+            "apt-get install -y strace",
+        );
+        return false;
+    }
+    true
+}

@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use sealog_testkit::cli::{result_lines, run_command, signal};
+use sealog_testkit::cli::{result_lines, signal, strace_usable};
 use sealog_testkit::events::event;
 use sealog_testkit::http::request;
 use sealog_testkit::{Cli, ServerProcess, tempdir, wait_for};
@@ -611,32 +611,6 @@ const TRACED_SECS_MAX: u64 = 300;
 /// lets a name this architecture lacks (open, creat, dup2 on arm64) pass.
 const TRACED_CALLS: &str = "?open,?creat,openat,close,?dup,?dup2,dup3,fcntl,?accept,accept4,\
      write,writev,pwrite64,pwritev,?pwritev2,sendto,sendmsg,fsync,fdatasync";
-
-/// Whether strace is here and may trace a child; otherwise says so (failing under CI).
-fn strace_usable() -> bool {
-    let found = Command::new("strace")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        sealog_testkit::missing("strace", "apt-get install -y strace");
-        return false;
-    }
-    let mut probe = Command::new("strace");
-    probe.args(["-f", "-qq", "-o", "/dev/null", "--", "true"]);
-    let run = run_command(probe, b"", Duration::from_secs(60));
-    if run.code != 0 {
-        eprintln!("strace cannot trace here: {}", run.stderr);
-        sealog_testkit::missing(
-            "strace (with permission to ptrace)",
-            "apt-get install -y strace",
-        );
-        return false;
-    }
-    true
-}
 
 /// `command` run under strace, writing the trace to `out`, with the same environment.
 fn traced(command: &Command, out: &Path) -> Command {

@@ -15,7 +15,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sealog_ledger::{Ledger, LedgerConfig, Packs, StoreConfig, Undeclared};
+use sealog_ledger::Undeclared;
+use sealog_testkit::app::open_ledger;
 use sealog_testkit::cli::result_lines;
 use sealog_testkit::events::{event, ndjson};
 use sealog_testkit::{Cli, Rng, tempdir, wait_for};
@@ -94,18 +95,6 @@ impl Drop for Mount {
 fn uid() -> u32 {
     // SAFETY: getuid(2) has no preconditions and cannot fail.
     unsafe { libc::getuid() }
-}
-
-fn open_ledger(dir: &Path) -> Ledger {
-    Ledger::open(
-        dir,
-        LedgerConfig {
-            store: StoreConfig::default(),
-            packs: Packs::builtin(),
-            undeclared: Undeclared::Accept,
-        },
-    )
-    .unwrap_or_else(|e| panic!("reopen once space returned: {e}"))
 }
 
 /// One event of about `pad` bytes more than the bare event.
@@ -226,7 +215,7 @@ fn trial(t: u64, seed: u64) {
     );
 
     mount.grow();
-    let ledger = open_ledger(&dir);
+    let ledger = open_ledger(&dir, Undeclared::Accept);
     let have = ledger.len();
     for (id, seq, rid) in &acked {
         let record: Value = serde_json::from_slice(

@@ -20,10 +20,10 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use sealog_ledger::{Ledger, LedgerConfig, Packs, StoreConfig, Undeclared};
-use sealog_testkit::cli::{result_lines, run_command, signal};
+use sealog_ledger::Undeclared;
+use sealog_testkit::app::open_ledger;
+use sealog_testkit::cli::{result_lines, signal, strace_usable};
 use sealog_testkit::events::{event, ndjson};
 use sealog_testkit::{Cli, tempdir, wait_for};
 use serde_json::Value;
@@ -54,32 +54,6 @@ fn sweep() -> usize {
     if sealog_testkit::under_ci() { 8 } else { 4 }
 }
 
-/// Whether strace is here and may trace a child; otherwise says so (failing under CI).
-fn strace_usable() -> bool {
-    let found = Command::new("strace")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        sealog_testkit::missing("strace", "apt-get install -y strace");
-        return false;
-    }
-    let mut probe = Command::new("strace");
-    probe.args(["-f", "-qq", "-o", "/dev/null", "--", "true"]);
-    let run = run_command(probe, b"", Duration::from_secs(60));
-    if run.code != 0 {
-        eprintln!("strace cannot trace here: {}", run.stderr);
-        sealog_testkit::missing(
-            "strace (with permission to ptrace)",
-            "apt-get install -y strace",
-        );
-        return false;
-    }
-    true
-}
-
 fn cli(dir: &Path) -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared()
 }
@@ -99,18 +73,6 @@ fn events(run: &str, from: usize, n: usize) -> Vec<Value> {
             )
         })
         .collect()
-}
-
-fn open_ledger(dir: &Path) -> Ledger {
-    Ledger::open(
-        dir,
-        LedgerConfig {
-            store: StoreConfig::default(),
-            packs: Packs::builtin(),
-            undeclared: Undeclared::Accept,
-        },
-    )
-    .unwrap_or_else(|e| panic!("reopen without faults: {e}"))
 }
 
 /// What one faulted run did.
@@ -263,7 +225,7 @@ fn check(dir: &Path, cli: &Cli, f: &Faulted, cause: &str, n: usize) -> String {
     }
     // Opened again without faults, by the library: a CLI read would append its own
     // `audit.access` record.
-    let ledger = open_ledger(dir);
+    let ledger = open_ledger(dir, Undeclared::Accept);
     let have = ledger.len() as usize;
     for (i, line) in f.printed.iter().enumerate() {
         assert_eq!(line["status"], "appended", "{line}");
