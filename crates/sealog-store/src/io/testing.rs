@@ -279,6 +279,14 @@ impl Crashable {
         self.promised.lock().expect("crashable lock")
     }
 
+    /// The file's bytes now are what a sync of it promised.
+    fn synced(&self, path: &Path) -> io::Result<()> {
+        let mut p = self.promised();
+        let id = p.track(path);
+        p.synced.insert(id, fs::read(path)?);
+        Ok(())
+    }
+
     /// Writes into `into` (an empty directory) what a power cut at this moment would leave
     /// of `root`. `seed` chooses, per file, how much of what was written after its last
     /// sync reached the disk anyway (often nothing, sometimes a torn part, sometimes all).
@@ -390,18 +398,12 @@ impl FileSystem for Crashable {
 
     fn sync_data(&self, file: &File, path: &Path) -> io::Result<()> {
         self.inner.sync_data(file, path)?;
-        let mut p = self.promised();
-        let id = p.track(path);
-        p.synced.insert(id, fs::read(path)?);
-        Ok(())
+        self.synced(path)
     }
 
     fn sync_all(&self, file: &File, path: &Path) -> io::Result<()> {
         self.inner.sync_all(file, path)?;
-        let mut p = self.promised();
-        let id = p.track(path);
-        p.synced.insert(id, fs::read(path)?);
-        Ok(())
+        self.synced(path)
     }
 
     fn set_len(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
