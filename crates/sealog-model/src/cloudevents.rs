@@ -110,10 +110,7 @@ pub fn structured_from_binary<'a>(
         }
         out.push(b'}');
     }
-    let json_body = match content_type.map(media_type) {
-        None => true,
-        Some(m) => m == "application/json" || m.ends_with("+json"),
-    };
+    let json_body = content_type.is_none_or(is_json_media);
     if let Some(ct) = content_type.filter(|ct| media_type(ct) != "application/json") {
         member(&mut out, "datacontenttype", ct);
     }
