@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 
 use sealog_model::input::check_event_bytes;
 use sealog_model::json::Json;
-use sealog_model::limits::ATTRIBUTE_BYTES_MAX;
 use sealog_model::{Envelope, PrepareError};
 use sealog_packs::{Derived, ReasonCode};
 
@@ -122,7 +121,7 @@ impl Delivery<'_> {
 }
 
 fn fits(attribute: &str) -> bool {
-    !attribute.is_empty() && attribute.len() <= ATTRIBUTE_BYTES_MAX
+    sealog_model::limits::attribute_fits(attribute)
 }
 
 impl Pipeline<'_> {

@@ -11,7 +11,6 @@ use serde_json::{Map, Value, json};
 
 use sealog_model::Envelope;
 use sealog_model::json::Json;
-use sealog_model::limits::ATTRIBUTE_BYTES_MAX;
 use sealog_packs::Derived;
 
 /// The event type of quarantine records.
@@ -126,7 +125,7 @@ pub(crate) fn record_event(
     }
     match &corr.subject {
         // A derived subject may exceed the envelope's attribute limit: keep it in the body.
-        Some(s) if s.len() <= ATTRIBUTE_BYTES_MAX && !s.is_empty() => ev["subject"] = json!(s),
+        Some(s) if sealog_model::limits::attribute_fits(s) => ev["subject"] = json!(s),
         Some(s) => {
             data.insert("subject".into(), json!(s));
         }

@@ -2,7 +2,7 @@
 //! validation. An event that passes has every attribute the log indexes in a known shape.
 
 use crate::json::Json;
-use crate::limits::{ATTRIBUTE_BYTES_MAX, DEPTH_MAX};
+use crate::limits::{ATTRIBUTE_CHARS_MAX, DEPTH_MAX};
 
 /// Top-level names the server adds to a record; an event may not carry them itself.
 pub const SERVER_FIELDS: [&str; 3] = ["ingested_at", "record_id", "seq"];
@@ -142,10 +142,10 @@ fn check_attribute(name: &str, s: &str) -> Result<(), EnvelopeError> {
     if s.is_empty() {
         return Err(EnvelopeError::new(format!("/{name}"), "must not be empty"));
     }
-    if s.len() > ATTRIBUTE_BYTES_MAX {
+    if !crate::limits::attribute_fits(s) {
         return Err(EnvelopeError::new(
             format!("/{name}"),
-            format!("is longer than {ATTRIBUTE_BYTES_MAX} bytes"),
+            format!("is longer than {ATTRIBUTE_CHARS_MAX} characters"),
         ));
     }
     Ok(())

@@ -4,5 +4,13 @@
 pub const EVENT_BYTES_MAX: usize = 1 << 20;
 /// Deepest accepted nesting of arrays and objects (the event object itself is depth 1).
 pub const DEPTH_MAX: usize = 64;
-/// Longest accepted `id`, `source`, `type`, `tenant`, `subject` or actor id, in bytes.
-pub const ATTRIBUTE_BYTES_MAX: usize = 1024;
+/// Longest accepted `id`, `source`, `type`, `tenant`, `subject` or actor id, in characters
+/// (Unicode scalar values, as JSON Schema's `maxLength` counts them, so the OpenAPI document
+/// can state the limit exactly).
+pub const ATTRIBUTE_CHARS_MAX: usize = 1024;
+
+/// Whether `s` is a whole attribute: not empty and at most `ATTRIBUTE_CHARS_MAX` characters.
+pub fn attribute_fits(s: &str) -> bool {
+    // A string of at most that many bytes has at most that many characters.
+    !s.is_empty() && (s.len() <= ATTRIBUTE_CHARS_MAX || s.chars().count() <= ATTRIBUTE_CHARS_MAX)
+}

@@ -47,7 +47,8 @@ impl Window {
                 "the window is empty: from must be before to".into(),
             ));
         }
-        if to - from > SPAN_MAX {
+        // Far-apart ends overflow the difference: such a window is too long too.
+        if to.checked_sub(from).is_none_or(|span| span > SPAN_MAX) {
             return Err(ReportError::Invalid(
                 "the window is longer than 400 days: report on a shorter one".into(),
             ));
@@ -62,7 +63,10 @@ impl Window {
         let mut t = (from.div_euclid(step) + 1) * step;
         while t < to {
             starts.push(t);
-            t += step;
+            match t.checked_add(step) {
+                Some(next) => t = next,
+                None => break,
+            }
         }
         Ok(Window {
             from,
@@ -107,5 +111,16 @@ mod tests {
         assert_eq!(w.edges().last(), Some(&(7 * DAY)));
         assert!(Window::new(5, 5).is_err());
         assert!(Window::new(0, 401 * DAY).is_err());
+    }
+
+    /// Found by schemathesis: `from=1678-01-01` with `to` now overflowed `to - from` and the
+    /// server answered 500.
+    #[test]
+    fn a_window_whose_span_overflows_is_refused_as_too_long() {
+        assert!(matches!(
+            Window::new(i64::MIN + 1, i64::MAX - 1),
+            Err(ReportError::Invalid(_))
+        ));
+        assert!(Window::new(i64::MAX - DAY, i64::MAX).is_ok());
     }
 }

@@ -23,9 +23,6 @@ use sha2::{Digest, Sha256};
 /// The first line of defence against a key pasted into the wrong place: every key says what it is.
 pub const SECRET_PREFIX: &str = "slk_";
 const FORMAT: &str = "sealog-keys 1";
-/// Longest tenant or data subject a key may be scoped to, like the envelope's attributes.
-const SCOPE_BYTES_MAX: usize = sealog_model::limits::ATTRIBUTE_BYTES_MAX;
-const LABEL_BYTES_MAX: usize = 256;
 
 /// What a key may do (PRODUCT.md §9).
 #[derive(
@@ -145,16 +142,21 @@ impl KeySpec {
                 "a data subject is given exactly when the role is subject".into(),
             ));
         }
-        for (name, v, max) in [
-            ("tenant", &self.tenant, SCOPE_BYTES_MAX),
-            ("data subject", &self.data_subject, SCOPE_BYTES_MAX),
-            ("label", &self.label, LABEL_BYTES_MAX),
+        for (name, v, form) in [
+            ("tenant", &self.tenant, &crate::formats::SCOPE_NAME),
+            (
+                "data subject",
+                &self.data_subject,
+                &crate::formats::SCOPE_NAME,
+            ),
+            ("label", &self.label, &crate::formats::LABEL),
         ] {
             if let Some(v) = v
-                && (v.is_empty() || v.len() > max || v.chars().any(char::is_control))
+                && !form.matches(v)
             {
                 return Err(KeyError::Invalid(format!(
-                    "the {name} must be 1 to {max} bytes without control characters"
+                    "the {name} must be {}",
+                    form.description()
                 )));
             }
         }

@@ -16,6 +16,7 @@ mod checks;
 mod context;
 mod error;
 mod exports;
+mod formats;
 mod ingest;
 mod key_history;
 pub mod keys;

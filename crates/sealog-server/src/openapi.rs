@@ -14,6 +14,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod exact;
+
 use crate::keys::Role;
 use crate::routes::{
     conflicts, console, erasures, events, exports, holds, integrity, keys, ops, quarantine,
@@ -300,14 +302,69 @@ pub(crate) fn api(public_metrics: bool) -> (Router<Arc<AppState>>, Doc) {
 pub fn document_json() -> String {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        let mut text = api(false)
-            .1
-            .to_pretty_json()
-            .expect("the description serializes");
+        let mut doc = serde_json::to_value(api(false).1).expect("the description serializes");
+        complete(&mut doc);
+        let mut text = serde_json::to_string_pretty(&doc).expect("a value serializes");
         text.push('\n');
         text
     })
     .clone()
+}
+
+/// Lays `exact`'s schemas over what the annotations generated.
+fn complete(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let event = json!({"$ref": "#/components/schemas/Event"});
+    // Each item of a batch is answered on its own (PRODUCT.md §4): a batch is taken when at
+    // least one item is an event, and refused (422, with every item's reason) when none is.
+    let batch = json!({
+        "type": "array",
+        "minItems": 1,
+        "contains": event.clone(),
+        "description": "Events, each answered in `results`: an item that is not an event is `rejected` with its reason while the others are appended",
+    });
+    doc["components"]["schemas"]["Event"] = exact::event();
+    doc["components"]["schemas"]["JsonValue"] = exact::json_value();
+    let content = &mut doc["paths"]["/v1/events"]["post"]["requestBody"]["content"];
+    content["application/json"]["schema"] = json!({"oneOf": [event.clone(), batch.clone()]});
+    content["application/cloudevents+json"]["schema"] = event;
+    content["application/cloudevents-batch+json"]["schema"] = batch;
+    doc["components"]["schemas"]["CreateKey"] = exact::create_key();
+    for (path, release) in [("/v1/holds", false), ("/v1/holds/release", true)] {
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"] =
+            exact::hold(release);
+    }
+    let axes = sealog_ledger::Packs::builtin();
+    let axis_names = axes.axis_names();
+    doc["components"]["schemas"]["CreateExport"] = exact::create_export(axis_names);
+    for p in doc["paths"]["/v1/events"]["post"]["parameters"]
+        .as_array_mut()
+        .expect("the append describes its header")
+    {
+        if p["name"] == "Sealog-Stream" {
+            p["schema"] = exact::stream_header();
+        }
+    }
+    // What a new key's and a new export's ids lead to.
+    doc["paths"]["/v1/keys"]["post"]["responses"]["201"]["links"] = json!({
+        "revoke": {"operationId": "revoke", "parameters": {"id": "$response.body#/id"}},
+    });
+    let export_links = json!({
+        "status": {"operationId": "export_status", "parameters": {"id": "$response.body#/id"}},
+        "manifest": {"operationId": "manifest", "parameters": {"id": "$response.body#/id"}},
+        "file": {"operationId": "file", "parameters": {"id": "$response.body#/id"}},
+        "approve": {"operationId": "approve", "parameters": {"id": "$response.body#/id"}},
+    });
+    for status in ["201", "202"] {
+        doc["paths"]["/v1/exports"]["post"]["responses"][status]["links"] = export_links.clone();
+    }
+    // Pack axes are query parameters too (`axis.NAME`); they are not listed one by one, since
+    // packs name them: a query string of every axis at its longest would pass any URI limit.
+    let query = &mut doc["paths"]["/v1/records"]["get"];
+    query["description"] = json!(format!(
+        "Also `axis.NAME=VALUE` (at most 1024 characters) for any indexed axis, the envelope's or a pack's; the built-in packs' axes are {}. An unknown axis is refused (`UNKNOWN_AXIS`).",
+        axis_names.join(", ")
+    ));
 }
 
 #[cfg(test)]

@@ -55,8 +55,12 @@ pub(crate) fn place(headers: &HeaderMap) -> Result<Option<Place>, ApiError> {
             "Sealog-Stream is <stream id>/<n>: an id of 1 to 64 letters, digits, '-' or '_', and n from 1",
         )
     };
-    let text = v.to_str().map_err(|_| bad())?;
-    let (id, n) = text.trim().split_once('/').ok_or_else(bad)?;
+    let text = v.to_str().map_err(|_| bad())?.trim();
+    if text.is_empty() {
+        // An empty header names no stream, as if it were absent.
+        return Ok(None);
+    }
+    let (id, n) = text.split_once('/').ok_or_else(bad)?;
     let n: u64 = crate::params::parse_u64(n)
         .filter(|n| *n >= 1)
         .ok_or_else(bad)?;

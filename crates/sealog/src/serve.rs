@@ -38,6 +38,10 @@ pub(crate) struct Args {
     /// Seconds a client has to send a request body.
     #[arg(long, default_value_t = 30.0)]
     body_timeout_s: f64,
+    /// Seconds a request of an ordered stream (`Sealog-Stream`) waits for the one before it;
+    /// then it, and the rest of its stream, are refused (409 STREAM_ORDER).
+    #[arg(long, default_value_t = 10.0)]
+    stream_wait_s: f64,
     /// Seconds a client has to send request headers (and finish a TLS handshake).
     #[arg(long, default_value_t = 10.0)]
     header_timeout_s: f64,
@@ -241,6 +245,7 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
             body_bytes_max: a.body_bytes_max,
             buffered_bytes_max: a.buffered_bytes_max,
             body_timeout: secs(a.body_timeout_s, "body-timeout-s")?,
+            stream_wait: secs(a.stream_wait_s, "stream-wait-s")?,
             ..Default::default()
         },
         header_timeout: secs(a.header_timeout_s, "header-timeout-s")?,

@@ -15,6 +15,7 @@ use crate::auth::Action;
 use crate::checks::{RunRequest, run_now, to_api};
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
+use crate::formats::{ConflictStatus, CriticalityName};
 use crate::params::Params;
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -36,11 +37,11 @@ fn param<T>(
 }
 
 #[utoipa::path(
-    get, path = "/v1/conflicts", tag = "checks",
+    get, path = "/v1/conflicts", operation_id = "list_conflicts", tag = "checks",
     params(
-        ("status" = Option<String>, Query, description = "open, escalated or resolved"),
-        ("rule" = Option<String>, Query, description = "only this rule's conflicts"),
-        ("criticality" = Option<String>, Query, description = "only conflicts at or above: critical, high, medium, low, info"),
+        ("status" = inline(Option<ConflictStatus>), Query),
+        ("rule" = inline(Option<crate::formats::Filter>), Query, description = "only this rule's conflicts"),
+        ("criticality" = inline(Option<CriticalityName>), Query, description = "only conflicts at or above this criticality"),
     ),
     responses(
         (status = 200, description = "The conflicts", body = ConflictList),
@@ -57,6 +58,9 @@ pub(crate) async fn list(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, 
         let status = param(&p, "status", Status::parse)?;
         let at_least = param(&p, "criticality", Criticality::parse)?;
         let rule = p.get("rule").map(str::to_string);
+        if let Some(rule) = &rule {
+            crate::formats::FILTER.check("rule", rule)?;
+        }
         let ledger = ctx.state.ledger.clone();
         let tenant = ctx.principal.tenant.clone();
         blocking(move || {
@@ -86,7 +90,7 @@ pub(crate) struct ResolveRequest {
     #[schema(pattern = "^(authority_wins|recency_wins|human_wins|escalate|dismissed)$")]
     resolution: String,
     /// Why: kept in the resolution record.
-    #[schema(min_length = 1)]
+    #[schema(schema_with = crate::formats::nonblank)]
     reason: String,
 }
 
@@ -118,12 +122,7 @@ pub(crate) async fn resolve(
         crate::routes::small_json::read(&ctx, &headers, body, "resolution").await?;
     let resolution = Resolution::parse(&req.resolution)
         .map_err(|m| ApiError::bad_request("BAD_PARAMETER", m))?;
-    if req.reason.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "BAD_PARAMETER",
-            "reason must not be empty",
-        ));
-    }
+    crate::formats::NONBLANK.check("reason", &req.reason)?;
     let ledger = ctx.state.ledger.clone();
     let act = crate::access::act_of(&ctx.principal);
     let tenant = ctx.principal.tenant.clone();
@@ -148,6 +147,7 @@ pub(crate) struct ChecksRequest {
     /// Only these rules (a partial run: the next scheduled run still starts where the last
     /// complete one ended).
     #[serde(default)]
+    #[schema(schema_with = crate::formats::rule_names)]
     rules: Vec<String>,
     /// Only findings about this subject (or key id, for the access rules).
     #[serde(default)]

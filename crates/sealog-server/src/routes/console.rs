@@ -143,7 +143,7 @@ pub(crate) async fn sign_in(
             "sign in with a JSON body: {\"key\": \"…\"}",
         ));
     }
-    let SignIn { key } = serde_json::from_slice(&body).map_err(|e| {
+    let SignIn { key } = crate::routes::small_json::object(&body).map_err(|e| {
         ApiError::bad_request("BAD_BODY", format!("sign in with {{\"key\": \"…\"}}: {e}"))
     })?;
     let bearer = format!("Bearer {key}");

@@ -18,14 +18,14 @@ use crate::error::ApiError;
 #[serde(deny_unknown_fields)]
 pub(crate) struct EraseRequest {
     /// The data subject as producers name them (a customer id), or their pseudonym (`ps:…`).
-    #[schema(min_length = 1)]
+    #[schema(schema_with = crate::formats::nonblank)]
     data_subject: String,
     /// Only the subject's key in this tenant; every tenant's when absent (a tenant admin's
     /// own tenant).
     #[serde(default)]
     tenant: Option<String>,
     /// Why: kept in the `audit.legal_erasure` record.
-    #[schema(min_length = 1)]
+    #[schema(schema_with = crate::formats::nonblank)]
     reason: String,
 }
 
@@ -59,12 +59,8 @@ pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
     ctx.authorize(Action::Erase, &json!({})).await?;
     let req: EraseRequest =
         crate::routes::small_json::read(&ctx, &headers, body, "erasure").await?;
-    if req.data_subject.trim().is_empty() || req.reason.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "BAD_PARAMETER",
-            "data_subject and reason must not be empty",
-        ));
-    }
+    crate::formats::NONBLANK.check("data_subject", &req.data_subject)?;
+    crate::formats::NONBLANK.check("reason", &req.reason)?;
     let ledger = ctx.state.ledger.clone();
     let pseudonym = ledger.pseudonym(&req.data_subject);
     let tenant = match (&ctx.principal.tenant, req.tenant) {

@@ -24,6 +24,7 @@ use crate::auth::Action;
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
 use crate::exports::{self, Job, JobState, Kind};
+use crate::formats::ExportForm;
 use crate::routes::records::as_of_size;
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -106,6 +107,12 @@ fn selection(ctx: &Ctx, f: &ExportFilters) -> Result<(Selection, Option<String>)
     let time = |name: &str, v: &Option<String>| {
         v.as_deref()
             .map(|t| {
+                if !crate::formats::TIME_BOUND.matches(t) {
+                    return Err(bad(format!(
+                        "filters.{name} must be {}",
+                        crate::formats::TIME_BOUND.description()
+                    )));
+                }
                 sealog_model::time::parse_bound(t).map_err(|m| bad(format!("filters.{name}: {m}")))
             })
             .transpose()
@@ -139,7 +146,7 @@ fn selection(ctx: &Ctx, f: &ExportFilters) -> Result<(Selection, Option<String>)
 }
 
 #[utoipa::path(
-    post, path = "/v1/exports", tag = "exports",
+    post, path = "/v1/exports", operation_id = "create_export", tag = "exports",
     request_body = CreateExport,
     responses(
         (status = 201, description = "The export is done: `{id, state: \"done\", manifest, files, …}`", body = Object),
@@ -152,7 +159,7 @@ fn selection(ctx: &Ctx, f: &ExportFilters) -> Result<(Selection, Option<String>)
     security(("bearer" = []))
 )]
 pub(crate) async fn create(ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
-    let parsed: Result<CreateExport, ApiError> = serde_json::from_slice(&body)
+    let parsed: Result<CreateExport, ApiError> = crate::routes::small_json::object(&body)
         .map_err(|e| bad(format!("the body is not an export request: {e}")));
     let resource = match &parsed {
         Ok(r) => {
@@ -298,7 +305,7 @@ fn find(ctx: &Ctx, id: &str) -> Result<Arc<Job>, ApiError> {
 }
 
 #[utoipa::path(
-    get, path = "/v1/exports/{id}/status", tag = "exports",
+    get, path = "/v1/exports/{id}/status", operation_id = "export_status", tag = "exports",
     params(("id" = String, Path, description = "the export's id")),
     responses(
         (status = 200, description = "`{id, state (pending|running|done|failed), format, filters, count, written, requested_by, approved_by, expires_at, manifest?, files?, error?}`", body = Object),
@@ -340,14 +347,17 @@ pub(crate) async fn manifest(ctx: Ctx, Path(id): Path<String>) -> Result<Respons
     get, path = "/v1/exports/{id}", tag = "exports",
     params(
         ("id" = String, Path, description = "the export's id"),
-        ("form" = Option<String>, Query, description = "`sealed` (default): the file as exported, personal values sealed, what the manifest and proof check; `opened` (JSONL only): each record with personal values as this key may see them — a subject key its own — not the proven file"),
+        ("form" = inline(Option<ExportForm>), Query),
     ),
     responses(
-        (status = 200, description = "The export file, streamed (JSONL or Parquet; a bundle's records.jsonl), with `content-length` and its SHA-256 in `x-sealog-sha256`; opened, chunked, with `x-sealog-form: opened`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The export file, streamed (JSONL or Parquet; a bundle's records.jsonl), with `content-length` and its SHA-256 in `x-sealog-sha256`; opened, chunked, as NDJSON with `x-sealog-form: opened`", content(
+            (String = "application/x-ndjson"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        )),
         (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
         (status = 404, body = crate::openapi::ErrorBody),
-        (status = 409, description = "`EXPORT_NOT_READY`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`EXPORT_NOT_READY`, or `form=opened` of a Parquet export (`NOT_JSONL`)", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -357,13 +367,12 @@ pub(crate) async fn file(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = crate::params::Params::parse(raw.as_deref(), &["form"])?;
-    match p.get("form") {
-        None | Some("sealed") => serve(&ctx, &id, |j| j.main_file().to_string(), "file").await,
-        Some("opened") => serve_opened(&ctx, &id).await,
-        Some(other) => Err(ApiError::bad_request(
-            "BAD_PARAMETER",
-            format!("form must be sealed or opened, not {:?}", clip(other)),
-        )),
+    let form = p.get("form").unwrap_or("sealed");
+    crate::formats::check_one_of("form", form, &["sealed", "opened"])?;
+    if form == "opened" {
+        serve_opened(&ctx, &id).await
+    } else {
+        serve(&ctx, &id, |j| j.main_file().to_string(), "file").await
     }
 }
 
@@ -380,8 +389,10 @@ async fn serve_opened(ctx: &Ctx, id: &str) -> Result<Response, ApiError> {
             JobState::Done(m) if name.ends_with(".jsonl") => exports::file_path(&job, &name)
                 .map(|p| (p, m.count))
                 .ok_or_else(|| ApiError::not_found(format!("export {id} has no file"))),
-            JobState::Done(_) => Err(ApiError::bad_request(
-                "BAD_PARAMETER",
+            // The request's form is right; this export's is not.
+            JobState::Done(_) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "NOT_JSONL",
                 "form=opened streams JSONL records; this export is Parquet",
             )),
             _ => Err(exports::not_ready(&job)),
@@ -445,7 +456,12 @@ async fn serve_opened(ctx: &Ctx, id: &str) -> Result<Response, ApiError> {
         ("name" = String, Path, description = "one of the names its status lists under `files` (the proof, a bundle's checkpoint, key, README and schemas)"),
     ),
     responses(
-        (status = 200, description = "The file, with `content-length` and `x-sealog-sha256`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file, with `content-length` and `x-sealog-sha256`: JSON for `.json` files, the export's own file as `GET /v1/exports/{id}` serves it, other files as bytes", content(
+            (Vec<u8> = "application/octet-stream"),
+            (Object = "application/json"),
+            (String = "application/x-ndjson"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        )),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
         (status = 404, description = "No such export, or no such file in it", body = crate::openapi::ErrorBody),
         (status = 409, description = "`EXPORT_NOT_READY`", body = crate::openapi::ErrorBody),

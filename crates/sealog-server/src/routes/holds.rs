@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
+use crate::formats::{Flag, NONBLANK};
 use crate::params::Params;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -50,11 +51,20 @@ pub(crate) struct HoldList {
 
 async fn read(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Result<HoldRequest, ApiError> {
     let mut req: HoldRequest = crate::routes::small_json::read(ctx, headers, body, "hold").await?;
-    if req.reason.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "BAD_PARAMETER",
-            "reason must not be empty",
-        ));
+    NONBLANK.check("reason", &req.reason)?;
+    for (name, value) in [("tenant", &req.tenant), ("data_subject", &req.data_subject)] {
+        if value
+            .as_deref()
+            .is_some_and(|v| !sealog_model::limits::attribute_fits(v))
+        {
+            return Err(ApiError::bad_request(
+                "BAD_PARAMETER",
+                format!(
+                    "{name} must be 1 to {} characters",
+                    sealog_model::limits::ATTRIBUTE_CHARS_MAX
+                ),
+            ));
+        }
     }
     // A tenant admin holds only within its own tenant.
     match (&ctx.principal.tenant, &req.tenant) {
@@ -74,21 +84,22 @@ fn hold_error(e: HoldError) -> ApiError {
         HoldError::Invalid(m) => ApiError::bad_request("BAD_PARAMETER", m),
         HoldError::NotFound(m) => ApiError::not_found(m),
         HoldError::Store(s) => s.into(),
-        other => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "HOLD_FAILED",
-            other.to_string(),
-        ),
+        // The request was checked before: a refusal here is the audit pack's, of a record
+        // the request described.
+        refused @ HoldError::Refused(_) => {
+            ApiError::unprocessable("HOLD_REFUSED", refused.to_string())
+        }
     }
 }
 
 #[utoipa::path(
-    post, path = "/v1/holds", tag = "privacy", request_body = HoldRequest,
+    post, path = "/v1/holds", operation_id = "place_hold", tag = "privacy", request_body = HoldRequest,
     responses(
         (status = 201, description = "The hold, in force until released", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody), (status = 408, body = crate::openapi::ErrorBody),
         (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 422, description = "The hold's record was refused (`HOLD_REFUSED`)", body = crate::openapi::ErrorBody),
         (status = 503, description = "The memory budget of request bodies is full; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
@@ -117,7 +128,7 @@ pub(crate) async fn place(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
 }
 
 #[utoipa::path(
-    post, path = "/v1/holds/release", tag = "privacy", request_body = HoldRequest,
+    post, path = "/v1/holds/release", operation_id = "release_holds", tag = "privacy", request_body = HoldRequest,
     responses(
         (status = 200, description = "The holds released", body = HoldList),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
@@ -125,6 +136,7 @@ pub(crate) async fn place(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
         (status = 404, description = "No hold in force matches", body = crate::openapi::ErrorBody),
         (status = 408, body = crate::openapi::ErrorBody),
         (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 422, description = "The hold's record was refused (`HOLD_REFUSED`)", body = crate::openapi::ErrorBody),
         (status = 503, description = "The memory budget of request bodies is full; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
@@ -164,8 +176,8 @@ pub(crate) async fn release(
 }
 
 #[utoipa::path(
-    get, path = "/v1/holds", tag = "privacy",
-    params(("all" = Option<bool>, Query, description = "`true`: released holds too")),
+    get, path = "/v1/holds", operation_id = "list_holds", tag = "privacy",
+    params(("all" = inline(Option<Flag>), Query, description = "`true`: released holds too")),
     responses(
         (status = 200, description = "Holds in force (or all), oldest first", body = HoldList),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),

@@ -60,7 +60,7 @@ impl From<&KeyRecord> for KeyInfo {
 }
 
 #[utoipa::path(
-    post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
+    post, path = "/v1/keys", operation_id = "create_key", tag = "keys", request_body = CreateKey,
     responses(
         (status = 201, description = "The new key; its secret is shown only here", body = KeyCreated),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
@@ -83,7 +83,7 @@ pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
     }
     let (bytes, _reservation) =
         crate::routes::events::read_body(body, &headers, &ctx.state).await?;
-    let req: CreateKey = serde_json::from_slice(&bytes)
+    let req: CreateKey = crate::routes::small_json::object(&bytes)
         .map_err(|e| ApiError::bad_request("BAD_JSON", format!("the key spec: {e}")))?;
     let tenant = match (&ctx.principal.tenant, req.tenant) {
         (Some(own), Some(t)) if *own != t => {
@@ -115,7 +115,7 @@ pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
 }
 
 #[utoipa::path(
-    get, path = "/v1/keys", tag = "keys",
+    get, path = "/v1/keys", operation_id = "list_keys", tag = "keys",
     responses(
         (status = 200, description = "Every key in the caller's tenant (all keys for an unscoped admin), revoked ones included", body = KeyList),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),

@@ -20,6 +20,7 @@ use serde_json::json;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
+use crate::formats::{Count, Cursor, FILTER, Filter, Limit, ReasonName, RecordIdText, TimeBound};
 use crate::params::Params;
 use crate::routes::records::{Log, run_paged, time_param};
 
@@ -30,15 +31,15 @@ const QUERY_PARAMS: [&str; 10] = [
 #[utoipa::path(
     get, path = "/v1/quarantine", tag = "quarantine",
     params(
-        ("reason" = Option<String>, Query, description = "reason code: INCOMPLETE_PROVENANCE, SCHEMA_VIOLATION, UNKNOWN_EVENT_TYPE, FORBIDDEN_FIELD, MISSING_SUPERSEDES_LINK, INVALID_SUPERSEDES_LINK, STALE_SUPERSEDES_LINK"),
-        ("from" = Option<String>, Query, description = "quarantined at or after (RFC 3339 or YYYY-MM-DD)"),
-        ("to" = Option<String>, Query, description = "quarantined before"),
-        ("id" = Option<String>, Query, description = "the producer's event id"),
-        ("subject" = Option<String>, Query), ("type" = Option<String>, Query, description = "the quarantined event's type"),
-        ("tenant" = Option<String>, Query, description = "a tenant-scoped key always reads its own tenant only"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("after" = Option<u64>, Query, description = "only records after this seq of the quarantine log (instead of cursor)"),
-        ("limit" = Option<u64>, Query, description = "records per page, 1 to 10000 (default 100)"),
+        ("reason" = inline(Option<ReasonName>), Query, description = "reason code"),
+        ("from" = inline(Option<TimeBound>), Query, description = "quarantined at or after"),
+        ("to" = inline(Option<TimeBound>), Query, description = "quarantined before"),
+        ("id" = inline(Option<Filter>), Query, description = "the producer's event id"),
+        ("subject" = inline(Option<Filter>), Query), ("type" = inline(Option<Filter>), Query, description = "the quarantined event's type"),
+        ("tenant" = inline(Option<Filter>), Query, description = "a tenant-scoped key always reads its own tenant only"),
+        ("cursor" = inline(Option<Cursor>), Query, description = "`next_cursor` of the previous page of the same query (not with `after`)"),
+        ("after" = inline(Option<Count>), Query, description = "only records after this seq of the quarantine log (not with `cursor`)"),
+        ("limit" = inline(Option<Limit>), Query, description = "records per page (default 100)"),
     ),
     responses(
         (status = 200, description = "Quarantine records in the order they were quarantined: correlation (id, source, time, tenant, subject), `data` with reason_code, the evidence (missing_fields, violations, forbidden_fields, message), event_type, scope and payload_ref", body = crate::openapi::RecordsPage),
@@ -88,6 +89,7 @@ async fn run_query(ctx: &Ctx, p: &Params) -> Result<(Vec<u8>, usize), ApiError> 
         ("tenant", "tenant"),
     ] {
         if let Some(v) = p.get(param) {
+            FILTER.check(param, v)?;
             equals.push((axis.to_string(), v.to_string()));
         }
     }
@@ -125,7 +127,7 @@ fn well_formed(reference: &str) -> bool {
 
 #[utoipa::path(
     get, path = "/v1/quarantine/payloads/{payload_ref}", tag = "quarantine",
-    params(("payload_ref" = String, Path, description = "a quarantine record's `data.payload_ref`: `sha256:` + 64 lowercase hex")),
+    params(("payload_ref" = inline(RecordIdText), Path, description = "a quarantine record's `data.payload_ref`: `sha256:` + 64 lowercase hex")),
     responses(
         (status = 200, description = "The quarantined event's bytes exactly as received (restricted evidence; never kept for FORBIDDEN_FIELD)", body = Object),
         (status = 400, description = "Not a payload reference", body = crate::openapi::ErrorBody),

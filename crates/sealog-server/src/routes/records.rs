@@ -19,6 +19,10 @@ use crate::access::{Access, DATA_SUBJECTS_MAX};
 use crate::auth::{Action, Principal};
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
+use crate::formats::{
+    AS_OF, AsOf, CURSOR, Count, Cursor, FILTER, Filter, Limit, RECORD_FORMS, RECORD_REF,
+    RecordForm, RecordRef, TIME_BOUND, TimeBound, VIEWS, ViewName,
+};
 use crate::params::{Params, parse_u64};
 
 /// Whether a stored record is within the principal's reach (its tenant, and for the subject
@@ -33,15 +37,12 @@ fn no_record(id: &str) -> ApiError {
 
 /// Resolves `{id}` (a seq or a record id) to a seq.
 fn parse_id(id: &str) -> Result<Result<u64, RecordId>, ApiError> {
-    if let Some(seq) = parse_u64(id) {
-        return Ok(Ok(seq));
+    RECORD_REF.check_as("BAD_RECORD_ID", "id", id)?;
+    match RecordId::parse(id) {
+        Some(rid) => Ok(Err(rid)),
+        // Twenty digits past u64::MAX have the form of a seq that no log reaches.
+        None => parse_u64(id).map(Ok).ok_or_else(|| no_record(id)),
     }
-    RecordId::parse(id).map(Err).ok_or_else(|| {
-        ApiError::bad_request(
-            "BAD_RECORD_ID",
-            "a record is named by its seq (digits) or record_id (sha256: and 64 lowercase hex digits)",
-        )
-    })
 }
 
 /// Whether the caller asked for records as stored (`form=sealed`: the bytes proofs cover,
@@ -54,37 +55,33 @@ async fn stored_form(
     action: Action,
     resource: &Value,
 ) -> Result<bool, ApiError> {
-    match p.get("form") {
-        None | Some("opened") => Ok(false),
-        Some("sealed") if ctx.principal.sight(&ctx.state.ledger) == Sight::All => Ok(true),
-        Some("sealed") => {
-            let err = ApiError::forbidden(
-                "records as stored (form=sealed) are for keys that may see personal data: auditor or admin",
-            );
-            ctx.record(Access::of(action, resource.clone(), Err(&err)))
-                .await?;
-            Err(err)
-        }
-        Some(other) => Err(ApiError::bad_request(
-            "BAD_PARAMETER",
-            format!(
-                "form must be opened or sealed, not {:?}",
-                crate::access::clip(other)
-            ),
-        )),
+    let form = p.get("form").unwrap_or("opened");
+    crate::formats::check_one_of("form", form, &RECORD_FORMS)?;
+    if form == "opened" {
+        return Ok(false);
     }
+    if ctx.principal.sight(&ctx.state.ledger) == Sight::All {
+        return Ok(true);
+    }
+    let err = ApiError::forbidden(
+        "records as stored (form=sealed) are for keys that may see personal data: auditor or admin",
+    );
+    ctx.record(Access::of(action, resource.clone(), Err(&err)))
+        .await?;
+    Err(err)
 }
 
 #[utoipa::path(
     get, path = "/v1/records/{id}", tag = "records",
     params(
-        ("id" = String, Path, description = "seq (digits) or record_id (`sha256:` + 64 lowercase hex)"),
-        ("form" = Option<String>, Query, description = "`opened` (default): personal values as this key may see them; `sealed`: exactly as stored, the bytes the record's proof covers (auditor, admin)"),
+        ("id" = inline(RecordRef), Path, description = "seq (digits) or record_id (`sha256:` + 64 lowercase hex)"),
+        ("form" = inline(Option<RecordForm>), Query),
     ),
     responses(
         (status = 200, description = "The record: RFC 8785 JSON of the event plus seq, record_id, ingested_at", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody), (status = 404, description = "No such record within this key's reach", body = crate::openapi::ErrorBody),
+        (status = 410, description = "`PRUNED_BY_RETENTION`: the record's body was pruned; `pruned` names its seq and record id, whose stub keeps its proofs", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -168,20 +165,21 @@ fn query_params() -> &'static [&'static str] {
 #[utoipa::path(
     get, path = "/v1/records", tag = "records",
     params(
-        ("scope" = Option<String>, Query), ("tenant" = Option<String>, Query), ("subject" = Option<String>, Query),
-        ("type" = Option<String>, Query), ("source" = Option<String>, Query), ("actor" = Option<String>, Query, description = "actor id"),
-        ("id" = Option<String>, Query, description = "the producer's event id"),
-        ("form" = Option<String>, Query, description = "`opened` (default): personal values as this key may see them; `sealed`: exactly as stored, the bytes each record's proof covers (auditor, admin)"),
-        ("data_subject" = Option<String>, Query, description = "whose personal data the record is, as its pack declares it (a customer id)"),
-        ("axis.NAME" = Option<String>, Query, description = "equality on an indexed axis: scope, tenant, subject, data_subject, type, source, actor, id, or an axis a pack declares (e.g. `axis.feature_keys_used=account:e_1`, `axis.degrade_mode=NORMAL`)"),
-        ("from" = Option<String>, Query, description = "event time at or after (RFC 3339 or YYYY-MM-DD)"),
-        ("to" = Option<String>, Query, description = "event time before"),
-        ("ingested_from" = Option<String>, Query), ("ingested_to" = Option<String>, Query),
-        ("view" = Option<String>, Query, description = "`history` (default): every record in append order; `current`: per supersedes chain only its head (as of `as_of`)"),
-        ("as_of" = Option<String>, Query, description = "what the log knew: the log as it was at an ingest time (RFC 3339) or a tree size (digits)"),
-        ("valid_at" = Option<String>, Query, description = "what had happened: the world as the events' own times describe it at this event time (RFC 3339 or YYYY-MM-DD); history: records whose time is at or before it; current: chain heads whose chain starts at or before it (a correction counts from its target's time)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("limit" = Option<u64>, Query, description = "records per page, 1 to 10000 (default 100)"),
+        ("scope" = inline(Option<Filter>), Query), ("tenant" = inline(Option<Filter>), Query), ("subject" = inline(Option<Filter>), Query),
+        ("type" = inline(Option<Filter>), Query), ("source" = inline(Option<Filter>), Query), ("actor" = inline(Option<Filter>), Query, description = "actor id"),
+        ("id" = inline(Option<Filter>), Query, description = "the producer's event id"),
+        ("form" = inline(Option<RecordForm>), Query),
+        ("data_subject" = inline(Option<Filter>), Query, description = "whose personal data the record is, as its pack declares it (a customer id)"),
+        ("from" = inline(Option<TimeBound>), Query, description = "event time at or after"),
+        ("to" = inline(Option<TimeBound>), Query, description = "event time before"),
+        ("ingested_from" = inline(Option<TimeBound>), Query, description = "ingest time at or after"),
+        ("ingested_to" = inline(Option<TimeBound>), Query, description = "ingest time before"),
+        ("view" = inline(Option<ViewName>), Query),
+        ("as_of" = inline(Option<AsOf>), Query, description = "what the log knew: the log as it was at an ingest time or a tree size"),
+        ("valid_at" = inline(Option<TimeBound>), Query, description = "what had happened: the world as the events' own times describe it at this event time; history: records whose time is at or before it; current: chain heads whose chain starts at or before it (a correction counts from its target's time)"),
+        ("cursor" = inline(Option<Cursor>), Query, description = "`next_cursor` of the previous page of the same query (not with `after`)"),
+        ("after" = inline(Option<Count>), Query, description = "only records after this seq (not with `cursor`)"),
+        ("limit" = inline(Option<Limit>), Query, description = "records per page (default 100)"),
     ),
     responses(
         (status = 200, description = "Matching records in seq order", body = crate::openapi::RecordsPage),
@@ -236,6 +234,7 @@ pub(crate) fn echoed(ledger: &Ledger, p: &Params) -> serde_json::Value {
 pub(crate) fn time_param(p: &Params, name: &str) -> Result<Option<i64>, ApiError> {
     p.get(name)
         .map(|t| {
+            TIME_BOUND.check(name, t)?;
             sealog_model::time::parse_bound(t)
                 .map_err(|m| ApiError::bad_request("BAD_PARAMETER", format!("{name}: {m}")))
         })
@@ -267,20 +266,15 @@ async fn run_query(
             None if ENVELOPE_AXES.contains(&k) => k,
             None => continue,
         };
+        FILTER.check(k, v)?;
         equals.push((axis.to_string(), v.to_string()));
     }
-    let view = match p.get("view") {
-        None | Some("history") => View::History,
-        Some("current") => View::Current,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "BAD_PARAMETER",
-                format!(
-                    "view must be history or current, not {:?}",
-                    crate::access::clip(other)
-                ),
-            ));
-        }
+    let view = p.get("view").unwrap_or("history");
+    crate::formats::check_one_of("view", view, &VIEWS)?;
+    let view = if view == "current" {
+        View::Current
+    } else {
+        View::History
     };
     let q = Query {
         equals,
@@ -316,6 +310,7 @@ impl Log {
 /// A tree size from `as_of`: digits are a size, anything else a time (RFC 3339 or a date)
 /// whose size is the canonical log's at that time.
 pub(crate) fn as_of_size(ledger: &Ledger, text: &str) -> Result<u64, ApiError> {
+    AS_OF.check("as_of", text)?;
     match parse_u64(text) {
         Some(size) => Ok(size),
         None => {
@@ -457,6 +452,9 @@ fn encode_cursor(after: u64, digest: &[u8; 8]) -> String {
 
 fn decode_cursor(text: &str, digest: &[u8; 8]) -> Result<u64, ApiError> {
     let bad = |m: &str| ApiError::bad_request("BAD_CURSOR", m.to_string());
+    if !CURSOR.matches(text) {
+        return Err(bad("the cursor is not one this server issued"));
+    }
     let b = URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|_| bad("the cursor is not one this server issued"))?;

@@ -11,19 +11,24 @@ use sealog_report::{Name, Request};
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
+use crate::formats::{ReportFormat, ReportName, TimeBound};
 use crate::params::Params;
 use crate::routes::records::time_param;
 
 #[utoipa::path(
     get, path = "/v1/reports/{name}", tag = "reports",
     params(
-        ("name" = String, Path, description = "daily, weekly, monthly, quarantine, coordination or popia"),
-        ("from" = Option<String>, Query, description = "start of the window on the ingest clock (RFC 3339 or YYYY-MM-DD); default: the report's span before `to` (a day, a week, 30 days)"),
-        ("to" = Option<String>, Query, description = "end of the window (exclusive); default: now"),
-        ("format" = Option<String>, Query, description = "json (default), csv or md"),
+        ("name" = inline(ReportName), Path),
+        ("from" = inline(Option<TimeBound>), Query, description = "start of the window on the ingest clock; default: the report's span before `to` (a day, a week, 30 days). The window is not empty and at most 400 days"),
+        ("to" = inline(Option<TimeBound>), Query, description = "end of the window (exclusive); default: now"),
+        ("format" = inline(Option<ReportFormat>), Query),
     ),
     responses(
-        (status = 200, description = "The report: its window, periods (hours up to two days, days beyond), the log size it was counted at, and its sections (series per period, or tables)", body = Object),
+        (status = 200, description = "The report: its window, periods (hours up to two days, days beyond), the log size it was counted at, and its sections (series per period, or tables); CSV and Markdown as attachments", content(
+            (Object = "application/json"),
+            (String = "text/csv; charset=utf-8"),
+            (String = "text/markdown; charset=utf-8"),
+        )),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody), (status = 404, description = "No report of that name", body = crate::openapi::ErrorBody),
     ),

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
+use crate::formats::{DATE_TIME, DateTime};
 use crate::params::Params;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -19,7 +20,7 @@ use crate::params::Params;
 pub(crate) struct ApplyRequest {
     /// The instant retention is measured at (RFC 3339); the server's clock when absent.
     #[serde(default)]
-    #[schema(format = DateTime)]
+    #[schema(schema_with = crate::formats::date_time_or_null)]
     now: Option<String>,
     /// Only say what would be pruned.
     #[serde(default)]
@@ -29,14 +30,17 @@ pub(crate) struct ApplyRequest {
 fn now_of(text: Option<&str>) -> Result<i64, ApiError> {
     match text {
         None => Ok(crate::keys::now_nanos()),
-        Some(t) => sealog_model::time::parse_rfc3339(t)
-            .map_err(|m| ApiError::bad_request("BAD_PARAMETER", format!("now: {m}"))),
+        Some(t) => {
+            DATE_TIME.check("now", t)?;
+            sealog_model::time::parse_rfc3339(t)
+                .map_err(|m| ApiError::bad_request("BAD_PARAMETER", format!("now: {m}")))
+        }
     }
 }
 
 #[utoipa::path(
-    get, path = "/v1/retention", tag = "privacy",
-    params(("now" = Option<String>, Query, format = DateTime, description = "Measure at this instant (RFC 3339); the server's clock when absent")),
+    get, path = "/v1/retention", operation_id = "retention_status", tag = "privacy",
+    params(("now" = inline(Option<DateTime>), Query, description = "Measure at this instant; the server's clock when absent")),
     responses(
         (status = 200, description = "What is due, by log and type, and what holds keep", body = crate::openapi::RetentionReportBody),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),

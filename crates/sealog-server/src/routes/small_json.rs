@@ -59,6 +59,15 @@ pub(crate) async fn read<T: DeserializeOwned>(
     if bytes.len() > SMALL_JSON_BYTES_MAX {
         return Err(too_large());
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("BAD_JSON", format!("the {what}: {e}")))
+    object(&bytes).map_err(|m| ApiError::bad_request("BAD_JSON", format!("the {what}: {m}")))
+}
+
+/// A request body that must be one JSON object: serde would also read a struct from an
+/// array of its fields in order, which no request documents.
+pub(crate) fn object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if !value.is_object() {
+        return Err("the body must be a JSON object".to_string());
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }

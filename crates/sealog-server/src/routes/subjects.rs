@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::auth::Action;
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
+use crate::formats::{AsOf, FILTER, Filter, TimeBound};
 use crate::params::Params;
 use crate::routes::records::{as_of_size, time_param};
 
@@ -22,10 +23,10 @@ const STATE_PARAMS: [&str; 3] = ["scope", "as_of", "valid_at"];
 #[utoipa::path(
     get, path = "/v1/subjects/{subject}/state", tag = "records",
     params(
-        ("subject" = String, Path, description = "the subject (a pack's subject, e.g. a chunk id, a decision id, a conversation id)"),
-        ("scope" = Option<String>, Query, description = "the scope, required when the subject has records in several scopes"),
-        ("as_of" = Option<String>, Query, description = "what the log knew: the state as the log had it at an ingest time (RFC 3339) or a tree size (digits)"),
-        ("valid_at" = Option<String>, Query, description = "what had happened: the state as of this event time (RFC 3339 or YYYY-MM-DD); a correction counts from its target's time"),
+        ("subject" = inline(Filter), Path, description = "the subject (a pack's subject, e.g. a chunk id, a decision id, a conversation id)"),
+        ("scope" = inline(Option<Filter>), Query, description = "the scope, required when the subject has records in several scopes"),
+        ("as_of" = inline(Option<AsOf>), Query, description = "what the log knew: the state as the log had it at an ingest time or a tree size (a size past the log's is the log now)"),
+        ("valid_at" = inline(Option<TimeBound>), Query, description = "what had happened: the state as of this event time; a correction counts from its target's time"),
     ),
     responses(
         (status = 200, description = "The rebuilt state: the packs' fold of the subject's current records in event-time order (ties by seq; a delete yields a tombstone), with subject, scope, as_of_size, valid_at and arrived_late (records whose time is earlier than a record logged before them)", body = Object),
@@ -46,10 +47,10 @@ pub(crate) async fn state(
 #[utoipa::path(
     get, path = "/v1/subjects/{subject}/timeline", tag = "records",
     params(
-        ("subject" = String, Path, description = "the subject"),
-        ("scope" = Option<String>, Query, description = "the scope, required when the subject has records in several scopes"),
-        ("as_of" = Option<String>, Query, description = "what the log knew: an ingest time (RFC 3339) or a tree size (digits)"),
-        ("valid_at" = Option<String>, Query, description = "what had happened: an event time (RFC 3339 or YYYY-MM-DD)"),
+        ("subject" = inline(Filter), Path, description = "the subject"),
+        ("scope" = inline(Option<Filter>), Query, description = "the scope, required when the subject has records in several scopes"),
+        ("as_of" = inline(Option<AsOf>), Query, description = "what the log knew: an ingest time or a tree size"),
+        ("valid_at" = inline(Option<TimeBound>), Query, description = "what had happened: an event time"),
     ),
     responses(
         (status = 200, description = "The subject's state as `state` rebuilds it, with `steps`: each record the fold applied, in order, with the state it left (so each step's before is the step before it), and `superseded`: the records a later one replaced", body = Object),
@@ -101,9 +102,13 @@ async fn serve(
 }
 
 async fn rebuild(ctx: &Ctx, subject: &str, p: &Params, steps: bool) -> Result<Value, ApiError> {
+    FILTER.check("subject", subject)?;
     let ledger = ctx.state.ledger.clone();
     let subject = subject.to_string();
     let scope = p.get("scope").map(str::to_string);
+    if let Some(scope) = &scope {
+        FILTER.check("scope", scope)?;
+    }
     let as_of = p.get("as_of").map(str::to_string);
     let valid_at = time_param(p, "valid_at")?;
     let filters = ctx.principal.forced_filters();

@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
+use crate::formats::{Count, RECORD_ID, RecordIdText, Size, TILE_PATH, TilePathText};
 use crate::openapi::{ConsistencyProof, InclusionProof};
 use crate::params::Params;
 use crate::routes::records::visible;
@@ -26,14 +27,14 @@ use sealog_model::RecordId;
 
 #[utoipa::path(
     get, path = "/v1/proofs/inclusion", tag = "proofs",
-    params(("seq" = Option<u64>, Query, description = "the record's seq (auditor, admin)"),
-           ("record_id" = Option<String>, Query, description = "or its record_id (`sha256:` and 64 hex digits): the answer then carries the record as stored, so the caller checks it is the record named; a writer key names records this way"),
-           ("size" = Option<u64>, Query, description = "tree size (default: the latest checkpoint's)")),
+    params(("seq" = inline(Option<Count>), Query, description = "the record's seq (auditor, admin); name the record by seq or by record_id, not both"),
+           ("record_id" = inline(Option<RecordIdText>), Query, description = "or its record_id: the answer then carries the record as stored, so the caller checks it is the record named; a writer key names records this way"),
+           ("size" = inline(Option<Size>), Query, description = "tree size (default: the latest checkpoint's)")),
     responses(
         (status = 200, description = "RFC 9162 inclusion proof; `checkpoint` is the signed note when `size` is the latest checkpoint's; `record` when asked by record_id", body = InclusionProof),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
-        (status = 422, description = "seq not below size, or size beyond the log", body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such record within this key's reach, the record is not in the tree of `size`, or the log has no tree of `size` yet", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -56,12 +57,10 @@ pub(crate) async fn inclusion(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Respo
 
 async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiError> {
     let by_id = match p.get("record_id") {
-        Some(id) => Some(RecordId::parse(id).ok_or_else(|| {
-            ApiError::bad_request(
-                "BAD_RECORD_ID",
-                "record_id is sha256: and 64 lowercase hex digits",
-            )
-        })?),
+        Some(id) => {
+            RECORD_ID.check_as("BAD_RECORD_ID", "record_id", id)?;
+            RecordId::parse(id)
+        }
         None => None,
     };
     let seq = p.u64("seq")?;
@@ -115,11 +114,13 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
         };
         let latest = store.checkpoint()?;
         let size = size.unwrap_or(latest.size);
+        if size > latest.size {
+            return Err(no_tree(size));
+        }
         if seq >= size {
-            return Err(ApiError::unprocessable(
-                "INVALID_ARGUMENT",
-                format!("record {seq} is not in a tree of size {size}"),
-            ));
+            return Err(ApiError::not_found(format!(
+                "record {seq} is not in the tree of size {size}"
+            )));
         }
         let hashes = store.inclusion_proof(seq, size)?;
         Ok(InclusionProof {
@@ -135,14 +136,21 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
     .await
 }
 
+/// A tree size the log has not reached: the tree does not exist yet.
+fn no_tree(size: u64) -> ApiError {
+    ApiError::not_found(format!("the log has no tree of size {size} yet"))
+}
+
 #[utoipa::path(
     get, path = "/v1/proofs/consistency", tag = "proofs",
-    params(("from" = u64, Query, description = "older tree size (at least 1)"),
-           ("to" = Option<u64>, Query, description = "newer tree size (default: the latest checkpoint's)")),
+    params(("from" = inline(Size), Query, description = "older tree size"),
+           ("to" = inline(Option<Size>), Query, description = "newer tree size, at least `from` (default: the latest checkpoint's)")),
     responses(
         (status = 200, description = "RFC 9162 consistency proof", body = ConsistencyProof),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody),
+        (status = 404, description = "The log has no tree of `to` (or `from`) yet, or `from` is above `to` (no such proof exists)", body = crate::openapi::ErrorBody),
+        (status = 422, description = "`from` is 0", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -158,15 +166,22 @@ pub(crate) async fn consistency(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Res
     let ledger = ctx.state.ledger.clone();
     let proof = blocking(move || {
         let store = &ledger;
-        let to = match to {
-            Some(t) => t,
-            None => store.checkpoint()?.size,
-        };
-        if from == 0 || from > to {
+        let latest = store.checkpoint()?.size;
+        let to = to.unwrap_or(latest);
+        if to > latest || from > latest {
+            return Err(no_tree(to.max(from)));
+        }
+        if from == 0 {
             return Err(ApiError::unprocessable(
                 "INVALID_ARGUMENT",
-                format!("need 1 <= from <= to, got from {from}, to {to}"),
+                "from must be at least 1: an empty tree has no consistency proof",
             ));
+        }
+        if from > to {
+            // RFC 9162 proves a tree consistent with a later one, never with an earlier one.
+            return Err(ApiError::not_found(format!(
+                "there is no consistency proof from a tree of size {from} to a smaller one of size {to}"
+            )));
         }
         let hashes = store.consistency_proof(from, to)?;
         Ok(ConsistencyProof {
@@ -239,7 +254,7 @@ pub(crate) async fn verifier_key(ctx: Ctx) -> Result<Response, ApiError> {
 
 #[utoipa::path(
     get, path = "/tile/{path}", tag = "tlog",
-    params(("path" = String, Path, description = "C2SP tlog-tiles path: `L/N[.p/W]` for hashes, `entries/N[.p/W]` for entry bundles")),
+    params(("path" = inline(TilePathText), Path)),
     responses(
         (status = 200, description = "The tile's bytes", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
@@ -250,8 +265,12 @@ pub(crate) async fn verifier_key(ctx: Ctx) -> Result<Response, ApiError> {
 )]
 pub(crate) async fn tile(ctx: Ctx, Path(rest): Path<String>) -> Result<Response, ApiError> {
     let path = format!("tile/{rest}");
-    let parsed = tiles::parse_tile_path(&path)
-        .map_err(|e| ApiError::bad_request("BAD_TILE_PATH", e.to_string()));
+    let parsed = match TILE_PATH.check_as("BAD_TILE_PATH", "path", &rest) {
+        // The form allows only indexes that fit, so nothing the form allows is refused here.
+        Ok(()) => tiles::parse_tile_path(&path)
+            .map_err(|e| ApiError::bad_request("BAD_TILE_PATH", e.to_string())),
+        Err(e) => Err(e),
+    };
     let resource = json!({"tile": crate::access::clip(&path)});
     let action = match parsed {
         Ok(TilePath::Entries { .. }) => Action::EntryBundle,
