@@ -358,6 +358,31 @@ fn complete(doc: &mut serde_json::Value) {
     for status in ["201", "202"] {
         doc["paths"]["/v1/exports"]["post"]["responses"][status]["links"] = export_links.clone();
     }
+    // Every keyed request takes one of its key's in-flight slots (429 past them), and every
+    // one may append (its access record, or what it was for), so may meet a full append
+    // queue, a stopping server or a store that refuses writes (503); both say when to retry.
+    let retry_after = json!({
+        "description": "seconds to wait before sending the request again",
+        "schema": {"type": "integer", "minimum": 0},
+    });
+    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+    for item in doc["paths"].as_object_mut().expect("paths").values_mut() {
+        for op in item.as_object_mut().expect("a path item").values_mut() {
+            if op.get("security").is_none() {
+                continue;
+            }
+            let responses = op["responses"].as_object_mut().expect("responses");
+            for (status, description) in [
+                ("429", "`TOO_MANY_REQUESTS`: this key has as many requests in flight as it may"),
+                ("503", "`BUSY` (the append queue is full), `SHUTTING_DOWN`, or `STORE_UNAVAILABLE`; nothing was acknowledged"),
+            ] {
+                let r = responses
+                    .entry(status)
+                    .or_insert_with(|| json!({"description": description, "content": error}));
+                r["headers"]["Retry-After"] = retry_after.clone();
+            }
+        }
+    }
     // Pack axes are query parameters too (`axis.NAME`); they are not listed one by one, since
     // packs name them: a query string of every axis at its longest would pass any URI limit.
     let query = &mut doc["paths"]["/v1/records"]["get"];
