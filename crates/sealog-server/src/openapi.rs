@@ -373,8 +373,14 @@ fn complete(doc: &mut serde_json::Value) {
             }
             let responses = op["responses"].as_object_mut().expect("responses");
             for (status, description) in [
-                ("429", "`TOO_MANY_REQUESTS`: this key has as many requests in flight as it may"),
-                ("503", "`BUSY` (the append queue is full), `SHUTTING_DOWN`, or `STORE_UNAVAILABLE`; nothing was acknowledged"),
+                (
+                    "429",
+                    "`TOO_MANY_REQUESTS`: this key has as many requests in flight as it may",
+                ),
+                (
+                    "503",
+                    "`BUSY` (the append queue is full), `SHUTTING_DOWN`, or `STORE_UNAVAILABLE`; nothing was acknowledged",
+                ),
             ] {
                 let r = responses
                     .entry(status)

@@ -114,6 +114,12 @@ pub enum ServerError {
     Exports(String),
     #[error("witnesses: {0}")]
     Witness(String),
+    /// The server stopped as asked, but its store had failed on the way and refused writes
+    /// from then on: a supervisor must see a failure, not a clean stop.
+    #[error(
+        "the store stopped taking writes while serving ({0}); check the disk, then start again"
+    )]
+    StoreFailed(String),
 }
 
 pub struct Server {
@@ -404,10 +410,19 @@ impl Server {
         {
             tracing::warn!("some connections were still open after the grace period");
         }
+        let failed = state.store_failure();
         drop((router, state));
-        app.close().await?;
+        let closed = app.close().await;
         tracing::info!("stopped");
-        Ok(())
+        match (failed, closed) {
+            (Some(f), closed) => {
+                if let Err(e) = closed {
+                    tracing::error!(error = %e, "closing the failed store");
+                }
+                Err(ServerError::StoreFailed(f))
+            }
+            (None, closed) => closed,
+        }
     }
 }
 

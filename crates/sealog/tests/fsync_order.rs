@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use sealog_testkit::cli::{result_lines, signal, strace_usable};
+use sealog_testkit::cli::{child_of, result_lines, signal, strace_usable};
 use sealog_testkit::events::event;
 use sealog_testkit::http::request;
 use sealog_testkit::{Cli, ServerProcess, tempdir, wait_for};
@@ -769,23 +769,6 @@ fn append_with_durability_os_prints_results_no_sync_covers() {
         "the check found only {} of the 20 unsynced results: {report:?}",
         report.violations.len()
     );
-}
-
-/// The pid of `parent`'s child process.
-fn child_of(parent: u32) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.find_map(|e| {
-        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
-        let ppid: u32 = stat
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        (ppid == parent).then_some(pid)
-    })
 }
 
 /// Runs `sealog serve` under strace while clients append concurrently (so that commits and
