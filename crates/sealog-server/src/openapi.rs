@@ -429,6 +429,23 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&generated).unwrap();
         assert_eq!(v["openapi"], "3.1.0");
+        // Every operation is one the router serves, named once: what `complete` lays over
+        // the document lands on operations that exist.
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in v["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str();
+                assert!(id.is_some(), "{method} {path} has no operationId");
+                assert!(ids.insert(id), "operationId {id:?} is used twice");
+            }
+        }
+        for schema in ["Event", "JsonValue", "CreateKey", "CreateExport"] {
+            assert!(
+                v["components"]["schemas"][schema]["description"].is_string()
+                    || v["components"]["schemas"][schema]["anyOf"].is_array(),
+                "{schema} is not the exact schema"
+            );
+        }
         for p in [
             "/v1/events",
             "/v1/records",
