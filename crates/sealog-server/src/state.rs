@@ -135,7 +135,10 @@ impl AppState {
         match rx.await {
             Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => {
-                *self.store_failure.lock().expect("failure lock") = Some(e.to_string());
+                // A database that cannot be reached now is retried, not a failed store.
+                if !matches!(e, sealog_ledger::Error::Unavailable(_)) {
+                    *self.store_failure.lock().expect("failure lock") = Some(e.to_string());
+                }
                 Err(e.into())
             }
             Err(_) => Err(ApiError::unavailable(
