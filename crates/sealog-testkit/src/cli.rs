@@ -321,3 +321,20 @@ pub fn child_of(parent: u32) -> Option<u32> {
         (ppid == parent).then_some(pid)
     })
 }
+
+/// `command` run under `tracer` (strace, say) with `args` before `--`: the same program,
+/// arguments and environment.
+pub fn wrapped(tracer: &str, args: &[std::ffi::OsString], command: &Command) -> Command {
+    let mut c = Command::new(tracer);
+    c.args(args)
+        .arg("--")
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (k, v) in command.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}

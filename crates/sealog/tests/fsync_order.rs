@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use sealog_testkit::cli::{child_of, result_lines, signal, strace_usable};
+use sealog_testkit::cli::{child_of, result_lines, signal, strace_usable, wrapped};
 use sealog_testkit::events::event;
 use sealog_testkit::http::request;
 use sealog_testkit::{Cli, ServerProcess, tempdir, wait_for};
@@ -614,22 +614,23 @@ const TRACED_CALLS: &str = "?open,?creat,openat,close,?dup,?dup2,dup3,fcntl,?acc
 
 /// `command` run under strace, writing the trace to `out`, with the same environment.
 fn traced(command: &Command, out: &Path) -> Command {
-    let mut c = Command::new("strace");
-    c.args(["-f", "-qq", "-tt", "-s", "16777216", "-e", "signal=none"])
-        .arg("-e")
-        .arg(format!("trace={TRACED_CALLS}"))
-        .arg("-o")
-        .arg(out)
-        .arg("--")
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (k, v) in command.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c
+    let args: Vec<std::ffi::OsString> = [
+        "-f",
+        "-qq",
+        "-tt",
+        "-s",
+        "16777216",
+        "-e",
+        "signal=none",
+        "-e",
+        &format!("trace={TRACED_CALLS}"),
+        "-o",
+    ]
+    .map(Into::into)
+    .into_iter()
+    .chain([out.into()])
+    .collect();
+    wrapped("strace", &args, command)
 }
 
 fn cli(dir: &Path, os_durability: bool) -> (Cli, Vec<&'static str>) {

@@ -11,12 +11,13 @@
 //! the log holds at most the events sent, in order, `sealog verify` passes, and the next
 //! append takes the next seq. Without strace the test is skipped loudly, except under CI.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
 
 use sealog_ledger::Undeclared;
 use sealog_testkit::app::open_ledger;
-use sealog_testkit::cli::{child_of, signal, strace_usable};
+use sealog_testkit::cli::{child_of, signal, strace_usable, wrapped};
 use sealog_testkit::events::{event, ndjson};
 use sealog_testkit::http::{Api, ServerProcess};
 use sealog_testkit::{Cli, tempdir, wait_for};
@@ -47,28 +48,25 @@ fn faulted(
     (call, errno, file): (&str, &str, Option<&str>),
     n: usize,
 ) -> Command {
-    let inner = cli.command(&["serve", "--listen", "127.0.0.1:0"]);
-    let mut c = Command::new("strace");
-    c.args(["-f", "-qq", "-s", "0", "-e", "signal=none"]);
+    let mut args: Vec<OsString> = ["-f", "-qq", "-s", "0", "-e", "signal=none"]
+        .map(OsString::from)
+        .to_vec();
     if let Some(file) = file {
-        c.arg("-P").arg(cli.dir.join(file));
+        args.extend(["-P".into(), cli.dir.join(file).into()]);
     }
-    c.arg("-e")
-        .arg(format!("trace={call}"))
-        .arg("-e")
-        .arg(format!("inject={call}:error={errno}:when={n}"))
-        .arg("-o")
-        .arg(trace)
-        .arg("--")
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (k, v) in inner.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c
+    args.extend([
+        "-e".into(),
+        format!("trace={call}").into(),
+        "-e".into(),
+        format!("inject={call}:error={errno}:when={n}").into(),
+        "-o".into(),
+        trace.into(),
+    ]);
+    wrapped(
+        "strace",
+        &args,
+        &cli.command(&["serve", "--listen", "127.0.0.1:0"]),
+    )
 }
 
 /// What the faulted server answered: each acknowledged event's (index, seq, record id), and

@@ -17,13 +17,14 @@
 //! `scripts/campaign` runs a wide sweep. Without strace the test is skipped loudly, except
 //! under CI, where it fails.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use sealog_ledger::Undeclared;
 use sealog_testkit::app::open_ledger;
-use sealog_testkit::cli::{result_lines, signal, strace_usable};
+use sealog_testkit::cli::{result_lines, signal, strace_usable, wrapped};
 use sealog_testkit::events::{event, ndjson};
 use sealog_testkit::{Cli, tempdir, wait_for};
 use serde_json::Value;
@@ -95,27 +96,21 @@ fn run_faulted(
     n: usize,
     path: Option<&Path>,
 ) -> Faulted {
-    let inner = cli.command(&["append", "-"]);
-    let mut cmd = Command::new("strace");
-    cmd.args(["-f", "-qq", "-y", "-s", "0", "-e", "signal=none"]);
+    let mut args: Vec<OsString> = ["-f", "-qq", "-y", "-s", "0", "-e", "signal=none"]
+        .map(OsString::from)
+        .to_vec();
     if let Some(p) = path {
-        cmd.arg("-P").arg(p);
+        args.extend(["-P".into(), p.into()]);
     }
-    cmd.arg("-e")
-        .arg(format!("trace={call}"))
-        .arg("-e")
-        .arg(format!("inject={call}:error={errno}:when={n}"))
-        .arg("-o")
-        .arg(trace)
-        .arg("--")
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (k, v) in inner.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    args.extend([
+        "-e".into(),
+        format!("trace={call}").into(),
+        "-e".into(),
+        format!("inject={call}:error={errno}:when={n}").into(),
+        "-o".into(),
+        trace.into(),
+    ]);
+    let mut cmd = wrapped("strace", &args, &cli.command(&["append", "-"]));
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
