@@ -444,11 +444,17 @@ impl Replay<'_> {
                     // tail, even when a crash came before its successor was created.
                     let sealed = meta.permissions().readonly();
                     let last = seg_i + 1 == segments.len() && !sealed;
-                    if offset == HEADER_BYTES && seq < self.horizon {
+                    // The header is checked even when replay resumes inside the segment:
+                    // the writer is about to append to it.
+                    if seq < self.horizon {
                         let mut header = [0u8; HEADER_BYTES as usize];
                         let got = segment::read_up_to(&mut file, &mut header)
                             .map_err(|e| StoreError::io(&path, e))?;
-                        if got < HEADER_BYTES as usize && last && file_len < HEADER_BYTES {
+                        if offset == HEADER_BYTES
+                            && got < HEADER_BYTES as usize
+                            && last
+                            && file_len < HEADER_BYTES
+                        {
                             if !repair {
                                 // Being created by the writer right now: no record in it yet.
                                 break 'segments;

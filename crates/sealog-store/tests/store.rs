@@ -1337,6 +1337,44 @@ fn a_new_segment_with_a_torn_header_is_replaced() {
     }
 }
 
+/// Recovery resumes after the records the index holds, inside the segment the writer will
+/// append to next; that segment's header is still checked, so a damaged one is refused
+/// before anything is appended behind it.
+#[test]
+fn a_damaged_header_of_the_segment_recovery_resumes_in_is_refused() {
+    let live = tempfile::tempdir().unwrap();
+    let store = open(live.path(), fast());
+    for i in 0..20 {
+        append(&store, &[simple(&format!("r{i}"))]);
+    }
+    close(store);
+    let layout = LogLayout::new(live.path());
+    assert_eq!(
+        settled_index_end(&layout),
+        Some(20),
+        "the index holds every record, so recovery resumes after them"
+    );
+    for (at, says) in [(0, "bad magic"), (8, "header says first seq")] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(live.path(), dir.path());
+        let damaged = dir.path().join("log").join(format!("{:020}.seg", 0));
+        flip_byte(&damaged, at);
+        let before = fs::read(&damaged).unwrap();
+        let err = open_err(dir.path());
+        assert!(err.contains(says), "byte {at}: {err}");
+        assert_eq!(
+            fs::read(&damaged).unwrap(),
+            before,
+            "byte {at}: the segment was changed"
+        );
+    }
+    assert_eq!(
+        open(live.path(), fast()).len(),
+        20,
+        "the undamaged copy opens"
+    );
+}
+
 fn closed_store(dir: &Path, config: &Config, n: usize) {
     let store = open(dir, config.clone());
     for i in 0..n {

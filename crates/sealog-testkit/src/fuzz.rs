@@ -21,6 +21,9 @@ use sealog_model::record::read_stored;
 use sealog_model::{Canonical, Envelope, canonical_text, input, jcs, limits, time};
 use sha2::{Digest, Sha256};
 
+mod recovery;
+pub use recovery::recovery;
+
 /// A target's body: the fuzzer's bytes in, a panic out when a property fails.
 pub type Target = fn(&[u8]);
 
@@ -34,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("http", http),
     ("spool", spool),
+    ("recovery", recovery),
 ];
 
 /// What separates the parts of a multi-part input.

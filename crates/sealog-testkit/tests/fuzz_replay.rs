@@ -124,6 +124,11 @@ fn spool() {
     run("spool");
 }
 
+#[test]
+fn recovery() {
+    run("recovery");
+}
+
 /// Writes the hand-made seeds each corpus started from (`seed-*` files); fuzzing grows the
 /// corpus from them and `cargo fuzz cmin` keeps what adds coverage. Run by hand:
 /// `cargo test -p sealog-testkit --test fuzz_replay -- --ignored write_seeds`.
@@ -407,6 +412,39 @@ mod seeds {
         ]
     }
 
+    /// Edits to a small signed log's last segment: byte flips (part 0), a cut and an
+    /// appended tail (part 1: the cut's length in two little-endian bytes, then the tail),
+    /// and the derived files removed (part 2).
+    fn recovery() -> Seeds {
+        let mut frame = Vec::new();
+        encode_frame(&record(99), &mut frame);
+        let mut forged = vec![0, 0];
+        forged.extend(&frame);
+        let mut torn_frame = vec![0, 0];
+        torn_frame.extend(&frame[..frame.len() / 2]);
+        vec![
+            ("untouched".into(), Vec::new()),
+            ("a-flip-in-a-frame".into(), vec![100, 0, 1]),
+            ("flips-in-the-header".into(), vec![0, 0, 0xff, 9, 0, 1]),
+            ("torn-tail".into(), join(&[b"", &[10, 0]])),
+            (
+                "garbage-tail".into(),
+                join(&[b"", b"\0\0garbage after the last frame"]),
+            ),
+            ("a-whole-frame-appended".into(), join(&[b"", &forged])),
+            ("half-a-frame-appended".into(), join(&[b"", &torn_frame])),
+            ("derived-removed".into(), join(&[b"", b"", b""])),
+            (
+                "torn-tail-derived-removed".into(),
+                join(&[b"", &[37, 0], b""]),
+            ),
+            (
+                "a-flip-derived-removed".into(),
+                join(&[&[200, 1, 0x40], b"", b""]),
+            ),
+        ]
+    }
+
     pub(super) fn all() -> Vec<(&'static str, Seeds)> {
         vec![
             ("splitter", splitter()),
@@ -417,6 +455,7 @@ mod seeds {
             ("manifest", manifest()),
             ("http", http()),
             ("spool", spool()),
+            ("recovery", recovery()),
         ]
     }
 }
