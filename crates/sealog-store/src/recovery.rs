@@ -328,6 +328,25 @@ impl Replay<'_> {
         }
     }
 
+    /// What looks like a torn write at `seq` is damage when a signed checkpoint covers that
+    /// record: refused, and nothing cut, so the evidence stays on disk.
+    fn refuse_cutting_signed(
+        &self,
+        path: &Path,
+        offset: u64,
+        seq: u64,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        match self.checkpoints.latest().filter(|cp| cp.size > seq) {
+            Some(cp) => Err(StoreError::Corrupted(format!(
+                "{} at offset {offset} (seq {seq}): {why}, yet a signed checkpoint covers {} records: this is damage, not a torn write",
+                path.display(),
+                cp.size
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The stored tree's root at the newest checkpoint's size is the signed one.
     fn check_root(&self) -> Result<(), String> {
         let Some(cp) = self.checkpoints.latest() else {
@@ -459,6 +478,7 @@ impl Replay<'_> {
                                 // Being created by the writer right now: no record in it yet.
                                 break 'segments;
                             }
+                            self.refuse_cutting_signed(&path, 0, seq, "a torn header")?;
                             // Created but its header never reached the disk: no record can
                             // be in it.
                             drop(file);
@@ -490,13 +510,7 @@ impl Replay<'_> {
                                 path.display()
                             )));
                         }
-                        if let Some(cp) = self.checkpoints.latest().filter(|cp| cp.size > seq) {
-                            return Err(StoreError::Corrupted(format!(
-                                "{} at offset {offset} (seq {seq}): {why}, yet a signed checkpoint covers {} records: this is damage, not a torn write",
-                                path.display(),
-                                cp.size
-                            )));
-                        }
+                        self.refuse_cutting_signed(&path, offset, seq, &why.to_string())?;
                         if !repair {
                             // A frame the writer is writing now, or a torn tail it will cut
                             // when it next opens: either way not durable.

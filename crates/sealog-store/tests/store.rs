@@ -1375,6 +1375,35 @@ fn a_damaged_header_of_the_segment_recovery_resumes_in_is_refused() {
     );
 }
 
+/// A segment cut inside its header looks like one created just before a crash, which
+/// recovery replaces; when a signed checkpoint covers records in it, it is damage instead,
+/// refused with the file left as it is.
+#[test]
+fn a_torn_header_under_signed_records_is_refused_not_replaced() {
+    let live = tempfile::tempdir().unwrap();
+    let store = open(live.path(), fast());
+    for i in 0..5 {
+        append(&store, &[simple(&format!("t{i}"))]);
+    }
+    close(store);
+    let layout = LogLayout::new(live.path());
+    // Without the derived files, recovery reads the segment from its header.
+    fs::remove_dir_all(layout.index()).unwrap();
+    let segment = live.path().join("log").join(format!("{:020}.seg", 0));
+    truncate(&segment, 9);
+    let before = fs::read(&segment).unwrap();
+    let err = open_err(live.path());
+    assert!(
+        err.contains("a torn header, yet a signed checkpoint covers 5 records"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(&segment).unwrap(),
+        before,
+        "the segment was replaced"
+    );
+}
+
 fn closed_store(dir: &Path, config: &Config, n: usize) {
     let store = open(dir, config.clone());
     for i in 0..n {
