@@ -30,10 +30,30 @@ pub(crate) fn install() -> PrometheusHandle {
             // Another recorder (a host program's) wins; ours then renders nothing new.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            keep_up(handle.clone());
             handle
         })
         .clone()
 }
+
+/// A histogram keeps every sample it records until they are folded into its buckets, which
+/// happens when `/metrics` is scraped or on upkeep. Nothing may scrape a server for hours (or
+/// ever), so upkeep runs on its own: without it the server's memory grew with every request.
+fn keep_up(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("sealog-metrics".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "metrics upkeep did not start: histograms grow until scraped");
+    }
+}
+
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
@@ -154,5 +174,28 @@ pub(crate) fn refresh_gauges(state: &AppState) {
             metrics::gauge!("sealog_witness_failures", "witness" => name)
                 .set(p["failures"].as_f64().unwrap_or(0.0));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The threads of this process by name (`/proc/self/task/*/comm`).
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim_end().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn histograms_are_kept_up_without_a_scrape() {
+        let _ = super::install();
+        let _ = super::install();
+        let upkeep = thread_names()
+            .iter()
+            .filter(|n| *n == "sealog-metrics")
+            .count();
+        assert_eq!(upkeep, 1, "one upkeep thread for the one recorder");
     }
 }
