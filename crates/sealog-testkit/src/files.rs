@@ -28,7 +28,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&entry.path(), &target);
             continue;
         }
-        match fs::copy(entry.path(), &target) {
+        match copy_retrying(&entry.path(), &target) {
             Ok(_) => {
                 if let Ok(meta) = entry.metadata() {
                     let _ = fs::set_permissions(&target, meta.permissions());
@@ -48,6 +48,16 @@ pub fn copy_dir(from: &Path, to: &Path) {
                 }
             }
             Err(e) => panic!("copy {}: {e}", entry.path().display()),
+        }
+    }
+}
+
+/// `fs::copy`, again when a signal interrupted it (libFuzzer's timer, say).
+fn copy_retrying(from: &Path, to: &Path) -> std::io::Result<u64> {
+    loop {
+        match fs::copy(from, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            done => return done,
         }
     }
 }

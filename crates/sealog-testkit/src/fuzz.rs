@@ -449,7 +449,9 @@ pub fn manifest(data: &[u8]) {
             continue;
         };
         let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-        if name.is_empty() || name.starts_with('.') || !name.chars().all(plain) {
+        // A name no file system takes is not a pack file the loader could meet.
+        if name.is_empty() || name.starts_with('.') || name.len() > 255 || !name.chars().all(plain)
+        {
             continue;
         }
         std::fs::write(dir.path().join(name), body).expect("write a pack file");
