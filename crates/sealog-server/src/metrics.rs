@@ -192,10 +192,17 @@ mod tests {
     fn histograms_are_kept_up_without_a_scrape() {
         let _ = super::install();
         let _ = super::install();
-        let upkeep = thread_names()
-            .iter()
-            .filter(|n| *n == "sealog-metrics")
-            .count();
-        assert_eq!(upkeep, 1, "one upkeep thread for the one recorder");
+        let upkeep = || {
+            thread_names()
+                .iter()
+                .filter(|n| *n == "sealog-metrics")
+                .count()
+        };
+        // A new thread names itself once it runs: poll, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while upkeep() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(upkeep(), 1, "one upkeep thread for the one recorder");
     }
 }
