@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use sealog_ledger::{
     Act, Author, EraseError, Erasure, HoldAct, HoldError, HoldScope, Ledger, Query, Sight,
-    StateQuery, VerifyOptions,
+    StateQuery, Undeclared, VerifyOptions,
 };
 use sealog_merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use sealog_testkit::files::files_holding;
 use serde_json::{Value, json};
-use support::{appended_seq, example, open, result_of};
+use support::{appended_seq, config, example, open, result_of};
 
 /// Values of one customer that must be in no file of the data directory in clear.
 const SECRETS: [&str; 6] = [
@@ -204,6 +204,53 @@ fn the_same_event_seals_to_the_same_record_and_dedupes() {
     let elsewhere = open(tmp2.path());
     let there = result_of(&elsewhere, &email("e-1", "cust-1")).to_json();
     assert_ne!(there["record_id"], first.to_json()["record_id"]);
+}
+
+/// A user pack's personal fields may nest — a field listed before the one around it, every
+/// element's field beside one element — and a reader who may see them reads the event back
+/// as it was sent, with none of it in clear on disk.
+#[test]
+fn nested_personal_fields_read_back_as_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let packs_dir = tempfile::tempdir().unwrap();
+    let manifest = json!({"pack": "crm", "types": {"crm.contact": {
+        "schema": "contact.schema.json",
+        "data_subject": "/data/customer_id",
+        "personal": ["/data/profile/email", "/data/profile", "/data/contacts/*/phone",
+                     "/data/contacts/0", "/data/notes", "/data/notes/0"]}}});
+    std::fs::write(packs_dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+    let schema =
+        json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"});
+    std::fs::write(
+        packs_dir.path().join("contact.schema.json"),
+        schema.to_string(),
+    )
+    .unwrap();
+    let packs = sealog_packs::Packs::load(&[packs_dir.path()]).unwrap();
+    let ledger = Ledger::open(tmp.path(), config(packs, Undeclared::Quarantine)).unwrap();
+    let event = json!({"specversion": "1.0", "id": "c-1", "source": "crm", "type": "crm.contact",
+        "time": "2026-04-10T07:30:00Z", "tenant": "shop-za", "actor": {"type": "system", "id": "crm"},
+        "data": {"customer_id": "cust-nested",
+                 "profile": {"email": "nested@example.org", "city": "Durban"},
+                 "contacts": [{"phone": "+27-31-555-0001", "kind": "home"},
+                              {"phone": "+27-31-555-0002", "kind": "work"}],
+                 "notes": ["first note", "second note"]}});
+    let seq = appended_seq(&result_of(&ledger, &event));
+    let record = ledger.get(seq).unwrap().unwrap();
+    let shown: Value = serde_json::from_slice(&ledger.reveal(&record, &Sight::All)).unwrap();
+    assert_eq!(shown["data"], event["data"], "{shown}");
+    ledger.close().unwrap();
+    for secret in [
+        "cust-nested",
+        "nested@example.org",
+        "Durban",
+        "+27-31-555-0001",
+        "+27-31-555-0002",
+        "second note",
+    ] {
+        let found = files_holding(tmp.path(), secret);
+        assert!(found.is_empty(), "{secret:?} is in clear in {found:?}");
+    }
 }
 
 #[test]

@@ -135,6 +135,8 @@ pub(crate) struct TypeDecl {
     pub(crate) unique_per_subject: bool,
     #[serde(default)]
     pub(crate) axes: Vec<AxisDecl>,
+    /// Fields sealed whole for the data subject, in this order (they may nest). An axis may
+    /// read one of them (it indexes a keyed hash), never a field inside one.
     #[serde(default)]
     pub(crate) personal: Vec<String>,
     #[serde(default)]

@@ -454,6 +454,31 @@ fn compile_type(
             "a type with personal fields must declare its data_subject".into(),
         ));
     }
+    // A personal field is sealed whole before the record's axes are read, so an axis can index
+    // a personal field itself (a keyed hash of it) but finds nothing inside one.
+    for (i, axis) in rules.axes.iter().enumerate() {
+        let reads =
+            std::iter::once(axis.pointer.segments.clone()).chain(axis.join.iter().map(|j| {
+                let mut path = axis.pointer.segments.clone();
+                path.extend(j.segments.iter().cloned());
+                path
+            }));
+        for path in reads {
+            if let Some(q) = rules
+                .personal
+                .iter()
+                .find(|q| path.len() > q.segments.len() && path.starts_with(&q.segments))
+            {
+                return Err(bad(
+                    format!("axes[{i}]"),
+                    format!(
+                        "axis \"{}\" reads inside the personal field \"{}\", which is sealed whole: an axis may read a personal field itself, not a field inside one",
+                        axis.name, q.text
+                    ),
+                ));
+            }
+        }
+    }
     for (field, p) in [
         ("subject", &rules.subject),
         ("scope", &rules.scope),

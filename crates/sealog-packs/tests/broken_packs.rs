@@ -418,3 +418,34 @@ fn a_user_packs_check_rules_load_and_a_bad_one_is_located() {
         "{e}"
     );
 }
+
+/// A personal field is sealed whole before axes are read, so an axis reading inside one (by
+/// its pointer or a joined field) would index nothing: the manifest is refused, and says why.
+#[test]
+fn an_axis_inside_a_personal_field_is_refused() {
+    let mut ty = good();
+    ty["data_subject"] = json!("/data/customer");
+    ty["personal"] = json!(["/data/profile", "/data/contacts"]);
+    ty["axes"] = json!([{"name": "n", "pointer": "/data/n"},
+                        {"name": "email", "pointer": "/data/profile/email"}]);
+    expect_error(
+        manifest(ty.clone()),
+        SCHEMA,
+        "manifest.json",
+        "types.\"acme.thing\".axes[1]",
+        "reads inside the personal field \"/data/profile\"",
+    );
+    ty["axes"] = json!([{"name": "phone", "pointer": "/data/contacts/*", "join": ["/phone"]}]);
+    expect_error(
+        manifest(ty.clone()),
+        SCHEMA,
+        "manifest.json",
+        "axes[0]",
+        "reads inside the personal field \"/data/contacts\"",
+    );
+    // The personal field itself may be an axis: it indexes a keyed hash of the value.
+    ty["axes"] = json!([{"name": "profile", "pointer": "/data/profile"}]);
+    if let Err(e) = load(&manifest(ty), SCHEMA) {
+        panic!("a personal field as an axis is refused: {e}");
+    }
+}

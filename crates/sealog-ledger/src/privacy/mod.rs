@@ -487,6 +487,9 @@ impl Privacy {
     ) -> Result<(), Unsealable> {
         let s = self.sealer(tenant, subject, knows)?;
         let mut sealing = s.cipher.sealing();
+        // Each value is sealed as the walk meets it, in the order the pack lists its fields:
+        // they may nest, so a field is read as the fields before it left the event (inside
+        // one already sealed it is not met at all).
         let mut plain = Vec::new();
         let mut sealed_bytes = Vec::new();
         packs.for_each_personal(event_type, event, &mut |v, indexed| {
@@ -740,7 +743,13 @@ impl Privacy {
             return Some(marker("hidden"));
         }
         Some(match self.open_sealed(tenant, sealed)? {
-            Opened::Value(v) => v,
+            Opened::Value(mut v) => {
+                // A pack's personal fields may nest: a value sealed before the field around
+                // it was sealed is opened in its turn (each plain text is shorter than its
+                // sealed form, so this ends).
+                self.reveal(&mut v, Some(tenant), sight);
+                v
+            }
             Opened::Erased => marker("erased"),
             Opened::Unknown => marker("unavailable"),
         })
