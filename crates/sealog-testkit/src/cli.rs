@@ -322,6 +322,33 @@ pub fn child_of(parent: u32) -> Option<u32> {
     })
 }
 
+/// `command` run under strace with the `n`th call to `call` of each thread failing with
+/// `errno`; with `path`, only calls on that path count and fail. The calls traced (paths
+/// shown, `(INJECTED)` marking the failed ones) are written to `trace`.
+pub fn strace_failing(
+    command: &Command,
+    (call, errno): (&str, &str),
+    n: usize,
+    path: Option<&std::path::Path>,
+    trace: &std::path::Path,
+) -> Command {
+    let mut args: Vec<std::ffi::OsString> = ["-f", "-qq", "-y", "-s", "0", "-e", "signal=none"]
+        .map(std::ffi::OsString::from)
+        .to_vec();
+    if let Some(p) = path {
+        args.extend(["-P".into(), p.into()]);
+    }
+    args.extend([
+        "-e".into(),
+        format!("trace={call}").into(),
+        "-e".into(),
+        format!("inject={call}:error={errno}:when={n}").into(),
+        "-o".into(),
+        trace.into(),
+    ]);
+    wrapped("strace", &args, command)
+}
+
 /// `command` run under `tracer` (strace, say) with `args` before `--`: the same program,
 /// arguments and environment.
 pub fn wrapped(tracer: &str, args: &[std::ffi::OsString], command: &Command) -> Command {

@@ -11,13 +11,12 @@
 //! the log holds at most the events sent, in order, `sealog verify` passes, and the next
 //! append takes the next seq. Without strace the test is skipped loudly, except under CI.
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
 
 use sealog_ledger::Undeclared;
 use sealog_testkit::app::open_ledger;
-use sealog_testkit::cli::{child_of, signal, strace_usable, wrapped};
+use sealog_testkit::cli::{child_of, signal, strace_failing, strace_usable};
 use sealog_testkit::events::{event, ndjson};
 use sealog_testkit::http::{Api, ServerProcess};
 use sealog_testkit::{Cli, tempdir, wait_for};
@@ -48,24 +47,13 @@ fn faulted(
     (call, errno, file): (&str, &str, Option<&str>),
     n: usize,
 ) -> Command {
-    let mut args: Vec<OsString> = ["-f", "-qq", "-s", "0", "-e", "signal=none"]
-        .map(OsString::from)
-        .to_vec();
-    if let Some(file) = file {
-        args.extend(["-P".into(), cli.dir.join(file).into()]);
-    }
-    args.extend([
-        "-e".into(),
-        format!("trace={call}").into(),
-        "-e".into(),
-        format!("inject={call}:error={errno}:when={n}").into(),
-        "-o".into(),
-        trace.into(),
-    ]);
-    wrapped(
-        "strace",
-        &args,
+    let path = file.map(|f| cli.dir.join(f));
+    strace_failing(
         &cli.command(&["serve", "--listen", "127.0.0.1:0"]),
+        (call, errno),
+        n,
+        path.as_deref(),
+        trace,
     )
 }
 

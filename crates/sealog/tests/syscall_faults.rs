@@ -17,14 +17,13 @@
 //! `scripts/campaign` runs a wide sweep. Without strace the test is skipped loudly, except
 //! under CI, where it fails.
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
 use sealog_ledger::Undeclared;
 use sealog_testkit::app::open_ledger;
-use sealog_testkit::cli::{result_lines, signal, strace_usable, wrapped};
+use sealog_testkit::cli::{result_lines, signal, strace_failing, strace_usable};
 use sealog_testkit::events::{event, ndjson};
 use sealog_testkit::{Cli, tempdir, wait_for};
 use serde_json::Value;
@@ -96,21 +95,13 @@ fn run_faulted(
     n: usize,
     path: Option<&Path>,
 ) -> Faulted {
-    let mut args: Vec<OsString> = ["-f", "-qq", "-y", "-s", "0", "-e", "signal=none"]
-        .map(OsString::from)
-        .to_vec();
-    if let Some(p) = path {
-        args.extend(["-P".into(), p.into()]);
-    }
-    args.extend([
-        "-e".into(),
-        format!("trace={call}").into(),
-        "-e".into(),
-        format!("inject={call}:error={errno}:when={n}").into(),
-        "-o".into(),
-        trace.into(),
-    ]);
-    let mut cmd = wrapped("strace", &args, &cli.command(&["append", "-"]));
+    let mut cmd = strace_failing(
+        &cli.command(&["append", "-"]),
+        (call, errno),
+        n,
+        path,
+        trace,
+    );
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
