@@ -465,9 +465,8 @@ fn compile_type(
             }));
         for path in reads {
             if let Some(q) = rules
-                .personal
-                .iter()
-                .find(|q| path.len() > q.segments.len() && path.starts_with(&q.segments))
+                .personal_holding(&path)
+                .find(|q| q.segments.len() < path.len())
             {
                 return Err(bad(
                     format!("axes[{i}]"),
@@ -502,9 +501,14 @@ fn compile_type(
 impl TypeRules {
     /// Whether `p` names a personal field or lies inside one.
     pub(crate) fn is_personal(&self, p: &Pointer) -> bool {
+        self.personal_holding(&p.segments).next().is_some()
+    }
+
+    /// The personal fields that `path` names or lies inside.
+    fn personal_holding<'a>(&'a self, path: &'a [Segment]) -> impl Iterator<Item = &'a Pointer> {
         self.personal
             .iter()
-            .any(|q| p.segments.starts_with(&q.segments))
+            .filter(move |q| path.starts_with(&q.segments))
     }
 }
 
