@@ -198,11 +198,10 @@ mod tests {
                 .filter(|n| *n == "sealog-metrics")
                 .count()
         };
-        // A new thread names itself once it runs: poll, with a deadline.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while upkeep() == 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        // A new thread names itself once it runs.
+        sealog_testkit::wait_for(10, "the upkeep thread to name itself", || {
+            (upkeep() > 0).then_some(())
+        });
         assert_eq!(upkeep(), 1, "one upkeep thread for the one recorder");
     }
 }

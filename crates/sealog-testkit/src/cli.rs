@@ -1,5 +1,6 @@
 //! The real `sealog` binary, run on a data directory.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -329,11 +330,11 @@ pub fn strace_failing(
     command: &Command,
     (call, errno): (&str, &str),
     n: usize,
-    path: Option<&std::path::Path>,
-    trace: &std::path::Path,
+    path: Option<&Path>,
+    trace: &Path,
 ) -> Command {
-    let mut args: Vec<std::ffi::OsString> = ["-f", "-qq", "-y", "-s", "0", "-e", "signal=none"]
-        .map(std::ffi::OsString::from)
+    let mut args: Vec<OsString> = ["-f", "-qq", "-y", "-s", "0", "-e", "signal=none"]
+        .map(OsString::from)
         .to_vec();
     if let Some(p) = path {
         args.extend(["-P".into(), p.into()]);
@@ -351,7 +352,7 @@ pub fn strace_failing(
 
 /// `command` run under `tracer` (strace, say) with `args` before `--`: the same program,
 /// arguments and environment.
-pub fn wrapped(tracer: &str, args: &[std::ffi::OsString], command: &Command) -> Command {
+pub fn wrapped(tracer: &str, args: &[OsString], command: &Command) -> Command {
     let mut c = Command::new(tracer);
     c.args(args)
         .arg("--")
