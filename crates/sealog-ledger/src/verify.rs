@@ -191,6 +191,11 @@ fn check_key_changes(canonical: &Report) -> Result<String, Failure> {
             });
         }
     }
+    // The key in force after the newest checkpoint: where the walk from the trusted key ends.
+    let in_force = canonical
+        .key_changes
+        .last()
+        .map_or(canonical.verifier.as_str(), |c| c.new_key.as_str());
     let mut pending = 0;
     for (i, (seq, old, new)) in records.iter().enumerate() {
         let followed = canonical
@@ -200,7 +205,7 @@ fn check_key_changes(canonical: &Report) -> Result<String, Failure> {
         if followed {
             continue;
         }
-        if i + 1 == records.len() && *old == canonical.verifier {
+        if i + 1 == records.len() && old == in_force {
             pending += 1;
             continue;
         }

@@ -20,8 +20,18 @@ fn vkey(dir: &Path) -> String {
 }
 
 fn verify(dir: &Path) -> String {
+    verify_from(dir, None)
+}
+
+/// What verify says of the key rotations, following the keys from `trusted` (by default the
+/// directory's own key).
+fn verify_from(dir: &Path, trusted: Option<&str>) -> String {
+    let opts = VerifyOptions {
+        key: trusted.map(str::to_string),
+        ..VerifyOptions::default()
+    };
     let (report, _) =
-        Ledger::verify(dir, &VerifyOptions::default()).unwrap_or_else(|f| panic!("verify: {f}"));
+        Ledger::verify(dir, &opts).unwrap_or_else(|f| panic!("verify from {trusted:?}: {f}"));
     report
         .files
         .iter()
@@ -103,4 +113,51 @@ fn a_public_key_left_naming_the_retired_key_is_rewritten() {
     ledger.close().unwrap();
     assert_eq!(vkey(dir.path()), r.new_key);
     assert!(verify(dir.path()).starts_with("1 key rotation(s)"));
+}
+
+/// Regression: verify following the keys forward from the first one stopped at the newest
+/// checkpoint, so a rotation whose hand-over checkpoint (signed by both keys) was the newest
+/// was "not followed by a checkpoint signed by both keys", and a second rotation still to be
+/// handed over was compared with the first key rather than the key in force: both failed
+/// `verify --verifier-key FIRST` after two rotations.
+#[test]
+fn two_rotations_verify_from_the_first_key_and_from_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    ingest(&ledger, &[decision("d-1", "r-1")]);
+    let first = ledger.verifier_key();
+    let act = sealog_ledger::Act {
+        actor: json!({"type": "human", "id": "ops"}),
+        time: "2026-12-01T00:00:00Z".into(),
+        source: "sealog-test",
+    };
+    ledger.rotate_log_key(&act).unwrap();
+    let second = ledger.rotate_log_key(&act).unwrap();
+    assert_eq!(second.new_key, ledger.verifier_key());
+    drop(ledger);
+    let (one, two) = (Some(first.as_str()), Some(second.new_key.as_str()));
+    for trusted in [None, one, Some(second.old_key.as_str()), two] {
+        assert!(
+            verify_from(dir.path(), trusted).starts_with("2 key rotation(s), each announced"),
+            "from {trusted:?}"
+        );
+    }
+
+    // A third announced but not handed over (the crash after its record): pending, from
+    // every key.
+    prepared_and_announced(dir.path(), true);
+    for trusted in [None, one, two] {
+        assert!(
+            verify_from(dir.path(), trusted).contains("not handed over yet"),
+            "from {trusted:?}"
+        );
+    }
+    let ledger = open(dir.path());
+    ledger.close().unwrap();
+    for trusted in [None, one, two] {
+        assert!(
+            verify_from(dir.path(), trusted).starts_with("3 key rotation(s), each announced"),
+            "from {trusted:?}"
+        );
+    }
 }

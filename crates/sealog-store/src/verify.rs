@@ -514,7 +514,9 @@ fn key_chain(
             .copied()
             .find(|k| *k != cur && signers[j].contains(k))
     };
-    let mut changes = Vec::new();
+    let mut changes: Vec<KeyChange> = Vec::new();
+    // The key in force at the newest checkpoint.
+    let mut end = 0;
     if signers[n - 1].contains(&0) {
         let mut cur = 0;
         for i in (0..n).rev() {
@@ -564,6 +566,7 @@ fn key_chain(
                 cur = k;
             }
         }
+        end = cur;
     } else if signers.iter().all(|s| !s.contains(&0)) {
         return Err((
             0,
@@ -577,6 +580,15 @@ fn key_chain(
             n - 1,
             "the trusted key signs neither the newest checkpoint nor the first".into(),
         ));
+    }
+    // The newest checkpoint signed by the key in force and by one it did not take over from
+    // is a hand-over no later checkpoint shows yet: a rotation that ended as it signed it.
+    let took_over_from = changes.last().map(|c| c.old_key.clone());
+    if let Some(&k) = signers[n - 1]
+        .iter()
+        .find(|&&k| k != end && Some(keys[k].to_vkey()) != took_over_from)
+    {
+        changes.push(change(n - 1, end, k));
     }
     Ok(changes)
 }

@@ -350,6 +350,48 @@ pub fn strace_failing(
     wrapped("strace", &args, command)
 }
 
+/// The calls fault tests make fail, the error each fails with, and how the error reads.
+pub const SYSCALL_FAULTS: &[(&str, &str, &str)] = &[
+    ("fdatasync", "EIO", "Input/output error"),
+    ("fsync", "EIO", "Input/output error"),
+    ("write", "ENOSPC", "No space left on device"),
+    ("pwrite64", "ENOSPC", "No space left on device"),
+    ("rename", "EIO", "Input/output error"),
+];
+
+/// How many of each call a fault sweep fails in turn: `SEALOG_SYSCALL_FAULT_SWEEP`, else
+/// `usual`, or `under_ci` under CI.
+pub fn syscall_fault_sweep(usual: usize, under_ci: usize) -> usize {
+    std::env::var("SEALOG_SYSCALL_FAULT_SWEEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if crate::under_ci() { under_ci } else { usual })
+}
+
+/// The lines of a trace written by [`strace_failing`] that show a call made to fail.
+pub fn injected_calls(trace: &Path) -> Vec<String> {
+    std::fs::read_to_string(trace)
+        .expect("the trace")
+        .lines()
+        .filter(|l| l.contains("(INJECTED)"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `sealog ARGS` run to the end under strace with the `n`th `call` of each thread failing
+/// with `errno` (see [`strace_failing`]): what it did, and the calls that were made to fail.
+pub fn run_failing(
+    cli: &Cli,
+    args: &[&str],
+    fault: (&str, &str),
+    n: usize,
+    trace: &Path,
+) -> (Run, Vec<String>) {
+    let command = strace_failing(&cli.command(args), fault, n, None, trace);
+    let run = run_command(command, b"", Duration::from_secs(300));
+    (run, injected_calls(trace))
+}
+
 /// `command` run under `tracer` (strace, say) with `args` before `--`: the same program,
 /// arguments and environment.
 pub fn wrapped(tracer: &str, args: &[OsString], command: &Command) -> Command {

@@ -49,6 +49,12 @@ impl Reader {
         }
     }
 
+    /// Closes the ledger: a failure of the final checkpoint after the reads' access records
+    /// is reported, not dropped.
+    pub(crate) fn close(self) -> anyhow::Result<()> {
+        Ok(self.ledger.close()?)
+    }
+
     /// Appends the access record of a read and waits until it is durable; call it before
     /// printing what was read.
     pub(crate) fn record(

@@ -219,6 +219,17 @@ pub(crate) fn conflicts(
 ) -> anyhow::Result<ExitCode> {
     let (status, min) = a.filters()?;
     let reader = open()?;
+    let code = conflicts_with(&reader, a, status, min)?;
+    reader.close()?;
+    Ok(code)
+}
+
+fn conflicts_with(
+    reader: &Reader,
+    a: &ConflictsArgs,
+    status: Option<Status>,
+    min: Option<Criticality>,
+) -> anyhow::Result<ExitCode> {
     if let Some(Action::Resolve {
         id,
         resolution: r,

@@ -334,6 +334,27 @@ fn report_recovery(ledger: &Ledger) {
 /// Opens a data directory for a read command. Reads are recorded (`audit.access`) when the
 /// directory can be written; beside a running server, or without the log's signing key, it
 /// opens read-only and the reads say they were not recorded.
+/// Runs a command on the ledger opened for writing, then closes it: closing signs the final
+/// checkpoint, so a failure there is the command's failure too, not something to drop.
+fn writing<T>(cli: &Cli, command: impl FnOnce(&Ledger) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let ledger = open(cli)?;
+    let out = command(&ledger)?;
+    ledger.close()?;
+    Ok(out)
+}
+
+/// Runs a read on the ledger opened to read (its access records written), then closes it,
+/// reporting a failed close as [`writing`] does.
+fn reading<T>(
+    cli: &Cli,
+    command: impl FnOnce(&access::Reader) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let reader = open_to_read(cli)?;
+    let out = command(&reader)?;
+    reader.close()?;
+    Ok(out)
+}
+
 fn open_to_read(cli: &Cli) -> anyhow::Result<access::Reader> {
     if let Some(url) = database(cli) {
         return match Ledger::open_database(&url, &cli.state, config(cli)?) {
@@ -401,20 +422,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         );
     }
     match &cli.command {
-        Command::Append(args) => {
-            let ledger = open(&cli)?;
-            let code = append::run(&ledger, args)?;
-            // Closing signs the final checkpoint: a failure there is the command's failure
-            // too, not something to drop.
-            ledger.close()?;
-            Ok(code)
-        }
-        Command::Get { id, sealed, .. } => read::get(&open_to_read(&cli)?, id, *sealed),
-        Command::Query(args) => read::query(&open_to_read(&cli)?, args),
-        Command::State(args) => read::state(&open_to_read(&cli)?, args),
-        Command::Quarantine(args) => read::quarantine(&open_to_read(&cli)?, args),
-        Command::Checkpoint { key, .. } => tlog::checkpoint(&open_to_read(&cli)?.ledger, *key),
-        Command::Prove(p) => tlog::prove(&open_to_read(&cli)?, &p.which),
+        Command::Append(args) => writing(&cli, |l| append::run(l, args)),
+        Command::Get { id, sealed, .. } => reading(&cli, |r| read::get(r, id, *sealed)),
+        Command::Query(args) => reading(&cli, |r| read::query(r, args)),
+        Command::State(args) => reading(&cli, |r| read::state(r, args)),
+        Command::Quarantine(args) => reading(&cli, |r| read::quarantine(r, args)),
+        Command::Checkpoint { key, .. } => reading(&cli, |r| tlog::checkpoint(&r.ledger, *key)),
+        Command::Prove(p) => reading(&cli, |r| tlog::prove(r, &p.which)),
         Command::Verify(args) => tlog::verify(
             &tlog::Place::of(database(&cli), &cli.data, &cli.state),
             &config(&cli)?.packs,
@@ -423,23 +437,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) if args.action.is_some() => {
             bail!("`sealog export approve` approves an export made through a server: give --url")
         }
-        Command::Export(args) => export::run(&open_to_read(&cli)?, args),
+        Command::Export(args) => reading(&cli, |r| export::run(r, args)),
         Command::VerifyExport(args) => export::verify(&config(&cli)?.packs, args),
         Command::Serve(args) => serve::run(open(&cli)?, args),
-        Command::Keys(keys::Keys::RotateLog) => keys::rotate_log(&open(&cli)?),
+        Command::Keys(keys::Keys::RotateLog) => writing(&cli, keys::rotate_log),
         Command::Keys(k) => keys::run(home(&cli), k),
-        Command::Erase(a) => erase::run(&open(&cli)?, a),
-        Command::Hold(h) => hold::run(&open(&cli)?, h),
-        Command::Check(a) => check::run(&open(&cli)?, a),
+        Command::Erase(a) => writing(&cli, |l| erase::run(l, a)),
+        Command::Hold(h) => writing(&cli, |l| hold::run(l, h)),
+        Command::Check(a) => writing(&cli, |l| check::run(l, a)),
         Command::Conflicts(a) if a.writes() => {
             check::conflicts(|| Ok(access::Reader::recording(open(&cli)?)), a)
         }
         Command::Conflicts(a) => check::conflicts(|| open_to_read(&cli), a),
         Command::Migrate(a) => migrate::run(&data, a),
-        Command::Report(a) => report::run(&open_to_read(&cli)?, a),
-        Command::Retention(r) => retention::run(&open(&cli)?, r),
+        Command::Report(a) => reading(&cli, |r| report::run(r, a)),
+        Command::Retention(r) => writing(&cli, |l| retention::run(l, r)),
         Command::Witness(w) => witness::run(w),
-        Command::Demo => demo::run(&open(&cli)?),
+        Command::Demo => writing(&cli, demo::run),
         Command::Completions { shell } => manual::completions(*shell),
         Command::Init { out } => settings::init(out),
         Command::Health { url, timeout_s } => health(url, *timeout_s),

@@ -141,69 +141,170 @@ fn a_retention_killed_at_any_step_leaves_whole_segments_and_is_finished_on_open(
         if killed && t % 2 == 1 {
             inside_rewrite += 1;
         }
-        // Whenever a stub is on disk the index still holds that record's keys, so the marker
-        // that says so must already be there, whichever step the kill landed on.
-        assert!(
-            stubs == 0 || dir.join("index").join("PRUNED").exists(),
-            "{ctx}: stubs on disk but no index/PRUNED marker"
-        );
-
-        let ledger =
-            Ledger::open(dir, config(16 << 10)).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
-        assert!(
-            leftovers(dir).is_empty(),
-            "{ctx}: a leftover rewrite survived the opening"
-        );
-        assert_eq!(
-            ledger.root(records.len() as u64).unwrap(),
-            root_before,
-            "{ctx}"
-        );
-        let applied = ledger
-            .query(&sealog_ledger::Query {
-                equals: vec![("type".into(), "audit.retention_applied".into())],
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap()
-            .records;
-        let mut pruned = 0;
-        for (seq, bytes) in records.iter().enumerate() {
-            let held =
-                serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["tenant"] == "t2";
-            match ledger.get(seq as u64) {
-                Ok(Some(b)) => assert_eq!(&b, bytes, "{ctx}: record {seq} changed"),
-                Err(Error::Pruned(stub)) => {
-                    assert!(!held, "{ctx}: held record {seq} was pruned");
-                    assert_eq!(stub.seq, seq as u64, "{ctx}");
-                    pruned += 1;
-                }
-                other => panic!("{ctx}: record {seq}: {other:?}"),
-            }
-        }
-        // The record decides: all of what it names is pruned after the opening, or, without
-        // one, nothing is.
-        match applied.len() {
-            0 => assert_eq!((pruned, stubs), (0, 0), "{ctx}"),
-            1 => {
-                let v: serde_json::Value = serde_json::from_slice(&applied[0].1).unwrap();
-                assert_eq!(v["data"]["pruned"], pruned, "{ctx}");
-                assert!(pruned > 0, "{ctx}");
-            }
-            n => panic!("{ctx}: {n} retention records from one application"),
-        }
-        ledger.close().unwrap();
-        let verified = Ledger::verify(
-            dir,
-            &VerifyOptions {
-                full: true,
-                ..VerifyOptions::default()
-            },
-        );
-        assert!(verified.is_ok(), "{ctx}: verify: {:?}", verified.err());
+        check_left(dir, &records, &root_before, stubs, &ctx);
     }
     assert!(
         inside_rewrite > 0,
         "no trial was killed while a segment was being rewritten"
     );
+}
+
+/// `sealog retention apply` with its `n`th write, fsync or rename of each thread failing
+/// (strace; `n` = 1, 2, 4, … up to 2^(`SEALOG_SYSCALL_FAULT_SWEEP` - 1)): a run whose call failed ends with an error naming the cause, one whose calls all
+/// succeeded ends well having pruned; either way what is left passes [`check_left`], and
+/// applying again without faults prunes every record not held.
+#[test]
+fn a_retention_whose_system_calls_fail_leaves_whole_segments() {
+    use sealog_testkit::cli::{SYSCALL_FAULTS, run_failing, strace_usable, syscall_fault_sweep};
+    if !strace_usable() {
+        return;
+    }
+    let (mut runs, mut injected, mut amid_pruning) = (0, 0, 0);
+    // The opening's calls come first, the rewrite's later: `n` doubles so that a few runs
+    // reach the calls of segments being rewritten.
+    let sweep = syscall_fault_sweep(8, 10);
+    for &(call, errno, cause) in SYSCALL_FAULTS {
+        for n in (0..sweep).map(|i| 1usize << i) {
+            let mut rng = Rng::new(SEED_BASE ^ (n as u64));
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = &tmp.path().join("data");
+            let records = fill(dir, &mut rng);
+            let root_before = Ledger::open_read_only(dir, config(16 << 10))
+                .unwrap()
+                .root(records.len() as u64)
+                .unwrap();
+            let cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared();
+            let (run, failed) = run_failing(
+                &cli,
+                &["retention", "apply", "--now", LATER],
+                (call, errno),
+                n,
+                &tmp.path().join("trace"),
+            );
+            runs += 1;
+            injected += usize::from(!failed.is_empty());
+            let stubs = stubs_on_disk(dir);
+            let ctx = format!(
+                "{call}={errno} when={n}: exit {}, stubs on disk {stubs}: {}",
+                run.code,
+                run.stderr.trim()
+            );
+            eprintln!("{ctx}");
+            assert!(!run.stderr.contains("panicked"), "{ctx}");
+            if failed.is_empty() {
+                assert_eq!(run.code, 0, "{ctx}");
+            } else {
+                assert_ne!(run.code, 0, "{ctx}: a call failed, yet the run ended well");
+                assert!(
+                    run.stderr.contains(cause),
+                    "{ctx}: the error names the cause"
+                );
+            }
+            let pruned = check_left(dir, &records, &root_before, stubs, &ctx);
+            amid_pruning += usize::from(!failed.is_empty() && pruned > 0);
+            assert!(
+                run.code != 0 || pruned > 0,
+                "{ctx}: applied, yet nothing pruned"
+            );
+
+            cli.ok(&["retention", "apply", "--now", LATER], b"");
+            let ledger = Ledger::open_read_only(dir, config(16 << 10)).unwrap();
+            for (seq, bytes) in records.iter().enumerate() {
+                let held =
+                    serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["tenant"] == "t2";
+                match ledger.get(seq as u64) {
+                    Ok(Some(b)) if held => assert_eq!(&b, bytes, "{ctx}: record {seq}"),
+                    Err(Error::Pruned(_)) if !held => {}
+                    other => {
+                        panic!("{ctx}: record {seq} (held: {held}) after applying again: {other:?}")
+                    }
+                }
+            }
+            drop(ledger);
+            cli.assert_verifies();
+            if failed.is_empty() {
+                // No thread made `n` such calls: a larger `n` fails none either.
+                break;
+            }
+        }
+    }
+    eprintln!(
+        "retention under syscall faults: {runs} runs, {injected} with a failed call, \
+         {amid_pruning} of them after records were pruned"
+    );
+    assert!(amid_pruning > 0, "no call failed once pruning had begun");
+}
+
+/// What a retention that did not finish (killed, or a system call failed) must leave: stubs
+/// only with the index's marker, no leftover rewrite once opened again, the tree's root as it
+/// was, every kept record byte for byte, pruned exactly what the one retention record says
+/// (nothing without one), held records never pruned, and a log that verifies. Returns how
+/// many records are pruned.
+fn check_left(
+    dir: &Path,
+    records: &[Vec<u8>],
+    root_before: &[u8; 32],
+    stubs: usize,
+    ctx: &str,
+) -> usize {
+    // Whenever a stub is on disk the index still holds that record's keys, so the marker
+    // that says so must already be there, whichever step the kill landed on.
+    assert!(
+        stubs == 0 || dir.join("index").join("PRUNED").exists(),
+        "{ctx}: stubs on disk but no index/PRUNED marker"
+    );
+
+    let ledger =
+        Ledger::open(dir, config(16 << 10)).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
+    assert!(
+        leftovers(dir).is_empty(),
+        "{ctx}: a leftover rewrite survived the opening"
+    );
+    assert_eq!(
+        ledger.root(records.len() as u64).unwrap(),
+        *root_before,
+        "{ctx}"
+    );
+    let applied = ledger
+        .query(&sealog_ledger::Query {
+            equals: vec![("type".into(), "audit.retention_applied".into())],
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap()
+        .records;
+    let mut pruned = 0;
+    for (seq, bytes) in records.iter().enumerate() {
+        let held = serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["tenant"] == "t2";
+        match ledger.get(seq as u64) {
+            Ok(Some(b)) => assert_eq!(&b, bytes, "{ctx}: record {seq} changed"),
+            Err(Error::Pruned(stub)) => {
+                assert!(!held, "{ctx}: held record {seq} was pruned");
+                assert_eq!(stub.seq, seq as u64, "{ctx}");
+                pruned += 1;
+            }
+            other => panic!("{ctx}: record {seq}: {other:?}"),
+        }
+    }
+    // The record decides: all of what it names is pruned after the opening, or, without
+    // one, nothing is.
+    match applied.len() {
+        0 => assert_eq!((pruned, stubs), (0, 0), "{ctx}"),
+        1 => {
+            let v: serde_json::Value = serde_json::from_slice(&applied[0].1).unwrap();
+            assert_eq!(v["data"]["pruned"], pruned, "{ctx}");
+            assert!(pruned > 0, "{ctx}");
+        }
+        n => panic!("{ctx}: {n} retention records from one application"),
+    }
+    ledger.close().unwrap();
+    let verified = Ledger::verify(
+        dir,
+        &VerifyOptions {
+            full: true,
+            ..VerifyOptions::default()
+        },
+    );
+    assert!(verified.is_ok(), "{ctx}: verify: {:?}", verified.err());
+    pruned
 }

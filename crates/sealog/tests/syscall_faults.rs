@@ -23,19 +23,14 @@ use std::process::Stdio;
 
 use sealog_ledger::Undeclared;
 use sealog_testkit::app::open_ledger;
-use sealog_testkit::cli::{result_lines, signal, strace_failing, strace_usable};
+use sealog_testkit::cli::{
+    SYSCALL_FAULTS, injected_calls, result_lines, run_failing, signal, strace_failing,
+    strace_usable, syscall_fault_sweep,
+};
 use sealog_testkit::events::{event, ndjson};
 use sealog_testkit::{Cli, tempdir, wait_for};
 use serde_json::Value;
 
-/// The calls made to fail, the error each fails with, and how the error reads.
-const FAULTS: &[(&str, &str, &str)] = &[
-    ("fdatasync", "EIO", "Input/output error"),
-    ("fsync", "EIO", "Input/output error"),
-    ("write", "ENOSPC", "No space left on device"),
-    ("pwrite64", "ENOSPC", "No space left on device"),
-    ("rename", "EIO", "Input/output error"),
-];
 /// Records in the directory before the faulted run.
 const BEFORE: usize = 5;
 /// Events per chunk, and chunks per run.
@@ -43,16 +38,6 @@ const CHUNK: usize = 10;
 const CHUNKS: usize = 3;
 /// How long one traced run may take: far beyond what it takes on a busy machine.
 const RUN_SECS_MAX: u64 = 300;
-
-fn sweep() -> usize {
-    if let Some(n) = std::env::var("SEALOG_SYSCALL_FAULT_SWEEP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return n;
-    }
-    if sealog_testkit::under_ci() { 8 } else { 4 }
-}
 
 fn cli(dir: &Path) -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared()
@@ -163,12 +148,7 @@ fn run_faulted(
     let code = status
         .code()
         .unwrap_or_else(|| panic!("append under strace ended by {status:?}: {stderr}"));
-    let injected = std::fs::read_to_string(trace)
-        .expect("the trace")
-        .lines()
-        .filter(|l| l.contains("(INJECTED)"))
-        .map(str::to_string)
-        .collect();
+    let injected = injected_calls(trace);
     Faulted {
         code,
         printed,
@@ -270,9 +250,9 @@ fn a_failed_system_call_fails_the_append_cleanly_and_loses_nothing_acknowledged(
     if !strace_usable() {
         return;
     }
-    let sweep = sweep();
+    let sweep = syscall_fault_sweep(4, 8);
     let (mut runs, mut injected) = (0, 0);
-    for &(call, errno, cause) in FAULTS {
+    for &(call, errno, cause) in SYSCALL_FAULTS {
         for n in 1..=sweep {
             let tmp = tempdir();
             let dir = tmp.path().join("data");
@@ -347,4 +327,90 @@ fn append_reports_a_failed_final_checkpoint() {
         );
         check(&dir, &cli, &f, cause, 1);
     }
+}
+
+/// `sealog keys rotate-log` with its `n`th write, fsync or rename of each thread failing
+/// (`n` = 1, 2, 4, …): a run whose call failed ends with an error naming the cause, one whose
+/// calls all succeeded ends well; opened again by a writer, the rotation is either finished
+/// (its record in the log, `keys/log.pub` the new key) or absent (no record, the old key, no
+/// key prepared and left behind), the log verifies from the old key and from the directory's,
+/// and rotating again works.
+#[test]
+fn a_log_key_rotation_whose_system_calls_fail_is_finished_or_absent() {
+    if !strace_usable() {
+        return;
+    }
+    let vkey = |dir: &Path| {
+        std::fs::read_to_string(dir.join("keys/log.pub"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let rotations = |cli: &Cli| {
+        cli.ok(&["query", "--type", "audit.log_key_rotated"], b"")
+            .lines()
+    };
+    let (mut runs, mut injected) = (0, 0);
+    for &(call, errno, cause) in SYSCALL_FAULTS {
+        for n in (0..syscall_fault_sweep(6, 8)).map(|i| 1usize << i) {
+            let tmp = tempdir();
+            let dir = tmp.path().join("data");
+            let cli = cli(&dir);
+            cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+            let old = vkey(&dir);
+            let (run, failed) = run_failing(
+                &cli,
+                &["keys", "rotate-log"],
+                (call, errno),
+                n,
+                &tmp.path().join("trace"),
+            );
+            runs += 1;
+            injected += usize::from(!failed.is_empty());
+            let ctx = format!(
+                "{call}={errno} when={n}: exit {}: {}",
+                run.code,
+                run.stderr.trim()
+            );
+            eprintln!("{ctx}");
+            assert!(!run.stderr.contains("panicked"), "{ctx}");
+            if failed.is_empty() {
+                assert_eq!(run.code, 0, "{ctx}");
+            } else {
+                assert_ne!(run.code, 0, "{ctx}: a call failed, yet the run ended well");
+                assert!(
+                    run.stderr.contains(cause),
+                    "{ctx}: the error names the cause"
+                );
+            }
+
+            // A writable opening finishes a rotation its record announced.
+            cli.ok(&["append", "-"], &ndjson(&events("after", 0, 1)));
+            let recorded = rotations(&cli);
+            match recorded.as_slice() {
+                [] => {
+                    assert_ne!(run.code, 0, "{ctx}: rotated without its record");
+                    assert_eq!(vkey(&dir), old, "{ctx}");
+                    assert!(!dir.join("keys/log.key.next").exists(), "{ctx}");
+                }
+                [r] => {
+                    assert_eq!(r["data"]["old_verifier_key"], old.as_str(), "{ctx}");
+                    assert_eq!(r["data"]["new_verifier_key"], vkey(&dir).as_str(), "{ctx}");
+                }
+                more => panic!("{ctx}: {} rotation records", more.len()),
+            }
+            cli.ok(&["verify", "--strict"], b"");
+            cli.ok(&["verify", "--strict", "--verifier-key", &old], b"");
+
+            let again = cli.ok(&["keys", "rotate-log"], b"").json();
+            assert_eq!(again["new_verifier_key"], vkey(&dir).as_str(), "{ctx}");
+            cli.ok(&["verify", "--strict", "--verifier-key", &old], b"");
+            if failed.is_empty() {
+                // No thread made `n` such calls: a larger `n` fails none either.
+                break;
+            }
+        }
+    }
+    eprintln!("keys rotate-log under syscall faults: {runs} runs, {injected} with a failed call");
+    assert!(injected > 0, "no run had a call fail");
 }
