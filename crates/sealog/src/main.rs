@@ -329,11 +329,6 @@ fn report_recovery(ledger: &Ledger) {
     }
 }
 
-/// Opens the data directory to read it: as its writer when no other process holds it (so
-/// a crash is recovered), read-only beside the process that does (a running server).
-/// Opens a data directory for a read command. Reads are recorded (`audit.access`) when the
-/// directory can be written; beside a running server, or without the log's signing key, it
-/// opens read-only and the reads say they were not recorded.
 /// Runs a command on the ledger opened for writing, then closes it: closing signs the final
 /// checkpoint, so a failure there is the command's failure too, not something to drop.
 fn writing<T>(cli: &Cli, command: impl FnOnce(&Ledger) -> anyhow::Result<T>) -> anyhow::Result<T> {
@@ -355,6 +350,10 @@ fn reading<T>(
     Ok(out)
 }
 
+/// Opens a data directory for a read command: as its writer when no other process holds it
+/// (so a crash is recovered, and reads are recorded as `audit.access`); read-only beside the
+/// process that does (a running server) or without the log's signing key, and then the reads
+/// say they were not recorded.
 fn open_to_read(cli: &Cli) -> anyhow::Result<access::Reader> {
     if let Some(url) = database(cli) {
         return match Ledger::open_database(&url, &cli.state, config(cli)?) {
