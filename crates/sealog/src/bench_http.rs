@@ -468,7 +468,8 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
         ("subject", 16),
         ("axis", 16),
     ] {
-        let per = a.query_samples / clients as u64;
+        // At least one query a client: fewer samples than clients would print an empty line.
+        let per = (a.query_samples / clients as u64).max(1);
         let begin = Instant::now();
         let lat: Vec<(Vec<u32>, u64)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..clients)

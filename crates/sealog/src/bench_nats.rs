@@ -91,6 +91,9 @@ pub(crate) fn run(a: &NatsArgs, durability_os: bool) -> anyhow::Result<std::proc
     }
     let events_file = dir.join("events.ndjson");
     std::fs::write(&events_file, &file)?;
+    // Written back now, so that the file's own writeback does not share the disk with the
+    // timed append's fsyncs.
+    std::fs::File::open(&events_file)?.sync_all()?;
     let mb = file.len() as f64 / 1e6;
     let report = |what: &str, secs: f64, extra: serde_json::Value| {
         let mut line = json!({"bench": what, "events": n, "seconds": secs,
