@@ -65,7 +65,7 @@ impl Reader {
     ) -> anyhow::Result<()> {
         if let Some(why) = &self.unrecorded {
             if !self.warned.replace(true) {
-                eprintln!(
+                tell!(
                     "sealog: note: this read was not recorded in the log ({why}); to have reads recorded, read through the server: --url URL --key KEY"
                 );
             }
@@ -126,7 +126,7 @@ impl Reader {
         count: usize,
     ) -> anyhow::Result<()> {
         if let Some(why) = &self.unrecorded {
-            eprintln!(
+            tell!(
                 "sealog: note: this export was not recorded in the log ({why}); to have it recorded, export through the server: --url URL --key KEY"
             );
             return Ok(());

@@ -58,7 +58,8 @@ fn finish(
         writeln!(out, "{f}")?;
     }
     out.flush()?;
-    eprintln!("sealog: check: {summary}");
+    // The summary is the command's own output: a failure to write it fails the command.
+    writeln!(std::io::stderr(), "sealog: check: {summary}")?;
     let worst = findings
         .iter()
         .filter_map(|f| f["criticality"].as_str())
@@ -105,7 +106,7 @@ pub(crate) fn run(ledger: &Ledger, a: &Args) -> anyhow::Result<ExitCode> {
     let report = match report {
         Ok(r) => r,
         Err(e @ sealog_check::CheckError::Invalid(_)) => {
-            eprintln!("sealog: {e}");
+            tell!("sealog: {e}");
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.into()),
@@ -128,7 +129,7 @@ pub(crate) fn run_client(c: &client::Client, a: &Args) -> anyhow::Result<ExitCod
         body.to_string().as_bytes(),
     )?;
     if reply.status != 200 {
-        eprintln!("sealog: {} ({})", reply.message(), reply.status);
+        tell!("sealog: {} ({})", reply.message(), reply.status);
         return Ok(ExitCode::from(1));
     }
     let mut v: Value = serde_json::from_slice(&reply.body).context("the server's answer")?;
@@ -246,7 +247,7 @@ fn conflicts_with(
             None,
         ) {
             Ok(record) => {
-                println!("{record}");
+                say!("{record}")?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(
@@ -254,7 +255,7 @@ fn conflicts_with(
                 | sealog_check::CheckError::NotFound(_)
                 | sealog_check::CheckError::Settled(_)),
             ) => {
-                eprintln!("sealog: {e}");
+                tell!("sealog: {e}");
                 Ok(ExitCode::from(1))
             }
             Err(e) => Err(e.into()),
@@ -299,10 +300,10 @@ pub(crate) fn conflicts_client(c: &client::Client, a: &ConflictsArgs) -> anyhow:
             body.to_string().as_bytes(),
         )?;
         if reply.status == 201 {
-            println!("{}", String::from_utf8_lossy(&reply.body));
+            say!("{}", String::from_utf8_lossy(&reply.body))?;
             return Ok(ExitCode::SUCCESS);
         }
-        eprintln!("sealog: {} ({})", reply.message(), reply.status);
+        tell!("sealog: {} ({})", reply.message(), reply.status);
         return Ok(ExitCode::from(1));
     }
     let params: Vec<(String, String)> = [
@@ -317,7 +318,7 @@ pub(crate) fn conflicts_client(c: &client::Client, a: &ConflictsArgs) -> anyhow:
     let sep = if query.is_empty() { "" } else { "?" };
     let reply = c.get(&format!("/v1/conflicts{sep}{query}"))?;
     if reply.status != 200 {
-        eprintln!("sealog: {} ({})", reply.message(), reply.status);
+        tell!("sealog: {} ({})", reply.message(), reply.status);
         return Ok(ExitCode::from(1));
     }
     let v: Value = serde_json::from_slice(&reply.body).context("the server's answer")?;

@@ -133,7 +133,7 @@ pub(crate) fn get(client: &Client, id: &str, sealed: bool) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         404 => {
-            eprintln!("sealog: no record {id}");
+            tell!("sealog: no record {id}");
             Ok(ExitCode::from(1))
         }
         _ => Err(reply.error().into()),
@@ -171,7 +171,7 @@ fn print_records(
     }
     out.flush()?;
     if let Some(c) = page.next_cursor {
-        eprintln!("sealog: more records: continue with --cursor {c}");
+        tell!("sealog: more records: continue with --cursor {c}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -184,7 +184,7 @@ pub(crate) fn state(
 ) -> anyhow::Result<ExitCode> {
     let body = client.bytes(&format!("{path}?{}", query_string(params)))?;
     let state: Value = serde_json::from_slice(&body).context("the server's state")?;
-    println!("{state}");
+    say!("{state}")?;
     Ok(if state["status"] == "absent" {
         ExitCode::from(1)
     } else {
@@ -195,9 +195,9 @@ pub(crate) fn state(
 /// `sealog checkpoint [--verifier-key]` against a server.
 pub(crate) fn checkpoint(client: &Client, key: bool) -> anyhow::Result<ExitCode> {
     if key {
-        print!("{}", client.text("/checkpoint/key")?);
+        write!(std::io::stdout(), "{}", client.text("/checkpoint/key")?)?;
     } else {
-        print!("{}", client.text("/checkpoint")?);
+        write!(std::io::stdout(), "{}", client.text("/checkpoint")?)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -216,14 +216,14 @@ pub(crate) fn prove(client: &Client, p: &crate::tlog::Prove) -> anyhow::Result<E
     let reply = client.get(&path)?;
     // Not in the log, or not in that tree: refused, as the local command answers.
     if reply.status == 404 || reply.status == 422 {
-        eprintln!("sealog: {}", reply.message());
+        tell!("sealog: {}", reply.message());
         return Ok(ExitCode::from(1));
     }
     if reply.status != 200 {
         return Err(reply.error().into());
     }
     let proof: Value = serde_json::from_slice(&reply.body).context("the server's proof")?;
-    println!("{proof}");
+    say!("{proof}")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,27 +10,27 @@ use sealog_model::input;
 const EXAMPLES: &str = include_str!("../../../examples/events.ndjson");
 
 pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
-    println!(
+    say!(
         "Sealog demo — data directory {}",
         ledger.layout().root().display()
-    );
+    )?;
     let raws = input::split(EXAMPLES.as_bytes())?;
     for round in ["first ingest", "same events again (idempotent)"] {
         let items: Vec<crate::stream::Item> =
             raws.iter().map(|r| r.clone().map(<[u8]>::to_vec)).collect();
         let results = ledger.commit(crate::append::prepare_parallel(ledger, &items))?;
         let count = |status: &str| results.iter().filter(|r| r.status() == status).count();
-        println!(
+        say!(
             "{round}: {} events → {} appended, {} duplicates, {} quarantined, {} rejected",
             results.len(),
             count("appended"),
             count("duplicate"),
             count("quarantined"),
             count("rejected")
-        );
+        )?;
         for r in &results {
             if let IngestResult::Quarantined { .. } | IngestResult::Rejected(_) = r {
-                println!("  {}", r.to_json());
+                say!("  {}", r.to_json())?;
             }
         }
     }
@@ -47,13 +47,13 @@ pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
     }
     let bytes = serde_json::to_vec(&incomplete)?;
     let r = ledger.ingest(&[Ok(bytes.as_slice())], &Author::ANYONE)?;
-    println!("an incomplete decision record: {}", r[0].to_json());
+    say!("an incomplete decision record: {}", r[0].to_json())?;
 
-    println!(
+    say!(
         "log size: {} records; quarantine log: {} records",
         ledger.len(),
         ledger.quarantine_len()
-    );
+    )?;
     for (axis, value) in [
         ("subject", "conv-881"),
         ("type", "decision-log.audit_decision_record"),
@@ -70,17 +70,20 @@ pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
             view: View::Current,
             ..q
         })?;
-        println!(
+        say!(
             "query {axis}={value}: {} records ({} current)",
             history.records.len(),
             current.records.len()
-        );
+        )?;
         for (seq, bytes) in &history.records {
             let v: serde_json::Value = serde_json::from_slice(bytes)?;
-            println!(
+            say!(
                 "  seq {seq} {} {} at {} ({})",
-                v["type"], v["id"], v["time"], v["record_id"]
-            );
+                v["type"],
+                v["id"],
+                v["time"],
+                v["record_id"]
+            )?;
         }
     }
     // The examples happened in March 2026 but were ingested now: the event-time clock
@@ -94,10 +97,11 @@ pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
                 .map_err(|m| anyhow::anyhow!("{m}"))?,
             ..StateQuery::default()
         })?;
-        println!(
+        say!(
             "state of chunk-7 {when}: {} after {} events",
-            state["status"], state["version"]
-        );
+            state["status"],
+            state["version"]
+        )?;
     }
     proofs(ledger)?;
     Ok(ExitCode::SUCCESS)
@@ -110,12 +114,12 @@ fn proofs(ledger: &Ledger) -> anyhow::Result<()> {
     use base64::Engine;
     let b64 = |h: &[u8]| base64::engine::general_purpose::STANDARD.encode(h);
     let cp = ledger.checkpoint()?;
-    println!(
+    say!(
         "signed checkpoint: {} records, root {}, signed by {}",
         cp.size,
         b64(&cp.root),
         cp.note.lines().next().unwrap_or_default()
-    );
+    )?;
     let seq = cp.size / 2;
     let (record, _) = ledger
         .get_with_leaf(seq)?
@@ -130,20 +134,20 @@ fn proofs(ledger: &Ledger) -> anyhow::Result<()> {
         &proof,
     )
     .map_err(|e| anyhow::anyhow!("the inclusion proof of record {seq} failed: {e:?}"))?;
-    println!(
+    say!(
         "inclusion proof of record {seq}: {} hashes from its bytes to the signed root: checked",
         proof.len()
-    );
+    )?;
     let dir = ledger.layout().root().to_path_buf();
     let options = sealog_ledger::VerifyOptions::default();
     match Ledger::verify(&dir, &options) {
-        Ok((report, _)) => println!(
+        Ok((report, _)) => say!(
             "verify {}: intact: {} records rebuilt from {} segment file(s) and checked against {} signed checkpoints",
             dir.display(),
             report.records,
             report.segments,
             report.checkpoints
-        ),
+        )?,
         Err(f) => anyhow::bail!("verify failed at {}: {}", f.location, f.message),
     }
     // A copy with one byte changed in the middle of its first segment.
@@ -179,12 +183,12 @@ fn proofs(ledger: &Ledger) -> anyhow::Result<()> {
     std::fs::write(segment, &bytes)?;
     match Ledger::verify(&copy, &options) {
         Ok(_) => anyhow::bail!("a flipped byte in {} went unnoticed", segment.display()),
-        Err(f) => println!(
+        Err(f) => say!(
             "verify of a copy with byte {at} of {} flipped: FAILED at {}: {}",
             segment.display(),
             f.location,
             f.message
-        ),
+        )?,
     }
     std::fs::remove_dir_all(&copy)?;
     Ok(())

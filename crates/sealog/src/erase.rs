@@ -36,8 +36,8 @@ fn check(a: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print(v: &serde_json::Value) {
-    println!("{v}");
+fn print(v: &serde_json::Value) -> std::io::Result<()> {
+    say!("{v}")
 }
 
 pub(crate) fn run(ledger: &Ledger, a: &Args) -> anyhow::Result<ExitCode> {
@@ -57,11 +57,11 @@ pub(crate) fn run(ledger: &Ledger, a: &Args) -> anyhow::Result<ExitCode> {
                 "records_affected": done.records,
                 "seq": done.seq,
                 "record_id": done.record_id.to_string(),
-            }));
+            }))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ (EraseError::AlreadyErased(_) | EraseError::Unknown(_) | EraseError::Held(_))) => {
-            eprintln!("sealog: {e}");
+            tell!("sealog: {e}");
             Ok(ExitCode::from(1))
         }
         Err(e) => Err(e.into()),
@@ -77,9 +77,9 @@ pub(crate) fn run_client(c: &client::Client, a: &Args) -> anyhow::Result<ExitCod
         body.to_string().as_bytes(),
     )?;
     if reply.status == 200 || reply.status == 201 {
-        println!("{}", String::from_utf8_lossy(&reply.body));
+        say!("{}", String::from_utf8_lossy(&reply.body))?;
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("sealog: {} ({})", reply.message(), reply.status);
+    tell!("sealog: {} ({})", reply.message(), reply.status);
     Ok(ExitCode::from(1))
 }

@@ -178,10 +178,10 @@ fn progress() -> impl FnMut(u64, u64) {
     let tty = std::io::stderr().is_terminal();
     move |done, total| {
         if tty {
-            eprint!("\rsealog: export: {done}/{total} records ");
+            tell_inline!("\rsealog: export: {done}/{total} records ");
             let _ = std::io::stderr().flush();
             if done == total {
-                eprintln!();
+                tell!();
             }
         }
     }
@@ -212,11 +212,11 @@ pub(crate) fn run(reader: &Reader, a: &Args) -> anyhow::Result<ExitCode> {
         let report = sealog_export::bundle(&reader.ledger, &req, &mut progress(), &mut |m| {
             record(m, "bundle")
         })?;
-        println!(
+        say!(
             "{}",
             json!({"bundle": report.dir, "count": report.manifest.count,
                    "tree_size": report.manifest.tree_size, "schemas": report.schemas})
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let (Some(format), Some(out)) = (a.format, &a.out) else {
@@ -236,7 +236,7 @@ pub(crate) fn run(reader: &Reader, a: &Args) -> anyhow::Result<ExitCode> {
     let pending = sealog_export::prepare(&reader.ledger, &req, &mut progress())?;
     record(&pending.manifest, format.name())?;
     let m = pending.commit()?;
-    println!("{}", summary(out, &m));
+    say!("{}", summary(out, &m))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -249,7 +249,7 @@ pub(crate) fn run_client(client: &crate::client::Client, a: &Args) -> anyhow::Re
             "application/json",
             b"",
         )?;
-        println!("{}", String::from_utf8_lossy(&reply.body).trim());
+        say!("{}", String::from_utf8_lossy(&reply.body).trim())?;
         return Ok(if reply.status == 202 {
             ExitCode::SUCCESS
         } else {
@@ -302,7 +302,7 @@ pub(crate) fn run_client(client: &crate::client::Client, a: &Args) -> anyhow::Re
         body.to_string().as_bytes(),
     )?;
     if !matches!(reply.status, 201 | 202) {
-        eprintln!(
+        tell!(
             "sealog: the server answered {}: {}",
             reply.status,
             reply.message()
@@ -316,11 +316,11 @@ pub(crate) fn run_client(client: &crate::client::Client, a: &Args) -> anyhow::Re
         match status["state"].as_str() {
             Some("done") => break,
             Some("pending") => {
-                eprintln!(
+                tell!(
                     "sealog: export {id} holds {} records and waits for a second admin's approval: sealog export approve {id} --url URL --key ADMIN_KEY; then fetch it with GET /v1/exports/{id}",
                     status["count"]
                 );
-                println!("{status}");
+                say!("{status}")?;
                 return Ok(ExitCode::from(1));
             }
             Some("failed") => bail!("export {id} failed: {}", status["error"]),
@@ -349,11 +349,11 @@ pub(crate) fn run_client(client: &crate::client::Client, a: &Args) -> anyhow::Re
     for (remote, local) in outputs(&files) {
         client.download(&format!("/v1/exports/{id}/files/{remote}"), &local)?;
     }
-    println!(
+    say!(
         "{}",
         json!({"id": id, "file": dest, "format": format, "count": status["count"],
                "sha256": status["manifest"]["sha256"], "tree_size": status["manifest"]["tree_size"]})
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -396,21 +396,21 @@ pub(crate) fn verify(packs: &Packs, a: &VerifyArgs) -> anyhow::Result<ExitCode> 
     let key = crate::tlog::read_verifier_key(a.verifier_key.as_deref())?;
     match sealog_export::verify(&a.manifest, key.as_deref(), packs) {
         Ok(v) => {
-            println!(
+            say!(
                 "{}",
                 json!({"status": "verified", "format": v.format, "count": v.count, "bytes": v.bytes,
                        "tree_size": v.tree_size, "origin": v.origin, "key_pinned": v.key_pinned})
-            );
+            )?;
             if !v.key_pinned {
-                eprintln!(
+                tell!(
                     "sealog: note: checked with the key the manifest names; pass --verifier-key with the log's key from a source you trust to check whose export it is"
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(f) => {
-            println!("{}", json!({"status": "failed", "error": f.0}));
-            eprintln!("sealog: verify-export: {}", f.0);
+            say!("{}", json!({"status": "failed", "error": f.0}))?;
+            tell!("sealog: verify-export: {}", f.0);
             Ok(ExitCode::from(1))
         }
     }

@@ -79,7 +79,7 @@ fn scope(s: &Scope) -> HoldScope<'_> {
 fn refused(e: HoldError) -> anyhow::Result<ExitCode> {
     match e {
         HoldError::NotFound(m) => {
-            eprintln!("sealog: {m}");
+            tell!("sealog: {m}");
             Ok(ExitCode::from(1))
         }
         HoldError::Invalid(m) => bail!("{m}"),
@@ -93,7 +93,7 @@ pub(crate) fn run(ledger: &Ledger, h: &Hold) -> anyhow::Result<ExitCode> {
             scope: s, reason, ..
         } => match ledger.place_hold(&scope(s), &act(reason)) {
             Ok(hold) => {
-                println!("{}", serde_json::to_string(&hold)?);
+                say!("{}", serde_json::to_string(&hold)?)?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => refused(e),
@@ -106,7 +106,7 @@ pub(crate) fn run(ledger: &Ledger, h: &Hold) -> anyhow::Result<ExitCode> {
         } => match ledger.release_holds(hold_id.as_deref(), &scope(s), &act(reason)) {
             Ok(holds) => {
                 for hold in holds {
-                    println!("{}", serde_json::to_string(&hold)?);
+                    say!("{}", serde_json::to_string(&hold)?)?;
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -114,7 +114,7 @@ pub(crate) fn run(ledger: &Ledger, h: &Hold) -> anyhow::Result<ExitCode> {
         },
         Hold::List { all, .. } => {
             for hold in ledger.holds(*all)? {
-                println!("{}", serde_json::to_string(&hold)?);
+                say!("{}", serde_json::to_string(&hold)?)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -147,13 +147,17 @@ pub(crate) fn run_client(c: &client::Client, h: &Hold) -> anyhow::Result<ExitCod
         Hold::List { all, .. } => c.get(&format!("/v1/holds?all={all}"))?,
     };
     if !(200..300).contains(&reply.status) {
-        eprintln!("sealog: {} ({})", reply.message(), reply.status);
+        tell!("sealog: {} ({})", reply.message(), reply.status);
         return Ok(ExitCode::from(if reply.status == 404 { 1 } else { 2 }));
     }
     let v: serde_json::Value = serde_json::from_slice(&reply.body)?;
     match v.get("holds").and_then(|h| h.as_array()) {
-        Some(holds) => holds.iter().for_each(|h| println!("{h}")),
-        None => println!("{v}"),
+        Some(holds) => {
+            for h in holds {
+                say!("{h}")?;
+            }
+        }
+        None => say!("{v}")?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -66,12 +66,12 @@ pub(crate) fn run(data: &std::path::Path, k: &Keys) -> anyhow::Result<ExitCode> 
                 Ok(new) => {
                     let mut v = info(&new.record);
                     v["key"] = json!(new.secret);
-                    println!("{v}");
-                    eprintln!("sealog: keep this key now: it is not shown again");
+                    say!("{v}")?;
+                    tell!("sealog: keep this key now: it is not shown again");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(KeyError::Invalid(m)) => {
-                    eprintln!("sealog: {m}");
+                    tell!("sealog: {m}");
                     Ok(ExitCode::from(1))
                 }
                 Err(e) => Err(e.into()),
@@ -79,18 +79,18 @@ pub(crate) fn run(data: &std::path::Path, k: &Keys) -> anyhow::Result<ExitCode> 
         }
         Keys::List => {
             for k in keys::load(data)? {
-                println!("{}", info(&k));
+                say!("{}", info(&k))?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Keys::RotateLog => unreachable!("opened with the ledger in main"),
         Keys::Revoke { id } => match keys::revoke(data, id, "cli", None) {
             Ok(k) => {
-                println!("{}", info(&k));
+                say!("{}", info(&k))?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e @ (KeyError::NotFound(_) | KeyError::AlreadyRevoked(_))) => {
-                eprintln!("sealog: {e}");
+                tell!("sealog: {e}");
                 Ok(ExitCode::from(1))
             }
             Err(e) => Err(e.into()),
@@ -101,12 +101,12 @@ pub(crate) fn run(data: &std::path::Path, k: &Keys) -> anyhow::Result<ExitCode> 
 /// `sealog keys rotate-log`.
 pub(crate) fn rotate_log(ledger: &sealog_ledger::Ledger) -> anyhow::Result<ExitCode> {
     let r = ledger.rotate_log_key(&crate::access::local_act())?;
-    println!(
+    say!(
         "{}",
         json!({"old_verifier_key": r.old_key, "new_verifier_key": r.new_key,
                "seq": r.seq, "checkpoint_size": r.checkpoint_size})
-    );
-    eprintln!(
+    )?;
+    tell!(
         "sealog: the log now signs with {}; give it to every witness and verifier (`witness serve --log ORIGIN=VKEY`, `verify --verifier-key`)",
         r.new_key
     );

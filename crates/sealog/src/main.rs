@@ -3,6 +3,37 @@
 //! Exit codes: 0 success; 1 the command ran but something it was given was refused or not
 //! found (each refusal is printed); 2 the command could not run (bad usage, store error).
 
+/// `eprintln!` without its panic. A message standard error cannot take (a full disk under a
+/// redirect, a closed descriptor) is lost, and the exit code still tells how the command
+/// ended: a panic would say no more and end with 101 instead.
+macro_rules! tell {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that hands back the error where `println!` would panic: a result the command
+/// cannot write (a full disk under a redirect, a reader gone from the pipe) fails the command.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+
+/// [`tell!`] without the line's end: a progress line redrawn in place.
+macro_rules! tell_inline {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod access;
 mod append;
 mod bench;
@@ -228,14 +259,14 @@ fn main() -> ExitCode {
     let cli = match settings::parse() {
         Ok(cli) => cli,
         Err(e) => {
-            eprintln!("sealog: error: {e:#}");
+            tell!("sealog: error: {e:#}");
             return ExitCode::from(2);
         }
     };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sealog: error: {e:#}");
+            tell!("sealog: error: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -282,7 +313,7 @@ fn config(cli: &Cli) -> anyhow::Result<LedgerConfig> {
 /// Opens the data directory to write it.
 fn open(cli: &Cli) -> anyhow::Result<Ledger> {
     if cli.durability == DurabilityArg::Os {
-        eprintln!(
+        tell!(
             "sealog: WARNING: --durability os: appends are acknowledged before they are on disk; a machine crash can lose them"
         );
     }
@@ -313,7 +344,7 @@ fn report_recovery(ledger: &Ledger) {
     let (canonical, quarantine) = ledger.recovery();
     for (log, recovery) in [("", canonical), (" (quarantine log)", quarantine)] {
         if let Some(cut) = &recovery.cut {
-            eprintln!(
+            tell!(
                 "sealog: recovered{log}: cut a torn tail of {} bytes at offset {} of {} ({})",
                 cut.bytes,
                 cut.offset,
@@ -322,9 +353,7 @@ fn report_recovery(ledger: &Ledger) {
             );
         }
         if let Some(why) = &recovery.rebuilt {
-            eprintln!(
-                "sealog: recovered{log}: rebuilt from the log what was derived from it: {why}"
-            );
+            tell!("sealog: recovered{log}: rebuilt from the log what was derived from it: {why}");
         }
     }
 }
@@ -359,7 +388,7 @@ fn open_to_read(cli: &Cli) -> anyhow::Result<access::Reader> {
         return match Ledger::open_database(&url, &cli.state, config(cli)?) {
             Ok(ledger) => Ok(access::Reader::recording(ledger)),
             Err(e) if Ledger::lacks_signing_key(&e) => {
-                eprintln!("sealog: note: {e}; reading it read-only");
+                tell!("sealog: note: {e}; reading it read-only");
                 Ok(access::Reader::unrecorded(
                     Ledger::open_database_read_only(&url, &cli.state, config(cli)?)?,
                     "the log cannot be written without its signing key",
@@ -374,7 +403,7 @@ fn open_to_read(cli: &Cli) -> anyhow::Result<access::Reader> {
             Ok(access::Reader::recording(ledger))
         }
         Err(e) if Ledger::is_locked_elsewhere(&e) => {
-            eprintln!("sealog: note: {e}; reading what it has made durable, read-only");
+            tell!("sealog: note: {e}; reading what it has made durable, read-only");
             let ledger = Ledger::open_read_only(&cli.data, config(cli)?).map_err(|e| {
                 anyhow::anyhow!(
                     "{e}; to read through the server instead, run the same command with --url URL --key KEY"
@@ -386,7 +415,7 @@ fn open_to_read(cli: &Cli) -> anyhow::Result<access::Reader> {
             ))
         }
         Err(e) if Ledger::lacks_signing_key(&e) => {
-            eprintln!("sealog: note: {e}; reading it read-only");
+            tell!("sealog: note: {e}; reading it read-only");
             Ok(access::Reader::unrecorded(
                 Ledger::open_read_only(&cli.data, config(cli)?)?,
                 "the log cannot be written without its signing key",
@@ -474,10 +503,10 @@ fn health(url: &str, timeout_s: f64) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("--timeout-s {timeout_s}: {e}"))?;
     let reply = client::Client::new(url, None, Some(timeout))?.get("/readyz")?;
     if reply.status == 200 {
-        println!("ready");
+        say!("ready")?;
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("sealog: not ready: {} {}", reply.status, reply.message());
+        tell!("sealog: not ready: {} {}", reply.status, reply.message());
         Ok(ExitCode::from(1))
     }
 }

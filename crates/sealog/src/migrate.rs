@@ -23,14 +23,14 @@ pub(crate) fn run(data: &str, a: &Args) -> anyhow::Result<ExitCode> {
     let done = sealog_pg::migrate(data, &a.app_role)?;
     for (version, name, now) in &done.applied {
         let status = if *now { "applied" } else { "already applied" };
-        println!(
+        say!(
             "{}",
             json!({"migration": version, "name": name, "status": status})
-        );
+        )?;
     }
-    println!(
+    say!(
         "{}",
         json!({"app_role": done.app_role, "status": "granted"})
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

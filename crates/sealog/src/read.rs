@@ -33,7 +33,7 @@ pub(crate) fn get(reader: &Reader, id: &str, sealed: bool) -> anyhow::Result<Exi
     };
     reader.record("records.get", json!({ "id": id }), &outcome)?;
     if let Some(stub) = pruned {
-        eprintln!(
+        tell!(
             "sealog: record {} (sha256:{}) was pruned by retention: its stub keeps its leaf hash, so its proofs still verify",
             stub.seq,
             hex::encode(stub.id)
@@ -48,7 +48,7 @@ pub(crate) fn get(reader: &Reader, id: &str, sealed: bool) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            eprintln!("sealog: no record {id}");
+            tell!("sealog: no record {id}");
             Ok(ExitCode::from(1))
         }
     }
@@ -288,7 +288,7 @@ fn print_page(ledger: &Ledger, page: &Page, sealed: bool) -> anyhow::Result<Exit
     }
     out.flush()?;
     if let Some(after) = page.next_after {
-        eprintln!("sealog: more records: continue with --after {after}");
+        tell!("sealog: more records: continue with --after {after}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -448,7 +448,7 @@ pub(crate) fn state(reader: &Reader, a: &StateArgs) -> anyhow::Result<ExitCode> 
         json!({ "subject": a.subject, "filter": filter_json(ledger, &params) }),
         &Outcome::Allowed(1),
     )?;
-    println!("{state}");
+    say!("{state}")?;
     Ok(if absent {
         ExitCode::from(1)
     } else {

@@ -59,7 +59,7 @@ pub(crate) fn run(ledger: &Ledger, r: &Retention) -> anyhow::Result<ExitCode> {
             ledger.apply_retention(instant(now.as_deref())?, *dry_run, &local_act())?
         }
     };
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    say!("{}", serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -85,10 +85,10 @@ pub(crate) fn run_client(c: &client::Client, r: &Retention) -> anyhow::Result<Ex
         }
     };
     if !(200..300).contains(&reply.status) {
-        eprintln!("sealog: {} ({})", reply.message(), reply.status);
+        tell!("sealog: {} ({})", reply.message(), reply.status);
         return Ok(ExitCode::from(2));
     }
     let v: serde_json::Value = serde_json::from_slice(&reply.body)?;
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    say!("{}", serde_json::to_string_pretty(&v)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -290,7 +290,7 @@ pub(crate) fn run(ledger: Ledger, a: &Args) -> anyhow::Result<ExitCode> {
             tracing::warn!("{msg}");
             // Said plainly too, unless standard error is for a collector's JSON only.
             if !json_logs {
-                eprintln!("sealog: WARNING: {msg}");
+                tell!("sealog: WARNING: {msg}");
             }
         }
         let scheme = if server.is_tls() { "https" } else { "http" };

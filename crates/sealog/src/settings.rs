@@ -179,7 +179,7 @@ pub(crate) fn init(out: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: not overwritten", out.display()))?;
     std::io::Write::write_all(&mut &file, text.as_bytes())
         .with_context(|| out.display().to_string())?;
-    println!("{}", out.display());
+    say!("{}", out.display())?;
     Ok(ExitCode::SUCCESS)
 }
 

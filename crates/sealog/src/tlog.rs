@@ -87,9 +87,9 @@ fn b64_all(hashes: &[Hash]) -> Vec<String> {
 
 pub(crate) fn checkpoint(store: &Ledger, key: bool) -> anyhow::Result<ExitCode> {
     if key {
-        println!("{}", store.verifier_key());
+        say!("{}", store.verifier_key())?;
     } else {
-        print!("{}", store.checkpoint()?.note);
+        write!(std::io::stdout(), "{}", store.checkpoint()?.note)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -104,7 +104,7 @@ pub(crate) fn prove(reader: &Reader, p: &Prove) -> anyhow::Result<ExitCode> {
     };
     let refuse = |outcome: Outcome, why: String| -> anyhow::Result<ExitCode> {
         reader.record(action, resource.clone(), &outcome)?;
-        eprintln!("sealog: {why}");
+        tell!("sealog: {why}");
         Ok(ExitCode::from(1))
     };
     let out = match *p {
@@ -160,7 +160,7 @@ pub(crate) fn prove(reader: &Reader, p: &Prove) -> anyhow::Result<ExitCode> {
         }
     };
     reader.record(action, resource, &Outcome::Allowed(1))?;
-    println!("{out}");
+    say!("{out}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -180,14 +180,14 @@ fn progress(total: Option<u64>) -> impl Fn(u64, u64) {
             Some(t) => {
                 let share = (done as f64 / t as f64).min(1.0);
                 let filled = (share * 30.0).round() as usize;
-                eprint!(
+                tell_inline!(
                     "\rverify [{}{}] {:>3.0}% {records} records, {mib:.0} MiB, {rate:.0} MiB/s ",
                     "#".repeat(filled),
                     ".".repeat(30 - filled),
                     share * 100.0
                 );
             }
-            None => eprint!("\rverify: {records} records, {mib:.0} MiB, {rate:.0} MiB/s "),
+            None => tell_inline!("\rverify: {records} records, {mib:.0} MiB, {rate:.0} MiB/s "),
         }
         let _ = std::io::stderr().flush();
     }
@@ -252,7 +252,7 @@ pub(crate) fn verify(place: &Place<'_>, packs: &Packs, a: &VerifyArgs) -> anyhow
         Place::Database { url, state } => Ledger::verify_database(url, state, &opts),
     };
     if std::io::stderr().is_terminal() {
-        eprintln!();
+        tell!();
     }
     match result {
         Ok((r, q)) => {
@@ -265,7 +265,7 @@ pub(crate) fn verify(place: &Place<'_>, packs: &Packs, a: &VerifyArgs) -> anyhow
                        "checked": checked(&q.files)})
             });
             let secs = started.elapsed().as_secs_f64();
-            println!(
+            say!(
                 "{}",
                 json!({
                     "status": "intact", "records": r.records, "segments": r.segments, "checkpoints": r.checkpoints,
@@ -276,27 +276,27 @@ pub(crate) fn verify(place: &Place<'_>, packs: &Packs, a: &VerifyArgs) -> anyhow
                     "bytes": r.bytes, "seconds": secs, "mib_per_s": r.bytes as f64 / 1048576.0 / secs.max(1e-9),
                     "quarantine": quarantine, "full": a.full, "checked": checked(&r.files),
                 })
-            );
+            )?;
             for (kind, what) in &r.files {
-                eprintln!("sealog: checked {kind}: {what}");
+                tell!("sealog: checked {kind}: {what}");
             }
             for (kind, what) in q.iter().flat_map(|q| &q.files) {
-                eprintln!("sealog: checked quarantine {kind}: {what}");
+                tell!("sealog: checked quarantine {kind}: {what}");
             }
             if let Some(n) = r.writer_durable {
-                eprintln!(
+                tell!(
                     "sealog: note: a process is writing this log; verified the {n} records it had made durable"
                 );
             }
             if let Some(w) = r.witnessed_records.filter(|w| *w < r.records) {
                 let tail = r.records - w;
                 if a.strict {
-                    eprintln!(
+                    tell!(
                         "sealog: verify FAILED (--strict): {tail} records after the newest witnessed checkpoint are not cosigned"
                     );
                     return Ok(ExitCode::from(1));
                 }
-                eprintln!(
+                tell!(
                     "sealog: note: {tail} records after the newest witnessed checkpoint are intact but not yet cosigned"
                 );
             }
@@ -308,11 +308,12 @@ pub(crate) fn verify(place: &Place<'_>, packs: &Packs, a: &VerifyArgs) -> anyhow
 
 /// The first thing found wrong, on both outputs; exit code 1.
 fn damaged(f: &VerifyFailure) -> ExitCode {
-    println!(
+    // Exit code 1 says it whether or not the line can be written.
+    let _ = say!(
         "{}",
         json!({"status": "damaged", "location": f.location, "message": f.message})
     );
-    eprintln!("sealog: verify FAILED at {}: {}", f.location, f.message);
+    tell!("sealog: verify FAILED at {}: {}", f.location, f.message);
     ExitCode::from(1)
 }
 
@@ -323,12 +324,12 @@ fn unvouched(records: u64, strict: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if strict {
-        eprintln!(
+        tell!(
             "sealog: verify FAILED (--strict): {records} records after the newest signed checkpoint are not vouched for"
         );
         return ExitCode::from(1);
     }
-    eprintln!(
+    tell!(
         "sealog: note: {records} records after the newest signed checkpoint are intact but not yet signed"
     );
     ExitCode::SUCCESS
@@ -350,7 +351,7 @@ pub(crate) fn verify_remote(
     let key = match a.verifier_key()? {
         Some(k) => k,
         None => {
-            eprintln!(
+            tell!(
                 "sealog: note: no --verifier-key: checking against the key the server reports, which proves consistency, not who signed"
             );
             client.text("/checkpoint/key")?.trim().to_string()
@@ -359,15 +360,15 @@ pub(crate) fn verify_remote(
     let progress = progress(None);
     let result = crate::client::verify_tree(client, &key, since.as_deref(), &progress);
     if std::io::stderr().is_terminal() {
-        eprintln!();
+        tell!();
     }
     match result {
         Ok(r) => {
-            println!(
+            say!(
                 "{}",
                 json!({"status": "intact", "records": r.records, "root": B64.encode(r.root),
                        "verifier": r.verifier, "since_size": r.since_size, "source": "server"})
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(f) => Ok(damaged(&f)),

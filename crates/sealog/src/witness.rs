@@ -70,7 +70,7 @@ pub(crate) fn run(w: &Witness) -> anyhow::Result<ExitCode> {
     match w {
         Witness::Key { state } => {
             let key = load_or_create_key(&state.state, state.name.as_deref())?;
-            println!("{}", key.verifier().to_vkey());
+            say!("{}", key.verifier().to_vkey())?;
             Ok(ExitCode::SUCCESS)
         }
         Witness::Serve {
@@ -85,7 +85,7 @@ pub(crate) fn run(w: &Witness) -> anyhow::Result<ExitCode> {
                 state.name.as_deref(),
                 logs,
             )?);
-            eprintln!(
+            tell!(
                 "sealog: witness {} ({})",
                 witness.cosigner().name(),
                 witness.cosigner().verifier().to_vkey()

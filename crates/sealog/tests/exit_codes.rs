@@ -122,3 +122,78 @@ fn every_command_answers_0_1_or_2_by_the_same_rule() {
     flip_byte(&segment, 200);
     expect(&cli, &[(&["verify"], b"", 1)], "damaged");
 }
+
+/// Output that cannot be written (here `/dev/full`, which answers every write with ENOSPC)
+/// fails the command by the same rule, never by a panic (exit 101): a result on standard
+/// output that was not written is an error; a note on standard error that was not written is
+/// lost, and `check`, whose summary is written there, fails.
+#[test]
+fn output_that_cannot_be_written_fails_the_command_without_a_panic() {
+    let full = std::path::Path::new("/dev/full");
+    if !full.exists() {
+        eprintln!("\n*** SKIPPED: this system has no /dev/full ***\n");
+        assert!(
+            !sealog_testkit::under_ci(),
+            "CI runs where /dev/full exists"
+        );
+        return;
+    }
+    let dir = tempdir();
+    let cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), &dir.path().join("data"));
+    cli.ok(&["demo"], b"");
+    cli.ok(
+        &["hold", "place", "--tenant", "acme", "--reason", "inquiry 9"],
+        b"",
+    );
+    let out = dir.path().join("chunk.jsonl");
+    let out = out.to_str().unwrap();
+    let prints: [&[&str]; 8] = [
+        &["get", "0"],
+        &["query", "--limit", "5"],
+        &["checkpoint"],
+        &["checkpoint", "--verifier-key"],
+        &["verify"],
+        &["hold", "list"],
+        &[
+            "export",
+            "--format",
+            "jsonl",
+            "--out",
+            out,
+            "--force",
+            "--subject",
+            "chunk-7",
+        ],
+        &["check"],
+    ];
+    let run = |args: &[&str], stdout: bool| {
+        let mut c = cli.command(args);
+        let sink = std::fs::OpenOptions::new().write(true).open(full).unwrap();
+        if stdout {
+            c.stdout(sink).stderr(std::process::Stdio::piped());
+        } else {
+            c.stdout(std::process::Stdio::piped()).stderr(sink);
+        }
+        c.output().unwrap()
+    };
+    for args in prints {
+        let o = run(args, true);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "sealog {args:?} > /dev/full: {stderr}"
+        );
+        assert!(
+            stderr.contains("No space left on device") && !stderr.contains("panicked"),
+            "sealog {args:?} > /dev/full names the cause: {stderr}"
+        );
+    }
+    for args in prints {
+        let o = run(args, false);
+        let code = o.status.code();
+        let want = if args[0] == "check" { Some(2) } else { Some(0) };
+        assert_eq!(code, want, "sealog {args:?} 2> /dev/full");
+    }
+    cli.assert_verifies();
+}

@@ -415,21 +415,22 @@ fn a_log_key_rotation_whose_system_calls_fail_is_finished_or_absent() {
     assert!(injected > 0, "no run had a call fail");
 }
 
-/// `sealog hold place` and the reads (`get`, `query`, each appending its `audit.access`
-/// record) with their `n`th write, fsync or rename of each thread failing (`n` = 1, 2, 4, …):
-/// a run whose call failed ends with an error naming the cause; a read that printed anything
-/// left its access record in the log (an unrecorded read is not served); opened again, the records before are
-/// as they were, a hold is placed whole or not at all, `verify` passes, and the command run
-/// again without faults works.
+/// `sealog hold place`, the reads (`get`, `query`, each appending its `audit.access` record)
+/// and `check` (appending its run's record) with their `n`th write, fsync or rename of each
+/// thread failing (`n` = 1, 2, 4, …): a run whose call failed ends with an error naming the
+/// cause; a read that printed anything left its access record in the log (an unrecorded read
+/// is not served); opened again, the records before are as they were, a hold is placed whole
+/// or not at all, `verify` passes, and the command run again without faults works.
 #[test]
-fn holds_and_reads_whose_system_calls_fail_fail_cleanly() {
+fn holds_reads_and_checks_whose_system_calls_fail_fail_cleanly() {
     if !strace_usable() {
         return;
     }
-    let commands: [&[&str]; 3] = [
+    let commands: [&[&str]; 4] = [
         &["hold", "place", "--tenant", "acme", "--reason", "inquiry 4"],
         &["get", "2"],
         &["query", "--subject", "s1", "--limit", "5"],
+        &["check"],
     ];
     let (mut runs, mut injected) = (0, 0);
     for args in commands {
@@ -475,7 +476,7 @@ fn holds_and_reads_whose_system_calls_fail_fail_cleanly() {
                     r["type"] == "audit.access"
                 });
                 drop(ledger);
-                if args[0] != "hold" && !run.stdout.is_empty() {
+                if matches!(args[0], "get" | "query") && !run.stdout.is_empty() {
                     // What was printed was read after its access record was durable (a later
                     // failure, of the final checkpoint say, still fails the command).
                     assert!(recorded, "{ctx}: a read served without its record");
@@ -494,6 +495,107 @@ fn holds_and_reads_whose_system_calls_fail_fail_cleanly() {
             }
         }
     }
-    eprintln!("holds and reads under syscall faults: {runs} runs, {injected} with a failed call");
+    eprintln!(
+        "holds, reads and checks under syscall faults: {runs} runs, {injected} with a failed call"
+    );
+    assert!(injected > 0, "no run had a call fail");
+}
+
+/// An export whose system calls fail leaves a whole export or none: no `.partial` file, and
+/// a manifest under the final name only beside the files it proves. The log is unchanged
+/// but for the export's own records, and the export made again completes.
+#[test]
+fn an_export_whose_system_calls_fail_is_whole_or_absent() {
+    if !strace_usable() {
+        return;
+    }
+    let (mut runs, mut injected) = (0, 0);
+    for format in ["jsonl", "parquet"] {
+        for &(call, errno, cause) in SYSCALL_FAULTS {
+            for n in (0..syscall_fault_sweep(5, 7)).map(|i| 1usize << i) {
+                let tmp = tempdir();
+                let dir = tmp.path().join("data");
+                let cli = cli(&dir);
+                cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+                let vkey = cli
+                    .ok(&["checkpoint", "--verifier-key"], b"")
+                    .stdout
+                    .trim()
+                    .to_string();
+                let before: Vec<Vec<u8>> = {
+                    let ledger = open_ledger(&dir, Undeclared::Accept);
+                    (0..BEFORE as u64)
+                        .map(|s| ledger.get(s).unwrap().unwrap())
+                        .collect()
+                };
+                let out_dir = tmp.path().join("out");
+                std::fs::create_dir(&out_dir).unwrap();
+                let out = out_dir.join(format!("acme.{format}"));
+                let out_s = out.to_str().unwrap();
+                let args = [
+                    "export", "--format", format, "--out", out_s, "--tenant", "acme",
+                ];
+                let (run, failed) =
+                    run_failing(&cli, &args, (call, errno), n, &tmp.path().join("trace"));
+                runs += 1;
+                injected += usize::from(!failed.is_empty());
+                let ctx = format!(
+                    "{format} export with {call}={errno} when={n}: exit {}: {}",
+                    run.code,
+                    run.stderr.trim()
+                );
+                assert!(!run.stderr.contains("panicked"), "{ctx}");
+                if failed.is_empty() {
+                    assert_eq!(run.code, 0, "{ctx}");
+                } else {
+                    assert_ne!(run.code, 0, "{ctx}: a call failed, yet the run ended well");
+                    assert!(
+                        run.stderr.contains(cause),
+                        "{ctx}: the error names the cause"
+                    );
+                }
+
+                let left: Vec<String> = std::fs::read_dir(&out_dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+                assert!(
+                    left.iter().all(|f| !f.ends_with(".partial")),
+                    "{ctx}: a partial file was left: {left:?}"
+                );
+                let manifest = out_dir.join(format!("acme.{format}.manifest.json"));
+                if run.code == 0 {
+                    assert!(manifest.exists(), "{ctx}: exported, yet no manifest");
+                }
+                if manifest.exists() {
+                    let checked = cli.ok(
+                        &[
+                            "verify-export",
+                            manifest.to_str().unwrap(),
+                            "--verifier-key",
+                            &vkey,
+                        ],
+                        b"",
+                    );
+                    assert_eq!(checked.json()["count"], BEFORE, "{ctx}");
+                }
+
+                let ledger = open_ledger(&dir, Undeclared::Accept);
+                for (s, bytes) in before.iter().enumerate() {
+                    assert_eq!(&ledger.get(s as u64).unwrap().unwrap(), bytes, "{ctx}");
+                }
+                drop(ledger);
+                cli.assert_verifies();
+                let mut again = args.to_vec();
+                again.push("--force");
+                cli.ok(&again, b"");
+                if failed.is_empty() {
+                    // No thread made `n` such calls: a larger `n` fails none either.
+                    break;
+                }
+            }
+        }
+    }
+    eprintln!("exports under syscall faults: {runs} runs, {injected} with a failed call");
     assert!(injected > 0, "no run had a call fail");
 }
