@@ -92,17 +92,22 @@ fn a_prepared_key_no_record_names_is_dropped() {
     assert_eq!(verify(dir.path()), "the log's key never changed");
 }
 
+/// An operator's act, for the rotations these tests make.
+fn ops() -> sealog_ledger::Act<'static> {
+    sealog_ledger::Act {
+        actor: json!({"type": "human", "id": "ops"}),
+        time: "2026-12-01T00:00:00Z".into(),
+        source: "sealog-test",
+    }
+}
+
 #[test]
 fn a_public_key_left_naming_the_retired_key_is_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path());
     ingest(&ledger, &[decision("d-1", "r-1")]);
     let old = ledger.verifier_key();
-    let act = sealog_ledger::Act {
-        actor: json!({"type": "human", "id": "ops"}),
-        time: "2026-12-01T00:00:00Z".into(),
-        source: "sealog-test",
-    };
+    let act = ops();
     let r = ledger.rotate_log_key(&act).unwrap();
     assert_eq!(r.old_key, old);
     ledger.close().unwrap();
@@ -126,11 +131,7 @@ fn two_rotations_verify_from_the_first_key_and_from_the_last() {
     let ledger = open(dir.path());
     ingest(&ledger, &[decision("d-1", "r-1")]);
     let first = ledger.verifier_key();
-    let act = sealog_ledger::Act {
-        actor: json!({"type": "human", "id": "ops"}),
-        time: "2026-12-01T00:00:00Z".into(),
-        source: "sealog-test",
-    };
+    let act = ops();
     ledger.rotate_log_key(&act).unwrap();
     let second = ledger.rotate_log_key(&act).unwrap();
     assert_eq!(second.new_key, ledger.verifier_key());

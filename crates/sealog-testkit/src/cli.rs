@@ -378,16 +378,78 @@ pub fn injected_calls(trace: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `sealog ARGS` run to the end under strace with the `n`th `call` of each thread failing
-/// with `errno` (see [`strace_failing`]): what it did, and the calls that were made to fail.
-pub fn run_failing(
-    cli: &Cli,
-    args: &[&str],
-    fault: (&str, &str),
-    n: usize,
-    trace: &Path,
-) -> (Run, Vec<String>) {
-    let command = strace_failing(&cli.command(args), fault, n, None, trace);
+/// One faulted run of a sweep: the call made to fail, its errno, how the error reads, and
+/// which of each thread's such calls fails.
+#[derive(Clone, Copy, Debug)]
+pub struct Fault {
+    pub call: &'static str,
+    pub errno: &'static str,
+    pub cause: &'static str,
+    pub n: usize,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={} when={}", self.call, self.errno, self.n)
+    }
+}
+
+/// `n` = 1, 2, 4, … up to 2^(`k` - 1): a sweep that reaches calls made late in a run.
+pub fn doubling(k: usize) -> Vec<usize> {
+    (0..k).map(|i| 1usize << i).collect()
+}
+
+/// Runs `trial` for each call of [`SYSCALL_FAULTS`] and each `n` of `ns` in turn; `trial`
+/// says whether a call was made to fail. A call's sweep stops at the first `n` where none
+/// was: no thread made `n` such calls, so a larger `n` fails none either. Prints `WHAT under
+/// syscall faults: R runs, F with a failed call` (`scripts/campaign` reads it) and fails the
+/// test when no run had a call fail.
+pub fn sweep_syscall_faults(what: &str, ns: &[usize], mut trial: impl FnMut(Fault) -> bool) {
+    let (mut runs, mut injected) = (0, 0);
+    for &(call, errno, cause) in SYSCALL_FAULTS {
+        for &n in ns {
+            let hit = trial(Fault {
+                call,
+                errno,
+                cause,
+                n,
+            });
+            runs += 1;
+            injected += usize::from(hit);
+            if !hit {
+                break;
+            }
+        }
+    }
+    eprintln!("{what} under syscall faults: {runs} runs, {injected} with a failed call");
+    assert!(injected > 0, "{what}: no run had a call fail");
+}
+
+/// What every faulted run of a command must do: never panic; with a call failed, end
+/// non-zero with an error naming the cause; with none failed, end well.
+pub fn assert_fails_cleanly(run: &Run, failed: &[String], cause: &str, ctx: &str) {
+    assert!(!run.stderr.contains("panicked"), "{ctx}");
+    if failed.is_empty() {
+        assert_eq!(run.code, 0, "{ctx}");
+    } else {
+        assert_ne!(run.code, 0, "{ctx}: a call failed, yet the run ended well");
+        assert!(
+            run.stderr.contains(cause),
+            "{ctx}: the error names the cause"
+        );
+    }
+}
+
+/// `sealog ARGS` run to the end under strace with the `fault.n`th `fault.call` of each
+/// thread failing (see [`strace_failing`]): what it did, and the calls that were made to fail.
+pub fn run_failing(cli: &Cli, args: &[&str], fault: Fault, trace: &Path) -> (Run, Vec<String>) {
+    let command = strace_failing(
+        &cli.command(args),
+        (fault.call, fault.errno),
+        fault.n,
+        None,
+        trace,
+    );
     let run = run_command(command, b"", Duration::from_secs(300));
     (run, injected_calls(trace))
 }

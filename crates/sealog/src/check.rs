@@ -184,7 +184,7 @@ impl ConflictsArgs {
     }
 
     /// Checked before anything is opened.
-    fn filters(&self) -> anyhow::Result<(Option<Status>, Option<Criticality>)> {
+    pub(crate) fn filters(&self) -> anyhow::Result<(Option<Status>, Option<Criticality>)> {
         let status = self
             .status
             .as_deref()
@@ -213,23 +213,12 @@ impl ConflictsArgs {
     }
 }
 
-/// Lists or resolves locally. Listing is a read, recorded like every read.
+/// Lists or resolves locally, with the filters `a.filters()` checked before the log was
+/// opened. Listing is a read, recorded like every read.
 pub(crate) fn conflicts(
-    open: impl FnOnce() -> anyhow::Result<Reader>,
-    a: &ConflictsArgs,
-) -> anyhow::Result<ExitCode> {
-    let (status, min) = a.filters()?;
-    let reader = open()?;
-    let code = conflicts_with(&reader, a, status, min)?;
-    reader.close()?;
-    Ok(code)
-}
-
-fn conflicts_with(
     reader: &Reader,
     a: &ConflictsArgs,
-    status: Option<Status>,
-    min: Option<Criticality>,
+    (status, min): (Option<Status>, Option<Criticality>),
 ) -> anyhow::Result<ExitCode> {
     if let Some(Action::Resolve {
         id,

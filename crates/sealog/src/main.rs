@@ -373,7 +373,14 @@ fn reading<T>(
     cli: &Cli,
     command: impl FnOnce(&access::Reader) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let reader = open_to_read(cli)?;
+    closing(open_to_read(cli)?, command)
+}
+
+/// Runs a command on `reader`, then closes it, reporting a failed close.
+fn closing<T>(
+    reader: access::Reader,
+    command: impl FnOnce(&access::Reader) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let out = command(&reader)?;
     reader.close()?;
     Ok(out)
@@ -473,10 +480,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Erase(a) => writing(&cli, |l| erase::run(l, a)),
         Command::Hold(h) => writing(&cli, |l| hold::run(l, h)),
         Command::Check(a) => writing(&cli, |l| check::run(l, a)),
-        Command::Conflicts(a) if a.writes() => {
-            check::conflicts(|| Ok(access::Reader::recording(open(&cli)?)), a)
+        Command::Conflicts(a) => {
+            // Bad filters are refused before the log is opened.
+            let filters = a.filters()?;
+            let reader = if a.writes() {
+                access::Reader::recording(open(&cli)?)
+            } else {
+                open_to_read(&cli)?
+            };
+            closing(reader, |r| check::conflicts(r, a, filters))
         }
-        Command::Conflicts(a) => check::conflicts(|| open_to_read(&cli), a),
         Command::Migrate(a) => migrate::run(&data, a),
         Command::Report(a) => reading(&cli, |r| report::run(r, a)),
         Command::Retention(r) => writing(&cli, |l| retention::run(l, r)),

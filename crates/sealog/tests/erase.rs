@@ -328,7 +328,9 @@ fn retention_prunes_what_is_due_locally_and_through_a_server() {
 /// says it is done.
 #[test]
 fn an_erasure_whose_system_calls_fail_is_whole_or_absent() {
-    use sealog_testkit::cli::{SYSCALL_FAULTS, run_failing, strace_usable, syscall_fault_sweep};
+    use sealog_testkit::cli::{
+        assert_fails_cleanly, run_failing, strace_usable, sweep_syscall_faults, syscall_fault_sweep,
+    };
     if !strace_usable() {
         return;
     }
@@ -340,81 +342,62 @@ fn an_erasure_whose_system_calls_fail_is_whole_or_absent() {
             .lines()
             .len()
     };
-    let (mut runs, mut injected) = (0, 0);
-    for &(call, errno, cause) in SYSCALL_FAULTS {
-        for n in 1..=syscall_fault_sweep(3, 6) {
-            let tmp = tempdir();
-            let log = cli(tmp.path());
-            let input = format!("{}\n{}\n", email("m-1", "cust-1"), email("m-2", "cust-2"));
-            log.ok(&["append"], input.as_bytes());
-            let before = log.all_records();
-            let (run, failed) = run_failing(
-                &log,
-                &["erase", "--data-subject", "cust-1", "--reason", "request 9"],
-                (call, errno),
-                n,
-                &tmp.path().join("trace"),
-            );
-            let ctx = format!("{call}={errno} when={n}: exit {}: {}", run.code, run.stderr);
-            runs += 1;
-            injected += usize::from(!failed.is_empty());
-            assert!(!run.stderr.contains("panicked"), "{ctx}");
-            if failed.is_empty() {
-                assert_eq!(run.code, 0, "{ctx}");
-            } else {
-                // Regression: every writing command but `append` dropped its ledger without
-                // closing it, so a failed fsync of the final checkpoint, of a tree level or
-                // a failed rename of the index manifest ended `erase` with exit code 0.
-                assert_ne!(run.code, 0, "{ctx}: a call failed, yet the run ended well");
-                assert!(
-                    run.stderr.contains(cause),
-                    "{ctx}: the error names the cause"
-                );
-            }
-            if run.code == 0 {
-                assert_eq!(run.json()["status"], "erased", "{ctx}");
-            }
-
-            let after = log.all_records();
-            assert_eq!(&after[..before.len()], &before[..], "{ctx}");
-            let whole = match erasures(&log) {
-                0 => false,
-                1 => true,
-                e => panic!("{ctx}: {e} erasure records"),
-            };
-            assert!(whole || run.code != 0, "{ctx}: erased without its record");
-            let expected = if whole {
-                json!({"$personal": "erased"})
-            } else {
-                json!("cust-1")
-            };
-            assert_eq!(customer(&log, "0"), expected, "{ctx}");
-            assert_eq!(customer(&log, "1"), "cust-2", "{ctx}");
-            log.assert_verifies();
-
-            let again = log.run(
-                &["erase", "--data-subject", "cust-1", "--reason", "request 9"],
-                b"",
-            );
-            if whole {
-                assert_eq!(again.code, 1, "{ctx}: {}", again.stderr);
-                assert!(
-                    again.stderr.contains("already erased"),
-                    "{ctx}: {}",
-                    again.stderr
-                );
-            } else {
-                assert_eq!(again.code, 0, "{ctx}: {}", again.stderr);
-            }
-            assert_eq!(customer(&log, "0"), json!({"$personal": "erased"}), "{ctx}");
-            assert_eq!(erasures(&log), 1, "{ctx}");
-            eprintln!("{ctx}; failed: {failed:?}");
-            if failed.is_empty() {
-                // No thread made `n` such calls: a larger `n` fails none either.
-                break;
-            }
+    let ns: Vec<usize> = (1..=syscall_fault_sweep(3, 6)).collect();
+    sweep_syscall_faults("erase", &ns, |f| {
+        let tmp = tempdir();
+        let log = cli(tmp.path());
+        let input = format!("{}\n{}\n", email("m-1", "cust-1"), email("m-2", "cust-2"));
+        log.ok(&["append"], input.as_bytes());
+        let before = log.all_records();
+        let (run, failed) = run_failing(
+            &log,
+            &["erase", "--data-subject", "cust-1", "--reason", "request 9"],
+            f,
+            &tmp.path().join("trace"),
+        );
+        let ctx = format!("{f}: exit {}: {}", run.code, run.stderr);
+        // Regression: every writing command but `append` dropped its ledger without closing
+        // it, so a failed fsync of the final checkpoint, of a tree level or a failed rename
+        // of the index manifest ended `erase` with exit code 0.
+        assert_fails_cleanly(&run, &failed, f.cause, &ctx);
+        if run.code == 0 {
+            assert_eq!(run.json()["status"], "erased", "{ctx}");
         }
-    }
-    eprintln!("erase under syscall faults: {runs} runs, {injected} with a failed call");
-    assert!(injected > 0, "no run had a call fail");
+
+        let after = log.all_records();
+        assert_eq!(&after[..before.len()], &before[..], "{ctx}");
+        let whole = match erasures(&log) {
+            0 => false,
+            1 => true,
+            e => panic!("{ctx}: {e} erasure records"),
+        };
+        assert!(whole || run.code != 0, "{ctx}: erased without its record");
+        let expected = if whole {
+            json!({"$personal": "erased"})
+        } else {
+            json!("cust-1")
+        };
+        assert_eq!(customer(&log, "0"), expected, "{ctx}");
+        assert_eq!(customer(&log, "1"), "cust-2", "{ctx}");
+        log.assert_verifies();
+
+        let again = log.run(
+            &["erase", "--data-subject", "cust-1", "--reason", "request 9"],
+            b"",
+        );
+        if whole {
+            assert_eq!(again.code, 1, "{ctx}: {}", again.stderr);
+            assert!(
+                again.stderr.contains("already erased"),
+                "{ctx}: {}",
+                again.stderr
+            );
+        } else {
+            assert_eq!(again.code, 0, "{ctx}: {}", again.stderr);
+        }
+        assert_eq!(customer(&log, "0"), json!({"$personal": "erased"}), "{ctx}");
+        assert_eq!(erasures(&log), 1, "{ctx}");
+        eprintln!("{ctx}; failed: {failed:?}");
+        !failed.is_empty()
+    });
 }

@@ -155,82 +155,67 @@ fn a_retention_killed_at_any_step_leaves_whole_segments_and_is_finished_on_open(
 /// applying again without faults prunes every record not held.
 #[test]
 fn a_retention_whose_system_calls_fail_leaves_whole_segments() {
-    use sealog_testkit::cli::{SYSCALL_FAULTS, run_failing, strace_usable, syscall_fault_sweep};
+    use sealog_testkit::cli::{
+        assert_fails_cleanly, doubling, run_failing, strace_usable, sweep_syscall_faults,
+        syscall_fault_sweep,
+    };
     if !strace_usable() {
         return;
     }
-    let (mut runs, mut injected, mut amid_pruning) = (0, 0, 0);
+    let mut amid_pruning = 0;
     // The opening's calls come first, the rewrite's later: `n` doubles so that a few runs
     // reach the calls of segments being rewritten.
-    let sweep = syscall_fault_sweep(8, 10);
-    for &(call, errno, cause) in SYSCALL_FAULTS {
-        for n in (0..sweep).map(|i| 1usize << i) {
-            let mut rng = Rng::new(SEED_BASE ^ (n as u64));
-            let tmp = tempfile::tempdir().unwrap();
-            let dir = &tmp.path().join("data");
-            let records = fill(dir, &mut rng);
-            let root_before = Ledger::open_read_only(dir, config(16 << 10))
-                .unwrap()
-                .root(records.len() as u64)
-                .unwrap();
-            let cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared();
-            let (run, failed) = run_failing(
-                &cli,
-                &["retention", "apply", "--now", LATER],
-                (call, errno),
-                n,
-                &tmp.path().join("trace"),
-            );
-            runs += 1;
-            injected += usize::from(!failed.is_empty());
-            let stubs = stubs_on_disk(dir);
-            let ctx = format!(
-                "{call}={errno} when={n}: exit {}, stubs on disk {stubs}: {}",
-                run.code,
-                run.stderr.trim()
-            );
-            eprintln!("{ctx}");
-            assert!(!run.stderr.contains("panicked"), "{ctx}");
-            if failed.is_empty() {
-                assert_eq!(run.code, 0, "{ctx}");
-            } else {
-                assert_ne!(run.code, 0, "{ctx}: a call failed, yet the run ended well");
-                assert!(
-                    run.stderr.contains(cause),
-                    "{ctx}: the error names the cause"
-                );
-            }
-            let pruned = check_left(dir, &records, &root_before, stubs, &ctx);
-            amid_pruning += usize::from(!failed.is_empty() && pruned > 0);
-            assert!(
-                run.code != 0 || pruned > 0,
-                "{ctx}: applied, yet nothing pruned"
-            );
+    let ns = doubling(syscall_fault_sweep(8, 10));
+    sweep_syscall_faults("retention", &ns, |f| {
+        let mut rng = Rng::new(SEED_BASE ^ (f.n as u64));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = &tmp.path().join("data");
+        let records = fill(dir, &mut rng);
+        let root_before = Ledger::open_read_only(dir, config(16 << 10))
+            .unwrap()
+            .root(records.len() as u64)
+            .unwrap();
+        let cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared();
+        let (run, failed) = run_failing(
+            &cli,
+            &["retention", "apply", "--now", LATER],
+            f,
+            &tmp.path().join("trace"),
+        );
+        let stubs = stubs_on_disk(dir);
+        let ctx = format!(
+            "{f}: exit {}, stubs on disk {stubs}: {}",
+            run.code,
+            run.stderr.trim()
+        );
+        eprintln!("{ctx}");
+        assert_fails_cleanly(&run, &failed, f.cause, &ctx);
+        let pruned = check_left(dir, &records, &root_before, stubs, &ctx);
+        amid_pruning += usize::from(!failed.is_empty() && pruned > 0);
+        assert!(
+            run.code != 0 || pruned > 0,
+            "{ctx}: applied, yet nothing pruned"
+        );
 
-            cli.ok(&["retention", "apply", "--now", LATER], b"");
-            let ledger = Ledger::open_read_only(dir, config(16 << 10)).unwrap();
-            for (seq, bytes) in records.iter().enumerate() {
-                let held =
-                    serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["tenant"] == "t2";
-                match ledger.get(seq as u64) {
-                    Ok(Some(b)) if held => assert_eq!(&b, bytes, "{ctx}: record {seq}"),
-                    Err(Error::Pruned(_)) if !held => {}
-                    other => {
-                        panic!("{ctx}: record {seq} (held: {held}) after applying again: {other:?}")
-                    }
+        cli.ok(&["retention", "apply", "--now", LATER], b"");
+        let ledger = Ledger::open_read_only(dir, config(16 << 10)).unwrap();
+        for (seq, bytes) in records.iter().enumerate() {
+            let held =
+                serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["tenant"] == "t2";
+            match ledger.get(seq as u64) {
+                Ok(Some(b)) if held => assert_eq!(&b, bytes, "{ctx}: record {seq}"),
+                Err(Error::Pruned(_)) if !held => {}
+                other => {
+                    panic!("{ctx}: record {seq} (held: {held}) after applying again: {other:?}")
                 }
             }
-            drop(ledger);
-            cli.assert_verifies();
-            if failed.is_empty() {
-                // No thread made `n` such calls: a larger `n` fails none either.
-                break;
-            }
         }
-    }
+        drop(ledger);
+        cli.assert_verifies();
+        !failed.is_empty()
+    });
     eprintln!(
-        "retention under syscall faults: {runs} runs, {injected} with a failed call, \
-         {amid_pruning} of them after records were pruned"
+        "retention amid pruning: {amid_pruning} runs had a call fail after records were pruned"
     );
     assert!(amid_pruning > 0, "no call failed once pruning had begun");
 }

@@ -24,8 +24,8 @@ use std::process::Stdio;
 use sealog_ledger::Undeclared;
 use sealog_testkit::app::open_ledger;
 use sealog_testkit::cli::{
-    SYSCALL_FAULTS, injected_calls, result_lines, run_failing, signal, strace_failing,
-    strace_usable, syscall_fault_sweep,
+    SYSCALL_FAULTS, assert_fails_cleanly, doubling, injected_calls, result_lines, run_failing,
+    signal, strace_failing, strace_usable, sweep_syscall_faults, syscall_fault_sweep,
 };
 use sealog_testkit::events::{event, ndjson};
 use sealog_testkit::{Cli, tempdir, wait_for};
@@ -38,6 +38,14 @@ const CHUNK: usize = 10;
 const CHUNKS: usize = 3;
 /// How long one traced run may take: far beyond what it takes on a busy machine.
 const RUN_SECS_MAX: u64 = 300;
+
+/// The first `n` records of the log at `dir`, as stored.
+fn first_records(dir: &Path, n: usize) -> Vec<Vec<u8>> {
+    let ledger = open_ledger(dir, Undeclared::Accept);
+    (0..n as u64)
+        .map(|s| ledger.get(s).unwrap().unwrap())
+        .collect()
+}
 
 fn cli(dir: &Path) -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared()
@@ -350,39 +358,20 @@ fn a_log_key_rotation_whose_system_calls_fail_is_finished_or_absent() {
         cli.ok(&["query", "--type", "audit.log_key_rotated"], b"")
             .lines()
     };
-    let (mut runs, mut injected) = (0, 0);
-    for &(call, errno, cause) in SYSCALL_FAULTS {
-        for n in (0..syscall_fault_sweep(6, 8)).map(|i| 1usize << i) {
+    sweep_syscall_faults(
+        "keys rotate-log",
+        &doubling(syscall_fault_sweep(6, 8)),
+        |f| {
             let tmp = tempdir();
             let dir = tmp.path().join("data");
             let cli = cli(&dir);
             cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
             let old = vkey(&dir);
-            let (run, failed) = run_failing(
-                &cli,
-                &["keys", "rotate-log"],
-                (call, errno),
-                n,
-                &tmp.path().join("trace"),
-            );
-            runs += 1;
-            injected += usize::from(!failed.is_empty());
-            let ctx = format!(
-                "{call}={errno} when={n}: exit {}: {}",
-                run.code,
-                run.stderr.trim()
-            );
+            let (run, failed) =
+                run_failing(&cli, &["keys", "rotate-log"], f, &tmp.path().join("trace"));
+            let ctx = format!("{f}: exit {}: {}", run.code, run.stderr.trim());
             eprintln!("{ctx}");
-            assert!(!run.stderr.contains("panicked"), "{ctx}");
-            if failed.is_empty() {
-                assert_eq!(run.code, 0, "{ctx}");
-            } else {
-                assert_ne!(run.code, 0, "{ctx}: a call failed, yet the run ended well");
-                assert!(
-                    run.stderr.contains(cause),
-                    "{ctx}: the error names the cause"
-                );
-            }
+            assert_fails_cleanly(&run, &failed, f.cause, &ctx);
 
             // A writable opening finishes a rotation its record announced.
             cli.ok(&["append", "-"], &ndjson(&events("after", 0, 1)));
@@ -405,14 +394,9 @@ fn a_log_key_rotation_whose_system_calls_fail_is_finished_or_absent() {
             let again = cli.ok(&["keys", "rotate-log"], b"").json();
             assert_eq!(again["new_verifier_key"], vkey(&dir).as_str(), "{ctx}");
             cli.ok(&["verify", "--strict", "--verifier-key", &old], b"");
-            if failed.is_empty() {
-                // No thread made `n` such calls: a larger `n` fails none either.
-                break;
-            }
-        }
-    }
-    eprintln!("keys rotate-log under syscall faults: {runs} runs, {injected} with a failed call");
-    assert!(injected > 0, "no run had a call fail");
+            !failed.is_empty()
+        },
+    );
 }
 
 /// `sealog hold place`, the reads (`get`, `query`, each appending its `audit.access` record)
@@ -432,73 +416,40 @@ fn holds_reads_and_checks_whose_system_calls_fail_fail_cleanly() {
         &["query", "--subject", "s1", "--limit", "5"],
         &["check"],
     ];
-    let (mut runs, mut injected) = (0, 0);
     for args in commands {
-        for &(call, errno, cause) in SYSCALL_FAULTS {
-            for n in (0..syscall_fault_sweep(5, 7)).map(|i| 1usize << i) {
-                let tmp = tempdir();
-                let dir = tmp.path().join("data");
-                let cli = cli(&dir);
-                cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
-                let before: Vec<Vec<u8>> = {
-                    let ledger = open_ledger(&dir, Undeclared::Accept);
-                    (0..BEFORE as u64)
-                        .map(|s| ledger.get(s).unwrap().unwrap())
-                        .collect()
-                };
-                let (run, failed) =
-                    run_failing(&cli, args, (call, errno), n, &tmp.path().join("trace"));
-                runs += 1;
-                injected += usize::from(!failed.is_empty());
-                let ctx = format!(
-                    "{args:?} with {call}={errno} when={n}: exit {}: {}",
-                    run.code,
-                    run.stderr.trim()
-                );
-                assert!(!run.stderr.contains("panicked"), "{ctx}");
-                if failed.is_empty() {
-                    assert_eq!(run.code, 0, "{ctx}");
-                } else {
-                    assert_ne!(run.code, 0, "{ctx}: a call failed, yet the run ended well");
-                    assert!(
-                        run.stderr.contains(cause),
-                        "{ctx}: the error names the cause"
-                    );
-                }
+        let what = format!("{args:?}");
+        sweep_syscall_faults(&what, &doubling(syscall_fault_sweep(5, 7)), |f| {
+            let tmp = tempdir();
+            let dir = tmp.path().join("data");
+            let cli = cli(&dir);
+            cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+            let before = first_records(&dir, BEFORE);
+            let (run, failed) = run_failing(&cli, args, f, &tmp.path().join("trace"));
+            let ctx = format!("{what} with {f}: exit {}: {}", run.code, run.stderr.trim());
+            assert_fails_cleanly(&run, &failed, f.cause, &ctx);
 
-                let ledger = open_ledger(&dir, Undeclared::Accept);
-                for (s, bytes) in before.iter().enumerate() {
-                    assert_eq!(&ledger.get(s as u64).unwrap().unwrap(), bytes, "{ctx}");
-                }
-                let recorded = (BEFORE as u64..ledger.len()).any(|s| {
-                    let r: Value =
-                        serde_json::from_slice(&ledger.get(s).unwrap().unwrap()).unwrap();
-                    r["type"] == "audit.access"
-                });
-                drop(ledger);
-                if matches!(args[0], "get" | "query") && !run.stdout.is_empty() {
-                    // What was printed was read after its access record was durable (a later
-                    // failure, of the final checkpoint say, still fails the command).
-                    assert!(recorded, "{ctx}: a read served without its record");
-                }
-                if args[0] == "hold" {
-                    let holds = cli.ok(&["hold", "list"], b"").lines().len();
-                    assert!(holds <= 1, "{ctx}: {holds} holds");
-                    assert!(run.code != 0 || holds == 1, "{ctx}: placed, yet not held");
-                }
-                cli.assert_verifies();
-                cli.ok(args, b"");
-                if failed.is_empty() {
-                    // No thread made `n` such calls: a larger `n` fails none either.
-                    break;
-                }
+            assert_eq!(first_records(&dir, BEFORE), before, "{ctx}");
+            let ledger = open_ledger(&dir, Undeclared::Accept);
+            let recorded = (BEFORE as u64..ledger.len()).any(|s| {
+                let r: Value = serde_json::from_slice(&ledger.get(s).unwrap().unwrap()).unwrap();
+                r["type"] == "audit.access"
+            });
+            drop(ledger);
+            if matches!(args[0], "get" | "query") && !run.stdout.is_empty() {
+                // What was printed was read after its access record was durable (a later
+                // failure, of the final checkpoint say, still fails the command).
+                assert!(recorded, "{ctx}: a read served without its record");
             }
-        }
+            if args[0] == "hold" {
+                let holds = cli.ok(&["hold", "list"], b"").lines().len();
+                assert!(holds <= 1, "{ctx}: {holds} holds");
+                assert!(run.code != 0 || holds == 1, "{ctx}: placed, yet not held");
+            }
+            cli.assert_verifies();
+            cli.ok(args, b"");
+            !failed.is_empty()
+        });
     }
-    eprintln!(
-        "holds, reads and checks under syscall faults: {runs} runs, {injected} with a failed call"
-    );
-    assert!(injected > 0, "no run had a call fail");
 }
 
 /// An export whose system calls fail leaves a whole export or none: no `.partial` file, and
@@ -509,93 +460,61 @@ fn an_export_whose_system_calls_fail_is_whole_or_absent() {
     if !strace_usable() {
         return;
     }
-    let (mut runs, mut injected) = (0, 0);
     for format in ["jsonl", "parquet"] {
-        for &(call, errno, cause) in SYSCALL_FAULTS {
-            for n in (0..syscall_fault_sweep(5, 7)).map(|i| 1usize << i) {
-                let tmp = tempdir();
-                let dir = tmp.path().join("data");
-                let cli = cli(&dir);
-                cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
-                let vkey = cli
-                    .ok(&["checkpoint", "--verifier-key"], b"")
-                    .stdout
-                    .trim()
-                    .to_string();
-                let before: Vec<Vec<u8>> = {
-                    let ledger = open_ledger(&dir, Undeclared::Accept);
-                    (0..BEFORE as u64)
-                        .map(|s| ledger.get(s).unwrap().unwrap())
-                        .collect()
-                };
-                let out_dir = tmp.path().join("out");
-                std::fs::create_dir(&out_dir).unwrap();
-                let out = out_dir.join(format!("acme.{format}"));
-                let out_s = out.to_str().unwrap();
-                let args = [
-                    "export", "--format", format, "--out", out_s, "--tenant", "acme",
-                ];
-                let (run, failed) =
-                    run_failing(&cli, &args, (call, errno), n, &tmp.path().join("trace"));
-                runs += 1;
-                injected += usize::from(!failed.is_empty());
-                let ctx = format!(
-                    "{format} export with {call}={errno} when={n}: exit {}: {}",
-                    run.code,
-                    run.stderr.trim()
-                );
-                assert!(!run.stderr.contains("panicked"), "{ctx}");
-                if failed.is_empty() {
-                    assert_eq!(run.code, 0, "{ctx}");
-                } else {
-                    assert_ne!(run.code, 0, "{ctx}: a call failed, yet the run ended well");
-                    assert!(
-                        run.stderr.contains(cause),
-                        "{ctx}: the error names the cause"
-                    );
-                }
+        let what = format!("{format} export");
+        sweep_syscall_faults(&what, &doubling(syscall_fault_sweep(5, 7)), |f| {
+            let tmp = tempdir();
+            let dir = tmp.path().join("data");
+            let cli = cli(&dir);
+            cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+            let vkey = cli
+                .ok(&["checkpoint", "--verifier-key"], b"")
+                .stdout
+                .trim()
+                .to_string();
+            let before = first_records(&dir, BEFORE);
+            let out_dir = tmp.path().join("out");
+            std::fs::create_dir(&out_dir).unwrap();
+            let out = out_dir.join(format!("acme.{format}"));
+            let out_s = out.to_str().unwrap();
+            let args = [
+                "export", "--format", format, "--out", out_s, "--tenant", "acme",
+            ];
+            let (run, failed) = run_failing(&cli, &args, f, &tmp.path().join("trace"));
+            let ctx = format!("{what} with {f}: exit {}: {}", run.code, run.stderr.trim());
+            assert_fails_cleanly(&run, &failed, f.cause, &ctx);
 
-                let left: Vec<String> = std::fs::read_dir(&out_dir)
-                    .unwrap()
-                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect();
-                assert!(
-                    left.iter().all(|f| !f.ends_with(".partial")),
-                    "{ctx}: a partial file was left: {left:?}"
-                );
-                let manifest = out_dir.join(format!("acme.{format}.manifest.json"));
-                if run.code == 0 {
-                    assert!(manifest.exists(), "{ctx}: exported, yet no manifest");
-                }
-                if manifest.exists() {
-                    let checked = cli.ok(
-                        &[
-                            "verify-export",
-                            manifest.to_str().unwrap(),
-                            "--verifier-key",
-                            &vkey,
-                        ],
-                        b"",
-                    );
-                    assert_eq!(checked.json()["count"], BEFORE, "{ctx}");
-                }
-
-                let ledger = open_ledger(&dir, Undeclared::Accept);
-                for (s, bytes) in before.iter().enumerate() {
-                    assert_eq!(&ledger.get(s as u64).unwrap().unwrap(), bytes, "{ctx}");
-                }
-                drop(ledger);
-                cli.assert_verifies();
-                let mut again = args.to_vec();
-                again.push("--force");
-                cli.ok(&again, b"");
-                if failed.is_empty() {
-                    // No thread made `n` such calls: a larger `n` fails none either.
-                    break;
-                }
+            let left: Vec<String> = std::fs::read_dir(&out_dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                left.iter().all(|f| !f.ends_with(".partial")),
+                "{ctx}: a partial file was left: {left:?}"
+            );
+            let manifest = out_dir.join(format!("acme.{format}.manifest.json"));
+            if run.code == 0 {
+                assert!(manifest.exists(), "{ctx}: exported, yet no manifest");
             }
-        }
+            if manifest.exists() {
+                let checked = cli.ok(
+                    &[
+                        "verify-export",
+                        manifest.to_str().unwrap(),
+                        "--verifier-key",
+                        &vkey,
+                    ],
+                    b"",
+                );
+                assert_eq!(checked.json()["count"], BEFORE, "{ctx}");
+            }
+
+            assert_eq!(first_records(&dir, BEFORE), before, "{ctx}");
+            cli.assert_verifies();
+            let mut again = args.to_vec();
+            again.push("--force");
+            cli.ok(&again, b"");
+            !failed.is_empty()
+        });
     }
-    eprintln!("exports under syscall faults: {runs} runs, {injected} with a failed call");
-    assert!(injected > 0, "no run had a call fail");
 }
