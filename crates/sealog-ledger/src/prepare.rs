@@ -87,7 +87,7 @@ impl Pipeline<'_> {
         };
         let declared = self.deriver.declares(env.event_type);
         if !declared && self.undeclared == Undeclared::Accept && author.is_producer() {
-            return entry(tree, &env, Derived::default(), false);
+            return entry(tree, &env, Derived::default(), false, raw);
         }
         // The pack edits the tree, so the envelope's view of it ends here and is read again
         // after normalization (which never touches it).
@@ -100,7 +100,7 @@ impl Pipeline<'_> {
                 }
                 let env = Envelope::fields(tree).expect("checked above; sealing keeps it");
                 let derived = self.deriver.derive(tree, &env);
-                entry(tree, &env, derived, sealed)
+                entry(tree, &env, derived, sealed, raw)
             }
             Err(q) => {
                 // A failed check leaves the event as it was sent (normalization runs last).
@@ -228,8 +228,20 @@ impl Pipeline<'_> {
 }
 
 /// The entry for an event that passed its pack (or, accepted undeclared, its envelope).
-fn entry(tree: &Json<'_>, env: &Envelope<'_>, derived: Derived, sealed: bool) -> Prepared {
-    let event = match Canonical::of_event(tree) {
+fn entry(
+    tree: &Json<'_>,
+    env: &Envelope<'_>,
+    derived: Derived,
+    sealed: bool,
+    raw: Option<&[u8]>,
+) -> Prepared {
+    // Room for the canonical form: the event as sent, a sealed one's values about a half
+    // longer (base64, a synthetic IV, the pseudonym).
+    let size = raw.map_or(
+        1024,
+        |r| if sealed { r.len() * 3 / 2 } else { r.len() } + 64,
+    );
+    let event = match Canonical::of_event_sized(tree, size) {
         Ok(c) => c,
         Err(e) => return Prepared::Rejected(PrepareError::from(e).into()),
     };

@@ -133,17 +133,23 @@ impl Canonical {
     /// The canonical form of an event whose envelope was checked (an object without server
     /// fields, no member repeated).
     pub fn of_event(event: &Json<'_>) -> Result<Self, JcsError> {
-        Self::build(event)
+        Self::of_event_sized(event, 1024)
     }
 
-    fn build(value: &Json<'_>) -> Result<Self, JcsError> {
+    /// [`Canonical::of_event`] for an event about `size` bytes long in canonical form, so its
+    /// bytes are written without growing their buffer.
+    pub fn of_event_sized(event: &Json<'_>, size: usize) -> Result<Self, JcsError> {
+        Self::build(event, size)
+    }
+
+    fn build(value: &Json<'_>, size: usize) -> Result<Self, JcsError> {
         let Json::Object(members) = value else {
             unreachable!("the envelope checked that an event is an object")
         };
         let mut sorted: Vec<(&str, &Json<'_>)> =
             members.iter().map(|(k, v)| (k.as_ref(), v)).collect();
         sorted.sort_unstable_by(|a, b| jcs::cmp_keys(a.0, b.0));
-        let mut bytes = Vec::with_capacity(1024);
+        let mut bytes = Vec::with_capacity(size);
         let mut member_starts = Vec::with_capacity(sorted.len());
         bytes.push(b'{');
         for (i, (k, v)) in sorted.iter().enumerate() {

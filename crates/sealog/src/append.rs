@@ -165,7 +165,9 @@ fn print_results<P>(
     prepared: Receiver<(bool, P, Option<io::Error>)>,
     mut append: impl FnMut(P) -> anyhow::Result<Vec<serde_json::Value>>,
 ) -> anyhow::Result<ExitCode> {
-    let out = &mut io::stdout().lock();
+    // Standard output flushes at every line's end: one system call per event, unless its
+    // lines are gathered a group at a time.
+    let out = &mut io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut refused = 0usize;
     let mut any = false;
     for (nonempty, group, failed) in prepared {

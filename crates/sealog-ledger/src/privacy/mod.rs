@@ -17,14 +17,13 @@
 //! theirs reads as erased from then on, while the bytes every proof covers stay as they were.
 
 mod keystore;
+mod ready;
 mod siv;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fs;
 use std::sync::{Arc, Mutex};
 
-use aes_siv::aead::KeyInit;
-use aes_siv::siv::Aes256Siv;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -37,7 +36,8 @@ use sealog_packs::Derived;
 use sealog_store::StoreError;
 
 use keystore::{DbKeys, FileKeys, KeyStore, Slot, SubjectId, WRAPPED_BYTES};
-use siv::SubjectCipher;
+use ready::ReadyKeys;
+use siv::{Siv, SubjectCipher};
 
 /// What every sealed value starts with.
 pub(crate) const SEALED_PREFIX: &str = "sealed:v1:";
@@ -97,7 +97,8 @@ pub(crate) struct Privacy {
     pseudonym_key: [u8; 32],
     /// HMAC keyed with `pseudonym_key`, copied for each hash rather than keyed again.
     pseudonym_mac: Hmac<Sha256>,
-    wrap_key: [u8; 64],
+    /// Wraps the subject keys, ready once.
+    wrap: Siv,
     check: [u8; 16],
     keys: Mutex<KeyStore>,
     /// The key store is a file only this process changes (it holds the data directory's
@@ -105,7 +106,37 @@ pub(crate) struct Privacy {
     sole_writer: bool,
     /// Subject keys already unwrapped and made ready: unwrapping is an AES-SIV operation, and
     /// readying two AES key schedules and a MAC, per event otherwise.
-    opened: Mutex<HashMap<SubjectId, Arc<SubjectCipher>>>,
+    opened: ReadyKeys,
+    fresh: Mutex<FreshKeys>,
+}
+
+/// Randomness for new subject keys, read from the system a page at a time: one call for 64
+/// keys rather than one each. What is handed out is zeroed here.
+struct FreshKeys {
+    pool: Box<[u8; 4096]>,
+    used: usize,
+}
+
+impl FreshKeys {
+    fn new() -> Self {
+        FreshKeys {
+            pool: Box::new([0; 4096]),
+            used: 4096,
+        }
+    }
+
+    fn next(&mut self) -> Result<SubjectKey, StoreError> {
+        if self.used + SUBJECT_KEY_BYTES > self.pool.len() {
+            getrandom::fill(&mut self.pool[..])
+                .map_err(|e| StoreError::Poisoned(format!("no randomness for a key: {e}")))?;
+            self.used = 0;
+        }
+        let taken = &mut self.pool[self.used..self.used + SUBJECT_KEY_BYTES];
+        let key: SubjectKey = (&*taken).try_into().expect("64 bytes");
+        taken.fill(0);
+        self.used += SUBJECT_KEY_BYTES;
+        Ok(key)
+    }
 }
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -129,10 +160,6 @@ fn random<const N: usize>() -> Result<[u8; N], StoreError> {
     getrandom::fill(&mut b)
         .map_err(|e| StoreError::Poisoned(format!("no randomness for a key: {e}")))?;
     Ok(b)
-}
-
-fn siv(key: &[u8]) -> Aes256Siv {
-    Aes256Siv::new_from_slice(key).expect("AES-SIV-256 takes a 64-byte key")
 }
 
 /// The master key: `SEALOG_MASTER_KEY` (64 hex digits), else the file `SEALOG_MASTER_KEY_FILE`
@@ -363,11 +390,12 @@ impl Privacy {
             pseudonym_mac: <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&pseudonym_key)
                 .expect("HMAC takes any key"),
             pseudonym_key,
-            wrap_key,
+            wrap: Siv::new(&wrap_key),
             check: master_check(master),
             keys: Mutex::new(keys),
             sole_writer,
-            opened: Mutex::new(HashMap::new()),
+            opened: ReadyKeys::default(),
+            fresh: Mutex::new(FreshKeys::new()),
         }
     }
 
@@ -402,12 +430,12 @@ impl Privacy {
     ) -> Result<Arc<SubjectCipher>, Unsealable> {
         // A key opened here is dropped from `opened` when this process erases its subject;
         // only a key store others change (several servers' database) is asked every time.
-        let id: SubjectId = (tenant.to_string(), ps);
         if self.sole_writer
-            && let Some(c) = self.already_opened(&id)
+            && let Some(c) = self.opened.get(tenant, &ps)
         {
             return Ok(c);
         }
+        let id: SubjectId = (tenant.to_string(), ps);
         let mut keys = self.lock();
         match keys.get(&id).map_err(Unsealable::Failed)? {
             Some(Slot::Live(w)) => return self.unwrap_key(&id, &w).ok_or(Unsealable::Lost),
@@ -417,12 +445,19 @@ impl Privacy {
         if knows().map_err(Unsealable::Failed)? {
             return Err(Unsealable::Lost);
         }
-        let key = random::<SUBJECT_KEY_BYTES>().map_err(Unsealable::Failed)?;
-        let wrapped: [u8; WRAPPED_BYTES] = siv(&self.wrap_key)
-            .encrypt([KEY_AD, id.0.as_bytes(), &id.1], &key)
-            .expect("AES-SIV seals any length")
-            .try_into()
-            .expect("64 bytes and a 16-byte tag");
+        let key = self
+            .fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next()
+            .map_err(Unsealable::Failed)?;
+        let mut wrapped = [0u8; WRAPPED_BYTES];
+        self.wrap.with(&mut |s| {
+            let d = s.after(&[KEY_AD, id.0.as_bytes(), &id.1]);
+            let mut out = Vec::with_capacity(WRAPPED_BYTES);
+            s.seal(&d, &key, &mut out);
+            wrapped.copy_from_slice(&out);
+        });
         match keys
             .insert(id.clone(), wrapped)
             .map_err(Unsealable::Failed)?
@@ -439,32 +474,21 @@ impl Privacy {
         id: &SubjectId,
         wrapped: &[u8; WRAPPED_BYTES],
     ) -> Option<Arc<SubjectCipher>> {
-        if let Some(c) = self.already_opened(id) {
+        if let Some(c) = self.opened.get(&id.0, &id.1) {
             return Some(c);
         }
-        let key: SubjectKey = siv(&self.wrap_key)
-            .decrypt([KEY_AD, id.0.as_bytes(), &id.1], wrapped)
-            .ok()?
+        let key: SubjectKey = self
+            .wrap
+            .open(&[KEY_AD, id.0.as_bytes(), &id.1], wrapped)?
             .try_into()
             .ok()?;
         Some(self.ready(id, &key))
     }
 
-    fn already_opened(&self, id: &SubjectId) -> Option<Arc<SubjectCipher>> {
-        self.opened
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-    }
-
     /// The subject's key made ready to seal and open, kept until the subject is erased.
     fn ready(&self, id: &SubjectId, key: &SubjectKey) -> Arc<SubjectCipher> {
         let cipher = Arc::new(SubjectCipher::new(key, value_ad(&id.0, &id.1)));
-        self.opened
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), cipher.clone());
+        self.opened.insert(&id.0, id.1, cipher.clone());
         cipher
     }
 
@@ -486,36 +510,38 @@ impl Privacy {
         knows: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<(), Unsealable> {
         let s = self.sealer(tenant, subject, knows)?;
-        let mut sealing = s.cipher.sealing();
         // Each value is sealed as the walk meets it, in the order the pack lists its fields:
         // they may nest, so a field is read as the fields before it left the event (inside
         // one already sealed it is not met at all).
         let mut plain = Vec::new();
         let mut sealed_bytes = Vec::new();
-        packs.for_each_personal(event_type, event, &mut |v, indexed| {
-            plain.clear();
-            if sealog_model::jcs::write_json(v, &mut plain).is_err() {
-                // A value with no canonical form is refused when the record is formed; keep
-                // it from being sealed so the refusal names the right thing.
-                return;
-            }
-            sealed_bytes.clear();
-            sealing.seal(&plain, &mut sealed_bytes);
-            let mut sealed = sealed_text(&s.ps_b64, &sealed_bytes);
-            if indexed {
-                let text = match &*v {
-                    Json::String(s) => s,
-                    _ => std::str::from_utf8(&plain).expect("RFC 8785 output is UTF-8"),
-                };
-                // What an axis finds the value by, readable without the subject's key, so
-                // the index is the same function of the record before and after erasure; the
-                // data subject's own value is found by the pseudonym it already carries.
-                if text != subject {
-                    sealed.push(':');
-                    URL_SAFE_NO_PAD.encode_string(self.pseudonym_raw(text), &mut sealed);
+        s.cipher.sealing(&mut |sealing| {
+            packs.for_each_personal(event_type, event, &mut |v, indexed| {
+                plain.clear();
+                if sealog_model::jcs::write_json(v, &mut plain).is_err() {
+                    // A value with no canonical form is refused when the record is formed;
+                    // keep it from being sealed so the refusal names the right thing.
+                    return;
                 }
-            }
-            *v = Json::String(sealed.into());
+                sealed_bytes.clear();
+                sealing.seal(&plain, &mut sealed_bytes);
+                let mut sealed = sealed_text(&s.ps_b64, &sealed_bytes);
+                if indexed {
+                    let text = match &*v {
+                        Json::String(s) => s,
+                        _ => std::str::from_utf8(&plain).expect("RFC 8785 output is UTF-8"),
+                    };
+                    // What an axis finds the value by, readable without the subject's key, so
+                    // the index is the same function of the record before and after erasure;
+                    // the data subject's own value is found by the pseudonym it already
+                    // carries.
+                    if text != subject {
+                        sealed.push(':');
+                        URL_SAFE_NO_PAD.encode_string(self.pseudonym_raw(text), &mut sealed);
+                    }
+                }
+                *v = Json::String(sealed.into());
+            })
         });
         Ok(())
     }
@@ -531,7 +557,8 @@ impl Privacy {
     ) -> Result<Vec<u8>, Unsealable> {
         let s = self.sealer(tenant, subject, knows)?;
         let mut sealed = Vec::with_capacity(raw.len() + 16);
-        s.cipher.sealing().seal(raw, &mut sealed);
+        s.cipher
+            .sealing(&mut |sealing| sealing.seal(raw, &mut sealed));
         Ok(sealed_text(&s.ps_b64, &sealed).into_bytes())
     }
 
@@ -629,10 +656,7 @@ impl Privacy {
     /// erased meanwhile.
     fn refresh(&self, keys: &mut KeyStore) {
         if let Ok(true) = keys.refresh(&self.check) {
-            self.opened
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
+            self.opened.clear();
         }
     }
 
@@ -672,11 +696,9 @@ impl Privacy {
         let mut keys = self.lock();
         // Forgotten before the store marks them erased, under its lock: a writer thread that
         // misses the opened key waits for this lock and then finds the subject erased.
-        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
         for id in &ids {
-            opened.remove(id);
+            self.opened.remove(&id.0, &id.1);
         }
-        drop(opened);
         keys.erase(&ids, &self.check)
     }
 
@@ -828,5 +850,20 @@ fn plain_text(v: &Value) -> String {
         other => sealog_model::jcs::to_vec(other)
             .map(|b| String::from_utf8(b).expect("UTF-8"))
             .unwrap_or_else(|_| other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_keys_are_distinct_across_refills_and_leave_nothing_behind() {
+        let mut fresh = FreshKeys::new();
+        let keys: Vec<SubjectKey> = (0..150).map(|_| fresh.next().unwrap()).collect();
+        let distinct: std::collections::HashSet<&SubjectKey> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        assert!(keys.iter().all(|k| k.iter().any(|&b| b != 0)));
+        assert!(fresh.pool[..fresh.used].iter().all(|&b| b == 0));
     }
 }
