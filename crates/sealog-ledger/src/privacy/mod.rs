@@ -487,7 +487,7 @@ impl Privacy {
 
     /// The subject's key made ready to seal and open, kept until the subject is erased.
     fn ready(&self, id: &SubjectId, key: &SubjectKey) -> Arc<SubjectCipher> {
-        let cipher = Arc::new(SubjectCipher::new(key, value_ad(&id.0, &id.1)));
+        let cipher = Arc::new(SubjectCipher::new(key, &value_ad(&id.0, &id.1)));
         self.opened.insert(&id.0, id.1, cipher.clone());
         cipher
     }

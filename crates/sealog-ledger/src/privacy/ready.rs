@@ -90,8 +90,8 @@ mod tests {
         let keys = ReadyKeys::default();
         let ps = [9u8; 16];
         let (a, b) = (
-            Arc::new(SubjectCipher::new(&[1; 64], b"a".to_vec())),
-            Arc::new(SubjectCipher::new(&[2; 64], b"b".to_vec())),
+            Arc::new(SubjectCipher::new(&[1; 64], b"a")),
+            Arc::new(SubjectCipher::new(&[2; 64], b"b")),
         );
         keys.insert("tenant-a", ps, a.clone());
         keys.insert("", ps, b.clone());
