@@ -30,6 +30,7 @@ mod query;
 mod recovery;
 pub mod segment;
 mod tree;
+mod uniform;
 pub mod verify;
 mod writer;
 pub mod zseg;
@@ -51,6 +52,7 @@ pub use error::StoreError;
 pub use prune::Prune;
 pub use recovery::{Cut, Recovery};
 pub use segment::Stub;
+pub use uniform::UniformMap;
 
 use index::Index;
 use positions::Positions;

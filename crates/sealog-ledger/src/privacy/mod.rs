@@ -127,8 +127,7 @@ impl FreshKeys {
 
     fn next(&mut self) -> Result<SubjectKey, StoreError> {
         if self.used + SUBJECT_KEY_BYTES > self.pool.len() {
-            getrandom::fill(&mut self.pool[..])
-                .map_err(|e| StoreError::Poisoned(format!("no randomness for a key: {e}")))?;
+            fill_random(&mut self.pool[..])?;
             self.used = 0;
         }
         let taken = &mut self.pool[self.used..self.used + SUBJECT_KEY_BYTES];
@@ -157,9 +156,12 @@ fn mac_keyed(mut m: Hmac<Sha256>, parts: &[&[u8]]) -> [u8; 32] {
 
 fn random<const N: usize>() -> Result<[u8; N], StoreError> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b)
-        .map_err(|e| StoreError::Poisoned(format!("no randomness for a key: {e}")))?;
+    fill_random(&mut b)?;
     Ok(b)
+}
+
+fn fill_random(into: &mut [u8]) -> Result<(), StoreError> {
+    getrandom::fill(into).map_err(|e| StoreError::Poisoned(format!("no randomness for a key: {e}")))
 }
 
 /// The master key: `SEALOG_MASTER_KEY` (64 hex digits), else the file `SEALOG_MASTER_KEY_FILE`

@@ -1,17 +1,19 @@
 //! Subject keys already unwrapped and made ready, found on every sealed event without
 //! allocating and without waiting on another thread's lookup: by pseudonym, then tenant.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use sealog_store::UniformMap;
 
 use super::siv::SubjectCipher;
 
-type ByTenant = Vec<(Box<str>, Arc<SubjectCipher>)>;
+/// Each pseudonym's ready keys, one per tenant. A pseudonym is a keyed hash already, so it
+/// is its own hash in the map.
+type ByPseudonym = UniformMap<[u8; 16], Vec<(Box<str>, Arc<SubjectCipher>)>>;
 
 #[derive(Default)]
 pub(super) struct ReadyKeys {
-    map: RwLock<HashMap<[u8; 16], ByTenant, BuildHasherDefault<PseudonymHash>>>,
+    map: RwLock<ByPseudonym>,
 }
 
 impl ReadyKeys {
@@ -47,38 +49,13 @@ impl ReadyKeys {
         self.write().clear();
     }
 
-    fn read(
-        &self,
-    ) -> RwLockReadGuard<'_, HashMap<[u8; 16], ByTenant, BuildHasherDefault<PseudonymHash>>> {
+    fn read(&self) -> RwLockReadGuard<'_, ByPseudonym> {
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(
-        &self,
-    ) -> RwLockWriteGuard<'_, HashMap<[u8; 16], ByTenant, BuildHasherDefault<PseudonymHash>>> {
+    fn write(&self) -> RwLockWriteGuard<'_, ByPseudonym> {
         self.map.write().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// A pseudonym is a keyed hash already: its first eight bytes hash it, and nobody without
-/// the master key can choose pseudonyms that collide.
-#[derive(Default)]
-struct PseudonymHash(u64);
-
-impl Hasher for PseudonymHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut first = [0u8; 8];
-        let n = bytes.len().min(8);
-        first[..n].copy_from_slice(&bytes[..n]);
-        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(first);
-    }
-
-    /// The array's length, the same for every pseudonym.
-    fn write_usize(&mut self, _: usize) {}
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! The newest records' index entries, in memory until there are enough to write a run.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
+use crate::UniformMap;
 use crate::contract::Key as Posting;
 
 use super::run::{POST_WIDTH, RID_WIDTH, TIME_WIDTH, time_key};
@@ -24,29 +22,6 @@ struct Link {
     id: u32,
 }
 
-/// Keys here are already uniform hashes (record ids, postings), so their first eight bytes
-/// are as good a hash as any and far cheaper than SipHash. Collisions cost speed, not
-/// correctness; an adversary would need SHA-256 preimages to aim them.
-#[derive(Default)]
-struct PrefixHasher(u64);
-
-impl Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        if self.0 == 0 && bytes.len() >= 8 {
-            self.0 = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-        } else {
-            for &b in bytes {
-                self.0 = self.0.rotate_left(8) ^ u64::from(b);
-            }
-        }
-    }
-}
-
-type Prefixed<K, V> = HashMap<K, V, BuildHasherDefault<PrefixHasher>>;
-
 /// The three tables of a run, each sorted: record ids, postings, event times.
 pub(crate) type SortedTables = (
     Vec<[u8; RID_WIDTH]>,
@@ -58,9 +33,9 @@ pub(crate) type SortedTables = (
 pub(crate) struct Memtable {
     pub(crate) first: u64,
     pub(crate) end: u64,
-    rid: Prefixed<[u8; 32], u64>,
+    rid: UniformMap<[u8; 32], u64>,
     /// Each distinct posting key's id: its index in `keys` and `chains`.
-    ids: Prefixed<Posting, u32>,
+    ids: UniformMap<Posting, u32>,
     keys: Vec<Posting>,
     /// Per key id: first and last link of its chain in `links` (so postings stay in seq
     /// order without one allocation per key) and its length (so counting is O(1)).
