@@ -18,7 +18,7 @@
 //! under CI, where it fails.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use sealog_ledger::Undeclared;
@@ -49,6 +49,16 @@ fn first_records(dir: &Path, n: usize) -> Vec<Vec<u8>> {
 
 fn cli(dir: &Path) -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared()
+}
+
+/// Where each faulted run starts: a data directory holding the `BEFORE` events, inside a
+/// temporary directory that also takes the run's trace, and the CLI on it.
+fn seeded() -> (tempfile::TempDir, PathBuf, Cli) {
+    let tmp = tempdir();
+    let dir = tmp.path().join("data");
+    let cli = cli(&dir);
+    cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+    (tmp, dir, cli)
 }
 
 fn id(run: &str, n: usize) -> String {
@@ -262,10 +272,7 @@ fn a_failed_system_call_fails_the_append_cleanly_and_loses_nothing_acknowledged(
     let (mut runs, mut injected) = (0, 0);
     for &(call, errno, cause) in SYSCALL_FAULTS {
         for n in 1..=sweep {
-            let tmp = tempdir();
-            let dir = tmp.path().join("data");
-            let cli = cli(&dir);
-            cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+            let (tmp, dir, cli) = seeded();
             let f = run_faulted(&cli, &tmp.path().join("trace"), (call, errno), n, None);
             runs += 1;
             let hit = !f.injected.is_empty();
@@ -305,10 +312,7 @@ fn append_reports_a_failed_final_checkpoint() {
         ("rename", "EIO", "Input/output error", "latest.tmp"),
         ("write", "ENOSPC", "No space left on device", "latest.tmp"),
     ] {
-        let tmp = tempdir();
-        let dir = tmp.path().join("data");
-        let cli = cli(&dir);
-        cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+        let (tmp, dir, cli) = seeded();
         let path = dir.join("checkpoints").join(file);
         let f = run_faulted(
             &cli,
@@ -362,10 +366,7 @@ fn a_log_key_rotation_whose_system_calls_fail_is_finished_or_absent() {
         "keys rotate-log",
         &doubling(syscall_fault_sweep(6, 8)),
         |f| {
-            let tmp = tempdir();
-            let dir = tmp.path().join("data");
-            let cli = cli(&dir);
-            cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+            let (tmp, dir, cli) = seeded();
             let old = vkey(&dir);
             let (run, failed) =
                 run_failing(&cli, &["keys", "rotate-log"], f, &tmp.path().join("trace"));
@@ -419,10 +420,7 @@ fn holds_reads_and_checks_whose_system_calls_fail_fail_cleanly() {
     for args in commands {
         let what = format!("{args:?}");
         sweep_syscall_faults(&what, &doubling(syscall_fault_sweep(5, 7)), |f| {
-            let tmp = tempdir();
-            let dir = tmp.path().join("data");
-            let cli = cli(&dir);
-            cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+            let (tmp, dir, cli) = seeded();
             let before = first_records(&dir, BEFORE);
             let (run, failed) = run_failing(&cli, args, f, &tmp.path().join("trace"));
             let ctx = format!("{what} with {f}: exit {}: {}", run.code, run.stderr.trim());
@@ -463,10 +461,7 @@ fn an_export_whose_system_calls_fail_is_whole_or_absent() {
     for format in ["jsonl", "parquet"] {
         let what = format!("{format} export");
         sweep_syscall_faults(&what, &doubling(syscall_fault_sweep(5, 7)), |f| {
-            let tmp = tempdir();
-            let dir = tmp.path().join("data");
-            let cli = cli(&dir);
-            cli.ok(&["append", "-"], &ndjson(&events("before", 0, BEFORE)));
+            let (tmp, dir, cli) = seeded();
             let vkey = cli
                 .ok(&["checkpoint", "--verifier-key"], b"")
                 .stdout
