@@ -39,14 +39,20 @@ impl Deriver {
     }
 }
 
-/// The key of the records sealed for a data subject (pseudonym) in a tenant: what erasure
-/// counts, and what tells a subject the log already knows from a new one.
+/// The key of the quarantine records whose payload is sealed for a data subject (pseudonym)
+/// in a tenant: what erasure deletes. (Canonical records sealed for a subject are found by
+/// their `data_subject` key, which every one of them carries.)
 pub(crate) fn sealed_for(tenant: Option<&str>, pseudonym: &str) -> Key {
     let mut k = String::with_capacity(pseudonym.len() + 32);
     k.push_str(tenant.unwrap_or(""));
     k.push('\0');
     k.push_str(pseudonym);
     key("sealed_for", &k)
+}
+
+/// The key of the records whose data subject is `pseudonym`.
+pub(crate) fn data_subject(pseudonym: &str) -> Key {
+    key("data_subject", pseudonym)
 }
 
 /// The key of an (axis, value) pair.
@@ -90,7 +96,7 @@ pub(crate) struct EventKeys {
 impl EventKeys {
     /// Keys of an event (or a stored record's event) from its envelope and what its pack
     /// derived.
-    pub(crate) fn of(env: &Envelope<'_>, derived: Derived, sealed: bool) -> Self {
+    pub(crate) fn of(env: &Envelope<'_>, derived: Derived) -> Self {
         let scope = derived
             .scope
             .unwrap_or_else(|| env.default_scope().to_string());
@@ -107,9 +113,6 @@ impl EventKeys {
                 .map(|(a, v)| key(a, v)),
         );
         keys.extend(derived.axes.iter().map(|(a, v)| key(a, v)));
-        if sealed && let Some(ds) = data_subject {
-            keys.push(sealed_for(env.tenant, ds));
-        }
         keys.extend(chain);
         keys.extend(supersedes.as_ref().map(self::supersedes));
         keys.extend(supersedes.is_some().then(correction));
@@ -129,10 +132,7 @@ pub(crate) struct CanonicalKeys(pub(crate) Deriver);
 impl Indexer for CanonicalKeys {
     fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key> {
         let derived = self.0.derive(stored.record, stored.envelope);
-        let sealed = self
-            .0
-            .carries_personal(stored.envelope.event_type, stored.record);
-        EventKeys::of(stored.envelope, derived, sealed).keys
+        EventKeys::of(stored.envelope, derived).keys
     }
 
     /// A pruned correction still marks its target as superseded, and a pruned record stays in
@@ -156,7 +156,7 @@ impl Indexer for CanonicalKeys {
             .privacy
             .as_ref()
             .map_or_else(String::new, |p| p.fingerprint());
-        format!("{}+ledger-keys-3+{keyed}", self.0.packs.fingerprint())
+        format!("{}+ledger-keys-4+{keyed}", self.0.packs.fingerprint())
     }
 }
 
@@ -214,15 +214,20 @@ mod tests {
     use super::{CanonicalKeys, Deriver};
     use crate::{Author, Durability, Ledger, LedgerConfig, Query, StoreConfig, Undeclared};
 
-    /// A user pack of one type whose data subject, when declared, is `/data/patient`.
-    fn visits(dir: &Path, data_subject: Option<&str>) -> Packs {
+    /// A user pack of one type whose data subject, when declared, is `/data/patient`, with
+    /// the personal fields given.
+    fn visits_with(dir: &Path, data_subject: Option<&str>, personal: &[&str]) -> Packs {
         std::fs::create_dir_all(dir).unwrap();
         let manifest = json!({"pack": "clinic", "types": {"clinic.visit": {
             "schema": "visit.schema.json", "subject": "/data/visit_id",
-            "data_subject": data_subject}}});
+            "data_subject": data_subject, "personal": personal}}});
         std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
         std::fs::write(dir.join("visit.schema.json"), r#"{"type":"object"}"#).unwrap();
         Packs::load(&[dir]).unwrap()
+    }
+
+    fn visits(dir: &Path, data_subject: Option<&str>) -> Packs {
+        visits_with(dir, data_subject, &[])
     }
 
     fn open(dir: &Path, packs: Packs) -> Ledger {
@@ -296,6 +301,50 @@ mod tests {
         assert!(why.contains("other packs"), "{why}");
         assert_eq!(seqs_of(&ledger, "p-1"), vec![0, 2]);
         assert_eq!(seqs_of(&ledger, "p-2"), vec![1]);
+        ledger.close().unwrap();
+    }
+
+    fn visit(ledger: &Ledger, id: &str, tenant: &str, patient: &str) -> serde_json::Value {
+        let e = json!({"id": id, "source": "clinic", "type": "clinic.visit",
+                       "time": "2026-01-01T00:00:00Z", "tenant": tenant,
+                       "data": {"visit_id": id, "patient": patient, "note": "private"}});
+        let raw = e.to_string().into_bytes();
+        let results = ledger
+            .ingest(&[Ok(raw.as_slice())], &Author::ANYONE)
+            .unwrap();
+        results[0].to_json()
+    }
+
+    /// Records found by a data subject's key that hold nothing sealed for it (kept before
+    /// their pack declared personal data), or that hold it in another tenant, do not make a
+    /// lost key store refuse the subject: only records sealed for it in that tenant do.
+    #[test]
+    fn a_lost_key_store_refuses_only_subjects_with_records_sealed_for_them_in_that_tenant() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, pack) = (tmp.path().join("data"), tmp.path().join("clinic"));
+        let ledger = open(&data, visits(&pack, None));
+        assert_eq!(visit(&ledger, "v0", "t", "p-1")["status"], "appended");
+        ledger.close().unwrap();
+
+        let ledger = open(
+            &data,
+            visits_with(&pack, Some("/data/patient"), &["/data/note"]),
+        );
+        assert_eq!(visit(&ledger, "v1", "t", "p-2")["status"], "appended");
+        ledger.close().unwrap();
+        std::fs::remove_file(data.join("privacy").join("subject-keys")).unwrap();
+
+        let ledger = open(
+            &data,
+            visits_with(&pack, Some("/data/patient"), &["/data/note"]),
+        );
+        // Kept in clear before the pack named it a data subject: a key is made.
+        let r = visit(&ledger, "v2", "t", "p-1");
+        assert_eq!(r["status"], "appended", "{r}");
+        // Sealed for in tenant t: refused there, keyed afresh in another tenant.
+        let refused = visit(&ledger, "v3", "t", "p-2");
+        assert_eq!(refused["error"]["code"], "SUBJECT_KEY_MISSING", "{refused}");
+        assert_eq!(visit(&ledger, "v4", "u", "p-2")["status"], "appended");
         ledger.close().unwrap();
     }
 }

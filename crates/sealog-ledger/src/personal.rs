@@ -14,7 +14,7 @@ use sealog_store::{LIMIT_MAX, LogRead, Scan};
 use crate::facts::Facts;
 use crate::keys::sealed_for;
 use crate::own::Act;
-use crate::privacy::{SEALED_PREFIX, Sight, pseudonym_bytes};
+use crate::privacy::{SEALED_PREFIX, Sight, pseudonym_bytes, sealed_prefix_for};
 use crate::{Error, Ledger, Query};
 
 /// The event type of an erasure's record.
@@ -191,9 +191,8 @@ impl Ledger {
         let mut records = 0u64;
         let mut payloads = Vec::new();
         for t in &tenants {
-            let key = sealed_for(tenant_of(t), &ps);
-            records += self.count(&*self.canonical, &key)?;
-            payloads.extend(self.payloads_sealed_for(&key)?);
+            records += count_sealed_for(&*self.canonical, tenant_of(t), &ps, u64::MAX)?;
+            payloads.extend(self.payloads_sealed_for(&sealed_for(tenant_of(t), &ps))?);
         }
         payloads.sort();
         payloads.dedup();
@@ -310,18 +309,46 @@ impl Ledger {
         }
         Ok(())
     }
+}
 
-    /// How many records carry `key`.
-    fn count(&self, log: &dyn LogRead, key: &sealog_store::Key) -> Result<u64, Error> {
-        let mut scan = scan_of(key);
-        let mut n = 0;
-        loop {
-            let page = log.scan(&scan)?;
-            n += page.records.len() as u64;
-            match page.next_after {
-                Some(a) => scan.after = Some(a),
-                None => return Ok(n),
+/// How many of `log`'s records are sealed for the data subject `ps` in `tenant`, counting no
+/// further than `at_most`: those its `data_subject` key finds in that tenant that hold a value
+/// sealed for it (records kept before their pack declared a data subject hold none).
+pub(crate) fn count_sealed_for(
+    log: &dyn LogRead,
+    tenant: Option<&str>,
+    ps: &str,
+    at_most: u64,
+) -> Result<u64, sealog_store::StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Tenant<'a> {
+        #[serde(borrow)]
+        tenant: Option<Cow<'a, str>>,
+    }
+    let Some(needle) = sealed_prefix_for(ps) else {
+        return Ok(0);
+    };
+    let mut scan = scan_of(&crate::keys::data_subject(ps));
+    scan.keys
+        .extend(tenant.map(|t| crate::keys::key("tenant", t)));
+    // Short pages when one record answers (a check that a subject is known), yet not one
+    // record a page when other tenants' records come first.
+    scan.limit = usize::try_from(at_most).map_or(LIMIT_MAX, |n| n.clamp(64, LIMIT_MAX));
+    let mut n = 0;
+    loop {
+        let page = log.scan(&scan)?;
+        for (_, bytes) in &page.records {
+            let sealed = memchr::memmem::find(bytes, needle.as_bytes()).is_some();
+            let here = serde_json::from_slice::<Tenant<'_>>(bytes)
+                .is_ok_and(|r| r.tenant.as_deref() == tenant);
+            n += u64::from(sealed && here);
+            if n >= at_most {
+                return Ok(n);
             }
+        }
+        match page.next_after {
+            Some(a) => scan.after = Some(a),
+            None => return Ok(n),
         }
     }
 }

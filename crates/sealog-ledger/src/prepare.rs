@@ -14,7 +14,7 @@ use sealog_packs::{Derived, ReasonCode};
 use sealog_store::{Entry, LogRead, StoreError};
 use serde_json::Value;
 
-use crate::keys::{Deriver, EventKeys, sealed_for};
+use crate::keys::{Deriver, EventKeys};
 use crate::privacy::{Privacy, Unsealable};
 use crate::quarantine::{Correlation, Finding};
 use crate::result::Rejection;
@@ -160,11 +160,7 @@ impl Pipeline<'_> {
 
     /// Whether the log holds a record sealed for `pseudonym` in `tenant`.
     fn knows(&self, tenant: Option<&str>, pseudonym: &str) -> Result<bool, StoreError> {
-        let key = sealed_for(tenant, pseudonym);
-        Ok(self
-            .canonical
-            .first_with(&key, self.canonical.len())?
-            .is_some())
+        Ok(crate::personal::count_sealed_for(self.canonical, tenant, pseudonym, 1)? > 0)
     }
 
     /// Seals the personal values of an event that passed its pack; what it answers instead
@@ -248,7 +244,7 @@ fn entry(
     let unique_per_subject = derived.unique_per_subject;
     let at_risk = unique_per_subject || env.supersedes.is_some() || derived.supersedes.is_some();
     let correlation = at_risk.then(|| Box::new(Correlation::of(env, tree, &derived)));
-    let keyed = EventKeys::of(env, derived, sealed);
+    let keyed = EventKeys::of(env, derived);
     let claim = Claim {
         supersedes: keyed.supersedes,
         chain: keyed.chain,

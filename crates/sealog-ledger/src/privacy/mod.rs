@@ -237,6 +237,16 @@ fn parse_sealed(s: &str) -> Option<([u8; 16], &str)> {
     Some((ps, body))
 }
 
+/// What every value sealed for the pseudonym `ps` (text form) starts with, quote included
+/// (`None` for what is no pseudonym).
+pub(crate) fn sealed_prefix_for(ps: &str) -> Option<String> {
+    let b = pseudonym_bytes(ps)?;
+    let mut prefix = format!("\"{SEALED_PREFIX}");
+    URL_SAFE_NO_PAD.encode_string(b, &mut prefix);
+    prefix.push(':');
+    Some(prefix)
+}
+
 /// 16 bytes from their base64 form, decoded without allocating.
 fn pseudonym_b64(text: &str) -> Option<[u8; 16]> {
     let mut out = [0u8; 18];
@@ -515,8 +525,9 @@ impl Privacy {
         // Each value is sealed as the walk meets it, in the order the pack lists its fields:
         // they may nest, so a field is read as the fields before it left the event (inside
         // one already sealed it is not met at all).
-        let mut plain = Vec::new();
-        let mut sealed_bytes = Vec::new();
+        // Room for a typical value, so the buffers do not grow value by value.
+        let mut plain = Vec::with_capacity(256);
+        let mut sealed_bytes = Vec::with_capacity(256 + 16);
         s.cipher.sealing(&mut |sealing| {
             packs.for_each_personal(event_type, event, &mut |v, indexed| {
                 plain.clear();
