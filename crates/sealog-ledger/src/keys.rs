@@ -50,11 +50,6 @@ pub(crate) fn sealed_for(tenant: Option<&str>, pseudonym: &str) -> Key {
     key("sealed_for", &k)
 }
 
-/// The key of the records whose data subject is `pseudonym`.
-pub(crate) fn data_subject(pseudonym: &str) -> Key {
-    key("data_subject", pseudonym)
-}
-
 /// The key of an (axis, value) pair.
 pub(crate) fn key(axis: &str, value: &str) -> Key {
     let d = Sha256::new()

@@ -328,7 +328,8 @@ pub(crate) fn count_sealed_for(
     let Some(needle) = sealed_prefix_for(ps) else {
         return Ok(0);
     };
-    let mut scan = scan_of(&crate::keys::data_subject(ps));
+    let mut scan = scan_of(&crate::keys::key("data_subject", ps));
+    // A tenant's key selects its records; a record of no tenant is told by reading it.
     scan.keys
         .extend(tenant.map(|t| crate::keys::key("tenant", t)));
     // Short pages when one record answers (a check that a subject is known), yet not one
@@ -339,8 +340,8 @@ pub(crate) fn count_sealed_for(
         let page = log.scan(&scan)?;
         for (_, bytes) in &page.records {
             let sealed = memchr::memmem::find(bytes, needle.as_bytes()).is_some();
-            let here = serde_json::from_slice::<Tenant<'_>>(bytes)
-                .is_ok_and(|r| r.tenant.as_deref() == tenant);
+            let here = tenant.is_some()
+                || serde_json::from_slice::<Tenant<'_>>(bytes).is_ok_and(|r| r.tenant.is_none());
             n += u64::from(sealed && here);
             if n >= at_most {
                 return Ok(n);
