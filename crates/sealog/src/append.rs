@@ -6,7 +6,8 @@
 //! or when no event has come for a moment, so a slow producer (`tail -F`) sees each event
 //! appended within that moment, and a file is appended in full groups. Each group is
 //! prepared while the one before it is appended, so the cores that prepare are not idle while
-//! the writer hashes, writes and syncs.
+//! the writer hashes, writes and syncs; and its results are printed while the one after it is
+//! appended, so the writer does not wait for the printing either.
 
 use std::fs::File;
 use std::io::{self, BufReader, Write};
@@ -115,10 +116,8 @@ pub(crate) fn run(ledger: &Ledger, args: &Args) -> anyhow::Result<ExitCode> {
     drive(
         args,
         |group| prepare_parallel(ledger, &group),
-        |prepared| {
-            let results = ledger.commit(prepared)?;
-            Ok(results.iter().map(IngestResult::to_json).collect())
-        },
+        |prepared| Ok(ledger.commit(prepared)?),
+        IngestResult::to_json,
     )
 }
 
@@ -128,17 +127,19 @@ pub(crate) fn run_client(client: &crate::client::Client, args: &Args) -> anyhow:
         args,
         |group| group,
         |group| crate::client::append_group(client, &group),
+        serde_json::Value::clone,
     )
 }
 
 /// Reads the input group by group, `prepare`s each on a thread of its own while the group
-/// before it is appended, appends it with `append`, and prints its results once `append`
-/// returns (so every line printed reports something durable). Exit code 1 when any event was
-/// not stored canonically.
-fn drive<P: Send>(
+/// before it is appended, appends it with `append`, and prints its results (`line` of each)
+/// once `append` returns, so every line printed reports something durable. Exit code 1 when
+/// any event was not stored canonically.
+fn drive<P: Send, R: Send>(
     args: &Args,
     prepare: impl Fn(Vec<Item>) -> P + Sync,
-    append: impl FnMut(P) -> anyhow::Result<Vec<serde_json::Value>>,
+    append: impl FnMut(P) -> anyhow::Result<Vec<R>>,
+    line: fn(&R) -> serde_json::Value,
 ) -> anyhow::Result<ExitCode> {
     let rx = read_events(args)?;
     let stop = AtomicBool::new(false);
@@ -154,43 +155,96 @@ fn drive<P: Send>(
                 }
             }
         });
-        let done = print_results(prepared, append);
+        let done = append_all(prepared, append, line, stop);
         stop.store(true, Ordering::Relaxed);
         done
     })
 }
 
-/// Appends each prepared group and prints its results, in input order.
-fn print_results<P>(
+/// Appends each prepared group, in input order, while a thread of its own prints the results
+/// of the group before: the next group's commit does not wait for the printing. When printing
+/// fails, `stop` ends the reading, so an input left open does not keep the command waiting.
+fn append_all<P, R: Send>(
     prepared: Receiver<(bool, P, Option<io::Error>)>,
-    mut append: impl FnMut(P) -> anyhow::Result<Vec<serde_json::Value>>,
+    mut append: impl FnMut(P) -> anyhow::Result<Vec<R>>,
+    line: fn(&R) -> serde_json::Value,
+    stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
+    std::thread::scope(|s| {
+        // One group printing, one waiting: memory stays bounded when the output is slow.
+        let (tx, appended) = mpsc::sync_channel::<Vec<R>>(1);
+        let printer = s.spawn(move || {
+            let printed = print_results(appended, line);
+            if printed.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            printed
+        });
+        let mut any = false;
+        let mut failed_at = None;
+        for (nonempty, group, failed) in prepared {
+            // The printer stopped (standard output failed): appending more would append what
+            // no line reports.
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            any |= nonempty;
+            let results = match append(group) {
+                Ok(r) => r,
+                Err(e) => {
+                    failed_at = Some(e);
+                    break;
+                }
+            };
+            // The printer stopped while this group was appended: its error is the one to say.
+            if tx.send(results).is_err() {
+                break;
+            }
+            if let Some(e) = failed {
+                failed_at = Some(anyhow::anyhow!("reading the input: {e}"));
+                break;
+            }
+        }
+        // What was appended before a failure is printed before the failure is reported; a
+        // failed append or read is the one to report when printing failed too.
+        drop(tx);
+        let printed = printer.join().expect("the printer thread");
+        if let Some(e) = failed_at {
+            return Err(e);
+        }
+        let refused = printed?;
+        if !any {
+            anyhow::bail!("input refused: the input holds no events");
+        }
+        Ok(if refused > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+/// Prints each appended group's results, a line each, as they come: how many were not stored
+/// canonically.
+fn print_results<R>(
+    appended: Receiver<Vec<R>>,
+    line: fn(&R) -> serde_json::Value,
+) -> anyhow::Result<usize> {
     // Standard output flushes at every line's end: one system call per event, unless its
     // lines are gathered a group at a time.
     let out = &mut io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut refused = 0usize;
-    let mut any = false;
-    for (nonempty, group, failed) in prepared {
-        any |= nonempty;
-        for r in append(group)? {
+    for results in appended {
+        for r in &results {
+            let r = line(r);
             if r["status"] != "appended" && r["status"] != "duplicate" {
                 refused += 1;
             }
             writeln!(out, "{r}")?;
         }
         out.flush()?;
-        if let Some(e) = failed {
-            anyhow::bail!("reading the input: {e}");
-        }
     }
-    if !any {
-        anyhow::bail!("input refused: the input holds no events");
-    }
-    Ok(if refused > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(refused)
 }
 
 /// Prepares events on every core, in input order.

@@ -1,7 +1,8 @@
 //! `sealog append -` as a stream, through a real pipe that stays open: each result is printed
 //! as soon as its event is durable, without waiting for the end of the input (`tail -F events
-//! | sealog append -`); a kill mid-stream loses nothing that was printed; arrays and
-//! pretty-printed objects still work; and memory does not grow with the input.
+//! | sealog append -`); a kill mid-stream loses nothing that was printed; results of many
+//! groups come in input order; arrays and pretty-printed objects still work; and memory does
+//! not grow with the input.
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -338,4 +339,43 @@ fn a_closed_output_ends_the_command_while_its_input_stays_open_and_loses_nothing
         "{}",
         records[0]
     );
+}
+
+#[test]
+fn results_of_many_groups_come_in_input_order_with_repeats_answered_as_duplicates() {
+    let dir = sealog_testkit::tempdir();
+    let cli = cli(dir.path());
+    // More events than one group holds, so results of one group are printed while the
+    // next is appended; every seventh event repeats the one three before it.
+    let mut input = Vec::new();
+    let mut want = Vec::new();
+    let mut next_seq = 0u64;
+    for i in 0..9_000u64 {
+        let (id, seq) = if i % 7 == 6 {
+            (i - 3, want[(i - 3) as usize])
+        } else {
+            next_seq += 1;
+            (i, next_seq - 1)
+        };
+        want.push(seq);
+        input.extend(line(&event(
+            &format!("order-{id}"),
+            None,
+            "s",
+            "stream.order",
+        )));
+    }
+    let run = cli.ok(&["append", "-"], &input);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 9_000, "{}", run.stderr);
+    for (i, (l, seq)) in lines.iter().zip(&want).enumerate() {
+        let repeat = i % 7 == 6;
+        assert_eq!(l["seq"], json!(seq), "line {i}: {l}");
+        assert_eq!(
+            l["status"],
+            if repeat { "duplicate" } else { "appended" },
+            "line {i}: {l}"
+        );
+    }
+    assert_eq!(cli.all_records().len() as u64, next_seq);
 }
