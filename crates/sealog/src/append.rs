@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use sealog_ledger::{Author, IngestResult, Ledger, Prepared, Rejection};
+use sealog_ledger::{Author, Ledger, Prepared, Rejection};
 use sealog_model::PrepareError;
 
 use crate::stream::{Events, Item};
@@ -117,7 +117,7 @@ pub(crate) fn run(ledger: &Ledger, args: &Args) -> anyhow::Result<ExitCode> {
         args,
         |group| prepare_parallel(ledger, &group),
         |prepared| Ok(ledger.commit(prepared)?),
-        IngestResult::to_json,
+        |r| r.to_json(),
     )
 }
 
@@ -127,7 +127,7 @@ pub(crate) fn run_client(client: &crate::client::Client, args: &Args) -> anyhow:
         args,
         |group| group,
         |group| crate::client::append_group(client, &group),
-        serde_json::Value::clone,
+        std::convert::identity,
     )
 }
 
@@ -139,7 +139,7 @@ fn drive<P: Send, R: Send>(
     args: &Args,
     prepare: impl Fn(Vec<Item>) -> P + Sync,
     append: impl FnMut(P) -> anyhow::Result<Vec<R>>,
-    line: fn(&R) -> serde_json::Value,
+    line: fn(R) -> serde_json::Value,
 ) -> anyhow::Result<ExitCode> {
     let rx = read_events(args)?;
     let stop = AtomicBool::new(false);
@@ -167,7 +167,7 @@ fn drive<P: Send, R: Send>(
 fn append_all<P, R: Send>(
     prepared: Receiver<(bool, P, Option<io::Error>)>,
     mut append: impl FnMut(P) -> anyhow::Result<Vec<R>>,
-    line: fn(&R) -> serde_json::Value,
+    line: fn(R) -> serde_json::Value,
     stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
     std::thread::scope(|s| {
@@ -228,14 +228,14 @@ fn append_all<P, R: Send>(
 /// canonically.
 fn print_results<R>(
     appended: Receiver<Vec<R>>,
-    line: fn(&R) -> serde_json::Value,
+    line: fn(R) -> serde_json::Value,
 ) -> anyhow::Result<usize> {
     // Standard output flushes at every line's end: one system call per event, unless its
     // lines are gathered a group at a time.
     let out = &mut io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut refused = 0usize;
     for results in appended {
-        for r in &results {
+        for r in results {
             let r = line(r);
             if r["status"] != "appended" && r["status"] != "duplicate" {
                 refused += 1;

@@ -7,10 +7,11 @@
 //! closing the store.
 //!
 //! After each run: a run whose call failed ended with a non-zero exit code and an error that
-//! names the cause (unless the failed call was the one writing that error), and did not panic; a run that ended well answered every event; every
-//! result line it printed names a record that is in the log at that seq once the directory is
-//! opened again without faults; past them the log holds at most the events sent, in order;
-//! `sealog verify` passes; and a new append takes the next seq.
+//! names the cause (unless the failed call was the one writing that error), and did not
+//! panic; a run that ended well answered every event; every result line it printed names a
+//! record that is in the log at that seq once the directory is opened again without faults;
+//! past them the log holds at most the events sent, in order; `sealog verify` passes; and a
+//! new append takes the next seq.
 //!
 //! The sweep runs `N` = 1..=`SEALOG_SYSCALL_FAULT_SWEEP` (default 4, and 8 under CI) for
 //! each call, stopping early for a call once a run makes fewer than `N` of them;
