@@ -105,6 +105,20 @@ impl IngestResult {
         }
     }
 
+    /// `to_json`'s text, written straight to `out` for the answers most events get (appended,
+    /// duplicate) instead of built as a value first: `sealog append` prints one per event.
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        match self {
+            IngestResult::Appended { seq, record_id }
+            | IngestResult::Duplicate { seq, record_id } => write!(
+                out,
+                r#"{{"record_id":"{record_id}","seq":{seq},"status":"{}"}}"#,
+                self.status()
+            ),
+            other => write!(out, "{}", other.to_json()),
+        }
+    }
+
     pub fn status(&self) -> &'static str {
         match self {
             IngestResult::Appended { .. } => "appended",
@@ -120,6 +134,42 @@ impl IngestResult {
         match self {
             IngestResult::Appended { seq, .. } | IngestResult::Duplicate { seq, .. } => Some(*seq),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_written_directly_is_the_text_of_its_json_value() {
+        let id = RecordId::of_canonical(b"{}");
+        let results = [
+            IngestResult::Appended {
+                seq: 0,
+                record_id: id,
+            },
+            IngestResult::Duplicate {
+                seq: u64::MAX,
+                record_id: id,
+            },
+            IngestResult::Deferred {
+                record_id: id,
+                reason_code: "SUPERSEDES_TARGET_NOT_FOUND",
+                message: "a \"quoted\" target\n".into(),
+            },
+            IngestResult::Rejected(Rejection {
+                code: "INVALID_JSON",
+                message: "expected value".into(),
+                field: Some("/a".into()),
+                denied: false,
+            }),
+        ];
+        for r in results {
+            let mut out = Vec::new();
+            r.write_json(&mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), r.to_json().to_string());
         }
     }
 }

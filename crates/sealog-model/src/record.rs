@@ -62,7 +62,11 @@ impl RecordId {
 
 impl fmt::Display for RecordId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
+        // On the stack: an id is printed for every result line.
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut hex).expect("32 bytes are 64 hex digits");
+        f.write_str(Self::PREFIX)?;
+        f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use sealog_ledger::{Author, Ledger, Prepared, Rejection};
+use sealog_ledger::{Author, IngestResult, Ledger, Prepared, Rejection};
 use sealog_model::PrepareError;
 
 use crate::stream::{Events, Item};
@@ -117,7 +117,6 @@ pub(crate) fn run(ledger: &Ledger, args: &Args) -> anyhow::Result<ExitCode> {
         args,
         |group| prepare_parallel(ledger, &group),
         |prepared| Ok(ledger.commit(prepared)?),
-        |r| r.to_json(),
     )
 }
 
@@ -127,19 +126,17 @@ pub(crate) fn run_client(client: &crate::client::Client, args: &Args) -> anyhow:
         args,
         |group| group,
         |group| crate::client::append_group(client, &group),
-        std::convert::identity,
     )
 }
 
 /// Reads the input group by group, `prepare`s each on a thread of its own while the group
-/// before it is appended, appends it with `append`, and prints its results (`line` of each)
+/// before it is appended, appends it with `append`, and prints its results (a line each)
 /// once `append` returns, so every line printed reports something durable. Exit code 1 when
 /// any event was not stored canonically.
-fn drive<P: Send, R: Send>(
+fn drive<P: Send, R: ResultLine>(
     args: &Args,
     prepare: impl Fn(Vec<Item>) -> P + Sync,
     append: impl FnMut(P) -> anyhow::Result<Vec<R>>,
-    line: fn(R) -> serde_json::Value,
 ) -> anyhow::Result<ExitCode> {
     let rx = read_events(args)?;
     let stop = AtomicBool::new(false);
@@ -155,7 +152,7 @@ fn drive<P: Send, R: Send>(
                 }
             }
         });
-        let done = append_all(prepared, append, line, stop);
+        let done = append_all(prepared, append, stop);
         stop.store(true, Ordering::Relaxed);
         done
     })
@@ -164,17 +161,16 @@ fn drive<P: Send, R: Send>(
 /// Appends each prepared group, in input order, while a thread of its own prints the results
 /// of the group before: the next group's commit does not wait for the printing. When printing
 /// fails, `stop` ends the reading, so an input left open does not keep the command waiting.
-fn append_all<P, R: Send>(
+fn append_all<P, R: ResultLine>(
     prepared: Receiver<(bool, P, Option<io::Error>)>,
     mut append: impl FnMut(P) -> anyhow::Result<Vec<R>>,
-    line: fn(R) -> serde_json::Value,
     stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
     std::thread::scope(|s| {
         // One group printing, one waiting: memory stays bounded when the output is slow.
         let (tx, appended) = mpsc::sync_channel::<Vec<R>>(1);
         let printer = s.spawn(move || {
-            let printed = print_results(appended, line);
+            let printed = print_results(appended);
             if printed.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -224,23 +220,40 @@ fn append_all<P, R: Send>(
     })
 }
 
+/// A result as `append` prints it: one line of JSON.
+trait ResultLine: Send {
+    /// Writes the line without its newline; whether the event was stored canonically.
+    fn write_line(&self, out: &mut impl Write) -> io::Result<bool>;
+}
+
+impl ResultLine for IngestResult {
+    fn write_line(&self, out: &mut impl Write) -> io::Result<bool> {
+        self.write_json(out)?;
+        Ok(self.seq().is_some())
+    }
+}
+
+/// A server's answer, in client mode.
+impl ResultLine for serde_json::Value {
+    fn write_line(&self, out: &mut impl Write) -> io::Result<bool> {
+        write!(out, "{self}")?;
+        Ok(self["status"] == "appended" || self["status"] == "duplicate")
+    }
+}
+
 /// Prints each appended group's results, a line each, as they come: how many were not stored
 /// canonically.
-fn print_results<R>(
-    appended: Receiver<Vec<R>>,
-    line: fn(R) -> serde_json::Value,
-) -> anyhow::Result<usize> {
+fn print_results<R: ResultLine>(appended: Receiver<Vec<R>>) -> anyhow::Result<usize> {
     // Standard output flushes at every line's end: one system call per event, unless its
     // lines are gathered a group at a time.
     let out = &mut io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut refused = 0usize;
     for results in appended {
-        for r in results {
-            let r = line(r);
-            if r["status"] != "appended" && r["status"] != "duplicate" {
+        for r in &results {
+            if !r.write_line(out)? {
                 refused += 1;
             }
-            writeln!(out, "{r}")?;
+            out.write_all(b"\n")?;
         }
         out.flush()?;
     }
