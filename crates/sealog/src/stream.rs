@@ -149,12 +149,14 @@ fn read_line_bounded(r: &mut impl BufRead) -> io::Result<Option<Item>> {
             break;
         }
         any = true;
-        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
+        let (chunk, found) = match memchr::memchr(b'\n', buf) {
             Some(i) => (&buf[..i], Some(i)),
             None => (buf, None),
         };
         size += chunk.len();
         if size <= KEPT_MAX {
+            // Most lines are whole in the buffer: one allocation of their size.
+            line.reserve(chunk.len());
             line.extend_from_slice(chunk);
         }
         let used = found.map_or(chunk.len(), |i| i + 1);
