@@ -507,8 +507,7 @@ fn busy(cap: usize) -> ApiError {
 fn count_events(body: &[u8]) -> usize {
     let body = body.trim_ascii();
     if body.first() != Some(&b'[') {
-        return body
-            .split(|&b| b == b'\n')
+        return input::lines(body)
             .filter(|l| !l.trim_ascii().is_empty())
             .count()
             .max(1);
