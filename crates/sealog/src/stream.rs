@@ -155,8 +155,6 @@ fn read_line_bounded(r: &mut impl BufRead) -> io::Result<Option<Item>> {
         };
         size += chunk.len();
         if size <= KEPT_MAX {
-            // Most lines are whole in the buffer: one allocation of their size.
-            line.reserve(chunk.len());
             line.extend_from_slice(chunk);
         }
         let used = found.map_or(chunk.len(), |i| i + 1);
