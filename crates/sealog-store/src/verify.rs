@@ -897,6 +897,8 @@ struct Derived<'a> {
     positions: Option<Vec<u8>>,
     /// Keys recomputed for checked records, total, to compare with the runs' entries.
     keys_seen: std::cell::Cell<u64>,
+    /// Where each recent key's membership walk stands, for the record after this one.
+    memberships: std::cell::RefCell<crate::index::Memberships>,
     /// The index's fingerprint is the indexer's (else its keys are another derivation's).
     same_derivation: bool,
     /// Retention pruned records since the index was built: it may hold more keys than the
@@ -965,6 +967,7 @@ impl<'a> Derived<'a> {
             index,
             positions,
             keys_seen: std::cell::Cell::new(0),
+            memberships: std::cell::RefCell::new(crate::index::Memberships::new()),
             same_derivation,
             pruned_since_built,
         })
@@ -1023,8 +1026,9 @@ impl<'a> Derived<'a> {
                 ),
             );
         }
+        let mut memberships = self.memberships.borrow_mut();
         for k in keys {
-            if !index.contains(k, seq).map_err(at_index)? {
+            if !memberships.contains(index, k, seq).map_err(at_index)? {
                 return fail(
                     dir,
                     format!(

@@ -471,6 +471,7 @@ enum Kind {
     Positions,
     RunIds,
     RunPostings,
+    RunPostingBlocks,
     RunTimes,
     RunSums,
     Bloom,
@@ -515,6 +516,7 @@ impl Kind {
             ("index", "positions") => Kind::Positions,
             ("index", n) if n.ends_with(".rid") => Kind::RunIds,
             ("index", n) if n.ends_with(".post") => Kind::RunPostings,
+            ("index", n) if n.ends_with(".pidx") => Kind::RunPostingBlocks,
             ("index", n) if n.ends_with(".time") => Kind::RunTimes,
             ("index", n) if n.ends_with(".sum") => Kind::RunSums,
             ("index", n) if n.ends_with(".bloom") => Kind::Bloom,
@@ -560,7 +562,9 @@ impl Kind {
         match self {
             Kind::Positions | Kind::TreeLevel => 32,
             Kind::RunIds => 40,
-            Kind::RunPostings => 24,
+            // Compressed: no fixed entries; a swap moves a key's worth of bytes.
+            Kind::RunPostings => 16,
+            Kind::RunPostingBlocks => 32,
             Kind::RunTimes => 16,
             _ => 8,
         }

@@ -3,7 +3,8 @@
 use crate::UniformMap;
 use crate::contract::Key as Posting;
 
-use super::run::{POST_WIDTH, RID_WIDTH, TIME_WIDTH, time_key};
+use super::postings::Posting as Entry;
+use super::run::{RID_WIDTH, TIME_WIDTH, time_key};
 
 const NONE: u32 = u32::MAX;
 
@@ -23,11 +24,24 @@ struct Link {
 }
 
 /// The three tables of a run, each sorted: record ids, postings, event times.
-pub(crate) type SortedTables = (
-    Vec<[u8; RID_WIDTH]>,
-    Vec<[u8; POST_WIDTH]>,
-    Vec<[u8; TIME_WIDTH]>,
-);
+pub(crate) type SortedTables = (Vec<[u8; RID_WIDTH]>, SortedPostings, Vec<[u8; TIME_WIDTH]>);
+
+/// A memtable's postings in order: each distinct key with how many records carry it, and
+/// all the seqs, key after key.
+pub(crate) struct SortedPostings {
+    keys: Vec<(u128, u32)>,
+    seqs: Vec<u64>,
+}
+
+impl SortedPostings {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
+        let mut seqs = self.seqs.iter();
+        self.keys
+            .iter()
+            .flat_map(|&(k, n)| std::iter::repeat_n(k, n as usize))
+            .map(move |k| (k, *seqs.next().expect("as many seqs as the counts say")))
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct Memtable {
@@ -195,18 +209,20 @@ impl Memtable {
         order.sort_unstable_by_key(|&(k, _)| k);
         let mut next = vec![0u32; self.keys.len()];
         let mut at = 0u32;
-        for &(_, id) in &order {
-            next[id as usize] = at;
-            at += self.chains[id as usize].len;
+        for (_, id) in &mut order {
+            next[*id as usize] = at;
+            let n = self.chains[*id as usize].len;
+            at += n;
+            // From here on the pair is the key and its count.
+            *id = n;
         }
-        let mut post = vec![[0u8; POST_WIDTH]; self.links.len()];
+        let mut seqs = vec![0u64; self.links.len()];
         for link in &self.links {
             let slot = &mut next[link.id as usize];
-            let e = &mut post[*slot as usize];
+            seqs[*slot as usize] = link.seq;
             *slot += 1;
-            e[..16].copy_from_slice(&self.keys[link.id as usize]);
-            e[16..].copy_from_slice(&link.seq.to_be_bytes());
         }
+        let post = SortedPostings { keys: order, seqs };
         let mut time: Vec<[u8; TIME_WIDTH]> = self
             .time
             .iter()

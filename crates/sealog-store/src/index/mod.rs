@@ -14,6 +14,7 @@
 //! whole memtable behind.
 
 mod memtable;
+mod postings;
 mod run;
 
 use std::fs;
@@ -28,9 +29,9 @@ pub(crate) use memtable::Memtable;
 use run::Bloom;
 pub(crate) use run::Run;
 
-/// Version 2: runs have sums files, the manifest ends with its CRC; an index of an earlier
-/// version is rebuilt from the log.
-const MANIFEST_HEADER: &str = "sealog-index 2";
+/// Version 3: postings are compressed (version 2: runs have sums files, the manifest ends
+/// with its CRC); an index of an earlier version is rebuilt from the log.
+const MANIFEST_HEADER: &str = "sealog-index 3";
 
 pub(crate) struct Index {
     io: Io,
@@ -49,6 +50,9 @@ pub(crate) struct Membership {
     key: Key,
     run: Option<usize>,
     at: usize,
+    /// The posting at `at` (`None` past the run's end).
+    here: Option<postings::Posting>,
+    block: postings::Block,
 }
 
 impl Membership {
@@ -57,8 +61,69 @@ impl Membership {
             key: *key,
             run: None,
             at: 0,
+            here: None,
+            block: postings::Block::default(),
         }
     }
+
+    /// The walk of another key, from the start, keeping the decoding buffers.
+    fn restart(&mut self, key: &Key) {
+        self.key = *key;
+        self.run = None;
+        self.at = 0;
+        self.here = None;
+        self.block.forget();
+    }
+}
+
+/// Membership of many keys, each asked in ascending seq order (verification walks every
+/// record's keys in seq order): a small direct-mapped cache of walks, so a key on many
+/// records keeps its place and its decoded block from one record to the next, while the keys
+/// of one record each pass through a slot.
+pub(crate) struct Memberships {
+    slots: Vec<Option<(Membership, u64)>>,
+}
+
+const MEMBERSHIP_SLOTS: usize = 4096;
+
+impl Memberships {
+    pub(crate) fn new() -> Self {
+        Memberships {
+            slots: (0..MEMBERSHIP_SLOTS).map(|_| None).collect(),
+        }
+    }
+
+    pub(crate) fn contains(
+        &mut self,
+        index: &Index,
+        key: &Key,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        // Keys are hash output: any of their bytes pick a slot evenly.
+        let at = u64::from_le_bytes(key[..8].try_into().expect("8 bytes")) as usize;
+        let slot = &mut self.slots[at % MEMBERSHIP_SLOTS];
+        match slot {
+            // A walk only moves forward: one asked for an earlier seq starts again.
+            Some((m, last)) if m.key == *key && *last <= seq => {
+                *last = seq;
+                return index.contains_ascending(m, seq);
+            }
+            Some((m, last)) => {
+                m.restart(key);
+                *last = seq;
+            }
+            None => *slot = Some((Membership::new(key), seq)),
+        }
+        // A key seen for the first time is most often on this record alone: one search that
+        // decodes no more than it reads; its walk starts if it is asked again.
+        index.contains(key, seq)
+    }
+}
+
+enum Holder<'a> {
+    Memtable(&'a Memtable),
+    Run(usize),
+    Nowhere,
 }
 
 /// The runs that replace an index's runs once a frozen memtable is written, built without
@@ -243,8 +308,27 @@ impl Index {
         Ok(out)
     }
 
+    /// Where record `seq`'s postings are.
+    fn holder(&self, seq: u64) -> Holder<'_> {
+        if let Some(mem) = self
+            .layers()
+            .find(|mem| (mem.first..mem.end).contains(&seq))
+        {
+            return Holder::Memtable(mem);
+        }
+        let i = self.runs.partition_point(|r| r.end <= seq);
+        match self.runs.get(i) {
+            Some(_) => Holder::Run(i),
+            None => Holder::Nowhere,
+        }
+    }
+
     pub(crate) fn contains(&self, key: &Key, seq: u64) -> Result<bool, StoreError> {
-        self.contains_ascending(&mut Membership::new(key), seq)
+        match self.holder(seq) {
+            Holder::Memtable(mem) => Ok(mem.contains(key, seq)),
+            Holder::Run(i) => self.runs[i].post.contains(postings::posting(key, seq)),
+            Holder::Nowhere => Ok(false),
+        }
     }
 
     /// [`Index::contains`] for seqs asked in ascending order: the first search in a run is
@@ -259,23 +343,22 @@ impl Index {
         if let Some(r) = m.run.and_then(|i| self.runs.get(i))
             && seq < r.end
         {
-            return r.contains_from(&m.key, seq, &mut m.at);
+            return r.contains_from(&m.key, seq, (&mut m.at, &mut m.here), &mut m.block);
         }
-        if let Some(mem) = self
-            .layers()
-            .find(|mem| (mem.first..mem.end).contains(&seq))
-        {
-            return Ok(mem.contains(&m.key, seq));
-        }
-        let i = self.runs.partition_point(|r| r.end <= seq);
-        let Some(r) = self.runs.get(i) else {
-            return Ok(false);
+        let i = match self.holder(seq) {
+            Holder::Memtable(mem) => return Ok(mem.contains(&m.key, seq)),
+            Holder::Nowhere => return Ok(false),
+            Holder::Run(i) => i,
         };
+        let r = &self.runs[i];
         if m.run != Some(i) {
             m.run = Some(i);
-            m.at = r.post.lower_bound(&run::posting(&m.key, seq))?;
+            m.block.forget();
+            (m.at, m.here) =
+                r.post
+                    .lower_bound_from(postings::posting(&m.key, seq), 0, &mut m.block)?;
         }
-        r.contains_from(&m.key, seq, &mut m.at)
+        r.contains_from(&m.key, seq, (&mut m.at, &mut m.here), &mut m.block)
     }
 
     /// How many records carry `key`: O(runs × log n), used to pick the rarest key to scan.
@@ -349,16 +432,14 @@ pub(crate) fn build_runs(
     let (rid, post, time) = frozen.sorted_tables();
     let s = run::stem(dir, first, end);
     let mut bloom = Bloom::for_keys(rid.len() as u64);
-    let sums = [
-        run::write_table(
-            io,
-            &s.with_extension("rid"),
-            rid.iter().inspect(|e| bloom.insert(&e[..32])).map(Ok),
-        )?,
-        run::write_table(io, &s.with_extension("post"), post.iter().map(Ok))?,
-        run::write_table(io, &s.with_extension("time"), time.iter().map(Ok))?,
-    ];
-    Run::write_bloom_and_sums(io, dir, first, end, &bloom, sums)?;
+    let rid = run::write_table(
+        io,
+        &s.with_extension("rid"),
+        rid.iter().inspect(|e| bloom.insert(&e[..32])).map(Ok),
+    )?;
+    let (post, blocks, n) = postings::write(io, &s, (first, end), post.iter().map(Ok))?;
+    let time = run::write_table(io, &s.with_extension("time"), time.iter().map(Ok))?;
+    Run::write_bloom_and_sums(io, dir, first, end, &bloom, [rid, post, time, blocks], n)?;
     runs.push(Arc::new(Run::open(dir, first, end)?));
     while runs.len() >= 2 {
         let n = runs.len();
@@ -431,49 +512,70 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
 fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
     let s = run::stem(dir, a.first, b.end);
     let mut bloom = Bloom::for_keys((a.rid.len() + b.rid.len()) as u64);
-    let rids = merge_sorted(&a.rid, &b.rid).inspect(|e| {
+    let rids = merge_sorted(a.rid.stream(), b.rid.stream()).inspect(|e| {
         if let Ok(e) = e {
             bloom.insert(&e.as_ref()[..32]);
         }
     });
-    let sums = [
-        run::write_table(io, &s.with_extension("rid"), rids)?,
-        run::write_table(
-            io,
-            &s.with_extension("post"),
-            merge_sorted(&a.post, &b.post),
-        )?,
-        run::write_table(
-            io,
-            &s.with_extension("time"),
-            merge_sorted(&a.time, &b.time),
-        )?,
-    ];
-    Run::write_bloom_and_sums(io, dir, a.first, b.end, &bloom, sums)?;
+    let rid = run::write_table(io, &s.with_extension("rid"), rids)?;
+    let (post, blocks, n) = postings::write(
+        io,
+        &s,
+        (a.first, b.end),
+        merge_sorted(a.post.stream(), b.post.stream()),
+    )?;
+    let time = run::write_table(
+        io,
+        &s.with_extension("time"),
+        merge_sorted(a.time.stream(), b.time.stream()),
+    )?;
+    Run::write_bloom_and_sums(
+        io,
+        dir,
+        a.first,
+        b.end,
+        &bloom,
+        [rid, post, time, blocks],
+        n,
+    )?;
     Run::open(dir, a.first, b.end)
 }
 
-fn merge_sorted<'a>(
-    a: &'a run::Table,
-    b: &'a run::Table,
-) -> impl Iterator<Item = Result<run::Entry, StoreError>> + 'a {
-    let (mut a, mut b) = (a.stream(), b.stream());
+/// A table read in order, one entry at a time, for a merge.
+pub(crate) trait InOrder {
+    type Item: Ord;
+    /// The next entry, without moving past it.
+    fn head(&mut self) -> Result<Option<Self::Item>, StoreError>;
+    fn skip(&mut self);
+}
+
+/// The entries of two adjacent runs' tables in order. On equal entries `a`'s come first:
+/// every seq of `a` is below any of `b`, so postings of one key stay in seq order.
+fn merge_sorted<S: InOrder>(
+    mut a: S,
+    mut b: S,
+) -> impl Iterator<Item = Result<S::Item, StoreError>> {
     let mut failed = false;
     std::iter::from_fn(move || {
         if failed {
             return None;
         }
         let next = (|| {
-            let take_a = match (a.peek()?, b.peek()?) {
-                (None, None) => return Ok(None),
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(x), Some(y)) => x <= y,
-            };
-            let from = if take_a { &mut a } else { &mut b };
-            let entry = run::Entry::of(from.peek()?.expect("peeked just above"));
-            from.advance();
-            Ok(Some(entry))
+            Ok(match (a.head()?, b.head()?) {
+                (None, None) => None,
+                (Some(x), Some(y)) if y < x => {
+                    b.skip();
+                    Some(y)
+                }
+                (Some(x), _) => {
+                    a.skip();
+                    Some(x)
+                }
+                (None, Some(y)) => {
+                    b.skip();
+                    Some(y)
+                }
+            })
         })();
         failed = next.is_err();
         next.transpose()
@@ -517,7 +619,14 @@ mod tests {
     fn membership_asked_in_ascending_order_agrees_with_the_postings() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut index = Index::open(&Io::default(), dir.path(), 1_000).expect("index");
-        let keys: Vec<Key> = (0..6u8).map(|k| [k; 16]).collect();
+        // Keys in pairs that share their first eight bytes, and so a slot of `Memberships`.
+        let keys: Vec<Key> = (0..6u8)
+            .map(|k| {
+                let mut key = [k / 2; 16];
+                key[15] = k;
+                key
+            })
+            .collect();
         let mut state = 0x9e37_79b9_7f4a_7c15;
         // Two runs and a memtable: key k is on about one record in 2^k.
         for seq in 0..4_500u64 {
@@ -535,6 +644,23 @@ mod tests {
             }
         }
         assert!(index.runs().len() >= 2, "the walk must cross runs");
+        // Every key of every record, as verification asks them, in one cache of walks; then
+        // once more from an earlier seq, which restarts the walks it meets.
+        let mut cache = Memberships::new();
+        for start in [0u64, 2_000] {
+            for seq in start..4_600 {
+                for key in &keys {
+                    let want = index.postings(key, seq, seq + 1, 1).expect("postings") == [seq];
+                    assert_eq!(index.contains(key, seq).expect("contains"), want);
+                    assert_eq!(
+                        cache.contains(&index, key, seq).expect("cached"),
+                        want,
+                        "key {} seq {seq}",
+                        key[15]
+                    );
+                }
+            }
+        }
         for key in &keys {
             for stride in [1u64, 3, 17, 400] {
                 let mut m = Membership::new(key);
@@ -544,7 +670,7 @@ mod tests {
                         index.contains_ascending(&mut m, seq).expect("ascending"),
                         index.postings(key, seq, seq + 1, 1).expect("postings") == [seq],
                         "key {} seq {seq} stride {stride}",
-                        key[0]
+                        key[15]
                     );
                     seq += 1 + next(&mut state) % stride;
                 }

@@ -4,10 +4,10 @@
 //!
 //! ```text
 //! .rid   entry = record_id[32] seq:u64be             sorted by record_id
-//! .post  entry = posting[16]   seq:u64be             sorted by (posting, seq)
+//! .post, .pidx  the postings, compressed (see `postings`)
 //! .time  entry = event_ns:u64be(sign flipped) seq:u64be   sorted by (time, seq)
-//! .sum   "SEALSUM1" (entries:u64le blocks:u64le crc32c:u32le per 4 KiB block)×3
-//!        bloom_crc:u32le crc:u32le
+//! .sum   "SEALSUM2" (entries:u64le blocks:u64le crc32c:u32le per 4 KiB block)×4
+//!        (for .rid .post .time .pidx) postings:u64le bloom_crc:u32le crc:u32le
 //! ```
 //!
 //! Nothing here is trusted as it lies on disk: every 4 KiB block of a table is checked
@@ -16,7 +16,7 @@
 //! never an entry taken as it is.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,21 +26,14 @@ use memmap2::Mmap;
 use crate::error::StoreError;
 use crate::io::Io;
 
+use super::postings::{self, BLOCK_ENTRY_WIDTH, Block, Posting, Postings};
+
 pub(crate) const RID_WIDTH: usize = 40;
-pub(crate) const POST_WIDTH: usize = 24;
 pub(crate) const TIME_WIDTH: usize = 16;
 
 /// Bytes covered by one checksum of a table.
 const BLOCK_BYTES: usize = 4096;
-const SUM_MAGIC: &[u8; 8] = b"SEALSUM1";
-
-/// The posting entry of `key` at `seq`, also the probe that finds it.
-pub(crate) fn posting(key: &[u8; 16], seq: u64) -> [u8; POST_WIDTH] {
-    let mut p = [0u8; POST_WIDTH];
-    p[..16].copy_from_slice(key);
-    p[16..].copy_from_slice(&seq.to_be_bytes());
-    p
-}
+const SUM_MAGIC: &[u8; 8] = b"SEALSUM2";
 
 /// Maps signed nanoseconds onto unsigned ones with the same order.
 pub(crate) fn time_key(ns: i64) -> [u8; 8] {
@@ -197,6 +190,16 @@ impl Table {
         self.sum.entries as usize
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes `range` of a table of single bytes, checked.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Result<&[u8], StoreError> {
+        self.check(range.clone())?;
+        Ok(&self.bytes()[range])
+    }
+
     fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
@@ -258,6 +261,38 @@ impl AsRef<[u8]> for Entry {
     }
 }
 
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_ref() == other.as_ref()
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_ref().cmp(other.as_ref())
+    }
+}
+
+impl super::InOrder for Stream<'_> {
+    type Item = Entry;
+
+    fn head(&mut self) -> Result<Option<Entry>, StoreError> {
+        Ok(self.peek()?.map(Entry::of))
+    }
+
+    fn skip(&mut self) {
+        self.advance();
+    }
+}
+
 /// Bytes a [`Stream`] reads at a time: whole checksummed blocks.
 const STREAM_BYTES: usize = 256 * BLOCK_BYTES;
 
@@ -293,23 +328,36 @@ impl Stream<'_> {
             return Ok(None);
         }
         let start = self.at * t.width;
-        if start + t.width > self.buf_start + self.buf.len() {
-            self.fill(start)?;
-        }
-        let from = start - self.buf_start;
-        Ok(Some(&self.buf[from..from + t.width]))
+        self.range(start..start + t.width).map(Some)
     }
 
     pub(crate) fn advance(&mut self) {
         self.at += 1;
     }
 
-    /// Reads whole blocks from the one holding byte `from`, enough for the entry there.
-    fn fill(&mut self, from: usize) -> Result<(), StoreError> {
+    /// Bytes `range` of the table; ranges asked in ascending order are read once.
+    pub(crate) fn range(&mut self, range: std::ops::Range<usize>) -> Result<&[u8], StoreError> {
+        if range.start < self.buf_start || range.end > self.buf_start + self.buf.len() {
+            self.fill(range.start, range.end)?;
+        }
+        Ok(&self.buf[range.start - self.buf_start..range.end - self.buf_start])
+    }
+
+    /// Reads whole blocks from the one holding byte `from`, at least up to byte `to`.
+    fn fill(&mut self, from: usize, to: usize) -> Result<(), StoreError> {
         let t = self.table;
         let first = from / BLOCK_BYTES;
         let start = first * BLOCK_BYTES;
-        let stop = (start + STREAM_BYTES).min(t.len() * t.width);
+        let total = t.len() * t.width;
+        let stop = (start + STREAM_BYTES)
+            .max(to.next_multiple_of(BLOCK_BYTES))
+            .min(total);
+        if to > total {
+            return Err(StoreError::Corrupted(format!(
+                "{}: bytes {from}..{to} asked of a {total}-byte table",
+                t.path.display()
+            )));
+        }
         self.buf.resize(stop - start, 0);
         t.file
             .read_exact_at(&mut self.buf, start as u64)
@@ -339,39 +387,98 @@ pub(crate) fn write_table<E: AsRef<[u8]>>(
     path: &Path,
     entries: impl Iterator<Item = Result<E, StoreError>>,
 ) -> Result<TableSum, StoreError> {
-    let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, io.appender(&file, path));
-    let mut sum = TableSum::default();
-    let mut block = Vec::with_capacity(BLOCK_BYTES);
+    let mut w = TableWriter::create(io, path)?;
     for e in entries {
-        let e = e?;
-        let e = e.as_ref();
-        w.write_all(e).map_err(|err| StoreError::io(path, err))?;
-        sum.entries += 1;
-        let mut rest = e;
+        w.push_entry(e?.as_ref())?;
+    }
+    w.finish()
+}
+
+/// A table being written: its bytes go to the file and into the checksums of its blocks.
+pub(crate) struct TableWriter<'a> {
+    io: &'a Io,
+    path: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    sum: TableSum,
+    block: Vec<u8>,
+}
+
+/// Bytes a [`TableWriter`] gathers before writing them.
+const WRITE_BYTES: usize = 1 << 20;
+
+impl<'a> TableWriter<'a> {
+    pub(crate) fn create(io: &'a Io, path: &Path) -> Result<Self, StoreError> {
+        let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
+        Ok(TableWriter {
+            io,
+            path: path.to_path_buf(),
+            file,
+            buf: Vec::with_capacity(WRITE_BYTES),
+            sum: TableSum::default(),
+            block: Vec::with_capacity(BLOCK_BYTES),
+        })
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= WRITE_BYTES {
+            self.write_out()?;
+        }
+        let mut rest = bytes;
         while !rest.is_empty() {
-            let take = (BLOCK_BYTES - block.len()).min(rest.len());
-            block.extend_from_slice(&rest[..take]);
+            let take = (BLOCK_BYTES - self.block.len()).min(rest.len());
+            self.block.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if block.len() == BLOCK_BYTES {
-                sum.blocks.push(crc32c::crc32c(&block));
-                block.clear();
+            if self.block.len() == BLOCK_BYTES {
+                self.sum.blocks.push(crc32c::crc32c(&self.block));
+                self.block.clear();
             }
         }
+        Ok(())
     }
-    if !block.is_empty() {
-        sum.blocks.push(crc32c::crc32c(&block));
+
+    fn write_out(&mut self) -> Result<(), StoreError> {
+        self.io
+            .appender(&self.file, &self.path)
+            .write_all(&self.buf)
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.buf.clear();
+        Ok(())
     }
-    w.into_inner()
-        .map_err(|e| StoreError::io(path, e.into_error()))?;
-    io.sync_all(&file, path)?;
-    Ok(sum)
+
+    /// Appends one entry of a table whose entries are `bytes.len()` wide.
+    pub(crate) fn push_entry(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.push(bytes)?;
+        self.sum.entries += 1;
+        Ok(())
+    }
+
+    /// Appends bytes to a table of single bytes.
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.push(bytes)?;
+        self.sum.entries += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the file durable and returns its sums.
+    pub(crate) fn finish(mut self) -> Result<TableSum, StoreError> {
+        if !self.block.is_empty() {
+            self.sum.blocks.push(crc32c::crc32c(&self.block));
+        }
+        self.write_out()?;
+        self.io.sync_all(&self.file, &self.path)?;
+        Ok(self.sum)
+    }
 }
 
 /// Everything a run's `.sum` file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct RunSums {
-    pub(crate) tables: [TableSum; 3],
+    /// `.rid`, `.post`, `.time`, `.pidx`.
+    pub(crate) tables: [TableSum; 4],
+    /// How many postings `.post` holds.
+    pub(crate) postings: u64,
     pub(crate) bloom: u32,
 }
 
@@ -386,6 +493,7 @@ impl RunSums {
                 out.extend_from_slice(&c.to_le_bytes());
             }
         }
+        out.extend_from_slice(&self.postings.to_le_bytes());
         out.extend_from_slice(&self.bloom.to_le_bytes());
         out.extend_from_slice(&crc32c::crc32c(&out).to_le_bytes());
         io.write_file(path, &out)
@@ -419,7 +527,11 @@ impl RunSums {
                     .push(u32::from_le_bytes(word(4)?.try_into().expect("4 bytes")));
             }
         }
+        sums.postings = u64::from_le_bytes(word(8)?.try_into().expect("8 bytes"));
         sums.bloom = u32::from_le_bytes(word(4)?.try_into().expect("4 bytes"));
+        if at != body.len() {
+            return Err(bad("bytes after its sums"));
+        }
         Ok(sums)
     }
 }
@@ -429,7 +541,7 @@ pub(crate) struct Run {
     pub(crate) first: u64,
     pub(crate) end: u64,
     pub(crate) rid: Table,
-    pub(crate) post: Table,
+    pub(crate) post: Postings,
     pub(crate) time: Table,
     bloom: Bloom,
 }
@@ -511,13 +623,20 @@ impl Run {
     pub(crate) fn open(dir: &Path, first: u64, end: u64) -> Result<Self, StoreError> {
         let s = stem(dir, first, end);
         let sums = RunSums::read(&s.with_extension("sum"))?;
-        let [rid, post, time] = sums.tables;
+        let [rid, post, time, blocks] = sums.tables;
         let keys = rid.entries;
+        let post = Postings::open(
+            Table::open(&s.with_extension("post"), 1, post)?,
+            Table::open(&s.with_extension("pidx"), BLOCK_ENTRY_WIDTH, blocks)?,
+            sums.postings,
+            first,
+            end,
+        )?;
         Ok(Run {
             first,
             end,
             rid: Table::open(&s.with_extension("rid"), RID_WIDTH, rid)?,
-            post: Table::open(&s.with_extension("post"), POST_WIDTH, post)?,
+            post,
             time: Table::open(&s.with_extension("time"), TIME_WIDTH, time)?,
             bloom: Bloom::read(&s.with_extension("bloom"), keys, sums.bloom)?,
         })
@@ -531,7 +650,8 @@ impl Run {
         first: u64,
         end: u64,
         bloom: &Bloom,
-        tables: [TableSum; 3],
+        tables: [TableSum; 4],
+        postings: u64,
     ) -> Result<(), StoreError> {
         if bloom.words.len() != Bloom::for_keys(tables[0].entries).words.len() {
             return Err(StoreError::Corrupted(format!(
@@ -540,7 +660,12 @@ impl Run {
         }
         let s = stem(dir, first, end);
         let bloom = bloom.write(io, &s.with_extension("bloom"))?;
-        RunSums { tables, bloom }.write(io, &s.with_extension("sum"))
+        RunSums {
+            tables,
+            postings,
+            bloom,
+        }
+        .write(io, &s.with_extension("sum"))
     }
 
     /// Checks every block of every table (for verification).
@@ -573,61 +698,37 @@ impl Run {
         limit: usize,
         out: &mut Vec<u64>,
     ) -> Result<(), StoreError> {
-        let mut i = self.post.lower_bound(&posting(key, from))?;
-        while i < self.post.len() && out.len() < limit && &self.post.entry(i)?[..16] == key {
-            out.push(self.post.seq_at(i)?);
+        let mut block = Block::default();
+        let want = u128::from_be_bytes(*key);
+        let mut i = self.post.lower_bound(postings::posting(key, from))?;
+        while i < self.post.len() && out.len() < limit {
+            let (k, seq) = self.post.get(i, &mut block)?;
+            if k != want {
+                break;
+            }
+            out.push(seq);
             i += 1;
         }
         Ok(())
     }
 
     /// Whether `(key, seq)` is a posting, searched forward from `*at`, which must not be past
-    /// it; `*at` is left on the first posting at or after it. Asked for ascending seqs, each
-    /// answer costs the log of the distance moved rather than of the run: intersecting two
-    /// large postings touches the pages around each candidate once.
+    /// it and whose posting `*here` is (`None` past the end); both are left on the first
+    /// posting at or after it, and `block` keeps the block decoded there. Asked for
+    /// ascending seqs, each answer costs the log of the distance moved rather than of the
+    /// run: intersecting two large postings decodes the blocks around each candidate once.
     pub(crate) fn contains_from(
         &self,
         key: &[u8; 16],
         seq: u64,
-        at: &mut usize,
+        (at, here): (&mut usize, &mut Option<Posting>),
+        block: &mut Block,
     ) -> Result<bool, StoreError> {
-        let probe = posting(key, seq);
-        let n = self.post.len();
-        // Compared as two big-endian integers, the order of the bytes: cheaper than memcmp
-        // on the hot path of an intersection.
-        let target = (u128::from_be_bytes(*key), seq);
-        let before = |i: usize| -> Result<bool, StoreError> {
-            let e = self.post.entry(i)?;
-            let at = (
-                u128::from_be_bytes(e[..16].try_into().expect("16 bytes")),
-                u64::from_be_bytes(e[16..].try_into().expect("8 bytes")),
-            );
-            Ok(at < target)
-        };
-        if *at < n && before(*at)? {
-            // Gallop: entries below `lo` are before the probe, the one at `hi` is not (or is
-            // past the end).
-            let (mut lo, mut step) = (*at, 1);
-            let mut hi = loop {
-                let next = lo.saturating_add(step);
-                if next >= n || !before(next)? {
-                    break next.min(n);
-                }
-                lo = next;
-                step *= 2;
-            };
-            lo += 1;
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if before(mid)? {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            *at = lo;
+        let target = postings::posting(key, seq);
+        if here.is_some_and(|p| p < target) {
+            (*at, *here) = self.post.lower_bound_from(target, *at, block)?;
         }
-        Ok(*at < n && self.post.entry(*at)? == probe)
+        Ok(*here == Some(target))
     }
 
     /// Whether the event-time table holds record `seq` at time `ns`.
@@ -640,12 +741,10 @@ impl Run {
     }
 
     pub(crate) fn count(&self, key: &[u8; 16]) -> Result<u64, StoreError> {
-        let lo = self.post.lower_bound(key)?;
-        let mut next = *key;
-        // The first key after `key`: increment it as a big-endian number.
-        let hi = match increment(&mut next) {
-            true => self.post.lower_bound(&next)?,
-            false => self.post.len(),
+        let lo = self.post.lower_bound(postings::posting(key, 0))?;
+        let hi = match u128::from_be_bytes(*key).checked_add(1) {
+            Some(next) => self.post.lower_bound((next, 0))?,
+            None => self.post.len(),
         };
         Ok((hi - lo) as u64)
     }
@@ -660,8 +759,8 @@ impl Run {
         if from >= below {
             return Ok(0);
         }
-        let lo = self.post.lower_bound(&posting(key, from))?;
-        let hi = self.post.lower_bound(&posting(key, below))?;
+        let lo = self.post.lower_bound(postings::posting(key, from))?;
+        let hi = self.post.lower_bound(postings::posting(key, below))?;
         Ok((hi - lo) as u64)
     }
 
@@ -682,18 +781,6 @@ impl Run {
     }
 }
 
-fn increment(key: &mut [u8; 16]) -> bool {
-    for b in key.iter_mut().rev() {
-        if *b == 0xff {
-            *b = 0;
-        } else {
-            *b += 1;
-            return true;
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -709,15 +796,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.post");
         // Entries of 24 bytes straddle 4 KiB blocks; enough of them to refill the buffer.
-        let n = STREAM_BYTES / POST_WIDTH * 2 + 77;
-        let entry = |i: usize| posting(&[(i % 251) as u8; 16], i as u64);
+        const WIDTH: usize = 24;
+        let n = STREAM_BYTES / WIDTH * 2 + 77;
+        let entry = |i: usize| {
+            let mut e = [(i % 251) as u8; WIDTH];
+            e[16..].copy_from_slice(&(i as u64).to_be_bytes());
+            e
+        };
         let sum = write_table(
             &crate::io::Io::default(),
             &path,
             (0..n).map(|i| Ok(entry(i))),
         )
         .unwrap();
-        let table = Table::open(&path, POST_WIDTH, sum.clone()).unwrap();
+        let table = Table::open(&path, WIDTH, sum.clone()).unwrap();
         let mut stream = table.stream();
         for i in 0..n {
             assert_eq!(stream.peek().unwrap(), Some(&entry(i)[..]), "entry {i}");
@@ -729,7 +821,7 @@ mod tests {
         let at = STREAM_BYTES + 5 * BLOCK_BYTES + 9;
         bytes[at] ^= 1;
         fs::write(&path, &bytes).unwrap();
-        let table = Table::open(&path, POST_WIDTH, sum).unwrap();
+        let table = Table::open(&path, WIDTH, sum).unwrap();
         let mut stream = table.stream();
         let mut read = 0;
         let e = loop {
@@ -745,7 +837,7 @@ mod tests {
         assert!(e.to_string().contains("block 261"), "{e}");
         assert_eq!(
             read,
-            STREAM_BYTES / POST_WIDTH,
+            STREAM_BYTES / WIDTH,
             "entries before the damaged buffer"
         );
     }
