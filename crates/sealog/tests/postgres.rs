@@ -331,7 +331,16 @@ fn event(n: u64) -> Value {
 
 /// Appends event `n` through `srv`; its seq when acknowledged, `None` when refused for now.
 fn append(srv: &ServerProcess, key: &str, n: u64) -> Option<u64> {
-    let resp = srv.post_json("/v1/events", Some(key), &event(n));
+    // A connection closed without an answer is a failure; the server's log says why.
+    let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        srv.post_json("/v1/events", Some(key), &event(n))
+    }))
+    .unwrap_or_else(|_| {
+        panic!(
+            "append {n} got no answer; the server's log:\n{}",
+            srv.log_text()
+        )
+    });
     match resp.status {
         200 | 201 => Some(resp.json()["results"][0]["seq"].as_u64().expect("a seq")),
         503 => {
