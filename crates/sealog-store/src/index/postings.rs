@@ -104,16 +104,16 @@ impl Postings {
         Ok(())
     }
 
-    /// The byte range of block `b` in `.post`.
-    fn block_range(&self, b: usize) -> Result<std::ops::Range<usize>, StoreError> {
-        let (_, start) = self.block_entry(b)?;
+    /// Block `b`'s first posting and the byte range of its bytes in `.post`.
+    fn block_range(&self, b: usize) -> Result<(Posting, std::ops::Range<usize>), StoreError> {
+        let (head, start) = self.block_entry(b)?;
         let stop = if b + 1 < self.blocks.len() {
             self.block_entry(b + 1)?.1
         } else {
             self.data.len()
         };
         self.bounds(b, start, stop)?;
-        Ok(start..stop)
+        Ok((head, start..stop))
     }
 
     fn postings_in(&self, b: usize) -> usize {
@@ -125,20 +125,21 @@ impl Postings {
         if out.at == Some(b) {
             return Ok(());
         }
-        out.clear();
-        self.scan(b, |(k, s)| {
-            out.keys.push(k);
-            out.seqs.push(s);
-            true
-        })?;
+        let (head, range) = self.block_range(b)?;
+        out.fill(
+            self.data.slice(range)?,
+            self.postings_in(b),
+            (self.first, self.end),
+            head,
+        )
+        .map_err(|why| self.damaged(format!("block {b}: {why}")))?;
         out.at = Some(b);
         Ok(())
     }
 
     /// Hands block `b`'s postings in order to `visit` until it answers false.
     fn scan(&self, b: usize, visit: impl FnMut(Posting) -> bool) -> Result<(), StoreError> {
-        let range = self.block_range(b)?;
-        let (head, _) = self.block_entry(b)?;
+        let (head, range) = self.block_range(b)?;
         let bytes = self.data.slice(range)?;
         decode_block(
             bytes,
@@ -306,14 +307,9 @@ impl super::InOrder for PostingStream<'_> {
             };
             p.bounds(b, start, stop)?;
             let bytes = self.data.range(start..stop)?;
-            let out = &mut self.block;
-            out.clear();
-            decode_block(bytes, p.postings_in(b), (p.first, p.end), head, |(k, s)| {
-                out.keys.push(k);
-                out.seqs.push(s);
-                true
-            })
-            .map_err(|why| p.damaged(format!("block {b}: {why}")))?;
+            self.block
+                .fill(bytes, p.postings_in(b), (p.first, p.end), head)
+                .map_err(|why| p.damaged(format!("block {b}: {why}")))?;
             self.next_block += 1;
             self.at = 0;
         }
@@ -338,10 +334,23 @@ impl Block {
         self.at = None;
     }
 
-    fn clear(&mut self) {
+    /// Holds the postings of one block's `bytes`, decoded whole; which block it is, the
+    /// caller records.
+    fn fill(
+        &mut self,
+        bytes: &[u8],
+        n: usize,
+        run: (u64, u64),
+        head: Posting,
+    ) -> Result<(), String> {
         self.at = None;
         self.keys.clear();
         self.seqs.clear();
+        decode_block(bytes, n, run, head, |(k, s)| {
+            self.keys.push(k);
+            self.seqs.push(s);
+            true
+        })
     }
 }
 

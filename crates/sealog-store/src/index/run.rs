@@ -349,15 +349,15 @@ impl Stream<'_> {
         let first = from / BLOCK_BYTES;
         let start = first * BLOCK_BYTES;
         let total = t.len() * t.width;
-        let stop = (start + STREAM_BYTES)
-            .max(to.next_multiple_of(BLOCK_BYTES))
-            .min(total);
         if to > total {
             return Err(StoreError::Corrupted(format!(
                 "{}: bytes {from}..{to} asked of a {total}-byte table",
                 t.path.display()
             )));
         }
+        let stop = (start + STREAM_BYTES)
+            .max(to.next_multiple_of(BLOCK_BYTES))
+            .min(total);
         self.buf.resize(stop - start, 0);
         t.file
             .read_exact_at(&mut self.buf, start as u64)
