@@ -140,33 +140,21 @@ pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
         }
     };
     if let Some(rarest) = rarest {
-        // Walk the rarest key's postings, checking the others by membership, each from
-        // where its last check stopped.
-        let mut others: Vec<_> = keys
-            .iter()
-            .filter(|k| *k != rarest)
-            .map(crate::index::Membership::new)
-            .collect();
+        // The rarest key is walked; the others are checked against each of its postings.
+        let mut ordered = vec![*rarest];
+        ordered.extend(keys.iter().filter(|k| *k != rarest));
         let mut cursor = from;
         'pages: while hits.len() <= q.limit && cursor < end {
-            let chunk = index.postings(rarest, cursor, end, 1024)?;
-            let Some(&last) = chunk.last() else { break };
-            for seq in chunk {
-                let mut all = true;
-                for m in &mut others {
-                    if !index.contains_ascending(m, seq)? {
-                        all = false;
-                        break;
-                    }
-                }
-                if all && in_window(seq)? {
+            let (found, next) = index.intersect(&ordered, cursor, end, q.limit + 1 - hits.len())?;
+            for seq in found {
+                if in_window(seq)? {
                     hits.push(seq);
                     if hits.len() > q.limit {
                         break 'pages;
                     }
                 }
             }
-            cursor = last + 1;
+            cursor = next;
         }
     } else if q.event_from.is_some() || q.event_to.is_some() {
         let all = index.time_range(

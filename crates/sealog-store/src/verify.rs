@@ -1099,6 +1099,8 @@ impl<'a> Derived<'a> {
         if self.opts.full && self.same_derivation {
             let (mut posts, mut rids, mut times) = (0u64, 0u64, 0u64);
             for run in index.runs() {
+                run.check_bitmaps()
+                    .or_else(|e| fail(dir.clone(), e.to_string()))?;
                 posts += run.post.len() as u64;
                 rids += run.rid.len() as u64;
                 times += run.time.len() as u64;

@@ -168,6 +168,12 @@ fn pristine() -> &'static Pristine {
             runs >= 2,
             "the index should have more than one run, has {runs}"
         );
+        let bitmaps = all_files(&dir.join("index"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "bits"))
+            .filter(|p| fs::metadata(p).unwrap().len() > 0)
+            .count();
+        assert!(bitmaps > 0, "no run holds a dense key's bitmap to damage");
         let kinds: Vec<Kind> = files_by_kind(&dir).into_iter().map(|(k, _)| k).collect();
         for kind in [Kind::Segment, Kind::CompressedSegment] {
             assert!(
@@ -472,6 +478,7 @@ enum Kind {
     RunIds,
     RunPostings,
     RunPostingBlocks,
+    RunBitmaps,
     RunTimes,
     RunSums,
     Bloom,
@@ -517,6 +524,7 @@ impl Kind {
             ("index", n) if n.ends_with(".rid") => Kind::RunIds,
             ("index", n) if n.ends_with(".post") => Kind::RunPostings,
             ("index", n) if n.ends_with(".pidx") => Kind::RunPostingBlocks,
+            ("index", n) if n.ends_with(".bits") => Kind::RunBitmaps,
             ("index", n) if n.ends_with(".time") => Kind::RunTimes,
             ("index", n) if n.ends_with(".sum") => Kind::RunSums,
             ("index", n) if n.ends_with(".bloom") => Kind::Bloom,
@@ -565,6 +573,7 @@ impl Kind {
             // Compressed: no fixed entries; a swap moves a key's worth of bytes.
             Kind::RunPostings => 16,
             Kind::RunPostingBlocks => 32,
+            Kind::RunBitmaps => 8,
             Kind::RunTimes => 16,
             _ => 8,
         }
@@ -688,7 +697,16 @@ fn trial(
     rng: &mut Rng,
     name: &str,
 ) -> Vec<String> {
-    let rel = rng.pick(files).clone();
+    // A run with no dense key has an empty bitmaps file: only deleting it changes it.
+    let changeable: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| what == Damage::Delete || fs::metadata(p.dir.join(f)).unwrap().len() > 0)
+        .cloned()
+        .collect();
+    if changeable.is_empty() {
+        return Vec::new();
+    }
+    let rel = rng.pick(&changeable).clone();
     let work = TempDir::new().unwrap();
     let damaged = work.path().join("damaged");
     copy_dir(&p.dir, &damaged);

@@ -13,6 +13,7 @@
 //! so the writer never waits for sorting, writing or merging unless the flusher falls a
 //! whole memtable behind.
 
+mod bitmaps;
 mod memtable;
 mod postings;
 mod run;
@@ -29,9 +30,13 @@ pub(crate) use memtable::Memtable;
 use run::Bloom;
 pub(crate) use run::Run;
 
-/// Version 3: postings are compressed (version 2: runs have sums files, the manifest ends
-/// with its CRC); an index of an earlier version is rebuilt from the log.
-const MANIFEST_HEADER: &str = "sealog-index 3";
+/// Version 4: runs hold bitmaps of their dense keys (version 3: postings are compressed;
+/// version 2: runs have sums files, the manifest ends with its CRC); an index of an earlier
+/// version is rebuilt from the log.
+const MANIFEST_HEADER: &str = "sealog-index 4";
+
+/// Postings of the walked key taken from a run at a time by [`Index::intersect`].
+const CHUNK: usize = 1024;
 
 pub(crate) struct Index {
     io: Io,
@@ -49,6 +54,8 @@ pub(crate) struct Index {
 pub(crate) struct Membership {
     key: Key,
     run: Option<usize>,
+    /// The key's bitmap in that run, when it is dense there: then no walk is kept.
+    dense: Option<usize>,
     at: usize,
     /// The posting at `at` (`None` past the run's end).
     here: Option<postings::Posting>,
@@ -60,6 +67,7 @@ impl Membership {
         Membership {
             key: *key,
             run: None,
+            dense: None,
             at: 0,
             here: None,
             block: postings::Block::default(),
@@ -70,6 +78,7 @@ impl Membership {
     fn restart(&mut self, key: &Key) {
         self.key = *key;
         self.run = None;
+        self.dense = None;
         self.at = 0;
         self.here = None;
         self.block.forget();
@@ -326,14 +335,14 @@ impl Index {
     pub(crate) fn contains(&self, key: &Key, seq: u64) -> Result<bool, StoreError> {
         match self.holder(seq) {
             Holder::Memtable(mem) => Ok(mem.contains(key, seq)),
-            Holder::Run(i) => self.runs[i].post.contains(postings::posting(key, seq)),
+            Holder::Run(i) => self.runs[i].contains(key, seq),
             Holder::Nowhere => Ok(false),
         }
     }
 
-    /// [`Index::contains`] for seqs asked in ascending order: the first search in a run is
-    /// a binary search, each later one gallops from where the last stopped (`m` keeps the
-    /// place).
+    /// [`Index::contains`] for seqs asked in ascending order: a key dense in a run is
+    /// answered by its bitmap; otherwise the first search in a run is a binary search, each
+    /// later one gallops from where the last stopped (`m` keeps the place).
     pub(crate) fn contains_ascending(
         &self,
         m: &mut Membership,
@@ -343,6 +352,9 @@ impl Index {
         if let Some(r) = m.run.and_then(|i| self.runs.get(i))
             && seq < r.end
         {
+            if let Some(k) = m.dense {
+                return r.bits.has(k, seq);
+            }
             return r.contains_from(&m.key, seq, (&mut m.at, &mut m.here), &mut m.block);
         }
         let i = match self.holder(seq) {
@@ -353,12 +365,96 @@ impl Index {
         let r = &self.runs[i];
         if m.run != Some(i) {
             m.run = Some(i);
+            m.dense = r.bits.find(u128::from_be_bytes(m.key));
+            if let Some(k) = m.dense {
+                return r.bits.has(k, seq);
+            }
             m.block.forget();
             (m.at, m.here) =
                 r.post
                     .lower_bound_from(postings::posting(&m.key, seq), 0, &mut m.block)?;
         }
         r.contains_from(&m.key, seq, (&mut m.at, &mut m.here), &mut m.block)
+    }
+
+    /// Up to `want` seqs in `[from, below)` that carry every one of `keys`, ascending, and
+    /// the seq the search stopped before (`below` when it got there). `keys[0]` is the one
+    /// walked, so the caller puts the rarest first; the others are checked by membership,
+    /// each walk kept from one candidate to the next. In a run where every key is dense,
+    /// their bitmaps are ANDed a word at a time instead: two large keys that never meet cost
+    /// a pass over their bitmaps, not a decode of the rarer one's postings.
+    pub(crate) fn intersect(
+        &self,
+        keys: &[Key],
+        from: u64,
+        below: u64,
+        want: usize,
+    ) -> Result<(Vec<u64>, u64), StoreError> {
+        let Some((walked, others)) = keys.split_first() else {
+            return Ok((Vec::new(), below));
+        };
+        let mut others: Vec<Membership> = others.iter().map(Membership::new).collect();
+        let mut out = Vec::new();
+        let mut chunk = Vec::new();
+        // Checks one chunk of the walked key's postings; the seq to go on from once it is
+        // done, or where it stopped with enough.
+        let mut check = |chunk: &[u64], out: &mut Vec<u64>| -> Result<Option<u64>, StoreError> {
+            for &seq in chunk.iter().filter(|&&s| s < below) {
+                let mut all = true;
+                for m in &mut others {
+                    if !self.contains_ascending(m, seq)? {
+                        all = false;
+                        break;
+                    }
+                }
+                if all {
+                    out.push(seq);
+                    if out.len() >= want {
+                        return Ok(Some(seq + 1));
+                    }
+                }
+            }
+            Ok(None)
+        };
+        let mut cursor = from;
+        for r in self.runs.iter().filter(|r| r.end > from && r.first < below) {
+            let dense: Option<Vec<usize>> = keys
+                .iter()
+                .map(|k| r.bits.find(u128::from_be_bytes(*k)))
+                .collect();
+            if let Some(ks) = dense.filter(|_| keys.len() > 1) {
+                let next = r.bits.and(&ks, cursor, below, want, &mut out)?;
+                if out.len() >= want {
+                    return Ok((out, next));
+                }
+            } else {
+                loop {
+                    chunk.clear();
+                    r.postings(walked, cursor, CHUNK, &mut chunk)?;
+                    if let Some(next) = check(&chunk, &mut out)? {
+                        return Ok((out, next));
+                    }
+                    match chunk.last() {
+                        Some(&last) if chunk.len() == CHUNK && last + 1 < below => {
+                            cursor = last + 1
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            cursor = cursor.max(r.end);
+            if cursor >= below {
+                return Ok((out, below));
+            }
+        }
+        for m in self.layers() {
+            chunk.clear();
+            m.postings(walked, cursor, usize::MAX, &mut chunk);
+            if let Some(next) = check(&chunk, &mut out)? {
+                return Ok((out, next));
+            }
+        }
+        Ok((out, below))
     }
 
     /// How many records carry `key`: O(runs × log n), used to pick the rarest key to scan.
@@ -437,9 +533,19 @@ pub(crate) fn build_runs(
         &s.with_extension("rid"),
         rid.iter().inspect(|e| bloom.insert(&e[..32])).map(Ok),
     )?;
-    let (post, blocks, n) = postings::write(io, &s, (first, end), post.iter().map(Ok))?;
+    let mut bits = bitmaps::BitmapWriter::create(io, &s, (first, end))?;
+    let (post, blocks, n) = postings::write(io, &s, (first, end), post.iter().map(Ok), &mut bits)?;
+    let (bits, dense) = bits.finish()?;
     let time = run::write_table(io, &s.with_extension("time"), time.iter().map(Ok))?;
-    Run::write_bloom_and_sums(io, dir, first, end, &bloom, [rid, post, time, blocks], n)?;
+    Run::write_bloom_and_sums(
+        io,
+        dir,
+        first,
+        end,
+        &bloom,
+        [rid, post, time, blocks, bits],
+        (n, dense),
+    )?;
     runs.push(Arc::new(Run::open(dir, first, end)?));
     while runs.len() >= 2 {
         let n = runs.len();
@@ -518,12 +624,15 @@ fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
         }
     });
     let rid = run::write_table(io, &s.with_extension("rid"), rids)?;
+    let mut bits = bitmaps::BitmapWriter::create(io, &s, (a.first, b.end))?;
     let (post, blocks, n) = postings::write(
         io,
         &s,
         (a.first, b.end),
         merge_sorted(a.post.stream(), b.post.stream()),
+        &mut bits,
     )?;
+    let (bits, dense) = bits.finish()?;
     let time = run::write_table(
         io,
         &s.with_extension("time"),
@@ -535,8 +644,8 @@ fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
         a.first,
         b.end,
         &bloom,
-        [rid, post, time, blocks],
-        n,
+        [rid, post, time, blocks, bits],
+        (n, dense),
     )?;
     Run::open(dir, a.first, b.end)
 }
@@ -616,11 +725,95 @@ mod tests {
     }
 
     #[test]
+    fn an_intersection_finds_exactly_the_records_carrying_every_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut index = Index::open(&Io::default(), dir.path(), 2_000).expect("index");
+        // Key k is on about one record in 2^k, but key 5 on one in 512 (never dense); keys 6
+        // and 7 never meet (even and odd records); key 8 is on every record of the first
+        // 5,000 and on none after.
+        let keys: Vec<Key> = (0..9u8).map(|k| [k; 16]).collect();
+        let mut carries: Vec<Vec<bool>> = Vec::new();
+        let mut state = 0x2545_f491_4f6c_dd1d;
+        for seq in 0..9_300u64 {
+            let r = next(&mut state);
+            let on: Vec<bool> = (0..9)
+                .map(|k| match k {
+                    6 => seq % 2 == 0,
+                    7 => seq % 2 == 1,
+                    8 => seq < 5_000,
+                    5 => r.is_multiple_of(512),
+                    _ => r.is_multiple_of(1 << k),
+                })
+                .collect();
+            let with: Vec<Key> = (0..9).filter(|&k| on[k]).map(|k| keys[k]).collect();
+            let id = sealog_model::RecordId::of_canonical(&seq.to_le_bytes()).0;
+            index.insert(seq, &id, &with, seq as i64);
+            carries.push(on);
+            if index.needs_flush() {
+                index.flush().expect("flush");
+            }
+        }
+        let runs = index.runs();
+        assert!(runs.len() >= 2, "runs: {}", runs.len());
+        assert!(
+            runs.iter().any(|r| [6u8, 7, 8]
+                .iter()
+                .all(|&k| r.bits.find(u128::from_be_bytes([k; 16])).is_some())),
+            "some run has bitmaps for every key of a never-meeting pair"
+        );
+        assert!(
+            runs.iter()
+                .all(|r| r.bits.find(u128::from_be_bytes([5; 16])).is_none())
+        );
+        let sets: [&[usize]; 9] = [
+            &[0, 3],
+            &[6, 7],
+            &[1, 6],
+            &[5, 2],
+            &[8, 1, 0],
+            &[6, 8],
+            &[4],
+            &[0],
+            &[0, 5],
+        ];
+        for set in sets {
+            let asked: Vec<Key> = set.iter().map(|&k| keys[k]).collect();
+            let model: Vec<u64> = (0..carries.len() as u64)
+                .filter(|&s| set.iter().all(|&k| carries[s as usize][k]))
+                .collect();
+            for _ in 0..40 {
+                let from = next(&mut state) % 9_400;
+                let below = from + next(&mut state) % 9_400;
+                let want = 1 + (next(&mut state) % 300) as usize;
+                let (found, stop) = index
+                    .intersect(&asked, from, below, want)
+                    .expect("intersect");
+                let expected: Vec<u64> = model
+                    .iter()
+                    .copied()
+                    .filter(|s| (from..below).contains(s))
+                    .take(want)
+                    .collect();
+                assert_eq!(
+                    found, expected,
+                    "keys {set:?} in {from}..{below}, {want} wanted"
+                );
+                // It stops right after its last find when it has enough, else at `below`.
+                if found.len() == want {
+                    assert_eq!(stop, found[want - 1] + 1);
+                } else {
+                    assert_eq!(stop, below);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn membership_asked_in_ascending_order_agrees_with_the_postings() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut index = Index::open(&Io::default(), dir.path(), 1_000).expect("index");
         // Keys in pairs that share their first eight bytes, and so a slot of `Memberships`.
-        let keys: Vec<Key> = (0..6u8)
+        let keys: Vec<Key> = (0..8u8)
             .map(|k| {
                 let mut key = [k / 2; 16];
                 key[15] = k;
@@ -644,6 +837,16 @@ mod tests {
             }
         }
         assert!(index.runs().len() >= 2, "the walk must cross runs");
+        // The denser keys are answered by bitmaps, the sparser by walks of their postings.
+        let dense: Vec<usize> = index.runs().iter().map(|r| r.bits.keys().len()).collect();
+        assert!(
+            dense.iter().all(|&n| n > 0 && n < keys.len()),
+            "dense keys by run: {dense:?}"
+        );
+        for run in index.runs() {
+            run.check_bitmaps()
+                .expect("bitmaps agree with the postings");
+        }
         // Every key of every record, as verification asks them, in one cache of walks; then
         // once more from an earlier seq, which restarts the walks it meets.
         let mut cache = Memberships::new();

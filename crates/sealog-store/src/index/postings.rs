@@ -18,6 +18,7 @@ use std::path::Path;
 use crate::error::StoreError;
 use crate::io::Io;
 
+use super::bitmaps::BitmapWriter;
 use super::run::{Stream, Table, TableSum, TableWriter};
 
 /// Postings per block: small enough that a lookup decodes little, large enough that the
@@ -441,12 +442,13 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Writes postings given in order as a run's `.post` and `.pidx`, makes both durable, and
-/// returns their sums and how many postings there are.
+/// returns their sums and how many postings there are; each posting also goes to `bitmaps`.
 pub(crate) fn write(
     io: &Io,
     stem: &Path,
     (first, end): (u64, u64),
     postings: impl Iterator<Item = Result<Posting, StoreError>>,
+    bitmaps: &mut BitmapWriter,
 ) -> Result<(TableSum, TableSum, u64), StoreError> {
     let data_path = stem.with_extension("post");
     let mut data = TableWriter::create(io, &data_path)?;
@@ -484,6 +486,7 @@ pub(crate) fn write(
             )));
         }
         last = Some(p);
+        bitmaps.push(p.0, p.1)?;
         pending.push(p);
         count += 1;
         if pending.len() == BLOCK_POSTINGS {
@@ -538,9 +541,20 @@ mod tests {
         all
     }
 
+    /// Postings written with their bitmaps, which `bitmaps` tests.
+    fn write_plain(
+        stem: &Path,
+        range: (u64, u64),
+        all: &[Posting],
+    ) -> Result<(TableSum, TableSum, u64), StoreError> {
+        let io = Io::default();
+        let mut bits = BitmapWriter::create(&io, stem, range)?;
+        write(&io, stem, range, all.iter().map(|&p| Ok(p)), &mut bits)
+    }
+
     fn written(dir: &Path, range: (u64, u64), all: &[Posting]) -> Postings {
         let stem = dir.join("run");
-        let (d, b, n) = write(&Io::default(), &stem, range, all.iter().map(|&p| Ok(p))).unwrap();
+        let (d, b, n) = write_plain(&stem, range, all).unwrap();
         let data = Table::open(&stem.with_extension("post"), 1, d).unwrap();
         let blocks = Table::open(&stem.with_extension("pidx"), BLOCK_ENTRY_WIDTH, b).unwrap();
         Postings::open(data, blocks, n, range.0, range.1).unwrap()
@@ -613,7 +627,7 @@ mod tests {
             vec![(1, 3), (1, 2)],
             vec![(1, 10)],
         ] {
-            let r = write(&Io::default(), &stem, (0, 10), bad.iter().map(|&p| Ok(p)));
+            let r = write_plain(&stem, (0, 10), &bad);
             assert!(
                 matches!(r, Err(StoreError::Corrupted(_))),
                 "{bad:?} was written"

@@ -6,8 +6,10 @@
 //! .rid   entry = record_id[32] seq:u64be             sorted by record_id
 //! .post, .pidx  the postings, compressed (see `postings`)
 //! .time  entry = event_ns:u64be(sign flipped) seq:u64be   sorted by (time, seq)
-//! .sum   "SEALSUM2" (entries:u64le blocks:u64le crc32c:u32le per 4 KiB block)×4
-//!        (for .rid .post .time .pidx) postings:u64le bloom_crc:u32le crc:u32le
+//! .bits  the dense keys' bitmaps (see `bitmaps`)
+//! .sum   "SEALSUM3" (entries:u64le blocks:u64le crc32c:u32le per 4 KiB block)×5
+//!        (for .rid .post .time .pidx .bits) postings:u64le
+//!        dense:u64le key[16]×dense bloom_crc:u32le crc:u32le
 //! ```
 //!
 //! Nothing here is trusted as it lies on disk: every 4 KiB block of a table is checked
@@ -26,6 +28,7 @@ use memmap2::Mmap;
 use crate::error::StoreError;
 use crate::io::Io;
 
+use super::bitmaps::{self, Bitmaps};
 use super::postings::{self, BLOCK_ENTRY_WIDTH, Block, Posting, Postings};
 
 pub(crate) const RID_WIDTH: usize = 40;
@@ -33,7 +36,7 @@ pub(crate) const TIME_WIDTH: usize = 16;
 
 /// Bytes covered by one checksum of a table.
 const BLOCK_BYTES: usize = 4096;
-const SUM_MAGIC: &[u8; 8] = b"SEALSUM2";
+const SUM_MAGIC: &[u8; 8] = b"SEALSUM3";
 
 /// Maps signed nanoseconds onto unsigned ones with the same order.
 pub(crate) fn time_key(ns: i64) -> [u8; 8] {
@@ -192,6 +195,20 @@ impl Table {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Entries `range`, back to back, checked.
+    pub(crate) fn entries(&self, range: std::ops::Range<usize>) -> Result<&[u8], StoreError> {
+        let bytes = range.start * self.width..range.end * self.width;
+        if range.end > self.len() {
+            return Err(StoreError::Corrupted(format!(
+                "{}: entries {range:?} asked of {}",
+                self.path.display(),
+                self.len()
+            )));
+        }
+        self.check(bytes.clone())?;
+        Ok(&self.bytes()[bytes])
     }
 
     /// Bytes `range` of a table of single bytes, checked.
@@ -454,6 +471,14 @@ impl<'a> TableWriter<'a> {
         Ok(())
     }
 
+    /// Appends entries `width` bytes wide, back to back.
+    pub(crate) fn push_entries(&mut self, bytes: &[u8], width: usize) -> Result<(), StoreError> {
+        debug_assert_eq!(bytes.len() % width, 0);
+        self.push(bytes)?;
+        self.sum.entries += (bytes.len() / width) as u64;
+        Ok(())
+    }
+
     /// Appends bytes to a table of single bytes.
     pub(crate) fn push_bytes(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         self.push(bytes)?;
@@ -475,10 +500,12 @@ impl<'a> TableWriter<'a> {
 /// Everything a run's `.sum` file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct RunSums {
-    /// `.rid`, `.post`, `.time`, `.pidx`.
-    pub(crate) tables: [TableSum; 4],
+    /// `.rid`, `.post`, `.time`, `.pidx`, `.bits`.
+    pub(crate) tables: [TableSum; 5],
     /// How many postings `.post` holds.
     pub(crate) postings: u64,
+    /// The keys `.bits` holds bitmaps of, ascending.
+    pub(crate) dense: Vec<u128>,
     pub(crate) bloom: u32,
 }
 
@@ -494,6 +521,10 @@ impl RunSums {
             }
         }
         out.extend_from_slice(&self.postings.to_le_bytes());
+        out.extend_from_slice(&(self.dense.len() as u64).to_le_bytes());
+        for k in &self.dense {
+            out.extend_from_slice(&k.to_be_bytes());
+        }
         out.extend_from_slice(&self.bloom.to_le_bytes());
         out.extend_from_slice(&crc32c::crc32c(&out).to_le_bytes());
         io.write_file(path, &out)
@@ -528,6 +559,11 @@ impl RunSums {
             }
         }
         sums.postings = u64::from_le_bytes(word(8)?.try_into().expect("8 bytes"));
+        let dense = u64::from_le_bytes(word(8)?.try_into().expect("8 bytes"));
+        for _ in 0..dense {
+            sums.dense
+                .push(u128::from_be_bytes(word(16)?.try_into().expect("16 bytes")));
+        }
         sums.bloom = u32::from_le_bytes(word(4)?.try_into().expect("4 bytes"));
         if at != body.len() {
             return Err(bad("bytes after its sums"));
@@ -536,12 +572,13 @@ impl RunSums {
     }
 }
 
-/// One run: the three tables for records `first..end`.
+/// One run: the tables for records `first..end`.
 pub(crate) struct Run {
     pub(crate) first: u64,
     pub(crate) end: u64,
     pub(crate) rid: Table,
     pub(crate) post: Postings,
+    pub(crate) bits: Bitmaps,
     pub(crate) time: Table,
     bloom: Bloom,
 }
@@ -623,8 +660,14 @@ impl Run {
     pub(crate) fn open(dir: &Path, first: u64, end: u64) -> Result<Self, StoreError> {
         let s = stem(dir, first, end);
         let sums = RunSums::read(&s.with_extension("sum"))?;
-        let [rid, post, time, blocks] = sums.tables;
+        let [rid, post, time, blocks, bits] = sums.tables;
         let keys = rid.entries;
+        let bits = Bitmaps::open(
+            Table::open(&s.with_extension("bits"), bitmaps::WORD_WIDTH, bits)?,
+            sums.dense,
+            first,
+            end,
+        )?;
         let post = Postings::open(
             Table::open(&s.with_extension("post"), 1, post)?,
             Table::open(&s.with_extension("pidx"), BLOCK_ENTRY_WIDTH, blocks)?,
@@ -637,6 +680,7 @@ impl Run {
             end,
             rid: Table::open(&s.with_extension("rid"), RID_WIDTH, rid)?,
             post,
+            bits,
             time: Table::open(&s.with_extension("time"), TIME_WIDTH, time)?,
             bloom: Bloom::read(&s.with_extension("bloom"), keys, sums.bloom)?,
         })
@@ -650,8 +694,8 @@ impl Run {
         first: u64,
         end: u64,
         bloom: &Bloom,
-        tables: [TableSum; 4],
-        postings: u64,
+        tables: [TableSum; 5],
+        (postings, dense): (u64, Vec<u128>),
     ) -> Result<(), StoreError> {
         if bloom.words.len() != Bloom::for_keys(tables[0].entries).words.len() {
             return Err(StoreError::Corrupted(format!(
@@ -663,6 +707,7 @@ impl Run {
         RunSums {
             tables,
             postings,
+            dense,
             bloom,
         }
         .write(io, &s.with_extension("sum"))
@@ -672,7 +717,36 @@ impl Run {
     pub(crate) fn check_all(&self) -> Result<(), StoreError> {
         self.rid.check_all()?;
         self.post.check_all()?;
+        self.bits.check_all()?;
         self.time.check_all()
+    }
+
+    /// Whether `(key, seq)` is a posting: one word of a bitmap for a dense key, else one
+    /// search decoding no more of a block than it reads.
+    pub(crate) fn contains(&self, key: &[u8; 16], seq: u64) -> Result<bool, StoreError> {
+        let target = postings::posting(key, seq);
+        match self.bits.find(target.0) {
+            Some(k) => self.bits.has(k, seq),
+            None => self.post.contains(target),
+        }
+    }
+
+    /// That every bitmap marks exactly its key's postings (for verification: a membership
+    /// answered by a bitmap is then one the postings would give).
+    pub(crate) fn check_bitmaps(&self) -> Result<(), StoreError> {
+        for (k, &key) in self.bits.keys().iter().enumerate() {
+            let mut listed = Vec::new();
+            self.postings(&key.to_be_bytes(), 0, usize::MAX, &mut listed)?;
+            if self.bits.ones(k)? != listed {
+                return Err(StoreError::Corrupted(format!(
+                    "run {}..{}: the bitmap of key {key:032x} does not mark exactly its {} postings",
+                    self.first,
+                    self.end,
+                    listed.len()
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Result<Option<u64>, StoreError> {
