@@ -449,15 +449,23 @@ impl Zseg {
 
     /// The whole plain segment, header included, every block checked.
     pub fn plain(&self) -> io::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(self.plain_len as usize);
+        let mut out = Vec::new();
+        self.plain_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`Zseg::plain`] into `out`, whose allocation is reused (its contents are replaced).
+    pub fn plain_into(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        out.clear();
+        out.reserve(self.plain_len as usize);
         out.extend_from_slice(&segment::encode_header(self.first_seq));
         let mut decompressor = zstd::bulk::Decompressor::new()?;
         let mut packed = Vec::new();
         for k in 0..self.blocks {
             let b = self.entry(k)?;
-            self.decompress_onto(k, &b, &mut decompressor, &mut packed, &mut out)?;
+            self.decompress_onto(k, &b, &mut decompressor, &mut packed, out)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Reads block `k` (its index entry `b`) into `packed`, checks its checksum, and
