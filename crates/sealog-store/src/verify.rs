@@ -22,7 +22,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use sealog_merkle::cosignature::{CosignatureVerifier, split_note};
 use sealog_merkle::note::{Signer, Verifier};
-use sealog_merkle::{Frontier, Hash};
+use sealog_merkle::{Frontier, HASH_SIZE, Hash};
 use sealog_model::LogLayout;
 use sealog_model::record::{Stored, read_stored, read_stored_head};
 
@@ -1169,11 +1169,11 @@ impl<'t> NodeRuns<'t> {
     }
 
     /// The stored node, or `None` if the level's file does not hold it (yet).
-    fn node(&mut self, level: u8, index: u64) -> Option<sealog_merkle::Hash> {
+    fn node(&mut self, level: u8, index: u64) -> Option<Hash> {
         let l = usize::from(level);
         if self.levels.len() <= l {
             self.levels
-                .resize_with(l + 1, || (0, 0, vec![0; NODE_RUN * 32]));
+                .resize_with(l + 1, || (0, 0, vec![0; NODE_RUN * HASH_SIZE]));
         }
         let (first, held, buf) = &mut self.levels[l];
         if !(*first..*first + *held as u64).contains(&index) {
@@ -1184,8 +1184,8 @@ impl<'t> NodeRuns<'t> {
                 return None;
             }
         }
-        let at = (index - *first) as usize * 32;
-        Some(buf[at..at + 32].try_into().expect("32 bytes"))
+        let at = (index - *first) as usize * HASH_SIZE;
+        Some(buf[at..at + HASH_SIZE].try_into().expect("one hash"))
     }
 }
 
@@ -1199,8 +1199,8 @@ enum SegmentBytes {
 }
 
 impl SegmentBytes {
-    #[allow(unsafe_code)]
     /// A segment's bytes, read into `spare`'s buffer unless they are mapped.
+    #[allow(unsafe_code)]
     fn read(
         path: &std::path::Path,
         first: u64,

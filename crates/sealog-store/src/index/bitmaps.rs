@@ -152,7 +152,8 @@ impl Bitmaps {
         Ok(hi)
     }
 
-    /// The records bitmap `k` marks, ascending (for verification).
+    /// The records bitmap `k` marks, ascending (for verification): every bit is read, those
+    /// past the run's end included, which [`Bitmaps::and`] masks, so that a stray one shows.
     pub(crate) fn ones(&self, k: usize) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::new();
         for j in 0..self.words {

@@ -128,7 +128,7 @@ impl Postings {
         }
         let (head, range) = self.block_range(b)?;
         out.fill(
-            self.data.slice(range)?,
+            self.data.entries(range)?,
             self.postings_in(b),
             (self.first, self.end),
             head,
@@ -141,7 +141,7 @@ impl Postings {
     /// Hands block `b`'s postings in order to `visit` until it answers false.
     fn scan(&self, b: usize, visit: impl FnMut(Posting) -> bool) -> Result<(), StoreError> {
         let (head, range) = self.block_range(b)?;
-        let bytes = self.data.slice(range)?;
+        let bytes = self.data.entries(range)?;
         decode_block(
             bytes,
             self.postings_in(b),

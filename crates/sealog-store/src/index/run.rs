@@ -197,7 +197,7 @@ impl Table {
         &self.path
     }
 
-    /// Entries `range`, back to back, checked.
+    /// Entries `range`, back to back, checked (bytes, of a table of single bytes).
     pub(crate) fn entries(&self, range: std::ops::Range<usize>) -> Result<&[u8], StoreError> {
         let bytes = range.start * self.width..range.end * self.width;
         if range.end > self.len() {
@@ -209,12 +209,6 @@ impl Table {
         }
         self.check(bytes.clone())?;
         Ok(&self.bytes()[bytes])
-    }
-
-    /// Bytes `range` of a table of single bytes, checked.
-    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Result<&[u8], StoreError> {
-        self.check(range.clone())?;
-        Ok(&self.bytes()[range])
     }
 
     fn bytes(&self) -> &[u8] {
