@@ -139,7 +139,11 @@ fn rich_decision() -> Value {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5ea1_0301),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn permutations_of_declared_arrays_and_members_change_nothing(

@@ -185,6 +185,10 @@ fn server_errors_and_throttling_get_one_retry_then_the_spool() {
         let proxy = FaultProxy::start(server.addr, Mode::Answer(status));
         let mut cfg = config(&proxy.url(), &key, &tmp.path().join(format!("spool-{k}")));
         cfg.backoff_max = Duration::from_secs(3600);
+        // The ten events go as one batch however the threads are scheduled: the tenth
+        // fills it and wakes the sender, which otherwise lingers.
+        cfg.batch_max_events = 10;
+        cfg.linger = Duration::from_secs(60);
         let emitter = Emitter::new(cfg).unwrap();
         for i in 0..10 {
             emitter.emit(event(&format!("r{status}-{i}")));
