@@ -64,6 +64,17 @@ fn flusher(shared: &Shared, jobs: &Receiver<FlushJob>, done: &SyncSender<()>) {
             let text = shared.index.write().expect("index lock").install(flushed);
             index::write_manifest(&shared.io, &dir, &text)
         });
+        // Installed, the runs answer for it; a reader still holding it lets it go instead.
+        if result.is_ok()
+            && let Ok(flushed) = Arc::try_unwrap(frozen)
+        {
+            let emptied = flushed.emptied();
+            shared
+                .index
+                .write()
+                .expect("index lock")
+                .keep_spare(emptied);
+        }
         if let Err(e) = result {
             *shared.poisoned.lock().expect("poison lock") = Some(format!("index flush: {e}"));
         }

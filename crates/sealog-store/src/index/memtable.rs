@@ -15,10 +15,11 @@ struct Chain {
     len: u32,
 }
 
-/// One posting entry: its record, the next entry of the same key, and the key's id.
+/// One posting entry: its record (as an offset from the memtable's first seq), the next
+/// entry of the same key, and the key's id. Twelve bytes: a memtable holds millions.
 #[derive(Clone, Copy)]
 struct Link {
-    seq: u64,
+    at: u32,
     next: u32,
     id: u32,
 }
@@ -56,8 +57,8 @@ pub(crate) struct Memtable {
     chains: Vec<Chain>,
     links: Vec<Link>,
     time: Vec<(i64, u64)>,
-    /// Each record's postings, so membership is O(postings per record), not O(chain).
-    record_postings: Vec<Posting>,
+    /// Each record's first link: a record's links are adjacent, so membership is
+    /// O(postings per record), not O(chain).
     record_starts: Vec<u32>,
 }
 
@@ -70,6 +71,32 @@ impl Memtable {
         }
     }
 
+    /// The memtable emptied, its tables and maps keeping their room: the next memtable fills
+    /// what this one already holds instead of growing from nothing (rehashing, and the kernel
+    /// clearing fresh pages, at every flush), and the index's memory stays level.
+    pub(crate) fn emptied(mut self) -> Self {
+        let Memtable {
+            first,
+            end,
+            rid,
+            ids,
+            keys,
+            chains,
+            links,
+            time,
+            record_starts,
+        } = &mut self;
+        (*first, *end) = (0, 0);
+        rid.clear();
+        ids.clear();
+        emptied_to_size(keys);
+        emptied_to_size(chains);
+        emptied_to_size(links);
+        emptied_to_size(time);
+        emptied_to_size(record_starts);
+        self
+    }
+
     pub(crate) fn records(&self) -> u64 {
         self.end - self.first
     }
@@ -80,10 +107,11 @@ impl Memtable {
         // The lowest seq answers for an id, in every layer.
         self.rid.entry(rid).or_insert(seq);
         self.time.push((event_ns, seq));
+        let off =
+            u32::try_from(seq - self.first).expect("a memtable holds far fewer than 4G records");
         self.record_starts.push(
-            u32::try_from(self.record_postings.len()).expect("a memtable is far below 4G postings"),
+            u32::try_from(self.links.len()).expect("a memtable holds far fewer than 4G postings"),
         );
-        self.record_postings.extend_from_slice(postings);
         for p in postings {
             let at = u32::try_from(self.links.len())
                 .expect("a memtable holds far fewer than 4G postings");
@@ -91,7 +119,7 @@ impl Memtable {
                 Some(&id) => {
                     let chain = &mut self.chains[id as usize];
                     // A record may list the same posting twice (tenant == scope): keep it once.
-                    if self.links[chain.last as usize].seq == seq {
+                    if self.links[chain.last as usize].at == off {
                         continue;
                     }
                     self.links[chain.last as usize].next = at;
@@ -112,7 +140,7 @@ impl Memtable {
                 }
             };
             self.links.push(Link {
-                seq,
+                at: off,
                 next: NONE,
                 id,
             });
@@ -134,7 +162,7 @@ impl Memtable {
             }
             let link = self.links[at as usize];
             at = link.next;
-            Some(link.seq)
+            Some(self.first + u64::from(link.at))
         })
     }
 
@@ -151,12 +179,15 @@ impl Memtable {
         let Some(i) = seq.checked_sub(self.first).filter(|&i| i < self.records()) else {
             return false;
         };
+        let Some(&id) = self.ids.get(key) else {
+            return false;
+        };
         let start = self.record_starts[i as usize] as usize;
         let stop = self
             .record_starts
             .get(i as usize + 1)
-            .map_or(self.record_postings.len(), |&s| s as usize);
-        self.record_postings[start..stop].contains(key)
+            .map_or(self.links.len(), |&s| s as usize);
+        self.links[start..stop].iter().any(|l| l.id == id)
     }
 
     pub(crate) fn count_in(&self, key: &Posting, from: u64, below: u64) -> u64 {
@@ -219,7 +250,7 @@ impl Memtable {
         let mut seqs = vec![0u64; self.links.len()];
         for link in &self.links {
             let slot = &mut next[link.id as usize];
-            seqs[*slot as usize] = link.seq;
+            seqs[*slot as usize] = self.first + u64::from(link.at);
             *slot += 1;
         }
         let post = SortedPostings { keys: order, seqs };
@@ -235,5 +266,118 @@ impl Memtable {
             .collect();
         time.sort_unstable_by_key(|e| u128::from_be_bytes(*e));
         (rid, post, time)
+    }
+}
+
+/// Empties a table, keeping room for an eighth more than it held: the next memtable holds
+/// about as many entries, and room a doubling left beyond that would stay resident unused.
+fn emptied_to_size<T>(v: &mut Vec<T>) {
+    let held = v.len();
+    v.clear();
+    v.shrink_to(held + held / 8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic generator, so a failure names its case.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn key(n: u64) -> Posting {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&n.to_be_bytes());
+        k
+    }
+
+    /// Records `first..first + n`, each with an id, an event time and a few keys drawn from
+    /// `keys` distinct ones (a key twice on one record included).
+    fn fill(m: &mut Memtable, first: u64, n: u64, keys: u64, state: &mut u64) {
+        for seq in first..first + n {
+            let mut rid = [0u8; 32];
+            rid[..8].copy_from_slice(&next(state).to_be_bytes());
+            rid[8..16].copy_from_slice(&seq.to_be_bytes());
+            let postings: Vec<Posting> = (0..1 + next(state) % 5)
+                .map(|_| key(next(state) % keys))
+                .collect();
+            m.insert(seq, rid, &postings, (next(state) % 1_000) as i64);
+        }
+    }
+
+    /// Everything a memtable answers, over the keys, seqs and times asked.
+    fn answers(m: &Memtable, keys: u64, seqs: std::ops::Range<u64>) -> Vec<String> {
+        let mut out = vec![format!("{}..{} {}", m.first, m.end, m.records())];
+        for k in 0..keys {
+            let k = key(k);
+            let mut p = Vec::new();
+            m.postings(&k, 0, usize::MAX, &mut p);
+            let contains: Vec<u64> = seqs.clone().filter(|&s| m.contains(&k, s)).collect();
+            out.push(format!(
+                "{k:?} {p:?} {contains:?} {} {}",
+                m.count(&k),
+                m.count_in(&k, seqs.start, seqs.end)
+            ));
+        }
+        let mut times = Vec::new();
+        m.time_range(100, 900, &mut times);
+        out.push(format!("{times:?}"));
+        let (rid, postings, time) = m.sorted_tables();
+        out.push(format!("{rid:?}"));
+        out.push(format!("{:?}", postings.iter().collect::<Vec<_>>()));
+        out.push(format!("{time:?}"));
+        out
+    }
+
+    #[test]
+    fn an_emptied_memtable_answers_as_a_new_one_holding_the_same_records() {
+        for (case, (first_n, keys_before, second_n, keys_after)) in [
+            (500, 40, 300, 60),
+            (300, 200, 500, 10),
+            (1, 1, 1, 1),
+            (64, 5, 0, 5),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut state = 0x5ea1_0401 + case as u64;
+            let mut used = Memtable::new(0);
+            fill(&mut used, 0, first_n, keys_before, &mut state);
+            let old_ids: Vec<[u8; 32]> = used.rid.keys().copied().collect();
+            let mut reused = used.emptied();
+            assert_eq!(reused.records(), 0, "case {case}");
+            // Nothing of the old records is left, even where the answers would not show it
+            // (a table that only grew would hold memory the flushes never give back).
+            let lens = [
+                reused.rid.len(),
+                reused.ids.len(),
+                reused.keys.len(),
+                reused.chains.len(),
+                reused.links.len(),
+                reused.time.len(),
+                reused.record_starts.len(),
+            ];
+            assert_eq!(lens, [0; 7], "case {case}");
+            let start = first_n + 7;
+            (reused.first, reused.end) = (start, start);
+            let mut fresh = Memtable::new(start);
+            let mut twin = state;
+            fill(&mut reused, start, second_n, keys_after, &mut state);
+            fill(&mut fresh, start, second_n, keys_after, &mut twin);
+            let all = keys_before.max(keys_after);
+            let seqs = 0..start + second_n + 3;
+            assert_eq!(
+                answers(&reused, all, seqs.clone()),
+                answers(&fresh, all, seqs),
+                "case {case}"
+            );
+            for id in &old_ids {
+                assert_eq!(reused.lookup_rid(id), None, "case {case}: an old id");
+            }
+        }
     }
 }

@@ -46,6 +46,8 @@ pub(crate) struct Index {
     /// A full memtable being written as a run; covers the seqs just below `mem`'s.
     frozen: Option<Arc<Memtable>>,
     mem: Memtable,
+    /// The last memtable flushed, emptied: the next one to freeze into.
+    spare: Option<Memtable>,
 }
 
 /// Where a walk of ascending seqs stands in one key's postings: the run it last searched
@@ -183,6 +185,7 @@ impl Index {
             runs: Vec::new(),
             frozen: None,
             mem: Memtable::new(0),
+            spare: None,
         }
     }
 
@@ -216,6 +219,7 @@ impl Index {
             runs,
             frozen: None,
             mem: Memtable::new(end),
+            spare: None,
         })
     }
 
@@ -258,9 +262,17 @@ impl Index {
             return None;
         }
         let end = self.mem.end;
-        let frozen = Arc::new(std::mem::replace(&mut self.mem, Memtable::new(end)));
+        let mut next = self.spare.take().unwrap_or_default();
+        (next.first, next.end) = (end, end);
+        let frozen = Arc::new(std::mem::replace(&mut self.mem, next));
         self.frozen = Some(frozen.clone());
         Some((frozen, self.runs.clone()))
+    }
+
+    /// Keeps a flushed memtable, emptied, to be the next one.
+    pub(crate) fn keep_spare(&mut self, emptied: Memtable) {
+        debug_assert_eq!(emptied.records(), 0, "a spare memtable is empty");
+        self.spare = Some(emptied);
     }
 
     /// Swaps in the runs a flush built and forgets the frozen memtable they now hold; returns
@@ -522,7 +534,11 @@ impl Index {
         };
         let flushed = build_runs(&self.io, &self.dir, runs, &frozen)?;
         let text = self.install(flushed);
-        write_manifest(&self.io, &self.dir, &text)
+        write_manifest(&self.io, &self.dir, &text)?;
+        if let Ok(flushed) = Arc::try_unwrap(frozen) {
+            self.keep_spare(flushed.emptied());
+        }
+        Ok(())
     }
 }
 
@@ -534,6 +550,23 @@ pub(crate) fn build_runs(
     mut runs: Vec<Arc<Run>>,
     frozen: &Memtable,
 ) -> Result<Flushed, StoreError> {
+    runs.push(Arc::new(write_run(io, dir, frozen)?));
+    while runs.len() >= 2 {
+        let n = runs.len();
+        let (older, newer) = (&runs[n - 2], &runs[n - 1]);
+        if older.end - older.first > 2 * (newer.end - newer.first) {
+            break;
+        }
+        let merged = merge(io, dir, older, newer)?;
+        runs.truncate(n - 2);
+        runs.push(Arc::new(merged));
+    }
+    Ok(Flushed { runs })
+}
+
+/// Writes a memtable as one run. Its sorted tables (about half a memtable's size again) are
+/// gone when this returns, not held through the merges that follow, the longest of a flush.
+fn write_run(io: &Io, dir: &Path, frozen: &Memtable) -> Result<Run, StoreError> {
     let (first, end) = (frozen.first, frozen.end);
     let (rid, post, time) = frozen.sorted_tables();
     let s = run::stem(dir, first, end);
@@ -556,18 +589,7 @@ pub(crate) fn build_runs(
         [rid, post, time, blocks, bits],
         (n, dense),
     )?;
-    runs.push(Arc::new(Run::open(dir, first, end)?));
-    while runs.len() >= 2 {
-        let n = runs.len();
-        let (older, newer) = (&runs[n - 2], &runs[n - 1]);
-        if older.end - older.first > 2 * (newer.end - newer.first) {
-            break;
-        }
-        let merged = merge(io, dir, older, newer)?;
-        runs.truncate(n - 2);
-        runs.push(Arc::new(merged));
-    }
-    Ok(Flushed { runs })
+    Run::open_built(dir, first, end, bloom)
 }
 
 /// Replaces `MANIFEST` atomically, then deletes run files it does not name.
@@ -657,7 +679,7 @@ fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
         [rid, post, time, blocks, bits],
         (n, dense),
     )?;
-    Run::open(dir, a.first, b.end)
+    Run::open_built(dir, a.first, b.end, bloom)
 }
 
 /// A table read in order, one entry at a time, for a merge.
@@ -763,6 +785,8 @@ mod tests {
                 index.flush().expect("flush");
             }
         }
+        // The memtable now filling is a flushed one emptied, so the model checks it too.
+        assert!(index.spare.is_some(), "a flushed memtable is kept to be the next");
         let runs = index.runs();
         assert!(runs.len() >= 2, "runs: {}", runs.len());
         assert!(

@@ -652,6 +652,26 @@ impl Run {
     /// Opens a run whose files were written and named in the manifest; its sums file and
     /// Bloom filter are checked now, its tables block by block as they are read.
     pub(crate) fn open(dir: &Path, first: u64, end: u64) -> Result<Self, StoreError> {
+        Self::open_with(dir, first, end, None)
+    }
+
+    /// Opens a run just written with `bloom`, which is kept as it is rather than read back:
+    /// reading it again would hold two copies of the largest filter at the end of a merge.
+    pub(crate) fn open_built(
+        dir: &Path,
+        first: u64,
+        end: u64,
+        bloom: Bloom,
+    ) -> Result<Self, StoreError> {
+        Self::open_with(dir, first, end, Some(bloom))
+    }
+
+    fn open_with(
+        dir: &Path,
+        first: u64,
+        end: u64,
+        bloom: Option<Bloom>,
+    ) -> Result<Self, StoreError> {
         let s = stem(dir, first, end);
         let sums = RunSums::read(&s.with_extension("sum"))?;
         let [rid, post, time, blocks, bits] = sums.tables;
@@ -676,7 +696,15 @@ impl Run {
             post,
             bits,
             time: Table::open(&s.with_extension("time"), TIME_WIDTH, time)?,
-            bloom: Bloom::read(&s.with_extension("bloom"), keys, sums.bloom)?,
+            bloom: match bloom {
+                Some(built) if built.words.len() == Bloom::for_keys(keys).words.len() => built,
+                Some(_) => {
+                    return Err(StoreError::Corrupted(format!(
+                        "a Bloom filter sized for another run than {first}..{end}"
+                    )));
+                }
+                None => Bloom::read(&s.with_extension("bloom"), keys, sums.bloom)?,
+            },
         })
     }
 
