@@ -1061,7 +1061,7 @@ impl<'a> Derived<'a> {
             .iter()
             .filter(|run| (run.first..run.end).contains(&seq))
         {
-            if !run.bloom_admits(&r.id) {
+            if !run.bloom_admits(&r.id).map_err(at_index)? {
                 return fail(
                     dir,
                     format!(

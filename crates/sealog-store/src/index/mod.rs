@@ -30,10 +30,11 @@ pub(crate) use memtable::Memtable;
 use run::Bloom;
 pub(crate) use run::Run;
 
-/// Version 4: runs hold bitmaps of their dense keys (version 3: postings are compressed;
+/// Version 5: Bloom filters are blocked, an id's bits in one 64-byte block (version 4: runs
+/// hold bitmaps of their dense keys; version 3: postings are compressed;
 /// version 2: runs have sums files, the manifest ends with its CRC); an index of an earlier
 /// version is rebuilt from the log.
-const MANIFEST_HEADER: &str = "sealog-index 4";
+const MANIFEST_HEADER: &str = "sealog-index 5";
 
 /// Postings of the walked key taken from a run at a time by [`Index::intersect`].
 const CHUNK: usize = 1024;
@@ -786,7 +787,10 @@ mod tests {
             }
         }
         // The memtable now filling is a flushed one emptied, so the model checks it too.
-        assert!(index.spare.is_some(), "a flushed memtable is kept to be the next");
+        assert!(
+            index.spare.is_some(),
+            "a flushed memtable is kept to be the next"
+        );
         let runs = index.runs();
         assert!(runs.len() >= 2, "runs: {}", runs.len());
         assert!(

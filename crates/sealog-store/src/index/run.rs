@@ -574,66 +574,75 @@ pub(crate) struct Run {
     pub(crate) post: Postings,
     pub(crate) bits: Bitmaps,
     pub(crate) time: Table,
-    bloom: Bloom,
+    bloom: Filter,
 }
 
-/// A Bloom filter over a run's record ids (10 bits each, 7 probes: ~1% false positives).
-/// Almost every append asks "is this id new?", and without it each run's binary search
-/// would fault in pages of its `.rid` table, growing the resident set with the log.
+/// A blocked Bloom filter over a run's record ids: each id sets 7 bits of one 64-byte block
+/// (10 bits an id in all: ~1% false positives), so a probe reads one block wherever the
+/// filter lies. Almost every append asks "is this id new?", and without it each run's
+/// binary search would fault in pages of its `.rid` table, growing the resident set with
+/// the log.
 pub(crate) struct Bloom {
     words: Vec<u64>,
 }
 
 const BLOOM_BITS_PER_KEY: u64 = 10;
-const BLOOM_PROBES: u64 = 7;
+const BLOOM_PROBES: usize = 7;
+const BLOOM_BLOCK_WORDS: usize = 8;
+const BLOOM_BLOCK_BYTES: usize = BLOOM_BLOCK_WORDS * 8;
+/// Runs of at least this many ids keep their filter in its file (checked whole when the run
+/// opens) and read one block a probe from the page cache: held in memory, the filters of
+/// the largest runs were what grew with the log (12 MB at ten million records).
+pub(crate) const BLOOM_ON_DISK_KEYS: u64 = 1 << 22;
 
 impl Bloom {
     pub(crate) fn for_keys(n: u64) -> Self {
         Bloom {
-            words: vec![0; (n * BLOOM_BITS_PER_KEY).div_ceil(64).max(1) as usize],
+            words: vec![0; Self::blocks_for(n) * BLOOM_BLOCK_WORDS],
         }
     }
 
-    /// Record ids are SHA-256 output, so two slices of one are independent hashes.
-    fn probes(rid: &[u8], words: usize) -> impl Iterator<Item = usize> {
+    fn blocks_for(keys: u64) -> usize {
+        (keys * BLOOM_BITS_PER_KEY)
+            .div_ceil(64 * BLOOM_BLOCK_WORDS as u64)
+            .max(1) as usize
+    }
+
+    /// The block an id falls in and its bits there. Record ids are SHA-256 output, so their
+    /// first eight bytes choose the block and the next eight, nine bits a probe, the bits.
+    fn place(rid: &[u8], blocks: usize) -> (usize, [u16; BLOOM_PROBES]) {
         let h1 = u64::from_le_bytes(rid[0..8].try_into().expect("8 bytes"));
-        let h2 = u64::from_le_bytes(rid[8..16].try_into().expect("8 bytes")) | 1;
-        let m = words as u64 * 64;
-        (0..BLOOM_PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
+        let h2 = u64::from_le_bytes(rid[8..16].try_into().expect("8 bytes"));
+        let block = (h1 % blocks as u64) as usize;
+        (
+            block,
+            std::array::from_fn(|i| ((h2 >> (9 * i)) & 511) as u16),
+        )
+    }
+
+    fn block_admits(block: &[u64], bits: &[u16; BLOOM_PROBES]) -> bool {
+        bits.iter()
+            .all(|&b| block[usize::from(b) / 64] & (1 << (b % 64)) != 0)
+    }
+
+    fn blocks(&self) -> usize {
+        self.words.len() / BLOOM_BLOCK_WORDS
     }
 
     pub(crate) fn insert(&mut self, rid: &[u8]) {
-        for bit in Self::probes(rid, self.words.len()) {
-            self.words[bit / 64] |= 1 << (bit % 64);
+        let (block, bits) = Self::place(rid, self.blocks());
+        let words = &mut self.words[block * BLOOM_BLOCK_WORDS..][..BLOOM_BLOCK_WORDS];
+        for b in bits {
+            words[usize::from(b) / 64] |= 1 << (b % 64);
         }
     }
 
     fn may_contain(&self, rid: &[u8]) -> bool {
-        Self::probes(rid, self.words.len()).all(|bit| self.words[bit / 64] & (1 << (bit % 64)) != 0)
-    }
-
-    /// Reads a filter written for `keys` ids, checked against its sum: a cleared bit would
-    /// make an id look absent, and dedupe would append it again.
-    fn read(path: &Path, keys: u64, crc: u32) -> Result<Self, StoreError> {
-        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                StoreError::Corrupted(format!("{} is missing", path.display()))
-            }
-            _ => StoreError::io(path, e),
-        })?;
-        let expected = Bloom::for_keys(keys).words.len() * 8;
-        if bytes.len() != expected || crc32c::crc32c(&bytes) != crc {
-            return Err(StoreError::Corrupted(format!(
-                "{} does not match its checksum",
-                path.display()
-            )));
-        }
-        Ok(Bloom {
-            words: bytes
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        })
+        let (block, bits) = Self::place(rid, self.blocks());
+        Self::block_admits(
+            &self.words[block * BLOOM_BLOCK_WORDS..][..BLOOM_BLOCK_WORDS],
+            &bits,
+        )
     }
 
     /// Writes the filter and returns the CRC-32C of its bytes.
@@ -641,6 +650,105 @@ impl Bloom {
         let bytes: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
         io.write_file(path, &bytes)?;
         Ok(crc32c::crc32c(&bytes))
+    }
+}
+
+/// A run's Bloom filter, in memory or, for the largest runs, in its file.
+enum Filter {
+    Memory(Bloom),
+    File {
+        file: File,
+        path: PathBuf,
+        blocks: usize,
+    },
+}
+
+impl Filter {
+    /// Opens the filter written for `keys` ids, kept in its file when `on_disk`. One read
+    /// back from its file is checked against its sum first, whole: a cleared bit would make
+    /// an id look absent, and dedupe would append it again. One just `built` is the memory
+    /// it was written from.
+    fn open(
+        path: &Path,
+        (keys, crc): (u64, u32),
+        built: Option<Bloom>,
+        on_disk: bool,
+    ) -> Result<Self, StoreError> {
+        let blocks = Bloom::blocks_for(keys);
+        let bytes = blocks * BLOOM_BLOCK_BYTES;
+        let wrong =
+            || StoreError::Corrupted(format!("{} does not match its checksum", path.display()));
+        if let Some(b) = &built
+            && b.blocks() != blocks
+        {
+            return Err(StoreError::Corrupted(format!(
+                "{}: a Bloom filter sized for another run",
+                path.display()
+            )));
+        }
+        let built = match built {
+            Some(b) if !on_disk => return Ok(Filter::Memory(b)),
+            other => other,
+        };
+        let file = File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                StoreError::Corrupted(format!("{} is missing", path.display()))
+            }
+            _ => StoreError::io(path, e),
+        })?;
+        let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
+        if len != bytes as u64 {
+            return Err(wrong());
+        }
+        if on_disk {
+            if built.is_none() {
+                // Checked a piece at a time: the point is not to hold it.
+                let (mut sum, mut at, mut piece) = (0u32, 0u64, vec![0u8; 1 << 20]);
+                while at < len {
+                    let n = piece.len().min((len - at) as usize);
+                    file.read_exact_at(&mut piece[..n], at)
+                        .map_err(|e| StoreError::io(path, e))?;
+                    sum = crc32c::crc32c_append(sum, &piece[..n]);
+                    at += n as u64;
+                }
+                if sum != crc {
+                    return Err(wrong());
+                }
+            }
+            return Ok(Filter::File {
+                file,
+                path: path.to_path_buf(),
+                blocks,
+            });
+        }
+        let mut all = vec![0u8; bytes];
+        file.read_exact_at(&mut all, 0)
+            .map_err(|e| StoreError::io(path, e))?;
+        if crc32c::crc32c(&all) != crc {
+            return Err(wrong());
+        }
+        Ok(Filter::Memory(Bloom {
+            words: all
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+        }))
+    }
+
+    fn admits(&self, rid: &[u8]) -> Result<bool, StoreError> {
+        match self {
+            Filter::Memory(b) => Ok(b.may_contain(rid)),
+            Filter::File { file, path, blocks } => {
+                let (block, bits) = Bloom::place(rid, *blocks);
+                let mut bytes = [0u8; BLOOM_BLOCK_BYTES];
+                file.read_exact_at(&mut bytes, (block * BLOOM_BLOCK_BYTES) as u64)
+                    .map_err(|e| StoreError::io(path, e))?;
+                let words: [u64; BLOOM_BLOCK_WORDS] = std::array::from_fn(|i| {
+                    u64::from_le_bytes(bytes[i * 8..][..8].try_into().expect("8 bytes"))
+                });
+                Ok(Bloom::block_admits(&words, &bits))
+            }
+        }
     }
 }
 
@@ -696,15 +804,12 @@ impl Run {
             post,
             bits,
             time: Table::open(&s.with_extension("time"), TIME_WIDTH, time)?,
-            bloom: match bloom {
-                Some(built) if built.words.len() == Bloom::for_keys(keys).words.len() => built,
-                Some(_) => {
-                    return Err(StoreError::Corrupted(format!(
-                        "a Bloom filter sized for another run than {first}..{end}"
-                    )));
-                }
-                None => Bloom::read(&s.with_extension("bloom"), keys, sums.bloom)?,
-            },
+            bloom: Filter::open(
+                &s.with_extension("bloom"),
+                (keys, sums.bloom),
+                bloom,
+                keys >= BLOOM_ON_DISK_KEYS,
+            )?,
         })
     }
 
@@ -772,7 +877,7 @@ impl Run {
     }
 
     pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Result<Option<u64>, StoreError> {
-        if !self.bloom.may_contain(rid) {
+        if !self.bloom.admits(rid)? {
             return Ok(None);
         }
         Ok(self
@@ -782,8 +887,8 @@ impl Run {
     }
 
     /// Whether the filter admits `rid` (verification: every id of the run must pass).
-    pub(crate) fn bloom_admits(&self, rid: &[u8]) -> bool {
-        self.bloom.may_contain(rid)
+    pub(crate) fn bloom_admits(&self, rid: &[u8]) -> Result<bool, StoreError> {
+        self.bloom.admits(rid)
     }
 
     /// Seqs of `key` greater than or equal to `from`, ascending, appended to `out` until it holds `limit`.
@@ -954,5 +1059,55 @@ mod tests {
         );
         let empty = Bloom::for_keys(0);
         assert!(!empty.may_contain(&rid(1)));
+    }
+
+    /// A filter probed in its file answers as the same filter in memory, and one whose file
+    /// was damaged, cut or lost is refused when it is opened, in either place.
+    #[test]
+    fn a_filter_in_its_file_answers_as_in_memory_and_damage_is_refused_on_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.bloom");
+        let mut b = Bloom::for_keys(10_000);
+        for i in 0..10_000 {
+            b.insert(&rid(i));
+        }
+        let crc = b.write(&Io::default(), &path).unwrap();
+        let sum = (10_000, crc);
+        let from_file = Filter::open(&path, sum, None, true).unwrap();
+        let read_in = Filter::open(&path, sum, None, false).unwrap();
+        assert!(matches!(from_file, Filter::File { .. }));
+        assert!(matches!(read_in, Filter::Memory(_)));
+        let mut admitted = 0;
+        for i in 0..60_000 {
+            let want = b.may_contain(&rid(i));
+            assert_eq!(from_file.admits(&rid(i)).unwrap(), want, "id {i}");
+            assert_eq!(read_in.admits(&rid(i)).unwrap(), want, "id {i}");
+            admitted += usize::from(want);
+        }
+        assert!((10_000..12_000).contains(&admitted), "{admitted}");
+        let copy = Bloom {
+            words: b.words.clone(),
+        };
+        assert!(matches!(
+            Filter::open(&path, sum, Some(copy), true).unwrap(),
+            Filter::File { .. }
+        ));
+        assert!(
+            Filter::open(&path, (20_000, crc), None, true).is_err(),
+            "sized for another run"
+        );
+        let bytes = fs::read(&path).unwrap();
+        for on_disk in [true, false] {
+            let mut flipped = bytes.clone();
+            flipped[bytes.len() / 3] ^= 0x10;
+            fs::write(&path, &flipped).unwrap();
+            assert!(Filter::open(&path, sum, None, on_disk).is_err(), "flipped");
+            fs::write(&path, &bytes[..bytes.len() - 64]).unwrap();
+            assert!(Filter::open(&path, sum, None, on_disk).is_err(), "cut");
+            fs::remove_file(&path).unwrap();
+            assert!(Filter::open(&path, sum, None, on_disk).is_err(), "lost");
+            fs::write(&path, &bytes).unwrap();
+            assert!(Filter::open(&path, sum, None, on_disk).is_ok());
+        }
     }
 }
