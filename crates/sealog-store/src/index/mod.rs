@@ -27,7 +27,7 @@ use crate::contract::{Id, Key};
 use crate::error::StoreError;
 use crate::io::Io;
 pub(crate) use memtable::Memtable;
-use run::Bloom;
+use run::BloomWriter;
 pub(crate) use run::Run;
 
 /// Version 5: Bloom filters are blocked, an id's bits in one 64-byte block (version 4: runs
@@ -571,26 +571,25 @@ fn write_run(io: &Io, dir: &Path, frozen: &Memtable) -> Result<Run, StoreError> 
     let (first, end) = (frozen.first, frozen.end);
     let (rid, post, time) = frozen.sorted_tables();
     let s = run::stem(dir, first, end);
-    let mut bloom = Bloom::for_keys(rid.len() as u64);
+    let mut bloom = BloomWriter::create(io, &s.with_extension("bloom"), rid.len() as u64)?;
     let rid = run::write_table(
         io,
         &s.with_extension("rid"),
-        rid.iter().inspect(|e| bloom.insert(&e[..32])).map(Ok),
+        rid.iter().map(|e| bloom.push(&e[..32]).map(|()| e)),
     )?;
     let mut bits = bitmaps::BitmapWriter::create(io, &s, (first, end))?;
     let (post, blocks, n) = postings::write(io, &s, (first, end), post.iter().map(Ok), &mut bits)?;
     let (bits, dense) = bits.finish()?;
     let time = run::write_table(io, &s.with_extension("time"), time.iter().map(Ok))?;
-    Run::write_bloom_and_sums(
+    Run::write_sums(
         io,
         dir,
-        first,
-        end,
-        &bloom,
+        (first, end),
+        bloom.finish()?,
         [rid, post, time, blocks, bits],
         (n, dense),
     )?;
-    Run::open_built(dir, first, end, bloom)
+    Run::open(dir, first, end)
 }
 
 /// Replaces `MANIFEST` atomically, then deletes run files it does not name.
@@ -646,15 +645,16 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
 }
 
 /// Merges two adjacent runs into one; every entry read is checked on the way. The Bloom
-/// filter is filled as the ids stream past: holding the ids of two large runs at once would
-/// make the merge's memory grow with the log.
+/// filter is written as the ids stream past: neither the ids of two large runs nor the
+/// merged run's filter is ever held whole, so a merge's memory does not grow with the log.
 fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
     let s = run::stem(dir, a.first, b.end);
-    let mut bloom = Bloom::for_keys((a.rid.len() + b.rid.len()) as u64);
-    let rids = merge_sorted(a.rid.stream(), b.rid.stream()).inspect(|e| {
-        if let Ok(e) = e {
-            bloom.insert(&e.as_ref()[..32]);
-        }
+    let ids = (a.rid.len() + b.rid.len()) as u64;
+    let mut bloom = BloomWriter::create(io, &s.with_extension("bloom"), ids)?;
+    let rids = merge_sorted(a.rid.stream(), b.rid.stream()).map(|e| {
+        let e = e?;
+        bloom.push(&e.as_ref()[..32])?;
+        Ok(e)
     });
     let rid = run::write_table(io, &s.with_extension("rid"), rids)?;
     let mut bits = bitmaps::BitmapWriter::create(io, &s, (a.first, b.end))?;
@@ -671,16 +671,15 @@ fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
         &s.with_extension("time"),
         merge_sorted(a.time.stream(), b.time.stream()),
     )?;
-    Run::write_bloom_and_sums(
+    Run::write_sums(
         io,
         dir,
-        a.first,
-        b.end,
-        &bloom,
+        (a.first, b.end),
+        bloom.finish()?,
         [rid, post, time, blocks, bits],
         (n, dense),
     )?;
-    Run::open_built(dir, a.first, b.end, bloom)
+    Run::open(dir, a.first, b.end)
 }
 
 /// A table read in order, one entry at a time, for a merge.

@@ -596,6 +596,7 @@ const BLOOM_BLOCK_BYTES: usize = BLOOM_BLOCK_WORDS * 8;
 pub(crate) const BLOOM_ON_DISK_KEYS: u64 = 1 << 22;
 
 impl Bloom {
+    #[cfg(test)]
     pub(crate) fn for_keys(n: u64) -> Self {
         Bloom {
             words: vec![0; Self::blocks_for(n) * BLOOM_BLOCK_WORDS],
@@ -610,10 +611,12 @@ impl Bloom {
 
     /// The block an id falls in and its bits there. Record ids are SHA-256 output, so their
     /// first eight bytes choose the block and the next eight, nine bits a probe, the bits.
+    /// The block is the first eight bytes scaled to the filter (big-endian), so ids in
+    /// ascending order fall in ascending blocks and a filter is written a block at a time.
     fn place(rid: &[u8], blocks: usize) -> (usize, [u16; BLOOM_PROBES]) {
-        let h1 = u64::from_le_bytes(rid[0..8].try_into().expect("8 bytes"));
+        let h1 = u64::from_be_bytes(rid[0..8].try_into().expect("8 bytes"));
         let h2 = u64::from_le_bytes(rid[8..16].try_into().expect("8 bytes"));
-        let block = (h1 % blocks as u64) as usize;
+        let block = ((u128::from(h1) * blocks as u128) >> 64) as usize;
         (
             block,
             std::array::from_fn(|i| ((h2 >> (9 * i)) & 511) as u16),
@@ -629,6 +632,7 @@ impl Bloom {
         self.words.len() / BLOOM_BLOCK_WORDS
     }
 
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, rid: &[u8]) {
         let (block, bits) = Self::place(rid, self.blocks());
         let words = &mut self.words[block * BLOOM_BLOCK_WORDS..][..BLOOM_BLOCK_WORDS];
@@ -645,11 +649,89 @@ impl Bloom {
         )
     }
 
-    /// Writes the filter and returns the CRC-32C of its bytes.
+    #[cfg(test)]
     fn write(&self, io: &Io, path: &Path) -> Result<u32, StoreError> {
         let bytes: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
         io.write_file(path, &bytes)?;
         Ok(crc32c::crc32c(&bytes))
+    }
+}
+
+/// Writes a run's Bloom filter as its ids stream past in ascending order (the order of its
+/// `.rid` table): their blocks come in order, so only the block being filled is held, never
+/// the filter, however large the run or the merge.
+pub(crate) struct BloomWriter<'a> {
+    out: TableWriter<'a>,
+    path: PathBuf,
+    blocks: usize,
+    /// The block being filled, and its words.
+    at: usize,
+    block: [u64; BLOOM_BLOCK_WORDS],
+    pending: Vec<u8>,
+    crc: u32,
+    ids: u64,
+}
+
+impl<'a> BloomWriter<'a> {
+    /// A filter for a run of `ids` record ids.
+    pub(crate) fn create(io: &'a Io, path: &Path, ids: u64) -> Result<Self, StoreError> {
+        Ok(BloomWriter {
+            out: TableWriter::create(io, path)?,
+            path: path.to_path_buf(),
+            blocks: Bloom::blocks_for(ids),
+            at: 0,
+            block: [0; BLOOM_BLOCK_WORDS],
+            pending: Vec::with_capacity(WRITE_BYTES),
+            crc: 0,
+            ids: 0,
+        })
+    }
+
+    pub(crate) fn push(&mut self, rid: &[u8]) -> Result<(), StoreError> {
+        let (block, bits) = Bloom::place(rid, self.blocks);
+        if block < self.at {
+            // A filter written out of order would leave ids looking absent: dedupe's guard.
+            return Err(StoreError::Corrupted(format!(
+                "{}: record ids out of order",
+                self.path.display()
+            )));
+        }
+        while self.at < block {
+            self.next_block()?;
+        }
+        for b in bits {
+            self.block[usize::from(b) / 64] |= 1 << (b % 64);
+        }
+        self.ids += 1;
+        Ok(())
+    }
+
+    fn next_block(&mut self) -> Result<(), StoreError> {
+        for w in std::mem::take(&mut self.block) {
+            self.pending.extend_from_slice(&w.to_le_bytes());
+        }
+        self.at += 1;
+        if self.pending.len() >= WRITE_BYTES {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> Result<(), StoreError> {
+        self.crc = crc32c::crc32c_append(self.crc, &self.pending);
+        self.out.push_bytes(&self.pending)?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Makes the file durable; returns how many ids it holds and its CRC-32C.
+    pub(crate) fn finish(mut self) -> Result<(u64, u32), StoreError> {
+        while self.at < self.blocks {
+            self.next_block()?;
+        }
+        self.write_pending()?;
+        self.out.finish()?;
+        Ok((self.ids, self.crc))
     }
 }
 
@@ -664,32 +746,14 @@ enum Filter {
 }
 
 impl Filter {
-    /// Opens the filter written for `keys` ids, kept in its file when `on_disk`. One read
-    /// back from its file is checked against its sum first, whole: a cleared bit would make
-    /// an id look absent, and dedupe would append it again. One just `built` is the memory
-    /// it was written from.
-    fn open(
-        path: &Path,
-        (keys, crc): (u64, u32),
-        built: Option<Bloom>,
-        on_disk: bool,
-    ) -> Result<Self, StoreError> {
+    /// Opens the filter written for `keys` ids, kept in its file when `on_disk`. It is
+    /// checked against its sum first, whole: a cleared bit would make an id look absent,
+    /// and dedupe would append it again.
+    fn open(path: &Path, (keys, crc): (u64, u32), on_disk: bool) -> Result<Self, StoreError> {
         let blocks = Bloom::blocks_for(keys);
         let bytes = blocks * BLOOM_BLOCK_BYTES;
         let wrong =
             || StoreError::Corrupted(format!("{} does not match its checksum", path.display()));
-        if let Some(b) = &built
-            && b.blocks() != blocks
-        {
-            return Err(StoreError::Corrupted(format!(
-                "{}: a Bloom filter sized for another run",
-                path.display()
-            )));
-        }
-        let built = match built {
-            Some(b) if !on_disk => return Ok(Filter::Memory(b)),
-            other => other,
-        };
         let file = File::open(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 StoreError::Corrupted(format!("{} is missing", path.display()))
@@ -701,19 +765,17 @@ impl Filter {
             return Err(wrong());
         }
         if on_disk {
-            if built.is_none() {
-                // Checked a piece at a time: the point is not to hold it.
-                let (mut sum, mut at, mut piece) = (0u32, 0u64, vec![0u8; 1 << 20]);
-                while at < len {
-                    let n = piece.len().min((len - at) as usize);
-                    file.read_exact_at(&mut piece[..n], at)
-                        .map_err(|e| StoreError::io(path, e))?;
-                    sum = crc32c::crc32c_append(sum, &piece[..n]);
-                    at += n as u64;
-                }
-                if sum != crc {
-                    return Err(wrong());
-                }
+            // Checked a piece at a time: the point is not to hold it.
+            let (mut sum, mut at, mut piece) = (0u32, 0u64, vec![0u8; 1 << 20]);
+            while at < len {
+                let n = piece.len().min((len - at) as usize);
+                file.read_exact_at(&mut piece[..n], at)
+                    .map_err(|e| StoreError::io(path, e))?;
+                sum = crc32c::crc32c_append(sum, &piece[..n]);
+                at += n as u64;
+            }
+            if sum != crc {
+                return Err(wrong());
             }
             return Ok(Filter::File {
                 file,
@@ -760,26 +822,6 @@ impl Run {
     /// Opens a run whose files were written and named in the manifest; its sums file and
     /// Bloom filter are checked now, its tables block by block as they are read.
     pub(crate) fn open(dir: &Path, first: u64, end: u64) -> Result<Self, StoreError> {
-        Self::open_with(dir, first, end, None)
-    }
-
-    /// Opens a run just written with `bloom`, which is kept as it is rather than read back:
-    /// reading it again would hold two copies of the largest filter at the end of a merge.
-    pub(crate) fn open_built(
-        dir: &Path,
-        first: u64,
-        end: u64,
-        bloom: Bloom,
-    ) -> Result<Self, StoreError> {
-        Self::open_with(dir, first, end, Some(bloom))
-    }
-
-    fn open_with(
-        dir: &Path,
-        first: u64,
-        end: u64,
-        bloom: Option<Bloom>,
-    ) -> Result<Self, StoreError> {
         let s = stem(dir, first, end);
         let sums = RunSums::read(&s.with_extension("sum"))?;
         let [rid, post, time, blocks, bits] = sums.tables;
@@ -807,30 +849,28 @@ impl Run {
             bloom: Filter::open(
                 &s.with_extension("bloom"),
                 (keys, sums.bloom),
-                bloom,
                 keys >= BLOOM_ON_DISK_KEYS,
             )?,
         })
     }
 
-    /// Writes the Bloom filter of a run whose tables were just written (built over their ids
-    /// while they were), then its sums file; both before `open`.
-    pub(crate) fn write_bloom_and_sums(
+    /// Writes the sums file of a run whose tables and Bloom filter (`(ids, crc)`, written
+    /// over the ids as they streamed past) were just written; before `open`.
+    pub(crate) fn write_sums(
         io: &Io,
         dir: &Path,
-        first: u64,
-        end: u64,
-        bloom: &Bloom,
+        (first, end): (u64, u64),
+        (ids, bloom): (u64, u32),
         tables: [TableSum; 5],
         (postings, dense): (u64, Vec<u128>),
     ) -> Result<(), StoreError> {
-        if bloom.words.len() != Bloom::for_keys(tables[0].entries).words.len() {
+        if ids != tables[0].entries {
             return Err(StoreError::Corrupted(format!(
-                "a Bloom filter sized for another run than {first}..{end}"
+                "a Bloom filter of {ids} ids for run {first}..{end} of {} ids",
+                tables[0].entries
             )));
         }
         let s = stem(dir, first, end);
-        let bloom = bloom.write(io, &s.with_extension("bloom"))?;
         RunSums {
             tables,
             postings,
@@ -1061,8 +1101,42 @@ mod tests {
         assert!(!empty.may_contain(&rid(1)));
     }
 
+    /// The filter written as sorted ids stream past is, byte for byte, the one made by
+    /// setting each id's bits in memory; ids out of order are refused, not written.
+    #[test]
+    fn a_filter_written_as_ids_stream_past_is_the_one_built_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = Io::default();
+        for n in [0u64, 1, 2, 51, 52, 1_000, 25_000] {
+            let mut ids: Vec<[u8; 32]> = (0..n).map(rid).collect();
+            ids.sort_unstable();
+            let mut b = Bloom::for_keys(n);
+            ids.iter().for_each(|id| b.insert(id));
+            let path = dir.path().join(format!("{n}.bloom"));
+            let mut w = BloomWriter::create(&io, &path, n).unwrap();
+            for id in &ids {
+                w.push(id).unwrap();
+            }
+            let (written, crc) = w.finish().unwrap();
+            let want: Vec<u8> = b.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            assert_eq!(written, n);
+            assert_eq!(fs::read(&path).unwrap(), want, "{n} ids");
+            assert_eq!(crc, crc32c::crc32c(&want), "{n} ids");
+        }
+        let mut ids: Vec<[u8; 32]> = (0..1_000).map(rid).collect();
+        ids.sort_unstable();
+        ids.swap(100, 900);
+        let mut w = BloomWriter::create(&io, &dir.path().join("x.bloom"), 1_000).unwrap();
+        let refused = ids.iter().map(|id| w.push(id)).find_map(Result::err);
+        assert!(
+            matches!(refused, Some(StoreError::Corrupted(ref m)) if m.contains("out of order")),
+            "{refused:?}"
+        );
+    }
+
     /// A filter probed in its file answers as the same filter in memory, and one whose file
-    /// was damaged, cut or lost is refused when it is opened, in either place.
+    /// was damaged, cut or lost, or is sized for another run, is refused when it is opened,
+    /// in either place.
     #[test]
     fn a_filter_in_its_file_answers_as_in_memory_and_damage_is_refused_on_opening() {
         let dir = tempfile::tempdir().unwrap();
@@ -1073,8 +1147,8 @@ mod tests {
         }
         let crc = b.write(&Io::default(), &path).unwrap();
         let sum = (10_000, crc);
-        let from_file = Filter::open(&path, sum, None, true).unwrap();
-        let read_in = Filter::open(&path, sum, None, false).unwrap();
+        let from_file = Filter::open(&path, sum, true).unwrap();
+        let read_in = Filter::open(&path, sum, false).unwrap();
         assert!(matches!(from_file, Filter::File { .. }));
         assert!(matches!(read_in, Filter::Memory(_)));
         let mut admitted = 0;
@@ -1085,15 +1159,8 @@ mod tests {
             admitted += usize::from(want);
         }
         assert!((10_000..12_000).contains(&admitted), "{admitted}");
-        let copy = Bloom {
-            words: b.words.clone(),
-        };
-        assert!(matches!(
-            Filter::open(&path, sum, Some(copy), true).unwrap(),
-            Filter::File { .. }
-        ));
         assert!(
-            Filter::open(&path, (20_000, crc), None, true).is_err(),
+            Filter::open(&path, (20_000, crc), true).is_err(),
             "sized for another run"
         );
         let bytes = fs::read(&path).unwrap();
@@ -1101,13 +1168,13 @@ mod tests {
             let mut flipped = bytes.clone();
             flipped[bytes.len() / 3] ^= 0x10;
             fs::write(&path, &flipped).unwrap();
-            assert!(Filter::open(&path, sum, None, on_disk).is_err(), "flipped");
+            assert!(Filter::open(&path, sum, on_disk).is_err(), "flipped");
             fs::write(&path, &bytes[..bytes.len() - 64]).unwrap();
-            assert!(Filter::open(&path, sum, None, on_disk).is_err(), "cut");
+            assert!(Filter::open(&path, sum, on_disk).is_err(), "cut");
             fs::remove_file(&path).unwrap();
-            assert!(Filter::open(&path, sum, None, on_disk).is_err(), "lost");
+            assert!(Filter::open(&path, sum, on_disk).is_err(), "lost");
             fs::write(&path, &bytes).unwrap();
-            assert!(Filter::open(&path, sum, None, on_disk).is_ok());
+            assert!(Filter::open(&path, sum, on_disk).is_ok());
         }
     }
 }
