@@ -670,6 +670,7 @@ pub(crate) struct BloomWriter<'a> {
     pending: Vec<u8>,
     crc: u32,
     ids: u64,
+    declared: u64,
 }
 
 impl<'a> BloomWriter<'a> {
@@ -684,6 +685,7 @@ impl<'a> BloomWriter<'a> {
             pending: Vec::with_capacity(WRITE_BYTES),
             crc: 0,
             ids: 0,
+            declared: ids,
         })
     }
 
@@ -726,6 +728,15 @@ impl<'a> BloomWriter<'a> {
 
     /// Makes the file durable; returns how many ids it holds and its CRC-32C.
     pub(crate) fn finish(mut self) -> Result<(u64, u32), StoreError> {
+        if self.ids != self.declared {
+            // Sized for another count, the filter would be refused when its run opens.
+            return Err(StoreError::Corrupted(format!(
+                "{}: {} ids written to a filter for {}",
+                self.path.display(),
+                self.ids,
+                self.declared
+            )));
+        }
         while self.at < self.blocks {
             self.next_block()?;
         }
@@ -1131,6 +1142,15 @@ mod tests {
         assert!(
             matches!(refused, Some(StoreError::Corrupted(ref m)) if m.contains("out of order")),
             "{refused:?}"
+        );
+        let mut w = BloomWriter::create(&io, &dir.path().join("y.bloom"), 1_000).unwrap();
+        ids.sort_unstable();
+        for id in &ids[..999] {
+            w.push(id).unwrap();
+        }
+        assert!(
+            w.finish().is_err(),
+            "fewer ids than the filter was made for"
         );
     }
 
