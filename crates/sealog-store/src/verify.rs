@@ -1228,9 +1228,7 @@ impl SegmentBytes {
                 .map_err(|e| crate::StoreError::io(&path, e)),
         }
     }
-}
 
-impl SegmentBytes {
     /// Hands a buffer read into back for the next segment.
     fn recycle(self, spare: &mut Vec<u8>) {
         if let SegmentBytes::Read(bytes) = self {

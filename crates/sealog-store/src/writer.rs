@@ -64,11 +64,10 @@ fn flusher(shared: &Shared, jobs: &Receiver<FlushJob>, done: &SyncSender<()>) {
             let text = shared.index.write().expect("index lock").install(flushed);
             index::write_manifest(&shared.io, &dir, &text)
         });
-        // Installed, the runs answer for it; a reader still holding it lets it go instead.
+        // Installed, the runs answer for it; emptied outside the index lock.
         if result.is_ok()
-            && let Ok(flushed) = Arc::try_unwrap(frozen)
+            && let Some(emptied) = Memtable::reclaim(frozen)
         {
-            let emptied = flushed.emptied();
             shared
                 .index
                 .write()

@@ -74,7 +74,7 @@ impl Memtable {
     /// The memtable emptied, its tables and maps keeping their room: the next memtable fills
     /// what this one already holds instead of growing from nothing (rehashing, and the kernel
     /// clearing fresh pages, at every flush), and the index's memory stays level.
-    pub(crate) fn emptied(mut self) -> Self {
+    fn emptied(mut self) -> Self {
         let Memtable {
             first,
             end,
@@ -95,6 +95,12 @@ impl Memtable {
         emptied_to_size(time);
         emptied_to_size(record_starts);
         self
+    }
+
+    /// A flushed memtable, emptied for reuse, once nothing else holds it (a reader still
+    /// holding it lets it go instead).
+    pub(crate) fn reclaim(flushed: std::sync::Arc<Self>) -> Option<Self> {
+        std::sync::Arc::try_unwrap(flushed).ok().map(Self::emptied)
     }
 
     pub(crate) fn records(&self) -> u64 {

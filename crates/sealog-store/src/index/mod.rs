@@ -536,8 +536,8 @@ impl Index {
         let flushed = build_runs(&self.io, &self.dir, runs, &frozen)?;
         let text = self.install(flushed);
         write_manifest(&self.io, &self.dir, &text)?;
-        if let Ok(flushed) = Arc::try_unwrap(frozen) {
-            self.keep_spare(flushed.emptied());
+        if let Some(emptied) = Memtable::reclaim(frozen) {
+            self.keep_spare(emptied);
         }
         Ok(())
     }

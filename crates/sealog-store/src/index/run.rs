@@ -593,7 +593,7 @@ const BLOOM_BLOCK_BYTES: usize = BLOOM_BLOCK_WORDS * 8;
 /// Runs of at least this many ids keep their filter in its file (checked whole when the run
 /// opens) and read one block a probe from the page cache: held in memory, the filters of
 /// the largest runs were what grew with the log (12 MB at ten million records).
-pub(crate) const BLOOM_ON_DISK_KEYS: u64 = 1 << 22;
+const BLOOM_ON_DISK_KEYS: u64 = 1 << 22;
 
 impl Bloom {
     #[cfg(test)]
@@ -628,6 +628,12 @@ impl Bloom {
             .all(|&b| block[usize::from(b) / 64] & (1 << (b % 64)) != 0)
     }
 
+    fn set_bits(block: &mut [u64], bits: &[u16; BLOOM_PROBES]) {
+        for &b in bits {
+            block[usize::from(b) / 64] |= 1 << (b % 64);
+        }
+    }
+
     fn blocks(&self) -> usize {
         self.words.len() / BLOOM_BLOCK_WORDS
     }
@@ -635,10 +641,10 @@ impl Bloom {
     #[cfg(test)]
     pub(crate) fn insert(&mut self, rid: &[u8]) {
         let (block, bits) = Self::place(rid, self.blocks());
-        let words = &mut self.words[block * BLOOM_BLOCK_WORDS..][..BLOOM_BLOCK_WORDS];
-        for b in bits {
-            words[usize::from(b) / 64] |= 1 << (b % 64);
-        }
+        Self::set_bits(
+            &mut self.words[block * BLOOM_BLOCK_WORDS..][..BLOOM_BLOCK_WORDS],
+            &bits,
+        );
     }
 
     fn may_contain(&self, rid: &[u8]) -> bool {
@@ -701,9 +707,7 @@ impl<'a> BloomWriter<'a> {
         while self.at < block {
             self.next_block()?;
         }
-        for b in bits {
-            self.block[usize::from(b) / 64] |= 1 << (b % 64);
-        }
+        Bloom::set_bits(&mut self.block, &bits);
         self.ids += 1;
         Ok(())
     }
@@ -775,37 +779,35 @@ impl Filter {
         if len != bytes as u64 {
             return Err(wrong());
         }
-        if on_disk {
-            // Checked a piece at a time: the point is not to hold it.
-            let (mut sum, mut at, mut piece) = (0u32, 0u64, vec![0u8; 1 << 20]);
-            while at < len {
-                let n = piece.len().min((len - at) as usize);
-                file.read_exact_at(&mut piece[..n], at)
-                    .map_err(|e| StoreError::io(path, e))?;
-                sum = crc32c::crc32c_append(sum, &piece[..n]);
-                at += n as u64;
+        // Checked a piece at a time; a filter left in its file is never held whole.
+        let mut words = Vec::with_capacity(if on_disk { 0 } else { bytes / 8 });
+        let (mut sum, mut at, mut piece) = (0u32, 0u64, vec![0u8; (1 << 20).min(bytes)]);
+        while at < len {
+            let n = piece.len().min((len - at) as usize);
+            file.read_exact_at(&mut piece[..n], at)
+                .map_err(|e| StoreError::io(path, e))?;
+            sum = crc32c::crc32c_append(sum, &piece[..n]);
+            if !on_disk {
+                words.extend(
+                    piece[..n]
+                        .chunks_exact(8)
+                        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+                );
             }
-            if sum != crc {
-                return Err(wrong());
-            }
-            return Ok(Filter::File {
+            at += n as u64;
+        }
+        if sum != crc {
+            return Err(wrong());
+        }
+        Ok(if on_disk {
+            Filter::File {
                 file,
                 path: path.to_path_buf(),
                 blocks,
-            });
-        }
-        let mut all = vec![0u8; bytes];
-        file.read_exact_at(&mut all, 0)
-            .map_err(|e| StoreError::io(path, e))?;
-        if crc32c::crc32c(&all) != crc {
-            return Err(wrong());
-        }
-        Ok(Filter::Memory(Bloom {
-            words: all
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        }))
+            }
+        } else {
+            Filter::Memory(Bloom { words })
+        })
     }
 
     fn admits(&self, rid: &[u8]) -> Result<bool, StoreError> {
