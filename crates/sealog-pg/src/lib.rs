@@ -36,7 +36,7 @@ impl Db {
 }
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: [(i32, &str, &str); 6] = [
+pub const MIGRATIONS: [(i32, &str, &str); 7] = [
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "log", include_str!("../migrations/0002_log.sql")),
     (3, "privacy", include_str!("../migrations/0003_privacy.sql")),
@@ -51,6 +51,11 @@ pub const MIGRATIONS: [(i32, &str, &str); 6] = [
         include_str!("../migrations/0005_key_runs.sql"),
     ),
     (6, "lz4", include_str!("../migrations/0006_lz4.sql")),
+    (
+        7,
+        "uuid keys",
+        include_str!("../migrations/0007_uuid_keys.sql"),
+    ),
 ];
 
 /// The application role's name when none is given.

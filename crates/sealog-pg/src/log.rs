@@ -12,13 +12,16 @@
 //! with the transaction that records them (a dead holder's lock goes with its session).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::{MaybeDone, maybe_done};
 use sealog_merkle::note::{self, Signer, Verifier};
 use sealog_merkle::{Frontier, Hash, leaf_hash};
 use sealog_store::{
@@ -30,6 +33,7 @@ use sealog_store::{
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient};
+use uuid::Uuid;
 
 use crate::conn::{Conn, connect_on, unavailable};
 use crate::tree::{self, LogName, Reader};
@@ -108,7 +112,7 @@ const POSTINGS: &str = "sealog_key_runs k CROSS JOIN LATERAL unnest(k.seqs) AS s
 
 /// A posting of a pruned record counts only if its stub keeps that key.
 const LIVE_KEY: &str = "NOT EXISTS (SELECT 1 FROM sealog_pruned p
-    WHERE p.log = k.log AND p.seq = s.seq AND NOT (k.key = ANY (p.kept)))";
+    WHERE p.log = k.log AND p.seq = s.seq AND NOT (uuid_send(k.key) = ANY (p.kept)))";
 
 /// Whether the record `r` has a posting under the key `$n` (`$n` replaced): its run is the
 /// first of the key's runs not ending below it.
@@ -610,7 +614,7 @@ impl<C: GenericClient + Sync> LogView for TxView<'_, C> {
                 "SELECT s.seq FROM {POSTINGS} WHERE k.log = $1 AND k.key = $2 AND {LIVE_KEY}
                  ORDER BY k.last_seq, s.seq LIMIT 1"
             ),
-            &[&self.log.as_str(), &&key[..]],
+            &[&self.log.as_str(), &Uuid::from_bytes(*key)],
         )
     }
 
@@ -622,7 +626,7 @@ impl<C: GenericClient + Sync> LogView for TxView<'_, C> {
                    ORDER BY k.last_seq LIMIT 1) k, (SELECT $3::bigint AS seq) s
                  WHERE k.first_seq <= s.seq AND s.seq = ANY (k.seqs) AND {LIVE_KEY}"
             ),
-            &[&self.log.as_str(), &&key[..], &i64_of(seq)?],
+            &[&self.log.as_str(), &Uuid::from_bytes(*key), &i64_of(seq)?],
         )?;
         Ok(found.is_some())
     }
@@ -658,7 +662,7 @@ impl Statements {
         // One index probe per key and per id (a nested loop the planner cannot turn into a
         // scan of the table, whatever its statistics say while a fresh log fills).
         let firsts = format!(
-            "SELECT a.key, f.seq FROM unnest($2::bytea[]) AS a(key)
+            "SELECT a.key, f.seq FROM unnest($2::uuid[]) AS a(key)
              CROSS JOIN LATERAL (SELECT s.seq FROM {POSTINGS}
                WHERE k.log = $1 AND k.key = a.key AND {LIVE_KEY}
                ORDER BY k.last_seq, s.seq LIMIT 1) f"
@@ -693,7 +697,7 @@ impl Statements {
                     client.prepare(
                         "INSERT INTO sealog_key_runs (log, key, first_seq, last_seq, seqs)
                          SELECT $1, k, ($4::bigint[])[o], ($4::bigint[])[e], ($4::bigint[])[o:e]
-                         FROM unnest($2::bytea[], $3::int[], $5::int[]) AS u(k, o, e)"
+                         FROM unnest($2::uuid[], $3::int[], $5::int[]) AS u(k, o, e)"
                     ),
                     client.prepare(tree::INSERT_NODES),
                     client.prepare(&coordination),
@@ -866,10 +870,10 @@ impl<A: Admission> Writer<A> {
         let st = self.statements.as_ref().expect("just prepared");
         let tx: &Client = client;
         let ids: Vec<&[u8]> = entries.iter().map(|e| &e.event.record_id.0[..]).collect();
-        let asked_bytes: Vec<&[u8]> = asked.iter().map(|k| &k[..]).collect();
+        let asked_keys: Vec<Uuid> = asked.iter().map(|k| Uuid::from_bytes(*k)).collect();
         let by_log: [&(dyn ToSql + Sync); 1] = [&name];
         let by_ids: [&(dyn ToSql + Sync); 2] = [&name, &ids];
-        let by_keys: [&(dyn ToSql + Sync); 2] = [&name, &asked_bytes];
+        let by_keys: [&(dyn ToSql + Sync); 2] = [&name, &asked_keys];
         // One round trip. Every statement is prepared, so each is sent when first polled, in
         // this order, and the server runs them in that order: the counter row is locked
         // before the lookups start, and each lookup's snapshot (read committed: one per
@@ -895,10 +899,7 @@ impl<A: Admission> Writer<A> {
         }
         let mut first_with: HashMap<Key, Option<u64>> = asked.iter().map(|k| (*k, None)).collect();
         for r in firsts {
-            let key: Key = r
-                .get::<_, &[u8]>(0)
-                .try_into()
-                .map_err(|_| StoreError::Corrupted("an index key is not 16 bytes".into()))?;
+            let key: Key = r.get::<_, Uuid>(0).into_bytes();
             first_with.insert(key, Some(u64_of(r.get(1))));
         }
         let view = TxView {
@@ -928,34 +929,60 @@ impl<A: Admission> Writer<A> {
             return Ok(decided);
         }
         let ingested_at = sealog_model::time::format_micros(ingested_us.saturating_mul(1000));
-        let mut seqs = Vec::with_capacity(fresh.len());
+        let end = next + fresh.len() as u64;
+        let seqs = (next..end).map(i64_of).collect::<Result<Vec<i64>, _>>()?;
+        let postings: Vec<(&Key, i64)> = fresh
+            .iter()
+            .zip(&seqs)
+            .flat_map(|(entry, &seq)| entry.keys.iter().map(move |k| (k, seq)))
+            .collect();
+        let runs = Runs::of(postings)?;
+        let fresh_ids: Vec<&[u8]> = fresh.iter().map(|e| &e.event.record_id.0[..]).collect();
+        let end_i64 = i64_of(end)?;
+        let rows = coordination_rows(&fresh);
+        let id_params: [&(dyn ToSql + Sync); 3] = [&name, &fresh_ids, &seqs];
+        let key_params: [&(dyn ToSql + Sync); 5] =
+            [&name, &runs.keys, &runs.starts, &runs.seqs, &runs.ends];
+        let state_params: [&(dyn ToSql + Sync); 3] = [&name, &end_i64, &ingested_us];
+        // The statements that need no record's bytes go first, and the server runs them
+        // (the index's runs are most of a group's database time) while this thread builds
+        // the records and hashes their leaves.
+        let mut early = Box::pin(maybe_done(async {
+            let (keys, record_ids, coordination, state) = tokio::join!(
+                tx.execute(&st.keys, &key_params),
+                tx.execute(&st.record_ids, &id_params),
+                rows.insert(tx, &st.coordination, ingested_us),
+                tx.execute(&st.state, &state_params),
+            );
+            keys.and(record_ids).and(coordination).and(state)
+        }));
+        block_on(rt, send(early.as_mut()));
         let mut event_ns = Vec::with_capacity(fresh.len());
         let mut bodies = Vec::with_capacity(fresh.len());
         let mut leaves = Vec::with_capacity(fresh.len());
-        let mut postings: Vec<(&Key, i64)> = Vec::new();
-        for (i, entry) in fresh.iter().enumerate() {
-            let seq = next + i as u64;
+        for (entry, seq) in fresh.iter().zip(next..) {
             let mut body = Vec::with_capacity(entry.event.bytes().len() + 128);
             entry.event.write_record(seq, &ingested_at, &mut body);
             leaves.push(leaf_hash(&body));
             bodies.push(body);
-            seqs.push(i64_of(seq)?);
             event_ns.push(entry.event_ns);
-            let seq = i64_of(seq)?;
-            postings.extend(entry.keys.iter().map(|k| (k, seq)));
         }
-        let runs = Runs::of(postings)?;
-        let mut frontier = match cached.filter(|f| f.size() == next) {
-            Some(f) => f,
-            None => tree::load_frontier(rt, tx, log, next).map_err(pg_error)?,
+        let loaded = match cached.filter(|f| f.size() == next) {
+            Some(f) => Ok(f),
+            None => tree::load_frontier(rt, tx, log, next).map_err(pg_error),
+        };
+        let mut frontier = match loaded {
+            Ok(f) => f,
+            Err(e) => {
+                // A statement sent before may have failed first (and the read with it).
+                block_on(rt, early.as_mut());
+                early_answer(early.as_mut()).map_err(unavailable)?;
+                return Err(e);
+            }
         };
         let nodes = tree::Nodes::pushed(&mut frontier, &leaves);
-        let end = next + fresh.len() as u64;
-        let fresh_ids: Vec<&[u8]> = fresh.iter().map(|e| &e.event.record_id.0[..]).collect();
         let leaf_bytes: Vec<&[u8]> = leaves.iter().map(|l| &l[..]).collect();
         let body_bytes: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-        let end_i64 = i64_of(end)?;
-        let rows = coordination_rows(&fresh);
         let record_params: [&(dyn ToSql + Sync); 7] = [
             &name,
             &ingested_us,
@@ -965,31 +992,21 @@ impl<A: Admission> Writer<A> {
             &leaf_bytes,
             &body_bytes,
         ];
-        let id_params: [&(dyn ToSql + Sync); 3] = [&name, &fresh_ids, &seqs];
-        let key_params: [&(dyn ToSql + Sync); 5] =
-            [&name, &runs.keys, &runs.starts, &runs.seqs, &runs.ends];
-        let state_params: [&(dyn ToSql + Sync); 3] = [&name, &end_i64, &ingested_us];
         // Every answer is awaited, and the first failure in the order the statements ran is
         // the one reported: a failed insert aborts the transaction, so each statement after
         // it (and the COMMIT, answered with a rollback) fails too, and which of those answers
         // a join would see first is not fixed.
-        let (records, record_ids, keys, tree, coordination, state, commit) = block_on(rt, async {
+        let ((), records, tree, commit) = block_on(rt, async {
             tokio::join!(
+                early.as_mut(),
                 tx.execute(&st.records, &record_params),
-                tx.execute(&st.record_ids, &id_params),
-                tx.execute(&st.keys, &key_params),
                 nodes.insert(tx, &st.nodes, log),
-                rows.insert(tx, &st.coordination, ingested_us),
-                tx.execute(&st.state, &state_params),
                 tx.batch_execute("COMMIT"),
             )
         });
-        records
-            .and(record_ids)
-            .and(keys)
+        early_answer(early.as_mut())
+            .and(records)
             .and(tree)
-            .and(coordination)
-            .and(state)
             .and(commit.map(|()| 0))
             .map_err(unavailable)?;
         self.frontier = Some(frontier);
@@ -1177,16 +1194,16 @@ impl<A: Admission> Writer<A> {
 
 /// A group's postings as runs, one per key: its seqs in order, as slices `starts[i]..=ends[i]`
 /// (1-based, as SQL arrays count) of one flat array.
-struct Runs<'a> {
-    keys: Vec<&'a [u8]>,
+struct Runs {
+    keys: Vec<Uuid>,
     starts: Vec<i32>,
     ends: Vec<i32>,
     seqs: Vec<i64>,
 }
 
-impl<'a> Runs<'a> {
+impl Runs {
     /// From `(key, seq)` pairs in seq order.
-    fn of(mut postings: Vec<(&'a Key, i64)>) -> Result<Self, StoreError> {
+    fn of(mut postings: Vec<(&Key, i64)>) -> Result<Self, StoreError> {
         // Stable: each key's seqs stay in order.
         postings.sort_by_key(|p| p.0);
         let mut runs = Runs {
@@ -1196,11 +1213,11 @@ impl<'a> Runs<'a> {
             seqs: Vec::with_capacity(postings.len()),
         };
         for (key, seq) in postings {
-            if runs.keys.last() != Some(&&key[..]) {
+            if runs.keys.last() != Some(&Uuid::from_bytes(*key)) {
                 if !runs.keys.is_empty() {
                     runs.ends.push(array_index(runs.seqs.len())?);
                 }
-                runs.keys.push(&key[..]);
+                runs.keys.push(Uuid::from_bytes(*key));
                 runs.starts.push(array_index(runs.seqs.len() + 1)?);
             }
             runs.seqs.push(seq);
@@ -1210,6 +1227,25 @@ impl<'a> Runs<'a> {
         }
         Ok(runs)
     }
+}
+
+/// Polls `statements` once, which sends each to the server (a prepared statement goes out
+/// when first polled), without waiting for any answer; an answer already there is kept.
+async fn send<F: Future>(mut statements: Pin<&mut MaybeDone<F>>) {
+    std::future::poll_fn(|cx| {
+        let _ = statements.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
+}
+
+/// What statements sent with [`send`] and awaited since answered.
+fn early_answer<T, F: Future<Output = Result<T, tokio_postgres::Error>>>(
+    statements: Pin<&mut MaybeDone<F>>,
+) -> Result<T, tokio_postgres::Error> {
+    statements
+        .take_output()
+        .expect("the statements were awaited before their answer is taken")
 }
 
 /// An index into a group's flat array of seqs (SQL arrays count in 32 bits).
@@ -1517,7 +1553,7 @@ impl<A: Admission> LogRead for PgLog<A> {
             ),
             &[
                 &self.shared.log.as_str(),
-                &&key[..],
+                &Uuid::from_bytes(*key),
                 &i64::try_from(below).unwrap_or(i64::MAX),
             ],
         )?;
@@ -1533,7 +1569,7 @@ impl<A: Admission> LogRead for PgLog<A> {
             ),
             &[
                 &self.shared.log.as_str(),
-                &&key[..],
+                &Uuid::from_bytes(*key),
                 &i64::try_from(from).unwrap_or(i64::MAX),
                 &i64::try_from(below).unwrap_or(i64::MAX),
             ],
@@ -1551,7 +1587,7 @@ impl<A: Admission> LogRead for PgLog<A> {
             ),
             &[
                 &self.shared.log.as_str(),
-                &&key[..],
+                &Uuid::from_bytes(*key),
                 &i64::try_from(from).unwrap_or(i64::MAX),
                 &i64::try_from(below).unwrap_or(i64::MAX),
             ],
@@ -1583,7 +1619,7 @@ impl<A: Admission> LogRead for PgLog<A> {
         }
         let name = self.shared.log.as_str();
         let limit = i64_of(scan.limit as u64)?;
-        let keys: Vec<&[u8]> = scan.keys.iter().map(|k| &k[..]).collect();
+        let keys: Vec<Uuid> = scan.keys.iter().map(|k| Uuid::from_bytes(*k)).collect();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name, &after, &below, &limit];
         let mut event = Vec::new();
         for (bound, op) in [(&scan.event_from, ">="), (&scan.event_to, "<")] {
@@ -1677,7 +1713,7 @@ impl<A: Admission> LogRead for PgLog<A> {
                  FROM (SELECT (s.seq - $2) / $4 AS b,
                          ('x' || encode(substring(h FROM 1 FOR 8), 'hex'))::bit(64)::bigint AS l1,
                          ('x' || encode(substring(h FROM 9 FOR 8), 'hex'))::bit(64)::bigint AS l2
-                       FROM (SELECT s.seq, sha256(k.key || int8send(s.seq)) AS h FROM {POSTINGS}
+                       FROM (SELECT s.seq, sha256(uuid_send(k.key) || int8send(s.seq)) AS h FROM {POSTINGS}
                              WHERE k.log = $1 AND k.last_seq >= $2 AND k.first_seq < $3
                                AND s.seq >= $2 AND s.seq < $3 AND {LIVE_KEY}) s) p
                  GROUP BY b"

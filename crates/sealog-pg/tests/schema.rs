@@ -230,7 +230,7 @@ fn records_are_append_only_for_the_owner_and_refused_to_the_application_role() {
     db.exec(RECORD).unwrap();
     db.exec(
         "INSERT INTO sealog_checkpoints (log, size, note) VALUES ('canonical', 1, 'n');
-         INSERT INTO sealog_key_runs (log, key, first_seq, last_seq, seqs) VALUES ('canonical', decode(repeat('ee', 16), 'hex'), 0, 0, '{0}');
+         INSERT INTO sealog_key_runs (log, key, first_seq, last_seq, seqs) VALUES ('canonical', repeat('ee', 16)::uuid, 0, 0, '{0}');
          INSERT INTO sealog_tree_nodes (log, level, idx, hash) VALUES ('canonical', 0, 0, decode(repeat('cd', 32), 'hex'))",
     )
     .unwrap();
@@ -302,7 +302,7 @@ fn records_are_append_only_for_the_owner_and_refused_to_the_application_role() {
 }
 
 #[test]
-fn postings_written_before_key_runs_become_runs_of_one_and_bodies_lz4() {
+fn postings_written_before_key_runs_become_runs_of_one_under_the_same_keys_and_bodies_lz4() {
     use sha2::{Digest, Sha256};
     let Some(cluster) = Cluster::start() else {
         return;
@@ -328,19 +328,25 @@ fn postings_written_before_key_runs_become_runs_of_one_and_bodies_lz4() {
            ('quarantine', decode(repeat('ee', 16), 'hex'), 0)",
     )
     .unwrap();
-    assert_eq!(pending(&cluster.conninfo).unwrap(), vec![5, 6]);
+    assert_eq!(pending(&cluster.conninfo).unwrap(), vec![5, 6, 7]);
     migrate(&cluster.conninfo, APP_ROLE).unwrap();
     let runs: Vec<String> = db
         .strings(
-            "SELECT log || ':' || first_seq || ':' || last_seq || ':' || array_to_string(seqs, ',')
+            "SELECT log || ':' || encode(uuid_send(key), 'hex') || ':' || first_seq || ':'
+               || last_seq || ':' || array_to_string(seqs, ',')
              FROM sealog_key_runs ORDER BY log, last_seq",
         )
         .into_iter()
         .flat_map(|row| row.into_iter().flatten())
         .collect();
+    let ee = "ee".repeat(16);
     assert_eq!(
         runs,
-        ["canonical:0:0:0", "canonical:3:3:3", "quarantine:0:0:0"]
+        [
+            format!("canonical:{ee}:0:0:0"),
+            format!("canonical:{ee}:3:3:3"),
+            format!("quarantine:{ee}:0:0:0")
+        ]
     );
     let e = db.exec("SELECT 1 FROM sealog_record_keys").unwrap_err();
     assert!(e.contains("does not exist"), "{e}");

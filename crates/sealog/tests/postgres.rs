@@ -222,13 +222,13 @@ fn every_command_gives_on_postgresql_what_it_gives_on_a_directory() {
     // the index with the keys every record gives.
     sql.exec(
         "INSERT INTO sealog_key_runs (log, key, first_seq, last_seq, seqs)
-           VALUES ('canonical', decode(repeat('ab', 16), 'hex'), 3, 3, '{3}')",
+           VALUES ('canonical', repeat('ab', 16)::uuid, 3, 3, '{3}')",
     )
     .unwrap();
     damaged_at(&db, "record 3");
     sql.exec(
         "SET session_replication_role = replica;
-         DELETE FROM sealog_key_runs WHERE key = decode(repeat('ab', 16), 'hex');
+         DELETE FROM sealog_key_runs WHERE key = repeat('ab', 16)::uuid;
          CREATE TABLE saved_run AS SELECT * FROM sealog_key_runs
            WHERE log = 'canonical' AND seqs = '{1}' LIMIT 1;
          DELETE FROM sealog_key_runs k USING saved_run s
