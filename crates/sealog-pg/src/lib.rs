@@ -36,7 +36,7 @@ impl Db {
 }
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: [(i32, &str, &str); 7] = [
+pub const MIGRATIONS: [(i32, &str, &str); 8] = [
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "log", include_str!("../migrations/0002_log.sql")),
     (3, "privacy", include_str!("../migrations/0003_privacy.sql")),
@@ -55,6 +55,11 @@ pub const MIGRATIONS: [(i32, &str, &str); 7] = [
         7,
         "uuid keys",
         include_str!("../migrations/0007_uuid_keys.sql"),
+    ),
+    (
+        8,
+        "event seq",
+        include_str!("../migrations/0008_event_seq.sql"),
     ),
 ];
 

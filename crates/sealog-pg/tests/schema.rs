@@ -328,7 +328,7 @@ fn postings_written_before_key_runs_become_runs_of_one_under_the_same_keys_and_b
            ('quarantine', decode(repeat('ee', 16), 'hex'), 0)",
     )
     .unwrap();
-    assert_eq!(pending(&cluster.conninfo).unwrap(), vec![5, 6, 7]);
+    assert_eq!(pending(&cluster.conninfo).unwrap(), vec![5, 6, 7, 8]);
     migrate(&cluster.conninfo, APP_ROLE).unwrap();
     let runs: Vec<String> = db
         .strings(

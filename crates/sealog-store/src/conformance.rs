@@ -850,6 +850,19 @@ pub fn pruning_keeps_every_proof_and_hides_only_the_pruned(open: Open<'_>) {
         let seqs: Vec<u64> = page.records.iter().map(|r| r.0).collect();
         let kept: Vec<u64> = (0..35).filter(|s| !pruned.contains(s)).collect();
         assert_eq!(seqs, kept, "{when}: a scan passes over pruned records");
+        // An event window too, however it is paged.
+        let window = Scan {
+            event_from: Some(i64::MIN),
+            event_to: Some(i64::MAX),
+            ..Scan::default()
+        };
+        for limit in [1, 3, LIMIT_MAX] {
+            assert_eq!(
+                paged(log, &window, limit),
+                kept,
+                "{when}: an event window paged by {limit} passes over pruned records"
+            );
+        }
         let many = log.get_many_with_leaves(&[1, 2]).unwrap();
         assert_eq!(many.len(), 2);
         assert!(
