@@ -57,6 +57,11 @@ pub struct PgConfig {
     /// and the database then waiting on both (a single request larger than this is still one
     /// transaction).
     pub batch_events_max: usize,
+    /// Event windows holding fewer records of a scan's range than this are read through the
+    /// event-time index (which carries each record's seq) and sorted into log order; wider
+    /// ones are filtered along the log, where a page's worth of matches comes sooner than
+    /// reading the whole window.
+    pub narrow_window: i64,
 }
 
 impl PgConfig {
@@ -67,6 +72,7 @@ impl PgConfig {
             signing_key,
             checkpoint_interval: Duration::from_secs(1),
             batch_events_max: 1_000,
+            narrow_window: 20_000,
         }
     }
 }
@@ -133,6 +139,7 @@ struct Shared {
     latest: Mutex<Option<(SignedCheckpoint, SystemTime)>>,
     commits: AtomicU64,
     committed_events: AtomicU64,
+    narrow_window: i64,
 }
 
 /// What the writer thread is asked to do.
@@ -257,6 +264,7 @@ impl Shared {
             latest: Mutex::new(None),
             commits: AtomicU64::new(0),
             committed_events: AtomicU64::new(0),
+            narrow_window: config.narrow_window,
         };
         shared.refresh_len()?;
         let latest = shared.latest_from_db()?;
@@ -1454,11 +1462,6 @@ fn micros_ceil(ns: i64) -> i64 {
 /// its own).
 const BELOW: &str = "LEAST($3, (SELECT st.next_seq FROM sealog_log_state st WHERE st.log = $1))";
 
-/// Event windows with fewer records than this are read through the event-time index (which
-/// carries each record's seq) and sorted into log order; wider ones are filtered along the
-/// log, where a page's worth of matches comes sooner than reading the whole window.
-const NARROW_WINDOW: i64 = 20_000;
-
 impl<A: Admission> PgLog<A> {
     /// How many records were ingested before `us` (microseconds): ingest time never
     /// decreases along the log, so they are a prefix.
@@ -1475,7 +1478,7 @@ impl<A: Admission> PgLog<A> {
     }
 
     /// Whether an event window (`filters` on `r`, over the scan's `params`) holds fewer than
-    /// [`NARROW_WINDOW`] records of the seq range: counted through the event-time index,
+    /// `narrow_window` records of the seq range: counted through the event-time index,
     /// stopping at that many.
     fn window_is_narrow(
         &self,
@@ -1486,11 +1489,12 @@ impl<A: Admission> PgLog<A> {
             &format!(
                 "SELECT count(*) FROM (SELECT 1 FROM sealog_records r
                    WHERE r.log = $1 AND r.seq + 0 > $2 AND r.seq + 0 < {BELOW} AND $4::bigint > 0
-                     {filters} ORDER BY r.event_ns LIMIT {NARROW_WINDOW}) w"
+                     {filters} ORDER BY r.event_ns LIMIT {}) w",
+                self.shared.narrow_window
             ),
             params,
         )?;
-        Ok(row.is_some_and(|r| r.get::<_, i64>(0) < NARROW_WINDOW))
+        Ok(row.is_some_and(|r| r.get::<_, i64>(0) < self.shared.narrow_window))
     }
 }
 
