@@ -31,6 +31,7 @@ mod recovery;
 pub mod segment;
 mod tree;
 mod uniform;
+mod unique_ids;
 pub mod verify;
 mod writer;
 pub mod zseg;

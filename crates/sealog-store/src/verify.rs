@@ -31,6 +31,7 @@ use crate::contract::{Id, Indexer, Key};
 use crate::index::Index;
 use crate::segment::{self, HEADER_BYTES};
 use crate::tree::TreeFiles;
+use crate::unique_ids::{self, UniqueIds};
 
 /// Records whose index entries are checked when not `full`: spread over the log.
 const SAMPLE_RECORDS: u64 = 1024;
@@ -174,7 +175,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
     let mut frontier = Frontier::new();
     let mut nodes = Vec::new();
     let mut bytes_total = 0u64;
-    let mut ids: Vec<(Id, u64)> = Vec::new();
+    let mut ids = UniqueIds::new(unique_ids::RUN_MAX);
     let mut stubs = Vec::new();
     let mut selected = Vec::new();
     // The first disagreement between a record and a derived file. It is the derived file's
@@ -251,7 +252,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
             {
                 deferred = Some((here(), f));
             }
-            ids.push((record.id, seq));
+            ids.push(record.id, seq).or_else(|e| scratch_failed(&e))?;
             stubs.extend(record.stub);
             selected.extend(record.selected.map(|bytes| (seq, bytes)));
             nodes.clear();
@@ -313,7 +314,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
             frontier.size()
         ),
     ));
-    check_unique(&mut ids, layout)?;
+    check_unique(ids, layout)?;
     files.push(("record ids".into(), "no record_id appears twice".into()));
     if let Some((_, f)) = deferred {
         return Err(rebuild(layout, f));
@@ -843,20 +844,25 @@ fn rebuild(layout: &LogLayout, mut f: Failure) -> Failure {
 }
 
 /// A `record_id` that appears twice breaks dedupe: its second record was appended as new.
-fn check_unique(ids: &mut [(Id, u64)], layout: &LogLayout) -> Result<(), Failure> {
-    ids.sort_unstable();
-    if let Some(w) = ids.windows(2).find(|w| w[0].0 == w[1].0) {
+fn check_unique(ids: UniqueIds, layout: &LogLayout) -> Result<(), Failure> {
+    if let Some((id, first, again)) = ids.first_repeat().or_else(|e| scratch_failed(&e))? {
         return fail(
-            format!("{} (seq {})", layout.segments().display(), w[1].1),
+            format!("{} (seq {again})", layout.segments().display()),
             format!(
-                "record_id sha256:{} appears at seq {} and again at seq {}: a duplicate was appended",
-                hex_of(&w[0].0),
-                w[0].1,
-                w[1].1
+                "record_id sha256:{} appears at seq {first} and again at seq {again}: a duplicate was appended",
+                hex_of(&id),
             ),
         );
     }
     Ok(())
+}
+
+/// The record ids did not fit in memory and could not be written out to be checked.
+fn scratch_failed<T>(e: &std::io::Error) -> Result<T, Failure> {
+    fail(
+        std::env::temp_dir().display().to_string(),
+        format!("cannot keep the log's record ids in a scratch file here to check them: {e}"),
+    )
 }
 
 fn hex_of(b: &[u8]) -> String {

@@ -169,6 +169,10 @@ enum Command {
     Prove(tlog::ProveArgs),
     /// Rebuild everything from the files (or, with --url, from the server's entry bundles)
     /// and check it against the signed checkpoints.
+    ///
+    /// The record ids, checked so that none appears twice, are held in memory up to about a
+    /// million; past that they are kept in sorted runs in a scratch file under TMPDIR,
+    /// removed when verification ends.
     Verify(tlog::VerifyArgs),
     /// Serve the HTTP API over this data directory.
     Serve(Box<serve::Args>),
