@@ -905,7 +905,7 @@ struct Derived<'a> {
     /// Entries the manifest vouches for (records `0..end`).
     end: u64,
     index: Option<Index>,
-    positions: Option<Vec<u8>>,
+    positions: Option<std::cell::RefCell<PositionsFile>>,
     /// Keys recomputed for checked records, total, to compare with the runs' entries.
     keys_seen: std::cell::Cell<u64>,
     /// Where each recent key's membership walk stands, for the record after this one.
@@ -915,6 +915,48 @@ struct Derived<'a> {
     /// Retention pruned records since the index was built: it may hold more keys than the
     /// stubs keep.
     pruned_since_built: bool,
+}
+
+/// The positions file, read a window at a time as records are checked in seq order (held
+/// whole, it was 32 bytes a record in memory: 320 MB at ten million records).
+struct PositionsFile {
+    file: fs::File,
+    window: Vec<u8>,
+    /// The seq of the window's first entry.
+    first: u64,
+    /// Entries the manifest vouches for: none past them is read.
+    end: u64,
+    /// Entries read at once.
+    window_max: u64,
+}
+
+impl PositionsFile {
+    fn new(file: fs::File, end: u64) -> Self {
+        PositionsFile {
+            file,
+            window: Vec::new(),
+            first: 0,
+            end,
+            window_max: 1 << 15,
+        }
+    }
+
+    fn entry(&mut self, seq: u64) -> std::io::Result<&[u8]> {
+        use std::os::unix::fs::FileExt;
+        let size = crate::positions::ENTRY_BYTES;
+        let held = self.window.len() as u64 / size;
+        if seq < self.first || seq >= self.first + held {
+            let count = self.window_max.min(self.end.saturating_sub(seq)).max(1);
+            self.window.resize((count * size) as usize, 0);
+            if let Err(e) = self.file.read_exact_at(&mut self.window, seq * size) {
+                self.window.clear();
+                return Err(e);
+            }
+            self.first = seq;
+        }
+        let at = ((seq - self.first) * size) as usize;
+        Ok(&self.window[at..at + size as usize])
+    }
 }
 
 impl<'a> Derived<'a> {
@@ -941,13 +983,20 @@ impl<'a> Derived<'a> {
             }
         };
         let end = index.as_ref().map_or(0, Index::durable_end);
-        let positions = match fs::read(layout.positions()) {
-            Ok(b) => Some(b),
+        let positions = match fs::File::open(layout.positions()) {
+            Ok(f) => Some(f),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return fail(layout.positions().display().to_string(), e.to_string()),
         };
+        let len = match &positions {
+            Some(f) => f
+                .metadata()
+                .or_else(|e| fail(layout.positions().display().to_string(), e.to_string()))?
+                .len(),
+            None => 0,
+        };
         let need = end * crate::positions::ENTRY_BYTES;
-        if positions.as_ref().map_or(0, |p| p.len() as u64) < need {
+        if len < need {
             return fail(
                 layout.positions().display().to_string(),
                 format!("holds fewer entries than the index manifest vouches for ({end})"),
@@ -976,7 +1025,7 @@ impl<'a> Derived<'a> {
             opts,
             end,
             index,
-            positions,
+            positions: positions.map(|file| std::cell::RefCell::new(PositionsFile::new(file, end))),
             keys_seen: std::cell::Cell::new(0),
             memberships: std::cell::RefCell::new(crate::index::Memberships::new()),
             same_derivation,
@@ -998,15 +1047,21 @@ impl<'a> Derived<'a> {
         if seq >= self.end {
             return Ok(());
         }
-        let positions = self.positions.as_deref().expect("checked in open");
-        let at = (seq * crate::positions::ENTRY_BYTES) as usize;
-        let entry = &positions[at..at + crate::positions::ENTRY_BYTES as usize];
+        let at = seq * crate::positions::ENTRY_BYTES;
         let loc = || {
             format!(
                 "{} entry {seq} (byte {at})",
                 self.layout.positions().display()
             )
         };
+        let mut positions = self
+            .positions
+            .as_ref()
+            .expect("checked in open")
+            .borrow_mut();
+        let entry = positions
+            .entry(seq)
+            .or_else(|e| fail(loc(), format!("cannot be read: {e}")))?;
         let Some(p) = crate::positions::decode_entry(seq, entry) else {
             return fail(loc(), "does not match its checksum");
         };
@@ -1459,5 +1514,35 @@ mod tests {
         assert_eq!(runs.node(2, 3), None);
         f.write_all(&node(2, 3)).unwrap();
         assert_eq!(runs.node(2, 3), Some(node(2, 3)));
+    }
+
+    #[test]
+    fn positions_read_a_window_at_a_time_are_the_file_s_entries_wherever_a_read_lands() {
+        let size = crate::positions::ENTRY_BYTES as usize;
+        let entry = |seq: u64| -> Vec<u8> { (0..size).map(|i| (seq as u8) ^ (i as u8)).collect() };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions");
+        let mut f = fs::File::create(&path).unwrap();
+        for seq in 0..100 {
+            f.write_all(&entry(seq)).unwrap();
+        }
+        let mut positions = PositionsFile::new(fs::File::open(&path).unwrap(), 100);
+        positions.window_max = 7;
+        // In order across windows, then back, then the last entry alone.
+        for seq in (0..100).chain([3, 50, 6, 99, 0]) {
+            assert_eq!(positions.entry(seq).unwrap(), entry(seq), "entry {seq}");
+        }
+        // A file cut short (a writer's recovery trimming it) is an error, and what is read
+        // after it is read again rather than taken from the failed window.
+        f.set_len(60 * size as u64).unwrap();
+        let mut positions = PositionsFile::new(fs::File::open(&path).unwrap(), 100);
+        positions.window_max = 7;
+        assert_eq!(positions.entry(0).unwrap(), entry(0));
+        assert!(positions.entry(56).is_err());
+        assert_eq!(
+            positions.entry(57).unwrap_err().kind(),
+            std::io::ErrorKind::UnexpectedEof
+        );
+        assert_eq!(positions.entry(49).unwrap(), entry(49));
     }
 }
