@@ -1221,11 +1221,12 @@ impl Runs {
             seqs: Vec::with_capacity(postings.len()),
         };
         for (key, seq) in postings {
-            if runs.keys.last() != Some(&Uuid::from_bytes(*key)) {
+            let key = Uuid::from_bytes(*key);
+            if runs.keys.last() != Some(&key) {
                 if !runs.keys.is_empty() {
                     runs.ends.push(array_index(runs.seqs.len())?);
                 }
-                runs.keys.push(Uuid::from_bytes(*key));
+                runs.keys.push(key);
                 runs.starts.push(array_index(runs.seqs.len() + 1)?);
             }
             runs.seqs.push(seq);
@@ -1650,11 +1651,10 @@ impl<A: Admission> LogRead for PgLog<A> {
                 );
                 (driving, event)
             }
-            // A narrow event window is read through its index and sorted; a wide one is
-            // filtered along the log, which finds a page's worth sooner.
-            // (`+ 0` keeps a column's index out of a plan.)
-            // The page is cut from the window before any record is read (stubs left out
-            // first, by one hashed look at the few there are).
+            // A narrow event window is read through its index and sorted, and the page is cut
+            // from it before any record is read (stubs left out first, by one hashed look at
+            // the few there are); a wide one is filtered along the log, which finds a page's
+            // worth sooner. (`+ 0` keeps a column's index out of a plan.)
             None if !event.is_empty() && self.window_is_narrow(&params, &event)? => (
                 format!(
                     "(SELECT 0 AS run, r.seq FROM sealog_records r

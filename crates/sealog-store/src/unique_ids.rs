@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Take, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use crate::contract::Id;
@@ -70,7 +70,9 @@ impl Scratch {
 
 /// Where the merge reads a run from.
 enum Source {
-    File(BufReader<Take<File>>),
+    /// A run written out, and how many of its ids are still to read: a file shorter than
+    /// what was written is an error, never a run that ends early.
+    File(BufReader<File>, u64),
     Memory(std::vec::IntoIter<(Id, u64)>),
 }
 
@@ -78,13 +80,11 @@ impl Source {
     fn next(&mut self) -> io::Result<Option<(Id, u64)>> {
         match self {
             Source::Memory(ids) => Ok(ids.next()),
-            Source::File(reader) => {
+            Source::File(_, 0) => Ok(None),
+            Source::File(reader, left) => {
                 let mut entry = [0u8; ENTRY];
-                match reader.read_exact(&mut entry) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-                    Err(e) => return Err(e),
-                }
+                reader.read_exact(&mut entry)?;
+                *left -= 1;
                 let (id, seq) = entry.split_at(32);
                 Ok(Some((
                     id.try_into().expect("32 bytes"),
@@ -144,8 +144,7 @@ impl UniqueIds {
         for &(offset, len) in &scratch.runs {
             let mut file = File::open(&scratch.path)?;
             file.seek(SeekFrom::Start(offset))?;
-            let run = file.take(len * ENTRY as u64);
-            sources.push(Source::File(BufReader::with_capacity(1 << 16, run)));
+            sources.push(Source::File(BufReader::with_capacity(1 << 16, file), len));
         }
         sources.push(Source::Memory(std::mem::take(&mut self.run).into_iter()));
         let mut heap = BinaryHeap::with_capacity(sources.len());
@@ -247,5 +246,18 @@ mod tests {
         assert!(path.exists());
         assert_eq!(check.first_repeat().unwrap(), Some((id(2), 2, 10)));
         assert!(!path.exists(), "the scratch file is removed");
+    }
+
+    #[test]
+    fn a_scratch_file_cut_short_is_an_error_not_a_shorter_check() {
+        let mut check = UniqueIds::new(4);
+        for seq in 0..10 {
+            check.push(id(seq), seq).unwrap();
+        }
+        let scratch = check.scratch.as_mut().expect("runs were written out");
+        scratch.file.flush().unwrap();
+        scratch.file.get_ref().set_len(5 * ENTRY as u64).unwrap();
+        let e = check.first_repeat().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }
 }
