@@ -139,11 +139,21 @@ fn heads(
     };
     loop {
         let page = log.scan(&s)?;
-        for (seq, bytes) in page.records {
-            let id = record_id_of(&bytes).ok_or_else(|| {
-                StoreError::Corrupted(format!("record {seq} has no readable record_id"))
-            })?;
-            if log.first_with(&keys::supersedes(&id), end)?.is_none() && keep(seq, &bytes)? {
+        let superseding: Vec<_> = page
+            .records
+            .iter()
+            .map(|(seq, bytes)| {
+                record_id_of(bytes)
+                    .map(|id| keys::supersedes(&id))
+                    .ok_or_else(|| {
+                        StoreError::Corrupted(format!("record {seq} has no readable record_id"))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        // Whether anything supersedes each record of the page, asked at once.
+        let superseded = log.firsts_with(&superseding, end)?;
+        for ((seq, bytes), by) in page.records.into_iter().zip(superseded) {
+            if by.is_none() && keep(seq, &bytes)? {
                 hits.push((seq, bytes));
                 if hits.len() > limit {
                     return Ok(hits);

@@ -1567,6 +1567,37 @@ impl<A: Admission> LogRead for PgLog<A> {
         Ok(row.map(|r| u64_of(r.get(0))))
     }
 
+    fn firsts_with(&self, keys: &[Key], below: u64) -> Result<Vec<Option<u64>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uuids: Vec<Uuid> = keys.iter().map(|k| Uuid::from_bytes(*k)).collect();
+        // One index probe per key, as the writer's own lookups make them.
+        let rows = self.shared.query(
+            &format!(
+                "SELECT a.i, f.seq FROM unnest($2::uuid[]) WITH ORDINALITY AS a(key, i)
+                 CROSS JOIN LATERAL (SELECT s.seq FROM {POSTINGS}
+                   WHERE k.log = $1 AND k.key = a.key AND k.first_seq < $3 AND s.seq < $3
+                     AND {LIVE_KEY}
+                   ORDER BY k.last_seq, s.seq LIMIT 1) f"
+            ),
+            &[
+                &self.shared.log.as_str(),
+                &uuids,
+                &i64::try_from(below).unwrap_or(i64::MAX),
+            ],
+        )?;
+        let mut firsts = vec![None; keys.len()];
+        for row in rows {
+            let slot = usize::try_from(row.get::<_, i64>(0) - 1)
+                .ok()
+                .and_then(|i| firsts.get_mut(i))
+                .ok_or_else(|| StoreError::Corrupted("a key's answer out of place".into()))?;
+            *slot = Some(u64_of(row.get(1)));
+        }
+        Ok(firsts)
+    }
+
     fn count_with(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError> {
         let row = self.shared.query_opt(
             &format!(

@@ -276,6 +276,11 @@ pub trait LogRead: Send + Sync {
     }
     /// The lowest seq below `below` of a record indexed under `key`.
     fn first_with(&self, key: &Key, below: u64) -> Result<Option<u64>, StoreError>;
+    /// [`first_with`](LogRead::first_with) of each of `keys`, in their order. A backend that
+    /// pays a round trip per call answers them all with one.
+    fn firsts_with(&self, keys: &[Key], below: u64) -> Result<Vec<Option<u64>>, StoreError> {
+        keys.iter().map(|k| self.first_with(k, below)).collect()
+    }
     /// How many records in `[from, below)` are indexed under `key`, from the index alone
     /// (no record is read): what a report counts.
     fn count_with(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError>;
