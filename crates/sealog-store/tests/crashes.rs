@@ -362,7 +362,7 @@ fn power_cuts_under_concurrent_appends_keep_every_acknowledged_record() {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
             while (acked.lock().unwrap().len() as u64) < at {
                 assert!(std::time::Instant::now() < deadline, "appends stalled");
-                std::thread::yield_now();
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
             // What was acknowledged is read before the image is taken.
             let before = acked.lock().unwrap().clone();
