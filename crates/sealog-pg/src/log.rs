@@ -126,6 +126,19 @@ const HAS_KEY: &str = "EXISTS (SELECT 1 FROM (SELECT k.first_seq, k.seqs FROM se
     WHERE k.log = r.log AND k.key = $n AND k.last_seq >= r.seq ORDER BY k.last_seq LIMIT 1) k
     WHERE k.first_seq <= r.seq AND r.seq = ANY (k.seqs))";
 
+/// Each key of `$2` with the lowest seq below `$3` indexed under it (keys without one are left
+/// out): one index probe per key, a nested loop the planner cannot turn into a scan of the
+/// table, whatever its statistics say while a fresh log fills.
+fn firsts_sql() -> String {
+    format!(
+        "SELECT a.key, f.seq FROM unnest($2::uuid[]) AS a(key)
+         CROSS JOIN LATERAL (SELECT s.seq FROM {POSTINGS}
+           WHERE k.log = $1 AND k.key = a.key AND k.first_seq < $3 AND s.seq < $3
+             AND {LIVE_KEY}
+           ORDER BY k.last_seq, s.seq LIMIT 1) f"
+    )
+}
+
 struct Shared {
     rt: tokio::runtime::Runtime,
     conn: Conn,
@@ -667,14 +680,7 @@ impl Statements {
             us("last_ingested_at"),
             us("clock_timestamp()")
         );
-        // One index probe per key and per id (a nested loop the planner cannot turn into a
-        // scan of the table, whatever its statistics say while a fresh log fills).
-        let firsts = format!(
-            "SELECT a.key, f.seq FROM unnest($2::uuid[]) AS a(key)
-             CROSS JOIN LATERAL (SELECT s.seq FROM {POSTINGS}
-               WHERE k.log = $1 AND k.key = a.key AND {LIVE_KEY}
-               ORDER BY k.last_seq, s.seq LIMIT 1) f"
-        );
+        let firsts = firsts_sql();
         let records = format!(
             "INSERT INTO sealog_records (log, seq, record_id, ingested_at, event_ns, leaf, body)
              SELECT $1, s, r, {}, e, l, b
@@ -691,6 +697,7 @@ impl Statements {
             block_on(rt, async {
                 tokio::try_join!(
                     client.prepare(&lock_state),
+                    // One index probe per id, as `firsts_sql` makes one per key.
                     client.prepare(
                         "SELECT i.record_id, i.seq FROM unnest($2::bytea[]) AS u(id)
                          CROSS JOIN LATERAL (SELECT record_id, seq FROM sealog_record_ids
@@ -881,7 +888,8 @@ impl<A: Admission> Writer<A> {
         let asked_keys: Vec<Uuid> = asked.iter().map(|k| Uuid::from_bytes(*k)).collect();
         let by_log: [&(dyn ToSql + Sync); 1] = [&name];
         let by_ids: [&(dyn ToSql + Sync); 2] = [&name, &ids];
-        let by_keys: [&(dyn ToSql + Sync); 2] = [&name, &asked_keys];
+        let unbounded = i64::MAX;
+        let by_keys: [&(dyn ToSql + Sync); 3] = [&name, &asked_keys, &unbounded];
         // One round trip. Every statement is prepared, so each is sent when first polled, in
         // this order, and the server runs them in that order: the counter row is locked
         // before the lookups start, and each lookup's snapshot (read committed: one per
@@ -1573,30 +1581,16 @@ impl<A: Admission> LogRead for PgLog<A> {
             return keys.iter().map(|k| self.first_with(k, below)).collect();
         }
         let uuids: Vec<Uuid> = keys.iter().map(|k| Uuid::from_bytes(*k)).collect();
-        // One index probe per key, as the writer's own lookups make them.
         let rows = self.shared.query(
-            &format!(
-                "SELECT a.i, f.seq FROM unnest($2::uuid[]) WITH ORDINALITY AS a(key, i)
-                 CROSS JOIN LATERAL (SELECT s.seq FROM {POSTINGS}
-                   WHERE k.log = $1 AND k.key = a.key AND k.first_seq < $3 AND s.seq < $3
-                     AND {LIVE_KEY}
-                   ORDER BY k.last_seq, s.seq LIMIT 1) f"
-            ),
+            &firsts_sql(),
             &[
                 &self.shared.log.as_str(),
                 &uuids,
                 &i64::try_from(below).unwrap_or(i64::MAX),
             ],
         )?;
-        let mut firsts = vec![None; keys.len()];
-        for row in rows {
-            let slot = usize::try_from(row.get::<_, i64>(0) - 1)
-                .ok()
-                .and_then(|i| firsts.get_mut(i))
-                .ok_or_else(|| StoreError::Corrupted("a key's answer out of place".into()))?;
-            *slot = Some(u64_of(row.get(1)));
-        }
-        Ok(firsts)
+        let found: HashMap<Uuid, u64> = rows.iter().map(|r| (r.get(0), u64_of(r.get(1)))).collect();
+        Ok(uuids.iter().map(|k| found.get(k).copied()).collect())
     }
 
     fn count_with(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError> {

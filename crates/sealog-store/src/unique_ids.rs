@@ -132,19 +132,14 @@ impl UniqueIds {
     /// The first id, in id order, that appears twice (with its two lowest seqs), or `None`.
     pub(crate) fn first_repeat(mut self) -> io::Result<Option<Repeat>> {
         self.run.sort_unstable();
-        let Some(scratch) = self.scratch.as_mut() else {
-            return Ok(self
-                .run
-                .windows(2)
-                .find(|w| w[0].0 == w[1].0)
-                .map(|w| (w[0].0, w[0].1, w[1].1)));
-        };
-        scratch.file.flush()?;
-        let mut sources = Vec::with_capacity(scratch.runs.len() + 1);
-        for &(offset, len) in &scratch.runs {
-            let mut file = File::open(&scratch.path)?;
-            file.seek(SeekFrom::Start(offset))?;
-            sources.push(Source::File(BufReader::with_capacity(1 << 16, file), len));
+        let mut sources = Vec::new();
+        if let Some(scratch) = self.scratch.as_mut() {
+            scratch.file.flush()?;
+            for &(offset, len) in &scratch.runs {
+                let mut file = File::open(&scratch.path)?;
+                file.seek(SeekFrom::Start(offset))?;
+                sources.push(Source::File(BufReader::with_capacity(1 << 16, file), len));
+            }
         }
         sources.push(Source::Memory(std::mem::take(&mut self.run).into_iter()));
         let mut heap = BinaryHeap::with_capacity(sources.len());
