@@ -167,7 +167,9 @@ impl<C, R> Outcome<C, R> {
 pub trait Indexer: Send + Sync + 'static {
     fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key>;
     /// The keys a pruned record keeps: those its stub's link implies (for the ledger, the
-    /// record it supersedes), so what the log still says about other records holds.
+    /// record it supersedes), so what the log still says about other records holds. Each is
+    /// one of the record's own keys: a backend answers a pruned record by these alone at
+    /// once, and an index rebuilt from stubs must agree with it.
     fn stub_keys(&self, _stub: &Stub) -> Vec<Key> {
         Vec::new()
     }

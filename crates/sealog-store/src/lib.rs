@@ -252,6 +252,8 @@ pub struct Store<A: Admission> {
     tx: Option<SyncSender<writer::Request<A>>>,
     writer: Option<JoinHandle<()>>,
     recovery: Recovery,
+    /// What retention's stubs keep of a record's keys.
+    indexer: Arc<dyn Indexer>,
     /// Held by the one process that writes; a read-only opening holds none.
     _lock: Option<lock::DirLock>,
 }
@@ -277,6 +279,7 @@ impl<A: Admission> Store<A> {
             tx: Some(tx),
             writer: Some(writer),
             recovery,
+            indexer,
             _lock: Some(lock),
         })
     }
@@ -296,6 +299,7 @@ impl<A: Admission> Store<A> {
             tx: None,
             writer: None,
             recovery,
+            indexer,
             _lock: None,
         })
     }
@@ -701,7 +705,7 @@ impl<A: Admission> LogWrite<A> for Store<A> {
             // Seal the segment being appended to, so what it holds may be rewritten.
             ask_writer(tx, true)?;
         }
-        let pruned = prune::prune(&self.shared, records, self.len());
+        let pruned = prune::prune(&self.shared, &*self.indexer, records, self.len());
         self.shared.noted(pruned)
     }
 

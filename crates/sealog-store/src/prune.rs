@@ -5,8 +5,9 @@
 //! (`<segment>.prune`), synced, read back and checked frame by frame against the stored
 //! tree, made read-only, and only then renamed over the old one; a crash at any step leaves
 //! the old segment or the new, whole, and the next opening deletes a leftover. A compressed
-//! segment is rewritten compressed. The index
-//! keeps the pruned records' keys until the next opening rebuilds it (`index/PRUNED`).
+//! segment is rewritten compressed. The index files keep the pruned records' postings until
+//! the next opening rebuilds them (`index/PRUNED`); meanwhile the index in memory answers a
+//! pruned record by its stub's keys alone.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use sealog_merkle::NodeReader;
 use sealog_model::record::read_stored;
 
-use crate::contract::{Id, Key};
+use crate::contract::{Id, Indexer, Key};
 use crate::segment::{self, HEADER_BYTES, SegmentFile, Stub};
 use crate::{Shared, StoreError};
 
@@ -61,7 +62,12 @@ pub(crate) fn remove_leftovers(io: &crate::io::Io, log_dir: &Path) -> Result<(),
 
 /// Prunes `records` (every one in a sealed segment, below `end`); returns how many were
 /// records until now (a stub already there is left as it is).
-pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64, StoreError> {
+pub(crate) fn prune(
+    shared: &Shared,
+    indexer: &dyn Indexer,
+    records: &[Prune],
+    end: u64,
+) -> Result<u64, StoreError> {
     let _one_at_a_time = shared.pruning.lock().expect("prune lock");
     let segments: Vec<(u64, Arc<SegmentFile>)> =
         shared.segments.read().expect("segments lock").clone();
@@ -87,8 +93,8 @@ pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64,
         let first = *first;
         let path = seg.path().to_path_buf();
         let plain = seg.plain_bytes().map_err(|e| StoreError::io(&path, e))?;
-        let (bytes, n) = rewrite(shared, &path, first, plain, &wanted)?;
-        if n == 0 {
+        let (bytes, stubs) = rewrite(shared, &path, first, plain, &wanted)?;
+        if stubs.is_empty() {
             continue;
         }
         if pruned == 0 {
@@ -123,24 +129,28 @@ pub(crate) fn prune(shared: &Shared, records: &[Prune], end: u64) -> Result<u64,
         })?;
         shared.segments.write().expect("segments lock")[i].1 =
             Arc::new(SegmentFile::open_path(&path, first)?);
-        pruned += n;
+        let mut index = shared.index.write().expect("index lock");
+        for stub in &stubs {
+            index.note_pruned(stub.seq, indexer.stub_keys(stub));
+        }
+        pruned += stubs.len() as u64;
     }
     Ok(pruned)
 }
 
-/// The segment's bytes with `wanted` records replaced by stubs, and how many were.
+/// The segment's bytes with `wanted` records replaced by stubs, and the stubs written.
 fn rewrite(
     shared: &Shared,
     path: &Path,
     first: u64,
     mut bytes: Vec<u8>,
     wanted: &BTreeMap<u64, Prune>,
-) -> Result<(Vec<u8>, u64), StoreError> {
+) -> Result<(Vec<u8>, Vec<Stub>), StoreError> {
     segment::check_header(&bytes, first)
         .map_err(|m| StoreError::Corrupted(format!("{}: {m}", path.display())))?;
     let mut at = HEADER_BYTES as usize;
     let mut seq = first;
-    let mut n = 0;
+    let mut stubs = Vec::new();
     let bad = |at: usize, seq: u64, m: String| {
         StoreError::Corrupted(format!(
             "{} at offset {at} (seq {seq}): {m}; nothing was pruned there",
@@ -173,18 +183,19 @@ fn rewrite(
                 event_ns,
                 link: p.link,
                 key: p.key,
-            }
-            .encode(payload.len())
-            .ok_or_else(|| bad(at, seq, "the record is shorter than a stub".into()))?;
+            };
+            let encoded = stub
+                .encode(payload.len())
+                .ok_or_else(|| bad(at, seq, "the record is shorter than a stub".into()))?;
             let mut frame = Vec::with_capacity(len);
-            segment::encode_frame(&stub, &mut frame);
+            segment::encode_frame(&encoded, &mut frame);
             bytes[at..at + len].copy_from_slice(&frame);
-            n += 1;
+            stubs.push(stub);
         }
         at += len;
         seq += 1;
     }
-    Ok((bytes, n))
+    Ok((bytes, stubs))
 }
 
 fn tree_leaf(shared: &Shared, seq: u64) -> Result<[u8; 32], StoreError> {

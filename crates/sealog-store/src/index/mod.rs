@@ -18,6 +18,7 @@ mod memtable;
 mod postings;
 mod run;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,6 +50,11 @@ pub(crate) struct Index {
     mem: Memtable,
     /// The last memtable flushed, emptied: the next one to freeze into.
     spare: Option<Memtable>,
+    /// Records retention pruned since this index was built, each with the keys its stub
+    /// keeps. Their other postings stay in the memtable and runs until the index is next
+    /// rebuilt from the log, and are not answered meanwhile: a pruned record is found by its
+    /// stub's keys alone, from the moment it is pruned.
+    pruned: BTreeMap<u64, Box<[Key]>>,
 }
 
 /// Where a walk of ascending seqs stands in one key's postings: the run it last searched
@@ -187,6 +193,7 @@ impl Index {
             frozen: None,
             mem: Memtable::new(0),
             spare: None,
+            pruned: BTreeMap::new(),
         }
     }
 
@@ -221,6 +228,7 @@ impl Index {
             frozen: None,
             mem: Memtable::new(end),
             spare: None,
+            pruned: BTreeMap::new(),
         })
     }
 
@@ -306,8 +314,58 @@ impl Index {
         Ok(self.layers().find_map(|m| m.lookup_rid(rid)))
     }
 
+    /// Notes that record `seq` was pruned and that its stub keeps `kept`: from now on it is
+    /// found by those keys alone.
+    pub(crate) fn note_pruned(&mut self, seq: u64, kept: Vec<Key>) {
+        self.pruned.insert(seq, kept.into_boxed_slice());
+    }
+
+    /// Whether `seq`'s posting under `key` is one a pruned record no longer has.
+    fn hidden(&self, key: &Key, seq: u64) -> bool {
+        self.pruned
+            .get(&seq)
+            .is_some_and(|kept| !kept.contains(key))
+    }
+
+    fn prunes_within(&self, from: u64, below: u64) -> bool {
+        from < below && self.pruned.range(from..below).next().is_some()
+    }
+
     /// Up to `limit` seqs in `[from, below)` with `key`, ascending.
     pub(crate) fn postings(
+        &self,
+        key: &Key,
+        from: u64,
+        below: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        if !self.prunes_within(from, below) {
+            return self.stored_postings(key, from, below, limit);
+        }
+        // Asked in chunks, so a long stretch of pruned records costs few searches.
+        let mut out = Vec::new();
+        let mut from = from;
+        loop {
+            let want = (limit - out.len()).max(CHUNK);
+            let chunk = self.stored_postings(key, from, below, want)?;
+            let next = match chunk.last() {
+                Some(&last) if chunk.len() == want => Some(last + 1),
+                _ => None,
+            };
+            out.extend(chunk.into_iter().filter(|&s| !self.hidden(key, s)));
+            if out.len() >= limit {
+                out.truncate(limit);
+                return Ok(out);
+            }
+            match next {
+                Some(n) => from = n,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// [`Index::postings`] as stored, pruned records' postings included.
+    fn stored_postings(
         &self,
         key: &Key,
         from: u64,
@@ -346,6 +404,14 @@ impl Index {
     }
 
     pub(crate) fn contains(&self, key: &Key, seq: u64) -> Result<bool, StoreError> {
+        if self.hidden(key, seq) {
+            return Ok(false);
+        }
+        self.stores(key, seq)
+    }
+
+    /// [`Index::contains`] as stored, pruned records' postings included.
+    fn stores(&self, key: &Key, seq: u64) -> Result<bool, StoreError> {
         match self.holder(seq) {
             Holder::Memtable(mem) => Ok(mem.contains(key, seq)),
             Holder::Run(i) => self.runs[i].contains(key, seq),
@@ -361,6 +427,10 @@ impl Index {
         m: &mut Membership,
         seq: u64,
     ) -> Result<bool, StoreError> {
+        Ok(self.stores_ascending(m, seq)? && !self.hidden(&m.key, seq))
+    }
+
+    fn stores_ascending(&self, m: &mut Membership, seq: u64) -> Result<bool, StoreError> {
         // Seqs ascend: while they stay in the run last searched, it is the one.
         if let Some(r) = m.run.and_then(|i| self.runs.get(i))
             && seq < r.end
@@ -491,6 +561,28 @@ impl Index {
 
     /// How many records in `[from, below)` carry `key`, from the postings alone.
     pub(crate) fn count_in(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError> {
+        let stored = self.stored_count_in(key, from, below)?;
+        if !self.prunes_within(from, below) {
+            return Ok(stored);
+        }
+        let candidates: Vec<u64> = self
+            .pruned
+            .range(from..below)
+            .filter(|(_, kept)| !kept.contains(key))
+            .map(|(&seq, _)| seq)
+            .collect();
+        // Whichever is shorter: each candidate looked up, or the key's postings listed.
+        if candidates.len() as u64 > stored {
+            return Ok(self.postings(key, from, below, usize::MAX)?.len() as u64);
+        }
+        let mut hidden = 0;
+        for seq in candidates {
+            hidden += u64::from(self.stores(key, seq)?);
+        }
+        Ok(stored - hidden)
+    }
+
+    fn stored_count_in(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError> {
         let mut n = 0;
         for r in self.runs.iter().filter(|r| r.end > from && r.first < below) {
             n += r.count_in(key, from, below)?;
