@@ -41,7 +41,9 @@ impl TreeFiles {
             if nodes == 0 && !path.exists() {
                 break;
             }
-            let file = files.ensure(level)?;
+            files.ensure(level)?;
+            let levels = files.levels.read().expect("tree lock");
+            let file = &levels[level];
             let len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
             if len < nodes * HASH_SIZE as u64 {
                 return Err(StoreError::Corrupted(format!(
@@ -50,7 +52,7 @@ impl TreeFiles {
                     len / 32
                 )));
             }
-            io.set_len(&file, &path, nodes * HASH_SIZE as u64)?;
+            io.set_len(file, &path, nodes * HASH_SIZE as u64)?;
         }
         Ok(files)
     }
@@ -91,7 +93,11 @@ impl TreeFiles {
         self.dir.join(format!("level-{level:02}"))
     }
 
-    fn ensure(&self, level: usize) -> Result<File, StoreError> {
+    /// Opens the level files up to `level` that are not open yet.
+    fn ensure(&self, level: usize) -> Result<(), StoreError> {
+        if self.levels.read().expect("tree lock").len() > level {
+            return Ok(());
+        }
         let mut levels = self.levels.write().expect("tree lock");
         while levels.len() <= level {
             let path = self.path(levels.len());
@@ -104,9 +110,7 @@ impl TreeFiles {
                 .map_err(|e| StoreError::io(&path, e))?;
             levels.push(f);
         }
-        levels[level]
-            .try_clone()
-            .map_err(|e| StoreError::io(&self.path(level), e))
+        Ok(())
     }
 
     /// Writes nodes that the frontier reported, grouped per level into one write each.
@@ -133,13 +137,21 @@ impl TreeFiles {
             );
             buf.extend_from_slice(&hash);
         }
+        if by_level.is_empty() {
+            return Ok(());
+        }
+        self.ensure(by_level.len() - 1)?;
+        let levels = self.levels.read().expect("tree lock");
         for (level, (first, buf)) in by_level.iter().enumerate() {
             if buf.is_empty() {
                 continue;
             }
-            let f = self.ensure(level)?;
-            self.io
-                .write_at(&f, &self.path(level), buf, first * HASH_SIZE as u64)?;
+            self.io.write_at(
+                &levels[level],
+                &self.path(level),
+                buf,
+                first * HASH_SIZE as u64,
+            )?;
         }
         Ok(())
     }
