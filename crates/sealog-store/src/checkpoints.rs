@@ -129,7 +129,7 @@ pub(crate) fn load_or_create_signer(
                     evidence.join(" and ")
                 )));
             }
-            let origin = format!("sealog.local/{}", hex_lower(&random_bytes::<8>()?));
+            let origin = format!("sealog.local/{}", crate::error::hex(&random_bytes::<8>()?));
             let signer = Signer::from_seed(&origin, random_bytes::<32>()?)
                 .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
             write_signer(&signer, &path)?;
@@ -226,10 +226,6 @@ fn rotated_out(layout: &LogLayout, public_text: &str) -> Result<bool, StoreError
     Ok(read_retired(layout)?
         .last()
         .is_some_and(|r| r.to_vkey() == public_text.trim()))
-}
-
-fn hex_lower(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Reads every checkpoint note in a checkpoint log, in order. A torn last frame (a crash

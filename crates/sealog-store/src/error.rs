@@ -38,7 +38,8 @@ pub enum StoreError {
     NoSigningKey(String),
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lowercase hex of `b`.
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -97,14 +97,13 @@ pub(crate) fn prune(
         if stubs.is_empty() {
             continue;
         }
-        if pruned == 0 {
-            // Before the first segment changes: a kill after any rewrite must still leave
-            // the marker that says the index holds keys the log no longer carries.
-            shared.io.write_atomic(
-                &shared.layout.pruned_marker(),
-                b"retention pruned records after this index was built",
-            )?;
-        }
+        let kept: Vec<(u64, Vec<Key>)> = stubs
+            .iter()
+            .map(|stub| (stub.seq, indexer.stub_keys(stub)))
+            .collect();
+        // Before the segment changes: a kill after its rewrite must still leave the marker
+        // that says the index holds keys the log no longer carries, and which.
+        mark(shared, &kept)?;
         // A compressed segment stays compressed: the same blocks of the rewritten bytes.
         let compressed = segment::is_compressed(&path);
         let on_disk = if compressed {
@@ -130,12 +129,66 @@ pub(crate) fn prune(
         shared.segments.write().expect("segments lock")[i].1 =
             Arc::new(SegmentFile::open_path(&path, first)?);
         let mut index = shared.index.write().expect("index lock");
-        for stub in &stubs {
-            index.note_pruned(stub.seq, indexer.stub_keys(stub));
+        for (seq, keys) in kept {
+            index.note_pruned(seq, keys);
         }
         pruned += stubs.len() as u64;
     }
     Ok(pruned)
+}
+
+/// The first line of `index/PRUNED`; each line after it is a record pruned since the index
+/// was built: its seq, then the hex of each key its stub keeps.
+const MARKER_HEADER: &str = "retention pruned records after this index was built";
+
+/// Adds `kept` to `index/PRUNED`, creating it on the first prune since the index was built.
+fn mark(shared: &Shared, kept: &[(u64, Vec<Key>)]) -> Result<(), StoreError> {
+    let path = shared.layout.pruned_marker();
+    let mut lines = String::new();
+    for (seq, keys) in kept {
+        lines.push_str(&seq.to_string());
+        for k in keys {
+            lines.push(' ');
+            lines.push_str(&crate::error::hex(k));
+        }
+        lines.push('\n');
+    }
+    if !path.exists() {
+        return shared
+            .io
+            .write_atomic(&path, format!("{MARKER_HEADER}\n{lines}").as_bytes());
+    }
+    let file = fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    shared.io.append(&file, &path, lines.as_bytes())?;
+    shared.io.sync_data(&file, &path)
+}
+
+/// The records `index/PRUNED` lists and the keys each keeps; a line that does not parse or
+/// end (the last, torn by a crash or still being written) is passed over.
+pub(crate) fn marked(text: &str) -> Vec<(u64, Vec<Key>)> {
+    let key = |h: &str| -> Option<Key> {
+        let b = h.as_bytes();
+        if b.len() != 32 {
+            return None;
+        }
+        let mut k = [0u8; 16];
+        for (i, pair) in b.chunks(2).enumerate() {
+            k[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(k)
+    };
+    text.split_inclusive('\n')
+        .skip(1)
+        .filter_map(|line| {
+            let mut parts = line.strip_suffix('\n')?.split(' ');
+            let seq = parts.next()?.parse().ok()?;
+            let keys = parts.map(key).collect::<Option<Vec<Key>>>()?;
+            Some((seq, keys))
+        })
+        .collect()
 }
 
 /// The segment's bytes with `wanted` records replaced by stubs, and the stubs written.

@@ -89,8 +89,9 @@ pub(crate) fn recover(
         (Some(why), _) => Err(StoreError::Corrupted(format!(
             "damage found while reading: {why}"
         ))),
-        (None, Some(why)) => Err(StoreError::Corrupted(format!(
-            "{why}: their keys leave the index"
+        (None, Some(listed)) => Err(StoreError::Corrupted(format!(
+            "{}: their keys leave the index",
+            listed.lines().next().unwrap_or_default()
         ))),
         (None, None) => stale(),
     }
@@ -248,7 +249,7 @@ pub(crate) fn read_only(
             "the index was built with other packs".into(),
         ))
     };
-    let (index, positions) = match derived {
+    let (mut index, positions) = match derived {
         Ok((i, p, _)) => (i, p),
         Err(StoreError::Corrupted(_)) => (
             Index::empty(&index_dir, memtable_records_max),
@@ -256,6 +257,12 @@ pub(crate) fn read_only(
         ),
         Err(e) => return Err(e),
     };
+    // The writer pruned records since its index files were built: answer them as it does.
+    if let Ok(listed) = std::fs::read_to_string(layout.pruned_marker()) {
+        for (seq, kept) in crate::prune::marked(&listed) {
+            index.note_pruned(seq, kept);
+        }
+    }
     let tree_files = TreeFiles::read_only_with_memory(&layout.tree());
     let tree = Tree::load(&tree_files, index.end())?;
     let mut segments = segment::list(&log_dir)?;

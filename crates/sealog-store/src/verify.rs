@@ -850,7 +850,7 @@ fn check_unique(ids: UniqueIds, layout: &LogLayout) -> Result<(), Failure> {
             format!("{} (seq {again})", layout.segments().display()),
             format!(
                 "record_id sha256:{} appears at seq {first} and again at seq {again}: a duplicate was appended",
-                hex_of(&id),
+                crate::error::hex(&id),
             ),
         );
     }
@@ -863,10 +863,6 @@ fn scratch_failed<T>(e: &std::io::Error) -> Result<T, Failure> {
         std::env::temp_dir().display().to_string(),
         format!("cannot keep the log's record ids in a scratch file here to check them: {e}"),
     )
-}
-
-fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// What verification knows of one record, from its bytes.
@@ -1088,7 +1084,7 @@ impl<'a> Derived<'a> {
                 dir,
                 format!(
                     "record {seq}'s id sha256:{} is not in the index (dedupe would append it again)",
-                    hex_of(&r.id)
+                    crate::error::hex(&r.id)
                 ),
             );
         }
@@ -1099,7 +1095,7 @@ impl<'a> Derived<'a> {
                     dir,
                     format!(
                         "record {seq} is missing from a key it carries ({})",
-                        hex_of(k)
+                        crate::error::hex(k)
                     ),
                 );
             }

@@ -391,3 +391,68 @@ fn verify_stops_at_the_writers_durable_count_only_while_a_writer_holds_the_log()
         "with no writer, a torn frame is found: {torn:?}"
     );
 }
+
+/// A reader opened beside a writer that pruned records since its index files were built
+/// answers them as the writer does (by their stubs' keys alone), from the list the writer
+/// keeps in `index/PRUNED`; so does the writer once reopened.
+#[test]
+fn a_reader_beside_a_writer_that_pruned_answers_the_pruned_as_the_writer_does() {
+    const N: u64 = 60;
+    let dir = tempdir();
+    let layout = LogLayout::new(dir.path());
+    let writer = open_writer(&layout);
+    append_one_by_one(&writer, 0, N);
+    wait_for(30, "the writer's index flush to finish", || {
+        settled_index_end(&layout).filter(|&end| end == N - N % MEMTABLE)
+    });
+    // Two prunes, the second listed after the first: records of tenant t1 and subject s2 are
+    // among them, one keeping its tenant key.
+    let tenant = key("tenant", "t1");
+    for batch in [&[1u64, 4, 7, 12][..], &[22, 25, 37]] {
+        let prune: Vec<_> = batch
+            .iter()
+            .map(|&seq| sealog_store::Prune {
+                seq,
+                link: None,
+                key: (seq == 7).then_some(tenant),
+            })
+            .collect();
+        assert_eq!(writer.prune(&prune).unwrap(), batch.len() as u64);
+    }
+    let keys = [
+        tenant,
+        key("tenant", "t0"),
+        key("subject", "s2"),
+        key("type", "test.t1"),
+    ];
+    let answers = |log: &TestStore| -> Vec<(Option<u64>, u64, Vec<u64>)> {
+        keys.iter()
+            .flat_map(|k| {
+                [(0, N), (0, 10), (10, 30), (30, N)].map(|(from, below)| {
+                    (
+                        log.first_with(k, below).unwrap(),
+                        log.count_with(k, from, below).unwrap(),
+                        log.seqs_with(k, from, below).unwrap(),
+                    )
+                })
+            })
+            .collect()
+    };
+    let expected = answers(&writer);
+    assert!(
+        !expected[0].2.contains(&1) && expected[0].2.contains(&7),
+        "the writer hides what a pruned record's stub does not keep: {:?}",
+        expected[0]
+    );
+    let reader = open_reader(&layout, Arc::new(TestKeys));
+    assert_eq!(answers(&reader), expected, "a reader beside the writer");
+    drop(reader);
+    writer.close().unwrap();
+    let writer = open_writer(&layout);
+    assert!(
+        writer.recovery().rebuilt.is_some(),
+        "the writer's next opening rebuilds the index"
+    );
+    assert_eq!(answers(&writer), expected, "the writer, reopened");
+    writer.close().unwrap();
+}
