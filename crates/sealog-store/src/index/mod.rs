@@ -349,7 +349,7 @@ impl Index {
             let want = (limit - out.len()).max(CHUNK);
             let chunk = self.stored_postings(key, from, below, want)?;
             let next = match chunk.last() {
-                Some(&last) if chunk.len() == want => Some(last + 1),
+                Some(&last) if chunk.len() >= want => Some(last + 1),
                 _ => None,
             };
             out.extend(chunk.into_iter().filter(|&s| !self.hidden(key, s)));
