@@ -258,6 +258,9 @@ enum BenchCmd {
     Store(bench::Bench),
 }
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     keep_large_buffers_mapped();
     let cli = match settings::parse() {
