@@ -133,7 +133,7 @@ impl<'a> Object<'a, EventTree> for TreeObject<'a> {
     fn get(&self, key: &String) -> Option<TreeNode<'a>> {
         self.0
             .iter()
-            .find(|(name, _)| name == key)
+            .find(|(name, _)| sealog_model::json::name_is(name, key))
             .map(|(_, v)| TreeNode(v))
     }
 
