@@ -129,7 +129,7 @@ pub(crate) fn load_or_create_signer(
                     evidence.join(" and ")
                 )));
             }
-            let origin = format!("sealog.local/{}", crate::error::hex(&random_bytes::<8>()?));
+            let origin = format!("sealog.local/{}", hex::encode(random_bytes::<8>()?));
             let signer = Signer::from_seed(&origin, random_bytes::<32>()?)
                 .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
             write_signer(&signer, &path)?;

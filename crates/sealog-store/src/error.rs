@@ -26,7 +26,7 @@ pub enum StoreError {
     InvalidArgument(String),
     /// The record was pruned by retention: its stub (here) keeps its leaf hash, id, times
     /// and link, not its body.
-    #[error("record {} (sha256:{}) was pruned by retention", .0.seq, hex(&.0.id))]
+    #[error("record {} (sha256:{}) was pruned by retention", .0.seq, hex::encode(.0.id))]
     Pruned(Box<crate::segment::Stub>),
     /// The backend cannot be reached now (a database restarting, a lost connection): nothing
     /// was acknowledged, and the same request may be sent again (appends dedupe by id).
@@ -36,11 +36,6 @@ pub enum StoreError {
     /// secrets): it can be read and verified, not written.
     #[error("{0}")]
     NoSigningKey(String),
-}
-
-/// Lowercase hex of `b`.
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl StoreError {

@@ -149,7 +149,7 @@ fn mark(shared: &Shared, kept: &[(u64, Vec<Key>)]) -> Result<(), StoreError> {
         lines.push_str(&seq.to_string());
         for k in keys {
             lines.push(' ');
-            lines.push_str(&crate::error::hex(k));
+            lines.push_str(&hex::encode(k));
         }
         lines.push('\n');
     }
@@ -170,14 +170,8 @@ fn mark(shared: &Shared, kept: &[(u64, Vec<Key>)]) -> Result<(), StoreError> {
 /// end (the last, torn by a crash or still being written) is passed over.
 pub(crate) fn marked(text: &str) -> Vec<(u64, Vec<Key>)> {
     let key = |h: &str| -> Option<Key> {
-        let b = h.as_bytes();
-        if b.len() != 32 {
-            return None;
-        }
         let mut k = [0u8; 16];
-        for (i, pair) in b.chunks(2).enumerate() {
-            k[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-        }
+        hex::decode_to_slice(h, &mut k).ok()?;
         Some(k)
     };
     text.split_inclusive('\n')

@@ -850,7 +850,7 @@ fn check_unique(ids: UniqueIds, layout: &LogLayout) -> Result<(), Failure> {
             format!("{} (seq {again})", layout.segments().display()),
             format!(
                 "record_id sha256:{} appears at seq {first} and again at seq {again}: a duplicate was appended",
-                crate::error::hex(&id),
+                hex::encode(id),
             ),
         );
     }
@@ -1084,7 +1084,7 @@ impl<'a> Derived<'a> {
                 dir,
                 format!(
                     "record {seq}'s id sha256:{} is not in the index (dedupe would append it again)",
-                    crate::error::hex(&r.id)
+                    hex::encode(r.id)
                 ),
             );
         }
@@ -1095,7 +1095,7 @@ impl<'a> Derived<'a> {
                     dir,
                     format!(
                         "record {seq} is missing from a key it carries ({})",
-                        crate::error::hex(k)
+                        hex::encode(k)
                     ),
                 );
             }
