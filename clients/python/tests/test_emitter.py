@@ -1,5 +1,5 @@
 """The Python emitter against real `sealog serve` processes: the same promises as the Rust
-client's (crates/sealog/tests/client_sdk.rs)."""
+client's (crates/sealog/tests/suite/client_sdk.rs)."""
 
 import os
 import signal

@@ -1,0 +1,563 @@
+//! Retention (PRODUCT §8; seed 003 INV-C005-06: a defined period, seven years by default,
+//! enforced): records past their type's retention are replaced by stubs under a signed
+//! `audit.retention_applied` record, every proof made before still verifies, verify tells
+//! pruning from tampering, holds keep records, and a crash between the record and the rewrite
+//! is finished on the next opening.
+
+use crate::support;
+
+use std::path::Path;
+
+use sealog_ledger::{
+    Act, Error, HoldAct, HoldScope, IngestResult, Ledger, Log, Query, RETENTION_APPLIED_TYPE,
+    VerifyOptions,
+};
+use sealog_merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use sealog_testkit::files::files_holding;
+use sealog_testkit::format;
+use serde_json::{Value, json};
+use support::{appended_seq, decision, example, open, result_of};
+
+const DAY: i64 = 86_400_000_000_000;
+const YEAR: i64 = 365 * DAY;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn act() -> Act<'static> {
+    Act {
+        actor: json!({"type": "human", "id": "records-officer"}),
+        time: "2033-12-01T00:00:00Z".into(),
+        source: "sealog-test",
+    }
+}
+
+fn email(id: &str, customer: &str, tenant: &str) -> Value {
+    let mut e = example("comms.email", 0);
+    e["id"] = json!(id);
+    e["tenant"] = json!(tenant);
+    e["data"]["email_id"] = json!(format!("<{id}@shop>"));
+    e["data"]["recipient_details"]["customer_id"] = json!(customer);
+    e
+}
+
+fn verify_full(dir: &Path) -> Result<String, String> {
+    Ledger::verify(
+        dir,
+        &VerifyOptions {
+            full: true,
+            ..VerifyOptions::default()
+        },
+    )
+    .map(|(c, _)| {
+        c.files
+            .iter()
+            .map(|(f, what)| format!("{f}: {what}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .map_err(|f| f.to_string())
+}
+
+fn is_pruned(ledger: &Ledger, seq: u64) -> bool {
+    match ledger.get(seq) {
+        Err(Error::Pruned(stub)) => stub.seq == seq,
+        Ok(_) => false,
+        Err(e) => panic!("record {seq}: {e}"),
+    }
+}
+
+/// A small log: decisions (one corrected), emails of two customers, all of them ordinary
+/// records with the default retention.
+fn fill(ledger: &Ledger) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for d in 0..6 {
+        seqs.push(appended_seq(&result_of(
+            ledger,
+            &decision(&format!("dec-retained-{d}"), "run-1"),
+        )));
+    }
+    for (i, c) in ["cust-1", "cust-2", "cust-1"].iter().enumerate() {
+        seqs.push(appended_seq(&result_of(
+            ledger,
+            &email(&format!("m-{i}"), c, "shop-za"),
+        )));
+    }
+    seqs
+}
+
+#[test]
+fn inv_c005_06_seven_years_by_default_then_pruned_with_every_proof_still_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let seqs = fill(&ledger);
+    let before = ledger.checkpoint().unwrap();
+    let size = before.size;
+    let records: Vec<Vec<u8>> = (0..size).map(|s| ledger.get(s).unwrap().unwrap()).collect();
+    let proofs: Vec<_> = (0..size)
+        .map(|s| ledger.inclusion_proof(s, size).unwrap())
+        .collect();
+
+    // Six years on nothing is due; seven years and a day on, every ordinary record is.
+    let t0 = now();
+    let early = ledger.retention_status(t0 + 6 * YEAR).unwrap();
+    assert_eq!((early.pruned, early.due.len()), (0, 0), "{early:?}");
+    let due_at = t0 + 7 * YEAR + 3 * DAY;
+    let status = ledger.retention_status(due_at).unwrap();
+    assert_eq!(status.pruned, seqs.len() as u64, "{status:?}");
+    assert!(
+        status.due.iter().all(|d| d.retention == "P7Y"),
+        "{status:?}"
+    );
+    assert_eq!(ledger.len(), size, "status changes nothing");
+    let dry = ledger.apply_retention(due_at, true, &act()).unwrap();
+    assert_eq!((dry.pruned, dry.seq), (status.pruned, None));
+    assert_eq!(ledger.len(), size, "a dry run changes nothing");
+
+    let applied = ledger.apply_retention(due_at, false, &act()).unwrap();
+    assert_eq!(applied.pruned, seqs.len() as u64);
+    let record_seq = applied.seq.expect("a retention record");
+    let record: Value = serde_json::from_slice(&ledger.get(record_seq).unwrap().unwrap()).unwrap();
+    assert_eq!(record["type"], RETENTION_APPLIED_TYPE);
+    assert_eq!(record["data"]["pruned"], json!(seqs.len()));
+    assert_eq!(record["data"]["policy"]["comms.email"], "P7Y");
+    assert!(
+        ledger.latest_checkpoint().unwrap().size > record_seq,
+        "the retention record is under a signed checkpoint"
+    );
+
+    let check = |ledger: &Ledger, when: &str| {
+        for seq in 0..size {
+            assert_eq!(
+                is_pruned(ledger, seq),
+                seqs.contains(&seq),
+                "{when}: record {seq}"
+            );
+            if !seqs.contains(&seq) {
+                assert_eq!(ledger.get(seq).unwrap().unwrap(), records[seq as usize]);
+            }
+            let leaf = leaf_hash(&records[seq as usize]);
+            verify_inclusion(&leaf, seq, size, &before.root, &proofs[seq as usize])
+                .unwrap_or_else(|e| panic!("{when}: a proof made before of {seq}: {e}"));
+            let fresh = ledger.inclusion_proof(seq, size).unwrap();
+            verify_inclusion(&leaf, seq, size, &before.root, &fresh)
+                .unwrap_or_else(|e| panic!("{when}: a proof made after of {seq}: {e}"));
+        }
+        let now_cp = ledger.checkpoint().unwrap();
+        let proof = ledger.consistency_proof(size, now_cp.size).unwrap();
+        verify_consistency(size, now_cp.size, &before.root, &now_cp.root, &proof)
+            .unwrap_or_else(|e| panic!("{when}: consistency from before: {e}"));
+        let q = Query {
+            equals: vec![("type".into(), "comms.email".into())],
+            limit: 100,
+            ..Query::default()
+        };
+        assert!(ledger.query(&q).unwrap().records.is_empty(), "{when}");
+        // Counted under none of their axes, the same before the index is rebuilt as after:
+        // a report does not change when the server restarts.
+        let by_type = [("type".to_string(), "comms.email".to_string())];
+        let by_tenant = [("tenant".to_string(), "shop-za".to_string())];
+        for equals in [&by_type[..], &by_tenant[..]] {
+            assert_eq!(
+                ledger.tally(Log::Canonical, equals, &[0, size]).unwrap(),
+                vec![0],
+                "{when}: {equals:?}"
+            );
+            assert_eq!(
+                ledger.seqs_where(Log::Canonical, equals, 0, size).unwrap(),
+                Vec::<u64>::new(),
+                "{when}: {equals:?}"
+            );
+        }
+    };
+    check(&ledger, "after applying");
+    // The same event again is still the record it was: its id stays in the stub.
+    match result_of(&ledger, &decision("dec-retained-0", "run-1")) {
+        IngestResult::Duplicate { seq, .. } => assert_eq!(seq, seqs[0]),
+        other => panic!(
+            "expected a duplicate of the pruned record, got {}",
+            other.to_json()
+        ),
+    }
+    let again = ledger.apply_retention(due_at, false, &act()).unwrap();
+    assert_eq!(again.pruned, 0, "nothing is due twice");
+    drop(ledger);
+
+    let ledger = open(tmp.path());
+    assert!(
+        ledger
+            .recovery()
+            .0
+            .rebuilt
+            .is_some_and(|why| why.contains("retention")),
+        "the index drops the pruned records' keys on the next opening"
+    );
+    check(&ledger, "after reopening");
+    drop(ledger);
+    let report = verify_full(tmp.path()).unwrap_or_else(|e| panic!("verify after retention: {e}"));
+    assert!(
+        report.contains(&format!("{} stubs", seqs.len())),
+        "{report}"
+    );
+    assert!(
+        files_holding(tmp.path(), "dec-retained-3").is_empty(),
+        "a pruned record's body is in no file"
+    );
+}
+
+/// Every signed record and stub after retention, and a stub forged or a kept record changed
+/// afterwards: verify never mistakes pruning for tampering, and still finds tampering.
+#[test]
+fn verify_tells_pruning_from_tampering() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let seqs = fill(&ledger);
+    ledger
+        .apply_retention(now() + 8 * YEAR, false, &act())
+        .unwrap();
+    // A record appended after, kept.
+    let kept = appended_seq(&result_of(&ledger, &decision("dec-kept", "run-2")));
+    ledger.checkpoint().unwrap();
+    drop(ledger);
+    verify_full(tmp.path()).unwrap();
+    let copies = tempfile::tempdir().unwrap();
+    let clean = copies.path().join("clean");
+    sealog_testkit::files::copy_dir(tmp.path(), &clean);
+
+    // A kept record's byte changed, in a segment retention rewrote.
+    let log = tmp.path().join("log");
+    let (_, first) = format::segments(&log)[0].clone();
+    let bytes = format::read_segment(&first);
+    let frames = format::frames(&bytes, format::HEADER_BYTES as usize);
+    let stubbed = frames.len();
+    assert!(
+        stubbed >= seqs.len(),
+        "the pruned records are in the first segment"
+    );
+    let (_, last) = format::segments(&log).last().unwrap().clone();
+    let mut last_bytes = format::read_segment(&last);
+    let last_frames = format::frames(&last_bytes, format::HEADER_BYTES as usize);
+    let at = last_frames.last().unwrap().start + 40;
+    last_bytes[at as usize] ^= 0xff;
+    format::write_segment(&last, &last_bytes);
+    let e = verify_full(tmp.path()).expect_err("a changed record is found");
+    assert!(
+        e.contains(&format!("seq {kept}")) || e.contains("changed"),
+        "{e}"
+    );
+
+    // A kept record replaced by a well-formed stub keeping its true leaf hash: nothing signed
+    // pruned it, so it was removed.
+    let forged = copies.path().join("forged");
+    sealog_testkit::files::copy_dir(&clean, &forged);
+    let flog = forged.join("log");
+    let (_, seg) = format::segments(&flog).last().unwrap().clone();
+    let mut bytes = format::read_segment(&seg);
+    let frames = format::frames(&bytes, format::HEADER_BYTES as usize);
+    let r = frames.last().unwrap().clone();
+    let payload = bytes[r.start as usize + 8..r.end as usize].to_vec();
+    let v: Value = serde_json::from_slice(&payload).unwrap();
+    let seq = v["seq"].as_u64().unwrap();
+    let id: [u8; 32] = hex::decode(
+        v["record_id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let time = |k: &str| sealog_model::time::parse_rfc3339(v[k].as_str().unwrap()).unwrap();
+    let times = (time("ingested_at"), time("time"));
+    let stub = format::stub(seq, leaf_hash(&payload), id, times, payload.len());
+    let mut frame = Vec::new();
+    format::encode_frame(&stub, &mut frame);
+    bytes[r.start as usize..r.end as usize].copy_from_slice(&frame);
+    format::write_segment(&seg, &bytes);
+    let e = verify_full(&forged).expect_err("a forged stub is found");
+    assert!(e.contains("no signed retention record accounts for"), "{e}");
+    assert!(e.contains(&format!("record {seq}")), "{e}");
+}
+
+#[test]
+fn a_hold_keeps_its_records_from_retention_until_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let za = appended_seq(&result_of(&ledger, &email("m-za", "cust-1", "shop-za")));
+    let ke = appended_seq(&result_of(&ledger, &email("m-ke", "cust-2", "shop-ke")));
+    let hold = ledger
+        .place_hold(
+            &HoldScope {
+                tenant: Some("shop-ke"),
+                ..HoldScope::default()
+            },
+            &HoldAct {
+                reason: "litigation 2033-4",
+                act: act(),
+            },
+        )
+        .unwrap();
+    let later = now() + 8 * YEAR;
+    let applied = ledger.apply_retention(later, false, &act()).unwrap();
+    assert_eq!((applied.pruned, applied.held), (1, 1), "{applied:?}");
+    assert!(is_pruned(&ledger, za));
+    assert!(!is_pruned(&ledger, ke), "the held tenant's record is kept");
+    ledger
+        .release_holds(
+            None,
+            &HoldScope {
+                tenant: Some("shop-ke"),
+                ..HoldScope::default()
+            },
+            &HoldAct {
+                reason: "matter closed",
+                act: act(),
+            },
+        )
+        .unwrap();
+    let applied = ledger.apply_retention(later, false, &act()).unwrap();
+    assert_eq!(
+        (applied.pruned, applied.held),
+        (1, 0),
+        "{applied:?} after {hold:?}"
+    );
+    assert!(is_pruned(&ledger, ke));
+    drop(ledger);
+    verify_full(tmp.path()).unwrap();
+}
+
+/// Makes the rewrite of a log's first segment fail, as a crash before it would leave it: a
+/// directory stands where the rewrite is written aside, whether the segment is still plain or
+/// the writer has compressed it since it was sealed.
+fn block_rewrites(log: &std::path::Path) -> [std::path::PathBuf; 2] {
+    let blockers = [
+        "00000000000000000000.seg.prune",
+        "00000000000000000000.zseg.prune",
+    ]
+    .map(|name| log.join(name));
+    for blocker in &blockers {
+        std::fs::create_dir(blocker).unwrap();
+        std::fs::write(blocker.join("x"), b"x").unwrap();
+    }
+    blockers
+}
+
+fn unblock(blockers: &[std::path::PathBuf]) {
+    for blocker in blockers {
+        std::fs::remove_dir_all(blocker).unwrap();
+    }
+}
+
+/// Quarantine keeps its own period (customer-comms: one year), and a pruned quarantine
+/// record's payload goes with it; the retention record says how many.
+#[test]
+fn quarantine_retention_differs_and_takes_the_payloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    appended_seq(&result_of(&ledger, &email("m-ok", "cust-1", "shop-za")));
+    let mut bad = email("m-bad", "cust-1", "shop-za");
+    bad["data"].as_object_mut().unwrap().remove("email_id");
+    assert!(matches!(
+        result_of(&ledger, &bad),
+        IngestResult::Quarantined { .. }
+    ));
+    let q = ledger
+        .quarantine_query(&Query {
+            limit: 10,
+            ..Query::default()
+        })
+        .unwrap();
+    let refs: Vec<String> = q
+        .records
+        .iter()
+        .filter_map(|(_, b)| {
+            serde_json::from_slice::<Value>(b).unwrap()["data"]["payload_ref"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(refs.len(), 1, "the quarantined event's payload is kept");
+    let with_payload = refs.len() as u64;
+    assert!(ledger.quarantine_payload(&refs[0]).unwrap().is_some());
+    // A crash after the payload is deleted and before its record is pruned (the rewrite of
+    // the quarantine log fails): verify accepts the missing payload under the signed
+    // retention record, and the next opening finishes the pruning.
+    let blockers = block_rewrites(&tmp.path().join("quarantine/log"));
+    let later = now() + YEAR + 30 * DAY;
+    ledger.apply_retention(later, false, &act()).unwrap_err();
+    assert!(ledger.quarantine_payload(&refs[0]).unwrap().is_none());
+    drop(ledger);
+    unblock(&blockers);
+    verify_full(tmp.path()).unwrap();
+    let ledger = open(tmp.path());
+    let applied = ledger.retention_status(later).unwrap();
+    assert_eq!(
+        applied.quarantine_pruned, 0,
+        "finished on opening: {applied:?}"
+    );
+    drop(ledger);
+    std::fs::remove_dir_all(tmp.path()).unwrap();
+
+    // Uninterrupted.
+    let ledger = open(tmp.path());
+    let kept = appended_seq(&result_of(&ledger, &email("m-ok", "cust-1", "shop-za")));
+    assert!(matches!(
+        result_of(&ledger, &bad),
+        IngestResult::Quarantined { .. }
+    ));
+    let applied = ledger.apply_retention(later, false, &act()).unwrap();
+    assert_eq!(
+        (applied.pruned, applied.quarantine_pruned),
+        (0, 1),
+        "{applied:?}"
+    );
+    assert_eq!(applied.payloads_deleted, with_payload);
+    assert!(!is_pruned(&ledger, kept));
+    let q = ledger
+        .quarantine_query(&Query {
+            limit: 10,
+            ..Query::default()
+        })
+        .unwrap();
+    assert!(
+        q.records.is_empty(),
+        "the pruned quarantine record leaves queries"
+    );
+    drop(ledger);
+    verify_full(tmp.path()).unwrap();
+    assert!(files_holding(tmp.path(), "m-bad@shop").is_empty());
+}
+
+/// A crash after the retention record is durable and before any segment is rewritten: the
+/// rewrite fails (a directory stands where its new segment would be written), and the next
+/// opening finishes what the record says.
+#[test]
+fn a_retention_record_whose_rewrite_a_crash_stopped_is_finished_on_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let seqs = fill(&ledger);
+    let blockers = block_rewrites(&tmp.path().join("log"));
+    let later = now() + 8 * YEAR;
+    let e = ledger.apply_retention(later, false, &act()).unwrap_err();
+    assert!(e.to_string().contains(".prune"), "{e}");
+    assert!(!is_pruned(&ledger, seqs[0]), "nothing rewritten yet");
+    drop(ledger);
+    // Verify between the two: the record is there, no stub yet; nothing is wrong.
+    unblock(&blockers);
+    verify_full(tmp.path()).unwrap();
+    let ledger = open(tmp.path());
+    for &s in &seqs {
+        assert!(is_pruned(&ledger, s), "record {s} pruned on reopening");
+    }
+    drop(ledger);
+    verify_full(tmp.path()).unwrap();
+
+    // A rewrite written aside but not yet renamed is deleted on open: the old whole version
+    // stands.
+    let leftover = tmp
+        .path()
+        .join("log")
+        .join("00000000000000000000.seg.prune");
+    std::fs::write(&leftover, b"half a segment").unwrap();
+    let ledger = open(tmp.path());
+    assert!(!leftover.exists());
+    assert!(is_pruned(&ledger, seqs[0]));
+}
+
+/// A correction kept while the record it corrects is pruned (seed 002 §12.3: references
+/// resolvable during retention): the pruned original stays superseded (its stub keeps the
+/// link), the correction stays current, its chain still starts at the original's event time
+/// on the valid-time clock, and correcting the original again is still a stale link.
+#[test]
+fn a_kept_correction_of_a_pruned_record_still_resolves_its_chain() {
+    use sealog_ledger::{Undeclared, View};
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = support::open_with(tmp.path(), Undeclared::Accept);
+    let ev = |id: &str, time: &str, supersedes: Option<&str>| {
+        let mut v = json!({"id": id, "source": "tests", "type": "test.chain", "time": time,
+                           "tenant": "t", "subject": "loan-7", "data": {"v": id}});
+        if let Some(s) = supersedes {
+            v["supersedes"] = json!(s);
+        }
+        v
+    };
+    let original = result_of(&ledger, &ev("a", "2026-01-01T00:00:00Z", None));
+    let (seq0, rid0) = match &original {
+        IngestResult::Appended { seq, record_id } => (*seq, record_id.to_string()),
+        other => panic!("{}", other.to_json()),
+    };
+    let t0 = ingested(&ledger, seq0);
+    // Ingested strictly later, so a cutoff falls between the two.
+    sealog_testkit::wait_for(5, "the clock to pass the original's ingest time", || {
+        (now() / 1000 > t0 / 1000).then_some(())
+    });
+    let fix = appended_seq(&result_of(
+        &ledger,
+        &ev("b", "2026-03-01T00:00:00Z", Some(&rid0)),
+    ));
+    let t1 = ingested(&ledger, fix);
+    // Seven calendar years after the correction's ingest: the cutoff is that instant, which
+    // the original precedes and the correction does not.
+    let mid = sealog_model::time::format_micros(t1);
+    let year: i32 = mid[..4].parse().unwrap();
+    let now = sealog_model::time::parse_rfc3339(&format!("{}{}", year + 7, &mid[4..])).unwrap();
+    let applied = ledger.apply_retention(now, false, &act()).unwrap();
+    assert_eq!(applied.pruned, 1, "{applied:?}");
+    assert!(is_pruned(&ledger, seq0));
+    assert!(!is_pruned(&ledger, fix));
+
+    let check = |ledger: &Ledger, when: &str| {
+        let q = Query {
+            equals: vec![("subject".into(), "loan-7".into())],
+            view: View::Current,
+            limit: 10,
+            ..Query::default()
+        };
+        let current: Vec<u64> = ledger
+            .query(&q)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(current, [fix], "{when}");
+        // On the valid-time clock the correction counts from its chain's start, the pruned
+        // original's event time, which its stub keeps.
+        let q = Query {
+            equals: vec![("subject".into(), "loan-7".into())],
+            view: View::Current,
+            valid_at: Some(sealog_model::time::parse_rfc3339("2026-02-01T00:00:00Z").unwrap()),
+            limit: 10,
+            ..Query::default()
+        };
+        let then: Vec<u64> = ledger
+            .query(&q)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(then, [fix], "{when}: valid in February through its chain");
+        match result_of(ledger, &ev("c", "2026-04-01T00:00:00Z", Some(&rid0))) {
+            IngestResult::Quarantined { finding, .. } => {
+                assert_eq!(finding.reason_code, "STALE_SUPERSEDES_LINK", "{when}")
+            }
+            other => panic!("{when}: {}", other.to_json()),
+        }
+    };
+    check(&ledger, "after pruning");
+    drop(ledger);
+    let ledger = support::open_with(tmp.path(), Undeclared::Accept);
+    check(&ledger, "after the index is rebuilt from the stubs");
+    drop(ledger);
+    verify_full(tmp.path()).unwrap();
+}
+
+fn ingested(ledger: &Ledger, seq: u64) -> i64 {
+    let v: Value = serde_json::from_slice(&ledger.get(seq).unwrap().unwrap()).unwrap();
+    sealog_model::time::parse_rfc3339(v["ingested_at"].as_str().unwrap()).unwrap()
+}

@@ -1,0 +1,250 @@
+//! Every role (and tenant-scoped variant, and no key at all) against every route: allowed
+//! routes answer, denied ones answer 403 (401 without a key), and every refusal is recorded
+//! as an `audit.access` record with outcome `denied`.
+
+use crate::support;
+
+use sealog_testkit::Api;
+use sealog_testkit::events::event;
+use sealog_testkit::{InProcess, tempdir};
+use serde_json::json;
+use support::{assert_verifies, offline_records};
+
+struct Who {
+    name: &'static str,
+    key: Option<String>,
+}
+
+const READERS: &[&str] = &[
+    "reader",
+    "auditor",
+    "admin",
+    "reader@a",
+    "auditor@a",
+    "admin@a",
+    "subject@a",
+];
+const AUDITORS: &[&str] = &["auditor", "admin", "auditor@a", "admin@a"];
+const UNSCOPED_AUDITORS: &[&str] = &["auditor", "admin"];
+/// Who may check the log's growth and a record it names by record_id (a writer verifies what
+/// it wrote).
+const VERIFIERS: &[&str] = &[
+    "writer",
+    "auditor",
+    "admin",
+    "writer@a",
+    "auditor@a",
+    "admin@a",
+];
+const ADMINS: &[&str] = &["admin", "admin@a"];
+const UNSCOPED_ADMINS: &[&str] = &["admin"];
+const EVERYONE: &[&str] = &["*"];
+const EXPORTERS: &[&str] = &["auditor", "admin", "auditor@a", "admin@a", "subject@a"];
+
+#[test]
+fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    let mut who: Vec<Who> = Vec::new();
+    for (name, role, tenant, subject) in [
+        ("writer", "writer", None, None),
+        ("reader", "reader", None, None),
+        ("auditor", "auditor", None, None),
+        ("admin", "admin", None, None),
+        ("writer@a", "writer", Some("a"), None),
+        ("reader@a", "reader", Some("a"), None),
+        ("auditor@a", "auditor", Some("a"), None),
+        ("admin@a", "admin", Some("a"), None),
+        ("subject@a", "subject", Some("a"), Some("s1")),
+    ] {
+        let (key, _) = app.create_key(&[role], tenant, subject);
+        who.push(Who {
+            name,
+            key: Some(key),
+        });
+    }
+    who.push(Who {
+        name: "none",
+        key: None,
+    });
+    let admin = who[3].key.clone().expect("the admin key");
+    let seeded = app
+        .post_json(
+            "/v1/events",
+            Some(&admin),
+            &event("seed", Some("a"), "s1", "t"),
+        )
+        .json();
+    let seq = seeded["results"][0]["seq"].as_u64().expect("a seq");
+    let record_id = seeded["results"][0]["record_id"]
+        .as_str()
+        .expect("a record id")
+        .to_string();
+
+    let event_body = event("m", Some("a"), "s1", "t").to_string();
+    let key_body = json!({"roles": ["reader"], "tenant": "a"}).to_string();
+    let payload = format!("/v1/quarantine/payloads/sha256:{}", "0".repeat(64));
+    // (method, path, body, who may); `*` = every caller, keyless included.
+    let routes: Vec<(&str, String, Option<&str>, &[&str])> = vec![
+        (
+            "POST",
+            "/v1/events".into(),
+            Some(event_body.as_str()),
+            &["writer", "admin", "writer@a", "admin@a"],
+        ),
+        ("GET", format!("/v1/records/{seq}"), None, READERS),
+        ("GET", "/v1/records?limit=5".into(), None, READERS),
+        ("GET", "/v1/subjects/s1/state".into(), None, READERS),
+        // A subject key may ask for any subject's state: it folds only its own records.
+        ("GET", "/v1/subjects/s2/state".into(), None, READERS),
+        ("GET", "/v1/quarantine?limit=5".into(), None, AUDITORS),
+        ("GET", "/v1/quarantine?after=0".into(), None, AUDITORS),
+        ("GET", payload, None, AUDITORS),
+        (
+            "GET",
+            format!("/v1/proofs/inclusion?seq={seq}"),
+            None,
+            AUDITORS,
+        ),
+        (
+            "GET",
+            "/v1/proofs/consistency?from=1".into(),
+            None,
+            VERIFIERS,
+        ),
+        (
+            "GET",
+            format!("/v1/proofs/inclusion?record_id={record_id}"),
+            None,
+            VERIFIERS,
+        ),
+        ("GET", "/checkpoint".into(), None, VERIFIERS),
+        ("GET", "/checkpoint/key".into(), None, VERIFIERS),
+        ("GET", "/tile/0/000.p/1".into(), None, AUDITORS),
+        (
+            "GET",
+            "/tile/entries/000.p/1".into(),
+            None,
+            UNSCOPED_AUDITORS,
+        ),
+        ("GET", "/metrics".into(), None, UNSCOPED_AUDITORS),
+        ("GET", "/v1/keys".into(), None, ADMINS),
+        ("POST", "/v1/keys".into(), Some(key_body.as_str()), ADMINS),
+        (
+            "DELETE",
+            "/v1/keys/key_0000000000000000".into(),
+            None,
+            ADMINS,
+        ),
+        (
+            "POST",
+            "/v1/exports".into(),
+            Some(r#"{"format":"jsonl","filters":{"type":"t"}}"#),
+            EXPORTERS,
+        ),
+        ("GET", "/v1/exports/exp_none/status".into(), None, EXPORTERS),
+        ("GET", "/v1/exports/exp_none".into(), None, EXPORTERS),
+        (
+            "GET",
+            "/v1/exports/exp_none/manifest".into(),
+            None,
+            EXPORTERS,
+        ),
+        (
+            "GET",
+            "/v1/exports/exp_none/files/x".into(),
+            None,
+            EXPORTERS,
+        ),
+        ("POST", "/v1/exports/exp_none/approve".into(), None, ADMINS),
+        (
+            "POST",
+            "/v1/holds".into(),
+            Some(r#"{"tenant":"a","reason":"matter 1"}"#),
+            ADMINS,
+        ),
+        ("GET", "/v1/holds".into(), None, AUDITORS),
+        // No such hold: an admin is answered 404, everyone else refused first.
+        (
+            "POST",
+            "/v1/holds/release".into(),
+            Some(r#"{"hold_id":"hold_none","reason":"done"}"#),
+            ADMINS,
+        ),
+        // Nobody by that name: an admin is answered 404, everyone else refused first.
+        (
+            "POST",
+            "/v1/erasures".into(),
+            Some(r#"{"data_subject":"nobody","reason":"test"}"#),
+            ADMINS,
+        ),
+        // Retention crosses tenants: an admin of every tenant only.
+        ("GET", "/v1/retention".into(), None, UNSCOPED_ADMINS),
+        (
+            "POST",
+            "/v1/retention/apply".into(),
+            Some(r#"{"dry_run":true}"#),
+            UNSCOPED_ADMINS,
+        ),
+        ("GET", "/v1/conflicts".into(), None, AUDITORS),
+        ("GET", "/v1/conflicts?status=open".into(), None, AUDITORS),
+        // No such conflict: an auditor is answered 404, everyone else refused first.
+        (
+            "POST",
+            "/v1/conflicts/cf-none/resolve".into(),
+            Some(r#"{"resolution":"dismissed","reason":"not one"}"#),
+            AUDITORS,
+        ),
+        // Checks read every tenant's records: an admin of every tenant only.
+        ("POST", "/v1/checks".into(), Some("{}"), UNSCOPED_ADMINS),
+        ("GET", "/healthz".into(), None, EVERYONE),
+        ("GET", "/readyz".into(), None, EVERYONE),
+        ("GET", "/openapi.json".into(), None, EVERYONE),
+    ];
+    let mut denials = 0;
+    for (method, path, body, allowed) in &routes {
+        for w in &who {
+            let r = app.req(
+                method,
+                path,
+                w.key.as_deref(),
+                body.map(|b| ("application/json", b.as_bytes())),
+            );
+            let may = allowed.contains(&"*") || allowed.contains(&w.name);
+            let ctx = format!("{} {method} {path} -> {} {}", w.name, r.status, r.text());
+            if may {
+                // Allowed: anything but an auth refusal (a missing tile or key is a 404).
+                assert!(
+                    ![401, 403].contains(&r.status) && r.status < 500,
+                    "should be allowed: {ctx}"
+                );
+            } else if w.key.is_none() {
+                assert_eq!(
+                    (r.status, r.code()),
+                    (401, "UNAUTHENTICATED".to_string()),
+                    "{ctx}"
+                );
+                denials += 1;
+            } else {
+                assert_eq!(
+                    (r.status, r.code()),
+                    (403, "FORBIDDEN".to_string()),
+                    "{ctx}"
+                );
+                denials += 1;
+            }
+        }
+    }
+    app.stop();
+    let denied: Vec<_> = offline_records(dir.path())
+        .into_iter()
+        .filter(|r| r["type"] == "audit.access" && r["data"]["outcome"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), denials, "every refusal is recorded once");
+    assert!(
+        denied
+            .iter()
+            .all(|r| r["data"]["status"] == 401 || r["data"]["status"] == 403)
+    );
+    assert_verifies(dir.path());
+}
