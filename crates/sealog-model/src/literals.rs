@@ -730,7 +730,9 @@ mod tests {
         /// as a normal double.
         #[test]
         fn short_literals_of_normal_doubles_need_no_comparison(
-            mantissa in 1..100_000_000_000_000_000_u64,
+            // The digit count first, so that literals of up to 15 digits (the claim) are
+            // about as common as longer ones.
+            mantissa in (1..=17_u32).prop_flat_map(|d| 10_u64.pow(d - 1)..10_u64.pow(d)),
             point in 1..16_usize,
             exp in -340..320_i32,
             negative in any::<bool>(),
@@ -771,7 +773,11 @@ mod tests {
         /// so counting them while parsing finds all the literals to check.
         #[test]
         fn suspects_are_the_numbers_serde_json_does_not_read_as_safe_integers(
-            literal in "-?(0|[1-9][0-9]{0,24})(\\.[0-9]{1,5})?([eE][+-]?[0-9]{1,3})?"
+            literal in prop_oneof![
+                "-?(0|[1-9][0-9]{0,24})(\\.[0-9]{1,5})?([eE][+-]?[0-9]{1,3})?",
+                // The edge of the safe integers, which random digits almost never reach.
+                "-?900719925474099[0-3](\\.0)?(e0)?",
+            ]
         ) {
             let Ok(n) = serde_json::from_str::<Number>(&literal) else {
                 return Ok(());
@@ -784,11 +790,18 @@ mod tests {
             prop_assert_eq!(is_suspect(literal.as_bytes()), !safe_integer, "{}", literal);
         }
 
-        /// The standard library and serde_json overflow at the same literals.
+        /// The standard library and serde_json overflow at the same literals: random ones,
+        /// and ones at the edge, where the digits of f64::MAX (1.7976931348623157e308) and of
+        /// the halfway point to 2^1024 (1.797693134862315807937…e308) decide.
         #[test]
         fn overflow_agrees_with_serde_json(
-            digits in "[1-9][0-9]{0,20}",
-            exp in 280..330_i32,
+            (digits, exp) in prop_oneof![
+                ("[1-9][0-9]{0,20}", 280..330_i32),
+                "1797693134862315(7|8|80[0-9]{0,8}|79[0-9]{0,8}|9)".prop_map(|d| {
+                    let exp = 308 - (d.len() as i32 - 1);
+                    (d, exp)
+                }),
+            ],
         ) {
             let literal = format!("{digits}e{exp}");
             let serde_refuses = serde_json::from_str::<f64>(&literal).is_err();

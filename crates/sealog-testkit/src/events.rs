@@ -1,6 +1,7 @@
 //! Events for tests that are about the log, not about a pack.
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 /// A valid event of an ad-hoc type (accepted only with `--accept-undeclared-types`).
 pub fn event(id: &str, tenant: Option<&str>, subject: &str, kind: &str) -> Value {
@@ -13,6 +14,17 @@ pub fn event(id: &str, tenant: Option<&str>, subject: &str, kind: &str) -> Value
         e["tenant"] = json!(t);
     }
     e
+}
+
+/// An event's RFC 8785 text by an independent implementation (`serde_json_canonicalizer`),
+/// never Sealog's own: what tests hold Sealog's canonical forms and record ids to.
+pub fn oracle_jcs(v: &Value) -> String {
+    serde_json_canonicalizer::to_string(v).expect("the oracle canonicalizes the event")
+}
+
+/// The `record_id` bytes of an event (no pack normalizes it): SHA-256 of [`oracle_jcs`].
+pub fn oracle_record_id(v: &Value) -> [u8; 32] {
+    Sha256::digest(oracle_jcs(v).as_bytes()).into()
 }
 
 /// NDJSON text of some events.

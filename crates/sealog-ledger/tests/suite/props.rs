@@ -1,7 +1,8 @@
 //! The ledger against a model, under random sequences of operations: batches mixing new
-//! events, events sent again (appended, quarantined or rejected before), corrections that
-//! name the head of their chain, a superseded record, a record of another chain or a record
-//! that does not exist, and events with a broken envelope; clean reopens; queries by tenant,
+//! events, events sent again (appended, quarantined or rejected before, in an earlier batch
+//! or earlier in the same one), corrections that name the head of their chain, a superseded
+//! record, a record of another chain or a record that does not exist (any of them possibly
+//! appended earlier in the same batch), and events with a broken envelope; clean reopens; queries by tenant,
 //! subject and event time through both views, as of a size, page by page; reads by seq and
 //! by record id; roots, inclusion and consistency proofs and checkpoints; and `verify`.
 //!
@@ -289,8 +290,12 @@ impl Model {
             self.superseded_by.insert(t, self.len());
         }
         let seq = self.len();
+        let text: Value = serde_json::from_str(&ev.text()).expect("an event is JSON");
+        let id = RecordId(sealog_testkit::events::oracle_record_id(&text));
         self.events.push(ev.clone());
         self.seq_of.insert(ev.clone(), seq);
+        self.ids.push(id);
+        self.by_id.insert(id, seq);
         Want::Appended(seq)
     }
 
@@ -340,13 +345,22 @@ impl Model {
 }
 
 fn ingest(ledger: &Ledger, model: &mut Model, picks: &[Pick]) {
-    let sent: Vec<Sent> = picks.iter().filter_map(|p| model.resolve(p)).collect();
+    let first_new = model.len();
+    // Picks are resolved and decided one at a time, so that an event sent again, or a
+    // correction, may name what came earlier in the same batch.
+    let mut sent = Vec::new();
+    let mut want = Vec::new();
+    for pick in picks {
+        let Some(s) = model.resolve(pick) else {
+            continue;
+        };
+        model.sent.push(s.clone());
+        want.push(model.decide(&s));
+        sent.push(s);
+    }
     if sent.is_empty() {
         return;
     }
-    model.sent.extend(sent.iter().cloned());
-    let first_new = model.len();
-    let want: Vec<Want> = sent.iter().map(|s| model.decide(s)).collect();
     let texts: Vec<String> = sent.iter().map(Sent::text).collect();
     let raws: Vec<_> = texts.iter().map(|t| Ok(t.as_bytes())).collect();
     let results = ledger.ingest(&raws, &Author::ANYONE).unwrap();
@@ -355,8 +369,7 @@ fn ingest(ledger: &Ledger, model: &mut Model, picks: &[Pick]) {
         match (result, want) {
             (IngestResult::Appended { seq, record_id }, Want::Appended(w)) => {
                 assert_eq!(seq, w, "{s:?}");
-                model.by_id.insert(*record_id, *seq);
-                model.ids.push(*record_id);
+                assert_eq!(*record_id, model.ids[*seq as usize], "{s:?}");
             }
             (IngestResult::Duplicate { seq, record_id }, Want::Duplicate(w)) => {
                 assert_eq!(seq, w, "{s:?}");

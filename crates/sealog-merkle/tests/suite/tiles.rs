@@ -124,6 +124,32 @@ fn widths_for_small_trees() {
     assert_eq!(tile_width(8, 0, u64::MAX), None);
 }
 
+/// Tile indexes: any, and those either side of a power of ten, where a path's groups of three
+/// digits change in number or are all zeros.
+fn index() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        any::<u64>(),
+        (0u32..=19, -1i64..=1).prop_map(|(p, d)| 10u64.pow(p).saturating_add_signed(d)),
+        0u64..2000,
+    ]
+}
+
+/// Tile widths: any, and the full and nearly full ones, whose paths differ (no `.p/`).
+fn width() -> impl Strategy<Value = u16> {
+    prop_oneof![1u16..=256, Just(256), Just(255), Just(1)]
+}
+
+/// Tree sizes: any (a full last tile is then rare), small trees, and sizes a node count
+/// either side of a whole number of tiles at some level.
+fn size() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        any::<u64>(),
+        0u64..70_000,
+        (1u64..4, 0u32..8, -1i64..=1).prop_map(|(k, j, d)| (k << (8 * j)).saturating_add_signed(d)),
+        Just(u64::MAX),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         rng_seed: proptest::test_runner::RngSeed::Fixed(0x5ea1_0102),
@@ -131,7 +157,7 @@ proptest! {
     })]
 
     #[test]
-    fn paths_round_trip(level in 0u8..=63, index in any::<u64>(), width in 1u16..=256) {
+    fn paths_round_trip(level in 0u8..=63, index in index(), width in width()) {
         let p = tile_path(level, index, width);
         prop_assert_eq!(parse_tile_path(&p), Ok(TilePath::Hashes { level, index, width }));
         let e = entries_path(index, width);
@@ -139,7 +165,7 @@ proptest! {
     }
 
     #[test]
-    fn widths_cover_exactly_the_complete_nodes(size in any::<u64>(), level in 0u8..8) {
+    fn widths_cover_exactly_the_complete_nodes(size in size(), level in 0u8..8) {
         // Tiles at a level hold every complete node of tree level 8 * level, once.
         let nodes = size >> (u32::from(level) * u32::from(TILE_HEIGHT));
         let tiles = nodes.div_ceil(TILE_WIDTH);

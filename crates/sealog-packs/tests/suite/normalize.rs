@@ -130,6 +130,20 @@ fn rich_decision() -> Value {
         {"group_name": "device_risk", "group_version": "2.1"},
         {"group_name": "txn_velocity", "group_version": "0.9"}
     ]);
+    let fresh = |group: &str, version: &str, age: u32| {
+        json!({"group_name": group, "group_version": version, "ttl_seconds": 600,
+               "last_update_event_time": "2026-01-03T12:34:30Z", "age_seconds": age,
+               "stale": false})
+    };
+    d["features"]["freshness"] = json!([
+        fresh("txn_velocity", "1.0", 26),
+        fresh("device_risk", "2.1", 3),
+        fresh("txn_velocity", "0.9", 40),
+        fresh("txn_velocity", "1.0", 27)
+    ]);
+    // Sorted by the whole element (the schema wants them unique).
+    d["degrade"]["capabilities_mask"]["allowed_feature_groups"] =
+        json!(["txn_velocity", "device_risk", "*", "merchant_risk"]);
     d["decision"]["actions"] = json!([
         {"action_type": "QUEUE_CASE", "idempotency_key": "k2", "parameters": {"queue": "ops"}},
         {"action_type": "HOLD", "idempotency_key": "k1"},
@@ -151,6 +165,8 @@ proptest! {
         groups in Just((0..3).collect::<Vec<usize>>()).prop_shuffle(),
         actions in Just((0..3).collect::<Vec<usize>>()).prop_shuffle(),
         stages in Just((0..3).collect::<Vec<usize>>()).prop_shuffle(),
+        freshness in Just((0..4).collect::<Vec<usize>>()).prop_shuffle(),
+        allowed in Just((0..4).collect::<Vec<usize>>()).prop_shuffle(),
         seed in any::<u64>(),
     ) {
         let base = rich_decision();
@@ -161,6 +177,9 @@ proptest! {
             permute(d["features"]["group_versions_used"].as_array_mut().unwrap(), &groups);
             permute(d["decision"]["actions"].as_array_mut().unwrap(), &actions);
             permute(d["df_provenance"]["stage_summary"].as_array_mut().unwrap(), &stages);
+            permute(d["features"]["freshness"].as_array_mut().unwrap(), &freshness);
+            let mask = &mut d["degrade"]["capabilities_mask"];
+            permute(mask["allowed_feature_groups"].as_array_mut().unwrap(), &allowed);
         }
         let text = shuffled(&shuffled_arrays, seed);
         // Dozens of objects, several with many members: all of them sorted by chance is

@@ -308,20 +308,22 @@ fn event_of(record: &[u8]) -> Value {
 }
 
 fn append(store: &TestStore, model: &mut Model, picks: &[Pick]) {
-    let specs: Vec<Spec> = picks
-        .iter()
-        .filter_map(|p| match p {
-            Pick::New(s) => Some(s.clone()),
-            Pick::Again(i) => {
-                (!model.sent.is_empty()).then(|| model.sent[i.index(model.sent.len())].clone())
-            }
-        })
-        .collect();
+    let first_new = model.len();
+    // Picks are resolved one at a time, so that one may send again what came earlier in the
+    // same batch.
+    let mut specs = Vec::new();
+    for pick in picks {
+        let spec = match pick {
+            Pick::New(s) => s.clone(),
+            Pick::Again(_) if model.sent.is_empty() => continue,
+            Pick::Again(i) => model.sent[i.index(model.sent.len())].clone(),
+        };
+        model.sent.push(spec.clone());
+        specs.push(spec);
+    }
     if specs.is_empty() {
         return;
     }
-    model.sent.extend(specs.iter().cloned());
-    let first_new = model.len();
     let want: Vec<Want> = specs.iter().map(|s| model.decide(s)).collect();
     let outcomes = store
         .append(specs.iter().map(|s| entry(&s.text())).collect())

@@ -11,10 +11,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use sealog_testkit::events::{oracle_jcs, oracle_record_id};
 use sealog_testkit::shuffle::{self, Whitespace};
 use sealog_testkit::{Cli, Rng};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// Examples whose pack normalization changes something before hashing. Pinned, so the
 /// test notices both a normalization that stops applying and one that starts to.
@@ -57,15 +57,8 @@ fn examples() -> Vec<Value> {
         .collect()
 }
 
-fn oracle_jcs(v: &Value) -> String {
-    serde_json_canonicalizer::to_string(v).expect("the oracle canonicalizes every example")
-}
-
 fn oracle_id(v: &Value) -> String {
-    format!(
-        "sha256:{}",
-        hex::encode(Sha256::digest(oracle_jcs(v).as_bytes()))
-    )
+    format!("sha256:{}", hex::encode(oracle_record_id(v)))
 }
 
 fn event_id(v: &Value) -> &str {
