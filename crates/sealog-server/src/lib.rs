@@ -25,6 +25,7 @@ mod metrics;
 mod nats;
 mod openapi;
 mod params;
+mod percent;
 mod routes;
 mod server;
 mod sessions;

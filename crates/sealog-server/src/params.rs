@@ -3,6 +3,7 @@
 //! UTF-8 once percent-decoded.
 
 use crate::error::ApiError;
+use crate::percent::Undecodable;
 
 /// Longest query string accepted.
 const QUERY_BYTES_MAX: usize = 16 << 10;
@@ -95,30 +96,13 @@ pub(crate) fn parse_u64(v: &str) -> Option<u64> {
 }
 
 fn decode(s: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::bad_request("BAD_PARAMETER", "malformed percent-encoding in the query");
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = b.get(i + 1..i + 3).ok_or_else(bad)?;
-                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return Err(bad());
-                }
-                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| {
+    crate::percent::decode(s, true).map_err(|e| {
         ApiError::bad_request(
             "BAD_PARAMETER",
-            "a query parameter is not UTF-8 once decoded",
+            match e {
+                Undecodable::Escape => "malformed percent-encoding in the query",
+                Undecodable::Utf8 => "a query parameter is not UTF-8 once decoded",
+            },
         )
     })
 }

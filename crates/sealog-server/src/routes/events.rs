@@ -330,8 +330,8 @@ fn structured_of_binary(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Api
             .to_str()
             .map_err(|_| refused(format!("header {name}: not visible ASCII")))?;
         let text = if is_attribute {
-            percent_decode(text)
-                .ok_or_else(|| refused(format!("header {name}: not percent-encoded UTF-8")))?
+            crate::percent::decode(text, false)
+                .map_err(|_| refused(format!("header {name}: not percent-encoded UTF-8")))?
         } else {
             text.to_string()
         };
@@ -342,26 +342,6 @@ fn structured_of_binary(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Api
         body,
     )
     .map_err(|e| refused(e.0))
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
