@@ -1,6 +1,6 @@
 //! The bodies of the fuzz targets in `fuzz/`. Each takes the fuzzer's bytes, drives one of
 //! Sealog's readers with them and panics when a property fails. They live here, not in
-//! `fuzz/`, so that `tests/fuzz_replay.rs` replays the committed corpora and crash
+//! `fuzz/`, so that `tests/suite/fuzz_replay.rs` replays the committed corpora and crash
 //! reproducers through the very code the fuzzer ran, under plain `cargo test`.
 //!
 //! Inputs that need several parts (a file and the edits made to it, a manifest and its

@@ -1,7 +1,7 @@
 //! Conflicts from detection to resolution (seed 003 §5.3), runs that are incremental yet
 //! agree with a full run, findings recorded once, and reconciliation with the domain.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

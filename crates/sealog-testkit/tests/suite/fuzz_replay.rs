@@ -131,7 +131,7 @@ fn recovery() {
 
 /// Writes the hand-made seeds each corpus started from (`seed-*` files); fuzzing grows the
 /// corpus from them and `cargo fuzz cmin` keeps what adds coverage. Run by hand:
-/// `cargo test -p sealog-testkit --test fuzz_replay -- --ignored write_seeds`.
+/// `cargo test -p sealog-testkit --test suite fuzz_replay::write_seeds -- --ignored`.
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand to reseed"]
 fn write_seeds() {

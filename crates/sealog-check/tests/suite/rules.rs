@@ -1,6 +1,6 @@
 //! Each built-in rule fires on a crafted history and stays silent on a clean one.
 
-mod support;
+use crate::support;
 
 use support::*;
 
