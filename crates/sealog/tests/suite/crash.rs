@@ -182,7 +182,16 @@ enum KillAt {
     Lines(usize, u64),
 }
 
-fn run_and_kill(dir: &Path, input: Vec<u8>, os_durability: bool, kill_at: &KillAt) -> Crashed {
+/// Runs `sealog append -` on `input` and kills it. With `hold_back`, only the lines of the
+/// input's first half are sent before the kill (the pipe stays open), so that the kill lands
+/// with appends in flight however fast the binary answers.
+fn run_and_kill(
+    dir: &Path,
+    input: Vec<u8>,
+    os_durability: bool,
+    kill_at: &KillAt,
+    hold_back: bool,
+) -> Crashed {
     let mut args = vec!["append", "-"];
     if os_durability {
         args.splice(0..0, ["--durability", "os"]);
@@ -191,13 +200,24 @@ fn run_and_kill(dir: &Path, input: Vec<u8>, os_durability: bool, kill_at: &KillA
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
+    let sent = if hold_back {
+        input[..input.len() / 2]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+    } else {
+        input.len()
+    };
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         // A killed child closes the pipe; the write error that follows is expected.
-        for chunk in input.chunks(64 << 10) {
+        for chunk in input[..sent].chunks(64 << 10) {
             if stdin.write_all(chunk).is_err() {
                 return;
             }
         }
+        // Held back: the pipe stays open until the kill (the sender's drop) ends the wait.
+        let _ = released.recv();
     });
     let (printed, reader) = result_lines(stdout);
     let mut lines = Vec::new();
@@ -222,6 +242,7 @@ fn run_and_kill(dir: &Path, input: Vec<u8>, os_durability: bool, kill_at: &KillA
     // Child::kill sends SIGKILL on Unix: no handler runs, nothing is flushed or closed.
     let _ = child.kill();
     let status = child.wait().unwrap();
+    drop(release);
     writer.join().unwrap();
     reader.join().unwrap();
     lines.extend(printed.try_iter());
@@ -478,9 +499,10 @@ struct Plan {
 }
 
 /// The trial's choices. Each way of reading the log back (the library, the binary) has its
-/// first trial chosen rather than drawn: durable, NDJSON, thousands of events, killed after
-/// the first quarter of them is acknowledged — so that even the shortest run kills durable
-/// appends in flight and checks acknowledgements on both paths, whatever the draws are.
+/// first trial chosen rather than drawn: durable, NDJSON, thousands of events, the second half
+/// of them held back, killed after up to a quarter of them are acknowledged — so that even
+/// the shortest run kills durable appends in flight and checks acknowledgements on both
+/// paths, whatever the draws are and however fast the binary is.
 fn plan(trial: usize, rng: &mut Rng) -> Plan {
     let via_binary = trial % 3 == 2;
     if trial == 0 || trial == 2 {
@@ -573,7 +595,7 @@ fn sigkill_during_append_loses_no_acknowledged_record() {
             delay => delay,
         };
 
-        let crashed = run_and_kill(dir.path(), body, plan.os_durability, &kill_at);
+        let crashed = run_and_kill(dir.path(), body, plan.os_durability, &kill_at, plan.forced);
         assert!(
             !crashed.stderr.contains("panicked"),
             "the binary panicked: {}",
