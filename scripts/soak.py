@@ -16,10 +16,13 @@ capacity for a while, sampling the server's resident memory and open file descri
    of the acknowledged appends (1%, at most 50) and the one with the highest seq, each at its
    seq with its record id, and runs `sealog verify`.
 
-The first tenth of the soak is warm-up. It compares the next tenth (the baseline) with the
-last: the lowest anonymous memory (RssAnon: the process's own, not the pages of files it
+The warm-up is the first tenth of the soak, or longer: until the store's in-memory table has
+filled three times (memory rises until then: the table, the one being written out beside it,
+and the allocator's pages settling). It compares the tenth after the warm-up (the baseline)
+with the last: the lowest anonymous memory (RssAnon: the process's own, not the pages of files it
 maps) in each, and the median of open descriptors; it fails when that memory grew more than
-1.5x, or open descriptors more than +16, or any append was refused, or any check failed.
+1.5x, or open descriptors more than +16, or any append was refused, or any check failed. A
+soak too short for a baseline after its warm-up says so loudly and judges no growth.
 Prints one `soak:` summary line; exit 0 on success, 1 on failure.
 """
 
@@ -39,6 +42,10 @@ import time
 
 RSS_GROWTH_MAX = 1.5
 FD_GROWTH_MAX = 16
+# The store's in-memory table holds this many records before it is written out (the default
+# of `memtable_records_max`); the warm-up lasts until it has filled WARMUP_FILLS times.
+MEMTABLE_RECORDS = 131_072
+WARMUP_FILLS = 3
 
 
 def event(cid, i):
@@ -211,13 +218,26 @@ def main():
             failures += [f"soak client {c.cid}: {f}" for f in c.failures[:5]]
         achieved = soak_acked / max(1e-9, samples[-1][0] if samples else 1)
 
-        # Growth, after the warm-up tenth.
+        # Growth, after the warm-up.
         n = len(samples)
         tenth = max(1, n // 10)
-        base = samples[tenth : 2 * tenth]
+        warm = WARMUP_FILLS * MEMTABLE_RECORDS
+        warmup = next(
+            (i for i, s in enumerate(samples) if burst_acked + s[3] >= warm), n
+        )
+        warmup = max(tenth, warmup)
+        base = samples[warmup : warmup + tenth]
         last = samples[n - tenth :]
+        judged = n >= 10 and warmup + tenth <= n - tenth
         if n < 10:
             failures.append(f"only {n} samples: run longer")
+        if not judged:
+            print(
+                f"soak: MEMORY GROWTH NOT JUDGED: the warm-up ({WARMUP_FILLS} fills of the "
+                f"store's in-memory table, {warm} appends) leaves no baseline before the last "
+                f"tenth; run longer",
+                flush=True,
+            )
             base, last = samples[:1], samples[-1:]
         # Memory is a sawtooth (the index's in-memory table fills, then is written out), so a
         # median depends on where in a tooth a tenth falls: each tenth's floor is compared.
@@ -232,7 +252,7 @@ def main():
         # The process's own memory is what must stay flat. Pages of the index files it maps
         # count in RSS too, but they are the kernel's page cache: shared, dropped under
         # memory pressure, and bounded by the files' size on disk, which grows with the log.
-        if anon1 > RSS_GROWTH_MAX * anon0:
+        if judged and anon1 > RSS_GROWTH_MAX * anon0:
             failures.append(f"anonymous memory grew from {anon0} KiB to {anon1} KiB")
         if fd1 > fd0 + FD_GROWTH_MAX:
             failures.append(f"open descriptors grew from {fd0} to {fd1}")
@@ -264,8 +284,10 @@ def main():
 
         print(
             f"soak: {a.seconds:.0f} s at {achieved:.0f} appends/s (capacity {capacity:.0f}/s), "
-            f"{n} samples; RSS floor {rss0:.0f} -> {rss1:.0f} KiB: anonymous {anon0:.0f} -> "
-            f"{anon1:.0f} KiB (limit x{RSS_GROWTH_MAX}), mapped files {file0:.0f} -> {file1:.0f} KiB; "
+            f"{n} samples, warm-up {samples[min(warmup, n - 1)][0]:.0f} s; RSS floor "
+            f"{rss0:.0f} -> {rss1:.0f} KiB: anonymous {anon0:.0f} -> {anon1:.0f} KiB "
+            f"({f'limit x{RSS_GROWTH_MAX}' if judged else 'NOT JUDGED: too short'}), "
+            f"mapped files {file0:.0f} -> {file1:.0f} KiB; "
             f"fds {fd0:.0f} -> {fd1:.0f} (limit +{FD_GROWTH_MAX}); {total_acked} acknowledged, "
             f"{len(picks)} read back (the last one included); failures: {len(failures)}",
             flush=True,
