@@ -12,7 +12,7 @@
 //!
 //! Cases come from a fixed seed; `PROPTEST_RNG_SEED=<n>` explores others and
 //! `PROPTEST_CASES=<n>` runs more. A failing case is shrunk, printed and saved in
-//! `props.proptest-regressions`, which every later run replays first.
+//! `tests/proptest-regressions/props.txt`, which every later run replays first.
 
 use std::collections::HashMap;
 use std::path::Path;
