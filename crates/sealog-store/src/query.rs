@@ -57,10 +57,27 @@ pub(crate) fn read_frame(
     seq: u64,
     buf: &mut Vec<u8>,
 ) -> Result<(std::path::PathBuf, u64), StoreError> {
+    read_frame_from(shared, seq, segment_of(shared, seq), buf)
+}
+
+/// [`read_frame`] from the segment `seg` looked up earlier.
+fn read_frame_from(
+    shared: &Shared,
+    seq: u64,
+    mut seg: SegmentOf,
+    buf: &mut Vec<u8>,
+) -> Result<(std::path::PathBuf, u64), StoreError> {
     let pos = shared.positions.get(seq)?;
-    let seg = segment_of(shared, seq);
+    let mut read = seg.file.read_frame(seq, pos.offset, buf);
+    if let Err(segment::ReadFrameError::Io(e)) = &read
+        && crate::handles::is_replaced(e)
+    {
+        // Retention rewrote the segment after it was looked up: read the one in its place.
+        seg = segment_of(shared, seq);
+        read = seg.file.read_frame(seq, pos.offset, buf);
+    }
     let segment = seg.file.path().to_path_buf();
-    seg.file.read_frame(seq, pos.offset, buf).map_err(|e| {
+    read.map_err(|e| {
         StoreError::Corrupted(format!(
             "{} at offset {} (record {seq}): {e:?}",
             segment.display(),
@@ -315,4 +332,58 @@ pub(crate) fn read_many(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{TestKeys, Unique, entry, event};
+    use crate::{Config, Durability, LogRead, LogWrite, Prune, Store};
+    use std::sync::Arc;
+
+    /// A reader that looked a compressed segment up just before retention renamed its rewrite
+    /// over it, and whose file was closed meanwhile, reads the record from the rewrite.
+    #[test]
+    fn a_read_of_a_segment_replaced_since_it_was_looked_up_reads_its_successor() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            durability: Durability::Os,
+            segment_bytes_max: 8 << 10,
+            ..Config::default()
+        };
+        let layout = sealog_model::LogLayout::new(dir.path());
+        let store = Store::open(&layout, config, Arc::new(TestKeys), Unique).unwrap();
+        for chunk in (0..300u64).collect::<Vec<_>>().chunks(10) {
+            let group = chunk.iter().map(|&n| entry(&event(n, "t", "s", None)));
+            store.append(group.collect()).unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.stats().compressed_segments == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was compressed"
+            );
+            std::thread::yield_now();
+        }
+        let old = segment_of(&store.shared, 1);
+        let segment::SegmentFile::Compressed(z) = &*old.file else {
+            panic!("segment 0 is not compressed");
+        };
+        let prune = Prune {
+            seq: 5,
+            link: None,
+            key: None,
+        };
+        assert_eq!(store.prune(&[prune]).unwrap(), 1);
+        z.close_file();
+        let offset = store.shared.positions.get(1).unwrap().offset;
+        let mut buf = Vec::new();
+        match old.file.read_frame(1, offset, &mut buf) {
+            Err(segment::ReadFrameError::Io(e)) if crate::handles::is_replaced(&e) => {}
+            other => panic!("the old segment read {:?}", other.map(|()| buf.len())),
+        }
+        read_frame_from(&store.shared, 1, old, &mut buf).unwrap();
+        assert_eq!(buf, store.get(1).unwrap().unwrap());
+        assert!(matches!(store.get(5), Err(StoreError::Pruned(_))));
+    }
 }

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::StoreError;
+use crate::handles::Handle;
 use crate::segment::{
     self, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, HEADER_BYTES, ReadFrameError,
 };
@@ -221,9 +222,10 @@ fn next_block(src: &mut impl Read, block: &mut Vec<u8>, at: u64) -> Result<bool,
 
 /// An opened compressed segment: its index checked whole when opened, then read an entry at a
 /// time (an index in memory for every segment would grow the process with the log), its
-/// blocks checked as they are read.
+/// blocks checked as they are read. Its file is open only while it is read often enough
+/// ([`crate::handles`]), for the same reason.
 pub struct Zseg {
-    file: File,
+    handle: Arc<Handle>,
     path: PathBuf,
     first_seq: u64,
     per_block: u32,
@@ -239,7 +241,7 @@ type Cached = (usize, Block, Arc<Vec<u8>>);
 impl Zseg {
     /// Opens `path`, checking its header, trailer and index against each other.
     pub fn open(path: &Path, first_seq: u64) -> Result<Zseg, StoreError> {
-        let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+        let (handle, file) = Handle::open(path).map_err(|e| StoreError::io(path, e))?;
         let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
         let bad = |m: String| StoreError::Corrupted(format!("{}: {m}", path.display()));
         if len < (HEADER + TRAILER) as u64 {
@@ -301,7 +303,7 @@ impl Zseg {
             return Err(bad("its blocks do not add up to its index".into()));
         }
         Ok(Zseg {
-            file,
+            handle,
             path: path.to_path_buf(),
             first_seq,
             per_block,
@@ -324,7 +326,8 @@ impl Zseg {
             ));
         }
         let mut raw = [0u8; ENTRY];
-        self.file
+        self.handle
+            .file()?
             .read_exact_at(&mut raw, self.index_at + (k * ENTRY) as u64)?;
         let b = Block::decode(&raw);
         let within_file = b
@@ -347,6 +350,12 @@ impl Zseg {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Closes its file now, as the process does when too many are open.
+    #[cfg(test)]
+    pub(crate) fn close_file(&self) {
+        self.handle.close();
     }
 
     /// The plain segment's length.
@@ -480,7 +489,7 @@ impl Zseg {
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
         packed.resize(b.file_len as usize, 0);
-        self.file.read_exact_at(packed, b.file_offset)?;
+        self.handle.file()?.read_exact_at(packed, b.file_offset)?;
         if crc32c::crc32c(packed) != b.crc {
             return Err(self.damaged(k, b, "does not match its checksum"));
         }
@@ -603,8 +612,15 @@ pub(crate) fn compress_with(
         sys.rename(&part, &target)?;
         sys.sync_dir(dir)?;
         // The same file, checked whole above, now under its own name.
-        let path = target.clone();
-        Ok(Some((target.clone(), Zseg { path, ..back })))
+        let (path, handle) = (target.clone(), back.handle.renamed(&target));
+        Ok(Some((
+            target.clone(),
+            Zseg {
+                path,
+                handle,
+                ..back
+            },
+        )))
     })();
     if !matches!(result, Ok(Some(_))) {
         let _ = fs::remove_file(&part);

@@ -342,3 +342,96 @@ fn a_record_edited_and_compressed_again_with_valid_checksums_is_found_at_its_seq
     );
     drop(store);
 }
+
+/// The compressed segments' files this process has open, by what /proc says each descriptor
+/// names.
+fn open_compressed(dir: &Path) -> usize {
+    let log = fs::canonicalize(dir.join("log")).unwrap();
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| {
+            target.starts_with(&log) && target.extension().is_some_and(|x| x == "zseg")
+        })
+        .count()
+}
+
+/// A long-lived process must not hold a descriptor per segment its log ever sealed.
+#[test]
+fn a_long_log_keeps_only_a_few_compressed_segments_open() {
+    let dir = tempdir();
+    let (store, records) = filled(dir.path(), 2_000);
+    let compressed = files(dir.path(), "zseg").len();
+    let limit = sealog_store::handles::OPEN_MAX;
+    assert!(compressed > 2 * limit, "{compressed} compressed segments");
+    for round in ["first", "second"] {
+        check_reads(&store, &records, round);
+        let open = open_compressed(dir.path());
+        assert!(
+            open <= limit,
+            "{round} reading: {open} of {compressed} compressed segments open"
+        );
+    }
+    store.close().unwrap();
+    assert_eq!(verify(dir.path()).unwrap().records, 2_000);
+}
+
+/// Retention renames each rewritten segment over the old one while readers, whose handles to
+/// the old one may have been closed meanwhile, read on: each read gives the record or its
+/// stub, never the new file's bytes through the old one's index.
+#[test]
+fn readers_beside_retention_rewriting_compressed_segments_get_records_or_stubs() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Stops the readers however the pruning ends, so a failed prune fails the test.
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let dir = tempdir();
+    let (store, records) = filled(dir.path(), 2_000);
+    let n = records.len() as u64;
+    let pruned = |seq: u64| seq.is_multiple_of(5);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for reader in 0..2 {
+            let (store, records, done) = (&store, &records, &done);
+            s.spawn(move || {
+                // The two readers walk in opposite directions, so both touch every segment.
+                let order = (0..n).map(|i| if reader == 0 { i } else { n - 1 - i });
+                for seq in order.cycle() {
+                    if done.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match store.get(seq) {
+                        Ok(Some(bytes)) => assert_eq!(bytes, records[seq as usize], "record {seq}"),
+                        Err(StoreError::Pruned(stub)) if pruned(seq) => assert_eq!(stub.seq, seq),
+                        other => panic!("record {seq}: {other:?}"),
+                    }
+                }
+            });
+        }
+        let _stop = Stop(&done);
+        let sealed = files(dir.path(), "zseg");
+        // Every sealed segment but the newest, pruned in one rewrite each.
+        let firsts: Vec<u64> = sealed
+            .iter()
+            .map(|p| p.file_stem().unwrap().to_str().unwrap().parse().unwrap())
+            .collect();
+        for w in firsts.windows(2) {
+            let prunes: Vec<_> = (w[0]..w[1])
+                .filter(|&s| pruned(s))
+                .map(|seq| sealog_store::Prune {
+                    seq,
+                    link: None,
+                    key: None,
+                })
+                .collect();
+            store.prune(&prunes).unwrap();
+        }
+    });
+    store.close().unwrap();
+    let report = verify(dir.path()).unwrap();
+    assert!(report.stubs.len() > 300, "{} stubs", report.stubs.len());
+}
