@@ -262,7 +262,6 @@ enum BenchCmd {
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    keep_large_buffers_mapped();
     let cli = match settings::parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -276,19 +275,6 @@ fn main() -> ExitCode {
             tell!("sealog: error: {e:#}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// A store allocates and frees large buffers all the time it ingests (a memtable's sorted
-/// tables, a run's Bloom filter). glibc raises its mmap threshold each time such a buffer is
-/// freed, and from then on serves them from its heaps, whose freed pages stay resident: the
-/// process's memory then grows with the log it has written. A fixed threshold keeps every
-/// buffer of 1 MiB or more in its own mapping, returned to the system when freed.
-#[allow(unsafe_code)]
-fn keep_large_buffers_mapped() {
-    // SAFETY: mallopt only sets allocator parameters, and runs before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
