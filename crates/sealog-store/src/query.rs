@@ -73,7 +73,7 @@ fn read_frame_from(
         && crate::handles::is_replaced(e)
     {
         // Retention rewrote the segment after it was looked up: read the one in its place.
-        seg = segment_of(shared, seq);
+        seg = reopened(shared, seq, &seg)?;
         read = seg.file.read_frame(seq, pos.offset, buf);
     }
     let segment = seg.file.path().to_path_buf();
@@ -115,6 +115,22 @@ fn segment_of(shared: &Shared, seq: u64) -> SegmentOf {
         end: segs.get(i + 1).map_or(u64::MAX, |s| s.0),
         file: segs[i].1.clone(),
     }
+}
+
+/// The segment holding `seq` in place of `stale`, whose file was replaced: the one the
+/// writer put in its place, or, where no writer of this process did (a read-only opening
+/// beside a writer), the file now at its path.
+fn reopened(shared: &Shared, seq: u64, stale: &SegmentOf) -> Result<SegmentOf, StoreError> {
+    let mut segs = shared.segments.write().expect("segments lock");
+    let i = segs.partition_point(|(first, _)| *first <= seq) - 1;
+    if std::sync::Arc::ptr_eq(&segs[i].1, &stale.file) {
+        let fresh = segment::SegmentFile::open_path(stale.file.path(), segs[i].0)?;
+        segs[i].1 = std::sync::Arc::new(fresh);
+    }
+    Ok(SegmentOf {
+        end: segs.get(i + 1).map_or(u64::MAX, |s| s.0),
+        file: segs[i].1.clone(),
+    })
 }
 
 pub(crate) fn run(shared: &Shared, q: &Scan) -> Result<Page, StoreError> {
@@ -365,6 +381,9 @@ mod tests {
             );
             std::thread::yield_now();
         }
+        let beside =
+            Store::<Unique>::open_read_only(&layout, &Config::default(), Arc::new(TestKeys))
+                .unwrap();
         let old = segment_of(&store.shared, 1);
         let segment::SegmentFile::Compressed(z) = &*old.file else {
             panic!("segment 0 is not compressed");
@@ -385,5 +404,15 @@ mod tests {
         read_frame_from(&store.shared, 1, old, &mut buf).unwrap();
         assert_eq!(buf, store.get(1).unwrap().unwrap());
         assert!(matches!(store.get(5), Err(StoreError::Pruned(_))));
+
+        // A read-only opening from before the rewrite: nothing puts the new file in its place
+        // but the read that finds the old one gone.
+        let seen = segment_of(&beside.shared, 1);
+        let segment::SegmentFile::Compressed(z) = &*seen.file else {
+            panic!("segment 0 is not compressed where the reader opened it");
+        };
+        z.close_file();
+        assert_eq!(beside.get(1).unwrap().unwrap(), buf);
+        assert!(matches!(beside.get(5), Err(StoreError::Pruned(_))));
     }
 }
