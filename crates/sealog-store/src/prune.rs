@@ -128,10 +128,7 @@ pub(crate) fn prune(
         })?;
         shared.segments.write().expect("segments lock")[i].1 =
             Arc::new(SegmentFile::open_path(&path, first)?);
-        let mut index = shared.index.write().expect("index lock");
-        for (seq, keys) in kept {
-            index.note_pruned(seq, keys);
-        }
+        shared.index.write().expect("index lock").note_pruned(kept);
         pruned += stubs.len() as u64;
     }
     Ok(pruned)

@@ -259,9 +259,7 @@ pub(crate) fn read_only(
     };
     // The writer pruned records since its index files were built: answer them as it does.
     if let Ok(listed) = std::fs::read_to_string(layout.pruned_marker()) {
-        for (seq, kept) in crate::prune::marked(&listed) {
-            index.note_pruned(seq, kept);
-        }
+        index.note_pruned(crate::prune::marked(&listed));
     }
     let tree_files = TreeFiles::read_only_with_memory(&layout.tree());
     let tree = Tree::load(&tree_files, index.end())?;

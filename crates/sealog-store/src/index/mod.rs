@@ -16,9 +16,9 @@
 mod bitmaps;
 mod memtable;
 mod postings;
+mod pruned;
 mod run;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub(crate) struct Index {
     /// keeps. Their other postings stay in the memtable and runs until the index is next
     /// rebuilt from the log, and are not answered meanwhile: a pruned record is found by its
     /// stub's keys alone, from the moment it is pruned.
-    pruned: BTreeMap<u64, Box<[Key]>>,
+    pruned: pruned::Pruned,
 }
 
 /// Where a walk of ascending seqs stands in one key's postings: the run it last searched
@@ -193,7 +193,7 @@ impl Index {
             frozen: None,
             mem: Memtable::new(0),
             spare: None,
-            pruned: BTreeMap::new(),
+            pruned: pruned::Pruned::default(),
         }
     }
 
@@ -228,7 +228,7 @@ impl Index {
             frozen: None,
             mem: Memtable::new(end),
             spare: None,
-            pruned: BTreeMap::new(),
+            pruned: pruned::Pruned::default(),
         })
     }
 
@@ -314,21 +314,19 @@ impl Index {
         Ok(self.layers().find_map(|m| m.lookup_rid(rid)))
     }
 
-    /// Notes that record `seq` was pruned and that its stub keeps `kept`: from now on it is
-    /// found by those keys alone.
-    pub(crate) fn note_pruned(&mut self, seq: u64, kept: Vec<Key>) {
-        self.pruned.insert(seq, kept.into_boxed_slice());
+    /// Notes that records were pruned, each with the keys its stub keeps: from now on each
+    /// is found by those keys alone.
+    pub(crate) fn note_pruned(&mut self, kept: Vec<(u64, Vec<Key>)>) {
+        self.pruned.note(kept);
     }
 
     /// Whether `seq`'s posting under `key` is one a pruned record no longer has.
     fn hidden(&self, key: &Key, seq: u64) -> bool {
-        self.pruned
-            .get(&seq)
-            .is_some_and(|kept| !kept.contains(key))
+        self.pruned.get(seq).is_some_and(|kept| !kept.contains(key))
     }
 
     fn prunes_within(&self, from: u64, below: u64) -> bool {
-        from < below && self.pruned.range(from..below).next().is_some()
+        self.pruned.any_within(from, below)
     }
 
     /// Up to `limit` seqs in `[from, below)` with `key`, ascending.
@@ -567,9 +565,9 @@ impl Index {
         }
         let candidates: Vec<u64> = self
             .pruned
-            .range(from..below)
+            .within(from, below)
             .filter(|(_, kept)| !kept.contains(key))
-            .map(|(&seq, _)| seq)
+            .map(|(seq, _)| seq)
             .collect();
         // Whichever is shorter: each candidate looked up, or the key's postings listed.
         if candidates.len() as u64 > stored {
