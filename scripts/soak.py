@@ -20,9 +20,12 @@ The warm-up is the first tenth of the soak, or longer: until the store's in-memo
 filled three times (memory rises until then: the table, the one being written out beside it,
 and the allocator's pages settling). It compares the tenth after the warm-up (the baseline)
 with the last: the lowest anonymous memory (RssAnon: the process's own, not the pages of files it
-maps) in each, and the median of open descriptors; it fails when that memory grew more than
-1.5x, or open descriptors more than +16, or any append was refused, or any check failed. A
-soak too short for a baseline after its warm-up says so loudly and judges no growth.
+maps) in each, and the median of open descriptors other than the index's runs and the tree's
+levels (one a file, O(log n) files by design); it fails when that memory grew more than 1.5x,
+or those descriptors more than +16, or more than 8 compressed segments were ever open at
+once, or in the last tenth a removed file was still open or a file open more than twice, or
+any append was refused, or any check failed. A soak too short for a baseline after its
+warm-up says so loudly and judges no growth.
 Prints one `soak:` summary line; exit 0 on success, 1 on failure.
 """
 
@@ -42,6 +45,8 @@ import time
 
 RSS_GROWTH_MAX = 1.5
 FD_GROWTH_MAX = 16
+# Compressed segments a process keeps open at once (`sealog_store::handles::OPEN_MAX`).
+SEGMENTS_OPEN_MAX = 8
 # The store's in-memory table holds this many records before it is written out (the default
 # of `memtable_records_max`); the warm-up lasts until it has filled WARMUP_FILLS times.
 MEMTABLE_RECORDS = 131_072
@@ -117,16 +122,44 @@ class Client(threading.Thread):
         conn.close()
 
 
+def descriptors(pid):
+    """The server's open descriptors by kind: {"all", "segments" (compressed sealed
+    segments), "log_n" (index runs and tree levels: one a file, O(log n) of them by design),
+    "removed" (files deleted since they were opened), "twice" (a file open more than twice),
+    "other" (the rest: sockets, pipes, the log being written, ...)}."""
+    counts = {"all": 0, "segments": 0, "log_n": 0, "removed": 0, "twice": 0, "other": 0}
+    per_path = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed while listed
+        counts["all"] += 1
+        name = os.path.basename(target)
+        if target.endswith(" (deleted)"):
+            counts["removed"] += 1
+        elif name.endswith(".zseg"):
+            counts["segments"] += 1
+        elif name.startswith("run-") or name.startswith("level-"):
+            counts["log_n"] += 1
+        else:
+            counts["other"] += 1
+        if target.startswith("/"):
+            per_path[target] = per_path.get(target, 0) + 1
+    # The segment being appended to is open to write and to read.
+    counts["twice"] = sum(1 for n in per_path.values() if n > 2)
+    return counts
+
+
 def sample(pid):
-    """(VmRSS, RssAnon, RssFile) in KiB and open descriptors."""
+    """(VmRSS, RssAnon, RssFile) in KiB and open descriptors by kind."""
     kib = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             name, _, rest = line.partition(":")
             if name in ("VmRSS", "RssAnon", "RssFile"):
                 kib[name] = int(rest.split()[0])
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return (kib["VmRSS"], kib["RssAnon"], kib["RssFile"]), fds
+    return (kib["VmRSS"], kib["RssAnon"], kib["RssFile"]), descriptors(pid)
 
 
 def main():
@@ -202,7 +235,9 @@ def main():
                 if len(samples) % max(1, int(60 / a.sample_seconds)) == 0:
                     print(
                         f"soak: t={now - t0:.0f}s rss={rss[0]} KiB (anonymous {rss[1]}, "
-                        f"mapped files {rss[2]}) fds={fds} acked={acked}",
+                        f"mapped files {rss[2]}) fds={fds['all']} (compressed segments "
+                        f"{fds['segments']}, runs and tree levels {fds['log_n']}, removed "
+                        f"{fds['removed']}, other {fds['other']}) acked={acked}",
                         flush=True,
                     )
                 next_sample += a.sample_seconds
@@ -247,15 +282,27 @@ def main():
         rss0, rss1 = floor(base, 0), floor(last, 0)
         anon0, anon1 = floor(base, 1), floor(last, 1)
         file0, file1 = floor(base, 2), floor(last, 2)
-        fd0 = statistics.median(s[2] for s in base)
-        fd1 = statistics.median(s[2] for s in last)
+        def median_fds(rows, kind):
+            return statistics.median(s[2][kind] for s in rows)
+
+        fd0, fd1 = median_fds(base, "all"), median_fds(last, "all")
+        other0, other1 = median_fds(base, "other"), median_fds(last, "other")
+        segments_max = max(s[2]["segments"] for s in samples)
         # The process's own memory is what must stay flat. Pages of the index files it maps
         # count in RSS too, but they are the kernel's page cache: shared, dropped under
         # memory pressure, and bounded by the files' size on disk, which grows with the log.
         if judged and anon1 > RSS_GROWTH_MAX * anon0:
             failures.append(f"anonymous memory grew from {anon0} KiB to {anon1} KiB")
-        if fd1 > fd0 + FD_GROWTH_MAX:
-            failures.append(f"open descriptors grew from {fd0} to {fd1}")
+        # Descriptors: the index's runs and the tree's levels are one a file, O(log n) files
+        # by design; what must not grow is the rest, nor a file held after its removal or
+        # opened again and again, nor the compressed segments past the store's limit.
+        if other1 > other0 + FD_GROWTH_MAX:
+            failures.append(f"open descriptors other than the index's and tree's grew from {other0} to {other1}")
+        if segments_max > SEGMENTS_OPEN_MAX:
+            failures.append(f"{segments_max} compressed segments open at once (at most {SEGMENTS_OPEN_MAX})")
+        for kind, what in (("removed", "files removed since they were opened"), ("twice", "files open more than twice")):
+            if median_fds(last, kind) > 0:
+                failures.append(f"{median_fds(last, kind)} {what} (median of the last tenth)")
 
         # Stop, then check what was acknowledged.
         srv.send_signal(signal.SIGTERM)
@@ -288,14 +335,20 @@ def main():
             f"{rss0:.0f} -> {rss1:.0f} KiB: anonymous {anon0:.0f} -> {anon1:.0f} KiB "
             f"({f'limit x{RSS_GROWTH_MAX}' if judged else 'NOT JUDGED: too short'}), "
             f"mapped files {file0:.0f} -> {file1:.0f} KiB; "
-            f"fds {fd0:.0f} -> {fd1:.0f} (limit +{FD_GROWTH_MAX}); {total_acked} acknowledged, "
+            f"fds {fd0:.0f} -> {fd1:.0f}: other than runs and tree levels {other0:.0f} -> "
+            f"{other1:.0f} (limit +{FD_GROWTH_MAX}), compressed segments at most {segments_max} "
+            f"(limit {SEGMENTS_OPEN_MAX}); {total_acked} acknowledged, "
             f"{len(picks)} read back (the last one included); failures: {len(failures)}",
             flush=True,
         )
         with open(os.path.join(tmp, "samples.tsv"), "w") as f:
-            f.write("t_s\trss_kib\tanon_kib\tfile_kib\tfds\tacked\n")
+            f.write("t_s\trss_kib\tanon_kib\tfile_kib\tfds\tfds_segments\tfds_log_n\tfds_removed\tfds_other\tacked\n")
             for s in samples:
-                f.write(f"{s[0]:.1f}\t{s[1][0]}\t{s[1][1]}\t{s[1][2]}\t{s[2]}\t{s[3]}\n")
+                d = s[2]
+                f.write(
+                    f"{s[0]:.1f}\t{s[1][0]}\t{s[1][1]}\t{s[1][2]}\t{d['all']}\t{d['segments']}\t"
+                    f"{d['log_n']}\t{d['removed']}\t{d['other']}\t{s[3]}\n"
+                )
         print(f"soak: samples in {tmp}/samples.tsv", flush=True)
     finally:
         if srv.poll() is None:
