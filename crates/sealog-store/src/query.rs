@@ -373,14 +373,9 @@ mod tests {
             let group = chunk.iter().map(|&n| entry(&event(n, "t", "s", None)));
             store.append(group.collect()).unwrap();
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while store.stats().compressed_segments == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nothing was compressed"
-            );
-            std::thread::yield_now();
-        }
+        sealog_testkit::wait_for(30, "a segment compressed", || {
+            (store.stats().compressed_segments > 0).then_some(())
+        });
         let beside =
             Store::<Unique>::open_read_only(&layout, &Config::default(), Arc::new(TestKeys))
                 .unwrap();
