@@ -528,7 +528,7 @@ impl Replay<'_> {
                             }
                             break;
                         }
-                        recovery.cut = Some(cut_torn_tail(&self.io, &path, offset, file_len, why)?);
+                        recovery.cut = cut_torn_tail(&self.io, &path, offset, file_len, why)?;
                         break;
                     }
                     Frame::Whole => {
@@ -614,16 +614,18 @@ impl Replay<'_> {
 }
 
 /// Cuts a torn tail of the active segment back to its last whole frame, unless whole
-/// frames follow the bad one (then it is damage, refused).
+/// frames follow the bad one (then it is damage, refused). A tail of zeros is what the
+/// writer laid down ahead of its frames: it is cut too, and not reported, as it held nothing.
 fn cut_torn_tail(
     io: &crate::io::Io,
     path: &Path,
     offset: u64,
     file_len: u64,
     why: BadFrame,
-) -> Result<Cut, StoreError> {
+) -> Result<Option<Cut>, StoreError> {
     let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
-    if let Some(at) = segment::whole_frame_after(&bytes, offset as usize) {
+    let zeros = bytes.get(offset as usize..).is_some_and(segment::all_zero);
+    if !zeros && let Some(at) = segment::whole_frame_after(&bytes, offset as usize) {
         return Err(StoreError::Corrupted(format!(
             "{} at offset {offset}: {why}, yet a whole frame follows at offset {at}: this is damage, not a torn write",
             path.display()
@@ -635,12 +637,12 @@ fn cut_torn_tail(
         .map_err(|e| StoreError::io(path, e))?;
     io.set_len(&f, path, offset)?;
     io.sync_all(&f, path)?;
-    Ok(Cut {
+    Ok((!zeros).then(|| Cut {
         segment: path.to_path_buf(),
         offset,
         bytes: file_len - offset,
         reason: why.to_string(),
-    })
+    }))
 }
 
 enum Frame {

@@ -6,8 +6,9 @@
 //! frame    = len:u32le crc:u32le payload[len]                 crc = crc32c(len:u32le ‖ payload)
 //! payload  = the record's RFC 8785 JSON (it names its own seq)
 //! ```
-//! Frames are only ever appended. A segment is sealed (fsynced, made read-only) when the next
-//! one starts; only the last segment can have a torn tail. A sealed segment may then be
+//! Frames are only ever appended. A segment is sealed (cut to its last frame, fsynced, made
+//! read-only) when the next one starts; only the last segment can have a torn tail, or zeros
+//! past its frames ([`ActiveSegment`]). A sealed segment may then be
 //! replaced by its compressed form ([`crate::zseg`]), the same bytes in blocks.
 //!
 //! Retention is the one sanctioned rewrite of a sealed segment: it replaces a pruned record's
@@ -407,13 +408,38 @@ pub fn leaf_of(payload: &[u8]) -> Result<[u8; 32], String> {
     }
 }
 
+/// Groups up to this size are written into zeros laid down ahead of them (see
+/// [`ActiveSegment`]); a larger group grows the file itself, its own data outweighing the
+/// metadata write that costs.
+const ZEROED_GROUP_BYTES_MAX: usize = 256 << 10;
+/// When fewer zeroed bytes than this are left ahead of the frames, more are laid down.
+const ZEROED_AHEAD_MIN: u64 = 256 << 10;
+/// How many zeroed bytes are laid down at once.
+const ZEROED_CHUNK: u64 = 1 << 20;
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+
 /// The one segment being appended to.
+///
+/// Past its frames the file may end in zeros the writer laid down ahead of them: an
+/// fdatasync of a file that grew must also write its inode (its size, and the blocks just
+/// allocated) before the disk's cache is flushed, which on this class of machine doubles what a
+/// small group's sync costs; overwriting bytes already written and synced does not. A frame's
+/// length is never zero, so the first zero length at a frame's start ends the frames, and
+/// recovery cuts such a tail as it cuts a torn one (without reporting it: it held nothing).
+/// Sealing and a clean close cut it too, so a sealed segment is frames only.
 pub struct ActiveSegment {
     pub first_seq: u64,
     pub path: PathBuf,
     pub file: File,
     /// Bytes in the file that are whole, written frames.
     pub len: u64,
+    /// Where the file ends: past `len`, zeros.
+    end: u64,
+    /// Cleared when laying down zeros failed (a full disk, a file size limit): the frames
+    /// then grow the file themselves, as they would without it.
+    zeroing: bool,
+    /// No zeros are laid down past this: where the writer moves on to the next segment.
+    zeros_until: u64,
     io: Io,
 }
 
@@ -423,11 +449,11 @@ impl ActiveSegment {
         let path = dir.join(file_name(first_seq));
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
-        io.append(&file, &path, &encode_header(first_seq))?;
+        io.write_at(&file, &path, &encode_header(first_seq), 0)?;
         io.sync_all(&file, &path)?;
         io.sync_dir(dir)?;
         Ok(ActiveSegment {
@@ -435,10 +461,15 @@ impl ActiveSegment {
             path,
             file,
             len: HEADER_BYTES,
+            end: HEADER_BYTES,
+            zeroing: true,
+            zeros_until: 0,
             io: io.clone(),
         })
     }
 
+    /// Opens the segment to append after its frame ending at `len`, which recovery found
+    /// to be the file's end.
     pub(crate) fn open(
         io: &Io,
         path: PathBuf,
@@ -447,35 +478,94 @@ impl ActiveSegment {
     ) -> Result<Self, StoreError> {
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
+        let end = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
         Ok(ActiveSegment {
             first_seq,
             path,
             file,
             len,
+            end: end.max(len),
+            zeroing: true,
+            zeros_until: 0,
             io: io.clone(),
         })
     }
 
-    /// Writes whole frames. Durability is the caller's `sync` to choose.
+    /// Writes whole frames after the last ones, and for a small group zeros ahead of them
+    /// when few are left. Durability is the caller's `sync` to choose: it covers both.
     pub fn write(&mut self, frames: &[u8]) -> Result<(), StoreError> {
-        self.io.append(&self.file, &self.path, frames)?;
+        self.io.write_at(&self.file, &self.path, frames, self.len)?;
         self.len += frames.len() as u64;
+        self.end = self.end.max(self.len);
+        if self.zeroing
+            && frames.len() <= ZEROED_GROUP_BYTES_MAX
+            && self.end - self.len < ZEROED_AHEAD_MIN
+        {
+            self.lay_zeros();
+        }
         Ok(())
+    }
+
+    /// Lays zeros ahead of the frames up to `limit` bytes from the segment's start (the
+    /// size at which the writer moves on to the next segment); none by default.
+    pub(crate) fn zero_up_to(&mut self, limit: u64) {
+        self.zeros_until = limit;
+    }
+
+    /// Zeros past the file's end. Only a speed-up: a failure never fails the group, whose
+    /// frames are written already.
+    fn lay_zeros(&mut self) {
+        let until = self.zeros_until.min(self.end + ZEROED_CHUNK);
+        let mut at = self.end;
+        while at < until {
+            let n = (until - at).min(ZEROS.len() as u64) as usize;
+            if self
+                .io
+                .write_at(&self.file, &self.path, &ZEROS[..n], at)
+                .is_err()
+            {
+                // Some of them may be there: cut at the next seal or clean close.
+                self.zeroing = false;
+                self.end = u64::MAX;
+                return;
+            }
+            at += n as u64;
+        }
+        self.end = at;
     }
 
     pub fn sync(&self) -> Result<(), StoreError> {
         self.io.sync_data(&self.file, &self.path)
     }
 
+    /// Cuts the zeros past the frames and makes that durable: the file is its frames.
+    fn cut_zeros(&mut self) -> Result<(), StoreError> {
+        if self.end > self.len {
+            self.io.set_len(&self.file, &self.path, self.len)?;
+            self.end = self.len;
+        }
+        self.io.sync_all(&self.file, &self.path)
+    }
+
     /// Makes the segment durable and read-only: committed bytes are never rewritten.
-    pub fn seal(self) -> Result<(), StoreError> {
-        self.io.sync_all(&self.file, &self.path)?;
+    pub fn seal(mut self) -> Result<(), StoreError> {
+        self.cut_zeros()?;
         fs::set_permissions(&self.path, fs::Permissions::from_mode(0o444))
             .map_err(|e| StoreError::io(&self.path, e))
     }
+
+    /// A clean close: the segment stays the active one, without the zeros past its frames.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.cut_zeros()
+    }
+}
+
+/// Whether everything in `bytes` is zero: what the writer laid down ahead of its frames.
+pub fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 /// Replaces `path` with `bytes` atomically and durably: a crash leaves the old or the new.

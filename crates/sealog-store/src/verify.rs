@@ -214,7 +214,6 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         let owned = SegmentBytes::read(path, *first, sealed, &mut spare)
             .or_else(|e| fail(path.display().to_string(), e.to_string()))?;
         let data: &[u8] = &owned;
-        bytes_total += data.len() as u64;
         if *first != frontier.size() {
             return fail(
                 path.display().to_string(),
@@ -226,8 +225,10 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         }
         segment::check_header(data, *first).or_else(|m| fail(path.display().to_string(), m))?;
         let wanted = horizon - frontier.size();
-        let frames = split_frames(data, wanted)
+        let frames = split_frames(data, wanted, !sealed)
             .or_else(|(offset, whole, why)| fail(loc(offset, frontier.size() + whole), why))?;
+        // The zeros past the active segment's frames are not read as records.
+        bytes_total += frames.last().map_or(HEADER_BYTES as usize, |f| f.1.end) as u64;
         if frames.is_empty() && i + 1 < segments.len() && horizon == u64::MAX {
             return fail(
                 path.display().to_string(),
@@ -1308,8 +1309,9 @@ impl std::ops::Deref for SegmentBytes {
 type FrameSpan = (u64, std::ops::Range<usize>);
 
 /// The frames of a segment, up to `max` of them; a damaged one is an error giving its offset
-/// and how many whole frames came before it.
-fn split_frames(data: &[u8], max: u64) -> Result<Vec<FrameSpan>, (u64, u64, String)> {
+/// and how many whole frames came before it. The active segment may end in zeros its writer
+/// laid down ahead of its frames (`segment::ActiveSegment`): they end its frames.
+fn split_frames(data: &[u8], max: u64, active: bool) -> Result<Vec<FrameSpan>, (u64, u64, String)> {
     let mut out = Vec::new();
     let mut at = HEADER_BYTES as usize;
     while at < data.len() && (out.len() as u64) < max {
@@ -1318,6 +1320,7 @@ fn split_frames(data: &[u8], max: u64) -> Result<Vec<FrameSpan>, (u64, u64, Stri
                 out.push((at as u64, at + 8..at + 8 + payload.len()));
                 at += n;
             }
+            Err(_) if active && segment::all_zero(&data[at..]) => break,
             Err(why) => return Err((at as u64, out.len() as u64, why.to_string())),
         }
     }
@@ -1451,7 +1454,7 @@ pub fn for_each_record(
     for (i, (first, path)) in segments.iter().enumerate() {
         let data = SegmentBytes::read(path, *first, i + 1 < segments.len(), &mut spare)
             .or_else(|e| fail(path.display().to_string(), e.to_string()))?;
-        for (offset, range) in split_frames(&data, count - seen)
+        for (offset, range) in split_frames(&data, count - seen, i + 1 == segments.len())
             .or_else(|(at, _, why)| fail(format!("{} at offset {at}", path.display()), why))?
         {
             seen += 1;

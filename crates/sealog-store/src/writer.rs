@@ -159,9 +159,18 @@ fn queue_compression(shared: &Shared, tx: &Sender<u64>, first: u64) {
     }
 }
 
+/// How far the active segment is zeroed ahead of its frames: to where it is sealed, when each
+/// group is synced (the zeros only make those syncs cheaper).
+fn zeros_until(config: &Config) -> u64 {
+    match config.durability {
+        Durability::Fsync => config.segment_bytes_max,
+        Durability::Os => 0,
+    }
+}
+
 pub(crate) fn spawn<A: Admission>(
     shared: Arc<Shared>,
-    active: ActiveSegment,
+    mut active: ActiveSegment,
     tree: Tree,
     config: Config,
     admission: A,
@@ -184,6 +193,7 @@ pub(crate) fn spawn<A: Admission>(
     io.write_at(&durable, &path, &crate::durable::encode(next_seq), 0)?;
     io.sync_all(&durable, &path)?;
     io.sync_dir(&shared.layout.index())?;
+    active.zero_up_to(zeros_until(&config));
     let mut w = Writer {
         shared,
         config,
@@ -249,9 +259,14 @@ pub(crate) fn spawn<A: Admission>(
                 }
                 w.commit(group);
             }
-            // A clean close signs a final checkpoint of everything committed.
+            // A clean close signs a final checkpoint of everything committed, and leaves the
+            // active segment its frames only.
             if w.poisoned().is_ok() {
                 let _ = w.sign_if_grown();
+                // Should this fail, the next opening cuts them.
+                if let Some(active) = w.active.take() {
+                    let _ = active.close();
+                }
             }
             // Let the flusher finish what it holds before the store's final flush.
             drop(w.flush_tx.take());
@@ -549,7 +564,8 @@ impl<A: Admission> Writer<A> {
         let old_first = old.first_seq;
         let dir = self.shared.layout.segments();
         old.seal()?;
-        let new = ActiveSegment::create(&self.shared.io, &dir, self.next_seq)?;
+        let mut new = ActiveSegment::create(&self.shared.io, &dir, self.next_seq)?;
+        new.zero_up_to(zeros_until(&self.config));
         let read = SegmentFile::open_path(&new.path, self.next_seq)?;
         self.shared
             .segments

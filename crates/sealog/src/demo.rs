@@ -150,7 +150,7 @@ fn proofs(ledger: &Ledger) -> anyhow::Result<()> {
         )?,
         Err(f) => anyhow::bail!("verify failed at {}: {}", f.location, f.message),
     }
-    // A copy with one byte changed in the middle of its first segment.
+    // A copy with one byte changed in the middle of its first segment's records.
     let copy = dir.with_file_name(format!(
         "{}-tampered",
         dir.file_name().unwrap_or_default().to_string_lossy()
@@ -174,7 +174,10 @@ fn proofs(ledger: &Ledger) -> anyhow::Result<()> {
         .first()
         .ok_or_else(|| anyhow::anyhow!("no segment in {}", segments.display()))?;
     let mut bytes = std::fs::read(segment)?;
-    let at = bytes.len() / 2;
+    // The middle of what was written: an open log's last segment may end in zeros laid down
+    // ahead of its records.
+    let written = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let at = written / 2;
     bytes[at] ^= 0x01;
     let mut perms = std::fs::metadata(segment)?.permissions();
     #[allow(clippy::permissions_set_readonly_false)]

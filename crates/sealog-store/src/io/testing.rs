@@ -7,7 +7,8 @@
 //! - [`Crashable`] passes everything through and remembers what the syncs promised: a file's
 //!   bytes as of its last sync, and a directory's names as of its last sync. Its
 //!   [`Crashable::crash_image`] writes the directory as a power cut would leave it: files
-//!   with their synced bytes (and, by a seeded choice, some of the bytes written after),
+//!   with their synced bytes (and, by a seeded choice, some of the bytes written after, from
+//!   the first one that changed),
 //!   names only where their directory was synced, removals and renames undone where it was
 //!   not.
 //!
@@ -343,17 +344,29 @@ impl Crashable {
                             .iter()
                             .find(|(_, i)| **i == id)
                             .and_then(|(path, _)| fs::read(path).ok());
-                        if let Some(current) = current
-                            && current.len() > bytes.len()
-                            && current.starts_with(&bytes)
-                        {
-                            let extra = current.len() - bytes.len();
-                            let keep = match next() % 4 {
-                                0 | 1 => 0,
-                                2 => (next() as usize) % (extra + 1),
-                                _ => extra,
-                            };
-                            bytes.extend_from_slice(&current[bytes.len()..bytes.len() + keep]);
+                        // From the first byte that changed since the sync (an append past
+                        // its end, or an overwrite of synced bytes, such as the zeros a
+                        // segment's writer lays down ahead of its frames), none, a prefix or
+                        // all of what is there now.
+                        if let Some(current) = current {
+                            let from = bytes
+                                .iter()
+                                .zip(&current)
+                                .position(|(a, b)| a != b)
+                                .unwrap_or(bytes.len().min(current.len()));
+                            if current.len() > from {
+                                let changed = current.len() - from;
+                                let keep = match next() % 4 {
+                                    0 | 1 => 0,
+                                    2 => (next() as usize) % (changed + 1),
+                                    _ => changed,
+                                };
+                                let mut image = current[..from + keep].to_vec();
+                                if image.len() < bytes.len() {
+                                    image.extend_from_slice(&bytes[image.len()..]);
+                                }
+                                bytes = image;
+                            }
                         }
                         bytes
                     }

@@ -1224,7 +1224,9 @@ fn check_torn_tail(setup: &TornSetup, config: &Config, written: usize, junk: &[u
     assert_eq!(store.len(), expected, "{what}");
     assert_eq!(store.recovery().records, expected, "{what}");
     let cut = store.recovery().cut.clone();
-    if written == boundary && junk.is_empty() {
+    // Zeros are what the writer lays down ahead of its frames: cut without a report.
+    let dropped = setup.tail[boundary..written].iter().chain(junk);
+    if dropped.clone().all(|&b| b == 0) {
         assert_eq!(cut, None, "{what}");
     } else {
         let Some(Cut {
@@ -1315,6 +1317,72 @@ fn a_torn_tail_is_cut_back_to_the_last_whole_frame() {
             check_torn_tail(&setup, &config, written, &junk, &what);
         }
     }
+}
+
+/// With every group synced, the active segment is zeroed ahead of its frames, so that a small
+/// group's sync writes no inode. What a power cut leaves of those zeros is no record: `verify`
+/// stops at them, recovery cuts them without reporting a torn tail, and neither a seal nor a
+/// clean close leaves any behind.
+#[test]
+fn the_zeros_ahead_of_the_active_segment_are_never_records() {
+    let live = tempfile::tempdir().unwrap();
+    let config = Config {
+        segment_bytes_max: 32 << 10,
+        compress_sealed: false,
+        ..Config::default()
+    };
+    let store = open(live.path(), config.clone());
+    let n = 300u64;
+    for i in 0..n {
+        append(&store, &[simple(&format!("zeros{i}"))]);
+    }
+    let segs = segments(live.path());
+    assert!(segs.len() >= 3, "segments rolled: {segs:?}");
+    for sealed in &segs[..segs.len() - 1] {
+        whole_frames(&fs::read(sealed).unwrap(), HEADER_BYTES);
+    }
+    let active = segs.last().unwrap();
+    let bytes = fs::read(active).unwrap();
+    let end = frames(&bytes, HEADER_BYTES as usize)
+        .last()
+        .map_or(HEADER_BYTES, |f| f.end) as usize;
+    assert!(bytes.len() > end, "no zeros ahead of the frames");
+    assert!(
+        bytes[end..].iter().all(|&b| b == 0),
+        "past the frames: zeros only"
+    );
+
+    // A power cut now leaves the files as they are.
+    let crashed = tempfile::tempdir().unwrap();
+    copy_dir(live.path(), crashed.path());
+    let report = sealog_store::verify::verify(
+        &LogLayout::new(crashed.path()),
+        &sealog_store::verify::Options::default(),
+    )
+    .unwrap_or_else(|f| panic!("{}: {}", f.location, f.message));
+    assert_eq!(report.records, n);
+    let reopened = open(crashed.path(), config.clone());
+    assert_eq!(reopened.recovery().cut, None, "zeros are not a torn tail");
+    assert_eq!(reopened.len(), n);
+    let copy = crashed.path().join("log").join(active.file_name().unwrap());
+    assert_eq!(
+        fs::metadata(&copy).unwrap().len(),
+        end as u64,
+        "the zeros are cut"
+    );
+    let more = simple("after-the-cut");
+    assert_eq!(
+        appended(&append(&reopened, std::slice::from_ref(&more))),
+        [n]
+    );
+    close(reopened);
+    let reopened = open(crashed.path(), config.clone());
+    assert_eq!(reopened.recovery().cut, None);
+    assert_eq!(record(&reopened, n)["id"], json!("after-the-cut"));
+    drop(reopened);
+
+    close(store);
+    whole_frames(&fs::read(active).unwrap(), HEADER_BYTES);
 }
 
 /// A crash after a new segment file was created but before its header was durable.

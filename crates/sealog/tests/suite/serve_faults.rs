@@ -1,7 +1,8 @@
 //! `sealog serve` with one system call made to fail by `strace -e inject=…`: the `N`th
-//! `fdatasync` of each thread with EIO, or the `N`th `write` with ENOSPC. Events are appended
-//! one per request, each answered before the next is sent, on a data directory that already
-//! holds records.
+//! `fdatasync` of each thread with EIO, or the `N`th `pwrite64` on the log's segment with
+//! ENOSPC (a group's frames, or the zeros laid down ahead of them, whose failure fails
+//! nothing). Events are appended one per request, each answered before the next is sent, on a
+//! data directory that already holds records.
 //!
 //! Every answer is 200 with the event appended, or 503 with `Retry-After`, never another
 //! status, and the server does not panic. Once a write failed, the store is poisoned: every
@@ -26,7 +27,7 @@ use serde_json::Value;
 /// on the log's segment, since the server's first write elsewhere prints its address.
 const FAULTS: &[(&str, &str, Option<&str>)] = &[
     ("fdatasync", "EIO", None),
-    ("write", "ENOSPC", Some("log/00000000000000000000.seg")),
+    ("pwrite64", "ENOSPC", Some("log/00000000000000000000.seg")),
 ];
 /// Records in the directory before the server starts.
 const BEFORE: usize = 3;
@@ -163,6 +164,7 @@ fn a_failed_write_or_sync_under_the_server_refuses_appends_and_loses_nothing_ack
     }
     let (mut runs, mut hit) = (0, 0);
     for &(call, errno, file) in FAULTS {
+        let mut refusing = 0;
         for n in 1..=4 {
             let tmp = tempdir();
             let dir = tmp.path().join("data");
@@ -219,12 +221,17 @@ fn a_failed_write_or_sync_under_the_server_refuses_appends_and_loses_nothing_ack
             check(&dir, &cli, &answers, n);
             runs += 1;
             hit += usize::from(injected > 0);
+            refusing += usize::from(answers.refused > 0);
             eprintln!(
                 "{call}={errno} when={n}: {} acknowledged, {} refused, {injected} calls failed, {status}",
                 answers.acked.len(),
                 answers.refused
             );
         }
+        assert!(
+            refusing > 0,
+            "{call}={errno}: no run had an append refused: the fault never reached the store's writes"
+        );
     }
     eprintln!("serve faults: {runs} runs, {hit} with a failed call, 0 failures");
     assert!(hit > 0, "no run had a call fail");
