@@ -159,6 +159,10 @@ pub(crate) fn recover(
         tree_files,
         tree,
         horizon: u64::MAX,
+        reported_durable: std::fs::read(layout.durable())
+            .ok()
+            .and_then(|b| crate::durable::decode(&b))
+            .unwrap_or(0),
     };
     let (seq, offset, mut recovery) = replay.run(&mut segments, &log_dir)?;
     recovery.rebuilt = rebuilt;
@@ -280,6 +284,7 @@ pub(crate) fn read_only(
         tree_files,
         tree,
         horizon,
+        reported_durable: 0,
     };
     let (seq, _, recovery) = replay.run(&mut segments, &log_dir)?;
     replay.check_size(seq)?;
@@ -314,6 +319,10 @@ struct Replay<'a> {
     tree: Tree,
     /// Read no record at or past this seq.
     horizon: u64,
+    /// What the writer last said was durable (`index/DURABLE`, written after each group's
+    /// sync, so never past what is): zeros before it replaced records, and a cut of them is
+    /// reported. Repairing only.
+    reported_durable: u64,
 }
 
 impl Replay<'_> {
@@ -528,7 +537,9 @@ impl Replay<'_> {
                             }
                             break;
                         }
-                        recovery.cut = cut_torn_tail(&self.io, &path, offset, file_len, why)?;
+                        let acknowledged = seq < self.reported_durable;
+                        recovery.cut =
+                            cut_torn_tail(&self.io, &path, offset, file_len, why, acknowledged)?;
                         break;
                     }
                     Frame::Whole => {
@@ -615,13 +626,15 @@ impl Replay<'_> {
 
 /// Cuts a torn tail of the active segment back to its last whole frame, unless whole
 /// frames follow the bad one (then it is damage, refused). A tail of zeros is what the
-/// writer laid down ahead of its frames: it is cut too, and not reported, as it held nothing.
+/// writer laid down ahead of its frames: it is cut too, and not reported, as it held nothing,
+/// unless it starts where the writer had `acknowledged` records.
 fn cut_torn_tail(
     io: &crate::io::Io,
     path: &Path,
     offset: u64,
     file_len: u64,
     why: BadFrame,
+    acknowledged: bool,
 ) -> Result<Option<Cut>, StoreError> {
     let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
     let zeros = bytes.get(offset as usize..).is_some_and(segment::all_zero);
@@ -637,7 +650,7 @@ fn cut_torn_tail(
         .map_err(|e| StoreError::io(path, e))?;
     io.set_len(&f, path, offset)?;
     io.sync_all(&f, path)?;
-    Ok((!zeros).then(|| Cut {
+    Ok((!zeros || acknowledged).then(|| Cut {
         segment: path.to_path_buf(),
         offset,
         bytes: file_len - offset,

@@ -425,7 +425,8 @@ static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
 /// allocated) before the disk's cache is flushed, which on this class of machine doubles what a
 /// small group's sync costs; overwriting bytes already written and synced does not. A frame's
 /// length is never zero, so the first zero length at a frame's start ends the frames, and
-/// recovery cuts such a tail as it cuts a torn one (without reporting it: it held nothing).
+/// recovery cuts such a tail as it cuts a torn one (without reporting it, as it held nothing,
+/// unless the writer had said records there were durable).
 /// Sealing and a clean close cut it too, so a sealed segment is frames only.
 pub struct ActiveSegment {
     pub first_seq: u64,

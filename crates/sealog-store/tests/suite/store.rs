@@ -1322,13 +1322,16 @@ fn a_torn_tail_is_cut_back_to_the_last_whole_frame() {
 /// With every group synced, the active segment is zeroed ahead of its frames, so that a small
 /// group's sync writes no inode. What a power cut leaves of those zeros is no record: `verify`
 /// stops at them, recovery cuts them without reporting a torn tail, and neither a seal nor a
-/// clean close leaves any behind.
+/// clean close leaves any behind. Zeros where the writer had acknowledged records are a cut
+/// recovery reports.
 #[test]
 fn the_zeros_ahead_of_the_active_segment_are_never_records() {
     let live = tempfile::tempdir().unwrap();
     let config = Config {
         segment_bytes_max: 32 << 10,
         compress_sealed: false,
+        // No checkpoint but the first: the last record is acknowledged, not signed.
+        checkpoint_interval: std::time::Duration::from_secs(3600),
         ..Config::default()
     };
     let store = open(live.path(), config.clone());
@@ -1379,6 +1382,20 @@ fn the_zeros_ahead_of_the_active_segment_are_never_records() {
     let reopened = open(crashed.path(), config.clone());
     assert_eq!(reopened.recovery().cut, None);
     assert_eq!(record(&reopened, n)["id"], json!("after-the-cut"));
+    drop(reopened);
+
+    // The last acknowledged record's frame zeroed, as if lost: the cut is reported.
+    let zeroed = tempfile::tempdir().unwrap();
+    copy_dir(live.path(), zeroed.path());
+    let copy = zeroed.path().join("log").join(active.file_name().unwrap());
+    let mut bytes = fs::read(&copy).unwrap();
+    let last = frames(&bytes, HEADER_BYTES as usize).pop().unwrap();
+    bytes[last.start as usize..last.end as usize].fill(0);
+    fs::write(&copy, &bytes).unwrap();
+    let reopened = open(zeroed.path(), config.clone());
+    assert_eq!(reopened.len(), n - 1);
+    let cut = reopened.recovery().cut.clone().expect("a reported cut");
+    assert_eq!(cut.offset, last.start);
     drop(reopened);
 
     close(store);
