@@ -92,12 +92,38 @@ pub fn plain_bytes(dir: &Path) -> u64 {
             .map(
                 |(first, path)| match SegmentFile::open_listed(path, *first) {
                     Ok(SegmentFile::Compressed(z)) => z.plain_len(),
-                    Ok(SegmentFile::Plain { file, .. }) => file.metadata().map_or(0, |m| m.len()),
+                    Ok(SegmentFile::Plain { file, .. }) => written_len(&file),
                     Err(_) => 0,
                 },
             )
             .sum()
     })
+}
+
+/// A plain segment's length without the zeros its writer may have laid down past its frames:
+/// for the active segment, up to its last byte that is not zero, which its last record (`}`)
+/// or its header always is. A sealed one (read-only) has none, and may end in a retention
+/// stub's zero padding.
+fn written_len(file: &File) -> u64 {
+    let Ok(meta) = file.metadata() else { return 0 };
+    let len = meta.len();
+    if meta.permissions().readonly() {
+        return len;
+    }
+    let mut end = len;
+    let mut buf = vec![0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        if file.read_exact_at(chunk, start).is_err() {
+            return len;
+        }
+        match chunk.iter().rposition(|&b| b != 0) {
+            Some(i) => return (start + i as u64 + 1).max(HEADER_BYTES.min(len)),
+            None => end = start,
+        }
+    }
+    HEADER_BYTES.min(len)
 }
 
 /// Plain segments that also have their compressed form: what a crash between the rename

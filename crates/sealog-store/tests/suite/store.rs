@@ -1364,6 +1364,11 @@ fn the_zeros_ahead_of_the_active_segment_are_never_records() {
     )
     .unwrap_or_else(|f| panic!("{}: {}", f.location, f.message));
     assert_eq!(report.records, n);
+    assert_eq!(
+        sealog_store::segment::plain_bytes(&crashed.path().join("log")),
+        report.bytes,
+        "the bytes a progress bar expects are the bytes verify reads"
+    );
     let reopened = open(crashed.path(), config.clone());
     assert_eq!(reopened.recovery().cut, None, "zeros are not a torn tail");
     assert_eq!(reopened.len(), n);
