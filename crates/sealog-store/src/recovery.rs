@@ -149,6 +149,9 @@ pub(crate) fn recover(
         segments.push((0, active.path.clone()));
         drop(active);
     }
+    let reported_durable = std::fs::read(layout.durable())
+        .ok()
+        .and_then(|b| crate::durable::decode(&b));
     let mut replay = Replay {
         mode: Mode::Repair,
         io: io.clone(),
@@ -159,10 +162,7 @@ pub(crate) fn recover(
         tree_files,
         tree,
         horizon: u64::MAX,
-        reported_durable: std::fs::read(layout.durable())
-            .ok()
-            .and_then(|b| crate::durable::decode(&b))
-            .unwrap_or(0),
+        reported_durable: reported_durable.unwrap_or(0),
     };
     let (seq, offset, mut recovery) = replay.run(&mut segments, &log_dir)?;
     recovery.rebuilt = rebuilt;
@@ -177,13 +177,7 @@ pub(crate) fn recover(
             "checkpoints/latest did not hold the newest checkpoint: written again from checkpoints/log",
         );
     }
-    let durable = std::fs::read(layout.durable()).ok();
-    if seq > 0
-        && durable
-            .as_deref()
-            .and_then(crate::durable::decode)
-            .is_none()
-    {
+    if seq > 0 && reported_durable.is_none() {
         noted("index/DURABLE was missing or damaged: written again");
     }
     replay.check_size(seq)?;

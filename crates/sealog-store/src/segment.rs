@@ -460,11 +460,10 @@ pub struct ActiveSegment {
     pub file: File,
     /// Bytes in the file that are whole, written frames.
     pub len: u64,
-    /// Where the file ends: past `len`, zeros.
+    /// Where the file ends: past `len`, zeros. `u64::MAX` once laying zeros down failed (a
+    /// full disk, a file size limit): none are laid again, the frames grow the file
+    /// themselves, and a seal or a clean close cuts whatever zeros were written.
     end: u64,
-    /// Cleared when laying down zeros failed (a full disk, a file size limit): the frames
-    /// then grow the file themselves, as they would without it.
-    zeroing: bool,
     /// No zeros are laid down past this: where the writer moves on to the next segment.
     zeros_until: u64,
     io: Io,
@@ -489,7 +488,6 @@ impl ActiveSegment {
             file,
             len: HEADER_BYTES,
             end: HEADER_BYTES,
-            zeroing: true,
             zeros_until: 0,
             io: io.clone(),
         })
@@ -515,7 +513,6 @@ impl ActiveSegment {
             file,
             len,
             end: end.max(len),
-            zeroing: true,
             zeros_until: 0,
             io: io.clone(),
         })
@@ -527,10 +524,7 @@ impl ActiveSegment {
         self.io.write_at(&self.file, &self.path, frames, self.len)?;
         self.len += frames.len() as u64;
         self.end = self.end.max(self.len);
-        if self.zeroing
-            && frames.len() <= ZEROED_GROUP_BYTES_MAX
-            && self.end - self.len < ZEROED_AHEAD_MIN
-        {
+        if frames.len() <= ZEROED_GROUP_BYTES_MAX && self.end - self.len < ZEROED_AHEAD_MIN {
             self.lay_zeros();
         }
         Ok(())
@@ -555,7 +549,6 @@ impl ActiveSegment {
                 .is_err()
             {
                 // Some of them may be there: cut at the next seal or clean close.
-                self.zeroing = false;
                 self.end = u64::MAX;
                 return;
             }
