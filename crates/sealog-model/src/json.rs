@@ -350,8 +350,9 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        // serde_json gives no size: room for eight saves the first growths of most objects.
         let mut members: Vec<(Cow<'de, str>, Json<'de>)> =
-            Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+            Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
         while let Some(Key(k)) = map.next_key()? {
             if repeats(&members, &k) {
                 DUPLICATE_PATH.with(|d| *d.borrow_mut() = Some(vec![k.to_string()]));

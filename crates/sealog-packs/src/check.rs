@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use sealog_model::json::Json;
 
+use crate::paths::{Found, Readers};
 use crate::pointer::{Node, canonical_bytes, to_dotted, to_pointer};
 use crate::reason::{Quarantine, ReasonCode, Violation};
 use crate::rules::TypeRules;
@@ -13,19 +14,20 @@ use crate::schema::TreeNode;
 
 impl TypeRules {
     pub(crate) fn check(&self, event: &mut Json<'_>) -> Result<(), Quarantine> {
-        let forbidden = self.forbidden_present(event);
+        let found = self.paths.resolve(&*event, Readers::CHECK);
+        let forbidden = self.forbidden_present(&found);
         if !forbidden.is_empty() {
             let mut q = Quarantine::new(ReasonCode::ForbiddenField);
             q.forbidden_fields = forbidden;
             return Err(q);
         }
-        let missing = self.missing(event);
+        let missing = self.missing(&found);
         if !missing.is_empty() {
             let mut q = Quarantine::new(ReasonCode::IncompleteProvenance);
             q.missing_fields = missing;
             return Err(q);
         }
-        let violations = self.violations(event);
+        let violations = self.violations(&found);
         if !violations.is_empty() {
             let mut q = Quarantine::new(ReasonCode::SchemaViolation);
             q.violations = violations;
@@ -36,10 +38,10 @@ impl TypeRules {
     }
 
     /// Present means the member exists, even as null: the rule is about the field's place.
-    fn forbidden_present(&self, event: &Json<'_>) -> Vec<String> {
+    fn forbidden_present(&self, event: &Found<'_, Json<'_>>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for p in &self.forbidden {
-            p.visit(event, &mut |path, v| {
+            event.visit(p, &mut |path, v| {
                 if v.is_some() {
                     out.push(to_pointer(path));
                 }
@@ -49,16 +51,16 @@ impl TypeRules {
         out
     }
 
-    fn missing(&self, event: &Json<'_>) -> Vec<String> {
+    fn missing(&self, event: &Found<'_, Json<'_>>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         if self.actor_required {
-            let id = event.get("actor").and_then(|a| a.get("id"));
+            let id = event.root().get("actor").and_then(|a| a.get("id"));
             if id.is_none_or(Json::is_null) {
                 out.push("actor.id".into());
             }
         }
         let mut absent = |p: &crate::pointer::Pointer| {
-            p.visit(event, &mut |path, v| {
+            event.visit(p, &mut |path, v| {
                 if v.is_none_or(Node::is_null) {
                     out.push(to_dotted(path));
                 }
@@ -93,10 +95,10 @@ impl TypeRules {
     }
 
     /// Whether the event holds a value (not null) in any of its type's personal fields.
-    pub(crate) fn carries_personal<N: Node>(&self, event: &N) -> bool {
+    pub(crate) fn carries_personal<N: Node>(&self, event: &Found<'_, N>) -> bool {
         let mut found = false;
         for p in &self.personal {
-            p.visit(event, &mut |_, v| found |= v.is_some_and(|v| !v.is_null()));
+            event.visit(p, &mut |_, v| found |= v.is_some_and(|v| !v.is_null()));
             if found {
                 return true;
             }
@@ -104,8 +106,9 @@ impl TypeRules {
         false
     }
 
-    fn violations(&self, event: &Json<'_>) -> Vec<Violation> {
+    fn violations(&self, found: &Found<'_, Json<'_>>) -> Vec<Violation> {
         static NULL: Json<'static> = Json::Null;
+        let event = found.root();
         let mut out = Vec::new();
         // The schema reads the event's own tree. Most events are valid: errors are collected
         // only for the ones that fail.
@@ -134,7 +137,7 @@ impl TypeRules {
         for group in &self.equal {
             let mut first: Option<(&str, Vec<u8>)> = None;
             for p in group {
-                let Some(v) = p.get(event).filter(|v| !v.is_null()) else {
+                let Some(v) = found.get(p).filter(|v| !v.is_null()) else {
                     continue;
                 };
                 let bytes = canonical_bytes(v);
@@ -151,7 +154,7 @@ impl TypeRules {
         for group in &self.distinct {
             let mut seen: Vec<(&str, Vec<u8>)> = Vec::new();
             for p in group {
-                let Some(v) = p.get(event).filter(|v| !v.is_null()) else {
+                let Some(v) = found.get(p).filter(|v| !v.is_null()) else {
                     continue;
                 };
                 let bytes = canonical_bytes(v);
@@ -165,7 +168,7 @@ impl TypeRules {
             }
         }
         if let (Some(p), Some(given)) = (&self.subject, event.get("subject").and_then(Json::as_str))
-            && let Some(derived) = p.get(event).and_then(Node::text)
+            && let Some(derived) = found.get(p).and_then(Node::text)
             && derived != given
         {
             out.push(Violation {
@@ -174,7 +177,7 @@ impl TypeRules {
             });
         }
         if let Some(p) = &self.supersedes
-            && let Some(body) = p.get(event).filter(|v| !v.is_null())
+            && let Some(body) = found.get(p).filter(|v| !v.is_null())
         {
             match body.as_str().and_then(sealog_model::RecordId::parse) {
                 None => out.push(Violation {

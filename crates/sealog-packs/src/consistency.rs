@@ -109,7 +109,7 @@ pub enum CheckKind {
         key: String,
         value: String,
         criticality_by: Option<CriticalityBy>,
-        resolve: Option<Resolve>,
+        resolve: Option<Box<Resolve>>,
     },
     /// A live subject of `types` created longer than `within` ago that no live subject of
     /// `edges` refers to (through `axis`, at `pointers`).
@@ -438,14 +438,14 @@ pub(crate) fn compile(
                                 "an event template whose type this pack declares".into(),
                             ));
                         }
-                        Some(Resolve {
+                        Some(Box::new(Resolve {
                             authority: r.authority.clone(),
                             authority_order: r.authority_order.clone(),
                             principal_type: Pointer::parse(&r.principal_type, false)
                                 .map(FieldPointer)
                                 .map_err(|m| err("resolve.principal_type", m))?,
                             superseded_by: r.superseded_by.clone(),
-                        })
+                        }))
                     }
                 };
                 CheckKind::Claims {

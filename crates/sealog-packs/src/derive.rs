@@ -15,12 +15,14 @@ impl TypeRules {
     }
 
     pub(crate) fn derive<N: Node>(&self, event: &N) -> Derived {
+        let found = self.paths.resolve(event, crate::paths::Readers::DERIVE);
         let text = |p: &Option<crate::pointer::Pointer>| {
-            p.as_ref().and_then(|p| p.get(event)).and_then(Node::text)
+            p.as_ref().and_then(|p| found.get(p)).and_then(Node::text)
         };
-        let mut axes = Vec::new();
+        let mut axes = Vec::with_capacity(self.axes.len());
         for axis in &self.axes {
-            for node in axis.pointer.values(event) {
+            found.visit(&axis.pointer, &mut |_, node| {
+                let Some(node) = node else { return };
                 let value = if axis.join.is_empty() {
                     node.text()
                 } else {
@@ -31,7 +33,7 @@ impl TypeRules {
                         .map(|parts| parts.join(":"))
                 };
                 axes.extend(value.map(|v| (axis.name.clone(), v)));
-            }
+            });
         }
         // Postings are a set: element order in the body must not change what is indexed.
         axes.sort();
@@ -39,7 +41,7 @@ impl TypeRules {
         Derived {
             scope: text(&self.scope),
             subject: text(&self.subject),
-            data_subject: self.data_subject(event),
+            data_subject: text(&self.data_subject),
             axes,
             unique_per_subject: self.unique_per_subject,
             supersedes: text(&self.supersedes),

@@ -13,6 +13,7 @@ mod consistency;
 mod derive;
 mod error;
 mod manifest;
+mod paths;
 mod pointer;
 mod reason;
 mod rules;
@@ -297,7 +298,7 @@ impl Packs {
     /// Whether an event holds a value in one of its type's personal fields.
     pub fn carries_personal(&self, event_type: &str, event: &Json<'_>) -> bool {
         self.rules(event_type)
-            .is_some_and(|r| r.carries_personal(event))
+            .is_some_and(|r| r.carries_personal(&paths::Found::unresolved(event)))
     }
 
     /// Applies `f` to every personal value (not null) an event holds, in place, saying

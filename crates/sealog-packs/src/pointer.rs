@@ -18,13 +18,30 @@ pub(crate) enum Segment {
     Each,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub(crate) struct Pointer {
     pub(crate) text: String,
     pub(crate) segments: Vec<Segment>,
     /// Without a wildcard, the one concrete path this pointer names: visiting it needs no
     /// path built per event.
     concrete: Option<Vec<Cow<'static, str>>>,
+    /// Its place among the values its type's rules find in one walk (`crate::paths`).
+    pub(crate) slot: Option<u16>,
+}
+
+/// A pointer is the place it names: where its type's rules find it is not part of that.
+impl PartialEq for Pointer {
+    fn eq(&self, other: &Self) -> bool {
+        self.segments == other.segments
+    }
+}
+
+impl Eq for Pointer {}
+
+impl std::hash::Hash for Pointer {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.segments.hash(state);
+    }
 }
 
 impl Pointer {
@@ -36,6 +53,7 @@ impl Pointer {
                     text: String::new(),
                     segments: Vec::new(),
                     concrete: Some(Vec::new()),
+                    slot: None,
                 })
             } else {
                 Err("the empty pointer names the whole event; name a member".into())
@@ -81,7 +99,13 @@ impl Pointer {
             text: text.to_string(),
             segments,
             concrete,
+            slot: None,
         })
+    }
+
+    /// The one concrete path of a pointer without a wildcard.
+    pub(crate) fn concrete(&self) -> Option<&[Cow<'static, str>]> {
+        self.concrete.as_deref()
     }
 
     pub(crate) fn has_wildcard(&self) -> bool {
@@ -106,13 +130,6 @@ impl Pointer {
         }
         let mut path = Vec::with_capacity(self.segments.len());
         walk(root, &self.segments, &mut path, f);
-    }
-
-    /// The values this pointer reaches, in document order.
-    pub(crate) fn values<'a, N: Node>(&self, root: &'a N) -> Vec<&'a N> {
-        let mut out = Vec::new();
-        self.visit(root, &mut |_, v| out.extend(v));
-        out
     }
 
     /// The single value of a wildcard-free pointer.
@@ -226,6 +243,8 @@ pub(crate) fn to_dotted(path: &[Cow<'_, str>]) -> String {
 /// normalization, derivation) and `serde_json::Value` (stored records folded into state).
 pub(crate) trait Node: Sized {
     fn child(&self, key: &str) -> Option<&Self>;
+    /// Calls `f` with each member of an object, in order; `false` for anything else.
+    fn each_member<'s>(&'s self, f: &mut dyn FnMut(&str, &'s Self)) -> bool;
     fn elements(&self) -> &[Self];
     fn is_null(&self) -> bool;
     /// Strings as they are, every other non-null value as its RFC 8785 text.
@@ -239,6 +258,13 @@ impl Node for Value {
             Value::Array(items) => items.get(index(key)?),
             _ => None,
         }
+    }
+    fn each_member<'s>(&'s self, f: &mut dyn FnMut(&str, &'s Self)) -> bool {
+        let Value::Object(m) = self else {
+            return false;
+        };
+        m.iter().for_each(|(k, v)| f(k, v));
+        true
     }
     fn elements(&self) -> &[Self] {
         self.as_array().map_or(&[], Vec::as_slice)
@@ -261,6 +287,13 @@ impl Node for Json<'_> {
             Json::Array(items) => items.get(index(key)?),
             _ => self.get(key),
         }
+    }
+    fn each_member<'s>(&'s self, f: &mut dyn FnMut(&str, &'s Self)) -> bool {
+        let Json::Object(members) = self else {
+            return false;
+        };
+        members.iter().for_each(|(k, v)| f(k, v));
+        true
     }
     fn elements(&self) -> &[Self] {
         match self {
@@ -372,8 +405,9 @@ mod tests {
         let j = Json::from_value(&v);
         for text in ["/k/*/t", "/k/*/n", "/k"] {
             let p = Pointer::parse(text, false).unwrap();
-            let a: Vec<_> = p.values(&v).into_iter().map(Node::text).collect();
-            let b: Vec<_> = p.values(&j).into_iter().map(Node::text).collect();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            p.visit(&v, &mut |_, n| a.extend(n.map(Node::text)));
+            p.visit(&j, &mut |_, n| b.extend(n.map(Node::text)));
             assert_eq!(a, b, "{text}");
         }
         assert_eq!(

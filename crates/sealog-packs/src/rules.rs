@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::error::PackError;
 use crate::manifest::{Manifest, Op, TypeDecl};
+use crate::paths::Readers;
 use crate::pointer::{Pointer, Segment};
 
 pub(crate) struct TypeRules {
@@ -35,6 +36,8 @@ pub(crate) struct TypeRules {
     pub(crate) retention: Retention,
     pub(crate) quarantine_retention: Retention,
     pub(crate) state: StateRule,
+    /// Where the checks and the derivation read, found in one walk of an event.
+    pub(crate) paths: crate::paths::Paths,
 }
 
 /// How long a type's records are kept, by ingest time.
@@ -85,9 +88,51 @@ pub(crate) struct Condition {
     pub(crate) not_equals: Option<Value>,
 }
 
+impl TypeRules {
+    /// Every pointer from the event's root that the checks and the derivation read, with who
+    /// reads it.
+    fn read_places(&mut self) -> impl Iterator<Item = (&mut Pointer, Readers)> {
+        let TypeRules {
+            required,
+            required_when,
+            forbidden,
+            equal,
+            distinct,
+            subject,
+            scope,
+            data_subject,
+            supersedes,
+            axes,
+            personal,
+            ..
+        } = self;
+        let checked = required
+            .iter_mut()
+            .chain(
+                required_when
+                    .iter_mut()
+                    .flat_map(|(c, ps)| std::iter::once(&mut c.pointer).chain(ps.iter_mut())),
+            )
+            .chain(forbidden.iter_mut())
+            .chain(equal.iter_mut().chain(distinct.iter_mut()).flatten())
+            .chain(personal.iter_mut())
+            .map(|p| (p, Readers::CHECK));
+        let both = [subject, data_subject, supersedes]
+            .into_iter()
+            .filter_map(Option::as_mut)
+            .map(|p| (p, Readers::BOTH));
+        let derived = scope
+            .as_mut()
+            .into_iter()
+            .chain(axes.iter_mut().map(|a| &mut a.pointer))
+            .map(|p| (p, Readers::DERIVE));
+        checked.chain(both).chain(derived)
+    }
+}
+
 impl Condition {
-    pub(crate) fn holds(&self, event: &Json<'_>) -> bool {
-        let v = self.pointer.get(event);
+    pub(crate) fn holds(&self, event: &crate::paths::Found<'_, Json<'_>>) -> bool {
+        let v = event.get(&self.pointer);
         let equals = |w: &Value| v.is_some_and(|v| v.same_value(w));
         match (&self.equals, &self.not_equals) {
             (Some(e), _) => equals(e),
@@ -438,6 +483,7 @@ fn compile_type(
             unset: state.unset.clone(),
             expect: fields("expect", &state.expect)?,
         },
+        paths: Default::default(),
     };
     // Who the record is about is itself personal: sealed like the fields it names, it is
     // still known without any key, from the pseudonym its sealed form carries.
@@ -495,6 +541,7 @@ fn compile_type(
             ));
         }
     }
+    rules.paths = crate::paths::Paths::assign(rules.read_places());
     Ok(rules)
 }
 
