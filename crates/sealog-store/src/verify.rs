@@ -201,9 +201,10 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         Ok(())
     };
     check_roots(&frontier, &mut next_expected, &|| "log start".into())?;
-    // One buffer for every segment read into memory: pages already touched are not
-    // faulted in and cleared again for each segment.
+    // One buffer for every segment read into memory, and one for each checking thread's
+    // findings: pages already touched are not faulted in and cleared again for each segment.
     let mut spare = Vec::new();
+    let mut facts: Vec<Vec<RecordFacts>> = (0..checking_threads()).map(|_| Vec::new()).collect();
     for (i, (first, path)) in segments.iter().enumerate() {
         if frontier.size() >= horizon {
             break;
@@ -236,16 +237,17 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
             );
         }
         let sample = derived.sample();
-        let records = check_records(
+        check_records(
             data,
             &frames,
             frontier.size(),
             &|seq| sample.wants(seq),
             opts.indexer,
             opts.select,
+            &mut facts,
         )
         .or_else(|(k, why)| fail(loc(frames[k].0, frontier.size() + k as u64), why))?;
-        for (k, record) in records.into_iter().enumerate() {
+        for (k, record) in facts.iter_mut().flat_map(|f| f.drain(..)).enumerate() {
             let seq = frontier.size();
             let here = || loc(frames[k].0, seq);
             if deferred.is_none()
@@ -1327,8 +1329,9 @@ fn split_frames(data: &[u8], max: u64, active: bool) -> Result<Vec<FrameSpan>, (
     Ok(out)
 }
 
-/// Checks each record (in parallel) and returns what verification needs of it; on failure,
-/// the index of the first bad record and why.
+/// Checks each record (in parallel) and leaves what verification needs of it in `out`, one
+/// vector per thread holding its run of frames in order (emptied first, their room kept from
+/// segment to segment); on failure, the index of the first bad record and why.
 fn check_records(
     data: &[u8],
     frames: &[(u64, std::ops::Range<usize>)],
@@ -1336,28 +1339,28 @@ fn check_records(
     wants_keys: &(dyn Fn(u64) -> bool + Sync),
     indexer: Option<&dyn Indexer>,
     select: Option<&(dyn Fn(&str) -> bool + Sync)>,
-) -> Result<Vec<RecordFacts>, (usize, String)> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(16);
-    let per = frames.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<RecordFacts>, (usize, String)>> = std::thread::scope(|s| {
+    out: &mut [Vec<RecordFacts>],
+) -> Result<(), (usize, String)> {
+    out.iter_mut().for_each(Vec::clear);
+    let per = frames.len().div_ceil(out.len()).max(1);
+    let results: Vec<Result<(), (usize, String)>> = std::thread::scope(|s| {
         let handles: Vec<_> = frames
             .chunks(per)
+            .zip(out.iter_mut())
             .enumerate()
-            .map(|(c, chunk)| {
+            .map(|(c, (chunk, facts))| {
                 s.spawn(move || {
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(k, (_, range))| {
-                            let i = c * per + k;
-                            let seq = first_seq + i as u64;
-                            let keys = indexer.filter(|_| wants_keys(seq));
+                    facts.reserve(chunk.len());
+                    for (k, (_, range)) in chunk.iter().enumerate() {
+                        let i = c * per + k;
+                        let seq = first_seq + i as u64;
+                        let keys = indexer.filter(|_| wants_keys(seq));
+                        facts.push(
                             check_record(&data[range.clone()], seq, keys, select)
-                                .map_err(|m| (i, m))
-                        })
-                        .collect::<Result<Vec<RecordFacts>, _>>()
+                                .map_err(|m| (i, m))?,
+                        );
+                    }
+                    Ok(())
                 })
             })
             .collect();
@@ -1366,11 +1369,14 @@ fn check_records(
             .map(|h| h.join().expect("verify thread"))
             .collect()
     });
-    let mut records = Vec::with_capacity(frames.len());
-    for r in results {
-        records.extend(r?);
-    }
-    Ok(records)
+    results.into_iter().collect()
+}
+
+/// The threads that check a segment's records.
+fn checking_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16)
 }
 
 fn check_record(

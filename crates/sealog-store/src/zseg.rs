@@ -493,10 +493,14 @@ impl Zseg {
         if crc32c::crc32c(packed) != b.crc {
             return Err(self.damaged(k, b, "does not match its checksum"));
         }
+        // Decompressed straight into the room past `out`'s end: zeroing it first would write
+        // every byte of the segment twice.
         let start = out.len();
-        out.resize(start + b.plain_len as usize, 0);
+        out.reserve(b.plain_len as usize);
+        let mut tail = std::io::Cursor::new(&mut *out);
+        tail.set_position(start as u64);
         let n = decompressor
-            .decompress_to_buffer(packed, &mut out[start..])
+            .decompress_to_buffer(packed, &mut tail)
             .map_err(|e| self.damaged(k, b, &e.to_string()))?;
         if n != b.plain_len as usize {
             return Err(self.damaged(k, b, "decompresses to another length than its index says"));
