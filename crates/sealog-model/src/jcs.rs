@@ -54,6 +54,8 @@ pub fn write_json(value: &Json<'_>, out: &mut Vec<u8>) -> Result<(), JcsError> {
 /// `serde_json::Value` and the ingest path's borrowed [`Json`].
 pub trait Node: Sized {
     fn view(&self) -> View<'_, Self>;
+    /// An object's members as stored, appended to `out` (called when `view` says `Object`).
+    fn members<'s>(&'s self, out: &mut Vec<(&'s str, &'s Self)>);
 }
 
 pub enum View<'a, N> {
@@ -62,9 +64,9 @@ pub enum View<'a, N> {
     Number(&'a Number),
     String(&'a str),
     Array(&'a [N]),
-    /// Members as stored; the writer sorts them. A tree never holds a repeated member (the
-    /// parser refuses one), so none is looked for here.
-    Object(Vec<(&'a str, &'a N)>),
+    /// An object: its members come from [`Node::members`], and the writer sorts them. A
+    /// tree never holds a repeated member (the parser refuses one), so none is looked for.
+    Object,
 }
 
 impl Node for Value {
@@ -75,7 +77,12 @@ impl Node for Value {
             Value::Number(n) => View::Number(n),
             Value::String(s) => View::String(s),
             Value::Array(a) => View::Array(a),
-            Value::Object(m) => View::Object(m.iter().map(|(k, v)| (k.as_str(), v)).collect()),
+            Value::Object(_) => View::Object,
+        }
+    }
+    fn members<'s>(&'s self, out: &mut Vec<(&'s str, &'s Self)>) {
+        if let Value::Object(m) = self {
+            out.extend(m.iter().map(|(k, v)| (k.as_str(), v)));
         }
     }
 }
@@ -88,7 +95,12 @@ impl Node for Json<'_> {
             Json::Number(n) => View::Number(n),
             Json::String(s) => View::String(s),
             Json::Array(a) => View::Array(a),
-            Json::Object(m) => View::Object(m.iter().map(|(k, v)| (k.as_ref(), v)).collect()),
+            Json::Object(_) => View::Object,
+        }
+    }
+    fn members<'s>(&'s self, out: &mut Vec<(&'s str, &'s Self)>) {
+        if let Json::Object(m) = self {
+            out.extend(m.iter().map(|(k, v)| (k.as_ref(), v)));
         }
     }
 }
@@ -97,6 +109,9 @@ fn write_node<N: Node>(value: &N, out: &mut Vec<u8>) -> Result<(), JcsError> {
     // An explicit stack instead of recursion: input depth is limited by callers, but this module
     // must not be the place where a hostile document overflows the thread's stack.
     let mut stack: Vec<Frame<'_, N>> = Vec::new();
+    // The members of every object open, outermost first, each object's sorted in place: one
+    // list for the whole document rather than one allocated per object.
+    let mut members: Vec<(&str, &N)> = Vec::new();
     let mut pending = Some(value);
     loop {
         if let Some(value) = pending.take() {
@@ -106,23 +121,30 @@ fn write_node<N: Node>(value: &N, out: &mut Vec<u8>) -> Result<(), JcsError> {
                 View::Bool(false) => out.extend_from_slice(b"false"),
                 View::Number(n) => match checked_f64(n) {
                     Ok(f) => write_f64(f, out),
-                    Err(why) => return Err(why.at(n.to_string(), pointer(&stack))),
+                    Err(why) => return Err(why.at(n.to_string(), pointer(&stack, &members))),
                 },
                 View::String(s) => write_string(s, out),
                 View::Array(items) => {
                     out.push(b'[');
                     stack.push(Frame::Array { items, next: 0 });
                 }
-                View::Object(mut members) => {
+                View::Object => {
+                    let start = members.len();
+                    value.members(&mut members);
+                    let own = &mut members[start..];
                     // A map's own order (UTF-8 bytes, insertion, or as sent) cannot be trusted.
                     // Already-sorted input costs one linear pass.
-                    members.sort_unstable_by(|a, b| cmp_keys(a.0, b.0));
+                    own.sort_unstable_by(|a, b| cmp_keys(a.0, b.0));
                     debug_assert!(
-                        members.windows(2).all(|w| w[0].0 != w[1].0),
+                        own.windows(2).all(|w| w[0].0 != w[1].0),
                         "a parsed tree holds no repeated member"
                     );
                     out.push(b'{');
-                    stack.push(Frame::Object { members, next: 0 });
+                    stack.push(Frame::Object {
+                        start,
+                        next: start,
+                        end: members.len(),
+                    });
                 }
             }
         }
@@ -143,21 +165,22 @@ fn write_node<N: Node>(value: &N, out: &mut Vec<u8>) -> Result<(), JcsError> {
                     stack.pop();
                 }
             },
-            Frame::Object { members, next } => match members.get(*next) {
-                Some(&(key, item)) => {
-                    if *next > 0 {
+            Frame::Object { start, next, end } => {
+                if *next < *end {
+                    let (key, item) = members[*next];
+                    if *next > *start {
                         out.push(b',');
                     }
                     *next += 1;
                     write_string(key, out);
                     out.push(b':');
                     pending = Some(item);
-                }
-                None => {
+                } else {
                     out.push(b'}');
+                    members.truncate(*start);
                     stack.pop();
                 }
-            },
+            }
         }
     }
 }
@@ -295,9 +318,11 @@ enum Frame<'a, N> {
         items: &'a [N],
         next: usize,
     },
+    /// Its members are `members[start..end]` of the writer's list.
     Object {
-        members: Vec<(&'a str, &'a N)>,
+        start: usize,
         next: usize,
+        end: usize,
     },
 }
 
@@ -348,13 +373,13 @@ fn write_f64(f: f64, out: &mut Vec<u8>) {
 }
 
 /// The RFC 6901 pointer of the child each open container is currently writing.
-fn pointer<N>(stack: &[Frame<'_, N>]) -> String {
+fn pointer<N>(stack: &[Frame<'_, N>], members: &[(&str, &N)]) -> String {
     let mut pointer = String::new();
     for frame in stack {
         pointer.push('/');
         match frame {
             Frame::Array { next, .. } => pointer.push_str(&(next - 1).to_string()),
-            Frame::Object { members, next } => {
+            Frame::Object { next, .. } => {
                 for c in members[next - 1].0.chars() {
                     match c {
                         '~' => pointer.push_str("~0"),
