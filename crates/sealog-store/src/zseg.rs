@@ -388,14 +388,14 @@ impl Zseg {
             return Ok((*b, hit.clone()));
         }
         let b = self.entry(k)?;
-        let mut plain = Vec::new();
+        let mut plain = vec![0; b.plain_len as usize];
         DECOMPRESSOR.with(|d| {
             let mut d = d.borrow_mut();
             if d.is_none() {
                 *d = Some(zstd::bulk::Decompressor::new()?);
             }
             let d = d.as_mut().expect("made just above");
-            self.decompress_onto(k, &b, d, &mut Vec::new(), &mut plain)
+            self.decompress_block(k, &b, d, &mut Vec::new(), &mut plain)
         })?;
         let plain = Arc::new(plain);
         let mut cache = self.cache.lock().expect("block cache");
@@ -464,45 +464,79 @@ impl Zseg {
     }
 
     /// [`Zseg::plain`] into `out`, whose allocation is reused (its contents are replaced).
+    /// The blocks are independent, so the second half of them is decompressed on a thread of
+    /// its own, into its own part of `out`.
     pub fn plain_into(&self, out: &mut Vec<u8>) -> io::Result<()> {
-        out.clear();
-        out.reserve(self.plain_len as usize);
-        out.extend_from_slice(&segment::encode_header(self.first_seq));
+        let blocks = (0..self.blocks)
+            .map(|k| self.entry(k))
+            .collect::<io::Result<Vec<Block>>>()?;
+        let total: u64 = blocks.iter().map(|b| u64::from(b.plain_len)).sum::<u64>() + HEADER_BYTES;
+        if total != self.plain_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: its blocks no longer add up to its length: its index was changed since it was opened",
+                    self.path.display()
+                ),
+            ));
+        }
+        // Bytes left from a segment read before are written over, not zeroed first: only
+        // what this segment has beyond them is.
+        out.resize(total as usize, 0);
+        let (head, body) = out.split_at_mut(HEADER_BYTES as usize);
+        head.copy_from_slice(&segment::encode_header(self.first_seq));
+        let half = blocks.len() / 2;
+        if half == 0 {
+            return self.decompress_blocks(0, &blocks, body);
+        }
+        let cut: usize = blocks[..half].iter().map(|b| b.plain_len as usize).sum();
+        let (first, second) = body.split_at_mut(cut);
+        std::thread::scope(|s| {
+            let later = s.spawn(|| self.decompress_blocks(half, &blocks[half..], second));
+            // The earlier block's failure is the one reported, as reading in order would.
+            let earlier = self.decompress_blocks(0, &blocks[..half], first);
+            let later = later.join().expect("a decompressing thread");
+            earlier.and(later)
+        })
+    }
+
+    /// Decompresses `blocks` (the first of them block `first`) into `out`, which holds
+    /// exactly their plain bytes.
+    fn decompress_blocks(
+        &self,
+        first: usize,
+        blocks: &[Block],
+        mut out: &mut [u8],
+    ) -> io::Result<()> {
         let mut decompressor = zstd::bulk::Decompressor::new()?;
         let mut packed = Vec::new();
-        for k in 0..self.blocks {
-            let b = self.entry(k)?;
-            self.decompress_onto(k, &b, &mut decompressor, &mut packed, out)?;
+        for (i, b) in blocks.iter().enumerate() {
+            let (this, rest) = std::mem::take(&mut out).split_at_mut(b.plain_len as usize);
+            self.decompress_block(first + i, b, &mut decompressor, &mut packed, this)?;
+            out = rest;
         }
         Ok(())
     }
 
     /// Reads block `k` (its index entry `b`) into `packed`, checks its checksum, and
-    /// appends it decompressed to `out`, which must come to exactly the length its entry
-    /// says.
-    fn decompress_onto(
+    /// decompresses it into `out`, which it must fill exactly.
+    fn decompress_block(
         &self,
         k: usize,
         b: &Block,
         decompressor: &mut zstd::bulk::Decompressor<'_>,
         packed: &mut Vec<u8>,
-        out: &mut Vec<u8>,
+        out: &mut [u8],
     ) -> io::Result<()> {
         packed.resize(b.file_len as usize, 0);
         self.handle.file()?.read_exact_at(packed, b.file_offset)?;
         if crc32c::crc32c(packed) != b.crc {
             return Err(self.damaged(k, b, "does not match its checksum"));
         }
-        // Decompressed straight into the room past `out`'s end: zeroing it first would write
-        // every byte of the segment twice.
-        let start = out.len();
-        out.reserve(b.plain_len as usize);
-        let mut tail = std::io::Cursor::new(&mut *out);
-        tail.set_position(start as u64);
         let n = decompressor
-            .decompress_to_buffer(packed, &mut tail)
+            .decompress_to_buffer(packed, out)
             .map_err(|e| self.damaged(k, b, &e.to_string()))?;
-        if n != b.plain_len as usize {
+        if n != out.len() {
             return Err(self.damaged(k, b, "decompresses to another length than its index says"));
         }
         Ok(())
