@@ -16,7 +16,7 @@ pub(crate) struct Paths {
 
 /// Who reads a place: the checks, the derivation, or both. An event is resolved for one of
 /// them, so the derivation's walk skips the many places only the checks read.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub(crate) struct Readers(u8);
 
 impl Readers {
@@ -29,10 +29,16 @@ impl Readers {
     }
 }
 
+impl std::ops::BitOrAssign for Readers {
+    fn bitor_assign(&mut self, other: Readers) {
+        self.0 |= other.0;
+    }
+}
+
 #[derive(Default)]
 struct Place {
-    /// Bits of [`Readers`]: who reads this place or one below it.
-    readers: u8,
+    /// Who reads this place or one below it.
+    readers: Readers,
     /// Each child's [`sketch`], ascending, beside its name and place: a member of an object
     /// finds its child by a binary search over integers, and compares bytes once.
     sketches: Vec<u64>,
@@ -81,7 +87,7 @@ impl Paths {
                 continue;
             }
             let mut at = 0usize;
-            paths.nodes[at].readers |= readers.0;
+            paths.nodes[at].readers |= readers;
             for seg in &p.segments {
                 let Segment::Key(name) = seg else {
                     unreachable!("no wildcard")
@@ -98,14 +104,14 @@ impl Paths {
                         next
                     }
                 };
-                paths.nodes[at].readers |= readers.0;
+                paths.nodes[at].readers |= readers;
             }
             let slot = *paths.nodes[at].slot.get_or_insert_with(|| {
-                paths.slot_readers.push(Readers(0));
+                paths.slot_readers.push(Readers::default());
                 u16::try_from(paths.slot_readers.len() - 1)
                     .expect("a type names far fewer than 65,536 places")
             });
-            paths.slot_readers[usize::from(slot)].0 |= readers.0;
+            paths.slot_readers[usize::from(slot)] |= readers;
             p.slot = Some(slot);
         }
         paths
@@ -137,7 +143,7 @@ impl Paths {
         at: &mut [Slot<'a, N>],
     ) {
         let here = &self.nodes[place];
-        if !readers.meet(Readers(here.readers)) {
+        if !readers.meet(here.readers) {
             return;
         }
         if let Some(s) = here.slot {
