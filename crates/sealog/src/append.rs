@@ -1,13 +1,17 @@
-//! `sealog append`: read events as they arrive, prepare each group on all cores, append it,
-//! and print its results as soon as they are durable, in input order.
+//! `sealog append`: read events as they arrive, prepare them on all cores, append them in
+//! groups, and print their results as soon as they are durable, in input order.
 //!
 //! A reader thread cuts the input into events (`stream`) and hands them over a bounded
-//! channel, so memory stays bounded however long the input. A group closes when it is full
-//! or when no event has come for a moment, so a slow producer (`tail -F`) sees each event
-//! appended within that moment, and a file is appended in full groups. Each group is
-//! prepared while the one before it is appended, so the cores that prepare are not idle while
-//! the writer hashes, writes and syncs; and its results are printed while the one after it is
-//! appended, so the writer does not wait for the printing either.
+//! channel. A chunker gathers them into numbered chunks: a chunk closes when it is full or
+//! when no event has come for a moment, so a slow producer (`tail -F`) sees each event
+//! appended within that moment. Preparers, one per core, take chunks as they come; the
+//! appender puts them back in input order and appends, in one group, every chunk ready in
+//! order. Preparing never waits for a group to close or for the one before it to be
+//! appended, so no core idles at a group's edge while another works; the cores that prepare
+//! go on while the writer hashes, writes and syncs. What is read but not yet appended stays
+//! within a fixed number of chunks, so memory stays bounded however long the input. Results
+//! are printed while the next group is appended, so the writer does not wait for the
+//! printing either.
 
 use std::fs::File;
 use std::io::{self, BufReader, Write};
@@ -15,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sealog_ledger::{Author, IngestResult, Ledger, Prepared, Rejection};
@@ -31,15 +36,22 @@ pub(crate) struct Args {
     pub(crate) remote: crate::client::Remote,
 }
 
-/// Events one group may hold: bounds the memory and the work of one commit.
+/// Events one chunk may hold: a preparer's unit of work.
+const CHUNK_EVENTS: usize = 256;
+/// Bytes one chunk may hold (it closes at the event that reaches them).
+const CHUNK_BYTES: usize = 1 << 20;
+/// Events one group may hold: bounds the work of one commit.
 const GROUP_EVENTS_MAX: usize = 4096;
-/// Bytes one group may hold.
-const GROUP_BYTES_MAX: usize = 16 << 20;
-/// How long a group waits for more events after its first before it is appended anyway.
-const GROUP_WAIT: Duration = Duration::from_millis(5);
-/// How often a preparer waiting for input looks whether the appending has stopped.
+/// Chunks one group may hold: with `CHUNK_BYTES`, bounds the memory of one commit.
+const GROUP_CHUNKS_MAX: usize = 16;
+/// Chunks read but not yet appended: what the reading and preparing may run ahead.
+const CHUNKS_IN_FLIGHT: usize = 32;
+/// How long a chunk waits for more events after its first before it is prepared anyway, so
+/// a slow producer (`tail -F`) sees each event appended within that moment.
+const CHUNK_WAIT: Duration = Duration::from_millis(5);
+/// How often the chunker waiting for input looks whether the appending has stopped.
 const STOP_POLL: Duration = Duration::from_millis(50);
-/// Events cut but not yet in a group: what the reader may run ahead.
+/// Events cut but not yet in a chunk: what the reader may run ahead.
 const READ_AHEAD_EVENTS: usize = 256;
 
 enum Input {
@@ -77,11 +89,11 @@ fn read_events(args: &Args) -> anyhow::Result<Receiver<Input>> {
     Ok(rx)
 }
 
-/// The next group: waits for its first event, then takes what comes within `GROUP_WAIT`.
+/// The next chunk: waits for its first event, then takes what comes within `CHUNK_WAIT`.
 /// `None` when the input has ended, or when `stop` is set while it waits (the appending
 /// failed: an input that never ends must not keep the command from exiting).
-fn next_group(rx: &Receiver<Input>, stop: &AtomicBool) -> Option<(Vec<Item>, Option<io::Error>)> {
-    let mut group = Vec::new();
+fn next_chunk(rx: &Receiver<Input>, stop: &AtomicBool) -> Option<(Vec<Item>, Option<io::Error>)> {
+    let mut chunk = Vec::new();
     let mut bytes = 0usize;
     let first = loop {
         match rx.recv_timeout(STOP_POLL) {
@@ -91,16 +103,16 @@ fn next_group(rx: &Receiver<Input>, stop: &AtomicBool) -> Option<(Vec<Item>, Opt
         }
     };
     let mut next = Some(first);
-    let deadline = Instant::now() + GROUP_WAIT;
+    let deadline = Instant::now() + CHUNK_WAIT;
     while let Some(input) = next.take() {
         match input {
             Input::Event(item) => {
                 bytes += item.as_ref().map_or(0, Vec::len);
-                group.push(item);
+                chunk.push(item);
             }
-            Input::Failed(e) => return Some((group, Some(e))),
+            Input::Failed(e) => return Some((chunk, Some(e))),
         }
-        if group.len() >= GROUP_EVENTS_MAX || bytes >= GROUP_BYTES_MAX {
+        if chunk.len() >= CHUNK_EVENTS || bytes >= CHUNK_BYTES {
             break;
         }
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -109,14 +121,14 @@ fn next_group(rx: &Receiver<Input>, stop: &AtomicBool) -> Option<(Vec<Item>, Opt
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
         }
     }
-    Some((group, None))
+    Some((chunk, None))
 }
 
 pub(crate) fn run(ledger: &Ledger, args: &Args) -> anyhow::Result<ExitCode> {
     drive(
         args,
-        |group| prepare_parallel(ledger, &group),
-        |prepared| Ok(ledger.commit(prepared)?),
+        |chunk| chunk.iter().map(|item| prepare(ledger, item)).collect(),
+        |group| Ok(ledger.commit(group)?),
     )
 }
 
@@ -124,46 +136,132 @@ pub(crate) fn run(ledger: &Ledger, args: &Args) -> anyhow::Result<ExitCode> {
 pub(crate) fn run_client(client: &crate::client::Client, args: &Args) -> anyhow::Result<ExitCode> {
     drive(
         args,
-        |group| group,
+        |chunk| chunk,
         |group| crate::client::append_group(client, &group),
     )
 }
 
-/// Reads the input group by group, `prepare`s each on a thread of its own while the group
-/// before it is appended, appends it with `append`, and prints its results (a line each)
-/// once `append` returns, so every line printed reports something durable. Exit code 1 when
-/// any event was not stored canonically.
-fn drive<P: Send, R: ResultLine>(
+/// Reads the input chunk by chunk, `prepare`s chunks on every core as they come, appends
+/// them in input order with `append`, as many as are ready in one group, and prints their
+/// results (a line each) once `append` returns, so every line printed reports something
+/// durable. Exit code 1 when any event was not stored canonically.
+fn drive<T: Send, R: ResultLine>(
     args: &Args,
-    prepare: impl Fn(Vec<Item>) -> P + Sync,
-    append: impl FnMut(P) -> anyhow::Result<Vec<R>>,
+    prepare: impl Fn(Vec<Item>) -> Vec<T> + Sync,
+    append: impl FnMut(Vec<T>) -> anyhow::Result<Vec<R>>,
 ) -> anyhow::Result<ExitCode> {
     let rx = read_events(args)?;
     let stop = AtomicBool::new(false);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     std::thread::scope(|s| {
-        // A rendezvous: at most one group prepared ahead of the one being appended.
-        let (tx, prepared) = mpsc::sync_channel(0);
-        let (prepare, stop) = (&prepare, &stop);
+        // A chunk is cut only with a ticket, and its ticket comes back once its events are
+        // appended: what is read but not yet durable stays within CHUNKS_IN_FLIGHT chunks.
+        let (give_back, tickets) = mpsc::sync_channel::<()>(CHUNKS_IN_FLIGHT);
+        for _ in 0..CHUNKS_IN_FLIGHT {
+            give_back.send(()).expect("room for every ticket");
+        }
+        let (to_prepare, chunks) = mpsc::sync_channel::<Chunk<Item>>(workers);
+        // Held by the preparers alone, so the chunker's sending fails once they have all
+        // stopped.
+        let chunks = Arc::new(Mutex::new(chunks));
+        let (to_append, prepared) = mpsc::channel::<Chunk<T>>();
+        let (prepare, stop_ref) = (&prepare, &stop);
         s.spawn(move || {
-            while let Some((group, failed)) = next_group(&rx, stop) {
-                let any = !group.is_empty();
-                if tx.send((any, prepare(group), failed)).is_err() {
+            let mut number = 0;
+            while !stop_ref.load(Ordering::Relaxed) && tickets.recv().is_ok() {
+                let Some((events, failed)) = next_chunk(&rx, stop_ref) else {
+                    return;
+                };
+                let chunk = Chunk {
+                    number,
+                    events,
+                    failed,
+                };
+                number += 1;
+                let last = chunk.failed.is_some();
+                if to_prepare.send(chunk).is_err() || last {
                     return;
                 }
             }
         });
-        let done = append_all(prepared, append, stop);
+        for _ in 0..workers {
+            let (chunks, to_append) = (chunks.clone(), to_append.clone());
+            s.spawn(move || {
+                loop {
+                    // The lock is held only to take a chunk, never while preparing one.
+                    let next = chunks.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(c) = next else { return };
+                    let chunk = Chunk {
+                        number: c.number,
+                        events: prepare(c.events),
+                        failed: c.failed,
+                    };
+                    if to_append.send(chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop((chunks, to_append));
+        let done = append_all(InOrder::new(prepared), append, &give_back, &stop);
         stop.store(true, Ordering::Relaxed);
+        // Dropped before the scope joins its threads: the chunker may wait for a ticket.
+        drop(give_back);
         done
     })
 }
 
-/// Appends each prepared group, in input order, while a thread of its own prints the results
-/// of the group before: the next group's commit does not wait for the printing. When printing
-/// fails, `stop` ends the reading, so an input left open does not keep the command waiting.
-fn append_all<P, R: ResultLine>(
-    prepared: Receiver<(bool, P, Option<io::Error>)>,
-    mut append: impl FnMut(P) -> anyhow::Result<Vec<R>>,
+/// Events cut from the input, numbered in input order; the last one read carries the read
+/// failure that ended the input, if one did.
+struct Chunk<E> {
+    number: u64,
+    events: Vec<E>,
+    failed: Option<io::Error>,
+}
+
+/// Prepared chunks put back in input order, whatever order their preparers finished in.
+struct InOrder<T> {
+    arrived: Receiver<Chunk<T>>,
+    waiting: std::collections::BTreeMap<u64, Chunk<T>>,
+    next: u64,
+}
+
+impl<T> InOrder<T> {
+    fn new(arrived: Receiver<Chunk<T>>) -> Self {
+        InOrder {
+            arrived,
+            waiting: Default::default(),
+            next: 0,
+        }
+    }
+
+    /// The next chunk in input order: waits for it when `wait`, else only if it is here.
+    fn next(&mut self, wait: bool) -> Option<Chunk<T>> {
+        loop {
+            if let Some(c) = self.waiting.remove(&self.next) {
+                self.next += 1;
+                return Some(c);
+            }
+            let c = if wait {
+                self.arrived.recv().ok()?
+            } else {
+                self.arrived.try_recv().ok()?
+            };
+            self.waiting.insert(c.number, c);
+        }
+    }
+}
+
+/// Appends the prepared chunks in input order, each group as many as are ready (within the
+/// group's bounds), while a thread of its own prints the results of the group before: the
+/// next group's commit does not wait for the printing. When printing fails, `stop` ends the
+/// reading, so an input left open does not keep the command waiting.
+fn append_all<T, R: ResultLine>(
+    mut prepared: InOrder<T>,
+    mut append: impl FnMut(Vec<T>) -> anyhow::Result<Vec<R>>,
+    give_back: &mpsc::SyncSender<()>,
     stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
     std::thread::scope(|s| {
@@ -178,13 +276,24 @@ fn append_all<P, R: ResultLine>(
         });
         let mut any = false;
         let mut failed_at = None;
-        for (nonempty, group, failed) in prepared {
+        while let Some(first) = prepared.next(true) {
             // The printer stopped (standard output failed): appending more would append what
             // no line reports.
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            any |= nonempty;
+            let mut group = first.events;
+            let mut failed = first.failed;
+            let mut chunks = 1;
+            while failed.is_none() && group.len() < GROUP_EVENTS_MAX && chunks < GROUP_CHUNKS_MAX {
+                let Some(more) = prepared.next(false) else {
+                    break;
+                };
+                group.extend(more.events);
+                failed = more.failed;
+                chunks += 1;
+            }
+            any |= !group.is_empty();
             let results = match append(group) {
                 Ok(r) => r,
                 Err(e) => {
@@ -192,6 +301,10 @@ fn append_all<P, R: ResultLine>(
                     break;
                 }
             };
+            for _ in 0..chunks {
+                // The chunker has stopped when nobody takes the ticket: nothing to give back.
+                let _ = give_back.try_send(());
+            }
             // The printer stopped while this group was appended: its error is the one to say.
             if tx.send(results).is_err() {
                 break;
@@ -266,21 +379,31 @@ pub(crate) fn prepare_parallel(ledger: &Ledger, items: &[Item]) -> Vec<Prepared>
         .map_or(1, |n| n.get())
         .min(8);
     let per = items.len().div_ceil(threads).max(1);
-    let prepare = |item: &Item| match item {
-        Ok(bytes) => ledger.prepare(bytes, &Author::ANYONE),
-        Err(e) => Prepared::Rejected(Rejection::from(PrepareError::Input(e.clone()))),
-    };
     if items.len() <= 64 {
-        return items.iter().map(prepare).collect();
+        return items.iter().map(|item| prepare(ledger, item)).collect();
     }
     std::thread::scope(|s| {
         let handles: Vec<_> = items
             .chunks(per)
-            .map(|c| s.spawn(move || c.iter().map(prepare).collect::<Vec<_>>()))
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|item| prepare(ledger, item))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("prepare thread"))
             .collect()
     })
+}
+
+/// One event as the input gave it, prepared (or refused, when it could not be read).
+fn prepare(ledger: &Ledger, item: &Item) -> Prepared {
+    match item {
+        Ok(bytes) => ledger.prepare(bytes, &Author::ANYONE),
+        Err(e) => Prepared::Rejected(Rejection::from(PrepareError::Input(e.clone()))),
+    }
 }
