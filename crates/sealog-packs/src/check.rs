@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use sealog_model::json::Json;
 
 use crate::paths::{Found, Readers};
-use crate::pointer::{Node, canonical_bytes, to_dotted, to_pointer};
+use crate::pointer::{Node, canonical_bytes, to_dotted, to_pointer, write_canonical};
 use crate::reason::{Quarantine, ReasonCode, Violation};
 use crate::rules::TypeRules;
 use crate::schema::TreeNode;
@@ -135,15 +135,14 @@ impl TypeRules {
             });
         }
         for group in &self.equal {
-            let mut first: Option<(&str, Vec<u8>)> = None;
+            let mut first: Option<(&str, &Json<'_>)> = None;
             for p in group {
                 let Some(v) = found.get(p).filter(|v| !v.is_null()) else {
                     continue;
                 };
-                let bytes = canonical_bytes(v);
-                match &first {
-                    None => first = Some((&p.text, bytes)),
-                    Some((name, b)) if *b != bytes => out.push(Violation {
+                match first {
+                    None => first = Some((&p.text, v)),
+                    Some((name, f)) if !same_canonical(f, v) => out.push(Violation {
                         pointer: p.text.clone(),
                         message: format!("must equal {name}"),
                     }),
@@ -152,19 +151,18 @@ impl TypeRules {
             }
         }
         for group in &self.distinct {
-            let mut seen: Vec<(&str, Vec<u8>)> = Vec::new();
+            let mut seen: Vec<(&str, &Json<'_>)> = Vec::new();
             for p in group {
                 let Some(v) = found.get(p).filter(|v| !v.is_null()) else {
                     continue;
                 };
-                let bytes = canonical_bytes(v);
-                if let Some((name, _)) = seen.iter().find(|(_, b)| *b == bytes) {
+                if let Some((name, _)) = seen.iter().find(|(_, b)| same_canonical(b, v)) {
                     out.push(Violation {
                         pointer: p.text.clone(),
                         message: format!("must differ from {name}"),
                     });
                 }
-                seen.push((&p.text, bytes));
+                seen.push((&p.text, v));
             }
         }
         if let (Some(p), Some(given)) = (&self.subject, event.get("subject").and_then(Json::as_str))
@@ -226,6 +224,14 @@ pub(crate) fn sort_elements<'a>(items: &mut Vec<Json<'a>>, by: &[crate::pointer:
     if items.len() < 2 {
         return;
     }
+    // Elements usually come in order already: found so without a buffer per element.
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    if items
+        .windows(2)
+        .all(|w| in_order(&w[0], &w[1], by, &mut x, &mut y))
+    {
+        return;
+    }
     type Keyed<'a> = (Vec<Option<Vec<u8>>>, Vec<u8>, Json<'a>);
     let mut keyed: Vec<Keyed<'a>> = items
         .drain(..)
@@ -239,4 +245,101 @@ pub(crate) fn sort_elements<'a>(items: &mut Vec<Json<'a>>, by: &[crate::pointer:
         .collect();
     keyed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     items.extend(keyed.into_iter().map(|(_, _, item)| item));
+}
+
+/// Whether `a` sorts before `b` or with it in [`sort_elements`]'s order; `x` and `y` are
+/// scratch room for canonical bytes.
+fn in_order(
+    a: &Json<'_>,
+    b: &Json<'_>,
+    by: &[crate::pointer::Pointer],
+    x: &mut Vec<u8>,
+    y: &mut Vec<u8>,
+) -> bool {
+    let mut cmp = |p: &Json<'_>, q: &Json<'_>| {
+        x.clear();
+        y.clear();
+        write_canonical(p, x);
+        write_canonical(q, y);
+        x.cmp(&y)
+    };
+    for k in by {
+        let key = |e| k.get(e).filter(|v: &&Json<'_>| !v.is_null());
+        let order = match (key(a), key(b)) {
+            (None, None) => continue,
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some(p), Some(q)) => cmp(p, q),
+        };
+        if order.is_ne() {
+            return order.is_lt();
+        }
+    }
+    cmp(a, b).is_le()
+}
+
+/// Whether two values have the same RFC 8785 bytes; two strings do exactly when they are
+/// equal, so they are compared without writing them.
+fn same_canonical(a: &Json<'_>, b: &Json<'_>) -> bool {
+    match (a, b) {
+        (Json::String(a), Json::String(b)) => a == b,
+        _ => canonical_bytes(a) == canonical_bytes(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pointer::Pointer;
+
+    /// Every permutation of the same elements sorts to one order, including permutations the
+    /// order check must not take for sorted: strings whose bytes order differently from
+    /// their canonical text ("a" before "a!" as bytes, after it as `"a"` and `"a!"`), an
+    /// escaped quote, a control character, nulls, missing keys, numbers written two ways,
+    /// and ties broken by the whole element.
+    #[test]
+    fn every_permutation_sorts_to_one_order() {
+        let pool = r#"[{"k":"a"},{"k":"a!"},{"k":"a\""},{"k":"a\u0001"},{"k":null},{},
+            {"k":1},{"k":1.0,"j":0},{"k":"a","j":2},{"k":"a","j":1}]"#;
+        let pool = Json::parse_str(pool).unwrap();
+        let Json::Array(pool) = pool else {
+            unreachable!()
+        };
+        let by = [Pointer::parse("/k", true).unwrap()];
+        let canonical = |items: &Vec<Json<'_>>| {
+            let mut out = Vec::new();
+            for i in items {
+                write_canonical(i, &mut out);
+                out.push(b'\n');
+            }
+            out
+        };
+        let mut rng = 0x5ea1_0c0du64;
+        let mut first = None;
+        for _ in 0..2_000 {
+            let mut items = pool.clone();
+            for i in (1..items.len()).rev() {
+                rng = rng
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                items.swap(i, (rng >> 33) as usize % (i + 1));
+            }
+            // Pairs too: the order check runs on them alone.
+            for n in [2, 3, items.len()] {
+                let mut part = items[..n].to_vec();
+                let mut reversed = part.clone();
+                reversed.reverse();
+                sort_elements(&mut part, &by);
+                sort_elements(&mut reversed, &by);
+                assert_eq!(canonical(&part), canonical(&reversed));
+            }
+            sort_elements(&mut items, &by);
+            let sorted = canonical(&items);
+            let first = first.get_or_insert_with(|| sorted.clone());
+            assert_eq!(
+                String::from_utf8_lossy(first),
+                String::from_utf8_lossy(&sorted)
+            );
+        }
+    }
 }

@@ -317,10 +317,18 @@ impl Node for Json<'_> {
 /// RFC 8785 bytes of a value; values with no canonical form (refused later by the model)
 /// fall back to their debug text, which is still a total, deterministic order.
 pub(crate) fn canonical_bytes(v: &Json<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    match sealog_model::jcs::write_json(v, &mut out) {
-        Ok(()) => out,
-        Err(_) => format!("{v:?}").into_bytes(),
+    // Room for the short values compared and indexed, so they are written without growing.
+    let mut out = Vec::with_capacity(64);
+    write_canonical(v, &mut out);
+    out
+}
+
+/// Appends what [`canonical_bytes`] returns to `out`.
+pub(crate) fn write_canonical(v: &Json<'_>, out: &mut Vec<u8>) {
+    let start = out.len();
+    if sealog_model::jcs::write_json(v, out).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(format!("{v:?}").as_bytes());
     }
 }
 
