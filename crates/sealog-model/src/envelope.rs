@@ -226,7 +226,9 @@ fn too_deep() -> EnvelopeError {
 }
 
 fn check_depth(value: &Json<'_>) -> Result<(), EnvelopeError> {
-    let mut stack: Vec<(&Json<'_>, usize)> = vec![(value, 1)];
+    // Room for an event's usual breadth, so the walk does not regrow its stack.
+    let mut stack: Vec<(&Json<'_>, usize)> = Vec::with_capacity(64);
+    stack.push((value, 1));
     while let Some((v, depth)) = stack.pop() {
         let is_container = matches!(v, Json::Array(_) | Json::Object(_));
         if is_container && depth > DEPTH_MAX {

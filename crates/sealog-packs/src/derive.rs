@@ -19,7 +19,8 @@ impl TypeRules {
         let text = |p: &Option<crate::pointer::Pointer>| {
             p.as_ref().and_then(|p| found.get(p)).and_then(Node::text)
         };
-        let mut axes = Vec::with_capacity(self.axes.len());
+        // An axis over an array gives a value per element: room for a few.
+        let mut axes = Vec::with_capacity(self.axes.len() + 8);
         for axis in &self.axes {
             found.visit(&axis.pointer, &mut |_, node| {
                 let Some(node) = node else { return };

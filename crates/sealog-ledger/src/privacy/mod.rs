@@ -808,7 +808,8 @@ pub(crate) fn key_derived(
         (None, None) => r.to_string(),
     });
     if !personal_axes.is_empty() {
-        let axes = std::mem::take(&mut derived.axes);
+        let room = Vec::with_capacity(derived.axes.len());
+        let axes = std::mem::replace(&mut derived.axes, room);
         for (name, value) in axes {
             if !personal_axes.contains(&name) {
                 derived.axes.push((name, value));
