@@ -2,7 +2,7 @@
 //! groups, and print their results as soon as they are durable, in input order.
 //!
 //! A reader thread cuts the input into events (`stream`) and hands them over a bounded
-//! channel. A chunker gathers them into numbered chunks: a chunk closes when it is full or
+//! channel, in batches of those already buffered. A chunker gathers them into numbered chunks: a chunk closes when it is full or
 //! when no event has come for a moment, so a slow producer (`tail -F`) sees each event
 //! appended within that moment. Preparers, one per core, take chunks as they come; the
 //! appender puts them back in input order and appends, in one group, every chunk ready in
@@ -51,8 +51,13 @@ const CHUNKS_IN_FLIGHT: usize = 32;
 const CHUNK_WAIT: Duration = Duration::from_millis(5);
 /// How often the chunker waiting for input looks whether the appending has stopped.
 const STOP_POLL: Duration = Duration::from_millis(50);
-/// Events cut but not yet in a chunk: what the reader may run ahead.
-const READ_AHEAD_EVENTS: usize = 256;
+/// Events the reader hands over at once when more are already buffered, so the chunker does
+/// not take them one by one.
+const READ_BATCH_EVENTS: usize = 64;
+/// Bytes of events the reader hands over at once.
+const READ_BATCH_BYTES: usize = 256 << 10;
+/// Batches cut but not yet in a chunk: what the reader may run ahead.
+const READ_AHEAD_BATCHES: usize = 4;
 
 enum Input {
     Event(Item),
@@ -60,8 +65,10 @@ enum Input {
     Failed(io::Error),
 }
 
-/// Starts the reader thread over the file or standard input.
-fn read_events(args: &Args) -> anyhow::Result<Receiver<Input>> {
+/// Starts the reader thread over the file or standard input. It hands events over in
+/// batches of what is already buffered: an event that would wait for more input goes with
+/// those before it, so a slow producer's events are never held back.
+fn read_events(args: &Args) -> anyhow::Result<Receiver<Vec<Input>>> {
     let source: Box<dyn io::Read + Send> = if args.file.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
@@ -69,20 +76,36 @@ fn read_events(args: &Args) -> anyhow::Result<Receiver<Input>> {
             File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?,
         )
     };
-    let (tx, rx) = mpsc::sync_channel(READ_AHEAD_EVENTS);
+    let (tx, rx) = mpsc::sync_channel(READ_AHEAD_BATCHES);
     std::thread::Builder::new()
         .name("sealog-read".into())
         .spawn(move || {
             let mut events = Events::new(BufReader::with_capacity(1 << 20, source));
+            let mut batch = Vec::with_capacity(READ_BATCH_EVENTS);
+            let mut bytes = 0;
             loop {
-                let next = match events.next_event() {
-                    Ok(Some(item)) => Input::Event(item),
-                    Ok(None) => return,
-                    Err(e) => Input::Failed(e),
+                let (next, last) = match events.next_event() {
+                    Ok(Some(item)) => (Some(Input::Event(item)), false),
+                    Ok(None) => (None, true),
+                    Err(e) => (Some(Input::Failed(e)), true),
                 };
-                let failed = matches!(next, Input::Failed(_));
-                if tx.send(next).is_err() || failed {
-                    return;
+                if let Some(Input::Event(Ok(e))) = &next {
+                    bytes += e.len();
+                }
+                batch.extend(next);
+                let full = batch.len() >= READ_BATCH_EVENTS || bytes >= READ_BATCH_BYTES;
+                if last || full || !events.next_is_buffered() {
+                    let sent = batch.is_empty()
+                        || tx
+                            .send(std::mem::replace(
+                                &mut batch,
+                                Vec::with_capacity(READ_BATCH_EVENTS),
+                            ))
+                            .is_ok();
+                    bytes = 0;
+                    if !sent || last {
+                        return;
+                    }
                 }
             }
         })?;
@@ -92,32 +115,37 @@ fn read_events(args: &Args) -> anyhow::Result<Receiver<Input>> {
 /// The next chunk: waits for its first event, then takes what comes within `CHUNK_WAIT`.
 /// `None` when the input has ended, or when `stop` is set while it waits (the appending
 /// failed: an input that never ends must not keep the command from exiting).
-fn next_chunk(rx: &Receiver<Input>, stop: &AtomicBool) -> Option<(Vec<Item>, Option<io::Error>)> {
+fn next_chunk(
+    rx: &Receiver<Vec<Input>>,
+    stop: &AtomicBool,
+) -> Option<(Vec<Item>, Option<io::Error>)> {
     let mut chunk = Vec::new();
     let mut bytes = 0usize;
     let first = loop {
         match rx.recv_timeout(STOP_POLL) {
-            Ok(input) => break input,
+            Ok(batch) => break batch,
             Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
             Err(_) => return None,
         }
     };
     let mut next = Some(first);
     let deadline = Instant::now() + CHUNK_WAIT;
-    while let Some(input) = next.take() {
-        match input {
-            Input::Event(item) => {
-                bytes += item.as_ref().map_or(0, Vec::len);
-                chunk.push(item);
+    while let Some(batch) = next.take() {
+        for input in batch {
+            match input {
+                Input::Event(item) => {
+                    bytes += item.as_ref().map_or(0, Vec::len);
+                    chunk.push(item);
+                }
+                Input::Failed(e) => return Some((chunk, Some(e))),
             }
-            Input::Failed(e) => return Some((chunk, Some(e))),
         }
         if chunk.len() >= CHUNK_EVENTS || bytes >= CHUNK_BYTES {
             break;
         }
         let wait = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
-            Ok(input) => next = Some(input),
+            Ok(batch) => next = Some(batch),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
         }
     }

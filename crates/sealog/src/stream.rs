@@ -92,6 +92,30 @@ impl<R: BufRead> Events<R> {
         }
     }
 
+    /// Whether the next event can be cut from what is already buffered, without waiting for
+    /// the input: a whole line that is not blank, or an element of a document read whole.
+    /// An array's elements are not looked ahead into: each is handed over alone.
+    pub(crate) fn next_is_buffered(&self) -> bool
+    where
+        R: HasBuffer,
+    {
+        match &self.shape {
+            Shape::Lines => {
+                // Blank lines are skipped when events are cut, so they are looked past here.
+                let mut rest = self.reader.buffered();
+                while let Some(end) = memchr::memchr(b'\n', rest) {
+                    if !rest[..end].trim_ascii().is_empty() {
+                        return true;
+                    }
+                    rest = &rest[end + 1..];
+                }
+                false
+            }
+            Shape::Document(items) => !items.as_slice().is_empty(),
+            Shape::Unknown | Shape::Array { .. } => false,
+        }
+    }
+
     /// The first byte that is not whitespace, left unread.
     fn peek_first(&mut self) -> io::Result<Option<u8>> {
         loop {
@@ -132,6 +156,17 @@ impl<R: BufRead> Events<R> {
             Err(InputError::Empty) => Vec::new(),
             Err(e) => vec![Err(e)],
         })
+    }
+}
+
+/// A reader whose buffered bytes can be looked at without reading more.
+pub(crate) trait HasBuffer {
+    fn buffered(&self) -> &[u8];
+}
+
+impl<R: io::Read> HasBuffer for io::BufReader<R> {
+    fn buffered(&self) -> &[u8] {
+        self.buffer()
     }
 }
 
@@ -259,6 +294,46 @@ mod tests {
 
     fn ok(items: &[&str]) -> Vec<Result<String, String>> {
         items.iter().map(|s| Ok(s.to_string())).collect()
+    }
+
+    /// What `next_is_buffered` says after each event cut from `text`, read through a buffer
+    /// that holds it whole.
+    fn buffered_after_each(text: &[u8]) -> Vec<bool> {
+        let mut e = Events::new(io::BufReader::with_capacity(1 << 10, text));
+        let mut out = Vec::new();
+        while e.next_event().unwrap().is_some() {
+            out.push(e.next_is_buffered());
+        }
+        out
+    }
+
+    #[test]
+    fn an_event_is_buffered_only_when_cutting_it_needs_no_more_input() {
+        // A whole line next; then only a line without its end.
+        assert_eq!(
+            buffered_after_each(b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}"),
+            [true, false, false]
+        );
+        // Blank lines are looked past: what follows them is whole, or not.
+        assert_eq!(
+            buffered_after_each(b"{\"a\":1}\n \r\n{\"c\":3}"),
+            [false, false]
+        );
+        assert_eq!(
+            buffered_after_each(b"{\"a\":1}\n \n{\"c\":3}\n"),
+            [true, false]
+        );
+        // A document read whole holds its events (this one, not one object, is split line
+        // by line as a request body is); an array's are not looked ahead into.
+        assert_eq!(
+            buffered_after_each(b"{\n\"a\": 1\n}\n{\"b\": 2}"),
+            [true, true, true, false]
+        );
+        assert_eq!(buffered_after_each(b"{\n\"a\": 1\n}\n"), [false]);
+        assert_eq!(
+            buffered_after_each(b"[{\"a\":1},{\"b\":2}]"),
+            [false, false]
+        );
     }
 
     #[test]
