@@ -218,7 +218,18 @@ impl Memtable {
     }
 
     /// The sorted table contents of a run holding exactly these entries.
+    /// The three tables sorted, the postings on this thread while another sorts the record
+    /// ids and event times: a flush at close is on the command's one serial path.
     pub(crate) fn sorted_tables(&self) -> SortedTables {
+        std::thread::scope(|s| {
+            let others = s.spawn(|| (self.sorted_rids(), self.sorted_times()));
+            let post = self.sorted_postings();
+            let (rid, time) = others.join().expect("sorting record ids and times");
+            (rid, post, time)
+        })
+    }
+
+    fn sorted_rids(&self) -> Vec<[u8; RID_WIDTH]> {
         let mut rid: Vec<[u8; RID_WIDTH]> = self
             .rid
             .iter()
@@ -233,6 +244,10 @@ impl Memtable {
         // first 16 bytes of two record ids) are astronomically rare but still settled.
         let lead = |e: &[u8; RID_WIDTH]| u128::from_be_bytes(e[..16].try_into().expect("16 bytes"));
         rid.sort_unstable_by(|a, b| lead(a).cmp(&lead(b)).then_with(|| a.cmp(b)));
+        rid
+    }
+
+    fn sorted_postings(&self) -> SortedPostings {
         // Links are in seq order, so placing each at its key's next free slot, with the keys'
         // slots laid out in key order, sorts the table: the distinct keys are sorted (far
         // fewer than entries, and by value), and the links are read in order rather than
@@ -259,7 +274,10 @@ impl Memtable {
             seqs[*slot as usize] = self.first + u64::from(link.at);
             *slot += 1;
         }
-        let post = SortedPostings { keys: order, seqs };
+        SortedPostings { keys: order, seqs }
+    }
+
+    fn sorted_times(&self) -> Vec<[u8; TIME_WIDTH]> {
         let mut time: Vec<[u8; TIME_WIDTH]> = self
             .time
             .iter()
@@ -271,7 +289,7 @@ impl Memtable {
             })
             .collect();
         time.sort_unstable_by_key(|e| u128::from_be_bytes(*e));
-        (rid, post, time)
+        time
     }
 }
 
