@@ -390,6 +390,9 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     let (to_commit, batches) =
         std::sync::mpsc::sync_channel::<Vec<sealog_ledger::Prepared>>(a.producers);
     let batches = std::sync::Mutex::new(batches);
+    // The first commit that fails stops the producers and is the run's error.
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let failure = std::sync::Mutex::new(None::<anyhow::Error>);
     std::thread::scope(|s| {
         s.spawn(|| {
             while live.load(Ordering::Relaxed) > 0 {
@@ -401,12 +404,13 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         for _ in 0..a.producers {
             let (ledger, next, bytes, prepare_ns) = (&ledger, &next, &bytes, &prepare_ns);
             let (to_commit, live) = (to_commit.clone(), &live);
-            s.spawn(move || -> anyhow::Result<()> {
+            let failed = &failed;
+            s.spawn(move || {
                 let _finished = Finished(live);
                 loop {
                     let first = next.fetch_add(a.batch as u64, Ordering::Relaxed);
-                    if first >= a.events {
-                        return Ok(());
+                    if first >= a.events || failed.load(Ordering::Relaxed) {
+                        return;
                     }
                     let last = (first + a.batch as u64).min(a.events);
                     let t0 = Instant::now();
@@ -431,7 +435,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
                     bytes.fetch_add(n, Ordering::Relaxed);
                     prepare_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     if to_commit.send(prepared).is_err() {
-                        return Ok(());
+                        return;
                     }
                 }
             });
@@ -441,14 +445,10 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
             let (ledger, append_ns, reported, quarantined) =
                 (&ledger, &append_ns, &reported, &quarantined);
             let (batches, done) = (&batches, &done);
-            let live = &live;
-            s.spawn(move || -> anyhow::Result<()> {
+            let (live, failed, failure) = (&live, &failed, &failure);
+            s.spawn(move || {
                 let _finished = Finished(live);
-                loop {
-                    let next = batches.lock().expect("batches").recv();
-                    let Ok(prepared) = next else {
-                        return Ok(());
-                    };
+                let commit = |prepared: Vec<sealog_ledger::Prepared>| -> anyhow::Result<()> {
                     let n = prepared.len() as u64;
                     let t1 = Instant::now();
                     let results = ledger.commit(prepared)?;
@@ -467,10 +467,27 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
                         let secs = begin.elapsed().as_secs_f64();
                         eprintln!("  {at:>10} events  {:>9.0} ev/s  RSS {rss} MiB (anon {anon}, file {file})", at as f64 / secs);
                     }
+                    Ok(())
+                };
+                loop {
+                    let next = batches.lock().expect("batches").recv();
+                    let Ok(prepared) = next else { return };
+                    // After a failure the batches still in flight are taken and dropped, so
+                    // no producer waits on a full channel.
+                    if failed.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    if let Err(e) = commit(prepared) {
+                        failed.store(true, Ordering::Relaxed);
+                        failure.lock().expect("failure").get_or_insert(e);
+                    }
                 }
             });
         }
     });
+    if let Some(e) = failure.into_inner().expect("failure") {
+        return Err(e.context("bench ingest stopped"));
+    }
     let elapsed = begin.elapsed();
     let rss_by_tenth = rss_levels(&samples.into_inner().expect("samples"), report_every);
     for t in &rss_by_tenth {
