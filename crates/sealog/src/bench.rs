@@ -49,7 +49,8 @@ pub(crate) struct IngestArgs {
     /// Events per append call.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
-    /// Threads generating, preparing and appending.
+    /// Threads generating and preparing batches; as many committer threads append them, so
+    /// each producer has a batch in flight while it prepares the next.
     #[arg(long, default_value_t = 2)]
     producers: usize,
     /// Directory for the benchmark's store (default: a fresh temporary directory, removed after).
