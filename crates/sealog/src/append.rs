@@ -2,16 +2,16 @@
 //! groups, and print their results as soon as they are durable, in input order.
 //!
 //! A reader thread cuts the input into events (`stream`) and hands them over a bounded
-//! channel, in batches of those already buffered. A chunker gathers them into numbered chunks: a chunk closes when it is full or
-//! when no event has come for a moment, so a slow producer (`tail -F`) sees each event
-//! appended within that moment. Preparers, one per core, take chunks as they come; the
-//! appender puts them back in input order and appends, in one group, every chunk ready in
-//! order. Preparing never waits for a group to close or for the one before it to be
-//! appended, so no core idles at a group's edge while another works; the cores that prepare
-//! go on while the writer hashes, writes and syncs. What is read but not yet appended stays
-//! within a fixed number of chunks, so memory stays bounded however long the input. Results
-//! are printed while the next group is appended, so the writer does not wait for the
-//! printing either.
+//! channel, in batches of those already buffered. A chunker gathers them into numbered
+//! chunks: a chunk closes when it is full or when no event has come for a moment, so a slow
+//! producer (`tail -F`) sees each event appended within that moment. Preparers, one per core,
+//! take chunks as they come; the appender puts them back in input order and appends, in one
+//! group, every chunk ready in order. Preparing never waits for a group to close or for the
+//! one before it to be appended, so no core idles at a group's edge while another works; the
+//! cores that prepare go on while the writer hashes, writes and syncs. What is read but not
+//! yet appended stays within a fixed number of chunks, so memory stays bounded however long
+//! the input. Results are printed while the next group is appended, so the writer does not
+//! wait for the printing either.
 
 use std::fs::File;
 use std::io::{self, BufReader, Write};
@@ -330,7 +330,8 @@ fn append_all<T, R: ResultLine>(
                 }
             };
             for _ in 0..chunks {
-                // The chunker has stopped when nobody takes the ticket: nothing to give back.
+                // There is room: the chunker took these tickets. Only a chunker that has
+                // stopped makes this fail, and then nobody needs them.
                 let _ = give_back.try_send(());
             }
             // The printer stopped while this group was appended: its error is the one to say.
