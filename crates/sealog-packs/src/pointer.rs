@@ -309,7 +309,11 @@ impl Node for Json<'_> {
             Json::Null => None,
             Json::String(s) => Some(s.to_string()),
             // Uncanonicalizable values never reach the log; any stable text will do.
-            other => Some(String::from_utf8_lossy(&canonical_bytes(other)).into_owned()),
+            // RFC 8785 text is UTF-8 (the debug fallback is too): its buffer is the string.
+            other => Some(
+                String::from_utf8(canonical_bytes(other))
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
         }
     }
 }
