@@ -517,3 +517,77 @@ fn an_export_whose_system_calls_fail_is_whole_or_absent() {
         });
     }
 }
+
+/// A read of the input file that fails part way through (`read` of that file only, its
+/// `n`th, with EIO): the events read whole before it are appended and answered, in input
+/// order; the command then fails naming the read; nothing is appended that was not answered.
+#[test]
+fn a_failed_read_of_the_input_appends_what_came_before_and_fails() {
+    if !strace_usable() {
+        return;
+    }
+    // Several of the reader's 1 MiB reads: 1,200 events of about 3 KiB.
+    let pad = "p".repeat(3000);
+    let all: Vec<Value> = events("read", 0, 1_200)
+        .into_iter()
+        .map(|mut e| {
+            e["data"]["pad"] = Value::from(pad.as_str());
+            e
+        })
+        .collect();
+    for n in [1, 2, 3] {
+        let tmp = tempdir();
+        let cli = cli(&tmp.path().join("data"));
+        let input = tmp.path().join("input.ndjson");
+        std::fs::write(&input, ndjson(&all)).unwrap();
+        let trace = tmp.path().join("trace");
+        let command = strace_failing(
+            &cli.command(&["append", input.to_str().unwrap()]),
+            ("read", "EIO"),
+            n,
+            Some(&input),
+            &trace,
+        );
+        let run = sealog_testkit::cli::run_command(
+            command,
+            b"",
+            std::time::Duration::from_secs(RUN_SECS_MAX),
+        );
+        assert!(
+            !injected_calls(&trace).is_empty(),
+            "read {n} of the input was not made to fail"
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert_ne!(run.code, 0, "a failed read, yet the run ended well");
+        assert!(
+            run.stderr.contains("reading the input") && run.stderr.contains("Input/output error"),
+            "the error names the read: {}",
+            run.stderr
+        );
+        let printed = run.lines();
+        if n == 1 {
+            assert!(printed.is_empty(), "nothing was read: {printed:?}");
+        } else {
+            assert!(
+                !printed.is_empty() && printed.len() < all.len(),
+                "read {n}: {} of {} answered",
+                printed.len(),
+                all.len()
+            );
+        }
+        let ledger = open_ledger(&tmp.path().join("data"), Undeclared::Accept);
+        assert_eq!(
+            ledger.len() as usize,
+            printed.len(),
+            "read {n}: what is appended is what was answered"
+        );
+        for (i, line) in printed.iter().enumerate() {
+            assert_eq!(line["status"], "appended", "{line}");
+            assert_eq!(line["seq"], i as u64, "results come in input order: {line}");
+            let record: Value =
+                serde_json::from_slice(&ledger.get(i as u64).unwrap().unwrap()).unwrap();
+            assert_eq!(record["id"], id("read", i), "seq {i}");
+        }
+        ledger.close().unwrap();
+    }
+}
