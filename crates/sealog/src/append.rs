@@ -402,35 +402,8 @@ fn print_results<R: ResultLine>(appended: Receiver<Vec<R>>) -> anyhow::Result<us
     Ok(refused)
 }
 
-/// Prepares events on every core, in input order.
-pub(crate) fn prepare_parallel(ledger: &Ledger, items: &[Item]) -> Vec<Prepared> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let per = items.len().div_ceil(threads).max(1);
-    if items.len() <= 64 {
-        return items.iter().map(|item| prepare(ledger, item)).collect();
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .map(|c| {
-                s.spawn(move || {
-                    c.iter()
-                        .map(|item| prepare(ledger, item))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("prepare thread"))
-            .collect()
-    })
-}
-
 /// One event as the input gave it, prepared (or refused, when it could not be read).
-fn prepare(ledger: &Ledger, item: &Item) -> Prepared {
+pub(crate) fn prepare(ledger: &Ledger, item: &Item) -> Prepared {
     match item {
         Ok(bytes) => ledger.prepare(bytes, &Author::ANYONE),
         Err(e) => Prepared::Rejected(Rejection::from(PrepareError::Input(e.clone()))),

@@ -18,7 +18,11 @@ pub(crate) fn run(ledger: &Ledger) -> anyhow::Result<ExitCode> {
     for round in ["first ingest", "same events again (idempotent)"] {
         let items: Vec<crate::stream::Item> =
             raws.iter().map(|r| r.clone().map(<[u8]>::to_vec)).collect();
-        let results = ledger.commit(crate::append::prepare_parallel(ledger, &items))?;
+        let prepared = items
+            .iter()
+            .map(|item| crate::append::prepare(ledger, item))
+            .collect();
+        let results = ledger.commit(prepared)?;
         let count = |status: &str| results.iter().filter(|r| r.status() == status).count();
         say!(
             "{round}: {} events → {} appended, {} duplicates, {} quarantined, {} rejected",
