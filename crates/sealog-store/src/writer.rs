@@ -498,6 +498,11 @@ impl<A: Admission> Writer<A> {
         appended.map_err(|e| self.poison(e))?;
         let mut index = self.shared.index.write().expect("index lock");
         for (i, entry) in fresh.iter().enumerate() {
+            // The next record's keys are fetched while this one's are inserted: each
+            // posting's slot is a cache miss, and the misses then overlap.
+            if let Some(next) = fresh.get(i + 1) {
+                index.prefetch(&next.keys);
+            }
             index.insert(
                 self.next_seq + i as u64,
                 &entry.id(),

@@ -3,17 +3,11 @@
 use crate::UniformMap;
 use crate::contract::Key as Posting;
 
+use super::chains::{Chain, Chains};
 use super::postings::Posting as Entry;
 use super::run::{RID_WIDTH, TIME_WIDTH, time_key};
 
 const NONE: u32 = u32::MAX;
-
-#[derive(Clone, Copy)]
-struct Chain {
-    first: u32,
-    last: u32,
-    len: u32,
-}
 
 /// One posting entry: its record (as an offset from the memtable's first seq), the next
 /// entry of the same key, and the key's id. Twelve bytes: a memtable holds millions.
@@ -49,12 +43,8 @@ pub(crate) struct Memtable {
     pub(crate) first: u64,
     pub(crate) end: u64,
     rid: UniformMap<[u8; 32], u64>,
-    /// Each distinct posting key's id: its index in `keys` and `chains`.
-    ids: UniformMap<Posting, u32>,
-    keys: Vec<Posting>,
-    /// Per key id: first and last link of its chain in `links` (so postings stay in seq
-    /// order without one allocation per key) and its length (so counting is O(1)).
-    chains: Vec<Chain>,
+    /// Each distinct posting key, numbered in order of first use.
+    chains: Chains,
     links: Vec<Link>,
     time: Vec<(i64, u64)>,
     /// Each record's first link: a record's links are adjacent, so membership is
@@ -79,8 +69,6 @@ impl Memtable {
             first,
             end,
             rid,
-            ids,
-            keys,
             chains,
             links,
             time,
@@ -88,9 +76,7 @@ impl Memtable {
         } = &mut self;
         (*first, *end) = (0, 0);
         rid.clear();
-        ids.clear();
-        emptied_to_size(keys);
-        emptied_to_size(chains);
+        chains.clear();
         emptied_to_size(links);
         emptied_to_size(time);
         emptied_to_size(record_starts);
@@ -115,36 +101,30 @@ impl Memtable {
         self.time.push((event_ns, seq));
         let off =
             u32::try_from(seq - self.first).expect("a memtable holds far fewer than 4G records");
-        self.record_starts.push(
-            u32::try_from(self.links.len()).expect("a memtable holds far fewer than 4G postings"),
-        );
+        let start =
+            u32::try_from(self.links.len()).expect("a memtable holds far fewer than 4G postings");
+        self.record_starts.push(start);
         for p in postings {
             let at = u32::try_from(self.links.len())
                 .expect("a memtable holds far fewer than 4G postings");
-            let id = match self.ids.get(p) {
-                Some(&id) => {
-                    let chain = &mut self.chains[id as usize];
-                    // A record may list the same posting twice (tenant == scope): keep it once.
-                    if self.links[chain.last as usize].at == off {
-                        continue;
-                    }
-                    self.links[chain.last as usize].next = at;
-                    chain.last = at;
-                    chain.len += 1;
-                    id
+            let fresh = u32::try_from(self.chains.len()).expect("far fewer than 4G keys");
+            let chain = self.chains.entry(p, || Chain {
+                id: fresh,
+                first: at,
+                last: at,
+                len: 0,
+            });
+            if chain.len > 0 {
+                // A record may list the same posting twice (tenant == scope): keep it once. Its
+                // links start at `start`, so a chain ending there or later ends in this record.
+                if chain.last >= start {
+                    continue;
                 }
-                None => {
-                    let id = u32::try_from(self.keys.len()).expect("far fewer than 4G keys");
-                    self.ids.insert(*p, id);
-                    self.keys.push(*p);
-                    self.chains.push(Chain {
-                        first: at,
-                        last: at,
-                        len: 1,
-                    });
-                    id
-                }
-            };
+                self.links[chain.last as usize].next = at;
+                chain.last = at;
+            }
+            chain.len += 1;
+            let id = chain.id;
             self.links.push(Link {
                 at: off,
                 next: NONE,
@@ -153,15 +133,18 @@ impl Memtable {
         }
     }
 
+    pub(crate) fn prefetch(&self, postings: &[Posting]) {
+        for p in postings {
+            self.chains.prefetch(p);
+        }
+    }
+
     pub(crate) fn lookup_rid(&self, rid: &[u8; 32]) -> Option<u64> {
         self.rid.get(rid).copied()
     }
 
     fn chain(&self, key: &Posting) -> impl Iterator<Item = u64> + '_ {
-        let mut at = self
-            .ids
-            .get(key)
-            .map_or(NONE, |&id| self.chains[id as usize].first);
+        let mut at = self.chains.get(key).map_or(NONE, |c| c.first);
         std::iter::from_fn(move || {
             if at == NONE {
                 return None;
@@ -185,7 +168,7 @@ impl Memtable {
         let Some(i) = seq.checked_sub(self.first).filter(|&i| i < self.records()) else {
             return false;
         };
-        let Some(&id) = self.ids.get(key) else {
+        let Some(&Chain { id, .. }) = self.chains.get(key) else {
             return false;
         };
         let start = self.record_starts[i as usize] as usize;
@@ -203,9 +186,7 @@ impl Memtable {
     }
 
     pub(crate) fn count(&self, key: &Posting) -> u64 {
-        self.ids
-            .get(key)
-            .map_or(0, |&id| u64::from(self.chains[id as usize].len))
+        self.chains.get(key).map_or(0, |c| u64::from(c.len))
     }
 
     pub(crate) fn time_range(&self, from: i64, to: i64, out: &mut Vec<u64>) {
@@ -252,29 +233,29 @@ impl Memtable {
         // slots laid out in key order, sorts the table: the distinct keys are sorted (far
         // fewer than entries, and by value), and the links are read in order rather than
         // chased key by key.
-        let mut order: Vec<(u128, u32)> = self
-            .keys
+        let mut order: Vec<(u128, Chain)> = self
+            .chains
             .iter()
-            .zip(0u32..)
-            .map(|(k, id)| (u128::from_be_bytes(*k), id))
+            .map(|(k, c)| (u128::from_be_bytes(*k), *c))
             .collect();
         order.sort_unstable_by_key(|&(k, _)| k);
-        let mut next = vec![0u32; self.keys.len()];
+        let mut next = vec![0u32; self.chains.len()];
         let mut at = 0u32;
-        for (_, id) in &mut order {
-            next[*id as usize] = at;
-            let n = self.chains[*id as usize].len;
-            at += n;
-            // From here on the pair is the key and its count.
-            *id = n;
-        }
+        let keys = order
+            .into_iter()
+            .map(|(k, c)| {
+                next[c.id as usize] = at;
+                at += c.len;
+                (k, c.len)
+            })
+            .collect();
         let mut seqs = vec![0u64; self.links.len()];
         for link in &self.links {
             let slot = &mut next[link.id as usize];
             seqs[*slot as usize] = self.first + u64::from(link.at);
             *slot += 1;
         }
-        SortedPostings { keys: order, seqs }
+        SortedPostings { keys, seqs }
     }
 
     fn sorted_times(&self) -> Vec<[u8; TIME_WIDTH]> {
@@ -378,14 +359,12 @@ mod tests {
             // (a table that only grew would hold memory the flushes never give back).
             let lens = [
                 reused.rid.len(),
-                reused.ids.len(),
-                reused.keys.len(),
                 reused.chains.len(),
                 reused.links.len(),
                 reused.time.len(),
                 reused.record_starts.len(),
             ];
-            assert_eq!(lens, [0; 7], "case {case}");
+            assert_eq!(lens, [0; 5], "case {case}");
             let start = first_n + 7;
             (reused.first, reused.end) = (start, start);
             let mut fresh = Memtable::new(start);

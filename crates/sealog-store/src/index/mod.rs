@@ -14,6 +14,7 @@
 //! whole memtable behind.
 
 mod bitmaps;
+mod chains;
 mod memtable;
 mod postings;
 mod pruned;
@@ -255,6 +256,11 @@ impl Index {
 
     pub(crate) fn insert(&mut self, seq: u64, id: &Id, keys: &[Key], event_ns: i64) {
         self.mem.insert(seq, *id, keys, event_ns);
+    }
+
+    /// Brings into cache where the memtable keeps these keys, for a record inserted soon.
+    pub(crate) fn prefetch(&self, keys: &[Key]) {
+        self.mem.prefetch(keys);
     }
 
     pub(crate) fn needs_flush(&self) -> bool {
