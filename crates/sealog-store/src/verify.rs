@@ -1130,6 +1130,19 @@ impl<'a> Derived<'a> {
                     ),
                 );
             }
+            for k in keys {
+                if !run.key_filter_admits(k).map_err(at_index)? {
+                    return fail(
+                        dir,
+                        format!(
+                            "the key filter of run {}..{} does not admit key {} of record {seq}",
+                            run.first,
+                            run.end,
+                            hex::encode(k)
+                        ),
+                    );
+                }
+            }
         }
         self.keys_seen.set(self.keys_seen.get() + keys.len() as u64);
         Ok(())

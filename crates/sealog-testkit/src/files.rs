@@ -180,7 +180,7 @@ pub fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
 pub fn settled_index_end(layout: &LogLayout) -> Option<u64> {
     let manifest = fs::read_to_string(layout.index().join("MANIFEST")).ok()?;
     let mut lines = manifest.lines();
-    assert_eq!(lines.next(), Some("sealog-index 5"), "{manifest}");
+    assert_eq!(lines.next(), Some("sealog-index 6"), "{manifest}");
     let named: BTreeSet<(u64, u64)> = lines
         .filter_map(|l| l.strip_prefix("run "))
         .map(|l| {

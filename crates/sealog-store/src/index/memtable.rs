@@ -29,6 +29,10 @@ pub(crate) struct SortedPostings {
 }
 
 impl SortedPostings {
+    pub(crate) fn distinct_keys(&self) -> u64 {
+        self.keys.len() as u64
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
         let mut seqs = self.seqs.iter();
         self.keys

@@ -32,11 +32,11 @@ pub(crate) use memtable::Memtable;
 use run::BloomWriter;
 pub(crate) use run::Run;
 
-/// Version 5: Bloom filters are blocked, an id's bits in one 64-byte block (version 4: runs
+/// Version 6: runs hold a Bloom filter of their posting keys (version 5: Bloom filters are blocked, an id's bits in one 64-byte block (version 4: runs
 /// hold bitmaps of their dense keys; version 3: postings are compressed;
 /// version 2: runs have sums files, the manifest ends with its CRC); an index of an earlier
 /// version is rebuilt from the log.
-const MANIFEST_HEADER: &str = "sealog-index 5";
+const MANIFEST_HEADER: &str = "sealog-index 6";
 
 /// Postings of the walked key taken from a run at a time by [`Index::intersect`].
 const CHUNK: usize = 1024;
@@ -674,18 +674,67 @@ fn write_run(io: &Io, dir: &Path, frozen: &Memtable) -> Result<Run, StoreError> 
         rid.iter().map(|e| bloom.push(&e[..32]).map(|()| e)),
     )?;
     let mut bits = bitmaps::BitmapWriter::create(io, &s, (first, end))?;
-    let (post, blocks, n) = postings::write(io, &s, (first, end), post.iter().map(Ok), &mut bits)?;
+    let mut keys = KeyFilter::create(io, &s, post.distinct_keys())?;
+    let (post, blocks, n) = postings::write(
+        io,
+        &s,
+        (first, end),
+        keys.note(post.iter().map(Ok)),
+        &mut bits,
+    )?;
     let (bits, dense) = bits.finish()?;
     let time = run::write_table(io, &s.with_extension("time"), time.iter().map(Ok))?;
     Run::write_sums(
         io,
         dir,
         (first, end),
-        bloom.finish()?,
+        (bloom.finish()?, keys.finish()?),
         [rid, post, time, blocks, bits],
         (n, dense),
     )?;
     Run::open(dir, first, end)
+}
+
+/// A run's key filter, written as its postings stream past in key order: each key is noted
+/// once, where its postings begin.
+struct KeyFilter<'a> {
+    writer: BloomWriter<'a>,
+    sized: u64,
+    last: Option<u128>,
+}
+
+impl<'a> KeyFilter<'a> {
+    fn create(io: &'a Io, stem: &Path, sized: u64) -> Result<Self, StoreError> {
+        Ok(KeyFilter {
+            writer: BloomWriter::at_most(io, &stem.with_extension("kbloom"), sized)?,
+            sized,
+            last: None,
+        })
+    }
+
+    /// The postings as they were, each new key noted on the way.
+    fn note<'s>(
+        &'s mut self,
+        postings: impl Iterator<Item = Result<postings::Posting, StoreError>> + 's,
+    ) -> impl Iterator<Item = Result<postings::Posting, StoreError>> + 's {
+        postings.map(move |p| {
+            let p = p?;
+            if self.last != Some(p.0) {
+                self.last = Some(p.0);
+                self.writer.push(&p.0.to_be_bytes())?;
+            }
+            Ok(p)
+        })
+    }
+
+    fn finish(self) -> Result<run::KeyFilterSum, StoreError> {
+        let (keys, crc) = self.writer.finish()?;
+        Ok(run::KeyFilterSum {
+            keys,
+            sized: self.sized,
+            crc,
+        })
+    }
 }
 
 /// Replaces `MANIFEST` atomically, then deletes run files it does not name.
@@ -754,11 +803,13 @@ fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
     });
     let rid = run::write_table(io, &s.with_extension("rid"), rids)?;
     let mut bits = bitmaps::BitmapWriter::create(io, &s, (a.first, b.end))?;
+    // Keys the two runs share are counted twice: the filter is sized for at most that many.
+    let mut keys = KeyFilter::create(io, &s, a.distinct_keys + b.distinct_keys)?;
     let (post, blocks, n) = postings::write(
         io,
         &s,
         (a.first, b.end),
-        merge_sorted(a.post.stream(), b.post.stream()),
+        keys.note(merge_sorted(a.post.stream(), b.post.stream())),
         &mut bits,
     )?;
     let (bits, dense) = bits.finish()?;
@@ -771,7 +822,7 @@ fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
         io,
         dir,
         (a.first, b.end),
-        bloom.finish()?,
+        (bloom.finish()?, keys.finish()?),
         [rid, post, time, blocks, bits],
         (n, dense),
     )?;

@@ -7,9 +7,11 @@
 //! .post, .pidx  the postings, compressed (see `postings`)
 //! .time  entry = event_ns:u64be(sign flipped) seq:u64be   sorted by (time, seq)
 //! .bits  the dense keys' bitmaps (see `bitmaps`)
-//! .sum   "SEALSUM3" (entries:u64le blocks:u64le crc32c:u32le per 4 KiB block)×5
+//! .bloom a Bloom filter of the record ids; .kbloom one of the posting keys
+//! .sum   "SEALSUM4" (entries:u64le blocks:u64le crc32c:u32le per 4 KiB block)×5
 //!        (for .rid .post .time .pidx .bits) postings:u64le
-//!        dense:u64le key[16]×dense bloom_crc:u32le crc:u32le
+//!        dense:u64le key[16]×dense bloom_crc:u32le
+//!        keys:u64le keys_sized:u64le kbloom_crc:u32le crc:u32le
 //! ```
 //!
 //! Nothing here is trusted as it lies on disk: every 4 KiB block of a table is checked
@@ -36,7 +38,7 @@ pub(crate) const TIME_WIDTH: usize = 16;
 
 /// Bytes covered by one checksum of a table.
 const BLOCK_BYTES: usize = 4096;
-const SUM_MAGIC: &[u8; 8] = b"SEALSUM3";
+const SUM_MAGIC: &[u8; 8] = b"SEALSUM4";
 
 /// Maps signed nanoseconds onto unsigned ones with the same order.
 pub(crate) fn time_key(ns: i64) -> [u8; 8] {
@@ -501,6 +503,16 @@ pub(crate) struct RunSums {
     /// The keys `.bits` holds bitmaps of, ascending.
     pub(crate) dense: Vec<u128>,
     pub(crate) bloom: u32,
+    /// The key filter: how many distinct keys it holds, how many it was sized for, its sum.
+    pub(crate) keys: KeyFilterSum,
+}
+
+/// What a run's `.sum` says of its key filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct KeyFilterSum {
+    pub(crate) keys: u64,
+    pub(crate) sized: u64,
+    pub(crate) crc: u32,
 }
 
 impl RunSums {
@@ -520,6 +532,9 @@ impl RunSums {
             out.extend_from_slice(&k.to_be_bytes());
         }
         out.extend_from_slice(&self.bloom.to_le_bytes());
+        out.extend_from_slice(&self.keys.keys.to_le_bytes());
+        out.extend_from_slice(&self.keys.sized.to_le_bytes());
+        out.extend_from_slice(&self.keys.crc.to_le_bytes());
         out.extend_from_slice(&crc32c::crc32c(&out).to_le_bytes());
         io.write_file(path, &out)
     }
@@ -559,6 +574,12 @@ impl RunSums {
                 .push(u128::from_be_bytes(word(16)?.try_into().expect("16 bytes")));
         }
         sums.bloom = u32::from_le_bytes(word(4)?.try_into().expect("4 bytes"));
+        sums.keys.keys = u64::from_le_bytes(word(8)?.try_into().expect("8 bytes"));
+        sums.keys.sized = u64::from_le_bytes(word(8)?.try_into().expect("8 bytes"));
+        sums.keys.crc = u32::from_le_bytes(word(4)?.try_into().expect("4 bytes"));
+        if sums.keys.keys > sums.keys.sized {
+            return Err(bad("a key filter holding more keys than it was sized for"));
+        }
         if at != body.len() {
             return Err(bad("bytes after its sums"));
         }
@@ -575,9 +596,16 @@ pub(crate) struct Run {
     pub(crate) bits: Bitmaps,
     pub(crate) time: Table,
     bloom: Filter,
+    /// The distinct posting keys: a key the run does not hold (most often asked by the
+    /// ingest rules, "has this subject a record yet?") is answered without a search of its
+    /// postings, which decoded blocks in every run.
+    keys: Filter,
+    /// How many distinct keys it holds, to size a merged run's filter.
+    pub(crate) distinct_keys: u64,
 }
 
-/// A blocked Bloom filter over a run's record ids: each id sets 7 bits of one 64-byte block
+/// A blocked Bloom filter over a run's record ids (or its posting keys, which are as
+/// uniform): each id sets 7 bits of one 64-byte block
 /// (10 bits an id in all: ~1% false positives), so a probe reads one block wherever the
 /// filter lies. Almost every append asks "is this id new?", and without it each run's
 /// binary search would fault in pages of its `.rid` table, growing the resident set with
@@ -677,6 +705,8 @@ pub(crate) struct BloomWriter<'a> {
     crc: u32,
     ids: u64,
     declared: u64,
+    /// Whether `declared` is the exact count (record ids) or a bound (a merge's keys).
+    exact: bool,
 }
 
 impl<'a> BloomWriter<'a> {
@@ -692,6 +722,15 @@ impl<'a> BloomWriter<'a> {
             crc: 0,
             ids: 0,
             declared: ids,
+            exact: true,
+        })
+    }
+
+    /// A filter sized for at most `keys` keys (a merge knows its keys only as it writes them).
+    pub(crate) fn at_most(io: &'a Io, path: &Path, keys: u64) -> Result<Self, StoreError> {
+        Ok(BloomWriter {
+            exact: false,
+            ..Self::create(io, path, keys)?
         })
     }
 
@@ -732,7 +771,7 @@ impl<'a> BloomWriter<'a> {
 
     /// Makes the file durable; returns how many ids it holds and its CRC-32C.
     pub(crate) fn finish(mut self) -> Result<(u64, u32), StoreError> {
-        if self.ids != self.declared {
+        if self.ids > self.declared || (self.exact && self.ids != self.declared) {
             // Sized for another count, the filter would be refused when its run opens.
             return Err(StoreError::Corrupted(format!(
                 "{}: {} ids written to a filter for {}",
@@ -837,6 +876,7 @@ impl Run {
     pub(crate) fn open(dir: &Path, first: u64, end: u64) -> Result<Self, StoreError> {
         let s = stem(dir, first, end);
         let sums = RunSums::read(&s.with_extension("sum"))?;
+        let key_filter = sums.keys;
         let [rid, post, time, blocks, bits] = sums.tables;
         let keys = rid.entries;
         let bits = Bitmaps::open(
@@ -864,16 +904,23 @@ impl Run {
                 (keys, sums.bloom),
                 keys >= BLOOM_ON_DISK_KEYS,
             )?,
+            keys: Filter::open(
+                &s.with_extension("kbloom"),
+                (key_filter.sized, key_filter.crc),
+                key_filter.sized >= BLOOM_ON_DISK_KEYS,
+            )?,
+            distinct_keys: key_filter.keys,
         })
     }
 
-    /// Writes the sums file of a run whose tables and Bloom filter (`(ids, crc)`, written
-    /// over the ids as they streamed past) were just written; before `open`.
+    /// Writes the sums file of a run whose tables and Bloom filters (`(ids, crc)`, written
+    /// over the ids as they streamed past, and the key filter's) were just written; before
+    /// `open`.
     pub(crate) fn write_sums(
         io: &Io,
         dir: &Path,
         (first, end): (u64, u64),
-        (ids, bloom): (u64, u32),
+        ((ids, bloom), keys): ((u64, u32), KeyFilterSum),
         tables: [TableSum; 5],
         (postings, dense): (u64, Vec<u128>),
     ) -> Result<(), StoreError> {
@@ -889,6 +936,7 @@ impl Run {
             postings,
             dense,
             bloom,
+            keys,
         }
         .write(io, &s.with_extension("sum"))
     }
@@ -904,6 +952,9 @@ impl Run {
     /// Whether `(key, seq)` is a posting: one word of a bitmap for a dense key, else one
     /// search decoding no more of a block than it reads.
     pub(crate) fn contains(&self, key: &[u8; 16], seq: u64) -> Result<bool, StoreError> {
+        if !self.keys.admits(key)? {
+            return Ok(false);
+        }
         let target = postings::posting(key, seq);
         match self.bits.find(target.0) {
             Some(k) => self.bits.has(k, seq),
@@ -944,6 +995,11 @@ impl Run {
         self.bloom.admits(rid)
     }
 
+    /// Whether the key filter admits `key` (verification: every key of the run must pass).
+    pub(crate) fn key_filter_admits(&self, key: &[u8; 16]) -> Result<bool, StoreError> {
+        self.keys.admits(key)
+    }
+
     /// Seqs of `key` greater than or equal to `from`, ascending, appended to `out` until it holds `limit`.
     pub(crate) fn postings(
         &self,
@@ -952,6 +1008,9 @@ impl Run {
         limit: usize,
         out: &mut Vec<u64>,
     ) -> Result<(), StoreError> {
+        if !self.keys.admits(key)? {
+            return Ok(());
+        }
         let mut block = Block::default();
         let want = u128::from_be_bytes(*key);
         let mut i = self.post.lower_bound(postings::posting(key, from))?;
@@ -995,6 +1054,9 @@ impl Run {
     }
 
     pub(crate) fn count(&self, key: &[u8; 16]) -> Result<u64, StoreError> {
+        if !self.keys.admits(key)? {
+            return Ok(0);
+        }
         let lo = self.post.lower_bound(postings::posting(key, 0))?;
         let hi = match u128::from_be_bytes(*key).checked_add(1) {
             Some(next) => self.post.lower_bound((next, 0))?,

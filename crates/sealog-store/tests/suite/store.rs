@@ -858,7 +858,7 @@ fn every_scan_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuild
     // rebuilt from the log rather than read as this one.
     let manifest = dir.path().join("index/MANIFEST");
     let text = fs::read_to_string(&manifest).unwrap();
-    let body = text[..text.rfind("crc ").unwrap()].replacen("sealog-index 5", "sealog-index 4", 1);
+    let body = text[..text.rfind("crc ").unwrap()].replacen("sealog-index 6", "sealog-index 5", 1);
     fs::write(
         &manifest,
         format!("{body}crc {:08x}\n", crc32c::crc32c(body.as_bytes())),
@@ -866,7 +866,7 @@ fn every_scan_shape_agrees_with_a_model_across_flushes_merges_reopen_and_rebuild
     .unwrap();
     let store = open(dir.path(), config);
     let why = store.recovery().rebuilt.clone().unwrap_or_default();
-    assert!(why.contains("not a sealog-index 5 manifest"), "{why:?}");
+    assert!(why.contains("not a sealog-index 6 manifest"), "{why:?}");
     assert_eq!(store.recovery().replayed, N as u64);
     check_scans(&store, &model, &stage("an earlier index format rebuilt"));
 }

@@ -260,7 +260,7 @@ fn swapped_positions_entries_never_answer_another_record_on_the_cli_or_over_http
 }
 
 #[test]
-fn a_changed_time_or_posting_entry_never_shortens_a_query() {
+fn a_changed_time_posting_or_key_filter_entry_never_shortens_a_query() {
     let (pristine_cli, _) = copy("truth");
     let window = [
         "--from",
@@ -275,6 +275,7 @@ fn a_changed_time_or_posting_entry_never_shortens_a_query() {
     for (ext, args, want) in [
         ("time", &window[..], &want_window),
         ("post", &by_tenant[..], &want_tenant),
+        ("kbloom", &by_tenant[..], &want_tenant),
     ] {
         for at in [0.2, 0.6] {
             let (cli, dir) = copy(ext);
