@@ -6,10 +6,8 @@
 //! correction must name a record of its own chain that nothing has superseded yet; a second
 //! record of a `unique_per_subject` subject must name what it supersedes.
 
-use std::collections::HashMap;
-
 use sealog_model::RecordId;
-use sealog_store::{Admission, Entry, Id, Key, LogView, StoreError, Verdict};
+use sealog_store::{Admission, Entry, Id, Key, LogView, StoreError, UniformMap, Verdict};
 
 use crate::quarantine::Correlation;
 
@@ -74,15 +72,17 @@ impl ChainRefusal {
 /// The canonical log's rules.
 pub(crate) struct CanonicalRules;
 
-/// What a group has admitted so far: such records count as if already in the log.
+/// What a group has admitted so far: such records count as if already in the log. Keyed
+/// by record ids and chain keys, hashes already: SipHash over them was a cost of every
+/// append's single writer.
 #[derive(Default)]
 pub(crate) struct GroupChains {
     /// Admitted this group: record id → (seq, chain).
-    records: HashMap<Id, (u64, Option<Key>)>,
+    records: UniformMap<Id, (u64, Option<Key>)>,
     /// Targets superseded this group → the superseding seq.
-    superseded: HashMap<Id, u64>,
+    superseded: UniformMap<Id, u64>,
     /// Chains that gained their first record this group → that seq.
-    started: HashMap<Key, u64>,
+    started: UniformMap<Key, u64>,
 }
 
 impl Admission for CanonicalRules {
@@ -182,11 +182,11 @@ pub(crate) struct Dedupe;
 impl Admission for Dedupe {
     type Claim = ();
     type Refusal = std::convert::Infallible;
-    type Group = HashMap<Id, u64>;
+    type Group = UniformMap<Id, u64>;
 
     fn admit(
         &self,
-        group: &mut HashMap<Id, u64>,
+        group: &mut UniformMap<Id, u64>,
         entry: &Entry<()>,
         seq: u64,
         log: &dyn LogView,
