@@ -237,12 +237,7 @@ impl Memtable {
         // slots laid out in key order, sorts the table: the distinct keys are sorted (far
         // fewer than entries, and by value), and the links are read in order rather than
         // chased key by key.
-        let mut order: Vec<(u128, Chain)> = self
-            .chains
-            .iter()
-            .map(|(k, c)| (u128::from_be_bytes(*k), *c))
-            .collect();
-        order.sort_unstable_by_key(|&(k, _)| k);
+        let order = self.chains.sorted();
         let mut next = vec![0u32; self.chains.len()];
         let mut at = 0u32;
         let keys = order
