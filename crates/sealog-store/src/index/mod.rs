@@ -32,10 +32,10 @@ pub(crate) use memtable::Memtable;
 use run::BloomWriter;
 pub(crate) use run::Run;
 
-/// Version 6: runs hold a Bloom filter of their posting keys (version 5: Bloom filters are blocked, an id's bits in one 64-byte block (version 4: runs
-/// hold bitmaps of their dense keys; version 3: postings are compressed;
-/// version 2: runs have sums files, the manifest ends with its CRC); an index of an earlier
-/// version is rebuilt from the log.
+/// Version 6: runs hold a Bloom filter of their posting keys (version 5: Bloom filters are
+/// blocked, an id's bits in one 64-byte block; version 4: runs hold bitmaps of their dense
+/// keys; version 3: postings are compressed; version 2: runs have sums files, the manifest
+/// ends with its CRC); an index of an earlier version is rebuilt from the log.
 const MANIFEST_HEADER: &str = "sealog-index 6";
 
 /// Postings of the walked key taken from a run at a time by [`Index::intersect`].

@@ -604,10 +604,9 @@ pub(crate) struct Run {
     pub(crate) distinct_keys: u64,
 }
 
-/// A blocked Bloom filter over a run's record ids (or its posting keys, which are as
-/// uniform): each id sets 7 bits of one 64-byte block
-/// (10 bits an id in all: ~1% false positives), so a probe reads one block wherever the
-/// filter lies. Almost every append asks "is this id new?", and without it each run's
+/// A blocked Bloom filter over a run's record ids (or its posting keys, as uniform): each id
+/// sets 7 bits of one 64-byte block (10 bits an id in all: ~1% false positives), so a probe
+/// reads one block wherever the filter lies. Almost every append asks "is this id new?", and without it each run's
 /// binary search would fault in pages of its `.rid` table, growing the resident set with
 /// the log.
 pub(crate) struct Bloom {
