@@ -909,6 +909,9 @@ struct Derived<'a> {
     keys_seen: std::cell::Cell<u64>,
     /// Where each recent key's membership walk stands, for the record after this one.
     memberships: std::cell::RefCell<crate::index::Memberships>,
+    /// The filters of the run the walk is in (by its first seq), held while its records are
+    /// checked: every record probes both, and a filter kept in its file costs a read a probe.
+    held: std::cell::RefCell<Option<(u64, crate::index::HeldFilters)>>,
     /// The index's fingerprint is the indexer's (else its keys are another derivation's).
     same_derivation: bool,
     /// Retention pruned records since the index was built: it may hold more keys than the
@@ -1027,6 +1030,7 @@ impl<'a> Derived<'a> {
             positions: positions.map(|file| std::cell::RefCell::new(PositionsFile::new(file, end))),
             keys_seen: std::cell::Cell::new(0),
             memberships: std::cell::RefCell::new(crate::index::Memberships::new()),
+            held: std::cell::RefCell::new(None),
             same_derivation,
             pruned_since_built,
         })
@@ -1121,7 +1125,12 @@ impl<'a> Derived<'a> {
             .iter()
             .filter(|run| (run.first..run.end).contains(&seq))
         {
-            if !run.bloom_admits(&r.id).map_err(at_index)? {
+            let mut held = self.held.borrow_mut();
+            if held.as_ref().is_none_or(|(first, _)| *first != run.first) {
+                *held = Some((run.first, run.held_filters().map_err(at_index)?));
+            }
+            let (_, filters) = held.as_ref().expect("held just above");
+            if !filters.ids.may_contain(&r.id) {
                 return fail(
                     dir,
                     format!(
@@ -1131,7 +1140,7 @@ impl<'a> Derived<'a> {
                 );
             }
             for k in keys {
-                if !run.key_filter_admits(k).map_err(at_index)? {
+                if !filters.keys.may_contain(k) {
                     return fail(
                         dir,
                         format!(

@@ -30,7 +30,7 @@ use crate::error::StoreError;
 use crate::io::Io;
 pub(crate) use memtable::Memtable;
 use run::BloomWriter;
-pub(crate) use run::Run;
+pub(crate) use run::{HeldFilters, Run};
 
 /// Version 6: runs hold a Bloom filter of their posting keys (version 5: Bloom filters are
 /// blocked, an id's bits in one 64-byte block; version 4: runs hold bitmaps of their dense

@@ -598,7 +598,9 @@ pub(crate) struct Run {
     bloom: Filter,
     /// The distinct posting keys: a key the run does not hold (most often asked by the
     /// ingest rules, "has this subject a record yet?") is answered without a search of its
-    /// postings, which decoded blocks in every run.
+    /// postings, which decoded blocks in every run. Not asked by `contains`: a membership is
+    /// asked of a record that most often carries the key, so the probe (a read, for a filter
+    /// kept in its file) would be spent for nothing.
     keys: Filter,
     /// How many distinct keys it holds, to size a merged run's filter.
     pub(crate) distinct_keys: u64,
@@ -609,6 +611,7 @@ pub(crate) struct Run {
 /// reads one block wherever the filter lies. Almost every append asks "is this id new?", and without it each run's
 /// binary search would fault in pages of its `.rid` table, growing the resident set with
 /// the log.
+#[derive(Clone)]
 pub(crate) struct Bloom {
     words: Vec<u64>,
 }
@@ -674,7 +677,7 @@ impl Bloom {
         );
     }
 
-    fn may_contain(&self, rid: &[u8]) -> bool {
+    pub(crate) fn may_contain(&self, rid: &[u8]) -> bool {
         let (block, bits) = Self::place(rid, self.blocks());
         Self::block_admits(
             &self.words[block * BLOOM_BLOCK_WORDS..][..BLOOM_BLOCK_WORDS],
@@ -788,6 +791,12 @@ impl<'a> BloomWriter<'a> {
     }
 }
 
+/// A run's two filters, read into memory.
+pub(crate) struct HeldFilters {
+    pub(crate) ids: Bloom,
+    pub(crate) keys: Bloom,
+}
+
 /// A run's Bloom filter, in memory or, for the largest runs, in its file.
 enum Filter {
     Memory(Bloom),
@@ -795,6 +804,7 @@ enum Filter {
         file: File,
         path: PathBuf,
         blocks: usize,
+        crc: u32,
     },
 }
 
@@ -817,41 +827,75 @@ impl Filter {
         if len != bytes as u64 {
             return Err(wrong());
         }
-        // Checked a piece at a time; a filter left in its file is never held whole.
-        let mut words = Vec::with_capacity(if on_disk { 0 } else { bytes / 8 });
-        let (mut sum, mut at, mut piece) = (0u32, 0u64, vec![0u8; (1 << 20).min(bytes)]);
-        while at < len {
-            let n = piece.len().min((len - at) as usize);
-            file.read_exact_at(&mut piece[..n], at)
-                .map_err(|e| StoreError::io(path, e))?;
-            sum = crc32c::crc32c_append(sum, &piece[..n]);
-            if !on_disk {
-                words.extend(
-                    piece[..n]
-                        .chunks_exact(8)
-                        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
-                );
-            }
-            at += n as u64;
-        }
-        if sum != crc {
-            return Err(wrong());
-        }
+        // A filter left in its file is never held whole.
+        let words = Self::read_checked(&file, path, bytes, crc, !on_disk)?;
         Ok(if on_disk {
             Filter::File {
                 file,
                 path: path.to_path_buf(),
                 blocks,
+                crc,
             }
         } else {
             Filter::Memory(Bloom { words })
         })
     }
 
+    /// Reads a filter's `bytes` a piece at a time, checking them against `crc`; their words
+    /// when `keep`, else none.
+    fn read_checked(
+        file: &File,
+        path: &Path,
+        bytes: usize,
+        crc: u32,
+        keep: bool,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut words = Vec::with_capacity(if keep { bytes / 8 } else { 0 });
+        let (mut sum, mut at, mut piece) = (0u32, 0usize, vec![0u8; (1 << 20).min(bytes)]);
+        while at < bytes {
+            let n = piece.len().min(bytes - at);
+            file.read_exact_at(&mut piece[..n], at as u64)
+                .map_err(|e| StoreError::io(path, e))?;
+            sum = crc32c::crc32c_append(sum, &piece[..n]);
+            if keep {
+                words.extend(
+                    piece[..n]
+                        .chunks_exact(8)
+                        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+                );
+            }
+            at += n;
+        }
+        if sum != crc {
+            return Err(StoreError::Corrupted(format!(
+                "{} does not match its checksum",
+                path.display()
+            )));
+        }
+        Ok(words)
+    }
+
+    /// The filter in memory: read whole, and checked again, when it is kept in its file.
+    fn held(&self) -> Result<Bloom, StoreError> {
+        match self {
+            Filter::Memory(b) => Ok(b.clone()),
+            Filter::File {
+                file,
+                path,
+                blocks,
+                crc,
+            } => Ok(Bloom {
+                words: Self::read_checked(file, path, blocks * BLOOM_BLOCK_BYTES, *crc, true)?,
+            }),
+        }
+    }
+
     fn admits(&self, rid: &[u8]) -> Result<bool, StoreError> {
         match self {
             Filter::Memory(b) => Ok(b.may_contain(rid)),
-            Filter::File { file, path, blocks } => {
+            Filter::File {
+                file, path, blocks, ..
+            } => {
                 let (block, bits) = Bloom::place(rid, *blocks);
                 let mut bytes = [0u8; BLOOM_BLOCK_BYTES];
                 file.read_exact_at(&mut bytes, (block * BLOOM_BLOCK_BYTES) as u64)
@@ -951,9 +995,6 @@ impl Run {
     /// Whether `(key, seq)` is a posting: one word of a bitmap for a dense key, else one
     /// search decoding no more of a block than it reads.
     pub(crate) fn contains(&self, key: &[u8; 16], seq: u64) -> Result<bool, StoreError> {
-        if !self.keys.admits(key)? {
-            return Ok(false);
-        }
         let target = postings::posting(key, seq);
         match self.bits.find(target.0) {
             Some(k) => self.bits.has(k, seq),
@@ -989,14 +1030,14 @@ impl Run {
             .map(|entry| u64::from_be_bytes(entry[32..].try_into().expect("8 bytes"))))
     }
 
-    /// Whether the filter admits `rid` (verification: every id of the run must pass).
-    pub(crate) fn bloom_admits(&self, rid: &[u8]) -> Result<bool, StoreError> {
-        self.bloom.admits(rid)
-    }
-
-    /// Whether the key filter admits `key` (verification: every key of the run must pass).
-    pub(crate) fn key_filter_admits(&self, key: &[u8; 16]) -> Result<bool, StoreError> {
-        self.keys.admits(key)
+    /// Both filters in memory, for a walk that probes them for every record of the run
+    /// (verification: every id and key of the run must pass). A filter kept in its file
+    /// would cost a read a probe.
+    pub(crate) fn held_filters(&self) -> Result<HeldFilters, StoreError> {
+        Ok(HeldFilters {
+            ids: self.bloom.held()?,
+            keys: self.keys.held()?,
+        })
     }
 
     /// Seqs of `key` greater than or equal to `from`, ascending, appended to `out` until it holds `limit`.

@@ -922,6 +922,75 @@ impl Indexer for AxisFromV {
     }
 }
 
+/// A run's filter rewritten to admit nothing, its sum made to agree so that opening the run
+/// refuses nothing, is still found by a full `verify`, at the run's first record: an id the
+/// filter hides is missing from the index, a key it hides is missing from the postings it
+/// searches (and a key whose walk goes on from the run before must pass the filter too).
+#[test]
+fn a_full_verify_finds_a_run_filter_that_leaves_out_what_the_run_holds() {
+    // Where each filter's CRC-32C lies from the end of `.sum`: the key filter's just before
+    // the file's own sum, the id filter's before the key filter's counts and sum.
+    for (ext, crc_from_end, says) in [
+        ("bloom", 28, "record 0's id sha256:"),
+        ("kbloom", 8, "record 32 "),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            memtable_records_max: 16,
+            ..fast()
+        };
+        let store = open(dir.path(), config);
+        let events: Vec<Value> = (0..40).map(|i| simple(&format!("f{i}"))).collect();
+        for group in events.chunks(8) {
+            append(&store, group);
+        }
+        close(store);
+        let full_verify = || {
+            sealog_store::verify::verify(
+                &LogLayout::new(dir.path()),
+                &sealog_store::verify::Options {
+                    indexer: Some(&EnvelopeKeys),
+                    full: true,
+                    ..Default::default()
+                },
+            )
+        };
+        full_verify().unwrap_or_else(|f| panic!("before the damage: {f}"));
+        // Runs by first seq; the id filter of the first, the key filter of the last.
+        let run_file = |suffix: &str| {
+            let mut runs: Vec<PathBuf> = fs::read_dir(dir.path().join("index"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_str().unwrap().ends_with(suffix))
+                .collect();
+            runs.sort();
+            assert_eq!(runs.len(), 2, "runs 0..32 and 32..40: {runs:?}");
+            match ext {
+                "bloom" => runs.remove(0),
+                _ => runs.pop().unwrap(),
+            }
+        };
+        let filter = run_file(&format!(".{ext}"));
+        let empty = vec![0u8; fs::metadata(&filter).unwrap().len() as usize];
+        fs::write(&filter, &empty).unwrap();
+        let sum = run_file(".sum");
+        let mut bytes = fs::read(&sum).unwrap();
+        let n = bytes.len();
+        bytes[n - crc_from_end..n - crc_from_end + 4]
+            .copy_from_slice(&crc32c::crc32c(&empty).to_le_bytes());
+        let own = crc32c::crc32c(&bytes[..n - 4]);
+        bytes[n - 4..].copy_from_slice(&own.to_le_bytes());
+        fs::write(&sum, &bytes).unwrap();
+        let found = full_verify().expect_err("a filter that admits nothing is found");
+        assert!(
+            found.message.contains(says),
+            ".{ext}: {} {}",
+            found.location,
+            found.message
+        );
+    }
+}
+
 #[test]
 fn reopening_with_another_indexer_rebuilds_the_index_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
