@@ -924,15 +924,14 @@ impl Indexer for AxisFromV {
 
 /// A run's filter rewritten to admit nothing, its sum made to agree so that opening the run
 /// refuses nothing, is still found by a full `verify`, at the run's first record: an id the
-/// filter hides is missing from the index, a key it hides is missing from the postings it
-/// searches (and a key whose walk goes on from the run before must pass the filter too).
+/// filter hides is missing from the index, and a key it hides fails the key filter check.
 #[test]
 fn a_full_verify_finds_a_run_filter_that_leaves_out_what_the_run_holds() {
     // Where each filter's CRC-32C lies from the end of `.sum`: the key filter's just before
     // the file's own sum, the id filter's before the key filter's counts and sum.
     for (ext, crc_from_end, says) in [
         ("bloom", 28, "record 0's id sha256:"),
-        ("kbloom", 8, "record 32 "),
+        ("kbloom", 8, "of run 32..40 does not admit key"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
