@@ -70,6 +70,10 @@ pub(crate) struct IngestArgs {
     /// what compression costs ingest and saves on disk.
     #[arg(long)]
     plain_segments: bool,
+    /// Events of about 600 bytes (the envelope and a short data object) instead of the
+    /// ~1.8 KB decision records: the size the raw-append target names.
+    #[arg(long, conflicts_with = "validate")]
+    small: bool,
 }
 
 pub(crate) fn run(b: &Bench, durability: Durability) -> anyhow::Result<std::process::ExitCode> {
@@ -196,6 +200,47 @@ fn typed_decision_event(event_type: &str, i: u64, g: &mut Gen, complete: bool) -
     e.s(r#"","ended_at_utc":""#);
     e.s(&t);
     e.s(r#""}}}}"#);
+    e.0
+}
+
+/// An event of about 600 bytes of an undeclared type: the envelope of
+/// [`typed_decision_event`] and a short data object.
+fn small_event(i: u64, g: &mut Gen) -> String {
+    let r = g.next();
+    let secs = 1_767_400_000 + i / 50;
+    let t = sealog_model::time::format_micros(
+        (secs as i64) * 1_000_000_000 + (r % 1_000_000) as i64 * 1000,
+    );
+    let mut e = Text(String::with_capacity(700));
+    e.s(r#"{"specversion":"1.0","id":"evt_txn_"#);
+    e.dec(i, 12);
+    e.s(r#"","source":"decision-fabric","type":""#);
+    e.s(UNDECLARED_TYPE);
+    e.s(r#"","time":""#);
+    e.s(&t);
+    e.s(r#"","tenant":"run_"#);
+    e.dec(r % 64, 4);
+    e.s(r#"","subject":"acct_"#);
+    e.hex((r >> 16) % 100_000, 6);
+    e.s(r#"","actor":{"type":"system","id":"df-"#);
+    e.dec(r % 8, 1);
+    e.s(r#""},"data":{"kind":"payment_decision","decision_id":"dec_"#);
+    e.dec(i, 12);
+    e.s(r#"","outcome":""#);
+    e.s(["APPROVE", "DECLINE", "REVIEW", "STEP_UP"][(r >> 24) as usize % 4]);
+    e.s(r#"","amount_minor":"#);
+    e.dec((r >> 8) % 1_000_000, 1);
+    e.s(r#","currency":"ZAR","channel":"card_present","merchant_id":"m_"#);
+    e.hex((r >> 32) % 50_000, 5);
+    e.s(r#"","device_id":"d_"#);
+    e.hex((r >> 40) % 100_000, 6);
+    e.s(r#"","score":0."#);
+    e.dec((r >> 20) % 1000, 3);
+    e.s(r#","model":"risk_v7","reasons":["velocity_ok","device_known"],"idempotency_key":""#);
+    e.hex(g.next(), 16);
+    e.s(r#"","decided_at":""#);
+    e.s(&t);
+    e.s(r#""}}"#);
     e.0
 }
 
@@ -425,7 +470,11 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
                             } else {
                                 UNDECLARED_TYPE
                             };
-                            typed_decision_event(ty, i, &mut g, complete)
+                            if a.small {
+                                small_event(i, &mut g)
+                            } else {
+                                typed_decision_event(ty, i, &mut g, complete)
+                            }
                         })
                         .collect();
                     let n: u64 = raws.iter().map(|e| e.len() as u64 + 120).sum();
