@@ -364,12 +364,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             durability: Durability::Os,
-            segment_bytes_max: 8 << 10,
+            // Blocks enough that the rewrite's reads leave the first one out of the old
+            // segment's cache, so the read below goes to its file.
+            segment_bytes_max: 128 << 10,
             ..Config::default()
         };
         let layout = sealog_model::LogLayout::new(dir.path());
         let store = Store::open(&layout, config, Arc::new(TestKeys), Unique).unwrap();
-        for chunk in (0..300u64).collect::<Vec<_>>().chunks(10) {
+        for chunk in (0..1200u64).collect::<Vec<_>>().chunks(10) {
             let group = chunk.iter().map(|&n| entry(&event(n, "t", "s", None)));
             store.append(group.collect()).unwrap();
         }

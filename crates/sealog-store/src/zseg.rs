@@ -35,9 +35,15 @@ const END_MAGIC: &[u8; 8] = b"SEALOGZE";
 const HEADER: usize = 24;
 const ENTRY: usize = 28;
 const TRAILER: usize = 28;
-/// Records per block: a record read decompresses ~15 KB; the records still compress
-/// several times over (docs/performance.md measured 4, 8 and 16).
-pub const RECORDS_PER_BLOCK: u32 = 8;
+/// The plain bytes a block aims at: a record read decompresses about this much, and the
+/// records still compress several times over (docs/performance.md measured blocks of 4, 8
+/// and 16 decision records, ~1.8 KB each). Each segment picks its records per block from
+/// its first records' size, so small records share a block's fixed costs (a frame, its
+/// entropy tables) with more of their neighbours.
+const BLOCK_PLAIN_BYTES: usize = 16 << 10;
+/// The fewest and most records a writer puts in a block.
+const PER_BLOCK_MIN: u32 = 8;
+const PER_BLOCK_WRITTEN_MAX: u32 = 128;
 /// More records per block than any writer uses is damage, not a format.
 const PER_BLOCK_MAX: u32 = 1024;
 /// Fast enough to keep up with ingest on the side; the records compress ~3× at it.
@@ -121,8 +127,8 @@ pub struct Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
-    pub fn new(first_seq: u64, mut out: W) -> Result<Self, String> {
-        let head = header(first_seq, RECORDS_PER_BLOCK);
+    pub fn new(first_seq: u64, per_block: u32, mut out: W) -> Result<Self, String> {
+        let head = header(first_seq, per_block);
         out.write_all(&head).map_err(|e| e.to_string())?;
         Ok(Encoder {
             out,
@@ -135,7 +141,7 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    /// Appends the next block: the whole frames of the next `RECORDS_PER_BLOCK` records.
+    /// Appends the next block: the whole frames of the next `per_block` records.
     pub fn block(&mut self, plain: &[u8]) -> Result<(), String> {
         let bytes = self.compressor.compress(plain).map_err(|e| e.to_string())?;
         let block = Block {
@@ -167,31 +173,46 @@ impl<W: Write> Encoder<W> {
 /// to report, never compressed.
 pub fn write(plain: &[u8], first_seq: u64, out: &mut impl Write) -> Result<(), String> {
     segment::check_header(plain, first_seq)?;
-    let mut encoder = Encoder::new(first_seq, out)?;
-    let mut at = HEADER_BYTES as usize;
-    while at < plain.len() {
-        let start = at;
-        for _ in 0..RECORDS_PER_BLOCK {
+    // Where the `n` frames from `at` end (fewer at the segment's end), and how many there were.
+    let frames_from = |mut at: usize, n: u32| -> Result<(usize, u32), String> {
+        for read in 0..n {
             if at == plain.len() {
-                break;
+                return Ok((at, read));
             }
-            let (_, n) = segment::decode_frame(&plain[at..])
+            let (_, len) = segment::decode_frame(&plain[at..])
                 .map_err(|e| format!("at offset {at}: {e}; a sealed segment must be whole"))?;
-            at += n;
+            at += len;
         }
-        encoder.block(&plain[start..at])?;
+        Ok((at, n))
+    };
+    let mut at = HEADER_BYTES as usize;
+    let (sample_end, sampled) = frames_from(at, PER_BLOCK_MIN)?;
+    let per_block = per_block_for(sample_end - at, sampled);
+    let mut encoder = Encoder::new(first_seq, per_block, out)?;
+    while at < plain.len() {
+        let (end, _) = frames_from(at, per_block)?;
+        encoder.block(&plain[at..end])?;
+        at = end;
     }
     encoder.finish().map(drop)
 }
 
-/// Reads the next block's frames (up to `RECORDS_PER_BLOCK` whole frames) from a plain
-/// segment into `block`; `Ok(false)` at the segment's end.
-fn next_block(src: &mut impl Read, block: &mut Vec<u8>, at: u64) -> Result<bool, String> {
-    block.clear();
-    for _ in 0..RECORDS_PER_BLOCK {
+/// Records per block for a segment whose first `frames` records (all of them when it has
+/// fewer than [`PER_BLOCK_MIN`]) take `bytes`: as many as fill [`BLOCK_PLAIN_BYTES`].
+fn per_block_for(bytes: usize, frames: u32) -> u32 {
+    let fit = BLOCK_PLAIN_BYTES * frames as usize / bytes.max(1);
+    u32::try_from(fit)
+        .unwrap_or(u32::MAX)
+        .clamp(PER_BLOCK_MIN, PER_BLOCK_WRITTEN_MAX)
+}
+
+/// Appends up to `n` whole frames from a plain segment to `block`; returns how many it
+/// read (fewer at the segment's end).
+fn next_frames(src: &mut impl Read, block: &mut Vec<u8>, at: u64, n: u32) -> Result<u32, String> {
+    for read in 0..n {
         let mut head = [0u8; FRAME_HEADER_BYTES as usize];
         match segment::read_up_to(src, &mut head).map_err(|e| e.to_string())? {
-            0 => break,
+            0 => return Ok(read),
             n if n < head.len() => {
                 return Err(format!(
                     "at offset {at}: a frame cut short in a sealed segment"
@@ -217,7 +238,7 @@ fn next_block(src: &mut impl Read, block: &mut Vec<u8>, at: u64) -> Result<bool,
         segment::decode_frame(&block[start..])
             .map_err(|e| format!("at offset {at}: {e}; a sealed segment must be whole"))?;
     }
-    Ok(!block.is_empty())
+    Ok(n)
 }
 
 /// An opened compressed segment: its index checked whole when opened, then read an entry at a
@@ -602,11 +623,16 @@ pub(crate) fn compress_with(
         segment::check_header(&head, first_seq).map_err(bad)?;
         let file = File::create(&part).map_err(|e| StoreError::io(&part, e))?;
         let out = BufWriter::with_capacity(1 << 20, sys.appender(&file, &part));
-        let mut encoder = Encoder::new(first_seq, out)
-            .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?;
-        let mut block = Vec::new();
         let mut at = HEADER_BYTES;
-        while next_block(&mut src, &mut block, at).map_err(bad)? {
+        let mut block = Vec::new();
+        let sampled = next_frames(&mut src, &mut block, at, PER_BLOCK_MIN).map_err(bad)?;
+        let per_block = per_block_for(block.len(), sampled);
+        let mut encoder = Encoder::new(first_seq, per_block, out)
+            .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?;
+        if sampled == PER_BLOCK_MIN {
+            next_frames(&mut src, &mut block, at, per_block - sampled).map_err(bad)?;
+        }
+        while !block.is_empty() {
             if stop() {
                 return Ok(None);
             }
@@ -614,6 +640,8 @@ pub(crate) fn compress_with(
                 .block(&block)
                 .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?;
             at += block.len() as u64;
+            block.clear();
+            next_frames(&mut src, &mut block, at, per_block).map_err(bad)?;
         }
         encoder
             .finish()
@@ -679,16 +707,64 @@ fn leftover(target: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// Records of about 2 KB, so blocks hold the fewest records a writer puts in one.
     fn plain_segment(first: u64, records: u64) -> Vec<u8> {
+        plain_segment_of(first, records, 2100)
+    }
+
+    fn plain_segment_of(first: u64, records: u64, pad: u64) -> Vec<u8> {
         let mut out = segment::encode_header(first).to_vec();
         for seq in first..first + records {
             let body = format!(
                 "{{\"seq\":{seq},\"pad\":\"{}\"}}",
-                "x".repeat((seq % 50) as usize)
+                "x".repeat((pad + seq % 50) as usize)
             );
             segment::encode_frame(body.as_bytes(), &mut out);
         }
         out
+    }
+
+    fn per_block_written(z: &[u8]) -> u32 {
+        u32::from_le_bytes(z[16..20].try_into().unwrap())
+    }
+
+    #[test]
+    fn blocks_hold_about_sixteen_kib_of_records_within_bounds() {
+        assert_eq!(per_block_for(8 * 2100, 8), PER_BLOCK_MIN);
+        assert_eq!(per_block_for(8 * 700, 8), 23);
+        assert_eq!(per_block_for(8 * 60, 8), PER_BLOCK_WRITTEN_MAX);
+        assert_eq!(per_block_for(3 * 700, 3), 23);
+        assert_eq!(per_block_for(0, 0), PER_BLOCK_MIN);
+        for (records, pad, per_block) in
+            [(100, 0, 128), (100, 700, 22), (3, 700, 22), (20, 2100, 8)]
+        {
+            let plain = plain_segment_of(7, records, pad);
+            let mut out = Vec::new();
+            write(&plain, 7, &mut out).unwrap();
+            assert_eq!(
+                per_block_written(&out),
+                per_block,
+                "{records} records of {pad}"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(segment::file_name(7));
+            fs::write(&path, &plain).unwrap();
+            let (at, z) = compress_file(&path, 7, &|| false).unwrap().unwrap();
+            assert_eq!(
+                fs::read(&at).unwrap(),
+                out,
+                "both writers choose the same blocks"
+            );
+            assert_eq!(z.plain().unwrap(), plain);
+            let mut buf = Vec::new();
+            for (i, at) in offsets(&plain).into_iter().enumerate() {
+                z.read_frame(7 + i as u64, at, &mut buf).unwrap();
+                assert_eq!(
+                    &buf[..],
+                    segment::decode_frame(&plain[at as usize..]).unwrap().0
+                );
+            }
+        }
     }
 
     fn offsets(plain: &[u8]) -> Vec<u64> {
