@@ -52,6 +52,23 @@ pub(crate) struct TableSum {
     blocks: Vec<u32>,
 }
 
+/// A key's first eight bytes as a number: where it lies in the range of keys.
+fn lead(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// The entry of `[lo, hi)` where a key leading `want` would lie if the leads of those
+/// entries, between `lo_lead` and `hi_lead`, were spread evenly.
+fn interpolate(lo: usize, hi: usize, lo_lead: u64, hi_lead: u64, want: u64) -> usize {
+    let span = u128::from(hi_lead.saturating_sub(lo_lead)).max(1);
+    let into = u128::from(want.clamp(lo_lead, hi_lead) - lo_lead);
+    let at = lo + (into * (hi - lo) as u128 / span) as usize;
+    at.min(hi - 1)
+}
+
 /// Which blocks have been checked, so each is checked once.
 struct Checked(Vec<AtomicU64>);
 
@@ -151,24 +168,77 @@ impl Table {
     /// random pages into the map would grow the resident set with the log. Each block read is
     /// checked as it is read.
     pub(crate) fn find_by_reading(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut block = vec![0u8; BLOCK_BYTES + self.width];
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let at = mid * self.width;
-            let entry = self.read_entry(at, &mut block)?;
-            match entry[..key.len()].cmp(key) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Some(entry.to_vec())),
-            }
-        }
-        Ok(None)
+        self.search_by_reading(key).map(|(found, _)| found)
     }
 
-    /// The entry at byte `at`, read with the whole blocks it lies in (checked unless they
-    /// were already).
-    fn read_entry<'b>(&self, at: usize, buf: &'b mut Vec<u8>) -> Result<&'b [u8], StoreError> {
+    /// [`Self::find_by_reading`], and how many reads it took. The keys are record ids,
+    /// uniform over their range, so where `key` falls between the keys that bound the part
+    /// still searched says where to read: two or three reads of a million-entry table, where
+    /// halving took twenty. Each read narrows the part past every whole entry its blocks
+    /// hold, and a read that did not halve the part is followed by one at its middle, so
+    /// keys of any spread take at most twice the reads halving does.
+    fn search_by_reading(&self, key: &[u8]) -> Result<(Option<Vec<u8>>, usize), StoreError> {
+        let mut buf = Vec::with_capacity(2 * BLOCK_BYTES);
+        let w = self.width;
+        let want = lead(key);
+        // Entries [lo, hi) may hold `key`; their leads lie within [lo_lead, hi_lead].
+        let (mut lo, mut hi) = (0, self.len());
+        let (mut lo_lead, mut hi_lead) = (0, u64::MAX);
+        let (mut halve, mut reads) = (false, 0);
+        while lo < hi {
+            let at = if halve {
+                lo + (hi - lo) / 2
+            } else {
+                interpolate(lo, hi, lo_lead, hi_lead, want)
+            };
+            let (first, whole) = self.read_around(at, &mut buf)?;
+            reads += 1;
+            let entry = |i: usize| &whole[i * w..(i + 1) * w];
+            let n = whole.len() / w;
+            // How many of the entries read lie below `key`.
+            let (mut below, mut above) = (0, n);
+            while below < above {
+                let mid = below + (above - below) / 2;
+                if &entry(mid)[..key.len()] < key {
+                    below = mid + 1;
+                } else {
+                    above = mid;
+                }
+            }
+            if below < n && &entry(below)[..key.len()] == key {
+                return Ok((Some(entry(below).to_vec()), reads));
+            }
+            let before = hi - lo;
+            if below > 0 {
+                lo = lo.max(first + below);
+                lo_lead = lead(entry(below - 1));
+            }
+            if below < n {
+                hi = hi.min(first + below);
+                hi_lead = lead(entry(below));
+            }
+            halve = !halve && (hi.saturating_sub(lo)) * 2 > before;
+        }
+        Ok((None, reads))
+    }
+
+    /// Reads the blocks holding entry `i`; returns the index of the first whole entry they
+    /// hold, and those whole entries.
+    fn read_around<'b>(
+        &self,
+        i: usize,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<(usize, &'b [u8]), StoreError> {
+        let w = self.width;
+        let start = self.read_blocks(i * w, buf)?;
+        let first = start.div_ceil(w);
+        let end = (start + buf.len()) / w;
+        Ok((first, &buf[first * w - start..end * w - start]))
+    }
+
+    /// Reads into `buf` the whole blocks the entry at byte `at` lies in, checking each unless
+    /// it was already; returns the byte where they start.
+    fn read_blocks(&self, at: usize, buf: &mut Vec<u8>) -> Result<usize, StoreError> {
         let first = at / BLOCK_BYTES;
         let last = (at + self.width - 1) / BLOCK_BYTES;
         let start = first * BLOCK_BYTES;
@@ -188,7 +258,7 @@ impl Table {
             }
             self.checked.mark(b);
         }
-        Ok(&buf[at - start..at - start + self.width])
+        Ok(start)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -1196,6 +1266,76 @@ mod tests {
             STREAM_BYTES / WIDTH,
             "entries before the damaged buffer"
         );
+    }
+
+    /// Found by reading, a table answers as a search of its entries in memory does, for keys
+    /// it holds and keys it lacks, whether its keys are spread evenly (record ids) or
+    /// bunched; the even ones take a few reads where halving takes about seventeen.
+    #[test]
+    fn a_search_by_reading_answers_as_one_in_memory_in_few_reads_of_even_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = Io::default();
+        let n = 100_000u64;
+        let uniform: Vec<[u8; RID_WIDTH]> = (0..n)
+            .map(|i| {
+                let mut e = [0u8; RID_WIDTH];
+                e[..32].copy_from_slice(&rid(i));
+                e[32..].copy_from_slice(&i.to_be_bytes());
+                e
+            })
+            .collect();
+        // Keys sharing their first eight bytes, then bunched in two clusters.
+        let bunched: Vec<[u8; RID_WIDTH]> = (0..n)
+            .map(|i| {
+                let mut e = [7u8; RID_WIDTH];
+                let v = if i % 2 == 0 { i } else { u64::MAX - i };
+                e[8..16].copy_from_slice(&v.to_be_bytes());
+                e[16..24].copy_from_slice(&rid(i)[..8]);
+                e[32..].copy_from_slice(&i.to_be_bytes());
+                e
+            })
+            .collect();
+        for (name, mut entries) in [("uniform", uniform), ("bunched", bunched)] {
+            entries.sort_unstable();
+            let path = dir.path().join(format!("{name}.rid"));
+            let sum = write_table(&io, &path, entries.iter().map(|e| Ok(*e))).unwrap();
+            let table = Table::open(&path, RID_WIDTH, sum).unwrap();
+            let mut reads = 0;
+            let mut asked = 0;
+            for e in entries.iter().step_by(97) {
+                let (found, r) = table.search_by_reading(&e[..32]).unwrap();
+                assert_eq!(found.as_deref(), Some(&e[..]), "{name}");
+                reads += r;
+                asked += 1;
+            }
+            for e in entries.iter().step_by(89) {
+                // Keys just above and below one it holds, which it lacks.
+                let mut near = *e;
+                near[31] ^= 1;
+                let held = entries
+                    .binary_search_by(|x| x[..32].cmp(&near[..32]))
+                    .is_ok();
+                let (found, r) = table.search_by_reading(&near[..32]).unwrap();
+                assert_eq!(found.is_some(), held, "{name}");
+                assert!(r <= 2 * 17 + 2, "{name}: {r} reads");
+                reads += r;
+                asked += 1;
+            }
+            for k in [[0u8; 32], [0xff; 32]] {
+                assert_eq!(table.search_by_reading(&k).unwrap().0, None, "{name}");
+            }
+            if name == "uniform" {
+                assert!(
+                    reads <= 4 * asked,
+                    "{reads} reads for {asked} searches of even keys"
+                );
+            }
+        }
+        let path = dir.path().join("empty.rid");
+        let sum =
+            write_table(&io, &path, std::iter::empty::<Result<[u8; RID_WIDTH], _>>()).unwrap();
+        let table = Table::open(&path, RID_WIDTH, sum).unwrap();
+        assert_eq!(table.search_by_reading(&rid(1)).unwrap(), (None, 0));
     }
 
     #[test]
