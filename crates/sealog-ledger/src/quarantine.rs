@@ -26,7 +26,9 @@ pub struct Correlation {
     pub tenant: Option<String>,
     pub subject: Option<String>,
     pub scope: Option<String>,
-    pub actor: Option<Value>,
+    /// The event's actor, when an object, as JSON text: a map of it, built for every event
+    /// that might be refused and dropped by the writer, cost more than the rest of this.
+    pub actor: Option<String>,
     /// The data subject's pseudonym, when the payload is sealed for them (so an erasure
     /// finds it) or they were erased.
     pub data_subject: Option<String>,
@@ -48,9 +50,21 @@ impl Correlation {
                 .scope
                 .clone()
                 .or_else(|| env.tenant.map(str::to_string)),
-            actor: event.get("actor").map(Json::to_value),
+            actor: event
+                .get("actor")
+                .filter(|a| matches!(a, Json::Object(_)))
+                .map(actor_text),
             data_subject: derived.data_subject.clone(),
         }
+    }
+}
+
+fn actor_text(actor: &Json<'_>) -> String {
+    let mut text = Vec::with_capacity(64);
+    match sealog_model::jcs::write_json(actor, &mut text) {
+        Ok(()) => String::from_utf8(text).expect("JSON text is UTF-8"),
+        // A number RFC 8785 cannot write: kept as serde_json writes it.
+        Err(_) => actor.to_value().to_string(),
     }
 }
 
@@ -131,8 +145,8 @@ pub(crate) fn record_event(
         }
         None => {}
     }
-    if let Some(actor) = corr.actor.as_ref().filter(|a| a.is_object()) {
-        ev["actor"] = actor.clone();
+    if let Some(actor) = corr.actor.as_deref() {
+        ev["actor"] = serde_json::from_str(actor).expect("JSON text written by actor_text");
     }
     ev["data"] = Value::Object(data);
     ev

@@ -251,6 +251,8 @@ fn committing_an_event_the_rules_refuse_builds_only_the_quarantine_record_it_wri
     let q = quarantine(&ledger, &[("reason", "MISSING_SUPERSEDES_LINK")]);
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["type"], "sealog.quarantine");
+    assert!(refused["actor"].is_object());
+    assert_eq!(q[0]["actor"], refused["actor"], "the refused event's actor");
     assert_eq!(ledger.len(), 1);
 
     // A batch: a refused correction, an appended event, one its pack quarantined: one tree
