@@ -369,6 +369,13 @@ pub(crate) fn checked_f64(n: &Number) -> Result<f64, Unformattable> {
 }
 
 fn write_f64(f: f64, out: &mut Vec<u8>) {
+    // ECMAScript writes an integral value below 1e21 as its digits, so a safe integer (most
+    // numbers events carry: counts, ages, amounts in minor units) needs no search for the
+    // shortest digits that read back; -0 becomes 0 here too.
+    if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER as f64 {
+        out.extend_from_slice(itoa::Buffer::new().format(f as i64).as_bytes());
+        return;
+    }
     out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
 }
 
@@ -401,6 +408,43 @@ mod tests {
         let mut out = Vec::new();
         write_string(s, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    /// Safe integers are written without the shortest-digits search, exactly as it writes
+    /// them; every other double still goes through it.
+    #[test]
+    fn integers_are_written_as_ecmascript_writes_them() {
+        let ryu = |f: f64| ryu_js::Buffer::new().format_finite(f).to_string();
+        let ours = |f: f64| {
+            let mut out = Vec::new();
+            write_f64(f, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let max = MAX_SAFE_INTEGER as f64;
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut samples = vec![0.0, -0.0, 1.0, -1.0, 9.0, 10.0, 1e15, max, -max, max + 1.0];
+        samples.extend([
+            1e16,
+            1e20,
+            1e21,
+            123.5,
+            -0.25,
+            5e-324,
+            1.7976931348623157e308,
+        ]);
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let magnitude = (x >> 11) % (1u64 << (x % 54)).max(1);
+            let sign = if x & 1 == 0 { 1.0 } else { -1.0 };
+            samples.push(sign * magnitude as f64);
+            samples.push(f64::from_bits(x) % 1e22);
+        }
+        for f in samples.into_iter().filter(|f| f.is_finite()) {
+            assert_eq!(ours(f), ryu(f), "{f:e}");
+        }
+        assert_eq!(ours(-0.0), "0");
     }
 
     #[test]
