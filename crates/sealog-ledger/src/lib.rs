@@ -531,10 +531,13 @@ impl Ledger {
                     })
                 }
                 Outcome::Refused { refusal, entry } => {
-                    let correlation = entry
-                        .claim
-                        .correlation
-                        .expect("only events with a correlation can be refused");
+                    let correlation = Box::new(
+                        entry
+                            .claim
+                            .correlation
+                            .expect("only events with a correlation can be refused")
+                            .unpack(),
+                    );
                     let finding = Finding {
                         reason_code: refusal.code(),
                         message: Some(refusal.message()),

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::keys::{Deriver, EventKeys};
 use crate::privacy::{Privacy, Unsealable};
-use crate::quarantine::{Correlation, Finding};
+use crate::quarantine::{Correlation, Finding, Packed};
 use crate::result::Rejection;
 use crate::rules::Claim;
 use crate::{Author, Undeclared};
@@ -243,7 +243,7 @@ fn entry(
     };
     let unique_per_subject = derived.unique_per_subject;
     let at_risk = unique_per_subject || env.supersedes.is_some() || derived.supersedes.is_some();
-    let correlation = at_risk.then(|| Box::new(Correlation::of(env, tree, &derived)));
+    let correlation = at_risk.then(|| Packed::of(env, tree, &derived));
     let keyed = EventKeys::of(env, derived);
     let claim = Claim {
         supersedes: keyed.supersedes,

@@ -9,7 +9,7 @@
 use sealog_model::RecordId;
 use sealog_store::{Admission, Entry, Id, Key, LogView, StoreError, UniformMap, Verdict};
 
-use crate::quarantine::Correlation;
+use crate::quarantine::Packed;
 
 /// What an event asks of the supersedes rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct Claim {
     pub(crate) unique_per_subject: bool,
     /// Kept for the events the rules may refuse (corrections, unique subjects), so that a
     /// refusal is quarantined without reading the event again.
-    pub(crate) correlation: Option<Box<Correlation>>,
+    pub(crate) correlation: Option<Packed>,
     /// Its sender will deliver it again (a bus): a correction whose target is not in the
     /// log yet is answered `deferred` instead of quarantined.
     pub(crate) may_wait: bool,
