@@ -26,8 +26,7 @@ pub struct Correlation {
     pub tenant: Option<String>,
     pub subject: Option<String>,
     pub scope: Option<String>,
-    /// The event's actor, when an object, as JSON text: a map of it, built for every event
-    /// that might be refused and dropped by the writer, cost more than the rest of this.
+    /// The event's actor, when it is an object, as JSON text.
     pub actor: Option<String>,
     /// The data subject's pseudonym, when the payload is sealed for them (so an erasure
     /// finds it) or they were erased.
@@ -191,8 +190,12 @@ pub(crate) fn record_event(
         }
         None => {}
     }
-    if let Some(actor) = corr.actor.as_deref() {
-        ev["actor"] = serde_json::from_str(actor).expect("JSON text written by actor_text");
+    let actor = corr
+        .actor
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<Value>(a).ok());
+    if let Some(actor) = actor.filter(Value::is_object) {
+        ev["actor"] = actor;
     }
     ev["data"] = Value::Object(data);
     ev
