@@ -325,7 +325,10 @@ impl Checkpoints {
                 .and_then(|()| file.sync_all())
                 .map_err(|e| StoreError::io(&path, e))?;
         }
-        Self::check_latest_not_newer(layout, &verifier, latest.as_ref().map(|(cp, _)| cp))?;
+        // The writer holds the directory: nothing publishes beside it.
+        let latest_text = fs::read_to_string(layout.latest_checkpoint()).ok();
+        let newest = latest.as_ref().map(|(cp, _)| cp);
+        Self::check_latest_not_newer(layout, latest_text, &verifier, newest)?;
         let restored_latest = match &latest {
             Some((cp, _)) => Self::restore_latest(layout, cp)?,
             None => false,
@@ -344,13 +347,15 @@ impl Checkpoints {
 
     /// `checkpoints/latest` is written after the log: a signed note there newer than the
     /// log's newest means the log lost checkpoints, and serving the older one as the newest
-    /// would be a wrong answer.
+    /// would be a wrong answer. `latest` is `checkpoints/latest` as read before the log, so a
+    /// writer publishing beside a reader never makes it look newer.
     fn check_latest_not_newer(
         layout: &LogLayout,
+        latest: Option<String>,
         verifier: &Verifier,
         newest: Option<&SignedCheckpoint>,
     ) -> Result<(), StoreError> {
-        let Ok(text) = fs::read_to_string(layout.latest_checkpoint()) else {
+        let Some(text) = latest else {
             return Ok(());
         };
         match open_checkpoint(&text, verifier) {
@@ -416,8 +421,10 @@ impl Checkpoints {
         let text = fs::read_to_string(&path).map_err(|e| StoreError::io(&path, e))?;
         let verifier = Verifier::parse(text.trim())
             .map_err(|e| StoreError::Corrupted(format!("{}: {e}", path.display())))?;
+        let latest_text = fs::read_to_string(layout.latest_checkpoint()).ok();
         let (latest, _) = Self::read_latest(layout, &verifier)?;
-        Self::check_latest_not_newer(layout, &verifier, latest.as_ref().map(|(cp, _)| cp))?;
+        let newest = latest.as_ref().map(|(cp, _)| cp);
+        Self::check_latest_not_newer(layout, latest_text, &verifier, newest)?;
         Ok(Checkpoints {
             layout: layout.clone(),
             verifier: RwLock::new(verifier),

@@ -603,6 +603,15 @@ fn key_chain(
 }
 
 /// Every checkpoint of the series, checked; the `--since` one; and where the key changed.
+///
+/// A writer beside verification publishes a checkpoint in two steps: its frame appended to
+/// the log and synced, then `latest` replaced. Read while one is under way, the log can end
+/// in a frame half written, or `latest` can still hold the checkpoint before. So `latest` is
+/// read before the log (a note in `latest` was in the log first: one newer than the log's
+/// newest is lost checkpoints, whatever a writer is doing) and again after it: one that
+/// moved on meanwhile must be among the log's notes; one that did not must be the newest.
+/// A torn last frame, or a `latest` that stayed behind the log, is read again until it
+/// agrees or [`PUBLISH_SETTLES`] has passed.
 #[allow(clippy::type_complexity)]
 fn check_checkpoints(
     layout: &LogLayout,
@@ -617,38 +626,86 @@ fn check_checkpoints(
     ),
     Failure,
 > {
+    let deadline = std::time::Instant::now() + PUBLISH_SETTLES;
+    loop {
+        match check_checkpoints_once(layout, opts, keys, files) {
+            Err((_, Settling::Maybe)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other.map_err(|(failure, _)| failure),
+        }
+    }
+}
+
+/// How long a checkpoint log and `latest` that disagree as a publication would are read
+/// again before the disagreement is reported.
+const PUBLISH_SETTLES: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether a failure may be a publication caught half way.
+enum Settling {
+    Maybe,
+    No,
+}
+
+/// A failure no publication explains.
+fn settled<T>(r: Result<T, Failure>) -> Result<T, (Failure, Settling)> {
+    r.map_err(|f| (f, Settling::No))
+}
+
+#[allow(clippy::type_complexity)]
+fn check_checkpoints_once(
+    layout: &LogLayout,
+    opts: &Options<'_>,
+    keys: &[Verifier],
+    files: &mut Vec<(String, String)>,
+) -> Result<
+    (
+        Vec<SignedCheckpoint>,
+        Option<SignedCheckpoint>,
+        Vec<KeyChange>,
+    ),
+    (Failure, Settling),
+> {
+    let settling = |f: Failure| (f, Settling::Maybe);
+    let latest_path = layout.latest_checkpoint();
+    let latest = fs::read(&latest_path);
     let cp_path = layout.checkpoint_log();
-    let (notes, torn) =
-        read_log(&cp_path).or_else(|e| fail(cp_path.display().to_string(), e.to_string()))?;
+    let (notes, torn) = settled(
+        read_log(&cp_path).or_else(|e| fail(cp_path.display().to_string(), e.to_string())),
+    )?;
     if let Some(at) = torn {
         return fail(
             format!("{} at offset {at}", cp_path.display()),
             "damaged checkpoint frame",
-        );
+        )
+        .map_err(settling);
     }
     let mut checkpoints: Vec<SignedCheckpoint> = Vec::with_capacity(notes.len());
     let mut signers = Vec::with_capacity(notes.len());
     for (i, n) in notes.iter().enumerate() {
-        let (cp, by) = open_by(n, keys)
-            .or_else(|m| fail(format!("{} checkpoint #{i}", cp_path.display()), m))?;
+        let (cp, by) = settled(
+            open_by(n, keys).or_else(|m| fail(format!("{} checkpoint #{i}", cp_path.display()), m)),
+        )?;
         signers.push(by);
         if let Some(prev) = checkpoints.last().filter(|p| p.size > cp.size) {
-            return fail(
+            return settled(fail(
                 format!("{} checkpoint #{i}", cp_path.display()),
                 format!(
                     "size {} is smaller than the previous {}",
                     cp.size, prev.size
                 ),
-            );
+            ));
         }
         checkpoints.push(cp);
     }
     let sizes: Vec<u64> = checkpoints.iter().map(|c| c.size).collect();
-    let key_changes = key_chain(&sizes, &signers, keys)
-        .or_else(|(i, m)| fail(format!("{} checkpoint #{i}", cp_path.display()), m))?;
+    let key_changes = settled(
+        key_chain(&sizes, &signers, keys)
+            .or_else(|(i, m)| fail(format!("{} checkpoint #{i}", cp_path.display()), m)),
+    )?;
     // `latest` is what tlog clients fetch; it must be the newest note of the log, byte for byte.
-    let latest_path = layout.latest_checkpoint();
-    match fs::read(&latest_path) {
+    let latest_after = fs::read(&latest_path).ok();
+    match latest {
         Ok(latest) if notes.last().map(String::as_bytes) != Some(latest.as_slice()) => {
             // A valid note newer than the log's newest means the log lost checkpoints.
             let newer = std::str::from_utf8(&latest)
@@ -656,21 +713,28 @@ fn check_checkpoints(
                 .and_then(|t| open_any(t, keys).ok())
                 .filter(|cp| checkpoints.last().is_none_or(|last| cp.size > last.size));
             if let Some(cp) = newer {
-                return fail(
+                return settled(fail(
                     cp_path.display().to_string(),
                     format!(
                         "lost checkpoints: checkpoints/latest holds a signed checkpoint of size {} newer than any here",
                         cp.size
                     ),
-                );
+                ));
             }
-            return fail(
-                latest_path.display().to_string(),
-                "differs from the newest checkpoint in checkpoints/log",
-            );
+            // A writer publishing all along moves `latest` on while the log is read: then
+            // the note read first must be one of the log's, as each was before it was there.
+            let moved_on = latest_after.as_deref() != Some(latest.as_slice());
+            if !(moved_on && notes.iter().any(|n| n.as_bytes() == latest.as_slice())) {
+                return fail(
+                    latest_path.display().to_string(),
+                    "differs from the newest checkpoint in checkpoints/log",
+                )
+                .map_err(settling);
+            }
         }
+        // Missing while the log holds notes: written with the log's first, so never settling.
         Err(e) if e.kind() != std::io::ErrorKind::NotFound || !notes.is_empty() => {
-            return fail(latest_path.display().to_string(), e.to_string());
+            return settled(fail(latest_path.display().to_string(), e.to_string()));
         }
         _ => {}
     }
@@ -687,7 +751,7 @@ fn check_checkpoints(
     ));
     let since = match &opts.since {
         None => None,
-        Some(text) => Some(open_any(text, keys).or_else(|m| {
+        Some(text) => Some(settled(open_any(text, keys).or_else(|m| {
             fail(
                 "--since checkpoint",
                 format!(
@@ -695,7 +759,7 @@ fn check_checkpoints(
                     keys[0].to_vkey()
                 ),
             )
-        })?),
+        }))?),
     };
     Ok((checkpoints, since, key_changes))
 }

@@ -656,6 +656,62 @@ fn proofs_outside_the_log_are_refused() {
     assert_eq!(store.root(0).unwrap(), sealog_merkle::empty_root());
 }
 
+/// A verification, and a read-only opening, beside a writer that publishes a checkpoint with
+/// every commit (the server verifies its own directory on request). Each publication
+/// appends to the log, then replaces `latest`: read between the two, the files disagree for
+/// a moment, which must never be reported as damage.
+#[test]
+fn verify_and_readers_beside_a_writer_publishing_checkpoints_never_find_them_disagreeing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const BEFORE: u64 = 2_000;
+    const COMMITS: u64 = 600;
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let store = open(dir, config(Duration::ZERO));
+    // A long checkpoint log first, so reading it takes long enough to meet a publication.
+    for next in 0..BEFORE {
+        store.append(vec![event(next)]).expect("append");
+    }
+    let done = AtomicBool::new(false);
+    let runs = std::thread::scope(|s| {
+        s.spawn(|| {
+            // One event a commit, each commit a checkpoint; a bounded log keeps each reading
+            // beside it short.
+            for next in BEFORE..BEFORE + COMMITS {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                store.append(vec![event(next)]).expect("append");
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        let mut runs = 0;
+        while !done.load(Ordering::Relaxed) {
+            let layout = LogLayout::new(dir);
+            let verified = sealog_store::verify::verify(&layout, &Default::default());
+            // Openings are quicker than a verification: several, to meet a publication.
+            let reader = (0..8).try_for_each(|_| {
+                Store::open_read_only(&layout, &Config::default(), Arc::new(TestKeys))
+                    .map(|r: TestStore| drop(r.latest_checkpoint()))
+            });
+            if verified.is_err() || reader.is_err() {
+                done.store(true, Ordering::Relaxed);
+            }
+            if let Err(f) = verified {
+                panic!("verification {runs} beside the writer: {f}");
+            }
+            if let Err(e) = reader {
+                panic!("read-only opening {runs} beside the writer: {e}");
+            }
+            runs += 1;
+        }
+        runs
+    });
+    assert!(runs > 0, "nothing was read beside the writer");
+    assert_eq!(store.len(), BEFORE + COMMITS);
+    close(store);
+}
+
 /// `checkpoints/latest` is what tlog clients fetch: an older (or foreign) note there must
 /// not pass verification, and records after the newest checkpoint are reported unsigned.
 #[test]
