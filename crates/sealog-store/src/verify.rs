@@ -612,20 +612,12 @@ fn key_chain(
 /// moved on meanwhile must be among the log's notes; one that did not must be the newest.
 /// A torn last frame, or a `latest` that stayed behind the log, is read again until it
 /// agrees or [`PUBLISH_SETTLES`] has passed.
-#[allow(clippy::type_complexity)]
 fn check_checkpoints(
     layout: &LogLayout,
     opts: &Options<'_>,
     keys: &[Verifier],
     files: &mut Vec<(String, String)>,
-) -> Result<
-    (
-        Vec<SignedCheckpoint>,
-        Option<SignedCheckpoint>,
-        Vec<KeyChange>,
-    ),
-    Failure,
-> {
+) -> Result<Series, Failure> {
     let deadline = std::time::Instant::now() + PUBLISH_SETTLES;
     loop {
         match check_checkpoints_once(layout, opts, keys, files) {
@@ -636,6 +628,13 @@ fn check_checkpoints(
         }
     }
 }
+
+/// The checkpoints of the series, the `--since` one, and where the key changed.
+type Series = (
+    Vec<SignedCheckpoint>,
+    Option<SignedCheckpoint>,
+    Vec<KeyChange>,
+);
 
 /// How long a checkpoint log and `latest` that disagree as a publication would are read
 /// again before the disagreement is reported.
@@ -652,20 +651,12 @@ fn settled<T>(r: Result<T, Failure>) -> Result<T, (Failure, Settling)> {
     r.map_err(|f| (f, Settling::No))
 }
 
-#[allow(clippy::type_complexity)]
 fn check_checkpoints_once(
     layout: &LogLayout,
     opts: &Options<'_>,
     keys: &[Verifier],
     files: &mut Vec<(String, String)>,
-) -> Result<
-    (
-        Vec<SignedCheckpoint>,
-        Option<SignedCheckpoint>,
-        Vec<KeyChange>,
-    ),
-    (Failure, Settling),
-> {
+) -> Result<Series, (Failure, Settling)> {
     let settling = |f: Failure| (f, Settling::Maybe);
     let latest_path = layout.latest_checkpoint();
     let latest = fs::read(&latest_path);
