@@ -519,7 +519,11 @@ impl Emitter {
 impl Drop for Emitter {
     /// Stops without flushing: what is unsent goes to the spool. Call
     /// [`close`](Emitter::close) first to give it time to reach the server.
+    ///
+    /// The spool directory is free for a new emitter once this returns, even when the sender
+    /// was left behind in a request that has not answered yet.
     fn drop(&mut self) {
         self.shutdown(Duration::from_secs(1));
+        self.shared.spool.lock().unwrap().release();
     }
 }

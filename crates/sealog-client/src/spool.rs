@@ -182,7 +182,8 @@ pub(crate) struct Opened {
 
 pub(crate) struct Spool {
     dir: PathBuf,
-    _lock: File,
+    /// Held while this spool is the directory's writer; `None` once released.
+    lock: Option<File>,
     files: BTreeMap<u64, SpoolFile>,
     /// The file appended to, by its first `n`.
     tail: Option<u64>,
@@ -230,7 +231,7 @@ impl Spool {
         }
         let mut spool = Spool {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock: Some(lock),
             files,
             tail: None,
             bytes,
@@ -273,9 +274,28 @@ impl Spool {
         self.files.values().all(|f| f.read_at >= f.size)
     }
 
+    /// Gives the directory up to the next emitter: the lock is let go and this spool
+    /// neither reads nor writes it again (an append is an error, a batch is empty).
+    pub(crate) fn release(&mut self) {
+        self.files.clear();
+        self.tail = None;
+        self.bytes = 0;
+        self.lock = None;
+    }
+
+    fn released_error(&self) -> std::io::Error {
+        std::io::Error::other(format!(
+            "the spool {} was given up by its emitter",
+            self.dir.display()
+        ))
+    }
+
     /// Appends events (in increasing `n`) and syncs them by the policy. Returns how many
     /// were written; the rest did not fit under the size cap.
     pub(crate) fn append(&mut self, items: &[(u64, &[u8])]) -> std::io::Result<usize> {
+        if self.lock.is_none() {
+            return Err(self.released_error());
+        }
         let mut written = 0;
         let mut touched: Vec<u64> = Vec::new();
         let mut created = false;
@@ -401,6 +421,11 @@ impl Spool {
     /// Marks `frames` replayed: remembered in `cursor`; files wholly replayed
     /// are deleted.
     pub(crate) fn consume(&mut self, frames: &[Frame]) -> std::io::Result<()> {
+        if self.lock.is_none() {
+            // The next emitter owns the cursor now; these frames are sent again by it, and
+            // the server answers the repeat as a duplicate.
+            return Err(self.released_error());
+        }
         for f in frames {
             if let Some(file) = self.files.get_mut(&f.file) {
                 file.read_at = file.read_at.max(f.end);

@@ -218,6 +218,40 @@ fn server_errors_and_throttling_get_one_retry_then_the_spool() {
 }
 
 #[test]
+fn a_dropped_emitter_frees_its_spool_even_with_its_sender_stuck_in_a_request() {
+    let (tmp, c, key) = log_with_writer();
+    // A server that takes connections (the kernel's backlog) and never answers one.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let spool = tmp.path().join("spool");
+    let mut cfg = config(
+        &format!("http://{}", silent.local_addr().unwrap()),
+        &key,
+        &spool,
+    );
+    cfg.request_timeout = Duration::from_secs(3600);
+    cfg.batch_max_events = 3;
+    let emitter = Emitter::new(cfg).unwrap();
+    for i in 0..3 {
+        emitter.emit(event(&format!("stuck-{i}")));
+    }
+    eventually("the batch is in flight", || emitter.stats().requests == 1);
+    // The sender cannot stop within the drop's grace: it is left behind in its request, and
+    // its events go to the spool.
+    drop(emitter);
+
+    let server = serve(&c, "127.0.0.1:0");
+    let emitter = start_emitter(&server.url(), &key, &spool);
+    assert!(emitter.flush(DEADLINE), "{:?}", emitter.stats());
+    let s = emitter.close(DEADLINE);
+    assert_eq!((s.replayed, s.appended), (3, 3), "{s:?}");
+    server.stop();
+    drop(silent);
+    let seqs = seqs_by_id(&c);
+    assert_eq!(seqs.len(), 3);
+    assert!(seqs.values().all(|s| s.len() == 1));
+}
+
+#[test]
 fn c4_ac_a5_replay_mode_sends_nothing() {
     let (tmp, c, key) = log_with_writer();
     let server = serve(&c, "127.0.0.1:0");
