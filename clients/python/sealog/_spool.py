@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import os
 import struct
+import time
 
 MAGIC = b"SLS1"
 HEADER = 24
@@ -74,6 +75,24 @@ class _File:
         return self.size
 
 
+# How long opening a spool waits for its lock before calling it taken. The lock belongs to an
+# open file, and a child process forked by any thread of this program holds a copy of every
+# descriptor until it execs: a spool closed a moment ago can still look taken.
+LOCK_WAIT = 2.0
+
+
+def _lock_within(fd, wait):
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
 class Spool:
     def __init__(self, directory, cap, sync):
         os.makedirs(directory, exist_ok=True)
@@ -83,9 +102,7 @@ class Spool:
         self.damage_found = 0
         self.closed = False
         self._lock = os.open(os.path.join(directory, "LOCK"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _lock_within(self._lock, LOCK_WAIT):
             os.close(self._lock)
             raise OSError(f"the spool {directory} is in use by another emitter")
         cursor = {}

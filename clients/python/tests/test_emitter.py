@@ -1,6 +1,7 @@
 """The Python emitter against real `sealog serve` processes: the same promises as the Rust
 client's (crates/sealog/tests/suite/client_sdk.rs)."""
 
+import fcntl
 import os
 import signal
 import socket
@@ -263,3 +264,16 @@ def test_a_second_emitter_on_one_spool_is_refused(tmp_path):
         emitter(dead_url(), "k", tmp_path / "spool")
     e.close(1)
     emitter(dead_url(), "k", tmp_path / "spool").close(1)
+
+
+def test_a_spool_still_locked_a_moment_after_its_emitter_closed_it_opens_once_let_go(tmp_path):
+    emitter(dead_url(), "k", tmp_path / "spool").close(1)
+    # Another holder of the lock's open file (a forked child that has not exec'd yet).
+    holder = os.open(tmp_path / "spool" / "LOCK", os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with pytest.raises(OSError, match="in use by another emitter"):
+        emitter(dead_url(), "k", tmp_path / "spool")
+    timer = threading.Timer(0.1, os.close, [holder])
+    timer.start()
+    emitter(dead_url(), "k", tmp_path / "spool").close(1)
+    timer.join()

@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -171,6 +172,25 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// How long opening a spool waits for its lock before calling it taken. The lock belongs to
+/// an open file, and a child process forked by any thread of this program holds a copy of
+/// every descriptor until it execs: a spool closed a moment ago can still look taken.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes `lock`'s exclusive lock, trying again until `wait` has passed.
+fn lock_within(lock: &File, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        if lock.try_lock().is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// What opening a spool found.
 pub(crate) struct Opened {
     pub(crate) spool: Spool,
@@ -203,7 +223,7 @@ impl Spool {
             .truncate(false)
             .write(true)
             .open(dir.join("LOCK"))?;
-        if lock.try_lock().is_err() {
+        if !lock_within(&lock, LOCK_WAIT) {
             return Err(std::io::Error::other(format!(
                 "the spool {} is in use by another emitter",
                 dir.display()
@@ -512,6 +532,31 @@ mod tests {
             all.extend(frames.iter().map(|f| f.n));
             s.consume(&frames).unwrap();
         }
+    }
+
+    #[test]
+    fn a_spool_still_locked_a_moment_after_its_emitter_closed_it_opens_once_let_go() {
+        let d = tempfile::tempdir().unwrap();
+        drop(open(d.path()));
+        // Another holder of the lock's open file (a forked child that has not exec'd yet).
+        let holder = File::options()
+            .write(true)
+            .open(d.path().join("LOCK"))
+            .unwrap();
+        holder.try_lock().unwrap();
+        let err = Spool::open(d.path(), u64::MAX, SpoolSync::Os)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("in use by another emitter"),
+            "{err}"
+        );
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(holder);
+        });
+        open(d.path());
+        released.join().unwrap();
     }
 
     #[test]
