@@ -175,19 +175,23 @@ impl FileKeys {
         self.slots.iter()
     }
 
-    /// Adds a new key; written and durable at the next [`FileKeys::sync`].
+    /// Adds a new key, written and durable at the next [`FileKeys::sync`], unless the subject
+    /// has one (or was erased): answers the slot in force.
     pub(crate) fn insert(
         &mut self,
         id: SubjectId,
         wrapped: [u8; WRAPPED_BYTES],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Slot, StoreError> {
         if self.file.is_none() {
             return Err(StoreError::ReadOnly);
+        }
+        if let Some(slot) = self.slots.get(&id) {
+            return Ok(slot.clone());
         }
         self.pending
             .extend_from_slice(&frame(&id, &Slot::Live(wrapped)));
         self.slots.insert(id, Slot::Live(wrapped));
-        Ok(())
+        Ok(Slot::Live(wrapped))
     }
 
     pub(crate) fn sync(&mut self) -> Result<(), StoreError> {
@@ -343,17 +347,15 @@ impl KeyStore {
     }
 
     /// Keeps a new key (durable at the next [`KeyStore::sync`]); answers the key in force,
-    /// which in a database shared by several servers may be another's, made first.
+    /// which may be another's, made first (by a racing first use in this process, or by
+    /// another server sharing the database).
     pub(crate) fn insert(
         &mut self,
         id: SubjectId,
         wrapped: [u8; WRAPPED_BYTES],
     ) -> Result<Slot, StoreError> {
         match self {
-            KeyStore::File(f) => {
-                f.insert(id, wrapped)?;
-                Ok(Slot::Live(wrapped))
-            }
+            KeyStore::File(f) => f.insert(id, wrapped),
             KeyStore::Database(d) => {
                 let key = d.db.add_subject_key(&id.0, &hex::encode(id.1), &wrapped)?;
                 let slot = DbKeys::slot_of(key)?;

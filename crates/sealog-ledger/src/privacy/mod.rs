@@ -432,8 +432,10 @@ impl Privacy {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The key of (tenant, pseudonym), made on its first use — under the key store's lock,
-    /// so racing first uses get one key — unless the log already `knows` the subject.
+    /// The key of (tenant, pseudonym), made on its first use unless the log already `knows`
+    /// the subject. Racing first uses get one key: the key store keeps the first and answers
+    /// it to the others. Keys are opened only under the key store's lock, which erasure takes
+    /// to forget them.
     fn key_for(
         &self,
         tenant: &str,
@@ -448,15 +450,48 @@ impl Privacy {
             return Ok(c);
         }
         let id: SubjectId = (tenant.to_string(), ps);
+        {
+            let mut keys = self.lock();
+            if let Some(slot) = keys.get(&id).map_err(Unsealable::Failed)? {
+                return self.in_force(&id, &slot);
+            }
+        }
+        // Asked, and a key made, without the key store's lock: the question reads the index,
+        // which may wait on the disk, and other subjects' keys are found meanwhile.
+        let made = if knows().map_err(Unsealable::Failed)? {
+            None
+        } else {
+            Some(self.make_key(&id)?)
+        };
         let mut keys = self.lock();
-        match keys.get(&id).map_err(Unsealable::Failed)? {
-            Some(Slot::Live(w)) => return self.unwrap_key(&id, &w).ok_or(Unsealable::Lost),
-            Some(Slot::Erased) => return Err(Unsealable::Erased),
-            None => {}
+        let Some((key, wrapped)) = made else {
+            // Lost, unless a racing first use made the key since and sealed a record under
+            // it, which is how the log came to know the subject.
+            return match keys.get(&id).map_err(Unsealable::Failed)? {
+                Some(slot) => self.in_force(&id, &slot),
+                None => Err(Unsealable::Lost),
+            };
+        };
+        match keys
+            .insert(id.clone(), wrapped)
+            .map_err(Unsealable::Failed)?
+        {
+            Slot::Live(w) if w == wrapped => Ok(self.ready(&id, &key)),
+            // A racing first use (here, or on another server) made the key first: it seals.
+            slot => self.in_force(&id, &slot),
         }
-        if knows().map_err(Unsealable::Failed)? {
-            return Err(Unsealable::Lost);
+    }
+
+    /// What seals for `id` by the key store's `slot`.
+    fn in_force(&self, id: &SubjectId, slot: &Slot) -> Result<Arc<SubjectCipher>, Unsealable> {
+        match slot {
+            Slot::Live(w) => self.unwrap_key(id, w).ok_or(Unsealable::Lost),
+            Slot::Erased => Err(Unsealable::Erased),
         }
+    }
+
+    /// A fresh key for `id`, and its wrapped form for the key store.
+    fn make_key(&self, id: &SubjectId) -> Result<(SubjectKey, [u8; WRAPPED_BYTES]), Unsealable> {
         let key = self
             .fresh
             .lock()
@@ -470,15 +505,7 @@ impl Privacy {
             s.seal(&d, &key, &mut out);
             wrapped.copy_from_slice(&out);
         });
-        match keys
-            .insert(id.clone(), wrapped)
-            .map_err(Unsealable::Failed)?
-        {
-            Slot::Live(w) if w == wrapped => Ok(self.ready(&id, &key)),
-            // Another server made the subject's key first: that one seals.
-            Slot::Live(w) => self.unwrap_key(&id, &w).ok_or(Unsealable::Lost),
-            Slot::Erased => Err(Unsealable::Erased),
-        }
+        Ok((key, wrapped))
     }
 
     fn unwrap_key(
@@ -870,6 +897,57 @@ fn plain_text(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn writable(dir: &std::path::Path) -> Privacy {
+        let layout = Layout::new(dir);
+        std::fs::create_dir_all(layout.subject_keys().parent().unwrap()).unwrap();
+        Privacy::open(&layout, true).unwrap()
+    }
+
+    #[test]
+    fn a_subject_the_log_came_to_know_by_a_racing_first_use_is_sealed_by_that_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let privacy = writable(tmp.path());
+        let ps = privacy.pseudonym_raw("cust-1");
+        // The log is asked without the key store's lock: meanwhile another first use makes
+        // the key (and seals a record under it, so the log now knows the subject).
+        let other = std::cell::RefCell::new(None);
+        let mine = privacy
+            .key_for("t", ps, &|| {
+                let made = privacy.key_for("t", ps, &|| Ok(false));
+                *other.borrow_mut() = Some(made.expect("the racing first use"));
+                Ok(true)
+            })
+            .expect("the key the racing first use made");
+        assert!(Arc::ptr_eq(&mine, other.borrow().as_ref().unwrap()));
+        // Known to the log with no key anywhere: lost, and no key is made for it.
+        let lost = privacy.pseudonym_raw("cust-2");
+        assert!(matches!(
+            privacy.key_for("t", lost, &|| Ok(true)),
+            Err(Unsealable::Lost)
+        ));
+        assert!(privacy.lock().get(&("t".into(), lost)).unwrap().is_none());
+    }
+
+    #[test]
+    fn racing_first_uses_in_one_process_all_seal_with_the_key_kept_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let privacy = writable(tmp.path());
+        let ps = privacy.pseudonym_raw("cust-1");
+        // Both ask the log before either keeps a key.
+        let second = std::cell::RefCell::new(None);
+        let first = privacy
+            .key_for("t", ps, &|| {
+                if second.borrow().is_none() {
+                    let made = privacy.key_for("t", ps, &|| Ok(false));
+                    *second.borrow_mut() = Some(made.expect("the other first use"));
+                }
+                Ok(false)
+            })
+            .expect("a key");
+        let second = second.into_inner().unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "one key for both");
+    }
 
     #[test]
     fn fresh_keys_are_distinct_across_refills_and_leave_nothing_behind() {
