@@ -311,8 +311,7 @@ impl Packs {
         f: &mut dyn FnMut(&mut Json<'a>, bool),
     ) {
         if let Some(r) = self.rules(event_type) {
-            for p in &r.personal {
-                let indexed = r.axes.iter().any(|a| a.pointer == *p);
+            for (p, &indexed) in r.personal.iter().zip(&r.personal_indexed) {
                 p.for_each_mut(event, &mut |v| {
                     if !v.is_null() {
                         f(v, indexed)

@@ -33,6 +33,9 @@ pub(crate) struct TypeRules {
     pub(crate) unique_per_subject: bool,
     pub(crate) axes: Vec<Axis>,
     pub(crate) personal: Vec<Pointer>,
+    /// Whether each personal field is also an axis (its sealed form then carries a keyed
+    /// hash to be found by), decided once rather than on every sealed event.
+    pub(crate) personal_indexed: Vec<bool>,
     pub(crate) retention: Retention,
     pub(crate) quarantine_retention: Retention,
     pub(crate) state: StateRule,
@@ -475,6 +478,7 @@ fn compile_type(
         unique_per_subject: decl.unique_per_subject,
         axes,
         personal: list("personal", &decl.personal, true)?,
+        personal_indexed: Vec::new(),
         retention,
         quarantine_retention,
         state: StateRule {
@@ -492,6 +496,11 @@ fn compile_type(
     {
         rules.personal.push(ds.clone());
     }
+    rules.personal_indexed = rules
+        .personal
+        .iter()
+        .map(|p| rules.axes.iter().any(|a| a.pointer == *p))
+        .collect();
     // A personal value is sealed under its data subject's key, so it needs one; and what a
     // record is keyed by (subject, scope, supersedes) must read the same after erasure.
     if !rules.personal.is_empty() && rules.data_subject.is_none() {
