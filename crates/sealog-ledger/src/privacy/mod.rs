@@ -904,22 +904,33 @@ mod tests {
         Privacy::open(&layout, true).unwrap()
     }
 
+    /// A first use of `ps` whose question to the log is answered `known` after another first
+    /// use, made meanwhile, kept its key: the keys the two got, in that order.
+    fn racing(
+        privacy: &Privacy,
+        ps: [u8; 16],
+        known: bool,
+    ) -> (Arc<SubjectCipher>, Arc<SubjectCipher>) {
+        let other = std::cell::RefCell::new(None);
+        let mine = privacy
+            .key_for("t", ps, &|| {
+                if other.borrow().is_none() {
+                    let made = privacy.key_for("t", ps, &|| Ok(false));
+                    *other.borrow_mut() = Some(made.expect("the other first use"));
+                }
+                Ok(known)
+            })
+            .expect("a key");
+        (mine, other.into_inner().expect("the other first use ran"))
+    }
+
     #[test]
     fn a_subject_the_log_came_to_know_by_a_racing_first_use_is_sealed_by_that_key() {
         let tmp = tempfile::tempdir().unwrap();
         let privacy = writable(tmp.path());
-        let ps = privacy.pseudonym_raw("cust-1");
-        // The log is asked without the key store's lock: meanwhile another first use makes
-        // the key (and seals a record under it, so the log now knows the subject).
-        let other = std::cell::RefCell::new(None);
-        let mine = privacy
-            .key_for("t", ps, &|| {
-                let made = privacy.key_for("t", ps, &|| Ok(false));
-                *other.borrow_mut() = Some(made.expect("the racing first use"));
-                Ok(true)
-            })
-            .expect("the key the racing first use made");
-        assert!(Arc::ptr_eq(&mine, other.borrow().as_ref().unwrap()));
+        // The other first use sealed a record under its key, so the log knows the subject.
+        let (mine, other) = racing(&privacy, privacy.pseudonym_raw("cust-1"), true);
+        assert!(Arc::ptr_eq(&mine, &other));
         // Known to the log with no key anywhere: lost, and no key is made for it.
         let lost = privacy.pseudonym_raw("cust-2");
         assert!(matches!(
@@ -933,20 +944,9 @@ mod tests {
     fn racing_first_uses_in_one_process_all_seal_with_the_key_kept_first() {
         let tmp = tempfile::tempdir().unwrap();
         let privacy = writable(tmp.path());
-        let ps = privacy.pseudonym_raw("cust-1");
-        // Both ask the log before either keeps a key.
-        let second = std::cell::RefCell::new(None);
-        let first = privacy
-            .key_for("t", ps, &|| {
-                if second.borrow().is_none() {
-                    let made = privacy.key_for("t", ps, &|| Ok(false));
-                    *second.borrow_mut() = Some(made.expect("the other first use"));
-                }
-                Ok(false)
-            })
-            .expect("a key");
-        let second = second.into_inner().unwrap();
-        assert!(Arc::ptr_eq(&first, &second), "one key for both");
+        // Both ask the log before either keeps a key; both make one.
+        let (mine, other) = racing(&privacy, privacy.pseudonym_raw("cust-1"), false);
+        assert!(Arc::ptr_eq(&mine, &other), "one key for both");
     }
 
     #[test]
