@@ -225,18 +225,23 @@ mod tests {
             data_subject: Some(String::new()),
             ..Derived::default()
         };
+        // What every event here carries, in a tenant of its own.
+        let sent = |tenant: &str| Correlation {
+            id: "e-1".into(),
+            event_type: "t.x".into(),
+            source: "s".into(),
+            time: "2026-01-02T03:04:05Z".into(),
+            tenant: Some(tenant.into()),
+            ..Correlation::default()
+        };
         assert_eq!(
             packed(&full, &derived),
             Correlation {
-                id: "e-1".into(),
-                event_type: "t.x".into(),
-                source: "s".into(),
-                time: "2026-01-02T03:04:05Z".into(),
-                tenant: Some("t0".into()),
                 subject: Some("sub é".into()),
                 scope: Some("scope-9".into()),
                 actor: Some(r#"{"id":"u\"1","type":"human"}"#.into()),
                 data_subject: Some(String::new()),
+                ..sent("t0")
             }
         );
         let bare = format!(r#"{base},"tenant":"t1"}}"#);
@@ -247,14 +252,9 @@ mod tests {
         assert_eq!(
             packed(&bare, &only_subject),
             Correlation {
-                id: "e-1".into(),
-                event_type: "t.x".into(),
-                source: "s".into(),
-                time: "2026-01-02T03:04:05Z".into(),
-                tenant: Some("t1".into()),
                 subject: Some("derived".into()),
                 scope: Some("t1".into()),
-                ..Correlation::default()
+                ..sent("t1")
             }
         );
         assert_eq!(
