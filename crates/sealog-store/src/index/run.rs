@@ -69,6 +69,25 @@ fn interpolate(lo: usize, hi: usize, lo_lead: u64, hi_lead: u64, want: u64) -> u
     at.min(hi - 1)
 }
 
+/// The first of `n` entries, in key order, whose leading bytes are `>= key`: found by halving,
+/// each entry read through `entry`.
+fn lower_bound_of<'e>(
+    n: usize,
+    key: &[u8],
+    entry: impl Fn(usize) -> Result<&'e [u8], StoreError>,
+) -> Result<usize, StoreError> {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if &entry(mid)?[..key.len()] < key {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
 /// Which blocks have been checked, so each is checked once.
 struct Checked(Vec<AtomicU64>);
 
@@ -196,15 +215,7 @@ impl Table {
             let entry = |i: usize| &whole[i * w..(i + 1) * w];
             let n = whole.len() / w;
             // How many of the entries read lie below `key`.
-            let (mut below, mut above) = (0, n);
-            while below < above {
-                let mid = below + (above - below) / 2;
-                if &entry(mid)[..key.len()] < key {
-                    below = mid + 1;
-                } else {
-                    above = mid;
-                }
-            }
+            let below = lower_bound_of(n, key, |i| Ok(entry(i)))?;
             if below < n && &entry(below)[..key.len()] == key {
                 return Ok((Some(entry(below).to_vec()), reads));
             }
@@ -300,16 +311,7 @@ impl Table {
 
     /// Index of the first entry whose leading bytes are `>= key`.
     pub(crate) fn lower_bound(&self, key: &[u8]) -> Result<usize, StoreError> {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if &self.entry(mid)?[..key.len()] < key {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        Ok(lo)
+        lower_bound_of(self.len(), key, |i| self.entry(i))
     }
 
     pub(crate) fn seq_at(&self, i: usize) -> Result<u64, StoreError> {
