@@ -173,28 +173,47 @@ impl<W: Write> Encoder<W> {
 /// to report, never compressed.
 pub fn write(plain: &[u8], first_seq: u64, out: &mut impl Write) -> Result<(), String> {
     segment::check_header(plain, first_seq)?;
-    // Where the `n` frames from `at` end (fewer at the segment's end), and how many there were.
-    let frames_from = |mut at: usize, n: u32| -> Result<(usize, u32), String> {
-        for read in 0..n {
-            if at == plain.len() {
-                return Ok((at, read));
-            }
-            let (_, len) = segment::decode_frame(&plain[at..])
-                .map_err(|e| format!("at offset {at}: {e}; a sealed segment must be whole"))?;
-            at += len;
-        }
-        Ok((at, n))
-    };
-    let mut at = HEADER_BYTES as usize;
-    let (sample_end, sampled) = frames_from(at, PER_BLOCK_MIN)?;
-    let per_block = per_block_for(sample_end - at, sampled);
-    let mut encoder = Encoder::new(first_seq, per_block, out)?;
-    while at < plain.len() {
-        let (end, _) = frames_from(at, per_block)?;
-        encoder.block(&plain[at..end])?;
-        at = end;
+    let mut frames = &plain[HEADER_BYTES as usize..];
+    let encoded = encode_frames(&mut frames, first_seq, out, &|| false).map_err(|f| match f {
+        Fault::Plain(m) | Fault::Written(m) => m,
+    })?;
+    encoded.expect("never stopped").finish().map(drop)
+}
+
+/// What made [`encode_frames`] fail: the plain segment's frames, or the compressed output.
+enum Fault {
+    Plain(String),
+    Written(String),
+}
+
+/// Compresses the frames of a plain segment, read from `src` past its header, into blocks of
+/// as many records as its first records' size chooses; the encoder, to be finished, or
+/// `None` if `stop` asked it to stop between blocks. Both writers, of a segment in memory
+/// and of one streamed from its file, choose the same blocks this way.
+fn encode_frames<W: Write>(
+    src: &mut impl Read,
+    first_seq: u64,
+    out: W,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<Encoder<W>>, Fault> {
+    let mut at = HEADER_BYTES;
+    let mut block = Vec::new();
+    let sampled = next_frames(src, &mut block, at, PER_BLOCK_MIN).map_err(Fault::Plain)?;
+    let per_block = per_block_for(block.len(), sampled);
+    let mut encoder = Encoder::new(first_seq, per_block, out).map_err(Fault::Written)?;
+    if sampled == PER_BLOCK_MIN {
+        next_frames(src, &mut block, at, per_block - sampled).map_err(Fault::Plain)?;
     }
-    encoder.finish().map(drop)
+    while !block.is_empty() {
+        if stop() {
+            return Ok(None);
+        }
+        encoder.block(&block).map_err(Fault::Written)?;
+        at += block.len() as u64;
+        block.clear();
+        next_frames(src, &mut block, at, per_block).map_err(Fault::Plain)?;
+    }
+    Ok(Some(encoder))
 }
 
 /// Records per block for a segment whose first `frames` records (all of them when it has
@@ -206,10 +225,16 @@ fn per_block_for(bytes: usize, frames: u32) -> u32 {
         .clamp(PER_BLOCK_MIN, PER_BLOCK_WRITTEN_MAX)
 }
 
-/// Appends up to `n` whole frames from a plain segment to `block`; returns how many it
-/// read (fewer at the segment's end).
-fn next_frames(src: &mut impl Read, block: &mut Vec<u8>, at: u64, n: u32) -> Result<u32, String> {
+/// Appends up to `n` whole frames from a plain segment to `block`, which starts at the
+/// segment's offset `block_at`; returns how many it read (fewer at the segment's end).
+fn next_frames(
+    src: &mut impl Read,
+    block: &mut Vec<u8>,
+    block_at: u64,
+    n: u32,
+) -> Result<u32, String> {
     for read in 0..n {
+        let at = block_at + block.len() as u64;
         let mut head = [0u8; FRAME_HEADER_BYTES as usize];
         match segment::read_up_to(src, &mut head).map_err(|e| e.to_string())? {
             0 => return Ok(read),
@@ -623,29 +648,18 @@ pub(crate) fn compress_with(
         segment::check_header(&head, first_seq).map_err(bad)?;
         let file = File::create(&part).map_err(|e| StoreError::io(&part, e))?;
         let out = BufWriter::with_capacity(1 << 20, sys.appender(&file, &part));
-        let mut at = HEADER_BYTES;
-        let mut block = Vec::new();
-        let sampled = next_frames(&mut src, &mut block, at, PER_BLOCK_MIN).map_err(bad)?;
-        let per_block = per_block_for(block.len(), sampled);
-        let mut encoder = Encoder::new(first_seq, per_block, out)
-            .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?;
-        if sampled == PER_BLOCK_MIN {
-            next_frames(&mut src, &mut block, at, per_block - sampled).map_err(bad)?;
-        }
-        while !block.is_empty() {
-            if stop() {
-                return Ok(None);
-            }
-            encoder
-                .block(&block)
-                .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?;
-            at += block.len() as u64;
-            block.clear();
-            next_frames(&mut src, &mut block, at, per_block).map_err(bad)?;
-        }
+        let written = |m: String| StoreError::Corrupted(format!("{}: {m}", part.display()));
+        let encoder = match encode_frames(&mut src, first_seq, out, stop) {
+            Ok(Some(encoder)) => encoder,
+            Ok(None) => return Ok(None),
+            Err(Fault::Plain(m)) => return Err(bad(m)),
+            Err(Fault::Written(m)) => return Err(written(m)),
+        };
+        // The plain segment's length, as far as its frames were read.
+        let read = encoder.plain_offset;
         encoder
             .finish()
-            .map_err(|m| StoreError::Corrupted(format!("{}: {m}", part.display())))?
+            .map_err(written)?
             .into_inner()
             .map_err(|e| StoreError::io(&part, e.into_error()))?;
         sys.sync_all(&file, &part)?;
@@ -659,7 +673,7 @@ pub(crate) fn compress_with(
                 plain_path.display()
             ))
         };
-        if back.plain_len() != at {
+        if back.plain_len() != read {
             return Err(differs());
         }
         let mut original = Vec::new();
