@@ -651,13 +651,17 @@ fn settled<T>(r: Result<T, Failure>) -> Result<T, (Failure, Settling)> {
     r.map_err(|f| (f, Settling::No))
 }
 
+/// A failure a publication under way may explain.
+fn settling<T>(r: Result<T, Failure>) -> Result<T, (Failure, Settling)> {
+    r.map_err(|f| (f, Settling::Maybe))
+}
+
 fn check_checkpoints_once(
     layout: &LogLayout,
     opts: &Options<'_>,
     keys: &[Verifier],
     files: &mut Vec<(String, String)>,
 ) -> Result<Series, (Failure, Settling)> {
-    let settling = |f: Failure| (f, Settling::Maybe);
     let latest_path = layout.latest_checkpoint();
     let latest = fs::read(&latest_path);
     let cp_path = layout.checkpoint_log();
@@ -665,11 +669,10 @@ fn check_checkpoints_once(
         read_log(&cp_path).or_else(|e| fail(cp_path.display().to_string(), e.to_string())),
     )?;
     if let Some(at) = torn {
-        return fail(
+        return settling(fail(
             format!("{} at offset {at}", cp_path.display()),
             "damaged checkpoint frame",
-        )
-        .map_err(settling);
+        ));
     }
     let mut checkpoints: Vec<SignedCheckpoint> = Vec::with_capacity(notes.len());
     let mut signers = Vec::with_capacity(notes.len());
@@ -716,11 +719,10 @@ fn check_checkpoints_once(
             // the note read first must be one of the log's, as each was before it was there.
             let moved_on = latest_after.as_deref() != Some(latest.as_slice());
             if !(moved_on && notes.iter().any(|n| n.as_bytes() == latest.as_slice())) {
-                return fail(
+                return settling(fail(
                     latest_path.display().to_string(),
                     "differs from the newest checkpoint in checkpoints/log",
-                )
-                .map_err(settling);
+                ));
             }
         }
         // Missing while the log holds notes: written with the log's first, so never settling.
