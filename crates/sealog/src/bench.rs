@@ -118,10 +118,7 @@ fn typed_decision_event(event_type: &str, i: u64, g: &mut Gen, complete: bool) -
     const MODES: [&str; 3] = ["NORMAL", "DEGRADED_1", "DEGRADED_2"];
     let r = g.next();
     let run = r % 64;
-    let secs = 1_767_400_000 + i / 50;
-    let t = sealog_model::time::format_micros(
-        (secs as i64) * 1_000_000_000 + (r % 1_000_000) as i64 * 1000,
-    );
+    let t = event_time(i, r);
     let fsh = complete.then(|| g.next());
     let idem = g.next();
     let (part, outcome) = (r % 4, OUTCOMES[(r >> 24) as usize % 4]);
@@ -132,19 +129,8 @@ fn typed_decision_event(event_type: &str, i: u64, g: &mut Gen, complete: bool) -
         e.s("evt_txn_");
         e.dec(i, 12);
     };
-    e.s(r#"{"specversion":"1.0","id":""#);
-    id(&mut e);
-    e.s(r#"","source":"decision-fabric","type":""#);
-    e.s(event_type);
-    e.s(r#"","time":""#);
-    e.s(&t);
-    e.s(r#"","tenant":"run_"#);
-    e.dec(run, 4);
-    e.s(r#"","subject":""#);
-    id(&mut e);
-    e.s(r#"","actor":{"type":"system","id":"df-"#);
-    e.dec(r % 8, 1);
-    e.s(r#""},"data":{"kind":"audit_decision_record","contract_version":"dla_public_contracts_v0","context_pins":{"scenario_id":"scn_"#);
+    envelope(&mut e, i, r, event_type, &t, &id);
+    e.s(r#""kind":"audit_decision_record","contract_version":"dla_public_contracts_v0","context_pins":{"scenario_id":"scn_"#);
     e.dec(run % 3, 1);
     e.s(r#"","run_id":"run_"#);
     e.dec(run, 4);
@@ -203,28 +189,41 @@ fn typed_decision_event(event_type: &str, i: u64, g: &mut Gen, complete: bool) -
     e.0
 }
 
+/// Event `i`'s time: fifty events a second, microseconds drawn from `r`.
+fn event_time(i: u64, r: u64) -> String {
+    let secs = 1_767_400_000 + i / 50;
+    sealog_model::time::format_micros((secs as i64) * 1_000_000_000 + (r % 1_000_000) as i64 * 1000)
+}
+
+/// The envelope of generated event `i`, up to the opening of its `data`: its tenant and
+/// actor drawn from `r`, its subject written by `subject`.
+fn envelope(e: &mut Text, i: u64, r: u64, event_type: &str, t: &str, subject: &dyn Fn(&mut Text)) {
+    e.s(r#"{"specversion":"1.0","id":"evt_txn_"#);
+    e.dec(i, 12);
+    e.s(r#"","source":"decision-fabric","type":""#);
+    e.s(event_type);
+    e.s(r#"","time":""#);
+    e.s(t);
+    e.s(r#"","tenant":"run_"#);
+    e.dec(r % 64, 4);
+    e.s(r#"","subject":""#);
+    subject(e);
+    e.s(r#"","actor":{"type":"system","id":"df-"#);
+    e.dec(r % 8, 1);
+    e.s(r#""},"data":{"#);
+}
+
 /// An event of about 600 bytes of an undeclared type: the envelope of
 /// [`typed_decision_event`] and a short data object.
 fn small_event(i: u64, g: &mut Gen) -> String {
     let r = g.next();
-    let secs = 1_767_400_000 + i / 50;
-    let t = sealog_model::time::format_micros(
-        (secs as i64) * 1_000_000_000 + (r % 1_000_000) as i64 * 1000,
-    );
+    let t = event_time(i, r);
     let mut e = Text(String::with_capacity(700));
-    e.s(r#"{"specversion":"1.0","id":"evt_txn_"#);
-    e.dec(i, 12);
-    e.s(r#"","source":"decision-fabric","type":""#);
-    e.s(UNDECLARED_TYPE);
-    e.s(r#"","time":""#);
-    e.s(&t);
-    e.s(r#"","tenant":"run_"#);
-    e.dec(r % 64, 4);
-    e.s(r#"","subject":"acct_"#);
-    e.hex((r >> 16) % 100_000, 6);
-    e.s(r#"","actor":{"type":"system","id":"df-"#);
-    e.dec(r % 8, 1);
-    e.s(r#""},"data":{"kind":"payment_decision","decision_id":"dec_"#);
+    envelope(&mut e, i, r, UNDECLARED_TYPE, &t, &|e: &mut Text| {
+        e.s("acct_");
+        e.hex((r >> 16) % 100_000, 6);
+    });
+    e.s(r#""kind":"payment_decision","decision_id":"dec_"#);
     e.dec(i, 12);
     e.s(r#"","outcome":""#);
     e.s(["APPROVE", "DECLINE", "REVIEW", "STEP_UP"][(r >> 24) as usize % 4]);
