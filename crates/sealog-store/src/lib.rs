@@ -21,6 +21,7 @@ pub mod conformance;
 mod contract;
 mod durable;
 mod error;
+mod frame_windows;
 pub mod handles;
 mod index;
 pub mod io;

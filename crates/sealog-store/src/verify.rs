@@ -28,6 +28,7 @@ use sealog_model::record::{Stored, read_stored, read_stored_head};
 
 use crate::checkpoints::{SignedCheckpoint, open_any, open_checkpoint, read_log};
 use crate::contract::{Id, Indexer, Key};
+use crate::frame_windows::{FrameSpan, FrameWindows, Window, WindowError};
 use crate::index::Index;
 use crate::segment::{self, HEADER_BYTES};
 use crate::tree::TreeFiles;
@@ -212,9 +213,8 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         let loc =
             |offset: u64, seq: u64| format!("{} at offset {offset} (seq {seq})", path.display());
         let sealed = i + 1 < segments.len();
-        let owned = SegmentBytes::read(path, *first, sealed, &mut spare)
+        let mut windows = FrameWindows::open(path, *first, sealed, &mut spare)
             .or_else(|e| fail(path.display().to_string(), e.to_string()))?;
-        let data: &[u8] = &owned;
         if *first != frontier.size() {
             return fail(
                 path.display().to_string(),
@@ -224,69 +224,85 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
                 ),
             );
         }
-        segment::check_header(data, *first).or_else(|m| fail(path.display().to_string(), m))?;
-        let wanted = horizon - frontier.size();
-        let frames = split_frames(data, wanted, !sealed)
-            .or_else(|(offset, whole, why)| fail(loc(offset, frontier.size() + whole), why))?;
-        // The zeros past the active segment's frames are not read as records.
-        bytes_total += frames.last().map_or(HEADER_BYTES as usize, |f| f.1.end) as u64;
-        if frames.is_empty() && i + 1 < segments.len() && horizon == u64::MAX {
+        segment::check_header(windows.head(), *first)
+            .or_else(|m| fail(path.display().to_string(), m))?;
+        let mut segment_end = HEADER_BYTES;
+        let mut held = 0u64;
+        loop {
+            let wanted = horizon - frontier.size();
+            let window = match windows.next(wanted) {
+                Ok(Some(w)) => w,
+                Ok(None) => break,
+                Err(WindowError::Io(e)) => return fail(path.display().to_string(), e.to_string()),
+                Err(WindowError::Frame { offset, whole, why }) => {
+                    return fail(loc(offset, frontier.size() + whole), why);
+                }
+            };
+            let Window { data, frames } = window;
+            held += frames.len() as u64;
+            // The zeros past the active segment's frames are not read as records.
+            if let Some((offset, range)) = frames.last() {
+                segment_end = offset + (range.len() + segment::FRAME_HEADER_BYTES as usize) as u64;
+            }
+            let sample = derived.sample();
+            check_records(
+                data,
+                frames,
+                frontier.size(),
+                &|seq| sample.wants(seq),
+                opts.indexer,
+                opts.select,
+                &mut facts,
+            )
+            .or_else(|(k, why)| fail(loc(frames[k].0, frontier.size() + k as u64), why))?;
+            for (k, record) in facts.iter_mut().flat_map(|f| f.drain(..)).enumerate() {
+                let seq = frontier.size();
+                let here = || loc(frames[k].0, seq);
+                if deferred.is_none()
+                    && let Err(f) = derived.check_record(seq, frames[k].0, &record)
+                {
+                    deferred = Some((here(), f));
+                }
+                ids.push(record.id, seq).or_else(|e| scratch_failed(&e))?;
+                stubs.extend(record.stub);
+                selected.extend(record.selected.map(|bytes| (seq, bytes)));
+                nodes.clear();
+                frontier.push_into(record.leaf, &mut nodes);
+                if let Some(tree) = stored_nodes.as_mut().filter(|_| deferred.is_none()) {
+                    for &(level, index, hash) in &nodes {
+                        let why = match tree.node(level, index) {
+                            Some(stored) if stored == hash => continue,
+                            Some(_) => "stored tree node differs from the one rebuilt from the log",
+                            // Nodes past what the index vouches for may not be written yet.
+                            None if (index + 1) << level > derived.end => continue,
+                            None => "stored tree node is missing or unreadable",
+                        };
+                        let at = format!("{}/level-{level:02} node {index}", tree_dir.display());
+                        deferred = Some((
+                            here(),
+                            Failure {
+                                location: at,
+                                message: format!("{why} (seq {seq})"),
+                            },
+                        ));
+                        break;
+                    }
+                }
+                check_roots(&frontier, &mut next_expected, &here)
+                    .map_err(|f| attribute(f, deferred.take()))?;
+            }
+            if let Some(p) = opts.progress {
+                p(frontier.size(), bytes_total + segment_end);
+            }
+        }
+        bytes_total += segment_end;
+        if held == 0 && sealed && horizon == u64::MAX {
             return fail(
                 path.display().to_string(),
                 "a sealed segment holds no records",
             );
         }
-        let sample = derived.sample();
-        check_records(
-            data,
-            &frames,
-            frontier.size(),
-            &|seq| sample.wants(seq),
-            opts.indexer,
-            opts.select,
-            &mut facts,
-        )
-        .or_else(|(k, why)| fail(loc(frames[k].0, frontier.size() + k as u64), why))?;
-        for (k, record) in facts.iter_mut().flat_map(|f| f.drain(..)).enumerate() {
-            let seq = frontier.size();
-            let here = || loc(frames[k].0, seq);
-            if deferred.is_none()
-                && let Err(f) = derived.check_record(seq, frames[k].0, &record)
-            {
-                deferred = Some((here(), f));
-            }
-            ids.push(record.id, seq).or_else(|e| scratch_failed(&e))?;
-            stubs.extend(record.stub);
-            selected.extend(record.selected.map(|bytes| (seq, bytes)));
-            nodes.clear();
-            frontier.push_into(record.leaf, &mut nodes);
-            if let Some(tree) = stored_nodes.as_mut().filter(|_| deferred.is_none()) {
-                for &(level, index, hash) in &nodes {
-                    let why = match tree.node(level, index) {
-                        Some(stored) if stored == hash => continue,
-                        Some(_) => "stored tree node differs from the one rebuilt from the log",
-                        // Nodes past what the index vouches for may not be written yet.
-                        None if (index + 1) << level > derived.end => continue,
-                        None => "stored tree node is missing or unreadable",
-                    };
-                    let at = format!("{}/level-{level:02} node {index}", tree_dir.display());
-                    deferred = Some((
-                        here(),
-                        Failure {
-                            location: at,
-                            message: format!("{why} (seq {seq})"),
-                        },
-                    ));
-                    break;
-                }
-            }
-            check_roots(&frontier, &mut next_expected, &here)
-                .map_err(|f| attribute(f, deferred.take()))?;
-        }
-        if let Some(p) = opts.progress {
-            p(frontier.size(), bytes_total);
-        }
-        owned.recycle(&mut spare);
+        windows.recycle(&mut spare);
     }
     if let Some((size, _, what)) = expected.get(next_expected) {
         return Err(attribute(
@@ -1328,92 +1344,12 @@ impl<'t> NodeRuns<'t> {
     }
 }
 
-/// A segment's bytes: a sealed segment mapped (it is read-only and only ever replaced whole,
-/// by rename, so the mapping cannot shrink under the reader), a compressed one decompressed
-/// (every block's checksum checked on the way), the open one read into memory (a writer
-/// beside this reader may still cut a torn tail off it).
-enum SegmentBytes {
-    Mapped(memmap2::Mmap),
-    Read(Vec<u8>),
-}
-
-impl SegmentBytes {
-    /// A segment's bytes, read into `spare`'s buffer unless they are mapped.
-    #[allow(unsafe_code)]
-    fn read(
-        path: &std::path::Path,
-        first: u64,
-        sealed: bool,
-        spare: &mut Vec<u8>,
-    ) -> Result<Self, crate::StoreError> {
-        match segment::SegmentFile::open_listed(path, first)? {
-            segment::SegmentFile::Compressed(z) => {
-                let mut bytes = std::mem::take(spare);
-                z.plain_into(&mut bytes)
-                    .map_err(|e| crate::StoreError::io(z.path(), e))?;
-                Ok(SegmentBytes::Read(bytes))
-            }
-            segment::SegmentFile::Plain { mut file, path } if !sealed => {
-                let mut bytes = std::mem::take(spare);
-                bytes.clear();
-                std::io::Read::read_to_end(&mut file, &mut bytes)
-                    .map_err(|e| crate::StoreError::io(&path, e))?;
-                Ok(SegmentBytes::Read(bytes))
-            }
-            // SAFETY: see the type's comment; a sealed segment changed in place would be
-            // tampering, which the frames' checksums and the tree find like any other.
-            segment::SegmentFile::Plain { file, path } => unsafe { memmap2::Mmap::map(&file) }
-                .map(SegmentBytes::Mapped)
-                .map_err(|e| crate::StoreError::io(&path, e)),
-        }
-    }
-
-    /// Hands a buffer read into back for the next segment.
-    fn recycle(self, spare: &mut Vec<u8>) {
-        if let SegmentBytes::Read(bytes) = self {
-            *spare = bytes;
-        }
-    }
-}
-
-impl std::ops::Deref for SegmentBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            SegmentBytes::Mapped(m) => m,
-            SegmentBytes::Read(v) => v,
-        }
-    }
-}
-
-/// A frame's offset in its segment and its payload's byte range.
-type FrameSpan = (u64, std::ops::Range<usize>);
-
-/// The frames of a segment, up to `max` of them; a damaged one is an error giving its offset
-/// and how many whole frames came before it. The active segment may end in zeros its writer
-/// laid down ahead of its frames (`segment::ActiveSegment`): they end its frames.
-fn split_frames(data: &[u8], max: u64, active: bool) -> Result<Vec<FrameSpan>, (u64, u64, String)> {
-    let mut out = Vec::new();
-    let mut at = HEADER_BYTES as usize;
-    while at < data.len() && (out.len() as u64) < max {
-        match segment::decode_frame(&data[at..]) {
-            Ok((payload, n)) => {
-                out.push((at as u64, at + 8..at + 8 + payload.len()));
-                at += n;
-            }
-            Err(_) if active && segment::all_zero(&data[at..]) => break,
-            Err(why) => return Err((at as u64, out.len() as u64, why.to_string())),
-        }
-    }
-    Ok(out)
-}
-
 /// Checks each record (in parallel) and leaves what verification needs of it in `out`, one
 /// vector per thread holding its run of frames in order (emptied first, their room kept from
 /// segment to segment); on failure, the index of the first bad record and why.
 fn check_records(
     data: &[u8],
-    frames: &[(u64, std::ops::Range<usize>)],
+    frames: &[FrameSpan],
     first_seq: u64,
     wants_keys: &(dyn Fn(u64) -> bool + Sync),
     indexer: Option<&dyn Indexer>,
@@ -1537,19 +1473,28 @@ pub fn for_each_record(
         segment::list(&log_dir).or_else(|e| fail(log_dir.display().to_string(), e.to_string()))?;
     let mut spare = Vec::new();
     for (i, (first, path)) in segments.iter().enumerate() {
-        let data = SegmentBytes::read(path, *first, i + 1 < segments.len(), &mut spare)
+        let sealed = i + 1 < segments.len();
+        let mut windows = FrameWindows::open(path, *first, sealed, &mut spare)
             .or_else(|e| fail(path.display().to_string(), e.to_string()))?;
-        for (offset, range) in split_frames(&data, count - seen, i + 1 == segments.len())
-            .or_else(|(at, _, why)| fail(format!("{} at offset {at}", path.display()), why))?
-        {
-            seen += 1;
-            if crate::segment::Stub::decode(&data[range.clone()]).is_some() {
-                continue;
+        loop {
+            let Window { data, frames } = match windows.next(count - seen) {
+                Ok(Some(w)) => w,
+                Ok(None) => break,
+                Err(WindowError::Io(e)) => return fail(path.display().to_string(), e.to_string()),
+                Err(WindowError::Frame { offset, why, .. }) => {
+                    return fail(format!("{} at offset {offset}", path.display()), why);
+                }
+            };
+            for (offset, range) in frames {
+                seen += 1;
+                if crate::segment::Stub::decode(&data[range.clone()]).is_some() {
+                    continue;
+                }
+                read_stored(&data[range.clone()], &mut f)
+                    .or_else(|m| fail(format!("{} at offset {offset}", path.display()), m))??;
             }
-            read_stored(&data[range], &mut f)
-                .or_else(|m| fail(format!("{} at offset {offset}", path.display()), m))??;
         }
-        data.recycle(&mut spare);
+        windows.recycle(&mut spare);
         if seen == count {
             break;
         }
