@@ -410,15 +410,16 @@ fn a_positions_write_that_fails_poisons_the_store() {
 
 #[test]
 fn an_index_run_write_that_fails_poisons_the_store() {
-    // Memtables of 18 records (six batches of 3) merge until the runs are one of 378 records,
-    // whose 15,120 bytes of record ids (40 a record) cross the limit while the positions
-    // (32 a record) reach it only at 469 records, five memtables later. No run before that
-    // one holds more than 234 records.
+    // Memtables of 18 records (six batches of 3) merge four at a time: into runs of 72, of
+    // 288, and at the 64th memtable of 1,152 records, whose 46,080 bytes of record ids (40 a
+    // record) cross the limit while the positions and the tree's leaves (32 a record) reach
+    // it only at 1,313 records, eight memtables later. No run before that one holds more than
+    // 288 records.
     trial(
         Trial {
             segment_bytes_max: 4 << 10,
             memtable_records_max: 16,
-            file_size_limit: 15_000,
+            file_size_limit: 42_000,
             batch: 3,
         },
         "index/run-",

@@ -3,8 +3,8 @@
 //! without slowing acknowledgements and rebuilt from the log after a crash.
 //!
 //! Shape: a memtable for the newest records plus immutable sorted runs on disk (see `run`).
-//! Runs are merged like a binary counter, so there are O(log n) of them and each entry is
-//! rewritten O(log n) times. `MANIFEST` names the runs and ends with its own CRC-32C; it is
+//! Runs are merged four at a time (a counter in base four), so there are O(log n) of them
+//! and each entry is rewritten O(log n) times, half as often as merging two at a time would. `MANIFEST` names the runs and ends with its own CRC-32C; it is
 //! replaced atomically after the runs it names are durable. Every run carries checksums of
 //! its blocks (see `run`): a damaged index answers an error where it is read, and a store
 //! that opens it finds the damage and rebuilds the index from the log.
@@ -639,8 +639,15 @@ impl Index {
     }
 }
 
-/// Writes `frozen` as a run after `runs`, then merges runs of similar size like a binary
-/// counter. Touches only new files: the runs given stay valid until the result is installed.
+/// Runs merged into one at a time: the newest this many, once they are about one size. A
+/// merge rewrites every entry of its runs, so each record is rewritten once for every merge
+/// it takes part in: four at a time, about half as often as two at a time (a binary
+/// counter), for at most three runs of each size to look through instead of one.
+const MERGE_FANOUT: usize = 4;
+
+/// Writes `frozen` as a run after `runs`, then merges the newest [`MERGE_FANOUT`] runs while
+/// they are of similar size. Touches only new files: the runs given stay valid until the
+/// result is installed.
 pub(crate) fn build_runs(
     io: &Io,
     dir: &Path,
@@ -648,14 +655,15 @@ pub(crate) fn build_runs(
     frozen: &Memtable,
 ) -> Result<Flushed, StoreError> {
     runs.push(Arc::new(write_run(io, dir, frozen)?));
-    while runs.len() >= 2 {
+    while runs.len() >= MERGE_FANOUT {
         let n = runs.len();
-        let (older, newer) = (&runs[n - 2], &runs[n - 1]);
-        if older.end - older.first > 2 * (newer.end - newer.first) {
+        let group = &runs[n - MERGE_FANOUT..];
+        let records = |r: &Run| r.end - r.first;
+        if records(&group[0]) > 2 * records(&group[MERGE_FANOUT - 1]) {
             break;
         }
-        let merged = merge(io, dir, older, newer)?;
-        runs.truncate(n - 2);
+        let merged = merge(io, dir, group)?;
+        runs.truncate(n - MERGE_FANOUT);
         runs.push(Arc::new(merged));
     }
     Ok(Flushed { runs })
@@ -792,41 +800,47 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
 /// Merges two adjacent runs into one; every entry read is checked on the way. The Bloom
 /// filter is written as the ids stream past: neither the ids of two large runs nor the
 /// merged run's filter is ever held whole, so a merge's memory does not grow with the log.
-fn merge(io: &Io, dir: &Path, a: &Run, b: &Run) -> Result<Run, StoreError> {
-    let s = run::stem(dir, a.first, b.end);
-    let ids = (a.rid.len() + b.rid.len()) as u64;
+/// Merges adjacent runs, oldest first, into one.
+fn merge(io: &Io, dir: &Path, runs: &[Arc<Run>]) -> Result<Run, StoreError> {
+    let (first, end) = match runs {
+        [oldest, .., newest] => (oldest.first, newest.end),
+        _ => unreachable!("a merge takes two runs or more"),
+    };
+    let s = run::stem(dir, first, end);
+    let ids = runs.iter().map(|r| r.rid.len() as u64).sum();
     let mut bloom = BloomWriter::create(io, &s.with_extension("bloom"), ids)?;
-    let rids = merge_sorted(a.rid.stream(), b.rid.stream()).map(|e| {
+    let rids = merge_sorted(runs.iter().map(|r| r.rid.stream()).collect()).map(|e| {
         let e = e?;
         bloom.push(&e.as_ref()[..32])?;
         Ok(e)
     });
     let rid = run::write_table(io, &s.with_extension("rid"), rids)?;
-    let mut bits = bitmaps::BitmapWriter::create(io, &s, (a.first, b.end))?;
-    // Keys the two runs share are counted twice: the filter is sized for at most that many.
-    let mut keys = KeyFilter::create(io, &s, a.distinct_keys + b.distinct_keys)?;
+    let mut bits = bitmaps::BitmapWriter::create(io, &s, (first, end))?;
+    // Keys the runs share are counted once for each: the filter is sized for at most that many.
+    let distinct = runs.iter().map(|r| r.distinct_keys).sum();
+    let mut keys = KeyFilter::create(io, &s, distinct)?;
     let (post, blocks, n) = postings::write(
         io,
         &s,
-        (a.first, b.end),
-        keys.note(merge_sorted(a.post.stream(), b.post.stream())),
+        (first, end),
+        keys.note(merge_sorted(runs.iter().map(|r| r.post.stream()).collect())),
         &mut bits,
     )?;
     let (bits, dense) = bits.finish()?;
     let time = run::write_table(
         io,
         &s.with_extension("time"),
-        merge_sorted(a.time.stream(), b.time.stream()),
+        merge_sorted(runs.iter().map(|r| r.time.stream()).collect()),
     )?;
     Run::write_sums(
         io,
         dir,
-        (a.first, b.end),
+        (first, end),
         (bloom.finish()?, keys.finish()?),
         [rid, post, time, blocks, bits],
         (n, dense),
     )?;
-    Run::open(dir, a.first, b.end)
+    Run::open(dir, first, end)
 }
 
 /// A table read in order, one entry at a time, for a merge.
@@ -837,11 +851,11 @@ pub(crate) trait InOrder {
     fn skip(&mut self);
 }
 
-/// The entries of two adjacent runs' tables in order. On equal entries `a`'s come first:
-/// every seq of `a` is below any of `b`, so postings of one key stay in seq order.
+/// The entries of adjacent runs' tables (oldest first) in order. Of equal entries the older
+/// run's come first: its seqs are all below a newer run's, so postings of one key stay in seq
+/// order.
 fn merge_sorted<S: InOrder>(
-    mut a: S,
-    mut b: S,
+    mut streams: Vec<S>,
 ) -> impl Iterator<Item = Result<S::Item, StoreError>> {
     let mut failed = false;
     std::iter::from_fn(move || {
@@ -849,21 +863,18 @@ fn merge_sorted<S: InOrder>(
             return None;
         }
         let next = (|| {
-            Ok(match (a.head()?, b.head()?) {
-                (None, None) => None,
-                (Some(x), Some(y)) if y < x => {
-                    b.skip();
-                    Some(y)
+            let mut least: Option<(usize, S::Item)> = None;
+            for (i, s) in streams.iter_mut().enumerate() {
+                if let Some(x) = s.head()?
+                    && least.as_ref().is_none_or(|(_, l)| x < *l)
+                {
+                    least = Some((i, x));
                 }
-                (Some(x), _) => {
-                    a.skip();
-                    Some(x)
-                }
-                (None, Some(y)) => {
-                    b.skip();
-                    Some(y)
-                }
-            })
+            }
+            Ok(least.map(|(i, x)| {
+                streams[i].skip();
+                x
+            }))
         })();
         failed = next.is_err();
         next.transpose()
@@ -913,7 +924,8 @@ mod tests {
         let keys: Vec<Key> = (0..9u8).map(|k| [k; 16]).collect();
         let mut carries: Vec<Vec<bool>> = Vec::new();
         let mut state = 0x2545_f491_4f6c_dd1d;
-        for seq in 0..9_300u64 {
+        // Five memtables' worth: four merged into one run, and the fifth a run of its own.
+        for seq in 0..11_300u64 {
             let r = next(&mut state);
             let on: Vec<bool> = (0..9)
                 .map(|k| match k {
@@ -966,8 +978,8 @@ mod tests {
                 .filter(|&s| set.iter().all(|&k| carries[s as usize][k]))
                 .collect();
             for _ in 0..40 {
-                let from = next(&mut state) % 9_400;
-                let below = from + next(&mut state) % 9_400;
+                let from = next(&mut state) % 11_400;
+                let below = from + next(&mut state) % 11_400;
                 // Sometimes more than one chunk of a walk holds.
                 let want = match next(&mut state) % 4 {
                     0 => 2_000 + (next(&mut state) % 3_000) as usize,
@@ -996,6 +1008,40 @@ mod tests {
         }
     }
 
+    /// After n memtables of one size, the runs are n written in base four, largest first:
+    /// each digit d is d runs of that power of four memtables. Every posting is still found.
+    #[test]
+    fn runs_merge_four_at_a_time_into_the_base_four_digits_of_the_memtables_flushed() {
+        const MEMTABLE: u64 = 10;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut index = Index::open(&Io::default(), dir.path(), MEMTABLE).expect("index");
+        let key: Key = [7; 16];
+        for n in 1..=70u64 {
+            for seq in (n - 1) * MEMTABLE..n * MEMTABLE {
+                let id = sealog_model::RecordId::of_canonical(&seq.to_le_bytes()).0;
+                index.insert(seq, &id, &[key], seq as i64);
+            }
+            assert!(index.needs_flush());
+            index.flush().expect("flush");
+            let mut want = Vec::new();
+            let (mut rest, mut power) = (n, 1u64);
+            while rest > 0 {
+                want.extend(std::iter::repeat_n(power * MEMTABLE, (rest % 4) as usize));
+                (rest, power) = (rest / 4, power * 4);
+            }
+            want.reverse();
+            let got: Vec<u64> = index.runs().iter().map(|r| r.end - r.first).collect();
+            assert_eq!(got, want, "after {n} memtables");
+            let found = index
+                .postings(&key, 0, u64::MAX, usize::MAX)
+                .expect("postings");
+            assert!(
+                found.iter().copied().eq(0..n * MEMTABLE),
+                "after {n} memtables"
+            );
+        }
+    }
+
     #[test]
     fn membership_asked_in_ascending_order_agrees_with_the_postings() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1009,8 +1055,9 @@ mod tests {
             })
             .collect();
         let mut state = 0x9e37_79b9_7f4a_7c15;
-        // Two runs and a memtable: key k is on about one record in 2^k.
-        for seq in 0..4_500u64 {
+        // Two runs (four memtables merged, and a fifth) and a memtable: key k is on about one
+        // record in 2^k.
+        for seq in 0..5_500u64 {
             let r = next(&mut state);
             let on: Vec<Key> = keys
                 .iter()

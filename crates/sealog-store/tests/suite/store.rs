@@ -931,7 +931,7 @@ fn a_full_verify_finds_a_run_filter_that_leaves_out_what_the_run_holds() {
     // the file's own sum, the id filter's before the key filter's counts and sum.
     for (ext, crc_from_end, says) in [
         ("bloom", 28, "record 0's id sha256:"),
-        ("kbloom", 8, "of run 32..40 does not admit key"),
+        ("kbloom", 8, "of run 64..80 does not admit key"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
@@ -939,7 +939,8 @@ fn a_full_verify_finds_a_run_filter_that_leaves_out_what_the_run_holds() {
             ..fast()
         };
         let store = open(dir.path(), config);
-        let events: Vec<Value> = (0..40).map(|i| simple(&format!("f{i}"))).collect();
+        // Five memtables: the first four merged into one run, the fifth a run of its own.
+        let events: Vec<Value> = (0..80).map(|i| simple(&format!("f{i}"))).collect();
         for group in events.chunks(8) {
             append(&store, group);
         }
@@ -963,7 +964,7 @@ fn a_full_verify_finds_a_run_filter_that_leaves_out_what_the_run_holds() {
                 .filter(|p| p.to_str().unwrap().ends_with(suffix))
                 .collect();
             runs.sort();
-            assert_eq!(runs.len(), 2, "runs 0..32 and 32..40: {runs:?}");
+            assert_eq!(runs.len(), 2, "runs 0..64 and 64..80: {runs:?}");
             match ext {
                 "bloom" => runs.remove(0),
                 _ => runs.pop().unwrap(),
