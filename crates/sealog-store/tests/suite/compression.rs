@@ -435,3 +435,38 @@ fn readers_beside_retention_rewriting_compressed_segments_get_records_or_stubs()
     let report = verify(dir.path()).unwrap();
     assert!(report.stubs.len() > 300, "{} stubs", report.stubs.len());
 }
+
+/// Each of this process's threads named `name`, with its nice value.
+fn threads_named(name: &str) -> Vec<i64> {
+    fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| {
+            let stat = fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
+            // "tid (comm) state ppid …": the name may hold spaces, so fields count from the
+            // last parenthesis; nice is the 19th field, the 17th after the name.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            (comm == name).then(|| rest.split_whitespace().nth(16)?.parse().ok())?
+        })
+        .collect()
+}
+
+#[test]
+fn the_compressor_runs_at_a_lower_priority_than_the_writer() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    // The kernel keeps 15 bytes of a thread's name. Other tests' stores run beside this one,
+    // so some compressor has lowered itself below every writer (whose priority nothing
+    // changes), unless the process already runs at the lowest.
+    let writer = *threads_named("sealog-writer")
+        .iter()
+        .max()
+        .expect("a writer thread");
+    wait_for(10, "a compressor below the writers", || {
+        threads_named("sealog-compress")
+            .into_iter()
+            .any(|nice| nice > writer || nice == 19)
+            .then_some(())
+    });
+    drop(store);
+}
