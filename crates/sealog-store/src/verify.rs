@@ -1346,7 +1346,7 @@ impl<'t> NodeRuns<'t> {
 
 /// Checks each record (in parallel) and leaves what verification needs of it in `out`, one
 /// vector per thread holding its run of frames in order (emptied first, their room kept from
-/// segment to segment); on failure, the index of the first bad record and why.
+/// window to window); on failure, the index of the first bad record and why.
 fn check_records(
     data: &[u8],
     frames: &[FrameSpan],

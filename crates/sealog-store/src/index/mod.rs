@@ -4,10 +4,11 @@
 //!
 //! Shape: a memtable for the newest records plus immutable sorted runs on disk (see `run`).
 //! Runs are merged four at a time (a counter in base four), so there are O(log n) of them
-//! and each entry is rewritten O(log n) times, half as often as merging two at a time would. `MANIFEST` names the runs and ends with its own CRC-32C; it is
-//! replaced atomically after the runs it names are durable. Every run carries checksums of
-//! its blocks (see `run`): a damaged index answers an error where it is read, and a store
-//! that opens it finds the damage and rebuilds the index from the log.
+//! and each entry is rewritten O(log n) times, half as often as merging two at a time would.
+//! `MANIFEST` names the runs and ends with its own CRC-32C; it is replaced atomically after
+//! the runs it names are durable. Every run carries checksums of its blocks (see `run`): a
+//! damaged index answers an error where it is read, and a store that opens it finds the
+//! damage and rebuilds the index from the log.
 //!
 //! A full memtable is frozen (still readable) and written as a run by a background flusher,
 //! so the writer never waits for sorting, writing or merging unless the flusher falls a
@@ -797,10 +798,10 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
         .map_err(str::to_string)
 }
 
-/// Merges two adjacent runs into one; every entry read is checked on the way. The Bloom
-/// filter is written as the ids stream past: neither the ids of two large runs nor the
-/// merged run's filter is ever held whole, so a merge's memory does not grow with the log.
-/// Merges adjacent runs, oldest first, into one.
+/// Merges adjacent runs (two or more, oldest first) into one; every entry read is checked on
+/// the way. The Bloom filter is written as the ids stream past: neither the ids of large runs
+/// nor the merged run's filter is ever held whole, so a merge's memory does not grow with the
+/// log.
 fn merge(io: &Io, dir: &Path, runs: &[Arc<Run>]) -> Result<Run, StoreError> {
     let (first, end) = match runs {
         [oldest, .., newest] => (oldest.first, newest.end),
