@@ -8,14 +8,13 @@
 //! reads (or edits) this tree.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
-use std::fmt;
+use std::cell::Cell;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
 
-use crate::jcs::MAX_SAFE_INTEGER;
 use crate::literals;
+
+mod parser;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json<'a> {
@@ -69,12 +68,6 @@ thread_local! {
     /// Trees built on this thread (text parses and conversions from `Value`): how the
     /// ingest path proves it parses each event once.
     static TREES_BUILT: Cell<u64> = const { Cell::new(0) };
-    /// While a duplicate member unwinds the parse: its path, innermost first.
-    static DUPLICATE_PATH: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
-    /// Numbers of the parse under way that may not be what their literal says: doubles, and
-    /// integers beyond ±(2^53-1). An integer within that range was read exactly, so an event
-    /// with none of the others needs no look at its literals.
-    static NUMBERS_TO_CHECK: Cell<usize> = const { Cell::new(0) };
 }
 
 /// How many trees this thread has built so far (see [`Json::parse`], [`Json::from_value`]).
@@ -86,28 +79,6 @@ pub(crate) fn count_tree() {
     TREES_BUILT.with(|c| c.set(c.get() + 1));
 }
 
-/// Clears what an earlier, failed parse may have left behind.
-fn begin_parse() {
-    count_tree();
-    DUPLICATE_PATH.with(|d| d.borrow_mut().take());
-    NUMBERS_TO_CHECK.with(|c| c.set(0));
-}
-
-fn number_to_check() {
-    NUMBERS_TO_CHECK.with(|c| c.set(c.get() + 1));
-}
-
-/// The tree parsed from `text`, once each of its numbers is known to be what was sent.
-fn checked_numbers<'a>(text: &[u8], tree: Json<'a>) -> Result<Json<'a>, ParseError> {
-    let suspects = NUMBERS_TO_CHECK.with(|c| c.replace(0));
-    if suspects > 0 {
-        literals::check_tree(text, &tree, suspects)?;
-    }
-    Ok(tree)
-}
-
-const DUPLICATE: &str = "duplicate member name";
-
 /// Whether a member's name is `key`. A lookup walks an object's members in order, and most
 /// names it passes differ from the key in length or in their first or last byte: those are
 /// compared first, since a call to `memcmp` for each name costs more than the comparison.
@@ -118,18 +89,29 @@ pub fn name_is(name: &str, key: &str) -> bool {
 }
 
 impl<'a> Json<'a> {
-    /// Parses JSON text strictly (see the module docs). serde_json checks UTF-8.
+    /// Parses JSON text strictly (see the module docs), once its bytes are known to be UTF-8.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ParseError> {
-        begin_parse();
-        let tree = serde_json::from_slice(bytes).map_err(|e| located(e, bytes))?;
-        checked_numbers(bytes, tree)
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::parse_str(text),
+            Err(e) => {
+                count_tree();
+                Err(not_json(
+                    "invalid unicode code point",
+                    bytes,
+                    e.valid_up_to(),
+                ))
+            }
+        }
     }
 
     /// Parses text already known to be UTF-8, without checking it again.
     pub fn parse_str(text: &'a str) -> Result<Self, ParseError> {
-        begin_parse();
-        let tree = serde_json::from_str(text).map_err(|e| located(e, text.as_bytes()))?;
-        checked_numbers(text.as_bytes(), tree)
+        count_tree();
+        let parsed = parser::parse(text).map_err(|f| refused(f, text.as_bytes()))?;
+        if parsed.suspects > 0 {
+            literals::check_tree(text.as_bytes(), &parsed.tree, parsed.suspects)?;
+        }
+        Ok(parsed.tree)
     }
 
     /// Borrows a `serde_json::Value` as a tree of this kind (a `Value` cannot hold a
@@ -246,11 +228,11 @@ impl<'a> Json<'a> {
     }
 }
 
-/// Turns serde_json's refusal of `text` into ours, with the pointer of a duplicate member or
-/// of a number beyond a double's range if that was the cause.
-fn located(e: serde_json::Error, text: &[u8]) -> ParseError {
-    match DUPLICATE_PATH.with(|d| d.borrow_mut().take()) {
-        Some(path) => {
+/// Turns the parser's refusal of `text` into ours: a duplicate's pointer, a number beyond a
+/// double's range, or where the text stopped being JSON.
+fn refused(failure: parser::Failure, text: &[u8]) -> ParseError {
+    match failure {
+        parser::Failure::Duplicate(path) => {
             let mut pointer = String::new();
             for token in path.iter().rev() {
                 pointer.push('/');
@@ -258,13 +240,27 @@ fn located(e: serde_json::Error, text: &[u8]) -> ParseError {
             }
             ParseError::DuplicateMember(pointer)
         }
-        None => literals::overflow_before(text, error_offset(&e, text))
-            .unwrap_or_else(|| ParseError::NotJson(e.to_string())),
+        parser::Failure::Overflow { at } => literals::overflow_before(text, at)
+            .unwrap_or_else(|| not_json("number out of range", text, at)),
+        parser::Failure::Syntax { what, at } => not_json(what, text, at),
     }
+}
+
+/// Where the text stopped being JSON, as a line and a column (in bytes, from 1).
+fn not_json(what: &str, text: &[u8], at: usize) -> ParseError {
+    let before = &text[..at.min(text.len())];
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let column = 1 + before.len()
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+    ParseError::NotJson(format!("{what} at line {line} column {column}"))
 }
 
 /// The byte offset of serde_json's error position (a 1-based line, and a column counted in
 /// bytes within it).
+#[cfg(test)]
 pub(crate) fn error_offset(e: &serde_json::Error, text: &[u8]) -> usize {
     let line_start = match e.line() {
         0 | 1 => 0,
@@ -276,129 +272,6 @@ pub(crate) fn error_offset(e: &serde_json::Error, text: &[u8]) -> usize {
             .map_or(text.len(), |(i, _)| i + 1),
     };
     (line_start + e.column()).min(text.len())
-}
-
-/// On the way out of a failed parse, adds this level's token to a duplicate's path.
-fn unwinding(token: impl FnOnce() -> String) {
-    DUPLICATE_PATH.with(|d| {
-        if let Some(path) = d.borrow_mut().as_mut() {
-            path.push(token());
-        }
-    });
-}
-
-impl<'de> Deserialize<'de> for Json<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(JsonVisitor)
-    }
-}
-
-struct JsonVisitor;
-
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Json::Null)
-    }
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
-        Ok(Json::Bool(b))
-    }
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
-        if n > MAX_SAFE_INTEGER {
-            number_to_check();
-        }
-        Ok(Json::Number(n.into()))
-    }
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
-        if n.unsigned_abs() > MAX_SAFE_INTEGER {
-            number_to_check();
-        }
-        Ok(Json::Number(n.into()))
-    }
-    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
-        number_to_check();
-        Number::from_f64(n)
-            .map(Json::Number)
-            .ok_or_else(|| E::custom("number is not finite"))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-        Ok(Json::String(Cow::Borrowed(s)))
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(Json::String(Cow::Owned(s.to_owned())))
-    }
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
-        Ok(Json::String(Cow::Owned(s)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        loop {
-            match seq.next_element() {
-                Ok(Some(item)) => items.push(item),
-                Ok(None) => break,
-                Err(e) => {
-                    let i = items.len();
-                    unwinding(|| i.to_string());
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Json::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        // serde_json gives no size: room for eight saves the first growths of most objects.
-        let mut members: Vec<(Cow<'de, str>, Json<'de>)> =
-            Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
-        while let Some(Key(k)) = map.next_key()? {
-            if repeats(&members, &k) {
-                DUPLICATE_PATH.with(|d| *d.borrow_mut() = Some(vec![k.to_string()]));
-                return Err(de::Error::custom(DUPLICATE));
-            }
-            match map.next_value() {
-                Ok(v) => members.push((k, v)),
-                Err(e) => {
-                    unwinding(|| k.to_string());
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Json::Object(members))
-    }
-}
-
-/// Whether `key` is already a member. Objects are small: a linear scan beats hashing until
-/// they are not.
-fn repeats(members: &[(Cow<'_, str>, Json<'_>)], key: &str) -> bool {
-    members.iter().any(|(k, _)| k == key)
-}
-
-/// An object key, borrowed from the input when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(s.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(s)))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
 }
 
 #[cfg(test)]

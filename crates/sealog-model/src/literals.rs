@@ -9,9 +9,11 @@
 //! (see [`crate::jcs`]). Equal values are judged alike whatever their spelling, so
 //! `100000000000000000000000` and `1e23` are both accepted: RFC 8785 writes both as `1e+23`.
 //!
-//! serde_json hands a visitor the parsed double, never the literal's text, so the text is
-//! scanned separately: its number literals, in document order, are the tree's numbers in
-//! depth-first order, and each literal is compared with the number the tree holds for it.
+//! The parser only counts the numbers that may differ from their literal; once the whole text
+//! has parsed, the text is scanned again for them: its number literals, in document order, are
+//! the tree's numbers in depth-first order, and each literal is compared with the number the
+//! tree holds for it. Refusals of the text itself (a repeated name, a syntax error) come
+//! first, wherever they are.
 
 use std::borrow::Cow;
 
@@ -20,7 +22,7 @@ use serde_json::Number;
 use crate::jcs::{self, Unformattable};
 use crate::json::{Json, NumberProblem, ParseError};
 
-/// Checks the numbers of `tree`, parsed from `text`, that serde_json read as doubles or as
+/// Checks the numbers of `tree`, parsed from `text`, that were read as doubles or as
 /// integers beyond ±(2^53-1) (`suspects` of them), against the literals they were read from.
 /// Integers within that range were read exactly, so their literals need no look.
 pub(crate) fn check_tree(text: &[u8], tree: &Json<'_>, suspects: usize) -> Result<(), ParseError> {
@@ -43,10 +45,10 @@ pub(crate) fn check_tree(text: &[u8], tree: &Json<'_>, suspects: usize) -> Resul
     Ok(())
 }
 
-/// After serde_json refused `text` with an error at byte `error_at`: the refusal as
+/// After the parser refused `text` with an error at byte `error_at`: the refusal as
 /// [`ParseError::UnrepresentableNumber`] if the cause was a literal beyond a double's range.
 ///
-/// The text before the error is valid JSON, and serde_json stops at its first error: a
+/// The text before the error is valid JSON, and the parser stops at its first error: a
 /// well-formed literal that overflows, starts no later than the error and stands where a
 /// value may, is the literal it stopped at.
 pub(crate) fn overflow_before(text: &[u8], error_at: usize) -> Option<ParseError> {
@@ -138,14 +140,14 @@ fn compared(literal: &[u8], f: f64) -> Option<NumberProblem> {
     })
 }
 
-/// A literal serde_json reads as something other than an exact safe integer, and its place
+/// A literal the parser reads as something other than an exact safe integer, and its place
 /// among the text's literals.
 struct Suspect<'t> {
     ordinal: usize,
     literal: &'t [u8],
 }
 
-/// Whether serde_json reads `literal` as a double (a fraction, an exponent, `-0`, an integer
+/// Whether the parser reads `literal` as a double (a fraction, an exponent, `-0`, an integer
 /// beyond 64 bits) or as an integer beyond ±(2^53-1): exactly the numbers the parser counts
 /// for [`check_tree`].
 fn is_suspect(literal: &[u8]) -> bool {
@@ -190,7 +192,7 @@ enum PathToken<'p> {
 }
 
 impl Walk<'_, '_> {
-    /// Recursion is bounded: serde_json refuses text nested deeper than 128 levels.
+    /// Recursion is bounded: the parser refuses text nested 128 levels deep.
     fn node(&mut self, node: &Json<'_>, at: Option<&Step<'_>>) -> Result<(), ParseError> {
         if self.suspects.is_empty() {
             return Ok(());
@@ -298,8 +300,8 @@ fn pointer_of<'a>(tokens: impl IntoIterator<Item = Cow<'a, str>>) -> String {
     pointer
 }
 
-/// Whether a well-formed literal is beyond the largest double (the standard library rounds
-/// correctly, as serde_json's `float_roundtrip` does, so both overflow alike).
+/// Whether a well-formed literal is beyond the largest double (read by the standard library,
+/// as the parser reads it, so both overflow alike).
 fn overflows(literal: &[u8]) -> bool {
     std::str::from_utf8(literal)
         .ok()
@@ -497,7 +499,7 @@ impl Token {
 }
 
 /// Tokens of JSON text. Never fails: on text that is not JSON it yields something
-/// meaningless, which callers only read up to where serde_json found the text valid.
+/// meaningless, which callers only read up to where the parser found the text valid.
 struct Tokens<'t> {
     text: &'t [u8],
     at: usize,
