@@ -73,7 +73,7 @@ pub fn segment_bytes(log_dir: &std::path::Path) -> u64 {
 }
 pub use sealog_store::{
     Config as StoreConfig, Cut, Durability, LIMIT_MAX, Page, Recovery, SignedCheckpoint, Stats,
-    StoreError as Error,
+    StoreError as Error, prepare_below_the_writer,
 };
 pub use slice::{Located, Placed, Selection, Slice, Unplaced, locate, place, satisfies};
 pub use state::{StateError, StateQuery};

@@ -27,6 +27,7 @@ mod index;
 pub mod io;
 mod lock;
 mod positions;
+mod priority;
 mod prune;
 mod query;
 mod recovery;
@@ -52,6 +53,7 @@ pub use contract::{
     Outcome, Outcomes, Page, Postings, Scan, Stats, TableRow, Verdict, WithLeaf, with_leaf,
 };
 pub use error::StoreError;
+pub use priority::prepare_below_the_writer;
 pub use prune::Prune;
 pub use recovery::{Cut, Recovery};
 pub use segment::Stub;

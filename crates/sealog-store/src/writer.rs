@@ -90,7 +90,7 @@ fn flusher(shared: &Shared, jobs: &Receiver<FlushJob>, done: &SyncSender<()>) {
 /// the store's stats; only a closing store's `stop` ends a compression half way, leaving
 /// nothing of it.
 fn compressor(shared: &Shared, jobs: &Receiver<u64>, stop: &AtomicBool) {
-    yield_to_the_writers();
+    crate::priority::lower_this_thread(crate::priority::COMPRESSING);
     while let Ok(first) = jobs.recv() {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -100,23 +100,6 @@ fn compressor(shared: &Shared, jobs: &Receiver<u64>, stop: &AtomicBool) {
             .counters
             .compress_pending
             .fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Lowers this thread's scheduling priority by ten steps of nice: compressing a sealed
-/// segment can wait, appends and reads cannot. Where the cores are all busy with appends,
-/// segments are compressed later, when they are not; until then they stay plain on the disk.
-/// Best effort: where the priority cannot be lowered, the thread runs as it is.
-fn yield_to_the_writers() {
-    #[cfg(target_os = "linux")]
-    #[allow(unsafe_code)]
-    // SAFETY: `gettid` has no preconditions, and `getpriority` and `setpriority` of this
-    // thread's own id only read and change its scheduling weight (on Linux a thread's id
-    // names that thread alone).
-    unsafe {
-        let tid = libc::gettid() as libc::id_t;
-        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
-        libc::setpriority(libc::PRIO_PROCESS, tid, (now + 10).min(19));
     }
 }
 

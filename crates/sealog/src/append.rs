@@ -217,6 +217,7 @@ fn drive<T: Send, R: ResultLine>(
         for _ in 0..workers {
             let (chunks, to_append) = (chunks.clone(), to_append.clone());
             s.spawn(move || {
+                sealog_ledger::prepare_below_the_writer();
                 loop {
                     // The lock is held only to take a chunk, never while preparing one.
                     let next = chunks.lock().unwrap_or_else(|p| p.into_inner()).recv();
