@@ -406,6 +406,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
     let bytes = AtomicU64::new(0);
     let prepare_ns = AtomicU64::new(0);
     let append_ns = AtomicU64::new(0);
+    let cpu_before = crate::bench_http::cpu_seconds("self");
     let begin = Instant::now();
     let report_every = (a.events / 10).max(1);
     let reported = AtomicU64::new(0);
@@ -452,6 +453,8 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
             let failed = &failed;
             s.spawn(move || {
                 let _finished = Finished(live);
+                // As `sealog append`'s preparers do.
+                sealog_ledger::prepare_below_the_writer();
                 loop {
                     let first = next.fetch_add(a.batch as u64, Ordering::Relaxed);
                     if first >= a.events || failed.load(Ordering::Relaxed) {
@@ -538,6 +541,11 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         return Err(e.context("bench ingest stopped"));
     }
     let elapsed = begin.elapsed();
+    // How much of the cores the ingest kept busy: what the producers and the writer leave
+    // idle no faster stage turns into events per second.
+    let cores_used = crate::bench_http::cpu_seconds("self")
+        .zip(cpu_before)
+        .map(|(after, before)| ((after - before) / elapsed.as_secs_f64() * 100.0).round() / 100.0);
     let rss_by_tenth = rss_levels(&samples.into_inner().expect("samples"), report_every);
     for t in &rss_by_tenth {
         eprintln!(
@@ -571,6 +579,7 @@ fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {
         "seconds": secs,
         "events_per_s": (a.events as f64 / secs).round(),
         "record_mib_per_s": (mib / secs * 10.0).round() / 10.0,
+        "cores_used": cores_used,
         "commits": commits,
         "fsyncs": fsyncs,
         "writer_seconds": writer_s,

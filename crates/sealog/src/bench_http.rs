@@ -579,7 +579,6 @@ fn attack_body(first: u64, n: usize) -> Vec<u8> {
     body
 }
 
-/// A field of `/proc/PID/status` in MiB (`VmRSS`, `VmHWM`).
 /// CPU time used so far by this process (the load generator) and by the server, when it is
 /// a child whose /proc entry can be read.
 struct CpuSplit {
@@ -607,7 +606,7 @@ impl CpuSplit {
 
 /// User and system CPU seconds of a process, all its threads (`/proc/PID/stat`).
 #[allow(unsafe_code)]
-fn cpu_seconds(pid: &str) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields are counted after its end.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
@@ -618,6 +617,7 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     (per_second > 0).then(|| ticks / per_second as f64)
 }
 
+/// A field of `/proc/PID/status` in MiB (`VmRSS`, `VmHWM`).
 fn proc_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
