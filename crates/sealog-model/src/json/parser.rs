@@ -257,31 +257,11 @@ impl<'a> Parser<'a> {
     }
 
     /// Where the run of bytes from `from` that need no attention ends: at the first quote,
-    /// backslash or control character, or the end of the text. Eight bytes at a time.
+    /// backslash or control character, or the end of the text. They are the bytes RFC 8785
+    /// escapes, so the canonical writer's scan serves.
     #[inline(always)]
-    fn plain_run(&self, mut from: usize) -> usize {
-        const ONES: u64 = u64::from_ne_bytes([1; 8]);
-        const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-        let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-        while let Some(chunk) = self.bytes.get(from..from + 8) {
-            let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-            let quote = zero_in(w ^ (ONES * u64::from(b'"')));
-            let backslash = zero_in(w ^ (ONES * u64::from(b'\\')));
-            let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-            let any = quote | backslash | control;
-            if any != 0 {
-                // The lowest flag is exact; borrows may only raise flags above it.
-                return from + (any.trailing_zeros() / 8) as usize;
-            }
-            from += 8;
-        }
-        while let Some(&b) = self.bytes.get(from) {
-            if b == b'"' || b == b'\\' || b < 0x20 {
-                break;
-            }
-            from += 1;
-        }
-        from
+    fn plain_run(&self, from: usize) -> usize {
+        crate::jcs::plain_run(self.bytes, from)
     }
 
     /// The rest of a string that holds an escape, from the byte at `self.at`.
