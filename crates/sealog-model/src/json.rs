@@ -108,8 +108,8 @@ impl<'a> Json<'a> {
     pub fn parse_str(text: &'a str) -> Result<Self, ParseError> {
         count_tree();
         let parsed = parser::parse(text).map_err(|f| refused(f, text.as_bytes()))?;
-        if parsed.suspects > 0 {
-            literals::check_tree(text.as_bytes(), &parsed.tree, parsed.suspects)?;
+        if !parsed.suspects.is_empty() {
+            literals::check_tree(&parsed.tree, &parsed.suspects)?;
         }
         Ok(parsed.tree)
     }
@@ -256,6 +256,12 @@ fn not_json(what: &str, text: &[u8], at: usize) -> ParseError {
             .rposition(|&b| b == b'\n')
             .map_or(0, |i| i + 1);
     ParseError::NotJson(format!("{what} at line {line} column {column}"))
+}
+
+/// How many literals the parser keeps to check against their numbers, for text it reads.
+#[cfg(test)]
+pub(crate) fn suspects_kept(text: &str) -> Option<usize> {
+    parser::parse(text).ok().map(|p| p.suspects.len())
 }
 
 /// The byte offset of serde_json's error position (a 1-based line, and a column counted in

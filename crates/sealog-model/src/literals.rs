@@ -9,11 +9,11 @@
 //! (see [`crate::jcs`]). Equal values are judged alike whatever their spelling, so
 //! `100000000000000000000000` and `1e23` are both accepted: RFC 8785 writes both as `1e+23`.
 //!
-//! The parser only counts the numbers that may differ from their literal; once the whole text
-//! has parsed, the text is scanned again for them: its number literals, in document order, are
-//! the tree's numbers in depth-first order, and each literal is compared with the number the
-//! tree holds for it. Refusals of the text itself (a repeated name, a syntax error) come
-//! first, wherever they are.
+//! The parser keeps the literals of the numbers that may differ from what they spell, with
+//! their place among the text's numbers; once the whole text has parsed, each is compared
+//! with the number the tree holds at that place (the text's numbers in document order are
+//! the tree's in depth-first order). Refusals of the text itself (a repeated name, a syntax
+//! error) come first, wherever they are.
 
 use std::borrow::Cow;
 
@@ -22,20 +22,14 @@ use serde_json::Number;
 use crate::jcs::{self, Unformattable};
 use crate::json::{Json, NumberProblem, ParseError};
 
-/// Checks the numbers of `tree`, parsed from `text`, that were read as doubles or as
-/// integers beyond ±(2^53-1) (`suspects` of them), against the literals they were read from.
-/// Integers within that range were read exactly, so their literals need no look.
-pub(crate) fn check_tree(text: &[u8], tree: &Json<'_>, suspects: usize) -> Result<(), ParseError> {
-    let found: Vec<Suspect<'_>> = NumberLiterals::new(text)
-        .enumerate()
-        .filter(|(_, literal)| is_suspect(literal))
-        .map(|(ordinal, literal)| Suspect { ordinal, literal })
-        .take(suspects)
-        .collect();
-    debug_assert_eq!(found.len(), suspects, "the text holds the tree's numbers");
+/// Checks the numbers of `tree` that the parser read as doubles or as integers beyond
+/// ±(2^53-1) (`suspects`, with their literals, in document order) against the literals they
+/// were read from. Integers within that range were read exactly, so their literals need no
+/// look.
+pub(crate) fn check_tree(tree: &Json<'_>, suspects: &[Suspect<'_>]) -> Result<(), ParseError> {
     let mut walk = Walk {
         next_ordinal: 0,
-        suspects: &found,
+        suspects,
     };
     walk.node(tree, None)?;
     debug_assert!(
@@ -142,26 +136,9 @@ fn compared(literal: &[u8], f: f64) -> Option<NumberProblem> {
 
 /// A literal the parser reads as something other than an exact safe integer, and its place
 /// among the text's literals.
-struct Suspect<'t> {
-    ordinal: usize,
-    literal: &'t [u8],
-}
-
-/// Whether the parser reads `literal` as a double (a fraction, an exponent, `-0`, an integer
-/// beyond 64 bits) or as an integer beyond ±(2^53-1): exactly the numbers the parser counts
-/// for [`check_tree`].
-fn is_suspect(literal: &[u8]) -> bool {
-    if literal.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
-        return true;
-    }
-    let digits = literal.strip_prefix(b"-").unwrap_or(literal);
-    if digits.len() <= f64::DIGITS as usize {
-        return literal == b"-0";
-    }
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse::<u64>().ok())
-        .is_none_or(|magnitude| magnitude > jcs::MAX_SAFE_INTEGER)
+pub(crate) struct Suspect<'t> {
+    pub(crate) ordinal: usize,
+    pub(crate) literal: &'t [u8],
 }
 
 /// How many digits a literal's mantissa spells (leading and trailing zeros included).
@@ -438,37 +415,6 @@ fn trim_end_zeros(digits: &[u8]) -> &[u8] {
     &digits[..digits.len() - n]
 }
 
-/// The number literals of JSON text, in document order. Never fails: on text that is not
-/// JSON it yields something meaningless.
-struct NumberLiterals<'t> {
-    text: &'t [u8],
-    at: usize,
-}
-
-impl<'t> NumberLiterals<'t> {
-    fn new(text: &'t [u8]) -> Self {
-        NumberLiterals { text, at: 0 }
-    }
-}
-
-impl<'t> Iterator for NumberLiterals<'t> {
-    type Item = &'t [u8];
-
-    fn next(&mut self) -> Option<&'t [u8]> {
-        loop {
-            match *self.text.get(self.at)? {
-                b'"' => self.at = string_end(self.text, self.at + 1),
-                b'-' | b'0'..=b'9' => {
-                    let start = self.at;
-                    self.at = number_end(self.text, start + 1);
-                    return Some(&self.text[start..self.at]);
-                }
-                _ => self.at += 1,
-            }
-        }
-    }
-}
-
 /// What the scanner tells apart in JSON text, passing over whitespace. Each token holds its
 /// byte range, or its offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -597,21 +543,6 @@ fn bytes_equal(word: u64, byte: u8) -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    fn literals(text: &str) -> Vec<&str> {
-        NumberLiterals::new(text.as_bytes())
-            .map(|l| std::str::from_utf8(l).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn the_scanner_finds_literals_outside_strings_only() {
-        let text = r#"{"a\"b": 1.5, "c\\": "x\"1,2", "12": [-3, 4E+5, {"d":"\\\"7"}],
-            "e": "a string longer than a word, with 8 9 digits and \"quotes\" in it", "f":0}"#;
-        assert_eq!(literals(text), ["1.5", "-3", "4E+5", "0"]);
-        assert_eq!(literals("-0.5e-7"), ["-0.5e-7"]);
-        assert_eq!(literals(r#""unterminated 1"#), Vec::<&str>::new());
-    }
 
     #[test]
     fn decimals_compare_by_value_whatever_their_spelling() {
@@ -771,8 +702,9 @@ mod tests {
             prop_assert_eq!(accepted, same, "{} vs {}", literal, canonical);
         }
 
-        /// Exactly the numbers serde_json reads as doubles or as unsafe integers are suspects,
-        /// so counting them while parsing finds all the literals to check.
+        /// Exactly the numbers serde_json reads as doubles or as unsafe integers are kept as
+        /// suspects by the parser, so every literal that may differ from its number is
+        /// checked.
         #[test]
         fn suspects_are_the_numbers_serde_json_does_not_read_as_safe_integers(
             literal in prop_oneof![
@@ -789,7 +721,8 @@ mod tests {
                 .map(|u| u <= jcs::MAX_SAFE_INTEGER)
                 .or(n.as_i64().map(|i| i.unsigned_abs() <= jcs::MAX_SAFE_INTEGER))
                 .unwrap_or(false);
-            prop_assert_eq!(is_suspect(literal.as_bytes()), !safe_integer, "{}", literal);
+            let kept = crate::json::suspects_kept(&literal);
+            prop_assert_eq!(kept, Some(usize::from(!safe_integer)), "{}", literal);
         }
 
         /// The standard library and serde_json overflow at the same literals: random ones,

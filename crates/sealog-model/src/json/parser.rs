@@ -14,6 +14,7 @@ use serde_json::Number;
 
 use super::Json;
 use crate::jcs::MAX_SAFE_INTEGER;
+use crate::literals::Suspect;
 
 /// Objects and arrays open at once, at most: `serde_json`'s limit (it refuses the 128th).
 const MAX_DEPTH: usize = 127;
@@ -33,11 +34,11 @@ pub(super) enum Failure {
     Duplicate(Vec<String>),
 }
 
-/// A parsed tree and how many of its numbers may not be what their literal says: doubles,
-/// and integers beyond ±(2^53-1).
+/// A parsed tree and, in document order, the literals of its numbers that may not be what
+/// the literal says: doubles, and integers beyond ±(2^53-1).
 pub(super) struct Parsed<'a> {
     pub(super) tree: Json<'a>,
-    pub(super) suspects: usize,
+    pub(super) suspects: Vec<Suspect<'a>>,
 }
 
 /// A failure kept off the path of every value that parses: a result is the size of a tree
@@ -50,7 +51,8 @@ pub(super) fn parse(text: &str) -> Result<Parsed<'_>, Failure> {
         bytes: text.as_bytes(),
         at: 0,
         depth: 0,
-        suspects: 0,
+        numbers: 0,
+        suspects: Vec::new(),
     };
     let mut tree = Json::Null;
     p.value(&mut tree).map_err(|e| *e)?;
@@ -69,7 +71,9 @@ struct Parser<'a> {
     bytes: &'a [u8],
     at: usize,
     depth: usize,
-    suspects: usize,
+    /// Numbers read so far: a suspect's ordinal among them finds it in the tree.
+    numbers: usize,
+    suspects: Vec<Suspect<'a>>,
 }
 
 impl<'a> Parser<'a> {
@@ -396,41 +400,33 @@ impl<'a> Parser<'a> {
             }
             self.digits_after()?;
         }
-        if integral && let Some(n) = self.integer(start, int_end, negative) {
-            return Ok(Json::Number(n));
-        }
-        self.suspects += 1;
-        let f: f64 = self.text[start..self.at]
-            .parse()
-            .expect("a JSON number is a float literal");
-        if !f.is_finite() {
-            return Err(Box::new(Failure::Overflow { at: start }));
-        }
-        Ok(Json::Number(Number::from_f64(f).expect("finite")))
-    }
-
-    /// The integer literal `text[start..end]` as `serde_json` keeps it: a `u64` or an `i64`,
-    /// or `None` if it is kept as a double (`-0`, or beyond 64 bits).
-    fn integer(&mut self, start: usize, end: usize, negative: bool) -> Option<Number> {
-        let digits = &self.bytes[start + usize::from(negative)..end];
-        let mut n: u64 = 0;
-        for &d in digits {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-        }
-        if !negative {
-            if n > MAX_SAFE_INTEGER {
-                self.suspects += 1;
+        let literal = &self.bytes[start..self.at];
+        let ordinal = self.numbers;
+        self.numbers += 1;
+        let integer = if integral {
+            integer(
+                &self.bytes[start + usize::from(negative)..int_end],
+                negative,
+            )
+        } else {
+            None
+        };
+        let (number, exact) = match integer {
+            Some((n, magnitude)) => (n, magnitude <= MAX_SAFE_INTEGER),
+            None => {
+                let f: f64 = self.text[start..self.at]
+                    .parse()
+                    .expect("a JSON number is a float literal");
+                if !f.is_finite() {
+                    return Err(Box::new(Failure::Overflow { at: start }));
+                }
+                (Number::from_f64(f).expect("finite"), false)
             }
-            return Some(n.into());
+        };
+        if !exact {
+            self.suspects.push(Suspect { ordinal, literal });
         }
-        let neg = (n as i64).wrapping_neg();
-        if neg >= 0 {
-            return None;
-        }
-        if neg.unsigned_abs() > MAX_SAFE_INTEGER {
-            self.suspects += 1;
-        }
-        Some(neg.into())
+        Ok(Json::Number(number))
     }
 
     fn skip_digits(&mut self) {
@@ -450,6 +446,20 @@ impl<'a> Parser<'a> {
             Some(_) => Err(self.fail("invalid number")),
         }
     }
+}
+
+/// An integer literal's `digits` as `serde_json` keeps them, with their magnitude: a `u64`
+/// or an `i64`, or `None` if it keeps a double (`-0`, or beyond 64 bits).
+fn integer(digits: &[u8], negative: bool) -> Option<(Number, u64)> {
+    let mut n: u64 = 0;
+    for &d in digits {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    if !negative {
+        return Some((n.into(), n));
+    }
+    let neg = (n as i64).wrapping_neg();
+    (neg < 0).then(|| (neg.into(), n))
 }
 
 /// Whether `key` is already a member. Objects are small: a linear scan beats hashing until
