@@ -149,7 +149,8 @@ impl EventKeys {
         keys.extend(chain);
         keys.extend(supersedes.as_ref().map(self::supersedes));
         keys.extend(supersedes.is_some().then(correction));
-        keys.sort_unstable();
+        // As numbers, the same order as the bytes', without a memcmp call per comparison.
+        keys.sort_unstable_by_key(|k| u128::from_be_bytes(*k));
         keys.dedup();
         EventKeys {
             keys,

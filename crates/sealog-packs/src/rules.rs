@@ -550,6 +550,11 @@ fn compile_type(
             ));
         }
     }
+    // Declarations in name order make an event's derived axes come out nearly sorted, and the
+    // sort every event's axes get (a set: no order may leak into what is indexed) then only
+    // confirms it, where declaration order cost it ten moves an event. Stable, so two axes
+    // of one name keep their declared order.
+    rules.axes.sort_by(|a, b| a.name.cmp(&b.name));
     rules.paths = crate::paths::Paths::assign(rules.read_places());
     Ok(rules)
 }

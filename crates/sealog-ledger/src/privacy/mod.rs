@@ -834,7 +834,12 @@ pub(crate) fn key_derived(
         (Some(p), None) => p.pseudonym(r),
         (None, None) => r.to_string(),
     });
-    if !personal_axes.is_empty() {
+    // Most types index no personal axis: their axes stay as derived, sorted already.
+    if derived
+        .axes
+        .iter()
+        .any(|(name, _)| personal_axes.contains(name))
+    {
         let room = Vec::with_capacity(derived.axes.len());
         let axes = std::mem::replace(&mut derived.axes, room);
         for (name, value) in axes {

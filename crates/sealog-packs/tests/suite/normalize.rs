@@ -284,3 +284,51 @@ fn normalization_is_idempotent() {
         assert_eq!(check(&once).unwrap(), once, "{}", event["id"]);
     }
 }
+
+/// What a pack derives is a set: axes come out sorted by name and value, without repeats,
+/// however the manifest orders its declarations and however an array orders its elements.
+#[test]
+fn derived_axes_are_sorted_and_unrepeated_whatever_the_declaration_and_element_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("acme");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Declared against name order, one name twice, an array read element by element.
+    let manifest = json!({"pack": "acme", "types": {"acme.order": {
+    "schema": "order.schema.json", "subject": "/data/order_id",
+    "axes": [
+        {"name": "zone", "pointer": "/data/zone"},
+        {"name": "tag", "pointer": "/data/tags/*"},
+        {"name": "amount", "pointer": "/data/amount"},
+        {"name": "tag", "pointer": "/data/main_tag"},
+        {"name": "account", "pointer": "/data/account"}
+    ]}}});
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::write(
+        dir.join("order.schema.json"),
+        r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object"}"#,
+    )
+    .unwrap();
+    let packs = sealog_packs::Packs::load(&[&dir]).unwrap();
+    let derive = |tags: Value| {
+        let event = json!({"id": "o-1", "source": "s", "type": "acme.order",
+            "time": "2026-01-01T00:00:00Z", "data": {"order_id": "o-1", "zone": "eu",
+            "amount": 12, "account": "acc-9", "main_tag": "b", "tags": tags}});
+        let tree = Json::from_value(&event);
+        packs.derive(&tree, &Envelope::parse(&tree).unwrap()).axes
+    };
+    let axes = derive(json!(["c", "b", "a", "c"]));
+    let pair = |a: &str, v: &str| (a.to_string(), v.to_string());
+    assert_eq!(
+        axes,
+        vec![
+            pair("account", "acc-9"),
+            pair("amount", "12"),
+            pair("tag", "a"),
+            pair("tag", "b"),
+            pair("tag", "c"),
+            pair("zone", "eu"),
+        ]
+    );
+    assert_eq!(derive(json!(["a", "c", "b"])), axes);
+    assert_eq!(derive(json!(["b", "b", "c", "a"])), axes);
+}
