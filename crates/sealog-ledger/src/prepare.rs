@@ -243,7 +243,11 @@ fn entry(
     };
     let unique_per_subject = derived.unique_per_subject;
     let at_risk = unique_per_subject || env.supersedes.is_some() || derived.supersedes.is_some();
-    let correlation = at_risk.then(|| Packed::of(env, tree, &derived));
+    // The actor's canonical text is already written: cut from the event's, not written again.
+    let correlation = at_risk.then(|| {
+        let actor = event.member_value("actor").filter(|a| a.starts_with('{'));
+        Packed::of(env, actor, &derived)
+    });
     let keyed = EventKeys::of(env, derived);
     let claim = Claim {
         supersedes: keyed.supersedes,

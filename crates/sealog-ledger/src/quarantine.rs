@@ -35,7 +35,11 @@ pub struct Correlation {
 
 impl Correlation {
     pub(crate) fn of(env: &Envelope<'_>, event: &Json<'_>, derived: &Derived) -> Self {
-        Packed::of(env, event, derived).unpack()
+        let actor = event
+            .get("actor")
+            .filter(|a| matches!(a, Json::Object(_)))
+            .map(actor_text);
+        Packed::of(env, actor.as_deref(), derived).unpack()
     }
 }
 
@@ -52,13 +56,10 @@ pub(crate) struct Packed {
 }
 
 impl Packed {
-    pub(crate) fn of(env: &Envelope<'_>, event: &Json<'_>, derived: &Derived) -> Self {
+    /// The attributes of an event whose actor, when it is an object, has the JSON text `actor`.
+    pub(crate) fn of(env: &Envelope<'_>, actor: Option<&str>, derived: &Derived) -> Self {
         let subject = env.subject.or(derived.subject.as_deref());
         let scope = derived.scope.as_deref().or(env.tenant);
-        let actor = event
-            .get("actor")
-            .filter(|a| matches!(a, Json::Object(_)))
-            .map(actor_text);
         let fields: [Option<&str>; 9] = [
             Some(env.id),
             Some(env.event_type),
@@ -67,7 +68,7 @@ impl Packed {
             env.tenant,
             subject,
             scope,
-            actor.as_deref(),
+            actor,
             derived.data_subject.as_deref(),
         ];
         let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
@@ -208,7 +209,7 @@ mod tests {
     fn packed(event: &str, derived: &Derived) -> Correlation {
         let tree = Json::parse_str(event).unwrap();
         let env = Envelope::parse(&tree).unwrap();
-        Packed::of(&env, &tree, derived).unpack()
+        Correlation::of(&env, &tree, derived)
     }
 
     /// Packed and unpacked, a correlation holds each attribute as it was, an absent one

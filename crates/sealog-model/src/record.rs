@@ -185,6 +185,23 @@ impl Canonical {
         &self.bytes
     }
 
+    /// The canonical text of the value of the event's top-level member `name` (a name RFC
+    /// 8785 writes without escapes), if the event has one.
+    pub fn member_value(&self, name: &str) -> Option<&str> {
+        let end = self.bytes.len() - 1;
+        let at = self.member_starts.iter().position(|&s| {
+            let key = &self.bytes[s as usize + 1..];
+            key.starts_with(name.as_bytes()) && key.get(name.len()) == Some(&b'"')
+        })?;
+        let value = self.member_starts[at] as usize + name.len() + 3;
+        let stop = self
+            .member_starts
+            .get(at + 1)
+            .map_or(end, |&s| s as usize - 1);
+        // Cut at member boundaries of UTF-8 text, so never inside a character.
+        Some(std::str::from_utf8(&self.bytes[value..stop]).expect("canonical text is UTF-8"))
+    }
+
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
@@ -232,7 +249,7 @@ impl Canonical {
                 }
                 _ => {
                     out.extend_from_slice(b"\"seq\":");
-                    out.extend_from_slice(seq.to_string().as_bytes());
+                    write_decimal(seq, out);
                 }
             }
         }
@@ -342,6 +359,22 @@ fn pointer_of(key: &str) -> String {
 }
 
 /// Prefixes an error's pointer with the top-level member it was found under.
+/// `n` in decimal digits, as RFC 8785 writes an integer, without a string of its own: the
+/// writer appends one per record.
+fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 fn relocate(e: JcsError, key: &str) -> JcsError {
     let prefix = pointer_of(key);
     match e {
@@ -399,6 +432,30 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn seqs_are_written_as_their_decimal_digits() {
+        let mut powers: Vec<u64> = (0..20).map(|k| 10u64.pow(k)).collect();
+        powers.extend(powers.clone().iter().map(|p| p - 1));
+        powers.extend([41, u64::MAX, u64::MAX / 2]);
+        for n in powers {
+            let mut out = b"x".to_vec();
+            write_decimal(n, &mut out);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn a_member_value_is_its_canonical_text_cut_from_the_event() {
+        let c = canonical(&ev());
+        assert_eq!(c.member_value("tenant"), Some("\"acme\""));
+        assert_eq!(c.member_value("data"), Some(r#"{"a":"é","b":[2,1]}"#));
+        // The last member, and names that only begin or end like one.
+        assert_eq!(c.member_value("type"), Some("\"t\""));
+        assert_eq!(c.member_value("tenan"), None);
+        assert_eq!(c.member_value("enant"), None);
+        assert_eq!(c.member_value("actor"), None);
     }
 
     #[test]
