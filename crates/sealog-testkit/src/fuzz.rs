@@ -107,9 +107,34 @@ pub fn splitter(data: &[u8]) {
     }
 }
 
+/// The event parser refuses what `serde_json` refuses and, where both read a value, reads the
+/// same one. It refuses more only by Sealog's own rules: a repeated member name (which
+/// `serde_json` resolves by keeping the last) and a number RFC 8785 would not write back.
+fn parses_as_serde_json(data: &[u8]) {
+    use sealog_model::json::ParseError;
+    let ours = Json::parse(data);
+    match (ours, serde_json::from_slice::<serde_json::Value>(data)) {
+        (Ok(tree), Ok(value)) => assert!(
+            tree.to_value() == value,
+            "the parser read {} where serde_json read {value}",
+            tree.to_value()
+        ),
+        (Ok(tree), Err(e)) => panic!(
+            "the parser accepted text serde_json refuses ({e}): {}",
+            tree.to_value()
+        ),
+        (Err(ParseError::NotJson(why)), Ok(value)) => {
+            panic!("the parser refused JSON serde_json reads as {value}: {why}")
+        }
+        (Err(_), _) => {}
+    }
+}
+
 /// RFC 8785: canonical(parse(canonical(x))) == canonical(x); the reader of canonical text
-/// accepts exactly what the writer writes; and an independent canonicalizer agrees.
+/// accepts exactly what the writer writes; and an independent canonicalizer agrees. And the
+/// parser of events, ours, reads JSON as `serde_json` does.
 pub fn canonical(data: &[u8]) {
+    parses_as_serde_json(data);
     if let Ok(obj) = canonical_text::parse_object(data) {
         let mut again = Vec::new();
         jcs::write_json(&obj.tree, &mut again).expect("canonical text canonicalizes");
