@@ -358,7 +358,6 @@ fn pointer_of(key: &str) -> String {
     format!("/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
-/// Prefixes an error's pointer with the top-level member it was found under.
 /// `n` in decimal digits, as RFC 8785 writes an integer, without a string of its own: the
 /// writer appends one per record.
 fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
@@ -375,6 +374,7 @@ fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&digits[at..]);
 }
 
+/// Prefixes an error's pointer with the top-level member it was found under.
 fn relocate(e: JcsError, key: &str) -> JcsError {
     let prefix = pointer_of(key);
     match e {

@@ -293,15 +293,15 @@ fn derived_axes_are_sorted_and_unrepeated_whatever_the_declaration_and_element_o
     let dir = tmp.path().join("acme");
     std::fs::create_dir_all(&dir).unwrap();
     // Declared against name order, one name twice, an array read element by element.
-    let manifest = json!({"pack": "acme", "types": {"acme.order": {
-    "schema": "order.schema.json", "subject": "/data/order_id",
-    "axes": [
+    let axes = json!([
         {"name": "zone", "pointer": "/data/zone"},
         {"name": "tag", "pointer": "/data/tags/*"},
         {"name": "amount", "pointer": "/data/amount"},
         {"name": "tag", "pointer": "/data/main_tag"},
         {"name": "account", "pointer": "/data/account"}
-    ]}}});
+    ]);
+    let order = json!({"schema": "order.schema.json", "subject": "/data/order_id", "axes": axes});
+    let manifest = json!({"pack": "acme", "types": {"acme.order": order}});
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
     std::fs::write(
         dir.join("order.schema.json"),
