@@ -188,18 +188,25 @@ impl Canonical {
     /// The canonical text of the value of the event's top-level member `name` (a name RFC
     /// 8785 writes without escapes), if the event has one.
     pub fn member_value(&self, name: &str) -> Option<&str> {
-        let end = self.bytes.len() - 1;
-        let at = self.member_starts.iter().position(|&s| {
-            let key = &self.bytes[s as usize + 1..];
-            key.starts_with(name.as_bytes()) && key.get(name.len()) == Some(&b'"')
-        })?;
-        let value = self.member_starts[at] as usize + name.len() + 3;
+        let member = (0..self.member_starts.len())
+            .map(|i| self.member(i))
+            .find(|m| {
+                m[1..].starts_with(name.as_bytes()) && m.get(name.len() + 1) == Some(&b'"')
+            })?;
+        // `"name":` comes first; the cut is at member boundaries, so never inside a character.
+        let value = &member[name.len() + 3..];
+        Some(std::str::from_utf8(value).expect("canonical text is UTF-8"))
+    }
+
+    /// The `i`th top-level member's bytes, from its name's opening quote to the end of its
+    /// value.
+    fn member(&self, i: usize) -> &[u8] {
+        let start = self.member_starts[i] as usize;
         let stop = self
             .member_starts
-            .get(at + 1)
-            .map_or(end, |&s| s as usize - 1);
-        // Cut at member boundaries of UTF-8 text, so never inside a character.
-        Some(std::str::from_utf8(&self.bytes[value..stop]).expect("canonical text is UTF-8"))
+            .get(i + 1)
+            .map_or(self.bytes.len() - 1, |&s| s as usize - 1);
+        &self.bytes[start..stop]
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
@@ -209,15 +216,6 @@ impl Canonical {
     /// Writes the record: the event's canonical members with `ingested_at`, `record_id` and
     /// `seq` merged in at their sorted places, which is itself RFC 8785 canonical JSON.
     pub fn write_record(&self, seq: u64, ingested_at: &str, out: &mut Vec<u8>) {
-        let end = self.bytes.len() - 1;
-        let member = |i: usize| {
-            let start = self.member_starts[i] as usize;
-            let stop = self
-                .member_starts
-                .get(i + 1)
-                .map_or(end, |&s| s as usize - 1);
-            &self.bytes[start..stop]
-        };
         out.push(b'{');
         let mut first = true;
         let mut sep = |out: &mut Vec<u8>| {
@@ -229,7 +227,7 @@ impl Canonical {
         for (slot, field) in self.server_slots.iter().zip(SERVER_FIELDS) {
             while next < *slot as usize {
                 sep(out);
-                out.extend_from_slice(member(next));
+                out.extend_from_slice(self.member(next));
                 next += 1;
             }
             sep(out);
@@ -255,7 +253,7 @@ impl Canonical {
         }
         while next < self.member_starts.len() {
             sep(out);
-            out.extend_from_slice(member(next));
+            out.extend_from_slice(self.member(next));
             next += 1;
         }
         out.push(b'}');
