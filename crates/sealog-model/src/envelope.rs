@@ -75,42 +75,37 @@ impl<'a> Envelope<'a> {
     }
 
     fn read(value: &'a Json<'a>, refuse_server_fields: bool) -> Result<Self, EnvelopeError> {
-        let Json::Object(_) = value else {
+        let Json::Object(members) = value else {
             return Err(EnvelopeError::new("", "an event must be a JSON object"));
         };
-        let obj = value;
-        for name in SERVER_FIELDS.into_iter().filter(|_| refuse_server_fields) {
-            if obj.get(name).is_some() {
-                return Err(EnvelopeError::new(
-                    format!("/{name}"),
-                    "is set by the server and may not be sent",
-                ));
-            }
+        let m = Members::find(members);
+        if refuse_server_fields && let Some(name) = m.server_field() {
+            return Err(EnvelopeError::new(
+                format!("/{name}"),
+                "is set by the server and may not be sent",
+            ));
         }
-        if obj
-            .get("specversion")
-            .is_some_and(|v| v.as_str() != Some("1.0"))
-        {
+        if m.specversion.is_some_and(|v| v.as_str() != Some("1.0")) {
             return Err(EnvelopeError::new(
                 "/specversion",
                 "must be \"1.0\" when present",
             ));
         }
-        let id = required_str(obj, "id")?;
-        let source = required_str(obj, "source")?;
-        let event_type = required_str(obj, "type")?;
-        let time = required_str(obj, "time")?;
+        let id = required_str(m.id, "id")?;
+        let source = required_str(m.source, "source")?;
+        let event_type = required_str(m.event_type, "type")?;
+        let time = required_str(m.time, "time")?;
         let time_nanos =
             crate::time::parse_rfc3339(time).map_err(|m| EnvelopeError::new("/time", m))?;
-        match obj.get("data") {
+        match m.data {
             // Binary data, kept as sent (`cloudevents::normalize_data` decoded JSON data).
-            None if obj.get("data_base64").and_then(Json::as_str).is_some() => {}
+            None if m.data_base64.and_then(Json::as_str).is_some() => {}
             None => return Err(EnvelopeError::new("/data", "is required")),
             Some(Json::Object(_)) => {}
             Some(_) => return Err(EnvelopeError::new("/data", "must be a JSON object")),
         }
-        let (actor_type, actor_id) = actor(obj)?;
-        let supersedes = optional_str(obj, "supersedes")?;
+        let (actor_type, actor_id) = actor(m.actor)?;
+        let supersedes = optional_str(m.supersedes, "supersedes")?;
         if supersedes.is_some_and(|s| crate::record::RecordId::parse(s).is_none()) {
             return Err(EnvelopeError::new(
                 "/supersedes",
@@ -123,18 +118,79 @@ impl<'a> Envelope<'a> {
             event_type,
             time,
             time_nanos,
-            tenant: optional_str(obj, "tenant")?,
-            subject: optional_str(obj, "subject")?,
+            tenant: optional_str(m.tenant, "tenant")?,
+            subject: optional_str(m.subject, "subject")?,
             actor_type,
             actor_id,
             supersedes,
-            reason: optional_text(obj, "reason")?,
+            reason: optional_text(m.reason, "reason")?,
         })
     }
 
     /// The idempotency and supersession scope. Packs may derive it; by default it is the tenant.
     pub fn default_scope(&self) -> &'a str {
         self.tenant.unwrap_or("")
+    }
+}
+
+/// The members the envelope reads, found in one pass over the event's members rather than
+/// one search each: an event has a dozen top-level members and the envelope reads as many.
+/// An event's member names are unique (the parser refuses a repeated one); the first is kept
+/// all the same, as `Json::get` finds it.
+#[derive(Default)]
+struct Members<'a> {
+    /// Which of [`SERVER_FIELDS`] the event carries.
+    server: [bool; SERVER_FIELDS.len()],
+    specversion: Option<&'a Json<'a>>,
+    id: Option<&'a Json<'a>>,
+    source: Option<&'a Json<'a>>,
+    event_type: Option<&'a Json<'a>>,
+    time: Option<&'a Json<'a>>,
+    data: Option<&'a Json<'a>>,
+    data_base64: Option<&'a Json<'a>>,
+    actor: Option<&'a Json<'a>>,
+    supersedes: Option<&'a Json<'a>>,
+    tenant: Option<&'a Json<'a>>,
+    subject: Option<&'a Json<'a>>,
+    reason: Option<&'a Json<'a>>,
+}
+
+impl<'a> Members<'a> {
+    fn find(members: &'a [(std::borrow::Cow<'a, str>, Json<'a>)]) -> Self {
+        let mut m = Members::default();
+        for (name, value) in members {
+            let slot = match name.as_ref() {
+                "specversion" => &mut m.specversion,
+                "id" => &mut m.id,
+                "source" => &mut m.source,
+                "type" => &mut m.event_type,
+                "time" => &mut m.time,
+                "data" => &mut m.data,
+                "data_base64" => &mut m.data_base64,
+                "actor" => &mut m.actor,
+                "supersedes" => &mut m.supersedes,
+                "tenant" => &mut m.tenant,
+                "subject" => &mut m.subject,
+                "reason" => &mut m.reason,
+                other => {
+                    if let Some(i) = SERVER_FIELDS.iter().position(|s| *s == other) {
+                        m.server[i] = true;
+                    }
+                    continue;
+                }
+            };
+            slot.get_or_insert(value);
+        }
+        m
+    }
+
+    /// The first of [`SERVER_FIELDS`], in their order, that the event carries.
+    fn server_field(&self) -> Option<&'static str> {
+        SERVER_FIELDS
+            .into_iter()
+            .zip(self.server)
+            .find(|(_, carried)| *carried)
+            .map(|(name, _)| name)
     }
 }
 
@@ -151,16 +207,19 @@ fn check_attribute(name: &str, s: &str) -> Result<(), EnvelopeError> {
     Ok(())
 }
 
-fn required_str<'a>(obj: &'a Json<'a>, name: &str) -> Result<&'a str, EnvelopeError> {
-    match obj.get(name) {
+fn required_str<'a>(value: Option<&'a Json<'a>>, name: &str) -> Result<&'a str, EnvelopeError> {
+    match value {
         None | Some(Json::Null) => Err(EnvelopeError::new(format!("/{name}"), "is required")),
         Some(Json::String(s)) => check_attribute(name, s).map(|()| s.as_ref()),
         Some(_) => Err(EnvelopeError::new(format!("/{name}"), "must be a string")),
     }
 }
 
-fn optional_str<'a>(obj: &'a Json<'a>, name: &str) -> Result<Option<&'a str>, EnvelopeError> {
-    match obj.get(name) {
+fn optional_str<'a>(
+    value: Option<&'a Json<'a>>,
+    name: &str,
+) -> Result<Option<&'a str>, EnvelopeError> {
+    match value {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => check_attribute(name, s).map(|()| Some(s.as_ref())),
         Some(_) => Err(EnvelopeError::new(
@@ -171,8 +230,11 @@ fn optional_str<'a>(obj: &'a Json<'a>, name: &str) -> Result<Option<&'a str>, En
 }
 
 /// Like `optional_str` but free text: no length limit beyond the event's own.
-fn optional_text<'a>(obj: &'a Json<'a>, name: &str) -> Result<Option<&'a str>, EnvelopeError> {
-    match obj.get(name) {
+fn optional_text<'a>(
+    value: Option<&'a Json<'a>>,
+    name: &str,
+) -> Result<Option<&'a str>, EnvelopeError> {
+    match value {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.as_ref())),
         Some(_) => Err(EnvelopeError::new(
@@ -184,8 +246,8 @@ fn optional_text<'a>(obj: &'a Json<'a>, name: &str) -> Result<Option<&'a str>, E
 
 type Actor<'a> = (Option<&'a str>, Option<&'a str>);
 
-fn actor<'a>(obj: &'a Json<'a>) -> Result<Actor<'a>, EnvelopeError> {
-    let actor = match obj.get("actor") {
+fn actor<'a>(value: Option<&'a Json<'a>>) -> Result<Actor<'a>, EnvelopeError> {
+    let actor = match value {
         None | Some(Json::Null) => return Ok((None, None)),
         Some(a @ Json::Object(_)) => a,
         Some(_) => {
@@ -219,28 +281,32 @@ fn actor<'a>(obj: &'a Json<'a>) -> Result<Actor<'a>, EnvelopeError> {
     Ok((Some(kind), id))
 }
 
-/// Refuses values nested deeper than `DEPTH_MAX`, without recursion so hostile input cannot
-/// exhaust the stack here.
 fn too_deep() -> EnvelopeError {
     EnvelopeError::new("", format!("nesting deeper than {DEPTH_MAX} levels"))
 }
 
+/// Refuses values nested deeper than `DEPTH_MAX`. The walk recurses, but never more than
+/// `DEPTH_MAX` calls deep: it stops at the first container beyond the limit, so hostile input
+/// cannot exhaust the stack here. Only containers are descended into.
 fn check_depth(value: &Json<'_>) -> Result<(), EnvelopeError> {
-    // Room for an event's usual breadth, so the walk does not regrow its stack.
-    let mut stack: Vec<(&Json<'_>, usize)> = Vec::with_capacity(64);
-    stack.push((value, 1));
-    while let Some((v, depth)) = stack.pop() {
-        let is_container = matches!(v, Json::Array(_) | Json::Object(_));
-        if is_container && depth > DEPTH_MAX {
-            return Err(too_deep());
-        }
-        match v {
-            Json::Array(a) => stack.extend(a.iter().map(|c| (c, depth + 1))),
-            Json::Object(o) => stack.extend(o.iter().map(|(_, c)| (c, depth + 1))),
-            _ => {}
-        }
+    /// Whether the containers below `v`, itself a container at `depth`, are all within the
+    /// limit.
+    fn within(v: &Json<'_>, depth: usize) -> bool {
+        let fits = |child: &Json<'_>| {
+            !matches!(child, Json::Array(_) | Json::Object(_)) || within(child, depth + 1)
+        };
+        depth <= DEPTH_MAX
+            && match v {
+                Json::Array(items) => items.iter().all(fits),
+                Json::Object(members) => members.iter().all(|(_, child)| fits(child)),
+                _ => true,
+            }
     }
-    Ok(())
+    if within(value, 1) {
+        Ok(())
+    } else {
+        Err(too_deep())
+    }
 }
 
 #[cfg(test)]
@@ -336,5 +402,60 @@ mod tests {
         );
         ok["data"] = json!({ "x": v[0].clone() });
         assert!(parse(&ok).is_ok(), "64 levels are allowed");
+    }
+
+    #[test]
+    fn the_first_fault_in_the_envelopes_order_is_named_whatever_the_members_order() {
+        // Members in the parser's order, so the body's order is what the reader meets.
+        let refusal = |text: &str| {
+            let tree = Json::parse(text.as_bytes()).unwrap();
+            Envelope::parse(&tree).unwrap_err()
+        };
+        let tail = r#""specversion":"1.0","source":"s","type":"t.x","time":"2026-01-03T12:34:56Z","data":{}"#;
+        // Server fields first, in SERVER_FIELDS' order, then the attributes in theirs.
+        let e = refusal(&format!(r#"{{"seq":1,"record_id":"x","id":"e",{tail}}}"#));
+        assert_eq!(e.field, "/record_id");
+        let e = refusal(&format!(r#"{{"id":7,"seq":1,{tail}}}"#));
+        assert_eq!(e.field, "/seq");
+        let e = refusal(&format!(r#"{{"tenant":7,"actor":"x","id":"e",{tail}}}"#));
+        assert_eq!(e.field, "/actor");
+        let e = refusal(&format!(r#"{{"reason":7,"subject":7,"id":"e",{tail}}}"#));
+        assert_eq!(e.field, "/subject");
+        // Unknown members are extensions, wherever they fall.
+        let extended = format!(r#"{{"zz":1,"id":"e","aa":[],{tail}}}"#);
+        let tree = Json::parse(extended.as_bytes()).unwrap();
+        let env = Envelope::parse(&tree).unwrap();
+        assert_eq!((env.id, env.source, env.event_type), ("e", "s", "t.x"));
+        // A stored record may carry them.
+        let record = format!(r#"{{"seq":1,"ingested_at":"x","record_id":"x","id":"e",{tail}}}"#);
+        let tree = Json::parse(record.as_bytes()).unwrap();
+        assert_eq!(Envelope::parse_object(&tree, false).unwrap().id, "e");
+    }
+
+    #[test]
+    fn nesting_is_counted_in_objects_too_and_in_every_member() {
+        let nest = |levels: usize| {
+            let mut v = json!("leaf");
+            for _ in 0..levels {
+                v = json!({ "k": v });
+            }
+            v
+        };
+        // The event and `data` are two levels; the deep value is the last of several members.
+        let mut ok = good();
+        ok["data"] = json!({ "a": 1, "b": [nest(3)], "z": nest(DEPTH_MAX - 2) });
+        assert!(parse(&ok).is_ok(), "64 levels of objects are allowed");
+        ok["data"] = json!({ "a": 1, "b": [nest(3)], "z": nest(DEPTH_MAX - 1) });
+        assert_eq!(
+            parse(&ok).unwrap_err().message,
+            format!("nesting deeper than {DEPTH_MAX} levels")
+        );
+        let mut beside = good();
+        beside["data"] = json!({ "a": nest(1) });
+        beside["extension"] = nest(DEPTH_MAX);
+        assert!(
+            parse(&beside).is_err(),
+            "a top-level member beside data counts too"
+        );
     }
 }

@@ -447,6 +447,47 @@ mod tests {
         assert_eq!(ours(-0.0), "0");
     }
 
+    /// Every slice length around a word or two, every start, with stops (and bytes next to
+    /// them in value) anywhere, before the start too: the run ends where a byte-at-a-time scan
+    /// ends it.
+    #[test]
+    fn plain_runs_end_where_a_byte_by_byte_scan_ends_them() {
+        let by_byte = |bytes: &[u8], from: usize| {
+            (from..bytes.len())
+                .find(|&i| STOPS_A_RUN[usize::from(bytes[i])])
+                .unwrap_or(bytes.len())
+        };
+        let palette = [
+            0x00, 0x01, 0x1f, 0x20, 0x21, b'"', 0x23, b'\\', 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+            b'a',
+        ];
+        let mut state = 0x9a1c_5eed_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for len in 0..=26 {
+            for _ in 0..400 {
+                // Mostly plain bytes, so that runs are long; any byte may be a stop.
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| match next() % 4 {
+                        0 => palette[(next() % palette.len() as u64) as usize],
+                        _ => b'a' + (next() % 26) as u8,
+                    })
+                    .collect();
+                for from in 0..=len {
+                    assert_eq!(
+                        plain_run(&bytes, from),
+                        by_byte(&bytes, from),
+                        "{bytes:?} from {from}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn escapes_only_what_rfc8785_requires() {
         assert_eq!(string("\u{8}\t\n\u{c}\r"), r#""\b\t\n\f\r""#);

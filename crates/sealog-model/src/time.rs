@@ -5,9 +5,83 @@ use time::format_description::well_known::Rfc3339;
 
 /// Parses an RFC 3339 timestamp (any offset, any sub-second precision up to nanoseconds).
 pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
+    // Every event's time and every record's `ingested_at` is read here, nearly all of them
+    // in UTC with `Z`: that shape is read by hand, and everything else (offsets, lowercase
+    // letters, leap seconds, more than nine digits, and every refusal) by the calendar
+    // crate, whose answer the hand path is tested to give.
+    if let Some(nanos) = utc_nanos(text.as_bytes()) {
+        return Ok(nanos);
+    }
     let t = OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|e| format!("not an RFC 3339 timestamp ({e})"))?;
     i64::try_from(t.unix_timestamp_nanos()).map_err(|_| "timestamp out of range".to_string())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.F…]Z` with one to nine digits of fraction, a real calendar date and
+/// a second below 60, as nanoseconds since the epoch; `None` for anything else, including an
+/// instant beyond i64 nanoseconds.
+fn utc_nanos(b: &[u8]) -> Option<i64> {
+    let (head, tail) = b.split_at_checked(19)?;
+    let digits = |at: usize, n: usize| {
+        head[at..at + n].iter().try_fold(0i64, |acc, &d| {
+            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+        })
+    };
+    let punctuated = head[4] == b'-'
+        && head[7] == b'-'
+        && head[10] == b'T'
+        && head[13] == b':'
+        && head[16] == b':';
+    if !punctuated {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let (&zone, fraction) = tail.split_last()?;
+    if zone != b'Z' {
+        return None;
+    }
+    let sub = match fraction {
+        [] => 0,
+        [b'.', figures @ ..] if (1..=9).contains(&figures.len()) => {
+            let value = figures.iter().try_fold(0i64, |acc, &d| {
+                d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+            })?;
+            value * 10i64.pow(9 - figures.len() as u32)
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    secs.checked_mul(1_000_000_000)?.checked_add(sub)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date: the inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let shifted_month = if month > 2 { month - 3 } else { month + 9 };
+    let of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + of_year;
+    era * 146_097 + of_era - 719_468
 }
 
 /// Formats nanoseconds since the epoch as UTC with microsecond precision and a fixed width,
@@ -213,6 +287,88 @@ mod tests {
         for n in cases {
             assert_eq!(format_micros(n), by_calendar(n), "{n}");
         }
+    }
+
+    /// The hand-read UTC shape gives the calendar crate's answer wherever it answers, and
+    /// leaves to it every text it does not take: every day of the months around each kind
+    /// of year (leap, century, 400th, the ends of i64 nanoseconds), impossible dates and
+    /// times, every fraction length, and 100,000 seeded timestamps, each also mangled at one
+    /// byte.
+    #[test]
+    fn utc_timestamps_read_by_hand_agree_with_the_calendar() {
+        let by_calendar = |text: &str| {
+            OffsetDateTime::parse(text, &Rfc3339)
+                .ok()
+                .and_then(|t| i64::try_from(t.unix_timestamp_nanos()).ok())
+        };
+        let mut texts = Vec::new();
+        for year in [
+            0, 1, 1600, 1677, 1678, 1900, 1969, 1970, 2000, 2023, 2024, 2100, 2262, 9999,
+        ] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    texts.push(format!("{year:04}-{month:02}-{day:02}T12:34:56Z"));
+                }
+            }
+        }
+        for time in [
+            "00:00:00", "23:59:59", "24:00:00", "23:60:00", "23:59:60", "99:99:99",
+        ] {
+            texts.push(format!("2026-06-30T{time}Z"));
+        }
+        for figures in 0..=11 {
+            texts.push(format!("2026-01-03T12:34:56.{}Z", "7".repeat(figures)));
+        }
+        texts.extend(
+            [
+                "1677-09-21T00:12:43.145224192Z",
+                "1677-09-21T00:12:43.145224191Z",
+                "2262-04-11T23:47:16.854775807Z",
+                "2262-04-11T23:47:16.854775808Z",
+                "2026-01-03t12:34:56Z",
+                "2026-01-03T12:34:56z",
+                "2026-01-03T12:34:56+00:00",
+                "2026-01-03T12:34:56.5+02:00",
+                "2026-01-03 12:34:56Z",
+                "2026-01-03T12:34:56",
+                "2026-01-03T12:34:56.Z",
+                "+026-01-03T12:34:56Z",
+                "2026-1-03T12:34:56Z",
+            ]
+            .map(String::from),
+        );
+        let mut state = 0x7153_3339_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..100_000 {
+            let nanos = next() as i64;
+            let digits = (next() % 10) as usize;
+            let text = format_nanos(nanos);
+            let cut = if digits == 0 {
+                format!("{}Z", &text[..19])
+            } else {
+                format!("{}Z", &text[..20 + digits])
+            };
+            let mut mangled = cut.clone().into_bytes();
+            let at = (next() % mangled.len() as u64) as usize;
+            mangled[at] = b"0123456789-:.TZ+x"[(next() % 17) as usize];
+            texts.push(cut);
+            texts.extend(String::from_utf8(mangled).ok());
+        }
+        let mut by_hand = 0;
+        for text in &texts {
+            let fast = utc_nanos(text.as_bytes());
+            if let Some(n) = fast {
+                by_hand += 1;
+                assert_eq!(Some(n), by_calendar(text), "{text}");
+            }
+            assert_eq!(parse_rfc3339(text).ok(), by_calendar(text), "{text}");
+        }
+        assert!(by_hand > 100_000, "the hand path took {by_hand} texts");
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl Paths {
         if here.children.is_empty() {
             return;
         }
-        let object = value.each_member(&mut |name, child| {
+        let object = value.each_member(|name, child| {
             if let Some(next) = here.find(name) {
                 self.fill(next as usize, child, readers, at);
             }

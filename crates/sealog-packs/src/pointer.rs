@@ -244,7 +244,7 @@ pub(crate) fn to_dotted(path: &[Cow<'_, str>]) -> String {
 pub(crate) trait Node: Sized {
     fn child(&self, key: &str) -> Option<&Self>;
     /// Calls `f` with each member of an object, in order; `false` for anything else.
-    fn each_member<'s>(&'s self, f: &mut dyn FnMut(&str, &'s Self)) -> bool;
+    fn each_member<'s>(&'s self, f: impl FnMut(&str, &'s Self)) -> bool;
     fn elements(&self) -> &[Self];
     fn is_null(&self) -> bool;
     /// Strings as they are, every other non-null value as its RFC 8785 text.
@@ -259,7 +259,7 @@ impl Node for Value {
             _ => None,
         }
     }
-    fn each_member<'s>(&'s self, f: &mut dyn FnMut(&str, &'s Self)) -> bool {
+    fn each_member<'s>(&'s self, mut f: impl FnMut(&str, &'s Self)) -> bool {
         let Value::Object(m) = self else {
             return false;
         };
@@ -288,7 +288,7 @@ impl Node for Json<'_> {
             _ => self.get(key),
         }
     }
-    fn each_member<'s>(&'s self, f: &mut dyn FnMut(&str, &'s Self)) -> bool {
+    fn each_member<'s>(&'s self, mut f: impl FnMut(&str, &'s Self)) -> bool {
         let Json::Object(members) = self else {
             return false;
         };

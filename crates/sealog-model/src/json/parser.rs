@@ -66,6 +66,19 @@ pub(super) fn parse(text: &str) -> Result<Parsed<'_>, Failure> {
     })
 }
 
+/// Puts a value read into its slot. The slot is a `Null` the parser made for it, and
+/// overwriting it by assignment would call the tree's drop glue, which is recursive and never
+/// inlined, for every value read; a `Null` owns nothing, so it is forgotten instead.
+#[inline(always)]
+fn put<'a>(slot: &mut Json<'a>, value: Json<'a>) {
+    let old = std::mem::replace(slot, value);
+    if matches!(old, Json::Null) {
+        std::mem::forget(old);
+    } else {
+        drop(old);
+    }
+}
+
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -102,7 +115,7 @@ impl<'a> Parser<'a> {
     /// written by the callee a field at a time and copied by its caller in wider loads, which
     /// the processor cannot forward from those stores, on every member of every object.
     fn value(&mut self, out: &mut Json<'a>) -> Result<(), Fail> {
-        *out = match self.next_token() {
+        let read = match self.next_token() {
             None => return Err(self.fail("EOF while parsing a value")),
             Some(b'"') => Json::String(self.string()?),
             Some(b'{') => {
@@ -123,6 +136,7 @@ impl<'a> Parser<'a> {
             Some(b'-' | b'0'..=b'9') => self.number()?,
             Some(_) => return Err(self.fail("expected value")),
         };
+        put(out, read);
         Ok(())
     }
 
@@ -161,7 +175,7 @@ impl<'a> Parser<'a> {
         match self.next_token() {
             Some(b'}') => {
                 self.at += 1;
-                *out = Json::Object(members);
+                put(out, Json::Object(members));
                 return Ok(());
             }
             Some(b'"') => {}
@@ -189,7 +203,7 @@ impl<'a> Parser<'a> {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
                     self.at += 1;
-                    *out = Json::Object(members);
+                    put(out, Json::Object(members));
                     return Ok(());
                 }
                 Some(_) => return Err(self.fail("expected `,` or `}`")),
@@ -209,7 +223,7 @@ impl<'a> Parser<'a> {
         match self.next_token() {
             Some(b']') => {
                 self.at += 1;
-                *out = Json::Array(items);
+                put(out, Json::Array(items));
                 return Ok(());
             }
             None => return Err(self.fail("EOF while parsing a list")),
@@ -225,7 +239,7 @@ impl<'a> Parser<'a> {
                 Some(b',') => self.at += 1,
                 Some(b']') => {
                     self.at += 1;
-                    *out = Json::Array(items);
+                    put(out, Json::Array(items));
                     return Ok(());
                 }
                 Some(_) => return Err(self.fail("expected `,` or `]`")),
