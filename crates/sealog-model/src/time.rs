@@ -22,11 +22,7 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
 /// instant beyond i64 nanoseconds.
 fn utc_nanos(b: &[u8]) -> Option<i64> {
     let (head, tail) = b.split_at_checked(19)?;
-    let digits = |at: usize, n: usize| {
-        head[at..at + n].iter().try_fold(0i64, |acc, &d| {
-            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-        })
-    };
+    let digits = |at: usize, n: usize| decimal(&head[at..at + n]);
     let punctuated = head[4] == b'-'
         && head[7] == b'-'
         && head[10] == b'T'
@@ -53,15 +49,19 @@ fn utc_nanos(b: &[u8]) -> Option<i64> {
     let sub = match fraction {
         [] => 0,
         [b'.', figures @ ..] if (1..=9).contains(&figures.len()) => {
-            let value = figures.iter().try_fold(0i64, |acc, &d| {
-                d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-            })?;
-            value * 10i64.pow(9 - figures.len() as u32)
+            decimal(figures)? * 10i64.pow(9 - figures.len() as u32)
         }
         _ => return None,
     };
     let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
     secs.checked_mul(1_000_000_000)?.checked_add(sub)
+}
+
+/// The value of a few ASCII decimal digits; `None` if any byte is not one.
+fn decimal(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0i64, |acc, &d| {
+        d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+    })
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
