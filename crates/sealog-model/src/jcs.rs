@@ -461,20 +461,14 @@ mod tests {
             0x00, 0x01, 0x1f, 0x20, 0x21, b'"', 0x23, b'\\', 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
             b'a',
         ];
-        let mut state = 0x9a1c_5eed_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut r = crate::test_rng::Rng::new(0x9a1c_5eed);
         for len in 0..=26 {
             for _ in 0..400 {
                 // Mostly plain bytes, so that runs are long; any byte may be a stop.
                 let bytes: Vec<u8> = (0..len)
-                    .map(|_| match next() % 4 {
-                        0 => palette[(next() % palette.len() as u64) as usize],
-                        _ => b'a' + (next() % 26) as u8,
+                    .map(|_| match r.below(4) {
+                        0 => palette[r.below(palette.len())],
+                        _ => b'a' + r.below(26) as u8,
                     })
                     .collect();
                 for from in 0..=len {

@@ -14,6 +14,8 @@ pub mod layout;
 pub mod limits;
 mod literals;
 pub mod record;
+#[cfg(test)]
+mod test_rng;
 pub mod time;
 
 pub use envelope::{Envelope, EnvelopeError};

@@ -277,13 +277,8 @@ mod tests {
                 n.saturating_sub(day),
             ]);
         }
-        let mut state = 0x5EA1_0617_u64;
-        for _ in 0..200_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            cases.push(state as i64);
-        }
+        let mut r = crate::test_rng::Rng::new(0x5EA1_0617);
+        cases.extend((0..200_000).map(|_| r.next() as i64));
         for n in cases {
             assert_eq!(format_micros(n), by_calendar(n), "{n}");
         }
@@ -337,16 +332,10 @@ mod tests {
             ]
             .map(String::from),
         );
-        let mut state = 0x7153_3339_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut r = crate::test_rng::Rng::new(0x7153_3339);
         for _ in 0..100_000 {
-            let nanos = next() as i64;
-            let digits = (next() % 10) as usize;
+            let nanos = r.next() as i64;
+            let digits = r.below(10);
             let text = format_nanos(nanos);
             let cut = if digits == 0 {
                 format!("{}Z", &text[..19])
@@ -354,8 +343,8 @@ mod tests {
                 format!("{}Z", &text[..20 + digits])
             };
             let mut mangled = cut.clone().into_bytes();
-            let at = (next() % mangled.len() as u64) as usize;
-            mangled[at] = b"0123456789-:.TZ+x"[(next() % 17) as usize];
+            let at = r.below(mangled.len());
+            mangled[at] = b"0123456789-:.TZ+x"[r.below(17)];
             texts.push(cut);
             texts.extend(String::from_utf8(mangled).ok());
         }

@@ -508,6 +508,7 @@ mod tests {
     use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
     use crate::json::{Json, ParseError};
+    use crate::test_rng::Rng;
 
     /// The tree as `serde_json` builds it, with a repeated name refused as ours is: what the
     /// parser must agree with.
@@ -609,25 +610,6 @@ mod tests {
             Ok(p) => Reference::Tree(exact(&p.tree)),
             Err(super::Failure::Duplicate(_)) => Reference::Duplicate,
             Err(_) => Reference::NotJson,
-        }
-    }
-
-    /// splitmix64, seeded: the same texts on every run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn pick<'t>(&mut self, from: &[&'t str]) -> &'t str {
-            from[self.below(from.len())]
         }
     }
 
@@ -762,7 +744,7 @@ mod tests {
 
     #[test]
     fn accepts_refuses_and_reads_exactly_as_serde_json() {
-        let mut r = Rng(0x5EA1_0600);
+        let mut r = Rng::new(0x5EA1_0600);
         let (mut trees, mut refused) = (0, 0);
         for round in 0..60_000 {
             let mut text = String::new();
