@@ -40,14 +40,24 @@ pub const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
 ///
 /// On error `out` holds a partial, meaningless prefix of the output.
 pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
-    write_node(value, out)
+    write_node(value, out, None)
 }
 
 /// Appends the canonical form of a borrowed tree to `out`.
 ///
 /// On error `out` holds a partial, meaningless prefix of the output.
 pub fn write_json(value: &Json<'_>, out: &mut Vec<u8>) -> Result<(), JcsError> {
-    write_node(value, out)
+    write_node(value, out, None)
+}
+
+/// [`write_json`] of an object, also noting where each of its members starts in `out` (at
+/// its name's opening quote), in the canonical order they are written in.
+pub fn write_object_marking(
+    value: &Json<'_>,
+    out: &mut Vec<u8>,
+    member_starts: &mut Vec<u32>,
+) -> Result<(), JcsError> {
+    write_node(value, out, Some(member_starts))
 }
 
 /// One node of a JSON tree, as the canonicalizer sees it; lets one writer serve both
@@ -105,12 +115,18 @@ impl Node for Json<'_> {
     }
 }
 
-fn write_node<N: Node>(value: &N, out: &mut Vec<u8>) -> Result<(), JcsError> {
+fn write_node<N: Node>(
+    value: &N,
+    out: &mut Vec<u8>,
+    mut top_members: Option<&mut Vec<u32>>,
+) -> Result<(), JcsError> {
     // An explicit stack instead of recursion: input depth is limited by callers, but this module
     // must not be the place where a hostile document overflows the thread's stack.
     let mut stack: Vec<Frame<'_, N>> = Vec::new();
     // The members of every object open, outermost first, each object's sorted in place: one
-    // list for the whole document rather than one allocated per object.
+    // list for the whole document rather than one allocated per object. Both are given room
+    // at the first container (an event's envelope and its body's members, so that they
+    // seldom grow); a scalar needs neither.
     let mut members: Vec<(&str, &N)> = Vec::new();
     let mut pending = Some(value);
     loop {
@@ -125,10 +141,17 @@ fn write_node<N: Node>(value: &N, out: &mut Vec<u8>) -> Result<(), JcsError> {
                 },
                 View::String(s) => write_string(s, out),
                 View::Array(items) => {
+                    if stack.capacity() == 0 {
+                        stack.reserve(8);
+                    }
                     out.push(b'[');
                     stack.push(Frame::Array { items, next: 0 });
                 }
                 View::Object => {
+                    if stack.capacity() == 0 {
+                        stack.reserve(8);
+                        members.reserve(48);
+                    }
                     let start = members.len();
                     value.members(&mut members);
                     let own = &mut members[start..];
@@ -148,6 +171,7 @@ fn write_node<N: Node>(value: &N, out: &mut Vec<u8>) -> Result<(), JcsError> {
                 }
             }
         }
+        let depth = stack.len();
         let Some(frame) = stack.last_mut() else {
             return Ok(());
         };
@@ -172,6 +196,9 @@ fn write_node<N: Node>(value: &N, out: &mut Vec<u8>) -> Result<(), JcsError> {
                         out.push(b',');
                     }
                     *next += 1;
+                    if let (Some(starts), 1) = (top_members.as_deref_mut(), depth) {
+                        starts.push(u32::try_from(out.len()).expect("far below 4 GiB"));
+                    }
                     write_string(key, out);
                     out.push(b':');
                     pending = Some(item);

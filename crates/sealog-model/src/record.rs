@@ -150,24 +150,11 @@ impl Canonical {
         let Json::Object(members) = value else {
             unreachable!("the envelope checked that an event is an object")
         };
-        let mut sorted: Vec<(&str, &Json<'_>)> =
-            members.iter().map(|(k, v)| (k.as_ref(), v)).collect();
-        sorted.sort_unstable_by(|a, b| jcs::cmp_keys(a.0, b.0));
         let mut bytes = Vec::with_capacity(size);
-        let mut member_starts = Vec::with_capacity(sorted.len());
-        bytes.push(b'{');
-        for (i, (k, v)) in sorted.iter().enumerate() {
-            if i > 0 {
-                bytes.push(b',');
-            }
-            member_starts.push(u32::try_from(bytes.len()).expect("events are far below 4 GiB"));
-            jcs::write_string(k, &mut bytes);
-            bytes.push(b':');
-            jcs::write_json(v, &mut bytes).map_err(|e| relocate(e, k))?;
-        }
-        bytes.push(b'}');
+        let mut member_starts = Vec::with_capacity(members.len());
+        jcs::write_object_marking(value, &mut bytes, &mut member_starts)?;
         let server_slots = SERVER_FIELDS.map(|f| {
-            sorted
+            members
                 .iter()
                 .filter(|(k, _)| jcs::cmp_keys(k, f).is_lt())
                 .count() as u32
@@ -352,10 +339,6 @@ fn read<T>(
     }))
 }
 
-fn pointer_of(key: &str) -> String {
-    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
-}
-
 /// `n` in decimal digits, as RFC 8785 writes an integer, without a string of its own: the
 /// writer appends one per record.
 fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
@@ -370,15 +353,6 @@ fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&digits[at..]);
-}
-
-/// Prefixes an error's pointer with the top-level member it was found under.
-fn relocate(e: JcsError, key: &str) -> JcsError {
-    let prefix = pointer_of(key);
-    match e {
-        JcsError::UnsafeInteger(n, p) => JcsError::UnsafeInteger(n, prefix + &p),
-        JcsError::NonFinite(n, p) => JcsError::NonFinite(n, prefix + &p),
-    }
 }
 
 #[cfg(test)]
@@ -506,5 +480,10 @@ mod tests {
             (e.code(), e.field()),
             ("UNREPRESENTABLE_NUMBER", Some("/data/n"))
         );
+        // At the top level too, its name escaped as a pointer's token.
+        let mut v = ev();
+        v["a/b~"] = json!(-9_007_199_254_740_993i64);
+        let e = PrepareError::from(Canonical::of_event(&Json::from_value(&v)).unwrap_err());
+        assert_eq!(e.field(), Some("/a~1b~0"));
     }
 }

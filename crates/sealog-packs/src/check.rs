@@ -224,8 +224,9 @@ pub(crate) fn sort_elements<'a>(items: &mut Vec<Json<'a>>, by: &[crate::pointer:
     if items.len() < 2 {
         return;
     }
-    // Elements usually come in order already: found so without a buffer per element.
-    let (mut x, mut y) = (Vec::new(), Vec::new());
+    // Elements usually come in order already: found so without a buffer per element, and
+    // with room for most elements' canonical bytes, so that comparing never grows them.
+    let (mut x, mut y) = (Vec::with_capacity(256), Vec::with_capacity(256));
     if items
         .windows(2)
         .all(|w| in_order(&w[0], &w[1], by, &mut x, &mut y))
