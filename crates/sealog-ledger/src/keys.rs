@@ -37,6 +37,27 @@ impl Deriver {
         privacy::key_derived(self.privacy.as_deref(), &mut d, self.packs.personal_axes());
         d
     }
+
+    /// What [`Deriver::derive`] gives, its axes already hashed into their index keys (in no
+    /// order, possibly repeated): each value is hashed where the event holds it, where
+    /// collecting the axes made two strings of each and sorted them.
+    pub(crate) fn derive_keyed(&self, event: &Json<'_>, env: &Envelope<'_>) -> (Derived, Vec<Key>) {
+        let personal = self.packs.personal_axes();
+        let mut keys = Vec::with_capacity(32);
+        let mut held = Vec::new();
+        let mut d = self.packs.derive_each(event, env, |name, value| {
+            if personal.contains(name) {
+                held.push((name.to_string(), value.to_string()));
+            } else {
+                keys.push(key(name, value));
+            }
+        });
+        // Personal values (rare) go the way `derive` takes them, to their keyed hashes.
+        d.axes = held;
+        privacy::key_derived(self.privacy.as_deref(), &mut d, personal);
+        keys.extend(d.axes.drain(..).map(|(a, v)| key(&a, &v)));
+        (d, keys)
+    }
 }
 
 /// The key of the quarantine records whose payload is sealed for a data subject (pseudonym)
@@ -128,8 +149,8 @@ pub(crate) struct EventKeys {
 
 impl EventKeys {
     /// Keys of an event (or a stored record's event) from its envelope and what its pack
-    /// derived.
-    pub(crate) fn of(env: &Envelope<'_>, derived: Derived) -> Self {
+    /// derived, its axes hashed already ([`Deriver::derive_keyed`]).
+    pub(crate) fn of(env: &Envelope<'_>, derived: Derived, axis_keys: Vec<Key>) -> Self {
         let scope = derived
             .scope
             .unwrap_or_else(|| env.default_scope().to_string());
@@ -139,13 +160,13 @@ impl EventKeys {
             .or(derived.supersedes.as_deref())
             .and_then(RecordId::parse);
         let chain = subject.as_deref().map(|s| chain(env.tenant, &scope, s));
-        let mut keys = Vec::with_capacity(axes::ENVELOPE_AXES.len() + derived.axes.len() + 2);
+        let mut keys = axis_keys;
+        keys.reserve(axes::ENVELOPE_AXES.len() + 3);
         let data_subject = derived.data_subject.as_deref();
         keys.extend(
             axes::envelope_axes(env, &scope, subject.as_deref(), data_subject)
                 .map(|(a, v)| key(a, v)),
         );
-        keys.extend(derived.axes.iter().map(|(a, v)| key(a, v)));
         keys.extend(chain);
         keys.extend(supersedes.as_ref().map(self::supersedes));
         keys.extend(supersedes.is_some().then(correction));
@@ -165,8 +186,8 @@ pub(crate) struct CanonicalKeys(pub(crate) Deriver);
 
 impl Indexer for CanonicalKeys {
     fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key> {
-        let derived = self.0.derive(stored.record, stored.envelope);
-        EventKeys::of(stored.envelope, derived).keys
+        let (derived, axis_keys) = self.0.derive_keyed(stored.record, stored.envelope);
+        EventKeys::of(stored.envelope, derived, axis_keys).keys
     }
 
     /// A pruned correction still marks its target as superseded, and a pruned record stays in
@@ -245,7 +266,7 @@ mod tests {
     use sealog_store::Indexer;
     use serde_json::json;
 
-    use super::{CanonicalKeys, Deriver};
+    use super::{CanonicalKeys, Deriver, EventKeys, Json, Key};
     use crate::{Author, Durability, Ledger, LedgerConfig, Query, StoreConfig, Undeclared};
 
     /// A key padded by hand into one block is the streaming hash's, at every length up to
@@ -311,6 +332,69 @@ mod tests {
         };
         let page = ledger.query(&q).unwrap();
         page.records.iter().map(|(seq, _)| *seq).collect()
+    }
+
+    /// The keys of an event whose axes are hashed as they are found, against those of its
+    /// axes collected, sorted and then hashed.
+    fn both_ways(deriver: &Deriver, line: &str) -> (Vec<Key>, Vec<Key>, usize) {
+        let tree = Json::parse(line.as_bytes()).unwrap();
+        let env = sealog_model::Envelope::fields(&tree).unwrap();
+        let (derived, axis_keys) = deriver.derive_keyed(&tree, &env);
+        let found = EventKeys::of(&env, derived, axis_keys).keys;
+        let collected = deriver.derive(&tree, &env);
+        let axes = collected.axes.len();
+        let hashed = collected
+            .axes
+            .iter()
+            .map(|(a, v)| super::key(a, v))
+            .collect();
+        (found, EventKeys::of(&env, collected, hashed).keys, axes)
+    }
+
+    /// Over every example event (customer ids among them, personal axes keyed by the data
+    /// directory's hash), and a pack whose axes repeat values, read numbers, booleans and
+    /// objects, join two members and run over array elements.
+    #[test]
+    fn axes_hashed_as_found_give_the_keys_of_axes_collected_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = open(&tmp.path().join("data"), Packs::builtin());
+        let mut axes = 0;
+        for line in include_str!("../../../examples/events.ndjson").lines() {
+            let (found, collected, n) = both_ways(ledger.deriver(), line);
+            assert_eq!(found, collected, "{line}");
+            axes += n;
+        }
+        assert!(axes > 50, "the examples name {axes} axis values");
+
+        let pack = tmp.path().join("tags");
+        std::fs::create_dir_all(&pack).unwrap();
+        let axis = |name: &str, pointer: &str| json!({"name": name, "pointer": pointer});
+        let manifest = json!({"pack": "tags", "types": {"tags.tagged": {
+            "schema": "t.schema.json", "subject": "/data/id",
+            "data_subject": "/data/who", "personal": ["/data/who", "/data/mail"],
+            "axes": [axis("tag", "/data/tags/*"), axis("n", "/data/n"), axis("b", "/data/b"),
+                axis("o", "/data/o"), axis("who", "/data/who"), axis("mail", "/data/mail"),
+                axis("none", "/data/absent"), axis("nil", "/data/nil"),
+                {"name": "pair", "pointer": "/data/pairs/*", "join": ["/k", "/v"]}]}}});
+        std::fs::write(pack.join("manifest.json"), manifest.to_string()).unwrap();
+        std::fs::write(pack.join("t.schema.json"), r#"{"type":"object"}"#).unwrap();
+        let ledger = open(&tmp.path().join("tagged"), Packs::load(&[&pack]).unwrap());
+        let event = |data: serde_json::Value| {
+            json!({"specversion": "1.0", "id": "t-1", "source": "s", "type": "tags.tagged",
+                "time": "2026-12-06T10:00:00Z", "tenant": "acme", "data": data})
+            .to_string()
+        };
+        for data in [
+            json!({"id": "a", "who": "p-1", "mail": "p-1", "tags": ["x", "y", "x", "x"],
+                "n": 1.5, "b": false, "o": {"z": 1, "a": [2, "é"]}, "nil": null,
+                "pairs": [{"k": "a", "v": 1}, {"k": "a", "v": 1}, {"k": "b"}]}),
+            json!({"id": "b", "who": "p-2", "mail": "p-3", "tags": [], "n": -7, "pairs": []}),
+            json!({"id": "c", "tags": "not a list", "n": "7", "pairs": {"k": "a", "v": "b"}}),
+        ] {
+            let line = event(data);
+            let (found, collected, _) = both_ways(ledger.deriver(), &line);
+            assert_eq!(found, collected, "{line}");
+        }
     }
 
     #[test]

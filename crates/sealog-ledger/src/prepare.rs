@@ -11,7 +11,7 @@ use sealog_model::input::check_event_bytes;
 use sealog_model::json::Json;
 use sealog_model::{Canonical, Envelope, PrepareError};
 use sealog_packs::{Derived, ReasonCode};
-use sealog_store::{Entry, LogRead, StoreError};
+use sealog_store::{Entry, Key, LogRead, StoreError};
 use serde_json::Value;
 
 use crate::keys::{Deriver, EventKeys};
@@ -87,7 +87,7 @@ impl Pipeline<'_> {
         };
         let declared = self.deriver.declares(env.event_type);
         if !declared && self.undeclared == Undeclared::Accept && author.is_producer() {
-            return entry(tree, &env, Derived::default(), false, raw);
+            return entry(tree, &env, (Derived::default(), Vec::new()), false, raw);
         }
         // The pack edits the tree, so the envelope's view of it ends here and is read again
         // after normalization (which never touches it).
@@ -99,8 +99,8 @@ impl Pipeline<'_> {
                     return *refused;
                 }
                 let env = Envelope::fields(tree).expect("checked above; sealing keeps it");
-                let derived = self.deriver.derive(tree, &env);
-                entry(tree, &env, derived, sealed, raw)
+                let (derived, axis_keys) = self.deriver.derive_keyed(tree, &env);
+                entry(tree, &env, (derived, axis_keys), sealed, raw)
             }
             Err(q) => {
                 // A failed check leaves the event as it was sent (normalization runs last).
@@ -227,7 +227,7 @@ impl Pipeline<'_> {
 fn entry(
     tree: &Json<'_>,
     env: &Envelope<'_>,
-    derived: Derived,
+    (derived, axis_keys): (Derived, Vec<Key>),
     sealed: bool,
     raw: Option<&[u8]>,
 ) -> Prepared {
@@ -248,7 +248,7 @@ fn entry(
         let actor = event.member_value("actor").filter(|a| a.starts_with('{'));
         Packed::of(env, actor, &derived)
     });
-    let keyed = EventKeys::of(env, derived);
+    let keyed = EventKeys::of(env, derived, axis_keys);
     let claim = Claim {
         supersedes: keyed.supersedes,
         chain: keyed.chain,

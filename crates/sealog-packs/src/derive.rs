@@ -1,6 +1,8 @@
 //! Derivation of scope, subject, data subject, axes and supersedes target: a pure function of
 //! the event, so the same facts come out of a fresh event and of its stored record.
 
+use std::borrow::Cow;
+
 use crate::Derived;
 
 use crate::pointer::Node;
@@ -15,35 +17,52 @@ impl TypeRules {
     }
 
     pub(crate) fn derive<N: Node>(&self, event: &N) -> Derived {
+        // An axis over an array gives a value per element: room for a few.
+        let mut axes = Vec::with_capacity(self.axes.len() + 8);
+        let mut derived = self.derive_each(event, |name, value| {
+            axes.push((name.to_string(), value.to_string()));
+        });
+        // Postings are a set: element order in the body must not change what is indexed.
+        axes.sort();
+        axes.dedup();
+        derived.axes = axes;
+        derived
+    }
+
+    /// [`TypeRules::derive`] with each axis value handed to `axis` as it is found, in the
+    /// manifest's order and possibly repeated, instead of collected: the result's `axes` is
+    /// empty.
+    pub(crate) fn derive_each<N: Node>(
+        &self,
+        event: &N,
+        mut axis: impl FnMut(&str, &str),
+    ) -> Derived {
         let found = self.paths.resolve(event, crate::paths::Readers::DERIVE);
         let text = |p: &Option<crate::pointer::Pointer>| {
             p.as_ref().and_then(|p| found.get(p)).and_then(Node::text)
         };
-        // An axis over an array gives a value per element: room for a few.
-        let mut axes = Vec::with_capacity(self.axes.len() + 8);
-        for axis in &self.axes {
-            found.visit(&axis.pointer, &mut |_, node| {
+        for a in &self.axes {
+            found.visit(&a.pointer, &mut |_, node| {
                 let Some(node) = node else { return };
-                let value = if axis.join.is_empty() {
-                    node.text()
+                let value = if a.join.is_empty() {
+                    node.text_ref()
                 } else {
-                    axis.join
+                    a.join
                         .iter()
                         .map(|j| j.get(node).and_then(Node::text))
                         .collect::<Option<Vec<_>>>()
-                        .map(|parts| parts.join(":"))
+                        .map(|parts| Cow::Owned(parts.join(":")))
                 };
-                axes.extend(value.map(|v| (axis.name.clone(), v)));
+                if let Some(v) = value {
+                    axis(&a.name, &v);
+                }
             });
         }
-        // Postings are a set: element order in the body must not change what is indexed.
-        axes.sort();
-        axes.dedup();
         Derived {
             scope: text(&self.scope),
             subject: text(&self.subject),
             data_subject: text(&self.data_subject),
-            axes,
+            axes: Vec::new(),
             unique_per_subject: self.unique_per_subject,
             supersedes: text(&self.supersedes),
         }

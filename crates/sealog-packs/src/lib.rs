@@ -196,6 +196,20 @@ impl Packs {
             .unwrap_or_default()
     }
 
+    /// [`Packs::derive`] with each axis value handed to `axis` (its name and value) as it
+    /// is found, possibly repeated, instead of collected into `axes`, which is left empty:
+    /// the ingest path hashes each into its index key without a string of its own.
+    pub fn derive_each(
+        &self,
+        event: &Json<'_>,
+        envelope: &Envelope<'_>,
+        axis: impl FnMut(&str, &str),
+    ) -> Derived {
+        self.rules(envelope.event_type)
+            .map(|r| r.derive_each(event, axis))
+            .unwrap_or_default()
+    }
+
     /// The data subject an event's pack declares for it (PRODUCT §8, §9): whose personal
     /// data it is, the person a subject-role key stands for. `None` for a type that declares
     /// none, a type no pack declares, or an event whose pointer finds nothing.

@@ -249,6 +249,8 @@ pub(crate) trait Node: Sized {
     fn is_null(&self) -> bool;
     /// Strings as they are, every other non-null value as its RFC 8785 text.
     fn text(&self) -> Option<String>;
+    /// [`Node::text`], borrowed where the value is a string.
+    fn text_ref(&self) -> Option<Cow<'_, str>>;
 }
 
 impl Node for Value {
@@ -277,6 +279,12 @@ impl Node for Value {
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
             other => Some(canonical_text(other)),
+        }
+    }
+    fn text_ref(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Value::String(s) => Some(Cow::Borrowed(s)),
+            other => other.text().map(Cow::Owned),
         }
     }
 }
@@ -314,6 +322,12 @@ impl Node for Json<'_> {
                 String::from_utf8(canonical_bytes(other))
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             ),
+        }
+    }
+    fn text_ref(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Json::String(s) => Some(Cow::Borrowed(s)),
+            other => other.text().map(Cow::Owned),
         }
     }
 }
