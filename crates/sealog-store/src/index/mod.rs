@@ -193,7 +193,7 @@ impl Index {
             memtable_records_max,
             runs: Vec::new(),
             frozen: None,
-            mem: Memtable::new(0),
+            mem: Memtable::with_room(0, memtable_records_max),
             spare: None,
             pruned: pruned::Pruned::default(),
         }
@@ -228,7 +228,7 @@ impl Index {
             memtable_records_max,
             runs,
             frozen: None,
-            mem: Memtable::new(end),
+            mem: Memtable::with_room(end, memtable_records_max),
             spare: None,
             pruned: pruned::Pruned::default(),
         })
@@ -278,7 +278,10 @@ impl Index {
             return None;
         }
         let end = self.mem.end;
-        let mut next = self.spare.take().unwrap_or_default();
+        let mut next = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Memtable::with_room(end, self.memtable_records_max));
         (next.first, next.end) = (end, end);
         let frozen = Arc::new(std::mem::replace(&mut self.mem, next));
         self.frozen = Some(frozen.clone());
