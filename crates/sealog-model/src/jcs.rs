@@ -64,8 +64,43 @@ pub fn write_object_marking(
 /// `serde_json::Value` and the ingest path's borrowed [`Json`].
 pub trait Node: Sized {
     fn view(&self) -> View<'_, Self>;
-    /// An object's members as stored, appended to `out` (called when `view` says `Object`).
-    fn members<'s>(&'s self, out: &mut Vec<(&'s str, &'s Self)>);
+    /// An object's members as stored, appended to `out` (called when `view` says `Object`)
+    /// through [`member`].
+    fn members<'s>(&'s self, out: &mut Vec<Member<'s, Self>>);
+}
+
+/// An object's member as the writer sorts it: its name's [`lead`], its name, its value.
+pub type Member<'s, N> = (u64, &'s str, &'s N);
+
+/// A member with its name's lead.
+pub fn member<'s, N>(name: &'s str, value: &'s N) -> Member<'s, N> {
+    (lead(name), name, value)
+}
+
+/// A name's first eight bytes as a big-endian number, zero past its end: for names whose
+/// first eight bytes are ASCII, numbers that differ order the names as UTF-16 does (the
+/// first differing byte is a character of its own in each, or the end of the shorter), so
+/// most comparisons of a sort are one comparison of two numbers.
+fn lead(name: &str) -> u64 {
+    let b = name.as_bytes();
+    match b.get(..8) {
+        Some(eight) => u64::from_be_bytes(eight.try_into().expect("eight bytes")),
+        None => b
+            .iter()
+            .enumerate()
+            .fold(0, |word, (i, &c)| word | u64::from(c) << (56 - 8 * i)),
+    }
+}
+
+/// Sorts an object's members by name in UTF-16 order ([`cmp_keys`]): by their leads, and by
+/// the names where the leads tie, when every lead is ASCII; by the names alone otherwise.
+fn sort_members<N>(own: &mut [Member<'_, N>]) {
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    if own.iter().all(|m| m.0 & HIGH_BITS == 0) {
+        own.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_keys(a.1, b.1)));
+    } else {
+        own.sort_unstable_by(|a, b| cmp_keys(a.1, b.1));
+    }
 }
 
 pub enum View<'a, N> {
@@ -90,9 +125,9 @@ impl Node for Value {
             Value::Object(_) => View::Object,
         }
     }
-    fn members<'s>(&'s self, out: &mut Vec<(&'s str, &'s Self)>) {
+    fn members<'s>(&'s self, out: &mut Vec<Member<'s, Self>>) {
         if let Value::Object(m) = self {
-            out.extend(m.iter().map(|(k, v)| (k.as_str(), v)));
+            out.extend(m.iter().map(|(k, v)| member(k.as_str(), v)));
         }
     }
 }
@@ -108,9 +143,9 @@ impl Node for Json<'_> {
             Json::Object(_) => View::Object,
         }
     }
-    fn members<'s>(&'s self, out: &mut Vec<(&'s str, &'s Self)>) {
+    fn members<'s>(&'s self, out: &mut Vec<Member<'s, Self>>) {
         if let Json::Object(m) = self {
-            out.extend(m.iter().map(|(k, v)| (k.as_ref(), v)));
+            out.extend(m.iter().map(|(k, v)| member(k.as_ref(), v)));
         }
     }
 }
@@ -127,7 +162,7 @@ fn write_node<N: Node>(
     // list for the whole document rather than one allocated per object. Both are given room
     // at the first container (an event's envelope and its body's members, so that they
     // seldom grow); a scalar needs neither.
-    let mut members: Vec<(&str, &N)> = Vec::new();
+    let mut members: Vec<Member<'_, N>> = Vec::new();
     let mut pending = Some(value);
     loop {
         if let Some(value) = pending.take() {
@@ -157,9 +192,9 @@ fn write_node<N: Node>(
                     let own = &mut members[start..];
                     // A map's own order (UTF-8 bytes, insertion, or as sent) cannot be trusted.
                     // Already-sorted input costs one linear pass.
-                    own.sort_unstable_by(|a, b| cmp_keys(a.0, b.0));
+                    sort_members(own);
                     debug_assert!(
-                        own.windows(2).all(|w| w[0].0 != w[1].0),
+                        own.windows(2).all(|w| w[0].1 != w[1].1),
                         "a parsed tree holds no repeated member"
                     );
                     out.push(b'{');
@@ -191,7 +226,7 @@ fn write_node<N: Node>(
             },
             Frame::Object { start, next, end } => {
                 if *next < *end {
-                    let (key, item) = members[*next];
+                    let (_, key, item) = members[*next];
                     if *next > *start {
                         out.push(b',');
                     }
@@ -407,14 +442,14 @@ fn write_f64(f: f64, out: &mut Vec<u8>) {
 }
 
 /// The RFC 6901 pointer of the child each open container is currently writing.
-fn pointer<N>(stack: &[Frame<'_, N>], members: &[(&str, &N)]) -> String {
+fn pointer<N>(stack: &[Frame<'_, N>], members: &[Member<'_, N>]) -> String {
     let mut pointer = String::new();
     for frame in stack {
         pointer.push('/');
         match frame {
             Frame::Array { next, .. } => pointer.push_str(&(next - 1).to_string()),
             Frame::Object { next, .. } => {
-                for c in members[next - 1].0.chars() {
+                for c in members[next - 1].1.chars() {
                     match c {
                         '~' => pointer.push_str("~0"),
                         '/' => pointer.push_str("~1"),
@@ -430,6 +465,7 @@ fn pointer<N>(stack: &[Frame<'_, N>], members: &[(&str, &N)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
     fn string(s: &str) -> String {
         let mut out = Vec::new();
@@ -521,6 +557,62 @@ mod tests {
             string("\u{7f}\u{80}\u{2028}\u{fffd}😂"),
             "\"\u{7f}\u{80}\u{2028}\u{fffd}😂\""
         );
+    }
+
+    /// Members come out in the UTF-16 order of their names however they were sent: names
+    /// around eight bytes long and sharing long prefixes, holding NUL and DEL, two- and
+    /// three-byte characters, U+E000..U+FFFF and characters past U+FFFF (which UTF-16 puts
+    /// before U+E000), so leads tie, differ, and are ASCII or not.
+    #[test]
+    fn members_are_written_in_the_utf16_order_of_their_names() {
+        let pieces = [
+            "a",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "\u{0}",
+            "\u{7f}",
+            "\u{e9}",
+            "\u{e000}",
+            "\u{ffff}",
+            "\u{1f602}",
+            "z",
+            "A",
+        ];
+        let mut r = crate::test_rng::Rng::new(0x50e7_0dd5);
+        for _ in 0..3000 {
+            let n = 1 + r.below(12);
+            let mut names: Vec<String> = (0..n)
+                .map(|_| (0..1 + r.below(4)).map(|_| r.pick(&pieces)).collect())
+                .collect();
+            names.sort();
+            names.dedup();
+            for i in (1..names.len()).rev() {
+                names.swap(i, r.below(i + 1));
+            }
+            let tree = Json::Object(
+                names
+                    .iter()
+                    .map(|k| (Cow::Borrowed(k.as_str()), Json::Null))
+                    .collect(),
+            );
+            let mut written = Vec::new();
+            write_json(&tree, &mut written).unwrap();
+            names.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            let mut expected = b"{".to_vec();
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    expected.push(b',');
+                }
+                write_string(name, &mut expected);
+                expected.extend_from_slice(b":null");
+            }
+            expected.push(b'}');
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
     }
 
     #[test]
