@@ -166,6 +166,16 @@ pub fn canonical(data: &[u8]) {
         let mut read_back = Vec::new();
         jcs::write_json(&obj.tree, &mut read_back).expect("a canonical tree canonicalizes");
         assert_eq!(read_back, first);
+        // The record writer's form: the same bytes, each member found where the reader
+        // finds it.
+        let (mut marked, mut starts) = (Vec::new(), Vec::new());
+        jcs::write_object_marking(&tree, &mut marked, &mut starts).expect("as write_json");
+        assert_eq!(marked, first, "the marking writer writes other bytes");
+        let read: Vec<u32> = obj.members.iter().map(|m| m.start as u32).collect();
+        assert_eq!(
+            starts, read,
+            "members marked where the reader does not find them"
+        );
     }
     // The oracle rounds integers beyond ±(2^53-1) where Sealog refuses them, so only values
     // both accept are compared (write_json refused those above). The oracle is handed the
