@@ -66,7 +66,7 @@ impl Memtable {
     /// An empty memtable from `first` with room for `records` records reserved. The room is
     /// address space: pages become memory as records fill them, as they would have by
     /// growing, but a first memtable no longer copies its tables at every doubling (a
-    /// fifteenth of the writer's time in a run of 100,000 decision records).
+    /// twentieth of the writer's time in a run of 100,000 decision records).
     pub(crate) fn with_room(first: u64, records: u64) -> Self {
         let n = usize::try_from(records.min(ROOM_RECORDS_MAX)).expect("at most 2^20");
         Memtable {
