@@ -160,8 +160,8 @@ fn write_node<N: Node>(
     let mut stack: Vec<Frame<'_, N>> = Vec::new();
     // The members of every object open, outermost first, each object's sorted in place: one
     // list for the whole document rather than one allocated per object. Both are given room
-    // at the first container (an event's envelope and its body's members, so that they
-    // seldom grow); a scalar needs neither.
+    // at the first object (an event's envelope and its body's members, so that they seldom
+    // grow), the stack alone at an array; a scalar needs neither.
     let mut members: Vec<Member<'_, N>> = Vec::new();
     let mut pending = Some(value);
     loop {
@@ -183,7 +183,7 @@ fn write_node<N: Node>(
                     stack.push(Frame::Array { items, next: 0 });
                 }
                 View::Object => {
-                    if stack.capacity() == 0 {
+                    if members.capacity() == 0 {
                         stack.reserve(8);
                         members.reserve(48);
                     }
