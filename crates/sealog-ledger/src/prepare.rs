@@ -87,7 +87,7 @@ impl Pipeline<'_> {
         };
         let declared = self.deriver.declares(env.event_type);
         if !declared && self.undeclared == Undeclared::Accept && author.is_producer() {
-            return entry(tree, &env, (Derived::default(), Vec::new()), false, raw);
+            return entry(tree, &env, Derived::default(), Vec::new(), false, raw);
         }
         // The pack edits the tree, so the envelope's view of it ends here and is read again
         // after normalization (which never touches it).
@@ -100,7 +100,7 @@ impl Pipeline<'_> {
                 }
                 let env = Envelope::fields(tree).expect("checked above; sealing keeps it");
                 let (derived, axis_keys) = self.deriver.derive_keyed(tree, &env);
-                entry(tree, &env, (derived, axis_keys), sealed, raw)
+                entry(tree, &env, derived, axis_keys, sealed, raw)
             }
             Err(q) => {
                 // A failed check leaves the event as it was sent (normalization runs last).
@@ -227,7 +227,8 @@ impl Pipeline<'_> {
 fn entry(
     tree: &Json<'_>,
     env: &Envelope<'_>,
-    (derived, axis_keys): (Derived, Vec<Key>),
+    derived: Derived,
+    axis_keys: Vec<Key>,
     sealed: bool,
     raw: Option<&[u8]>,
 ) -> Prepared {

@@ -247,10 +247,12 @@ pub(crate) trait Node: Sized {
     fn each_member<'s>(&'s self, f: impl FnMut(&str, &'s Self)) -> bool;
     fn elements(&self) -> &[Self];
     fn is_null(&self) -> bool;
-    /// Strings as they are, every other non-null value as its RFC 8785 text.
-    fn text(&self) -> Option<String>;
-    /// [`Node::text`], borrowed where the value is a string.
+    /// Strings as they are (borrowed), every other non-null value as its RFC 8785 text.
     fn text_ref(&self) -> Option<Cow<'_, str>>;
+    /// [`Node::text_ref`], owned.
+    fn text(&self) -> Option<String> {
+        self.text_ref().map(Cow::into_owned)
+    }
 }
 
 impl Node for Value {
@@ -274,17 +276,11 @@ impl Node for Value {
     fn is_null(&self) -> bool {
         Value::is_null(self)
     }
-    fn text(&self) -> Option<String> {
-        match self {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            other => Some(canonical_text(other)),
-        }
-    }
     fn text_ref(&self) -> Option<Cow<'_, str>> {
         match self {
+            Value::Null => None,
             Value::String(s) => Some(Cow::Borrowed(s)),
-            other => other.text().map(Cow::Owned),
+            other => Some(Cow::Owned(canonical_text(other))),
         }
     }
 }
@@ -312,22 +308,16 @@ impl Node for Json<'_> {
     fn is_null(&self) -> bool {
         Json::is_null(self)
     }
-    fn text(&self) -> Option<String> {
-        match self {
-            Json::Null => None,
-            Json::String(s) => Some(s.to_string()),
-            // Uncanonicalizable values never reach the log; any stable text will do.
-            // RFC 8785 text is UTF-8 (the debug fallback is too): its buffer is the string.
-            other => Some(
-                String::from_utf8(canonical_bytes(other))
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-            ),
-        }
-    }
     fn text_ref(&self) -> Option<Cow<'_, str>> {
         match self {
+            Json::Null => None,
             Json::String(s) => Some(Cow::Borrowed(s)),
-            other => other.text().map(Cow::Owned),
+            // Uncanonicalizable values never reach the log; any stable text will do.
+            // RFC 8785 text is UTF-8 (the debug fallback is too): its buffer is the string.
+            other => Some(Cow::Owned(
+                String::from_utf8(canonical_bytes(other))
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            )),
         }
     }
 }
