@@ -169,13 +169,15 @@ impl<'a> Parser<'a> {
         }))
     }
 
+    /// Builds the object in its slot, and each member in its place in the object: a member or
+    /// an object assembled on the stack and moved in is read back in wider loads than it was
+    /// written in, and the processor cannot forward those stores.
     fn object(&mut self, out: &mut Json<'a>) -> Result<(), Fail> {
-        let mut members: Vec<(Cow<'a, str>, Json<'a>)> = Vec::new();
         let mut seen: Option<std::collections::HashSet<String>> = None;
         match self.next_token() {
             Some(b'}') => {
                 self.at += 1;
-                put(out, Json::Object(members));
+                put(out, Json::Object(Vec::new()));
                 return Ok(());
             }
             Some(b'"') => {}
@@ -183,19 +185,27 @@ impl<'a> Parser<'a> {
             None => return Err(self.fail("EOF while parsing an object")),
         }
         // Room for eight saves the first growths of most objects.
-        members.reserve(8);
+        put(out, Json::Object(Vec::with_capacity(8)));
+        let Json::Object(members) = out else {
+            unreachable!("an object was just put there")
+        };
         loop {
             let key = self.string()?;
-            if repeats(&members, &mut seen, &key) {
-                return Err(Box::new(Failure::Duplicate(vec![key.into_owned()])));
+            members.resize_with(members.len() + 1, || (Cow::Borrowed(""), Json::Null));
+            let last = members.len() - 1;
+            let (before, [(name, slot)]) = members.split_at_mut(last) else {
+                unreachable!("a member was just pushed")
+            };
+            *name = key;
+            let key = &*name;
+            if repeats(before, &mut seen, key) {
+                return Err(Box::new(Failure::Duplicate(vec![key.to_string()])));
             }
             match self.next_token() {
                 Some(b':') => self.at += 1,
                 Some(_) => return Err(self.fail("expected `:`")),
                 None => return Err(self.fail("EOF while parsing an object")),
             }
-            members.push((key, Json::Null));
-            let (key, slot) = members.last_mut().expect("just pushed");
             if let Err(e) = self.value(slot) {
                 return Err(unwinding(e, || key.to_string()));
             }
@@ -203,7 +213,6 @@ impl<'a> Parser<'a> {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
                     self.at += 1;
-                    put(out, Json::Object(members));
                     return Ok(());
                 }
                 Some(_) => return Err(self.fail("expected `,` or `}`")),
@@ -218,20 +227,24 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Builds the array in its slot, as [`Parser::object`] does.
     fn array(&mut self, out: &mut Json<'a>) -> Result<(), Fail> {
-        let mut items = Vec::new();
         match self.next_token() {
             Some(b']') => {
                 self.at += 1;
-                put(out, Json::Array(items));
+                put(out, Json::Array(Vec::new()));
                 return Ok(());
             }
             None => return Err(self.fail("EOF while parsing a list")),
             Some(_) => {}
         }
+        put(out, Json::Array(Vec::with_capacity(4)));
+        let Json::Array(items) = out else {
+            unreachable!("an array was just put there")
+        };
         loop {
-            items.push(Json::Null);
-            let i = items.len() - 1;
+            let i = items.len();
+            items.resize_with(i + 1, || Json::Null);
             if let Err(e) = self.value(&mut items[i]) {
                 return Err(unwinding(e, || i.to_string()));
             }
@@ -239,7 +252,6 @@ impl<'a> Parser<'a> {
                 Some(b',') => self.at += 1,
                 Some(b']') => {
                     self.at += 1;
-                    put(out, Json::Array(items));
                     return Ok(());
                 }
                 Some(_) => return Err(self.fail("expected `,` or `]`")),
