@@ -39,9 +39,11 @@ impl std::ops::BitOrAssign for Readers {
 struct Place {
     /// Who reads this place or one below it.
     readers: Readers,
-    /// Each child's [`sketch`], ascending, beside its name and place: a member of an object
-    /// finds its child by a binary search over integers, and compares bytes once.
-    sketches: Vec<u64>,
+    /// Each child's [`sketch`] and its index in `children` plus one, at the slot its sketch
+    /// hashes to or the first free one after it, in a table at least twice as large as the
+    /// children: a member of an object finds its child, or that it has none, in about one
+    /// probe and compares bytes once. Zero marks a free slot.
+    table: Vec<(u64, u32)>,
     children: Vec<(String, u32)>,
     /// Where the value found here goes, when a pointer ends here.
     slot: Option<u16>,
@@ -59,16 +61,71 @@ fn sketch(name: &str) -> u64 {
         | byte(n.wrapping_sub(1))
 }
 
+/// Where a sketch's probe starts in a table of `mask + 1` slots.
+fn home(sketch: u64, mask: usize) -> usize {
+    (sketch.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize & mask
+}
+
+/// Whether two names with the same [`sketch`] are the same name. The sketch holds the length
+/// and every byte of a name up to four bytes long; longer ones are compared a word at a
+/// time, the last word overlapping the one before, which costs less than calling `memcmp`
+/// for names this short.
+fn same_sketched(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    debug_assert_eq!(n, b.len(), "equal sketches have equal lengths");
+    if n <= 4 {
+        return true;
+    }
+    if n <= 8 {
+        let word = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
+        return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
 impl Place {
     fn find(&self, name: &str) -> Option<u32> {
+        if self.table.is_empty() {
+            return None;
+        }
         let k = sketch(name);
-        let from = self.sketches.partition_point(|&s| s < k);
-        self.sketches[from..]
-            .iter()
-            .take_while(|&&s| s == k)
-            .zip(&self.children[from..])
-            .find(|(_, (n, _))| n == name)
-            .map(|(_, (_, at))| *at)
+        let mask = self.table.len() - 1;
+        let mut at = home(k, mask);
+        loop {
+            let (s, child) = self.table[at];
+            if child == 0 {
+                return None;
+            }
+            if s == k {
+                let (n, place) = &self.children[child as usize - 1];
+                if same_sketched(n.as_bytes(), name.as_bytes()) {
+                    return Some(*place);
+                }
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn add_child(&mut self, name: &str, place: u32) {
+        self.children.push((name.to_string(), place));
+        let size = (self.children.len() * 2).next_power_of_two();
+        self.table = vec![(0, 0); size];
+        for (i, (n, _)) in self.children.iter().enumerate() {
+            let k = sketch(n);
+            let mut at = home(k, size - 1);
+            while self.table[at].1 != 0 {
+                at = (at + 1) & (size - 1);
+            }
+            self.table[at] = (k, u32::try_from(i + 1).expect("few children"));
+        }
     }
 }
 
@@ -96,10 +153,7 @@ impl Paths {
                     Some(next) => next as usize,
                     None => {
                         let next = paths.nodes.len();
-                        let place = &mut paths.nodes[at];
-                        let i = place.sketches.partition_point(|&s| s <= sketch(name));
-                        place.sketches.insert(i, sketch(name));
-                        place.children.insert(i, (name.clone(), next as u32));
+                        paths.nodes[at].add_child(name, next as u32);
                         paths.nodes.push(Place::default());
                         next
                     }
@@ -332,5 +386,39 @@ mod tests {
         let derive = paths.resolve(&v, Readers::DERIVE);
         assert!(matches!(derive.at[2], Unresolved));
         assert!(matches!(derive.at[0], Resolved(Some(_))));
+    }
+
+    /// Names that share their length and first and last two bytes, and differ in one byte
+    /// anywhere between, are told apart at every length, as are names the place lacks.
+    #[test]
+    fn a_place_finds_each_child_among_names_that_share_their_sketch() {
+        let mut place = Place::default();
+        let mut names = Vec::new();
+        for n in 0..40usize {
+            let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 7) as u8).collect();
+            names.push(String::from_utf8(base.clone()).unwrap());
+            for at in 2..n.saturating_sub(2) {
+                let mut other = base.clone();
+                other[at] = b'Z';
+                names.push(String::from_utf8(other).unwrap());
+            }
+        }
+        for (i, name) in names.iter().enumerate() {
+            place.add_child(name, i as u32 + 100);
+        }
+        assert!(place.table.len() >= 2 * names.len());
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(place.find(name), Some(i as u32 + 100), "{name:?}");
+            // The same sketch, a byte between its ends changed to one no child has there.
+            if name.len() > 4 {
+                let mut miss = name.clone().into_bytes();
+                miss[name.len() / 2] = b'#';
+                let miss = String::from_utf8(miss).unwrap();
+                assert_eq!(sketch(&miss), sketch(name));
+                assert_eq!(place.find(&miss), None, "{miss:?}");
+            }
+        }
+        assert_eq!(place.find("not a child at all"), None);
+        assert_eq!(Place::default().find("a"), None);
     }
 }
