@@ -111,7 +111,7 @@ fn one_block_key(axis: &[u8], value: &[u8]) -> Key {
     block[len] = 0x80;
     block[56..].copy_from_slice(&((len as u64) * 8).to_be_bytes());
     let mut state = SHA256_IV;
-    sha2::block_api::compress256(&mut state, &[block]);
+    sha2::block_api::compress256(&mut state, std::slice::from_ref(&block));
     let mut out = [0u8; 16];
     for (o, w) in out.chunks_exact_mut(4).zip(state) {
         o.copy_from_slice(&w.to_be_bytes());
