@@ -265,7 +265,7 @@ pub fn write_string(s: &str, out: &mut Vec<u8>) {
     // untouched runs in between can be copied wholesale.
     let mut at = 0;
     loop {
-        let stop = plain_run(bytes, at);
+        let stop = plain_run_of_string(bytes, at);
         out.extend_from_slice(&bytes[at..stop]);
         let Some(&b) = bytes.get(stop) else { break };
         let short = match b {
@@ -304,30 +304,90 @@ static STOPS_A_RUN: [bool; 256] = {
 };
 
 /// Where the run of bytes from `from` that need no escaping ends: eight bytes at a time, then
-/// a byte at a time. In each word, a byte's top bit is set in `stops` where the byte is a
-/// quote, a backslash or below 0x20; borrows can set it spuriously only above a true hit, so
-/// the lowest one set is the first stop.
+/// a byte at a time. For a text that goes on past the run, as a parser's does: the bytes left
+/// over are few and met once a text.
 #[inline(always)]
 pub(crate) fn plain_run(bytes: &[u8], from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const TOPS: u64 = 0x8080_8080_8080_8080;
-    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    match plain_words(bytes, from) {
+        Ok(stop) => stop,
+        Err(mut at) => {
+            while at < bytes.len() && !STOPS_A_RUN[usize::from(bytes[at])] {
+                at += 1;
+            }
+            at
+        }
+    }
+}
+
+/// [`plain_run`] for the bytes of one string, which end where the string does: the last one
+/// to seven bytes, met in every string, are tested as one word rather than by a loop whose
+/// exit is mispredicted. Where the bytes hold a word, it is the last, shifted to start at
+/// `at`: the lanes past the end are zero, a stop, so the run ends at the end at the latest.
+/// Else four to seven bytes are read as two overlapping halves, and one to three as the
+/// first, middle and last (each lane at `at` plus the lane, or a repeat of the lane before
+/// it). Either way a lane's position grows with the lane, so the lowest stop is the first.
+#[inline(always)]
+fn plain_run_of_string(bytes: &[u8], from: usize) -> usize {
+    /// A byte no run stops at, for the lanes of a short word past the end of the bytes.
+    const PLAIN: u64 = 0x6161_6161_6161_6161;
+    let at = match plain_words(bytes, from) {
+        Ok(stop) => return stop,
+        Err(at) => at,
+    };
+    let (len, n) = (bytes.len(), bytes.len() - at);
+    let lane = |found: u64| (found.trailing_zeros() / 8) as usize;
+    if n == 0 {
+        return at;
+    }
+    if len >= 8 {
+        let last = u64::from_le_bytes(bytes[len - 8..].try_into().expect("eight bytes"));
+        return at + lane(stops(last >> (8 * (8 - n))));
+    }
+    if n >= 4 {
+        let half = |i: usize| u64::from(u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4")));
+        return match stops(half(at) | half(len - 4) << 32) {
+            0 => len,
+            found if lane(found) < 4 => at + lane(found),
+            found => len + lane(found) - 8,
+        };
+    }
+    let v = u64::from(bytes[at])
+        | u64::from(bytes[at + n / 2]) << 8
+        | u64::from(bytes[len - 1]) << 16
+        | PLAIN << 24;
+    match stops(v) {
+        0 => len,
+        found => at + lane(found),
+    }
+}
+
+/// The run from `from` eight bytes at a time: `Ok` with where it stops, or `Err` with where
+/// fewer than eight bytes are left and none before has stopped it.
+#[inline(always)]
+fn plain_words(bytes: &[u8], from: usize) -> Result<usize, usize> {
     let mut at = from;
     while let Some(word) = bytes.get(at..at + 8) {
-        let v = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        let stops = (zero_in(v ^ (ONES * u64::from(b'"')))
-            | zero_in(v ^ (ONES * u64::from(b'\\')))
-            | (v.wrapping_sub(ONES * 0x20) & !v))
-            & TOPS;
-        if stops != 0 {
-            return at + (stops.trailing_zeros() / 8) as usize;
+        let found = stops(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+        if found != 0 {
+            return Ok(at + (found.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
-    while at < bytes.len() && !STOPS_A_RUN[usize::from(bytes[at])] {
-        at += 1;
-    }
-    at
+    Err(at)
+}
+
+/// A word's stops: a byte's top bit is set where the byte is a quote, a backslash or below
+/// 0x20. Borrows can set it spuriously only above a true stop, so the lowest one set is the
+/// first.
+#[inline(always)]
+fn stops(v: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    (zero_in(v ^ (ONES * u64::from(b'"')))
+        | zero_in(v ^ (ONES * u64::from(b'\\')))
+        | (v.wrapping_sub(ONES * 0x20) & !v))
+        & TOPS
 }
 
 /// Appends a number per ECMAScript Number.prototype.toString (RFC 8785 §3.2.2.3), via ryu-js.
@@ -512,7 +572,7 @@ mod tests {
 
     /// Every slice length around a word or two, every start, with stops (and bytes next to
     /// them in value) anywhere, before the start too: the run ends where a byte-at-a-time scan
-    /// ends it.
+    /// ends it, whichever way the last bytes are tested.
     #[test]
     fn plain_runs_end_where_a_byte_by_byte_scan_ends_them() {
         let by_byte = |bytes: &[u8], from: usize| {
@@ -535,10 +595,12 @@ mod tests {
                     })
                     .collect();
                 for from in 0..=len {
+                    let expected = by_byte(&bytes, from);
+                    assert_eq!(plain_run(&bytes, from), expected, "{bytes:?} from {from}");
                     assert_eq!(
-                        plain_run(&bytes, from),
-                        by_byte(&bytes, from),
-                        "{bytes:?} from {from}"
+                        plain_run_of_string(&bytes, from),
+                        expected,
+                        "a string's {bytes:?} from {from}"
                     );
                 }
             }
