@@ -335,7 +335,6 @@ fn plain_run_of_string(bytes: &[u8], from: usize) -> usize {
         Err(at) => at,
     };
     let (len, n) = (bytes.len(), bytes.len() - at);
-    let lane = |found: u64| (found.trailing_zeros() / 8) as usize;
     if n == 0 {
         return at;
     }
@@ -369,11 +368,17 @@ fn plain_words(bytes: &[u8], from: usize) -> Result<usize, usize> {
     while let Some(word) = bytes.get(at..at + 8) {
         let found = stops(u64::from_le_bytes(word.try_into().expect("eight bytes")));
         if found != 0 {
-            return Ok(at + (found.trailing_zeros() / 8) as usize);
+            return Ok(at + lane(found));
         }
         at += 8;
     }
     Err(at)
+}
+
+/// The lane (byte) of a word's first stop, `found` being its [`stops`], not zero.
+#[inline(always)]
+fn lane(found: u64) -> usize {
+    (found.trailing_zeros() / 8) as usize
 }
 
 /// A word's stops: a byte's top bit is set where the byte is a quote, a backslash or below
