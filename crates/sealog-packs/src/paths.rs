@@ -4,6 +4,7 @@
 //! each lookup scanned the envelope and then `data` from their first member.
 
 use crate::pointer::{Node, Pointer, Segment, Visitor};
+use sealog_model::json::same_bytes;
 
 /// The places a type's rules read, as a tree of member names from the event's root.
 #[derive(Default)]
@@ -67,28 +68,9 @@ fn home(sketch: u64, mask: usize) -> usize {
 }
 
 /// Whether two names with the same [`sketch`] are the same name. The sketch holds the length
-/// and every byte of a name up to four bytes long; longer ones are compared a word at a
-/// time, the last word overlapping the one before, which costs less than calling `memcmp`
-/// for names this short.
+/// and every byte of a name up to four bytes long.
 fn same_sketched(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    debug_assert_eq!(n, b.len(), "equal sketches have equal lengths");
-    if n <= 4 {
-        return true;
-    }
-    if n <= 8 {
-        let word = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
-        return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
-    }
-    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
-    let mut at = 0;
-    while at + 8 < n {
-        if word(a, at) != word(b, at) {
-            return false;
-        }
-        at += 8;
-    }
-    word(a, n - 8) == word(b, n - 8)
+    a.len() <= 4 || same_bytes(a, b)
 }
 
 impl Place {
