@@ -45,8 +45,14 @@ impl Deriver {
         let personal = self.packs.personal_axes();
         let mut keys = Vec::with_capacity(32);
         let mut held = Vec::new();
+        // An axis hands its values one after another, and its name is the same string each
+        // time: whether it is personal is looked up once per axis, not once per value.
+        let mut last: (*const u8, usize, bool) = (std::ptr::null(), 0, false);
         let mut d = self.packs.derive_each(event, env, |name, value| {
-            if personal.contains(name) {
+            if (name.as_ptr(), name.len()) != (last.0, last.1) {
+                last = (name.as_ptr(), name.len(), personal.contains(name));
+            }
+            if last.2 {
                 held.push((name.to_string(), value.to_string()));
             } else {
                 keys.push(key(name, value));
