@@ -24,6 +24,7 @@ use sealog_model::json::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::key_watch::{KeyFileWatch, Seen};
 use crate::keys::{self, KeyRecord, Role};
 
 /// An authenticated caller.
@@ -312,10 +313,24 @@ pub(crate) struct KeyRing {
     history: std::sync::Mutex<crate::key_history::History>,
     /// Bumped whenever the loaded keys change.
     generation: AtomicU64,
+    /// Tells whether the file's directory changed, so that a request compares the file's
+    /// signature only then; `None`, or blind, where it cannot tell.
+    watch: Option<KeyFileWatch>,
+    blind: AtomicBool,
+    /// Held while the watch's queue is read and what it told is loaded (see `refresh`).
+    turn: std::sync::Mutex<()>,
 }
 
 impl KeyRing {
     pub(crate) fn load(data_dir: PathBuf) -> Result<Self, keys::KeyError> {
+        // The file's directory is made if missing (an open-mode server gets its first key
+        // later) and watched before the first read, so that no change after it goes unseen.
+        // Where either fails, the ring compares the file's signature on every request.
+        let file = keys::file_path(&data_dir);
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let watch = KeyFileWatch::new(&file);
         let ring = KeyRing {
             data_dir,
             snapshot: RwLock::new(Arc::new(Snapshot {
@@ -327,6 +342,9 @@ impl KeyRing {
             refused: Default::default(),
             history: Default::default(),
             generation: AtomicU64::new(0),
+            watch,
+            blind: AtomicBool::new(false),
+            turn: Default::default(),
         };
         ring.reload()?;
         Ok(ring)
@@ -347,6 +365,19 @@ impl KeyRing {
 
     /// Re-reads the file if it changed; returns whether it did.
     pub(crate) fn refresh(&self) -> bool {
+        // One refresh at a time reads the watch's queue and loads what it told: a request
+        // that finds the queue empty because another emptied it waits here until that one
+        // has loaded the change, so none is served by the keys from before it.
+        let _turn = self.turn.lock().expect("key ring lock");
+        if let Some(watch) = self.watch.as_ref()
+            && !self.blind.load(Ordering::Acquire)
+        {
+            match watch.seen() {
+                Seen::Nothing => return false,
+                Seen::Something => {}
+                Seen::Blind => self.blind.store(true, Ordering::Release),
+            }
+        }
         let loaded = self.snapshot.read().expect("key ring lock").sig;
         let sig = self.sig();
         let refused = *self.refused.lock().expect("key ring lock");
@@ -621,6 +652,39 @@ mod tests {
         assert!(!p(&[Role::Writer], None).proves_any_record());
         assert!(p(&[Role::Writer, Role::Auditor], None).proves_any_record());
         assert!(!p(&[Role::Reader], None).may(Action::Append));
+    }
+
+    /// On Linux the ring learns of a change to the key file from its watch, and a key added or
+    /// revoked on disk counts from the next request on, in open mode and after.
+    #[test]
+    fn keys_changed_on_disk_count_from_the_next_request_through_the_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::load(dir.path().to_path_buf()).unwrap();
+        #[cfg(target_os = "linux")]
+        assert!(
+            ring.watch.is_some(),
+            "a fresh directory's key file is watched"
+        );
+        let spec = |roles: Vec<Role>| keys::KeySpec {
+            roles,
+            ..Default::default()
+        };
+        let bearer = |k: &keys::NewKey| format!("Bearer {}", k.secret);
+        let admin = keys::create(dir.path(), spec(vec![Role::Admin]), "test").unwrap();
+        assert!(ring.authenticate(Some(bearer(&admin).as_bytes())).is_ok());
+        assert!(ring.authenticate(None).is_err(), "open mode ended");
+        let reader = keys::create(dir.path(), spec(vec![Role::Reader]), "test").unwrap();
+        assert!(ring.authenticate(Some(bearer(&reader).as_bytes())).is_ok());
+        for _ in 0..3 {
+            assert!(!ring.refresh(), "nothing changed since");
+        }
+        keys::revoke(dir.path(), &reader.record.id, "test", None).unwrap();
+        assert!(ring.authenticate(Some(bearer(&reader).as_bytes())).is_err());
+        assert!(ring.authenticate(Some(bearer(&admin).as_bytes())).is_ok());
+        assert!(
+            !ring.blind.load(Ordering::Acquire),
+            "the watch still follows the directory"
+        );
     }
 
     #[test]

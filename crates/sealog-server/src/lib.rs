@@ -19,6 +19,7 @@ mod exports;
 mod formats;
 mod ingest;
 mod key_history;
+mod key_watch;
 pub mod keys;
 mod logging;
 mod metrics;
