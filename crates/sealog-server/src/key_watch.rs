@@ -2,7 +2,7 @@
 //!
 //! The key ring must see a key revoked on disk from the very next request on. Asking the file
 //! system for the file's signature on every request did that at the price of a path lookup
-//! each time (a tenth of the server's own work on a single-event append). An inotify watch on
+//! each time (some 4% of the server's own work on a single-event append). An inotify watch on
 //! the file's directory gives the same guarantee more cheaply: the kernel queues the event
 //! inside the call that changes the directory (the write, the rename, the unlink), before
 //! that call returns, so a request that starts after the change finds it queued. Reading an
