@@ -27,6 +27,17 @@ use serde_json::{Value, json};
 use crate::key_watch::{KeyFileWatch, Seen};
 use crate::keys::{self, KeyRecord, Role};
 
+/// Whether every change to the key file shows in its directory, as the ring's watch needs:
+/// not when the file is a symbolic link (its target may be written elsewhere) or has another
+/// name (a write through that name is told to that name's directory alone).
+fn changes_show_in_its_directory(file: &std::path::Path) -> bool {
+    match std::fs::symlink_metadata(file) {
+        Ok(m) => !m.file_type().is_symlink() && m.nlink() <= 1,
+        // No file yet: its first version will be made in the directory.
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -343,7 +354,7 @@ impl KeyRing {
             history: Default::default(),
             generation: AtomicU64::new(0),
             watch,
-            blind: AtomicBool::new(false),
+            blind: AtomicBool::new(!changes_show_in_its_directory(&file)),
             turn: Default::default(),
         };
         ring.reload()?;
@@ -374,8 +385,9 @@ impl KeyRing {
         {
             match watch.seen() {
                 Seen::Nothing => return false,
-                Seen::Something => {}
-                Seen::Blind => self.blind.store(true, Ordering::Release),
+                Seen::Something
+                    if changes_show_in_its_directory(&keys::file_path(&self.data_dir)) => {}
+                Seen::Something | Seen::Blind => self.blind.store(true, Ordering::Release),
             }
         }
         let loaded = self.snapshot.read().expect("key ring lock").sig;
@@ -684,6 +696,41 @@ mod tests {
         assert!(
             !ring.blind.load(Ordering::Acquire),
             "the watch still follows the directory"
+        );
+    }
+
+    /// A key file that is a symbolic link, or has a second name, can change without its
+    /// directory hearing of it: the ring then compares the file on every request, and a key
+    /// revoked through the link's target is refused at the next one.
+    #[test]
+    fn a_key_file_kept_elsewhere_is_compared_on_every_request() {
+        let (kept, served) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let spec = keys::KeySpec {
+            roles: vec![Role::Reader],
+            ..Default::default()
+        };
+        let k = keys::create(kept.path(), spec, "test").unwrap();
+        let link = keys::file_path(served.path());
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(keys::file_path(kept.path()), &link).unwrap();
+        let ring = KeyRing::load(served.path().to_path_buf()).unwrap();
+        assert!(
+            ring.blind.load(Ordering::Acquire),
+            "a linked file is not left to the watch"
+        );
+        let bearer = format!("Bearer {}", k.secret);
+        assert!(ring.authenticate(Some(bearer.as_bytes())).is_ok());
+        keys::revoke(kept.path(), &k.record.id, "test", None).unwrap();
+        assert!(ring.authenticate(Some(bearer.as_bytes())).is_err());
+
+        let other = tempfile::tempdir().unwrap();
+        let file = keys::file_path(other.path());
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::hard_link(keys::file_path(kept.path()), &file).unwrap();
+        let ring = KeyRing::load(other.path().to_path_buf()).unwrap();
+        assert!(
+            ring.blind.load(Ordering::Acquire),
+            "a file with two names is not left to the watch"
         );
     }
 

@@ -11,7 +11,8 @@
 //! Any event at all in the directory only sends the ring to compare the file's signature, as
 //! it did before; the watch never decides by itself that the keys changed. When the kernel
 //! can no longer tell (the directory was removed or moved, the watch dropped), the watch says
-//! so and the ring goes back to comparing on every request.
+//! so and the ring goes back to comparing on every request. So does the ring when the file
+//! can change without its directory hearing of it (a symbolic link, a second name).
 
 use std::path::Path;
 
