@@ -328,7 +328,8 @@ pub(crate) struct KeyRing {
     /// signature only then; `None`, or blind, where it cannot tell.
     watch: Option<KeyFileWatch>,
     blind: AtomicBool,
-    /// Held while the watch's queue is read and what it told is loaded (see `refresh`).
+    /// Held, while the watch is followed, as its queue is read and what it told is loaded
+    /// (see `refresh`).
     turn: std::sync::Mutex<()>,
 }
 
@@ -376,13 +377,15 @@ impl KeyRing {
 
     /// Re-reads the file if it changed; returns whether it did.
     pub(crate) fn refresh(&self) -> bool {
-        // One refresh at a time reads the watch's queue and loads what it told: a request
-        // that finds the queue empty because another emptied it waits here until that one
-        // has loaded the change, so none is served by the keys from before it.
-        let _turn = self.turn.lock().expect("key ring lock");
+        // While the watch is followed, one refresh at a time reads its queue and loads what it
+        // told: a request that finds the queue empty because another emptied it waits here
+        // until that one has loaded the change, so none is served by the keys from before it.
+        // Without the watch each request compares the file itself and needs no turn.
+        let mut _turn = None;
         if let Some(watch) = self.watch.as_ref()
             && !self.blind.load(Ordering::Acquire)
         {
+            _turn = Some(self.turn.lock().expect("key ring lock"));
             match watch.seen() {
                 Seen::Nothing => return false,
                 Seen::Something
