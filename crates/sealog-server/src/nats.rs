@@ -381,7 +381,7 @@ impl Pipeline<'_> {
         }
         self.prepared_upto = 0;
         let batch = std::mem::take(&mut self.batch);
-        let submitted = self.state.appender.submit_waiting(prepared).await;
+        let submitted = self.state.appender.submit_waiting(prepared.into()).await;
         if let Some((messages, results)) = self.committed.take() {
             settle(self.config, self.status, messages, results).await;
         }

@@ -10,7 +10,7 @@ use sealog_ledger::{DataLayout, IngestResult, Ledger, Prepared};
 use crate::auth::KeyRing;
 use crate::budget::Budget;
 use crate::error::ApiError;
-use crate::ingest::{Appender, Refused};
+use crate::ingest::{Appender, Refused, Work};
 
 /// Request limits, each named and configurable.
 #[derive(Debug, Clone)]
@@ -101,23 +101,24 @@ impl AppState {
         &self,
         prepared: Vec<Prepared>,
     ) -> Result<Vec<IngestResult>, ApiError> {
-        self.ingest_with(prepared, false).await
-    }
-
-    /// Like `ingest`; with `wait`, a full queue is waited out rather than refused (for the
-    /// later slices of a body whose first slice was already committed).
-    pub(crate) async fn ingest_with(
-        &self,
-        prepared: Vec<Prepared>,
-        wait: bool,
-    ) -> Result<Vec<IngestResult>, ApiError> {
         if prepared.is_empty() {
             return Ok(Vec::new());
         }
+        self.ingest_with(prepared.into(), false).await
+    }
+
+    /// Like `ingest`, for work that may still be to prepare; with `wait`, a full queue is
+    /// waited out rather than refused (for the later slices of a body whose first slice was
+    /// already committed).
+    pub(crate) async fn ingest_with(
+        &self,
+        work: Work,
+        wait: bool,
+    ) -> Result<Vec<IngestResult>, ApiError> {
         let queued = if wait {
-            self.appender.submit_waiting(prepared).await
+            self.appender.submit_waiting(work).await
         } else {
-            self.appender.submit(prepared)
+            self.appender.submit(work)
         };
         let rx = queued.map_err(|r| {
             metrics::counter!("sealog_backpressure_total").increment(1);
@@ -141,6 +142,10 @@ impl AppState {
                 }
                 Err(e.into())
             }
+            // Left unanswered by a running server: preparing these events failed (logged).
+            Err(_) if !self.is_shutting_down() => Err(ApiError::internal(
+                "the events could not be prepared; nothing of them was stored",
+            )),
             Err(_) => Err(ApiError::unavailable(
                 "SHUTTING_DOWN",
                 "the server is shutting down",

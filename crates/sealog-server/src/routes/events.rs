@@ -7,7 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Full};
-use sealog_ledger::{Author, Ledger, Prepared, Rejection};
+use sealog_ledger::{Author, IngestResult, Ledger, Prepared};
 use sealog_model::PrepareError;
 use sealog_model::input::{self, InputError};
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use crate::auth::{Action, Principal};
 use crate::budget::{EVENT_OVERHEAD_BYTES, Reservation};
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
+use crate::ingest::Work;
 use crate::state::AppState;
 
 /// Bodies larger than this are prepared on a blocking thread rather than an async worker.
@@ -101,15 +102,19 @@ async fn append_in_place(
         let prepare = {
             let (ledger, body, raws) = (ctx.state.ledger.clone(), body.clone(), raws.clone());
             let principal = ctx.principal.clone();
-            move || Ok(prepare_slice(&ledger, &body, &raws[start..end], &principal))
+            move || prepare_slice(&ledger, &body, &raws[start..end], &principal)
         };
-        let prepared = if slice_bytes > INLINE_PREPARE_BYTES_MAX {
-            blocking(prepare).await?
+        // A large slice is prepared on a blocking thread, beside the stream's previous request;
+        // a small one on the append thread that commits it, once its turn came.
+        let work = if slice_bytes > INLINE_PREPARE_BYTES_MAX {
+            Work::Prepared(blocking(move || Ok(prepare())).await?)
         } else {
-            prepare()?
+            Work::Raw {
+                events: end - start,
+                prepare: Box::new(prepare),
+            }
         };
         if let Some(place) = place.clone().filter(|_| turn.is_none()) {
-            // Prepared beside the stream's previous request; committed after it.
             turn = Some(
                 ctx.state
                     .streams
@@ -117,7 +122,7 @@ async fn append_in_place(
                     .await?,
             );
         }
-        out.commit(ctx, prepared, start).await?;
+        out.commit(ctx, work, start).await?;
         start = end;
     }
     if let Some(t) = turn {
@@ -235,44 +240,16 @@ impl Results {
         self.events += 1;
     }
 
-    /// Commits one slice's prepared events (those the ledger did not refuse) and adds every
-    /// result of the slice, in order, once they are durable. `first` is the index of the
-    /// slice's first event in the body.
-    async fn commit(
-        &mut self,
-        ctx: &Ctx,
-        prepared: Vec<Result<Prepared, Rejection>>,
-        first: usize,
-    ) -> Result<(), ApiError> {
-        // The ledger counts what it commits; refusals before it are counted here.
-        let mut good = Vec::new();
-        let mut refusals = Vec::with_capacity(prepared.len());
-        for p in prepared {
-            match p {
-                Ok(p) => {
-                    good.push(p);
-                    refusals.push(None);
-                }
-                Err(r) => refusals.push(Some(r)),
-            }
-        }
-        let committed = !good.is_empty();
-        self.accepted += good.len();
-        let mut results = ctx
-            .state
-            .ingest_with(good, self.committed)
-            .await?
-            .into_iter();
-        self.committed |= committed;
-        for (i, r) in refusals.into_iter().enumerate() {
+    /// Commits one slice (its refusals go through the ledger too, which counts every event)
+    /// and adds every result of the slice, in order, once they are durable. `first` is the
+    /// index of the slice's first event in the body.
+    async fn commit(&mut self, ctx: &Ctx, work: Work, first: usize) -> Result<(), ApiError> {
+        let results = ctx.state.ingest_with(work, self.committed).await?;
+        // Whatever was in it is in the log now: a later slice waits for room in the queue.
+        self.committed = true;
+        for (i, r) in results.iter().enumerate() {
             match r {
-                None => {
-                    let r = results.next().expect("one result per committed event");
-                    self.push(&r.to_json());
-                }
-                Some(refusal) => {
-                    metrics::counter!("sealog_ingest_events_total", "status" => "rejected")
-                        .increment(1);
+                IngestResult::Rejected(refusal) => {
                     metrics::counter!("sealog_input_refused_total", "code" => refusal.code)
                         .increment(1);
                     self.refused += 1;
@@ -285,11 +262,11 @@ impl Results {
                             self.denied.push(first + i);
                         }
                     }
-                    self.push(&refusal.to_json());
                 }
+                _ => self.accepted += 1,
             }
+            self.push(&r.to_json());
         }
-        debug_assert!(results.next().is_none(), "one result per committed event");
         Ok(())
     }
 }
@@ -568,19 +545,14 @@ fn prepare_slice(
     body: &[u8],
     raws: &[RawRange],
     principal: &Principal,
-) -> Vec<Result<Prepared, Rejection>> {
+) -> Vec<Prepared> {
     let author = Author::Producer {
         tenant: principal.tenant.as_deref(),
     };
     raws.iter()
-        .map(|raw| {
-            let range = raw
-                .clone()
-                .map_err(|e| Rejection::from(PrepareError::Input(e)))?;
-            match ledger.prepare(&body[range], &author) {
-                Prepared::Rejected(r) => Err(r),
-                p => Ok(p),
-            }
+        .map(|raw| match raw {
+            Ok(range) => ledger.prepare(&body[range.clone()], &author),
+            Err(e) => Prepared::Rejected(PrepareError::Input(e.clone()).into()),
         })
         .collect()
 }
