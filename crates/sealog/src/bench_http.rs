@@ -248,21 +248,58 @@ async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output
         .collect()
 }
 
-/// The store's fsync count and total fsync seconds, from `/metrics`.
-fn store_fsyncs(addr: SocketAddr, key: &str) -> (f64, f64) {
-    let text = Conn::open(addr, key)
-        .and_then(|mut c| c.call("GET", "/metrics", "", b""))
-        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (
-        value("sealog_store_fsyncs"),
-        value("sealog_store_fsync_seconds"),
-    )
+/// What the server counts of its appends, from `/metrics`: the store's fsyncs, and the append
+/// queue's calls (each from queueing a request to its durable outcome, and each combined
+/// commit's events). A phase's figures are the difference of two readings.
+#[derive(Default, Clone, Copy)]
+struct ServerCounts {
+    fsyncs: f64,
+    fsync_seconds: f64,
+    appends: f64,
+    append_seconds: f64,
+    commits: f64,
+    committed_events: f64,
+}
+
+impl ServerCounts {
+    fn read(addr: SocketAddr, key: &str) -> Self {
+        let text = Conn::open(addr, key)
+            .and_then(|mut c| c.call("GET", "/metrics", "", b""))
+            .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        ServerCounts {
+            fsyncs: value("sealog_store_fsyncs"),
+            fsync_seconds: value("sealog_store_fsync_seconds"),
+            appends: value("sealog_append_seconds_count"),
+            append_seconds: value("sealog_append_seconds_sum"),
+            commits: value("sealog_append_batch_events_count"),
+            committed_events: value("sealog_append_batch_events_sum"),
+        }
+    }
+
+    /// Since `before`: the fsyncs, the mean fsync and the mean wait inside the server from
+    /// queueing to durable (ms), and the mean events of a combined commit.
+    fn since(&self, before: &Self) -> (f64, f64, f64, f64) {
+        let mean = |sum: f64, n: f64| (sum / n.max(1.0) * 1000.0).round() / 1000.0;
+        let fsyncs = self.fsyncs - before.fsyncs;
+        (
+            fsyncs,
+            mean((self.fsync_seconds - before.fsync_seconds) * 1e3, fsyncs),
+            mean(
+                (self.append_seconds - before.append_seconds) * 1e3,
+                self.appends - before.appends,
+            ),
+            mean(
+                self.committed_events - before.committed_events,
+                self.commits - before.commits,
+            ),
+        )
+    }
 }
 
 fn pct(sorted: &[u32], p: f64) -> f64 {
@@ -367,7 +404,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
     // Single-event appends.
     for &clients in &a.clients {
         let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
-        let (fsyncs0, fsync_s0) = store_fsyncs(addr, &key);
+        let counts0 = ServerCounts::read(addr, &key);
         let cpu0 = CpuSplit::now(server_pid);
         let begin = Instant::now();
         let counter = &next;
@@ -383,16 +420,17 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
         )?;
         let secs = begin.elapsed().as_secs_f64();
         let cores = CpuSplit::now(server_pid).cores_since(&cpu0, secs);
-        let (fsyncs1, fsync_s1) = store_fsyncs(addr, &key);
-        let store_fsync_ms = (fsync_s1 - fsync_s0) * 1e3 / (fsyncs1 - fsyncs0).max(1.0);
+        let (fsyncs, fsync_ms_mean, queued_ms_mean, commit_events) =
+            ServerCounts::read(addr, &key).since(&counts0);
         let mut all = lat;
         all.sort_unstable();
         println!(
             "{}",
             json!({"bench": "http.append.single", "clients": clients, "events": all.len(), "seconds": secs,
                    "events_per_s": (all.len() as f64 / secs).round(), "p50_ms": pct(&all, 0.5), "p99_ms": pct(&all, 0.99),
-                   "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync, "store_fsyncs": fsyncs1 - fsyncs0,
-                   "store_fsync_mean_ms": (store_fsync_ms * 1000.0).round() / 1000.0, "cores": cores})
+                   "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync, "store_fsyncs": fsyncs,
+                   "store_fsync_mean_ms": fsync_ms_mean, "server_queued_to_durable_mean_ms": queued_ms_mean,
+                   "commit_mean_events": commit_events, "cores": cores})
         );
     }
 

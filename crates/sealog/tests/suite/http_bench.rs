@@ -52,6 +52,17 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
                 "{side}: {single}"
             );
         }
+        // And what the server counted of the phase's appends: every event was committed, in
+        // calls of at least one event, each waited for inside the server.
+        assert!(
+            single["commit_mean_events"].as_f64() >= Some(1.0),
+            "{single}"
+        );
+        assert!(
+            single["server_queued_to_durable_mean_ms"].as_f64() > Some(0.0),
+            "{single}"
+        );
+        assert!(single["store_fsyncs"].as_f64() >= Some(1.0), "{single}");
     }
     // Subjects are drawn from the whole log and each has its record; a tenant meets one
     // actor only, so the pair that never meets finds nothing.
