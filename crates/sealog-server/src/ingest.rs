@@ -3,14 +3,13 @@
 //!
 //! Clients' events and the server's own records (`audit.*`) alike are committed through the
 //! ledger (dedupe, supersedes rules, quarantine). A request's events may arrive prepared, or
-//! raw with the work of preparing them: a thread then prepares every raw request it took
-//! back to back before the one commit. One at a time on the async workers, between their
-//! network calls, the same preparation ran about half as fast, its code and tables gone from
-//! the caches each time; and what is prepared together reaches the writer together, so more
-//! events share each fsync. The store's
-//! writer already shares one fsync among concurrent calls; these threads keep several
-//! combined calls in flight so that while one group syncs the next one gathers, without one
-//! OS thread per HTTP request.
+//! raw with the work of preparing them: a thread then prepares every raw request it took back
+//! to back before the one commit. One at a time on the async workers, between their network
+//! calls, the same preparation ran about half as fast, its code and tables gone from the
+//! caches each time; and what is prepared together reaches the writer together, so more
+//! events share each fsync. The store's writer already shares one fsync among concurrent
+//! calls; these threads keep several combined calls in flight so that while one group syncs
+//! the next one gathers, without one OS thread per HTTP request.
 //! A full queue is refused at once (503 with `Retry-After`) instead of growing without bound.
 //!
 //! *Invariant*: a reply is sent only with the ledger's results, i.e. once what they report
