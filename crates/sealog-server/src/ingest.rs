@@ -13,7 +13,8 @@
 //! A full queue is refused at once (503 with `Retry-After`) instead of growing without bound.
 //!
 //! *Invariant*: a reply is sent only with the ledger's results, i.e. once what they report
-//! is durable; closing drains everything already queued before the threads exit.
+//! is durable (a request whose preparing panicked gets none: nothing of it was committed);
+//! closing drains everything already queued before the threads exit.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
