@@ -210,9 +210,6 @@ struct Results {
     too_large: usize,
     denied: Vec<usize>,
     denied_count: usize,
-    /// Whether some slice was committed: later ones then wait for room in the queue
-    /// rather than being refused.
-    committed: bool,
 }
 
 impl Results {
@@ -228,7 +225,6 @@ impl Results {
             too_large: 0,
             denied: Vec::new(),
             denied_count: 0,
-            committed: false,
         }
     }
 
@@ -244,9 +240,9 @@ impl Results {
     /// and adds every result of the slice, in order, once they are durable. `first` is the
     /// index of the slice's first event in the body.
     async fn commit(&mut self, ctx: &Ctx, work: Work, first: usize) -> Result<(), ApiError> {
-        let results = ctx.state.ingest_with(work, self.committed).await?;
-        // Whatever was in it is in the log now: a later slice waits for room in the queue.
-        self.committed = true;
+        // Once a slice is in the log (it has results), a later one waits for room in the queue
+        // rather than being refused.
+        let results = ctx.state.ingest_with(work, self.events > 0).await?;
         for (i, r) in results.iter().enumerate() {
             match r {
                 IngestResult::Rejected(refusal) => {
