@@ -251,7 +251,6 @@ async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output
 /// What the server counts of its appends, from `/metrics`: the store's fsyncs, and the append
 /// queue's calls (each from queueing a request to its durable outcome, and each combined
 /// commit's events). A phase's figures are the difference of two readings.
-#[derive(Default, Clone, Copy)]
 struct ServerCounts {
     fsyncs: f64,
     fsync_seconds: f64,
