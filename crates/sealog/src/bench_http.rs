@@ -405,6 +405,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
         let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
         let counts0 = ServerCounts::read(addr, &key);
         let cpu0 = CpuSplit::now(server_pid);
+        let waits0 = CoreWaits::now(server_pid);
         let begin = Instant::now();
         let counter = &next;
         let lat = async_clients(
@@ -419,6 +420,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
         )?;
         let secs = begin.elapsed().as_secs_f64();
         let cores = CpuSplit::now(server_pid).cores_since(&cpu0, secs);
+        let core_waits = CoreWaits::now(server_pid).since(&waits0, secs);
         let (fsyncs, fsync_ms_mean, queued_ms_mean, commit_events) =
             ServerCounts::read(addr, &key).since(&counts0);
         let mut all = lat;
@@ -429,7 +431,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
                    "events_per_s": (all.len() as f64 / secs).round(), "p50_ms": pct(&all, 0.5), "p99_ms": pct(&all, 0.99),
                    "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync, "store_fsyncs": fsyncs,
                    "store_fsync_mean_ms": fsync_ms_mean, "server_queued_to_durable_mean_ms": queued_ms_mean,
-                   "commit_mean_events": commit_events, "cores": cores})
+                   "commit_mean_events": commit_events, "cores": cores, "waiting_for_a_core": core_waits})
         );
     }
 
@@ -639,6 +641,101 @@ impl CpuSplit {
         json!({"load_generator": cores(self.generator, before.generator),
                "server": cores(self.server, before.server)})
     }
+}
+
+/// What each thread of the load generator and of the server has run and waited for a core so
+/// far: on two busy cores a request's every hand-off between threads can wait behind the
+/// others, and this shows how long. Empty where the kernel keeps no `schedstat`.
+struct CoreWaits {
+    generator: Vec<ThreadSched>,
+    server: Vec<ThreadSched>,
+}
+
+/// One thread's `/proc/PID/task/TID/schedstat`: nanoseconds run, nanoseconds runnable but
+/// waiting for a core, and times it was given one.
+struct ThreadSched {
+    tid: String,
+    name: String,
+    waited_ns: u64,
+    runs: u64,
+}
+
+impl CoreWaits {
+    fn now(server: Option<u32>) -> Self {
+        CoreWaits {
+            generator: thread_sched("self"),
+            server: server.map_or_else(Vec::new, |pid| thread_sched(&pid.to_string())),
+        }
+    }
+
+    /// Per process over `secs` since `before`, counting threads present at both: the mean
+    /// wait for a core each time a thread was given one (µs), and thread-seconds waited per
+    /// second; for the server also the mean wait of each kind of thread (its name without
+    /// the number). `null` where nothing was read.
+    fn since(&self, before: &CoreWaits, secs: f64) -> serde_json::Value {
+        let side = |now: &[ThreadSched], then: &[ThreadSched], by_kind: bool| {
+            let mut kinds: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+            let (mut waited, mut runs) = (0u64, 0u64);
+            for t in now {
+                let Some(t0) = then.iter().find(|b| b.tid == t.tid) else {
+                    continue;
+                };
+                let (w, r) = (
+                    t.waited_ns - t0.waited_ns.min(t.waited_ns),
+                    t.runs - t0.runs.min(t.runs),
+                );
+                waited += w;
+                runs += r;
+                let kind = t
+                    .name
+                    .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+                let k = kinds.entry(kind.to_string()).or_default();
+                k.0 += w;
+                k.1 += r;
+            }
+            let mean_us =
+                |w: u64, r: u64| (r > 0).then(|| (w as f64 / r as f64 / 10.0).round() / 100.0);
+            if runs == 0 {
+                return serde_json::Value::Null;
+            }
+            let mut v = json!({"mean_wait_us": mean_us(waited, runs),
+                               "thread_seconds_per_s": (waited as f64 / 1e9 / secs * 100.0).round() / 100.0});
+            if by_kind {
+                v["mean_wait_us_by_thread"] = kinds
+                    .into_iter()
+                    .filter_map(|(k, (w, r))| Some((k, json!(mean_us(w, r)?))))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+            }
+            v
+        };
+        json!({"load_generator": side(&self.generator, &before.generator, false),
+               "server": side(&self.server, &before.server, true)})
+    }
+}
+
+fn thread_sched(pid: &str) -> Vec<ThreadSched> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let path = task.path();
+            let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+            let mut f = stat.split_whitespace().map(str::parse::<u64>);
+            let (_ran, waited_ns, runs) = (f.next()?.ok()?, f.next()?.ok()?, f.next()?.ok()?);
+            Some(ThreadSched {
+                tid: task.file_name().to_string_lossy().into_owned(),
+                name: std::fs::read_to_string(path.join("comm"))
+                    .ok()?
+                    .trim()
+                    .to_string(),
+                waited_ns,
+                runs,
+            })
+        })
+        .collect()
 }
 
 /// User and system CPU seconds of a process, all its threads (`/proc/PID/stat`).

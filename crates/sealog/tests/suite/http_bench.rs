@@ -63,6 +63,25 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
             "{single}"
         );
         assert!(single["store_fsyncs"].as_f64() >= Some(1.0), "{single}");
+        // How long the server's threads waited for a core each time they were given one:
+        // its append threads and writer were given one at least once in a phase that
+        // committed something, so they are named.
+        if !std::path::Path::new("/proc/self/schedstat").exists() {
+            eprintln!("SKIPPED: this kernel keeps no schedstat, so no waits for a core to check");
+        } else {
+            let server = &single["waiting_for_a_core"]["server"];
+            assert!(server["mean_wait_us"].as_f64() >= Some(0.0), "{single}");
+            assert!(
+                server["thread_seconds_per_s"].as_f64() >= Some(0.0),
+                "{single}"
+            );
+            for kind in ["sealog-append", "sealog-writer"] {
+                assert!(
+                    server["mean_wait_us_by_thread"][kind].as_f64() >= Some(0.0),
+                    "{kind}: {single}"
+                );
+            }
+        }
     }
     // Subjects are drawn from the whole log and each has its record; a tenant meets one
     // actor only, so the pair that never meets finds nothing.
