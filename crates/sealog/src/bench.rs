@@ -333,7 +333,8 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 
 /// This machine's own limits, measured in the same run as the figures they bound: fsync
 /// latency (4 KiB appends, each fdatasync'd), sequential write bandwidth with a final
-/// fdatasync, and single-core SHA-256 on 600-byte inputs (the Merkle leaf path).
+/// fdatasync, single-core SHA-256 on 600-byte inputs (the Merkle leaf path), and how long one
+/// thread takes to wake another and be woken back.
 pub(crate) fn machine(dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     use std::io::Write;
     let path = dir.join("machine-probe");
@@ -369,7 +370,44 @@ pub(crate) fn machine(dir: &std::path::Path) -> anyhow::Result<serde_json::Value
         "fsync_ms": {"p50": percentile(&syncs, 0.5) / 1000.0, "p99": percentile(&syncs, 0.99) / 1000.0},
         "seq_write_fsync_mib_s": write_mib_s.round(),
         "sha256_600b_mib_s_per_core": sha_mib_s.round(),
+        "thread_wake_round_trip_us": wake_round_trip_us(),
     }))
+}
+
+/// Percentiles (µs) of a round trip between two threads that each block until the other
+/// hands them a token: two wake-ups of a sleeping thread, what every hand-off of a request
+/// between threads costs at least. Where a core sleeps when idle (a virtual machine's halted
+/// core), the wake-up waits for it and the figure grows. A pause now and then lets the cores
+/// fall idle as they do between requests.
+pub(crate) fn wake_round_trip_us() -> serde_json::Value {
+    let (there, echo_rx) = std::sync::mpsc::channel::<u32>();
+    let (echo, back) = std::sync::mpsc::channel::<u32>();
+    let echoing = std::thread::spawn(move || {
+        for token in echo_rx {
+            if echo.send(token).is_err() {
+                break;
+            }
+        }
+    });
+    let mut trips: Vec<u64> = Vec::with_capacity(5000);
+    for i in 0..5000u32 {
+        if i % 100 == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let t = Instant::now();
+        if there.send(i).is_err() || back.recv().is_err() {
+            break;
+        }
+        trips.push(t.elapsed().as_nanos() as u64);
+    }
+    drop(there);
+    let _ = echoing.join();
+    if trips.is_empty() {
+        return serde_json::Value::Null;
+    }
+    trips.sort_unstable();
+    let us = |p: f64| (percentile(&trips, p) * 100.0).round() / 100.0;
+    json!({"p50": us(0.5), "p90": us(0.9), "p99": us(0.99)})
 }
 
 fn ingest(a: &IngestArgs, durability: Durability) -> anyhow::Result<()> {

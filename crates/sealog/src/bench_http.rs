@@ -394,8 +394,9 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
         (spawned.addr, key)
     };
     let fsync = fsync_ms(&dir)?;
+    let wake = crate::bench::wake_round_trip_us();
     eprintln!(
-        "bench http: server at {addr}, dir {}, fsync p50 {fsync:.3} ms",
+        "bench http: server at {addr}, dir {}, fsync p50 {fsync:.3} ms, thread wake round trip {wake}",
         dir.display()
     );
     let next = AtomicU64::new(0);
@@ -431,7 +432,8 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
                    "events_per_s": (all.len() as f64 / secs).round(), "p50_ms": pct(&all, 0.5), "p99_ms": pct(&all, 0.99),
                    "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync, "store_fsyncs": fsyncs,
                    "store_fsync_mean_ms": fsync_ms_mean, "server_queued_to_durable_mean_ms": queued_ms_mean,
-                   "commit_mean_events": commit_events, "cores": cores, "waiting_for_a_core": core_waits})
+                   "commit_mean_events": commit_events, "cores": cores, "waiting_for_a_core": core_waits,
+                   "thread_wake_round_trip_us": wake})
         );
     }
 

@@ -29,6 +29,9 @@ fn ingest_and_proof_benchmarks_run_and_report() {
         "{ingest}"
     );
     assert!(ingest["machine"]["fsync_ms"]["p50"].is_number(), "{ingest}");
+    let wake = &ingest["machine"]["thread_wake_round_trip_us"];
+    assert!(wake["p50"].as_f64() > Some(0.0), "{ingest}");
+    assert!(wake["p90"].as_f64() >= wake["p50"].as_f64(), "{ingest}");
     // The same seed gives the same events: a second run over the same store appends nothing.
     let again = run(&[
         "bench", "ingest", "--events", "3000", "--batch", "250", "--dir", dir,

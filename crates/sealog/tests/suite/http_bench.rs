@@ -63,6 +63,10 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
             "{single}"
         );
         assert!(single["store_fsyncs"].as_f64() >= Some(1.0), "{single}");
+        // The machine's own cost of a hand-off between threads, beside them.
+        let wake = &single["thread_wake_round_trip_us"];
+        assert!(wake["p50"].as_f64() > Some(0.0), "{single}");
+        assert!(wake["p99"].as_f64() >= wake["p50"].as_f64(), "{single}");
         // How long the server's threads waited for a core each time they were given one:
         // its append threads and writer were given one at least once in a phase that
         // committed something, so they are named.
