@@ -683,8 +683,8 @@ impl CoreWaits {
                     continue;
                 };
                 let (w, r) = (
-                    t.waited_ns - t0.waited_ns.min(t.waited_ns),
-                    t.runs - t0.runs.min(t.runs),
+                    t.waited_ns.saturating_sub(t0.waited_ns),
+                    t.runs.saturating_sub(t0.runs),
                 );
                 waited += w;
                 runs += r;
