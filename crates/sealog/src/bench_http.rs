@@ -653,8 +653,9 @@ struct CoreWaits {
     server: Vec<ThreadSched>,
 }
 
-/// One thread's `/proc/PID/task/TID/schedstat`: nanoseconds run, nanoseconds runnable but
-/// waiting for a core, and times it was given one.
+/// What a thread's `/proc/PID/task/TID/schedstat` says of its waits: nanoseconds runnable but
+/// waiting for a core, and times it was given one (the file's first field, time run, is not
+/// kept).
 struct ThreadSched {
     tid: String,
     name: String,
