@@ -10,7 +10,7 @@
 use sealog_model::input::check_event_bytes;
 use sealog_model::json::Json;
 use sealog_model::{Canonical, Envelope, PrepareError};
-use sealog_packs::{Derived, ReasonCode};
+use sealog_packs::{Derived, Personal, ReasonCode};
 use sealog_store::{Entry, Key, LogRead, StoreError};
 use serde_json::Value;
 
@@ -94,13 +94,16 @@ impl Pipeline<'_> {
         let event_type = env.event_type.to_string();
         match self.deriver.check(&event_type, tree) {
             Ok(()) => {
-                let sealed = self.deriver.carries_personal(&event_type, tree);
-                if sealed && let Err(refused) = self.seal(&event_type, tree) {
+                let personal =
+                    (self.deriver.packs.personal(&event_type)).filter(|p| p.carried_by(tree));
+                if let Some(p) = personal
+                    && let Err(refused) = self.seal(&event_type, p, tree)
+                {
                     return *refused;
                 }
                 let env = Envelope::fields(tree).expect("checked above; sealing keeps it");
                 let (derived, axis_keys) = self.deriver.derive_keyed(tree, &env);
-                entry(tree, &env, derived, axis_keys, sealed, raw)
+                entry(tree, &env, derived, axis_keys, personal.is_some(), raw)
             }
             Err(q) => {
                 // A failed check leaves the event as it was sent (normalization runs last).
@@ -165,14 +168,20 @@ impl Pipeline<'_> {
 
     /// Seals the personal values of an event that passed its pack; what it answers instead
     /// when they cannot be sealed.
-    fn seal(&self, event_type: &str, tree: &mut Json<'_>) -> Result<(), Box<Prepared>> {
-        let env = Envelope::fields(tree).expect("checked above");
-        let subject = self
-            .deriver
-            .packs
-            .data_subject(tree, &env)
+    fn seal(
+        &self,
+        event_type: &str,
+        personal: Personal<'_>,
+        tree: &mut Json<'_>,
+    ) -> Result<(), Box<Prepared>> {
+        let subject = personal
+            .data_subject(tree)
             .expect("the pack requires the data subject of personal values");
-        let tenant = env.tenant.map(str::to_string);
+        // The envelope was checked: its tenant is a string or absent (null reads as absent).
+        let tenant = tree
+            .get("tenant")
+            .and_then(Json::as_str)
+            .map(str::to_string);
         let refused = |reason: Unsealable, tree: &Json<'_>| {
             let env = Envelope::fields(tree).expect("checked above");
             match reason {
@@ -211,14 +220,11 @@ impl Pipeline<'_> {
                 }),
             }
         };
-        let sealed = self.privacy.seal_event(
-            &self.deriver.packs,
-            event_type,
-            tree,
-            tenant.as_deref(),
-            &subject,
-            &|ps| self.knows(tenant.as_deref(), ps),
-        );
+        let sealed = self
+            .privacy
+            .seal_event(personal, tree, tenant.as_deref(), &subject, &|ps| {
+                self.knows(tenant.as_deref(), ps)
+            });
         sealed.map_err(|r| Box::new(refused(r, tree)))
     }
 }

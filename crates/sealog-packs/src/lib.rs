@@ -58,6 +58,44 @@ struct Inner {
     axis_names: Vec<String>,
 }
 
+/// The personal fields of one event type (see [`Packs::personal`]).
+#[derive(Clone, Copy)]
+pub struct Personal<'p>(&'p TypeRules);
+
+impl Personal<'_> {
+    /// Whether an event holds a value (not null) in one of these fields.
+    pub fn carried_by(&self, event: &Json<'_>) -> bool {
+        self.0.carries_personal(&paths::Found::unresolved(event))
+    }
+
+    /// The data subject of an event of this type, as its pack reads it.
+    pub fn data_subject(&self, event: &Json<'_>) -> Option<String> {
+        self.0.data_subject(event)
+    }
+
+    /// Applies `f` to every personal value (not null) an event holds, in place, saying
+    /// whether an axis of the type reads that field. Fields that overlap are met in the order
+    /// the pack lists them (inside one already changed, a field is not met at all).
+    pub fn for_each<'a>(&self, event: &mut Json<'a>, f: &mut dyn FnMut(&mut Json<'a>, bool)) {
+        let r = self.0;
+        if let Some(walk) = &r.personal_walk {
+            walk.for_each_mut(event, &mut |n, v| {
+                if !v.is_null() {
+                    f(v, r.personal_indexed[n])
+                }
+            });
+            return;
+        }
+        for (p, &indexed) in r.personal.iter().zip(&r.personal_indexed) {
+            p.for_each_mut(event, &mut |v| {
+                if !v.is_null() {
+                    f(v, indexed)
+                }
+            });
+        }
+    }
+}
+
 impl Inner {
     /// The packs as loaded, with what is derived from all of them.
     fn done(mut self) -> Packs {
@@ -311,8 +349,8 @@ impl Packs {
 
     /// Whether an event holds a value in one of its type's personal fields.
     pub fn carries_personal(&self, event_type: &str, event: &Json<'_>) -> bool {
-        self.rules(event_type)
-            .is_some_and(|r| r.carries_personal(&paths::Found::unresolved(event)))
+        self.personal(event_type)
+            .is_some_and(|p| p.carried_by(event))
     }
 
     /// Applies `f` to every personal value (not null) an event holds, in place, saying
@@ -324,15 +362,17 @@ impl Packs {
         event: &mut Json<'a>,
         f: &mut dyn FnMut(&mut Json<'a>, bool),
     ) {
-        if let Some(r) = self.rules(event_type) {
-            for (p, &indexed) in r.personal.iter().zip(&r.personal_indexed) {
-                p.for_each_mut(event, &mut |v| {
-                    if !v.is_null() {
-                        f(v, indexed)
-                    }
-                });
-            }
+        if let Some(p) = self.personal(event_type) {
+            p.for_each(event, f);
         }
+    }
+
+    /// An event type's personal fields and data subject, found once for everything sealing
+    /// an event asks of them; `None` for a type that declares no personal field.
+    pub fn personal(&self, event_type: &str) -> Option<Personal<'_>> {
+        self.rules(event_type)
+            .filter(|r| !r.personal.is_empty())
+            .map(Personal)
     }
 
     /// How long records of `event_type` are kept (seven years for a type no pack declares).

@@ -218,6 +218,93 @@ fn walk_mut<'a>(node: &mut Json<'a>, segments: &[Segment], f: &mut dyn FnMut(&mu
     }
 }
 
+/// Several pointers walked together, in place: a member their paths share is looked up once,
+/// not once per pointer. Made only where no two of them can reach the same value or one value
+/// inside another's, so the order values are met in changes nothing done to each.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Merged {
+    steps: Vec<(Segment, Step)>,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// The value the `n`th pointer names.
+    Value(usize),
+    Below(Merged),
+}
+
+impl Merged {
+    /// `None` when a pointer is another's prefix or repeats it, or when a wildcard and a
+    /// member name meet at one level (`/a/*` and `/a/0` reach one element).
+    pub(crate) fn of(pointers: &[Pointer]) -> Option<Merged> {
+        let mut root = Merged::default();
+        for (n, p) in pointers.iter().enumerate() {
+            root.add(&p.segments, n)?;
+        }
+        Some(root)
+    }
+
+    fn add(&mut self, segments: &[Segment], n: usize) -> Option<()> {
+        let (first, rest) = segments.split_first()?;
+        if self
+            .steps
+            .iter()
+            .any(|(s, _)| (*s == Segment::Each) != (*first == Segment::Each))
+        {
+            return None;
+        }
+        match self.steps.iter_mut().find(|(s, _)| s == first) {
+            None if rest.is_empty() => self.steps.push((first.clone(), Step::Value(n))),
+            None => {
+                let mut below = Merged::default();
+                below.add(rest, n)?;
+                self.steps.push((first.clone(), Step::Below(below)));
+            }
+            Some((_, Step::Below(below))) if !rest.is_empty() => below.add(rest, n)?,
+            Some(_) => return None,
+        }
+        Some(())
+    }
+
+    /// Applies `f` to every value the pointers reach, with the index of the pointer that
+    /// reached it.
+    pub(crate) fn for_each_mut<'a>(
+        &self,
+        node: &mut Json<'a>,
+        f: &mut dyn FnMut(usize, &mut Json<'a>),
+    ) {
+        for (seg, step) in &self.steps {
+            match (seg, &mut *node) {
+                (Segment::Key(k), obj @ Json::Object(_)) => {
+                    if let Some(child) = obj.get_mut(k) {
+                        step.visit(child, f);
+                    }
+                }
+                (Segment::Key(k), Json::Array(items)) => {
+                    if let Some(child) = index(k).and_then(|i| items.get_mut(i)) {
+                        step.visit(child, f);
+                    }
+                }
+                (Segment::Each, Json::Array(items)) => {
+                    for child in items {
+                        step.visit(child, f);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Step {
+    fn visit<'a>(&self, node: &mut Json<'a>, f: &mut dyn FnMut(usize, &mut Json<'a>)) {
+        match self {
+            Step::Value(n) => f(*n, node),
+            Step::Below(below) => below.for_each_mut(node, f),
+        }
+    }
+}
+
 /// An array index token as RFC 6901 spells it: digits, no leading zero.
 fn index(token: &str) -> Option<usize> {
     let ok = token == "0" || (!token.starts_with('0') && token.bytes().all(|b| b.is_ascii_digit()));
@@ -350,6 +437,44 @@ fn canonical_text(v: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What each pointer reaches, walked one pointer after another and walked merged: the
+    /// same values, each once.
+    #[test]
+    fn a_merged_walk_reaches_what_each_pointer_does_and_refuses_overlaps() {
+        let text = r#"{"a": {"b": 1, "c": [{"d": 2}, {"d": 3, "e": 4}]}, "f": 5, "g": [6, 7]}"#;
+        let pointers: Vec<Pointer> = ["/a/c/*/d", "/f", "/a/b", "/g/1", "/a/c/*/e", "/absent/x"]
+            .iter()
+            .map(|t| Pointer::parse(t, false).unwrap())
+            .collect();
+        let mut one_by_one = Vec::new();
+        let mut tree = Json::parse_str(text).unwrap();
+        for (n, p) in pointers.iter().enumerate() {
+            p.for_each_mut(&mut tree, &mut |v| one_by_one.push((n, v.to_value())));
+        }
+        let mut merged = Vec::new();
+        Merged::of(&pointers)
+            .expect("no pointer overlaps another")
+            .for_each_mut(&mut tree, &mut |n, v| merged.push((n, v.to_value())));
+        one_by_one.sort_by_key(|(n, v)| (*n, v.to_string()));
+        merged.sort_by_key(|(n, v)| (*n, v.to_string()));
+        assert_eq!(merged, one_by_one);
+        assert_eq!(merged.len(), 6, "d twice, f, b, g's second, e once");
+
+        for overlapping in [
+            &["/a/b", "/a"][..],
+            &["/a", "/a/b"],
+            &["/a/b", "/a/b"],
+            &["/g/*", "/g/0"],
+            &["/g/0/x", "/g/*/x"],
+        ] {
+            let pointers: Vec<Pointer> = overlapping
+                .iter()
+                .map(|t| Pointer::parse(t, false).unwrap())
+                .collect();
+            assert!(Merged::of(&pointers).is_none(), "{overlapping:?}");
+        }
+    }
 
     #[test]
     fn parses_escapes_and_wildcards() {

@@ -36,6 +36,9 @@ pub(crate) struct TypeRules {
     /// Whether each personal field is also an axis (its sealed form then carries a keyed
     /// hash to be found by), decided once rather than on every sealed event.
     pub(crate) personal_indexed: Vec<bool>,
+    /// The personal fields in one walk, unless two of them overlap (then they are walked one
+    /// after another, in the pack's order, which decides what is sealed inside what).
+    pub(crate) personal_walk: Option<crate::pointer::Merged>,
     pub(crate) retention: Retention,
     pub(crate) quarantine_retention: Retention,
     pub(crate) state: StateRule,
@@ -479,6 +482,7 @@ fn compile_type(
         axes,
         personal: list("personal", &decl.personal, true)?,
         personal_indexed: Vec::new(),
+        personal_walk: None,
         retention,
         quarantine_retention,
         state: StateRule {
@@ -501,6 +505,7 @@ fn compile_type(
         .iter()
         .map(|p| rules.axes.iter().any(|a| a.pointer == *p))
         .collect();
+    rules.personal_walk = crate::pointer::Merged::of(&rules.personal);
     // A personal value is sealed under its data subject's key, so it needs one; and what a
     // record is keyed by (subject, scope, supersedes) must read the same after erasure.
     if !rules.personal.is_empty() && rules.data_subject.is_none() {

@@ -541,8 +541,7 @@ impl Privacy {
     /// value, as the pack read it).
     pub(crate) fn seal_event(
         &self,
-        packs: &sealog_packs::Packs,
-        event_type: &str,
+        personal: sealog_packs::Personal<'_>,
         event: &mut Json<'_>,
         tenant: Option<&str>,
         subject: &str,
@@ -556,7 +555,7 @@ impl Privacy {
         let mut plain = Vec::with_capacity(256);
         let mut sealed_bytes = Vec::with_capacity(256 + 16);
         s.cipher.sealing(&mut |sealing| {
-            packs.for_each_personal(event_type, event, &mut |v, indexed| {
+            personal.for_each(event, &mut |v, indexed| {
                 plain.clear();
                 if sealog_model::jcs::write_json(v, &mut plain).is_err() {
                     // A value with no canonical form is refused when the record is formed;
@@ -878,14 +877,21 @@ struct Sealer {
 
 /// A sealed value's text from its pseudonym (base64) and sealed bytes.
 fn sealed_text(ps_b64: &str, sealed: &[u8]) -> String {
+    let head = SEALED_PREFIX.len() + ps_b64.len() + 1;
+    let body = base64::encoded_len(sealed.len(), false).expect("a value's length in base64");
     // Room for the keyed hash an indexed value adds.
-    let mut out =
-        String::with_capacity(SEALED_PREFIX.len() + ps_b64.len() + sealed.len() * 4 / 3 + 28);
-    out.push_str(SEALED_PREFIX);
-    out.push_str(ps_b64);
-    out.push(':');
-    URL_SAFE_NO_PAD.encode_string(sealed, &mut out);
-    out
+    let mut out = Vec::with_capacity(head + body + 24);
+    out.extend_from_slice(SEALED_PREFIX.as_bytes());
+    out.extend_from_slice(ps_b64.as_bytes());
+    out.push(b':');
+    // Encoded in one call into room made for it: `encode_string` goes through a buffer and
+    // checks each chunk it copies as UTF-8, which cost more than encoding.
+    out.resize(head + body, 0);
+    let n = URL_SAFE_NO_PAD
+        .encode_slice(sealed, &mut out[head..])
+        .expect("room for the encoding");
+    debug_assert_eq!(n, body);
+    String::from_utf8(out).expect("base64 is ASCII")
 }
 
 /// The text a personal axis value is hashed from: a string itself, anything else its
