@@ -337,6 +337,28 @@ mod tests {
                 prop_assert_eq!(one, alone, "{}", p.text);
             }
         }
+
+        /// Where a type's personal pointers merge into one walk, that walk changes an event
+        /// exactly as walking them one after another in the pack's order does.
+        #[test]
+        fn a_merged_walk_changes_what_the_pointers_walked_in_turn_change(
+            value in tree(),
+            texts in prop::collection::vec(pointer_text(), 1..8),
+        ) {
+            let pointers: Vec<Pointer> =
+                texts.iter().map(|t| Pointer::parse(t, false).unwrap()).collect();
+            let Some(merged) = crate::pointer::Merged::of(&pointers) else {
+                return Ok(());
+            };
+            let mark = |n: usize| Json::String(format!("#{n}").into());
+            let mut in_turn = Json::from_value(&value);
+            for (n, p) in pointers.iter().enumerate() {
+                p.for_each_mut(&mut in_turn, &mut |v| *v = mark(n));
+            }
+            let mut together = Json::from_value(&value);
+            merged.for_each_mut(&mut together, &mut |n, v| *v = mark(n));
+            prop_assert_eq!(together.to_value(), in_turn.to_value());
+        }
     }
 
     #[test]
