@@ -548,9 +548,9 @@ impl Privacy {
         knows: &dyn Fn(&str) -> Result<bool, StoreError>,
     ) -> Result<(), Unsealable> {
         let s = self.sealer(tenant, subject, knows)?;
-        // Each value is sealed as the walk meets it, in the order the pack lists its fields:
-        // they may nest, so a field is read as the fields before it left the event (inside
-        // one already sealed it is not met at all).
+        // Each value is sealed as the walk meets it. Fields that nest are met in the order
+        // the pack lists them, so a field is read as the fields before it left the event
+        // (inside one already sealed it is not met at all); others are met in one walk.
         // Room for a typical value, so the buffers do not grow value by value.
         let mut plain = Vec::with_capacity(256);
         let mut sealed_bytes = Vec::with_capacity(256 + 16);
