@@ -514,6 +514,14 @@ pub fn manifest(data: &[u8]) {
         let value = sample(&t);
         let mut event = Json::owned(&value);
         let _ = packs.check(&t, &mut event);
+        // Sealing's walk reaches every personal value the type's check finds: with each one
+        // it meets made null, the event carries none (one left would be kept in clear).
+        let mut sealed = Json::owned(&value);
+        packs.for_each_personal(&t, &mut sealed, &mut |v, _| *v = Json::Null);
+        assert!(
+            !packs.carries_personal(&t, &sealed),
+            "a personal value of {t} escaped sealing's walk"
+        );
         let fixed = Json::owned(&value);
         if let Ok(envelope) = Envelope::parse(&fixed) {
             let _ = packs.derive(&fixed, &envelope);
