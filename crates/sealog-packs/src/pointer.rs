@@ -198,22 +198,24 @@ fn walk_mut<'a>(node: &mut Json<'a>, segments: &[Segment], f: &mut dyn FnMut(&mu
         f(node);
         return;
     };
+    each_child(node, seg, |child| walk_mut(child, rest, f));
+}
+
+/// Applies `f` to each child of `node` that one segment names: a member, an array's element
+/// by its index, or every element.
+fn each_child<'a>(node: &mut Json<'a>, seg: &Segment, mut f: impl FnMut(&mut Json<'a>)) {
     match (seg, node) {
         (Segment::Key(k), obj @ Json::Object(_)) => {
             if let Some(child) = obj.get_mut(k) {
-                walk_mut(child, rest, f);
+                f(child);
             }
         }
         (Segment::Key(k), Json::Array(items)) => {
             if let Some(child) = index(k).and_then(|i| items.get_mut(i)) {
-                walk_mut(child, rest, f);
+                f(child);
             }
         }
-        (Segment::Each, Json::Array(items)) => {
-            for child in items {
-                walk_mut(child, rest, f);
-            }
-        }
+        (Segment::Each, Json::Array(items)) => items.iter_mut().for_each(f),
         _ => {}
     }
 }
@@ -274,24 +276,7 @@ impl Merged {
         f: &mut dyn FnMut(usize, &mut Json<'a>),
     ) {
         for (seg, step) in &self.steps {
-            match (seg, &mut *node) {
-                (Segment::Key(k), obj @ Json::Object(_)) => {
-                    if let Some(child) = obj.get_mut(k) {
-                        step.visit(child, f);
-                    }
-                }
-                (Segment::Key(k), Json::Array(items)) => {
-                    if let Some(child) = index(k).and_then(|i| items.get_mut(i)) {
-                        step.visit(child, f);
-                    }
-                }
-                (Segment::Each, Json::Array(items)) => {
-                    for child in items {
-                        step.visit(child, f);
-                    }
-                }
-                _ => {}
-            }
+            each_child(node, seg, |child| step.visit(child, f));
         }
     }
 }
