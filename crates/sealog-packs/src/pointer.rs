@@ -291,7 +291,7 @@ impl Step {
 }
 
 /// An array index token as RFC 6901 spells it: digits, no leading zero.
-fn index(token: &str) -> Option<usize> {
+pub(crate) fn index(token: &str) -> Option<usize> {
     let ok = token == "0" || (!token.starts_with('0') && token.bytes().all(|b| b.is_ascii_digit()));
     if ok { token.parse().ok() } else { None }
 }

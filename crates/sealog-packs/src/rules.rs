@@ -538,6 +538,26 @@ fn compile_type(
             }
         }
     }
+    // Defaults are added after the check that asks for the data subject beside any personal
+    // value, so one that put a personal value into an event would leave it nobody to be
+    // sealed for. A default inside a personal field is fine: that field was there already.
+    for (i, (parent, key, value)) in rules.defaults.iter().enumerate() {
+        let mut place = parent.segments.clone();
+        place.push(Segment::Key(key.clone()));
+        if let Some(q) = rules.personal.iter().find(|q| {
+            q.segments.len() >= place.len()
+                && may_meet(&place, &q.segments[..place.len()])
+                && holds_a_value(value, &q.segments[place.len()..])
+        }) {
+            return Err(bad(
+                format!("normalize.defaults[{i}].pointer"),
+                format!(
+                    "the default would put a value into the personal field \"{}\": a personal value must come with the event, which names its data subject",
+                    q.text
+                ),
+            ));
+        }
+    }
     for (field, p) in [
         ("subject", &rules.subject),
         ("scope", &rules.scope),
@@ -575,6 +595,33 @@ impl TypeRules {
         self.personal
             .iter()
             .filter(move |q| path.starts_with(&q.segments))
+    }
+}
+
+/// Whether two paths of one length can name the same place: `*` meets any element, and a
+/// member name meets `*` when it is an array index.
+fn may_meet(a: &[Segment], b: &[Segment]) -> bool {
+    a.iter().zip(b).all(|(x, y)| match (x, y) {
+        (Segment::Key(x), Segment::Key(y)) => x == y,
+        (Segment::Key(k), Segment::Each) | (Segment::Each, Segment::Key(k)) => {
+            crate::pointer::index(k).is_some()
+        }
+        (Segment::Each, Segment::Each) => true,
+    })
+}
+
+/// Whether `value` holds something other than null at `rest` (every element for `*`).
+fn holds_a_value(value: &Value, rest: &[Segment]) -> bool {
+    let Some((first, rest)) = rest.split_first() else {
+        return !value.is_null();
+    };
+    match (first, value) {
+        (Segment::Key(k), Value::Object(m)) => m.get(k).is_some_and(|v| holds_a_value(v, rest)),
+        (Segment::Key(k), Value::Array(items)) => crate::pointer::index(k)
+            .and_then(|i| items.get(i))
+            .is_some_and(|v| holds_a_value(v, rest)),
+        (Segment::Each, Value::Array(items)) => items.iter().any(|v| holds_a_value(v, rest)),
+        _ => false,
     }
 }
 

@@ -449,3 +449,60 @@ fn an_axis_inside_a_personal_field_is_refused() {
         panic!("a personal field as an axis is refused: {e}");
     }
 }
+
+/// Defaults are added after the check that asks for the data subject beside a personal value:
+/// a default that would put a personal value into an event is refused when the pack loads,
+/// and names the field. One inside a personal field, or one that adds nothing there, is kept.
+#[test]
+fn a_default_that_fills_a_personal_field_is_refused() {
+    let mut ty = good();
+    ty["data_subject"] = json!("/data/customer");
+    ty["personal"] = json!([
+        "/data/profile/name",
+        "/data/contacts/*/phone",
+        "/data/notes"
+    ]);
+    for (default, names) in [
+        (
+            json!({"pointer": "/data/profile/name", "value": "n/a"}),
+            "/data/profile/name",
+        ),
+        (
+            json!({"pointer": "/data/profile", "value": {"name": "n/a"}}),
+            "/data/profile/name",
+        ),
+        (
+            json!({"pointer": "/data/contacts/0/phone", "value": "0"}),
+            "/data/contacts/*/phone",
+        ),
+        (
+            json!({"pointer": "/data/contacts", "value": [{"phone": "0"}]}),
+            "/data/contacts/*/phone",
+        ),
+        (
+            json!({"pointer": "/data/customer", "value": "anonymous"}),
+            "/data/customer",
+        ),
+    ] {
+        ty["normalize"] = json!({"defaults": [{"pointer": "/data/n", "value": 0}, default]});
+        expect_error(
+            manifest(ty.clone()),
+            SCHEMA,
+            "manifest.json",
+            "types.\"acme.thing\".normalize.defaults[1].pointer",
+            &format!("would put a value into the personal field \"{names}\""),
+        );
+    }
+    for harmless in [
+        json!({"pointer": "/data/notes/kind", "value": "memo"}),
+        json!({"pointer": "/data/profile", "value": {"city": "Durban"}}),
+        json!({"pointer": "/data/profile/name", "value": null}),
+        json!({"pointer": "/data/contacts/*/kind", "value": "home"}),
+        json!({"pointer": "/data/contacts", "value": []}),
+    ] {
+        ty["normalize"] = json!({"defaults": [harmless.clone()]});
+        if let Err(e) = load(&manifest(ty.clone()), SCHEMA) {
+            panic!("{harmless} is refused: {e}");
+        }
+    }
+}
