@@ -94,16 +94,17 @@ impl Pipeline<'_> {
         let event_type = env.event_type.to_string();
         match self.deriver.check(&event_type, tree) {
             Ok(()) => {
-                let personal =
-                    (self.deriver.packs.personal(&event_type)).filter(|p| p.carried_by(tree));
-                if let Some(p) = personal
-                    && let Err(refused) = self.seal(&event_type, p, tree)
+                let sealing = (self.deriver.packs.personal(&event_type))
+                    .and_then(|p| Some((p, p.sealed_for(tree)?)));
+                let sealed = sealing.is_some();
+                if let Some((p, subject)) = sealing
+                    && let Err(refused) = self.seal(&event_type, p, &subject, tree)
                 {
                     return *refused;
                 }
                 let env = Envelope::fields(tree).expect("checked above; sealing keeps it");
                 let (derived, axis_keys) = self.deriver.derive_keyed(tree, &env);
-                entry(tree, &env, derived, axis_keys, personal.is_some(), raw)
+                entry(tree, &env, derived, axis_keys, sealed, raw)
             }
             Err(q) => {
                 // A failed check leaves the event as it was sent (normalization runs last).
@@ -172,11 +173,9 @@ impl Pipeline<'_> {
         &self,
         event_type: &str,
         personal: Personal<'_>,
+        subject: &str,
         tree: &mut Json<'_>,
     ) -> Result<(), Box<Prepared>> {
-        let subject = personal
-            .data_subject(tree)
-            .expect("the pack requires the data subject of personal values");
         // The envelope was checked: its tenant is a string or absent (null reads as absent).
         let tenant = tree
             .get("tenant")
@@ -222,7 +221,7 @@ impl Pipeline<'_> {
         };
         let sealed = self
             .privacy
-            .seal_event(personal, tree, tenant.as_deref(), &subject, &|ps| {
+            .seal_event(personal, tree, tenant.as_deref(), subject, &|ps| {
                 self.knows(tenant.as_deref(), ps)
             });
         sealed.map_err(|r| Box::new(refused(r, tree)))

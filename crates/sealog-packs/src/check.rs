@@ -68,11 +68,14 @@ impl TypeRules {
         };
         self.required.iter().for_each(&mut absent);
         // Personal values are sealed under their data subject's key: without one there is
-        // nobody to seal them for.
-        if let Some(ds) = &self.data_subject
-            && self.carries_personal(event)
-        {
-            absent(ds);
+        // nobody to seal them for. Only an event without its data subject is asked whether it
+        // holds any, so the personal fields are not looked for in the others.
+        if let Some(ds) = &self.data_subject {
+            let mut without = false;
+            event.visit(ds, &mut |_, v| without |= v.is_none_or(Node::is_null));
+            if without && self.carries_personal(event) {
+                absent(ds);
+            }
         }
         for (cond, required) in &self.required_when {
             if cond.holds(event) {

@@ -73,6 +73,17 @@ impl Personal<'_> {
         self.0.data_subject(event)
     }
 
+    /// Whom an event that passed its type's check is sealed for: its data subject, when it
+    /// carries personal values. It carries them exactly when its data subject is there: that
+    /// field is itself personal, the check asks for it beside any other, and no default adds
+    /// one afterwards (a pack whose default would is refused when it loads). So one read
+    /// answers both, where looking for every personal field would walk the event again.
+    pub fn sealed_for(&self, checked: &Json<'_>) -> Option<String> {
+        let subject = self.data_subject(checked);
+        debug_assert_eq!(subject.is_some(), self.carried_by(checked));
+        subject
+    }
+
     /// Applies `f` to every personal value (not null) an event holds, in place, saying
     /// whether an axis of the type reads that field. Fields that overlap are met in the order
     /// the pack lists them (inside one already changed, a field is not met at all).

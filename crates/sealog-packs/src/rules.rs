@@ -109,7 +109,6 @@ impl TypeRules {
             data_subject,
             supersedes,
             axes,
-            personal,
             ..
         } = self;
         let checked = required
@@ -121,7 +120,6 @@ impl TypeRules {
             )
             .chain(forbidden.iter_mut())
             .chain(equal.iter_mut().chain(distinct.iter_mut()).flatten())
-            .chain(personal.iter_mut())
             .map(|p| (p, Readers::CHECK));
         let both = [subject, data_subject, supersedes]
             .into_iter()
