@@ -491,6 +491,28 @@ fn compile_type(
         },
         paths: Default::default(),
     };
+    // Sealing rewrites what it names, and the envelope is what Sealog orders, isolates and
+    // finds records by (a sealed tenant would leave its tenant, a sealed time or actor no
+    // envelope at all): personal values and their data subject are read from the event's data.
+    for (at, p) in (rules.personal.iter().enumerate())
+        .map(|(i, p)| (format!("personal[{i}]"), p))
+        .chain(
+            rules
+                .data_subject
+                .iter()
+                .map(|p| ("data_subject".into(), p)),
+        )
+    {
+        if !(p.first_key() == Some("data") && p.segments.len() > 1) {
+            return Err(bad(
+                at,
+                format!(
+                    "\"{}\" is not under /data: personal fields and the data subject are read from the event's data, never its envelope",
+                    p.text
+                ),
+            ));
+        }
+    }
     // Who the record is about is itself personal: sealed like the fields it names, it is
     // still known without any key, from the pseudonym its sealed form carries.
     if let Some(ds) = &rules.data_subject

@@ -506,3 +506,36 @@ fn a_default_that_fills_a_personal_field_is_refused() {
         }
     }
 }
+
+/// Sealing rewrites what it names: a personal field or data subject in the envelope (which
+/// Sealog orders, isolates and finds records by) or the whole of `/data` is refused when the
+/// pack loads, and the place is named.
+#[test]
+fn personal_fields_and_the_data_subject_outside_data_are_refused() {
+    for (ds, personal, at) in [
+        ("/data/customer", json!(["/time"]), "personal[0]"),
+        (
+            "/data/customer",
+            json!(["/data/name", "/actor"]),
+            "personal[1]",
+        ),
+        ("/data/customer", json!(["/actor/id"]), "personal[0]"),
+        ("/data/customer", json!(["/tenant"]), "personal[0]"),
+        ("/data/customer", json!(["/data"]), "personal[0]"),
+        ("/data/customer", json!(["/*"]), "personal[0]"),
+        ("/tenant", json!([]), "data_subject"),
+        ("/subject", json!(["/data/name"]), "data_subject"),
+        ("/data", json!([]), "data_subject"),
+    ] {
+        let mut ty = good();
+        ty["data_subject"] = json!(ds);
+        ty["personal"] = personal.clone();
+        expect_error(
+            manifest(ty),
+            SCHEMA,
+            "manifest.json",
+            &format!("types.\"acme.thing\".{at}"),
+            "is not under /data",
+        );
+    }
+}
