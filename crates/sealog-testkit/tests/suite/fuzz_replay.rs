@@ -344,6 +344,19 @@ mod seeds {
             "acme".into(),
             join(&[&serde_json::to_vec(&small).unwrap(), schema]),
         ));
+        // Personal fields the fuzz target's sample event holds, so its events are sealed.
+        let person = json!({"pack": "crm", "types": {"crm.person": {
+            "schema": "person.schema.json", "data_subject": "/data/id",
+            "personal": ["/data/note", "/data/items/*/name"],
+            "axes": [{"name": "note", "pointer": "/data/note"}, {"name": "amount", "pointer": "/data/amount"}],
+            "normalize": {"defaults": [{"pointer": "/data/kind", "value": "person"}]},
+            "state": {"op": "observe"}}}});
+        let schema = br#"person.schema.json
+{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["id"]}"#;
+        out.push((
+            "person".into(),
+            join(&[&serde_json::to_vec(&person).unwrap(), schema]),
+        ));
         out
     }
 
