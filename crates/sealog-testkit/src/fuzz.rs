@@ -470,11 +470,14 @@ pub fn proof(data: &[u8]) {
 
 /// The pack manifest loader. Part 0 is `manifest.json`; every later part is a file beside
 /// it, its first line its name. A pack that loads is then used on an event of each of its
-/// types, which must not panic either.
+/// types, which must not panic either; a part named `data` that is JSON is those events'
+/// `data`.
 pub fn manifest(data: &[u8]) {
     let parts = parts(data);
     let dir = crate::tempdir();
     std::fs::write(dir.path().join("manifest.json"), parts[0]).expect("write the manifest");
+    let mut event_data =
+        serde_json::json!({"id": "x", "status": "open", "amount": 1, "items": [], "note": "n"});
     for part in &parts[1..] {
         let (name, body) = match part.iter().position(|&b| b == b'\n') {
             Some(i) => (&part[..i], &part[i + 1..]),
@@ -489,6 +492,12 @@ pub fn manifest(data: &[u8]) {
         {
             continue;
         }
+        if name == "data"
+            && let Ok(v) = serde_json::from_slice(body)
+        {
+            event_data = v;
+            continue;
+        }
         std::fs::write(dir.path().join(name), body).expect("write a pack file");
     }
     let Ok(packs) = sealog_ledger::Packs::load(&[dir.path()]) else {
@@ -501,7 +510,7 @@ pub fn manifest(data: &[u8]) {
             "specversion": "1.0", "id": "e1", "source": "fuzz", "type": t,
             "time": "2026-01-02T03:04:05Z", "tenant": "acme", "subject": "s1",
             "actor": {"type": "human", "id": "u1"},
-            "data": {"id": "x", "status": "open", "amount": 1, "items": [], "note": "n"}
+            "data": event_data
         })
     };
     let names: Vec<String> = packs

@@ -353,9 +353,11 @@ mod seeds {
             "state": {"op": "observe"}}}});
         let schema = br#"person.schema.json
 {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["id"]}"#;
+        let data = br#"data
+{"id":"cust-1","note":"call after six","items":[{"name":"Ann"},{"name":"Ben","age":3}],"amount":2}"#;
         out.push((
             "person".into(),
-            join(&[&serde_json::to_vec(&person).unwrap(), schema]),
+            join(&[&serde_json::to_vec(&person).unwrap(), schema, data]),
         ));
         out
     }
