@@ -1,6 +1,7 @@
 //! `sealog bench http`: a load generator against the real server on loopback. It starts
 //! `sealog serve` on a fresh directory (or uses `--url`), then measures single-event appends
-//! at several client counts, bulk NDJSON appends, and subject / axis queries once the log
+//! at several client counts (and, with `--rates`, at fixed offered rates), bulk NDJSON
+//! appends, and subject / axis queries once the log
 //! holds `--query-records` records; last, a memory attack (one huge array, then several huge
 //! bodies at once) against a fresh server, reporting its resident memory before, at peak and
 //! 3 s after. Every figure is printed as one JSON line, with an fsync measured in the same run
@@ -23,9 +24,17 @@ pub(crate) struct HttpArgs {
     /// Client counts for the single-event append phase.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
     clients: Vec<usize>,
-    /// Seconds per client count.
+    /// Seconds per client count (and per paced rate).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Offered rates, events a second, for paced single-event phases: requests go out on a
+    /// fixed schedule whether or not earlier ones were answered, and each latency counts from
+    /// when its request was due, so a server that falls behind is charged for the wait.
+    #[arg(long, value_delimiter = ',')]
+    rates: Vec<u64>,
+    /// Connections that share a paced phase's schedule.
+    #[arg(long, default_value_t = 64)]
+    paced_clients: usize,
     /// Events per bulk NDJSON request.
     #[arg(long, default_value_t = 1000)]
     bulk_batch: usize,
@@ -146,13 +155,38 @@ fn spawn_server(dir: &Path, durability_os: bool, extra: &[String]) -> anyhow::Re
     Ok(Spawned { child, addr })
 }
 
+/// A paced phase's schedule: the `k`th request is due `k / per_s` seconds after `start`,
+/// whichever connection takes it.
+struct Pace {
+    start: Instant,
+    per_s: f64,
+    taken: AtomicU64,
+}
+
+impl Pace {
+    fn new(per_s: u64) -> Self {
+        Pace {
+            start: Instant::now(),
+            per_s: per_s as f64,
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    fn next_due(&self) -> Instant {
+        let k = self.taken.fetch_add(1, Ordering::Relaxed);
+        self.start + Duration::from_secs_f64(k as f64 / self.per_s)
+    }
+}
+
 /// Runs `clients` keep-alive connections on one thread (so the load generator itself costs
 /// little CPU and few context switches); each sends `next(n)` while `more(n)` holds, `n` being
-/// its own request count. Returns every request's latency in microseconds.
+/// its own request count: at once, or when `pace` says the next request is due. Returns every
+/// request's latency in microseconds, counted from when it was due when paced.
 fn async_clients(
     addr: SocketAddr,
     key: &str,
     clients: usize,
+    pace: Option<&Pace>,
     next: impl Fn(u64) -> (&'static str, String, String) + Sync,
     more: impl Fn(u64) -> bool + Sync,
 ) -> anyhow::Result<Vec<u32>> {
@@ -170,6 +204,14 @@ fn async_clients(
         let mut line = String::new();
         let mut n = 0u64;
         while more(n) {
+            let due = match pace {
+                Some(p) => {
+                    let due = p.next_due();
+                    tokio::time::sleep_until(due.into()).await;
+                    Some(due)
+                }
+                None => None,
+            };
             let (method, path, body) = next(n);
             n += 1;
             let mut req =
@@ -182,7 +224,7 @@ fn async_clients(
             }
             req.push_str("\r\n");
             req.push_str(&body);
-            let t0 = Instant::now();
+            let t0 = due.unwrap_or_else(Instant::now);
             s.get_mut().write_all(req.as_bytes()).await?;
             line.clear();
             s.read_line(&mut line).await?;
@@ -401,8 +443,12 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
     );
     let next = AtomicU64::new(0);
 
-    // Single-event appends.
-    for &clients in &a.clients {
+    // Single-event appends: each client sends its next event once answered; then, at each
+    // offered rate, on the schedule.
+    let phases = (a.clients.iter().map(|&c| (c, None)))
+        .chain(a.rates.iter().map(|&r| (a.paced_clients, Some(r))));
+    for (clients, rate) in phases {
+        let pace = rate.map(Pace::new);
         let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
         let counts0 = ServerCounts::read(addr, &key);
         let cpu0 = CpuSplit::now(server_pid);
@@ -413,6 +459,7 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
             addr,
             &key,
             clients,
+            pace.as_ref(),
             move |_| {
                 let body = event_bytes(counter.fetch_add(1, Ordering::Relaxed));
                 ("POST", "/v1/events".to_string(), body)
@@ -426,15 +473,18 @@ pub(crate) fn run(a: &HttpArgs, durability_os: bool) -> anyhow::Result<std::proc
             ServerCounts::read(addr, &key).since(&counts0);
         let mut all = lat;
         all.sort_unstable();
-        println!(
-            "{}",
-            json!({"bench": "http.append.single", "clients": clients, "events": all.len(), "seconds": secs,
+        let mut line = json!({"bench": "http.append.single", "clients": clients, "events": all.len(), "seconds": secs,
                    "events_per_s": (all.len() as f64 / secs).round(), "p50_ms": pct(&all, 0.5), "p99_ms": pct(&all, 0.99),
                    "max_ms": pct(&all, 1.0), "fsync_p50_ms": fsync, "store_fsyncs": fsyncs,
                    "store_fsync_mean_ms": fsync_ms_mean, "server_queued_to_durable_mean_ms": queued_ms_mean,
                    "commit_mean_events": commit_events, "cores": cores, "waiting_for_a_core": core_waits,
-                   "thread_wake_round_trip_us": wake})
-        );
+                   "thread_wake_round_trip_us": wake});
+        if let Some(r) = rate {
+            line["bench"] = json!("http.append.paced");
+            line["offered_per_s"] = json!(r);
+            line["p99_over_fsync_p50"] = json!(pct(&all, 0.99) / fsync);
+        }
+        println!("{line}");
     }
 
     // Bulk NDJSON appends until the log holds the records the query phase needs.

@@ -13,6 +13,10 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
         "1,4",
         "--seconds",
         "0.2",
+        "--rates",
+        "200",
+        "--paced-clients",
+        "4",
         "--bulk-batch",
         "10",
         "--query-records",
@@ -34,6 +38,7 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
         [
             "http.append.single",
             "http.append.single",
+            "http.append.paced",
             "http.append.bulk",
             "http.query.subject",
             "http.query.axis",
@@ -45,7 +50,7 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
     );
     // The two cores' split between the load generator (this process) and the server (its
     // child) is reported for every single-event phase.
-    for single in &lines[..2] {
+    for single in &lines[..3] {
         for side in ["load_generator", "server"] {
             assert!(
                 single["cores"][side].as_f64().is_some_and(|c| c >= 0.0),
@@ -89,7 +94,7 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
     }
     // Subjects are drawn from the whole log and each has its record; a tenant meets one
     // actor only, so the pair that never meets finds nothing.
-    for (i, found) in [(3, 1.0), (5, 0.0), (6, 1.0)] {
+    for (i, found) in [(4, 1.0), (6, 0.0), (7, 1.0)] {
         assert_eq!(
             lines[i]["records_per_query"].as_f64(),
             Some(found),
@@ -98,11 +103,11 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
         );
     }
     assert!(
-        lines[4]["records_per_query"].as_f64() > Some(0.0),
+        lines[5]["records_per_query"].as_f64() > Some(0.0),
         "{}",
-        lines[4]
+        lines[5]
     );
-    let attack = &lines[8];
+    let attack = &lines[9];
     assert_eq!(attack["single_status"], 200, "{attack}");
     assert_eq!(attack["statuses"]["200"], 2, "{attack}");
     for figure in ["rss_before_mib", "rss_peak_mib", "rss_after_3s_mib"] {
@@ -113,7 +118,17 @@ fn bench_http_runs_every_phase_at_a_tiny_size() {
     }
     assert!(lines.iter().all(|l| l["p99_ms"].as_f64().is_some()
         || ["http.append.bulk", "http.attack.memory"].contains(&l["bench"].as_str().unwrap())));
-    assert!(lines[2]["events"].as_u64().unwrap() >= 200);
+    assert!(lines[3]["events"].as_u64().unwrap() >= 200);
+    // The paced phase offered its rate and says how its p99 compares with an fsync.
+    let paced = &lines[2];
+    assert_eq!(paced["offered_per_s"], 200, "{paced}");
+    assert!(paced["events"].as_u64() > Some(0), "{paced}");
+    assert!(
+        paced["p99_over_fsync_p50"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{paced}"
+    );
 }
 
 /// Runs `sealog bench ARGS…` and returns the JSON lines it printed.
