@@ -28,8 +28,9 @@ pub(crate) struct HttpArgs {
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// Offered rates, events a second, for paced single-event phases: requests go out on a
-    /// fixed schedule whether or not earlier ones were answered, and each latency counts from
-    /// when its request was due, so a server that falls behind is charged for the wait.
+    /// fixed schedule whether or not earlier ones were answered, and a request that came due
+    /// while its connection still waited is timed from when it was due, so a server that
+    /// falls behind is charged for the wait.
     #[arg(long, value_delimiter = ',')]
     rates: Vec<u64>,
     /// Connections that share a paced phase's schedule.
@@ -181,7 +182,8 @@ impl Pace {
 /// Runs `clients` keep-alive connections on one thread (so the load generator itself costs
 /// little CPU and few context switches); each sends `next(n)` while `more(n)` holds, `n` being
 /// its own request count: at once, or when `pace` says the next request is due. Returns every
-/// request's latency in microseconds, counted from when it was due when paced.
+/// request's latency in microseconds, counted from when it was due if that was before the
+/// connection was free to send it.
 fn async_clients(
     addr: SocketAddr,
     key: &str,
@@ -204,11 +206,18 @@ fn async_clients(
         let mut line = String::new();
         let mut n = 0u64;
         while more(n) {
+            // A request that came due while this connection waited for an answer is charged
+            // from when it was due; one due later, from when it went out: the timer that wakes
+            // the connection is the load generator's lateness, not the server's.
             let due = match pace {
                 Some(p) => {
                     let due = p.next_due();
-                    tokio::time::sleep_until(due.into()).await;
-                    Some(due)
+                    if due > Instant::now() {
+                        tokio::time::sleep_until(due.into()).await;
+                        None
+                    } else {
+                        Some(due)
+                    }
                 }
                 None => None,
             };
