@@ -59,27 +59,31 @@ impl TypeRules {
                 out.push("actor.id".into());
             }
         }
-        let mut absent = |p: &crate::pointer::Pointer| {
+        // `blank_too`: a string of nothing but whitespace is missing as well.
+        let mut absent = |p: &crate::pointer::Pointer, blank_too: bool| {
             event.visit(p, &mut |path, v| {
-                if v.is_none_or(Node::is_null) {
+                if v.is_none_or(|v| v.is_null() || (blank_too && names_nobody(v))) {
                     out.push(to_dotted(path));
                 }
             });
         };
-        self.required.iter().for_each(&mut absent);
+        self.required.iter().for_each(|p| absent(p, false));
         // Personal values are sealed under their data subject's key: without one there is
-        // nobody to seal them for. Only an event without its data subject is asked whether it
-        // holds any, so the personal fields are not looked for in the others.
+        // nobody to seal them for, and a blank one names nobody whose data could be erased or
+        // read back. Only an event without its data subject is asked whether it holds any, so
+        // the personal fields are not looked for in the others.
         if let Some(ds) = &self.data_subject {
             let mut without = false;
-            event.visit(ds, &mut |_, v| without |= v.is_none_or(Node::is_null));
+            event.visit(ds, &mut |_, v| {
+                without |= v.is_none_or(|v| v.is_null() || names_nobody(v))
+            });
             if without && self.carries_personal(event) {
-                absent(ds);
+                absent(ds, true);
             }
         }
         for (cond, required) in &self.required_when {
             if cond.holds(event) {
-                required.iter().for_each(&mut absent);
+                required.iter().for_each(|p| absent(p, false));
             }
         }
         if out.is_empty() {
@@ -289,6 +293,12 @@ fn same_canonical(a: &Json<'_>, b: &Json<'_>) -> bool {
         (Json::String(a), Json::String(b)) => a == b,
         _ => canonical_bytes(a) == canonical_bytes(b),
     }
+}
+
+/// A data subject of nothing but whitespace, which `sealog erase` and subject keys refuse to
+/// name: it stands for nobody.
+pub(crate) fn names_nobody(v: &Json<'_>) -> bool {
+    matches!(v, Json::String(s) if s.trim().is_empty())
 }
 
 #[cfg(test)]

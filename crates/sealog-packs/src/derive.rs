@@ -9,11 +9,14 @@ use crate::pointer::Node;
 use crate::rules::TypeRules;
 
 impl TypeRules {
+    /// Whom the event is about: `None` when its data subject is absent, null, or a blank
+    /// string, which names nobody (a check refuses personal values beside one).
     pub(crate) fn data_subject<N: Node>(&self, event: &N) -> Option<String> {
         self.data_subject
             .as_ref()
             .and_then(|p| p.get(event))
             .and_then(Node::text)
+            .filter(|s| !s.trim().is_empty())
     }
 
     pub(crate) fn derive<N: Node>(&self, event: &N) -> Derived {

@@ -665,3 +665,40 @@ fn a_legal_hold_keeps_a_subject_from_erasure_until_released() {
     let ledger = open(tmp.path());
     assert_eq!(ledger.holds(true).unwrap(), all, "read back from the log");
 }
+
+/// A blank data subject names nobody: `sealog erase` and subject keys refuse such a name, so
+/// personal values sealed for it could never be erased or read back by their owner. An event
+/// carrying personal values beside one is quarantined as missing it, and nothing of it is
+/// kept in clear, nor sealed under a key nobody can name.
+#[test]
+fn personal_values_beside_a_blank_data_subject_are_quarantined_and_kept_nowhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    for (i, blank) in ["", "   ", "\t\n"].into_iter().enumerate() {
+        let id = format!("blank-{i}");
+        let r = result_of(&ledger, &email(&id, blank)).to_json();
+        assert_eq!(r["status"], "quarantined", "{blank:?}: {r}");
+        assert_eq!(r["reason_code"], "INCOMPLETE_PROVENANCE", "{r}");
+        assert_eq!(
+            r["missing_fields"],
+            json!(["data.recipient_details.customer_id"]),
+            "{r}"
+        );
+        let q = Query {
+            equals: vec![("id".into(), id.clone())],
+            limit: 1,
+            ..Query::default()
+        };
+        let page = ledger.quarantine_query(&q).unwrap();
+        let record: Value = serde_json::from_slice(&page.records[0].1).unwrap();
+        assert_eq!(record["data"]["payload_ref"], Value::Null, "{record}");
+    }
+    // A customer who is somebody is sealed as before, and the log holds nothing else.
+    appended_seq(&result_of(&ledger, &email("named", "cust-named")));
+    assert_eq!(ledger.len(), 1);
+    ledger.close().unwrap();
+    for secret in &SECRETS[1..3] {
+        let found = files_holding(tmp.path(), secret);
+        assert!(found.is_empty(), "{secret:?} is in clear in {found:?}");
+    }
+}
