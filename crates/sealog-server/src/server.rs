@@ -140,10 +140,7 @@ impl App {
     /// Loads the keys and records any key change not yet in the log.
     pub async fn new(config: &ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
         let app = Self::build(config, ledger)?;
-        app.state
-            .record_key_changes()
-            .await
-            .map_err(|e| ServerError::Audit(e.message))?;
+        record_key_changes_at_start(&app.state).await?;
         Ok(app)
     }
 
@@ -287,10 +284,7 @@ impl Server {
             config,
         } = self;
         let (state, router) = (app.state.clone(), app.router.clone());
-        state
-            .record_key_changes()
-            .await
-            .map_err(|e| ServerError::Audit(e.message))?;
+        record_key_changes_at_start(&state).await?;
         let watcher = tokio::spawn(watch_keys(state.clone()));
         // The dashboard's open conflicts, counted once now and after every run and resolution.
         tokio::spawn({
@@ -423,6 +417,19 @@ impl Server {
             }
             (None, closed) => closed,
         }
+    }
+}
+
+/// Records the key changes not yet in the log. A database that cannot be reached just now
+/// (a restart, a fail-over) is no reason to stop: the changes stay pending, every request
+/// records them before it is served, and the key watcher retries each second.
+async fn record_key_changes_at_start(state: &AppState) -> Result<(), ServerError> {
+    match state.record_key_changes().await {
+        Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::warn!(error = %e.message, "cannot record key changes yet; they stay pending");
+            Ok(())
+        }
+        other => other.map_err(|e| ServerError::Audit(e.message)),
     }
 }
 
