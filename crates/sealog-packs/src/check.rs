@@ -298,7 +298,12 @@ fn same_canonical(a: &Json<'_>, b: &Json<'_>) -> bool {
 /// A data subject of nothing but whitespace, which `sealog erase` and subject keys refuse to
 /// name: it stands for nobody.
 pub(crate) fn names_nobody(v: &Json<'_>) -> bool {
-    matches!(v, Json::String(s) if s.trim().is_empty())
+    matches!(v, Json::String(s) if is_blank(s))
+}
+
+/// The text of a data subject that names nobody.
+pub(crate) fn is_blank(text: &str) -> bool {
+    text.trim().is_empty()
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ impl TypeRules {
             .as_ref()
             .and_then(|p| p.get(event))
             .and_then(Node::text)
-            .filter(|s| !s.trim().is_empty())
+            .filter(|s| !crate::check::is_blank(s))
     }
 
     pub(crate) fn derive<N: Node>(&self, event: &N) -> Derived {

@@ -150,6 +150,15 @@ impl Pointer {
     }
 }
 
+/// Whether `segments` reach a value other than null in `root` (any element for `*`).
+pub(crate) fn reaches_a_value<N: Node>(root: &N, segments: &[Segment]) -> bool {
+    let mut found = false;
+    walk(root, segments, &mut Vec::new(), &mut |_, v| {
+        found |= v.is_some_and(|v| !v.is_null())
+    });
+    found
+}
+
 fn walk<'a, 'p, N: Node>(
     node: &'a N,
     segments: &'p [Segment],

@@ -567,7 +567,7 @@ fn compile_type(
         if let Some(q) = rules.personal.iter().find(|q| {
             q.segments.len() >= place.len()
                 && may_meet(&place, &q.segments[..place.len()])
-                && holds_a_value(value, &q.segments[place.len()..])
+                && crate::pointer::reaches_a_value(value, &q.segments[place.len()..])
         }) {
             return Err(bad(
                 format!("normalize.defaults[{i}].pointer"),
@@ -628,21 +628,6 @@ fn may_meet(a: &[Segment], b: &[Segment]) -> bool {
         }
         (Segment::Each, Segment::Each) => true,
     })
-}
-
-/// Whether `value` holds something other than null at `rest` (every element for `*`).
-fn holds_a_value(value: &Value, rest: &[Segment]) -> bool {
-    let Some((first, rest)) = rest.split_first() else {
-        return !value.is_null();
-    };
-    match (first, value) {
-        (Segment::Key(k), Value::Object(m)) => m.get(k).is_some_and(|v| holds_a_value(v, rest)),
-        (Segment::Key(k), Value::Array(items)) => crate::pointer::index(k)
-            .and_then(|i| items.get(i))
-            .is_some_and(|v| holds_a_value(v, rest)),
-        (Segment::Each, Value::Array(items)) => items.iter().any(|v| holds_a_value(v, rest)),
-        _ => false,
-    }
 }
 
 fn compile_schema(
