@@ -1,11 +1,11 @@
 //! `sealog bench http`: a load generator against the real server on loopback. It starts
 //! `sealog serve` on a fresh directory (or uses `--url`), then measures single-event appends
 //! at several client counts (and, with `--rates`, at fixed offered rates), bulk NDJSON
-//! appends, and subject / axis queries once the log
-//! holds `--query-records` records; last, a memory attack (one huge array, then several huge
-//! bodies at once) against a fresh server, reporting its resident memory before, at peak and
-//! 3 s after. Every figure is printed as one JSON line, with an fsync measured in the same run
-//! beside it. Benchmarks report; they never assert.
+//! appends, and subject / axis queries once the log holds `--query-records` records; last, a
+//! memory attack (one huge array, then several huge bodies at once) against a fresh server,
+//! reporting its resident memory before, at peak and 3 s after. Every figure is printed as one
+//! JSON line, with an fsync measured in the same run beside it. Benchmarks report; they never
+//! assert.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
