@@ -34,14 +34,25 @@ impl Deref for Deriver {
 impl Deriver {
     pub(crate) fn derive(&self, event: &Json<'_>, env: &Envelope<'_>) -> Derived {
         let mut d = self.packs.derive(event, env);
-        privacy::key_derived(self.privacy.as_deref(), &mut d, self.packs.personal_axes());
+        privacy::key_derived(
+            self.privacy.as_deref(),
+            &mut d,
+            self.packs.personal_axes(),
+            None,
+        );
         d
     }
 
     /// What [`Deriver::derive`] gives, its axes already hashed into their index keys (in no
     /// order, possibly repeated): each value is hashed where the event holds it, where
-    /// collecting the axes made two strings of each and sorted them.
-    pub(crate) fn derive_keyed(&self, event: &Json<'_>, env: &Envelope<'_>) -> (Derived, Vec<Key>) {
+    /// collecting the axes made two strings of each and sorted them. `sealed_for`: the
+    /// pseudonym a fresh event was just sealed for ([`privacy::key_derived`]).
+    pub(crate) fn derive_keyed(
+        &self,
+        event: &Json<'_>,
+        env: &Envelope<'_>,
+        sealed_for: Option<&[u8; 16]>,
+    ) -> (Derived, Vec<Key>) {
         let personal = self.packs.personal_axes();
         let mut keys = Vec::with_capacity(32);
         let mut held = Vec::new();
@@ -60,7 +71,7 @@ impl Deriver {
         });
         // Personal values (rare) go the way `derive` takes them, to their keyed hashes.
         d.axes = held;
-        privacy::key_derived(self.privacy.as_deref(), &mut d, personal);
+        privacy::key_derived(self.privacy.as_deref(), &mut d, personal, sealed_for);
         keys.extend(d.axes.drain(..).map(|(a, v)| key(&a, &v)));
         (d, keys)
     }
@@ -192,7 +203,7 @@ pub(crate) struct CanonicalKeys(pub(crate) Deriver);
 
 impl Indexer for CanonicalKeys {
     fn keys(&self, stored: &Stored<'_, '_>) -> Vec<Key> {
-        let (derived, axis_keys) = self.0.derive_keyed(stored.record, stored.envelope);
+        let (derived, axis_keys) = self.0.derive_keyed(stored.record, stored.envelope, None);
         EventKeys::of(stored.envelope, derived, axis_keys).keys
     }
 
@@ -345,7 +356,7 @@ mod tests {
     fn both_ways(deriver: &Deriver, line: &str) -> (Vec<Key>, Vec<Key>, usize) {
         let tree = Json::parse(line.as_bytes()).unwrap();
         let env = sealog_model::Envelope::fields(&tree).unwrap();
-        let (derived, axis_keys) = deriver.derive_keyed(&tree, &env);
+        let (derived, axis_keys) = deriver.derive_keyed(&tree, &env, None);
         let found = EventKeys::of(&env, derived, axis_keys).keys;
         let collected = deriver.derive(&tree, &env);
         let axes = collected.axes.len();

@@ -96,15 +96,17 @@ impl Pipeline<'_> {
             Ok(()) => {
                 let sealing = (self.deriver.packs.personal(&event_type))
                     .and_then(|p| Some((p, p.sealed_for(tree)?)));
-                let sealed = sealing.is_some();
-                if let Some((p, subject)) = sealing
-                    && let Err(refused) = self.seal(&event_type, p, &subject, tree)
-                {
-                    return *refused;
-                }
+                let sealed_for = match sealing {
+                    Some((p, subject)) => match self.seal(&event_type, p, &subject, tree) {
+                        Ok(ps) => Some(ps),
+                        Err(refused) => return *refused,
+                    },
+                    None => None,
+                };
                 let env = Envelope::fields(tree).expect("checked above; sealing keeps it");
-                let (derived, axis_keys) = self.deriver.derive_keyed(tree, &env);
-                entry(tree, &env, derived, axis_keys, sealed, raw)
+                let (derived, axis_keys) =
+                    self.deriver.derive_keyed(tree, &env, sealed_for.as_ref());
+                entry(tree, &env, derived, axis_keys, sealed_for.is_some(), raw)
             }
             Err(q) => {
                 // A failed check leaves the event as it was sent (normalization runs last).
@@ -167,15 +169,15 @@ impl Pipeline<'_> {
         Ok(crate::personal::count_sealed_for(self.canonical, tenant, pseudonym, 1)? > 0)
     }
 
-    /// Seals the personal values of an event that passed its pack; what it answers instead
-    /// when they cannot be sealed.
+    /// Seals the personal values of an event that passed its pack, answering the pseudonym
+    /// they were sealed for; what it answers instead when they cannot be sealed.
     fn seal(
         &self,
         event_type: &str,
         personal: Personal<'_>,
         subject: &str,
         tree: &mut Json<'_>,
-    ) -> Result<(), Box<Prepared>> {
+    ) -> Result<[u8; 16], Box<Prepared>> {
         // The envelope was checked: its tenant is a string or absent (null reads as absent).
         let tenant = tree
             .get("tenant")

@@ -269,7 +269,7 @@ pub fn locate(packs: &Packs, bytes: &[u8]) -> Result<Located, String> {
         let env = s.envelope;
         let mut derived = packs.derive(s.record, env);
         // Offline: a sealed data subject names its own pseudonym, as the index has it.
-        crate::privacy::key_derived(None, &mut derived, packs.personal_axes());
+        crate::privacy::key_derived(None, &mut derived, packs.personal_axes(), None);
         let own = |v: Option<&str>| v.map(str::to_string);
         let subject = own(env.subject).or_else(|| derived.subject.clone());
         let scope = derived

@@ -16,6 +16,7 @@
 //! pseudonym, never the person. Erasure destroys the subject's key: every sealed value of
 //! theirs reads as erased from then on, while the bytes every proof covers stay as they were.
 
+mod b64;
 mod keystore;
 mod ready;
 mod siv;
@@ -538,7 +539,7 @@ impl Privacy {
     }
 
     /// Seals every personal value of `event` for the data subject `subject` (its plain
-    /// value, as the pack read it).
+    /// value, as the pack read it); the subject's pseudonym, which every sealed value carries.
     pub(crate) fn seal_event(
         &self,
         personal: sealog_packs::Personal<'_>,
@@ -546,7 +547,7 @@ impl Privacy {
         tenant: Option<&str>,
         subject: &str,
         knows: &dyn Fn(&str) -> Result<bool, StoreError>,
-    ) -> Result<(), Unsealable> {
+    ) -> Result<[u8; 16], Unsealable> {
         let s = self.sealer(tenant, subject, knows)?;
         // Each value is sealed as the walk meets it. Fields that nest are met in the order
         // the pack lists them, so a field is read as the fields before it left the event
@@ -564,7 +565,12 @@ impl Privacy {
                 }
                 sealed_bytes.clear();
                 sealing.seal(&plain, &mut sealed_bytes);
-                let mut sealed = sealed_text(&s.ps_b64, &sealed_bytes);
+                // Room for the keyed hash an indexed value adds.
+                let mut sealed = Vec::with_capacity(
+                    s.head.len() + b64::encoded_len(sealed_bytes.len()) + 1 + HASH_B64,
+                );
+                sealed.extend_from_slice(&s.head);
+                b64::encode_into(&sealed_bytes, &mut sealed);
                 if indexed {
                     let text = match &*v {
                         Json::String(s) => s,
@@ -575,14 +581,15 @@ impl Privacy {
                     // the data subject's own value is found by the pseudonym it already
                     // carries.
                     if text != subject {
-                        sealed.push(':');
-                        URL_SAFE_NO_PAD.encode_string(self.pseudonym_raw(text), &mut sealed);
+                        sealed.push(b':');
+                        b64::encode_into(&self.pseudonym_raw(text), &mut sealed);
                     }
                 }
+                let sealed = String::from_utf8(sealed).expect("base64 is ASCII");
                 *v = Json::String(sealed.into());
             })
         });
-        Ok(())
+        Ok(s.ps)
     }
 
     /// Seals a quarantined event's raw bytes for its data subject, so the payload area holds
@@ -598,7 +605,9 @@ impl Privacy {
         let mut sealed = Vec::with_capacity(raw.len() + 16);
         s.cipher
             .sealing(&mut |sealing| sealing.seal(raw, &mut sealed));
-        Ok(sealed_text(&s.ps_b64, &sealed).into_bytes())
+        let mut text = s.head;
+        b64::encode_into(&sealed, &mut text);
+        Ok(text)
     }
 
     /// What seals for the data subject `subject` (its plain value) in `tenant`, with its key
@@ -612,10 +621,11 @@ impl Privacy {
         let tenant = tenant.unwrap_or("");
         let ps = self.pseudonym_raw(subject);
         let cipher = self.key_for(tenant, ps, &|| knows(&pseudonym_text(&ps)))?;
-        Ok(Sealer {
-            cipher,
-            ps_b64: URL_SAFE_NO_PAD.encode(ps),
-        })
+        let mut head = Vec::with_capacity(SEALED_PREFIX.len() + HASH_B64 + 1);
+        head.extend_from_slice(SEALED_PREFIX.as_bytes());
+        b64::encode_into(&ps, &mut head);
+        head.push(b':');
+        Ok(Sealer { cipher, ps, head })
     }
 
     /// The plain bytes a sealed body (base64) holds, under the key of `id`.
@@ -822,16 +832,26 @@ impl Privacy {
 /// event is derived after sealing, so both come out of this one function; a sealed value
 /// says both itself, so no key is opened (`privacy` is `None` for an export checked
 /// offline, where only a value left in clear cannot be hashed).
+///
+/// `sealed_for` is the pseudonym a fresh event's values were just sealed for, which its data
+/// subject's sealed value carries: given, it is not read back out of that value.
 pub(crate) fn key_derived(
     privacy: Option<&Privacy>,
     derived: &mut Derived,
     personal_axes: &BTreeSet<String>,
+    sealed_for: Option<&[u8; 16]>,
 ) {
     let raw = derived.data_subject.take();
-    let subject = raw.as_deref().map(|r| match (privacy, parse_sealed(r)) {
-        (_, Some((ps, _))) => pseudonym_text(&ps),
-        (Some(p), None) => p.pseudonym(r),
-        (None, None) => r.to_string(),
+    let subject = raw.as_deref().map(|r| {
+        if let Some(ps) = sealed_for {
+            debug_assert_eq!(parse_sealed(r).map(|(p, _)| p), Some(*ps));
+            return pseudonym_text(ps);
+        }
+        match (privacy, parse_sealed(r)) {
+            (_, Some((ps, _))) => pseudonym_text(&ps),
+            (Some(p), None) => p.pseudonym(r),
+            (None, None) => r.to_string(),
+        }
     });
     // Most types index no personal axis: their axes stay as derived, sorted already.
     if derived
@@ -872,27 +892,13 @@ pub(crate) fn marker(why: &str) -> Value {
 /// Seals for one data subject in one tenant.
 struct Sealer {
     cipher: Arc<SubjectCipher>,
-    ps_b64: String,
+    ps: [u8; 16],
+    /// What each of its sealed values starts with: the prefix, the pseudonym, a colon.
+    head: Vec<u8>,
 }
 
-/// A sealed value's text from its pseudonym (base64) and sealed bytes.
-fn sealed_text(ps_b64: &str, sealed: &[u8]) -> String {
-    let head = SEALED_PREFIX.len() + ps_b64.len() + 1;
-    let body = base64::encoded_len(sealed.len(), false).expect("a value's length in base64");
-    // Room for the keyed hash an indexed value adds.
-    let mut out = Vec::with_capacity(head + body + 24);
-    out.extend_from_slice(SEALED_PREFIX.as_bytes());
-    out.extend_from_slice(ps_b64.as_bytes());
-    out.push(b':');
-    // Encoded in one call into room made for it: `encode_string` goes through a buffer and
-    // checks each chunk it copies as UTF-8, which cost more than encoding.
-    out.resize(head + body, 0);
-    let n = URL_SAFE_NO_PAD
-        .encode_slice(sealed, &mut out[head..])
-        .expect("room for the encoding");
-    debug_assert_eq!(n, body);
-    String::from_utf8(out).expect("base64 is ASCII")
-}
+/// The length of a pseudonym or a keyed hash (16 bytes) in base64.
+const HASH_B64: usize = b64::encoded_len(16);
 
 /// The text a personal axis value is hashed from: a string itself, anything else its
 /// canonical JSON (as a pack's axis reads it).
