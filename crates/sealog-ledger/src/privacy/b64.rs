@@ -27,7 +27,7 @@ pub(super) const fn encoded_len(n: usize) -> usize {
 /// Appends `bytes` in base64url without padding to `out`.
 pub(super) fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
     out.reserve(encoded_len(bytes.len()));
-    // Twelve bytes at a time, read as one word and written as sixteen characters at once.
+    // Twelve bytes at a time, their sixteen characters written out at once.
     let mut twelves = bytes.chunks_exact(12);
     for t in &mut twelves {
         let mut chars = [0u8; 16];
