@@ -59,10 +59,9 @@ impl TypeRules {
                 out.push("actor.id".into());
             }
         }
-        // `blank_too`: a string of nothing but whitespace is missing as well.
         let mut absent = |p: &crate::pointer::Pointer, blank_too: bool| {
             event.visit(p, &mut |path, v| {
-                if v.is_none_or(|v| v.is_null() || (blank_too && names_nobody(v))) {
+                if is_missing(v, blank_too) {
                     out.push(to_dotted(path));
                 }
             });
@@ -74,9 +73,7 @@ impl TypeRules {
         // the personal fields are not looked for in the others.
         if let Some(ds) = &self.data_subject {
             let mut without = false;
-            event.visit(ds, &mut |_, v| {
-                without |= v.is_none_or(|v| v.is_null() || names_nobody(v))
-            });
+            event.visit(ds, &mut |_, v| without |= is_missing(v, true));
             if without && self.carries_personal(event) {
                 absent(ds, true);
             }
@@ -293,6 +290,12 @@ fn same_canonical(a: &Json<'_>, b: &Json<'_>) -> bool {
         (Json::String(a), Json::String(b)) => a == b,
         _ => canonical_bytes(a) == canonical_bytes(b),
     }
+}
+
+/// Whether a field's value is missing: absent or null, and with `blank_too` also a string of
+/// nothing but whitespace.
+fn is_missing(v: Option<&Json<'_>>, blank_too: bool) -> bool {
+    v.is_none_or(|v| v.is_null() || (blank_too && names_nobody(v)))
 }
 
 /// A data subject of nothing but whitespace, which `sealog erase` and subject keys refuse to

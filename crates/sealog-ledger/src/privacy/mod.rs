@@ -241,11 +241,19 @@ fn parse_sealed(s: &str) -> Option<([u8; 16], &str)> {
 /// What every value sealed for the pseudonym `ps` (text form) starts with, quote included
 /// (`None` for what is no pseudonym).
 pub(crate) fn sealed_prefix_for(ps: &str) -> Option<String> {
-    let b = pseudonym_bytes(ps)?;
-    let mut prefix = format!("\"{SEALED_PREFIX}");
-    URL_SAFE_NO_PAD.encode_string(b, &mut prefix);
-    prefix.push(':');
-    Some(prefix)
+    let mut prefix = vec![b'"'];
+    prefix.extend_from_slice(&sealed_head(&pseudonym_bytes(ps)?));
+    Some(String::from_utf8(prefix).expect("base64 is ASCII"))
+}
+
+/// What every value sealed for the pseudonym `ps` starts with: the prefix, the pseudonym in
+/// base64, a colon.
+fn sealed_head(ps: &[u8; 16]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(SEALED_PREFIX.len() + HASH_B64 + 1);
+    head.extend_from_slice(SEALED_PREFIX.as_bytes());
+    b64::encode_into(ps, &mut head);
+    head.push(b':');
+    head
 }
 
 /// 16 bytes from their base64 form, decoded without allocating.
@@ -621,11 +629,11 @@ impl Privacy {
         let tenant = tenant.unwrap_or("");
         let ps = self.pseudonym_raw(subject);
         let cipher = self.key_for(tenant, ps, &|| knows(&pseudonym_text(&ps)))?;
-        let mut head = Vec::with_capacity(SEALED_PREFIX.len() + HASH_B64 + 1);
-        head.extend_from_slice(SEALED_PREFIX.as_bytes());
-        b64::encode_into(&ps, &mut head);
-        head.push(b':');
-        Ok(Sealer { cipher, ps, head })
+        Ok(Sealer {
+            cipher,
+            ps,
+            head: sealed_head(&ps),
+        })
     }
 
     /// The plain bytes a sealed body (base64) holds, under the key of `id`.
