@@ -462,7 +462,7 @@ impl Privacy {
         {
             let mut keys = self.lock();
             if let Some(slot) = keys.get(&id).map_err(Unsealable::Failed)? {
-                return self.in_force(&id, &slot);
+                return self.in_force(&keys, &id, &slot);
             }
         }
         // Asked, and a key made, without the key store's lock: the question reads the index,
@@ -477,7 +477,7 @@ impl Privacy {
             // Lost, unless a racing first use made the key since and sealed a record under
             // it, which is how the log came to know the subject.
             return match keys.get(&id).map_err(Unsealable::Failed)? {
-                Some(slot) => self.in_force(&id, &slot),
+                Some(slot) => self.in_force(&keys, &id, &slot),
                 None => Err(Unsealable::Lost),
             };
         };
@@ -485,16 +485,21 @@ impl Privacy {
             .insert(id.clone(), wrapped)
             .map_err(Unsealable::Failed)?
         {
-            Slot::Live(w) if w == wrapped => Ok(self.ready(&id, &key)),
+            Slot::Live(w) if w == wrapped => Ok(self.ready(&keys, &id, &key)),
             // A racing first use (here, or on another server) made the key first: it seals.
-            slot => self.in_force(&id, &slot),
+            slot => self.in_force(&keys, &id, &slot),
         }
     }
 
     /// What seals for `id` by the key store's `slot`.
-    fn in_force(&self, id: &SubjectId, slot: &Slot) -> Result<Arc<SubjectCipher>, Unsealable> {
+    fn in_force(
+        &self,
+        held: &KeyStore,
+        id: &SubjectId,
+        slot: &Slot,
+    ) -> Result<Arc<SubjectCipher>, Unsealable> {
         match slot {
-            Slot::Live(w) => self.unwrap_key(id, w).ok_or(Unsealable::Lost),
+            Slot::Live(w) => self.unwrap_key(held, id, w).ok_or(Unsealable::Lost),
             Slot::Erased => Err(Unsealable::Erased),
         }
     }
@@ -517,8 +522,10 @@ impl Privacy {
         Ok((key, wrapped))
     }
 
+    /// The subject's key, from `opened` or unwrapped from the key store's slot `wrapped`.
     fn unwrap_key(
         &self,
+        held: &KeyStore,
         id: &SubjectId,
         wrapped: &[u8; WRAPPED_BYTES],
     ) -> Option<Arc<SubjectCipher>> {
@@ -530,11 +537,17 @@ impl Privacy {
             .open(&[KEY_AD, id.0.as_bytes(), &id.1], wrapped)?
             .try_into()
             .ok()?;
-        Some(self.ready(id, &key))
+        Some(self.ready(held, id, &key))
     }
 
     /// The subject's key made ready to seal and open, kept until the subject is erased.
-    fn ready(&self, id: &SubjectId, key: &SubjectKey) -> Arc<SubjectCipher> {
+    ///
+    /// Asks for the key store, locked, though it reads nothing there: erasure forgets a
+    /// subject's ready key under that lock, so a key is made ready only while the slot just
+    /// read under it still holds the key. A slot read before the lock was taken could have
+    /// been erased since: the key would be kept again, and sealed for, after its subject
+    /// was erased.
+    fn ready(&self, _held: &KeyStore, id: &SubjectId, key: &SubjectKey) -> Arc<SubjectCipher> {
         let cipher = Arc::new(SubjectCipher::new(key, &value_ad(&id.0, &id.1)));
         self.opened.insert(&id.0, id.1, cipher.clone());
         cipher
@@ -639,11 +652,12 @@ impl Privacy {
     /// The plain bytes a sealed body (base64) holds, under the key of `id`.
     fn open_with(
         &self,
+        held: &KeyStore,
         id: &SubjectId,
         wrapped: &[u8; WRAPPED_BYTES],
         body: &str,
     ) -> Option<Vec<u8>> {
-        let cipher = self.unwrap_key(id, wrapped)?;
+        let cipher = self.unwrap_key(held, id, wrapped)?;
         cipher.open(&URL_SAFE_NO_PAD.decode(body).ok()?)
     }
 
@@ -651,19 +665,26 @@ impl Privacy {
     pub(crate) fn open_sealed(&self, tenant: &str, sealed: &str) -> Option<Opened> {
         let (ps, body) = parse_sealed(sealed)?;
         let id: SubjectId = (tenant.to_string(), ps);
-        Some(match self.slot(&id) {
-            Some(Slot::Erased) => Opened::Erased,
-            None => Opened::Unknown,
-            Some(Slot::Live(w)) => match self.open_with(&id, &w, body) {
-                Some(plain) => match serde_json::from_slice(&plain) {
-                    Ok(v) => Opened::Value(v),
-                    // Sealed raw bytes (a quarantine payload's form) copied into a field.
-                    Err(_) => {
-                        Opened::Value(Value::String(String::from_utf8_lossy(&plain).into_owned()))
-                    }
-                },
-                None => Opened::Unknown,
+        // The key is found and made ready under the key store's lock (see `ready`); the value
+        // is opened after it is let go.
+        let cipher = {
+            let mut keys = self.lock();
+            match self.slot_in(&mut keys, &id) {
+                Some(Slot::Erased) => return Some(Opened::Erased),
+                None => return Some(Opened::Unknown),
+                Some(Slot::Live(w)) => self.unwrap_key(&keys, &id, &w),
+            }
+        };
+        let plain = cipher.and_then(|c| c.open(&URL_SAFE_NO_PAD.decode(body).ok()?));
+        Some(match plain {
+            Some(plain) => match serde_json::from_slice(&plain) {
+                Ok(v) => Opened::Value(v),
+                // Sealed raw bytes (a quarantine payload's form) copied into a field.
+                Err(_) => {
+                    Opened::Value(Value::String(String::from_utf8_lossy(&plain).into_owned()))
+                }
             },
+            None => Opened::Unknown,
         })
     }
 
@@ -687,7 +708,7 @@ impl Privacy {
             match slot {
                 Slot::Erased => erased = true,
                 Slot::Live(w) => {
-                    if let Some(plain) = self.open_with(&(tenant, ps), &w, body) {
+                    if let Some(plain) = self.open_with(&keys, &(tenant, ps), &w, body) {
                         return Some(Ok(plain));
                     }
                 }
@@ -701,10 +722,14 @@ impl Privacy {
     }
 
     fn slot(&self, id: &SubjectId) -> Option<Slot> {
-        let mut keys = self.lock();
+        self.slot_in(&mut self.lock(), id)
+    }
+
+    /// [`Privacy::slot`] in the key store `keys`, locked.
+    fn slot_in(&self, keys: &mut KeyStore, id: &SubjectId) -> Option<Slot> {
         if keys.get(id).ok().flatten().is_none() {
             // A reader beside the writer may not have seen the key yet.
-            self.refresh(&mut keys);
+            self.refresh(keys);
         }
         keys.get(id).ok().flatten()
     }
@@ -963,6 +988,68 @@ mod tests {
             Err(Unsealable::Lost)
         ));
         assert!(privacy.lock().get(&("t".into(), lost)).unwrap().is_none());
+    }
+
+    /// A value of `subject`'s sealed under its key in tenant `t`.
+    fn sealed_value(privacy: &Privacy, subject: &str) -> String {
+        let s = privacy
+            .sealer(Some("t"), subject, &|_| Ok(false))
+            .expect("a key");
+        let mut bytes = Vec::new();
+        s.cipher
+            .sealing(&mut |sealing| sealing.seal(b"\"Ada\"", &mut bytes));
+        let mut sealed = s.head;
+        b64::encode_into(&bytes, &mut sealed);
+        String::from_utf8(sealed).expect("ASCII")
+    }
+
+    #[test]
+    fn a_reader_racing_an_erasure_never_brings_the_erased_key_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let privacy = writable(tmp.path());
+        // A reader opening the subject's value while its erasure runs, each subject's race
+        // from a key not yet ready, so the reader makes it ready. Whoever wins, the erased
+        // subject's key is never ready afterwards and nothing is sealed for the subject.
+        for i in 0..400 {
+            let subject = format!("cust-{i}");
+            let ps = privacy.pseudonym_raw(&subject);
+            let sealed = sealed_value(&privacy, &subject);
+            privacy.opened.remove("t", &ps);
+            let start = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    start.wait();
+                    for _ in 0..3 {
+                        let opened = privacy.open_sealed("t", &sealed).expect("a sealed value");
+                        assert!(
+                            matches!(opened, Opened::Value(_) | Opened::Erased),
+                            "{subject}: opened, or erased"
+                        );
+                    }
+                });
+                scope.spawn(|| {
+                    start.wait();
+                    privacy
+                        .erase(&pseudonym_text(&ps), &["t".to_string()])
+                        .expect("erased");
+                });
+            });
+            assert!(
+                privacy.opened.get("t", &ps).is_none(),
+                "{subject}: the erased key is ready again"
+            );
+            assert!(
+                matches!(
+                    privacy.key_for("t", ps, &|| Ok(true)),
+                    Err(Unsealable::Erased)
+                ),
+                "{subject}: sealed for after its erasure"
+            );
+            assert!(matches!(
+                privacy.open_sealed("t", &sealed),
+                Some(Opened::Erased)
+            ));
+        }
     }
 
     #[test]
