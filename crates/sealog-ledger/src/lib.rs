@@ -181,6 +181,12 @@ pub struct Ledger {
     privacy: Arc<Privacy>,
     undeclared: Undeclared,
     layout: Layout,
+    /// Taken by erasure, retention's application and hold changes, each from the reading of
+    /// the holds or keys it decides by through the changes it makes: a hold placed while an
+    /// erasure or a pruning is under way would otherwise not stop it, though recorded before
+    /// it, and two erasures of one subject would both succeed. It orders this process's
+    /// changes only: servers sharing one PostgreSQL database each hold their own.
+    governance: std::sync::Mutex<()>,
 }
 
 impl Ledger {
@@ -250,6 +256,7 @@ impl Ledger {
             privacy,
             undeclared: config.undeclared,
             layout,
+            governance: std::sync::Mutex::new(()),
         };
         ledger.finish_opening(access)
     }
@@ -356,6 +363,7 @@ impl Ledger {
             privacy,
             undeclared: config.undeclared,
             layout,
+            governance: std::sync::Mutex::new(()),
         };
         ledger.finish_opening(access)
     }
@@ -838,6 +846,11 @@ impl Ledger {
         let summary = verify::check_stubs(&retention, &canonical, Some(&quarantine))?;
         canonical.files.push(("retention stubs".into(), summary));
         Ok((canonical, Some(quarantine)))
+    }
+
+    /// The governance lock (see the field): held by whoever takes it until the guard drops.
+    fn governing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.governance.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Closes both logs, signing a final checkpoint of each.

@@ -8,6 +8,7 @@ mod support;
 mod chains;
 mod clocks;
 mod delivered;
+mod governance;
 mod log_key;
 mod numbers;
 mod one_parse;

@@ -1,0 +1,162 @@
+//! Erasure, retention and legal holds at the same moment: whatever order they reach the log
+//! in, the outcome is one a serial order gives. A hold recorded before an erasure stops it; a
+//! hold recorded before retention's record keeps what it covers; of two erasures of one data
+//! subject, one erases and the other answers that it was done already.
+
+use crate::support;
+
+use sealog_ledger::{Act, EraseError, Erasure, Error, Hold, HoldAct, HoldScope, Ledger};
+use serde_json::{Value, json};
+use support::{appended_seq, example, open, result_of};
+
+const DAY: i64 = 86_400_000_000_000;
+const YEAR: i64 = 365 * DAY;
+
+/// Enough races that an unguarded check-then-act loses some of them (it lost most).
+const RACES: usize = 40;
+
+fn act(time: &str) -> Act<'static> {
+    Act {
+        actor: json!({"type": "human", "id": "dpo-1"}),
+        time: time.to_string(),
+        source: "sealog-test",
+    }
+}
+
+fn email(id: &str, customer: &str) -> Value {
+    let mut e = example("comms.email", 0);
+    e["id"] = json!(id);
+    e["data"]["email_id"] = json!(format!("<{id}@shop>"));
+    e["data"]["recipient_details"]["customer_id"] = json!(customer);
+    e
+}
+
+fn erasure<'a>(subject: &'a str, time: &str) -> Erasure<'a> {
+    Erasure {
+        data_subject: subject,
+        tenant: None,
+        reason: "GDPR Art. 17 request",
+        act: act(time),
+    }
+}
+
+fn hold(ledger: &Ledger, subject: &str) -> Hold {
+    ledger
+        .place_hold(
+            &HoldScope {
+                tenant: None,
+                data_subject: Some(subject),
+            },
+            &HoldAct {
+                reason: "litigation 2026-7",
+                act: act("2026-05-01T12:00:00Z"),
+            },
+        )
+        .expect("the hold is placed")
+}
+
+/// Runs `a` and `b` on two threads released together.
+fn together<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    let start = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            start.wait();
+            a()
+        });
+        let b = s.spawn(|| {
+            start.wait();
+            b()
+        });
+        (a.join().expect("a"), b.join().expect("b"))
+    })
+}
+
+#[test]
+fn a_hold_placed_while_an_erasure_runs_stops_it_or_comes_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    for i in 0..RACES {
+        let subject = format!("cust-{i}");
+        appended_seq(&result_of(&ledger, &email(&format!("m-{i}"), &subject)));
+        let (held, erased) = together(
+            || hold(&ledger, &subject),
+            || ledger.erase(&erasure(&subject, "2026-05-01T12:00:00Z")),
+        );
+        match erased {
+            Ok(e) => assert!(
+                held.placed_seq > e.seq,
+                "{subject}: erased (record {}) under a hold recorded before it ({})",
+                e.seq,
+                held.placed_seq
+            ),
+            Err(EraseError::Held(h)) => assert_eq!(h.hold_id, held.hold_id, "{subject}"),
+            Err(other) => panic!("{subject}: {other}"),
+        }
+    }
+}
+
+#[test]
+fn of_two_erasures_of_one_subject_at_once_one_erases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    for i in 0..RACES {
+        let subject = format!("cust-{i}");
+        appended_seq(&result_of(&ledger, &email(&format!("m-{i}"), &subject)));
+        let (first, second) = together(
+            || ledger.erase(&erasure(&subject, "2026-05-01T12:00:00Z")),
+            || ledger.erase(&erasure(&subject, "2026-05-01T12:00:01Z")),
+        );
+        let done = [&first, &second].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(done, 1, "{subject}: {first:?} and {second:?}");
+        for r in [first, second] {
+            assert!(
+                matches!(r, Ok(_) | Err(EraseError::AlreadyErased(_))),
+                "{subject}: {r:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_hold_placed_while_retention_applies_keeps_its_record_or_comes_after_the_pruning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    // Each round's records are due at its own, later moment, so every round prunes anew.
+    for round in 0..RACES {
+        let subject = format!("cust-{round}");
+        let seq = appended_seq(&result_of(&ledger, &email(&format!("m-{round}"), &subject)));
+        let due = now + 8 * YEAR + round as i64 * DAY;
+        let (held, applied) = together(
+            || hold(&ledger, &subject),
+            || ledger.apply_retention(due, false, &act("2034-01-01T00:00:00Z")),
+        );
+        let applied = applied.expect("retention applies");
+        let pruned = matches!(ledger.get(seq), Err(Error::Pruned(_)));
+        match applied.seq {
+            Some(record) if held.placed_seq < record => {
+                assert!(!pruned, "{subject}: pruned under a hold recorded before");
+            }
+            _ => {}
+        }
+        // Released, so the next rounds prune what is theirs.
+        let released = ledger.release_holds(
+            Some(&held.hold_id),
+            &HoldScope {
+                tenant: None,
+                data_subject: None,
+            },
+            &HoldAct {
+                reason: "settled",
+                act: act("2026-06-01T00:00:00Z"),
+            },
+        );
+        assert!(released.is_ok(), "{subject}: {released:?}");
+    }
+}
