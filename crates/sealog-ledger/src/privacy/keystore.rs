@@ -46,8 +46,21 @@ pub(crate) struct FileKeys {
     /// Frames of keys made since the last sync, written by it: one write and one sync for
     /// all the keys a group of events made.
     pending: Vec<u8>,
-    /// The file's length when last read (readers reload when it changes).
+    /// The file's length when last read.
     read_len: u64,
+    /// Which file was last read, and as it was then: readers reload when it changes. Its
+    /// length alone would miss an erasure, which renames a new file into place, should the
+    /// keys made since make up the bytes the erased ones took.
+    read_stamp: Option<Stamp>,
+}
+
+/// A file's identity and state: device and inode, length, last change.
+type Stamp = (u64, u64, u64, Option<std::time::SystemTime>);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.modified().ok()))
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
@@ -67,6 +80,7 @@ impl FileKeys {
             slots: HashMap::new(),
             pending: Vec::new(),
             read_len: 0,
+            read_stamp: None,
         }
     }
 
@@ -102,6 +116,8 @@ impl FileKeys {
     /// Reads every frame; answers where the whole frames end.
     fn load(&mut self, check: &[u8; 16]) -> Result<usize, StoreError> {
         let path = self.path.clone();
+        // Taken before the read: a change during it leaves a stamp the next look finds stale.
+        self.read_stamp = stamp(&path);
         let mut bytes = Vec::new();
         File::open(&path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -156,15 +172,18 @@ impl FileKeys {
     }
 
     /// For a reader beside the writer: picks up keys made since it last looked.
-    pub(crate) fn refresh(&mut self, check: &[u8; 16]) -> Result<(), StoreError> {
+    /// For a reader beside the writer: picks up keys made and erased since it last looked;
+    /// answers whether it read the store again.
+    pub(crate) fn refresh(&mut self, check: &[u8; 16]) -> Result<bool, StoreError> {
         if self.file.is_some() {
-            return Ok(());
+            return Ok(false);
         }
-        let len = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        if len != self.read_len && len > 0 {
-            self.load(check)?;
+        let now = stamp(&self.path);
+        if now.is_none_or(|s| s.2 == 0) || now == self.read_stamp {
+            return Ok(false);
         }
-        Ok(())
+        self.load(check)?;
+        Ok(true)
     }
 
     pub(crate) fn get(&self, id: &SubjectId) -> Option<&Slot> {
@@ -375,10 +394,13 @@ impl KeyStore {
 
     /// Picks up keys made (and, in a database, subjects erased) elsewhere; answers whether
     /// cached keys must be forgotten.
-    pub(crate) fn refresh(&mut self, check: &[u8; 16]) -> Result<bool, StoreError> {
+    /// Picks up what another process or server changed: at once when `now`, else when it
+    /// is cheap to tell (a file's stamp; the database at most once a [`RECHECK`]). Answers
+    /// whether a key this process holds may have been erased meanwhile.
+    pub(crate) fn refresh(&mut self, check: &[u8; 16], now: bool) -> Result<bool, StoreError> {
         match self {
-            KeyStore::File(f) => f.refresh(check).map(|()| false),
-            KeyStore::Database(d) => d.recheck(true),
+            KeyStore::File(f) => f.refresh(check),
+            KeyStore::Database(d) => d.recheck(now),
         }
     }
 

@@ -702,7 +702,7 @@ impl Privacy {
             return Some(Err(None));
         }
         let mut keys = self.lock();
-        self.refresh(&mut keys);
+        self.refresh(&mut keys, true);
         let mut erased = false;
         for (tenant, slot) in keys.of_pseudonym(&ps).unwrap_or_default() {
             match slot {
@@ -727,17 +727,21 @@ impl Privacy {
 
     /// [`Privacy::slot`] in the key store `keys`, locked.
     fn slot_in(&self, keys: &mut KeyStore, id: &SubjectId) -> Option<Slot> {
+        if !self.sole_writer {
+            // Another process or server may have erased the subject since this one looked.
+            self.refresh(keys, false);
+        }
         if keys.get(id).ok().flatten().is_none() {
-            // A reader beside the writer may not have seen the key yet.
-            self.refresh(keys);
+            // Or made the key since.
+            self.refresh(keys, true);
         }
         keys.get(id).ok().flatten()
     }
 
-    /// Picks up what changed elsewhere; forgets the keys it had opened if a subject was
-    /// erased meanwhile.
-    fn refresh(&self, keys: &mut KeyStore) {
-        if let Ok(true) = keys.refresh(&self.check) {
+    /// Picks up what changed elsewhere (at once when `now`, else where it is cheap to tell);
+    /// forgets the keys it had opened if a subject may have been erased meanwhile.
+    fn refresh(&self, keys: &mut KeyStore, now: bool) {
+        if let Ok(true) = keys.refresh(&self.check, now) {
             self.opened.clear();
         }
     }

@@ -702,3 +702,28 @@ fn personal_values_beside_a_blank_data_subject_are_quarantined_and_kept_nowhere(
         assert!(found.is_empty(), "{secret:?} is in clear in {found:?}");
     }
 }
+
+#[test]
+fn a_reader_beside_the_writer_sees_an_erasure_made_after_it_opened_a_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = open(tmp.path());
+    let seq = appended_seq(&result_of(&writer, &email("m-1", "cust-1")));
+    let reader = Ledger::open_read_only(
+        tmp.path(),
+        config(sealog_packs::Packs::builtin(), Undeclared::Quarantine),
+    )
+    .unwrap();
+    let record = reader.get(seq).unwrap().expect("the record");
+    let shown = |l: &Ledger| -> Value {
+        let v: Value = serde_json::from_slice(&l.reveal(&record, &Sight::All)).unwrap();
+        v["data"]["recipient_details"]["customer_id"].clone()
+    };
+    assert_eq!(shown(&reader), json!("cust-1"), "opened before the erasure");
+    writer.erase(&erasure("cust-1", None)).unwrap();
+    assert_eq!(shown(&writer), json!({"$personal": "erased"}));
+    assert_eq!(
+        shown(&reader),
+        json!({"$personal": "erased"}),
+        "a reader that opened the key before the erasure reads it erased after"
+    );
+}
