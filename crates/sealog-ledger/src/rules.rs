@@ -58,9 +58,7 @@ impl ChainRefusal {
             ChainRefusal::MissingLink { existing } => format!(
                 "this subject already has a record (seq {existing}); a different record for it must name the one it supersedes"
             ),
-            ChainRefusal::AbsentTarget => {
-                "the superseded record does not exist in the log".to_string()
-            }
+            ChainRefusal::AbsentTarget => NOT_IN_CHAIN.to_string(),
             ChainRefusal::InvalidLink { why } => (*why).to_string(),
             ChainRefusal::StaleLink { by } => format!(
                 "the target was already superseded, by seq {by}; supersede the head of the chain"
@@ -68,6 +66,11 @@ impl ChainRefusal {
         }
     }
 }
+
+/// Why a correction's target is refused, whether it is absent or another tenant's, scope's or
+/// subject's: one answer for both, so a producer cannot learn from it that another tenant
+/// holds a record id.
+const NOT_IN_CHAIN: &str = "the superseded record is not in this correction's chain: no record of its tenant, scope and subject has that record id";
 
 /// The canonical log's rules.
 pub(crate) struct CanonicalRules;
@@ -166,7 +169,7 @@ impl GroupChains {
             None => log.has(&chain, seq)?,
         };
         if !same_chain {
-            return invalid("the superseded record belongs to another tenant, scope or subject");
+            return invalid(NOT_IN_CHAIN);
         }
         let by = match self.superseded.get(&target.0) {
             Some(&by) => Some(by),
