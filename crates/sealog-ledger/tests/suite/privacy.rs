@@ -727,3 +727,24 @@ fn a_reader_beside_the_writer_sees_an_erasure_made_after_it_opened_a_value() {
         "a reader that opened the key before the erasure reads it erased after"
     );
 }
+
+#[test]
+fn a_resolution_candidates_customer_id_is_sealed_and_erased_with_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let resolved = example("conversation.customer_resolved", 0);
+    let customer = resolved["data"]["new_customer_id"]
+        .as_str()
+        .expect("the candidate")
+        .to_string();
+    let seq = appended_seq(&result_of(&ledger, &resolved));
+    assert_nowhere_in_clear_of(tmp.path(), &customer);
+    let record = ledger.get(seq).unwrap().expect("the record");
+    let shown = |l: &Ledger| -> Value {
+        let v: Value = serde_json::from_slice(&l.reveal(&record, &Sight::All)).unwrap();
+        v["data"]["new_customer_id"].clone()
+    };
+    assert_eq!(shown(&ledger), json!(customer));
+    ledger.erase(&erasure(&customer, None)).unwrap();
+    assert_eq!(shown(&ledger), json!({"$personal": "erased"}));
+}

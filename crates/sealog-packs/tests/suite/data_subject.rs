@@ -115,7 +115,7 @@ fn the_examples_derive_their_customers_and_nothing_else_does() {
     let want: BTreeMap<&str, Option<&str>> = [
         ("evt_txn_000000123", None),
         ("evt_txn_000000124", None),
-        ("cm25-1", None),
+        ("cm25-1", Some("cust-17")),
         ("cm25-2", Some("cust-17")),
         ("cm25-3", Some("cust-23")),
         ("cm25-4", None),
@@ -190,14 +190,15 @@ fn a_type_reads_its_data_subject_from_its_pointer_only() {
 }
 
 #[test]
-fn a_relink_is_the_new_customers_and_an_unlink_the_previous_ones() {
+fn a_relink_and_a_resolution_are_the_new_customers_and_an_unlink_the_previous_ones() {
     let mut e = bare("conversation.customer_relinked");
     e["data"] = json!({"previous_customer_id": "cust-old", "new_customer_id": "cust-new"});
     assert_eq!(derive(&e).data_subject.as_deref(), Some("cust-new"));
     e["type"] = json!("conversation.customer_unlinked");
     assert_eq!(derive(&e).data_subject.as_deref(), Some("cust-old"));
+    // A resolution candidate is the candidate's: their id is sealed under their key.
     e["type"] = json!("conversation.customer_resolved");
-    assert_eq!(derive(&e).data_subject, None);
+    assert_eq!(derive(&e).data_subject.as_deref(), Some("cust-new"));
 }
 
 const SCHEMA: &str =
