@@ -7,10 +7,12 @@
 //! *Invariant*: an access record holds only what the caller sent and what it was told, and
 //! carries the caller's own tenant, so reading one never reveals anything about another
 //! tenant — a cross-tenant attempt is recorded exactly as the `not_found` its caller saw.
+//! A value that may name a person is held by its keyed hash: a personal filter, and every
+//! value of a request that did not parse (whose values cannot be told apart).
 
 use std::borrow::Cow;
 
-use sealog_ledger::{Author, IngestResult, Prepared};
+use sealog_ledger::{Author, IngestResult, Ledger, Prepared};
 use serde_json::{Value, json};
 
 use crate::auth::{Action, Principal};
@@ -99,6 +101,83 @@ pub(crate) fn clip(text: &str) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+/// Most parameters of a query string that did not parse its access record names.
+const UNPARSED_PARAMETERS_MAX: usize = 32;
+/// Longest body that did not parse whose JSON shape its access record keeps, and longest
+/// shape kept: a hash is longer than most values, so the shape can be many times the body.
+const UNPARSED_BODY_BYTES_MAX: usize = 4 << 10;
+const UNPARSED_SHAPE_BYTES_MAX: usize = 16 << 10;
+
+/// A query string that did not parse, as its access record states it: each parameter's name
+/// and its value's keyed hash, in the order sent. A refused query is often a filter under a
+/// wrong name whose value is a customer id, and an access record is kept for good and read by
+/// every reader of the tenant: no value is kept as sent, but its hash is the pseudonym that
+/// names the same person in every other record.
+pub(crate) fn unparsed_query(ledger: &Ledger, raw: Option<&str>) -> Value {
+    let pairs = raw
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .take(UNPARSED_PARAMETERS_MAX)
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            json!([clip(&decoded(name)), hashed(ledger, &decoded(value))])
+        });
+    Value::Array(pairs.collect())
+}
+
+/// A request body that did not parse, as its access record states it: its length, and when it
+/// is JSON its member names with every string and number by its keyed hash. Text that is not
+/// JSON has no names to keep apart from its values.
+pub(crate) fn unparsed_body(ledger: &Ledger, body: &[u8]) -> Value {
+    let mut out = json!({"bytes": body.len()});
+    if let Some(shape) = json_shape(ledger, body) {
+        out["json"] = shape;
+    }
+    out
+}
+
+/// The body's members with their values hashed, if it is JSON and both fit their bounds.
+fn json_shape(ledger: &Ledger, body: &[u8]) -> Option<Value> {
+    if body.len() > UNPARSED_BODY_BYTES_MAX {
+        return None;
+    }
+    let shape = leaves_hashed(ledger, serde_json::from_slice(body).ok()?);
+    (shape.to_string().len() <= UNPARSED_SHAPE_BYTES_MAX).then_some(shape)
+}
+
+/// Percent-decoded as a query string is, so a value hashes to the same pseudonym however it
+/// was escaped; text that does not decode is taken as sent.
+fn decoded(text: &str) -> String {
+    crate::percent::decode(text, true).unwrap_or_else(|_| text.to_string())
+}
+
+/// A value sent by a caller, by its keyed hash; an empty one stays empty (it names no one).
+fn hashed(ledger: &Ledger, value: &str) -> String {
+    if value.is_empty() {
+        String::new()
+    } else {
+        ledger.pseudonym(value)
+    }
+}
+
+/// `value` with every string and number by its keyed hash, its member names kept.
+fn leaves_hashed(ledger: &Ledger, value: Value) -> Value {
+    match value {
+        Value::String(s) => hashed(ledger, &s).into(),
+        Value::Number(n) => hashed(ledger, &n.to_string()).into(),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| leaves_hashed(ledger, v))
+            .collect(),
+        Value::Object(members) => members
+            .into_iter()
+            .map(|(k, v)| (clip(&k), leaves_hashed(ledger, v)))
+            .collect(),
+        other @ (Value::Bool(_) | Value::Null) => other,
+    }
 }
 
 /// A principal acting through the server, now: who and when Sealog's own records of an act

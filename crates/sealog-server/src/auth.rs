@@ -220,7 +220,7 @@ impl Principal {
     /// ledger derives exactly as its index keys were; a record that does not read back as an
     /// event is out of everyone's reach but an unscoped key's.
     pub fn sees_record(&self, ledger: &Ledger, record: &[u8]) -> bool {
-        if self.tenant.is_none() && self.data_subject.is_none() {
+        if self.sees_every_record() {
             return true;
         }
         if self.data_subject.is_none() {
@@ -243,6 +243,12 @@ impl Principal {
         let own = self.data_subject.as_deref().map(|s| ledger.pseudonym(s));
         let tenant_ok = self.tenant.is_none() || env.tenant == self.tenant.as_deref();
         tenant_ok && own.is_some() && data_subject == own
+    }
+
+    /// Whether every record is within this principal's reach (no tenant, no data subject):
+    /// the only reach that covers a pruned record, whose stub keeps neither.
+    pub fn sees_every_record(&self) -> bool {
+        self.tenant.is_none() && self.data_subject.is_none()
     }
 
     /// Whether this principal may have the proof of any record in its reach, named by seq

@@ -8,9 +8,10 @@
 //! A request whose predecessor fails (anything short of its events committed) fails too, and
 //! so does every later one of that stream: the producer starts a new stream for what it
 //! sends again. A predecessor that never arrives is waited for `stream_wait`, then the request
-//! is refused, nothing committed. Streams live in memory only: a restart fails every request
-//! in flight anyway, and a producer starts a new stream after any failure, so nothing needs
-//! to survive one.
+//! is refused, nothing committed. A stream is the key's that sends it: the same stream id sent
+//! by another key names another stream, so no key can fail another's stream or take a place
+//! in it. Streams live in memory only: a restart fails every request in flight anyway, and a
+//! producer starts a new stream after any failure, so nothing needs to survive one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -37,15 +38,23 @@ struct Stream {
 
 #[derive(Default)]
 pub(crate) struct Streams {
-    streams: Mutex<HashMap<String, Stream>>,
+    streams: Mutex<HashMap<StreamOf, Stream>>,
     changed: Notify,
 }
 
-/// One request's place: `(stream id, n)`.
-pub(crate) type Place = (String, u64);
+/// A stream: the id of the key that sends it, and the stream id it names.
+type StreamOf = (String, String);
 
-/// Reads the header, if present: `<id>/<n>`, the id 1 to 64 of `[A-Za-z0-9_-]`, n ≥ 1.
-pub(crate) fn place(headers: &HeaderMap) -> Result<Option<Place>, ApiError> {
+/// One request's place: its stream, and n.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Place {
+    stream: StreamOf,
+    n: u64,
+}
+
+/// Reads the header, if present: `<id>/<n>`, the id 1 to 64 of `[A-Za-z0-9_-]`, n ≥ 1; the
+/// place is in the stream of that id sent by the key `key_id`.
+pub(crate) fn place(headers: &HeaderMap, key_id: &str) -> Result<Option<Place>, ApiError> {
     let Some(v) = headers.get(HEADER) else {
         return Ok(None);
     };
@@ -72,7 +81,10 @@ pub(crate) fn place(headers: &HeaderMap) -> Result<Option<Place>, ApiError> {
     {
         return Err(bad());
     }
-    Ok(Some((id.to_string(), n)))
+    Ok(Some(Place {
+        stream: (key_id.to_string(), id.to_string()),
+        n,
+    }))
 }
 
 /// A request's turn in its stream, held from before its first commit to its answer; dropped
@@ -91,10 +103,10 @@ impl Turn<'_> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let (id, n) = &self.place;
+        let Place { stream, n } = &self.place;
         {
             let mut all = self.streams.streams.lock().unwrap();
-            let s = all.entry(id.clone()).or_default();
+            let s = all.entry(stream.clone()).or_default();
             if self.ok && !s.failed {
                 s.done = s.done.max(*n);
             } else {
@@ -111,8 +123,8 @@ impl Streams {
     /// Fails a stream from its request `place` on (a request refused before its turn).
     pub(crate) fn fail(&self, place: &Place) {
         let mut all = self.streams.lock().unwrap();
-        let s = all.entry(place.0.clone()).or_default();
-        if s.done < place.1 {
+        let s = all.entry(place.stream.clone()).or_default();
+        if s.done < place.n {
             s.failed = true;
         }
         s.seen = Some(Instant::now());
@@ -125,14 +137,15 @@ impl Streams {
     /// predecessor did not come in time.
     pub(crate) async fn turn(&self, place: Place, wait: Duration) -> Result<Turn<'_>, ApiError> {
         let deadline = tokio::time::Instant::now() + wait;
-        let (id, n) = &place;
+        let Place { stream, n } = &place;
+        let id = &stream.1;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             {
                 let mut all = self.streams.lock().unwrap();
-                let s = all.entry(id.clone()).or_default();
+                let s = all.entry(stream.clone()).or_default();
                 s.seen = Some(Instant::now());
                 if s.failed {
                     return Err(refused(format!(
@@ -155,7 +168,7 @@ impl Streams {
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 let mut all = self.streams.lock().unwrap();
-                all.entry(id.clone()).or_default().failed = true;
+                all.entry(stream.clone()).or_default().failed = true;
                 drop(all);
                 self.changed.notify_waiters();
                 return Err(refused(format!(
@@ -183,8 +196,16 @@ mod tests {
             .unwrap()
     }
 
+    /// A place in a stream of key `k1`.
     fn p(id: &str, n: u64) -> Place {
-        (id.to_string(), n)
+        p_of("k1", id, n)
+    }
+
+    fn p_of(key_id: &str, id: &str, n: u64) -> Place {
+        Place {
+            stream: (key_id.to_string(), id.to_string()),
+            n,
+        }
     }
 
     #[test]
@@ -224,11 +245,25 @@ mod tests {
     }
 
     #[test]
+    fn the_same_stream_id_sent_by_two_keys_names_two_streams() {
+        rt().block_on(async {
+            let s = Streams::default();
+            let wait = Duration::from_millis(50);
+            s.turn(p_of("k1", "a", 1), wait).await.unwrap().committed();
+            s.fail(&p_of("k2", "a", 2));
+            s.turn(p_of("k1", "a", 2), wait).await.unwrap().committed();
+            // k2's refusal failed its own stream `a`, and k1's went on.
+            assert!(s.turn(p_of("k2", "a", 3), wait).await.is_err());
+            s.turn(p_of("k1", "a", 3), wait).await.unwrap().committed();
+        });
+    }
+
+    #[test]
     fn the_header_is_read_strictly() {
         let h = |v: &str| {
             let mut m = HeaderMap::new();
             m.insert(HEADER, v.parse().unwrap());
-            place(&m)
+            place(&m, "k1")
         };
         assert_eq!(h("abc-1_Z/7").unwrap(), Some(p("abc-1_Z", 7)));
         for bad in [
@@ -242,6 +277,6 @@ mod tests {
         ] {
             assert!(h(bad).is_err(), "{bad}");
         }
-        assert_eq!(place(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(place(&HeaderMap::new(), "k1").unwrap(), None);
     }
 }

@@ -11,12 +11,14 @@ use sealog_check::{Criticality, Filter, Resolution, Status};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::unparsed_query;
 use crate::auth::Action;
 use crate::checks::{RunRequest, run_now, to_api};
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
 use crate::formats::{ConflictStatus, CriticalityName};
 use crate::params::Params;
+use crate::routes::records::echoed;
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct ConflictList {
@@ -51,10 +53,14 @@ fn param<T>(
     security(("bearer" = []))
 )]
 pub(crate) async fn list(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
-    let resource = json!({"query": crate::access::clip(raw.as_deref().unwrap_or(""))});
+    let parsed = Params::parse(raw.as_deref(), &["status", "rule", "criticality"]);
+    let resource = match &parsed {
+        Ok(p) => json!({"filter": echoed(&ctx.state.ledger, p)}),
+        Err(_) => json!({"query": unparsed_query(&ctx.state.ledger, raw.as_deref())}),
+    };
     ctx.authorize(Action::ConflictsList, &resource).await?;
     let result = async {
-        let p = Params::parse(raw.as_deref(), &["status", "rule", "criticality"])?;
+        let p = parsed?;
         let status = param(&p, "status", Status::parse)?;
         let at_least = param(&p, "criticality", Criticality::parse)?;
         let rule = p.get("rule").map(str::to_string);

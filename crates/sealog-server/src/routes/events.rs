@@ -34,7 +34,7 @@ const MEDIA_TYPES: [&str; 5] = [
 
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
-    params(("Sealog-Stream" = Option<String>, Header, description = "`<stream id>/<n>`: this request is the n-th of an ordered stream (n from 1) and is committed only after request n − 1 of the stream was; prepared beside it. A refused request fails the rest of its stream (409 STREAM_ORDER): start a new one")),
+    params(("Sealog-Stream" = Option<String>, Header, description = "`<stream id>/<n>`: this request is the n-th of an ordered stream (n from 1) and is committed only after request n − 1 of the stream was; prepared beside it. A stream is the sending key's own: another key's stream of the same id is another stream. A refused request of a key that may append fails the rest of its stream (409 STREAM_ORDER): start a new one")),
     request_body(description = "One event object, a JSON array of events, or NDJSON (one event per line)",
         content((Value = "application/json"), (String = "application/x-ndjson"), (Value = "application/cloudevents+json"), (Value = "application/cloudevents-batch+json"))),
     responses(
@@ -49,7 +49,9 @@ const MEDIA_TYPES: [&str; 5] = [
     security(("bearer" = []))
 )]
 pub(crate) async fn append(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let place = crate::streams::place(&headers)?;
+    let place = crate::streams::place(&headers, &ctx.principal.key_id)?;
+    // Before the stream is touched: a key that may not append has no stream to fail.
+    ctx.authorize(Action::Append, &Value::Null).await?;
     let answer = append_in_place(&ctx, &headers, body, place.clone()).await;
     if answer.is_err()
         && let Some(place) = place
@@ -66,7 +68,6 @@ async fn append_in_place(
     body: Body,
     place: Option<crate::streams::Place>,
 ) -> Result<Response, ApiError> {
-    ctx.authorize(Action::Append, &Value::Null).await?;
     // CloudEvents binary mode: the attributes are `ce-*` headers and the body, of any media
     // type, is the event's data; it becomes the one structured form before anything else.
     let binary = sealog_model::cloudevents::is_binary(

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use sealog_export::Format;
 use sealog_ledger::{Query, Selection, View};
 
-use crate::access::clip;
+use crate::access::{clip, unparsed_body};
 use crate::auth::Action;
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
@@ -165,7 +165,7 @@ pub(crate) async fn create(ctx: Ctx, body: Bytes) -> Result<Response, ApiError> 
         Ok(r) => {
             json!({"format": format!("{:?}", r.format).to_lowercase(), "filters": filters_json(&ctx.state.ledger, &r.filters)})
         }
-        Err(_) => json!({"body": clip(&String::from_utf8_lossy(&body))}),
+        Err(_) => json!({"body": unparsed_body(&ctx.state.ledger, &body)}),
     };
     ctx.authorize(Action::ExportCreate, &resource).await?;
     let result = start(&ctx, parsed).await;

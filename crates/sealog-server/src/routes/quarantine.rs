@@ -17,6 +17,7 @@ use sealog_ledger::{LIMIT_MAX, Query};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::access::unparsed_query;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
@@ -53,7 +54,7 @@ pub(crate) async fn query(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response,
     let parsed = Params::parse(raw.as_deref(), &QUERY_PARAMS);
     let resource = match &parsed {
         Ok(p) => json!({"filter": p.to_json()}),
-        Err(_) => json!({"query": crate::access::clip(raw.as_deref().unwrap_or(""))}),
+        Err(_) => json!({"query": unparsed_query(&ctx.state.ledger, raw.as_deref())}),
     };
     ctx.authorize(Action::QueryQuarantine, &resource).await?;
     let result = match parsed {

@@ -15,7 +15,7 @@ use sealog_model::RecordId;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::access::{Access, DATA_SUBJECTS_MAX};
+use crate::access::{Access, DATA_SUBJECTS_MAX, unparsed_query};
 use crate::auth::{Action, Principal};
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
@@ -81,7 +81,7 @@ async fn stored_form(
         (status = 200, description = "The record: RFC 8785 JSON of the event plus seq, record_id, ingested_at", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody), (status = 404, description = "No such record within this key's reach", body = crate::openapi::ErrorBody),
-        (status = 410, description = "`PRUNED_BY_RETENTION`: the record's body was pruned; `pruned` names its seq and record id, whose stub keeps its proofs", body = crate::openapi::ErrorBody),
+        (status = 410, description = "`PRUNED_BY_RETENTION`: the record's body was pruned; `pruned` names its seq and record id, whose stub keeps its proofs. Only to a key of every tenant bound to no data subject: the stub does not say whose the record was, so any other key gets the 404 of a record that does not exist", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -118,10 +118,11 @@ async fn read_one(
     let principal = ctx.principal.clone();
     let started = std::time::Instant::now();
     let found = blocking(move || {
-        let record = match which {
-            Ok(seq) => ledger.get(seq)?,
-            Err(rid) => ledger.get_by_id(&rid)?,
+        let stored = match which {
+            Ok(seq) => ledger.get(seq),
+            Err(rid) => ledger.get_by_id(&rid),
         };
+        let record = unless_pruned_out_of_reach(stored, &principal)?;
         let sight = principal.sight(&ledger);
         Ok(record.filter(|r| visible(&principal, &ledger, r)).map(|r| {
             let subject = ledger.data_subject_of(&r);
@@ -136,6 +137,20 @@ async fn read_one(
     metrics::histogram!("sealog_query_seconds", "endpoint" => "records.get")
         .record(started.elapsed().as_secs_f64());
     found.ok_or_else(|| no_record(id))
+}
+
+/// A stored record as read, with a pruned one taken for absent by a key that does not reach
+/// every record: its stub keeps no tenant or data subject, so whether it was in the key's
+/// reach is unknown, and a 410 would tell the key that a record it may never have reached
+/// existed, and its ids.
+fn unless_pruned_out_of_reach(
+    stored: Result<Option<Vec<u8>>, sealog_ledger::Error>,
+    principal: &Principal,
+) -> Result<Option<Vec<u8>>, sealog_ledger::Error> {
+    match stored {
+        Err(sealog_ledger::Error::Pruned(_)) if !principal.sees_every_record() => Ok(None),
+        other => other,
+    }
 }
 
 /// The parameters `GET /v1/records` takes: each envelope axis by its own name, `axis.NAME`
@@ -192,7 +207,7 @@ pub(crate) async fn query_records(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<R
     let parsed = Params::parse(raw.as_deref(), query_params());
     let resource = match &parsed {
         Ok(p) => json!({"filter": echoed(&ctx.state.ledger, p)}),
-        Err(_) => json!({"query": crate::access::clip(raw.as_deref().unwrap_or(""))}),
+        Err(_) => json!({"query": unparsed_query(&ctx.state.ledger, raw.as_deref())}),
     };
     ctx.authorize(Action::QueryRecords, &resource).await?;
     let result = match parsed {

@@ -1,19 +1,22 @@
 //! `GET /v1/reports/{name}`: the reports of PRODUCT §12 (auditors and admins; a
-//! tenant-scoped key's report counts its tenant only), as JSON, CSV or Markdown.
+//! tenant-scoped key's report counts its tenant only, the log sizes it states included), as
+//! JSON, CSV or Markdown.
 
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use sealog_report::{Name, Request};
+use sealog_ledger::{Ledger, Log};
+use sealog_report::{Name, Report, Request};
 
+use crate::access::unparsed_query;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
 use crate::formats::{ReportFormat, ReportName, TimeBound};
 use crate::params::Params;
-use crate::routes::records::time_param;
+use crate::routes::records::{echoed, time_param};
 
 #[utoipa::path(
     get, path = "/v1/reports/{name}", tag = "reports",
@@ -39,23 +42,31 @@ pub(crate) async fn report(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let resource = json!({"report": crate::access::clip(&name),
-                          "query": crate::access::clip(raw.as_deref().unwrap_or(""))});
+    let parsed = Params::parse(raw.as_deref(), &["from", "to", "format"]);
+    let mut resource = json!({"report": crate::access::clip(&name)});
+    match &parsed {
+        Ok(p) => resource["filter"] = echoed(&ctx.state.ledger, p),
+        Err(_) => resource["query"] = unparsed_query(&ctx.state.ledger, raw.as_deref()),
+    }
     ctx.authorize(Action::Reports, &resource).await?;
-    let result = build(&ctx, &name, raw.as_deref()).await;
+    let result = build(&ctx, &name, parsed).await;
     let resp = ctx
         .recorded(Action::Reports, resource, result, |_| None)
         .await?;
     Ok(resp)
 }
 
-async fn build(ctx: &Ctx, name: &str, raw: Option<&str>) -> Result<Response, ApiError> {
+async fn build(
+    ctx: &Ctx,
+    name: &str,
+    parsed: Result<Params, ApiError>,
+) -> Result<Response, ApiError> {
     let name = Name::parse(name).ok_or_else(|| {
         ApiError::not_found(format!(
             "no report {name:?}: daily, weekly, monthly, quarantine, coordination or popia"
         ))
     })?;
-    let p = Params::parse(raw, &["from", "to", "format"])?;
+    let p = parsed?;
     let format = p.get("format").unwrap_or("json").to_string();
     if !matches!(format.as_str(), "json" | "csv" | "md") {
         return Err(ApiError::bad_request(
@@ -79,10 +90,12 @@ async fn build(ctx: &Ctx, name: &str, raw: Option<&str>) -> Result<Response, Api
     let ledger = ctx.state.ledger.clone();
     let started = std::time::Instant::now();
     let report = blocking(move || {
-        sealog_report::build(&ledger, &req).map_err(|e| match e {
+        let mut report = sealog_report::build(&ledger, &req).map_err(|e| match e {
             sealog_report::ReportError::Invalid(m) => ApiError::bad_request("BAD_PARAMETER", m),
             sealog_report::ReportError::Store(e) => e.into(),
-        })
+        })?;
+        sizes_within_reach(&ledger, &req.filters, &mut report)?;
+        Ok(report)
     })
     .await?;
     metrics::histogram!("sealog_query_seconds", "endpoint" => "reports")
@@ -104,4 +117,31 @@ async fn build(ctx: &Ctx, name: &str, raw: Option<&str>) -> Result<Response, Api
         );
     }
     Ok(resp)
+}
+
+/// Narrows the log sizes a report states to the caller's reach. The report states the whole
+/// logs' sizes at the window's end, which would tell a tenant's key how much every other
+/// tenant logs and has had quarantined.
+fn sizes_within_reach(
+    ledger: &Ledger,
+    filters: &[(String, String)],
+    report: &mut Report,
+) -> Result<(), sealog_ledger::Error> {
+    if filters.is_empty() {
+        return Ok(());
+    }
+    report.log_size = records_within(ledger, Log::Canonical, filters, report.log_size)?;
+    report.quarantine_size =
+        records_within(ledger, Log::Quarantine, filters, report.quarantine_size)?;
+    Ok(())
+}
+
+/// How many of a log's first `size` records carry every one of `filters`.
+fn records_within(
+    ledger: &Ledger,
+    log: Log,
+    filters: &[(String, String)],
+    size: u64,
+) -> Result<u64, sealog_ledger::Error> {
+    Ok(ledger.tally(log, filters, &[0, size])?.iter().sum())
 }

@@ -11,6 +11,7 @@ use axum::response::Response;
 use sealog_ledger::{StateError, StateQuery};
 use serde_json::{Value, json};
 
+use crate::access::unparsed_query;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking, json_bytes};
 use crate::error::ApiError;
@@ -83,7 +84,7 @@ async fn serve(
     }
     match &parsed {
         Ok(p) => resource["filter"] = p.to_json(),
-        Err(_) => resource["query"] = json!(crate::access::clip(raw.unwrap_or(""))),
+        Err(_) => resource["query"] = unparsed_query(&ctx.state.ledger, raw),
     }
     ctx.authorize(Action::GetState, &resource).await?;
     let result = match parsed {

@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use sealog_merkle::tiles::{self, TilePath};
 use serde_json::json;
 
+use crate::access::unparsed_query;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
@@ -42,7 +43,7 @@ pub(crate) async fn inclusion(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Respo
     let parsed = Params::parse(raw.as_deref(), &["seq", "record_id", "size"]);
     let resource = match &parsed {
         Ok(p) => p.to_json(),
-        Err(_) => json!({"query": crate::access::clip(raw.as_deref().unwrap_or(""))}),
+        Err(_) => json!({"query": unparsed_query(&ctx.state.ledger, raw.as_deref())}),
     };
     ctx.authorize(Action::ProveInclusion, &resource).await?;
     let result = match parsed {
@@ -94,11 +95,7 @@ async fn prove_inclusion(ctx: &Ctx, p: &Params) -> Result<InclusionProof, ApiErr
         // A pruned record's stub keeps its leaf but not whose it was: only a key of every
         // tenant may have its proof.
         let leaf = match store.get(seq) {
-            Err(sealog_ledger::Error::Pruned(stub))
-                if principal.tenant.is_none() && principal.data_subject.is_none() =>
-            {
-                stub.leaf
-            }
+            Err(sealog_ledger::Error::Pruned(stub)) if principal.sees_every_record() => stub.leaf,
             Err(sealog_ledger::Error::Pruned(_)) => return Err(not_found()),
             other => {
                 let record = other?.ok_or_else(not_found)?;

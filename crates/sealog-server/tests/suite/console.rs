@@ -5,6 +5,7 @@
 
 use crate::support;
 
+use sealog_testkit::events::event;
 use sealog_testkit::{Api, InProcess, Resp, tempdir, wait_for};
 use serde_json::{Value, json};
 use support::{offline_records, post_one};
@@ -321,6 +322,52 @@ fn knowledge(id: &str, kind: &str, chunk: &str, data: Value) -> Value {
     json!({"specversion": "1.0", "id": id, "source": "knowledge-base", "type": kind,
            "time": "2026-03-01T08:00:00Z", "tenant": "kb", "actor": {"type": "human", "id": "editor-3"},
            "data": d})
+}
+
+/// A tenant-scoped auditor's report states the sizes of the logs within its tenant, not the
+/// whole logs' (which would tell it how much every other tenant logs and has quarantined);
+/// an auditor of every tenant is told the whole logs' sizes.
+#[test]
+fn a_tenant_auditors_report_states_the_log_sizes_of_its_tenant_only() {
+    let dir = tempdir();
+    let app = InProcess::start_packs(dir.path());
+    let (auditor, _) = app.create_key(&["auditor"], None, None);
+    let (auditor_a, _) = app.create_key(&["auditor"], Some("tenant-a"), None);
+    let (writer, _) = app.create_key(&["writer"], None, None);
+    let r = post_one(&app, Some(&writer), &decision(0, "tenant-a", "COST"));
+    assert_eq!(r["status"], "appended", "{r}");
+    for n in 1..4 {
+        let r = post_one(&app, Some(&writer), &decision(n, "tenant-b", "COST"));
+        assert_eq!(r["status"], "appended", "{r}");
+        let unknown = event(
+            &format!("q{n}"),
+            Some("tenant-b"),
+            "s",
+            "nobody.declares_this",
+        );
+        let r = post_one(&app, Some(&writer), &unknown);
+        assert_eq!(r["status"], "quarantined", "{r}");
+    }
+    let sizes = |key: &str| {
+        let r = app.get("/v1/reports/quarantine", Some(key));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let body = r.json();
+        (body["log_size"].clone(), body["quarantine_size"].clone())
+    };
+    // What tenant-a's auditor reaches: its decision and its tenant's key and access records.
+    let own = app.get("/v1/records?limit=1000", Some(&auditor_a)).json()["records"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        sizes(&auditor_a),
+        (json!(own + 1), json!(0)),
+        "the records it listed and the access record of that listing, no quarantine"
+    );
+    let (whole, quarantined) = sizes(&auditor);
+    assert_eq!(quarantined, 3);
+    assert!(whole.as_u64().unwrap() > own as u64 + 4, "{whole}");
+    app.stop();
 }
 
 #[test]

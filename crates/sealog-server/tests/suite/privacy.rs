@@ -8,9 +8,9 @@ use crate::support;
 
 use sealog_testkit::events::examples;
 use sealog_testkit::files::files_holding;
-use sealog_testkit::{Api, InProcess, tempdir};
+use sealog_testkit::{Api, InProcess, Resp, tempdir};
 use serde_json::{Value, json};
-use support::{assert_verifies, offline_records, post_one};
+use support::{access_of, all_pages, assert_verifies, offline_records, post_one};
 
 const CUSTOMER: &str = "cust-private-9031";
 const NAME: &str = "Ayanda Privatename";
@@ -437,4 +437,146 @@ fn retention_through_the_api_prunes_to_stubs_that_keep_their_proofs() {
     app.stop();
     assert_verifies(dir.path());
     assert!(files_holding(dir.path(), "m-old@shop.example").is_empty());
+}
+
+/// A record pruned by retention leaves a stub that names no tenant and no data subject, so
+/// only a key that reaches every record is told it was pruned (410 with its ids); a key of
+/// one tenant or one customer that could not reach the record is answered, by seq or by
+/// record id, exactly as for a record the log does not have, before pruning and after.
+#[test]
+fn a_pruned_record_out_of_a_keys_reach_answers_like_an_absent_one() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    let (admin, _) = app.create_key(&["admin"], None, None);
+    let (writer_b, _) = app.create_key(&["writer"], Some("shop-b"), None);
+    let (reader_a, _) = app.create_key(&["reader"], Some("shop-a"), None);
+    let (own_a, _) = app.create_key(&["subject"], Some("shop-a"), Some("cust-a"));
+    let r = post_one(&app, Some(&writer_b), &email("m-b", "shop-b", "cust-b"));
+    assert_eq!(r["status"], "appended", "{r}");
+    let seq = r["seq"].as_u64().unwrap();
+    let rid = r["record_id"].as_str().unwrap().to_string();
+    let refs = [seq.to_string(), rid.clone()];
+    let answer = |key: &str, id: &str| {
+        let got = app.get(&format!("/v1/records/{id}"), Some(key));
+        (got.status, got.json())
+    };
+    let absent =
+        |id: &str| json!({"error": {"code": "NOT_FOUND", "message": format!("no record {id}")}});
+    for key in [&reader_a, &own_a] {
+        for id in &refs {
+            assert_eq!(answer(key, id), (404, absent(id)), "before retention");
+        }
+    }
+
+    let done = app.post_json(
+        "/v1/retention/apply",
+        Some(&admin),
+        &json!({"now": "2099-01-01T00:00:00Z"}),
+    );
+    assert_eq!(done.status, 200, "{}", done.text());
+
+    for key in [&reader_a, &own_a] {
+        for id in &refs {
+            assert_eq!(answer(key, id), (404, absent(id)), "after retention");
+        }
+    }
+    for id in &refs {
+        let (status, body) = answer(&admin, id);
+        assert_eq!(status, 410, "{body}");
+        assert_eq!(
+            body["pruned"],
+            json!({"seq": seq, "record_id": rid}),
+            "{body}"
+        );
+    }
+}
+
+/// A request that does not parse (a filter without its `axis.` prefix, a stray member in an
+/// export request, a body that is not JSON) is recorded by its parameters' and members'
+/// names with every value by its keyed hash: the access record still says which customer
+/// was asked for, as the pseudonym that names them everywhere else, but no reader of the
+/// tenant reads the customer id in it and no file holds it in clear.
+#[test]
+fn a_request_that_does_not_parse_is_recorded_without_the_values_it_sent() {
+    let dir = tempdir();
+    let app = InProcess::start_packs(dir.path());
+    let (writer, _) = app.create_key(&["writer"], Some("shop-za"), None);
+    let (reader, _) = app.create_key(&["reader"], Some("shop-za"), None);
+    let (auditor, _) = app.create_key(&["auditor"], Some("shop-za"), None);
+    let r = post_one(&app, Some(&writer), &email("m-1", "shop-za", CUSTOMER));
+    assert_eq!(r["status"], "appended", "{r}");
+
+    let unprefixed = format!("customer_id={CUSTOMER}");
+    let queried: Vec<_> = [
+        "/v1/records",
+        "/v1/quarantine",
+        "/v1/subjects/conv-1/state",
+        "/v1/proofs/inclusion",
+        "/v1/reports/daily",
+        "/v1/conflicts",
+    ]
+    .into_iter()
+    .map(|route| {
+        let got = app.get(&format!("{route}?{unprefixed}"), Some(&auditor));
+        assert_eq!(got.status, 400, "{route}: {}", got.text());
+        got
+    })
+    .collect();
+    let export = |body: &[u8]| {
+        let auth = format!("Bearer {auditor}");
+        let got = app.send(
+            "POST",
+            "/v1/exports",
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            Some(body),
+        );
+        assert_eq!(got.status, 400, "{}", got.text());
+        got
+    };
+    let stray = json!({"format": "jsonl", "filters": {"data_subject": CUSTOMER}, "note": 7});
+    let with_stray_member = export(stray.to_string().as_bytes());
+    let form_encoded = format!("data_subject={CUSTOMER}");
+    let not_json = export(form_encoded.as_bytes());
+
+    let access = all_pages(
+        &app,
+        Some(&reader),
+        "/v1/records?type=audit.access&limit=1000",
+    );
+    let in_clear: Vec<&Value> = access
+        .iter()
+        .filter(|a| a.to_string().contains(CUSTOMER))
+        .map(|a| &a["data"]["resource"])
+        .collect();
+    assert!(
+        in_clear.is_empty(),
+        "a reader reads the customer id in {in_clear:?}"
+    );
+    let resource = |resp: &Resp| access_of(&access, resp)["data"]["resource"].clone();
+    let query_of = |resp: &Resp| resource(resp)["query"].clone();
+    let stray_body = resource(&with_stray_member)["body"].clone();
+    assert_eq!(
+        resource(&not_json)["body"],
+        json!({"bytes": form_encoded.len()})
+    );
+    app.stop();
+
+    let pseudonym = sealog_ledger::pseudonym_in(dir.path(), CUSTOMER).unwrap();
+    for resp in &queried {
+        assert_eq!(query_of(resp), json!([["customer_id", pseudonym]]));
+    }
+    assert_eq!(stray_body["bytes"], stray.to_string().len());
+    let shape = &stray_body["json"];
+    assert_eq!(shape["filters"]["data_subject"], pseudonym, "{shape}");
+    assert!(
+        ["format", "note"]
+            .iter()
+            .all(|m| shape[m].as_str().is_some_and(|h| h.starts_with("ps:"))),
+        "{shape}"
+    );
+    let found = files_holding(dir.path(), CUSTOMER);
+    assert!(found.is_empty(), "the customer id is in clear in {found:?}");
 }

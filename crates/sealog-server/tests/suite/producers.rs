@@ -4,10 +4,13 @@
 
 use crate::support;
 
+use sealog_ledger::Undeclared;
+use sealog_server::{Limits, ServerConfig};
 use sealog_testkit::Api;
 use sealog_testkit::events::{event, example};
 use sealog_testkit::{InProcess, tempdir};
 use serde_json::{Value, json};
+use std::time::Duration;
 use support::{access_of, all_pages, assert_verifies, event_of, offline_records};
 
 /// Both ways the app treats undeclared types: the checks here come before either matters.
@@ -180,4 +183,89 @@ fn a_tenant_keys_event_for_another_tenant_is_forbidden_before_its_envelope_is_ch
             "no refused event is stored"
         );
     });
+}
+
+/// An ordered stream is the key's that sends it: another key naming the same stream id,
+/// of another tenant, neither fails it (even a key that may not append at all) nor takes
+/// its next place; its request waits for its own stream's predecessor, which never comes.
+#[test]
+fn another_keys_request_neither_fails_nor_takes_over_a_keys_ordered_stream() {
+    let dir = tempdir();
+    let config = ServerConfig {
+        limits: Limits {
+            stream_wait: Duration::from_millis(200),
+            ..Limits::default()
+        },
+        ..ServerConfig::default()
+    };
+    let app = InProcess::start_with(dir.path(), Undeclared::Accept, config);
+    let (writer_a, _) = app.create_key(&["writer"], Some("shop-a"), None);
+    let (reader_b, _) = app.create_key(&["reader"], Some("shop-b"), None);
+    let (writer_b, _) = app.create_key(&["writer"], Some("shop-b"), None);
+    let send = |key: &str, place: &str, e: &Value| {
+        let auth = format!("Bearer {key}");
+        let r = app.send(
+            "POST",
+            "/v1/events",
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+                ("sealog-stream", place),
+            ],
+            Some(e.to_string().as_bytes()),
+        );
+        (r.status, r.code())
+    };
+    let ok = (200, String::new());
+
+    assert_eq!(
+        send(
+            &writer_a,
+            "orders/1",
+            &event("a1", Some("shop-a"), "s", "ty")
+        ),
+        ok
+    );
+    let refused = send(
+        &reader_b,
+        "orders/2",
+        &event("x", Some("shop-b"), "s", "ty"),
+    );
+    assert_eq!(refused.0, 403, "a reader may not append");
+    assert_eq!(
+        send(
+            &writer_a,
+            "orders/2",
+            &event("a2", Some("shop-a"), "s", "ty")
+        ),
+        ok,
+        "another key's refused request did not fail the stream"
+    );
+
+    let taken = send(
+        &writer_b,
+        "orders/3",
+        &event("b1", Some("shop-b"), "s", "ty"),
+    );
+    assert_eq!(
+        taken,
+        (409, "STREAM_ORDER".to_string()),
+        "its own stream orders has no request 2"
+    );
+    assert_eq!(
+        send(
+            &writer_a,
+            "orders/3",
+            &event("a3", Some("shop-a"), "s", "ty")
+        ),
+        ok,
+        "another key's request did not take the stream's next place"
+    );
+    app.stop();
+    let ids: Vec<Value> = offline_records(dir.path())
+        .into_iter()
+        .filter(|r| r["type"] == "ty")
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, json!(["a1", "a2", "a3"]).as_array().unwrap().clone());
 }
