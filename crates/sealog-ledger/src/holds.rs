@@ -98,7 +98,7 @@ impl Ledger {
             .map_err(|e| HoldError::Store(Error::Poisoned(format!("no randomness: {e}"))))?;
         let hold_id = format!("hold_{}", hex::encode(raw));
         let ps = scope.data_subject.map(|s| self.pseudonym(s));
-        let _governing = self.governing();
+        let _governing = self.governing()?;
         let data = json!({
             "hold_id": hold_id,
             "tenant": scope.tenant,
@@ -134,7 +134,7 @@ impl Ledger {
             return Err(HoldError::Invalid("a release needs a reason".into()));
         }
         let ps = scope.data_subject.map(|s| self.pseudonym(s));
-        let _governing = self.governing();
+        let _governing = self.governing()?;
         let wanted: Vec<Hold> = self
             .holds(false)?
             .into_iter()

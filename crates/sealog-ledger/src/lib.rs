@@ -184,9 +184,19 @@ pub struct Ledger {
     /// Taken by erasure, retention's application and hold changes, each from the reading of
     /// the holds or keys it decides by through the changes it makes: a hold placed while an
     /// erasure or a pruning is under way would otherwise not stop it, though recorded before
-    /// it, and two erasures of one subject would both succeed. It orders this process's
-    /// changes only: servers sharing one PostgreSQL database each hold their own.
+    /// it, and two erasures of one subject would both succeed. Servers sharing one
+    /// PostgreSQL database take the database's lock of it too (`database`).
     governance: std::sync::Mutex<()>,
+    /// The database the log is in, if it is: where the governance lock of every server
+    /// sharing it is.
+    database: Option<Arc<sealog_pg::Erasable>>,
+}
+
+/// The governance lock (see [`Ledger`]'s field), held until dropped: this process's, then the
+/// database's, if the log is in one.
+pub(crate) struct Governing<'a> {
+    _database: Option<sealog_pg::Governing>,
+    _process: std::sync::MutexGuard<'a, ()>,
 }
 
 impl Ledger {
@@ -257,6 +267,7 @@ impl Ledger {
             undeclared: config.undeclared,
             layout,
             governance: std::sync::Mutex::new(()),
+            database: None,
         };
         ledger.finish_opening(access)
     }
@@ -358,12 +369,13 @@ impl Ledger {
         let ledger = Ledger {
             canonical,
             quarantine,
-            payloads: payloads::Payloads::database(db),
+            payloads: payloads::Payloads::database(db.clone()),
             deriver,
             privacy,
             undeclared: config.undeclared,
             layout,
             governance: std::sync::Mutex::new(()),
+            database: Some(db),
         };
         ledger.finish_opening(access)
     }
@@ -848,9 +860,14 @@ impl Ledger {
         Ok((canonical, Some(quarantine)))
     }
 
-    /// The governance lock (see the field): held by whoever takes it until the guard drops.
-    fn governing(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.governance.lock().unwrap_or_else(|p| p.into_inner())
+    /// The governance lock (see the field), waited for.
+    fn governing(&self) -> Result<Governing<'_>, Error> {
+        let process = self.governance.lock().unwrap_or_else(|p| p.into_inner());
+        let database = self.database.as_ref().map(|d| d.governing()).transpose()?;
+        Ok(Governing {
+            _database: database,
+            _process: process,
+        })
     }
 
     /// Closes both logs, signing a final checkpoint of each.

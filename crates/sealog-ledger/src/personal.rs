@@ -177,7 +177,7 @@ impl Ledger {
     /// destroys their key in each tenant. Records stay, verify, and read as erased.
     pub fn erase(&self, e: &Erasure<'_>) -> Result<Erased, EraseError> {
         let ps = self.pseudonym(e.data_subject);
-        let _governing = self.governing();
+        let _governing = self.governing()?;
         let (tenants, erased_before) = self.privacy.live_keys(&ps, e.tenant);
         if tenants.is_empty() {
             return Err(if erased_before {

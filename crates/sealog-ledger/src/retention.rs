@@ -207,7 +207,7 @@ impl Ledger {
         dry_run: bool,
         act: &Act<'_>,
     ) -> Result<RetentionReport, Error> {
-        let _governing = (!dry_run).then(|| self.governing());
+        let _governing = (!dry_run).then(|| self.governing()).transpose()?;
         let (canonical, quarantine) = self.retention_plan(now)?;
         let mut out = report(now, dry_run, &canonical, &quarantine);
         if dry_run {

@@ -6,7 +6,17 @@
 use sealog_store::StoreError;
 use tokio_postgres::types::ToSql;
 
-use crate::conn::{Conn, io_runtime};
+use crate::conn::{Conn, connect_on, io_runtime, unavailable};
+
+/// The advisory lock erasure, retention's application and hold changes take, one server at a
+/// time (the integrators' are `0x7365_616c_0001`/`2`, the migrations' `0x7365_616c_6f67`).
+const GOVERNANCE_KEY: i64 = 0x7365_616c_0003;
+
+/// The governance lock, held by this server until dropped: it holds a connection of its own,
+/// so the lock goes with it, and with the session should this server die.
+pub struct Governing {
+    _client: tokio_postgres::Client,
+}
 
 /// A data subject's key as the database keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +43,18 @@ impl Erasable {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         self.conn.query(&self.rt, sql, params)
+    }
+
+    /// Waits for the governance lock among every server of the database, and holds it until
+    /// the answer is dropped.
+    pub fn governing(&self) -> Result<Governing, StoreError> {
+        let client = connect_on(&self.rt, &self.conn.conninfo)?;
+        crate::block_on(
+            &self.rt,
+            client.execute("SELECT pg_advisory_lock($1)", &[&GOVERNANCE_KEY]),
+        )
+        .map_err(unavailable)?;
+        Ok(Governing { _client: client })
     }
 
     /// The check of the master key the subjects' keys are wrapped by, if one was recorded.

@@ -16,7 +16,7 @@ mod tree;
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, NoTls};
 
-pub use erasable::{Erasable, SubjectKey};
+pub use erasable::{Erasable, Governing, SubjectKey};
 pub use log::{PgConfig, PgLog};
 pub use tree::LogName;
 

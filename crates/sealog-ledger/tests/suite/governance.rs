@@ -1,11 +1,14 @@
 //! Erasure, retention and legal holds at the same moment: whatever order they reach the log
 //! in, the outcome is one a serial order gives. A hold recorded before an erasure stops it; a
 //! hold recorded before retention's record keeps what it covers; of two erasures of one data
-//! subject, one erases and the other answers that it was done already.
+//! subject, one erases and the other answers that it was done already. Servers sharing one
+//! PostgreSQL log are held to the same.
 
 use crate::support;
 
-use sealog_ledger::{Act, EraseError, Erasure, Error, Hold, HoldAct, HoldScope, Ledger};
+use sealog_ledger::{
+    Act, EraseError, Erasure, Error, Hold, HoldAct, HoldScope, Ledger, Undeclared,
+};
 use serde_json::{Value, json};
 use support::{appended_seq, example, open, result_of};
 
@@ -158,5 +161,49 @@ fn a_hold_placed_while_retention_applies_keeps_its_record_or_comes_after_the_pru
             },
         );
         assert!(released.is_ok(), "{subject}: {released:?}");
+    }
+}
+
+/// Two servers on one PostgreSQL log, the second with the first's keys as an operator copies
+/// them; `None` (said loudly) where PostgreSQL is not installed.
+fn two_servers() -> Option<(
+    sealog_testkit::pg::Cluster,
+    tempfile::TempDir,
+    Ledger,
+    Ledger,
+)> {
+    let cluster = sealog_testkit::pg::Cluster::start()?;
+    sealog_pg::migrate(&cluster.conninfo, sealog_pg::APP_ROLE).expect("migrated");
+    let dirs = tempfile::tempdir().unwrap();
+    let (a_state, b_state) = (dirs.path().join("a"), dirs.path().join("b"));
+    let config = || support::config(sealog_packs::Packs::builtin(), Undeclared::Quarantine);
+    let a = Ledger::open_database(&cluster.url(), &a_state, config()).expect("server a");
+    sealog_testkit::files::copy_dir(&a_state, &b_state);
+    let b = Ledger::open_database(&cluster.url(), &b_state, config()).expect("server b");
+    Some((cluster, dirs, a, b))
+}
+
+#[test]
+fn a_hold_placed_on_one_server_while_another_erases_stops_it_or_comes_after_it() {
+    let Some((_cluster, _dirs, a, b)) = two_servers() else {
+        return;
+    };
+    for i in 0..RACES / 2 {
+        let subject = format!("cust-{i}");
+        appended_seq(&result_of(&a, &email(&format!("m-{i}"), &subject)));
+        let (held, erased) = together(
+            || hold(&a, &subject),
+            || b.erase(&erasure(&subject, "2026-05-01T12:00:00Z")),
+        );
+        match erased {
+            Ok(e) => assert!(
+                held.placed_seq > e.seq,
+                "{subject}: erased (record {}) under a hold recorded before it ({})",
+                e.seq,
+                held.placed_seq
+            ),
+            Err(EraseError::Held(h)) => assert_eq!(h.hold_id, held.hold_id, "{subject}"),
+            Err(other) => panic!("{subject}: {other}"),
+        }
     }
 }
