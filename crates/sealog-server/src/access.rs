@@ -68,7 +68,7 @@ impl Access {
                 outcome: e.outcome(),
                 status: e.status.as_u16(),
                 count: None,
-                message: Some(e.message.clone()),
+                message: Some(e.recorded_message().to_string()),
                 data_subjects: Vec::new(),
             },
         }

@@ -14,6 +14,9 @@ pub(crate) struct ApiError {
     retry_after_s: Option<u32>,
     /// Members added beside `error`, e.g. the per-event results of a refused append.
     extra: Option<(&'static str, Extra)>,
+    /// What the access record of the request says in place of `message`, where the message
+    /// quotes what the caller sent (see [`ApiError::recorded_as`]).
+    recorded: Option<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -31,6 +34,7 @@ impl ApiError {
             message: message.into(),
             retry_after_s: None,
             extra: None,
+            recorded: None,
         }
     }
 
@@ -74,6 +78,18 @@ impl ApiError {
             "INTERNAL",
             "internal error; the server log has the details",
         )
+    }
+
+    /// Keeps `message` out of the access record, which says `recorded` instead: the caller is
+    /// told what it sent wrong, but an access record is kept for good and read by others.
+    pub(crate) fn recorded_as(mut self, recorded: impl Into<String>) -> Self {
+        self.recorded = Some(recorded.into().into_boxed_str());
+        self
+    }
+
+    /// What the access record of the request says of this error.
+    pub(crate) fn recorded_message(&self) -> &str {
+        self.recorded.as_deref().unwrap_or(&self.message)
     }
 
     pub(crate) fn retry_after(mut self, seconds: u32) -> Self {

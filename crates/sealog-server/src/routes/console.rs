@@ -143,9 +143,8 @@ pub(crate) async fn sign_in(
             "sign in with a JSON body: {\"key\": \"…\"}",
         ));
     }
-    let SignIn { key } = crate::routes::small_json::object(&body).map_err(|e| {
-        ApiError::bad_request("BAD_BODY", format!("sign in with {{\"key\": \"…\"}}: {e}"))
-    })?;
+    let SignIn { key } = crate::routes::small_json::object(&body)
+        .map_err(|r| r.answer("BAD_BODY", "sign in with {\"key\": \"…\"}: "))?;
     let bearer = format!("Bearer {key}");
     let principal = match state.keys.authenticate(Some(bearer.as_bytes())) {
         Ok(p) => p,

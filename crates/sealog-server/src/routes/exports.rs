@@ -160,7 +160,7 @@ fn selection(ctx: &Ctx, f: &ExportFilters) -> Result<(Selection, Option<String>)
 )]
 pub(crate) async fn create(ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     let parsed: Result<CreateExport, ApiError> = crate::routes::small_json::object(&body)
-        .map_err(|e| bad(format!("the body is not an export request: {e}")));
+        .map_err(|r| r.answer("BAD_EXPORT_REQUEST", "the body is not an export request: "));
     let resource = match &parsed {
         Ok(r) => {
             json!({"format": format!("{:?}", r.format).to_lowercase(), "filters": filters_json(&ctx.state.ledger, &r.filters)})

@@ -84,7 +84,7 @@ pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
     let (bytes, _reservation) =
         crate::routes::events::read_body(body, &headers, &ctx.state).await?;
     let req: CreateKey = crate::routes::small_json::object(&bytes)
-        .map_err(|e| ApiError::bad_request("BAD_JSON", format!("the key spec: {e}")))?;
+        .map_err(|r| r.answer("BAD_JSON", "the key spec: "))?;
     let tenant = match (&ctx.principal.tenant, req.tenant) {
         (Some(own), Some(t)) if *own != t => {
             let err = ApiError::forbidden("a tenant admin creates keys only for its own tenant");
