@@ -404,6 +404,26 @@ impl<A: Admission> LogRead for Store<A> {
         Ok(seq.filter(|&s| s < self.len()))
     }
 
+    /// The record answers for itself: an index that names another record for the id (damage
+    /// its checksums do not show, their having been made again) is an error, never the other
+    /// record.
+    fn get_by_id(&self, id: &Id) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(seq) = self.seq_of(id)? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.get(seq)? else {
+            return Ok(None);
+        };
+        let holds = sealog_model::record::read_stored(&bytes, |s| s.record_id.0 == *id);
+        if matches!(holds, Ok(true)) {
+            return Ok(Some(bytes));
+        }
+        self.shared.noted(Err(StoreError::Corrupted(format!(
+            "the index names record {seq} for the id sha256:{}, which is not that record's",
+            hex::encode(id)
+        ))))
+    }
+
     fn first_with(&self, key: &Key, below: u64) -> Result<Option<u64>, StoreError> {
         let below = below.min(self.len());
         let index = self.shared.index.read().expect("index lock");

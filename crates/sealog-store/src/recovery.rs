@@ -71,10 +71,15 @@ pub(crate) fn recover(
     let fingerprint_path = layout.index_fingerprint();
     let fingerprint = indexer.fingerprint();
     let current = std::fs::read_to_string(&fingerprint_path).ok();
+    // An index whose derivation is not recorded is not known to be this one's.
+    let has_index = index_dir.join("MANIFEST").exists();
     let stale = || -> Result<(), StoreError> {
         match &current {
             Some(f) if *f != fingerprint => Err(StoreError::Corrupted(
                 "the index was built with other packs".into(),
+            )),
+            None if has_index => Err(StoreError::Corrupted(
+                "the index does not say which derivation built it (index/DERIVER is gone)".into(),
             )),
             _ => Ok(()),
         }

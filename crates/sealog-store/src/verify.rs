@@ -1158,15 +1158,28 @@ impl<'a> Derived<'a> {
             location: dir.clone(),
             message: e.to_string(),
         };
-        let found = index.lookup_rid(&r.id).map_err(at_index)?;
-        if found.is_none_or(|s| s > seq) {
-            return fail(
-                dir,
-                format!(
-                    "record {seq}'s id sha256:{} is not in the index (dedupe would append it again)",
-                    hex::encode(r.id)
-                ),
-            );
+        // Admission takes an id once, so the index finds each record by its id alone: an
+        // earlier seq there would answer a read by id with another record.
+        match index.lookup_rid(&r.id).map_err(at_index)? {
+            Some(s) if s == seq => {}
+            Some(other) => {
+                return fail(
+                    dir,
+                    format!(
+                        "record {seq}'s id sha256:{} is record {other}'s in the index (a read by id would answer another record)",
+                        hex::encode(r.id)
+                    ),
+                );
+            }
+            None => {
+                return fail(
+                    dir,
+                    format!(
+                        "record {seq}'s id sha256:{} is not in the index (dedupe would append it again)",
+                        hex::encode(r.id)
+                    ),
+                );
+            }
         }
         let mut memberships = self.memberships.borrow_mut();
         for k in keys {

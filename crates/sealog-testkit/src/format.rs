@@ -202,3 +202,31 @@ pub fn forge(payload: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     record["record_id"] = json!(id.to_string());
     jcs::to_vec(&record).expect("canonical JSON")
 }
+
+/// Points the id entry of the index run `rid_table` (a `run-*.rid` file: 32-byte record ids,
+/// each with its seq, 8 bytes big-endian, in id order) for `id` at `seq`, and makes the
+/// checksums over it again in the run's `.sum` (an 8-byte header; per table its entries and
+/// blocks, 8 bytes each, and a CRC-32C of each 4 KiB block, ids first; then a CRC-32C of all
+/// before it): the surgery anyone who can write the directory can do. Whether the id was there.
+pub fn point_id_entry(rid_table: &Path, id: &[u8; 32], seq: u64) -> bool {
+    const ENTRY: usize = 40;
+    const BLOCK: usize = 4096;
+    let mut table = std::fs::read(rid_table).expect("the ids of the run");
+    let Some(i) = table.chunks_exact(ENTRY).position(|e| e[..32] == id[..]) else {
+        return false;
+    };
+    let at = i * ENTRY;
+    table[at + 32..at + ENTRY].copy_from_slice(&seq.to_be_bytes());
+    std::fs::write(rid_table, &table).expect("written");
+    let sum_path = rid_table.with_extension("sum");
+    let mut sum = std::fs::read(&sum_path).expect("the run's checksums");
+    let block = at / BLOCK;
+    let crc_at = 8 + 16 + 4 * block;
+    let crc = crc32c::crc32c(&table[BLOCK * block..(BLOCK * (block + 1)).min(table.len())]);
+    sum[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+    let end = sum.len() - 4;
+    let whole = crc32c::crc32c(&sum[..end]);
+    sum[end..].copy_from_slice(&whole.to_le_bytes());
+    std::fs::write(&sum_path, &sum).expect("written");
+    true
+}
