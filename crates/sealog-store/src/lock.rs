@@ -55,7 +55,29 @@ pub(crate) fn writer_alive(layout: &LogLayout) -> bool {
     // Probing the lock itself could make a writer starting at that instant fail to take it;
     // a stale pid that happens to run again only makes verification stop at the last count
     // a writer published, which is still a proof of that prefix.
-    Path::new("/proc").join(pid).exists()
+    if !Path::new("/proc").join(pid).exists() {
+        return false;
+    }
+    // A pid in the file is a claim anyone who can write it can make (`LOCK` naming a process
+    // that always runs would stop `verify --strict` short of an injected tail): the kernel's
+    // table of locks says whether that process holds one on this file. Where the table
+    // cannot be read, the claim stands.
+    holds_lock(pid, &layout.lock()).unwrap_or(true)
+}
+
+/// Whether `/proc/locks` lists a lock that the process `pid` holds on the file at `path`.
+fn holds_lock(pid: &str, path: &Path) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(path).ok()?.ino().to_string();
+    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    // "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF"; a waiter's line has "->" after
+    // its number, shifting its fields, and holds nothing.
+    Some(table.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() >= 6
+            && fields[4] == pid
+            && fields[5].rsplit(':').next() == Some(inode.as_str())
+    }))
 }
 
 pub(crate) fn acquire(layout: &LogLayout) -> Result<DirLock, StoreError> {

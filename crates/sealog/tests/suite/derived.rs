@@ -256,6 +256,34 @@ fn an_index_whose_derivation_is_no_longer_recorded_is_rebuilt_on_open() {
     run_ok(&cli, &["verify", "--full"]);
 }
 
+#[test]
+fn a_pid_written_into_lock_does_not_stop_strict_verify_short_of_an_unsigned_tail() {
+    let (cli, dir) = copy("claimed");
+    // A well-formed record appended after the last signed checkpoint, as whoever can write
+    // the directory could.
+    let (path, last) = locate(&dir, RECORDS - 1);
+    let bytes = fs::read(&path).unwrap();
+    let forged = forge(&bytes[last.start as usize + 8..last.end as usize], |e| {
+        e["id"] = json!("injected");
+    });
+    let mut record: Value = serde_json::from_slice(&forged).unwrap();
+    record["seq"] = json!(RECORDS);
+    let mut frame = Vec::new();
+    encode_frame(&sealog_model::jcs::to_vec(&record).unwrap(), &mut frame);
+    make_writable(&path);
+    let mut segment = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut segment, &frame).unwrap();
+    let strict = |cli: &Cli| {
+        let run = cli.run(&["verify", "--strict"], b"");
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        assert!(run.stderr.contains("not vouched for"), "{}", run.stderr);
+    };
+    strict(&cli);
+    // A process that always runs, named as the writer: it holds no lock on the file.
+    fs::write(dir.join("LOCK"), "1").unwrap();
+    strict(&cli);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Wrong answers
 
