@@ -77,6 +77,25 @@ fn together<A: Send, B: Send>(
     })
 }
 
+/// Either the erasure came first (the hold is recorded after its record) or the hold stopped
+/// it, naming itself.
+fn hold_and_erasure_in_one_order(
+    subject: &str,
+    held: &Hold,
+    erased: Result<sealog_ledger::Erased, EraseError>,
+) {
+    match erased {
+        Ok(e) => assert!(
+            held.placed_seq > e.seq,
+            "{subject}: erased (record {}) under a hold recorded before it ({})",
+            e.seq,
+            held.placed_seq
+        ),
+        Err(EraseError::Held(h)) => assert_eq!(h.hold_id, held.hold_id, "{subject}"),
+        Err(other) => panic!("{subject}: {other}"),
+    }
+}
+
 #[test]
 fn a_hold_placed_while_an_erasure_runs_stops_it_or_comes_after_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -88,16 +107,7 @@ fn a_hold_placed_while_an_erasure_runs_stops_it_or_comes_after_it() {
             || hold(&ledger, &subject),
             || ledger.erase(&erasure(&subject, "2026-05-01T12:00:00Z")),
         );
-        match erased {
-            Ok(e) => assert!(
-                held.placed_seq > e.seq,
-                "{subject}: erased (record {}) under a hold recorded before it ({})",
-                e.seq,
-                held.placed_seq
-            ),
-            Err(EraseError::Held(h)) => assert_eq!(h.hold_id, held.hold_id, "{subject}"),
-            Err(other) => panic!("{subject}: {other}"),
-        }
+        hold_and_erasure_in_one_order(&subject, &held, erased);
     }
 }
 
@@ -195,15 +205,6 @@ fn a_hold_placed_on_one_server_while_another_erases_stops_it_or_comes_after_it()
             || hold(&a, &subject),
             || b.erase(&erasure(&subject, "2026-05-01T12:00:00Z")),
         );
-        match erased {
-            Ok(e) => assert!(
-                held.placed_seq > e.seq,
-                "{subject}: erased (record {}) under a hold recorded before it ({})",
-                e.seq,
-                held.placed_seq
-            ),
-            Err(EraseError::Held(h)) => assert_eq!(h.hold_id, held.hold_id, "{subject}"),
-            Err(other) => panic!("{subject}: {other}"),
-        }
+        hold_and_erasure_in_one_order(&subject, &held, erased);
     }
 }
