@@ -23,7 +23,8 @@ const NORMALIZED_BY_THEIR_PACK: [&str; 1] = ["evt_txn_000000124"];
 /// Examples with personal values: sealed under their data subject's key before hashing, so
 /// their ids are the oracle's hash of the stored (sealed) event, and differ from one data
 /// directory to the next (each makes its own keys). Pinned like the normalized ones.
-const SEALED_BY_THEIR_PACK: [&str; 6] = [
+const SEALED_BY_THEIR_PACK: [&str; 7] = [
+    "cm25-1",
     "cm25-2",
     "cm25-3",
     "comms-order-1",
