@@ -149,6 +149,22 @@ impl CosignatureVerifier {
         &self.name
     }
 
+    /// Whether `other` is this witness again: the same name, or the same key under another
+    /// name. A quorum counts witnesses, so one given twice must be refused, never counted twice.
+    pub fn is_same_witness(&self, other: &Self) -> bool {
+        self.name == other.name || self.key == other.key
+    }
+
+    /// The first witness of `all` given again later in it, with its repeat.
+    pub fn repeated<'a>(all: &[&'a Self]) -> Option<(&'a Self, &'a Self)> {
+        all.iter().enumerate().find_map(|(i, a)| {
+            all[i + 1..]
+                .iter()
+                .find(|b| a.is_same_witness(b))
+                .map(|b| (*a, *b))
+        })
+    }
+
     /// The timestamp of this witness's valid cosignature of `checkpoint_text` among the
     /// signature lines of `note` (the whole signed note); `None` when it holds none. A line
     /// with this witness's name and key id that does not verify is an error, like in
@@ -281,6 +297,28 @@ mod tests {
             witness().verifier().find(&text, &format!("{text}\n")),
             Err(NoteError::NoSignatures)
         );
+    }
+
+    #[test]
+    fn one_witness_by_name_or_by_key_is_found_repeated() {
+        let a = witness().verifier();
+        let b = Cosigner::from_seed("witness.example/w2", [8; 32])
+            .unwrap()
+            .verifier();
+        let renamed = Cosigner::from_seed("witness.example/other", [7; 32])
+            .unwrap()
+            .verifier();
+        let rekeyed = Cosigner::from_seed("witness.example/w1", [9; 32])
+            .unwrap()
+            .verifier();
+        assert!(CosignatureVerifier::repeated(&[&a, &b]).is_none());
+        for again in [&a, &renamed, &rekeyed] {
+            let (first, repeat) = CosignatureVerifier::repeated(&[&a, &b, again]).unwrap();
+            assert_eq!(
+                (first.to_vkey(), repeat.to_vkey()),
+                (a.to_vkey(), again.to_vkey())
+            );
+        }
     }
 
     #[test]

@@ -844,6 +844,17 @@ fn witnessed(
             ),
         );
     }
+    let given: Vec<_> = opts.witnesses.iter().collect();
+    if let Some((a, b)) = CosignatureVerifier::repeated(&given) {
+        return fail(
+            "--witness",
+            format!(
+                "{} and {} are one witness (the same name or key): each witness counts once toward a quorum",
+                a.to_vkey(),
+                b.to_vkey()
+            ),
+        );
+    }
     let mut sizes = Vec::new();
     for w in &opts.witnesses {
         let mut newest: Option<u64> = None;

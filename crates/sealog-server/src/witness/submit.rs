@@ -72,6 +72,14 @@ pub(crate) struct WitnessStatus {
 impl WitnessStatus {
     /// The state a restart starts from: what the kept cosigned checkpoints say.
     pub(crate) fn load(config: &WitnessConfig, ledger: &Ledger) -> Result<Self, String> {
+        let given: Vec<_> = config.peers.iter().map(|p| &p.verifier).collect();
+        if let Some((a, b)) = CosignatureVerifier::repeated(&given) {
+            return Err(format!(
+                "witnesses {} and {} are one witness (the same name or key): each witness counts once toward a quorum",
+                a.to_vkey(),
+                b.to_vkey()
+            ));
+        }
         let kept = ledger.cosigned().map_err(|e| e.to_string())?;
         let mut status = WitnessStatus {
             quorum: config.quorum(),

@@ -323,6 +323,46 @@ fn a_witness_cosigns_each_checkpoint_and_verify_requires_it() {
         ],
         b"",
     );
+    // One witness given twice never makes a quorum of two: verify and serve refuse it (the
+    // same key under another name is refused too; the unit tests of the key cover that).
+    let refused = c.run(
+        &[
+            "verify",
+            "--witness",
+            &witness.key,
+            "--witness",
+            &witness.key,
+            "--witness-quorum",
+            "2",
+        ],
+        b"",
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("are one witness"),
+        "{}",
+        refused.stderr
+    );
+    let peer = format!("{}={}", witness.process.url(), witness.key);
+    let refused = c.run_within(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--witness",
+            &peer,
+            "--witness",
+            &peer,
+        ],
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("are one witness"),
+        "{}",
+        refused.stderr
+    );
 
     // The witness restarts with its state; the server restarts from its kept cosignatures
     // and the next checkpoint extends what the witness holds.
