@@ -58,8 +58,9 @@ pub struct RetentionReport {
 #[derive(Default)]
 struct Plan {
     prune: Vec<Prune>,
-    /// Ids of the pruned records, in the order of `prune`, for the digest.
-    ids: Vec<[u8; 32]>,
+    /// What the stubs of `prune` will keep besides the prune's own link and key, in its
+    /// order, for the digest.
+    stamps: Vec<Stamp>,
     payloads: Vec<String>,
     due: BTreeMap<String, Due>,
     held: u64,
@@ -75,7 +76,7 @@ const RANGES_MAX: usize = 16_384;
 
 impl Plan {
     /// Takes a due record unless its range would pass `RANGES_MAX`.
-    fn take(&mut self, p: Prune, id: [u8; 32], payload: Option<&str>) {
+    fn take(&mut self, p: Prune, stamp: Stamp, payload: Option<&str>) {
         let new_range = self.prune.last().is_none_or(|l| l.seq + 1 != p.seq);
         if new_range && self.ranges == RANGES_MAX {
             self.more = true;
@@ -83,7 +84,7 @@ impl Plan {
         }
         self.ranges += usize::from(new_range);
         self.prune.push(p);
-        self.ids.push(id);
+        self.stamps.push(stamp);
         self.payloads.extend(payload.map(str::to_string));
     }
 
@@ -105,25 +106,52 @@ impl Plan {
     }
 
     fn digest(&self) -> String {
-        stubs_digest(
-            self.prune
-                .iter()
-                .zip(&self.ids)
-                .map(|(p, id)| (p.seq, *id, p.link, p.key)),
-        )
+        stubs_digest(self.prune.iter().zip(&self.stamps).map(|(p, s)| Kept {
+            seq: p.seq,
+            id: s.id,
+            ingested_ns: s.ingested_ns,
+            event_ns: s.event_ns,
+            link: p.link,
+            key: p.key,
+        }))
     }
 }
 
-/// What a stub keeps of its record: seq, id, link and key.
-pub(crate) type Kept = (u64, [u8; 32], Option<[u8; 32]>, Option<[u8; 16]>);
+/// What a pruned record's stub keeps of it that its prune does not say.
+struct Stamp {
+    id: [u8; 32],
+    ingested_ns: i64,
+    event_ns: i64,
+}
+
+/// What a stub keeps of its record besides its leaf, which the tree vouches for.
+pub(crate) struct Kept {
+    pub seq: u64,
+    pub id: [u8; 32],
+    pub ingested_ns: i64,
+    pub event_ns: i64,
+    pub link: Option<[u8; 32]>,
+    pub key: Option<[u8; 16]>,
+}
 
 /// The digest an `audit.retention_applied` record keeps of its stubs: for each pruned record
-/// in seq order, its seq, id, link and key (`verify` recomputes it from the stubs).
+/// in seq order, everything its stub keeps but the leaf (`verify` recomputes it from the
+/// stubs). The times are in it because the time indexes are rebuilt from them.
 pub(crate) fn stubs_digest(stubs: impl Iterator<Item = Kept>) -> String {
     let mut h = Sha256::new();
-    for (seq, id, link, key) in stubs {
+    for Kept {
+        seq,
+        id,
+        ingested_ns,
+        event_ns,
+        link,
+        key,
+    } in stubs
+    {
         h.update(seq.to_le_bytes());
         h.update(id);
+        h.update(ingested_ns.to_le_bytes());
+        h.update(event_ns.to_le_bytes());
         h.update([u8::from(link.is_some())]);
         h.update(link.unwrap_or([0; 32]));
         h.update([u8::from(key.is_some())]);
@@ -186,9 +214,14 @@ fn for_each_older(
     }
 }
 
-fn ingested_ns(seq: u64, bytes: &[u8]) -> Result<i64, Error> {
-    sealog_model::record::read_stored(bytes, |s| s.ingested_ns)
-        .map_err(|e| StoreError::Corrupted(format!("record {seq}: {e}")))
+/// A record's id and the two times its stub will keep.
+fn stamp(seq: u64, bytes: &[u8]) -> Result<Stamp, Error> {
+    sealog_model::record::read_stored(bytes, |s| Stamp {
+        id: s.record_id.0,
+        ingested_ns: s.ingested_ns,
+        event_ns: s.envelope.time_nanos,
+    })
+    .map_err(|e| StoreError::Corrupted(format!("record {seq}: {e}")))
 }
 
 impl Ledger {
@@ -279,7 +312,8 @@ impl Ledger {
             for_each_older(&*self.canonical, before, |seq, bytes| {
                 let facts = Facts::of(&self.deriver, seq, bytes)?;
                 let retention = packs.retention(&facts.event_type);
-                let ingested = ingested_ns(seq, bytes)?;
+                let stamp = stamp(seq, bytes)?;
+                let ingested = stamp.ingested_ns;
                 if retention.cutoff(now).is_none_or(|c| ingested >= c) {
                     return Ok(());
                 }
@@ -296,7 +330,7 @@ impl Ledger {
                     held,
                 );
                 if !held {
-                    canonical.take(pruned(seq, &facts), facts.record_id.0, None);
+                    canonical.take(pruned(seq, &facts), stamp, None);
                 }
                 Ok(())
             })?;
@@ -308,7 +342,8 @@ impl Ledger {
                     .map_err(|e| StoreError::Corrupted(format!("quarantine record {seq}: {e}")))?;
                 let ty = v["data"]["event_type"].as_str().unwrap_or("");
                 let retention = packs.quarantine_retention(ty);
-                let ingested = ingested_ns(seq, bytes)?;
+                let stamp = stamp(seq, bytes)?;
+                let ingested = stamp.ingested_ns;
                 if retention.cutoff(now).is_none_or(|c| ingested >= c) {
                     return Ok(());
                 }
@@ -316,15 +351,7 @@ impl Ledger {
                 let held = held_by(&holds, v["tenant"].as_str(), ps);
                 quarantine.note("quarantine", ty, retention.text(), ingested, held);
                 if !held {
-                    let id = v["record_id"]
-                        .as_str()
-                        .and_then(sealog_model::RecordId::parse)
-                        .ok_or_else(|| {
-                            StoreError::Corrupted(format!(
-                                "quarantine record {seq} has no record_id"
-                            ))
-                        })?;
-                    quarantine.take(unlinked(seq), id.0, v["data"]["payload_ref"].as_str());
+                    quarantine.take(unlinked(seq), stamp, v["data"]["payload_ref"].as_str());
                 }
                 Ok(())
             })?;
@@ -435,12 +462,20 @@ fn report(now: i64, dry_run: bool, canonical: &Plan, quarantine: &Plan) -> Reten
 mod tests {
     use super::*;
 
+    fn blank() -> Stamp {
+        Stamp {
+            id: [0; 32],
+            ingested_ns: 0,
+            event_ns: 0,
+        }
+    }
+
     #[test]
     fn one_application_lists_at_most_ranges_max_ranges() {
         let mut plan = Plan::default();
         // Every other seq due: each its own range.
         for seq in (0..2 * RANGES_MAX as u64 + 10).step_by(2) {
-            plan.take(super::unlinked(seq), [0; 32], Some("p"));
+            plan.take(super::unlinked(seq), blank(), Some("p"));
         }
         assert_eq!(
             (plan.prune.len(), plan.ranges, plan.more),
@@ -450,7 +485,7 @@ mod tests {
         assert_eq!(plan.payloads.len(), RANGES_MAX);
         // A seq that extends the last range is still taken.
         let last = plan.prune.last().unwrap().seq;
-        plan.take(super::unlinked(last + 1), [0; 32], None);
+        plan.take(super::unlinked(last + 1), blank(), None);
         assert_eq!(plan.prune.len(), RANGES_MAX + 1);
         let data = json!({"ranges": ranges(plan.prune.iter().map(|p| p.seq))});
         assert!(

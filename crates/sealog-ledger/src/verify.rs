@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::keys::{CanonicalKeys, Deriver, QuarantineKeys};
 use crate::payloads::Payloads;
 use crate::privacy::Privacy;
-use crate::retention::{RETENTION_APPLIED_TYPE, seqs_of, stubs_digest};
+use crate::retention::{Kept, RETENTION_APPLIED_TYPE, seqs_of, stubs_digest};
 
 #[derive(Default, Clone)]
 pub struct VerifyOptions<'a> {
@@ -301,7 +301,14 @@ pub(crate) fn check_stubs(
                 unfinished += 1;
                 continue;
             }
-            let digest = stubs_digest(covered.iter().map(|s| (s.seq, s.id, s.link, s.key)));
+            let digest = stubs_digest(covered.iter().map(|s| Kept {
+                seq: s.seq,
+                id: s.id,
+                ingested_ns: s.ingested_ns,
+                event_ns: s.event_ns,
+                link: s.link,
+                key: s.key,
+            }));
             if part["stubs_sha256"].as_str() != Some(digest.as_str()) {
                 return Err(Failure {
                     location: format!("retention record {seq}"),

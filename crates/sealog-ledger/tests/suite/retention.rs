@@ -250,6 +250,34 @@ fn verify_tells_pruning_from_tampering() {
         "{e}"
     );
 
+    // A stub's times changed (the time indexes are rebuilt from them): its retention
+    // record's digest no longer matches.
+    for (what, at) in [("ingest time", 80), ("event time", 88)] {
+        let moved = copies.path().join(what.replace(' ', "-"));
+        sealog_testkit::files::copy_dir(&clean, &moved);
+        let (base, seg) = format::segments(&moved.join("log"))[0].clone();
+        let mut bytes = format::read_segment(&seg);
+        let r = format::frames(&bytes, format::HEADER_BYTES as usize)[(seqs[0] - base) as usize]
+            .clone();
+        let mut payload = bytes[r.start as usize + 8..r.end as usize].to_vec();
+        assert!(
+            payload.starts_with(b"\0PRUNED1"),
+            "seq {} is a stub",
+            seqs[0]
+        );
+        let t = i64::from_le_bytes(payload[at..at + 8].try_into().unwrap());
+        payload[at..at + 8].copy_from_slice(&(t - 86_400_000_000_000).to_le_bytes());
+        let mut frame = Vec::new();
+        format::encode_frame(&payload, &mut frame);
+        bytes[r.start as usize..r.end as usize].copy_from_slice(&frame);
+        format::write_segment(&seg, &bytes);
+        // The derived files, which would tell first, made again from the changed log.
+        std::fs::remove_dir_all(moved.join("index")).unwrap();
+        drop(open(&moved));
+        let e = verify_full(&moved).expect_err(what);
+        assert!(e.contains("a stub was changed"), "{what}: {e}");
+    }
+
     // A kept record replaced by a well-formed stub keeping its true leaf hash: nothing signed
     // pruned it, so it was removed.
     let forged = copies.path().join("forged");
