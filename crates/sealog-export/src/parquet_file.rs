@@ -253,13 +253,25 @@ impl Sink for Writer {
     }
 }
 
+/// What reading a Parquet export back found.
+pub(crate) struct Read {
+    /// The `axis.NAME` columns the file has.
+    pub axis_names: Vec<String>,
+    /// The length and SHA-256 of the file this release writes for the rows read, when asked
+    /// for: equal to the file's own, they vouch for every byte a reader may act on besides
+    /// the rows (the footer's statistics, the page index), which the rows alone do not.
+    pub rewritten: Option<(u64, String)>,
+}
+
 /// Reads a Parquet export back batch by batch: hands each row's record text to `check`,
 /// which answers what the record says of itself, and refuses a file whose typed columns are
-/// not exactly what those records give. Returns the `axis.NAME` columns the file has.
+/// not exactly what those records give. With `rewrite`, writes those rows again as
+/// [`Writer`] does, hashing what it would write.
 pub(crate) fn read(
     path: &Path,
     check: &mut dyn FnMut(&[u8]) -> Result<Located, String>,
-) -> Result<Vec<String>, String> {
+    rewrite: bool,
+) -> Result<Read, String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
@@ -278,6 +290,16 @@ pub(crate) fn read(
         .with_batch_size(ROWS_PER_BATCH)
         .build()
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let mut again = rewrite
+        .then(|| {
+            ArrowWriter::try_new(
+                Hashing::new(std::io::sink()),
+                want.clone(),
+                Some(properties()),
+            )
+        })
+        .transpose()
+        .map_err(|e| format!("writing its rows again: {e}"))?;
     let mut row = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| format!("unreadable after row {row}: {e}"))?;
@@ -302,8 +324,22 @@ pub(crate) fn read(
                 ));
             }
         }
+        if let Some(w) = &mut again {
+            w.write(&derived)
+                .map_err(|e| format!("writing its rows again: {e}"))?;
+        }
     }
-    Ok(axis_names)
+    let rewritten = again
+        .map(|w| {
+            w.into_inner()
+                .map(|sink| (sink.bytes, sink.digest()))
+                .map_err(|e| format!("writing its rows again: {e}"))
+        })
+        .transpose()?;
+    Ok(Read {
+        axis_names,
+        rewritten,
+    })
 }
 
 /// The canonical record texts of a Parquet export, in order (for tests and tools).

@@ -29,6 +29,10 @@ pub struct Verified {
     pub origin: String,
     /// The key was given by the caller, not only taken from the manifest.
     pub key_pinned: bool,
+    /// Every byte of the file was checked, not only its rows: true of JSON Lines, and of a
+    /// Parquet file this release wrote (its footer and page index are written again from the
+    /// rows and compared); a Parquet file of an earlier release has its rows checked alone.
+    pub metadata_checked: bool,
 }
 
 /// The first thing found wrong.
@@ -118,16 +122,27 @@ pub fn verify(
         types: BTreeSet::new(),
     };
     let path = data_path;
+    let same_release = m.sealog_version == env!("CARGO_PKG_VERSION");
     let (bytes, sha256) = match m.format {
         Format::Jsonl => jsonl(&path, &mut checker)?,
         Format::Parquet => {
-            let columns = parquet_file::read(&path, &mut |b| checker.check(b)).map_err(Failure)?;
-            if columns != parquet_file::axis_names(packs, &checker.types) {
+            // Only this release's writer can be run again; a file of an earlier one has its
+            // rows checked, and the answer says its metadata was not.
+            let read = parquet_file::read(&path, &mut |b| checker.check(b), same_release)
+                .map_err(Failure)?;
+            if read.axis_names != parquet_file::axis_names(packs, &checker.types) {
                 return fail(
                     "its axis columns are not those the packs declare for its records' types",
                 );
             }
-            hash_file(&path)?
+            let found = hash_file(&path)?;
+            if read.rewritten.as_ref().is_some_and(|again| *again != found) {
+                return fail(format!(
+                    "{}: its rows are sound, but the rest of the file (the footer's statistics, the page index, its other metadata) is not what Sealog writes for them: it was changed, and a reader that skips rows by those statistics would be misled",
+                    path.display()
+                ));
+            }
+            found
         }
     };
     if bytes != m.bytes || sha256 != m.sha256 {
@@ -162,6 +177,7 @@ pub fn verify(
         tree_size: cp.size,
         origin: cp.origin,
         key_pinned: pinned.is_some(),
+        metadata_checked: m.format == Format::Jsonl || same_release,
     })
 }
 

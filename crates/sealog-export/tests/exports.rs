@@ -474,6 +474,49 @@ fn a_parquet_typed_column_that_disagrees_with_its_record_is_found() {
     assert!(e.0.contains("\"tenant\""), "{e}");
 }
 
+/// The same rows written again with other metadata, as a forger who wants a reader to skip
+/// some of them would: every row is sound, the file is not what Sealog writes for them.
+#[test]
+fn a_parquet_file_whose_metadata_was_rewritten_around_sound_rows_is_found() {
+    use arrow_array::RecordBatch;
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+    let dir = tempdir();
+    let ledger = filled(&dir.path().join("data"), 30);
+    let pq = dir.path().join("x.parquet");
+    export(&ledger, &request(&pq, Format::Parquet, window()));
+    assert!(verify(&pq).unwrap().metadata_checked);
+    let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&pq).unwrap()).unwrap();
+    let schema = reader.schema().clone();
+    let batches: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+    for (what, props) in [
+        (
+            "no statistics",
+            WriterProperties::builder()
+                .set_statistics_enabled(EnabledStatistics::None)
+                .build(),
+        ),
+        (
+            "statistics of one row group a row",
+            WriterProperties::builder()
+                .set_max_row_group_row_count(Some(1))
+                .build(),
+        ),
+    ] {
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).unwrap();
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        w.close().unwrap();
+        let e = rehashed(&pq, &out, None).unwrap_err();
+        assert!(e.0.contains("footer's statistics"), "{what}: {e}");
+    }
+    verify(&pq).expect("the original still verifies");
+}
+
 #[test]
 fn an_empty_selection_is_a_valid_empty_export() {
     let dir = tempdir();

@@ -399,8 +399,14 @@ pub(crate) fn verify(packs: &Packs, a: &VerifyArgs) -> anyhow::Result<ExitCode> 
             say!(
                 "{}",
                 json!({"status": "verified", "format": v.format, "count": v.count, "bytes": v.bytes,
-                       "tree_size": v.tree_size, "origin": v.origin, "key_pinned": v.key_pinned})
+                       "tree_size": v.tree_size, "origin": v.origin, "key_pinned": v.key_pinned,
+                       "metadata_checked": v.metadata_checked})
             )?;
+            if !v.metadata_checked {
+                tell!(
+                    "sealog: note: the file was written by an earlier release, whose Parquet writer this one cannot run again: its rows are checked, its footer's statistics and page index are not; read it without statistics-based filtering, or export it again"
+                );
+            }
             if !v.key_pinned {
                 tell!(
                     "sealog: note: checked with the key the manifest names; pass --verifier-key with the log's key from a source you trust to check whose export it is"

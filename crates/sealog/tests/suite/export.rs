@@ -53,6 +53,7 @@ fn an_export_verifies_offline_and_any_change_fails_it() {
     assert_eq!(ok.json()["status"], "verified");
     assert_eq!(ok.json()["count"], 4);
     assert_eq!(ok.json()["key_pinned"], true);
+    assert_eq!(ok.json()["metadata_checked"], true);
     assert!(
         !elsewhere.path().join("none").exists(),
         "verify-export opens no data directory"
