@@ -1,5 +1,5 @@
 //! Reads on a data directory are recorded like the server's: each `get`, `query`, `state`,
-//! `quarantine` and `prove` appends an `audit.access` record naming the local user (uid and
+//! `quarantine`, `prove`, `report`, `conflicts`, `hold list` and `retention status` appends an `audit.access` record naming the local user (uid and
 //! name) before it prints anything, so what was read and by whom is in the log it was read
 //! from. A read that cannot be recorded is not served. Opened read-only (beside a running
 //! server, or without the signing key) the log cannot be written: the command says the read
@@ -71,47 +71,57 @@ impl Reader {
             }
             return Ok(());
         }
-        let (name, outcome, status, count) = match outcome {
-            Outcome::Allowed(n) => ("allowed", "allowed", 200, Some(*n)),
-            Outcome::NotFound => ("not_found", "not_found", 404, None),
-            Outcome::Invalid => ("invalid", "invalid", 422, None),
-        };
-        let user = local_user();
-        let now = now_nanos();
-        let request_id = format!("cli-{}-{now}", std::process::id());
-        let mut event = json!({
-            "specversion": "1.0",
-            "id": format!("access:{request_id}"),
-            "source": SOURCE,
-            "type": "audit.access",
-            "time": sealog_model::time::format_micros(now),
-            "actor": {"type": "human", "id": format!("local:{}", user.1)},
-            "data": {
-                "principal": null,
-                "channel": "cli",
-                "local_user": {"uid": user.0, "name": user.1},
-                "action": action,
-                "resource": resource,
-                "outcome": outcome,
-                "status": status,
-                "request_id": request_id,
-            },
-        });
-        if let Some(n) = count {
-            event["data"]["count"] = json!(n);
-        }
-        let prepared = self.ledger.prepare_value(&event, &Author::Sealog);
-        let results = self
-            .ledger
-            .commit(vec![prepared])
-            .context("the read could not be recorded, so it is not served")?;
-        match results.first() {
-            Some(IngestResult::Appended { .. } | IngestResult::Duplicate { .. }) => Ok(()),
-            other => bail!(
-                "the read's access record ({name}) was not accepted, so the read is not served: {}",
-                other.map_or_else(|| "no result".to_string(), |r| r.to_json().to_string())
-            ),
-        }
+        record_on(&self.ledger, action, resource, outcome)
+    }
+}
+
+/// Appends the access record of a read made on `ledger`, opened to write, and waits until it
+/// is durable; call it before printing what was read.
+pub(crate) fn record_on(
+    ledger: &Ledger,
+    action: &str,
+    resource: Value,
+    outcome: &Outcome,
+) -> anyhow::Result<()> {
+    let (name, outcome, status, count) = match outcome {
+        Outcome::Allowed(n) => ("allowed", "allowed", 200, Some(*n)),
+        Outcome::NotFound => ("not_found", "not_found", 404, None),
+        Outcome::Invalid => ("invalid", "invalid", 422, None),
+    };
+    let user = local_user();
+    let now = now_nanos();
+    let request_id = format!("cli-{}-{now}", std::process::id());
+    let mut event = json!({
+        "specversion": "1.0",
+        "id": format!("access:{request_id}"),
+        "source": SOURCE,
+        "type": "audit.access",
+        "time": sealog_model::time::format_micros(now),
+        "actor": {"type": "human", "id": format!("local:{}", user.1)},
+        "data": {
+            "principal": null,
+            "channel": "cli",
+            "local_user": {"uid": user.0, "name": user.1},
+            "action": action,
+            "resource": resource,
+            "outcome": outcome,
+            "status": status,
+            "request_id": request_id,
+        },
+    });
+    if let Some(n) = count {
+        event["data"]["count"] = json!(n);
+    }
+    let prepared = ledger.prepare_value(&event, &Author::Sealog);
+    let results = ledger
+        .commit(vec![prepared])
+        .context("the read could not be recorded, so it is not served")?;
+    match results.first() {
+        Some(IngestResult::Appended { .. } | IngestResult::Duplicate { .. }) => Ok(()),
+        other => bail!(
+            "the read's access record ({name}) was not accepted, so the read is not served: {}",
+            other.map_or_else(|| "no result".to_string(), |r| r.to_json().to_string())
+        ),
     }
 }
 

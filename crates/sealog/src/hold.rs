@@ -113,7 +113,14 @@ pub(crate) fn run(ledger: &Ledger, h: &Hold) -> anyhow::Result<ExitCode> {
             Err(e) => refused(e),
         },
         Hold::List { all, .. } => {
-            for hold in ledger.holds(*all)? {
+            let holds = ledger.holds(*all)?;
+            crate::access::record_on(
+                ledger,
+                "holds.list",
+                serde_json::json!({"all": all}),
+                &crate::access::Outcome::Allowed(holds.len()),
+            )?;
+            for hold in holds {
                 say!("{}", serde_json::to_string(&hold)?)?;
             }
             Ok(ExitCode::SUCCESS)

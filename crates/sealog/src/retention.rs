@@ -54,7 +54,16 @@ fn instant(now: Option<&str>) -> anyhow::Result<i64> {
 
 pub(crate) fn run(ledger: &Ledger, r: &Retention) -> anyhow::Result<ExitCode> {
     let report = match r {
-        Retention::Status { now, .. } => ledger.retention_status(instant(now.as_deref())?)?,
+        Retention::Status { now, .. } => {
+            let report = ledger.retention_status(instant(now.as_deref())?)?;
+            crate::access::record_on(
+                ledger,
+                "retention.status",
+                serde_json::json!({"now": report.now}),
+                &crate::access::Outcome::Allowed(report.due.len()),
+            )?;
+            report
+        }
         Retention::Apply { now, dry_run, .. } => {
             ledger.apply_retention(instant(now.as_deref())?, *dry_run, &local_act())?
         }

@@ -11,6 +11,7 @@ use sealog_ledger::{Hold, HoldAct, HoldError, HoldScope};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::access::unparsed_query;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
@@ -186,27 +187,36 @@ pub(crate) async fn release(
     security(("bearer" = []))
 )]
 pub(crate) async fn list(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
-    ctx.authorize(Action::HoldsList, &json!({})).await?;
-    let p = Params::parse(raw.as_deref(), &["all"])?;
-    let all = match p.get("all") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "BAD_PARAMETER",
-                "all is true or false",
-            ));
-        }
+    let all = Params::parse(raw.as_deref(), &["all"]).and_then(|p| match p.get("all") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "BAD_PARAMETER",
+            "all is true or false",
+        )),
+    });
+    let resource = match &all {
+        Ok(all) => json!({"all": all}),
+        Err(_) => json!({"query": unparsed_query(&ctx.state.ledger, raw.as_deref())}),
     };
-    let ledger = ctx.state.ledger.clone();
-    let scoped = ctx.principal.tenant.clone();
-    let holds = blocking(move || {
-        let mut holds = ledger.holds(all)?;
-        if let Some(own) = scoped {
-            holds.retain(|h| h.tenant.as_deref() == Some(own.as_str()));
+    ctx.authorize(Action::HoldsList, &resource).await?;
+    let result = match all {
+        Ok(all) => {
+            let ledger = ctx.state.ledger.clone();
+            let scoped = ctx.principal.tenant.clone();
+            blocking(move || {
+                let mut holds = ledger.holds(all)?;
+                if let Some(own) = scoped {
+                    holds.retain(|h| h.tenant.as_deref() == Some(own.as_str()));
+                }
+                Ok::<_, ApiError>(holds)
+            })
+            .await
         }
-        Ok::<_, ApiError>(holds)
-    })
-    .await?;
+        Err(e) => Err(e),
+    };
+    let holds = ctx
+        .recorded(Action::HoldsList, resource, result, |h| Some(h.len()))
+        .await?;
     Ok((StatusCode::OK, axum::Json(HoldList { holds })).into_response())
 }

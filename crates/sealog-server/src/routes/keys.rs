@@ -125,7 +125,7 @@ pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
 pub(crate) async fn list(ctx: Ctx) -> Result<Response, ApiError> {
     ctx.authorize(Action::KeysList, &json!({})).await?;
     ctx.state.keys.refresh();
-    let keys = ctx
+    let keys: Vec<KeyInfo> = ctx
         .state
         .keys
         .keys()
@@ -133,6 +133,9 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, ApiError> {
         .filter(|k| ctx.principal.tenant.is_none() || k.tenant == ctx.principal.tenant)
         .map(KeyInfo::from)
         .collect();
+    let keys = ctx
+        .recorded(Action::KeysList, json!({}), Ok(keys), |k| Some(k.len()))
+        .await?;
     Ok(axum::Json(KeyList { keys }).into_response())
 }
 

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::access::unparsed_query;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
@@ -49,11 +50,24 @@ fn now_of(text: Option<&str>) -> Result<i64, ApiError> {
     security(("bearer" = []))
 )]
 pub(crate) async fn status(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
-    ctx.authorize(Action::RetentionStatus, &json!({})).await?;
-    let p = Params::parse(raw.as_deref(), &["now"])?;
-    let now = now_of(p.get("now"))?;
-    let ledger = ctx.state.ledger.clone();
-    let report = blocking(move || ledger.retention_status(now).map_err(ApiError::from)).await?;
+    let now = Params::parse(raw.as_deref(), &["now"]).and_then(|p| now_of(p.get("now")));
+    let resource = match &now {
+        Ok(now) => json!({"now": sealog_model::time::format_micros(*now)}),
+        Err(_) => json!({"query": unparsed_query(&ctx.state.ledger, raw.as_deref())}),
+    };
+    ctx.authorize(Action::RetentionStatus, &resource).await?;
+    let result = match now {
+        Ok(now) => {
+            let ledger = ctx.state.ledger.clone();
+            blocking(move || ledger.retention_status(now).map_err(ApiError::from)).await
+        }
+        Err(e) => Err(e),
+    };
+    let report = ctx
+        .recorded(Action::RetentionStatus, resource, result, |r| {
+            Some(r.due.len())
+        })
+        .await?;
     Ok((StatusCode::OK, axum::Json(report)).into_response())
 }
 

@@ -248,3 +248,87 @@ fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
     );
     assert_verifies(dir.path());
 }
+
+/// Every read an admin of every tenant is answered is recorded first, found or not; the only
+/// answers left unrecorded name no record: the tree's own hashes (checkpoints, the verifier
+/// key, consistency proofs, hash tiles), which a verifying client polls, and figures (the
+/// dashboard, metrics, health).
+#[test]
+fn every_read_is_recorded_but_the_trees_own_hashes_and_figures() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    let (admin, _) = app.create_key(&["admin"], None, None);
+    let seeded = app
+        .post_json(
+            "/v1/events",
+            Some(&admin),
+            &event("seed", Some("a"), "s1", "t"),
+        )
+        .json();
+    let seq = seeded["results"][0]["seq"].as_u64().expect("a seq");
+    let recorded = [
+        (format!("/v1/records/{seq}"), "records.get"),
+        ("/v1/records?limit=5".into(), "records.query"),
+        ("/v1/subjects/s1/state".into(), "subjects.state"),
+        ("/v1/subjects/s1/timeline".into(), "subjects.state"),
+        ("/v1/quarantine?limit=5".into(), "quarantine.query"),
+        (
+            format!("/v1/quarantine/payloads/sha256:{}", "0".repeat(64)),
+            "quarantine.payload",
+        ),
+        (
+            format!("/v1/proofs/inclusion?seq={seq}"),
+            "proofs.inclusion",
+        ),
+        ("/tile/entries/000.p/1".into(), "tiles.entries"),
+        ("/v1/keys".into(), "keys.list"),
+        ("/v1/holds?all=true".into(), "holds.list"),
+        ("/v1/retention".into(), "retention.status"),
+        ("/v1/exports/exp_none/status".into(), "exports.read"),
+        ("/v1/conflicts".into(), "conflicts.list"),
+        ("/v1/reports/daily".into(), "reports.get"),
+        ("/v1/integrity".into(), "integrity.get"),
+    ];
+    let unrecorded = [
+        ("/checkpoint", "checkpoint.get"),
+        ("/checkpoint/key", "checkpoint.get"),
+        ("/v1/proofs/consistency?from=1", "proofs.consistency"),
+        ("/tile/0/000.p/1", "tiles.hashes"),
+        ("/v1/dashboard", "dashboard.get"),
+        ("/metrics", "metrics.get"),
+    ];
+    for (path, _) in &recorded {
+        let r = app.req("GET", path, Some(&admin), None);
+        assert!(
+            r.status < 500 && ![401, 403].contains(&r.status),
+            "{path}: {}",
+            r.status
+        );
+    }
+    for (path, _) in &unrecorded {
+        let r = app.req("GET", path, Some(&admin), None);
+        assert!(
+            r.status < 500 && ![401, 403].contains(&r.status),
+            "{path}: {}",
+            r.status
+        );
+    }
+    app.stop();
+    let actions: Vec<String> = offline_records(dir.path())
+        .into_iter()
+        .filter(|r| r["type"] == "audit.access")
+        .map(|r| r["data"]["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for (path, action) in &recorded {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "GET {path} left no {action} record: {actions:?}"
+        );
+    }
+    for (path, action) in &unrecorded {
+        assert!(
+            !actions.iter().any(|a| a == action),
+            "GET {path} was recorded as {action}"
+        );
+    }
+}
