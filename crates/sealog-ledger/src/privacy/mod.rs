@@ -835,6 +835,19 @@ impl Privacy {
                     *v = self
                         .shown(sealed, tenant, sight)
                         .unwrap_or_else(|| marker("unavailable"));
+                } else if s.contains('\u{1}') || s.contains(SEALED_PREFIX) {
+                    // A rule's message quotes the values it compared: each is put back as
+                    // text, as this sight may see it.
+                    for (token, (tenant, sealed)) in seen {
+                        if s.contains(token.as_str()) {
+                            let shown = match self.shown(sealed, tenant, sight) {
+                                Some(Value::String(text)) => text,
+                                Some(other) => other.to_string(),
+                                None => marker("unavailable").to_string(),
+                            };
+                            *s = s.replace(token.as_str(), &shown);
+                        }
+                    }
                 }
             }
             Value::Array(items) => items

@@ -638,3 +638,40 @@ fn state_of(subject: &str, tenant: Option<&str>, as_of_size: Option<u64>) -> Sta
         ..StateQuery::default()
     }
 }
+
+/// A state rule's message quotes the values it compared: personal ones are shown as each
+/// reader may see them, never as the tokens the fold compared them by.
+#[test]
+fn an_anomaly_quoting_personal_values_shows_them_as_the_reader_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    one(&ledger, &example("conversation.customer_linked", 0));
+    let mut relinked = example("conversation.customer_relinked", 0);
+    relinked["id"] = json!("relink-unexpected");
+    relinked["data"]["previous_customer_id"] = json!("cust-99");
+    one(&ledger, &relinked);
+    let message = |sight: sealog_ledger::Sight| {
+        let q = StateQuery {
+            sight,
+            ..state_of("conv-881", Some("instructor-42"), None)
+        };
+        let state = ledger.state(&q).unwrap();
+        let found: Vec<String> = state["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["message"].as_str().unwrap().to_string())
+            .filter(|m| m.contains("customer_id"))
+            .collect();
+        assert_eq!(found.len(), 1, "{state}");
+        found[0].clone()
+    };
+    let all = message(sealog_ledger::Sight::All);
+    assert!(
+        all.contains("expects customer_id = cust-99") && all.contains("holds cust-17"),
+        "{all}"
+    );
+    let none = message(sealog_ledger::Sight::Nothing);
+    assert!(!none.contains("cust-") && !none.contains('\u{1}'), "{none}");
+    assert!(none.contains("hidden"), "{none}");
+}
