@@ -217,17 +217,12 @@ impl Ledger {
         if !payloads.is_empty() {
             // Recorded first: a payload a quarantine record names is gone only when a record
             // says why.
-            let data = json!({
-                "payload_refs": payloads,
-                "reason": format!("erasure of data subject {ps}"),
-                "data_subject_pseudonym": ps,
-            });
             self.append_own(
                 format!("payloads-deleted:{ps}:{scope}:{}", e.act.time),
                 PAYLOAD_DELETED_TYPE,
                 &e.act,
                 e.tenant,
-                data,
+                payload_deletion(&payloads, &ps),
             )?
             .map_err(EraseError::Refused)?;
             self.payloads.remove(&payloads)?;
@@ -241,6 +236,47 @@ impl Ledger {
             seq,
             record_id,
         })
+    }
+
+    /// Appends the deletion record an interrupted erasure (`erasure`, its record) did not
+    /// get to: the payloads sealed for the subject in its tenants, named by the id the
+    /// erasure would have given it, by the erasure's own act.
+    fn record_payload_deletion(
+        &self,
+        id: String,
+        ps: &str,
+        tenants: &[String],
+        erasure: &Value,
+    ) -> Result<(), Error> {
+        let mut payloads = Vec::new();
+        for t in tenants {
+            payloads.extend(self.payloads_sealed_for(&sealed_for(tenant_of(t), ps))?);
+        }
+        payloads.sort();
+        payloads.dedup();
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let text = |k: &str| erasure[k].as_str().unwrap_or_default().to_string();
+        let source = text("source");
+        let act = Act {
+            actor: erasure["actor"].clone(),
+            time: text("time"),
+            source: &source,
+        };
+        self.append_own(
+            id,
+            PAYLOAD_DELETED_TYPE,
+            &act,
+            erasure["tenant"].as_str(),
+            payload_deletion(&payloads, ps),
+        )?
+        .map_err(|why| {
+            Error::Corrupted(format!(
+                "the deletion record of an interrupted erasure was refused: {why}"
+            ))
+        })?;
+        Ok(())
     }
 
     /// The payload refs of the quarantine records sealed for a (tenant, subject) key.
@@ -284,20 +320,36 @@ impl Ledger {
     }
 
     /// Finishes erasures a crash interrupted: keys an erasure record names that are still
-    /// here are destroyed, payloads a deletion record names that are still here deleted.
+    /// here are destroyed, the deletion record of its payloads appended if it is missing,
+    /// and payloads a deletion record names that are still here deleted.
     pub(crate) fn finish_erasures(&self) -> Result<(), Error> {
+        let deletions: Vec<String> = self
+            .records_of(PAYLOAD_DELETED_TYPE)?
+            .iter()
+            .filter_map(|(_, v)| v["id"].as_str().map(str::to_string))
+            .collect();
         for (_, v) in self.records_of(LEGAL_ERASURE_TYPE)? {
             let data = &v["data"];
             let Some(ps) = data["data_subject_pseudonym"].as_str() else {
                 continue;
             };
+            let tenants = strings(&data["tenants"]);
             let (live, _) = self.privacy.live_keys(ps, None);
-            let left: Vec<String> = strings(&data["tenants"])
-                .into_iter()
+            let left: Vec<String> = tenants
+                .iter()
                 .filter(|t| live.contains(t))
+                .cloned()
                 .collect();
             if !left.is_empty() {
                 self.privacy.erase(ps, &left)?;
+            }
+            let announced = data["quarantine_payloads_deleted"].as_u64().unwrap_or(0);
+            let id = v["id"]
+                .as_str()
+                .and_then(|id| id.strip_prefix("erasure:"))
+                .map(|rest| format!("payloads-deleted:{rest}"));
+            if let Some(id) = id.filter(|id| announced > 0 && !deletions.contains(id)) {
+                self.record_payload_deletion(id, ps, &tenants, &v)?;
             }
         }
         let refs: Vec<String> = self
@@ -310,6 +362,15 @@ impl Ledger {
         }
         Ok(())
     }
+}
+
+/// What an `audit.payload_deleted` record of an erasure says.
+fn payload_deletion(payloads: &[String], ps: &str) -> Value {
+    json!({
+        "payload_refs": payloads,
+        "reason": format!("erasure of data subject {ps}"),
+        "data_subject_pseudonym": ps,
+    })
 }
 
 /// How many of `log`'s records are sealed for the data subject `ps` in `tenant`, counting no

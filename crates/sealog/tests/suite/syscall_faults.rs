@@ -591,3 +591,87 @@ fn a_failed_read_of_the_input_appends_what_came_before_and_fails() {
         ledger.close().unwrap();
     }
 }
+
+/// An email of customer `customer`, complete or missing its `event_type` (quarantined, its
+/// payload sealed for the customer).
+fn email(id: &str, customer: &str, complete: bool) -> Value {
+    let mut e = sealog_testkit::events::examples()
+        .into_iter()
+        .find(|e| e["id"] == "comms-email-1")
+        .expect("the email example");
+    e["id"] = id.into();
+    e["data"]["email_id"] = format!("<{id}@shop.example>").into();
+    e["data"]["recipient_details"]["customer_id"] = customer.into();
+    if !complete {
+        e["data"].as_object_mut().unwrap().remove("event_type");
+    }
+    e
+}
+
+/// `sealog erase` with its `n`th write, fsync or rename of each thread failing (`n` = 1, 2,
+/// 4, …): a run whose call failed ends with an error naming the cause; opened again by a
+/// writer, the erasure is finished — its record, the person's values erased, and their
+/// quarantined payload deleted and named by a deletion record — or absent, with the person's
+/// values still readable and their payload kept; the log verifies either way.
+#[test]
+fn an_erasure_whose_system_calls_fail_is_finished_or_absent() {
+    if !strace_usable() {
+        return;
+    }
+    // The payload area's frames: `len u32 LE | sha256 | bytes`.
+    let payloads = |dir: &Path| -> usize {
+        let bytes = std::fs::read(dir.join("quarantine/payloads")).unwrap_or_default();
+        let (mut at, mut n) = (0, 0);
+        while let Some(len) = bytes.get(at..at + 4) {
+            at += 36 + u32::from_le_bytes(len.try_into().unwrap()) as usize;
+            n += 1;
+        }
+        n
+    };
+    sweep_syscall_faults("erase", &doubling(syscall_fault_sweep(5, 7)), |f| {
+        let (tmp, dir, cli) = seeded();
+        let kept = [email("m-1", "cust-1", true), email("m-2", "cust-1", false)];
+        // One event quarantined: the append exits 1 and says so.
+        let appended = cli.run(&["append", "-"], &ndjson(&kept)).lines();
+        assert_eq!(appended[1]["status"], "quarantined", "{appended:?}");
+        let seq = appended[0]["seq"].as_u64().unwrap().to_string();
+        assert_eq!(payloads(&dir), 1);
+        let args = [
+            "erase",
+            "--data-subject",
+            "cust-1",
+            "--reason",
+            "request 12",
+        ];
+        let (run, failed) = run_failing(&cli, &args, f, &tmp.path().join("trace"));
+        let ctx = format!("erase with {f}: exit {}: {}", run.code, run.stderr.trim());
+        eprintln!("{ctx}");
+        assert_fails_cleanly(&run, &failed, f.cause, &ctx);
+
+        // A writable opening finishes an erasure its record announced.
+        cli.ok(&["append", "-"], &ndjson(&events("after", 0, 1)));
+        let of = |t: &str| cli.ok(&["query", "--type", t], b"").lines();
+        let email = cli.ok(&["get", &seq], b"").json();
+        let customer = &email["data"]["recipient_details"]["customer_id"];
+        match of("audit.legal_erasure").as_slice() {
+            [] => {
+                assert_ne!(run.code, 0, "{ctx}: erased without its record");
+                assert_eq!(customer, "cust-1", "{ctx}");
+                assert_eq!(payloads(&dir), 1, "{ctx}: a payload deleted, no erasure");
+            }
+            [_] => {
+                assert_eq!(customer["$personal"], "erased", "{ctx}: {email}");
+                assert_eq!(
+                    payloads(&dir),
+                    0,
+                    "{ctx}: the person's payload outlived the erasure"
+                );
+                let deleted = of("audit.payload_deleted");
+                assert_eq!(deleted.len(), 1, "{ctx}: {deleted:?}");
+            }
+            more => panic!("{ctx}: {} erasure records", more.len()),
+        }
+        cli.assert_verifies();
+        !failed.is_empty()
+    });
+}
