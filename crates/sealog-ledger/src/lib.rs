@@ -13,6 +13,7 @@
 //! is parsed once; a result is returned only once what it reports is durable; a forbidden
 //! payload is written nowhere; only Sealog's own code paths write `audit.*` / `sealog.*`.
 
+mod anchor;
 mod aside;
 mod delivered;
 mod facts;
@@ -223,21 +224,25 @@ impl Ledger {
         let payloads_path = layout.quarantine_payloads();
         let (canonical, quarantine, payloads): (CanonicalLog, QuarantineLog, _) = match access {
             Access::Write => {
-                let canonical = Store::open(
-                    &layout.canonical(),
-                    config.store.clone(),
-                    canonical_keys,
-                    CanonicalRules,
-                )?;
-                // The quarantine log keeps its own key in its directory.
+                // The quarantine log keeps its own key in its directory; the canonical log's
+                // checkpoints carry its newest head.
                 let quarantine = Store::open(
                     &layout.quarantine(),
                     StoreConfig {
                         signing_key: None,
-                        ..config.store
+                        ..config.store.clone()
                     },
                     Arc::new(QuarantineKeys),
                     Dedupe,
+                )?;
+                let canonical = Store::open(
+                    &layout.canonical(),
+                    StoreConfig {
+                        extension: Some(anchor::extension(quarantine.checkpoint_source())),
+                        ..config.store
+                    },
+                    canonical_keys,
+                    CanonicalRules,
                 )?;
                 let payloads = payloads::Payloads::open(&payloads_path, &|r| {
                     payload_named(&quarantine, r).map(|s| s.is_some())
@@ -344,17 +349,19 @@ impl Ledger {
             key_file(&layout.quarantine())?,
         );
         let (canonical, quarantine): (CanonicalLog, QuarantineLog) = if write {
+            let quarantine =
+                sealog_pg::PgLog::open(quarantine_config, Arc::new(QuarantineKeys), Dedupe)?;
+            let canonical_config = sealog_pg::PgConfig {
+                extension: Some(anchor::extension(quarantine.checkpoint_source())),
+                ..canonical_config
+            };
             (
                 Box::new(sealog_pg::PgLog::open(
                     canonical_config,
                     Arc::new(CanonicalKeys(deriver.clone())),
                     CanonicalRules,
                 )?),
-                Box::new(sealog_pg::PgLog::open(
-                    quarantine_config,
-                    Arc::new(QuarantineKeys),
-                    Dedupe,
-                )?),
+                Box::new(quarantine),
             )
         } else {
             (
@@ -842,7 +849,9 @@ impl Ledger {
             opts.key.as_deref(),
             &CanonicalKeys(ledger.deriver.clone()),
             &mut |stored| retention.extend(verify::retention_record(stored)),
+            Vec::new(),
         )?;
+        let quarantine_heads = anchor::heads(&canonical.extensions)?;
         let quarantine = verify_db::verify_log(
             &*ledger.quarantine,
             "quarantine",
@@ -854,6 +863,7 @@ impl Ledger {
             None,
             &QuarantineKeys,
             &mut |_| {},
+            quarantine_heads,
         )?;
         let summary = verify::check_stubs(&retention, &canonical, Some(&quarantine))?;
         canonical.files.push(("retention stubs".into(), summary));
@@ -877,8 +887,10 @@ impl Ledger {
             quarantine,
             ..
         } = self;
-        let a = canonical.close();
+        // The quarantine log first: the canonical log's final checkpoint carries its final
+        // head.
         let b = quarantine.close();
+        let a = canonical.close();
         a.and(b)
     }
 }

@@ -87,8 +87,10 @@ pub(crate) fn verify(
             indexer: Some(&canonical_keys as &dyn Indexer),
             full: opts.full,
             select: Some(&|t: &str| SELECTED_TYPES.contains(&t)),
+            anchors: Vec::new(),
         },
     )?;
+    let quarantine_heads = crate::anchor::heads(&canonical.extensions)?;
     let summary = check_key_changes(&canonical)?;
     canonical.files.push(("key rotations".into(), summary));
     let (privacy, summary) = crate::privacy::check(&layout, canonical.writer_durable.is_some())
@@ -103,6 +105,14 @@ pub(crate) fn verify(
             .push(("privacy (sealed records)".into(), summary));
     }
     let q = layout.quarantine();
+    if let Some((size, _, what)) = quarantine_heads.iter().find(|h| h.0 > 0)
+        && !q.segments().exists()
+    {
+        return Err(Failure {
+            location: format!("{} (missing)", q.segments().display()),
+            message: format!("{what} covers {size} records: the quarantine log was removed"),
+        });
+    }
     if !q.segments().exists() {
         let summary = check_retention(&canonical, None)?;
         canonical.files.push(("retention stubs".into(), summary));
@@ -124,6 +134,7 @@ pub(crate) fn verify(
             progress: Some(&quarantine_progress),
             indexer: Some(&QuarantineKeys as &dyn Indexer),
             full: opts.full,
+            anchors: quarantine_heads,
             ..Options::default()
         },
     )

@@ -33,6 +33,7 @@ pub(crate) fn verify_log(
     trusted_key: Option<&str>,
     indexer: &dyn Indexer,
     on_record: &mut dyn FnMut(&sealog_model::record::Stored<'_, '_>),
+    anchors: Vec<(u64, sealog_merkle::Hash, String)>,
 ) -> Result<Report, Failure> {
     let at = |what: String| format!("{name} log: {what}");
     let stored_key = log.verifier_key();
@@ -56,6 +57,15 @@ pub(crate) fn verify_log(
             .or_default()
             .push((format!("checkpoint of size {}", cp.size), cp.root));
     }
+    let mut extensions = Vec::new();
+    for cp in &checkpoints {
+        for line in sealog_store::extensions_of(&cp.note) {
+            extensions.push((cp.size, line, format!("checkpoint of size {}", cp.size)));
+        }
+    }
+    for (size, root, what) in anchors {
+        wanted.entry(size).or_default().push((what, root));
+    }
     let mut since_size = None;
     for (what, note) in opts
         .since
@@ -66,6 +76,9 @@ pub(crate) fn verify_log(
         let cp = open_checkpoint(note, &verifier).map_err(|e| failure(what, e))?;
         if what == "--since" {
             since_size = Some(cp.size);
+        }
+        for line in sealog_store::extensions_of(note) {
+            extensions.push((cp.size, line, format!("the checkpoint {what}")));
         }
         wanted.entry(cp.size).or_default().push((
             format!("the checkpoint {what} of size {}", cp.size),
@@ -192,6 +205,7 @@ pub(crate) fn verify_log(
         key_changes: Vec::new(),
         witnessed_records: None,
         selected: Vec::new(),
+        extensions,
     })
 }
 

@@ -307,12 +307,22 @@ pub fn sign_tree_head(
     root: crate::Hash,
     signers: &[&Signer],
 ) -> Result<String, NoteError> {
+    sign_tree_head_with(size, root, Vec::new(), signers)
+}
+
+/// [`sign_tree_head`] with extension lines after the root (each non-empty, no newline).
+pub fn sign_tree_head_with(
+    size: u64,
+    root: crate::Hash,
+    extensions: Vec<String>,
+    signers: &[&Signer],
+) -> Result<String, NoteError> {
     let first = signers.first().ok_or(NoteError::NoSigners)?;
     let body = crate::checkpoint::Checkpoint {
         origin: first.name().to_string(),
         size,
         root,
-        extensions: Vec::new(),
+        extensions,
     }
     .to_body();
     sign(&body, signers)

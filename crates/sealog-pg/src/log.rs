@@ -62,6 +62,8 @@ pub struct PgConfig {
     /// ones are filtered along the log, where a page's worth of matches comes sooner than
     /// reading the whole window.
     pub narrow_window: i64,
+    /// A line each checkpoint this log signs carries after its root.
+    pub extension: Option<sealog_store::Extension>,
 }
 
 impl PgConfig {
@@ -73,6 +75,7 @@ impl PgConfig {
             checkpoint_interval: Duration::from_secs(1),
             batch_events_max: 1_000,
             narrow_window: 20_000,
+            extension: None,
         }
     }
 }
@@ -153,6 +156,7 @@ struct Shared {
     commits: AtomicU64,
     committed_events: AtomicU64,
     narrow_window: i64,
+    extension: Option<sealog_store::Extension>,
 }
 
 /// What the writer thread is asked to do.
@@ -278,6 +282,7 @@ impl Shared {
             commits: AtomicU64::new(0),
             committed_events: AtomicU64::new(0),
             narrow_window: config.narrow_window,
+            extension: config.extension.clone(),
         };
         shared.refresh_len()?;
         let latest = shared.latest_from_db()?;
@@ -1097,8 +1102,10 @@ impl<A: Admission> Writer<A> {
                 },
             )?;
         }
-        let note_text = note::sign_tree_head(size, root, &[signer])
-            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let lines = shared.extension.as_ref().and_then(|e| (e.0)());
+        let note_text =
+            note::sign_tree_head_with(size, root, lines.into_iter().collect(), &[signer])
+                .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         keep_note(&shared, tx, size, root, note_text, None)
     }
 
@@ -1118,8 +1125,14 @@ impl<A: Admission> Writer<A> {
             .ok_or(StoreError::ReadOnly)?;
         let cp = self.sign()?;
         let (rt, log) = (&shared.rt, shared.log);
-        let note_text = note::sign_tree_head(cp.size, cp.root, &[&old, &next])
-            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        // The same checkpoint, its extension lines kept: one size, one body.
+        let note_text = note::sign_tree_head_with(
+            cp.size,
+            cp.root,
+            sealog_store::extensions_of(&cp.note),
+            &[&old, &next],
+        )
+        .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         let client = self.client()?;
         let tx = block_on(rt, client.transaction()).map_err(unavailable)?;
         let next_key = next.verifier().to_vkey();
@@ -1874,6 +1887,14 @@ impl<A: Admission> LogRead for PgLog<A> {
             });
         }
         self.ask_sign()
+    }
+
+    fn checkpoint_source(&self) -> sealog_store::CheckpointSource {
+        let shared = self.shared.clone();
+        Arc::new(move || {
+            let latest = shared.latest.lock().expect("checkpoint lock");
+            latest.as_ref().map(|(cp, _)| cp.clone())
+        })
     }
 
     fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {

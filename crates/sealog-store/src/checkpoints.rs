@@ -23,6 +23,27 @@ use sealog_merkle::note::{self, Signer, Verifier};
 use crate::error::StoreError;
 use crate::segment;
 
+/// A line every checkpoint a log signs carries after its root, asked for at signing: what
+/// another log vouches for through this one (the ledger's quarantine log's newest signed tree
+/// head, in the canonical log's checkpoints). `None`: no line this time.
+#[derive(Clone)]
+pub struct Extension(pub std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Extension(..)")
+    }
+}
+
+/// The extension lines of a signed note's checkpoint (none if it does not parse).
+pub fn extensions_of(note_text: &str) -> Vec<String> {
+    sealog_merkle::cosignature::split_note(note_text)
+        .ok()
+        .and_then(|(text, _)| Checkpoint::parse(text).ok())
+        .map(|c| c.extensions)
+        .unwrap_or_default()
+}
+
 /// A checkpoint as published: its parsed body and the whole signed note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedCheckpoint {
@@ -48,6 +69,8 @@ pub(crate) struct Checkpoints {
     pub(crate) restored_latest: bool,
     /// Serializes appends to `checkpoints/cosigned`.
     cosigned_lock: Mutex<()>,
+    /// The line each new checkpoint carries after its root, if any.
+    extension: Option<Extension>,
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
@@ -305,6 +328,7 @@ impl Checkpoints {
         layout: &LogLayout,
         signer: Signer,
         key_path: std::path::PathBuf,
+        extension: Option<Extension>,
     ) -> Result<Self, StoreError> {
         let cp_dir = layout.checkpoints();
         fs::create_dir_all(&cp_dir).map_err(|e| StoreError::io(&cp_dir, e))?;
@@ -342,6 +366,7 @@ impl Checkpoints {
             writer: Some((Mutex::new(signer), Mutex::new(file))),
             latest: Mutex::new(latest),
             cosigned_lock: Mutex::new(()),
+            extension,
         })
     }
 
@@ -434,6 +459,7 @@ impl Checkpoints {
             latest: Mutex::new(latest),
             restored_latest: false,
             cosigned_lock: Mutex::new(()),
+            extension: None,
         })
     }
 
@@ -602,8 +628,14 @@ impl Checkpoints {
             .clone()
             .ok_or_else(|| StoreError::Poisoned("no checkpoint to hand over with".into()))?;
         if open_checkpoint(&cp.note, &next.verifier()).is_err() {
-            let note_text = note::sign_tree_head(cp.size, cp.root, &[&*signer, &next])
-                .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+            // The same checkpoint, its extension lines kept: one size, one body.
+            let note_text = note::sign_tree_head_with(
+                cp.size,
+                cp.root,
+                extensions_of(&cp.note),
+                &[&*signer, &next],
+            )
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
             self.append_note(log, &note_text)?;
             *latest = Some((
                 SignedCheckpoint {
@@ -672,8 +704,10 @@ impl Checkpoints {
             return Ok(l.clone());
         }
         let signer = signer.lock().expect("signer lock");
-        let note_text = note::sign_tree_head(size, root, &[&*signer])
-            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let lines = self.extension.as_ref().and_then(|e| (e.0)());
+        let note_text =
+            note::sign_tree_head_with(size, root, lines.into_iter().collect(), &[&*signer])
+                .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         self.append_note(log, &note_text)?;
         let signed = SignedCheckpoint {
             size,

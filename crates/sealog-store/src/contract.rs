@@ -247,6 +247,9 @@ pub fn with_leaf(bytes: Vec<u8>) -> WithLeaf {
 /// and a read never returns a record that is not in the log; `len` never decreases while the
 /// backend is open. Proofs and tiles are for tree sizes up to `len` (tiles: up to the newest
 /// checkpoint), and verify with `sealog-merkle` against that size's root.
+/// See [`LogRead::checkpoint_source`].
+pub type CheckpointSource = std::sync::Arc<dyn Fn() -> Option<SignedCheckpoint> + Send + Sync>;
+
 pub trait LogRead: Send + Sync {
     /// Records in the log.
     fn len(&self) -> u64;
@@ -305,6 +308,10 @@ pub trait LogRead: Send + Sync {
     /// side may sign (a read-only opening returns the newest there is).
     fn checkpoint(&self) -> Result<SignedCheckpoint, StoreError>;
     fn latest_checkpoint(&self) -> Option<SignedCheckpoint>;
+    /// Answers, from any thread and without a round trip, the newest checkpoint this opening
+    /// signed or read: what another log's checkpoints carry of this one (which may lag the
+    /// newest another server signed).
+    fn checkpoint_source(&self) -> CheckpointSource;
     /// Every stored signed checkpoint up to the log's size, oldest first, each checked
     /// against this log's verifier key.
     fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;

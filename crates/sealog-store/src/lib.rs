@@ -47,10 +47,13 @@ use std::time::Duration;
 
 use sealog_model::LogLayout;
 
-pub use checkpoints::{SignedCheckpoint, open_checkpoint, read_log as read_checkpoint_log};
+pub use checkpoints::{
+    Extension, SignedCheckpoint, extensions_of, open_checkpoint, read_log as read_checkpoint_log,
+};
 pub use contract::{
-    Admission, CoordinationRow, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead, LogView, LogWrite,
-    Outcome, Outcomes, Page, Postings, Scan, Stats, TableRow, Verdict, WithLeaf, with_leaf,
+    Admission, CheckpointSource, CoordinationRow, Entry, Id, Indexer, Key, LIMIT_MAX, LogRead,
+    LogView, LogWrite, Outcome, Outcomes, Page, Postings, Scan, Stats, TableRow, Verdict, WithLeaf,
+    with_leaf,
 };
 pub use error::StoreError;
 pub use priority::prepare_below_the_writer;
@@ -95,6 +98,8 @@ pub struct Config {
     pub signing_key: Option<std::path::PathBuf>,
     /// The file operations that change the disk: the operating system's, or a test's.
     pub io: io::Io,
+    /// A line each checkpoint the log signs carries after its root (see [`Extension`]).
+    pub extension: Option<Extension>,
 }
 
 impl Default for Config {
@@ -108,6 +113,7 @@ impl Default for Config {
             checkpoint_interval: Duration::from_secs(1),
             signing_key: None,
             io: io::Io::default(),
+            extension: None,
         }
     }
 }
@@ -556,6 +562,11 @@ impl<A: Admission> LogRead for Store<A> {
 
     fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
         self.shared.checkpoints.latest()
+    }
+
+    fn checkpoint_source(&self) -> CheckpointSource {
+        let shared = self.shared.clone();
+        Arc::new(move || shared.checkpoints.latest())
     }
 
     fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {

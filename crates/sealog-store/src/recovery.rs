@@ -65,6 +65,7 @@ pub(crate) fn recover(
             .signing_key
             .clone()
             .unwrap_or_else(|| layout.signer_key()),
+        config.extension.clone(),
     )?;
     let positions_path = layout.positions();
     // Keys depend on the derivation (the packs): built with another, the index is stale.

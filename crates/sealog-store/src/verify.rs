@@ -68,6 +68,9 @@ pub struct Report {
     pub witnessed_records: Option<u64>,
     /// The records [`Options::select`] picked, as checked: their seqs and bytes, in seq order.
     pub selected: Vec<(u64, Vec<u8>)>,
+    /// The extension lines of every checkpoint checked against the tree (kept, cosigned,
+    /// given): (its size, the line, which checkpoint). What they vouch for is the caller's.
+    pub extensions: Vec<(u64, String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +121,10 @@ pub struct Options<'a> {
     /// records the caller checks further (key rotations, retention, erasures) without reading
     /// the log a second time.
     pub select: Option<&'a (dyn Fn(&str) -> bool + Sync)>,
+    /// Tree heads vouched for from elsewhere, (size, root, by what): the log's tree must
+    /// pass through each (the quarantine log's heads that the canonical log's checkpoints
+    /// carry).
+    pub anchors: Vec<(u64, Hash, String)>,
 }
 
 pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure> {
@@ -150,6 +157,22 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         }
         expected.push((cp.size, cp.root, label.clone()));
     }
+    let mut extensions: Vec<(u64, String, String)> = Vec::new();
+    let mut note_lines = |size: u64, note: &str, label: &str| {
+        for line in crate::checkpoints::extensions_of(note) {
+            extensions.push((size, line, label.to_string()));
+        }
+    };
+    for (i, c) in checkpoints.iter().enumerate() {
+        note_lines(c.size, &c.note, &format!("checkpoint #{i}"));
+    }
+    if let Some(s) = &since {
+        note_lines(s.size, &s.note, "--since checkpoint");
+    }
+    for (label, cp, note) in &vouching {
+        note_lines(cp.size, note, label);
+    }
+    expected.extend(opts.anchors.iter().cloned());
     expected.sort_by_key(|e| e.0);
     let mut next_expected = 0usize;
     // Read after the checkpoints: every checkpoint was signed below the count read here.
@@ -384,6 +407,7 @@ pub fn verify(layout: &LogLayout, opts: &Options<'_>) -> Result<Report, Failure>
         witnessed_records,
         key_changes,
         selected,
+        extensions,
         records: frontier.size(),
         bytes: bytes_total,
         segments: segments.len(),

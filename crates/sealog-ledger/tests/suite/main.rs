@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod anchored;
 mod chains;
 mod clocks;
 mod delivered;

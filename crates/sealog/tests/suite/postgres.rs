@@ -123,6 +123,10 @@ fn every_command_gives_on_postgresql_what_it_gives_on_a_directory() {
         .expect(&note);
     assert!(size > 0, "{note}");
     assert!(note.starts_with("sealog.pg/"), "{note}");
+    // Both backends' canonical checkpoints carry the quarantine log's head.
+    for note in [note.as_str(), &local.ok(&["checkpoint"], b"").stdout] {
+        assert!(note.contains("\nquarantine 1 "), "{note}");
+    }
     let proof = db.ok(&["prove", "inclusion", "0"], b"").json();
     assert_eq!(proof["leaf_index"], 0, "{proof}");
     assert_eq!(proof["tree_size"], size, "{proof}");
