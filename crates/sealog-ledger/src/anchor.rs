@@ -61,6 +61,17 @@ pub(crate) fn heads(
     Ok(out)
 }
 
+/// What `verify` says of the heads it held the quarantine log to.
+pub(crate) fn summary(heads: &[(u64, Hash, String)]) -> String {
+    match heads.iter().map(|h| h.0).max() {
+        None => "no canonical checkpoint carries a head of it: its own key vouches for it".into(),
+        Some(newest) => format!(
+            "its tree passes through the {} heads the canonical log's checkpoints carry, the newest of {newest} records",
+            heads.len()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

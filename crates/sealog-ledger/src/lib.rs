@@ -852,7 +852,7 @@ impl Ledger {
             Vec::new(),
         )?;
         let quarantine_heads = anchor::heads(&canonical.extensions)?;
-        let quarantine = verify_db::verify_log(
+        let mut quarantine = verify_db::verify_log(
             &*ledger.quarantine,
             "quarantine",
             &VerifyOptions {
@@ -863,8 +863,12 @@ impl Ledger {
             None,
             &QuarantineKeys,
             &mut |_| {},
-            quarantine_heads,
+            quarantine_heads.clone(),
         )?;
+        quarantine.files.push((
+            "anchored in the canonical log".into(),
+            anchor::summary(&quarantine_heads),
+        ));
         let summary = verify::check_stubs(&retention, &canonical, Some(&quarantine))?;
         canonical.files.push(("retention stubs".into(), summary));
         Ok((canonical, Some(quarantine)))

@@ -134,11 +134,15 @@ pub(crate) fn verify(
             progress: Some(&quarantine_progress),
             indexer: Some(&QuarantineKeys as &dyn Indexer),
             full: opts.full,
-            anchors: quarantine_heads,
+            anchors: quarantine_heads.clone(),
             ..Options::default()
         },
     )
     .map_err(in_quarantine)?;
+    quarantine.files.push((
+        "anchored in the canonical log".into(),
+        crate::anchor::summary(&quarantine_heads),
+    ));
     let summary = check_payloads(&layout, &quarantine, &canonical)?;
     quarantine
         .files

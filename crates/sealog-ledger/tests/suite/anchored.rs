@@ -16,9 +16,16 @@ fn unknown(id: &str) -> Value {
     })
 }
 
-fn verify(dir: &Path) -> Result<(), String> {
+/// What verify says of the quarantine log's anchoring, or why it failed.
+fn verify(dir: &Path) -> Result<String, String> {
     Ledger::verify(dir, &VerifyOptions::default())
-        .map(|_| ())
+        .map(|(_, q)| {
+            q.into_iter()
+                .flat_map(|q| q.files)
+                .filter(|(f, _)| f == "anchored in the canonical log")
+                .map(|(_, what)| what)
+                .collect()
+        })
         .map_err(|f| f.to_string())
 }
 
@@ -50,7 +57,8 @@ fn a_quarantine_log_rewritten_and_signed_again_is_found_through_the_canonical_lo
     let canonical = sealog_model::Layout::new(&dir).canonical();
     let latest = std::fs::read_to_string(canonical.latest_checkpoint()).unwrap();
     assert!(latest.contains("\nquarantine 2 "), "{latest}");
-    verify(&dir).unwrap();
+    let anchored = verify(&dir).unwrap();
+    assert!(anchored.contains("the newest of 2 records"), "{anchored}");
 
     let rewritten = open(&other);
     assert_eq!(
