@@ -188,6 +188,11 @@ pub struct Ledger {
     /// it, and two erasures of one subject would both succeed. Servers sharing one
     /// PostgreSQL database take the database's lock of it too (`database`).
     governance: std::sync::Mutex<()>,
+    /// Read by each append of quarantine records from the check of its payloads' keys
+    /// through their appending; written by an erasure from destroying the keys through
+    /// finding the payloads sealed for them. A payload sealed before an erasure and appended
+    /// after it would otherwise stay, named by no deletion record.
+    erasing: std::sync::RwLock<()>,
     /// The database the log is in, if it is: where the governance lock of every server
     /// sharing it is.
     database: Option<Arc<sealog_pg::Erasable>>,
@@ -272,6 +277,7 @@ impl Ledger {
             undeclared: config.undeclared,
             layout,
             governance: std::sync::Mutex::new(()),
+            erasing: std::sync::RwLock::new(()),
             database: None,
         };
         ledger.finish_opening(access)
@@ -382,6 +388,7 @@ impl Ledger {
             undeclared: config.undeclared,
             layout,
             governance: std::sync::Mutex::new(()),
+            erasing: std::sync::RwLock::new(()),
             database: Some(db),
         };
         ledger.finish_opening(access)
@@ -579,7 +586,7 @@ impl Ledger {
             });
         }
 
-        let q_ids = self.append_quarantine(&quarantined)?;
+        let q_ids = self.append_quarantine(&mut quarantined)?;
         let mut findings: Vec<Option<Finding>> =
             quarantined.into_iter().map(|(_, f, _)| Some(f)).collect();
         let mut take = |q: usize| IngestResult::Quarantined {
@@ -609,9 +616,21 @@ impl Ledger {
         Ok(results)
     }
 
-    fn append_quarantine(&self, entries: &[Quarantined]) -> Result<Vec<RecordId>, Error> {
+    fn append_quarantine(&self, entries: &mut [Quarantined]) -> Result<Vec<RecordId>, Error> {
         if entries.is_empty() {
             return Ok(Vec::new());
+        }
+        let _erasing = self.erasing.read().unwrap_or_else(|p| p.into_inner());
+        // Sealed for a data subject erased since: kept nowhere, like the payload of an
+        // event that arrives after the erasure.
+        for (corr, _, payload) in entries.iter_mut() {
+            let tenant = corr.tenant.as_deref().unwrap_or("");
+            if payload
+                .as_deref()
+                .is_some_and(|p| self.privacy.payload_erased(tenant, p))
+            {
+                *payload = None;
+            }
         }
         self.payloads
             .append_all(entries.iter().filter_map(|(_, _, p)| p.as_deref()))?;

@@ -189,14 +189,14 @@ impl Ledger {
         if let Some(hold) = self.hold_on(&tenants, &ps)? {
             return Err(EraseError::Held(Box::new(hold)));
         }
+        // What the erasure record announces: the records and payloads there are as it
+        // starts (events of the subject sealed before it and appended while it runs are
+        // erased too, and their payloads deleted, but not counted here).
         let mut records = 0u64;
-        let mut payloads = Vec::new();
         for t in &tenants {
             records += count_sealed_for(&*self.canonical, tenant_of(t), &ps, u64::MAX)?;
-            payloads.extend(self.payloads_sealed_for(&sealed_for(tenant_of(t), &ps))?);
         }
-        payloads.sort();
-        payloads.dedup();
+        let payloads = self.payloads_sealed_for_any(&tenants, &ps)?;
         let scope = e.tenant.unwrap_or("*");
         let data = json!({
             "data_subject_pseudonym": ps,
@@ -213,7 +213,13 @@ impl Ledger {
             data,
         )?;
         let (seq, record_id) = erasure.map_err(EraseError::Refused)?;
-        self.privacy.erase(&ps, &tenants)?;
+        let payloads = {
+            // No quarantine record is appended between the keys' destruction and the search
+            // for what was sealed under them; one appended after finds them destroyed.
+            let _erasing = self.erasing.write().unwrap_or_else(|p| p.into_inner());
+            self.privacy.erase(&ps, &tenants)?;
+            self.payloads_sealed_for_any(&tenants, &ps)?
+        };
         if !payloads.is_empty() {
             // Recorded first: a payload a quarantine record names is gone only when a record
             // says why.
@@ -248,12 +254,7 @@ impl Ledger {
         tenants: &[String],
         erasure: &Value,
     ) -> Result<(), Error> {
-        let mut payloads = Vec::new();
-        for t in tenants {
-            payloads.extend(self.payloads_sealed_for(&sealed_for(tenant_of(t), ps))?);
-        }
-        payloads.sort();
-        payloads.dedup();
+        let payloads = self.payloads_sealed_for_any(tenants, ps)?;
         if payloads.is_empty() {
             return Ok(());
         }
@@ -277,6 +278,18 @@ impl Ledger {
             ))
         })?;
         Ok(())
+    }
+
+    /// The payload refs of the quarantine records sealed for the data subject `ps` in any of
+    /// `tenants`, sorted, once each.
+    fn payloads_sealed_for_any(&self, tenants: &[String], ps: &str) -> Result<Vec<String>, Error> {
+        let mut payloads = Vec::new();
+        for t in tenants {
+            payloads.extend(self.payloads_sealed_for(&sealed_for(tenant_of(t), ps))?);
+        }
+        payloads.sort();
+        payloads.dedup();
+        Ok(payloads)
     }
 
     /// The payload refs of the quarantine records sealed for a (tenant, subject) key.
@@ -343,12 +356,13 @@ impl Ledger {
             if !left.is_empty() {
                 self.privacy.erase(ps, &left)?;
             }
-            let announced = data["quarantine_payloads_deleted"].as_u64().unwrap_or(0);
+            // Asked of every erasure without its deletion record, whatever it announced: a
+            // payload may have come in while it ran.
             let id = v["id"]
                 .as_str()
                 .and_then(|id| id.strip_prefix("erasure:"))
                 .map(|rest| format!("payloads-deleted:{rest}"));
-            if let Some(id) = id.filter(|id| announced > 0 && !deletions.contains(id)) {
+            if let Some(id) = id.filter(|id| !deletions.contains(id)) {
                 self.record_payload_deletion(id, ps, &tenants, &v)?;
             }
         }

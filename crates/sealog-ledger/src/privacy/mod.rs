@@ -747,6 +747,17 @@ impl Privacy {
     }
 
     /// Whether the data subject's key under `tenant` was destroyed.
+    /// Whether `payload`, a quarantine payload of `tenant`, is sealed for a data subject
+    /// whose key there is erased.
+    pub(crate) fn payload_erased(&self, tenant: &str, payload: &[u8]) -> bool {
+        std::str::from_utf8(payload)
+            .ok()
+            .and_then(parse_sealed)
+            .is_some_and(|(ps, _)| {
+                matches!(self.slot(&(tenant.to_string(), ps)), Some(Slot::Erased))
+            })
+    }
+
     pub(crate) fn is_erased(&self, tenant: &str, ps: &str) -> bool {
         pseudonym_bytes(ps)
             .is_some_and(|b| matches!(self.slot(&(tenant.to_string(), b)), Some(Slot::Erased)))

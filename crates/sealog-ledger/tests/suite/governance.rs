@@ -111,6 +111,40 @@ fn a_hold_placed_while_an_erasure_runs_stops_it_or_comes_after_it() {
     }
 }
 
+/// A quarantined event of the subject sealed before the erasure and appended while it runs
+/// or after it: its payload is not kept (deleted with the others, or never written), so
+/// none sealed for the erased subject is left in the payload area.
+#[test]
+fn a_payload_sealed_before_an_erasure_and_appended_as_it_runs_is_not_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    for i in 0..RACES {
+        let subject = format!("cust-{i}");
+        appended_seq(&result_of(&ledger, &email(&format!("m-{i}"), &subject)));
+        let mut incomplete = email(&format!("q-{i}"), &subject);
+        incomplete["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("event_type");
+        let prepared = ledger.prepare_value(&incomplete, &sealog_ledger::Author::ANYONE);
+        let (committed, erased) = together(
+            || ledger.commit(vec![prepared]),
+            || ledger.erase(&erasure(&subject, "2026-05-01T12:00:00Z")),
+        );
+        erased.unwrap_or_else(|e| panic!("{subject}: {e}"));
+        let result = committed.unwrap().pop().unwrap();
+        assert_eq!(result.status(), "quarantined", "{subject}: {result:?}");
+        let found = support::quarantine(&ledger, &[("id", &format!("q-{i}"))]);
+        assert_eq!(found.len(), 1, "{subject}");
+        if let Some(reference) = found[0]["data"]["payload_ref"].as_str() {
+            assert!(
+                ledger.quarantine_payload(reference).unwrap().is_none(),
+                "{subject}: a payload sealed for them outlived their erasure"
+            );
+        }
+    }
+}
+
 #[test]
 fn of_two_erasures_of_one_subject_at_once_one_erases() {
     let tmp = tempfile::tempdir().unwrap();
