@@ -877,6 +877,8 @@ impl Ledger {
             &VerifyOptions {
                 since: None,
                 trusted: Vec::new(),
+                witnesses: Vec::new(),
+                witness_quorum: None,
                 ..opts.clone()
             },
             None,

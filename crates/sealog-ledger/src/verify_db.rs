@@ -66,6 +66,26 @@ pub(crate) fn verify_log(
     for (size, root, what) in anchors {
         wanted.entry(size).or_default().push((what, root));
     }
+    // Checkpoints vouched for from outside: the cosigned ones kept and those given, each
+    // matched against the rebuilt tree like the series'; witnesses count among them.
+    let mut vouching = Vec::new();
+    if !opts.witnesses.is_empty() {
+        let cosigned = log
+            .cosigned()
+            .map_err(|e| failure(at("sealog_cosigned".into()), e.to_string()))?;
+        for (i, note) in cosigned.into_iter().enumerate() {
+            let label = format!("cosigned checkpoint #{i}");
+            // One the key in force did not sign (before a rotation) vouches for nothing here.
+            let Ok(cp) = open_checkpoint(&note, &verifier) else {
+                continue;
+            };
+            wanted
+                .entry(cp.size)
+                .or_default()
+                .push((format!("the {label} of size {}", cp.size), cp.root));
+            vouching.push((label, cp, note));
+        }
+    }
     let mut since_size = None;
     for (what, note) in opts
         .since
@@ -76,6 +96,8 @@ pub(crate) fn verify_log(
         let cp = open_checkpoint(note, &verifier).map_err(|e| failure(what, e))?;
         if what == "--since" {
             since_size = Some(cp.size);
+        } else {
+            vouching.push((format!("{what} checkpoint"), cp.clone(), note.clone()));
         }
         for line in sealog_store::extensions_of(note) {
             extensions.push((cp.size, line, format!("the checkpoint {what}")));
@@ -175,6 +197,18 @@ pub(crate) fn verify_log(
     }
     let signed_records = checkpoints.last().map_or(0, |c| c.size);
     let cosigned = log.cosigned().map(|c| c.len()).unwrap_or(0);
+    let mut witness_files = Vec::new();
+    let witnessed_records = sealog_store::verify::witnessed(
+        &sealog_store::verify::Options {
+            witnesses: opts.witnesses.clone(),
+            witness_quorum: opts.witness_quorum,
+            ..Default::default()
+        },
+        &vouching,
+        len,
+        &mut witness_files,
+    )
+    .map_err(|f| failure(at(f.location), f.message))?;
     let mut files = vec![
         (
             "records".to_string(),
@@ -189,6 +223,7 @@ pub(crate) fn verify_log(
         ),
     ];
     files.extend(index);
+    files.extend(witness_files);
     Ok(Report {
         records: len,
         bytes,
@@ -203,7 +238,7 @@ pub(crate) fn verify_log(
         stubs,
         cosigned,
         key_changes: Vec::new(),
-        witnessed_records: None,
+        witnessed_records,
         selected: Vec::new(),
         extensions,
     })

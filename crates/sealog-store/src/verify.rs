@@ -847,9 +847,10 @@ fn vouching_notes(
     Ok(out)
 }
 
-/// With witnesses required: each one's newest cosigned checkpoint (among those kept and
-/// trusted, all already matched against the tree), and the size a quorum of them vouch for.
-fn witnessed(
+/// With witnesses required (`opts.witnesses`, `opts.witness_quorum`): each one's newest
+/// cosigned checkpoint among `vouching` (those kept and trusted, each as (label, checkpoint,
+/// note), all already matched against the tree), and the size a quorum of them vouch for.
+pub fn witnessed(
     opts: &Options<'_>,
     vouching: &[(String, SignedCheckpoint, String)],
     records: u64,

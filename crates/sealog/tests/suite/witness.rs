@@ -785,3 +785,44 @@ fn two_installations_witness_each_other() {
     wa.process.stop();
     wb.process.stop();
 }
+
+/// On PostgreSQL too, `verify --witness` counts the cosignatures the database keeps: a
+/// witness that never cosigned the log is refused, and once a server has had the log's
+/// checkpoints cosigned, the same verify passes.
+#[test]
+fn on_postgresql_verify_requires_the_witnesses_cosignatures() {
+    let Some(cluster) = sealog_testkit::pg::Cluster::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Cli::on_database(
+        env!("CARGO_BIN_EXE_sealog"),
+        &cluster.url(),
+        &tmp.path().join("state"),
+    )
+    .accepting_undeclared();
+    db.ok(&["migrate"], b"");
+    db.ok(&["append", "-"], &ndjson(&events("pg", 0..5)));
+    let vkey = log_key(&db);
+    let origin = origin_of(&vkey).to_string();
+    let witness = start_witness(
+        &tmp.path().join("witness"),
+        "127.0.0.1:0",
+        &[format!("{origin}={vkey}")],
+    );
+    let refused = db.run(&["verify", "--witness", &witness.key], b"");
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("cosigned by 1 of the 1"),
+        "{}",
+        refused.stderr
+    );
+
+    let server = serve_with(&db, &witness);
+    post(&server, &events("pg", 5..10));
+    wait_witnessing(&server, "the checkpoints cosigned", final_covers);
+    server.stop();
+    witness.process.stop();
+    let ok = db.ok(&["verify", "--witness", &witness.key], b"");
+    assert!(ok.stdout.contains("witnesses cosigned"), "{}", ok.stdout);
+}
