@@ -342,9 +342,14 @@ pub(crate) fn verify_remote(
     client: &crate::client::Client,
     a: &VerifyArgs,
 ) -> anyhow::Result<ExitCode> {
-    if !a.trusted.is_empty() || !a.witnesses.is_empty() {
+    if !a.trusted.is_empty() || !a.witnesses.is_empty() || a.witness_quorum.is_some() {
         anyhow::bail!(
             "--trusted and --witness check a data directory: run verify where the log is (--data), or fetch /checkpoint and check it with --trusted there"
+        );
+    }
+    if a.full {
+        anyhow::bail!(
+            "--full checks a data directory's index against its log: run verify where the log is (--data); through a server the tree is rebuilt from the records alone"
         );
     }
     let since = a.since.as_ref().map(std::fs::read_to_string).transpose()?;

@@ -189,6 +189,23 @@ fn every_read_command_reads_beside_the_server_and_answers_as_its_client_alike() 
             "{report}"
         );
     }
+    // What only a data directory can be checked for is refused, not passed over.
+    for (extra, says) in [
+        (vec!["--full"], "--full checks a data directory"),
+        (vec!["--trusted", since], "--trusted and --witness"),
+        (vec!["--witness-quorum", "1"], "--trusted and --witness"),
+    ] {
+        let url = server.url();
+        let mut args = vec!["verify", "--url", &url, "--key", &auditor];
+        args.extend(&extra);
+        let refused = cli.run(&args, b"");
+        assert_ne!(refused.code, 0, "{extra:?}: {}", refused.stdout);
+        assert!(
+            refused.stderr.contains(says),
+            "{extra:?}: {}",
+            refused.stderr
+        );
+    }
     server.stop();
     cli.assert_verifies();
 }
