@@ -255,7 +255,7 @@ fn check_retention(canonical: &Report, quarantine: Option<&Report>) -> Result<St
         records.extend(retention_record(stored));
         Ok(())
     })?;
-    check_stubs(&records, canonical, quarantine)
+    check_stubs(&records, canonical, quarantine, true)
 }
 
 /// A retention record's seq and data: the ranges it pruned and their stubs' digest.
@@ -272,11 +272,16 @@ pub(crate) fn retention_record(
 }
 
 /// Every stub is accounted for by a signed retention record (`records`: each one's seq and
-/// data) whose digest it matches.
+/// data) whose digest it matches. With `in_segments` (the embedded store, which rewrites a
+/// log's segments one at a time in seq order, each whole), an application only some of whose
+/// records are stubs must be the newest, its stubs the first of what it names: what a crash
+/// leaves. Anything else is a pruned record put back, which would keep its application's
+/// digest from being checked.
 pub(crate) fn check_stubs(
     records: &[(u64, Value)],
     canonical: &Report,
     quarantine: Option<&Report>,
+    in_segments: bool,
 ) -> Result<String, Failure> {
     let quarantine_stubs: &[Stub] = quarantine.map_or(&[], |r| &r.stubs);
     let total = canonical.stubs.len() + quarantine_stubs.len();
@@ -292,12 +297,20 @@ pub(crate) fn check_stubs(
             Some(p) => format!("{p} log: record {}", s.seq),
             None => format!("record {}", s.seq),
         };
-        let mut by_seq: std::collections::HashMap<u64, &Stub> =
+        let by_seq: std::collections::HashMap<u64, &Stub> =
             found.iter().map(|s| (s.seq, s)).collect();
+        // Applications may name a record twice (servers sharing a database, one pruning what
+        // another's interrupted application named): a stub counts for each.
+        let mut accounted = std::collections::HashSet::new();
+        let newest = records.last().map(|(seq, _)| *seq);
         for (seq, data) in records {
             let part = if log.is_empty() { data } else { &data[log] };
             let wanted = seqs_of(&part["ranges"]);
-            let covered: Vec<&Stub> = wanted.iter().filter_map(|s| by_seq.remove(s)).collect();
+            let covered: Vec<&Stub> = wanted
+                .iter()
+                .filter_map(|s| by_seq.get(s).copied())
+                .collect();
+            accounted.extend(covered.iter().map(|s| s.seq));
             // An application that pruned nothing authorizes nothing; one whose stubs are not
             // written yet is finished by the next writable opening.
             let Some(first) = covered.first() else {
@@ -313,6 +326,22 @@ pub(crate) fn check_stubs(
                 });
             }
             if covered.len() < wanted.len() {
+                let back = wanted.iter().find(|s| !by_seq.contains_key(s));
+                let last = covered.last().map(|s| s.seq);
+                if in_segments
+                    && let Some(&back) = back
+                    && (Some(*seq) != newest || last.is_some_and(|l| l > back))
+                {
+                    return Err(Failure {
+                        location: match path {
+                            Some(p) => format!("{p} log: record {back}"),
+                            None => format!("record {back}"),
+                        },
+                        message: format!(
+                            "retention record {seq} pruned it, yet it is a record again while other records it pruned are stubs: a pruned record was put back"
+                        ),
+                    });
+                }
                 unfinished += 1;
                 continue;
             }
@@ -331,7 +360,11 @@ pub(crate) fn check_stubs(
                 });
             }
         }
-        if let Some(s) = by_seq.values().min_by_key(|s| s.seq) {
+        if let Some(s) = by_seq
+            .values()
+            .filter(|s| !accounted.contains(&s.seq))
+            .min_by_key(|s| s.seq)
+        {
             return Err(Failure {
                 location: at(s),
                 message: "a stub that no signed retention record accounts for: the record was removed, not pruned".into(),

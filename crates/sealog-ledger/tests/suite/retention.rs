@@ -311,6 +311,48 @@ fn verify_tells_pruning_from_tampering() {
     assert!(e.contains(&format!("record {seq}")), "{e}");
 }
 
+/// A record retention pruned, put back from a copy taken before (it still hashes to its
+/// leaf) while the records pruned around it stay stubs: no crash leaves that, and it would
+/// keep the application's digest from being checked, so verify refuses it.
+#[test]
+fn a_pruned_record_put_back_among_stubs_is_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let ledger = open(&dir);
+    let seqs = fill(&ledger);
+    ledger.close().unwrap();
+    let before = tmp.path().join("before");
+    sealog_testkit::files::copy_dir(&dir, &before);
+    let ledger = open(&dir);
+    ledger
+        .apply_retention(now() + 8 * YEAR, false, &act())
+        .unwrap();
+    appended_seq(&result_of(&ledger, &decision("dec-kept", "run-2")));
+    ledger.close().unwrap();
+    verify_full(&dir).unwrap();
+
+    let back = seqs[seqs.len() / 2];
+    let (base, seg) = format::segments(&dir.join("log"))[0].clone();
+    let (_, old) = format::segments(&before.join("log"))[0].clone();
+    let mut bytes = format::read_segment(&seg);
+    let old_bytes = format::read_segment(&old);
+    let r = format::frames(&bytes, format::HEADER_BYTES as usize)[(back - base) as usize].clone();
+    let (from, to) = (r.start as usize, r.end as usize);
+    assert_ne!(
+        bytes[from..to],
+        old_bytes[from..to],
+        "seq {back} was pruned"
+    );
+    bytes[from..to].copy_from_slice(&old_bytes[from..to]);
+    format::write_segment(&seg, &bytes);
+    // The derived files, which would tell first, made again from the changed log.
+    std::fs::remove_dir_all(dir.join("index")).unwrap();
+    drop(open(&dir));
+    let e = verify_full(&dir).expect_err("a pruned record put back");
+    assert!(e.contains("a pruned record was put back"), "{e}");
+    assert!(e.contains(&format!("record {back}")), "{e}");
+}
+
 #[test]
 fn a_hold_keeps_its_records_from_retention_until_released() {
     let tmp = tempfile::tempdir().unwrap();
