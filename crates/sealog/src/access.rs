@@ -75,6 +75,25 @@ impl Reader {
     }
 }
 
+/// Appends one of the CLI's own records and waits until it is durable: `unwritten` says what
+/// does not happen when it cannot be written, `refused` when the audit pack refuses it.
+fn commit_own(
+    ledger: &Ledger,
+    event: &Value,
+    unwritten: &'static str,
+    refused: &str,
+) -> anyhow::Result<()> {
+    let prepared = ledger.prepare_value(event, &Author::Sealog);
+    let results = ledger.commit(vec![prepared]).context(unwritten)?;
+    match results.first() {
+        Some(IngestResult::Appended { .. } | IngestResult::Duplicate { .. }) => Ok(()),
+        other => bail!(
+            "{refused}: {}",
+            other.map_or_else(|| "no result".to_string(), |r| r.to_json().to_string())
+        ),
+    }
+}
+
 /// Appends the access record of a read made on `ledger`, opened to write, and waits until it
 /// is durable; call it before printing what was read.
 pub(crate) fn record_on(
@@ -112,17 +131,12 @@ pub(crate) fn record_on(
     if let Some(n) = count {
         event["data"]["count"] = json!(n);
     }
-    let prepared = ledger.prepare_value(&event, &Author::Sealog);
-    let results = ledger
-        .commit(vec![prepared])
-        .context("the read could not be recorded, so it is not served")?;
-    match results.first() {
-        Some(IngestResult::Appended { .. } | IngestResult::Duplicate { .. }) => Ok(()),
-        other => bail!(
-            "the read's access record ({name}) was not accepted, so the read is not served: {}",
-            other.map_or_else(|| "no result".to_string(), |r| r.to_json().to_string())
-        ),
-    }
+    commit_own(
+        ledger,
+        &event,
+        "the read could not be recorded, so it is not served",
+        &format!("the read's access record ({name}) was not accepted, so the read is not served"),
+    )
 }
 
 impl Reader {
@@ -162,18 +176,12 @@ impl Reader {
             "actor": {"type": "human", "id": format!("local:{}", user.1)},
             "data": data,
         });
-        let prepared = self.ledger.prepare_value(&event, &Author::Sealog);
-        let results = self
-            .ledger
-            .commit(vec![prepared])
-            .context("the export could not be recorded, so it is not given its name")?;
-        match results.first() {
-            Some(IngestResult::Appended { .. } | IngestResult::Duplicate { .. }) => Ok(()),
-            other => bail!(
-                "the export's audit record was not accepted, so the export is not given its name: {}",
-                other.map_or_else(|| "no result".to_string(), |r| r.to_json().to_string())
-            ),
-        }
+        commit_own(
+            &self.ledger,
+            &event,
+            "the export could not be recorded, so it is not given its name",
+            "the export's audit record was not accepted, so the export is not given its name",
+        )
     }
 }
 

@@ -41,6 +41,17 @@ const UNSCOPED_ADMINS: &[&str] = &["admin"];
 const EVERYONE: &[&str] = &["*"];
 const EXPORTERS: &[&str] = &["auditor", "admin", "auditor@a", "admin@a", "subject@a"];
 
+/// Appends one event of tenant `a`, subject `s1`; its result.
+fn seed(app: &InProcess, admin: &str) -> serde_json::Value {
+    app.post_json(
+        "/v1/events",
+        Some(admin),
+        &event("seed", Some("a"), "s1", "t"),
+    )
+    .json()["results"][0]
+        .clone()
+}
+
 #[test]
 fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
     let dir = tempdir();
@@ -68,15 +79,9 @@ fn every_role_reaches_exactly_its_routes_and_every_refusal_is_recorded() {
         key: None,
     });
     let admin = who[3].key.clone().expect("the admin key");
-    let seeded = app
-        .post_json(
-            "/v1/events",
-            Some(&admin),
-            &event("seed", Some("a"), "s1", "t"),
-        )
-        .json();
-    let seq = seeded["results"][0]["seq"].as_u64().expect("a seq");
-    let record_id = seeded["results"][0]["record_id"]
+    let seeded = seed(&app, &admin);
+    let seq = seeded["seq"].as_u64().expect("a seq");
+    let record_id = seeded["record_id"]
         .as_str()
         .expect("a record id")
         .to_string();
@@ -258,14 +263,7 @@ fn every_read_is_recorded_but_the_trees_own_hashes_and_figures() {
     let dir = tempdir();
     let app = InProcess::start(dir.path());
     let (admin, _) = app.create_key(&["admin"], None, None);
-    let seeded = app
-        .post_json(
-            "/v1/events",
-            Some(&admin),
-            &event("seed", Some("a"), "s1", "t"),
-        )
-        .json();
-    let seq = seeded["results"][0]["seq"].as_u64().expect("a seq");
+    let seq = seed(&app, &admin)["seq"].as_u64().expect("a seq");
     let recorded = [
         (format!("/v1/records/{seq}"), "records.get"),
         ("/v1/records?limit=5".into(), "records.query"),
