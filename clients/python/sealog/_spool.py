@@ -95,7 +95,8 @@ def _lock_within(fd, wait):
 
 class Spool:
     def __init__(self, directory, cap, sync):
-        os.makedirs(directory, exist_ok=True)
+        # The events wait here as sent, personal values in clear: the owner's alone.
+        os.makedirs(directory, mode=0o700, exist_ok=True)
         self.dir = directory
         self.cap = cap
         self.sync = sync

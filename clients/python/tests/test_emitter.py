@@ -89,6 +89,12 @@ def test_server_errors_and_throttling_get_one_retry_then_the_spool(sl, tmp_path,
     for i in range(10):
         e.emit(event(f"r{status}-{i}"))
     eventually("the batch is spooled", lambda: e.stats()["spooled"] == 10)
+    # The events wait in clear: the owner's alone.
+    spool = tmp_path / "spool"
+    assert spool.stat().st_mode & 0o777 == 0o700
+    for f in spool.iterdir():
+        if f.name.startswith("spool-") or f.name == "LOCK":
+            assert f.stat().st_mode & 0o777 == 0o600, f.name
     s = e.stats()
     assert (s["retried"], s["failures"], s["acknowledged"]) == (10, 2, 0), s
     assert proxy.requests >= 2

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -217,11 +217,17 @@ pub(crate) struct Spool {
 impl Spool {
     /// Opens (creating) the spool in `dir`, taking its lock, and reads what it holds.
     pub(crate) fn open(dir: &Path, cap: u64, sync: SpoolSync) -> std::io::Result<Opened> {
-        std::fs::create_dir_all(dir)?;
+        // The events wait here as the application sent them, personal values in clear:
+        // the owner's alone, as the server's data directory is.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(dir.join("LOCK"))?;
         if !lock_within(&lock, LOCK_WAIT) {
             return Err(std::io::Error::other(format!(
@@ -360,6 +366,7 @@ impl Spool {
             .read(true)
             .append(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)?;
         self.files
             .insert(first, SpoolFile::new(path, file, 0, 0, first));

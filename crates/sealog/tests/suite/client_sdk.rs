@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -194,6 +195,16 @@ fn server_errors_and_throttling_get_one_retry_then_the_spool() {
             emitter.emit(event(&format!("r{status}-{i}")));
         }
         eventually("the batch is spooled", || emitter.stats().spooled == 10);
+        // The events wait in clear: the owner's alone.
+        let dir = tmp.path().join(format!("spool-{k}"));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for f in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.starts_with("spool-") || name == "LOCK" {
+                assert_eq!(mode(&f.path()), 0o600, "{name}");
+            }
+        }
         let s = emitter.stats();
         // One attempt and exactly one retry of the same 10 events, then the spool.
         assert_eq!(
