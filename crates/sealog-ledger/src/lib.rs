@@ -219,6 +219,11 @@ impl Ledger {
     }
 
     fn open_as(dir: &Path, config: LedgerConfig, access: Access) -> Result<Self, Error> {
+        if matches!(access, Access::Write) && !dir.exists() {
+            // Made the owner's alone: it holds the keys, and records other users have no
+            // business reading (an existing directory keeps the permissions it was given).
+            owner_only_dir(dir)?;
+        }
         let layout = Layout::new(dir);
         let privacy = Arc::new(Privacy::open(&layout, matches!(access, Access::Write))?);
         let deriver = Deriver {
@@ -320,12 +325,7 @@ impl Ledger {
         let write = matches!(access, Access::Write);
         if write && !state.exists() {
             // It holds secrets: the signing keys and the master key.
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(state)
-                .map_err(|e| Error::io(state, e))?;
+            owner_only_dir(state)?;
         }
         let layout = Layout::new(state);
         let db = Arc::new(sealog_pg::Erasable::connect(url)?);
@@ -923,6 +923,16 @@ impl Ledger {
 }
 
 type Quarantined = (Box<Correlation>, Finding, Option<Vec<u8>>);
+
+/// Creates `dir` (and its parents) readable by its owner alone.
+fn owner_only_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))
+}
 
 /// The quarantine record that names a payload, if one does.
 fn payload_named(quarantine: &dyn LogRead, payload_ref: &str) -> Result<Option<u64>, Error> {

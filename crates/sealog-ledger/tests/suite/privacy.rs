@@ -748,3 +748,21 @@ fn a_resolution_candidates_customer_id_is_sealed_and_erased_with_them() {
     ledger.erase(&erasure(&customer, None)).unwrap();
     assert_eq!(shown(&ledger), json!({"$personal": "erased"}));
 }
+
+/// A data directory made by its first writable opening is its owner's alone: it holds the
+/// keys, and records other users of the machine have no business reading. One that exists
+/// keeps the permissions it was given.
+#[test]
+fn a_new_data_directory_is_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let fresh = tmp.path().join("fresh");
+    drop(open(&fresh));
+    assert_eq!(mode(&fresh), 0o700);
+    let given = tmp.path().join("given");
+    std::fs::create_dir(&given).unwrap();
+    std::fs::set_permissions(&given, std::fs::Permissions::from_mode(0o750)).unwrap();
+    drop(open(&given));
+    assert_eq!(mode(&given), 0o750);
+}
