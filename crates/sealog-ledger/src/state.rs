@@ -134,9 +134,17 @@ fn fold(ledger: &Ledger, sq: &StateQuery, steps: bool) -> Result<Value, StateErr
             .canonical
             .first_with(&keys::supersedes(&r.facts.record_id), size)?
         {
+            // The correction is named only to a caller who may read it: it may be about
+            // another data subject than the record it corrects.
+            let named = sq.filters.is_empty()
+                || match ledger.canonical.get(by) {
+                    Ok(Some(bytes)) => within(&Facts::of(ledger.deriver(), by, &bytes)?, sq),
+                    Ok(None) | Err(StoreError::Pruned(_)) => false,
+                    Err(e) => return Err(e.into()),
+                };
             superseded.push(
                 json!({"seq": r.seq, "record_id": r.facts.record_id.to_string(),
-                                   "superseded_by": by}),
+                                   "superseded_by": named.then_some(by)}),
             );
             continue;
         }

@@ -766,3 +766,36 @@ fn a_new_data_directory_is_the_owners_alone() {
     drop(open(&given));
     assert_eq!(mode(&given), 0o750);
 }
+
+/// A correction may name another data subject than the record it corrects: a timeline read
+/// within the first subject's reach shows their record superseded, and names the correction
+/// only to a caller who may read it.
+#[test]
+fn a_timeline_names_a_correction_only_to_who_may_read_it() {
+    use sealog_ledger::StateQuery;
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let first = appended_seq(&result_of(&ledger, &order("o-1", "cust-a")));
+    let stored: Value = serde_json::from_slice(&ledger.get(first).unwrap().unwrap()).unwrap();
+    let mut correction = order("o-2", "cust-b");
+    correction["supersedes"] = stored["record_id"].clone();
+    let by = appended_seq(&result_of(&ledger, &correction));
+    let timeline = |filters: Vec<(String, String)>| {
+        let q = StateQuery {
+            subject: "ord-77".to_string(),
+            filters,
+            ..StateQuery::default()
+        };
+        ledger.timeline(&q).unwrap()["superseded"].clone()
+    };
+    let tenant = ("tenant".to_string(), "shop-za".to_string());
+    let everyone = timeline(vec![tenant.clone()]);
+    assert_eq!(everyone[0]["seq"], first, "{everyone}");
+    assert_eq!(everyone[0]["superseded_by"], by, "{everyone}");
+    let theirs = timeline(vec![
+        tenant,
+        ("data_subject".to_string(), ledger.pseudonym("cust-a")),
+    ]);
+    assert_eq!(theirs[0]["seq"], first, "{theirs}");
+    assert_eq!(theirs[0]["superseded_by"], Value::Null, "{theirs}");
+}

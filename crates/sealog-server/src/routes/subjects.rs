@@ -54,7 +54,7 @@ pub(crate) async fn state(
         ("valid_at" = inline(Option<TimeBound>), Query, description = "what had happened: an event time"),
     ),
     responses(
-        (status = 200, description = "The subject's state as `state` rebuilds it, with `steps`: each record the fold applied, in order, with the state it left (so each step's before is the step before it), and `superseded`: the records a later one replaced", body = Object),
+        (status = 200, description = "The subject's state as `state` rebuilds it, with `steps`: each record the fold applied, in order, with the state it left (so each step's before is the step before it), and `superseded`: the records a later one replaced, each with `superseded_by`, the seq of the record that did when the key may read it (null otherwise: a correction may be about another data subject)", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, description = "The key may not read records", body = crate::openapi::ErrorBody),
         (status = 409, description = "`AMBIGUOUS_SCOPE`: name one with `scope`", body = crate::openapi::ErrorBody),
