@@ -246,17 +246,17 @@ impl Ledger {
 
     /// Appends the deletion record an interrupted erasure (`erasure`, its record) did not
     /// get to: the payloads sealed for the subject in its tenants, named by the id the
-    /// erasure would have given it, by the erasure's own act.
+    /// erasure would have given it, by the erasure's own act. Answers the payloads it names.
     fn record_payload_deletion(
         &self,
         id: String,
         ps: &str,
         tenants: &[String],
         erasure: &Value,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<String>, Error> {
         let payloads = self.payloads_sealed_for_any(tenants, ps)?;
         if payloads.is_empty() {
-            return Ok(());
+            return Ok(payloads);
         }
         let text = |k: &str| erasure[k].as_str().unwrap_or_default().to_string();
         let source = text("source");
@@ -277,7 +277,7 @@ impl Ledger {
                 "the deletion record of an interrupted erasure was refused: {why}"
             ))
         })?;
-        Ok(())
+        Ok(payloads)
     }
 
     /// The payload refs of the quarantine records sealed for the data subject `ps` in any of
@@ -336,10 +336,10 @@ impl Ledger {
     /// here are destroyed, the deletion record of its payloads appended if it is missing,
     /// and payloads a deletion record names that are still here deleted.
     pub(crate) fn finish_erasures(&self) -> Result<(), Error> {
-        let deletions: Vec<String> = self
-            .records_of(PAYLOAD_DELETED_TYPE)?
+        let deletions = self.records_of(PAYLOAD_DELETED_TYPE)?;
+        let mut refs: Vec<String> = deletions
             .iter()
-            .filter_map(|(_, v)| v["id"].as_str().map(str::to_string))
+            .flat_map(|(_, v)| strings(&v["data"]["payload_refs"]))
             .collect();
         for (_, v) in self.records_of(LEGAL_ERASURE_TYPE)? {
             let data = &v["data"];
@@ -362,15 +362,10 @@ impl Ledger {
                 .as_str()
                 .and_then(|id| id.strip_prefix("erasure:"))
                 .map(|rest| format!("payloads-deleted:{rest}"));
-            if let Some(id) = id.filter(|id| !deletions.contains(id)) {
-                self.record_payload_deletion(id, ps, &tenants, &v)?;
+            if let Some(id) = id.filter(|id| !deletions.iter().any(|(_, d)| d["id"] == **id)) {
+                refs.extend(self.record_payload_deletion(id, ps, &tenants, &v)?);
             }
         }
-        let refs: Vec<String> = self
-            .records_of(PAYLOAD_DELETED_TYPE)?
-            .iter()
-            .flat_map(|(_, v)| strings(&v["data"]["payload_refs"]))
-            .collect();
         if !refs.is_empty() {
             self.payloads.remove(&refs)?;
         }
