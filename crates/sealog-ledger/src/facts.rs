@@ -51,14 +51,28 @@ impl Facts {
     }
 }
 
-/// The event time a record's chain starts at: its own, or, for a correction, its target's
-/// chain start. Targets precede their corrections in the log, so the walk ends.
+/// Where a record's chain starts, on the event-time clock: the event time and seq of its
+/// first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ChainStart {
+    pub(crate) time_ns: i64,
+    /// Breaks ties between chains that start at one time: a correction takes its chain's
+    /// first place, as it replaces its target there.
+    pub(crate) seq: u64,
+}
+
+/// Where the chain of the record at `seq` starts: the record itself, or, for a correction,
+/// its target's chain start. Targets precede their corrections in the log, so the walk ends.
 pub(crate) fn chain_start(
     log: &dyn LogRead,
     packs: &Deriver,
+    seq: u64,
     facts: &Facts,
-) -> Result<i64, StoreError> {
-    let mut time = facts.time_ns;
+) -> Result<ChainStart, StoreError> {
+    let mut start = ChainStart {
+        time_ns: facts.time_ns,
+        seq,
+    };
     let mut target = facts.supersedes;
     let mut below = u64::MAX;
     while let Some(id) = target {
@@ -78,15 +92,21 @@ pub(crate) fn chain_start(
         let bytes = match log.get(seq) {
             // A pruned target's stub keeps its event time and the link to its own target.
             Err(StoreError::Pruned(stub)) => {
-                time = stub.event_ns;
+                start = ChainStart {
+                    time_ns: stub.event_ns,
+                    seq,
+                };
                 target = stub.link.map(RecordId);
                 continue;
             }
             other => other?.ok_or_else(|| corrupted(seq, "indexed but not readable"))?,
         };
         let f = Facts::of(packs, seq, &bytes)?;
-        time = f.time_ns;
+        start = ChainStart {
+            time_ns: f.time_ns,
+            seq,
+        };
         target = f.supersedes;
     }
-    Ok(time)
+    Ok(start)
 }

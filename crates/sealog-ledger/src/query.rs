@@ -61,6 +61,20 @@ impl Query {
     }
 }
 
+/// The size of the canonical log a read sees: `as_of_size`, or the whole log. A size past
+/// the log's end is refused: the log never had it, so there is no such moment to show, and
+/// answering with the log as it is now would pass that off as one.
+pub(crate) fn end_of(log: &dyn LogRead, as_of_size: Option<u64>) -> Result<u64, StoreError> {
+    let len = log.len();
+    match as_of_size {
+        Some(size) if size > len => Err(StoreError::InvalidArgument(format!(
+            "as of tree size {size}: past the end of the log ({len} records)"
+        ))),
+        Some(size) => Ok(size),
+        None => Ok(len),
+    }
+}
+
 pub(crate) fn quarantine(log: &dyn LogRead, q: &Query) -> Result<Page, StoreError> {
     log.scan(&q.scan())
 }
@@ -83,6 +97,7 @@ pub(crate) fn canonical_reading(
     q: &Query,
     unchecked: bool,
 ) -> Result<Page, StoreError> {
+    let end = end_of(log, q.as_of_size)?;
     let mut scan = q.scan();
     scan.skip_leaf_check = unchecked;
     if q.view == View::History || q.limit == 0 || q.limit > LIMIT_MAX {
@@ -91,7 +106,6 @@ pub(crate) fn canonical_reading(
         }
         return log.scan(&scan);
     }
-    let end = q.as_of_size.map_or(log.len(), |s| s.min(log.len()));
     scan.below = Some(end);
     let Some(t) = q.valid_at else {
         let hits = heads(log, scan, end, q.limit, |_, _| Ok(true))?;
@@ -102,14 +116,15 @@ pub(crate) fn canonical_reading(
     // chains may start earlier. The two windows are disjoint; both are index walks.
     let starts_by = |seq: u64, bytes: &[u8]| -> Result<bool, StoreError> {
         let f = Facts::of(packs, seq, bytes)?;
-        Ok(f.supersedes.is_none() || chain_start(log, packs, &f)? <= t)
+        Ok(f.supersedes.is_none() || chain_start(log, packs, seq, &f)?.time_ns <= t)
     };
     let on_time = Scan {
         event_to: until(scan.event_to, t),
         ..scan.clone()
     };
+    let after_t = t.saturating_add(1);
     let mut later = Scan {
-        event_from: Some(scan.event_from.map_or(t, |f| f.max(t)).saturating_add(1)),
+        event_from: Some(scan.event_from.map_or(after_t, |f| f.max(after_t))),
         ..scan
     };
     later.keys.push(keys::correction());
@@ -117,7 +132,7 @@ pub(crate) fn canonical_reading(
     let mut hits = heads(log, on_time, end, q.limit, starts_by)?;
     hits.extend(heads(log, later, end, q.limit, |seq, bytes| {
         let f = Facts::of(packs, seq, bytes)?;
-        Ok(f.supersedes.is_some() && chain_start(log, packs, &f)? <= t)
+        Ok(f.supersedes.is_some() && chain_start(log, packs, seq, &f)?.time_ns <= t)
     })?);
     hits.sort_unstable_by_key(|h| h.0);
     Ok(page_of(hits, q.limit))

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use sealog_store::{LIMIT_MAX, StoreError};
 
-use crate::facts::{Facts, chain_start};
+use crate::facts::{ChainStart, Facts, chain_start};
 use crate::privacy::{Sight, Tokens};
-use crate::{Ledger, Query, View, keys};
+use crate::{Ledger, Query, View, keys, query};
 
 /// Whose state, on which clocks, under which filters.
 #[derive(Debug, Clone, Default)]
@@ -82,7 +82,7 @@ fn fold(ledger: &Ledger, sq: &StateQuery, steps: bool) -> Result<Value, StateErr
     let mut sq = sq.clone();
     ledger.pseudonymise_filters(&mut sq.filters);
     let sq = &sq;
-    let size = sq.as_of_size.map_or(ledger.len(), |s| s.min(ledger.len()));
+    let size = query::end_of(&*ledger.canonical, sq.as_of_size)?;
     let mut q = Query {
         equals: vec![("subject".into(), sq.subject.clone())],
         as_of_size: Some(size),
@@ -127,7 +127,7 @@ fn fold(ledger: &Ledger, sq: &StateQuery, steps: bool) -> Result<Value, StateErr
     }
     let late = arrived_late(&records);
     // The current view as of `size`, each head placed at its chain's start.
-    let mut heads: Vec<(i64, &Folded)> = Vec::new();
+    let mut heads: Vec<(ChainStart, &Folded)> = Vec::new();
     let mut superseded = Vec::new();
     for r in &records {
         if let Some(by) = ledger
@@ -149,14 +149,17 @@ fn fold(ledger: &Ledger, sq: &StateQuery, steps: bool) -> Result<Value, StateErr
             continue;
         }
         let start = match &r.facts.supersedes {
-            None => r.facts.time_ns,
-            Some(_) => chain_start(&*ledger.canonical, ledger.deriver(), &r.facts)?,
+            None => ChainStart {
+                time_ns: r.facts.time_ns,
+                seq: r.seq,
+            },
+            Some(_) => chain_start(&*ledger.canonical, ledger.deriver(), r.seq, &r.facts)?,
         };
-        if sq.valid_at.is_none_or(|t| start <= t) {
+        if sq.valid_at.is_none_or(|t| start.time_ns <= t) {
             heads.push((start, r));
         }
     }
-    heads.sort_by_key(|(start, r)| (*start, r.seq));
+    heads.sort_by_key(|(start, _)| *start);
     // State rules compare personal values by what they say, not by whose key sealed them.
     let mut tokens = Tokens::new();
     let folded: Vec<Value> = heads

@@ -261,11 +261,10 @@ fn filter_json(ledger: &Ledger, params: &[(String, String)]) -> serde_json::Valu
 pub(crate) fn as_of_size(ledger: &Ledger, as_of: Option<&str>) -> anyhow::Result<Option<u64>> {
     Ok(match as_of {
         None => None,
+        // Digits alone are a size, as over HTTP: `+5` is no size.
         Some(s) => match s.parse::<u64>() {
-            Ok(size) => Some(size),
-            Err(_) => {
-                Some(ledger.size_at(time_arg("as-of", &Some(s.to_string()))?.expect("present"))?)
-            }
+            Ok(size) if s.bytes().all(|b| b.is_ascii_digit()) => Some(size),
+            _ => Some(ledger.size_at(time_arg("as-of", &Some(s.to_string()))?.expect("present"))?),
         },
     })
 }

@@ -242,6 +242,114 @@ fn equal_timestamps_are_ordered_by_seq() {
     );
 }
 
+#[test]
+fn a_correction_takes_its_targets_place_among_records_of_the_same_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path(), Undeclared::Quarantine);
+    let [mut created, mut modified] = [chunk("ka-1"), chunk("ka-2")];
+    created["time"] = json!(day(4));
+    modified["time"] = json!(day(4));
+    let results = ingest(&ledger, &[created.clone(), modified]);
+    let (create_seq, create_id) = appended(&results[0]);
+    let modify_seq = appended(&results[1]).0;
+    let before = state(&ledger, None, None);
+    // The creation corrected, at its own time: only its authority differs.
+    let mut fixed = created;
+    fixed["id"] = json!("ka-1-fixed");
+    fixed["supersedes"] = json!(create_id.to_string());
+    fixed["data"]["authority"] = json!("approved");
+    let fix_seq = appended(&ingest(&ledger, &[fixed])[0]).0;
+    assert!(create_seq < modify_seq && modify_seq < fix_seq);
+
+    let after = state(&ledger, None, None);
+    let folded: Vec<u64> = after["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        folded,
+        [fix_seq, modify_seq],
+        "the correction replaces the creation before the modification: {after}"
+    );
+    assert_eq!(after["anomalies"], json!([]), "{after}");
+    assert_eq!(after["state"]["authority"], "approved", "{after}");
+    assert_eq!(
+        after["state"]["contentHash"], before["state"]["contentHash"],
+        "the modification still applies after the corrected creation"
+    );
+}
+
+#[test]
+fn a_window_that_opens_after_valid_at_keeps_its_first_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path(), Undeclared::Quarantine);
+    let created = chunk("ka-1");
+    let create_id = appended(&ingest(&ledger, std::slice::from_ref(&created))[0]).1;
+    // A correction dated long after the creation it restates.
+    let mut fixed = created;
+    fixed["id"] = json!("ka-1-fixed");
+    fixed["time"] = json!(day(10));
+    fixed["supersedes"] = json!(create_id.to_string());
+    fixed["data"]["authority"] = json!("approved");
+    let fix_seq = appended(&ingest(&ledger, &[fixed])[0]).0;
+    for (from, want) in [
+        (day(9), vec![fix_seq]),
+        (day(10), vec![fix_seq]),
+        (day(11), vec![]),
+    ] {
+        let page = ledger
+            .query(&Query {
+                valid_at: Some(t(&day(2))),
+                event_from: Some(t(&from)),
+                view: View::Current,
+                limit: 10,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(
+            seqs(page),
+            want,
+            "from {from}: the window is at or after it"
+        );
+    }
+}
+
+#[test]
+fn a_tree_size_the_log_never_had_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path(), Undeclared::Quarantine);
+    ingest(&ledger, &[chunk("ka-1"), chunk("ka-2")]);
+    let len = ledger.len();
+    for view in [View::History, View::Current] {
+        let at = |size| {
+            ledger.query(&Query {
+                as_of_size: Some(size),
+                view,
+                limit: 10,
+                ..Query::default()
+            })
+        };
+        assert_eq!(
+            at(len).unwrap().records.len(),
+            2,
+            "the whole log is a moment of it"
+        );
+        let err = at(len + 1).expect_err("a size past the end").to_string();
+        assert!(err.contains("past the end of the log (2 records)"), "{err}");
+    }
+    let err = ledger
+        .state(&StateQuery {
+            subject: "chunk-7".into(),
+            as_of_size: Some(len + 1),
+            ..StateQuery::default()
+        })
+        .expect_err("a size past the end")
+        .to_string();
+    assert!(err.contains("past the end of the log"), "{err}");
+}
+
 /// One record of the model: what the log holds, as the test wrote it.
 struct Rec {
     subject: usize,
@@ -302,6 +410,9 @@ fn paged_queries_on_both_clocks_agree_with_a_model_of_random_chains() {
         let size = rng.below(model.len() as u64 + 1);
         let valid_at = base + rng.below(50) as i64 * hour - hour;
         let subject = (rng.below(3) == 0).then(|| rng.below(6) as usize);
+        // An event-time window's start, on each record's own time, on either side of
+        // `valid_at`.
+        let from = (rng.below(3) == 0).then(|| base + rng.below(50) as i64 * hour - hour);
         let view = if rng.below(2) == 0 {
             View::History
         } else {
@@ -311,6 +422,7 @@ fn paged_queries_on_both_clocks_agree_with_a_model_of_random_chains() {
             .filter(|&s| {
                 let r = &model[s as usize];
                 subject.is_none_or(|x| x == r.subject)
+                    && from.is_none_or(|f| r.time >= f)
                     && match view {
                         View::History => r.time <= valid_at,
                         View::Current => {
@@ -326,6 +438,7 @@ fn paged_queries_on_both_clocks_agree_with_a_model_of_random_chains() {
                 .unwrap_or_default(),
             as_of_size: Some(size),
             valid_at: Some(valid_at),
+            event_from: from,
             view,
             limit: 1 + rng.below(4) as usize,
             ..Query::default()
@@ -342,7 +455,7 @@ fn paged_queries_on_both_clocks_agree_with_a_model_of_random_chains() {
         }
         assert_eq!(
             got, expected,
-            "size {size}, valid_at {valid_at}, subject {subject:?}, view {view:?}"
+            "size {size}, valid_at {valid_at}, from {from:?}, subject {subject:?}, view {view:?}"
         );
         checked += expected.len();
     }

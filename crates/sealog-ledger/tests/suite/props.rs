@@ -329,7 +329,7 @@ impl Model {
 
     /// Every seq the question matches through its view, ignoring its limit.
     fn answer(&self, q: &Question, query: &Query) -> Vec<u64> {
-        let end = query.as_of_size.map_or(self.len(), |s| s.min(self.len()));
+        let end = query.as_of_size.unwrap_or(self.len());
         (0..end)
             .filter(|&seq| {
                 let ev = &self.events[seq as usize];
@@ -428,6 +428,11 @@ fn ingest(ledger: &Ledger, model: &mut Model, picks: &[Pick]) {
 
 fn check_query(ledger: &Ledger, model: &Model, q: &Question) {
     let query = model.query(q);
+    if query.as_of_size.is_some_and(|s| s > model.len()) {
+        let err = ledger.query(&query).expect_err("a size the log never had");
+        assert!(err.to_string().contains("past the end of the log"), "{err}");
+        return;
+    }
     let all = model.answer(q, &query);
     let mut seen = Vec::new();
     let mut after = None;
