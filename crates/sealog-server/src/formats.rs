@@ -300,11 +300,11 @@ pub(crate) static LABEL: Form = Form::new(
 pub(crate) const RECORD_FORMS: [&str; 2] = ["opened", "sealed"];
 pub(crate) const VIEWS: [&str; 2] = ["history", "current"];
 
-/// A page's cursor as the server issues it: 17 bytes in unpadded URL-safe base64, the first
-/// byte the cursor's version (2). Its other bytes bind it to its query, which no pattern can
+/// A page's cursor as the server issues it: 25 bytes in unpadded URL-safe base64, the first
+/// byte the cursor's version (3). Its other bytes bind it to its query, which no pattern can
 /// state: a cursor of another query is refused.
 pub(crate) static CURSOR: Form = Form::new(
-    Some(|| "^A[g-v][A-Za-z0-9_-]{20}[AEIMQUYcgkosw048]$".to_string()),
+    Some(|| "^A[w-z0-9_-][A-Za-z0-9_-]{31}[AQgw]$".to_string()),
     None,
     "`next_cursor` of the previous page of the same query",
 );

@@ -190,9 +190,9 @@ fn query_params() -> &'static [&'static str] {
         ("ingested_from" = inline(Option<TimeBound>), Query, description = "ingest time at or after"),
         ("ingested_to" = inline(Option<TimeBound>), Query, description = "ingest time before"),
         ("view" = inline(Option<ViewName>), Query),
-        ("as_of" = inline(Option<AsOf>), Query, description = "what the log knew: the log as it was at an ingest time or a tree size"),
+        ("as_of" = inline(Option<AsOf>), Query, description = "what the log knew: the log as it was at an ingest time or a tree size (a size past the log's end is refused)"),
         ("valid_at" = inline(Option<TimeBound>), Query, description = "what had happened: the world as the events' own times describe it at this event time; history: records whose time is at or before it; current: chain heads whose chain starts at or before it (a correction counts from its target's time)"),
-        ("cursor" = inline(Option<Cursor>), Query, description = "`next_cursor` of the previous page of the same query (not with `after`)"),
+        ("cursor" = inline(Option<Cursor>), Query, description = "`next_cursor` of the previous page of the same query (not with `after`): every page reads the log at the size the first page read, so records appended meanwhile join no later page"),
         ("after" = inline(Option<Count>), Query, description = "only records after this seq (not with `cursor`)"),
         ("limit" = inline(Option<Limit>), Query, description = "records per page (default 100)"),
     ),
@@ -380,12 +380,32 @@ pub(crate) async fn run_paged(
     let principal = ctx.principal.clone();
     let started = std::time::Instant::now();
     let out = blocking(move || {
-        q.as_of_size = as_of.map(|s| as_of_size(&ledger, &s)).transpose()?;
-        let digest = query_digest(&q, log);
-        q.after = match cursor {
-            Some(c) => Some(decode_cursor(&c, &digest)?),
-            None => after,
+        // Every page of one answer reads the canonical log at the size its first page read:
+        // a correction appended while a client pages could otherwise show its subject twice
+        // in the current view, and `as_of` given as a time is not read again.
+        let (resume, size) = match &cursor {
+            Some(c) => {
+                let (after, size) = decode_cursor(c)?;
+                (Some(after), size)
+            }
+            None => {
+                let given = as_of
+                    .as_deref()
+                    .map(|s| as_of_size(&ledger, s))
+                    .transpose()?;
+                let size = match log {
+                    Log::Canonical(_) => Some(given.unwrap_or_else(|| ledger.len())),
+                    Log::Quarantine => given,
+                };
+                (after, size)
+            }
         };
+        q.as_of_size = size;
+        let digest = query_digest(&q, log, as_of.as_deref());
+        if let Some(c) = &cursor {
+            check_cursor(c, &digest)?;
+        }
+        q.after = resume;
         let page = match log {
             Log::Canonical(_) => ledger.query(&q)?,
             Log::Quarantine => ledger.quarantine_query(&q)?,
@@ -421,7 +441,7 @@ pub(crate) async fn run_paged(
         match page.next_after {
             Some(a) => {
                 body.push(b'"');
-                body.extend_from_slice(encode_cursor(a, &digest).as_bytes());
+                body.extend_from_slice(encode_cursor(a, q.as_of_size, &digest).as_bytes());
                 body.push(b'"');
             }
             None => body.extend_from_slice(b"null"),
@@ -435,11 +455,13 @@ pub(crate) async fn run_paged(
     out
 }
 
-const CURSOR_VERSION: u8 = 2;
+const CURSOR_VERSION: u8 = 3;
+/// A cursor's size for a read of no size (the quarantine log's).
+const NO_SIZE: u64 = u64::MAX;
 
-/// Binds a cursor to the query it continues (scope filters included), so a cursor from one
-/// query cannot be replayed against another.
-fn query_digest(q: &Query, log: Log) -> [u8; 8] {
+/// Binds a cursor to the query it continues (scope filters included, `as_of` as given, and
+/// the size its pages read), so a cursor from one query cannot be replayed against another.
+fn query_digest(q: &Query, log: Log, as_of: Option<&str>) -> [u8; 8] {
     let mut h = Sha256::new();
     h.update([log.tag()]);
     for (a, v) in &q.equals {
@@ -451,33 +473,58 @@ fn query_digest(q: &Query, log: Log) -> [u8; 8] {
     for t in [q.event_from, q.event_to, q.ingest_from, q.ingest_to] {
         h.update(t.map_or([0xff; 8], i64::to_be_bytes));
     }
-    h.update(q.as_of_size.map_or([0xff; 8], u64::to_be_bytes));
+    h.update(q.as_of_size.unwrap_or(NO_SIZE).to_be_bytes());
     h.update(q.valid_at.map_or([0xff; 8], i64::to_be_bytes));
+    match as_of {
+        Some(text) => {
+            h.update([1]);
+            h.update(text.as_bytes());
+        }
+        None => h.update([0]),
+    }
     let d = h.finalize();
     d[..8].try_into().expect("8 bytes")
 }
 
-fn encode_cursor(after: u64, digest: &[u8; 8]) -> String {
-    let mut b = Vec::with_capacity(17);
+/// version, the seq the next page starts after, the size every page reads, the digest.
+const CURSOR_LEN: usize = 1 + 8 + 8 + 8;
+
+fn encode_cursor(after: u64, size: Option<u64>, digest: &[u8; 8]) -> String {
+    let mut b = Vec::with_capacity(CURSOR_LEN);
     b.push(CURSOR_VERSION);
     b.extend_from_slice(&after.to_be_bytes());
+    b.extend_from_slice(&size.unwrap_or(NO_SIZE).to_be_bytes());
     b.extend_from_slice(digest);
     URL_SAFE_NO_PAD.encode(b)
 }
 
-fn decode_cursor(text: &str, digest: &[u8; 8]) -> Result<u64, ApiError> {
-    let bad = |m: &str| ApiError::bad_request("BAD_CURSOR", m.to_string());
+fn bad_cursor(m: &str) -> ApiError {
+    ApiError::bad_request("BAD_CURSOR", m.to_string())
+}
+
+fn cursor_bytes(text: &str) -> Result<Vec<u8>, ApiError> {
+    let bad = || bad_cursor("the cursor is not one this server issued");
     if !CURSOR.matches(text) {
-        return Err(bad("the cursor is not one this server issued"));
+        return Err(bad());
     }
-    let b = URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| bad("the cursor is not one this server issued"))?;
-    if b.len() != 17 || b[0] != CURSOR_VERSION {
-        return Err(bad("the cursor is not one this server issued"));
+    let b = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+    if b.len() != CURSOR_LEN || b[0] != CURSOR_VERSION {
+        return Err(bad());
     }
-    if &b[9..17] != digest {
-        return Err(bad("the cursor belongs to a different query"));
+    Ok(b)
+}
+
+/// The seq a cursor's page starts after, and the size its pages read.
+fn decode_cursor(text: &str) -> Result<(u64, Option<u64>), ApiError> {
+    let b = cursor_bytes(text)?;
+    let after = u64::from_be_bytes(b[1..9].try_into().expect("8 bytes"));
+    let size = u64::from_be_bytes(b[9..17].try_into().expect("8 bytes"));
+    Ok((after, (size != NO_SIZE).then_some(size)))
+}
+
+fn check_cursor(text: &str, digest: &[u8; 8]) -> Result<(), ApiError> {
+    if &cursor_bytes(text)?[17..] != digest {
+        return Err(bad_cursor("the cursor belongs to a different query"));
     }
-    Ok(u64::from_be_bytes(b[1..9].try_into().expect("8 bytes")))
+    Ok(())
 }

@@ -26,7 +26,7 @@ const STATE_PARAMS: [&str; 3] = ["scope", "as_of", "valid_at"];
     params(
         ("subject" = inline(Filter), Path, description = "the subject (a pack's subject, e.g. a chunk id, a decision id, a conversation id)"),
         ("scope" = inline(Option<Filter>), Query, description = "the scope, required when the subject has records in several scopes"),
-        ("as_of" = inline(Option<AsOf>), Query, description = "what the log knew: the state as the log had it at an ingest time or a tree size (a size past the log's is the log now)"),
+        ("as_of" = inline(Option<AsOf>), Query, description = "what the log knew: the state as the log had it at an ingest time or a tree size (a size past the log's end is refused)"),
         ("valid_at" = inline(Option<TimeBound>), Query, description = "what had happened: the state as of this event time; a correction counts from its target's time"),
     ),
     responses(

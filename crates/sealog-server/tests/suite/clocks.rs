@@ -91,3 +91,79 @@ fn records_and_state_travel_on_both_clocks() {
         assert_eq!(r.code(), "BAD_PARAMETER", "{path}");
     }
 }
+
+/// Follows `next_cursor` from `first` to the end, reading each page with `key`.
+fn pages_after(app: &InProcess, key: &str, path: &str, first: &Value) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut page = first.clone();
+    while let Some(c) = page["next_cursor"].as_str() {
+        let r = app.get(&format!("{path}&cursor={c}"), Some(key));
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        page = r.json();
+        got.extend(ids(&page));
+    }
+    got
+}
+
+#[test]
+fn every_page_of_an_answer_reads_the_log_at_its_first_pages_size() {
+    let dir = tempdir();
+    let app = InProcess::start_packs(dir.path());
+    let (writer, _) = app.create_key(&["writer"], None, None);
+    let (reader, _) = app.create_key(&["reader"], Some("kb-main"), None);
+    let mut ids_of = Vec::new();
+    for i in 0..6 {
+        let mut e = example("knowledge.chunk_created");
+        e["id"] = format!("c{i}").into();
+        e["data"]["resourceId"] = format!("chunk-{i}").into();
+        let r = app.post_json("/v1/events", Some(&writer), &e);
+        assert_eq!(r.json()["results"][0]["status"], "appended", "{}", r.text());
+        ids_of.push((e, r.json()["results"][0]["record_id"].clone()));
+    }
+    let path = "/v1/records?type=knowledge.chunk_created&view=current&limit=3";
+    let first = app.get(path, Some(&reader));
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first = first.json();
+    assert_eq!(ids(&first), ["c0", "c1", "c2"]);
+    // chunk-1 corrected while the pages are read: the answer stays the one its first page
+    // began, so chunk-1 is not shown twice (its old head, then its correction).
+    let (mut fixed, target) = ids_of[1].clone();
+    fixed["id"] = "c1-fixed".into();
+    fixed["supersedes"] = target;
+    fixed["data"]["authority"] = "approved".into();
+    let r = app.post_json("/v1/events", Some(&writer), &fixed);
+    assert_eq!(r.json()["results"][0]["status"], "appended", "{}", r.text());
+    assert_eq!(pages_after(&app, &reader, path, &first), ["c3", "c4", "c5"]);
+    let now = app.get(path, Some(&reader)).json();
+    assert_eq!(
+        ids(&now),
+        ["c0", "c2", "c3"],
+        "a new answer reads the log now"
+    );
+
+    // `as_of` given as a time after the newest record: the size it names is fixed at the
+    // first page, though every read appends an access record.
+    let path = "/v1/records?type=knowledge.chunk_created&limit=2&as_of=2200-01-01T00:00:00Z";
+    let first = app.get(path, Some(&reader));
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first = first.json();
+    assert_eq!(ids(&first), ["c0", "c1"]);
+    assert_eq!(
+        pages_after(&app, &reader, path, &first),
+        ["c2", "c3", "c4", "c5", "c1-fixed"]
+    );
+
+    // A size the log never had is no moment of it.
+    for path in [
+        "/v1/records?as_of=999999",
+        "/v1/subjects/chunk-1/state?as_of=999999",
+    ] {
+        let r = app.get(path, Some(&reader));
+        assert_eq!(r.status, 422, "{path}: {}", r.text());
+        assert!(
+            r.text().contains("past the end of the log"),
+            "{path}: {}",
+            r.text()
+        );
+    }
+}
