@@ -9,6 +9,7 @@
 
 use sealog_model::input::check_event_bytes;
 use sealog_model::json::Json;
+use sealog_model::limits::RECORD_BYTES_MAX;
 use sealog_model::{Canonical, Envelope, PrepareError};
 use sealog_packs::{Derived, Personal, ReasonCode};
 use sealog_store::{Entry, Key, LogRead, StoreError};
@@ -249,6 +250,15 @@ fn entry(
         Ok(c) => c,
         Err(e) => return Prepared::Rejected(PrepareError::from(e).into()),
     };
+    if event.record_len_max() > RECORD_BYTES_MAX {
+        return Prepared::Rejected(
+            PrepareError::RecordTooLarge {
+                bytes: event.record_len_max(),
+                limit: RECORD_BYTES_MAX,
+            }
+            .into(),
+        );
+    }
     let unique_per_subject = derived.unique_per_subject;
     let at_risk = unique_per_subject || env.supersedes.is_some() || derived.supersedes.is_some();
     // The actor's canonical text is already written: cut from the event's, not written again.

@@ -89,6 +89,10 @@ pub enum PrepareError {
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
     Canonical(#[from] JcsError),
+    #[error(
+        "its record would be up to {bytes} bytes, over the {limit} a record may have (a tlog-tiles entry's length is 16 bits, and every record must be readable there)"
+    )]
+    RecordTooLarge { bytes: usize, limit: usize },
 }
 
 impl PrepareError {
@@ -102,6 +106,7 @@ impl PrepareError {
             PrepareError::Parse(_) => "NOT_JSON",
             PrepareError::Envelope(_) => "INVALID_ENVELOPE",
             PrepareError::Canonical(_) => "UNREPRESENTABLE_NUMBER",
+            PrepareError::RecordTooLarge { .. } => "TOO_LARGE",
         }
     }
 
@@ -170,6 +175,14 @@ impl Canonical {
     /// The event's RFC 8785 bytes; `record_id` is their hash.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The longest its record can be, whatever `seq` and `ingested_at` the log gives it.
+    pub fn record_len_max(&self) -> usize {
+        // `,"ingested_at":"…"` with six fractional digits, `,"record_id":"sha256:…"`, and
+        // `,"seq":` with the longest u64.
+        const SERVER_FIELDS_LEN_MAX: usize = (2 + 11 + 3 + 27 + 1) + (2 + 9 + 3 + 71 + 1) + 27;
+        self.bytes.len() + SERVER_FIELDS_LEN_MAX
     }
 
     /// The canonical text of the value of the event's top-level member `name` (a name RFC
@@ -366,6 +379,26 @@ mod tests {
 
     fn canonical(v: &Value) -> Canonical {
         Canonical::of_event(&Json::from_value(v)).unwrap()
+    }
+
+    #[test]
+    fn a_record_is_never_longer_than_its_events_longest_record() {
+        for v in [
+            ev(),
+            json!({"id":"e","source":"s","type":"t","time":"2026-01-03T12:34:56Z","data":{}}),
+        ] {
+            let c = canonical(&v);
+            let ingested_at = crate::time::format_micros(i64::MAX);
+            assert_eq!(ingested_at.len(), 27, "{ingested_at}");
+            for seq in [0, 41, u64::MAX] {
+                let mut rec = Vec::new();
+                c.write_record(seq, &ingested_at, &mut rec);
+                assert!(rec.len() <= c.record_len_max(), "seq {seq}");
+            }
+            let mut rec = Vec::new();
+            c.write_record(u64::MAX, &ingested_at, &mut rec);
+            assert!(c.record_len_max() - rec.len() <= 2, "the bound is tight");
+        }
     }
 
     #[test]

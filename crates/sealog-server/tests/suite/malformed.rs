@@ -9,7 +9,9 @@
 use crate::support;
 
 use sealog_ledger::Undeclared;
-use sealog_model::limits::EVENT_BYTES_MAX;
+use sealog_model::Canonical;
+use sealog_model::json::Json;
+use sealog_model::limits::{EVENT_BYTES_MAX, RECORD_BYTES_MAX};
 use sealog_server::{Limits, ServerConfig};
 use sealog_testkit::Api;
 use sealog_testkit::events::event;
@@ -477,23 +479,41 @@ fn event_of_len(id: &str, len: usize) -> Vec<u8> {
     text
 }
 
+/// An event whose record can be at most `len` bytes long.
+fn event_of_record_len(id: &str, len: usize) -> Vec<u8> {
+    let mut e = event(id, None, "s", "t");
+    e["data"] = json!({"pad": ""});
+    let longest = |e: &serde_json::Value| {
+        Canonical::of_event(&Json::from_value(e))
+            .unwrap()
+            .record_len_max()
+    };
+    e["data"]["pad"] = json!("x".repeat(len - longest(&e)));
+    assert_eq!(longest(&e), len);
+    e.to_string().into_bytes()
+}
+
 #[test]
 fn events_over_the_size_limit_are_refused_alone() {
     let dir = tempdir();
     let app = InProcess::start(dir.path());
-    let at_limit = event_of_len("at-limit", EVENT_BYTES_MAX);
     let over = event_of_len("over", EVENT_BYTES_MAX + 1);
+    // Text within the limit, but a record that no tlog-tiles entry could hold.
+    let record_over = event_of_record_len("record-over", RECORD_BYTES_MAX + 1);
+    let at_limit = event_of_record_len("at-limit", RECORD_BYTES_MAX);
     let small = event("small", None, "s", "t").to_string().into_bytes();
     let json_body = |ct: &str, body: &[u8]| app.req("POST", "/v1/events", None, Some((ct, body)));
 
-    let r = json_body("application/json", &over);
-    assert_eq!(
-        (r.status, r.code()),
-        (413, "TOO_LARGE".into()),
-        "{}",
-        r.text()
-    );
-    assert_eq!(r.json()["results"][0]["error"]["code"], "TOO_LARGE");
+    for alone in [&over, &record_over] {
+        let r = json_body("application/json", alone);
+        assert_eq!(
+            (r.status, r.code()),
+            (413, "TOO_LARGE".into()),
+            "{}",
+            r.text()
+        );
+        assert_eq!(r.json()["results"][0]["error"]["code"], "TOO_LARGE");
+    }
 
     let mut array = b"[".to_vec();
     array.extend_from_slice(&over);
@@ -501,7 +521,7 @@ fn events_over_the_size_limit_are_refused_alone() {
     array.extend_from_slice(&small);
     array.push(b']');
     let ndjson_body = [
-        over.clone(),
+        record_over.clone(),
         b"\n".to_vec(),
         at_limit.clone(),
         b"\n".to_vec(),
@@ -517,11 +537,26 @@ fn events_over_the_size_limit_are_refused_alone() {
         assert_eq!(results[0]["error"]["code"], "TOO_LARGE", "{ct}: {results}");
         assert_eq!(results[1]["status"], "appended", "{ct}: {second}");
     }
+    // The longest record a log may hold is served in its entry bundle, as C2SP asks.
+    app.get("/checkpoint", None);
+    let bundle = app.get("/tile/entries/000.p/2", None);
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    let second =
+        &bundle.body[2 + usize::from(u16::from_be_bytes([bundle.body[0], bundle.body[1]]))..];
+    let len = usize::from(u16::from_be_bytes([second[0], second[1]]));
+    assert!(
+        len > RECORD_BYTES_MAX - 64,
+        "the record at the limit: {len} bytes"
+    );
     app.stop();
     let ids: Vec<String> = offline_records(dir.path())
         .iter()
         .map(|r| r["id"].to_string())
         .collect();
-    assert_eq!(ids, ["\"small\"", "\"at-limit\""]);
+    assert_eq!(
+        ids[..2],
+        ["\"small\"", "\"at-limit\""],
+        "then the entry bundle's access record"
+    );
     assert_verifies(dir.path());
 }
