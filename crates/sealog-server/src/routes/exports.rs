@@ -595,11 +595,32 @@ pub(crate) async fn approve(ctx: Ctx, Path(id): Path<String>) -> Result<Response
     Ok(json_bytes(status, serde_json::to_vec(&body).expect("JSON")))
 }
 
+/// Whose key `key_id` is, for the four-eyes rule: a key made with `sealog keys create` (by
+/// the operator, who holds the data directory) is its own holder's; a key made over HTTP is
+/// the holder's of the key that made it, since whoever holds an admin key can mint more.
+fn holder<'k>(keys: &'k [crate::keys::KeyRecord], key_id: &'k str) -> &'k str {
+    let mut id = key_id;
+    // Each step goes to an older key; the bound only guards a damaged key file.
+    for _ in 0..=keys.len() {
+        match keys.iter().find(|k| k.id == id) {
+            Some(k) if keys.iter().any(|maker| maker.id == k.created_by) => id = &k.created_by,
+            _ => return id,
+        }
+    }
+    id
+}
+
 async fn approve_job(ctx: &Ctx, id: &str) -> Result<(StatusCode, Value), ApiError> {
     let job = find(ctx, id)?;
     if job.requested_by.key_id == ctx.principal.key_id {
         return Err(ApiError::forbidden(
             "an export is approved by a second admin, not by the key that asked for it",
+        ));
+    }
+    let keys = ctx.state.keys.keys();
+    if holder(&keys, &job.requested_by.key_id) == holder(&keys, &ctx.principal.key_id) {
+        return Err(ApiError::forbidden(
+            "an export is approved by a second admin: this key and the one that asked for it were made over HTTP from one key made with `sealog keys create`, so one holder may hold both",
         ));
     }
     {

@@ -292,6 +292,29 @@ fn a_bulk_export_waits_for_a_second_admin() {
     );
     assert_eq!(own.status, 403, "{}", own.text());
     assert!(own.text().contains("second admin"));
+    // Nor by admin keys it made itself over HTTP, or that those made: one holder may hold
+    // them all.
+    let mint = |by: &str| {
+        let r = app.post_json("/v1/keys", Some(by), &json!({"roles": ["admin"]}));
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()["key"].as_str().unwrap().to_string()
+    };
+    let minted = mint(&admin);
+    let minted_again = mint(&minted);
+    for k in [&minted, &minted_again] {
+        let r = app.req(
+            "POST",
+            &format!("/v1/exports/{}/approve", mine["id"].as_str().unwrap()),
+            Some(k),
+            None,
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(
+            r.text().contains("one holder may hold both"),
+            "{}",
+            r.text()
+        );
+    }
 
     let r = approve(&admin);
     assert_eq!(r.status, 202, "{}", r.text());
