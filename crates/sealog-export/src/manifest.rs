@@ -49,6 +49,16 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// Whether these select the whole log as of the cut: the history view, no window, no
+    /// axis.
+    pub fn names_none(&self) -> bool {
+        self.equals.is_empty()
+            && self.from.is_none()
+            && self.to.is_none()
+            && self.valid_at.is_none()
+            && self.view == "history"
+    }
+
     pub fn of(q: &Query, as_of: u64) -> Self {
         let mut equals = q.equals.clone();
         equals.sort();

@@ -33,6 +33,12 @@ pub struct Verified {
     /// Parquet file this release wrote (its footer and page index are written again from the
     /// rows and compared); a Parquet file of an earlier release has its rows checked alone.
     pub metadata_checked: bool,
+    /// Records of the log below the cut that the file does not hold: none means it holds the
+    /// whole log as of its cut, which is the one completeness a file can prove. A manifest's
+    /// filters are not signed, so a filtered export passed off as unfiltered shows here.
+    pub missing: u64,
+    /// The manifest names no filter but the cut (history view, no window, no axis).
+    pub unfiltered: bool,
 }
 
 /// The first thing found wrong.
@@ -178,6 +184,9 @@ pub fn verify(
         origin: cp.origin,
         key_pinned: pinned.is_some(),
         metadata_checked: m.format == Format::Jsonl || same_release,
+        // Every seq is below the cut and none repeats, so the count tells what is left out.
+        missing: m.filters.as_of.saturating_sub(seqs.len() as u64),
+        unfiltered: m.filters.names_none(),
     })
 }
 

@@ -263,6 +263,26 @@ fn filters_are_checked_again_offline() {
     assert!(e.0.contains("cut"), "{e}");
     let e = forge(&|m| m.tree_size += 1).unwrap_err();
     assert!(e.0.contains("tree size"), "{e}");
+    // Its filters dropped, which no signature covers: every record still checks out, and the
+    // answer says how much of the log below the cut the file does not hold.
+    let as_of = Manifest::from_bytes(&original).unwrap().filters.as_of;
+    let v = forge(&|m| {
+        m.filters.equals.clear();
+        (m.filters.from, m.filters.to) = (None, None);
+    })
+    .unwrap();
+    assert!(v.unfiltered);
+    assert!(v.count > 0 && v.missing > 0);
+    assert_eq!(v.count + v.missing, as_of);
+    let whole = dir.path().join("whole.jsonl");
+    export(&ledger, &request(&whole, Format::Jsonl, Query::default()));
+    let v = verify(&whole).unwrap();
+    assert!(v.unfiltered);
+    assert_eq!(
+        (v.missing, v.count),
+        (0, as_of),
+        "the whole log as of its cut"
+    );
     // A manifest spelled differently (not canonical) is refused, even with the same content.
     let mut spaced = original.clone();
     spaced.insert(1, b' ');

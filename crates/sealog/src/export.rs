@@ -400,8 +400,15 @@ pub(crate) fn verify(packs: &Packs, a: &VerifyArgs) -> anyhow::Result<ExitCode> 
                 "{}",
                 json!({"status": "verified", "format": v.format, "count": v.count, "bytes": v.bytes,
                        "tree_size": v.tree_size, "origin": v.origin, "key_pinned": v.key_pinned,
-                       "metadata_checked": v.metadata_checked})
+                       "metadata_checked": v.metadata_checked, "missing": v.missing})
             )?;
+            if v.unfiltered && v.missing > 0 {
+                tell!(
+                    "sealog: note: the manifest names no filter, yet {} of the {} records below its cut are not in the file: retention pruned them, or the manifest is not the one the export was made with (a manifest's filters are not signed; only the records and the checkpoint are proven)",
+                    v.missing,
+                    v.missing + v.count
+                );
+            }
             if !v.metadata_checked {
                 tell!(
                     "sealog: note: the file was written by an earlier release, whose Parquet writer this one cannot run again: its rows are checked, its footer's statistics and page index are not; read it without statistics-based filtering, or export it again"
