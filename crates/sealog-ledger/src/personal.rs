@@ -116,6 +116,17 @@ impl Ledger {
         }
     }
 
+    /// A filter's value as Sealog's own records state it (access records, export requests):
+    /// pseudonymised on a personal axis, and on an axis no pack declares, which is often a
+    /// personal one under a wrong name.
+    pub fn echoed_value(&self, axis: &str, value: &str) -> String {
+        if self.axis_names().iter().any(|a| a == axis) {
+            self.filter_value(axis, value)
+        } else {
+            self.pseudonym(value)
+        }
+    }
+
     /// A query as the index answers it: values on personal axes pseudonymised.
     pub fn pseudonymise_query(&self, q: &mut Query) {
         self.pseudonymise_filters(&mut q.equals);

@@ -285,7 +285,7 @@ fn filters_json(ledger: &sealog_ledger::Ledger, f: &ExportFilters) -> Value {
         let axes: BTreeMap<&String, String> = f
             .axes
             .iter()
-            .map(|(name, v)| (name, ledger.filter_value(name, v)))
+            .map(|(name, v)| (name, ledger.echoed_value(name, v)))
             .collect();
         m.insert("axes".into(), json!(axes));
     }

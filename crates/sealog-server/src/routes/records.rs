@@ -229,17 +229,19 @@ pub(crate) async fn query_records(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<R
     Ok(json_bytes(StatusCode::OK, result?.0))
 }
 
-/// The query as its access record states it: personal filters by their keyed hash, so the
-/// record names no person.
+/// The query as its access record states it: personal filters, and filters on axes no pack
+/// declares, by their keyed hash, so the record names no person.
 pub(crate) fn echoed(ledger: &Ledger, p: &Params) -> serde_json::Value {
     let mut v = p.to_json();
     if let Some(m) = v.as_object_mut() {
         for (name, value) in m.iter_mut() {
-            let axis = name.strip_prefix("axis.").unwrap_or(name);
-            if let Some(text) = value.as_str()
-                && ledger.is_personal_axis(axis)
-            {
-                *value = ledger.filter_value(axis, text).into();
+            let Some(text) = value.as_str() else { continue };
+            match name.strip_prefix("axis.") {
+                Some(axis) => *value = ledger.echoed_value(axis, text).into(),
+                None if ledger.is_personal_axis(name) => {
+                    *value = ledger.filter_value(name, text).into();
+                }
+                None => {}
             }
         }
     }

@@ -537,6 +537,21 @@ fn a_request_that_does_not_parse_is_recorded_without_the_values_it_sent() {
         assert_eq!(got.status, 400, "{}", got.text());
         got
     };
+    // An axis under a wrong name parses, and is refused as unknown: its value is kept by
+    // its keyed hash too.
+    let misnamed = app.get(
+        &format!("/v1/records?axis.customer={CUSTOMER}"),
+        Some(&auditor),
+    );
+    assert_eq!(
+        (misnamed.status, misnamed.code().as_str()),
+        (400, "UNKNOWN_AXIS"),
+        "{}",
+        misnamed.text()
+    );
+    let misnamed_axis =
+        json!({"format": "jsonl", "filters": {"axes": {"customer_email": CUSTOMER}}});
+    export(misnamed_axis.to_string().as_bytes());
     let stray = json!({"format": "jsonl", "filters": {"data_subject": CUSTOMER}, "note": 7});
     let with_stray_member = export(stray.to_string().as_bytes());
     let form_encoded = format!("data_subject={CUSTOMER}");
@@ -559,6 +574,7 @@ fn a_request_that_does_not_parse_is_recorded_without_the_values_it_sent() {
     let resource = |resp: &Resp| access_of(&access, resp)["data"]["resource"].clone();
     let query_of = |resp: &Resp| resource(resp)["query"].clone();
     let stray_body = resource(&with_stray_member)["body"].clone();
+    let misnamed_query = resource(&misnamed)["filter"].clone();
     assert_eq!(
         resource(&not_json)["body"],
         json!({"bytes": form_encoded.len()})
@@ -569,6 +585,11 @@ fn a_request_that_does_not_parse_is_recorded_without_the_values_it_sent() {
     for resp in &queried {
         assert_eq!(query_of(resp), json!([["customer_id", pseudonym]]));
     }
+    assert_eq!(
+        misnamed_query,
+        json!({"axis.customer": pseudonym}),
+        "the misnamed axis's value by its keyed hash"
+    );
     assert_eq!(stray_body["bytes"], stray.to_string().len());
     let shape = &stray_body["json"];
     assert_eq!(shape["filters"]["data_subject"], pseudonym, "{shape}");
