@@ -76,6 +76,7 @@ pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
         (None, t) => t,
     };
     let act = crate::access::act_of(&ctx.principal);
+    let scoped = ctx.principal.tenant.clone();
     let reason = req.reason;
     let subject = pseudonym.clone();
     let t = tenant.clone();
@@ -90,6 +91,18 @@ pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
             EraseError::Unknown(_) => ApiError::not_found(e.to_string()),
             EraseError::AlreadyErased(_) => {
                 ApiError::new(StatusCode::CONFLICT, "ALREADY_ERASED", e.to_string())
+            }
+            // A hold placed outside a tenant key's tenant is named to it by neither its id
+            // nor its reason: its holds list does not show it, and the refusal is recorded
+            // where every reader of the tenant reads it.
+            EraseError::Held(ref h)
+                if scoped.is_some() && h.tenant.as_deref() != scoped.as_deref() =>
+            {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "LEGAL_HOLD",
+                    "a legal hold placed outside this key's tenant covers this data subject: nothing was erased until it is released",
+                )
             }
             EraseError::Held(ref h) => {
                 let id = h.hold_id.clone();

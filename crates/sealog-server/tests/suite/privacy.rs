@@ -293,6 +293,34 @@ fn personal_fields_are_read_in_clear_only_by_those_allowed_and_erased_through_th
     let all = app.get("/v1/holds?all=true", Some(&admin)).json();
     assert_eq!(all["holds"].as_array().unwrap().len(), 1, "{all}");
     assert_eq!(app.get("/v1/holds?all=maybe", Some(&admin)).status, 400);
+    // A hold of no tenant, placed by an admin of every tenant: a tenant admin's erasure is
+    // refused without the hold's id or reason, which that tenant's readers would read in
+    // the refusal's access record.
+    let global = app.post_json(
+        "/v1/holds",
+        Some(&admin),
+        &json!({"data_subject": CUSTOMER, "reason": "subpoena re shop-b 77"}),
+    );
+    assert_eq!(global.status, 201, "{}", global.text());
+    let global_id = global.json()["hold_id"].as_str().unwrap().to_string();
+    let r = app.post_json("/v1/erasures", Some(&tenant_admin), &body(CUSTOMER));
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "LEGAL_HOLD".into()),
+        "{}",
+        r.text()
+    );
+    assert!(
+        !r.text().contains("subpoena") && !r.text().contains(&global_id),
+        "{}",
+        r.text()
+    );
+    let r = app.post_json(
+        "/v1/holds/release",
+        Some(&admin),
+        &json!({"hold_id": global_id, "reason": "withdrawn"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
 
     let done = app.post_json("/v1/erasures", Some(&tenant_admin), &body(CUSTOMER));
     assert_eq!(done.status, 201, "{}", done.text());
