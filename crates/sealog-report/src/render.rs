@@ -17,9 +17,14 @@ fn cell(v: &Value) -> String {
     }
 }
 
-/// RFC 4180 quoting, and a leading `'` for text a spreadsheet would run as a formula.
+/// What a spreadsheet may read as the start of a formula (OWASP, CSV injection): a tab or a
+/// carriage return is skipped before the formula is read.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// RFC 4180 quoting, and a leading `'` for text a spreadsheet would run as a formula (a
+/// number keeps its sign).
 fn csv_field(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@']) && text.parse::<f64>().is_err() {
+    let text = if text.starts_with(FORMULA_STARTS) && text.parse::<f64>().is_err() {
         format!("'{text}")
     } else {
         text.to_string()
@@ -29,6 +34,23 @@ fn csv_field(text: &str) -> String {
     } else {
         text
     }
+}
+
+/// A table cell's text as Markdown keeps it in its cell: a pipe is escaped, and so is a
+/// backslash (else `\|` in the text would end as an escaped backslash and a cell boundary);
+/// a line ending (CommonMark counts a lone CR as one) would end the row, so it reads as a
+/// space.
+fn md_cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.replace("\r\n", "\n").chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '|' => out.push_str("\\|"),
+            '\r' | '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn csv_line(out: &mut String, cells: impl IntoIterator<Item = String>) {
@@ -103,7 +125,6 @@ impl Report {
             self.quarantine_size,
             format_micros(self.now),
         );
-        let md = |t: &str| t.replace('|', "\\|").replace('\n', " ");
         for s in &self.sections {
             let (_, title) = id_title(s);
             let (header, rows) = grid(self, s);
@@ -115,14 +136,21 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {} |",
-                header.iter().map(|h| md(h)).collect::<Vec<_>>().join(" | ")
+                header
+                    .iter()
+                    .map(|h| md_cell(h))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             );
             let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
             for row in rows {
                 let _ = writeln!(
                     out,
                     "| {} |",
-                    row.iter().map(|c| md(c)).collect::<Vec<_>>().join(" | ")
+                    row.iter()
+                        .map(|c| md_cell(c))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
                 );
             }
             if let Section::Table {
@@ -133,5 +161,86 @@ impl Report {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{Name, Window};
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_as_formulas_are_prefixed() {
+        for start in FORMULA_STARTS {
+            let text = format!("{start}1+2");
+            let field = csv_field(&text);
+            assert!(
+                field.starts_with("'") || field.starts_with("\"'"),
+                "{text:?} became {field:?}"
+            );
+        }
+        assert_eq!(csv_field("\t=1+2"), "'\t=1+2");
+        assert_eq!(csv_field("\r=1+2"), "\"'\r=1+2\"");
+        assert_eq!(csv_field("-12.5"), "-12.5", "a number keeps its sign");
+        assert_eq!(csv_field("a=b"), "a=b");
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_as_rfc_4180_says() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("a\rb"), "\"a\rb\"");
+        assert_eq!(csv_field("a\nb"), "\"a\nb\"");
+    }
+
+    #[test]
+    fn markdown_cells_keep_pipes_backslashes_and_line_endings_inside_the_cell() {
+        assert_eq!(md_cell("a|b"), "a\\|b");
+        assert_eq!(md_cell("x\\|y"), "x\\\\\\|y");
+        assert_eq!(md_cell("x\\"), "x\\\\");
+        assert_eq!(md_cell("a\rb"), "a b");
+        assert_eq!(md_cell("a\nb"), "a b");
+        assert_eq!(md_cell("a\r\nb"), "a b");
+    }
+
+    fn popia_ids(ids: &[&str]) -> Report {
+        let day = 24 * 3_600_000_000_000;
+        Report {
+            name: Name::Popia,
+            window: Window::new(0, 2 * day).expect("a window"),
+            now: 2 * day,
+            log_size: ids.len() as u64,
+            quarantine_size: 0,
+            sections: vec![Section::table(
+                "popia_requests",
+                "POPIA requests",
+                &["request_id", "standing"],
+                ids.iter()
+                    .map(|id| vec![json!(id), json!("open")])
+                    .collect(),
+                None,
+            )],
+        }
+    }
+
+    #[test]
+    fn hostile_request_ids_stay_in_their_cell_and_are_never_run_as_formulas() {
+        let report = popia_ids(&["a\rb", "x\\|y", "\t=1+2"]);
+        let md = report.to_markdown();
+        assert!(!md.contains('\r'), "{md:?}");
+        let rows: Vec<&str> = md.lines().filter(|l| l.ends_with("| open |")).collect();
+        assert_eq!(
+            rows,
+            [
+                "| a b | open |",
+                "| x\\\\\\|y | open |",
+                "| \t=1+2 | open |"
+            ]
+        );
+        let csv = report.to_csv();
+        assert!(csv.contains("popia_requests,'\t=1+2,open\r\n"), "{csv:?}");
+        assert!(csv.contains("popia_requests,\"a\rb\",open\r\n"), "{csv:?}");
     }
 }
