@@ -2,7 +2,7 @@
 //! corresponding audit record"): a snapshot of the domain's links, one JSON object per line,
 //! against the subjects' current audited state, both ways.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -69,9 +69,17 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// (tenant, subject) → (its link, the line naming it).
 type Links = BTreeMap<(Option<String>, String), (Option<String>, usize)>;
 
+/// (tenant, subject) → (the audited subject, its current link).
+type Audited = BTreeMap<(Option<String>, String), (SubjectKey, Option<String>)>;
+
 /// The domain's links by (tenant, subject); a subject named twice with different links is
 /// an error.
-fn domain_links(rows: &[DomainRow], key: &str, value: &str) -> Result<Links, CheckError> {
+fn domain_links(
+    rows: &[DomainRow],
+    (key, value): (&str, &str),
+    audited: &Audited,
+) -> Result<Links, CheckError> {
+    let holders = tenants_by_subject(audited);
     let mut links = BTreeMap::new();
     for row in rows {
         let Some(subject) = text(row.fields.get(key)) else {
@@ -80,7 +88,10 @@ fn domain_links(rows: &[DomainRow], key: &str, value: &str) -> Result<Links, Che
                 row.line
             )));
         };
-        let tenant = text(row.fields.get("tenant"));
+        let tenant = match text(row.fields.get("tenant")) {
+            Some(t) => Some(t),
+            None => tenant_holding(row.line, &subject, &holders)?,
+        };
         let link = text(row.fields.get(value));
         if let Some((other, line)) =
             links.insert((tenant, subject.clone()), (link.clone(), row.line))
@@ -95,6 +106,41 @@ fn domain_links(rows: &[DomainRow], key: &str, value: &str) -> Result<Links, Che
     Ok(links)
 }
 
+/// Each audited subject id → the tenants holding it.
+fn tenants_by_subject(audited: &Audited) -> HashMap<&str, Vec<Option<&str>>> {
+    let mut holders: HashMap<&str, Vec<Option<&str>>> = HashMap::new();
+    for (tenant, subject) in audited.keys() {
+        holders
+            .entry(subject.as_str())
+            .or_default()
+            .push(tenant.as_deref());
+    }
+    holders
+}
+
+/// The tenant a row without one means: the one tenant whose log holds the subject (none
+/// when no tenant does: the link is then unaudited everywhere). When several do, guessing
+/// would report a link that is there as missing, so the row must say.
+fn tenant_holding(
+    line: usize,
+    subject: &str,
+    holders: &HashMap<&str, Vec<Option<&str>>>,
+) -> Result<Option<String>, CheckError> {
+    match holders.get(subject).map(Vec::as_slice) {
+        None | Some([]) => Ok(None),
+        Some([only]) => Ok(only.map(str::to_string)),
+        Some(several) => Err(CheckError::Invalid(format!(
+            "line {line}: \"{subject}\" is audited in {} tenants ({}); give the row its \"tenant\"",
+            several.len(),
+            several
+                .iter()
+                .map(|t| t.unwrap_or("none"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 pub(crate) fn evaluate(
     rule: &CheckRule,
     (side, key, value): (ReconcileSide, &str, &str),
@@ -102,13 +148,12 @@ pub(crate) fn evaluate(
     r: &Reader<'_>,
     w: &Window<'_>,
 ) -> Result<Vec<Finding>, CheckError> {
-    let domain = domain_links(rows, key, value)?;
-    let mut audited: BTreeMap<(Option<String>, String), (SubjectKey, Option<String>)> =
-        BTreeMap::new();
+    let mut audited = Audited::new();
     for s in w.only(r.subjects(&rule.types, 0)?) {
         let link = r.state(&s)?.text(value);
         audited.insert((s.tenant.clone(), s.subject.clone()), (s, link));
     }
+    let domain = domain_links(rows, (key, value), &audited)?;
     let mut out = Vec::new();
     let mut finding = |at: &SubjectKey, evidence| out.push(Finding::about(rule, at, evidence));
     match side {

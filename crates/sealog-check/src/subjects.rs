@@ -232,6 +232,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// One record by seq, parsed; `null` when it is no longer there to read (pruned by
+    /// retention: a rule then falls back on what the index keeps of it).
+    pub(crate) fn record(&self, seq: u64) -> Result<Value, CheckError> {
+        Ok(self
+            .ledger
+            .get(seq)?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(Value::Null))
+    }
+
     /// Records matching `equals` with seq in `from..size`, parsed: for the few a rule reads
     /// whole (the new access records).
     pub(crate) fn records(

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sealog_ledger::{Ledger, Log, Sight, StateError, StateQuery};
 use sealog_model::time::{format_micros, parse_rfc3339};
 
-use crate::{ReportError, Section, Window};
+use crate::{ReportError, Section, Window, clock};
 
 const HOUR: i64 = 3_600_000_000_000;
 /// POPIA: a request answered within 30 days (customer-comms' `comms.popia_request_overdue`).
@@ -17,64 +17,132 @@ const BREACH_HOURS: i64 = 72;
 /// Most subjects a table lists: the newest ones; the section says how many there were.
 pub(crate) const ROWS_MAX: usize = 1000;
 
-/// The latest states of the subjects of `event_type`'s records, as of the window's end.
+/// A subject a compliance table lists: where it lives, its state as of the window's end and
+/// when its deadline started counting.
+struct Listed {
+    scope: String,
+    subject: String,
+    state: Value,
+    started: Option<i64>,
+}
+
+/// The subjects of `event_type`'s records, newest first: the same id in two tenants or
+/// scopes is two subjects, each its own row.
 struct Subjects {
-    states: Vec<(String, Value)>,
+    listed: Vec<Listed>,
     /// The records of the type, when they name more than [`ROWS_MAX`] subjects (only the
     /// newest subjects are read).
     of: Option<usize>,
 }
 
+/// A subject's place: tenant, scope and id.
+type Place = (Option<String>, String, String);
+
 fn subjects(
     ledger: &Ledger,
     event_type: &str,
-    subject_field: &str,
     filters: &[(String, String)],
     below: u64,
 ) -> Result<Subjects, ReportError> {
     let mut equals = filters.to_vec();
     equals.push(("type".into(), event_type.into()));
     let seqs = ledger.seqs_where(Log::Canonical, &equals, 0, below)?;
-    let mut names: Vec<String> = Vec::new();
+    let mut places: Vec<Place> = Vec::new();
     let mut of = None;
     for seq in seqs.iter().rev() {
-        if names.len() == ROWS_MAX {
+        if places.len() == ROWS_MAX {
             of = Some(seqs.len());
             break;
         }
         let Some(bytes) = ledger.get(*seq)? else {
             continue;
         };
-        let Ok(record) = serde_json::from_slice::<Value>(&bytes) else {
+        let Ok(r) = sealog_ledger::locate(ledger.packs(), &bytes) else {
             continue;
         };
-        if record.get("type").and_then(Value::as_str) != Some(event_type) {
+        if r.event_type != event_type {
             continue;
         }
-        if let Some(s) = record.pointer(subject_field).and_then(Value::as_str)
-            && !names.iter().any(|n| n == s)
-        {
-            names.push(s.to_string());
+        if let Some(subject) = r.subject {
+            let place = (r.tenant, r.scope, subject);
+            if !places.contains(&place) {
+                places.push(place);
+            }
         }
     }
-    let mut states = Vec::new();
-    for subject in names {
-        let q = StateQuery {
-            subject: subject.clone(),
-            filters: filters.to_vec(),
-            as_of_size: Some(below),
-            sight: Sight::Nothing,
-            ..StateQuery::default()
-        };
-        match ledger.state(&q) {
-            Ok(v) => states.push((subject, v.get("state").cloned().unwrap_or(Value::Null))),
-            // The same id in several scopes is several subjects; the table names the first.
-            Err(StateError::AmbiguousScope(_)) => {}
-            Err(StateError::Store(e)) => return Err(e.into()),
+    let mut listed = Vec::new();
+    for (tenant, scope, subject) in places {
+        let state = state_in(ledger, (tenant, &scope, &subject), filters, below)?;
+        listed.push(Listed {
+            started: first_record(ledger, &state, event_type)?
+                .as_ref()
+                .and_then(clock::started),
+            state: state.get("state").cloned().unwrap_or(Value::Null),
+            scope,
+            subject,
+        });
+    }
+    listed.reverse();
+    Ok(Subjects { listed, of })
+}
+
+/// A subject's state in its tenant and scope, within the caller's reach, as of `below`.
+fn state_in(
+    ledger: &Ledger,
+    (tenant, scope, subject): (Option<String>, &str, &str),
+    filters: &[(String, String)],
+    below: u64,
+) -> Result<Value, ReportError> {
+    let mut filters = filters.to_vec();
+    if let Some(t) = tenant
+        && !filters.iter().any(|(axis, _)| axis == "tenant")
+    {
+        filters.push(("tenant".into(), t));
+    }
+    let q = StateQuery {
+        subject: subject.to_string(),
+        scope: Some(scope.to_string()),
+        filters,
+        as_of_size: Some(below),
+        sight: Sight::Nothing,
+        ..StateQuery::default()
+    };
+    match ledger.state(&q) {
+        Ok(v) => Ok(v),
+        Err(StateError::Store(e)) => Err(e.into()),
+        // The scope is named, so the fold cannot meet another: the index disagrees with it.
+        Err(e @ StateError::AmbiguousScope(_)) => {
+            Err(sealog_ledger::Error::Corrupted(e.to_string()).into())
         }
     }
-    states.reverse();
-    Ok(Subjects { states, of })
+}
+
+/// The subject's earliest record of `event_type` by event time (its deadline runs from it),
+/// as stored.
+fn first_record(
+    ledger: &Ledger,
+    state: &Value,
+    event_type: &str,
+) -> Result<Option<Value>, ReportError> {
+    let first = state
+        .get("history")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("type").and_then(Value::as_str) == Some(event_type))
+        .filter_map(|c| {
+            Some((
+                time_of(c, "time").unwrap_or(i64::MIN),
+                c.get("seq")?.as_u64()?,
+            ))
+        })
+        .min();
+    let Some((_, seq)) = first else {
+        return Ok(None);
+    };
+    Ok(ledger
+        .get(seq)?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
 fn time_of(state: &Value, field: &str) -> Option<i64> {
@@ -101,21 +169,21 @@ pub(crate) fn popia(
     below: u64,
     now: i64,
 ) -> Result<Vec<Section>, ReportError> {
-    let found = subjects(
-        ledger,
-        "comms.popia_request",
-        "/data/request_id",
-        filters,
-        below,
-    )?;
+    let found = subjects(ledger, "comms.popia_request", filters, below)?;
     let judged_at = window.to.min(now);
     let mut rows = Vec::new();
     let mut standings: Vec<(&str, u64)> = ["open", "overdue", "completed", "completed late"]
         .into_iter()
         .map(|s| (s, 0))
         .collect();
-    for (id, st) in &found.states {
-        let Some(requested) = time_of(st, "request_timestamp") else {
+    for Listed {
+        scope,
+        subject: id,
+        state: st,
+        started,
+    } in &found.listed
+    {
+        let Some(requested) = *started else {
             continue;
         };
         let due = requested + POPIA_DAYS * 24 * HOUR;
@@ -138,6 +206,7 @@ pub(crate) fn popia(
         }
         rows.push(vec![
             json!(id),
+            json!(scope),
             text(st, "request_type"),
             shown(Some(requested)),
             shown(Some(due)),
@@ -163,6 +232,7 @@ pub(crate) fn popia(
             "POPIA requests",
             &[
                 "request_id",
+                "scope",
                 "request_type",
                 "requested_at",
                 "due_at",
@@ -185,17 +255,17 @@ pub(crate) fn breaches(
     below: u64,
     now: i64,
 ) -> Result<Vec<Section>, ReportError> {
-    let found = subjects(
-        ledger,
-        "comms.breach_incident",
-        "/data/incident_id",
-        filters,
-        below,
-    )?;
+    let found = subjects(ledger, "comms.breach_incident", filters, below)?;
     let judged_at = window.to.min(now);
     let mut rows = Vec::new();
-    for (id, st) in &found.states {
-        let Some(discovered) = time_of(st, "discovery_timestamp") else {
+    for Listed {
+        scope,
+        subject: id,
+        state: st,
+        started,
+    } in &found.listed
+    {
+        let Some(discovered) = *started else {
             continue;
         };
         let notified = time_of(st, "regulator_notification");
@@ -216,6 +286,7 @@ pub(crate) fn breaches(
         });
         rows.push(vec![
             json!(id),
+            json!(scope),
             text(st, "incident_type"),
             shown(Some(discovered)),
             shown(notified),
@@ -228,6 +299,7 @@ pub(crate) fn breaches(
         "Breaches and their regulator notification (72 hours)",
         &[
             "incident_id",
+            "scope",
             "incident_type",
             "discovered_at",
             "regulator_notified_at",

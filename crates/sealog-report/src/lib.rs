@@ -4,6 +4,7 @@
 //! read only the records of the subjects they list. A report names the log size it was
 //! counted at, so it can be reproduced with the same window.
 
+mod clock;
 mod compliance;
 mod counts;
 mod render;

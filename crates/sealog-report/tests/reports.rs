@@ -289,7 +289,7 @@ fn weekly_compliance_judges_popia_requests_and_breaches_by_their_deadlines() {
         table(&r, "popia_requests")
             .iter()
             .find(|row| row[0] == json!(id))
-            .map(|row| row[6].as_str().unwrap().to_string())
+            .map(|row| row[7].as_str().unwrap().to_string())
             .unwrap_or_else(|| "absent".into())
     };
     assert_eq!(standing("req-overdue"), "overdue");
@@ -305,7 +305,7 @@ fn weekly_compliance_judges_popia_requests_and_breaches_by_their_deadlines() {
         table(&r, "breaches")
             .iter()
             .find(|row| row[0] == json!(id))
-            .map(|row| row[5].as_str().unwrap().to_string())
+            .map(|row| row[6].as_str().unwrap().to_string())
             .unwrap_or_else(|| "absent".into())
     };
     assert_eq!(breach_standing("inc-in-time"), "notified in time");
@@ -314,7 +314,7 @@ fn weekly_compliance_judges_popia_requests_and_breaches_by_their_deadlines() {
     let hours = table(&r, "breaches")
         .iter()
         .find(|row| row[0] == json!("inc-in-time"))
-        .unwrap()[4]
+        .unwrap()[5]
         .clone();
     assert_eq!(hours, json!(10.0));
     // Another tenant's key sees none of it.
@@ -325,6 +325,131 @@ fn weekly_compliance_judges_popia_requests_and_breaches_by_their_deadlines() {
     .unwrap();
     assert!(table(&other, "popia_requests").is_empty());
     assert!(table(&other, "breaches").is_empty());
+}
+
+/// The same event in another tenant, recorded at another time.
+fn elsewhere(mut e: Value, tenant: &str, id: &str) -> Value {
+    e["tenant"] = json!(tenant);
+    e["id"] = json!(id);
+    e
+}
+
+fn recorded_at(mut e: Value, time: i64) -> Value {
+    e["time"] = json!(format_micros(time));
+    e
+}
+
+/// A table's rows as (id, scope, column `at`).
+fn rows_by_place(r: &Report, id: &str, at: usize) -> Vec<(String, String, Value)> {
+    let mut rows: Vec<_> = table(r, id)
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_str().unwrap().to_string(),
+                row[1].as_str().unwrap().to_string(),
+                row[at].clone(),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    rows
+}
+
+#[test]
+fn a_request_id_used_in_two_tenants_is_a_row_in_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let t = now();
+    let results = ingest(
+        &ledger,
+        &[
+            popia("p1", "REQ-1", t - 40 * DAY, None),
+            elsewhere(popia("p2", "REQ-1", t - 40 * DAY, None), "shop-uk", "p2"),
+            popia("p3", "REQ-2", t - 40 * DAY, None),
+            breach("b1", "INC-1", t - 5 * DAY, None),
+            elsewhere(breach("b2", "INC-1", t - 5 * DAY, None), "shop-uk", "b2"),
+        ],
+    );
+    assert!(results.iter().all(|r| r.seq().is_some()), "{results:?}");
+    let r = build(
+        &ledger,
+        &request(Name::Weekly, t - 7 * DAY, now() + HOUR, None),
+    )
+    .unwrap();
+    let overdue = json!("overdue");
+    assert_eq!(
+        rows_by_place(&r, "popia_requests", 7),
+        [
+            ("REQ-1".into(), "shop-uk".into(), overdue.clone()),
+            ("REQ-1".into(), "shop-za".into(), overdue.clone()),
+            ("REQ-2".into(), "shop-za".into(), overdue),
+        ]
+    );
+    let summary = table(&r, "popia_summary");
+    assert!(
+        summary.contains(&vec![json!("overdue"), json!(3)]),
+        "{summary:?}"
+    );
+    let late = json!("not notified, overdue");
+    assert_eq!(
+        rows_by_place(&r, "breaches", 6),
+        [
+            ("INC-1".into(), "shop-uk".into(), late.clone()),
+            ("INC-1".into(), "shop-za".into(), late),
+        ]
+    );
+    // A tenant's key sees its own row of the shared id.
+    let za = build(
+        &ledger,
+        &request(Name::Popia, t - 7 * DAY, now() + HOUR, Some("shop-za")),
+    )
+    .unwrap();
+    assert_eq!(
+        rows_by_place(&za, "popia_requests", 1)
+            .into_iter()
+            .map(|(id, scope, _)| (id, scope))
+            .collect::<Vec<_>>(),
+        [
+            ("REQ-1".to_string(), "shop-za".to_string()),
+            ("REQ-2".into(), "shop-za".into())
+        ]
+    );
+}
+
+/// The same history as the checker's `deadlines_run_from_when_a_request_was_received_or_a_breach_discovered`:
+/// the two must call the same requests overdue.
+#[test]
+fn deadlines_run_from_when_a_request_was_received_or_a_breach_discovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let t = now();
+    let received = t - 48 * DAY;
+    let discovered = t - 5 * DAY;
+    let results = ingest(
+        &ledger,
+        &[
+            // Recorded 31 days after it was received: already overdue when it arrived.
+            recorded_at(
+                popia("p1", "req-logged-late", received, None),
+                received + 31 * DAY,
+            ),
+            // A breach recorded four days after its discovery, never notified.
+            recorded_at(breach("b1", "inc-logged-late", discovered, None), t - DAY),
+        ],
+    );
+    assert!(results.iter().all(|r| r.seq().is_some()), "{results:?}");
+    let r = build(
+        &ledger,
+        &request(Name::Weekly, t - 7 * DAY, now() + HOUR, Some("shop-za")),
+    )
+    .unwrap();
+    let row = &table(&r, "popia_requests")[0];
+    assert_eq!(row[3], json!(format_micros(received)), "{row:?}");
+    assert_eq!(row[4], json!(format_micros(received + 30 * DAY)), "{row:?}");
+    assert_eq!(row[7], json!("overdue"), "{row:?}");
+    let row = &table(&r, "breaches")[0];
+    assert_eq!(row[3], json!(format_micros(discovered)), "{row:?}");
+    assert_eq!(row[6], json!("not notified, overdue"), "{row:?}");
 }
 
 #[test]

@@ -5,7 +5,9 @@ use crate::support;
 
 use std::collections::BTreeSet;
 
-use sealog_check::{Filter, Resolution, Status, conflicts, parse_domain, resolve};
+use sealog_check::{
+    CONFLICT_TYPE, Filter, Resolution, RunReport, Status, conflicts, parse_domain, resolve,
+};
 use serde_json::json;
 use support::*;
 
@@ -400,6 +402,83 @@ fn reconciliation_finds_unaudited_links_and_audited_links_missing_from_the_domai
     assert!(
         e.to_string().contains("linked differently on line 1"),
         "{e}"
+    );
+}
+
+fn reconciled(ledger: &sealog_ledger::Ledger, snapshot: &[&str]) -> RunReport {
+    let rows = parse_domain(&snapshot.join("\n")).unwrap();
+    run_with(ledger, LATER, |o| o.domain = Some(rows))
+}
+
+fn reconcile_findings(report: &RunReport) -> Vec<&sealog_check::Finding> {
+    let mut found = of(report, "conversation.unaudited_link");
+    found.extend(of(report, "conversation.link_missing_from_domain"));
+    found
+}
+
+#[test]
+fn a_snapshot_row_without_a_tenant_means_the_one_tenant_holding_its_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    ingest(
+        &ledger,
+        &[link(
+            "l1",
+            "linked",
+            "conv-881",
+            &day(1),
+            None,
+            Some("cust-23"),
+        )],
+    );
+    let report = reconciled(
+        &ledger,
+        &[r#"{"conversation_id":"conv-881","customer_id":"cust-23"}"#],
+    );
+    assert!(
+        reconcile_findings(&report).is_empty(),
+        "{:?}",
+        report.findings
+    );
+    // The same conversation id in a second tenant: a row must say which it means.
+    let mut other = link("l2", "linked", "conv-881", &day(2), None, Some("cust-7"));
+    other["tenant"] = json!("instructor-7");
+    other["data"]["instructor_id"] = json!("instructor-7");
+    ingest(&ledger, &[other]);
+    let ambiguous = [
+        r#"{"tenant":"instructor-7","conversation_id":"conv-881","customer_id":"cust-7"}"#,
+        r#"{"conversation_id":"conv-881","customer_id":"cust-23"}"#,
+    ];
+    let rows = parse_domain(&ambiguous.join("\n")).unwrap();
+    let e = sealog_check::run(
+        &ledger,
+        &sealog_check::RunOptions {
+            rules: Vec::new(),
+            subject: None,
+            full: false,
+            now: t(LATER),
+            act: act(),
+            domain: Some(rows),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("line 2") && e.contains("\"tenant\"") && e.contains("instructor-7"),
+        "{e}"
+    );
+    assert!(records_of(&ledger, CONFLICT_TYPE).is_empty());
+    let named = reconciled(
+        &ledger,
+        &[
+            r#"{"tenant":"instructor-7","conversation_id":"conv-881","customer_id":"cust-7"}"#,
+            r#"{"tenant":"instructor-42","conversation_id":"conv-881","customer_id":"cust-23"}"#,
+        ],
+    );
+    assert!(
+        reconcile_findings(&named).is_empty(),
+        "{:?}",
+        named.findings
     );
 }
 

@@ -274,6 +274,72 @@ fn popia_requests_open_past_thirty_days_are_overdue() {
     );
 }
 
+/// An event whose request was received, or breach discovered, at `at`: its own clock.
+fn started_at(mut e: serde_json::Value, at: &str) -> serde_json::Value {
+    let field = match e["type"].as_str() {
+        Some("comms.breach_incident") => "discovery_timestamp",
+        _ => "request_timestamp",
+    };
+    e["data"][field] = serde_json::json!(at);
+    e
+}
+
+/// The same history as the report's test of that name: the two must call the same requests
+/// overdue.
+#[test]
+fn deadlines_run_from_when_a_request_was_received_or_a_breach_discovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let received = "2026-10-20T00:00:00Z";
+    // Recorded twelve days after it was received: due on 2026-11-19, not 12-01.
+    ingest(
+        &ledger,
+        &[started_at(
+            popia("p1", "req-pending", "2026-11-01T00:00:00Z", "in_progress"),
+            received,
+        )],
+    );
+    let before = run_at(&ledger, "2026-11-02T00:00:00Z");
+    assert!(of(&before, "comms.popia_request_overdue").is_empty());
+    ingest(
+        &ledger,
+        &[
+            // Recorded 31 days after it was received: overdue when it arrived.
+            started_at(
+                popia(
+                    "p2",
+                    "req-logged-late",
+                    "2026-11-20T00:00:00Z",
+                    "in_progress",
+                ),
+                received,
+            ),
+            // Recorded four days after its discovery, never notified.
+            started_at(
+                breach("b1", "inc-logged-late", "2026-11-20T00:00:00Z", None),
+                "2026-11-16T00:00:00Z",
+            ),
+        ],
+    );
+    let after = run_at(&ledger, "2026-11-21T00:00:00Z");
+    let mut found: Vec<String> = after
+        .findings
+        .iter()
+        .filter(|f| f.kind == "deadline")
+        .flat_map(|f| f.subjects.clone())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        ["inc-logged-late", "req-logged-late", "req-pending"],
+        "{:?}",
+        after.findings
+    );
+    // A full run agrees with the incremental ones.
+    let full = run_with(&ledger, "2026-11-21T00:00:00Z", |o| o.full = true);
+    assert_eq!(full.new_findings().count(), 0);
+}
+
 #[test]
 fn a_breach_without_a_regulator_notification_within_72_hours_is_found() {
     let dir = tempfile::tempdir().unwrap();
