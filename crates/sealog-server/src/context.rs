@@ -405,6 +405,21 @@ impl Ctx {
         self.record(access).await?;
         result
     }
+
+    /// Passes on the result of a change whose success is a record of its own (a hold, a
+    /// key, a resolution, a retention run), recording it first if it was refused: every
+    /// refused attempt is an access record (PRODUCT §9), whatever step refused it.
+    pub(crate) async fn refusal_recorded<T>(
+        &self,
+        action: Action,
+        resource: Value,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        if let Err(err) = &result {
+            self.record(Access::of(action, resource, Err(err))).await?;
+        }
+        result
+    }
 }
 
 /// Runs a blocking store call off the async workers.

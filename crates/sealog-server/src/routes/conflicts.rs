@@ -124,8 +124,19 @@ pub(crate) async fn resolve(
 ) -> Result<Response, ApiError> {
     let resource = json!({"conflict_id": crate::access::clip(&id)});
     ctx.authorize(Action::ConflictsResolve, &resource).await?;
+    let result = resolve_conflict(&ctx, id, headers, body).await;
+    ctx.refusal_recorded(Action::ConflictsResolve, resource, result)
+        .await
+}
+
+async fn resolve_conflict(
+    ctx: &Ctx,
+    id: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let req: ResolveRequest =
-        crate::routes::small_json::read(&ctx, &headers, body, "resolution").await?;
+        crate::routes::small_json::read(ctx, &headers, body, "resolution").await?;
     let resolution = Resolution::parse(&req.resolution)
         .map_err(|m| ApiError::bad_request("BAD_PARAMETER", m))?;
     crate::formats::NONBLANK.check("reason", &req.reason)?;
@@ -181,7 +192,13 @@ pub(crate) async fn run_checks(
     body: Body,
 ) -> Result<Response, ApiError> {
     ctx.authorize(Action::ChecksRun, &json!({})).await?;
-    let req: ChecksRequest = crate::routes::small_json::read(&ctx, &headers, body, "check").await?;
+    let result = run_asked(&ctx, headers, body).await;
+    ctx.refusal_recorded(Action::ChecksRun, json!({}), result)
+        .await
+}
+
+async fn run_asked(ctx: &Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let req: ChecksRequest = crate::routes::small_json::read(ctx, &headers, body, "check").await?;
     let act = crate::access::act_of(&ctx.principal);
     let report = run_now(
         &ctx.state,

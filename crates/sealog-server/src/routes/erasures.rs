@@ -7,9 +7,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sealog_ledger::{EraseError, Erasure};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::access::Access;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
@@ -57,29 +56,41 @@ pub(crate) struct Erased {
 )]
 pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     ctx.authorize(Action::Erase, &json!({})).await?;
-    let req: EraseRequest =
-        crate::routes::small_json::read(&ctx, &headers, body, "erasure").await?;
+    let mut asked = json!({});
+    let result = erase_asked(&ctx, headers, body, &mut asked).await;
+    ctx.refusal_recorded(Action::Erase, asked, result).await
+}
+
+/// Erases what the request asks for; `asked` becomes what it names (the data subject by
+/// pseudonym) once that is known, for the record of a refusal.
+async fn erase_asked(
+    ctx: &Ctx,
+    headers: HeaderMap,
+    body: Body,
+    asked: &mut Value,
+) -> Result<Response, ApiError> {
+    let req: EraseRequest = crate::routes::small_json::read(ctx, &headers, body, "erasure").await?;
     crate::formats::NONBLANK.check("data_subject", &req.data_subject)?;
-    crate::formats::NONBLANK.check("reason", &req.reason)?;
     let ledger = ctx.state.ledger.clone();
     let pseudonym = ledger.pseudonym(&req.data_subject);
+    *asked = json!({"data_subject_pseudonym": pseudonym,
+                    "tenant": req.tenant.as_deref().map(crate::access::clip)});
+    crate::formats::NONBLANK.check("reason", &req.reason)?;
     let tenant = match (&ctx.principal.tenant, req.tenant) {
         (Some(own), Some(t)) if *own != t => {
-            let err = ApiError::forbidden("a tenant admin erases only within its own tenant");
-            let resource =
-                json!({"data_subject_pseudonym": pseudonym, "tenant": crate::access::clip(&t)});
-            ctx.record(Access::of(Action::Erase, resource, Err(&err)))
-                .await?;
-            return Err(err);
+            return Err(ApiError::forbidden(
+                "a tenant admin erases only within its own tenant",
+            ));
         }
         (Some(own), _) => Some(own.clone()),
         (None, t) => t,
     };
+    asked["tenant"] = json!(tenant);
     let act = crate::access::act_of(&ctx.principal);
     let scoped = ctx.principal.tenant.clone();
     let reason = req.reason;
-    let subject = pseudonym.clone();
-    let t = tenant.clone();
+    let subject = pseudonym;
+    let t = tenant;
     let done = blocking(move || {
         let erasure = Erasure {
             data_subject: &subject,
@@ -117,16 +128,7 @@ pub(crate) async fn erase(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Re
             ),
         })
     })
-    .await;
-    let done = match done {
-        Ok(d) => d,
-        Err(err) => {
-            let resource = json!({"data_subject_pseudonym": pseudonym, "tenant": tenant});
-            ctx.record(Access::of(Action::Erase, resource, Err(&err)))
-                .await?;
-            return Err(err);
-        }
-    };
+    .await?;
     let body = Erased {
         status: "erased",
         data_subject_pseudonym: done.pseudonym,

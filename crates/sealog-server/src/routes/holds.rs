@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sealog_ledger::{Hold, HoldAct, HoldError, HoldScope};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::access::unparsed_query;
 use crate::auth::Action;
@@ -50,8 +50,20 @@ pub(crate) struct HoldList {
     holds: Vec<Hold>,
 }
 
-async fn read(ctx: &Ctx, headers: &HeaderMap, body: Body) -> Result<HoldRequest, ApiError> {
+/// The request, checked; `asked` becomes what it names (the data subject by pseudonym) once
+/// that is known, for the record of a refusal.
+async fn read(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    body: Body,
+    asked: &mut Value,
+) -> Result<HoldRequest, ApiError> {
     let mut req: HoldRequest = crate::routes::small_json::read(ctx, headers, body, "hold").await?;
+    *asked = json!({
+        "tenant": req.tenant.as_deref().map(crate::access::clip),
+        "data_subject_pseudonym": req.data_subject.as_deref().map(|d| ctx.state.ledger.pseudonym(d)),
+        "hold_id": req.hold_id.as_deref().map(crate::access::clip),
+    });
     NONBLANK.check("reason", &req.reason)?;
     for (name, value) in [("tenant", &req.tenant), ("data_subject", &req.data_subject)] {
         if value
@@ -107,7 +119,19 @@ fn hold_error(e: HoldError) -> ApiError {
 )]
 pub(crate) async fn place(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     ctx.authorize(Action::HoldsChange, &json!({})).await?;
-    let req = read(&ctx, &headers, body).await?;
+    let mut asked = json!({});
+    let result = place_asked(&ctx, headers, body, &mut asked).await;
+    ctx.refusal_recorded(Action::HoldsChange, asked, result)
+        .await
+}
+
+async fn place_asked(
+    ctx: &Ctx,
+    headers: HeaderMap,
+    body: Body,
+    asked: &mut Value,
+) -> Result<Response, ApiError> {
+    let req = read(ctx, &headers, body, asked).await?;
     if req.hold_id.is_some() {
         return Err(ApiError::bad_request(
             "BAD_PARAMETER",
@@ -148,7 +172,19 @@ pub(crate) async fn release(
     body: Body,
 ) -> Result<Response, ApiError> {
     ctx.authorize(Action::HoldsChange, &json!({})).await?;
-    let req = read(&ctx, &headers, body).await?;
+    let mut asked = json!({});
+    let result = release_asked(&ctx, headers, body, &mut asked).await;
+    ctx.refusal_recorded(Action::HoldsChange, asked, result)
+        .await
+}
+
+async fn release_asked(
+    ctx: &Ctx,
+    headers: HeaderMap,
+    body: Body,
+    asked: &mut Value,
+) -> Result<Response, ApiError> {
+    let req = read(ctx, &headers, body, asked).await?;
     let ledger = ctx.state.ledger.clone();
     let scoped = ctx.principal.tenant.clone();
     let act = crate::access::act_of(&ctx.principal);

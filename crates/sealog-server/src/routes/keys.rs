@@ -7,9 +7,8 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::access::Access;
 use crate::auth::Action;
 use crate::context::{Ctx, blocking};
 use crate::error::ApiError;
@@ -73,6 +72,20 @@ impl From<&KeyRecord> for KeyInfo {
 )]
 pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     ctx.authorize(Action::KeysCreate, &json!({})).await?;
+    let mut asked = json!({});
+    let result = create_asked(&ctx, headers, body, &mut asked).await;
+    ctx.refusal_recorded(Action::KeysCreate, asked, result)
+        .await
+}
+
+/// Creates the key the request asks for; `asked` becomes the tenant it names, for the record
+/// of a refusal.
+async fn create_asked(
+    ctx: &Ctx,
+    headers: HeaderMap,
+    body: Body,
+    asked: &mut Value,
+) -> Result<Response, ApiError> {
     let is_json = crate::routes::small_json::is_json(&headers);
     if !is_json {
         return Err(ApiError::new(
@@ -85,13 +98,14 @@ pub(crate) async fn create(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<R
         crate::routes::events::read_body(body, &headers, &ctx.state).await?;
     let req: CreateKey = crate::routes::small_json::object(&bytes)
         .map_err(|r| r.answer("BAD_JSON", "the key spec: "))?;
+    if let Some(t) = &req.tenant {
+        *asked = json!({"tenant": crate::access::clip(t)});
+    }
     let tenant = match (&ctx.principal.tenant, req.tenant) {
         (Some(own), Some(t)) if *own != t => {
-            let err = ApiError::forbidden("a tenant admin creates keys only for its own tenant");
-            let resource = json!({"tenant": crate::access::clip(&t)});
-            ctx.record(Access::of(Action::KeysCreate, resource, Err(&err)))
-                .await?;
-            return Err(err);
+            return Err(ApiError::forbidden(
+                "a tenant admin creates keys only for its own tenant",
+            ));
         }
         (Some(own), _) => Some(own.clone()),
         (None, t) => t,
@@ -150,11 +164,14 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, ApiError> {
     security(("bearer" = []))
 )]
 pub(crate) async fn revoke(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
-    ctx.authorize(
-        Action::KeysRevoke,
-        &json!({"key": crate::access::clip(&id)}),
-    )
-    .await?;
+    let resource = json!({"key": crate::access::clip(&id)});
+    ctx.authorize(Action::KeysRevoke, &resource).await?;
+    let result = revoke_key(&ctx, id).await;
+    ctx.refusal_recorded(Action::KeysRevoke, resource, result)
+        .await
+}
+
+async fn revoke_key(ctx: &Ctx, id: String) -> Result<Response, ApiError> {
     let dir = ctx.state.layout.root().to_path_buf();
     let by = ctx.principal.key_id.clone();
     let tenant = ctx.principal.tenant.clone();

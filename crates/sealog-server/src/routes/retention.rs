@@ -84,8 +84,14 @@ pub(crate) async fn status(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response
 )]
 pub(crate) async fn apply(ctx: Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     ctx.authorize(Action::RetentionApply, &json!({})).await?;
+    let result = apply_asked(&ctx, headers, body).await;
+    ctx.refusal_recorded(Action::RetentionApply, json!({}), result)
+        .await
+}
+
+async fn apply_asked(ctx: &Ctx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let req: ApplyRequest =
-        crate::routes::small_json::read(&ctx, &headers, body, "retention").await?;
+        crate::routes::small_json::read(ctx, &headers, body, "retention").await?;
     let now = now_of(req.now.as_deref())?;
     let ledger = ctx.state.ledger.clone();
     let act = crate::access::act_of(&ctx.principal);

@@ -444,8 +444,9 @@ fn retention_through_the_api_prunes_to_stubs_that_keep_their_proofs() {
     assert_eq!(done.status, 200, "{}", done.text());
     let done = done.json();
     // The email, and the records of the reads before (access records keep seven years too):
-    // the status, the two status requests refused, the auditor's read.
-    assert_eq!(done["pruned"], 5, "{done}");
+    // the status, the two status requests refused, the three applications refused, the
+    // auditor's read.
+    assert_eq!(done["pruned"], 8, "{done}");
     assert!(done["seq"].is_u64(), "{done}");
     let gone = app.get(&format!("/v1/records/{seq}"), Some(&auditor));
     assert_eq!(

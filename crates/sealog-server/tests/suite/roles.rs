@@ -7,7 +7,7 @@ use crate::support;
 use sealog_testkit::Api;
 use sealog_testkit::events::event;
 use sealog_testkit::{InProcess, tempdir};
-use serde_json::json;
+use serde_json::{Value, json};
 use support::{assert_verifies, offline_records};
 
 struct Who {
@@ -327,6 +327,108 @@ fn every_read_is_recorded_but_the_trees_own_hashes_and_figures() {
         assert!(
             !actions.iter().any(|a| a == action),
             "GET {path} was recorded as {action}"
+        );
+    }
+}
+
+/// A change allowed by the key's role may still be refused by what it asks for: another
+/// tenant's hold, key or conflict, a malformed body. Its success is a record of its own (a
+/// hold, a key, a resolution), so the refusal is recorded as an access record, as every
+/// refused attempt is.
+#[test]
+fn a_change_refused_past_its_role_check_is_recorded() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    let (admin, _) = app.create_key(&["admin"], None, None);
+    let (tenant_admin, _) = app.create_key(&["admin"], Some("shop-za"), None);
+    let (_, other_tenants_key) = app.create_key(&["reader"], Some("shop-b"), None);
+    seed(&app, &admin);
+    let (a, t) = (admin.as_str(), tenant_admin.as_str());
+    let refused = [
+        (
+            t,
+            "POST",
+            "/v1/holds".to_string(),
+            json!({"tenant": "shop-b", "reason": "x"}),
+            "holds.change",
+        ),
+        (
+            t,
+            "POST",
+            "/v1/holds/release".into(),
+            json!({"hold_id": "hold_none", "reason": "x"}),
+            "holds.change",
+        ),
+        (
+            t,
+            "DELETE",
+            format!("/v1/keys/{other_tenants_key}"),
+            Value::Null,
+            "keys.revoke",
+        ),
+        (
+            t,
+            "POST",
+            "/v1/keys".into(),
+            json!({"roles": ["no-such-role"]}),
+            "keys.create",
+        ),
+        (
+            a,
+            "POST",
+            "/v1/conflicts/cf-none/resolve".into(),
+            json!({"resolution": "dismissed", "reason": "x"}),
+            "conflicts.resolve",
+        ),
+        (
+            a,
+            "POST",
+            "/v1/checks".into(),
+            json!({"rules": ["no.such_rule"]}),
+            "checks.run",
+        ),
+        (
+            a,
+            "POST",
+            "/v1/retention/apply".into(),
+            json!({"now": "yesterday"}),
+            "retention.apply",
+        ),
+        (
+            a,
+            "POST",
+            "/v1/erasures".into(),
+            json!({"data_subject": "", "reason": "x"}),
+            "erasures.create",
+        ),
+    ];
+    for (key, method, path, body, _) in &refused {
+        let body = (!body.is_null()).then(|| body.to_string().into_bytes());
+        let r = app.req(
+            method,
+            path,
+            Some(key),
+            body.as_deref().map(|b| ("application/json", b)),
+        );
+        assert!(
+            (400..500).contains(&r.status) && r.status != 401,
+            "{method} {path}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    app.stop();
+    let actions: Vec<String> = offline_records(dir.path())
+        .into_iter()
+        .filter(|r| r["type"] == "audit.access" && r["data"]["outcome"] != "allowed")
+        .map(|r| r["data"]["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for (_, _, _, _, action) in &refused {
+        let asked = refused.iter().filter(|r| r.4 == *action).count();
+        let recorded = actions.iter().filter(|a| a == action).count();
+        assert_eq!(
+            recorded, asked,
+            "{action}: each refusal is recorded once: {actions:?}"
         );
     }
 }
