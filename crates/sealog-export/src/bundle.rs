@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use sealog_ledger::{Ledger, Query, Selection, View};
+use sealog_ledger::{Ledger, Selection, View};
 
 use crate::error::Error;
 use crate::manifest::{Format, Manifest};
@@ -21,12 +21,13 @@ pub struct BundleReport {
 const README: &str = include_str!("bundle_readme.md");
 
 /// What a bundle holds: the records that have `axis = value` (`subject` or
-/// `data_subject`) and `extra`'s filters, history view, into `dir`.
+/// `data_subject`) and `extra`'s filters, history view, cut where `extra` cuts the log and
+/// proven against its checkpoint if it names one, into `dir`.
 #[derive(Debug, Clone)]
 pub struct BundleRequest {
     pub axis: String,
     pub value: String,
-    pub extra: Query,
+    pub extra: Selection,
     /// The caller's reach, checked on every record (see [`Request::must_have`]).
     pub must_have: Vec<(String, String)>,
     /// Must not exist, or be empty.
@@ -58,14 +59,11 @@ pub fn bundle(
     let dir = partial.0.as_path();
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut query = extra.clone();
-    query.equals.push((axis.clone(), value.clone()));
-    query.view = View::History;
+    let mut selection = extra.clone();
+    selection.query.equals.push((axis.clone(), value.clone()));
+    selection.query.view = View::History;
     let req = Request {
-        selection: Selection {
-            query,
-            ..Selection::default()
-        },
+        selection,
         format: Format::Jsonl,
         out: dir.join("records.jsonl"),
         force: false,

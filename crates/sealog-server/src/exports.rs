@@ -316,8 +316,11 @@ fn write(state: &Arc<AppState>, job: &Arc<Job>, request_id: &str) -> Result<Mani
         }
         Kind::Bundle => {
             let (axis, value) = job.bundle_of.clone().unwrap_or_default();
-            let mut extra = job.selection.query.clone();
-            extra.equals.retain(|(a, v)| !(a == &axis && v == &value));
+            let mut extra = job.selection.clone();
+            extra
+                .query
+                .equals
+                .retain(|(a, v)| !(a == &axis && v == &value));
             let req = sealog_export::BundleRequest {
                 axis,
                 value,

@@ -200,8 +200,8 @@ pub(crate) fn run(reader: &Reader, a: &Args) -> anyhow::Result<ExitCode> {
             (None, Some(s)) => ("data_subject", s),
             _ => bail!("--bundle needs exactly one of --subject or --data-subject"),
         };
-        let mut extra = sel.query.clone();
-        extra.equals.retain(|(a, _)| a != axis);
+        let mut extra = sel.clone();
+        extra.query.equals.retain(|(a, _)| a != axis);
         let req = sealog_export::BundleRequest {
             axis: axis.to_string(),
             value: value.clone(),
