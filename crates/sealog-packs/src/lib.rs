@@ -35,6 +35,7 @@ pub use consistency::{
 pub use error::PackError;
 pub use reason::{Quarantine, ReasonCode, Violation};
 pub use rules::{DEFAULT_RETENTION, Retention};
+pub use state::UNREADABLE;
 
 use rules::TypeRules;
 use sha2::{Digest, Sha256};

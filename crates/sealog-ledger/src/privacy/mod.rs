@@ -820,16 +820,23 @@ impl Privacy {
     /// their sealed form (equal to nothing else).
     pub(crate) fn tokenize(&self, v: &mut Value, tenant: &str, seen: &mut Tokens) {
         match v {
-            Value::String(s) if s.starts_with(SEALED_PREFIX) => {
-                if let Some(Opened::Value(plain)) = self.open_sealed(tenant, s) {
+            Value::String(s) if s.starts_with(SEALED_PREFIX) => match self.open_sealed(tenant, s) {
+                Some(Opened::Value(plain)) => {
                     let token = format!("\u{1}{}", self.pseudonym(&plain_text(&plain)));
                     let sealed = std::mem::replace(s, token.clone());
                     seen.entry(token).or_insert((tenant.to_string(), sealed));
-                } else {
+                }
+                // What an erased value said is gone: the rules compare it with nothing.
+                Some(Opened::Erased) => {
+                    let sealed = std::mem::replace(s, sealog_packs::UNREADABLE.to_string());
+                    seen.entry(sealog_packs::UNREADABLE.to_string())
+                        .or_insert((tenant.to_string(), sealed));
+                }
+                _ => {
                     seen.entry(s.clone())
                         .or_insert_with(|| (tenant.to_string(), s.clone()));
                 }
-            }
+            },
             Value::Array(items) => items
                 .iter_mut()
                 .for_each(|i| self.tokenize(i, tenant, seen)),
@@ -846,7 +853,10 @@ impl Privacy {
                     *v = self
                         .shown(sealed, tenant, sight)
                         .unwrap_or_else(|| marker("unavailable"));
-                } else if s.contains('\u{1}') || s.contains(SEALED_PREFIX) {
+                } else if s.contains('\u{1}')
+                    || s.contains(SEALED_PREFIX)
+                    || s.contains(sealog_packs::UNREADABLE)
+                {
                     // A rule's message quotes the values it compared: each is put back as
                     // text, as this sight may see it.
                     for (token, (tenant, sealed)) in seen {

@@ -799,3 +799,54 @@ fn a_timeline_names_a_correction_only_to_who_may_read_it() {
     assert_eq!(theirs[0]["seq"], first, "{theirs}");
     assert_eq!(theirs[0]["superseded_by"], Value::Null, "{theirs}");
 }
+
+/// A relink names the customer before, sealed for the customer after. Once the customer
+/// before is erased, what the link said is gone: the state's expectation that the relink
+/// names the current link decides nothing, rather than reporting the erasure as a relink
+/// that names the wrong customer (which `check` would record as a conflict).
+#[test]
+fn an_erased_link_is_no_mismatch_for_the_relink_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let linked = example("conversation.customer_linked", 0);
+    let relinked = example("conversation.customer_relinked", 0);
+    let (before, after) = (
+        linked["data"]["new_customer_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        relinked["data"]["new_customer_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    assert_eq!(relinked["data"]["previous_customer_id"], before.as_str());
+    let state = |ledger: &Ledger| {
+        ledger
+            .state(&StateQuery {
+                subject: "conv-881".into(),
+                ..StateQuery::default()
+            })
+            .unwrap()
+    };
+    appended_seq(&result_of(&ledger, &linked));
+    ledger.erase(&erasure(&before, None)).unwrap();
+    appended_seq(&result_of(&ledger, &relinked));
+    let s = state(&ledger);
+    assert_eq!(s["anomalies"], json!([]), "{s}");
+    assert_eq!(s["state"]["customer_id"], after.as_str(), "{s}");
+    // A link that is not erased and names another customer is still a mismatch.
+    let mut wrong = relinked.clone();
+    wrong["id"] = json!("cm25-3-again");
+    wrong["data"]["previous_customer_id"] = json!("cust-not-linked");
+    wrong["data"]["new_customer_id"] = json!("cust-99");
+    appended_seq(&result_of(&ledger, &wrong));
+    let s = state(&ledger);
+    let kinds: Vec<&str> = s["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["expect"], "{s}");
+}
