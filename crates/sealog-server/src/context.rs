@@ -119,6 +119,18 @@ pub(crate) fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// The bytes of a request's head as sent: its line and each header line.
+fn head_len(req: &Request) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + 11;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    line + headers
+}
+
 /// Outermost middleware: assigns the request id, opens the span, records the metrics, and
 /// rewrites any error response that is not already our JSON shape.
 pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
@@ -138,7 +150,19 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
         trace_id = trace_id.as_deref(),
     );
     let started = Instant::now();
-    let resp = next.run(req).instrument(span.clone()).await;
+    let resp = if head_len(&req) > crate::server::HEADER_BYTES_MAX {
+        ApiError::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HEADERS_TOO_LARGE",
+            format!(
+                "the request's line and headers are over {} KiB",
+                crate::server::HEADER_BYTES_MAX >> 10
+            ),
+        )
+        .into_response()
+    } else {
+        next.run(req).instrument(span.clone()).await
+    };
     let resp = normalize_error(resp).await;
     let status = resp.status();
     let secs = started.elapsed().as_secs_f64();

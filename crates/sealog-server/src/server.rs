@@ -24,8 +24,10 @@ use crate::auth::KeyRing;
 use crate::ingest::Appender;
 use crate::state::{AppState, Limits};
 
-/// The most a request's head (request line and headers) may take: hyper answers 431 past it.
-const HEADER_BYTES_MAX: usize = 64 << 10;
+/// The most a request's head (request line and headers) may take: the HTTP layer answers a
+/// bare 431 when a head overflows its read buffer before it is parsed, and `observe` answers
+/// one that got through with our JSON error.
+pub(crate) const HEADER_BYTES_MAX: usize = 64 << 10;
 /// How often the key file is checked for changes to record, when no request did it first.
 const KEY_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often freed memory may be given back to the system, after large requests.

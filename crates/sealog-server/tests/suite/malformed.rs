@@ -560,3 +560,20 @@ fn events_over_the_size_limit_are_refused_alone() {
     );
     assert_verifies(dir.path());
 }
+
+#[test]
+fn a_request_head_over_its_limit_gets_our_error() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    let long = "x".repeat(70 << 10);
+    let r = app.send("GET", "/v1/records", &[("x-padding", long.as_str())], None);
+    assert_eq!(
+        (r.status, r.code()),
+        (431, "HEADERS_TOO_LARGE".to_string()),
+        "{}",
+        r.text()
+    );
+    let fits = "x".repeat(60 << 10);
+    let r = app.send("GET", "/v1/records", &[("x-padding", fits.as_str())], None);
+    assert_eq!(r.status, 200, "{}", r.text());
+}
