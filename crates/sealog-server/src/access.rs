@@ -223,7 +223,13 @@ impl AppState {
                 "request_id": request_id,
             },
         });
-        if let Some(t) = principal.and_then(|p| p.tenant.as_deref()) {
+        let tenant = match principal {
+            Some(p) => p.tenant.clone(),
+            // Refused before it became a principal (revoked, a session's missing CSRF token):
+            // the attempt is its key's tenant's to see.
+            None => key_id_hint.and_then(|k| self.keys.tenant_of(k)),
+        };
+        if let Some(t) = tenant {
             event["tenant"] = json!(t);
         }
         if let Some(n) = access.count {

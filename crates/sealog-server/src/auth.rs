@@ -472,6 +472,17 @@ impl KeyRing {
         self.snapshot.read().expect("key ring lock").keys.clone()
     }
 
+    /// The tenant of the key named by id, revoked or not: a refused attempt made with it
+    /// belongs to that tenant's record of access, where its auditors read it.
+    pub(crate) fn tenant_of(&self, key_id: &str) -> Option<String> {
+        let snapshot = self.snapshot.read().expect("key ring lock");
+        snapshot
+            .keys
+            .iter()
+            .find(|k| k.id == key_id)
+            .and_then(|k| k.tenant.clone())
+    }
+
     /// The principal of a key named by id (a session's key), if it still exists unrevoked.
     pub(crate) fn principal_of_id(&self, key_id: &str) -> Result<Principal, AuthFailure> {
         self.refresh();

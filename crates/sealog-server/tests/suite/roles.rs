@@ -432,3 +432,35 @@ fn a_change_refused_past_its_role_check_is_recorded() {
         );
     }
 }
+
+/// A revoked key of a tenant is refused before it is anyone's principal; the attempt is
+/// still its tenant's, and that tenant's auditors read it.
+#[test]
+fn a_refused_attempt_with_a_tenants_revoked_key_is_in_that_tenants_record() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    let (admin, _) = app.create_key(&["admin"], None, None);
+    let (auditor, _) = app.create_key(&["auditor"], Some("shop-za"), None);
+    let (other_auditor, _) = app.create_key(&["auditor"], Some("shop-b"), None);
+    let (reader, reader_id) = app.create_key(&["reader"], Some("shop-za"), None);
+    let r = app.req(
+        "DELETE",
+        &format!("/v1/keys/{reader_id}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let refused = app.get("/v1/records", Some(&reader));
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    let seen_by = |key: &str| -> Vec<Value> {
+        support::records(&app, key, "type=audit.access&limit=1000")
+            .into_iter()
+            .filter(|a| a["data"]["presented_key_id"] == reader_id.as_str())
+            .collect()
+    };
+    let theirs = seen_by(&auditor);
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["tenant"], "shop-za");
+    assert_eq!(theirs[0]["data"]["status"], 401);
+    assert_eq!(seen_by(&other_auditor), Vec::<Value>::new());
+}
