@@ -192,11 +192,20 @@ impl Principal {
     }
 
     pub fn may(&self, action: Action) -> bool {
-        let role_ok = self
-            .roles
+        self.roles_allow(action) && !self.scope_forbids(action)
+    }
+
+    /// Whether one of the key's roles allows the action.
+    pub fn roles_allow(&self, action: Action) -> bool {
+        self.roles
             .iter()
-            .any(|r| *r == Role::Admin || action.roles().contains(r));
-        role_ok && !(action.needs_every_tenant() && self.tenant.is_some())
+            .any(|r| *r == Role::Admin || action.roles().contains(r))
+    }
+
+    /// Whether the key's tenant scope forbids the action, whatever its roles: it shows every
+    /// tenant's data or volume at once.
+    pub fn scope_forbids(&self, action: Action) -> bool {
+        action.needs_every_tenant() && self.tenant.is_some()
     }
 
     /// Whether a record with this tenant and this pack-derived data subject is within this

@@ -391,15 +391,14 @@ impl Ctx {
         if self.principal.may(action) {
             return Ok(());
         }
-        let err = ApiError::forbidden(format!(
-            "this key's roles do not allow {}{}",
-            action.name(),
-            if self.principal.tenant.is_some() {
-                " for a tenant-scoped key"
-            } else {
-                ""
-            }
-        ));
+        let err = ApiError::forbidden(if self.principal.roles_allow(action) {
+            format!(
+                "a tenant-scoped key may not {}: it shows every tenant's data or volume",
+                action.name()
+            )
+        } else {
+            format!("this key's roles do not allow {}", action.name())
+        });
         self.record(Access::of(action, resource.clone(), Err(&err)))
             .await?;
         Err(err)

@@ -464,3 +464,29 @@ fn a_refused_attempt_with_a_tenants_revoked_key_is_in_that_tenants_record() {
     assert_eq!(theirs[0]["data"]["status"], 401);
     assert_eq!(seen_by(&other_auditor), Vec::<Value>::new());
 }
+
+/// A refusal names its reason: the key's roles, or its tenant scope over an action that
+/// shows every tenant at once.
+#[test]
+fn a_refusal_says_whether_the_role_or_the_tenant_scope_refused() {
+    let dir = tempdir();
+    let app = InProcess::start(dir.path());
+    app.create_key(&["admin"], None, None);
+    let (reader, _) = app.create_key(&["reader"], Some("shop-za"), None);
+    let (tenant_admin, _) = app.create_key(&["admin"], Some("shop-za"), None);
+    let role = app.get("/checkpoint", Some(&reader));
+    assert_eq!(role.status, 403);
+    assert!(
+        role.text().contains("roles do not allow"),
+        "{}",
+        role.text()
+    );
+    assert!(!role.text().contains("tenant-scoped"), "{}", role.text());
+    let scope = app.get("/metrics", Some(&tenant_admin));
+    assert_eq!(scope.status, 403);
+    assert!(
+        scope.text().contains("a tenant-scoped key may not"),
+        "{}",
+        scope.text()
+    );
+}
