@@ -109,6 +109,16 @@ pub(crate) fn run(ledger: &Ledger, a: &Args) -> anyhow::Result<ExitCode> {
             tell!("sealog: {e}");
             return Ok(ExitCode::from(1));
         }
+        // Damage is a refusal to vouch for the log, as `verify`'s is, not a failure to run.
+        Err(
+            e @ (sealog_check::CheckError::Corrupted(_)
+            | sealog_check::CheckError::Store(sealog_ledger::Error::Corrupted(_))),
+        ) => {
+            tell!(
+                "sealog: check: integrity: {e}; the run stopped there and recorded nothing (`sealog verify` locates every damaged place)"
+            );
+            return Ok(ExitCode::from(1));
+        }
         Err(e) => return Err(e.into()),
     };
     let findings: Vec<Value> = report.findings.iter().map(|f| f.to_json()).collect();

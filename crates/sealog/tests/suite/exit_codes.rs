@@ -120,7 +120,11 @@ fn every_command_answers_0_1_or_2_by_the_same_rule() {
     // Damage found is a refusal to vouch for the log, not a failure to run.
     let segment = dir.path().join("data/log/00000000000000000000.seg");
     flip_byte(&segment, 200);
-    expect(&cli, &[(&["verify"], b"", 1)], "damaged");
+    expect(
+        &cli,
+        &[(&["verify"], b"", 1), (&["check", "--full"], b"", 1)],
+        "damaged",
+    );
 }
 
 /// Output that cannot be written (here `/dev/full`, which answers every write with ENOSPC)
