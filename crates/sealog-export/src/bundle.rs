@@ -2,7 +2,7 @@
 //! party needs to check it offline.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sealog_ledger::{Ledger, Selection, View};
 
@@ -58,7 +58,7 @@ pub fn bundle(
         PartialDir(final_dir.with_file_name(format!(".{name}.{}.partial", std::process::id())));
     let dir = partial.0.as_path();
     let _ = fs::remove_dir_all(dir);
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    owner_only_dir(dir)?;
     let mut selection = extra.clone();
     selection.query.equals.push((axis.clone(), value.clone()));
     selection.query.view = View::History;
@@ -72,25 +72,17 @@ pub fn bundle(
     let pending = prepare(ledger, &req, progress)?;
     let types = pending.types.clone();
     let manifest = pending.commit()?;
-    let write = |name: &str, text: &str| {
-        let p = dir.join(name);
-        fs::write(&p, text)
-            .and_then(|()| fs::File::open(&p)?.sync_all())
-            .map_err(|e| Error::io(&p, e))
-    };
+    let write = |name: &str, text: &str| owner_only_file(&dir.join(name), text);
     write("checkpoint", &manifest.checkpoint)?;
     write("log.pub", &format!("{}\n", manifest.verifier_key.trim()))?;
     write("README.md", README)?;
     let schemas_dir = dir.join("schemas");
-    fs::create_dir_all(&schemas_dir).map_err(|e| Error::io(&schemas_dir, e))?;
+    owner_only_dir(&schemas_dir)?;
     let mut schemas = Vec::new();
     for t in types {
         if let Some((_, text)) = ledger.packs().schema(&t) {
             let name = format!("{t}.schema.json");
-            let p = schemas_dir.join(&name);
-            fs::write(&p, text)
-                .and_then(|()| fs::File::open(&p)?.sync_all())
-                .map_err(|e| Error::io(&p, e))?;
+            owner_only_file(&schemas_dir.join(&name), text)?;
             schemas.push(name);
         }
     }
@@ -106,6 +98,32 @@ pub fn bundle(
         manifest,
         schemas,
     })
+}
+
+/// A bundle is a data subject's records: its directory and every file in it are owner-only,
+/// as an export's files are, whatever the umask.
+fn owner_only_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
+fn owner_only_file(path: &Path, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(|e| Error::io(path, e))
 }
 
 /// A bundle being made: removed unless it was renamed into place.

@@ -239,6 +239,13 @@ fn a_bundle_holds_a_history_and_proves_it() {
             .join("schemas/knowledge.chunk_modified.schema.json")
             .is_file()
     );
+    // A data subject's records: owner-only, every file and directory of it.
+    for entry in walk(&bundle) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o777;
+        let want = if entry.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{}", entry.display());
+    }
     let readme = std::fs::read_to_string(bundle.join("README.md")).unwrap();
     assert!(readme.contains("sealog verify-export"));
     let manifest = bundle.join("records.jsonl.manifest.json");
@@ -472,4 +479,18 @@ fn exporting_and_verifying_take_memory_that_does_not_grow_with_the_export() {
             );
         }
     }
+}
+
+/// A directory and everything under it.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
