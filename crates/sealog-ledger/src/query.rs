@@ -97,7 +97,11 @@ pub(crate) fn canonical_reading(
     q: &Query,
     unchecked: bool,
 ) -> Result<Page, StoreError> {
-    let end = end_of(log, q.as_of_size)?;
+    if let Some(size) = q.as_of_size {
+        // The log's length is a database round trip on PostgreSQL: asked for only to refuse
+        // a cut past it, or to cut the current view.
+        end_of(log, Some(size))?;
+    }
     let mut scan = q.scan();
     scan.skip_leaf_check = unchecked;
     if q.view == View::History || q.limit == 0 || q.limit > LIMIT_MAX {
@@ -106,6 +110,7 @@ pub(crate) fn canonical_reading(
         }
         return log.scan(&scan);
     }
+    let end = q.as_of_size.unwrap_or_else(|| log.len());
     scan.below = Some(end);
     let Some(t) = q.valid_at else {
         let hits = heads(log, scan, end, q.limit, |_, _| Ok(true))?;
