@@ -27,6 +27,16 @@ impl Ledger {
         times.iter().map(|&t| l.size_at(t)).collect()
     }
 
+    /// The seqs of the canonical log below `below` whose event time is in `[from, to)`,
+    /// ascending, from the event-time index alone: a report's period on the event clock.
+    pub fn seqs_in_event_window(
+        &self,
+        (from, to): (i64, i64),
+        below: u64,
+    ) -> Result<Vec<u64>, Error> {
+        self.canonical.seqs_in_event_window(from, to, below)
+    }
+
     /// How many records carry every (axis, value) of `equals` in each range
     /// `bounds[i]..bounds[i + 1]` (`bounds` ascending): one count per range.
     pub fn tally(

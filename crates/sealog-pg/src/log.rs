@@ -1641,6 +1641,21 @@ impl<A: Admission> LogRead for PgLog<A> {
         Ok(rows.iter().map(|r| u64_of(r.get(0))).collect())
     }
 
+    fn seqs_in_event_window(&self, from: i64, to: i64, below: u64) -> Result<Vec<u64>, StoreError> {
+        let rows = self.shared.query(
+            "SELECT seq FROM sealog_records
+             WHERE log = $1 AND event_ns >= $2 AND event_ns < $3 AND seq < $4
+             ORDER BY seq",
+            &[
+                &self.shared.log.as_str(),
+                &from,
+                &to,
+                &i64::try_from(below).unwrap_or(i64::MAX),
+            ],
+        )?;
+        Ok(rows.iter().map(|r| u64_of(r.get(0))).collect())
+    }
+
     fn scan(&self, scan: &Scan) -> Result<Page, StoreError> {
         if scan.limit == 0 || scan.limit > LIMIT_MAX {
             return Err(StoreError::InvalidArgument(format!(

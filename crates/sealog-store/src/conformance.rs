@@ -587,6 +587,20 @@ pub fn time_windows_agree_with_a_model(open: Open<'_>) {
             assert_eq!(got, expected, "scan {scan:?} paged by {limit}");
         }
     }
+    // The event-time window's seqs from the index alone, below a cut.
+    for ((from, to), below) in [((day(3), day(4)), 2_600), ((day(2), day(22)), 1_000)] {
+        let expected: Vec<u64> = model
+            .iter()
+            .filter(|r| r.2 >= from && r.2 < to && r.0 < below)
+            .map(|r| r.0)
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(
+            log.seqs_in_event_window(from, to, below).unwrap(),
+            expected,
+            "[{from}, {to}) below {below}"
+        );
+    }
     log.close().unwrap();
 }
 

@@ -291,6 +291,9 @@ pub trait LogRead: Send + Sync {
     fn count_with(&self, key: &Key, from: u64, below: u64) -> Result<u64, StoreError>;
     /// The seqs in `[from, below)` indexed under `key`, ascending, from the index alone.
     fn seqs_with(&self, key: &Key, from: u64, below: u64) -> Result<Vec<u64>, StoreError>;
+    /// The seqs below `below` whose event time is in `[from, to)`, ascending, from the
+    /// event-time index alone (no record is read): what a report counts a period by.
+    fn seqs_in_event_window(&self, from: i64, to: i64, below: u64) -> Result<Vec<u64>, StoreError>;
     /// Index-backed: O(log n) per index layer plus the records touched, never a scan of the log.
     fn scan(&self, scan: &Scan) -> Result<Page, StoreError>;
     /// The size the log had at time `t` (ns): the records ingested at or before it.

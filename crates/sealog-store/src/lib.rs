@@ -450,6 +450,14 @@ impl<A: Admission> LogRead for Store<A> {
             .noted(index.postings(key, from, below, usize::MAX))
     }
 
+    fn seqs_in_event_window(&self, from: i64, to: i64, below: u64) -> Result<Vec<u64>, StoreError> {
+        let below = below.min(self.len());
+        let index = self.shared.index.read().expect("index lock");
+        let mut seqs = self.shared.noted(index.time_range(from, to))?;
+        seqs.retain(|&s| s < below);
+        Ok(seqs)
+    }
+
     fn scan(&self, scan: &Scan) -> Result<Page, StoreError> {
         self.shared.noted(query::run(&self.shared, scan))
     }
