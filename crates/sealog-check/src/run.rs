@@ -255,9 +255,7 @@ pub fn run(ledger: &Ledger, opts: &RunOptions<'_>) -> Result<RunReport, CheckErr
                 ..
             } => timed::orphan(rule, (*within_ns, edges, axis), &reader, &w)?,
             CheckKind::Stale { within_ns } => timed::stale(rule, *within_ns, &reader, &w)?,
-            CheckKind::Deadline { within_ns, done } => {
-                timed::deadline(rule, *within_ns, done, &reader, &w)?
-            }
+            CheckKind::Deadline(deadline) => timed::deadline(rule, deadline, &reader, &w)?,
             CheckKind::DeniedBurst {
                 within_ns,
                 threshold,

@@ -121,9 +121,9 @@ pub enum CheckKind {
     },
     /// A live subject of `types` not changed within `within`.
     Stale { within_ns: i64 },
-    /// A subject whose first record of `types` is older than `within` must have met `done`
-    /// by then.
-    Deadline { within_ns: i64, done: Done },
+    /// A subject whose first record of `types` started its deadline more than `within` ago
+    /// must have met `done` by then.
+    Deadline(Deadline),
     /// `threshold` or more denied requests by one key within `within` (over `audit.access`).
     DeniedBurst { within_ns: i64, threshold: u64 },
     /// One key reading `threshold` or more data subjects within `within`.
@@ -166,6 +166,37 @@ pub struct Done {
     pub equals: Option<Value>,
 }
 
+/// An obligation with a time limit: `done` within `within` of when the subject's first record
+/// says it started. The rule is the one definition of that start: the check judges it and the
+/// reports list it, and the two must never disagree about when a request fell due.
+pub struct Deadline {
+    pub within_ns: i64,
+    pub done: Done,
+    /// Where a record gives the moment its deadline counts from (a request's receipt, a
+    /// breach's discovery); `None`: its event time.
+    pub from: Option<FieldPointer>,
+}
+
+impl Deadline {
+    /// When the deadline of a subject whose first record is `record` (event time `event_ns`)
+    /// starts: the `from` field's time when it holds one, but never later than the record
+    /// itself (a request is received before it is recorded, and a later start would let the
+    /// deadline slip past what the event time allows); the event time otherwise.
+    pub fn starts(&self, record: &Value, event_ns: i64) -> i64 {
+        self.from
+            .as_ref()
+            .and_then(|from| from.get(record))
+            .and_then(Value::as_str)
+            .and_then(|t| sealog_model::time::parse_rfc3339(t).ok())
+            .map_or(event_ns, |t| t.min(event_ns))
+    }
+
+    /// When the deadline falls for a subject whose first record is `record`.
+    pub fn due(&self, record: &Value, event_ns: i64) -> i64 {
+        self.starts(record, event_ns).saturating_add(self.within_ns)
+    }
+}
+
 /// Seed 003 §5.3's automatic resolution.
 pub struct Resolve {
     /// The state field holding a subject's authority, and its levels, highest first.
@@ -187,7 +218,7 @@ impl CheckKind {
             CheckKind::Claims { same: true, .. } => "redundancy",
             CheckKind::Orphan { .. } => "orphan",
             CheckKind::Stale { .. } => "stale",
-            CheckKind::Deadline { .. } => "deadline",
+            CheckKind::Deadline(_) => "deadline",
             CheckKind::DeniedBurst { .. } => "denied_burst",
             CheckKind::ReadSpread { .. } => "read_spread",
             CheckKind::NewSource => "new_source",
@@ -210,7 +241,7 @@ fn members(kind: &str) -> Option<&'static [&'static str]> {
         "redundancy" => &["axis", "key", "value", "criticality_by"],
         "orphan" => &["within", "edges", "axis", "pointers"],
         "stale" => &["within"],
-        "deadline" => &["within", "done"],
+        "deadline" => &["within", "done", "from"],
         "denied_burst" | "read_spread" => &["within", "threshold"],
         "new_source" => &[],
         "failure_rate" => &["within", "threshold", "percent"],
@@ -237,6 +268,7 @@ fn present(d: &CheckDecl) -> Vec<&'static str> {
     add("threshold", d.threshold.is_some());
     add("percent", d.percent.is_some());
     add("done", d.done.is_some());
+    add("from", d.from.is_some());
     add("criticality_by", d.criticality_by.is_some());
     add("resolve", d.resolve.is_some());
     add("side", d.side.is_some());
@@ -475,13 +507,19 @@ pub(crate) fn compile(
                     .done
                     .as_ref()
                     .ok_or_else(|| err("done", "a deadline rule says when it is met".into()))?;
-                CheckKind::Deadline {
+                CheckKind::Deadline(Deadline {
                     within_ns: window()?,
                     done: Done {
                         field: done.field.clone(),
                         equals: done.equals.clone(),
                     },
-                }
+                    from: d
+                        .from
+                        .as_deref()
+                        .map(data_field)
+                        .transpose()
+                        .map_err(|m| err("from", m))?,
+                })
             }
             "denied_burst" => CheckKind::DeniedBurst {
                 within_ns: window()?,
@@ -527,6 +565,24 @@ pub(crate) fn compile(
         });
     }
     Ok(rules)
+}
+
+/// A pointer to one field of a record's `data`: the producer's own account of a moment. An
+/// envelope member is not one (`time` is the event time a rule falls back to anyway), and a
+/// wildcard would name many moments where a deadline needs one.
+fn data_field(text: &str) -> Result<FieldPointer, String> {
+    let pointer = Pointer::parse(text, false)?;
+    if pointer.first_key() != Some("data") || pointer.segments.len() < 2 {
+        return Err(format!(
+            "\"{text}\" must point into the record's data (as in \"/data/received_at\")"
+        ));
+    }
+    if pointer.has_wildcard() {
+        return Err(format!(
+            "\"{text}\" names one field: a deadline starts at one moment, not at each element"
+        ));
+    }
+    Ok(FieldPointer(pointer))
 }
 
 /// A rule's window: a fixed duration (weeks, days, hours, minutes, seconds), in ns.

@@ -29,7 +29,7 @@ use sealog_model::json::Json;
 use serde_json::Value;
 
 pub use consistency::{
-    ANOMALY_KINDS, CheckKind, CheckRule, Criticality, CriticalityBy, Done, FieldPointer,
+    ANOMALY_KINDS, CheckKind, CheckRule, Criticality, CriticalityBy, Deadline, Done, FieldPointer,
     ReconcileSide, Resolve,
 };
 pub use error::PackError;

@@ -63,6 +63,8 @@ pub(crate) struct CheckDecl {
     #[serde(default)]
     pub(crate) done: Option<DoneDecl>,
     #[serde(default)]
+    pub(crate) from: Option<String>,
+    #[serde(default)]
     pub(crate) criticality_by: Option<CriticalityBy>,
     #[serde(default)]
     pub(crate) resolve: Option<ResolveDecl>,

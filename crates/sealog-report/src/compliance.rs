@@ -1,36 +1,78 @@
-//! The compliance tables: POPIA data-subject requests and breach incidents, each judged on
-//! its subject's state rebuilt as of the window's end. Only those records are read (found
-//! through the type index); nothing else of the log is.
+//! The compliance tables: POPIA data-subject requests and breach incidents. A subject is listed
+//! when its own times place it in the window (received, discovered, recorded, answered in it,
+//! or still open at its end) and judged at the report's `now` on its state in the log as it
+//! is. How long each has, and from which moment, is its pack's deadline rule (`within`,
+//! `from`), the rule `sealog check` judges too: a report never calls a request overdue that
+//! the check passes. Only those records are read (found through the type index); nothing else
+//! of the log is.
 
 use serde_json::{Value, json};
 
-use sealog_ledger::{Ledger, Log, Sight, StateError, StateQuery};
+use sealog_ledger::{Ledger, Log, Packs, Sight, StateError, StateQuery};
 use sealog_model::time::{format_micros, parse_rfc3339};
+use sealog_packs::{CheckKind, Deadline};
 
-use crate::{ReportError, Section, Window, clock};
+use crate::{ReportError, Section, Window};
 
 const HOUR: i64 = 3_600_000_000_000;
-/// POPIA: a request answered within 30 days (customer-comms' `comms.popia_request_overdue`).
-const POPIA_DAYS: i64 = 30;
-/// A breach notified to the regulator within 72 hours (`comms.breach_not_notified`).
-const BREACH_HOURS: i64 = 72;
+/// customer-comms' rules the tables are judged by.
+const POPIA_RULE: &str = "comms.popia_request_overdue";
+const BREACH_RULE: &str = "comms.breach_not_notified";
 /// Most subjects a table lists: the newest ones; the section says how many there were.
 pub(crate) const ROWS_MAX: usize = 1000;
 
-/// A subject a compliance table lists: where it lives, its state as of the window's end and
-/// when its deadline started counting.
+/// A deadline rule of the loaded packs, with the types it looks at.
+struct Rule<'p> {
+    types: &'p [String],
+    deadline: &'p Deadline,
+}
+
+fn rule<'p>(packs: &'p Packs, name: &str) -> Result<Rule<'p>, ReportError> {
+    packs
+        .checks()
+        .iter()
+        .find(|r| r.name == name)
+        .and_then(|r| match &r.kind {
+            CheckKind::Deadline(deadline) => Some(Rule {
+                types: &r.types,
+                deadline,
+            }),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            sealog_ledger::Error::Corrupted(format!(
+                "the loaded packs have no deadline rule {name}, which this report is judged by"
+            ))
+            .into()
+        })
+}
+
+/// A rule's window in words, as deadlines are spoken of: "72 hours" up to four days, "30 days"
+/// beyond.
+fn spelt(within_ns: i64) -> String {
+    let hours = within_ns / HOUR;
+    match hours {
+        h if h > 96 && h % 24 == 0 && within_ns % HOUR == 0 => format!("{} days", h / 24),
+        h if h > 0 && within_ns % HOUR == 0 => format!("{h} hours"),
+        _ => format!("{} minutes", within_ns / (60 * 1_000_000_000)),
+    }
+}
+
+/// A subject a compliance table lists: where it lives, its state, when its deadline started
+/// counting, and whether any of its records happened in the window.
 struct Listed {
     scope: String,
     subject: String,
     state: Value,
     started: Option<i64>,
+    recorded_in_window: bool,
 }
 
-/// The subjects of `event_type`'s records, newest first: the same id in two tenants or
-/// scopes is two subjects, each its own row.
+/// The subjects of the rule's types, newest first: the same id in two tenants or scopes is
+/// two subjects, each its own row.
 struct Subjects {
     listed: Vec<Listed>,
-    /// The records of the type, when they name more than [`ROWS_MAX`] subjects (only the
+    /// The records of the types, when they name more than [`ROWS_MAX`] subjects (only the
     /// newest subjects are read).
     of: Option<usize>,
 }
@@ -40,13 +82,18 @@ type Place = (Option<String>, String, String);
 
 fn subjects(
     ledger: &Ledger,
-    event_type: &str,
+    rule: &Rule<'_>,
     filters: &[(String, String)],
-    below: u64,
+    (window, size): (&Window, u64),
 ) -> Result<Subjects, ReportError> {
-    let mut equals = filters.to_vec();
-    equals.push(("type".into(), event_type.into()));
-    let seqs = ledger.seqs_where(Log::Canonical, &equals, 0, below)?;
+    let mut seqs = Vec::new();
+    for event_type in rule.types {
+        let mut equals = filters.to_vec();
+        equals.push(("type".into(), event_type.clone()));
+        seqs.extend(ledger.seqs_where(Log::Canonical, &equals, 0, size)?);
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
     let mut places: Vec<Place> = Vec::new();
     let mut of = None;
     for seq in seqs.iter().rev() {
@@ -60,7 +107,7 @@ fn subjects(
         let Ok(r) = sealog_ledger::locate(ledger.packs(), &bytes) else {
             continue;
         };
-        if r.event_type != event_type {
+        if !rule.types.contains(&r.event_type) {
             continue;
         }
         if let Some(subject) = r.subject {
@@ -72,11 +119,12 @@ fn subjects(
     }
     let mut listed = Vec::new();
     for (tenant, scope, subject) in places {
-        let state = state_in(ledger, (tenant, &scope, &subject), filters, below)?;
+        let state = state_in(ledger, (tenant, &scope, &subject), filters, size)?;
+        let history = history_of(&state, rule.types);
         listed.push(Listed {
-            started: first_record(ledger, &state, event_type)?
-                .as_ref()
-                .and_then(clock::started),
+            started: first_record(ledger, &history)?
+                .map(|(record, time)| rule.deadline.starts(&record, time)),
+            recorded_in_window: history.iter().any(|(time, _)| window.contains(*time)),
             state: state.get("state").cloned().unwrap_or(Value::Null),
             scope,
             subject,
@@ -86,12 +134,12 @@ fn subjects(
     Ok(Subjects { listed, of })
 }
 
-/// A subject's state in its tenant and scope, within the caller's reach, as of `below`.
+/// A subject's state in its tenant and scope, within the caller's reach, as of `size`.
 fn state_in(
     ledger: &Ledger,
     (tenant, scope, subject): (Option<String>, &str, &str),
     filters: &[(String, String)],
-    below: u64,
+    size: u64,
 ) -> Result<Value, ReportError> {
     let mut filters = filters.to_vec();
     if let Some(t) = tenant
@@ -103,7 +151,7 @@ fn state_in(
         subject: subject.to_string(),
         scope: Some(scope.to_string()),
         filters,
-        as_of_size: Some(below),
+        as_of_size: Some(size),
         sight: Sight::Nothing,
         ..StateQuery::default()
     };
@@ -117,32 +165,45 @@ fn state_in(
     }
 }
 
-/// The subject's earliest record of `event_type` by event time (its deadline runs from it),
-/// as stored.
-fn first_record(
-    ledger: &Ledger,
-    state: &Value,
-    event_type: &str,
-) -> Result<Option<Value>, ReportError> {
-    let first = state
+/// The subject's records of `types`: (event time, seq), earliest first.
+fn history_of(state: &Value, types: &[String]) -> Vec<(i64, u64)> {
+    let mut history: Vec<(i64, u64)> = state
         .get("history")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|c| c.get("type").and_then(Value::as_str) == Some(event_type))
+        .filter(|c| {
+            c.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| types.iter().any(|want| want == t))
+        })
         .filter_map(|c| {
             Some((
                 time_of(c, "time").unwrap_or(i64::MIN),
                 c.get("seq")?.as_u64()?,
             ))
         })
-        .min();
-    let Some((_, seq)) = first else {
+        .collect();
+    history.sort_unstable();
+    history
+}
+
+/// The subject's earliest record by event time (its deadline runs from it), as stored, with
+/// its event time.
+fn first_record(
+    ledger: &Ledger,
+    history: &[(i64, u64)],
+) -> Result<Option<(Value, i64)>, ReportError> {
+    let Some((_, seq)) = history.first() else {
         return Ok(None);
     };
     Ok(ledger
-        .get(seq)?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+        .get(*seq)?
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|record| {
+            let time = time_of(&record, "time")?;
+            Some((record, time))
+        }))
 }
 
 fn time_of(state: &Value, field: &str) -> Option<i64> {
@@ -160,44 +221,40 @@ fn shown(t: Option<i64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(format_micros(t)))
 }
 
-/// POPIA requests received in the window, answered in it, or still open at its end; and how
-/// many of each standing.
+/// POPIA requests received, recorded or answered in the window, or still open at its end;
+/// and how many of each standing, judged at `now`.
 pub(crate) fn popia(
     ledger: &Ledger,
     filters: &[(String, String)],
     window: &Window,
-    below: u64,
-    now: i64,
+    (size, now): (u64, i64),
 ) -> Result<Vec<Section>, ReportError> {
-    let found = subjects(ledger, "comms.popia_request", filters, below)?;
-    let judged_at = window.to.min(now);
+    let rule = rule(ledger.packs(), POPIA_RULE)?;
+    let found = subjects(ledger, &rule, filters, (window, size))?;
     let mut rows = Vec::new();
     let mut standings: Vec<(&str, u64)> = ["open", "overdue", "completed", "completed late"]
         .into_iter()
         .map(|s| (s, 0))
         .collect();
-    for Listed {
-        scope,
-        subject: id,
-        state: st,
-        started,
-    } in &found.listed
-    {
-        let Some(requested) = *started else {
+    for listed in &found.listed {
+        let (st, id) = (&listed.state, &listed.subject);
+        let Some(requested) = listed.started else {
             continue;
         };
-        let due = requested + POPIA_DAYS * 24 * HOUR;
+        let due = requested.saturating_add(rule.deadline.within_ns);
         let completed = (text(st, "status") == json!("completed"))
-            .then(|| time_of(st, "actual_completion").unwrap_or(judged_at));
+            .then(|| time_of(st, "actual_completion").unwrap_or(now));
         let standing = match completed {
             Some(c) if c <= due => "completed",
             Some(_) => "completed late",
-            None if judged_at >= due => "overdue",
+            None if now >= due => "overdue",
             None => "open",
         };
+        let open_at_end = requested < window.to && completed.is_none_or(|c| c >= window.to);
         let relevant = window.contains(requested)
+            || listed.recorded_in_window
             || completed.is_some_and(|c| window.contains(c))
-            || (completed.is_none() && requested < window.to);
+            || open_at_end;
         if !relevant {
             continue;
         }
@@ -206,7 +263,7 @@ pub(crate) fn popia(
         }
         rows.push(vec![
             json!(id),
-            json!(scope),
+            json!(listed.scope),
             text(st, "request_type"),
             shown(Some(requested)),
             shown(Some(due)),
@@ -219,10 +276,11 @@ pub(crate) fn popia(
         .into_iter()
         .map(|(s, n)| vec![json!(s), json!(n)])
         .collect();
+    let within = spelt(rule.deadline.within_ns);
     Ok(vec![
         Section::table(
             "popia_summary",
-            "POPIA requests by standing (30 days to answer)",
+            format!("POPIA requests by standing ({within} to answer)"),
             &["standing", "requests"],
             summary,
             None,
@@ -246,39 +304,32 @@ pub(crate) fn popia(
     ])
 }
 
-/// Breaches discovered in the window or not notified to the regulator by its end, with how
-/// long the notification took.
+/// Breaches discovered or recorded in the window, or not notified to the regulator by its
+/// end, with how long the notification took, judged at `now`.
 pub(crate) fn breaches(
     ledger: &Ledger,
     filters: &[(String, String)],
     window: &Window,
-    below: u64,
-    now: i64,
+    (size, now): (u64, i64),
 ) -> Result<Vec<Section>, ReportError> {
-    let found = subjects(ledger, "comms.breach_incident", filters, below)?;
-    let judged_at = window.to.min(now);
+    let rule = rule(ledger.packs(), BREACH_RULE)?;
+    let found = subjects(ledger, &rule, filters, (window, size))?;
     let mut rows = Vec::new();
-    for Listed {
-        scope,
-        subject: id,
-        state: st,
-        started,
-    } in &found.listed
-    {
-        let Some(discovered) = *started else {
+    for listed in &found.listed {
+        let (st, id) = (&listed.state, &listed.subject);
+        let Some(discovered) = listed.started else {
             continue;
         };
         let notified = time_of(st, "regulator_notification");
-        let deadline = discovered + BREACH_HOURS * HOUR;
+        let deadline = discovered.saturating_add(rule.deadline.within_ns);
         let standing = match notified {
             Some(n) if n <= deadline => "notified in time",
             Some(_) => "notified late",
-            None if judged_at >= deadline => "not notified, overdue",
+            None if now >= deadline => "not notified, overdue",
             None => "not notified yet",
         };
-        if discovered >= window.to
-            || !(window.contains(discovered) || notified.is_none_or(|n| n >= window.to))
-        {
+        let unnotified_at_end = discovered < window.to && notified.is_none_or(|n| n >= window.to);
+        if !(window.contains(discovered) || listed.recorded_in_window || unnotified_at_end) {
             continue;
         }
         let hours = notified.map_or(Value::Null, |n| {
@@ -286,7 +337,7 @@ pub(crate) fn breaches(
         });
         rows.push(vec![
             json!(id),
-            json!(scope),
+            json!(listed.scope),
             text(st, "incident_type"),
             shown(Some(discovered)),
             shown(notified),
@@ -296,7 +347,10 @@ pub(crate) fn breaches(
     }
     Ok(vec![Section::table(
         "breaches",
-        "Breaches and their regulator notification (72 hours)",
+        format!(
+            "Breaches and their regulator notification ({})",
+            spelt(rule.deadline.within_ns)
+        ),
         &[
             "incident_id",
             "scope",
@@ -309,4 +363,17 @@ pub(crate) fn breaches(
         rows,
         found.of,
     )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rules_window_is_spelt_in_its_own_unit() {
+        assert_eq!(spelt(30 * 24 * HOUR), "30 days");
+        assert_eq!(spelt(72 * HOUR), "72 hours");
+        assert_eq!(spelt(7 * 24 * HOUR), "7 days");
+        assert_eq!(spelt(HOUR / 2), "30 minutes");
+    }
 }

@@ -1,5 +1,11 @@
 //! Series counted from the index: each one the records carrying an axis value (and the
 //! caller's reach) in each period of the window.
+//!
+//! A period holds the records of the canonical log whose event time falls in it (PRODUCT §6:
+//! a report's window is on the event clock), found by the index's event-time window, or the
+//! quarantine records the quarantine log took in during it. Either way a period is a set of
+//! seqs kept as runs of consecutive ones, and a series counts its axis value's postings within
+//! those runs: binary searches in the index, whatever the period holds.
 
 use sealog_ledger::{Ledger, Log};
 
@@ -17,17 +23,42 @@ const REASONS_OUTSIDE_PACKS: [&str; 7] = [
     "EMPTY",
 ];
 
+/// Consecutive seqs `start..end`.
+type Run = (u64, u64);
+
 /// Counts over one log and window, within the caller's reach.
 pub(crate) struct Counter<'a> {
     pub ledger: &'a Ledger,
     pub log: Log,
     pub filters: &'a [(String, String)],
-    /// The seq bounds of the periods: period `i` is `bounds[i]..bounds[i + 1]`.
-    pub bounds: Vec<u64>,
+    /// Each period's seqs, ascending runs.
+    pub periods: Vec<Vec<Run>>,
 }
 
 impl<'a> Counter<'a> {
-    pub(crate) fn new(
+    /// The canonical records of the log's first `size` whose event time falls in each period
+    /// `edges[i]..edges[i + 1]`.
+    pub(crate) fn by_event_time(
+        ledger: &'a Ledger,
+        filters: &'a [(String, String)],
+        edges: &[i64],
+        size: u64,
+    ) -> Result<Self, ReportError> {
+        let periods = edges
+            .windows(2)
+            .map(|period| happened(ledger, (period[0], period[1]), size))
+            .collect::<Result<_, _>>()?;
+        Ok(Counter {
+            ledger,
+            log: Log::Canonical,
+            filters,
+            periods,
+        })
+    }
+
+    /// The records `log` took in during each period `edges[i]..edges[i + 1]`: ingest time
+    /// grows with seq, so each period is one run.
+    pub(crate) fn by_ingest_time(
         ledger: &'a Ledger,
         log: Log,
         filters: &'a [(String, String)],
@@ -35,12 +66,25 @@ impl<'a> Counter<'a> {
     ) -> Result<Self, ReportError> {
         // A period [a, b) holds the records ingested before b and not before a.
         let before: Vec<i64> = edges.iter().map(|t| t.saturating_sub(1)).collect();
+        let sizes = ledger.sizes_at(log, &before)?;
         Ok(Counter {
             ledger,
             log,
             filters,
-            bounds: ledger.sizes_at(log, &before)?,
+            periods: sizes.windows(2).map(|s| vec![(s[0], s[1])]).collect(),
         })
+    }
+
+    /// The same records as one period: the whole window.
+    pub(crate) fn whole(&self) -> Counter<'a> {
+        let mut runs: Vec<Run> = self.periods.concat();
+        runs.sort_unstable();
+        Counter {
+            ledger: self.ledger,
+            log: self.log,
+            filters: self.filters,
+            periods: vec![runs],
+        }
     }
 
     pub(crate) fn series(
@@ -50,11 +94,26 @@ impl<'a> Counter<'a> {
     ) -> Result<Series, ReportError> {
         let mut all: Vec<(String, String)> = self.filters.to_vec();
         all.extend(equals.iter().map(|(a, v)| (a.to_string(), v.to_string())));
-        let values = self.ledger.tally(self.log, &all, &self.bounds)?;
+        let values = self
+            .periods
+            .iter()
+            .map(|runs| self.within(&all, runs))
+            .collect::<Result<_, _>>()?;
         Ok(Series {
             name: name.to_string(),
             values,
         })
+    }
+
+    /// How many of the seqs in `runs` carry every (axis, value) of `equals`.
+    fn within(&self, equals: &[(String, String)], runs: &[Run]) -> Result<u64, ReportError> {
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        // Every run's edges as bounds: the ranges between two runs are counted and dropped.
+        let bounds: Vec<u64> = runs.iter().flat_map(|&(start, end)| [start, end]).collect();
+        let counts = self.ledger.tally(self.log, equals, &bounds)?;
+        Ok(counts.into_iter().step_by(2).sum())
     }
 
     /// Every record in reach, per period.
@@ -117,6 +176,19 @@ impl<'a> Counter<'a> {
         with_other(&mut series, &total);
         Ok(Section::series(id, title, series))
     }
+}
+
+/// The seqs of the canonical records below `size` whose event time is in `[from, to)`, as
+/// ascending runs: from the index's event-time window alone, no record read.
+fn happened(ledger: &Ledger, window: (i64, i64), size: u64) -> Result<Vec<Run>, ReportError> {
+    let mut runs: Vec<Run> = Vec::new();
+    for seq in ledger.seqs_in_event_window(window, size)? {
+        match runs.last_mut() {
+            Some(run) if run.1 == seq => run.1 += 1,
+            _ => runs.push((seq, seq + 1)),
+        }
+    }
+    Ok(runs)
 }
 
 /// Adds an `other` series for what `total` holds beyond the named series (records of a type

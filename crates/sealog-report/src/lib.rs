@@ -1,10 +1,14 @@
 //! Reports: what a compliance officer or an investigator reads about a window of the log.
-//! Every count comes from the index (postings per axis value, the log's size at each period's
-//! edge), so a month of a large log costs binary searches, not a scan; the compliance tables
-//! read only the records of the subjects they list. A report names the log size it was
-//! counted at, so it can be reproduced with the same window.
+//! The window is on the event clock (PRODUCT §6): a period holds the records whose events
+//! happened in it, however late they were appended, so a back-filled event lands in the report
+//! of the period it describes. Quarantined events are the exception: theirs is the time the
+//! quarantine log took them in, since a refused event's own time may be absent or wrong.
+//!
+//! Every count comes from the index (the event-time window's records, then postings per axis
+//! value among them), never a scan of the log; the compliance tables read only the records of
+//! the subjects they list. A report names the log size it was counted at: the same window of
+//! the log at that size gives the same report.
 
-mod clock;
 mod compliance;
 mod counts;
 mod render;
@@ -77,7 +81,7 @@ impl Name {
     }
 }
 
-/// What to report on: a window on the ingest clock and the caller's reach.
+/// What to report on: a window on the event clock and the caller's reach.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub name: Name,
@@ -115,14 +119,14 @@ pub enum Section {
     /// Series over the report's periods (a chart).
     Series {
         id: &'static str,
-        title: &'static str,
+        title: String,
         series: Vec<Series>,
     },
     /// Rows of a table; `of`, when only the newest subjects are listed, is how many records
     /// of the type there were.
     Table {
         id: &'static str,
-        title: &'static str,
+        title: String,
         columns: Vec<String>,
         rows: Vec<Vec<Value>>,
         of: Option<usize>,
@@ -130,20 +134,24 @@ pub enum Section {
 }
 
 impl Section {
-    fn series(id: &'static str, title: &'static str, series: Vec<Series>) -> Section {
-        Section::Series { id, title, series }
+    fn series(id: &'static str, title: impl Into<String>, series: Vec<Series>) -> Section {
+        Section::Series {
+            id,
+            title: title.into(),
+            series,
+        }
     }
 
     fn table(
         id: &'static str,
-        title: &'static str,
+        title: impl Into<String>,
         columns: &[&'static str],
         rows: Vec<Vec<Value>>,
         of: Option<usize>,
     ) -> Section {
         Section::Table {
             id,
-            title,
+            title: title.into(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows,
             of,
@@ -165,7 +173,9 @@ pub struct Report {
     pub name: Name,
     pub window: Window,
     pub now: i64,
-    /// The canonical and quarantine logs' sizes at the window's end: what was counted.
+    /// What was counted: the canonical log's size when the report was built (its records whose
+    /// events happened in the window), and the quarantine log's at the window's end (the
+    /// events it took in during the window).
     pub log_size: u64,
     pub quarantine_size: u64,
     pub sections: Vec<Section>,
@@ -179,14 +189,17 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Report, ReportError> {
         .unwrap_or(to.saturating_sub(req.name.default_span()));
     let window = Window::new(from, to)?;
     let edges = window.edges();
-    let canonical = Counter::new(ledger, Log::Canonical, &req.filters, &edges)?;
-    let quarantine = Counter::new(ledger, Log::Quarantine, &req.filters, &edges)?;
-    let below = *canonical.bounds.last().expect("a window has an end");
+    // Every section reads the log at one size, so appends while it is built change none.
+    let size = ledger.len();
+    let canonical = Counter::by_event_time(ledger, &req.filters, &edges, size)?;
+    let quarantine = Counter::by_ingest_time(ledger, Log::Quarantine, &req.filters, &edges)?;
+    let quarantine_size = ledger.sizes_at(Log::Quarantine, &[to.saturating_sub(1)])?[0];
+    let judged = (size, req.now);
     let mut sections = Vec::new();
     match req.name {
         Name::Daily => {
-            sections.push(canonical.by_type("appended", "Records appended, by type")?);
-            sections.push(quarantine.by_reason("quarantined", "Events quarantined, by reason")?);
+            sections.push(canonical.by_type("appended", APPENDED)?);
+            sections.push(quarantine.by_reason("quarantined", QUARANTINED)?);
             sections.push(canonical.by_axis(
                 "audit.access",
                 "access_outcome",
@@ -201,26 +214,14 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Report, ReportError> {
             )?);
         }
         Name::Weekly => {
-            sections.extend(compliance::popia(
-                ledger,
-                &req.filters,
-                &window,
-                below,
-                req.now,
-            )?);
+            sections.extend(compliance::popia(ledger, &req.filters, &window, judged)?);
             sections.push(canonical.by_axis(
                 "comms.consent",
                 "consent_status",
                 "consent",
                 "Consent changes, by the status they set",
             )?);
-            sections.extend(compliance::breaches(
-                ledger,
-                &req.filters,
-                &window,
-                below,
-                req.now,
-            )?);
+            sections.extend(compliance::breaches(ledger, &req.filters, &window, judged)?);
         }
         Name::Monthly => {
             let what: [(&str, &str); 13] = [
@@ -239,7 +240,7 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Report, ReportError> {
                 ("check runs", "sealog.check_run"),
             ];
             let mut totals = vec![
-                canonical.total("records appended")?,
+                canonical.total("records")?,
                 quarantine.total("events quarantined")?,
             ];
             for (name, value) in what {
@@ -256,11 +257,11 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Report, ReportError> {
                 "what",
                 &totals,
             ));
-            sections.push(canonical.by_type("appended", "Records appended, by type")?);
-            sections.push(quarantine.by_reason("quarantined", "Events quarantined, by reason")?);
+            sections.push(canonical.by_type("appended", APPENDED)?);
+            sections.push(quarantine.by_reason("quarantined", QUARANTINED)?);
         }
         Name::Quarantine => {
-            let by_reason = quarantine.by_reason("quarantined", "Events quarantined, by reason")?;
+            let by_reason = quarantine.by_reason("quarantined", QUARANTINED)?;
             if let Section::Series { series, .. } = &by_reason {
                 sections.push(Section::totals(
                     "totals",
@@ -288,36 +289,29 @@ pub fn build(ledger: &Ledger, req: &Request) -> Result<Report, ReportError> {
             sections.push(matrix(ledger, &canonical, t)?);
         }
         Name::Popia => {
-            sections.extend(compliance::popia(
-                ledger,
-                &req.filters,
-                &window,
-                below,
-                req.now,
-            )?);
+            sections.extend(compliance::popia(ledger, &req.filters, &window, judged)?);
         }
     }
     Ok(Report {
         name: req.name,
         now: req.now,
-        quarantine_size: *quarantine.bounds.last().expect("a window has an end"),
-        log_size: below,
+        quarantine_size,
+        log_size: size,
         window,
         sections,
     })
 }
+
+/// The two clocks a report counts on, as its sections' titles say.
+const APPENDED: &str = "Records by type, by when their events happened";
+const QUARANTINED: &str = "Events quarantined by reason, by when they were quarantined";
 
 /// Decisions by class and outcome over the whole window: one row per class.
 fn matrix(ledger: &Ledger, c: &Counter<'_>, t: &str) -> Result<Section, ReportError> {
     let packs = ledger.packs();
     let classes = packs.axis_values(t, "envelope_class").unwrap_or_default();
     let decisions = packs.axis_values(t, "decision").unwrap_or_default();
-    let whole = Counter {
-        bounds: vec![c.bounds[0], *c.bounds.last().expect("a window has an end")],
-        ledger,
-        log: c.log,
-        filters: c.filters,
-    };
+    let whole = c.whole();
     let mut rows = Vec::new();
     for class in &classes {
         let mut row = vec![json!(class)];
@@ -331,12 +325,15 @@ fn matrix(ledger: &Ledger, c: &Counter<'_>, t: &str) -> Result<Section, ReportEr
     columns.extend(decisions);
     Ok(Section::Table {
         id: "matrix",
-        title: "Decisions by class and outcome, whole window",
+        title: "Decisions by class and outcome, whole window".into(),
         columns,
         rows,
         of: None,
     })
 }
+
+/// What a report counts, on which clock: what its JSON states as `basis`.
+const BASIS: &str = "counted from the index, within the caller's reach: the records whose events happened in the window (event time), in the log at log_size; events quarantined by when the quarantine log took them in (quarantine ingest time)";
 
 impl Report {
     pub fn to_json(&self) -> Value {
@@ -351,7 +348,7 @@ impl Report {
             "generated_at": format_micros(self.now),
             "log_size": self.log_size,
             "quarantine_size": self.quarantine_size,
-            "basis": "counted from the index: records ingested in the window, within the caller's reach",
+            "basis": BASIS,
             "sections": sections,
         })
     }

@@ -88,7 +88,7 @@ fn grid(report: &Report, section: &Section) -> (Vec<String>, Vec<Vec<String>>) {
     }
 }
 
-fn id_title(s: &Section) -> (&'static str, &'static str) {
+fn id_title(s: &Section) -> (&'static str, &str) {
     match s {
         Section::Series { id, title, .. } | Section::Table { id, title, .. } => (id, title),
     }
@@ -116,7 +116,7 @@ impl Report {
 
     pub fn to_markdown(&self) -> String {
         let mut out = format!(
-            "# {}\n\n{} to {} (UTC), by {}; log size {} (quarantine {}); generated {}.\n",
+            "# {}\n\n{} to {} (UTC) on the events' own time (quarantined events: when they were quarantined), by {}; log size {} (quarantine {}); generated {}.\n",
             self.name.title(),
             format_micros(self.window.from),
             format_micros(self.window.to),

@@ -30,7 +30,8 @@ impl Period {
     }
 }
 
-/// `[from, to)` on the ingest clock, nanoseconds, cut into periods.
+/// `[from, to)`, nanoseconds, cut into periods: on the event clock, but for the quarantine's
+/// sections, on its ingest clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
     pub from: i64,

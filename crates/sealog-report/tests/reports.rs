@@ -34,10 +34,16 @@ fn ingest(ledger: &Ledger, events: &[Value]) -> Vec<IngestResult> {
     ledger.ingest(&raws, &Author::ANYONE).unwrap()
 }
 
+/// A decision made half an hour ago.
 fn decision(n: usize, tenant: &str, class: &str, decision: &str) -> Value {
+    decision_at(n, tenant, class, decision, now() - HOUR / 2)
+}
+
+fn decision_at(n: usize, tenant: &str, class: &str, decision: &str, time: i64) -> Value {
+    let time = format_micros(time);
     let mut data = json!({
         "envelope_id": format!("env-{n}"), "envelope_class": class, "decision": decision,
-        "reason": "test", "decision_timestamp": "2026-11-28T14:00:00Z", "tenant_id": tenant,
+        "reason": "test", "decision_timestamp": time, "tenant_id": tenant,
     });
     match decision {
         "REJECTED" => data["conflicting_envelope_id"] = json!("env-0"),
@@ -45,7 +51,7 @@ fn decision(n: usize, tenant: &str, class: &str, decision: &str) -> Value {
         _ => {}
     }
     json!({"specversion": "1.0", "id": format!("d{n}"), "source": "c4", "type": "coordination.decision",
-           "time": "2026-11-28T14:00:00Z", "tenant": tenant,
+           "time": time, "tenant": tenant,
            "actor": {"type": "service", "id": "coordination-manager"}, "data": data})
 }
 
@@ -452,6 +458,139 @@ fn deadlines_run_from_when_a_request_was_received_or_a_breach_discovered() {
     assert_eq!(row[6], json!("not notified, overdue"), "{row:?}");
 }
 
+fn at(text: &str) -> i64 {
+    parse_rfc3339(text).unwrap()
+}
+
+/// PRODUCT §6: a report's window is on the event clock. An event appended today about a day
+/// in January is January's, and today's report does not count it; a quarantined event is
+/// counted when it was quarantined, its own time being the one part of it not to trust.
+#[test]
+fn a_back_filled_event_is_counted_in_the_window_it_happened_in_not_the_day_it_was_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let happened = at("2026-01-15T10:20:00Z");
+    let results = ingest(
+        &ledger,
+        &[
+            decision(1, "tenant-a", "COST", "APPLIED"),
+            decision_at(2, "tenant-a", "SAFETY", "APPLIED", happened),
+            decision_at(3, "tenant-a", "NOT_A_CLASS", "APPLIED", happened),
+        ],
+    );
+    assert_eq!(
+        results.iter().filter(|r| r.seq().is_some()).count(),
+        2,
+        "{results:?}"
+    );
+    let january = |name| {
+        let r = build(
+            &ledger,
+            &request(
+                name,
+                at("2026-01-15T00:00:00Z"),
+                at("2026-01-16T00:00:00Z"),
+                None,
+            ),
+        )
+        .unwrap();
+        assert_eq!(r.log_size, ledger.len(), "counted in the log as it is now");
+        r
+    };
+    let today = |name| build(&ledger, &request(name, now() - DAY, now() + HOUR, None)).unwrap();
+
+    let then = january(Name::Coordination);
+    assert_eq!(total(&then, "by_class", "SAFETY"), 1);
+    assert_eq!(total(&then, "by_class", "COST"), 0);
+    let safety = series(&then, "by_class")
+        .iter()
+        .find(|s| s.name == "SAFETY")
+        .unwrap();
+    let hour = (happened - then.window.from) / HOUR;
+    assert_eq!(safety.values[hour as usize], 1, "in the hour it happened");
+    let recent = today(Name::Coordination);
+    assert_eq!(total(&recent, "by_class", "SAFETY"), 0);
+    assert_eq!(total(&recent, "by_class", "COST"), 1);
+
+    let then = january(Name::Daily);
+    assert_eq!(total(&then, "appended", "coordination.decision"), 1);
+    assert_eq!(total(&then, "quarantined", "SCHEMA_VIOLATION"), 0);
+    let recent = today(Name::Daily);
+    assert_eq!(total(&recent, "appended", "coordination.decision"), 1);
+    assert_eq!(total(&recent, "quarantined", "SCHEMA_VIOLATION"), 1);
+}
+
+/// `sealog demo`'s examples happened in the past: their two coordination decisions are counted
+/// on the day they were made, 2025-12-28.
+#[test]
+fn the_examples_decisions_are_counted_on_the_day_they_were_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let examples: Vec<Value> = include_str!("../../../examples/events.ndjson")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    ingest(&ledger, &examples);
+    let r = build(
+        &ledger,
+        &request(
+            Name::Coordination,
+            at("2025-12-28T00:00:00Z"),
+            at("2025-12-29T00:00:00Z"),
+            None,
+        ),
+    )
+    .unwrap();
+    let decisions: u64 = series(&r, "by_class")
+        .iter()
+        .map(sealog_report::Series::total)
+        .sum();
+    assert_eq!(decisions, 2);
+    assert_eq!(total(&r, "by_decision", "PREEMPTED"), 1);
+    assert_eq!(total(&r, "by_decision", "REJECTED"), 1);
+    assert_eq!(r.log_size, ledger.len());
+}
+
+/// A request received and answered in June but recorded only today is June's: listed in June's
+/// report, judged by its own times, and absent from this month's.
+#[test]
+fn a_request_recorded_late_is_listed_in_the_window_it_was_received_and_answered_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let requested = at("2026-06-03T09:00:00Z");
+    let results = ingest(
+        &ledger,
+        &[popia(
+            "p1",
+            "req-june",
+            requested,
+            Some(requested + 10 * DAY),
+        )],
+    );
+    assert!(results.iter().all(|r| r.seq().is_some()), "{results:?}");
+    let june = build(
+        &ledger,
+        &request(
+            Name::Popia,
+            at("2026-06-01T00:00:00Z"),
+            at("2026-07-01T00:00:00Z"),
+            None,
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        rows_by_place(&june, "popia_requests", 7),
+        [("req-june".into(), "shop-za".into(), json!("completed"))]
+    );
+    let recent = build(
+        &ledger,
+        &request(Name::Popia, now() - 30 * DAY, now() + HOUR, None),
+    )
+    .unwrap();
+    assert!(table(&recent, "popia_requests").is_empty());
+}
+
 #[test]
 fn csv_and_markdown_hold_every_section_and_quote_what_needs_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -466,11 +605,11 @@ fn csv_and_markdown_hold_every_section_and_quote_what_needs_it() {
     let csv = r.to_csv();
     let first: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     assert_eq!(first, ["section", "what", "count"]);
-    assert!(csv.contains("summary,records appended,1\r\n"), "{csv}");
+    assert!(csv.contains("summary,records,1\r\n"), "{csv}");
     assert!(csv.contains("appended,total,1\r\n"), "{csv}");
     let md = r.to_markdown();
     assert!(md.starts_with("# Monthly audit summary"));
-    assert!(md.contains("| records appended | 1 |"), "{md}");
+    assert!(md.contains("| records | 1 |"), "{md}");
     let json = r.to_json();
     assert_eq!(json["report"], "monthly");
     assert_eq!(

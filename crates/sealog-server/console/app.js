@@ -675,7 +675,7 @@ async function reportPage(name, params) {
     ev.preventDefault();
     go(`reports/${name}`, formValues(form));
   } },
-  field("from (ingest time)", "from", params.from, { placeholder: "default: the report's span" }),
+  field("from (event time)", "from", params.from, { placeholder: "default: the report's span" }),
   field("to", "to", params.to, { placeholder: "default: now" }),
   h("div", { class: "actions" }, h("button", { type: "submit" }, "Report")));
   const out = h("div", { "aria-live": "polite" }, h("p", { class: "note" }, "Loading…"));

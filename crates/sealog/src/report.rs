@@ -16,8 +16,9 @@ use crate::client;
 pub(crate) struct Args {
     /// daily, weekly, monthly, quarantine, coordination or popia.
     name: String,
-    /// Start of the window on the ingest clock (RFC 3339 or YYYY-MM-DD); default: the
-    /// report's span (a day, a week, 30 days) before --to.
+    /// Start of the window on the event clock (RFC 3339 or YYYY-MM-DD): records count in the
+    /// period their events happened in, quarantined events in the one they were quarantined
+    /// in; default: the report's span (a day, a week, 30 days) before --to.
     #[arg(long)]
     from: Option<String>,
     /// End of the window, exclusive; default: now.

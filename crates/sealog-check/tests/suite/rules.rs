@@ -516,3 +516,70 @@ fn more_than_one_percent_of_decisions_quarantined_within_an_hour_is_one_finding(
     let again = run_at(&ledger, LATER);
     assert!(of(&again, "coordination.audit_failure_rate").is_empty());
 }
+
+/// A user pack whose claims must be settled within ten days of being filed.
+fn claims_pack(dir: &std::path::Path) -> sealog_packs::Packs {
+    let manifest = serde_json::json!({
+        "pack": "acme",
+        "types": {"acme.claim": {
+            "schema": "claim.schema.json", "subject": "/data/claim_id",
+            "required": ["/data/claim_id", "/data/status"],
+            "state": {"op": "update", "set": {"status": "/data/status"}}}},
+        "checks": [{"name": "acme.claim_unsettled", "kind": "deadline", "criticality": "high",
+            "message": "a claim was not settled within 10 days of being filed",
+            "types": ["acme.claim"], "within": "P10D", "from": "/data/filed_at",
+            "done": {"field": "status", "equals": "settled"}}],
+    });
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::write(
+        dir.join("claim.schema.json"),
+        r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object"}"#,
+    )
+    .unwrap();
+    sealog_packs::Packs::load(&[dir]).unwrap()
+}
+
+fn claim(id: &str, claim_id: &str, time: &str, filed_at: &str) -> serde_json::Value {
+    serde_json::json!({
+        "specversion": "1.0", "id": id, "source": "claims", "type": "acme.claim",
+        "time": time, "tenant": "acme", "actor": {"type": "human", "id": "clerk-1"},
+        "data": {"claim_id": claim_id, "status": "open", "filed_at": filed_at},
+    })
+}
+
+/// A deadline runs from where its own rule's `from` says, for a pack Sealog knows nothing of:
+/// a claim filed on 03-01 and recorded on 03-08 is late on 03-11, not on 03-18.
+#[test]
+fn a_user_packs_deadline_runs_from_the_field_its_rule_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let packs = claims_pack(&tmp.path().join("acme"));
+    let ledger = open_with(&tmp.path().join("log"), packs);
+    ingest(
+        &ledger,
+        &[
+            claim(
+                "c1",
+                "claim-filed-early",
+                "2026-03-08T00:00:00Z",
+                "2026-03-01T00:00:00Z",
+            ),
+            claim(
+                "c2",
+                "claim-filed-now",
+                "2026-03-08T00:00:00Z",
+                "2026-03-08T00:00:00Z",
+            ),
+        ],
+    );
+    let before = run_at(&ledger, "2026-03-09T00:00:00Z");
+    assert!(of(&before, "acme.claim_unsettled").is_empty());
+    let after = run_at(&ledger, "2026-03-12T00:00:00Z");
+    let found: Vec<_> = of(&after, "acme.claim_unsettled")
+        .iter()
+        .flat_map(|f| f.subjects.clone())
+        .collect();
+    assert_eq!(found, ["claim-filed-early"], "{:?}", after.findings);
+    let full = run_with(&ledger, "2026-03-12T00:00:00Z", |o| o.full = true);
+    assert_eq!(full.new_findings().count(), 0);
+}

@@ -13,6 +13,10 @@ use sealog_packs::Packs;
 use serde_json::{Value, json};
 
 pub fn open(dir: &Path) -> Ledger {
+    open_with(dir, Packs::builtin())
+}
+
+pub fn open_with(dir: &Path, packs: Packs) -> Ledger {
     Ledger::open(
         dir,
         LedgerConfig {
@@ -21,7 +25,7 @@ pub fn open(dir: &Path) -> Ledger {
                 memtable_records_max: 16,
                 ..StoreConfig::default()
             },
-            packs: Packs::builtin(),
+            packs,
             undeclared: Undeclared::Quarantine,
         },
     )

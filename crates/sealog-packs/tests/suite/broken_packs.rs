@@ -4,7 +4,7 @@ use crate::common;
 
 use std::path::Path;
 
-use sealog_packs::{PackError, Packs, ReasonCode};
+use sealog_packs::{CheckKind, PackError, Packs, ReasonCode};
 use serde_json::{Value, json};
 
 const SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["n"],"properties":{"n":{"type":"integer"}}}"#;
@@ -416,6 +416,59 @@ fn a_user_packs_check_rules_load_and_a_bad_one_is_located() {
     assert!(
         e.contains("unknown field `severity`") && e.contains("line"),
         "{e}"
+    );
+}
+
+/// A deadline rule's `from` names the field a record's deadline counts from; one that names
+/// no single field of the record's data is refused where it stands.
+#[test]
+fn a_deadline_counts_from_its_from_field_and_a_bad_one_is_located() {
+    let rule = |from: Value| {
+        json!({"name": "acme.late", "kind": "deadline", "criticality": "high",
+               "message": "late", "types": ["acme.thing"], "within": "P10D",
+               "from": from, "done": {"field": "n"}})
+    };
+    let packs = load(&with_check(rule(json!("/data/filed_at"))), SCHEMA).unwrap();
+    let at = |t| sealog_model::time::parse_rfc3339(t).unwrap();
+    let record = json!({"data": {"filed_at": "2026-03-01T00:00:00Z",
+                                 "request_timestamp": "2026-03-02T00:00:00Z"}});
+    let deadline = |name: &str| -> i64 {
+        let rule = packs.checks().iter().find(|r| r.name == name).unwrap();
+        match &rule.kind {
+            CheckKind::Deadline(d) => d.starts(&record, at("2026-03-20T00:00:00Z")),
+            _ => panic!("{name} is not a deadline rule"),
+        }
+    };
+    assert_eq!(deadline("acme.late"), at("2026-03-01T00:00:00Z"));
+    assert_eq!(
+        deadline("comms.popia_request_overdue"),
+        at("2026-03-02T00:00:00Z"),
+        "the built-in rule counts from the request's receipt"
+    );
+    for (from, words) in [
+        (json!("data/filed_at"), "must start with '/'"),
+        (json!("/time"), "into the record's data"),
+        (json!("/data"), "into the record's data"),
+        (json!("/data/filed/*/at"), "names one field"),
+        (json!("/data/a~2b"), "'~' must be followed by 0 or 1"),
+    ] {
+        expect_error(
+            with_check(rule(from)),
+            SCHEMA,
+            "manifest.json",
+            "checks[0].from",
+            words,
+        );
+    }
+    let mut stale = rule(json!("/data/filed_at"));
+    stale["kind"] = json!("stale");
+    stale.as_object_mut().unwrap().remove("done");
+    expect_error(
+        with_check(stale),
+        SCHEMA,
+        "manifest.json",
+        "checks[0].from",
+        "does not take",
     );
 }
 

@@ -22,7 +22,7 @@ use crate::routes::records::{echoed, time_param};
     get, path = "/v1/reports/{name}", tag = "reports",
     params(
         ("name" = inline(ReportName), Path),
-        ("from" = inline(Option<TimeBound>), Query, description = "start of the window on the ingest clock; default: the report's span before `to` (a day, a week, 30 days). The window is not empty and at most 400 days"),
+        ("from" = inline(Option<TimeBound>), Query, description = "start of the window on the event clock (the quarantine sections on the quarantine log's ingest clock); default: the report's span before `to` (a day, a week, 30 days). The window is not empty and at most 400 days"),
         ("to" = inline(Option<TimeBound>), Query, description = "end of the window (exclusive); default: now"),
         ("format" = inline(Option<ReportFormat>), Query),
     ),

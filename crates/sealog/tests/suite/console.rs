@@ -16,15 +16,25 @@ fn cli(dir: &std::path::Path) -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_sealog"), dir)
 }
 
+/// Decisions made an hour ago: inside the reports' default windows, which end now, on the
+/// event clock they count by.
+fn an_hour_ago() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    sealog_model::time::format_micros(now - 3_600_000_000_000)
+}
+
 fn decision(n: usize, tenant: &str, class: &str, decision: &str) -> Value {
     let mut data = json!({"envelope_id": format!("env-{tenant}-{n}"), "envelope_class": class,
-        "decision": decision, "reason": "test", "decision_timestamp": "2026-11-28T14:00:00Z",
+        "decision": decision, "reason": "test", "decision_timestamp": an_hour_ago(),
         "tenant_id": tenant});
     if decision == "REJECTED" {
         data["conflicting_envelope_id"] = json!("env-0");
     }
     json!({"specversion": "1.0", "id": format!("d{n}-{tenant}"), "source": "c4",
-           "type": "coordination.decision", "time": "2026-11-28T14:00:00Z", "tenant": tenant,
+           "type": "coordination.decision", "time": an_hour_ago(), "tenant": tenant,
            "actor": {"type": "service", "id": "coordination-manager"}, "data": data})
 }
 
