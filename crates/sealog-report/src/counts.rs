@@ -26,6 +26,9 @@ const REASONS_OUTSIDE_PACKS: [&str; 7] = [
 /// Consecutive seqs `start..end`.
 type Run = (u64, u64);
 
+/// Runs a period may have and still be counted by binary searches run by run.
+const FEW_RUNS: usize = 64;
+
 /// Counts over one log and window, within the caller's reach.
 pub(crate) struct Counter<'a> {
     pub ledger: &'a Ledger,
@@ -107,13 +110,33 @@ impl<'a> Counter<'a> {
 
     /// How many of the seqs in `runs` carry every (axis, value) of `equals`.
     fn within(&self, equals: &[(String, String)], runs: &[Run]) -> Result<u64, ReportError> {
-        if runs.is_empty() {
+        let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
             return Ok(0);
+        };
+        if equals.is_empty() {
+            return Ok(runs.iter().map(|(start, end)| end - start).sum());
         }
-        // Every run's edges as bounds: the ranges between two runs are counted and dropped.
-        let bounds: Vec<u64> = runs.iter().flat_map(|&(start, end)| [start, end]).collect();
-        let counts = self.ledger.tally(self.log, equals, &bounds)?;
-        Ok(counts.into_iter().step_by(2).sum())
+        if runs.len() <= FEW_RUNS {
+            // Every run's edges as bounds: the ranges between two runs are counted and
+            // dropped. Binary searches per run, whatever the runs hold.
+            let bounds: Vec<u64> = runs.iter().flat_map(|&(start, end)| [start, end]).collect();
+            let counts = self.ledger.tally(self.log, equals, &bounds)?;
+            return Ok(counts.into_iter().step_by(2).sum());
+        }
+        // Back-filled events leave a period in many runs: the postings across them are read
+        // once and merged with the runs, rather than searched for run by run.
+        let seqs = self.ledger.seqs_where(self.log, equals, first.0, last.1)?;
+        let mut run = runs.iter().peekable();
+        let mut n = 0;
+        for seq in seqs {
+            while run.next_if(|&&(_, end)| end <= seq).is_some() {}
+            match run.peek() {
+                Some(&&(start, _)) if start <= seq => n += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Ok(n)
     }
 
     /// Every record in reach, per period.
