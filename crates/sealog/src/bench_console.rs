@@ -56,19 +56,25 @@ fn ingest(ledger: &Ledger, seed: u64, from: u64, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// When the decisions happened: inside the month of events the other packs' records span
+/// (from 2026-01-01), so the reports' month, on the event clock, holds every record.
+const DECIDED_AT: &str = "2026-01-05T14:00:00Z";
+/// The reports' window: that month.
+const MONTH: (&str, &str) = ("2026-01-01T00:00:00Z", "2026-01-31T00:00:00Z");
+
 fn coordination(i: u64, g: &mut Gen) -> Vec<u8> {
     let tenant = format!("tenant-{}", g.next() % 4);
     let decision = DECISIONS[(g.next() % 3) as usize];
     let mut data = json!({"envelope_id": format!("env-{i}"),
         "envelope_class": CLASSES[(g.next() % 4) as usize], "decision": decision,
-        "reason": "bench", "decision_timestamp": "2026-11-28T14:00:00Z", "tenant_id": tenant});
+        "reason": "bench", "decision_timestamp": DECIDED_AT, "tenant_id": tenant});
     match decision {
         "REJECTED" => data["conflicting_envelope_id"] = json!(format!("env-{}", i / 2)),
         "PREEMPTED" => data["preempting_envelope_id"] = json!(format!("env-{}", i / 2)),
         _ => {}
     }
     json!({"specversion": "1.0", "id": format!("c{i}"), "source": "c4", "type": "coordination.decision",
-        "time": "2026-11-28T14:00:00Z", "tenant": tenant,
+        "time": DECIDED_AT, "tenant": tenant,
         "actor": {"type": "service", "id": "coordination-manager"}, "data": data})
     .to_string()
     .into_bytes()
@@ -162,15 +168,12 @@ pub(crate) fn run(
     for (name, paths) in &pages {
         out.insert(name.to_string(), figures(&time_page(&c, paths, a.repeat)?));
     }
-    let t = crate::access::now_nanos();
-    let now = sealog_model::time::format_micros(t);
-    let month_ago = sealog_model::time::format_micros(t - 30 * 86_400_000_000_000);
     let mut reports = serde_json::Map::new();
     for name in sealog_report::Name::ALL.map(sealog_report::Name::as_str) {
         let path = format!(
             "/v1/reports/{name}?from={}&to={}",
-            enc(&month_ago),
-            enc(&now)
+            enc(MONTH.0),
+            enc(MONTH.1)
         );
         reports.insert(
             name.to_string(),
