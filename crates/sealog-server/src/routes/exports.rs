@@ -154,7 +154,8 @@ fn selection(ctx: &Ctx, f: &ExportFilters) -> Result<(Selection, Option<String>)
         (status = 400, description = "Malformed request, unknown filter or axis, bad time or view (`BAD_EXPORT_REQUEST`, `UNKNOWN_AXIS`)", body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, description = "Only auditor, subject and admin keys export", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A cut past the log or the checkpoints, or a checkpoint that is not this log's (`INVALID_ARGUMENT`)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`AS_OF_PAST_END`: `as_of` names a tree size the log has not reached", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A cut past the checkpoints, or a checkpoint that is not this log's (`INVALID_ARGUMENT`)", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -33,7 +33,7 @@ const STATE_PARAMS: [&str; 3] = ["scope", "as_of", "valid_at"];
         (status = 200, description = "The rebuilt state: the packs' fold of the subject's current records in event-time order (ties by seq; a delete yields a tombstone), with subject, scope, as_of_size, valid_at and arrived_late (records whose time is earlier than a record logged before them)", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, description = "The key may not read records", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`AMBIGUOUS_SCOPE`: the subject has records in several scopes; name one with `scope` (the scopes are listed in `scopes`)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`AMBIGUOUS_SCOPE`: the subject has records in several scopes; name one with `scope` (the scopes are listed in `scopes`); `AS_OF_PAST_END`: `as_of` names a tree size the log has not reached", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -57,7 +57,7 @@ pub(crate) async fn state(
         (status = 200, description = "The subject's state as `state` rebuilds it, with `steps`: each record the fold applied, in order, with the state it left (so each step's before is the step before it), and `superseded`: the records a later one replaced, each with `superseded_by`, the seq of the record that did when the key may read it (null otherwise: a correction may be about another data subject)", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, description = "The key may not read records", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`AMBIGUOUS_SCOPE`: name one with `scope`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`AMBIGUOUS_SCOPE`: name one with `scope`; `AS_OF_PAST_END`: `as_of` names a tree size the log has not reached", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -159,7 +159,12 @@ fn every_page_of_an_answer_reads_the_log_at_its_first_pages_size() {
         "/v1/subjects/chunk-1/state?as_of=999999",
     ] {
         let r = app.get(path, Some(&reader));
-        assert_eq!(r.status, 422, "{path}: {}", r.text());
+        assert_eq!(
+            (r.status, r.code()),
+            (409, "AS_OF_PAST_END".to_string()),
+            "{path}: {}",
+            r.text()
+        );
         assert!(
             r.text().contains("past the end of the log"),
             "{path}: {}",

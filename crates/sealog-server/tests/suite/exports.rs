@@ -490,8 +490,8 @@ fn bad_export_requests_get_clear_errors_and_change_nothing() {
         ),
         (
             br#"{"format":"jsonl","filters":{"as_of":"999999"}}"#,
-            422,
-            "INVALID_ARGUMENT",
+            409,
+            "AS_OF_PAST_END",
             "past the end",
         ),
         (
