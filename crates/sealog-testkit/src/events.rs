@@ -16,6 +16,16 @@ pub fn event(id: &str, tenant: Option<&str>, subject: &str, kind: &str) -> Value
     e
 }
 
+/// An hour before now, as an event's `time`: inside any report's default window, which ends
+/// now, on the event clock reports count by.
+pub fn an_hour_ago() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_nanos();
+    sealog_model::time::format_micros(i64::try_from(now).expect("before 2262") - 3_600_000_000_000)
+}
+
 /// An event's RFC 8785 text by an independent implementation (`serde_json_canonicalizer`),
 /// never Sealog's own: what tests hold Sealog's canonical forms and record ids to.
 pub fn oracle_jcs(v: &Value) -> String {

@@ -5,7 +5,7 @@
 
 use crate::support;
 
-use sealog_testkit::events::event;
+use sealog_testkit::events::{an_hour_ago, event};
 use sealog_testkit::{Api, InProcess, Resp, tempdir, wait_for};
 use serde_json::{Value, json};
 use support::{offline_records, post_one};
@@ -40,16 +40,6 @@ fn with_cookie(
         headers.push(("X-CSRF-Token", t));
     }
     app.send(method, path, &headers, None)
-}
-
-/// Decisions made an hour ago: inside the reports' default windows, which end now, on the
-/// event clock they count by.
-fn an_hour_ago() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
-    sealog_model::time::format_micros(now - 3_600_000_000_000)
 }
 
 fn decision(n: usize, tenant: &str, class: &str) -> Value {

@@ -9,21 +9,12 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use sealog_testkit::browser::{Browser, Page, screenshot_dir};
+use sealog_testkit::events::an_hour_ago;
 use sealog_testkit::{Api, Cli, ServerProcess, tempdir};
 use serde_json::{Value, json};
 
 fn cli(dir: &std::path::Path) -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_sealog"), dir)
-}
-
-/// Decisions made an hour ago: inside the reports' default windows, which end now, on the
-/// event clock they count by.
-fn an_hour_ago() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
-    sealog_model::time::format_micros(now - 3_600_000_000_000)
 }
 
 fn decision(n: usize, tenant: &str, class: &str, decision: &str) -> Value {
