@@ -28,8 +28,9 @@ pub(crate) struct Args {
     /// Check the whole log, not only what is new since the last complete run.
     #[arg(long)]
     full: bool,
-    /// A snapshot of the domain's links (NDJSON rows such as `{"conversation_id", "customer_id"}`)
-    /// reconciled with the audited links, both ways.
+    /// A snapshot of the domain's links (NDJSON rows such as `{"conversation_id", "customer_id"}`,
+    /// with `"tenant"` when a conversation id is audited in several tenants) reconciled with
+    /// the audited links, both ways.
     #[arg(long, value_name = "FILE")]
     reconcile: Option<std::path::PathBuf>,
     /// The run's clock (RFC 3339; now by default): deadlines and windows are measured to it.
