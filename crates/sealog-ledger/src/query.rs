@@ -67,9 +67,7 @@ impl Query {
 pub(crate) fn end_of(log: &dyn LogRead, as_of_size: Option<u64>) -> Result<u64, StoreError> {
     let len = log.len();
     match as_of_size {
-        Some(size) if size > len => Err(StoreError::InvalidArgument(format!(
-            "as of tree size {size}: past the end of the log ({len} records)"
-        ))),
+        Some(size) if size > len => Err(StoreError::PastTheEnd { size, len }),
         Some(size) => Ok(size),
         None => Ok(len),
     }

@@ -202,12 +202,7 @@ fn choose_checkpoint(log: &dyn LogRead, sel: &Selection) -> Result<SignedCheckpo
         return Ok(cp);
     }
     if let Some(size) = sel.as_of {
-        if size > log.len() {
-            return Err(StoreError::InvalidArgument(format!(
-                "--as-of {size} is past the end of the log ({} records)",
-                log.len()
-            )));
-        }
+        query::end_of(log, Some(size))?;
         if let Some(cp) = log.checkpoints()?.into_iter().find(|c| c.size >= size) {
             return Ok(cp);
         }

@@ -124,6 +124,9 @@ impl From<sealog_ledger::Error> for ApiError {
         use sealog_ledger::Error as E;
         match e {
             E::InvalidArgument(m) => ApiError::unprocessable("INVALID_ARGUMENT", m),
+            E::PastTheEnd { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "AS_OF_PAST_END", e.to_string())
+            }
             E::Poisoned(_) | E::Closed => {
                 tracing::error!(error = %e, "store unavailable");
                 ApiError::unavailable(

@@ -24,6 +24,10 @@ pub enum StoreError {
     ReadOnly,
     #[error("{0}")]
     InvalidArgument(String),
+    /// A cut at a tree size the log has not reached: no moment of it, though the log may
+    /// reach it later.
+    #[error("as of tree size {size}: past the end of the log ({len} records)")]
+    PastTheEnd { size: u64, len: u64 },
     /// The record was pruned by retention: its stub (here) keeps its leaf hash, id, times
     /// and link, not its body.
     #[error("record {} (sha256:{}) was pruned by retention", .0.seq, hex::encode(.0.id))]

@@ -327,19 +327,11 @@ impl Log {
 }
 
 /// A tree size from `as_of`: digits are a size, anything else a time (RFC 3339 or a date)
-/// whose size is the canonical log's at that time. A size the log has not reached is no
-/// moment of it: 409, as the log may reach it later.
+/// whose size is the canonical log's at that time. (A size the log has not reached is the
+/// ledger's to refuse, as `AS_OF_PAST_END`.)
 pub(crate) fn as_of_size(ledger: &Ledger, text: &str) -> Result<u64, ApiError> {
     AS_OF.check("as_of", text)?;
     match parse_u64(text) {
-        Some(size) if size > ledger.len() => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "AS_OF_PAST_END",
-            format!(
-                "as_of {size} is past the end of the log ({} records): the log has not had that size",
-                ledger.len()
-            ),
-        )),
         Some(size) => Ok(size),
         None => {
             let t = sealog_model::time::parse_bound(text).map_err(|m| {
