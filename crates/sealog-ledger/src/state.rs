@@ -148,13 +148,7 @@ fn fold(ledger: &Ledger, sq: &StateQuery, steps: bool) -> Result<Value, StateErr
             );
             continue;
         }
-        let start = match &r.facts.supersedes {
-            None => ChainStart {
-                time_ns: r.facts.time_ns,
-                seq: r.seq,
-            },
-            Some(_) => chain_start(&*ledger.canonical, ledger.deriver(), r.seq, &r.facts)?,
-        };
+        let start = chain_start(&*ledger.canonical, ledger.deriver(), r.seq, &r.facts)?;
         if sq.valid_at.is_none_or(|t| start.time_ns <= t) {
             heads.push((start, r));
         }

@@ -89,12 +89,10 @@ async fn erase_asked(
     let act = crate::access::act_of(&ctx.principal);
     let scoped = ctx.principal.tenant.clone();
     let reason = req.reason;
-    let subject = pseudonym;
-    let t = tenant;
     let done = blocking(move || {
         let erasure = Erasure {
-            data_subject: &subject,
-            tenant: t.as_deref(),
+            data_subject: &pseudonym,
+            tenant: tenant.as_deref(),
             reason: &reason,
             act,
         };
