@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use sealog_ledger::{Ledger, Log, Packs, Sight, StateError, StateQuery};
 use sealog_model::time::{format_micros, parse_rfc3339};
-use sealog_packs::{CheckKind, Deadline};
+use sealog_packs::{CheckKind, Deadline, Done};
 
 use crate::{ReportError, Section, Window};
 
@@ -61,6 +61,7 @@ fn spelt(within_ns: i64) -> String {
 /// A subject a compliance table lists: where it lives, its state, when its deadline started
 /// counting, and whether any of its records happened in the window.
 struct Listed {
+    tenant: Option<String>,
     scope: String,
     subject: String,
     state: Value,
@@ -119,13 +120,20 @@ fn subjects(
     }
     let mut listed = Vec::new();
     for (tenant, scope, subject) in places {
-        let state = state_in(ledger, (tenant, &scope, &subject), filters, size)?;
+        let state = fold(
+            ledger,
+            (tenant.clone(), &scope, &subject),
+            filters,
+            (size, None),
+            false,
+        )?;
         let history = history_of(&state, rule.types);
         listed.push(Listed {
             started: first_record(ledger, &history)?
                 .map(|(record, time)| rule.deadline.starts(&record, time)),
             recorded_in_window: history.iter().any(|(time, _)| window.contains(*time)),
             state: state.get("state").cloned().unwrap_or(Value::Null),
+            tenant,
             scope,
             subject,
         });
@@ -134,12 +142,14 @@ fn subjects(
     Ok(Subjects { listed, of })
 }
 
-/// A subject's state in its tenant and scope, within the caller's reach, as of `size`.
-fn state_in(
+/// A subject's state (or, with `steps`, its timeline) in its tenant and scope, within the
+/// caller's reach, as of `size`, valid at `valid_at` if given.
+fn fold(
     ledger: &Ledger,
     (tenant, scope, subject): (Option<String>, &str, &str),
     filters: &[(String, String)],
-    size: u64,
+    (size, valid_at): (u64, Option<i64>),
+    steps: bool,
 ) -> Result<Value, ReportError> {
     let mut filters = filters.to_vec();
     if let Some(t) = tenant
@@ -152,10 +162,15 @@ fn state_in(
         scope: Some(scope.to_string()),
         filters,
         as_of_size: Some(size),
+        valid_at,
         sight: Sight::Nothing,
-        ..StateQuery::default()
     };
-    match ledger.state(&q) {
+    let folded = if steps {
+        ledger.timeline(&q)
+    } else {
+        ledger.state(&q)
+    };
+    match folded {
         Ok(v) => Ok(v),
         Err(StateError::Store(e)) => Err(e.into()),
         // The scope is named, so the fold cannot meet another: the index disagrees with it.
@@ -242,14 +257,18 @@ pub(crate) fn popia(
             continue;
         };
         let due = requested.saturating_add(rule.deadline.within_ns);
-        let completed = (text(st, "status") == json!("completed"))
-            .then(|| time_of(st, "actual_completion").unwrap_or(now));
+        let completed = if done(st, &rule.deadline.done) {
+            Some(completion(ledger, listed, filters, (size, due), &rule)?)
+        } else {
+            None
+        };
         let standing = match completed {
-            Some(c) if c <= due => "completed",
-            Some(_) => "completed late",
+            Some((_, true)) => "completed",
+            Some((_, false)) => "completed late",
             None if now >= due => "overdue",
             None => "open",
         };
+        let completed = completed.map(|(at, _)| at);
         let open_at_end = requested < window.to && completed.is_none_or(|c| c >= window.to);
         let relevant = window.contains(requested)
             || listed.recorded_in_window
@@ -302,6 +321,55 @@ pub(crate) fn popia(
             found.of,
         ),
     ])
+}
+
+/// Whether a subject's state meets a deadline rule's `done` (as `sealog check` reads it).
+fn done(state: &Value, done: &Done) -> bool {
+    match (
+        state.get(&done.field).filter(|v| !v.is_null()),
+        &done.equals,
+    ) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(v), Some(want)) => v == want,
+    }
+}
+
+/// When a completed request was completed, and whether by `due`. On time means what the
+/// check means: the state as of `due` on the event clock was already done. The moment shown
+/// is the request's own `actual_completion`, or else the event time of the first record after
+/// which the state was done: never the time the report runs.
+fn completion(
+    ledger: &Ledger,
+    listed: &Listed,
+    filters: &[(String, String)],
+    (size, due): (u64, i64),
+    rule: &Rule<'_>,
+) -> Result<(i64, bool), ReportError> {
+    let place = (
+        listed.tenant.clone(),
+        listed.scope.as_str(),
+        listed.subject.as_str(),
+    );
+    let at_due = fold(ledger, place.clone(), filters, (size, Some(due)), false)?;
+    let in_time = at_due
+        .get("state")
+        .is_some_and(|s| done(s, &rule.deadline.done));
+    if let Some(t) = time_of(&listed.state, "actual_completion") {
+        return Ok((t, in_time));
+    }
+    let timeline = fold(ledger, place, filters, (size, None), true)?;
+    let first_done = timeline
+        .get("steps")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|step| {
+            step.get("state")
+                .is_some_and(|s| done(s, &rule.deadline.done))
+        })
+        .and_then(|step| time_of(&step["record"], "time"));
+    Ok((first_done.unwrap_or(due), in_time))
 }
 
 /// Breaches discovered or recorded in the window, or not notified to the regulator by its

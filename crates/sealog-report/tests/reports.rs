@@ -333,6 +333,57 @@ fn weekly_compliance_judges_popia_requests_and_breaches_by_their_deadlines() {
     assert!(table(&other, "breaches").is_empty());
 }
 
+#[test]
+fn a_request_completed_without_a_completion_time_counts_from_the_record_that_completed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let t = now();
+    let without_completion_time = |id: &str, request: &str, requested: i64, completed: i64| {
+        let mut e = popia(id, request, requested, Some(completed));
+        e["data"]["processing_timeline"]
+            .as_object_mut()
+            .unwrap()
+            .remove("actual_completion");
+        e
+    };
+    let results = ingest(
+        &ledger,
+        &[
+            popia("q1", "req-in-time", t - 20 * DAY, None),
+            popia("q2", "req-after-due", t - 50 * DAY, None),
+            without_completion_time("q1b", "req-in-time", t - 20 * DAY, t - 16 * DAY),
+            without_completion_time("q2b", "req-after-due", t - 50 * DAY, t - 10 * DAY),
+        ],
+    );
+    assert!(results.iter().all(|r| r.seq().is_some()), "{results:?}");
+    let row = |r: &Report, id: &str| -> Vec<Value> {
+        table(r, "popia_requests")
+            .iter()
+            .find(|row| row[0] == json!(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not listed"))
+    };
+    let first = build(
+        &ledger,
+        &request(Name::Popia, t - 60 * DAY, t + HOUR, Some("shop-za")),
+    )
+    .unwrap();
+    let in_time = row(&first, "req-in-time");
+    assert_eq!(in_time[7], json!("completed"));
+    assert_eq!(in_time[6], json!(format_micros(t - 16 * DAY)));
+    let after_due = row(&first, "req-after-due");
+    assert_eq!(after_due[7], json!("completed late"));
+    assert_eq!(after_due[6], json!(format_micros(t - 10 * DAY)));
+    // Judged again later, the same log gives the same rows: nothing is the report's own clock.
+    let again = build(
+        &ledger,
+        &request(Name::Popia, t - 60 * DAY, t + HOUR, Some("shop-za")),
+    )
+    .unwrap();
+    assert_eq!(row(&again, "req-in-time"), in_time);
+    assert_eq!(row(&again, "req-after-due"), after_due);
+}
+
 /// The same event in another tenant, recorded at another time.
 fn elsewhere(mut e: Value, tenant: &str, id: &str) -> Value {
     e["tenant"] = json!(tenant);
