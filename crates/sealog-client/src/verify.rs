@@ -272,10 +272,8 @@ pub fn verify_tree(
     let mut index = 0u64;
     while frontier.size() < cp.size {
         let width = (cp.size - index * 256).min(256) as u16;
-        let path = format!("/{}", sealog_merkle::tiles::entries_path(index, width));
-        let bundle = client
-            .bytes(&path)
-            .map_err(|e| failed(&path, e.to_string()))?;
+        let (path, bundle, whole) =
+            entry_bundle(client, index, width).map_err(|(p, e)| failed(&p, e))?;
         bytes_total += bundle.len() as u64;
         let mut at = 0usize;
         for k in 0..u64::from(width) {
@@ -311,7 +309,8 @@ pub fn verify_tree(
                 ));
             }
         }
-        if at != bundle.len() {
+        // A full bundle read in place of a partial one holds more entries after these.
+        if at != bundle.len() && !whole {
             return Err(failed(&path, "bytes after the last entry".into()));
         }
         progress(frontier.size(), bytes_total);
@@ -332,4 +331,26 @@ pub fn verify_tree(
         verifier: verifier.to_vkey(),
         since_size: since.map(|s| s.size),
     })
+}
+
+/// Entry bundle `index` of `width`, or, when a partial bundle is gone (C2SP lets a log drop
+/// one once the full bundle exists, and the log may have grown since its checkpoint was
+/// read), the full bundle, whose first `width` entries are the same records (`true` then).
+fn entry_bundle(
+    client: &Client,
+    index: u64,
+    width: u16,
+) -> Result<(String, Vec<u8>, bool), (String, String)> {
+    let path = format!("/{}", sealog_merkle::tiles::entries_path(index, width));
+    match client.bytes(&path) {
+        Ok(bundle) => Ok((path, bundle, false)),
+        Err(Error::Status { status: 404, .. }) if width < 256 => {
+            let full = format!("/{}", sealog_merkle::tiles::entries_path(index, 256));
+            let bundle = client
+                .bytes(&full)
+                .map_err(|e| (full.clone(), e.to_string()))?;
+            Ok((full, bundle, true))
+        }
+        Err(e) => Err((path, e.to_string())),
+    }
 }

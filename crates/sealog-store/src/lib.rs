@@ -368,6 +368,13 @@ impl<A: Admission> Store<A> {
     }
 }
 
+/// Whether a tile (or entry bundle) of `width` is the tile of `index`, or a prefix of it,
+/// in the signed tree of `size`: a partial tile of every earlier checkpoint stays served (C2SP
+/// tlog-tiles), so a client that read an older checkpoint never meets a 404 for its tiles.
+fn signed_prefix(level: u8, index: u64, width: u16, size: u64) -> bool {
+    sealog_merkle::tiles::tile_width(level, index, size).is_some_and(|w| (1..=w).contains(&width))
+}
+
 impl<A: Admission> Drop for Store<A> {
     fn drop(&mut self) {
         let _ = self.shutdown();
@@ -592,7 +599,7 @@ impl<A: Admission> LogRead for Store<A> {
 
     fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
         let size = self.tiled_size();
-        if sealog_merkle::tiles::tile_width(level, index, size) != Some(width) {
+        if !signed_prefix(level, index, width, size) {
             return Err(StoreError::InvalidArgument(format!(
                 "no tile {level}/{index} of width {width} in a tree of {size}"
             )));
@@ -612,7 +619,7 @@ impl<A: Admission> LogRead for Store<A> {
 
     fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
         let size = self.tiled_size();
-        if sealog_merkle::tiles::tile_width(0, index, size) != Some(width) {
+        if !signed_prefix(0, index, width, size) {
             return Err(StoreError::InvalidArgument(format!(
                 "no entry bundle {index} of width {width} in a tree of {size}"
             )));

@@ -10,11 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What the proxy does with the next requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
     Forward,
     /// Answer with this status and a JSON error body, forwarding nothing.
     Answer(u16),
+    /// Answer requests whose request line contains a pattern with that pattern's status and
+    /// body (the first pattern that matches), forwarding the others: a cache or a server
+    /// that differs from the log behind it in a few paths.
+    Paths(Vec<(String, u16, String)>),
 }
 
 pub struct FaultProxy {
@@ -103,7 +107,8 @@ fn serve(conn: TcpStream, upstream: SocketAddr, mode: &Mutex<Mode>, requests: &A
     let mut r = BufReader::new(conn);
     while let Some(request) = read_message(&mut r) {
         requests.fetch_add(1, Ordering::SeqCst);
-        let answer = match *mode.lock().unwrap() {
+        let current = mode.lock().unwrap().clone();
+        let answer = match current {
             Mode::Answer(status) => {
                 let body = format!(
                     r#"{{"error":{{"code":"INJECTED","message":"the proxy answers {status}"}}}}"#
@@ -113,6 +118,21 @@ fn serve(conn: TcpStream, upstream: SocketAddr, mode: &Mutex<Mode>, requests: &A
                     body.len()
                 )
                 .into_bytes()
+            }
+            Mode::Paths(paths) => {
+                let line = request.split(|&b| b == b'\n').next().unwrap_or_default();
+                let line = String::from_utf8_lossy(line);
+                match paths.iter().find(|(p, _, _)| line.contains(p.as_str())) {
+                    Some((_, status, body)) => format!(
+                        "HTTP/1.1 {status} Injected\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes(),
+                    None => match forward(upstream, &request) {
+                        Some(a) => a,
+                        None => return,
+                    },
+                }
             }
             Mode::Forward => match forward(upstream, &request) {
                 Some(a) => a,

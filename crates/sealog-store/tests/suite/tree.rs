@@ -399,7 +399,7 @@ fn a_crash_between_index_flushes_loses_no_tree_node() {
 // Tiles
 
 #[test]
-fn tiles_and_entry_bundles_serve_the_tree_of_the_latest_checkpoint() {
+fn tiles_and_entry_bundles_serve_the_tree_of_every_signed_checkpoint() {
     let tmp = TempDir::new().unwrap();
     let store = open(tmp.path(), manual_checkpoints());
     fill(&store, 0, RECORDS);
@@ -452,15 +452,26 @@ fn tiles_and_entry_bundles_serve_the_tree_of_the_latest_checkpoint() {
         .collect();
     assert_eq!(store.tile(1, 0, 3).unwrap(), expected);
 
-    // Widths that do not describe a tile of this tree are refused.
+    // A prefix of a tile is the partial tile of a smaller tree, which an earlier checkpoint
+    // may have signed: it is served.
+    for (level, index, width) in [(0, 0, 255), (0, 0, 1), (0, 3, 231), (1, 0, 2)] {
+        let whole = store
+            .tile(level, index, tile_width(level, index, RECORDS).unwrap())
+            .unwrap();
+        assert_eq!(
+            store.tile(level, index, width).unwrap(),
+            whole[..usize::from(width) * 32],
+            "tile {level}/{index} width {width}"
+        );
+    }
+    let whole = store.entry_bundle(3, 232).unwrap();
+    let prefix = store.entry_bundle(3, 231).unwrap();
+    assert!(whole.starts_with(&prefix) && prefix.len() < whole.len());
+    // Widths past what the signed tree holds are refused.
     for (level, index, width) in [
-        (0, 0, 255),
-        (0, 0, 1),
-        (0, 3, 231),
         (0, 3, 233),
         (0, 3, 256),
         (0, 4, 1),
-        (1, 0, 2),
         (1, 0, 4),
         (1, 1, 1),
         (2, 0, 1),
@@ -471,7 +482,7 @@ fn tiles_and_entry_bundles_serve_the_tree_of_the_latest_checkpoint() {
             "tile {level}/{index} width {width}: {r:?}"
         );
     }
-    for (index, width) in [(0, 255), (3, 231), (3, 256), (4, 1)] {
+    for (index, width) in [(3, 233), (3, 256), (4, 1)] {
         let r = store.entry_bundle(index, width);
         assert!(
             matches!(r, Err(StoreError::InvalidArgument(_))),
@@ -487,8 +498,10 @@ fn tiles_and_entry_bundles_serve_the_tree_of_the_latest_checkpoint() {
     assert!(store.tile(0, 4, 8).is_err());
     assert!(store.entry_bundle(3, 256).is_err());
     assert_eq!(store.checkpoint().unwrap().size, RECORDS + 40);
-    assert!(store.tile(0, 3, 232).is_err());
     let leaves = leaf_hashes(&store);
+    // The earlier checkpoint's partial tiles stay served, for clients that read it.
+    assert_eq!(store.tile(0, 3, 232).unwrap(), leaves[768..1000].concat());
+    assert!(store.entry_bundle(3, 232).is_ok());
     assert_eq!(
         store.tile(0, 3, 256).unwrap(),
         leaves[768..1024].concat(),
@@ -496,7 +509,8 @@ fn tiles_and_entry_bundles_serve_the_tree_of_the_latest_checkpoint() {
     );
     assert_eq!(store.tile(0, 4, 16).unwrap(), leaves[1024..1040].concat());
     assert!(store.tile(1, 0, 4).is_ok());
-    assert!(store.tile(1, 0, 3).is_err());
+    assert!(store.tile(1, 0, 3).is_ok());
+    assert!(store.tile(1, 0, 5).is_err());
     assert!(store.entry_bundle(4, 16).is_ok());
 }
 

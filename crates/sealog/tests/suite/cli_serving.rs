@@ -270,3 +270,50 @@ fn verify_strict_refuses_records_that_a_killed_server_never_signed() {
     let run = cli.ok(&["verify", "--strict"], b"");
     assert_eq!(run.json()["unsigned_records"], 0);
 }
+
+#[test]
+fn verify_url_reads_a_full_entry_bundle_where_an_older_checkpoints_partial_one_is_gone() {
+    let tmp = sealog_testkit::tempdir();
+    let data = tmp.path().join("data");
+    let mut cli = cli(&data);
+    cli.accept_undeclared = true;
+    let batch = |from: usize, to: usize| -> Vec<u8> {
+        let events: Vec<Value> = (from..to)
+            .map(|i| event(&format!("e-{i}"), None, "s1", "made.up"))
+            .collect();
+        ndjson(&events)
+    };
+    cli.ok(&["append"], &batch(0, 260));
+    let older = cli.ok(&["checkpoint"], b"").stdout;
+    assert_eq!(older.lines().nth(1), Some("260"), "{older}");
+    cli.ok(&["append"], &batch(260, 600));
+    let (auditor, _) = cli.create_key(&["auditor"], None, None);
+    let server = ServerProcess::start(&cli, &[]);
+    // A cache in front of the log still hands out the older checkpoint, and the log behind it
+    // no longer serves that checkpoint's partial tiles (C2SP lets it, once they are full).
+    let proxy = sealog_testkit::proxy::FaultProxy::start(
+        server.addr,
+        sealog_testkit::proxy::Mode::Paths(vec![
+            ("/checkpoint".into(), 200, older.clone()),
+            (".p/".into(), 404, "gone".into()),
+        ]),
+    );
+    let key_file = data.join("keys/log.pub");
+    let url = proxy.url();
+    let run = cli.ok(
+        &[
+            "verify",
+            "--url",
+            &url,
+            "--key",
+            &auditor,
+            "--verifier-key",
+            key_file.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let report = run.json();
+    assert_eq!(report["status"], "intact", "{report}");
+    assert_eq!(report["records"], 260, "{report}");
+    server.stop();
+}
