@@ -118,13 +118,16 @@ impl Pipeline<'_> {
                     Derived::default()
                 };
                 let forbidden = q.reason == ReasonCode::ForbiddenField;
-                let personal = self.deriver.carries_personal(&event_type, tree);
+                let personal = self.deriver.carries_personal(&event_type, tree)
+                    || self.deriver.packs.may_carry_personal(&event_type);
                 let raw_bytes = || match raw {
                     Some(r) => r.to_vec(),
                     None => tree.to_value().to_string().into_bytes(),
                 };
-                // The payload holds the forbidden content: it is kept nowhere. One with
-                // personal values is kept sealed for its data subject, or not at all.
+                // The payload holds the forbidden content: it is kept nowhere. One that may
+                // hold personal values (some outside the fields that declare them, or of a
+                // type misspelt in a personal pack's namespace) is kept sealed for its data
+                // subject, or not at all: never in clear, and never where erasure cannot reach.
                 let payload = if forbidden {
                     None
                 } else if personal {

@@ -359,6 +359,29 @@ impl Packs {
             .unwrap_or_default()
     }
 
+    /// Whether what is sent as `event_type` may hold personal values even where none sits in
+    /// a declared personal field: a type that declares some (a value sent under a misspelt
+    /// field name is still the person's), or a type no pack declares whose namespace (before
+    /// its first `.`, in any case) is that of a pack declaring some (`comms.emial`). A
+    /// quarantined payload of such an event is kept only sealed for its data subject.
+    pub fn may_carry_personal(&self, event_type: &str) -> bool {
+        if self.declares(event_type) {
+            return self.personal(event_type).is_some();
+        }
+        let namespace = |t: &str| t.split('.').next().unwrap_or(t).to_ascii_lowercase();
+        let wanted = namespace(event_type);
+        self.inner
+            .types
+            .iter()
+            .filter(|(t, _)| namespace(t) == wanted)
+            .any(|(_, r)| {
+                self.inner
+                    .types
+                    .values()
+                    .any(|o| o.pack == r.pack && !o.personal.is_empty())
+            })
+    }
+
     /// Whether an event holds a value in one of its type's personal fields.
     pub fn carries_personal(&self, event_type: &str, event: &Json<'_>) -> bool {
         self.personal(event_type)

@@ -850,3 +850,61 @@ fn an_erased_link_is_no_mismatch_for_the_relink_that_names_it() {
         .collect();
     assert_eq!(kinds, ["expect"], "{s}");
 }
+
+/// A payload may hold personal values outside the fields that declare them: sent under a
+/// misspelt field name, or under a misspelt type of a pack that declares personal fields. It
+/// is kept only sealed for its data subject, so erasure reaches it, or not at all.
+#[test]
+fn personal_values_outside_declared_fields_are_kept_in_no_quarantine_payload_in_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let customer = "cust-misnamed-88";
+    let phone = "+27-82-555-0199";
+    let name = "Thandi Misnamedfield";
+    let record = |id: &str| -> Value {
+        let q = Query {
+            equals: vec![("id".into(), id.into())],
+            limit: 1,
+            ..Query::default()
+        };
+        serde_json::from_slice(&ledger.quarantine_query(&q).unwrap().records[0].1).unwrap()
+    };
+    // A known type whose personal values sit in fields its schema does not have.
+    let mut misnamed = call("c-misnamed", customer);
+    let data = misnamed["data"].as_object_mut().unwrap();
+    data.remove("customer_phone");
+    data.insert("customer_phone_number".into(), json!(phone));
+    data.insert("caller_name".into(), json!(name));
+    let r = result_of(&ledger, &misnamed).to_json();
+    assert_eq!(r["reason_code"], "SCHEMA_VIOLATION", "{r}");
+    let sealed_ref = record("c-misnamed")["data"]["payload_ref"]
+        .as_str()
+        .expect("kept, sealed for its data subject")
+        .to_string();
+    let bytes = ledger.quarantine_payload(&sealed_ref).unwrap().unwrap();
+    assert_eq!(ledger.reveal_payload(bytes.clone(), &Sight::Nothing), None);
+    let opened = ledger.reveal_payload(bytes, &Sight::All).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&opened).unwrap(), misnamed);
+    // A misspelt type of the same pack (in any case): no pack says whose it is, so it is not
+    // kept at all; a type of a namespace no personal pack uses keeps its payload.
+    for (id, kind) in [("t-typo", "comms.emial"), ("t-case", "Comms.Email")] {
+        let mut typo = email(id, customer);
+        typo["type"] = json!(kind);
+        let r = result_of(&ledger, &typo).to_json();
+        assert_eq!(r["reason_code"], "UNKNOWN_EVENT_TYPE", "{r}");
+        assert_eq!(record(id)["data"]["payload_ref"], Value::Null, "{kind}");
+    }
+    let mut elsewhere = email("t-other", customer);
+    elsewhere["type"] = json!("warehouse.pallet_moved");
+    result_of(&ledger, &elsewhere);
+    assert!(record("t-other")["data"]["payload_ref"].is_string());
+
+    ledger.close().unwrap();
+    for value in [phone, name] {
+        assert_nowhere_in_clear_of(tmp.path(), value);
+    }
+    let ledger = open(tmp.path());
+    ledger.erase(&erasure(customer, None)).unwrap();
+    assert_eq!(ledger.quarantine_payload(&sealed_ref).unwrap(), None);
+    ledger.close().unwrap();
+}
