@@ -140,8 +140,10 @@ impl TypeRules {
         }
         for group in &self.equal {
             let mut first: Option<(&str, &Json<'_>)> = None;
+            let mut tenant_absent = false;
             for p in group {
                 let Some(v) = found.get(p).filter(|v| !v.is_null()) else {
+                    tenant_absent |= p.text == "/tenant";
                     continue;
                 };
                 match first {
@@ -152,6 +154,14 @@ impl TypeRules {
                     }),
                     Some(_) => {}
                 }
+            }
+            // A body that names its tenant (C4's `tenant_id`, CM-2.5's instructor) without the
+            // envelope's would land outside the tenant whose keys must see it.
+            if let (true, Some((name, _))) = (tenant_absent, first) {
+                out.push(Violation {
+                    pointer: "/tenant".into(),
+                    message: format!("must be given, equal to {name}"),
+                });
             }
         }
         for group in &self.distinct {

@@ -125,6 +125,18 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<Edit>, Expect)> {
             Violation("/actor/type"),
         ),
         (
+            "coordination.decision",
+            "a tenant_id without the envelope's tenant",
+            vec![Remove("/tenant")],
+            Violation("/tenant"),
+        ),
+        (
+            "conversation.customer_resolution_skipped",
+            "an instructor without the envelope's tenant",
+            vec![Remove("/tenant")],
+            Violation("/tenant"),
+        ),
+        (
             "conversation.customer_linked",
             "other instructor's tenant",
             vec![Set("/tenant", json!("instructor-7"))],
