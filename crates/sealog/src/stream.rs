@@ -43,6 +43,7 @@ impl<R: BufRead> Events<R> {
         loop {
             match &mut self.shape {
                 Shape::Unknown => {
+                    self.skip_byte_order_mark()?;
                     let Some(first) = self.peek_first()? else {
                         return Ok(None);
                     };
@@ -114,6 +115,16 @@ impl<R: BufRead> Events<R> {
             Shape::Document(items) => !items.as_slice().is_empty(),
             Shape::Unknown | Shape::Array { .. } => false,
         }
+    }
+
+    /// A UTF-8 byte order mark at the start of the input, as some editors and Windows tools
+    /// write one: it is not part of the first event, which would otherwise be refused as not
+    /// JSON.
+    fn skip_byte_order_mark(&mut self) -> io::Result<()> {
+        if self.reader.fill_buf()?.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            self.reader.consume(3);
+        }
+        Ok(())
     }
 
     /// The first byte that is not whitespace, left unread.
@@ -342,6 +353,20 @@ mod tests {
             events(b"{\"a\":1}\n\n  {\"b\":\"x\\ny\"}\r\n{oops\n{\"c\":[1]}"),
             ok(&["{\"a\":1}", "{\"b\":\"x\\ny\"}", "{oops", "{\"c\":[1]}"])
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_event_is_not_part_of_it() {
+        for text in [
+            &b"\xEF\xBB\xBF{\"a\":1}\n{\"b\":2}\n"[..],
+            b"\xEF\xBB\xBF[{\"a\":1},{\"b\":2}]",
+        ] {
+            assert_eq!(events(text), ok(&[r#"{"a":1}"#, r#"{"b":2}"#]), "{text:?}");
+        }
+        // Only at the start: one inside the input is the event's own (and not JSON).
+        let later = events(b"{\"a\":1}\n\xEF\xBB\xBF{\"b\":2}\n");
+        assert_eq!(later.len(), 2);
+        assert_eq!(later[0], Ok(r#"{"a":1}"#.to_string()));
     }
 
     #[test]
