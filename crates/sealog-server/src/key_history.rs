@@ -242,8 +242,9 @@ pub(crate) fn check_at_start(
     if keys.is_empty() {
         return Err(format!(
             "refusing to start: the log records API keys ({} audit.key_* records), but {} is \
-             missing or holds no key. Without it the server would run in open mode: no \
-             authentication, every request served as admin. {}",
+             missing or holds no key. Without it the server would run in open mode (no \
+             authentication, every request served as admin), and open mode ends for good with \
+             the first key. {}",
             history.records,
             path.display(),
             recovery(&path, data_dir)

@@ -218,6 +218,14 @@ pub(crate) fn parse_file(path: &Path) -> Result<Vec<KeyRecord>, KeyError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io(path)(e)),
     };
+    // Said plainly: the parser's "EOF while parsing a value" hides that the file is empty
+    // (truncated, or emptied by a redirection), which is not the same as holding no key.
+    if bytes.trim_ascii().is_empty() {
+        return Err(KeyError::Corrupted {
+            path: path.to_path_buf(),
+            message: "it is empty".into(),
+        });
+    }
     let body: FileBody = serde_json::from_slice(&bytes).map_err(|e| KeyError::Corrupted {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -141,38 +141,40 @@ pub struct App {
 impl App {
     /// Loads the keys and records any key change not yet in the log.
     pub async fn new(config: &ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
-        let app = Self::build(config, ledger)?;
-        record_key_changes_at_start(&app.state).await?;
+        let app = match Self::build(config, ledger) {
+            Ok(app) => app,
+            Err(refused) => return Err(refused.release().await),
+        };
+        if let Err(e) = record_key_changes_at_start(&app.state).await {
+            app.close_after_refusal().await;
+            return Err(e);
+        }
         Ok(app)
     }
 
-    fn build(config: &ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
+    /// Builds the app, or refuses and hands the ledger back; the refusals come before the
+    /// ledger is shared with the append threads, so it can be handed back whole.
+    fn build(config: &ServerConfig, ledger: Ledger) -> Result<Self, Refusal> {
+        let Started {
+            keys,
+            exports,
+            witness,
+        } = match Self::start_checks(config, &ledger) {
+            Ok(started) => started,
+            Err(error) => {
+                return Err(Refusal {
+                    error,
+                    ledger: Box::new(ledger),
+                });
+            }
+        };
         let layout = ledger.layout().clone();
-        let root = layout.root().to_path_buf();
-        let keys = KeyRing::load(root.clone())
-            .map_err(|e| ServerError::KeyFile(crate::key_history::damaged(&e, &root)))?;
-        let (history, warnings) = crate::key_history::check_at_start(&ledger, &keys.keys(), &root)
-            .map_err(ServerError::KeyFile)?;
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
-        keys.remember(history);
         let ledger = Arc::new(ledger);
         let appender = Appender::start(
             ledger.clone(),
             config.append_threads,
             config.append_queue_max,
         );
-        let exports_dir = layout.exports();
-        let exports = crate::exports::Exports::open(exports_dir.clone(), config.exports.clone())
-            .map_err(|e| ServerError::Exports(format!("{}: {e}", exports_dir.display())))?;
-        let witness = if config.witnesses.peers.is_empty() {
-            None
-        } else {
-            let status = crate::witness::WitnessStatus::load(&config.witnesses, &ledger)
-                .map_err(ServerError::Witness)?;
-            Some(Arc::new(std::sync::Mutex::new(status)))
-        };
         let state = Arc::new(AppState {
             witness,
             witness_config: config.witnesses.clone(),
@@ -206,6 +208,44 @@ impl App {
             .layer(axum::middleware::from_fn(crate::context::observe))
             .with_state(state.clone());
         Ok(App { state, router })
+    }
+
+    /// What may refuse a start: the key file against the log's key records (the one
+    /// decision about open mode at start), the exports directory and the witnesses' state.
+    fn start_checks(config: &ServerConfig, ledger: &Ledger) -> Result<Started, ServerError> {
+        let layout = ledger.layout();
+        let root = layout.root().to_path_buf();
+        let keys = KeyRing::load(root.clone())
+            .map_err(|e| ServerError::KeyFile(crate::key_history::damaged(&e, &root)))?;
+        let (history, warnings) = crate::key_history::check_at_start(ledger, &keys.keys(), &root)
+            .map_err(ServerError::KeyFile)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        keys.remember(history);
+        let exports_dir = layout.exports();
+        let exports = crate::exports::Exports::open(exports_dir.clone(), config.exports.clone())
+            .map_err(|e| ServerError::Exports(format!("{}: {e}", exports_dir.display())))?;
+        let witness = if config.witnesses.peers.is_empty() {
+            None
+        } else {
+            let status = crate::witness::WitnessStatus::load(&config.witnesses, ledger)
+                .map_err(ServerError::Witness)?;
+            Some(Arc::new(std::sync::Mutex::new(status)))
+        };
+        Ok(Started {
+            keys,
+            exports,
+            witness,
+        })
+    }
+
+    /// Closes an app that will not serve: what is logged here comes second to the error
+    /// that stopped it, which the caller returns.
+    async fn close_after_refusal(self) {
+        if let Err(e) = self.close().await {
+            tracing::error!(error = %e, "closing the ledger of a refused start");
+        }
     }
 
     /// The routes, ready to serve requests.
@@ -245,15 +285,17 @@ impl App {
 impl Server {
     /// Binds the address and loads the keys; nothing is served until [`Server::run`].
     pub async fn bind(config: ServerConfig, ledger: Ledger) -> Result<Self, ServerError> {
-        let tls = config.tls.as_ref().map(load_tls).transpose()?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let app = App::build(&config, ledger)?;
+        let (tls, listener) = match listen(&config).await {
+            Ok(bound) => bound,
+            Err(error) => {
+                let ledger = Box::new(ledger);
+                return Err(Refusal { error, ledger }.release().await);
+            }
+        };
+        let app = match App::build(&config, ledger) {
+            Ok(app) => app,
+            Err(refused) => return Err(refused.release().await),
+        };
         Ok(Server {
             listener,
             app,
@@ -285,8 +327,11 @@ impl Server {
             tls,
             config,
         } = self;
+        if let Err(e) = record_key_changes_at_start(&app.state).await {
+            app.close_after_refusal().await;
+            return Err(e);
+        }
         let (state, router) = (app.state.clone(), app.router.clone());
-        record_key_changes_at_start(&state).await?;
         let watcher = tokio::spawn(watch_keys(state.clone()));
         // The dashboard's open conflicts, counted once now and after every run and resolution.
         tokio::spawn({
@@ -420,6 +465,44 @@ impl Server {
             (None, closed) => closed,
         }
     }
+}
+
+/// What [`App::start_checks`] found and opened.
+struct Started {
+    keys: KeyRing,
+    exports: crate::exports::Exports,
+    witness: Option<Arc<std::sync::Mutex<crate::witness::WitnessStatus>>>,
+}
+
+/// A start refused, with the ledger it was given.
+struct Refusal {
+    error: ServerError,
+    ledger: Box<Ledger>,
+}
+
+impl Refusal {
+    /// Lets the ledger go off the async threads and gives the error back. A ledger on
+    /// PostgreSQL owns a runtime of its own, and a runtime dropped on an async task panics,
+    /// which would replace the refusal's message (what the operator must read) by a panic.
+    async fn release(self) -> ServerError {
+        let Refusal { error, ledger } = self;
+        if let Err(e) = tokio::task::spawn_blocking(move || drop(ledger)).await {
+            tracing::error!(error = %e, "releasing the ledger of a refused start");
+        }
+        error
+    }
+}
+
+/// The listening socket, and TLS when configured.
+async fn listen(config: &ServerConfig) -> Result<(Option<TlsAcceptor>, TcpListener), ServerError> {
+    let tls = config.tls.as_ref().map(load_tls).transpose()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    Ok((tls, listener))
 }
 
 /// Records the key changes not yet in the log. A database that cannot be reached just now
