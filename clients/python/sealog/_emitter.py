@@ -58,6 +58,52 @@ def _to_bytes(event):
     return data.replace(b"\n", b" ").replace(b"\r", b" ")
 
 
+def _is_text(value):
+    return isinstance(value, str)
+
+
+def _is_seq(value):
+    # bool is an int to Python, never a seq to the server.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_error(value):
+    return isinstance(value, dict) and _is_text(value.get("code")) and _is_text(value.get("message"))
+
+
+# What each status carries that the emitter reads or hands to the caller (docs/clients.md,
+# PRODUCT.md §4): an answer without it is no answer.
+_RESULT_FIELDS = {
+    "appended": {"seq": _is_seq, "record_id": _is_text},
+    "duplicate": {"seq": _is_seq, "record_id": _is_text},
+    "quarantined": {"quarantine_id": _is_text, "reason_code": _is_text},
+    "rejected": {"error": _is_error},
+}
+
+
+def _is_result(result):
+    if not isinstance(result, dict):
+        return False
+    status = result.get("status")
+    fields = _RESULT_FIELDS.get(status) if _is_text(status) else None
+    return fields is not None and all(ok(result.get(k)) for k, ok in fields.items())
+
+
+def _results(parsed, count):
+    """The answer's results when it has one well-formed result per event, else None: a body
+    that a proxy or a broken server made up is a failed request, not a verdict on the events."""
+    results = parsed.get("results") if isinstance(parsed, dict) else None
+    if isinstance(results, list) and len(results) == count and all(map(_is_result, results)):
+        return results
+    return None
+
+
+def _error_message(parsed):
+    err = parsed.get("error") if isinstance(parsed, dict) else None
+    message = err.get("message") if isinstance(err, dict) else None
+    return message if isinstance(message, str) else ""
+
+
 def _ack(result):
     status = result.get("status")
     if status in ("appended", "duplicate", "quarantined"):
@@ -319,18 +365,26 @@ class Emitter:
                     self._inflight = [(n, d) for n, d, s in items if s is None]
                     self._inflight_from = items[0][0] if items else None
             if replay_first:
+                failure = None
                 try:
                     self._replay(queue_head)
-                    down_until, backoff = None, first_backoff
                 except _Transient as e:
                     log.warning("the audit server is away (%s); events wait in the spool", e)
+                    failure = e
+                except Exception as e:
+                    # The frames are consumed only after their answers are counted: they are
+                    # still in the spool, to be replayed again after the backoff.
+                    failure = self._fault("replaying the spool", e)
+                if failure is None:
+                    down_until, backoff = None, first_backoff
+                else:
                     down_until = time.monotonic() + backoff
                     backoff = min(backoff * 2, self.backoff_max)
                     with self._lock:
                         rest = list(self._queue)
                         self._queue.clear()
                         self._park(rest)
-                        self._fail_durables(rest, Unavailable(str(e)))
+                        self._fail_durables(rest, Unavailable(str(failure)))
                         self._settle_mark()
                 continue
             try:
@@ -338,17 +392,20 @@ class Emitter:
                 failure = None
             except _Transient as e:
                 results, failure = None, e
+            except Exception as e:
+                results, failure = None, self._fault("sending", e)
             with self._lock:
                 self._inflight = []
                 self._inflight_from = None
+                if results is not None:
+                    settled, failure = self._settle(items, results)
+                    items = items[settled:]
                 if self._abandoned:
-                    if results is not None:
-                        self._settle(items, results)
-                    else:
+                    # close() spooled what was in flight: only durable callers still wait.
+                    if failure is not None:
                         self._fail_durables(items, Unavailable(str(failure)))
                     return
-                if results is not None:
-                    self._settle(items, results)
+                if failure is None:
                     down_until, backoff = None, first_backoff
                 else:
                     log.warning("%d audit events could not be sent (%s); spooled", len(items), failure)
@@ -389,12 +446,25 @@ class Emitter:
         return a
 
     def _settle(self, items, results):
-        for (_, _, slot), r in zip(items, results):
-            a = self._count(r, False)
+        """Returns how many of ``items`` were settled, and the fault that stopped it short (the
+        rest were not: they are the caller's to keep), or None."""
+        for i, ((_, _, slot), r) in enumerate(zip(items, results)):
+            try:
+                a = self._count(r, False)
+            except Exception as e:
+                return i, self._fault("reading the server's answer", e)
             if slot is not None:
                 if isinstance(a, Exception):
                     self._add("durable_failed")
                 slot.fill(a)
+        return len(items), None
+
+    def _fault(self, doing, e):
+        """A fault of this client's own, not the server's: counted and logged as a failure and
+        handled like one, so that the sender lives on and no event is lost to it."""
+        self._add("failures")
+        log.error("the audit sender failed while %s: %r", doing, e, exc_info=e)
+        return _Transient(f"{doing}: {e!r}")
 
     def _replay(self, below):
         with self._spool_lock:
@@ -458,14 +528,14 @@ class Emitter:
             parsed = r.json()
         except ValueError:
             parsed = None
-        results = parsed.get("results") if isinstance(parsed, dict) else None
-        if isinstance(results, list) and len(results) == len(events) and r.status_code in (200, 403, 413, 422):
+        results = _results(parsed, len(events))
+        if results is not None and r.status_code in (200, 403, 413, 422):
             return results
         if r.status_code == 413:
             raise _TooLarge()
-        message = ""
-        if isinstance(parsed, dict):
-            message = (parsed.get("error") or {}).get("message", "")
+        message = _error_message(parsed)
+        if r.status_code == 200:
+            message = message or "not one well-formed result per event"
         if r.status_code in (401, 403):
             log.error("the audit server refuses this emitter's key (%d): %s", r.status_code, message)
         self._add("failures")

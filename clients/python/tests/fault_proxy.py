@@ -1,8 +1,10 @@
 """A fault-injecting HTTP proxy in front of a real server: it forwards each request, or
-answers it with a chosen status instead, and counts what it saw."""
+answers it with a chosen status, or with a 200 whose body is made up, and counts what it
+saw."""
 
 import http.client
 import http.server
+import json
 import threading
 
 
@@ -10,7 +12,11 @@ class FaultProxy:
     def __init__(self, upstream, answer=None):
         self.upstream = upstream
         self.answer = answer  # None forwards; a status answers it
+        # Each makes the body of a 200 for the next POST (from its number of events) instead
+        # of forwarding it: an answer no real server gives.
+        self.bodies = []
         self.requests = 0
+        self._lock = threading.Lock()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -25,12 +31,11 @@ class FaultProxy:
                 status = proxy.answer
                 if status is not None:
                     out = b'{"error":{"code":"INJECTED","message":"the proxy answers %d"}}' % status
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Retry-After", "0")
-                    self.send_header("Content-Length", str(len(out)))
-                    self.end_headers()
-                    self.wfile.write(out)
+                    self._answer(status, out, {"Retry-After": "0"})
+                    return
+                make = proxy._made_up(self.command)
+                if make is not None:
+                    self._answer(200, json.dumps(make(len(body.splitlines()))).encode())
                     return
                 host, port = proxy.upstream.split(":")
                 c = http.client.HTTPConnection(host, int(port), timeout=120)
@@ -47,6 +52,15 @@ class FaultProxy:
                 self.wfile.write(out)
                 c.close()
 
+            def _answer(self, status, out, headers=()):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for k, v in dict(headers).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
             do_GET = _handle
             do_POST = _handle
 
@@ -54,6 +68,12 @@ class FaultProxy:
         self.server.daemon_threads = True
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _made_up(self, command):
+        with self._lock:
+            if command == "POST" and self.bodies:
+                return self.bodies.pop(0)
+        return None
 
     def close(self):
         self.server.shutdown()

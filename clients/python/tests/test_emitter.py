@@ -283,3 +283,182 @@ def test_a_spool_still_locked_a_moment_after_its_emitter_closed_it_opens_once_le
     timer.start()
     emitter(dead_url(), "k", tmp_path / "spool").close(1)
     timer.join()
+
+
+# Answers no real server gives, each with one result per event, as a proxy might send them.
+A_RECORD = "sha256:" + "0" * 64
+MALFORMED = {
+    "nulls": lambda n: {"results": [None] * n},
+    "numbers": lambda n: {"results": list(range(1, n + 1))},
+    "one good then nulls":
+        lambda n: {"results": [{"status": "appended", "seq": 0, "record_id": A_RECORD}] + [None] * (n - 1)},
+    "no status": lambda n: {"results": [{"seq": 0, "record_id": A_RECORD}] * n},
+    "an unknown status": lambda n: {"results": [{"status": "stored"}] * n},
+    "a status that is a list":
+        lambda n: {"results": [{"status": ["appended"], "seq": 0, "record_id": A_RECORD}] * n},
+    "appended without seq": lambda n: {"results": [{"status": "appended", "record_id": A_RECORD}] * n},
+    "a seq that is text": lambda n: {"results": [{"status": "duplicate", "seq": "0", "record_id": A_RECORD}] * n},
+    "a seq that is true": lambda n: {"results": [{"status": "appended", "seq": True, "record_id": A_RECORD}] * n},
+    "a negative seq": lambda n: {"results": [{"status": "appended", "seq": -1, "record_id": A_RECORD}] * n},
+    "no record_id": lambda n: {"results": [{"status": "appended", "seq": 0}] * n},
+    "quarantined without id": lambda n: {"results": [{"status": "quarantined"}] * n},
+    "rejected without error": lambda n: {"results": [{"status": "rejected", "error": "no"}] * n},
+}
+
+
+def settled_or_dead(e, want):
+    """Waits until `want(stats)` or until the sender died: the assertions after it say which."""
+    eventually("the emitter settles", lambda: want(e.stats()) or not e._thread.is_alive())
+    return e.stats()
+
+
+def taken(s):
+    """A made-up answer was taken for the server's: no need to wait any longer to fail."""
+    return s["acknowledged"] or s["rejected"]
+
+
+@pytest.mark.parametrize("shape", sorted(MALFORMED))
+def test_a_malformed_answer_is_a_failed_request_and_loses_no_event(sl, tmp_path, shape):
+    key = sl.writer_key()
+    server = sl.serve()
+    proxy = FaultProxy(server.addr)
+    proxy.bodies = [MALFORMED[shape]] * 2  # the request and its one retry
+    # One batch of three: the third event wakes the sender out of its linger.
+    e = emitter(proxy.url, key, tmp_path / "spool", batch_max_events=3, linger=DEADLINE)
+    for i in range(3):
+        e.emit(event(f"m-{i}"))
+    s = settled_or_dead(e, lambda s: s["spooled"] == 3 or taken(s))
+    assert e._thread.is_alive(), "the sender died"
+    assert (s["spooled"], s["retried"], s["acknowledged"], s["rejected"]) == (3, 3, 0, 0), s
+    assert s["failures"] == 2, s
+    # The sender goes on: the spooled batch is replayed after the backoff, later events follow.
+    eventually("the spool is replayed", lambda: e.stats()["appended"] == 3)
+    for i in range(3, 5):
+        e.emit(event(f"m-{i}"))
+    assert e.flush(DEADLINE), e.stats()
+    assert e._thread.is_alive()
+    s = e.close(DEADLINE)
+    assert (s["replayed"], s["appended"], s["failures"], s["spooled"]) == (3, 5, 2, 3), s
+    assert (s["spool_pending"], s["dropped"], s["rejected"]) == (0, 0, 0), s
+    server.stop()
+    assert [r["id"] for r in sl.records()] == [f"m-{i}" for i in range(5)]
+    proxy.close()
+
+
+def test_a_malformed_answer_to_a_replay_leaves_the_spool_as_it_was(sl, tmp_path):
+    key = sl.writer_key()
+    server = sl.serve()
+    proxy = FaultProxy(server.addr, answer=503)
+    e = emitter(proxy.url, key, tmp_path / "spool")
+    for i in range(4):
+        e.emit(event(f"p-{i}"))
+    eventually("the batch is spooled", lambda: e.stats()["spooled"] == 4)
+    proxy.bodies = [MALFORMED["nulls"]]
+    proxy.answer = None
+    s = settled_or_dead(e, lambda s: s["appended"] == 4)
+    assert e._thread.is_alive(), "the sender died"
+    assert (s["appended"], s["replayed"], s["rejected"]) == (4, 4, 0), s
+    # Two 503s (or more, while the test turns the proxy around), then the made-up answer.
+    assert proxy.bodies == [] and s["failures"] >= 3, s
+    e.emit(event("p-4"))
+    assert e.flush(DEADLINE), e.stats()
+    s = e.close(DEADLINE)
+    assert (s["appended"], s["spool_pending"], s["dropped"]) == (5, 0, 0), s
+    server.stop()
+    assert [r["id"] for r in sl.records()] == [f"p-{i}" for i in range(5)]
+    proxy.close()
+
+
+def test_emit_durable_answered_with_a_malformed_answer_is_unavailable(sl, tmp_path):
+    key = sl.writer_key()
+    server = sl.serve()
+    proxy = FaultProxy(server.addr)
+    proxy.bodies = [MALFORMED["numbers"]] * 2
+    e = emitter(proxy.url, key, tmp_path / "spool")
+    with pytest.raises(sealog.Unavailable):
+        e.emit_durable(event("q-0"), timeout=DEADLINE)
+    assert e.emit_durable(event("q-1"), timeout=DEADLINE)["status"] == "appended"
+    s = e.close(DEADLINE)
+    assert (s["durable_failed"], s["failures"], s["spooled"], s["appended"]) == (1, 2, 0, 1), s
+    server.stop()
+    assert [r["id"] for r in sl.records()] == ["q-1"]
+    proxy.close()
+
+
+def test_close_leaves_events_answered_only_with_malformed_answers_in_the_spool(sl, tmp_path):
+    key = sl.writer_key()
+    server = sl.serve()
+    proxy = FaultProxy(server.addr)
+    proxy.bodies = [MALFORMED["no status"]] * 1000
+    e = emitter(proxy.url, key, tmp_path / "spool")
+    for i in range(6):
+        e.emit(event(f"c-{i}"))
+    settled_or_dead(e, lambda s: s["spooled"] == 6 or taken(s))
+    s = e.close(0.5)
+    assert (s["spooled"], s["spool_pending"], s["acknowledged"], s["dropped"]) == (6, 6, 0, 0), s
+    assert s["failures"] >= 2, s
+    e = emitter(server.url, key, tmp_path / "spool")
+    assert e.flush(DEADLINE)
+    s = e.close(DEADLINE)
+    assert (s["replayed"], s["appended"]) == (6, 6), s
+    server.stop()
+    assert [r["id"] for r in sl.records()] == [f"c-{i}" for i in range(6)]
+    proxy.close()
+
+
+def ack_that_fails_once(monkeypatch):
+    """Makes reading the first answer fail as a fault of the client's own would."""
+    from sealog import _emitter
+    real, calls = _emitter._ack, []
+
+    def ack(result):
+        calls.append(result)
+        if len(calls) == 1:
+            raise RuntimeError("a fault while reading an answer")
+        return real(result)
+    monkeypatch.setattr(_emitter, "_ack", ack)
+
+
+def test_a_fault_while_settling_keeps_the_events_and_the_sender(sl, tmp_path, monkeypatch, caplog):
+    key = sl.writer_key()
+    server = sl.serve()
+    ack_that_fails_once(monkeypatch)
+    e = emitter(server.url, key, tmp_path / "spool", batch_max_events=3, linger=DEADLINE)
+    for i in range(3):
+        e.emit(event(f"f-{i}"))
+    # The server took the batch, the emitter could not read its answer: it is sent again.
+    s = settled_or_dead(e, lambda s: s["duplicates"] == 3)
+    assert e._thread.is_alive(), "the sender died"
+    assert (s["spooled"], s["replayed"], s["duplicates"], s["appended"], s["failures"]) == (3, 3, 3, 0, 1), s
+    assert any("the audit sender failed while reading" in r.getMessage() for r in caplog.records
+               if r.levelname == "ERROR")
+    e.emit(event("f-3"))
+    assert e.flush(DEADLINE), e.stats()
+    s = e.close(DEADLINE)
+    assert (s["appended"], s["spool_pending"], s["dropped"]) == (1, 0, 0), s
+    server.stop()
+    assert [r["id"] for r in sl.records()] == [f"f-{i}" for i in range(4)]
+
+
+def test_a_fault_while_replaying_leaves_the_spool_and_the_sender(sl, tmp_path, monkeypatch, caplog):
+    key = sl.writer_key()
+    server = sl.serve()
+    proxy = FaultProxy(server.addr, answer=503)
+    e = emitter(proxy.url, key, tmp_path / "spool")
+    for i in range(4):
+        e.emit(event(f"g-{i}"))
+    eventually("the batch is spooled", lambda: e.stats()["spooled"] == 4)
+    ack_that_fails_once(monkeypatch)
+    proxy.answer = None
+    s = settled_or_dead(e, lambda s: s["duplicates"] == 4)
+    assert e._thread.is_alive(), "the sender died"
+    assert (s["replayed"], s["duplicates"], s["appended"]) == (4, 4, 0) and s["failures"] >= 3, s
+    assert any("the audit sender failed while replaying" in r.getMessage() for r in caplog.records
+               if r.levelname == "ERROR")
+    e.emit(event("g-4"))
+    assert e.flush(DEADLINE), e.stats()
+    s = e.close(DEADLINE)
+    assert (s["appended"], s["spool_pending"], s["dropped"]) == (1, 0, 0), s
+    server.stop()
+    assert [r["id"] for r in sl.records()] == [f"g-{i}" for i in range(5)]
+    proxy.close()
