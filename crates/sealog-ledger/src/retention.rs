@@ -4,6 +4,10 @@
 //! record names every pruned seq (as ranges) and a digest of what their stubs keep, it is
 //! signed under a checkpoint, and only then are the records replaced by stubs. Records a
 //! legal hold covers are skipped. A crash after the record is finished on the next opening.
+//!
+//! An application measures at a `now` no later than the ledger's clock (give or take
+//! `NOW_AHEAD_MAX_NS`): a later one would prune records before their period ends. A status
+//! or a dry run changes nothing, so they take any instant and say what would be due then.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +15,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use sealog_model::Canonical;
+use sealog_model::json::Json;
+use sealog_model::limits::RECORD_BYTES_MAX;
 use sealog_model::time::format_micros;
 use sealog_store::{LIMIT_MAX, LogRead, Prune, Scan, StoreError};
 
@@ -20,6 +27,10 @@ use crate::own::Act;
 use crate::{Error, Ledger};
 
 pub const RETENTION_APPLIED_TYPE: &str = "audit.retention_applied";
+
+/// How far an application's `now` may run ahead of the ledger's clock: a remote caller's
+/// clock slightly ahead of the server's still works, and no period is cut shorter than this.
+const NOW_AHEAD_MAX_NS: i64 = 5_000_000_000;
 
 /// What is due in one log for one type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,8 +60,8 @@ pub struct RetentionReport {
     /// The `audit.retention_applied` record, once appended.
     pub seq: Option<u64>,
     pub record_id: Option<String>,
-    /// More is due than one application prunes (its record would list too many ranges):
-    /// apply again for the rest.
+    /// More is due than one application prunes (its record would be longer than a record may
+    /// be): apply again for the rest.
     pub more: bool,
 }
 
@@ -61,31 +72,88 @@ struct Plan {
     /// What the stubs of `prune` will keep besides the prune's own link and key, in its
     /// order, for the digest.
     stamps: Vec<Stamp>,
-    payloads: Vec<String>,
+    /// The payload each record of `prune` names, in its order.
+    payloads: Vec<Option<String>>,
     due: BTreeMap<String, Due>,
     held: u64,
-    /// Runs of consecutive seqs in `prune`: what the retention record lists.
-    ranges: usize,
-    /// Due records left for the next application, past `RANGES_MAX`.
+    /// Bytes of the JSON text of `prune`'s seq ranges, commas included, brackets around the
+    /// list not: what the retention record spends on this log.
+    ranges_bytes: usize,
+    /// What `ranges_bytes` may grow to.
+    room: usize,
+    /// Due records left for the next application, past `room`.
     more: bool,
 }
 
-/// Seq ranges one application prunes in each log at most: the retention record lists them,
-/// and an event is at most 1 MiB (records due interleaved with held ones make many ranges).
-const RANGES_MAX: usize = 16_384;
+/// Bytes of seq-range text one application lists over both logs at most. A record is at most
+/// `RECORD_BYTES_MAX` long; this leaves room for the rest of it (an actor, a policy of many
+/// types), so that a status, which has no act to measure, agrees with the application, while
+/// [`Plan::fit`] cuts to the record actually built when the rest is longer still.
+const RANGES_BYTES_MAX: usize = 56 << 10;
+
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
 
 impl Plan {
-    /// Takes a due record unless its range would pass `RANGES_MAX`.
-    fn take(&mut self, p: Prune, stamp: Stamp, payload: Option<&str>) {
-        let new_range = self.prune.last().is_none_or(|l| l.seq + 1 != p.seq);
-        if new_range && self.ranges == RANGES_MAX {
+    fn within(room: usize) -> Plan {
+        Plan {
+            room,
+            ..Plan::default()
+        }
+    }
+
+    /// Takes a due record unless its range would pass `room`; once one is left, every later
+    /// one is too, so an application prunes a prefix of what is due.
+    fn take(&mut self, p: Prune, stamp: Stamp, payload: Option<String>) {
+        let cost = match self.prune.last() {
+            // `[from,to]` becomes `[from,to+1]`.
+            Some(l) if l.seq + 1 == p.seq => digits(p.seq + 1) - digits(p.seq),
+            // `,[seq,seq+1]`.
+            last => usize::from(last.is_some()) + 3 + digits(p.seq) + digits(p.seq + 1),
+        };
+        if self.more || self.ranges_bytes + cost > self.room {
             self.more = true;
             return;
         }
-        self.ranges += usize::from(new_range);
+        self.ranges_bytes += cost;
         self.prune.push(p);
         self.stamps.push(stamp);
-        self.payloads.extend(payload.map(str::to_string));
+        self.payloads.push(payload);
+    }
+
+    /// Leaves for the next application what lies past `room`.
+    fn shrink_to(&mut self, room: usize) {
+        let mut old = std::mem::replace(self, Plan::within(room));
+        self.due = std::mem::take(&mut old.due);
+        self.held = old.held;
+        for ((p, s), payload) in old.prune.into_iter().zip(old.stamps).zip(old.payloads) {
+            self.take(p, s, payload);
+        }
+        self.more |= old.more;
+    }
+
+    /// Cuts the two plans until the record that lists them, as `len` measures it, is no
+    /// longer than a record may be; the quarantine log's ranges, planned last, go first.
+    fn fit(canonical: &mut Plan, quarantine: &mut Plan, len: impl Fn(&Plan, &Plan) -> usize) {
+        loop {
+            let over = len(canonical, quarantine).saturating_sub(RECORD_BYTES_MAX);
+            if over == 0 || canonical.ranges_bytes + quarantine.ranges_bytes == 0 {
+                return;
+            }
+            let from_quarantine = over.min(quarantine.ranges_bytes);
+            if from_quarantine > 0 {
+                quarantine.shrink_to(quarantine.ranges_bytes - from_quarantine);
+            }
+            let rest = over - from_quarantine;
+            if rest > 0 {
+                canonical.shrink_to(canonical.ranges_bytes.saturating_sub(rest));
+            }
+        }
+    }
+
+    fn payload_refs(&self) -> Vec<String> {
+        self.payloads.iter().flatten().cloned().collect()
     }
 
     fn note(&mut self, log: &'static str, ty: &str, retention: &str, ingested_ns: i64, held: bool) {
@@ -233,58 +301,62 @@ impl Ledger {
 
     /// Prunes what is due at `now`: appends the `audit.retention_applied` record, signs a
     /// checkpoint over it, deletes the payloads of the quarantine records it prunes, then
-    /// rewrites the segments. A dry run only reports.
+    /// rewrites the segments. A dry run only reports, and may measure at any instant; an
+    /// application refuses a `now` more than five seconds past the ledger's clock
+    /// (`InvalidArgument`), and prunes no more than its record can list (`more` then says to
+    /// apply again).
     pub fn apply_retention(
         &self,
         now: i64,
         dry_run: bool,
         act: &Act<'_>,
     ) -> Result<RetentionReport, Error> {
+        if !dry_run {
+            refuse_the_future(now, clock_nanos())?;
+        }
         let _governing = (!dry_run).then(|| self.governing()).transpose()?;
-        let (canonical, quarantine) = self.retention_plan(now)?;
+        let (mut canonical, mut quarantine) = self.retention_plan(now)?;
+        let now_text = format_micros(now);
+        let policy = policy_of(&canonical, &quarantine);
+        // Digests are 64 hex digits whatever they hash: measured with a stand-in, computed
+        // once what is pruned is settled.
+        let stand_in = "0".repeat(64);
+        Plan::fit(&mut canonical, &mut quarantine, |c, q| {
+            let data = record_data(&now_text, &policy, c, q, [&stand_in, &stand_in]);
+            record_len(act, &record_id_text(&now_text, &stand_in), &data)
+        });
         let mut out = report(now, dry_run, &canonical, &quarantine);
         if dry_run {
             return Ok(out);
         }
-        let mut policy = serde_json::Map::new();
-        for d in canonical.due.values().chain(quarantine.due.values()) {
-            let key = match d.log {
-                "quarantine" => format!("quarantine:{}", d.event_type),
-                _ => d.event_type.clone(),
-            };
-            policy.insert(key, json!(d.retention));
-        }
         let digest = canonical.digest();
-        let data = json!({
-            "now": out.now,
-            "policy": policy,
-            "ranges": ranges(canonical.prune.iter().map(|p| p.seq)),
-            "pruned": canonical.prune.len(),
-            "stubs_sha256": digest,
-            "held": canonical.held + quarantine.held,
-            "quarantine": {
-                "ranges": ranges(quarantine.prune.iter().map(|p| p.seq)),
-                "pruned": quarantine.prune.len(),
-                "stubs_sha256": quarantine.digest(),
-                "payloads_deleted": quarantine.payloads.len(),
-            },
-        });
+        let data = record_data(
+            &now_text,
+            &policy,
+            &canonical,
+            &quarantine,
+            [&digest, &quarantine.digest()],
+        );
         let (seq, record_id) = self
             .append_own(
-                format!("retention:{}:{digest}", out.now),
+                record_id_text(&now_text, &digest),
                 RETENTION_APPLIED_TYPE,
                 act,
                 None,
                 data,
             )?
+            // Nothing was pruned, and the log is whole: Sealog's own record did not pass its
+            // pack, which is no corruption of what is stored.
             .map_err(|why| {
-                StoreError::Corrupted(format!("the retention record was refused: {why}"))
+                Error::InvalidArgument(format!(
+                    "the retention record was refused, so nothing was pruned: {why}"
+                ))
             })?;
         self.canonical.checkpoint()?;
         // The payloads go before their records: a quarantine record that names a payload
         // which is gone is sound once a signed retention record prunes it, while a payload
         // no record names any more could not be found to be deleted.
-        self.payloads.remove(&quarantine.payloads)?;
+        self.payloads.remove(&quarantine.payload_refs())?;
         self.canonical.prune(&canonical.prune)?;
         self.quarantine.prune(&quarantine.prune)?;
         metrics::counter!("sealog_retention_pruned_total")
@@ -307,7 +379,7 @@ impl Ledger {
                 .filter_map(|r| r.cutoff(now))
                 .max()
         };
-        let mut canonical = Plan::default();
+        let mut canonical = Plan::within(RANGES_BYTES_MAX);
         if let Some(before) = latest_cutoff(false) {
             for_each_older(&*self.canonical, before, |seq, bytes| {
                 let facts = Facts::of(&self.deriver, seq, bytes)?;
@@ -335,7 +407,7 @@ impl Ledger {
                 Ok(())
             })?;
         }
-        let mut quarantine = Plan::default();
+        let mut quarantine = Plan::within(RANGES_BYTES_MAX - canonical.ranges_bytes);
         if let Some(before) = latest_cutoff(true) {
             for_each_older(&*self.quarantine, before, |seq, bytes| {
                 let v: Value = serde_json::from_slice(bytes)
@@ -351,7 +423,8 @@ impl Ledger {
                 let held = held_by(&holds, v["tenant"].as_str(), ps);
                 quarantine.note("quarantine", ty, retention.text(), ingested, held);
                 if !held {
-                    quarantine.take(unlinked(seq), stamp, v["data"]["payload_ref"].as_str());
+                    let payload = v["data"]["payload_ref"].as_str().map(str::to_string);
+                    quarantine.take(unlinked(seq), stamp, payload);
                 }
                 Ok(())
             })?;
@@ -438,6 +511,85 @@ fn unlinked(seq: u64) -> Prune {
     }
 }
 
+/// The ledger's clock, the one ingest times are read from (ns since the epoch).
+fn clock_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// An application at a `now` still to come would prune records before their period ends.
+fn refuse_the_future(now: i64, clock: i64) -> Result<(), Error> {
+    if now <= clock.saturating_add(NOW_AHEAD_MAX_NS) {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "now {} is later than this log's clock ({}): retention is applied only at an instant \
+         that has come, so that no record is pruned before its period ends; a status or a \
+         dry run may look ahead",
+        format_micros(now),
+        format_micros(clock)
+    )))
+}
+
+/// Each due type's retention, as the record states it.
+fn policy_of(canonical: &Plan, quarantine: &Plan) -> serde_json::Map<String, Value> {
+    let mut policy = serde_json::Map::new();
+    for d in canonical.due.values().chain(quarantine.due.values()) {
+        let key = match d.log {
+            "quarantine" => format!("quarantine:{}", d.event_type),
+            _ => d.event_type.clone(),
+        };
+        policy.insert(key, json!(d.retention));
+    }
+    policy
+}
+
+fn record_id_text(now: &str, digest: &str) -> String {
+    format!("retention:{now}:{digest}")
+}
+
+/// The `audit.retention_applied` record's data; `digests` are the canonical log's and the
+/// quarantine log's.
+fn record_data(
+    now: &str,
+    policy: &serde_json::Map<String, Value>,
+    canonical: &Plan,
+    quarantine: &Plan,
+    digests: [&str; 2],
+) -> Value {
+    json!({
+        "now": now,
+        "policy": policy,
+        "ranges": ranges(canonical.prune.iter().map(|p| p.seq)),
+        "pruned": canonical.prune.len(),
+        "stubs_sha256": digests[0],
+        "held": canonical.held + quarantine.held,
+        "quarantine": {
+            "ranges": ranges(quarantine.prune.iter().map(|p| p.seq)),
+            "pruned": quarantine.prune.len(),
+            "stubs_sha256": digests[1],
+            "payloads_deleted": quarantine.payloads.iter().flatten().count(),
+        },
+    })
+}
+
+/// The longest the record [`Ledger::append_own`] makes of `data` can be: its event as that
+/// builds it, with the server's fields at their longest, as the limit is checked. An event
+/// that cannot be written canonically measures nothing here; its append says why.
+fn record_len(act: &Act<'_>, id: &str, data: &Value) -> usize {
+    let event = json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": act.source,
+        "type": RETENTION_APPLIED_TYPE,
+        "time": act.time,
+        "actor": act.actor,
+        "data": data,
+    });
+    Canonical::of_event(&Json::from_value(&event)).map_or(0, |c| c.record_len_max())
+}
+
 fn report(now: i64, dry_run: bool, canonical: &Plan, quarantine: &Plan) -> RetentionReport {
     RetentionReport {
         now: format_micros(now),
@@ -451,7 +603,7 @@ fn report(now: i64, dry_run: bool, canonical: &Plan, quarantine: &Plan) -> Reten
         pruned: canonical.prune.len() as u64,
         quarantine_pruned: quarantine.prune.len() as u64,
         held: canonical.held + quarantine.held,
-        payloads_deleted: quarantine.payloads.len() as u64,
+        payloads_deleted: quarantine.payloads.iter().flatten().count() as u64,
         seq: None,
         record_id: None,
         more: canonical.more || quarantine.more,
@@ -470,28 +622,122 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_application_lists_at_most_ranges_max_ranges() {
-        let mut plan = Plan::default();
-        // Every other seq due: each its own range.
-        for seq in (0..2 * RANGES_MAX as u64 + 10).step_by(2) {
-            plan.take(super::unlinked(seq), blank(), Some("p"));
+    fn ranges_text_len(plan: &Plan) -> usize {
+        json!(ranges(plan.prune.iter().map(|p| p.seq)))
+            .to_string()
+            .len()
+    }
+
+    fn act() -> Act<'static> {
+        Act {
+            actor: json!({"type": "human", "id": "records-officer"}),
+            time: "2026-01-01T00:00:00Z".into(),
+            source: "sealog-test",
         }
-        assert_eq!(
-            (plan.prune.len(), plan.ranges, plan.more),
-            (RANGES_MAX, RANGES_MAX, true)
-        );
-        assert_eq!(ranges(plan.prune.iter().map(|p| p.seq)).len(), RANGES_MAX);
-        assert_eq!(plan.payloads.len(), RANGES_MAX);
-        // A seq that extends the last range is still taken.
+    }
+
+    #[test]
+    fn a_plan_counts_its_ranges_text_exactly_and_stops_at_its_room() {
+        let mut plan = Plan::within(4096);
+        // Runs across every change of digit count, then single seqs: each its own range.
+        for seq in (0..12).chain(95..102).chain(998..1003) {
+            plan.take(super::unlinked(seq), blank(), None);
+            assert_eq!(plan.ranges_bytes + 2, ranges_text_len(&plan), "at {seq}");
+        }
+        for seq in (10_000..).step_by(2).take(1000) {
+            plan.take(super::unlinked(seq), blank(), Some("p".into()));
+            assert_eq!(plan.ranges_bytes + 2, ranges_text_len(&plan), "at {seq}");
+        }
+        assert!(plan.more, "more was due than fits");
+        assert!(plan.ranges_bytes <= 4096 && plan.ranges_bytes > 4096 - 14);
+        // Nothing after the first record left is taken, even one that would fit: what is
+        // pruned is a prefix of what is due.
         let last = plan.prune.last().unwrap().seq;
         plan.take(super::unlinked(last + 1), blank(), None);
-        assert_eq!(plan.prune.len(), RANGES_MAX + 1);
-        let data = json!({"ranges": ranges(plan.prune.iter().map(|p| p.seq))});
+        assert_eq!(plan.prune.last().unwrap().seq, last);
+        assert_eq!(plan.payloads.len(), plan.prune.len());
+        assert_eq!(plan.payload_refs().len(), plan.prune.len() - 24);
+    }
+
+    /// Thousands of single-seq ranges in both logs: the record that lists them is cut to the
+    /// limit, the quarantine log's first, and what is left is a prefix of each log.
+    #[test]
+    fn an_application_fits_its_record_under_the_limit() {
+        let mut canonical = Plan::within(usize::MAX);
+        let mut quarantine = Plan::within(usize::MAX);
+        for seq in (1_000_000..).step_by(2).take(8000) {
+            canonical.take(super::unlinked(seq), blank(), None);
+            quarantine.take(super::unlinked(seq), blank(), Some(format!("p{seq}")));
+        }
+        let policy = serde_json::Map::new();
+        let digest = "0".repeat(64);
+        let len = |c: &Plan, q: &Plan| {
+            let data = record_data("2026-01-01T00:00:00.000000Z", &policy, c, q, [&digest; 2]);
+            record_len(
+                &act(),
+                &record_id_text("2026-01-01T00:00:00.000000Z", &digest),
+                &data,
+            )
+        };
+        assert!(len(&canonical, &quarantine) > 2 * RECORD_BYTES_MAX);
+        Plan::fit(&mut canonical, &mut quarantine, len);
+        let fitted = len(&canonical, &quarantine);
+        assert!(fitted <= RECORD_BYTES_MAX, "{fitted}");
         assert!(
-            data.to_string().len() < 512 << 10,
-            "the list fits a record twice over"
+            fitted > RECORD_BYTES_MAX - 64,
+            "cut no more than needed: {fitted}"
         );
+        assert!(canonical.more && quarantine.more);
+        assert!(
+            quarantine.prune.is_empty(),
+            "the quarantine log's ranges go first"
+        );
+        assert_eq!(canonical.prune[0].seq, 1_000_000);
+        assert_eq!(canonical.ranges_bytes + 2, ranges_text_len(&canonical));
+    }
+
+    /// What `record_len` measures is what `append_own` writes, but for the server fields
+    /// (measured at their longest).
+    #[test]
+    fn record_len_measures_the_record_append_own_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = crate::LedgerConfig {
+            store: crate::StoreConfig {
+                durability: crate::Durability::Os,
+                ..crate::StoreConfig::default()
+            },
+            packs: sealog_packs::Packs::builtin(),
+            undeclared: crate::Undeclared::Quarantine,
+        };
+        let ledger = Ledger::open(tmp.path(), config).unwrap();
+        let mut plan = Plan::within(usize::MAX);
+        for seq in (0..).step_by(3).take(50) {
+            plan.take(super::unlinked(seq), blank(), Some("p".into()));
+        }
+        let mut policy = serde_json::Map::new();
+        policy.insert("comms.email".into(), json!("P7Y"));
+        let digest = plan.digest();
+        let now = "2026-01-01T00:00:00.000000Z";
+        let data = record_data(now, &policy, &plan, &plan, [&digest; 2]);
+        let id = record_id_text(now, &digest);
+        let measured = record_len(&act(), &id, &data);
+        let (seq, _) = ledger
+            .append_own(id, RETENTION_APPLIED_TYPE, &act(), None, data)
+            .unwrap()
+            .unwrap();
+        let stored = ledger.get(seq).unwrap().unwrap().len();
+        // The longest seq has 20 digits.
+        assert_eq!(measured, stored + 20 - digits(seq), "seq {seq}");
+    }
+
+    #[test]
+    fn an_application_refuses_a_now_past_the_clock_and_its_skew() {
+        let clock = 1_800_000_000_000_000_000;
+        refuse_the_future(clock - 86_400_000_000_000, clock).unwrap();
+        refuse_the_future(clock + NOW_AHEAD_MAX_NS, clock).unwrap();
+        let e = refuse_the_future(clock + NOW_AHEAD_MAX_NS + 1_000, clock).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+        assert!(e.to_string().contains("later than this log's clock"), "{e}");
     }
 
     #[test]

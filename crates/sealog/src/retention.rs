@@ -16,7 +16,8 @@ use crate::client;
 pub(crate) enum Retention {
     /// What is due, by log and type, and what holds keep (JSON).
     Status {
-        /// Measure at this instant (RFC 3339) instead of now.
+        /// Measure at this instant (RFC 3339) instead of now; it may be to come, to see what
+        /// would be due then.
         #[arg(long)]
         now: Option<String>,
         #[command(flatten)]
@@ -24,7 +25,9 @@ pub(crate) enum Retention {
     },
     /// Prune what is due: each pruned record leaves a stub that keeps its proofs (JSON).
     Apply {
-        /// Measure at this instant (RFC 3339) instead of now.
+        /// Measure at this instant (RFC 3339) instead of now: at most five seconds past the
+        /// clock (the server's with --url), so nothing is pruned before its retention ends;
+        /// with --dry-run, any instant.
         #[arg(long)]
         now: Option<String>,
         /// Only say what would be pruned.

@@ -527,13 +527,42 @@ fn a_log_that_no_longer_extends_the_last_checked_root_is_a_critical_finding() {
 #[test]
 fn records_pruned_by_retention_still_check_against_the_tree() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = open(dir.path());
+    let packs_dir = tempfile::tempdir().unwrap();
+    // Retention prunes only what is due at an instant that has come: records of a type kept a
+    // second, beside the history's, kept seven years.
+    let manifest = json!({"pack": "brief", "retention": "PT1S",
+        "types": {"brief.note": {"schema": "note.schema.json"}}});
+    std::fs::write(packs_dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::write(
+        packs_dir.path().join("note.schema.json"),
+        r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object"}"#,
+    )
+    .unwrap();
+    let ledger = open_with(
+        dir.path(),
+        sealog_packs::Packs::load(&[packs_dir.path()]).unwrap(),
+    );
     ingest(&ledger, &history()[..4]);
-    // Eight years on, the events are past their seven years; Sealog's own records are kept.
-    let later = t("2034-06-01T00:00:00Z");
-    let pruned = ledger.apply_retention(later, false, &act()).unwrap();
+    let notes: Vec<_> = (0..4)
+        .map(|i| {
+            json!({"specversion": "1.0", "id": format!("note-{i}"), "source": "tests",
+                   "type": "brief.note", "time": day(1), "data": {"i": i}})
+        })
+        .collect();
+    let seqs = ingest(&ledger, &notes);
+    let newest: serde_json::Value =
+        serde_json::from_slice(&ledger.get(seqs[3]).unwrap().unwrap()).unwrap();
+    let newest = t(newest["ingested_at"].as_str().unwrap());
+    let now = sealog_testkit::wait_for(10, "the notes to be a second old", || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        (now > newest + 1_000_000_000).then_some(now)
+    });
+    let pruned = ledger.apply_retention(now, false, &act()).unwrap();
     assert_eq!(pruned.pruned, 4);
     let report = run_with(&ledger, "2034-06-01T00:00:00Z", |o| o.full = true);
     assert!(report.integrity.ok, "{:?}", report.integrity);
-    assert!(report.integrity.records >= 4);
+    assert!(report.integrity.records >= 8);
 }

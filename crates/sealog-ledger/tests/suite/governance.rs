@@ -12,9 +12,6 @@ use sealog_ledger::{
 use serde_json::{Value, json};
 use support::{appended_seq, example, open, result_of};
 
-const DAY: i64 = 86_400_000_000_000;
-const YEAR: i64 = 365 * DAY;
-
 /// Enough races that an unguarded check-then-act loses some of them (it lost most).
 const RACES: usize = 40;
 
@@ -170,16 +167,36 @@ fn of_two_erasures_of_one_subject_at_once_one_erases() {
 #[test]
 fn a_hold_placed_while_retention_applies_keeps_its_record_or_comes_after_the_pruning() {
     let tmp = tempfile::tempdir().unwrap();
-    let ledger = open(tmp.path());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
-    // Each round's records are due at its own, later moment, so every round prunes anew.
-    for round in 0..RACES {
+    let ledger = crate::retention::open_brief(tmp.path());
+    // Records kept a second, each ingested after the one before (ingest times are in
+    // microseconds); once the last is a second old, each round applies retention a second and
+    // a microsecond past its own record's ingest time, which has come: each round's record is
+    // due at its own, later moment, so every round prunes anew.
+    let seqs: Vec<(u64, i64)> = (0..RACES)
+        .map(|round| {
+            let subject = format!("cust-{round}");
+            let e = crate::retention::email_of(
+                "brief.email",
+                &format!("m-{round}"),
+                &subject,
+                "shop-za",
+            );
+            let seq = appended_seq(&result_of(&ledger, &e));
+            let t = ingested(&ledger, seq);
+            sealog_testkit::wait_for(5, "the clock to pass the record's ingest time", || {
+                (crate::retention::now() / 1000 > t / 1000).then_some(())
+            });
+            (seq, t)
+        })
+        .collect();
+    let due_at = |t: i64| t + 1_000_000_000 + 1_000;
+    let last = due_at(seqs[RACES - 1].1);
+    sealog_testkit::wait_for(10, "the last record to come due", || {
+        (crate::retention::now() >= last).then_some(())
+    });
+    for (round, &(seq, t)) in seqs.iter().enumerate() {
         let subject = format!("cust-{round}");
-        let seq = appended_seq(&result_of(&ledger, &email(&format!("m-{round}"), &subject)));
-        let due = now + 8 * YEAR + round as i64 * DAY;
+        let due = due_at(t);
         let (held, applied) = together(
             || hold(&ledger, &subject),
             || ledger.apply_retention(due, false, &act("2034-01-01T00:00:00Z")),
@@ -190,7 +207,8 @@ fn a_hold_placed_while_retention_applies_keeps_its_record_or_comes_after_the_pru
             Some(record) if held.placed_seq < record => {
                 assert!(!pruned, "{subject}: pruned under a hold recorded before");
             }
-            _ => {}
+            // Its own moment: due, and held only after.
+            _ => assert!(pruned, "{subject}: due, not held, yet kept: {applied:?}"),
         }
         // Released, so the next rounds prune what is theirs.
         let released = ledger.release_holds(
@@ -206,6 +224,11 @@ fn a_hold_placed_while_retention_applies_keeps_its_record_or_comes_after_the_pru
         );
         assert!(released.is_ok(), "{subject}: {released:?}");
     }
+}
+
+fn ingested(ledger: &Ledger, seq: u64) -> i64 {
+    let v: Value = serde_json::from_slice(&ledger.get(seq).unwrap().unwrap()).unwrap();
+    sealog_model::time::parse_rfc3339(v["ingested_at"].as_str().unwrap()).unwrap()
 }
 
 /// Two servers on one PostgreSQL log, the second with the first's keys as an operator copies

@@ -2,26 +2,30 @@
 //! enforced): records past their type's retention are replaced by stubs under a signed
 //! `audit.retention_applied` record, every proof made before still verifies, verify tells
 //! pruning from tampering, holds keep records, and a crash between the record and the rewrite
-//! is finished on the next opening.
+//! is finished on the next opening. Retention is applied only at an instant that has come, so
+//! the records pruned here are of user packs that keep them one second.
 
 use crate::support;
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use sealog_ledger::{
-    Act, Error, HoldAct, HoldScope, IngestResult, Ledger, Log, Query, RETENTION_APPLIED_TYPE,
-    VerifyOptions,
+    Act, Error, HoldAct, HoldScope, IngestResult, Ledger, Log, Packs, Query,
+    RETENTION_APPLIED_TYPE, Undeclared, VerifyOptions,
 };
 use sealog_merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use sealog_testkit::files::files_holding;
 use sealog_testkit::format;
 use serde_json::{Value, json};
-use support::{appended_seq, decision, example, open, result_of};
+use support::{appended_seq, decision, example, result_of};
 
 const DAY: i64 = 86_400_000_000_000;
 const YEAR: i64 = 365 * DAY;
+/// What the `brief` pack keeps its records, and the `slow` pack its quarantine records.
+const BRIEF: i64 = 1_000_000_000;
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -36,12 +40,118 @@ fn act() -> Act<'static> {
     }
 }
 
-fn email(id: &str, customer: &str, tenant: &str) -> Value {
+/// The built-in packs and two user packs whose records come due within seconds: `brief`
+/// keeps its types one second (`brief.email` and `brief.decision`, checked as their
+/// built-in namesakes are, and `brief.chain`, any object), `slow` keeps `slow.email` seven
+/// years and its quarantine records one second.
+pub(crate) fn brief_packs() -> Packs {
+    static PACKS: OnceLock<Packs> = OnceLock::new();
+    PACKS
+        .get_or_init(|| {
+            let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sealog-packs/packs");
+            let decl = |pack: &str, ty: &str| -> Value {
+                let text = std::fs::read_to_string(builtin.join(pack).join("manifest.json"));
+                let manifest: Value = serde_json::from_str(&text.unwrap()).unwrap();
+                let schema = manifest["types"][ty]["schema"].as_str().unwrap();
+                let schema = std::fs::read_to_string(builtin.join(pack).join(schema)).unwrap();
+                let mut d = manifest["types"][ty].clone();
+                d["schema"] = json!(format!("{ty}.schema.json"));
+                d["schema_text"] = json!(schema);
+                d
+            };
+            let email = decl("customer-comms", "comms.email");
+            let decision = decl("decision-log", "decision-log.audit_decision_record");
+            let chain = json!({"schema": "chain.schema.json",
+                "schema_text": r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object"}"#});
+            let tmp = tempfile::tempdir().unwrap();
+            let packs = [
+                json!({"pack": "brief", "retention": "PT1S", "types": {
+                    "brief.email": email, "brief.decision": decision, "brief.chain": chain}}),
+                json!({"pack": "slow", "quarantine_retention": "PT1S", "types": {
+                    "slow.email": email}}),
+            ];
+            let dirs: Vec<std::path::PathBuf> = packs
+                .into_iter()
+                .map(|mut m| {
+                    let dir = tmp.path().join(m["pack"].as_str().unwrap());
+                    std::fs::create_dir(&dir).unwrap();
+                    for d in m["types"].as_object_mut().unwrap().values_mut() {
+                        let text = d.as_object_mut().unwrap().remove("schema_text").unwrap();
+                        let file = dir.join(d["schema"].as_str().unwrap());
+                        std::fs::write(file, text.as_str().unwrap()).unwrap();
+                    }
+                    std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+                    dir
+                })
+                .collect();
+            let dirs: Vec<&Path> = dirs.iter().map(|d| d.as_path()).collect();
+            Packs::load(&dirs).unwrap_or_else(|e| panic!("the short-retention packs: {e}"))
+        })
+        .clone()
+}
+
+/// A ledger with the built-in packs and [`brief_packs`] that quarantines undeclared types.
+pub(crate) fn open_brief(dir: &Path) -> Ledger {
+    open_brief_with(dir, Undeclared::Quarantine)
+}
+
+fn open_brief_with(dir: &Path, undeclared: Undeclared) -> Ledger {
+    Ledger::open(dir, support::config(brief_packs(), undeclared))
+        .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
+}
+
+/// Waits until every record of the log is past a retention of one second, and returns the
+/// instant, which an application may use: it has come.
+pub(crate) fn due_now(ledger: &Ledger) -> i64 {
+    let newest = ingested(ledger, ledger.len() - 1);
+    sealog_testkit::wait_for(10, "the records to be a second old", || {
+        let t = now();
+        (t > newest + BRIEF).then_some(t)
+    })
+}
+
+/// [`due_now`] for the quarantine log.
+fn quarantine_due_now(ledger: &Ledger) -> i64 {
+    let page = ledger
+        .quarantine_query(&Query {
+            limit: 100,
+            ..Query::default()
+        })
+        .unwrap();
+    let newest = page
+        .records
+        .iter()
+        .map(|(_, bytes)| {
+            let v: Value = serde_json::from_slice(bytes).unwrap();
+            sealog_model::time::parse_rfc3339(v["ingested_at"].as_str().unwrap()).unwrap()
+        })
+        .max()
+        .expect("a quarantine record");
+    sealog_testkit::wait_for(10, "the quarantine records to be a second old", || {
+        let t = now();
+        (t > newest + BRIEF).then_some(t)
+    })
+}
+
+/// An email of a type kept seven years (`comms.email`), or as the short-retention packs keep
+/// it (`brief.email`, `slow.email`).
+pub(crate) fn email_of(ty: &str, id: &str, customer: &str, tenant: &str) -> Value {
     let mut e = example("comms.email", 0);
+    e["type"] = json!(ty);
     e["id"] = json!(id);
     e["tenant"] = json!(tenant);
     e["data"]["email_id"] = json!(format!("<{id}@shop>"));
     e["data"]["recipient_details"]["customer_id"] = json!(customer);
+    e
+}
+
+fn email(id: &str, customer: &str, tenant: &str) -> Value {
+    email_of("brief.email", id, customer, tenant)
+}
+
+fn brief_decision(d: &str, run: &str) -> Value {
+    let mut e = decision(d, run);
+    e["type"] = json!("brief.decision");
     e
 }
 
@@ -71,20 +181,38 @@ fn is_pruned(ledger: &Ledger, seq: u64) -> bool {
     }
 }
 
-/// A small log: decisions (one corrected), emails of two customers, all of them ordinary
-/// records with the default retention.
+/// A small log: decisions, emails of two customers, all of them ordinary records kept a
+/// second.
 fn fill(ledger: &Ledger) -> Vec<u64> {
     let mut seqs = Vec::new();
     for d in 0..6 {
         seqs.push(appended_seq(&result_of(
             ledger,
-            &decision(&format!("dec-retained-{d}"), "run-1"),
+            &brief_decision(&format!("dec-retained-{d}"), "run-1"),
         )));
     }
     for (i, c) in ["cust-1", "cust-2", "cust-1"].iter().enumerate() {
         seqs.push(appended_seq(&result_of(
             ledger,
-            &email(&format!("m-{i}"), c, "shop-za"),
+            &email(&format!("m-{i}"), c, "shop-brief"),
+        )));
+    }
+    seqs
+}
+
+/// The same of the built-in types, which keep the default seven years.
+fn fill_kept(ledger: &Ledger) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for d in 0..3 {
+        seqs.push(appended_seq(&result_of(
+            ledger,
+            &decision(&format!("dec-kept-{d}"), "run-1"),
+        )));
+    }
+    for (i, c) in ["cust-1", "cust-2"].iter().enumerate() {
+        seqs.push(appended_seq(&result_of(
+            ledger,
+            &email_of("comms.email", &format!("m-kept-{i}"), c, "shop-za"),
         )));
     }
     seqs
@@ -93,7 +221,8 @@ fn fill(ledger: &Ledger) -> Vec<u64> {
 #[test]
 fn inv_c005_06_seven_years_by_default_then_pruned_with_every_proof_still_valid() {
     let tmp = tempfile::tempdir().unwrap();
-    let ledger = open(tmp.path());
+    let ledger = open_brief(tmp.path());
+    let kept = fill_kept(&ledger);
     let seqs = fill(&ledger);
     let before = ledger.checkpoint().unwrap();
     let size = before.size;
@@ -102,29 +231,46 @@ fn inv_c005_06_seven_years_by_default_then_pruned_with_every_proof_still_valid()
         .map(|s| ledger.inclusion_proof(s, size).unwrap())
         .collect();
 
-    // Six years on nothing is due; seven years and a day on, every ordinary record is.
-    let t0 = now();
+    // Six years on only the records kept a second are due; seven years and a day on, the
+    // built-in types' records are too, by default.
+    let t0 = due_now(&ledger);
     let early = ledger.retention_status(t0 + 6 * YEAR).unwrap();
-    assert_eq!((early.pruned, early.due.len()), (0, 0), "{early:?}");
+    assert_eq!(early.pruned, seqs.len() as u64, "{early:?}");
+    assert!(early.due.iter().all(|d| d.retention == "PT1S"), "{early:?}");
     let due_at = t0 + 7 * YEAR + 3 * DAY;
     let status = ledger.retention_status(due_at).unwrap();
-    assert_eq!(status.pruned, seqs.len() as u64, "{status:?}");
-    assert!(
-        status.due.iter().all(|d| d.retention == "P7Y"),
+    assert_eq!(
+        status.pruned,
+        (seqs.len() + kept.len()) as u64,
         "{status:?}"
     );
+    for d in &status.due {
+        let period = if d.event_type.starts_with("brief.") {
+            "PT1S"
+        } else {
+            "P7Y"
+        };
+        assert_eq!(d.retention, period, "{status:?}");
+    }
     assert_eq!(ledger.len(), size, "status changes nothing");
     let dry = ledger.apply_retention(due_at, true, &act()).unwrap();
     assert_eq!((dry.pruned, dry.seq), (status.pruned, None));
     assert_eq!(ledger.len(), size, "a dry run changes nothing");
+    // Applied only at an instant that has come: seven years on is not yet.
+    let e = ledger.apply_retention(due_at, false, &act()).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("later than this log's clock")),
+        "{e}"
+    );
+    assert_eq!(ledger.len(), size, "a refused application changes nothing");
 
-    let applied = ledger.apply_retention(due_at, false, &act()).unwrap();
+    let applied = ledger.apply_retention(t0, false, &act()).unwrap();
     assert_eq!(applied.pruned, seqs.len() as u64);
     let record_seq = applied.seq.expect("a retention record");
     let record: Value = serde_json::from_slice(&ledger.get(record_seq).unwrap().unwrap()).unwrap();
     assert_eq!(record["type"], RETENTION_APPLIED_TYPE);
     assert_eq!(record["data"]["pruned"], json!(seqs.len()));
-    assert_eq!(record["data"]["policy"]["comms.email"], "P7Y");
+    assert_eq!(record["data"]["policy"]["brief.email"], "PT1S");
     assert!(
         ledger.latest_checkpoint().unwrap().size > record_seq,
         "the retention record is under a signed checkpoint"
@@ -152,15 +298,15 @@ fn inv_c005_06_seven_years_by_default_then_pruned_with_every_proof_still_valid()
         verify_consistency(size, now_cp.size, &before.root, &now_cp.root, &proof)
             .unwrap_or_else(|e| panic!("{when}: consistency from before: {e}"));
         let q = Query {
-            equals: vec![("type".into(), "comms.email".into())],
+            equals: vec![("type".into(), "brief.email".into())],
             limit: 100,
             ..Query::default()
         };
         assert!(ledger.query(&q).unwrap().records.is_empty(), "{when}");
         // Counted under none of their axes, the same before the index is rebuilt as after:
         // a report does not change when the server restarts.
-        let by_type = [("type".to_string(), "comms.email".to_string())];
-        let by_tenant = [("tenant".to_string(), "shop-za".to_string())];
+        let by_type = [("type".to_string(), "brief.email".to_string())];
+        let by_tenant = [("tenant".to_string(), "shop-brief".to_string())];
         for equals in [&by_type[..], &by_tenant[..]] {
             assert_eq!(
                 ledger.tally(Log::Canonical, equals, &[0, size]).unwrap(),
@@ -176,18 +322,18 @@ fn inv_c005_06_seven_years_by_default_then_pruned_with_every_proof_still_valid()
     };
     check(&ledger, "after applying");
     // The same event again is still the record it was: its id stays in the stub.
-    match result_of(&ledger, &decision("dec-retained-0", "run-1")) {
+    match result_of(&ledger, &brief_decision("dec-retained-0", "run-1")) {
         IngestResult::Duplicate { seq, .. } => assert_eq!(seq, seqs[0]),
         other => panic!(
             "expected a duplicate of the pruned record, got {}",
             other.to_json()
         ),
     }
-    let again = ledger.apply_retention(due_at, false, &act()).unwrap();
+    let again = ledger.apply_retention(now(), false, &act()).unwrap();
     assert_eq!(again.pruned, 0, "nothing is due twice");
     drop(ledger);
 
-    let ledger = open(tmp.path());
+    let ledger = open_brief(tmp.path());
     assert!(
         ledger
             .recovery()
@@ -214,10 +360,10 @@ fn inv_c005_06_seven_years_by_default_then_pruned_with_every_proof_still_valid()
 #[test]
 fn verify_tells_pruning_from_tampering() {
     let tmp = tempfile::tempdir().unwrap();
-    let ledger = open(tmp.path());
+    let ledger = open_brief(tmp.path());
     let seqs = fill(&ledger);
     ledger
-        .apply_retention(now() + 8 * YEAR, false, &act())
+        .apply_retention(due_now(&ledger), false, &act())
         .unwrap();
     // A record appended after, kept.
     let kept = appended_seq(&result_of(&ledger, &decision("dec-kept", "run-2")));
@@ -273,7 +419,7 @@ fn verify_tells_pruning_from_tampering() {
         format::write_segment(&seg, &bytes);
         // The derived files, which would tell first, made again from the changed log.
         std::fs::remove_dir_all(moved.join("index")).unwrap();
-        drop(open(&moved));
+        drop(open_brief(&moved));
         let e = verify_full(&moved).expect_err(what);
         assert!(e.contains("a stub was changed"), "{what}: {e}");
     }
@@ -318,14 +464,14 @@ fn verify_tells_pruning_from_tampering() {
 fn a_pruned_record_put_back_among_stubs_is_found() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    let ledger = open(&dir);
+    let ledger = open_brief(&dir);
     let seqs = fill(&ledger);
     ledger.close().unwrap();
     let before = tmp.path().join("before");
     sealog_testkit::files::copy_dir(&dir, &before);
-    let ledger = open(&dir);
+    let ledger = open_brief(&dir);
     ledger
-        .apply_retention(now() + 8 * YEAR, false, &act())
+        .apply_retention(due_now(&ledger), false, &act())
         .unwrap();
     appended_seq(&result_of(&ledger, &decision("dec-kept", "run-2")));
     ledger.close().unwrap();
@@ -347,7 +493,7 @@ fn a_pruned_record_put_back_among_stubs_is_found() {
     format::write_segment(&seg, &bytes);
     // The derived files, which would tell first, made again from the changed log.
     std::fs::remove_dir_all(dir.join("index")).unwrap();
-    drop(open(&dir));
+    drop(open_brief(&dir));
     let e = verify_full(&dir).expect_err("a pruned record put back");
     assert!(e.contains("a pruned record was put back"), "{e}");
     assert!(e.contains(&format!("record {back}")), "{e}");
@@ -356,7 +502,7 @@ fn a_pruned_record_put_back_among_stubs_is_found() {
 #[test]
 fn a_hold_keeps_its_records_from_retention_until_released() {
     let tmp = tempfile::tempdir().unwrap();
-    let ledger = open(tmp.path());
+    let ledger = open_brief(tmp.path());
     let za = appended_seq(&result_of(&ledger, &email("m-za", "cust-1", "shop-za")));
     let ke = appended_seq(&result_of(&ledger, &email("m-ke", "cust-2", "shop-ke")));
     let hold = ledger
@@ -371,8 +517,9 @@ fn a_hold_keeps_its_records_from_retention_until_released() {
             },
         )
         .unwrap();
-    let later = now() + 8 * YEAR;
-    let applied = ledger.apply_retention(later, false, &act()).unwrap();
+    let applied = ledger
+        .apply_retention(due_now(&ledger), false, &act())
+        .unwrap();
     assert_eq!((applied.pruned, applied.held), (1, 1), "{applied:?}");
     assert!(is_pruned(&ledger, za));
     assert!(!is_pruned(&ledger, ke), "the held tenant's record is kept");
@@ -389,7 +536,7 @@ fn a_hold_keeps_its_records_from_retention_until_released() {
             },
         )
         .unwrap();
-    let applied = ledger.apply_retention(later, false, &act()).unwrap();
+    let applied = ledger.apply_retention(now(), false, &act()).unwrap();
     assert_eq!(
         (applied.pruned, applied.held),
         (1, 0),
@@ -422,14 +569,16 @@ fn unblock(blockers: &[std::path::PathBuf]) {
     }
 }
 
-/// Quarantine keeps its own period (customer-comms: one year), and a pruned quarantine
-/// record's payload goes with it; the retention record says how many.
+/// Quarantine keeps its own period (customer-comms: one year; `slow` here: a second, its
+/// records seven years), and a pruned quarantine record's payload goes with it; the
+/// retention record says how many.
 #[test]
 fn quarantine_retention_differs_and_takes_the_payloads() {
     let tmp = tempfile::tempdir().unwrap();
-    let ledger = open(tmp.path());
-    appended_seq(&result_of(&ledger, &email("m-ok", "cust-1", "shop-za")));
-    let mut bad = email("m-bad", "cust-1", "shop-za");
+    let ledger = open_brief(tmp.path());
+    let slow = |id: &str| email_of("slow.email", id, "cust-1", "shop-za");
+    appended_seq(&result_of(&ledger, &slow("m-ok")));
+    let mut bad = slow("m-bad");
     bad["data"].as_object_mut().unwrap().remove("email_id");
     assert!(matches!(
         result_of(&ledger, &bad),
@@ -457,13 +606,13 @@ fn quarantine_retention_differs_and_takes_the_payloads() {
     // the quarantine log fails): verify accepts the missing payload under the signed
     // retention record, and the next opening finishes the pruning.
     let blockers = block_rewrites(&tmp.path().join("quarantine/log"));
-    let later = now() + YEAR + 30 * DAY;
+    let later = quarantine_due_now(&ledger);
     ledger.apply_retention(later, false, &act()).unwrap_err();
     assert!(ledger.quarantine_payload(&refs[0]).unwrap().is_none());
     drop(ledger);
     unblock(&blockers);
     verify_full(tmp.path()).unwrap();
-    let ledger = open(tmp.path());
+    let ledger = open_brief(tmp.path());
     let applied = ledger.retention_status(later).unwrap();
     assert_eq!(
         applied.quarantine_pruned, 0,
@@ -473,13 +622,15 @@ fn quarantine_retention_differs_and_takes_the_payloads() {
     std::fs::remove_dir_all(tmp.path()).unwrap();
 
     // Uninterrupted.
-    let ledger = open(tmp.path());
-    let kept = appended_seq(&result_of(&ledger, &email("m-ok", "cust-1", "shop-za")));
+    let ledger = open_brief(tmp.path());
+    let kept = appended_seq(&result_of(&ledger, &slow("m-ok")));
     assert!(matches!(
         result_of(&ledger, &bad),
         IngestResult::Quarantined { .. }
     ));
-    let applied = ledger.apply_retention(later, false, &act()).unwrap();
+    let applied = ledger
+        .apply_retention(quarantine_due_now(&ledger), false, &act())
+        .unwrap();
     assert_eq!(
         (applied.pruned, applied.quarantine_pruned),
         (0, 1),
@@ -508,18 +659,19 @@ fn quarantine_retention_differs_and_takes_the_payloads() {
 #[test]
 fn a_retention_record_whose_rewrite_a_crash_stopped_is_finished_on_open() {
     let tmp = tempfile::tempdir().unwrap();
-    let ledger = open(tmp.path());
+    let ledger = open_brief(tmp.path());
     let seqs = fill(&ledger);
     let blockers = block_rewrites(&tmp.path().join("log"));
-    let later = now() + 8 * YEAR;
-    let e = ledger.apply_retention(later, false, &act()).unwrap_err();
+    let e = ledger
+        .apply_retention(due_now(&ledger), false, &act())
+        .unwrap_err();
     assert!(e.to_string().contains(".prune"), "{e}");
     assert!(!is_pruned(&ledger, seqs[0]), "nothing rewritten yet");
     drop(ledger);
     // Verify between the two: the record is there, no stub yet; nothing is wrong.
     unblock(&blockers);
     verify_full(tmp.path()).unwrap();
-    let ledger = open(tmp.path());
+    let ledger = open_brief(tmp.path());
     for &s in &seqs {
         assert!(is_pruned(&ledger, s), "record {s} pruned on reopening");
     }
@@ -533,7 +685,7 @@ fn a_retention_record_whose_rewrite_a_crash_stopped_is_finished_on_open() {
         .join("log")
         .join("00000000000000000000.seg.prune");
     std::fs::write(&leftover, b"half a segment").unwrap();
-    let ledger = open(tmp.path());
+    let ledger = open_brief(tmp.path());
     assert!(!leftover.exists());
     assert!(is_pruned(&ledger, seqs[0]));
 }
@@ -544,11 +696,11 @@ fn a_retention_record_whose_rewrite_a_crash_stopped_is_finished_on_open() {
 /// on the valid-time clock, and correcting the original again is still a stale link.
 #[test]
 fn a_kept_correction_of_a_pruned_record_still_resolves_its_chain() {
-    use sealog_ledger::{Undeclared, View};
+    use sealog_ledger::View;
     let tmp = tempfile::tempdir().unwrap();
-    let ledger = support::open_with(tmp.path(), Undeclared::Accept);
+    let ledger = open_brief_with(tmp.path(), Undeclared::Accept);
     let ev = |id: &str, time: &str, supersedes: Option<&str>| {
-        let mut v = json!({"id": id, "source": "tests", "type": "test.chain", "time": time,
+        let mut v = json!({"id": id, "source": "tests", "type": "brief.chain", "time": time,
                            "tenant": "t", "subject": "loan-7", "data": {"v": id}});
         if let Some(s) = supersedes {
             v["supersedes"] = json!(s);
@@ -570,12 +722,13 @@ fn a_kept_correction_of_a_pruned_record_still_resolves_its_chain() {
         &ev("b", "2026-03-01T00:00:00Z", Some(&rid0)),
     ));
     let t1 = ingested(&ledger, fix);
-    // Seven calendar years after the correction's ingest: the cutoff is that instant, which
-    // the original precedes and the correction does not.
-    let mid = sealog_model::time::format_micros(t1);
-    let year: i32 = mid[..4].parse().unwrap();
-    let now = sealog_model::time::parse_rfc3339(&format!("{}{}", year + 7, &mid[4..])).unwrap();
-    let applied = ledger.apply_retention(now, false, &act()).unwrap();
+    // A second after the correction's ingest: the cutoff is that instant, which the original
+    // precedes and the correction does not. Applied once that instant has come.
+    let at = t1 + BRIEF;
+    sealog_testkit::wait_for(10, "a second past the correction", || {
+        (now() >= at).then_some(())
+    });
+    let applied = ledger.apply_retention(at, false, &act()).unwrap();
     assert_eq!(applied.pruned, 1, "{applied:?}");
     assert!(is_pruned(&ledger, seq0));
     assert!(!is_pruned(&ledger, fix));
@@ -621,7 +774,7 @@ fn a_kept_correction_of_a_pruned_record_still_resolves_its_chain() {
     };
     check(&ledger, "after pruning");
     drop(ledger);
-    let ledger = support::open_with(tmp.path(), Undeclared::Accept);
+    let ledger = open_brief_with(tmp.path(), Undeclared::Accept);
     check(&ledger, "after the index is rebuilt from the stubs");
     drop(ledger);
     verify_full(tmp.path()).unwrap();

@@ -1,6 +1,8 @@
 //! Retention over HTTP (PRODUCT §8): `GET /v1/retention` shows what is due, `POST
 //! /v1/retention/apply` prunes it (or, `dry_run`, says what it would). An admin's over every
-//! tenant: retention crosses tenants, so a tenant-scoped key may not run it.
+//! tenant: retention crosses tenants, so a tenant-scoped key may not run it. The ledger
+//! refuses to apply it at a `now` past its clock (422 `INVALID_ARGUMENT`); the status and a
+//! dry run may look ahead.
 
 use axum::body::Body;
 use axum::extract::RawQuery;
@@ -19,7 +21,8 @@ use crate::params::Params;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApplyRequest {
-    /// The instant retention is measured at (RFC 3339); the server's clock when absent.
+    /// The instant retention is measured at (RFC 3339); the server's clock when absent. Applied,
+    /// at most five seconds past the server's clock; a dry run may look further ahead.
     #[serde(default)]
     #[schema(schema_with = crate::formats::date_time_or_null)]
     now: Option<String>,
@@ -41,7 +44,7 @@ fn now_of(text: Option<&str>) -> Result<i64, ApiError> {
 
 #[utoipa::path(
     get, path = "/v1/retention", operation_id = "retention_status", tag = "privacy",
-    params(("now" = inline(Option<DateTime>), Query, description = "Measure at this instant; the server's clock when absent")),
+    params(("now" = inline(Option<DateTime>), Query, description = "Measure at this instant, which may be to come (what would be due then); the server's clock when absent")),
     responses(
         (status = 200, description = "What is due, by log and type, and what holds keep", body = crate::openapi::RetentionReportBody),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
@@ -78,6 +81,7 @@ pub(crate) async fn status(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody), (status = 408, body = crate::openapi::ErrorBody),
         (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 422, description = "`INVALID_ARGUMENT`: not a dry run and `now` is more than five seconds past the server's clock, so records would be pruned before their retention ends (or the retention record was refused); nothing was pruned", body = crate::openapi::ErrorBody),
         (status = 503, description = "The memory budget of request bodies is full; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))

@@ -17,6 +17,13 @@ fn email(id: &str, customer: &str) -> Value {
     e
 }
 
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
 fn cli(dir: &std::path::Path) -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_sealog"), dir)
 }
@@ -215,37 +222,90 @@ fn erase_destroys_one_persons_key_and_the_log_still_verifies() {
     log.assert_verifies();
 }
 
+/// A user pack whose `brief.email` is checked as `comms.email` is and kept a second: records
+/// due at an instant that has come.
+fn brief_pack() -> tempfile::TempDir {
+    let comms = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sealog-packs/packs/customer-comms");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(comms.join("manifest.json")).unwrap())
+            .unwrap();
+    let email = manifest["types"]["comms.email"].clone();
+    let schema = email["schema"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(comms.join(schema), dir.path().join(schema)).unwrap();
+    let brief = json!({"pack": "brief", "retention": "PT1S", "types": {"brief.email": email}});
+    std::fs::write(dir.path().join("manifest.json"), brief.to_string()).unwrap();
+    dir
+}
+
 /// `sealog retention status|apply` through the real binary, locally and through a server:
-/// status changes nothing, a dry run neither, applying prunes the expired records to stubs
-/// (a read of one says so), the log verifies, and a bad `--now` is refused.
+/// status changes nothing, a dry run neither, and both may look ahead; applying refuses an
+/// instant to come, and at one that has come prunes the expired records to stubs (a read of
+/// one says so), the log verifies, and a bad `--now` is refused.
 #[test]
 fn retention_prunes_what_is_due_locally_and_through_a_server() {
     let dir = tempdir();
     let log = cli(dir.path());
-    let input = format!("{}\n{}\n", email("m-1", "cust-1"), email("m-2", "cust-2"));
-    log.ok(&["append"], input.as_bytes());
+    let pack = brief_pack();
+    let packs = pack.path().to_str().unwrap();
+    let with = |args: &[&str]| -> Vec<String> {
+        ["--packs", packs]
+            .iter()
+            .chain(args)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let run = |args: &[&str]| {
+        let args = with(args);
+        log.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), b"")
+    };
+    let brief = |id: &str, customer: &str| {
+        let mut e = email(id, customer);
+        e["type"] = json!("brief.email");
+        e
+    };
+    let input = format!("{}\n{}\n", brief("m-1", "cust-1"), brief("m-2", "cust-2"));
+    let append = with(&["append"]);
+    let append: Vec<&str> = append.iter().map(String::as_str).collect();
+    log.ok(&append, input.as_bytes());
     let later = "2099-01-01T00:00:00Z";
-    let bad = log.run(&["retention", "status", "--now", "next year"], b"");
+    let bad = run(&["retention", "status", "--now", "next year"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("--now"), "{}", bad.stderr);
-    let status = log.ok(&["retention", "status", "--now", later], b"").json();
-    assert_eq!(status["pruned"], 2, "{status}");
-    let early = log.ok(&["retention", "status"], b"").json();
-    assert_eq!(early["pruned"], 0, "nothing is due today: {early}");
-    let dry = log
-        .ok(&["retention", "apply", "--now", later, "--dry-run"], b"")
-        .json();
+    let status = run(&["retention", "status", "--now", later]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(status.json()["pruned"], 2, "{}", status.stdout);
+    let early = run(&["retention", "status"]);
+    assert_eq!(early.code, 0, "{}", early.stderr);
+    let dry = run(&["retention", "apply", "--now", later, "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
     // The two emails, and the records of the two status reads.
     assert_eq!(
-        (dry["pruned"].clone(), dry["seq"].clone()),
+        (dry.json()["pruned"].clone(), dry.json()["seq"].clone()),
         (json!(4), Value::Null)
     );
-    log.ok(&["get", "0"], b"");
+    // Applied only at an instant that has come.
+    let refused = run(&["retention", "apply", "--now", later]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("later than this log's clock"),
+        "{}",
+        refused.stderr
+    );
+    let kept = run(&["get", "1"]);
+    assert_eq!(kept.code, 0, "nothing was pruned: {}", kept.stderr);
+    let ingested = kept.json()["ingested_at"].as_str().unwrap().to_string();
+    let ingested = sealog_model::time::parse_rfc3339(&ingested).unwrap();
+    sealog_testkit::wait_for(10, "the emails to be a second old", || {
+        (now() > ingested + 1_000_000_000).then_some(())
+    });
 
-    let done = log.ok(&["retention", "apply", "--now", later], b"").json();
-    // Those, and the record of the read just before.
-    assert_eq!(done["pruned"], 5, "{done}");
-    let gone = log.run(&["get", "0"], b"");
+    let done = run(&["retention", "apply"]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    // The emails; the records of the reads keep their seven years.
+    assert_eq!(done.json()["pruned"], 2, "{}", done.stdout);
+    let gone = run(&["get", "0"]);
     assert_eq!(gone.code, 1, "{}", gone.stderr);
     assert!(
         gone.stderr.contains("pruned by retention"),
@@ -254,29 +314,34 @@ fn retention_prunes_what_is_due_locally_and_through_a_server() {
     );
     log.assert_verifies();
 
-    // Through a server: the reads recorded since are due at a later instant still.
-    let server = ServerProcess::start(&log, &[]);
+    // Through a server: an instant to come is refused there too.
+    let server = ServerProcess::start(&log, &["--packs", packs]);
     let (admin, _) = log.create_key(&["admin"], None, None);
     let url = server.url();
     let remote = |args: &[&str]| through(&log, &url, &admin, args);
     let far = "2199-01-01T00:00:00Z";
     let mut append = vec!["append", "--url", url.as_str(), "--key", admin.as_str()];
     append.push("-");
-    let sent = log.run(&append, format!("{}\n", email("m-3", "cust-3")).as_bytes());
+    let sent = log.run(&append, format!("{}\n", brief("m-3", "cust-3")).as_bytes());
     assert_eq!(sent.code, 0, "{}", sent.stderr);
     let status = remote(&["retention", "status", "--now", far]);
     assert_eq!(status.code, 0, "{}", status.stderr);
-    let due = status.json()["pruned"].as_u64().unwrap();
-    assert!(due > 0, "{}", status.stdout);
-    let applied = remote(&["retention", "apply", "--now", far]);
-    assert_eq!(applied.code, 0, "{}", applied.stderr);
-    // What status found, and the record of that status read.
-    assert_eq!(
-        applied.json()["pruned"].as_u64(),
-        Some(due + 1),
+    assert!(
+        status.json()["pruned"].as_u64().unwrap() > 0,
         "{}",
-        applied.stdout
+        status.stdout
     );
+    let refused = remote(&["retention", "apply", "--now", far]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("(422)"), "{}", refused.stderr);
+    sealog_testkit::wait_for(10, "the email sent to be due", || {
+        let status = remote(&["retention", "status"]);
+        assert_eq!(status.code, 0, "{}", status.stderr);
+        (status.json()["pruned"] == 1).then_some(())
+    });
+    let applied = remote(&["retention", "apply"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert_eq!(applied.json()["pruned"], 1, "{}", applied.stdout);
     let bad = remote(&["retention", "apply", "--now", "someday"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     server.stop();

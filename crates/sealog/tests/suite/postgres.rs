@@ -245,14 +245,37 @@ fn every_command_gives_on_postgresql_what_it_gives_on_a_directory() {
         .unwrap();
     db.assert_verifies();
 
-    // Retention through the database's sanctioned function: every stub is accounted for.
-    let applied = db
-        .ok(
-            &["retention", "apply", "--now", "2100-01-01T00:00:00Z"],
-            b"",
-        )
-        .json();
-    assert!(applied["pruned"].as_u64().unwrap() > 0, "{applied}");
+    // Retention through the database's sanctioned function: every stub is accounted for. It
+    // applies at an instant that has come, so to records of a user pack's type kept a second.
+    let pack = tempdir();
+    std::fs::write(
+        pack.path().join("manifest.json"),
+        json!({"pack": "brief", "retention": "PT1S",
+               "types": {"brief.note": {"schema": "note.schema.json"}}})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        pack.path().join("note.schema.json"),
+        r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object"}"#,
+    )
+    .unwrap();
+    let packs = pack.path().to_str().unwrap();
+    let notes: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"specversion": "1.0", "id": format!("note-{i}"), "source": "tests",
+                   "type": "brief.note", "time": "2026-03-01T00:00:00Z", "data": {"i": i}})
+        })
+        .collect();
+    db.ok(&["--packs", packs, "append"], &ndjson(&notes));
+    sealog_testkit::wait_for(10, "the notes to be due", || {
+        let status = db
+            .ok(&["--packs", packs, "retention", "status"], b"")
+            .json();
+        (status["pruned"] == 3).then_some(())
+    });
+    let applied = db.ok(&["--packs", packs, "retention", "apply"], b"").json();
+    assert_eq!(applied["pruned"], 3, "{applied}");
     db.assert_verifies();
     // A stub nothing signed accounts for is a record removed, not pruned.
     let mut late = sealog_testkit::events::example("coordination.decision");

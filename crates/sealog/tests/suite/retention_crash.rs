@@ -6,6 +6,9 @@
 //! Half the trials kill at a seeded delay after the spawn; the other half as soon as the
 //! first segment is being rewritten (its `.prune` file appears), which lands the kill inside
 //! the rewrite. A failure prints the seed to replay with `SEALOG_RETENTION_CRASH_SEED`.
+//!
+//! Retention applies only at an instant that has come, so the trials' types are a user pack's
+//! that keeps them a second, and each application runs once they are that old.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -18,16 +21,30 @@ use sealog_testkit::{Cli, Rng, format, wait_for};
 
 const SEED_BASE: u64 = 0x5EA1_0C4A_7E7E_0000;
 const EVENTS: usize = 1500;
-const LATER: &str = "2099-01-01T00:00:00Z";
 
-fn config(segment_bytes_max: u64) -> LedgerConfig {
+/// Writes into `dir` the pack of the trials' types, `trial.kind0` to `trial.kind2`, kept a
+/// second.
+fn write_pack(dir: &Path) {
+    let kind = serde_json::json!({"schema": "kind.schema.json"});
+    let manifest = serde_json::json!({"pack": "trial", "retention": "PT1S", "types": {
+        "trial.kind0": kind, "trial.kind1": kind, "trial.kind2": kind}});
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::write(
+        dir.join("kind.schema.json"),
+        r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object"}"#,
+    )
+    .unwrap();
+}
+
+fn config(segment_bytes_max: u64, packs: &Path) -> LedgerConfig {
     LedgerConfig {
         store: StoreConfig {
             durability: Durability::Os,
             segment_bytes_max,
             ..StoreConfig::default()
         },
-        packs: Packs::builtin(),
+        packs: Packs::load(&[packs]).unwrap(),
         undeclared: Undeclared::Accept,
     }
 }
@@ -39,10 +56,10 @@ fn trials() -> u64 {
         .unwrap_or(if sealog_testkit::under_ci() { 12 } else { 6 })
 }
 
-/// A log of `EVENTS` records over many small segments; every record is due at `LATER` but
-/// those of one tenant, which a hold keeps.
-fn fill(dir: &Path, rng: &mut Rng) -> Vec<Vec<u8>> {
-    let ledger = Ledger::open(dir, config(16 << 10)).unwrap();
+/// A log of `EVENTS` records over many small segments; every record is due a second later but
+/// those of one tenant, which a hold keeps. Returns once they are due.
+fn fill(dir: &Path, packs: &Path, rng: &mut Rng) -> Vec<Vec<u8>> {
+    let ledger = Ledger::open(dir, config(16 << 10, packs)).unwrap();
     let lines: Vec<Vec<u8>> = (0..EVENTS)
         .map(|i| {
             format!(
@@ -75,10 +92,20 @@ fn fill(dir: &Path, rng: &mut Rng) -> Vec<Vec<u8>> {
             },
         )
         .unwrap();
-    let records = (0..ledger.len())
+    let records: Vec<Vec<u8>> = (0..ledger.len())
         .map(|s| ledger.get(s).unwrap().unwrap())
         .collect();
     ledger.close().unwrap();
+    let newest: serde_json::Value = serde_json::from_slice(records.last().unwrap()).unwrap();
+    let newest =
+        sealog_model::time::parse_rfc3339(newest["ingested_at"].as_str().unwrap()).unwrap();
+    wait_for(10, "the records to be a second old", || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        (now > newest + 1_000_000_000).then_some(())
+    });
     records
 }
 
@@ -115,14 +142,18 @@ fn a_retention_killed_at_any_step_leaves_whole_segments_and_is_finished_on_open(
         let mut rng = Rng::new(seed);
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let records = fill(dir, &mut rng);
+        let pack = tempfile::tempdir().unwrap();
+        let packs = pack.path();
+        write_pack(packs);
+        let records = fill(dir, packs, &mut rng);
         let root_before = {
-            let l = Ledger::open_read_only(dir, config(16 << 10)).unwrap();
+            let l = Ledger::open_read_only(dir, config(16 << 10, packs)).unwrap();
             l.root(records.len() as u64).unwrap()
         };
 
         let cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared();
-        let mut child = cli.spawn(&["retention", "apply", "--now", LATER]);
+        let packs_arg = packs.to_str().unwrap();
+        let mut child = cli.spawn(&["--packs", packs_arg, "retention", "apply"]);
         if t % 2 == 0 {
             // Not a wait for anything: where the kill lands is the trial's random choice.
             std::thread::sleep(Duration::from_millis(rng.below(400)));
@@ -141,7 +172,7 @@ fn a_retention_killed_at_any_step_leaves_whole_segments_and_is_finished_on_open(
         if killed && t % 2 == 1 {
             inside_rewrite += 1;
         }
-        check_left(dir, &records, &root_before, stubs, &ctx);
+        check_left(dir, packs, &records, &root_before, stubs, &ctx);
     }
     assert!(
         inside_rewrite > 0,
@@ -170,18 +201,16 @@ fn a_retention_whose_system_calls_fail_leaves_whole_segments() {
         let mut rng = Rng::new(SEED_BASE ^ (f.n as u64));
         let tmp = tempfile::tempdir().unwrap();
         let dir = &tmp.path().join("data");
-        let records = fill(dir, &mut rng);
-        let root_before = Ledger::open_read_only(dir, config(16 << 10))
+        let packs = &tmp.path().join("packs");
+        write_pack(packs);
+        let records = fill(dir, packs, &mut rng);
+        let root_before = Ledger::open_read_only(dir, config(16 << 10, packs))
             .unwrap()
             .root(records.len() as u64)
             .unwrap();
         let cli = Cli::new(env!("CARGO_BIN_EXE_sealog"), dir).accepting_undeclared();
-        let (run, failed) = run_failing(
-            &cli,
-            &["retention", "apply", "--now", LATER],
-            f,
-            &tmp.path().join("trace"),
-        );
+        let apply = ["--packs", packs.to_str().unwrap(), "retention", "apply"];
+        let (run, failed) = run_failing(&cli, &apply, f, &tmp.path().join("trace"));
         let stubs = stubs_on_disk(dir);
         let ctx = format!(
             "{f}: exit {}, stubs on disk {stubs}: {}",
@@ -190,15 +219,15 @@ fn a_retention_whose_system_calls_fail_leaves_whole_segments() {
         );
         eprintln!("{ctx}");
         assert_fails_cleanly(&run, &failed, f.cause, &ctx);
-        let pruned = check_left(dir, &records, &root_before, stubs, &ctx);
+        let pruned = check_left(dir, packs, &records, &root_before, stubs, &ctx);
         amid_pruning += usize::from(!failed.is_empty() && pruned > 0);
         assert!(
             run.code != 0 || pruned > 0,
             "{ctx}: applied, yet nothing pruned"
         );
 
-        cli.ok(&["retention", "apply", "--now", LATER], b"");
-        let ledger = Ledger::open_read_only(dir, config(16 << 10)).unwrap();
+        cli.ok(&apply, b"");
+        let ledger = Ledger::open_read_only(dir, config(16 << 10, packs)).unwrap();
         for (seq, bytes) in records.iter().enumerate() {
             let held =
                 serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["tenant"] == "t2";
@@ -227,6 +256,7 @@ fn a_retention_whose_system_calls_fail_leaves_whole_segments() {
 /// many records are pruned.
 fn check_left(
     dir: &Path,
+    packs: &Path,
     records: &[Vec<u8>],
     root_before: &[u8; 32],
     stubs: usize,
@@ -240,7 +270,7 @@ fn check_left(
     );
 
     let ledger =
-        Ledger::open(dir, config(16 << 10)).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
+        Ledger::open(dir, config(16 << 10, packs)).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
     assert!(
         leftovers(dir).is_empty(),
         "{ctx}: a leftover rewrite survived the opening"
