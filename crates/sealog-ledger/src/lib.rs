@@ -225,6 +225,24 @@ impl Ledger {
             owner_only_dir(dir)?;
         }
         let layout = Layout::new(dir);
+        // Every writing opening takes the quarantine log's lock before anything else, so the
+        // privacy files a directory's first opening makes (the master key, the subject key
+        // store) are made under it by one process alone: two first openings making them at
+        // once could each make a master key and leave the key store made under the other's.
+        // The quarantine log keeps its own key in its directory; the canonical log's
+        // checkpoints carry its newest head.
+        let writing_quarantine = match access {
+            Access::Write => Some(Store::open(
+                &layout.quarantine(),
+                StoreConfig {
+                    signing_key: None,
+                    ..config.store.clone()
+                },
+                Arc::new(QuarantineKeys),
+                Dedupe,
+            )?),
+            Access::ReadOnly => None,
+        };
         let privacy = Arc::new(Privacy::open(&layout, matches!(access, Access::Write))?);
         let deriver = Deriver {
             packs: config.packs,
@@ -232,47 +250,37 @@ impl Ledger {
         };
         let canonical_keys = Arc::new(CanonicalKeys(deriver.clone()));
         let payloads_path = layout.quarantine_payloads();
-        let (canonical, quarantine, payloads): (CanonicalLog, QuarantineLog, _) = match access {
-            Access::Write => {
-                // The quarantine log keeps its own key in its directory; the canonical log's
-                // checkpoints carry its newest head.
-                let quarantine = Store::open(
-                    &layout.quarantine(),
-                    StoreConfig {
-                        signing_key: None,
-                        ..config.store.clone()
-                    },
-                    Arc::new(QuarantineKeys),
-                    Dedupe,
-                )?;
-                let canonical = Store::open(
-                    &layout.canonical(),
-                    StoreConfig {
-                        extension: Some(anchor::extension(quarantine.checkpoint_source())),
-                        ..config.store
-                    },
-                    canonical_keys,
-                    CanonicalRules,
-                )?;
-                let payloads = payloads::Payloads::open(&payloads_path, &|r| {
-                    payload_named(&quarantine, r).map(|s| s.is_some())
-                })?;
-                (Box::new(canonical), Box::new(quarantine), payloads)
-            }
-            Access::ReadOnly => (
-                Box::new(Store::<CanonicalRules>::open_read_only(
-                    &layout.canonical(),
-                    &config.store,
-                    canonical_keys,
-                )?),
-                Box::new(Store::<Dedupe>::open_read_only(
-                    &layout.quarantine(),
-                    &config.store,
-                    Arc::new(QuarantineKeys),
-                )?),
-                payloads::Payloads::open_read_only(&payloads_path),
-            ),
-        };
+        let (canonical, quarantine, payloads): (CanonicalLog, QuarantineLog, _) =
+            match writing_quarantine {
+                Some(quarantine) => {
+                    let canonical = Store::open(
+                        &layout.canonical(),
+                        StoreConfig {
+                            extension: Some(anchor::extension(quarantine.checkpoint_source())),
+                            ..config.store
+                        },
+                        canonical_keys,
+                        CanonicalRules,
+                    )?;
+                    let payloads = payloads::Payloads::open(&payloads_path, &|r| {
+                        payload_named(&quarantine, r).map(|s| s.is_some())
+                    })?;
+                    (Box::new(canonical), Box::new(quarantine), payloads)
+                }
+                None => (
+                    Box::new(Store::<CanonicalRules>::open_read_only(
+                        &layout.canonical(),
+                        &config.store,
+                        canonical_keys,
+                    )?),
+                    Box::new(Store::<Dedupe>::open_read_only(
+                        &layout.quarantine(),
+                        &config.store,
+                        Arc::new(QuarantineKeys),
+                    )?),
+                    payloads::Payloads::open_read_only(&payloads_path),
+                ),
+            };
         let ledger = Ledger {
             canonical,
             quarantine,

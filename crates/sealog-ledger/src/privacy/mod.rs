@@ -199,10 +199,48 @@ fn master_key(layout: &Layout, writable: bool, keys_exist: bool) -> Result<[u8; 
                 )));
             }
             let key = random::<32>()?;
-            crate::aside::replace(&path, format!("{}\n", hex::encode(key)).as_bytes())?;
-            Ok(key)
+            if create_new(&path, format!("{}\n", hex::encode(key)).as_bytes())? {
+                return Ok(key);
+            }
+            // Another opening made one first: this directory's key is that one.
+            let text = fs::read_to_string(&path).map_err(|e| StoreError::io(&path, e))?;
+            parse(&text, &path.display().to_string())
         }
         Err(e) => Err(StoreError::io(&path, e)),
+    }
+}
+
+/// Puts a new owner-only file with `bytes` at `path` unless a file is there already, durably;
+/// answers whether it did. Written whole aside first, then linked into place, which fails if
+/// the name is taken: two processes making a master key at once cannot both win (a rename
+/// would let the second replace the first, whose key may already wrap subject keys), and
+/// neither can see a key half-written.
+fn create_new(path: &std::path::Path, bytes: &[u8]) -> Result<bool, StoreError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().expect("a file in a directory");
+    fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    // A name of its own for each attempt, so that two creators never write one file.
+    let aside = path.with_extension(format!("new-{}", hex::encode(random::<8>()?)));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&aside)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&aside);
+        return Err(StoreError::io(&aside, e));
+    }
+    let linked = fs::hard_link(&aside, path);
+    let _ = fs::remove_file(&aside);
+    match linked {
+        Ok(()) => {
+            sealog_store::segment::sync_dir(dir)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(StoreError::io(path, e)),
     }
 }
 
@@ -1097,6 +1135,35 @@ mod tests {
         // Both ask the log before either keeps a key; both make one.
         let (mine, other) = racing(&privacy, privacy.pseudonym_raw("cust-1"), false);
         assert!(Arc::ptr_eq(&mine, &other), "one key for both");
+    }
+
+    #[test]
+    fn racing_makers_of_a_master_key_all_end_with_the_one_kept() {
+        // Without any lock, as `pseudonym_in` makes one: whoever links first wins, and every
+        // other maker takes that key rather than replacing it with its own.
+        for _ in 0..20 {
+            let tmp = tempfile::tempdir().unwrap();
+            let layout = Layout::new(tmp.path());
+            let start = std::sync::Barrier::new(8);
+            let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+                let makers: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            master_key(&layout, true, false).expect("a master key")
+                        })
+                    })
+                    .collect();
+                makers.into_iter().map(|m| m.join().unwrap()).collect()
+            });
+            let kept = master_key(&layout, false, true).expect("the kept key");
+            assert!(keys.iter().all(|k| *k == kept), "one key for every maker");
+            let left: Vec<_> = fs::read_dir(layout.master_key().parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(left, ["master.key"], "nothing left aside");
+        }
     }
 
     #[test]
