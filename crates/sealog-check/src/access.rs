@@ -42,11 +42,7 @@ fn data_subjects(record: &Value) -> Vec<String> {
 }
 
 fn place(l: &Located) -> SubjectKey {
-    SubjectKey {
-        tenant: l.tenant.clone(),
-        scope: l.scope.clone(),
-        subject: String::new(),
-    }
+    SubjectKey::place(l.tenant.clone(), l.scope.clone())
 }
 
 /// What a window measures: requests, or distinct data subjects read.

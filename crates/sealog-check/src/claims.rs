@@ -35,11 +35,7 @@ pub(crate) fn evaluate(
     }
     let mut out = Vec::new();
     for (tenant, scope, claim) in groups {
-        let at = SubjectKey {
-            tenant,
-            scope,
-            subject: String::new(),
-        };
+        let at = SubjectKey::place(tenant, scope);
         // value → the live subjects asserting it
         let mut by_value: BTreeMap<String, Vec<SubjectKey>> = BTreeMap::new();
         for s in r.subjects_with(c.axis, &claim, &at)? {

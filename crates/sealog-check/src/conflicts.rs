@@ -489,14 +489,15 @@ pub fn resolve(
             ))
         })?),
     };
-    let winner = match rule.as_deref().and_then(declared) {
+    let winner = match rule.as_deref().and_then(|r| Some((r, declared(r)?))) {
         None => None,
-        Some(res) => {
-            let at = SubjectKey {
-                tenant: c.tenant.clone(),
-                scope: c.record["data"]["scope"].as_str().unwrap_or("").to_string(),
-                subject: String::new(),
-            };
+        Some((rule, res)) => {
+            let at = SubjectKey::place_of(
+                c.tenant.clone(),
+                c.record["data"]["scope"].as_str().unwrap_or("").to_string(),
+                ledger,
+                &rule.types,
+            );
             let reader = Reader::new(ledger, ledger.len());
             let standings = standings(&reader, res, &at, &c.subjects())?;
             let w = winner_by(&standings, resolution).map_err(CheckError::Invalid)?;
@@ -529,11 +530,8 @@ pub(crate) fn auto_resolve(
             f.conflict_id
         )));
     };
-    let at = SubjectKey {
-        tenant: f.tenant.clone(),
-        scope: f.scope.clone(),
-        subject: String::new(),
-    };
+    let types = resolving(ledger, &f.rule).map_or_else(Vec::new, |r| r.types.clone());
+    let at = SubjectKey::place_of(f.tenant.clone(), f.scope.clone(), ledger, &types);
     let reader = Reader::new(ledger, ledger.len());
     let standings = standings(&reader, resolve, &at, &f.subjects)?;
     let (resolution, winner) = automatic(&standings);

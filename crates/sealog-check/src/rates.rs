@@ -97,11 +97,7 @@ pub(crate) fn failure_rate(
             let (over, bad, total) = rate_at(*at);
             let before = i > 0 && rate_at(failed[i - 1].0).0;
             if over && !before {
-                let place = SubjectKey {
-                    tenant: tenant.clone(),
-                    scope: tenant.clone().unwrap_or_default(),
-                    subject: String::new(),
-                };
+                let place = SubjectKey::place(tenant.clone(), tenant.clone().unwrap_or_default());
                 out.push(Finding::new(
                     rule,
                     &place,

@@ -167,11 +167,13 @@ pub(crate) fn evaluate(
                     Some((_, Some(a))) if a == link => {}
                     Some((at, _)) => finding(at, r.state(at)?.latest().into_iter().collect()),
                     None => finding(
-                        &SubjectKey {
-                            tenant: tenant.clone(),
-                            scope: tenant.clone().unwrap_or_default(),
-                            subject: subject.clone(),
-                        },
+                        &SubjectKey::place_of(
+                            tenant.clone(),
+                            tenant.clone().unwrap_or_default(),
+                            r.ledger,
+                            &rule.types,
+                        )
+                        .sibling(subject),
                         Vec::new(),
                     ),
                 }

@@ -187,11 +187,7 @@ pub fn run(ledger: &Ledger, opts: &RunOptions<'_>) -> Result<RunReport, CheckErr
         subject: opts.subject.as_deref(),
     };
     let mut findings = Vec::new();
-    let root_place = SubjectKey {
-        tenant: None,
-        scope: String::new(),
-        subject: String::new(),
-    };
+    let root_place = SubjectKey::place(None, String::new());
     if !integrity.ok && selected(INTEGRITY_RULE) {
         findings.push(Finding::of(
             (

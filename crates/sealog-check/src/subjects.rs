@@ -16,6 +16,8 @@ pub(crate) struct SubjectKey {
     pub(crate) tenant: Option<String>,
     pub(crate) scope: String,
     pub(crate) subject: String,
+    /// What kind of resource the subject is ([`Located::kind`]); empty for a place.
+    pub(crate) kind: String,
 }
 
 impl SubjectKey {
@@ -24,7 +26,33 @@ impl SubjectKey {
             tenant: r.tenant.clone(),
             scope: r.scope.clone(),
             subject: r.subject.clone()?,
+            kind: r.kind.clone(),
         })
+    }
+
+    /// A tenant and scope whose subjects are of the kind of `types`' first one: where
+    /// [`SubjectKey::sibling`] finds them.
+    pub(crate) fn place_of(
+        tenant: Option<String>,
+        scope: String,
+        ledger: &sealog_ledger::Ledger,
+        types: &[String],
+    ) -> SubjectKey {
+        let kind = (types.first()).and_then(|t| ledger.packs().kind_of(t));
+        SubjectKey {
+            kind: kind.unwrap_or("").to_string(),
+            ..SubjectKey::place(tenant, scope)
+        }
+    }
+
+    /// A tenant and scope, where findings about no one subject are placed.
+    pub(crate) fn place(tenant: Option<String>, scope: String) -> SubjectKey {
+        SubjectKey {
+            tenant,
+            scope,
+            subject: String::new(),
+            kind: String::new(),
+        }
     }
 
     /// The same tenant and scope, another subject.
@@ -364,6 +392,11 @@ impl<'a> Reader<'a> {
         Ok(self.ledger.state(&StateQuery {
             subject: key.subject.clone(),
             scope: Some(key.scope.clone()),
+            of_type: self
+                .ledger
+                .packs()
+                .type_of_kind(&key.kind)
+                .map(str::to_string),
             filters,
             as_of_size: Some(self.size),
             valid_at,

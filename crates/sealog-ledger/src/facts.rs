@@ -14,6 +14,8 @@ pub(crate) struct Facts {
     pub(crate) event_type: String,
     pub(crate) tenant: Option<String>,
     pub(crate) subject: Option<String>,
+    /// What kind of resource the subject is ([`sealog_packs::Derived::kind`]).
+    pub(crate) kind: Option<std::sync::Arc<str>>,
     pub(crate) data_subject: Option<String>,
     pub(crate) scope: String,
     pub(crate) supersedes: Option<RecordId>,
@@ -39,6 +41,7 @@ impl Facts {
             event_type: env.event_type.to_string(),
             tenant: env.tenant.map(str::to_string),
             subject: env.subject.map(str::to_string).or(derived.subject),
+            kind: derived.kind,
             data_subject: derived.data_subject,
             scope: derived
                 .scope

@@ -136,10 +136,15 @@ fn one_block_key(axis: &[u8], value: &[u8]) -> Key {
     out
 }
 
-/// The key of the (tenant, scope, subject) a supersedes chain lives in.
-pub(crate) fn chain(tenant: Option<&str>, scope: &str, subject: &str) -> Key {
-    let mut k = String::with_capacity(scope.len() + subject.len() + 32);
+/// The key of the (tenant, kind, scope, subject) a supersedes chain lives in: the kind (the
+/// subject's pack and field, [`sealog_packs::Derived::kind`]) keeps resources of different
+/// kinds that share an id, or Sealog's own records, out of each other's chains.
+pub(crate) fn chain(tenant: Option<&str>, kind: Option<&str>, scope: &str, subject: &str) -> Key {
+    let kind = kind.unwrap_or("");
+    let mut k = String::with_capacity(kind.len() + scope.len() + subject.len() + 32);
     k.push_str(tenant.unwrap_or(""));
+    k.push('\0');
+    k.push_str(kind);
     k.push('\0');
     k.push_str(scope);
     k.push('\0');
@@ -176,7 +181,8 @@ impl EventKeys {
             .supersedes
             .or(derived.supersedes.as_deref())
             .and_then(RecordId::parse);
-        let chain = subject.as_deref().map(|s| chain(env.tenant, &scope, s));
+        let chain =
+            (subject.as_deref()).map(|s| chain(env.tenant, derived.kind.as_deref(), &scope, s));
         let mut keys = axis_keys;
         keys.reserve(axes::ENVELOPE_AXES.len() + 3);
         let data_subject = derived.data_subject.as_deref();
@@ -228,7 +234,7 @@ impl Indexer for CanonicalKeys {
             .privacy
             .as_ref()
             .map_or_else(String::new, |p| p.fingerprint());
-        format!("{}+ledger-keys-4+{keyed}", self.0.packs.fingerprint())
+        format!("{}+ledger-keys-5+{keyed}", self.0.packs.fingerprint())
     }
 }
 

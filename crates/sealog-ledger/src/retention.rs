@@ -495,10 +495,14 @@ fn pruned(seq: u64, facts: &Facts) -> Prune {
     Prune {
         seq,
         link: facts.supersedes.map(|r| r.0),
-        key: facts
-            .subject
-            .as_deref()
-            .map(|s| crate::keys::chain(facts.tenant.as_deref(), &facts.scope, s)),
+        key: facts.subject.as_deref().map(|s| {
+            crate::keys::chain(
+                facts.tenant.as_deref(),
+                facts.kind.as_deref(),
+                &facts.scope,
+                s,
+            )
+        }),
     }
 }
 

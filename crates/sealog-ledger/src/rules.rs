@@ -16,7 +16,7 @@ use crate::quarantine::Packed;
 pub struct Claim {
     /// The record it corrects.
     pub(crate) supersedes: Option<RecordId>,
-    /// The (tenant, scope, subject) chain it belongs to, when it has a subject.
+    /// The (tenant, kind, scope, subject) chain it belongs to, when it has a subject.
     pub(crate) chain: Option<Key>,
     /// A second record of the chain must name what it supersedes.
     pub(crate) unique_per_subject: bool,
@@ -70,7 +70,7 @@ impl ChainRefusal {
 /// Why a correction's target is refused, whether it is absent or another tenant's, scope's or
 /// subject's: one answer for both, so a producer cannot learn from it that another tenant
 /// holds a record id.
-const NOT_IN_CHAIN: &str = "the superseded record is not in this correction's chain: no record of its tenant, scope and subject has that record id";
+const NOT_IN_CHAIN: &str = "the superseded record is not in this correction's chain: no record of its tenant, kind, scope and subject has that record id";
 
 /// The canonical log's rules.
 pub(crate) struct CanonicalRules;

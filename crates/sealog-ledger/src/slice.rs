@@ -231,6 +231,9 @@ pub struct Located {
     pub tenant: Option<String>,
     pub scope: String,
     pub subject: Option<String>,
+    /// What kind of resource the subject is (its pack and field; empty for a type no pack
+    /// declares): a subject's records of one kind are one state.
+    pub kind: String,
     pub data_subject: Option<String>,
     pub actor_type: Option<String>,
     pub actor_id: Option<String>,
@@ -283,6 +286,7 @@ pub fn locate(packs: &Packs, bytes: &[u8]) -> Result<Located, String> {
             tenant: own(env.tenant),
             scope,
             subject,
+            kind: derived.kind.as_deref().unwrap_or("").to_string(),
             data_subject: derived.data_subject,
             actor_type: own(env.actor_type),
             actor_id: own(env.actor_id),

@@ -21,6 +21,9 @@ pub struct StateQuery {
     pub subject: String,
     /// Needed when the subject has records in more than one scope.
     pub scope: Option<String>,
+    /// An event type whose kind of subject is meant (its pack and subject field): needed
+    /// when the subject's id names resources of more than one kind (an order and a chunk).
+    pub of_type: Option<String>,
     /// (axis, value) pairs every folded record must match: a caller's reach (tenant, data
     /// subject).
     pub filters: Vec<(String, String)>,
@@ -37,6 +40,9 @@ pub enum StateError {
     Store(StoreError),
     /// The subject has records in several scopes: which one is meant must be said.
     AmbiguousScope(Vec<String>),
+    /// The subject's id names resources of several kinds: one type of each, sorted; which
+    /// kind is meant must be said.
+    AmbiguousKind(Vec<String>),
 }
 
 impl fmt::Display for StateError {
@@ -48,6 +54,12 @@ impl fmt::Display for StateError {
                 "the subject has records in {} scopes ({}); name one with scope",
                 scopes.len(),
                 scopes.join(", ")
+            ),
+            StateError::AmbiguousKind(types) => write!(
+                f,
+                "the subject's id names {} kinds of resource (records of {}); name one with a type of its kind",
+                types.len(),
+                types.join(", ")
             ),
         }
     }
@@ -96,6 +108,10 @@ fn fold(ledger: &Ledger, sq: &StateQuery, steps: bool) -> Result<Value, StateErr
     q.equals.extend(sq.filters.iter().cloned());
     let mut records: Vec<Folded> = Vec::new();
     let mut scopes: Vec<String> = Vec::new();
+    // The kind asked for: a type no pack declares names the kind of every such type.
+    let wanted = (sq.of_type.as_deref()).map(|t| ledger.packs().kind_of(t).unwrap_or(""));
+    // One type of each kind met, to name them when the caller must choose.
+    let mut kinds: Vec<(std::sync::Arc<str>, String)> = Vec::new();
     loop {
         let page = ledger.query(&q)?;
         for (seq, bytes) in page.records {
@@ -104,6 +120,13 @@ fn fold(ledger: &Ledger, sq: &StateQuery, steps: bool) -> Result<Value, StateErr
             // cannot leak a record in.
             if facts.subject.as_deref() != Some(sq.subject.as_str()) || !within(&facts, sq) {
                 continue;
+            }
+            let kind = facts.kind.clone().unwrap_or_else(|| "".into());
+            if wanted.is_some_and(|w| w != &*kind) {
+                continue;
+            }
+            if !kinds.iter().any(|(k, _)| *k == kind) {
+                kinds.push((kind, facts.event_type.clone()));
             }
             if !scopes.contains(&facts.scope) {
                 scopes.push(facts.scope.clone());
@@ -121,6 +144,11 @@ fn fold(ledger: &Ledger, sq: &StateQuery, steps: bool) -> Result<Value, StateErr
             Some(after) => q.after = Some(after),
             None => break,
         }
+    }
+    if kinds.len() > 1 {
+        let mut types: Vec<String> = kinds.into_iter().map(|(_, t)| t).collect();
+        types.sort();
+        return Err(StateError::AmbiguousKind(types));
     }
     if scopes.len() > 1 {
         return Err(StateError::AmbiguousScope(scopes));

@@ -64,6 +64,7 @@ impl TypeRules {
         Derived {
             scope: text(&self.scope),
             subject: text(&self.subject),
+            kind: Some(self.kind.clone()),
             data_subject: text(&self.data_subject),
             axes: Vec::new(),
             unique_per_subject: self.unique_per_subject,

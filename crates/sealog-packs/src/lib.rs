@@ -204,6 +204,23 @@ impl Packs {
         self.inner.types.contains_key(event_type)
     }
 
+    /// The kind of resource an event type's subject is ([`Derived::kind`]), `None` for a
+    /// type no pack declares.
+    pub fn kind_of(&self, event_type: &str) -> Option<&str> {
+        self.rules(event_type).map(|r| &*r.kind)
+    }
+
+    /// The first declared type (by name) whose subject is of `kind`: what names a kind to
+    /// [`Packs::kind_of`]'s callers.
+    pub fn type_of_kind(&self, kind: &str) -> Option<&str> {
+        let mut types: Vec<&str> = (self.inner.types.iter())
+            .filter(|(_, r)| &*r.kind == kind)
+            .map(|(t, _)| t.as_str())
+            .collect();
+        types.sort_unstable();
+        types.first().copied()
+    }
+
     /// The pack that declares an event type.
     pub fn pack_of(&self, event_type: &str) -> Option<&str> {
         self.rules(event_type).map(|r| r.pack.as_str())
@@ -513,6 +530,10 @@ pub struct Derived {
     pub scope: Option<String>,
     /// The subject, used when the envelope gives none.
     pub subject: Option<String>,
+    /// What kind of resource the subject is (its pack and the field the type reads it
+    /// from; `None` for a type no pack declares): a supersedes chain and a subject's state
+    /// hold one kind, so an order and a knowledge chunk that share an id stay apart.
+    pub kind: Option<std::sync::Arc<str>>,
     /// Whose personal data the record is, from the type's `data_subject` pointer; the
     /// envelope has no say in it.
     pub data_subject: Option<String>,

@@ -27,6 +27,9 @@ pub(crate) struct TypeRules {
     pub(crate) sorts: Vec<(Pointer, Vec<Pointer>)>,
     pub(crate) defaults: Vec<(Pointer, String, Value)>,
     pub(crate) subject: Option<Pointer>,
+    /// What kind of resource the subject names: the pack and the field it is read from.
+    /// Two types' records chain and fold together only when their kinds are the same.
+    pub(crate) kind: std::sync::Arc<str>,
     pub(crate) scope: Option<Pointer>,
     pub(crate) data_subject: Option<Pointer>,
     pub(crate) supersedes: Option<Pointer>,
@@ -461,6 +464,7 @@ fn compile_type(
             .as_deref()
             .map(|t| ptr("subject".into(), t, false))
             .transpose()?,
+        kind: format!("{pack}{}", decl.subject.as_deref().unwrap_or("")).into(),
         scope: decl
             .scope
             .as_deref()

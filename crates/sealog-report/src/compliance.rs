@@ -123,6 +123,7 @@ fn subjects(
         let state = fold(
             ledger,
             (tenant.clone(), &scope, &subject),
+            rule,
             filters,
             (size, None),
             false,
@@ -147,6 +148,7 @@ fn subjects(
 fn fold(
     ledger: &Ledger,
     (tenant, scope, subject): (Option<String>, &str, &str),
+    rule: &Rule<'_>,
     filters: &[(String, String)],
     (size, valid_at): (u64, Option<i64>),
     steps: bool,
@@ -160,6 +162,9 @@ fn fold(
     let q = StateQuery {
         subject: subject.to_string(),
         scope: Some(scope.to_string()),
+        // The rule's types are of one kind: the subject is a request, not whatever else
+        // shares its id.
+        of_type: rule.types.first().cloned(),
         filters,
         as_of_size: Some(size),
         valid_at,
@@ -173,8 +178,8 @@ fn fold(
     match folded {
         Ok(v) => Ok(v),
         Err(StateError::Store(e)) => Err(e.into()),
-        // The scope is named, so the fold cannot meet another: the index disagrees with it.
-        Err(e @ StateError::AmbiguousScope(_)) => {
+        // The scope and kind are named, so the fold cannot meet another: the index disagrees.
+        Err(e @ (StateError::AmbiguousScope(_) | StateError::AmbiguousKind(_))) => {
             Err(sealog_ledger::Error::Corrupted(e.to_string()).into())
         }
     }
@@ -351,14 +356,21 @@ fn completion(
         listed.scope.as_str(),
         listed.subject.as_str(),
     );
-    let at_due = fold(ledger, place.clone(), filters, (size, Some(due)), false)?;
+    let at_due = fold(
+        ledger,
+        place.clone(),
+        rule,
+        filters,
+        (size, Some(due)),
+        false,
+    )?;
     let in_time = at_due
         .get("state")
         .is_some_and(|s| done(s, &rule.deadline.done));
     if let Some(t) = time_of(&listed.state, "actual_completion") {
         return Ok((t, in_time));
     }
-    let timeline = fold(ledger, place, filters, (size, None), true)?;
+    let timeline = fold(ledger, place, rule, filters, (size, None), true)?;
     let first_done = timeline
         .get("steps")
         .and_then(Value::as_array)

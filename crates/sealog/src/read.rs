@@ -395,6 +395,10 @@ pub(crate) struct StateArgs {
     /// Needed when the subject has records in more than one scope.
     #[arg(long)]
     scope: Option<String>,
+    /// An event type of the kind of resource meant (its pack and subject field): needed when
+    /// the subject's id names resources of more than one kind, such as an order and a chunk.
+    #[arg(long = "type", value_name = "TYPE")]
+    of_type: Option<String>,
     #[arg(long)]
     tenant: Option<String>,
     /// What the log knew: the state as the log had it at an ingest time (RFC 3339) or a tree
@@ -414,6 +418,7 @@ impl StateArgs {
     pub(crate) fn to_request(&self) -> (String, Vec<(String, String)>) {
         let params = [
             ("scope", &self.scope),
+            ("type", &self.of_type),
             ("as_of", &self.as_of),
             ("valid_at", &self.valid_at),
         ]
@@ -435,6 +440,7 @@ pub(crate) fn state(reader: &Reader, a: &StateArgs) -> anyhow::Result<ExitCode> 
     let state = ledger.state(&StateQuery {
         subject: a.subject.clone(),
         scope: a.scope.clone(),
+        of_type: a.of_type.clone(),
         filters: given(&[("tenant", &a.tenant)]),
         as_of_size: as_of_size(ledger, a.as_of.as_deref())?,
         valid_at: time_arg("valid-at", &a.valid_at)?,

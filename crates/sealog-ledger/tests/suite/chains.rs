@@ -263,3 +263,77 @@ fn the_current_view_hides_superseded_records_with_and_without_time_windows() {
         .unwrap();
     assert_eq!((seqs(rest.clone()), rest.next_after), (vec![2], None));
 }
+
+/// A knowledge chunk and an order that share an id in one tenant are two resources: each
+/// has its own chain and state, and a record of one kind cannot supersede the other.
+#[test]
+fn resources_of_different_kinds_that_share_an_id_are_kept_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let chunk = |id: &str, authority: &str| {
+        json!({"specversion": "1.0", "id": id, "source": "kb", "type": "knowledge.chunk_created",
+            "time": "2026-03-01T08:00:00Z", "tenant": "T", "actor": {"type": "human", "id": "ed"},
+            "data": {"principal": {"type": "human", "id": "ed", "clearance": 3},
+                "operation": "CREATE", "resourceType": "CHUNK", "resourceId": "X",
+                "chunkType": "policy", "after": "sha256:aa", "authority": authority}})
+    };
+    let order = |id: &str, status: &str| {
+        json!({"specversion": "1.0", "id": id, "source": "shop", "type": "comms.order",
+            "time": "2026-04-10T07:25:00Z", "tenant": "T",
+            "actor": {"type": "system", "id": "webshop"},
+            "data": {"order_id": "X", "customer_id": "cust-1", "event_type": "placed",
+                "triggered_by": "customer", "new_status": status, "order_source": "website"}})
+    };
+    let results = ingest(&ledger, &[chunk("k1", "draft"), order("o1", "placed")]);
+    let (k1, chunk_id) = appended(&results[0]);
+    let (o1, order_id) = appended(&results[1]);
+    assert_eq!(
+        current(&ledger, "X", None),
+        [k1, o1],
+        "one head of each kind"
+    );
+
+    // An order that names the chunk as what it corrects is not in the chunk's chain.
+    let mut wrong = order("o2", "shipped");
+    wrong["supersedes"] = json!(chunk_id.to_string());
+    let (reason, _) = refused(&ingest(&ledger, &[wrong])[0]);
+    assert_eq!(reason, "INVALID_SUPERSEDES_LINK");
+    assert_eq!(
+        current(&ledger, "X", None),
+        [k1, o1],
+        "the chunk stays current"
+    );
+    // Its own kind's correction is.
+    let mut right = order("o3", "shipped");
+    right["supersedes"] = json!(order_id.to_string());
+    let (o3, _) = appended(&ingest(&ledger, &[right])[0]);
+    assert_eq!(current(&ledger, "X", None), [k1, o3]);
+
+    // The state of an id two kinds share must say which one it is.
+    let state = |of_type: Option<&str>| {
+        ledger.state(&sealog_ledger::StateQuery {
+            subject: "X".into(),
+            of_type: of_type.map(str::to_string),
+            filters: vec![("tenant".into(), "T".into())],
+            ..sealog_ledger::StateQuery::default()
+        })
+    };
+    match state(None) {
+        Err(sealog_ledger::StateError::AmbiguousKind(types)) => {
+            assert_eq!(types, ["comms.order", "knowledge.chunk_created"]);
+        }
+        other => panic!("expected AmbiguousKind, got {other:?}"),
+    }
+    // Any type of the kind names it: the chunk's state holds nothing of the order's.
+    let chunk_state = state(Some("knowledge.chunk_modified")).unwrap();
+    assert_eq!(chunk_state["state"]["authority"], "draft", "{chunk_state}");
+    assert!(
+        chunk_state["state"].get("customer_id").is_none(),
+        "{chunk_state}"
+    );
+    let order_state = state(Some("comms.order")).unwrap();
+    assert!(
+        order_state["state"].get("authority").is_none(),
+        "{order_state}"
+    );
+}

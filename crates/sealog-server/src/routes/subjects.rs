@@ -19,13 +19,14 @@ use crate::formats::{AsOf, FILTER, Filter, TimeBound};
 use crate::params::Params;
 use crate::routes::records::{as_of_size, time_param};
 
-const STATE_PARAMS: [&str; 3] = ["scope", "as_of", "valid_at"];
+const STATE_PARAMS: [&str; 4] = ["scope", "type", "as_of", "valid_at"];
 
 #[utoipa::path(
     get, path = "/v1/subjects/{subject}/state", tag = "records",
     params(
         ("subject" = inline(Filter), Path, description = "the subject (a pack's subject, e.g. a chunk id, a decision id, a conversation id)"),
         ("scope" = inline(Option<Filter>), Query, description = "the scope, required when the subject has records in several scopes"),
+        ("type" = inline(Option<Filter>), Query, description = "an event type of the kind of resource meant (its pack and subject field), required when the subject's id names resources of several kinds (an order and a chunk with one id); any type no pack declares names the records of such types"),
         ("as_of" = inline(Option<AsOf>), Query, description = "what the log knew: the state as the log had it at an ingest time or a tree size (a size past the log's end is refused)"),
         ("valid_at" = inline(Option<TimeBound>), Query, description = "what had happened: the state as of this event time; a correction counts from its target's time"),
     ),
@@ -33,7 +34,7 @@ const STATE_PARAMS: [&str; 3] = ["scope", "as_of", "valid_at"];
         (status = 200, description = "The rebuilt state: the packs' fold of the subject's current records in event-time order (ties by seq; a delete yields a tombstone), with subject, scope, as_of_size, valid_at and arrived_late (records whose time is earlier than a record logged before them)", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, description = "The key may not read records", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`AMBIGUOUS_SCOPE`: the subject has records in several scopes; name one with `scope` (the scopes are listed in `scopes`); `AS_OF_PAST_END`: `as_of` names a tree size the log has not reached", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`AMBIGUOUS_SCOPE`: the subject has records in several scopes; name one with `scope` (the scopes are listed in `scopes`); `AMBIGUOUS_KIND`: the subject's id names resources of several kinds; name one with `type` (a type of each kind is listed in `types`); `AS_OF_PAST_END`: `as_of` names a tree size the log has not reached", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -50,6 +51,7 @@ pub(crate) async fn state(
     params(
         ("subject" = inline(Filter), Path, description = "the subject"),
         ("scope" = inline(Option<Filter>), Query, description = "the scope, required when the subject has records in several scopes"),
+        ("type" = inline(Option<Filter>), Query, description = "an event type of the kind of resource meant, required when the subject's id names resources of several kinds"),
         ("as_of" = inline(Option<AsOf>), Query, description = "what the log knew: an ingest time or a tree size"),
         ("valid_at" = inline(Option<TimeBound>), Query, description = "what had happened: an event time"),
     ),
@@ -57,7 +59,7 @@ pub(crate) async fn state(
         (status = 200, description = "The subject's state as `state` rebuilds it, with `steps`: each record the fold applied, in order, with the state it left (so each step's before is the step before it), and `superseded`: the records a later one replaced, each with `superseded_by`, the seq of the record that did when the key may read it (null otherwise: a correction may be about another data subject)", body = Object),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, description = "The key may not read records", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`AMBIGUOUS_SCOPE`: name one with `scope`; `AS_OF_PAST_END`: `as_of` names a tree size the log has not reached", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`AMBIGUOUS_SCOPE`: name one with `scope`; `AMBIGUOUS_KIND`: name one with `type`; `AS_OF_PAST_END`: `as_of` names a tree size the log has not reached", body = crate::openapi::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -110,6 +112,10 @@ async fn rebuild(ctx: &Ctx, subject: &str, p: &Params, steps: bool) -> Result<Va
     if let Some(scope) = &scope {
         FILTER.check("scope", scope)?;
     }
+    let of_type = p.get("type").map(str::to_string);
+    if let Some(t) = &of_type {
+        FILTER.check("type", t)?;
+    }
     let as_of = p.get("as_of").map(str::to_string);
     let valid_at = time_param(p, "valid_at")?;
     let filters = ctx.principal.forced_filters();
@@ -120,6 +126,7 @@ async fn rebuild(ctx: &Ctx, subject: &str, p: &Params, steps: bool) -> Result<Va
         let q = StateQuery {
             subject,
             scope,
+            of_type,
             filters,
             as_of_size,
             valid_at,
@@ -137,6 +144,10 @@ async fn rebuild(ctx: &Ctx, subject: &str, p: &Params, steps: bool) -> Result<Va
                 StateError::AmbiguousScope(scopes) => {
                     ApiError::new(StatusCode::CONFLICT, "AMBIGUOUS_SCOPE", message)
                         .with("scopes", json!(scopes))
+                }
+                StateError::AmbiguousKind(types) => {
+                    ApiError::new(StatusCode::CONFLICT, "AMBIGUOUS_KIND", message)
+                        .with("types", json!(types))
                 }
             }
         })

@@ -428,3 +428,87 @@ fn check_and_conflicts_work_through_a_server() {
     server.stop();
     log.assert_verifies();
 }
+
+/// A producer's record cannot take the place of a conflict the checks recorded, even one
+/// whose subject names the conflict's id: Sealog's own records are a kind of their own.
+#[test]
+fn a_producers_correction_cannot_supersede_a_recorded_conflict() {
+    let dir = tempdir();
+    let log = cli(dir.path());
+    let events: Vec<String> = [
+        link("l1", "linked", "conv-1", None, Some("cust-1")),
+        link("l2", "relinked", "conv-1", Some("cust-9"), Some("cust-2")),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect();
+    log.ok(&["append", "-"], events.join("\n").as_bytes());
+    log.run(&["check"], b"");
+    let conflicts = log.ok(&["query", "--type", "sealog.conflict"], b"").lines();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    let target = conflicts[0]["record_id"].as_str().unwrap().to_string();
+    let conflict_id = conflicts[0]["data"]["conflict_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut hide = link("hide", "resolution_skipped", &conflict_id, None, None);
+    hide["subject"] = json!(conflict_id);
+    hide["data"]["conversation_id"] = json!(conflict_id);
+    hide["supersedes"] = json!(target);
+    hide["reason"] = json!("tidying up");
+    let result = log
+        .run(&["append", "-"], hide.to_string().as_bytes())
+        .lines();
+    assert_eq!(result[0]["status"], "quarantined", "{:?}", result[0]);
+    assert_eq!(result[0]["reason_code"], "INVALID_SUPERSEDES_LINK");
+    let current = log
+        .ok(
+            &["query", "--type", "sealog.conflict", "--view", "current"],
+            b"",
+        )
+        .lines();
+    assert_eq!(current.len(), 1, "the conflict stays in the current view");
+
+    // A subject whose id two kinds share asks which one is meant, locally and over HTTP.
+    let order = json!({"specversion": "1.0", "id": "o1", "source": "shop", "type": "comms.order",
+        "time": "2026-02-01T10:00:00Z", "tenant": "instructor-42",
+        "actor": {"type": "system", "id": "webshop"},
+        "data": {"order_id": "conv-1", "customer_id": "cust-1", "event_type": "placed",
+            "triggered_by": "customer", "new_status": "placed"}});
+    let appended = log
+        .ok(&["append", "-"], order.to_string().as_bytes())
+        .lines();
+    assert_eq!(appended[0]["status"], "appended", "{:?}", appended[0]);
+    let ambiguous = log.run(&["state", "--subject", "conv-1"], b"");
+    assert_ne!(ambiguous.code, 0);
+    assert!(
+        ambiguous.stderr.contains("comms.order") && ambiguous.stderr.contains("conversation."),
+        "{}",
+        ambiguous.stderr
+    );
+    let named = log
+        .ok(
+            &["state", "--subject", "conv-1", "--type", "comms.order"],
+            b"",
+        )
+        .json();
+    assert_eq!(named["state"]["status"], "placed", "{named}");
+    let server = ServerProcess::start(&log, &[]);
+    let resp = server.req("GET", "/v1/subjects/conv-1/state", None, None);
+    assert_eq!(resp.status, 409, "{}", resp.text());
+    assert_eq!(resp.json()["error"]["code"], "AMBIGUOUS_KIND");
+    let resp = server.req(
+        "GET",
+        "/v1/subjects/conv-1/state?type=conversation.customer_linked",
+        None,
+        None,
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json()["state"]["customer_id"],
+        "cust-2",
+        "{}",
+        resp.text()
+    );
+    server.stop();
+}
