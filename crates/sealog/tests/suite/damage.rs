@@ -76,9 +76,9 @@ fn event(i: u64) -> Value {
 }
 
 /// An event of a built-in type without the fields its pack requires: quarantined, with its
-/// raw bytes kept as evidence.
+/// raw bytes kept as evidence (its pack declares no personal field, so they are kept as sent).
 fn incomplete(i: u64) -> Value {
-    let mut e = sealog_testkit::events::example("comms.order");
+    let mut e = sealog_testkit::events::example("coordination.decision");
     e["id"] = json!(format!("broken-{i:05}"));
     e["data"] = json!({"note": format!("incomplete {i}")});
     e

@@ -29,9 +29,10 @@ fn event(i: u64) -> Value {
     })
 }
 
-/// An event of a built-in type without what its pack requires: quarantined with its bytes.
+/// An event of a built-in type without what its pack requires: quarantined with its bytes
+/// (of a pack that declares no personal field, whose payloads are kept as sent).
 fn incomplete(i: u64) -> Value {
-    let mut e = sealog_testkit::events::example("comms.order");
+    let mut e = sealog_testkit::events::example("coordination.decision");
     e["id"] = json!(format!("broken-{i}"));
     e["data"] = json!({"note": i});
     e
