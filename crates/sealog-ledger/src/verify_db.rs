@@ -1,9 +1,11 @@
 //! `verify` of a ledger in PostgreSQL, read through the storage contract: every record's
-//! bytes hashed again and compared with its leaf and the tree's (a row changed behind the
-//! triggers is named by its seq), the tree rebuilt from those leaves, every stored checkpoint
-//! opened with the trusted key and its root compared with the rebuilt one, and the roots the
-//! database serves compared too. Trust comes from outside the database, as for a directory:
-//! a verifier key given (`--key`) or checkpoints kept elsewhere (`--since`, `--trusted`).
+//! bytes hashed again and compared with its leaf and the tree's, and its row's seq, id and
+//! times and its `sealog_record_ids` entry with what those bytes say, by the backend's reads
+//! of them (a row changed behind the triggers, or planted beside one, is named by its seq),
+//! the tree rebuilt from those leaves, every stored checkpoint opened with the trusted key and
+//! its root compared with the rebuilt one, and the roots the database serves compared too.
+//! Trust comes from outside the database, as for a directory: a verifier key given (`--key`)
+//! or checkpoints kept elsewhere (`--since`, `--trusted`).
 
 use std::collections::BTreeMap;
 
@@ -212,7 +214,9 @@ pub(crate) fn verify_log(
     let mut files = vec![
         (
             "records".to_string(),
-            format!("{len} records, each hashed again against its leaf and the tree's"),
+            format!(
+                "{len} records, each hashed again against its leaf and the tree's, and its row's seq, id and times and its entry in the id map held to its bytes"
+            ),
         ),
         (
             "checkpoints".to_string(),

@@ -4,13 +4,15 @@
 //!
 //! Roles: whoever runs the migrations owns the tables (the *owner*); the servers connect as
 //! the *application role* (`sealog_app` by default), which may read, insert, move the log's
-//! counter forward and delete only erasable rows (subject keys, quarantined payloads) — never
-//! UPDATE, DELETE or TRUNCATE a record. The append-only triggers raise for the owner too.
+//! counter forward (over the records it inserts, one per seq) and delete only erasable rows
+//! (subject keys, quarantined payloads) — never UPDATE, DELETE or TRUNCATE a record. The
+//! append-only triggers raise for the owner too, on every partition of the records.
 
 mod conn;
 mod erasable;
 mod keys;
 mod log;
+mod said;
 mod tree;
 
 use sha2::{Digest, Sha256};
@@ -36,7 +38,7 @@ impl Db {
 }
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: [(i32, &str, &str); 8] = [
+pub const MIGRATIONS: [(i32, &str, &str); 10] = [
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "log", include_str!("../migrations/0002_log.sql")),
     (3, "privacy", include_str!("../migrations/0003_privacy.sql")),
@@ -60,6 +62,16 @@ pub const MIGRATIONS: [(i32, &str, &str); 8] = [
         8,
         "event seq",
         include_str!("../migrations/0008_event_seq.sql"),
+    ),
+    (
+        9,
+        "assigned seqs",
+        include_str!("../migrations/0009_assigned_seqs.sql"),
+    ),
+    (
+        10,
+        "partition truncate",
+        include_str!("../migrations/0010_partition_truncate.sql"),
     ),
 ];
 
@@ -103,6 +115,11 @@ pub enum PgError {
         "invalid role name {0:?}: lowercase letters, digits and _, starting with a letter or _"
     )]
     BadRole(String),
+    #[error(
+        "partition(s) {} of sealog_records lack the trigger that refuses TRUNCATE: run sealog migrate, which adds it",
+        .0.join(", ")
+    )]
+    Unprotected(Vec<String>),
 }
 
 impl From<tokio_postgres::Error> for PgError {
@@ -202,6 +219,9 @@ pub fn migrate(conninfo: &str, app_role: &str) -> Result<Migrated, PgError> {
             }
             applied.push((version, name, missing));
         }
+        // Partitions made by hand since the last run get the trigger their parent's cannot
+        // give them.
+        tx.execute("SELECT sealog_protect_partitions()", &[]).await?;
         grant(&tx, app_role).await?;
         tx.commit().await?;
         Ok(Migrated {
@@ -237,7 +257,8 @@ async fn grant(tx: &tokio_postgres::Transaction<'_>, role: &str) -> Result<(), P
 }
 
 /// The migrations a database lacks (checked when a server starts: it refuses to run on a
-/// schema that is behind, or was changed).
+/// schema that is behind, or was changed, or that has a partition of the records no trigger
+/// keeps from TRUNCATE).
 pub fn pending(conninfo: &str) -> Result<Vec<i32>, PgError> {
     runtime()?.block_on(async {
         let client = connect(conninfo).await?;
@@ -258,13 +279,33 @@ pub fn pending(conninfo: &str) -> Result<Vec<i32>, PgError> {
         } else {
             Vec::new()
         };
-        Ok(plan(&done)?
+        let missing: Vec<i32> = plan(&done)?
             .into_iter()
             .filter(|m| m.3)
             .map(|m| m.0)
-            .collect())
+            .collect();
+        if missing.is_empty() {
+            let bare: Vec<String> = client
+                .query(UNPROTECTED, &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !bare.is_empty() {
+                return Err(PgError::Unprotected(bare));
+            }
+        }
+        Ok(missing)
     })
 }
+
+/// The partitions of the records without their own BEFORE TRUNCATE trigger (a statement
+/// trigger of the partitioned parent does not fire for a partition truncated by name).
+const UNPROTECTED: &str =
+    "SELECT t.relid::regclass::text FROM pg_partition_tree('sealog_records') t
+    WHERE t.parentrelid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_trigger g
+      WHERE g.tgrelid = t.relid AND g.tgname = 'sealog_records_no_truncate')
+    ORDER BY 1";
 
 /// Each known migration and whether the database lacks it, given the (version, SHA-256)
 /// pairs it has applied: one applied with other contents, or one this version does not

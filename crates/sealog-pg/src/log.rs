@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use crate::conn::{Conn, connect_on, unavailable};
 use crate::tree::{self, LogName, Reader};
-use crate::{block_on, keys};
+use crate::{block_on, keys, said};
 
 /// How a PostgreSQL log is opened.
 #[derive(Debug, Clone)]
@@ -625,10 +625,13 @@ impl<C: GenericClient + Sync> LogView for TxView<'_, C> {
         if let Some(known) = self.prefetched.get(id) {
             return Ok(*known);
         }
-        self.one(
-            "SELECT seq FROM sealog_record_ids WHERE log = $1 AND record_id = $2",
-            &[&self.log.as_str(), &&id[..]],
+        let rows = block_on(
+            self.rt,
+            self.tx.query(SEQ_OF_ID, &[&self.log.as_str(), &&id[..]]),
         )
+        .map_err(unavailable)?;
+        once_each(&rows)?;
+        rows.first().map(|row| held_by(row, id)).transpose()
     }
 
     fn first_with(&self, key: &Key) -> Result<Option<u64>, StoreError> {
@@ -702,11 +705,14 @@ impl Statements {
             block_on(rt, async {
                 tokio::try_join!(
                     client.prepare(&lock_state),
-                    // One index probe per id, as `firsts_sql` makes one per key.
+                    // One index probe per id, as `firsts_sql` makes one per key, and one
+                    // more for each id found (a duplicate), for the record it names.
                     client.prepare(
-                        "SELECT i.record_id, i.seq FROM unnest($2::bytea[]) AS u(id)
+                        "SELECT i.record_id, i.seq, r.record_id FROM unnest($2::bytea[]) AS u(id)
                          CROSS JOIN LATERAL (SELECT record_id, seq FROM sealog_record_ids
-                           WHERE log = $1 AND record_id = u.id LIMIT 1) i"
+                           WHERE log = $1 AND record_id = u.id LIMIT 1) i
+                         LEFT JOIN LATERAL (SELECT r.record_id FROM sealog_records r
+                           WHERE r.log = $1 AND r.seq = i.seq LIMIT 1) r ON true"
                     ),
                     client.prepare(&firsts),
                     client.prepare(&records),
@@ -916,7 +922,12 @@ impl<A: Admission> Writer<A> {
         let mut prefetched: HashMap<Id, Option<u64>> =
             entries.iter().map(|e| (e.id(), None)).collect();
         for r in known {
-            prefetched.insert(hash_of(r.get(0), "a record id")?, Some(u64_of(r.get(1))));
+            let id = hash_of(r.get(0), "a record id")?;
+            let held: Option<&[u8]> = r.get(2);
+            if held != Some(&id[..]) {
+                return Err(mapped_elsewhere(&id, u64_of(r.get(1))));
+            }
+            prefetched.insert(id, Some(u64_of(r.get(1))));
         }
         let mut first_with: HashMap<Key, Option<u64>> = asked.iter().map(|k| (*k, None)).collect();
         for r in firsts {
@@ -967,7 +978,8 @@ impl<A: Admission> Writer<A> {
         let state_params: [&(dyn ToSql + Sync); 3] = [&name, &end_i64, &ingested_us];
         // The statements that need no record's bytes go first, and the server runs them
         // (the index's runs are most of a group's database time) while this thread builds
-        // the records and hashes their leaves.
+        // the records and hashes their leaves. The counter moves before the records go in:
+        // the database takes a record only at a seq its transaction moved the counter over.
         let mut early = Box::pin(maybe_done(async {
             let (keys, record_ids, coordination, state) = tokio::join!(
                 tx.execute(&st.keys, &key_params),
@@ -1417,26 +1429,47 @@ fn pg_error(e: crate::PgError) -> StoreError {
     }
 }
 
-/// One record row: the columns `RECORD_COLUMNS` selects.
+/// One record row: the columns `RECORD_COLUMNS` selects (with [`Ids::Mapped`], then the id
+/// `sealog_record_ids` gives its seq).
 const RECORD_COLUMNS: &str = "r.seq, r.body, r.leaf, t.hash, p.seq IS NOT NULL, p.link, p.key,
     r.record_id, (extract(epoch from r.ingested_at) * 1000000)::bigint, r.event_ns";
+
+/// Whether a read of records also reads each one's entry in `sealog_record_ids`, to hold the
+/// map to it: reads by seq and by id do (what `verify` reads every record through, and what
+/// dedupe and `get_by_id` answer from); a scan, which never goes through the map, does not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    Mapped,
+    Unread,
+}
+
 /// The record, the tree's leaf and the pruned stub (`RECORD_COLUMNS`) of each seq `w.seq` of
 /// `driving`, each looked up by its index: `OFFSET 0` keeps the planner from turning a lookup
 /// into a scan of the table when a fresh log's statistics say it is empty.
-fn records_of(driving: &str) -> String {
+fn records_of(driving: &str, ids: Ids) -> String {
+    let (mapped, map) = match ids {
+        Ids::Mapped => (
+            ", i.record_id",
+            "LEFT JOIN LATERAL (SELECT i.record_id FROM sealog_record_ids i
+               WHERE i.log = $1 AND i.seq = w.seq OFFSET 0) i ON true",
+        ),
+        Ids::Unread => ("", ""),
+    };
     format!(
-        "SELECT {RECORD_COLUMNS} FROM {driving}
+        "SELECT {RECORD_COLUMNS}{mapped} FROM {driving}
          CROSS JOIN LATERAL (SELECT * FROM sealog_records r
            WHERE r.log = $1 AND r.seq = w.seq OFFSET 0) r
          LEFT JOIN LATERAL (SELECT t.hash FROM sealog_tree_nodes t
            WHERE t.log = $1 AND t.level = 0 AND t.idx = w.seq OFFSET 0) t ON true
          LEFT JOIN LATERAL (SELECT p.seq, p.link, p.key FROM sealog_pruned p
-           WHERE p.log = $1 AND p.seq = w.seq OFFSET 0) p ON true"
+           WHERE p.log = $1 AND p.seq = w.seq OFFSET 0) p ON true
+         {map}"
     )
 }
 
 /// A record row read back, checked: its bytes hash to its leaf and the tree's leaf is the
-/// same; a pruned record's stub keeps that leaf.
+/// same (a pruned record's stub keeps that leaf); its columns say what its bytes say; and,
+/// where the row carries it, `sealog_record_ids` gives its seq its id.
 fn record_of(row: &tokio_postgres::Row) -> Result<WithLeaf, StoreError> {
     let seq = u64_of(row.get(0));
     let leaf = hash_of(row.get(2), "a leaf")?;
@@ -1446,15 +1479,43 @@ fn record_of(row: &tokio_postgres::Row) -> Result<WithLeaf, StoreError> {
             "record {seq}: its leaf is not the tree's leaf at {seq}"
         )));
     }
-    if row.get::<_, bool>(4) {
+    let id = hash_of(row.get(7), "a record id")?;
+    let ingested_us: i64 = row.get(8);
+    let event_ns: i64 = row.get(9);
+    let pruned = row.get::<_, bool>(4);
+    let body: Vec<u8> = if pruned { Vec::new() } else { row.get(1) };
+    if !pruned {
+        if leaf_hash(&body) != leaf {
+            return Err(StoreError::Corrupted(format!(
+                "record {seq}: its bytes do not hash to its leaf (the row was altered)"
+            )));
+        }
+        said::check(seq, &body, &id, ingested_us, event_ns)?;
+    }
+    if row.len() > RECORD_COLUMNS_LEN {
+        let mapped: Option<&[u8]> = row.get(RECORD_COLUMNS_LEN);
+        if mapped != Some(&id[..]) {
+            return Err(StoreError::Corrupted(format!(
+                "record {seq}: {} (the map was altered)",
+                match mapped {
+                    Some(other) => format!(
+                        "sealog_record_ids gives its seq the id sha256:{}, not its own",
+                        hex::encode(other)
+                    ),
+                    None => "sealog_record_ids has no id for its seq".to_string(),
+                }
+            )));
+        }
+    }
+    if pruned {
         let link: Option<&[u8]> = row.get(5);
         let key: Option<&[u8]> = row.get(6);
         return Err(StoreError::Pruned(Box::new(Stub {
             seq,
             leaf,
-            id: hash_of(row.get(7), "a record id")?,
-            ingested_ns: row.get::<_, i64>(8).saturating_mul(1000),
-            event_ns: row.get(9),
+            id,
+            ingested_ns: ingested_us.saturating_mul(1000),
+            event_ns,
             link: link.map(|l| hash_of(l, "a link")).transpose()?,
             key: key
                 .map(|k| {
@@ -1464,13 +1525,55 @@ fn record_of(row: &tokio_postgres::Row) -> Result<WithLeaf, StoreError> {
                 .transpose()?,
         })));
     }
-    let body: Vec<u8> = row.get(1);
-    if leaf_hash(&body) != leaf {
-        return Err(StoreError::Corrupted(format!(
-            "record {seq}: its bytes do not hash to its leaf (the row was altered)"
-        )));
-    }
     Ok((body, leaf))
+}
+
+/// How many columns `RECORD_COLUMNS` selects.
+const RECORD_COLUMNS_LEN: usize = 10;
+
+/// Refuses rows that hold one seq twice: the partitioned table's key cannot, and the database
+/// refuses such an insert (migration 9) unless a superuser switched its triggers off.
+fn once_each(rows: &[tokio_postgres::Row]) -> Result<(), StoreError> {
+    let mut seen: HashMap<i64, usize> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        *seen.entry(row.get(0)).or_default() += 1;
+    }
+    match seen.into_iter().filter(|(_, n)| *n > 1).min() {
+        Some((seq, n)) => Err(StoreError::Corrupted(format!(
+            "record {seq}: sealog_records holds {n} rows for it (one was inserted beside it)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The seq `sealog_record_ids` gives the id `$2` of log `$1`, with the id of the record at that
+/// seq (`NULL` where there is none).
+const SEQ_OF_ID: &str = "SELECT i.seq, r.record_id FROM sealog_record_ids i
+    LEFT JOIN LATERAL (SELECT r.record_id FROM sealog_records r
+      WHERE r.log = i.log AND r.seq = i.seq OFFSET 0) r ON true
+    WHERE i.log = $1 AND i.record_id = $2";
+
+/// The seq of a row of [`SEQ_OF_ID`] (its first column; the record's id its second), once the
+/// record there is shown to be the one with `id`: an altered map never answers another
+/// record's seq (dedupe would call a new event a duplicate of it).
+fn held_by(row: &tokio_postgres::Row, id: &Id) -> Result<u64, StoreError> {
+    let seq = u64_of(row.get(0));
+    let held: Option<&[u8]> = row.get(1);
+    match held {
+        Some(h) if h == &id[..] => Ok(seq),
+        Some(_) => Err(mapped_elsewhere(id, seq)),
+        None => Err(StoreError::Corrupted(format!(
+            "sealog_record_ids maps sha256:{} to record {seq}, which the log does not hold (the map was altered)",
+            hex::encode(id)
+        ))),
+    }
+}
+
+fn mapped_elsewhere(id: &Id, seq: u64) -> StoreError {
+    StoreError::Corrupted(format!(
+        "sealog_record_ids maps sha256:{} to record {seq}, which is another record (the map was altered)",
+        hex::encode(id)
+    ))
 }
 
 /// Nanoseconds to the microseconds stored, rounding up: `ns >= from` of a stored time (a
@@ -1535,19 +1638,21 @@ impl<A: Admission> LogRead for PgLog<A> {
         let Ok(s) = i64::try_from(seq) else {
             return Ok(None);
         };
-        let row = self.shared.query_opt(
-            &records_of("(SELECT $2::bigint AS seq) w"),
+        let rows = self.shared.query(
+            &records_of("(SELECT $2::bigint AS seq) w", Ids::Mapped),
             &[&self.shared.log.as_str(), &s],
         )?;
-        row.as_ref().map(record_of).transpose()
+        once_each(&rows)?;
+        rows.first().map(record_of).transpose()
     }
 
     fn get_many_with_leaves(&self, seqs: &[u64]) -> Result<Vec<Option<WithLeaf>>, StoreError> {
         let wanted: Vec<i64> = seqs.iter().filter_map(|&s| i64::try_from(s).ok()).collect();
         let rows = self.shared.query(
-            &records_of("unnest($2::bigint[]) AS w(seq)"),
+            &records_of("unnest($2::bigint[]) AS w(seq)", Ids::Mapped),
             &[&self.shared.log.as_str(), &wanted],
         )?;
+        once_each(&rows)?;
         let mut found = HashMap::with_capacity(rows.len());
         for row in &rows {
             found.insert(u64_of(row.get(0)), record_of(row)?);
@@ -1556,19 +1661,31 @@ impl<A: Admission> LogRead for PgLog<A> {
     }
 
     fn get_by_id(&self, id: &Id) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = self.shared.query_opt(
-            &records_of("(SELECT seq FROM sealog_record_ids WHERE log = $1 AND record_id = $2) w"),
+        let rows = self.shared.query(
+            &records_of(
+                "(SELECT seq FROM sealog_record_ids WHERE log = $1 AND record_id = $2) w",
+                Ids::Mapped,
+            ),
             &[&self.shared.log.as_str(), &&id[..]],
         )?;
-        Ok(row.as_ref().map(record_of).transpose()?.map(|(b, _)| b))
+        once_each(&rows)?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        // The map led here; the record must be the one asked for, whatever the map says.
+        let held = hash_of(row.get(7), "a record id")?;
+        if held != *id {
+            return Err(mapped_elsewhere(id, u64_of(row.get(0))));
+        }
+        Ok(Some(record_of(row)?.0))
     }
 
     fn seq_of(&self, id: &Id) -> Result<Option<u64>, StoreError> {
-        let row = self.shared.query_opt(
-            "SELECT seq FROM sealog_record_ids WHERE log = $1 AND record_id = $2",
-            &[&self.shared.log.as_str(), &&id[..]],
-        )?;
-        Ok(row.map(|r| u64_of(r.get(0))))
+        let rows = self
+            .shared
+            .query(SEQ_OF_ID, &[&self.shared.log.as_str(), &&id[..]])?;
+        once_each(&rows)?;
+        rows.first().map(|row| held_by(row, id)).transpose()
     }
 
     fn first_with(&self, key: &Key, below: u64) -> Result<Option<u64>, StoreError> {
@@ -1734,9 +1851,10 @@ impl<A: Admission> LogRead for PgLog<A> {
         }
         let sql = format!(
             "{} WHERE p.seq IS NULL{filters} ORDER BY w.run, w.seq LIMIT $4",
-            records_of(&driving)
+            records_of(&driving, Ids::Unread)
         );
         let rows = self.shared.query(&sql, &params)?;
+        once_each(&rows)?;
         let mut records = Vec::with_capacity(rows.len());
         for row in &rows {
             let seq = u64_of(row.get(0));
@@ -1958,7 +2076,7 @@ impl<A: Admission> LogRead for PgLog<A> {
     fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
         let cp = self.shared.latest_from_db()?;
         let size = cp.as_ref().map_or(0, |c| c.size);
-        if sealog_merkle::tiles::tile_width(level, index, size) != Some(width) {
+        if !signed_prefix(level, index, width, size) {
             return Err(StoreError::InvalidArgument(format!(
                 "no tile {level}/{index} of width {width} in a tree of {size}"
             )));
@@ -1985,7 +2103,7 @@ impl<A: Admission> LogRead for PgLog<A> {
     fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, StoreError> {
         let cp = self.shared.latest_from_db()?;
         let size = cp.as_ref().map_or(0, |c| c.size);
-        if sealog_merkle::tiles::tile_width(0, index, size) != Some(width) {
+        if !signed_prefix(0, index, width, size) {
             return Err(StoreError::InvalidArgument(format!(
                 "no entry bundle {index} of width {width} in a tree of {size}"
             )));
@@ -2029,6 +2147,14 @@ impl<A: Admission> LogRead for PgLog<A> {
             ..Recovery::default()
         }
     }
+}
+
+/// Whether tile `index` of `level` holds at least `width` nodes in the tree of the newest
+/// signed checkpoint's `size`: a partial tile of any size signed before it is a prefix of
+/// what the tree has (C2SP tlog-tiles: partial tiles of every size a checkpoint was made
+/// for are served).
+fn signed_prefix(level: u8, index: u64, width: u16, size: u64) -> bool {
+    sealog_merkle::tiles::tile_width(level, index, size).is_some_and(|w| (1..=w).contains(&width))
 }
 
 impl<A: Admission> PgLog<A> {

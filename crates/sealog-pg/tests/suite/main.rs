@@ -3,6 +3,7 @@
 //! build.
 
 mod conformance;
+mod integrity;
 mod schema;
 mod servers;
 mod tree;
