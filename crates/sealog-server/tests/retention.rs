@@ -7,20 +7,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
-use axum::Router;
-use axum::body::Body;
-use http_body_util::BodyExt;
-use sealog_ledger::{Ledger, LedgerConfig, Packs, StoreConfig, Undeclared};
-use sealog_server::keys::{KeySpec, Role};
-use sealog_server::{App, ServerConfig};
+use sealog_ledger::Packs;
+
 use sealog_testkit::files::files_holding;
-use sealog_testkit::{Api, Resp, tempdir};
+use sealog_testkit::{Api, InProcess, tempdir};
 use serde_json::{Value, json};
 use support::assert_verifies;
-use tower::ServiceExt;
 
 const CUSTOMER: &str = "cust-private-9031";
 const NAME: &str = "Ayanda Privatename";
@@ -52,103 +47,6 @@ fn brief_packs() -> Packs {
         .clone()
 }
 
-/// The whole API in process, as `sealog serve --packs` with the `brief` pack runs it.
-struct Server {
-    runtime: tokio::runtime::Runtime,
-    app: Option<App>,
-    router: Router,
-    dir: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let config = LedgerConfig {
-            store: StoreConfig::default(),
-            packs: brief_packs(),
-            undeclared: Undeclared::Quarantine,
-        };
-        let ledger = Ledger::open(dir, config).unwrap();
-        let app = runtime
-            .block_on(App::new(&ServerConfig::default(), ledger))
-            .unwrap();
-        let router = app.router();
-        Server {
-            runtime,
-            app: Some(app),
-            router,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn create_key(&self, roles: &[&str], tenant: Option<&str>, subject: Option<&str>) -> String {
-        let spec = KeySpec {
-            roles: roles.iter().map(|r| r.parse::<Role>().unwrap()).collect(),
-            tenant: tenant.map(str::to_string),
-            data_subject: subject.map(str::to_string),
-            label: None,
-        };
-        sealog_server::keys::create(&self.dir, spec, "tests")
-            .unwrap()
-            .secret
-    }
-
-    fn stop(mut self) {
-        if let Some(app) = self.app.take() {
-            self.runtime.block_on(app.close()).unwrap();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(app) = self.app.take() {
-            let _ = self.runtime.block_on(app.close());
-        }
-    }
-}
-
-impl Api for Server {
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Resp {
-        let mut req = axum::http::Request::builder().method(method).uri(path);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_vec())))
-            .unwrap();
-        let router = self.router.clone();
-        self.runtime.block_on(async move {
-            let resp = router.oneshot(req).await.unwrap();
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                    (k.as_str().to_string(), v)
-                })
-                .collect();
-            let body = resp.into_body().collect().await.unwrap().to_bytes();
-            Resp {
-                status,
-                headers,
-                body: body.to_vec(),
-            }
-        })
-    }
-}
-
 fn email(id: &str, tenant: &str, customer: &str) -> Value {
     let mut e = sealog_testkit::events::examples()
         .into_iter()
@@ -164,7 +62,7 @@ fn email(id: &str, tenant: &str, customer: &str) -> Value {
 }
 
 /// Posts events and returns their results (the request itself must succeed).
-fn post(app: &Server, key: &str, events: &[Value]) -> Vec<Value> {
+fn post(app: &InProcess, key: &str, events: &[Value]) -> Vec<Value> {
     let r = app.post_json("/v1/events", Some(key), &json!(events));
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["results"].as_array().unwrap().clone()
@@ -193,9 +91,9 @@ fn wait_past(ingested_at: &str) {
 #[test]
 fn retention_through_the_api_prunes_to_stubs_that_keep_their_proofs() {
     let dir = tempdir();
-    let app = Server::start(dir.path());
-    let admin = app.create_key(&["admin"], None, None);
-    let auditor = app.create_key(&["auditor"], None, None);
+    let app = InProcess::start_with_packs(dir.path(), brief_packs());
+    let (admin, _) = app.create_key(&["admin"], None, None);
+    let (auditor, _) = app.create_key(&["auditor"], None, None);
     let r = post(&app, &admin, &[email("m-old", "shop-za", CUSTOMER)]).remove(0);
     let seq = r["seq"].as_u64().unwrap();
 
@@ -272,8 +170,8 @@ fn retention_through_the_api_prunes_to_stubs_that_keep_their_proofs() {
 #[test]
 fn an_application_at_a_now_to_come_is_refused_and_prunes_nothing() {
     let dir = tempdir();
-    let app = Server::start(dir.path());
-    let admin = app.create_key(&["admin"], None, None);
+    let app = InProcess::start_with_packs(dir.path(), brief_packs());
+    let (admin, _) = app.create_key(&["admin"], None, None);
     let r = post(&app, &admin, &[email("m-1", "shop-za", "cust-1")]).remove(0);
     let seq = r["seq"].as_u64().unwrap();
     let minute_ahead = sealog_model::time::format_micros(now() + 60 * BRIEF);
@@ -329,11 +227,11 @@ fn an_application_at_a_now_to_come_is_refused_and_prunes_nothing() {
 #[test]
 fn a_pruned_record_out_of_a_keys_reach_answers_like_an_absent_one() {
     let dir = tempdir();
-    let app = Server::start(dir.path());
-    let admin = app.create_key(&["admin"], None, None);
-    let writer_b = app.create_key(&["writer"], Some("shop-b"), None);
-    let reader_a = app.create_key(&["reader"], Some("shop-a"), None);
-    let own_a = app.create_key(&["subject"], Some("shop-a"), Some("cust-a"));
+    let app = InProcess::start_with_packs(dir.path(), brief_packs());
+    let (admin, _) = app.create_key(&["admin"], None, None);
+    let (writer_b, _) = app.create_key(&["writer"], Some("shop-b"), None);
+    let (reader_a, _) = app.create_key(&["reader"], Some("shop-a"), None);
+    let (own_a, _) = app.create_key(&["subject"], Some("shop-a"), Some("cust-a"));
     let r = post(&app, &writer_b, &[email("m-b", "shop-b", "cust-b")]).remove(0);
     assert_eq!(r["status"], "appended", "{r}");
     let seq = r["seq"].as_u64().unwrap();
@@ -380,8 +278,8 @@ fn a_pruned_record_out_of_a_keys_reach_answers_like_an_absent_one() {
 fn due_records_interleaved_with_held_ones_are_pruned_over_several_applications() {
     const RECORDS: usize = 12_000;
     let dir = tempdir();
-    let app = Server::start(dir.path());
-    let admin = app.create_key(&["admin"], None, None);
+    let app = InProcess::start_with_packs(dir.path(), brief_packs());
+    let (admin, _) = app.create_key(&["admin"], None, None);
     let events: Vec<Value> = (0..RECORDS)
         .map(|i| email(&format!("m-{i}"), &format!("t{}", i % 2), &format!("c-{i}")))
         .collect();

@@ -47,12 +47,27 @@ impl InProcess {
     }
 
     pub fn start_with(dir: &Path, undeclared: Undeclared, config: ServerConfig) -> Self {
+        Self::start_ledger(dir, open_ledger(dir, undeclared), config)
+    }
+
+    /// As `sealog serve --packs` runs: these packs (the built-in ones and the user's), every
+    /// event checked by its type's.
+    pub fn start_with_packs(dir: &Path, packs: Packs) -> Self {
+        let config = LedgerConfig {
+            store: StoreConfig::default(),
+            packs,
+            undeclared: Undeclared::Quarantine,
+        };
+        let ledger = Ledger::open(dir, config).expect("open the ledger");
+        Self::start_ledger(dir, ledger, ServerConfig::default())
+    }
+
+    fn start_ledger(dir: &Path, ledger: Ledger, config: ServerConfig) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
-        let ledger = open_ledger(dir, undeclared);
         let app = runtime
             .block_on(App::new(&config, ledger))
             .expect("build the app");

@@ -59,6 +59,16 @@ fn order(id: &str, customer: &str) -> Value {
                  "shipping_audit": {"shipping_address": SECRETS[4]}}})
 }
 
+/// The quarantine record of the event with this id.
+fn quarantined(ledger: &Ledger, id: &str) -> Value {
+    let q = Query {
+        equals: vec![("id".into(), id.into())],
+        limit: 1,
+        ..Query::default()
+    };
+    serde_json::from_slice(&ledger.quarantine_query(&q).unwrap().records[0].1).unwrap()
+}
+
 fn assert_nowhere_in_clear(dir: &Path) {
     for s in SECRETS {
         let found = files_holding(dir, s);
@@ -121,14 +131,7 @@ fn no_personal_value_is_on_disk_in_clear_before_or_after_erasure() {
     let r = result_of(&ledger, &nobody).to_json();
     assert_eq!(r["reason_code"], "INCOMPLETE_PROVENANCE", "{r}");
     assert_eq!(r["missing_fields"], json!(["data.customer_id"]), "{r}");
-    let record = |id: &str| -> Value {
-        let q = Query {
-            equals: vec![("id".into(), id.into())],
-            limit: 1,
-            ..Query::default()
-        };
-        serde_json::from_slice(&ledger.quarantine_query(&q).unwrap().records[0].1).unwrap()
-    };
+    let record = |id: &str| quarantined(&ledger, id);
     assert_eq!(
         record("c-3")["data"]["payload_ref"],
         Value::Null,
@@ -861,14 +864,7 @@ fn personal_values_outside_declared_fields_are_kept_in_no_quarantine_payload_in_
     let customer = "cust-misnamed-88";
     let phone = "+27-82-555-0199";
     let name = "Thandi Misnamedfield";
-    let record = |id: &str| -> Value {
-        let q = Query {
-            equals: vec![("id".into(), id.into())],
-            limit: 1,
-            ..Query::default()
-        };
-        serde_json::from_slice(&ledger.quarantine_query(&q).unwrap().records[0].1).unwrap()
-    };
+    let record = |id: &str| quarantined(&ledger, id);
     // A known type whose personal values sit in fields its schema does not have.
     let mut misnamed = call("c-misnamed", customer);
     let data = misnamed["data"].as_object_mut().unwrap();
