@@ -206,6 +206,18 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<Edit>, Expect)> {
         ),
         (
             "coordination.decision",
+            "a decision time past what the table's row carries",
+            vec![Set("/data/decision_timestamp", json!("2300-01-01T00:00:00Z"))],
+            Violation("/data/decision_timestamp"),
+        ),
+        (
+            "coordination.decision",
+            "a decision time before what the table's row carries",
+            vec![Set("/data/decision_timestamp", json!("0001-01-01T00:00:00Z"))],
+            Violation("/data/decision_timestamp"),
+        ),
+        (
+            "coordination.decision",
             "no reason",
             vec![Remove("/data/reason")],
             Missing(&["data.reason"]),
