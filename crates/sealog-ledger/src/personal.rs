@@ -228,7 +228,7 @@ impl Ledger {
             // No quarantine record is appended between the keys' destruction and the search
             // for what was sealed under them; one appended after finds them destroyed.
             let _erasing = self.erasing.write().unwrap_or_else(|p| p.into_inner());
-            self.privacy.erase(&ps, &tenants)?;
+            self.privacy.erase(&ps, &tenants, e.tenant.is_none())?;
             self.payloads_sealed_for_any(&tenants, &ps)?
         };
         if !payloads.is_empty() {
@@ -364,8 +364,10 @@ impl Ledger {
                 .filter(|t| live.contains(t))
                 .cloned()
                 .collect();
-            if !left.is_empty() {
-                self.privacy.erase(ps, &left)?;
+            // An erasure of no one tenant's (its record has none) holds in every tenant.
+            let everywhere = v["tenant"].is_null() && !self.privacy.erased_everywhere(ps);
+            if !left.is_empty() || everywhere {
+                self.privacy.erase(ps, &left, everywhere)?;
             }
             // Asked of every erasure without its deletion record, whatever it announced: a
             // payload may have come in while it ran.

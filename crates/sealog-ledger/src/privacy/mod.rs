@@ -497,10 +497,15 @@ impl Privacy {
             return Ok(c);
         }
         let id: SubjectId = (tenant.to_string(), ps);
+        let everywhere = self.everywhere(ps);
         {
             let mut keys = self.lock();
             if let Some(slot) = keys.get(&id).map_err(Unsealable::Failed)? {
                 return self.in_force(&keys, &id, &slot);
+            }
+            // Erased in every tenant: a tenant it has no key in yet makes none either.
+            if let Some(Slot::Erased) = keys.get(&everywhere).map_err(Unsealable::Failed)? {
+                return Err(Unsealable::Erased);
             }
         }
         // Asked, and a key made, without the key store's lock: the question reads the index,
@@ -511,6 +516,9 @@ impl Privacy {
             Some(self.make_key(&id)?)
         };
         let mut keys = self.lock();
+        if let Some(Slot::Erased) = keys.get(&everywhere).map_err(Unsealable::Failed)? {
+            return Err(Unsealable::Erased);
+        }
         let Some((key, wrapped)) = made else {
             // Lost, unless a racing first use made the key since and sealed a record under
             // it, which is how the log came to know the subject.
@@ -796,6 +804,23 @@ impl Privacy {
             })
     }
 
+    /// The key store's entry that says `ps` was erased in every tenant: an erased slot under
+    /// a pseudonym no data subject has (a keyed hash of `ps` apart from every subject's), so
+    /// the mark needs no tenant name of its own that a real tenant could also have.
+    fn everywhere(&self, ps: [u8; 16]) -> SubjectId {
+        let mark = self.pseudonym_raw(&format!(
+            "\u{0}erased in every tenant\u{0}{}",
+            hex::encode(ps)
+        ));
+        (String::new(), mark)
+    }
+
+    /// Whether `ps` was erased in every tenant.
+    pub(crate) fn erased_everywhere(&self, ps: &str) -> bool {
+        pseudonym_bytes(ps)
+            .is_some_and(|b| matches!(self.slot(&self.everywhere(b)), Some(Slot::Erased)))
+    }
+
     pub(crate) fn is_erased(&self, tenant: &str, ps: &str) -> bool {
         pseudonym_bytes(ps)
             .is_some_and(|b| matches!(self.slot(&(tenant.to_string(), b)), Some(Slot::Erased)))
@@ -823,11 +848,19 @@ impl Privacy {
         (live, erased)
     }
 
-    /// Destroys the keys of `ps` in each of `tenants` (crypto-shredding), durably.
-    pub(crate) fn erase(&self, ps: &str, tenants: &[String]) -> Result<(), StoreError> {
+    /// Destroys the keys of `ps` in each of `tenants` (crypto-shredding), durably; with
+    /// `everywhere`, also in every tenant the subject has no key in yet, so no later event
+    /// makes one ([`Privacy::everywhere`]).
+    pub(crate) fn erase(
+        &self,
+        ps: &str,
+        tenants: &[String],
+        everywhere: bool,
+    ) -> Result<(), StoreError> {
         let b = pseudonym_bytes(ps)
             .ok_or_else(|| StoreError::InvalidArgument(format!("{ps} is not a pseudonym")))?;
-        let ids: Vec<SubjectId> = tenants.iter().map(|t| (t.clone(), b)).collect();
+        let mut ids: Vec<SubjectId> = tenants.iter().map(|t| (t.clone(), b)).collect();
+        ids.extend(everywhere.then(|| self.everywhere(b)));
         let mut keys = self.lock();
         // Forgotten before the store marks them erased, under its lock: a writer thread that
         // misses the opened key waits for this lock and then finds the subject erased.

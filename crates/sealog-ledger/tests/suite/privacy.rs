@@ -904,3 +904,60 @@ fn personal_values_outside_declared_fields_are_kept_in_no_quarantine_payload_in_
     assert_eq!(ledger.quarantine_payload(&sealed_ref).unwrap(), None);
     ledger.close().unwrap();
 }
+
+/// An erasure named for no one tenant holds in every tenant, those the subject appears in
+/// only later too: no later event brings their values back under a key nobody asked for. One
+/// named for a tenant holds there alone.
+#[test]
+fn an_erasure_of_every_tenant_holds_in_tenants_the_subject_reaches_later() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = open(tmp.path());
+    let in_tenant = |id: &str, customer: &str, tenant: Option<&str>| {
+        let mut e = email(id, customer);
+        match tenant {
+            Some(t) => e["tenant"] = json!(t),
+            None => {
+                e.as_object_mut().unwrap().remove("tenant");
+            }
+        }
+        result_of(&ledger, &e).to_json()
+    };
+    for (id, tenant) in [("a1", "tA"), ("b1", "tB")] {
+        assert_eq!(
+            in_tenant(id, "cust-everywhere", Some(tenant))["status"],
+            "appended"
+        );
+    }
+    assert_eq!(
+        in_tenant("k1", "cust-kept", Some("tA"))["status"],
+        "appended"
+    );
+    let done = ledger.erase(&erasure("cust-everywhere", None)).unwrap();
+    assert_eq!(done.tenants, ["tA", "tB"]);
+    let erased_reason = |r: &Value| r["reason_code"].clone();
+    for (id, tenant) in [("a2", Some("tA")), ("c1", Some("tC")), ("n1", None)] {
+        let r = in_tenant(id, "cust-everywhere", tenant);
+        assert_eq!(erased_reason(&r), "DATA_SUBJECT_ERASED", "{tenant:?}: {r}");
+    }
+    // Others are untouched, in the new tenant too.
+    assert_eq!(
+        in_tenant("k2", "cust-kept", Some("tC"))["status"],
+        "appended"
+    );
+    // A tenant's own erasure holds there alone.
+    ledger.erase(&erasure("cust-kept", Some("tA"))).unwrap();
+    let r = in_tenant("k3", "cust-kept", Some("tA"));
+    assert_eq!(erased_reason(&r), "DATA_SUBJECT_ERASED", "{r}");
+    assert_eq!(
+        in_tenant("k4", "cust-kept", Some("tD"))["status"],
+        "appended"
+    );
+    // The mark survives reopening.
+    ledger.close().unwrap();
+    let ledger = open(tmp.path());
+    let mut e = email("d1", "cust-everywhere");
+    e["tenant"] = json!("tD");
+    let r = result_of(&ledger, &e).to_json();
+    assert_eq!(r["reason_code"], "DATA_SUBJECT_ERASED", "{r}");
+    ledger.close().unwrap();
+}
