@@ -126,32 +126,40 @@ pub enum Ack {
 impl Ack {
     /// Reads one entry of the server's `results`.
     pub(crate) fn from_result(r: &serde_json::Value) -> Result<Ack, Error> {
-        let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+        let malformed = || Error::Protocol(format!("a malformed result: {r}"));
+        let s = |k: &str| r[k].as_str().map(str::to_string).ok_or_else(malformed);
         match r["status"].as_str() {
-            Some("appended") | Some("duplicate") => {
-                let seq = r["seq"]
-                    .as_u64()
-                    .ok_or_else(|| Error::Protocol(format!("a result without seq: {r}")))?;
-                let record_id = s("record_id");
-                Ok(if r["status"] == "appended" {
+            Some(status @ ("appended" | "duplicate")) => {
+                let seq = r["seq"].as_u64().ok_or_else(malformed)?;
+                let record_id = s("record_id")?;
+                Ok(if status == "appended" {
                     Ack::Appended { seq, record_id }
                 } else {
                     Ack::Duplicate { seq, record_id }
                 })
             }
             Some("quarantined") => Ok(Ack::Quarantined {
-                quarantine_id: s("quarantine_id"),
-                reason_code: s("reason_code"),
+                quarantine_id: s("quarantine_id")?,
+                reason_code: s("reason_code")?,
             }),
-            Some("rejected") => Err(Error::Rejected {
-                code: r["error"]["code"].as_str().unwrap_or_default().to_string(),
-                message: r["error"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            }),
+            Some("rejected") => {
+                let e = &r["error"];
+                match (e["code"].as_str(), e["message"].as_str()) {
+                    (Some(code), Some(message)) => Err(Error::Rejected {
+                        code: code.to_string(),
+                        message: message.to_string(),
+                    }),
+                    _ => Err(malformed()),
+                }
+            }
             _ => Err(Error::Protocol(format!("an unknown result: {r}"))),
         }
+    }
+
+    /// Whether `r` is one of the results the API promises, whatever it says of its event:
+    /// an answer with any other is no answer, and its events are sent again or spooled.
+    pub(crate) fn well_formed(r: &serde_json::Value) -> bool {
+        !matches!(Ack::from_result(r), Err(Error::Protocol(_)))
     }
 }
 

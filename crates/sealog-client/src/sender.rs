@@ -505,6 +505,7 @@ fn post(
     if matches!(reply.status, 200 | 403 | 413 | 422)
         && let Ok(a) = serde_json::from_slice::<Answer>(&reply.body)
         && a.results.len() == events.len()
+        && a.results.iter().all(Ack::well_formed)
     {
         return Ok(a.results);
     }

@@ -228,6 +228,50 @@ fn server_errors_and_throttling_get_one_retry_then_the_spool() {
     assert!(seqs.values().all(|s| s.len() == 1));
 }
 
+/// A 200 whose results are not what the API promises is no answer: its events are sent
+/// again, then spooled, never counted as refused and dropped.
+#[test]
+fn an_answer_with_malformed_results_is_a_failed_request_and_loses_no_event() {
+    let (tmp, c, key) = log_with_writer();
+    let server = serve(&c, "127.0.0.1:0");
+    let bodies = [
+        r#"{"results":[null]}"#,
+        r#"{"results":[1]}"#,
+        r#"{"results":[{"status":"appended"}]}"#,
+        r#"{"results":[{"status":"rejected"}]}"#,
+        r#"{"results":[{"status":"deferred"}]}"#,
+    ];
+    for (k, body) in bodies.into_iter().enumerate() {
+        let proxy = FaultProxy::start(
+            server.addr,
+            Mode::Paths(vec![("POST /v1/events".into(), 200, body.into())]),
+        );
+        let spool = tmp.path().join(format!("spool-malformed-{k}"));
+        let mut cfg = config(&proxy.url(), &key, &spool);
+        cfg.backoff_max = Duration::from_secs(3600);
+        cfg.batch_max_events = 1;
+        let emitter = Emitter::new(cfg).unwrap();
+        emitter.emit(event(&format!("malformed-{k}")));
+        eventually("the event is spooled", || emitter.stats().spooled == 1);
+        let s = emitter.stats();
+        assert_eq!(
+            (s.failures, s.acknowledged, s.rejected),
+            (2, 0, 0),
+            "{body}: {s:?}"
+        );
+        drop(emitter);
+        proxy.set(Mode::Forward);
+        let emitter = start_emitter(&proxy.url(), &key, &spool);
+        assert!(emitter.flush(DEADLINE), "{body}: {:?}", emitter.stats());
+        let s = emitter.close(DEADLINE);
+        assert_eq!((s.replayed, s.appended), (1, 1), "{body}: {s:?}");
+    }
+    server.stop();
+    let seqs = seqs_by_id(&c);
+    assert_eq!(seqs.len(), bodies.len());
+    assert!(seqs.values().all(|s| s.len() == 1));
+}
+
 #[test]
 fn a_dropped_emitter_frees_its_spool_even_with_its_sender_stuck_in_a_request() {
     let (tmp, c, key) = log_with_writer();
