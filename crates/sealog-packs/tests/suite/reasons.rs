@@ -207,13 +207,19 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<Edit>, Expect)> {
         (
             "coordination.decision",
             "a decision time past what the table's row carries",
-            vec![Set("/data/decision_timestamp", json!("2300-01-01T00:00:00Z"))],
+            vec![Set(
+                "/data/decision_timestamp",
+                json!("2300-01-01T00:00:00Z"),
+            )],
             Violation("/data/decision_timestamp"),
         ),
         (
             "coordination.decision",
             "a decision time before what the table's row carries",
-            vec![Set("/data/decision_timestamp", json!("0001-01-01T00:00:00Z"))],
+            vec![Set(
+                "/data/decision_timestamp",
+                json!("0001-01-01T00:00:00Z"),
+            )],
             Violation("/data/decision_timestamp"),
         ),
         (
