@@ -1139,7 +1139,7 @@ mod tests {
                 scope.spawn(|| {
                     start.wait();
                     privacy
-                        .erase(&pseudonym_text(&ps), &["t".to_string()])
+                        .erase(&pseudonym_text(&ps), &["t".to_string()], false)
                         .expect("erased");
                 });
             });
