@@ -52,18 +52,7 @@ impl Ledger {
         let prepared = records
             .into_iter()
             .map(|(id, event_type, tenant, data)| {
-                let mut event = json!({
-                    "specversion": "1.0",
-                    "id": id,
-                    "source": act.source,
-                    "type": event_type,
-                    "time": act.time,
-                    "actor": act.actor,
-                    "data": data,
-                });
-                if let Some(t) = tenant {
-                    event["tenant"] = json!(t);
-                }
+                let event = own_event(act, &id, &event_type, tenant.as_deref(), data);
                 self.prepare_value(&event, &Author::Sealog)
             })
             .collect();
@@ -105,4 +94,27 @@ impl Ledger {
             }
         }
     }
+}
+
+/// The event one of Sealog's own records is made of, by `act`.
+pub(crate) fn own_event(
+    act: &Act<'_>,
+    id: &str,
+    event_type: &str,
+    tenant: Option<&str>,
+    data: Value,
+) -> Value {
+    let mut event = json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": act.source,
+        "type": event_type,
+        "time": act.time,
+        "actor": act.actor,
+        "data": data,
+    });
+    if let Some(t) = tenant {
+        event["tenant"] = json!(t);
+    }
+    event
 }

@@ -156,6 +156,11 @@ impl Plan {
         self.payloads.iter().flatten().cloned().collect()
     }
 
+    /// How many of the records it prunes name a payload, which goes with them.
+    fn payloads_deleted(&self) -> usize {
+        self.payloads.iter().flatten().count()
+    }
+
     fn note(&mut self, log: &'static str, ty: &str, retention: &str, ingested_ns: i64, held: bool) {
         let d = self.due.entry(ty.to_string()).or_insert_with(|| Due {
             log,
@@ -323,7 +328,7 @@ impl Ledger {
         let stand_in = "0".repeat(64);
         Plan::fit(&mut canonical, &mut quarantine, |c, q| {
             let data = record_data(&now_text, &policy, c, q, [&stand_in, &stand_in]);
-            record_len(act, &record_id_text(&now_text, &stand_in), &data)
+            record_len(act, &record_id_text(&now_text, &stand_in), data)
         });
         let mut out = report(now, dry_run, &canonical, &quarantine);
         if dry_run {
@@ -573,7 +578,7 @@ fn record_data(
             "ranges": ranges(quarantine.prune.iter().map(|p| p.seq)),
             "pruned": quarantine.prune.len(),
             "stubs_sha256": digests[1],
-            "payloads_deleted": quarantine.payloads.iter().flatten().count(),
+            "payloads_deleted": quarantine.payloads_deleted(),
         },
     })
 }
@@ -581,16 +586,8 @@ fn record_data(
 /// The longest the record [`Ledger::append_own`] makes of `data` can be: its event as that
 /// builds it, with the server's fields at their longest, as the limit is checked. An event
 /// that cannot be written canonically measures nothing here; its append says why.
-fn record_len(act: &Act<'_>, id: &str, data: &Value) -> usize {
-    let event = json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": act.source,
-        "type": RETENTION_APPLIED_TYPE,
-        "time": act.time,
-        "actor": act.actor,
-        "data": data,
-    });
+fn record_len(act: &Act<'_>, id: &str, data: Value) -> usize {
+    let event = crate::own::own_event(act, id, RETENTION_APPLIED_TYPE, None, data);
     Canonical::of_event(&Json::from_value(&event)).map_or(0, |c| c.record_len_max())
 }
 
@@ -607,7 +604,7 @@ fn report(now: i64, dry_run: bool, canonical: &Plan, quarantine: &Plan) -> Reten
         pruned: canonical.prune.len() as u64,
         quarantine_pruned: quarantine.prune.len() as u64,
         held: canonical.held + quarantine.held,
-        payloads_deleted: quarantine.payloads.iter().flatten().count() as u64,
+        payloads_deleted: quarantine.payloads_deleted() as u64,
         seq: None,
         record_id: None,
         more: canonical.more || quarantine.more,
@@ -680,7 +677,7 @@ mod tests {
             record_len(
                 &act(),
                 &record_id_text("2026-01-01T00:00:00.000000Z", &digest),
-                &data,
+                data,
             )
         };
         assert!(len(&canonical, &quarantine) > 2 * RECORD_BYTES_MAX);
@@ -724,7 +721,7 @@ mod tests {
         let now = "2026-01-01T00:00:00.000000Z";
         let data = record_data(now, &policy, &plan, &plan, [&digest; 2]);
         let id = record_id_text(now, &digest);
-        let measured = record_len(&act(), &id, &data);
+        let measured = record_len(&act(), &id, data.clone());
         let (seq, _) = ledger
             .append_own(id, RETENTION_APPLIED_TYPE, &act(), None, data)
             .unwrap()
