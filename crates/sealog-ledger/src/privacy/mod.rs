@@ -497,17 +497,19 @@ impl Privacy {
             return Ok(c);
         }
         let id: SubjectId = (tenant.to_string(), ps);
-        let everywhere = self.everywhere(ps);
-        {
+        let everywhere = {
             let mut keys = self.lock();
             if let Some(slot) = keys.get(&id).map_err(Unsealable::Failed)? {
                 return self.in_force(&keys, &id, &slot);
             }
-            // Erased in every tenant: a tenant it has no key in yet makes none either.
+            // Erased in every tenant: a tenant it has no key in yet makes none either. Only
+            // a first use asks, so a subject's every later event hashes no mark.
+            let everywhere = self.everywhere(ps);
             if let Some(Slot::Erased) = keys.get(&everywhere).map_err(Unsealable::Failed)? {
                 return Err(Unsealable::Erased);
             }
-        }
+            everywhere
+        };
         // Asked, and a key made, without the key store's lock: the question reads the index,
         // which may wait on the disk, and other subjects' keys are found meanwhile.
         let made = if knows().map_err(Unsealable::Failed)? {
