@@ -9,13 +9,13 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use sealog_packs::{CheckRule, Deadline, Done};
+use sealog_packs::{CheckRule, Deadline};
 
 use crate::CheckError;
 use crate::finding::Finding;
 use crate::run::Window;
 use crate::subject_rules::{exists, pointer_fields, referred};
-use crate::subjects::{Reader, State, SubjectKey};
+use crate::subjects::{Reader, SubjectKey};
 
 /// The subjects with a record of `types` whose window (`within` from its event time) closed
 /// since the last run, whose deadline (`early`, when it starts before the event time) did, or
@@ -73,16 +73,6 @@ fn started_early(
     Ok(out)
 }
 
-fn met(state: &State, done: &Done) -> bool {
-    match (state.field(&done.field), &done.equals) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(v), Some(want)) => {
-            v == want || matches!((v, want), (Value::String(a), Value::String(b)) if a == b)
-        }
-    }
-}
-
 pub(crate) fn deadline(
     rule: &CheckRule,
     deadline: &Deadline,
@@ -104,7 +94,11 @@ pub(crate) fn deadline(
         if due > w.now {
             continue;
         }
-        if !met(&r.state_at(&key, due)?, &deadline.done) {
+        let state = r.state_at(&key, due)?;
+        if !deadline
+            .done
+            .met_by(state.0.get("state").unwrap_or(&Value::Null))
+        {
             out.push(Finding::about(rule, &key, vec![first]));
         }
     }

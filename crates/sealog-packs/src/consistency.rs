@@ -166,6 +166,21 @@ pub struct Done {
     pub equals: Option<Value>,
 }
 
+impl Done {
+    /// Whether a subject's state fields (a rebuilt state's `state`) say the obligation is
+    /// done: the one reading the check and the reports both judge by.
+    pub fn met_by(&self, fields: &Value) -> bool {
+        match (
+            fields.get(&self.field).filter(|v| !v.is_null()),
+            &self.equals,
+        ) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(v), Some(want)) => v == want,
+        }
+    }
+}
+
 /// An obligation with a time limit: `done` within `within` of when the subject's first record
 /// says it started. The rule is the one definition of that start: the check judges it and the
 /// reports list it, and the two must never disagree about when a request fell due.

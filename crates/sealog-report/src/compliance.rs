@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use sealog_ledger::{Ledger, Log, Packs, Sight, StateError, StateQuery};
 use sealog_model::time::{format_micros, parse_rfc3339};
-use sealog_packs::{CheckKind, Deadline, Done};
+use sealog_packs::{CheckKind, Deadline};
 
 use crate::{ReportError, Section, Window};
 
@@ -262,7 +262,7 @@ pub(crate) fn popia(
             continue;
         };
         let due = requested.saturating_add(rule.deadline.within_ns);
-        let completed = if done(st, &rule.deadline.done) {
+        let completed = if rule.deadline.done.met_by(st) {
             Some(completion(ledger, listed, filters, (size, due), &rule)?)
         } else {
             None
@@ -328,18 +328,6 @@ pub(crate) fn popia(
     ])
 }
 
-/// Whether a subject's state meets a deadline rule's `done` (as `sealog check` reads it).
-fn done(state: &Value, done: &Done) -> bool {
-    match (
-        state.get(&done.field).filter(|v| !v.is_null()),
-        &done.equals,
-    ) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(v), Some(want)) => v == want,
-    }
-}
-
 /// When a completed request was completed, and whether by `due`. On time means what the
 /// check means: the state as of `due` on the event clock was already done. The moment shown
 /// is the request's own `actual_completion`, or else the event time of the first record after
@@ -366,7 +354,7 @@ fn completion(
     )?;
     let in_time = at_due
         .get("state")
-        .is_some_and(|s| done(s, &rule.deadline.done));
+        .is_some_and(|s| rule.deadline.done.met_by(s));
     if let Some(t) = time_of(&listed.state, "actual_completion") {
         return Ok((t, in_time));
     }
@@ -378,7 +366,7 @@ fn completion(
         .flatten()
         .find(|step| {
             step.get("state")
-                .is_some_and(|s| done(s, &rule.deadline.done))
+                .is_some_and(|s| rule.deadline.done.met_by(s))
         })
         .and_then(|step| time_of(&step["record"], "time"));
     Ok((first_done.unwrap_or(due), in_time))
